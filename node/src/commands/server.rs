@@ -1,0 +1,557 @@
+//! Server commands: COMMAND (generated from the command table), INFO, CONFIG,
+//! DBSIZE, FLUSHDB, FLUSHALL, TIME, SHUTDOWN, LASTSAVE, ROLE.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+
+use super::{cmd, flag::*, CommandSpec, ConnCmd, Exec};
+use crate::error::{CmdError, CmdResult};
+use crate::resp::Out;
+use crate::server::conn::Conn;
+use crate::shard::{broadcast, ShardStats};
+use crate::util::{eq_ic, now_ms};
+
+const SRV: &[&str] = &["admin", "slow", "dangerous"];
+const CONN: &[&str] = &["connection"];
+const KS: &[&str] = &["keyspace"];
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd(
+        "command",
+        -1,
+        LOADING | STALE,
+        (0, 0, 0),
+        CONN,
+        "server",
+        "Returns detailed information about all commands.",
+        Exec::Conn(ConnCmd::Command),
+    ),
+    cmd(
+        "info",
+        -1,
+        LOADING | STALE,
+        (0, 0, 0),
+        &["slow", "dangerous"],
+        "server",
+        "Returns information and statistics about the server.",
+        Exec::Conn(ConnCmd::Info),
+    ),
+    cmd(
+        "config",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        SRV,
+        "server",
+        "A container for server configuration commands.",
+        Exec::Conn(ConnCmd::Config),
+    ),
+    cmd("dbsize", 1, READONLY | FAST, (0, 0, 0), KS, "server", "Returns the number of keys in the database.", Exec::Conn(ConnCmd::DbSize)),
+    cmd(
+        "flushdb",
+        -1,
+        WRITE,
+        (0, 0, 0),
+        &["keyspace", "write", "slow", "dangerous"],
+        "server",
+        "Remove all keys from the current database.",
+        Exec::Conn(ConnCmd::FlushDb),
+    ),
+    cmd(
+        "flushall",
+        -1,
+        WRITE,
+        (0, 0, 0),
+        &["keyspace", "write", "slow", "dangerous"],
+        "server",
+        "Removes all keys from all databases.",
+        Exec::Conn(ConnCmd::FlushAll),
+    ),
+    cmd("time", 1, LOADING | STALE | FAST, (0, 0, 0), &["fast"], "server", "Returns the server time.", Exec::Conn(ConnCmd::Time)),
+    cmd(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_AUTH,
+        (0, 0, 0),
+        SRV,
+        "server",
+        "Synchronously saves the database(s) to disk and shuts down the Redis server.",
+        Exec::Conn(ConnCmd::Shutdown),
+    ),
+    cmd(
+        "lastsave",
+        1,
+        LOADING | STALE | FAST,
+        (0, 0, 0),
+        &["admin", "fast", "dangerous"],
+        "server",
+        "Returns the Unix timestamp of the last successful save to disk.",
+        Exec::Conn(ConnCmd::Lastsave),
+    ),
+    cmd(
+        "role",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST,
+        (0, 0, 0),
+        &["admin", "fast", "dangerous"],
+        "server",
+        "Returns the replication role.",
+        Exec::Conn(ConnCmd::Role),
+    ),
+];
+
+fn write_spec(out: &mut Out, c: &CommandSpec) {
+    out.array(10);
+    out.bulk(c.name.as_bytes());
+    out.int(c.arity as i64);
+    let flags: Vec<&str> = NAMES.iter().filter(|(f, _)| c.flags & f != 0).map(|(_, n)| *n).collect();
+    out.set(flags.len());
+    for f in flags {
+        out.simple(f);
+    }
+    out.int(c.first_key as i64);
+    out.int(c.last_key as i64);
+    out.int(c.step as i64);
+    out.set(c.acl.len());
+    for a in c.acl {
+        out.simple(&format!("@{a}"));
+    }
+    out.array(0); // tips
+    if c.first_key > 0 {
+        out.array(1);
+        out.map(4);
+        out.bulk(b"flags");
+        out.array(1);
+        out.simple(if c.has_flag(WRITE) { "RW" } else { "RO" });
+        out.bulk(b"begin_search");
+        out.map(2);
+        out.bulk(b"type");
+        out.bulk(b"index");
+        out.bulk(b"spec");
+        out.map(1);
+        out.bulk(b"index");
+        out.int(c.first_key as i64);
+        out.bulk(b"find_keys");
+        out.map(2);
+        out.bulk(b"type");
+        out.bulk(b"range");
+        out.bulk(b"spec");
+        out.map(3);
+        out.bulk(b"lastkey");
+        out.int(if c.last_key < 0 { c.last_key as i64 } else { (c.last_key - c.first_key) as i64 });
+        out.bulk(b"keystep");
+        out.int(c.step as i64);
+        out.bulk(b"limit");
+        out.int(0);
+        out.bulk(b"flags");
+        out.array(0);
+    } else {
+        out.array(0);
+    }
+    out.array(0); // subcommands
+}
+
+pub fn command(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let out = &mut conn.out;
+    if args.len() == 1 {
+        let all: Vec<_> = super::all().collect();
+        out.array(all.len());
+        for c in all {
+            write_spec(out, c);
+        }
+        return Ok(());
+    }
+    let sub = args[1].to_ascii_uppercase();
+    match sub.as_slice() {
+        b"COUNT" => out.int(super::count() as i64),
+        b"INFO" => {
+            if args.len() == 2 {
+                let all: Vec<_> = super::all().collect();
+                out.array(all.len());
+                for c in all {
+                    write_spec(out, c);
+                }
+            } else {
+                out.array(args.len() - 2);
+                for name in &args[2..] {
+                    match super::lookup(name) {
+                        Some(c) => write_spec(out, c),
+                        None => out.nil_array(),
+                    }
+                }
+            }
+        }
+        b"DOCS" => {
+            let specs: Vec<&CommandSpec> =
+                if args.len() == 2 { super::all().collect() } else { args[2..].iter().filter_map(|n| super::lookup(n)).collect() };
+            out.map(specs.len());
+            for c in specs {
+                out.bulk(c.name.as_bytes());
+                out.map(3);
+                out.bulk(b"summary");
+                out.bulk(c.summary.as_bytes());
+                out.bulk(b"since");
+                out.bulk(b"1.0.0");
+                out.bulk(b"group");
+                out.bulk(c.group.as_bytes());
+            }
+        }
+        b"LIST" => {
+            let mut names: Vec<&str> = super::all().map(|c| c.name).collect();
+            if args.len() > 2 {
+                if args.len() != 5 || !eq_ic(&args[2], "FILTERBY") {
+                    return Err(CmdError::Syntax);
+                }
+                let v = &args[4];
+                if eq_ic(&args[3], "PATTERN") {
+                    names.retain(|n| crate::util::glob_match(v, n.as_bytes(), true));
+                } else if eq_ic(&args[3], "ACLCAT") {
+                    let cat = String::from_utf8_lossy(v).to_ascii_lowercase();
+                    names.retain(|n| super::lookup(n.as_bytes()).is_some_and(|c| c.acl.contains(&cat.as_str())));
+                } else if eq_ic(&args[3], "MODULE") {
+                    names.clear();
+                } else {
+                    return Err(CmdError::Syntax);
+                }
+            }
+            out.array(names.len());
+            for n in names {
+                out.bulk(n.as_bytes());
+            }
+        }
+        b"GETKEYS" | b"GETKEYSANDFLAGS" => {
+            if args.len() < 3 {
+                return Err(CmdError::err(format!(
+                    "wrong number of arguments for 'command|{}' command",
+                    String::from_utf8_lossy(&args[1]).to_lowercase()
+                )));
+            }
+            let Some(c) = super::lookup(&args[2]) else {
+                return Err(CmdError::err("Invalid command specified"));
+            };
+            let sub = &args[2..];
+            if !c.arity_ok(sub.len()) {
+                return Err(CmdError::err("Invalid number of arguments specified for command"));
+            }
+            let keys: Vec<usize> = c.key_indices(sub.len()).collect();
+            if keys.is_empty() {
+                return Err(CmdError::err("The command has no key arguments"));
+            }
+            let with_flags = sub_is(&args[1], "GETKEYSANDFLAGS");
+            out.array(keys.len());
+            for k in keys {
+                if with_flags {
+                    out.array(2);
+                    out.bulk(&sub[k]);
+                    out.array(1);
+                    out.simple(if c.has_flag(WRITE) { "RW" } else { "RO" });
+                } else {
+                    out.bulk(&sub[k]);
+                }
+            }
+        }
+        b"HELP" => {
+            let lines = [
+                "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "(no subcommand)",
+                "    Return details about all commands.",
+                "COUNT",
+                "    Return the total number of commands in this server.",
+                "LIST",
+                "    Return a list of all commands in this server.",
+                "INFO [<command-name> ...]",
+                "    Return details about multiple commands.",
+                "DOCS [<command-name> ...]",
+                "    Return documentation details about multiple commands.",
+                "GETKEYS <full-command>",
+                "    Return the keys from a full command.",
+                "GETKEYSANDFLAGS <full-command>",
+                "    Return the keys and the access flags from a full command.",
+                "HELP",
+                "    Print this help.",
+            ];
+            out.array(lines.len());
+            for l in lines {
+                out.simple(l);
+            }
+        }
+        _ => return Err(CmdError::UnknownSubcommand { cmd: "COMMAND".into(), sub: String::from_utf8_lossy(&args[1]).into_owned() }),
+    }
+    Ok(())
+}
+
+fn sub_is(a: &[u8], w: &str) -> bool {
+    eq_ic(a, w)
+}
+
+/// Per-shard figures gathered for INFO.
+struct ShardInfo {
+    stats: ShardStats,
+    /// (keys, keys with a TTL) per database.
+    dbs: Vec<(usize, usize)>,
+}
+
+pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let shards = broadcast(&conn.engine, &conn.local, |sh| {
+        let n = sh.db_count();
+        let dbs = (0..n).map(|i| sh.db_if_exists(i).map(|d| (d.len(), d.volatile_len())).unwrap_or((0, 0))).collect();
+        ShardInfo { stats: sh.stats, dbs }
+    })
+    .await;
+    let wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
+    let want = |s: &str| all || wanted.iter().any(|w| w == s);
+    let e = &conn.engine;
+    let st = &e.stats;
+    let now = now_ms();
+    let uptime = now.saturating_sub(st.start_ms.load(Relaxed)) / 1000;
+    let mut text = String::new();
+    use std::fmt::Write;
+    if want("server") {
+        let _ = write!(
+            text,
+            "# Server\r\nredis_version:{}\r\ndamselfly_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:{}\r\nshards:{}\r\n\r\n",
+            crate::REDIS_VERSION,
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::process::id(),
+            run_id(),
+            e.cfg.port,
+            now * 1000,
+            uptime,
+            uptime / 86400,
+            std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            e.nshards(),
+        );
+    }
+    if want("clients") {
+        let _ = write!(
+            text,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\n\r\n",
+            st.connected_clients.load(Relaxed),
+            e.cfg.maxclients.load(Relaxed)
+        );
+    }
+    if want("memory") {
+        let used = crate::alloc::used_memory();
+        let rss = crate::alloc::rss();
+        let maxmem = e.cfg.maxmemory.load(Relaxed);
+        let _ = write!(
+            text,
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\n\r\n",
+            human(used),
+            human(rss),
+            human(maxmem),
+            if used > 0 { rss as f64 / used as f64 } else { 0.0 },
+        );
+    }
+    if want("persistence") {
+        text.push_str("# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\n\r\n");
+    }
+    if want("stats") {
+        let sum = |f: fn(&ShardStats) -> u64| shards.iter().map(|s| f(&s.stats)).sum::<u64>();
+        let _ = write!(
+            text,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\r\n",
+            st.total_connections.load(Relaxed),
+            st.total_commands.load(Relaxed),
+            st.net_input_bytes.load(Relaxed),
+            st.net_output_bytes.load(Relaxed),
+            st.rejected_connections.load(Relaxed),
+            sum(|s| s.expired_keys),
+            sum(|s| s.keyspace_hits),
+            sum(|s| s.keyspace_misses),
+        );
+    }
+    if want("replication") {
+        text.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n");
+    }
+    if want("cpu") {
+        let (user, sys) = cpu_times();
+        let _ = write!(text, "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n\r\n");
+    }
+    if want("keyspace") {
+        text.push_str("# Keyspace\r\n");
+        let ndb = conn.engine.cfg.databases;
+        for db in 0..ndb {
+            let (keys, expires) = shards.iter().fold((0, 0), |acc, s| {
+                let (k, x) = s.dbs.get(db).copied().unwrap_or((0, 0));
+                (acc.0 + k, acc.1 + x)
+            });
+            if keys > 0 {
+                let _ = write!(text, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+            }
+        }
+        text.push_str("\r\n");
+    }
+    while text.ends_with("\r\n\r\n") {
+        text.truncate(text.len() - 2);
+    }
+    conn.out.verbatim(&text);
+    Ok(())
+}
+
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| (0..40).map(|_| format!("{:x}", rand::random_range(0..16u8))).collect())
+}
+
+fn human(n: u64) -> String {
+    let f = n as f64;
+    if f >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}G", f / (1024.0 * 1024.0 * 1024.0))
+    } else if f >= 1024.0 * 1024.0 {
+        format!("{:.2}M", f / (1024.0 * 1024.0))
+    } else if f >= 1024.0 {
+        format!("{:.2}K", f / 1024.0)
+    } else {
+        format!("{n}B")
+    }
+}
+
+fn cpu_times() -> (f64, f64) {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return (0.0, 0.0);
+    }
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(ru.ru_utime), t(ru.ru_stime))
+}
+
+pub fn config(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let sub = args[1].to_ascii_uppercase();
+    let cfg = &conn.engine.cfg;
+    match sub.as_slice() {
+        b"GET" => {
+            if args.len() < 3 {
+                return Err(CmdError::err("wrong number of arguments for 'config|get' command"));
+            }
+            let mut found: Vec<(String, String)> = Vec::new();
+            for pat in &args[2..] {
+                for kv in cfg.get(pat) {
+                    if !found.contains(&kv) {
+                        found.push(kv);
+                    }
+                }
+            }
+            conn.out.map(found.len());
+            for (k, v) in found {
+                conn.out.bulk(k.as_bytes());
+                conn.out.bulk(v.as_bytes());
+            }
+        }
+        b"SET" => {
+            if args.len() < 4 || !args.len().is_multiple_of(2) {
+                return Err(CmdError::err("wrong number of arguments for 'config|set' command"));
+            }
+            for pair in args[2..].chunks_exact(2) {
+                let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+                let value = String::from_utf8_lossy(&pair[1]).into_owned();
+                cfg.set(&name, &value).map_err(|e| match e {
+                    crate::config::ConfigError::Unknown(n) => {
+                        CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{n}'"))
+                    }
+                    other => CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {other}")),
+                })?;
+            }
+            conn.out.ok();
+        }
+        b"RESETSTAT" => {
+            if args.len() != 2 {
+                return Err(CmdError::err("wrong number of arguments for 'config|resetstat' command"));
+            }
+            let st = &conn.engine.stats;
+            for c in [&st.total_commands, &st.total_connections, &st.rejected_connections, &st.net_input_bytes, &st.net_output_bytes] {
+                c.store(0, Relaxed);
+            }
+            conn.out.ok();
+        }
+        b"HELP" => {
+            let lines = [
+                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Set the configuration <directive> to <value>.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
+                "HELP",
+                "    Print this help.",
+            ];
+            conn.out.array(lines.len());
+            for l in lines {
+                conn.out.simple(l);
+            }
+        }
+        _ => return Err(CmdError::UnknownSubcommand { cmd: "CONFIG".into(), sub: String::from_utf8_lossy(&args[1]).into_owned() }),
+    }
+    Ok(())
+}
+
+pub async fn dbsize(conn: &mut Conn) -> CmdResult {
+    let db = conn.db;
+    let n: usize =
+        broadcast(&conn.engine, &conn.local, move |sh| sh.db_if_exists(db).map(|d| d.len()).unwrap_or(0)).await.into_iter().sum();
+    conn.out.int(n as i64);
+    Ok(())
+}
+
+pub async fn flush(conn: &mut Conn, args: &[Bytes], all: bool) -> CmdResult {
+    match args.len() {
+        1 => {}
+        2 if eq_ic(&args[1], "SYNC") || eq_ic(&args[1], "ASYNC") => {}
+        _ => return Err(CmdError::Syntax),
+    }
+    let db = conn.db;
+    // All shards are locked together so no client sees a half-flushed keyspace.
+    let mut tx = crate::shard::tx::Tx::new(&conn.engine, &conn.local);
+    for s in 0..conn.engine.nshards() {
+        tx.lock_and_run(s, move |sh| if all { sh.flush_all() } else { sh.flush_db(db) }).await;
+    }
+    tx.finish();
+    conn.out.ok();
+    Ok(())
+}
+
+pub fn time(conn: &mut Conn) -> CmdResult {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    conn.out.array(2);
+    conn.out.bulk_int(now.as_secs() as i64);
+    conn.out.bulk_int(now.subsec_micros() as i64);
+    Ok(())
+}
+
+pub fn shutdown(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    for a in &args[1..] {
+        if !["NOSAVE", "SAVE", "NOW", "FORCE", "ABORT"].iter().any(|w| eq_ic(a, w)) {
+            return Err(CmdError::Syntax);
+        }
+        if eq_ic(a, "ABORT") {
+            return Err(CmdError::err("No shutdown in progress."));
+        }
+    }
+    if !conn.authed {
+        return Err(CmdError::NoAuth);
+    }
+    // Nothing is persisted yet, so there is nothing to save: stop now. Like
+    // Redis, the client gets no reply; its connection closes.
+    conn.engine.shutdown.notify_one();
+    conn.closing = true;
+    Ok(())
+}
+
+pub fn lastsave(conn: &mut Conn) -> CmdResult {
+    conn.out.int((conn.engine.stats.start_ms.load(Relaxed) / 1000) as i64);
+    Ok(())
+}
+
+pub fn role(conn: &mut Conn) -> CmdResult {
+    conn.out.array(3);
+    conn.out.bulk(b"master");
+    conn.out.int(0);
+    conn.out.array(0);
+    Ok(())
+}

@@ -1,0 +1,684 @@
+//! String commands: SET and its variants, GET family, counters, ranges,
+//! and the multi-key MGET/MSET/MSETNX.
+
+use bytes::Bytes;
+
+use super::{cmd, flag::*, Combine, CommandSpec, ConnCmd, Ctx, Exec};
+use crate::error::{CmdError, CmdResult};
+use crate::resp::reply::format_double;
+use crate::resp::Out;
+use crate::store::value::canonical_int;
+use crate::store::{Db, Value};
+use crate::util::{eq_ic, parse_f64, parse_i64};
+
+const S: &[&str] = &["string"];
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("get", 2, READONLY | FAST, (1, 1, 1), S, "string", "Returns the string value of a key.", Exec::Shard(get)),
+    cmd(
+        "set",
+        -3,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        S,
+        "string",
+        "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
+        Exec::Shard(set),
+    ),
+    cmd(
+        "setnx",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        S,
+        "string",
+        "Set the string value of a key only when the key doesn't exist.",
+        Exec::Shard(setnx),
+    ),
+    cmd(
+        "setex",
+        4,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        S,
+        "string",
+        "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
+        Exec::Shard(setex),
+    ),
+    cmd(
+        "psetex",
+        4,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        S,
+        "string",
+        "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.",
+        Exec::Shard(psetex),
+    ),
+    cmd(
+        "getset",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        S,
+        "string",
+        "Returns the previous string value of a key after setting it to a new value.",
+        Exec::Shard(getset),
+    ),
+    cmd(
+        "getdel",
+        2,
+        WRITE | FAST,
+        (1, 1, 1),
+        S,
+        "string",
+        "Returns the string value of a key after deleting the key.",
+        Exec::Shard(getdel),
+    ),
+    cmd(
+        "getex",
+        -2,
+        WRITE | FAST,
+        (1, 1, 1),
+        S,
+        "string",
+        "Returns the string value of a key after setting its expiration time.",
+        Exec::Shard(getex),
+    ),
+    cmd(
+        "mget",
+        -2,
+        READONLY | FAST,
+        (1, -1, 1),
+        S,
+        "string",
+        "Atomically returns the string values of one or more keys.",
+        Exec::Split(mget, Combine::Array),
+    ),
+    cmd(
+        "mset",
+        -3,
+        WRITE | DENYOOM,
+        (1, -1, 2),
+        S,
+        "string",
+        "Atomically creates or modifies the string values of one or more keys.",
+        Exec::Split(mset, Combine::Ok),
+    ),
+    cmd(
+        "msetnx",
+        -3,
+        WRITE | DENYOOM,
+        (1, -1, 2),
+        S,
+        "string",
+        "Atomically modifies the string values of one or more keys only when all keys don't exist.",
+        Exec::Conn(ConnCmd::MSetNx),
+    ),
+    cmd(
+        "incr",
+        2,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        S,
+        "string",
+        "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+        Exec::Shard(incr),
+    ),
+    cmd(
+        "decr",
+        2,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        S,
+        "string",
+        "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+        Exec::Shard(decr),
+    ),
+    cmd(
+        "incrby",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        S,
+        "string",
+        "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+        Exec::Shard(incrby),
+    ),
+    cmd(
+        "decrby",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        S,
+        "string",
+        "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.",
+        Exec::Shard(decrby),
+    ),
+    cmd(
+        "incrbyfloat",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        S,
+        "string",
+        "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+        Exec::Shard(incrbyfloat),
+    ),
+    cmd(
+        "append",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        S,
+        "string",
+        "Appends a string to the value of a key. Creates the key if it doesn't exist.",
+        Exec::Shard(append),
+    ),
+    cmd("strlen", 2, READONLY | FAST, (1, 1, 1), S, "string", "Returns the length of a string value.", Exec::Shard(strlen)),
+    cmd("getrange", 4, READONLY, (1, 1, 1), S, "string", "Returns a substring of the string stored at a key.", Exec::Shard(getrange)),
+    cmd("substr", 4, READONLY, (1, 1, 1), S, "string", "Returns a substring from a string value.", Exec::Shard(getrange)),
+    cmd(
+        "setrange",
+        4,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        S,
+        "string",
+        "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
+        Exec::Shard(setrange),
+    ),
+];
+
+/// Reads a string value: `Ok(None)` when missing, WRONGTYPE for other types.
+/// The closure gets the bytes (integers are formatted on the stack).
+pub fn with_string<R>(db: &mut Db, key: &[u8], now: u64, f: impl FnOnce(&[u8]) -> R) -> CmdResult<Option<R>> {
+    let Some(e) = db.get(key, now) else { return Ok(None) };
+    let mut buf = itoa::Buffer::new();
+    match e.value.as_bytes(&mut buf) {
+        Some(b) => Ok(Some(f(b))),
+        None => Err(CmdError::WrongType),
+    }
+}
+
+fn count_hit(ctx: &mut Ctx, hit: bool) {
+    if hit {
+        ctx.shard.stats.keyspace_hits += 1;
+    } else {
+        ctx.shard.stats.keyspace_misses += 1;
+    }
+}
+
+fn get(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let found = with_string(ctx.db(), &args[1], now, |b| out.bulk(b))?;
+    if found.is_none() {
+        out.nil();
+    }
+    count_hit(ctx, found.is_some());
+    Ok(())
+}
+
+/// A parsed expiry option: an absolute Unix time in ms, KEEPTTL, or PERSIST.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ExpireOpt {
+    None,
+    At(u64),
+    KeepTtl,
+    Persist,
+}
+
+/// Converts a relative or absolute expiry argument to Unix ms, with Redis's
+/// "invalid expire time" error for non-positive or overflowing values.
+pub fn expire_at(arg: &[u8], unit_ms: i64, relative: bool, now: u64, cmd: &str) -> CmdResult<u64> {
+    let v = parse_i64(arg)?;
+    let invalid = || CmdError::InvalidExpire(cmd.to_string());
+    if v <= 0 {
+        return Err(invalid());
+    }
+    let ms = v.checked_mul(unit_ms).ok_or_else(invalid)?;
+    let at = if relative { ms.checked_add(now as i64).ok_or_else(invalid)? } else { ms };
+    Ok(at as u64)
+}
+
+fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let (mut nx, mut xx, mut get) = (false, false, false);
+    let mut exp = ExpireOpt::None;
+    let mut i = 3;
+    while i < args.len() {
+        let a = &args[i];
+        let has_next = i + 1 < args.len();
+        if eq_ic(a, "NX") && !xx {
+            nx = true;
+        } else if eq_ic(a, "XX") && !nx {
+            xx = true;
+        } else if eq_ic(a, "GET") {
+            get = true;
+        } else if eq_ic(a, "KEEPTTL") && exp == ExpireOpt::None {
+            exp = ExpireOpt::KeepTtl;
+        } else if exp == ExpireOpt::None && has_next && ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| eq_ic(a, w)) {
+            let (unit, rel) = match a.to_ascii_uppercase().as_slice() {
+                b"EX" => (1000, true),
+                b"PX" => (1, true),
+                b"EXAT" => (1000, false),
+                _ => (1, false),
+            };
+            exp = ExpireOpt::At(expire_at(&args[i + 1], unit, rel, ctx.now, "set")?);
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    let now = ctx.now;
+    let db = ctx.db();
+    let key = &args[1];
+    let existing = db.lookup(key, now);
+    if get {
+        match existing {
+            Some(idx) => {
+                let mut buf = itoa::Buffer::new();
+                match db.entry(idx).value.as_bytes(&mut buf) {
+                    Some(b) => out.bulk(b),
+                    None => return Err(CmdError::WrongType),
+                }
+            }
+            None => out.nil(),
+        }
+    }
+    if (nx && existing.is_some()) || (xx && existing.is_none()) {
+        if !get {
+            out.nil();
+        }
+        return Ok(());
+    }
+    let value = Value::string(&args[2]);
+    match existing {
+        Some(idx) => {
+            db.entry_mut(idx).value = value;
+            match exp {
+                ExpireOpt::KeepTtl => {}
+                ExpireOpt::At(at) => db.set_expire(idx, at),
+                _ => db.set_expire(idx, 0),
+            }
+        }
+        None => {
+            let at = if let ExpireOpt::At(at) = exp { at } else { 0 };
+            db.insert_new(key, value, at);
+        }
+    }
+    if let ExpireOpt::At(at) = exp {
+        if at <= now {
+            db.remove(key, 0);
+        }
+    }
+    if !get {
+        out.ok();
+    }
+    Ok(())
+}
+
+fn setnx(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    if db.exists(&args[1], now) {
+        out.int(0);
+    } else {
+        db.insert_new(&args[1], Value::string(&args[2]), 0);
+        out.int(1);
+    }
+    Ok(())
+}
+
+fn set_with_ttl(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, unit: i64, name: &str) -> CmdResult {
+    let now = ctx.now;
+    let at = expire_at(&args[2], unit, true, now, name)?;
+    let db = ctx.db();
+    let idx = db.set(&args[1], Value::string(&args[3]), false, now);
+    db.set_expire(idx, at);
+    out.ok();
+    Ok(())
+}
+
+fn setex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    set_with_ttl(ctx, args, out, 1000, "setex")
+}
+
+fn psetex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    set_with_ttl(ctx, args, out, 1, "psetex")
+}
+
+fn getset(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    if with_string(db, &args[1], now, |b| out.bulk(b))?.is_none() {
+        out.nil();
+    }
+    db.set(&args[1], Value::string(&args[2]), false, now);
+    Ok(())
+}
+
+fn getdel(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    if with_string(db, &args[1], now, |b| out.bulk(b))?.is_some() {
+        db.remove(&args[1], now);
+    } else {
+        out.nil();
+    }
+    Ok(())
+}
+
+fn getex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let mut exp = ExpireOpt::None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        if eq_ic(a, "PERSIST") && exp == ExpireOpt::None {
+            exp = ExpireOpt::Persist;
+        } else if exp == ExpireOpt::None && i + 1 < args.len() && ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| eq_ic(a, w)) {
+            let (unit, rel) = match a.to_ascii_uppercase().as_slice() {
+                b"EX" => (1000, true),
+                b"PX" => (1, true),
+                b"EXAT" => (1000, false),
+                _ => (1, false),
+            };
+            exp = ExpireOpt::At(expire_at(&args[i + 1], unit, rel, now, "getex")?);
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    let db = ctx.db();
+    let Some(idx) = db.lookup(&args[1], now) else {
+        out.nil();
+        return Ok(());
+    };
+    let mut buf = itoa::Buffer::new();
+    match db.entry(idx).value.as_bytes(&mut buf) {
+        Some(b) => out.bulk(b),
+        None => return Err(CmdError::WrongType),
+    }
+    match exp {
+        ExpireOpt::At(at) if at <= now => {
+            db.remove_idx(idx);
+        }
+        ExpireOpt::At(at) => db.set_expire(idx, at),
+        ExpireOpt::Persist => db.set_expire(idx, 0),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn mget(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    out.array(args.len() - 1);
+    let mut hits = 0;
+    for key in &args[1..] {
+        // Keys of other types read as nil in MGET.
+        match with_string(ctx.db(), key, now, |b| out.bulk(b)) {
+            Ok(Some(())) => hits += 1,
+            _ => out.nil(),
+        }
+    }
+    ctx.shard.stats.keyspace_hits += hits;
+    ctx.shard.stats.keyspace_misses += (args.len() - 1) as u64 - hits;
+    Ok(())
+}
+
+fn mset(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    if args.len().is_multiple_of(2) {
+        return Err(CmdError::wrong_arity("mset"));
+    }
+    let now = ctx.now;
+    let db = ctx.db();
+    for pair in args[1..].chunks_exact(2) {
+        db.set(&pair[0], Value::string(&pair[1]), false, now);
+    }
+    out.ok();
+    Ok(())
+}
+
+/// Adds `delta` to the integer at `key` (0 when missing); returns the result.
+fn incr_by(ctx: &mut Ctx, key: &[u8], delta: i64) -> CmdResult<i64> {
+    let now = ctx.now;
+    let db = ctx.db();
+    match db.lookup(key, now) {
+        Some(idx) => {
+            let e = db.entry_mut(idx);
+            let cur = match &e.value {
+                Value::Int(n) => *n,
+                Value::Str(s) => canonical_int(s).ok_or(CmdError::NotInteger)?,
+                _ => return Err(CmdError::WrongType),
+            };
+            let new = cur.checked_add(delta).ok_or(CmdError::Overflow)?;
+            e.value = Value::Int(new);
+            Ok(new)
+        }
+        None => {
+            db.insert_new(key, Value::Int(delta), 0);
+            Ok(delta)
+        }
+    }
+}
+
+fn incr(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    out.int(incr_by(ctx, &args[1], 1)?);
+    Ok(())
+}
+
+fn decr(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    out.int(incr_by(ctx, &args[1], -1)?);
+    Ok(())
+}
+
+fn incrby(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let d = parse_i64(&args[2])?;
+    out.int(incr_by(ctx, &args[1], d)?);
+    Ok(())
+}
+
+fn decrby(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let d = parse_i64(&args[2])?;
+    let d = d.checked_neg().ok_or_else(|| CmdError::err("decrement would overflow"))?;
+    out.int(incr_by(ctx, &args[1], d)?);
+    Ok(())
+}
+
+fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let delta = parse_f64(&args[2])?;
+    let db = ctx.db();
+    let cur = match with_string(db, &args[1], now, parse_f64)? {
+        Some(v) => v?,
+        None => 0.0,
+    };
+    let new = cur + delta;
+    if !new.is_finite() {
+        return Err(CmdError::NanOrInfinity);
+    }
+    let text = format_double(new);
+    db.set(&args[1], Value::string(text.as_bytes()), true, now);
+    out.bulk(text.as_bytes());
+    Ok(())
+}
+
+fn max_len(ctx: &Ctx) -> usize {
+    ctx.shard.cfg.proto_max_bulk_len.load(std::sync::atomic::Ordering::Relaxed) as usize
+}
+
+fn append(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let limit = max_len(ctx);
+    let db = ctx.db();
+    match db.lookup(&args[1], now) {
+        Some(idx) => {
+            let e = db.entry_mut(idx);
+            let mut buf = itoa::Buffer::new();
+            let cur = e.value.as_bytes(&mut buf).ok_or(CmdError::WrongType)?;
+            if cur.len() + args[2].len() > limit {
+                return Err(CmdError::StringTooLong);
+            }
+            let mut v = Vec::with_capacity(cur.len() + args[2].len());
+            v.extend_from_slice(cur);
+            v.extend_from_slice(&args[2]);
+            out.int(v.len() as i64);
+            e.value = Value::string_from_vec(v);
+        }
+        None => {
+            db.insert_new(&args[1], Value::string(&args[2]), 0);
+            out.int(args[2].len() as i64);
+        }
+    }
+    Ok(())
+}
+
+fn strlen(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let n = with_string(ctx.db(), &args[1], now, |b| b.len())?.unwrap_or(0);
+    out.int(n as i64);
+    Ok(())
+}
+
+/// Resolves Redis's inclusive, possibly negative `start`/`end` pair against a
+/// length; `None` when the range is empty.
+pub fn resolve_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let mut s = if start < 0 { len + start } else { start };
+    let mut e = if end < 0 { len + end } else { end };
+    if s < 0 {
+        s = 0;
+    }
+    if e < 0 {
+        e = 0;
+    }
+    if e >= len {
+        e = len - 1;
+    }
+    if len == 0 || s > e || s >= len {
+        return None;
+    }
+    Some((s as usize, e as usize))
+}
+
+fn getrange(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let (start, end) = (parse_i64(&args[2])?, parse_i64(&args[3])?);
+    let done = with_string(ctx.db(), &args[1], now, |b| {
+        if start < 0 && end < 0 && start > end {
+            out.bulk(b"");
+            return;
+        }
+        match resolve_range(start, end, b.len()) {
+            Some((s, e)) => out.bulk(&b[s..=e]),
+            None => out.bulk(b""),
+        }
+    })?;
+    if done.is_none() {
+        out.bulk(b"");
+    }
+    Ok(())
+}
+
+fn setrange(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let offset = parse_i64(&args[2])?;
+    if offset < 0 {
+        return Err(CmdError::err("offset is out of range"));
+    }
+    let offset = offset as usize;
+    let val = &args[3];
+    let limit = max_len(ctx);
+    let db = ctx.db();
+    let idx = db.lookup(&args[1], now);
+    let mut cur = match idx {
+        Some(i) => {
+            let mut buf = itoa::Buffer::new();
+            db.entry(i).value.as_bytes(&mut buf).ok_or(CmdError::WrongType)?.to_vec()
+        }
+        None => Vec::new(),
+    };
+    if val.is_empty() {
+        out.int(cur.len() as i64);
+        return Ok(());
+    }
+    if offset + val.len() > limit {
+        return Err(CmdError::StringTooLong);
+    }
+    if cur.len() < offset + val.len() {
+        cur.resize(offset + val.len(), 0);
+    }
+    cur[offset..offset + val.len()].copy_from_slice(val);
+    out.int(cur.len() as i64);
+    match idx {
+        Some(i) => db.entry_mut(i).value = Value::string_from_vec(cur),
+        None => {
+            db.insert_new(&args[1], Value::string_from_vec(cur), 0);
+        }
+    }
+    Ok(())
+}
+
+/// MSETNX: sets every pair only if none of the keys exists, atomically across
+/// shards (all involved shards are locked while checking and writing).
+pub async fn msetnx(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdResult {
+    if args.len().is_multiple_of(2) {
+        return Err(CmdError::wrong_arity("msetnx"));
+    }
+    let mut parts: Vec<(usize, Vec<Bytes>)> = Vec::new();
+    for pair in args[1..].chunks_exact(2) {
+        let s = conn.engine.shard_of(&pair[0]);
+        match parts.iter_mut().find(|p| p.0 == s) {
+            Some(p) => p.1.extend(pair.iter().cloned()),
+            None => parts.push((s, pair.to_vec())),
+        }
+    }
+    parts.sort_by_key(|p| p.0);
+    let db = conn.db;
+    let mut tx = crate::shard::tx::Tx::new(&conn.engine, &conn.local);
+    let mut any = false;
+    for (s, pairs) in &parts {
+        let keys: Vec<Bytes> = pairs.iter().step_by(2).cloned().collect();
+        any |= tx
+            .lock_and_run(*s, move |sh| {
+                let now = crate::util::now_ms();
+                keys.iter().any(|k| sh.db(db).exists(k, now))
+            })
+            .await;
+        if any {
+            break;
+        }
+    }
+    if !any {
+        for (s, pairs) in parts {
+            tx.run(s, move |sh| {
+                let now = crate::util::now_ms();
+                let d = sh.db(db);
+                for p in pairs.chunks_exact(2) {
+                    d.set(&p[0], Value::string(&p[1]), false, now);
+                }
+            })
+            .await;
+        }
+    }
+    tx.finish();
+    conn.out.int(!any as i64);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(resolve_range(0, -1, 5), Some((0, 4)));
+        assert_eq!(resolve_range(-3, -1, 5), Some((2, 4)));
+        assert_eq!(resolve_range(3, 1, 5), None);
+        assert_eq!(resolve_range(0, 100, 5), Some((0, 4)));
+        assert_eq!(resolve_range(10, 20, 5), None);
+        assert_eq!(resolve_range(0, 0, 0), None);
+    }
+}

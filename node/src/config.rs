@@ -1,0 +1,309 @@
+//! Node configuration: command-line flags (Redis's names), an optional
+//! redis.conf-style file, and the runtime parameters CONFIG GET/SET read and
+//! change. Parameters that take effect are atomics read on the hot path;
+//! accepted-but-inert ones are kept as text and echoed back.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use clap::Parser;
+
+use crate::types::hash::HashLimits;
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "damselfly", version, about = "A Redis-compatible, shared-nothing, in-memory data store")]
+pub struct Args {
+    /// Optional redis.conf-style file (`name value` per line).
+    pub config_file: Option<String>,
+    /// TCP port to listen on.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address(es) to bind, space separated. Default 127.0.0.1.
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Password clients must AUTH with.
+    #[arg(long)]
+    pub requirepass: Option<String>,
+    /// Number of logical databases (SELECT 0..N-1).
+    #[arg(long)]
+    pub databases: Option<usize>,
+    /// Maximum simultaneous clients.
+    #[arg(long)]
+    pub maxclients: Option<u64>,
+    /// Working directory (for future persistence files).
+    #[arg(long)]
+    pub dir: Option<String>,
+    /// Memory limit in bytes (accepts 100mb, 2gb, ...). 0 = unlimited.
+    #[arg(long)]
+    pub maxmemory: Option<String>,
+    /// Number of shard threads; default: one per available core.
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// Log level filter (error, warn, info, debug, trace).
+    #[arg(long, default_value = "info")]
+    pub loglevel: String,
+}
+
+/// Parameters that have an effect, plus the text of the inert ones.
+pub struct Config {
+    pub port: u16,
+    pub bind: Vec<String>,
+    pub databases: usize,
+    pub shards: usize,
+    pub requirepass: Mutex<Option<String>>,
+    pub has_password: AtomicBool,
+    pub maxclients: AtomicU64,
+    pub maxmemory: AtomicU64,
+    pub proto_max_bulk_len: AtomicU64,
+    pub hash_max_listpack_entries: AtomicU64,
+    pub hash_max_listpack_value: AtomicU64,
+    pub dir: Mutex<String>,
+    /// Accepted parameters that have no effect here, by name.
+    inert: Mutex<BTreeMap<String, String>>,
+}
+
+/// Parameters accepted for compatibility with Redis tooling that have no
+/// effect in this server (listed in docs/CONFIG.md), with Redis's defaults.
+const INERT: &[(&str, &str)] = &[
+    ("save", ""),
+    ("appendonly", "no"),
+    ("appendfsync", "everysec"),
+    ("maxmemory-policy", "noeviction"),
+    ("maxmemory-samples", "5"),
+    ("timeout", "0"),
+    ("tcp-keepalive", "300"),
+    ("hz", "10"),
+    ("lua-time-limit", "5000"),
+    ("busy-reply-threshold", "5000"),
+    ("slowlog-log-slower-than", "10000"),
+    ("slowlog-max-len", "128"),
+    ("latency-monitor-threshold", "0"),
+    ("notify-keyspace-events", ""),
+    ("list-max-listpack-size", "-2"),
+    ("list-max-ziplist-size", "-2"),
+    ("set-max-intset-entries", "512"),
+    ("set-max-listpack-entries", "128"),
+    ("set-max-listpack-value", "64"),
+    ("zset-max-listpack-entries", "128"),
+    ("zset-max-listpack-value", "64"),
+    ("zset-max-ziplist-entries", "128"),
+    ("zset-max-ziplist-value", "64"),
+    ("stream-node-max-bytes", "4096"),
+    ("stream-node-max-entries", "100"),
+    ("activerehashing", "yes"),
+    ("lazyfree-lazy-eviction", "no"),
+    ("lazyfree-lazy-expire", "no"),
+    ("lazyfree-lazy-server-del", "no"),
+    ("lazyfree-lazy-user-del", "no"),
+    ("lazyfree-lazy-user-flush", "no"),
+    ("dbfilename", "dump.rdb"),
+    ("loglevel", "notice"),
+    ("logfile", ""),
+    ("protected-mode", "no"),
+    ("daemonize", "no"),
+    ("cluster-enabled", "no"),
+    ("replica-read-only", "yes"),
+    ("client-output-buffer-limit", "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"),
+    ("io-threads", "1"),
+    ("active-expire-effort", "1"),
+    ("lfu-log-factor", "10"),
+    ("lfu-decay-time", "1"),
+    ("stop-writes-on-bgsave-error", "yes"),
+    ("rdbcompression", "yes"),
+    ("repl-diskless-sync", "yes"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Unknown option or number of arguments for CONFIG SET - '{0}'")]
+    Unknown(String),
+    #[error("argument couldn't be parsed into an integer")]
+    NotInteger,
+    #[error("argument must be a memory value")]
+    NotMemory,
+    #[error("can't read config file {0}: {1}")]
+    File(String, String),
+    #[error("{0}")]
+    Immutable(String),
+}
+
+/// Parses Redis memory notation: `100`, `1k`, `5mb`, `2GB`, `1gb`.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mult) = if let Some(n) = s.strip_suffix("kb") {
+        (n, 1024)
+    } else if let Some(n) = s.strip_suffix("mb") {
+        (n, 1024 * 1024)
+    } else if let Some(n) = s.strip_suffix("gb") {
+        (n, 1024 * 1024 * 1024)
+    } else if let Some(n) = s.strip_suffix('k') {
+        (n, 1000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 1000 * 1000)
+    } else if let Some(n) = s.strip_suffix('g') {
+        (n, 1000 * 1000 * 1000)
+    } else {
+        (&s[..], 1)
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+impl Config {
+    pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cfg = Config {
+            port: 6379,
+            bind: vec!["127.0.0.1".into()],
+            databases: 16,
+            shards: cores,
+            requirepass: Mutex::new(None),
+            has_password: AtomicBool::new(false),
+            maxclients: AtomicU64::new(10000),
+            maxmemory: AtomicU64::new(0),
+            proto_max_bulk_len: AtomicU64::new(512 * 1024 * 1024),
+            hash_max_listpack_entries: AtomicU64::new(128),
+            hash_max_listpack_value: AtomicU64::new(64),
+            dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
+            inert: Mutex::new(INERT.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        };
+        let mut cfg = cfg;
+        if let Some(path) = &args.config_file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File(path.clone(), e.to_string()))?;
+            for line in text.lines() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (name, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+                let value = value.trim().trim_matches('"');
+                cfg.apply_startup(&name.to_ascii_lowercase(), value)?;
+            }
+        }
+        if let Some(p) = args.port {
+            cfg.port = p;
+        }
+        if let Some(b) = &args.bind {
+            cfg.apply_startup("bind", b)?;
+        }
+        if let Some(p) = &args.requirepass {
+            cfg.set("requirepass", p)?;
+        }
+        if let Some(d) = args.databases {
+            cfg.databases = d.max(1);
+        }
+        if let Some(m) = args.maxclients {
+            cfg.maxclients.store(m, Relaxed);
+        }
+        if let Some(d) = &args.dir {
+            cfg.set("dir", d)?;
+        }
+        if let Some(m) = &args.maxmemory {
+            cfg.set("maxmemory", m)?;
+        }
+        if let Some(s) = args.shards {
+            cfg.shards = s.clamp(1, 1024);
+        }
+        Ok(cfg)
+    }
+
+    /// Parameters only settable at start-up; the rest go through `set`.
+    fn apply_startup(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        match name {
+            "port" => self.port = value.parse().map_err(|_| ConfigError::NotInteger)?,
+            "bind" => self.bind = value.split_whitespace().map(|s| s.trim_start_matches('-').to_string()).collect(),
+            "databases" => self.databases = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.max(1),
+            "shards" => self.shards = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.clamp(1, 1024),
+            _ => self.set(name, value)?,
+        }
+        Ok(())
+    }
+
+    pub fn hash_limits(&self) -> HashLimits {
+        HashLimits {
+            max_entries: self.hash_max_listpack_entries.load(Relaxed) as usize,
+            max_value: self.hash_max_listpack_value.load(Relaxed) as usize,
+        }
+    }
+
+    /// CONFIG SET of one parameter.
+    pub fn set(&self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let int = || value.parse::<u64>().map_err(|_| ConfigError::NotInteger);
+        match name {
+            "requirepass" => {
+                let pw = (!value.is_empty()).then(|| value.to_string());
+                self.has_password.store(pw.is_some(), Relaxed);
+                *self.requirepass.lock().unwrap_or_else(|e| e.into_inner()) = pw;
+            }
+            "maxclients" => self.maxclients.store(int()?, Relaxed),
+            "maxmemory" => self.maxmemory.store(parse_memory(value).ok_or(ConfigError::NotMemory)?, Relaxed),
+            "proto-max-bulk-len" => {
+                self.proto_max_bulk_len.store(parse_memory(value).ok_or(ConfigError::NotMemory)?.max(1024 * 1024), Relaxed)
+            }
+            "hash-max-listpack-entries" | "hash-max-ziplist-entries" => self.hash_max_listpack_entries.store(int()?, Relaxed),
+            "hash-max-listpack-value" | "hash-max-ziplist-value" => self.hash_max_listpack_value.store(int()?, Relaxed),
+            "dir" => *self.dir.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
+            "port" | "bind" | "databases" | "shards" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
+            _ => {
+                let mut inert = self.inert.lock().unwrap_or_else(|e| e.into_inner());
+                match inert.get_mut(name) {
+                    Some(v) => *v = value.to_string(),
+                    None => return Err(ConfigError::Unknown(name.to_string())),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// All parameters with their current values, sorted by name.
+    pub fn all(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = vec![
+            ("port".into(), self.port.to_string()),
+            ("bind".into(), self.bind.join(" ")),
+            ("databases".into(), self.databases.to_string()),
+            ("shards".into(), self.shards.to_string()),
+            ("requirepass".into(), self.requirepass.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()),
+            ("maxclients".into(), self.maxclients.load(Relaxed).to_string()),
+            ("maxmemory".into(), self.maxmemory.load(Relaxed).to_string()),
+            ("proto-max-bulk-len".into(), self.proto_max_bulk_len.load(Relaxed).to_string()),
+            ("hash-max-listpack-entries".into(), self.hash_max_listpack_entries.load(Relaxed).to_string()),
+            ("hash-max-listpack-value".into(), self.hash_max_listpack_value.load(Relaxed).to_string()),
+            ("hash-max-ziplist-entries".into(), self.hash_max_listpack_entries.load(Relaxed).to_string()),
+            ("hash-max-ziplist-value".into(), self.hash_max_listpack_value.load(Relaxed).to_string()),
+            ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+        ];
+        v.extend(self.inert.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())));
+        v.sort();
+        v
+    }
+
+    /// The parameters whose names match a glob pattern.
+    pub fn get(&self, pattern: &[u8]) -> Vec<(String, String)> {
+        self.all().into_iter().filter(|(k, _)| crate::util::glob_match(pattern, k.as_bytes(), true)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("100"), Some(100));
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("1kb"), Some(1024));
+        assert_eq!(parse_memory("2GB"), Some(2 << 30));
+        assert_eq!(parse_memory("x"), None);
+    }
+
+    #[test]
+    fn set_and_get() {
+        let cfg = Config::from_args(&Args::parse_from(["damselfly"])).unwrap();
+        cfg.set("maxmemory", "10mb").unwrap();
+        assert_eq!(cfg.get(b"maxmemory"), vec![("maxmemory".into(), "10485760".into())]);
+        cfg.set("appendonly", "yes").unwrap();
+        assert_eq!(cfg.get(b"appendonly")[0].1, "yes");
+        assert!(cfg.set("no-such-thing", "1").is_err());
+        assert!(cfg.get(b"hash-max-*").len() >= 2);
+    }
+}

@@ -1,0 +1,43 @@
+//! `damselfly`: a Redis-compatible, shared-nothing, in-memory data store.
+
+// Parts of the store API exist for the hash and key commands being added.
+#![allow(dead_code)]
+
+mod alloc;
+mod commands;
+mod config;
+mod error;
+mod resp;
+mod server;
+mod shard;
+mod slot;
+mod store;
+mod types;
+mod util;
+
+use clap::Parser;
+
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
+
+/// The Redis version we report to clients (the command set and reply shapes
+/// we follow).
+pub const REDIS_VERSION: &str = "7.2.4";
+
+fn main() {
+    let args = config::Args::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.loglevel));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let cfg = match config::Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("damselfly: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = server::run(cfg) {
+        eprintln!("damselfly: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,354 @@
+//! Incremental request parser. Handles RESP multibulk requests and inline
+//! commands, keeps its place across partial reads (so a 512 MB bulk or a
+//! million-argument MSET is scanned once), and enforces the protocol limits.
+
+use bytes::{Bytes, BytesMut};
+
+/// Longest inline command line accepted (as Redis's PROTO_INLINE_MAX_SIZE).
+const INLINE_MAX: usize = 64 * 1024;
+/// Largest multibulk count accepted.
+const MAX_MULTIBULK: i64 = 1024 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ERR Protocol error: {}", self.0)
+    }
+}
+
+fn perr<T>(msg: impl Into<String>) -> Result<T, ParseError> {
+    Err(ParseError(msg.into()))
+}
+
+/// Parser state for one connection.
+pub struct Parser {
+    /// Maximum bulk length (`proto-max-bulk-len`).
+    pub max_bulk: usize,
+    /// A multibulk request in progress: argument count and ranges found so far.
+    expected: usize,
+    ranges: Vec<(usize, usize)>,
+    /// Where scanning resumes in the buffer.
+    pos: usize,
+    /// Set while a multibulk header has been read.
+    in_multibulk: bool,
+}
+
+impl Parser {
+    pub fn new(max_bulk: usize) -> Self {
+        Parser { max_bulk, expected: 0, ranges: Vec::new(), pos: 0, in_multibulk: false }
+    }
+
+    /// Parses one complete command from `buf`, consuming its bytes. Returns
+    /// `Ok(None)` when more input is needed. An empty inline line yields an
+    /// empty argument list, which the caller ignores.
+    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ParseError> {
+        if !self.in_multibulk {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            if buf[0] != b'*' {
+                return self.inline(buf);
+            }
+            let Some(eol) = find_crlf(buf, 0) else {
+                if buf.len() > INLINE_MAX {
+                    return perr("too big mbulk count string");
+                }
+                return Ok(None);
+            };
+            let n = parse_int(&buf[1..eol]).ok_or_else(|| ParseError("invalid multibulk length".into()))?;
+            if n > MAX_MULTIBULK {
+                return perr("invalid multibulk length");
+            }
+            if n <= 0 {
+                let _ = buf.split_to(eol + 2);
+                return Ok(Some(Vec::new()));
+            }
+            self.in_multibulk = true;
+            self.expected = n as usize;
+            self.ranges.clear();
+            self.ranges.reserve(self.expected.min(1024));
+            self.pos = eol + 2;
+        }
+        while self.ranges.len() < self.expected {
+            let p = self.pos;
+            if p >= buf.len() {
+                return Ok(None);
+            }
+            if buf[p] != b'$' {
+                return perr(format!("expected '$', got '{}'", buf[p] as char));
+            }
+            let Some(eol) = find_crlf(buf, p) else {
+                if buf.len() - p > INLINE_MAX {
+                    return perr("too big bulk count string");
+                }
+                return Ok(None);
+            };
+            let len = match parse_int(&buf[p + 1..eol]) {
+                Some(l) if l >= 0 && (l as usize) <= self.max_bulk => l as usize,
+                _ => return perr("invalid bulk length"),
+            };
+            let start = eol + 2;
+            let end = start + len;
+            if buf.len() < end + 2 {
+                // Make room for the whole bulk at once.
+                buf.reserve(end + 2 - buf.len());
+                return Ok(None);
+            }
+            if &buf[end..end + 2] != b"\r\n" {
+                return perr("invalid bulk format");
+            }
+            self.ranges.push((start, end));
+            self.pos = end + 2;
+        }
+        let frame = buf.split_to(self.pos).freeze();
+        let args = self.ranges.iter().map(|&(s, e)| frame.slice(s..e)).collect();
+        self.in_multibulk = false;
+        self.pos = 0;
+        self.expected = 0;
+        self.ranges.clear();
+        if self.ranges.capacity() > 4096 {
+            self.ranges.shrink_to(64);
+        }
+        Ok(Some(args))
+    }
+
+    fn inline(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ParseError> {
+        let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+            if buf.len() > INLINE_MAX {
+                return perr("too big inline request");
+            }
+            return Ok(None);
+        };
+        let line = buf.split_to(nl + 1);
+        let mut text = &line[..nl];
+        if text.last() == Some(&b'\r') {
+            text = &text[..text.len() - 1];
+        }
+        match split_args(text) {
+            Some(args) => Ok(Some(args.into_iter().map(Bytes::from).collect())),
+            None => perr("unbalanced quotes in request"),
+        }
+    }
+}
+
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(off) = buf[i..].iter().position(|&b| b == b'\r') {
+        let at = i + off;
+        if at + 1 >= buf.len() {
+            return None;
+        }
+        if buf[at + 1] == b'\n' {
+            return Some(at);
+        }
+        i = at + 1;
+    }
+    None
+}
+
+/// Parses a signed decimal integer with no surrounding text.
+pub fn parse_int(b: &[u8]) -> Option<i64> {
+    let (neg, digits) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        let d = (c - b'0') as i64;
+        v = v.checked_mul(10)?;
+        v = if neg { v.checked_sub(d)? } else { v.checked_add(d)? };
+    }
+    Some(v)
+}
+
+/// Splits an inline command line into arguments, honouring Redis's quoting
+/// rules (double quotes with escapes, single quotes). `None` on unbalanced
+/// quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Some(args);
+        }
+        let mut cur = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && line[i + 2].is_ascii_hexdigit() && line[i + 3].is_ascii_hexdigit() {
+                    let hex = std::str::from_utf8(&line[i + 2..i + 4]).ok()?;
+                    cur.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 4;
+                    continue;
+                } else if c == b'\\' && i + 1 < n {
+                    i += 1;
+                    cur.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        o => o,
+                    });
+                } else if c == b'"' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+                i += 1;
+            } else if in_sq {
+                if i >= n {
+                    return None;
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    cur.push(b'\'');
+                    i += 2;
+                    continue;
+                } else if c == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+                i += 1;
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b'"' => in_dq = true,
+                    b'\'' => in_sq = true,
+                    c => cur.push(c),
+                }
+                i += 1;
+            }
+        }
+        args.push(cur);
+    }
+}
+
+/// Splits a flat RESP array reply this server produced (elements are bulk
+/// strings, nulls or integers) into its elements' encoded bytes. Used to
+/// merge per-shard parts of multi-key replies back into key order.
+pub fn split_flat_array(buf: &[u8]) -> Option<Vec<&[u8]>> {
+    let eol = find_crlf(buf, 0)?;
+    if buf.first() != Some(&b'*') {
+        return None;
+    }
+    let n = parse_int(&buf[1..eol])?.max(0) as usize;
+    let mut pos = eol + 2;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = pos;
+        let eol = find_crlf(buf, pos)?;
+        if buf[pos] == b'$' {
+            let len = parse_int(&buf[pos + 1..eol])?;
+            pos = if len < 0 { eol + 2 } else { eol + 2 + len as usize + 2 };
+        } else {
+            pos = eol + 2;
+        }
+        out.push(buf.get(start..pos)?);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, ParseError> {
+        let mut p = Parser::new(512 * 1024 * 1024);
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(cmd) = p.next(&mut buf)? {
+            out.push(cmd.iter().map(|b| b.to_vec()).collect());
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn multibulk_and_pipeline() {
+        let got = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n").unwrap();
+        assert_eq!(got, vec![vec![b"GET".to_vec(), b"a".to_vec()], vec![b"PING".to_vec()]]);
+    }
+
+    #[test]
+    fn byte_at_a_time() {
+        let input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
+        let mut p = Parser::new(1 << 20);
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for &b in input.iter() {
+            buf.extend_from_slice(&[b]);
+            if let Some(c) = p.next(&mut buf).unwrap() {
+                got = Some(c);
+            }
+        }
+        let got = got.unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(&got[2][..], b"hello");
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn inline_commands() {
+        let got = parse_all(b"SET k \"a b\\n\" 'c d'\r\nPING\n").unwrap();
+        assert_eq!(got[0], vec![b"SET".to_vec(), b"k".to_vec(), b"a b\n".to_vec(), b"c d".to_vec()]);
+        assert_eq!(got[1], vec![b"PING".to_vec()]);
+        assert_eq!(split_args(b"\"\\x41B\""), Some(vec![b"AB".to_vec()]));
+    }
+
+    #[test]
+    fn protocol_errors() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"*x\r\n", "ERR Protocol error: invalid multibulk length"),
+            (b"*1\r\n$-5\r\n", "ERR Protocol error: invalid bulk length"),
+            (b"*1\r\n:1\r\n", "ERR Protocol error: expected '$', got ':'"),
+            (b"*1\r\n$1\r\nab\r\n", "ERR Protocol error: invalid bulk format"),
+            (b"SET \"a\r\n", "ERR Protocol error: unbalanced quotes in request"),
+        ];
+        for (input, want) in cases {
+            let err = parse_all(input).unwrap_err();
+            assert_eq!(err.to_string(), *want, "input {:?}", String::from_utf8_lossy(input));
+        }
+        let mut p = Parser::new(10);
+        let mut buf = BytesMut::from(&b"*1\r\n$11\r\n"[..]);
+        assert!(p.next(&mut buf).is_err());
+    }
+
+    #[test]
+    fn ints() {
+        assert_eq!(parse_int(b"-12"), Some(-12));
+        assert_eq!(parse_int(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_int(b"9223372036854775808"), None);
+        assert_eq!(parse_int(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_int(b"1a"), None);
+        assert_eq!(parse_int(b""), None);
+    }
+}

@@ -1,0 +1,171 @@
+//! Process start-up: one thread per shard, each with its own single-threaded
+//! tokio runtime running that shard's inbox, its active-expiry timer and a
+//! share of the client connections. One listener hands accepted sockets to
+//! the threads in turn.
+
+pub mod clients;
+pub mod conn;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::shard::{Engine, LocalShard, Msg, Shard};
+
+/// Keys deleted per shard per active-expiry tick at most (ticks run every 100 ms).
+const EXPIRE_BUDGET: usize = 2000;
+
+pub fn run(cfg: Config) -> std::io::Result<()> {
+    let cfg = Arc::new(cfg);
+    let nshards = cfg.shards;
+    let (engine, inboxes) = Engine::new(cfg.clone());
+
+    // Bind before starting threads so start-up errors are reported plainly.
+    let mut listeners = Vec::new();
+    for addr in &cfg.bind {
+        let sa: SocketAddr = format!("{}:{}", addr, cfg.port)
+            .parse()
+            .or_else(|_| format!("[{}]:{}", addr, cfg.port).parse())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad bind address {addr}: {e}")))?;
+        let l = std::net::TcpListener::bind(sa)?;
+        l.set_nonblocking(true)?;
+        listeners.push(l);
+    }
+
+    let mut conn_txs = Vec::new();
+    let mut threads = Vec::new();
+    for (id, inbox) in inboxes.into_iter().enumerate() {
+        let (ctx, crx) = mpsc::unbounded_channel::<std::net::TcpStream>();
+        conn_txs.push(ctx);
+        let engine = engine.clone();
+        threads.push(std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || shard_thread(id, nshards, engine, inbox, crx))?);
+    }
+
+    info!(port = cfg.port, shards = nshards, bind = ?cfg.bind, "damselfly ready to accept connections");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        for l in listeners {
+            let l = TcpListener::from_std(l)?;
+            let conn_txs = conn_txs.clone();
+            let engine = engine.clone();
+            tokio::spawn(accept_loop(l, conn_txs, engine));
+        }
+        wait_for_shutdown(&engine).await;
+        Ok::<(), std::io::Error>(())
+    })?;
+    info!("shutting down");
+    Ok(())
+}
+
+async fn accept_loop(l: TcpListener, conn_txs: Vec<mpsc::UnboundedSender<std::net::TcpStream>>, engine: Arc<Engine>) {
+    let mut next = 0usize;
+    loop {
+        match l.accept().await {
+            Ok((sock, _)) => {
+                let max = engine.cfg.maxclients.load(Relaxed);
+                if engine.stats.connected_clients.load(Relaxed) >= max {
+                    engine.stats.rejected_connections.fetch_add(1, Relaxed);
+                    let mut sock = sock;
+                    use tokio::io::AsyncWriteExt;
+                    let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+                    continue;
+                }
+                let _ = sock.set_nodelay(true);
+                match sock.into_std() {
+                    Ok(s) => {
+                        let _ = conn_txs[next % conn_txs.len()].send(s);
+                        next += 1;
+                    }
+                    Err(e) => warn!("accepted socket unusable: {e}"),
+                }
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly.
+                error!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn wait_for_shutdown(engine: &Engine) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return engine.shutdown.notified().await,
+        };
+        tokio::select! {
+            _ = term.recv() => info!("received SIGTERM"),
+            _ = tokio::signal::ctrl_c() => info!("received SIGINT"),
+            _ = engine.shutdown.notified() => info!("SHUTDOWN requested by a client"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = engine.shutdown.notified() => {},
+        }
+    }
+}
+
+fn shard_thread(
+    id: usize,
+    nshards: usize,
+    engine: Arc<Engine>,
+    mut inbox: mpsc::UnboundedReceiver<Msg>,
+    mut conns: mpsc::UnboundedReceiver<std::net::TcpStream>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("shard {id}: cannot start runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let shard = LocalShard::new(Shard::new(id, nshards, engine.cfg.clone()));
+    local.block_on(&rt, async move {
+        // Inbox: jobs from other threads.
+        let s = shard.clone();
+        tokio::task::spawn_local(async move {
+            while let Some(msg) = inbox.recv().await {
+                s.deliver(msg);
+            }
+        });
+        // Active expiry.
+        let s = shard.clone();
+        tokio::task::spawn_local(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let now = crate::util::now_ms();
+                // Keep going while a full budget was used, yielding between rounds.
+                for _ in 0..10 {
+                    if s.run(crate::shard::NO_TX, |sh| sh.expire_cycle(now, EXPIRE_BUDGET)).await < EXPIRE_BUDGET {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        // Connections.
+        while let Some(sock) = conns.recv().await {
+            match tokio::net::TcpStream::from_std(sock) {
+                Ok(sock) => {
+                    tokio::task::spawn_local(conn::serve(sock, engine.clone(), Rc::clone(&shard)));
+                }
+                Err(e) => warn!("cannot register connection: {e}"),
+            }
+        }
+    });
+}

@@ -1,0 +1,330 @@
+//! The shard engine. Each shard thread owns one `Shard` (its slots' keys in
+//! every database) and nobody else touches it: local connections run commands
+//! on it inline, other threads send it jobs through its inbox. Multi-shard
+//! work goes through `tx::Tx`, which locks the shards it needs in ascending
+//! order; while a shard is locked, work of other callers waits in the
+//! shard's FIFO queue (see `LocalShard`).
+
+pub mod tx;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::config::Config;
+use crate::slot::key_slot;
+use crate::store::Db;
+
+/// Identifies a multi-shard transaction; 0 means "no transaction".
+pub type TxId = u64;
+pub const NO_TX: TxId = 0;
+
+/// Work sent to a shard: runs with exclusive access to it.
+pub type Job = Box<dyn FnOnce(&mut Shard) + Send>;
+
+pub struct Msg {
+    pub tx: TxId,
+    pub job: Job,
+}
+
+/// Counters a shard keeps about itself (read by INFO).
+#[derive(Default, Clone, Copy)]
+pub struct ShardStats {
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub expired_keys: u64,
+}
+
+pub struct Shard {
+    pub id: usize,
+    nshards: usize,
+    seed: u64,
+    dbs: Vec<Option<Box<Db>>>,
+    pub stats: ShardStats,
+    pub cfg: Arc<Config>,
+    lock: TxId,
+}
+
+impl Shard {
+    pub fn new(id: usize, nshards: usize, cfg: Arc<Config>) -> Shard {
+        let dbs = (0..cfg.databases).map(|_| None).collect();
+        Shard { id, nshards, seed: rand::random(), dbs, stats: ShardStats::default(), cfg, lock: NO_TX }
+    }
+
+    /// Database `i`, created on first use.
+    pub fn db(&mut self, i: usize) -> &mut Db {
+        let (id, n, seed) = (self.id, self.nshards, self.seed);
+        self.dbs[i].get_or_insert_with(|| Box::new(Db::new(id, n, seed)))
+    }
+
+    /// Database `i` if it has ever been used.
+    pub fn db_if_exists(&mut self, i: usize) -> Option<&mut Db> {
+        self.dbs.get_mut(i)?.as_deref_mut()
+    }
+
+    pub fn db_count(&self) -> usize {
+        self.dbs.len()
+    }
+
+    pub fn flush_db(&mut self, i: usize) {
+        self.dbs[i] = None;
+    }
+
+    pub fn flush_all(&mut self) {
+        for d in &mut self.dbs {
+            *d = None;
+        }
+    }
+
+    /// Active expiry: delete expired keys across databases, at most `budget`.
+    pub fn expire_cycle(&mut self, now: u64, budget: usize) -> usize {
+        let mut n = 0;
+        for d in self.dbs.iter_mut().flatten() {
+            n += d.expire_cycle(now, budget - n);
+            if n >= budget {
+                break;
+            }
+        }
+        self.stats.expired_keys += n as u64;
+        n
+    }
+
+    pub fn is_locked_against(&self, tx: TxId) -> bool {
+        self.lock != NO_TX && self.lock != tx
+    }
+
+    pub fn lock(&mut self, tx: TxId) {
+        debug_assert!(!self.is_locked_against(tx));
+        self.lock = tx;
+    }
+
+    pub fn unlock(&mut self, tx: TxId) {
+        if self.lock == tx {
+            self.lock = NO_TX;
+        }
+    }
+}
+
+/// The node-wide handles every thread shares: each shard's inbox, the
+/// configuration, and node counters.
+pub struct Engine {
+    inboxes: Vec<mpsc::UnboundedSender<Msg>>,
+    pub cfg: Arc<Config>,
+    next_tx: AtomicU64,
+    pub stats: NodeStats,
+    pub clients: crate::server::clients::Clients,
+    /// Notified by SHUTDOWN.
+    pub shutdown: Notify,
+}
+
+#[derive(Default)]
+pub struct NodeStats {
+    pub total_connections: AtomicU64,
+    pub total_commands: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub connected_clients: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub start_ms: AtomicU64,
+}
+
+impl Engine {
+    pub fn new(cfg: Arc<Config>) -> (Arc<Engine>, Vec<mpsc::UnboundedReceiver<Msg>>) {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..cfg.shards).map(|_| mpsc::unbounded_channel()).unzip();
+        let e = Engine {
+            inboxes: txs,
+            cfg,
+            next_tx: AtomicU64::new(1),
+            stats: NodeStats::default(),
+            clients: Default::default(),
+            shutdown: Notify::new(),
+        };
+        e.stats.start_ms.store(crate::util::now_ms(), Relaxed);
+        (Arc::new(e), rxs)
+    }
+
+    pub fn nshards(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    #[inline]
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        key_slot(key) as usize % self.inboxes.len()
+    }
+
+    pub fn new_tx_id(&self) -> TxId {
+        self.next_tx.fetch_add(1, Relaxed)
+    }
+
+    /// Sends a job to a shard's inbox without waiting.
+    pub fn send(&self, shard: usize, tx: TxId, job: Job) {
+        // A closed inbox means the node is shutting down; the job is dropped.
+        let _ = self.inboxes[shard].send(Msg { tx, job });
+    }
+}
+
+/// A caller waiting for its turn on a locked shard.
+enum Waiting {
+    /// A job from another thread.
+    Remote(Msg),
+    /// A task on this thread; signalled when its turn comes.
+    Local(oneshot::Sender<()>),
+}
+
+/// This thread's shard plus the machinery to run work on it fairly.
+///
+/// Work that cannot run at once (the shard is locked by another
+/// transaction, or others are already waiting) joins one FIFO queue, whether
+/// it comes from another thread or from a task on this one, so no caller can
+/// be starved. Only the lock owner's own work bypasses the queue.
+pub struct LocalShard {
+    pub cell: RefCell<Shard>,
+    queue: RefCell<VecDeque<Waiting>>,
+    /// A local task has been given the next turn and has not taken it yet.
+    granted: Cell<bool>,
+}
+
+impl LocalShard {
+    pub fn new(shard: Shard) -> Rc<LocalShard> {
+        Rc::new(LocalShard { cell: RefCell::new(shard), queue: RefCell::new(VecDeque::new()), granted: Cell::new(false) })
+    }
+
+    pub fn id(&self) -> usize {
+        self.cell.borrow().id
+    }
+
+    /// Whether work of `tx` may run right now.
+    fn can_run(&self, tx: TxId) -> bool {
+        let lock = self.cell.borrow().lock;
+        if lock != NO_TX {
+            return lock == tx;
+        }
+        !self.granted.get() && self.queue.borrow().is_empty()
+    }
+
+    /// Runs `f` on the shard, now or when its turn in the queue comes.
+    pub async fn run<R>(&self, tx: TxId, f: impl FnOnce(&mut Shard) -> R) -> R {
+        if !self.can_run(tx) {
+            let (turn_tx, turn_rx) = oneshot::channel();
+            self.queue.borrow_mut().push_back(Waiting::Local(turn_tx));
+            if turn_rx.await.is_err() {
+                // The shard is being torn down (node shutdown).
+                return std::future::pending().await;
+            }
+            self.granted.set(false);
+        }
+        let r = self.apply(f);
+        self.drain();
+        r
+    }
+
+    fn apply<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(&mut self.cell.borrow_mut())
+    }
+
+    /// Handles a job from the inbox: runs it now, or queues it.
+    pub fn deliver(&self, msg: Msg) {
+        if self.can_run(msg.tx) {
+            self.apply(msg.job);
+            self.drain();
+        } else {
+            self.queue.borrow_mut().push_back(Waiting::Remote(msg));
+        }
+    }
+
+    /// Runs queued work in arrival order while the shard is free: remote jobs
+    /// run here, a local task is handed the turn and draining pauses until it
+    /// has run.
+    fn drain(&self) {
+        loop {
+            if self.granted.get() || self.cell.borrow().lock != NO_TX {
+                return;
+            }
+            let Some(next) = self.queue.borrow_mut().pop_front() else { return };
+            match next {
+                Waiting::Remote(msg) => self.apply(msg.job),
+                Waiting::Local(turn) => {
+                    if turn.send(()).is_ok() {
+                        self.granted.set(true);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Releases a lock held by `tx` on this shard, synchronously.
+    pub fn release(&self, tx: TxId) {
+        self.cell.borrow_mut().unlock(tx);
+        self.drain();
+    }
+}
+
+/// Runs `f` on shard `target` and returns its result: inline when `target` is
+/// this thread's shard, otherwise as a job through its inbox.
+pub async fn run_on<R: Send + 'static>(
+    engine: &Engine,
+    local: &LocalShard,
+    target: usize,
+    tx: TxId,
+    f: impl FnOnce(&mut Shard) -> R + Send + 'static,
+) -> R {
+    if target == local.id() {
+        return local.run(tx, f).await;
+    }
+    let (reply_tx, reply_rx) = oneshot::channel();
+    engine.send(
+        target,
+        tx,
+        Box::new(move |sh| {
+            let _ = reply_tx.send(f(sh));
+        }),
+    );
+    match reply_rx.await {
+        Ok(r) => r,
+        // The shard thread is gone: the node is shutting down.
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Runs `f` on every shard (concurrently) and returns the results in shard order.
+pub async fn broadcast<R: Send + 'static>(
+    engine: &Engine,
+    local: &LocalShard,
+    f: impl Fn(&mut Shard) -> R + Send + Sync + Clone + 'static,
+) -> Vec<R> {
+    let me = local.id();
+    let mut waits = Vec::with_capacity(engine.nshards());
+    for s in 0..engine.nshards() {
+        if s == me {
+            waits.push(None);
+            continue;
+        }
+        let (tx, rx) = oneshot::channel();
+        let f = f.clone();
+        engine.send(
+            s,
+            NO_TX,
+            Box::new(move |sh| {
+                let _ = tx.send(f(sh));
+            }),
+        );
+        waits.push(Some(rx));
+    }
+    let mine = local.run(NO_TX, f).await;
+    let mut out = Vec::with_capacity(waits.len());
+    let mut mine = Some(mine);
+    for w in waits {
+        match w {
+            None => out.push(mine.take().expect("local result taken once")),
+            Some(rx) => match rx.await {
+                Ok(r) => out.push(r),
+                Err(_) => std::future::pending().await,
+            },
+        }
+    }
+    out
+}

@@ -1,0 +1,302 @@
+//! One logical database (as selected by SELECT) within one shard.
+//!
+//! Entries live in a chunked slab; each hash slot owned by the shard has its
+//! own small hash table of slab indices, so a slot's keys can be counted,
+//! listed and moved without touching the rest. Keys with a TTL are also kept
+//! in an ordered expiry index, which makes active expiry exact and cheap.
+
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+
+use super::slab::Slab;
+use super::{SmallBytes, Value};
+use crate::slot::{key_slot, SLOTS};
+
+pub struct Entry {
+    pub key: SmallBytes,
+    pub value: Value,
+    /// Absolute expiry time in Unix milliseconds; 0 when the key has no TTL.
+    expire_at: u64,
+}
+
+impl Entry {
+    pub fn expire_at(&self) -> Option<u64> {
+        (self.expire_at != 0).then_some(self.expire_at)
+    }
+}
+
+pub struct Db {
+    shard: usize,
+    nshards: usize,
+    hasher: FixedState,
+    /// One table per slot owned by this shard, indexed by `slot / nshards`.
+    tables: Vec<HashTable<u32>>,
+    entries: Slab<Entry>,
+    /// (expire_at, slab index) of every key with a TTL.
+    expires: BTreeSet<(u64, u32)>,
+}
+
+impl Db {
+    pub fn new(shard: usize, nshards: usize, seed: u64) -> Db {
+        let nslots = (SLOTS - shard).div_ceil(nshards);
+        let mut tables = Vec::with_capacity(nslots);
+        tables.resize_with(nslots, HashTable::new);
+        Db { shard, nshards, hasher: FixedState::with_seed(seed), tables, entries: Slab::default(), expires: BTreeSet::new() }
+    }
+
+    #[inline]
+    fn local(&self, slot: u16) -> usize {
+        debug_assert_eq!(slot as usize % self.nshards, self.shard);
+        slot as usize / self.nshards
+    }
+
+    #[inline]
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn volatile_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    fn find(&self, key: &[u8]) -> Option<u32> {
+        let local = self.local(key_slot(key));
+        let h = self.hash(key);
+        let entries = &self.entries;
+        self.tables[local].find(h, |&i| entries.get(i).is_some_and(|e| &*e.key == key)).copied()
+    }
+
+    /// Finds a live key, deleting it first if its TTL has passed.
+    pub fn lookup(&mut self, key: &[u8], now: u64) -> Option<u32> {
+        let idx = self.find(key)?;
+        let e = self.entries.get(idx)?;
+        if e.expire_at != 0 && e.expire_at <= now {
+            self.remove_idx(idx);
+            return None;
+        }
+        Some(idx)
+    }
+
+    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        let idx = self.lookup(key, now)?;
+        self.entries.get(idx)
+    }
+
+    pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let idx = self.lookup(key, now)?;
+        self.entries.get_mut(idx)
+    }
+
+    pub fn exists(&mut self, key: &[u8], now: u64) -> bool {
+        self.lookup(key, now).is_some()
+    }
+
+    pub fn entry(&self, idx: u32) -> &Entry {
+        self.entries.get(idx).expect("live slab index")
+    }
+
+    pub fn entry_mut(&mut self, idx: u32) -> &mut Entry {
+        self.entries.get_mut(idx).expect("live slab index")
+    }
+
+    /// Inserts a key known to be absent.
+    pub fn insert_new(&mut self, key: &[u8], value: Value, expire_at: u64) -> u32 {
+        let local = self.local(key_slot(key));
+        let h = self.hash(key);
+        let idx = self.entries.insert(Entry { key: SmallBytes::new(key), value, expire_at });
+        if expire_at != 0 {
+            self.expires.insert((expire_at, idx));
+        }
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.tables[local].insert_unique(h, idx, |&i| hasher.hash_one(&*entries.get(i).expect("indexed").key));
+        idx
+    }
+
+    /// Sets `key` to `value`. The TTL is cleared unless `keep_ttl`.
+    /// Returns the slab index.
+    pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool, now: u64) -> u32 {
+        match self.lookup(key, now) {
+            Some(idx) => {
+                if !keep_ttl {
+                    self.set_expire(idx, 0);
+                }
+                self.entry_mut(idx).value = value;
+                idx
+            }
+            None => self.insert_new(key, value, 0),
+        }
+    }
+
+    /// Changes a key's TTL (0 removes it).
+    pub fn set_expire(&mut self, idx: u32, expire_at: u64) {
+        let e = self.entries.get_mut(idx).expect("live slab index");
+        let old = std::mem::replace(&mut e.expire_at, expire_at);
+        if old != 0 {
+            self.expires.remove(&(old, idx));
+        }
+        if expire_at != 0 {
+            self.expires.insert((expire_at, idx));
+        }
+    }
+
+    pub fn remove(&mut self, key: &[u8], now: u64) -> Option<Entry> {
+        let idx = self.lookup(key, now)?;
+        self.remove_idx(idx)
+    }
+
+    pub fn remove_idx(&mut self, idx: u32) -> Option<Entry> {
+        let e = self.entries.get(idx)?;
+        let local = self.local(key_slot(&e.key));
+        let h = self.hash(&e.key);
+        if let Ok(found) = self.tables[local].find_entry(h, |&i| i == idx) {
+            found.remove();
+        }
+        let e = self.entries.remove(idx)?;
+        if e.expire_at != 0 {
+            self.expires.remove(&(e.expire_at, idx));
+        }
+        Some(e)
+    }
+
+    /// Deletes up to `budget` keys whose TTL is at or before `now`; returns
+    /// how many were deleted.
+    pub fn expire_cycle(&mut self, now: u64, budget: usize) -> usize {
+        let mut n = 0;
+        while n < budget {
+            let Some(&(at, idx)) = self.expires.first() else { break };
+            if at > now {
+                break;
+            }
+            self.remove_idx(idx);
+            n += 1;
+        }
+        n
+    }
+
+    pub fn clear(&mut self) {
+        for t in &mut self.tables {
+            *t = HashTable::new();
+        }
+        self.entries.clear();
+        self.expires.clear();
+    }
+
+    /// Number of keys stored in `slot` (expired but not yet reclaimed keys
+    /// included, as Redis's COUNTKEYSINSLOT).
+    pub fn slot_len(&self, slot: u16) -> usize {
+        self.tables[self.local(slot)].len()
+    }
+
+    /// Calls `f` with every live key of `slot`.
+    pub fn for_each_in_slot(&self, slot: u16, now: u64, mut f: impl FnMut(&Entry)) {
+        for &i in self.tables[self.local(slot)].iter() {
+            if let Some(e) = self.entries.get(i) {
+                if e.expire_at == 0 || e.expire_at > now {
+                    f(e);
+                }
+            }
+        }
+    }
+
+    /// The slots owned by this shard, in ascending order.
+    pub fn slots(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..self.tables.len()).map(move |l| (l * self.nshards + self.shard) as u16)
+    }
+
+    /// A random live key, if any (bounded number of probes).
+    pub fn random_key(&mut self, now: u64) -> Option<SmallBytes> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let cap = self.entries.capacity_used() as u32;
+        for _ in 0..1000 {
+            let i = rand::random_range(0..cap);
+            let Some(e) = self.entries.get(i) else { continue };
+            if e.expire_at != 0 && e.expire_at <= now {
+                self.remove_idx(i);
+                if self.entries.is_empty() {
+                    return None;
+                }
+                continue;
+            }
+            return Some(e.key.clone());
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Db {
+        Db::new(0, 1, 7)
+    }
+
+    #[test]
+    fn entry_is_compact() {
+        assert_eq!(std::mem::size_of::<Option<Entry>>(), 56);
+    }
+
+    #[test]
+    fn set_get_remove() {
+        let mut d = db();
+        for i in 0..5000 {
+            d.set(format!("k{i}").as_bytes(), Value::string(b"v"), false, 0);
+        }
+        assert_eq!(d.len(), 5000);
+        assert!(d.exists(b"k42", 0));
+        assert!(d.remove(b"k42", 0).is_some());
+        assert!(!d.exists(b"k42", 0));
+        assert_eq!(d.len(), 4999);
+        let total: usize = d.slots().map(|s| d.slot_len(s)).sum();
+        assert_eq!(total, 4999);
+    }
+
+    #[test]
+    fn lazy_and_active_expiry() {
+        let mut d = db();
+        let a = d.set(b"a", Value::string(b"1"), false, 0);
+        d.set_expire(a, 100);
+        let b = d.set(b"b", Value::string(b"1"), false, 0);
+        d.set_expire(b, 200);
+        d.set(b"c", Value::string(b"1"), false, 0);
+        assert!(d.exists(b"a", 99));
+        assert!(!d.exists(b"a", 100), "lazy expiry at the deadline");
+        assert_eq!(d.volatile_len(), 1);
+        assert_eq!(d.expire_cycle(150, 10), 0);
+        assert_eq!(d.expire_cycle(250, 10), 1);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d.volatile_len(), 0);
+    }
+
+    #[test]
+    fn overwrite_clears_ttl_unless_kept() {
+        let mut d = db();
+        let i = d.set(b"k", Value::string(b"1"), false, 0);
+        d.set_expire(i, 1000);
+        d.set(b"k", Value::string(b"2"), true, 0);
+        assert_eq!(d.get(b"k", 0).unwrap().expire_at(), Some(1000));
+        d.set(b"k", Value::string(b"3"), false, 0);
+        assert_eq!(d.get(b"k", 0).unwrap().expire_at(), None);
+        assert_eq!(d.volatile_len(), 0);
+    }
+
+    #[test]
+    fn shard_owns_its_slots_only() {
+        let d = Db::new(1, 3, 0);
+        assert!(d.slots().all(|s| s % 3 == 1));
+        assert_eq!(d.slots().count(), (SLOTS - 1).div_ceil(3));
+    }
+}

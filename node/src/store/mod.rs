@@ -1,0 +1,11 @@
+//! The keyspace of one shard: compact byte strings, typed values, and the
+//! per-database table that indexes keys by hash slot and expiry time.
+
+pub mod bytes;
+pub mod db;
+pub mod slab;
+pub mod value;
+
+pub use self::bytes::SmallBytes;
+pub use db::Db;
+pub use value::Value;

@@ -1,0 +1,108 @@
+//! `Value`: what a key holds. Strings that are canonical integers are stored
+//! as `Int` (Redis's `int` encoding); other strings as `SmallBytes`; the
+//! aggregate types live behind one box each so the enum stays 24 bytes.
+
+use super::SmallBytes;
+use crate::types::hash::HashValue;
+
+pub enum Value {
+    Str(SmallBytes),
+    Int(i64),
+    Hash(Box<HashValue>),
+}
+
+impl Value {
+    /// A string value, integer-encoded when it is the canonical text of an i64.
+    pub fn string(b: &[u8]) -> Value {
+        match canonical_int(b) {
+            Some(n) => Value::Int(n),
+            None => Value::Str(SmallBytes::new(b)),
+        }
+    }
+
+    pub fn string_from_vec(v: Vec<u8>) -> Value {
+        match canonical_int(&v) {
+            Some(n) => Value::Int(n),
+            None => Value::Str(SmallBytes::from_vec(v)),
+        }
+    }
+
+    /// The name `TYPE` replies with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) | Value::Int(_) => "string",
+            Value::Hash(_) => "hash",
+        }
+    }
+
+    /// The name `OBJECT ENCODING` replies with.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Int(_) => "int",
+            Value::Str(s) if s.len() <= 44 => "embstr",
+            Value::Str(_) => "raw",
+            Value::Hash(h) => h.encoding(),
+        }
+    }
+
+    /// The bytes of a string value (`None` for other types). Integers are
+    /// formatted into `buf`.
+    #[inline]
+    pub fn as_bytes<'a>(&'a self, buf: &'a mut itoa::Buffer) -> Option<&'a [u8]> {
+        match self {
+            Value::Str(s) => Some(s),
+            Value::Int(n) => Some(buf.format(*n).as_bytes()),
+            _ => None,
+        }
+    }
+
+    pub fn is_string(&self) -> bool {
+        matches!(self, Value::Str(_) | Value::Int(_))
+    }
+
+    /// Approximate heap bytes owned by the value (for MEMORY USAGE-style
+    /// estimates; `used_memory` itself comes from the allocator).
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Str(s) => s.heap_size(),
+            Value::Int(_) => 0,
+            Value::Hash(h) => h.heap_size(),
+        }
+    }
+}
+
+/// Parses `b` as an i64 only when it is the exact canonical decimal form
+/// (no sign on zero, no leading zeros, no '+'), so that formatting the integer
+/// gives back the same bytes.
+pub fn canonical_int(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    let n = crate::resp::parse::parse_int(b)?;
+    let mut buf = itoa::Buffer::new();
+    if buf.format(n).as_bytes() == b {
+        Some(n)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_is_compact() {
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+    }
+
+    #[test]
+    fn integer_encoding_is_canonical_only() {
+        assert!(matches!(Value::string(b"123"), Value::Int(123)));
+        assert!(matches!(Value::string(b"-5"), Value::Int(-5)));
+        assert!(matches!(Value::string(b"0123"), Value::Str(_)));
+        assert!(matches!(Value::string(b"+1"), Value::Str(_)));
+        assert!(matches!(Value::string(b"-0"), Value::Str(_)));
+        assert!(matches!(Value::string(b" 1"), Value::Str(_)));
+    }
+}

@@ -1,0 +1,3 @@
+//! Data structures behind the aggregate value types.
+
+pub mod hash;

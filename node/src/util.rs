@@ -1,0 +1,182 @@
+//! Small helpers shared by command families: number parsing with Redis's
+//! error texts, glob matching (KEYS, SCAN MATCH, CONFIG GET), and the clock.
+
+use crate::error::{CmdError, CmdResult};
+
+/// Current Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Parses an integer argument strictly, as Redis's `string2ll`: canonical
+/// decimal only (`ERR value is not an integer or out of range`).
+pub fn parse_i64(b: &[u8]) -> CmdResult<i64> {
+    crate::store::value::canonical_int(b).ok_or(CmdError::NotInteger)
+}
+
+/// Parses a float the way Redis's `strtold` checks do: decimal or exponent
+/// notation, `inf`/`-inf`; no spaces, no NaN.
+pub fn parse_f64(b: &[u8]) -> CmdResult<f64> {
+    let s = std::str::from_utf8(b).map_err(|_| CmdError::NotFloat)?;
+    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return Err(CmdError::NotFloat);
+    }
+    let v = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => s.parse::<f64>().map_err(|_| CmdError::NotFloat)?,
+    };
+    if v.is_nan() {
+        return Err(CmdError::NotFloat);
+    }
+    Ok(v)
+}
+
+/// ASCII case-insensitive comparison of an argument with a keyword.
+#[inline]
+pub fn eq_ic(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Redis's glob-style matching: `*`, `?`, `[abc]`, `[^a-z]`, `\x`.
+pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
+    glob(pattern, s, nocase, 0)
+}
+
+fn glob(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
+    if depth > 1000 {
+        return false;
+    }
+    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    while !p.is_empty() {
+        match p[0] {
+            b'*' => {
+                while p.len() > 1 && p[1] == b'*' {
+                    p = &p[1..];
+                }
+                if p.len() == 1 {
+                    return true;
+                }
+                for i in 0..=s.len() {
+                    if glob(&p[1..], &s[i..], nocase, depth + 1) {
+                        return true;
+                    }
+                }
+                return false;
+            }
+            b'?' => {
+                if s.is_empty() {
+                    return false;
+                }
+                s = &s[1..];
+            }
+            b'[' => {
+                if s.is_empty() {
+                    return false;
+                }
+                p = &p[1..];
+                let not = p.first() == Some(&b'^');
+                if not {
+                    p = &p[1..];
+                }
+                let mut matched = false;
+                loop {
+                    if p.is_empty() {
+                        break;
+                    }
+                    if p[0] == b'\\' && p.len() >= 2 {
+                        p = &p[1..];
+                        if eq(p[0], s[0]) {
+                            matched = true;
+                        }
+                    } else if p[0] == b']' {
+                        break;
+                    } else if p.len() >= 3 && p[1] == b'-' {
+                        let (mut lo, mut hi) = (p[0], p[2]);
+                        if lo > hi {
+                            std::mem::swap(&mut lo, &mut hi);
+                        }
+                        let c = s[0];
+                        let in_range = if nocase {
+                            let c = c.to_ascii_lowercase();
+                            c >= lo.to_ascii_lowercase() && c <= hi.to_ascii_lowercase()
+                        } else {
+                            c >= lo && c <= hi
+                        };
+                        if in_range {
+                            matched = true;
+                        }
+                        p = &p[2..];
+                    } else if eq(p[0], s[0]) {
+                        matched = true;
+                    }
+                    p = &p[1..];
+                }
+                if not {
+                    matched = !matched;
+                }
+                if !matched {
+                    return false;
+                }
+                s = &s[1..];
+                if p.is_empty() {
+                    // Unterminated class: treat the end of pattern as its end.
+                    return s.is_empty();
+                }
+            }
+            b'\\' if p.len() >= 2 => {
+                p = &p[1..];
+                if s.is_empty() || !eq(p[0], s[0]) {
+                    return false;
+                }
+                s = &s[1..];
+            }
+            c => {
+                if s.is_empty() || !eq(c, s[0]) {
+                    return false;
+                }
+                s = &s[1..];
+            }
+        }
+        p = &p[1..];
+    }
+    s.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("*", "anything", true),
+            ("h?llo", "hello", true),
+            ("h?llo", "hllo", false),
+            ("h*llo", "heeeello", true),
+            ("h[ae]llo", "hallo", true),
+            ("h[ae]llo", "hillo", false),
+            ("h[^e]llo", "hallo", true),
+            ("h[^e]llo", "hello", false),
+            ("h[a-b]llo", "hbllo", true),
+            ("user:*:cart", "user:42:cart", true),
+            ("a\\*b", "a*b", true),
+            ("a\\*b", "axb", false),
+            ("", "", true),
+        ];
+        for (p, s, want) in cases {
+            assert_eq!(glob_match(p.as_bytes(), s.as_bytes(), false), *want, "{p} vs {s}");
+        }
+        assert!(glob_match(b"MAX*", b"maxmemory", true));
+    }
+
+    #[test]
+    fn floats() {
+        assert_eq!(parse_f64(b"1.5").unwrap(), 1.5);
+        assert_eq!(parse_f64(b"-inf").unwrap(), f64::NEG_INFINITY);
+        assert_eq!(parse_f64(b"1e3").unwrap(), 1000.0);
+        assert!(parse_f64(b"nan").is_err());
+        assert!(parse_f64(b" 1").is_err());
+        assert!(parse_f64(b"abc").is_err());
+    }
+}

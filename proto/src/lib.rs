@@ -1,0 +1,22 @@
+//! gRPC schemas shared by damselfly nodes and cluster-admin, generated from
+//! `proto/*.proto` at build time.
+
+/// The admin service: node identity and, with cluster mode, cluster
+/// administration.
+pub mod admin {
+    tonic::include_proto!("damselfly.admin");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::admin::NodeInfoReply;
+    use prost::Message;
+
+    #[test]
+    fn messages_round_trip() {
+        let m =
+            NodeInfoReply { node_id: "ab".repeat(20), client_addr: "127.0.0.1:6379".into(), version: "0.1.0".into(), shards: 2, keys: 7 };
+        let bytes = m.encode_to_vec();
+        assert_eq!(NodeInfoReply::decode(bytes.as_slice()).unwrap(), m);
+    }
+}

@@ -1,0 +1,128 @@
+//! Wire-level behaviour, asserted byte for byte: RESP2/RESP3 reply shapes,
+//! inline commands, pipelining, and protocol errors.
+
+use damselfly_tests::Server;
+
+/// (command, exact reply) pairs run in order on one RESP2 connection.
+const RESP2_CASES: &[(&[&str], &str)] = &[
+    (&["PING"], "+PONG\r\n"),
+    (&["PING", "hi"], "$2\r\nhi\r\n"),
+    (&["ECHO", "x y"], "$3\r\nx y\r\n"),
+    (&["SET", "k", "v"], "+OK\r\n"),
+    (&["GET", "k"], "$1\r\nv\r\n"),
+    (&["GET", "missing"], "$-1\r\n"),
+    (&["INCR", "k"], "-ERR value is not an integer or out of range\r\n"),
+    (&["SET", "n", "9223372036854775807"], "+OK\r\n"),
+    (&["INCR", "n"], "-ERR increment or decrement would overflow\r\n"),
+    (&["INCRBYFLOAT", "k", "1"], "-ERR value is not a valid float\r\n"),
+    (&["SET", "k", "v", "NX", "XX"], "-ERR syntax error\r\n"),
+    (&["SET", "k", "v", "EX", "0"], "-ERR invalid expire time in 'set' command\r\n"),
+    (&["GET"], "-ERR wrong number of arguments for 'get' command\r\n"),
+    (&["NOSUCH", "a", "b"], "-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' \r\n"),
+    (&["SELECT", "99"], "-ERR DB index is out of range\r\n"),
+    (&["MGET", "k", "missing"], "*2\r\n$1\r\nv\r\n$-1\r\n"),
+    (&["EXISTS", "k", "k", "missing"], ":2\r\n"),
+    (&["TYPE", "k"], "+string\r\n"),
+    (&["TYPE", "missing"], "+none\r\n"),
+    (&["TTL", "k"], ":-1\r\n"),
+    (&["TTL", "missing"], ":-2\r\n"),
+    (&["DEL", "k", "n", "missing"], ":2\r\n"),
+];
+
+#[test]
+fn resp2_replies_are_exact() {
+    let s = Server::start();
+    let mut c = s.raw();
+    for (cmd, want) in RESP2_CASES {
+        assert_eq!(c.cmd(cmd), *want, "command {cmd:?}");
+    }
+}
+
+#[test]
+fn resp3_replies_use_resp3_types() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let hello = c.cmd(&["HELLO", "3"]);
+    assert!(hello.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"), "{hello}");
+    assert!(hello.contains("$5\r\nproto\r\n:3\r\n"));
+    assert_eq!(c.cmd(&["GET", "missing"]), "_\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "GET", "maxmemory"]), "%1\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n");
+    assert_eq!(c.cmd(&["HELLO", "4"]), "-NOPROTO unsupported protocol version\r\n");
+    let back = c.cmd(&["HELLO", "2"]);
+    assert!(back.starts_with("*14\r\n"), "{back}");
+    assert_eq!(c.cmd(&["GET", "missing"]), "$-1\r\n");
+}
+
+#[test]
+fn inline_commands_work() {
+    let s = Server::start();
+    let mut c = s.raw();
+    c.send(b"SET greeting \"hello world\"\r\n");
+    assert_eq!(c.read_reply(), b"+OK\r\n");
+    c.send(b"GET greeting\n");
+    assert_eq!(c.read_reply(), b"$11\r\nhello world\r\n");
+    c.send(b"\r\nPING\r\n");
+    assert_eq!(c.read_reply(), b"+PONG\r\n");
+}
+
+#[test]
+fn large_pipeline_replies_in_order() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.raw();
+    let mut req = Vec::new();
+    for i in 0..10_000 {
+        let k = format!("key:{i}");
+        let v = format!("{i}");
+        req.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len()).as_bytes());
+        req.extend_from_slice(format!("*2\r\n$4\r\nINCR\r\n${}\r\n{k}\r\n", k.len()).as_bytes());
+    }
+    c.send(&req);
+    for i in 0..10_000 {
+        assert_eq!(c.read_reply(), b"+OK\r\n");
+        assert_eq!(c.read_reply(), format!(":{}\r\n", i + 1).into_bytes(), "INCR #{i}");
+    }
+    assert_eq!(c.cmd(&["DBSIZE"]), ":10000\r\n");
+}
+
+#[test]
+fn protocol_errors_close_only_that_connection() {
+    let s = Server::start();
+    let cases: &[(&[u8], &str)] = &[
+        (b"*1\r\n$-5\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
+        (b"*abc\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
+        (b"*1\r\n+PING\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"),
+        (b"SET k \"unterminated\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"),
+    ];
+    for (input, want) in cases {
+        let mut bad = s.raw();
+        bad.send(input);
+        assert_eq!(String::from_utf8_lossy(&bad.read_reply()), *want);
+        assert!(bad.is_closed(), "connection should close after {want}");
+        let mut good = s.raw();
+        assert_eq!(good.cmd(&["PING"]), "+PONG\r\n");
+    }
+}
+
+#[test]
+fn commands_before_a_protocol_error_still_run() {
+    let s = Server::start();
+    let mut c = s.raw();
+    c.send(b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*1\r\n$-2\r\n");
+    assert_eq!(c.read_reply(), b"+OK\r\n");
+    assert!(String::from_utf8_lossy(&c.read_reply()).starts_with("-ERR Protocol error"));
+    assert_eq!(s.raw().cmd(&["GET", "a"]), "$1\r\n1\r\n");
+}
+
+#[test]
+fn large_bulk_value_round_trips() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let big = vec![b'x'; 8 * 1024 * 1024];
+    c.send_cmd(&[b"SET", b"big", &big]);
+    assert_eq!(c.read_reply(), b"+OK\r\n");
+    c.send_cmd(&[b"STRLEN", b"big"]);
+    assert_eq!(c.read_reply(), b":8388608\r\n");
+    c.send_cmd(&[b"GET", b"big"]);
+    let r = c.read_reply();
+    assert_eq!(r.len(), big.len() + "$8388608\r\n\r\n".len());
+}
