@@ -99,7 +99,7 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         }
         ConnCmd::Command => server::command(conn, args),
         ConnCmd::Info => server::info(conn, args).await,
-        ConnCmd::Config => server::config(conn, args),
+        ConnCmd::Config => server::config(conn, args).await,
         ConnCmd::DbSize => server::dbsize(conn).await,
         ConnCmd::FlushDb => server::flush(conn, args, false).await,
         ConnCmd::FlushAll => server::flush(conn, args, true).await,

@@ -356,9 +356,9 @@ pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             text,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\r\n",
             st.total_connections.load(Relaxed),
-            st.total_commands.load(Relaxed),
-            st.net_input_bytes.load(Relaxed),
-            st.net_output_bytes.load(Relaxed),
+            sum(|s| s.commands),
+            sum(|s| s.net_input_bytes),
+            sum(|s| s.net_output_bytes),
             st.rejected_connections.load(Relaxed),
             sum(|s| s.expired_keys),
             sum(|s| s.keyspace_hits),
@@ -421,9 +421,9 @@ fn cpu_times() -> (f64, f64) {
     (t(ru.ru_utime), t(ru.ru_stime))
 }
 
-pub fn config(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn config(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     let sub = args[1].to_ascii_uppercase();
-    let cfg = &conn.engine.cfg;
+    let cfg = conn.engine.cfg.clone();
     match sub.as_slice() {
         b"GET" => {
             if args.len() < 3 {
@@ -464,9 +464,10 @@ pub fn config(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
                 return Err(CmdError::err("wrong number of arguments for 'config|resetstat' command"));
             }
             let st = &conn.engine.stats;
-            for c in [&st.total_commands, &st.total_connections, &st.rejected_connections, &st.net_input_bytes, &st.net_output_bytes] {
+            for c in [&st.total_connections, &st.rejected_connections] {
                 c.store(0, Relaxed);
             }
+            broadcast(&conn.engine, &conn.local, |sh| sh.stats = ShardStats::default()).await;
             conn.out.ok();
         }
         b"HELP" => {

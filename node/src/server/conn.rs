@@ -65,7 +65,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
             },
             _ = info.kill.notified() => break,
         };
-        engine.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+        conn.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
         let mut protocol_error = None;
         loop {
             match parser.next(&mut inbuf) {
@@ -88,7 +88,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
             conn.closing = true;
         }
         if !conn.out.buf.is_empty() {
-            engine.stats.net_output_bytes.fetch_add(conn.out.buf.len() as u64, Relaxed);
+            conn.local.cell.borrow_mut().stats.net_output_bytes += conn.out.buf.len() as u64;
             if sock.write_all(&conn.out.buf).await.is_err() {
                 break 'conn;
             }
@@ -113,6 +113,7 @@ impl Conn {
     /// Executes a pipeline of commands, appending every reply to `self.out`.
     async fn execute(&mut self, cmds: &mut Vec<Vec<Bytes>>) {
         let mut segment: Vec<Pending> = Vec::new();
+        let mut commands = 0;
         for args in cmds.drain(..) {
             let spec = match self.check(&args) {
                 Ok(spec) => spec,
@@ -122,7 +123,7 @@ impl Conn {
                     continue;
                 }
             };
-            self.engine.stats.total_commands.fetch_add(1, Relaxed);
+            commands += 1;
             self.info.set_last_cmd(spec);
             match &spec.exec {
                 Exec::Shard(_) | Exec::Split(..) => match self.single_shard(spec, &args) {
@@ -145,6 +146,7 @@ impl Conn {
             }
         }
         self.run_segment(&mut segment).await;
+        self.local.cell.borrow_mut().stats.commands += commands;
         self.info.last_ms.store(now_ms(), Relaxed);
     }
 

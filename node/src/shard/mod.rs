@@ -34,6 +34,10 @@ pub struct Msg {
 /// Counters a shard keeps about itself (read by INFO).
 #[derive(Default, Clone, Copy)]
 pub struct ShardStats {
+    /// Commands run by the connections of this shard's thread.
+    pub commands: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub expired_keys: u64,
@@ -122,13 +126,12 @@ pub struct Engine {
 }
 
 #[derive(Default)]
+/// Node-wide counters touched rarely (per connection, not per command);
+/// per-command counters live in each shard's `ShardStats`.
 pub struct NodeStats {
     pub total_connections: AtomicU64,
-    pub total_commands: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub connected_clients: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
     pub start_ms: AtomicU64,
 }
 
