@@ -126,3 +126,83 @@ fn large_bulk_value_round_trips() {
     let r = c.read_reply();
     assert_eq!(r.len(), big.len() + "$8388608\r\n\r\n".len());
 }
+
+/// Random garbage and random well-formed commands with random arguments must
+/// never take the node down: afterwards it still answers and holds its data.
+#[test]
+fn random_input_never_crashes_the_node() {
+    use rand::{Rng, SeedableRng};
+    let s = Server::start_with(&["--shards", "3"]);
+    assert_eq!(s.raw().cmd(&["SET", "canary", "alive"]), "+OK\r\n");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xda55e1f1);
+    let names = [
+        "GET",
+        "SET",
+        "INCR",
+        "INCRBYFLOAT",
+        "APPEND",
+        "SETRANGE",
+        "GETRANGE",
+        "MSET",
+        "MGET",
+        "DEL",
+        "EXPIRE",
+        "PEXPIREAT",
+        "TTL",
+        "RENAME",
+        "GETEX",
+        "SET",
+        "CLIENT",
+        "CONFIG",
+        "COMMAND",
+        "HELLO",
+        "SELECT",
+        "ECHO",
+        "MSETNX",
+        "KEYS",
+        "TYPE",
+        "OBJECT",
+    ];
+    let words = [
+        "EX",
+        "PX",
+        "NX",
+        "XX",
+        "GET",
+        "KEEPTTL",
+        "-1",
+        "0",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "1e400",
+        "inf",
+        "k",
+        "{k}x",
+        "",
+    ];
+    for round in 0..150 {
+        let mut c = s.raw();
+        if round % 4 == 0 {
+            let junk: Vec<u8> = (0..rng.random_range(1..512)).map(|_| rng.random()).collect();
+            c.send(&junk);
+            c.send(b"\r\n");
+            continue;
+        }
+        for _ in 0..50 {
+            let mut args: Vec<Vec<u8>> = vec![names[rng.random_range(0..names.len())].as_bytes().to_vec()];
+            for _ in 0..rng.random_range(0..6) {
+                args.push(if rng.random_bool(0.7) {
+                    words[rng.random_range(0..words.len())].as_bytes().to_vec()
+                } else {
+                    (0..rng.random_range(0..20)).map(|_| rng.random()).collect()
+                });
+            }
+            let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+            c.send_cmd(&refs);
+            let _ = c.read_reply();
+        }
+    }
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    assert_eq!(c.cmd(&["GET", "canary"]), "$5\r\nalive\r\n");
+}

@@ -241,7 +241,12 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    // A NUL ends the line, as in Redis (which parses a C string).
+                    0 => {
+                        args.push(cur);
+                        return Some(args);
+                    }
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
                     b'"' => in_dq = true,
                     b'\'' => in_sq = true,
                     c => cur.push(c),
@@ -322,6 +327,8 @@ mod tests {
         assert_eq!(got[0], vec![b"SET".to_vec(), b"k".to_vec(), b"a b\n".to_vec(), b"c d".to_vec()]);
         assert_eq!(got[1], vec![b"PING".to_vec()]);
         assert_eq!(split_args(b"\"\\x41B\""), Some(vec![b"AB".to_vec()]));
+        assert_eq!(split_args(b"a\0b c"), Some(vec![b"a".to_vec()]));
+        assert_eq!(split_args(b"a \x0b\x0c c"), Some(vec![b"a".to_vec(), b"\x0b\x0c".to_vec(), b"c".to_vec()]));
     }
 
     #[test]
