@@ -58,9 +58,18 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
             tokio::spawn(accept_loop(l, conn_txs, engine));
         }
         wait_for_shutdown(&engine).await;
+        // Graceful stop: no new connections (the listeners go with this
+        // runtime); every client finishes the commands it already sent, gets
+        // the replies, and is disconnected. Bounded wait.
+        info!("shutting down: closing client connections");
+        engine.clients.kill(|_| true);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while engine.stats.connected_clients.load(Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         Ok::<(), std::io::Error>(())
     })?;
-    info!("shutting down");
+    info!("bye");
     Ok(())
 }
 
