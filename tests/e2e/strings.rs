@@ -149,3 +149,23 @@ async fn mset_is_atomic_for_concurrent_readers() {
     }
     assert_eq!(torn, 0, "a reader saw a half-applied MSET");
 }
+
+/// A malformed MSET whose keys span shards must be refused whole, never
+/// half applied.
+#[test]
+fn malformed_mset_sets_nothing() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.raw();
+    let mut args = vec!["MSET"];
+    let keys: Vec<String> = (0..9).map(|i| format!("odd:{i}")).collect();
+    for k in &keys {
+        args.push(k);
+        args.push("v");
+    }
+    args.pop();
+    assert_eq!(c.cmd(&args), "-ERR wrong number of arguments for 'mset' command\r\n");
+    let mut exists = vec!["EXISTS"];
+    exists.extend(keys.iter().map(|k| k.as_str()));
+    assert_eq!(c.cmd(&exists), ":0\r\n");
+    assert_eq!(c.cmd(&["MSETNX", "a", "1", "b"]), "-ERR wrong number of arguments for 'msetnx' command\r\n");
+}

@@ -141,13 +141,15 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
+    /// Arity check, including that a trailing list of key groups (as MSET's
+    /// key-value pairs) is complete, so a malformed command is refused before
+    /// any part of it runs.
     pub fn arity_ok(&self, argc: usize) -> bool {
         let a = self.arity;
-        if a >= 0 {
-            argc == a as usize
-        } else {
-            argc >= (-a) as usize
-        }
+        let count_ok = if a >= 0 { argc == a as usize } else { argc >= (-a) as usize };
+        let groups_ok = !(self.last_key == -1 && self.step > 1 && self.first_key > 0)
+            || (argc.saturating_sub(self.first_key as usize)).is_multiple_of(self.step as usize);
+        count_ok && groups_ok
     }
 
     /// Indices of the key arguments in `args` (which include the name).
@@ -222,6 +224,14 @@ mod tests {
             assert_eq!(c.name, c.name.to_ascii_lowercase());
             assert!(seen.insert(c.name), "{} declared twice", c.name);
         }
+    }
+
+    #[test]
+    fn incomplete_key_value_lists_fail_arity() {
+        let mset = lookup(b"mset").unwrap();
+        assert!(mset.arity_ok(5));
+        assert!(!mset.arity_ok(4));
+        assert!(!mset.arity_ok(2));
     }
 
     #[test]
