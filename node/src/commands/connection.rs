@@ -50,7 +50,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "quit",
         -1,
-        FAST | NO_AUTH | STALE | NOSCRIPT | LOADING,
+        FAST | NO_AUTH | STALE | NOSCRIPT | LOADING | NO_QUEUE,
         (0, 0, 0),
         C,
         "connection",
@@ -60,7 +60,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "reset",
         1,
-        FAST | NO_AUTH | STALE | NOSCRIPT | LOADING,
+        FAST | NO_AUTH | STALE | NOSCRIPT | LOADING | NO_QUEUE,
         (0, 0, 0),
         C,
         "connection",
@@ -71,7 +71,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Runs a connection-level command.
 pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResult {
-    use super::{keys, server, strings};
+    use super::{keys, server, strings, transactions};
     match cmd {
         ConnCmd::Ping => ping(conn, args),
         ConnCmd::Echo => {
@@ -88,6 +88,8 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
             Ok(())
         }
         ConnCmd::Reset => {
+            conn.multi = None;
+            conn.unwatch();
             conn.db = 0;
             conn.out.resp3 = false;
             conn.info.db.store(0, Relaxed);
@@ -112,6 +114,11 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::Rename => keys::rename(conn, args, false).await,
         ConnCmd::RenameNx => keys::rename(conn, args, true).await,
         ConnCmd::MSetNx => strings::msetnx(conn, args).await,
+        ConnCmd::Multi => transactions::multi(conn),
+        ConnCmd::Exec => transactions::exec(conn).await,
+        ConnCmd::Discard => transactions::discard(conn),
+        ConnCmd::Watch => transactions::watch(conn, args).await,
+        ConnCmd::Unwatch => transactions::unwatch(conn),
     }
 }
 

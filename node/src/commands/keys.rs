@@ -7,7 +7,8 @@ use super::{cmd, flag::*, Combine, CommandSpec, ConnCmd, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::server::conn::Conn;
-use crate::shard::{broadcast, run_on, NO_TX};
+use crate::shard::tx::Tx;
+
 use crate::util::{eq_ic, glob_match, now_ms, parse_i64};
 
 const K: &[&str] = &["keyspace"];
@@ -246,22 +247,23 @@ fn persist(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 pub async fn keys(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     let pattern = args[1].clone();
     let db = conn.db;
-    let found = broadcast(&conn.engine, &conn.local, move |sh| {
-        let now = now_ms();
-        let mut v = Vec::new();
-        if let Some(d) = sh.db_if_exists(db) {
-            let slots: Vec<u16> = d.slots().collect();
-            for s in slots {
-                d.for_each_in_slot(s, now, |e| {
-                    if glob_match(&pattern, &e.key, false) {
-                        v.push(Bytes::copy_from_slice(&e.key));
-                    }
-                });
+    let found = conn
+        .broadcast(move |sh| {
+            let now = now_ms();
+            let mut v = Vec::new();
+            if let Some(d) = sh.db_if_exists(db) {
+                let slots: Vec<u16> = d.slots().collect();
+                for s in slots {
+                    d.for_each_in_slot(s, now, |e| {
+                        if glob_match(&pattern, &e.key, false) {
+                            v.push(Bytes::copy_from_slice(&e.key));
+                        }
+                    });
+                }
             }
-        }
-        v
-    })
-    .await;
+            v
+        })
+        .await;
     let n: usize = found.iter().map(|v| v.len()).sum();
     conn.out.array(n);
     for k in found.iter().flatten() {
@@ -276,10 +278,8 @@ pub async fn randomkey(conn: &mut Conn) -> CmdResult {
     let start = rand::random_range(0..n);
     for i in 0..n {
         let s = (start + i) % n;
-        let k = run_on(&conn.engine, &conn.local, s, NO_TX, move |sh| {
-            sh.db_if_exists(db).and_then(|d| d.random_key(now_ms())).map(|k| Bytes::copy_from_slice(&k))
-        })
-        .await;
+        let k =
+            conn.run_on(s, move |sh| sh.db_if_exists(db).and_then(|d| d.random_key(now_ms())).map(|k| Bytes::copy_from_slice(&k))).await;
         if let Some(k) = k {
             conn.out.bulk(&k);
             return Ok(());
@@ -295,35 +295,40 @@ pub async fn rename(conn: &mut Conn, args: &[Bytes], nx: bool) -> CmdResult {
     let (src, dst) = (args[1].clone(), args[2].clone());
     let db = conn.db;
     let (ss, ds) = (conn.engine.shard_of(&src), conn.engine.shard_of(&dst));
-    let mut tx = crate::shard::tx::Tx::new(&conn.engine, &conn.local);
+    let mut tx = conn.begin_tx();
     let mut shards = vec![ss, ds];
     shards.sort_unstable();
-    shards.dedup();
     tx.lock_all(&shards).await;
-    let (s2, d2) = (src.clone(), dst.clone());
-    // Does the destination exist (for NX), and does the source?
+    let result = rename_locked(&tx, db, (ss, src), (ds, dst), nx).await;
+    conn.end_tx(tx);
+    let renamed = result?;
+    if nx {
+        conn.out.int(renamed as i64);
+    } else {
+        conn.out.ok();
+    }
+    Ok(())
+}
+
+/// The body of RENAME once both shards are held: returns whether the key
+/// was renamed.
+async fn rename_locked(tx: &Tx, db: usize, (ss, src): (usize, Bytes), (ds, dst): (usize, Bytes), nx: bool) -> CmdResult<bool> {
+    let d2 = dst.clone();
     let dst_exists = tx.run(ds, move |sh| sh.db(db).exists(&d2, now_ms())).await;
+    let s2 = src.clone();
     let src_exists = tx.run(ss, move |sh| sh.db(db).exists(&s2, now_ms())).await;
     if !src_exists {
         return Err(CmdError::NoSuchKey);
     }
     if src == dst {
-        if nx {
-            conn.out.int(0);
-        } else {
-            conn.out.ok();
-        }
-        return Ok(());
+        return Ok(!nx);
     }
     if nx && dst_exists {
-        conn.out.int(0);
-        return Ok(());
+        return Ok(false);
     }
-    let s2 = src.clone();
     let taken = tx
         .run(ss, move |sh| {
-            let d = sh.db(db);
-            d.remove(&s2, now_ms()).map(|e| {
+            sh.db(db).remove(&src, now_ms()).map(|e| {
                 let at = e.expire_at().unwrap_or(0);
                 (SendValue(e.value), at)
             })
@@ -332,19 +337,12 @@ pub async fn rename(conn: &mut Conn, args: &[Bytes], nx: bool) -> CmdResult {
     if let Some((v, at)) = taken {
         tx.run(ds, move |sh| {
             let d = sh.db(db);
-            let now = now_ms();
-            d.remove(&dst, now);
+            d.remove(&dst, now_ms());
             d.insert_new(&dst, v.0, at);
         })
         .await;
     }
-    tx.finish();
-    if nx {
-        conn.out.int(1);
-    } else {
-        conn.out.ok();
-    }
-    Ok(())
+    Ok(true)
 }
 
 /// A value moving between shard threads.

@@ -8,6 +8,7 @@ pub mod hashes;
 pub mod keys;
 pub mod server;
 pub mod strings;
+pub mod transactions;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -87,6 +88,11 @@ pub enum ConnCmd {
     RenameNx,
     Lastsave,
     Role,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
 }
 
 /// Command flags, as COMMAND reports them.
@@ -104,6 +110,9 @@ pub mod flag {
     pub const NO_AUTH: u32 = 1 << 10;
     pub const MOVABLEKEYS: u32 = 1 << 11;
     pub const NO_MULTI: u32 = 1 << 12;
+    /// Runs at once even between MULTI and EXEC (EXEC, DISCARD, ...); not
+    /// shown by COMMAND.
+    pub const NO_QUEUE: u32 = 1 << 13;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -188,7 +197,13 @@ pub const fn cmd(
 
 /// Every command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    connection::COMMANDS.iter().chain(server::COMMANDS).chain(strings::COMMANDS).chain(keys::COMMANDS).chain(hashes::COMMANDS)
+    connection::COMMANDS
+        .iter()
+        .chain(server::COMMANDS)
+        .chain(strings::COMMANDS)
+        .chain(keys::COMMANDS)
+        .chain(hashes::COMMANDS)
+        .chain(transactions::COMMANDS)
 }
 
 fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {

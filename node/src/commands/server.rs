@@ -9,7 +9,7 @@ use super::{cmd, flag::*, CommandSpec, ConnCmd, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::server::conn::Conn;
-use crate::shard::{broadcast, ShardStats};
+use crate::shard::ShardStats;
 use crate::util::{eq_ic, now_ms};
 
 const SRV: &[&str] = &["admin", "slow", "dangerous"];
@@ -293,12 +293,13 @@ struct ShardInfo {
 }
 
 pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let shards = broadcast(&conn.engine, &conn.local, |sh| {
-        let n = sh.db_count();
-        let dbs = (0..n).map(|i| sh.db_if_exists(i).map(|d| (d.len(), d.volatile_len())).unwrap_or((0, 0))).collect();
-        ShardInfo { stats: sh.stats, dbs }
-    })
-    .await;
+    let shards = conn
+        .broadcast(|sh| {
+            let n = sh.db_count();
+            let dbs = (0..n).map(|i| sh.db_if_exists(i).map(|d| (d.len(), d.volatile_len())).unwrap_or((0, 0))).collect();
+            ShardInfo { stats: sh.stats, dbs }
+        })
+        .await;
     let wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
     let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
     let want = |s: &str| all || wanted.iter().any(|w| w == s);
@@ -467,7 +468,7 @@ pub async fn config(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             for c in [&st.total_connections, &st.rejected_connections] {
                 c.store(0, Relaxed);
             }
-            broadcast(&conn.engine, &conn.local, |sh| sh.stats = ShardStats::default()).await;
+            conn.broadcast(|sh| sh.stats = ShardStats::default()).await;
             conn.out.ok();
         }
         b"HELP" => {
@@ -494,8 +495,7 @@ pub async fn config(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
 
 pub async fn dbsize(conn: &mut Conn) -> CmdResult {
     let db = conn.db;
-    let n: usize =
-        broadcast(&conn.engine, &conn.local, move |sh| sh.db_if_exists(db).map(|d| d.len()).unwrap_or(0)).await.into_iter().sum();
+    let n: usize = conn.broadcast(move |sh| sh.db_if_exists(db).map(|d| d.len()).unwrap_or(0)).await.into_iter().sum();
     conn.out.int(n as i64);
     Ok(())
 }
@@ -508,11 +508,11 @@ pub async fn flush(conn: &mut Conn, args: &[Bytes], all: bool) -> CmdResult {
     }
     let db = conn.db;
     // All shards are locked together so no client sees a half-flushed keyspace.
-    let mut tx = crate::shard::tx::Tx::new(&conn.engine, &conn.local);
+    let mut tx = conn.begin_tx();
     for s in 0..conn.engine.nshards() {
         tx.lock_and_run(s, move |sh| if all { sh.flush_all() } else { sh.flush_db(db) }).await;
     }
-    tx.finish();
+    conn.end_tx(tx);
     conn.out.ok();
     Ok(())
 }

@@ -637,7 +637,7 @@ pub async fn msetnx(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> Cmd
     }
     parts.sort_by_key(|p| p.0);
     let db = conn.db;
-    let mut tx = crate::shard::tx::Tx::new(&conn.engine, &conn.local);
+    let mut tx = conn.begin_tx();
     let mut any = false;
     for (s, pairs) in &parts {
         let keys: Vec<Bytes> = pairs.iter().step_by(2).cloned().collect();
@@ -663,7 +663,7 @@ pub async fn msetnx(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> Cmd
             .await;
         }
     }
-    tx.finish();
+    conn.end_tx(tx);
     conn.out.int(!any as i64);
     Ok(())
 }

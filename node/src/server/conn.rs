@@ -20,7 +20,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::resp::parse::split_flat_array;
 use crate::resp::{Out, Parser};
 use crate::shard::tx::Tx;
-use crate::shard::{run_on, Engine, LocalShard, Shard, NO_TX};
+use crate::shard::{broadcast, run_on, Engine, LocalShard, Shard, TxId, NO_TX};
 use crate::util::now_ms;
 
 /// Connection state visible to connection-level commands.
@@ -33,6 +33,28 @@ pub struct Conn {
     pub info: Arc<ClientInfo>,
     /// Set by QUIT: close after flushing replies.
     pub closing: bool,
+    /// Commands queued since MULTI.
+    pub multi: Option<Multi>,
+    /// Keys watched since WATCH.
+    pub watch: Option<Watch>,
+    /// While EXEC runs: the transaction holding every shard it needs.
+    pub exec_tx: Option<Tx>,
+    in_exec: bool,
+}
+
+/// A transaction being queued (between MULTI and EXEC).
+#[derive(Default)]
+pub struct Multi {
+    pub queued: Vec<(&'static CommandSpec, Vec<Bytes>)>,
+    /// A command failed to queue: EXEC will abort.
+    pub failed: bool,
+}
+
+/// WATCHed keys and the flag shards raise when one of them changes.
+pub struct Watch {
+    pub dirty: Arc<std::sync::atomic::AtomicBool>,
+    /// (shard, database, key)
+    pub keys: Vec<(usize, usize, Bytes)>,
 }
 
 /// A parsed command waiting in a pipeline segment.
@@ -49,7 +71,19 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
     engine.stats.connected_clients.fetch_add(1, Relaxed);
     engine.stats.total_connections.fetch_add(1, Relaxed);
     let authed = !engine.cfg.has_password.load(Relaxed);
-    let mut conn = Conn { engine: engine.clone(), local, out: Out::new(false), db: 0, authed, info: info.clone(), closing: false };
+    let mut conn = Conn {
+        engine: engine.clone(),
+        local,
+        out: Out::new(false),
+        db: 0,
+        authed,
+        info: info.clone(),
+        closing: false,
+        multi: None,
+        watch: None,
+        exec_tx: None,
+        in_exec: false,
+    };
     let max_bulk = engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
     let mut parser = Parser::new(max_bulk);
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
@@ -105,6 +139,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
         }
     }
     let _ = sock.shutdown().await;
+    conn.unwatch();
     engine.clients.unregister(info.id);
     engine.stats.connected_clients.fetch_sub(1, Relaxed);
 }
@@ -119,12 +154,20 @@ impl Conn {
                 Ok(spec) => spec,
                 Err(e) => {
                     self.run_segment(&mut segment).await;
+                    if let Some(m) = &mut self.multi {
+                        m.failed = true;
+                    }
                     self.out.error(&e);
                     continue;
                 }
             };
             commands += 1;
             self.info.set_last_cmd(spec);
+            if self.multi.is_some() && !spec.has_flag(flag::NO_QUEUE) {
+                self.run_segment(&mut segment).await;
+                self.queue(spec, args);
+                continue;
+            }
             match &spec.exec {
                 Exec::Shard(_) | Exec::Split(..) => match self.single_shard(spec, &args) {
                     Some(shard) => segment.push(Pending { spec, args, shard }),
@@ -148,6 +191,156 @@ impl Conn {
         self.run_segment(&mut segment).await;
         self.local.cell.borrow_mut().stats.commands += commands;
         self.info.last_ms.store(now_ms(), Relaxed);
+    }
+
+    /// The transaction this connection's work runs under: EXEC's while it
+    /// runs (its shards are locked and only its own work may run there),
+    /// otherwise none.
+    pub fn tx_id(&self) -> TxId {
+        self.exec_tx.as_ref().map_or(NO_TX, |t| t.id)
+    }
+
+    /// Runs `f` on one shard, as this connection's current transaction.
+    pub async fn run_on<R: Send + 'static>(&self, shard: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> R {
+        run_on(&self.engine, &self.local, shard, self.tx_id(), f).await
+    }
+
+    /// Runs `f` on every shard, as this connection's current transaction;
+    /// results in shard order.
+    pub async fn broadcast<R: Send + 'static>(&self, f: impl Fn(&mut Shard) -> R + Send + Sync + Clone + 'static) -> Vec<R> {
+        broadcast(&self.engine, &self.local, self.tx_id(), f).await
+    }
+
+    /// Queues a command between MULTI and EXEC.
+    fn queue(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>) {
+        let Some(m) = &mut self.multi else { return };
+        if spec.has_flag(flag::NO_MULTI) {
+            m.failed = true;
+            self.out.error(&CmdError::err("Command not allowed inside a transaction"));
+            return;
+        }
+        m.queued.push((spec, args));
+        self.out.simple("QUEUED");
+    }
+
+    /// The transaction a multi-shard command should use: EXEC's (which
+    /// already holds the shards) or a new one. Pair with `end_tx`.
+    pub fn begin_tx(&mut self) -> Tx {
+        match self.exec_tx.take() {
+            Some(tx) => tx,
+            None => Tx::new(&self.engine, &self.local),
+        }
+    }
+
+    /// Ends a command's use of a transaction: inside EXEC it is kept for the
+    /// next command, otherwise it is released.
+    pub fn end_tx(&mut self, tx: Tx) {
+        if self.in_exec {
+            self.exec_tx = Some(tx);
+        }
+    }
+
+    /// Runs the queued commands of a transaction atomically: every shard
+    /// they (and the watched keys) touch is locked first, the watch flag is
+    /// checked under those locks, then the commands run in order.
+    pub async fn exec(&mut self, multi: Multi) -> CmdResult {
+        let mut shards: Vec<usize> = Vec::new();
+        let mut all = false;
+        for (spec, args) in &multi.queued {
+            match spec.exec {
+                Exec::Conn(_) => all = true,
+                _ => shards.extend(spec.key_indices(args.len()).map(|i| self.engine.shard_of(&args[i]))),
+            }
+        }
+        if let Some(w) = &self.watch {
+            shards.extend(w.keys.iter().map(|k| k.0));
+        }
+        if all {
+            shards = (0..self.engine.nshards()).collect();
+        }
+        shards.sort_unstable();
+        shards.dedup();
+        let mut tx = Tx::new(&self.engine, &self.local);
+        tx.lock_all(&shards).await;
+        let aborted = self.watch.as_ref().is_some_and(|w| w.dirty.load(Relaxed));
+        self.unwatch();
+        if aborted {
+            drop(tx);
+            self.out.nil_array();
+            return Ok(());
+        }
+        self.out.array(multi.queued.len());
+        self.exec_tx = Some(tx);
+        self.in_exec = true;
+        let db_before = self.db;
+        for (spec, args) in multi.queued {
+            self.run_in_tx(spec, args).await;
+        }
+        self.in_exec = false;
+        self.exec_tx = None;
+        if self.db != db_before {
+            self.info.db.store(self.db, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Runs one command inside EXEC, through the held transaction.
+    async fn run_in_tx(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>) {
+        match &spec.exec {
+            Exec::Shard(_) | Exec::Split(..) => match self.single_shard(spec, &args) {
+                Some(shard) => {
+                    let tx = self.exec_tx.take().expect("EXEC holds a transaction");
+                    let (db, resp3) = (self.db, self.out.resp3);
+                    let reply = tx
+                        .run(shard, move |sh| {
+                            let mut out = Out::new(resp3);
+                            exec_one(sh, db, spec, &args, &mut out);
+                            out.buf
+                        })
+                        .await;
+                    self.exec_tx = Some(tx);
+                    self.out.buf.extend_from_slice(&reply);
+                }
+                None => self.run_split(spec, args).await,
+            },
+            Exec::Conn(c) => {
+                // Boxed: EXEC itself is dispatched from here.
+                if let Err(e) = Box::pin(commands::connection::dispatch(self, *c, &args)).await {
+                    self.out.error(&e);
+                }
+            }
+        }
+    }
+
+    /// Adds keys to the watch list: from now on, any change to them makes
+    /// EXEC fail.
+    pub async fn watch_keys(&mut self, keys: &[Bytes]) {
+        let dirty = match &self.watch {
+            Some(w) => w.dirty.clone(),
+            None => Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
+        let db = self.db;
+        let mut added = Vec::with_capacity(keys.len());
+        for k in keys {
+            let shard = self.engine.shard_of(k);
+            let (key, flag) = (k.clone(), dirty.clone());
+            run_on(&self.engine, &self.local, shard, NO_TX, move |sh| sh.db(db).watch(&key, flag)).await;
+            added.push((shard, db, k.clone()));
+        }
+        match &mut self.watch {
+            Some(w) => w.keys.extend(added),
+            None => self.watch = Some(Watch { dirty, keys: added }),
+        }
+    }
+
+    /// Forgets every watched key (the shards drop their entries
+    /// asynchronously).
+    pub fn unwatch(&mut self) {
+        let Some(w) = self.watch.take() else { return };
+        for (shard, db, key) in w.keys {
+            let flag = w.dirty.clone();
+            self.engine.send(shard, NO_TX, Box::new(move |sh| sh.db(db).unwatch(&key, &flag)));
+        }
     }
 
     /// Looks the command up and checks arity and authentication.
@@ -282,7 +475,7 @@ impl Conn {
         }
         parts.sort_by_key(|p| p.0);
         let (db, resp3) = (self.db, self.out.resp3);
-        let mut tx = Tx::new(&self.engine, &self.local);
+        let mut tx = self.begin_tx();
         let mut replies = Vec::with_capacity(parts.len());
         for (shard, sub, _) in &parts {
             let sub = sub.clone();
@@ -295,7 +488,7 @@ impl Conn {
                 .await;
             replies.push(r);
         }
-        tx.finish();
+        self.end_tx(tx);
         if let Some(err) = replies.iter().find(|r| r.first() == Some(&b'-')) {
             self.out.buf.extend_from_slice(err);
             return;

@@ -74,13 +74,19 @@ impl Shard {
         self.dbs.len()
     }
 
+    /// Empties database `i`; its watchers are told and stay registered.
     pub fn flush_db(&mut self, i: usize) {
+        let Some(old) = self.dbs[i].as_mut() else { return };
+        let watchers = old.take_watchers();
         self.dbs[i] = None;
+        if !watchers.is_empty() {
+            self.db(i).set_watchers(watchers);
+        }
     }
 
     pub fn flush_all(&mut self) {
-        for d in &mut self.dbs {
-            *d = None;
+        for i in 0..self.dbs.len() {
+            self.flush_db(i);
         }
     }
 
@@ -293,31 +299,33 @@ pub async fn run_on<R: Send + 'static>(
     }
 }
 
-/// Runs `f` on every shard (concurrently) and returns the results in shard order.
+/// Runs `f` on every shard (concurrently), as transaction `tx`, and returns
+/// the results in shard order.
 pub async fn broadcast<R: Send + 'static>(
     engine: &Engine,
     local: &LocalShard,
+    tx: TxId,
     f: impl Fn(&mut Shard) -> R + Send + Sync + Clone + 'static,
 ) -> Vec<R> {
-    let me = local.id();
+    let (me, txid) = (local.id(), tx);
     let mut waits = Vec::with_capacity(engine.nshards());
     for s in 0..engine.nshards() {
         if s == me {
             waits.push(None);
             continue;
         }
-        let (tx, rx) = oneshot::channel();
+        let (reply, rx) = oneshot::channel();
         let f = f.clone();
         engine.send(
             s,
-            NO_TX,
+            txid,
             Box::new(move |sh| {
-                let _ = tx.send(f(sh));
+                let _ = reply.send(f(sh));
             }),
         );
         waits.push(Some(rx));
     }
-    let mine = local.run(NO_TX, f).await;
+    let mine = local.run(txid, f).await;
     let mut out = Vec::with_capacity(waits.len());
     let mut mine = Some(mine);
     for w in waits {

@@ -1,33 +1,50 @@
-//! The one transaction mechanism for work that spans shards (MSET, MGET, DEL
-//! over several keys, RENAME across shards; later MULTI/EXEC and Lua).
+//! The one transaction mechanism for work that spans shards: multi-key
+//! commands (MSET, MGET, DEL over several keys, RENAME, ...), MULTI/EXEC, and
+//! later Lua scripts.
 //!
 //! A transaction locks the shards it needs in ascending shard order, running
 //! its first piece of work on each shard in the same message that takes the
-//! lock. Ordered acquisition rules out deadlock; holding every lock until
-//! `finish` (strict two-phase locking) means no other client observes a
-//! half-applied transaction: single-shard commands on a locked shard wait
-//! until it is released.
+//! lock. Ordered acquisition rules out deadlock; holding every lock until the
+//! transaction ends (strict two-phase locking) means no other client
+//! observes a half-applied transaction: other work for a locked shard waits
+//! in the shard's queue until it is released.
+//!
+//! Locking is idempotent: EXEC locks every shard its queued commands need up
+//! front, and the commands then run through the same `Tx` (see
+//! `Conn::begin_tx`), so a multi-key command inside EXEC reuses the held
+//! locks instead of taking new ones.
+
+use std::rc::Rc;
+use std::sync::Arc;
 
 use super::{run_on, Engine, LocalShard, Shard, TxId};
 
-pub struct Tx<'a> {
-    engine: &'a Engine,
-    local: &'a LocalShard,
+pub struct Tx {
+    engine: Arc<Engine>,
+    local: Rc<LocalShard>,
     pub id: TxId,
+    /// Shards held, ascending.
     locked: Vec<usize>,
 }
 
-impl<'a> Tx<'a> {
-    pub fn new(engine: &'a Engine, local: &'a LocalShard) -> Tx<'a> {
-        Tx { engine, local, id: engine.new_tx_id(), locked: Vec::new() }
+impl Tx {
+    pub fn new(engine: &Arc<Engine>, local: &Rc<LocalShard>) -> Tx {
+        Tx { engine: engine.clone(), local: local.clone(), id: engine.new_tx_id(), locked: Vec::new() }
     }
 
-    /// Locks `shard` and runs `f` on it in one step. Shards must be locked in
-    /// ascending order.
+    pub fn holds(&self, shard: usize) -> bool {
+        self.locked.binary_search(&shard).is_ok()
+    }
+
+    /// Locks `shard` (if not already held) and runs `f` on it in one step.
+    /// New shards must be taken in ascending order.
     pub async fn lock_and_run<R: Send + 'static>(&mut self, shard: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> R {
+        if self.holds(shard) {
+            return self.run(shard, f).await;
+        }
         debug_assert!(self.locked.last().is_none_or(|&l| l < shard), "shards locked out of order");
         let id = self.id;
-        let r = run_on(self.engine, self.local, shard, id, move |sh| {
+        let r = run_on(&self.engine, &self.local, shard, id, move |sh| {
             sh.lock(id);
             f(sh)
         })
@@ -36,17 +53,20 @@ impl<'a> Tx<'a> {
         r
     }
 
-    /// Locks every shard in `shards` (ascending) without running anything.
+    /// Locks every shard in `shards` (ascending, duplicates allowed) without
+    /// running anything else.
     pub async fn lock_all(&mut self, shards: &[usize]) {
         for &s in shards {
-            self.lock_and_run(s, |_| ()).await;
+            if !self.holds(s) {
+                self.lock_and_run(s, |_| ()).await;
+            }
         }
     }
 
-    /// Runs `f` on a shard this transaction already holds.
+    /// Runs `f` on a shard this transaction holds.
     pub async fn run<R: Send + 'static>(&self, shard: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> R {
-        debug_assert!(self.locked.contains(&shard), "shard not locked by this transaction");
-        run_on(self.engine, self.local, shard, self.id, f).await
+        debug_assert!(self.holds(shard), "shard not locked by this transaction");
+        run_on(&self.engine, &self.local, shard, self.id, f).await
     }
 
     /// Releases every lock (also done on drop).
@@ -54,8 +74,9 @@ impl<'a> Tx<'a> {
 
     fn release_all(&mut self) {
         let id = self.id;
+        let me = self.local.id();
         for s in self.locked.drain(..) {
-            if s == self.local.id() {
+            if s == me {
                 self.local.release(id);
             } else {
                 self.engine.send(s, id, Box::new(move |sh| sh.unlock(id)));
@@ -64,7 +85,7 @@ impl<'a> Tx<'a> {
     }
 }
 
-impl Drop for Tx<'_> {
+impl Drop for Tx {
     fn drop(&mut self) {
         self.release_all();
     }

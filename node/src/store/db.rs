@@ -5,8 +5,10 @@
 //! listed and moved without touching the rest. Keys with a TTL are also kept
 //! in an ordered expiry index, which makes active expiry exact and cheap.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
@@ -37,6 +39,9 @@ pub struct Db {
     entries: Slab<Entry>,
     /// (expire_at, slab index) of every key with a TTL.
     expires: BTreeSet<(u64, u32)>,
+    /// WATCHed keys and the flags of the clients watching them. Every write
+    /// path below raises the flags of the key it changes.
+    watched: HashMap<SmallBytes, Vec<Arc<AtomicBool>>>,
 }
 
 impl Db {
@@ -44,7 +49,15 @@ impl Db {
         let nslots = (SLOTS - shard).div_ceil(nshards);
         let mut tables = Vec::with_capacity(nslots);
         tables.resize_with(nslots, HashTable::new);
-        Db { shard, nshards, hasher: FixedState::with_seed(seed), tables, entries: Slab::default(), expires: BTreeSet::new() }
+        Db {
+            shard,
+            nshards,
+            hasher: FixedState::with_seed(seed),
+            tables,
+            entries: Slab::default(),
+            expires: BTreeSet::new(),
+            watched: HashMap::new(),
+        }
     }
 
     #[inline]
@@ -95,6 +108,7 @@ impl Db {
 
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         let idx = self.lookup(key, now)?;
+        self.touch_idx(idx);
         self.entries.get_mut(idx)
     }
 
@@ -106,12 +120,65 @@ impl Db {
         self.entries.get(idx).expect("live slab index")
     }
 
+    /// Mutable access to an entry, for a write: watchers of the key are told.
     pub fn entry_mut(&mut self, idx: u32) -> &mut Entry {
+        self.touch_idx(idx);
         self.entries.get_mut(idx).expect("live slab index")
+    }
+
+    /// Registers a WATCH on `key`.
+    pub fn watch(&mut self, key: &[u8], flag: Arc<AtomicBool>) {
+        self.watched.entry(SmallBytes::new(key)).or_default().push(flag);
+    }
+
+    /// Removes a WATCH registered with `flag`.
+    pub fn unwatch(&mut self, key: &[u8], flag: &Arc<AtomicBool>) {
+        if let Some(v) = self.watched.get_mut(key) {
+            v.retain(|f| !Arc::ptr_eq(f, flag));
+            if v.is_empty() {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// Tells the watchers of `key` that it changed.
+    #[inline]
+    pub fn touch(&self, key: &[u8]) {
+        if self.watched.is_empty() {
+            return;
+        }
+        if let Some(v) = self.watched.get(key) {
+            for f in v {
+                f.store(true, Relaxed);
+            }
+        }
+    }
+
+    #[inline]
+    fn touch_idx(&self, idx: u32) {
+        if !self.watched.is_empty() {
+            if let Some(e) = self.entries.get(idx) {
+                self.touch(&e.key);
+            }
+        }
+    }
+
+    /// Raises every watcher's flag (the database is flushed or swapped) and
+    /// hands the watch registrations over, so they survive the swap.
+    pub fn take_watchers(&mut self) -> HashMap<SmallBytes, Vec<Arc<AtomicBool>>> {
+        for f in self.watched.values().flatten() {
+            f.store(true, Relaxed);
+        }
+        std::mem::take(&mut self.watched)
+    }
+
+    pub fn set_watchers(&mut self, w: HashMap<SmallBytes, Vec<Arc<AtomicBool>>>) {
+        self.watched = w;
     }
 
     /// Inserts a key known to be absent.
     pub fn insert_new(&mut self, key: &[u8], value: Value, expire_at: u64) -> u32 {
+        self.touch(key);
         let local = self.local(key_slot(key));
         let h = self.hash(key);
         let idx = self.entries.insert(Entry { key: SmallBytes::new(key), value, expire_at });
@@ -140,6 +207,7 @@ impl Db {
 
     /// Changes a key's TTL (0 removes it).
     pub fn set_expire(&mut self, idx: u32, expire_at: u64) {
+        self.touch_idx(idx);
         let e = self.entries.get_mut(idx).expect("live slab index");
         let old = std::mem::replace(&mut e.expire_at, expire_at);
         if old != 0 {
@@ -156,6 +224,7 @@ impl Db {
     }
 
     pub fn remove_idx(&mut self, idx: u32) -> Option<Entry> {
+        self.touch_idx(idx);
         let e = self.entries.get(idx)?;
         let local = self.local(key_slot(&e.key));
         let h = self.hash(&e.key);
@@ -185,6 +254,9 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
+        for f in self.watched.values().flatten() {
+            f.store(true, Relaxed);
+        }
         for t in &mut self.tables {
             *t = HashTable::new();
         }
@@ -291,6 +363,34 @@ mod tests {
         d.set(b"k", Value::string(b"3"), false, 0);
         assert_eq!(d.get(b"k", 0).unwrap().expire_at(), None);
         assert_eq!(d.volatile_len(), 0);
+    }
+
+    #[test]
+    fn writes_and_expiry_raise_watch_flags() {
+        let mut d = db();
+        let flag = Arc::new(AtomicBool::new(false));
+        d.watch(b"w", flag.clone());
+        d.set(b"other", Value::string(b"1"), false, 0);
+        assert!(!flag.load(Relaxed), "a write to another key leaves the flag");
+        let _ = d.get(b"w", 0);
+        assert!(!flag.load(Relaxed), "a read leaves the flag");
+        d.set(b"w", Value::string(b"1"), false, 0);
+        assert!(flag.load(Relaxed), "creating the key raises it");
+
+        let flag2 = Arc::new(AtomicBool::new(false));
+        d.watch(b"w", flag2.clone());
+        let idx = d.lookup(b"w", 0).unwrap();
+        d.set_expire(idx, 50);
+        assert!(flag2.load(Relaxed), "setting a TTL raises it");
+
+        let flag3 = Arc::new(AtomicBool::new(false));
+        d.watch(b"w", flag3.clone());
+        assert_eq!(d.expire_cycle(100, 10), 1);
+        assert!(flag3.load(Relaxed), "expiry raises it");
+        d.unwatch(b"w", &flag);
+        d.unwatch(b"w", &flag2);
+        d.unwatch(b"w", &flag3);
+        assert!(d.watched.is_empty());
     }
 
     #[test]

@@ -1,0 +1,179 @@
+//! MULTI/EXEC/DISCARD/WATCH against a real process: exact replies, error
+//! handling, WATCH invalidation (writes, expiry, flush), and atomicity under
+//! concurrent clients across shards.
+
+use std::time::Duration;
+
+use damselfly_tests::Server;
+use redis::AsyncCommands;
+
+#[test]
+fn queued_replies_and_errors() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.raw();
+    let cases: &[(&[&str], &str)] = &[
+        (&["EXEC"], "-ERR EXEC without MULTI\r\n"),
+        (&["DISCARD"], "-ERR DISCARD without MULTI\r\n"),
+        (&["MULTI"], "+OK\r\n"),
+        (&["MULTI"], "-ERR MULTI calls can not be nested\r\n"),
+        (&["SET", "a", "1"], "+QUEUED\r\n"),
+        (&["INCR", "a"], "+QUEUED\r\n"),
+        (&["MSET", "b", "x", "c", "y"], "+QUEUED\r\n"),
+        (&["INCR", "b"], "+QUEUED\r\n"),
+        (&["MGET", "a", "b", "c"], "+QUEUED\r\n"),
+        (&["WATCH", "a"], "-ERR WATCH inside MULTI is not allowed\r\n"),
+        (&["EXEC"], "*5\r\n+OK\r\n:2\r\n+OK\r\n-ERR value is not an integer or out of range\r\n*3\r\n$1\r\n2\r\n$1\r\nx\r\n$1\r\ny\r\n"),
+        // A queue-time error aborts the whole transaction.
+        (&["MULTI"], "+OK\r\n"),
+        (&["SET", "a", "changed"], "+QUEUED\r\n"),
+        (&["GET"], "-ERR wrong number of arguments for 'get' command\r\n"),
+        (&["NOSUCH"], "-ERR unknown command 'NOSUCH', with args beginning with: \r\n"),
+        (&["EXEC"], "-EXECABORT Transaction discarded because of previous errors.\r\n"),
+        (&["GET", "a"], "$1\r\n2\r\n"),
+        // DISCARD drops the queue.
+        (&["MULTI"], "+OK\r\n"),
+        (&["SET", "a", "discarded"], "+QUEUED\r\n"),
+        (&["DISCARD"], "+OK\r\n"),
+        (&["GET", "a"], "$1\r\n2\r\n"),
+        // Connection-level commands queue and run in order.
+        (&["MULTI"], "+OK\r\n"),
+        (&["SELECT", "1"], "+QUEUED\r\n"),
+        (&["SET", "a", "db1"], "+QUEUED\r\n"),
+        (&["DBSIZE"], "+QUEUED\r\n"),
+        (&["EXEC"], "*3\r\n+OK\r\n+OK\r\n:1\r\n"),
+        (&["GET", "a"], "$3\r\ndb1\r\n"),
+        (&["MULTI"], "+OK\r\n"),
+        (&["EXEC"], "*0\r\n"),
+    ];
+    for (cmd, want) in cases {
+        assert_eq!(c.cmd(cmd), *want, "command {cmd:?}");
+    }
+}
+
+#[test]
+fn watch_is_invalidated_by_writes_expiry_and_flush() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut a = s.raw();
+    let mut b = s.raw();
+    // Untouched watch: EXEC runs.
+    assert_eq!(a.cmd(&["WATCH", "w"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["SET", "w", "1"]), "+QUEUED\r\n");
+    assert_eq!(a.cmd(&["EXEC"]), "*1\r\n+OK\r\n");
+    // Another client writes the key: EXEC fails with a null reply.
+    assert_eq!(a.cmd(&["WATCH", "w", "other"]), "+OK\r\n");
+    assert_eq!(b.cmd(&["INCR", "w"]), ":2\r\n");
+    assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["SET", "w", "mine"]), "+QUEUED\r\n");
+    assert_eq!(a.cmd(&["EXEC"]), "*-1\r\n");
+    assert_eq!(a.cmd(&["GET", "w"]), "$1\r\n2\r\n");
+    // A write that changes nothing does not invalidate (SET NX on an existing key).
+    assert_eq!(a.cmd(&["WATCH", "w"]), "+OK\r\n");
+    assert_eq!(b.cmd(&["SET", "w", "x", "NX"]), "$-1\r\n");
+    assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["EXEC"]), "*0\r\n");
+    // UNWATCH forgets.
+    assert_eq!(a.cmd(&["WATCH", "w"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["UNWATCH"]), "+OK\r\n");
+    assert_eq!(b.cmd(&["SET", "w", "3"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["EXEC"]), "*0\r\n");
+    // Expiry of a watched key invalidates.
+    assert_eq!(a.cmd(&["SET", "ttl", "v", "PX", "50"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["WATCH", "ttl"]), "+OK\r\n");
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["SET", "ttl", "again"]), "+QUEUED\r\n");
+    assert_eq!(a.cmd(&["EXEC"]), "*-1\r\n");
+    // FLUSHALL invalidates.
+    assert_eq!(a.cmd(&["SET", "f", "1"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["WATCH", "f"]), "+OK\r\n");
+    assert_eq!(b.cmd(&["FLUSHALL"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["EXEC"]), "*-1\r\n");
+    // RESP3: the aborted EXEC is a null.
+    assert!(a.cmd(&["HELLO", "3"]).starts_with('%'));
+    assert_eq!(a.cmd(&["WATCH", "f"]), "+OK\r\n");
+    assert_eq!(b.cmd(&["SET", "f", "2"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["EXEC"]), "_\r\n");
+}
+
+/// Writers move 1 unit between two accounts on different shards inside
+/// MULTI/EXEC; readers MGET both and must always see the same total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exec_is_atomic_across_shards() {
+    let s = Server::start_with(&["--shards", "4"]);
+    // Two keys on different shards (slot % 4 differs).
+    let (a, b) = ("acct:{a}", "acct:{b}");
+    {
+        let mut c = s.conn().await;
+        let _: () = c.mset(&[(a, 1000), (b, 1000)]).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let client = s.client();
+        tasks.push(tokio::spawn(async move {
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            for _ in 0..200 {
+                let (_, _): (i64, i64) = redis::pipe().atomic().decr(a, 1).incr(b, 1).query_async(&mut c).await.unwrap();
+            }
+            0
+        }));
+    }
+    for _ in 0..4 {
+        let client = s.client();
+        tasks.push(tokio::spawn(async move {
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut bad = 0;
+            for _ in 0..200 {
+                let (x, y): (i64, i64) = redis::cmd("MGET").arg(a).arg(b).query_async(&mut c).await.unwrap();
+                if x + y != 2000 {
+                    bad += 1;
+                }
+            }
+            bad
+        }));
+    }
+    let mut bad = 0;
+    for t in tasks {
+        bad += t.await.unwrap();
+    }
+    assert_eq!(bad, 0, "a reader saw a transaction half applied");
+    let mut c = s.conn().await;
+    let (x, y): (i64, i64) = redis::cmd("MGET").arg(a).arg(b).query_async(&mut c).await.unwrap();
+    assert_eq!((x, y), (200, 1800));
+}
+
+/// Optimistic increments with WATCH from many clients: every successful
+/// EXEC counts exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watch_based_increments_never_lose_updates() {
+    let s = Server::start_with(&["--shards", "2"]);
+    const CLIENTS: usize = 10;
+    const PER: usize = 30;
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let client = s.client();
+        tasks.push(tokio::spawn(async move {
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut done = 0;
+            let mut attempts = 0;
+            while done < PER {
+                attempts += 1;
+                assert!(attempts < 100_000, "too many retries");
+                let _: () = redis::cmd("WATCH").arg("opt").query_async(&mut c).await.unwrap();
+                let cur: Option<i64> = c.get("opt").await.unwrap();
+                let r: Option<(String,)> = redis::pipe().atomic().set("opt", cur.unwrap_or(0) + 1).query_async(&mut c).await.unwrap();
+                if r.is_some() {
+                    done += 1;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut c = s.conn().await;
+    assert_eq!(c.get::<_, i64>("opt").await.unwrap(), (CLIENTS * PER) as i64);
+}
