@@ -347,6 +347,11 @@ mod tests {
     }
 
     #[test]
+    fn node_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Node>(), 64);
+    }
+
+    #[test]
     fn insert_get_remove() {
         basic::<ScanPosition>();
         basic::<Colliding>();
