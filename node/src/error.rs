@@ -24,6 +24,16 @@ pub enum CmdError {
     Overflow,
     #[error("ERR increment would produce NaN or Infinity")]
     NanOrInfinity,
+    #[error("ERR hash value is not an integer")]
+    HashNotInteger,
+    #[error("ERR hash value is not a float")]
+    HashNotFloat,
+    #[error("ERR value is NaN or Infinity")]
+    NanOrInfinityValue,
+    #[error("ERR value is out of range")]
+    OutOfRange,
+    #[error("ERR invalid cursor")]
+    InvalidCursor,
     #[error("ERR no such key")]
     NoSuchKey,
     #[error("ERR invalid expire time in '{0}' command")]

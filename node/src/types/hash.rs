@@ -1,18 +1,20 @@
 //! The hash type: a flat vector of pairs while small (Redis's `listpack`
-//! encoding, same thresholds), converted once to a hash table when it grows
-//! past `hash-max-listpack-entries` or holds a value longer than
-//! `hash-max-listpack-value`.
+//! encoding, same thresholds), converted once to a `FieldTable` when it grows
+//! past `hash-max-listpack-entries` or is given a field or value longer than
+//! `hash-max-listpack-value`. Also owns the stable per-field scan position
+//! that HSCAN cursors are made of.
 
 use std::hash::BuildHasher;
+use std::sync::LazyLock;
 
-use foldhash::fast::RandomState;
-use hashbrown::HashMap;
+use foldhash::fast::FixedState;
 
+use super::field_table::{self, FieldTable};
 use crate::store::SmallBytes;
 
 pub enum HashValue {
     Pairs(Vec<(SmallBytes, SmallBytes)>),
-    Table(HashMap<SmallBytes, SmallBytes, RandomState>),
+    Table(FieldTable),
 }
 
 /// Conversion thresholds (from CONFIG).
@@ -34,11 +36,25 @@ impl Default for HashValue {
     }
 }
 
+/// Seed of the scan positions: random per process (so clients cannot aim
+/// fields at one bucket), fixed for its lifetime (so cursors keep meaning).
+static SCAN_STATE: LazyLock<FixedState> = LazyLock::new(|| FixedState::with_seed(rand::random()));
+
 impl HashValue {
+    /// An empty hash about to receive `pairs` field/value pairs: created
+    /// directly as a table when they cannot all fit the compact encoding.
+    pub fn with_capacity(pairs: usize, limits: HashLimits) -> Self {
+        if pairs > limits.max_entries {
+            HashValue::Table(FieldTable::with_capacity(pairs))
+        } else {
+            HashValue::Pairs(Vec::with_capacity(pairs))
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             HashValue::Pairs(v) => v.len(),
-            HashValue::Table(m) => m.len(),
+            HashValue::Table(t) => t.len(),
         }
     }
 
@@ -56,37 +72,59 @@ impl HashValue {
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
             HashValue::Pairs(v) => v.iter().find(|(f, _)| &**f == field).map(|(_, v)| &**v),
-            HashValue::Table(m) => m.get(field).map(|v| &**v),
+            HashValue::Table(t) => t.get(field),
+        }
+    }
+
+    /// Prepares for a write of `pairs` pairs whose longest field or value is
+    /// `longest` bytes: converts to a table up front when the compact
+    /// encoding could not hold them (a hint; `set` enforces the limits too).
+    pub fn reserve(&mut self, pairs: usize, longest: usize, limits: HashLimits) {
+        if let HashValue::Pairs(v) = self {
+            if pairs > limits.max_entries || longest > limits.max_value {
+                let n = v.len() + pairs;
+                self.convert(n);
+            }
         }
     }
 
     /// Sets a field; returns true when the field is new.
     pub fn set(&mut self, field: &[u8], value: &[u8], limits: HashLimits) -> bool {
         if let HashValue::Pairs(v) = self {
-            if let Some(slot) = v.iter_mut().find(|(f, _)| &**f == field) {
-                slot.1 = SmallBytes::new(value);
-                if value.len() > limits.max_value {
-                    self.convert();
+            if field.len() <= limits.max_value && value.len() <= limits.max_value {
+                let new = match v.iter_mut().find(|(f, _)| &**f == field) {
+                    Some(slot) => {
+                        slot.1 = SmallBytes::new(value);
+                        false
+                    }
+                    None => {
+                        v.push((SmallBytes::new(field), SmallBytes::new(value)));
+                        true
+                    }
+                };
+                if v.len() > limits.max_entries {
+                    let n = v.len();
+                    self.convert(n);
                 }
-                return false;
+                return new;
             }
-            if v.len() < limits.max_entries && field.len() <= limits.max_value && value.len() <= limits.max_value {
-                v.push((SmallBytes::new(field), SmallBytes::new(value)));
-                return true;
-            }
-            self.convert();
+            let n = v.len() + 1;
+            self.convert(n);
         }
         match self {
-            HashValue::Table(m) => m.insert(SmallBytes::new(field), SmallBytes::new(value)).is_none(),
+            HashValue::Table(t) => t.insert(field, value),
             HashValue::Pairs(_) => unreachable!("converted above"),
         }
     }
 
-    fn convert(&mut self) {
+    /// Converts the compact encoding to a table sized for `capacity` fields.
+    fn convert(&mut self, capacity: usize) {
         if let HashValue::Pairs(v) = self {
-            let mut m = HashMap::with_capacity_and_hasher(v.len() + 1, RandomState::default());
-            m.extend(std::mem::take(v));
-            *self = HashValue::Table(m);
+            let mut t = FieldTable::with_capacity(capacity.max(v.len()));
+            for (f, x) in v.iter() {
+                t.insert(f, x);
+            }
+            *self = HashValue::Table(t);
         }
     }
 
@@ -100,43 +138,92 @@ impl HashValue {
                 }
                 None => false,
             },
-            HashValue::Table(m) => m.remove(field).is_some(),
+            HashValue::Table(t) => t.remove(field).is_some(),
         }
     }
 
-    pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
+    pub fn iter(&self) -> Iter<'_> {
         match self {
-            HashValue::Pairs(v) => Box::new(v.iter().map(|(f, v)| (&**f, &**v))),
-            HashValue::Table(m) => Box::new(m.iter().map(|(f, v)| (&**f, &**v))),
+            HashValue::Pairs(v) => Iter::Pairs(v.iter()),
+            HashValue::Table(t) => Iter::Table(t.iter()),
         }
     }
 
-    /// The pair at position `i` of iteration order (for random picks).
+    /// The pair at index `i` (0..len) in O(1), for random picks.
     pub fn nth(&self, i: usize) -> Option<(&[u8], &[u8])> {
         match self {
             HashValue::Pairs(v) => v.get(i).map(|(f, v)| (&**f, &**v)),
-            HashValue::Table(m) => m.iter().nth(i).map(|(f, v)| (&**f, &**v)),
+            HashValue::Table(t) => t.nth(i),
+        }
+    }
+
+    /// One HSCAN step from `cursor` visiting about `count` fields; returns
+    /// the next cursor (0 when done). The compact encoding is small enough
+    /// to return whole, with cursor 0, whatever the cursor (as Redis does).
+    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut f: impl FnMut(&'a [u8], &'a [u8])) -> u64 {
+        match self {
+            HashValue::Pairs(v) => {
+                for (k, x) in v {
+                    f(k, x);
+                }
+                0
+            }
+            HashValue::Table(t) => t.scan(cursor, count, f),
         }
     }
 
     /// A stable 64-bit position for `field` used by HSCAN cursors: fields are
     /// visited in order of this hash, so a cursor survives inserts, deletes
     /// and table growth without skipping fields that existed throughout.
+    #[inline]
     pub fn scan_hash(field: &[u8]) -> u64 {
-        // A fixed seed: the cursor must mean the same thing across calls.
-        foldhash::fast::FixedState::with_seed(0x5eed_da55_e1f1_7000).hash_one(field)
+        SCAN_STATE.hash_one(field)
     }
 
     pub fn heap_size(&self) -> usize {
         match self {
-            HashValue::Pairs(v) => v.capacity() * 48 + v.iter().map(|(f, x)| f.heap_size() + x.heap_size()).sum::<usize>(),
-            HashValue::Table(m) => m.capacity() * 49 + m.iter().map(|(f, x)| f.heap_size() + x.heap_size()).sum::<usize>(),
+            HashValue::Pairs(v) => {
+                v.capacity() * std::mem::size_of::<(SmallBytes, SmallBytes)>()
+                    + v.iter().map(|(f, x)| f.heap_size() + x.heap_size()).sum::<usize>()
+            }
+            HashValue::Table(t) => t.heap_size(),
         }
     }
 }
 
+/// Iterator over (field, value) pairs in storage order.
+pub enum Iter<'a> {
+    Pairs(std::slice::Iter<'a, (SmallBytes, SmallBytes)>),
+    Table(field_table::Iter<'a>),
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Iter::Pairs(i) => i.next().map(|(f, v)| (&**f, &**v)),
+            Iter::Table(i) => i.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Iter::Pairs(i) => i.size_hint(),
+            Iter::Table(i) => i.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use rand::{Rng, SeedableRng};
+
     use super::*;
 
     #[test]
@@ -148,16 +235,139 @@ mod tests {
         }
         assert_eq!(h.encoding(), "listpack");
         assert!(!h.set(b"f0", b"v2", limits));
+        assert_eq!(h.encoding(), "listpack", "updates within limits keep the encoding");
         assert!(h.set(b"f4", b"v", limits));
         assert_eq!(h.encoding(), "hashtable");
         assert_eq!(h.len(), 5);
         assert_eq!(h.get(b"f0"), Some(&b"v2"[..]));
+        for i in 1..5 {
+            assert_eq!(h.get(format!("f{i}").as_bytes()), Some(&b"v"[..]));
+        }
 
+        // A value over the limit, new field or update.
         let mut h = HashValue::default();
         h.set(b"a", b"short", limits);
         h.set(b"a", b"much longer than eight", limits);
         assert_eq!(h.encoding(), "hashtable");
+        assert_eq!(h.get(b"a"), Some(&b"much longer than eight"[..]));
         assert!(h.remove(b"a"));
         assert!(h.is_empty());
+
+        // A field name over the limit; exactly at the limit stays compact.
+        let mut h = HashValue::default();
+        h.set(b"12345678", b"12345678", limits);
+        assert_eq!(h.encoding(), "listpack");
+        h.set(b"123456789", b"v", limits);
+        assert_eq!(h.encoding(), "hashtable");
+
+        // Limits lowered after creation apply on the next write.
+        let mut h = HashValue::default();
+        for i in 0..4 {
+            h.set(format!("f{i}").as_bytes(), b"v", limits);
+        }
+        h.set(b"f0", b"v", HashLimits { max_entries: 2, max_value: 8 });
+        assert_eq!(h.encoding(), "hashtable");
+        assert_eq!(h.len(), 4);
+    }
+
+    #[test]
+    fn reserve_converts_up_front() {
+        let limits = HashLimits { max_entries: 4, max_value: 8 };
+        let mut h = HashValue::default();
+        h.reserve(2, 3, limits);
+        assert_eq!(h.encoding(), "listpack");
+        h.reserve(5, 3, limits);
+        assert_eq!(h.encoding(), "hashtable");
+        let mut h = HashValue::default();
+        h.set(b"a", b"1", limits);
+        h.reserve(1, 9, limits);
+        assert_eq!(h.encoding(), "hashtable");
+        assert_eq!(h.get(b"a"), Some(&b"1"[..]));
+        assert_eq!(HashValue::with_capacity(5, limits).encoding(), "hashtable");
+        assert_eq!(HashValue::with_capacity(4, limits).encoding(), "listpack");
+    }
+
+    #[test]
+    fn zero_limits_always_use_a_table() {
+        let limits = HashLimits { max_entries: 0, max_value: 64 };
+        let mut h = HashValue::default();
+        h.set(b"f", b"v", limits);
+        assert_eq!(h.encoding(), "hashtable");
+    }
+
+    #[test]
+    fn iteration_and_nth_agree() {
+        for n in [3usize, 300] {
+            let mut h = HashValue::default();
+            for i in 0..n {
+                h.set(format!("f{i}").as_bytes(), format!("v{i}").as_bytes(), HashLimits::default());
+            }
+            let by_iter: Vec<_> = h.iter().collect();
+            let by_nth: Vec<_> = (0..h.len()).filter_map(|i| h.nth(i)).collect();
+            assert_eq!(by_iter, by_nth);
+            assert_eq!(h.iter().len(), n);
+            assert!(h.nth(n).is_none());
+        }
+    }
+
+    #[test]
+    fn compact_scan_returns_everything_at_once() {
+        let mut h = HashValue::default();
+        for i in 0..10 {
+            h.set(format!("f{i}").as_bytes(), b"v", HashLimits::default());
+        }
+        let mut n = 0;
+        assert_eq!(h.scan(12345, 2, |_, _| n += 1), 0);
+        assert_eq!(n, 10);
+    }
+
+    /// The property test of `field_table` at the `HashValue` level, across
+    /// the conversion: random writes and deletes between HSCAN steps, checked
+    /// against a std `HashMap`.
+    #[test]
+    fn scan_survives_mutation_and_conversion() {
+        let limits = HashLimits { max_entries: 16, max_value: 64 };
+        for seed in 0..10 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut h = HashValue::default();
+            let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+            for _ in 0..15 {
+                let mut stable: Vec<Vec<u8>> = model.keys().cloned().collect();
+                let mut returned: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+                let mut cursor = 0;
+                for step in 0.. {
+                    assert!(step < 5000, "scan does not terminate");
+                    for _ in 0..rng.random_range(0..30) {
+                        let f = format!("k{}", rng.random_range(0..800)).into_bytes();
+                        if rng.random_bool(0.6) {
+                            let v = format!("{}", rng.random::<u16>()).into_bytes();
+                            assert_eq!(h.set(&f, &v, limits), model.insert(f, v).is_none());
+                        } else {
+                            assert_eq!(h.remove(&f), model.remove(&f).is_some());
+                            stable.retain(|x| *x != f);
+                        }
+                    }
+                    cursor = h.scan(cursor, rng.random_range(1..20), |f, v| {
+                        returned.insert(f.to_vec(), v.to_vec());
+                    });
+                    if cursor == 0 {
+                        break;
+                    }
+                }
+                for f in &stable {
+                    assert!(returned.contains_key(f), "seed {seed}: missed {:?}", String::from_utf8_lossy(f));
+                }
+                assert_eq!(h.len(), model.len());
+            }
+            for (f, v) in &model {
+                assert_eq!(h.get(f), Some(&v[..]));
+            }
+        }
+    }
+
+    #[test]
+    fn scan_hash_is_stable() {
+        assert_eq!(HashValue::scan_hash(b"field"), HashValue::scan_hash(b"field"));
+        assert_ne!(HashValue::scan_hash(b"field"), HashValue::scan_hash(b"field2"));
     }
 }
