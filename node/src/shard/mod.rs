@@ -55,6 +55,11 @@ impl Shard {
         Shard { id, nshards, seed: rand::random(), dbs, stats: ShardStats::default(), cfg, lock: NO_TX }
     }
 
+    /// Number of shards in the node.
+    pub fn nshards(&self) -> usize {
+        self.nshards
+    }
+
     /// Database `i`, created on first use.
     pub fn db(&mut self, i: usize) -> &mut Db {
         let (id, n, seed) = (self.id, self.nshards, self.seed);
@@ -72,6 +77,12 @@ impl Shard {
 
     pub fn flush_db(&mut self, i: usize) {
         self.dbs[i] = None;
+    }
+
+    /// Exchanges the contents of databases `a` and `b` (SWAPDB). Connections
+    /// address databases by index, so clients of both see the swap at once.
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
     }
 
     pub fn flush_all(&mut self) {
