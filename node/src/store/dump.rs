@@ -259,8 +259,10 @@ mod tests {
         Value::Hash(Box::new(h))
     }
 
+    type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
     /// Values compared through their canonical content.
-    fn content(v: &Value) -> (String, Vec<(Vec<u8>, Vec<u8>)>) {
+    fn content(v: &Value) -> (String, Pairs) {
         let mut buf = itoa::Buffer::new();
         match v {
             Value::Hash(h) => {
