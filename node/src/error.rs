@@ -40,6 +40,16 @@ pub enum CmdError {
     InvalidExpire(String),
     #[error("ERR DB index is out of range")]
     DbIndexOutOfRange,
+    #[error("ERR source and destination objects are the same")]
+    SameObject,
+    #[error("BUSYKEY Target key name already exists.")]
+    BusyKey,
+    #[error("ERR DUMP payload version or checksum are wrong")]
+    BadDumpPayload,
+    #[error("ERR Bad data format")]
+    BadDataFormat,
+    #[error("ERR Invalid TTL value, must be >= 0")]
+    InvalidTtl,
     #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
     StringTooLong,
     #[error("NOAUTH Authentication required.")]

@@ -1,8 +1,5 @@
 //! `damselfly`: a Redis-compatible, shared-nothing, in-memory data store.
 
-// Parts of the store API exist for the hash and key commands being added.
-#![allow(dead_code)]
-
 mod alloc;
 mod commands;
 mod config;

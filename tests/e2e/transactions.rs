@@ -91,6 +91,19 @@ fn watch_is_invalidated_by_writes_expiry_and_flush() {
     assert_eq!(b.cmd(&["FLUSHALL"]), "+OK\r\n");
     assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
     assert_eq!(a.cmd(&["EXEC"]), "*-1\r\n");
+    // SWAPDB invalidates watchers of both databases.
+    assert_eq!(a.cmd(&["SET", "s", "1"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["WATCH", "s"]), "+OK\r\n");
+    assert_eq!(b.cmd(&["SWAPDB", "0", "1"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["EXEC"]), "*-1\r\n");
+    assert_eq!(b.cmd(&["SWAPDB", "0", "1"]), "+OK\r\n");
+    // Multi-shard and connection-level commands inside EXEC reuse its locks.
+    assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["COPY", "s", "s-copy"]), "+QUEUED\r\n");
+    assert_eq!(a.cmd(&["RENAME", "s-copy", "s-renamed"]), "+QUEUED\r\n");
+    assert_eq!(a.cmd(&["KEYS", "s-*"]), "+QUEUED\r\n");
+    assert_eq!(a.cmd(&["EXEC"]), "*3\r\n:1\r\n+OK\r\n*1\r\n$9\r\ns-renamed\r\n");
     // RESP3: the aborted EXEC is a null.
     assert!(a.cmd(&["HELLO", "3"]).starts_with('%'));
     assert_eq!(a.cmd(&["WATCH", "f"]), "+OK\r\n");

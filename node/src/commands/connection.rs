@@ -71,7 +71,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Runs a connection-level command.
 pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResult {
-    use super::{keys, server, strings, transactions};
+    use super::{keys, scan, server, strings, transactions};
     match cmd {
         ConnCmd::Ping => ping(conn, args),
         ConnCmd::Echo => {
@@ -113,6 +113,9 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::RandomKey => keys::randomkey(conn).await,
         ConnCmd::Rename => keys::rename(conn, args, false).await,
         ConnCmd::RenameNx => keys::rename(conn, args, true).await,
+        ConnCmd::Scan => scan::scan(conn, args).await,
+        ConnCmd::Copy => keys::copy(conn, args).await,
+        ConnCmd::SwapDb => keys::swapdb(conn, args).await,
         ConnCmd::MSetNx => strings::msetnx(conn, args).await,
         ConnCmd::Multi => transactions::multi(conn),
         ConnCmd::Exec => transactions::exec(conn).await,

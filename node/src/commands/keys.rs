@@ -1,14 +1,23 @@
 //! Generic key commands: DEL, UNLINK, EXISTS, TOUCH, TYPE, the EXPIRE and TTL
-//! families, PERSIST, KEYS, RANDOMKEY, RENAME, RENAMENX.
+//! families, PERSIST, KEYS, RANDOMKEY, RENAME, RENAMENX, COPY, MOVE, SWAPDB,
+//! OBJECT, MEMORY, DUMP, RESTORE, and the declaration of SCAN (implemented in
+//! `scan`).
+//!
+//! Commands whose keys may live on two shards (RENAME, COPY) or that change
+//! every shard (SWAPDB) run on the connection and use one `shard::tx::Tx`, so
+//! no client ever sees them half done.
 
 use bytes::Bytes;
 
 use super::{cmd, flag::*, Combine, CommandSpec, ConnCmd, Ctx, Exec};
+use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::server::conn::Conn;
 use crate::shard::tx::Tx;
-
+use crate::shard::Shard;
+use crate::store::db::Entry;
+use crate::store::dump::{self, DumpError};
 use crate::util::{eq_ic, glob_match, now_ms, parse_i64};
 
 const K: &[&str] = &["keyspace"];
@@ -113,6 +122,88 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Renames a key only when the target key name doesn't exist.",
         Exec::Conn(ConnCmd::RenameNx),
     ),
+    cmd(
+        "scan",
+        -2,
+        READONLY,
+        (0, 0, 0),
+        &["keyspace", "read", "slow"],
+        "generic",
+        "Iterates over the key names in the database.",
+        Exec::Conn(ConnCmd::Scan),
+    ),
+    cmd(
+        "copy",
+        -3,
+        WRITE | DENYOOM,
+        (1, 2, 1),
+        &["keyspace", "write", "slow"],
+        "generic",
+        "Copies the value of a key to a new key.",
+        Exec::Conn(ConnCmd::Copy),
+    ),
+    cmd(
+        "move",
+        3,
+        WRITE | FAST,
+        (1, 1, 1),
+        &["keyspace", "write", "fast"],
+        "generic",
+        "Moves a key to another database.",
+        Exec::Shard(move_),
+    ),
+    cmd(
+        "swapdb",
+        3,
+        WRITE | FAST,
+        (0, 0, 0),
+        &["keyspace", "write", "fast", "dangerous"],
+        "server",
+        "Swaps two Redis databases.",
+        Exec::Conn(ConnCmd::SwapDb),
+    ),
+    // OBJECT and MEMORY are containers; the key of the subcommands that take
+    // one is the third argument, which routes them to its shard.
+    cmd(
+        "object",
+        -2,
+        READONLY,
+        (2, 2, 1),
+        &["keyspace", "read", "slow"],
+        "generic",
+        "A container for object introspection commands.",
+        Exec::Shard(object),
+    ),
+    cmd(
+        "memory",
+        -2,
+        READONLY,
+        (2, 2, 1),
+        &["read", "slow"],
+        "server",
+        "A container for memory diagnostics commands.",
+        Exec::Shard(memory),
+    ),
+    cmd(
+        "dump",
+        2,
+        READONLY,
+        (1, 1, 1),
+        &["keyspace", "read", "slow"],
+        "generic",
+        "Returns a serialized representation of the value stored at a key.",
+        Exec::Shard(dump_),
+    ),
+    cmd(
+        "restore",
+        -4,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        &["keyspace", "write", "slow", "dangerous"],
+        "generic",
+        "Creates a key from the serialized representation of a value.",
+        Exec::Shard(restore),
+    ),
 ];
 
 fn del(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
@@ -141,10 +232,11 @@ fn type_(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 /// EXPIRE and friends: `unit_ms` converts the argument to milliseconds,
-/// `relative` adds the current time. Options NX, XX, GT, LT as Redis 7.
+/// `relative` adds the current time. Options NX, XX, GT, LT as Redis 7: they
+/// are checked before the time argument, a time that is not in the future
+/// deletes the key, and conversions that overflow are refused.
 fn expire_generic(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, unit_ms: i64, relative: bool, name: &str) -> CmdResult {
     let now = ctx.now;
-    let v = parse_i64(&args[2])?;
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for a in &args[3..] {
         if eq_ic(a, "NX") {
@@ -165,6 +257,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, unit_ms: i64, re
     if gt && lt {
         return Err(CmdError::err("GT and LT options at the same time are not compatible"));
     }
+    let v = parse_i64(&args[2])?;
     let invalid = || CmdError::InvalidExpire(name.to_string());
     let ms = v.checked_mul(unit_ms).ok_or_else(invalid)?;
     let at = if relative { ms.checked_add(now as i64).ok_or_else(invalid)? } else { ms };
@@ -347,3 +440,342 @@ async fn rename_locked(tx: &Tx, db: usize, (ss, src): (usize, Bytes), (ds, dst):
 
 /// A value moving between shard threads.
 pub struct SendValue(pub crate::store::Value);
+
+/// Parses an argument Redis reads as a C `int`: not an integer ->
+/// `ERR value is not an integer or out of range`, beyond 32 bits -> `msg` (or
+/// Redis's range error when there is none).
+fn parse_int32(arg: &[u8], msg: Option<&str>) -> CmdResult<i64> {
+    let v = match parse_i64(arg) {
+        Ok(v) => v,
+        Err(e) => return Err(msg.map(CmdError::err).unwrap_or(e)),
+    };
+    if v < i32::MIN as i64 || v > i32::MAX as i64 {
+        return Err(match msg {
+            Some(m) => CmdError::err(m),
+            None => CmdError::err(format!("value is out of range, value must between {} and {}", i32::MIN, i32::MAX)),
+        });
+    }
+    Ok(v)
+}
+
+/// A database index argument (COPY ... DB n, MOVE).
+fn parse_db(arg: &[u8], databases: usize) -> CmdResult<usize> {
+    let v = parse_int32(arg, None)?;
+    if v < 0 || v as usize >= databases {
+        return Err(CmdError::DbIndexOutOfRange);
+    }
+    Ok(v as usize)
+}
+
+/// A deep copy of a live key's value and its expiry (0 = none).
+fn duplicate(sh: &mut Shard, db: usize, key: &[u8]) -> Option<(SendValue, u64)> {
+    sh.db(db).get(key, now_ms()).map(|e| (SendValue(e.value.duplicate()), e.expire_at().unwrap_or(0)))
+}
+
+/// Stores a copied value under `key`; refuses (false) when the key exists and
+/// `replace` is not set.
+fn place(sh: &mut Shard, db: usize, key: &[u8], value: SendValue, expire_at: u64, replace: bool) -> bool {
+    let now = now_ms();
+    let d = sh.db(db);
+    if d.exists(key, now) {
+        if !replace {
+            return false;
+        }
+        d.remove(key, now);
+    }
+    d.insert_new(key, value.0, expire_at);
+    true
+}
+
+/// COPY source destination [DB destination-db] [REPLACE]. The copy is deep
+/// and keeps the TTL. Source and destination may be on different shards and
+/// in different databases: both shards are locked (in shard order) for the
+/// whole operation.
+pub async fn copy(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let (src, dst) = (args[1].clone(), args[2].clone());
+    let src_db = conn.db;
+    let mut dst_db = src_db;
+    let mut replace = false;
+    let mut j = 3;
+    while j < args.len() {
+        if eq_ic(&args[j], "REPLACE") {
+            replace = true;
+        } else if eq_ic(&args[j], "DB") && j + 1 < args.len() {
+            dst_db = parse_db(&args[j + 1], conn.engine.cfg.databases)?;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    if src_db == dst_db && src == dst {
+        return Err(CmdError::SameObject);
+    }
+    let (ss, ds) = (conn.engine.shard_of(&src), conn.engine.shard_of(&dst));
+    let copied = if ss == ds {
+        // One job has the shard to itself: atomic without a transaction.
+        conn.run_on(ss, move |sh| match duplicate(sh, src_db, &src) {
+            Some((v, at)) => place(sh, dst_db, &dst, v, at, replace),
+            None => false,
+        })
+        .await
+    } else {
+        let mut tx = conn.begin_tx();
+        tx.lock_all(&[ss.min(ds), ss.max(ds)]).await;
+        let copied = match tx.run(ss, move |sh| duplicate(sh, src_db, &src)).await {
+            Some((v, at)) => tx.run(ds, move |sh| place(sh, dst_db, &dst, v, at, replace)).await,
+            None => false,
+        };
+        conn.end_tx(tx);
+        copied
+    };
+    conn.out.int(copied as i64);
+    Ok(())
+}
+
+/// MOVE key db: the key lives on the same shard in every database, so this
+/// is a single-shard command.
+fn move_(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let dst = parse_db(&args[2], ctx.shard.db_count())?;
+    if dst == ctx.db {
+        return Err(CmdError::SameObject);
+    }
+    let (now, key, src) = (ctx.now, &args[1], ctx.db);
+    let Some(idx) = ctx.db().lookup(key, now) else {
+        out.int(0);
+        return Ok(());
+    };
+    if ctx.shard.db_if_exists(dst).is_some_and(|d| d.exists(key, now)) {
+        out.int(0);
+        return Ok(());
+    }
+    let Some(e) = ctx.shard.db(src).remove_idx(idx) else {
+        out.int(0);
+        return Ok(());
+    };
+    let at = e.expire_at().unwrap_or(0);
+    ctx.shard.db(dst).insert_new(key, e.value, at);
+    out.int(1);
+    Ok(())
+}
+
+/// SWAPDB index1 index2: every shard swaps the two databases inside one
+/// transaction that holds all shards, so no client sees some shards swapped
+/// and others not.
+pub async fn swapdb(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let a = parse_int32(&args[1], Some("invalid first DB index"))?;
+    let b = parse_int32(&args[2], Some("invalid second DB index"))?;
+    let n = conn.engine.cfg.databases as i64;
+    if !(0..n).contains(&a) || !(0..n).contains(&b) {
+        return Err(CmdError::DbIndexOutOfRange);
+    }
+    let (a, b) = (a as usize, b as usize);
+    let mut tx = conn.begin_tx();
+    for s in 0..conn.engine.nshards() {
+        tx.lock_and_run(s, move |sh| sh.swap_dbs(a, b)).await;
+    }
+    conn.end_tx(tx);
+    conn.out.ok();
+    Ok(())
+}
+
+/// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ / IDLETIME care).
+fn lfu_policy(cfg: &Config) -> bool {
+    cfg.get(b"maxmemory-policy").first().is_some_and(|(_, v)| v.to_ascii_lowercase().ends_with("-lfu"))
+}
+
+fn help(out: &mut Out, lines: &[&str]) {
+    out.array(lines.len());
+    for l in lines {
+        out.simple(l);
+    }
+}
+
+const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the internal representation used to store the value of <key>.",
+    "FREQ <key>",
+    "    Return the access frequency counter of <key> (only with an LFU maxmemory-policy).",
+    "IDLETIME <key>",
+    "    Return the seconds since <key> was last accessed (access times are not tracked: 0).",
+    "REFCOUNT <key>",
+    "    Return the number of references to the value of <key>.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP.
+///
+/// Values are never shared, so REFCOUNT is 1. Access times and frequencies
+/// are not tracked (an entry has no room for them): IDLETIME replies 0, and
+/// FREQ replies 0 under an LFU policy. Like Redis, FREQ is refused unless the
+/// maxmemory-policy is an LFU one and IDLETIME is refused when it is.
+fn object(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let sub = &args[1];
+    let arity = |n: usize, name: &str| if args.len() == n { Ok(()) } else { Err(CmdError::WrongArity(format!("object|{name}"))) };
+    if eq_ic(sub, "HELP") {
+        arity(2, "help")?;
+        help(out, OBJECT_HELP);
+        return Ok(());
+    }
+    let Some(which) = ["encoding", "refcount", "idletime", "freq"].into_iter().find(|w| eq_ic(sub, w)) else {
+        return Err(CmdError::UnknownSubcommand { cmd: "OBJECT".into(), sub: String::from_utf8_lossy(sub).into_owned() });
+    };
+    arity(3, which)?;
+    let lfu = lfu_policy(&ctx.shard.cfg);
+    let now = ctx.now;
+    let Some(e) = ctx.db().get(&args[2], now) else {
+        out.nil();
+        return Ok(());
+    };
+    match which {
+        "encoding" => out.bulk(e.value.encoding().as_bytes()),
+        "refcount" => out.int(1),
+        "idletime" => {
+            if lfu {
+                return Err(CmdError::err("An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+            }
+            out.int(0);
+        }
+        _ => {
+            if !lfu {
+                return Err(CmdError::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+            }
+            out.int(0);
+        }
+    }
+    Ok(())
+}
+
+const MEMORY_HELP: &[&str] = &[
+    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return the estimated number of bytes <key> and its value occupy.",
+    "MALLOC-STATS",
+    "    Return allocator statistics (not available for this allocator).",
+    "PURGE",
+    "    Ask the allocator to release memory (nothing to do here).",
+    "HELP",
+    "    Print this help.",
+];
+
+/// The bytes a key is estimated to occupy: its slab entry (56 bytes, with the
+/// key and a short value inline) plus what the key and value own on the heap.
+/// Exact for the value (SAMPLES is accepted and not needed); the per-slot
+/// index and expiry index costs are left out.
+pub fn entry_size(e: &Entry) -> usize {
+    std::mem::size_of::<Option<Entry>>() + e.key.heap_size() + e.value.heap_size()
+}
+
+/// MEMORY USAGE | MALLOC-STATS | PURGE | HELP.
+fn memory(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let sub = &args[1];
+    let exact = |name: &str| if args.len() == 2 { Ok(()) } else { Err(CmdError::WrongArity(format!("memory|{name}"))) };
+    if eq_ic(sub, "USAGE") {
+        if args.len() < 3 {
+            return Err(CmdError::WrongArity("memory|usage".into()));
+        }
+        let mut j = 3;
+        while j < args.len() {
+            if eq_ic(&args[j], "SAMPLES") && j + 1 < args.len() {
+                if parse_i64(&args[j + 1])? < 0 {
+                    return Err(CmdError::Syntax);
+                }
+                j += 2;
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        let now = ctx.now;
+        match ctx.db().get(&args[2], now) {
+            Some(e) => out.int(entry_size(e) as i64),
+            None => out.nil(),
+        }
+    } else if eq_ic(sub, "HELP") {
+        exact("help")?;
+        help(out, MEMORY_HELP);
+    } else if eq_ic(sub, "PURGE") {
+        exact("purge")?;
+        out.ok();
+    } else if eq_ic(sub, "MALLOC-STATS") {
+        exact("malloc-stats")?;
+        out.bulk(b"Stats not supported for the current allocator");
+    } else {
+        return Err(CmdError::UnknownSubcommand { cmd: "MEMORY".into(), sub: String::from_utf8_lossy(sub).into_owned() });
+    }
+    Ok(())
+}
+
+/// DUMP key: the value in `store::dump`'s format, or nil.
+fn dump_(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    match ctx.db().get(&args[1], now) {
+        Some(e) => out.bulk(&dump::encode(&e.value)),
+        None => out.nil(),
+    }
+    Ok(())
+}
+
+/// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
+///
+/// Checks in Redis's order: options, existing key, TTL, payload. IDLETIME and
+/// FREQ are validated and then ignored (access statistics are not kept). A
+/// TTL already in the past leaves the key absent (deleted, with REPLACE).
+fn restore(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let (mut replace, mut absttl) = (false, false);
+    let (mut idle, mut freq) = (None, None);
+    let mut j = 4;
+    while j < args.len() {
+        let has_value = j + 1 < args.len();
+        if eq_ic(&args[j], "REPLACE") {
+            replace = true;
+        } else if eq_ic(&args[j], "ABSTTL") {
+            absttl = true;
+        } else if eq_ic(&args[j], "IDLETIME") && has_value && freq.is_none() {
+            let v = parse_i64(&args[j + 1])?;
+            if v < 0 {
+                return Err(CmdError::err("Invalid IDLETIME value, must be >= 0"));
+            }
+            idle = Some(v);
+            j += 1;
+        } else if eq_ic(&args[j], "FREQ") && has_value && idle.is_none() {
+            let v = parse_i64(&args[j + 1])?;
+            if !(0..=255).contains(&v) {
+                return Err(CmdError::err("Invalid FREQ value, must be >= 0 and <= 255"));
+            }
+            freq = Some(v);
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    let (now, key) = (ctx.now, &args[1]);
+    if !replace && ctx.db().exists(key, now) {
+        return Err(CmdError::BusyKey);
+    }
+    let ttl = parse_i64(&args[2])?;
+    if ttl < 0 {
+        return Err(CmdError::InvalidTtl);
+    }
+    let limits = ctx.shard.cfg.hash_limits();
+    let value = dump::decode(&args[3], limits).map_err(|e| match e {
+        DumpError::VersionOrChecksum => CmdError::BadDumpPayload,
+        DumpError::BadFormat => CmdError::BadDataFormat,
+    })?;
+    let expire_at = match ttl {
+        0 => 0,
+        t if absttl => t as u64,
+        t => (now as i64).saturating_add(t) as u64,
+    };
+    let db = ctx.db();
+    if replace {
+        db.remove(key, now);
+    }
+    if expire_at == 0 || expire_at > now {
+        db.insert_new(key, value, expire_at);
+    }
+    out.ok();
+    Ok(())
+}

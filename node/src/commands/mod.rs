@@ -1,11 +1,13 @@
 //! The command table. Every command is declared once, as a `CommandSpec` in
 //! its family's module (`strings`, `keys`, `hashes`, `connection`,
 //! `server`); the declaration's arity, flags and key positions drive argument
-//! checks, routing to shards and the output of `COMMAND`.
+//! checks, routing to shards and the output of `COMMAND`. Helper modules
+//! (`scan`) hold the implementation of commands declared by a family.
 
 pub mod connection;
 pub mod hashes;
 pub mod keys;
+pub mod scan;
 pub mod server;
 pub mod strings;
 pub mod transactions;
@@ -86,6 +88,9 @@ pub enum ConnCmd {
     MSetNx,
     Rename,
     RenameNx,
+    Scan,
+    Copy,
+    SwapDb,
     Lastsave,
     Role,
     Multi,

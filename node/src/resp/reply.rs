@@ -104,6 +104,8 @@ impl Out {
         }
     }
 
+    // Used by the sorted-set and scripting replies.
+    #[allow(dead_code)]
     pub fn boolean(&mut self, b: bool) {
         if self.resp3 {
             self.buf.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
@@ -113,6 +115,7 @@ impl Out {
     }
 
     /// A double: `,` in RESP3, a bulk string in RESP2.
+    #[allow(dead_code)]
     pub fn double(&mut self, d: f64) {
         let text = format_double(d);
         if self.resp3 {

@@ -5,6 +5,7 @@
 
 pub mod clients;
 pub mod conn;
+pub mod expiry;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -18,9 +19,6 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::shard::{Engine, LocalShard, Msg, Shard};
-
-/// Keys deleted per shard per active-expiry tick at most (ticks run every 100 ms).
-const EXPIRE_BUDGET: usize = 2000;
 
 pub fn run(cfg: Config) -> std::io::Result<()> {
     let cfg = Arc::new(cfg);
@@ -151,22 +149,8 @@ fn shard_thread(
                 s.deliver(msg);
             }
         });
-        // Active expiry.
-        let s = shard.clone();
-        tokio::task::spawn_local(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            loop {
-                tick.tick().await;
-                let now = crate::util::now_ms();
-                // Keep going while a full budget was used, yielding between rounds.
-                for _ in 0..10 {
-                    if s.run(crate::shard::NO_TX, |sh| sh.expire_cycle(now, EXPIRE_BUDGET)).await < EXPIRE_BUDGET {
-                        break;
-                    }
-                    tokio::task::yield_now().await;
-                }
-            }
-        });
+        // Active expiry, against the wall clock.
+        tokio::task::spawn_local(expiry::run(shard.clone(), crate::util::now_ms));
         // Connections.
         while let Some(sock) = conns.recv().await {
             match tokio::net::TcpStream::from_std(sock) {

@@ -59,6 +59,11 @@ impl Shard {
         Shard { id, nshards, seed: rand::random(), dbs, stats: ShardStats::default(), cfg, lock: NO_TX }
     }
 
+    /// Number of shards in the node.
+    pub fn nshards(&self) -> usize {
+        self.nshards
+    }
+
     /// Database `i`, created on first use.
     pub fn db(&mut self, i: usize) -> &mut Db {
         let (id, n, seed) = (self.id, self.nshards, self.seed);
@@ -81,6 +86,26 @@ impl Shard {
         self.dbs[i] = None;
         if !watchers.is_empty() {
             self.db(i).set_watchers(watchers);
+        }
+    }
+
+    /// Exchanges the contents of databases `a` and `b` (SWAPDB). Connections
+    /// address databases by index, so clients of both see the swap at once.
+    /// Swaps two databases. WATCH registrations stay with their database
+    /// number (a watcher of db 0 now sees the other data), so every watcher
+    /// of either is told.
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        let wa = self.dbs[a].as_mut().map(|d| d.take_watchers()).unwrap_or_default();
+        let wb = self.dbs[b].as_mut().map(|d| d.take_watchers()).unwrap_or_default();
+        self.dbs.swap(a, b);
+        if !wa.is_empty() {
+            self.db(a).set_watchers(wa);
+        }
+        if !wb.is_empty() {
+            self.db(b).set_watchers(wb);
         }
     }
 

@@ -69,9 +69,6 @@ impl Tx {
         run_on(&self.engine, &self.local, shard, self.id, f).await
     }
 
-    /// Releases every lock (also done on drop).
-    pub fn finish(self) {}
-
     fn release_all(&mut self) {
         let id = self.id;
         let me = self.local.id();

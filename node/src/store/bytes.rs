@@ -33,6 +33,7 @@ impl SmallBytes {
         }
     }
 
+    #[cfg(test)]
     pub fn is_inline(&self) -> bool {
         matches!(self, SmallBytes::Inline { .. })
     }

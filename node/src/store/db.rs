@@ -75,10 +75,6 @@ impl Db {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     pub fn volatile_len(&self) -> usize {
         self.expires.len()
     }
@@ -104,12 +100,6 @@ impl Db {
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
         let idx = self.lookup(key, now)?;
         self.entries.get(idx)
-    }
-
-    pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let idx = self.lookup(key, now)?;
-        self.touch_idx(idx);
-        self.entries.get_mut(idx)
     }
 
     pub fn exists(&mut self, key: &[u8], now: u64) -> bool {
@@ -253,19 +243,9 @@ impl Db {
         n
     }
 
-    pub fn clear(&mut self) {
-        for f in self.watched.values().flatten() {
-            f.store(true, Relaxed);
-        }
-        for t in &mut self.tables {
-            *t = HashTable::new();
-        }
-        self.entries.clear();
-        self.expires.clear();
-    }
-
     /// Number of keys stored in `slot` (expired but not yet reclaimed keys
     /// included, as Redis's COUNTKEYSINSLOT).
+    #[cfg(test)]
     pub fn slot_len(&self, slot: u16) -> usize {
         self.tables[self.local(slot)].len()
     }

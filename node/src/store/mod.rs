@@ -1,8 +1,10 @@
 //! The keyspace of one shard: compact byte strings, typed values, and the
-//! per-database table that indexes keys by hash slot and expiry time.
+//! per-database table that indexes keys by hash slot and expiry time, and the
+//! DUMP/RESTORE serialisation of values.
 
 pub mod bytes;
 pub mod db;
+pub mod dump;
 pub mod slab;
 pub mod value;
 

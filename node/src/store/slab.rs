@@ -75,12 +75,6 @@ impl<T> Slab<T> {
         }
         Some(v)
     }
-
-    pub fn clear(&mut self) {
-        self.chunks = Vec::new();
-        self.free = Vec::new();
-        self.len = 0;
-    }
 }
 
 #[cfg(test)]

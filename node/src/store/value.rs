@@ -56,8 +56,17 @@ impl Value {
         }
     }
 
-    pub fn is_string(&self) -> bool {
-        matches!(self, Value::Str(_) | Value::Int(_))
+    /// A deep copy (COPY): the copy shares nothing with the original and keeps
+    /// its encoding.
+    pub fn duplicate(&self) -> Value {
+        match self {
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::Int(n) => Value::Int(*n),
+            Value::Hash(h) => Value::Hash(Box::new(match &**h {
+                HashValue::Pairs(v) => HashValue::Pairs(v.clone()),
+                HashValue::Table(m) => HashValue::Table(m.clone()),
+            })),
+        }
     }
 
     /// Approximate heap bytes owned by the value (for MEMORY USAGE-style
@@ -104,5 +113,25 @@ mod tests {
         assert!(matches!(Value::string(b"+1"), Value::Str(_)));
         assert!(matches!(Value::string(b"-0"), Value::Str(_)));
         assert!(matches!(Value::string(b" 1"), Value::Str(_)));
+    }
+
+    #[test]
+    fn duplicate_is_deep_and_keeps_encoding() {
+        let limits = crate::types::hash::HashLimits::default();
+        let mut h = HashValue::default();
+        h.set(b"f", b"v", limits);
+        let orig = Value::Hash(Box::new(h));
+        let mut copy = orig.duplicate();
+        if let Value::Hash(h) = &mut copy {
+            h.set(b"f", b"changed", limits);
+            h.set(b"g", b"new", limits);
+        }
+        let Value::Hash(h) = &orig else { panic!("hash") };
+        assert_eq!(h.get(b"f"), Some(&b"v"[..]));
+        assert_eq!(h.len(), 1);
+        assert_eq!(copy.encoding(), "listpack");
+        assert!(matches!(Value::Int(7).duplicate(), Value::Int(7)));
+        let long = Value::string(&[b'x'; 100]);
+        assert_eq!(long.duplicate().encoding(), "raw");
     }
 }

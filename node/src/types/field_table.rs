@@ -34,6 +34,7 @@ impl Position for ScanPosition {
 const NIL: u32 = u32::MAX;
 const MIN_BITS: u32 = 2;
 
+#[derive(Clone)]
 struct Node {
     pos: u64,
     next: u32,
@@ -41,12 +42,19 @@ struct Node {
     value: SmallBytes,
 }
 
+/// Cloning copies every field (COPY makes independent values).
 pub struct FieldTable<P: Position = ScanPosition> {
     /// First node of each bucket's chain (`NIL` when empty); `1 << bits` long.
     heads: Vec<u32>,
     bits: u32,
     nodes: Vec<Node>,
     _pos: PhantomData<P>,
+}
+
+impl<P: Position> Clone for FieldTable<P> {
+    fn clone(&self) -> Self {
+        FieldTable { heads: self.heads.clone(), bits: self.bits, nodes: self.nodes.clone(), _pos: PhantomData }
+    }
 }
 
 impl<P: Position> Default for FieldTable<P> {
@@ -67,6 +75,7 @@ impl<P: Position> FieldTable<P> {
     }
 
     #[inline]
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }

@@ -1,0 +1,840 @@
+//! Generic key commands against a real server: exact replies and errors,
+//! the EXPIRE family's options and edge cases, lazy and active expiry,
+//! RENAME/COPY across shards and databases, MOVE, SWAPDB (and its atomicity),
+//! OBJECT, MEMORY, DUMP/RESTORE, and SCAN's guarantee under concurrent writes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use damselfly_tests::Server;
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+
+/// An independent implementation of the DUMP payload format documented in
+/// `node/src/store/dump.rs`: it checks the server's output from the outside
+/// and builds values (hashes) the tests cannot create otherwise.
+mod payload {
+    pub const STRING: u8 = 0;
+    pub const INT: u8 = 1;
+    pub const HASH: u8 = 2;
+
+    /// CRC-64/XZ, bit by bit.
+    pub fn crc64(data: &[u8]) -> u64 {
+        let mut crc = !0u64;
+        for &b in data {
+            crc ^= b as u64;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xC96C_5795_D787_0F42 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    fn put_len(out: &mut Vec<u8>, mut n: usize) {
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+
+    fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+        put_len(out, b.len());
+        out.extend_from_slice(b);
+    }
+
+    fn seal(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut p = vec![b'D', b'F', 1, 0, tag];
+        p.extend_from_slice(body);
+        let crc = crc64(&p);
+        p.extend_from_slice(&crc.to_le_bytes());
+        p
+    }
+
+    pub fn string(b: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_bytes(&mut body, b);
+        seal(STRING, &body)
+    }
+
+    pub fn int(n: i64) -> Vec<u8> {
+        seal(INT, &n.to_le_bytes())
+    }
+
+    pub fn hash(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_len(&mut body, pairs.len());
+        for (f, v) in pairs {
+            put_bytes(&mut body, f);
+            put_bytes(&mut body, v);
+        }
+        seal(HASH, &body)
+    }
+
+    fn get_len(b: &[u8], pos: &mut usize) -> Option<usize> {
+        let mut n = 0usize;
+        for shift in (0..64).step_by(7) {
+            let byte = *b.get(*pos)?;
+            *pos += 1;
+            n |= ((byte & 0x7f) as usize) << shift;
+            if byte & 0x80 == 0 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    fn get_bytes(b: &[u8], pos: &mut usize) -> Option<Vec<u8>> {
+        let n = get_len(b, pos)?;
+        let v = b.get(*pos..*pos + n)?.to_vec();
+        *pos += n;
+        Some(v)
+    }
+
+    /// The fields of a hash payload, sorted, after checking its envelope.
+    pub fn decode_hash(p: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        let (data, trailer) = p.split_at(p.len().checked_sub(8)?);
+        if data.get(..5)? != [b'D', b'F', 1, 0, HASH] || crc64(data).to_le_bytes() != trailer {
+            return None;
+        }
+        let mut pos = 5;
+        let n = get_len(data, &mut pos)?;
+        let mut pairs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let f = get_bytes(data, &mut pos)?;
+            let v = get_bytes(data, &mut pos)?;
+            pairs.push((f, v));
+        }
+        (pos == data.len()).then_some(())?;
+        pairs.sort();
+        Some(pairs)
+    }
+}
+
+fn pairs(n: usize, value_len: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    (0..n).map(|i| (format!("field{i}").into_bytes(), vec![b'a' + (i % 26) as u8; value_len])).collect()
+}
+
+/// A RESP bulk string.
+fn bulk(b: &[u8]) -> Vec<u8> {
+    let mut v = format!("${}\r\n", b.len()).into_bytes();
+    v.extend_from_slice(b);
+    v.extend_from_slice(b"\r\n");
+    v
+}
+
+/// A connection to database `db`.
+async fn conn_db(s: &Server, db: usize) -> MultiplexedConnection {
+    let client = redis::Client::open(format!("{}{db}", s.url())).expect("client");
+    client.get_multiplexed_async_connection().await.expect("connect")
+}
+
+async fn dbsize(c: &mut MultiplexedConnection) -> i64 {
+    redis::cmd("DBSIZE").query_async(c).await.unwrap()
+}
+
+/// (command, exact reply), run in order on one RESP2 connection.
+const CASES: &[(&[&str], &str)] = &[
+    // DEL / UNLINK / EXISTS / TOUCH / TYPE
+    (&["SET", "k", "v"], "+OK\r\n"),
+    (&["SET", "n", "10"], "+OK\r\n"),
+    (&["EXISTS", "k", "n", "k", "missing"], ":3\r\n"),
+    (&["TOUCH", "k", "missing", "n"], ":2\r\n"),
+    (&["TYPE", "k"], "+string\r\n"),
+    (&["TYPE", "missing"], "+none\r\n"),
+    (&["DEL", "k", "missing"], ":1\r\n"),
+    (&["UNLINK", "n", "n"], ":1\r\n"),
+    (&["EXISTS", "k"], ":0\r\n"),
+    (&["DEL"], "-ERR wrong number of arguments for 'del' command\r\n"),
+    // EXPIRE options
+    (&["SET", "k", "v"], "+OK\r\n"),
+    (&["EXPIRE", "k", "100", "NX"], ":1\r\n"),
+    (&["EXPIRE", "k", "200", "NX"], ":0\r\n"),
+    (&["EXPIRE", "k", "50", "XX", "GT"], ":0\r\n"),
+    (&["EXPIRE", "k", "200", "xx", "gt"], ":1\r\n"),
+    (&["TTL", "k"], ":200\r\n"),
+    (&["EXPIRE", "k", "300", "LT"], ":0\r\n"),
+    (&["EXPIRE", "k", "100", "LT"], ":1\r\n"),
+    (&["TTL", "k"], ":100\r\n"),
+    (&["EXPIRE", "k", "10", "NX", "XX"], "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n"),
+    (&["EXPIRE", "k", "10", "NX", "GT"], "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n"),
+    (&["EXPIRE", "k", "10", "GT", "LT"], "-ERR GT and LT options at the same time are not compatible\r\n"),
+    (&["EXPIRE", "k", "10", "FOO"], "-ERR Unsupported option FOO\r\n"),
+    (&["EXPIRE", "k", "abc", "FOO"], "-ERR Unsupported option FOO\r\n"),
+    (&["EXPIRE", "k", "abc"], "-ERR value is not an integer or out of range\r\n"),
+    (&["EXPIRE", "k", "1.5"], "-ERR value is not an integer or out of range\r\n"),
+    (&["EXPIRE", "k"], "-ERR wrong number of arguments for 'expire' command\r\n"),
+    (&["EXPIRE", "k", "9223372036854775807"], "-ERR invalid expire time in 'expire' command\r\n"),
+    (&["EXPIRE", "k", "-9223372036854775808"], "-ERR invalid expire time in 'expire' command\r\n"),
+    (&["PEXPIRE", "k", "9223372036854775807"], "-ERR invalid expire time in 'pexpire' command\r\n"),
+    (&["EXPIREAT", "k", "9223372036854775807"], "-ERR invalid expire time in 'expireat' command\r\n"),
+    (&["EXPIRE", "missing", "10"], ":0\r\n"),
+    (&["PEXPIRE", "missing", "-10"], ":0\r\n"),
+    // Absolute times and the *TIME / TTL replies
+    (&["EXPIREAT", "k", "4102444800"], ":1\r\n"),
+    (&["EXPIRETIME", "k"], ":4102444800\r\n"),
+    (&["PEXPIRETIME", "k"], ":4102444800000\r\n"),
+    (&["PEXPIREAT", "k", "4102444800123"], ":1\r\n"),
+    (&["EXPIRETIME", "k"], ":4102444800\r\n"),
+    (&["PEXPIRETIME", "k"], ":4102444800123\r\n"),
+    (&["PEXPIREAT", "k", "9223372036854775807"], ":1\r\n"),
+    (&["PEXPIRETIME", "k"], ":9223372036854775807\r\n"),
+    (&["EXPIRETIME", "missing"], ":-2\r\n"),
+    (&["PEXPIRETIME", "missing"], ":-2\r\n"),
+    (&["TTL", "missing"], ":-2\r\n"),
+    (&["PTTL", "missing"], ":-2\r\n"),
+    // PERSIST
+    (&["PERSIST", "k"], ":1\r\n"),
+    (&["PERSIST", "k"], ":0\r\n"),
+    (&["PERSIST", "missing"], ":0\r\n"),
+    (&["TTL", "k"], ":-1\r\n"),
+    (&["PTTL", "k"], ":-1\r\n"),
+    (&["EXPIRETIME", "k"], ":-1\r\n"),
+    // GT/LT treat "no TTL" as infinite
+    (&["EXPIRE", "k", "100", "GT"], ":0\r\n"),
+    (&["EXPIRE", "k", "100", "XX"], ":0\r\n"),
+    (&["EXPIRE", "k", "100", "LT"], ":1\r\n"),
+    // A time that is not in the future deletes the key and replies 1
+    (&["EXPIRE", "k", "0"], ":1\r\n"),
+    (&["EXISTS", "k"], ":0\r\n"),
+    (&["SET", "k", "v"], "+OK\r\n"),
+    (&["EXPIRE", "k", "-10"], ":1\r\n"),
+    (&["GET", "k"], "$-1\r\n"),
+    (&["SET", "k", "v"], "+OK\r\n"),
+    (&["PEXPIREAT", "k", "1"], ":1\r\n"),
+    (&["TYPE", "k"], "+none\r\n"),
+    (&["SET", "k", "v"], "+OK\r\n"),
+    (&["EXPIRE", "k", "100"], ":1\r\n"),
+    (&["EXPIRE", "k", "-1", "LT"], ":1\r\n"),
+    (&["EXISTS", "k"], ":0\r\n"),
+    // RENAME / RENAMENX
+    (&["RENAME", "missing", "x"], "-ERR no such key\r\n"),
+    (&["RENAMENX", "missing", "x"], "-ERR no such key\r\n"),
+    (&["SET", "a", "1"], "+OK\r\n"),
+    (&["SET", "b", "2"], "+OK\r\n"),
+    (&["RENAME", "a", "a"], "+OK\r\n"),
+    (&["RENAMENX", "a", "a"], ":0\r\n"),
+    (&["RENAMENX", "a", "b"], ":0\r\n"),
+    (&["RENAMENX", "a", "c"], ":1\r\n"),
+    (&["RENAME", "c", "b"], "+OK\r\n"),
+    (&["GET", "b"], "$1\r\n1\r\n"),
+    (&["EXISTS", "a", "c"], ":0\r\n"),
+    // COPY
+    (&["COPY", "b", "b"], "-ERR source and destination objects are the same\r\n"),
+    (&["COPY", "b", "b", "DB", "0"], "-ERR source and destination objects are the same\r\n"),
+    (&["COPY", "b", "x", "DB", "16"], "-ERR DB index is out of range\r\n"),
+    (&["COPY", "b", "x", "DB", "-1"], "-ERR DB index is out of range\r\n"),
+    (&["COPY", "b", "x", "DB", "x"], "-ERR value is not an integer or out of range\r\n"),
+    (&["COPY", "b", "x", "DB", "9999999999"], "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"),
+    (&["COPY", "b", "x", "DB"], "-ERR syntax error\r\n"),
+    (&["COPY", "b", "x", "FOO"], "-ERR syntax error\r\n"),
+    (&["COPY", "missing", "x"], ":0\r\n"),
+    (&["COPY", "b", "x"], ":1\r\n"),
+    (&["COPY", "b", "x"], ":0\r\n"),
+    (&["COPY", "b", "x", "replace"], ":1\r\n"),
+    (&["COPY", "b", "b", "DB", "1"], ":1\r\n"),
+    (&["COPY"], "-ERR wrong number of arguments for 'copy' command\r\n"),
+    // MOVE
+    (&["MOVE", "b", "0"], "-ERR source and destination objects are the same\r\n"),
+    (&["MOVE", "b", "16"], "-ERR DB index is out of range\r\n"),
+    (&["MOVE", "b", "x"], "-ERR value is not an integer or out of range\r\n"),
+    (&["MOVE", "missing", "1"], ":0\r\n"),
+    (&["MOVE", "b", "1"], ":0\r\n"),
+    (&["MOVE", "x", "2"], ":1\r\n"),
+    (&["EXISTS", "x"], ":0\r\n"),
+    // SWAPDB
+    (&["SWAPDB", "x", "0"], "-ERR invalid first DB index\r\n"),
+    (&["SWAPDB", "0", "x"], "-ERR invalid second DB index\r\n"),
+    (&["SWAPDB", "0", "16"], "-ERR DB index is out of range\r\n"),
+    (&["SWAPDB", "-1", "0"], "-ERR DB index is out of range\r\n"),
+    (&["SWAPDB", "0", "0"], "+OK\r\n"),
+    (&["SWAPDB", "0", "2"], "+OK\r\n"),
+    (&["GET", "x"], "$1\r\n1\r\n"),
+    (&["EXISTS", "b"], ":0\r\n"),
+    (&["SWAPDB", "2", "0"], "+OK\r\n"),
+    // OBJECT
+    (&["SET", "s", "hello"], "+OK\r\n"),
+    (&["SET", "i", "12345"], "+OK\r\n"),
+    (&["SET", "r", "this string is longer than forty-four bytes, so raw"], "+OK\r\n"),
+    (&["OBJECT", "ENCODING", "s"], "$6\r\nembstr\r\n"),
+    (&["OBJECT", "encoding", "i"], "$3\r\nint\r\n"),
+    (&["OBJECT", "ENCODING", "r"], "$3\r\nraw\r\n"),
+    (&["OBJECT", "ENCODING", "missing"], "$-1\r\n"),
+    (&["OBJECT", "REFCOUNT", "s"], ":1\r\n"),
+    (&["OBJECT", "IDLETIME", "s"], ":0\r\n"),
+    (&["OBJECT", "FREQ", "missing"], "$-1\r\n"),
+    (&[
+        "OBJECT", "FREQ", "s",
+    ], "-ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.\r\n"),
+    (&["OBJECT", "FOO", "s"], "-ERR unknown subcommand 'FOO'. Try OBJECT HELP.\r\n"),
+    (&["OBJECT", "ENCODING"], "-ERR wrong number of arguments for 'object|encoding' command\r\n"),
+    (&["OBJECT", "ENCODING", "s", "extra"], "-ERR wrong number of arguments for 'object|encoding' command\r\n"),
+    (&["OBJECT", "HELP", "extra"], "-ERR wrong number of arguments for 'object|help' command\r\n"),
+    (&["OBJECT"], "-ERR wrong number of arguments for 'object' command\r\n"),
+    (&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"], "+OK\r\n"),
+    (&["OBJECT", "FREQ", "s"], ":0\r\n"),
+    (&[
+        "OBJECT", "IDLETIME", "s",
+    ], "-ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.\r\n"),
+    (&["CONFIG", "SET", "maxmemory-policy", "noeviction"], "+OK\r\n"),
+    // MEMORY
+    (&["MEMORY", "USAGE", "s"], ":56\r\n"),
+    (&["MEMORY", "USAGE", "s", "SAMPLES", "0"], ":56\r\n"),
+    (&["MEMORY", "USAGE", "missing"], "$-1\r\n"),
+    (&["MEMORY", "USAGE", "s", "SAMPLES", "-1"], "-ERR syntax error\r\n"),
+    (&["MEMORY", "USAGE", "s", "SAMPLES", "x"], "-ERR value is not an integer or out of range\r\n"),
+    (&["MEMORY", "USAGE", "s", "FOO"], "-ERR syntax error\r\n"),
+    (&["MEMORY", "USAGE"], "-ERR wrong number of arguments for 'memory|usage' command\r\n"),
+    (&["MEMORY", "FOO"], "-ERR unknown subcommand 'FOO'. Try MEMORY HELP.\r\n"),
+    (&["MEMORY", "PURGE"], "+OK\r\n"),
+    // DUMP / RESTORE argument checks (payload cases are in their own test)
+    (&["DUMP", "missing"], "$-1\r\n"),
+    (&["RESTORE", "s", "0", "junk"], "-BUSYKEY Target key name already exists.\r\n"),
+    (&["RESTORE", "new", "0", "junk"], "-ERR DUMP payload version or checksum are wrong\r\n"),
+    (&["RESTORE", "new", "-1", "junk"], "-ERR Invalid TTL value, must be >= 0\r\n"),
+    (&["RESTORE", "new", "x", "junk"], "-ERR value is not an integer or out of range\r\n"),
+    (&["RESTORE", "new", "0", "junk", "FOO"], "-ERR syntax error\r\n"),
+    (&["RESTORE", "new", "0", "junk", "IDLETIME"], "-ERR syntax error\r\n"),
+    (&["RESTORE", "new", "0", "junk", "IDLETIME", "-1"], "-ERR Invalid IDLETIME value, must be >= 0\r\n"),
+    (&["RESTORE", "new", "0", "junk", "FREQ", "256"], "-ERR Invalid FREQ value, must be >= 0 and <= 255\r\n"),
+    (&["RESTORE", "new", "0", "junk", "FREQ", "1", "IDLETIME", "1"], "-ERR syntax error\r\n"),
+    (&["RESTORE", "new", "0"], "-ERR wrong number of arguments for 'restore' command\r\n"),
+    // SCAN argument checks
+    (&["SCAN", "x"], "-ERR invalid cursor\r\n"),
+    (&["SCAN", "-1"], "-ERR invalid cursor\r\n"),
+    (&["SCAN", "0", "COUNT", "0"], "-ERR syntax error\r\n"),
+    (&["SCAN", "0", "COUNT", "x"], "-ERR value is not an integer or out of range\r\n"),
+    (&["SCAN", "0", "MATCH"], "-ERR syntax error\r\n"),
+    (&["SCAN", "0", "FOO", "bar"], "-ERR syntax error\r\n"),
+    (&["SCAN", "99999"], "*2\r\n$1\r\n0\r\n*0\r\n"),
+    (&["SCAN", "0", "MATCH", "nothing-matches-*"], "*2\r\n$1\r\n0\r\n*0\r\n"),
+];
+
+#[test]
+fn exact_replies() {
+    // One shard, so that a SCAN with few keys finishes in one call.
+    let s = Server::start_with(&["--shards", "1"]);
+    let mut c = s.raw();
+    for (cmd, want) in CASES {
+        assert_eq!(c.cmd(cmd), *want, "command {cmd:?}");
+    }
+}
+
+#[test]
+fn dump_payload_bytes_are_the_documented_format() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let cases: &[(&str, Vec<u8>)] =
+        &[("hello", payload::string(b"hello")), ("-42", payload::int(-42)), ("", payload::string(b"")), ("007", payload::string(b"007"))];
+    for (value, want) in cases {
+        assert_eq!(c.cmd(&["SET", "k", value]), "+OK\r\n");
+        c.send_cmd(&[b"DUMP", b"k"]);
+        assert_eq!(c.read_reply(), bulk(want), "DUMP of {value:?}");
+    }
+    // A hash built from a payload comes back byte for byte (small hashes keep
+    // their field order).
+    let h = payload::hash(&[(b"b".to_vec(), b"2".to_vec()), (b"a".to_vec(), b"1".to_vec())]);
+    c.send_cmd(&[b"RESTORE", b"h", b"0", &h]);
+    assert_eq!(c.read_reply(), b"+OK\r\n");
+    c.send_cmd(&[b"DUMP", b"h"]);
+    assert_eq!(c.read_reply(), bulk(&h));
+    // Corruption anywhere is refused with the checksum error; a body that is
+    // intact but meaningless with the format error.
+    for i in [0, 2, 5, h.len() - 1] {
+        let mut bad = h.clone();
+        bad[i] ^= 0x10;
+        c.send_cmd(&[b"RESTORE", b"bad", b"0", &bad]);
+        assert_eq!(c.read_reply(), b"-ERR DUMP payload version or checksum are wrong\r\n", "flip at {i}");
+    }
+    let mut future = h.clone();
+    future[2] = 9;
+    let n = future.len() - 8;
+    let crc = payload::crc64(&future[..n]);
+    future[n..].copy_from_slice(&crc.to_le_bytes());
+    c.send_cmd(&[b"RESTORE", b"bad", b"0", &future]);
+    assert_eq!(c.read_reply(), b"-ERR DUMP payload version or checksum are wrong\r\n", "newer version");
+    let empty_hash = payload::hash(&[]);
+    c.send_cmd(&[b"RESTORE", b"bad", b"0", &empty_hash]);
+    assert_eq!(c.read_reply(), b"-ERR Bad data format\r\n");
+    assert_eq!(c.cmd(&["EXISTS", "bad"]), ":0\r\n");
+}
+
+#[tokio::test]
+async fn dump_restore_round_trips() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.conn().await;
+    let long = "x".repeat(10_000);
+    let _: () = c.set("str", "hello world").await.unwrap();
+    let _: () = c.set("int", -123456789).await.unwrap();
+    let _: () = c.set("long", &long).await.unwrap();
+    for key in ["str", "int", "long"] {
+        let p: Vec<u8> = redis::cmd("DUMP").arg(key).query_async(&mut c).await.unwrap();
+        for target in 0..8 {
+            let dst = format!("{key}:copy{target}");
+            let _: () = redis::cmd("RESTORE").arg(&dst).arg(0).arg(&p).query_async(&mut c).await.unwrap();
+            let a: Vec<u8> = c.get(key).await.unwrap();
+            let b: Vec<u8> = c.get(&dst).await.unwrap();
+            assert_eq!(a, b, "{dst}");
+            assert_eq!(c.ttl::<_, i64>(&dst).await.unwrap(), -1);
+        }
+    }
+    let enc: String = redis::cmd("OBJECT").arg("ENCODING").arg("int:copy3").query_async(&mut c).await.unwrap();
+    assert_eq!(enc, "int");
+    let enc: String = redis::cmd("OBJECT").arg("ENCODING").arg("long:copy3").query_async(&mut c).await.unwrap();
+    assert_eq!(enc, "raw");
+
+    // Hashes: a small one (listpack) and one past the thresholds (hashtable).
+    let has_hgetall = {
+        let info: Vec<redis::Value> = redis::cmd("COMMAND").arg("INFO").arg("hgetall").query_async(&mut c).await.unwrap();
+        !matches!(info.first(), Some(redis::Value::Nil) | None)
+    };
+    for (key, fields, value_len, encoding) in [("small", 5, 10, "listpack"), ("big", 300, 10, "hashtable"), ("wide", 3, 100, "hashtable")] {
+        let want = pairs(fields, value_len);
+        let p = payload::hash(&want);
+        let _: () = redis::cmd("RESTORE").arg(key).arg(0).arg(&p).query_async(&mut c).await.unwrap();
+        let t: String = redis::cmd("TYPE").arg(key).query_async(&mut c).await.unwrap();
+        assert_eq!(t, "hash");
+        let enc: String = redis::cmd("OBJECT").arg("ENCODING").arg(key).query_async(&mut c).await.unwrap();
+        assert_eq!(enc, encoding, "{key}");
+        let back: Vec<u8> = redis::cmd("DUMP").arg(key).query_async(&mut c).await.unwrap();
+        let mut sorted = want.clone();
+        sorted.sort();
+        assert_eq!(payload::decode_hash(&back), Some(sorted.clone()), "{key}");
+        // And through another key on (most likely) another shard.
+        let dst = format!("{key}:restored");
+        let _: () = redis::cmd("RESTORE").arg(&dst).arg(0).arg(&back).query_async(&mut c).await.unwrap();
+        let again: Vec<u8> = redis::cmd("DUMP").arg(&dst).query_async(&mut c).await.unwrap();
+        assert_eq!(payload::decode_hash(&again), Some(sorted.clone()));
+        if has_hgetall {
+            let got: HashMap<Vec<u8>, Vec<u8>> = c.hgetall(&dst).await.unwrap();
+            assert_eq!(got, sorted.into_iter().collect::<HashMap<_, _>>());
+        }
+        let usage: i64 = redis::cmd("MEMORY").arg("USAGE").arg(key).query_async(&mut c).await.unwrap();
+        assert!(usage as usize > fields * value_len, "{key}: MEMORY USAGE {usage}");
+    }
+
+    // TTLs: relative, absolute, already past; REPLACE and BUSYKEY.
+    let p: Vec<u8> = redis::cmd("DUMP").arg("str").query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("RESTORE").arg("ttl").arg(50_000).arg(&p).query_async(&mut c).await.unwrap();
+    let pttl: i64 = c.pttl("ttl").await.unwrap();
+    assert!(pttl > 45_000 && pttl <= 50_000, "{pttl}");
+    let busy: redis::RedisResult<()> = redis::cmd("RESTORE").arg("ttl").arg(0).arg(&p).query_async(&mut c).await;
+    assert!(busy.unwrap_err().to_string().contains("Target key name already exists"));
+    let at = 4_102_444_800_000i64;
+    let _: () = redis::cmd("RESTORE").arg("ttl").arg(at).arg(&p).arg("REPLACE").arg("ABSTTL").query_async(&mut c).await.unwrap();
+    let t: i64 = redis::cmd("PEXPIRETIME").arg("ttl").query_async(&mut c).await.unwrap();
+    assert_eq!(t, at);
+    let _: () = redis::cmd("RESTORE")
+        .arg("ttl")
+        .arg(1000)
+        .arg(&p)
+        .arg("ABSTTL")
+        .arg("REPLACE")
+        .arg("IDLETIME")
+        .arg(10)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(!c.exists::<_, bool>("ttl").await.unwrap(), "an absolute TTL in the past leaves no key");
+    let _: () = redis::cmd("RESTORE").arg("ttl").arg(1000).arg(&p).arg("ABSTTL").arg("FREQ").arg(5).query_async(&mut c).await.unwrap();
+    assert!(!c.exists::<_, bool>("ttl").await.unwrap());
+}
+
+#[tokio::test]
+async fn ttl_values_and_lazy_expiry() {
+    let s = Server::start();
+    let mut c = s.conn().await;
+    let _: () = c.set("k", "v").await.unwrap();
+    assert!(c.expire::<_, bool>("k", 100).await.unwrap());
+    assert_eq!(c.ttl::<_, i64>("k").await.unwrap(), 100);
+    let pttl: i64 = c.pttl("k").await.unwrap();
+    assert!(pttl > 99_000 && pttl <= 100_000, "{pttl}");
+    assert!(c.pexpire::<_, bool>("k", 1_700).await.unwrap());
+    assert_eq!(c.ttl::<_, i64>("k").await.unwrap(), 2, "TTL rounds to the nearest second");
+
+    // A key with PX is there before its deadline and gone on access after it.
+    let _: () = redis::cmd("SET").arg("lazy").arg("v").arg("PX").arg(300).query_async(&mut c).await.unwrap();
+    assert_eq!(c.get::<_, Option<String>>("lazy").await.unwrap().as_deref(), Some("v"));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(c.get::<_, Option<String>>("lazy").await.unwrap(), None);
+    assert!(!c.exists::<_, bool>("lazy").await.unwrap());
+    assert_eq!(c.ttl::<_, i64>("lazy").await.unwrap(), -2);
+}
+
+#[tokio::test]
+async fn active_expiry_removes_untouched_keys() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.conn().await;
+    let mut pipe = redis::pipe();
+    for i in 0..3000 {
+        pipe.cmd("SET").arg(format!("short:{i}")).arg(i).arg("PX").arg(200).ignore();
+    }
+    for i in 0..10 {
+        pipe.cmd("SET").arg(format!("kept:{i}")).arg(i).ignore();
+        pipe.cmd("SET").arg(format!("later:{i}")).arg(i).arg("EX").arg(3600).ignore();
+    }
+    let _: () = pipe.query_async(&mut c).await.unwrap();
+    assert_eq!(dbsize(&mut c).await, 3020);
+    // DBSIZE does not touch the keys: only active expiry can shrink it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut size = 3020;
+    while Instant::now() < deadline {
+        size = dbsize(&mut c).await;
+        if size == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(size, 20, "expired keys were not reclaimed in time");
+    let info: String = redis::cmd("INFO").arg("stats").query_async(&mut c).await.unwrap();
+    let expired: u64 =
+        info.lines().find_map(|l| l.strip_prefix("expired_keys:")).and_then(|v| v.trim().parse().ok()).expect("expired_keys in INFO");
+    assert_eq!(expired, 3000);
+}
+
+#[tokio::test]
+async fn keys_and_randomkey() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.conn().await;
+    assert_eq!(redis::cmd("RANDOMKEY").query_async::<Option<String>>(&mut c).await.unwrap(), None);
+    let all: Vec<String> = (0..40).map(|i| format!("user:{i}")).chain((0..5).map(|i| format!("order:{i}"))).collect();
+    for k in &all {
+        let _: () = c.set(k, 1).await.unwrap();
+    }
+    let mut users: Vec<String> = c.keys("user:*").await.unwrap();
+    users.sort();
+    let mut want: Vec<String> = all.iter().filter(|k| k.starts_with("user:")).cloned().collect();
+    want.sort();
+    assert_eq!(users, want);
+    let mut some: Vec<String> = c.keys("user:1?").await.unwrap();
+    some.sort();
+    assert_eq!(some, (10..20).map(|i| format!("user:{i}")).collect::<Vec<_>>());
+    assert_eq!(c.keys::<_, Vec<String>>("*").await.unwrap().len(), 45);
+    for _ in 0..20 {
+        let k: String = redis::cmd("RANDOMKEY").query_async(&mut c).await.unwrap();
+        assert!(all.contains(&k), "{k}");
+    }
+}
+
+/// Pairs of keys that live on different shards (the test servers use 4).
+fn cross_shard_pairs(n: usize) -> Vec<(String, String)> {
+    (0..n).map(|i| (format!("src:{i}"), format!("dst:{i}"))).collect()
+}
+
+#[tokio::test]
+async fn rename_across_shards_keeps_ttl() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.conn().await;
+    for (src, dst) in cross_shard_pairs(32) {
+        let _: () = redis::cmd("SET").arg(&src).arg(&src).arg("EX").arg(1000).query_async(&mut c).await.unwrap();
+        let _: () = c.rename(&src, &dst).await.unwrap();
+        assert!(!c.exists::<_, bool>(&src).await.unwrap());
+        assert_eq!(c.get::<_, String>(&dst).await.unwrap(), src);
+        let ttl: i64 = c.ttl(&dst).await.unwrap();
+        assert!(ttl > 990 && ttl <= 1000, "{dst}: {ttl}");
+        // RENAMENX refuses an existing destination and keeps both keys.
+        let _: () = c.set(&src, "other").await.unwrap();
+        assert!(!c.rename_nx::<_, _, bool>(&src, &dst).await.unwrap());
+        assert_eq!(c.get::<_, String>(&src).await.unwrap(), "other");
+        // RENAME overwrites it, dropping the destination's TTL with its value.
+        let _: () = c.rename(&src, &dst).await.unwrap();
+        assert_eq!(c.get::<_, String>(&dst).await.unwrap(), "other");
+        assert_eq!(c.ttl::<_, i64>(&dst).await.unwrap(), -1);
+    }
+    assert_eq!(dbsize(&mut c).await, 32);
+}
+
+#[tokio::test]
+async fn copy_across_shards_and_databases() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.conn().await;
+    let mut c1 = conn_db(&s, 1).await;
+    for (src, dst) in cross_shard_pairs(32) {
+        let _: () = redis::cmd("SET").arg(&src).arg("v").arg("EX").arg(500).query_async(&mut c).await.unwrap();
+        let n: i64 = redis::cmd("COPY").arg(&src).arg(&dst).query_async(&mut c).await.unwrap();
+        assert_eq!(n, 1);
+        // Deep copy: changing the source leaves the copy alone.
+        let _: i64 = c.append(&src, "-changed").await.unwrap();
+        assert_eq!(c.get::<_, String>(&dst).await.unwrap(), "v");
+        let ttl: i64 = c.ttl(&dst).await.unwrap();
+        assert!(ttl > 490 && ttl <= 500, "COPY keeps the TTL: {ttl}");
+        // Into database 1, then refused there without REPLACE.
+        let n: i64 = redis::cmd("COPY").arg(&src).arg(&dst).arg("DB").arg(1).query_async(&mut c).await.unwrap();
+        assert_eq!(n, 1);
+        let n: i64 = redis::cmd("COPY").arg(&dst).arg(&dst).arg("DB").arg(1).query_async(&mut c).await.unwrap();
+        assert_eq!(n, 0);
+        assert_eq!(c1.get::<_, String>(&dst).await.unwrap(), "v-changed");
+        let n: i64 = redis::cmd("COPY").arg(&dst).arg(&dst).arg("DB").arg(1).arg("REPLACE").query_async(&mut c).await.unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(c1.get::<_, String>(&dst).await.unwrap(), "v");
+    }
+    assert_eq!(dbsize(&mut c).await, 64);
+    assert_eq!(dbsize(&mut c1).await, 32);
+
+    // A hash copies deeply too (checked through DUMP).
+    let h = payload::hash(&pairs(3, 5));
+    let _: () = redis::cmd("RESTORE").arg("h:src").arg(0).arg(&h).query_async(&mut c).await.unwrap();
+    for i in 0..8 {
+        let dst = format!("h:dst{i}");
+        let n: i64 = redis::cmd("COPY").arg("h:src").arg(&dst).query_async(&mut c).await.unwrap();
+        assert_eq!(n, 1);
+        let p: Vec<u8> = redis::cmd("DUMP").arg(&dst).query_async(&mut c).await.unwrap();
+        assert_eq!(p, h);
+    }
+}
+
+#[tokio::test]
+async fn move_between_databases() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.conn().await;
+    let mut c3 = conn_db(&s, 3).await;
+    let _: () = redis::cmd("SET").arg("m").arg("v").arg("EX").arg(300).query_async(&mut c).await.unwrap();
+    let n: i64 = redis::cmd("MOVE").arg("m").arg(3).query_async(&mut c).await.unwrap();
+    assert_eq!(n, 1);
+    assert!(!c.exists::<_, bool>("m").await.unwrap());
+    assert_eq!(c3.get::<_, String>("m").await.unwrap(), "v");
+    let ttl: i64 = c3.ttl("m").await.unwrap();
+    assert!(ttl > 290 && ttl <= 300, "MOVE keeps the TTL: {ttl}");
+    // Refused when the key exists in the target database.
+    let _: () = c.set("m", "again").await.unwrap();
+    let n: i64 = redis::cmd("MOVE").arg("m").arg(3).query_async(&mut c).await.unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(c.get::<_, String>("m").await.unwrap(), "again");
+    assert_eq!(c3.get::<_, String>("m").await.unwrap(), "v");
+}
+
+#[tokio::test]
+async fn swapdb_is_seen_by_clients_of_both_databases() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c0 = s.conn().await;
+    let mut c1 = conn_db(&s, 1).await;
+    for i in 0..20 {
+        let _: () = c0.set(format!("zero:{i}"), 0).await.unwrap();
+    }
+    let _: () = redis::cmd("SET").arg("one").arg(1).arg("EX").arg(100).query_async(&mut c1).await.unwrap();
+    let _: () = redis::cmd("SWAPDB").arg(0).arg(1).query_async(&mut c0).await.unwrap();
+    assert_eq!(dbsize(&mut c0).await, 1);
+    assert_eq!(dbsize(&mut c1).await, 20);
+    assert_eq!(c0.get::<_, i64>("one").await.unwrap(), 1);
+    assert!(c0.ttl::<_, i64>("one").await.unwrap() > 0, "TTLs travel with the database");
+    assert_eq!(c1.get::<_, i64>("zero:7").await.unwrap(), 0);
+    // Writes after the swap land in the swapped database.
+    let _: () = c0.set("after", 1).await.unwrap();
+    let _: () = redis::cmd("SWAPDB").arg(1).arg(0).query_async(&mut c1).await.unwrap();
+    assert_eq!(c1.get::<_, Option<i64>>("after").await.unwrap(), Some(1));
+    assert_eq!(dbsize(&mut c0).await, 20);
+}
+
+/// Database 0 holds "a" in 16 keys over every shard, database 1 holds "b".
+/// While one client swaps them over and over, readers' MGETs must always see
+/// one database whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn swapdb_is_atomic_for_readers() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let keys: Vec<String> = (0..16).map(|i| format!("swap:{i}")).collect();
+    {
+        let mut c0 = s.conn().await;
+        let mut c1 = conn_db(&s, 1).await;
+        let a: Vec<(String, &str)> = keys.iter().map(|k| (k.clone(), "a")).collect();
+        let b: Vec<(String, &str)> = keys.iter().map(|k| (k.clone(), "b")).collect();
+        let _: () = c0.mset(&a).await.unwrap();
+        let _: () = c1.mset(&b).await.unwrap();
+    }
+    let swapper = {
+        let client = s.client();
+        tokio::spawn(async move {
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            for _ in 0..300 {
+                let _: () = redis::cmd("SWAPDB").arg(0).arg(1).query_async(&mut c).await.unwrap();
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        let (client, keys) = (s.client(), keys.clone());
+        readers.push(tokio::spawn(async move {
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let (mut torn, mut seen) = (0, HashSet::new());
+            for _ in 0..300 {
+                let vals: Vec<String> = c.mget(&keys).await.unwrap();
+                if vals.iter().any(|v| *v != vals[0]) {
+                    torn += 1;
+                }
+                seen.insert(vals[0].clone());
+            }
+            (torn, seen)
+        }));
+    }
+    swapper.await.unwrap();
+    let mut seen_all = HashSet::new();
+    for r in readers {
+        let (torn, seen) = r.await.unwrap();
+        assert_eq!(torn, 0, "a reader saw a half-swapped keyspace");
+        seen_all.extend(seen);
+    }
+    assert!(seen_all.iter().all(|v| v == "a" || v == "b"));
+}
+
+#[tokio::test]
+async fn object_and_memory() {
+    let s = Server::start();
+    let mut c = s.conn().await;
+    let _: () = c.set("small", "abc").await.unwrap();
+    let _: () = c.set("big", "x".repeat(1000)).await.unwrap();
+    let small: i64 = redis::cmd("MEMORY").arg("USAGE").arg("small").query_async(&mut c).await.unwrap();
+    let big: i64 = redis::cmd("MEMORY").arg("USAGE").arg("big").query_async(&mut c).await.unwrap();
+    assert_eq!(small, 56, "a short key and value live inside the entry");
+    assert_eq!(big, 56 + 1000);
+    let long_key = "k".repeat(100);
+    let _: () = c.set(&long_key, 1).await.unwrap();
+    let n: i64 = redis::cmd("MEMORY").arg("USAGE").arg(&long_key).query_async(&mut c).await.unwrap();
+    assert_eq!(n, 56 + 100);
+    let help: Vec<String> = redis::cmd("OBJECT").arg("HELP").query_async(&mut c).await.unwrap();
+    for sub in ["ENCODING", "FREQ", "IDLETIME", "REFCOUNT", "HELP"] {
+        assert!(help.iter().any(|l| l.starts_with(sub)), "OBJECT HELP lists {sub}");
+    }
+    let help: Vec<String> = redis::cmd("MEMORY").arg("HELP").query_async(&mut c).await.unwrap();
+    assert!(help.iter().any(|l| l.starts_with("USAGE")));
+    // Keys of container subcommands are found for routing and COMMAND GETKEYS.
+    let keys: Vec<String> = redis::cmd("COMMAND").arg("GETKEYS").arg("OBJECT").arg("ENCODING").arg("k1").query_async(&mut c).await.unwrap();
+    assert_eq!(keys, vec!["k1"]);
+    let keys: Vec<String> =
+        redis::cmd("COMMAND").arg("GETKEYS").arg("COPY").arg("a").arg("b").arg("DB").arg(1).query_async(&mut c).await.unwrap();
+    assert_eq!(keys, vec!["a", "b"]);
+}
+
+/// Runs a whole SCAN with the given options; returns every key returned (with
+/// repetitions) and the number of calls.
+async fn full_scan(c: &mut MultiplexedConnection, opts: &[&str]) -> (Vec<String>, usize) {
+    let mut cursor = "0".to_string();
+    let mut keys = Vec::new();
+    for calls in 1..=200_000 {
+        let (next, batch): (String, Vec<String>) = redis::cmd("SCAN").arg(&cursor).arg(opts).query_async(c).await.unwrap();
+        keys.extend(batch);
+        if next == "0" {
+            return (keys, calls);
+        }
+        assert!(next.bytes().all(|b| b.is_ascii_digit()), "cursor {next:?}");
+        cursor = next;
+    }
+    panic!("SCAN did not finish");
+}
+
+#[tokio::test]
+async fn scan_options() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.conn().await;
+    let (keys, _) = full_scan(&mut c, &[]).await;
+    assert!(keys.is_empty());
+    let mut pipe = redis::pipe();
+    for i in 0..1000 {
+        pipe.cmd("SET").arg(format!("s:{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query_async(&mut c).await.unwrap();
+    let h = payload::hash(&pairs(2, 3));
+    for i in 0..10 {
+        let _: () = redis::cmd("RESTORE").arg(format!("h:{i}")).arg(0).arg(&h).query_async(&mut c).await.unwrap();
+    }
+
+    // Default COUNT: every key exactly once, in many calls.
+    let (keys, calls) = full_scan(&mut c, &[]).await;
+    assert_eq!(keys.len(), 1010);
+    assert_eq!(keys.iter().collect::<HashSet<_>>().len(), 1010, "no key twice");
+    assert!(calls > 50, "COUNT 10 over 1010 keys took {calls} calls");
+    // A large COUNT takes whole shards: one call per shard.
+    let (keys, calls) = full_scan(&mut c, &["COUNT", "100000"]).await;
+    assert_eq!(keys.len(), 1010);
+    assert_eq!(calls, 4);
+    // MATCH and TYPE filter; unknown types match nothing.
+    let (keys, _) = full_scan(&mut c, &["MATCH", "s:1?", "COUNT", "50"]).await;
+    let mut keys: Vec<String> = keys;
+    keys.sort();
+    assert_eq!(keys, (10..20).map(|i| format!("s:{i}")).collect::<Vec<_>>());
+    let (keys, _) = full_scan(&mut c, &["TYPE", "HASH", "COUNT", "100"]).await;
+    assert_eq!(keys.len(), 10);
+    assert!(keys.iter().all(|k| k.starts_with("h:")));
+    let (keys, _) = full_scan(&mut c, &["TYPE", "string", "MATCH", "h:*"]).await;
+    assert!(keys.is_empty());
+    let (keys, _) = full_scan(&mut c, &["TYPE", "nosuchtype"]).await;
+    assert!(keys.is_empty());
+    // Another database is scanned separately.
+    let mut c2 = conn_db(&s, 2).await;
+    let (keys, _) = full_scan(&mut c2, &[]).await;
+    assert!(keys.is_empty());
+}
+
+/// SCAN's guarantee: a full iteration returns every key that existed for the
+/// whole iteration, while other clients add and delete keys (and tables grow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scan_returns_every_stable_key_under_concurrent_writes() {
+    let s = Server::start_with(&["--shards", "4"]);
+    const STABLE: usize = 10_000;
+    let mut c = s.conn().await;
+    for chunk in (0..STABLE).collect::<Vec<_>>().chunks(1000) {
+        let kv: Vec<(String, usize)> = chunk.iter().map(|i| (format!("stable:{i}"), *i)).collect();
+        let _: () = c.mset(&kv).await.unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (client, stop, writes) = (s.client(), stop.clone(), writes.clone());
+        writers.push(tokio::spawn(async move {
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut round = 0u64;
+            // Bounded even if the scanner were to stall.
+            while !stop.load(Ordering::Relaxed) && round < 2_000 {
+                let mut pipe = redis::pipe();
+                for i in 0..50 {
+                    pipe.cmd("SET").arg(format!("churn:{w}:{round}:{i}")).arg(i).ignore();
+                }
+                // Delete half of an earlier round: the keyspace keeps growing.
+                if round >= 2 {
+                    for i in (0..50).step_by(2) {
+                        pipe.cmd("DEL").arg(format!("churn:{w}:{}:{i}", round - 2)).ignore();
+                    }
+                }
+                let _: () = pipe.query_async(&mut c).await.unwrap();
+                writes.fetch_add(1, Ordering::Relaxed);
+                round += 1;
+            }
+        }));
+    }
+    // Let the writers get going, then scan in small steps.
+    let start = Instant::now();
+    while writes.load(Ordering::Relaxed) < 20 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = writes.load(Ordering::Relaxed);
+    let mut returned: HashSet<String> = HashSet::new();
+    let mut cursor = "0".to_string();
+    let mut calls = 0;
+    loop {
+        let (next, batch): (String, Vec<String>) = redis::cmd("SCAN").arg(&cursor).arg("COUNT").arg(20).query_async(&mut c).await.unwrap();
+        for k in batch {
+            assert!(k.starts_with("stable:") || k.starts_with("churn:"), "SCAN returned a key nobody wrote: {k}");
+            returned.insert(k);
+        }
+        calls += 1;
+        assert!(calls < 100_000, "SCAN did not finish");
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+        // Interleave with the writers.
+        if calls % 8 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let during = writes.load(Ordering::Relaxed) - before;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let missing: Vec<usize> = (0..STABLE).filter(|i| !returned.contains(&format!("stable:{i}"))).collect();
+    assert!(missing.is_empty(), "{} stable keys were never returned, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(during > 0, "the writers did not run during the scan");
+    assert!(calls > 100, "the scan took {calls} calls");
+}
