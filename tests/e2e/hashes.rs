@@ -294,7 +294,7 @@ async fn typed_api_through_redis_rs() {
 async fn resp3_map_through_redis_rs() {
     let s = Server::start();
     let client = redis::Client::open(format!("{}?protocol=resp3", s.url())).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let mut c = damselfly_tests::connect(&client).await;
     let _: () = c.hset_multiple("h", &[("x", "1"), ("y", "2")]).await.unwrap();
     let v: redis::Value = redis::cmd("HGETALL").arg("h").query_async(&mut c).await.unwrap();
     assert!(matches!(v, redis::Value::Map(ref m) if m.len() == 2), "{v:?}");
@@ -417,7 +417,7 @@ async fn hscan_is_complete_under_concurrent_writes() {
     for w in 0..2 {
         let (client, stop) = (s.client(), stop.clone());
         writers.push(tokio::spawn(async move {
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut c = damselfly_tests::connect(&client).await;
             let mut ops = 0usize;
             // Bounded: each writer adds then removes batches of 4000 fields.
             'outer: for round in 0..1000 {
@@ -481,7 +481,7 @@ async fn concurrent_hincrby_counts_exactly() {
     for id in 0..CLIENTS {
         let client = s.client();
         tasks.push(tokio::spawn(async move {
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut c = damselfly_tests::connect(&client).await;
             for _ in 0..OPS {
                 let _: i64 = c.hincr("counters", "total", 1).await.unwrap();
                 let _: i64 = c.hincr("counters", format!("client:{id}"), 2).await.unwrap();

@@ -128,7 +128,7 @@ fn bulk(b: &[u8]) -> Vec<u8> {
 /// A connection to database `db`.
 async fn conn_db(s: &Server, db: usize) -> MultiplexedConnection {
     let client = redis::Client::open(format!("{}{db}", s.url())).expect("client");
-    client.get_multiplexed_async_connection().await.expect("connect")
+    damselfly_tests::connect(&client).await
 }
 
 async fn dbsize(c: &mut MultiplexedConnection) -> i64 {
@@ -645,7 +645,7 @@ async fn swapdb_is_atomic_for_readers() {
     let swapper = {
         let client = s.client();
         tokio::spawn(async move {
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut c = damselfly_tests::connect(&client).await;
             for _ in 0..300 {
                 let _: () = redis::cmd("SWAPDB").arg(0).arg(1).query_async(&mut c).await.unwrap();
             }
@@ -655,7 +655,7 @@ async fn swapdb_is_atomic_for_readers() {
     for _ in 0..3 {
         let (client, keys) = (s.client(), keys.clone());
         readers.push(tokio::spawn(async move {
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut c = damselfly_tests::connect(&client).await;
             let (mut torn, mut seen) = (0, HashSet::new());
             for _ in 0..300 {
                 let vals: Vec<String> = c.mget(&keys).await.unwrap();
@@ -782,7 +782,7 @@ async fn scan_returns_every_stable_key_under_concurrent_writes() {
     for w in 0..4 {
         let (client, stop, writes) = (s.client(), stop.clone(), writes.clone());
         writers.push(tokio::spawn(async move {
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut c = damselfly_tests::connect(&client).await;
             let mut round = 0u64;
             // Bounded even if the scanner were to stall.
             while !stop.load(Ordering::Relaxed) && round < 2_000 {

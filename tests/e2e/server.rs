@@ -47,7 +47,7 @@ fn auth_without_password_configured() {
 async fn databases_are_isolated() {
     let s = Server::start();
     let mut c0 = s.conn().await;
-    let mut c1 = s.client().get_multiplexed_async_connection().await.unwrap();
+    let mut c1 = damselfly_tests::connect(&s.client()).await;
     let _: () = redis::cmd("SELECT").arg(1).query_async(&mut c1).await.unwrap();
     let _: () = c0.set("k", "zero").await.unwrap();
     let _: () = c1.set("k", "one").await.unwrap();

@@ -88,7 +88,7 @@ async fn concurrent_incr_decr_count_exactly() {
     for i in 0..CLIENTS {
         let client = s.client();
         tasks.push(tokio::spawn(async move {
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut c = damselfly_tests::connect(&client).await;
             for _ in 0..OPS {
                 let _: i64 = c.incr("counter", 1).await.unwrap();
                 if i % 2 == 0 {
@@ -120,7 +120,7 @@ async fn mset_is_atomic_for_concurrent_readers() {
     for w in 0..4 {
         let (client, keys) = (s.client(), keys.clone());
         tasks.push(tokio::spawn(async move {
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut c = damselfly_tests::connect(&client).await;
             for round in 0..300 {
                 let v = w * 1000 + round;
                 let pairs: Vec<(String, i64)> = keys.iter().map(|k| (k.clone(), v)).collect();
@@ -132,7 +132,7 @@ async fn mset_is_atomic_for_concurrent_readers() {
     for _ in 0..4 {
         let (client, keys) = (s.client(), keys.clone());
         tasks.push(tokio::spawn(async move {
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut c = damselfly_tests::connect(&client).await;
             let mut torn = 0;
             for _ in 0..300 {
                 let vals: Vec<i64> = c.mget(&keys).await.unwrap();

@@ -127,7 +127,7 @@ async fn exec_is_atomic_across_shards() {
     for _ in 0..4 {
         let client = s.client();
         tasks.push(tokio::spawn(async move {
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut c = damselfly_tests::connect(&client).await;
             for _ in 0..200 {
                 let (_, _): (i64, i64) = redis::pipe().atomic().decr(a, 1).incr(b, 1).query_async(&mut c).await.unwrap();
             }
@@ -137,7 +137,7 @@ async fn exec_is_atomic_across_shards() {
     for _ in 0..4 {
         let client = s.client();
         tasks.push(tokio::spawn(async move {
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut c = damselfly_tests::connect(&client).await;
             let mut bad = 0;
             for _ in 0..200 {
                 let (x, y): (i64, i64) = redis::cmd("MGET").arg(a).arg(b).query_async(&mut c).await.unwrap();
@@ -169,7 +169,7 @@ async fn watch_based_increments_never_lose_updates() {
     for _ in 0..CLIENTS {
         let client = s.client();
         tasks.push(tokio::spawn(async move {
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut c = damselfly_tests::connect(&client).await;
             let mut done = 0;
             let mut attempts = 0;
             while done < PER {

@@ -74,9 +74,10 @@ impl Server {
         redis::Client::open(self.url()).expect("client")
     }
 
-    /// A fresh multiplexed async connection.
+    /// A fresh multiplexed async connection (with generous timeouts: CI
+    /// machines are small and busy).
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        self.client().get_multiplexed_async_connection().await.expect("connect")
+        connect(&self.client()).await
     }
 
     /// A blocking connection (for simple sequential tests).
@@ -87,7 +88,7 @@ impl Server {
     /// A raw socket for exact protocol checks.
     pub fn raw(&self) -> Raw {
         let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
         Raw { s, buf: Vec::new() }
     }
 
@@ -120,6 +121,15 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Opens a multiplexed async connection with timeouts suited to a loaded
+/// test machine (redis-rs's defaults are 1 s to connect, 500 ms per reply).
+pub async fn connect(client: &redis::Client) -> redis::aio::MultiplexedConnection {
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(20)))
+        .set_response_timeout(Some(Duration::from_secs(60)));
+    client.get_multiplexed_async_connection_with_config(&cfg).await.expect("connect")
 }
 
 /// A raw client connection that reads whole RESP replies as bytes.

@@ -146,14 +146,18 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
 
 impl Conn {
     /// Executes a pipeline of commands, appending every reply to `self.out`.
+    /// Consecutive single-shard commands gather in `segment`, consecutive
+    /// multi-shard ones in `splits`; whichever is pending runs before a
+    /// command of another kind, so replies keep their order.
     async fn execute(&mut self, cmds: &mut Vec<Vec<Bytes>>) {
         let mut segment: Vec<Pending> = Vec::new();
+        let mut splits: Vec<(&'static CommandSpec, Vec<Bytes>)> = Vec::new();
         let mut commands = 0;
         for args in cmds.drain(..) {
             let spec = match self.check(&args) {
                 Ok(spec) => spec,
                 Err(e) => {
-                    self.run_segment(&mut segment).await;
+                    self.flush(&mut segment, &mut splits).await;
                     if let Some(m) = &mut self.multi {
                         m.failed = true;
                     }
@@ -164,20 +168,25 @@ impl Conn {
             commands += 1;
             self.info.set_last_cmd(spec);
             if self.multi.is_some() && !spec.has_flag(flag::NO_QUEUE) {
-                self.run_segment(&mut segment).await;
+                self.flush(&mut segment, &mut splits).await;
                 self.queue(spec, args);
                 continue;
             }
             match &spec.exec {
                 Exec::Shard(_) | Exec::Split(..) => match self.single_shard(spec, &args) {
-                    Some(shard) => segment.push(Pending { spec, args, shard }),
+                    Some(shard) => {
+                        if !splits.is_empty() {
+                            self.run_splits(std::mem::take(&mut splits)).await;
+                        }
+                        segment.push(Pending { spec, args, shard });
+                    }
                     None => {
                         self.run_segment(&mut segment).await;
-                        self.run_split(spec, args).await;
+                        splits.push((spec, args));
                     }
                 },
                 Exec::Conn(c) => {
-                    self.run_segment(&mut segment).await;
+                    self.flush(&mut segment, &mut splits).await;
                     let c = *c;
                     if let Err(e) = commands::connection::dispatch(self, c, &args).await {
                         self.out.error(&e);
@@ -188,9 +197,17 @@ impl Conn {
                 }
             }
         }
-        self.run_segment(&mut segment).await;
+        self.flush(&mut segment, &mut splits).await;
         self.local.cell.borrow_mut().stats.commands += commands;
         self.info.last_ms.store(now_ms(), Relaxed);
+    }
+
+    /// Runs whatever is pending (at most one of the two is non-empty).
+    async fn flush(&mut self, segment: &mut Vec<Pending>, splits: &mut Vec<(&'static CommandSpec, Vec<Bytes>)>) {
+        self.run_segment(segment).await;
+        if !splits.is_empty() {
+            self.run_splits(std::mem::take(splits)).await;
+        }
     }
 
     /// The transaction this connection's work runs under: EXEC's while it
@@ -294,14 +311,14 @@ impl Conn {
                     let reply = tx
                         .run(shard, move |sh| {
                             let mut out = Out::new(resp3);
-                            exec_one(sh, db, spec, &args, &mut out);
+                            exec_one(sh, db, now_ms(), spec, &args, &mut out);
                             out.buf
                         })
                         .await;
                     self.exec_tx = Some(tx);
                     self.out.buf.extend_from_slice(&reply);
                 }
-                None => self.run_split(spec, args).await,
+                None => self.run_splits(vec![(spec, args)]).await,
             },
             Exec::Conn(c) => {
                 // Boxed: EXEC itself is dispatched from here.
@@ -440,7 +457,7 @@ impl Conn {
         let db = self.db;
         if p.shard == self.local.id() {
             let out = &mut self.out;
-            self.local.run(NO_TX, |sh| exec_one(sh, db, p.spec, &p.args, out)).await;
+            self.local.run(NO_TX, |sh| exec_one(sh, db, now_ms(), p.spec, &p.args, out)).await;
         } else {
             let resp3 = self.out.resp3;
             let r = run_on(&self.engine, &self.local, p.shard, NO_TX, move |sh| exec_batch(sh, db, resp3, vec![(0, p)])).await;
@@ -448,65 +465,102 @@ impl Conn {
         }
     }
 
-    /// A multi-key command whose keys span shards: split it per shard and run
-    /// the parts in one transaction.
-    async fn run_split(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>) {
-        let Exec::Split(_, combine) = spec.exec else {
-            // A single-shard command whose keys span shards: only reachable
-            // through a table error, reported rather than run.
-            self.out.error(&CmdError::err("keys of this command must be on one shard"));
-            return;
-        };
-        let step = spec.step.max(1) as usize;
-        let key_idx: Vec<usize> = spec.key_indices(args.len()).collect();
-        // shard -> (sub-command args, positions of its keys in the original)
-        let mut parts: Vec<(usize, Vec<Bytes>, Vec<usize>)> = Vec::new();
-        for (n, &ki) in key_idx.iter().enumerate() {
-            let shard = self.engine.shard_of(&args[ki]);
-            let part = match parts.iter_mut().find(|p| p.0 == shard) {
-                Some(p) => p,
-                None => {
-                    parts.push((shard, vec![args[0].clone()], Vec::new()));
-                    parts.last_mut().expect("just pushed")
-                }
+    /// Multi-key commands whose keys span shards (consecutive ones of a
+    /// pipeline together): each is split per shard, and all the parts run in
+    /// one transaction that visits each shard once, in shard order, with
+    /// that shard's parts in command order. The last shard needs no lock: its
+    /// single job is exclusive by itself. Then each command's parts combine.
+    async fn run_splits(&mut self, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>) {
+        let mut plans: Vec<SplitPlan> = Vec::with_capacity(cmds.len());
+        // Per shard: the sub-commands to run there, in command order.
+        let mut per_shard: Vec<(usize, Vec<SubCommand>)> = Vec::new();
+        for (ci, (spec, args)) in cmds.into_iter().enumerate() {
+            let Exec::Split(_, combine) = spec.exec else {
+                // Only reachable through a command-table error.
+                plans.push((Combine::Ok, 0, Vec::new()));
+                continue;
             };
-            part.1.extend(args[ki..(ki + step).min(args.len())].iter().cloned());
-            part.2.push(n);
+            let step = spec.step.max(1) as usize;
+            let mut parts: Vec<(usize, Vec<Bytes>, Vec<usize>)> = Vec::new();
+            let mut nkeys = 0;
+            for (n, ki) in spec.key_indices(args.len()).enumerate() {
+                nkeys += 1;
+                let shard = self.engine.shard_of(&args[ki]);
+                let part = match parts.iter().position(|p| p.0 == shard) {
+                    Some(i) => &mut parts[i],
+                    None => {
+                        parts.push((shard, vec![args[0].clone()], Vec::new()));
+                        parts.last_mut().expect("just pushed")
+                    }
+                };
+                part.1.extend(args[ki..(ki + step).min(args.len())].iter().cloned());
+                part.2.push(n);
+            }
+            let mut plan = Vec::with_capacity(parts.len());
+            for (shard, sub, positions) in parts {
+                match per_shard.iter().position(|p| p.0 == shard) {
+                    Some(i) => per_shard[i].1.push(SubCommand { cmd: ci, spec, args: sub }),
+                    None => per_shard.push((shard, vec![SubCommand { cmd: ci, spec, args: sub }])),
+                }
+                plan.push((shard, positions));
+            }
+            plans.push((combine, nkeys, plan));
         }
-        parts.sort_by_key(|p| p.0);
+        per_shard.sort_by_key(|p| p.0);
         let (db, resp3) = (self.db, self.out.resp3);
         let mut tx = self.begin_tx();
-        let mut replies = Vec::with_capacity(parts.len());
-        for (shard, sub, _) in &parts {
-            let sub = sub.clone();
-            let r = tx
-                .lock_and_run(*shard, move |sh| {
-                    let mut out = Out::new(resp3);
-                    exec_one(sh, db, spec, &sub, &mut out);
-                    out.buf
-                })
-                .await;
-            replies.push(r);
+        let mut replies: Vec<(usize, ShardReplies)> = Vec::with_capacity(per_shard.len());
+        let last = per_shard.len().saturating_sub(1);
+        for (i, (shard, subs)) in per_shard.into_iter().enumerate() {
+            let job = move |sh: &mut Shard| {
+                let now = now_ms();
+                subs.into_iter()
+                    .map(|sc| {
+                        let mut out = Out::new(resp3);
+                        exec_one(sh, db, now, sc.spec, &sc.args, &mut out);
+                        (sc.cmd, out.buf)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let r = if i == last && !self.in_exec { tx.run_unlocked(shard, job).await } else { tx.lock_and_run(shard, job).await };
+            replies.push((shard, r));
         }
         self.end_tx(tx);
-        if let Some(err) = replies.iter().find(|r| r.first() == Some(&b'-')) {
+        for (ci, (combine, nkeys, plan)) in plans.into_iter().enumerate() {
+            let mut parts: Vec<(&[u8], &[usize])> = Vec::with_capacity(plan.len());
+            for (shard, positions) in &plan {
+                let reply = replies
+                    .iter()
+                    .find(|r| r.0 == *shard)
+                    .and_then(|r| r.1.iter().find(|(c, _)| *c == ci))
+                    .map(|(_, b)| b.as_slice())
+                    .unwrap_or(b"-ERR internal error\r\n");
+                parts.push((reply, positions));
+            }
+            self.combine(combine, nkeys, &parts);
+        }
+    }
+
+    /// Writes one reply for a split command from its per-shard parts.
+    fn combine(&mut self, combine: Combine, nkeys: usize, parts: &[(&[u8], &[usize])]) {
+        if let Some((err, _)) = parts.iter().find(|(r, _)| r.first() == Some(&b'-')) {
             self.out.buf.extend_from_slice(err);
             return;
         }
         match combine {
             Combine::Ok => self.out.ok(),
             Combine::Sum => {
-                let total: i64 = replies
+                let total: i64 = parts
                     .iter()
-                    .map(|r| std::str::from_utf8(&r[1..r.len() - 2]).ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0))
+                    .map(|(r, _)| std::str::from_utf8(&r[1..r.len() - 2]).ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0))
                     .sum();
                 self.out.int(total);
             }
             Combine::Array => {
-                let mut slots: Vec<&[u8]> = vec![&[]; key_idx.len()];
-                for (r, (_, _, positions)) in replies.iter().zip(&parts) {
+                let mut slots: Vec<&[u8]> = vec![&[]; nkeys];
+                for (r, positions) in parts {
                     let elems = split_flat_array(r).unwrap_or_default();
-                    for (e, &pos) in elems.into_iter().zip(positions) {
+                    for (e, &pos) in elems.into_iter().zip(positions.iter()) {
                         slots[pos] = e;
                     }
                 }
@@ -519,6 +573,21 @@ impl Conn {
     }
 }
 
+/// How a split command's parts combine: the combine rule, its key count,
+/// and for each shard part the positions of its keys in the original.
+type SplitPlan = (Combine, usize, Vec<(usize, Vec<usize>)>);
+
+/// One shard's replies to its sub-commands: (command index, reply), in order.
+type ShardReplies = Vec<(usize, Vec<u8>)>;
+
+/// One shard's part of a split command.
+struct SubCommand {
+    /// Index of the command in its squashed group.
+    cmd: usize,
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+}
+
 /// Replies of a batch of commands run on one shard: the concatenated replies
 /// and, for each command, its position in the segment and where its reply ends.
 struct BatchResult {
@@ -529,20 +598,21 @@ struct BatchResult {
 fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending)>) -> BatchResult {
     let mut out = Out::new(resp3);
     let mut ends = Vec::with_capacity(batch.len());
+    let now = now_ms();
     for (i, p) in batch {
-        exec_one(sh, db, p.spec, &p.args, &mut out);
+        exec_one(sh, db, now, p.spec, &p.args, &mut out);
         ends.push((i, out.buf.len()));
     }
     BatchResult { buf: out.buf, ends }
 }
 
 /// Runs one shard command, writing its reply or its error.
-pub fn exec_one(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out) {
+pub fn exec_one(sh: &mut Shard, db: usize, now: u64, spec: &CommandSpec, args: &[Bytes], out: &mut Out) {
     let f = match spec.exec {
         Exec::Shard(f) | Exec::Split(f, _) => f,
         Exec::Conn(_) => return out.error(&CmdError::err("connection command routed to a shard")),
     };
-    let mut ctx = Ctx { shard: sh, db, now: now_ms() };
+    let mut ctx = Ctx { shard: sh, db, now };
     let mark = out.buf.len();
     if let Err(e) = f(&mut ctx, args, out) {
         out.buf.truncate(mark);

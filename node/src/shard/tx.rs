@@ -63,6 +63,15 @@ impl Tx {
         }
     }
 
+    /// Runs `f` as one job on a shard this transaction does not hold and
+    /// will not need again: the job is exclusive by itself, so it takes no
+    /// lock (and needs no unlock message). Only for the highest shard of the
+    /// transaction, so the lock order is kept.
+    pub async fn run_unlocked<R: Send + 'static>(&self, shard: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> R {
+        debug_assert!(self.locked.last().is_none_or(|&l| l < shard), "shards visited out of order");
+        run_on(&self.engine, &self.local, shard, self.id, f).await
+    }
+
     /// Runs `f` on a shard this transaction holds.
     pub async fn run<R: Send + 'static>(&self, shard: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> R {
         debug_assert!(self.holds(shard), "shard not locked by this transaction");
