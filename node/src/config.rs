@@ -37,7 +37,8 @@ pub struct Args {
     /// Memory limit in bytes (accepts 100mb, 2gb, ...). 0 = unlimited.
     #[arg(long)]
     pub maxmemory: Option<String>,
-    /// Number of shard threads; default: one per available core.
+    /// Number of shard threads; default: one per available core (one in all
+    /// on machines with two cores or fewer).
     #[arg(long)]
     pub shards: Option<usize>,
     /// Log level filter (error, warn, info, debug, trace).
@@ -128,6 +129,19 @@ pub enum ConfigError {
     Immutable(String),
 }
 
+/// The default shard count: one shard thread per core, except on machines
+/// with two cores or fewer, where a single shard is faster. There the
+/// network stack and the clients need a core too, and a second shard thread
+/// only adds cross-thread wake-ups (measured in docs/BENCHMARKS.md: about a
+/// third more CPU per request at -P 1 on 2 vCPUs).
+pub fn default_shards(cores: usize) -> usize {
+    if cores <= 2 {
+        1
+    } else {
+        cores
+    }
+}
+
 /// Parses Redis memory notation: `100`, `1k`, `5mb`, `2GB`, `1gb`.
 pub fn parse_memory(s: &str) -> Option<u64> {
     let s = s.trim().to_ascii_lowercase();
@@ -156,7 +170,7 @@ impl Config {
             port: 6379,
             bind: vec!["127.0.0.1".into()],
             databases: 16,
-            shards: cores,
+            shards: default_shards(cores),
             requirepass: Mutex::new(None),
             has_password: AtomicBool::new(false),
             maxclients: AtomicU64::new(10000),
@@ -286,6 +300,14 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shard_defaults() {
+        assert_eq!(default_shards(1), 1);
+        assert_eq!(default_shards(2), 1);
+        assert_eq!(default_shards(4), 4);
+        assert_eq!(default_shards(16), 16);
+    }
 
     #[test]
     fn memory_units() {
