@@ -401,6 +401,19 @@ impl Conn {
         let me = self.local.id();
         let resp3 = self.out.resp3;
         let db = self.db;
+        if segment.iter().all(|p| p.shard == me) {
+            // All local: run them in one go, straight into the output buffer.
+            let out = &mut self.out;
+            self.local
+                .run(NO_TX, |sh| {
+                    let now = now_ms();
+                    for p in segment.drain(..) {
+                        exec_one(sh, db, now, p.spec, &p.args, out);
+                    }
+                })
+                .await;
+            return;
+        }
         // Per shard: the commands' positions in the segment.
         let mut by_shard: Vec<(usize, Vec<usize>)> = Vec::new();
         for (i, p) in segment.iter().enumerate() {

@@ -187,7 +187,10 @@ impl Engine {
 
     #[inline]
     pub fn shard_of(&self, key: &[u8]) -> usize {
-        key_slot(key) as usize % self.inboxes.len()
+        match self.inboxes.len() {
+            1 => 0,
+            n => key_slot(key) as usize % n,
+        }
     }
 
     pub fn new_tx_id(&self) -> TxId {
