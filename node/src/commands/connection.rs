@@ -112,6 +112,7 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::Rename => keys::rename(conn, args, false).await,
         ConnCmd::RenameNx => keys::rename(conn, args, true).await,
         ConnCmd::MSetNx => strings::msetnx(conn, args).await,
+        ConnCmd::JsonMSet => super::json::mset(conn, args).await,
     }
 }
 

@@ -1,10 +1,11 @@
 //! The command table. Every command is declared once, as a `CommandSpec` in
-//! its family's module (`strings`, `keys`, `hashes`, `connection`,
+//! its family's module (`strings`, `keys`, `hashes`, `json`, `connection`,
 //! `server`); the declaration's arity, flags and key positions drive argument
 //! checks, routing to shards and the output of `COMMAND`.
 
 pub mod connection;
 pub mod hashes;
+pub mod json;
 pub mod keys;
 pub mod server;
 pub mod strings;
@@ -87,6 +88,8 @@ pub enum ConnCmd {
     RenameNx,
     Lastsave,
     Role,
+    // JSON commands that span shards.
+    JsonMSet,
 }
 
 /// Command flags, as COMMAND reports them.
@@ -188,7 +191,13 @@ pub const fn cmd(
 
 /// Every command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    connection::COMMANDS.iter().chain(server::COMMANDS).chain(strings::COMMANDS).chain(keys::COMMANDS).chain(hashes::COMMANDS)
+    connection::COMMANDS
+        .iter()
+        .chain(server::COMMANDS)
+        .chain(strings::COMMANDS)
+        .chain(keys::COMMANDS)
+        .chain(hashes::COMMANDS)
+        .chain(json::COMMANDS)
 }
 
 fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {

@@ -280,6 +280,11 @@ impl Conn {
             part.1.extend(args[ki..(ki + step).min(args.len())].iter().cloned());
             part.2.push(n);
         }
+        // Arguments after the last key group (JSON.MGET's path) go to every part.
+        let trailing = key_idx.last().map_or(args.len(), |&k| (k + step).min(args.len()));
+        for p in &mut parts {
+            p.1.extend(args[trailing..].iter().cloned());
+        }
         parts.sort_by_key(|p| p.0);
         let (db, resp3) = (self.db, self.out.resp3);
         let mut tx = Tx::new(&self.engine, &self.local);
