@@ -21,6 +21,23 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// Whether the server on `sock` is the process `pid` (INFO's process_id).
+fn serves_pid(mut sock: TcpStream, pid: u32) -> bool {
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+    if sock.write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n").is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while reply_len(&buf).is_none() {
+        match sock.read(&mut chunk) {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return false,
+        }
+    }
+    String::from_utf8_lossy(&buf).contains(&format!("process_id:{pid}\r\n"))
+}
+
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
     l.local_addr().expect("local addr").port()
@@ -55,8 +72,13 @@ impl Server {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // exited: most likely the port was taken; try another
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Server { child, port };
+                if let Ok(sock) = TcpStream::connect(("127.0.0.1", port)) {
+                    // Another test's server may have taken the port between
+                    // our probe and our child's bind: make sure it is ours.
+                    if serves_pid(sock, child.id()) {
+                        return Server { child, port };
+                    }
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
