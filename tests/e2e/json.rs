@@ -201,6 +201,11 @@ async fn mget_and_mset_across_shards() {
     let e = q_err(&mut c, &["JSON.MSET", "cart:0", "$.user", "100", "cart:1", "$", "{bad"]).await;
     assert!(e.contains("must be a string at line 1 column 2"), "{e}");
     assert_eq!(q::<String>(&mut c, &["JSON.GET", "cart:0", ".user"]).await, "0");
+    let e = q_err(&mut c, &["JSON.MSET", "cart:0", "$.user", "100", "cart:1", "$..nope", "1"]).await;
+    assert!(e.contains("wrong static path"), "{e}");
+    let e = q_err(&mut c, &["JSON.MSET", "cart:0", "$.user", "100", "cart:1", "$.items[5]", "1"]).await;
+    assert!(e.contains("index out of bounds"), "{e}");
+    assert_eq!(q::<String>(&mut c, &["JSON.GET", "cart:0", ".user"]).await, "0");
     // Updates inside existing documents on several shards.
     assert_eq!(
         q::<String>(&mut c, &["JSON.MSET", "cart:0", "$.user", "100", "cart:5", "$.items[0]", "50", "new:1", "$", "[]"]).await,

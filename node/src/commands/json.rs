@@ -279,6 +279,20 @@ pub fn set_in_doc(d: &mut JsonDoc, path: &JsonPath, value: Json, nx: bool, xx: b
     }
 }
 
+/// The errors JSON.SET would reply for `path` in `d` when it matches
+/// nothing (a dynamic path, or an array index past the end), checked before
+/// JSON.MSET writes anything.
+fn check_settable(d: &JsonDoc, path: &JsonPath) -> CmdResult {
+    if path.is_root() || path.first(&d.root).is_some() {
+        return Ok(());
+    }
+    match path.static_parent(&d.root) {
+        None => Err(err::wrong_static_path()),
+        Some((_, Last::Index(_))) => Err(err::index_out_of_bounds()),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Parses JSON.SET's NX / XX options (at most one of them).
 fn set_options(args: &[Bytes]) -> CmdResult<(bool, bool)> {
     let (mut nx, mut xx) = (false, false);
@@ -1141,7 +1155,11 @@ pub async fn mset(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdRe
                 let mut created: Vec<Bytes> = Vec::new();
                 for it in &items {
                     match d.get(&it.key, now).map(|e| &e.value) {
-                        Some(Value::Json(_)) => {}
+                        Some(Value::Json(doc)) => {
+                            if let Err(e) = check_settable(doc, &it.path) {
+                                return (items, Err(e));
+                            }
+                        }
                         Some(_) => return (items, Err(CmdError::WrongType)),
                         None if it.path.is_root() => created.push(it.key.clone()),
                         None if created.contains(&it.key) => {}
