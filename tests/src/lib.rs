@@ -21,21 +21,23 @@ pub fn binary() -> PathBuf {
     bin
 }
 
-/// Whether the server on `sock` is the process `pid` (INFO's process_id).
-fn serves_pid(mut sock: TcpStream, pid: u32) -> bool {
-    let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
-    if sock.write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n").is_err() {
-        return false;
-    }
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while reply_len(&buf).is_none() {
-        match sock.read(&mut chunk) {
-            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            _ => return false,
+/// Whether process `pid` holds the listening socket of `port` (read from
+/// /proc; true where /proc is not available).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let mut inodes = Vec::new();
+    let mut readable = false;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        readable = true;
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 9 && f[3] == "0A" && f[1].ends_with(&format!(":{port:04X}")) {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
         }
     }
-    String::from_utf8_lossy(&buf).contains(&format!("process_id:{pid}\r\n"))
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return !readable };
+    fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| inodes.iter().any(|i| l.to_string_lossy() == *i)))
 }
 
 fn free_port() -> u16 {
@@ -72,10 +74,10 @@ impl Server {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // exited: most likely the port was taken; try another
                 }
-                if let Ok(sock) = TcpStream::connect(("127.0.0.1", port)) {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     // Another test's server may have taken the port between
                     // our probe and our child's bind: make sure it is ours.
-                    if serves_pid(sock, child.id()) {
+                    if listens_on(child.id(), port) {
                         return Server { child, port };
                     }
                     break;
