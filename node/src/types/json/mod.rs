@@ -101,6 +101,7 @@ pub mod err {
         match e {
             value::ParseError::Syntax(s) => CmdError::Other(s),
             value::ParseError::TooDeep => too_deep(),
+            value::ParseError::TooLarge => too_large(),
         }
     }
 
@@ -109,13 +110,10 @@ pub mod err {
     }
 }
 
-/// Parses a JSON argument; errors as RedisJSON replies them.
+/// Parses a JSON argument (never building more than the document size
+/// limit); errors as RedisJSON replies them.
 pub fn parse_arg(b: &[u8]) -> Result<Json, CmdError> {
-    let v = Json::parse(b).map_err(err::parse)?;
-    if b.len() > value::MAX_DOC_BYTES && !JsonDoc::fits(&v) {
-        return Err(err::too_large());
-    }
-    Ok(v)
+    Json::parse(b).map_err(err::parse)
 }
 
 /// Parses a path argument.

@@ -44,17 +44,28 @@ pub enum ParseError {
     Syntax(String),
     /// Nested deeper than `MAX_DEPTH`.
     TooDeep,
+    /// Would use more than the document size limit.
+    TooLarge,
 }
 
 impl Json {
-    /// Parses one JSON text (surrounding whitespace allowed, nothing else).
+    /// Parses one JSON text (surrounding whitespace allowed, nothing else)
+    /// into a tree of at most `MAX_DOC_BYTES`.
     pub fn parse(text: &[u8]) -> Result<Json, ParseError> {
-        let too_deep = Cell::new(false);
+        Json::parse_limited(text, MAX_DOC_BYTES)
+    }
+
+    /// Parses with a memory budget: parsing stops as soon as the tree would
+    /// use more than `limit` bytes, so no input can make it allocate more.
+    pub fn parse_limited(text: &[u8], limit: usize) -> Result<Json, ParseError> {
+        let st = ParseState { too_deep: Cell::new(false), left: Cell::new(Some(limit)) };
         let mut de = serde_json::Deserializer::from_slice(text);
         de.disable_recursion_limit();
-        let v = Seed { depth: 0, too_deep: &too_deep }.deserialize(&mut de).map_err(|e| {
-            if too_deep.get() {
+        let v = Seed { depth: 0, st: &st }.deserialize(&mut de).map_err(|e| {
+            if st.too_deep.get() {
                 ParseError::TooDeep
+            } else if st.left.get().is_none() {
+                ParseError::TooLarge
             } else {
                 ParseError::Syntax(e.to_string())
             }
@@ -412,9 +423,39 @@ fn dedup_members(m: &mut Members) {
     });
 }
 
+struct ParseState {
+    too_deep: Cell<bool>,
+    /// Bytes the tree may still use; `None` once exhausted.
+    left: Cell<Option<usize>>,
+}
+
+impl ParseState {
+    fn charge<E: de::Error>(&self, bytes: usize) -> Result<(), E> {
+        match self.left.get().and_then(|l| l.checked_sub(bytes)) {
+            Some(l) => {
+                self.left.set(Some(l));
+                Ok(())
+            }
+            None => {
+                self.left.set(None);
+                Err(E::custom("document too large"))
+            }
+        }
+    }
+}
+
+/// Heap bytes a parsed string will own (short ones are inline).
+fn str_cost(len: usize) -> usize {
+    if len > 22 {
+        len
+    } else {
+        0
+    }
+}
+
 struct Seed<'c> {
     depth: usize,
-    too_deep: &'c Cell<bool>,
+    st: &'c ParseState,
 }
 
 impl<'de> DeserializeSeed<'de> for Seed<'_> {
@@ -427,10 +468,10 @@ impl<'de> DeserializeSeed<'de> for Seed<'_> {
 impl Seed<'_> {
     fn nested<E: de::Error>(&self) -> Result<Seed<'_>, E> {
         if self.depth >= MAX_DEPTH {
-            self.too_deep.set(true);
+            self.st.too_deep.set(true);
             return Err(E::custom("recursion limit exceeded"));
         }
-        Ok(Seed { depth: self.depth + 1, too_deep: self.too_deep })
+        Ok(Seed { depth: self.depth + 1, st: self.st })
     }
 }
 
@@ -456,16 +497,19 @@ impl<'de> Visitor<'de> for Seed<'_> {
     fn visit_f64<E>(self, f: f64) -> Result<Json, E> {
         Ok(Json::Float(f))
     }
-    fn visit_str<E>(self, s: &str) -> Result<Json, E> {
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Json, E> {
+        self.st.charge(str_cost(s.len()))?;
         Ok(Json::Str(SmallBytes::new(s.as_bytes())))
     }
-    fn visit_string<E>(self, s: String) -> Result<Json, E> {
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Json, E> {
+        self.st.charge(str_cost(s.len()))?;
         Ok(Json::Str(SmallBytes::from_vec(s.into_bytes())))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
         let inner = self.nested()?;
         let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(x) = seq.next_element_seed(Seed { depth: inner.depth, too_deep: inner.too_deep })? {
+        while let Some(x) = seq.next_element_seed(Seed { depth: inner.depth, st: inner.st })? {
+            self.st.charge(std::mem::size_of::<Json>())?;
             v.push(x);
         }
         v.shrink_to_fit();
@@ -475,7 +519,8 @@ impl<'de> Visitor<'de> for Seed<'_> {
         let inner = self.nested()?;
         let mut m = Members::new();
         while let Some(k) = map.next_key::<KeyBytes>()? {
-            let v = map.next_value_seed(Seed { depth: inner.depth, too_deep: inner.too_deep })?;
+            self.st.charge(std::mem::size_of::<(SmallBytes, Json)>() + str_cost(k.0.len()))?;
+            let v = map.next_value_seed(Seed { depth: inner.depth, st: inner.st })?;
             m.push((k.0, v));
         }
         dedup_members(&mut m);
@@ -631,11 +676,6 @@ impl JsonDoc {
         JsonDoc { root, approx_bytes }
     }
 
-    /// Whether a document this size is allowed.
-    pub fn fits(value: &Json) -> bool {
-        value.mem_size() <= MAX_DOC_BYTES
-    }
-
     /// Accounts for a write that adds up to `added` bytes; refuses it when
     /// the document would exceed `limit`. The running figure only grows (a
     /// replaced value is not subtracted), so when it passes the limit the
@@ -766,6 +806,16 @@ mod tests {
         // Far deeper input fails the same way instead of overflowing the stack.
         let huge = "{\"a\":".repeat(100_000);
         assert_eq!(Json::parse(huge.as_bytes()).unwrap_err(), ParseError::TooDeep);
+    }
+
+    #[test]
+    fn parsing_stops_at_the_size_budget() {
+        let text = format!("[{}0]", "0,".repeat(1000));
+        assert!(Json::parse_limited(text.as_bytes(), 1001 * 32).is_ok());
+        assert_eq!(Json::parse_limited(text.as_bytes(), 1000 * 32).unwrap_err(), ParseError::TooLarge);
+        let long = format!("{{\"k\":\"{}\"}}", "x".repeat(100));
+        assert!(Json::parse_limited(long.as_bytes(), 56 + 100).is_ok());
+        assert_eq!(Json::parse_limited(long.as_bytes(), 56 + 99).unwrap_err(), ParseError::TooLarge);
     }
 
     #[test]
