@@ -21,6 +21,25 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// Whether process `pid` holds the listening socket of `port` (read from
+/// /proc; true where /proc is not available).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let mut inodes = Vec::new();
+    let mut readable = false;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        readable = true;
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 9 && f[3] == "0A" && f[1].ends_with(&format!(":{port:04X}")) {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return !readable };
+    fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| inodes.iter().any(|i| l.to_string_lossy() == *i)))
+}
+
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
     l.local_addr().expect("local addr").port()
@@ -56,7 +75,12 @@ impl Server {
                     break; // exited: most likely the port was taken; try another
                 }
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Server { child, port };
+                    // Another test's server may have taken the port between
+                    // our probe and our child's bind: make sure it is ours.
+                    if listens_on(child.id(), port) {
+                        return Server { child, port };
+                    }
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -122,6 +122,7 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::Discard => transactions::discard(conn),
         ConnCmd::Watch => transactions::watch(conn, args).await,
         ConnCmd::Unwatch => transactions::unwatch(conn),
+        ConnCmd::JsonMSet => super::json::mset(conn, args).await,
     }
 }
 

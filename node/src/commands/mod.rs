@@ -1,11 +1,12 @@
 //! The command table. Every command is declared once, as a `CommandSpec` in
-//! its family's module (`strings`, `keys`, `hashes`, `connection`,
+//! its family's module (`strings`, `keys`, `hashes`, `json`, `connection`,
 //! `server`); the declaration's arity, flags and key positions drive argument
 //! checks, routing to shards and the output of `COMMAND`. Helper modules
 //! (`scan`) hold the implementation of commands declared by a family.
 
 pub mod connection;
 pub mod hashes;
+pub mod json;
 pub mod keys;
 pub mod scan;
 pub mod server;
@@ -98,6 +99,8 @@ pub enum ConnCmd {
     Discard,
     Watch,
     Unwatch,
+    // JSON commands that span shards.
+    JsonMSet,
 }
 
 /// Command flags, as COMMAND reports them.
@@ -209,6 +212,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(keys::COMMANDS)
         .chain(hashes::COMMANDS)
         .chain(transactions::COMMANDS)
+        .chain(json::COMMANDS)
 }
 
 type Table = HashMap<&'static str, &'static CommandSpec, foldhash::fast::FixedState>;

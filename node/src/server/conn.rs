@@ -496,6 +496,7 @@ impl Conn {
             let step = spec.step.max(1) as usize;
             let mut parts: Vec<(usize, Vec<Bytes>, Vec<usize>)> = Vec::new();
             let mut nkeys = 0;
+            let mut last_key = None;
             for (n, ki) in spec.key_indices(args.len()).enumerate() {
                 nkeys += 1;
                 let shard = self.engine.shard_of(&args[ki]);
@@ -508,6 +509,12 @@ impl Conn {
                 };
                 part.1.extend(args[ki..(ki + step).min(args.len())].iter().cloned());
                 part.2.push(n);
+                last_key = Some(ki);
+            }
+            // Arguments after the last key group (JSON.MGET's path) go to every part.
+            let trailing = last_key.map_or(args.len(), |k| (k + step).min(args.len()));
+            for p in &mut parts {
+                p.1.extend(args[trailing..].iter().cloned());
             }
             let mut plan = Vec::with_capacity(parts.len());
             for (shard, sub, positions) in parts {

@@ -102,6 +102,13 @@ impl Db {
         self.entries.get(idx)
     }
 
+    /// Mutable access to a live key's entry, for a write: watchers are told.
+    pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let idx = self.lookup(key, now)?;
+        self.touch_idx(idx);
+        self.entries.get_mut(idx)
+    }
+
     pub fn exists(&mut self, key: &[u8], now: u64) -> bool {
         self.lookup(key, now).is_some()
     }

@@ -25,12 +25,14 @@
 //! | 0 | string (bytes) | byte string |
 //! | 1 | string (integer) | i64, 8 bytes |
 //! | 2 | hash | len = field count (> 0), then per field: field, value (byte strings) |
+//! | 3 | JSON | the document's own encoding (`JsonDoc::dump_into`), to the end of the body |
 //!
 //! A new type (sorted set, JSON, ...) gets the next tag; decoders refuse tags
 //! they do not know. Any layout change that is not a new tag bumps the version.
 
 use super::Value;
 use crate::types::hash::{HashLimits, HashValue};
+use crate::types::json::JsonDoc;
 
 /// The version written by [`encode`] and the newest one [`decode`] accepts.
 pub const FORMAT_VERSION: u16 = 1;
@@ -45,6 +47,7 @@ mod tag {
     pub const STRING: u8 = 0;
     pub const INT: u8 = 1;
     pub const HASH: u8 = 2;
+    pub const JSON: u8 = 3;
 }
 
 /// Why a payload was refused. The two kinds map to Redis's two RESTORE
@@ -79,6 +82,10 @@ pub fn encode(value: &Value) -> Vec<u8> {
                 put_bytes(&mut out, f);
                 put_bytes(&mut out, v);
             }
+        }
+        Value::Json(doc) => {
+            out.push(tag::JSON);
+            doc.dump_into(&mut out);
         }
     }
     let crc = crc64(&out);
@@ -115,6 +122,10 @@ pub fn decode(payload: &[u8], limits: HashLimits) -> Result<Value, DumpError> {
                 }
             }
             Value::Hash(Box::new(h))
+        }
+        tag::JSON => {
+            let rest = r.take(r.remaining())?;
+            Value::Json(Box::new(JsonDoc::from_dump(rest).ok_or(DumpError::BadFormat)?))
         }
         _ => return Err(DumpError::BadFormat),
     };

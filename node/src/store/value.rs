@@ -1,14 +1,19 @@
 //! `Value`: what a key holds. Strings that are canonical integers are stored
 //! as `Int` (Redis's `int` encoding); other strings as `SmallBytes`; the
 //! aggregate types live behind one box each so the enum stays 24 bytes.
+//!
+//! JSON documents (`Json`) report the type `ReJSON-RL` (RedisJSON's module
+//! type name) and the encoding `json`: a parsed tree, see `types::json`.
 
 use super::SmallBytes;
 use crate::types::hash::HashValue;
+use crate::types::json::JsonDoc;
 
 pub enum Value {
     Str(SmallBytes),
     Int(i64),
     Hash(Box<HashValue>),
+    Json(Box<JsonDoc>),
 }
 
 impl Value {
@@ -32,6 +37,7 @@ impl Value {
         match self {
             Value::Str(_) | Value::Int(_) => "string",
             Value::Hash(_) => "hash",
+            Value::Json(_) => "ReJSON-RL",
         }
     }
 
@@ -42,6 +48,7 @@ impl Value {
             Value::Str(s) if s.len() <= 44 => "embstr",
             Value::Str(_) => "raw",
             Value::Hash(h) => h.encoding(),
+            Value::Json(_) => "json",
         }
     }
 
@@ -66,6 +73,7 @@ impl Value {
                 HashValue::Pairs(v) => HashValue::Pairs(v.clone()),
                 HashValue::Table(m) => HashValue::Table(m.clone()),
             })),
+            Value::Json(j) => Value::Json(j.clone()),
         }
     }
 
@@ -76,6 +84,7 @@ impl Value {
             Value::Str(s) => s.heap_size(),
             Value::Int(_) => 0,
             Value::Hash(h) => h.heap_size(),
+            Value::Json(j) => j.heap_size(),
         }
     }
 }

@@ -2,3 +2,4 @@
 
 pub mod field_table;
 pub mod hash;
+pub mod json;

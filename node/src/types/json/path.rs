@@ -1,0 +1,850 @@
+//! JSONPath: parsing and evaluation.
+//!
+//! A path that starts with `$` is JSONPath; anything else is a RedisJSON
+//! legacy path and is translated first, as RedisJSON does: `.` is the root,
+//! `.a.b` becomes `$.a.b`, `a[0]` becomes `$.a[0]`, `[0]` becomes `$[0]`.
+//! Both forms then share one grammar:
+//!
+//! - `.name`, `['name']`, `["name"]`: object member (`.*` / `[*]`: every child);
+//! - `..sel`: `sel` applied to the node and every descendant (document order,
+//!   a node before its descendants);
+//! - `[3]`, `[-1]`: array index (negative counts from the end);
+//! - `[start:end:step]`: slices (RFC 9535 semantics, negative steps too);
+//! - `[a,b,...]`: unions of any of the above;
+//! - `[?(expr)]` or `[?expr]`: filters over array elements and object member
+//!   values, with `@` (current node) and `$` (root) paths, literals (numbers,
+//!   strings, `true`, `false`, `null`), `== != < <= > >=`, `=~` (regular
+//!   expression search), `&&`, `||`, `!` and parentheses. A bare path tests
+//!   existence.
+//!
+//! Evaluation yields either the matched values (reads) or their locations,
+//! each a list of child positions from the root (array index or object
+//! member position), which the update operations in `ops` follow.
+//!
+//! Why not jsonpath-rust: it does not parse legacy paths, `=~` or
+//! parenthesised filters the way RedisJSON users write them, and its update
+//! API goes through normalised path strings that have to be parsed again for
+//! every match; RedisJSON's reply shapes also need per-match positions and
+//! types. The grammar is small enough that owning it costs less than
+//! translating into another crate's dialect and back.
+
+use std::fmt;
+
+use regex::bytes::{Regex, RegexBuilder};
+
+use super::value::Json;
+
+/// A location in a document: child positions from the root.
+pub type Loc = Vec<u32>;
+
+/// A parsed path.
+#[derive(Debug)]
+pub struct JsonPath {
+    /// A legacy (non-`$`) path: commands reply with the first match only.
+    pub legacy: bool,
+    /// The path as evaluated (legacy paths translated), for error messages.
+    pub normalized: String,
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug)]
+struct Segment {
+    descendant: bool,
+    selectors: Vec<Selector>,
+}
+
+#[derive(Debug)]
+enum Selector {
+    Name(Vec<u8>),
+    Wildcard,
+    Index(i64),
+    Slice(Option<i64>, Option<i64>, Option<i64>),
+    Filter(Box<Expr>),
+}
+
+#[derive(Debug)]
+enum Expr {
+    Or(Vec<Expr>),
+    And(Vec<Expr>),
+    Not(Box<Expr>),
+    Exists(Query),
+    Cmp(Operand, Op, Operand, Option<Regex>),
+}
+
+#[derive(Debug)]
+struct Query {
+    absolute: bool,
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug)]
+enum Operand {
+    Query(Query),
+    Lit(Json),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Match,
+}
+
+/// A path that does not parse; worded as RedisJSON words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathError {
+    pub pos: usize,
+    pub msg: String,
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "Error occurred on position {}, {}", self.pos, self.msg)
+    }
+}
+
+/// Nesting allowed in filter expressions (parentheses, nested filters).
+const MAX_EXPR_DEPTH: usize = 64;
+
+/// Compiled-program size cap for `=~` patterns.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+impl JsonPath {
+    /// Parses a path argument (legacy or `$`).
+    pub fn parse(arg: &[u8]) -> Result<JsonPath, PathError> {
+        let (legacy, text): (bool, Vec<u8>) = if arg.first() == Some(&b'$') {
+            (false, arg.to_vec())
+        } else if arg == b"." {
+            (true, b"$".to_vec())
+        } else if arg.first().is_some_and(|&c| c == b'.' || c == b'[') {
+            (true, [b"$", arg].concat())
+        } else {
+            (true, [b"$.", arg].concat())
+        };
+        let mut p = Parser { s: &text, i: 1, depth: 0 };
+        let segments = p.segments()?;
+        if p.i < text.len() {
+            return p.err("expected one of the following: '.', '..', '['");
+        }
+        Ok(JsonPath { legacy, normalized: String::from_utf8_lossy(&text).into_owned(), segments })
+    }
+
+    /// The root path (`$` or `.`).
+    pub fn is_root(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Every matched value, in match order.
+    pub fn select<'a>(&self, root: &'a Json) -> Vec<&'a Json> {
+        eval(&self.segments, root, root, false).into_iter().map(|(v, _)| v).collect()
+    }
+
+    /// The first matched value.
+    pub fn first<'a>(&self, root: &'a Json) -> Option<&'a Json> {
+        eval(&self.segments, root, root, false).into_iter().next().map(|(v, _)| v)
+    }
+
+    /// Every match with its location, in match order.
+    pub fn locate<'a>(&self, root: &'a Json) -> Vec<(&'a Json, Loc)> {
+        eval(&self.segments, root, root, true)
+    }
+
+    /// For a static path (only single names and indexes, no wildcards,
+    /// filters, slices, unions or `..`) with at least one step: the
+    /// locations of its parent and its last step. `None` otherwise.
+    pub fn static_parent<'a>(&self, root: &'a Json) -> Option<(Vec<(&'a Json, Loc)>, Last<'_>)> {
+        let (last, parent) = self.segments.split_last()?;
+        let step = |s: &'_ Segment| -> Option<()> {
+            if s.descendant || s.selectors.len() != 1 {
+                return None;
+            }
+            matches!(s.selectors[0], Selector::Name(_) | Selector::Index(_)).then_some(())
+        };
+        for s in &self.segments {
+            step(s)?;
+        }
+        let last = match &last.selectors[0] {
+            Selector::Name(n) => Last::Name(n),
+            Selector::Index(_) => Last::Index,
+            _ => return None,
+        };
+        Some((eval(parent, root, root, true), last))
+    }
+}
+
+/// The last step of a static path.
+pub enum Last<'p> {
+    Name(&'p [u8]),
+    Index,
+}
+
+fn eval<'a>(segs: &[Segment], root: &'a Json, start: &'a Json, track: bool) -> Vec<(&'a Json, Loc)> {
+    let mut cur: Vec<(&'a Json, Loc)> = vec![(start, Vec::new())];
+    for seg in segs {
+        let mut next = Vec::new();
+        for (node, loc) in &cur {
+            let mut emit = |child: &'a Json, rel: &[u32]| {
+                let l = if track {
+                    let mut l = Vec::with_capacity(loc.len() + rel.len());
+                    l.extend_from_slice(loc);
+                    l.extend_from_slice(rel);
+                    l
+                } else {
+                    Vec::new()
+                };
+                next.push((child, l));
+            };
+            apply_segment(seg, node, root, &mut emit);
+        }
+        cur = next;
+        if cur.is_empty() {
+            break;
+        }
+    }
+    cur
+}
+
+fn apply_segment<'a>(seg: &Segment, node: &'a Json, root: &'a Json, emit: &mut dyn FnMut(&'a Json, &[u32])) {
+    if seg.descendant {
+        let mut stack = Vec::new();
+        descend(seg, node, root, &mut stack, emit);
+    } else {
+        for sel in &seg.selectors {
+            apply_selector(sel, node, root, &mut |c, pos| emit(c, &[pos]));
+        }
+    }
+}
+
+fn descend<'a>(seg: &Segment, node: &'a Json, root: &'a Json, stack: &mut Vec<u32>, emit: &mut dyn FnMut(&'a Json, &[u32])) {
+    for sel in &seg.selectors {
+        apply_selector(sel, node, root, &mut |c, pos| {
+            stack.push(pos);
+            emit(c, stack);
+            stack.pop();
+        });
+    }
+    match node {
+        Json::Array(a) => {
+            for (i, c) in a.iter().enumerate() {
+                stack.push(i as u32);
+                descend(seg, c, root, stack, emit);
+                stack.pop();
+            }
+        }
+        Json::Object(m) => {
+            for (i, (_, c)) in m.iter().enumerate() {
+                stack.push(i as u32);
+                descend(seg, c, root, stack, emit);
+                stack.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn apply_selector<'a>(sel: &Selector, node: &'a Json, root: &'a Json, f: &mut dyn FnMut(&'a Json, u32)) {
+    match (sel, node) {
+        (Selector::Name(n), Json::Object(m)) => {
+            if let Some(i) = m.iter().position(|(k, _)| &**k == n.as_slice()) {
+                f(&m[i].1, i as u32);
+            }
+        }
+        (Selector::Wildcard, Json::Array(a)) => a.iter().enumerate().for_each(|(i, c)| f(c, i as u32)),
+        (Selector::Wildcard, Json::Object(m)) => m.iter().enumerate().for_each(|(i, (_, c))| f(c, i as u32)),
+        (Selector::Index(i), Json::Array(a)) => {
+            let len = a.len() as i64;
+            let idx = if *i < 0 { len + i } else { *i };
+            if (0..len).contains(&idx) {
+                f(&a[idx as usize], idx as u32);
+            }
+        }
+        (Selector::Slice(start, end, step), Json::Array(a)) => {
+            for i in slice_indices(a.len(), *start, *end, *step) {
+                f(&a[i], i as u32);
+            }
+        }
+        (Selector::Filter(e), Json::Array(a)) => {
+            for (i, c) in a.iter().enumerate() {
+                if e.test(c, root) {
+                    f(c, i as u32);
+                }
+            }
+        }
+        (Selector::Filter(e), Json::Object(m)) => {
+            for (i, (_, c)) in m.iter().enumerate() {
+                if e.test(c, root) {
+                    f(c, i as u32);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// RFC 9535 slice indices, in selection order.
+fn slice_indices(len: usize, start: Option<i64>, end: Option<i64>, step: Option<i64>) -> Vec<usize> {
+    let len = len as i64;
+    let step = step.unwrap_or(1);
+    let norm = |i: i64| if i >= 0 { i } else { len.saturating_add(i) };
+    let mut out = Vec::new();
+    if step > 0 {
+        let lower = norm(start.unwrap_or(0)).clamp(0, len);
+        let upper = norm(end.unwrap_or(len)).clamp(0, len);
+        let mut i = lower;
+        while i < upper {
+            out.push(i as usize);
+            i = i.saturating_add(step);
+        }
+    } else if step < 0 {
+        let upper = start.map(norm).unwrap_or(len - 1).clamp(-1, len - 1);
+        let lower = end.map(norm).unwrap_or(-1).clamp(-1, len - 1);
+        let mut i = upper;
+        while lower < i {
+            out.push(i as usize);
+            i = i.saturating_add(step);
+        }
+    }
+    out
+}
+
+impl Expr {
+    fn test(&self, cur: &Json, root: &Json) -> bool {
+        match self {
+            Expr::Or(v) => v.iter().any(|e| e.test(cur, root)),
+            Expr::And(v) => v.iter().all(|e| e.test(cur, root)),
+            Expr::Not(e) => !e.test(cur, root),
+            Expr::Exists(q) => !q.eval(cur, root).is_empty(),
+            Expr::Cmp(a, op, b, re) => {
+                let (x, y) = (a.value(cur, root), b.value(cur, root));
+                compare(*op, x, y, re.as_ref())
+            }
+        }
+    }
+}
+
+impl Query {
+    fn eval<'a>(&self, cur: &'a Json, root: &'a Json) -> Vec<(&'a Json, Loc)> {
+        eval(&self.segments, root, if self.absolute { root } else { cur }, false)
+    }
+}
+
+impl Operand {
+    fn value<'a>(&'a self, cur: &'a Json, root: &'a Json) -> Option<&'a Json> {
+        match self {
+            Operand::Lit(v) => Some(v),
+            Operand::Query(q) => q.eval(cur, root).into_iter().next().map(|(v, _)| v),
+        }
+    }
+}
+
+fn compare(op: Op, a: Option<&Json>, b: Option<&Json>, re: Option<&Regex>) -> bool {
+    match op {
+        Op::Eq => equal(a, b),
+        Op::Ne => !equal(a, b),
+        Op::Lt => less(a, b),
+        Op::Gt => less(b, a),
+        Op::Le => less(a, b) || equal(a, b),
+        Op::Ge => less(b, a) || equal(a, b),
+        Op::Match => match (a, b) {
+            (Some(Json::Str(s)), Some(Json::Str(p))) => match re {
+                Some(r) => r.is_match(s),
+                None => std::str::from_utf8(p).ok().and_then(compile_regex).is_some_and(|r| r.is_match(s)),
+            },
+            _ => false,
+        },
+    }
+}
+
+fn compile_regex(p: &str) -> Option<Regex> {
+    RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).build().ok()
+}
+
+fn equal(a: Option<&Json>, b: Option<&Json>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => value_eq(x, y),
+        _ => false,
+    }
+}
+
+/// Filter equality: numbers compare by value whatever their kind.
+fn value_eq(x: &Json, y: &Json) -> bool {
+    match (x, y) {
+        (Json::Int(a), Json::Int(b)) => a == b,
+        (a, b) if a.is_number() && b.is_number() => a.as_f64() == b.as_f64(),
+        (Json::Array(a), Json::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(p, q)| value_eq(p, q)),
+        (Json::Object(a), Json::Object(_)) => {
+            matches!(y, Json::Object(b) if b.len() == a.len()) && a.iter().all(|(k, v)| y.member(k).is_some_and(|(_, w)| value_eq(v, w)))
+        }
+        _ => x.same(y),
+    }
+}
+
+fn less(a: Option<&Json>, b: Option<&Json>) -> bool {
+    match (a, b) {
+        (Some(Json::Int(x)), Some(Json::Int(y))) => x < y,
+        (Some(x), Some(y)) if x.is_number() && y.is_number() => x.as_f64() < y.as_f64(),
+        (Some(Json::Str(x)), Some(Json::Str(y))) => **x < **y,
+        _ => false,
+    }
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+fn is_name_byte(c: u8) -> bool {
+    !(c.is_ascii_whitespace() || b".[]()'\",=<>!&|?*~:".contains(&c))
+}
+
+impl Parser<'_> {
+    fn err<T>(&self, msg: &str) -> Result<T, PathError> {
+        Err(PathError { pos: self.i, msg: msg.to_string() })
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn peek_at(&self, n: usize) -> Option<u8> {
+        self.s.get(self.i + n).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn eat_str(&mut self, t: &[u8]) -> bool {
+        if self.s[self.i..].starts_with(t) {
+            self.i += t.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn ws(&mut self) {
+        while self.peek().is_some_and(|c| c == b' ' || c == b'\t' || c == b'\n' || c == b'\r') {
+            self.i += 1;
+        }
+    }
+
+    fn segments(&mut self) -> Result<Vec<Segment>, PathError> {
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                Some(b'.') if self.peek_at(1) == Some(b'.') => {
+                    self.i += 2;
+                    let selectors = self.dot_selector()?;
+                    out.push(Segment { descendant: true, selectors });
+                }
+                Some(b'.') => {
+                    self.i += 1;
+                    let selectors = self.dot_selector()?;
+                    out.push(Segment { descendant: false, selectors });
+                }
+                Some(b'[') => {
+                    let selectors = self.bracket()?;
+                    out.push(Segment { descendant: false, selectors });
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// After `.` or `..`: a name, `*`, or a bracket.
+    fn dot_selector(&mut self) -> Result<Vec<Selector>, PathError> {
+        match self.peek() {
+            Some(b'*') => {
+                self.i += 1;
+                Ok(vec![Selector::Wildcard])
+            }
+            Some(b'[') => self.bracket(),
+            Some(c) if is_name_byte(c) => {
+                let start = self.i;
+                while self.peek().is_some_and(is_name_byte) {
+                    self.i += 1;
+                }
+                Ok(vec![Selector::Name(self.s[start..self.i].to_vec())])
+            }
+            _ => self.err("expected one of the following: <string>, '*', '['"),
+        }
+    }
+
+    fn bracket(&mut self) -> Result<Vec<Selector>, PathError> {
+        self.i += 1; // '['
+        self.depth += 1;
+        if self.depth > MAX_EXPR_DEPTH {
+            return self.err("path nested too deeply");
+        }
+        let mut sels = Vec::new();
+        loop {
+            self.ws();
+            sels.push(self.selector()?);
+            self.ws();
+            if self.eat(b',') {
+                continue;
+            }
+            if self.eat(b']') {
+                break;
+            }
+            return self.err("expected one of the following: ',', ']'");
+        }
+        self.depth -= 1;
+        Ok(sels)
+    }
+
+    fn selector(&mut self) -> Result<Selector, PathError> {
+        match self.peek() {
+            Some(b'\'') | Some(b'"') => Ok(Selector::Name(self.string()?)),
+            Some(b'*') => {
+                self.i += 1;
+                Ok(Selector::Wildcard)
+            }
+            Some(b'?') => {
+                self.i += 1;
+                self.ws();
+                Ok(Selector::Filter(Box::new(self.or()?)))
+            }
+            Some(c) if c == b'-' || c == b':' || c.is_ascii_digit() => {
+                let start = if c == b':' { None } else { Some(self.int()?) };
+                self.ws();
+                if !self.eat(b':') {
+                    return match start {
+                        Some(i) => Ok(Selector::Index(i)),
+                        None => self.err("expected an index"),
+                    };
+                }
+                self.ws();
+                let end = self.opt_int()?;
+                self.ws();
+                let step = if self.eat(b':') {
+                    self.ws();
+                    self.opt_int()?
+                } else {
+                    None
+                };
+                Ok(Selector::Slice(start, end, step))
+            }
+            _ => self.err("expected one of the following: <string>, <number>, '*', '?', ':'"),
+        }
+    }
+
+    fn opt_int(&mut self) -> Result<Option<i64>, PathError> {
+        match self.peek() {
+            Some(c) if c == b'-' || c.is_ascii_digit() => Ok(Some(self.int()?)),
+            _ => Ok(None),
+        }
+    }
+
+    fn int(&mut self) -> Result<i64, PathError> {
+        let start = self.i;
+        self.eat(b'-');
+        let digits = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        if self.i == digits {
+            self.i = start;
+            return self.err("expected an integer");
+        }
+        std::str::from_utf8(&self.s[start..self.i]).ok().and_then(|t| t.parse().ok()).map_or_else(
+            || {
+                self.i = start;
+                self.err("integer out of range")
+            },
+            Ok,
+        )
+    }
+
+    /// A quoted string ('...' or "..."), with JSON escapes.
+    fn string(&mut self) -> Result<Vec<u8>, PathError> {
+        let q = self.s[self.i];
+        let start = self.i;
+        self.i += 1;
+        let mut out = Vec::new();
+        loop {
+            let Some(c) = self.peek() else {
+                self.i = start;
+                return self.err("unterminated string");
+            };
+            self.i += 1;
+            if c == q {
+                return Ok(out);
+            }
+            if c != b'\\' {
+                out.push(c);
+                continue;
+            }
+            let Some(e) = self.peek() else { return self.err("unterminated string") };
+            self.i += 1;
+            match e {
+                b'b' => out.push(8),
+                b'f' => out.push(12),
+                b'n' => out.push(b'\n'),
+                b'r' => out.push(b'\r'),
+                b't' => out.push(b'\t'),
+                b'u' => {
+                    let mut cp = self.hex4()?;
+                    if (0xD800..0xDC00).contains(&cp) && self.eat_str(b"\\u") {
+                        let lo = self.hex4()?;
+                        if (0xDC00..0xE000).contains(&lo) {
+                            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        }
+                    }
+                    let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                    let mut b = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
+                }
+                other => out.push(other),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, PathError> {
+        let h = self.s.get(self.i..self.i + 4).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok());
+        match h {
+            Some(v) => {
+                self.i += 4;
+                Ok(v)
+            }
+            None => self.err("invalid \\u escape"),
+        }
+    }
+
+    fn or(&mut self) -> Result<Expr, PathError> {
+        let mut v = vec![self.and()?];
+        loop {
+            self.ws();
+            if self.eat_str(b"||") {
+                self.ws();
+                v.push(self.and()?);
+            } else {
+                break;
+            }
+        }
+        Ok(if v.len() == 1 { v.pop().expect("one") } else { Expr::Or(v) })
+    }
+
+    fn and(&mut self) -> Result<Expr, PathError> {
+        let mut v = vec![self.unary()?];
+        loop {
+            self.ws();
+            if self.eat_str(b"&&") {
+                self.ws();
+                v.push(self.unary()?);
+            } else {
+                break;
+            }
+        }
+        Ok(if v.len() == 1 { v.pop().expect("one") } else { Expr::And(v) })
+    }
+
+    fn unary(&mut self) -> Result<Expr, PathError> {
+        self.ws();
+        self.depth += 1;
+        if self.depth > MAX_EXPR_DEPTH {
+            return self.err("filter nested too deeply");
+        }
+        let e = if self.peek() == Some(b'!') && self.peek_at(1) != Some(b'=') {
+            self.i += 1;
+            Expr::Not(Box::new(self.unary()?))
+        } else if self.eat(b'(') {
+            self.ws();
+            let e = self.or()?;
+            self.ws();
+            if !self.eat(b')') {
+                return self.err("expected one of the following: ')', '&&', '||'");
+            }
+            e
+        } else {
+            self.comparison()?
+        };
+        self.depth -= 1;
+        Ok(e)
+    }
+
+    fn comparison(&mut self) -> Result<Expr, PathError> {
+        let left = self.operand()?;
+        self.ws();
+        let op = if self.eat_str(b"==") {
+            Op::Eq
+        } else if self.eat_str(b"!=") {
+            Op::Ne
+        } else if self.eat_str(b"<=") {
+            Op::Le
+        } else if self.eat_str(b">=") {
+            Op::Ge
+        } else if self.eat_str(b"=~") {
+            Op::Match
+        } else if self.eat(b'<') {
+            Op::Lt
+        } else if self.eat(b'>') {
+            Op::Gt
+        } else {
+            return match left {
+                Operand::Query(q) => Ok(Expr::Exists(q)),
+                Operand::Lit(_) => self.err("expected one of the following: '==', '!=', '<', '<=', '>', '>=', '=~'"),
+            };
+        };
+        self.ws();
+        let right = self.operand()?;
+        let re = match (&op, &right) {
+            (Op::Match, Operand::Lit(Json::Str(p))) => std::str::from_utf8(p).ok().and_then(compile_regex),
+            _ => None,
+        };
+        Ok(Expr::Cmp(left, op, right, re))
+    }
+
+    fn operand(&mut self) -> Result<Operand, PathError> {
+        match self.peek() {
+            Some(b'@') | Some(b'$') => {
+                let absolute = self.peek() == Some(b'$');
+                self.i += 1;
+                Ok(Operand::Query(Query { absolute, segments: self.segments()? }))
+            }
+            Some(b'\'') | Some(b'"') => {
+                let s = self.string()?;
+                match String::from_utf8(s) {
+                    Ok(s) => Ok(Operand::Lit(Json::Str(crate::store::SmallBytes::from_vec(s.into_bytes())))),
+                    Err(_) => self.err("invalid UTF-8 in string"),
+                }
+            }
+            Some(c) if c == b'-' || c.is_ascii_digit() => self.number(),
+            _ => {
+                for (word, v) in [(&b"true"[..], Json::Bool(true)), (b"false", Json::Bool(false)), (b"null", Json::Null)] {
+                    if self.s[self.i..].starts_with(word) && !self.peek_at(word.len()).is_some_and(|c| c.is_ascii_alphanumeric()) {
+                        self.i += word.len();
+                        return Ok(Operand::Lit(v));
+                    }
+                }
+                self.err("expected one of the following: '@', '$', <string>, <number>, 'true', 'false', 'null'")
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<Operand, PathError> {
+        let start = self.i;
+        self.eat(b'-');
+        let digits = |p: &mut Self| {
+            let s = p.i;
+            while p.peek().is_some_and(|c| c.is_ascii_digit()) {
+                p.i += 1;
+            }
+            p.i > s
+        };
+        if !digits(self) {
+            self.i = start;
+            return self.err("expected a number");
+        }
+        let mut float = false;
+        if self.peek() == Some(b'.') && self.peek_at(1).is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+            digits(self);
+            float = true;
+        }
+        if matches!(self.peek(), Some(b'e') | Some(b'E')) {
+            let save = self.i;
+            self.i += 1;
+            if !self.eat(b'+') {
+                self.eat(b'-');
+            }
+            if digits(self) {
+                float = true;
+            } else {
+                self.i = save;
+            }
+        }
+        let text = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
+        let v = if float {
+            text.parse::<f64>().ok().filter(|f| f.is_finite()).map(Json::Float)
+        } else {
+            text.parse::<i64>().ok().map(Json::Int).or_else(|| text.parse::<f64>().ok().map(Json::Float))
+        };
+        match v {
+            Some(v) => Ok(Operand::Lit(v)),
+            None => {
+                self.i = start;
+                self.err("number out of range")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Json {
+        Json::parse(
+            br#"{"store":{"book":[{"title":"A","price":8.95,"tag":"x"},{"title":"B","price":12.99,"tag":"y"},{"title":"C","price":8,"tag":"x","isbn":"1"}],"bicycle":{"color":"red","price":19.95}},"a":[1,2,3,4,5]}"#,
+        )
+        .unwrap()
+    }
+
+    fn sel(path: &str) -> String {
+        let d = doc();
+        let p = JsonPath::parse(path.as_bytes()).unwrap();
+        let v = p.select(&d);
+        let mut out = Vec::new();
+        super::super::value::write_array(v.into_iter(), &mut out, &super::super::value::Format::COMPACT);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn legacy_translation() {
+        for (arg, norm, legacy) in [
+            ("$", "$", false),
+            (".", "$", true),
+            (".a", "$.a", true),
+            ("a", "$.a", true),
+            ("a[0]", "$.a[0]", true),
+            ("[0]", "$[0]", true),
+            ("$.a", "$.a", false),
+        ] {
+            let p = JsonPath::parse(arg.as_bytes()).unwrap();
+            assert_eq!((p.normalized.as_str(), p.legacy), (norm, legacy), "{arg}");
+        }
+    }
+
+    #[test]
+    fn selection() {
+        assert_eq!(sel("$.a[1:3]"), "[2,3]");
+        assert_eq!(sel("$.a[::-2]"), "[5,3,1]");
+        assert_eq!(sel("$.a[-2:]"), "[4,5]");
+        assert_eq!(sel("$.a[0,-1]"), "[1,5]");
+        assert_eq!(sel("$..price"), "[8.95,12.99,8,19.95]");
+        assert_eq!(sel("$.store.book[?(@.price < 10 && @.tag == \"x\")].title"), "[\"A\",\"C\"]");
+        assert_eq!(sel("$.store.book[?@.isbn].title"), "[\"C\"]");
+        assert_eq!(sel("$.store.book[?(!@.isbn)].title"), "[\"A\",\"B\"]");
+        assert_eq!(sel("$.store.book[?(@.title =~ \"^[AB]$\")].price"), "[8.95,12.99]");
+        assert_eq!(sel("$.store.book[?(@.price == 8)].title"), "[\"C\"]");
+        assert_eq!(sel("$.store.book[?(@.price > $.store.bicycle.price || @.tag == 'y')].title"), "[\"B\"]");
+    }
+
+    #[test]
+    fn syntax_errors_carry_positions() {
+        assert_eq!(JsonPath::parse(b"$.a[").unwrap_err().pos, 4);
+        assert_eq!(
+            JsonPath::parse(b"$a").unwrap_err().to_string(),
+            "Error occurred on position 1, expected one of the following: '.', '..', '['"
+        );
+        assert!(JsonPath::parse(b"$..").is_err());
+        assert!(JsonPath::parse(b"$[?(@.a ==)]").is_err());
+        assert!(JsonPath::parse(b"$['a'").is_err());
+        let deep = format!("$[?{}@.a{}]", "(".repeat(200), ")".repeat(200));
+        assert!(JsonPath::parse(deep.as_bytes()).is_err());
+        assert!(JsonPath::parse(b"").is_err());
+    }
+}
