@@ -206,3 +206,57 @@ fn random_input_never_crashes_the_node() {
     assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
     assert_eq!(c.cmd(&["GET", "canary"]), "$5\r\nalive\r\n");
 }
+
+/// A pipeline mixing multi-shard commands (squashed into one transaction)
+/// with single-shard ones keeps every reply in order and every effect in
+/// order: each GET sees the MSET just before it.
+#[test]
+fn mixed_pipeline_keeps_order_across_shards() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.raw();
+    let mut req = Vec::new();
+    let enc = |args: &[String]| {
+        let mut v = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            v.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        v
+    };
+    let keys: Vec<String> = (0..8).map(|i| format!("mix:{i}")).collect();
+    let mut expected = Vec::new();
+    for round in 0..200 {
+        let mut mset = vec!["MSET".to_string()];
+        for k in &keys {
+            mset.push(k.clone());
+            mset.push(format!("{round}"));
+        }
+        req.extend(enc(&mset));
+        expected.push("+OK\r\n".to_string());
+        req.extend(enc(&["MSET".into(), keys[0].clone(), format!("{round}a"), keys[5].clone(), format!("{round}b")]));
+        expected.push("+OK\r\n".to_string());
+        req.extend(enc(&["GET".into(), keys[0].clone()]));
+        let v = format!("{round}a");
+        expected.push(format!("${}\r\n{v}\r\n", v.len()));
+        let mut mget = vec!["MGET".to_string()];
+        mget.extend(keys.iter().cloned());
+        req.extend(enc(&mget));
+        let mut arr = format!("*{}\r\n", keys.len());
+        for (i, _) in keys.iter().enumerate() {
+            let v = match i {
+                0 => format!("{round}a"),
+                5 => format!("{round}b"),
+                _ => format!("{round}"),
+            };
+            arr.push_str(&format!("${}\r\n{v}\r\n", v.len()));
+        }
+        expected.push(arr);
+        req.extend(enc(&["DEL".into(), keys[1].clone(), keys[2].clone(), keys[3].clone()]));
+        expected.push(":3\r\n".to_string());
+        req.extend(enc(&["EXISTS".into(), keys[1].clone(), keys[4].clone()]));
+        expected.push(":1\r\n".to_string());
+    }
+    c.send(&req);
+    for (i, want) in expected.iter().enumerate() {
+        assert_eq!(String::from_utf8_lossy(&c.read_reply()), *want, "reply #{i}");
+    }
+}
