@@ -30,6 +30,7 @@
 //! A new type (sorted set, JSON, ...) gets the next tag; decoders refuse tags
 //! they do not know. Any layout change that is not a new tag bumps the version.
 
+use super::codec::{put_bytes, put_len, Reader};
 use super::Value;
 use crate::types::hash::{HashLimits, HashValue};
 use crate::types::json::JsonDoc;
@@ -97,20 +98,24 @@ pub fn encode(value: &Value) -> Vec<u8> {
 /// `limits`, so they take the encoding the current configuration gives them.
 pub fn decode(payload: &[u8], limits: HashLimits) -> Result<Value, DumpError> {
     let body = verify(payload)?;
-    let mut r = Reader { buf: body, pos: 0 };
-    let value = match r.u8()? {
+    let mut r = Reader::new(body);
+    let value = decode_body(&mut r, limits).ok_or(DumpError::BadFormat)?;
+    if r.remaining() != 0 {
+        return Err(DumpError::BadFormat);
+    }
+    Ok(value)
+}
+
+/// The value in a verified body; `None` for any malformed body.
+fn decode_body(r: &mut Reader, limits: HashLimits) -> Option<Value> {
+    Some(match r.u8()? {
         tag::STRING => Value::string_from_vec(r.bytes()?.to_vec()),
-        tag::INT => {
-            let b = r.take(8)?;
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            Value::Int(i64::from_le_bytes(a))
-        }
+        tag::INT => Value::Int(r.u64()? as i64),
         tag::HASH => {
             let n = r.len()?;
             // Each field costs at least two bytes (two empty strings).
             if n == 0 || n > r.remaining() / 2 {
-                return Err(DumpError::BadFormat);
+                return None;
             }
             let mut h = HashValue::default();
             for _ in 0..n {
@@ -118,21 +123,17 @@ pub fn decode(payload: &[u8], limits: HashLimits) -> Result<Value, DumpError> {
                 let v = r.bytes()?;
                 if !h.set(f, v, limits) {
                     // A field listed twice: no encoder writes that.
-                    return Err(DumpError::BadFormat);
+                    return None;
                 }
             }
             Value::Hash(Box::new(h))
         }
         tag::JSON => {
             let rest = r.take(r.remaining())?;
-            Value::Json(Box::new(JsonDoc::from_dump(rest).ok_or(DumpError::BadFormat)?))
+            Value::Json(Box::new(JsonDoc::from_dump(rest)?))
         }
-        _ => return Err(DumpError::BadFormat),
-    };
-    if r.remaining() != 0 {
-        return Err(DumpError::BadFormat);
-    }
-    Ok(value)
+        _ => return None,
+    })
 }
 
 /// Checks magic, version and checksum; returns the tag and body.
@@ -151,76 +152,6 @@ fn verify(payload: &[u8]) -> Result<&[u8], DumpError> {
         return Err(DumpError::VersionOrChecksum);
     }
     Ok(&data[4..])
-}
-
-fn put_len(out: &mut Vec<u8>, n: usize) {
-    let mut n = n as u64;
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    put_len(out, b.len());
-    out.extend_from_slice(b);
-}
-
-/// A cursor over a payload body; every read is bounds-checked.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn u8(&mut self) -> Result<u8, DumpError> {
-        let b = *self.buf.get(self.pos).ok_or(DumpError::BadFormat)?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DumpError> {
-        if n > self.remaining() {
-            return Err(DumpError::BadFormat);
-        }
-        let b = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(b)
-    }
-
-    /// An unsigned LEB128 varint that fits in a usize, in its shortest form.
-    fn len(&mut self) -> Result<usize, DumpError> {
-        let mut n: u64 = 0;
-        for i in 0..10 {
-            let b = self.u8()?;
-            let bits = (b & 0x7f) as u64;
-            if i == 9 && bits > 1 {
-                return Err(DumpError::BadFormat);
-            }
-            n |= bits << (7 * i);
-            if b & 0x80 == 0 {
-                if b == 0 && i > 0 {
-                    return Err(DumpError::BadFormat); // padded encoding
-                }
-                return usize::try_from(n).map_err(|_| DumpError::BadFormat);
-            }
-        }
-        Err(DumpError::BadFormat)
-    }
-
-    fn bytes(&mut self) -> Result<&'a [u8], DumpError> {
-        let n = self.len()?;
-        self.take(n)
-    }
 }
 
 /// CRC-64/XZ: the ECMA-182 polynomial, bit-reflected (0xC96C5795D7870F42),

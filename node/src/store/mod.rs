@@ -3,6 +3,7 @@
 //! DUMP/RESTORE serialisation of values.
 
 pub mod bytes;
+pub mod codec;
 pub mod db;
 pub mod dump;
 pub mod slab;

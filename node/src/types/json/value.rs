@@ -15,6 +15,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
+use crate::store::codec::{put_len, Reader};
 use crate::store::SmallBytes;
 
 /// Deepest nesting of arrays/objects a document may have (RedisJSON's limit).
@@ -546,50 +547,13 @@ const T_STR: u8 = 5;
 const T_ARRAY: u8 = 6;
 const T_OBJECT: u8 = 7;
 
-fn put_len(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
+/// Decoding helpers on top of the shared reader.
+trait ReadJson {
+    fn string(&mut self) -> Option<SmallBytes>;
+    fn node(&mut self, depth: usize) -> Option<Json>;
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-}
-
-impl Reader<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&x, rest) = self.b.split_first()?;
-        self.b = rest;
-        Some(x)
-    }
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if n > self.b.len() {
-            return None;
-        }
-        let (x, rest) = self.b.split_at(n);
-        self.b = rest;
-        Some(x)
-    }
-    fn len(&mut self) -> Option<usize> {
-        let mut n: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            n |= ((b & 0x7f) as u64) << shift;
-            if b & 0x80 == 0 {
-                return usize::try_from(n).ok();
-            }
-        }
-        None
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
+impl ReadJson for Reader<'_> {
     fn string(&mut self) -> Option<SmallBytes> {
         let n = self.len()?;
         let s = self.take(n)?;
@@ -597,7 +561,7 @@ impl Reader<'_> {
         Some(SmallBytes::new(s))
     }
     fn node(&mut self, depth: usize) -> Option<Json> {
-        Some(match self.byte()? {
+        Some(match self.u8()? {
             T_NULL => Json::Null,
             T_FALSE => Json::Bool(false),
             T_TRUE => Json::Bool(true),
@@ -617,7 +581,7 @@ impl Reader<'_> {
                 let n = self.len()?;
                 // Every element takes at least one byte: a bogus count cannot
                 // make us reserve more than the input's size.
-                let mut v = Vec::with_capacity(n.min(self.b.len()));
+                let mut v = Vec::with_capacity(n.min(self.remaining()));
                 for _ in 0..n {
                     v.push(self.node(depth + 1)?);
                 }
@@ -628,7 +592,7 @@ impl Reader<'_> {
                     return None;
                 }
                 let n = self.len()?;
-                let mut m = Members::with_capacity(n.min(self.b.len() / 2));
+                let mut m = Members::with_capacity(n.min(self.remaining() / 2));
                 for _ in 0..n {
                     let k = self.string()?;
                     let v = self.node(depth + 1)?;
@@ -700,9 +664,9 @@ impl JsonDoc {
         if ver != DUMP_VERSION {
             return None;
         }
-        let mut r = Reader { b: rest };
+        let mut r = Reader::new(rest);
         let root = r.node(0)?;
-        if !r.b.is_empty() {
+        if r.remaining() != 0 {
             return None;
         }
         Some(JsonDoc::new(root))
