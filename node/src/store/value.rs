@@ -4,11 +4,13 @@
 
 use super::SmallBytes;
 use crate::types::hash::HashValue;
+use crate::types::zset::ZSet;
 
 pub enum Value {
     Str(SmallBytes),
     Int(i64),
     Hash(Box<HashValue>),
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -32,6 +34,7 @@ impl Value {
         match self {
             Value::Str(_) | Value::Int(_) => "string",
             Value::Hash(_) => "hash",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -42,6 +45,7 @@ impl Value {
             Value::Str(s) if s.len() <= 44 => "embstr",
             Value::Str(_) => "raw",
             Value::Hash(h) => h.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
@@ -67,6 +71,7 @@ impl Value {
             Value::Str(s) => s.heap_size(),
             Value::Int(_) => 0,
             Value::Hash(h) => h.heap_size(),
+            Value::ZSet(z) => z.heap_size(),
         }
     }
 }

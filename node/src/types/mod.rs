@@ -1,3 +1,5 @@
 //! Data structures behind the aggregate value types.
 
+pub mod btree;
 pub mod hash;
+pub mod zset;
