@@ -1,5 +1,5 @@
 //! The command table. Every command is declared once, as a `CommandSpec` in
-//! its family's module (`strings`, `keys`, `hashes`, `connection`,
+//! its family's module (`strings`, `keys`, `hashes`, `zsets`, `connection`,
 //! `server`); the declaration's arity, flags and key positions drive argument
 //! checks, routing to shards and the output of `COMMAND`.
 
@@ -8,6 +8,7 @@ pub mod hashes;
 pub mod keys;
 pub mod server;
 pub mod strings;
+pub mod zsets;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -87,6 +88,15 @@ pub enum ConnCmd {
     RenameNx,
     Lastsave,
     Role,
+    // Sorted sets (multi-key).
+    ZUnion,
+    ZInter,
+    ZDiff,
+    ZUnionStore,
+    ZInterStore,
+    ZDiffStore,
+    ZInterCard,
+    ZRangeStore,
 }
 
 /// Command flags, as COMMAND reports them.
@@ -188,7 +198,13 @@ pub const fn cmd(
 
 /// Every command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    connection::COMMANDS.iter().chain(server::COMMANDS).chain(strings::COMMANDS).chain(keys::COMMANDS).chain(hashes::COMMANDS)
+    connection::COMMANDS
+        .iter()
+        .chain(server::COMMANDS)
+        .chain(strings::COMMANDS)
+        .chain(keys::COMMANDS)
+        .chain(hashes::COMMANDS)
+        .chain(zsets::COMMANDS)
 }
 
 fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {

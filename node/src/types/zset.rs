@@ -1029,7 +1029,7 @@ impl ZSet {
 
     /// Calls `f(member, score)` for ranks `start..end`, ascending, or
     /// descending from `end - 1` when `rev`.
-    pub fn for_range(&self, start: usize, end: usize, rev: bool, mut f: impl FnMut(&[u8], f64)) {
+    pub fn for_range<'s>(&'s self, start: usize, end: usize, rev: bool, mut f: impl FnMut(&'s [u8], f64)) {
         let end = end.min(self.len());
         if start >= end {
             return;
@@ -1061,7 +1061,7 @@ impl ZSet {
     }
 
     /// Every entry in ascending order.
-    pub fn for_each(&self, f: impl FnMut(&[u8], f64)) {
+    pub fn for_each<'s>(&'s self, f: impl FnMut(&'s [u8], f64)) {
         self.for_range(0, self.len(), false, f);
     }
 
@@ -1108,7 +1108,7 @@ impl ZSet {
     /// (cursor 0), as Redis does; the tree encoding walks members in hash
     /// order, `count` at a time (more when several share a hash), and its
     /// cursors stay valid across inserts, deletes and resizes.
-    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], f64)) -> u64 {
+    pub fn scan<'s>(&'s self, cursor: u64, count: usize, mut f: impl FnMut(&'s [u8], f64)) -> u64 {
         match &self.0 {
             Repr::Pack(_) => {
                 self.for_each(f);
