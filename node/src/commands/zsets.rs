@@ -606,7 +606,8 @@ fn rank_generic(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, rev: bool) -> CmdR
     let withscore = match args.len() {
         3 => false,
         4 if eq_ic(&args[3], "WITHSCORE") => true,
-        _ => return Err(CmdError::Syntax),
+        4 => return Err(CmdError::Syntax),
+        _ => return Err(CmdError::wrong_arity(if rev { "zrevrank" } else { "zrank" })),
     };
     let z = read(ctx, &args[1])?;
     let found = z.and_then(|z| z.rank(&args[2]).map(|(r, s)| (if rev { z.len() - 1 - r } else { r }, s)));
@@ -850,13 +851,11 @@ fn pop_generic(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, max: bool) -> CmdRe
     }
     let count = match args.get(2) {
         None => None,
-        Some(a) => {
-            let c = parse_i64(a)?;
-            if c < 0 {
-                return Err(CmdError::err("value is out of range, must be positive"));
-            }
-            Some(c as u64)
-        }
+        Some(a) => match parse_i64(a) {
+            // Redis gives this one message for anything but a count >= 0.
+            Ok(c) if c >= 0 => Some(c as u64),
+            _ => return Err(CmdError::err("value is out of range, must be positive")),
+        },
     };
     let now = ctx.now;
     let db = ctx.db();
@@ -1102,11 +1101,10 @@ fn parse_setop(args: &[Bytes], kind: SetKind, store: bool, card: bool) -> CmdRes
                 op.withscores = true;
                 j += 1;
             } else if card && remaining >= 2 && eq_ic(a, "LIMIT") {
-                let l = parse_i64(&args[j + 1])?;
-                if l < 0 {
-                    return Err(CmdError::err("LIMIT can't be negative"));
+                match parse_i64(&args[j + 1]) {
+                    Ok(l) if l >= 0 => op.card = Some(l as usize),
+                    _ => return Err(CmdError::err("LIMIT can't be negative")),
                 }
-                op.card = Some(l as usize);
                 j += 2;
             } else {
                 return Err(CmdError::Syntax);

@@ -241,10 +241,12 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-/// Scores stored as integers in the compact encoding (exactly representable).
+/// Scores stored as integers in the compact encoding (exactly
+/// representable). Like Redis's listpack, which stores integral scores as
+/// integers, this turns -0 into 0; the tree encoding keeps -0.
 fn small_int(score: f64) -> Option<i64> {
     const LIMIT: f64 = (1u64 << 53) as f64;
-    (score.fract() == 0.0 && score.abs() <= LIMIT && !(score == 0.0 && score.is_sign_negative())).then_some(score as i64)
+    (score.fract() == 0.0 && score.abs() <= LIMIT).then_some(score as i64)
 }
 
 // ---------------------------------------------------------------- listpack
@@ -1563,7 +1565,11 @@ mod tests {
         for (i, s) in [0.0, -0.0, 1.0, -1.0, 9007199254740992.0, 9007199254740994.0, 0.5, -1e300].iter().enumerate() {
             z.insert(format!("m{i}").as_bytes(), *s, limits).expect("room");
         }
-        assert_eq!(z.score(b"m1").map(|s| s.is_sign_negative()), Some(true));
+        // -0 is stored as the integer 0 in the compact encoding, as in Redis.
+        assert_eq!(z.score(b"m1").map(|s| s.is_sign_negative()), Some(false));
+        let mut t = ZSet::with_hint(1000, 0, limits);
+        t.insert(b"neg", -0.0, limits).expect("room");
+        assert_eq!(t.score(b"neg").map(|s| s.is_sign_negative()), Some(true));
         assert_eq!(z.score(b"m5"), Some(9007199254740994.0));
         assert_eq!(z.score(b"m7"), Some(-1e300));
     }
