@@ -566,14 +566,37 @@ impl Arena {
 // ---------------------------------------------------------------- index
 
 const EMPTY: u64 = u64::MAX;
+/// A segment splits in two rather than grow past this many home slots, so
+/// the index never reallocates more than ~128 KiB at once (no large
+/// transient copies, no long pauses on growth).
+const SEG_MAX_HOMES: usize = 1 << 14;
 
-/// Member -> id, storing `(hash32 << 32) | id` per slot. Slots are kept in
-/// hash order: an entry sits at or after its home slot (`hash32 * homes >>
-/// 32`), with no empty slot in between, and entries never wrap around (the
-/// vector grows at its end instead). Lookups stop at the first empty slot or
-/// larger hash; ZSCAN walks slots in hash order with a hash as cursor.
-#[derive(Clone, Default)]
+/// Member -> id, storing `(hash32 << 32) | id` per slot (8 bytes).
+///
+/// The 32-bit hash space is cut into contiguous ranges, one `Seg` each. A
+/// segment is an ordered linear-probing table: an entry sits at or after its
+/// home slot (its hash scaled into the segment's slots), with no empty slot
+/// in between, entries are kept sorted by hash, and they never wrap around
+/// (the vector grows at its end instead). Lookups stop at the first empty
+/// slot or larger hash. Walking segments and slots in order visits entries
+/// in hash order, so ZSCAN's cursor is simply a hash value.
+#[derive(Clone)]
 struct Index {
+    segs: Vec<Seg>,
+    len: usize,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index { segs: vec![Seg::new(0, 1 << 32, 0)], len: 0 }
+    }
+}
+
+#[derive(Clone)]
+struct Seg {
+    /// The hash range covered: `lo..hi`.
+    lo: u64,
+    hi: u64,
     slots: Vec<u64>,
     homes: usize,
     len: usize,
@@ -584,15 +607,18 @@ fn slot_hash(v: u64) -> u32 {
     (v >> 32) as u32
 }
 
-impl Index {
-    #[inline]
-    fn home(&self, h: u32) -> usize {
-        ((h as u64 * self.homes as u64) >> 32) as usize
+impl Seg {
+    fn new(lo: u64, hi: u64, homes: usize) -> Seg {
+        let n = if homes == 0 { 0 } else { homes + 8 + homes / 64 };
+        Seg { lo, hi, slots: vec![EMPTY; n], homes, len: 0 }
     }
 
-    /// Position of the slot for which `eq(id)` holds among entries with hash `h`.
     #[inline]
-    fn find(&self, h: u32, mut eq: impl FnMut(u32) -> bool) -> Option<usize> {
+    fn home(&self, h: u32) -> usize {
+        (((h as u64 - self.lo) * self.homes as u64) / (self.hi - self.lo)) as usize
+    }
+
+    fn find(&self, h: u32, eq: &mut impl FnMut(u32) -> bool) -> Option<usize> {
         let mut i = self.home(h);
         while let Some(&v) = self.slots.get(i) {
             if v == EMPTY || slot_hash(v) > h {
@@ -606,12 +632,8 @@ impl Index {
         None
     }
 
-    fn insert(&mut self, h: u32, id: u32) {
-        if (self.len + 1) * 8 > self.homes * 7 {
-            let grown = if self.homes < 1024 { (self.homes * 2).max(8) } else { self.homes + self.homes / 4 };
-            self.resize(grown);
-        }
-        let v = ((h as u64) << 32) | id as u64;
+    fn insert(&mut self, v: u64) {
+        let h = slot_hash(v);
         let mut i = self.home(h);
         while i < self.slots.len() && self.slots[i] != EMPTY && slot_hash(self.slots[i]) <= h {
             i += 1;
@@ -643,56 +665,135 @@ impl Index {
         }
         self.slots[i] = EMPTY;
         self.len -= 1;
-        if self.homes > 64 && self.len * 4 < self.homes {
-            self.resize((self.len * 8 / 5).max(8));
+    }
+
+    fn entries(&self) -> impl Iterator<Item = u64> + '_ {
+        self.slots.iter().copied().filter(|&v| v != EMPTY)
+    }
+
+    /// A segment for `lo..hi` with `homes` home slots holding `entries`
+    /// (`len` of them, sorted by hash).
+    fn build(lo: u64, hi: u64, entries: impl Iterator<Item = u64>, len: usize, homes: usize) -> Seg {
+        let mut seg = Seg::new(lo, hi, homes);
+        let mut next = 0;
+        for v in entries {
+            let pos = seg.home(slot_hash(v)).max(next);
+            while pos >= seg.slots.len() {
+                seg.slots.push(EMPTY);
+            }
+            seg.slots[pos] = v;
+            next = pos + 1;
+        }
+        seg.len = len;
+        seg
+    }
+
+    /// Home slots for `len` entries after a rebuild (load 5/8).
+    fn homes_for(len: usize) -> usize {
+        (len * 8 / 5).max(8)
+    }
+
+    /// The two halves of the hash range.
+    fn split(&self) -> (Seg, Seg) {
+        let mid = self.lo + (self.hi - self.lo) / 2;
+        let left = self.entries().take_while(|&v| (slot_hash(v) as u64) < mid).count();
+        let right = self.len - left;
+        (
+            Seg::build(self.lo, mid, self.entries().take(left), left, Seg::homes_for(left)),
+            Seg::build(mid, self.hi, self.entries().skip(left), right, Seg::homes_for(right)),
+        )
+    }
+
+    fn resized(&self, homes: usize) -> Seg {
+        Seg::build(self.lo, self.hi, self.entries(), self.len, homes)
+    }
+}
+
+impl Index {
+    /// The segment covering hash `h`.
+    #[inline]
+    fn seg_of(&self, h: u32) -> usize {
+        self.segs.partition_point(|s| s.hi <= h as u64)
+    }
+
+    /// Position (segment, slot) of the entry with hash `h` for which `eq(id)` holds.
+    #[inline]
+    fn find(&self, h: u32, mut eq: impl FnMut(u32) -> bool) -> Option<(usize, usize)> {
+        let si = self.seg_of(h);
+        self.segs[si].find(h, &mut eq).map(|i| (si, i))
+    }
+
+    fn insert(&mut self, h: u32, id: u32) {
+        let mut si = self.seg_of(h);
+        let seg = &self.segs[si];
+        if (seg.len + 1) * 8 > seg.homes * 7 {
+            let grown = if seg.homes < 1024 { (seg.homes * 2).max(8) } else { seg.homes + seg.homes / 4 };
+            if grown > SEG_MAX_HOMES && seg.hi - seg.lo > 1 {
+                let (a, b) = seg.split();
+                self.segs[si] = a;
+                self.segs.insert(si + 1, b);
+                si = self.seg_of(h);
+                let seg = &self.segs[si];
+                if (seg.len + 1) * 8 > seg.homes * 7 {
+                    self.segs[si] = seg.resized(seg.homes * 2);
+                }
+            } else {
+                self.segs[si] = seg.resized(grown);
+            }
+        }
+        self.segs[si].insert(((h as u64) << 32) | id as u64);
+        self.len += 1;
+    }
+
+    fn remove_at(&mut self, (si, i): (usize, usize)) {
+        self.segs[si].remove_at(i);
+        self.len -= 1;
+        let seg = &self.segs[si];
+        if seg.len == 0 && self.segs.len() > 1 {
+            // Hand the empty range to a neighbour.
+            let gone = self.segs.remove(si);
+            let (ni, lo, hi) = if si > 0 { (si - 1, self.segs[si - 1].lo, gone.hi) } else { (0, gone.lo, self.segs[0].hi) };
+            let n = &self.segs[ni];
+            self.segs[ni] = Seg::build(lo, hi, n.entries(), n.len, n.homes);
+        } else if seg.homes > 64 && seg.len * 4 < seg.homes {
+            self.segs[si] = seg.resized(Seg::homes_for(seg.len));
         }
     }
 
-    /// Rebuilds with `homes` home slots (entries keep their order).
-    fn resize(&mut self, homes: usize) {
-        let old = std::mem::take(&mut self.slots);
-        self.homes = homes;
-        let mut slots = Vec::with_capacity(homes + 8 + homes / 64);
-        slots.resize(homes + 8 + homes / 64, EMPTY);
-        let mut next = 0;
-        for v in old.into_iter().filter(|&v| v != EMPTY) {
-            let pos = self.home(slot_hash(v)).max(next);
-            while pos >= slots.len() {
-                slots.push(EMPTY);
-            }
-            slots[pos] = v;
-            next = pos + 1;
-        }
-        self.slots = slots;
+    fn set_at(&mut self, (si, i): (usize, usize), h: u32, id: u32) {
+        self.segs[si].slots[i] = ((h as u64) << 32) | id as u64;
     }
 
     /// Calls `f(id)` for entries in hash order starting at `cursor` (0 =
     /// start, else a hash + 1) until at least `count` were visited and the
     /// hash changes. Returns the next cursor, 0 when done.
     fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(u32)) -> u64 {
-        if cursor > u32::MAX as u64 + 1 || self.homes == 0 {
+        if cursor > u32::MAX as u64 + 1 {
             return 0;
         }
         let from = cursor.saturating_sub(1) as u32;
         let mut seen = 0;
         let mut last = None;
-        for &v in &self.slots[self.home(from)..] {
-            if v == EMPTY || slot_hash(v) < from {
-                continue;
+        for seg in &self.segs[self.seg_of(from)..] {
+            let start = if (from as u64) >= seg.lo { seg.home(from) } else { 0 };
+            for &v in seg.slots.get(start..).unwrap_or(&[]) {
+                if v == EMPTY || slot_hash(v) < from {
+                    continue;
+                }
+                let h = slot_hash(v);
+                if seen >= count && last != Some(h) {
+                    return h as u64 + 1;
+                }
+                f(v as u32);
+                seen += 1;
+                last = Some(h);
             }
-            let h = slot_hash(v);
-            if seen >= count && last != Some(h) {
-                return h as u64 + 1;
-            }
-            f(v as u32);
-            seen += 1;
-            last = Some(h);
         }
         0
     }
 
     fn heap_size(&self) -> usize {
-        self.slots.capacity() * 8
+        self.segs.capacity() * std::mem::size_of::<Seg>() + self.segs.iter().map(|s| s.slots.capacity() * 8).sum::<usize>()
     }
 }
 
@@ -716,8 +817,8 @@ impl Big {
         (self.hasher.hash_one(member) >> 32) as u32
     }
 
-    /// (index slot, id) of `member`.
-    fn find(&self, member: &[u8]) -> Option<(usize, u32)> {
+    /// (index position, id) of `member`.
+    fn find(&self, member: &[u8]) -> Option<((usize, usize), u32)> {
         let arena = &self.arena;
         let mut found = 0;
         let pos = self.index.find(self.hash(member), |id| {
@@ -803,7 +904,7 @@ impl Big {
             let Some(new) = self.arena.relocate(old) else { return };
             self.tree.set_id(rank, new);
             if let Some(pos) = self.index.find(h, |x| x == old) {
-                self.index.slots[pos] = ((h as u64) << 32) | new as u64;
+                self.index.set_at(pos, h, new);
             }
         }
         self.arena.release(c);
@@ -1495,6 +1596,52 @@ mod tests {
         }
         for i in 0..2000 {
             assert!(seen.contains(format!("a{i}").as_bytes()), "a{i} missed");
+        }
+    }
+
+    #[test]
+    fn index_segments_split_and_merge() {
+        let limits = ZLimits::default();
+        let mut z = ZSet::default();
+        let n = 100_000u32;
+        for i in 0..n {
+            z.insert(format!("k{i}").as_bytes(), i as f64, limits).expect("room");
+        }
+        let Repr::Big(b) = &z.0 else { panic!("tree encoding") };
+        assert!(b.index.segs.len() > 4, "{} segments", b.index.segs.len());
+        let mut cover = 0;
+        for s in &b.index.segs {
+            assert_eq!(s.lo, cover, "segments are contiguous");
+            cover = s.hi;
+            assert!(s.homes <= SEG_MAX_HOMES);
+            let hs: Vec<u32> = s.entries().map(slot_hash).collect();
+            assert!(hs.windows(2).all(|w| w[0] <= w[1]), "sorted by hash");
+            assert!(hs.iter().all(|&h| (h as u64) >= s.lo && (h as u64) < s.hi));
+            assert_eq!(hs.len(), s.len);
+        }
+        assert_eq!(cover, 1 << 32);
+        for i in (0..n).step_by(7) {
+            assert_eq!(z.score(format!("k{i}").as_bytes()), Some(i as f64));
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = 0;
+        loop {
+            cursor = z.scan(cursor, 100, |m, _| {
+                seen.insert(m.to_vec());
+            });
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), n as usize);
+        for i in 0..n - 10 {
+            assert!(z.remove(format!("k{i}").as_bytes()).is_some());
+        }
+        let Repr::Big(b) = &z.0 else { panic!("tree encoding") };
+        assert_eq!(b.index.len, 10);
+        assert!(b.index.heap_size() < 64 * 1024, "shrunk: {}", b.index.heap_size());
+        for i in n - 10..n {
+            assert_eq!(z.score(format!("k{i}").as_bytes()), Some(i as f64));
         }
     }
 
