@@ -203,17 +203,30 @@ impl std::fmt::Write for NumText {
 
 /// The shortest decimal digits that read back as `d` (finite, non-zero,
 /// sign ignored) and the decimal exponent of the first digit:
-/// `|d| = 0.d1d2d3... * 10^(exp + 1)`.
+/// `|d| = d1.d2d3... * 10^exp`.
 fn shortest_digits(d: f64) -> (NumText, i32) {
-    use std::fmt::Write;
-    let mut sci = NumText::new();
-    // `{:e}` without a precision prints the shortest round-trip form.
-    let _ = write!(sci, "{:e}", d.abs());
-    let text = sci.as_str();
-    let (mantissa, exp) = text.split_once('e').unwrap_or((text, "0"));
+    let mut buf = ryu::Buffer::new();
+    // ryu prints the shortest round-trip form: "0.1", "123.5", "1e300", "1.5e-7".
+    let text = buf.format_finite(d.abs()).as_bytes();
+    let (mantissa, exp) = match text.iter().position(|&c| c == b'e') {
+        Some(i) => (&text[..i], std::str::from_utf8(&text[i + 1..]).ok().and_then(|e| e.parse::<i32>().ok()).unwrap_or(0)),
+        None => (text, 0),
+    };
+    let int_len = mantissa.iter().position(|&c| c == b'.').unwrap_or(mantissa.len()) as i32;
     let mut digits = NumText::new();
-    digits.extend(mantissa.replace('.', "").as_bytes());
-    (digits, exp.parse().unwrap_or(0))
+    // Digits before the decimal point of the value, as leading zeros are dropped.
+    let mut point = int_len + exp;
+    for &c in mantissa.iter().filter(|c| c.is_ascii_digit()) {
+        if digits.is_empty() && c == b'0' {
+            point -= 1;
+            continue;
+        }
+        digits.push(c);
+    }
+    while digits.len > 1 && digits.buf[digits.len as usize - 1] == b'0' {
+        digits.len -= 1;
+    }
+    (digits, point - 1)
 }
 
 /// Formats a double exactly as Redis 7.2 replies with one (`d2string` in
