@@ -28,7 +28,7 @@ const RF: &[&str] = &["read", "sortedset", "fast"];
 const RS: &[&str] = &["read", "sortedset", "slow"];
 const WF: &[&str] = &["write", "sortedset", "fast"];
 const WS: &[&str] = &["write", "sortedset", "slow"];
-const G: &str = "sorted_set";
+const G: &str = "sorted-set";
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd(
