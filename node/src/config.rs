@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use clap::Parser;
 
 use crate::types::hash::HashLimits;
+use crate::types::zset::ZLimits;
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "damselfly", version, about = "A Redis-compatible, shared-nothing, in-memory data store")]
@@ -59,6 +60,8 @@ pub struct Config {
     pub proto_max_bulk_len: AtomicU64,
     pub hash_max_listpack_entries: AtomicU64,
     pub hash_max_listpack_value: AtomicU64,
+    pub zset_max_listpack_entries: AtomicU64,
+    pub zset_max_listpack_value: AtomicU64,
     pub dir: Mutex<String>,
     /// Accepted parameters that have no effect here, by name.
     inert: Mutex<BTreeMap<String, String>>,
@@ -86,10 +89,6 @@ const INERT: &[(&str, &str)] = &[
     ("set-max-intset-entries", "512"),
     ("set-max-listpack-entries", "128"),
     ("set-max-listpack-value", "64"),
-    ("zset-max-listpack-entries", "128"),
-    ("zset-max-listpack-value", "64"),
-    ("zset-max-ziplist-entries", "128"),
-    ("zset-max-ziplist-value", "64"),
     ("stream-node-max-bytes", "4096"),
     ("stream-node-max-entries", "100"),
     ("activerehashing", "yes"),
@@ -178,6 +177,8 @@ impl Config {
             proto_max_bulk_len: AtomicU64::new(512 * 1024 * 1024),
             hash_max_listpack_entries: AtomicU64::new(128),
             hash_max_listpack_value: AtomicU64::new(64),
+            zset_max_listpack_entries: AtomicU64::new(128),
+            zset_max_listpack_value: AtomicU64::new(64),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
             inert: Mutex::new(INERT.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
         };
@@ -240,6 +241,13 @@ impl Config {
         }
     }
 
+    pub fn zset_limits(&self) -> ZLimits {
+        ZLimits {
+            max_entries: self.zset_max_listpack_entries.load(Relaxed) as usize,
+            max_value: self.zset_max_listpack_value.load(Relaxed) as usize,
+        }
+    }
+
     /// CONFIG SET of one parameter.
     pub fn set(&self, name: &str, value: &str) -> Result<(), ConfigError> {
         let int = || value.parse::<u64>().map_err(|_| ConfigError::NotInteger);
@@ -256,6 +264,8 @@ impl Config {
             }
             "hash-max-listpack-entries" | "hash-max-ziplist-entries" => self.hash_max_listpack_entries.store(int()?, Relaxed),
             "hash-max-listpack-value" | "hash-max-ziplist-value" => self.hash_max_listpack_value.store(int()?, Relaxed),
+            "zset-max-listpack-entries" | "zset-max-ziplist-entries" => self.zset_max_listpack_entries.store(int()?, Relaxed),
+            "zset-max-listpack-value" | "zset-max-ziplist-value" => self.zset_max_listpack_value.store(int()?, Relaxed),
             "dir" => *self.dir.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
             "port" | "bind" | "databases" | "shards" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
             _ => {
@@ -284,6 +294,10 @@ impl Config {
             ("hash-max-listpack-value".into(), self.hash_max_listpack_value.load(Relaxed).to_string()),
             ("hash-max-ziplist-entries".into(), self.hash_max_listpack_entries.load(Relaxed).to_string()),
             ("hash-max-ziplist-value".into(), self.hash_max_listpack_value.load(Relaxed).to_string()),
+            ("zset-max-listpack-entries".into(), self.zset_max_listpack_entries.load(Relaxed).to_string()),
+            ("zset-max-listpack-value".into(), self.zset_max_listpack_value.load(Relaxed).to_string()),
+            ("zset-max-ziplist-entries".into(), self.zset_max_listpack_entries.load(Relaxed).to_string()),
+            ("zset-max-ziplist-value".into(), self.zset_max_listpack_value.load(Relaxed).to_string()),
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
         ];
         v.extend(self.inert.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -327,5 +341,10 @@ mod tests {
         assert_eq!(cfg.get(b"appendonly")[0].1, "yes");
         assert!(cfg.set("no-such-thing", "1").is_err());
         assert!(cfg.get(b"hash-max-*").len() >= 2);
+        assert_eq!(cfg.zset_limits().max_entries, 128);
+        assert_eq!(cfg.zset_limits().max_value, 64);
+        cfg.set("zset-max-ziplist-entries", "7").unwrap();
+        assert_eq!(cfg.get(b"zset-max-listpack-entries")[0].1, "7");
+        assert_eq!(cfg.zset_limits().max_entries, 7);
     }
 }

@@ -71,6 +71,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Runs a connection-level command.
 pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResult {
+    use super::zsets::{self, SetKind};
     use super::{keys, scan, server, strings, transactions};
     match cmd {
         ConnCmd::Ping => ping(conn, args),
@@ -123,6 +124,14 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::Watch => transactions::watch(conn, args).await,
         ConnCmd::Unwatch => transactions::unwatch(conn),
         ConnCmd::JsonMSet => super::json::mset(conn, args).await,
+        ConnCmd::ZUnion => zsets::setop(conn, args, SetKind::Union, false, false).await,
+        ConnCmd::ZInter => zsets::setop(conn, args, SetKind::Inter, false, false).await,
+        ConnCmd::ZDiff => zsets::setop(conn, args, SetKind::Diff, false, false).await,
+        ConnCmd::ZUnionStore => zsets::setop(conn, args, SetKind::Union, true, false).await,
+        ConnCmd::ZInterStore => zsets::setop(conn, args, SetKind::Inter, true, false).await,
+        ConnCmd::ZDiffStore => zsets::setop(conn, args, SetKind::Diff, true, false).await,
+        ConnCmd::ZInterCard => zsets::setop(conn, args, SetKind::Inter, false, true).await,
+        ConnCmd::ZRangeStore => zsets::zrangestore(conn, args).await,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The command table. Every command is declared once, as a `CommandSpec` in
-//! its family's module (`strings`, `keys`, `hashes`, `json`, `connection`,
+//! its family's module (`strings`, `keys`, `hashes`, `zsets`, `json`, `connection`,
 //! `server`); the declaration's arity, flags and key positions drive argument
 //! checks, routing to shards and the output of `COMMAND`. Helper modules
 //! (`scan`) hold the implementation of commands declared by a family.
@@ -12,6 +12,7 @@ pub mod scan;
 pub mod server;
 pub mod strings;
 pub mod transactions;
+pub mod zsets;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -101,6 +102,15 @@ pub enum ConnCmd {
     Unwatch,
     // JSON commands that span shards.
     JsonMSet,
+    // Sorted sets (multi-key).
+    ZUnion,
+    ZInter,
+    ZDiff,
+    ZUnionStore,
+    ZInterStore,
+    ZDiffStore,
+    ZInterCard,
+    ZRangeStore,
 }
 
 /// Command flags, as COMMAND reports them.
@@ -213,6 +223,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(hashes::COMMANDS)
         .chain(transactions::COMMANDS)
         .chain(json::COMMANDS)
+        .chain(zsets::COMMANDS)
 }
 
 type Table = HashMap<&'static str, &'static CommandSpec, foldhash::fast::FixedState>;

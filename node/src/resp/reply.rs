@@ -114,16 +114,17 @@ impl Out {
         }
     }
 
-    /// A double: `,` in RESP3, a bulk string in RESP2.
-    #[allow(dead_code)]
+    /// A double (a sorted-set score, for instance): `,` in RESP3, a bulk
+    /// string in RESP2, formatted as Redis 7.2's `addReplyDouble` does (see
+    /// `d2string`).
     pub fn double(&mut self, d: f64) {
-        let text = format_double(d);
+        let text = d2string(d);
         if self.resp3 {
             self.buf.push(b',');
-            self.buf.extend_from_slice(text.as_bytes());
+            self.buf.extend_from_slice(&text);
             self.buf.extend_from_slice(b"\r\n");
         } else {
-            self.bulk(text.as_bytes());
+            self.bulk(&text);
         }
     }
 
@@ -140,9 +141,9 @@ impl Out {
     }
 }
 
-/// Formats a double the way Redis replies with one: shortest representation
-/// that reads back to the same value, `inf`/`-inf`/`nan`, no exponent for
-/// ordinary magnitudes.
+/// Formats an INCRBYFLOAT result (Redis's "human friendly" form): shortest
+/// representation that reads back to the same value, `inf`/`-inf`/`nan`, no
+/// exponent. Replies of type double use `d2string` instead.
 pub fn format_double(d: f64) -> String {
     if d.is_nan() {
         "nan".into()
@@ -155,6 +156,217 @@ pub fn format_double(d: f64) -> String {
     } else {
         format!("{d}")
     }
+}
+
+/// A short number rendered on the stack (no allocation per reply).
+#[derive(Clone, Copy)]
+pub struct NumText {
+    buf: [u8; 40],
+    len: u8,
+}
+
+impl NumText {
+    fn new() -> Self {
+        NumText { buf: [0; 40], len: 0 }
+    }
+
+    fn push(&mut self, b: u8) {
+        if (self.len as usize) < self.buf.len() {
+            self.buf[self.len as usize] = b;
+            self.len += 1;
+        }
+    }
+
+    fn extend(&mut self, s: &[u8]) {
+        for &b in s {
+            self.push(b);
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, signs, '.', 'e', and letters are ever pushed.
+        std::str::from_utf8(self).unwrap_or("")
+    }
+}
+
+impl std::ops::Deref for NumText {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len as usize]
+    }
+}
+
+impl std::fmt::Write for NumText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.extend(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The shortest decimal digits that read back as `d` (finite, non-zero,
+/// sign ignored) and the decimal exponent of the first digit:
+/// `|d| = d1.d2d3... * 10^exp`.
+fn shortest_digits(d: f64) -> (NumText, i32) {
+    let mut buf = ryu::Buffer::new();
+    // ryu prints the shortest round-trip form: "0.1", "123.5", "1e300", "1.5e-7".
+    let text = buf.format_finite(d.abs()).as_bytes();
+    let (mantissa, exp) = match text.iter().position(|&c| c == b'e') {
+        Some(i) => (&text[..i], std::str::from_utf8(&text[i + 1..]).ok().and_then(|e| e.parse::<i32>().ok()).unwrap_or(0)),
+        None => (text, 0),
+    };
+    let int_len = mantissa.iter().position(|&c| c == b'.').unwrap_or(mantissa.len()) as i32;
+    let mut digits = NumText::new();
+    // Digits before the decimal point of the value, as leading zeros are dropped.
+    let mut point = int_len + exp;
+    for &c in mantissa.iter().filter(|c| c.is_ascii_digit()) {
+        if digits.is_empty() && c == b'0' {
+            point -= 1;
+            continue;
+        }
+        digits.push(c);
+    }
+    while digits.len > 1 && digits.buf[digits.len as usize - 1] == b'0' {
+        digits.len -= 1;
+    }
+    (digits, point - 1)
+}
+
+/// Formats a double exactly as Redis 7.2 replies with one (`d2string` in
+/// `util.c`, used by `addReplyDouble` for both protocols and when a score is
+/// stored in a listpack):
+///
+/// - `nan`, `inf`, `-inf`, `0` and `-0` spelled out;
+/// - integral values within +-2^62 as plain integers (`3`, `-250`);
+/// - otherwise the shortest digit string that reads back as the same double
+///   (Redis 7.2 uses grisu2 here; it prints 0.1 as `0.1`, not the
+///   `0.10000000000000001` of the `%.17g` used by Redis up to 7.0), laid out
+///   the way Redis's `fpconv_dtoa` lays it out: plain decimals for moderate
+///   exponents (`1.5`, `0.000001`, `123.456`), otherwise `1e+300`, `1.5e-7`
+///   (no zero padding of the exponent).
+pub fn d2string(d: f64) -> NumText {
+    let mut out = NumText::new();
+    if d.is_nan() {
+        out.extend(b"nan");
+        return out;
+    }
+    if d.is_infinite() {
+        out.extend(if d > 0.0 { b"inf" as &[u8] } else { b"-inf" });
+        return out;
+    }
+    if d == 0.0 {
+        out.extend(if d.is_sign_negative() { b"-0" as &[u8] } else { b"0" });
+        return out;
+    }
+    const HALF: f64 = (i64::MAX / 2) as f64;
+    if (-HALF..=HALF).contains(&d) && d.fract() == 0.0 {
+        out.extend(itoa::Buffer::new().format(d as i64).as_bytes());
+        return out;
+    }
+    if d < 0.0 {
+        out.push(b'-');
+    }
+    let (digits, e) = shortest_digits(d);
+    let n = digits.len() as i32;
+    // fpconv's terms: the value is `digits * 10^k`.
+    let k = e - (n - 1);
+    let exp = e.abs();
+    if k >= 0 && exp < n + 7 {
+        out.extend(&digits);
+        for _ in 0..k {
+            out.push(b'0');
+        }
+    } else if k < 0 && (k > -7 || exp < 4) {
+        let offset = n + k;
+        if offset <= 0 {
+            out.extend(b"0.");
+            for _ in 0..-offset {
+                out.push(b'0');
+            }
+            out.extend(&digits);
+        } else {
+            out.extend(&digits[..offset as usize]);
+            out.push(b'.');
+            out.extend(&digits[offset as usize..]);
+        }
+    } else {
+        out.push(digits[0]);
+        if n > 1 {
+            out.push(b'.');
+            out.extend(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if e < 0 { b'-' } else { b'+' });
+        out.extend(itoa::Buffer::new().format(exp).as_bytes());
+    }
+    out
+}
+
+/// C's `printf("%.17g")`: 17 significant digits, trailing zeros removed,
+/// exponent form (at least two exponent digits) below 1e-4 or from 1e17.
+/// Redis uses it (through `ld2string`) for the scores ZSCAN returns from a
+/// skiplist-encoded sorted set.
+pub fn format_g17(d: f64) -> NumText {
+    use std::fmt::Write;
+    let mut out = NumText::new();
+    if d.is_nan() {
+        out.extend(b"nan");
+        return out;
+    }
+    if d.is_infinite() {
+        out.extend(if d > 0.0 { b"inf" as &[u8] } else { b"-inf" });
+        return out;
+    }
+    if d == 0.0 {
+        out.extend(if d.is_sign_negative() { b"-0" as &[u8] } else { b"0" });
+        return out;
+    }
+    let mut sci = NumText::new();
+    let _ = write!(sci, "{:.16e}", d.abs());
+    let text = sci.as_str();
+    let (mantissa, exp) = text.split_once('e').unwrap_or((text, "0"));
+    let e: i32 = exp.parse().unwrap_or(0);
+    let digits: Vec<u8> = mantissa.bytes().filter(|b| b.is_ascii_digit()).collect();
+    if d < 0.0 {
+        out.push(b'-');
+    }
+    if (-4..17).contains(&e) {
+        // Fixed notation with 17 significant digits, trailing zeros removed.
+        let mut s: Vec<u8> = Vec::with_capacity(40);
+        if e < 0 {
+            s.extend_from_slice(b"0.");
+            s.extend(std::iter::repeat_n(b'0', (-e - 1) as usize));
+            s.extend_from_slice(&digits);
+        } else {
+            let int_len = (e + 1) as usize;
+            s.extend_from_slice(&digits[..int_len]);
+            s.push(b'.');
+            s.extend_from_slice(&digits[int_len..]);
+        }
+        while s.last() == Some(&b'0') {
+            s.pop();
+        }
+        if s.last() == Some(&b'.') {
+            s.pop();
+        }
+        out.extend(&s);
+    } else {
+        let mut m: Vec<u8> = digits[1..].to_vec();
+        while m.last() == Some(&b'0') {
+            m.pop();
+        }
+        out.push(digits[0]);
+        if !m.is_empty() {
+            out.push(b'.');
+            out.extend(&m);
+        }
+        out.push(b'e');
+        out.push(if e < 0 { b'-' } else { b'+' });
+        if e.abs() < 10 {
+            out.push(b'0');
+        }
+        out.extend(itoa::Buffer::new().format(e.abs()).as_bytes());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -184,6 +396,61 @@ mod tests {
         assert_eq!(format_double(10.5), "10.5");
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(-0.1), "-0.1");
+    }
+
+    #[test]
+    fn redis_72_double_replies() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (1.0, "1"),
+            (-250.0, "-250"),
+            (1.5, "1.5"),
+            (0.1, "0.1"),
+            (-0.1, "-0.1"),
+            (1.0 / 3.0, "0.3333333333333333"),
+            (0.000001, "0.000001"),
+            (1.5e-7, "1.5e-7"),
+            (1e-7, "1e-7"),
+            (1e300, "1e+300"),
+            (-1e300, "-1e+300"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (1e20, "1e+20"),
+            (5e18, "5e+18"),
+            (4e18, "4000000000000000000"),
+            (1.2345678901234567e19, "12345678901234567000"),
+            (123.456, "123.456"),
+            (1234.5678901234, "1234.5678901234"),
+            (3.0e-5, "0.00003"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (f64::NAN, "nan"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(d2string(*d).as_str(), *want, "{d:e}");
+        }
+    }
+
+    #[test]
+    fn printf_g17() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0"),
+            (1.0, "1"),
+            (1.5, "1.5"),
+            (0.1, "0.10000000000000001"),
+            (1e300, "1.0000000000000001e+300"),
+            (1e-5, "1.0000000000000001e-05"),
+            (0.0001, "0.0001"),
+            (1e16, "10000000000000000"),
+            (1e17, "1e+17"),
+            (-2.5, "-2.5"),
+            (123456789.125, "123456789.125"),
+            (f64::NEG_INFINITY, "-inf"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(format_g17(*d).as_str(), *want, "{d:e}");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! | 1 | string (integer) | i64, 8 bytes |
 //! | 2 | hash | len = field count (> 0), then per field: field, value (byte strings) |
 //! | 3 | JSON | the document's own encoding (`JsonDoc::dump_into`), to the end of the body |
+//! | 4 | sorted set | the set's own encoding (`ZSet::dump_into`), to the end of the body |
 //!
 //! A new type (sorted set, JSON, ...) gets the next tag; decoders refuse tags
 //! they do not know. Any layout change that is not a new tag bumps the version.
@@ -34,6 +35,7 @@ use super::codec::{put_bytes, put_len, Reader};
 use super::Value;
 use crate::types::hash::{HashLimits, HashValue};
 use crate::types::json::JsonDoc;
+use crate::types::zset::ZSet;
 
 /// The version written by [`encode`] and the newest one [`decode`] accepts.
 pub const FORMAT_VERSION: u16 = 1;
@@ -49,6 +51,7 @@ mod tag {
     pub const INT: u8 = 1;
     pub const HASH: u8 = 2;
     pub const JSON: u8 = 3;
+    pub const ZSET: u8 = 4;
 }
 
 /// Why a payload was refused. The two kinds map to Redis's two RESTORE
@@ -87,6 +90,10 @@ pub fn encode(value: &Value) -> Vec<u8> {
         Value::Json(doc) => {
             out.push(tag::JSON);
             doc.dump_into(&mut out);
+        }
+        Value::ZSet(z) => {
+            out.push(tag::ZSET);
+            z.dump_into(&mut out);
         }
     }
     let crc = crc64(&out);
@@ -131,6 +138,10 @@ fn decode_body(r: &mut Reader, limits: HashLimits) -> Option<Value> {
         tag::JSON => {
             let rest = r.take(r.remaining())?;
             Value::Json(Box::new(JsonDoc::from_dump(rest)?))
+        }
+        tag::ZSET => {
+            let rest = r.take(r.remaining())?;
+            Value::ZSet(Box::new(ZSet::from_dump(rest)?))
         }
         _ => return None,
     })

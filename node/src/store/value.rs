@@ -8,12 +8,14 @@
 use super::SmallBytes;
 use crate::types::hash::HashValue;
 use crate::types::json::JsonDoc;
+use crate::types::zset::ZSet;
 
 pub enum Value {
     Str(SmallBytes),
     Int(i64),
     Hash(Box<HashValue>),
     Json(Box<JsonDoc>),
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -38,6 +40,7 @@ impl Value {
             Value::Str(_) | Value::Int(_) => "string",
             Value::Hash(_) => "hash",
             Value::Json(_) => "ReJSON-RL",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -49,6 +52,7 @@ impl Value {
             Value::Str(_) => "raw",
             Value::Hash(h) => h.encoding(),
             Value::Json(_) => "json",
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
@@ -74,6 +78,7 @@ impl Value {
                 HashValue::Table(m) => HashValue::Table(m.clone()),
             })),
             Value::Json(j) => Value::Json(j.clone()),
+            Value::ZSet(z) => Value::ZSet(z.clone()),
         }
     }
 
@@ -85,6 +90,7 @@ impl Value {
             Value::Int(_) => 0,
             Value::Hash(h) => h.heap_size(),
             Value::Json(j) => j.heap_size(),
+            Value::ZSet(z) => z.heap_size(),
         }
     }
 }
