@@ -135,34 +135,12 @@ fn random_input_never_crashes_the_node() {
     let s = Server::start_with(&["--shards", "3"]);
     assert_eq!(s.raw().cmd(&["SET", "canary", "alive"]), "+OK\r\n");
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xda55e1f1);
-    let names = [
-        "GET",
-        "SET",
-        "INCR",
-        "INCRBYFLOAT",
-        "APPEND",
-        "SETRANGE",
-        "GETRANGE",
-        "MSET",
-        "MGET",
-        "DEL",
-        "EXPIRE",
-        "PEXPIREAT",
-        "TTL",
-        "RENAME",
-        "GETEX",
-        "SET",
-        "CLIENT",
-        "CONFIG",
-        "COMMAND",
-        "HELLO",
-        "SELECT",
-        "ECHO",
-        "MSETNX",
-        "KEYS",
-        "TYPE",
-        "OBJECT",
-    ];
+    let names = "GET SET INCR INCRBYFLOAT APPEND SETRANGE GETRANGE MSET MGET DEL EXPIRE PEXPIREAT TTL RENAME GETEX CLIENT CONFIG \
+        COMMAND HELLO SELECT ECHO MSETNX KEYS TYPE OBJECT HSET HINCRBY HINCRBYFLOAT HRANDFIELD HSCAN HGETALL SCAN COPY DUMP RESTORE \
+        MEMORY ZADD ZINCRBY ZRANGE ZRANGEBYLEX ZRANGEBYSCORE ZUNIONSTORE ZINTER ZRANDMEMBER ZPOPMIN ZSCAN JSON.SET JSON.GET \
+        JSON.ARRAPPEND JSON.NUMINCRBY JSON.DEL JSON.MGET MULTI EXEC WATCH DISCARD SWAPDB"
+        .split_whitespace()
+        .collect::<Vec<_>>();
     let words = [
         "EX",
         "PX",
@@ -172,13 +150,36 @@ fn random_input_never_crashes_the_node() {
         "KEEPTTL",
         "-1",
         "0",
+        "1",
+        "2",
         "9223372036854775807",
         "-9223372036854775808",
         "1e400",
         "inf",
+        "-inf",
+        "nan",
         "k",
         "{k}x",
         "",
+        "$",
+        "$..a",
+        ".a[0]",
+        "$[?(@.a>1)]",
+        "{\"a\":[1,2]}",
+        "[",
+        "(1",
+        "[a",
+        "-",
+        "+",
+        "WITHSCORES",
+        "LIMIT",
+        "REV",
+        "BYSCORE",
+        "BYLEX",
+        "COUNT",
+        "MATCH",
+        "*",
+        "REPLACE",
     ];
     for round in 0..150 {
         let mut c = s.raw();
