@@ -71,7 +71,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Runs a connection-level command.
 pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResult {
-    use super::{keys, server, strings, transactions};
+    use super::{keys, scripting, server, strings, transactions};
     match cmd {
         ConnCmd::Ping => ping(conn, args),
         ConnCmd::Echo => {
@@ -119,6 +119,14 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::Discard => transactions::discard(conn),
         ConnCmd::Watch => transactions::watch(conn, args).await,
         ConnCmd::Unwatch => transactions::unwatch(conn),
+        ConnCmd::Eval => scripting::eval(conn, args, false, false).await,
+        ConnCmd::EvalSha => scripting::eval(conn, args, true, false).await,
+        ConnCmd::EvalRo => scripting::eval(conn, args, false, true).await,
+        ConnCmd::EvalShaRo => scripting::eval(conn, args, true, true).await,
+        ConnCmd::Script => scripting::script(conn, args),
+        ConnCmd::Fcall => scripting::fcall(conn, args, false).await,
+        ConnCmd::FcallRo => scripting::fcall(conn, args, true).await,
+        ConnCmd::Function => scripting::function(conn, args),
     }
 }
 

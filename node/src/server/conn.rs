@@ -163,6 +163,16 @@ impl Conn {
             };
             commands += 1;
             self.info.set_last_cmd(spec);
+            let scripting = &self.engine.scripting;
+            if scripting.busy_count.load(Relaxed) > 0 && !commands::scripting::allowed_when_busy(spec, &args) {
+                let e = commands::scripting::busy_error(scripting.busy_is_function());
+                self.run_segment(&mut segment).await;
+                if let Some(m) = &mut self.multi {
+                    m.failed = true;
+                }
+                self.out.error(&e);
+                continue;
+            }
             if self.multi.is_some() && !spec.has_flag(flag::NO_QUEUE) {
                 self.run_segment(&mut segment).await;
                 self.queue(spec, args);
@@ -249,7 +259,7 @@ impl Conn {
         for (spec, args) in &multi.queued {
             match spec.exec {
                 Exec::Conn(_) => all = true,
-                _ => shards.extend(spec.key_indices(args.len()).map(|i| self.engine.shard_of(&args[i]))),
+                _ => shards.extend(spec.key_indices(args).map(|i| self.engine.shard_of(&args[i]))),
             }
         }
         if let Some(w) = &self.watch {
@@ -363,7 +373,7 @@ impl Conn {
     /// The shard all of a command's keys live on, or `None` when they span
     /// several. Keyless shard commands run on the local shard.
     fn single_shard(&self, spec: &CommandSpec, args: &[Bytes]) -> Option<usize> {
-        let mut keys = spec.key_indices(args.len());
+        let mut keys = spec.key_indices(args);
         let Some(first) = keys.next() else { return Some(self.local.id()) };
         let shard = self.engine.shard_of(&args[first]);
         keys.all(|i| self.engine.shard_of(&args[i]) == shard).then_some(shard)
@@ -457,30 +467,14 @@ impl Conn {
             self.out.error(&CmdError::err("keys of this command must be on one shard"));
             return;
         };
-        let step = spec.step.max(1) as usize;
-        let key_idx: Vec<usize> = spec.key_indices(args.len()).collect();
-        // shard -> (sub-command args, positions of its keys in the original)
-        let mut parts: Vec<(usize, Vec<Bytes>, Vec<usize>)> = Vec::new();
-        for (n, &ki) in key_idx.iter().enumerate() {
-            let shard = self.engine.shard_of(&args[ki]);
-            let part = match parts.iter_mut().find(|p| p.0 == shard) {
-                Some(p) => p,
-                None => {
-                    parts.push((shard, vec![args[0].clone()], Vec::new()));
-                    parts.last_mut().expect("just pushed")
-                }
-            };
-            part.1.extend(args[ki..(ki + step).min(args.len())].iter().cloned());
-            part.2.push(n);
-        }
-        parts.sort_by_key(|p| p.0);
+        let parts = split_by_shard(&self.engine, spec, &args);
         let (db, resp3) = (self.db, self.out.resp3);
         let mut tx = self.begin_tx();
         let mut replies = Vec::with_capacity(parts.len());
-        for (shard, sub, _) in &parts {
-            let sub = sub.clone();
+        for part in &parts {
+            let sub = part.args.clone();
             let r = tx
-                .lock_and_run(*shard, move |sh| {
+                .lock_and_run(part.shard, move |sh| {
                     let mut out = Out::new(resp3);
                     exec_one(sh, db, spec, &sub, &mut out);
                     out.buf
@@ -489,31 +483,66 @@ impl Conn {
             replies.push(r);
         }
         self.end_tx(tx);
-        if let Some(err) = replies.iter().find(|r| r.first() == Some(&b'-')) {
-            self.out.buf.extend_from_slice(err);
-            return;
-        }
-        match combine {
-            Combine::Ok => self.out.ok(),
-            Combine::Sum => {
-                let total: i64 = replies
-                    .iter()
-                    .map(|r| std::str::from_utf8(&r[1..r.len() - 2]).ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0))
-                    .sum();
-                self.out.int(total);
+        combine_replies(combine, &parts, &replies, &mut self.out);
+    }
+}
+
+/// One shard's part of a multi-key command split by `split_by_shard`.
+pub struct Part {
+    pub shard: usize,
+    /// The sub-command: the name, then this shard's key groups.
+    pub args: Vec<Bytes>,
+    /// Positions of its keys among the original command's keys.
+    pub positions: Vec<usize>,
+}
+
+/// Splits a multi-key command into one sub-command per shard, ascending by
+/// shard (the order locks are taken in).
+pub fn split_by_shard(engine: &Engine, spec: &CommandSpec, args: &[Bytes]) -> Vec<Part> {
+    let step = spec.step();
+    let mut parts: Vec<Part> = Vec::new();
+    for (n, ki) in spec.key_indices(args).enumerate() {
+        let shard = engine.shard_of(&args[ki]);
+        let part = match parts.iter_mut().position(|p| p.shard == shard) {
+            Some(i) => &mut parts[i],
+            None => {
+                parts.push(Part { shard, args: vec![args[0].clone()], positions: Vec::new() });
+                parts.last_mut().expect("just pushed")
             }
-            Combine::Array => {
-                let mut slots: Vec<&[u8]> = vec![&[]; key_idx.len()];
-                for (r, (_, _, positions)) in replies.iter().zip(&parts) {
-                    let elems = split_flat_array(r).unwrap_or_default();
-                    for (e, &pos) in elems.into_iter().zip(positions) {
-                        slots[pos] = e;
-                    }
+        };
+        part.args.extend(args[ki..(ki + step).min(args.len())].iter().cloned());
+        part.positions.push(n);
+    }
+    parts.sort_by_key(|p| p.shard);
+    parts
+}
+
+/// Writes the reply of a split command from its parts' replies: the first
+/// error if any, else the sum, the OK, or the array in key order.
+pub fn combine_replies(combine: Combine, parts: &[Part], replies: &[Vec<u8>], out: &mut Out) {
+    if let Some(err) = replies.iter().find(|r| r.first() == Some(&b'-')) {
+        out.buf.extend_from_slice(err);
+        return;
+    }
+    match combine {
+        Combine::Ok => out.ok(),
+        Combine::Sum => {
+            let total: i64 =
+                replies.iter().map(|r| std::str::from_utf8(&r[1..r.len() - 2]).ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0)).sum();
+            out.int(total);
+        }
+        Combine::Array => {
+            let nkeys: usize = parts.iter().map(|p| p.positions.len()).sum();
+            let mut slots: Vec<&[u8]> = vec![&[]; nkeys];
+            for (r, part) in replies.iter().zip(parts) {
+                let elems = split_flat_array(r).unwrap_or_default();
+                for (e, &pos) in elems.into_iter().zip(&part.positions) {
+                    slots[pos] = e;
                 }
-                self.out.array(slots.len());
-                for s in slots {
-                    self.out.buf.extend_from_slice(s);
-                }
+            }
+            out.array(slots.len());
+            for s in slots {
+                out.buf.extend_from_slice(s);
             }
         }
     }

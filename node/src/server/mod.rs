@@ -19,6 +19,11 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::shard::{Engine, LocalShard, Msg, Shard};
 
+/// Stack of each shard thread: deep enough for Lua scripts' recursion
+/// (nested tables in replies, cjson's 1000 levels); only touched pages cost
+/// memory.
+const SHARD_STACK: usize = 64 << 20;
+
 /// Keys deleted per shard per active-expiry tick at most (ticks run every 100 ms).
 const EXPIRE_BUDGET: usize = 2000;
 
@@ -45,7 +50,12 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         let (ctx, crx) = mpsc::unbounded_channel::<std::net::TcpStream>();
         conn_txs.push(ctx);
         let engine = engine.clone();
-        threads.push(std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || shard_thread(id, nshards, engine, inbox, crx))?);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("shard-{id}"))
+                .stack_size(SHARD_STACK)
+                .spawn(move || shard_thread(id, nshards, engine, inbox, crx))?,
+        );
     }
 
     info!(port = cfg.port, shards = nshards, bind = ?cfg.bind, "damselfly ready to accept connections");
@@ -142,7 +152,7 @@ fn shard_thread(
         }
     };
     let local = tokio::task::LocalSet::new();
-    let shard = LocalShard::new(Shard::new(id, nshards, engine.cfg.clone()));
+    let shard = LocalShard::new(Shard::new(id, nshards, engine.cfg.clone(), engine.scripting.clone()));
     local.block_on(&rt, async move {
         // Inbox: jobs from other threads.
         let s = shard.clone();

@@ -5,6 +5,7 @@
 use super::SmallBytes;
 use crate::types::hash::HashValue;
 
+#[derive(Clone)]
 pub enum Value {
     Str(SmallBytes),
     Int(i64),

@@ -10,6 +10,7 @@ use hashbrown::HashMap;
 
 use crate::store::SmallBytes;
 
+#[derive(Clone)]
 pub enum HashValue {
     Pairs(Vec<(SmallBytes, SmallBytes)>),
     Table(HashMap<SmallBytes, SmallBytes, RandomState>),

@@ -1,0 +1,859 @@
+//! Running scripts and functions.
+//!
+//! A run has a context (`RunCtx`) that `redis.call`, the error handler and
+//! the time-limit hook reach through a per-thread slot while the run is in
+//! progress (the callbacks are created once per VM, not per run). Where the
+//! commands of `redis.call` execute depends on the target:
+//!
+//! - `Fast`: the script runs as one job on the shard that owns its declared
+//!   keys (or the connection's shard when it declares none), and
+//!   `redis.call` runs commands directly on that `&mut Shard`. Every key the
+//!   script changes is recorded in the database's undo log first. When a
+//!   command needs another shard (an undeclared key elsewhere, a multi-shard
+//!   or connection-level command), the changes are rolled back — nobody
+//!   else could have seen them, the shard was ours — the run is abandoned
+//!   and the caller runs the script again in wide mode.
+//! - `Wide`: the connection holds a transaction on every shard; the script
+//!   runs on the connection's thread, `redis.call` runs local commands on
+//!   the borrowed local shard and sends remote ones to their shard as jobs
+//!   of that transaction, waiting for each reply. This blocks the thread,
+//!   which is safe: every shard is locked by this transaction, so the other
+//!   shard threads are free to run its jobs and nothing else can be running
+//!   a script anywhere.
+//! - `None`: a function library being loaded (no data access).
+//!
+//! The time limit: an instruction-count hook checks the elapsed time. Past
+//! `lua-time-limit` the run registers itself as busy (other connections
+//! then answer -BUSY) and from then on honours SCRIPT KILL / FUNCTION KILL.
+
+use std::cell::Cell;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mlua::{Function, Lua, MultiValue, Table, Value};
+
+use super::cache::{Busy, Scripting};
+use super::convert::{lua_to_resp, resp_to_lua};
+use super::vm::{value_bytes, Vm};
+use super::{flags, Sha};
+use crate::commands::{self, flag, CommandSpec, ConnCmd, Exec};
+use crate::error::CmdError;
+use crate::resp::Out;
+use crate::server::conn::{combine_replies, exec_one, split_by_shard};
+use crate::shard::{Engine, Shard, TxId};
+use crate::util::{glob_match, now_ms, parse_i64};
+
+/// What to run.
+pub enum Kind {
+    /// An EVAL script by SHA; `body` when the client sent the source.
+    Script { sha: Sha, body: Option<Bytes> },
+    /// A function registered by a library.
+    Function { name: String },
+}
+
+/// One EVAL/EVALSHA/FCALL invocation, as sent to the shard that runs it.
+pub struct Invocation {
+    pub kind: Kind,
+    pub keys: Vec<Bytes>,
+    pub args: Vec<Bytes>,
+    /// The client's database.
+    pub db: usize,
+    /// The client's protocol (the reply is written in it).
+    pub resp3: bool,
+    /// EVAL_RO/FCALL_RO, or a `no-writes` script or function.
+    pub read_only: bool,
+    /// The script's flags (`flags::*`).
+    pub flags: u32,
+    /// The command's name (for FUNCTION STATS).
+    pub command: &'static str,
+    /// `lua-time-limit` in ms (0: none).
+    pub limit_ms: u64,
+}
+
+/// Result of a fast-path attempt.
+pub enum Outcome {
+    /// The reply, in the client's protocol.
+    Reply(Vec<u8>),
+    /// The script needs other shards: its changes were rolled back; run it
+    /// again in wide mode.
+    Escalate,
+}
+
+pub enum Target<'a> {
+    None,
+    Fast(&'a mut Shard),
+    Wide { local: &'a mut Shard, engine: &'a Engine, tx: TxId },
+}
+
+/// A function registered while a library loads.
+pub struct Registered {
+    pub name: String,
+    pub func: Function,
+    pub flags: u32,
+    pub description: Option<String>,
+}
+
+pub struct RunCtx<'a> {
+    target: Target<'a>,
+    scripting: &'a Scripting,
+    inv: Option<&'a Invocation>,
+    db: usize,
+    /// The protocol the script speaks (`redis.setresp`).
+    resp3: bool,
+    read_only: bool,
+    /// Deny-OOM commands are refused (compatibility-mode script started
+    /// while memory was over the limit).
+    oom: bool,
+    wrote: bool,
+    escalate: bool,
+    killed: bool,
+    load_timeout: bool,
+    /// Databases of the fast-path shard whose undo log is recording.
+    undo_dbs: Vec<usize>,
+    started: Instant,
+    limit: Option<Duration>,
+    busy: Option<Busy>,
+    out: Out,
+    registered: Vec<Registered>,
+}
+
+/// A library must finish loading within this time.
+const LOAD_LIMIT: Duration = Duration::from_millis(500);
+
+thread_local! {
+    static CURRENT: Cell<*mut RunCtx<'static>> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Makes `ctx` the current run while `f` runs (restored on unwind too).
+fn with_ctx<R>(ctx: &mut RunCtx<'_>, f: impl FnOnce() -> R) -> R {
+    struct Reset(*mut RunCtx<'static>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(self.0));
+        }
+    }
+    // The lifetime is erased only for storage in the slot; the pointer is
+    // used only while `f` runs, during which `ctx` is borrowed here.
+    let p = ctx as *mut RunCtx<'_> as *mut RunCtx<'static>;
+    let prev = CURRENT.with(|c| c.replace(p));
+    let _reset = Reset(prev);
+    f()
+}
+
+/// Gives `f` the current run, if any. The slot is emptied while `f` runs,
+/// so a nested call (a Lua callback reached from inside `f`) finds none
+/// rather than a second mutable reference.
+fn current<R>(f: impl FnOnce(&mut RunCtx<'_>) -> R) -> Option<R> {
+    let p = CURRENT.with(|c| c.replace(std::ptr::null_mut()));
+    if p.is_null() {
+        return None;
+    }
+    struct Restore(*mut RunCtx<'static>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(p);
+    // SAFETY: `p` was set by `with_ctx` from a live `&mut RunCtx` that stays
+    // borrowed until `with_ctx` returns, and the slot is empty while this
+    // reference exists, so it is the only one.
+    let ctx = unsafe { &mut *p };
+    Some(f(ctx))
+}
+
+fn abort_error() -> mlua::Error {
+    mlua::Error::RuntimeError("script aborted".into())
+}
+
+/// An error table (`{err=...}`) returned to `redis.call`'s Lua side, which
+/// raises it (`redis.pcall` returns it).
+fn err_table(lua: &Lua, msg: &str) -> mlua::Result<(Value, bool)> {
+    let t = lua.create_table_with_capacity(0, 1)?;
+    t.raw_set("err", msg)?;
+    Ok((Value::Table(t), true))
+}
+
+/// `redis.call` / `redis.pcall`: returns the converted reply and whether it
+/// is an error.
+pub fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
+    match current(|ctx| ctx.call(lua, args)) {
+        Some(r) => r,
+        None => err_table(lua, "ERR redis.call is not available here"),
+    }
+}
+
+/// The error handler runs under: turns any error into
+/// `{err=, source=, line=}` with the location of the innermost script frame.
+pub fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
+    let t = match err {
+        Value::Table(t) => {
+            if !matches!(t.raw_get::<Value>("err")?, Value::String(_)) {
+                t.raw_set("err", "ERR unknown error")?;
+            }
+            t
+        }
+        Value::String(s) => {
+            let t = lua.create_table()?;
+            let mut msg = b"ERR ".to_vec();
+            msg.extend_from_slice(&s.as_bytes());
+            t.raw_set("err", lua.create_string(msg)?)?;
+            t
+        }
+        other => {
+            let text = match &other {
+                Value::Error(e) => e.to_string(),
+                v => v.to_string().unwrap_or_else(|_| "unknown error".into()),
+            };
+            let t = lua.create_table()?;
+            t.raw_set("err", format!("ERR {text}"))?;
+            t
+        }
+    };
+    for level in 1..64 {
+        let Some(found) = lua.inspect_stack(level, |d| {
+            let src = d.source();
+            let what = src.what;
+            let source = src.source.map(|s| s.into_owned());
+            (what, source, d.current_line())
+        }) else {
+            break;
+        };
+        let (what, source, line) = found;
+        if what == "C" || source.as_deref() == Some("=redis") {
+            continue;
+        }
+        if let Some(source) = source {
+            t.raw_set("source", source)?;
+        }
+        if let Some(line) = line {
+            t.raw_set("line", line as i64)?;
+        }
+        break;
+    }
+    Ok(t)
+}
+
+pub fn log(level: i64, msg: &str) {
+    match level {
+        0 => tracing::debug!(target: "script", "{msg}"),
+        1 => tracing::info!(target: "script", "{msg}"),
+        2 => tracing::info!(target: "script", "{msg}"),
+        _ => tracing::warn!(target: "script", "{msg}"),
+    }
+}
+
+pub fn set_resp(resp3: bool) {
+    current(|ctx| ctx.resp3 = resp3);
+}
+
+/// Checks a function name: letters, digits and underscores, not empty.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `redis.register_function` while a library loads; an error text or None.
+pub fn register_function(name: String, func: Function, flag_names: Vec<String>, description: Option<String>) -> Option<String> {
+    let r = current(|ctx| {
+        if !valid_name(&name) {
+            return Some(
+                "ERR Function names can only contain letters, numbers, or underscores(_) and must be at least one character long".into(),
+            );
+        }
+        if ctx.registered.iter().any(|r| r.name == name) {
+            return Some("ERR Function already exists in the library".into());
+        }
+        let mut f = 0;
+        for n in &flag_names {
+            match flags::by_name(n.as_bytes()) {
+                Some(bit) => f |= bit,
+                None => return Some("ERR unknown flag given".into()),
+            }
+        }
+        ctx.registered.push(Registered { name, func, flags: f, description });
+        None
+    });
+    r.unwrap_or_else(|| Some("ERR redis.register_function can only be called while loading a library".into()))
+}
+
+/// The instruction-count hook: enforces the time limit and SCRIPT KILL.
+pub fn hook() -> mlua::Result<()> {
+    current(|ctx| ctx.check_time()).unwrap_or(Ok(()))
+}
+
+impl<'a> RunCtx<'a> {
+    fn new(target: Target<'a>, scripting: &'a Scripting, inv: Option<&'a Invocation>) -> RunCtx<'a> {
+        let (db, read_only, limit, mut oom) = match inv {
+            Some(i) => (i.db, i.read_only, (i.limit_ms > 0).then(|| Duration::from_millis(i.limit_ms)), i.flags & flags::EVAL_COMPAT != 0),
+            None => (0, true, Some(LOAD_LIMIT), false),
+        };
+        if oom {
+            oom = over_maxmemory(&target);
+        }
+        RunCtx {
+            target,
+            scripting,
+            inv,
+            db,
+            resp3: false,
+            read_only,
+            oom,
+            wrote: false,
+            escalate: false,
+            killed: false,
+            load_timeout: false,
+            undo_dbs: Vec::new(),
+            started: Instant::now(),
+            limit,
+            busy: None,
+            out: Out::new(false),
+            registered: Vec::new(),
+        }
+    }
+
+    fn check_time(&mut self) -> mlua::Result<()> {
+        if self.escalate || self.killed || self.load_timeout {
+            return Err(abort_error());
+        }
+        let Some(limit) = self.limit else { return Ok(()) };
+        if self.started.elapsed() < limit {
+            return Ok(());
+        }
+        let Some(inv) = self.inv else {
+            self.load_timeout = true;
+            return Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into()));
+        };
+        if self.busy.is_none() {
+            let function = match &inv.kind {
+                Kind::Function { name } => Some(name.clone()),
+                Kind::Script { .. } => None,
+            };
+            let mut command = vec![Bytes::from_static(inv.command.as_bytes())];
+            command.extend(inv.keys.iter().cloned());
+            command.extend(inv.args.iter().cloned());
+            tracing::warn!("a script has been running for {} ms; other clients get -BUSY until it ends", limit.as_millis());
+            self.busy = Some(self.scripting.mark_busy(function, command, self.started, self.wrote));
+        }
+        if self.busy.as_ref().is_some_and(|b| b.kill.load(Relaxed)) {
+            self.killed = true;
+            return Err(abort_error());
+        }
+        Ok(())
+    }
+
+    /// Stops recording undo information and keeps the changes (or rolls
+    /// them back).
+    fn finish_undo(&mut self, rollback: bool) {
+        if let Target::Fast(sh) = &mut self.target {
+            for &d in &self.undo_dbs {
+                if rollback {
+                    sh.db(d).undo_rollback();
+                } else {
+                    sh.db(d).undo_commit();
+                }
+            }
+        }
+        self.undo_dbs.clear();
+    }
+
+    fn call(&mut self, lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
+        if self.escalate || self.killed {
+            return Err(abort_error());
+        }
+        if args.is_empty() {
+            return err_table(lua, "ERR Please specify at least one argument for this redis lib call");
+        }
+        let mut argv = Vec::with_capacity(args.len());
+        for v in args.iter() {
+            match v {
+                Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+                Value::Integer(_) | Value::Number(_) => argv.push(Bytes::from(number_arg(v))),
+                _ => return err_table(lua, "ERR Lua redis lib command arguments must be strings or integers"),
+            }
+        }
+        let Some(spec) = commands::lookup(&argv[0]) else {
+            return err_table(lua, "ERR Unknown Redis command called from script");
+        };
+        if !spec.arity_ok(argv.len()) {
+            return err_table(lua, "ERR Wrong number of args calling Redis command from script");
+        }
+        if spec.has_flag(flag::NOSCRIPT) {
+            return err_table(lua, "ERR This Redis command is not allowed from script");
+        }
+        let write = spec.has_flag(flag::WRITE);
+        if write && self.read_only {
+            return err_table(lua, "ERR Write commands are not allowed from read-only scripts.");
+        }
+        if self.oom && !self.wrote && spec.has_flag(flag::DENYOOM) {
+            return err_table(lua, "OOM command not allowed when used memory > 'maxmemory'.");
+        }
+        if let Target::None = self.target {
+            return err_table(lua, "ERR redis.call is not available while loading a library");
+        }
+        if write {
+            self.wrote = true;
+            if let Some(b) = &self.busy {
+                b.wrote.store(true, Relaxed);
+            }
+        }
+        let mut out = std::mem::replace(&mut self.out, Out::new(false));
+        out.buf.clear();
+        out.resp3 = self.resp3;
+        let done = self.dispatch(spec, argv, &mut out);
+        let result = match done {
+            Ok(()) => {
+                let failed = out.buf.first() == Some(&b'-');
+                resp_to_lua(lua, &out.buf).map(|v| (v, failed))
+            }
+            Err(Escalate) => {
+                self.escalate = true;
+                Err(abort_error())
+            }
+        };
+        if out.buf.capacity() <= 64 * 1024 {
+            self.out = out;
+        }
+        result
+    }
+
+    /// Runs one command wherever it belongs, writing its reply.
+    fn dispatch(&mut self, spec: &'static CommandSpec, argv: Vec<Bytes>, out: &mut Out) -> Result<(), Escalate> {
+        if let Exec::Conn(c) = spec.exec {
+            if self.conn_local(c, &argv, out) {
+                return Ok(());
+            }
+        }
+        let db = self.db;
+        match &mut self.target {
+            Target::None => Ok(()),
+            Target::Fast(sh) => {
+                if matches!(spec.exec, Exec::Conn(_)) {
+                    return Err(Escalate);
+                }
+                let (me, n) = (sh.id, sh.nshards());
+                if spec.key_indices(&argv).any(|i| crate::slot::key_slot(&argv[i]) as usize % n != me) {
+                    return Err(Escalate);
+                }
+                if !self.undo_dbs.contains(&db) {
+                    sh.db(db).undo_begin();
+                    self.undo_dbs.push(db);
+                }
+                exec_one(sh, db, spec, &argv, out);
+                Ok(())
+            }
+            Target::Wide { .. } => {
+                match spec.exec {
+                    Exec::Conn(c) => self.wide_conn(c, &argv, out),
+                    Exec::Shard(_) | Exec::Split(..) => self.wide_shard(spec, argv, out),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Connection-level commands that need no shard: handled in place.
+    fn conn_local(&mut self, c: ConnCmd, argv: &[Bytes], out: &mut Out) -> bool {
+        match c {
+            ConnCmd::Select => {
+                let max = match &self.target {
+                    Target::Fast(sh) | Target::Wide { local: sh, .. } => sh.db_count(),
+                    Target::None => 0,
+                };
+                match parse_i64(&argv[1]) {
+                    Ok(i) if i >= 0 && (i as usize) < max => {
+                        self.db = i as usize;
+                        out.ok();
+                    }
+                    Ok(_) => out.error(&CmdError::DbIndexOutOfRange),
+                    Err(e) => out.error(&e),
+                }
+            }
+            ConnCmd::Ping => match argv.len() {
+                1 => out.simple("PONG"),
+                2 => out.bulk(&argv[1]),
+                _ => out.error(&CmdError::wrong_arity("ping")),
+            },
+            ConnCmd::Echo => out.bulk(&argv[1]),
+            ConnCmd::Time => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                out.array(2);
+                out.bulk_int(now.as_secs() as i64);
+                out.bulk_int(now.subsec_micros() as i64);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Runs `f` on shard `s` in wide mode: directly on the local shard, or
+    /// as a job of the held transaction, waiting for its result.
+    fn on_shard<R: Send + 'static>(&mut self, s: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> Option<R> {
+        let Target::Wide { local, engine, tx } = &mut self.target else { return None };
+        if s == local.id {
+            return Some(f(local));
+        }
+        let (reply, wait) = std::sync::mpsc::sync_channel(1);
+        engine.send(
+            s,
+            *tx,
+            Box::new(move |sh| {
+                let _ = reply.send(f(sh));
+            }),
+        );
+        // An error means the shard thread is gone (the node is stopping).
+        wait.recv().ok()
+    }
+
+    fn engine_nshards(&self) -> usize {
+        match &self.target {
+            Target::Wide { engine, .. } => engine.nshards(),
+            Target::Fast(sh) => sh.nshards(),
+            Target::None => 1,
+        }
+    }
+
+    fn wide_shard(&mut self, spec: &'static CommandSpec, argv: Vec<Bytes>, out: &mut Out) {
+        let Target::Wide { local, engine, .. } = &self.target else { return };
+        let me = local.id;
+        let mut shards = spec.key_indices(&argv).map(|i| engine.shard_of(&argv[i]));
+        let first = shards.next();
+        let single = match first {
+            None => Some(me),
+            Some(f) => shards.all(|s| s == f).then_some(f),
+        };
+        let (db, resp3) = (self.db, out.resp3);
+        match single {
+            Some(s) => {
+                let reply = self.on_shard(s, move |sh| {
+                    let mut o = Out::new(resp3);
+                    exec_one(sh, db, spec, &argv, &mut o);
+                    o.buf
+                });
+                out.buf.extend_from_slice(&reply.unwrap_or_else(shutting_down));
+            }
+            None => {
+                let Exec::Split(_, combine) = spec.exec else {
+                    out.error(&CmdError::err("keys of this command must be on one shard"));
+                    return;
+                };
+                let parts = split_by_shard(engine, spec, &argv);
+                let mut replies = Vec::with_capacity(parts.len());
+                for p in &parts {
+                    let sub = p.args.clone();
+                    let r = self.on_shard(p.shard, move |sh| {
+                        let mut o = Out::new(resp3);
+                        exec_one(sh, db, spec, &sub, &mut o);
+                        o.buf
+                    });
+                    replies.push(r.unwrap_or_else(shutting_down));
+                }
+                combine_replies(combine, &parts, &replies, out);
+            }
+        }
+    }
+
+    /// Connection-level commands in wide mode, over the held shards.
+    fn wide_conn(&mut self, c: ConnCmd, argv: &[Bytes], out: &mut Out) {
+        let db = self.db;
+        let n = self.engine_nshards();
+        match c {
+            ConnCmd::DbSize => {
+                let mut total = 0;
+                for s in 0..n {
+                    total += self.on_shard(s, move |sh| sh.db_if_exists(db).map_or(0, |d| d.len())).unwrap_or(0);
+                }
+                out.int(total as i64);
+            }
+            ConnCmd::Keys => {
+                let mut keys = Vec::new();
+                for s in 0..n {
+                    let pattern = argv[1].clone();
+                    let found = self.on_shard(s, move |sh| {
+                        let mut v = Vec::new();
+                        if let Some(d) = sh.db_if_exists(db) {
+                            let now = now_ms();
+                            let slots: Vec<u16> = d.slots().collect();
+                            for slot in slots {
+                                d.for_each_in_slot(slot, now, |e| {
+                                    if glob_match(&pattern, &e.key, false) {
+                                        v.push(Bytes::copy_from_slice(&e.key));
+                                    }
+                                });
+                            }
+                        }
+                        v
+                    });
+                    keys.extend(found.unwrap_or_default());
+                }
+                out.array(keys.len());
+                for k in keys {
+                    out.bulk(&k);
+                }
+            }
+            ConnCmd::RandomKey => {
+                let start = rand::random_range(0..n);
+                for i in 0..n {
+                    let s = (start + i) % n;
+                    let k = self
+                        .on_shard(s, move |sh| sh.db_if_exists(db).and_then(|d| d.random_key(now_ms())).map(|k| Bytes::copy_from_slice(&k)))
+                        .flatten();
+                    if let Some(k) = k {
+                        out.bulk(&k);
+                        return;
+                    }
+                }
+                out.nil();
+            }
+            ConnCmd::FlushDb | ConnCmd::FlushAll => {
+                let all = c == ConnCmd::FlushAll;
+                match argv.len() {
+                    1 => {}
+                    2 if crate::util::eq_ic(&argv[1], "SYNC") || crate::util::eq_ic(&argv[1], "ASYNC") => {}
+                    _ => return out.error(&CmdError::Syntax),
+                }
+                for s in 0..n {
+                    self.on_shard(s, move |sh| if all { sh.flush_all() } else { sh.flush_db(db) });
+                }
+                out.ok();
+            }
+            ConnCmd::Rename | ConnCmd::RenameNx => self.wide_rename(argv, c == ConnCmd::RenameNx, out),
+            ConnCmd::MSetNx => self.wide_msetnx(argv, out),
+            ConnCmd::Lastsave => {
+                let Target::Wide { engine, .. } = &self.target else { return };
+                out.int((engine.stats.start_ms.load(Relaxed) / 1000) as i64);
+            }
+            _ => out.error(&CmdError::err("This command is not supported inside scripts by this server")),
+        }
+    }
+
+    fn wide_rename(&mut self, argv: &[Bytes], nx: bool, out: &mut Out) {
+        let Target::Wide { engine, .. } = &self.target else { return };
+        let (src, dst) = (argv[1].clone(), argv[2].clone());
+        let (ss, ds) = (engine.shard_of(&src), engine.shard_of(&dst));
+        let db = self.db;
+        let s2 = src.clone();
+        if !self.on_shard(ss, move |sh| sh.db(db).exists(&s2, now_ms())).unwrap_or(false) {
+            return out.error(&CmdError::NoSuchKey);
+        }
+        let d2 = dst.clone();
+        let dst_exists = self.on_shard(ds, move |sh| sh.db(db).exists(&d2, now_ms())).unwrap_or(false);
+        let done = if src == dst {
+            !nx
+        } else if nx && dst_exists {
+            false
+        } else {
+            let taken = self.on_shard(ss, move |sh| {
+                sh.db(db).remove(&src, now_ms()).map(|e| {
+                    let at = e.expire_at().unwrap_or(0);
+                    (crate::commands::keys::SendValue(e.value), at)
+                })
+            });
+            if let Some(Some((v, at))) = taken {
+                self.on_shard(ds, move |sh| {
+                    let d = sh.db(db);
+                    d.remove(&dst, now_ms());
+                    d.insert_new(&dst, v.0, at);
+                });
+            }
+            true
+        };
+        if nx {
+            out.int(done as i64);
+        } else {
+            out.ok();
+        }
+    }
+
+    fn wide_msetnx(&mut self, argv: &[Bytes], out: &mut Out) {
+        if argv.len().is_multiple_of(2) {
+            return out.error(&CmdError::wrong_arity("msetnx"));
+        }
+        let Target::Wide { engine, .. } = &self.target else { return };
+        let mut parts: Vec<(usize, Vec<Bytes>)> = Vec::new();
+        for pair in argv[1..].chunks_exact(2) {
+            let s = engine.shard_of(&pair[0]);
+            match parts.iter_mut().find(|p| p.0 == s) {
+                Some(p) => p.1.extend(pair.iter().cloned()),
+                None => parts.push((s, pair.to_vec())),
+            }
+        }
+        let db = self.db;
+        let mut any = false;
+        for (s, pairs) in &parts {
+            let keys: Vec<Bytes> = pairs.iter().step_by(2).cloned().collect();
+            any |= self.on_shard(*s, move |sh| keys.iter().any(|k| sh.db(db).exists(k, now_ms()))).unwrap_or(false);
+        }
+        if !any {
+            for (s, pairs) in parts {
+                self.on_shard(s, move |sh| {
+                    let d = sh.db(db);
+                    for p in pairs.chunks_exact(2) {
+                        d.set(&p[0], crate::store::Value::string(&p[1]), false, now_ms());
+                    }
+                });
+            }
+        }
+        out.int(!any as i64);
+    }
+}
+
+/// The fast path wants other shards.
+struct Escalate;
+
+fn shutting_down() -> Vec<u8> {
+    b"-ERR server is shutting down\r\n".to_vec()
+}
+
+fn over_maxmemory(target: &Target) -> bool {
+    let cfg = match target {
+        Target::Fast(sh) | Target::Wide { local: sh, .. } => &sh.cfg,
+        Target::None => return false,
+    };
+    let max = cfg.maxmemory.load(Relaxed);
+    max > 0 && crate::alloc::used_memory() > max
+}
+
+/// A number argument to `redis.call`: integers without a decimal point,
+/// others in the shortest form that reads back the same.
+fn number_arg(v: &Value) -> Vec<u8> {
+    match v {
+        Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.007e15 => itoa::Buffer::new().format(*n as i64).as_bytes().to_vec(),
+        other => value_bytes(other).unwrap_or_default(),
+    }
+}
+
+/// Runs an invocation on the fast path: on `sh`, which owns its declared
+/// keys. Rolls back and asks for wide mode when it needs more.
+pub fn run_fast(sh: &mut Shard, inv: &Invocation) -> Outcome {
+    let scripting = sh.scripting.clone();
+    super::vm::with_vm(&scripting, |vm| run(vm, Target::Fast(sh), inv))
+}
+
+/// Runs an invocation in wide mode: the caller's transaction `tx` holds
+/// every shard; `local` is this thread's shard.
+pub fn run_wide(local: &mut Shard, engine: &Engine, tx: TxId, inv: &Invocation) -> Vec<u8> {
+    let scripting = local.scripting.clone();
+    match super::vm::with_vm(&scripting, |vm| run(vm, Target::Wide { local, engine, tx }, inv)) {
+        Outcome::Reply(r) => r,
+        Outcome::Escalate => b"-ERR script could not run\r\n".to_vec(),
+    }
+}
+
+fn error_reply(resp3: bool, text: &str) -> Outcome {
+    let mut out = Out::new(resp3);
+    out.error_text(text);
+    Outcome::Reply(out.buf)
+}
+
+fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation) -> Outcome {
+    let (func, name) = match &inv.kind {
+        Kind::Script { sha, body } => {
+            if let Some(body) = body {
+                if let Err(e) = vm.script_for_body(sha, body) {
+                    return error_reply(inv.resp3, &e);
+                }
+            }
+            match vm.script_function(sha) {
+                Ok(f) => (f, String::from_utf8_lossy(sha).into_owned()),
+                Err(e) => return error_reply(inv.resp3, &e),
+            }
+        }
+        Kind::Function { name } => match vm.function(name) {
+            Ok((_, f)) => (f, name.clone()),
+            Err(e) => return error_reply(inv.resp3, &e),
+        },
+    };
+    let lua = vm.lua.clone();
+    let tables = (|| -> mlua::Result<(Table, Table)> {
+        let keys = lua.create_table_with_capacity(inv.keys.len(), 0)?;
+        for (i, k) in inv.keys.iter().enumerate() {
+            keys.raw_set(i + 1, lua.create_string(k)?)?;
+        }
+        let args = lua.create_table_with_capacity(inv.args.len(), 0)?;
+        for (i, a) in inv.args.iter().enumerate() {
+            args.raw_set(i + 1, lua.create_string(a)?)?;
+        }
+        Ok((keys, args))
+    })();
+    let (keys, args) = match tables {
+        Ok(t) => t,
+        Err(e) => return error_reply(inv.resp3, &format!("ERR {e}")),
+    };
+    let is_script = matches!(inv.kind, Kind::Script { .. });
+    if is_script {
+        if let Err(e) = vm.env.raw_set("KEYS", keys.clone()).and_then(|_| vm.env.raw_set("ARGV", args.clone())) {
+            return error_reply(inv.resp3, &format!("ERR {e}"));
+        }
+    }
+    let scripting = vm.scripting.clone();
+    let mut ctx = RunCtx::new(target, &scripting, Some(inv));
+    let result = with_ctx(&mut ctx, || {
+        if is_script {
+            vm.runner.call::<(bool, Value)>((func, Value::Nil, Value::Nil))
+        } else {
+            vm.runner.call::<(bool, Value)>((func, keys, args))
+        }
+    });
+    if let Some(b) = ctx.busy.take() {
+        scripting.unmark_busy(b.id);
+    }
+    if ctx.escalate {
+        ctx.finish_undo(true);
+        drop(ctx);
+        vm.mark_wide(&inv.kind);
+        return Outcome::Escalate;
+    }
+    ctx.finish_undo(false);
+    let mut out = Out::new(inv.resp3);
+    match result {
+        Ok((true, v)) => lua_to_resp(&v, &mut out, ctx.resp3),
+        Ok((false, Value::Table(t))) => {
+            let msg = if ctx.killed {
+                "ERR Script killed by user with SCRIPT KILL...".to_string()
+            } else {
+                match t.raw_get::<Value>("err") {
+                    Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                    _ => "ERR unknown error".into(),
+                }
+            };
+            let source = t.raw_get::<Option<String>>("source").ok().flatten();
+            let line = t.raw_get::<Option<i64>>("line").ok().flatten();
+            let text = match (source, line) {
+                (Some(src), Some(line)) => format!("{} script: {name}, on {src}:{line}.", msg.trim_end_matches(['\r', '\n'])),
+                _ => msg,
+            };
+            out.error_text(text.strip_prefix('-').unwrap_or(&text));
+        }
+        Ok((false, other)) => out.error_text(&format!("ERR Error running script {name}, {}", other.to_string().unwrap_or_default())),
+        Err(e) => out.error_text(&format!("ERR Error running script {name}, {e}")),
+    }
+    Outcome::Reply(out.buf)
+}
+
+/// Runs a library's top-level code (already compiled with its library
+/// environment), collecting what it registers.
+pub fn load_library(vm: &mut Vm, chunk: Function) -> Result<Vec<Registered>, String> {
+    let scripting = vm.scripting.clone();
+    let mut ctx = RunCtx::new(Target::None, &scripting, None);
+    let result = with_ctx(&mut ctx, || vm.runner.call::<(bool, Value)>((chunk, Value::Nil, Value::Nil)));
+    match result {
+        Ok((true, _)) => Ok(std::mem::take(&mut ctx.registered)),
+        Ok((false, v)) => {
+            let msg = if ctx.load_timeout {
+                "FUNCTION LOAD timeout".to_string()
+            } else {
+                match &v {
+                    Value::Table(t) => match t.raw_get::<Value>("err") {
+                        Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                        _ => "unknown error".into(),
+                    },
+                    other => other.to_string().unwrap_or_default(),
+                }
+            };
+            let msg = msg.strip_prefix("ERR ").unwrap_or(&msg).to_string();
+            Err(format!("ERR Error registering functions: {msg}"))
+        }
+        Err(e) => Err(format!("ERR Error registering functions: {e}")),
+    }
+}
