@@ -76,7 +76,7 @@ impl Server {
 
     /// A fresh multiplexed async connection.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        self.client().get_multiplexed_async_connection().await.expect("connect")
+        connect(&self.client()).await
     }
 
     /// A blocking connection (for simple sequential tests).
@@ -109,6 +109,16 @@ impl Server {
     pub fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
+}
+
+/// A multiplexed async connection with timeouts generous enough for a
+/// loaded CI machine running a debug build (the client's defaults are 1 s to
+/// connect and 500 ms per reply).
+pub async fn connect(client: &redis::Client) -> redis::aio::MultiplexedConnection {
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(20)))
+        .set_response_timeout(Some(Duration::from_secs(60)));
+    client.get_multiplexed_async_connection_with_config(&cfg).await.expect("connect")
 }
 
 fn unsafe_kill_term(pid: u32) {

@@ -468,7 +468,7 @@ pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         }
         b"STATS" => {
             sub_arity(args, args.len() == 2)?;
-            let running = scripting.running();
+            let running = scripting.running_function();
             let (nlibs, nfuncs) = {
                 let l = scripting.libraries();
                 (l.libs.len(), l.funcs.len())
@@ -480,7 +480,7 @@ pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
                 Some((name, command, ms)) => {
                     out.map(3);
                     out.bulk(b"name");
-                    out.bulk(name.unwrap_or_default().as_bytes());
+                    out.bulk(name.as_bytes());
                     out.bulk(b"command");
                     out.array(command.len());
                     for c in &command {

@@ -92,6 +92,8 @@ pub struct Busy {
     /// The command that started it (FUNCTION STATS).
     pub command: Vec<Bytes>,
     pub started: Instant,
+    /// The shard thread it runs on (blocked until it ends).
+    pub thread: usize,
 }
 
 /// Outcome of SCRIPT KILL / FUNCTION KILL.
@@ -167,12 +169,13 @@ impl Scripting {
     }
 
     /// Registers a script that has run past the time limit.
-    pub fn mark_busy(&self, function: Option<String>, command: Vec<Bytes>, started: Instant, wrote: bool) -> Busy {
+    pub fn mark_busy(&self, function: Option<String>, command: Vec<Bytes>, started: Instant, wrote: bool, thread: usize) -> Busy {
         let id = self.next_busy.fetch_add(1, Relaxed);
         let kill = Arc::new(AtomicBool::new(false));
         let wrote = Arc::new(AtomicBool::new(wrote));
-        let mine = Busy { id, kill: kill.clone(), wrote: wrote.clone(), function: function.clone(), command: command.clone(), started };
-        lock(&self.busy).push(Busy { id, kill, wrote, function, command, started });
+        let mine =
+            Busy { id, kill: kill.clone(), wrote: wrote.clone(), function: function.clone(), command: command.clone(), started, thread };
+        lock(&self.busy).push(Busy { id, kill, wrote, function, command, started, thread });
         self.busy_count.fetch_add(1, Relaxed);
         mine
     }
@@ -186,14 +189,23 @@ impl Scripting {
         }
     }
 
+    /// Shard threads blocked by a busy script: new connections go elsewhere,
+    /// so a client can still reach SCRIPT KILL.
+    pub fn busy_threads(&self) -> Vec<usize> {
+        lock(&self.busy).iter().map(|b| b.thread).collect()
+    }
+
     /// Whether the busy script (if any) is a function: picks the BUSY text.
     pub fn busy_is_function(&self) -> bool {
         lock(&self.busy).first().is_some_and(|b| b.function.is_some())
     }
 
-    /// The first busy script's function name, command and run time (FUNCTION STATS).
-    pub fn running(&self) -> Option<(Option<String>, Vec<Bytes>, u128)> {
-        lock(&self.busy).first().map(|b| (b.function.clone(), b.command.clone(), b.started.elapsed().as_millis()))
+    /// The busy function's name, command and run time (FUNCTION STATS
+    /// reports functions only, not EVAL scripts).
+    pub fn running_function(&self) -> Option<(String, Vec<Bytes>, u128)> {
+        let b = lock(&self.busy);
+        let f = b.iter().find(|b| b.function.is_some())?;
+        Some((f.function.clone().unwrap_or_default(), f.command.clone(), f.started.elapsed().as_millis()))
     }
 
     /// SCRIPT KILL (`functions == false`) or FUNCTION KILL.

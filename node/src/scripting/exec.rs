@@ -135,7 +135,7 @@ fn with_ctx<R>(ctx: &mut RunCtx<'_>, f: impl FnOnce() -> R) -> R {
     }
     // The lifetime is erased only for storage in the slot; the pointer is
     // used only while `f` runs, during which `ctx` is borrowed here.
-    let p = ctx as *mut RunCtx<'_> as *mut RunCtx<'static>;
+    let p: *mut RunCtx<'static> = (ctx as *mut RunCtx<'_>).cast();
     let prev = CURRENT.with(|c| c.replace(p));
     let _reset = Reset(prev);
     f()
@@ -333,7 +333,11 @@ impl<'a> RunCtx<'a> {
             command.extend(inv.keys.iter().cloned());
             command.extend(inv.args.iter().cloned());
             tracing::warn!("a script has been running for {} ms; other clients get -BUSY until it ends", limit.as_millis());
-            self.busy = Some(self.scripting.mark_busy(function, command, self.started, self.wrote));
+            let thread = match &self.target {
+                Target::Fast(sh) | Target::Wide { local: sh, .. } => sh.id,
+                Target::None => 0,
+            };
+            self.busy = Some(self.scripting.mark_busy(function, command, self.started, self.wrote, thread));
         }
         if self.busy.as_ref().is_some_and(|b| b.kill.load(Relaxed)) {
             self.killed = true;

@@ -97,9 +97,21 @@ async fn accept_loop(l: TcpListener, conn_txs: Vec<mpsc::UnboundedSender<std::ne
                     continue;
                 }
                 let _ = sock.set_nodelay(true);
+                // A thread blocked by a script past its time limit cannot
+                // serve a new client: skip it, so SCRIPT KILL stays reachable.
+                let n = conn_txs.len();
+                if engine.scripting.busy_count.load(Relaxed) > 0 {
+                    let busy = engine.scripting.busy_threads();
+                    for _ in 0..n {
+                        if !busy.contains(&(next % n)) {
+                            break;
+                        }
+                        next += 1;
+                    }
+                }
                 match sock.into_std() {
                     Ok(s) => {
-                        let _ = conn_txs[next % conn_txs.len()].send(s);
+                        let _ = conn_txs[next % n].send(s);
                         next += 1;
                     }
                     Err(e) => warn!("accepted socket unusable: {e}"),
