@@ -522,6 +522,52 @@ fn scripts_inside_multi_exec() {
     assert_eq!(c.cmd(&["EXEC"]), "*-1\r\n");
 }
 
+/// Scripts in a pipeline, among commands for their shard and others: one
+/// that reaches another shard mid-batch is handed back to the connection
+/// and run under the wide lock, and every reply keeps its place and order.
+#[test]
+fn pipelined_scripts_keep_order() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.raw();
+    let reach = "redis.call('INCR', KEYS[1]) redis.call('SET', 'p:{b}', redis.call('GET', KEYS[1])) return redis.call('GET', KEYS[1])";
+    let cmds: Vec<Vec<&str>> = vec![
+        vec!["SET", "p:{a}", "1"],
+        vec!["SET", "p:{b}", "old"],
+        vec!["EVAL", reach, "1", "p:{a}"],
+        vec!["INCR", "p:{a}"],
+        vec!["EVAL", "return redis.call('GET', KEYS[1])", "1", "p:{a}"],
+        vec!["GET", "p:{b}"],
+        vec!["EVAL", "return redis.call('GET', 'p:{b}')", "1", "p:{a}"],
+        vec!["SET", "p:{c}", "z"],
+        vec!["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "1", "p:{a}"],
+        vec!["GET", "p:{a}"],
+    ];
+    let mut req = Vec::new();
+    for cmd in &cmds {
+        req.extend_from_slice(format!("*{}\r\n", cmd.len()).as_bytes());
+        for a in cmd {
+            req.extend_from_slice(format!("${}\r\n{}\r\n", a.len(), a).as_bytes());
+        }
+    }
+    c.send(&req);
+    let replies: Vec<String> = (0..cmds.len()).map(|_| String::from_utf8_lossy(&c.read_reply()).into_owned()).collect();
+    assert_eq!(
+        replies,
+        vec![
+            "+OK\r\n",
+            "+OK\r\n",
+            "$1\r\n2\r\n",
+            ":3\r\n",
+            "$1\r\n3\r\n",
+            "$1\r\n2\r\n",
+            "$1\r\n2\r\n",
+            "+OK\r\n",
+            "-NOSCRIPT No matching script. Please use EVAL.\r\n",
+            "$1\r\n3\r\n",
+        ]
+    );
+}
+
 fn sha_of(s: &Server, body: &str) -> String {
     let mut r = s.raw();
     r.cmd(&["SCRIPT", "LOAD", body]).lines().nth(1).unwrap_or_default().to_string()

@@ -119,13 +119,10 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::Discard => transactions::discard(conn),
         ConnCmd::Watch => transactions::watch(conn, args).await,
         ConnCmd::Unwatch => transactions::unwatch(conn),
-        ConnCmd::Eval => scripting::eval(conn, args, false, false).await,
-        ConnCmd::EvalSha => scripting::eval(conn, args, true, false).await,
-        ConnCmd::EvalRo => scripting::eval(conn, args, false, true).await,
-        ConnCmd::EvalShaRo => scripting::eval(conn, args, true, true).await,
+        ConnCmd::Eval | ConnCmd::EvalSha | ConnCmd::EvalRo | ConnCmd::EvalShaRo | ConnCmd::Fcall | ConnCmd::FcallRo => {
+            scripting::eval(conn, cmd, args).await
+        }
         ConnCmd::Script => scripting::script(conn, args),
-        ConnCmd::Fcall => scripting::fcall(conn, args, false).await,
-        ConnCmd::FcallRo => scripting::fcall(conn, args, true).await,
         ConnCmd::Function => scripting::function(conn, args),
     }
 }

@@ -8,11 +8,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use bytes::Bytes;
 
 use super::{cmd, cmd_numkeys, flag::*, CommandSpec, ConnCmd, Exec};
+use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
+use crate::resp::Out;
 use crate::scripting::cache::{FunctionInfo, KillResult, Libraries, Library};
 use crate::scripting::exec::{self, Invocation, Kind, Outcome};
-use crate::scripting::{flags, functions, parse_sha, sha1_hex, vm::with_vm};
+use crate::scripting::vm::{with_vm, with_vm_on, Vm};
+use crate::scripting::{flags, functions, parse_sha, sha1_hex};
 use crate::server::conn::Conn;
+use crate::shard::Shard;
 use crate::util::{eq_ic, glob_match, parse_i64};
 
 const SC: &[&str] = &["slow", "scripting"];
@@ -113,78 +117,117 @@ fn numkeys(args: &[Bytes], not_int: CmdError) -> CmdResult<usize> {
 /// Refuses a script with the write flag under a *_RO command, and (for
 /// scripts with a shebang or functions) a writing script without
 /// `allow-oom` while memory is over `maxmemory`.
-fn check_flags(conn: &Conn, f: u32, ro: bool) -> CmdResult {
+fn check_flags(cfg: &Config, f: u32, ro: bool) -> CmdResult {
     if f & flags::EVAL_COMPAT != 0 || f & flags::NO_WRITES != 0 {
         return Ok(());
     }
     if ro {
         return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
     }
-    let max = conn.engine.cfg.maxmemory.load(Relaxed);
+    let max = cfg.maxmemory.load(Relaxed);
     if f & flags::ALLOW_OOM == 0 && max > 0 && crate::alloc::used_memory() > max {
         return Err(CmdError::Other("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'".into()));
     }
     Ok(())
 }
 
-/// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO.
-pub async fn eval(conn: &mut Conn, args: &[Bytes], by_sha: bool, ro: bool) -> CmdResult {
-    let nk = numkeys(args, CmdError::NotInteger)?;
-    let scripting = conn.engine.scripting.clone();
-    let (sha, body, f, wide) = if by_sha {
-        let sha = parse_sha(&args[1]).ok_or_else(noscript)?;
-        let (f, wide) =
-            with_vm(&scripting, |vm| vm.script(&sha).map(|c| (c.info.flags, c.info.wide.load(Relaxed)))).ok_or_else(noscript)?;
-        (sha, None, f, wide)
-    } else {
-        let body = args[1].clone();
-        let sha = sha1_hex(&body);
-        let (f, wide) =
-            with_vm(&scripting, |vm| vm.script_for_body(&sha, &body).map(|i| (i.flags, i.wide.load(Relaxed)))).map_err(CmdError::Other)?;
-        (sha, Some(body), f, wide)
-    };
-    check_flags(conn, f, ro)?;
-    let read_only = ro || (f & flags::EVAL_COMPAT == 0 && f & flags::NO_WRITES != 0);
-    let command = match (by_sha, ro) {
-        (false, false) => "eval",
-        (true, false) => "evalsha",
-        (false, true) => "eval_ro",
-        (true, true) => "evalsha_ro",
-    };
-    let inv = Invocation {
-        kind: Kind::Script { sha, body },
-        keys: args[3..3 + nk].to_vec(),
-        args: args[3 + nk..].to_vec(),
-        db: conn.db,
-        resp3: conn.out.resp3,
-        read_only,
-        flags: f,
-        command,
-        limit_ms: conn.engine.cfg.lua_time_limit.load(Relaxed),
-    };
-    run(conn, inv, wide).await;
-    Ok(())
+/// Whether a connection-level command is one of the script runners, which
+/// pipelines batch with the shard commands of the shard they run on.
+pub fn is_script_call(c: ConnCmd) -> bool {
+    matches!(c, ConnCmd::Eval | ConnCmd::EvalSha | ConnCmd::EvalRo | ConnCmd::EvalShaRo | ConnCmd::Fcall | ConnCmd::FcallRo)
 }
 
-/// FCALL, FCALL_RO.
-pub async fn fcall(conn: &mut Conn, args: &[Bytes], ro: bool) -> CmdResult {
-    let name = String::from_utf8_lossy(&args[1]).into_owned();
-    let scripting = conn.engine.scripting.clone();
-    let (f, wide) = with_vm(&scripting, |vm| vm.function_meta(&name)).map_err(CmdError::Other)?;
-    let nk = numkeys(args, CmdError::err("Bad number of keys provided"))?;
-    check_flags(conn, f, ro)?;
+/// A parsed, checked script invocation.
+pub struct Prepared {
+    pub inv: Invocation,
+    /// Known to reach beyond its declared keys' shard (or allowed to span
+    /// shards): run it in wide mode straight away.
+    pub wide: bool,
+}
+
+/// Parses EVAL/EVALSHA/EVAL_RO/EVALSHA_RO/FCALL/FCALL_RO with this
+/// thread's VM (which caches scripts and functions), checking numkeys, the
+/// script's existence and its flags.
+pub fn prepare(vm: &mut Vm, c: ConnCmd, args: &[Bytes], db: usize, resp3: bool, cfg: &Config) -> CmdResult<Prepared> {
+    let limit_ms = cfg.lua_time_limit.load(Relaxed);
+    let (kind, f, wide, ro, command, nk) = match c {
+        ConnCmd::Fcall | ConnCmd::FcallRo => {
+            let name = String::from_utf8_lossy(&args[1]).into_owned();
+            let (f, wide) = vm.function_meta(&name).map_err(CmdError::Other)?;
+            let nk = numkeys(args, CmdError::err("Bad number of keys provided"))?;
+            let ro = c == ConnCmd::FcallRo;
+            (Kind::Function { name }, f, wide, ro, if ro { "fcall_ro" } else { "fcall" }, nk)
+        }
+        _ => {
+            let nk = numkeys(args, CmdError::NotInteger)?;
+            let by_sha = matches!(c, ConnCmd::EvalSha | ConnCmd::EvalShaRo);
+            let ro = matches!(c, ConnCmd::EvalRo | ConnCmd::EvalShaRo);
+            let (sha, body, f, wide) = if by_sha {
+                let sha = parse_sha(&args[1]).ok_or_else(noscript)?;
+                let (f, wide) = vm.script(&sha).map(|c| (c.info.flags, c.info.wide.load(Relaxed))).ok_or_else(noscript)?;
+                (sha, None, f, wide)
+            } else {
+                let body = args[1].clone();
+                let sha = sha1_hex(&body);
+                let (f, wide) = vm.script_for_body(&sha, &body).map(|i| (i.flags, i.wide.load(Relaxed))).map_err(CmdError::Other)?;
+                (sha, Some(body), f, wide)
+            };
+            let command = match (by_sha, ro) {
+                (false, false) => "eval",
+                (true, false) => "evalsha",
+                (false, true) => "eval_ro",
+                (true, true) => "evalsha_ro",
+            };
+            (Kind::Script { sha, body }, f, wide, ro, command, nk)
+        }
+    };
+    check_flags(cfg, f, ro)?;
+    let no_writes = f & flags::NO_WRITES != 0 && (f & flags::EVAL_COMPAT == 0 || matches!(kind, Kind::Function { .. }));
     let inv = Invocation {
-        kind: Kind::Function { name },
+        kind,
         keys: args[3..3 + nk].to_vec(),
         args: args[3 + nk..].to_vec(),
-        db: conn.db,
-        resp3: conn.out.resp3,
-        read_only: ro || f & flags::NO_WRITES != 0,
+        db,
+        resp3,
+        read_only: ro || no_writes,
         flags: f,
-        command: if ro { "fcall_ro" } else { "fcall" },
-        limit_ms: conn.engine.cfg.lua_time_limit.load(Relaxed),
+        command,
+        limit_ms,
     };
-    run(conn, inv, wide).await;
+    Ok(Prepared { wide: wide || f & flags::ALLOW_CROSS_SLOT != 0, inv })
+}
+
+/// EVAL & co. and FCALL & co. as part of a pipeline batch, on the shard
+/// that owns the declared keys (the connection routed it there). Returns
+/// false, having written nothing, when the connection must run it in wide
+/// mode instead.
+pub fn run_on_shard(sh: &mut Shard, db: usize, c: ConnCmd, args: &[Bytes], out: &mut Out) -> bool {
+    if !is_script_call(c) {
+        return false;
+    }
+    with_vm_on(sh, |vm, sh| {
+        let prep = match prepare(vm, c, args, db, out.resp3, &sh.cfg) {
+            Ok(p) => p,
+            Err(e) => {
+                out.error(&e);
+                return true;
+            }
+        };
+        if prep.wide {
+            return false;
+        }
+        exec::run_fast_with(vm, sh, &prep.inv, out)
+    })
+}
+
+/// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO run by the
+/// connection: inside EXEC, for keys on several shards, or after the shard
+/// found that the script needs every shard.
+pub async fn eval(conn: &mut Conn, c: ConnCmd, args: &[Bytes]) -> CmdResult {
+    let (db, resp3) = (conn.db, conn.out.resp3);
+    let engine = conn.engine.clone();
+    let prep = with_vm(&engine.scripting, |vm| prepare(vm, c, args, db, resp3, &engine.cfg))?;
+    run(conn, prep.inv, prep.wide).await;
     Ok(())
 }
 

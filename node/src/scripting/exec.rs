@@ -730,45 +730,63 @@ fn number_arg(v: &Value) -> Vec<u8> {
 /// Runs an invocation on the fast path: on `sh`, which owns its declared
 /// keys. Rolls back and asks for wide mode when it needs more.
 pub fn run_fast(sh: &mut Shard, inv: &Invocation) -> Outcome {
-    let scripting = sh.scripting.clone();
-    super::vm::with_vm(&scripting, |vm| run(vm, Target::Fast(sh), inv))
+    super::vm::with_vm_on(sh, |vm, sh| {
+        let mut out = Out::new(inv.resp3);
+        if run(vm, Target::Fast(sh), inv, &mut out) {
+            Outcome::Reply(out.buf)
+        } else {
+            Outcome::Escalate
+        }
+    })
+}
+
+/// `run_fast` for a caller that already holds this thread's VM; writes the
+/// reply into `out` and returns true, or returns false (nothing written)
+/// when the script needs wide mode.
+pub fn run_fast_with(vm: &mut Vm, sh: &mut Shard, inv: &Invocation, out: &mut Out) -> bool {
+    run(vm, Target::Fast(sh), inv, out)
 }
 
 /// Runs an invocation in wide mode: the caller's transaction `tx` holds
 /// every shard; `local` is this thread's shard.
 pub fn run_wide(local: &mut Shard, engine: &Engine, tx: TxId, inv: &Invocation) -> Vec<u8> {
-    let scripting = local.scripting.clone();
-    match super::vm::with_vm(&scripting, |vm| run(vm, Target::Wide { local, engine, tx }, inv)) {
-        Outcome::Reply(r) => r,
-        Outcome::Escalate => b"-ERR script could not run\r\n".to_vec(),
-    }
+    super::vm::with_vm_on(local, |vm, local| {
+        let mut out = Out::new(inv.resp3);
+        if !run(vm, Target::Wide { local, engine, tx }, inv, &mut out) {
+            out.error_text("ERR script could not run");
+        }
+        out.buf
+    })
 }
 
-fn error_reply(resp3: bool, text: &str) -> Outcome {
-    let mut out = Out::new(resp3);
-    out.error_text(text);
-    Outcome::Reply(out.buf)
-}
-
-fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation) -> Outcome {
+/// Runs an invocation, writing its reply into `out`; false (nothing
+/// written, changes rolled back) when it needs wide mode.
+fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out) -> bool {
     let (func, name) = match &inv.kind {
         Kind::Script { sha, body } => {
             if let Some(body) = body {
                 if let Err(e) = vm.script_for_body(sha, body) {
-                    return error_reply(inv.resp3, &e);
+                    out.error_text(&e);
+                    return true;
                 }
             }
             match vm.script_function(sha) {
                 Ok(f) => (f, String::from_utf8_lossy(sha).into_owned()),
-                Err(e) => return error_reply(inv.resp3, &e),
+                Err(e) => {
+                    out.error_text(&e);
+                    return true;
+                }
             }
         }
         Kind::Function { name } => match vm.function(name) {
             Ok((_, f)) => (f, name.clone()),
-            Err(e) => return error_reply(inv.resp3, &e),
+            Err(e) => {
+                out.error_text(&e);
+                return true;
+            }
         },
     };
-    let lua = vm.lua.clone();
+    let lua = &vm.lua;
     let tables = (|| -> mlua::Result<(Table, Table)> {
         let keys = lua.create_table_with_capacity(inv.keys.len(), 0)?;
         for (i, k) in inv.keys.iter().enumerate() {
@@ -782,21 +800,25 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation) -> Outcome {
     })();
     let (keys, args) = match tables {
         Ok(t) => t,
-        Err(e) => return error_reply(inv.resp3, &format!("ERR {e}")),
+        Err(e) => {
+            out.error_text(&format!("ERR {e}"));
+            return true;
+        }
     };
     let is_script = matches!(inv.kind, Kind::Script { .. });
     if is_script {
         if let Err(e) = vm.env.raw_set("KEYS", keys.clone()).and_then(|_| vm.env.raw_set("ARGV", args.clone())) {
-            return error_reply(inv.resp3, &format!("ERR {e}"));
+            out.error_text(&format!("ERR {e}"));
+            return true;
         }
     }
-    let scripting = vm.scripting.clone();
-    let mut ctx = RunCtx::new(target, &scripting, Some(inv));
+    let (runner, scripting) = (&vm.runner, &*vm.scripting);
+    let mut ctx = RunCtx::new(target, scripting, Some(inv));
     let result = with_ctx(&mut ctx, || {
         if is_script {
-            vm.runner.call::<(bool, Value)>((func, Value::Nil, Value::Nil))
+            runner.call::<(bool, Value)>((func, Value::Nil, Value::Nil))
         } else {
-            vm.runner.call::<(bool, Value)>((func, keys, args))
+            runner.call::<(bool, Value)>((func, keys, args))
         }
     });
     if let Some(b) = ctx.busy.take() {
@@ -806,12 +828,11 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation) -> Outcome {
         ctx.finish_undo(true);
         drop(ctx);
         vm.mark_wide(&inv.kind);
-        return Outcome::Escalate;
+        return false;
     }
     ctx.finish_undo(false);
-    let mut out = Out::new(inv.resp3);
     match result {
-        Ok((true, v)) => lua_to_resp(&v, &mut out, ctx.resp3),
+        Ok((true, v)) => lua_to_resp(&v, out, ctx.resp3),
         Ok((false, Value::Table(t))) => {
             let msg = if ctx.killed {
                 "ERR Script killed by user with SCRIPT KILL...".to_string()
@@ -832,14 +853,13 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation) -> Outcome {
         Ok((false, other)) => out.error_text(&format!("ERR Error running script {name}, {}", other.to_string().unwrap_or_default())),
         Err(e) => out.error_text(&format!("ERR Error running script {name}, {e}")),
     }
-    Outcome::Reply(out.buf)
+    true
 }
 
 /// Runs a library's top-level code (already compiled with its library
 /// environment), collecting what it registers.
 pub fn load_library(vm: &mut Vm, chunk: Function) -> Result<Vec<Registered>, String> {
-    let scripting = vm.scripting.clone();
-    let mut ctx = RunCtx::new(Target::None, &scripting, None);
+    let mut ctx = RunCtx::new(Target::None, &vm.scripting, None);
     let result = with_ctx(&mut ctx, || vm.runner.call::<(bool, Value)>((chunk, Value::Nil, Value::Nil)));
     match result {
         Ok((true, _)) => Ok(std::mem::take(&mut ctx.registered)),

@@ -20,6 +20,7 @@ use mlua::{ffi, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Tab
 
 use super::cache::{FunctionInfo, ScriptInfo, Scripting};
 use super::{exec, libs, Sha};
+use crate::shard::Shard;
 
 /// Registry key of the native behind `redis.call` / `redis.pcall`.
 const CALL_KEY: &str = "damselfly.redis_call";
@@ -79,16 +80,28 @@ thread_local! {
 pub fn with_vm<R>(scripting: &Arc<Scripting>, f: impl FnOnce(&mut Vm) -> R) -> R {
     VM.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            match Vm::new(scripting.clone()) {
-                Ok(vm) => *slot = Some(vm),
-                Err(e) => panic!("cannot create the Lua VM: {e}"),
-            }
-        }
-        let vm = slot.as_mut().expect("created above");
+        let vm = slot.get_or_insert_with(|| new_vm(scripting));
         vm.refresh();
         f(vm)
     })
+}
+
+/// `with_vm` for code running on a shard: `f` gets the shard back.
+pub fn with_vm_on<R>(sh: &mut Shard, f: impl FnOnce(&mut Vm, &mut Shard) -> R) -> R {
+    VM.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let vm = slot.get_or_insert_with(|| new_vm(&sh.scripting));
+        vm.refresh();
+        f(vm, sh)
+    })
+}
+
+fn new_vm(scripting: &Arc<Scripting>) -> Vm {
+    match Vm::new(scripting.clone()) {
+        Ok(vm) => vm,
+        // Only an allocation failure while building the sandbox gets here.
+        Err(e) => panic!("cannot create the Lua VM: {e}"),
+    }
 }
 
 impl Vm {

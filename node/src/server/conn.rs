@@ -180,10 +180,33 @@ impl Conn {
             }
             match &spec.exec {
                 Exec::Shard(_) | Exec::Split(..) => match self.single_shard(spec, &args) {
-                    Some(shard) => segment.push(Pending { spec, args, shard }),
+                    Some(shard) => {
+                        // A script may reach beyond its shard: nothing for
+                        // another shard may overtake it (see below).
+                        if segment.first().is_some_and(|p| p.shard != shard) && segment.iter().any(|p| is_script(p.spec)) {
+                            self.run_segment(&mut segment).await;
+                        }
+                        segment.push(Pending { spec, args, shard })
+                    }
                     None => {
                         self.run_segment(&mut segment).await;
                         self.run_split(spec, args).await;
+                    }
+                },
+                Exec::Conn(c) if commands::scripting::is_script_call(*c) => match self.single_shard(spec, &args) {
+                    // Scripts batch with the commands for the shard that owns
+                    // their declared keys, and only with those: a script
+                    // that turns out to touch other shards must see every
+                    // earlier command applied and no later one.
+                    Some(shard) => {
+                        if segment.iter().any(|p| p.shard != shard) {
+                            self.run_segment(&mut segment).await;
+                        }
+                        segment.push(Pending { spec, args, shard })
+                    }
+                    None => {
+                        self.run_segment(&mut segment).await;
+                        self.run_deferred(spec, &args).await;
                     }
                 },
                 Exec::Conn(c) => {
@@ -431,6 +454,16 @@ impl Conn {
                 Err(_) => return std::future::pending().await,
             }
         }
+        // Commands a shard handed back (a script that needs every shard, and
+        // what followed it on that shard) run now, in order.
+        let mut rest: Vec<(usize, Pending)> = results.iter_mut().flat_map(|r| r.rest.drain(..)).collect();
+        rest.sort_unstable_by_key(|(i, _)| *i);
+        let mut late: Vec<(usize, Vec<u8>)> = Vec::with_capacity(rest.len());
+        for (i, p) in rest {
+            let saved = std::mem::take(&mut self.out.buf);
+            self.run_one(p).await;
+            late.push((i, std::mem::replace(&mut self.out.buf, saved)));
+        }
         // Merge replies back into command order.
         let mut order: Vec<(usize, usize, usize)> = Vec::new(); // (cmd index, result, reply number)
         for (ri, r) in results.iter().enumerate() {
@@ -438,8 +471,15 @@ impl Conn {
                 order.push((ci, ri, k));
             }
         }
+        for (k, (ci, _)) in late.iter().enumerate() {
+            order.push((*ci, usize::MAX, k));
+        }
         order.sort_unstable();
         for (_, ri, k) in order {
+            if ri == usize::MAX {
+                self.out.buf.extend_from_slice(&late[k].1);
+                continue;
+            }
             let r = &results[ri];
             let start = if k == 0 { 0 } else { r.ends[k - 1].1 };
             self.out.buf.extend_from_slice(&r.buf[start..r.ends[k].1]);
@@ -450,11 +490,26 @@ impl Conn {
         let db = self.db;
         if p.shard == self.local.id() {
             let out = &mut self.out;
-            self.local.run(NO_TX, |sh| exec_one(sh, db, p.spec, &p.args, out)).await;
+            let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, p.spec, &p.args, out)).await;
+            if !ran {
+                self.run_deferred(p.spec, &p.args).await;
+            }
         } else {
             let resp3 = self.out.resp3;
-            let r = run_on(&self.engine, &self.local, p.shard, NO_TX, move |sh| exec_batch(sh, db, resp3, vec![(0, p)])).await;
+            let mut r = run_on(&self.engine, &self.local, p.shard, NO_TX, move |sh| exec_batch(sh, db, resp3, vec![(0, p)])).await;
             self.out.buf.extend_from_slice(&r.buf);
+            if let Some((_, p)) = r.rest.pop() {
+                self.run_deferred(p.spec, &p.args).await;
+            }
+        }
+    }
+
+    /// Runs on the connection a script command its shard handed back.
+    async fn run_deferred(&mut self, spec: &'static CommandSpec, args: &[Bytes]) {
+        if let Exec::Conn(c) = spec.exec {
+            if let Err(e) = commands::connection::dispatch(self, c, args).await {
+                self.out.error(&e);
+            }
         }
     }
 
@@ -549,20 +604,45 @@ pub fn combine_replies(combine: Combine, parts: &[Part], replies: &[Vec<u8>], ou
 }
 
 /// Replies of a batch of commands run on one shard: the concatenated replies
-/// and, for each command, its position in the segment and where its reply ends.
+/// and, for each command, its position in the segment and where its reply
+/// ends. `rest`: commands not run because one of them (the first) must run
+/// on the connection instead (a script needing every shard).
 struct BatchResult {
     buf: Vec<u8>,
     ends: Vec<(usize, usize)>,
+    rest: Vec<(usize, Pending)>,
 }
 
 fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending)>) -> BatchResult {
     let mut out = Out::new(resp3);
     let mut ends = Vec::with_capacity(batch.len());
-    for (i, p) in batch {
-        exec_one(sh, db, p.spec, &p.args, &mut out);
+    let mut items = batch.into_iter();
+    while let Some((i, p)) = items.next() {
+        if !exec_or_defer(sh, db, p.spec, &p.args, &mut out) {
+            let mut rest = vec![(i, p)];
+            rest.extend(items);
+            return BatchResult { buf: out.buf, ends, rest };
+        }
         ends.push((i, out.buf.len()));
     }
-    BatchResult { buf: out.buf, ends }
+    BatchResult { buf: out.buf, ends, rest: Vec::new() }
+}
+
+fn is_script(spec: &CommandSpec) -> bool {
+    matches!(spec.exec, Exec::Conn(c) if commands::scripting::is_script_call(c))
+}
+
+/// Runs a command batched for a shard: a shard command, or a script on the
+/// shard of its declared keys. False (nothing written) when the connection
+/// must run it instead.
+fn exec_or_defer(sh: &mut Shard, db: usize, spec: &'static CommandSpec, args: &[Bytes], out: &mut Out) -> bool {
+    match spec.exec {
+        Exec::Conn(c) => commands::scripting::run_on_shard(sh, db, c, args, out),
+        _ => {
+            exec_one(sh, db, spec, args, out);
+            true
+        }
+    }
 }
 
 /// Runs one shard command, writing its reply or its error.
