@@ -270,8 +270,10 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(scripting::COMMANDS)
 }
 
-fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
-    static TABLE: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+type Table = HashMap<&'static str, &'static CommandSpec, foldhash::fast::RandomState>;
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| all().map(|c| (c.name, c)).collect())
 }
 

@@ -40,7 +40,7 @@ use super::{flags, Sha};
 use crate::commands::{self, flag, CommandSpec, ConnCmd, Exec};
 use crate::error::CmdError;
 use crate::resp::Out;
-use crate::server::conn::{combine_replies, exec_one, split_by_shard};
+use crate::server::conn::{combine_replies, exec_one_at, split_by_shard};
 use crate::shard::{Engine, Shard, TxId};
 use crate::util::{glob_match, now_ms, parse_i64};
 
@@ -112,6 +112,8 @@ pub struct RunCtx<'a> {
     /// Databases of the fast-path shard whose undo log is recording.
     undo_dbs: Vec<usize>,
     started: Instant,
+    /// Unix ms at the start: commands see this time throughout the run.
+    now: u64,
     limit: Option<Duration>,
     busy: Option<Busy>,
     out: Out,
@@ -305,6 +307,7 @@ impl<'a> RunCtx<'a> {
             load_timeout: false,
             undo_dbs: Vec::new(),
             started: Instant::now(),
+            now: now_ms(),
             limit,
             busy: None,
             out: Out::new(false),
@@ -368,14 +371,20 @@ impl<'a> RunCtx<'a> {
         if args.is_empty() {
             return err_table(lua, "ERR Please specify at least one argument for this redis lib call");
         }
-        let mut argv = Vec::with_capacity(args.len());
+        // All arguments share one allocation.
+        let mut buf = bytes::BytesMut::new();
+        let mut lens = Vec::with_capacity(args.len());
         for v in args.iter() {
+            let start = buf.len();
             match v {
-                Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-                Value::Integer(_) | Value::Number(_) => argv.push(Bytes::from(number_arg(v))),
+                Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
+                Value::Integer(_) | Value::Number(_) => buf.extend_from_slice(&number_arg(v)),
                 _ => return err_table(lua, "ERR Lua redis lib command arguments must be strings or integers"),
             }
+            lens.push(buf.len() - start);
         }
+        let mut all = buf.freeze();
+        let argv: Vec<Bytes> = lens.into_iter().map(|n| all.split_to(n)).collect();
         let Some(spec) = commands::lookup(&argv[0]) else {
             return err_table(lua, "ERR Unknown Redis command called from script");
         };
@@ -401,7 +410,7 @@ impl<'a> RunCtx<'a> {
                 b.wrote.store(true, Relaxed);
             }
         }
-        let mut out = std::mem::replace(&mut self.out, Out::new(false));
+        let mut out = std::mem::replace(&mut self.out, Out { buf: Vec::new(), resp3: false });
         out.buf.clear();
         out.resp3 = self.resp3;
         let done = self.dispatch(spec, argv, &mut out);
@@ -443,7 +452,7 @@ impl<'a> RunCtx<'a> {
                     sh.db(db).undo_begin();
                     self.undo_dbs.push(db);
                 }
-                exec_one(sh, db, spec, &argv, out);
+                exec_one_at(sh, db, spec, &argv, out, self.now);
                 Ok(())
             }
             Target::Wide { .. } => {
@@ -526,12 +535,12 @@ impl<'a> RunCtx<'a> {
             None => Some(me),
             Some(f) => shards.all(|s| s == f).then_some(f),
         };
-        let (db, resp3) = (self.db, out.resp3);
+        let (db, resp3, now) = (self.db, out.resp3, self.now);
         match single {
             Some(s) => {
                 let reply = self.on_shard(s, move |sh| {
                     let mut o = Out::new(resp3);
-                    exec_one(sh, db, spec, &argv, &mut o);
+                    exec_one_at(sh, db, spec, &argv, &mut o, now);
                     o.buf
                 });
                 out.buf.extend_from_slice(&reply.unwrap_or_else(shutting_down));
@@ -547,7 +556,7 @@ impl<'a> RunCtx<'a> {
                     let sub = p.args.clone();
                     let r = self.on_shard(p.shard, move |sh| {
                         let mut o = Out::new(resp3);
-                        exec_one(sh, db, spec, &sub, &mut o);
+                        exec_one_at(sh, db, spec, &sub, &mut o, now);
                         o.buf
                     });
                     replies.push(r.unwrap_or_else(shutting_down));
@@ -759,6 +768,21 @@ pub fn run_wide(local: &mut Shard, engine: &Engine, tx: TxId, inv: &Invocation) 
     })
 }
 
+/// How errors name what ran: the script's SHA or the function's name.
+enum Name<'a> {
+    Sha(Sha),
+    Function(&'a str),
+}
+
+impl std::fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Name::Sha(s) => f.write_str(std::str::from_utf8(s).unwrap_or_default()),
+            Name::Function(n) => f.write_str(n),
+        }
+    }
+}
+
 /// Runs an invocation, writing its reply into `out`; false (nothing
 /// written, changes rolled back) when it needs wide mode.
 fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out) -> bool {
@@ -771,7 +795,7 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out) -> bool
                 }
             }
             match vm.script_function(sha) {
-                Ok(f) => (f, String::from_utf8_lossy(sha).into_owned()),
+                Ok(f) => (f, Name::Sha(*sha)),
                 Err(e) => {
                     out.error_text(&e);
                     return true;
@@ -779,7 +803,7 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out) -> bool
             }
         }
         Kind::Function { name } => match vm.function(name) {
-            Ok((_, f)) => (f, name.clone()),
+            Ok((_, f)) => (f, Name::Function(name)),
             Err(e) => {
                 out.error_text(&e);
                 return true;

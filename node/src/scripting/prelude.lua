@@ -195,9 +195,11 @@ local string_mt = getmetatable('')
 string_mt.__metatable = false
 setmetatable(G, {__index = missing_global_error, __newindex = create_global_error, __metatable = false})
 
--- Runs f(...) and returns true plus its first result, or false plus an error
--- table {err=, source=, line=}.
+-- Runs f(a, b) and returns true plus its first result, or false plus an
+-- error table {err=, source=, line=}. Without arguments (EVAL scripts read
+-- KEYS and ARGV from their environment) no closure is needed.
 local function run(f, a, b)
+  if a == nil then return xpcall(f, err_handler) end
   return xpcall(function() return f(a, b) end, err_handler)
 end
 

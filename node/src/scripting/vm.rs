@@ -60,11 +60,13 @@ pub struct Vm {
     /// Makes a fresh environment for a function library.
     library_env: Function,
     pub scripting: Arc<Scripting>,
-    scripts: HashMap<Sha, CachedScript>,
+    scripts: HashMap<Sha, CachedScript, FastHash>,
     script_gen: u64,
-    functions: HashMap<String, (Arc<FunctionInfo>, Function)>,
+    functions: HashMap<String, (Arc<FunctionInfo>, Function), FastHash>,
     lib_gen: u64,
 }
+
+type FastHash = foldhash::fast::RandomState;
 
 pub struct CachedScript {
     pub info: Arc<ScriptInfo>,
@@ -148,7 +150,7 @@ impl Vm {
             lua.load(include_str!("prelude.lua")).set_name("=redis").call((natives, crate::REDIS_VERSION, version_num))?;
         lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), |_, _| exec::hook().map(|()| VmState::Continue))?;
         let (script_gen, lib_gen) = (scripting.script_gen.load(Relaxed), scripting.lib_gen.load(Relaxed));
-        Ok(Vm { lua, runner, env, library_env, scripting, scripts: HashMap::new(), script_gen, functions: HashMap::new(), lib_gen })
+        Ok(Vm { lua, runner, env, library_env, scripting, scripts: HashMap::default(), script_gen, functions: HashMap::default(), lib_gen })
     }
 
     /// Drops what this VM compiled if SCRIPT FLUSH or a library change
@@ -169,11 +171,13 @@ impl Vm {
 
     /// The cached script `sha`: from this VM, or from the node's cache.
     pub fn script(&mut self, sha: &Sha) -> Option<&mut CachedScript> {
-        if !self.scripts.contains_key(sha) {
-            let info = self.scripting.script(sha)?;
-            self.scripts.insert(*sha, CachedScript { info, func: None });
+        match self.scripts.entry(*sha) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let info = self.scripting.script(sha)?;
+                Some(v.insert(CachedScript { info, func: None }))
+            }
         }
-        self.scripts.get_mut(sha)
     }
 
     /// Looks `body` up by its SHA, or checks that it compiles and adds it to

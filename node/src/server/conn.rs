@@ -647,11 +647,17 @@ fn exec_or_defer(sh: &mut Shard, db: usize, spec: &'static CommandSpec, args: &[
 
 /// Runs one shard command, writing its reply or its error.
 pub fn exec_one(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out) {
+    exec_one_at(sh, db, spec, args, out, now_ms())
+}
+
+/// `exec_one` at a given time (scripts run every command at their start
+/// time, so keys do not expire in the middle of a script, as in Redis).
+pub fn exec_one_at(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out, now: u64) {
     let f = match spec.exec {
         Exec::Shard(f) | Exec::Split(f, _) => f,
         Exec::Conn(_) => return out.error(&CmdError::err("connection command routed to a shard")),
     };
-    let mut ctx = Ctx { shard: sh, db, now: now_ms() };
+    let mut ctx = Ctx { shard: sh, db, now };
     let mark = out.buf.len();
     if let Err(e) = f(&mut ctx, args, out) {
         out.buf.truncate(mark);

@@ -45,14 +45,44 @@ pub struct Db {
     /// While a script runs on its fast path: how to put back every key it
     /// changed (see `undo_begin`). `None` the rest of the time.
     undo: Option<Box<UndoLog>>,
+    /// A cleared log kept for the next script (saves its allocations).
+    undo_spare: Option<Box<UndoLog>>,
 }
 
 /// The state of each key before its first change since `Db::undo_begin`:
 /// its value and expiry, or `None` if it did not exist.
 #[derive(Default)]
 struct UndoLog {
+    /// Keys recorded, once there are too many for a linear scan.
     seen: std::collections::HashSet<SmallBytes>,
     before: Vec<(SmallBytes, Option<(Value, u64)>)>,
+}
+
+impl UndoLog {
+    const SCAN: usize = 16;
+
+    fn has(&self, key: &[u8]) -> bool {
+        if self.before.len() < Self::SCAN {
+            self.before.iter().any(|(k, _)| &**k == key)
+        } else {
+            self.seen.contains(key)
+        }
+    }
+
+    fn record(&mut self, key: SmallBytes, before: Option<(Value, u64)>) {
+        if self.before.len() >= Self::SCAN {
+            if self.seen.is_empty() {
+                self.seen.extend(self.before.iter().map(|(k, _)| k.clone()));
+            }
+            self.seen.insert(key.clone());
+        }
+        self.before.push((key, before));
+    }
+
+    fn clear(&mut self) {
+        self.seen.clear();
+        self.before.clear();
+    }
 }
 
 impl Db {
@@ -69,6 +99,7 @@ impl Db {
             expires: BTreeSet::new(),
             watched: HashMap::new(),
             undo: None,
+            undo_spare: None,
         }
     }
 
@@ -177,9 +208,8 @@ impl Db {
         }
         if let Some(u) = &mut self.undo {
             if let Some(e) = self.entries.get(idx) {
-                if !u.seen.contains(&*e.key) {
-                    u.seen.insert(e.key.clone());
-                    u.before.push((e.key.clone(), Some((e.value.clone(), e.expire_at))));
+                if !u.has(&e.key) {
+                    u.record(e.key.clone(), Some((e.value.clone(), e.expire_at)));
                 }
             }
         }
@@ -191,18 +221,23 @@ impl Db {
     /// shards, its changes so far are undone (nobody else could see them)
     /// and it runs again under a wider lock.
     pub fn undo_begin(&mut self) {
-        self.undo = Some(Box::default());
+        self.undo = Some(self.undo_spare.take().unwrap_or_default());
     }
 
     /// Stops recording and keeps every change.
     pub fn undo_commit(&mut self) {
-        self.undo = None;
+        if let Some(mut log) = self.undo.take() {
+            if log.before.capacity() <= 1024 {
+                log.clear();
+                self.undo_spare = Some(log);
+            }
+        }
     }
 
     /// Stops recording and puts every recorded key back as it was.
     pub fn undo_rollback(&mut self) {
-        let Some(log) = self.undo.take() else { return };
-        for (key, before) in log.before.into_iter().rev() {
+        let Some(mut log) = self.undo.take() else { return };
+        for (key, before) in log.before.drain(..).rev() {
             if let Some(idx) = self.find(&key) {
                 self.remove_idx(idx);
             }
@@ -210,6 +245,8 @@ impl Db {
                 self.insert_new(&key, value, expire_at);
             }
         }
+        log.clear();
+        self.undo_spare = Some(log);
     }
 
     /// Raises every watcher's flag (the database is flushed or swapped) and
@@ -229,9 +266,8 @@ impl Db {
     pub fn insert_new(&mut self, key: &[u8], value: Value, expire_at: u64) -> u32 {
         self.touch(key);
         if let Some(u) = &mut self.undo {
-            if !u.seen.contains(key) {
-                u.seen.insert(SmallBytes::new(key));
-                u.before.push((SmallBytes::new(key), None));
+            if !u.has(key) {
+                u.record(SmallBytes::new(key), None);
             }
         }
         let local = self.local(key_slot(key));
@@ -470,6 +506,15 @@ mod tests {
         assert!(!d.exists(b"new", 0));
         assert_eq!(d.len(), 2);
         assert_eq!(d.volatile_len(), 1);
+        // Many keys (past the linear-scan size), each changed twice.
+        d.undo_begin();
+        for round in 0..2 {
+            for i in 0..40 {
+                d.set(format!("m{i}").as_bytes(), Value::string(format!("{round}").as_bytes()), false, 0);
+            }
+        }
+        d.undo_rollback();
+        assert_eq!(d.len(), 2);
         // After a commit, changes stay and nothing is recorded any more.
         d.undo_begin();
         d.set(b"c", Value::string(b"1"), false, 0);
