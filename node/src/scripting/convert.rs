@@ -14,7 +14,7 @@
 //! `err`/`ok`/`double`/`big_number`/`map`/`set`/`verbatim_string` -> that
 //! reply; any other table -> array of its elements up to the first nil.
 
-use mlua::{Lua, Table, Value};
+use mlua::{ffi, Lua, Table, Value};
 
 use crate::resp::parse::parse_int;
 use crate::resp::Out;
@@ -22,125 +22,203 @@ use crate::resp::Out;
 /// How deep a returned table may nest before the reply gives up on it.
 const MAX_DEPTH: usize = 500;
 
-/// Parses one RESP value this server wrote into a Lua value.
+/// Parses one RESP value this server wrote into a Lua value (a safe
+/// wrapper over `push_resp`).
 pub fn resp_to_lua(lua: &Lua, buf: &[u8]) -> mlua::Result<Value> {
-    let mut pos = 0;
-    parse(lua, buf, &mut pos, 0)
-}
-
-fn bad() -> mlua::Error {
-    mlua::Error::RuntimeError("malformed reply".into())
-}
-
-fn line<'a>(buf: &'a [u8], pos: &mut usize) -> mlua::Result<&'a [u8]> {
-    let start = *pos + 1;
-    let rel = buf.get(start..).ok_or_else(bad)?.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
-    *pos = start + rel + 2;
-    Ok(&buf[start..start + rel])
-}
-
-fn count(l: &[u8]) -> mlua::Result<i64> {
-    parse_int(l).ok_or_else(bad)
-}
-
-fn blob<'a>(buf: &'a [u8], pos: &mut usize, n: i64) -> mlua::Result<&'a [u8]> {
-    let n = usize::try_from(n).map_err(|_| bad())?;
-    let b = buf.get(*pos..*pos + n).ok_or_else(bad)?;
-    *pos += n + 2;
-    Ok(b)
-}
-
-fn tagged(lua: &Lua, key: &str, v: impl mlua::IntoLua) -> mlua::Result<Value> {
-    let t = lua.create_table_with_capacity(0, 1)?;
-    t.raw_set(key, v)?;
-    Ok(Value::Table(t))
-}
-
-fn parse(lua: &Lua, buf: &[u8], pos: &mut usize, depth: usize) -> mlua::Result<Value> {
-    if depth > MAX_DEPTH {
-        return Err(bad());
+    let mut ok = true;
+    // SAFETY: `push_resp` only uses the Lua C API on the given state and
+    // holds no value that needs dropping while it may raise.
+    let v = unsafe {
+        lua.exec_raw::<Value>((), |state| {
+            let mut pos = 0;
+            ok = push_resp(state, buf, &mut pos, 0);
+        })
+    }?;
+    if ok {
+        Ok(v)
+    } else {
+        Err(mlua::Error::RuntimeError("malformed reply".into()))
     }
-    let tag = *buf.get(*pos).ok_or_else(bad)?;
-    let l = line(buf, pos)?;
-    Ok(match tag {
-        b'+' => tagged(lua, "ok", lua.create_string(l)?)?,
-        b'-' => tagged(lua, "err", lua.create_string(l)?)?,
-        b':' => Value::Integer(count(l)?),
-        b'$' => {
-            let n = count(l)?;
-            if n < 0 {
-                Value::Boolean(false)
-            } else {
-                Value::String(lua.create_string(blob(buf, pos, n)?)?)
-            }
+}
+
+fn line(buf: &[u8], pos: &mut usize) -> Option<(u8, usize, usize)> {
+    let tag = *buf.get(*pos)?;
+    let start = *pos + 1;
+    let rel = buf.get(start..)?.windows(2).position(|w| w == b"\r\n")?;
+    *pos = start + rel + 2;
+    Some((tag, start, start + rel))
+}
+
+fn blob<'a>(buf: &'a [u8], pos: &mut usize, n: i64) -> Option<&'a [u8]> {
+    let n = usize::try_from(n).ok()?;
+    let b = buf.get(*pos..pos.checked_add(n)?)?;
+    *pos += n + 2;
+    Some(b)
+}
+
+unsafe fn push_bytes(state: *mut ffi::lua_State, b: &[u8]) {
+    ffi::lua_pushlstring(state, b.as_ptr() as *const _, b.len());
+}
+
+/// Pushes `{key=<value on top>}` in place of the value on top.
+unsafe fn wrap(state: *mut ffi::lua_State, key: &[u8]) {
+    ffi::lua_createtable(state, 0, 1);
+    push_bytes(state, key);
+    ffi::lua_pushvalue(state, -3);
+    ffi::lua_rawset(state, -3);
+    ffi::lua_remove(state, -2);
+}
+
+/// Pushes one RESP value this server wrote onto the Lua stack as a Lua
+/// value (nil and false when malformed). Used by `redis.call` on the replies
+/// of the commands it runs, without intermediate handles.
+///
+/// # Safety
+/// `state` must be a valid Lua state with room to grow its stack. Lua may
+/// raise (out of memory) from here: the function holds nothing that needs
+/// dropping.
+pub unsafe fn push_resp(state: *mut ffi::lua_State, buf: &[u8], pos: &mut usize, depth: usize) -> bool {
+    if depth > MAX_DEPTH || ffi::lua_checkstack(state, 6) == 0 {
+        ffi::lua_pushnil(state);
+        return false;
+    }
+    let Some((tag, s, e)) = line(buf, pos) else {
+        ffi::lua_pushnil(state);
+        return false;
+    };
+    let l = &buf[s..e];
+    match tag {
+        b'+' => {
+            push_bytes(state, l);
+            wrap(state, b"ok");
         }
+        b'-' => {
+            push_bytes(state, l);
+            wrap(state, b"err");
+        }
+        b':' => match parse_int(l) {
+            Some(n) => ffi::lua_pushnumber(state, n as f64),
+            None => {
+                ffi::lua_pushnil(state);
+                return false;
+            }
+        },
+        b'$' => match parse_int(l) {
+            Some(n) if n < 0 => ffi::lua_pushboolean(state, 0),
+            Some(n) => match blob(buf, pos, n) {
+                Some(b) => push_bytes(state, b),
+                None => {
+                    ffi::lua_pushnil(state);
+                    return false;
+                }
+            },
+            None => {
+                ffi::lua_pushnil(state);
+                return false;
+            }
+        },
         b'*' | b'>' => {
-            let n = count(l)?;
+            let Some(n) = parse_int(l) else {
+                ffi::lua_pushnil(state);
+                return false;
+            };
             if n < 0 {
-                return Ok(Value::Boolean(false));
+                ffi::lua_pushboolean(state, 0);
+                return true;
             }
-            let t = lua.create_table_with_capacity(n.min(1 << 16) as usize, 0)?;
+            ffi::lua_createtable(state, n.min(1 << 16) as i32, 0);
             for i in 1..=n {
-                let v = parse(lua, buf, pos, depth + 1)?;
-                t.raw_set(i, v)?;
+                let ok = push_resp(state, buf, pos, depth + 1);
+                ffi::lua_rawseti(state, -2, i);
+                if !ok {
+                    return false;
+                }
             }
-            Value::Table(t)
         }
-        b'_' => Value::Nil,
-        b'#' => Value::Boolean(l == b"t"),
+        b'_' => ffi::lua_pushnil(state),
+        b'#' => ffi::lua_pushboolean(state, (l == b"t") as i32),
         b',' => {
-            let s = std::str::from_utf8(l).map_err(|_| bad())?;
-            let d = match s {
+            let d = match std::str::from_utf8(l).unwrap_or("") {
                 "inf" => f64::INFINITY,
                 "-inf" => f64::NEG_INFINITY,
                 "nan" | "-nan" => f64::NAN,
-                _ => s.parse::<f64>().map_err(|_| bad())?,
+                t => match t.parse::<f64>() {
+                    Ok(d) => d,
+                    Err(_) => {
+                        ffi::lua_pushnil(state);
+                        return false;
+                    }
+                },
             };
-            tagged(lua, "double", d)?
+            ffi::lua_pushnumber(state, d);
+            wrap(state, b"double");
         }
-        b'(' => tagged(lua, "big_number", lua.create_string(l)?)?,
+        b'(' => {
+            push_bytes(state, l);
+            wrap(state, b"big_number");
+        }
         b'=' => {
-            let n = count(l)?;
-            let b = blob(buf, pos, n)?;
+            let Some(b) = parse_int(l).and_then(|n| blob(buf, pos, n)) else {
+                ffi::lua_pushnil(state);
+                return false;
+            };
             let (fmt, text) = if b.len() >= 4 && b[3] == b':' { (&b[..3], &b[4..]) } else { (&b"txt"[..], b) };
-            let inner = lua.create_table_with_capacity(0, 2)?;
-            inner.raw_set("format", lua.create_string(fmt)?)?;
-            inner.raw_set("string", lua.create_string(text)?)?;
-            tagged(lua, "verbatim_string", inner)?
+            ffi::lua_createtable(state, 0, 2);
+            push_bytes(state, b"format");
+            push_bytes(state, fmt);
+            ffi::lua_rawset(state, -3);
+            push_bytes(state, b"string");
+            push_bytes(state, text);
+            ffi::lua_rawset(state, -3);
+            wrap(state, b"verbatim_string");
         }
-        b'%' => {
-            let n = count(l)?;
-            let m = lua.create_table()?;
+        b'%' | b'~' => {
+            let Some(n) = parse_int(l) else {
+                ffi::lua_pushnil(state);
+                return false;
+            };
+            ffi::lua_createtable(state, 0, n.clamp(0, 1 << 16) as i32);
             for _ in 0..n {
-                let k = parse(lua, buf, pos, depth + 1)?;
-                let v = parse(lua, buf, pos, depth + 1)?;
-                if !k.is_nil() {
-                    m.raw_set(k, v)?;
+                if !push_resp(state, buf, pos, depth + 1) {
+                    ffi::lua_pop(state, 1);
+                    return false;
+                }
+                let ok = if tag == b'%' {
+                    push_resp(state, buf, pos, depth + 1)
+                } else {
+                    ffi::lua_pushboolean(state, 1);
+                    true
+                };
+                if ffi::lua_isnil(state, -2) != 0 {
+                    ffi::lua_pop(state, 2);
+                } else {
+                    ffi::lua_rawset(state, -3);
+                }
+                if !ok {
+                    return false;
                 }
             }
-            tagged(lua, "map", m)?
-        }
-        b'~' => {
-            let n = count(l)?;
-            let s = lua.create_table()?;
-            for _ in 0..n {
-                let k = parse(lua, buf, pos, depth + 1)?;
-                if !k.is_nil() {
-                    s.raw_set(k, true)?;
-                }
-            }
-            tagged(lua, "set", s)?
+            wrap(state, if tag == b'%' { b"map" } else { b"set" });
         }
         b'|' => {
             // Attributes are skipped; the value follows them.
-            let n = count(l)?;
+            let n = parse_int(l).unwrap_or(0);
             for _ in 0..2 * n {
-                parse(lua, buf, pos, depth + 1)?;
+                let ok = push_resp(state, buf, pos, depth + 1);
+                ffi::lua_pop(state, 1);
+                if !ok {
+                    ffi::lua_pushnil(state);
+                    return false;
+                }
             }
-            parse(lua, buf, pos, depth + 1)?
+            return push_resp(state, buf, pos, depth + 1);
         }
-        _ => return Err(bad()),
-    })
+        _ => {
+            ffi::lua_pushnil(state);
+            return false;
+        }
+    }
+    true
 }
 
 /// Writes a script's return value as a reply. `script_resp3` is the

@@ -31,11 +31,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use std::os::raw::c_int;
+
+use mlua::{ffi, Function, Lua, Table, Value};
 
 use super::cache::{Busy, Scripting};
-use super::convert::{lua_to_resp, resp_to_lua};
-use super::vm::{value_bytes, Vm};
+use super::convert::lua_to_resp;
+use super::vm::Vm;
 use super::{flags, Sha};
 use crate::commands::{self, flag, CommandSpec, ConnCmd, Exec};
 use crate::error::CmdError;
@@ -169,21 +171,59 @@ fn abort_error() -> mlua::Error {
     mlua::Error::RuntimeError("script aborted".into())
 }
 
-/// An error table (`{err=...}`) returned to `redis.call`'s Lua side, which
-/// raises it (`redis.pcall` returns it).
-fn err_table(lua: &Lua, msg: &str) -> mlua::Result<(Value, bool)> {
-    let t = lua.create_table_with_capacity(0, 1)?;
-    t.raw_set("err", msg)?;
-    Ok((Value::Table(t), true))
+/// `redis.call`: runs the command and raises the error table of a failed
+/// one. A C function (so a script's `return redis.call(...)` is not a tail
+/// call that would hide the script's frame from error locations) working on
+/// the Lua stack directly: arguments are read and the reply pushed without
+/// intermediate handles.
+///
+/// # Safety
+/// Called by Lua as a C function.
+pub unsafe extern "C-unwind" fn redis_call_c(state: *mut ffi::lua_State) -> c_int {
+    call_c(state, true)
 }
 
-/// `redis.call` / `redis.pcall`: returns the converted reply and whether it
-/// is an error.
-pub fn redis_call(lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
-    match current(|ctx| ctx.call(lua, args)) {
-        Some(r) => r,
-        None => err_table(lua, "ERR redis.call is not available here"),
+/// `redis.pcall`: as `redis.call`, but a failed command's error table is
+/// returned rather than raised.
+///
+/// # Safety
+/// Called by Lua as a C function.
+pub unsafe extern "C-unwind" fn redis_pcall_c(state: *mut ffi::lua_State) -> c_int {
+    call_c(state, false)
+}
+
+/// The body of both: the Rust work (reading arguments, running the command)
+/// happens inside `current`, which reads the Lua stack without raising;
+/// only then is the reply pushed and, maybe, raised. When Lua raises (out of
+/// memory, or the error itself) this frame holds nothing that needs dropping.
+unsafe fn call_c(state: *mut ffi::lua_State, raise: bool) -> c_int {
+    const NO_RUN: &[u8] = b"-ERR redis.call is not available here\r\n";
+    let n = ffi::lua_gettop(state);
+    let reply: Option<Option<(*const u8, usize)>> = current(|ctx| {
+        // SAFETY: `state` is the running Lua state; `call_stack` only reads it.
+        match unsafe { ctx.call_stack(state, n) } {
+            Ok(()) => Some((ctx.out.buf.as_ptr(), ctx.out.buf.len())),
+            Err(Escalate) => None,
+        }
+    });
+    let (ptr, len) = match reply {
+        None => (NO_RUN.as_ptr(), NO_RUN.len()),
+        Some(Some(r)) => r,
+        Some(None) => {
+            ffi::lua_pushstring(state, c"script aborted".as_ptr());
+            ffi::lua_error(state);
+        }
+    };
+    // SAFETY: the buffer belongs to the run's context, which outlives this
+    // call and is not touched while the reply is pushed.
+    let reply = std::slice::from_raw_parts(ptr, len);
+    let failed = reply.first() == Some(&b'-');
+    let mut pos = 0;
+    super::convert::push_resp(state, reply, &mut pos, 0);
+    if failed && raise {
+        ffi::lua_error(state);
     }
+    1
 }
 
 /// The error handler runs under: turns any error into
@@ -364,45 +404,64 @@ impl<'a> RunCtx<'a> {
         self.undo_dbs.clear();
     }
 
-    fn call(&mut self, lua: &Lua, args: MultiValue) -> mlua::Result<(Value, bool)> {
+    /// Runs the command whose arguments are the `n` values on the Lua
+    /// stack, leaving its reply (or an error reply) in `self.out`.
+    /// `Err(Escalate)` when the run is abandoned (escalation or kill).
+    ///
+    /// # Safety
+    /// `state` must be the running Lua state. Only non-raising Lua API
+    /// functions are used on it.
+    unsafe fn call_stack(&mut self, state: *mut ffi::lua_State, n: c_int) -> Result<(), Escalate> {
         if self.escalate || self.killed {
-            return Err(abort_error());
+            return Err(Escalate);
         }
-        if args.is_empty() {
-            return err_table(lua, "ERR Please specify at least one argument for this redis lib call");
+        self.out.buf.clear();
+        self.out.resp3 = self.resp3;
+        let fail = |out: &mut Out, msg: &str| {
+            out.error_text(msg);
+            Ok(())
+        };
+        if n < 1 {
+            return fail(&mut self.out, "ERR Please specify at least one argument for this redis lib call");
         }
         // All arguments share one allocation.
         let mut buf = bytes::BytesMut::new();
-        let mut lens = Vec::with_capacity(args.len());
-        for v in args.iter() {
+        let mut lens = Vec::with_capacity(n as usize);
+        for i in 1..=n {
             let start = buf.len();
-            match v {
-                Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
-                Value::Integer(_) | Value::Number(_) => buf.extend_from_slice(&number_arg(v)),
-                _ => return err_table(lua, "ERR Lua redis lib command arguments must be strings or integers"),
+            match ffi::lua_type(state, i) {
+                ffi::LUA_TSTRING => {
+                    let mut len = 0usize;
+                    let p = ffi::lua_tolstring(state, i, &mut len);
+                    if !p.is_null() {
+                        buf.extend_from_slice(std::slice::from_raw_parts(p as *const u8, len));
+                    }
+                }
+                ffi::LUA_TNUMBER => buf.extend_from_slice(&number_arg(ffi::lua_tonumber(state, i))),
+                _ => return fail(&mut self.out, "ERR Lua redis lib command arguments must be strings or integers"),
             }
             lens.push(buf.len() - start);
         }
         let mut all = buf.freeze();
         let argv: Vec<Bytes> = lens.into_iter().map(|n| all.split_to(n)).collect();
         let Some(spec) = commands::lookup(&argv[0]) else {
-            return err_table(lua, "ERR Unknown Redis command called from script");
+            return fail(&mut self.out, "ERR Unknown Redis command called from script");
         };
         if !spec.arity_ok(argv.len()) {
-            return err_table(lua, "ERR Wrong number of args calling Redis command from script");
+            return fail(&mut self.out, "ERR Wrong number of args calling Redis command from script");
         }
         if spec.has_flag(flag::NOSCRIPT) {
-            return err_table(lua, "ERR This Redis command is not allowed from script");
+            return fail(&mut self.out, "ERR This Redis command is not allowed from script");
         }
         let write = spec.has_flag(flag::WRITE);
         if write && self.read_only {
-            return err_table(lua, "ERR Write commands are not allowed from read-only scripts.");
+            return fail(&mut self.out, "ERR Write commands are not allowed from read-only scripts.");
         }
         if self.oom && !self.wrote && spec.has_flag(flag::DENYOOM) {
-            return err_table(lua, "OOM command not allowed when used memory > 'maxmemory'.");
+            return fail(&mut self.out, "OOM command not allowed when used memory > 'maxmemory'.");
         }
         if let Target::None = self.target {
-            return err_table(lua, "ERR redis.call is not available while loading a library");
+            return fail(&mut self.out, "ERR redis.call is not available while loading a library");
         }
         if write {
             self.wrote = true;
@@ -411,23 +470,12 @@ impl<'a> RunCtx<'a> {
             }
         }
         let mut out = std::mem::replace(&mut self.out, Out { buf: Vec::new(), resp3: false });
-        out.buf.clear();
-        out.resp3 = self.resp3;
         let done = self.dispatch(spec, argv, &mut out);
-        let result = match done {
-            Ok(()) => {
-                let failed = out.buf.first() == Some(&b'-');
-                resp_to_lua(lua, &out.buf).map(|v| (v, failed))
-            }
-            Err(Escalate) => {
-                self.escalate = true;
-                Err(abort_error())
-            }
-        };
-        if out.buf.capacity() <= 64 * 1024 {
-            self.out = out;
+        self.out = out;
+        if done.is_err() {
+            self.escalate = true;
         }
-        result
+        done
     }
 
     /// Runs one command wherever it belongs, writing its reply.
@@ -729,10 +777,11 @@ fn over_maxmemory(target: &Target) -> bool {
 
 /// A number argument to `redis.call`: integers without a decimal point,
 /// others in the shortest form that reads back the same.
-fn number_arg(v: &Value) -> Vec<u8> {
-    match v {
-        Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.007e15 => itoa::Buffer::new().format(*n as i64).as_bytes().to_vec(),
-        other => value_bytes(other).unwrap_or_default(),
+fn number_arg(n: f64) -> Vec<u8> {
+    if n.fract() == 0.0 && n.abs() < 9.007e15 {
+        itoa::Buffer::new().format(n as i64).as_bytes().to_vec()
+    } else {
+        crate::resp::reply::format_double(n).into_bytes()
     }
 }
 
@@ -766,6 +815,18 @@ pub fn run_wide(local: &mut Shard, engine: &Engine, tx: TxId, inv: &Invocation) 
         }
         out.buf
     })
+}
+
+/// Pushes a Lua array of byte strings.
+///
+/// # Safety
+/// `state` must be valid with room for two more values.
+unsafe fn push_list(state: *mut ffi::lua_State, items: &[Bytes]) {
+    ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as c_int, 0);
+    for (i, it) in items.iter().enumerate() {
+        ffi::lua_pushlstring(state, it.as_ptr() as *const _, it.len());
+        ffi::lua_rawseti(state, -2, i as i64 + 1);
+    }
 }
 
 /// How errors name what ran: the script's SHA or the function's name.
@@ -810,40 +871,39 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out) -> bool
             }
         },
     };
-    let lua = &vm.lua;
-    let tables = (|| -> mlua::Result<(Table, Table)> {
-        let keys = lua.create_table_with_capacity(inv.keys.len(), 0)?;
-        for (i, k) in inv.keys.iter().enumerate() {
-            keys.raw_set(i + 1, lua.create_string(k)?)?;
-        }
-        let args = lua.create_table_with_capacity(inv.args.len(), 0)?;
-        for (i, a) in inv.args.iter().enumerate() {
-            args.raw_set(i + 1, lua.create_string(a)?)?;
-        }
-        Ok((keys, args))
-    })();
-    let (keys, args) = match tables {
-        Ok(t) => t,
-        Err(e) => {
-            out.error_text(&format!("ERR {e}"));
-            return true;
-        }
-    };
     let is_script = matches!(inv.kind, Kind::Script { .. });
-    if is_script {
-        if let Err(e) = vm.env.raw_set("KEYS", keys.clone()).and_then(|_| vm.env.raw_set("ARGV", args.clone())) {
-            out.error_text(&format!("ERR {e}"));
-            return true;
-        }
-    }
-    let (runner, scripting) = (&vm.runner, &*vm.scripting);
+    let (lua, runner, env, scripting) = (&vm.lua, &vm.runner, &vm.env, &*vm.scripting);
     let mut ctx = RunCtx::new(target, scripting, Some(inv));
-    let result = with_ctx(&mut ctx, || {
-        if is_script {
-            runner.call::<(bool, Value)>((func, Value::Nil, Value::Nil))
-        } else {
-            runner.call::<(bool, Value)>((func, keys, args))
-        }
+    let (keys, args) = (&inv.keys[..], &inv.args[..]);
+    // Builds KEYS and ARGV and calls the runner on the Lua stack directly.
+    // SAFETY: the closure uses only the Lua C API on the given state and
+    // owns nothing that needs dropping, so an error raised inside it (out of
+    // memory; script errors are caught by the runner) unwinds safely.
+    let result = with_ctx(&mut ctx, || unsafe {
+        lua.exec_raw::<(bool, Value)>((runner, env, func), |state| {
+            // Stack: runner, env, func.
+            ffi::lua_checkstack(state, 8);
+            if is_script {
+                ffi::lua_pushstring(state, c"KEYS".as_ptr());
+                push_list(state, keys);
+                ffi::lua_rawset(state, 2);
+                ffi::lua_pushstring(state, c"ARGV".as_ptr());
+                push_list(state, args);
+                ffi::lua_rawset(state, 2);
+                ffi::lua_pushvalue(state, 1);
+                ffi::lua_pushvalue(state, 3);
+                ffi::lua_call(state, 1, 2);
+            } else {
+                ffi::lua_pushvalue(state, 1);
+                ffi::lua_pushvalue(state, 3);
+                push_list(state, keys);
+                push_list(state, args);
+                ffi::lua_call(state, 3, 2);
+            }
+            ffi::lua_remove(state, 1);
+            ffi::lua_remove(state, 1);
+            ffi::lua_remove(state, 1);
+        })
     });
     if let Some(b) = ctx.busy.take() {
         scripting.unmark_busy(b.id);

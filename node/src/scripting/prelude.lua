@@ -35,13 +35,12 @@ local function raise(msg)
 end
 
 -- The redis table scripts see.
-local call, err_handler = natives.call, natives.err_handler
+local err_handler = natives.err_handler
 local redis = {}
--- A C function: calls `call` and raises the error table of a failed command.
-redis.call = natives.raising_call
-redis.pcall = function(...)
-  return (call(...))
-end
+-- C functions: run the command; `call` raises a failed command's error
+-- table, `pcall` returns it.
+redis.call = natives.call
+redis.pcall = natives.pcall
 redis.error_reply = function(...)
   local e = ...
   if select('#', ...) ~= 1 or type(e) ~= 'string' then

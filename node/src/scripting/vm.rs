@@ -16,36 +16,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mlua::{ffi, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
 use super::cache::{FunctionInfo, ScriptInfo, Scripting};
 use super::{exec, libs, Sha};
 use crate::shard::Shard;
-
-/// Registry key of the native behind `redis.call` / `redis.pcall`.
-const CALL_KEY: &str = "damselfly.redis_call";
-
-/// `redis.call`: a C function (so a script's `return redis.call(...)` is
-/// not a tail call that would hide the script's frame from error
-/// locations) that calls the native and raises the error table it returns
-/// for a failed command. No Rust value with a destructor is alive when
-/// `lua_error` unwinds out of it.
-unsafe extern "C-unwind" fn raising_call(state: *mut ffi::lua_State) -> std::os::raw::c_int {
-    let n = ffi::lua_gettop(state);
-    if ffi::lua_checkstack(state, 3) == 0 {
-        ffi::lua_pushstring(state, c"stack overflow".as_ptr());
-        ffi::lua_error(state);
-    }
-    ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"damselfly.redis_call".as_ptr());
-    ffi::lua_insert(state, 1);
-    ffi::lua_call(state, n, 2);
-    if ffi::lua_toboolean(state, -1) != 0 {
-        ffi::lua_settop(state, -2);
-        ffi::lua_error(state);
-    }
-    ffi::lua_settop(state, -2);
-    1
-}
 
 /// Lua instructions between two checks of the time limit and kill flag.
 const HOOK_EVERY: u32 = 10_000;
@@ -116,11 +91,9 @@ impl Vm {
         g.raw_set("struct", libs::structlib::open(&lua)?)?;
 
         let natives = lua.create_table()?;
-        let call = lua.create_function(|lua, args: MultiValue| exec::redis_call(lua, args))?;
-        lua.set_named_registry_value(CALL_KEY, call.clone())?;
-        natives.raw_set("call", call)?;
-        // SAFETY: `raising_call` follows the Lua C API contract (see there).
-        natives.raw_set("raising_call", unsafe { lua.create_c_function(raising_call)? })?;
+        // SAFETY: both follow the Lua C API contract (see there).
+        natives.raw_set("call", unsafe { lua.create_c_function(exec::redis_call_c)? })?;
+        natives.raw_set("pcall", unsafe { lua.create_c_function(exec::redis_pcall_c)? })?;
         natives.raw_set("err_handler", lua.create_function(exec::error_handler)?)?;
         natives.raw_set("sha1hex", lua.create_function(|lua, s: mlua::LuaString| lua.create_string(super::sha1_hex(&s.as_bytes())))?)?;
         natives.raw_set(
