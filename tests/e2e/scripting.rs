@@ -183,6 +183,8 @@ fn sandbox_escapes_are_rejected() {
         ("setmetatable(_G, nil)", "cannot change a protected metatable"),
         ("getmetatable('').__index = {}", "attempt to index a boolean value"),
         ("loadstring('leak = 1')()", "Script attempted to create global variable 'leak'"),
+        ("return assert(loadstring(string.dump(function() end)))", "attempt to load a binary chunk"),
+        ("return newproxy(true)", "Script attempted to access nonexistent global variable 'newproxy'"),
         ("redis = nil", "Script attempted to create global variable 'redis'"),
         ("return redis.call('EVAL', 'return 1', 0)", "This Redis command is not allowed from script"),
         ("return redis.call('MULTI')", "This Redis command is not allowed from script"),
@@ -312,6 +314,13 @@ fn busy_script_and_script_kill() {
         assert_eq!(o.cmd(&["PING"]), "+PONG\r\n");
     }
     assert_eq!(runner.cmd(&["PING"]), "+PONG\r\n");
+
+    // A loop inside a coroutine is bound by the limit too.
+    runner.send_cmd(&[b"EVAL", b"local co = coroutine.wrap(function() while true do end end) co()", b"0"]);
+    std::thread::sleep(Duration::from_millis(400));
+    let mut o = s.raw();
+    assert_eq!(o.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    assert!(read_with_timeout(&mut runner).starts_with("-ERR Script killed by user with SCRIPT KILL..."));
 
     // A script that wrote cannot be killed; it finishes on its own.
     runner.send_cmd(&[b"EVAL", b"redis.call('SET', 'w', '1') local t = tonumber(redis.call('TIME')[1]) while tonumber(redis.call('TIME')[1]) < t + 2 do end return 'done'", b"0"]);

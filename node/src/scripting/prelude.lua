@@ -163,6 +163,8 @@ for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'bit', 'cjson', '
   if G[name] ~= nil then rawset_real(G, name, readonly(G[name])) end
 end
 rawset_real(G, 'redis', readonly(redis))
+-- newproxy is gone too: its userdata can carry __gc finalizers, Lua code
+-- that would run at arbitrary points (in the middle of redis.call).
 for _, name in ipairs({'print', 'loadfile', 'dofile', 'load', 'setfenv', 'module', 'require', 'package', 'os', 'io', 'debug', 'newproxy'}) do
   rawset_real(G, name, nil)
 end
@@ -186,6 +188,10 @@ rawset_real(G, 'getfenv', function(f)
   return env
 end)
 rawset_real(G, 'loadstring', function(s, name)
+  -- Precompiled bytecode can break out of the VM: text only.
+  if type(s) == 'string' and s:byte(1) == 27 then
+    return nil, 'attempt to load a binary chunk'
+  end
   local f, e = loadstring_real(s, name)
   if f then setfenv_real(f, getfenv_real(2)) end
   return f, e

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use mlua::chunk::ChunkMode;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
 use super::cache::{FunctionInfo, ScriptInfo, Scripting};
@@ -121,7 +122,9 @@ impl Vm {
         let version_num = version_number(crate::REDIS_VERSION);
         let (runner, env, library_env): (Function, Table, Function) =
             lua.load(include_str!("prelude.lua")).set_name("=redis").call((natives, crate::REDIS_VERSION, version_num))?;
-        lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), |_, _| exec::hook().map(|()| VmState::Continue))?;
+        // Global: coroutines created by scripts inherit it, so they are
+        // bound by the time limit too.
+        lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), |_, _| exec::hook().map(|()| VmState::Continue))?;
         let (script_gen, lib_gen) = (scripting.script_gen.load(Relaxed), scripting.lib_gen.load(Relaxed));
         Ok(Vm { lua, runner, env, library_env, scripting, scripts: HashMap::default(), script_gen, functions: HashMap::default(), lib_gen })
     }
@@ -248,6 +251,7 @@ impl Vm {
             .lua
             .load(&code[meta.header_len..])
             .set_name("@user_function")
+            .set_mode(ChunkMode::Text)
             .set_environment(env)
             .into_function()
             .map_err(|e| format!("ERR Error compiling function: {}", compile_message(&e)))?;
