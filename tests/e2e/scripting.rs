@@ -150,6 +150,16 @@ fn conversion_rules() {
     // Numbers given to redis.call become integers when integral.
     assert_eq!(c2.cmd(&["EVAL", "redis.call('SET', KEYS[1], 10) return redis.call('GET', KEYS[1])", "1", "n"]), "$2\r\n10\r\n");
     assert_eq!(c2.cmd(&["EVAL", "redis.call('SET', KEYS[1], 0.5) return redis.call('GET', KEYS[1])", "1", "n"]), "$3\r\n0.5\r\n");
+    // SELECT inside a script changes the script's database only.
+    assert_eq!(
+        c2.cmd(&["EVAL", "redis.call('SELECT', 1) redis.call('SET', 'dbk', 'one') return redis.call('GET', 'dbk')", "0"]),
+        "$3\r\none\r\n"
+    );
+    assert_eq!(c2.cmd(&["GET", "dbk"]), "$-1\r\n");
+    assert_eq!(c2.cmd(&["SELECT", "1"]), "+OK\r\n");
+    assert_eq!(c2.cmd(&["GET", "dbk"]), "$3\r\none\r\n");
+    assert_eq!(c2.cmd(&["EVAL", "return redis.call('GET', 'dbk')", "0"]), "$3\r\none\r\n");
+    assert_eq!(c2.cmd(&["SELECT", "0"]), "+OK\r\n");
     // The libraries.
     assert_eq!(c2.cmd(&["EVAL", "return cjson.encode({1, 2, {a = 'b'}})", "0"]), "$15\r\n[1,2,{\"a\":\"b\"}]\r\n");
     assert_eq!(c2.cmd(&["EVAL", "return cjson.decode('[1,{\"x\":5}]')[2].x", "0"]), ":5\r\n");
@@ -641,6 +651,7 @@ async fn function_load_and_fcall() {
     let mut ac = s.conn().await;
     let v: i64 = redis::cmd("FCALL").arg("take").arg(1).arg("item").arg(2).query_async(&mut ac).await.unwrap();
     assert_eq!(v, 4);
+    assert!(c.cmd(&["INFO", "memory"]).contains("number_of_functions:2\r\nnumber_of_libraries:1\r\n"));
     assert_eq!(c.cmd(&["FUNCTION", "DELETE", "stock"]), "+OK\r\n");
     assert_eq!(c.cmd(&["FUNCTION", "DELETE", "stock"]), "-ERR Library not found\r\n");
     assert_eq!(c.cmd(&["FCALL", "peek", "1", "item"]), "-ERR Function not found\r\n");

@@ -366,9 +366,14 @@ pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         let used = crate::alloc::used_memory();
         let rss = crate::alloc::rss();
         let maxmem = e.cfg.maxmemory.load(Relaxed);
+        let scripts = e.scripting.scripts_count();
+        let (libraries, functions) = {
+            let l = e.scripting.libraries();
+            (l.libs.len(), l.funcs.len())
+        };
         let _ = write!(
             text,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\n\r\n",
             human(used),
             human(rss),
             human(maxmem),
