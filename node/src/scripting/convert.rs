@@ -1,7 +1,7 @@
 //! Conversions between Redis replies and Lua values, following Redis's
 //! scripting reference.
 //!
-//! Redis -> Lua (`resp_to_lua`, applied to the RESP a command wrote):
+//! Redis -> Lua (`push_resp`, applied to the RESP a command wrote):
 //! integer -> number; bulk -> string; null bulk / null array -> false;
 //! array -> table; status -> `{ok=...}`; error -> `{err=...}`; and, after
 //! `redis.setresp(3)`: map -> `{map={...}}`, set -> `{set={k=true}}`,
@@ -14,7 +14,9 @@
 //! `err`/`ok`/`double`/`big_number`/`map`/`set`/`verbatim_string` -> that
 //! reply; any other table -> array of its elements up to the first nil.
 
-use mlua::{ffi, Lua, Table, Value};
+#[cfg(test)]
+use mlua::Lua;
+use mlua::{ffi, Table, Value};
 
 use crate::resp::parse::parse_int;
 use crate::resp::Out;
@@ -23,7 +25,8 @@ use crate::resp::Out;
 const MAX_DEPTH: usize = 500;
 
 /// Parses one RESP value this server wrote into a Lua value (a safe
-/// wrapper over `push_resp`).
+/// wrapper over `push_resp`, for tests).
+#[cfg(test)]
 pub fn resp_to_lua(lua: &Lua, buf: &[u8]) -> mlua::Result<Value> {
     let mut ok = true;
     // SAFETY: `push_resp` only uses the Lua C API on the given state and

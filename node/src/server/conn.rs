@@ -148,6 +148,9 @@ impl Conn {
     /// Executes a pipeline of commands, appending every reply to `self.out`.
     async fn execute(&mut self, cmds: &mut Vec<Vec<Bytes>>) {
         let mut segment: Vec<Pending> = Vec::new();
+        // The segment holds a script (and so only commands for its shard);
+        // the segment holds commands for several shards.
+        let (mut seg_script, mut seg_mixed) = (false, false);
         let mut commands = 0;
         for args in cmds.drain(..) {
             let spec = match self.check(&args) {
@@ -178,13 +181,22 @@ impl Conn {
                 self.queue(spec, args);
                 continue;
             }
+            if segment.is_empty() {
+                seg_script = false;
+                seg_mixed = false;
+            }
             match &spec.exec {
                 Exec::Shard(_) | Exec::Split(..) => match self.single_shard(spec, &args) {
                     Some(shard) => {
                         // A script may reach beyond its shard: nothing for
                         // another shard may overtake it (see below).
-                        if segment.first().is_some_and(|p| p.shard != shard) && segment.iter().any(|p| is_script(p.spec)) {
-                            self.run_segment(&mut segment).await;
+                        if segment.first().is_some_and(|p| p.shard != shard) {
+                            if seg_script {
+                                self.run_segment(&mut segment).await;
+                                seg_script = false;
+                            } else {
+                                seg_mixed = true;
+                            }
                         }
                         segment.push(Pending { spec, args, shard })
                     }
@@ -199,9 +211,11 @@ impl Conn {
                     // that turns out to touch other shards must see every
                     // earlier command applied and no later one.
                     Some(shard) => {
-                        if segment.iter().any(|p| p.shard != shard) {
+                        if seg_mixed || segment.first().is_some_and(|p| p.shard != shard) {
                             self.run_segment(&mut segment).await;
+                            seg_mixed = false;
                         }
+                        seg_script = true;
                         segment.push(Pending { spec, args, shard })
                     }
                     None => {
@@ -626,10 +640,6 @@ fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending
         ends.push((i, out.buf.len()));
     }
     BatchResult { buf: out.buf, ends, rest: Vec::new() }
-}
-
-fn is_script(spec: &CommandSpec) -> bool {
-    matches!(spec.exec, Exec::Conn(c) if commands::scripting::is_script_call(c))
 }
 
 /// Runs a command batched for a shard: a shard command, or a script on the
