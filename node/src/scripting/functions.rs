@@ -50,7 +50,11 @@ pub fn parse_metadata(code: &[u8]) -> Result<Metadata, String> {
 }
 
 const OPCODE_FUNCTION2: u8 = 245;
-const RDB_VERSION: u16 = 11;
+/// Written into payloads: RDB 10 (Redis 7.0) carries functions exactly as 11
+/// (Redis 7.2) does, and every Redis with functions accepts it.
+const RDB_VERSION_WRITTEN: u16 = 10;
+/// The newest RDB version whose payloads we read (Redis 7.2's).
+const RDB_VERSION_READ: u16 = 11;
 
 /// FUNCTION DUMP's payload for these library codes.
 pub fn dump(codes: &[&[u8]]) -> Vec<u8> {
@@ -60,7 +64,7 @@ pub fn dump(codes: &[&[u8]]) -> Vec<u8> {
         write_len(&mut out, code.len() as u64);
         out.extend_from_slice(code);
     }
-    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    out.extend_from_slice(&RDB_VERSION_WRITTEN.to_le_bytes());
     let crc = crc64(0, &out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
@@ -77,7 +81,7 @@ pub fn restore(payload: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     let mut crc = [0u8; 8];
     crc.copy_from_slice(&footer[2..]);
     let crc = u64::from_le_bytes(crc);
-    if version > RDB_VERSION || (crc != 0 && crc != crc64(0, &payload[..payload.len() - 8])) {
+    if version > RDB_VERSION_READ || (crc != 0 && crc != crc64(0, &payload[..payload.len() - 8])) {
         return Err(bad());
     }
     let mut pos = 0;
@@ -256,6 +260,16 @@ mod tests {
         broken[3] ^= 1;
         assert!(restore(&broken).is_err());
         assert!(restore(b"short").is_err());
+    }
+
+    #[test]
+    fn restores_a_redis_dump() {
+        // FUNCTION DUMP of redis-server 7.0 (its library code is LZF-compressed).
+        let hex = "f5c34047406d1f23216c7561206e616d653d6c7a660a72656469732e72656769737465725f66750b6e6374696f6e282766272c20e0000d0a292072657475726e202761e01e00052720656e64290a00ecdda8618a2cfc59";
+        let payload: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        let codes = restore(&payload).unwrap();
+        let want = format!("#!lua name=lzf\nredis.register_function('f', function() return '{}' end)", "a".repeat(40));
+        assert_eq!(codes, vec![want.into_bytes()]);
     }
 
     #[test]
