@@ -462,7 +462,7 @@ pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
                     let names: Vec<&str> = flags::NAMES.iter().filter(|(b, _)| f.flags & b != 0).map(|(_, n)| *n).collect();
                     out.set(names.len());
                     for n in names {
-                        out.bulk(n.as_bytes());
+                        out.simple(n);
                     }
                 }
                 if with_code {

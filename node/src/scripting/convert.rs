@@ -239,10 +239,12 @@ fn number(v: &Value) -> Option<f64> {
     }
 }
 
-/// A Lua number as Redis converts it to an integer reply: truncated.
+/// A Lua number as Redis converts it to an integer reply: truncated; out of
+/// range and NaN give i64::MIN, as the C cast Redis uses does on x86-64.
 pub fn lua_number_to_i64(v: &Value) -> i64 {
     match v {
         Value::Integer(i) => *i,
+        Value::Number(n) if n.is_nan() || *n >= 9.223_372_036_854_776e18 || *n < -9.223_372_036_854_776e18 => i64::MIN,
         Value::Number(n) => *n as i64,
         _ => 0,
     }

@@ -229,6 +229,22 @@ unsafe fn call_c(state: *mut ffi::lua_State, raise: bool) -> c_int {
 /// The error handler runs under: turns any error into
 /// `{err=, source=, line=}` with the location of the innermost script frame.
 pub fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
+    // The innermost frame of the script (or library): neither a C function
+    // nor our own API code.
+    let mut frame: Option<(Option<String>, Option<usize>)> = None;
+    for level in 1..64 {
+        let Some((what, source, line)) = lua.inspect_stack(level, |d| {
+            let src = d.source();
+            (src.what, src.source.map(|s| s.into_owned()), d.current_line())
+        }) else {
+            break;
+        };
+        if what == "C" || source.as_deref() == Some("=redis") {
+            continue;
+        }
+        frame = Some((source, line));
+        break;
+    }
     let t = match err {
         Value::Table(t) => {
             if !matches!(t.raw_get::<Value>("err")?, Value::String(_)) {
@@ -244,37 +260,39 @@ pub fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
             t
         }
         other => {
+            // An error raised by one of our Rust library functions: worded
+            // as Lua's own errors are, with the caller's position.
             let text = match &other {
-                Value::Error(e) => e.to_string(),
+                Value::Error(e) => root_message(e),
                 v => v.to_string().unwrap_or_else(|_| "unknown error".into()),
             };
+            let at = match &frame {
+                Some((Some(src), Some(line))) => format!("{}:{line}: ", src.strip_prefix('@').unwrap_or(src)),
+                _ => String::new(),
+            };
             let t = lua.create_table()?;
-            t.raw_set("err", format!("ERR {text}"))?;
+            t.raw_set("err", format!("ERR {at}{text}"))?;
             t
         }
     };
-    for level in 1..64 {
-        let Some(found) = lua.inspect_stack(level, |d| {
-            let src = d.source();
-            let what = src.what;
-            let source = src.source.map(|s| s.into_owned());
-            (what, source, d.current_line())
-        }) else {
-            break;
-        };
-        let (what, source, line) = found;
-        if what == "C" || source.as_deref() == Some("=redis") {
-            continue;
-        }
+    if let Some((source, line)) = frame {
         if let Some(source) = source {
             t.raw_set("source", source)?;
         }
         if let Some(line) = line {
             t.raw_set("line", line as i64)?;
         }
-        break;
     }
     Ok(t)
+}
+
+/// The message of the error at the root of a chain of callback errors.
+fn root_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => root_message(cause),
+        mlua::Error::RuntimeError(m) => m.clone(),
+        other => other.to_string(),
+    }
 }
 
 pub fn log(level: i64, msg: &str) {
@@ -299,8 +317,9 @@ pub fn valid_name(name: &str) -> bool {
 pub fn register_function(name: String, func: Function, flag_names: Vec<String>, description: Option<String>) -> Option<String> {
     let r = current(|ctx| {
         if !valid_name(&name) {
+            // Redis words this check with the library-name text.
             return Some(
-                "ERR Function names can only contain letters, numbers, or underscores(_) and must be at least one character long".into(),
+                "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into(),
             );
         }
         if ctx.registered.iter().any(|r| r.name == name) {
@@ -775,14 +794,52 @@ fn over_maxmemory(target: &Target) -> bool {
     max > 0 && crate::alloc::used_memory() > max
 }
 
-/// A number argument to `redis.call`: integers without a decimal point,
-/// others in the shortest form that reads back the same.
-fn number_arg(n: f64) -> Vec<u8> {
-    if n.fract() == 0.0 && n.abs() < 9.007e15 {
-        itoa::Buffer::new().format(n as i64).as_bytes().to_vec()
-    } else {
-        crate::resp::reply::format_double(n).into_bytes()
+/// A number argument to `redis.call`, as Redis 7.2 writes it: integral
+/// values in integer form, others in the shortest form that reads back the
+/// same, laid out as its `fpconv_dtoa` does (plain up to a few zeros,
+/// scientific otherwise: `1e+20`, `0.00001`, `1.5`).
+pub fn number_arg(n: f64) -> Vec<u8> {
+    if n.fract() == 0.0 && n.abs() <= 4.611686018427388e18 {
+        return itoa::Buffer::new().format(n as i64).as_bytes().to_vec();
     }
+    if !n.is_finite() {
+        return crate::resp::reply::format_double(n).into_bytes();
+    }
+    let sci = format!("{:e}", n.abs());
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let e: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mant.chars().filter(char::is_ascii_digit).collect();
+    let nd = digits.len() as i32;
+    let k = e - (nd - 1);
+    let mut out = String::new();
+    if n < 0.0 {
+        out.push('-');
+    }
+    if k >= 0 && e.abs() < nd + 7 {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', k as usize));
+    } else if k < 0 && (k > -7 || e.abs() < 4) {
+        if e >= 0 {
+            let (int, frac) = digits.split_at((e + 1) as usize);
+            out.push_str(int);
+            out.push('.');
+            out.push_str(frac);
+        } else {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-e - 1) as usize));
+            out.push_str(&digits);
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if nd > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if e < 0 { '-' } else { '+' });
+        out.push_str(&e.abs().to_string());
+    }
+    out.into_bytes()
 }
 
 /// Runs an invocation on the fast path: on `sh`, which owns its declared
@@ -949,7 +1006,7 @@ pub fn load_library(vm: &mut Vm, chunk: Function) -> Result<Vec<Registered>, Str
         Ok((true, _)) => Ok(std::mem::take(&mut ctx.registered)),
         Ok((false, v)) => {
             let msg = if ctx.load_timeout {
-                "FUNCTION LOAD timeout".to_string()
+                "ERR FUNCTION LOAD timeout".to_string()
             } else {
                 match &v {
                     Value::Table(t) => match t.raw_get::<Value>("err") {
@@ -959,9 +1016,32 @@ pub fn load_library(vm: &mut Vm, chunk: Function) -> Result<Vec<Registered>, Str
                     other => other.to_string().unwrap_or_default(),
                 }
             };
-            let msg = msg.strip_prefix("ERR ").unwrap_or(&msg).to_string();
             Err(format!("ERR Error registering functions: {msg}"))
         }
         Err(e) => Err(format!("ERR Error registering functions: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_arguments() {
+        let cases: &[(f64, &str)] = &[
+            (10.0, "10"),
+            (-3.0, "-3"),
+            (1.5, "1.5"),
+            (0.1, "0.1"),
+            (1e-5, "0.00001"),
+            (1e-7, "1e-7"),
+            (123.456, "123.456"),
+            (1e20, "1e+20"),
+            (-(2f64.powi(63)), "-9223372036854776000"),
+            (2.5e-10, "2.5e-10"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(String::from_utf8(number_arg(*n)).unwrap(), *want, "{n}");
+        }
     }
 }

@@ -72,7 +72,7 @@ pub fn dump(codes: &[&[u8]]) -> Vec<u8> {
 
 /// The library codes in a FUNCTION RESTORE payload.
 pub fn restore(payload: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let bad = || "payload version or checksum are wrong".to_string();
+    let bad = || "DUMP payload version or checksum are wrong".to_string();
     if payload.len() < 10 {
         return Err(bad());
     }

@@ -22,8 +22,10 @@ local function readonly(t)
   return p
 end
 
-local function create_global_error(_, name)
-  error("Script attempted to create global variable '" .. tostring(name) .. "'", 2)
+-- Redis 7 makes the global table read-only: creating a global is an
+-- attempt to modify it.
+local function create_global_error()
+  error('Attempt to modify a readonly table', 2)
 end
 
 local function missing_global_error(_, name)
@@ -100,6 +102,12 @@ redis.acl_check_cmd = function(...)
   end
   return true
 end
+-- Lua-implemented API functions go through a C trampoline: a script's
+-- `return redis.sha1hex(x)` is then not a tail call that would hide the
+-- script's frame from error locations.
+for _, name in ipairs({'error_reply', 'status_reply', 'sha1hex', 'log', 'setresp', 'set_repl', 'acl_check_cmd'}) do
+  redis[name] = natives.wrap(redis[name])
+end
 local constants = {
   REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
   LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
@@ -110,7 +118,7 @@ for k, v in pairs(constants) do redis[k] = v end
 -- While a function library loads, `redis` offers registration and logging
 -- only; data access comes with the runtime table afterwards.
 local load_redis = {
-  register_function = function(...)
+  register_function = natives.wrap(function(...)
     local n = select('#', ...)
     local name, callback, flags, description
     if n == 1 then
@@ -129,13 +137,17 @@ local load_redis = {
       end
       if name == nil then raise('ERR redis.register_function must get a function name argument') end
       if callback == nil then raise('ERR redis.register_function must get a callback argument') end
+      if type(name) == 'number' then name = tostring(name) end
+      if type(name) ~= 'string' then raise('ERR function_name argument given to redis.register_function must be a string') end
+      if type(callback) ~= 'function' then raise('ERR callback argument given to redis.register_function must be a function') end
     elseif n == 2 then
       name, callback = ...
+      if type(name) == 'number' then name = tostring(name) end
+      if type(name) ~= 'string' then raise('ERR first argument to redis.register_function must be a string') end
+      if type(callback) ~= 'function' then raise('ERR second argument to redis.register_function must be a function') end
     else
       raise('ERR wrong number of arguments to redis.register_function')
     end
-    if type(name) ~= 'string' then raise('ERR function_name argument given to redis.register_function must be a string') end
-    if type(callback) ~= 'function' then raise('ERR callback argument given to redis.register_function must be a function') end
     if description ~= nil and type(description) ~= 'string' then
       raise('ERR description argument given to redis.register_function must be a string')
     end
@@ -151,9 +163,9 @@ local load_redis = {
     end
     local e = natives.register(name, callback, flag_list, description)
     if e then raise(e) end
-  end,
-  log = log,
-  setresp = setresp,
+  end),
+  log = redis.log,
+  setresp = redis.setresp,
 }
 for k, v in pairs(constants) do load_redis[k] = v end
 
@@ -210,7 +222,17 @@ end
 
 -- A fresh environment for a function library: it sees `load_redis` while
 -- loading, the runtime `redis` once `finish` is called.
-local redis_view, load_view = G.redis, readonly(load_redis)
+local redis_view = G.redis
+local load_view = setmetatable({}, {
+  __index = function(_, k)
+    local v = load_redis[k]
+    if v == nil then missing_global_error(nil, k) end
+    return v
+  end,
+  __newindex = readonly_error,
+  __metatable = false,
+})
+protected[load_view] = true
 local function library_env()
   local layer = setmetatable({redis = load_view}, {__index = G, __newindex = create_global_error, __metatable = false})
   local env = setmetatable({}, {__index = layer, __newindex = create_global_error, __metatable = false})

@@ -17,11 +17,22 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use mlua::chunk::ChunkMode;
-use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+use mlua::{ffi, Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
 use super::cache::{FunctionInfo, ScriptInfo, Scripting};
 use super::{exec, libs, Sha};
 use crate::shard::Shard;
+
+/// Calls its upvalue with its arguments and returns what it returns: a C
+/// frame in front of a Lua-implemented API function.
+unsafe extern "C-unwind" fn trampoline(state: *mut ffi::lua_State) -> std::os::raw::c_int {
+    let n = ffi::lua_gettop(state);
+    ffi::luaL_checkstack(state, 2, std::ptr::null());
+    ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+    ffi::lua_insert(state, 1);
+    ffi::lua_call(state, n, ffi::LUA_MULTRET);
+    ffi::lua_gettop(state)
+}
 
 /// Lua instructions between two checks of the time limit and kill flag.
 const HOOK_EVERY: u32 = 10_000;
@@ -117,6 +128,14 @@ impl Vm {
             "register",
             lua.create_function(|_, (name, f, flags, desc): (String, Function, Vec<String>, Option<String>)| {
                 Ok(exec::register_function(name, f, flags, desc))
+            })?,
+        )?;
+        natives.raw_set(
+            "wrap",
+            lua.create_function(|lua, f: Function| {
+                // SAFETY: pushes one C closure over the argument, which is on
+                // the stack; nothing is owned by the closure body.
+                unsafe { lua.exec_raw::<Function>(f, |state| ffi::lua_pushcclosure(state, trampoline, 1)) }
             })?,
         )?;
         let version_num = version_number(crate::REDIS_VERSION);

@@ -282,18 +282,23 @@ struct Decoder<'a> {
 }
 
 impl Decoder<'_> {
+    /// lua-cjson's parse error: "Expected <what> but found <token> at
+    /// character <n>", naming tokens as it does (T_ARR_END, ...).
     fn fail(&self, expected: &str) -> mlua::Error {
-        let found = match self.s.get(self.pos) {
-            None => "end of string".to_string(),
-            Some(b'{') => "'{'".into(),
-            Some(b'}') => "'}'".into(),
-            Some(b'[') => "'['".into(),
-            Some(b']') => "']'".into(),
-            Some(b':') => "colon".into(),
-            Some(b',') => "comma".into(),
-            Some(b'"') => "string".into(),
-            Some(c) if c.is_ascii_digit() || *c == b'-' => "number".into(),
-            Some(_) => "invalid token".into(),
+        let rest = &self.s[self.pos.min(self.s.len())..];
+        let found = match rest.first() {
+            None => "T_END",
+            Some(b'{') => "T_OBJ_BEGIN",
+            Some(b'}') => "T_OBJ_END",
+            Some(b'[') => "T_ARR_BEGIN",
+            Some(b']') => "T_ARR_END",
+            Some(b':') => "T_COLON",
+            Some(b',') => "T_COMMA",
+            Some(b'"') => "T_STRING",
+            Some(c) if c.is_ascii_digit() || *c == b'-' => "T_NUMBER",
+            Some(_) if rest.starts_with(b"true") || rest.starts_with(b"false") => "T_BOOLEAN",
+            Some(_) if rest.starts_with(b"null") => "T_NULL",
+            Some(_) => "invalid token",
         };
         err(format!("Expected {expected} but found {found} at character {}", self.pos + 1))
     }
@@ -426,13 +431,13 @@ impl Decoder<'_> {
         let mut out = Vec::new();
         loop {
             let Some(&c) = self.s.get(self.pos) else {
-                self.pos = start;
-                return Err(err(format!("Expected value but found invalid token at character {}", start + 1)));
+                return Err(err(format!("Expected value but found unexpected end of string at character {}", start + 1)));
             };
             self.pos += 1;
             match c {
                 b'"' => return Ok(out),
                 b'\\' => {
+                    let backslash = self.pos - 1;
                     let Some(&e) = self.s.get(self.pos) else { return Err(self.fail("value")) };
                     self.pos += 1;
                     match e {
@@ -464,8 +469,7 @@ impl Decoder<'_> {
                             out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                         }
                         _ => {
-                            self.pos = start;
-                            return Err(err(format!("Expected value but found invalid escape code at character {}", start + 1)));
+                            return Err(err(format!("Expected value but found invalid escape code at character {}", backslash + 1)));
                         }
                     }
                 }

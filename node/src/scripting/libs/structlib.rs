@@ -68,7 +68,7 @@ impl Fmt<'_> {
 }
 
 /// Handles the non-data options; errors on unknown ones.
-fn control(opt: u8, fmt: &mut Fmt, h: &mut Header) -> mlua::Result<()> {
+fn control(opt: u8, fmt: &mut Fmt, h: &mut Header, fname: &str) -> mlua::Result<()> {
     match opt {
         b' ' => {}
         b'>' => h.little = false,
@@ -80,7 +80,7 @@ fn control(opt: u8, fmt: &mut Fmt, h: &mut Header) -> mlua::Result<()> {
             }
             h.align = a;
         }
-        c => return Err(err(format!("invalid format option '{}'", c as char))),
+        c => return Err(err(format!("bad argument #1 to '{fname}' (invalid format option '{}')", c as char))),
     }
     Ok(())
 }
@@ -172,7 +172,7 @@ fn pack(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::LuaString> {
                 }
                 arg += 1;
             }
-            other => control(other, &mut fmt, &mut h)?,
+            other => control(other, &mut fmt, &mut h, "pack")?,
         }
     }
     lua.create_string(out)
@@ -239,7 +239,7 @@ fn unpack(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
                 values.push_back(Value::String(lua.create_string(&data[pos..pos + len])?));
                 size = len + 1;
             }
-            other => control(other, &mut fmt, &mut h)?,
+            other => control(other, &mut fmt, &mut h, "unpack")?,
         }
         pos += size;
     }
@@ -262,7 +262,7 @@ fn size(_: &Lua, fmt_v: Value) -> mlua::Result<i64> {
             return Err(err("bad argument #1 to 'size' (options 'c0' - 's' have undefined sizes)"));
         }
         if !matches!(opt, b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' | b'x' | b'f' | b'd' | b'c') {
-            control(opt, &mut fmt, &mut h)?;
+            control(opt, &mut fmt, &mut h, "size")?;
         }
         total += to_align(total, &h, opt, size) + size;
     }
