@@ -62,6 +62,9 @@ pub struct Config {
     pub hash_max_listpack_value: AtomicU64,
     pub zset_max_listpack_entries: AtomicU64,
     pub zset_max_listpack_value: AtomicU64,
+    /// `lua-time-limit` (alias `busy-reply-threshold`), ms: past it a running
+    /// script makes other clients get -BUSY and can be killed. 0: never.
+    pub lua_time_limit: AtomicU64,
     pub dir: Mutex<String>,
     /// Accepted parameters that have no effect here, by name.
     inert: Mutex<BTreeMap<String, String>>,
@@ -78,8 +81,6 @@ const INERT: &[(&str, &str)] = &[
     ("timeout", "0"),
     ("tcp-keepalive", "300"),
     ("hz", "10"),
-    ("lua-time-limit", "5000"),
-    ("busy-reply-threshold", "5000"),
     ("slowlog-log-slower-than", "10000"),
     ("slowlog-max-len", "128"),
     ("latency-monitor-threshold", "0"),
@@ -179,6 +180,7 @@ impl Config {
             hash_max_listpack_value: AtomicU64::new(64),
             zset_max_listpack_entries: AtomicU64::new(128),
             zset_max_listpack_value: AtomicU64::new(64),
+            lua_time_limit: AtomicU64::new(5000),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
             inert: Mutex::new(INERT.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
         };
@@ -266,6 +268,7 @@ impl Config {
             "hash-max-listpack-value" | "hash-max-ziplist-value" => self.hash_max_listpack_value.store(int()?, Relaxed),
             "zset-max-listpack-entries" | "zset-max-ziplist-entries" => self.zset_max_listpack_entries.store(int()?, Relaxed),
             "zset-max-listpack-value" | "zset-max-ziplist-value" => self.zset_max_listpack_value.store(int()?, Relaxed),
+            "lua-time-limit" | "busy-reply-threshold" => self.lua_time_limit.store(int()?, Relaxed),
             "dir" => *self.dir.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
             "port" | "bind" | "databases" | "shards" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
             _ => {
@@ -298,6 +301,8 @@ impl Config {
             ("zset-max-listpack-value".into(), self.zset_max_listpack_value.load(Relaxed).to_string()),
             ("zset-max-ziplist-entries".into(), self.zset_max_listpack_entries.load(Relaxed).to_string()),
             ("zset-max-ziplist-value".into(), self.zset_max_listpack_value.load(Relaxed).to_string()),
+            ("lua-time-limit".into(), self.lua_time_limit.load(Relaxed).to_string()),
+            ("busy-reply-threshold".into(), self.lua_time_limit.load(Relaxed).to_string()),
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
         ];
         v.extend(self.inert.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())));

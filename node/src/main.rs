@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod error;
 mod resp;
+mod scripting;
 mod server;
 mod shard;
 mod slot;

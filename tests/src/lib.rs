@@ -136,6 +136,16 @@ impl Server {
     }
 }
 
+/// A multiplexed async connection with timeouts generous enough for a
+/// loaded CI machine running a debug build (the client's defaults are 1 s to
+/// connect and 500 ms per reply).
+pub async fn connect(client: &redis::Client) -> redis::aio::MultiplexedConnection {
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(20)))
+        .set_response_timeout(Some(Duration::from_secs(60)));
+    client.get_multiplexed_async_connection_with_config(&cfg).await.expect("connect")
+}
+
 fn unsafe_kill_term(pid: u32) {
     let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
 }
@@ -145,15 +155,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Opens a multiplexed async connection with timeouts suited to a loaded
-/// test machine (redis-rs's defaults are 1 s to connect, 500 ms per reply).
-pub async fn connect(client: &redis::Client) -> redis::aio::MultiplexedConnection {
-    let cfg = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(20)))
-        .set_response_timeout(Some(Duration::from_secs(60)));
-    client.get_multiplexed_async_connection_with_config(&cfg).await.expect("connect")
 }
 
 /// A raw client connection that reads whole RESP replies as bytes.

@@ -72,7 +72,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// Runs a connection-level command.
 pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResult {
     use super::zsets::{self, SetKind};
-    use super::{keys, scan, server, strings, transactions};
+    use super::{keys, scan, scripting, server, strings, transactions};
     match cmd {
         ConnCmd::Ping => ping(conn, args),
         ConnCmd::Echo => {
@@ -132,6 +132,11 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::ZDiffStore => zsets::setop(conn, args, SetKind::Diff, true, false).await,
         ConnCmd::ZInterCard => zsets::setop(conn, args, SetKind::Inter, false, true).await,
         ConnCmd::ZRangeStore => zsets::zrangestore(conn, args).await,
+        ConnCmd::Eval | ConnCmd::EvalSha | ConnCmd::EvalRo | ConnCmd::EvalShaRo | ConnCmd::Fcall | ConnCmd::FcallRo => {
+            scripting::eval(conn, cmd, args).await
+        }
+        ConnCmd::Script => scripting::script(conn, args),
+        ConnCmd::Function => scripting::function(conn, args),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod hashes;
 pub mod json;
 pub mod keys;
 pub mod scan;
+pub mod scripting;
 pub mod server;
 pub mod strings;
 pub mod transactions;
@@ -111,6 +112,14 @@ pub enum ConnCmd {
     ZDiffStore,
     ZInterCard,
     ZRangeStore,
+    Eval,
+    EvalSha,
+    EvalRo,
+    EvalShaRo,
+    Script,
+    Fcall,
+    FcallRo,
+    Function,
 }
 
 /// Command flags, as COMMAND reports them.
@@ -149,17 +158,24 @@ pub mod flag {
     ];
 }
 
+/// Where a command's keys are among its arguments.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum KeySpec {
+    /// Position of the first key (0 = no keys), of the last (negative counts
+    /// from the end) and the step between keys: Redis's legacy triple.
+    Range { first: i32, last: i32, step: i32 },
+    /// The argument at this index says how many keys follow it (EVAL's and
+    /// FCALL's `numkeys`). COMMAND reports `0 0 0` and `movablekeys`.
+    NumKeys { at: usize },
+}
+
 pub struct CommandSpec {
     /// Lower-case name.
     pub name: &'static str,
     /// Redis arity: N = exactly N arguments (name included), -N = at least N.
     pub arity: i32,
     pub flags: u32,
-    /// Position of the first key (0 = no keys), of the last (negative counts
-    /// from the end) and the step between keys.
-    pub first_key: i32,
-    pub last_key: i32,
-    pub step: i32,
+    pub keys: KeySpec,
     /// ACL categories, as COMMAND reports them (without the '@').
     pub acl: &'static [&'static str],
     pub group: &'static str,
@@ -174,23 +190,55 @@ impl CommandSpec {
     pub fn arity_ok(&self, argc: usize) -> bool {
         let a = self.arity;
         let count_ok = if a >= 0 { argc == a as usize } else { argc >= (-a) as usize };
-        let groups_ok = !(self.last_key == -1 && self.step > 1 && self.first_key > 0)
-            || (argc.saturating_sub(self.first_key as usize)).is_multiple_of(self.step as usize);
+        let groups_ok = match self.keys {
+            KeySpec::Range { first, last, step } => {
+                !(last == -1 && step > 1 && first > 0) || (argc.saturating_sub(first as usize)).is_multiple_of(step as usize)
+            }
+            KeySpec::NumKeys { .. } => true,
+        };
         count_ok && groups_ok
     }
 
-    /// Indices of the key arguments in `args` (which include the name).
-    pub fn key_indices(&self, argc: usize) -> impl Iterator<Item = usize> {
-        let (first, step) = (self.first_key.max(0) as usize, self.step.max(1) as usize);
-        let last = if self.first_key <= 0 {
-            0
-        } else if self.last_key < 0 {
-            (argc as i64 + self.last_key as i64).max(0) as usize
-        } else {
-            (self.last_key as usize).min(argc.saturating_sub(1))
-        };
-        let end = if first == 0 || argc <= first { 0 } else { last + 1 };
-        (first..end.max(first)).step_by(step)
+    /// Redis's legacy (first key, last key, step) triple, as COMMAND reports it.
+    pub fn legacy_keys(&self) -> (i32, i32, i32) {
+        match self.keys {
+            KeySpec::Range { first, last, step } => (first, last, step),
+            KeySpec::NumKeys { .. } => (0, 0, 0),
+        }
+    }
+
+    /// The step between keys (key groups of MSET are 2 arguments wide).
+    pub fn step(&self) -> usize {
+        match self.keys {
+            KeySpec::Range { step, .. } => step.max(1) as usize,
+            KeySpec::NumKeys { .. } => 1,
+        }
+    }
+
+    /// Indices of the key arguments in `args` (which include the name). A
+    /// `numkeys` that is not a valid count yields no keys: the command
+    /// itself reports the error.
+    pub fn key_indices(&self, args: &[Bytes]) -> std::iter::StepBy<std::ops::Range<usize>> {
+        let argc = args.len();
+        match self.keys {
+            KeySpec::Range { first, last, step } => {
+                let (start, step) = (first.max(0) as usize, step.max(1) as usize);
+                let last = if first <= 0 {
+                    0
+                } else if last < 0 {
+                    (argc as i64 + last as i64).max(0) as usize
+                } else {
+                    (last as usize).min(argc.saturating_sub(1))
+                };
+                let end = if start == 0 || argc <= start { 0 } else { last + 1 };
+                (start..end.max(start)).step_by(step)
+            }
+            KeySpec::NumKeys { at } => {
+                let n = args.get(at).and_then(|a| crate::util::parse_i64(a).ok()).unwrap_or(0);
+                let n = if n < 0 || n as usize > argc.saturating_sub(at + 1) { 0 } else { n as usize };
+                (at + 1..at + 1 + n).step_by(1)
+            }
+        }
     }
 
     pub fn has_flag(&self, f: u32) -> bool {
@@ -210,7 +258,22 @@ pub const fn cmd(
     summary: &'static str,
     exec: Exec,
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, acl, group, summary, exec }
+    CommandSpec { name, arity, flags, keys: KeySpec::Range { first: keys.0, last: keys.1, step: keys.2 }, acl, group, summary, exec }
+}
+
+/// A command whose keys follow a `numkeys` argument at index `at`.
+#[allow(clippy::too_many_arguments)]
+pub const fn cmd_numkeys(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    at: usize,
+    acl: &'static [&'static str],
+    group: &'static str,
+    summary: &'static str,
+    exec: Exec,
+) -> CommandSpec {
+    CommandSpec { name, arity, flags: flags | flag::MOVABLEKEYS, keys: KeySpec::NumKeys { at }, acl, group, summary, exec }
 }
 
 /// Every command, from every family.
@@ -224,6 +287,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(transactions::COMMANDS)
         .chain(json::COMMANDS)
         .chain(zsets::COMMANDS)
+        .chain(scripting::COMMANDS)
 }
 
 type Table = HashMap<&'static str, &'static CommandSpec, foldhash::fast::FixedState>;
@@ -271,15 +335,32 @@ mod tests {
         assert!(!mset.arity_ok(2));
     }
 
+    fn args(a: &[&str]) -> Vec<Bytes> {
+        a.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+    }
+
     #[test]
     fn key_positions() {
         let mset = lookup(b"MSET").unwrap();
-        assert_eq!(mset.key_indices(5).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(mset.key_indices(&args(&["mset", "a", "1", "b", "2"])).collect::<Vec<_>>(), vec![1, 3]);
         let get = lookup(b"get").unwrap();
-        assert_eq!(get.key_indices(2).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(get.key_indices(&args(&["get", "a"])).collect::<Vec<_>>(), vec![1]);
         let del = lookup(b"del").unwrap();
-        assert_eq!(del.key_indices(4).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(del.key_indices(&args(&["del", "a", "b", "c"])).collect::<Vec<_>>(), vec![1, 2, 3]);
         let ping = lookup(b"ping").unwrap();
-        assert_eq!(ping.key_indices(1).count(), 0);
+        assert_eq!(ping.key_indices(&args(&["ping"])).count(), 0);
+    }
+
+    #[test]
+    fn numkeys_positions() {
+        let eval = lookup(b"eval").unwrap();
+        assert_eq!(eval.key_indices(&args(&["eval", "s", "2", "a", "b", "x"])).collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(eval.key_indices(&args(&["eval", "s", "0", "x"])).count(), 0);
+        // Invalid counts name no keys; EVAL itself reports the error.
+        assert_eq!(eval.key_indices(&args(&["eval", "s", "3", "a"])).count(), 0);
+        assert_eq!(eval.key_indices(&args(&["eval", "s", "-1", "a"])).count(), 0);
+        assert_eq!(eval.key_indices(&args(&["eval", "s", "x", "a"])).count(), 0);
+        assert_eq!(eval.legacy_keys(), (0, 0, 0));
+        assert!(eval.has_flag(flag::MOVABLEKEYS));
     }
 }

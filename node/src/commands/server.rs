@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, ConnCmd, Exec};
+use super::{cmd, flag::*, CommandSpec, ConnCmd, Exec, KeySpec};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::server::conn::Conn;
@@ -110,17 +110,16 @@ fn write_spec(out: &mut Out, c: &CommandSpec) {
     for f in flags {
         out.simple(f);
     }
-    out.int(c.first_key as i64);
-    out.int(c.last_key as i64);
-    out.int(c.step as i64);
+    let (first, last, step) = c.legacy_keys();
+    out.int(first as i64);
+    out.int(last as i64);
+    out.int(step as i64);
     out.set(c.acl.len());
     for a in c.acl {
         out.simple(&format!("@{a}"));
     }
     out.array(0); // tips
-    if c.first_key > 0 {
-        out.array(1);
-        out.map(4);
+    let key_flags = |out: &mut Out| {
         out.bulk(b"flags");
         out.array(1);
         out.simple(if c.has_flag(WRITE) { "RW" } else { "RO" });
@@ -131,24 +130,52 @@ fn write_spec(out: &mut Out, c: &CommandSpec) {
         out.bulk(b"spec");
         out.map(1);
         out.bulk(b"index");
-        out.int(c.first_key as i64);
-        out.bulk(b"find_keys");
-        out.map(2);
-        out.bulk(b"type");
-        out.bulk(b"range");
-        out.bulk(b"spec");
-        out.map(3);
-        out.bulk(b"lastkey");
-        out.int(if c.last_key < 0 { c.last_key as i64 } else { (c.last_key - c.first_key) as i64 });
-        out.bulk(b"keystep");
-        out.int(c.step as i64);
-        out.bulk(b"limit");
-        out.int(0);
-        out.bulk(b"flags");
-        out.array(0);
-    } else {
-        out.array(0);
+    };
+    match c.keys {
+        KeySpec::Range { first, last, step } if first > 0 => {
+            out.array(1);
+            out.map(4);
+            key_flags(out);
+            out.int(first as i64);
+            out.bulk(b"find_keys");
+            out.map(2);
+            out.bulk(b"type");
+            out.bulk(b"range");
+            out.bulk(b"spec");
+            out.map(3);
+            out.bulk(b"lastkey");
+            out.int(if last < 0 { last as i64 } else { (last - first) as i64 });
+            out.bulk(b"keystep");
+            out.int(step as i64);
+            out.bulk(b"limit");
+            out.int(0);
+        }
+        KeySpec::NumKeys { at } => {
+            out.array(1);
+            out.map(4);
+            key_flags(out);
+            out.int(at as i64);
+            out.bulk(b"find_keys");
+            out.map(2);
+            out.bulk(b"type");
+            out.bulk(b"keynum");
+            out.bulk(b"spec");
+            out.map(3);
+            out.bulk(b"keynumidx");
+            out.int(0);
+            out.bulk(b"firstkey");
+            out.int(1);
+            out.bulk(b"keystep");
+            out.int(1);
+        }
+        KeySpec::Range { .. } => {
+            out.array(0);
+            out.array(0);
+            return;
+        }
     }
+    out.bulk(b"flags");
+    out.array(0);
     out.array(0); // subcommands
 }
 
@@ -234,7 +261,7 @@ pub fn command(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             if !c.arity_ok(sub.len()) {
                 return Err(CmdError::err("Invalid number of arguments specified for command"));
             }
-            let keys: Vec<usize> = c.key_indices(sub.len()).collect();
+            let keys: Vec<usize> = c.key_indices(sub).collect();
             if keys.is_empty() {
                 return Err(CmdError::err("The command has no key arguments"));
             }
@@ -339,9 +366,14 @@ pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         let used = crate::alloc::used_memory();
         let rss = crate::alloc::rss();
         let maxmem = e.cfg.maxmemory.load(Relaxed);
+        let scripts = e.scripting.scripts_count();
+        let (libraries, functions) = {
+            let l = e.scripting.libraries();
+            (l.libs.len(), l.funcs.len())
+        };
         let _ = write!(
             text,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\n\r\n",
             human(used),
             human(rss),
             human(maxmem),

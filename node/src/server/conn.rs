@@ -152,6 +152,9 @@ impl Conn {
     async fn execute(&mut self, cmds: &mut Vec<Vec<Bytes>>) {
         let mut segment: Vec<Pending> = Vec::new();
         let mut splits: Vec<(&'static CommandSpec, Vec<Bytes>)> = Vec::new();
+        // The segment holds a script (and so only commands for its shard);
+        // the segment holds commands for several shards.
+        let (mut seg_script, mut seg_mixed) = (false, false);
         let mut commands = 0;
         for args in cmds.drain(..) {
             let spec = match self.check(&args) {
@@ -167,10 +170,24 @@ impl Conn {
             };
             commands += 1;
             self.info.set_last_cmd(spec);
+            let scripting = &self.engine.scripting;
+            if scripting.busy_count.load(Relaxed) > 0 && !commands::scripting::allowed_when_busy(spec, &args) {
+                let e = commands::scripting::busy_error(scripting.busy_is_function());
+                self.flush(&mut segment, &mut splits).await;
+                if let Some(m) = &mut self.multi {
+                    m.failed = true;
+                }
+                self.out.error(&e);
+                continue;
+            }
             if self.multi.is_some() && !spec.has_flag(flag::NO_QUEUE) {
                 self.flush(&mut segment, &mut splits).await;
                 self.queue(spec, args);
                 continue;
+            }
+            if segment.is_empty() {
+                seg_script = false;
+                seg_mixed = false;
             }
             match &spec.exec {
                 Exec::Shard(_) | Exec::Split(..) => match self.single_shard(spec, &args) {
@@ -178,11 +195,42 @@ impl Conn {
                         if !splits.is_empty() {
                             self.run_splits(std::mem::take(&mut splits)).await;
                         }
+                        // A script may reach beyond its shard: nothing for
+                        // another shard may overtake it (see below).
+                        if segment.first().is_some_and(|p| p.shard != shard) {
+                            if seg_script {
+                                self.run_segment(&mut segment).await;
+                                seg_script = false;
+                            } else {
+                                seg_mixed = true;
+                            }
+                        }
                         segment.push(Pending { spec, args, shard });
                     }
                     None => {
                         self.run_segment(&mut segment).await;
                         splits.push((spec, args));
+                    }
+                },
+                Exec::Conn(c) if commands::scripting::is_script_call(*c) => match self.single_shard(spec, &args) {
+                    // Scripts batch with the commands for the shard that owns
+                    // their declared keys, and only with those: a script
+                    // that turns out to touch other shards must see every
+                    // earlier command applied and no later one.
+                    Some(shard) => {
+                        if !splits.is_empty() {
+                            self.run_splits(std::mem::take(&mut splits)).await;
+                        }
+                        if seg_mixed || segment.first().is_some_and(|p| p.shard != shard) {
+                            self.run_segment(&mut segment).await;
+                            seg_mixed = false;
+                        }
+                        seg_script = true;
+                        segment.push(Pending { spec, args, shard })
+                    }
+                    None => {
+                        self.flush(&mut segment, &mut splits).await;
+                        self.run_deferred(spec, &args).await;
                     }
                 },
                 Exec::Conn(c) => {
@@ -266,7 +314,7 @@ impl Conn {
         for (spec, args) in &multi.queued {
             match spec.exec {
                 Exec::Conn(_) => all = true,
-                _ => shards.extend(spec.key_indices(args.len()).map(|i| self.engine.shard_of(&args[i]))),
+                _ => shards.extend(spec.key_indices(args).map(|i| self.engine.shard_of(&args[i]))),
             }
         }
         if let Some(w) = &self.watch {
@@ -311,7 +359,7 @@ impl Conn {
                     let reply = tx
                         .run(shard, move |sh| {
                             let mut out = Out::new(resp3);
-                            exec_one(sh, db, now_ms(), spec, &args, &mut out);
+                            exec_one(sh, db, spec, &args, &mut out);
                             out.buf
                         })
                         .await;
@@ -380,7 +428,7 @@ impl Conn {
     /// The shard all of a command's keys live on, or `None` when they span
     /// several. Keyless shard commands run on the local shard.
     fn single_shard(&self, spec: &CommandSpec, args: &[Bytes]) -> Option<usize> {
-        let mut keys = spec.key_indices(args.len());
+        let mut keys = spec.key_indices(args);
         let Some(first) = keys.next() else { return Some(self.local.id()) };
         let shard = self.engine.shard_of(&args[first]);
         keys.all(|i| self.engine.shard_of(&args[i]) == shard).then_some(shard)
@@ -401,14 +449,15 @@ impl Conn {
         let me = self.local.id();
         let resp3 = self.out.resp3;
         let db = self.db;
-        if segment.iter().all(|p| p.shard == me) {
-            // All local: run them in one go, straight into the output buffer.
+        if segment.iter().all(|p| p.shard == me && !matches!(p.spec.exec, Exec::Conn(_))) {
+            // All local shard commands: run them in one go, straight into
+            // the output buffer.
             let out = &mut self.out;
             self.local
                 .run(NO_TX, |sh| {
                     let now = now_ms();
                     for p in segment.drain(..) {
-                        exec_one(sh, db, now, p.spec, &p.args, out);
+                        exec_one_at(sh, db, p.spec, &p.args, out, now);
                     }
                 })
                 .await;
@@ -451,6 +500,16 @@ impl Conn {
                 Err(_) => return std::future::pending().await,
             }
         }
+        // Commands a shard handed back (a script that needs every shard, and
+        // what followed it on that shard) run now, in order.
+        let mut rest: Vec<(usize, Pending)> = results.iter_mut().flat_map(|r| r.rest.drain(..)).collect();
+        rest.sort_unstable_by_key(|(i, _)| *i);
+        let mut late: Vec<(usize, Vec<u8>)> = Vec::with_capacity(rest.len());
+        for (i, p) in rest {
+            let saved = std::mem::take(&mut self.out.buf);
+            self.run_one(p).await;
+            late.push((i, std::mem::replace(&mut self.out.buf, saved)));
+        }
         // Merge replies back into command order.
         let mut order: Vec<(usize, usize, usize)> = Vec::new(); // (cmd index, result, reply number)
         for (ri, r) in results.iter().enumerate() {
@@ -458,8 +517,15 @@ impl Conn {
                 order.push((ci, ri, k));
             }
         }
+        for (k, (ci, _)) in late.iter().enumerate() {
+            order.push((*ci, usize::MAX, k));
+        }
         order.sort_unstable();
         for (_, ri, k) in order {
+            if ri == usize::MAX {
+                self.out.buf.extend_from_slice(&late[k].1);
+                continue;
+            }
             let r = &results[ri];
             let start = if k == 0 { 0 } else { r.ends[k - 1].1 };
             self.out.buf.extend_from_slice(&r.buf[start..r.ends[k].1]);
@@ -470,11 +536,26 @@ impl Conn {
         let db = self.db;
         if p.shard == self.local.id() {
             let out = &mut self.out;
-            self.local.run(NO_TX, |sh| exec_one(sh, db, now_ms(), p.spec, &p.args, out)).await;
+            let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, p.spec, &p.args, out, now_ms())).await;
+            if !ran {
+                self.run_deferred(p.spec, &p.args).await;
+            }
         } else {
             let resp3 = self.out.resp3;
-            let r = run_on(&self.engine, &self.local, p.shard, NO_TX, move |sh| exec_batch(sh, db, resp3, vec![(0, p)])).await;
+            let mut r = run_on(&self.engine, &self.local, p.shard, NO_TX, move |sh| exec_batch(sh, db, resp3, vec![(0, p)])).await;
             self.out.buf.extend_from_slice(&r.buf);
+            if let Some((_, p)) = r.rest.pop() {
+                self.run_deferred(p.spec, &p.args).await;
+            }
+        }
+    }
+
+    /// Runs on the connection a script command its shard handed back.
+    async fn run_deferred(&mut self, spec: &'static CommandSpec, args: &[Bytes]) {
+        if let Exec::Conn(c) = spec.exec {
+            if let Err(e) = commands::connection::dispatch(self, c, args).await {
+                self.out.error(&e);
+            }
         }
     }
 
@@ -484,47 +565,25 @@ impl Conn {
     /// that shard's parts in command order. The last shard needs no lock: its
     /// single job is exclusive by itself. Then each command's parts combine.
     async fn run_splits(&mut self, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>) {
-        let mut plans: Vec<SplitPlan> = Vec::with_capacity(cmds.len());
+        // Per command: its combine rule and its parts (ascending by shard).
+        let mut plans: Vec<(Combine, Vec<Part>)> = Vec::with_capacity(cmds.len());
         // Per shard: the sub-commands to run there, in command order.
         let mut per_shard: Vec<(usize, Vec<SubCommand>)> = Vec::new();
         for (ci, (spec, args)) in cmds.into_iter().enumerate() {
             let Exec::Split(_, combine) = spec.exec else {
                 // Only reachable through a command-table error.
-                plans.push((Combine::Ok, 0, Vec::new()));
+                plans.push((Combine::Ok, Vec::new()));
                 continue;
             };
-            let step = spec.step.max(1) as usize;
-            let mut parts: Vec<(usize, Vec<Bytes>, Vec<usize>)> = Vec::new();
-            let mut nkeys = 0;
-            let mut last_key = None;
-            for (n, ki) in spec.key_indices(args.len()).enumerate() {
-                nkeys += 1;
-                let shard = self.engine.shard_of(&args[ki]);
-                let part = match parts.iter().position(|p| p.0 == shard) {
-                    Some(i) => &mut parts[i],
-                    None => {
-                        parts.push((shard, vec![args[0].clone()], Vec::new()));
-                        parts.last_mut().expect("just pushed")
-                    }
-                };
-                part.1.extend(args[ki..(ki + step).min(args.len())].iter().cloned());
-                part.2.push(n);
-                last_key = Some(ki);
-            }
-            // Arguments after the last key group (JSON.MGET's path) go to every part.
-            let trailing = last_key.map_or(args.len(), |k| (k + step).min(args.len()));
-            for p in &mut parts {
-                p.1.extend(args[trailing..].iter().cloned());
-            }
-            let mut plan = Vec::with_capacity(parts.len());
-            for (shard, sub, positions) in parts {
-                match per_shard.iter().position(|p| p.0 == shard) {
-                    Some(i) => per_shard[i].1.push(SubCommand { cmd: ci, spec, args: sub }),
-                    None => per_shard.push((shard, vec![SubCommand { cmd: ci, spec, args: sub }])),
+            let parts = split_by_shard(&self.engine, spec, &args);
+            for part in &parts {
+                let sub = SubCommand { cmd: ci, spec, args: part.args.clone() };
+                match per_shard.iter().position(|p| p.0 == part.shard) {
+                    Some(i) => per_shard[i].1.push(sub),
+                    None => per_shard.push((part.shard, vec![sub])),
                 }
-                plan.push((shard, positions));
             }
-            plans.push((combine, nkeys, plan));
+            plans.push((combine, parts));
         }
         per_shard.sort_by_key(|p| p.0);
         let (db, resp3) = (self.db, self.out.resp3);
@@ -537,7 +596,7 @@ impl Conn {
                 subs.into_iter()
                     .map(|sc| {
                         let mut out = Out::new(resp3);
-                        exec_one(sh, db, now, sc.spec, &sc.args, &mut out);
+                        exec_one_at(sh, db, sc.spec, &sc.args, &mut out, now);
                         (sc.cmd, out.buf)
                     })
                     .collect::<Vec<_>>()
@@ -546,56 +605,90 @@ impl Conn {
             replies.push((shard, r));
         }
         self.end_tx(tx);
-        for (ci, (combine, nkeys, plan)) in plans.into_iter().enumerate() {
-            let mut parts: Vec<(&[u8], &[usize])> = Vec::with_capacity(plan.len());
-            for (shard, positions) in &plan {
-                let reply = replies
-                    .iter()
-                    .find(|r| r.0 == *shard)
-                    .and_then(|r| r.1.iter().find(|(c, _)| *c == ci))
-                    .map(|(_, b)| b.as_slice())
-                    .unwrap_or(b"-ERR internal error\r\n");
-                parts.push((reply, positions));
-            }
-            self.combine(combine, nkeys, &parts);
-        }
-    }
-
-    /// Writes one reply for a split command from its per-shard parts.
-    fn combine(&mut self, combine: Combine, nkeys: usize, parts: &[(&[u8], &[usize])]) {
-        if let Some((err, _)) = parts.iter().find(|(r, _)| r.first() == Some(&b'-')) {
-            self.out.buf.extend_from_slice(err);
-            return;
-        }
-        match combine {
-            Combine::Ok => self.out.ok(),
-            Combine::Sum => {
-                let total: i64 = parts
-                    .iter()
-                    .map(|(r, _)| std::str::from_utf8(&r[1..r.len() - 2]).ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0))
-                    .sum();
-                self.out.int(total);
-            }
-            Combine::Array => {
-                let mut slots: Vec<&[u8]> = vec![&[]; nkeys];
-                for (r, positions) in parts {
-                    let elems = split_flat_array(r).unwrap_or_default();
-                    for (e, &pos) in elems.into_iter().zip(positions.iter()) {
-                        slots[pos] = e;
-                    }
-                }
-                self.out.array(slots.len());
-                for s in slots {
-                    self.out.buf.extend_from_slice(s);
-                }
-            }
+        for (ci, (combine, parts)) in plans.into_iter().enumerate() {
+            let part_replies: Vec<Vec<u8>> = parts
+                .iter()
+                .map(|part| {
+                    replies
+                        .iter()
+                        .find(|r| r.0 == part.shard)
+                        .and_then(|r| r.1.iter().find(|(c, _)| *c == ci))
+                        .map(|(_, b)| b.clone())
+                        .unwrap_or_else(|| b"-ERR internal error\r\n".to_vec())
+                })
+                .collect();
+            combine_replies(combine, &parts, &part_replies, &mut self.out);
         }
     }
 }
 
-/// How a split command's parts combine: the combine rule, its key count,
-/// and for each shard part the positions of its keys in the original.
-type SplitPlan = (Combine, usize, Vec<(usize, Vec<usize>)>);
+/// One shard's part of a multi-key command split by `split_by_shard`.
+pub struct Part {
+    pub shard: usize,
+    /// The sub-command: the name, then this shard's key groups (then any
+    /// arguments after the last key group, such as JSON.MGET's path).
+    pub args: Vec<Bytes>,
+    /// Positions of its keys among the original command's keys.
+    pub positions: Vec<usize>,
+}
+
+/// Splits a multi-key command into one sub-command per shard, ascending by
+/// shard (the order locks are taken in).
+pub fn split_by_shard(engine: &Engine, spec: &CommandSpec, args: &[Bytes]) -> Vec<Part> {
+    let step = spec.step();
+    let mut parts: Vec<Part> = Vec::new();
+    let mut last_key = None;
+    for (n, ki) in spec.key_indices(args).enumerate() {
+        let shard = engine.shard_of(&args[ki]);
+        let part = match parts.iter_mut().position(|p| p.shard == shard) {
+            Some(i) => &mut parts[i],
+            None => {
+                parts.push(Part { shard, args: vec![args[0].clone()], positions: Vec::new() });
+                parts.last_mut().expect("just pushed")
+            }
+        };
+        part.args.extend(args[ki..(ki + step).min(args.len())].iter().cloned());
+        part.positions.push(n);
+        last_key = Some(ki);
+    }
+    let trailing = last_key.map_or(args.len(), |k| (k + step).min(args.len()));
+    for p in &mut parts {
+        p.args.extend(args[trailing..].iter().cloned());
+    }
+    parts.sort_by_key(|p| p.shard);
+    parts
+}
+
+/// Writes the reply of a split command from its parts' replies: the first
+/// error if any, else the sum, the OK, or the array in key order.
+pub fn combine_replies(combine: Combine, parts: &[Part], replies: &[Vec<u8>], out: &mut Out) {
+    if let Some(err) = replies.iter().find(|r| r.first() == Some(&b'-')) {
+        out.buf.extend_from_slice(err);
+        return;
+    }
+    match combine {
+        Combine::Ok => out.ok(),
+        Combine::Sum => {
+            let total: i64 =
+                replies.iter().map(|r| std::str::from_utf8(&r[1..r.len() - 2]).ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0)).sum();
+            out.int(total);
+        }
+        Combine::Array => {
+            let nkeys: usize = parts.iter().map(|p| p.positions.len()).sum();
+            let mut slots: Vec<&[u8]> = vec![&[]; nkeys];
+            for (r, part) in replies.iter().zip(parts) {
+                let elems = split_flat_array(r).unwrap_or_default();
+                for (e, &pos) in elems.into_iter().zip(&part.positions) {
+                    slots[pos] = e;
+                }
+            }
+            out.array(slots.len());
+            for s in slots {
+                out.buf.extend_from_slice(s);
+            }
+        }
+    }
+}
 
 /// One shard's replies to its sub-commands: (command index, reply), in order.
 type ShardReplies = Vec<(usize, Vec<u8>)>;
@@ -609,25 +702,53 @@ struct SubCommand {
 }
 
 /// Replies of a batch of commands run on one shard: the concatenated replies
-/// and, for each command, its position in the segment and where its reply ends.
+/// and, for each command, its position in the segment and where its reply
+/// ends. `rest`: commands not run because one of them (the first) must run
+/// on the connection instead (a script needing every shard).
 struct BatchResult {
     buf: Vec<u8>,
     ends: Vec<(usize, usize)>,
+    rest: Vec<(usize, Pending)>,
 }
 
 fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending)>) -> BatchResult {
     let mut out = Out::new(resp3);
     let mut ends = Vec::with_capacity(batch.len());
     let now = now_ms();
-    for (i, p) in batch {
-        exec_one(sh, db, now, p.spec, &p.args, &mut out);
+    let mut items = batch.into_iter();
+    while let Some((i, p)) = items.next() {
+        if !exec_or_defer(sh, db, p.spec, &p.args, &mut out, now) {
+            let mut rest = vec![(i, p)];
+            rest.extend(items);
+            return BatchResult { buf: out.buf, ends, rest };
+        }
         ends.push((i, out.buf.len()));
     }
-    BatchResult { buf: out.buf, ends }
+    BatchResult { buf: out.buf, ends, rest: Vec::new() }
+}
+
+/// Runs a command batched for a shard: a shard command, or a script on the
+/// shard of its declared keys. False (nothing written) when the connection
+/// must run it instead.
+fn exec_or_defer(sh: &mut Shard, db: usize, spec: &'static CommandSpec, args: &[Bytes], out: &mut Out, now: u64) -> bool {
+    match spec.exec {
+        Exec::Conn(c) => commands::scripting::run_on_shard(sh, db, c, args, out),
+        _ => {
+            exec_one_at(sh, db, spec, args, out, now);
+            true
+        }
+    }
 }
 
 /// Runs one shard command, writing its reply or its error.
-pub fn exec_one(sh: &mut Shard, db: usize, now: u64, spec: &CommandSpec, args: &[Bytes], out: &mut Out) {
+pub fn exec_one(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out) {
+    exec_one_at(sh, db, spec, args, out, now_ms())
+}
+
+/// `exec_one` at a given time (a batch, or a script, runs every command at
+/// its start time, so keys do not expire in the middle of a script, as in
+/// Redis).
+pub fn exec_one_at(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out, now: u64) {
     let f = match spec.exec {
         Exec::Shard(f) | Exec::Split(f, _) => f,
         Exec::Conn(_) => return out.error(&CmdError::err("connection command routed to a shard")),

@@ -20,6 +20,11 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::shard::{Engine, LocalShard, Msg, Shard};
 
+/// Stack of each shard thread: deep enough for Lua scripts' recursion
+/// (nested tables in replies, cjson's 1000 levels); only touched pages cost
+/// memory.
+const SHARD_STACK: usize = 64 << 20;
+
 pub fn run(cfg: Config) -> std::io::Result<()> {
     let cfg = Arc::new(cfg);
     let nshards = cfg.shards;
@@ -43,7 +48,12 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         let (ctx, crx) = mpsc::unbounded_channel::<std::net::TcpStream>();
         conn_txs.push(ctx);
         let engine = engine.clone();
-        threads.push(std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || shard_thread(id, nshards, engine, inbox, crx))?);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("shard-{id}"))
+                .stack_size(SHARD_STACK)
+                .spawn(move || shard_thread(id, nshards, engine, inbox, crx))?,
+        );
     }
 
     info!(port = cfg.port, shards = nshards, bind = ?cfg.bind, "damselfly ready to accept connections");
@@ -85,9 +95,21 @@ async fn accept_loop(l: TcpListener, conn_txs: Vec<mpsc::UnboundedSender<std::ne
                     continue;
                 }
                 let _ = sock.set_nodelay(true);
+                // A thread blocked by a script past its time limit cannot
+                // serve a new client: skip it, so SCRIPT KILL stays reachable.
+                let n = conn_txs.len();
+                if engine.scripting.busy_count.load(Relaxed) > 0 {
+                    let busy = engine.scripting.busy_threads();
+                    for _ in 0..n {
+                        if !busy.contains(&(next % n)) {
+                            break;
+                        }
+                        next += 1;
+                    }
+                }
                 match sock.into_std() {
                     Ok(s) => {
-                        let _ = conn_txs[next % conn_txs.len()].send(s);
+                        let _ = conn_txs[next % n].send(s);
                         next += 1;
                     }
                     Err(e) => warn!("accepted socket unusable: {e}"),
@@ -140,7 +162,7 @@ fn shard_thread(
         }
     };
     let local = tokio::task::LocalSet::new();
-    let shard = LocalShard::new(Shard::new(id, nshards, engine.cfg.clone()));
+    let shard = LocalShard::new(Shard::new(id, nshards, engine.cfg.clone(), engine.scripting.clone()));
     local.block_on(&rt, async move {
         // Inbox: jobs from other threads.
         let s = shard.clone();

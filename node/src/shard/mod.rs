@@ -16,6 +16,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::config::Config;
+use crate::scripting::Scripting;
 use crate::slot::key_slot;
 use crate::store::Db;
 
@@ -50,13 +51,16 @@ pub struct Shard {
     dbs: Vec<Option<Box<Db>>>,
     pub stats: ShardStats,
     pub cfg: Arc<Config>,
+    /// The node's script cache and function libraries (this thread's VM
+    /// is created from it on first use).
+    pub scripting: Arc<Scripting>,
     lock: TxId,
 }
 
 impl Shard {
-    pub fn new(id: usize, nshards: usize, cfg: Arc<Config>) -> Shard {
+    pub fn new(id: usize, nshards: usize, cfg: Arc<Config>, scripting: Arc<Scripting>) -> Shard {
         let dbs = (0..cfg.databases).map(|_| None).collect();
-        Shard { id, nshards, seed: rand::random(), dbs, stats: ShardStats::default(), cfg, lock: NO_TX }
+        Shard { id, nshards, seed: rand::random(), dbs, stats: ShardStats::default(), cfg, scripting, lock: NO_TX }
     }
 
     /// Number of shards in the node.
@@ -152,6 +156,7 @@ pub struct Engine {
     next_tx: AtomicU64,
     pub stats: NodeStats,
     pub clients: crate::server::clients::Clients,
+    pub scripting: Arc<Scripting>,
     /// Notified by SHUTDOWN.
     pub shutdown: Notify,
 }
@@ -175,6 +180,7 @@ impl Engine {
             next_tx: AtomicU64::new(1),
             stats: NodeStats::default(),
             clients: Default::default(),
+            scripting: Scripting::new(),
             shutdown: Notify::new(),
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);

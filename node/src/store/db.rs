@@ -42,6 +42,47 @@ pub struct Db {
     /// WATCHed keys and the flags of the clients watching them. Every write
     /// path below raises the flags of the key it changes.
     watched: HashMap<SmallBytes, Vec<Arc<AtomicBool>>>,
+    /// While a script runs on its fast path: how to put back every key it
+    /// changed (see `undo_begin`). `None` the rest of the time.
+    undo: Option<Box<UndoLog>>,
+    /// A cleared log kept for the next script (saves its allocations).
+    undo_spare: Option<Box<UndoLog>>,
+}
+
+/// The state of each key before its first change since `Db::undo_begin`:
+/// its value and expiry, or `None` if it did not exist.
+#[derive(Default)]
+struct UndoLog {
+    /// Keys recorded, once there are too many for a linear scan.
+    seen: std::collections::HashSet<SmallBytes>,
+    before: Vec<(SmallBytes, Option<(Value, u64)>)>,
+}
+
+impl UndoLog {
+    const SCAN: usize = 16;
+
+    fn has(&self, key: &[u8]) -> bool {
+        if self.before.len() < Self::SCAN {
+            self.before.iter().any(|(k, _)| &**k == key)
+        } else {
+            self.seen.contains(key)
+        }
+    }
+
+    fn record(&mut self, key: SmallBytes, before: Option<(Value, u64)>) {
+        if self.before.len() >= Self::SCAN {
+            if self.seen.is_empty() {
+                self.seen.extend(self.before.iter().map(|(k, _)| k.clone()));
+            }
+            self.seen.insert(key.clone());
+        }
+        self.before.push((key, before));
+    }
+
+    fn clear(&mut self) {
+        self.seen.clear();
+        self.before.clear();
+    }
 }
 
 impl Db {
@@ -57,6 +98,8 @@ impl Db {
             entries: Slab::default(),
             expires: BTreeSet::new(),
             watched: HashMap::new(),
+            undo: None,
+            undo_spare: None,
         }
     }
 
@@ -151,13 +194,56 @@ impl Db {
         }
     }
 
+    /// Called before every change to the entry at `idx`: tells its watchers
+    /// and, while an undo log is active, records its current state.
     #[inline]
-    fn touch_idx(&self, idx: u32) {
+    fn touch_idx(&mut self, idx: u32) {
         if !self.watched.is_empty() {
             if let Some(e) = self.entries.get(idx) {
                 self.touch(&e.key);
             }
         }
+        if let Some(u) = &mut self.undo {
+            if let Some(e) = self.entries.get(idx) {
+                if !u.has(&e.key) {
+                    u.record(e.key.clone(), Some((e.value.clone(), e.expire_at)));
+                }
+            }
+        }
+    }
+
+    /// Starts recording, for each key changed from now on, its state before
+    /// the first change, so `undo_rollback` can restore it. Used by scripts on
+    /// their single-shard fast path: if a script turns out to need other
+    /// shards, its changes so far are undone (nobody else could see them)
+    /// and it runs again under a wider lock.
+    pub fn undo_begin(&mut self) {
+        self.undo = Some(self.undo_spare.take().unwrap_or_default());
+    }
+
+    /// Stops recording and keeps every change.
+    pub fn undo_commit(&mut self) {
+        if let Some(mut log) = self.undo.take() {
+            if log.before.capacity() <= 1024 {
+                log.clear();
+                self.undo_spare = Some(log);
+            }
+        }
+    }
+
+    /// Stops recording and puts every recorded key back as it was.
+    pub fn undo_rollback(&mut self) {
+        let Some(mut log) = self.undo.take() else { return };
+        for (key, before) in log.before.drain(..).rev() {
+            if let Some(idx) = self.find(&key) {
+                self.remove_idx(idx);
+            }
+            if let Some((value, expire_at)) = before {
+                self.insert_new(&key, value, expire_at);
+            }
+        }
+        log.clear();
+        self.undo_spare = Some(log);
     }
 
     /// Raises every watcher's flag (the database is flushed or swapped) and
@@ -176,6 +262,11 @@ impl Db {
     /// Inserts a key known to be absent.
     pub fn insert_new(&mut self, key: &[u8], value: Value, expire_at: u64) -> u32 {
         self.touch(key);
+        if let Some(u) = &mut self.undo {
+            if !u.has(key) {
+                u.record(SmallBytes::new(key), None);
+            }
+        }
         let local = self.local(key_slot(key));
         let h = self.hash(key);
         let idx = self.entries.insert(Entry { key: SmallBytes::new(key), value, expire_at });
@@ -378,6 +469,44 @@ mod tests {
         d.unwatch(b"w", &flag2);
         d.unwatch(b"w", &flag3);
         assert!(d.watched.is_empty());
+    }
+
+    #[test]
+    fn undo_log_restores_values_ttls_and_absence() {
+        let mut d = db();
+        let a = d.set(b"a", Value::string(b"1"), false, 0);
+        d.set_expire(a, 5000);
+        d.set(b"b", Value::string(b"keep"), false, 0);
+        d.undo_begin();
+        let a = d.lookup(b"a", 0).unwrap();
+        d.entry_mut(a).value = Value::string(b"2");
+        d.set_expire(a, 0);
+        d.entry_mut(a).value = Value::string(b"3");
+        d.remove(b"b", 0);
+        d.set(b"new", Value::string(b"x"), false, 0);
+        d.undo_rollback();
+        let e = d.get(b"a", 0).unwrap();
+        assert!(matches!(e.value, Value::Int(1)));
+        assert_eq!(e.expire_at(), Some(5000));
+        assert!(d.exists(b"b", 0));
+        assert!(!d.exists(b"new", 0));
+        assert_eq!(d.len(), 2);
+        assert_eq!(d.volatile_len(), 1);
+        // Many keys (past the linear-scan size), each changed twice.
+        d.undo_begin();
+        for round in 0..2 {
+            for i in 0..40 {
+                d.set(format!("m{i}").as_bytes(), Value::string(format!("{round}").as_bytes()), false, 0);
+            }
+        }
+        d.undo_rollback();
+        assert_eq!(d.len(), 2);
+        // After a commit, changes stay and nothing is recorded any more.
+        d.undo_begin();
+        d.set(b"c", Value::string(b"1"), false, 0);
+        d.undo_commit();
+        d.undo_rollback();
+        assert!(d.exists(b"c", 0));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::types::hash::HashValue;
 use crate::types::json::JsonDoc;
 use crate::types::zset::ZSet;
 
+#[derive(Clone)]
 pub enum Value {
     Str(SmallBytes),
     Int(i64),

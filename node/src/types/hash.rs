@@ -12,6 +12,7 @@ use foldhash::fast::FixedState;
 use super::field_table::{self, FieldTable};
 use crate::store::SmallBytes;
 
+#[derive(Clone)]
 pub enum HashValue {
     Pairs(Vec<(SmallBytes, SmallBytes)>),
     Table(FieldTable),

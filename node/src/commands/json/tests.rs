@@ -22,7 +22,7 @@ const DOC: &str = r#"{"a":1,"b":{"a":2,"c":[1,2,3,{"a":3}]},"s":"str","n":null,"
 
 fn shard() -> Shard {
     let cfg = Config::from_args(&Args::parse_from(["damselfly"])).expect("default config");
-    Shard::new(0, 1, Arc::new(cfg))
+    Shard::new(0, 1, Arc::new(cfg), crate::scripting::cache::Scripting::new())
 }
 
 /// Splits a command line: whitespace separates arguments, '...' quotes one
@@ -63,7 +63,7 @@ fn run(sh: &mut Shard, resp3: bool, line: &str) -> String {
     match commands::lookup(&args[0]) {
         None => return format!("-unknown command {line}"),
         Some(spec) if !spec.arity_ok(args.len()) => out.error(&crate::error::CmdError::wrong_arity(spec.name)),
-        Some(spec) => crate::server::conn::exec_one(sh, 0, crate::util::now_ms(), spec, &args, &mut out),
+        Some(spec) => crate::server::conn::exec_one(sh, 0, spec, &args, &mut out),
     }
     let (s, used) = show(&out.buf);
     assert_eq!(used, out.buf.len(), "one reply for {line}");

@@ -1,0 +1,577 @@
+//! Scripting commands: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT, FCALL,
+//! FCALL_RO and FUNCTION. How scripts run (fast path on one shard, undo-log
+//! escalation, wide mode) is in `scripting::exec`; this module parses the
+//! commands, checks flags, picks the path and manages the caches.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+
+use super::{cmd, cmd_numkeys, flag::*, CommandSpec, ConnCmd, Exec};
+use crate::config::Config;
+use crate::error::{CmdError, CmdResult};
+use crate::resp::Out;
+use crate::scripting::cache::{FunctionInfo, KillResult, Libraries, Library};
+use crate::scripting::exec::{self, Invocation, Kind, Outcome};
+use crate::scripting::vm::{with_vm, with_vm_on, Vm};
+use crate::scripting::{flags, functions, parse_sha, sha1_hex};
+use crate::server::conn::Conn;
+use crate::shard::Shard;
+use crate::util::{eq_ic, glob_match, parse_i64};
+
+const SC: &[&str] = &["slow", "scripting"];
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd_numkeys("eval", -3, NOSCRIPT | STALE, 2, SC, "scripting", "Executes a server-side Lua script.", Exec::Conn(ConnCmd::Eval)),
+    cmd_numkeys(
+        "evalsha",
+        -3,
+        NOSCRIPT | STALE,
+        2,
+        SC,
+        "scripting",
+        "Executes a server-side Lua script by SHA1 digest.",
+        Exec::Conn(ConnCmd::EvalSha),
+    ),
+    cmd_numkeys(
+        "eval_ro",
+        -3,
+        NOSCRIPT | STALE | READONLY,
+        2,
+        SC,
+        "scripting",
+        "Executes a read-only server-side Lua script.",
+        Exec::Conn(ConnCmd::EvalRo),
+    ),
+    cmd_numkeys(
+        "evalsha_ro",
+        -3,
+        NOSCRIPT | STALE | READONLY,
+        2,
+        SC,
+        "scripting",
+        "Executes a read-only server-side Lua script by SHA1 digest.",
+        Exec::Conn(ConnCmd::EvalShaRo),
+    ),
+    cmd(
+        "script",
+        -2,
+        NOSCRIPT,
+        (0, 0, 0),
+        SC,
+        "scripting",
+        "A container for Lua scripts management commands.",
+        Exec::Conn(ConnCmd::Script),
+    ),
+    cmd_numkeys("fcall", -3, NOSCRIPT | STALE, 2, SC, "scripting", "Invokes a function.", Exec::Conn(ConnCmd::Fcall)),
+    cmd_numkeys(
+        "fcall_ro",
+        -3,
+        NOSCRIPT | STALE | READONLY,
+        2,
+        SC,
+        "scripting",
+        "Invokes a read-only function.",
+        Exec::Conn(ConnCmd::FcallRo),
+    ),
+    cmd("function", -2, NOSCRIPT, (0, 0, 0), SC, "scripting", "A container for function commands.", Exec::Conn(ConnCmd::Function)),
+];
+
+/// Whether a command may run while a script is busy: SCRIPT KILL,
+/// FUNCTION KILL, FUNCTION STATS, SHUTDOWN NOSAVE.
+pub fn allowed_when_busy(spec: &CommandSpec, args: &[Bytes]) -> bool {
+    let sub = |w: &str| args.get(1).is_some_and(|a| eq_ic(a, w));
+    match spec.name {
+        "script" => sub("KILL"),
+        "function" => sub("KILL") || sub("STATS"),
+        "shutdown" => args[1..].iter().any(|a| eq_ic(a, "NOSAVE")),
+        _ => false,
+    }
+}
+
+/// The -BUSY reply, naming the command that can stop what is running.
+pub fn busy_error(function: bool) -> CmdError {
+    if function {
+        CmdError::Other("BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.".into())
+    } else {
+        CmdError::Other("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.".into())
+    }
+}
+
+fn noscript() -> CmdError {
+    CmdError::Other("NOSCRIPT No matching script. Please use EVAL.".into())
+}
+
+/// Validates `numkeys` at args[2]; returns it.
+fn numkeys(args: &[Bytes], not_int: CmdError) -> CmdResult<usize> {
+    let n = parse_i64(&args[2]).map_err(|_| not_int)?;
+    if n > (args.len() - 3) as i64 {
+        return Err(CmdError::err("Number of keys can't be greater than number of args"));
+    }
+    if n < 0 {
+        return Err(CmdError::err("Number of keys can't be negative"));
+    }
+    Ok(n as usize)
+}
+
+/// Refuses a script with the write flag under a *_RO command, and (for
+/// scripts with a shebang or functions) a writing script without
+/// `allow-oom` while memory is over `maxmemory`.
+fn check_flags(cfg: &Config, f: u32, ro: bool) -> CmdResult {
+    if f & flags::EVAL_COMPAT != 0 || f & flags::NO_WRITES != 0 {
+        return Ok(());
+    }
+    if ro {
+        return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
+    }
+    let max = cfg.maxmemory.load(Relaxed);
+    if f & flags::ALLOW_OOM == 0 && max > 0 && crate::alloc::used_memory() > max {
+        return Err(CmdError::Other("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'".into()));
+    }
+    Ok(())
+}
+
+/// Whether a connection-level command is one of the script runners, which
+/// pipelines batch with the shard commands of the shard they run on.
+pub fn is_script_call(c: ConnCmd) -> bool {
+    matches!(c, ConnCmd::Eval | ConnCmd::EvalSha | ConnCmd::EvalRo | ConnCmd::EvalShaRo | ConnCmd::Fcall | ConnCmd::FcallRo)
+}
+
+/// A parsed, checked script invocation.
+pub struct Prepared {
+    pub inv: Invocation,
+    /// Known to reach beyond its declared keys' shard (or allowed to span
+    /// shards): run it in wide mode straight away.
+    pub wide: bool,
+}
+
+/// Parses EVAL/EVALSHA/EVAL_RO/EVALSHA_RO/FCALL/FCALL_RO with this
+/// thread's VM (which caches scripts and functions), checking numkeys, the
+/// script's existence and its flags.
+pub fn prepare(vm: &mut Vm, c: ConnCmd, args: &[Bytes], db: usize, resp3: bool, cfg: &Config) -> CmdResult<Prepared> {
+    let limit_ms = cfg.lua_time_limit.load(Relaxed);
+    let (kind, f, wide, ro, command, nk) = match c {
+        ConnCmd::Fcall | ConnCmd::FcallRo => {
+            let name = String::from_utf8_lossy(&args[1]).into_owned();
+            let (f, wide) = vm.function_meta(&name).map_err(CmdError::Other)?;
+            let nk = numkeys(args, CmdError::err("Bad number of keys provided"))?;
+            let ro = c == ConnCmd::FcallRo;
+            (Kind::Function { name }, f, wide, ro, if ro { "fcall_ro" } else { "fcall" }, nk)
+        }
+        _ => {
+            let nk = numkeys(args, CmdError::NotInteger)?;
+            let by_sha = matches!(c, ConnCmd::EvalSha | ConnCmd::EvalShaRo);
+            let ro = matches!(c, ConnCmd::EvalRo | ConnCmd::EvalShaRo);
+            let (sha, body, f, wide) = if by_sha {
+                let sha = parse_sha(&args[1]).ok_or_else(noscript)?;
+                let (f, wide) = vm.script(&sha).map(|c| (c.info.flags, c.info.wide.load(Relaxed))).ok_or_else(noscript)?;
+                (sha, None, f, wide)
+            } else {
+                let body = args[1].clone();
+                let sha = sha1_hex(&body);
+                let (f, wide) = vm.script_for_body(&sha, &body).map(|i| (i.flags, i.wide.load(Relaxed))).map_err(CmdError::Other)?;
+                (sha, Some(body), f, wide)
+            };
+            let command = match (by_sha, ro) {
+                (false, false) => "eval",
+                (true, false) => "evalsha",
+                (false, true) => "eval_ro",
+                (true, true) => "evalsha_ro",
+            };
+            (Kind::Script { sha, body }, f, wide, ro, command, nk)
+        }
+    };
+    check_flags(cfg, f, ro)?;
+    let no_writes = f & flags::NO_WRITES != 0 && (f & flags::EVAL_COMPAT == 0 || matches!(kind, Kind::Function { .. }));
+    let inv = Invocation {
+        kind,
+        keys: args[3..3 + nk].to_vec(),
+        args: args[3 + nk..].to_vec(),
+        db,
+        resp3,
+        read_only: ro || no_writes,
+        flags: f,
+        command,
+        limit_ms,
+    };
+    Ok(Prepared { wide: wide || f & flags::ALLOW_CROSS_SLOT != 0, inv })
+}
+
+/// EVAL & co. and FCALL & co. as part of a pipeline batch, on the shard
+/// that owns the declared keys (the connection routed it there). Returns
+/// false, having written nothing, when the connection must run it in wide
+/// mode instead.
+pub fn run_on_shard(sh: &mut Shard, db: usize, c: ConnCmd, args: &[Bytes], out: &mut Out) -> bool {
+    if !is_script_call(c) {
+        return false;
+    }
+    with_vm_on(sh, |vm, sh| {
+        let prep = match prepare(vm, c, args, db, out.resp3, &sh.cfg) {
+            Ok(p) => p,
+            Err(e) => {
+                out.error(&e);
+                return true;
+            }
+        };
+        if prep.wide {
+            return false;
+        }
+        exec::run_fast_with(vm, sh, &prep.inv, out)
+    })
+}
+
+/// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO run by the
+/// connection: inside EXEC, for keys on several shards, or after the shard
+/// found that the script needs every shard.
+pub async fn eval(conn: &mut Conn, c: ConnCmd, args: &[Bytes]) -> CmdResult {
+    let (db, resp3) = (conn.db, conn.out.resp3);
+    let engine = conn.engine.clone();
+    let prep = with_vm(&engine.scripting, |vm| prepare(vm, c, args, db, resp3, &engine.cfg))?;
+    run(conn, prep.inv, prep.wide).await;
+    Ok(())
+}
+
+/// Runs an invocation: on the shard of its declared keys when they share
+/// one (falling back to wide mode if it reaches further), otherwise — or
+/// when known to reach further, or inside EXEC — holding every shard.
+async fn run(conn: &mut Conn, inv: Invocation, known_wide: bool) {
+    let mut inv = inv;
+    let in_exec = conn.exec_tx.is_some();
+    if !in_exec && !known_wide && inv.flags & flags::ALLOW_CROSS_SLOT == 0 {
+        let mut shards = inv.keys.iter().map(|k| conn.engine.shard_of(k));
+        let target = match shards.next() {
+            None => Some(conn.local.id()),
+            Some(first) => shards.all(|s| s == first).then_some(first),
+        };
+        if let Some(s) = target {
+            let (outcome, back) = conn
+                .run_on(s, move |sh| {
+                    let o = exec::run_fast(sh, &inv);
+                    (o, inv)
+                })
+                .await;
+            match outcome {
+                Outcome::Reply(r) => {
+                    conn.out.buf.extend_from_slice(&r);
+                    return;
+                }
+                Outcome::Escalate => inv = back,
+            }
+        }
+    }
+    let mut tx = conn.begin_tx();
+    let all: Vec<usize> = (0..conn.engine.nshards()).collect();
+    tx.lock_all(&all).await;
+    let engine = conn.engine.clone();
+    let txid = tx.id;
+    let reply = conn.local.run(txid, |sh| exec::run_wide(sh, &engine, txid, &inv)).await;
+    conn.end_tx(tx);
+    conn.out.buf.extend_from_slice(&reply);
+}
+
+fn help(conn: &mut Conn, lines: &[&str]) {
+    conn.out.array(lines.len());
+    for l in lines {
+        conn.out.simple(l);
+    }
+}
+
+fn sub_arity(args: &[Bytes], ok: bool) -> CmdResult {
+    if ok {
+        Ok(())
+    } else {
+        Err(CmdError::err(format!(
+            "wrong number of arguments for '{}|{}' command",
+            String::from_utf8_lossy(&args[0]).to_lowercase(),
+            String::from_utf8_lossy(&args[1]).to_lowercase()
+        )))
+    }
+}
+
+fn kill_reply(conn: &mut Conn, r: KillResult, functions: bool) -> CmdResult {
+    match r {
+        KillResult::Killed => {
+            conn.out.ok();
+            Ok(())
+        }
+        KillResult::NotBusy => Err(CmdError::Other("NOTBUSY No scripts in execution right now.".into())),
+        KillResult::Unkillable => Err(CmdError::Other(
+            "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into(),
+        )),
+        KillResult::WrongKind => Err(busy_error(!functions)),
+    }
+}
+
+/// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP.
+pub fn script(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let scripting = conn.engine.scripting.clone();
+    let sub = args[1].to_ascii_uppercase();
+    match sub.as_slice() {
+        b"LOAD" => {
+            sub_arity(args, args.len() == 3)?;
+            let body = args[2].clone();
+            let sha = sha1_hex(&body);
+            with_vm(&scripting, |vm| vm.script_for_body(&sha, &body)).map_err(CmdError::Other)?;
+            conn.out.bulk(&sha);
+        }
+        b"EXISTS" => {
+            sub_arity(args, args.len() >= 3)?;
+            conn.out.array(args.len() - 2);
+            for a in &args[2..] {
+                let found = parse_sha(a).is_some_and(|s| scripting.script_exists(&s));
+                conn.out.int(found as i64);
+            }
+        }
+        b"FLUSH" => {
+            match args.len() {
+                2 => {}
+                3 if eq_ic(&args[2], "SYNC") || eq_ic(&args[2], "ASYNC") => {}
+                _ => return Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option")),
+            }
+            scripting.flush_scripts();
+            conn.out.ok();
+        }
+        b"KILL" => {
+            sub_arity(args, args.len() == 2)?;
+            return kill_reply(conn, scripting.kill(false), false);
+        }
+        b"DEBUG" => return Err(CmdError::err("SCRIPT DEBUG is not supported by this server")),
+        b"HELP" => help(
+            conn,
+            &[
+                "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "EXISTS <sha1> [<sha1> ...]",
+                "    Return information about the existence of the scripts in the script cache.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Flush the Lua scripts cache. Very dangerous on replicas.",
+                "KILL",
+                "    Kill the currently executing Lua script.",
+                "LOAD <script>",
+                "    Load a script into the scripts cache without executing it.",
+                "HELP",
+                "    Print this help.",
+            ],
+        ),
+        _ => return Err(CmdError::UnknownSubcommand { cmd: "SCRIPT".into(), sub: String::from_utf8_lossy(&args[1]).into_owned() }),
+    }
+    Ok(())
+}
+
+/// Loads a library's code on this thread's VM, checking it and collecting
+/// the functions it registers.
+fn build_library(conn: &Conn, code: Bytes) -> CmdResult<Library> {
+    let scripting = conn.engine.scripting.clone();
+    let (name, registered) = with_vm(&scripting, |vm| vm.load_library(&code)).map_err(CmdError::Other)?;
+    let functions = registered
+        .into_iter()
+        .map(|r| {
+            std::sync::Arc::new(FunctionInfo {
+                name: r.name,
+                library: name.clone(),
+                flags: r.flags,
+                description: r.description,
+                wide: Default::default(),
+            })
+        })
+        .collect();
+    Ok(Library { name, code, functions })
+}
+
+/// FUNCTION LOAD | LIST | DELETE | FLUSH | DUMP | RESTORE | STATS | KILL | HELP.
+pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let scripting = conn.engine.scripting.clone();
+    let sub = args[1].to_ascii_uppercase();
+    match sub.as_slice() {
+        b"LOAD" => {
+            sub_arity(args, args.len() >= 3)?;
+            let mut replace = false;
+            let mut i = 2;
+            while i < args.len() - 1 {
+                if eq_ic(&args[i], "REPLACE") {
+                    replace = true;
+                    i += 1;
+                    continue;
+                }
+                return Err(CmdError::err(format!("Unknown option given: {}", String::from_utf8_lossy(&args[i]))));
+            }
+            let lib = build_library(conn, args[args.len() - 1].clone())?;
+            let name = lib.name.clone();
+            scripting.libraries().add(lib, replace).map_err(CmdError::err)?;
+            scripting.libraries_changed();
+            conn.out.bulk(name.as_bytes());
+        }
+        b"DELETE" => {
+            sub_arity(args, args.len() == 3)?;
+            let name = String::from_utf8_lossy(&args[2]).into_owned();
+            if scripting.libraries().remove(&name).is_none() {
+                return Err(CmdError::err("Library not found"));
+            }
+            scripting.libraries_changed();
+            conn.out.ok();
+        }
+        b"FLUSH" => {
+            match args.len() {
+                2 => {}
+                3 if eq_ic(&args[2], "SYNC") || eq_ic(&args[2], "ASYNC") => {}
+                _ => return Err(CmdError::err("FUNCTION FLUSH only supports SYNC|ASYNC option")),
+            }
+            *scripting.libraries() = Libraries::default();
+            scripting.libraries_changed();
+            conn.out.ok();
+        }
+        b"LIST" => {
+            let (mut with_code, mut pattern): (bool, Option<Bytes>) = (false, None);
+            let mut i = 2;
+            while i < args.len() {
+                if !with_code && eq_ic(&args[i], "WITHCODE") {
+                    with_code = true;
+                } else if pattern.is_none() && eq_ic(&args[i], "LIBRARYNAME") {
+                    if i + 1 >= args.len() {
+                        return Err(CmdError::err("library name argument was not given"));
+                    }
+                    i += 1;
+                    pattern = Some(args[i].clone());
+                } else {
+                    return Err(CmdError::err(format!("Unknown argument {}", String::from_utf8_lossy(&args[i]))));
+                }
+                i += 1;
+            }
+            let libs = scripting.libraries();
+            let chosen: Vec<&Library> =
+                libs.libs.values().filter(|l| pattern.as_ref().is_none_or(|p| glob_match(p, l.name.as_bytes(), false))).collect();
+            let out = &mut conn.out;
+            out.array(chosen.len());
+            for l in chosen {
+                out.map(if with_code { 4 } else { 3 });
+                out.bulk(b"library_name");
+                out.bulk(l.name.as_bytes());
+                out.bulk(b"engine");
+                out.bulk(b"LUA");
+                out.bulk(b"functions");
+                out.array(l.functions.len());
+                for f in &l.functions {
+                    out.map(3);
+                    out.bulk(b"name");
+                    out.bulk(f.name.as_bytes());
+                    out.bulk(b"description");
+                    match &f.description {
+                        Some(d) => out.bulk(d.as_bytes()),
+                        None => out.nil(),
+                    }
+                    out.bulk(b"flags");
+                    let names: Vec<&str> = flags::NAMES.iter().filter(|(b, _)| f.flags & b != 0).map(|(_, n)| *n).collect();
+                    out.set(names.len());
+                    for n in names {
+                        out.simple(n);
+                    }
+                }
+                if with_code {
+                    out.bulk(b"library_code");
+                    out.bulk(&l.code);
+                }
+            }
+        }
+        b"DUMP" => {
+            sub_arity(args, args.len() == 2)?;
+            let libs = scripting.libraries();
+            let codes: Vec<&[u8]> = libs.libs.values().map(|l| &l.code[..]).collect();
+            let payload = functions::dump(&codes);
+            drop(libs);
+            conn.out.bulk(&payload);
+        }
+        b"RESTORE" => {
+            sub_arity(args, args.len() == 3 || args.len() == 4)?;
+            #[derive(PartialEq)]
+            enum Policy {
+                Append,
+                Replace,
+                Flush,
+            }
+            let policy = match args.get(3) {
+                None => Policy::Append,
+                Some(p) if eq_ic(p, "APPEND") => Policy::Append,
+                Some(p) if eq_ic(p, "REPLACE") => Policy::Replace,
+                Some(p) if eq_ic(p, "FLUSH") => Policy::Flush,
+                Some(_) => return Err(CmdError::err("Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")),
+            };
+            let codes = functions::restore(&args[2]).map_err(CmdError::err)?;
+            let mut built = Vec::with_capacity(codes.len());
+            for code in codes {
+                built.push(build_library(conn, Bytes::from(code))?);
+            }
+            let mut libs = scripting.libraries();
+            let mut next = if policy == Policy::Flush { Libraries::default() } else { libs.clone() };
+            for lib in built {
+                next.add(lib, policy == Policy::Replace).map_err(CmdError::err)?;
+            }
+            *libs = next;
+            drop(libs);
+            scripting.libraries_changed();
+            conn.out.ok();
+        }
+        b"STATS" => {
+            sub_arity(args, args.len() == 2)?;
+            let running = scripting.running_function();
+            let (nlibs, nfuncs) = {
+                let l = scripting.libraries();
+                (l.libs.len(), l.funcs.len())
+            };
+            let out = &mut conn.out;
+            out.map(2);
+            out.bulk(b"running_script");
+            match running {
+                Some((name, command, ms)) => {
+                    out.map(3);
+                    out.bulk(b"name");
+                    out.bulk(name.as_bytes());
+                    out.bulk(b"command");
+                    out.array(command.len());
+                    for c in &command {
+                        out.bulk(c);
+                    }
+                    out.bulk(b"duration_ms");
+                    out.int(ms as i64);
+                }
+                None => out.nil(),
+            }
+            out.bulk(b"engines");
+            out.map(1);
+            out.bulk(b"LUA");
+            out.map(2);
+            out.bulk(b"libraries_count");
+            out.int(nlibs as i64);
+            out.bulk(b"functions_count");
+            out.int(nfuncs as i64);
+        }
+        b"KILL" => {
+            sub_arity(args, args.len() == 2)?;
+            return kill_reply(conn, scripting.kill(true), true);
+        }
+        b"HELP" => help(
+            conn,
+            &[
+                "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "LOAD [REPLACE] <FUNCTION CODE>",
+                "    Create a new library with the given library name and code.",
+                "DELETE <LIBRARY NAME>",
+                "    Delete the given library.",
+                "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+                "    Return general information on all the libraries.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Delete all the libraries.",
+                "DUMP",
+                "    Return a serialized payload representing the current libraries.",
+                "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+                "    Restore the libraries represented by the given payload.",
+                "STATS",
+                "    Return information about the current function running.",
+                "KILL",
+                "    Kill the current running function.",
+                "HELP",
+                "    Print this help.",
+            ],
+        ),
+        _ => return Err(CmdError::UnknownSubcommand { cmd: "FUNCTION".into(), sub: String::from_utf8_lossy(&args[1]).into_owned() }),
+    }
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! Node-wide scripting state: the script cache (SHA1 -> source, shared by
+//! every connection and shard), the function libraries, and the registry of
+//! scripts running past the time limit (for BUSY and SCRIPT/FUNCTION KILL).
+//!
+//! None of it is on the per-command path: each shard thread's VM keeps its
+//! own copy of what it has compiled and checks a generation counter (one
+//! atomic load) to notice SCRIPT FLUSH or a library change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::Sha;
+
+/// A cached EVAL script.
+pub struct ScriptInfo {
+    pub body: Bytes,
+    /// `flags::*` from its shebang line.
+    pub flags: u32,
+    /// Set once the script has touched keys on a shard other than the one
+    /// its declared keys live on: from then on it runs under the wide lock
+    /// straight away.
+    pub wide: AtomicBool,
+}
+
+/// A function registered by a library.
+pub struct FunctionInfo {
+    pub name: String,
+    pub library: String,
+    pub flags: u32,
+    pub description: Option<String>,
+    pub wide: AtomicBool,
+}
+
+/// A loaded function library.
+#[derive(Clone)]
+pub struct Library {
+    pub name: String,
+    pub code: Bytes,
+    pub functions: Vec<Arc<FunctionInfo>>,
+}
+
+#[derive(Default, Clone)]
+pub struct Libraries {
+    pub libs: BTreeMap<String, Library>,
+    pub funcs: HashMap<String, Arc<FunctionInfo>>,
+}
+
+impl Libraries {
+    /// Adds a library (replacing one of the same name when `replace`);
+    /// errors with Redis's texts.
+    pub fn add(&mut self, lib: Library, replace: bool) -> Result<(), String> {
+        let old = self.libs.get(&lib.name);
+        if old.is_some() && !replace {
+            return Err(format!("Library '{}' already exists", lib.name));
+        }
+        for f in &lib.functions {
+            if let Some(existing) = self.funcs.get(&f.name) {
+                if existing.library != lib.name {
+                    return Err(format!("Function {} already exists", f.name));
+                }
+            }
+        }
+        self.remove(&lib.name);
+        for f in &lib.functions {
+            self.funcs.insert(f.name.clone(), f.clone());
+        }
+        self.libs.insert(lib.name.clone(), lib);
+        Ok(())
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Library> {
+        let lib = self.libs.remove(name)?;
+        for f in &lib.functions {
+            self.funcs.remove(&f.name);
+        }
+        Some(lib)
+    }
+}
+
+/// A script running past the time limit.
+pub struct Busy {
+    pub id: u64,
+    pub kill: Arc<AtomicBool>,
+    pub wrote: Arc<AtomicBool>,
+    /// The function's name, or `None` for an EVAL script.
+    pub function: Option<String>,
+    /// The command that started it (FUNCTION STATS).
+    pub command: Vec<Bytes>,
+    pub started: Instant,
+    /// The shard thread it runs on (blocked until it ends).
+    pub thread: usize,
+}
+
+/// Outcome of SCRIPT KILL / FUNCTION KILL.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KillResult {
+    Killed,
+    NotBusy,
+    Unkillable,
+    /// SCRIPT KILL while a function runs, or FUNCTION KILL while a script
+    /// runs: the BUSY text that names the right command.
+    WrongKind,
+}
+
+#[derive(Default)]
+pub struct Scripting {
+    scripts: Mutex<HashMap<Sha, Arc<ScriptInfo>>>,
+    /// Bumped by SCRIPT FLUSH: VMs drop what they compiled.
+    pub script_gen: AtomicU64,
+    libraries: Mutex<Libraries>,
+    /// Bumped by every library change.
+    pub lib_gen: AtomicU64,
+    busy: Mutex<Vec<Busy>>,
+    /// Number of scripts past the time limit; read by every command.
+    pub busy_count: AtomicUsize,
+    next_busy: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Scripting {
+    pub fn new() -> Arc<Scripting> {
+        Arc::new(Scripting::default())
+    }
+
+    pub fn script(&self, sha: &Sha) -> Option<Arc<ScriptInfo>> {
+        lock(&self.scripts).get(sha).cloned()
+    }
+
+    /// Caches a script (already known to compile); returns the cached entry.
+    pub fn add_script(&self, sha: Sha, body: Bytes, flags: u32) -> Arc<ScriptInfo> {
+        lock(&self.scripts).entry(sha).or_insert_with(|| Arc::new(ScriptInfo { body, flags, wide: AtomicBool::new(false) })).clone()
+    }
+
+    pub fn script_exists(&self, sha: &Sha) -> bool {
+        lock(&self.scripts).contains_key(sha)
+    }
+
+    pub fn flush_scripts(&self) {
+        lock(&self.scripts).clear();
+        self.script_gen.fetch_add(1, Relaxed);
+    }
+
+    pub fn scripts_count(&self) -> usize {
+        lock(&self.scripts).len()
+    }
+
+    pub fn libraries(&self) -> MutexGuard<'_, Libraries> {
+        lock(&self.libraries)
+    }
+
+    /// Call after changing the libraries.
+    pub fn libraries_changed(&self) {
+        self.lib_gen.fetch_add(1, Relaxed);
+    }
+
+    pub fn function(&self, name: &str) -> Option<(Arc<FunctionInfo>, Bytes)> {
+        let libs = lock(&self.libraries);
+        let f = libs.funcs.get(name)?.clone();
+        let code = libs.libs.get(&f.library)?.code.clone();
+        Some((f, code))
+    }
+
+    /// Registers a script that has run past the time limit.
+    pub fn mark_busy(&self, function: Option<String>, command: Vec<Bytes>, started: Instant, wrote: bool, thread: usize) -> Busy {
+        let id = self.next_busy.fetch_add(1, Relaxed);
+        let kill = Arc::new(AtomicBool::new(false));
+        let wrote = Arc::new(AtomicBool::new(wrote));
+        let mine =
+            Busy { id, kill: kill.clone(), wrote: wrote.clone(), function: function.clone(), command: command.clone(), started, thread };
+        lock(&self.busy).push(Busy { id, kill, wrote, function, command, started, thread });
+        self.busy_count.fetch_add(1, Relaxed);
+        mine
+    }
+
+    pub fn unmark_busy(&self, id: u64) {
+        let mut b = lock(&self.busy);
+        let before = b.len();
+        b.retain(|x| x.id != id);
+        if b.len() < before {
+            self.busy_count.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// Shard threads blocked by a busy script: new connections go elsewhere,
+    /// so a client can still reach SCRIPT KILL.
+    pub fn busy_threads(&self) -> Vec<usize> {
+        lock(&self.busy).iter().map(|b| b.thread).collect()
+    }
+
+    /// Whether the busy script (if any) is a function: picks the BUSY text.
+    pub fn busy_is_function(&self) -> bool {
+        lock(&self.busy).first().is_some_and(|b| b.function.is_some())
+    }
+
+    /// The busy function's name, command and run time (FUNCTION STATS
+    /// reports functions only, not EVAL scripts).
+    pub fn running_function(&self) -> Option<(String, Vec<Bytes>, u128)> {
+        let b = lock(&self.busy);
+        let f = b.iter().find(|b| b.function.is_some())?;
+        Some((f.function.clone().unwrap_or_default(), f.command.clone(), f.started.elapsed().as_millis()))
+    }
+
+    /// SCRIPT KILL (`functions == false`) or FUNCTION KILL.
+    pub fn kill(&self, functions: bool) -> KillResult {
+        let b = lock(&self.busy);
+        if b.is_empty() {
+            return KillResult::NotBusy;
+        }
+        if b.iter().any(|x| x.wrote.load(Relaxed)) {
+            return KillResult::Unkillable;
+        }
+        if b.iter().any(|x| x.function.is_some() != functions) {
+            return KillResult::WrongKind;
+        }
+        for x in b.iter() {
+            x.kill.store(true, Relaxed);
+        }
+        KillResult::Killed
+    }
+}

@@ -1,0 +1,1047 @@
+//! Running scripts and functions.
+//!
+//! A run has a context (`RunCtx`) that `redis.call`, the error handler and
+//! the time-limit hook reach through a per-thread slot while the run is in
+//! progress (the callbacks are created once per VM, not per run). Where the
+//! commands of `redis.call` execute depends on the target:
+//!
+//! - `Fast`: the script runs as one job on the shard that owns its declared
+//!   keys (or the connection's shard when it declares none), and
+//!   `redis.call` runs commands directly on that `&mut Shard`. Every key the
+//!   script changes is recorded in the database's undo log first. When a
+//!   command needs another shard (an undeclared key elsewhere, a multi-shard
+//!   or connection-level command), the changes are rolled back — nobody
+//!   else could have seen them, the shard was ours — the run is abandoned
+//!   and the caller runs the script again in wide mode.
+//! - `Wide`: the connection holds a transaction on every shard; the script
+//!   runs on the connection's thread, `redis.call` runs local commands on
+//!   the borrowed local shard and sends remote ones to their shard as jobs
+//!   of that transaction, waiting for each reply. This blocks the thread,
+//!   which is safe: every shard is locked by this transaction, so the other
+//!   shard threads are free to run its jobs and nothing else can be running
+//!   a script anywhere.
+//! - `None`: a function library being loaded (no data access).
+//!
+//! The time limit: an instruction-count hook checks the elapsed time. Past
+//! `lua-time-limit` the run registers itself as busy (other connections
+//! then answer -BUSY) and from then on honours SCRIPT KILL / FUNCTION KILL.
+
+use std::cell::Cell;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use std::os::raw::c_int;
+
+use mlua::{ffi, Function, Lua, Table, Value};
+
+use super::cache::{Busy, Scripting};
+use super::convert::lua_to_resp;
+use super::vm::Vm;
+use super::{flags, Sha};
+use crate::commands::{self, flag, CommandSpec, ConnCmd, Exec};
+use crate::error::CmdError;
+use crate::resp::Out;
+use crate::server::conn::{combine_replies, exec_one_at, split_by_shard};
+use crate::shard::{Engine, Shard, TxId};
+use crate::util::{glob_match, now_ms, parse_i64};
+
+/// What to run.
+pub enum Kind {
+    /// An EVAL script by SHA; `body` when the client sent the source.
+    Script { sha: Sha, body: Option<Bytes> },
+    /// A function registered by a library.
+    Function { name: String },
+}
+
+/// One EVAL/EVALSHA/FCALL invocation, as sent to the shard that runs it.
+pub struct Invocation {
+    pub kind: Kind,
+    pub keys: Vec<Bytes>,
+    pub args: Vec<Bytes>,
+    /// The client's database.
+    pub db: usize,
+    /// The client's protocol (the reply is written in it).
+    pub resp3: bool,
+    /// EVAL_RO/FCALL_RO, or a `no-writes` script or function.
+    pub read_only: bool,
+    /// The script's flags (`flags::*`).
+    pub flags: u32,
+    /// The command's name (for FUNCTION STATS).
+    pub command: &'static str,
+    /// `lua-time-limit` in ms (0: none).
+    pub limit_ms: u64,
+}
+
+/// Result of a fast-path attempt.
+pub enum Outcome {
+    /// The reply, in the client's protocol.
+    Reply(Vec<u8>),
+    /// The script needs other shards: its changes were rolled back; run it
+    /// again in wide mode.
+    Escalate,
+}
+
+pub enum Target<'a> {
+    None,
+    Fast(&'a mut Shard),
+    Wide { local: &'a mut Shard, engine: &'a Engine, tx: TxId },
+}
+
+/// A function registered while a library loads.
+pub struct Registered {
+    pub name: String,
+    pub func: Function,
+    pub flags: u32,
+    pub description: Option<String>,
+}
+
+pub struct RunCtx<'a> {
+    target: Target<'a>,
+    scripting: &'a Scripting,
+    inv: Option<&'a Invocation>,
+    db: usize,
+    /// The protocol the script speaks (`redis.setresp`).
+    resp3: bool,
+    read_only: bool,
+    /// Deny-OOM commands are refused (compatibility-mode script started
+    /// while memory was over the limit).
+    oom: bool,
+    wrote: bool,
+    escalate: bool,
+    killed: bool,
+    load_timeout: bool,
+    /// Databases of the fast-path shard whose undo log is recording.
+    undo_dbs: Vec<usize>,
+    started: Instant,
+    /// Unix ms at the start: commands see this time throughout the run.
+    now: u64,
+    limit: Option<Duration>,
+    busy: Option<Busy>,
+    out: Out,
+    registered: Vec<Registered>,
+}
+
+/// A library must finish loading within this time.
+const LOAD_LIMIT: Duration = Duration::from_millis(500);
+
+thread_local! {
+    static CURRENT: Cell<*mut RunCtx<'static>> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Makes `ctx` the current run while `f` runs (restored on unwind too).
+fn with_ctx<R>(ctx: &mut RunCtx<'_>, f: impl FnOnce() -> R) -> R {
+    struct Reset(*mut RunCtx<'static>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(self.0));
+        }
+    }
+    // The lifetime is erased only for storage in the slot; the pointer is
+    // used only while `f` runs, during which `ctx` is borrowed here.
+    let p: *mut RunCtx<'static> = (ctx as *mut RunCtx<'_>).cast();
+    let prev = CURRENT.with(|c| c.replace(p));
+    let _reset = Reset(prev);
+    f()
+}
+
+/// Gives `f` the current run, if any. The slot is emptied while `f` runs,
+/// so a nested call (a Lua callback reached from inside `f`) finds none
+/// rather than a second mutable reference.
+fn current<R>(f: impl FnOnce(&mut RunCtx<'_>) -> R) -> Option<R> {
+    let p = CURRENT.with(|c| c.replace(std::ptr::null_mut()));
+    if p.is_null() {
+        return None;
+    }
+    struct Restore(*mut RunCtx<'static>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(p);
+    // SAFETY: `p` was set by `with_ctx` from a live `&mut RunCtx` that stays
+    // borrowed until `with_ctx` returns, and the slot is empty while this
+    // reference exists, so it is the only one.
+    let ctx = unsafe { &mut *p };
+    Some(f(ctx))
+}
+
+fn abort_error() -> mlua::Error {
+    mlua::Error::RuntimeError("script aborted".into())
+}
+
+/// `redis.call`: runs the command and raises the error table of a failed
+/// one. A C function (so a script's `return redis.call(...)` is not a tail
+/// call that would hide the script's frame from error locations) working on
+/// the Lua stack directly: arguments are read and the reply pushed without
+/// intermediate handles.
+///
+/// # Safety
+/// Called by Lua as a C function.
+pub unsafe extern "C-unwind" fn redis_call_c(state: *mut ffi::lua_State) -> c_int {
+    call_c(state, true)
+}
+
+/// `redis.pcall`: as `redis.call`, but a failed command's error table is
+/// returned rather than raised.
+///
+/// # Safety
+/// Called by Lua as a C function.
+pub unsafe extern "C-unwind" fn redis_pcall_c(state: *mut ffi::lua_State) -> c_int {
+    call_c(state, false)
+}
+
+/// The body of both: the Rust work (reading arguments, running the command)
+/// happens inside `current`, which reads the Lua stack without raising;
+/// only then is the reply pushed and, maybe, raised. When Lua raises (out of
+/// memory, or the error itself) this frame holds nothing that needs dropping.
+unsafe fn call_c(state: *mut ffi::lua_State, raise: bool) -> c_int {
+    const NO_RUN: &[u8] = b"-ERR redis.call is not available here\r\n";
+    let n = ffi::lua_gettop(state);
+    let reply: Option<Option<(*const u8, usize)>> = current(|ctx| {
+        // SAFETY: `state` is the running Lua state; `call_stack` only reads it.
+        match unsafe { ctx.call_stack(state, n) } {
+            Ok(()) => Some((ctx.out.buf.as_ptr(), ctx.out.buf.len())),
+            Err(Escalate) => None,
+        }
+    });
+    let (ptr, len) = match reply {
+        None => (NO_RUN.as_ptr(), NO_RUN.len()),
+        Some(Some(r)) => r,
+        Some(None) => {
+            ffi::lua_pushstring(state, c"script aborted".as_ptr());
+            ffi::lua_error(state);
+        }
+    };
+    // SAFETY: the buffer belongs to the run's context, which outlives this
+    // call and is not touched while the reply is pushed.
+    let reply = std::slice::from_raw_parts(ptr, len);
+    let failed = reply.first() == Some(&b'-');
+    let mut pos = 0;
+    super::convert::push_resp(state, reply, &mut pos, 0);
+    if failed && raise {
+        ffi::lua_error(state);
+    }
+    1
+}
+
+/// The error handler runs under: turns any error into
+/// `{err=, source=, line=}` with the location of the innermost script frame.
+pub fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
+    // The innermost frame of the script (or library): neither a C function
+    // nor our own API code.
+    let mut frame: Option<(Option<String>, Option<usize>)> = None;
+    for level in 1..64 {
+        let Some((what, source, line)) = lua.inspect_stack(level, |d| {
+            let src = d.source();
+            (src.what, src.source.map(|s| s.into_owned()), d.current_line())
+        }) else {
+            break;
+        };
+        if what == "C" || source.as_deref() == Some("=redis") {
+            continue;
+        }
+        frame = Some((source, line));
+        break;
+    }
+    let t = match err {
+        Value::Table(t) => {
+            if !matches!(t.raw_get::<Value>("err")?, Value::String(_)) {
+                t.raw_set("err", "ERR unknown error")?;
+            }
+            t
+        }
+        Value::String(s) => {
+            let t = lua.create_table()?;
+            let mut msg = b"ERR ".to_vec();
+            msg.extend_from_slice(&s.as_bytes());
+            t.raw_set("err", lua.create_string(msg)?)?;
+            t
+        }
+        other => {
+            // An error raised by one of our Rust library functions: worded
+            // as Lua's own errors are, with the caller's position.
+            let text = match &other {
+                Value::Error(e) => root_message(e),
+                v => v.to_string().unwrap_or_else(|_| "unknown error".into()),
+            };
+            let at = match &frame {
+                Some((Some(src), Some(line))) => format!("{}:{line}: ", src.strip_prefix('@').unwrap_or(src)),
+                _ => String::new(),
+            };
+            let t = lua.create_table()?;
+            t.raw_set("err", format!("ERR {at}{text}"))?;
+            t
+        }
+    };
+    if let Some((source, line)) = frame {
+        if let Some(source) = source {
+            t.raw_set("source", source)?;
+        }
+        if let Some(line) = line {
+            t.raw_set("line", line as i64)?;
+        }
+    }
+    Ok(t)
+}
+
+/// The message of the error at the root of a chain of callback errors.
+fn root_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => root_message(cause),
+        mlua::Error::RuntimeError(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn log(level: i64, msg: &str) {
+    match level {
+        0 => tracing::debug!(target: "script", "{msg}"),
+        1 => tracing::info!(target: "script", "{msg}"),
+        2 => tracing::info!(target: "script", "{msg}"),
+        _ => tracing::warn!(target: "script", "{msg}"),
+    }
+}
+
+pub fn set_resp(resp3: bool) {
+    current(|ctx| ctx.resp3 = resp3);
+}
+
+/// Checks a function name: letters, digits and underscores, not empty.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `redis.register_function` while a library loads; an error text or None.
+pub fn register_function(name: String, func: Function, flag_names: Vec<String>, description: Option<String>) -> Option<String> {
+    let r = current(|ctx| {
+        if !valid_name(&name) {
+            // Redis words this check with the library-name text.
+            return Some(
+                "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into(),
+            );
+        }
+        if ctx.registered.iter().any(|r| r.name == name) {
+            return Some("ERR Function already exists in the library".into());
+        }
+        let mut f = 0;
+        for n in &flag_names {
+            match flags::by_name(n.as_bytes()) {
+                Some(bit) => f |= bit,
+                None => return Some("ERR unknown flag given".into()),
+            }
+        }
+        ctx.registered.push(Registered { name, func, flags: f, description });
+        None
+    });
+    r.unwrap_or_else(|| Some("ERR redis.register_function can only be called while loading a library".into()))
+}
+
+/// The instruction-count hook: enforces the time limit and SCRIPT KILL.
+pub fn hook() -> mlua::Result<()> {
+    current(|ctx| ctx.check_time()).unwrap_or(Ok(()))
+}
+
+impl<'a> RunCtx<'a> {
+    fn new(target: Target<'a>, scripting: &'a Scripting, inv: Option<&'a Invocation>) -> RunCtx<'a> {
+        let (db, read_only, limit, mut oom) = match inv {
+            Some(i) => (i.db, i.read_only, (i.limit_ms > 0).then(|| Duration::from_millis(i.limit_ms)), i.flags & flags::EVAL_COMPAT != 0),
+            None => (0, true, Some(LOAD_LIMIT), false),
+        };
+        if oom {
+            oom = over_maxmemory(&target);
+        }
+        RunCtx {
+            target,
+            scripting,
+            inv,
+            db,
+            resp3: false,
+            read_only,
+            oom,
+            wrote: false,
+            escalate: false,
+            killed: false,
+            load_timeout: false,
+            undo_dbs: Vec::new(),
+            started: Instant::now(),
+            now: now_ms(),
+            limit,
+            busy: None,
+            out: Out::new(false),
+            registered: Vec::new(),
+        }
+    }
+
+    fn check_time(&mut self) -> mlua::Result<()> {
+        if self.escalate || self.killed || self.load_timeout {
+            return Err(abort_error());
+        }
+        let Some(limit) = self.limit else { return Ok(()) };
+        if self.started.elapsed() < limit {
+            return Ok(());
+        }
+        let Some(inv) = self.inv else {
+            self.load_timeout = true;
+            return Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into()));
+        };
+        if self.busy.is_none() {
+            let function = match &inv.kind {
+                Kind::Function { name } => Some(name.clone()),
+                Kind::Script { .. } => None,
+            };
+            let mut command = vec![Bytes::from_static(inv.command.as_bytes())];
+            command.extend(inv.keys.iter().cloned());
+            command.extend(inv.args.iter().cloned());
+            tracing::warn!("a script has been running for {} ms; other clients get -BUSY until it ends", limit.as_millis());
+            let thread = match &self.target {
+                Target::Fast(sh) | Target::Wide { local: sh, .. } => sh.id,
+                Target::None => 0,
+            };
+            self.busy = Some(self.scripting.mark_busy(function, command, self.started, self.wrote, thread));
+        }
+        if self.busy.as_ref().is_some_and(|b| b.kill.load(Relaxed)) {
+            self.killed = true;
+            return Err(abort_error());
+        }
+        Ok(())
+    }
+
+    /// Stops recording undo information and keeps the changes (or rolls
+    /// them back).
+    fn finish_undo(&mut self, rollback: bool) {
+        if let Target::Fast(sh) = &mut self.target {
+            for &d in &self.undo_dbs {
+                if rollback {
+                    sh.db(d).undo_rollback();
+                } else {
+                    sh.db(d).undo_commit();
+                }
+            }
+        }
+        self.undo_dbs.clear();
+    }
+
+    /// Runs the command whose arguments are the `n` values on the Lua
+    /// stack, leaving its reply (or an error reply) in `self.out`.
+    /// `Err(Escalate)` when the run is abandoned (escalation or kill).
+    ///
+    /// # Safety
+    /// `state` must be the running Lua state. Only non-raising Lua API
+    /// functions are used on it.
+    unsafe fn call_stack(&mut self, state: *mut ffi::lua_State, n: c_int) -> Result<(), Escalate> {
+        if self.escalate || self.killed {
+            return Err(Escalate);
+        }
+        self.out.buf.clear();
+        self.out.resp3 = self.resp3;
+        let fail = |out: &mut Out, msg: &str| {
+            out.error_text(msg);
+            Ok(())
+        };
+        if n < 1 {
+            return fail(&mut self.out, "ERR Please specify at least one argument for this redis lib call");
+        }
+        // All arguments share one allocation.
+        let mut buf = bytes::BytesMut::new();
+        let mut lens = Vec::with_capacity(n as usize);
+        for i in 1..=n {
+            let start = buf.len();
+            match ffi::lua_type(state, i) {
+                ffi::LUA_TSTRING => {
+                    let mut len = 0usize;
+                    let p = ffi::lua_tolstring(state, i, &mut len);
+                    if !p.is_null() {
+                        buf.extend_from_slice(std::slice::from_raw_parts(p as *const u8, len));
+                    }
+                }
+                ffi::LUA_TNUMBER => buf.extend_from_slice(&number_arg(ffi::lua_tonumber(state, i))),
+                _ => return fail(&mut self.out, "ERR Lua redis lib command arguments must be strings or integers"),
+            }
+            lens.push(buf.len() - start);
+        }
+        let mut all = buf.freeze();
+        let argv: Vec<Bytes> = lens.into_iter().map(|n| all.split_to(n)).collect();
+        let Some(spec) = commands::lookup(&argv[0]) else {
+            return fail(&mut self.out, "ERR Unknown Redis command called from script");
+        };
+        if !spec.arity_ok(argv.len()) {
+            return fail(&mut self.out, "ERR Wrong number of args calling Redis command from script");
+        }
+        if spec.has_flag(flag::NOSCRIPT) {
+            return fail(&mut self.out, "ERR This Redis command is not allowed from script");
+        }
+        let write = spec.has_flag(flag::WRITE);
+        if write && self.read_only {
+            return fail(&mut self.out, "ERR Write commands are not allowed from read-only scripts.");
+        }
+        if self.oom && !self.wrote && spec.has_flag(flag::DENYOOM) {
+            return fail(&mut self.out, "OOM command not allowed when used memory > 'maxmemory'.");
+        }
+        if let Target::None = self.target {
+            return fail(&mut self.out, "ERR redis.call is not available while loading a library");
+        }
+        if write {
+            self.wrote = true;
+            if let Some(b) = &self.busy {
+                b.wrote.store(true, Relaxed);
+            }
+        }
+        let mut out = std::mem::replace(&mut self.out, Out { buf: Vec::new(), resp3: false });
+        let done = self.dispatch(spec, argv, &mut out);
+        self.out = out;
+        if done.is_err() {
+            self.escalate = true;
+        }
+        done
+    }
+
+    /// Runs one command wherever it belongs, writing its reply.
+    fn dispatch(&mut self, spec: &'static CommandSpec, argv: Vec<Bytes>, out: &mut Out) -> Result<(), Escalate> {
+        if let Exec::Conn(c) = spec.exec {
+            if self.conn_local(c, &argv, out) {
+                return Ok(());
+            }
+        }
+        let db = self.db;
+        match &mut self.target {
+            Target::None => Ok(()),
+            Target::Fast(sh) => {
+                if matches!(spec.exec, Exec::Conn(_)) {
+                    return Err(Escalate);
+                }
+                let (me, n) = (sh.id, sh.nshards());
+                if spec.key_indices(&argv).any(|i| crate::slot::key_slot(&argv[i]) as usize % n != me) {
+                    return Err(Escalate);
+                }
+                if !self.undo_dbs.contains(&db) {
+                    sh.db(db).undo_begin();
+                    self.undo_dbs.push(db);
+                }
+                exec_one_at(sh, db, spec, &argv, out, self.now);
+                Ok(())
+            }
+            Target::Wide { .. } => {
+                match spec.exec {
+                    Exec::Conn(c) => self.wide_conn(c, &argv, out),
+                    Exec::Shard(_) | Exec::Split(..) => self.wide_shard(spec, argv, out),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Connection-level commands that need no shard: handled in place.
+    fn conn_local(&mut self, c: ConnCmd, argv: &[Bytes], out: &mut Out) -> bool {
+        match c {
+            ConnCmd::Select => {
+                let max = match &self.target {
+                    Target::Fast(sh) | Target::Wide { local: sh, .. } => sh.db_count(),
+                    Target::None => 0,
+                };
+                match parse_i64(&argv[1]) {
+                    Ok(i) if i >= 0 && (i as usize) < max => {
+                        self.db = i as usize;
+                        out.ok();
+                    }
+                    Ok(_) => out.error(&CmdError::DbIndexOutOfRange),
+                    Err(e) => out.error(&e),
+                }
+            }
+            ConnCmd::Ping => match argv.len() {
+                1 => out.simple("PONG"),
+                2 => out.bulk(&argv[1]),
+                _ => out.error(&CmdError::wrong_arity("ping")),
+            },
+            ConnCmd::Echo => out.bulk(&argv[1]),
+            ConnCmd::Time => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                out.array(2);
+                out.bulk_int(now.as_secs() as i64);
+                out.bulk_int(now.subsec_micros() as i64);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Runs `f` on shard `s` in wide mode: directly on the local shard, or
+    /// as a job of the held transaction, waiting for its result.
+    fn on_shard<R: Send + 'static>(&mut self, s: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> Option<R> {
+        let Target::Wide { local, engine, tx } = &mut self.target else { return None };
+        if s == local.id {
+            return Some(f(local));
+        }
+        let (reply, wait) = std::sync::mpsc::sync_channel(1);
+        engine.send(
+            s,
+            *tx,
+            Box::new(move |sh| {
+                let _ = reply.send(f(sh));
+            }),
+        );
+        // An error means the shard thread is gone (the node is stopping).
+        wait.recv().ok()
+    }
+
+    fn engine_nshards(&self) -> usize {
+        match &self.target {
+            Target::Wide { engine, .. } => engine.nshards(),
+            Target::Fast(sh) => sh.nshards(),
+            Target::None => 1,
+        }
+    }
+
+    fn wide_shard(&mut self, spec: &'static CommandSpec, argv: Vec<Bytes>, out: &mut Out) {
+        let Target::Wide { local, engine, .. } = &self.target else { return };
+        let me = local.id;
+        let mut shards = spec.key_indices(&argv).map(|i| engine.shard_of(&argv[i]));
+        let first = shards.next();
+        let single = match first {
+            None => Some(me),
+            Some(f) => shards.all(|s| s == f).then_some(f),
+        };
+        let (db, resp3, now) = (self.db, out.resp3, self.now);
+        match single {
+            Some(s) => {
+                let reply = self.on_shard(s, move |sh| {
+                    let mut o = Out::new(resp3);
+                    exec_one_at(sh, db, spec, &argv, &mut o, now);
+                    o.buf
+                });
+                out.buf.extend_from_slice(&reply.unwrap_or_else(shutting_down));
+            }
+            None => {
+                let Exec::Split(_, combine) = spec.exec else {
+                    out.error(&CmdError::err("keys of this command must be on one shard"));
+                    return;
+                };
+                let parts = split_by_shard(engine, spec, &argv);
+                let mut replies = Vec::with_capacity(parts.len());
+                for p in &parts {
+                    let sub = p.args.clone();
+                    let r = self.on_shard(p.shard, move |sh| {
+                        let mut o = Out::new(resp3);
+                        exec_one_at(sh, db, spec, &sub, &mut o, now);
+                        o.buf
+                    });
+                    replies.push(r.unwrap_or_else(shutting_down));
+                }
+                combine_replies(combine, &parts, &replies, out);
+            }
+        }
+    }
+
+    /// Connection-level commands in wide mode, over the held shards.
+    fn wide_conn(&mut self, c: ConnCmd, argv: &[Bytes], out: &mut Out) {
+        let db = self.db;
+        let n = self.engine_nshards();
+        match c {
+            ConnCmd::DbSize => {
+                let mut total = 0;
+                for s in 0..n {
+                    total += self.on_shard(s, move |sh| sh.db_if_exists(db).map_or(0, |d| d.len())).unwrap_or(0);
+                }
+                out.int(total as i64);
+            }
+            ConnCmd::Keys => {
+                let mut keys = Vec::new();
+                for s in 0..n {
+                    let pattern = argv[1].clone();
+                    let found = self.on_shard(s, move |sh| {
+                        let mut v = Vec::new();
+                        if let Some(d) = sh.db_if_exists(db) {
+                            let now = now_ms();
+                            let slots: Vec<u16> = d.slots().collect();
+                            for slot in slots {
+                                d.for_each_in_slot(slot, now, |e| {
+                                    if glob_match(&pattern, &e.key, false) {
+                                        v.push(Bytes::copy_from_slice(&e.key));
+                                    }
+                                });
+                            }
+                        }
+                        v
+                    });
+                    keys.extend(found.unwrap_or_default());
+                }
+                out.array(keys.len());
+                for k in keys {
+                    out.bulk(&k);
+                }
+            }
+            ConnCmd::RandomKey => {
+                let start = rand::random_range(0..n);
+                for i in 0..n {
+                    let s = (start + i) % n;
+                    let k = self
+                        .on_shard(s, move |sh| sh.db_if_exists(db).and_then(|d| d.random_key(now_ms())).map(|k| Bytes::copy_from_slice(&k)))
+                        .flatten();
+                    if let Some(k) = k {
+                        out.bulk(&k);
+                        return;
+                    }
+                }
+                out.nil();
+            }
+            ConnCmd::FlushDb | ConnCmd::FlushAll => {
+                let all = c == ConnCmd::FlushAll;
+                match argv.len() {
+                    1 => {}
+                    2 if crate::util::eq_ic(&argv[1], "SYNC") || crate::util::eq_ic(&argv[1], "ASYNC") => {}
+                    _ => return out.error(&CmdError::Syntax),
+                }
+                for s in 0..n {
+                    self.on_shard(s, move |sh| if all { sh.flush_all() } else { sh.flush_db(db) });
+                }
+                out.ok();
+            }
+            ConnCmd::Rename | ConnCmd::RenameNx => self.wide_rename(argv, c == ConnCmd::RenameNx, out),
+            ConnCmd::MSetNx => self.wide_msetnx(argv, out),
+            ConnCmd::Lastsave => {
+                let Target::Wide { engine, .. } = &self.target else { return };
+                out.int((engine.stats.start_ms.load(Relaxed) / 1000) as i64);
+            }
+            _ => out.error(&CmdError::err("This command is not supported inside scripts by this server")),
+        }
+    }
+
+    fn wide_rename(&mut self, argv: &[Bytes], nx: bool, out: &mut Out) {
+        let Target::Wide { engine, .. } = &self.target else { return };
+        let (src, dst) = (argv[1].clone(), argv[2].clone());
+        let (ss, ds) = (engine.shard_of(&src), engine.shard_of(&dst));
+        let db = self.db;
+        let s2 = src.clone();
+        if !self.on_shard(ss, move |sh| sh.db(db).exists(&s2, now_ms())).unwrap_or(false) {
+            return out.error(&CmdError::NoSuchKey);
+        }
+        let d2 = dst.clone();
+        let dst_exists = self.on_shard(ds, move |sh| sh.db(db).exists(&d2, now_ms())).unwrap_or(false);
+        let done = if src == dst {
+            !nx
+        } else if nx && dst_exists {
+            false
+        } else {
+            let taken = self.on_shard(ss, move |sh| {
+                sh.db(db).remove(&src, now_ms()).map(|e| {
+                    let at = e.expire_at().unwrap_or(0);
+                    (crate::commands::keys::SendValue(e.value), at)
+                })
+            });
+            if let Some(Some((v, at))) = taken {
+                self.on_shard(ds, move |sh| {
+                    let d = sh.db(db);
+                    d.remove(&dst, now_ms());
+                    d.insert_new(&dst, v.0, at);
+                });
+            }
+            true
+        };
+        if nx {
+            out.int(done as i64);
+        } else {
+            out.ok();
+        }
+    }
+
+    fn wide_msetnx(&mut self, argv: &[Bytes], out: &mut Out) {
+        if argv.len().is_multiple_of(2) {
+            return out.error(&CmdError::wrong_arity("msetnx"));
+        }
+        let Target::Wide { engine, .. } = &self.target else { return };
+        let mut parts: Vec<(usize, Vec<Bytes>)> = Vec::new();
+        for pair in argv[1..].chunks_exact(2) {
+            let s = engine.shard_of(&pair[0]);
+            match parts.iter_mut().find(|p| p.0 == s) {
+                Some(p) => p.1.extend(pair.iter().cloned()),
+                None => parts.push((s, pair.to_vec())),
+            }
+        }
+        let db = self.db;
+        let mut any = false;
+        for (s, pairs) in &parts {
+            let keys: Vec<Bytes> = pairs.iter().step_by(2).cloned().collect();
+            any |= self.on_shard(*s, move |sh| keys.iter().any(|k| sh.db(db).exists(k, now_ms()))).unwrap_or(false);
+        }
+        if !any {
+            for (s, pairs) in parts {
+                self.on_shard(s, move |sh| {
+                    let d = sh.db(db);
+                    for p in pairs.chunks_exact(2) {
+                        d.set(&p[0], crate::store::Value::string(&p[1]), false, now_ms());
+                    }
+                });
+            }
+        }
+        out.int(!any as i64);
+    }
+}
+
+/// The fast path wants other shards.
+struct Escalate;
+
+fn shutting_down() -> Vec<u8> {
+    b"-ERR server is shutting down\r\n".to_vec()
+}
+
+fn over_maxmemory(target: &Target) -> bool {
+    let cfg = match target {
+        Target::Fast(sh) | Target::Wide { local: sh, .. } => &sh.cfg,
+        Target::None => return false,
+    };
+    let max = cfg.maxmemory.load(Relaxed);
+    max > 0 && crate::alloc::used_memory() > max
+}
+
+/// A number argument to `redis.call`, as Redis 7.2 writes it: integral
+/// values in integer form, others in the shortest form that reads back the
+/// same, laid out as its `fpconv_dtoa` does (plain up to a few zeros,
+/// scientific otherwise: `1e+20`, `0.00001`, `1.5`).
+pub fn number_arg(n: f64) -> Vec<u8> {
+    if n.fract() == 0.0 && n.abs() <= 4.611686018427388e18 {
+        return itoa::Buffer::new().format(n as i64).as_bytes().to_vec();
+    }
+    if !n.is_finite() {
+        return crate::resp::reply::format_double(n).into_bytes();
+    }
+    let sci = format!("{:e}", n.abs());
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let e: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mant.chars().filter(char::is_ascii_digit).collect();
+    let nd = digits.len() as i32;
+    let k = e - (nd - 1);
+    let mut out = String::new();
+    if n < 0.0 {
+        out.push('-');
+    }
+    if k >= 0 && e.abs() < nd + 7 {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', k as usize));
+    } else if k < 0 && (k > -7 || e.abs() < 4) {
+        if e >= 0 {
+            let (int, frac) = digits.split_at((e + 1) as usize);
+            out.push_str(int);
+            out.push('.');
+            out.push_str(frac);
+        } else {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-e - 1) as usize));
+            out.push_str(&digits);
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if nd > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if e < 0 { '-' } else { '+' });
+        out.push_str(&e.abs().to_string());
+    }
+    out.into_bytes()
+}
+
+/// Runs an invocation on the fast path: on `sh`, which owns its declared
+/// keys. Rolls back and asks for wide mode when it needs more.
+pub fn run_fast(sh: &mut Shard, inv: &Invocation) -> Outcome {
+    super::vm::with_vm_on(sh, |vm, sh| {
+        let mut out = Out::new(inv.resp3);
+        if run(vm, Target::Fast(sh), inv, &mut out) {
+            Outcome::Reply(out.buf)
+        } else {
+            Outcome::Escalate
+        }
+    })
+}
+
+/// `run_fast` for a caller that already holds this thread's VM; writes the
+/// reply into `out` and returns true, or returns false (nothing written)
+/// when the script needs wide mode.
+pub fn run_fast_with(vm: &mut Vm, sh: &mut Shard, inv: &Invocation, out: &mut Out) -> bool {
+    run(vm, Target::Fast(sh), inv, out)
+}
+
+/// Runs an invocation in wide mode: the caller's transaction `tx` holds
+/// every shard; `local` is this thread's shard.
+pub fn run_wide(local: &mut Shard, engine: &Engine, tx: TxId, inv: &Invocation) -> Vec<u8> {
+    super::vm::with_vm_on(local, |vm, local| {
+        let mut out = Out::new(inv.resp3);
+        if !run(vm, Target::Wide { local, engine, tx }, inv, &mut out) {
+            out.error_text("ERR script could not run");
+        }
+        out.buf
+    })
+}
+
+/// Pushes a Lua array of byte strings.
+///
+/// # Safety
+/// `state` must be valid with room for two more values.
+unsafe fn push_list(state: *mut ffi::lua_State, items: &[Bytes]) {
+    ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as c_int, 0);
+    for (i, it) in items.iter().enumerate() {
+        ffi::lua_pushlstring(state, it.as_ptr() as *const _, it.len());
+        ffi::lua_rawseti(state, -2, i as i64 + 1);
+    }
+}
+
+/// How errors name what ran: the script's SHA or the function's name.
+enum Name<'a> {
+    Sha(Sha),
+    Function(&'a str),
+}
+
+impl std::fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Name::Sha(s) => f.write_str(std::str::from_utf8(s).unwrap_or_default()),
+            Name::Function(n) => f.write_str(n),
+        }
+    }
+}
+
+/// Runs an invocation, writing its reply into `out`; false (nothing
+/// written, changes rolled back) when it needs wide mode.
+fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out) -> bool {
+    let (func, name) = match &inv.kind {
+        Kind::Script { sha, body } => {
+            if let Some(body) = body {
+                if let Err(e) = vm.script_for_body(sha, body) {
+                    out.error_text(&e);
+                    return true;
+                }
+            }
+            match vm.script_function(sha) {
+                Ok(f) => (f, Name::Sha(*sha)),
+                Err(e) => {
+                    out.error_text(&e);
+                    return true;
+                }
+            }
+        }
+        Kind::Function { name } => match vm.function(name) {
+            Ok((_, f)) => (f, Name::Function(name)),
+            Err(e) => {
+                out.error_text(&e);
+                return true;
+            }
+        },
+    };
+    let is_script = matches!(inv.kind, Kind::Script { .. });
+    let (lua, runner, env, scripting) = (&vm.lua, &vm.runner, &vm.env, &*vm.scripting);
+    let mut ctx = RunCtx::new(target, scripting, Some(inv));
+    let (keys, args) = (&inv.keys[..], &inv.args[..]);
+    // Builds KEYS and ARGV and calls the runner on the Lua stack directly.
+    // SAFETY: the closure uses only the Lua C API on the given state and
+    // owns nothing that needs dropping, so an error raised inside it (out of
+    // memory; script errors are caught by the runner) unwinds safely.
+    let result = with_ctx(&mut ctx, || unsafe {
+        lua.exec_raw::<(bool, Value)>((runner, env, func), |state| {
+            // Stack: runner, env, func.
+            ffi::lua_checkstack(state, 8);
+            if is_script {
+                ffi::lua_pushstring(state, c"KEYS".as_ptr());
+                push_list(state, keys);
+                ffi::lua_rawset(state, 2);
+                ffi::lua_pushstring(state, c"ARGV".as_ptr());
+                push_list(state, args);
+                ffi::lua_rawset(state, 2);
+                ffi::lua_pushvalue(state, 1);
+                ffi::lua_pushvalue(state, 3);
+                ffi::lua_call(state, 1, 2);
+            } else {
+                ffi::lua_pushvalue(state, 1);
+                ffi::lua_pushvalue(state, 3);
+                push_list(state, keys);
+                push_list(state, args);
+                ffi::lua_call(state, 3, 2);
+            }
+            ffi::lua_remove(state, 1);
+            ffi::lua_remove(state, 1);
+            ffi::lua_remove(state, 1);
+        })
+    });
+    if let Some(b) = ctx.busy.take() {
+        scripting.unmark_busy(b.id);
+    }
+    if ctx.escalate {
+        ctx.finish_undo(true);
+        drop(ctx);
+        vm.mark_wide(&inv.kind);
+        return false;
+    }
+    ctx.finish_undo(false);
+    match result {
+        Ok((true, v)) => lua_to_resp(&v, out, ctx.resp3),
+        Ok((false, Value::Table(t))) => {
+            let msg = if ctx.killed {
+                "ERR Script killed by user with SCRIPT KILL...".to_string()
+            } else {
+                match t.raw_get::<Value>("err") {
+                    Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                    _ => "ERR unknown error".into(),
+                }
+            };
+            let source = t.raw_get::<Option<String>>("source").ok().flatten();
+            let line = t.raw_get::<Option<i64>>("line").ok().flatten();
+            let text = match (source, line) {
+                (Some(src), Some(line)) => format!("{} script: {name}, on {src}:{line}.", msg.trim_end_matches(['\r', '\n'])),
+                _ => msg,
+            };
+            out.error_text(text.strip_prefix('-').unwrap_or(&text));
+        }
+        Ok((false, other)) => out.error_text(&format!("ERR Error running script {name}, {}", other.to_string().unwrap_or_default())),
+        Err(e) => out.error_text(&format!("ERR Error running script {name}, {e}")),
+    }
+    true
+}
+
+/// Runs a library's top-level code (already compiled with its library
+/// environment), collecting what it registers.
+pub fn load_library(vm: &mut Vm, chunk: Function) -> Result<Vec<Registered>, String> {
+    let mut ctx = RunCtx::new(Target::None, &vm.scripting, None);
+    let result = with_ctx(&mut ctx, || vm.runner.call::<(bool, Value)>((chunk, Value::Nil, Value::Nil)));
+    match result {
+        Ok((true, _)) => Ok(std::mem::take(&mut ctx.registered)),
+        Ok((false, v)) => {
+            let msg = if ctx.load_timeout {
+                "ERR FUNCTION LOAD timeout".to_string()
+            } else {
+                match &v {
+                    Value::Table(t) => match t.raw_get::<Value>("err") {
+                        Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                        _ => "unknown error".into(),
+                    },
+                    other => other.to_string().unwrap_or_default(),
+                }
+            };
+            Err(format!("ERR Error registering functions: {msg}"))
+        }
+        Err(e) => Err(format!("ERR Error registering functions: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_arguments() {
+        let cases: &[(f64, &str)] = &[
+            (10.0, "10"),
+            (-3.0, "-3"),
+            (1.5, "1.5"),
+            (0.1, "0.1"),
+            (1e-5, "0.00001"),
+            (1e-7, "1e-7"),
+            (123.456, "123.456"),
+            (1e20, "1e+20"),
+            (-(2f64.powi(63)), "-9223372036854776000"),
+            (2.5e-10, "2.5e-10"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(String::from_utf8(number_arg(*n)).unwrap(), *want, "{n}");
+        }
+    }
+}

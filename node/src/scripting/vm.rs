@@ -1,0 +1,318 @@
+//! The per-thread Lua VM and its sandbox.
+//!
+//! Each shard thread lazily creates one Lua 5.1 state with only the base,
+//! table, string and math libraries plus our `bit`, `cjson`, `cmsgpack` and
+//! `struct`; `prelude.lua` then builds the `redis` table, turns library
+//! tables into read-only views, removes what reaches outside the sandbox
+//! (`loadfile`, `dofile`, `load`, `setfenv`, `print`, ...), and sets up the
+//! environment scripts run in, where creating a global is an error with
+//! Redis's text. Compiled scripts and loaded libraries are cached per VM and
+//! dropped when the node-wide generation counters move (SCRIPT FLUSH,
+//! FUNCTION LOAD/DELETE/...).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mlua::chunk::ChunkMode;
+use mlua::{ffi, Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+
+use super::cache::{FunctionInfo, ScriptInfo, Scripting};
+use super::{exec, libs, Sha};
+use crate::shard::Shard;
+
+/// Calls its upvalue with its arguments and returns what it returns: a C
+/// frame in front of a Lua-implemented API function.
+unsafe extern "C-unwind" fn trampoline(state: *mut ffi::lua_State) -> std::os::raw::c_int {
+    let n = ffi::lua_gettop(state);
+    ffi::luaL_checkstack(state, 2, std::ptr::null());
+    ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+    ffi::lua_insert(state, 1);
+    ffi::lua_call(state, n, ffi::LUA_MULTRET);
+    ffi::lua_gettop(state)
+}
+
+/// Lua instructions between two checks of the time limit and kill flag.
+const HOOK_EVERY: u32 = 10_000;
+
+pub struct Vm {
+    pub lua: Lua,
+    /// `run(f, a, b)`: calls `f(a, b)` under the error handler; returns
+    /// `true, result` or `false, {err=, source=, line=}`.
+    pub runner: Function,
+    /// The environment EVAL scripts run in (holds KEYS and ARGV).
+    pub env: Table,
+    /// Makes a fresh environment for a function library.
+    library_env: Function,
+    pub scripting: Arc<Scripting>,
+    scripts: HashMap<Sha, CachedScript, FastHash>,
+    script_gen: u64,
+    functions: HashMap<String, (Arc<FunctionInfo>, Function), FastHash>,
+    lib_gen: u64,
+}
+
+type FastHash = foldhash::fast::RandomState;
+
+pub struct CachedScript {
+    pub info: Arc<ScriptInfo>,
+    /// Compiled on first use on this thread.
+    pub func: Option<Function>,
+}
+
+thread_local! {
+    static VM: RefCell<Option<Vm>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's VM, creating it on first use.
+pub fn with_vm<R>(scripting: &Arc<Scripting>, f: impl FnOnce(&mut Vm) -> R) -> R {
+    VM.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let vm = slot.get_or_insert_with(|| new_vm(scripting));
+        vm.refresh();
+        f(vm)
+    })
+}
+
+/// `with_vm` for code running on a shard: `f` gets the shard back.
+pub fn with_vm_on<R>(sh: &mut Shard, f: impl FnOnce(&mut Vm, &mut Shard) -> R) -> R {
+    VM.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let vm = slot.get_or_insert_with(|| new_vm(&sh.scripting));
+        vm.refresh();
+        f(vm, sh)
+    })
+}
+
+fn new_vm(scripting: &Arc<Scripting>) -> Vm {
+    match Vm::new(scripting.clone()) {
+        Ok(vm) => vm,
+        // Only an allocation failure while building the sandbox gets here.
+        Err(e) => panic!("cannot create the Lua VM: {e}"),
+    }
+}
+
+impl Vm {
+    pub fn new(scripting: Arc<Scripting>) -> mlua::Result<Vm> {
+        let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::new())?;
+        let g = lua.globals();
+        g.raw_set("bit", libs::bit::open(&lua)?)?;
+        g.raw_set("cjson", libs::cjson::open(&lua)?)?;
+        g.raw_set("cmsgpack", libs::cmsgpack::open(&lua)?)?;
+        g.raw_set("struct", libs::structlib::open(&lua)?)?;
+
+        let natives = lua.create_table()?;
+        // SAFETY: both follow the Lua C API contract (see there).
+        natives.raw_set("call", unsafe { lua.create_c_function(exec::redis_call_c)? })?;
+        natives.raw_set("pcall", unsafe { lua.create_c_function(exec::redis_pcall_c)? })?;
+        natives.raw_set("err_handler", lua.create_function(exec::error_handler)?)?;
+        natives.raw_set("sha1hex", lua.create_function(|lua, s: mlua::LuaString| lua.create_string(super::sha1_hex(&s.as_bytes())))?)?;
+        natives.raw_set(
+            "log",
+            lua.create_function(|_, (level, msg): (i64, String)| {
+                exec::log(level, &msg);
+                Ok(())
+            })?,
+        )?;
+        natives.raw_set(
+            "setresp",
+            lua.create_function(|_, v: i64| {
+                exec::set_resp(v == 3);
+                Ok(())
+            })?,
+        )?;
+        natives
+            .raw_set("command_exists", lua.create_function(|_, name: String| Ok(crate::commands::lookup(name.as_bytes()).is_some()))?)?;
+        natives.raw_set(
+            "register",
+            lua.create_function(|_, (name, f, flags, desc): (String, Function, Vec<String>, Option<String>)| {
+                Ok(exec::register_function(name, f, flags, desc))
+            })?,
+        )?;
+        natives.raw_set(
+            "wrap",
+            lua.create_function(|lua, f: Function| {
+                // SAFETY: pushes one C closure over the argument, which is on
+                // the stack; nothing is owned by the closure body.
+                unsafe { lua.exec_raw::<Function>(f, |state| ffi::lua_pushcclosure(state, trampoline, 1)) }
+            })?,
+        )?;
+        let version_num = version_number(crate::REDIS_VERSION);
+        let (runner, env, library_env): (Function, Table, Function) =
+            lua.load(include_str!("prelude.lua")).set_name("=redis").call((natives, crate::REDIS_VERSION, version_num))?;
+        // Global: coroutines created by scripts inherit it, so they are
+        // bound by the time limit too.
+        lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), |_, _| exec::hook().map(|()| VmState::Continue))?;
+        let (script_gen, lib_gen) = (scripting.script_gen.load(Relaxed), scripting.lib_gen.load(Relaxed));
+        Ok(Vm { lua, runner, env, library_env, scripting, scripts: HashMap::default(), script_gen, functions: HashMap::default(), lib_gen })
+    }
+
+    /// Drops what this VM compiled if SCRIPT FLUSH or a library change
+    /// happened since.
+    fn refresh(&mut self) {
+        let sg = self.scripting.script_gen.load(Relaxed);
+        if sg != self.script_gen {
+            self.scripts.clear();
+            self.script_gen = sg;
+            self.lua.gc_collect().ok();
+        }
+        let lg = self.scripting.lib_gen.load(Relaxed);
+        if lg != self.lib_gen {
+            self.functions.clear();
+            self.lib_gen = lg;
+        }
+    }
+
+    /// The cached script `sha`: from this VM, or from the node's cache.
+    pub fn script(&mut self, sha: &Sha) -> Option<&mut CachedScript> {
+        match self.scripts.entry(*sha) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let info = self.scripting.script(sha)?;
+                Some(v.insert(CachedScript { info, func: None }))
+            }
+        }
+    }
+
+    /// Looks `body` up by its SHA, or checks that it compiles and adds it to
+    /// the node's cache (as EVAL and SCRIPT LOAD do). Errors are replies.
+    pub fn script_for_body(&mut self, sha: &Sha, body: &Bytes) -> Result<Arc<ScriptInfo>, String> {
+        if let Some(s) = self.script(sha) {
+            return Ok(s.info.clone());
+        }
+        let (flags, shebang_len) = super::parse_shebang(body).map_err(|e| format!("ERR {e}"))?;
+        let func = self.compile(&body[shebang_len..])?;
+        let info = self.scripting.add_script(*sha, body.clone(), flags);
+        self.scripts.insert(*sha, CachedScript { info: info.clone(), func: Some(func) });
+        Ok(info)
+    }
+
+    /// The compiled function of a cached script.
+    pub fn script_function(&mut self, sha: &Sha) -> Result<Function, String> {
+        let Some(cached) = self.script(sha) else {
+            return Err("NOSCRIPT No matching script. Please use EVAL.".into());
+        };
+        if let Some(f) = &cached.func {
+            return Ok(f.clone());
+        }
+        let info = cached.info.clone();
+        let (_, shebang_len) = super::parse_shebang(&info.body).map_err(|e| format!("ERR {e}"))?;
+        let f = self.compile(&info.body[shebang_len..])?;
+        if let Some(c) = self.scripts.get_mut(sha) {
+            c.func = Some(f.clone());
+        }
+        Ok(f)
+    }
+
+    fn compile(&self, code: &[u8]) -> Result<Function, String> {
+        // The shebang line was cut but its newline kept: line numbers hold.
+        self.lua
+            .load(code)
+            .set_name("@user_script")
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling script (new function): {}", compile_message(&e)))
+    }
+
+    /// A function registered by a library, loading the library into this VM
+    /// if needed.
+    pub fn function(&mut self, name: &str) -> Result<(Arc<FunctionInfo>, Function), String> {
+        if let Some((info, f)) = self.functions.get(name) {
+            return Ok((info.clone(), f.clone()));
+        }
+        let Some((_, code)) = self.scripting.function(name) else {
+            return Err("ERR Function not found".into());
+        };
+        let (_, registered) = self.load_library(&code)?;
+        let libs = self.scripting.libraries();
+        for r in registered {
+            if let Some(info) = libs.funcs.get(&r.name) {
+                self.functions.insert(r.name.clone(), (info.clone(), r.func));
+            }
+        }
+        drop(libs);
+        self.functions.get(name).map(|(i, f)| (i.clone(), f.clone())).ok_or_else(|| "ERR Function not found".into())
+    }
+
+    /// A function's flags and whether it is known to need the wide lock.
+    pub fn function_meta(&mut self, name: &str) -> Result<(u32, bool), String> {
+        if let Some((info, _)) = self.functions.get(name) {
+            return Ok((info.flags, info.wide.load(Relaxed)));
+        }
+        let (info, _) = self.function(name)?;
+        Ok((info.flags, info.wide.load(Relaxed)))
+    }
+
+    /// Records that a script or function had to be run again under the
+    /// wide lock, so later runs take it straight away.
+    pub fn mark_wide(&mut self, kind: &exec::Kind) {
+        match kind {
+            exec::Kind::Script { sha, .. } => {
+                if let Some(c) = self.script(sha) {
+                    c.info.wide.store(true, Relaxed);
+                }
+            }
+            exec::Kind::Function { name } => {
+                if let Some((info, _)) = self.functions.get(name) {
+                    info.wide.store(true, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Compiles and runs a library's code, collecting the functions it
+    /// registers. Returns the library name and the functions.
+    pub fn load_library(&mut self, code: &[u8]) -> Result<(String, Vec<exec::Registered>), String> {
+        let meta = super::functions::parse_metadata(code).map_err(|e| format!("ERR {e}"))?;
+        let (env, finish): (Table, Function) = self.library_env.call(()).map_err(|e| format!("ERR {e}"))?;
+        let chunk = self
+            .lua
+            .load(&code[meta.header_len..])
+            .set_name("@user_function")
+            .set_mode(ChunkMode::Text)
+            .set_environment(env)
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling function: {}", compile_message(&e)))?;
+        let registered = exec::load_library(self, chunk)?;
+        finish.call::<()>(()).map_err(|e| format!("ERR {e}"))?;
+        if registered.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        Ok((meta.name, registered))
+    }
+}
+
+/// The message of a compile error, as Lua words it (`user_script:1: ...`).
+fn compile_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `7.2.4` -> 0x070204, as REDIS_VERSION_NUM.
+fn version_number(v: &str) -> i64 {
+    v.split('.').take(3).fold(0, |acc, p| acc * 256 + p.parse::<i64>().unwrap_or(0))
+}
+
+/// Reads a Lua value as bytes when it is a string or a number (as Lua's
+/// `tostring` would, integers without a decimal point).
+pub fn value_bytes(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Integer(i) => Some(itoa::Buffer::new().format(*i).as_bytes().to_vec()),
+        Value::Number(n) => Some(crate::resp::reply::format_double(*n).into_bytes()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_numbers() {
+        assert_eq!(version_number("7.2.4"), 0x070204);
+    }
+}

@@ -1,0 +1,658 @@
+//! Lua scripting and functions against a real process: the flash-sale
+//! inventory script under 200 concurrent clients, lock release, the
+//! Redis<->Lua conversion rules, the sandbox, error formats, BUSY and
+//! SCRIPT KILL, the EVALSHA -> NOSCRIPT -> EVAL fallback, atomicity of
+//! scripts that touch undeclared keys on other shards, cross-shard declared
+//! keys, scripts inside MULTI/EXEC, and FUNCTION LOAD/FCALL.
+//!
+//! Hash tags pick shards: with `--shards 4`, `{a}` lives on shard 3, `{b}`
+//! on shard 0 and `{c}` on shard 1 (slot % 4).
+
+use std::time::Duration;
+
+use damselfly_tests::{Raw, Server};
+use rand::Rng;
+use redis::AsyncCommands;
+
+/// The flash-sale script: grants `ARGV[1]` units if that many are left.
+/// Requests <= 0 (or not numbers) get nil; an unmet request gets 0.
+///
+/// Written against strings (GET/DECRBY/INCRBY): the hash commands (HSET,
+/// HMGET, HINCRBY) are being added separately; once they exist this test
+/// should move to `HSET inventory 100 purchased 0` and HMGET/HINCRBY.
+const INVENTORY: &str = r#"
+local want = tonumber(ARGV[1])
+if not want or want <= 0 then return nil end
+local left = tonumber(redis.call('GET', KEYS[1]) or '0')
+if left < want then return 0 end
+redis.call('DECRBY', KEYS[1], want)
+redis.call('INCRBY', KEYS[2], want)
+return want
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flash_sale_inventory_never_oversells() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let (inv, bought) = ("sale:{a}:inventory", "sale:{a}:purchased");
+    let mut c = s.conn().await;
+    let _: () = c.mset(&[(inv, 100), (bought, 0)]).await.unwrap();
+    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(INVENTORY).query_async(&mut c).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let client = s.client();
+        let sha = sha.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = damselfly_tests::connect(&client).await;
+            let qty: i64 = rand::rng().random_range(1..=5);
+            let granted: Option<i64> =
+                redis::cmd("EVALSHA").arg(&sha).arg(2).arg(inv).arg(bought).arg(qty).query_async(&mut c).await.unwrap();
+            let granted = granted.expect("a positive request gets a number");
+            assert!(granted == 0 || granted == qty, "granted {granted} of {qty}");
+            // Requests <= 0 get nil, and change nothing.
+            let bad = if i % 2 == 0 { 0 } else { -3 };
+            let none: Option<i64> = redis::cmd("EVALSHA").arg(&sha).arg(2).arg(inv).arg(bought).arg(bad).query_async(&mut c).await.unwrap();
+            assert_eq!(none, None);
+            granted
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let (left, purchased): (i64, i64) = redis::cmd("MGET").arg(inv).arg(bought).query_async(&mut c).await.unwrap();
+    assert!(total <= 100, "sold {total} of 100");
+    assert_eq!(purchased, total, "purchased must equal the sum of granted quantities");
+    assert_eq!(left, 100 - total);
+    assert!(left >= 0);
+    // 200 requests of 1..=5 ask for far more than 100: little can be left.
+    assert!(left < 5, "{left} left although demand exceeded stock");
+}
+
+#[test]
+fn lock_release_compares_owner() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let release = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+    assert_eq!(c.cmd(&["SET", "lock:res", "owner-1", "NX", "PX", "30000"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["EVAL", release, "1", "lock:res", "owner-2"]), ":0\r\n");
+    assert_eq!(c.cmd(&["GET", "lock:res"]), "$7\r\nowner-1\r\n");
+    assert_eq!(c.cmd(&["EVAL", release, "1", "lock:res", "owner-1"]), ":1\r\n");
+    assert_eq!(c.cmd(&["EXISTS", "lock:res"]), ":0\r\n");
+    assert_eq!(c.cmd(&["EVAL", release, "1", "lock:res", "owner-1"]), ":0\r\n");
+}
+
+/// (script, reply in RESP2, reply in RESP3)
+const CONVERSIONS: &[(&str, &str, &str)] = &[
+    ("return 42", ":42\r\n", ":42\r\n"),
+    ("return 3.99", ":3\r\n", ":3\r\n"),
+    ("return -2.5", ":-2\r\n", ":-2\r\n"),
+    ("return 'bulk'", "$4\r\nbulk\r\n", "$4\r\nbulk\r\n"),
+    ("return true", ":1\r\n", ":1\r\n"),
+    ("return false", "$-1\r\n", "_\r\n"),
+    ("return nil", "$-1\r\n", "_\r\n"),
+    ("return {1, 'two', {3}}", "*3\r\n:1\r\n$3\r\ntwo\r\n*1\r\n:3\r\n", "*3\r\n:1\r\n$3\r\ntwo\r\n*1\r\n:3\r\n"),
+    ("return {1, nil, 3}", "*1\r\n:1\r\n", "*1\r\n:1\r\n"),
+    ("return {ok = 'FINE'}", "+FINE\r\n", "+FINE\r\n"),
+    ("return {err = 'MYERR oops'}", "-MYERR oops\r\n", "-MYERR oops\r\n"),
+    ("return redis.status_reply('DONE')", "+DONE\r\n", "+DONE\r\n"),
+    ("return redis.error_reply('CODE msg')", "-CODE msg\r\n", "-CODE msg\r\n"),
+    ("return redis.error_reply('plain')", "-ERR plain\r\n", "-ERR plain\r\n"),
+    // Redis -> Lua -> Redis.
+    ("return redis.call('SET', 'conv', '7')", "+OK\r\n", "+OK\r\n"),
+    ("return redis.call('INCR', 'conv')", ":8\r\n", ":9\r\n"),
+    ("return redis.call('GET', 'nosuchkey')", "$-1\r\n", "_\r\n"),
+    ("return type(redis.call('GET', 'nosuchkey'))", "$7\r\nboolean\r\n", "$7\r\nboolean\r\n"),
+    ("return redis.call('GET', 'nosuchkey') == false", ":1\r\n", ":1\r\n"),
+    ("return type(redis.call('INCR', 'conv'))", "$6\r\nnumber\r\n", "$6\r\nnumber\r\n"),
+    ("return redis.call('SET', 'conv', '1').ok", "$2\r\nOK\r\n", "$2\r\nOK\r\n"),
+    (
+        "return redis.pcall('INCR', 'k', 'extra').err",
+        "$58\r\nERR Wrong number of args calling Redis command from script\r\n",
+        "$58\r\nERR Wrong number of args calling Redis command from script\r\n",
+    ),
+    ("return redis.call('MGET', 'conv', 'nosuchkey')", "*2\r\n$1\r\n1\r\n$-1\r\n", "*2\r\n$1\r\n1\r\n_\r\n"),
+    // After redis.setresp(3) commands answer in RESP3 and booleans stay booleans.
+    ("redis.setresp(3) return redis.call('GET', 'nosuchkey') == nil", ":1\r\n", "#t\r\n"),
+    ("redis.setresp(3) return true", ":1\r\n", "#t\r\n"),
+    ("redis.setresp(3) return false", ":0\r\n", "#f\r\n"),
+    ("redis.setresp(3) return {double = 2.5}", "$3\r\n2.5\r\n", ",2.5\r\n"),
+    ("redis.setresp(3) return {map = {k = 'v'}}", "*2\r\n$1\r\nk\r\n$1\r\nv\r\n", "%1\r\n$1\r\nk\r\n$1\r\nv\r\n"),
+    ("redis.setresp(3) return {set = {m = true}}", "*1\r\n$1\r\nm\r\n", "~1\r\n$1\r\nm\r\n"),
+    (
+        "redis.setresp(3) return {big_number = '123456789012345678901234567890'}",
+        "$30\r\n123456789012345678901234567890\r\n",
+        "(123456789012345678901234567890\r\n",
+    ),
+    (
+        "redis.setresp(3) local r = redis.call('HELLO') return 1",
+        "-ERR This Redis command is not allowed from script script: ",
+        "-ERR This Redis command is not allowed from script script: ",
+    ),
+    ("return {KEYS[1], ARGV[1], #KEYS, #ARGV}", "*4\r\n$2\r\nk1\r\n$2\r\na1\r\n:1\r\n:1\r\n", "*4\r\n$2\r\nk1\r\n$2\r\na1\r\n:1\r\n:1\r\n"),
+];
+
+#[test]
+fn conversion_rules() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut c2 = s.raw();
+    let mut c3 = s.raw();
+    assert!(c3.cmd(&["HELLO", "3"]).starts_with('%'));
+    for (i, (script, r2, r3)) in CONVERSIONS.iter().enumerate() {
+        for (c, want) in [(&mut c2, r2), (&mut c3, r3)] {
+            let got = c.cmd(&["EVAL", script, "1", "k1", "a1"]);
+            if want.ends_with("script: ") {
+                assert!(got.starts_with(want), "case {i} {script}: {got:?}");
+            } else {
+                assert_eq!(got, *want, "case {i} {script}");
+            }
+        }
+    }
+    // Numbers given to redis.call become integers when integral.
+    assert_eq!(c2.cmd(&["EVAL", "redis.call('SET', KEYS[1], 10) return redis.call('GET', KEYS[1])", "1", "n"]), "$2\r\n10\r\n");
+    assert_eq!(c2.cmd(&["EVAL", "redis.call('SET', KEYS[1], 0.5) return redis.call('GET', KEYS[1])", "1", "n"]), "$3\r\n0.5\r\n");
+    // SELECT inside a script changes the script's database only.
+    assert_eq!(
+        c2.cmd(&["EVAL", "redis.call('SELECT', 1) redis.call('SET', 'dbk', 'one') return redis.call('GET', 'dbk')", "0"]),
+        "$3\r\none\r\n"
+    );
+    assert_eq!(c2.cmd(&["GET", "dbk"]), "$-1\r\n");
+    assert_eq!(c2.cmd(&["SELECT", "1"]), "+OK\r\n");
+    assert_eq!(c2.cmd(&["GET", "dbk"]), "$3\r\none\r\n");
+    assert_eq!(c2.cmd(&["EVAL", "return redis.call('GET', 'dbk')", "0"]), "$3\r\none\r\n");
+    assert_eq!(c2.cmd(&["SELECT", "0"]), "+OK\r\n");
+    // The libraries.
+    assert_eq!(c2.cmd(&["EVAL", "return cjson.encode({1, 2, {a = 'b'}})", "0"]), "$15\r\n[1,2,{\"a\":\"b\"}]\r\n");
+    assert_eq!(c2.cmd(&["EVAL", "return cjson.decode('[1,{\"x\":5}]')[2].x", "0"]), ":5\r\n");
+    assert_eq!(c2.cmd(&["EVAL", "return cmsgpack.unpack(cmsgpack.pack({1, 2, 3}))[3]", "0"]), ":3\r\n");
+    assert_eq!(c2.cmd(&["EVAL", "return bit.bxor(5, 3)", "0"]), ":6\r\n");
+    assert_eq!(c2.cmd(&["EVAL", "return struct.unpack('>I2', struct.pack('>I2', 513))", "0"]), ":513\r\n");
+    assert_eq!(c2.cmd(&["EVAL", "return redis.sha1hex('')", "0"]), "$40\r\nda39a3ee5e6b4b0d3255bfef95601890afd80709\r\n");
+}
+
+#[test]
+fn sandbox_escapes_are_rejected() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let refused: &[(&str, &str)] = &[
+        ("return os.execute('true')", "Script attempted to access nonexistent global variable 'os'"),
+        ("return io.open('/etc/passwd')", "Script attempted to access nonexistent global variable 'io'"),
+        ("return loadfile('/etc/passwd')", "Script attempted to access nonexistent global variable 'loadfile'"),
+        ("return dofile('/etc/passwd')", "Script attempted to access nonexistent global variable 'dofile'"),
+        ("return require('os')", "Script attempted to access nonexistent global variable 'require'"),
+        ("return package.loaded", "Script attempted to access nonexistent global variable 'package'"),
+        ("return debug.getinfo(1)", "Script attempted to access nonexistent global variable 'debug'"),
+        ("return setfenv(1, {})", "Script attempted to access nonexistent global variable 'setfenv'"),
+        ("return load('return 1')", "Script attempted to access nonexistent global variable 'load'"),
+        ("leak = 1", "Attempt to modify a readonly table"),
+        ("_G.leak = 1", "Attempt to modify a readonly table"),
+        ("rawset(_G, 'leak', 1)", "Attempt to modify a readonly table"),
+        ("getfenv(0).leak = 1", "Attempt to modify a readonly table"),
+        ("redis.call = function() end", "Attempt to modify a readonly table"),
+        ("string.rep = nil", "Attempt to modify a readonly table"),
+        ("cjson.encode = nil", "Attempt to modify a readonly table"),
+        ("setmetatable(_G, nil)", "cannot change a protected metatable"),
+        ("getmetatable('').__index = {}", "attempt to index a boolean value"),
+        ("loadstring('leak = 1')()", "Attempt to modify a readonly table"),
+        ("return assert(loadstring(string.dump(function() end)))", "attempt to load a binary chunk"),
+        ("return newproxy(true)", "Script attempted to access nonexistent global variable 'newproxy'"),
+        ("redis = nil", "Attempt to modify a readonly table"),
+        ("return redis.call('EVAL', 'return 1', 0)", "This Redis command is not allowed from script"),
+        ("return redis.call('MULTI')", "This Redis command is not allowed from script"),
+        ("return redis.call('WATCH', 'x')", "This Redis command is not allowed from script"),
+        ("return redis.call('SCRIPT', 'FLUSH')", "This Redis command is not allowed from script"),
+        ("return redis.call('FUNCTION', 'FLUSH')", "This Redis command is not allowed from script"),
+    ];
+    for (script, want) in refused {
+        let got = c.cmd(&["EVAL", script, "0"]);
+        assert!(got.starts_with("-ERR") && got.contains(want), "{script}: {got:?}");
+    }
+    // Nothing leaked into later scripts, and the usual globals still work.
+    assert!(c.cmd(&["EVAL", "return type(leak)", "0"]).contains("nonexistent global variable 'leak'"));
+    assert_eq!(c.cmd(&["EVAL", "return string.rep('ab', 2) .. tostring(type(redis.call))", "0"]), "$12\r\nababfunction\r\n");
+    assert_eq!(c.cmd(&["EVAL", "return #KEYS + #ARGV", "1", "k", "a", "b"]), ":3\r\n");
+    // Locals, pcall, loadstring into a local all behave.
+    assert_eq!(c.cmd(&["EVAL", "local f = loadstring('return 6 * 7') return f()", "0"]), ":42\r\n");
+    assert_eq!(c.cmd(&["EVAL", "local ok = pcall(error, 'x') return ok", "0"]), "$-1\r\n");
+}
+
+#[test]
+fn error_formats() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let sha = |body: &str| -> String {
+        let mut r = s.raw();
+        let reply = r.cmd(&["SCRIPT", "LOAD", body]);
+        reply.lines().nth(1).unwrap_or_default().to_string()
+    };
+    let body = "return redis.call('INCR', KEYS[1])";
+    let h = sha(body);
+    assert_eq!(c.cmd(&["SET", "str", "abc"]), "+OK\r\n");
+    assert_eq!(
+        c.cmd(&["EVAL", body, "1", "str"]),
+        format!("-ERR value is not an integer or out of range script: {h}, on @user_script:1.\r\n")
+    );
+    let body = "local x = 1\nerror('boom')";
+    let h = sha(body);
+    assert_eq!(c.cmd(&["EVAL", body, "0"]), format!("-ERR user_script:2: boom script: {h}, on @user_script:2.\r\n"));
+    let body = "return redis.call('NOSUCHCMD')";
+    let h = sha(body);
+    assert_eq!(c.cmd(&["EVAL", body, "0"]), format!("-ERR Unknown Redis command called from script script: {h}, on @user_script:1.\r\n"));
+    let body = "return redis.call('GET')";
+    let h = sha(body);
+    assert_eq!(
+        c.cmd(&["EVAL", body, "0"]),
+        format!("-ERR Wrong number of args calling Redis command from script script: {h}, on @user_script:1.\r\n")
+    );
+    let body = "return redis.call('GET', {})";
+    let h = sha(body);
+    assert_eq!(
+        c.cmd(&["EVAL", body, "0"]),
+        format!("-ERR Lua redis lib command arguments must be strings or integers script: {h}, on @user_script:1.\r\n")
+    );
+    let body = "error({err = 'CUSTOM thing'})";
+    let h = sha(body);
+    assert_eq!(c.cmd(&["EVAL", body, "0"]), format!("-CUSTOM thing script: {h}, on @user_script:1.\r\n"));
+    // pcall catches a command error as a table.
+    assert_eq!(
+        c.cmd(&["EVAL", "local ok, e = pcall(redis.call, 'INCR', 'str') return e.err", "0"]),
+        "$43\r\nERR value is not an integer or out of range\r\n"
+    );
+    let got = c.cmd(&["EVAL", "return 1 +", "0"]);
+    assert!(got.starts_with("-ERR Error compiling script (new function): user_script:1:"), "{got:?}");
+    assert_eq!(c.cmd(&["EVAL", "return 1", "2", "a"]), "-ERR Number of keys can't be greater than number of args\r\n");
+    assert_eq!(c.cmd(&["EVAL", "return 1", "-1"]), "-ERR Number of keys can't be negative\r\n");
+    assert_eq!(c.cmd(&["EVAL", "return 1", "x"]), "-ERR value is not an integer or out of range\r\n");
+    assert_eq!(c.cmd(&["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"]), "-NOSCRIPT No matching script. Please use EVAL.\r\n");
+    assert_eq!(c.cmd(&["EVALSHA", "short", "0"]), "-NOSCRIPT No matching script. Please use EVAL.\r\n");
+    assert_eq!(c.cmd(&["EVAL", "#!lua flags=bogus\nreturn 1", "0"]), "-ERR Unexpected flag in script shebang: bogus\r\n");
+    assert_eq!(c.cmd(&["EVAL", "#!python\nreturn 1", "0"]), "-ERR Unexpected engine in script shebang: #!python\r\n");
+    // Read-only variants and the no-writes flag.
+    let body = "return redis.call('SET', 'x', '1')";
+    let h = sha(body);
+    assert_eq!(
+        c.cmd(&["EVAL_RO", body, "0"]),
+        format!("-ERR Write commands are not allowed from read-only scripts. script: {h}, on @user_script:1.\r\n")
+    );
+    assert_eq!(c.cmd(&["EVAL_RO", "#!lua\nreturn 1", "0"]), "-ERR Can not execute a script with write flag using *_ro command.\r\n");
+    assert_eq!(c.cmd(&["EVAL_RO", "#!lua flags=no-writes\nreturn redis.call('GET', 'str')", "0"]), "$3\r\nabc\r\n");
+    let body = "#!lua flags=no-writes\nreturn redis.call('DEL', 'str')";
+    let h = sha(body);
+    assert_eq!(
+        c.cmd(&["EVAL", body, "0"]),
+        format!("-ERR Write commands are not allowed from read-only scripts. script: {h}, on @user_script:2.\r\n")
+    );
+    // SCRIPT subcommands.
+    let h = sha("return 'cached'");
+    assert_eq!(c.cmd(&["SCRIPT", "EXISTS", &h, "ffffffffffffffffffffffffffffffffffffffff"]), "*2\r\n:1\r\n:0\r\n");
+    assert_eq!(c.cmd(&["EVALSHA", &h.to_uppercase(), "0"]), "$6\r\ncached\r\n");
+    assert_eq!(c.cmd(&["SCRIPT", "FLUSH"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SCRIPT", "EXISTS", &h]), "*1\r\n:0\r\n");
+    assert_eq!(c.cmd(&["EVALSHA", &h, "0"]), "-NOSCRIPT No matching script. Please use EVAL.\r\n");
+    assert_eq!(c.cmd(&["SCRIPT", "KILL"]), "-NOTBUSY No scripts in execution right now.\r\n");
+    assert_eq!(c.cmd(&["COMMAND", "GETKEYS", "EVAL", "return 1", "2", "ka", "kb", "arg"]), "*2\r\n$2\r\nka\r\n$2\r\nkb\r\n");
+}
+
+fn read_with_timeout(c: &mut Raw) -> String {
+    String::from_utf8_lossy(&c.read_reply()).into_owned()
+}
+
+#[test]
+fn busy_script_and_script_kill() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut admin = s.raw();
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "lua-time-limit", "100"]), "+OK\r\n");
+    // A read-only script that never ends.
+    let mut runner = s.raw();
+    runner.send_cmd(&[b"EVAL", b"while true do end", b"0"]);
+    std::thread::sleep(Duration::from_millis(400));
+    // Several new connections (spread over the threads, avoiding the busy
+    // one) are told BUSY.
+    let mut others: Vec<Raw> = (0..4).map(|_| s.raw()).collect();
+    for o in &mut others {
+        assert_eq!(o.cmd(&["GET", "x"]), "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n");
+    }
+    assert_eq!(
+        others[0].cmd(&["FUNCTION", "KILL"]),
+        "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+    );
+    assert!(others[1].cmd(&["FUNCTION", "STATS"]).starts_with("*4\r\n$14\r\nrunning_script\r\n$-1\r\n"));
+    assert_eq!(others[2].cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    let got = read_with_timeout(&mut runner);
+    assert!(got.starts_with("-ERR Script killed by user with SCRIPT KILL... script: "), "{got:?}");
+    assert!(got.ends_with(", on @user_script:1.\r\n"), "{got:?}");
+    for o in &mut others {
+        assert_eq!(o.cmd(&["PING"]), "+PONG\r\n");
+    }
+    assert_eq!(runner.cmd(&["PING"]), "+PONG\r\n");
+
+    // A loop inside a coroutine is bound by the limit too.
+    runner.send_cmd(&[b"EVAL", b"local co = coroutine.wrap(function() while true do end end) co()", b"0"]);
+    std::thread::sleep(Duration::from_millis(400));
+    let mut o = s.raw();
+    assert_eq!(o.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    assert!(read_with_timeout(&mut runner).starts_with("-ERR Script killed by user with SCRIPT KILL..."));
+
+    // A script that wrote cannot be killed; it finishes on its own.
+    runner.send_cmd(&[b"EVAL", b"redis.call('SET', 'w', '1') local t = tonumber(redis.call('TIME')[1]) while tonumber(redis.call('TIME')[1]) < t + 2 do end return 'done'", b"0"]);
+    std::thread::sleep(Duration::from_millis(400));
+    let mut o = s.raw();
+    assert_eq!(
+        o.cmd(&["SCRIPT", "KILL"]),
+        "-UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.\r\n"
+    );
+    assert_eq!(read_with_timeout(&mut runner), "$4\r\ndone\r\n");
+    assert_eq!(o.cmd(&["GET", "w"]), "$1\r\n1\r\n");
+
+    // A busy function: FUNCTION KILL stops it, SCRIPT KILL names FUNCTION KILL.
+    assert_eq!(
+        o.cmd(&["FUNCTION", "LOAD", "#!lua name=spin\nredis.register_function{function_name='spin', callback=function() while true do end end, flags={'no-writes'}}"]),
+        "$4\r\nspin\r\n"
+    );
+    runner.send_cmd(&[b"FCALL", b"spin", b"0"]);
+    std::thread::sleep(Duration::from_millis(400));
+    let mut o = s.raw();
+    assert_eq!(o.cmd(&["PING"]), "-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n");
+    assert_eq!(o.cmd(&["SCRIPT", "KILL"]), "-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n");
+    assert!(o.cmd(&["FUNCTION", "STATS"]).contains("$4\r\nspin\r\n"));
+    assert_eq!(o.cmd(&["FUNCTION", "KILL"]), "+OK\r\n");
+    let got = read_with_timeout(&mut runner);
+    assert!(got.starts_with("-ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2."), "{got:?}");
+    assert_eq!(o.cmd(&["PING"]), "+PONG\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evalsha_falls_back_to_eval() {
+    let s = Server::start();
+    let mut c = s.conn().await;
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut c).await.unwrap();
+    let script = redis::Script::new("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    // Not cached: the client gets NOSCRIPT for EVALSHA and retries.
+    let n: i64 = script.key("fallback").arg(5).invoke_async(&mut c).await.unwrap();
+    assert_eq!(n, 5);
+    let exists: Vec<i64> = redis::cmd("SCRIPT").arg("EXISTS").arg(script.get_hash()).query_async(&mut c).await.unwrap();
+    assert_eq!(exists, vec![1]);
+    let n: i64 = script.key("fallback").arg(5).invoke_async(&mut c).await.unwrap();
+    assert_eq!(n, 10);
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut c).await.unwrap();
+    let n: i64 = script.key("fallback").arg(1).invoke_async(&mut c).await.unwrap();
+    assert_eq!(n, 11);
+}
+
+/// Scripts declare one key (shard 3) but also increment an undeclared key on
+/// another shard (shard 0). Each run is a new script, so each starts on the
+/// fast path, writes its declared key, then reaches the other shard: that
+/// write must be rolled back and the script run again under the wide lock.
+/// Readers (MGET, atomic across shards) must never see the two differ, and
+/// no increment may be lost or applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn undeclared_keys_on_other_shards_stay_atomic() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let (declared, undeclared) = ("cnt:{a}", "cnt:{b}");
+    const WRITERS: usize = 6;
+    const PER: usize = 40;
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let client = s.client();
+        tasks.push(tokio::spawn(async move {
+            let mut c = damselfly_tests::connect(&client).await;
+            let mut bad = 0;
+            for i in 0..PER {
+                let body = format!(
+                    "-- run {w}.{i}\nlocal a = redis.call('INCR', KEYS[1])\nlocal b = redis.call('INCR', ARGV[1])\nif a ~= b then return redis.error_reply('TORN ' .. a .. ' ' .. b) end\nreturn a"
+                );
+                let r: redis::RedisResult<i64> = redis::cmd("EVAL").arg(body).arg(1).arg(declared).arg(undeclared).query_async(&mut c).await;
+                if r.is_err() {
+                    bad += 1;
+                }
+            }
+            bad
+        }));
+    }
+    for _ in 0..3 {
+        let client = s.client();
+        tasks.push(tokio::spawn(async move {
+            let mut c = damselfly_tests::connect(&client).await;
+            let mut bad = 0;
+            for _ in 0..300 {
+                let (x, y): (Option<i64>, Option<i64>) =
+                    redis::cmd("MGET").arg(declared).arg(undeclared).query_async(&mut c).await.unwrap();
+                if x != y {
+                    bad += 1;
+                }
+            }
+            bad
+        }));
+    }
+    let mut bad = 0;
+    for t in tasks {
+        bad += t.await.unwrap();
+    }
+    assert_eq!(bad, 0, "a script was torn or a reader saw half of one");
+    let mut c = s.conn().await;
+    let (x, y): (i64, i64) = redis::cmd("MGET").arg(declared).arg(undeclared).query_async(&mut c).await.unwrap();
+    assert_eq!((x, y), ((WRITERS * PER) as i64, (WRITERS * PER) as i64));
+    // A known script: after its first escalation it goes straight to wide mode.
+    let body = "redis.call('INCR', KEYS[1]) return redis.call('INCR', ARGV[1])";
+    for _ in 0..5 {
+        let _: i64 = redis::cmd("EVAL").arg(body).arg(1).arg(declared).arg(undeclared).query_async(&mut c).await.unwrap();
+    }
+    let (x, y): (i64, i64) = redis::cmd("MGET").arg(declared).arg(undeclared).query_async(&mut c).await.unwrap();
+    assert_eq!(x, y);
+    // Connection-level commands inside a script reach every shard.
+    let n: i64 = redis::cmd("EVAL").arg("return redis.call('DBSIZE')").arg(0).query_async(&mut c).await.unwrap();
+    assert_eq!(n, 2);
+    let keys: Vec<String> = redis::cmd("EVAL").arg("return redis.call('KEYS', 'cnt:*')").arg(0).query_async(&mut c).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    let moved: String = redis::cmd("EVAL")
+        .arg("redis.call('RENAME', KEYS[1], KEYS[2]) return redis.call('GET', KEYS[2])")
+        .arg(2)
+        .arg(declared)
+        .arg("moved:{c}")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(moved, (WRITERS * PER + 5).to_string());
+}
+
+/// Transfers between declared keys on different shards, concurrently with
+/// readers: the total never changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cross_shard_declared_keys() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let keys = ["bal:{a}", "bal:{b}", "bal:{c}"];
+    let transfer = "local n = tonumber(ARGV[1]) redis.call('DECRBY', KEYS[1], n) redis.call('INCRBY', KEYS[2], n) return redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])";
+    {
+        let mut c = s.conn().await;
+        let _: () = c.mset(&[(keys[0], 1000), (keys[1], 1000), (keys[2], 1000)]).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let client = s.client();
+        tasks.push(tokio::spawn(async move {
+            let mut c = damselfly_tests::connect(&client).await;
+            for i in 0..100 {
+                let (from, to, rest) = (keys[(w + i) % 3], keys[(w + i + 1) % 3], keys[(w + i + 2) % 3]);
+                let v: Vec<i64> =
+                    redis::cmd("EVAL").arg(transfer).arg(3).arg(from).arg(to).arg(rest).arg(7).query_async(&mut c).await.unwrap();
+                assert_eq!(v.iter().sum::<i64>(), 3000);
+            }
+            0
+        }));
+    }
+    for _ in 0..3 {
+        let client = s.client();
+        tasks.push(tokio::spawn(async move {
+            let mut c = damselfly_tests::connect(&client).await;
+            let mut bad = 0;
+            for _ in 0..200 {
+                let v: Vec<i64> = redis::cmd("MGET").arg(&keys[..]).query_async(&mut c).await.unwrap();
+                if v.iter().sum::<i64>() != 3000 {
+                    bad += 1;
+                }
+                let v: Vec<i64> = redis::cmd("EVAL_RO")
+                    .arg("return redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])")
+                    .arg(3)
+                    .arg(&keys[..])
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+                if v.iter().sum::<i64>() != 3000 {
+                    bad += 1;
+                }
+            }
+            bad
+        }));
+    }
+    let mut bad = 0;
+    for t in tasks {
+        bad += t.await.unwrap();
+    }
+    assert_eq!(bad, 0);
+}
+
+#[test]
+fn scripts_inside_multi_exec() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "m:{a}", "1"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["EVAL", "return redis.call('INCR', KEYS[1])", "1", "m:{a}"]), "+QUEUED\r\n");
+    assert_eq!(
+        c.cmd(&["EVAL", "redis.call('SET', 'm:{b}', 'x') return redis.call('MGET', KEYS[1], 'm:{b}')", "1", "m:{a}"]),
+        "+QUEUED\r\n"
+    );
+    assert_eq!(c.cmd(&["EVAL", "return redis.call('INCR', 'm:{b}')", "0"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["GET", "m:{a}"]), "+QUEUED\r\n");
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        "*5\r\n+OK\r\n:2\r\n*2\r\n$1\r\n2\r\n$1\r\nx\r\n-ERR value is not an integer or out of range script: 4f1d0bb7b46cb3d0ab3df49ddb4e4ef4b85dc2b3, on @user_script:1.\r\n$1\r\n2\r\n"
+            .replace("4f1d0bb7b46cb3d0ab3df49ddb4e4ef4b85dc2b3", &sha_of(&s, "return redis.call('INCR', 'm:{b}')"))
+    );
+    // EVALSHA of an unknown script inside MULTI fails at EXEC time.
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["EXEC"]), "*1\r\n-NOSCRIPT No matching script. Please use EVAL.\r\n");
+    // WATCH sees writes made by scripts.
+    assert_eq!(c.cmd(&["WATCH", "m:{c}"]), "+OK\r\n");
+    let mut other = s.raw();
+    assert_eq!(other.cmd(&["EVAL", "return redis.call('SET', KEYS[1], 'changed')", "1", "m:{c}"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["GET", "m:{c}"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["EXEC"]), "*-1\r\n");
+}
+
+/// Scripts in a pipeline, among commands for their shard and others: one
+/// that reaches another shard mid-batch is handed back to the connection
+/// and run under the wide lock, and every reply keeps its place and order.
+#[test]
+fn pipelined_scripts_keep_order() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.raw();
+    let reach = "redis.call('INCR', KEYS[1]) redis.call('SET', 'p:{b}', redis.call('GET', KEYS[1])) return redis.call('GET', KEYS[1])";
+    let cmds: Vec<Vec<&str>> = vec![
+        vec!["SET", "p:{a}", "1"],
+        vec!["SET", "p:{b}", "old"],
+        vec!["EVAL", reach, "1", "p:{a}"],
+        vec!["INCR", "p:{a}"],
+        vec!["EVAL", "return redis.call('GET', KEYS[1])", "1", "p:{a}"],
+        vec!["GET", "p:{b}"],
+        vec!["EVAL", "return redis.call('GET', 'p:{b}')", "1", "p:{a}"],
+        vec!["SET", "p:{c}", "z"],
+        vec!["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "1", "p:{a}"],
+        vec!["GET", "p:{a}"],
+    ];
+    let mut req = Vec::new();
+    for cmd in &cmds {
+        req.extend_from_slice(format!("*{}\r\n", cmd.len()).as_bytes());
+        for a in cmd {
+            req.extend_from_slice(format!("${}\r\n{}\r\n", a.len(), a).as_bytes());
+        }
+    }
+    c.send(&req);
+    let replies: Vec<String> = (0..cmds.len()).map(|_| String::from_utf8_lossy(&c.read_reply()).into_owned()).collect();
+    assert_eq!(
+        replies,
+        vec![
+            "+OK\r\n",
+            "+OK\r\n",
+            "$1\r\n2\r\n",
+            ":3\r\n",
+            "$1\r\n3\r\n",
+            "$1\r\n2\r\n",
+            "$1\r\n2\r\n",
+            "+OK\r\n",
+            "-NOSCRIPT No matching script. Please use EVAL.\r\n",
+            "$1\r\n3\r\n",
+        ]
+    );
+}
+
+fn sha_of(s: &Server, body: &str) -> String {
+    let mut r = s.raw();
+    r.cmd(&["SCRIPT", "LOAD", body]).lines().nth(1).unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_load_and_fcall() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut c = s.raw();
+    let lib = "#!lua name=stock\n\
+        local function take(keys, args)\n\
+          local left = tonumber(redis.call('GET', keys[1]) or '0')\n\
+          local n = tonumber(args[1])\n\
+          if left < n then return 0 end\n\
+          return redis.call('DECRBY', keys[1], n)\n\
+        end\n\
+        redis.register_function('take', take)\n\
+        redis.register_function{function_name='peek', callback=function(keys) return redis.call('GET', keys[1]) end, flags={'no-writes'}, description='reads stock'}\n";
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", lib]), "$5\r\nstock\r\n");
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", lib]), "-ERR Library 'stock' already exists\r\n");
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", "REPLACE", lib]), "$5\r\nstock\r\n");
+    assert_eq!(c.cmd(&["SET", "item", "10"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["FCALL", "take", "1", "item", "3"]), ":7\r\n");
+    assert_eq!(c.cmd(&["FCALL", "take", "1", "item", "30"]), ":0\r\n");
+    assert_eq!(c.cmd(&["FCALL_RO", "peek", "1", "item"]), "$1\r\n7\r\n");
+    assert_eq!(c.cmd(&["FCALL_RO", "take", "1", "item", "1"]), "-ERR Can not execute a script with write flag using *_ro command.\r\n");
+    assert_eq!(c.cmd(&["FCALL", "nosuch", "0"]), "-ERR Function not found\r\n");
+    assert_eq!(c.cmd(&["FCALL", "take", "x"]), "-ERR Bad number of keys provided\r\n");
+    assert_eq!(
+        c.cmd(&["FUNCTION", "LIST"]),
+        "*1\r\n*6\r\n$12\r\nlibrary_name\r\n$5\r\nstock\r\n$6\r\nengine\r\n$3\r\nLUA\r\n$9\r\nfunctions\r\n*2\r\n\
+         *6\r\n$4\r\nname\r\n$4\r\ntake\r\n$11\r\ndescription\r\n$-1\r\n$5\r\nflags\r\n*0\r\n\
+         *6\r\n$4\r\nname\r\n$4\r\npeek\r\n$11\r\ndescription\r\n$11\r\nreads stock\r\n$5\r\nflags\r\n*1\r\n+no-writes\r\n"
+    );
+    assert!(c.cmd(&["FUNCTION", "LIST", "LIBRARYNAME", "sto*", "WITHCODE"]).contains("library_code"));
+    assert_eq!(c.cmd(&["FUNCTION", "LIST", "LIBRARYNAME", "zzz*"]), "*0\r\n");
+    // Errors while loading.
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", "return 1"]), "-ERR Missing library metadata\r\n");
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", "#!lua name=empty\nlocal x = 1"]), "-ERR No functions registered\r\n");
+    let got = c.cmd(&["FUNCTION", "LOAD", "#!lua name=bad\nredis.call('GET', 'x')"]);
+    assert!(got.starts_with("-ERR Error registering functions: "), "{got:?}");
+    let got = c.cmd(&["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('take', function() return 1 end)"]);
+    assert_eq!(got, "-ERR Function take already exists\r\n");
+    // DUMP, FLUSH, RESTORE round trip.
+    c.send_cmd(&[b"FUNCTION", b"DUMP"]);
+    let dump = c.read_reply();
+    let payload = {
+        let text_end = dump.windows(2).position(|w| w == b"\r\n").unwrap();
+        dump[text_end + 2..dump.len() - 2].to_vec()
+    };
+    assert_eq!(c.cmd(&["FUNCTION", "FLUSH"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["FCALL", "take", "1", "item", "1"]), "-ERR Function not found\r\n");
+    c.send_cmd(&[b"FUNCTION", b"RESTORE", &payload]);
+    assert_eq!(String::from_utf8_lossy(&c.read_reply()), "+OK\r\n");
+    assert_eq!(c.cmd(&["FCALL", "take", "1", "item", "1"]), ":6\r\n");
+    c.send_cmd(&[b"FUNCTION", b"RESTORE", &payload]);
+    assert_eq!(String::from_utf8_lossy(&c.read_reply()), "-ERR Library 'stock' already exists\r\n");
+    c.send_cmd(&[b"FUNCTION", b"RESTORE", &payload, b"REPLACE"]);
+    assert_eq!(String::from_utf8_lossy(&c.read_reply()), "+OK\r\n");
+    assert!(c.cmd(&["FUNCTION", "STATS"]).contains("$15\r\nlibraries_count\r\n:1\r\n$15\r\nfunctions_count\r\n:2\r\n"));
+    // A function called from another connection (the other thread) works too.
+    let mut ac = s.conn().await;
+    let v: i64 = redis::cmd("FCALL").arg("take").arg(1).arg("item").arg(2).query_async(&mut ac).await.unwrap();
+    assert_eq!(v, 4);
+    assert!(c.cmd(&["INFO", "memory"]).contains("number_of_functions:2\r\nnumber_of_libraries:1\r\n"));
+    assert_eq!(c.cmd(&["FUNCTION", "DELETE", "stock"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["FUNCTION", "DELETE", "stock"]), "-ERR Library not found\r\n");
+    assert_eq!(c.cmd(&["FCALL", "peek", "1", "item"]), "-ERR Function not found\r\n");
+}
