@@ -38,6 +38,13 @@ function ping(port) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Last line of defence: a test file that exits (or fails) with servers still
+// running must not leave them behind.
+const running = new Set();
+process.on("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
 export class Node {
   async start() {
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -45,8 +52,12 @@ export class Node {
       const child = spawn(binary(), ["--port", String(port), "--bind", "127.0.0.1", "--loglevel", "warn"], {
         stdio: ["ignore", "ignore", "inherit"],
       });
+      running.add(child);
       let exited = false;
-      child.once("exit", () => (exited = true));
+      child.once("exit", () => {
+        exited = true;
+        running.delete(child);
+      });
       const deadline = Date.now() + START_TIMEOUT_MS;
       while (Date.now() < deadline && !exited) {
         if (await ping(port)) {

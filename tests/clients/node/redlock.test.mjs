@@ -1,7 +1,7 @@
 // node-redlock v5 across 3 and 5 independent standalone damselfly nodes.
 // Every redlock operation runs a Lua script, so these skip until the server
 // knows EVAL.
-import { afterEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -34,6 +34,11 @@ let clients = [];
 
 async function setup(t, n) {
   nodes = await startNodes(n);
+  const started = nodes;
+  t.after(async () => {
+    for (const c of clients) c.disconnect();
+    await Promise.all(started.map((node) => node.kill()));
+  });
   // No offline queue: a command to a dead node fails at once instead of
   // waiting for a reconnect, so the other nodes decide.
   clients = nodes.map((node) => {
@@ -44,13 +49,6 @@ async function setup(t, n) {
   await Promise.all(clients.map((c) => ready(c)));
   return requireCommand(t, (args) => clients[0].call(...args), "eval", SCRIPTS);
 }
-
-afterEach(async () => {
-  for (const c of clients) c.disconnect();
-  await Promise.all(nodes.map((node) => node.kill()));
-  nodes = [];
-  clients = [];
-});
 
 for (const n of [3, 5]) {
   describe(`${n} nodes`, () => {
