@@ -123,6 +123,8 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::Watch => transactions::watch(conn, args).await,
         ConnCmd::Unwatch => transactions::unwatch(conn),
         ConnCmd::JsonMSet => super::json::mset(conn, args).await,
+        ConnCmd::Cluster => super::cluster::cluster(conn, args).await,
+        c @ (ConnCmd::Asking | ConnCmd::ReadOnly | ConnCmd::ReadWrite) => super::cluster::flags(conn, c),
     }
 }
 

@@ -4,6 +4,7 @@
 //! checks, routing to shards and the output of `COMMAND`. Helper modules
 //! (`scan`) hold the implementation of commands declared by a family.
 
+pub mod cluster;
 pub mod connection;
 pub mod hashes;
 pub mod json;
@@ -101,6 +102,11 @@ pub enum ConnCmd {
     Unwatch,
     // JSON commands that span shards.
     JsonMSet,
+    // Cluster mode.
+    Cluster,
+    Asking,
+    ReadOnly,
+    ReadWrite,
 }
 
 /// Command flags, as COMMAND reports them.
@@ -213,6 +219,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(hashes::COMMANDS)
         .chain(transactions::COMMANDS)
         .chain(json::COMMANDS)
+        .chain(cluster::COMMANDS)
 }
 
 type Table = HashMap<&'static str, &'static CommandSpec, foldhash::fast::FixedState>;

@@ -154,6 +154,9 @@ pub struct Engine {
     pub clients: crate::server::clients::Clients,
     /// Notified by SHUTDOWN.
     pub shutdown: Notify,
+    /// Cluster mode: which node serves each slot. `None` in standalone mode,
+    /// where this node owns every slot.
+    pub cluster: Option<Arc<crate::cluster::slots::SlotMap>>,
 }
 
 #[derive(Default)]
@@ -167,7 +170,7 @@ pub struct NodeStats {
 }
 
 impl Engine {
-    pub fn new(cfg: Arc<Config>) -> (Arc<Engine>, Vec<mpsc::UnboundedReceiver<Msg>>) {
+    pub fn new(cfg: Arc<Config>, cluster: Option<Arc<crate::cluster::slots::SlotMap>>) -> (Arc<Engine>, Vec<mpsc::UnboundedReceiver<Msg>>) {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..cfg.shards).map(|_| mpsc::unbounded_channel()).unzip();
         let e = Engine {
             inboxes: txs,
@@ -176,6 +179,7 @@ impl Engine {
             stats: NodeStats::default(),
             clients: Default::default(),
             shutdown: Notify::new(),
+            cluster,
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);
         (Arc::new(e), rxs)
