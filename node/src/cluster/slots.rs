@@ -80,6 +80,7 @@ impl ClusterView {
     }
 
     /// Assigns `slots` to the member with id `id` (no-op for unknown ids).
+    #[cfg(test)]
     pub fn assign(&mut self, slots: impl IntoIterator<Item = u16>, id: &str) {
         let Some(i) = self.members.iter().position(|m| m.id == id) else { return };
         for s in slots {
@@ -87,11 +88,6 @@ impl ClusterView {
                 *o = i as u16;
             }
         }
-    }
-
-    /// The member serving `slot`, if any.
-    pub fn owner(&self, slot: u16) -> Option<&Member> {
-        self.members.get(*self.owner.get(slot as usize)? as usize)
     }
 
     #[inline]

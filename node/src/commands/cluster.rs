@@ -1,8 +1,9 @@
 //! Cluster commands: CLUSTER (SLOTS, SHARDS, NODES, INFO, MYID, MYSHARDID,
-//! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, ADDSLOTS, ADDSLOTSRANGE), ASKING,
-//! READONLY and READWRITE, with Redis's reply shapes and error texts. The
-//! replies describe the committed configuration in the node's slot map
-//! (`cluster::slots`). In standalone mode they all answer, as Redis does,
+//! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT), ASKING, READONLY and READWRITE,
+//! with Redis's reply shapes and error texts. The replies describe the
+//! committed configuration in the node's slot map (`cluster::slots`); the
+//! configuration itself changes only through the Raft group
+//! (`cluster-admin`). In standalone mode they all answer, as Redis does,
 //! that cluster support is disabled.
 
 use bytes::Bytes;
@@ -104,10 +105,6 @@ pub async fn cluster(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         for k in keys {
             conn.out.bulk(&k);
         }
-    } else if (eq_ic(sub, "addslots") && argc >= 3) || (eq_ic(sub, "addslotsrange") && argc >= 4 && argc.is_multiple_of(2)) {
-        let slots = parse_slots(&args[2..], eq_ic(sub, "addslotsrange"))?;
-        add_slots(&map, &view, &slots)?;
-        out.ok();
     } else {
         return Err(CmdError::UnknownSubcommand { cmd: "CLUSTER".into(), sub: String::from_utf8_lossy(sub).into_owned() });
     }
@@ -132,56 +129,6 @@ async fn keys_in_slot(conn: &Conn, slot: u16, max: Option<usize>) -> Vec<Vec<u8>
         keys
     })
     .await
-}
-
-/// ADDSLOTS' slot list, or ADDSLOTSRANGE's pairs, with Redis's errors.
-fn parse_slots(args: &[Bytes], ranges: bool) -> CmdResult<Vec<u16>> {
-    let slot = |a: &Bytes| -> CmdResult<u16> {
-        match std::str::from_utf8(a).ok().and_then(|s| s.parse::<i64>().ok()) {
-            Some(n) if (0..SLOTS as i64).contains(&n) => Ok(n as u16),
-            _ => Err(CmdError::err("Invalid or out of range slot")),
-        }
-    };
-    let mut out = Vec::new();
-    if ranges {
-        for pair in args.chunks(2) {
-            let (a, b) = (slot(&pair[0])?, slot(&pair[1])?);
-            if a > b {
-                return Err(CmdError::err(format!("start slot number {a} is greater than end slot number {b}")));
-            }
-            out.extend(a..=b);
-        }
-    } else {
-        for a in args {
-            out.push(slot(a)?);
-        }
-    }
-    let mut seen = vec![false; SLOTS];
-    for &s in &out {
-        if std::mem::replace(&mut seen[s as usize], true) {
-            return Err(CmdError::err(format!("Slot {s} specified multiple times")));
-        }
-    }
-    Ok(out)
-}
-
-/// Assigns unowned slots to this node in its local configuration (the
-/// single-node bootstrap Redis offers with ADDSLOTS).
-fn add_slots(map: &SlotMap, view: &ClusterView, slots: &[u16]) -> CmdResult {
-    if let Some(&s) = slots.iter().find(|&&s| view.owner(s).is_some()) {
-        return Err(CmdError::err(format!("Slot {s} is already busy")));
-    }
-    let mut next = view.clone();
-    if next.me.is_none() {
-        let mut members = next.members.clone();
-        members.push(map.myself.clone());
-        let owners: Vec<(u16, String)> = (0..SLOTS as u16).filter_map(|s| view.owner(s).map(|m| (s, m.id.clone()))).collect();
-        next = ClusterView::new(&map.myself.id, view.epoch, members, owners);
-    }
-    next.assign(slots.iter().copied(), &map.myself.id);
-    next.epoch += 1;
-    map.install(next);
-    Ok(())
 }
 
 /// CLUSTER SLOTS: one entry per run of consecutive slots with one owner:
@@ -337,20 +284,5 @@ mod tests {
             text.starts_with("*2\r\n%2\r\n$5\r\nslots\r\n*4\r\n:0\r\n:99\r\n:101\r\n:8191\r\n$5\r\nnodes\r\n*1\r\n%7\r\n$2\r\nid\r\n"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn addslots() {
-        let map = SlotMap::new(member(1, 7001));
-        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
-        assert_eq!(parse_slots(&[b("0"), b("5")], true).unwrap().len(), 6);
-        assert!(parse_slots(&[b("5"), b("0")], true).is_err());
-        assert_eq!(parse_slots(&[b("16384")], false).unwrap_err().to_string(), "ERR Invalid or out of range slot");
-        assert!(parse_slots(&[b("1"), b("1")], false).is_err());
-        add_slots(&map, &map.load(), &[1, 2]).unwrap();
-        let v = map.load();
-        assert_eq!(v.me, Some(0));
-        assert_eq!(v.assigned(), 2);
-        assert_eq!(add_slots(&map, &v, &[2]).unwrap_err().to_string(), "ERR Slot 2 is already busy");
     }
 }

@@ -28,7 +28,12 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         Some(c) => Some(Arc::new(cluster_map(&cfg, c)?)),
         None => None,
     };
-    let (engine, inboxes) = Engine::new(cfg.clone(), cluster);
+    let (engine, inboxes) = Engine::new(cfg.clone(), cluster.clone());
+    if let Some(map) = cluster {
+        let dir = cfg.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let bind = cfg.bind.first().cloned().unwrap_or_else(|| "127.0.0.1".into());
+        crate::cluster::start(engine.clone(), map, std::path::Path::new(&dir), &bind)?;
+    }
 
     // Bind before starting threads so start-up errors are reported plainly.
     let mut listeners = Vec::new();
