@@ -224,6 +224,20 @@ fn epoch_of(info: &str) -> Option<u64> {
     info.lines().find_map(|l| l.strip_prefix("cluster_current_epoch:")).and_then(|v| v.trim().parse().ok())
 }
 
+/// The client port of the node serving `slot`, per node `port`'s CLUSTER NODES.
+fn slot_owner_port(port: u16, slot: u16) -> Option<u16> {
+    let nodes = Server::raw_at(port).cmd(&["CLUSTER", "NODES"]);
+    nodes.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let owns = f.iter().skip(8).any(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if a <= slot && slot <= b)
+        });
+        let addr = f.get(1)?.split('@').next()?;
+        owns.then(|| addr.rsplit_once(':')?.1.parse().ok()).flatten()
+    })
+}
+
 fn myid(port: u16) -> String {
     let r = Server::raw_at(port).cmd(&["CLUSTER", "MYID"]);
     r.lines().nth(1).unwrap_or_default().to_string()
@@ -332,11 +346,7 @@ fn leader_loss_and_restart() {
     let (ok, out, err) = admin(survivor, &["assign-slots", &target, "0-9"]);
     assert!(ok, "{out}{err}");
     // Both survivors serve the new configuration.
-    assert!(wait_until(10, || Server::raw_at(survivor).cmd(&["CLUSTER", "COUNTKEYSINSLOT", "0"]).starts_with(':')
-        && [survivor, other].iter().all(|&p| {
-            let s = Server::raw_at(p).cmd(&["CLUSTER", "SLOTS"]);
-            s.contains(&format!(":0\r\n:9\r\n*4\r\n$9\r\n127.0.0.1\r\n:{other}\r\n"))
-        })));
+    assert!(wait_until(10, || [survivor, other].iter().all(|&p| slot_owner_port(p, 5) == Some(other))));
     eprintln!("config change visible on every live node after {:?}", t.elapsed());
 
     // Restart the old leader on its port and data dir: same id, new config.
@@ -345,6 +355,57 @@ fn leader_loss_and_restart() {
     c.nodes[li] = Some(restarted);
     assert_eq!(myid(leader_port), leader);
     assert!(c.wait_all_ok(20), "restarted node did not catch up");
-    let s = Server::raw_at(leader_port).cmd(&["CLUSTER", "SLOTS"]);
-    assert!(s.contains(&format!(":0\r\n:9\r\n*4\r\n$9\r\n127.0.0.1\r\n:{other}\r\n")), "{s}");
+    assert_eq!(slot_owner_port(leader_port, 5), Some(other));
+}
+
+#[test]
+fn majority_loss_freezes_changes_but_not_serving() {
+    let (mut c, _) = Cluster::start(3);
+    let keep = c.ports[0];
+    let keep_id = myid(keep);
+    // A key this node serves, written before the loss.
+    let mut raw = Server::raw_at(keep);
+    let key = (0..1000).map(|i| format!("key{i}")).find(|k| raw.cmd(&["SET", k, "v"]) == "+OK\r\n").expect("a local key");
+    drop(c.nodes[1].take());
+    drop(c.nodes[2].take());
+    // Still serving its own slots, still redirecting the others.
+    assert_eq!(raw.cmd(&["GET", &key]), "$1\r\nv\r\n");
+    assert!(raw.cmd(&["GET", "foo"]).starts_with("-MOVED 12182 ") || raw.cmd(&["GET", "foo"]) == "$-1\r\n");
+    // Config changes fail with an error that says what to do.
+    let t = Instant::now();
+    let (ok, _, err) = admin(keep, &["assign-slots", &keep_id, "0-9"]);
+    assert!(!ok, "a change without a majority succeeded");
+    assert!(err.contains("majority"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(40), "took {:?}", t.elapsed());
+    assert_eq!(raw.cmd(&["GET", &key]), "$1\r\nv\r\n");
+}
+
+#[test]
+fn five_voters_and_a_learner() {
+    let (c, took) = Cluster::start(5);
+    eprintln!("5-node cluster formed by cluster-admin create in {took:?}");
+    let sixth_dir = TempDir::new("node5");
+    let sixth = Server::start_with(&["--cluster", "--dir", sixth_dir.path()]);
+    let (ok, out, err) = admin(c.ports[2], &["add-node", &format!("127.0.0.1:{}", sixth.port)]);
+    assert!(ok, "{out}{err}");
+    let st = status_json(c.ports[4]).expect("status");
+    let members = st["members"].as_array().expect("members");
+    assert_eq!(members.len(), 6);
+    assert_eq!(members.iter().filter(|m| m["role"] == "voter").count(), 5);
+    let learner = members.iter().find(|m| m["role"] == "learner").expect("a learner");
+    assert_eq!(learner["client_addr"], format!("127.0.0.1:{}", sixth.port));
+    // The learner receives the configuration: it redirects every key.
+    assert!(wait_until(10, || Server::raw_at(sixth.port).cmd(&["GET", "foo"]).starts_with("-MOVED 12182 ")));
+    // Give it slots, then take them back and remove it.
+    let id = learner["node_id"].as_str().expect("id").to_string();
+    let (ok, out, err) = admin(c.ports[0], &["assign-slots", &format!("127.0.0.1:{}", sixth.port), "100-199"]);
+    assert!(ok, "{out}{err}");
+    assert!(wait_until(10, || Server::raw_at(sixth.port).cmd(&["CLUSTER", "COUNTKEYSINSLOT", "150"]) == ":0\r\n"));
+    let (ok, _, err) = admin(c.ports[0], &["remove-node", &id]);
+    assert!(!ok && err.contains("still owns 100 slots"), "{err}");
+    let (ok, out, err) = admin(c.ports[1], &["assign-slots", &myid(c.ports[0]), "100-199"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = admin(c.ports[1], &["remove-node", &id]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(status_json(c.ports[3]).expect("status")["members"].as_array().map(Vec::len), Some(5));
 }

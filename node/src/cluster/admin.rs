@@ -60,6 +60,22 @@ async fn describe(addr: &str) -> Result<NodeAddr, Status> {
     Ok(NodeAddr { id: info.node_id, host: host.to_string(), port: port.parse().unwrap_or_default(), grpc_port })
 }
 
+/// How long a change may wait for a majority of voters to accept it.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Awaits a Raft write, bounded: without a majority of voters nothing can
+/// commit, and the caller is told so rather than left waiting.
+async fn committed<T, E: std::fmt::Display>(f: impl std::future::Future<Output = Result<T, E>>) -> Result<(), Status> {
+    match tokio::time::timeout(COMMIT_TIMEOUT, f).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(failed(e)),
+        Err(_) => Err(Status::unavailable(format!(
+            "the change was not committed within {} s: a majority of voters is probably down; restart them and retry (nodes keep serving their slots meanwhile)",
+            COMMIT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 impl AdminService {
     /// The leader's address when it is another node; an error when there is
     /// no leader.
@@ -85,13 +101,21 @@ impl AdminService {
     {
         match self.leader_elsewhere().await? {
             None => Ok(None),
-            Some(l) => Ok(Some(f(admin_client(&l.grpc_url()).await?, req).await?)),
+            Some(l) => match f(admin_client(&l.grpc_url()).await?, req).await {
+                Ok(r) => Ok(Some(r)),
+                Err(e) if e.code() == tonic::Code::Unavailable && !e.message().contains("majority") => Err(Status::unavailable(format!(
+                    "the Raft leader {}:{} is unreachable ({}); if a majority of voters is down, restart them and retry",
+                    l.host,
+                    l.grpc_port,
+                    e.message()
+                ))),
+                Err(e) => Err(e),
+            },
         }
     }
 
     async fn write(&self, c: Change) -> Result<(), Status> {
-        self.raft.client_write(c).await.map_err(failed)?;
-        Ok(())
+        committed(self.raft.client_write(c)).await
     }
 
     fn status(&self) -> StatusReply {
@@ -219,9 +243,9 @@ impl Admin for AdminService {
         let n = describe(&req.grpc_addr).await?;
         let nid = raft_id(&n.id).ok_or_else(|| Status::internal("bad node id"))?;
         let voters = self.raft.metrics().borrow().membership_config.membership().voter_ids().count();
-        self.raft.add_learner(nid, n, true).await.map_err(failed)?;
+        committed(self.raft.add_learner(nid, n, true)).await?;
         if voters < MAX_VOTERS {
-            self.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([nid])), false).await.map_err(failed)?;
+            committed(self.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([nid])), false)).await?;
         }
         Ok(Response::new(self.status()))
     }
@@ -243,7 +267,7 @@ impl Admin for AdminService {
         let is_voter = membership.voter_ids().any(|v| v == nid);
         let change =
             if is_voter { ChangeMembers::RemoveVoters(BTreeSet::from([nid])) } else { ChangeMembers::RemoveNodes(BTreeSet::from([nid])) };
-        self.raft.change_membership(change, false).await.map_err(failed)?;
+        committed(self.raft.change_membership(change, false)).await?;
         Ok(Response::new(self.status()))
     }
 
