@@ -86,6 +86,19 @@ fn routing_and_introspection_on_one_node() {
     assert_eq!(c.cmd(&["CLUSTER", "GETKEYSINSLOT", slot, "1"]).matches("{u1}").count(), 1);
     assert_eq!(c.cmd(&["CLUSTER", "COUNTKEYSINSLOT", "16384"]), "-ERR Invalid slot\r\n");
     assert_eq!(c.cmd(&["CLUSTER", "GETKEYSINSLOT", "0", "-1"]), "-ERR Invalid slot or number of keys\r\n");
+    // A transaction's keys must share a slot: else EXEC fails, discarded.
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "{t}1", "a"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["SET", "other", "b"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["EXEC"]), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    assert_eq!(c.cmd(&["EXISTS", "{t}1"]), ":0\r\n");
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "{t}1", "a"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["GET", "{t}2"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["EXEC"]), "*2\r\n+OK\r\n$-1\r\n");
+    assert_eq!(c.cmd(&["SELECT", "1"]), "-ERR SELECT is not allowed in cluster mode\r\n");
+    assert_eq!(c.cmd(&["SELECT", "0"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SWAPDB", "0", "1"]), "-ERR SWAPDB is not allowed in cluster mode\r\n");
     assert_eq!(c.cmd(&["ASKING"]), "+OK\r\n");
     assert_eq!(c.cmd(&["READONLY"]), "+OK\r\n");
     assert_eq!(c.cmd(&["READWRITE"]), "+OK\r\n");

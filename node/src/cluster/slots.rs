@@ -186,13 +186,17 @@ pub struct ConnCluster {
     /// Set by READONLY, cleared by READWRITE. Without replicas it only
     /// changes what the connection reports.
     pub readonly: bool,
+    /// Between MULTI and EXEC: the slot of the queued commands' keys, and
+    /// whether they span several slots (EXEC then fails with CROSSSLOT).
+    tx_slot: Option<u16>,
+    tx_cross: bool,
 }
 
 impl ConnCluster {
     pub fn new(map: Arc<SlotMap>) -> ConnCluster {
         let version = map.version();
         let view = map.load();
-        ConnCluster { map, view, version, asking: false, readonly: false }
+        ConnCluster { map, view, version, asking: false, readonly: false, tx_slot: None, tx_cross: false }
     }
 
     /// The current view, refreshed if the configuration changed.
@@ -208,11 +212,28 @@ impl ConnCluster {
 
     /// The routing check of one command (Redis's order: CROSSSLOT while
     /// gathering keys, then the owner of their slot). Keyless commands pass.
-    pub fn check(&mut self, spec: &CommandSpec, args: &[Bytes]) -> Result<(), CmdError> {
+    /// `queued`: the command is being queued after MULTI; `exec`: it is EXEC.
+    pub fn check(&mut self, spec: &CommandSpec, args: &[Bytes], queued: bool, exec: bool) -> Result<(), CmdError> {
         // ASKING lasts one command. It will admit commands for slots this
         // node is importing once migrations exist; until then nothing is.
         self.asking = false;
+        if exec {
+            let cross = std::mem::take(&mut self.tx_cross);
+            self.tx_slot = None;
+            return if cross { Err(crossslot()) } else { Ok(()) };
+        }
+        if !queued {
+            self.tx_slot = None;
+            self.tx_cross = false;
+        }
         let Some(slot) = command_slot(spec, args)? else { return Ok(()) };
+        if queued {
+            match self.tx_slot {
+                None => self.tx_slot = Some(slot),
+                Some(s) if s != slot => self.tx_cross = true,
+                _ => {}
+            }
+        }
         let view = self.view();
         match view.route(slot) {
             Route::Local => Ok(()),
@@ -241,9 +262,13 @@ pub fn command_slot(spec: &CommandSpec, args: &[Bytes]) -> Result<Option<u16>, C
         }
     });
     if cross {
-        return Err(CmdError::Other("CROSSSLOT Keys in request don't hash to the same slot".into()));
+        return Err(crossslot());
     }
     Ok(slot)
+}
+
+fn crossslot() -> CmdError {
+    CmdError::Other("CROSSSLOT Keys in request don't hash to the same slot".into())
 }
 
 /// Commands whose keys are counted by an argument (`numkeys`): name,
@@ -339,20 +364,20 @@ mod tests {
         let mut c = ConnCluster::new(map.clone());
         let get = lookup(b"get").unwrap();
         // foo -> 12182, on the third node.
-        assert_eq!(c.check(get, &args(&["get", "foo"])).unwrap_err().to_string(), "MOVED 12182 127.0.0.1:7003");
+        assert_eq!(c.check(get, &args(&["get", "foo"]), false, false).unwrap_err().to_string(), "MOVED 12182 127.0.0.1:7003");
         // bar -> 5061, local.
-        assert!(c.check(get, &args(&["get", "bar"])).is_ok());
+        assert!(c.check(get, &args(&["get", "bar"]), false, false).is_ok());
         let mget = lookup(b"mget").unwrap();
         assert_eq!(
-            c.check(mget, &args(&["mget", "foo", "bar"])).unwrap_err().to_string(),
+            c.check(mget, &args(&["mget", "foo", "bar"]), false, false).unwrap_err().to_string(),
             "CROSSSLOT Keys in request don't hash to the same slot"
         );
-        assert!(c.check(mget, &args(&["mget", "{bar}1", "{bar}2"])).is_ok());
+        assert!(c.check(mget, &args(&["mget", "{bar}1", "{bar}2"]), false, false).is_ok());
         let ping = lookup(b"ping").unwrap();
-        assert!(c.check(ping, &args(&["ping"])).is_ok());
+        assert!(c.check(ping, &args(&["ping"]), false, false).is_ok());
         // A new configuration is picked up by the next command.
         map.install(ClusterView::empty());
-        assert_eq!(c.check(get, &args(&["get", "bar"])).unwrap_err().to_string(), "CLUSTERDOWN Hash slot not served");
+        assert_eq!(c.check(get, &args(&["get", "bar"]), false, false).unwrap_err().to_string(), "CLUSTERDOWN Hash slot not served");
     }
 
     #[test]

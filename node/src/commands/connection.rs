@@ -224,6 +224,9 @@ fn hello(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
 
 fn select(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     let i = parse_i64(&args[1])?;
+    if conn.cluster.is_some() && i != 0 {
+        return Err(CmdError::err("SELECT is not allowed in cluster mode"));
+    }
     if i < 0 || i as usize >= conn.engine.cfg.databases {
         return Err(CmdError::DbIndexOutOfRange);
     }

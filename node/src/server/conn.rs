@@ -378,9 +378,18 @@ impl Conn {
         if !spec.arity_ok(args.len()) {
             return Err(CmdError::wrong_arity(spec.name));
         }
-        // Cluster mode: the keys' slot must be served here.
+        // Cluster mode: the keys' slot must be served here; a transaction's
+        // commands must share one slot (else EXEC fails and is discarded).
         if let Some(c) = &mut self.cluster {
-            c.check(spec, args)?;
+            let queued = self.multi.is_some() && !spec.has_flag(flag::NO_QUEUE);
+            let exec = self.multi.is_some() && spec.name == "exec";
+            if let Err(e) = c.check(spec, args, queued, exec) {
+                if exec {
+                    self.multi = None;
+                    self.unwatch();
+                }
+                return Err(e);
+            }
         }
         Ok(spec)
     }
