@@ -401,6 +401,8 @@ fn five_voters_and_a_learner() {
     let sixth = Server::start_with(&["--cluster", "--dir", sixth_dir.path()]);
     let (ok, out, err) = admin(c.ports[2], &["add-node", &format!("127.0.0.1:{}", sixth.port)]);
     assert!(ok, "{out}{err}");
+    let (ok, _, err) = admin(c.ports[0], &["add-node", &format!("127.0.0.1:{}", sixth.port)]);
+    assert!(!ok && err.contains("already a member"), "{err}");
     let st = status_json(c.ports[4]).expect("status");
     let members = st["members"].as_array().expect("members");
     assert_eq!(members.len(), 6);

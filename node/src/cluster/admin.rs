@@ -242,7 +242,21 @@ impl Admin for AdminService {
         }
         let n = describe(&req.grpc_addr).await?;
         let nid = raft_id(&n.id).ok_or_else(|| Status::internal("bad node id"))?;
-        let voters = self.raft.metrics().borrow().membership_config.membership().voter_ids().count();
+        let (voters, existing) = {
+            let m = self.raft.metrics().borrow().clone();
+            let membership = m.membership_config.membership();
+            (membership.voter_ids().count(), membership.get_node(&nid).map(|e| e.id.clone()))
+        };
+        match existing {
+            Some(id) if id == n.id => return Err(failed(format!("{} is already a member", req.grpc_addr))),
+            Some(id) => {
+                return Err(failed(format!(
+                    "{} shares the first 16 hex digits of its id with member {id}: give it another --cluster-node-id",
+                    req.grpc_addr
+                )))
+            }
+            None => {}
+        }
         committed(self.raft.add_learner(nid, n, true)).await?;
         if voters < MAX_VOTERS {
             committed(self.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([nid])), false)).await?;
