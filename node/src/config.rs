@@ -45,6 +45,30 @@ pub struct Args {
     /// Log level filter (error, warn, info, debug, trace).
     #[arg(long, default_value = "info")]
     pub loglevel: String,
+    /// Start in cluster mode: serve only the slots the cluster configuration
+    /// assigns to this node and redirect the rest (see README, "Cluster").
+    #[arg(long)]
+    pub cluster: bool,
+    /// Cluster node id (40 hex digits); default: the one stored in `--dir`,
+    /// or a new random one, stored there.
+    #[arg(long, requires = "cluster")]
+    pub cluster_node_id: Option<String>,
+    /// Host clients and peers reach this node at (MOVED replies, CLUSTER
+    /// SLOTS); default: the first `--bind` address.
+    #[arg(long, requires = "cluster")]
+    pub cluster_advertise_host: Option<String>,
+    /// Port of the node's gRPC service (Raft and admin); default: client
+    /// port + 10000.
+    #[arg(long, requires = "cluster")]
+    pub cluster_grpc_port: Option<u16>,
+}
+
+/// Cluster-mode settings (`--cluster` and its companions).
+#[derive(Debug, Clone)]
+pub struct ClusterArgs {
+    pub node_id: Option<String>,
+    pub advertise_host: Option<String>,
+    pub grpc_port: Option<u16>,
 }
 
 /// Parameters that have an effect, plus the text of the inert ones.
@@ -66,6 +90,8 @@ pub struct Config {
     /// script makes other clients get -BUSY and can be killed. 0: never.
     pub lua_time_limit: AtomicU64,
     pub dir: Mutex<String>,
+    /// Cluster mode, when started with `--cluster`.
+    pub cluster: Option<ClusterArgs>,
     /// Accepted parameters that have no effect here, by name.
     inert: Mutex<BTreeMap<String, String>>,
 }
@@ -182,6 +208,7 @@ impl Config {
             zset_max_listpack_value: AtomicU64::new(64),
             lua_time_limit: AtomicU64::new(5000),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
+            cluster: None,
             inert: Mutex::new(INERT.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
         };
         let mut cfg = cfg;
@@ -220,6 +247,14 @@ impl Config {
         }
         if let Some(s) = args.shards {
             cfg.shards = s.clamp(1, 1024);
+        }
+        if args.cluster {
+            cfg.cluster = Some(ClusterArgs {
+                node_id: args.cluster_node_id.clone(),
+                advertise_host: args.cluster_advertise_host.clone(),
+                grpc_port: args.cluster_grpc_port,
+            });
+            cfg.inert.get_mut().unwrap_or_else(|e| e.into_inner()).insert("cluster-enabled".into(), "yes".into());
         }
         Ok(cfg)
     }

@@ -1,6 +1,7 @@
 //! `damselfly`: a Redis-compatible, shared-nothing, in-memory data store.
 
 mod alloc;
+mod cluster;
 mod commands;
 mod config;
 mod error;

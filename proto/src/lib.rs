@@ -7,6 +7,11 @@ pub mod admin {
     tonic::include_proto!("damselfly.admin");
 }
 
+/// The Raft transport between the nodes of a cluster.
+pub mod raft {
+    tonic::include_proto!("damselfly.raft");
+}
+
 #[cfg(test)]
 mod tests {
     use super::admin::NodeInfoReply;

@@ -60,34 +60,46 @@ impl Server {
     /// Starts a server with extra command-line arguments.
     pub fn start_with(extra: &[&str]) -> Server {
         for _ in 0..5 {
-            let port = free_port();
-            let mut child = Command::new(binary())
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--loglevel", "warn"])
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn damselfly");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // exited: most likely the port was taken; try another
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    // Another test's server may have taken the port between
-                    // our probe and our child's bind: make sure it is ours.
-                    if listens_on(child.id(), port) {
-                        return Server { child, port };
-                    }
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(s) = Self::try_start(free_port(), extra) {
+                return s;
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("damselfly did not start");
+    }
+
+    /// Starts a server on a given port (e.g. to restart a node where it
+    /// was); `None` when it does not come up.
+    pub fn start_at(port: u16, extra: &[&str]) -> Option<Server> {
+        Self::try_start(port, extra)
+    }
+
+    fn try_start(port: u16, extra: &[&str]) -> Option<Server> {
+        let mut child = Command::new(binary())
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--loglevel", "warn"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn damselfly");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break; // exited: most likely the port was taken; try another
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Another test's server may have taken the port between
+                // our probe and our child's bind: make sure it is ours.
+                if listens_on(child.id(), port) {
+                    return Some(Server { child, port });
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     pub fn url(&self) -> String {
@@ -164,6 +176,13 @@ pub struct Raw {
 }
 
 impl Raw {
+    /// A raw connection to a server on `port`.
+    pub fn connect(port: u16) -> Raw {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        Raw { s, buf: Vec::new() }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.s.write_all(bytes).expect("write");
     }

@@ -137,6 +137,8 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         }
         ConnCmd::Script => scripting::script(conn, args),
         ConnCmd::Function => scripting::function(conn, args),
+        ConnCmd::Cluster => super::cluster::cluster(conn, args).await,
+        c @ (ConnCmd::Asking | ConnCmd::ReadOnly | ConnCmd::ReadWrite) => super::cluster::flags(conn, c),
     }
 }
 
@@ -236,6 +238,9 @@ fn hello(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
 
 fn select(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     let i = parse_i64(&args[1])?;
+    if conn.cluster.is_some() && i != 0 {
+        return Err(CmdError::err("SELECT is not allowed in cluster mode"));
+    }
     if i < 0 || i as usize >= conn.engine.cfg.databases {
         return Err(CmdError::DbIndexOutOfRange);
     }

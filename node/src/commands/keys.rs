@@ -563,6 +563,9 @@ fn move_(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 /// transaction that holds all shards, so no client sees some shards swapped
 /// and others not.
 pub async fn swapdb(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    if conn.cluster.is_some() {
+        return Err(CmdError::err("SWAPDB is not allowed in cluster mode"));
+    }
     let a = parse_int32(&args[1], Some("invalid first DB index"))?;
     let b = parse_int32(&args[2], Some("invalid second DB index"))?;
     let n = conn.engine.cfg.databases as i64;

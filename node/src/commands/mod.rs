@@ -4,6 +4,7 @@
 //! checks, routing to shards and the output of `COMMAND`. Helper modules
 //! (`scan`) hold the implementation of commands declared by a family.
 
+pub mod cluster;
 pub mod connection;
 pub mod hashes;
 pub mod json;
@@ -120,6 +121,11 @@ pub enum ConnCmd {
     Fcall,
     FcallRo,
     Function,
+    // Cluster mode.
+    Cluster,
+    Asking,
+    ReadOnly,
+    ReadWrite,
 }
 
 /// Command flags, as COMMAND reports them.
@@ -288,6 +294,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(json::COMMANDS)
         .chain(zsets::COMMANDS)
         .chain(scripting::COMMANDS)
+        .chain(cluster::COMMANDS)
 }
 
 type Table = HashMap<&'static str, &'static CommandSpec, foldhash::fast::FixedState>;

@@ -339,9 +339,10 @@ pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     if want("server") {
         let _ = write!(
             text,
-            "# Server\r\nredis_version:{}\r\ndamselfly_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:{}\r\nshards:{}\r\n\r\n",
+            "# Server\r\nredis_version:{}\r\ndamselfly_version:{}\r\nredis_mode:{}\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:{}\r\nshards:{}\r\n\r\n",
             crate::REDIS_VERSION,
             env!("CARGO_PKG_VERSION"),
+            if e.cluster.is_some() { "cluster" } else { "standalone" },
             std::env::consts::OS,
             std::env::consts::ARCH,
             std::process::id(),
@@ -404,6 +405,9 @@ pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     if want("cpu") {
         let (user, sys) = cpu_times();
         let _ = write!(text, "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n\r\n");
+    }
+    if want("cluster") {
+        let _ = write!(text, "# Cluster\r\ncluster_enabled:{}\r\n\r\n", u8::from(e.cluster.is_some()));
     }
     if want("keyspace") {
         text.push_str("# Keyspace\r\n");

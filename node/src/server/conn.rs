@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use super::clients::ClientInfo;
+use crate::cluster::slots::ConnCluster;
 use crate::commands::{self, flag, Combine, CommandSpec, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::parse::split_flat_array;
@@ -40,6 +41,8 @@ pub struct Conn {
     /// While EXEC runs: the transaction holding every shard it needs.
     pub exec_tx: Option<Tx>,
     in_exec: bool,
+    /// Cluster mode: the cached slot map and ASKING/READONLY state.
+    pub cluster: Option<ConnCluster>,
 }
 
 /// A transaction being queued (between MULTI and EXEC).
@@ -83,6 +86,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
         watch: None,
         exec_tx: None,
         in_exec: false,
+        cluster: engine.cluster.clone().map(ConnCluster::new),
     };
     let max_bulk = engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
     let mut parser = Parser::new(max_bulk);
@@ -409,7 +413,7 @@ impl Conn {
     }
 
     /// Looks the command up and checks arity and authentication.
-    fn check(&self, args: &[Bytes]) -> CmdResult<&'static CommandSpec> {
+    fn check(&mut self, args: &[Bytes]) -> CmdResult<&'static CommandSpec> {
         let Some(spec) = commands::lookup(&args[0]) else {
             if !self.authed {
                 return Err(CmdError::NoAuth);
@@ -421,6 +425,19 @@ impl Conn {
         }
         if !spec.arity_ok(args.len()) {
             return Err(CmdError::wrong_arity(spec.name));
+        }
+        // Cluster mode: the keys' slot must be served here; a transaction's
+        // commands must share one slot (else EXEC fails and is discarded).
+        if let Some(c) = &mut self.cluster {
+            let queued = self.multi.is_some() && !spec.has_flag(flag::NO_QUEUE);
+            let exec = self.multi.is_some() && spec.name == "exec";
+            if let Err(e) = c.check(spec, args, queued, exec) {
+                if exec {
+                    self.multi = None;
+                    self.unwatch();
+                }
+                return Err(e);
+            }
         }
         Ok(spec)
     }

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::cluster::slots::{Member, SlotMap};
 use crate::config::Config;
 use crate::shard::{Engine, LocalShard, Msg, Shard};
 
@@ -28,7 +29,16 @@ const SHARD_STACK: usize = 64 << 20;
 pub fn run(cfg: Config) -> std::io::Result<()> {
     let cfg = Arc::new(cfg);
     let nshards = cfg.shards;
-    let (engine, inboxes) = Engine::new(cfg.clone());
+    let cluster = match &cfg.cluster {
+        Some(c) => Some(Arc::new(cluster_map(&cfg, c)?)),
+        None => None,
+    };
+    let (engine, inboxes) = Engine::new(cfg.clone(), cluster.clone());
+    if let Some(map) = cluster {
+        let dir = cfg.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let bind = cfg.bind.first().cloned().unwrap_or_else(|| "127.0.0.1".into());
+        crate::cluster::start(engine.clone(), map, std::path::Path::new(&dir), &bind)?;
+    }
 
     // Bind before starting threads so start-up errors are reported plainly.
     let mut listeners = Vec::new();
@@ -79,6 +89,24 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     })?;
     info!("bye");
     Ok(())
+}
+
+/// The slot map of a node started with `--cluster`: its identity (kept in
+/// the data directory) and advertised addresses, no configuration yet.
+fn cluster_map(cfg: &Config, c: &crate::config::ClusterArgs) -> std::io::Result<SlotMap> {
+    let dir = cfg.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let id = crate::cluster::identity::load_or_create(std::path::Path::new(&dir), c.node_id.as_deref())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let host = c.advertise_host.clone().or_else(|| cfg.bind.first().cloned()).unwrap_or_else(|| "127.0.0.1".into());
+    let grpc_port = match c.grpc_port.or_else(|| cfg.port.checked_add(10000)) {
+        Some(p) => p,
+        None => {
+            let msg = format!("client port {} + 10000 is past 65535: give --cluster-grpc-port", cfg.port);
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, msg));
+        }
+    };
+    info!(node_id = %id, %host, port = cfg.port, grpc_port, "cluster mode");
+    Ok(SlotMap::new(Member { id: id.clone(), shard_id: id, host, port: cfg.port, grpc_port, voter: true }))
 }
 
 async fn accept_loop(l: TcpListener, conn_txs: Vec<mpsc::UnboundedSender<std::net::TcpStream>>, engine: Arc<Engine>) {

@@ -159,6 +159,9 @@ pub struct Engine {
     pub scripting: Arc<Scripting>,
     /// Notified by SHUTDOWN.
     pub shutdown: Notify,
+    /// Cluster mode: which node serves each slot. `None` in standalone mode,
+    /// where this node owns every slot.
+    pub cluster: Option<Arc<crate::cluster::slots::SlotMap>>,
 }
 
 #[derive(Default)]
@@ -172,7 +175,7 @@ pub struct NodeStats {
 }
 
 impl Engine {
-    pub fn new(cfg: Arc<Config>) -> (Arc<Engine>, Vec<mpsc::UnboundedReceiver<Msg>>) {
+    pub fn new(cfg: Arc<Config>, cluster: Option<Arc<crate::cluster::slots::SlotMap>>) -> (Arc<Engine>, Vec<mpsc::UnboundedReceiver<Msg>>) {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..cfg.shards).map(|_| mpsc::unbounded_channel()).unzip();
         let e = Engine {
             inboxes: txs,
@@ -182,6 +185,7 @@ impl Engine {
             clients: Default::default(),
             scripting: Scripting::new(),
             shutdown: Notify::new(),
+            cluster,
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);
         (Arc::new(e), rxs)

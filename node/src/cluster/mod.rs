@@ -1,0 +1,89 @@
+//! Cluster mode. `slots` owns the node-wide slot map (which node serves each
+//! of the 16384 hash slots, as the last committed cluster configuration says)
+//! and the per-command routing check that turns a key's slot into "serve it
+//! here", `-MOVED`, `-CLUSTERDOWN` or `-CROSSSLOT`; `identity` owns this
+//! node's persistent 40-hex id; `raft` the metadata group's state machine and
+//! durable storage; `network` the Raft transport over gRPC; `admin` the
+//! admin service cluster-admin drives. Standalone mode (the default) has none
+//! of this: the node owns every slot and nothing is checked.
+
+pub mod admin;
+pub mod identity;
+pub mod network;
+pub mod raft;
+pub mod slots;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{error, info};
+
+use crate::shard::Engine;
+use raft::{LogStore, NodeAddr, StateMachine};
+use slots::SlotMap;
+
+/// Raft timing: heartbeats every 100 ms, elections after 0.5-1 s of
+/// silence (loopback and LAN clusters; a leader's loss is noticed within
+/// about a second).
+fn raft_config() -> Result<Arc<openraft::Config>, String> {
+    let c = openraft::Config {
+        cluster_name: "damselfly".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 500,
+        election_timeout_max: 1000,
+        ..Default::default()
+    };
+    Ok(Arc::new(c.validate().map_err(|e| e.to_string())?))
+}
+
+/// Starts the control plane on its own thread: the Raft node (state under
+/// `<dir>/raft/`) and the gRPC server (Raft transport and admin service) on
+/// `bind:grpc_port`. Errors opening the state or binding the port are
+/// returned before the thread starts serving.
+pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind: &str) -> std::io::Result<()> {
+    let me = &map.myself;
+    let myself = NodeAddr { id: me.id.clone(), host: me.host.clone(), port: me.port, grpc_port: me.grpc_port };
+    let nid = raft::raft_id(&me.id).ok_or_else(|| std::io::Error::other("bad node id"))?;
+    let raft_dir = dir.join("raft");
+    let log = LogStore::open(&raft_dir)?;
+    let sm = StateMachine::open(&raft_dir, map.clone())?;
+    let addr: SocketAddr = format!("{bind}:{}", me.grpc_port)
+        .parse()
+        .or_else(|_| format!("[{bind}]:{}", me.grpc_port).parse())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad gRPC bind address: {e}")))?;
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let config = raft_config().map_err(std::io::Error::other)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("cluster").enable_all().build()?;
+    std::thread::Builder::new().name("cluster".into()).spawn(move || {
+        rt.block_on(async move {
+            let raft = match raft::Raft::new(nid, config, network::Network, log, sm.clone()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    error!("cannot start Raft: {e}");
+                    std::process::exit(1);
+                }
+            };
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    error!("gRPC listener unusable: {e}");
+                    std::process::exit(1);
+                }
+            };
+            info!(%addr, "cluster gRPC service listening");
+            let admin = admin::AdminService { raft: raft.clone(), sm, engine, myself };
+            let served = tonic::transport::Server::builder()
+                .timeout(Duration::from_secs(30))
+                .add_service(damselfly_proto::raft::raft_server::RaftServer::new(network::RaftService { raft }))
+                .add_service(damselfly_proto::admin::admin_server::AdminServer::new(admin))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await;
+            if let Err(e) = served {
+                error!("gRPC server stopped: {e}");
+            }
+        })
+    })?;
+    Ok(())
+}

@@ -1,0 +1,568 @@
+//! The Raft metadata group: what it replicates (`ClusterConfig`: the owner
+//! of each slot, migrations, the config epoch; the members and their
+//! addresses live in Raft's own membership), how a committed change updates
+//! it, and where it is kept: the log, the vote and the snapshot are files
+//! under `<dir>/raft/`, written and fsynced before openraft is told they are
+//! durable. Every applied change is pushed into the engine's slot map.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io::{Cursor, Write};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, LogState, OptionalSend, RaftLogReader, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership, Vote,
+};
+use serde::{Deserialize, Serialize};
+
+use super::slots::{ClusterView, Member, SlotMap};
+use crate::slot::SLOTS;
+
+/// A member's identity and addresses, carried in Raft's membership.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAddr {
+    /// 40-hex node id.
+    pub id: String,
+    pub host: String,
+    /// Client (RESP) port.
+    pub port: u16,
+    pub grpc_port: u16,
+}
+
+impl NodeAddr {
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}:{}", self.host, self.grpc_port)
+    }
+}
+
+/// A change to the cluster configuration, as proposed to the leader.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Change {
+    /// Gives the slots of the inclusive ranges to a member (by node id).
+    AssignSlots { ranges: Vec<(u16, u16)>, owner: String },
+}
+
+/// What applying a change returns: the epoch of the configuration it made.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ChangeResult {
+    pub epoch: u64,
+}
+
+openraft::declare_raft_types!(
+    /// The metadata group's types.
+    pub TypeConfig: D = Change, R = ChangeResult, Node = NodeAddr
+);
+
+pub type NodeId = u64;
+pub type Raft = openraft::Raft<TypeConfig>;
+type SErr = StorageError<NodeId>;
+
+/// Raft's numeric id for a node: the first 16 hex digits of its node id.
+pub fn raft_id(node_id: &str) -> Option<NodeId> {
+    u64::from_str_radix(node_id.get(..16)?, 16).ok()
+}
+
+/// A slot migration in flight (filled in by slot migration).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migration {
+    pub ranges: Vec<(u16, u16)>,
+    pub from: String,
+    pub to: String,
+    pub state: String,
+}
+
+/// The replicated configuration besides membership.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterConfig {
+    /// Raised by every applied change (membership ones included).
+    pub epoch: u64,
+    /// Owned slot ranges with their owner's node id, ascending, disjoint.
+    pub slots: Vec<(u16, u16, String)>,
+    pub migrations: Vec<Migration>,
+}
+
+impl ClusterConfig {
+    fn dense(&self) -> Vec<Option<&str>> {
+        let mut owners = vec![None; SLOTS];
+        for (a, b, id) in &self.slots {
+            for o in owners.iter_mut().take(*b as usize + 1).skip(*a as usize) {
+                *o = Some(id.as_str());
+            }
+        }
+        owners
+    }
+
+    /// The slots owned by `id`.
+    pub fn count_of(&self, id: &str) -> usize {
+        self.slots.iter().filter(|r| r.2 == id).map(|r| (r.1 - r.0) as usize + 1).sum()
+    }
+
+    pub fn assign(&mut self, ranges: &[(u16, u16)], owner: &str) {
+        let mut dense: Vec<Option<String>> = self.dense().into_iter().map(|o| o.map(str::to_string)).collect();
+        for &(a, b) in ranges {
+            for o in dense.iter_mut().take((b as usize + 1).min(SLOTS)).skip(a as usize) {
+                *o = Some(owner.to_string());
+            }
+        }
+        let mut slots: Vec<(u16, u16, String)> = Vec::new();
+        for (s, o) in dense.into_iter().enumerate() {
+            let Some(o) = o else { continue };
+            match slots.last_mut() {
+                Some(r) if r.1 as usize + 1 == s && r.2 == o => r.1 = s as u16,
+                _ => slots.push((s as u16, s as u16, o)),
+            }
+        }
+        self.slots = slots;
+    }
+
+    fn apply(&mut self, c: &Change) {
+        match c {
+            Change::AssignSlots { ranges, owner } => self.assign(ranges, owner),
+        }
+    }
+}
+
+/// Splits the 16384 slots into `n` contiguous, nearly equal ranges.
+pub fn even_ranges(n: usize) -> Vec<(u16, u16)> {
+    let n = n.max(1);
+    (0..n).map(|i| ((i * SLOTS / n) as u16, (((i + 1) * SLOTS / n) - 1) as u16)).collect()
+}
+
+fn io_write(e: impl std::error::Error + 'static) -> SErr {
+    StorageIOError::write(AnyError::new(&e)).into()
+}
+
+fn io_read(e: impl std::error::Error + 'static) -> SErr {
+    StorageIOError::read(AnyError::new(&e)).into()
+}
+
+/// Writes `bytes` to `path` atomically and durably (temp file, fsync, rename).
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(d) = path.parent() {
+        std::fs::File::open(d)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---------------------------------------------------------------- log store
+
+/// Small durable facts about the log: the vote, the committed and the last
+/// purged log id.
+#[derive(Default, Serialize, Deserialize)]
+struct LogMeta {
+    vote: Option<Vote<NodeId>>,
+    committed: Option<LogId<NodeId>>,
+    last_purged: Option<LogId<NodeId>>,
+}
+
+struct LogInner {
+    dir: PathBuf,
+    meta: LogMeta,
+    log: BTreeMap<u64, Entry<TypeConfig>>,
+    /// `log.jsonl`, opened for appending.
+    file: std::fs::File,
+}
+
+impl LogInner {
+    fn save_meta(&self) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(&self.meta).map_err(std::io::Error::other)?;
+        write_file(&self.dir.join("meta.json"), &bytes)
+    }
+
+    /// Rewrites the log file from memory (after truncation or purging).
+    fn rewrite(&mut self) -> std::io::Result<()> {
+        let mut text = Vec::new();
+        for e in self.log.values() {
+            serde_json::to_writer(&mut text, e).map_err(std::io::Error::other)?;
+            text.push(b'\n');
+        }
+        let path = self.dir.join("log.jsonl");
+        write_file(&path, &text)?;
+        self.file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        Ok(())
+    }
+}
+
+/// The Raft log, vote and commit index, kept under `<dir>/raft/`.
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Mutex<LogInner>>,
+}
+
+impl LogStore {
+    pub fn open(dir: &Path) -> std::io::Result<LogStore> {
+        std::fs::create_dir_all(dir)?;
+        let meta: LogMeta = match std::fs::read(dir.join("meta.json")) {
+            Ok(b) => serde_json::from_slice(&b).map_err(std::io::Error::other)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => LogMeta::default(),
+            Err(e) => return Err(e),
+        };
+        let path = dir.join("log.jsonl");
+        let mut log = BTreeMap::new();
+        if let Ok(text) = std::fs::read(&path) {
+            for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                // A torn last line (crash mid-append) was never acknowledged.
+                let Ok(e) = serde_json::from_slice::<Entry<TypeConfig>>(line) else { break };
+                log.insert(e.log_id.index, e);
+            }
+        }
+        if let Some(p) = meta.last_purged {
+            log.retain(|&i, _| i > p.index);
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut inner = LogInner { dir: dir.to_path_buf(), meta, log, file };
+        inner.rewrite()?;
+        Ok(LogStore { inner: Arc::new(Mutex::new(inner)) })
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, SErr> {
+        Ok(lock(&self.inner).log.range(range).map(|(_, e)| e.clone()).collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, SErr> {
+        let g = lock(&self.inner);
+        let last = g.log.values().next_back().map(|e| e.log_id).or(g.meta.last_purged);
+        Ok(LogState { last_purged_log_id: g.meta.last_purged, last_log_id: last })
+    }
+
+    async fn get_log_reader(&mut self) -> LogStore {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), SErr> {
+        let mut g = lock(&self.inner);
+        g.meta.vote = Some(*vote);
+        g.save_meta().map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, SErr> {
+        Ok(lock(&self.inner).meta.vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), SErr> {
+        let mut g = lock(&self.inner);
+        g.meta.committed = committed;
+        g.save_meta().map_err(io_write)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, SErr> {
+        Ok(lock(&self.inner).meta.committed)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), SErr>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let result = {
+            let mut g = lock(&self.inner);
+            let mut text = Vec::new();
+            let mut added = Vec::new();
+            for e in entries {
+                serde_json::to_writer(&mut text, &e).map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
+                text.push(b'\n');
+                added.push(e);
+            }
+            let r = g.file.write_all(&text).and_then(|_| g.file.sync_data());
+            if r.is_ok() {
+                for e in added {
+                    g.log.insert(e.log_id.index, e);
+                }
+            }
+            r
+        };
+        let failed = result.as_ref().err().map(|e| StorageIOError::write_logs(AnyError::new(e)));
+        callback.log_io_completed(result);
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), SErr> {
+        let mut g = lock(&self.inner);
+        g.log.retain(|&i, _| i < log_id.index);
+        g.rewrite().map_err(io_write)
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), SErr> {
+        let mut g = lock(&self.inner);
+        g.meta.last_purged = Some(log_id);
+        g.save_meta().map_err(io_write)?;
+        g.log.retain(|&i, _| i > log_id.index);
+        g.rewrite().map_err(io_write)
+    }
+}
+
+// ------------------------------------------------------------ state machine
+
+/// The applied state: what a snapshot holds.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct SmData {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, NodeAddr>,
+    config: ClusterConfig,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, NodeAddr>,
+    data: Vec<u8>,
+}
+
+struct SmInner {
+    data: SmData,
+    snapshot: Option<StoredSnapshot>,
+    snapshots_built: u64,
+}
+
+/// The state machine: the applied configuration, its latest snapshot (in
+/// `<dir>/raft/snapshot.json`), and the slot map it keeps up to date.
+#[derive(Clone)]
+pub struct StateMachine {
+    inner: Arc<Mutex<SmInner>>,
+    dir: PathBuf,
+    map: Arc<SlotMap>,
+}
+
+/// The engine's view of an applied state.
+fn view_of(data: &SmData, my_id: &str) -> ClusterView {
+    let m = data.membership.membership();
+    let voters: Vec<NodeId> = m.voter_ids().collect();
+    let mut members: Vec<Member> = m
+        .nodes()
+        .map(|(nid, n)| Member {
+            id: n.id.clone(),
+            shard_id: n.id.clone(),
+            host: n.host.clone(),
+            port: n.port,
+            grpc_port: n.grpc_port,
+            voter: voters.contains(nid),
+        })
+        .collect();
+    members.sort_by(|a, b| a.id.cmp(&b.id));
+    let owners = data.config.slots.iter().flat_map(|(a, b, id)| (*a..=*b).map(move |s| (s, id.clone())));
+    ClusterView::new(my_id, data.config.epoch, members, owners)
+}
+
+impl StateMachine {
+    /// Loads the latest snapshot, if any, and publishes it to `map`.
+    pub fn open(dir: &Path, map: Arc<SlotMap>) -> std::io::Result<StateMachine> {
+        std::fs::create_dir_all(dir)?;
+        let snapshot: Option<StoredSnapshot> = match std::fs::read(dir.join("snapshot.json")) {
+            Ok(b) => Some(serde_json::from_slice(&b).map_err(std::io::Error::other)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let data = match &snapshot {
+            Some(s) => serde_json::from_slice(&s.data).map_err(std::io::Error::other)?,
+            None => SmData::default(),
+        };
+        let sm = StateMachine { inner: Arc::new(Mutex::new(SmInner { data, snapshot, snapshots_built: 0 })), dir: dir.to_path_buf(), map };
+        sm.publish();
+        Ok(sm)
+    }
+
+    /// Installs the applied state in the engine's slot map.
+    fn publish(&self) {
+        let view = view_of(&lock(&self.inner).data, &self.map.myself.id);
+        self.map.install(view);
+    }
+
+    /// The applied configuration (for status replies).
+    pub fn config(&self) -> ClusterConfig {
+        lock(&self.inner).data.config.clone()
+    }
+
+    fn save_snapshot(&self, s: &StoredSnapshot) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(s).map_err(std::io::Error::other)?;
+        write_file(&self.dir.join("snapshot.json"), &bytes)
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
+        let stored = {
+            let mut g = lock(&self.inner);
+            let data = serde_json::to_vec(&g.data).map_err(io_read)?;
+            g.snapshots_built += 1;
+            let last = g.data.last_applied;
+            let id = format!("{}-{}-{}", last.map_or(0, |l| l.leader_id.term), last.map_or(0, |l| l.index), g.snapshots_built);
+            let meta = SnapshotMeta { last_log_id: last, last_membership: g.data.membership.clone(), snapshot_id: id };
+            StoredSnapshot { meta, data }
+        };
+        self.save_snapshot(&stored).map_err(io_write)?;
+        lock(&self.inner).snapshot = Some(stored.clone());
+        Ok(Snapshot { meta: stored.meta, snapshot: Box::new(Cursor::new(stored.data)) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeAddr>), SErr> {
+        let g = lock(&self.inner);
+        Ok((g.data.last_applied, g.data.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ChangeResult>, SErr>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut out = Vec::new();
+        {
+            let mut g = lock(&self.inner);
+            for e in entries {
+                g.data.last_applied = Some(e.log_id);
+                match e.payload {
+                    EntryPayload::Blank => {}
+                    EntryPayload::Normal(c) => {
+                        g.data.config.apply(&c);
+                        g.data.config.epoch += 1;
+                    }
+                    EntryPayload::Membership(m) => {
+                        g.data.membership = StoredMembership::new(Some(e.log_id), m);
+                        g.data.config.epoch += 1;
+                    }
+                }
+                out.push(ChangeResult { epoch: g.data.config.epoch });
+            }
+        }
+        self.publish();
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> StateMachine {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, SErr> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta<NodeId, NodeAddr>, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), SErr> {
+        let bytes = snapshot.into_inner();
+        let data: SmData = serde_json::from_slice(&bytes).map_err(io_read)?;
+        let stored = StoredSnapshot { meta: meta.clone(), data: bytes };
+        self.save_snapshot(&stored).map_err(io_write)?;
+        {
+            let mut g = lock(&self.inner);
+            g.data = data;
+            g.snapshot = Some(stored);
+        }
+        self.publish();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
+        let g = lock(&self.inner);
+        Ok(g.snapshot.clone().map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assign_merges_ranges() {
+        let mut c = ClusterConfig::default();
+        c.assign(&[(0, 99)], "a");
+        c.assign(&[(100, 199)], "a");
+        c.assign(&[(50, 60)], "b");
+        assert_eq!(c.slots, vec![(0, 49, "a".into()), (50, 60, "b".into()), (61, 199, "a".into())]);
+        assert_eq!(c.count_of("a"), 189);
+    }
+
+    #[test]
+    fn even_split() {
+        let r = even_ranges(3);
+        assert_eq!(r, vec![(0, 5460), (5461, 10921), (10922, 16383)]);
+        assert_eq!(even_ranges(1), vec![(0, 16383)]);
+    }
+
+    /// Removes a test's storage directory.
+    struct DirGuard(PathBuf);
+
+    impl Drop for DirGuard {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    struct Builder;
+
+    impl openraft::testing::StoreBuilder<TypeConfig, LogStore, StateMachine, DirGuard> for Builder {
+        async fn build(&self) -> Result<(DirGuard, LogStore, StateMachine), SErr> {
+            let dir = std::env::temp_dir().join(format!("damselfly-raft-{}", crate::cluster::identity::random_id()));
+            let id = "ab".repeat(20);
+            let me = Member { id: id.clone(), shard_id: id, host: "127.0.0.1".into(), port: 1, grpc_port: 2, voter: true };
+            let map = Arc::new(SlotMap::new(me));
+            let log = LogStore::open(&dir).map_err(io_write)?;
+            let sm = StateMachine::open(&dir, map).map_err(io_write)?;
+            Ok((DirGuard(dir), log, sm))
+        }
+    }
+
+    #[test]
+    fn openraft_storage_suite() {
+        openraft::testing::Suite::test_all(Builder).unwrap();
+    }
+
+    #[test]
+    fn log_survives_reopen() {
+        let dir = std::env::temp_dir().join(format!("damselfly-raft-{}", crate::cluster::identity::random_id()));
+        let _g = DirGuard(dir.clone());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let mut log = LogStore::open(&dir).unwrap();
+            let vote = Vote::new(3, 7);
+            log.save_vote(&vote).await.unwrap();
+            log.save_committed(Some(LogId::new(openraft::CommittedLeaderId::new(3, 7), 1))).await.unwrap();
+            {
+                let mut g = lock(&log.inner);
+                let e = Entry::<TypeConfig> { log_id: LogId::new(openraft::CommittedLeaderId::new(3, 7), 1), payload: EntryPayload::Blank };
+                let mut line = serde_json::to_vec(&e).unwrap();
+                line.push(b'\n');
+                g.file.write_all(&line).unwrap();
+                // A torn second entry, as after a crash mid-append.
+                g.file.write_all(b"{\"log_id\":").unwrap();
+            }
+            drop(log);
+            let mut log = LogStore::open(&dir).unwrap();
+            assert_eq!(log.read_vote().await.unwrap(), Some(vote));
+            assert_eq!(log.read_committed().await.unwrap().map(|l| l.index), Some(1));
+            let st = log.get_log_state().await.unwrap();
+            assert_eq!(st.last_log_id.map(|l| l.index), Some(1));
+        });
+    }
+
+    #[test]
+    fn ids() {
+        assert_eq!(raft_id(&"0".repeat(40)), Some(0));
+        assert_eq!(raft_id("xyz"), None);
+    }
+}

@@ -1,0 +1,397 @@
+//! The slot map: the committed cluster configuration as this node's engine
+//! sees it (members, the owner of each of the 16384 slots, the config
+//! epoch), and the routing check every keyed command passes in cluster mode.
+//!
+//! Reading it costs one atomic load per command: the map keeps the current
+//! `ClusterView` behind an `RwLock<Arc<..>>` plus a version counter; each
+//! connection caches an `Arc` of the view and only takes the (uncontended,
+//! read) lock when the version moved, i.e. once per configuration change.
+//! Configuration changes are rare (Raft commits), commands are not, so the
+//! hot path is a relaxed load of a read-mostly cache line and a compare.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+
+use crate::commands::CommandSpec;
+use crate::error::CmdError;
+use crate::slot::{key_slot, SLOTS};
+
+/// Owner value of a slot no member serves.
+pub const UNASSIGNED: u16 = u16::MAX;
+
+/// One member of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Redis-style 40-hex node id.
+    pub id: String,
+    /// Shard id (MYSHARDID): one primary per shard, so by default the node id.
+    pub shard_id: String,
+    /// Address clients reach the node at.
+    pub host: String,
+    pub port: u16,
+    /// Port of the node's gRPC service (Raft and admin), on `host`.
+    pub grpc_port: u16,
+    /// Raft voter (else learner).
+    pub voter: bool,
+}
+
+/// One committed cluster configuration, seen from this node.
+#[derive(Clone, Debug)]
+pub struct ClusterView {
+    pub epoch: u64,
+    pub members: Vec<Member>,
+    /// Per slot: index into `members`, or `UNASSIGNED`.
+    owner: Box<[u16]>,
+    /// This node's index in `members`, when it is one.
+    pub me: Option<usize>,
+}
+
+/// Where a command's slot is served.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Local,
+    /// Served by this member.
+    Moved(usize),
+    Unassigned,
+}
+
+impl ClusterView {
+    /// A configuration with no members and no slot assigned (a node in
+    /// cluster mode before it joins a cluster).
+    pub fn empty() -> ClusterView {
+        ClusterView { epoch: 0, members: Vec::new(), owner: vec![UNASSIGNED; SLOTS].into_boxed_slice(), me: None }
+    }
+
+    /// Builds a view from members and per-slot owner ids (`None` =
+    /// unassigned). Owners that are not members count as unassigned.
+    pub fn new(my_id: &str, epoch: u64, members: Vec<Member>, owners: impl IntoIterator<Item = (u16, String)>) -> ClusterView {
+        let mut v = ClusterView::empty();
+        v.epoch = epoch;
+        v.me = members.iter().position(|m| m.id == my_id);
+        v.members = members;
+        for (slot, id) in owners {
+            if let (Some(o), Some(i)) = (v.owner.get_mut(slot as usize), v.members.iter().position(|m| m.id == id)) {
+                *o = i as u16;
+            }
+        }
+        v
+    }
+
+    /// Assigns `slots` to the member with id `id` (no-op for unknown ids).
+    #[cfg(test)]
+    pub fn assign(&mut self, slots: impl IntoIterator<Item = u16>, id: &str) {
+        let Some(i) = self.members.iter().position(|m| m.id == id) else { return };
+        for s in slots {
+            if let Some(o) = self.owner.get_mut(s as usize) {
+                *o = i as u16;
+            }
+        }
+    }
+
+    #[inline]
+    pub fn route(&self, slot: u16) -> Route {
+        match self.owner.get(slot as usize).copied().unwrap_or(UNASSIGNED) {
+            UNASSIGNED => Route::Unassigned,
+            o if Some(o as usize) == self.me => Route::Local,
+            o if (o as usize) < self.members.len() => Route::Moved(o as usize),
+            _ => Route::Unassigned,
+        }
+    }
+
+    /// Slot ranges served by member `i`, ascending, as (first, last).
+    pub fn ranges_of(&self, i: usize) -> Vec<(u16, u16)> {
+        let mut out: Vec<(u16, u16)> = Vec::new();
+        for (s, &o) in self.owner.iter().enumerate() {
+            if o as usize != i || o == UNASSIGNED {
+                continue;
+            }
+            match out.last_mut() {
+                Some(r) if r.1 as usize + 1 == s => r.1 = s as u16,
+                _ => out.push((s as u16, s as u16)),
+            }
+        }
+        out
+    }
+
+    /// Every maximal run of consecutive slots with the same owner:
+    /// (first, last, member index), ascending, unassigned runs left out.
+    pub fn runs(&self) -> Vec<(u16, u16, usize)> {
+        let mut out: Vec<(u16, u16, usize)> = Vec::new();
+        for (s, &o) in self.owner.iter().enumerate() {
+            if o == UNASSIGNED || o as usize >= self.members.len() {
+                continue;
+            }
+            match out.last_mut() {
+                Some(r) if r.1 as usize + 1 == s && r.2 == o as usize => r.1 = s as u16,
+                _ => out.push((s as u16, s as u16, o as usize)),
+            }
+        }
+        out
+    }
+
+    /// Number of slots with an owner.
+    pub fn assigned(&self) -> usize {
+        self.owner.iter().filter(|&&o| (o as usize) < self.members.len()).count()
+    }
+
+    /// Number of members serving at least one slot (CLUSTER INFO's size).
+    pub fn size(&self) -> usize {
+        (0..self.members.len()).filter(|&i| self.owner.contains(&(i as u16))).count()
+    }
+}
+
+/// The node-wide slot map: the current view plus a version counter that
+/// connections poll to refresh their cached copy.
+pub struct SlotMap {
+    /// This node, as it announces itself (also before it is a member).
+    pub myself: Member,
+    version: AtomicU64,
+    current: RwLock<Arc<ClusterView>>,
+}
+
+impl SlotMap {
+    /// A map for node `myself` holding no configuration yet.
+    pub fn new(myself: Member) -> SlotMap {
+        let view = ClusterView::empty();
+        SlotMap { myself, version: AtomicU64::new(1), current: RwLock::new(Arc::new(view)) }
+    }
+
+    /// The current view.
+    pub fn load(&self) -> Arc<ClusterView> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the view; connections pick it up before their next command.
+    pub fn install(&self, view: ClusterView) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+}
+
+/// A connection's cluster state: its cached view and the ASKING/READONLY
+/// flags.
+pub struct ConnCluster {
+    pub map: Arc<SlotMap>,
+    view: Arc<ClusterView>,
+    version: u64,
+    /// Set by ASKING; consumed by the next command.
+    pub asking: bool,
+    /// Set by READONLY, cleared by READWRITE. Without replicas it only
+    /// changes what the connection reports.
+    pub readonly: bool,
+    /// Between MULTI and EXEC: the slot of the queued commands' keys, and
+    /// whether they span several slots (EXEC then fails with CROSSSLOT).
+    tx_slot: Option<u16>,
+    tx_cross: bool,
+}
+
+impl ConnCluster {
+    pub fn new(map: Arc<SlotMap>) -> ConnCluster {
+        let version = map.version();
+        let view = map.load();
+        ConnCluster { map, view, version, asking: false, readonly: false, tx_slot: None, tx_cross: false }
+    }
+
+    /// The current view, refreshed if the configuration changed.
+    #[inline]
+    pub fn view(&mut self) -> &Arc<ClusterView> {
+        let v = self.map.version();
+        if v != self.version {
+            self.view = self.map.load();
+            self.version = v;
+        }
+        &self.view
+    }
+
+    /// The routing check of one command (Redis's order: CROSSSLOT while
+    /// gathering keys, then the owner of their slot). Keyless commands pass.
+    /// `queued`: the command is being queued after MULTI; `exec`: it is EXEC.
+    pub fn check(&mut self, spec: &CommandSpec, args: &[Bytes], queued: bool, exec: bool) -> Result<(), CmdError> {
+        // ASKING lasts one command. It will admit commands for slots this
+        // node is importing once migrations exist; until then nothing is.
+        self.asking = false;
+        if exec {
+            let cross = std::mem::take(&mut self.tx_cross);
+            self.tx_slot = None;
+            return if cross { Err(crossslot()) } else { Ok(()) };
+        }
+        if !queued {
+            self.tx_slot = None;
+            self.tx_cross = false;
+        }
+        let Some(slot) = command_slot(spec, args)? else { return Ok(()) };
+        if queued {
+            match self.tx_slot {
+                None => self.tx_slot = Some(slot),
+                Some(s) if s != slot => self.tx_cross = true,
+                _ => {}
+            }
+        }
+        let view = self.view();
+        match view.route(slot) {
+            Route::Local => Ok(()),
+            Route::Unassigned => Err(CmdError::Other("CLUSTERDOWN Hash slot not served".into())),
+            Route::Moved(i) => Err(moved(slot, &view.members[i])),
+        }
+    }
+}
+
+/// The `-MOVED` error for `slot`, served by `m`.
+pub fn moved(slot: u16, m: &Member) -> CmdError {
+    CmdError::Other(format!("MOVED {slot} {}:{}", m.host, m.port))
+}
+
+/// The single slot all of a command's keys hash to (`None` for a keyless
+/// command), or CROSSSLOT.
+pub fn command_slot(spec: &CommandSpec, args: &[Bytes]) -> Result<Option<u16>, CmdError> {
+    let mut slot = None;
+    let mut cross = false;
+    for_each_key(spec, args, |k| {
+        let s = key_slot(k);
+        match slot {
+            None => slot = Some(s),
+            Some(prev) if prev != s => cross = true,
+            _ => {}
+        }
+    });
+    if cross {
+        return Err(crossslot());
+    }
+    Ok(slot)
+}
+
+fn crossslot() -> CmdError {
+    CmdError::Other("CROSSSLOT Keys in request don't hash to the same slot".into())
+}
+
+/// Commands whose keys are counted by an argument (`numkeys`): name,
+/// position of the count, keys before it (a destination key at 1).
+const NUMKEYS: &[(&str, usize, bool)] = &[
+    ("eval", 2, false),
+    ("evalsha", 2, false),
+    ("eval_ro", 2, false),
+    ("evalsha_ro", 2, false),
+    ("fcall", 2, false),
+    ("fcall_ro", 2, false),
+    ("zunion", 1, false),
+    ("zinter", 1, false),
+    ("zdiff", 1, false),
+    ("zintercard", 1, false),
+    ("sintercard", 1, false),
+    ("zmpop", 1, false),
+    ("lmpop", 1, false),
+    ("bzmpop", 2, false),
+    ("blmpop", 2, false),
+    ("zunionstore", 2, true),
+    ("zinterstore", 2, true),
+    ("zdiffstore", 2, true),
+];
+
+/// Calls `f` with every key argument of a command: the command table's key
+/// positions, or for `numkeys` commands the counted keys (none when the
+/// count is not a valid number: the command then reports its own error).
+pub fn for_each_key<'a>(spec: &CommandSpec, args: &'a [Bytes], mut f: impl FnMut(&'a [u8])) {
+    if spec.has_flag(crate::commands::flag::MOVABLEKEYS) {
+        if let Some(&(_, at, dest)) = NUMKEYS.iter().find(|(n, ..)| *n == spec.name) {
+            let Some(n) = args.get(at).and_then(|a| std::str::from_utf8(a).ok()).and_then(|s| s.parse::<usize>().ok()) else { return };
+            let Some(keys) = args.get(at + 1..).and_then(|rest| rest.get(..n)) else { return };
+            if dest {
+                if let Some(d) = args.get(1) {
+                    f(d);
+                }
+            }
+            keys.iter().for_each(|k| f(k));
+            return;
+        }
+    }
+    for i in spec.key_indices(args) {
+        if let Some(k) = args.get(i) {
+            f(k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::{cmd, flag, lookup, Exec};
+
+    fn member(n: u8, port: u16) -> Member {
+        let id = format!("{:040x}", n);
+        Member { id: id.clone(), shard_id: id, host: "127.0.0.1".into(), port, grpc_port: port + 10000, voter: true }
+    }
+
+    fn three() -> ClusterView {
+        let ms = vec![member(1, 7001), member(2, 7002), member(3, 7003)];
+        let mut v = ClusterView::new(&ms[0].id.clone(), 3, ms, []);
+        v.assign(0..5461, &format!("{:040x}", 1));
+        v.assign(5461..10923, &format!("{:040x}", 2));
+        v.assign(10923..16384, &format!("{:040x}", 3));
+        v
+    }
+
+    fn args(a: &[&str]) -> Vec<Bytes> {
+        a.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+    }
+
+    #[test]
+    fn ranges_and_counts() {
+        let v = three();
+        assert_eq!(v.ranges_of(0), vec![(0, 5460)]);
+        assert_eq!(v.ranges_of(2), vec![(10923, 16383)]);
+        assert_eq!(v.runs().len(), 3);
+        assert_eq!(v.assigned(), SLOTS);
+        assert_eq!(v.size(), 3);
+        assert_eq!(v.route(0), Route::Local);
+        assert_eq!(v.route(12182), Route::Moved(2));
+        let mut e = ClusterView::empty();
+        assert_eq!(e.route(5), Route::Unassigned);
+        e.assign([5], "nobody");
+        assert_eq!(e.assigned(), 0);
+    }
+
+    #[test]
+    fn routing_errors() {
+        let map = Arc::new(SlotMap::new(member(1, 7001)));
+        map.install(three());
+        let mut c = ConnCluster::new(map.clone());
+        let get = lookup(b"get").unwrap();
+        // foo -> 12182, on the third node.
+        assert_eq!(c.check(get, &args(&["get", "foo"]), false, false).unwrap_err().to_string(), "MOVED 12182 127.0.0.1:7003");
+        // bar -> 5061, local.
+        assert!(c.check(get, &args(&["get", "bar"]), false, false).is_ok());
+        let mget = lookup(b"mget").unwrap();
+        assert_eq!(
+            c.check(mget, &args(&["mget", "foo", "bar"]), false, false).unwrap_err().to_string(),
+            "CROSSSLOT Keys in request don't hash to the same slot"
+        );
+        assert!(c.check(mget, &args(&["mget", "{bar}1", "{bar}2"]), false, false).is_ok());
+        let ping = lookup(b"ping").unwrap();
+        assert!(c.check(ping, &args(&["ping"]), false, false).is_ok());
+        // A new configuration is picked up by the next command.
+        map.install(ClusterView::empty());
+        assert_eq!(c.check(get, &args(&["get", "bar"]), false, false).unwrap_err().to_string(), "CLUSTERDOWN Hash slot not served");
+    }
+
+    #[test]
+    fn numkeys_commands() {
+        static EVAL: CommandSpec = cmd("eval", -3, flag::MOVABLEKEYS, (0, 0, 0), &[], "scripting", "", Exec::Shard(|_, _, _| Ok(())));
+        static ZUS: CommandSpec =
+            cmd("zunionstore", -4, flag::MOVABLEKEYS, (1, 1, 1), &[], "sorted-set", "", Exec::Shard(|_, _, _| Ok(())));
+        let slot = |spec, a: &[&str]| command_slot(spec, &args(a)).map_err(|e| e.to_string());
+        assert_eq!(slot(&EVAL, &["eval", "return 1", "0"]), Ok(None));
+        assert_eq!(slot(&EVAL, &["eval", "return 1", "1", "foo", "bar"]), Ok(Some(12182)));
+        assert!(slot(&EVAL, &["eval", "s", "2", "foo", "bar"]).is_err());
+        assert_eq!(slot(&EVAL, &["eval", "s", "x", "foo"]), Ok(None));
+        assert_eq!(slot(&EVAL, &["eval", "s", "5", "foo"]), Ok(None));
+        assert!(slot(&ZUS, &["zunionstore", "bar", "1", "foo"]).is_err());
+        assert_eq!(slot(&ZUS, &["zunionstore", "{foo}d", "2", "foo", "{foo}x"]), Ok(Some(12182)));
+    }
+}

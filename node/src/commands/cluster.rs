@@ -1,0 +1,288 @@
+//! Cluster commands: CLUSTER (SLOTS, SHARDS, NODES, INFO, MYID, MYSHARDID,
+//! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT), ASKING, READONLY and READWRITE,
+//! with Redis's reply shapes and error texts. The replies describe the
+//! committed configuration in the node's slot map (`cluster::slots`); the
+//! configuration itself changes only through the Raft group
+//! (`cluster-admin`). In standalone mode they all answer, as Redis does,
+//! that cluster support is disabled.
+
+use bytes::Bytes;
+
+use super::{cmd, flag::*, CommandSpec, ConnCmd, Exec};
+use crate::cluster::slots::{ClusterView, Member, SlotMap};
+use crate::error::{CmdError, CmdResult};
+use crate::resp::Out;
+use crate::server::conn::Conn;
+use crate::slot::{key_slot, SLOTS};
+use crate::util::{eq_ic, now_ms, parse_i64};
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("cluster", -2, 0, (0, 0, 0), &["slow"], "cluster", "A container for Redis Cluster commands.", Exec::Conn(ConnCmd::Cluster)),
+    cmd(
+        "asking",
+        1,
+        FAST,
+        (0, 0, 0),
+        &["fast", "connection"],
+        "cluster",
+        "Signals that a cluster client is following an -ASK redirect.",
+        Exec::Conn(ConnCmd::Asking),
+    ),
+    cmd(
+        "readonly",
+        1,
+        FAST | LOADING | STALE,
+        (0, 0, 0),
+        &["fast", "connection"],
+        "cluster",
+        "Enables read-only queries for a connection to a Redis Cluster replica node.",
+        Exec::Conn(ConnCmd::ReadOnly),
+    ),
+    cmd(
+        "readwrite",
+        1,
+        FAST | LOADING | STALE,
+        (0, 0, 0),
+        &["fast", "connection"],
+        "cluster",
+        "Enables read-write queries for a connection to a Reids Cluster replica node.",
+        Exec::Conn(ConnCmd::ReadWrite),
+    ),
+];
+
+fn disabled() -> CmdError {
+    CmdError::err("This instance has cluster support disabled")
+}
+
+/// ASKING, READONLY, READWRITE.
+pub fn flags(conn: &mut Conn, c: ConnCmd) -> CmdResult {
+    let cl = conn.cluster.as_mut().ok_or_else(disabled)?;
+    match c {
+        ConnCmd::Asking => cl.asking = true,
+        ConnCmd::ReadOnly => cl.readonly = true,
+        _ => cl.readonly = false,
+    }
+    conn.out.ok();
+    Ok(())
+}
+
+pub async fn cluster(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let Some(cl) = conn.cluster.as_mut() else { return Err(disabled()) };
+    let map = cl.map.clone();
+    let view = cl.view().clone();
+    let sub = &args[1];
+    let argc = args.len();
+    let out = &mut conn.out;
+    if eq_ic(sub, "slots") && argc == 2 {
+        slots_reply(&view, out);
+    } else if eq_ic(sub, "shards") && argc == 2 {
+        shards_reply(&view, &map, out);
+    } else if eq_ic(sub, "nodes") && argc == 2 {
+        out.verbatim(&nodes_text(&view, &map, now_ms()));
+    } else if eq_ic(sub, "info") && argc == 2 {
+        out.verbatim(&info_text(&view));
+    } else if eq_ic(sub, "myid") && argc == 2 {
+        out.bulk(map.myself.id.as_bytes());
+    } else if eq_ic(sub, "myshardid") && argc == 2 {
+        out.bulk(map.myself.shard_id.as_bytes());
+    } else if eq_ic(sub, "keyslot") && argc == 3 {
+        out.int(key_slot(&args[2]) as i64);
+    } else if eq_ic(sub, "countkeysinslot") && argc == 3 {
+        let slot = parse_i64(&args[2])?;
+        if !(0..SLOTS as i64).contains(&slot) {
+            return Err(CmdError::err("Invalid slot"));
+        }
+        let n = keys_in_slot(conn, slot as u16, None).await.len();
+        conn.out.int(n as i64);
+    } else if eq_ic(sub, "getkeysinslot") && argc == 4 {
+        let slot = parse_i64(&args[2])?;
+        let max = parse_i64(&args[3])?;
+        if !(0..SLOTS as i64).contains(&slot) || max < 0 {
+            return Err(CmdError::err("Invalid slot or number of keys"));
+        }
+        let keys = keys_in_slot(conn, slot as u16, Some(max as usize)).await;
+        conn.out.array(keys.len());
+        for k in keys {
+            conn.out.bulk(&k);
+        }
+    } else {
+        return Err(CmdError::UnknownSubcommand { cmd: "CLUSTER".into(), sub: String::from_utf8_lossy(sub).into_owned() });
+    }
+    Ok(())
+}
+
+/// The keys of `slot` in the connection's database (all of them, or at most
+/// `max`), read on the shard holding the slot.
+async fn keys_in_slot(conn: &Conn, slot: u16, max: Option<usize>) -> Vec<Vec<u8>> {
+    let shard = slot as usize % conn.engine.nshards();
+    let db = conn.db;
+    conn.run_on(shard, move |sh| {
+        let mut keys = Vec::new();
+        let limit = max.unwrap_or(usize::MAX);
+        if let Some(d) = sh.db_if_exists(db) {
+            d.for_each_in_slot(slot, now_ms(), |e| {
+                if keys.len() < limit {
+                    keys.push(e.key.to_vec());
+                }
+            });
+        }
+        keys
+    })
+    .await
+}
+
+/// CLUSTER SLOTS: one entry per run of consecutive slots with one owner:
+/// start, end, then the serving node as [host, port, id, {metadata}].
+pub fn slots_reply(view: &ClusterView, out: &mut Out) {
+    let runs = view.runs();
+    out.array(runs.len());
+    for (first, last, i) in runs {
+        let m = &view.members[i];
+        out.array(3);
+        out.int(first as i64);
+        out.int(last as i64);
+        out.array(4);
+        out.bulk(m.host.as_bytes());
+        out.int(m.port as i64);
+        out.bulk(m.id.as_bytes());
+        out.map(0);
+    }
+}
+
+/// The members to describe: the configuration's, or this node alone while
+/// it has joined no cluster.
+fn members<'a>(view: &'a ClusterView, map: &'a SlotMap) -> Vec<(usize, &'a Member)> {
+    if view.me.is_none() && view.members.is_empty() {
+        return vec![(usize::MAX, &map.myself)];
+    }
+    view.members.iter().enumerate().collect()
+}
+
+/// CLUSTER SHARDS: per shard, its slot ranges (flat start/end integers)
+/// and its nodes with their attributes.
+pub fn shards_reply(view: &ClusterView, map: &SlotMap, out: &mut Out) {
+    let ms = members(view, map);
+    out.array(ms.len());
+    for (i, m) in ms {
+        out.map(2);
+        out.bulk(b"slots");
+        let ranges = if i == usize::MAX { Vec::new() } else { view.ranges_of(i) };
+        out.array(ranges.len() * 2);
+        for (a, b) in ranges {
+            out.int(a as i64);
+            out.int(b as i64);
+        }
+        out.bulk(b"nodes");
+        out.array(1);
+        out.map(7);
+        out.bulk(b"id");
+        out.bulk(m.id.as_bytes());
+        out.bulk(b"port");
+        out.int(m.port as i64);
+        out.bulk(b"ip");
+        out.bulk(m.host.as_bytes());
+        out.bulk(b"endpoint");
+        out.bulk(m.host.as_bytes());
+        out.bulk(b"role");
+        out.bulk(b"master");
+        out.bulk(b"replication-offset");
+        out.int(0);
+        out.bulk(b"health");
+        out.bulk(b"online");
+    }
+}
+
+/// CLUSTER NODES: one line per node, as Redis writes them:
+/// `<id> <ip:port@cport> <flags> <master> <ping-sent> <pong-recv>
+/// <config-epoch> <link-state> <slot ranges...>`. The cluster bus port is
+/// the node's gRPC port.
+pub fn nodes_text(view: &ClusterView, map: &SlotMap, now: u64) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    for (i, m) in members(view, map) {
+        let myself = m.id == map.myself.id;
+        let flags = if myself { "myself,master" } else { "master" };
+        let pong = if myself { 0 } else { now };
+        let _ = write!(text, "{} {}:{}@{} {flags} - 0 {pong} {} connected", m.id, m.host, m.port, m.grpc_port, view.epoch);
+        if i != usize::MAX {
+            for (a, b) in view.ranges_of(i) {
+                if a == b {
+                    let _ = write!(text, " {a}");
+                } else {
+                    let _ = write!(text, " {a}-{b}");
+                }
+            }
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// CLUSTER INFO.
+pub fn info_text(view: &ClusterView) -> String {
+    let assigned = view.assigned();
+    let state = if assigned == SLOTS { "ok" } else { "fail" };
+    format!(
+        "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{assigned}\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\ncluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
+        view.members.len().max(1),
+        view.size(),
+        view.epoch,
+        view.epoch,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(n: u8, port: u16) -> Member {
+        let id = format!("{:040x}", n);
+        Member { id: id.clone(), shard_id: id, host: "127.0.0.1".into(), port, grpc_port: port + 10000, voter: true }
+    }
+
+    fn two() -> (SlotMap, ClusterView) {
+        let map = SlotMap::new(member(1, 7001));
+        let ms = vec![member(1, 7001), member(2, 7002)];
+        let mut v = ClusterView::new(&ms[0].id.clone(), 5, ms, []);
+        v.assign(0..8192, &format!("{:040x}", 1));
+        v.assign(8192..16384, &format!("{:040x}", 2));
+        v.assign([100], &format!("{:040x}", 2));
+        (map, v)
+    }
+
+    #[test]
+    fn slots_shape() {
+        let (_, v) = two();
+        let mut out = Out::new(false);
+        slots_reply(&v, &mut out);
+        let text = String::from_utf8(out.buf).unwrap();
+        assert!(text.starts_with("*4\r\n*3\r\n:0\r\n:99\r\n*4\r\n$9\r\n127.0.0.1\r\n:7001\r\n$40\r\n"), "{text}");
+        assert!(text.contains(":100\r\n:100\r\n*4\r\n$9\r\n127.0.0.1\r\n:7002\r\n"));
+        assert!(text.ends_with("*0\r\n"));
+    }
+
+    #[test]
+    fn nodes_and_info() {
+        let (map, v) = two();
+        let t = nodes_text(&v, &map, 42);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], format!("{:040x} 127.0.0.1:7001@17001 myself,master - 0 0 5 connected 0-99 101-8191", 1));
+        assert_eq!(lines[1], format!("{:040x} 127.0.0.1:7002@17002 master - 0 42 5 connected 100 8192-16383", 2));
+        let i = info_text(&v);
+        assert!(i.contains("cluster_state:ok\r\ncluster_slots_assigned:16384\r\n"));
+        assert!(i.contains("cluster_known_nodes:2\r\ncluster_size:2\r\ncluster_current_epoch:5\r\n"));
+        assert!(info_text(&ClusterView::empty()).contains("cluster_state:fail\r\ncluster_slots_assigned:0\r\n"));
+    }
+
+    #[test]
+    fn shards_shape() {
+        let (map, v) = two();
+        let mut out = Out::new(true);
+        shards_reply(&v, &map, &mut out);
+        let text = String::from_utf8(out.buf).unwrap();
+        assert!(
+            text.starts_with("*2\r\n%2\r\n$5\r\nslots\r\n*4\r\n:0\r\n:99\r\n:101\r\n:8191\r\n$5\r\nnodes\r\n*1\r\n%7\r\n$2\r\nid\r\n"),
+            "{text}"
+        );
+    }
+}

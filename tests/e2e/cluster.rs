@@ -1,0 +1,426 @@
+//! Cluster mode against real processes: routing errors, CLUSTER reply
+//! shapes, the redis crate's cluster client and redis-cli on a node started
+//! with `--cluster`; 3-node clusters formed by cluster-admin through the Raft
+//! group, including losing and restarting the leader; and standalone mode
+//! answering as Redis does without cluster support.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use damselfly_tests::Server;
+
+/// A fresh data directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("damselfly-{tag}-{}-{}", std::process::id(), rand::random::<u64>()));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A one-node cluster (created by cluster-admin: it owns every slot).
+fn single_node_cluster(dir: &TempDir) -> Server {
+    let s = Server::start_with(&["--cluster", "--dir", dir.path()]);
+    let (ok, out, err) = admin(s.port, &["create"]);
+    assert!(ok, "create failed: {out}{err}");
+    assert!(wait_until(10, || s.raw().cmd(&["CLUSTER", "INFO"]).contains("cluster_state:ok")));
+    s
+}
+
+#[test]
+fn standalone_has_cluster_support_disabled() {
+    let s = Server::start();
+    let mut c = s.raw();
+    for cmd in [&["CLUSTER", "INFO"][..], &["CLUSTER", "KEYSLOT", "foo"], &["ASKING"], &["READONLY"], &["READWRITE"]] {
+        assert_eq!(c.cmd(cmd), "-ERR This instance has cluster support disabled\r\n", "{cmd:?}");
+    }
+    // Multi-key commands across slots are fine without cluster mode.
+    assert_eq!(c.cmd(&["MSET", "foo", "1", "bar", "2"]), "+OK\r\n");
+    let info = c.cmd(&["INFO", "cluster"]);
+    assert!(info.contains("cluster_enabled:0"), "{info}");
+}
+
+#[test]
+fn unassigned_slots_are_not_served() {
+    let dir = TempDir::new("unassigned");
+    let s = Server::start_with(&["--cluster", "--dir", dir.path()]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["GET", "foo"]), "-CLUSTERDOWN Hash slot not served\r\n");
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    let info = c.cmd(&["CLUSTER", "INFO"]);
+    assert!(info.contains("cluster_state:fail\r\ncluster_slots_assigned:0\r\n"), "{info}");
+    assert!(c.cmd(&["INFO", "cluster"]).contains("cluster_enabled:1"));
+    // The node id is kept in the data directory.
+    let id = c.cmd(&["CLUSTER", "MYID"]);
+    drop(s);
+    let s = Server::start_with(&["--cluster", "--dir", dir.path()]);
+    assert_eq!(s.raw().cmd(&["CLUSTER", "MYID"]), id);
+}
+
+#[test]
+fn routing_and_introspection_on_one_node() {
+    let dir = TempDir::new("one");
+    let s = single_node_cluster(&dir);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["SET", "foo", "v"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["MSET", "foo", "1", "bar", "2"]), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    assert_eq!(c.cmd(&["MSET", "{u1}a", "1", "{u1}b", "2"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["MGET", "{u1}a", "{u1}b"]), "*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+    assert_eq!(c.cmd(&["CLUSTER", "KEYSLOT", "foo"]), ":12182\r\n");
+    let slot = c.cmd(&["CLUSTER", "KEYSLOT", "{u1}a"]);
+    let slot = slot.trim_start_matches(':').trim();
+    assert_eq!(c.cmd(&["CLUSTER", "COUNTKEYSINSLOT", slot]), ":2\r\n");
+    assert_eq!(c.cmd(&["CLUSTER", "GETKEYSINSLOT", slot, "1"]).matches("{u1}").count(), 1);
+    assert_eq!(c.cmd(&["CLUSTER", "COUNTKEYSINSLOT", "16384"]), "-ERR Invalid slot\r\n");
+    assert_eq!(c.cmd(&["CLUSTER", "GETKEYSINSLOT", "0", "-1"]), "-ERR Invalid slot or number of keys\r\n");
+    // A transaction's keys must share a slot: else EXEC fails, discarded.
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "{t}1", "a"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["SET", "other", "b"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["EXEC"]), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    assert_eq!(c.cmd(&["EXISTS", "{t}1"]), ":0\r\n");
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "{t}1", "a"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["GET", "{t}2"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["EXEC"]), "*2\r\n+OK\r\n$-1\r\n");
+    assert_eq!(c.cmd(&["SELECT", "1"]), "-ERR SELECT is not allowed in cluster mode\r\n");
+    assert_eq!(c.cmd(&["SELECT", "0"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SWAPDB", "0", "1"]), "-ERR SWAPDB is not allowed in cluster mode\r\n");
+    assert_eq!(c.cmd(&["ASKING"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["READONLY"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["READWRITE"]), "+OK\r\n");
+    let id = c.cmd(&["CLUSTER", "MYID"]);
+    let id = id.lines().nth(1).expect("bulk id").to_string();
+    assert_eq!(id.len(), 40);
+    let slots = c.cmd(&["CLUSTER", "SLOTS"]);
+    assert_eq!(slots, format!("*1\r\n*3\r\n:0\r\n:16383\r\n*4\r\n$9\r\n127.0.0.1\r\n:{}\r\n$40\r\n{id}\r\n*0\r\n", s.port));
+    let nodes = c.cmd(&["CLUSTER", "NODES"]);
+    // The bus port is the gRPC port: client port + 10000 by default.
+    let epoch = epoch_of(&c.cmd(&["CLUSTER", "INFO"])).expect("epoch");
+    let line = format!("{id} 127.0.0.1:{}@{} myself,master - 0 0 {epoch} connected 0-16383\n", s.port, s.port as u32 + 10000);
+    assert_eq!(nodes, format!("${}\r\n{line}\r\n", line.len()));
+    let shards = c.cmd(&["CLUSTER", "SHARDS"]);
+    assert!(shards.starts_with("*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n*14\r\n$2\r\nid\r\n"), "{shards}");
+    assert_eq!(c.cmd(&["CLUSTER", "MYSHARDID"]).len(), 40 + 7);
+    let info = c.cmd(&["CLUSTER", "INFO"]);
+    assert!(info.contains("cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\n"), "{info}");
+    assert!(info.contains("cluster_known_nodes:1\r\ncluster_size:1\r\n"), "{info}");
+}
+
+#[test]
+fn cluster_client_reads_and_writes() {
+    let dir = TempDir::new("client");
+    let s = single_node_cluster(&dir);
+    let client = redis::cluster::ClusterClient::new(vec![s.url()]).expect("cluster client");
+    let mut c = client.get_connection().expect("connect");
+    for i in 0..1000 {
+        redis::cmd("SET").arg(format!("key:{i}")).arg(i).exec(&mut c).expect("SET");
+    }
+    for i in (0..1000).step_by(97) {
+        let v: i64 = redis::cmd("GET").arg(format!("key:{i}")).query(&mut c).expect("GET");
+        assert_eq!(v, i);
+    }
+}
+
+fn redis_cli() -> Option<&'static str> {
+    Command::new("redis-cli").arg("--version").output().ok().filter(|o| o.status.success()).map(|_| "redis-cli")
+}
+
+#[test]
+fn redis_cli_cluster_check_passes() {
+    let Some(cli) = redis_cli() else {
+        eprintln!("redis-cli not installed: skipped");
+        return;
+    };
+    let dir = TempDir::new("cli");
+    let s = single_node_cluster(&dir);
+    let addr = format!("127.0.0.1:{}", s.port);
+    let out = Command::new(cli).args(["--cluster", "check", &addr]).output().expect("run redis-cli");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("[OK] All 16384 slots covered."), "{text}");
+    let out = Command::new(cli).args(["-c", "-p", &s.port.to_string(), "SET", "foo", "bar"]).output().expect("run redis-cli");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+}
+
+// ------------------------------------------------------- multi-node clusters
+
+fn cluster_admin() -> PathBuf {
+    let bin = damselfly_tests::binary().with_file_name("cluster-admin");
+    assert!(bin.exists(), "{} not found: build it first (cargo build -p cluster-admin)", bin.display());
+    bin
+}
+
+/// Runs cluster-admin; (success, stdout, stderr).
+fn admin(seed: u16, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(cluster_admin()).args(["--seed", &format!("127.0.0.1:{seed}")]).args(args).output().expect("run cluster-admin");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn status_json(seed: u16) -> Option<serde_json::Value> {
+    let (ok, out, _) = admin(seed, &["--json", "status"]);
+    if !ok {
+        return None;
+    }
+    serde_json::from_str(&out).ok()
+}
+
+/// Polls `f` every 50 ms until it is true or `secs` pass.
+fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+struct Cluster {
+    nodes: Vec<Option<Server>>,
+    ports: Vec<u16>,
+    dirs: Vec<TempDir>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes in cluster mode and forms a cluster of them with
+    /// cluster-admin; returns it and the time `create` took.
+    fn start(n: usize) -> (Cluster, Duration) {
+        let dirs: Vec<TempDir> = (0..n).map(|i| TempDir::new(&format!("node{i}"))).collect();
+        let nodes: Vec<Server> = dirs.iter().map(|d| Server::start_with(&["--cluster", "--dir", d.path()])).collect();
+        let ports: Vec<u16> = nodes.iter().map(|s| s.port).collect();
+        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let mut args = vec!["create"];
+        args.extend(addrs.iter().map(String::as_str));
+        let t = Instant::now();
+        let (ok, out, err) = admin(ports[0], &args);
+        let took = t.elapsed();
+        assert!(ok, "create failed: {out}{err}");
+        let c = Cluster { nodes: nodes.into_iter().map(Some).collect(), ports, dirs };
+        assert!(c.wait_all_ok(20), "cluster_state:ok not reached on every node");
+        (c, took)
+    }
+
+    fn live_ports(&self) -> Vec<u16> {
+        self.nodes.iter().flatten().map(|s| s.port).collect()
+    }
+
+    /// Every live node reports cluster_state:ok with all slots and the
+    /// same epoch.
+    fn wait_all_ok(&self, secs: u64) -> bool {
+        wait_until(secs, || {
+            let infos: Vec<String> = self.live_ports().iter().map(|&p| Server::raw_at(p).cmd(&["CLUSTER", "INFO"])).collect();
+            infos.iter().all(|i| i.contains("cluster_state:ok")) && infos.iter().all(|i| epoch_of(i) == epoch_of(&infos[0]))
+        })
+    }
+
+    fn index_of_id(&self, id: &str) -> Option<usize> {
+        (0..self.nodes.len()).find(|&i| self.nodes[i].is_some() && myid(self.ports[i]) == id)
+    }
+}
+
+fn epoch_of(info: &str) -> Option<u64> {
+    info.lines().find_map(|l| l.strip_prefix("cluster_current_epoch:")).and_then(|v| v.trim().parse().ok())
+}
+
+/// The client port of the node serving `slot`, per node `port`'s CLUSTER NODES.
+fn slot_owner_port(port: u16, slot: u16) -> Option<u16> {
+    let nodes = Server::raw_at(port).cmd(&["CLUSTER", "NODES"]);
+    nodes.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let owns = f.iter().skip(8).any(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if a <= slot && slot <= b)
+        });
+        let addr = f.get(1)?.split('@').next()?;
+        owns.then(|| addr.rsplit_once(':')?.1.parse().ok()).flatten()
+    })
+}
+
+fn myid(port: u16) -> String {
+    let r = Server::raw_at(port).cmd(&["CLUSTER", "MYID"]);
+    r.lines().nth(1).unwrap_or_default().to_string()
+}
+
+trait RawAt {
+    fn raw_at(port: u16) -> damselfly_tests::Raw;
+}
+
+impl RawAt for Server {
+    fn raw_at(port: u16) -> damselfly_tests::Raw {
+        damselfly_tests::Raw::connect(port)
+    }
+}
+
+#[test]
+fn three_nodes_serve_and_redirect() {
+    let (c, took) = Cluster::start(3);
+    eprintln!("3-node cluster formed by cluster-admin create in {took:?}");
+    let ports = c.ports.clone();
+
+    // Exactly one node serves foo; the others redirect to it.
+    let replies: Vec<String> = ports.iter().map(|&p| Server::raw_at(p).cmd(&["GET", "foo"])).collect();
+    let owner = replies.iter().position(|r| r == "$-1\r\n").expect("one node serves foo");
+    for (i, r) in replies.iter().enumerate() {
+        if i != owner {
+            assert_eq!(r, &format!("-MOVED 12182 127.0.0.1:{}\r\n", ports[owner]));
+        }
+    }
+    let mut raw = Server::raw_at(ports[owner]);
+    assert_eq!(raw.cmd(&["MSET", "foo", "1", "{foo}x", "2"]), "+OK\r\n");
+    assert_eq!(raw.cmd(&["MSET", "foo", "1", "bar", "2"]), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+
+    // Reply shapes.
+    let info = raw.cmd(&["CLUSTER", "INFO"]);
+    assert!(info.contains("cluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\n"), "{info}");
+    assert!(info.contains("cluster_known_nodes:3\r\ncluster_size:3\r\n"), "{info}");
+    let nodes = raw.cmd(&["CLUSTER", "NODES"]);
+    assert_eq!(nodes.matches(" connected").count(), 3, "{nodes}");
+    assert_eq!(nodes.matches("myself,master").count(), 1, "{nodes}");
+    assert!(raw.cmd(&["CLUSTER", "SLOTS"]).starts_with("*3\r\n*3\r\n:0\r\n"));
+    assert!(raw.cmd(&["CLUSTER", "SHARDS"]).starts_with("*3\r\n*4\r\n$5\r\nslots\r\n"));
+
+    // The cluster client over 10,000 keys spread over all slots.
+    let urls: Vec<String> = ports.iter().map(|p| format!("redis://127.0.0.1:{p}/")).collect();
+    let client = redis::cluster::ClusterClient::new(urls).expect("cluster client");
+    let mut conn = client.get_connection().expect("connect");
+    for i in 0..10_000 {
+        redis::cmd("SET").arg(format!("k:{i}")).arg(i).exec(&mut conn).expect("SET");
+    }
+    for i in 0..10_000 {
+        let v: i64 = redis::cmd("GET").arg(format!("k:{i}")).query(&mut conn).expect("GET");
+        assert_eq!(v, i);
+    }
+    let _: () = redis::cmd("MSET").arg("{t}a").arg(1).arg("{t}b").arg(2).query(&mut conn).expect("hash-tagged MSET");
+    let total: i64 = ports
+        .iter()
+        .map(|&p| {
+            let r = Server::raw_at(p).cmd(&["DBSIZE"]);
+            r.trim().trim_start_matches(':').parse::<i64>().unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(total, 10_000 + 2 + 2);
+
+    // Tools.
+    if let Some(cli) = redis_cli() {
+        let addr = format!("127.0.0.1:{}", ports[0]);
+        let out = Command::new(cli).args(["--cluster", "check", &addr]).output().expect("redis-cli");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("[OK] All nodes agree about slots configuration."), "{text}");
+        assert!(text.contains("[OK] All 16384 slots covered."), "{text}");
+        let p = ports[(owner + 1) % 3].to_string();
+        let out = Command::new(cli).args(["-c", "-p", &p, "GET", "k:7"]).output().expect("redis-cli");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "7");
+    }
+    let st = status_json(ports[1]).expect("status");
+    assert_eq!(st["members"].as_array().map(Vec::len), Some(3));
+    assert!(st["leader_id"].as_str().is_some_and(|l| l.len() == 40));
+    let (ok, _, err) = admin(ports[0], &["create", &format!("127.0.0.1:{}", ports[1])]);
+    assert!(!ok && err.contains("already part of a cluster"), "{err}");
+    let owner_id = myid(ports[owner]);
+    let (ok, _, err) = admin(ports[0], &["remove-node", &owner_id]);
+    assert!(!ok && err.contains("still owns"), "{err}");
+}
+
+#[test]
+fn leader_loss_and_restart() {
+    let (mut c, _) = Cluster::start(3);
+    let st = status_json(c.ports[0]).expect("status");
+    let leader = st["leader_id"].as_str().expect("leader").to_string();
+    let li = c.index_of_id(&leader).expect("leader is a node");
+    let leader_port = c.ports[li];
+    let survivor = c.ports[(li + 1) % 3];
+    let other = c.ports[(li + 2) % 3];
+
+    // Kill the leader: another one is elected and cluster-admin still works.
+    let t = Instant::now();
+    drop(c.nodes[li].take());
+    let elected = wait_until(20, || {
+        status_json(survivor).and_then(|s| s["leader_id"].as_str().map(String::from)).is_some_and(|l| !l.is_empty() && l != leader)
+    });
+    assert!(elected, "no new leader");
+    eprintln!("new leader visible through cluster-admin {:?} after killing the old one", t.elapsed());
+    let target = myid(other);
+    let t = Instant::now();
+    let (ok, out, err) = admin(survivor, &["assign-slots", &target, "0-9"]);
+    assert!(ok, "{out}{err}");
+    // Both survivors serve the new configuration.
+    assert!(wait_until(10, || [survivor, other].iter().all(|&p| slot_owner_port(p, 5) == Some(other))));
+    eprintln!("config change visible on every live node after {:?}", t.elapsed());
+
+    // Restart the old leader on its port and data dir: same id, new config.
+    let dir = c.dirs[li].path().to_string();
+    let restarted = Server::start_at(leader_port, &["--cluster", "--dir", &dir]).expect("restart on the same port");
+    c.nodes[li] = Some(restarted);
+    assert_eq!(myid(leader_port), leader);
+    assert!(c.wait_all_ok(20), "restarted node did not catch up");
+    assert_eq!(slot_owner_port(leader_port, 5), Some(other));
+}
+
+#[test]
+fn majority_loss_freezes_changes_but_not_serving() {
+    let (mut c, _) = Cluster::start(3);
+    let keep = c.ports[0];
+    let keep_id = myid(keep);
+    // A key this node serves, written before the loss.
+    let mut raw = Server::raw_at(keep);
+    let key = (0..1000).map(|i| format!("key{i}")).find(|k| raw.cmd(&["SET", k, "v"]) == "+OK\r\n").expect("a local key");
+    drop(c.nodes[1].take());
+    drop(c.nodes[2].take());
+    // Still serving its own slots, still redirecting the others.
+    assert_eq!(raw.cmd(&["GET", &key]), "$1\r\nv\r\n");
+    assert!(raw.cmd(&["GET", "foo"]).starts_with("-MOVED 12182 ") || raw.cmd(&["GET", "foo"]) == "$-1\r\n");
+    // Config changes fail with an error that says what to do.
+    let t = Instant::now();
+    let (ok, _, err) = admin(keep, &["assign-slots", &keep_id, "0-9"]);
+    assert!(!ok, "a change without a majority succeeded");
+    assert!(err.contains("majority"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(40), "took {:?}", t.elapsed());
+    assert_eq!(raw.cmd(&["GET", &key]), "$1\r\nv\r\n");
+}
+
+#[test]
+fn five_voters_and_a_learner() {
+    let (c, took) = Cluster::start(5);
+    eprintln!("5-node cluster formed by cluster-admin create in {took:?}");
+    let sixth_dir = TempDir::new("node5");
+    let sixth = Server::start_with(&["--cluster", "--dir", sixth_dir.path()]);
+    let (ok, out, err) = admin(c.ports[2], &["add-node", &format!("127.0.0.1:{}", sixth.port)]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = admin(c.ports[0], &["add-node", &format!("127.0.0.1:{}", sixth.port)]);
+    assert!(!ok && err.contains("already a member"), "{err}");
+    let st = status_json(c.ports[4]).expect("status");
+    let members = st["members"].as_array().expect("members");
+    assert_eq!(members.len(), 6);
+    assert_eq!(members.iter().filter(|m| m["role"] == "voter").count(), 5);
+    let learner = members.iter().find(|m| m["role"] == "learner").expect("a learner");
+    assert_eq!(learner["client_addr"], format!("127.0.0.1:{}", sixth.port));
+    // The learner receives the configuration: it redirects every key.
+    assert!(wait_until(10, || Server::raw_at(sixth.port).cmd(&["GET", "foo"]).starts_with("-MOVED 12182 ")));
+    // Give it slots, then take them back and remove it.
+    let id = learner["node_id"].as_str().expect("id").to_string();
+    let (ok, out, err) = admin(c.ports[0], &["assign-slots", &format!("127.0.0.1:{}", sixth.port), "100-199"]);
+    assert!(ok, "{out}{err}");
+    assert!(wait_until(10, || Server::raw_at(sixth.port).cmd(&["CLUSTER", "COUNTKEYSINSLOT", "150"]) == ":0\r\n"));
+    let (ok, _, err) = admin(c.ports[0], &["remove-node", &id]);
+    assert!(!ok && err.contains("still owns 100 slots"), "{err}");
+    let (ok, out, err) = admin(c.ports[1], &["assign-slots", &myid(c.ports[0]), "100-199"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = admin(c.ports[1], &["remove-node", &id]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(status_json(c.ports[3]).expect("status")["members"].as_array().map(Vec::len), Some(5));
+}
