@@ -656,3 +656,37 @@ async fn function_load_and_fcall() {
     assert_eq!(c.cmd(&["FUNCTION", "DELETE", "stock"]), "-ERR Library not found\r\n");
     assert_eq!(c.cmd(&["FCALL", "peek", "1", "item"]), "-ERR Function not found\r\n");
 }
+
+/// A pipeline of local commands with a script that reaches an undeclared key
+/// on the other shard: the script is rolled back and re-run under the wide
+/// lock, and every reply and effect keeps its order. Two connections are
+/// used so that one of them runs on the declared key's own shard (where the
+/// whole pipeline is local).
+#[test]
+fn pipelined_script_touching_another_shard_keeps_order() {
+    let s = Server::start_with(&["--shards", "2"]);
+    // Different shards: CRC16 slots 12706 and 449 differ mod 2.
+    let (a, b) = ("k1".to_string(), "k2".to_string());
+    let script = "redis.call('SET', KEYS[1], 'x'); return redis.call('INCR', ARGV[1])";
+    for round in 0..2 {
+        let mut c = s.raw();
+        let mut req = Vec::new();
+        for args in [
+            vec!["SET".to_string(), a.clone(), "before".into()],
+            vec!["EVAL".into(), script.into(), "1".into(), a.clone(), b.clone()],
+            vec!["GET".into(), a.clone()],
+            vec!["GET".into(), b.clone()],
+        ] {
+            req.extend(format!("*{}\r\n", args.len()).into_bytes());
+            for x in &args {
+                req.extend(format!("${}\r\n{x}\r\n", x.len()).into_bytes());
+            }
+        }
+        c.send(&req);
+        assert_eq!(c.read_reply(), b"+OK\r\n");
+        assert_eq!(String::from_utf8_lossy(&c.read_reply()), format!(":{}\r\n", round + 1));
+        assert_eq!(c.read_reply(), b"$1\r\nx\r\n");
+        let n = (round + 1).to_string();
+        assert_eq!(String::from_utf8_lossy(&c.read_reply()), format!("${}\r\n{n}\r\n", n.len()));
+    }
+}

@@ -466,18 +466,30 @@ impl Conn {
         let me = self.local.id();
         let resp3 = self.out.resp3;
         let db = self.db;
-        if segment.iter().all(|p| p.shard == me && !matches!(p.spec.exec, Exec::Conn(_))) {
-            // All local shard commands: run them in one go, straight into
-            // the output buffer.
+        if segment.iter().all(|p| p.shard == me) {
+            // All local: run them in one go, straight into the output
+            // buffer. A script that must run on the connection instead (it
+            // needs every shard) stops the batch; it and the rest then run
+            // one by one, in order.
             let out = &mut self.out;
-            self.local
+            let rest = self
+                .local
                 .run(NO_TX, |sh| {
                     let now = now_ms();
-                    for p in segment.drain(..) {
-                        exec_one_at(sh, db, p.spec, &p.args, out, now);
+                    let mut items = segment.drain(..);
+                    while let Some(p) = items.next() {
+                        if !exec_or_defer(sh, db, p.spec, &p.args, out, now) {
+                            let mut rest = vec![p];
+                            rest.extend(items);
+                            return rest;
+                        }
                     }
+                    Vec::new()
                 })
                 .await;
+            for p in rest {
+                self.run_one(p).await;
+            }
             return;
         }
         // Per shard: the commands' positions in the segment.
