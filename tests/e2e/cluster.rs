@@ -96,6 +96,17 @@ fn routing_and_introspection_on_one_node() {
     assert_eq!(c.cmd(&["SET", "{t}1", "a"]), "+QUEUED\r\n");
     assert_eq!(c.cmd(&["GET", "{t}2"]), "+QUEUED\r\n");
     assert_eq!(c.cmd(&["EXEC"]), "*2\r\n+OK\r\n$-1\r\n");
+    // Scripts: keys in several slots get CROSSSLOT unless the script
+    // declares allow-cross-slot-keys (EVAL and, once cached, EVALSHA).
+    let plain = "redis.call('SET', KEYS[1], ARGV[1]); redis.call('SET', KEYS[2], ARGV[1]); return 1";
+    assert_eq!(c.cmd(&["EVAL", plain, "2", "foo", "bar", "x"]), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    let flagged = format!("#!lua flags=allow-cross-slot-keys\n{plain}");
+    assert_eq!(c.cmd(&["EVAL", &flagged, "2", "foo", "bar", "y"]), ":1\r\n");
+    assert_eq!(c.cmd(&["MGET", "foo"]), "*1\r\n$1\r\ny\r\n");
+    let sha = c.cmd(&["SCRIPT", "LOAD", &flagged]);
+    let sha = sha.lines().nth(1).expect("bulk sha").to_string();
+    assert_eq!(c.cmd(&["EVALSHA", &sha, "2", "foo", "bar", "z"]), ":1\r\n");
+    assert_eq!(c.cmd(&["GET", "bar"]), "$1\r\nz\r\n");
     assert_eq!(c.cmd(&["SELECT", "1"]), "-ERR SELECT is not allowed in cluster mode\r\n");
     assert_eq!(c.cmd(&["SELECT", "0"]), "+OK\r\n");
     assert_eq!(c.cmd(&["SWAPDB", "0", "1"]), "-ERR SWAPDB is not allowed in cluster mode\r\n");

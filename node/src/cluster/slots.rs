@@ -213,7 +213,17 @@ impl ConnCluster {
     /// The routing check of one command (Redis's order: CROSSSLOT while
     /// gathering keys, then the owner of their slot). Keyless commands pass.
     /// `queued`: the command is being queued after MULTI; `exec`: it is EXEC.
-    pub fn check(&mut self, spec: &CommandSpec, args: &[Bytes], queued: bool, exec: bool) -> Result<(), CmdError> {
+    /// `cross_ok` says whether keys may span slots (a script declaring
+    /// `allow-cross-slot-keys`); it is only asked when they do, and then
+    /// every key's slot must be served here.
+    pub fn check(
+        &mut self,
+        spec: &CommandSpec,
+        args: &[Bytes],
+        queued: bool,
+        exec: bool,
+        cross_ok: impl FnOnce() -> bool,
+    ) -> Result<(), CmdError> {
         // ASKING lasts one command. It will admit commands for slots this
         // node is importing once migrations exist; until then nothing is.
         self.asking = false;
@@ -226,7 +236,12 @@ impl ConnCluster {
             self.tx_slot = None;
             self.tx_cross = false;
         }
-        let Some(slot) = command_slot(spec, args)? else { return Ok(()) };
+        let slot = match command_slot(spec, args) {
+            Ok(Some(slot)) => slot,
+            Ok(None) => return Ok(()),
+            Err(_) if !queued && cross_ok() => return self.all_local(spec, args),
+            Err(e) => return Err(e),
+        };
         if queued {
             match self.tx_slot {
                 None => self.tx_slot = Some(slot),
@@ -240,6 +255,27 @@ impl ConnCluster {
             Route::Unassigned => Err(CmdError::Other("CLUSTERDOWN Hash slot not served".into())),
             Route::Moved(i) => Err(moved(slot, &view.members[i])),
         }
+    }
+}
+
+impl ConnCluster {
+    /// Every key of the command is in a slot served here; else the error for
+    /// the first one that is not.
+    fn all_local(&mut self, spec: &CommandSpec, args: &[Bytes]) -> Result<(), CmdError> {
+        let view = self.view().clone();
+        let mut err = None;
+        for_each_key(spec, args, |k| {
+            if err.is_some() {
+                return;
+            }
+            let slot = key_slot(k);
+            match view.route(slot) {
+                Route::Local => {}
+                Route::Unassigned => err = Some(CmdError::Other("CLUSTERDOWN Hash slot not served".into())),
+                Route::Moved(i) => err = Some(moved(slot, &view.members[i])),
+            }
+        });
+        err.map_or(Ok(()), Err)
     }
 }
 
@@ -364,20 +400,31 @@ mod tests {
         let mut c = ConnCluster::new(map.clone());
         let get = lookup(b"get").unwrap();
         // foo -> 12182, on the third node.
-        assert_eq!(c.check(get, &args(&["get", "foo"]), false, false).unwrap_err().to_string(), "MOVED 12182 127.0.0.1:7003");
+        assert_eq!(c.check(get, &args(&["get", "foo"]), false, false, || false).unwrap_err().to_string(), "MOVED 12182 127.0.0.1:7003");
         // bar -> 5061, local.
-        assert!(c.check(get, &args(&["get", "bar"]), false, false).is_ok());
+        assert!(c.check(get, &args(&["get", "bar"]), false, false, || false).is_ok());
         let mget = lookup(b"mget").unwrap();
         assert_eq!(
-            c.check(mget, &args(&["mget", "foo", "bar"]), false, false).unwrap_err().to_string(),
+            c.check(mget, &args(&["mget", "foo", "bar"]), false, false, || false).unwrap_err().to_string(),
             "CROSSSLOT Keys in request don't hash to the same slot"
         );
-        assert!(c.check(mget, &args(&["mget", "{bar}1", "{bar}2"]), false, false).is_ok());
+        assert!(c.check(mget, &args(&["mget", "{bar}1", "{bar}2"]), false, false, || false).is_ok());
         let ping = lookup(b"ping").unwrap();
-        assert!(c.check(ping, &args(&["ping"]), false, false).is_ok());
+        assert!(c.check(ping, &args(&["ping"]), false, false, || false).is_ok());
+        // A script declaring allow-cross-slot-keys may span slots served
+        // here (bar 5061, b 3300), never one served elsewhere (foo).
+        let eval = lookup(b"eval").unwrap();
+        let two = args(&["eval", "return 1", "2", "bar", "b"]);
+        assert!(c.check(eval, &two, false, false, || true).is_ok());
+        assert!(c.check(eval, &two, false, false, || false).unwrap_err().to_string().starts_with("CROSSSLOT"));
+        let remote = args(&["eval", "return 1", "2", "bar", "foo"]);
+        assert_eq!(c.check(eval, &remote, false, false, || true).unwrap_err().to_string(), "MOVED 12182 127.0.0.1:7003");
         // A new configuration is picked up by the next command.
         map.install(ClusterView::empty());
-        assert_eq!(c.check(get, &args(&["get", "bar"]), false, false).unwrap_err().to_string(), "CLUSTERDOWN Hash slot not served");
+        assert_eq!(
+            c.check(get, &args(&["get", "bar"]), false, false, || false).unwrap_err().to_string(),
+            "CLUSTERDOWN Hash slot not served"
+        );
     }
 
     #[test]

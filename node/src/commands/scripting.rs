@@ -197,6 +197,19 @@ pub fn prepare(vm: &mut Vm, c: ConnCmd, args: &[Bytes], db: usize, resp3: bool, 
     Ok(Prepared { wide: wide || f & flags::ALLOW_CROSS_SLOT != 0, inv })
 }
 
+/// Whether an EVAL/EVALSHA call's script declares `allow-cross-slot-keys`
+/// (then, in cluster mode, its keys may span slots this node serves).
+pub fn allows_cross_slot(scripting: &crate::scripting::cache::Scripting, spec: &CommandSpec, args: &[Bytes]) -> bool {
+    let f = match spec.name {
+        "eval" | "eval_ro" => args.get(1).and_then(|b| crate::scripting::parse_shebang(b).ok()).map(|(f, _)| f),
+        "evalsha" | "evalsha_ro" => {
+            args.get(1).and_then(|a| crate::scripting::parse_sha(a)).and_then(|sha| scripting.script(&sha)).map(|i| i.flags)
+        }
+        _ => None,
+    };
+    f.is_some_and(|f| f & flags::ALLOW_CROSS_SLOT != 0)
+}
+
 /// EVAL & co. and FCALL & co. as part of a pipeline batch, on the shard
 /// that owns the declared keys (the connection routed it there). Returns
 /// false, having written nothing, when the connection must run it in wide

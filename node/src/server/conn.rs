@@ -431,7 +431,8 @@ impl Conn {
         if let Some(c) = &mut self.cluster {
             let queued = self.multi.is_some() && !spec.has_flag(flag::NO_QUEUE);
             let exec = self.multi.is_some() && spec.name == "exec";
-            if let Err(e) = c.check(spec, args, queued, exec) {
+            let scripting = &self.engine.scripting;
+            if let Err(e) = c.check(spec, args, queued, exec, || commands::scripting::allows_cross_slot(scripting, spec, args)) {
                 if exec {
                     self.multi = None;
                     self.unwatch();
