@@ -2,7 +2,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import Redis from "ioredis";
-import { startCluster, stopCluster } from "./helpers.mjs";
+import { admin, startCluster, stopCluster, waitFor } from "./helpers.mjs";
 
 let nodes = [];
 let cluster;
@@ -81,4 +81,40 @@ test("defineCommand scripts with hash-tagged keys", async () => {
     assert.equal(await cluster.transfer(`{a${u}}:from`, `{a${u}}:to`, 70), -1);
     assert.deepEqual(await cluster.mget(`{a${u}}:from`, `{a${u}}:to`), ["30", "70"]);
   }
+});
+
+/** The client port of `slot`'s owner as `node` sees it (CLUSTER SLOTS). */
+async function ownerSeenBy(node, slot) {
+  const direct = new Redis({ host: "127.0.0.1", port: node.port, lazyConnect: true });
+  try {
+    const slots = await direct.cluster("SLOTS");
+    const range = slots.find(([a, b]) => a <= slot && slot <= b);
+    return range ? Number(range[2][1]) : null;
+  } finally {
+    direct.disconnect();
+  }
+}
+
+test("topology refresh after cluster-admin assign-slots moves a slot", async () => {
+  // Slot moves do not carry data yet: move a slot that holds no keys.
+  const key = "moving-key";
+  const slot = await cluster.cluster("KEYSLOT", key);
+  assert.equal(await cluster.cluster("COUNTKEYSINSLOT", slot), 0);
+  await cluster.get(key); // the client's map points at the old owner
+  const oldPort = Number(cluster.slots[slot][0].split(":")[1]);
+  const target = nodes.find((n) => n.port !== oldPort);
+  await admin(nodes, "assign-slots", target.addr, String(slot));
+  await waitFor("every node to see the new owner", 20_000, async () =>
+    (await Promise.all(nodes.map((n) => ownerSeenBy(n, slot)))).every((p) => p === target.port));
+  // The old owner answers MOVED; the client follows it and refreshes its map.
+  assert.equal(await cluster.set(key, "after-move"), "OK");
+  assert.equal(await cluster.get(key), "after-move");
+  await waitFor("the client's slot map to follow", 10_000, () => cluster.slots[slot][0] === target.addr);
+  await cluster.del(key);
+  await admin(nodes, "assign-slots", `127.0.0.1:${oldPort}`, String(slot));
+  await waitFor("every node to see the slot back", 20_000, async () =>
+    (await Promise.all(nodes.map((n) => ownerSeenBy(n, slot)))).every((p) => p === oldPort));
+  assert.equal(await cluster.set(key, "back"), "OK");
+  assert.equal(await cluster.get(key), "back");
+  await waitFor("the client's slot map to follow back", 10_000, () => cluster.slots[slot][0] === `127.0.0.1:${oldPort}`);
 });
