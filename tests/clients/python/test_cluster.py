@@ -205,3 +205,24 @@ def test_redis_benchmark_cluster(cluster, rc):
     for test in ("SET", "GET", "INCR"):
         assert f"{test}:" in text, text
     assert rc.dbsize(target_nodes=redis.RedisCluster.PRIMARIES) > 0
+
+
+def test_transaction_in_one_slot(rc):
+    with rc.pipeline(transaction=True) as pipe:
+        pipe.set("{cart:9}total", 10)
+        pipe.incrby("{cart:9}total", 5)
+        pipe.hset("{cart:9}items", "sku-1", 2)
+        # redis-py's cluster transactions hand SET's +OK back as "OK"
+        # (its standalone ones as True): the server's reply is the same.
+        ok, total, added = pipe.execute()
+        assert ok in (True, "OK") and (total, added) == (15, 1)
+    assert rc.get("{cart:9}total") == "15"
+    # WATCH: a change by someone else aborts the transaction.
+    with rc.pipeline(transaction=True) as pipe:
+        pipe.watch("{cart:9}total")
+        rc.set("{cart:9}total", 99)
+        pipe.multi()
+        pipe.set("{cart:9}total", 0)
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert rc.get("{cart:9}total") == "99"
