@@ -122,3 +122,121 @@ def supports(client, command):
 def require(client, command, what):
     if not supports(client, command):
         pytest.skip(f"{what}: the server answers unknown command for {command.upper()}")
+
+
+def cluster_admin():
+    """target/debug/cluster-admin, next to the damselfly binary."""
+    path = os.path.join(os.path.dirname(binary()), "cluster-admin")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"{path} not found: build it first (cargo build -p cluster-admin)")
+    return path
+
+
+def _wait(what, timeout, check):
+    """Polls `check` every 50 ms until it is true; fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, redis.RedisError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+
+
+class ClusterNode:
+    """One `damselfly --cluster` process; client and gRPC ports both free."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.proc = None
+        self.port = None
+        self.grpc_port = None
+
+    def start(self):
+        for _ in range(5):
+            port, grpc = _free_port(), _free_port()
+            if port == grpc:
+                continue
+            proc = subprocess.Popen(
+                [binary(), "--port", str(port), "--bind", "127.0.0.1", "--loglevel", "warn",
+                 "--dir", self.data_dir, "--cluster", "--cluster-grpc-port", str(grpc)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+            try:
+                _wait("the node to answer PING", START_TIMEOUT,
+                      lambda: proc.poll() is None and redis.Redis(
+                          host="127.0.0.1", port=port, socket_timeout=1).ping())
+                self.proc, self.port, self.grpc_port = proc, port, grpc
+                return self
+            except RuntimeError:
+                # a port was probably taken in between: try others
+                proc.kill()
+                proc.wait(timeout=10)
+        raise RuntimeError("damselfly --cluster did not start")
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+    def client(self, **kwargs):
+        kwargs.setdefault("decode_responses", True)
+        kwargs.setdefault("socket_timeout", 10)
+        return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)
+
+
+class Cluster:
+    """A 3-node cluster formed by cluster-admin create."""
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+
+    def admin(self, *args, check=True):
+        out = subprocess.run(
+            [cluster_admin(), "--seed", self.nodes[0].addr(), *args],
+            capture_output=True, text=True, timeout=60,
+        )
+        if check and out.returncode != 0:
+            raise RuntimeError(f"cluster-admin {' '.join(args)} failed: {out.stdout}{out.stderr}")
+        return out
+
+    def wait_ok(self, timeout=30):
+        """Every node says cluster_state:ok with all slots at the same epoch."""
+        def ok():
+            infos = [n.client().execute_command("CLUSTER INFO") for n in self.nodes]
+            infos = [i if isinstance(i, dict) else _parse_info(i) for i in infos]
+            return all(i.get("cluster_state") == "ok" and
+                       str(i.get("cluster_slots_assigned")) == "16384" for i in infos) and \
+                len({str(i.get("cluster_current_epoch")) for i in infos}) == 1
+        _wait("cluster_state:ok on every node", timeout, ok)
+
+    def client(self, **kwargs):
+        kwargs.setdefault("decode_responses", True)
+        kwargs.setdefault("socket_timeout", 10)
+        return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port, **kwargs)
+
+
+def _parse_info(text):
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """3 `damselfly --cluster` nodes formed with cluster-admin; stopped afterwards."""
+    nodes = []
+    try:
+        for i in range(3):
+            nodes.append(ClusterNode(str(tmp_path_factory.mktemp(f"cluster-node{i}"))).start())
+        c = Cluster(nodes)
+        c.admin("create", *[n.addr() for n in nodes])
+        c.wait_ok()
+        yield c
+    finally:
+        for n in nodes:
+            n.stop()
