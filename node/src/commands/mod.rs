@@ -304,6 +304,36 @@ fn table() -> &'static Table {
     TABLE.get_or_init(|| all().map(|c| (c.name, c)).collect())
 }
 
+/// Command tips, as COMMAND reports them (Redis's names and values): how a
+/// cluster client should route a keyless or multi-key command and combine
+/// the replies. Cluster clients (redis-py among them) read these to send,
+/// for example, DBSIZE to every primary and add up the answers.
+const TIPS: &[(&str, &[&str])] = &[
+    ("dbsize", &["request_policy:all_shards", "response_policy:agg_sum"]),
+    ("keys", &["request_policy:all_shards", "nondeterministic_output_order"]),
+    ("flushall", &["request_policy:all_shards", "response_policy:all_succeeded"]),
+    ("flushdb", &["request_policy:all_shards", "response_policy:all_succeeded"]),
+    ("ping", &["request_policy:all_shards", "response_policy:all_succeeded"]),
+    ("randomkey", &["request_policy:all_shards", "response_policy:special", "nondeterministic_output"]),
+    ("scan", &["nondeterministic_output", "request_policy:special", "response_policy:special"]),
+    ("info", &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
+    ("time", &["nondeterministic_output"]),
+    ("mget", &["request_policy:multi_shard"]),
+    ("mset", &["request_policy:multi_shard", "response_policy:all_succeeded"]),
+    ("del", &["request_policy:multi_shard", "response_policy:agg_sum"]),
+    ("unlink", &["request_policy:multi_shard", "response_policy:agg_sum"]),
+    ("exists", &["request_policy:multi_shard", "response_policy:agg_sum"]),
+    ("touch", &["request_policy:multi_shard", "response_policy:agg_sum"]),
+    ("json.mget", &["request_policy:multi_shard"]),
+    ("hrandfield", &["nondeterministic_output"]),
+    ("zrandmember", &["nondeterministic_output"]),
+];
+
+/// The tips of a command (empty for most).
+pub fn tips(name: &str) -> &'static [&'static str] {
+    TIPS.iter().find(|(n, _)| *n == name).map_or(&[], |(_, t)| *t)
+}
+
 /// Looks a command up by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     let mut buf = [0u8; 32];

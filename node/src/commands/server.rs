@@ -118,7 +118,11 @@ fn write_spec(out: &mut Out, c: &CommandSpec) {
     for a in c.acl {
         out.simple(&format!("@{a}"));
     }
-    out.array(0); // tips
+    let tips = super::tips(c.name);
+    out.array(tips.len());
+    for t in tips {
+        out.bulk(t.as_bytes());
+    }
     let key_flags = |out: &mut Out| {
         out.bulk(b"flags");
         out.array(1);
