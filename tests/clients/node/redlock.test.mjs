@@ -102,7 +102,13 @@ for (const n of [3, 5]) {
       assert.ok(majority(before.map((v) => v === lock.value)));
       const impostor = new Lock(redlock, ["own"], "not-the-owner", [], Date.now() + 10_000);
       await assert.rejects(redlock.release(impostor), ExecutionError);
-      assert.deepEqual(await Promise.all(clients.map((c) => c.get("own"))), before);
+      // No node that held the owner's value lost it (acquire returns once a
+      // majority voted; the remaining votes may still land afterwards).
+      const after = await Promise.all(clients.map((c) => c.get("own")));
+      before.forEach((v, i) => {
+        if (v === lock.value) assert.equal(after[i], lock.value, `node ${i} lost the owner's lock`);
+      });
+      assert.ok(after.every((v) => v === null || v === lock.value), `after ${after}`);
       await assert.rejects(redlock.acquire(["own"], 10_000), ExecutionError);
       await lock.release();
       const next = await redlock.acquire(["own"], 10_000);

@@ -105,8 +105,14 @@ def test_release_by_owner_only(cluster_of_masters):
     assert majority(t is not None for t in tokens)
     with pytest.raises(ReleaseUnlockedLock):
         other.release()
-    # the owner's value is untouched on every node, and the lock still excludes
-    assert [c.get("redlock:own") for c in clients] == tokens
+    # no node that held the owner's value lost it (acquire may return once a
+    # majority voted, with the last votes still landing), and the lock still
+    # excludes
+    after = [c.get("redlock:own") for c in clients]
+    for before_value, after_value in zip(tokens, after):
+        if before_value is not None:
+            assert after_value == before_value
+    assert all(v is None or v in tokens for v in after)
     assert other.acquire(blocking=False) is False
     assert owner.locked() > 0
     owner.release()
