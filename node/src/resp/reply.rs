@@ -245,16 +245,8 @@ fn shortest_digits(d: f64) -> (NumText, i32) {
 ///   (no zero padding of the exponent).
 pub fn d2string(d: f64) -> NumText {
     let mut out = NumText::new();
-    if d.is_nan() {
-        out.extend(b"nan");
-        return out;
-    }
-    if d.is_infinite() {
-        out.extend(if d > 0.0 { b"inf" as &[u8] } else { b"-inf" });
-        return out;
-    }
-    if d == 0.0 {
-        out.extend(if d.is_sign_negative() { b"-0" as &[u8] } else { b"0" });
+    if let Some(text) = special_double(d) {
+        out.extend(text);
         return out;
     }
     const HALF: f64 = (i64::MAX / 2) as f64;
@@ -301,6 +293,20 @@ pub fn d2string(d: f64) -> NumText {
     out
 }
 
+/// The text of the doubles both formatters print the same way: NaN, the
+/// infinities and the zeros.
+fn special_double(d: f64) -> Option<&'static [u8]> {
+    if d.is_nan() {
+        Some(b"nan")
+    } else if d.is_infinite() {
+        Some(if d > 0.0 { b"inf" } else { b"-inf" })
+    } else if d == 0.0 {
+        Some(if d.is_sign_negative() { b"-0" } else { b"0" })
+    } else {
+        None
+    }
+}
+
 /// C's `printf("%.17g")`: 17 significant digits, trailing zeros removed,
 /// exponent form (at least two exponent digits) below 1e-4 or from 1e17.
 /// Redis uses it (through `ld2string`) for the scores ZSCAN returns from a
@@ -308,16 +314,8 @@ pub fn d2string(d: f64) -> NumText {
 pub fn format_g17(d: f64) -> NumText {
     use std::fmt::Write;
     let mut out = NumText::new();
-    if d.is_nan() {
-        out.extend(b"nan");
-        return out;
-    }
-    if d.is_infinite() {
-        out.extend(if d > 0.0 { b"inf" as &[u8] } else { b"-inf" });
-        return out;
-    }
-    if d == 0.0 {
-        out.extend(if d.is_sign_negative() { b"-0" as &[u8] } else { b"0" });
+    if let Some(text) = special_double(d) {
+        out.extend(text);
         return out;
     }
     let mut sci = NumText::new();

@@ -5,6 +5,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import Redis from "ioredis";
 
 const START_TIMEOUT_MS = 10_000;
 
@@ -242,4 +243,15 @@ export async function startCluster(n = 3) {
 
 export async function stopCluster(nodes) {
   await Promise.all(nodes.map((x) => x.kill()));
+}
+
+/** An ioredis Cluster client connected to `nodes` (patient timeouts for a
+ * loaded machine). */
+export async function clusterClient(nodes) {
+  const cluster = new Redis.Cluster([{ host: "127.0.0.1", port: nodes[0].port }], {
+    slotsRefreshTimeout: 5000,
+    redisOptions: { connectTimeout: 5000, commandTimeout: 10_000 },
+  });
+  await cluster.ping();
+  return cluster;
 }

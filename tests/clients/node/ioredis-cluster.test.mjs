@@ -2,18 +2,14 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import Redis from "ioredis";
-import { admin, startCluster, stopCluster, waitFor } from "./helpers.mjs";
+import { admin, clusterClient, startCluster, stopCluster, waitFor } from "./helpers.mjs";
 
 let nodes = [];
 let cluster;
 
 before(async () => {
   nodes = await startCluster(3);
-  cluster = new Redis.Cluster([{ host: "127.0.0.1", port: nodes[0].port }], {
-    slotsRefreshTimeout: 5000,
-    redisOptions: { connectTimeout: 5000, commandTimeout: 10_000 },
-  });
-  await cluster.ping();
+  cluster = await clusterClient(nodes);
 });
 
 after(async () => {

@@ -2,9 +2,8 @@
 // vote (a RedLock majority needs independent primaries; see README.md).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import Redis from "ioredis";
 import Redlock, { ExecutionError, Lock } from "redlock";
-import { startCluster, stopCluster } from "./helpers.mjs";
+import { clusterClient, startCluster, stopCluster } from "./helpers.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const PATIENT = { retryCount: 400, retryDelay: 50, retryJitter: 25 };
@@ -14,11 +13,7 @@ let cluster;
 
 before(async () => {
   nodes = await startCluster(3);
-  cluster = new Redis.Cluster([{ host: "127.0.0.1", port: nodes[0].port }], {
-    slotsRefreshTimeout: 5000,
-    redisOptions: { connectTimeout: 5000, commandTimeout: 10_000 },
-  });
-  await cluster.ping();
+  cluster = await clusterClient(nodes);
 });
 
 after(async () => {
