@@ -2,7 +2,7 @@
 //! no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/admin.proto", "proto/raft.proto"];
+    let files = ["proto/admin.proto", "proto/migration.proto", "proto/raft.proto"];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

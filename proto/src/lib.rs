@@ -7,6 +7,11 @@ pub mod admin {
     tonic::include_proto!("damselfly.admin");
 }
 
+/// Node-to-node slot migration (key batches from source to target).
+pub mod migration {
+    tonic::include_proto!("damselfly.migration");
+}
+
 /// The Raft transport between the nodes of a cluster.
 pub mod raft {
     tonic::include_proto!("damselfly.raft");

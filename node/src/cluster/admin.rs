@@ -10,8 +10,8 @@ use std::time::Duration;
 use damselfly_proto::admin::admin_client::AdminClient;
 use damselfly_proto::admin::admin_server::Admin;
 use damselfly_proto::admin::{
-    AddNodeRequest, AssignSlotsRequest, CreateRequest, MemberStatus, NodeInfoReply, NodeInfoRequest, RemoveNodeRequest, SlotRange,
-    StatusReply, StatusRequest,
+    AbortMigrationRequest, AddNodeRequest, AssignSlotsRequest, CreateRequest, MemberStatus, MoveProgress, MoveSlotsRequest, NodeInfoReply,
+    NodeInfoRequest, RemoveNodeRequest, SlotRange, StatusReply, StatusRequest,
 };
 use openraft::ChangeMembers;
 use tonic::{Request, Response, Status};
@@ -140,7 +140,7 @@ impl AdminService {
             })
             .collect();
         members.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-        StatusReply { leader_id, epoch: cfg.epoch, members }
+        StatusReply { leader_id, epoch: cfg.epoch, members, migrations: Vec::new() }
     }
 
     /// Waits (bounded) until this node sees a leader.
@@ -303,5 +303,15 @@ impl Admin for AdminService {
         }
         self.write(Change::AssignSlots { ranges, owner: req.node_id }).await?;
         Ok(Response::new(self.status()))
+    }
+
+    type MoveSlotsStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<MoveProgress, Status>> + Send>>;
+
+    async fn move_slots(&self, _: Request<MoveSlotsRequest>) -> Reply<Self::MoveSlotsStream> {
+        Err(Status::unimplemented("slot migration is being built"))
+    }
+
+    async fn abort_migration(&self, _: Request<AbortMigrationRequest>) -> Reply<StatusReply> {
+        Err(Status::unimplemented("slot migration is being built"))
     }
 }
