@@ -1,0 +1,119 @@
+//! Reaching the nodes: a node's gRPC address from its client address (RESP
+//! `CLUSTER NODES`), admin-service clients, node ids from the cluster status,
+//! and readable messages for gRPC errors.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use damselfly_proto::admin::admin_client::AdminClient;
+use damselfly_proto::admin::{NodeInfoRequest, StatusReply, StatusRequest};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::Res;
+
+pub fn status_err(s: tonic::Status) -> String {
+    match s.code() {
+        tonic::Code::Unavailable if s.message().is_empty() => "node unreachable: check --seed and that the node runs with --cluster".into(),
+        _ => s.message().to_string(),
+    }
+}
+
+pub fn connect(grpc_addr: &str) -> Res<AdminClient<Channel>> {
+    let ep = Endpoint::from_shared(format!("http://{grpc_addr}")).map_err(|e| format!("bad address {grpc_addr}: {e}"))?;
+    Ok(AdminClient::new(ep.connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(30)).connect_lazy()))
+}
+
+/// A node's id, given its id or its client address, from the cluster status.
+pub async fn resolve_id(admin: &mut AdminClient<Channel>, node: &str) -> Res<String> {
+    let st = admin.status(StatusRequest {}).await.map_err(status_err)?.into_inner();
+    st.members
+        .iter()
+        .find(|m| m.node_id == node || m.client_addr == node)
+        .map(|m| m.node_id.clone())
+        .ok_or_else(|| format!("no member '{node}': give a node id or client address shown by `cluster-admin status`"))
+}
+
+/// Sends one RESP command over a plain socket and returns the reply text.
+fn resp_command(addr: &str, args: &[&str]) -> Res<String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes()).map_err(|e| format!("{addr}: {e}"))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        let n = s.read(&mut chunk).map_err(|e| format!("{addr}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(text) = complete_reply(&buf) {
+            return Ok(text);
+        }
+    }
+    complete_reply(&buf).ok_or_else(|| format!("{addr}: incomplete reply"))
+}
+
+/// The text of a complete simple/error/bulk/verbatim reply.
+fn complete_reply(b: &[u8]) -> Option<String> {
+    let eol = b.windows(2).position(|w| w == b"\r\n")?;
+    let head = std::str::from_utf8(&b[..eol]).ok()?;
+    match head.as_bytes().first()? {
+        b'$' | b'=' => {
+            let n: usize = head[1..].parse().ok()?;
+            let body = b.get(eol + 2..eol + 2 + n)?;
+            let text = String::from_utf8_lossy(body).into_owned();
+            Some(text.strip_prefix("txt:").map(str::to_string).unwrap_or(text))
+        }
+        _ => Some(head.to_string()),
+    }
+}
+
+/// The gRPC address of the node with client address `addr`: its host and the
+/// bus port of `myself` in its CLUSTER NODES.
+pub fn grpc_addr_of(addr: &str) -> Res<String> {
+    let (host, _) = addr.rsplit_once(':').ok_or_else(|| format!("'{addr}' is not HOST:PORT"))?;
+    let nodes = resp_command(addr, &["CLUSTER", "NODES"])?;
+    if nodes.starts_with('-') {
+        return Err(format!("{addr} answered {nodes}: start it with --cluster"));
+    }
+    let line = nodes.lines().find(|l| l.contains("myself")).ok_or_else(|| format!("{addr}: no 'myself' in CLUSTER NODES"))?;
+    let port = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|a| a.split_once('@'))
+        .and_then(|(_, p)| p.split(',').next())
+        .ok_or_else(|| format!("{addr}: unexpected CLUSTER NODES line '{line}'"))?;
+    Ok(format!("{host}:{port}"))
+}
+
+/// Keys per member, asked of each node (None when unreachable).
+pub async fn key_counts(st: &StatusReply) -> Vec<Option<u64>> {
+    let mut out = Vec::new();
+    for m in &st.members {
+        let n = async {
+            let mut c = connect(&m.grpc_addr).ok()?;
+            let mut req = tonic::Request::new(NodeInfoRequest {});
+            req.set_timeout(Duration::from_secs(2));
+            Some(c.node_info(req).await.ok()?.into_inner().keys)
+        };
+        out.push(n.await);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies() {
+        assert_eq!(complete_reply(b"$3\r\nabc\r\n").as_deref(), Some("abc"));
+        assert_eq!(complete_reply(b"$3\r\nab"), None);
+        assert_eq!(complete_reply(b"-ERR x\r\n").as_deref(), Some("-ERR x"));
+    }
+}
