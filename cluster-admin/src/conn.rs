@@ -15,18 +15,36 @@ use crate::Res;
 pub fn status_err(s: tonic::Status) -> String {
     match s.code() {
         tonic::Code::Unavailable if s.message().is_empty() => "node unreachable: check --seed and that the node runs with --cluster".into(),
+        tonic::Code::Unimplemented => {
+            let why = if s.message().is_empty() { String::new() } else { format!(" ({})", s.message()) };
+            format!("the node does not support this operation{why}: upgrade the cluster's nodes")
+        }
         _ => s.message().to_string(),
     }
 }
 
+/// An admin client whose calls time out after 30 s (connecting after 5 s).
 pub fn connect(grpc_addr: &str) -> Res<AdminClient<Channel>> {
+    Ok(AdminClient::new(endpoint(grpc_addr)?.timeout(Duration::from_secs(30)).connect_lazy()))
+}
+
+fn endpoint(grpc_addr: &str) -> Res<Endpoint> {
     let ep = Endpoint::from_shared(format!("http://{grpc_addr}")).map_err(|e| format!("bad address {grpc_addr}: {e}"))?;
-    Ok(AdminClient::new(ep.connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(30)).connect_lazy()))
+    Ok(ep.connect_timeout(Duration::from_secs(5)))
+}
+
+/// The cluster status, asked of the seed.
+pub async fn status(admin: &mut AdminClient<Channel>) -> Res<StatusReply> {
+    Ok(admin.status(StatusRequest {}).await.map_err(status_err)?.into_inner())
 }
 
 /// A node's id, given its id or its client address, from the cluster status.
 pub async fn resolve_id(admin: &mut AdminClient<Channel>, node: &str) -> Res<String> {
-    let st = admin.status(StatusRequest {}).await.map_err(status_err)?.into_inner();
+    resolve_in(&status(admin).await?, node)
+}
+
+/// A member's id, given its id or its client address.
+pub fn resolve_in(st: &StatusReply, node: &str) -> Res<String> {
     st.members
         .iter()
         .find(|m| m.node_id == node || m.client_addr == node)
@@ -109,6 +127,23 @@ pub async fn key_counts(st: &StatusReply) -> Vec<Option<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_by_id_or_address() {
+        use damselfly_proto::admin::MemberStatus;
+        let m = |id: &str, addr: &str| MemberStatus { node_id: id.into(), client_addr: addr.into(), ..Default::default() };
+        let st = StatusReply { members: vec![m("aa", "10.0.0.1:7001"), m("bb", "10.0.0.2:7001")], ..Default::default() };
+        assert_eq!(resolve_in(&st, "bb").unwrap(), "bb");
+        assert_eq!(resolve_in(&st, "10.0.0.1:7001").unwrap(), "aa");
+        assert!(resolve_in(&st, "10.0.0.3:7001").unwrap_err().contains("no member '10.0.0.3:7001'"));
+    }
+
+    #[test]
+    fn unimplemented_calls_say_to_upgrade() {
+        let e = status_err(tonic::Status::unimplemented(""));
+        assert!(e.contains("upgrade"), "{e}");
+        assert_eq!(status_err(tonic::Status::failed_precondition("slot 5 is not owned by x")), "slot 5 is not owned by x");
+    }
 
     #[test]
     fn replies() {

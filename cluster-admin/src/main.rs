@@ -9,9 +9,9 @@ mod output;
 mod slots;
 
 use clap::{Parser, Subcommand};
-use damselfly_proto::admin::{AddNodeRequest, AssignSlotsRequest, CreateRequest, RemoveNodeRequest, StatusRequest};
+use damselfly_proto::admin::{AbortMigrationRequest, AddNodeRequest, AssignSlotsRequest, CreateRequest, RemoveNodeRequest};
 
-use conn::{connect, grpc_addr_of, key_counts, resolve_id, status_err};
+use conn::{connect, grpc_addr_of, key_counts, resolve_id, status, status_err};
 use output::{table, to_json};
 use slots::parse_slots;
 
@@ -33,7 +33,8 @@ enum Command {
     /// Form a cluster of the seed and the given nodes (client addresses
     /// HOST:PORT) and spread the slots evenly.
     Create { nodes: Vec<String> },
-    /// Show members, leader, slot ranges and key counts.
+    /// Show members, leader, slot ranges, key counts and the migration in
+    /// progress, if any.
     Status,
     /// Add a node (client address HOST:PORT) to the cluster.
     AddNode { node: String },
@@ -41,6 +42,9 @@ enum Command {
     RemoveNode { node: String },
     /// Assign slots (e.g. `0-99,250`) to a node (node id or client address).
     AssignSlots { node: String, slots: String },
+    /// Abandon the migration in progress (e.g. when its source node died):
+    /// the source keeps the slots.
+    AbortMigration,
 }
 
 pub type Res<T> = Result<T, String>;
@@ -75,7 +79,7 @@ async fn run(cli: Cli) -> Res<()> {
             }
             admin.create(CreateRequest { grpc_addrs }).await.map_err(status_err)?.into_inner()
         }
-        Command::Status => admin.status(StatusRequest {}).await.map_err(status_err)?.into_inner(),
+        Command::Status => status(&mut admin).await?,
         Command::AddNode { node } => {
             let grpc_addr = grpc_addr_of(&node)?;
             admin.add_node(AddNodeRequest { grpc_addr }).await.map_err(status_err)?.into_inner()
@@ -89,6 +93,7 @@ async fn run(cli: Cli) -> Res<()> {
             let ranges = parse_slots(&slots)?;
             admin.assign_slots(AssignSlotsRequest { node_id, ranges }).await.map_err(status_err)?.into_inner()
         }
+        Command::AbortMigration => admin.abort_migration(AbortMigrationRequest {}).await.map_err(status_err)?.into_inner(),
     };
     let keys = key_counts(&reply).await;
     if cli.json {

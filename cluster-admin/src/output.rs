@@ -1,8 +1,38 @@
-//! What commands print: the status table and its JSON form.
+//! What commands print: the status table (with the migration in progress)
+//! as text or JSON.
 
-use damselfly_proto::admin::StatusReply;
+use damselfly_proto::admin::{Migration, StatusReply};
 
-use crate::slots::ranges_text;
+use crate::slots::{count, ranges_text};
+
+/// How a member is shown: its client address, else its id.
+pub fn node_label<'a>(st: &'a StatusReply, id: &'a str) -> &'a str {
+    st.members.iter().find(|m| m.node_id == id && !m.client_addr.is_empty()).map_or(id, |m| m.client_addr.as_str())
+}
+
+/// Lays out rows (the first is the header) in columns.
+fn columns(rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `migration ID: SLOTS (N slots) from A to B`.
+pub fn migration_text(st: &StatusReply, m: &Migration) -> String {
+    format!(
+        "migration {}: slots {} ({} slots) from {} to {}",
+        m.id,
+        ranges_text(&m.ranges),
+        count(&m.ranges),
+        node_label(st, &m.from),
+        node_label(st, &m.to)
+    )
+}
 
 pub fn table(st: &StatusReply, keys: &[Option<u64>]) -> String {
     let mut rows = vec![["NODE ID", "ADDRESS", "GRPC", "ROLE", "SLOTS", "RANGES", "KEYS"].map(String::from).to_vec()];
@@ -18,16 +48,14 @@ pub fn table(st: &StatusReply, keys: &[Option<u64>]) -> String {
             k.map_or("?".into(), |n| n.to_string()),
         ]);
     }
-    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for r in &rows {
-        let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    let mut out = columns(&rows);
     let assigned: u32 = st.members.iter().map(|m| m.slot_count).sum();
     let leader = if st.leader_id.is_empty() { "none" } else { &st.leader_id };
     out.push_str(&format!("epoch {}, leader {leader}, {assigned}/16384 slots assigned\n", st.epoch));
+    for m in &st.migrations {
+        out.push_str(&migration_text(st, m));
+        out.push_str(" (in progress)\n");
+    }
     out
 }
 
@@ -49,5 +77,66 @@ pub fn to_json(st: &StatusReply, keys: &[Option<u64>]) -> serde_json::Value {
             })
         })
         .collect();
-    serde_json::json!({ "epoch": st.epoch, "leader_id": st.leader_id, "members": members })
+    let migrations: Vec<serde_json::Value> = st
+        .migrations
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "id": m.id,
+                "from": m.from,
+                "from_addr": node_label(st, &m.from),
+                "to": m.to,
+                "to_addr": node_label(st, &m.to),
+                "slot_count": count(&m.ranges),
+                "slots": m.ranges.iter().map(|r| [r.first, r.last]).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "epoch": st.epoch, "leader_id": st.leader_id, "members": members, "migrations": migrations })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use damselfly_proto::admin::{MemberStatus, SlotRange};
+
+    fn cluster() -> StatusReply {
+        let m = |id: &str, addr: &str, first, last| MemberStatus {
+            node_id: id.into(),
+            client_addr: addr.into(),
+            grpc_addr: String::new(),
+            role: "voter".into(),
+            ranges: vec![SlotRange { first, last }],
+            slot_count: last - first + 1,
+        };
+        StatusReply {
+            leader_id: "aa".into(),
+            epoch: 4,
+            members: vec![m("aa", "10.0.0.1:7001", 0, 8191), m("bb", "10.0.0.2:7001", 8192, 16383)],
+            migrations: vec![Migration {
+                id: "m1".into(),
+                from: "aa".into(),
+                to: "bb".into(),
+                ranges: vec![SlotRange { first: 100, last: 200 }, SlotRange { first: 250, last: 250 }],
+            }],
+        }
+    }
+
+    #[test]
+    fn status_shows_the_migration() {
+        let st = cluster();
+        let text = table(&st, &[Some(5), None]);
+        assert!(
+            text.contains("\nmigration m1: slots 100-200,250 (102 slots) from 10.0.0.1:7001 to 10.0.0.2:7001 (in progress)\n"),
+            "{text}"
+        );
+        let json = to_json(&st, &[Some(5), None]);
+        let m = &json["migrations"][0];
+        assert_eq!((m["id"].as_str(), m["from_addr"].as_str(), m["to"].as_str()), (Some("m1"), Some("10.0.0.1:7001"), Some("bb")));
+        assert_eq!(m["slot_count"], 102);
+        assert_eq!(m["slots"], serde_json::json!([[100, 200], [250, 250]]));
+        let idle = StatusReply { migrations: vec![], ..st };
+        assert!(!table(&idle, &[None, None]).contains("migration"));
+        assert_eq!(to_json(&idle, &[None, None])["migrations"], serde_json::json!([]));
+    }
 }

@@ -31,6 +31,11 @@ pub fn ranges_text(ranges: &[SlotRange]) -> String {
     }
 }
 
+/// Number of slots in the ranges.
+pub fn count(ranges: &[SlotRange]) -> u32 {
+    ranges.iter().map(|r| r.last - r.first + 1).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +47,7 @@ mod tests {
         assert!(parse_slots("5-1").is_err());
         assert!(parse_slots("16384").is_err());
         assert!(parse_slots("").is_err());
+        assert!(parse_slots("a-5").is_err());
+        assert!(parse_slots("1-2-3").is_err());
     }
 }
