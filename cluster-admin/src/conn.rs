@@ -28,6 +28,12 @@ pub fn connect(grpc_addr: &str) -> Res<AdminClient<Channel>> {
     Ok(AdminClient::new(endpoint(grpc_addr)?.timeout(Duration::from_secs(30)).connect_lazy()))
 }
 
+/// An admin client for slot moves: a move streams progress for as long as
+/// it takes, so only connecting is bounded.
+pub fn connect_for_moves(grpc_addr: &str) -> Res<AdminClient<Channel>> {
+    Ok(AdminClient::new(endpoint(grpc_addr)?.connect_lazy()))
+}
+
 fn endpoint(grpc_addr: &str) -> Res<Endpoint> {
     let ep = Endpoint::from_shared(format!("http://{grpc_addr}")).map_err(|e| format!("bad address {grpc_addr}: {e}"))?;
     Ok(ep.connect_timeout(Duration::from_secs(5)))
