@@ -11,15 +11,18 @@ mod plan;
 mod progress;
 mod slots;
 
+use std::collections::BTreeMap;
+
 use clap::{Parser, Subcommand};
 use damselfly_proto::admin::{AbortMigrationRequest, AddNodeRequest, AssignSlotsRequest, CreateRequest, RemoveNodeRequest, StatusReply};
 use serde_json::{Map, Value};
 
 use conn::{connect, connect_for_moves, grpc_addr_of, key_counts, resolve_id, resolve_in, status, status_err};
 use migrate::run_moves;
-use output::{migration_text, node_label, table, to_json};
-use plan::Move;
-use slots::parse_slots;
+use output::{migration_text, node_label, plan_json, plan_table, table, to_json};
+use plan::{parse_weight, plan, Move};
+use progress::{moved_text, Moved};
+use slots::{count, parse_slots, SLOTS};
 
 #[derive(Parser, Debug)]
 #[command(name = "cluster-admin", version, about = "Operate a damselfly cluster")]
@@ -66,6 +69,25 @@ enum Command {
         #[arg(long)]
         slots: String,
     },
+    /// Spread the slots over the members in proportion to their weights,
+    /// moving keys with them.
+    ///
+    /// Prints the plan (moves from members above their share to members
+    /// below it, in as few moves and contiguous ranges as possible), then
+    /// runs the moves one at a time with progress on stderr. The plan is
+    /// computed from the current slot layout, so after an interruption
+    /// running the same command again continues the job. A member within one
+    /// slot of its share counts as balanced. Refused while a migration runs.
+    Rebalance {
+        /// A member's weight, NODE=W (node id or client address, whole
+        /// number; default 1). Weight 0 moves all of a member's slots away.
+        /// Repeat for several members.
+        #[arg(long = "weight", value_name = "NODE=W")]
+        weights: Vec<String>,
+        /// Print the plan and stop.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Abandon the migration in progress (e.g. when its source node died):
     /// the source keeps the slots.
     AbortMigration,
@@ -92,7 +114,7 @@ fn fail(msg: String) -> ! {
 async fn run(cli: Cli) -> Res<()> {
     let seed_grpc = grpc_addr_of(&cli.seed)?;
     let mut admin = connect(&seed_grpc)?;
-    // Extra top-level fields of the JSON output ("moved").
+    // Extra top-level fields of the JSON output ("moved", "plan").
     let mut extra = Map::new();
     let reply = match cli.command {
         Command::Create { nodes } => {
@@ -132,6 +154,49 @@ async fn run(cli: Cli) -> Res<()> {
             extra.insert("moved".into(), moved.to_json());
             status(&mut admin).await?
         }
+        Command::Rebalance { weights, dry_run } => {
+            let st = status(&mut admin).await?;
+            refuse_while_migrating(&st)?;
+            let mut by_id = BTreeMap::new();
+            for w in &weights {
+                let (node, weight) = parse_weight(w)?;
+                let id = resolve_in(&st, &node)?;
+                if by_id.insert(id, weight).is_some() {
+                    return Err(format!("two weights given for {node}"));
+                }
+            }
+            let moves = plan(&st.members, &by_id)?;
+            let assigned: u32 = st.members.iter().map(|m| count(&m.ranges)).sum();
+            if assigned < SLOTS {
+                eprintln!("note: {} slots are not assigned to any member and are left alone", SLOTS - assigned);
+            }
+            if moves.is_empty() {
+                if cli.json {
+                    extra.insert("plan".into(), Value::Array(vec![]));
+                    extra.insert("moved".into(), Moved::default().to_json());
+                    print_status(&st, extra, true).await;
+                } else {
+                    println!("nothing to move: every member owns its share of the slots");
+                }
+                return Ok(());
+            }
+            if dry_run {
+                if cli.json {
+                    println!("{}", serde_json::json!({ "dry_run": true, "plan": plan_json(&st, &moves) }));
+                } else {
+                    print!("{}", plan_table(&st, &moves));
+                    println!("dry run: nothing moved");
+                }
+                return Ok(());
+            }
+            human(cli.json, &plan_table(&st, &moves));
+            let again = "fix the cause and run rebalance again to continue";
+            let moved = run_moves(&mut connect_for_moves(&seed_grpc)?, &st, &moves, again).await?;
+            human(cli.json, &format!("rebalanced: {}\n", moved_text(&moved)));
+            extra.insert("plan".into(), plan_json(&st, &moves));
+            extra.insert("moved".into(), moved.to_json());
+            status(&mut admin).await?
+        }
         Command::AbortMigration => admin.abort_migration(AbortMigrationRequest {}).await.map_err(status_err)?.into_inner(),
     };
     print_status(&reply, extra, cli.json).await;
@@ -149,6 +214,15 @@ async fn print_status(st: &StatusReply, extra: Map<String, Value>, json: bool) {
         println!("{v}");
     } else {
         print!("{}", table(st, &keys));
+    }
+}
+
+/// Text for people: on stdout, or on stderr when stdout carries JSON.
+fn human(json: bool, text: &str) {
+    if json {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
     }
 }
 

@@ -1,8 +1,9 @@
 //! What commands print: the status table (with the migration in progress)
-//! as text or JSON.
+//! and rebalance plans, as text or JSON.
 
 use damselfly_proto::admin::{Migration, StatusReply};
 
+use crate::plan::Move;
 use crate::slots::{count, ranges_text};
 
 /// How a member is shown: its client address, else its id.
@@ -32,6 +33,38 @@ pub fn migration_text(st: &StatusReply, m: &Migration) -> String {
         node_label(st, &m.from),
         node_label(st, &m.to)
     )
+}
+
+/// The moves of a plan as a table with a total line.
+pub fn plan_table(st: &StatusReply, moves: &[Move]) -> String {
+    let mut rows = vec![["FROM", "TO", "SLOTS", "RANGES"].map(String::from).to_vec()];
+    for m in moves {
+        rows.push(vec![
+            node_label(st, &m.from).to_string(),
+            node_label(st, &m.to).to_string(),
+            m.slot_count().to_string(),
+            ranges_text(&m.ranges),
+        ]);
+    }
+    let slots: u32 = moves.iter().map(Move::slot_count).sum();
+    let plural = if moves.len() == 1 { "" } else { "s" };
+    format!("{}{} move{plural}, {slots} slots\n", columns(&rows), moves.len())
+}
+
+pub fn plan_json(st: &StatusReply, moves: &[Move]) -> serde_json::Value {
+    moves
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "from": m.from,
+                "from_addr": node_label(st, &m.from),
+                "to": m.to,
+                "to_addr": node_label(st, &m.to),
+                "slot_count": m.slot_count(),
+                "slots": m.ranges.iter().map(|r| [r.first, r.last]).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 pub fn table(st: &StatusReply, keys: &[Option<u64>]) -> String {
@@ -138,5 +171,25 @@ mod tests {
         let idle = StatusReply { migrations: vec![], ..st };
         assert!(!table(&idle, &[None, None]).contains("migration"));
         assert_eq!(to_json(&idle, &[None, None])["migrations"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn plans() {
+        let st = cluster();
+        let moves = vec![
+            Move { from: "aa".into(), to: "bb".into(), ranges: vec![SlotRange { first: 0, last: 9 }] },
+            Move { from: "bb".into(), to: "cc".into(), ranges: vec![SlotRange { first: 20, last: 20 }, SlotRange { first: 30, last: 31 }] },
+        ];
+        assert_eq!(
+            plan_table(&st, &moves),
+            "FROM           TO             SLOTS  RANGES\n\
+             10.0.0.1:7001  10.0.0.2:7001  10     0-9\n\
+             10.0.0.2:7001  cc             3      20,30-31\n\
+             2 moves, 13 slots\n"
+        );
+        let json = plan_json(&st, &moves);
+        assert_eq!(json[1]["to_addr"], "cc");
+        assert_eq!(json[1]["slots"], serde_json::json!([[20, 20], [30, 31]]));
+        assert_eq!(json[0]["slot_count"], 10);
     }
 }

@@ -1,4 +1,5 @@
-//! Slot lists: parsing `0-99,250` and printing ranges back.
+//! Slot lists: parsing `0-99,250`, printing ranges back, and converting
+//! between ranges and lists of single slots.
 
 use damselfly_proto::admin::SlotRange;
 
@@ -31,9 +32,29 @@ pub fn ranges_text(ranges: &[SlotRange]) -> String {
     }
 }
 
+/// The number of hash slots of a cluster.
+pub const SLOTS: u32 = 16384;
+
 /// Number of slots in the ranges.
 pub fn count(ranges: &[SlotRange]) -> u32 {
     ranges.iter().map(|r| r.last - r.first + 1).sum()
+}
+
+/// Every slot of the ranges, in the ranges' order.
+pub fn expand(ranges: &[SlotRange]) -> Vec<u32> {
+    ranges.iter().flat_map(|r| r.first..=r.last).collect()
+}
+
+/// The fewest ranges covering `slots`, which must be sorted and distinct.
+pub fn compress(slots: &[u32]) -> Vec<SlotRange> {
+    let mut out: Vec<SlotRange> = Vec::new();
+    for &s in slots {
+        match out.last_mut() {
+            Some(r) if r.last + 1 == s => r.last = s,
+            _ => out.push(SlotRange { first: s, last: s }),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -49,5 +70,14 @@ mod tests {
         assert!(parse_slots("").is_err());
         assert!(parse_slots("a-5").is_err());
         assert!(parse_slots("1-2-3").is_err());
+    }
+
+    #[test]
+    fn ranges_round_trip() {
+        let r = parse_slots("0-2,3,7,9-10").unwrap();
+        assert_eq!(count(&r), 7);
+        assert_eq!(expand(&r), vec![0, 1, 2, 3, 7, 9, 10]);
+        assert_eq!(ranges_text(&compress(&expand(&r))), "0-3,7,9-10");
+        assert_eq!(ranges_text(&[]), "-");
     }
 }
