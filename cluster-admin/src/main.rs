@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use conn::{connect, connect_for_moves, grpc_addr_of, key_counts, resolve_id, resolve_in, status, status_err};
 use migrate::run_moves;
 use output::{migration_text, node_label, plan_json, plan_table, table, to_json};
-use plan::{parse_weight, plan, Move};
+use plan::{drain, parse_weight, plan, Move};
 use progress::{moved_text, Moved};
 use slots::{count, parse_slots, SLOTS};
 
@@ -47,8 +47,19 @@ enum Command {
     Status,
     /// Add a node (client address HOST:PORT) to the cluster.
     AddNode { node: String },
-    /// Remove a node (node id or client address); refused while it owns slots.
-    RemoveNode { node: String },
+    /// Remove a node (node id or client address), first moving its slots
+    /// away.
+    ///
+    /// A node that owns slots is drained first: its slots move, keys
+    /// included, to the other members (spread as `rebalance` would with the
+    /// node's weight 0; slots elsewhere stay put), one move at a time with
+    /// progress on stderr. Then the node leaves the cluster. If a move fails
+    /// or is interrupted, the moves done stay done: run the command again to
+    /// continue.
+    RemoveNode {
+        /// Node id or client address (HOST:PORT).
+        node: String,
+    },
     /// Assign slots (e.g. `0-99,250`) to a node (node id or client address)
     /// without moving keys: for slots that hold none.
     AssignSlots { node: String, slots: String },
@@ -133,7 +144,18 @@ async fn run(cli: Cli) -> Res<()> {
             admin.add_node(AddNodeRequest { grpc_addr }).await.map_err(status_err)?.into_inner()
         }
         Command::RemoveNode { node } => {
-            let node_id = resolve_id(&mut admin, &node).await?;
+            let st = status(&mut admin).await?;
+            let node_id = resolve_in(&st, &node)?;
+            let moves = drain_moves(&st, &node_id)?;
+            if !moves.is_empty() {
+                refuse_while_migrating(&st)?;
+                human(cli.json, &format!("draining {}:\n{}", node_label(&st, &node_id), plan_table(&st, &moves)));
+                let again = "fix the cause and run remove-node again to continue";
+                let moved = run_moves(&mut connect_for_moves(&seed_grpc)?, &st, &moves, again).await?;
+                extra.insert("plan".into(), plan_json(&st, &moves));
+                extra.insert("moved".into(), moved.to_json());
+                human(cli.json, &format!("drained: {}\n", moved_text(&moved)));
+            }
             admin.remove_node(RemoveNodeRequest { node_id }).await.map_err(status_err)?.into_inner()
         }
         Command::AssignSlots { node, slots } => {
@@ -232,4 +254,13 @@ fn refuse_while_migrating(st: &StatusReply) -> Res<()> {
         None => Ok(()),
         Some(m) => Err(format!("a migration is already running: {}; wait for it or run abort-migration", migration_text(st, m))),
     }
+}
+
+/// The moves that empty `node` before it is removed.
+fn drain_moves(st: &StatusReply, node: &str) -> Res<Vec<Move>> {
+    let owns = st.members.iter().any(|m| m.node_id == node && !m.ranges.is_empty());
+    if owns && st.members.len() < 2 {
+        return Err(format!("{} is the only member: no other node can take its slots", node_label(st, node)));
+    }
+    drain(&st.members, node)
 }

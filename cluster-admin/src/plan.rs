@@ -100,6 +100,14 @@ pub fn plan(members: &[MemberStatus], weights: &BTreeMap<String, u32>) -> Res<Ve
     Ok(moves)
 }
 
+/// The moves that empty `node`: the moves of `plan` with `node` weighing 0
+/// that start at `node`, so its slots spread over the other members while
+/// slots already elsewhere stay where they are.
+pub fn drain(members: &[MemberStatus], node: &str) -> Res<Vec<Move>> {
+    let weights = BTreeMap::from([(node.to_string(), 0)]);
+    Ok(plan(members, &weights)?.into_iter().filter(|m| m.from == node).collect())
+}
+
 /// Parses `NODE=W` (W a whole number) into the node as given and the weight.
 pub fn parse_weight(s: &str) -> Res<(String, u32)> {
     let bad = || format!("bad weight '{s}': use NODE=W, NODE a node id or client address and W a whole number (0 empties the node)");
@@ -278,6 +286,21 @@ mod tests {
         assert_eq!(counts(&after), vec![8192, 0, 8192]);
         assert_eq!(crate::slots::ranges_text(&after[0].ranges), "0-8191");
         assert_eq!(crate::slots::ranges_text(&after[2].ranges), "8192-16383");
+        assert_eq!(drain(&c, "b").unwrap(), moves);
+    }
+
+    #[test]
+    fn drain_moves_only_the_drained_members_slots() {
+        // b and c are unbalanced between themselves; draining a leaves that alone.
+        let c = cluster(&[("a", "0-99"), ("b", "100-10099"), ("c", "10100-16383")]);
+        let moves = drain(&c, "a").unwrap();
+        assert!(moves.iter().all(|m| m.from == "a"));
+        assert_eq!(counts(&apply(&c, &moves))[0], 0);
+        assert!(drain(&cluster(&[("a", ""), ("b", "0-16383")]), "a").unwrap().is_empty());
+        // The slot left over by rounding goes to the member taking slots anyway, not as a one-slot move.
+        let c = cluster(&[("a", "0-5460"), ("b", "5461-10921"), ("c", "10922-16383"), ("d", "")]);
+        assert_eq!(text(&drain(&c, "c").unwrap()), ["c>d 10922-16383"]);
+        assert!(drain(&cluster(&[("a", "0-16383")]), "a").is_err());
     }
 
     #[test]
