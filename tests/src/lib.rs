@@ -1,6 +1,8 @@
 //! Test harness: starts real `damselfly` processes on random loopback ports
 //! and stops them when dropped; raw-socket helpers for exact protocol checks.
 
+pub mod cluster;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -10,12 +10,13 @@ use std::time::Duration;
 use damselfly_proto::admin::admin_client::AdminClient;
 use damselfly_proto::admin::admin_server::Admin;
 use damselfly_proto::admin::{
-    AbortMigrationRequest, AddNodeRequest, AssignSlotsRequest, CreateRequest, MemberStatus, MoveProgress, MoveSlotsRequest, NodeInfoReply,
-    NodeInfoRequest, RemoveNodeRequest, SlotRange, StatusReply, StatusRequest,
+    AbortMigrationRequest, AddNodeRequest, AssignSlotsRequest, CreateRequest, MemberStatus, Migration, MoveProgress, MoveSlotsRequest,
+    NodeInfoReply, NodeInfoRequest, RemoveNodeRequest, SlotRange, StatusReply, StatusRequest,
 };
 use openraft::ChangeMembers;
 use tonic::{Request, Response, Status};
 
+use super::migration::{source, Control, ProposeError};
 use super::network::channel;
 use super::raft::{even_ranges, raft_id, Change, NodeAddr, NodeId, Raft, StateMachine};
 use crate::shard::Engine;
@@ -29,6 +30,7 @@ pub struct AdminService {
     pub sm: StateMachine,
     pub engine: Arc<Engine>,
     pub myself: NodeAddr,
+    pub ctl: Arc<Control>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -69,11 +71,15 @@ async fn committed<T, E: std::fmt::Display>(f: impl std::future::Future<Output =
     match tokio::time::timeout(COMMIT_TIMEOUT, f).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(failed(e)),
-        Err(_) => Err(Status::unavailable(format!(
-            "the change was not committed within {} s: a majority of voters is probably down; restart them and retry (nodes keep serving their slots meanwhile)",
-            COMMIT_TIMEOUT.as_secs()
-        ))),
+        Err(_) => Err(not_committed()),
     }
+}
+
+fn not_committed() -> Status {
+    Status::unavailable(format!(
+        "the change was not committed within {} s: a majority of voters is probably down; restart them and retry (nodes keep serving their slots meanwhile)",
+        COMMIT_TIMEOUT.as_secs()
+    ))
 }
 
 impl AdminService {
@@ -114,8 +120,15 @@ impl AdminService {
         }
     }
 
+    /// Commits a configuration change on this node (the leader); a change
+    /// the state machine refuses fails with its reason.
     async fn write(&self, c: Change) -> Result<(), Status> {
-        committed(self.raft.client_write(c)).await
+        let r = tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(c)).await;
+        match r {
+            Ok(Ok(r)) => r.data.rejected.map_or(Ok(()), |why| Err(failed(why))),
+            Ok(Err(e)) => Err(failed(e)),
+            Err(_) => Err(not_committed()),
+        }
     }
 
     fn status(&self) -> StatusReply {
@@ -140,7 +153,17 @@ impl AdminService {
             })
             .collect();
         members.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-        StatusReply { leader_id, epoch: cfg.epoch, members, migrations: Vec::new() }
+        let migrations = cfg
+            .migrations
+            .iter()
+            .map(|m| Migration {
+                id: m.id.clone(),
+                from: m.from.clone(),
+                to: m.to.clone(),
+                ranges: m.ranges.iter().map(|&(a, b)| SlotRange { first: a as u32, last: b as u32 }).collect(),
+            })
+            .collect();
+        StatusReply { leader_id, epoch: cfg.epoch, members, migrations }
     }
 
     /// Waits (bounded) until this node sees a leader.
@@ -294,24 +317,90 @@ impl Admin for AdminService {
         if !known {
             return Err(Status::not_found(format!("no member with id {}: add the node first", req.node_id)));
         }
-        let mut ranges = Vec::new();
-        for r in &req.ranges {
-            if r.first > r.last || r.last as usize >= SLOTS {
-                return Err(Status::invalid_argument(format!("bad slot range {}-{}: slots are 0-16383", r.first, r.last)));
-            }
-            ranges.push((r.first as u16, r.last as u16));
-        }
+        let ranges = check_ranges(&req.ranges)?;
         self.write(Change::AssignSlots { ranges, owner: req.node_id }).await?;
         Ok(Response::new(self.status()))
     }
 
     type MoveSlotsStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<MoveProgress, Status>> + Send>>;
 
-    async fn move_slots(&self, _: Request<MoveSlotsRequest>) -> Reply<Self::MoveSlotsStream> {
-        Err(Status::unimplemented("slot migration is being built"))
+    async fn move_slots(&self, req: Request<MoveSlotsRequest>) -> Reply<Self::MoveSlotsStream> {
+        let req = req.into_inner();
+        let ranges = check_ranges(&req.ranges)?;
+        if ranges.is_empty() {
+            return Err(Status::invalid_argument("no slots given"));
+        }
+        let membership = self.raft.metrics().borrow().membership_config.membership().clone();
+        let find = |id: &str| membership.nodes().find(|(_, n)| n.id == id).map(|(_, n)| n.clone());
+        let from = find(&req.from).ok_or_else(|| Status::not_found(format!("no member with id {}", req.from)))?;
+        let to = find(&req.to).ok_or_else(|| Status::not_found(format!("no member with id {}", req.to)))?;
+        if from.id == to.id {
+            return Err(Status::invalid_argument("source and target are the same node"));
+        }
+        let cfg = self.sm.config();
+        if let Some(m) = cfg.migrations.first() {
+            return Err(failed(format!("migration {} ({} -> {}) is already running: wait for it or abort it", m.id, m.from, m.to)));
+        }
+        if from.id != self.myself.id {
+            // The source runs the migration: relay its progress.
+            let mut c = admin_client(&from.grpc_url()).await?;
+            let upstream = c.move_slots(req).await?.into_inner();
+            return Ok(Response::new(Box::pin(upstream)));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let progress = Arc::new(source::Progress::default());
+        let ctl = self.ctl.clone();
+        let started = tokio::time::Instant::now();
+        tokio::spawn(async move {
+            let p = progress.clone();
+            let mut work = Box::pin(source::run(ctl, to, ranges, progress));
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let report = |phase: &str, done: bool, pause_ms: u64| MoveProgress {
+                keys_sent: p.keys.load(std::sync::atomic::Ordering::Relaxed),
+                bytes_sent: p.bytes.load(std::sync::atomic::Ordering::Relaxed),
+                phase: phase.to_string(),
+                done,
+                pause_ms,
+            };
+            let outcome = loop {
+                tokio::select! {
+                    r = &mut work => break r,
+                    _ = tick.tick() => {
+                        let phase = *p.phase.lock().unwrap_or_else(|e| e.into_inner());
+                        // The operator may have gone away; the migration goes on.
+                        let _ = tx.try_send(Ok(report(phase, false, 0)));
+                    }
+                }
+            };
+            let last = match outcome {
+                Ok(m) => Ok(report("done", true, m.pause.as_millis() as u64)),
+                Err(e) => Err(failed(e)),
+            };
+            tracing::info!(seconds = started.elapsed().as_secs_f64(), "move-slots finished");
+            let _ = tx.send(last).await;
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
     async fn abort_migration(&self, _: Request<AbortMigrationRequest>) -> Reply<StatusReply> {
-        Err(Status::unimplemented("slot migration is being built"))
+        let Some(m) = self.sm.config().migrations.first().cloned() else {
+            return Err(failed("no migration is running"));
+        };
+        match self.ctl.propose(Change::AbortMigration { id: m.id }).await {
+            Ok(_) | Err(ProposeError::Rejected(_)) => Ok(Response::new(self.status())),
+            Err(ProposeError::Unknown(e)) => Err(Status::unavailable(e)),
+        }
     }
+}
+
+/// Checks slot ranges from a request.
+fn check_ranges(ranges: &[SlotRange]) -> Result<Vec<(u16, u16)>, Status> {
+    let mut out = Vec::new();
+    for r in ranges {
+        if r.first > r.last || r.last as usize >= SLOTS {
+            return Err(Status::invalid_argument(format!("bad slot range {}-{}: slots are 0-16383", r.first, r.last)));
+        }
+        out.push((r.first as u16, r.last as u16));
+    }
+    Ok(out)
 }

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod identity;
+pub mod migration;
 pub mod network;
 pub mod raft;
 pub mod slots;
@@ -73,11 +74,27 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
                 }
             };
             info!(%addr, "cluster gRPC service listening");
-            let admin = admin::AdminService { raft: raft.clone(), sm, engine, myself };
+            let ctl = Arc::new(migration::Control {
+                raft: raft.clone(),
+                sm: sm.clone(),
+                engine: engine.clone(),
+                map,
+                myself: myself.clone(),
+                running: Default::default(),
+                imports: Default::default(),
+            });
+            tokio::spawn(migration::purge::run(ctl.clone()));
+            let admin = admin::AdminService { raft: raft.clone(), sm, engine, myself, ctl: ctl.clone() };
+            let max = migration::MAX_MESSAGE;
             let served = tonic::transport::Server::builder()
-                .timeout(Duration::from_secs(30))
+                .timeout(Duration::from_secs(60))
                 .add_service(damselfly_proto::raft::raft_server::RaftServer::new(network::RaftService { raft }))
                 .add_service(damselfly_proto::admin::admin_server::AdminServer::new(admin))
+                .add_service(
+                    damselfly_proto::migration::migration_server::MigrationServer::new(migration::target::MigrationService(ctl))
+                        .max_decoding_message_size(max)
+                        .max_encoding_message_size(max),
+                )
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
                 .await;
             if let Err(e) = served {

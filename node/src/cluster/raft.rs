@@ -19,7 +19,7 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::slots::{ClusterView, Member, SlotMap};
+use super::slots::{ClusterView, Member, MigrationView, SlotMap};
 use crate::slot::SLOTS;
 
 /// A member's identity and addresses, carried in Raft's membership.
@@ -44,12 +44,23 @@ impl NodeAddr {
 pub enum Change {
     /// Gives the slots of the inclusive ranges to a member (by node id).
     AssignSlots { ranges: Vec<(u16, u16)>, owner: String },
+    /// Records a slot migration from `from` (which must own every slot) to
+    /// `to`. Refused while another migration runs.
+    BeginMigration { id: String, ranges: Vec<(u16, u16)>, from: String, to: String },
+    /// Ends migration `id` with the target owning its slots. Refused (no-op)
+    /// when `id` is no longer the running migration, e.g. after an abort.
+    CompleteMigration { id: String },
+    /// Ends migration `id` (any running one when `id` is empty) with the
+    /// source keeping its slots.
+    AbortMigration { id: String },
 }
 
-/// What applying a change returns: the epoch of the configuration it made.
+/// What applying a change returns: the epoch of the configuration it made,
+/// or why the change was refused (the configuration is then unchanged).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ChangeResult {
     pub epoch: u64,
+    pub rejected: Option<String>,
 }
 
 openraft::declare_raft_types!(
@@ -66,13 +77,16 @@ pub fn raft_id(node_id: &str) -> Option<NodeId> {
     u64::from_str_radix(node_id.get(..16)?, 16).ok()
 }
 
-/// A slot migration in flight (filled in by slot migration).
+/// A slot migration in flight: the source still owns the slots, the
+/// target accepts their keys (see `cluster::migration`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Migration {
+    pub id: String,
     pub ranges: Vec<(u16, u16)>,
     pub from: String,
     pub to: String,
-    pub state: String,
+    /// Raft log index of the entry that began it.
+    pub log_index: u64,
 }
 
 /// The replicated configuration besides membership.
@@ -119,10 +133,57 @@ impl ClusterConfig {
         self.slots = slots;
     }
 
-    fn apply(&mut self, c: &Change) {
+    /// Applies a change made at log index `index`, or says why not.
+    fn apply(&mut self, c: &Change, index: u64) -> Result<(), String> {
         match c {
-            Change::AssignSlots { ranges, owner } => self.assign(ranges, owner),
+            Change::AssignSlots { ranges, owner } => {
+                if let Some(m) = self.migrations.first() {
+                    if ranges.iter().any(|&(a, b)| m.ranges.iter().any(|&(c, d)| a <= d && c <= b)) {
+                        return Err(format!("slots of migration {} are moving: abort it first", m.id));
+                    }
+                }
+                self.assign(ranges, owner)
+            }
+            Change::BeginMigration { id, ranges, from, to } => {
+                if let Some(m) = self.migrations.first() {
+                    return Err(format!("migration {} ({} -> {}) is already running", m.id, m.from, m.to));
+                }
+                if from == to {
+                    return Err("source and target are the same node".into());
+                }
+                let dense = self.dense();
+                for &(a, b) in ranges {
+                    if a > b || b as usize >= SLOTS {
+                        return Err(format!("bad slot range {a}-{b}"));
+                    }
+                    if let Some(s) = (a..=b).find(|&s| dense[s as usize] != Some(from.as_str())) {
+                        return Err(format!("slot {s} is not owned by {from}"));
+                    }
+                }
+                self.migrations.push(Migration {
+                    id: id.clone(),
+                    ranges: ranges.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    log_index: index,
+                });
+            }
+            Change::CompleteMigration { id } => {
+                let Some(pos) = self.migrations.iter().position(|m| &m.id == id) else {
+                    return Err(format!("migration {id} is not running (aborted?)"));
+                };
+                let m = self.migrations.remove(pos);
+                self.assign(&m.ranges, &m.to);
+            }
+            Change::AbortMigration { id } => {
+                let before = self.migrations.len();
+                self.migrations.retain(|m| !id.is_empty() && &m.id != id);
+                if self.migrations.len() == before {
+                    return Err("no such migration is running".into());
+                }
+            }
         }
+        Ok(())
     }
 }
 
@@ -364,7 +425,13 @@ fn view_of(data: &SmData, my_id: &str) -> ClusterView {
         .collect();
     members.sort_by(|a, b| a.id.cmp(&b.id));
     let owners = data.config.slots.iter().flat_map(|(a, b, id)| (*a..=*b).map(move |s| (s, id.clone())));
-    ClusterView::new(my_id, data.config.epoch, members, owners)
+    let mut view = ClusterView::new(my_id, data.config.epoch, members, owners);
+    view.migration = data
+        .config
+        .migrations
+        .first()
+        .map(|m| Arc::new(MigrationView { id: m.id.clone(), from: m.from.clone(), to: m.to.clone(), ranges: m.ranges.clone() }));
+    view
 }
 
 impl StateMachine {
@@ -439,16 +506,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 g.data.last_applied = Some(e.log_id);
                 match e.payload {
                     EntryPayload::Blank => {}
-                    EntryPayload::Normal(c) => {
-                        g.data.config.apply(&c);
-                        g.data.config.epoch += 1;
-                    }
+                    EntryPayload::Normal(c) => match g.data.config.apply(&c, e.log_id.index) {
+                        Ok(()) => g.data.config.epoch += 1,
+                        Err(why) => {
+                            out.push(ChangeResult { epoch: g.data.config.epoch, rejected: Some(why) });
+                            continue;
+                        }
+                    },
                     EntryPayload::Membership(m) => {
                         g.data.membership = StoredMembership::new(Some(e.log_id), m);
                         g.data.config.epoch += 1;
                     }
                 }
-                out.push(ChangeResult { epoch: g.data.config.epoch });
+                out.push(ChangeResult { epoch: g.data.config.epoch, rejected: None });
             }
         }
         self.publish();
@@ -495,6 +565,32 @@ mod tests {
         c.assign(&[(50, 60)], "b");
         assert_eq!(c.slots, vec![(0, 49, "a".into()), (50, 60, "b".into()), (61, 199, "a".into())]);
         assert_eq!(c.count_of("a"), 189);
+    }
+
+    #[test]
+    fn migrations_are_checked() {
+        let mut c = ClusterConfig::default();
+        c.assign(&[(0, 99)], "a");
+        let begin =
+            |id: &str, from: &str| Change::BeginMigration { id: id.into(), ranges: vec![(10, 20)], from: from.into(), to: "b".into() };
+        assert_eq!(c.apply(&begin("m1", "b"), 5), Err("source and target are the same node".into()));
+        assert_eq!(
+            c.apply(&Change::BeginMigration { id: "m".into(), ranges: vec![(90, 120)], from: "a".into(), to: "b".into() }, 5),
+            Err("slot 100 is not owned by a".into())
+        );
+        assert_eq!(c.apply(&begin("m1", "a"), 5), Ok(()));
+        assert_eq!(c.migrations[0].log_index, 5);
+        assert!(c.apply(&begin("m2", "a"), 6).unwrap_err().contains("already running"));
+        assert!(c.apply(&Change::AssignSlots { ranges: vec![(15, 15)], owner: "c".into() }, 7).is_err());
+        // Abort wins over a later complete, and the source keeps the slots.
+        assert_eq!(c.apply(&Change::AbortMigration { id: "m1".into() }, 8), Ok(()));
+        assert!(c.apply(&Change::CompleteMigration { id: "m1".into() }, 9).is_err());
+        assert_eq!(c.count_of("a"), 100);
+        assert_eq!(c.apply(&begin("m3", "a"), 10), Ok(()));
+        assert_eq!(c.apply(&Change::CompleteMigration { id: "m3".into() }, 11), Ok(()));
+        assert_eq!(c.slots, vec![(0, 9, "a".into()), (10, 20, "b".into()), (21, 99, "a".into())]);
+        assert!(c.migrations.is_empty());
+        assert!(c.apply(&Change::AbortMigration { id: String::new() }, 12).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
+use super::migration::gate::Gate;
 use crate::commands::CommandSpec;
 use crate::error::CmdError;
 use crate::slot::{key_slot, SLOTS};
@@ -46,6 +47,31 @@ pub struct ClusterView {
     owner: Box<[u16]>,
     /// This node's index in `members`, when it is one.
     pub me: Option<usize>,
+    /// The migration in progress, if any.
+    pub migration: Option<Arc<MigrationView>>,
+}
+
+/// A migration as the engine sees it: which slots move, between whom.
+#[derive(Clone, Debug)]
+pub struct MigrationView {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub ranges: Vec<(u16, u16)>,
+}
+
+impl MigrationView {
+    pub fn contains(&self, slot: u16) -> bool {
+        self.ranges.iter().any(|&(a, b)| a <= slot && slot <= b)
+    }
+
+    /// Every slot that moves, ascending.
+    pub fn slots(&self) -> Vec<u16> {
+        let mut v: Vec<u16> = self.ranges.iter().flat_map(|&(a, b)| a..=b).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
 }
 
 /// Where a command's slot is served.
@@ -61,7 +87,21 @@ impl ClusterView {
     /// A configuration with no members and no slot assigned (a node in
     /// cluster mode before it joins a cluster).
     pub fn empty() -> ClusterView {
-        ClusterView { epoch: 0, members: Vec::new(), owner: vec![UNASSIGNED; SLOTS].into_boxed_slice(), me: None }
+        ClusterView { epoch: 0, members: Vec::new(), owner: vec![UNASSIGNED; SLOTS].into_boxed_slice(), me: None, migration: None }
+    }
+
+    /// Whether this node is the target of a migration moving `slot` (it
+    /// holds the slot's keys as they arrive but does not serve them yet).
+    pub fn importing(&self, slot: u16) -> bool {
+        match (&self.migration, self.me) {
+            (Some(m), Some(me)) => m.to == self.members[me].id && m.contains(slot),
+            _ => false,
+        }
+    }
+
+    /// Whether this node keeps keys of `slot`: it serves it or imports it.
+    pub fn keeps(&self, slot: u16) -> bool {
+        self.route(slot) == Route::Local || self.importing(slot)
     }
 
     /// Builds a view from members and per-slot owner ids (`None` =
@@ -143,19 +183,30 @@ impl ClusterView {
 }
 
 /// The node-wide slot map: the current view plus a version counter that
-/// connections poll to refresh their cached copy.
+/// connections poll to refresh their cached copy, and the cut-over gate of
+/// a migration leaving this node.
 pub struct SlotMap {
     /// This node, as it announces itself (also before it is a member).
     pub myself: Member,
     version: AtomicU64,
     current: RwLock<Arc<ClusterView>>,
+    /// Slots whose writes are held during a migration's cut-over.
+    pub gate: Gate,
+    /// Bumped with every installed view (for tasks that react to changes).
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl SlotMap {
     /// A map for node `myself` holding no configuration yet.
     pub fn new(myself: Member) -> SlotMap {
         let view = ClusterView::empty();
-        SlotMap { myself, version: AtomicU64::new(1), current: RwLock::new(Arc::new(view)) }
+        let (changed, _) = tokio::sync::watch::channel(1);
+        SlotMap { myself, version: AtomicU64::new(1), current: RwLock::new(Arc::new(view)), gate: Gate::default(), changed }
+    }
+
+    /// A receiver told of every new view.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// The current view.
@@ -166,7 +217,8 @@ impl SlotMap {
     /// Replaces the view; connections pick it up before their next command.
     pub fn install(&self, view: ClusterView) {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
-        self.version.fetch_add(1, Ordering::Release);
+        let v = self.version.fetch_add(1, Ordering::Release) + 1;
+        self.changed.send_replace(v);
     }
 
     #[inline]
@@ -265,18 +317,39 @@ impl ConnCluster {
         let view = self.view().clone();
         let mut err = None;
         for_each_key(spec, args, |k| {
-            if err.is_some() {
-                return;
-            }
-            let slot = key_slot(k);
-            match view.route(slot) {
-                Route::Local => {}
-                Route::Unassigned => err = Some(CmdError::Other("CLUSTERDOWN Hash slot not served".into())),
-                Route::Moved(i) => err = Some(moved(slot, &view.members[i])),
+            if err.is_none() {
+                err = route_error(&view, key_slot(k));
             }
         });
         err.map_or(Ok(()), Err)
     }
+
+    /// Every key is in a slot served here; else the error for the first one
+    /// that is not.
+    pub fn keys_served_here(&mut self, keys: &[Bytes]) -> Result<(), CmdError> {
+        let view = self.view().clone();
+        keys.iter().find_map(|k| route_error(&view, key_slot(k))).map_or(Ok(()), Err)
+    }
+}
+
+/// The error for a slot not served here, if it is not.
+fn route_error(view: &ClusterView, slot: u16) -> Option<CmdError> {
+    match view.route(slot) {
+        Route::Local => None,
+        Route::Unassigned => Some(CmdError::Other("CLUSTERDOWN Hash slot not served".into())),
+        Route::Moved(i) => Some(moved(slot, &view.members[i])),
+    }
+}
+
+/// Whether a migration's cut-over holds the slot of one of the command's
+/// keys.
+pub fn touches_closed(map: &SlotMap, spec: &CommandSpec, args: &[Bytes]) -> bool {
+    if !map.gate.any_closed() {
+        return false;
+    }
+    let mut held = false;
+    for_each_key(spec, args, |k| held = held || map.gate.is_closed(key_slot(k)));
+    held
 }
 
 /// The `-MOVED` error for `slot`, served by `m`.

@@ -17,6 +17,7 @@ use crate::scripting::vm::{with_vm, with_vm_on, Vm};
 use crate::scripting::{flags, functions, parse_sha, sha1_hex};
 use crate::server::conn::Conn;
 use crate::shard::Shard;
+use crate::slot::key_slot;
 use crate::util::{eq_ic, glob_match, parse_i64};
 
 const SC: &[&str] = &["slow", "scripting"];
@@ -257,24 +258,66 @@ async fn run(conn: &mut Conn, inv: Invocation, known_wide: bool) {
             Some(first) => shards.all(|s| s == first).then_some(first),
         };
         if let Some(s) = target {
-            let (outcome, back) = conn
-                .run_on(s, move |sh| {
-                    let o = exec::run_fast(sh, &inv);
-                    (o, inv)
-                })
-                .await;
-            match outcome {
-                Outcome::Reply(r) => {
-                    conn.out.buf.extend_from_slice(&r);
-                    return;
+            let mut tries = 0;
+            loop {
+                let (outcome, back) = conn
+                    .run_on(s, move |sh| {
+                        // Checked on the shard: see cluster::migration::gate.
+                        let held = sh.cluster.as_ref().is_some_and(|m| inv.keys.iter().any(|k| m.gate.is_closed(key_slot(k))));
+                        let o = (!held).then(|| exec::run_fast(sh, &inv));
+                        (o, inv)
+                    })
+                    .await;
+                inv = back;
+                match outcome {
+                    Some(Outcome::Reply(r)) => {
+                        conn.out.buf.extend_from_slice(&r);
+                        return;
+                    }
+                    Some(Outcome::Escalate) => break,
+                    None => {
+                        // A migration's cut-over holds the keys' slot.
+                        tries += 1;
+                        let routed = match &mut conn.cluster {
+                            Some(c) if tries <= 60 => {
+                                c.map.gate.wait_open(Some(key_slot(&inv.keys[0])), std::time::Duration::from_secs(1)).await;
+                                c.keys_served_here(&inv.keys)
+                            }
+                            _ => Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into())),
+                        };
+                        if let Err(e) = routed {
+                            conn.out.error(&e);
+                            return;
+                        }
+                    }
                 }
-                Outcome::Escalate => inv = back,
             }
         }
     }
     let mut tx = conn.begin_tx();
     let all: Vec<usize> = (0..conn.engine.nshards()).collect();
     tx.lock_all(&all).await;
+    // In cluster mode, a script holding every shard may touch keys it did
+    // not declare: while a migration's cut-over holds any slot, release,
+    // wait and route the declared keys again.
+    let mut tries = 0;
+    while !in_exec && conn.cluster.as_ref().is_some_and(|c| c.map.gate.any_closed()) {
+        conn.end_tx(tx);
+        tries += 1;
+        let routed = match &mut conn.cluster {
+            Some(c) if tries <= 60 => {
+                c.map.gate.wait_open(None, std::time::Duration::from_secs(1)).await;
+                c.keys_served_here(&inv.keys)
+            }
+            _ => Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into())),
+        };
+        if let Err(e) = routed {
+            conn.out.error(&e);
+            return;
+        }
+        tx = conn.begin_tx();
+        tx.lock_all(&all).await;
+    }
     let engine = conn.engine.clone();
     let txid = tx.id;
     let reply = conn.local.run(txid, |sh| exec::run_wide(sh, &engine, txid, &inv)).await;

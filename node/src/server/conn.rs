@@ -67,6 +67,11 @@ struct Pending {
     shard: usize,
 }
 
+/// How long a command held by a migration's cut-over waits before its
+/// routing is checked again, and how many times.
+const CUTOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+const CUTOVER_RETRIES: usize = 60;
+
 pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) {
     let addr = sock.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -234,7 +239,9 @@ impl Conn {
                     }
                     None => {
                         self.flush(&mut segment, &mut splits).await;
-                        self.run_deferred(spec, &args).await;
+                        if let Err(e) = commands::connection::dispatch(self, *c, &args).await {
+                            self.out.error(&e);
+                        }
                     }
                 },
                 Exec::Conn(c) => {
@@ -331,6 +338,26 @@ impl Conn {
         shards.dedup();
         let mut tx = Tx::new(&self.engine, &self.local);
         tx.lock_all(&shards).await;
+        // A migration's cut-over holds the transaction's slot: release, wait
+        // and route again (the slot has usually moved: EXEC is redirected).
+        let mut tries = 0;
+        while multi.queued.iter().any(|(spec, args)| self.held(spec, args)) {
+            drop(tx);
+            tries += 1;
+            for (spec, args) in &multi.queued {
+                let routed = if tries > CUTOVER_RETRIES {
+                    Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into()))
+                } else {
+                    self.after_cutover(spec, args).await
+                };
+                if let Err(e) = routed {
+                    self.unwatch();
+                    return Err(e);
+                }
+            }
+            tx = Tx::new(&self.engine, &self.local);
+            tx.lock_all(&shards).await;
+        }
         let aborted = self.watch.as_ref().is_some_and(|w| w.dirty.load(Relaxed));
         self.unwatch();
         if aborted {
@@ -563,30 +590,63 @@ impl Conn {
     }
 
     async fn run_one(&mut self, p: Pending) {
+        let mut p = p;
+        for _ in 0..CUTOVER_RETRIES {
+            let Some(back) = self.try_one(p).await else { return };
+            if !self.held(back.spec, &back.args) && matches!(back.spec.exec, Exec::Conn(_)) {
+                // A script its shard handed back: it needs every shard.
+                if let Exec::Conn(c) = back.spec.exec {
+                    if let Err(e) = commands::connection::dispatch(self, c, &back.args).await {
+                        self.out.error(&e);
+                    }
+                }
+                return;
+            }
+            // Held by a migration's cut-over: wait, then route it again (it
+            // is usually MOVED now; if the migration failed, it runs here).
+            if let Err(e) = self.after_cutover(back.spec, &back.args).await {
+                return self.out.error(&e);
+            }
+            let shard = self.single_shard(back.spec, &back.args).unwrap_or(back.shard);
+            p = Pending { shard, ..back };
+        }
+        self.out.error(&CmdError::Other("TRYAGAIN the slot is still being migrated".into()));
+    }
+
+    /// Runs one command on its shard; hands it back unrun when the
+    /// connection must handle it (a script that needs every shard, or a
+    /// slot held by a migration's cut-over).
+    async fn try_one(&mut self, p: Pending) -> Option<Pending> {
         let db = self.db;
         if p.shard == self.local.id() {
             let out = &mut self.out;
             let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, p.spec, &p.args, out, now_ms())).await;
-            if !ran {
-                self.run_deferred(p.spec, &p.args).await;
-            }
+            (!ran).then_some(p)
         } else {
             let resp3 = self.out.resp3;
             let mut r = run_on(&self.engine, &self.local, p.shard, NO_TX, move |sh| exec_batch(sh, db, resp3, vec![(0, p)])).await;
             self.out.buf.extend_from_slice(&r.buf);
-            if let Some((_, p)) = r.rest.pop() {
-                self.run_deferred(p.spec, &p.args).await;
-            }
+            r.rest.pop().map(|(_, p)| p)
         }
     }
 
-    /// Runs on the connection a script command its shard handed back.
-    async fn run_deferred(&mut self, spec: &'static CommandSpec, args: &[Bytes]) {
-        if let Exec::Conn(c) = spec.exec {
-            if let Err(e) = commands::connection::dispatch(self, c, args).await {
-                self.out.error(&e);
-            }
+    /// Whether a migration's cut-over holds a slot of the command's keys.
+    pub fn held(&self, spec: &CommandSpec, args: &[Bytes]) -> bool {
+        self.cluster.as_ref().is_some_and(|c| crate::cluster::slots::touches_closed(&c.map, spec, args))
+    }
+
+    /// Waits until no slot of the command's keys is held by a migration's
+    /// cut-over, then checks the command's routing again.
+    pub async fn after_cutover(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> CmdResult {
+        let Some(c) = &mut self.cluster else { return Ok(()) };
+        let map = c.map.clone();
+        let mut slots = Vec::new();
+        crate::cluster::slots::for_each_key(spec, args, |k| slots.push(crate::slot::key_slot(k)));
+        for s in slots {
+            map.gate.wait_open(Some(s), CUTOVER_WAIT).await;
         }
+        let scripting = &self.engine.scripting;
+        c.check(spec, args, false, false, || commands::scripting::allows_cross_slot(scripting, spec, args))
     }
 
     /// Multi-key commands whose keys span shards (consecutive ones of a
@@ -761,6 +821,11 @@ fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending
 /// shard of its declared keys. False (nothing written) when the connection
 /// must run it instead.
 fn exec_or_defer(sh: &mut Shard, db: usize, spec: &'static CommandSpec, args: &[Bytes], out: &mut Out, now: u64) -> bool {
+    if let Some(map) = &sh.cluster {
+        if map.gate.any_closed() && crate::cluster::slots::touches_closed(map, spec, args) {
+            return false;
+        }
+    }
     match spec.exec {
         Exec::Conn(c) => commands::scripting::run_on_shard(sh, db, c, args, out),
         _ => {

@@ -190,7 +190,9 @@ fn shard_thread(
         }
     };
     let local = tokio::task::LocalSet::new();
-    let shard = LocalShard::new(Shard::new(id, nshards, engine.cfg.clone(), engine.scripting.clone()));
+    let mut shard = Shard::new(id, nshards, engine.cfg.clone(), engine.scripting.clone());
+    shard.cluster = engine.cluster.clone();
+    let shard = LocalShard::new(shard);
     local.block_on(&rt, async move {
         // Inbox: jobs from other threads.
         let s = shard.clone();

@@ -54,13 +54,16 @@ pub struct Shard {
     /// The node's script cache and function libraries (this thread's VM
     /// is created from it on first use).
     pub scripting: Arc<Scripting>,
+    /// Cluster mode: the node's slot map (whose gate holds the slots a
+    /// migration is cutting over).
+    pub cluster: Option<Arc<crate::cluster::slots::SlotMap>>,
     lock: TxId,
 }
 
 impl Shard {
     pub fn new(id: usize, nshards: usize, cfg: Arc<Config>, scripting: Arc<Scripting>) -> Shard {
         let dbs = (0..cfg.databases).map(|_| None).collect();
-        Shard { id, nshards, seed: rand::random(), dbs, stats: ShardStats::default(), cfg, scripting, lock: NO_TX }
+        Shard { id, nshards, seed: rand::random(), dbs, stats: ShardStats::default(), cfg, scripting, cluster: None, lock: NO_TX }
     }
 
     /// Number of shards in the node.
@@ -87,9 +90,13 @@ impl Shard {
     pub fn flush_db(&mut self, i: usize) {
         let Some(old) = self.dbs[i].as_mut() else { return };
         let watchers = old.take_watchers();
+        let tracking = old.take_tracking();
         self.dbs[i] = None;
         if !watchers.is_empty() {
             self.db(i).set_watchers(watchers);
+        }
+        if tracking.is_some() {
+            self.db(i).set_tracking(tracking);
         }
     }
 

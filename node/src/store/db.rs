@@ -47,6 +47,16 @@ pub struct Db {
     undo: Option<Box<UndoLog>>,
     /// A cleared log kept for the next script (saves its allocations).
     undo_spare: Option<Box<UndoLog>>,
+    /// While a migration moves some of this shard's slots away: which, and
+    /// the keys of theirs changed since the migration last asked.
+    tracking: Option<Box<Tracking>>,
+}
+
+/// Change tracking for the slots a migration moves (see `Db::track`).
+pub struct Tracking {
+    /// Per local slot index: tracked or not.
+    slots: Vec<bool>,
+    changed: std::collections::HashSet<SmallBytes>,
 }
 
 /// The state of each key before its first change since `Db::undo_begin`:
@@ -100,6 +110,7 @@ impl Db {
             watched: HashMap::new(),
             undo: None,
             undo_spare: None,
+            tracking: None,
         }
     }
 
@@ -198,6 +209,12 @@ impl Db {
     /// and, while an undo log is active, records its current state.
     #[inline]
     fn touch_idx(&mut self, idx: u32) {
+        if self.tracking.is_some() {
+            if let Some(e) = self.entries.get(idx) {
+                let key = e.key.clone();
+                self.note_change(&key);
+            }
+        }
         if !self.watched.is_empty() {
             if let Some(e) = self.entries.get(idx) {
                 self.touch(&e.key);
@@ -262,6 +279,9 @@ impl Db {
     /// Inserts a key known to be absent.
     pub fn insert_new(&mut self, key: &[u8], value: Value, expire_at: u64) -> u32 {
         self.touch(key);
+        if self.tracking.is_some() {
+            self.note_change(key);
+        }
         if let Some(u) = &mut self.undo {
             if !u.has(key) {
                 u.record(SmallBytes::new(key), None);
@@ -343,9 +363,73 @@ impl Db {
 
     /// Number of keys stored in `slot` (expired but not yet reclaimed keys
     /// included, as Redis's COUNTKEYSINSLOT).
-    #[cfg(test)]
     pub fn slot_len(&self, slot: u16) -> usize {
         self.tables[self.local(slot)].len()
+    }
+
+    /// Every key stored in `slot` (expired ones included).
+    pub fn slot_keys(&self, slot: u16) -> Vec<SmallBytes> {
+        let t = &self.tables[self.local(slot)];
+        t.iter().filter_map(|&i| self.entries.get(i)).map(|e| e.key.clone()).collect()
+    }
+
+    /// Deletes up to `max` keys of `slot`; returns how many.
+    pub fn drain_slot(&mut self, slot: u16, max: usize) -> usize {
+        let local = self.local(slot);
+        let victims: Vec<u32> = self.tables[local].iter().take(max).copied().collect();
+        for &i in &victims {
+            self.remove_idx(i);
+        }
+        victims.len()
+    }
+
+    /// Starts recording which keys of `slots` (owned by this shard) change,
+    /// for a migration moving them away: every write path notes its key.
+    pub fn track(&mut self, slots: &[u16]) {
+        let mut t = Tracking { slots: vec![false; self.tables.len()], changed: Default::default() };
+        for &s in slots {
+            let l = self.local(s);
+            t.slots[l] = true;
+        }
+        self.tracking = Some(Box::new(t));
+    }
+
+    /// The keys of the tracked slots changed since the last call.
+    pub fn take_changed(&mut self) -> Vec<SmallBytes> {
+        match &mut self.tracking {
+            Some(t) => t.changed.drain().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Stops tracking.
+    pub fn untrack(&mut self) {
+        self.tracking = None;
+    }
+
+    /// Hands the tracking over before the database is dropped (FLUSHDB):
+    /// every key of a tracked slot counts as changed.
+    pub fn take_tracking(&mut self) -> Option<Box<Tracking>> {
+        let mut t = self.tracking.take()?;
+        for (l, table) in self.tables.iter().enumerate() {
+            if t.slots[l] {
+                t.changed.extend(table.iter().filter_map(|&i| self.entries.get(i)).map(|e| e.key.clone()));
+            }
+        }
+        Some(t)
+    }
+
+    pub fn set_tracking(&mut self, t: Option<Box<Tracking>>) {
+        self.tracking = t;
+    }
+
+    fn note_change(&mut self, key: &[u8]) {
+        let l = key_slot(key) as usize / self.nshards;
+        if let Some(t) = &mut self.tracking {
+            if t.slots.get(l).copied().unwrap_or(false) {
+                t.changed.insert(SmallBytes::new(key));
+            }
+        }
     }
 
     /// Calls `f` with every live key of `slot`.
@@ -412,6 +496,37 @@ mod tests {
         assert_eq!(d.len(), 4999);
         let total: usize = d.slots().map(|s| d.slot_len(s)).sum();
         assert_eq!(total, 4999);
+    }
+
+    #[test]
+    fn tracking_notes_every_write_path_of_tracked_slots() {
+        let mut d = db();
+        // foo -> 12182, bar -> 5061.
+        d.set(b"foo", Value::string(b"1"), false, 0);
+        d.set(b"bar", Value::string(b"1"), false, 0);
+        d.set(b"{foo}ttl", Value::string(b"1"), false, 0);
+        d.track(&[12182]);
+        assert!(d.take_changed().is_empty());
+        d.set(b"foo", Value::string(b"2"), false, 0);
+        d.set(b"bar", Value::string(b"2"), false, 0);
+        let idx = d.lookup(b"{foo}ttl", 0).unwrap();
+        d.set_expire(idx, 10);
+        let mut changed: Vec<Vec<u8>> = d.take_changed().iter().map(|k| k.to_vec()).collect();
+        changed.sort();
+        assert_eq!(changed, vec![b"foo".to_vec(), b"{foo}ttl".to_vec()]);
+        // Expiry and deletion count; each key once per round.
+        assert!(d.get(b"{foo}ttl", 20).is_none());
+        d.remove(b"foo", 0);
+        d.insert_new(b"{foo}new", Value::string(b"x"), 0);
+        let idx = d.lookup(b"{foo}new", 0).unwrap();
+        d.entry_mut(idx).value = Value::string(b"y");
+        assert_eq!(d.take_changed().len(), 3);
+        assert_eq!(d.slot_keys(12182).len(), 1);
+        assert_eq!(d.drain_slot(12182, 10), 1);
+        assert_eq!(d.take_changed().len(), 1);
+        d.untrack();
+        d.set(b"foo", Value::string(b"3"), false, 0);
+        assert!(d.take_changed().is_empty());
     }
 
     #[test]

@@ -1,0 +1,106 @@
+//! The cut-over gate: the set of slots whose writes are held while a
+//! migration hands them to their new owner.
+//!
+//! The rule that makes cut-over safe: a command may touch a key of slot `s`
+//! only if it saw `s` open while it had exclusive access to the key's shard
+//! (inside a shard job, or holding the shard's transaction lock). The
+//! migration closes the slots here first and then collects its last batch
+//! in a job on each shard, so every write it does not collect is one that
+//! saw the slot closed and waited instead.
+//!
+//! Checking costs one relaxed load while no migration is cutting over.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::slot::SLOTS;
+
+pub struct Gate {
+    /// Some slot is closed.
+    any: AtomicBool,
+    bits: Box<[AtomicU64]>,
+    /// Woken when slots reopen.
+    opened: Notify,
+}
+
+impl Default for Gate {
+    fn default() -> Gate {
+        Gate { any: AtomicBool::new(false), bits: (0..SLOTS / 64).map(|_| AtomicU64::new(0)).collect(), opened: Notify::new() }
+    }
+}
+
+impl Gate {
+    /// Whether writes to `slot` must wait.
+    #[inline]
+    pub fn is_closed(&self, slot: u16) -> bool {
+        self.any.load(Ordering::Acquire) && self.bits[slot as usize / 64].load(Ordering::Acquire) & (1 << (slot % 64)) != 0
+    }
+
+    /// Whether any slot is closed.
+    #[inline]
+    pub fn any_closed(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
+    /// Closes `slots`.
+    pub fn close(&self, slots: &[u16]) {
+        for &s in slots {
+            self.bits[s as usize / 64].fetch_or(1 << (s % 64), Ordering::SeqCst);
+        }
+        self.any.store(true, Ordering::SeqCst);
+    }
+
+    /// Reopens every slot and wakes the commands waiting.
+    pub fn open_all(&self) {
+        self.any.store(false, Ordering::SeqCst);
+        for w in self.bits.iter() {
+            w.store(0, Ordering::SeqCst);
+        }
+        self.opened.notify_waiters();
+    }
+
+    /// Waits until `slot` (every slot, for `None`) is open. Bounded by
+    /// `limit` so a caller can re-check the configuration; returns whether
+    /// it is open.
+    pub async fn wait_open(&self, slot: Option<u16>, limit: Duration) -> bool {
+        let closed = |g: &Gate| match slot {
+            Some(s) => g.is_closed(s),
+            None => g.any_closed(),
+        };
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.opened.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !closed(self) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return !closed(self);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn close_wait_open() {
+        let g = std::sync::Arc::new(Gate::default());
+        assert!(!g.any_closed());
+        g.close(&[5, 700]);
+        assert!(g.is_closed(5) && g.is_closed(700) && !g.is_closed(6));
+        assert!(g.wait_open(Some(6), Duration::from_secs(1)).await);
+        assert!(!g.wait_open(Some(5), Duration::from_secs(1)).await);
+        let g2 = g.clone();
+        let waiter = tokio::spawn(async move { g2.wait_open(None, Duration::from_secs(60)).await });
+        tokio::task::yield_now().await;
+        g.open_all();
+        assert!(waiter.await.unwrap());
+        assert!(!g.is_closed(5));
+    }
+}

@@ -1,0 +1,121 @@
+//! Live slot migration (docs/MIGRATION.md has the protocol and its failure
+//! cases). `gate` holds writes to slots during cut-over; `source` runs a
+//! migration on the node that owns the slots; `target` applies the key
+//! batches on the receiving node; `purge` deletes the keys of slots a node
+//! neither serves nor imports (after a move, or an aborted import) and
+//! abandons migrations whose source restarted.
+//!
+//! `Control` is what these parts share: the Raft handle, the applied
+//! configuration, the engine and the slot map.
+
+pub mod gate;
+pub mod purge;
+pub mod source;
+pub mod target;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use damselfly_proto::migration::migration_client::MigrationClient;
+use damselfly_proto::migration::ProposeRequest;
+
+use super::network::channel;
+use super::raft::{Change, NodeAddr, Raft, StateMachine};
+use super::slots::SlotMap;
+use crate::shard::{Engine, Shard, NO_TX};
+
+/// Largest gRPC message between nodes (one key's DUMP payload may be big).
+pub const MAX_MESSAGE: usize = 512 << 20;
+
+/// How long a proposed change may take to commit.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Control {
+    pub raft: Raft,
+    pub sm: StateMachine,
+    pub engine: Arc<Engine>,
+    pub map: Arc<SlotMap>,
+    pub myself: NodeAddr,
+    /// The migration this process is running as the source, if any.
+    pub running: Mutex<Option<String>>,
+    /// Target side: per (migration, stream), the next batch expected.
+    pub imports: Mutex<HashMap<(String, u32), u64>>,
+}
+
+/// A committed change.
+pub struct Committed {
+    pub log_index: u64,
+}
+
+/// Why a proposal did not commit.
+#[derive(Debug)]
+pub enum ProposeError {
+    /// Committed, and refused by the state machine (nothing changed).
+    Rejected(String),
+    /// Unknown outcome: no leader, a timeout, a network error.
+    Unknown(String),
+}
+
+impl std::fmt::Display for ProposeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProposeError::Rejected(s) | ProposeError::Unknown(s) => f.write_str(s),
+        }
+    }
+}
+
+impl Control {
+    /// Proposes a change through the leader, wherever it is, and waits
+    /// (bounded) for it to commit.
+    pub async fn propose(&self, c: Change) -> Result<Committed, ProposeError> {
+        let m = self.raft.metrics().borrow().clone();
+        let Some(leader) = m.current_leader else {
+            return Err(ProposeError::Unknown("no Raft leader".into()));
+        };
+        if leader == m.id {
+            return self.propose_here(c).await;
+        }
+        let node =
+            m.membership_config.membership().get_node(&leader).cloned().ok_or_else(|| ProposeError::Unknown("leader unknown".into()))?;
+        let change = serde_json::to_vec(&c).map_err(|e| ProposeError::Unknown(e.to_string()))?;
+        let ch = channel(&node.grpc_url()).map_err(|e| ProposeError::Unknown(e.to_string()))?;
+        let mut req = tonic::Request::new(ProposeRequest { change });
+        req.set_timeout(COMMIT_TIMEOUT + Duration::from_secs(1));
+        let r = MigrationClient::new(ch).propose(req).await.map_err(|e| ProposeError::Unknown(e.message().to_string()))?.into_inner();
+        if !r.rejected.is_empty() {
+            return Err(ProposeError::Rejected(r.rejected));
+        }
+        Ok(Committed { log_index: r.log_index })
+    }
+
+    /// Proposes a change on this node, which must be the leader.
+    pub async fn propose_here(&self, c: Change) -> Result<Committed, ProposeError> {
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(c)).await {
+            Ok(Ok(r)) => match r.data.rejected {
+                Some(why) => Err(ProposeError::Rejected(why)),
+                None => Ok(Committed { log_index: r.log_id.index }),
+            },
+            Ok(Err(e)) => Err(ProposeError::Unknown(e.to_string())),
+            Err(_) => Err(ProposeError::Unknown("the change did not commit in time".into())),
+        }
+    }
+
+    /// Waits (bounded) until this node has applied the log up to `index`.
+    pub async fn applied(&self, index: u64, limit: Duration) -> bool {
+        self.raft.wait(Some(limit)).applied_index_at_least(Some(index), "migration").await.is_ok()
+    }
+}
+
+/// Runs `f` on shard `s` from outside the shard threads.
+pub async fn on_shard<R: Send + 'static>(engine: &Engine, s: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> Option<R> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    engine.send(
+        s,
+        NO_TX,
+        Box::new(move |sh| {
+            let _ = tx.send(f(sh));
+        }),
+    );
+    rx.await.ok()
+}
