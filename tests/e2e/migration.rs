@@ -208,16 +208,15 @@ fn fuzz_moves_under_write_load_lose_nothing() {
         // A random run of up to 300 slots the source owns.
         let st = status_json(from).expect("status");
         let me = st["members"].as_array().expect("members").iter().find(|m| m["client_addr"] == addr(from)).cloned().expect("me");
-        let ranges = me["ranges"].as_array().cloned().unwrap_or_default();
-        if ranges.is_empty() {
-            return;
-        }
+        let ranges = me["slots"].as_array().cloned().unwrap_or_default();
+        assert!(!ranges.is_empty(), "{from} owns no slots: {st}");
         let r = &ranges[rng.random_range(0..ranges.len())];
-        let (a, b) = (r["first"].as_u64().unwrap_or(0), r["last"].as_u64().unwrap_or(0));
+        let (a, b) = (r[0].as_u64().expect("first slot"), r[1].as_u64().expect("last slot"));
         let first = rng.random_range(a..=b);
         let last = (first + rng.random_range(0..300)).min(b);
         let (ok, out, err) = move_slots(from, from, to, &format!("{first}-{last}"));
         assert!(ok, "move {first}-{last} {from}->{to} failed: {out}{err}");
+        eprintln!("moved {first}-{last} {from} -> {to}: {}", err.lines().last().unwrap_or_default());
     };
     for _ in 0..4 {
         step(&c, &mut rng);

@@ -95,7 +95,13 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
                         .max_decoding_message_size(max)
                         .max_encoding_message_size(max),
                 )
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .serve_with_incoming(tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+                    // Replies go out at once (Nagle would hold small ones
+                    // back for the peer's delayed ACK: tens of ms per call).
+                    s.inspect(|s| {
+                        let _ = s.set_nodelay(true);
+                    })
+                }))
                 .await;
             if let Err(e) = served {
                 error!("gRPC server stopped: {e}");

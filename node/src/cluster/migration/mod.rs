@@ -92,10 +92,16 @@ impl Control {
     /// Proposes a change on this node, which must be the leader.
     pub async fn propose_here(&self, c: Change) -> Result<Committed, ProposeError> {
         match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(c)).await {
-            Ok(Ok(r)) => match r.data.rejected {
-                Some(why) => Err(ProposeError::Rejected(why)),
-                None => Ok(Committed { log_index: r.log_id.index }),
-            },
+            Ok(Ok(r)) => {
+                // Followers learn of a commit with the next append; send it
+                // now, so they apply the change without waiting for a
+                // heartbeat (this is on a migration's cut-over path).
+                let _ = self.raft.trigger().heartbeat().await;
+                match r.data.rejected {
+                    Some(why) => Err(ProposeError::Rejected(why)),
+                    None => Ok(Committed { log_index: r.log_id.index }),
+                }
+            }
             Ok(Err(e)) => Err(ProposeError::Unknown(e.to_string())),
             Err(_) => Err(ProposeError::Unknown("the change did not commit in time".into())),
         }

@@ -150,7 +150,9 @@ pub async fn run(ctl: Arc<Control>, to: NodeAddr, ranges: Vec<(u16, u16)>, progr
         ctl.map.gate.open_all();
         return Err("the migration was aborted during cut-over; the source keeps the slots".into());
     };
+    let t_commit = t0.elapsed();
     ctl.applied(index, Duration::from_secs(10)).await;
+    let t_applied = t0.elapsed();
     let mut req = tonic::Request::new(AwaitAppliedRequest { index, timeout_ms: 2000 });
     req.set_timeout(Duration::from_secs(3));
     if let Err(e) = client.clone().await_applied(req).await {
@@ -159,7 +161,14 @@ pub async fn run(ctl: Arc<Control>, to: NodeAddr, ranges: Vec<(u16, u16)>, progr
     ctl.map.gate.open_all();
     let pause = t0.elapsed();
     progress.phase("done");
-    info!(%id, pause_ms = pause.as_millis() as u64, keys = progress.keys.load(Relaxed), "migration done");
+    info!(
+        %id,
+        pause_ms = pause.as_millis() as u64,
+        commit_ms = t_commit.as_millis() as u64,
+        applied_ms = t_applied.as_millis() as u64,
+        keys = progress.keys.load(Relaxed),
+        "migration done"
+    );
     Ok(Moved { pause })
 }
 
