@@ -89,6 +89,16 @@ fn keys_of_every_type_move_with_their_ttls() {
     assert!(!ok && err.contains("not owned"), "{err}");
 }
 
+/// A cluster client with timeouts for a busy CI machine running a debug
+/// build (a cut-over there may hold writes for a few hundred ms).
+fn cluster_client(nodes: Vec<String>) -> redis::RedisResult<redis::cluster::ClusterClient> {
+    redis::cluster::ClusterClient::builder(nodes)
+        .retries(30)
+        .connection_timeout(std::time::Duration::from_secs(20))
+        .response_timeout(std::time::Duration::from_secs(30))
+        .build()
+}
+
 /// What a fuzz client saw acknowledged.
 #[derive(Default)]
 struct Acked {
@@ -104,7 +114,7 @@ const CLIENTS: usize = 20;
 const KEYS_PER_CLIENT: u64 = 40;
 
 async fn fuzz_client(id: usize, nodes: Vec<String>, acked: Arc<Acked>, stop: Arc<AtomicBool>) {
-    let client = match redis::cluster::ClusterClient::builder(nodes).retries(30).build() {
+    let client = match cluster_client(nodes) {
         Ok(c) => c,
         Err(e) => return acked.errors.lock().unwrap().push(format!("client {id}: {e}")),
     };
@@ -160,7 +170,7 @@ async fn fuzz_client(id: usize, nodes: Vec<String>, acked: Arc<Acked>, stop: Arc
 
 /// Reads back everything the clients saw acknowledged; returns mismatches.
 async fn verify(nodes: Vec<String>, acked: &Acked) -> Vec<String> {
-    let client = redis::cluster::ClusterClient::builder(nodes).retries(30).build().expect("client");
+    let client = cluster_client(nodes).expect("client");
     let mut conn = client.get_async_connection().await.expect("connect");
     let mut bad = Vec::new();
     for (i, n) in acked.incrs.iter().enumerate() {
@@ -262,4 +272,188 @@ fn fuzz_moves_under_write_load_lose_nothing() {
     let bad = rt.block_on(verify(live, &acked));
     assert!(bad.is_empty(), "{} mismatches, first: {:?}", bad.len(), &bad[..bad.len().min(10)]);
     drop(dir);
+}
+
+// ------------------------------------------------------------- failures
+
+/// Hash tags whose slots `port` serves, `n` of them, with their slots.
+fn local_tags(port: u16, n: usize) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for i in 0..10_000 {
+        let tag = format!("t{i}");
+        let slot = keyslot(port, &format!("{{{tag}}}"));
+        if slot_owner_port(port, slot) == Some(port) && !out.iter().any(|(_, s)| *s == slot) {
+            out.push((tag, slot));
+            if out.len() == n {
+                break;
+            }
+        }
+    }
+    assert_eq!(out.len(), n, "not enough local slots");
+    out
+}
+
+/// Writes `per_tag` keys `{tag}:i` = a 100-byte value derived from i, per
+/// tag, pipelined; returns how many.
+fn fill(port: u16, tags: &[(String, u16)], per_tag: usize) -> usize {
+    let mut raw = Server::raw_at(port);
+    let mut n = 0;
+    for (tag, _) in tags {
+        for chunk in (0..per_tag).collect::<Vec<_>>().chunks(1000) {
+            let mut buf = Vec::new();
+            for &i in chunk {
+                let (k, v) = (format!("{{{tag}}}:{i}"), value(i));
+                buf.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len()).as_bytes());
+            }
+            raw.send(&buf);
+            for _ in chunk {
+                assert_eq!(raw.read_reply(), b"+OK\r\n");
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+fn value(i: usize) -> String {
+    format!("{i:0>100}")
+}
+
+fn slot_list(tags: &[(String, u16)]) -> String {
+    tags.iter().map(|(_, s)| s.to_string()).collect::<Vec<_>>().join(",")
+}
+
+fn keys_in(port: u16, tags: &[(String, u16)]) -> usize {
+    tags.iter().map(|(_, s)| count_in_slot(port, *s)).sum()
+}
+
+/// Starts `move-slots` in the background.
+fn spawn_move(seed: u16, from: u16, to: u16, slots: &str) -> std::process::Child {
+    std::process::Command::new(cluster_admin())
+        .args(["--seed", &addr(seed), "move-slots", "--from", &addr(from), "--to", &addr(to), "--slots", slots])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn cluster-admin")
+}
+
+/// Waits for a background move; (success, stderr).
+fn finish(child: std::process::Child) -> (bool, String) {
+    let out = child.wait_with_output().expect("cluster-admin");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn no_migration(port: u16) -> bool {
+    status_json(port).is_some_and(|st| st["migrations"].as_array().is_none_or(Vec::is_empty))
+}
+
+/// Every key `fill` wrote is on `port` with its value.
+fn all_there(port: u16, tags: &[(String, u16)], per_tag: usize) {
+    let mut raw = Server::raw_at(port);
+    for (tag, _) in tags {
+        for i in (0..per_tag).step_by(97) {
+            let v = value(i);
+            assert_eq!(raw.cmd(&["GET", &format!("{{{tag}}}:{i}")]), format!("${}\r\n{v}\r\n", v.len()));
+        }
+    }
+}
+
+struct Three {
+    c: Cluster,
+    src: usize,
+    dst: usize,
+    tags: Vec<(String, u16)>,
+}
+
+const TAGS: usize = 8;
+const PER_TAG: usize = 12_000;
+
+/// A 3-node cluster with ~100k keys in a few slots of one node; a move of
+/// those slots to another node is started and has begun to arrive there.
+fn moving() -> (Three, std::process::Child) {
+    let (c, _) = Cluster::start(3);
+    let (src, dst) = (0, 1);
+    let tags = local_tags(c.ports[src], TAGS);
+    assert_eq!(fill(c.ports[src], &tags, PER_TAG), TAGS * PER_TAG);
+    let child = spawn_move(c.ports[2], c.ports[src], c.ports[dst], &slot_list(&tags));
+    assert!(wait_until(30, || keys_in(c.ports[dst], &tags) > 0), "no key arrived");
+    (Three { c, src, dst, tags }, child)
+}
+
+#[test]
+fn target_killed_mid_migration_leaves_the_source_whole() {
+    let (mut t, child) = moving();
+    let arrived = keys_in(t.c.ports[t.dst], &t.tags);
+    t.c.nodes[t.dst].take().expect("target").signal("KILL");
+    let (ok, err) = finish(child);
+    assert!(!ok, "the move succeeded without its target");
+    assert!(err.contains("aborted"), "{err}");
+    eprintln!("target killed with {arrived} keys arrived; move failed: {}", err.lines().last().unwrap_or_default());
+    let src = t.c.ports[t.src];
+    assert!(wait_until(10, || no_migration(src)), "migration still recorded");
+    assert_eq!(keys_in(src, &t.tags), TAGS * PER_TAG);
+    all_there(src, &t.tags, PER_TAG);
+    // The target comes back empty and takes part again: a new move works.
+    let dst_port = t.c.ports[t.dst];
+    let back = Server::start_at(dst_port, &["--cluster", "--dir", t.c.dirs[t.dst].path()]).expect("restart target");
+    t.c.nodes[t.dst] = Some(back);
+    assert_eq!(keys_in(dst_port, &t.tags), 0);
+    let (ok, out, err) = move_slots(src, src, dst_port, &slot_list(&t.tags));
+    assert!(ok, "{out}{err}");
+    assert_eq!(keys_in(dst_port, &t.tags), TAGS * PER_TAG);
+    all_there(dst_port, &t.tags, PER_TAG);
+}
+
+#[test]
+fn aborted_migration_cleans_the_target() {
+    let (t, child) = moving();
+    let (ok, out, err) = admin(t.c.ports[2], &["abort-migration"]);
+    assert!(ok, "{out}{err}");
+    let (ok, err) = finish(child);
+    assert!(!ok && err.contains("aborted"), "{err}");
+    let (src, dst) = (t.c.ports[t.src], t.c.ports[t.dst]);
+    // The target drops what it received; the source kept everything.
+    assert!(wait_until(10, || keys_in(dst, &t.tags) == 0), "target kept {} keys", keys_in(dst, &t.tags));
+    assert_eq!(keys_in(src, &t.tags), TAGS * PER_TAG);
+    all_there(src, &t.tags, PER_TAG);
+    assert!(no_migration(src));
+    assert_eq!(slot_owner_port(dst, t.tags[0].1), Some(src));
+}
+
+#[test]
+fn stalled_target_times_out_and_the_source_keeps_the_slots() {
+    let (t, child) = moving();
+    // The target stops answering (as behind a dead link) for longer than
+    // a batch may take.
+    t.c.nodes[t.dst].as_ref().expect("target").signal("STOP");
+    let (ok, err) = finish(child);
+    t.c.nodes[t.dst].as_ref().expect("target").signal("CONT");
+    assert!(!ok && err.contains("aborted"), "{err}");
+    let (src, dst) = (t.c.ports[t.src], t.c.ports[t.dst]);
+    assert!(wait_until(20, || keys_in(dst, &t.tags) == 0), "target kept {} keys", keys_in(dst, &t.tags));
+    assert_eq!(keys_in(src, &t.tags), TAGS * PER_TAG);
+    assert!(no_migration(src));
+}
+
+#[test]
+fn source_killed_mid_migration_is_aborted_when_it_restarts() {
+    let (mut t, child) = moving();
+    let src = t.c.ports[t.src];
+    t.c.nodes[t.src].take().expect("source").signal("KILL");
+    let (ok, err) = finish(child);
+    assert!(!ok, "the move succeeded without its source: {err}");
+    let dst = t.c.ports[t.dst];
+    // While the source is down the migration stays recorded.
+    assert!(!no_migration(dst));
+    let back = Server::start_at(src, &["--cluster", "--dir", t.c.dirs[t.src].path()]).expect("restart source");
+    t.c.nodes[t.src] = Some(back);
+    // On restart it abandons the migration: the configuration keeps the
+    // slots with it, and the target drops its partial copy. (Its own keys
+    // were in memory only and died with it.)
+    assert!(wait_until(20, || no_migration(dst)), "migration not abandoned");
+    assert!(wait_until(10, || keys_in(dst, &t.tags) == 0), "target kept {} keys", keys_in(dst, &t.tags));
+    for (_, slot) in &t.tags {
+        assert_eq!(slot_owner_port(dst, *slot), Some(src));
+    }
+    assert!(wait_until(10, || Server::raw_at(src).cmd(&["SET", &format!("{{{}}}:x", t.tags[0].0), "1"]) == "+OK\r\n"));
 }

@@ -144,6 +144,11 @@ impl Server {
         false
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`, `KILL`...) to the process.
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status();
+    }
+
     /// Whether the process has exited.
     pub fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))

@@ -40,7 +40,7 @@ const BATCH_BYTES: usize = 1 << 20;
 const SETTLED: usize = 256;
 const MAX_ROUNDS: usize = 10;
 /// Bound on one batch's round trip.
-const BATCH_TIMEOUT: Duration = Duration::from_secs(30);
+const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a running migration reports.
 #[derive(Default)]
