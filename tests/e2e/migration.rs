@@ -201,7 +201,9 @@ async fn verify(nodes: Vec<String>, acked: &Acked) -> Vec<String> {
 /// exactly once and every key holds its last acknowledged value.
 #[test]
 fn fuzz_moves_under_write_load_lose_nothing() {
-    let (mut c, _) = Cluster::start(3);
+    // Several shards per node: commands cross threads, and each shard
+    // streams its own part of a move.
+    let (mut c, _) = Cluster::start_with(3, &["--shards", "3"]);
     let nodes: Vec<String> = c.ports.iter().map(|&p| format!("redis://127.0.0.1:{p}")).collect();
     let acked = Arc::new(Acked { incrs: (0..COUNTERS).map(|_| AtomicU64::new(0)).collect(), ..Default::default() });
     let stop = Arc::new(AtomicBool::new(false));
@@ -234,7 +236,7 @@ fn fuzz_moves_under_write_load_lose_nothing() {
     }
     // A 4th node joins, takes its share, then is drained and removed.
     let dir = TempDir::new("node3");
-    let fourth = Server::start_with(&["--cluster", "--dir", dir.path()]);
+    let fourth = Server::start_with(&["--cluster", "--dir", dir.path(), "--shards", "2"]);
     let (ok, out, err) = admin(c.ports[0], &["add-node", &addr(fourth.port)]);
     assert!(ok, "add-node: {out}{err}");
     let (ok, out, err) = admin(c.ports[1], &["rebalance"]);

@@ -70,8 +70,20 @@ impl Cluster {
     /// Starts `n` nodes in cluster mode and forms a cluster of them with
     /// cluster-admin; returns it and the time `create` took.
     pub fn start(n: usize) -> (Cluster, Duration) {
+        Self::start_with(n, &[])
+    }
+
+    /// `start` with extra server arguments for every node.
+    pub fn start_with(n: usize, extra: &[&str]) -> (Cluster, Duration) {
         let dirs: Vec<TempDir> = (0..n).map(|i| TempDir::new(&format!("node{i}"))).collect();
-        let nodes: Vec<Server> = dirs.iter().map(|d| Server::start_with(&["--cluster", "--dir", d.path()])).collect();
+        let nodes: Vec<Server> = dirs
+            .iter()
+            .map(|d| {
+                let mut args = vec!["--cluster", "--dir", d.path()];
+                args.extend_from_slice(extra);
+                Server::start_with(&args)
+            })
+            .collect();
         let ports: Vec<u16> = nodes.iter().map(|s| s.port).collect();
         let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let mut args = vec!["create"];

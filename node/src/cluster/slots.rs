@@ -216,6 +216,7 @@ impl SlotMap {
 
     /// Replaces the view; connections pick it up before their next command.
     pub fn install(&self, view: ClusterView) {
+        self.gate.set_served(|s| view.route(s) == Route::Local);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
         let v = self.version.fetch_add(1, Ordering::Release) + 1;
         self.changed.send_replace(v);
@@ -341,14 +342,12 @@ fn route_error(view: &ClusterView, slot: u16) -> Option<CmdError> {
     }
 }
 
-/// Whether a migration's cut-over holds the slot of one of the command's
-/// keys.
-pub fn touches_closed(map: &SlotMap, spec: &CommandSpec, args: &[Bytes]) -> bool {
-    if !map.gate.any_closed() {
-        return false;
-    }
+/// Whether the gate holds back one of the command's keys (its slot is not
+/// served here now, or a migration's cut-over holds it): the command must
+/// then go back to its connection to wait and be routed again.
+pub fn held_back(map: &SlotMap, spec: &CommandSpec, args: &[Bytes]) -> bool {
     let mut held = false;
-    for_each_key(spec, args, |k| held = held || map.gate.is_closed(key_slot(k)));
+    for_each_key(spec, args, |k| held = held || !map.gate.admits(key_slot(k)));
     held
 }
 

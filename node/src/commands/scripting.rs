@@ -263,7 +263,7 @@ async fn run(conn: &mut Conn, inv: Invocation, known_wide: bool) {
                 let (outcome, back) = conn
                     .run_on(s, move |sh| {
                         // Checked on the shard: see cluster::migration::gate.
-                        let held = sh.cluster.as_ref().is_some_and(|m| inv.keys.iter().any(|k| m.gate.is_closed(key_slot(k))));
+                        let held = sh.cluster.as_ref().is_some_and(|m| inv.keys.iter().any(|k| !m.gate.admits(key_slot(k))));
                         let o = (!held).then(|| exec::run_fast(sh, &inv));
                         (o, inv)
                     })
@@ -301,7 +301,9 @@ async fn run(conn: &mut Conn, inv: Invocation, known_wide: bool) {
     // not declare: while a migration's cut-over holds any slot, release,
     // wait and route the declared keys again.
     let mut tries = 0;
-    while !in_exec && conn.cluster.as_ref().is_some_and(|c| c.map.gate.any_closed()) {
+    while !in_exec
+        && conn.cluster.as_ref().is_some_and(|c| c.map.gate.any_closed() || inv.keys.iter().any(|k| !c.map.gate.admits(key_slot(k))))
+    {
         conn.end_tx(tx);
         tries += 1;
         let routed = match &mut conn.cluster {

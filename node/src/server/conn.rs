@@ -247,7 +247,7 @@ impl Conn {
                 Exec::Conn(c) => {
                     self.flush(&mut segment, &mut splits).await;
                     let c = *c;
-                    if let Err(e) = commands::connection::dispatch(self, c, &args).await {
+                    if let Err(e) = self.dispatch_gated(spec, c, &args).await {
                         self.out.error(&e);
                     }
                     if self.closing {
@@ -630,9 +630,37 @@ impl Conn {
         }
     }
 
-    /// Whether a migration's cut-over holds a slot of the command's keys.
+    /// Runs a connection-level command. In cluster mode, one with keys
+    /// (RENAME, COPY, ZUNIONSTORE, ...: one slot, so one shard) runs holding
+    /// that shard's lock, taken before the gate is checked, as EXEC does; so
+    /// it cannot touch a slot that moved or is cutting over meanwhile.
+    async fn dispatch_gated(&mut self, spec: &'static CommandSpec, c: commands::ConnCmd, args: &[Bytes]) -> CmdResult {
+        let keyed = self.cluster.is_some() && self.exec_tx.is_none() && spec.name != "watch" && spec.key_indices(args).next().is_some();
+        if !keyed {
+            return commands::connection::dispatch(self, c, args).await;
+        }
+        let shard = self.single_shard(spec, args).unwrap_or(self.local.id());
+        for _ in 0..CUTOVER_RETRIES {
+            let mut tx = Tx::new(&self.engine, &self.local);
+            tx.lock_all(&[shard]).await;
+            if !self.held(spec, args) {
+                self.exec_tx = Some(tx);
+                self.in_exec = true;
+                let r = commands::connection::dispatch(self, c, args).await;
+                self.in_exec = false;
+                self.exec_tx = None;
+                return r;
+            }
+            drop(tx);
+            self.after_cutover(spec, args).await?;
+        }
+        Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into()))
+    }
+
+    /// Whether the gate holds back a slot of the command's keys (see
+    /// `cluster::migration::gate`).
     pub fn held(&self, spec: &CommandSpec, args: &[Bytes]) -> bool {
-        self.cluster.as_ref().is_some_and(|c| crate::cluster::slots::touches_closed(&c.map, spec, args))
+        self.cluster.as_ref().is_some_and(|c| crate::cluster::slots::held_back(&c.map, spec, args))
     }
 
     /// Waits until no slot of the command's keys is held by a migration's
@@ -822,7 +850,7 @@ fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending
 /// must run it instead.
 fn exec_or_defer(sh: &mut Shard, db: usize, spec: &'static CommandSpec, args: &[Bytes], out: &mut Out, now: u64) -> bool {
     if let Some(map) = &sh.cluster {
-        if map.gate.any_closed() && crate::cluster::slots::touches_closed(map, spec, args) {
+        if crate::cluster::slots::held_back(map, spec, args) {
             return false;
         }
     }

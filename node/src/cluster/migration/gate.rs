@@ -1,14 +1,18 @@
-//! The cut-over gate: the set of slots whose writes are held while a
-//! migration hands them to their new owner.
+//! The gate: which slots a command may touch on this node right now. A
+//! slot is admitted when the node serves it (as of the last installed
+//! configuration) and no migration's cut-over holds it.
 //!
 //! The rule that makes cut-over safe: a command may touch a key of slot `s`
-//! only if it saw `s` open while it had exclusive access to the key's shard
-//! (inside a shard job, or holding the shard's transaction lock). The
-//! migration closes the slots here first and then collects its last batch
-//! in a job on each shard, so every write it does not collect is one that
-//! saw the slot closed and waited instead.
+//! only if it saw `s` admitted while it had exclusive access to the key's
+//! shard (inside a shard job, or holding the shard's transaction lock). The
+//! routing check on the connection is not enough on its own: a command may
+//! be checked, wait in a pipeline or a shard queue, and run after its slot
+//! moved. A migration closes its slots here first and then collects its last
+//! batch in a job on each shard, so every write it does not collect is one
+//! that saw the slot closed and waited instead; after the commit the slots
+//! are no longer served, so late commands are redirected.
 //!
-//! Checking costs one relaxed load while no migration is cutting over.
+//! Checking costs the key's slot and two atomic loads.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,17 +25,42 @@ pub struct Gate {
     /// Some slot is closed.
     any: AtomicBool,
     bits: Box<[AtomicU64]>,
+    /// Slots this node serves.
+    served: Box<[AtomicU64]>,
     /// Woken when slots reopen.
     opened: Notify,
 }
 
+fn bitmap() -> Box<[AtomicU64]> {
+    (0..SLOTS / 64).map(|_| AtomicU64::new(0)).collect()
+}
+
 impl Default for Gate {
     fn default() -> Gate {
-        Gate { any: AtomicBool::new(false), bits: (0..SLOTS / 64).map(|_| AtomicU64::new(0)).collect(), opened: Notify::new() }
+        Gate { any: AtomicBool::new(false), bits: bitmap(), served: bitmap(), opened: Notify::new() }
     }
 }
 
 impl Gate {
+    /// Whether a command may touch keys of `slot` now.
+    #[inline]
+    pub fn admits(&self, slot: u16) -> bool {
+        self.served[slot as usize / 64].load(Ordering::Acquire) & (1 << (slot % 64)) != 0 && !self.is_closed(slot)
+    }
+
+    /// Records the slots this node serves (a new configuration).
+    pub fn set_served(&self, served: impl Fn(u16) -> bool) {
+        for (w, word) in self.served.iter().enumerate() {
+            let mut bits = 0u64;
+            for b in 0..64 {
+                if served((w * 64 + b) as u16) {
+                    bits |= 1 << b;
+                }
+            }
+            word.store(bits, Ordering::SeqCst);
+        }
+    }
+
     /// Whether writes to `slot` must wait.
     #[inline]
     pub fn is_closed(&self, slot: u16) -> bool {
@@ -92,8 +121,11 @@ mod tests {
     async fn close_wait_open() {
         let g = std::sync::Arc::new(Gate::default());
         assert!(!g.any_closed());
+        g.set_served(|s| s < 1000);
+        assert!(g.admits(5) && !g.admits(1000));
         g.close(&[5, 700]);
         assert!(g.is_closed(5) && g.is_closed(700) && !g.is_closed(6));
+        assert!(!g.admits(5) && g.admits(6));
         assert!(g.wait_open(Some(6), Duration::from_secs(1)).await);
         assert!(!g.wait_open(Some(5), Duration::from_secs(1)).await);
         let g2 = g.clone();
