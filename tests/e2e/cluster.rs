@@ -57,6 +57,10 @@ fn routing_and_introspection_on_one_node() {
     assert_eq!(c.cmd(&["SET", "foo", "v"]), "+OK\r\n");
     assert_eq!(c.cmd(&["MSET", "foo", "1", "bar", "2"]), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
     assert_eq!(c.cmd(&["MSET", "{u1}a", "1", "{u1}b", "2"]), "+OK\r\n");
+    // One database in cluster mode: nothing may leave database 0.
+    assert_eq!(c.cmd(&["MOVE", "{u1}a", "1"]), "-ERR MOVE is not allowed in cluster mode\r\n");
+    assert_eq!(c.cmd(&["COPY", "{u1}a", "{u1}c", "DB", "1"]), "-ERR Copying to another database is not allowed in cluster mode\r\n");
+    assert_eq!(c.cmd(&["COPY", "{u1}a", "{u2}c"]), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
     assert_eq!(c.cmd(&["MGET", "{u1}a", "{u1}b"]), "*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
     assert_eq!(c.cmd(&["CLUSTER", "KEYSLOT", "foo"]), ":12182\r\n");
     let slot = c.cmd(&["CLUSTER", "KEYSLOT", "{u1}a"]);

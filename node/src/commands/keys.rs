@@ -508,6 +508,9 @@ pub async fn copy(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         }
         j += 1;
     }
+    if dst_db != src_db && conn.cluster.is_some() {
+        return Err(CmdError::err("Copying to another database is not allowed in cluster mode"));
+    }
     if src_db == dst_db && src == dst {
         return Err(CmdError::SameObject);
     }
@@ -536,6 +539,9 @@ pub async fn copy(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
 /// MOVE key db: the key lives on the same shard in every database, so this
 /// is a single-shard command.
 fn move_(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    if ctx.shard.cluster.is_some() {
+        return Err(CmdError::err("MOVE is not allowed in cluster mode"));
+    }
     let dst = parse_db(&args[2], ctx.shard.db_count())?;
     if dst == ctx.db {
         return Err(CmdError::SameObject);
