@@ -90,6 +90,14 @@ fn routing_and_introspection_on_one_node() {
     let sha = sha.lines().nth(1).expect("bulk sha").to_string();
     assert_eq!(c.cmd(&["EVALSHA", &sha, "2", "foo", "bar", "z"]), ":1\r\n");
     assert_eq!(c.cmd(&["GET", "bar"]), "$1\r\nz\r\n");
+    // Functions: the flag of the function called decides.
+    let lib = "#!lua name=xs\n\
+               redis.register_function{function_name='xs_set', callback=function(k, a) redis.call('SET', k[1], a[1]); redis.call('SET', k[2], a[1]); return 1 end, flags={'allow-cross-slot-keys'}}\n\
+               redis.register_function('plain_set', function(k, a) redis.call('SET', k[1], a[1]); return 1 end)";
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", lib]), "$2\r\nxs\r\n");
+    assert_eq!(c.cmd(&["FCALL", "xs_set", "2", "foo", "bar", "f"]), ":1\r\n");
+    assert_eq!(c.cmd(&["GET", "foo"]), "$1\r\nf\r\n");
+    assert_eq!(c.cmd(&["FCALL", "plain_set", "2", "foo", "bar", "g"]), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
     assert_eq!(c.cmd(&["SELECT", "1"]), "-ERR SELECT is not allowed in cluster mode\r\n");
     assert_eq!(c.cmd(&["SELECT", "0"]), "+OK\r\n");
     assert_eq!(c.cmd(&["SWAPDB", "0", "1"]), "-ERR SWAPDB is not allowed in cluster mode\r\n");

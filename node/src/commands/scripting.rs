@@ -198,13 +198,17 @@ pub fn prepare(vm: &mut Vm, c: ConnCmd, args: &[Bytes], db: usize, resp3: bool, 
     Ok(Prepared { wide: wide || f & flags::ALLOW_CROSS_SLOT != 0, inv })
 }
 
-/// Whether an EVAL/EVALSHA call's script declares `allow-cross-slot-keys`
-/// (then, in cluster mode, its keys may span slots this node serves).
+/// Whether an EVAL/EVALSHA call's script, or an FCALL's function, declares
+/// `allow-cross-slot-keys` (then, in cluster mode, its keys may span slots
+/// this node serves).
 pub fn allows_cross_slot(scripting: &crate::scripting::cache::Scripting, spec: &CommandSpec, args: &[Bytes]) -> bool {
     let f = match spec.name {
         "eval" | "eval_ro" => args.get(1).and_then(|b| crate::scripting::parse_shebang(b).ok()).map(|(f, _)| f),
         "evalsha" | "evalsha_ro" => {
             args.get(1).and_then(|a| crate::scripting::parse_sha(a)).and_then(|sha| scripting.script(&sha)).map(|i| i.flags)
+        }
+        "fcall" | "fcall_ro" => {
+            args.get(1).and_then(|n| std::str::from_utf8(n).ok()).and_then(|n| scripting.function(n)).map(|(f, _)| f.flags)
         }
         _ => None,
     };
