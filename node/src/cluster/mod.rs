@@ -82,6 +82,7 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
                 myself: myself.clone(),
                 running: Default::default(),
                 imports: Default::default(),
+                incarnation: identity::random_id(),
             });
             tokio::spawn(migration::purge::run(ctl.clone()));
             let admin = admin::AdminService { raft: raft.clone(), sm, engine, myself, ctl: ctl.clone() };

@@ -41,6 +41,8 @@ pub struct Control {
     pub running: Mutex<Option<String>>,
     /// Target side: per (migration, stream), the next batch expected.
     pub imports: Mutex<HashMap<(String, u32), u64>>,
+    /// Random per process start (see `ImportReply::incarnation`).
+    pub incarnation: String,
 }
 
 /// A committed change.

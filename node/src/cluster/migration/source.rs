@@ -96,13 +96,20 @@ pub async fn run(ctl: Arc<Control>, to: NodeAddr, ranges: Vec<(u16, u16)>, progr
     let n = engine.nshards();
     let by_shard: Vec<Vec<u16>> = (0..n).map(|s| slots.iter().copied().filter(|&sl| sl as usize % n == s).collect()).collect();
     let shards: Vec<usize> = (0..n).filter(|&s| !by_shard[s].is_empty()).collect();
+    let client = match channel(&to.grpc_url()) {
+        Ok(ch) => MigrationClient::new(ch).max_encoding_message_size(MAX_MESSAGE).max_decoding_message_size(MAX_MESSAGE),
+        Err(e) => return Err(abort(&ctl, &id, &[], e.to_string()).await),
+    };
+    // The target process that receives the first batch must be the one
+    // that gets the slots: a restart in between would have lost batches.
+    let incarnation = match incarnation_of(&client).await {
+        Ok(i) => i,
+        Err(e) => return Err(abort(&ctl, &id, &[], e).await),
+    };
     for &s in &shards {
         let mine = by_shard[s].clone();
         on_shard(&engine, s, move |sh| sh.db(0).track(&mine)).await;
     }
-    let client = MigrationClient::new(channel(&to.grpc_url()).map_err(|e| e.to_string())?)
-        .max_encoding_message_size(MAX_MESSAGE)
-        .max_decoding_message_size(MAX_MESSAGE);
     let mut streams: Vec<Stream> = shards
         .iter()
         .map(|&s| Stream {
@@ -116,6 +123,7 @@ pub async fn run(ctl: Arc<Control>, to: NodeAddr, ranges: Vec<(u16, u16)>, progr
             pending: Vec::new(),
             pending_bytes: 0,
             progress: progress.clone(),
+            incarnation: incarnation.clone(),
         })
         .collect();
 
@@ -137,6 +145,11 @@ pub async fn run(ctl: Arc<Control>, to: NodeAddr, ranges: Vec<(u16, u16)>, progr
     ctl.map.gate.close(&slots);
     if let Err(e) = each(&mut streams, |st| Box::pin(async move { st.last_batch().await.map(|_| 0) })).await {
         return Err(abort(&ctl, &id, &shards, e).await);
+    }
+    match incarnation_of(&client).await {
+        Ok(i) if i == incarnation => {}
+        Ok(_) => return Err(abort(&ctl, &id, &shards, RESTARTED.into()).await),
+        Err(e) => return Err(abort(&ctl, &id, &shards, e).await),
     }
     let committed = match ctl.propose(Change::CompleteMigration { id: id.clone() }).await {
         Ok(c) => Some(c.log_index),
@@ -170,6 +183,18 @@ pub async fn run(ctl: Arc<Control>, to: NodeAddr, ranges: Vec<(u16, u16)>, progr
         "migration done"
     );
     Ok(Moved { pause })
+}
+
+const RESTARTED: &str = "the target restarted during the migration";
+
+/// The target's incarnation (changes when its process restarts).
+async fn incarnation_of(client: &MigrationClient<Channel>) -> Result<String, String> {
+    let mut req = tonic::Request::new(AwaitAppliedRequest { index: 0, timeout_ms: 0 });
+    req.set_timeout(BATCH_TIMEOUT);
+    match client.clone().await_applied(req).await {
+        Ok(r) => Ok(r.into_inner().incarnation),
+        Err(e) => Err(format!("cannot reach the target: {}", e.message())),
+    }
 }
 
 /// Runs `f` on every stream concurrently; sums their counts, or returns the
@@ -259,6 +284,8 @@ struct Stream {
     pending: Vec<KeyState>,
     pending_bytes: usize,
     progress: Arc<Progress>,
+    /// The target process every batch must reach.
+    incarnation: String,
 }
 
 impl Stream {
@@ -325,7 +352,10 @@ impl Stream {
             ImportBatch { migration_id: self.id.clone(), log_index: self.log_index, keys, stream: self.shard as u32, seq: self.seq };
         let mut req = tonic::Request::new(batch);
         req.set_timeout(BATCH_TIMEOUT);
-        self.client.import(req).await.map_err(|e| format!("target refused a batch: {}", e.message()))?;
+        let reply = self.client.import(req).await.map_err(|e| format!("target refused a batch: {}", e.message()))?;
+        if reply.get_ref().incarnation != self.incarnation {
+            return Err(RESTARTED.into());
+        }
         self.seq += 1;
         self.progress.keys.fetch_add(n, Relaxed);
         self.progress.bytes.fetch_add(bytes, Relaxed);

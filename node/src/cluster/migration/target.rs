@@ -54,7 +54,7 @@ impl Migration for MigrationService {
         let n = b.keys.len() as u64;
         apply(ctl, b.keys).await?;
         ctl.imports.lock().unwrap_or_else(|e| e.into_inner()).insert(stream, b.seq + 1);
-        Ok(Response::new(ImportReply { applied: n }))
+        Ok(Response::new(ImportReply { applied: n, incarnation: ctl.incarnation.clone() }))
     }
 
     async fn await_applied(&self, req: Request<AwaitAppliedRequest>) -> Reply<AwaitAppliedReply> {
@@ -62,7 +62,7 @@ impl Migration for MigrationService {
         let limit = Duration::from_millis(r.timeout_ms.min(30_000) as u64);
         self.0.applied(r.index, limit).await;
         let applied = self.0.raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
-        Ok(Response::new(AwaitAppliedReply { applied }))
+        Ok(Response::new(AwaitAppliedReply { applied, incarnation: self.0.incarnation.clone() }))
     }
 
     async fn propose(&self, req: Request<ProposeRequest>) -> Reply<ProposeReply> {
