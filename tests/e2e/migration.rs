@@ -114,6 +114,7 @@ const CLIENTS: usize = 20;
 const KEYS_PER_CLIENT: u64 = 40;
 
 async fn fuzz_client(id: usize, nodes: Vec<String>, acked: Arc<Acked>, stop: Arc<AtomicBool>) {
+    let seeds = nodes.clone();
     let client = match cluster_client(nodes) {
         Ok(c) => c,
         Err(e) => return acked.errors.lock().unwrap().push(format!("client {id}: {e}")),
@@ -163,7 +164,19 @@ async fn fuzz_client(id: usize, nodes: Vec<String>, acked: Arc<Acked>, stop: Arc
                 acked.last.lock().unwrap().insert((kind, key), seq);
             }
             Ok(()) => {}
-            Err(e) => acked.errors.lock().unwrap().push(format!("client {id}: {kind} {key}: {e}")),
+            Err(e) => {
+                // Each node's idea of the slot's owner, to tell a routing
+                // disagreement from a client problem.
+                let views: Vec<String> = seeds
+                    .iter()
+                    .map(|n| {
+                        let p: u16 = n.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                        let slot = e.redirect_node().map(|(_, s)| s).unwrap_or(0);
+                        format!("{p} thinks {:?}", slot_owner_port(p, slot))
+                    })
+                    .collect();
+                acked.errors.lock().unwrap().push(format!("client {id}: {kind} {key}: {e} views {views:?}"))
+            }
         }
     }
 }

@@ -166,7 +166,19 @@ impl Conn {
         let (mut seg_script, mut seg_mixed) = (false, false);
         let mut commands = 0;
         for args in cmds.drain(..) {
-            let spec = match self.check(&args) {
+            let checked = match self.check(&args) {
+                Err(_) if self.cutting_over(&args) => {
+                    // The slot is leaving this node and its cut-over is
+                    // not finished: the new owner may not know yet, so a
+                    // redirect now could bounce back. Hold the command
+                    // until the cut-over ends, then route it again.
+                    self.flush(&mut segment, &mut splits).await;
+                    self.hold_for_cutover(&args).await;
+                    self.check(&args)
+                }
+                r => r,
+            };
+            let spec = match checked {
                 Ok(spec) => spec,
                 Err(e) => {
                     self.flush(&mut segment, &mut splits).await;
@@ -655,6 +667,30 @@ impl Conn {
             self.after_cutover(spec, args).await?;
         }
         Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into()))
+    }
+
+    /// Whether a migration's cut-over holds a slot of the command's keys.
+    fn cutting_over(&self, args: &[Bytes]) -> bool {
+        let Some(c) = &self.cluster else { return false };
+        if !c.map.gate.any_closed() {
+            return false;
+        }
+        let Some(spec) = commands::lookup(&args[0]) else { return false };
+        let mut closed = false;
+        crate::cluster::slots::for_each_key(spec, args, |k| closed = closed || c.map.gate.is_closed(crate::slot::key_slot(k)));
+        closed
+    }
+
+    /// Waits (bounded) until no slot of the command's keys is held by a
+    /// cut-over.
+    async fn hold_for_cutover(&mut self, args: &[Bytes]) {
+        let (Some(c), Some(spec)) = (&self.cluster, commands::lookup(&args[0])) else { return };
+        let map = c.map.clone();
+        let mut slots = Vec::new();
+        crate::cluster::slots::for_each_key(spec, args, |k| slots.push(crate::slot::key_slot(k)));
+        for s in slots {
+            map.gate.wait_open(Some(s), CUTOVER_WAIT * CUTOVER_RETRIES as u32).await;
+        }
     }
 
     /// Whether the gate holds back a slot of the command's keys (see
