@@ -149,13 +149,15 @@ pub fn slots_reply(view: &ClusterView, out: &mut Out) {
     }
 }
 
-/// The members to describe: the configuration's, or this node alone while
-/// it has joined no cluster.
+/// The members to describe: the configuration's, plus this node while it
+/// is not one of them (it has joined no cluster, or is catching up on a
+/// configuration from before it joined); a node always lists itself.
 fn members<'a>(view: &'a ClusterView, map: &'a SlotMap) -> Vec<(usize, &'a Member)> {
-    if view.me.is_none() && view.members.is_empty() {
-        return vec![(usize::MAX, &map.myself)];
+    let mut ms: Vec<(usize, &Member)> = view.members.iter().enumerate().collect();
+    if view.me.is_none() {
+        ms.push((usize::MAX, &map.myself));
     }
-    view.members.iter().enumerate().collect()
+    ms
 }
 
 /// CLUSTER SHARDS: per shard, its slot ranges (flat start/end integers)
