@@ -107,23 +107,39 @@ admin() { "$ADMIN" --seed "127.0.0.1:$PORT_A" "$@"; }
 dbsize() { python3 "$HELPER" dbsize "127.0.0.1:$1"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 tick_hz() { getconf CLK_TCK; }
+# thread_cpu PID: "name ticks" per thread (threads of one name summed).
+thread_cpu() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    awk '{ sub(/^[0-9]+ \(/, ""); name = $0; sub(/\).*/, "", name); sub(/^[^)]*\) /, ""); print name, $12 + $13 }' "$t/stat" 2>/dev/null
+  done | awk '{ n[$1] += $2 } END { for (k in n) print k, n[k] }' | sort
+}
 
 # start_cluster DIR: nodes A and B (PORT_A, PORT_B, PID_A, PID_B); A owns
 # every slot.
 start_cluster() {
   local dir=$1 n port pid
   for n in a b; do
-    local data=$WORK/node-$n-$RANDOM$RANDOM
-    mkdir -p "$data" "$dir"
-    port=$(free_port)
-    NO_COLOR=1 "$BIN" --port "$port" --bind 127.0.0.1 --cluster --dir "$data" --loglevel info >"$dir/node-$n.log" 2>&1 &
-    pid=$!
-    NODE_PIDS+=("$pid")
-    for _ in $(seq 100); do
-      [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break
-      kill -0 "$pid" 2>/dev/null || die "node $n did not start (see $dir/node-$n.log)"
-      sleep 0.1
+    # Another process may take the chosen port before the node binds it:
+    # then try another one.
+    local attempt up=0 data
+    for attempt in 1 2 3 4 5; do
+      data=$WORK/node-$n-$RANDOM$RANDOM
+      mkdir -p "$data" "$dir"
+      port=$(free_port)
+      NO_COLOR=1 "$BIN" --port "$port" --bind 127.0.0.1 --cluster --dir "$data" --loglevel info >"$dir/node-$n.log" 2>&1 &
+      pid=$!
+      NODE_PIDS+=("$pid")
+      for _ in $(seq 100); do
+        if [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ]; then up=1; break; fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      [ "$up" = 1 ] && break
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
     done
+    [ "$up" = 1 ] || die "node $n did not start (see $dir/node-$n.log)"
     if [ "$n" = a ]; then PORT_A=$port; PID_A=$pid; else PORT_B=$port; PID_B=$pid; fi
   done
   admin create "127.0.0.1:$PORT_B" >"$dir/create.txt" 2>&1 || die "create failed: $(cat "$dir/create.txt")"
@@ -221,9 +237,18 @@ scenario_bulk() {
   local ca0 cb0 ca1 cb1 load
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   ca0=$(cpu_ticks "$PID_A"); cb0=$(cpu_ticks "$PID_B")
+  thread_cpu "$PID_A" >"$WORK/ta0"; thread_cpu "$PID_B" >"$WORK/tb0"
   log "moving 0-16383 (load average $load)"
   move "$dir" move "$PORT_A" "$PORT_B" 0-16383
   ca1=$(cpu_ticks "$PID_A"); cb1=$(cpu_ticks "$PID_B")
+  thread_cpu "$PID_A" >"$WORK/ta1"; thread_cpu "$PID_B" >"$WORK/tb1"
+  # CPU seconds per thread name during the move (shard threads run the
+  # keyspace, "cluster" threads gRPC and Raft).
+  { echo "# node A (source), CPU s during the move"
+    join -a2 "$WORK/ta0" "$WORK/ta1" | awk -v hz="$(tick_hz)" '{ b = NF == 3 ? $2 : 0; printf "%s %.2f\n", $1, ($NF - b) / hz }'
+    echo "# node B (target)"
+    join -a2 "$WORK/tb0" "$WORK/tb1" | awk -v hz="$(tick_hz)" '{ b = NF == 3 ? $2 : 0; printf "%s %.2f\n", $1, ($NF - b) / hz }'
+  } >"$dir/thread-cpu.txt"
   sleep 1
   stop_samplers
   local nb drained verify
