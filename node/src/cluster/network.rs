@@ -58,6 +58,11 @@ impl Peer {
         request.set_timeout(ttl);
         let reply = match client.call(request).await {
             Ok(r) => r.into_inner(),
+            // A slow reply (a busy peer) is worth retrying at once; only a
+            // peer that cannot be reached earns openraft's backoff.
+            Err(status) if matches!(status.code(), tonic::Code::DeadlineExceeded | tonic::Code::Cancelled) => {
+                return Err(RPCError::Network(NetworkError::new(&status)));
+            }
             Err(status) => {
                 // Drop the channel so the next attempt reconnects.
                 self.client = None;
@@ -70,6 +75,13 @@ impl Peer {
 }
 
 impl RaftNetwork<TypeConfig> for Peer {
+    /// How long replication to an unreachable peer pauses between tries:
+    /// two heartbeats (openraft's default is 500 ms, which a cut-over
+    /// waiting for a commit would feel in full).
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
