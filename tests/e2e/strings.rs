@@ -49,6 +49,16 @@ async fn counters_and_ranges() {
     assert_eq!(f, "10.5");
     let f: String = redis::cmd("INCRBYFLOAT").arg("f").arg("0.1").query_async(&mut c).await.unwrap();
     assert_eq!(f, "10.6");
+    // Decimal sums print as Redis's long double arithmetic shows them,
+    // not with binary-float noise (0.30000000000000004).
+    for (incr, want) in [("0.1", "0.1"), ("0.2", "0.3"), ("-1.4", "-1.1"), ("1.1", "0"), ("5.0e3", "5000"), ("-2.0e2", "4800")] {
+        let f: String = redis::cmd("INCRBYFLOAT").arg("price").arg(incr).query_async(&mut c).await.unwrap();
+        assert_eq!(f, want, "INCRBYFLOAT price {incr}");
+    }
+    let f: String = redis::cmd("HINCRBYFLOAT").arg("cart").arg("total").arg("19.99").query_async(&mut c).await.unwrap();
+    assert_eq!(f, "19.99");
+    let f: String = redis::cmd("HINCRBYFLOAT").arg("cart").arg("total").arg("0.02").query_async(&mut c).await.unwrap();
+    assert_eq!(f, "20.01");
     assert_eq!(c.append::<_, _, i64>("s", "Hello").await.unwrap(), 5);
     assert_eq!(c.append::<_, _, i64>("s", " World").await.unwrap(), 11);
     assert_eq!(c.strlen::<_, i64>("s").await.unwrap(), 11);

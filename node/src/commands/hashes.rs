@@ -291,15 +291,16 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     }
     let field = &args[2];
     let text = write_hash(ctx, &args[1], true, |h, limits| {
-        let cur = match h.get(field) {
-            Some(v) => parse_f64(v).map_err(|_| CmdError::HashNotFloat)?,
-            None => 0.0,
+        let (cur, exact) = match h.get(field) {
+            Some(v) => (parse_f64(v).map_err(|_| CmdError::HashNotFloat)?, crate::types::decimal::add(v, &args[3])),
+            None => (0.0, crate::types::decimal::add(b"0", &args[3])),
         };
         let new = cur + delta;
         if !new.is_finite() {
             return Err(CmdError::NanOrInfinity);
         }
-        let text = float_text(new);
+        // Short decimals add exactly, as Redis's long double shows them.
+        let text = exact.unwrap_or_else(|| float_text(new));
         h.set(field, text.as_bytes(), limits);
         Ok(text)
     })?;

@@ -491,15 +491,17 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
     let delta = parse_f64(&args[2])?;
     let db = ctx.db();
-    let cur = match with_string(db, &args[1], now, parse_f64)? {
+    let cur = with_string(db, &args[1], now, |b| parse_f64(b).map(|v| (v, crate::types::decimal::add(b, &args[2]))))?;
+    let (cur, exact) = match cur {
         Some(v) => v?,
-        None => 0.0,
+        None => (0.0, crate::types::decimal::add(b"0", &args[2])),
     };
     let new = cur + delta;
     if !new.is_finite() {
         return Err(CmdError::NanOrInfinity);
     }
-    let text = format_double(new);
+    // Short decimals add exactly, as Redis's long double shows them.
+    let text = exact.unwrap_or_else(|| format_double(new));
     db.set(&args[1], Value::string(text.as_bytes()), true, now);
     out.bulk(text.as_bytes());
     Ok(())

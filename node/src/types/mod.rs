@@ -1,6 +1,7 @@
 //! Data structures behind the aggregate value types.
 
 pub mod btree;
+pub mod decimal;
 pub mod field_table;
 pub mod hash;
 pub mod json;
