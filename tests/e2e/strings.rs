@@ -179,3 +179,32 @@ fn malformed_mset_sets_nothing() {
     assert_eq!(c.cmd(&exists), ":0\r\n");
     assert_eq!(c.cmd(&["MSETNX", "a", "1", "b"]), "-ERR wrong number of arguments for 'msetnx' command\r\n");
 }
+
+/// LCS with Redis's documented example, on keys of two shards; exact
+/// replies in RESP2 and RESP3.
+#[test]
+fn lcs_replies() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["MSET", "key1", "ohmytext", "key2", "mynewtext", "h", "x"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["HSET", "hash", "f", "v"]), ":1\r\n");
+    let idx = "*4\r\n$7\r\nmatches\r\n*2\r\n*2\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n*2\r\n*2\r\n:2\r\n:3\r\n*2\r\n:0\r\n:1\r\n$3\r\nlen\r\n:6\r\n";
+    let cases: &[(&[&str], &str)] = &[
+        (&["LCS", "key1", "key2"], "$6\r\nmytext\r\n"),
+        (&["LCS", "key1", "key2", "LEN"], ":6\r\n"),
+        (&["LCS", "key1", "key2", "IDX"], idx),
+        (
+            &["LCS", "key1", "key2", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"],
+            "*4\r\n$7\r\nmatches\r\n*1\r\n*3\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n:4\r\n$3\r\nlen\r\n:6\r\n",
+        ),
+        (&["LCS", "key1", "nokey"], "$0\r\n\r\n"),
+        (&["LCS", "key1", "key2", "LEN", "IDX"], "-ERR If you want both the length and indexes, please just use IDX.\r\n"),
+        (&["LCS", "key1", "key2", "MINMATCHLEN"], "-ERR syntax error\r\n"),
+        (&["LCS", "key1", "hash"], "-ERR The specified keys must contain string values\r\n"),
+    ];
+    for (cmd, want) in cases {
+        assert_eq!(c.cmd(cmd), *want, "{cmd:?}");
+    }
+    assert!(c.cmd(&["HELLO", "3"]).starts_with('%'));
+    assert!(c.cmd(&["LCS", "key1", "key2", "IDX"]).starts_with("%2\r\n$7\r\nmatches\r\n"));
+}

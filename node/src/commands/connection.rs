@@ -118,6 +118,7 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::Copy => keys::copy(conn, args).await,
         ConnCmd::SwapDb => keys::swapdb(conn, args).await,
         ConnCmd::MSetNx => strings::msetnx(conn, args).await,
+        ConnCmd::Lcs => strings::lcs(conn, args).await,
         ConnCmd::Multi => transactions::multi(conn),
         ConnCmd::Exec => transactions::exec(conn).await,
         ConnCmd::Discard => transactions::discard(conn),

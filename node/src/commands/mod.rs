@@ -90,6 +90,7 @@ pub enum ConnCmd {
     Keys,
     RandomKey,
     MSetNx,
+    Lcs,
     Rename,
     RenameNx,
     Scan,

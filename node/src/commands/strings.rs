@@ -16,6 +16,16 @@ const S: &[&str] = &["string"];
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("get", 2, READONLY | FAST, (1, 1, 1), S, "string", "Returns the string value of a key.", Exec::Shard(get)),
     cmd(
+        "lcs",
+        -3,
+        READONLY,
+        (1, 2, 1),
+        &["read", "string", "slow"],
+        "string",
+        "Finds the longest common substring.",
+        Exec::Conn(ConnCmd::Lcs),
+    ),
+    cmd(
         "set",
         -3,
         WRITE | DENYOOM,
@@ -667,6 +677,82 @@ pub async fn msetnx(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> Cmd
     }
     conn.end_tx(tx);
     conn.out.int(!any as i64);
+    Ok(())
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]: the longest
+/// common subsequence of two strings (missing keys count as empty). Both
+/// values are read under one transaction when they live on two shards.
+pub async fn lcs(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdResult {
+    let (mut len_only, mut idx, mut min_len, mut with_len) = (false, false, 0usize, false);
+    let mut j = 3;
+    while j < args.len() {
+        if eq_ic(&args[j], "LEN") {
+            len_only = true;
+        } else if eq_ic(&args[j], "IDX") {
+            idx = true;
+        } else if eq_ic(&args[j], "WITHMATCHLEN") {
+            with_len = true;
+        } else if eq_ic(&args[j], "MINMATCHLEN") && j + 1 < args.len() {
+            min_len = parse_i64(&args[j + 1])?.max(0) as usize;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    if len_only && idx {
+        return Err(CmdError::err("If you want both the length and indexes, please just use IDX."));
+    }
+    let db = conn.db;
+    let read = move |sh: &mut crate::shard::Shard, key: Bytes| -> CmdResult<Vec<u8>> {
+        match with_string(sh.db(db), &key, crate::util::now_ms(), |b| b.to_vec()) {
+            Ok(v) => Ok(v.unwrap_or_default()),
+            Err(_) => Err(CmdError::err("The specified keys must contain string values")),
+        }
+    };
+    let (ka, kb) = (args[1].clone(), args[2].clone());
+    let (sa, sb) = (conn.engine.shard_of(&ka), conn.engine.shard_of(&kb));
+    let (a, b) = if sa == sb {
+        conn.run_on(sa, move |sh| (read(sh, ka), read(sh, kb))).await
+    } else {
+        let mut tx = conn.begin_tx();
+        tx.lock_all(&[sa.min(sb), sa.max(sb)]).await;
+        let a = tx.run(sa, move |sh| read(sh, ka)).await;
+        let b = tx.run(sb, move |sh| read(sh, kb)).await;
+        conn.end_tx(tx);
+        (a, b)
+    };
+    let (a, b) = (a?, b?);
+    let limit = conn.engine.cfg.proto_max_bulk_len.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    if crate::types::lcs::table_bytes(a.len(), b.len()).is_none_or(|n| n > limit) {
+        return Err(CmdError::err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
+    }
+    let r = crate::types::lcs::lcs(&a, &b);
+    let out = &mut conn.out;
+    if len_only {
+        out.int(r.string.len() as i64);
+    } else if idx {
+        out.map(2);
+        out.bulk(b"matches");
+        let shown: Vec<_> = r.matches.iter().filter(|m| min_len == 0 || m.len() >= min_len).collect();
+        out.array(shown.len());
+        for m in shown {
+            out.array(if with_len { 3 } else { 2 });
+            for (x, y) in [m.a, m.b] {
+                out.array(2);
+                out.int(x as i64);
+                out.int(y as i64);
+            }
+            if with_len {
+                out.int(m.len() as i64);
+            }
+        }
+        out.bulk(b"len");
+        out.int(r.string.len() as i64);
+    } else {
+        out.bulk(&r.string);
+    }
     Ok(())
 }
 

@@ -5,4 +5,5 @@ pub mod decimal;
 pub mod field_table;
 pub mod hash;
 pub mod json;
+pub mod lcs;
 pub mod zset;
