@@ -231,6 +231,28 @@ pub fn lua_to_resp(v: &Value, out: &mut Out, script_resp3: bool) {
     write(v, out, script_resp3, 0)
 }
 
+/// `lua_to_resp` for the value at `idx` of the stack when it is not a
+/// table: writes it and returns true; for a table writes nothing and
+/// returns false. Strings are read in place.
+///
+/// # Safety
+/// `state` must be a valid Lua state and `idx` a valid index. Uses no Lua
+/// function that can raise.
+pub unsafe fn write_scalar(state: *mut ffi::lua_State, idx: i32, out: &mut Out, script_resp3: bool) -> bool {
+    match ffi::lua_type(state, idx) {
+        ffi::LUA_TSTRING => {
+            let mut len = 0usize;
+            let p = ffi::lua_tolstring(state, idx, &mut len);
+            out.bulk(if p.is_null() { &[] } else { std::slice::from_raw_parts(p as *const u8, len) });
+        }
+        ffi::LUA_TNUMBER => out.int(lua_number_to_i64(&Value::Number(ffi::lua_tonumber(state, idx)))),
+        ffi::LUA_TBOOLEAN => write(&Value::Boolean(ffi::lua_toboolean(state, idx) != 0), out, script_resp3, 0),
+        ffi::LUA_TTABLE => return false,
+        _ => out.nil(),
+    }
+    true
+}
+
 fn number(v: &Value) -> Option<f64> {
     match v {
         Value::Integer(i) => Some(*i as f64),

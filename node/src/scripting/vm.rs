@@ -12,12 +12,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::os::raw::c_int;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use mlua::chunk::ChunkMode;
-use mlua::{ffi, Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+use mlua::{ffi, Function, HookTriggers, Lua, LuaOptions, RegistryKey, StdLib, Table, Value, VmState};
 
 use super::cache::{FunctionInfo, ScriptInfo, Scripting};
 use super::{exec, libs, Sha};
@@ -49,16 +50,61 @@ pub struct Vm {
     pub scripting: Arc<Scripting>,
     scripts: HashMap<Sha, CachedScript, FastHash>,
     script_gen: u64,
-    functions: HashMap<String, (Arc<FunctionInfo>, Function), FastHash>,
+    functions: HashMap<String, CachedFunction, FastHash>,
     lib_gen: u64,
+    /// What a run pushes straight from the registry (see `Raw`).
+    pub raw: Raw,
+    /// Buffers reused from one run to the next.
+    pub scratch: exec::Scratch,
 }
 
 type FastHash = foldhash::fast::RandomState;
 
+/// A compiled function, held in a registry slot from which a run pushes it
+/// (`key.id()`).
+pub struct Compiled {
+    pub key: RegistryKey,
+}
+
+impl Compiled {
+    fn new(lua: &Lua, func: Function) -> Result<Compiled, String> {
+        let key = lua.create_registry_value(func).map_err(|e| format!("ERR {e}"))?;
+        Ok(Compiled { key })
+    }
+}
+
 pub struct CachedScript {
     pub info: Arc<ScriptInfo>,
     /// Compiled on first use on this thread.
-    pub func: Option<Function>,
+    pub func: Option<Compiled>,
+}
+
+pub struct CachedFunction {
+    pub info: Arc<FunctionInfo>,
+    pub func: Compiled,
+}
+
+/// The VM's main state and the registry slots of what every run needs, so
+/// a run pushes them with `lua_rawgeti` rather than through handles.
+pub struct Raw {
+    pub state: *mut ffi::lua_State,
+    /// `exec::entry`, the C function each run calls under `lua_pcall`.
+    pub entry: c_int,
+    pub runner: c_int,
+    pub env: c_int,
+    /// The KEYS and ARGV tables, refilled by each EVAL run (see
+    /// `exec::refill`), and the interned names they are set under.
+    pub keys: c_int,
+    pub argv: c_int,
+    pub keys_name: c_int,
+    pub argv_name: c_int,
+    /// Holds a run's result while it is read through a handle (tables,
+    /// errors); `true` otherwise.
+    pub slot: RegistryKey,
+    /// How many entries the last run put into KEYS and ARGV.
+    pub keys_len: usize,
+    pub argv_len: usize,
+    _keep: Vec<RegistryKey>,
 }
 
 thread_local! {
@@ -145,7 +191,20 @@ impl Vm {
         // bound by the time limit too.
         lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), |_, _| exec::hook().map(|()| VmState::Continue))?;
         let (script_gen, lib_gen) = (scripting.script_gen.load(Relaxed), scripting.lib_gen.load(Relaxed));
-        Ok(Vm { lua, runner, env, library_env, scripting, scripts: HashMap::default(), script_gen, functions: HashMap::default(), lib_gen })
+        let raw = Raw::new(&lua, &runner, &env)?;
+        Ok(Vm {
+            lua,
+            runner,
+            env,
+            library_env,
+            scripting,
+            scripts: HashMap::default(),
+            script_gen,
+            functions: HashMap::default(),
+            lib_gen,
+            raw,
+            scratch: exec::Scratch::default(),
+        })
     }
 
     /// Drops what this VM compiled if SCRIPT FLUSH or a library change
@@ -155,12 +214,14 @@ impl Vm {
         if sg != self.script_gen {
             self.scripts.clear();
             self.script_gen = sg;
+            self.lua.expire_registry_values();
             self.lua.gc_collect().ok();
         }
         let lg = self.scripting.lib_gen.load(Relaxed);
         if lg != self.lib_gen {
             self.functions.clear();
             self.lib_gen = lg;
+            self.lua.expire_registry_values();
         }
     }
 
@@ -182,27 +243,28 @@ impl Vm {
             return Ok(s.info.clone());
         }
         let (flags, shebang_len) = super::parse_shebang(body).map_err(|e| format!("ERR {e}"))?;
-        let func = self.compile(&body[shebang_len..])?;
+        let func = Compiled::new(&self.lua, self.compile(&body[shebang_len..])?)?;
         let info = self.scripting.add_script(*sha, body.clone(), flags);
         self.scripts.insert(*sha, CachedScript { info: info.clone(), func: Some(func) });
         Ok(info)
     }
 
-    /// The compiled function of a cached script.
-    pub fn script_function(&mut self, sha: &Sha) -> Result<Function, String> {
+    /// The registry slot of a cached script's compiled function.
+    pub fn script_function(&mut self, sha: &Sha) -> Result<c_int, String> {
         let Some(cached) = self.script(sha) else {
             return Err("NOSCRIPT No matching script. Please use EVAL.".into());
         };
         if let Some(f) = &cached.func {
-            return Ok(f.clone());
+            return Ok(f.key.id());
         }
         let info = cached.info.clone();
         let (_, shebang_len) = super::parse_shebang(&info.body).map_err(|e| format!("ERR {e}"))?;
-        let f = self.compile(&info.body[shebang_len..])?;
+        let f = Compiled::new(&self.lua, self.compile(&info.body[shebang_len..])?)?;
+        let id = f.key.id();
         if let Some(c) = self.scripts.get_mut(sha) {
-            c.func = Some(f.clone());
+            c.func = Some(f);
         }
-        Ok(f)
+        Ok(id)
     }
 
     fn compile(&self, code: &[u8]) -> Result<Function, String> {
@@ -217,28 +279,33 @@ impl Vm {
 
     /// A function registered by a library, loading the library into this VM
     /// if needed.
-    pub fn function(&mut self, name: &str) -> Result<(Arc<FunctionInfo>, Function), String> {
-        if let Some((info, f)) = self.functions.get(name) {
-            return Ok((info.clone(), f.clone()));
+    pub fn function(&mut self, name: &str) -> Result<(Arc<FunctionInfo>, c_int), String> {
+        if let Some(c) = self.functions.get(name) {
+            return Ok((c.info.clone(), c.func.key.id()));
         }
         let Some((_, code)) = self.scripting.function(name) else {
             return Err("ERR Function not found".into());
         };
         let (_, registered) = self.load_library(&code)?;
         let libs = self.scripting.libraries();
+        let mut compiled = Vec::with_capacity(registered.len());
         for r in registered {
             if let Some(info) = libs.funcs.get(&r.name) {
-                self.functions.insert(r.name.clone(), (info.clone(), r.func));
+                compiled.push((r.name, info.clone(), r.func));
             }
         }
         drop(libs);
-        self.functions.get(name).map(|(i, f)| (i.clone(), f.clone())).ok_or_else(|| "ERR Function not found".into())
+        for (name, info, func) in compiled {
+            let func = Compiled::new(&self.lua, func)?;
+            self.functions.insert(name, CachedFunction { info, func });
+        }
+        self.functions.get(name).map(|c| (c.info.clone(), c.func.key.id())).ok_or_else(|| "ERR Function not found".into())
     }
 
     /// A function's flags and whether it is known to need the wide lock.
     pub fn function_meta(&mut self, name: &str) -> Result<(u32, bool), String> {
-        if let Some((info, _)) = self.functions.get(name) {
-            return Ok((info.flags, info.wide.load(Relaxed)));
+        if let Some(c) = self.functions.get(name) {
+            return Ok((c.info.flags, c.info.wide.load(Relaxed)));
         }
         let (info, _) = self.function(name)?;
         Ok((info.flags, info.wide.load(Relaxed)))
@@ -254,8 +321,8 @@ impl Vm {
                 }
             }
             exec::Kind::Function { name } => {
-                if let Some((info, _)) = self.functions.get(name) {
-                    info.wide.store(true, Relaxed);
+                if let Some(c) = self.functions.get(name) {
+                    c.info.wide.store(true, Relaxed);
                 }
             }
         }
@@ -280,6 +347,44 @@ impl Vm {
             return Err("ERR No functions registered".into());
         }
         Ok((meta.name, registered))
+    }
+}
+
+impl Raw {
+    fn new(lua: &Lua, runner: &Function, env: &Table) -> mlua::Result<Raw> {
+        let mut keep = Vec::new();
+        let mut reg = |v: Value| -> mlua::Result<c_int> {
+            let key = lua.create_registry_value(v)?;
+            let id = key.id();
+            keep.push(key);
+            Ok(id)
+        };
+        // SAFETY: follows the Lua C API contract (see there).
+        let entry = reg(Value::Function(unsafe { lua.create_c_function(exec::entry)? }))?;
+        let runner = reg(Value::Function(runner.clone()))?;
+        let env_id = reg(Value::Table(env.clone()))?;
+        let (keys_t, argv_t) = (lua.create_table()?, lua.create_table()?);
+        env.raw_set("KEYS", &keys_t)?;
+        env.raw_set("ARGV", &argv_t)?;
+        let keys = reg(Value::Table(keys_t))?;
+        let argv = reg(Value::Table(argv_t))?;
+        let keys_name = reg(Value::String(lua.create_string("KEYS")?))?;
+        let argv_name = reg(Value::String(lua.create_string("ARGV")?))?;
+        let slot = lua.create_registry_value(true)?;
+        Ok(Raw {
+            state: lua.state(),
+            entry,
+            runner,
+            env: env_id,
+            keys,
+            argv,
+            keys_name,
+            argv_name,
+            slot,
+            keys_len: 0,
+            argv_len: 0,
+            _keep: keep,
+        })
     }
 }
 
