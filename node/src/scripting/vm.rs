@@ -35,6 +35,62 @@ unsafe extern "C-unwind" fn trampoline(state: *mut ffi::lua_State) -> std::os::r
     ffi::lua_gettop(state)
 }
 
+/// The global `tonumber`, behaving as Lua 5.1's: with one argument, a
+/// string that is a plain decimal integer (the usual case in scripts:
+/// counters and amounts read with GET or from ARGV) is read directly rather
+/// than through the C library's strtod, which gives the same number. Any
+/// other call goes through Lua's own conversion (base 10) or strtoul (other
+/// bases), with the argument errors the standard function raises.
+unsafe extern "C-unwind" fn tonumber(state: *mut ffi::lua_State) -> c_int {
+    if ffi::lua_gettop(state) == 1 && ffi::lua_type(state, 1) == ffi::LUA_TSTRING {
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(state, 1, &mut len);
+        if !p.is_null() {
+            if let Some(n) = plain_integer(std::slice::from_raw_parts(p as *const u8, len)) {
+                ffi::lua_pushnumber(state, n);
+                return 1;
+            }
+        }
+    }
+    // The base is read as a C int, as the standard function does.
+    let base = ffi::luaL_optinteger(state, 2, 10) as c_int;
+    if base == 10 {
+        ffi::luaL_checkany(state, 1);
+        if ffi::lua_isnumber(state, 1) != 0 {
+            ffi::lua_pushnumber(state, ffi::lua_tonumber(state, 1));
+            return 1;
+        }
+    } else {
+        let text = ffi::luaL_checklstring(state, 1, std::ptr::null_mut());
+        if !(2..=36).contains(&base) {
+            ffi::luaL_argerror(state, 2, c"base out of range".as_ptr());
+        }
+        let mut end: *mut std::os::raw::c_char = std::ptr::null_mut();
+        let n = libc::strtoul(text, &mut end, base);
+        if !end.is_null() && end.cast_const() != text {
+            while matches!(*end as u8, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+                end = end.add(1);
+            }
+            if *end == 0 {
+                ffi::lua_pushnumber(state, n as ffi::lua_Number);
+                return 1;
+            }
+        }
+    }
+    ffi::lua_pushnil(state);
+    1
+}
+
+/// `-?[0-9]{1,15}`: an integer that strtod reads exactly (fewer than 2^53).
+fn plain_integer(b: &[u8]) -> Option<f64> {
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if digits.is_empty() || digits.len() > 15 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = digits.iter().fold(0i64, |v, &d| v * 10 + (d - b'0') as i64) as f64;
+    Some(if digits.len() < b.len() { -v } else { v })
+}
+
 /// Lua instructions between two checks of the time limit and kill flag.
 const HOOK_EVERY: u32 = 10_000;
 
@@ -143,6 +199,8 @@ impl Vm {
     pub fn new(scripting: Arc<Scripting>) -> mlua::Result<Vm> {
         let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::new())?;
         let g = lua.globals();
+        // SAFETY: follows the Lua C API contract (see there).
+        g.raw_set("tonumber", unsafe { lua.create_c_function(tonumber)? })?;
         g.raw_set("bit", libs::bit::open(&lua)?)?;
         g.raw_set("cjson", libs::cjson::open(&lua)?)?;
         g.raw_set("cmsgpack", libs::cmsgpack::open(&lua)?)?;
@@ -415,6 +473,57 @@ pub fn value_bytes(v: &Value) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tonumber_as_lua() {
+        // Ours in the sandbox against the standard one in a plain state,
+        // each expression shown with Lua's tostring.
+        let vm = Vm::new(Scripting::new()).unwrap();
+        let stock = Lua::new();
+        let run = |lua: &Lua, env: Option<&Table>, expr: &str| -> String {
+            let mut chunk = lua.load(format!("return tostring({expr})")).set_name("=t");
+            if let Some(env) = env {
+                chunk = chunk.set_environment(env.clone());
+            }
+            match chunk.call::<Value>(()) {
+                Ok(v) => v.to_string().unwrap_or_default(),
+                Err(e) => format!("error: {}", e.to_string().lines().next().unwrap_or_default()),
+            }
+        };
+        let cases: &[(&str, &str)] = &[
+            ("tonumber('42')", "42"),
+            ("tonumber('-42')", "-42"),
+            ("1 / tonumber('-0')", "-inf"),
+            ("tonumber('007')", "7"),
+            ("tonumber('999999999999999') - 999999999999998", "1"),
+            ("tonumber('-123456789012345') + 123456789012344", "-1"),
+            ("tonumber('12345678901234567890')", "1.2345678901235e+19"),
+            ("tonumber(' 12 ')", "12"),
+            ("tonumber('1e3')", "1000"),
+            ("tonumber('0x10')", "16"),
+            ("tonumber('1.5')", "1.5"),
+            ("tonumber('')", "nil"),
+            ("tonumber('-')", "nil"),
+            ("tonumber('--1')", "nil"),
+            ("tonumber('12a')", "nil"),
+            ("tonumber(12)", "12"),
+            ("tonumber({})", "nil"),
+            ("tonumber('ff', 16)", "255"),
+            ("tonumber(' z ', 36)", "35"),
+            ("tonumber('8', 8)", "nil"),
+            ("tonumber('10', 10)", "10"),
+            ("tonumber('10', nil)", "10"),
+            ("tonumber('10', '16')", "16"),
+            ("tonumber()", "error: runtime error: t:1: bad argument #1 to 'tonumber' (value expected)"),
+            ("tonumber('1', 99)", "error: runtime error: t:1: bad argument #2 to 'tonumber' (base out of range)"),
+            ("tonumber('1', 'x')", "error: runtime error: t:1: bad argument #2 to 'tonumber' (number expected, got string)"),
+            ("tonumber({}, 16)", "error: runtime error: t:1: bad argument #1 to 'tonumber' (string expected, got table)"),
+        ];
+        for (expr, want) in cases {
+            assert_eq!(run(&vm.lua, Some(&vm.env), expr), *want, "{expr}");
+            assert_eq!(run(&stock, None, expr), *want, "standard: {expr}");
+        }
+    }
 
     #[test]
     fn version_numbers() {
