@@ -150,35 +150,28 @@ impl Default for Scratch {
 const ARG_BUF_KEEP: usize = 4096;
 
 /// A few command names as scripts spelled them, with their specs: scripts
-/// call the same handful of commands over and over.
+/// call the same handful of commands over and over. Names of up to 16 bytes
+/// are kept as one zero-padded integer (with the length, so trailing NULs
+/// stay distinct); longer ones go to the command table every time.
 #[derive(Default)]
 struct CommandCache {
-    entries: [Option<(CachedName, &'static CommandSpec)>; 8],
+    entries: [(u8, u128, Option<&'static CommandSpec>); 8],
     next: usize,
-}
-
-#[derive(PartialEq, Eq)]
-struct CachedName {
-    len: u8,
-    bytes: [u8; 23],
-}
-
-impl CachedName {
-    fn new(name: &[u8]) -> Option<CachedName> {
-        let mut bytes = [0u8; 23];
-        bytes.get_mut(..name.len())?.copy_from_slice(name);
-        Some(CachedName { len: name.len() as u8, bytes })
-    }
 }
 
 impl CommandCache {
     fn lookup(&mut self, name: &[u8]) -> Option<&'static CommandSpec> {
-        let Some(key) = CachedName::new(name) else { return commands::lookup(name) };
-        if let Some((_, spec)) = self.entries.iter().flatten().find(|(k, _)| *k == key) {
+        if name.len() > 16 {
+            return commands::lookup(name);
+        }
+        let mut bytes = [0u8; 16];
+        bytes[..name.len()].copy_from_slice(name);
+        let key = (name.len() as u8, u128::from_le_bytes(bytes));
+        if let Some(&(_, _, Some(spec))) = self.entries.iter().find(|e| (e.0, e.1) == key) {
             return Some(spec);
         }
         let spec = commands::lookup(name)?;
-        self.entries[self.next] = Some((key, spec));
+        self.entries[self.next] = (key.0, key.1, Some(spec));
         self.next = (self.next + 1) % self.entries.len();
         Some(spec)
     }
@@ -1268,6 +1261,37 @@ pub fn load_library(vm: &mut Vm, chunk: Function) -> Result<Vec<Registered>, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_cache_matches_the_table() {
+        let mut cache = CommandCache::default();
+        let names: &[&[u8]] = &[
+            b"GET",
+            b"get",
+            b"GeT",
+            b"set",
+            b"incrby",
+            b"decrby",
+            b"hset",
+            b"zadd",
+            b"nosuchcmd",
+            b"",
+            b"get\0",
+            b"ge",
+            b"zrangebyscore",
+            b"georadiusbymember_ro",
+            b"this-name-is-longer-than-sixteen",
+            b"expire",
+            b"pexpire",
+            b"del",
+        ];
+        for _ in 0..3 {
+            for n in names {
+                let want = commands::lookup(n).map(|s| s.name);
+                assert_eq!(cache.lookup(n).map(|s| s.name), want, "{:?}", String::from_utf8_lossy(n));
+            }
+        }
+    }
 
     #[test]
     fn number_arguments() {
