@@ -37,7 +37,7 @@ use std::os::raw::{c_int, c_void};
 use mlua::{ffi, Function, Lua, Table, Value};
 
 use super::cache::{Busy, Scripting};
-use super::convert::{lua_to_resp, write_scalar};
+use super::convert::{lua_to_resp, push_bytes, push_registry, seti, write_scalar};
 use super::vm::{Raw, Vm};
 use super::{flags, Sha};
 use crate::commands::{self, flag, CommandSpec, ConnCmd, Exec};
@@ -1001,8 +1001,8 @@ pub fn run_wide(local: &mut Shard, engine: &Engine, tx: TxId, inv: &Invocation) 
 unsafe fn push_list(state: *mut ffi::lua_State, items: &[Bytes]) {
     ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as c_int, 0);
     for (i, it) in items.iter().enumerate() {
-        ffi::lua_pushlstring(state, it.as_ptr() as *const _, it.len());
-        ffi::lua_rawseti(state, -2, i as i64 + 1);
+        push_bytes(state, it);
+        seti(state, -2, i + 1);
     }
 }
 
@@ -1040,7 +1040,7 @@ struct EntryArgs<'a> {
 /// # Safety
 /// Runs inside `entry` (protected): may raise on allocation failure.
 unsafe fn refill(state: *mut ffi::lua_State, id: c_int, items: &[Bytes], prev: usize) -> usize {
-    ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, id as ffi::lua_Integer);
+    push_registry(state, id);
     let t = ffi::lua_gettop(state);
     let mut clean = prev <= 64 || items.len() * 4 >= prev;
     if clean && ffi::lua_getmetatable(state, t) != 0 {
@@ -1064,16 +1064,16 @@ unsafe fn refill(state: *mut ffi::lua_State, id: c_int, items: &[Bytes], prev: u
         ffi::lua_pop(state, 1);
         ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as c_int, 0);
         ffi::lua_pushvalue(state, -1);
-        ffi::lua_rawseti(state, ffi::LUA_REGISTRYINDEX, id as ffi::lua_Integer);
+        ffi::lua_rawseti_(state, ffi::LUA_REGISTRYINDEX, id);
         stale = 0;
     }
     for (i, it) in items.iter().enumerate() {
-        ffi::lua_pushlstring(state, it.as_ptr() as *const _, it.len());
-        ffi::lua_rawseti(state, t, i as ffi::lua_Integer + 1);
+        push_bytes(state, it);
+        seti(state, t, i + 1);
     }
     for i in items.len() + 1..=stale {
         ffi::lua_pushnil(state);
-        ffi::lua_rawseti(state, t, i as ffi::lua_Integer);
+        seti(state, t, i);
     }
     items.len()
 }
@@ -1093,17 +1093,17 @@ pub unsafe extern "C-unwind" fn entry(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: `run` passes a live `EntryArgs`, used only here.
     let a = &mut *a;
     ffi::lua_checkstack(state, 8);
-    ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, a.raw.runner as ffi::lua_Integer);
-    ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, a.func as ffi::lua_Integer);
+    push_registry(state, a.raw.runner);
+    push_registry(state, a.func);
     if a.is_script {
         // Stack: runner, func, KEYS, ARGV, env.
         a.raw.keys_len = refill(state, a.raw.keys, a.keys, a.raw.keys_len);
         a.raw.argv_len = refill(state, a.raw.argv, a.args, a.raw.argv_len);
-        ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, a.raw.env as ffi::lua_Integer);
-        ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, a.raw.keys_name as ffi::lua_Integer);
+        push_registry(state, a.raw.env);
+        push_registry(state, a.raw.keys_name);
         ffi::lua_pushvalue(state, 3);
         ffi::lua_rawset(state, 5);
-        ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, a.raw.argv_name as ffi::lua_Integer);
+        push_registry(state, a.raw.argv_name);
         ffi::lua_pushvalue(state, 4);
         ffi::lua_rawset(state, 5);
         ffi::lua_settop(state, 2);
@@ -1148,7 +1148,7 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out, func: O
     let Vm { lua, raw, scratch, scripting, .. } = vm;
     let scripting = &**scripting;
     let state = raw.state;
-    let slot = raw.slot.id() as ffi::lua_Integer;
+    let slot = raw.slot.id();
     let mut ctx = RunCtx::new(target, scripting, Some(inv), scratch);
     let mut args = EntryArgs { raw, func, keys: &inv.keys, args: &inv.args, is_script };
     // SAFETY: `state` is this VM's main state, used on this thread only;
@@ -1157,7 +1157,7 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out, func: O
     let top = unsafe { ffi::lua_gettop(state) };
     let rc = with_ctx(&mut ctx, || unsafe {
         ffi::lua_checkstack(state, 4);
-        ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, args.raw.entry as ffi::lua_Integer);
+        push_registry(state, args.raw.entry);
         ffi::lua_pushlightuserdata(state, &mut args as *mut EntryArgs<'_> as *mut c_void);
         ffi::lua_pcall(state, 1, 2, 0)
     });
@@ -1198,7 +1198,7 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out, func: O
             return true;
         }
         // A table, or a failure: read through a handle.
-        ffi::lua_rawseti(state, ffi::LUA_REGISTRYINDEX, slot);
+        ffi::lua_rawseti_(state, ffi::LUA_REGISTRYINDEX, slot);
         ffi::lua_settop(state, top);
         ok
     };
@@ -1206,7 +1206,7 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out, func: O
     // SAFETY: puts the placeholder back into the slot.
     unsafe {
         ffi::lua_pushboolean(state, 1);
-        ffi::lua_rawseti(state, ffi::LUA_REGISTRYINDEX, slot);
+        ffi::lua_rawseti_(state, ffi::LUA_REGISTRYINDEX, slot);
     }
     match (ok, value) {
         (true, v) => lua_to_resp(&v, out, resp3),
