@@ -170,9 +170,9 @@ pub fn prepare<'a>(vm: &mut Vm, c: ConnCmd, args: &'a [Bytes], db: usize, resp3:
             let ro = matches!(c, ConnCmd::EvalRo | ConnCmd::EvalShaRo);
             let (sha, body, f, wide) = if by_sha {
                 let sha = parse_sha(&args[1]).ok_or_else(noscript)?;
-                let cached = vm.script(&sha).ok_or_else(noscript)?;
-                func = cached.func.as_ref().map(|c| c.key.id());
-                (sha, None, cached.info.flags, cached.info.wide.load(Relaxed))
+                let (f, wide, id) = vm.script_meta(&sha).ok_or_else(noscript)?;
+                func = id;
+                (sha, None, f, wide)
             } else {
                 let body = args[1].clone();
                 let sha = sha1_hex(&body);

@@ -105,6 +105,9 @@ pub struct Vm {
     library_env: Function,
     pub scripting: Arc<Scripting>,
     scripts: HashMap<Sha, CachedScript, FastHash>,
+    /// The compiled script `script_meta` found last, with its function's
+    /// registry slot: clients tend to call one script over and over.
+    last_script: Option<(Sha, Arc<ScriptInfo>, c_int)>,
     script_gen: u64,
     functions: HashMap<String, CachedFunction, FastHash>,
     lib_gen: u64,
@@ -257,6 +260,7 @@ impl Vm {
             library_env,
             scripting,
             scripts: HashMap::default(),
+            last_script: None,
             script_gen,
             functions: HashMap::default(),
             lib_gen,
@@ -271,6 +275,7 @@ impl Vm {
         let sg = self.scripting.script_gen.load(Relaxed);
         if sg != self.script_gen {
             self.scripts.clear();
+            self.last_script = None;
             self.script_gen = sg;
             self.lua.expire_registry_values();
             self.lua.gc_collect().ok();
@@ -292,6 +297,23 @@ impl Vm {
                 Some(v.insert(CachedScript { info, func: None }))
             }
         }
+    }
+
+    /// A cached script's flags, whether it is known to need the wide lock,
+    /// and its function's registry slot once compiled in this VM.
+    pub fn script_meta(&mut self, sha: &Sha) -> Option<(u32, bool, Option<c_int>)> {
+        if let Some((last, info, id)) = &self.last_script {
+            if last == sha {
+                return Some((info.flags, info.wide.load(Relaxed), Some(*id)));
+            }
+        }
+        let cached = self.script(sha)?;
+        let (info, id) = (cached.info.clone(), cached.func.as_ref().map(|f| f.key.id()));
+        let meta = (info.flags, info.wide.load(Relaxed), id);
+        if let Some(id) = id {
+            self.last_script = Some((*sha, info, id));
+        }
+        Some(meta)
     }
 
     /// Looks `body` up by its SHA, or checks that it compiles and adds it to
