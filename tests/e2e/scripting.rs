@@ -724,3 +724,23 @@ fn keys_and_argv_are_fresh_each_run() {
     assert_eq!(c.cmd(&["EVAL", look, "1", "k", "a"]), fresh);
     assert_eq!(c.cmd(&["EVAL", "return {#KEYS, #ARGV, ARGV[1]}", "0", "x"]), "*3\r\n:0\r\n:1\r\n$1\r\nx\r\n");
 }
+
+/// Large replies and argument lists inside scripts, then small ones: the
+/// VM's reused buffers grow for them and are given back after the run.
+#[test]
+fn large_replies_and_arguments_then_small() {
+    let s = Server::start_with(&["--shards", "1"]);
+    let mut c = s.raw();
+    let big = "x".repeat(300_000);
+    assert_eq!(c.cmd(&["SET", "big", &big]), "+OK\r\n");
+    assert_eq!(c.cmd(&["EVAL", "return #redis.call('GET', KEYS[1])", "1", "big"]), ":300000\r\n");
+    let args: Vec<String> = (0..3000).map(|i| format!("f{i}")).collect();
+    let mut cmd = vec!["EVAL", "return redis.call('DEL', unpack(ARGV))", "0"];
+    cmd.extend(args.iter().map(String::as_str));
+    assert_eq!(c.cmd(&cmd), ":0\r\n");
+    let mut cmd = vec!["EVAL", "redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])", "1", "k"];
+    cmd.push(&big);
+    assert_eq!(c.cmd(&cmd), format!("$300000\r\n{big}\r\n"));
+    assert_eq!(c.cmd(&["EVAL", "redis.call('SET', KEYS[1], 'v') return redis.call('GET', KEYS[1])", "1", "k"]), "$1\r\nv\r\n");
+    assert_eq!(c.cmd(&["GET", "big"]).len(), 300_000 + 11);
+}

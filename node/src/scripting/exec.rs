@@ -144,10 +144,32 @@ impl Default for Scratch {
     }
 }
 
+impl Scratch {
+    /// Drops buffers a run grew beyond what is worth keeping (a large
+    /// reply or argument list), so a VM holds on to no more than a few
+    /// kilobytes between runs.
+    fn trim(&mut self) {
+        if self.reply.buf.capacity() > REPLY_BUF_KEEP {
+            self.reply.buf = Vec::new();
+        }
+        if self.arg_bytes.capacity() > ARG_BUF_KEEP {
+            self.arg_bytes = BytesMut::new();
+        }
+        if self.argv.capacity() > ARGS_KEEP {
+            self.argv = Vec::new();
+            self.arg_lens = Vec::new();
+        }
+    }
+}
+
 /// The argument buffer is dropped rather than kept past this size: its
 /// handles may outlive the call (a command keeping an argument), and a
 /// large buffer should not stay pinned by them.
 const ARG_BUF_KEEP: usize = 4096;
+/// Largest `redis.call` reply buffer kept between runs.
+const REPLY_BUF_KEEP: usize = 64 * 1024;
+/// Most `redis.call` arguments whose vectors are kept between runs.
+const ARGS_KEEP: usize = 1024;
 
 /// A few command names as scripts spelled them, with their specs: scripts
 /// call the same handful of commands over and over. Names of up to 16 bytes
@@ -1175,6 +1197,7 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out, func: O
     }
     ctx.finish_undo(false);
     drop(ctx);
+    vm.scratch.trim();
     // SAFETY: the stack holds the two results (or the error) above `top`;
     // the values are read with non-raising functions, and moving one into
     // the registry slot (which exists) allocates nothing.
