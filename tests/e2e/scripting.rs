@@ -690,3 +690,57 @@ fn pipelined_script_touching_another_shard_keeps_order() {
         assert_eq!(String::from_utf8_lossy(&c.read_reply()), format!("${}\r\n{n}\r\n", n.len()));
     }
 }
+
+/// Each EVAL sees KEYS and ARGV holding exactly its own keys and
+/// arguments, whatever an earlier script on the same VM did to them:
+/// added entries, holes, other keys, metatables, a replaced table, more
+/// entries than now.
+#[test]
+fn keys_and_argv_are_fresh_each_run() {
+    let s = Server::start_with(&["--shards", "1"]);
+    let mut c = s.raw();
+    let look = "return {#KEYS, #ARGV, tostring(KEYS[1]), tostring(KEYS[2]), tostring(KEYS[0]), tostring(KEYS.extra), \
+                tostring(ARGV[1]), tostring(ARGV[2]), tostring(getmetatable(KEYS)), tostring(getmetatable(ARGV)), tostring(rawget(KEYS, 3))}";
+    let fresh = "*11\r\n:1\r\n:1\r\n$1\r\nk\r\n$3\r\nnil\r\n$3\r\nnil\r\n$3\r\nnil\r\n$1\r\na\r\n$3\r\nnil\r\n$3\r\nnil\r\n$3\r\nnil\r\n$3\r\nnil\r\n";
+    let spoilers = [
+        "table.insert(KEYS, 'x') table.insert(ARGV, 'y') return 1",
+        "KEYS.extra = 1 return 1",
+        "KEYS[0] = 'zero' return 1",
+        "KEYS[1] = nil ARGV[1] = nil return 1",
+        "setmetatable(KEYS, {__index = function() return 'meta' end}) setmetatable(ARGV, {}) return 1",
+        "KEYS = {'z', 'z'} return 1",
+        "for i = 1, 500 do KEYS[i] = i end return 1",
+        "return 1",
+    ];
+    for spoil in spoilers {
+        c.cmd(&["EVAL", spoil, "2", "k1", "k2", "a1", "a2", "a3"]);
+        assert_eq!(c.cmd(&["EVAL", look, "1", "k", "a"]), fresh, "after {spoil}");
+    }
+    // Many arguments, then few.
+    let many: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+    let mut cmd = vec!["EVAL", "return #ARGV", "0"];
+    cmd.extend(many.iter().map(String::as_str));
+    assert_eq!(c.cmd(&cmd), ":300\r\n");
+    assert_eq!(c.cmd(&["EVAL", look, "1", "k", "a"]), fresh);
+    assert_eq!(c.cmd(&["EVAL", "return {#KEYS, #ARGV, ARGV[1]}", "0", "x"]), "*3\r\n:0\r\n:1\r\n$1\r\nx\r\n");
+}
+
+/// Large replies and argument lists inside scripts, then small ones: the
+/// VM's reused buffers grow for them and are given back after the run.
+#[test]
+fn large_replies_and_arguments_then_small() {
+    let s = Server::start_with(&["--shards", "1"]);
+    let mut c = s.raw();
+    let big = "x".repeat(300_000);
+    assert_eq!(c.cmd(&["SET", "big", &big]), "+OK\r\n");
+    assert_eq!(c.cmd(&["EVAL", "return #redis.call('GET', KEYS[1])", "1", "big"]), ":300000\r\n");
+    let args: Vec<String> = (0..3000).map(|i| format!("f{i}")).collect();
+    let mut cmd = vec!["EVAL", "return redis.call('DEL', unpack(ARGV))", "0"];
+    cmd.extend(args.iter().map(String::as_str));
+    assert_eq!(c.cmd(&cmd), ":0\r\n");
+    let mut cmd = vec!["EVAL", "redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])", "1", "k"];
+    cmd.push(&big);
+    assert_eq!(c.cmd(&cmd), format!("$300000\r\n{big}\r\n"));
+    assert_eq!(c.cmd(&["EVAL", "redis.call('SET', KEYS[1], 'v') return redis.call('GET', KEYS[1])", "1", "k"]), "$1\r\nv\r\n");
+    assert_eq!(c.cmd(&["GET", "big"]).len(), 300_000 + 11);
+}

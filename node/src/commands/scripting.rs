@@ -3,6 +3,8 @@
 //! escalation, wide mode) is in `scripting::exec`; this module parses the
 //! commands, checks flags, picks the path and manages the caches.
 
+use std::borrow::Cow;
+use std::os::raw::c_int;
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
@@ -139,18 +141,22 @@ pub fn is_script_call(c: ConnCmd) -> bool {
 }
 
 /// A parsed, checked script invocation.
-pub struct Prepared {
-    pub inv: Invocation,
+pub struct Prepared<'a> {
+    pub inv: Invocation<'a>,
     /// Known to reach beyond its declared keys' shard (or allowed to span
     /// shards): run it in wide mode straight away.
     pub wide: bool,
+    /// The registry slot of the compiled script in the VM that prepared it,
+    /// when already compiled (valid for that VM only).
+    pub func: Option<c_int>,
 }
 
 /// Parses EVAL/EVALSHA/EVAL_RO/EVALSHA_RO/FCALL/FCALL_RO with this
 /// thread's VM (which caches scripts and functions), checking numkeys, the
 /// script's existence and its flags.
-pub fn prepare(vm: &mut Vm, c: ConnCmd, args: &[Bytes], db: usize, resp3: bool, cfg: &Config) -> CmdResult<Prepared> {
+pub fn prepare<'a>(vm: &mut Vm, c: ConnCmd, args: &'a [Bytes], db: usize, resp3: bool, cfg: &Config) -> CmdResult<Prepared<'a>> {
     let limit_ms = cfg.lua_time_limit.load(Relaxed);
+    let mut func = None;
     let (kind, f, wide, ro, command, nk) = match c {
         ConnCmd::Fcall | ConnCmd::FcallRo => {
             let name = String::from_utf8_lossy(&args[1]).into_owned();
@@ -165,7 +171,8 @@ pub fn prepare(vm: &mut Vm, c: ConnCmd, args: &[Bytes], db: usize, resp3: bool, 
             let ro = matches!(c, ConnCmd::EvalRo | ConnCmd::EvalShaRo);
             let (sha, body, f, wide) = if by_sha {
                 let sha = parse_sha(&args[1]).ok_or_else(noscript)?;
-                let (f, wide) = vm.script(&sha).map(|c| (c.info.flags, c.info.wide.load(Relaxed))).ok_or_else(noscript)?;
+                let (f, wide, id) = vm.script_meta(&sha).ok_or_else(noscript)?;
+                func = id;
                 (sha, None, f, wide)
             } else {
                 let body = args[1].clone();
@@ -186,8 +193,8 @@ pub fn prepare(vm: &mut Vm, c: ConnCmd, args: &[Bytes], db: usize, resp3: bool, 
     let no_writes = f & flags::NO_WRITES != 0 && (f & flags::EVAL_COMPAT == 0 || matches!(kind, Kind::Function { .. }));
     let inv = Invocation {
         kind,
-        keys: args[3..3 + nk].to_vec(),
-        args: args[3 + nk..].to_vec(),
+        keys: Cow::Borrowed(&args[3..3 + nk]),
+        args: Cow::Borrowed(&args[3 + nk..]),
         db,
         resp3,
         read_only: ro || no_writes,
@@ -195,7 +202,7 @@ pub fn prepare(vm: &mut Vm, c: ConnCmd, args: &[Bytes], db: usize, resp3: bool, 
         command,
         limit_ms,
     };
-    Ok(Prepared { wide: wide || f & flags::ALLOW_CROSS_SLOT != 0, inv })
+    Ok(Prepared { wide: wide || f & flags::ALLOW_CROSS_SLOT != 0, inv, func })
 }
 
 /// Whether an EVAL/EVALSHA call's script, or an FCALL's function, declares
@@ -234,7 +241,7 @@ pub fn run_on_shard(sh: &mut Shard, db: usize, c: ConnCmd, args: &[Bytes], out: 
         if prep.wide {
             return false;
         }
-        exec::run_fast_with(vm, sh, &prep.inv, out)
+        exec::run_fast_with(vm, sh, &prep.inv, out, prep.func)
     })
 }
 
@@ -245,14 +252,14 @@ pub async fn eval(conn: &mut Conn, c: ConnCmd, args: &[Bytes]) -> CmdResult {
     let (db, resp3) = (conn.db, conn.out.resp3);
     let engine = conn.engine.clone();
     let prep = with_vm(&engine.scripting, |vm| prepare(vm, c, args, db, resp3, &engine.cfg))?;
-    run(conn, prep.inv, prep.wide).await;
+    run(conn, prep.inv.into_owned(), prep.wide).await;
     Ok(())
 }
 
 /// Runs an invocation: on the shard of its declared keys when they share
 /// one (falling back to wide mode if it reaches further), otherwise — or
 /// when known to reach further, or inside EXEC — holding every shard.
-async fn run(conn: &mut Conn, inv: Invocation, known_wide: bool) {
+async fn run(conn: &mut Conn, inv: Invocation<'static>, known_wide: bool) {
     let mut inv = inv;
     let in_exec = conn.exec_tx.is_some();
     if !in_exec && !known_wide && inv.flags & flags::ALLOW_CROSS_SLOT == 0 {

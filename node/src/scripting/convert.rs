@@ -59,8 +59,34 @@ fn blob<'a>(buf: &'a [u8], pos: &mut usize, n: i64) -> Option<&'a [u8]> {
     Some(b)
 }
 
-unsafe fn push_bytes(state: *mut ffi::lua_State, b: &[u8]) {
-    ffi::lua_pushlstring(state, b.as_ptr() as *const _, b.len());
+/// Pushes a byte string. The plain C API calls here and in `seti`: the
+/// compatibility layer's versions read the string back, check the type of
+/// what they pushed, or convert indices with a panic on overflow.
+///
+/// # Safety
+/// `state` must be valid with room for one more value; may raise (out of
+/// memory).
+pub unsafe fn push_bytes(state: *mut ffi::lua_State, b: &[u8]) {
+    let p = if b.is_empty() { c"".as_ptr() } else { b.as_ptr() as *const std::os::raw::c_char };
+    ffi::lua_pushlstring_(state, p, b.len());
+}
+
+/// `t[i] = v` for the table at `t` and the value on top (popped); `i` is a
+/// 1-based position, saturated to the C API's int.
+///
+/// # Safety
+/// `t` must be a table of the valid state `state`; may raise (out of
+/// memory) when the table grows.
+pub unsafe fn seti(state: *mut ffi::lua_State, t: i32, i: usize) {
+    ffi::lua_rawseti_(state, t, i.min(i32::MAX as usize) as i32);
+}
+
+/// Pushes registry slot `id`.
+///
+/// # Safety
+/// `state` must be valid with room for one more value.
+pub unsafe fn push_registry(state: *mut ffi::lua_State, id: i32) {
+    ffi::lua_rawgeti_(state, ffi::LUA_REGISTRYINDEX, id);
 }
 
 /// Pushes `{key=<value on top>}` in place of the value on top.
@@ -132,7 +158,7 @@ pub unsafe fn push_resp(state: *mut ffi::lua_State, buf: &[u8], pos: &mut usize,
             ffi::lua_createtable(state, n.min(1 << 16) as i32, 0);
             for i in 1..=n {
                 let ok = push_resp(state, buf, pos, depth + 1);
-                ffi::lua_rawseti(state, -2, i);
+                seti(state, -2, i as usize);
                 if !ok {
                     return false;
                 }
@@ -229,6 +255,28 @@ pub unsafe fn push_resp(state: *mut ffi::lua_State, buf: &[u8], pos: &mut usize,
 /// convert); `out` knows the client's protocol.
 pub fn lua_to_resp(v: &Value, out: &mut Out, script_resp3: bool) {
     write(v, out, script_resp3, 0)
+}
+
+/// `lua_to_resp` for the value at `idx` of the stack when it is not a
+/// table: writes it and returns true; for a table writes nothing and
+/// returns false. Strings are read in place.
+///
+/// # Safety
+/// `state` must be a valid Lua state and `idx` a valid index. Uses no Lua
+/// function that can raise.
+pub unsafe fn write_scalar(state: *mut ffi::lua_State, idx: i32, out: &mut Out, script_resp3: bool) -> bool {
+    match ffi::lua_type(state, idx) {
+        ffi::LUA_TSTRING => {
+            let mut len = 0usize;
+            let p = ffi::lua_tolstring(state, idx, &mut len);
+            out.bulk(if p.is_null() { &[] } else { std::slice::from_raw_parts(p as *const u8, len) });
+        }
+        ffi::LUA_TNUMBER => out.int(lua_number_to_i64(&Value::Number(ffi::lua_tonumber(state, idx)))),
+        ffi::LUA_TBOOLEAN => write(&Value::Boolean(ffi::lua_toboolean(state, idx) != 0), out, script_resp3, 0),
+        ffi::LUA_TTABLE => return false,
+        _ => out.nil(),
+    }
+    true
 }
 
 fn number(v: &Value) -> Option<f64> {

@@ -26,18 +26,19 @@
 //! `lua-time-limit` the run registers itself as busy (other connections
 //! then answer -BUSY) and from then on honours SCRIPT KILL / FUNCTION KILL.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use std::os::raw::c_int;
+use bytes::{Bytes, BytesMut};
+use std::os::raw::{c_int, c_void};
 
 use mlua::{ffi, Function, Lua, Table, Value};
 
 use super::cache::{Busy, Scripting};
-use super::convert::lua_to_resp;
-use super::vm::Vm;
+use super::convert::{lua_to_resp, push_bytes, push_registry, seti, write_scalar};
+use super::vm::{Raw, Vm};
 use super::{flags, Sha};
 use crate::commands::{self, flag, CommandSpec, ConnCmd, Exec};
 use crate::error::CmdError;
@@ -54,11 +55,12 @@ pub enum Kind {
     Function { name: String },
 }
 
-/// One EVAL/EVALSHA/FCALL invocation, as sent to the shard that runs it.
-pub struct Invocation {
+/// One EVAL/EVALSHA/FCALL invocation, as sent to the shard that runs it
+/// (keys and arguments borrowed from the command when it runs in place).
+pub struct Invocation<'a> {
     pub kind: Kind,
-    pub keys: Vec<Bytes>,
-    pub args: Vec<Bytes>,
+    pub keys: Cow<'a, [Bytes]>,
+    pub args: Cow<'a, [Bytes]>,
     /// The client's database.
     pub db: usize,
     /// The client's protocol (the reply is written in it).
@@ -71,6 +73,23 @@ pub struct Invocation {
     pub command: &'static str,
     /// `lua-time-limit` in ms (0: none).
     pub limit_ms: u64,
+}
+
+impl Invocation<'_> {
+    /// The invocation with its own copy of the keys and arguments.
+    pub fn into_owned(self) -> Invocation<'static> {
+        Invocation {
+            kind: self.kind,
+            keys: Cow::Owned(self.keys.into_owned()),
+            args: Cow::Owned(self.args.into_owned()),
+            db: self.db,
+            resp3: self.resp3,
+            read_only: self.read_only,
+            flags: self.flags,
+            command: self.command,
+            limit_ms: self.limit_ms,
+        }
+    }
 }
 
 /// Result of a fast-path attempt.
@@ -96,10 +115,95 @@ pub struct Registered {
     pub description: Option<String>,
 }
 
+/// Buffers a VM reuses from one run, and one `redis.call`, to the next.
+pub struct Scratch {
+    /// The reply of the running `redis.call`.
+    reply: Out,
+    /// The arguments of the running `redis.call`: their bytes (one buffer,
+    /// reclaimed once the previous call's handles are gone), lengths and
+    /// handles.
+    arg_bytes: BytesMut,
+    arg_lens: Vec<usize>,
+    argv: Vec<Bytes>,
+    /// Databases of the fast-path shard whose undo log is recording.
+    undo_dbs: Vec<usize>,
+    /// The last command names `redis.call` looked up.
+    commands: CommandCache,
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch {
+            reply: Out { buf: Vec::new(), resp3: false },
+            arg_bytes: BytesMut::new(),
+            arg_lens: Vec::new(),
+            argv: Vec::new(),
+            undo_dbs: Vec::new(),
+            commands: CommandCache::default(),
+        }
+    }
+}
+
+impl Scratch {
+    /// Drops buffers a run grew beyond what is worth keeping (a large
+    /// reply or argument list), so a VM holds on to no more than a few
+    /// kilobytes between runs.
+    fn trim(&mut self) {
+        if self.reply.buf.capacity() > REPLY_BUF_KEEP {
+            self.reply.buf = Vec::new();
+        }
+        if self.arg_bytes.capacity() > ARG_BUF_KEEP {
+            self.arg_bytes = BytesMut::new();
+        }
+        if self.argv.capacity() > ARGS_KEEP {
+            self.argv = Vec::new();
+            self.arg_lens = Vec::new();
+        }
+    }
+}
+
+/// The argument buffer is dropped rather than kept past this size: its
+/// handles may outlive the call (a command keeping an argument), and a
+/// large buffer should not stay pinned by them.
+const ARG_BUF_KEEP: usize = 4096;
+/// Largest `redis.call` reply buffer kept between runs.
+const REPLY_BUF_KEEP: usize = 64 * 1024;
+/// Most `redis.call` arguments whose vectors are kept between runs.
+const ARGS_KEEP: usize = 1024;
+
+/// A few command names as scripts spelled them, with their specs: scripts
+/// call the same handful of commands over and over. Names of up to 16 bytes
+/// are kept as one zero-padded integer (with the length, so trailing NULs
+/// stay distinct); longer ones go to the command table every time.
+#[derive(Default)]
+struct CommandCache {
+    entries: [(u8, u128, Option<&'static CommandSpec>); 8],
+    next: usize,
+}
+
+impl CommandCache {
+    fn lookup(&mut self, name: &[u8]) -> Option<&'static CommandSpec> {
+        if name.len() > 16 {
+            return commands::lookup(name);
+        }
+        let mut bytes = [0u8; 16];
+        bytes[..name.len()].copy_from_slice(name);
+        let key = (name.len() as u8, u128::from_le_bytes(bytes));
+        if let Some(&(_, _, Some(spec))) = self.entries.iter().find(|e| (e.0, e.1) == key) {
+            return Some(spec);
+        }
+        let spec = commands::lookup(name)?;
+        self.entries[self.next] = (key.0, key.1, Some(spec));
+        self.next = (self.next + 1) % self.entries.len();
+        Some(spec)
+    }
+}
+
 pub struct RunCtx<'a> {
     target: Target<'a>,
     scripting: &'a Scripting,
-    inv: Option<&'a Invocation>,
+    scratch: &'a mut Scratch,
+    inv: Option<&'a Invocation<'a>>,
     db: usize,
     /// The protocol the script speaks (`redis.setresp`).
     resp3: bool,
@@ -111,15 +215,23 @@ pub struct RunCtx<'a> {
     escalate: bool,
     killed: bool,
     load_timeout: bool,
-    /// Databases of the fast-path shard whose undo log is recording.
-    undo_dbs: Vec<usize>,
-    started: Instant,
+    /// Coarse monotonic time at the start, for the time limit.
+    started: Duration,
     /// Unix ms at the start: commands see this time throughout the run.
     now: u64,
     limit: Option<Duration>,
     busy: Option<Busy>,
-    out: Out,
     registered: Vec<Registered>,
+}
+
+/// A monotonic clock read for the time limit: the coarse clock, which
+/// needs no hardware counter read (a few ms of resolution are plenty for a
+/// limit in ms).
+fn coarse_now() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writes the current time into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// A library must finish loading within this time.
@@ -202,7 +314,7 @@ unsafe fn call_c(state: *mut ffi::lua_State, raise: bool) -> c_int {
     let reply: Option<Option<(*const u8, usize)>> = current(|ctx| {
         // SAFETY: `state` is the running Lua state; `call_stack` only reads it.
         match unsafe { ctx.call_stack(state, n) } {
-            Ok(()) => Some((ctx.out.buf.as_ptr(), ctx.out.buf.len())),
+            Ok(()) => Some((ctx.scratch.reply.buf.as_ptr(), ctx.scratch.reply.buf.len())),
             Err(Escalate) => None,
         }
     });
@@ -214,8 +326,8 @@ unsafe fn call_c(state: *mut ffi::lua_State, raise: bool) -> c_int {
             ffi::lua_error(state);
         }
     };
-    // SAFETY: the buffer belongs to the run's context, which outlives this
-    // call and is not touched while the reply is pushed.
+    // SAFETY: the buffer belongs to the VM's scratch space, which outlives
+    // this call and is not touched while the reply is pushed.
     let reply = std::slice::from_raw_parts(ptr, len);
     let failed = reply.first() == Some(&b'-');
     let mut pos = 0;
@@ -344,7 +456,7 @@ pub fn hook() -> mlua::Result<()> {
 }
 
 impl<'a> RunCtx<'a> {
-    fn new(target: Target<'a>, scripting: &'a Scripting, inv: Option<&'a Invocation>) -> RunCtx<'a> {
+    fn new(target: Target<'a>, scripting: &'a Scripting, inv: Option<&'a Invocation<'a>>, scratch: &'a mut Scratch) -> RunCtx<'a> {
         let (db, read_only, limit, mut oom) = match inv {
             Some(i) => (i.db, i.read_only, (i.limit_ms > 0).then(|| Duration::from_millis(i.limit_ms)), i.flags & flags::EVAL_COMPAT != 0),
             None => (0, true, Some(LOAD_LIMIT), false),
@@ -355,6 +467,7 @@ impl<'a> RunCtx<'a> {
         RunCtx {
             target,
             scripting,
+            scratch,
             inv,
             db,
             resp3: false,
@@ -364,12 +477,10 @@ impl<'a> RunCtx<'a> {
             escalate: false,
             killed: false,
             load_timeout: false,
-            undo_dbs: Vec::new(),
-            started: Instant::now(),
+            started: coarse_now(),
             now: now_ms(),
             limit,
             busy: None,
-            out: Out::new(false),
             registered: Vec::new(),
         }
     }
@@ -379,7 +490,8 @@ impl<'a> RunCtx<'a> {
             return Err(abort_error());
         }
         let Some(limit) = self.limit else { return Ok(()) };
-        if self.started.elapsed() < limit {
+        let elapsed = coarse_now().saturating_sub(self.started);
+        if elapsed < limit {
             return Ok(());
         }
         let Some(inv) = self.inv else {
@@ -399,7 +511,8 @@ impl<'a> RunCtx<'a> {
                 Target::Fast(sh) | Target::Wide { local: sh, .. } => sh.id,
                 Target::None => 0,
             };
-            self.busy = Some(self.scripting.mark_busy(function, command, self.started, self.wrote, thread));
+            let started = Instant::now().checked_sub(elapsed).unwrap_or_else(Instant::now);
+            self.busy = Some(self.scripting.mark_busy(function, command, started, self.wrote, thread));
         }
         if self.busy.as_ref().is_some_and(|b| b.kill.load(Relaxed)) {
             self.killed = true;
@@ -412,7 +525,7 @@ impl<'a> RunCtx<'a> {
     /// them back).
     fn finish_undo(&mut self, rollback: bool) {
         if let Target::Fast(sh) = &mut self.target {
-            for &d in &self.undo_dbs {
+            for &d in &self.scratch.undo_dbs {
                 if rollback {
                     sh.db(d).undo_rollback();
                 } else {
@@ -420,7 +533,7 @@ impl<'a> RunCtx<'a> {
                 }
             }
         }
-        self.undo_dbs.clear();
+        self.scratch.undo_dbs.clear();
     }
 
     /// Runs the command whose arguments are the `n` values on the Lua
@@ -434,53 +547,73 @@ impl<'a> RunCtx<'a> {
         if self.escalate || self.killed {
             return Err(Escalate);
         }
-        self.out.buf.clear();
-        self.out.resp3 = self.resp3;
-        let fail = |out: &mut Out, msg: &str| {
-            out.error_text(msg);
-            Ok(())
-        };
+        let s = &mut *self.scratch;
+        s.reply.buf.clear();
+        s.reply.resp3 = self.resp3;
         if n < 1 {
-            return fail(&mut self.out, "ERR Please specify at least one argument for this redis lib call");
+            s.reply.error_text("ERR Please specify at least one argument for this redis lib call");
+            return Ok(());
         }
-        // All arguments share one allocation.
-        let mut buf = bytes::BytesMut::new();
-        let mut lens = Vec::with_capacity(n as usize);
+        // All arguments share one buffer, reused from call to call.
+        s.argv.clear();
+        s.arg_lens.clear();
+        if s.arg_bytes.capacity() > ARG_BUF_KEEP {
+            s.arg_bytes = BytesMut::new();
+        }
+        let mut number = itoa::Buffer::new();
         for i in 1..=n {
-            let start = buf.len();
+            let start = s.arg_bytes.len();
             match ffi::lua_type(state, i) {
                 ffi::LUA_TSTRING => {
                     let mut len = 0usize;
                     let p = ffi::lua_tolstring(state, i, &mut len);
                     if !p.is_null() {
-                        buf.extend_from_slice(std::slice::from_raw_parts(p as *const u8, len));
+                        s.arg_bytes.extend_from_slice(std::slice::from_raw_parts(p as *const u8, len));
                     }
                 }
-                ffi::LUA_TNUMBER => buf.extend_from_slice(&number_arg(ffi::lua_tonumber(state, i))),
-                _ => return fail(&mut self.out, "ERR Lua redis lib command arguments must be strings or integers"),
+                ffi::LUA_TNUMBER => {
+                    let v = ffi::lua_tonumber(state, i);
+                    match integral_arg(v) {
+                        Some(i) => s.arg_bytes.extend_from_slice(number.format(i).as_bytes()),
+                        None => s.arg_bytes.extend_from_slice(&number_arg(v)),
+                    }
+                }
+                _ => {
+                    s.arg_bytes.clear();
+                    s.reply.error_text("ERR Lua redis lib command arguments must be strings or integers");
+                    return Ok(());
+                }
             }
-            lens.push(buf.len() - start);
+            s.arg_lens.push(s.arg_bytes.len() - start);
         }
-        let mut all = buf.freeze();
-        let argv: Vec<Bytes> = lens.into_iter().map(|n| all.split_to(n)).collect();
-        let Some(spec) = commands::lookup(&argv[0]) else {
-            return fail(&mut self.out, "ERR Unknown Redis command called from script");
+        let mut all = s.arg_bytes.split().freeze();
+        for &len in &s.arg_lens {
+            s.argv.push(all.split_to(len));
+        }
+        drop(all);
+        let fail = |s: &mut Scratch, msg: &str| {
+            s.argv.clear();
+            s.reply.error_text(msg);
+            Ok(())
         };
-        if !spec.arity_ok(argv.len()) {
-            return fail(&mut self.out, "ERR Wrong number of args calling Redis command from script");
+        let Some(spec) = s.commands.lookup(&s.argv[0]) else {
+            return fail(s, "ERR Unknown Redis command called from script");
+        };
+        if !spec.arity_ok(s.argv.len()) {
+            return fail(s, "ERR Wrong number of args calling Redis command from script");
         }
         if spec.has_flag(flag::NOSCRIPT) {
-            return fail(&mut self.out, "ERR This Redis command is not allowed from script");
+            return fail(s, "ERR This Redis command is not allowed from script");
         }
         let write = spec.has_flag(flag::WRITE);
         if write && self.read_only {
-            return fail(&mut self.out, "ERR Write commands are not allowed from read-only scripts.");
+            return fail(s, "ERR Write commands are not allowed from read-only scripts.");
         }
         if self.oom && !self.wrote && spec.has_flag(flag::DENYOOM) {
-            return fail(&mut self.out, "OOM command not allowed when used memory > 'maxmemory'.");
+            return fail(s, "OOM command not allowed when used memory > 'maxmemory'.");
         }
         if let Target::None = self.target {
-            return fail(&mut self.out, "ERR redis.call is not available while loading a library");
+            return fail(s, "ERR redis.call is not available while loading a library");
         }
         if write {
             self.wrote = true;
@@ -488,9 +621,12 @@ impl<'a> RunCtx<'a> {
                 b.wrote.store(true, Relaxed);
             }
         }
-        let mut out = std::mem::replace(&mut self.out, Out { buf: Vec::new(), resp3: false });
-        let done = self.dispatch(spec, argv, &mut out);
-        self.out = out;
+        let mut argv = std::mem::take(&mut s.argv);
+        let mut out = std::mem::replace(&mut s.reply, Out { buf: Vec::new(), resp3: false });
+        let done = self.dispatch(spec, &argv, &mut out);
+        argv.clear();
+        self.scratch.reply = out;
+        self.scratch.argv = argv;
         if done.is_err() {
             self.escalate = true;
         }
@@ -498,9 +634,9 @@ impl<'a> RunCtx<'a> {
     }
 
     /// Runs one command wherever it belongs, writing its reply.
-    fn dispatch(&mut self, spec: &'static CommandSpec, argv: Vec<Bytes>, out: &mut Out) -> Result<(), Escalate> {
+    fn dispatch(&mut self, spec: &'static CommandSpec, argv: &[Bytes], out: &mut Out) -> Result<(), Escalate> {
         if let Exec::Conn(c) = spec.exec {
-            if self.conn_local(c, &argv, out) {
+            if self.conn_local(c, argv, out) {
                 return Ok(());
             }
         }
@@ -512,20 +648,20 @@ impl<'a> RunCtx<'a> {
                     return Err(Escalate);
                 }
                 let (me, n) = (sh.id, sh.nshards());
-                if spec.key_indices(&argv).any(|i| crate::slot::key_slot(&argv[i]) as usize % n != me) {
+                if n > 1 && spec.key_indices(argv).any(|i| crate::slot::key_slot(&argv[i]) as usize % n != me) {
                     return Err(Escalate);
                 }
-                if !self.undo_dbs.contains(&db) {
+                if !self.scratch.undo_dbs.contains(&db) {
                     sh.db(db).undo_begin();
-                    self.undo_dbs.push(db);
+                    self.scratch.undo_dbs.push(db);
                 }
-                exec_one_at(sh, db, spec, &argv, out, self.now);
+                exec_one_at(sh, db, spec, argv, out, self.now);
                 Ok(())
             }
             Target::Wide { .. } => {
                 match spec.exec {
-                    Exec::Conn(c) => self.wide_conn(c, &argv, out),
-                    Exec::Shard(_) | Exec::Split(..) => self.wide_shard(spec, argv, out),
+                    Exec::Conn(c) => self.wide_conn(c, argv, out),
+                    Exec::Shard(_) | Exec::Split(..) => self.wide_shard(spec, argv.to_vec(), out),
                 }
                 Ok(())
             }
@@ -799,8 +935,8 @@ fn over_maxmemory(target: &Target) -> bool {
 /// same, laid out as its `fpconv_dtoa` does (plain up to a few zeros,
 /// scientific otherwise: `1e+20`, `0.00001`, `1.5`).
 pub fn number_arg(n: f64) -> Vec<u8> {
-    if n.fract() == 0.0 && n.abs() <= 4.611686018427388e18 {
-        return itoa::Buffer::new().format(n as i64).as_bytes().to_vec();
+    if let Some(i) = integral_arg(n) {
+        return itoa::Buffer::new().format(i).as_bytes().to_vec();
     }
     if !n.is_finite() {
         return crate::resp::reply::format_double(n).into_bytes();
@@ -842,12 +978,17 @@ pub fn number_arg(n: f64) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A number argument that `number_arg` writes in integer form.
+fn integral_arg(n: f64) -> Option<i64> {
+    (n.fract() == 0.0 && n.abs() <= 4.611686018427388e18).then_some(n as i64)
+}
+
 /// Runs an invocation on the fast path: on `sh`, which owns its declared
 /// keys. Rolls back and asks for wide mode when it needs more.
 pub fn run_fast(sh: &mut Shard, inv: &Invocation) -> Outcome {
     super::vm::with_vm_on(sh, |vm, sh| {
         let mut out = Out::new(inv.resp3);
-        if run(vm, Target::Fast(sh), inv, &mut out) {
+        if run(vm, Target::Fast(sh), inv, &mut out, None) {
             Outcome::Reply(out.buf)
         } else {
             Outcome::Escalate
@@ -857,9 +998,10 @@ pub fn run_fast(sh: &mut Shard, inv: &Invocation) -> Outcome {
 
 /// `run_fast` for a caller that already holds this thread's VM; writes the
 /// reply into `out` and returns true, or returns false (nothing written)
-/// when the script needs wide mode.
-pub fn run_fast_with(vm: &mut Vm, sh: &mut Shard, inv: &Invocation, out: &mut Out) -> bool {
-    run(vm, Target::Fast(sh), inv, out)
+/// when the script needs wide mode. `func`: the registry slot of the
+/// compiled script or function in this VM, when the caller looked it up.
+pub fn run_fast_with(vm: &mut Vm, sh: &mut Shard, inv: &Invocation, out: &mut Out, func: Option<c_int>) -> bool {
+    run(vm, Target::Fast(sh), inv, out, func)
 }
 
 /// Runs an invocation in wide mode: the caller's transaction `tx` holds
@@ -867,7 +1009,7 @@ pub fn run_fast_with(vm: &mut Vm, sh: &mut Shard, inv: &Invocation, out: &mut Ou
 pub fn run_wide(local: &mut Shard, engine: &Engine, tx: TxId, inv: &Invocation) -> Vec<u8> {
     super::vm::with_vm_on(local, |vm, local| {
         let mut out = Out::new(inv.resp3);
-        if !run(vm, Target::Wide { local, engine, tx }, inv, &mut out) {
+        if !run(vm, Target::Wide { local, engine, tx }, inv, &mut out, None) {
             out.error_text("ERR script could not run");
         }
         out.buf
@@ -881,8 +1023,8 @@ pub fn run_wide(local: &mut Shard, engine: &Engine, tx: TxId, inv: &Invocation) 
 unsafe fn push_list(state: *mut ffi::lua_State, items: &[Bytes]) {
     ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as c_int, 0);
     for (i, it) in items.iter().enumerate() {
-        ffi::lua_pushlstring(state, it.as_ptr() as *const _, it.len());
-        ffi::lua_rawseti(state, -2, i as i64 + 1);
+        push_bytes(state, it);
+        seti(state, -2, i + 1);
     }
 }
 
@@ -901,9 +1043,105 @@ impl std::fmt::Display for Name<'_> {
     }
 }
 
+/// What `entry` needs, passed to it as a light userdata.
+struct EntryArgs<'a> {
+    raw: &'a mut Raw,
+    func: c_int,
+    keys: &'a [Bytes],
+    args: &'a [Bytes],
+    is_script: bool,
+}
+
+/// Refills the reused table in registry slot `id` with `items` (leaving it
+/// on the stack) and returns the new length. The table held `prev` items
+/// when the last run started; a script may have changed it since (other
+/// keys, a metatable), and then it is replaced by a fresh one, as it is when
+/// it has grown much larger than what it now holds. Either way the script
+/// sees a plain array of exactly `items`, as with a new table.
+///
+/// # Safety
+/// Runs inside `entry` (protected): may raise on allocation failure.
+unsafe fn refill(state: *mut ffi::lua_State, id: c_int, items: &[Bytes], prev: usize) -> usize {
+    push_registry(state, id);
+    let t = ffi::lua_gettop(state);
+    let mut clean = prev <= 64 || items.len() * 4 >= prev;
+    if clean && ffi::lua_getmetatable(state, t) != 0 {
+        ffi::lua_pop(state, 1);
+        clean = false;
+    }
+    if clean {
+        ffi::lua_pushnil(state);
+        while ffi::lua_next(state, t) != 0 {
+            ffi::lua_pop(state, 1);
+            let k = if ffi::lua_type(state, -1) == ffi::LUA_TNUMBER { ffi::lua_tonumber(state, -1) } else { 0.0 };
+            if k.fract() != 0.0 || k < 1.0 || k > prev as f64 {
+                ffi::lua_pop(state, 1);
+                clean = false;
+                break;
+            }
+        }
+    }
+    let mut stale = prev;
+    if !clean {
+        ffi::lua_pop(state, 1);
+        ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as c_int, 0);
+        ffi::lua_pushvalue(state, -1);
+        ffi::lua_rawseti_(state, ffi::LUA_REGISTRYINDEX, id);
+        stale = 0;
+    }
+    for (i, it) in items.iter().enumerate() {
+        push_bytes(state, it);
+        seti(state, t, i + 1);
+    }
+    for i in items.len() + 1..=stale {
+        ffi::lua_pushnil(state);
+        seti(state, t, i);
+    }
+    items.len()
+}
+
+/// The C function a run calls under `lua_pcall`, with an `EntryArgs` as
+/// its argument: sets KEYS and ARGV (EVAL) or passes keys and arguments
+/// (FCALL), then calls the runner. Returns the runner's two results.
+///
+/// # Safety
+/// Called by Lua as a C function, only from `run`.
+pub unsafe extern "C-unwind" fn entry(state: *mut ffi::lua_State) -> c_int {
+    let a = ffi::lua_touserdata(state, 1) as *mut EntryArgs<'_>;
+    ffi::lua_settop(state, 0);
+    if a.is_null() {
+        return 0;
+    }
+    // SAFETY: `run` passes a live `EntryArgs`, used only here.
+    let a = &mut *a;
+    ffi::lua_checkstack(state, 8);
+    push_registry(state, a.raw.runner);
+    push_registry(state, a.func);
+    if a.is_script {
+        // Stack: runner, func, KEYS, ARGV, env.
+        a.raw.keys_len = refill(state, a.raw.keys, a.keys, a.raw.keys_len);
+        a.raw.argv_len = refill(state, a.raw.argv, a.args, a.raw.argv_len);
+        push_registry(state, a.raw.env);
+        push_registry(state, a.raw.keys_name);
+        ffi::lua_pushvalue(state, 3);
+        ffi::lua_rawset(state, 5);
+        push_registry(state, a.raw.argv_name);
+        ffi::lua_pushvalue(state, 4);
+        ffi::lua_rawset(state, 5);
+        ffi::lua_settop(state, 2);
+        ffi::lua_call(state, 1, 2);
+    } else {
+        // Functions get fresh tables: a library may keep them.
+        push_list(state, a.keys);
+        push_list(state, a.args);
+        ffi::lua_call(state, 3, 2);
+    }
+    2
+}
+
 /// Runs an invocation, writing its reply into `out`; false (nothing
 /// written, changes rolled back) when it needs wide mode.
-fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out) -> bool {
+fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out, func: Option<c_int>) -> bool {
     let (func, name) = match &inv.kind {
         Kind::Script { sha, body } => {
             if let Some(body) = body {
@@ -912,7 +1150,7 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out) -> bool
                     return true;
                 }
             }
-            match vm.script_function(sha) {
+            match func.map_or_else(|| vm.script_function(sha), Ok) {
                 Ok(f) => (f, Name::Sha(*sha)),
                 Err(e) => {
                     out.error_text(&e);
@@ -920,8 +1158,8 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out) -> bool
                 }
             }
         }
-        Kind::Function { name } => match vm.function(name) {
-            Ok((_, f)) => (f, Name::Function(name)),
+        Kind::Function { name } => match func.map_or_else(|| vm.function(name).map(|(_, f)| f), Ok) {
+            Ok(f) => (f, Name::Function(name)),
             Err(e) => {
                 out.error_text(&e);
                 return true;
@@ -929,53 +1167,74 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out) -> bool
         },
     };
     let is_script = matches!(inv.kind, Kind::Script { .. });
-    let (lua, runner, env, scripting) = (&vm.lua, &vm.runner, &vm.env, &*vm.scripting);
-    let mut ctx = RunCtx::new(target, scripting, Some(inv));
-    let (keys, args) = (&inv.keys[..], &inv.args[..]);
-    // Builds KEYS and ARGV and calls the runner on the Lua stack directly.
-    // SAFETY: the closure uses only the Lua C API on the given state and
-    // owns nothing that needs dropping, so an error raised inside it (out of
-    // memory; script errors are caught by the runner) unwinds safely.
-    let result = with_ctx(&mut ctx, || unsafe {
-        lua.exec_raw::<(bool, Value)>((runner, env, func), |state| {
-            // Stack: runner, env, func.
-            ffi::lua_checkstack(state, 8);
-            if is_script {
-                ffi::lua_pushstring(state, c"KEYS".as_ptr());
-                push_list(state, keys);
-                ffi::lua_rawset(state, 2);
-                ffi::lua_pushstring(state, c"ARGV".as_ptr());
-                push_list(state, args);
-                ffi::lua_rawset(state, 2);
-                ffi::lua_pushvalue(state, 1);
-                ffi::lua_pushvalue(state, 3);
-                ffi::lua_call(state, 1, 2);
-            } else {
-                ffi::lua_pushvalue(state, 1);
-                ffi::lua_pushvalue(state, 3);
-                push_list(state, keys);
-                push_list(state, args);
-                ffi::lua_call(state, 3, 2);
-            }
-            ffi::lua_remove(state, 1);
-            ffi::lua_remove(state, 1);
-            ffi::lua_remove(state, 1);
-        })
+    let Vm { lua, raw, scratch, scripting, .. } = vm;
+    let scripting = &**scripting;
+    let state = raw.state;
+    let slot = raw.slot.id();
+    let mut ctx = RunCtx::new(target, scripting, Some(inv), scratch);
+    let mut args = EntryArgs { raw, func, keys: &inv.keys, args: &inv.args, is_script };
+    // SAFETY: `state` is this VM's main state, used on this thread only;
+    // the stack is restored to `top` on every path below. `entry` runs
+    // protected, so nothing raises out of `lua_pcall`.
+    let top = unsafe { ffi::lua_gettop(state) };
+    let rc = with_ctx(&mut ctx, || unsafe {
+        ffi::lua_checkstack(state, 4);
+        push_registry(state, args.raw.entry);
+        ffi::lua_pushlightuserdata(state, &mut args as *mut EntryArgs<'_> as *mut c_void);
+        ffi::lua_pcall(state, 1, 2, 0)
     });
     if let Some(b) = ctx.busy.take() {
         scripting.unmark_busy(b.id);
     }
+    let (killed, resp3) = (ctx.killed, ctx.resp3);
     if ctx.escalate {
         ctx.finish_undo(true);
         drop(ctx);
+        // SAFETY: drops what the call left.
+        unsafe { ffi::lua_settop(state, top) };
         vm.mark_wide(&inv.kind);
         return false;
     }
     ctx.finish_undo(false);
-    match result {
-        Ok((true, v)) => lua_to_resp(&v, out, ctx.resp3),
-        Ok((false, Value::Table(t))) => {
-            let msg = if ctx.killed {
+    drop(ctx);
+    vm.scratch.trim();
+    // SAFETY: the stack holds the two results (or the error) above `top`;
+    // the values are read with non-raising functions, and moving one into
+    // the registry slot (which exists) allocates nothing.
+    let ok = unsafe {
+        if rc != 0 {
+            let msg = if ffi::lua_type(state, -1) == ffi::LUA_TSTRING {
+                let mut len = 0usize;
+                let p = ffi::lua_tolstring(state, -1, &mut len);
+                String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
+            } else {
+                "unknown error".to_string()
+            };
+            ffi::lua_settop(state, top);
+            let kind = if rc == ffi::LUA_ERRMEM { "memory error" } else { "runtime error" };
+            out.error_text(&format!("ERR Error running script {name}, {kind}: {msg}"));
+            return true;
+        }
+        let ok = ffi::lua_toboolean(state, -2) != 0;
+        if ok && write_scalar(state, -1, out, resp3) {
+            ffi::lua_settop(state, top);
+            return true;
+        }
+        // A table, or a failure: read through a handle.
+        ffi::lua_rawseti_(state, ffi::LUA_REGISTRYINDEX, slot);
+        ffi::lua_settop(state, top);
+        ok
+    };
+    let value = lua.registry_value::<Value>(&raw.slot).unwrap_or(Value::Nil);
+    // SAFETY: puts the placeholder back into the slot.
+    unsafe {
+        ffi::lua_pushboolean(state, 1);
+        ffi::lua_rawseti_(state, ffi::LUA_REGISTRYINDEX, slot);
+    }
+    match (ok, value) {
+        (true, v) => lua_to_resp(&v, out, resp3),
+        (false, Value::Table(t)) => {
+            let msg = if killed {
                 "ERR Script killed by user with SCRIPT KILL...".to_string()
             } else {
                 match t.raw_get::<Value>("err") {
@@ -991,8 +1250,7 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out) -> bool
             };
             out.error_text(text.strip_prefix('-').unwrap_or(&text));
         }
-        Ok((false, other)) => out.error_text(&format!("ERR Error running script {name}, {}", other.to_string().unwrap_or_default())),
-        Err(e) => out.error_text(&format!("ERR Error running script {name}, {e}")),
+        (false, other) => out.error_text(&format!("ERR Error running script {name}, {}", other.to_string().unwrap_or_default())),
     }
     true
 }
@@ -1000,8 +1258,9 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out) -> bool
 /// Runs a library's top-level code (already compiled with its library
 /// environment), collecting what it registers.
 pub fn load_library(vm: &mut Vm, chunk: Function) -> Result<Vec<Registered>, String> {
-    let mut ctx = RunCtx::new(Target::None, &vm.scripting, None);
-    let result = with_ctx(&mut ctx, || vm.runner.call::<(bool, Value)>((chunk, Value::Nil, Value::Nil)));
+    let Vm { scripting, scratch, runner, .. } = vm;
+    let mut ctx = RunCtx::new(Target::None, scripting, None, scratch);
+    let result = with_ctx(&mut ctx, || runner.call::<(bool, Value)>((chunk, Value::Nil, Value::Nil)));
     match result {
         Ok((true, _)) => Ok(std::mem::take(&mut ctx.registered)),
         Ok((false, v)) => {
@@ -1025,6 +1284,37 @@ pub fn load_library(vm: &mut Vm, chunk: Function) -> Result<Vec<Registered>, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_cache_matches_the_table() {
+        let mut cache = CommandCache::default();
+        let names: &[&[u8]] = &[
+            b"GET",
+            b"get",
+            b"GeT",
+            b"set",
+            b"incrby",
+            b"decrby",
+            b"hset",
+            b"zadd",
+            b"nosuchcmd",
+            b"",
+            b"get\0",
+            b"ge",
+            b"zrangebyscore",
+            b"georadiusbymember_ro",
+            b"this-name-is-longer-than-sixteen",
+            b"expire",
+            b"pexpire",
+            b"del",
+        ];
+        for _ in 0..3 {
+            for n in names {
+                let want = commands::lookup(n).map(|s| s.name);
+                assert_eq!(cache.lookup(n).map(|s| s.name), want, "{:?}", String::from_utf8_lossy(n));
+            }
+        }
+    }
 
     #[test]
     fn number_arguments() {

@@ -12,12 +12,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::os::raw::c_int;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use mlua::chunk::ChunkMode;
-use mlua::{ffi, Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+use mlua::{ffi, Function, HookTriggers, Lua, LuaOptions, RegistryKey, StdLib, Table, Value, VmState};
 
 use super::cache::{FunctionInfo, ScriptInfo, Scripting};
 use super::{exec, libs, Sha};
@@ -34,6 +35,62 @@ unsafe extern "C-unwind" fn trampoline(state: *mut ffi::lua_State) -> std::os::r
     ffi::lua_gettop(state)
 }
 
+/// The global `tonumber`, behaving as Lua 5.1's: with one argument, a
+/// string that is a plain decimal integer (the usual case in scripts:
+/// counters and amounts read with GET or from ARGV) is read directly rather
+/// than through the C library's strtod, which gives the same number. Any
+/// other call goes through Lua's own conversion (base 10) or strtoul (other
+/// bases), with the argument errors the standard function raises.
+unsafe extern "C-unwind" fn tonumber(state: *mut ffi::lua_State) -> c_int {
+    if ffi::lua_gettop(state) == 1 && ffi::lua_type(state, 1) == ffi::LUA_TSTRING {
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(state, 1, &mut len);
+        if !p.is_null() {
+            if let Some(n) = plain_integer(std::slice::from_raw_parts(p as *const u8, len)) {
+                ffi::lua_pushnumber(state, n);
+                return 1;
+            }
+        }
+    }
+    // The base is read as a C int, as the standard function does.
+    let base = ffi::luaL_optinteger(state, 2, 10) as c_int;
+    if base == 10 {
+        ffi::luaL_checkany(state, 1);
+        if ffi::lua_isnumber(state, 1) != 0 {
+            ffi::lua_pushnumber(state, ffi::lua_tonumber(state, 1));
+            return 1;
+        }
+    } else {
+        let text = ffi::luaL_checklstring(state, 1, std::ptr::null_mut());
+        if !(2..=36).contains(&base) {
+            ffi::luaL_argerror(state, 2, c"base out of range".as_ptr());
+        }
+        let mut end: *mut std::os::raw::c_char = std::ptr::null_mut();
+        let n = libc::strtoul(text, &mut end, base);
+        if !end.is_null() && end.cast_const() != text {
+            while matches!(*end as u8, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+                end = end.add(1);
+            }
+            if *end == 0 {
+                ffi::lua_pushnumber(state, n as ffi::lua_Number);
+                return 1;
+            }
+        }
+    }
+    ffi::lua_pushnil(state);
+    1
+}
+
+/// `-?[0-9]{1,15}`: an integer that strtod reads exactly (fewer than 2^53).
+fn plain_integer(b: &[u8]) -> Option<f64> {
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if digits.is_empty() || digits.len() > 15 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = digits.iter().fold(0i64, |v, &d| v * 10 + (d - b'0') as i64) as f64;
+    Some(if digits.len() < b.len() { -v } else { v })
+}
+
 /// Lua instructions between two checks of the time limit and kill flag.
 const HOOK_EVERY: u32 = 10_000;
 
@@ -48,17 +105,65 @@ pub struct Vm {
     library_env: Function,
     pub scripting: Arc<Scripting>,
     scripts: HashMap<Sha, CachedScript, FastHash>,
+    /// The compiled script `script_meta` found last, with its function's
+    /// registry slot: clients tend to call one script over and over.
+    last_script: Option<(Sha, Arc<ScriptInfo>, c_int)>,
     script_gen: u64,
-    functions: HashMap<String, (Arc<FunctionInfo>, Function), FastHash>,
+    functions: HashMap<String, CachedFunction, FastHash>,
     lib_gen: u64,
+    /// What a run pushes straight from the registry (see `Raw`).
+    pub raw: Raw,
+    /// Buffers reused from one run to the next.
+    pub scratch: exec::Scratch,
 }
 
 type FastHash = foldhash::fast::RandomState;
 
+/// A compiled function, held in a registry slot from which a run pushes it
+/// (`key.id()`).
+pub struct Compiled {
+    pub key: RegistryKey,
+}
+
+impl Compiled {
+    fn new(lua: &Lua, func: Function) -> Result<Compiled, String> {
+        let key = lua.create_registry_value(func).map_err(|e| format!("ERR {e}"))?;
+        Ok(Compiled { key })
+    }
+}
+
 pub struct CachedScript {
     pub info: Arc<ScriptInfo>,
     /// Compiled on first use on this thread.
-    pub func: Option<Function>,
+    pub func: Option<Compiled>,
+}
+
+pub struct CachedFunction {
+    pub info: Arc<FunctionInfo>,
+    pub func: Compiled,
+}
+
+/// The VM's main state and the registry slots of what every run needs, so
+/// a run pushes them with `lua_rawgeti` rather than through handles.
+pub struct Raw {
+    pub state: *mut ffi::lua_State,
+    /// `exec::entry`, the C function each run calls under `lua_pcall`.
+    pub entry: c_int,
+    pub runner: c_int,
+    pub env: c_int,
+    /// The KEYS and ARGV tables, refilled by each EVAL run (see
+    /// `exec::refill`), and the interned names they are set under.
+    pub keys: c_int,
+    pub argv: c_int,
+    pub keys_name: c_int,
+    pub argv_name: c_int,
+    /// Holds a run's result while it is read through a handle (tables,
+    /// errors); `true` otherwise.
+    pub slot: RegistryKey,
+    /// How many entries the last run put into KEYS and ARGV.
+    pub keys_len: usize,
+    pub argv_len: usize,
+    _keep: Vec<RegistryKey>,
 }
 
 thread_local! {
@@ -97,6 +202,8 @@ impl Vm {
     pub fn new(scripting: Arc<Scripting>) -> mlua::Result<Vm> {
         let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::new())?;
         let g = lua.globals();
+        // SAFETY: follows the Lua C API contract (see there).
+        g.raw_set("tonumber", unsafe { lua.create_c_function(tonumber)? })?;
         g.raw_set("bit", libs::bit::open(&lua)?)?;
         g.raw_set("cjson", libs::cjson::open(&lua)?)?;
         g.raw_set("cmsgpack", libs::cmsgpack::open(&lua)?)?;
@@ -145,7 +252,21 @@ impl Vm {
         // bound by the time limit too.
         lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), |_, _| exec::hook().map(|()| VmState::Continue))?;
         let (script_gen, lib_gen) = (scripting.script_gen.load(Relaxed), scripting.lib_gen.load(Relaxed));
-        Ok(Vm { lua, runner, env, library_env, scripting, scripts: HashMap::default(), script_gen, functions: HashMap::default(), lib_gen })
+        let raw = Raw::new(&lua, &runner, &env)?;
+        Ok(Vm {
+            lua,
+            runner,
+            env,
+            library_env,
+            scripting,
+            scripts: HashMap::default(),
+            last_script: None,
+            script_gen,
+            functions: HashMap::default(),
+            lib_gen,
+            raw,
+            scratch: exec::Scratch::default(),
+        })
     }
 
     /// Drops what this VM compiled if SCRIPT FLUSH or a library change
@@ -154,13 +275,16 @@ impl Vm {
         let sg = self.scripting.script_gen.load(Relaxed);
         if sg != self.script_gen {
             self.scripts.clear();
+            self.last_script = None;
             self.script_gen = sg;
+            self.lua.expire_registry_values();
             self.lua.gc_collect().ok();
         }
         let lg = self.scripting.lib_gen.load(Relaxed);
         if lg != self.lib_gen {
             self.functions.clear();
             self.lib_gen = lg;
+            self.lua.expire_registry_values();
         }
     }
 
@@ -175,6 +299,23 @@ impl Vm {
         }
     }
 
+    /// A cached script's flags, whether it is known to need the wide lock,
+    /// and its function's registry slot once compiled in this VM.
+    pub fn script_meta(&mut self, sha: &Sha) -> Option<(u32, bool, Option<c_int>)> {
+        if let Some((last, info, id)) = &self.last_script {
+            if last == sha {
+                return Some((info.flags, info.wide.load(Relaxed), Some(*id)));
+            }
+        }
+        let cached = self.script(sha)?;
+        let (info, id) = (cached.info.clone(), cached.func.as_ref().map(|f| f.key.id()));
+        let meta = (info.flags, info.wide.load(Relaxed), id);
+        if let Some(id) = id {
+            self.last_script = Some((*sha, info, id));
+        }
+        Some(meta)
+    }
+
     /// Looks `body` up by its SHA, or checks that it compiles and adds it to
     /// the node's cache (as EVAL and SCRIPT LOAD do). Errors are replies.
     pub fn script_for_body(&mut self, sha: &Sha, body: &Bytes) -> Result<Arc<ScriptInfo>, String> {
@@ -182,27 +323,28 @@ impl Vm {
             return Ok(s.info.clone());
         }
         let (flags, shebang_len) = super::parse_shebang(body).map_err(|e| format!("ERR {e}"))?;
-        let func = self.compile(&body[shebang_len..])?;
+        let func = Compiled::new(&self.lua, self.compile(&body[shebang_len..])?)?;
         let info = self.scripting.add_script(*sha, body.clone(), flags);
         self.scripts.insert(*sha, CachedScript { info: info.clone(), func: Some(func) });
         Ok(info)
     }
 
-    /// The compiled function of a cached script.
-    pub fn script_function(&mut self, sha: &Sha) -> Result<Function, String> {
+    /// The registry slot of a cached script's compiled function.
+    pub fn script_function(&mut self, sha: &Sha) -> Result<c_int, String> {
         let Some(cached) = self.script(sha) else {
             return Err("NOSCRIPT No matching script. Please use EVAL.".into());
         };
         if let Some(f) = &cached.func {
-            return Ok(f.clone());
+            return Ok(f.key.id());
         }
         let info = cached.info.clone();
         let (_, shebang_len) = super::parse_shebang(&info.body).map_err(|e| format!("ERR {e}"))?;
-        let f = self.compile(&info.body[shebang_len..])?;
+        let f = Compiled::new(&self.lua, self.compile(&info.body[shebang_len..])?)?;
+        let id = f.key.id();
         if let Some(c) = self.scripts.get_mut(sha) {
-            c.func = Some(f.clone());
+            c.func = Some(f);
         }
-        Ok(f)
+        Ok(id)
     }
 
     fn compile(&self, code: &[u8]) -> Result<Function, String> {
@@ -217,28 +359,33 @@ impl Vm {
 
     /// A function registered by a library, loading the library into this VM
     /// if needed.
-    pub fn function(&mut self, name: &str) -> Result<(Arc<FunctionInfo>, Function), String> {
-        if let Some((info, f)) = self.functions.get(name) {
-            return Ok((info.clone(), f.clone()));
+    pub fn function(&mut self, name: &str) -> Result<(Arc<FunctionInfo>, c_int), String> {
+        if let Some(c) = self.functions.get(name) {
+            return Ok((c.info.clone(), c.func.key.id()));
         }
         let Some((_, code)) = self.scripting.function(name) else {
             return Err("ERR Function not found".into());
         };
         let (_, registered) = self.load_library(&code)?;
         let libs = self.scripting.libraries();
+        let mut compiled = Vec::with_capacity(registered.len());
         for r in registered {
             if let Some(info) = libs.funcs.get(&r.name) {
-                self.functions.insert(r.name.clone(), (info.clone(), r.func));
+                compiled.push((r.name, info.clone(), r.func));
             }
         }
         drop(libs);
-        self.functions.get(name).map(|(i, f)| (i.clone(), f.clone())).ok_or_else(|| "ERR Function not found".into())
+        for (name, info, func) in compiled {
+            let func = Compiled::new(&self.lua, func)?;
+            self.functions.insert(name, CachedFunction { info, func });
+        }
+        self.functions.get(name).map(|c| (c.info.clone(), c.func.key.id())).ok_or_else(|| "ERR Function not found".into())
     }
 
     /// A function's flags and whether it is known to need the wide lock.
     pub fn function_meta(&mut self, name: &str) -> Result<(u32, bool), String> {
-        if let Some((info, _)) = self.functions.get(name) {
-            return Ok((info.flags, info.wide.load(Relaxed)));
+        if let Some(c) = self.functions.get(name) {
+            return Ok((c.info.flags, c.info.wide.load(Relaxed)));
         }
         let (info, _) = self.function(name)?;
         Ok((info.flags, info.wide.load(Relaxed)))
@@ -254,8 +401,8 @@ impl Vm {
                 }
             }
             exec::Kind::Function { name } => {
-                if let Some((info, _)) = self.functions.get(name) {
-                    info.wide.store(true, Relaxed);
+                if let Some(c) = self.functions.get(name) {
+                    c.info.wide.store(true, Relaxed);
                 }
             }
         }
@@ -280,6 +427,44 @@ impl Vm {
             return Err("ERR No functions registered".into());
         }
         Ok((meta.name, registered))
+    }
+}
+
+impl Raw {
+    fn new(lua: &Lua, runner: &Function, env: &Table) -> mlua::Result<Raw> {
+        let mut keep = Vec::new();
+        let mut reg = |v: Value| -> mlua::Result<c_int> {
+            let key = lua.create_registry_value(v)?;
+            let id = key.id();
+            keep.push(key);
+            Ok(id)
+        };
+        // SAFETY: follows the Lua C API contract (see there).
+        let entry = reg(Value::Function(unsafe { lua.create_c_function(exec::entry)? }))?;
+        let runner = reg(Value::Function(runner.clone()))?;
+        let env_id = reg(Value::Table(env.clone()))?;
+        let (keys_t, argv_t) = (lua.create_table()?, lua.create_table()?);
+        env.raw_set("KEYS", &keys_t)?;
+        env.raw_set("ARGV", &argv_t)?;
+        let keys = reg(Value::Table(keys_t))?;
+        let argv = reg(Value::Table(argv_t))?;
+        let keys_name = reg(Value::String(lua.create_string("KEYS")?))?;
+        let argv_name = reg(Value::String(lua.create_string("ARGV")?))?;
+        let slot = lua.create_registry_value(true)?;
+        Ok(Raw {
+            state: lua.state(),
+            entry,
+            runner,
+            env: env_id,
+            keys,
+            argv,
+            keys_name,
+            argv_name,
+            slot,
+            keys_len: 0,
+            argv_len: 0,
+            _keep: keep,
+        })
     }
 }
 
@@ -310,6 +495,57 @@ pub fn value_bytes(v: &Value) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tonumber_as_lua() {
+        // Ours in the sandbox against the standard one in a plain state,
+        // each expression shown with Lua's tostring.
+        let vm = Vm::new(Scripting::new()).unwrap();
+        let stock = Lua::new();
+        let run = |lua: &Lua, env: Option<&Table>, expr: &str| -> String {
+            let mut chunk = lua.load(format!("return tostring({expr})")).set_name("=t");
+            if let Some(env) = env {
+                chunk = chunk.set_environment(env.clone());
+            }
+            match chunk.call::<Value>(()) {
+                Ok(v) => v.to_string().unwrap_or_default(),
+                Err(e) => format!("error: {}", e.to_string().lines().next().unwrap_or_default()),
+            }
+        };
+        let cases: &[(&str, &str)] = &[
+            ("tonumber('42')", "42"),
+            ("tonumber('-42')", "-42"),
+            ("1 / tonumber('-0')", "-inf"),
+            ("tonumber('007')", "7"),
+            ("tonumber('999999999999999') - 999999999999998", "1"),
+            ("tonumber('-123456789012345') + 123456789012344", "-1"),
+            ("tonumber('12345678901234567890')", "1.2345678901235e+19"),
+            ("tonumber(' 12 ')", "12"),
+            ("tonumber('1e3')", "1000"),
+            ("tonumber('0x10')", "16"),
+            ("tonumber('1.5')", "1.5"),
+            ("tonumber('')", "nil"),
+            ("tonumber('-')", "nil"),
+            ("tonumber('--1')", "nil"),
+            ("tonumber('12a')", "nil"),
+            ("tonumber(12)", "12"),
+            ("tonumber({})", "nil"),
+            ("tonumber('ff', 16)", "255"),
+            ("tonumber(' z ', 36)", "35"),
+            ("tonumber('8', 8)", "nil"),
+            ("tonumber('10', 10)", "10"),
+            ("tonumber('10', nil)", "10"),
+            ("tonumber('10', '16')", "16"),
+            ("tonumber()", "error: runtime error: t:1: bad argument #1 to 'tonumber' (value expected)"),
+            ("tonumber('1', 99)", "error: runtime error: t:1: bad argument #2 to 'tonumber' (base out of range)"),
+            ("tonumber('1', 'x')", "error: runtime error: t:1: bad argument #2 to 'tonumber' (number expected, got string)"),
+            ("tonumber({}, 16)", "error: runtime error: t:1: bad argument #1 to 'tonumber' (string expected, got table)"),
+        ];
+        for (expr, want) in cases {
+            assert_eq!(run(&vm.lua, Some(&vm.env), expr), *want, "{expr}");
+            assert_eq!(run(&stock, None, expr), *want, "standard: {expr}");
+        }
+    }
 
     #[test]
     fn version_numbers() {
