@@ -472,3 +472,92 @@ fn source_killed_mid_migration_is_aborted_when_it_restarts() {
     }
     assert!(wait_until(10, || Server::raw_at(src).cmd(&["SET", &format!("{{{}}}:x", t.tags[0].0), "1"]) == "+OK\r\n"));
 }
+
+// ------------------------------------------------- Redis's cluster tooling
+
+fn redis_cli_available() -> bool {
+    std::process::Command::new("redis-cli").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+fn redis_cli(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("redis-cli").args(args).output().expect("run redis-cli");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+/// `redis-cli --cluster reshard` and `rebalance` drive CLUSTER SETSLOT; the
+/// slots move with their keys and the cluster checks out afterwards.
+#[test]
+fn redis_cli_reshard_and_rebalance_move_keys() {
+    if !redis_cli_available() {
+        eprintln!("redis-cli not installed: skipped");
+        return;
+    }
+    let (c, _) = Cluster::start(3);
+    let nodes: Vec<String> = c.ports.iter().map(|&p| format!("redis://127.0.0.1:{p}")).collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let client = cluster_client(nodes.clone()).expect("client");
+        let mut conn = client.get_async_connection().await.expect("connect");
+        for i in 0..3000 {
+            let _: () = redis::cmd("SET").arg(format!("k:{i}")).arg(i).query_async(&mut conn).await.expect("SET");
+        }
+    });
+    let seed = addr(c.ports[0]);
+    let (from, to) = (myid(c.ports[0]), myid(c.ports[1]));
+    let (ok, out) =
+        redis_cli(&["--cluster", "reshard", &seed, "--cluster-from", &from, "--cluster-to", &to, "--cluster-slots", "60", "--cluster-yes"]);
+    assert!(ok, "{out}");
+    let st = status_json(c.ports[2]).expect("status");
+    let counts: Vec<u64> = st["members"].as_array().expect("members").iter().map(|m| m["slot_count"].as_u64().unwrap_or(0)).collect();
+    assert!(counts.contains(&(5461 - 60)) || counts.contains(&(5462 - 60)), "{counts:?}");
+    let (ok, out) = redis_cli(&["--cluster", "rebalance", &seed, "--cluster-yes"]);
+    assert!(ok, "{out}");
+    let (ok, out) = redis_cli(&["--cluster", "check", &seed]);
+    assert!(ok && out.contains("[OK] All 16384 slots covered."), "{out}");
+    rt.block_on(async {
+        let client = cluster_client(nodes).expect("client");
+        let mut conn = client.get_async_connection().await.expect("connect");
+        for i in (0..3000).step_by(7) {
+            let v: i64 = redis::cmd("GET").arg(format!("k:{i}")).query_async(&mut conn).await.expect("GET");
+            assert_eq!(v, i);
+        }
+    });
+    let total: usize =
+        c.ports.iter().map(|&p| Server::raw_at(p).cmd(&["DBSIZE"]).trim_start_matches(':').trim().parse::<usize>().unwrap_or(0)).sum();
+    assert_eq!(total, 3000, "keys lost or left behind");
+}
+
+#[test]
+fn setslot_replies() {
+    let (c, _) = Cluster::start(2);
+    let me = myid(c.ports[0]);
+    let other = myid(c.ports[1]);
+    let mine = slot_owner_port(c.ports[0], 0).expect("owner") == c.ports[0];
+    let (p, slot) = if mine { (c.ports[0], "0") } else { (c.ports[1], "0") };
+    let (own, peer) = if mine { (me.clone(), other.clone()) } else { (other.clone(), me.clone()) };
+    let mut raw = Server::raw_at(p);
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["CLUSTER", "SETSLOT", "16384", "STABLE"], "-ERR Invalid or out of range slot\r\n".into()),
+        (vec!["CLUSTER", "SETSLOT", slot, "STABLE"], "+OK\r\n".into()),
+        (
+            vec!["CLUSTER", "SETSLOT", slot, "FOO", &peer],
+            "-ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP\r\n".into(),
+        ),
+        (vec!["CLUSTER", "SETSLOT", slot, "IMPORTING", &peer], "-ERR I'm already the owner of hash slot 0\r\n".into()),
+        (vec!["CLUSTER", "SETSLOT", slot, "NODE", "nobody"], "-ERR Unknown node nobody\r\n".into()),
+        (vec!["CLUSTER", "SETSLOT", slot, "NODE", &own], "+OK\r\n".into()),
+        (vec!["CLUSTER", "SETSLOT", slot, "MIGRATING", "nobody"], "-ERR I don't know about node nobody\r\n".into()),
+    ];
+    for (cmd, want) in &cases {
+        assert_eq!(&raw.cmd(cmd), want, "{cmd:?}");
+    }
+    // The slot's keys move with it; the old owner then redirects.
+    assert_eq!(raw.cmd(&["SET", "{06S}k", "v"]), "+OK\r\n");
+    assert_eq!(raw.cmd(&["CLUSTER", "KEYSLOT", "{06S}k"]), ":0\r\n");
+    assert_eq!(raw.cmd(&["CLUSTER", "SETSLOT", "0", "MIGRATING", &peer]), "+OK\r\n");
+    assert_eq!(raw.cmd(&["CLUSTER", "GETKEYSINSLOT", "0", "10"]), "*0\r\n");
+    let q = if mine { c.ports[1] } else { c.ports[0] };
+    assert_eq!(raw.cmd(&["GET", "{06S}k"]), format!("-MOVED 0 127.0.0.1:{q}\r\n"));
+    assert_eq!(Server::raw_at(q).cmd(&["GET", "{06S}k"]), "$1\r\nv\r\n");
+    assert_eq!(raw.cmd(&["CLUSTER", "SETSLOT", "0", "MIGRATING", &peer]), "-ERR I'm not the owner of hash slot 0\r\n");
+}

@@ -85,6 +85,9 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
                 incarnation: identity::random_id(),
             });
             tokio::spawn(migration::purge::run(ctl.clone()));
+            let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
+            let _ = ctl.map.control.set(requests);
+            tokio::spawn(migration::serve(ctl.clone(), rx));
             let admin = admin::AdminService { raft: raft.clone(), sm, engine, myself, ctl: ctl.clone() };
             let max = migration::MAX_MESSAGE;
             let served = tonic::transport::Server::builder()

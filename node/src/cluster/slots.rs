@@ -194,6 +194,8 @@ pub struct SlotMap {
     pub gate: Gate,
     /// Bumped with every installed view (for tasks that react to changes).
     changed: tokio::sync::watch::Sender<u64>,
+    /// Requests to the control plane (set when it starts).
+    pub control: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<super::migration::Request>>,
 }
 
 impl SlotMap {
@@ -201,7 +203,14 @@ impl SlotMap {
     pub fn new(myself: Member) -> SlotMap {
         let view = ClusterView::empty();
         let (changed, _) = tokio::sync::watch::channel(1);
-        SlotMap { myself, version: AtomicU64::new(1), current: RwLock::new(Arc::new(view)), gate: Gate::default(), changed }
+        SlotMap {
+            myself,
+            version: AtomicU64::new(1),
+            current: RwLock::new(Arc::new(view)),
+            gate: Gate::default(),
+            changed,
+            control: std::sync::OnceLock::new(),
+        }
     }
 
     /// A receiver told of every new view.

@@ -1,5 +1,6 @@
 //! Cluster commands: CLUSTER (SLOTS, SHARDS, NODES, INFO, MYID, MYSHARDID,
-//! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT), ASKING, READONLY and READWRITE,
+//! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, SETSLOT), ASKING, READONLY and
+//! READWRITE,
 //! with Redis's reply shapes and error texts. The replies describe the
 //! committed configuration in the node's slot map (`cluster::slots`); the
 //! configuration itself changes only through the Raft group
@@ -9,7 +10,8 @@
 use bytes::Bytes;
 
 use super::{cmd, flag::*, CommandSpec, ConnCmd, Exec};
-use crate::cluster::slots::{ClusterView, Member, SlotMap};
+use crate::cluster::migration::Request;
+use crate::cluster::slots::{ClusterView, Member, Route, SlotMap};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::server::conn::Conn;
@@ -105,9 +107,112 @@ pub async fn cluster(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         for k in keys {
             conn.out.bulk(&k);
         }
+    } else if eq_ic(sub, "setslot") && argc >= 4 {
+        setslot(conn, &map, &view, args).await?;
     } else {
         return Err(CmdError::UnknownSubcommand { cmd: "CLUSTER".into(), sub: String::from_utf8_lossy(sub).into_owned() });
     }
+    Ok(())
+}
+
+/// The node id serving `slot`, if any.
+fn owner_of<'a>(view: &'a ClusterView, map: &'a SlotMap, slot: u16) -> Option<&'a str> {
+    match view.route(slot) {
+        Route::Local => Some(map.myself.id.as_str()),
+        Route::Moved(i) => Some(view.members[i].id.as_str()),
+        Route::Unassigned => None,
+    }
+}
+
+/// Waits (up to 5 s) for this node's configuration to give `slot` to `id`.
+async fn owned_soon_by(map: &SlotMap, slot: u16, id: &str) -> bool {
+    let mut changed = map.subscribe();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if owner_of(&map.load(), map, slot) == Some(id) {
+            return true;
+        }
+        if tokio::time::timeout_at(deadline, changed.changed()).await.is_err() {
+            return false;
+        }
+    }
+}
+
+/// CLUSTER SETSLOT slot IMPORTING|MIGRATING|NODE node-id, or STABLE, for
+/// Redis's resharding tools (`redis-cli --cluster reshard` and
+/// `rebalance`). Slots move here by live migration rather than key by key,
+/// so MIGRATING, sent to the owner, moves the slot with its keys before it
+/// answers (GETKEYSINSLOT then finds nothing left to MIGRATE); IMPORTING and
+/// STABLE have nothing to record; NODE confirms the owner, or moves the
+/// slot when sent to the node still holding it.
+async fn setslot(conn: &mut Conn, map: &SlotMap, view: &ClusterView, args: &[Bytes]) -> CmdResult {
+    let slot =
+        parse_i64(&args[2]).ok().filter(|s| (0..SLOTS as i64).contains(s)).ok_or_else(|| CmdError::err("Invalid or out of range slot"))?
+            as u16;
+    let action = &args[3];
+    let bad = || CmdError::err("Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP");
+    if eq_ic(action, "stable") {
+        if args.len() != 4 {
+            return Err(bad());
+        }
+        conn.out.ok();
+        return Ok(());
+    }
+    if args.len() != 5 {
+        return Err(bad());
+    }
+    let id = String::from_utf8_lossy(&args[4]).into_owned();
+    let known = view.members.iter().any(|m| m.id == id);
+    let owner = owner_of(view, map, slot).map(str::to_string);
+    let mine = owner.as_deref() == Some(map.myself.id.as_str());
+    let request = if eq_ic(action, "importing") {
+        if !known {
+            return Err(CmdError::err(format!("I don't know about node {id}")));
+        }
+        if mine {
+            return Err(CmdError::err(format!("I'm already the owner of hash slot {slot}")));
+        }
+        None
+    } else if eq_ic(action, "migrating") {
+        if !mine {
+            return Err(CmdError::err(format!("I'm not the owner of hash slot {slot}")));
+        }
+        if !known {
+            return Err(CmdError::err(format!("I don't know about node {id}")));
+        }
+        (id != map.myself.id).then_some(true)
+    } else if eq_ic(action, "node") {
+        if !known {
+            return Err(CmdError::err(format!("Unknown node {id}")));
+        }
+        if owner.as_deref() == Some(id.as_str()) {
+            None
+        } else if mine {
+            Some(!keys_in_slot(conn, slot, Some(1)).await.is_empty())
+        } else if owned_soon_by(map, slot, &id).await {
+            // Another node moved it; this one had not applied that yet.
+            None
+        } else {
+            return Err(CmdError::err(format!(
+                "hash slot {slot} is served by {}: send SETSLOT to it",
+                owner.as_deref().unwrap_or("no node")
+            )));
+        }
+    } else {
+        return Err(bad());
+    };
+    if let Some(with_keys) = request {
+        let control = map.control.get().ok_or_else(|| CmdError::err("the cluster control plane is not running"))?;
+        let (reply, done) = tokio::sync::oneshot::channel();
+        let r = if with_keys { Request::Move { slot, to: id, reply } } else { Request::Assign { slot, to: id, reply } };
+        control.send(r).map_err(|_| CmdError::err("the cluster control plane is not running"))?;
+        match done.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(CmdError::err(format!("slot {slot} did not move: {e}"))),
+            Err(_) => return Err(CmdError::err("the cluster control plane stopped")),
+        }
+    }
+    conn.out.ok();
     Ok(())
 }
 

@@ -6,7 +6,8 @@
 //! abandons migrations whose source restarted.
 //!
 //! `Control` is what these parts share: the Raft handle, the applied
-//! configuration, the engine and the slot map.
+//! configuration, the engine and the slot map. `Request`s let connections
+//! (CLUSTER SETSLOT) ask the control plane for a move.
 
 pub mod gate;
 pub mod purge;
@@ -113,6 +114,44 @@ impl Control {
     pub async fn applied(&self, index: u64, limit: Duration) -> bool {
         self.raft.wait(Some(limit)).applied_index_at_least(Some(index), "migration").await.is_ok()
     }
+}
+
+/// What a connection may ask of the control plane (CLUSTER SETSLOT).
+pub enum Request {
+    /// Move `slot`, keys included, from this node to member `to`, then
+    /// purge this node's copy; the reply comes when it is done.
+    Move { slot: u16, to: String, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
+    /// Give the keyless `slot` of this node to member `to`.
+    Assign { slot: u16, to: String, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
+}
+
+/// Serves connections' requests, one at a time.
+pub async fn serve(ctl: Arc<Control>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Request>) {
+    while let Some(r) = rx.recv().await {
+        match r {
+            Request::Move { slot, to, reply } => {
+                let r = move_one(&ctl, slot, &to).await;
+                let _ = reply.send(r);
+            }
+            Request::Assign { slot, to, reply } => {
+                let r =
+                    ctl.propose(Change::AssignSlots { ranges: vec![(slot, slot)], owner: to }).await.map(|_| ()).map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+        }
+    }
+}
+
+async fn move_one(ctl: &Arc<Control>, slot: u16, to: &str) -> Result<(), String> {
+    let target = {
+        let m = ctl.raft.metrics().borrow().clone();
+        let found = m.membership_config.membership().nodes().find(|(_, n)| n.id == to).map(|(_, n)| n.clone());
+        found
+    };
+    let Some(target) = target else { return Err(format!("Unknown node {to}")) };
+    source::run(ctl.clone(), target, vec![(slot, slot)], Arc::new(source::Progress::default())).await?;
+    purge::purge(ctl).await;
+    Ok(())
 }
 
 /// Runs `f` on shard `s` from outside the shard threads.
