@@ -124,6 +124,7 @@ pub async fn run(ctl: Arc<Control>, to: NodeAddr, ranges: Vec<(u16, u16)>, progr
             pending_bytes: 0,
             progress: progress.clone(),
             incarnation: incarnation.clone(),
+            in_flight: None,
         })
         .collect();
 
@@ -286,6 +287,8 @@ struct Stream {
     progress: Arc<Progress>,
     /// The target process every batch must reach.
     incarnation: String,
+    /// The batch being sent, if any.
+    in_flight: Option<tokio::task::JoinHandle<Result<(), String>>>,
 }
 
 impl Stream {
@@ -295,7 +298,7 @@ impl Stream {
             let keys = on_shard(&self.engine, self.shard, move |sh| sh.db(0).slot_keys(slot)).await.unwrap_or_default();
             self.send_keys(keys, false).await?;
         }
-        self.flush().await
+        self.finish().await
     }
 
     /// Sends the keys changed since the last round; returns how many.
@@ -303,7 +306,7 @@ impl Stream {
         let keys = on_shard(&self.engine, self.shard, |sh| sh.db(0).take_changed()).await.unwrap_or_default();
         let n = keys.len();
         self.send_keys(keys, true).await?;
-        self.flush().await?;
+        self.finish().await?;
         Ok(n)
     }
 
@@ -318,7 +321,7 @@ impl Stream {
         .await
         .unwrap_or_default();
         self.push(states).await?;
-        self.flush().await
+        self.finish().await
     }
 
     async fn send_keys(&mut self, keys: Vec<SmallBytes>, deletes: bool) -> Result<(), String> {
@@ -342,24 +345,47 @@ impl Stream {
         Ok(())
     }
 
+    /// Sends the pending batch. One batch is in flight at a time, while the
+    /// next one is read on the shard, so reading on the source and applying
+    /// on the target overlap; the batch before is waited for first, which
+    /// keeps the stream's batches in order.
     async fn flush(&mut self) -> Result<(), String> {
         if self.pending.is_empty() {
             return Ok(());
         }
+        self.wait_in_flight().await?;
         let keys = std::mem::take(&mut self.pending);
         let (n, bytes) = (keys.len() as u64, std::mem::take(&mut self.pending_bytes) as u64);
         let batch =
             ImportBatch { migration_id: self.id.clone(), log_index: self.log_index, keys, stream: self.shard as u32, seq: self.seq };
+        self.seq += 1;
         let mut req = tonic::Request::new(batch);
         req.set_timeout(BATCH_TIMEOUT);
-        let reply = self.client.import(req).await.map_err(|e| format!("target refused a batch: {}", e.message()))?;
-        if reply.get_ref().incarnation != self.incarnation {
-            return Err(RESTARTED.into());
-        }
-        self.seq += 1;
-        self.progress.keys.fetch_add(n, Relaxed);
-        self.progress.bytes.fetch_add(bytes, Relaxed);
+        let (mut client, incarnation, progress) = (self.client.clone(), self.incarnation.clone(), self.progress.clone());
+        self.in_flight = Some(tokio::spawn(async move {
+            let reply = client.import(req).await.map_err(|e| format!("target refused a batch: {}", e.message()))?;
+            if reply.get_ref().incarnation != incarnation {
+                return Err(RESTARTED.into());
+            }
+            progress.keys.fetch_add(n, Relaxed);
+            progress.bytes.fetch_add(bytes, Relaxed);
+            Ok(())
+        }));
         Ok(())
+    }
+
+    /// Waits for the batch in flight, if any.
+    async fn wait_in_flight(&mut self) -> Result<(), String> {
+        match self.in_flight.take() {
+            Some(h) => h.await.map_err(|e| format!("a batch send failed: {e}"))?,
+            None => Ok(()),
+        }
+    }
+
+    /// Sends what is pending and waits until the target has applied it all.
+    async fn finish(&mut self) -> Result<(), String> {
+        self.flush().await?;
+        self.wait_in_flight().await
     }
 }
 
