@@ -44,11 +44,6 @@ pub async fn status(admin: &mut AdminClient<Channel>) -> Res<StatusReply> {
     Ok(admin.status(StatusRequest {}).await.map_err(status_err)?.into_inner())
 }
 
-/// A node's id, given its id or its client address, from the cluster status.
-pub async fn resolve_id(admin: &mut AdminClient<Channel>, node: &str) -> Res<String> {
-    resolve_in(&status(admin).await?, node)
-}
-
 /// A member's id, given its id or its client address.
 pub fn resolve_in(st: &StatusReply, node: &str) -> Res<String> {
     st.members
@@ -80,6 +75,35 @@ fn resp_command(addr: &str, args: &[&str]) -> Res<String> {
         }
     }
     complete_reply(&buf).ok_or_else(|| format!("{addr}: incomplete reply"))
+}
+
+/// Keys held in each of `slots` by the node at client address `addr`
+/// (CLUSTER COUNTKEYSINSLOT, pipelined on one connection).
+pub fn keys_in_slots(addr: &str, slots: &[u32]) -> Res<Vec<u64>> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut req = String::new();
+    for slot in slots {
+        let n = slot.to_string();
+        req.push_str(&format!("*3\r\n$7\r\nCLUSTER\r\n$15\r\nCOUNTKEYSINSLOT\r\n${}\r\n{n}\r\n", n.len()));
+    }
+    s.write_all(req.as_bytes()).map_err(|e| format!("{addr}: {e}"))?;
+    let mut text = String::new();
+    let mut counts = Vec::with_capacity(slots.len());
+    let mut chunk = [0u8; 16384];
+    while counts.len() < slots.len() {
+        let n = s.read(&mut chunk).map_err(|e| format!("{addr}: {e}"))?;
+        if n == 0 {
+            return Err(format!("{addr}: connection closed"));
+        }
+        text.push_str(&String::from_utf8_lossy(&chunk[..n]));
+        while let Some(eol) = text.find("\r\n") {
+            let line: String = text.drain(..eol + 2).collect();
+            let n = line.trim_end().strip_prefix(':').and_then(|v| v.parse().ok()).ok_or_else(|| format!("{addr}: {}", line.trim_end()))?;
+            counts.push(n);
+        }
+    }
+    Ok(counts)
 }
 
 /// The text of a complete simple/error/bulk/verbatim reply.

@@ -14,10 +14,12 @@ mod slots;
 use std::collections::BTreeMap;
 
 use clap::{Parser, Subcommand};
-use damselfly_proto::admin::{AbortMigrationRequest, AddNodeRequest, AssignSlotsRequest, CreateRequest, RemoveNodeRequest, StatusReply};
+use damselfly_proto::admin::{
+    AbortMigrationRequest, AddNodeRequest, AssignSlotsRequest, CreateRequest, RemoveNodeRequest, SlotRange, StatusReply,
+};
 use serde_json::{Map, Value};
 
-use conn::{connect, connect_for_moves, grpc_addr_of, key_counts, resolve_id, resolve_in, status, status_err};
+use conn::{connect, connect_for_moves, grpc_addr_of, key_counts, resolve_in, status, status_err};
 use migrate::run_moves;
 use output::{migration_text, node_label, plan_json, plan_table, table, to_json};
 use plan::{drain, parse_weight, plan, Move};
@@ -106,6 +108,32 @@ enum Command {
 
 pub type Res<T> = Result<T, String>;
 
+/// assign-slots only changes owners: refuse slots whose current owner still
+/// holds keys in them (those keys would be dropped), pointing to move-slots.
+fn refuse_slots_with_keys(st: &StatusReply, to: &str, ranges: &[SlotRange]) -> Res<()> {
+    for m in st.members.iter().filter(|m| m.node_id != to) {
+        let slots: Vec<u32> =
+            ranges.iter().flat_map(|r| r.first..=r.last).filter(|s| m.ranges.iter().any(|o| o.first <= *s && *s <= o.last)).collect();
+        if slots.is_empty() {
+            continue;
+        }
+        let counts = conn::keys_in_slots(&m.client_addr, &slots)?;
+        let (full, keys): (Vec<u32>, u64) =
+            slots.iter().zip(&counts).filter(|(_, &n)| n > 0).fold((Vec::new(), 0), |(mut v, k), (s, n)| {
+                v.push(*s);
+                (v, k + n)
+            });
+        if let Some(first) = full.first() {
+            return Err(format!(
+                "{} still holds {keys} keys in {} of these slots (slot {first} first): assign-slots only changes the owner and those keys would be dropped; use move-slots to move slots with their keys",
+                m.client_addr,
+                full.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -159,8 +187,10 @@ async fn run(cli: Cli) -> Res<()> {
             admin.remove_node(RemoveNodeRequest { node_id }).await.map_err(status_err)?.into_inner()
         }
         Command::AssignSlots { node, slots } => {
-            let node_id = resolve_id(&mut admin, &node).await?;
             let ranges = parse_slots(&slots)?;
+            let st = status(&mut admin).await?;
+            let node_id = resolve_in(&st, &node)?;
+            refuse_slots_with_keys(&st, &node_id, &ranges)?;
             admin.assign_slots(AssignSlotsRequest { node_id, ranges }).await.map_err(status_err)?.into_inner()
         }
         Command::MoveSlots { from, to, slots } => {

@@ -54,6 +54,9 @@ fn keys_of_every_type_move_with_their_ttls() {
         assert_eq!(raw.cmd(&["SET", &format!("{{order}}k{i}"), &i.to_string()]), "+OK\r\n");
     }
     assert_eq!(count_in_slot(src, slot), 2005);
+    // assign-slots changes owners only: it refuses a slot that holds keys.
+    let (ok, _, err) = admin(c.ports[1], &["assign-slots", &addr(dst), &slot.to_string()]);
+    assert!(!ok && err.contains("use move-slots"), "{err}");
 
     let (ok, out, err) = move_slots(c.ports[0], src, dst, &slot.to_string());
     assert!(ok, "move-slots failed: {out}{err}");
