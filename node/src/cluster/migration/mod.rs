@@ -121,24 +121,14 @@ pub enum Request {
     /// Move `slot`, keys included, from this node to member `to`, then
     /// purge this node's copy; the reply comes when it is done.
     Move { slot: u16, to: String, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
-    /// Give the keyless `slot` of this node to member `to`.
-    Assign { slot: u16, to: String, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
 }
 
 /// Serves connections' requests, one at a time.
 pub async fn serve(ctl: Arc<Control>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Request>) {
     while let Some(r) = rx.recv().await {
-        match r {
-            Request::Move { slot, to, reply } => {
-                let r = move_one(&ctl, slot, &to).await;
-                let _ = reply.send(r);
-            }
-            Request::Assign { slot, to, reply } => {
-                let r =
-                    ctl.propose(Change::AssignSlots { ranges: vec![(slot, slot)], owner: to }).await.map(|_| ()).map_err(|e| e.to_string());
-                let _ = reply.send(r);
-            }
-        }
+        let Request::Move { slot, to, reply } = r;
+        let r = move_one(&ctl, slot, &to).await;
+        let _ = reply.send(r);
     }
 }
 
