@@ -564,3 +564,24 @@ fn setslot_replies() {
     assert_eq!(Server::raw_at(q).cmd(&["GET", "{06S}k"]), "$1\r\nv\r\n");
     assert_eq!(raw.cmd(&["CLUSTER", "SETSLOT", "0", "MIGRATING", &peer]), "-ERR I'm not the owner of hash slot 0\r\n");
 }
+
+/// A client blocked on a key whose slot moves away is redirected.
+#[test]
+fn blocked_client_follows_its_slot() {
+    let (c, _) = Cluster::start(2);
+    let slot = keyslot(c.ports[0], "{jobs}");
+    let src = slot_owner_port(c.ports[0], slot).expect("owner");
+    let dst = *c.ports.iter().find(|&&p| p != src).expect("other");
+    let mut w = Server::raw_at(src);
+    w.send_cmd(&[b"BZPOPMIN", b"{jobs}q", b"10"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (ok, out, err) = move_slots(c.ports[0], src, dst, &slot.to_string());
+    assert!(ok, "{out}{err}");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), format!("-MOVED {slot} 127.0.0.1:{dst}\r\n"));
+    // On the new owner it blocks and is served as usual.
+    let mut w = Server::raw_at(dst);
+    w.send_cmd(&[b"BZPOPMIN", b"{jobs}q", b"10"]);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(Server::raw_at(dst).cmd(&["ZADD", "{jobs}q", "1", "j"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "*3\r\n$7\r\n{jobs}q\r\n$1\r\nj\r\n$1\r\n1\r\n");
+}

@@ -107,6 +107,10 @@ pub enum ConnCmd {
     JsonMSet,
     // Sorted sets (multi-key).
     ZUnion,
+    ZMPop,
+    BZPopMin,
+    BZPopMax,
+    BZMPop,
     ZInter,
     ZDiff,
     ZUnionStore,
@@ -147,6 +151,8 @@ pub mod flag {
     /// Runs at once even between MULTI and EXEC (EXEC, DISCARD, ...); not
     /// shown by COMMAND.
     pub const NO_QUEUE: u32 = 1 << 13;
+    /// May block the client (BZPOPMIN & co.).
+    pub const BLOCKING: u32 = 1 << 14;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -155,6 +161,7 @@ pub mod flag {
         (ADMIN, "admin"),
         (PUBSUB, "pubsub"),
         (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
         (RANDOM, "random"),
         (LOADING, "loading"),
         (STALE, "stale"),

@@ -215,6 +215,46 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.",
         Exec::Shard(zpopmax),
     ),
+    super::cmd_numkeys(
+        "zmpop",
+        -4,
+        WRITE,
+        1,
+        &["write", "sortedset", "slow"],
+        G,
+        "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.",
+        Exec::Conn(ConnCmd::ZMPop),
+    ),
+    cmd(
+        "bzpopmin",
+        -3,
+        WRITE | FAST | NOSCRIPT | BLOCKING,
+        (1, -2, 1),
+        &["write", "sortedset", "fast", "blocking"],
+        G,
+        "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
+        Exec::Conn(ConnCmd::BZPopMin),
+    ),
+    cmd(
+        "bzpopmax",
+        -3,
+        WRITE | FAST | NOSCRIPT | BLOCKING,
+        (1, -2, 1),
+        &["write", "sortedset", "fast", "blocking"],
+        G,
+        "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.",
+        Exec::Conn(ConnCmd::BZPopMax),
+    ),
+    super::cmd_numkeys(
+        "bzmpop",
+        -5,
+        WRITE | BLOCKING,
+        2,
+        &["write", "sortedset", "slow", "blocking"],
+        G,
+        "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
+        Exec::Conn(ConnCmd::BZMPop),
+    ),
     cmd("zrandmember", -2, READONLY, (1, 1, 1), RS, G, "Returns one or more random members from a sorted set.", Exec::Shard(zrandmember)),
     cmd("zscan", -3, READONLY, (1, 1, 1), RS, G, "Iterates over members and scores of a sorted set.", Exec::Shard(zscan)),
     cmd("zunion", -3, READONLY | MOVABLEKEYS, (0, 0, 0), RS, G, "Returns the union of multiple sorted sets.", Exec::Conn(ConnCmd::ZUnion)),
@@ -880,6 +920,240 @@ fn pop_generic(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, max: bool) -> CmdRe
     }
     drop_if_empty(db, idx);
     Ok(())
+}
+
+/// Pops up to `count` members (highest scores with `max`) of the sorted set
+/// at `key`: none when there is no such key; WRONGTYPE for another type.
+pub fn pop_members(db: &mut Db, key: &[u8], max: bool, count: usize, now: u64) -> CmdResult<Vec<(Vec<u8>, f64)>> {
+    let Some(idx) = find(db, key, now)? else { return Ok(Vec::new()) };
+    let z = zset_at(db, idx)?;
+    let n = count.min(z.len());
+    let mut items = Vec::with_capacity(n);
+    for _ in 0..n {
+        z.pop(max, |m, sc| items.push((m.to_vec(), sc)));
+    }
+    drop_if_empty(db, idx);
+    Ok(items)
+}
+
+/// Whether `key` holds a non-empty sorted set.
+pub fn has_members(db: &mut Db, key: &[u8], now: u64) -> bool {
+    matches!(find(db, key, now), Ok(Some(_)))
+}
+
+/// Puts popped members back (a blocked client that left before its reply).
+pub fn push_back(db: &mut Db, key: &[u8], items: Vec<(Vec<u8>, f64)>, limits: ZLimits, now: u64) {
+    let idx = match find(db, key, now) {
+        Ok(Some(idx)) => idx,
+        Ok(None) => db.insert_new(key, Value::ZSet(Box::new(ZSet::with_hint(items.len(), 16, limits))), 0),
+        Err(_) => return,
+    };
+    if let Ok(z) = zset_at(db, idx) {
+        for (m, sc) in items {
+            let _ = z.upsert(&m, limits, |_| Some(sc));
+        }
+    }
+}
+
+/// How a pop command replies.
+#[derive(Clone, Copy, PartialEq)]
+enum PopReply {
+    /// BZPOPMIN/BZPOPMAX: key, member, score.
+    Flat,
+    /// ZMPOP/BZMPOP: key, then the [member, score] pairs.
+    Nested,
+}
+
+fn write_popped(out: &mut Out, style: PopReply, key: &[u8], items: &[(Vec<u8>, f64)]) {
+    match style {
+        PopReply::Flat => {
+            out.array(3);
+            out.bulk(key);
+            for (m, sc) in items.iter().take(1) {
+                out.bulk(m);
+                out.double(*sc);
+            }
+        }
+        PopReply::Nested => {
+            out.array(2);
+            out.bulk(key);
+            out.array(items.len());
+            for (m, sc) in items {
+                out.array(2);
+                out.bulk(m);
+                out.double(*sc);
+            }
+        }
+    }
+}
+
+/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count], and the same after
+/// BZMPOP's timeout: (keys, max, count).
+fn parse_mpop(args: &[Bytes], at: usize) -> CmdResult<(Vec<Bytes>, bool, usize)> {
+    let n = parse_i64(&args[at]).map_err(|_| CmdError::err("numkeys should be greater than 0"))?;
+    if n <= 0 {
+        return Err(CmdError::err("numkeys should be greater than 0"));
+    }
+    let n = n as usize;
+    if n >= args.len() - at - 1 {
+        // No room left for MIN|MAX.
+        return Err(CmdError::Syntax);
+    }
+    let keys = args[at + 1..at + 1 + n].to_vec();
+    let mut rest = args[at + 1 + n..].iter();
+    let max = match rest.next() {
+        Some(a) if eq_ic(a, "MIN") => false,
+        Some(a) if eq_ic(a, "MAX") => true,
+        _ => return Err(CmdError::Syntax),
+    };
+    let mut count = None;
+    while let Some(a) = rest.next() {
+        if eq_ic(a, "COUNT") && count.is_none() {
+            let c = rest.next().ok_or(CmdError::Syntax)?;
+            match parse_i64(c) {
+                Ok(c) if c > 0 => count = Some(c as usize),
+                _ => return Err(CmdError::err("count should be greater than 0")),
+            }
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok((keys, max, count.unwrap_or(1)))
+}
+
+/// A blocking command's timeout in seconds: `None` blocks forever (0).
+fn parse_timeout(a: &[u8]) -> CmdResult<Option<std::time::Duration>> {
+    let t = parse_f64(a).map_err(|_| CmdError::err("timeout is not a float or out of range"))?;
+    if t < 0.0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    if !t.is_finite() || t > 1e10 {
+        return Err(CmdError::err("timeout is out of range"));
+    }
+    Ok((t > 0.0).then(|| std::time::Duration::from_secs_f64(t)))
+}
+
+/// ZMPOP.
+pub async fn zmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let (keys, max, count) = parse_mpop(args, 1)?;
+    pop_first(conn, &keys, max, count, PopReply::Nested, None, args).await
+}
+
+/// BZPOPMIN / BZPOPMAX key [key ...] timeout.
+pub async fn bzpop(conn: &mut Conn, args: &[Bytes], max: bool) -> CmdResult {
+    let timeout = parse_timeout(&args[args.len() - 1])?;
+    let keys = args[1..args.len() - 1].to_vec();
+    pop_first(conn, &keys, max, 1, PopReply::Flat, Some(timeout), args).await
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count].
+pub async fn bzmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let timeout = parse_timeout(&args[1])?;
+    let (keys, max, count) = parse_mpop(args, 2)?;
+    pop_first(conn, &keys, max, count, PopReply::Nested, Some(timeout), args).await
+}
+
+/// Pops from the first key, in order, holding members; with `block` (and
+/// outside a transaction) waits for one otherwise, for at most the given
+/// time (`None`: for ever). Replies nil when nothing came.
+async fn pop_first(
+    conn: &mut Conn,
+    keys: &[Bytes],
+    max: bool,
+    count: usize,
+    style: PopReply,
+    block: Option<Option<std::time::Duration>>,
+    args: &[Bytes],
+) -> CmdResult {
+    let db = conn.db;
+    let spec = super::lookup(&args[0]).ok_or(CmdError::Syntax)?;
+    let mut tries = 0;
+    let mut i = 0;
+    while i < keys.len() {
+        let k = keys[i].clone();
+        let shard = conn.engine.shard_of(&k);
+        let got = conn
+            .run_on(shard, move |sh| {
+                // Checked where it runs: see cluster::migration::gate.
+                if sh.cluster.as_ref().is_some_and(|m| !m.gate.admits(crate::slot::key_slot(&k))) {
+                    return Ok(None);
+                }
+                pop_members(sh.db(db), &k, max, count, now_ms()).map(Some)
+            })
+            .await?;
+        match got {
+            None if tries < 60 => {
+                // A migration holds or took the slot: wait, route again.
+                tries += 1;
+                conn.after_cutover(spec, args).await?;
+                continue;
+            }
+            None => return Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into())),
+            Some(got) if !got.is_empty() => {
+                write_popped(&mut conn.out, style, &keys[i], &got);
+                return Ok(());
+            }
+            Some(_) => i += 1,
+        }
+    }
+    let Some(limit) = block.filter(|_| conn.exec_tx.is_none()) else {
+        conn.out.nil_array();
+        return Ok(());
+    };
+    // Block: the waiter is registered on every key's shard; a key that got
+    // members meanwhile is marked ready, so its shard serves the waiter
+    // right after (every reply goes through the waiter's claim: once).
+    let (w, mut rx) = crate::shard::blocking::Waiter::new(max, count);
+    for key in keys {
+        let (k, w) = (key.clone(), w.clone());
+        let shard = conn.engine.shard_of(key);
+        conn.run_on(shard, move |sh| {
+            sh.block(db, &k, w);
+            // Members arrived since the first look, or the slot is leaving
+            // (then the wait below redirects): the shard looks again.
+            if has_members(sh.db(db), &k, now_ms()) {
+                sh.db(db).mark_ready(&k);
+            }
+        })
+        .await;
+    }
+    let deadline = limit.map(|d| tokio::time::Instant::now() + d);
+    loop {
+        tokio::select! {
+            r = &mut rx => {
+                match r {
+                    Ok(p) if conn.client_gone() => {
+                        // Nobody to give them to: the members go back.
+                        let limits = conn.engine.cfg.zset_limits();
+                        let shard = conn.engine.shard_of(&p.key);
+                        conn.run_on(shard, move |sh| push_back(sh.db(db), &p.key, p.items, limits, now_ms())).await;
+                    }
+                    Ok(p) => write_popped(&mut conn.out, style, &p.key, &p.items),
+                    Err(_) => conn.out.nil_array(),
+                }
+                return Ok(());
+            }
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+        }
+        let expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+        let gone = conn.client_gone();
+        let moved = conn.keys_moved(keys);
+        if !(expired || gone || moved) || !w.claim() {
+            // Keep waiting (or a shard is serving it right now: the reply
+            // is on its way).
+            continue;
+        }
+        if moved {
+            // The slot left this node: the client is redirected.
+            if let Some(c) = &mut conn.cluster {
+                c.keys_served_here(keys)?;
+            }
+        }
+        if !gone {
+            conn.out.nil_array();
+        }
+        return Ok(());
+    }
 }
 
 fn zpopmin(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {

@@ -43,6 +43,8 @@ pub struct Conn {
     in_exec: bool,
     /// Cluster mode: the cached slot map and ASKING/READONLY state.
     pub cluster: Option<ConnCluster>,
+    /// The client socket's descriptor (to notice a blocked client leaving).
+    fd: i32,
 }
 
 /// A transaction being queued (between MULTI and EXEC).
@@ -92,6 +94,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
         exec_tx: None,
         in_exec: false,
         cluster: engine.cluster.clone().map(ConnCluster::new),
+        fd: std::os::fd::AsRawFd::as_raw_fd(&sock),
     };
     let max_bulk = engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
     let mut parser = Parser::new(max_bulk);
@@ -647,7 +650,13 @@ impl Conn {
     /// that shard's lock, taken before the gate is checked, as EXEC does; so
     /// it cannot touch a slot that moved or is cutting over meanwhile.
     async fn dispatch_gated(&mut self, spec: &'static CommandSpec, c: commands::ConnCmd, args: &[Bytes]) -> CmdResult {
-        let keyed = self.cluster.is_some() && self.exec_tx.is_none() && spec.name != "watch" && spec.key_indices(args).next().is_some();
+        // WATCH writes nothing; blocking commands check the gate themselves
+        // (they must not hold a shard while they wait).
+        let keyed = self.cluster.is_some()
+            && self.exec_tx.is_none()
+            && spec.name != "watch"
+            && !spec.has_flag(flag::BLOCKING)
+            && spec.key_indices(args).next().is_some();
         if !keyed {
             return commands::connection::dispatch(self, c, args).await;
         }
@@ -667,6 +676,26 @@ impl Conn {
             self.after_cutover(spec, args).await?;
         }
         Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into()))
+    }
+
+    /// Whether the client has closed its end (checked while it is blocked).
+    pub fn client_gone(&self) -> bool {
+        let mut b = [0u8; 1];
+        // SAFETY: a one-byte peek into a local buffer on this connection's
+        // own socket, which lives as long as the connection.
+        let n = unsafe { libc::recv(self.fd, b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+        n == 0
+    }
+
+    /// In cluster mode, whether a key's slot is no longer served here (a
+    /// blocked client is then redirected).
+    pub fn keys_moved(&self, keys: &[Bytes]) -> bool {
+        self.cluster.as_ref().is_some_and(|c| {
+            keys.iter().any(|k| {
+                let s = crate::slot::key_slot(k);
+                !c.map.gate.admits(s) && !c.map.gate.is_closed(s)
+            })
+        })
     }
 
     /// Whether a migration's cut-over holds a slot of the command's keys.

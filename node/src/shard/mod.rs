@@ -5,6 +5,7 @@
 //! order; while a shard is locked, work of other callers waits in the
 //! shard's FIFO queue (see `LocalShard`).
 
+pub mod blocking;
 pub mod tx;
 
 use std::cell::{Cell, RefCell};
@@ -57,13 +58,26 @@ pub struct Shard {
     /// Cluster mode: the node's slot map (whose gate holds the slots a
     /// migration is cutting over).
     pub cluster: Option<Arc<crate::cluster::slots::SlotMap>>,
+    /// Clients blocked on keys of this shard.
+    pub blocked: blocking::Blocked,
     lock: TxId,
 }
 
 impl Shard {
     pub fn new(id: usize, nshards: usize, cfg: Arc<Config>, scripting: Arc<Scripting>) -> Shard {
         let dbs = (0..cfg.databases).map(|_| None).collect();
-        Shard { id, nshards, seed: rand::random(), dbs, stats: ShardStats::default(), cfg, scripting, cluster: None, lock: NO_TX }
+        Shard {
+            id,
+            nshards,
+            seed: rand::random(),
+            dbs,
+            stats: ShardStats::default(),
+            cfg,
+            scripting,
+            cluster: None,
+            blocked: Default::default(),
+            lock: NO_TX,
+        }
     }
 
     /// Number of shards in the node.
@@ -91,7 +105,11 @@ impl Shard {
         let Some(old) = self.dbs[i].as_mut() else { return };
         let watchers = old.take_watchers();
         let tracking = old.take_tracking();
+        let wake = old.take_wake();
         self.dbs[i] = None;
+        if !wake.is_empty() {
+            self.db(i).set_wake_all(wake);
+        }
         if !watchers.is_empty() {
             self.db(i).set_watchers(watchers);
         }
@@ -137,6 +155,11 @@ impl Shard {
         }
         self.stats.expired_keys += n as u64;
         n
+    }
+
+    /// Whether a transaction holds the shard.
+    pub fn is_locked(&self) -> bool {
+        self.lock != NO_TX
     }
 
     pub fn is_locked_against(&self, tx: TxId) -> bool {
@@ -277,7 +300,12 @@ impl LocalShard {
     }
 
     fn apply<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
-        f(&mut self.cell.borrow_mut())
+        let mut sh = self.cell.borrow_mut();
+        let r = f(&mut sh);
+        if !sh.blocked.is_empty() {
+            sh.serve_blocked();
+        }
+        r
     }
 
     /// Handles a job from the inbox: runs it now, or queues it.
@@ -312,7 +340,13 @@ impl LocalShard {
 
     /// Releases a lock held by `tx` on this shard, synchronously.
     pub fn release(&self, tx: TxId) {
-        self.cell.borrow_mut().unlock(tx);
+        {
+            let mut sh = self.cell.borrow_mut();
+            sh.unlock(tx);
+            if !sh.blocked.is_empty() {
+                sh.serve_blocked();
+            }
+        }
         self.drain();
     }
 }

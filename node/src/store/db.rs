@@ -50,6 +50,10 @@ pub struct Db {
     /// While a migration moves some of this shard's slots away: which, and
     /// the keys of theirs changed since the migration last asked.
     tracking: Option<Box<Tracking>>,
+    /// Keys clients are blocked on (BZPOPMIN & co.), and those of them
+    /// written since the shard last served its blocked clients.
+    wake: std::collections::HashSet<SmallBytes>,
+    ready: std::cell::RefCell<Vec<SmallBytes>>,
 }
 
 /// Change tracking for the slots a migration moves (see `Db::track`).
@@ -111,6 +115,8 @@ impl Db {
             undo: None,
             undo_spare: None,
             tracking: None,
+            wake: Default::default(),
+            ready: Default::default(),
         }
     }
 
@@ -192,9 +198,13 @@ impl Db {
         }
     }
 
-    /// Tells the watchers of `key` that it changed.
+    /// Tells the watchers of `key` that it changed, and marks it ready when
+    /// clients are blocked on it.
     #[inline]
     pub fn touch(&self, key: &[u8]) {
+        if !self.wake.is_empty() && self.wake.contains(key) {
+            self.ready.borrow_mut().push(SmallBytes::new(key));
+        }
         if self.watched.is_empty() {
             return;
         }
@@ -209,6 +219,13 @@ impl Db {
     /// and, while an undo log is active, records its current state.
     #[inline]
     fn touch_idx(&mut self, idx: u32) {
+        if !self.wake.is_empty() {
+            if let Some(e) = self.entries.get(idx) {
+                if self.wake.contains(&e.key) {
+                    self.ready.borrow_mut().push(e.key.clone());
+                }
+            }
+        }
         if self.tracking.is_some() {
             if let Some(e) = self.entries.get(idx) {
                 let key = e.key.clone();
@@ -381,6 +398,36 @@ impl Db {
             self.remove_idx(i);
         }
         victims.len()
+    }
+
+    /// Marks `key` as one clients are blocked on (or no longer, `false`).
+    pub fn set_wake(&mut self, key: &[u8], on: bool) {
+        if on {
+            self.wake.insert(SmallBytes::new(key));
+        } else {
+            self.wake.remove(key);
+        }
+    }
+
+    /// Marks `key` for the shard to serve its blocked clients after the
+    /// current job.
+    pub fn mark_ready(&self, key: &[u8]) {
+        self.ready.borrow_mut().push(SmallBytes::new(key));
+    }
+
+    /// Hands the blocked-on keys over before the database is dropped
+    /// (FLUSHDB); the waiters stay blocked.
+    pub fn take_wake(&mut self) -> std::collections::HashSet<SmallBytes> {
+        std::mem::take(&mut self.wake)
+    }
+
+    pub fn set_wake_all(&mut self, wake: std::collections::HashSet<SmallBytes>) {
+        self.wake = wake;
+    }
+
+    /// The keys clients are blocked on that were written since the last call.
+    pub fn take_ready(&mut self) -> Vec<SmallBytes> {
+        std::mem::take(self.ready.get_mut())
     }
 
     /// Starts recording which keys of `slots` (owned by this shard) change,

@@ -1,0 +1,137 @@
+//! Clients blocked on sorted-set keys (BZPOPMIN, BZPOPMAX, BZMPOP): each
+//! waits with a `Waiter` registered, per key, with the shard that owns the
+//! key. When a write touches such a key (`Db::touch` marks it ready), the
+//! shard serves the key's waiters in the order they blocked, right after
+//! the job that wrote it, or when the transaction holding the shard ends,
+//! so no waiter sees a transaction's intermediate state.
+//!
+//! A waiter blocked on keys of several shards is served once: whoever
+//! claims it first (a shard serving it, or its connection giving up on a
+//! timeout or a closed client) decides. A reply that can no longer be
+//! delivered is put back.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::Shard;
+use crate::store::SmallBytes;
+
+/// What a served waiter receives: the key and the members popped from it.
+pub struct Popped {
+    pub key: Bytes,
+    pub items: Vec<(Vec<u8>, f64)>,
+}
+
+/// One blocked client's request.
+pub struct Waiter {
+    claimed: AtomicBool,
+    /// Pop the highest scores (else the lowest), at most `count` of them.
+    pub max: bool,
+    pub count: usize,
+    tx: Mutex<Option<oneshot::Sender<Popped>>>,
+}
+
+impl Waiter {
+    pub fn new(max: bool, count: usize) -> (Arc<Waiter>, oneshot::Receiver<Popped>) {
+        let (tx, rx) = oneshot::channel();
+        (Arc::new(Waiter { claimed: AtomicBool::new(false), max, count, tx: Mutex::new(Some(tx)) }), rx)
+    }
+
+    /// Takes the waiter for serving (or for giving up); false when someone
+    /// else already did.
+    pub fn claim(&self) -> bool {
+        self.claimed.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    fn live(&self) -> bool {
+        !self.claimed.load(Ordering::Acquire) && self.tx.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|t| !t.is_closed())
+    }
+
+    /// Hands over a reply; gives it back when the client is gone.
+    pub fn deliver(&self, p: Popped) -> Result<(), Popped> {
+        match self.tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(tx) => tx.send(p),
+            None => Err(p),
+        }
+    }
+}
+
+/// The waiters of one shard, per (database, key), in blocking order.
+#[derive(Default)]
+pub struct Blocked {
+    waiters: HashMap<(usize, SmallBytes), VecDeque<Arc<Waiter>>>,
+}
+
+impl Blocked {
+    pub fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+}
+
+impl Shard {
+    /// Registers `w` as blocked on `key` of database `db`.
+    pub fn block(&mut self, db: usize, key: &[u8], w: Arc<Waiter>) {
+        self.db(db).set_wake(key, true);
+        self.blocked.waiters.entry((db, SmallBytes::new(key))).or_default().push_back(w);
+    }
+
+    /// Forgets the waiters of `key` that are served or gone.
+    pub fn prune_waiters(&mut self, db: usize, key: &[u8]) {
+        let k = (db, SmallBytes::new(key));
+        if let Some(q) = self.blocked.waiters.get_mut(&k) {
+            q.retain(|w| w.live());
+            if q.is_empty() {
+                self.blocked.waiters.remove(&k);
+                self.db(db).set_wake(key, false);
+            }
+        }
+    }
+
+    /// Serves the waiters of every key written since the last call (called
+    /// after each job, and when a transaction releases the shard).
+    pub fn serve_blocked(&mut self) {
+        if self.blocked.is_empty() || self.is_locked() {
+            return;
+        }
+        for db in 0..self.db_count() {
+            let ready = match self.db_if_exists(db) {
+                Some(d) => d.take_ready(),
+                None => continue,
+            };
+            for key in ready {
+                self.serve_key(db, &key);
+            }
+        }
+    }
+
+    fn serve_key(&mut self, db: usize, key: &[u8]) {
+        let k = (db, SmallBytes::new(key));
+        loop {
+            let Some(w) = self.blocked.waiters.get_mut(&k).and_then(|q| q.front().cloned()) else { break };
+            if !w.live() {
+                self.blocked.waiters.get_mut(&k).map(VecDeque::pop_front);
+                continue;
+            }
+            let now = crate::util::now_ms();
+            if !crate::commands::zsets::has_members(self.db(db), key, now) {
+                // Nothing to give (gone again, or not a sorted set): the
+                // waiters keep waiting.
+                break;
+            }
+            self.blocked.waiters.get_mut(&k).map(VecDeque::pop_front);
+            if !w.claim() {
+                continue;
+            }
+            let items = crate::commands::zsets::pop_members(self.db(db), key, w.max, w.count, now).unwrap_or_default();
+            if let Err(back) = w.deliver(Popped { key: Bytes::copy_from_slice(key), items }) {
+                let limits = self.cfg.zset_limits();
+                crate::commands::zsets::push_back(self.db(db), key, back.items, limits, now);
+            }
+        }
+        self.prune_waiters(db, key);
+    }
+}
