@@ -252,13 +252,16 @@ pub struct ConnCluster {
     /// whether they span several slots (EXEC then fails with CROSSSLOT).
     tx_slot: Option<u16>,
     tx_cross: bool,
+    /// The one slot of the keys of the command last checked, when they
+    /// share one (`None` for keyless commands and cross-slot scripts).
+    pub last_slot: Option<u16>,
 }
 
 impl ConnCluster {
     pub fn new(map: Arc<SlotMap>) -> ConnCluster {
         let version = map.version();
         let view = map.load();
-        ConnCluster { map, view, version, asking: false, readonly: false, tx_slot: None, tx_cross: false }
+        ConnCluster { map, view, version, asking: false, readonly: false, tx_slot: None, tx_cross: false, last_slot: None }
     }
 
     /// The current view, refreshed if the configuration changed.
@@ -289,6 +292,7 @@ impl ConnCluster {
         // ASKING lasts one command. It will admit commands for slots this
         // node is importing once migrations exist; until then nothing is.
         self.asking = false;
+        self.last_slot = None;
         if exec {
             let cross = std::mem::take(&mut self.tx_cross);
             self.tx_slot = None;
@@ -304,6 +308,7 @@ impl ConnCluster {
             Err(_) if !queued && cross_ok() => return self.all_local(spec, args),
             Err(e) => return Err(e),
         };
+        self.last_slot = Some(slot);
         if queued {
             match self.tx_slot {
                 None => self.tx_slot = Some(slot),

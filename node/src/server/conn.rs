@@ -67,6 +67,9 @@ struct Pending {
     spec: &'static CommandSpec,
     args: Vec<Bytes>,
     shard: usize,
+    /// Cluster mode: the one slot of the command's keys, as the routing
+    /// check found it (so the shard's gate check need not hash them again).
+    slot: Option<u16>,
 }
 
 /// How long a command held by a migration's cut-over waits before its
@@ -181,6 +184,8 @@ impl Conn {
                 }
                 r => r,
             };
+            // Taken now: running earlier commands below may check others.
+            let slot = self.checked_slot();
             let spec = match checked {
                 Ok(spec) => spec,
                 Err(e) => {
@@ -229,7 +234,7 @@ impl Conn {
                                 seg_mixed = true;
                             }
                         }
-                        segment.push(Pending { spec, args, shard });
+                        segment.push(Pending { spec, args, shard, slot });
                     }
                     None => {
                         self.run_segment(&mut segment).await;
@@ -250,7 +255,7 @@ impl Conn {
                             seg_mixed = false;
                         }
                         seg_script = true;
-                        segment.push(Pending { spec, args, shard })
+                        segment.push(Pending { spec, args, shard, slot })
                     }
                     None => {
                         self.flush(&mut segment, &mut splits).await;
@@ -521,7 +526,7 @@ impl Conn {
                     let now = now_ms();
                     let mut items = segment.drain(..);
                     while let Some(p) = items.next() {
-                        if !exec_or_defer(sh, db, p.spec, &p.args, out, now) {
+                        if !exec_or_defer(sh, db, &p, out, now) {
                             let mut rest = vec![p];
                             rest.extend(items);
                             return rest;
@@ -635,7 +640,7 @@ impl Conn {
         let db = self.db;
         if p.shard == self.local.id() {
             let out = &mut self.out;
-            let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, p.spec, &p.args, out, now_ms())).await;
+            let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, &p, out, now_ms())).await;
             (!ran).then_some(p)
         } else {
             let resp3 = self.out.resp3;
@@ -676,6 +681,12 @@ impl Conn {
             self.after_cutover(spec, args).await?;
         }
         Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into()))
+    }
+
+    /// The single slot of the last command's keys, as its routing check
+    /// found it (cluster mode).
+    fn checked_slot(&self) -> Option<u16> {
+        self.cluster.as_ref().and_then(|c| c.last_slot)
     }
 
     /// Whether the client has closed its end (checked while it is blocked).
@@ -900,7 +911,7 @@ fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending
     let now = now_ms();
     let mut items = batch.into_iter();
     while let Some((i, p)) = items.next() {
-        if !exec_or_defer(sh, db, p.spec, &p.args, &mut out, now) {
+        if !exec_or_defer(sh, db, &p, &mut out, now) {
             let mut rest = vec![(i, p)];
             rest.extend(items);
             return BatchResult { buf: out.buf, ends, rest };
@@ -913,9 +924,14 @@ fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending
 /// Runs a command batched for a shard: a shard command, or a script on the
 /// shard of its declared keys. False (nothing written) when the connection
 /// must run it instead.
-fn exec_or_defer(sh: &mut Shard, db: usize, spec: &'static CommandSpec, args: &[Bytes], out: &mut Out, now: u64) -> bool {
+fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64) -> bool {
+    let (spec, args) = (p.spec, &p.args[..]);
     if let Some(map) = &sh.cluster {
-        if crate::cluster::slots::held_back(map, spec, args) {
+        let held = match p.slot {
+            Some(slot) => !map.gate.admits(slot),
+            None => crate::cluster::slots::held_back(map, spec, args),
+        };
+        if held {
             return false;
         }
     }
