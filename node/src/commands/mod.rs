@@ -9,6 +9,7 @@ pub mod connection;
 pub mod hashes;
 pub mod json;
 pub mod keys;
+pub mod lists;
 pub mod scan;
 pub mod scripting;
 pub mod server;
@@ -111,6 +112,14 @@ pub enum ConnCmd {
     BZPopMin,
     BZPopMax,
     BZMPop,
+    LMove,
+    RPopLPush,
+    LMPop,
+    BLPop,
+    BRPop,
+    BLMPop,
+    BLMove,
+    BRPopLPush,
     ZInter,
     ZDiff,
     ZUnionStore,
@@ -301,6 +310,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(transactions::COMMANDS)
         .chain(json::COMMANDS)
         .chain(zsets::COMMANDS)
+        .chain(lists::COMMANDS)
         .chain(scripting::COMMANDS)
         .chain(cluster::COMMANDS)
 }

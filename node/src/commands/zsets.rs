@@ -18,6 +18,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::resp::reply::{d2string, format_g17};
 use crate::resp::Out;
 use crate::server::conn::Conn;
+use crate::shard::blocking::{has_kind, pop_kind, push_back as push_back_kind, Kind, Popped, Waiter};
 use crate::shard::tx::Tx;
 
 use crate::store::{Db, Value};
@@ -957,11 +958,15 @@ pub fn push_back(db: &mut Db, key: &[u8], items: Vec<(Vec<u8>, f64)>, limits: ZL
 
 /// How a pop command replies.
 #[derive(Clone, Copy, PartialEq)]
-enum PopReply {
+pub enum PopReply {
     /// BZPOPMIN/BZPOPMAX: key, member, score.
     Flat,
     /// ZMPOP/BZMPOP: key, then the [member, score] pairs.
     Nested,
+    /// BLPOP/BRPOP: key, element.
+    Pair,
+    /// LMPOP/BLMPOP: key, then the elements.
+    NestedList,
 }
 
 fn write_popped(out: &mut Out, style: PopReply, key: &[u8], items: &[(Vec<u8>, f64)]) {
@@ -974,6 +979,13 @@ fn write_popped(out: &mut Out, style: PopReply, key: &[u8], items: &[(Vec<u8>, f
                 out.double(*sc);
             }
         }
+        PopReply::Pair => {
+            out.array(2);
+            out.bulk(key);
+            for (m, _) in items.iter().take(1) {
+                out.bulk(m);
+            }
+        }
         PopReply::Nested => {
             out.array(2);
             out.bulk(key);
@@ -982,6 +994,14 @@ fn write_popped(out: &mut Out, style: PopReply, key: &[u8], items: &[(Vec<u8>, f
                 out.array(2);
                 out.bulk(m);
                 out.double(*sc);
+            }
+        }
+        PopReply::NestedList => {
+            out.array(2);
+            out.bulk(key);
+            out.array(items.len());
+            for (m, _) in items {
+                out.bulk(m);
             }
         }
     }
@@ -1022,7 +1042,7 @@ fn parse_mpop(args: &[Bytes], at: usize) -> CmdResult<(Vec<Bytes>, bool, usize)>
 }
 
 /// A blocking command's timeout in seconds: `None` blocks forever (0).
-fn parse_timeout(a: &[u8]) -> CmdResult<Option<std::time::Duration>> {
+pub fn parse_timeout(a: &[u8]) -> CmdResult<Option<std::time::Duration>> {
     let t = parse_f64(a).map_err(|_| CmdError::err("timeout is not a float or out of range"))?;
     if t < 0.0 {
         return Err(CmdError::err("timeout is negative"));
@@ -1036,30 +1056,31 @@ fn parse_timeout(a: &[u8]) -> CmdResult<Option<std::time::Duration>> {
 /// ZMPOP.
 pub async fn zmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     let (keys, max, count) = parse_mpop(args, 1)?;
-    pop_first(conn, &keys, max, count, PopReply::Nested, None, args).await
+    pop_first(conn, &keys, Kind::ZSet { max }, count, PopReply::Nested, None, args).await
 }
 
 /// BZPOPMIN / BZPOPMAX key [key ...] timeout.
 pub async fn bzpop(conn: &mut Conn, args: &[Bytes], max: bool) -> CmdResult {
     let timeout = parse_timeout(&args[args.len() - 1])?;
     let keys = args[1..args.len() - 1].to_vec();
-    pop_first(conn, &keys, max, 1, PopReply::Flat, Some(timeout), args).await
+    pop_first(conn, &keys, Kind::ZSet { max }, 1, PopReply::Flat, Some(timeout), args).await
 }
 
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count].
 pub async fn bzmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     let timeout = parse_timeout(&args[1])?;
     let (keys, max, count) = parse_mpop(args, 2)?;
-    pop_first(conn, &keys, max, count, PopReply::Nested, Some(timeout), args).await
+    pop_first(conn, &keys, Kind::ZSet { max }, count, PopReply::Nested, Some(timeout), args).await
 }
 
-/// Pops from the first key, in order, holding members; with `block` (and
-/// outside a transaction) waits for one otherwise, for at most the given
-/// time (`None`: for ever). Replies nil when nothing came.
-async fn pop_first(
+/// Pops from the first key, in order, holding items of `kind`; with `block`
+/// (and outside a transaction) waits for one otherwise, for at most the
+/// given time (`None`: for ever). Replies nil when nothing came. Shared by
+/// the list and sorted-set pops.
+pub async fn pop_first(
     conn: &mut Conn,
     keys: &[Bytes],
-    max: bool,
+    kind: Kind,
     count: usize,
     style: PopReply,
     block: Option<Option<std::time::Duration>>,
@@ -1078,7 +1099,7 @@ async fn pop_first(
                 if sh.cluster.as_ref().is_some_and(|m| !m.gate.admits(crate::slot::key_slot(&k))) {
                     return Ok(None);
                 }
-                pop_members(sh.db(db), &k, max, count, now_ms()).map(Some)
+                pop_kind(sh.db(db), &k, kind, count, now_ms()).map(Some)
             })
             .await?;
         match got {
@@ -1096,22 +1117,40 @@ async fn pop_first(
             Some(_) => i += 1,
         }
     }
-    let Some(limit) = block.filter(|_| conn.exec_tx.is_none()) else {
-        conn.out.nil_array();
-        return Ok(());
-    };
-    // Block: the waiter is registered on every key's shard; a key that got
-    // members meanwhile is marked ready, so its shard serves the waiter
-    // right after (every reply goes through the waiter's claim: once).
-    let (w, mut rx) = crate::shard::blocking::Waiter::new(max, count);
+    match wait_pop(conn, keys, kind, count, block, args).await? {
+        Some(p) => write_popped(&mut conn.out, style, &p.key, &p.items),
+        None => {
+            if !conn.client_gone() {
+                conn.out.nil_array();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Blocks (unless `block` is `None` or a transaction runs) until a key of
+/// `keys` gets items of `kind`, and pops them: `None` on timeout or when the
+/// client left; the redirect when the keys' slot moved away.
+pub async fn wait_pop(
+    conn: &mut Conn,
+    keys: &[Bytes],
+    kind: Kind,
+    count: usize,
+    block: Option<Option<std::time::Duration>>,
+    _args: &[Bytes],
+) -> CmdResult<Option<Popped>> {
+    let db = conn.db;
+    let Some(limit) = block.filter(|_| conn.exec_tx.is_none()) else { return Ok(None) };
+    // The waiter is registered on every key's shard; a key that got items
+    // meanwhile is marked ready, so its shard serves the waiter right after
+    // (every reply goes through the waiter's claim: once).
+    let (w, mut rx) = Waiter::new(kind, count);
     for key in keys {
         let (k, w) = (key.clone(), w.clone());
         let shard = conn.engine.shard_of(key);
         conn.run_on(shard, move |sh| {
             sh.block(db, &k, w);
-            // Members arrived since the first look, or the slot is leaving
-            // (then the wait below redirects): the shard looks again.
-            if has_members(sh.db(db), &k, now_ms()) {
+            if has_kind(sh.db(db), &k, kind, now_ms()) {
                 sh.db(db).mark_ready(&k);
             }
         })
@@ -1121,17 +1160,17 @@ async fn pop_first(
     loop {
         tokio::select! {
             r = &mut rx => {
-                match r {
+                return match r {
                     Ok(p) if conn.client_gone() => {
-                        // Nobody to give them to: the members go back.
+                        // Nobody to give them to: the items go back.
                         let limits = conn.engine.cfg.zset_limits();
                         let shard = conn.engine.shard_of(&p.key);
-                        conn.run_on(shard, move |sh| push_back(sh.db(db), &p.key, p.items, limits, now_ms())).await;
+                        conn.run_on(shard, move |sh| push_back_kind(sh.db(db), &p.key, kind, p.items, limits, now_ms())).await;
+                        Ok(None)
                     }
-                    Ok(p) => write_popped(&mut conn.out, style, &p.key, &p.items),
-                    Err(_) => conn.out.nil_array(),
-                }
-                return Ok(());
+                    Ok(p) => Ok(Some(p)),
+                    Err(_) => Ok(None),
+                };
             }
             _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
         }
@@ -1149,10 +1188,7 @@ async fn pop_first(
                 c.keys_served_here(keys)?;
             }
         }
-        if !gone {
-            conn.out.nil_array();
-        }
-        return Ok(());
+        return Ok(None);
     }
 }
 

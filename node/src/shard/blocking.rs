@@ -1,4 +1,5 @@
-//! Clients blocked on sorted-set keys (BZPOPMIN, BZPOPMAX, BZMPOP): each
+//! Clients blocked on keys (BLPOP & co. on lists, BZPOPMIN & co. on sorted
+//! sets): each
 //! waits with a `Waiter` registered, per key, with the shard that owns the
 //! key. When a write touches such a key (`Db::touch` marks it ready), the
 //! shard serves the key's waiters in the order they blocked, right after
@@ -26,19 +27,63 @@ pub struct Popped {
     pub items: Vec<(Vec<u8>, f64)>,
 }
 
+/// What a blocked client pops.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// Sorted-set members with the highest (else lowest) scores.
+    ZSet { max: bool },
+    /// List elements from the head (else the tail).
+    List { left: bool },
+}
+
+/// Pops up to `count` items of `kind` from `key` (list items carry score 0).
+pub fn pop_kind(db: &mut crate::store::Db, key: &[u8], kind: Kind, count: usize, now: u64) -> crate::error::CmdResult<Vec<(Vec<u8>, f64)>> {
+    match kind {
+        Kind::ZSet { max } => crate::commands::zsets::pop_members(db, key, max, count, now),
+        Kind::List { left } => {
+            Ok(crate::commands::lists::pop_items(db, key, left, count, now)?.into_iter().map(|v| (v.to_vec(), 0.0)).collect())
+        }
+    }
+}
+
+/// Whether `key` holds items of `kind`.
+pub fn has_kind(db: &mut crate::store::Db, key: &[u8], kind: Kind, now: u64) -> bool {
+    match kind {
+        Kind::ZSet { .. } => crate::commands::zsets::has_members(db, key, now),
+        Kind::List { .. } => crate::commands::lists::has_items(db, key, now),
+    }
+}
+
+/// Puts popped items back where they came from.
+pub fn push_back(
+    db: &mut crate::store::Db,
+    key: &[u8],
+    kind: Kind,
+    items: Vec<(Vec<u8>, f64)>,
+    limits: crate::types::zset::ZLimits,
+    now: u64,
+) {
+    match kind {
+        Kind::ZSet { .. } => crate::commands::zsets::push_back(db, key, items, limits, now),
+        Kind::List { left } => {
+            let _ = crate::commands::lists::push_items(db, key, left, items.iter().rev().map(|(v, _)| &v[..]), now);
+        }
+    }
+}
+
 /// One blocked client's request.
 pub struct Waiter {
     claimed: AtomicBool,
-    /// Pop the highest scores (else the lowest), at most `count` of them.
-    pub max: bool,
+    /// What to pop, and at most how many.
+    pub kind: Kind,
     pub count: usize,
     tx: Mutex<Option<oneshot::Sender<Popped>>>,
 }
 
 impl Waiter {
-    pub fn new(max: bool, count: usize) -> (Arc<Waiter>, oneshot::Receiver<Popped>) {
+    pub fn new(kind: Kind, count: usize) -> (Arc<Waiter>, oneshot::Receiver<Popped>) {
         let (tx, rx) = oneshot::channel();
-        (Arc::new(Waiter { claimed: AtomicBool::new(false), max, count, tx: Mutex::new(Some(tx)) }), rx)
+        (Arc::new(Waiter { claimed: AtomicBool::new(false), kind, count, tx: Mutex::new(Some(tx)) }), rx)
     }
 
     /// Takes the waiter for serving (or for giving up); false when someone
@@ -117,7 +162,7 @@ impl Shard {
                 continue;
             }
             let now = crate::util::now_ms();
-            if !crate::commands::zsets::has_members(self.db(db), key, now) {
+            if !has_kind(self.db(db), key, w.kind, now) {
                 // Nothing to give (gone again, or not a sorted set): the
                 // waiters keep waiting.
                 break;
@@ -126,10 +171,10 @@ impl Shard {
             if !w.claim() {
                 continue;
             }
-            let items = crate::commands::zsets::pop_members(self.db(db), key, w.max, w.count, now).unwrap_or_default();
+            let items = pop_kind(self.db(db), key, w.kind, w.count, now).unwrap_or_default();
             if let Err(back) = w.deliver(Popped { key: Bytes::copy_from_slice(key), items }) {
                 let limits = self.cfg.zset_limits();
-                crate::commands::zsets::push_back(self.db(db), key, back.items, limits, now);
+                push_back(self.db(db), key, w.kind, back.items, limits, now);
             }
         }
         self.prune_waiters(db, key);

@@ -52,6 +52,7 @@ mod tag {
     pub const HASH: u8 = 2;
     pub const JSON: u8 = 3;
     pub const ZSET: u8 = 4;
+    pub const LIST: u8 = 5;
 }
 
 /// Why a payload was refused. The two kinds map to Redis's two RESTORE
@@ -94,6 +95,13 @@ pub fn encode(value: &Value) -> Vec<u8> {
         Value::ZSet(z) => {
             out.push(tag::ZSET);
             z.dump_into(&mut out);
+        }
+        Value::List(l) => {
+            out.push(tag::LIST);
+            put_len(&mut out, l.len());
+            for e in l.iter() {
+                put_bytes(&mut out, e);
+            }
         }
     }
     let crc = crc64(&out);
@@ -142,6 +150,18 @@ fn decode_body(r: &mut Reader, limits: HashLimits) -> Option<Value> {
         tag::ZSET => {
             let rest = r.take(r.remaining())?;
             Value::ZSet(Box::new(ZSet::from_dump(rest)?))
+        }
+        tag::LIST => {
+            let n = r.len()?;
+            // Each element costs at least one byte (its length).
+            if n == 0 || n > r.remaining() {
+                return None;
+            }
+            let mut l = crate::types::list::ListValue::default();
+            for _ in 0..n {
+                l.push(false, r.bytes()?);
+            }
+            Value::List(Box::new(l))
         }
         _ => return None,
     })

@@ -8,6 +8,7 @@
 use super::SmallBytes;
 use crate::types::hash::HashValue;
 use crate::types::json::JsonDoc;
+use crate::types::list::ListValue;
 use crate::types::zset::ZSet;
 
 #[derive(Clone)]
@@ -17,6 +18,7 @@ pub enum Value {
     Hash(Box<HashValue>),
     Json(Box<JsonDoc>),
     ZSet(Box<ZSet>),
+    List(Box<ListValue>),
 }
 
 impl Value {
@@ -42,6 +44,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Json(_) => "ReJSON-RL",
             Value::ZSet(_) => "zset",
+            Value::List(_) => "list",
         }
     }
 
@@ -54,6 +57,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Json(_) => "json",
             Value::ZSet(z) => z.encoding(),
+            Value::List(l) => l.encoding(),
         }
     }
 
@@ -80,6 +84,7 @@ impl Value {
             })),
             Value::Json(j) => Value::Json(j.clone()),
             Value::ZSet(z) => Value::ZSet(z.clone()),
+            Value::List(l) => Value::List(l.clone()),
         }
     }
 
@@ -92,6 +97,7 @@ impl Value {
             Value::Hash(h) => h.heap_size(),
             Value::Json(j) => j.heap_size(),
             Value::ZSet(z) => z.heap_size(),
+            Value::List(l) => l.heap_size(),
         }
     }
 }

@@ -6,4 +6,5 @@ pub mod field_table;
 pub mod hash;
 pub mod json;
 pub mod lcs;
+pub mod list;
 pub mod zset;

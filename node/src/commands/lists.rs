@@ -1,0 +1,624 @@
+//! List commands. Single-key commands (LPUSH, RPUSH, LPOP, LRANGE, LINDEX,
+//! LSET, LREM, LTRIM, LINSERT, LPOS, ...) run on the key's shard. LMOVE and
+//! RPOPLPUSH touch two keys and LMPOP several: they run on the connection,
+//! under one transaction when the keys live on several shards. The blocking
+//! forms (BLPOP, BRPOP, BLMPOP, BLMOVE, BRPOPLPUSH) wait through
+//! `shard::blocking` like the sorted-set pops.
+//!
+//! Options, reply shapes and error texts follow Redis 7.
+
+use bytes::Bytes;
+
+use super::{cmd, flag::*, CommandSpec, ConnCmd, Ctx, Exec};
+use crate::error::{CmdError, CmdResult};
+use crate::resp::Out;
+use crate::server::conn::Conn;
+use crate::shard::blocking::Kind;
+use crate::store::{Db, SmallBytes, Value};
+use crate::types::list::ListValue;
+use crate::util::{eq_ic, now_ms, parse_i64};
+
+const RS: &[&str] = &["read", "list", "slow"];
+const RF: &[&str] = &["read", "list", "fast"];
+const WF: &[&str] = &["write", "list", "fast"];
+const WS: &[&str] = &["write", "list", "slow"];
+const G: &str = "list";
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd("lpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Prepends one or more elements to a list. Creates the key if it doesn't exist.", Exec::Shard(lpush)),
+    cmd("rpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Appends one or more elements to a list. Creates the key if it doesn't exist.", Exec::Shard(rpush)),
+    cmd("lpushx", -3, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Prepends one or more elements to a list only when the list exists.", Exec::Shard(lpushx)),
+    cmd("rpushx", -3, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Appends an element to a list only when the list exists.", Exec::Shard(rpushx)),
+    cmd("lpop", -2, WRITE | FAST, (1, 1, 1), WF, G, "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", Exec::Shard(lpop)),
+    cmd("rpop", -2, WRITE | FAST, (1, 1, 1), WF, G, "Returns and removes the last elements of a list. Deletes the list if the last element was popped.", Exec::Shard(rpop)),
+    cmd("llen", 2, READONLY | FAST, (1, 1, 1), RF, G, "Returns the length of a list.", Exec::Shard(llen)),
+    cmd("lindex", 3, READONLY, (1, 1, 1), RS, G, "Returns an element from a list by its index.", Exec::Shard(lindex)),
+    cmd("lset", 4, WRITE | DENYOOM, (1, 1, 1), WS, G, "Sets the value of an element in a list by its index.", Exec::Shard(lset)),
+    cmd("lrange", 4, READONLY, (1, 1, 1), RS, G, "Returns a range of elements from a list.", Exec::Shard(lrange)),
+    cmd("lrem", 4, WRITE, (1, 1, 1), WS, G, "Removes elements from a list. Deletes the list if the last element was removed.", Exec::Shard(lrem)),
+    cmd("ltrim", 4, WRITE, (1, 1, 1), WS, G, "Removes elements from both ends a list. Deletes the list if all elements were trimmed.", Exec::Shard(ltrim)),
+    cmd("linsert", 5, WRITE | DENYOOM, (1, 1, 1), WS, G, "Inserts an element before or after another element in a list.", Exec::Shard(linsert)),
+    cmd("lpos", -3, READONLY, (1, 1, 1), RS, G, "Returns the index of matching elements in a list.", Exec::Shard(lpos)),
+    cmd(
+        "lmove",
+        5,
+        WRITE | DENYOOM,
+        (1, 2, 1),
+        WS,
+        G,
+        "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.",
+        Exec::Conn(ConnCmd::LMove),
+    ),
+    cmd(
+        "rpoplpush",
+        3,
+        WRITE | DENYOOM,
+        (1, 2, 1),
+        WS,
+        G,
+        "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.",
+        Exec::Conn(ConnCmd::RPopLPush),
+    ),
+    super::cmd_numkeys(
+        "lmpop",
+        -4,
+        WRITE,
+        1,
+        WS,
+        G,
+        "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.",
+        Exec::Conn(ConnCmd::LMPop),
+    ),
+    cmd(
+        "blpop",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING,
+        (1, -2, 1),
+        &["write", "list", "slow", "blocking"],
+        G,
+        "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
+        Exec::Conn(ConnCmd::BLPop),
+    ),
+    cmd(
+        "brpop",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING,
+        (1, -2, 1),
+        &["write", "list", "slow", "blocking"],
+        G,
+        "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
+        Exec::Conn(ConnCmd::BRPop),
+    ),
+    super::cmd_numkeys(
+        "blmpop",
+        -5,
+        WRITE | BLOCKING,
+        2,
+        &["write", "list", "slow", "blocking"],
+        G,
+        "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
+        Exec::Conn(ConnCmd::BLMPop),
+    ),
+    cmd(
+        "blmove",
+        6,
+        WRITE | DENYOOM | NOSCRIPT | BLOCKING,
+        (1, 2, 1),
+        &["write", "list", "slow", "blocking"],
+        G,
+        "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.",
+        Exec::Conn(ConnCmd::BLMove),
+    ),
+    cmd(
+        "brpoplpush",
+        4,
+        WRITE | DENYOOM | NOSCRIPT | BLOCKING,
+        (1, 2, 1),
+        &["write", "list", "slow", "blocking"],
+        G,
+        "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.",
+        Exec::Conn(ConnCmd::BRPopLPush),
+    ),
+];
+
+// ------------------------------------------------------------------ helpers
+
+fn find(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<u32>> {
+    match db.lookup(key, now) {
+        None => Ok(None),
+        Some(idx) => match db.entry(idx).value {
+            Value::List(_) => Ok(Some(idx)),
+            _ => Err(CmdError::WrongType),
+        },
+    }
+}
+
+fn list_at(db: &mut Db, idx: u32) -> &mut ListValue {
+    match &mut db.entry_mut(idx).value {
+        Value::List(l) => l,
+        _ => unreachable!("checked by find"),
+    }
+}
+
+fn read_list(db: &mut Db, idx: u32) -> &ListValue {
+    match &db.entry(idx).value {
+        Value::List(l) => l,
+        _ => unreachable!("checked by find"),
+    }
+}
+
+fn drop_if_empty(db: &mut Db, idx: u32) {
+    if matches!(&db.entry(idx).value, Value::List(l) if l.is_empty()) {
+        db.remove_idx(idx);
+    }
+}
+
+/// Pops up to `count` elements from one end; none when there is no key.
+pub fn pop_items(db: &mut Db, key: &[u8], left: bool, count: usize, now: u64) -> CmdResult<Vec<SmallBytes>> {
+    let Some(idx) = find(db, key, now)? else { return Ok(Vec::new()) };
+    let l = list_at(db, idx);
+    let items: Vec<SmallBytes> = (0..count).map_while(|_| l.pop(left)).collect();
+    drop_if_empty(db, idx);
+    Ok(items)
+}
+
+/// Whether `key` holds a non-empty list.
+pub fn has_items(db: &mut Db, key: &[u8], now: u64) -> bool {
+    matches!(find(db, key, now), Ok(Some(_)))
+}
+
+/// Pushes `items` in order to one end, creating the list; its new length.
+pub fn push_items<'a>(db: &mut Db, key: &[u8], left: bool, items: impl IntoIterator<Item = &'a [u8]>, now: u64) -> CmdResult<usize> {
+    let idx = match find(db, key, now)? {
+        Some(idx) => idx,
+        None => db.insert_new(key, Value::List(Box::default()), 0),
+    };
+    let l = list_at(db, idx);
+    for v in items {
+        l.push(left, v);
+    }
+    let n = l.len();
+    drop_if_empty(db, idx);
+    Ok(n)
+}
+
+/// A Redis index (negative from the end) into a list of `len`.
+fn index(i: i64, len: usize) -> Option<usize> {
+    let i = if i < 0 { len as i64 + i } else { i };
+    (0..len as i64).contains(&i).then_some(i as usize)
+}
+
+/// LRANGE/LTRIM's start and stop, clamped: `None` for an empty range.
+fn range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let start = if start < 0 { (len + start).max(0) } else { start };
+    let stop = if stop < 0 { len + stop } else { stop.min(len - 1) };
+    (start <= stop && start < len).then_some((start as usize, stop as usize))
+}
+
+fn left_or_right(a: &[u8]) -> CmdResult<bool> {
+    if eq_ic(a, "LEFT") {
+        Ok(true)
+    } else if eq_ic(a, "RIGHT") {
+        Ok(false)
+    } else {
+        Err(CmdError::Syntax)
+    }
+}
+
+// ----------------------------------------------------------- single key
+
+fn push(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, left: bool, only_existing: bool) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    if only_existing && find(db, &args[1], now)?.is_none() {
+        out.int(0);
+        return Ok(());
+    }
+    let n = push_items(db, &args[1], left, args[2..].iter().map(|a| &a[..]), now)?;
+    out.int(n as i64);
+    Ok(())
+}
+
+fn lpush(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    push(ctx, args, out, true, false)
+}
+
+fn rpush(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    push(ctx, args, out, false, false)
+}
+
+fn lpushx(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    push(ctx, args, out, true, true)
+}
+
+fn rpushx(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    push(ctx, args, out, false, true)
+}
+
+fn pop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, left: bool) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    let count = match args.get(2) {
+        None => None,
+        Some(a) => match parse_i64(a) {
+            Ok(c) if c >= 0 => Some(c as usize),
+            _ => return Err(CmdError::err("value is out of range, must be positive")),
+        },
+    };
+    let now = ctx.now;
+    let db = ctx.db();
+    if find(db, &args[1], now)?.is_none() {
+        match count {
+            None => out.nil(),
+            Some(_) => out.nil_array(),
+        }
+        return Ok(());
+    }
+    let items = pop_items(db, &args[1], left, count.unwrap_or(1), now)?;
+    match count {
+        None => out.bulk(&items[0]),
+        Some(_) => {
+            out.array(items.len());
+            for i in &items {
+                out.bulk(i);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn lpop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    pop(ctx, args, out, true)
+}
+
+fn rpop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    pop(ctx, args, out, false)
+}
+
+fn llen(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    let n = match find(db, &args[1], now)? {
+        Some(idx) => read_list(db, idx).len(),
+        None => 0,
+    };
+    out.int(n as i64);
+    Ok(())
+}
+
+fn lindex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let i = parse_i64(&args[2])?;
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else {
+        out.nil();
+        return Ok(());
+    };
+    let l = read_list(db, idx);
+    match index(i, l.len()).and_then(|i| l.get(i)) {
+        Some(v) => out.bulk(v),
+        None => out.nil(),
+    }
+    Ok(())
+}
+
+fn lset(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let i = parse_i64(&args[2])?;
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else { return Err(CmdError::err("no such key")) };
+    let len = read_list(db, idx).len();
+    let Some(i) = index(i, len) else { return Err(CmdError::err("index out of range")) };
+    list_at(db, idx).set(i, &args[3]);
+    out.ok();
+    Ok(())
+}
+
+fn lrange(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let (start, stop) = (parse_i64(&args[2])?, parse_i64(&args[3])?);
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else {
+        out.array(0);
+        return Ok(());
+    };
+    let l = read_list(db, idx);
+    match range(start, stop, l.len()) {
+        None => out.array(0),
+        Some((a, b)) => {
+            out.array(b - a + 1);
+            for v in l.iter().skip(a).take(b - a + 1) {
+                out.bulk(v);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn lrem(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let count = parse_i64(&args[2])?;
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else {
+        out.int(0);
+        return Ok(());
+    };
+    let want = &args[3][..];
+    let l = read_list(db, idx);
+    let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+    let mut hits: Vec<usize> = if count < 0 {
+        (0..l.len()).rev().filter(|&i| l.get(i).is_some_and(|v| &**v == want)).take(limit).collect()
+    } else {
+        (0..l.len()).filter(|&i| l.get(i).is_some_and(|v| &**v == want)).take(limit).collect()
+    };
+    hits.sort_unstable_by(|a, b| b.cmp(a));
+    let l = list_at(db, idx);
+    for &i in &hits {
+        l.remove(i);
+    }
+    drop_if_empty(db, idx);
+    out.int(hits.len() as i64);
+    Ok(())
+}
+
+fn ltrim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let (start, stop) = (parse_i64(&args[2])?, parse_i64(&args[3])?);
+    let now = ctx.now;
+    let db = ctx.db();
+    if let Some(idx) = find(db, &args[1], now)? {
+        let len = read_list(db, idx).len();
+        let l = list_at(db, idx);
+        match range(start, stop, len) {
+            Some((a, b)) => l.keep(a, b),
+            None => l.keep(1, 0),
+        }
+        drop_if_empty(db, idx);
+    }
+    out.ok();
+    Ok(())
+}
+
+fn linsert(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let after = if eq_ic(&args[2], "AFTER") {
+        true
+    } else if eq_ic(&args[2], "BEFORE") {
+        false
+    } else {
+        return Err(CmdError::Syntax);
+    };
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else {
+        out.int(0);
+        return Ok(());
+    };
+    let pivot = read_list(db, idx).iter().position(|v| **v == args[3][..]);
+    match pivot {
+        None => out.int(-1),
+        Some(p) => {
+            let l = list_at(db, idx);
+            l.insert(if after { p + 1 } else { p }, &args[4]);
+            out.int(l.len() as i64);
+        }
+    }
+    Ok(())
+}
+
+fn lpos(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let (mut rank, mut count, mut maxlen) = (1i64, None::<usize>, 0usize);
+    let mut i = 3;
+    while i < args.len() {
+        let val = args.get(i + 1).ok_or(CmdError::Syntax)?;
+        if eq_ic(&args[i], "RANK") {
+            rank = parse_i64(val)?;
+            if rank == 0 {
+                return Err(CmdError::err(
+                    "RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+                ));
+            }
+            if rank == i64::MIN {
+                return Err(CmdError::err("value is out of range"));
+            }
+        } else if eq_ic(&args[i], "COUNT") {
+            let c = parse_i64(val)?;
+            if c < 0 {
+                return Err(CmdError::err("COUNT can't be negative"));
+            }
+            count = Some(c as usize);
+        } else if eq_ic(&args[i], "MAXLEN") {
+            let m = parse_i64(val)?;
+            if m < 0 {
+                return Err(CmdError::err("MAXLEN can't be negative"));
+            }
+            maxlen = m as usize;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else {
+        match count {
+            Some(_) => out.array(0),
+            None => out.nil(),
+        }
+        return Ok(());
+    };
+    let l = read_list(db, idx);
+    let want = &args[2][..];
+    let scan = if maxlen == 0 { l.len() } else { maxlen.min(l.len()) };
+    let order: Box<dyn Iterator<Item = usize>> = if rank > 0 { Box::new(0..scan) } else { Box::new((l.len() - scan..l.len()).rev()) };
+    let skip = rank.unsigned_abs() as usize - 1;
+    let limit = match count {
+        Some(0) => usize::MAX,
+        Some(c) => c,
+        None => 1,
+    };
+    let found: Vec<usize> = order.filter(|&i| l.get(i).is_some_and(|v| &**v == want)).skip(skip).take(limit).collect();
+    match count {
+        Some(_) => {
+            out.array(found.len());
+            for i in found {
+                out.int(i as i64);
+            }
+        }
+        None => match found.first() {
+            Some(&i) => out.int(i as i64),
+            None => out.nil(),
+        },
+    }
+    Ok(())
+}
+
+// -------------------------------------------------------- several keys
+
+/// LMOVE source destination LEFT|RIGHT LEFT|RIGHT, and RPOPLPUSH.
+pub async fn lmove(conn: &mut Conn, args: &[Bytes], rpoplpush: bool) -> CmdResult {
+    let (from_left, to_left) = if rpoplpush { (false, true) } else { (left_or_right(&args[3])?, left_or_right(&args[4])?) };
+    move_gated(conn, args, from_left, to_left).await.map(|v| match v {
+        Some(v) => conn.out.bulk(&v),
+        None => conn.out.nil(),
+    })
+}
+
+/// `move_one`, waiting out a migration's cut-over of the keys' slot (in
+/// cluster mode both keys share a slot, so one shard job checks it).
+async fn move_gated(conn: &mut Conn, args: &[Bytes], from_left: bool, to_left: bool) -> CmdResult<Option<SmallBytes>> {
+    let spec = super::lookup(&args[0]).ok_or(CmdError::Syntax)?;
+    for _ in 0..60 {
+        match move_one(conn, &args[1], &args[2], from_left, to_left).await? {
+            Some(moved) => return Ok(moved),
+            None => conn.after_cutover(spec, args).await?,
+        }
+    }
+    Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into()))
+}
+
+/// Pops from `src` and pushes onto `dst` atomically (one job, or one
+/// transaction over both shards); the element moved. `None` when the gate
+/// holds the keys' slot (cluster mode).
+async fn move_one(conn: &mut Conn, src: &Bytes, dst: &Bytes, from_left: bool, to_left: bool) -> CmdResult<Option<Option<SmallBytes>>> {
+    let db = conn.db;
+    let (s, d) = (src.clone(), dst.clone());
+    let (ss, ds) = (conn.engine.shard_of(src), conn.engine.shard_of(dst));
+    if ss == ds {
+        return conn
+            .run_on(ss, move |sh| {
+                let admitted = |k: &[u8]| sh.cluster.as_ref().is_none_or(|m| m.gate.admits(crate::slot::key_slot(k)));
+                if !admitted(&s) || !admitted(&d) {
+                    return Ok(None);
+                }
+                let now = now_ms();
+                find(sh.db(db), &d, now)?;
+                let got = pop_items(sh.db(db), &s, from_left, 1, now)?;
+                if let Some(v) = got.first() {
+                    push_items(sh.db(db), &d, to_left, [&v[..]], now)?;
+                }
+                Ok(Some(got.into_iter().next()))
+            })
+            .await;
+    }
+    let mut tx = conn.begin_tx();
+    tx.lock_all(&[ss.min(ds), ss.max(ds)]).await;
+    let d2 = d.clone();
+    let r = async {
+        tx.run(ds, move |sh| find(sh.db(db), &d2, now_ms()).map(|_| ())).await?;
+        let got = tx.run(ss, move |sh| pop_items(sh.db(db), &s, from_left, 1, now_ms())).await?;
+        if let Some(v) = got.first().cloned() {
+            tx.run(ds, move |sh| push_items(sh.db(db), &d, to_left, [&v[..]], now_ms())).await?;
+        }
+        Ok(Some(got.into_iter().next()))
+    }
+    .await;
+    conn.end_tx(tx);
+    r
+}
+
+/// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count], and the same after
+/// BLMPOP's timeout: (keys, left, count).
+fn parse_mpop(args: &[Bytes], at: usize) -> CmdResult<(Vec<Bytes>, bool, usize)> {
+    let n = parse_i64(&args[at]).map_err(|_| CmdError::err("numkeys should be greater than 0"))?;
+    if n <= 0 {
+        return Err(CmdError::err("numkeys should be greater than 0"));
+    }
+    let n = n as usize;
+    if n >= args.len() - at - 1 {
+        return Err(CmdError::Syntax);
+    }
+    let keys = args[at + 1..at + 1 + n].to_vec();
+    let mut rest = args[at + 1 + n..].iter();
+    let left = left_or_right(rest.next().ok_or(CmdError::Syntax)?)?;
+    let mut count = None;
+    while let Some(a) = rest.next() {
+        if eq_ic(a, "COUNT") && count.is_none() {
+            match rest.next().map(|c| parse_i64(c)) {
+                Some(Ok(c)) if c > 0 => count = Some(c as usize),
+                Some(_) => return Err(CmdError::err("count should be greater than 0")),
+                None => return Err(CmdError::Syntax),
+            }
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok((keys, left, count.unwrap_or(1)))
+}
+
+/// LMPOP.
+pub async fn lmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let (keys, left, count) = parse_mpop(args, 1)?;
+    super::zsets::pop_first(conn, &keys, Kind::List { left }, count, super::zsets::PopReply::NestedList, None, args).await
+}
+
+/// BLPOP / BRPOP key [key ...] timeout.
+pub async fn bpop(conn: &mut Conn, args: &[Bytes], left: bool) -> CmdResult {
+    let timeout = super::zsets::parse_timeout(&args[args.len() - 1])?;
+    let keys = args[1..args.len() - 1].to_vec();
+    super::zsets::pop_first(conn, &keys, Kind::List { left }, 1, super::zsets::PopReply::Pair, Some(timeout), args).await
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count].
+pub async fn blmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let timeout = super::zsets::parse_timeout(&args[1])?;
+    let (keys, left, count) = parse_mpop(args, 2)?;
+    super::zsets::pop_first(conn, &keys, Kind::List { left }, count, super::zsets::PopReply::NestedList, Some(timeout), args).await
+}
+
+/// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout, and
+/// BRPOPLPUSH source destination timeout: as LMOVE when the source has
+/// elements; otherwise waits for one, then pushes it onto the destination.
+pub async fn blmove(conn: &mut Conn, args: &[Bytes], brpoplpush: bool) -> CmdResult {
+    let (from_left, to_left, t) =
+        if brpoplpush { (false, true, &args[3]) } else { (left_or_right(&args[3])?, left_or_right(&args[4])?, &args[5]) };
+    let timeout = super::zsets::parse_timeout(t)?;
+    if let Some(v) = move_gated(conn, args, from_left, to_left).await? {
+        conn.out.bulk(&v);
+        return Ok(());
+    }
+    let keys = [args[1].clone()];
+    let popped = super::zsets::wait_pop(conn, &keys, Kind::List { left: from_left }, 1, Some(timeout), args).await?;
+    let Some(p) = popped else {
+        if !conn.client_gone() {
+            conn.out.nil_array();
+        }
+        return Ok(());
+    };
+    let Some((v, _)) = p.items.into_iter().next() else {
+        conn.out.nil_array();
+        return Ok(());
+    };
+    let (dst, db) = (args[2].clone(), conn.db);
+    let shard = conn.engine.shard_of(&dst);
+    let v2 = v.clone();
+    let pushed = conn.run_on(shard, move |sh| push_items(sh.db(db), &dst, to_left, [&v2[..]], now_ms())).await;
+    if let Err(e) = pushed {
+        // The destination is not a list: the element goes back.
+        let (src, shard) = (args[1].clone(), conn.engine.shard_of(&args[1]));
+        conn.run_on(shard, move |sh| push_items(sh.db(db), &src, from_left, [&v[..]], now_ms())).await?;
+        return Err(e);
+    }
+    conn.out.bulk(&v);
+    Ok(())
+}
