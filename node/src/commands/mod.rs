@@ -13,6 +13,7 @@ pub mod lists;
 pub mod scan;
 pub mod scripting;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -120,6 +121,14 @@ pub enum ConnCmd {
     BLMPop,
     BLMove,
     BRPopLPush,
+    SInter,
+    SUnion,
+    SDiff,
+    SInterStore,
+    SUnionStore,
+    SDiffStore,
+    SInterCard,
+    SMove,
     ZInter,
     ZDiff,
     ZUnionStore,
@@ -311,6 +320,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(json::COMMANDS)
         .chain(zsets::COMMANDS)
         .chain(lists::COMMANDS)
+        .chain(sets::COMMANDS)
         .chain(scripting::COMMANDS)
         .chain(cluster::COMMANDS)
 }

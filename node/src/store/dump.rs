@@ -53,6 +53,7 @@ mod tag {
     pub const JSON: u8 = 3;
     pub const ZSET: u8 = 4;
     pub const LIST: u8 = 5;
+    pub const SET: u8 = 6;
 }
 
 /// Why a payload was refused. The two kinds map to Redis's two RESTORE
@@ -95,6 +96,13 @@ pub fn encode(value: &Value) -> Vec<u8> {
         Value::ZSet(z) => {
             out.push(tag::ZSET);
             z.dump_into(&mut out);
+        }
+        Value::Set(set) => {
+            out.push(tag::SET);
+            put_len(&mut out, set.len());
+            for m in set.iter() {
+                put_bytes(&mut out, m);
+            }
         }
         Value::List(l) => {
             out.push(tag::LIST);
@@ -150,6 +158,20 @@ fn decode_body(r: &mut Reader, limits: HashLimits) -> Option<Value> {
         tag::ZSET => {
             let rest = r.take(r.remaining())?;
             Value::ZSet(Box::new(ZSet::from_dump(rest)?))
+        }
+        tag::SET => {
+            let n = r.len()?;
+            if n == 0 || n > r.remaining() {
+                return None;
+            }
+            let mut set = crate::types::set::SetValue::default();
+            for _ in 0..n {
+                if !set.add(r.bytes()?) {
+                    // A member listed twice: no encoder writes that.
+                    return None;
+                }
+            }
+            Value::Set(Box::new(set))
         }
         tag::LIST => {
             let n = r.len()?;

@@ -9,6 +9,7 @@ use super::SmallBytes;
 use crate::types::hash::HashValue;
 use crate::types::json::JsonDoc;
 use crate::types::list::ListValue;
+use crate::types::set::SetValue;
 use crate::types::zset::ZSet;
 
 #[derive(Clone)]
@@ -19,6 +20,7 @@ pub enum Value {
     Json(Box<JsonDoc>),
     ZSet(Box<ZSet>),
     List(Box<ListValue>),
+    Set(Box<SetValue>),
 }
 
 impl Value {
@@ -45,6 +47,7 @@ impl Value {
             Value::Json(_) => "ReJSON-RL",
             Value::ZSet(_) => "zset",
             Value::List(_) => "list",
+            Value::Set(_) => "set",
         }
     }
 
@@ -58,6 +61,7 @@ impl Value {
             Value::Json(_) => "json",
             Value::ZSet(z) => z.encoding(),
             Value::List(l) => l.encoding(),
+            Value::Set(s) => s.encoding(),
         }
     }
 
@@ -85,6 +89,7 @@ impl Value {
             Value::Json(j) => Value::Json(j.clone()),
             Value::ZSet(z) => Value::ZSet(z.clone()),
             Value::List(l) => Value::List(l.clone()),
+            Value::Set(s) => Value::Set(s.clone()),
         }
     }
 
@@ -98,6 +103,7 @@ impl Value {
             Value::Json(j) => j.heap_size(),
             Value::ZSet(z) => z.heap_size(),
             Value::List(l) => l.heap_size(),
+            Value::Set(s) => s.heap_size(),
         }
     }
 }

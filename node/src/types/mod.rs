@@ -7,4 +7,5 @@ pub mod hash;
 pub mod json;
 pub mod lcs;
 pub mod list;
+pub mod set;
 pub mod zset;

@@ -1,0 +1,561 @@
+//! Set commands. Single-key commands (SADD, SREM, SMEMBERS, SISMEMBER,
+//! SMISMEMBER, SCARD, SPOP, SRANDMEMBER, SSCAN) run on the key's shard.
+//! Commands over several keys (SINTER, SUNION, SDIFF, their STORE forms,
+//! SINTERCARD, SMOVE) run on the connection: they lock the shards of their
+//! keys through one transaction, copy the inputs out, compute, and write
+//! the destination before releasing.
+//!
+//! Options, reply shapes and error texts follow Redis 7.
+
+use bytes::Bytes;
+use rand::Rng;
+
+use super::{cmd, flag::*, CommandSpec, ConnCmd, Ctx, Exec};
+use crate::error::{CmdError, CmdResult};
+use crate::resp::Out;
+use crate::server::conn::Conn;
+use crate::store::{Db, SmallBytes, Value};
+use crate::types::set::SetValue;
+use crate::util::{eq_ic, glob_match, now_ms, parse_i64};
+
+const RF: &[&str] = &["read", "set", "fast"];
+const RS: &[&str] = &["read", "set", "slow"];
+const WF: &[&str] = &["write", "set", "fast"];
+const WS: &[&str] = &["write", "set", "slow"];
+const G: &str = "set";
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd(
+        "sadd",
+        -3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        WF,
+        G,
+        "Adds one or more members to a set. Creates the key if it doesn't exist.",
+        Exec::Shard(sadd),
+    ),
+    cmd(
+        "srem",
+        -3,
+        WRITE | FAST,
+        (1, 1, 1),
+        WF,
+        G,
+        "Removes one or more members from a set. Deletes the set if the last member was removed.",
+        Exec::Shard(srem),
+    ),
+    cmd("smembers", 2, READONLY, (1, 1, 1), RS, G, "Returns all members of a set.", Exec::Shard(smembers)),
+    cmd("sismember", 3, READONLY | FAST, (1, 1, 1), RF, G, "Determines whether a member belongs to a set.", Exec::Shard(sismember)),
+    cmd(
+        "smismember",
+        -3,
+        READONLY | FAST,
+        (1, 1, 1),
+        RF,
+        G,
+        "Determines whether multiple members belong to a set.",
+        Exec::Shard(smismember),
+    ),
+    cmd("scard", 2, READONLY | FAST, (1, 1, 1), RF, G, "Returns the number of members in a set.", Exec::Shard(scard)),
+    cmd(
+        "spop",
+        -2,
+        WRITE | RANDOM | FAST,
+        (1, 1, 1),
+        WF,
+        G,
+        "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.",
+        Exec::Shard(spop),
+    ),
+    cmd("srandmember", -2, READONLY | RANDOM, (1, 1, 1), RS, G, "Get one or multiple random members from a set", Exec::Shard(srandmember)),
+    cmd("sscan", -3, READONLY | RANDOM, (1, 1, 1), RS, G, "Iterates over members of a set.", Exec::Shard(sscan)),
+    cmd("sinter", -2, READONLY, (1, -1, 1), RS, G, "Returns the intersect of multiple sets.", Exec::Conn(ConnCmd::SInter)),
+    cmd("sunion", -2, READONLY, (1, -1, 1), RS, G, "Returns the union of multiple sets.", Exec::Conn(ConnCmd::SUnion)),
+    cmd("sdiff", -2, READONLY, (1, -1, 1), RS, G, "Returns the difference of multiple sets.", Exec::Conn(ConnCmd::SDiff)),
+    cmd(
+        "sinterstore",
+        -3,
+        WRITE | DENYOOM,
+        (1, -1, 1),
+        WS,
+        G,
+        "Stores the intersect of multiple sets in a key.",
+        Exec::Conn(ConnCmd::SInterStore),
+    ),
+    cmd(
+        "sunionstore",
+        -3,
+        WRITE | DENYOOM,
+        (1, -1, 1),
+        WS,
+        G,
+        "Stores the union of multiple sets in a key.",
+        Exec::Conn(ConnCmd::SUnionStore),
+    ),
+    cmd(
+        "sdiffstore",
+        -3,
+        WRITE | DENYOOM,
+        (1, -1, 1),
+        WS,
+        G,
+        "Stores the difference of multiple sets in a key.",
+        Exec::Conn(ConnCmd::SDiffStore),
+    ),
+    super::cmd_numkeys(
+        "sintercard",
+        -3,
+        READONLY,
+        1,
+        RS,
+        G,
+        "Returns the number of members of the intersect of multiple sets.",
+        Exec::Conn(ConnCmd::SInterCard),
+    ),
+    cmd("smove", 4, WRITE | FAST, (1, 2, 1), WF, G, "Moves a member from one set to another.", Exec::Conn(ConnCmd::SMove)),
+];
+
+// ------------------------------------------------------------------ helpers
+
+fn find(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<u32>> {
+    match db.lookup(key, now) {
+        None => Ok(None),
+        Some(idx) => match db.entry(idx).value {
+            Value::Set(_) => Ok(Some(idx)),
+            _ => Err(CmdError::WrongType),
+        },
+    }
+}
+
+fn set_at(db: &mut Db, idx: u32) -> &mut SetValue {
+    match &mut db.entry_mut(idx).value {
+        Value::Set(s) => s,
+        _ => unreachable!("checked by find"),
+    }
+}
+
+fn read_set(db: &Db, idx: u32) -> &SetValue {
+    match &db.entry(idx).value {
+        Value::Set(s) => s,
+        _ => unreachable!("checked by find"),
+    }
+}
+
+fn drop_if_empty(db: &mut Db, idx: u32) {
+    if matches!(&db.entry(idx).value, Value::Set(s) if s.is_empty()) {
+        db.remove_idx(idx);
+    }
+}
+
+/// A copy of the set at `key` (empty when missing).
+fn copy_of(db: &mut Db, key: &[u8], now: u64) -> CmdResult<SetValue> {
+    Ok(match find(db, key, now)? {
+        Some(idx) => read_set(db, idx).clone(),
+        None => SetValue::default(),
+    })
+}
+
+/// Replaces `key` with `s` (deleting it when empty); its size.
+fn store(db: &mut Db, key: &[u8], s: SetValue, now: u64) -> usize {
+    db.remove(key, now);
+    let n = s.len();
+    if n > 0 {
+        db.insert_new(key, Value::Set(Box::new(s)), 0);
+    }
+    n
+}
+
+fn members_reply(out: &mut Out, s: &SetValue) {
+    out.set(s.len());
+    for m in s.iter() {
+        out.bulk(m);
+    }
+}
+
+// ----------------------------------------------------------- single key
+
+fn sadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    let idx = match find(db, &args[1], now)? {
+        Some(idx) => idx,
+        None => db.insert_new(&args[1], Value::Set(Box::default()), 0),
+    };
+    let s = set_at(db, idx);
+    let added = args[2..].iter().filter(|m| s.add(m)).count();
+    out.int(added as i64);
+    Ok(())
+}
+
+fn srem(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else {
+        out.int(0);
+        return Ok(());
+    };
+    let s = set_at(db, idx);
+    let removed = args[2..].iter().filter(|m| s.remove(m)).count();
+    drop_if_empty(db, idx);
+    out.int(removed as i64);
+    Ok(())
+}
+
+fn smembers(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    match find(db, &args[1], now)? {
+        Some(idx) => members_reply(out, read_set(db, idx)),
+        None => out.set(0),
+    }
+    Ok(())
+}
+
+fn sismember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    let hit = find(db, &args[1], now)?.is_some_and(|idx| read_set(db, idx).contains(&args[2]));
+    out.int(hit as i64);
+    Ok(())
+}
+
+fn smismember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    let idx = find(db, &args[1], now)?;
+    out.array(args.len() - 2);
+    for m in &args[2..] {
+        out.int(idx.is_some_and(|i| read_set(db, i).contains(m)) as i64);
+    }
+    Ok(())
+}
+
+fn scard(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    let n = find(db, &args[1], now)?.map_or(0, |idx| read_set(db, idx).len());
+    out.int(n as i64);
+    Ok(())
+}
+
+fn spop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    let count = match args.get(2) {
+        None => None,
+        Some(a) => match parse_i64(a) {
+            Ok(c) if c >= 0 => Some(c as usize),
+            _ => return Err(CmdError::err("value is out of range, must be positive")),
+        },
+    };
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else {
+        match count {
+            None => out.nil(),
+            Some(_) => out.set(0),
+        }
+        return Ok(());
+    };
+    let s = set_at(db, idx);
+    let mut rng = rand::rng();
+    let n = count.unwrap_or(1).min(s.len());
+    let popped: Vec<SmallBytes> = (0..n).filter_map(|_| s.pop_any(rng.random_range(0..s.len().max(1)))).collect();
+    drop_if_empty(db, idx);
+    match count {
+        None => out.bulk(&popped[0]),
+        Some(_) => {
+            out.set(popped.len());
+            for m in &popped {
+                out.bulk(m);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn srandmember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    let count = match args.get(2) {
+        None => None,
+        Some(a) => Some(parse_i64(a)?),
+    };
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else {
+        match count {
+            None => out.nil(),
+            Some(_) => out.array(0),
+        }
+        return Ok(());
+    };
+    let s = read_set(db, idx);
+    let all: Vec<&SmallBytes> = s.iter().collect();
+    let mut rng = rand::rng();
+    match count {
+        None => out.bulk(all[rng.random_range(0..all.len())]),
+        Some(c) if c >= 0 => {
+            // Distinct members, at most the whole set.
+            let n = (c as usize).min(all.len());
+            let mut pick: Vec<usize> = (0..all.len()).collect();
+            for i in 0..n {
+                let j = rng.random_range(i..pick.len());
+                pick.swap(i, j);
+            }
+            out.array(n);
+            for &i in &pick[..n] {
+                out.bulk(all[i]);
+            }
+        }
+        Some(c) => {
+            // Repetitions allowed: exactly |count| members.
+            let n = c.unsigned_abs();
+            if n > 1 << 24 {
+                return Err(CmdError::err("value is out of range"));
+            }
+            out.array(n as usize);
+            for _ in 0..n {
+                out.bulk(all[rng.random_range(0..all.len())]);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn sscan(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let cursor = std::str::from_utf8(&args[2]).ok().and_then(|c| c.parse::<u64>().ok()).ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let mut pattern: Option<&[u8]> = None;
+    let mut i = 3;
+    while i < args.len() {
+        let val = args.get(i + 1).ok_or(CmdError::Syntax)?;
+        if eq_ic(&args[i], "MATCH") {
+            pattern = Some(val);
+        } else if eq_ic(&args[i], "COUNT") {
+            if parse_i64(val)? < 1 {
+                return Err(CmdError::Syntax);
+            }
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    let now = ctx.now;
+    let db = ctx.db();
+    // One pass returns every member (Redis does the same for small sets):
+    // the cursor is always 0 afterwards.
+    let members: Vec<&SmallBytes> = match find(db, &args[1], now)? {
+        Some(idx) if cursor == 0 => read_set(db, idx).iter().filter(|m| pattern.is_none_or(|p| glob_match(p, m, false))).collect(),
+        _ => Vec::new(),
+    };
+    out.array(2);
+    out.bulk(b"0");
+    out.array(members.len());
+    for m in members {
+        out.bulk(m);
+    }
+    Ok(())
+}
+
+// -------------------------------------------------------- several keys
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum SetOp {
+    Inter,
+    Union,
+    Diff,
+}
+
+fn combine(op: SetOp, sets: &[SetValue]) -> SetValue {
+    let mut out = SetValue::default();
+    match op {
+        SetOp::Union => {
+            for s in sets {
+                for m in s.iter() {
+                    out.add(m);
+                }
+            }
+        }
+        SetOp::Inter => {
+            if let Some(smallest) = sets.iter().min_by_key(|s| s.len()) {
+                for m in smallest.iter() {
+                    if sets.iter().all(|s| s.contains(m)) {
+                        out.add(m);
+                    }
+                }
+            }
+        }
+        SetOp::Diff => {
+            if let Some((first, rest)) = sets.split_first() {
+                for m in first.iter() {
+                    if !rest.iter().any(|s| s.contains(m)) {
+                        out.add(m);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Copies the sets at `keys` (and, when `f` says so, writes a result)
+/// under one transaction over their shards.
+async fn with_sets<R: Send + 'static>(
+    conn: &mut Conn,
+    keys: &[Bytes],
+    f: impl FnOnce(Vec<SetValue>) -> (R, Option<(Bytes, SetValue)>) + Send + 'static,
+) -> CmdResult<R> {
+    with_sets_locking(conn, keys, None, f).await
+}
+
+/// `with_sets`, also locking the destination's shard.
+async fn with_sets_into<R: Send + 'static>(
+    conn: &mut Conn,
+    keys: &[Bytes],
+    dst: &Bytes,
+    f: impl FnOnce(Vec<SetValue>) -> (R, Option<(Bytes, SetValue)>) + Send + 'static,
+) -> CmdResult<R> {
+    with_sets_locking(conn, keys, Some(dst), f).await
+}
+
+async fn with_sets_locking<R: Send + 'static>(
+    conn: &mut Conn,
+    keys: &[Bytes],
+    dst: Option<&Bytes>,
+    f: impl FnOnce(Vec<SetValue>) -> (R, Option<(Bytes, SetValue)>) + Send + 'static,
+) -> CmdResult<R> {
+    let db = conn.db;
+    let mut shards: Vec<usize> = keys.iter().chain(dst).map(|k| conn.engine.shard_of(k)).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    let mut tx = conn.begin_tx();
+    tx.lock_all(&shards).await;
+    let mut sets = Vec::with_capacity(keys.len());
+    let mut err = None;
+    for k in keys {
+        let k2 = k.clone();
+        match tx.run(conn.engine.shard_of(k), move |sh| copy_of(sh.db(db), &k2, now_ms())).await {
+            Ok(s) => sets.push(s),
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let r = match err {
+        Some(e) => Err(e),
+        None => {
+            let (r, write) = f(sets);
+            if let Some((dst, s)) = write {
+                let shard = conn.engine.shard_of(&dst);
+                tx.run(shard, move |sh| store(sh.db(db), &dst, s, now_ms())).await;
+            }
+            Ok(r)
+        }
+    };
+    conn.end_tx(tx);
+    r
+}
+
+/// SINTER, SUNION, SDIFF.
+pub async fn setop(conn: &mut Conn, args: &[Bytes], op: SetOp) -> CmdResult {
+    let s = with_sets(conn, &args[1..], move |sets| (combine(op, &sets), None)).await?;
+    members_reply(&mut conn.out, &s);
+    Ok(())
+}
+
+/// SINTERSTORE, SUNIONSTORE, SDIFFSTORE (a source of another type fails
+/// the whole command; the destination may hold any type and is replaced).
+pub async fn setop_store(conn: &mut Conn, args: &[Bytes], op: SetOp) -> CmdResult {
+    let dst = args[1].clone();
+    let keys = args[2..].to_vec();
+    let n = with_sets_into(conn, &keys, &args[1], move |sets| {
+        let s = combine(op, &sets);
+        (s.len(), Some((dst, s)))
+    })
+    .await?;
+    conn.out.int(n as i64);
+    Ok(())
+}
+
+/// SINTERCARD numkeys key [key ...] [LIMIT limit].
+pub async fn sintercard(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let n = parse_i64(&args[1]).map_err(|_| CmdError::err("numkeys should be greater than 0"))?;
+    if n <= 0 {
+        return Err(CmdError::err("numkeys should be greater than 0"));
+    }
+    let n = n as usize;
+    if n > args.len() - 2 {
+        return Err(CmdError::err("Number of keys can't be greater than number of args"));
+    }
+    let keys = args[2..2 + n].to_vec();
+    let mut limit = 0usize;
+    let mut rest = args[2 + n..].iter();
+    while let Some(a) = rest.next() {
+        if eq_ic(a, "LIMIT") {
+            match rest.next().map(|v| parse_i64(v)) {
+                Some(Ok(l)) if l >= 0 => limit = l as usize,
+                Some(_) => return Err(CmdError::err("LIMIT can't be negative")),
+                None => return Err(CmdError::Syntax),
+            }
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let card = with_sets(conn, &keys, move |sets| (combine(SetOp::Inter, &sets).len(), None)).await?;
+    conn.out.int(if limit > 0 { card.min(limit) } else { card } as i64);
+    Ok(())
+}
+
+/// SMOVE source destination member.
+pub async fn smove(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let keys = [args[1].clone(), args[2].clone()];
+    let (src_key, dst_key, member) = (args[1].clone(), args[2].clone(), args[3].clone());
+    let same = src_key == dst_key;
+    let db = conn.db;
+    // Both types are checked first (WRONGTYPE before any change).
+    let found = with_sets(conn, &keys, move |sets| (sets[0].contains(&member), None)).await?;
+    if !found || same {
+        conn.out.int(found as i64);
+        return Ok(());
+    }
+    let mut shards = vec![conn.engine.shard_of(&src_key), conn.engine.shard_of(&dst_key)];
+    shards.sort_unstable();
+    shards.dedup();
+    let mut tx = conn.begin_tx();
+    tx.lock_all(&shards).await;
+    let m = args[3].clone();
+    let (s2, m2) = (src_key.clone(), m.clone());
+    let moved = tx
+        .run(conn.engine.shard_of(&src_key), move |sh| -> CmdResult<bool> {
+            let now = now_ms();
+            let d = sh.db(db);
+            let Some(idx) = find(d, &s2, now)? else { return Ok(false) };
+            let hit = set_at(d, idx).remove(&m2);
+            drop_if_empty(d, idx);
+            Ok(hit)
+        })
+        .await;
+    let r = match moved {
+        Ok(true) => tx
+            .run(conn.engine.shard_of(&dst_key), move |sh| -> CmdResult<()> {
+                let now = now_ms();
+                let d = sh.db(db);
+                let idx = match find(d, &dst_key, now)? {
+                    Some(idx) => idx,
+                    None => d.insert_new(&dst_key, Value::Set(Box::default()), 0),
+                };
+                set_at(d, idx).add(&m);
+                Ok(())
+            })
+            .await
+            .map(|_| true),
+        other => other,
+    };
+    conn.end_tx(tx);
+    conn.out.int(r? as i64);
+    Ok(())
+}
