@@ -91,6 +91,7 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::Reset => {
             conn.multi = None;
             conn.unwatch();
+            super::pubsub::unsubscribe_all(conn);
             conn.db = 0;
             conn.out.resp3 = false;
             conn.info.db.store(0, Relaxed);
@@ -146,6 +147,12 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::SDiffStore => super::sets::setop_store(conn, args, super::sets::SetOp::Diff).await,
         ConnCmd::SInterCard => super::sets::sintercard(conn, args).await,
         ConnCmd::SMove => super::sets::smove(conn, args).await,
+        ConnCmd::Subscribe => super::pubsub::subscribe(conn, args, false),
+        ConnCmd::PSubscribe => super::pubsub::subscribe(conn, args, true),
+        ConnCmd::Unsubscribe => super::pubsub::unsubscribe(conn, args, false),
+        ConnCmd::PUnsubscribe => super::pubsub::unsubscribe(conn, args, true),
+        ConnCmd::Publish => super::pubsub::publish(conn, args),
+        ConnCmd::PubSub => super::pubsub::pubsub(conn, args),
         ConnCmd::ZInter => zsets::setop(conn, args, SetKind::Inter, false, false).await,
         ConnCmd::ZDiff => zsets::setop(conn, args, SetKind::Diff, false, false).await,
         ConnCmd::ZUnionStore => zsets::setop(conn, args, SetKind::Union, true, false).await,
@@ -164,6 +171,13 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
 }
 
 fn ping(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    if args.len() <= 2 && !conn.out.resp3 && conn.sub.is_some() {
+        // Subscribed (RESP2): PING answers in the message format.
+        conn.out.array(2);
+        conn.out.bulk(b"pong");
+        conn.out.bulk(args.get(1).map_or(&b""[..], |a| &a[..]));
+        return Ok(());
+    }
     match args.len() {
         1 => conn.out.simple("PONG"),
         2 => conn.out.bulk(&args[1]),

@@ -10,6 +10,7 @@ pub mod hashes;
 pub mod json;
 pub mod keys;
 pub mod lists;
+pub mod pubsub;
 pub mod scan;
 pub mod scripting;
 pub mod server;
@@ -129,6 +130,12 @@ pub enum ConnCmd {
     SDiffStore,
     SInterCard,
     SMove,
+    Subscribe,
+    Unsubscribe,
+    PSubscribe,
+    PUnsubscribe,
+    Publish,
+    PubSub,
     ZInter,
     ZDiff,
     ZUnionStore,
@@ -321,6 +328,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(zsets::COMMANDS)
         .chain(lists::COMMANDS)
         .chain(sets::COMMANDS)
+        .chain(pubsub::COMMANDS)
         .chain(scripting::COMMANDS)
         .chain(cluster::COMMANDS)
 }

@@ -95,6 +95,12 @@ impl Out {
         }
     }
 
+    /// An out-of-band push (pub/sub messages): `>n` in RESP3, an array in
+    /// RESP2.
+    pub fn push(&mut self, n: usize) {
+        self.header(if self.resp3 { b'>' } else { b'*' }, n as i64);
+    }
+
     /// A set: `~n` in RESP3, an array in RESP2.
     pub fn set(&mut self, n: usize) {
         if self.resp3 {

@@ -45,6 +45,48 @@ pub struct Conn {
     pub cluster: Option<ConnCluster>,
     /// The client socket's descriptor (to notice a blocked client leaving).
     fd: i32,
+    /// Pub/sub: this connection's subscriptions and its message inbox.
+    pub sub: Option<Box<Subscription>>,
+}
+
+/// A connection's pub/sub state.
+pub struct Subscription {
+    pub tx: tokio::sync::mpsc::UnboundedSender<super::pubsub::Message>,
+    pub rx: tokio::sync::mpsc::UnboundedReceiver<super::pubsub::Message>,
+    pub channels: std::collections::BTreeSet<Bytes>,
+    pub patterns: std::collections::BTreeSet<Bytes>,
+}
+
+impl Subscription {
+    pub fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+}
+
+/// The next pub/sub message for a connection (never, without a
+/// subscription).
+async fn next_message(sub: &mut Option<Box<Subscription>>) -> Option<super::pubsub::Message> {
+    match sub {
+        Some(s) => s.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes a pub/sub message as Redis does (`message` / `pmessage`).
+pub fn write_message(out: &mut Out, m: &super::pubsub::Message) {
+    match &m.pattern {
+        None => {
+            out.push(3);
+            out.bulk(b"message");
+        }
+        Some(p) => {
+            out.push(4);
+            out.bulk(b"pmessage");
+            out.bulk(p);
+        }
+    }
+    out.bulk(&m.channel);
+    out.bulk(&m.payload);
 }
 
 /// A transaction being queued (between MULTI and EXEC).
@@ -98,6 +140,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
         in_exec: false,
         cluster: engine.cluster.clone().map(ConnCluster::new),
         fd: std::os::fd::AsRawFd::as_raw_fd(&sock),
+        sub: None,
     };
     let max_bulk = engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
     let mut parser = Parser::new(max_bulk);
@@ -113,6 +156,18 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
                 Ok(n) => n,
             },
             _ = info.kill.notified() => break,
+            Some(m) = next_message(&mut conn.sub) => {
+                write_message(&mut conn.out, &m);
+                // Whatever else is queued goes in the same write.
+                while let Some(m) = conn.sub.as_mut().and_then(|s| s.rx.try_recv().ok()) {
+                    write_message(&mut conn.out, &m);
+                }
+                if sock.write_all(&conn.out.buf).await.is_err() {
+                    break 'conn;
+                }
+                conn.out.buf.clear();
+                continue;
+            }
         };
         conn.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
         let mut protocol_error = None;
@@ -155,6 +210,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
     }
     let _ = sock.shutdown().await;
     conn.unwatch();
+    crate::commands::pubsub::unsubscribe_all(&mut conn);
     engine.clients.unregister(info.id);
     engine.stats.connected_clients.fetch_sub(1, Relaxed);
 }
@@ -472,6 +528,12 @@ impl Conn {
         }
         if !spec.arity_ok(args.len()) {
             return Err(CmdError::wrong_arity(spec.name));
+        }
+        if self.sub.is_some() && !self.out.resp3 && !commands::pubsub::allowed_when_subscribed(spec.name) {
+            return Err(CmdError::err(format!(
+                "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            )));
         }
         // Cluster mode: the keys' slot must be served here; a transaction's
         // commands must share one slot (else EXEC fails and is discarded).

@@ -6,6 +6,7 @@
 pub mod clients;
 pub mod conn;
 pub mod expiry;
+pub mod pubsub;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

@@ -189,6 +189,8 @@ pub struct Engine {
     pub scripting: Arc<Scripting>,
     /// Notified by SHUTDOWN.
     pub shutdown: Notify,
+    /// Pub/sub subscriptions of every connection.
+    pub pubsub: crate::server::pubsub::PubSub,
     /// Cluster mode: which node serves each slot. `None` in standalone mode,
     /// where this node owns every slot.
     pub cluster: Option<Arc<crate::cluster::slots::SlotMap>>,
@@ -215,6 +217,7 @@ impl Engine {
             clients: Default::default(),
             scripting: Scripting::new(),
             shutdown: Notify::new(),
+            pubsub: Default::default(),
             cluster,
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);

@@ -1,0 +1,60 @@
+//! Pub/sub against a real server: exact replies and messages in RESP2 and
+//! RESP3 (compared with redis-server 7 when they were written), patterns,
+//! the subscribed-mode restrictions, and a redis-crate subscriber.
+
+use damselfly_tests::Server;
+
+#[test]
+fn messages_and_replies_are_exact() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut sub = s.raw();
+    let mut publ = s.raw();
+    assert_eq!(sub.cmd(&["SUBSCRIBE", "a", "b"]), "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
+    assert_eq!(String::from_utf8_lossy(&sub.read_reply()), "*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n");
+    assert_eq!(sub.cmd(&["PSUBSCRIBE", "n*"]), "*3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:3\r\n");
+    assert_eq!(
+        sub.cmd(&["GET", "x"]),
+        "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n"
+    );
+    assert_eq!(sub.cmd(&["PING"]), "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    assert_eq!(publ.cmd(&["PUBLISH", "a", "hello"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&sub.read_reply()), "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$5\r\nhello\r\n");
+    assert_eq!(publ.cmd(&["PUBLISH", "news", "x"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&sub.read_reply()), "*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$1\r\nx\r\n");
+    assert_eq!(publ.cmd(&["PUBLISH", "zzz", "x"]), ":0\r\n");
+    assert_eq!(publ.cmd(&["PUBSUB", "NUMSUB", "a", "zz"]), "*4\r\n$1\r\na\r\n:1\r\n$2\r\nzz\r\n:0\r\n");
+    assert_eq!(publ.cmd(&["PUBSUB", "NUMPAT"]), ":1\r\n");
+    assert_eq!(sub.cmd(&["UNSUBSCRIBE", "a"]), "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:2\r\n");
+    assert_eq!(sub.cmd(&["UNSUBSCRIBE"]), "*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:1\r\n");
+    assert_eq!(sub.cmd(&["PUNSUBSCRIBE"]), "*3\r\n$12\r\npunsubscribe\r\n$2\r\nn*\r\n:0\r\n");
+    assert_eq!(sub.cmd(&["GET", "x"]), "$-1\r\n");
+    // RESP3: pushes, and other commands stay allowed.
+    let mut r3 = s.raw();
+    assert!(r3.cmd(&["HELLO", "3"]).starts_with('%'));
+    assert_eq!(r3.cmd(&["SUBSCRIBE", "c"]), ">3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n");
+    assert_eq!(r3.cmd(&["GET", "x"]), "_\r\n");
+    assert_eq!(publ.cmd(&["PUBLISH", "c", "m3"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&r3.read_reply()), ">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nm3\r\n");
+    // A closed subscriber is forgotten.
+    drop(r3);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(publ.cmd(&["PUBLISH", "c", "m4"]), ":0\r\n");
+}
+
+#[test]
+fn redis_crate_subscriber_receives_in_order() {
+    let s = Server::start();
+    let mut c = s.sync_conn();
+    let mut p = s.sync_conn();
+    let mut ps = c.as_pubsub();
+    ps.subscribe("orders").expect("subscribe");
+    for i in 0..100 {
+        let n: i64 = redis::cmd("PUBLISH").arg("orders").arg(i).query(&mut p).expect("publish");
+        assert_eq!(n, 1);
+    }
+    for i in 0..100 {
+        let m = ps.get_message().expect("message");
+        assert_eq!(m.get_channel_name(), "orders");
+        assert_eq!(m.get_payload::<i64>().expect("payload"), i);
+    }
+}
