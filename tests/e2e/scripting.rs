@@ -744,3 +744,43 @@ fn large_replies_and_arguments_then_small() {
     assert_eq!(c.cmd(&["EVAL", "redis.call('SET', KEYS[1], 'v') return redis.call('GET', KEYS[1])", "1", "k"]), "$1\r\nv\r\n");
     assert_eq!(c.cmd(&["GET", "big"]).len(), 300_000 + 11);
 }
+
+/// Scripts reach the multi-key list, set and pub/sub commands too (a
+/// reliable-queue script: move a job to a processing list and tag it),
+/// with keys on several shards.
+#[test]
+fn scripts_call_multi_key_list_and_set_commands() {
+    let s = Server::start_with(&["--shards", "3"]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["RPUSH", "queue", "j1", "j2"]), ":2\r\n");
+    let take = "local j = redis.call('RPOPLPUSH', KEYS[1], KEYS[2]); if j then redis.call('SADD', KEYS[3], j) end; return j";
+    assert_eq!(c.cmd(&["EVAL", take, "3", "queue", "processing", "seen"]), "$2\r\nj2\r\n");
+    assert_eq!(c.cmd(&["EVAL", take, "3", "queue", "processing", "seen"]), "$2\r\nj1\r\n");
+    assert_eq!(c.cmd(&["EVAL", take, "3", "queue", "processing", "seen"]), "$-1\r\n");
+    assert_eq!(c.cmd(&["LRANGE", "processing", "0", "-1"]), "*2\r\n$2\r\nj1\r\n$2\r\nj2\r\n");
+    assert_eq!(c.cmd(&["SADD", "other", "j1", "zz"]), ":2\r\n");
+    let cases: &[(&[&str], &str)] = &[
+        (&["EVAL", "return redis.call('SINTER', KEYS[1], KEYS[2])", "2", "seen", "other"], "*1\r\n$2\r\nj1\r\n"),
+        (&["EVAL", "return redis.call('SINTERCARD', 2, KEYS[1], KEYS[2])", "2", "seen", "other"], ":1\r\n"),
+        (&["EVAL", "return redis.call('SUNIONSTORE', KEYS[3], KEYS[1], KEYS[2])", "3", "seen", "other", "all"], ":3\r\n"),
+        (&["EVAL", "return redis.call('SMOVE', KEYS[1], KEYS[2], 'zz')", "2", "other", "seen"], ":1\r\n"),
+        (&["EVAL", "return redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')", "2", "processing", "done"], "$2\r\nj1\r\n"),
+        (
+            &["EVAL", "return redis.call('LMPOP', 2, KEYS[1], KEYS[2], 'LEFT', 'COUNT', 5)", "2", "nokey", "processing"],
+            "*2\r\n$10\r\nprocessing\r\n*1\r\n$2\r\nj2\r\n",
+        ),
+        (&["EVAL", "return redis.call('PUBLISH', 'jobs', 'done')", "0"], ":0\r\n"),
+        (
+            &["EVAL", "return redis.call('BLPOP', KEYS[1], 0)", "1", "done"],
+            "-ERR This Redis command is not allowed from script script: 9ec7a4f8ed1a8a1e7c3a1fa77dbd90f1ad14a7ed, on @user_script:1.\r\n",
+        ),
+    ];
+    for (cmd, want) in cases {
+        let got = c.cmd(cmd);
+        if want.starts_with("-ERR This Redis command is not allowed") {
+            assert!(got.starts_with("-ERR This Redis command is not allowed from script"), "{cmd:?}: {got}");
+        } else {
+            assert_eq!(got, *want, "{cmd:?}");
+        }
+    }
+}

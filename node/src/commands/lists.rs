@@ -162,6 +162,16 @@ pub fn pop_items(db: &mut Db, key: &[u8], left: bool, count: usize, now: u64) ->
     Ok(items)
 }
 
+/// WRONGTYPE when `key` holds something other than a list.
+pub fn check_list(db: &mut Db, key: &[u8], now: u64) -> CmdResult<()> {
+    find(db, key, now).map(|_| ())
+}
+
+/// LMPOP's arguments: (keys, from the left, count).
+pub fn parse_mpop_args(args: &[Bytes]) -> CmdResult<(Vec<Bytes>, bool, usize)> {
+    parse_mpop(args, 1)
+}
+
 /// Whether `key` holds a non-empty list.
 pub fn has_items(db: &mut Db, key: &[u8], now: u64) -> bool {
     matches!(find(db, key, now), Ok(Some(_)))

@@ -149,7 +149,7 @@ fn drop_if_empty(db: &mut Db, idx: u32) {
 }
 
 /// A copy of the set at `key` (empty when missing).
-fn copy_of(db: &mut Db, key: &[u8], now: u64) -> CmdResult<SetValue> {
+pub fn copy_of(db: &mut Db, key: &[u8], now: u64) -> CmdResult<SetValue> {
     Ok(match find(db, key, now)? {
         Some(idx) => read_set(db, idx).clone(),
         None => SetValue::default(),
@@ -157,7 +157,7 @@ fn copy_of(db: &mut Db, key: &[u8], now: u64) -> CmdResult<SetValue> {
 }
 
 /// Replaces `key` with `s` (deleting it when empty); its size.
-fn store(db: &mut Db, key: &[u8], s: SetValue, now: u64) -> usize {
+pub fn store(db: &mut Db, key: &[u8], s: SetValue, now: u64) -> usize {
     db.remove(key, now);
     let n = s.len();
     if n > 0 {
@@ -166,7 +166,7 @@ fn store(db: &mut Db, key: &[u8], s: SetValue, now: u64) -> usize {
     n
 }
 
-fn members_reply(out: &mut Out, s: &SetValue) {
+pub fn members_reply(out: &mut Out, s: &SetValue) {
     out.set(s.len());
     for m in s.iter() {
         out.bulk(m);
@@ -369,7 +369,7 @@ pub enum SetOp {
     Diff,
 }
 
-fn combine(op: SetOp, sets: &[SetValue]) -> SetValue {
+pub fn combine(op: SetOp, sets: &[SetValue]) -> SetValue {
     let mut out = SetValue::default();
     match op {
         SetOp::Union => {
@@ -481,8 +481,29 @@ pub async fn setop_store(conn: &mut Conn, args: &[Bytes], op: SetOp) -> CmdResul
     Ok(())
 }
 
-/// SINTERCARD numkeys key [key ...] [LIMIT limit].
-pub async fn sintercard(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+/// Removes `m` from the set at `key` (WRONGTYPE for another type); with
+/// `write` false only says whether it is there.
+pub fn remove_member(db: &mut Db, key: &[u8], m: &[u8], now: u64, write: bool) -> CmdResult<bool> {
+    let Some(idx) = find(db, key, now)? else { return Ok(false) };
+    if !write {
+        return Ok(read_set(db, idx).contains(m));
+    }
+    let hit = set_at(db, idx).remove(m);
+    drop_if_empty(db, idx);
+    Ok(hit)
+}
+
+/// Adds `m` to the set at `key`, creating it.
+pub fn add_member(db: &mut Db, key: &[u8], m: &[u8], now: u64) -> CmdResult<bool> {
+    let idx = match find(db, key, now)? {
+        Some(idx) => idx,
+        None => db.insert_new(key, Value::Set(Box::default()), 0),
+    };
+    Ok(set_at(db, idx).add(m))
+}
+
+/// SINTERCARD's arguments: (keys, limit; 0 for none).
+pub fn parse_intercard(args: &[Bytes]) -> CmdResult<(Vec<Bytes>, usize)> {
     let n = parse_i64(&args[1]).map_err(|_| CmdError::err("numkeys should be greater than 0"))?;
     if n <= 0 {
         return Err(CmdError::err("numkeys should be greater than 0"));
@@ -505,6 +526,12 @@ pub async fn sintercard(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
+    Ok((keys, limit))
+}
+
+/// SINTERCARD numkeys key [key ...] [LIMIT limit].
+pub async fn sintercard(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let (keys, limit) = parse_intercard(args)?;
     let card = with_sets(conn, &keys, move |sets| (combine(SetOp::Inter, &sets).len(), None)).await?;
     conn.out.int(if limit > 0 { card.min(limit) } else { card } as i64);
     Ok(())

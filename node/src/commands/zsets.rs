@@ -1041,6 +1041,11 @@ fn parse_mpop(args: &[Bytes], at: usize) -> CmdResult<(Vec<Bytes>, bool, usize)>
     Ok((keys, max, count.unwrap_or(1)))
 }
 
+/// ZMPOP's arguments: (keys, highest scores, count).
+pub fn parse_mpop_args(args: &[Bytes]) -> CmdResult<(Vec<Bytes>, bool, usize)> {
+    parse_mpop(args, 1)
+}
+
 /// A blocking command's timeout in seconds: `None` blocks forever (0).
 pub fn parse_timeout(a: &[u8]) -> CmdResult<Option<std::time::Duration>> {
     let t = parse_f64(a).map_err(|_| CmdError::err("timeout is not a float or out of range"))?;

@@ -835,6 +835,17 @@ impl<'a> RunCtx<'a> {
             }
             ConnCmd::Rename | ConnCmd::RenameNx => self.wide_rename(argv, c == ConnCmd::RenameNx, out),
             ConnCmd::MSetNx => self.wide_msetnx(argv, out),
+            ConnCmd::LMove | ConnCmd::RPopLPush => self.wide_lmove(c == ConnCmd::RPopLPush, argv, out),
+            ConnCmd::LMPop | ConnCmd::ZMPop => self.wide_mpop(c == ConnCmd::ZMPop, argv, out),
+            ConnCmd::SInter | ConnCmd::SUnion | ConnCmd::SDiff | ConnCmd::SInterStore | ConnCmd::SUnionStore | ConnCmd::SDiffStore => {
+                self.wide_setop(c, argv, out)
+            }
+            ConnCmd::SInterCard => self.wide_setop(c, argv, out),
+            ConnCmd::SMove => self.wide_smove(argv, out),
+            ConnCmd::Publish => {
+                let Target::Wide { engine, .. } = &self.target else { return };
+                out.int(engine.pubsub.publish(&argv[1], &argv[2]) as i64);
+            }
             ConnCmd::Lastsave => {
                 let Target::Wide { engine, .. } = &self.target else { return };
                 out.int((engine.stats.start_ms.load(Relaxed) / 1000) as i64);
@@ -878,6 +889,155 @@ impl<'a> RunCtx<'a> {
             out.int(done as i64);
         } else {
             out.ok();
+        }
+    }
+
+    /// LMOVE / RPOPLPUSH over the held shards.
+    fn wide_lmove(&mut self, rpoplpush: bool, argv: &[Bytes], out: &mut Out) {
+        use crate::commands::lists;
+        let side = |a: &[u8]| {
+            if crate::util::eq_ic(a, "LEFT") {
+                Some(true)
+            } else if crate::util::eq_ic(a, "RIGHT") {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        let (from_left, to_left) = if rpoplpush {
+            (false, true)
+        } else {
+            match (side(&argv[3]), side(&argv[4])) {
+                (Some(a), Some(b)) => (a, b),
+                _ => return out.error(&CmdError::Syntax),
+            }
+        };
+        let Target::Wide { engine, .. } = &self.target else { return };
+        let (ss, ds) = (engine.shard_of(&argv[1]), engine.shard_of(&argv[2]));
+        let db = self.db;
+        let (src, dst) = (argv[1].clone(), argv[2].clone());
+        let d2 = dst.clone();
+        let checked = self.on_shard(ds, move |sh| lists::check_list(sh.db(db), &d2, now_ms())).unwrap_or(Ok(()));
+        if let Err(e) = checked {
+            return out.error(&e);
+        }
+        let popped = self.on_shard(ss, move |sh| lists::pop_items(sh.db(db), &src, from_left, 1, now_ms())).unwrap_or(Ok(Vec::new()));
+        match popped {
+            Err(e) => out.error(&e),
+            Ok(v) => match v.into_iter().next() {
+                None => out.nil(),
+                Some(item) => {
+                    let i2 = item.clone();
+                    self.on_shard(ds, move |sh| lists::push_items(sh.db(db), &dst, to_left, [&i2[..]], now_ms()));
+                    out.bulk(&item);
+                }
+            },
+        }
+    }
+
+    /// LMPOP / ZMPOP over the held shards (never blocking).
+    fn wide_mpop(&mut self, zset: bool, argv: &[Bytes], out: &mut Out) {
+        let parsed = if zset { crate::commands::zsets::parse_mpop_args(argv) } else { crate::commands::lists::parse_mpop_args(argv) };
+        let (keys, end, count) = match parsed {
+            Ok(p) => p,
+            Err(e) => return out.error(&e),
+        };
+        let kind = if zset { crate::shard::blocking::Kind::ZSet { max: end } } else { crate::shard::blocking::Kind::List { left: end } };
+        let Target::Wide { engine, .. } = &self.target else { return };
+        let shards: Vec<usize> = keys.iter().map(|k| engine.shard_of(k)).collect();
+        let db = self.db;
+        for (k, s) in keys.into_iter().zip(shards) {
+            let k2 = k.clone();
+            let got = self
+                .on_shard(s, move |sh| crate::shard::blocking::pop_kind(sh.db(db), &k2, kind, count, now_ms()))
+                .unwrap_or(Ok(Vec::new()));
+            match got {
+                Err(e) => return out.error(&e),
+                Ok(items) if items.is_empty() => continue,
+                Ok(items) => {
+                    out.array(2);
+                    out.bulk(&k);
+                    out.array(items.len());
+                    for (m, sc) in items {
+                        if zset {
+                            out.array(2);
+                            out.bulk(&m);
+                            out.double(sc);
+                        } else {
+                            out.bulk(&m);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        out.nil_array();
+    }
+
+    /// SINTER, SUNION, SDIFF, their STORE forms and SINTERCARD over the
+    /// held shards.
+    fn wide_setop(&mut self, c: ConnCmd, argv: &[Bytes], out: &mut Out) {
+        use crate::commands::sets::{self, SetOp};
+        let op = match c {
+            ConnCmd::SInter | ConnCmd::SInterStore | ConnCmd::SInterCard => SetOp::Inter,
+            ConnCmd::SUnion | ConnCmd::SUnionStore => SetOp::Union,
+            _ => SetOp::Diff,
+        };
+        let store = matches!(c, ConnCmd::SInterStore | ConnCmd::SUnionStore | ConnCmd::SDiffStore);
+        let (keys, limit) = if c == ConnCmd::SInterCard {
+            match sets::parse_intercard(argv) {
+                Ok(p) => p,
+                Err(e) => return out.error(&e),
+            }
+        } else {
+            (argv[if store { 2 } else { 1 }..].to_vec(), 0)
+        };
+        let Target::Wide { engine, .. } = &self.target else { return };
+        let shards: Vec<usize> = keys.iter().map(|k| engine.shard_of(k)).collect();
+        let dst_shard = engine.shard_of(&argv[1]);
+        let db = self.db;
+        let mut inputs = Vec::with_capacity(keys.len());
+        for (k, s) in keys.into_iter().zip(shards) {
+            match self.on_shard(s, move |sh| sets::copy_of(sh.db(db), &k, now_ms())).unwrap_or(Ok(Default::default())) {
+                Ok(set) => inputs.push(set),
+                Err(e) => return out.error(&e),
+            }
+        }
+        let result = sets::combine(op, &inputs);
+        if c == ConnCmd::SInterCard {
+            let n = result.len();
+            out.int(if limit > 0 { n.min(limit) } else { n } as i64);
+        } else if store {
+            let dst = argv[1].clone();
+            let n = self.on_shard(dst_shard, move |sh| sets::store(sh.db(db), &dst, result, now_ms())).unwrap_or(0);
+            out.int(n as i64);
+        } else {
+            sets::members_reply(out, &result);
+        }
+    }
+
+    /// SMOVE over the held shards.
+    fn wide_smove(&mut self, argv: &[Bytes], out: &mut Out) {
+        use crate::commands::sets;
+        let Target::Wide { engine, .. } = &self.target else { return };
+        let (ss, ds) = (engine.shard_of(&argv[1]), engine.shard_of(&argv[2]));
+        let db = self.db;
+        let (src, dst, m) = (argv[1].clone(), argv[2].clone(), argv[3].clone());
+        let d2 = dst.clone();
+        if let Some(Err(e)) = self.on_shard(ds, move |sh| sets::copy_of(sh.db(db), &d2, now_ms()).map(|_| ())) {
+            return out.error(&e);
+        }
+        let m2 = m.clone();
+        let same = src == dst;
+        let moved = self.on_shard(ss, move |sh| sets::remove_member(sh.db(db), &src, &m2, now_ms(), !same)).unwrap_or(Ok(false));
+        match moved {
+            Err(e) => out.error(&e),
+            Ok(hit) => {
+                if hit && !same {
+                    self.on_shard(ds, move |sh| sets::add_member(sh.db(db), &dst, &m, now_ms()));
+                }
+                out.int(hit as i64);
+            }
         }
     }
 
