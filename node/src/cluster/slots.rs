@@ -420,6 +420,14 @@ const NUMKEYS: &[(&str, usize, bool)] = &[
 /// positions, or for `numkeys` commands the counted keys (none when the
 /// count is not a valid number: the command then reports its own error).
 pub fn for_each_key<'a>(spec: &CommandSpec, args: &'a [Bytes], mut f: impl FnMut(&'a [u8])) {
+    if spec.name == "xread" {
+        // XREAD ... STREAMS key [key ...] id [id ...]
+        if let Some(at) = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) {
+            let rest = &args[at + 1..];
+            rest[..rest.len() / 2].iter().for_each(|k| f(k));
+        }
+        return;
+    }
     if spec.has_flag(crate::commands::flag::MOVABLEKEYS) {
         if let Some(&(_, at, dest)) = NUMKEYS.iter().find(|(n, ..)| *n == spec.name) {
             let Some(n) = args.get(at).and_then(|a| std::str::from_utf8(a).ok()).and_then(|s| s.parse::<usize>().ok()) else { return };

@@ -15,6 +15,7 @@ pub mod scan;
 pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod streams;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -136,6 +137,7 @@ pub enum ConnCmd {
     PUnsubscribe,
     Publish,
     PubSub,
+    XRead,
     ZInter,
     ZDiff,
     ZUnionStore,
@@ -329,6 +331,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(lists::COMMANDS)
         .chain(sets::COMMANDS)
         .chain(pubsub::COMMANDS)
+        .chain(streams::COMMANDS)
         .chain(scripting::COMMANDS)
         .chain(cluster::COMMANDS)
 }

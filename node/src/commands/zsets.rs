@@ -1155,7 +1155,8 @@ pub async fn wait_pop(
         let shard = conn.engine.shard_of(key);
         conn.run_on(shard, move |sh| {
             sh.block(db, &k, w);
-            if has_kind(sh.db(db), &k, kind, now_ms()) {
+            // (A stream reader has just read: only a later write wakes it.)
+            if !matches!(kind, Kind::Stream) && has_kind(sh.db(db), &k, kind, now_ms()) {
                 sh.db(db).mark_ready(&k);
             }
         })

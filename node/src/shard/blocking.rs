@@ -34,6 +34,9 @@ pub enum Kind {
     ZSet { max: bool },
     /// List elements from the head (else the tail).
     List { left: bool },
+    /// Nothing is taken: the client (XREAD) is woken by a write to a
+    /// stream and reads it again.
+    Stream,
 }
 
 /// Pops up to `count` items of `kind` from `key` (list items carry score 0).
@@ -43,6 +46,7 @@ pub fn pop_kind(db: &mut crate::store::Db, key: &[u8], kind: Kind, count: usize,
         Kind::List { left } => {
             Ok(crate::commands::lists::pop_items(db, key, left, count, now)?.into_iter().map(|v| (v.to_vec(), 0.0)).collect())
         }
+        Kind::Stream => Ok(Vec::new()),
     }
 }
 
@@ -51,6 +55,7 @@ pub fn has_kind(db: &mut crate::store::Db, key: &[u8], kind: Kind, now: u64) -> 
     match kind {
         Kind::ZSet { .. } => crate::commands::zsets::has_members(db, key, now),
         Kind::List { .. } => crate::commands::lists::has_items(db, key, now),
+        Kind::Stream => db.exists(key, now),
     }
 }
 
@@ -68,6 +73,7 @@ pub fn push_back(
         Kind::List { left } => {
             let _ = crate::commands::lists::push_items(db, key, left, items.iter().rev().map(|(v, _)| &v[..]), now);
         }
+        Kind::Stream => {}
     }
 }
 

@@ -54,6 +54,7 @@ mod tag {
     pub const ZSET: u8 = 4;
     pub const LIST: u8 = 5;
     pub const SET: u8 = 6;
+    pub const STREAM: u8 = 7;
 }
 
 /// Why a payload was refused. The two kinds map to Redis's two RESTORE
@@ -96,6 +97,22 @@ pub fn encode(value: &Value) -> Vec<u8> {
         Value::ZSet(z) => {
             out.push(tag::ZSET);
             z.dump_into(&mut out);
+        }
+        Value::Stream(st) => {
+            out.push(tag::STREAM);
+            out.extend_from_slice(&st.last_id.ms.to_le_bytes());
+            out.extend_from_slice(&st.last_id.seq.to_le_bytes());
+            out.extend_from_slice(&st.added.to_le_bytes());
+            put_len(&mut out, st.len());
+            for (id, fields) in st.range(Default::default(), crate::types::stream::StreamId::MAX) {
+                out.extend_from_slice(&id.ms.to_le_bytes());
+                out.extend_from_slice(&id.seq.to_le_bytes());
+                put_len(&mut out, fields.len());
+                for (f, v) in fields {
+                    put_bytes(&mut out, f);
+                    put_bytes(&mut out, v);
+                }
+            }
         }
         Value::Set(set) => {
             out.push(tag::SET);
@@ -158,6 +175,31 @@ fn decode_body(r: &mut Reader, limits: HashLimits) -> Option<Value> {
         tag::ZSET => {
             let rest = r.take(r.remaining())?;
             Value::ZSet(Box::new(ZSet::from_dump(rest)?))
+        }
+        tag::STREAM => {
+            use crate::types::stream::{StreamId, StreamValue};
+            let last = StreamId { ms: r.u64()?, seq: r.u64()? };
+            let added = r.u64()?;
+            let n = r.len()?;
+            if n > r.remaining() / 17 {
+                return None;
+            }
+            let mut st = StreamValue::default();
+            for _ in 0..n {
+                let id = StreamId { ms: r.u64()?, seq: r.u64()? };
+                let k = r.len()?;
+                if k > r.remaining() / 2 {
+                    return None;
+                }
+                let mut fields = Vec::with_capacity(k);
+                for _ in 0..k {
+                    fields.push((crate::store::SmallBytes::new(r.bytes()?), crate::store::SmallBytes::new(r.bytes()?)));
+                }
+                st.append(id, fields);
+            }
+            st.last_id = last;
+            st.added = added;
+            Value::Stream(Box::new(st))
         }
         tag::SET => {
             let n = r.len()?;

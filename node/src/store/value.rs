@@ -10,6 +10,7 @@ use crate::types::hash::HashValue;
 use crate::types::json::JsonDoc;
 use crate::types::list::ListValue;
 use crate::types::set::SetValue;
+use crate::types::stream::StreamValue;
 use crate::types::zset::ZSet;
 
 #[derive(Clone)]
@@ -21,6 +22,7 @@ pub enum Value {
     ZSet(Box<ZSet>),
     List(Box<ListValue>),
     Set(Box<SetValue>),
+    Stream(Box<StreamValue>),
 }
 
 impl Value {
@@ -48,6 +50,7 @@ impl Value {
             Value::ZSet(_) => "zset",
             Value::List(_) => "list",
             Value::Set(_) => "set",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -62,6 +65,7 @@ impl Value {
             Value::ZSet(z) => z.encoding(),
             Value::List(l) => l.encoding(),
             Value::Set(s) => s.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -90,6 +94,7 @@ impl Value {
             Value::ZSet(z) => Value::ZSet(z.clone()),
             Value::List(l) => Value::List(l.clone()),
             Value::Set(s) => Value::Set(s.clone()),
+            Value::Stream(s) => Value::Stream(s.clone()),
         }
     }
 
@@ -104,6 +109,7 @@ impl Value {
             Value::ZSet(z) => z.heap_size(),
             Value::List(l) => l.heap_size(),
             Value::Set(s) => s.heap_size(),
+            Value::Stream(s) => s.heap_size(),
         }
     }
 }

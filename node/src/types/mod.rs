@@ -8,4 +8,5 @@ pub mod json;
 pub mod lcs;
 pub mod list;
 pub mod set;
+pub mod stream;
 pub mod zset;

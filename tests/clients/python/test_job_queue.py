@@ -1,7 +1,8 @@
-"""A job queue library end to end: rq (lists, sets, sorted-set registries,
-hashes, pipelines with WATCH) with producers on several threads and a
-worker draining the queue; every job runs once with the right result, and
-a failing job lands in the failed registry."""
+"""A job queue library end to end: rq 3 (lists, sets, sorted-set
+registries, hashes, pipelines with WATCH, streams for results, pub/sub for
+worker control) with producers on several threads and a worker draining
+the queue; every job runs once with the right result, and a failing job
+lands in the failed registry."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,7 +34,7 @@ def test_jobs_run_once_with_their_results(server):
     SimpleWorker([q], connection=r).work(burst=True)
 
     assert len(q) == 0
-    results = [Job.fetch(i, connection=r).result for i in ids]
+    results = [Job.fetch(i, connection=r).return_value() for i in ids]
     assert results == [p + i for p in range(PRODUCERS) for i in range(PER_PRODUCER)]
     assert q.finished_job_registry.count == PRODUCERS * PER_PRODUCER
     assert Job.fetch(bad.id, connection=r).get_status() == "failed"

@@ -1,0 +1,431 @@
+//! Stream commands without consumer groups: XADD (with MAXLEN/MINID
+//! trimming), XLEN, XRANGE, XREVRANGE, XDEL, XTRIM on the key's shard, and
+//! XREAD (with BLOCK) on the connection: it reads each stream on its shard
+//! and, to block, waits through `shard::blocking` to be woken by a write.
+//!
+//! Reply shapes and error texts follow Redis 7.
+
+use bytes::Bytes;
+
+use super::{cmd, flag::*, CommandSpec, ConnCmd, Ctx, Exec};
+use crate::error::{CmdError, CmdResult};
+use crate::resp::Out;
+use crate::server::conn::Conn;
+use crate::shard::blocking::Kind;
+use crate::store::{Db, SmallBytes, Value};
+use crate::types::stream::{Fields, StreamId, StreamValue};
+use crate::util::{eq_ic, now_ms, parse_i64};
+
+const G: &str = "stream";
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd(
+        "xadd",
+        -5,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        &["write", "stream", "fast"],
+        G,
+        "Appends a new message to a stream. Creates the key if it doesn't exist.",
+        Exec::Shard(xadd),
+    ),
+    cmd(
+        "xlen",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        &["read", "stream", "fast"],
+        G,
+        "Return the number of messages in a stream.",
+        Exec::Shard(xlen),
+    ),
+    cmd(
+        "xrange",
+        -4,
+        READONLY,
+        (1, 1, 1),
+        &["read", "stream", "slow"],
+        G,
+        "Returns the messages from a stream within a range of IDs.",
+        Exec::Shard(xrange),
+    ),
+    cmd(
+        "xrevrange",
+        -4,
+        READONLY,
+        (1, 1, 1),
+        &["read", "stream", "slow"],
+        G,
+        "Returns the messages from a stream within a range of IDs in reverse order.",
+        Exec::Shard(xrevrange),
+    ),
+    cmd(
+        "xdel",
+        -3,
+        WRITE | FAST,
+        (1, 1, 1),
+        &["write", "stream", "fast"],
+        G,
+        "Returns the number of messages after removing them from a stream.",
+        Exec::Shard(xdel),
+    ),
+    cmd(
+        "xtrim",
+        -4,
+        WRITE,
+        (1, 1, 1),
+        &["write", "stream", "slow"],
+        G,
+        "Deletes messages from the beginning of a stream.",
+        Exec::Shard(xtrim),
+    ),
+    cmd(
+        "xread",
+        -4,
+        READONLY | BLOCKING | MOVABLEKEYS,
+        (0, 0, 0),
+        &["read", "stream", "slow", "blocking"],
+        G,
+        "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.",
+        Exec::Conn(ConnCmd::XRead),
+    ),
+];
+
+fn invalid_id() -> CmdError {
+    CmdError::err("Invalid stream ID specified as stream command argument")
+}
+
+fn find(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<u32>> {
+    match db.lookup(key, now) {
+        None => Ok(None),
+        Some(idx) => match db.entry(idx).value {
+            Value::Stream(_) => Ok(Some(idx)),
+            _ => Err(CmdError::WrongType),
+        },
+    }
+}
+
+fn stream_at(db: &mut Db, idx: u32) -> &mut StreamValue {
+    match &mut db.entry_mut(idx).value {
+        Value::Stream(s) => s,
+        _ => unreachable!("checked by find"),
+    }
+}
+
+fn read_stream(db: &Db, idx: u32) -> &StreamValue {
+    match &db.entry(idx).value {
+        Value::Stream(s) => s,
+        _ => unreachable!("checked by find"),
+    }
+}
+
+fn write_entry(out: &mut Out, id: &StreamId, fields: &Fields) {
+    out.array(2);
+    out.bulk(id.text().as_bytes());
+    out.array(fields.len() * 2);
+    for (f, v) in fields {
+        out.bulk(f);
+        out.bulk(v);
+    }
+}
+
+/// A trimming clause: MAXLEN|MINID [=|~] threshold [LIMIT count], starting
+/// at `args[i]`; (maxlen, minid, limit, next index).
+fn parse_trim(args: &[Bytes], i: usize) -> CmdResult<(Option<usize>, Option<StreamId>, usize, usize)> {
+    let minid = eq_ic(&args[i], "MINID");
+    let mut j = i + 1;
+    let mut approx = false;
+    if args.get(j).is_some_and(|a| &a[..] == b"~" || &a[..] == b"=") {
+        approx = &args[j][..] == b"~";
+        j += 1;
+    }
+    let t = args.get(j).ok_or(CmdError::Syntax)?;
+    let (maxlen, min) = if minid {
+        (None, Some(StreamId::parse(t, 0).ok_or_else(invalid_id)?))
+    } else {
+        let n = parse_i64(t).map_err(|_| CmdError::err("value is not an integer or out of range"))?;
+        if n < 0 {
+            return Err(CmdError::err("The MAXLEN argument must be >= 0."));
+        }
+        (Some(n as usize), None)
+    };
+    j += 1;
+    let mut limit = 0;
+    if args.get(j).is_some_and(|a| eq_ic(a, "LIMIT")) {
+        if !approx {
+            return Err(CmdError::err("syntax error, LIMIT cannot be used without the special ~ option"));
+        }
+        let l = parse_i64(args.get(j + 1).ok_or(CmdError::Syntax)?)?;
+        if l < 0 {
+            return Err(CmdError::err("The LIMIT argument must be >= 0."));
+        }
+        limit = l as usize;
+        j += 2;
+    }
+    Ok((maxlen, min, limit, j))
+}
+
+fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let mut i = 2;
+    let mut nomk = false;
+    let mut trim = None;
+    loop {
+        let a = args.get(i).ok_or(CmdError::Syntax)?;
+        if eq_ic(a, "NOMKSTREAM") {
+            nomk = true;
+            i += 1;
+        } else if eq_ic(a, "MAXLEN") || eq_ic(a, "MINID") {
+            let (m, id, l, next) = parse_trim(args, i)?;
+            trim = Some((m, id, l));
+            i = next;
+        } else {
+            break;
+        }
+    }
+    let id_arg = &args[i];
+    let pairs = &args[i + 1..];
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
+        return Err(CmdError::wrong_arity("xadd"));
+    }
+    let now = ctx.now;
+    let db = ctx.db();
+    let idx = find(db, &args[1], now)?;
+    if idx.is_none() && nomk {
+        out.nil();
+        return Ok(());
+    }
+    let last = idx.map_or(StreamId::default(), |i| read_stream(db, i).last_id);
+    let id = if &id_arg[..] == b"*" {
+        let ms = now.max(last.ms);
+        if ms == last.ms {
+            last.next().ok_or_else(|| CmdError::err("The stream has exhausted the last possible ID, unable to add more items"))?
+        } else {
+            StreamId { ms, seq: 0 }
+        }
+    } else if let Some(ms) = id_arg.strip_suffix(b"-*") {
+        let ms: u64 = std::str::from_utf8(ms).ok().and_then(|m| m.parse().ok()).ok_or_else(invalid_id)?;
+        if ms == last.ms && idx.is_some() {
+            last.next().ok_or_else(invalid_id)?
+        } else {
+            StreamId { ms, seq: if ms == 0 { 1 } else { 0 } }
+        }
+    } else {
+        StreamId::parse(id_arg, 0).ok_or_else(invalid_id)?
+    };
+    if id == StreamId::default() {
+        return Err(CmdError::err("The ID specified in XADD must be greater than 0-0"));
+    }
+    if idx.is_some() && id <= last {
+        return Err(CmdError::err("The ID specified in XADD is equal or smaller than the target stream top item"));
+    }
+    let idx = match idx {
+        Some(i) => i,
+        None => db.insert_new(&args[1], Value::Stream(Box::default()), 0),
+    };
+    let fields: Fields = pairs.chunks_exact(2).map(|p| (SmallBytes::new(&p[0]), SmallBytes::new(&p[1]))).collect();
+    let s = stream_at(db, idx);
+    s.append(id, fields);
+    if let Some((m, min, limit)) = trim {
+        s.trim(m, min, limit);
+    }
+    out.bulk(id.text().as_bytes());
+    Ok(())
+}
+
+fn xlen(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    let n = find(db, &args[1], now)?.map_or(0, |i| read_stream(db, i).len());
+    out.int(n as i64);
+    Ok(())
+}
+
+/// A range bound: `-`, `+`, an ID, or `(`ID (exclusive).
+fn bound(b: &[u8], start: bool) -> CmdResult<StreamId> {
+    match b {
+        b"-" => Ok(StreamId::default()),
+        b"+" => Ok(StreamId::MAX),
+        _ => {
+            let (excl, id) = match b.strip_prefix(b"(") {
+                Some(rest) => (true, rest),
+                None => (false, b),
+            };
+            let id = StreamId::parse(id, if start { 0 } else { u64::MAX }).ok_or_else(invalid_id)?;
+            if !excl {
+                return Ok(id);
+            }
+            let moved = if start { id.next() } else { id.prev() };
+            moved.ok_or_else(|| CmdError::err("invalid start ID for the interval"))
+        }
+    }
+}
+
+fn range(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, rev: bool) -> CmdResult {
+    let (lo, hi) = if rev { (bound(&args[3], true)?, bound(&args[2], false)?) } else { (bound(&args[2], true)?, bound(&args[3], false)?) };
+    let count = match args.len() {
+        4 => None,
+        6 if eq_ic(&args[4], "COUNT") => Some(parse_i64(&args[5])?.max(0) as usize),
+        _ => return Err(CmdError::Syntax),
+    };
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else {
+        out.array(0);
+        return Ok(());
+    };
+    let s = read_stream(db, idx);
+    let limit = count.unwrap_or(usize::MAX);
+    let items: Vec<(&StreamId, &Fields)> =
+        if rev { s.range(lo, hi).rev().take(limit).collect() } else { s.range(lo, hi).take(limit).collect() };
+    out.array(items.len());
+    for (id, f) in items {
+        write_entry(out, id, f);
+    }
+    Ok(())
+}
+
+fn xrange(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    range(ctx, args, out, false)
+}
+
+fn xrevrange(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    range(ctx, args, out, true)
+}
+
+fn xdel(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let ids: Vec<StreamId> = args[2..].iter().map(|a| StreamId::parse(a, 0).ok_or_else(invalid_id)).collect::<CmdResult<_>>()?;
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else {
+        out.int(0);
+        return Ok(());
+    };
+    let s = stream_at(db, idx);
+    let n = ids.iter().filter(|id| s.remove(**id)).count();
+    out.int(n as i64);
+    Ok(())
+}
+
+fn xtrim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    if !(eq_ic(&args[2], "MAXLEN") || eq_ic(&args[2], "MINID")) {
+        return Err(CmdError::Syntax);
+    }
+    let (m, min, limit, next) = parse_trim(args, 2)?;
+    if next != args.len() {
+        return Err(CmdError::Syntax);
+    }
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else {
+        out.int(0);
+        return Ok(());
+    };
+    out.int(stream_at(db, idx).trim(m, min, limit) as i64);
+    Ok(())
+}
+
+/// Entries of `key` after `after`, at most `count`; `None` when there are
+/// none (or no such stream).
+fn read_after(db: &mut Db, key: &[u8], after: StreamId, count: usize, now: u64) -> CmdResult<Option<Vec<(StreamId, Fields)>>> {
+    let Some(idx) = find(db, key, now)? else { return Ok(None) };
+    let Some(from) = after.next() else { return Ok(None) };
+    let items: Vec<(StreamId, Fields)> =
+        read_stream(db, idx).range(from, StreamId::MAX).take(count).map(|(i, f)| (*i, f.clone())).collect();
+    Ok((!items.is_empty()).then_some(items))
+}
+
+/// The last ID of the stream at `key` (`$`), 0-0 when none.
+fn last_id(db: &mut Db, key: &[u8], now: u64) -> CmdResult<StreamId> {
+    Ok(find(db, key, now)?.map_or(StreamId::default(), |i| read_stream(db, i).last_id))
+}
+
+/// XREAD [COUNT count] [BLOCK ms] STREAMS key [key ...] id [id ...].
+pub async fn xread(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let (mut count, mut block) = (usize::MAX, None);
+    let mut i = 1;
+    while i < args.len() && !eq_ic(&args[i], "STREAMS") {
+        let val = args.get(i + 1).ok_or(CmdError::Syntax)?;
+        if eq_ic(&args[i], "COUNT") {
+            let c = parse_i64(val)?;
+            count = if c <= 0 { usize::MAX } else { c as usize };
+        } else if eq_ic(&args[i], "BLOCK") {
+            let ms = parse_i64(val).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
+            if ms < 0 {
+                return Err(CmdError::err("timeout is negative"));
+            }
+            block = Some(ms as u64);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    let rest = &args[(i + 1).min(args.len())..];
+    if i >= args.len() || rest.is_empty() || !rest.len().is_multiple_of(2) {
+        return Err(CmdError::err("Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."));
+    }
+    let n = rest.len() / 2;
+    let keys: Vec<Bytes> = rest[..n].to_vec();
+    let db = conn.db;
+    let mut after = Vec::with_capacity(n);
+    for (k, id) in keys.iter().zip(&rest[n..]) {
+        if &id[..] == b"$" {
+            let k2 = k.clone();
+            let shard = conn.engine.shard_of(k);
+            after.push(conn.run_on(shard, move |sh| last_id(sh.db(db), &k2, now_ms())).await?);
+        } else {
+            after.push(StreamId::parse(id, 0).ok_or_else(invalid_id)?);
+        }
+    }
+    let deadline = block.map(|ms| (ms > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(ms)));
+    loop {
+        let mut found: Vec<(Bytes, Vec<(StreamId, Fields)>)> = Vec::new();
+        for (k, a) in keys.iter().zip(&after) {
+            let (k2, a) = (k.clone(), *a);
+            let shard = conn.engine.shard_of(k);
+            if let Some(items) = conn.run_on(shard, move |sh| read_after(sh.db(db), &k2, a, count, now_ms())).await? {
+                found.push((k.clone(), items));
+            }
+        }
+        if !found.is_empty() {
+            // RESP3: a map of key to entries; RESP2: [key, entries] pairs.
+            if conn.out.resp3 {
+                conn.out.map(found.len());
+            } else {
+                conn.out.array(found.len());
+            }
+            for (k, items) in found {
+                if !conn.out.resp3 {
+                    conn.out.array(2);
+                }
+                conn.out.bulk(&k);
+                conn.out.array(items.len());
+                for (id, f) in &items {
+                    write_entry(&mut conn.out, id, f);
+                }
+            }
+            return Ok(());
+        }
+        let Some(limit) = deadline else {
+            conn.out.nil_array();
+            return Ok(());
+        };
+        let remaining = match limit {
+            None => None,
+            Some(d) => match d.checked_duration_since(tokio::time::Instant::now()) {
+                Some(r) if !r.is_zero() => Some(r),
+                _ => {
+                    conn.out.nil_array();
+                    return Ok(());
+                }
+            },
+        };
+        // Woken by any write to one of the streams; then read again.
+        let woke = super::zsets::wait_pop(conn, &keys, Kind::Stream, 1, Some(remaining), args).await?;
+        if woke.is_none() && (conn.client_gone() || remaining.is_some_and(|_| limit.is_some_and(|d| tokio::time::Instant::now() >= d))) {
+            if !conn.client_gone() {
+                conn.out.nil_array();
+            }
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Streams (without consumer groups) against a real server: exact replies
+//! (compared with redis-server 7 when they were written), XREAD BLOCK woken
+//! by XADD, and streams through DUMP/RESTORE.
+
+use damselfly_tests::Server;
+
+#[test]
+fn replies_are_exact() {
+    let s = Server::start_with(&["--shards", "3"]);
+    let mut c = s.raw();
+    let cases: &[(&[&str], &str)] = &[
+        (&["XADD", "s", "1-1", "f", "v"], "$3\r\n1-1\r\n"),
+        (&["XADD", "s", "1-1", "f", "v"], "-ERR The ID specified in XADD is equal or smaller than the target stream top item\r\n"),
+        (&["XADD", "s", "0-0", "f", "v"], "-ERR The ID specified in XADD must be greater than 0-0\r\n"),
+        (&["XADD", "s", "1-*", "a", "b"], "$3\r\n1-2\r\n"),
+        (&["XADD", "s", "2", "a", "b", "c", "d"], "$3\r\n2-0\r\n"),
+        (&["XADD", "s", "3-0", "odd"], "-ERR wrong number of arguments for 'xadd' command\r\n"),
+        (&["XADD", "nx", "NOMKSTREAM", "*", "f", "v"], "$-1\r\n"),
+        (&["XLEN", "s"], ":3\r\n"),
+        (&["XRANGE", "s", "(1-1", "+", "COUNT", "1"], "*1\r\n*2\r\n$3\r\n1-2\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n"),
+        (&["XREVRANGE", "s", "+", "-", "COUNT", "1"], "*1\r\n*2\r\n$3\r\n2-0\r\n*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n"),
+        (&["XRANGE", "s", "5", "1"], "*0\r\n"),
+        (&["XRANGE", "s", "x", "+"], "-ERR Invalid stream ID specified as stream command argument\r\n"),
+        (&["XDEL", "s", "1-2", "9-9"], ":1\r\n"),
+        (&["XADD", "s", "MAXLEN", "1", "5-0", "x", "y"], "$3\r\n5-0\r\n"),
+        (&["XLEN", "s"], ":1\r\n"),
+        (
+            &["XADD", "s", "MAXLEN", "=", "5", "LIMIT", "2", "6-0", "x", "y"],
+            "-ERR syntax error, LIMIT cannot be used without the special ~ option\r\n",
+        ),
+        (&["XTRIM", "s", "MINID", "6"], ":1\r\n"),
+        (&["XADD", "t", "10-0", "a", "1"], "$4\r\n10-0\r\n"),
+        (
+            &["XREAD", "COUNT", "1", "STREAMS", "t", "s", "0", "0"],
+            "*1\r\n*2\r\n$1\r\nt\r\n*1\r\n*2\r\n$4\r\n10-0\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n",
+        ),
+        (&["XREAD", "STREAMS", "t", "$"], "*-1\r\n"),
+        (&["XREAD", "STREAMS", "t"], "-ERR wrong number of arguments for 'xread' command\r\n"),
+        (
+            &["XREAD", "STREAMS", "t", "s", "0"],
+            "-ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.\r\n",
+        ),
+        (&["SET", "str", "v"], "+OK\r\n"),
+        (&["XADD", "str", "*", "f", "v"], "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+        (&["TYPE", "t"], "+stream\r\n"),
+    ];
+    for (cmd, want) in cases {
+        assert_eq!(c.cmd(cmd), *want, "command {cmd:?}");
+    }
+    // A stream survives DUMP/RESTORE with its last ID.
+    let mut sc = s.sync_conn();
+    let d: Vec<u8> = redis::cmd("DUMP").arg("t").query(&mut sc).expect("DUMP");
+    let _: () = redis::cmd("RESTORE").arg("t2").arg(0).arg(&d).query(&mut sc).expect("RESTORE");
+    assert_eq!(
+        c.cmd(&["XADD", "t2", "10-0", "a", "1"]),
+        "-ERR The ID specified in XADD is equal or smaller than the target stream top item\r\n"
+    );
+    assert_eq!(c.cmd(&["XLEN", "t2"]), ":1\r\n");
+}
+
+#[test]
+fn blocked_reader_is_woken_by_xadd() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut reader = s.raw();
+    reader.send_cmd(&[b"XREAD", b"BLOCK", b"5000", b"STREAMS", b"events", b"orders", b"$", b"$"]);
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["XADD", "orders", "7-1", "id", "42"]), "$3\r\n7-1\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&reader.read_reply()),
+        "*1\r\n*2\r\n$6\r\norders\r\n*1\r\n*2\r\n$3\r\n7-1\r\n*2\r\n$2\r\nid\r\n$2\r\n42\r\n"
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(c.cmd(&["XREAD", "BLOCK", "200", "STREAMS", "orders", "$"]), "*-1\r\n");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(190));
+}
