@@ -124,13 +124,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 // ------------------------------------------------------------------ helpers
 
 fn find(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<u32>> {
-    match db.lookup(key, now) {
-        None => Ok(None),
-        Some(idx) => match db.entry(idx).value {
-            Value::List(_) => Ok(Some(idx)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
+    super::find_of(db, key, now, |v| matches!(v, Value::List(_)))
 }
 
 fn list_at(db: &mut Db, idx: u32) -> &mut ListValue {
@@ -169,7 +163,8 @@ pub fn check_list(db: &mut Db, key: &[u8], now: u64) -> CmdResult<()> {
 
 /// LMPOP's arguments: (keys, from the left, count).
 pub fn parse_mpop_args(args: &[Bytes]) -> CmdResult<(Vec<Bytes>, bool, usize)> {
-    parse_mpop(args, 1)
+    let (keys, right, count) = super::pops::parse_mpop(args, 1, "LEFT", "RIGHT")?;
+    Ok((keys, !right, count))
 }
 
 /// Whether `key` holds a non-empty list.
@@ -547,53 +542,25 @@ async fn move_one(conn: &mut Conn, src: &Bytes, dst: &Bytes, from_left: bool, to
     r
 }
 
-/// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count], and the same after
-/// BLMPOP's timeout: (keys, left, count).
-fn parse_mpop(args: &[Bytes], at: usize) -> CmdResult<(Vec<Bytes>, bool, usize)> {
-    let n = parse_i64(&args[at]).map_err(|_| CmdError::err("numkeys should be greater than 0"))?;
-    if n <= 0 {
-        return Err(CmdError::err("numkeys should be greater than 0"));
-    }
-    let n = n as usize;
-    if n >= args.len() - at - 1 {
-        return Err(CmdError::Syntax);
-    }
-    let keys = args[at + 1..at + 1 + n].to_vec();
-    let mut rest = args[at + 1 + n..].iter();
-    let left = left_or_right(rest.next().ok_or(CmdError::Syntax)?)?;
-    let mut count = None;
-    while let Some(a) = rest.next() {
-        if eq_ic(a, "COUNT") && count.is_none() {
-            match rest.next().map(|c| parse_i64(c)) {
-                Some(Ok(c)) if c > 0 => count = Some(c as usize),
-                Some(_) => return Err(CmdError::err("count should be greater than 0")),
-                None => return Err(CmdError::Syntax),
-            }
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
-    Ok((keys, left, count.unwrap_or(1)))
-}
-
 /// LMPOP.
 pub async fn lmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let (keys, left, count) = parse_mpop(args, 1)?;
-    super::zsets::pop_first(conn, &keys, Kind::List { left }, count, super::zsets::PopReply::NestedList, None, args).await
+    let (keys, left, count) = parse_mpop_args(args)?;
+    super::pops::pop_first(conn, &keys, Kind::List { left }, count, super::pops::PopReply::NestedList, None, args).await
 }
 
 /// BLPOP / BRPOP key [key ...] timeout.
 pub async fn bpop(conn: &mut Conn, args: &[Bytes], left: bool) -> CmdResult {
-    let timeout = super::zsets::parse_timeout(&args[args.len() - 1])?;
+    let timeout = super::pops::parse_timeout(&args[args.len() - 1])?;
     let keys = args[1..args.len() - 1].to_vec();
-    super::zsets::pop_first(conn, &keys, Kind::List { left }, 1, super::zsets::PopReply::Pair, Some(timeout), args).await
+    super::pops::pop_first(conn, &keys, Kind::List { left }, 1, super::pops::PopReply::Pair, Some(timeout), args).await
 }
 
 /// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count].
 pub async fn blmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let timeout = super::zsets::parse_timeout(&args[1])?;
-    let (keys, left, count) = parse_mpop(args, 2)?;
-    super::zsets::pop_first(conn, &keys, Kind::List { left }, count, super::zsets::PopReply::NestedList, Some(timeout), args).await
+    let timeout = super::pops::parse_timeout(&args[1])?;
+    let (keys, right, count) = super::pops::parse_mpop(args, 2, "LEFT", "RIGHT")?;
+    let left = !right;
+    super::pops::pop_first(conn, &keys, Kind::List { left }, count, super::pops::PopReply::NestedList, Some(timeout), args).await
 }
 
 /// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout, and
@@ -602,13 +569,13 @@ pub async fn blmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
 pub async fn blmove(conn: &mut Conn, args: &[Bytes], brpoplpush: bool) -> CmdResult {
     let (from_left, to_left, t) =
         if brpoplpush { (false, true, &args[3]) } else { (left_or_right(&args[3])?, left_or_right(&args[4])?, &args[5]) };
-    let timeout = super::zsets::parse_timeout(t)?;
+    let timeout = super::pops::parse_timeout(t)?;
     if let Some(v) = move_gated(conn, args, from_left, to_left).await? {
         conn.out.bulk(&v);
         return Ok(());
     }
     let keys = [args[1].clone()];
-    let popped = super::zsets::wait_pop(conn, &keys, Kind::List { left: from_left }, 1, Some(timeout), args).await?;
+    let popped = super::pops::wait_pop(conn, &keys, Kind::List { left: from_left }, 1, Some(timeout), args).await?;
     let Some(p) = popped else {
         if !conn.client_gone() {
             conn.out.nil_array();

@@ -10,6 +10,7 @@ pub mod hashes;
 pub mod json;
 pub mod keys;
 pub mod lists;
+pub mod pops;
 pub mod pubsub;
 pub mod scan;
 pub mod scripting;
@@ -315,6 +316,16 @@ pub const fn cmd_numkeys(
     exec: Exec,
 ) -> CommandSpec {
     CommandSpec { name, arity, flags: flags | flag::MOVABLEKEYS, keys: KeySpec::NumKeys { at }, acl, group, summary, exec }
+}
+
+/// The slab index of the live key `key` when its value is of the type `is`
+/// accepts; WRONGTYPE for another type. The type-family modules' `find`.
+pub fn find_of(db: &mut crate::store::Db, key: &[u8], now: u64, is: fn(&crate::store::Value) -> bool) -> CmdResult<Option<u32>> {
+    match db.lookup(key, now) {
+        None => Ok(None),
+        Some(idx) if is(&db.entry(idx).value) => Ok(Some(idx)),
+        Some(_) => Err(crate::error::CmdError::WrongType),
+    }
 }
 
 /// Every command, from every family.

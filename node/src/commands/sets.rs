@@ -119,13 +119,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 // ------------------------------------------------------------------ helpers
 
 fn find(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<u32>> {
-    match db.lookup(key, now) {
-        None => Ok(None),
-        Some(idx) => match db.entry(idx).value {
-            Value::Set(_) => Ok(Some(idx)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
+    super::find_of(db, key, now, |v| matches!(v, Value::Set(_)))
 }
 
 fn set_at(db: &mut Db, idx: u32) -> &mut SetValue {

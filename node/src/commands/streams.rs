@@ -96,13 +96,7 @@ fn invalid_id() -> CmdError {
 }
 
 fn find(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<u32>> {
-    match db.lookup(key, now) {
-        None => Ok(None),
-        Some(idx) => match db.entry(idx).value {
-            Value::Stream(_) => Ok(Some(idx)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
+    super::find_of(db, key, now, |v| matches!(v, Value::Stream(_)))
 }
 
 fn stream_at(db: &mut Db, idx: u32) -> &mut StreamValue {
@@ -420,7 +414,7 @@ pub async fn xread(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             },
         };
         // Woken by any write to one of the streams; then read again.
-        let woke = super::zsets::wait_pop(conn, &keys, Kind::Stream, 1, Some(remaining), args).await?;
+        let woke = super::pops::wait_pop(conn, &keys, Kind::Stream, 1, Some(remaining), args).await?;
         if woke.is_none() && (conn.client_gone() || remaining.is_some_and(|_| limit.is_some_and(|d| tokio::time::Instant::now() >= d))) {
             if !conn.client_gone() {
                 conn.out.nil_array();

@@ -18,7 +18,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::resp::reply::{d2string, format_g17};
 use crate::resp::Out;
 use crate::server::conn::Conn;
-use crate::shard::blocking::{has_kind, pop_kind, push_back as push_back_kind, Kind, Popped, Waiter};
+use crate::shard::blocking::Kind;
 use crate::shard::tx::Tx;
 
 use crate::store::{Db, Value};
@@ -956,246 +956,29 @@ pub fn push_back(db: &mut Db, key: &[u8], items: Vec<(Vec<u8>, f64)>, limits: ZL
     }
 }
 
-/// How a pop command replies.
-#[derive(Clone, Copy, PartialEq)]
-pub enum PopReply {
-    /// BZPOPMIN/BZPOPMAX: key, member, score.
-    Flat,
-    /// ZMPOP/BZMPOP: key, then the [member, score] pairs.
-    Nested,
-    /// BLPOP/BRPOP: key, element.
-    Pair,
-    /// LMPOP/BLMPOP: key, then the elements.
-    NestedList,
-}
-
-fn write_popped(out: &mut Out, style: PopReply, key: &[u8], items: &[(Vec<u8>, f64)]) {
-    match style {
-        PopReply::Flat => {
-            out.array(3);
-            out.bulk(key);
-            for (m, sc) in items.iter().take(1) {
-                out.bulk(m);
-                out.double(*sc);
-            }
-        }
-        PopReply::Pair => {
-            out.array(2);
-            out.bulk(key);
-            for (m, _) in items.iter().take(1) {
-                out.bulk(m);
-            }
-        }
-        PopReply::Nested => {
-            out.array(2);
-            out.bulk(key);
-            out.array(items.len());
-            for (m, sc) in items {
-                out.array(2);
-                out.bulk(m);
-                out.double(*sc);
-            }
-        }
-        PopReply::NestedList => {
-            out.array(2);
-            out.bulk(key);
-            out.array(items.len());
-            for (m, _) in items {
-                out.bulk(m);
-            }
-        }
-    }
-}
-
-/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count], and the same after
-/// BZMPOP's timeout: (keys, max, count).
-fn parse_mpop(args: &[Bytes], at: usize) -> CmdResult<(Vec<Bytes>, bool, usize)> {
-    let n = parse_i64(&args[at]).map_err(|_| CmdError::err("numkeys should be greater than 0"))?;
-    if n <= 0 {
-        return Err(CmdError::err("numkeys should be greater than 0"));
-    }
-    let n = n as usize;
-    if n >= args.len() - at - 1 {
-        // No room left for MIN|MAX.
-        return Err(CmdError::Syntax);
-    }
-    let keys = args[at + 1..at + 1 + n].to_vec();
-    let mut rest = args[at + 1 + n..].iter();
-    let max = match rest.next() {
-        Some(a) if eq_ic(a, "MIN") => false,
-        Some(a) if eq_ic(a, "MAX") => true,
-        _ => return Err(CmdError::Syntax),
-    };
-    let mut count = None;
-    while let Some(a) = rest.next() {
-        if eq_ic(a, "COUNT") && count.is_none() {
-            let c = rest.next().ok_or(CmdError::Syntax)?;
-            match parse_i64(c) {
-                Ok(c) if c > 0 => count = Some(c as usize),
-                _ => return Err(CmdError::err("count should be greater than 0")),
-            }
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
-    Ok((keys, max, count.unwrap_or(1)))
-}
-
 /// ZMPOP's arguments: (keys, highest scores, count).
 pub fn parse_mpop_args(args: &[Bytes]) -> CmdResult<(Vec<Bytes>, bool, usize)> {
-    parse_mpop(args, 1)
-}
-
-/// A blocking command's timeout in seconds: `None` blocks forever (0).
-pub fn parse_timeout(a: &[u8]) -> CmdResult<Option<std::time::Duration>> {
-    let t = parse_f64(a).map_err(|_| CmdError::err("timeout is not a float or out of range"))?;
-    if t < 0.0 {
-        return Err(CmdError::err("timeout is negative"));
-    }
-    if !t.is_finite() || t > 1e10 {
-        return Err(CmdError::err("timeout is out of range"));
-    }
-    Ok((t > 0.0).then(|| std::time::Duration::from_secs_f64(t)))
+    super::pops::parse_mpop(args, 1, "MIN", "MAX")
 }
 
 /// ZMPOP.
 pub async fn zmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let (keys, max, count) = parse_mpop(args, 1)?;
-    pop_first(conn, &keys, Kind::ZSet { max }, count, PopReply::Nested, None, args).await
+    let (keys, max, count) = super::pops::parse_mpop(args, 1, "MIN", "MAX")?;
+    super::pops::pop_first(conn, &keys, Kind::ZSet { max }, count, super::pops::PopReply::Nested, None, args).await
 }
 
 /// BZPOPMIN / BZPOPMAX key [key ...] timeout.
 pub async fn bzpop(conn: &mut Conn, args: &[Bytes], max: bool) -> CmdResult {
-    let timeout = parse_timeout(&args[args.len() - 1])?;
+    let timeout = super::pops::parse_timeout(&args[args.len() - 1])?;
     let keys = args[1..args.len() - 1].to_vec();
-    pop_first(conn, &keys, Kind::ZSet { max }, 1, PopReply::Flat, Some(timeout), args).await
+    super::pops::pop_first(conn, &keys, Kind::ZSet { max }, 1, super::pops::PopReply::Flat, Some(timeout), args).await
 }
 
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count].
 pub async fn bzmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let timeout = parse_timeout(&args[1])?;
-    let (keys, max, count) = parse_mpop(args, 2)?;
-    pop_first(conn, &keys, Kind::ZSet { max }, count, PopReply::Nested, Some(timeout), args).await
-}
-
-/// Pops from the first key, in order, holding items of `kind`; with `block`
-/// (and outside a transaction) waits for one otherwise, for at most the
-/// given time (`None`: for ever). Replies nil when nothing came. Shared by
-/// the list and sorted-set pops.
-pub async fn pop_first(
-    conn: &mut Conn,
-    keys: &[Bytes],
-    kind: Kind,
-    count: usize,
-    style: PopReply,
-    block: Option<Option<std::time::Duration>>,
-    args: &[Bytes],
-) -> CmdResult {
-    let db = conn.db;
-    let spec = super::lookup(&args[0]).ok_or(CmdError::Syntax)?;
-    let mut tries = 0;
-    let mut i = 0;
-    while i < keys.len() {
-        let k = keys[i].clone();
-        let shard = conn.engine.shard_of(&k);
-        let got = conn
-            .run_on(shard, move |sh| {
-                // Checked where it runs: see cluster::migration::gate.
-                if sh.cluster.as_ref().is_some_and(|m| !m.gate.admits(crate::slot::key_slot(&k))) {
-                    return Ok(None);
-                }
-                pop_kind(sh.db(db), &k, kind, count, now_ms()).map(Some)
-            })
-            .await?;
-        match got {
-            None if tries < 60 => {
-                // A migration holds or took the slot: wait, route again.
-                tries += 1;
-                conn.after_cutover(spec, args).await?;
-                continue;
-            }
-            None => return Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into())),
-            Some(got) if !got.is_empty() => {
-                write_popped(&mut conn.out, style, &keys[i], &got);
-                return Ok(());
-            }
-            Some(_) => i += 1,
-        }
-    }
-    match wait_pop(conn, keys, kind, count, block, args).await? {
-        Some(p) => write_popped(&mut conn.out, style, &p.key, &p.items),
-        None => {
-            if !conn.client_gone() {
-                conn.out.nil_array();
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Blocks (unless `block` is `None` or a transaction runs) until a key of
-/// `keys` gets items of `kind`, and pops them: `None` on timeout or when the
-/// client left; the redirect when the keys' slot moved away.
-pub async fn wait_pop(
-    conn: &mut Conn,
-    keys: &[Bytes],
-    kind: Kind,
-    count: usize,
-    block: Option<Option<std::time::Duration>>,
-    _args: &[Bytes],
-) -> CmdResult<Option<Popped>> {
-    let db = conn.db;
-    let Some(limit) = block.filter(|_| conn.exec_tx.is_none()) else { return Ok(None) };
-    // The waiter is registered on every key's shard; a key that got items
-    // meanwhile is marked ready, so its shard serves the waiter right after
-    // (every reply goes through the waiter's claim: once).
-    let (w, mut rx) = Waiter::new(kind, count);
-    for key in keys {
-        let (k, w) = (key.clone(), w.clone());
-        let shard = conn.engine.shard_of(key);
-        conn.run_on(shard, move |sh| {
-            sh.block(db, &k, w);
-            // (A stream reader has just read: only a later write wakes it.)
-            if !matches!(kind, Kind::Stream) && has_kind(sh.db(db), &k, kind, now_ms()) {
-                sh.db(db).mark_ready(&k);
-            }
-        })
-        .await;
-    }
-    let deadline = limit.map(|d| tokio::time::Instant::now() + d);
-    loop {
-        tokio::select! {
-            r = &mut rx => {
-                return match r {
-                    Ok(p) if conn.client_gone() => {
-                        // Nobody to give them to: the items go back.
-                        let limits = conn.engine.cfg.zset_limits();
-                        let shard = conn.engine.shard_of(&p.key);
-                        conn.run_on(shard, move |sh| push_back_kind(sh.db(db), &p.key, kind, p.items, limits, now_ms())).await;
-                        Ok(None)
-                    }
-                    Ok(p) => Ok(Some(p)),
-                    Err(_) => Ok(None),
-                };
-            }
-            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
-        }
-        let expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
-        let gone = conn.client_gone();
-        let moved = conn.keys_moved(keys);
-        if !(expired || gone || moved) || !w.claim() {
-            // Keep waiting (or a shard is serving it right now: the reply
-            // is on its way).
-            continue;
-        }
-        if moved {
-            // The slot left this node: the client is redirected.
-            if let Some(c) = &mut conn.cluster {
-                c.keys_served_here(keys)?;
-            }
-        }
-        return Ok(None);
-    }
+    let timeout = super::pops::parse_timeout(&args[1])?;
+    let (keys, max, count) = super::pops::parse_mpop(args, 2, "MIN", "MAX")?;
+    super::pops::pop_first(conn, &keys, Kind::ZSet { max }, count, super::pops::PopReply::Nested, Some(timeout), args).await
 }
 
 fn zpopmin(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
