@@ -4,6 +4,7 @@
 //! checks, routing to shards and the output of `COMMAND`. Helper modules
 //! (`scan`) hold the implementation of commands declared by a family.
 
+pub mod bitmaps;
 pub mod cluster;
 pub mod connection;
 pub mod hashes;
@@ -139,6 +140,7 @@ pub enum ConnCmd {
     Publish,
     PubSub,
     XRead,
+    BitOp,
     ZInter,
     ZDiff,
     ZUnionStore,
@@ -343,6 +345,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(sets::COMMANDS)
         .chain(pubsub::COMMANDS)
         .chain(streams::COMMANDS)
+        .chain(bitmaps::COMMANDS)
         .chain(scripting::COMMANDS)
         .chain(cluster::COMMANDS)
 }

@@ -1,0 +1,45 @@
+//! Bit operations against a real server: exact replies (compared with
+//! redis-server 7 when they were written), BITOP over keys of several
+//! shards.
+
+use damselfly_tests::Server;
+
+#[test]
+fn replies_are_exact() {
+    let s = Server::start_with(&["--shards", "3"]);
+    let mut c = s.raw();
+    let cases: &[(&[&str], &str)] = &[
+        (&["SETBIT", "b", "7", "1"], ":0\r\n"),
+        (&["SETBIT", "b", "7", "1"], ":1\r\n"),
+        (&["SETBIT", "b", "100", "1"], ":0\r\n"),
+        (&["GETBIT", "b", "7"], ":1\r\n"),
+        (&["GETBIT", "b", "100000"], ":0\r\n"),
+        (&["STRLEN", "b"], ":13\r\n"),
+        (&["SETBIT", "b", "-1", "1"], "-ERR bit offset is not an integer or out of range\r\n"),
+        (&["SETBIT", "b", "1", "2"], "-ERR bit is not an integer or out of range\r\n"),
+        (&["BITCOUNT", "b"], ":2\r\n"),
+        (&["BITCOUNT", "b", "-1", "-1"], ":1\r\n"),
+        (&["BITCOUNT", "b", "5", "30", "BIT"], ":1\r\n"),
+        (&["BITCOUNT", "b", "0"], "-ERR syntax error\r\n"),
+        (&["SET", "ones", "\u{7f}"], "+OK\r\n"),
+        (&["BITPOS", "ones", "0"], ":0\r\n"),
+        (&["BITPOS", "ones", "1"], ":1\r\n"),
+        (&["BITPOS", "nx", "0"], ":0\r\n"),
+        (&["BITPOS", "nx", "1"], ":-1\r\n"),
+        (&["BITPOS", "ones", "2"], "-ERR The bit argument must be 1 or 0.\r\n"),
+        (&["SET", "a", "abc"], "+OK\r\n"),
+        (&["SET", "c", "xyzw"], "+OK\r\n"),
+        (&["BITOP", "AND", "r", "a", "c"], ":4\r\n"),
+        (&["GET", "r"], "$4\r\n``b\0\r\n"),
+        (&["BITOP", "OR", "r", "a", "c", "nx"], ":4\r\n"),
+        (&["GET", "r"], "$4\r\ny{{w\r\n"),
+        (&["BITOP", "NOT", "r", "a", "c"], "-ERR BITOP NOT must be called with a single source key.\r\n"),
+        (&["BITOP", "AND", "r", "nx"], ":0\r\n"),
+        (&["EXISTS", "r"], ":0\r\n"),
+        (&["HSET", "h", "f", "v"], ":1\r\n"),
+        (&["SETBIT", "h", "1", "1"], "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+    ];
+    for (cmd, want) in cases {
+        assert_eq!(c.cmd(cmd), *want, "command {cmd:?}");
+    }
+}
