@@ -155,6 +155,8 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::PubSub => super::pubsub::pubsub(conn, args),
         ConnCmd::XRead => super::streams::xread(conn, args).await,
         ConnCmd::BitOp => super::bitmaps::bitop(conn, args).await,
+        ConnCmd::PfCount => super::hyperloglog::pfcount(conn, args).await,
+        ConnCmd::PfMerge => super::hyperloglog::pfmerge(conn, args).await,
         ConnCmd::ZInter => zsets::setop(conn, args, SetKind::Inter, false, false).await,
         ConnCmd::ZDiff => zsets::setop(conn, args, SetKind::Diff, false, false).await,
         ConnCmd::ZUnionStore => zsets::setop(conn, args, SetKind::Union, true, false).await,

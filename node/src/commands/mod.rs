@@ -8,6 +8,7 @@ pub mod bitmaps;
 pub mod cluster;
 pub mod connection;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod json;
 pub mod keys;
 pub mod lists;
@@ -141,6 +142,8 @@ pub enum ConnCmd {
     PubSub,
     XRead,
     BitOp,
+    PfCount,
+    PfMerge,
     ZInter,
     ZDiff,
     ZUnionStore,
@@ -346,6 +349,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(pubsub::COMMANDS)
         .chain(streams::COMMANDS)
         .chain(bitmaps::COMMANDS)
+        .chain(hyperloglog::COMMANDS)
         .chain(scripting::COMMANDS)
         .chain(cluster::COMMANDS)
 }

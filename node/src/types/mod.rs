@@ -4,6 +4,7 @@ pub mod btree;
 pub mod decimal;
 pub mod field_table;
 pub mod hash;
+pub mod hll;
 pub mod json;
 pub mod lcs;
 pub mod list;

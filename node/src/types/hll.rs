@@ -1,0 +1,182 @@
+//! HyperLogLog with Redis's parameters and estimator, so PFCOUNT gives the
+//! same estimates as Redis: 16384 registers of 6 bits, MurmurHash64A (seed
+//! 0xadc83b19) of each element, and Ertl's improved raw estimator. Stored as
+//! a string in Redis's dense layout ("HYLL" header, registers packed six
+//! bits each, least significant bits first).
+
+/// Registers: 2^14.
+const P: u32 = 14;
+const M: usize = 1 << P;
+/// Bits of the hash left after the register index.
+const Q: u32 = 64 - P;
+const HEADER: usize = 16;
+/// Bytes of a dense HyperLogLog.
+pub const DENSE_LEN: usize = HEADER + (M * 6).div_ceil(8);
+
+/// Redis's MurmurHash64A.
+fn murmur64a(key: &[u8], seed: u64) -> u64 {
+    const MUL: u64 = 0xc6a4a7935bd1e995;
+    const R: u32 = 47;
+    let mut h = seed ^ (key.len() as u64).wrapping_mul(MUL);
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        let mut k = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        k = k.wrapping_mul(MUL);
+        k ^= k >> R;
+        k = k.wrapping_mul(MUL);
+        h ^= k;
+        h = h.wrapping_mul(MUL);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        for (i, &b) in rest.iter().enumerate().rev() {
+            h ^= (b as u64) << (8 * i);
+        }
+        h = h.wrapping_mul(MUL);
+    }
+    h ^= h >> R;
+    h = h.wrapping_mul(MUL);
+    h ^= h >> R;
+    h
+}
+
+/// The register an element goes to and the value it offers.
+fn position(elem: &[u8]) -> (usize, u8) {
+    let hash = murmur64a(elem, 0xadc83b19);
+    let index = (hash & (M as u64 - 1)) as usize;
+    let rest = (hash >> P) | (1u64 << Q);
+    (index, rest.trailing_zeros() as u8 + 1)
+}
+
+/// A dense HyperLogLog held as its registers.
+#[derive(Clone)]
+pub struct Hll {
+    regs: Vec<u8>,
+}
+
+impl Default for Hll {
+    fn default() -> Self {
+        Hll { regs: vec![0; M] }
+    }
+}
+
+impl Hll {
+    /// Adds an element; whether a register changed.
+    pub fn add(&mut self, elem: &[u8]) -> bool {
+        let (i, v) = position(elem);
+        if self.regs[i] < v {
+            self.regs[i] = v;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn merge(&mut self, other: &Hll) {
+        for (a, b) in self.regs.iter_mut().zip(&other.regs) {
+            *a = (*a).max(*b);
+        }
+    }
+
+    /// The cardinality estimate (Ertl's improved estimator, as Redis).
+    pub fn count(&self) -> u64 {
+        let mut hist = [0u32; 64];
+        for &r in &self.regs {
+            hist[r as usize] += 1;
+        }
+        let m = M as f64;
+        let mut z = m * tau((m - hist[Q as usize + 1] as f64) / m);
+        for k in (1..=Q as usize).rev() {
+            z += hist[k] as f64;
+            z *= 0.5;
+        }
+        z += m * sigma(hist[0] as f64 / m);
+        let alpha_inf = 0.5 / std::f64::consts::LN_2;
+        (alpha_inf * m * m / z).round() as u64
+    }
+
+    /// Redis's dense string layout.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![0u8; DENSE_LEN];
+        out[..4].copy_from_slice(b"HYLL");
+        for (i, &v) in self.regs.iter().enumerate() {
+            let bit = i * 6;
+            let (byte, shift) = (HEADER + bit / 8, bit % 8);
+            out[byte] |= v << shift;
+            if shift > 2 {
+                out[byte + 1] |= v >> (8 - shift);
+            }
+        }
+        out
+    }
+
+    /// Reads the dense layout; `None` for anything else (a plain string, or
+    /// Redis's sparse layout, which this server never writes).
+    pub fn from_bytes(b: &[u8]) -> Option<Hll> {
+        if b.len() != DENSE_LEN || &b[..4] != b"HYLL" || b[4] != 0 {
+            return None;
+        }
+        let mut regs = vec![0u8; M];
+        for (i, r) in regs.iter_mut().enumerate() {
+            let bit = i * 6;
+            let (byte, shift) = (HEADER + bit / 8, bit % 8);
+            let lo = (b[byte] >> shift) as u16;
+            let hi = if shift > 2 { (b[byte + 1] as u16) << (8 - shift) } else { 0 };
+            *r = ((lo | hi) & 63) as u8;
+        }
+        Some(Hll { regs })
+    }
+}
+
+fn sigma(mut x: f64) -> f64 {
+    if x == 1.0 {
+        return f64::INFINITY;
+    }
+    let mut y = 1.0;
+    let mut z = x;
+    loop {
+        x *= x;
+        let prev = z;
+        z += x * y;
+        y += y;
+        if prev == z {
+            return z;
+        }
+    }
+}
+
+fn tau(mut x: f64) -> f64 {
+    if x == 0.0 || x == 1.0 {
+        return 0.0;
+    }
+    let mut y = 1.0;
+    let mut z = 1.0 - x;
+    loop {
+        x = x.sqrt();
+        let prev = z;
+        y *= 0.5;
+        z -= (1.0 - x).powi(2) * y;
+        if prev == z {
+            return z / 3.0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_round_trips() {
+        let mut h = Hll::default();
+        assert_eq!(h.count(), 0);
+        for i in 0..1000 {
+            h.add(format!("e{i}").as_bytes());
+        }
+        let n = h.count();
+        assert!((980..=1020).contains(&n), "{n}");
+        let back = Hll::from_bytes(&h.to_bytes()).unwrap();
+        assert_eq!(back.count(), n);
+        assert!(Hll::from_bytes(b"HYLLnope").is_none());
+    }
+}
