@@ -249,3 +249,16 @@ fn maxclients_refuses_extra_connections() {
     }
     assert!(ok);
 }
+
+/// WAIT: no replicas, so 0; at once when none is asked for, after the
+/// timeout otherwise.
+#[test]
+fn wait_answers_zero_replicas() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["WAIT", "0", "0"]), ":0\r\n");
+    let t = std::time::Instant::now();
+    assert_eq!(c.cmd(&["WAIT", "1", "150"]), ":0\r\n");
+    assert!(t.elapsed() >= std::time::Duration::from_millis(140));
+    assert_eq!(c.cmd(&["WAIT", "1", "-1"]), "-ERR timeout is negative\r\n");
+}

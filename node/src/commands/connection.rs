@@ -110,6 +110,7 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::Time => server::time(conn),
         ConnCmd::Shutdown => server::shutdown(conn, args),
         ConnCmd::Lastsave => server::lastsave(conn),
+        ConnCmd::Wait => server::wait(conn, args).await,
         ConnCmd::Role => server::role(conn),
         ConnCmd::Keys => keys::keys(conn, args).await,
         ConnCmd::RandomKey => keys::randomkey(conn).await,

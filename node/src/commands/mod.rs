@@ -144,6 +144,7 @@ pub enum ConnCmd {
     BitOp,
     PfCount,
     PfMerge,
+    Wait,
     ZInter,
     ZDiff,
     ZUnionStore,

@@ -80,6 +80,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Conn(ConnCmd::Shutdown),
     ),
     cmd(
+        "wait",
+        3,
+        NOSCRIPT,
+        (0, 0, 0),
+        &["slow", "connection"],
+        "generic",
+        "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
+        Exec::Conn(ConnCmd::Wait),
+    ),
+    cmd(
         "lastsave",
         1,
         LOADING | STALE | FAST,
@@ -594,5 +604,30 @@ pub fn role(conn: &mut Conn) -> CmdResult {
     conn.out.bulk(b"master");
     conn.out.int(0);
     conn.out.array(0);
+    Ok(())
+}
+
+/// WAIT numreplicas timeout: this node has no replicas, so the answer is 0;
+/// like Redis, it answers at once when no replica is asked for, and
+/// otherwise after the timeout (never, for 0) or when the client leaves.
+pub async fn wait(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    let want = crate::util::parse_i64(&args[1])?;
+    let ms = crate::util::parse_i64(&args[2]).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    if want > 0 && conn.exec_tx.is_none() {
+        let deadline = (ms > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(ms as u64));
+        while deadline.is_none_or(|d| tokio::time::Instant::now() < d) {
+            let step = deadline.map_or(std::time::Duration::from_millis(100), |d| {
+                d.saturating_duration_since(tokio::time::Instant::now()).min(std::time::Duration::from_millis(100))
+            });
+            tokio::time::sleep(step).await;
+            if conn.client_gone() {
+                return Ok(());
+            }
+        }
+    }
+    conn.out.int(0);
     Ok(())
 }
