@@ -10,7 +10,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::server::conn::Conn;
 use crate::store::{Db, Value};
-use crate::util::{eq_ic, now_ms, parse_i64};
+use crate::util::{eq_ic, parse_i64};
 
 const G: &str = "bitmap";
 
@@ -211,54 +211,32 @@ pub async fn bitop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     if kind == 3 && srcs.len() != 1 {
         return Err(CmdError::err("BITOP NOT must be called with a single source key."));
     }
-    let db = conn.db;
     let dst = args[2].clone();
-    let mut shards: Vec<usize> = srcs.iter().chain([&dst]).map(|k| conn.engine.shard_of(k)).collect();
-    shards.sort_unstable();
-    shards.dedup();
-    let mut tx = conn.begin_tx();
-    tx.lock_all(&shards).await;
-    let mut inputs = Vec::with_capacity(srcs.len());
-    let mut err = None;
-    for k in srcs {
-        let k2 = k.clone();
-        match tx.run(conn.engine.shard_of(k), move |sh| bytes_of(sh.db(db), &k2, now_ms())).await {
-            Ok(v) => inputs.push(v),
-            Err(e) => {
-                err = Some(e);
-                break;
-            }
+    let n = super::gather(conn, srcs, Some(&args[2]), bytes_of, move |inputs| {
+        let len = inputs.iter().map(Vec::len).max().unwrap_or(0);
+        let mut res = vec![0u8; len];
+        for (i, b) in res.iter_mut().enumerate() {
+            let byte = |v: &Vec<u8>| v.get(i).copied().unwrap_or(0);
+            *b = match kind {
+                0 => inputs.iter().map(byte).fold(0xff, |a, x| a & x),
+                1 => inputs.iter().map(byte).fold(0, |a, x| a | x),
+                2 => inputs.iter().map(byte).fold(0, |a, x| a ^ x),
+                _ => !byte(&inputs[0]),
+            };
         }
-    }
-    let r = match err {
-        Some(e) => Err(e),
-        None => {
-            let len = inputs.iter().map(Vec::len).max().unwrap_or(0);
-            let mut res = vec![0u8; len];
-            for (i, b) in res.iter_mut().enumerate() {
-                let byte = |v: &Vec<u8>| v.get(i).copied().unwrap_or(0);
-                *b = match kind {
-                    0 => inputs.iter().map(byte).fold(0xff, |a, x| a & x),
-                    1 => inputs.iter().map(byte).fold(0, |a, x| a | x),
-                    2 => inputs.iter().map(byte).fold(0, |a, x| a ^ x),
-                    _ => !byte(&inputs[0]),
-                };
-            }
-            let n = res.len();
-            let shard = conn.engine.shard_of(&dst);
-            tx.run(shard, move |sh| {
-                let now = now_ms();
-                let d = sh.db(db);
-                d.remove(&dst, now);
+        let n = res.len();
+        let write: super::Write = (
+            dst,
+            Box::new(move |d: &mut Db, k: &[u8], now: u64| {
+                d.remove(k, now);
                 if !res.is_empty() {
-                    d.insert_new(&dst, Value::string_from_vec(res), 0);
+                    d.insert_new(k, Value::string_from_vec(res), 0);
                 }
-            })
-            .await;
-            Ok(n)
-        }
-    };
-    conn.end_tx(tx);
-    conn.out.int(r? as i64);
+            }),
+        );
+        (n, Some(write))
+    })
+    .await?;
+    conn.out.int(n as i64);
     Ok(())
 }

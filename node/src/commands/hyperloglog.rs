@@ -10,7 +10,6 @@ use crate::resp::Out;
 use crate::server::conn::Conn;
 use crate::store::{Db, Value};
 use crate::types::hll::Hll;
-use crate::util::now_ms;
 
 const G: &str = "hyperloglog";
 
@@ -81,58 +80,31 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     Ok(())
 }
 
-/// Loads the sketches of `keys` under one transaction and hands their union
-/// to `f`, which may return a key to store it under.
-async fn with_union<R: Send + 'static>(
-    conn: &mut Conn,
-    keys: &[Bytes],
-    f: impl FnOnce(&Hll) -> (R, Option<Bytes>) + Send + 'static,
-) -> CmdResult<R> {
-    let db = conn.db;
-    let mut shards: Vec<usize> = keys.iter().map(|k| conn.engine.shard_of(k)).collect();
-    shards.sort_unstable();
-    shards.dedup();
-    let mut tx = conn.begin_tx();
-    tx.lock_all(&shards).await;
-    let mut union = Hll::default();
-    let mut err = None;
-    for k in keys {
-        let k2 = k.clone();
-        match tx.run(conn.engine.shard_of(k), move |sh| load(sh.db(db), &k2, now_ms())).await {
-            Ok(Some(h)) => union.merge(&h),
-            Ok(None) => {}
-            Err(e) => {
-                err = Some(e);
-                break;
-            }
+/// The union of the sketches at `keys` (read under one transaction).
+async fn union_of(conn: &mut Conn, keys: &[Bytes], store_at: Option<&Bytes>) -> CmdResult<u64> {
+    let dst = store_at.cloned();
+    super::gather(conn, keys, store_at, load, move |sketches| {
+        let mut union = Hll::default();
+        for h in sketches.iter().flatten() {
+            union.merge(h);
         }
-    }
-    let r = match err {
-        Some(e) => Err(e),
-        None => {
-            let (r, store) = f(&union);
-            if let Some(dst) = store {
-                let shard = conn.engine.shard_of(&dst);
-                tx.run(shard, move |sh| save(sh.db(db), &dst, &union, now_ms())).await;
-            }
-            Ok(r)
-        }
-    };
-    conn.end_tx(tx);
-    r
+        let n = union.count();
+        let write = dst.map(|key| -> super::Write { (key, Box::new(move |db: &mut Db, k: &[u8], now: u64| save(db, k, &union, now))) });
+        (n, write)
+    })
+    .await
 }
 
 /// PFCOUNT key [key ...].
 pub async fn pfcount(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let n = with_union(conn, &args[1..], |h| (h.count(), None)).await?;
+    let n = union_of(conn, &args[1..], None).await?;
     conn.out.int(n as i64);
     Ok(())
 }
 
 /// PFMERGE destkey [sourcekey ...]: the destination's own registers count.
 pub async fn pfmerge(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let dst = args[1].clone();
-    with_union(conn, &args[1..], move |_| ((), Some(dst))).await?;
+    union_of(conn, &args[1..], Some(&args[1])).await?;
     conn.out.ok();
     Ok(())
 }

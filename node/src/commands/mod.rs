@@ -334,6 +334,53 @@ pub fn find_of(db: &mut crate::store::Db, key: &[u8], now: u64, is: fn(&crate::s
     }
 }
 
+/// A write `gather`'s caller asks for: run on the shard of `key`.
+pub type Write = (Bytes, Box<dyn FnOnce(&mut crate::store::Db, &[u8], u64) + Send>);
+
+/// The multi-key read-compute-store shape (SINTERSTORE, BITOP, PFMERGE...):
+/// holding the shards of `keys` (and of `dst`) under one transaction, reads
+/// each key's value out with `load`, hands them to `finish`, and runs the
+/// write it may return before the locks are released.
+pub async fn gather<T: Send + 'static, R>(
+    conn: &mut crate::server::conn::Conn,
+    keys: &[Bytes],
+    dst: Option<&Bytes>,
+    load: fn(&mut crate::store::Db, &[u8], u64) -> CmdResult<T>,
+    finish: impl FnOnce(Vec<T>) -> (R, Option<Write>),
+) -> CmdResult<R> {
+    let db = conn.db;
+    let mut shards: Vec<usize> = keys.iter().chain(dst).map(|k| conn.engine.shard_of(k)).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    let mut tx = conn.begin_tx();
+    tx.lock_all(&shards).await;
+    let mut values = Vec::with_capacity(keys.len());
+    let mut err = None;
+    for k in keys {
+        let k2 = k.clone();
+        match tx.run(conn.engine.shard_of(k), move |sh| load(sh.db(db), &k2, crate::util::now_ms())).await {
+            Ok(v) => values.push(v),
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let r = match err {
+        Some(e) => Err(e),
+        None => {
+            let (r, write) = finish(values);
+            if let Some((key, w)) = write {
+                let shard = conn.engine.shard_of(&key);
+                tx.run(shard, move |sh| w(sh.db(db), &key, crate::util::now_ms())).await;
+            }
+            Ok(r)
+        }
+    };
+    conn.end_tx(tx);
+    r
+}
+
 /// Every command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
     connection::COMMANDS

@@ -395,68 +395,32 @@ pub fn combine(op: SetOp, sets: &[SetValue]) -> SetValue {
     out
 }
 
-/// Copies the sets at `keys` (and, when `f` says so, writes a result)
-/// under one transaction over their shards.
-async fn with_sets<R: Send + 'static>(
-    conn: &mut Conn,
-    keys: &[Bytes],
-    f: impl FnOnce(Vec<SetValue>) -> (R, Option<(Bytes, SetValue)>) + Send + 'static,
-) -> CmdResult<R> {
-    with_sets_locking(conn, keys, None, f).await
-}
-
-/// `with_sets`, also locking the destination's shard.
-async fn with_sets_into<R: Send + 'static>(
-    conn: &mut Conn,
-    keys: &[Bytes],
-    dst: &Bytes,
-    f: impl FnOnce(Vec<SetValue>) -> (R, Option<(Bytes, SetValue)>) + Send + 'static,
-) -> CmdResult<R> {
-    with_sets_locking(conn, keys, Some(dst), f).await
-}
-
-async fn with_sets_locking<R: Send + 'static>(
+/// Copies the sets at `keys` under one transaction over their shards (and
+/// `dst`'s) and hands them to `f`, which may return a set to store at a key.
+async fn with_sets<R>(
     conn: &mut Conn,
     keys: &[Bytes],
     dst: Option<&Bytes>,
-    f: impl FnOnce(Vec<SetValue>) -> (R, Option<(Bytes, SetValue)>) + Send + 'static,
+    f: impl FnOnce(Vec<SetValue>) -> (R, Option<(Bytes, SetValue)>),
 ) -> CmdResult<R> {
-    let db = conn.db;
-    let mut shards: Vec<usize> = keys.iter().chain(dst).map(|k| conn.engine.shard_of(k)).collect();
-    shards.sort_unstable();
-    shards.dedup();
-    let mut tx = conn.begin_tx();
-    tx.lock_all(&shards).await;
-    let mut sets = Vec::with_capacity(keys.len());
-    let mut err = None;
-    for k in keys {
-        let k2 = k.clone();
-        match tx.run(conn.engine.shard_of(k), move |sh| copy_of(sh.db(db), &k2, now_ms())).await {
-            Ok(s) => sets.push(s),
-            Err(e) => {
-                err = Some(e);
-                break;
-            }
-        }
-    }
-    let r = match err {
-        Some(e) => Err(e),
-        None => {
-            let (r, write) = f(sets);
-            if let Some((dst, s)) = write {
-                let shard = conn.engine.shard_of(&dst);
-                tx.run(shard, move |sh| store(sh.db(db), &dst, s, now_ms())).await;
-            }
-            Ok(r)
-        }
-    };
-    conn.end_tx(tx);
-    r
+    super::gather(conn, keys, dst, copy_of, |sets| {
+        let (r, write) = f(sets);
+        let write = write.map(|(key, s)| -> super::Write {
+            (
+                key,
+                Box::new(move |db: &mut Db, k: &[u8], now: u64| {
+                    store(db, k, s, now);
+                }),
+            )
+        });
+        (r, write)
+    })
+    .await
 }
 
 /// SINTER, SUNION, SDIFF.
 pub async fn setop(conn: &mut Conn, args: &[Bytes], op: SetOp) -> CmdResult {
-    let s = with_sets(conn, &args[1..], move |sets| (combine(op, &sets), None)).await?;
+    let s = with_sets(conn, &args[1..], None, move |sets| (combine(op, &sets), None)).await?;
     members_reply(&mut conn.out, &s);
     Ok(())
 }
@@ -466,7 +430,7 @@ pub async fn setop(conn: &mut Conn, args: &[Bytes], op: SetOp) -> CmdResult {
 pub async fn setop_store(conn: &mut Conn, args: &[Bytes], op: SetOp) -> CmdResult {
     let dst = args[1].clone();
     let keys = args[2..].to_vec();
-    let n = with_sets_into(conn, &keys, &args[1], move |sets| {
+    let n = with_sets(conn, &keys, Some(&args[1]), move |sets| {
         let s = combine(op, &sets);
         (s.len(), Some((dst, s)))
     })
@@ -526,7 +490,7 @@ pub fn parse_intercard(args: &[Bytes]) -> CmdResult<(Vec<Bytes>, usize)> {
 /// SINTERCARD numkeys key [key ...] [LIMIT limit].
 pub async fn sintercard(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     let (keys, limit) = parse_intercard(args)?;
-    let card = with_sets(conn, &keys, move |sets| (combine(SetOp::Inter, &sets).len(), None)).await?;
+    let card = with_sets(conn, &keys, None, move |sets| (combine(SetOp::Inter, &sets).len(), None)).await?;
     conn.out.int(if limit > 0 { card.min(limit) } else { card } as i64);
     Ok(())
 }
@@ -538,7 +502,7 @@ pub async fn smove(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     let same = src_key == dst_key;
     let db = conn.db;
     // Both types are checked first (WRONGTYPE before any change).
-    let found = with_sets(conn, &keys, move |sets| (sets[0].contains(&member), None)).await?;
+    let found = with_sets(conn, &keys, None, move |sets| (sets[0].contains(&member), None)).await?;
     if !found || same {
         conn.out.int(found as i64);
         return Ok(());
