@@ -7,6 +7,7 @@
 pub mod bitmaps;
 pub mod cluster;
 pub mod connection;
+pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod json;
@@ -398,6 +399,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(streams::COMMANDS)
         .chain(bitmaps::COMMANDS)
         .chain(hyperloglog::COMMANDS)
+        .chain(geo::COMMANDS)
         .chain(scripting::COMMANDS)
         .chain(cluster::COMMANDS)
 }
