@@ -23,6 +23,8 @@ fn replies_are_exact() {
         (&["GEOSEARCH", "Sicily", "FROMLONLAT", "15", "37", "BYBOX", "400", "400", "km", "DESC", "COUNT", "1"], "*1\r\n$7\r\nPalermo\r\n"),
         (&["GEOSEARCH", "Sicily", "FROMMEMBER", "nope", "BYRADIUS", "1", "km"], "-ERR could not decode requested zset member\r\n"),
         (&["GEOSEARCH", "Sicily", "FROMLONLAT", "15", "37"], "-ERR wrong number of arguments for 'geosearch' command\r\n"),
+        (&["GEORADIUS", "Sicily", "15", "37", "200", "km", "ASC"], "*2\r\n$7\r\nCatania\r\n$7\r\nPalermo\r\n"),
+        (&["GEORADIUSBYMEMBER_RO", "Sicily", "Palermo", "200", "km", "DESC"], "*2\r\n$7\r\nCatania\r\n$7\r\nPalermo\r\n"),
         (&["TYPE", "Sicily"], "+zset\r\n"),
     ];
     for (cmd, want) in cases {

@@ -1,7 +1,7 @@
 //! Geospatial commands on sorted sets, as Redis stores them: a member's
 //! score is the 52-bit interleaved geohash of its position (latitude range
-//! ±85.05112878, longitude ±180). GEOADD, GEOPOS, GEODIST, GEOHASH and
-//! GEOSEARCH run on the key's shard. Coordinates, distances and geohash
+//! ±85.05112878, longitude ±180). GEOADD, GEOPOS, GEODIST, GEOHASH,
+//! GEOSEARCH and the read-only GEORADIUS forms run on the key's shard. Coordinates, distances and geohash
 //! strings are computed and printed as Redis does.
 
 use bytes::Bytes;
@@ -68,6 +68,46 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Queries a geospatial index for members inside an area of a box or a circle.",
         Exec::Shard(geosearch),
+    ),
+    cmd(
+        "georadius",
+        -6,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        &["write", "geo", "slow"],
+        G,
+        "Queries a geospatial index for members within a distance from a coordinate (STORE is not supported).",
+        Exec::Shard(georadius),
+    ),
+    cmd(
+        "georadiusbymember",
+        -5,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        &["write", "geo", "slow"],
+        G,
+        "Queries a geospatial index for members within a distance from a member (STORE is not supported).",
+        Exec::Shard(georadiusbymember),
+    ),
+    cmd(
+        "georadius_ro",
+        -6,
+        READONLY,
+        (1, 1, 1),
+        &["read", "geo", "slow"],
+        G,
+        "Returns members from a geospatial index that are within a distance from a coordinate.",
+        Exec::Shard(georadius),
+    ),
+    cmd(
+        "georadiusbymember_ro",
+        -5,
+        READONLY,
+        (1, 1, 1),
+        &["read", "geo", "slow"],
+        G,
+        "Returns members from a geospatial index that are within a distance from a member.",
+        Exec::Shard(georadiusbymember),
     ),
 ];
 
@@ -458,4 +498,21 @@ fn geosearch(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// GEORADIUS_RO key lon lat radius unit [options]: GEOSEARCH FROMLONLAT.
+fn georadius(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let mut a = vec![args[0].clone(), args[1].clone(), Bytes::from_static(b"FROMLONLAT"), args[2].clone(), args[3].clone()];
+    a.extend([Bytes::from_static(b"BYRADIUS"), args[4].clone(), args[5].clone()]);
+    a.extend(args[6..].iter().cloned());
+    geosearch(ctx, &a, out)
+}
+
+/// GEORADIUSBYMEMBER_RO key member radius unit [options]: GEOSEARCH
+/// FROMMEMBER.
+fn georadiusbymember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let mut a = vec![args[0].clone(), args[1].clone(), Bytes::from_static(b"FROMMEMBER"), args[2].clone()];
+    a.extend([Bytes::from_static(b"BYRADIUS"), args[3].clone(), args[4].clone()]);
+    a.extend(args[5..].iter().cloned());
+    geosearch(ctx, &a, out)
 }
