@@ -242,16 +242,7 @@ fn rpushx(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 fn pop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, left: bool) -> CmdResult {
-    if args.len() > 3 {
-        return Err(CmdError::Syntax);
-    }
-    let count = match args.get(2) {
-        None => None,
-        Some(a) => match parse_i64(a) {
-            Ok(c) if c >= 0 => Some(c as usize),
-            _ => return Err(CmdError::err("value is out of range, must be positive")),
-        },
-    };
+    let count = super::pops::parse_count(args)?;
     let now = ctx.now;
     let db = ctx.db();
     if find(db, &args[1], now)?.is_none() {

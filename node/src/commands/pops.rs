@@ -62,6 +62,22 @@ fn write_popped(out: &mut Out, style: PopReply, key: &[u8], items: &[(Vec<u8>, f
     }
 }
 
+/// The optional count of LPOP, RPOP, SPOP, ZPOPMIN and ZPOPMAX (`key
+/// [count]`): `None` without one. Redis gives one message for anything
+/// but a count >= 0.
+pub fn parse_count(args: &[Bytes]) -> CmdResult<Option<usize>> {
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    match args.get(2) {
+        None => Ok(None),
+        Some(a) => match parse_i64(a) {
+            Ok(c) if c >= 0 => Ok(Some(c as usize)),
+            _ => Err(CmdError::err("value is out of range, must be positive")),
+        },
+    }
+}
+
 /// The MPOP form: numkeys key [key ...] FIRST|SECOND [COUNT count], with
 /// numkeys at `args[at]` (LMPOP: LEFT|RIGHT, ZMPOP: MIN|MAX); (keys, whether
 /// SECOND was given, count).

@@ -234,16 +234,7 @@ fn scard(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 fn spop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    if args.len() > 3 {
-        return Err(CmdError::Syntax);
-    }
-    let count = match args.get(2) {
-        None => None,
-        Some(a) => match parse_i64(a) {
-            Ok(c) if c >= 0 => Some(c as usize),
-            _ => return Err(CmdError::err("value is out of range, must be positive")),
-        },
-    };
+    let count = super::pops::parse_count(args)?;
     let now = ctx.now;
     let db = ctx.db();
     let Some(idx) = find(db, &args[1], now)? else {

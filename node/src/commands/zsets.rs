@@ -887,17 +887,7 @@ fn zremrangebylex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 fn pop_generic(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, max: bool) -> CmdResult {
-    if args.len() > 3 {
-        return Err(CmdError::Syntax);
-    }
-    let count = match args.get(2) {
-        None => None,
-        Some(a) => match parse_i64(a) {
-            // Redis gives this one message for anything but a count >= 0.
-            Ok(c) if c >= 0 => Some(c as u64),
-            _ => return Err(CmdError::err("value is out of range, must be positive")),
-        },
-    };
+    let count = super::pops::parse_count(args)?.map(|c| c as u64);
     let now = ctx.now;
     let db = ctx.db();
     let idx = find(db, &args[1], now)?;
