@@ -1,27 +1,10 @@
 //! `damselfly`: a Redis-compatible, shared-nothing, in-memory data store.
 
-mod alloc;
-mod cluster;
-mod commands;
-mod config;
-mod error;
-mod resp;
-mod scripting;
-mod server;
-mod shard;
-mod slot;
-mod store;
-mod types;
-mod util;
-
 use clap::Parser;
+use damselfly::{alloc, config, server};
 
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
-
-/// The Redis version we report to clients (the command set and reply shapes
-/// we follow).
-pub const REDIS_VERSION: &str = "7.2.4";
 
 fn main() {
     let args = config::Args::parse();
