@@ -180,6 +180,18 @@ pub fn with_vm<R>(scripting: &Arc<Scripting>, f: impl FnOnce(&mut Vm) -> R) -> R
     })
 }
 
+/// Runs a full garbage collection in this thread's VM, if it has one and
+/// no script is running.
+pub fn collect_garbage() {
+    VM.with(|cell| {
+        if let Ok(mut slot) = cell.try_borrow_mut() {
+            if let Some(vm) = slot.as_mut() {
+                vm.lua.gc_collect().ok();
+            }
+        }
+    })
+}
+
 /// `with_vm` for code running on a shard: `f` gets the shard back.
 pub fn with_vm_on<R>(sh: &mut Shard, f: impl FnOnce(&mut Vm, &mut Shard) -> R) -> R {
     VM.with(|cell| {
@@ -352,9 +364,22 @@ impl Vm {
         self.lua
             .load(code)
             .set_name("@user_script")
+            // Precompiled bytecode is not verified by Lua 5.1 and can read
+            // and write outside the VM: scripts are text only. Redis's Lua
+            // parses such a chunk as text and fails on its first byte; we
+            // answer with the same message.
+            .set_mode(ChunkMode::Text)
             .set_environment(self.env.clone())
             .into_function()
-            .map_err(|e| format!("ERR Error compiling script (new function): {}", compile_message(&e)))
+            .map_err(|e| {
+                let msg = compile_message(&e);
+                let msg = if msg.contains("attempt to load a binary chunk") {
+                    "user_script:1: unexpected symbol near 'char(27)'".to_string()
+                } else {
+                    msg
+                };
+                format!("ERR Error compiling script (new function): {msg}")
+            })
     }
 
     /// A function registered by a library, loading the library into this VM
