@@ -8,6 +8,12 @@ use bytes::{Bytes, BytesMut};
 const INLINE_MAX: usize = 64 * 1024;
 /// Largest multibulk count accepted.
 const MAX_MULTIBULK: i64 = 1024 * 1024 * 1024;
+/// Before a password-protected connection authenticates: the most
+/// arguments and the longest argument it may send (Redis's limits; AUTH and
+/// HELLO fit well within them). Past them the connection is closed, so a
+/// stranger cannot make the node buffer more than a few kilobytes.
+const UNAUTH_MAX_MULTIBULK: i64 = 10;
+const UNAUTH_MAX_BULK: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError(pub String);
@@ -33,11 +39,13 @@ pub struct Parser {
     pos: usize,
     /// Set while a multibulk header has been read.
     in_multibulk: bool,
+    /// The connection has not authenticated yet: the tight limits apply.
+    pub unauthenticated: bool,
 }
 
 impl Parser {
     pub fn new(max_bulk: usize) -> Self {
-        Parser { max_bulk, expected: 0, ranges: Vec::new(), pos: 0, in_multibulk: false }
+        Parser { max_bulk, expected: 0, ranges: Vec::new(), pos: 0, in_multibulk: false, unauthenticated: false }
     }
 
     /// Parses one complete command from `buf`, consuming its bytes. Returns
@@ -60,6 +68,9 @@ impl Parser {
             let n = parse_int(&buf[1..eol]).ok_or_else(|| ParseError("invalid multibulk length".into()))?;
             if n > MAX_MULTIBULK {
                 return perr("invalid multibulk length");
+            }
+            if self.unauthenticated && n > UNAUTH_MAX_MULTIBULK {
+                return perr("unauthenticated multibulk length");
             }
             if n <= 0 {
                 let _ = buf.split_to(eol + 2);
@@ -89,6 +100,9 @@ impl Parser {
                 Some(l) if l >= 0 && (l as usize) <= self.max_bulk => l as usize,
                 _ => return perr("invalid bulk length"),
             };
+            if self.unauthenticated && len > UNAUTH_MAX_BULK {
+                return perr("unauthenticated bulk length");
+            }
             let start = eol + 2;
             let end = start + len;
             if buf.len() < end + 2 {
@@ -301,6 +315,22 @@ mod tests {
     fn multibulk_and_pipeline() {
         let got = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n").unwrap();
         assert_eq!(got, vec![vec![b"GET".to_vec(), b"a".to_vec()], vec![b"PING".to_vec()]]);
+    }
+
+    #[test]
+    fn unauthenticated_limits() {
+        let mut p = Parser::new(512 * 1024 * 1024);
+        p.unauthenticated = true;
+        let mut buf = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(p.next(&mut buf), Err(ParseError("unauthenticated multibulk length".into())));
+        let mut p = Parser::new(512 * 1024 * 1024);
+        p.unauthenticated = true;
+        let mut buf = BytesMut::from(&b"*2\r\n$4\r\nAUTH\r\n$16385\r\n"[..]);
+        assert_eq!(p.next(&mut buf), Err(ParseError("unauthenticated bulk length".into())));
+        let mut buf = BytesMut::from(&b"*2\r\n$4\r\nAUTH\r\n$16384\r\n"[..]);
+        let mut p = Parser::new(512 * 1024 * 1024);
+        p.unauthenticated = true;
+        assert_eq!(p.next(&mut buf), Ok(None));
     }
 
     #[test]
