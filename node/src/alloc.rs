@@ -45,6 +45,20 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+extern "C" {
+    /// mimalloc's collection of the calling thread's heap: with `force`,
+    /// free pages are returned to the system at once (mimalloc otherwise
+    /// does so lazily, only when the thread next allocates or frees).
+    fn mi_collect(force: bool);
+}
+
+/// Returns the calling thread's free heap pages to the system.
+pub fn release_free_memory() {
+    // SAFETY: mi_collect only walks the calling thread's own heap; it is
+    // part of the mimalloc library the global allocator is built on.
+    unsafe { mi_collect(true) }
+}
+
 /// Bytes currently allocated on the heap by this process.
 pub fn used_memory() -> u64 {
     LIVE.load(Relaxed).max(0) as u64

@@ -1,7 +1,8 @@
 //! Node configuration: command-line flags (Redis's names), an optional
 //! redis.conf-style file, and the runtime parameters CONFIG GET/SET read and
 //! change. Parameters that take effect are atomics read on the hot path;
-//! accepted-but-inert ones are kept as text and echoed back.
+//! the ones this server cannot change yet are reported with the value that
+//! describes it and refuse any other (`FIXED`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -71,7 +72,7 @@ pub struct ClusterArgs {
     pub grpc_port: Option<u16>,
 }
 
-/// Parameters that have an effect, plus the text of the inert ones.
+/// Parameters that have an effect, plus the fixed ones.
 pub struct Config {
     pub port: u16,
     pub bind: Vec<String>,
@@ -92,23 +93,25 @@ pub struct Config {
     pub dir: Mutex<String>,
     /// Cluster mode, when started with `--cluster`.
     pub cluster: Option<ClusterArgs>,
-    /// Accepted parameters that have no effect here, by name.
-    inert: Mutex<BTreeMap<String, String>>,
+    /// Parameters whose value cannot change here, by name (`FIXED`).
+    fixed: BTreeMap<String, String>,
 }
 
-/// Parameters accepted for compatibility with Redis tooling that have no
-/// effect in this server (listed in docs/CONFIG.md), with Redis's defaults.
-const INERT: &[(&str, &str)] = &[
+/// Parameters Redis tooling reads or sets whose behaviour this server has
+/// but does not let change: each is reported with the value that describes
+/// what the server does (no snapshots, no append-only file, no idle
+/// timeout, no output-buffer limits, ...), and `CONFIG SET`, the config
+/// file and start-up refuse any other value with an error that says so —
+/// a setting is never accepted and then ignored. docs/CONFIG.md lists them.
+const FIXED: &[(&str, &str)] = &[
     ("save", ""),
     ("appendonly", "no"),
     ("appendfsync", "everysec"),
     ("maxmemory-policy", "noeviction"),
     ("maxmemory-samples", "5"),
     ("timeout", "0"),
-    ("tcp-keepalive", "300"),
+    ("tcp-keepalive", "0"),
     ("hz", "10"),
-    ("slowlog-log-slower-than", "10000"),
-    ("slowlog-max-len", "128"),
     ("latency-monitor-threshold", "0"),
     ("notify-keyspace-events", ""),
     ("list-max-listpack-size", "-2"),
@@ -125,20 +128,12 @@ const INERT: &[(&str, &str)] = &[
     ("lazyfree-lazy-user-del", "no"),
     ("lazyfree-lazy-user-flush", "no"),
     ("dbfilename", "dump.rdb"),
-    ("loglevel", "notice"),
     ("logfile", ""),
     ("protected-mode", "no"),
     ("daemonize", "no"),
     ("cluster-enabled", "no"),
-    ("replica-read-only", "yes"),
-    ("client-output-buffer-limit", "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"),
+    ("client-output-buffer-limit", "normal 0 0 0 slave 0 0 0 pubsub 0 0 0"),
     ("io-threads", "1"),
-    ("active-expire-effort", "1"),
-    ("lfu-log-factor", "10"),
-    ("lfu-decay-time", "1"),
-    ("stop-writes-on-bgsave-error", "yes"),
-    ("rdbcompression", "yes"),
-    ("repl-diskless-sync", "yes"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +148,8 @@ pub enum ConfigError {
     File(String, String),
     #[error("{0}")]
     Immutable(String),
+    #[error("'{0}' is fixed at '{1}' in this server (not supported yet)")]
+    Fixed(String, String),
 }
 
 /// The default shard count: one shard thread per core, except on machines
@@ -166,6 +163,20 @@ pub fn default_shards(cores: usize) -> usize {
     } else {
         cores
     }
+}
+
+/// Whether `value` sets a fixed parameter to the value it already has
+/// (yes/no case-insensitively, lists of words regardless of spacing).
+fn fixed_value_eq(name: &str, current: &str, value: &str) -> bool {
+    let words = |s: &str| s.split_whitespace().map(|w| w.to_ascii_lowercase()).collect::<Vec<_>>();
+    let (a, b) = (words(current), words(value));
+    if name == "client-output-buffer-limit" {
+        // Redis accepts `replica` for `slave`; one class at a time is fine.
+        let norm = |v: Vec<String>| v.into_iter().map(|w| if w == "replica" { "slave".to_string() } else { w }).collect::<Vec<_>>();
+        let b = norm(b);
+        return b.chunks(4).all(|c| c.len() == 4 && a.chunks(4).any(|d| d == c));
+    }
+    a == b
 }
 
 /// Parses Redis memory notation: `100`, `1k`, `5mb`, `2GB`, `1gb`.
@@ -209,7 +220,7 @@ impl Config {
             lua_time_limit: AtomicU64::new(5000),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
             cluster: None,
-            inert: Mutex::new(INERT.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            fixed: FIXED.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         let mut cfg = cfg;
         if let Some(path) = &args.config_file {
@@ -248,13 +259,15 @@ impl Config {
         if let Some(s) = args.shards {
             cfg.shards = s.clamp(1, 1024);
         }
+        // Logging is set up once, from --loglevel.
+        cfg.fixed.insert("loglevel".into(), args.loglevel.clone());
         if args.cluster {
             cfg.cluster = Some(ClusterArgs {
                 node_id: args.cluster_node_id.clone(),
                 advertise_host: args.cluster_advertise_host.clone(),
                 grpc_port: args.cluster_grpc_port,
             });
-            cfg.inert.get_mut().unwrap_or_else(|e| e.into_inner()).insert("cluster-enabled".into(), "yes".into());
+            cfg.fixed.insert("cluster-enabled".into(), "yes".into());
         }
         Ok(cfg)
     }
@@ -306,13 +319,11 @@ impl Config {
             "lua-time-limit" | "busy-reply-threshold" => self.lua_time_limit.store(int()?, Relaxed),
             "dir" => *self.dir.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
             "port" | "bind" | "databases" | "shards" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
-            _ => {
-                let mut inert = self.inert.lock().unwrap_or_else(|e| e.into_inner());
-                match inert.get_mut(name) {
-                    Some(v) => *v = value.to_string(),
-                    None => return Err(ConfigError::Unknown(name.to_string())),
-                }
-            }
+            _ => match self.fixed.get(name) {
+                Some(v) if fixed_value_eq(name, v, value) => {}
+                Some(v) => return Err(ConfigError::Fixed(name.to_string(), v.clone())),
+                None => return Err(ConfigError::Unknown(name.to_string())),
+            },
         }
         Ok(())
     }
@@ -340,7 +351,7 @@ impl Config {
             ("busy-reply-threshold".into(), self.lua_time_limit.load(Relaxed).to_string()),
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
         ];
-        v.extend(self.inert.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())));
+        v.extend(self.fixed.iter().map(|(k, v)| (k.clone(), v.clone())));
         v.sort();
         v
     }
@@ -377,8 +388,11 @@ mod tests {
         let cfg = Config::from_args(&Args::parse_from(["damselfly"])).unwrap();
         cfg.set("maxmemory", "10mb").unwrap();
         assert_eq!(cfg.get(b"maxmemory"), vec![("maxmemory".into(), "10485760".into())]);
-        cfg.set("appendonly", "yes").unwrap();
-        assert_eq!(cfg.get(b"appendonly")[0].1, "yes");
+        assert!(matches!(cfg.set("appendonly", "yes"), Err(ConfigError::Fixed(..))));
+        cfg.set("appendonly", "no").unwrap();
+        assert_eq!(cfg.get(b"appendonly")[0].1, "no");
+        cfg.set("client-output-buffer-limit", "pubsub 0 0 0").unwrap();
+        assert!(cfg.set("client-output-buffer-limit", "pubsub 32mb 8mb 60").is_err());
         assert!(cfg.set("no-such-thing", "1").is_err());
         assert!(cfg.get(b"hash-max-*").len() >= 2);
         assert_eq!(cfg.zset_limits().max_entries, 128);

@@ -58,6 +58,8 @@ pub enum CmdError {
     WrongPass,
     #[error("NOPROTO unsupported protocol version")]
     NoProto,
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    Oom,
     /// Any other error, already worded as Redis words it (including its prefix).
     #[error("{0}")]
     Other(String),

@@ -110,9 +110,16 @@ fn config_get_set() {
     let mut c = s.raw();
     assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "100mb"]), "+OK\r\n");
     assert_eq!(c.cmd(&["CONFIG", "GET", "maxmemory"]), "*2\r\n$9\r\nmaxmemory\r\n$9\r\n104857600\r\n");
-    // Accepted parameters without effect are echoed.
-    assert_eq!(c.cmd(&["CONFIG", "SET", "appendonly", "yes"]), "+OK\r\n");
-    assert_eq!(c.cmd(&["CONFIG", "GET", "appendonly"]), "*2\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n");
+    // A parameter this server cannot honour is refused, never accepted and
+    // ignored; setting the value it has is fine (tools do that).
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "appendonly", "yes"]),
+        "-ERR CONFIG SET failed (possibly related to argument 'appendonly') - 'appendonly' is fixed at 'no' in this server (not supported yet)\r\n"
+    );
+    assert_eq!(c.cmd(&["CONFIG", "SET", "appendonly", "NO"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "GET", "appendonly"]), "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+    assert!(c.cmd(&["CONFIG", "SET", "save", "3600 1"]).starts_with("-ERR CONFIG SET failed (possibly related to argument 'save')"));
+    assert!(c.cmd(&["CONFIG", "SET", "timeout", "30"]).starts_with("-ERR CONFIG SET failed"));
     assert_eq!(c.cmd(&["CONFIG", "GET", "save"]), "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
     let r = c.cmd(&["CONFIG", "GET", "hash-max-*"]);
     assert!(r.contains("hash-max-listpack-entries") && r.contains("hash-max-ziplist-value"), "{r}");
@@ -136,6 +143,13 @@ fn config_file_is_read() {
     let mut c = s.raw();
     assert_eq!(c.cmd(&["AUTH", "filepw"]), "+OK\r\n");
     assert_eq!(c.cmd(&["CONFIG", "GET", "maxmemory"]), "*2\r\n$9\r\nmaxmemory\r\n$10\r\n1073741824\r\n");
+    drop(s);
+    // A setting the server cannot honour stops start-up with a clear error.
+    std::fs::write(&path, "appendonly yes\n").unwrap();
+    let out = std::process::Command::new(damselfly_tests::binary()).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'appendonly' is fixed at 'no'"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -69,10 +69,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// Runs a connection-level command.
+/// Runs a connection-level command. The ones that finish at once run
+/// inline; the others' state machines are large (EXEC, scripts, blocking
+/// pops) and live in their own allocation while they run, so that every
+/// connection's task, idle or not, stays small.
 pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResult {
-    use super::zsets::{self, SetKind};
-    use super::{keys, scan, scripting, server, strings, transactions};
+    use super::{scripting, server, transactions};
     match cmd {
         ConnCmd::Ping => ping(conn, args),
         ConnCmd::Echo => {
@@ -102,16 +104,37 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
             Ok(())
         }
         ConnCmd::Command => server::command(conn, args),
+        ConnCmd::Time => server::time(conn),
+        ConnCmd::Shutdown => server::shutdown(conn, args),
+        ConnCmd::Lastsave => server::lastsave(conn),
+        ConnCmd::Role => server::role(conn),
+        ConnCmd::Multi => transactions::multi(conn),
+        ConnCmd::Discard => transactions::discard(conn),
+        ConnCmd::Unwatch => transactions::unwatch(conn),
+        ConnCmd::Subscribe => super::pubsub::subscribe(conn, args, false),
+        ConnCmd::PSubscribe => super::pubsub::subscribe(conn, args, true),
+        ConnCmd::Unsubscribe => super::pubsub::unsubscribe(conn, args, false),
+        ConnCmd::PUnsubscribe => super::pubsub::unsubscribe(conn, args, true),
+        ConnCmd::Publish => super::pubsub::publish(conn, args),
+        ConnCmd::PubSub => super::pubsub::pubsub(conn, args),
+        ConnCmd::Script => scripting::script(conn, args),
+        ConnCmd::Function => scripting::function(conn, args),
+        c @ (ConnCmd::Asking | ConnCmd::ReadOnly | ConnCmd::ReadWrite) => super::cluster::flags(conn, c),
+        _ => Box::pin(dispatch_async(conn, cmd, args)).await,
+    }
+}
+
+/// The connection-level commands that wait on shards or clients.
+async fn dispatch_async(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResult {
+    use super::zsets::{self, SetKind};
+    use super::{keys, scan, scripting, server, strings, transactions};
+    match cmd {
         ConnCmd::Info => server::info(conn, args).await,
         ConnCmd::Config => server::config(conn, args).await,
         ConnCmd::DbSize => server::dbsize(conn).await,
         ConnCmd::FlushDb => server::flush(conn, args, false).await,
         ConnCmd::FlushAll => server::flush(conn, args, true).await,
-        ConnCmd::Time => server::time(conn),
-        ConnCmd::Shutdown => server::shutdown(conn, args),
-        ConnCmd::Lastsave => server::lastsave(conn),
         ConnCmd::Wait => server::wait(conn, args).await,
-        ConnCmd::Role => server::role(conn),
         ConnCmd::Keys => keys::keys(conn, args).await,
         ConnCmd::RandomKey => keys::randomkey(conn).await,
         ConnCmd::Rename => keys::rename(conn, args, false).await,
@@ -121,11 +144,8 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::SwapDb => keys::swapdb(conn, args).await,
         ConnCmd::MSetNx => strings::msetnx(conn, args).await,
         ConnCmd::Lcs => strings::lcs(conn, args).await,
-        ConnCmd::Multi => transactions::multi(conn),
         ConnCmd::Exec => transactions::exec(conn).await,
-        ConnCmd::Discard => transactions::discard(conn),
         ConnCmd::Watch => transactions::watch(conn, args).await,
-        ConnCmd::Unwatch => transactions::unwatch(conn),
         ConnCmd::JsonMSet => super::json::mset(conn, args).await,
         ConnCmd::ZUnion => zsets::setop(conn, args, SetKind::Union, false, false).await,
         ConnCmd::ZMPop => zsets::zmpop(conn, args).await,
@@ -148,12 +168,6 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::SDiffStore => super::sets::setop_store(conn, args, super::sets::SetOp::Diff).await,
         ConnCmd::SInterCard => super::sets::sintercard(conn, args).await,
         ConnCmd::SMove => super::sets::smove(conn, args).await,
-        ConnCmd::Subscribe => super::pubsub::subscribe(conn, args, false),
-        ConnCmd::PSubscribe => super::pubsub::subscribe(conn, args, true),
-        ConnCmd::Unsubscribe => super::pubsub::unsubscribe(conn, args, false),
-        ConnCmd::PUnsubscribe => super::pubsub::unsubscribe(conn, args, true),
-        ConnCmd::Publish => super::pubsub::publish(conn, args),
-        ConnCmd::PubSub => super::pubsub::pubsub(conn, args),
         ConnCmd::XRead => super::streams::xread(conn, args).await,
         ConnCmd::BitOp => super::bitmaps::bitop(conn, args).await,
         ConnCmd::PfCount => super::hyperloglog::pfcount(conn, args).await,
@@ -168,10 +182,9 @@ pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResul
         ConnCmd::Eval | ConnCmd::EvalSha | ConnCmd::EvalRo | ConnCmd::EvalShaRo | ConnCmd::Fcall | ConnCmd::FcallRo => {
             scripting::eval(conn, cmd, args).await
         }
-        ConnCmd::Script => scripting::script(conn, args),
-        ConnCmd::Function => scripting::function(conn, args),
         ConnCmd::Cluster => super::cluster::cluster(conn, args).await,
-        c @ (ConnCmd::Asking | ConnCmd::ReadOnly | ConnCmd::ReadWrite) => super::cluster::flags(conn, c),
+        // The rest run inline in `dispatch` and never get here.
+        _ => Err(CmdError::err(format!("{cmd:?} is not an asynchronous command"))),
     }
 }
 

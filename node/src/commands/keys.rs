@@ -664,7 +664,7 @@ const MEMORY_HELP: &[&str] = &[
     "MALLOC-STATS",
     "    Return allocator statistics (not available for this allocator).",
     "PURGE",
-    "    Ask the allocator to release memory (nothing to do here).",
+    "    Ask the allocator to release memory.",
     "HELP",
     "    Print this help.",
 ];
@@ -706,6 +706,10 @@ fn memory(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         help(out, MEMORY_HELP);
     } else if eq_ic(sub, "PURGE") {
         exact("purge")?;
+        // This thread's Lua garbage and free allocator pages (idle threads
+        // do the same by themselves: server::housekeeping).
+        crate::scripting::vm::collect_garbage();
+        crate::alloc::release_free_memory();
         out.ok();
     } else if eq_ic(sub, "MALLOC-STATS") {
         exact("malloc-stats")?;

@@ -587,6 +587,11 @@ pub fn shutdown(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     if !conn.authed {
         return Err(CmdError::NoAuth);
     }
+    if args[1..].iter().any(|a| eq_ic(a, "SAVE")) {
+        // Asked to save, and there is nothing that can: refuse rather than
+        // exit and leave the client believing its data is on disk.
+        return Err(CmdError::err("SHUTDOWN SAVE is not supported: this server does not persist data yet (use SHUTDOWN NOSAVE)"));
+    }
     // Nothing is persisted yet, so there is nothing to save: stop now. Like
     // Redis, the client gets no reply; its connection closes.
     conn.engine.shutdown.notify_one();
@@ -594,9 +599,14 @@ pub fn shutdown(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-pub fn lastsave(conn: &mut Conn) -> CmdResult {
-    conn.out.int((conn.engine.stats.start_ms.load(Relaxed) / 1000) as i64);
-    Ok(())
+/// LASTSAVE: there is no save yet, so there is no time to report; the
+/// start time Redis would give would read as "saved at start-up".
+pub fn lastsave(_conn: &mut Conn) -> CmdResult {
+    Err(lastsave_error())
+}
+
+pub fn lastsave_error() -> CmdError {
+    CmdError::err("LASTSAVE is not supported: this server does not persist data yet")
 }
 
 pub fn role(conn: &mut Conn) -> CmdResult {

@@ -846,10 +846,7 @@ impl<'a> RunCtx<'a> {
                 let Target::Wide { engine, .. } = &self.target else { return };
                 out.int(engine.pubsub.publish(&argv[1], &argv[2]) as i64);
             }
-            ConnCmd::Lastsave => {
-                let Target::Wide { engine, .. } = &self.target else { return };
-                out.int((engine.stats.start_ms.load(Relaxed) / 1000) as i64);
-            }
+            ConnCmd::Lastsave => out.error(&crate::commands::server::lastsave_error()),
             _ => out.error(&CmdError::err("This command is not supported inside scripts by this server")),
         }
     }

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::debug;
@@ -123,7 +123,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
     let addr = sock.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let info = engine.clients.register(addr, laddr);
-    engine.stats.connected_clients.fetch_add(1, Relaxed);
+    // connected_clients was counted when the listener accepted the socket.
     engine.stats.total_connections.fetch_add(1, Relaxed);
     let authed = !engine.cfg.has_password.load(Relaxed);
     let mut conn = Conn {
@@ -144,16 +144,20 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
     };
     let max_bulk = engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
     let mut parser = Parser::new(max_bulk);
-    let mut inbuf = BytesMut::with_capacity(16 * 1024);
+    // Holds only what is not parsed yet: empty (no allocation) while the
+    // client is idle, so an idle connection costs a few hundred bytes.
+    let mut inbuf = BytesMut::new();
     let mut cmds: Vec<Vec<Bytes>> = Vec::new();
     'conn: loop {
-        if inbuf.capacity() - inbuf.len() < 4096 {
-            inbuf.reserve(16 * 1024);
-        }
         let n = tokio::select! {
-            r = sock.read_buf(&mut inbuf) => match r {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            r = sock.readable() => match r {
+                Ok(()) => match read_some(&sock, &mut inbuf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => break,
+                },
+                Err(_) => break,
             },
             _ = info.kill.notified() => break,
             Some(m) = next_message(&mut conn.sub) => {
@@ -170,26 +174,40 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
             }
         };
         conn.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
-        let mut protocol_error = None;
+        // Until it authenticates, a connection parses (under tight limits)
+        // and runs one command at a time, so that the command after a
+        // pipelined AUTH is parsed with the authenticated limits.
         loop {
-            match parser.next(&mut inbuf) {
-                Ok(Some(args)) => {
-                    if !args.is_empty() {
-                        cmds.push(args);
+            parser.unauthenticated = !conn.authed;
+            let mut protocol_error = None;
+            let mut more = false;
+            loop {
+                match parser.next(&mut inbuf) {
+                    Ok(Some(args)) => {
+                        if !args.is_empty() {
+                            cmds.push(args);
+                            if parser.unauthenticated {
+                                more = true;
+                                break;
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        protocol_error = Some(e);
+                        break;
                     }
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    protocol_error = Some(e);
-                    break;
-                }
             }
-        }
-        conn.execute(&mut cmds).await;
-        if let Some(e) = protocol_error {
-            debug!(client = info.id, "protocol error: {e}");
-            conn.out.error_text(&e.to_string());
-            conn.closing = true;
+            conn.execute(&mut cmds).await;
+            if let Some(e) = protocol_error {
+                debug!(client = info.id, "protocol error: {e}");
+                conn.out.error_text(&e.to_string());
+                conn.closing = true;
+            }
+            if !more || conn.closing {
+                break;
+            }
         }
         if !conn.out.buf.is_empty() {
             conn.local.cell.borrow_mut().stats.net_output_bytes += conn.out.buf.len() as u64;
@@ -197,15 +215,16 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
                 break 'conn;
             }
             conn.out.buf.clear();
-            if conn.out.buf.capacity() > 1 << 20 {
-                conn.out.buf.shrink_to(64 * 1024);
+            if conn.out.buf.capacity() > 64 * 1024 {
+                conn.out.buf = Vec::with_capacity(256);
             }
         }
         if conn.closing || info.killed.load(Relaxed) {
             break;
         }
-        if inbuf.is_empty() && inbuf.capacity() > 1 << 20 {
-            inbuf = BytesMut::with_capacity(16 * 1024);
+        if inbuf.is_empty() {
+            // Frees the buffer once the last argument parsed out of it goes.
+            inbuf = BytesMut::new();
         }
     }
     let _ = sock.shutdown().await;
@@ -213,6 +232,31 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
     crate::commands::pubsub::unsubscribe_all(&mut conn);
     engine.clients.unregister(info.id);
     engine.stats.connected_clients.fetch_sub(1, Relaxed);
+}
+
+/// Largest read into the per-thread scratch buffer.
+const READ_CHUNK: usize = 16 * 1024;
+
+thread_local! {
+    /// Each shard thread reads small requests here first and copies only
+    /// the bytes that arrived into the connection's buffer, so connections
+    /// do not each hold a 16 KB read buffer while idle.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
+}
+
+/// Reads what the socket has without blocking. A buffer with room to spare
+/// (a large bulk the parser reserved for) is read into directly; otherwise
+/// the bytes go through the thread's scratch buffer.
+fn read_some(sock: &TcpStream, inbuf: &mut BytesMut) -> std::io::Result<usize> {
+    if inbuf.capacity() - inbuf.len() >= READ_CHUNK {
+        return sock.try_read_buf(inbuf);
+    }
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let n = sock.try_read(&mut s[..])?;
+        inbuf.extend_from_slice(&s[..n]);
+        Ok(n)
+    })
 }
 
 impl Conn {
@@ -547,6 +591,15 @@ impl Conn {
                     self.unwatch();
                 }
                 return Err(e);
+            }
+        }
+        // maxmemory under the noeviction policy: commands that may grow
+        // memory are refused while the node is over the limit; reads and
+        // deletes go on (Redis's order: after routing).
+        if spec.has_flag(flag::DENYOOM) {
+            let max = self.engine.cfg.maxmemory.load(Relaxed);
+            if max > 0 && crate::alloc::used_memory() > max {
+                return Err(CmdError::Oom);
             }
         }
         Ok(spec)

@@ -6,6 +6,7 @@
 pub mod clients;
 pub mod conn;
 pub mod expiry;
+pub mod housekeeping;
 pub mod pubsub;
 
 use std::net::SocketAddr;
@@ -115,8 +116,11 @@ async fn accept_loop(l: TcpListener, conn_txs: Vec<mpsc::UnboundedSender<std::ne
     loop {
         match l.accept().await {
             Ok((sock, _)) => {
+                // Counted here, at accept, not when the connection reaches its
+                // shard: a burst of connects cannot overshoot the limit.
                 let max = engine.cfg.maxclients.load(Relaxed);
-                if engine.stats.connected_clients.load(Relaxed) >= max {
+                if engine.stats.connected_clients.fetch_add(1, Relaxed) >= max {
+                    engine.stats.connected_clients.fetch_sub(1, Relaxed);
                     engine.stats.rejected_connections.fetch_add(1, Relaxed);
                     let mut sock = sock;
                     use tokio::io::AsyncWriteExt;
@@ -138,10 +142,15 @@ async fn accept_loop(l: TcpListener, conn_txs: Vec<mpsc::UnboundedSender<std::ne
                 }
                 match sock.into_std() {
                     Ok(s) => {
-                        let _ = conn_txs[next % n].send(s);
+                        if conn_txs[next % n].send(s).is_err() {
+                            engine.stats.connected_clients.fetch_sub(1, Relaxed);
+                        }
                         next += 1;
                     }
-                    Err(e) => warn!("accepted socket unusable: {e}"),
+                    Err(e) => {
+                        engine.stats.connected_clients.fetch_sub(1, Relaxed);
+                        warn!("accepted socket unusable: {e}");
+                    }
                 }
             }
             Err(e) => {
@@ -204,13 +213,18 @@ fn shard_thread(
         });
         // Active expiry, against the wall clock.
         tokio::task::spawn_local(expiry::run(shard.clone(), crate::util::now_ms));
+        // Memory back to the system when the thread goes quiet.
+        tokio::task::spawn_local(housekeeping::run(shard.clone(), engine.clone()));
         // Connections.
         while let Some(sock) = conns.recv().await {
             match tokio::net::TcpStream::from_std(sock) {
                 Ok(sock) => {
                     tokio::task::spawn_local(conn::serve(sock, engine.clone(), Rc::clone(&shard)));
                 }
-                Err(e) => warn!("cannot register connection: {e}"),
+                Err(e) => {
+                    engine.stats.connected_clients.fetch_sub(1, Relaxed);
+                    warn!("cannot register connection: {e}");
+                }
             }
         }
     });

@@ -1,0 +1,56 @@
+//! Idle housekeeping: the timer task each shard thread runs to give memory
+//! back after a burst. A node that served a 500 MB Lua table, thousands of
+//! connections or a big value keeps the freed memory in the Lua heap and in
+//! the allocator's per-thread caches until later traffic reuses it; once
+//! the thread has been quiet for a whole tick, this collects the thread's
+//! Lua garbage and asks the allocator to return free pages to the system.
+//! A busy thread is left alone (its freed memory is about to be reused).
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::MissedTickBehavior;
+
+use crate::shard::{Engine, LocalShard};
+
+/// Time between looks at the thread's activity.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// What changes when the thread or the node does work: commands and bytes
+/// read by this thread's connections, connections accepted by the node, and
+/// the node's heap size (in 64 KB steps).
+fn activity(shard: &LocalShard, engine: &Engine) -> (u64, u64, u64, u64) {
+    let st = &shard.cell.borrow().stats;
+    (st.commands, st.net_input_bytes, engine.stats.total_connections.load(Relaxed), crate::alloc::used_memory() >> 16)
+}
+
+/// Runs forever: after any activity, the first tick that finds the thread
+/// and node quiet releases memory once.
+pub async fn run(shard: Rc<LocalShard>, engine: Arc<Engine>) {
+    let mut timer = tokio::time::interval(INTERVAL);
+    timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last = activity(&shard, &engine);
+    let mut dirty = true;
+    loop {
+        timer.tick().await;
+        let now = activity(&shard, &engine);
+        if now != last {
+            last = now;
+            dirty = true;
+        } else if dirty {
+            dirty = false;
+            release_memory();
+            // What the release itself freed must not count as activity.
+            last = activity(&shard, &engine);
+        }
+    }
+}
+
+/// Frees this thread's Lua garbage and returns the thread's free allocator
+/// pages to the system (also MEMORY PURGE).
+pub fn release_memory() {
+    crate::scripting::vm::collect_garbage();
+    crate::alloc::release_free_memory();
+}

@@ -1,0 +1,255 @@
+//! Hostile clients: each attack a single connection could use to crash,
+//! freeze or bloat a node, run against a real process. While an attack
+//! runs, another client's PING must keep answering promptly, and the
+//! node's memory must stay bounded.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use damselfly_tests::{Raw, Server};
+
+/// How long a PING from a bystander may take while an attack runs.
+const PROMPT: Duration = Duration::from_millis(100);
+
+/// Runs `attack` while a bystander pings the server every few
+/// milliseconds; returns the slowest PING round trip seen.
+fn bystander_during(s: &Server, attack: impl FnOnce()) -> Duration {
+    bystander_with_auth(s, None, attack)
+}
+
+/// `bystander_during` for a server with a password.
+fn bystander_with_auth(s: &Server, password: Option<&str>, attack: impl FnOnce()) -> Duration {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut c = s.raw();
+    if let Some(pw) = password {
+        assert_eq!(c.cmd(&["AUTH", pw]), "+OK\r\n");
+    }
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    let flag = stop.clone();
+    let pinger = std::thread::spawn(move || {
+        let mut worst = Duration::ZERO;
+        let mut pings = 0;
+        while !flag.load(Ordering::Relaxed) || pings < 3 {
+            let t = Instant::now();
+            assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+            worst = worst.max(t.elapsed());
+            pings += 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        worst
+    });
+    attack();
+    stop.store(true, Ordering::Relaxed);
+    pinger.join().expect("bystander thread")
+}
+
+/// Waits (bounded) until `f` holds, polling.
+fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads until the server closes the connection; returns what it sent.
+fn read_to_close(c: &mut TcpStream) -> String {
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            // A reset after the error reply also means closed.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("read failed: {e}; got so far {:?}", String::from_utf8_lossy(&got)),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A Lua 5.1 bytecode header (what `string.dump` produces starts so).
+const BYTECODE: &[u8] = b"\x1bLuaQ\x00\x01\x04\x08\x04\x08\x00";
+
+#[test]
+fn scripts_must_be_text_not_bytecode() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let want = "-ERR Error compiling script (new function): user_script:1: unexpected symbol near 'char(27)'\r\n";
+    for cmd in [&b"EVAL"[..], b"EVAL_RO"] {
+        c.send_cmd(&[cmd, BYTECODE, b"0"]);
+        assert_eq!(String::from_utf8_lossy(&c.read_reply()), want);
+    }
+    c.send_cmd(&[b"SCRIPT", b"LOAD", BYTECODE]);
+    assert_eq!(String::from_utf8_lossy(&c.read_reply()), want);
+    let mut lib = b"#!lua name=evil\n".to_vec();
+    lib.extend_from_slice(BYTECODE);
+    c.send_cmd(&[b"FUNCTION", b"LOAD", &lib]);
+    assert!(String::from_utf8_lossy(&c.read_reply()).starts_with("-ERR Error compiling function"));
+    // From inside a script, as redis-server: the dump loads as nothing.
+    assert_eq!(c.cmd(&["EVAL", "return loadstring(string.dump(function() return 1 end))", "0"]), "$-1\r\n");
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn pathological_globs_take_linear_time() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let long = "a".repeat(200);
+    assert_eq!(c.cmd(&["SET", &long, "1"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["HSET", "h", &long, "1"]), ":1\r\n");
+    assert_eq!(c.cmd(&["SADD", "s", &long]), ":1\r\n");
+    assert_eq!(c.cmd(&["ZADD", "z", "1", &long]), ":1\r\n");
+    let pattern = format!("{}b", "a*".repeat(30));
+    let worst = bystander_during(&s, || {
+        let mut a = s.raw();
+        assert_eq!(a.cmd(&["KEYS", &pattern]), "*0\r\n");
+        assert_eq!(a.cmd(&["SCAN", "0", "MATCH", &pattern, "COUNT", "1000"]), "*2\r\n$1\r\n0\r\n*0\r\n");
+        assert_eq!(a.cmd(&["HSCAN", "h", "0", "MATCH", &pattern]), "*2\r\n$1\r\n0\r\n*0\r\n");
+        assert_eq!(a.cmd(&["SSCAN", "s", "0", "MATCH", &pattern]), "*2\r\n$1\r\n0\r\n*0\r\n");
+        assert_eq!(a.cmd(&["ZSCAN", "z", "0", "MATCH", &pattern]), "*2\r\n$1\r\n0\r\n*0\r\n");
+        assert_eq!(a.cmd(&["CONFIG", "GET", &pattern]), "*0\r\n");
+        assert_eq!(a.cmd(&["PUBSUB", "CHANNELS", &pattern]), "*0\r\n");
+        let mut sub = s.raw();
+        assert!(sub.cmd(&["PSUBSCRIBE", &pattern]).contains("psubscribe"));
+        assert_eq!(a.cmd(&["PUBLISH", &long, "m"]), ":0\r\n");
+        // And a pattern that does match still does.
+        let hit = format!("{}a", "a*".repeat(30));
+        assert_eq!(a.cmd(&["KEYS", &hit]), format!("*1\r\n$200\r\n{long}\r\n"));
+    });
+    assert!(worst < PROMPT, "a PING took {worst:?} while globs ran");
+}
+
+#[test]
+fn unauthenticated_clients_cannot_make_the_node_buffer() {
+    let s = Server::start_with(&["--requirepass", "secret"]);
+    let before = s.rss();
+    let worst = bystander_with_auth(&s, Some("secret"), || {
+        // A 300 MB AUTH argument: refused at its header.
+        let mut a = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        a.write_all(b"*2\r\n$4\r\nAUTH\r\n$300000000\r\n").unwrap();
+        let _ = a.write_all(&vec![b'x'; 1 << 20]);
+        assert!(read_to_close(&mut a).starts_with("-ERR Protocol error: unauthenticated bulk length\r\n"));
+        // A 10M-element multibulk: refused at its header.
+        let mut b = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        b.write_all(b"*10000000\r\n").unwrap();
+        let _ = b.write_all(&b"$1\r\nx\r\n".repeat(100_000));
+        assert!(read_to_close(&mut b).starts_with("-ERR Protocol error: unauthenticated multibulk length\r\n"));
+    });
+    assert!(worst < PROMPT, "a PING took {worst:?} during the attack");
+    let grown = s.rss().saturating_sub(before);
+    assert!(grown < 16 << 20, "RSS grew by {grown} bytes");
+    // Within the limits an unauthenticated client gets NOAUTH, and once it
+    // authenticates (even pipelined) the normal limits apply.
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["GET", "k"]), "-NOAUTH Authentication required.\r\n");
+    let big = "v".repeat(100_000);
+    let mut req = b"*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n".to_vec();
+    req.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n{big}\r\n", big.len()).as_bytes());
+    c.send(&req);
+    assert_eq!(String::from_utf8_lossy(&c.read_reply()), "+OK\r\n");
+    assert_eq!(String::from_utf8_lossy(&c.read_reply()), "+OK\r\n");
+    assert_eq!(c.cmd(&["STRLEN", "k"]), ":100000\r\n");
+}
+
+#[test]
+fn maxclients_holds_under_a_burst() {
+    let s = Server::start_with(&["--maxclients", "100"]);
+    // 400 connections at once, all kept open.
+    let socks: Vec<TcpStream> = (0..400).map(|_| TcpStream::connect(("127.0.0.1", s.port)).expect("connect")).collect();
+    let mut admitted = 0;
+    let mut refused = 0;
+    for mut sock in socks.iter() {
+        sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        // A refused connection may already be closed: ignore write errors.
+        let _ = sock.write_all(b"PING\r\n");
+    }
+    for mut sock in socks.iter() {
+        let mut buf = [0u8; 128];
+        let n = sock.read(&mut buf).unwrap_or(0);
+        match &buf[..n] {
+            b"+PONG\r\n" => admitted += 1,
+            b"-ERR max number of clients reached\r\n" => refused += 1,
+            other => panic!("unexpected reply {:?}", String::from_utf8_lossy(other)),
+        }
+    }
+    assert_eq!((admitted, refused), (100, 300));
+    drop(socks);
+    // Their slots come back.
+    eventually("connections released", Duration::from_secs(10), || {
+        let mut c = Raw::connect(s.port);
+        c.cmd(&["PING"]) == "+PONG\r\n"
+    });
+}
+
+#[test]
+fn settings_that_cannot_be_honoured_are_refused() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert!(c
+        .cmd(&["CONFIG", "SET", "appendonly", "yes"])
+        .starts_with("-ERR CONFIG SET failed (possibly related to argument 'appendonly')"));
+    assert!(c.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]).starts_with("-ERR CONFIG SET failed"));
+    assert_eq!(c.cmd(&["LASTSAVE"]), "-ERR LASTSAVE is not supported: this server does not persist data yet\r\n");
+    assert_eq!(
+        c.cmd(&["SHUTDOWN", "SAVE"]),
+        "-ERR SHUTDOWN SAVE is not supported: this server does not persist data yet (use SHUTDOWN NOSAVE)\r\n"
+    );
+    // Still serving: nothing was silently dropped.
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn maxmemory_refuses_growth_under_noeviction() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "1"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "k2", "v"]), "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+    assert_eq!(c.cmd(&["GET", "k"]), "$1\r\nv\r\n");
+    assert_eq!(c.cmd(&["DEL", "k"]), ":1\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "0"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "k2", "v"]), "+OK\r\n");
+}
+
+#[test]
+fn idle_connections_are_cheap() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    let before = s.rss();
+    let n = 5000;
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(TcpStream::connect(("127.0.0.1", s.port)).expect("connect"));
+    }
+    eventually("all connections registered", Duration::from_secs(60), || {
+        c.cmd(&["INFO", "clients"]).contains(&format!("connected_clients:{}\r\n", n + 1))
+    });
+    let per_conn = s.rss().saturating_sub(before) / n as u64;
+    assert!(per_conn < 4096, "an idle connection costs {per_conn} bytes of RSS");
+    drop(conns);
+}
+
+#[test]
+fn memory_goes_back_after_a_burst() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    let base = s.rss();
+    // A 100 MB value, then gone.
+    let big = vec![b'x'; 100 << 20];
+    c.send_cmd(&[b"SET", b"big", &big]);
+    assert_eq!(String::from_utf8_lossy(&c.read_reply()), "+OK\r\n");
+    drop(big);
+    assert_eq!(c.cmd(&["DEL", "big"]), ":1\r\n");
+    // A script that builds a large table and drops it.
+    let r = c.cmd(&["EVAL", "local t = {} for i = 1, 300000 do t[i] = string.rep('x', 100) .. i end return #t", "0"]);
+    assert_eq!(r, ":300000\r\n");
+    // Once idle, the node returns to near where it started.
+    eventually("RSS back near its start", Duration::from_secs(20), || s.rss() < base + (24 << 20));
+}
