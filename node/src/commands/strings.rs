@@ -302,7 +302,7 @@ fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         }
         return Ok(());
     }
-    let value = Value::string(&args[2]);
+    let value = Value::string_arg(&args[2]);
     match existing {
         Some(idx) => {
             db.entry_mut(idx).value = value;

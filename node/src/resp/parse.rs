@@ -14,6 +14,11 @@ const MAX_MULTIBULK: i64 = 1024 * 1024 * 1024;
 /// stranger cannot make the node buffer more than a few kilobytes.
 const UNAUTH_MAX_MULTIBULK: i64 = 10;
 const UNAUTH_MAX_BULK: usize = 16 * 1024;
+/// Bulks at least this long get an allocation of their own, exactly their
+/// size, read into straight from the socket (as Redis's
+/// PROTO_MBULK_BIG_ARG): a large value is then stored without a copy, so
+/// its first write does not stall the shard faulting in fresh pages.
+pub const BIG_ARG: usize = 32 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError(pub String);
@@ -23,6 +28,9 @@ impl std::fmt::Display for ParseError {
         write!(f, "ERR Protocol error: {}", self.0)
     }
 }
+
+/// Marks an argument held in `Parser::owned` rather than in the frame.
+const OWNED: usize = usize::MAX;
 
 fn perr<T>(msg: impl Into<String>) -> Result<T, ParseError> {
     Err(ParseError(msg.into()))
@@ -34,7 +42,12 @@ pub struct Parser {
     pub max_bulk: usize,
     /// A multibulk request in progress: argument count and ranges found so far.
     expected: usize,
+    /// Each argument's byte range in the frame; `(OWNED, k)` for `owned[k]`.
     ranges: Vec<(usize, usize)>,
+    /// Big arguments, in buffers of their own.
+    owned: Vec<Bytes>,
+    /// A big argument being read, and its length.
+    big: Option<(BytesMut, usize)>,
     /// Where scanning resumes in the buffer.
     pos: usize,
     /// Set while a multibulk header has been read.
@@ -45,7 +58,25 @@ pub struct Parser {
 
 impl Parser {
     pub fn new(max_bulk: usize) -> Self {
-        Parser { max_bulk, expected: 0, ranges: Vec::new(), pos: 0, in_multibulk: false, unauthenticated: false }
+        Parser {
+            max_bulk,
+            expected: 0,
+            ranges: Vec::new(),
+            owned: Vec::new(),
+            big: None,
+            pos: 0,
+            in_multibulk: false,
+            unauthenticated: false,
+        }
+    }
+
+    /// While a big argument is being read: its buffer, which the connection
+    /// reads into directly (it has room for exactly what is missing).
+    pub fn big_target(&mut self) -> Option<&mut BytesMut> {
+        match &mut self.big {
+            Some((b, len)) if b.len() < *len => Some(b),
+            _ => None,
+        }
     }
 
     /// Parses one complete command from `buf`, consuming its bytes. Returns
@@ -83,6 +114,21 @@ impl Parser {
             self.pos = eol + 2;
         }
         while self.ranges.len() < self.expected {
+            if let Some((b, len)) = &self.big {
+                // A big argument: complete once its bytes and the CRLF after
+                // it (in `buf`) are in.
+                if b.len() < *len || buf.len() < self.pos + 2 {
+                    return Ok(None);
+                }
+                if &buf[self.pos..self.pos + 2] != b"\r\n" {
+                    return perr("invalid bulk format");
+                }
+                let (b, _) = self.big.take().expect("checked above");
+                self.ranges.push((OWNED, self.owned.len()));
+                self.owned.push(b.freeze());
+                self.pos += 2;
+                continue;
+            }
             let p = self.pos;
             if p >= buf.len() {
                 return Ok(None);
@@ -105,6 +151,28 @@ impl Parser {
             }
             let start = eol + 2;
             let end = start + len;
+            if len >= BIG_ARG {
+                if buf.len() >= end + 2 {
+                    // All here already: a copy of at most one read.
+                    if &buf[end..end + 2] != b"\r\n" {
+                        return perr("invalid bulk format");
+                    }
+                    self.ranges.push((OWNED, self.owned.len()));
+                    self.owned.push(Bytes::copy_from_slice(&buf[start..end]));
+                    self.pos = end + 2;
+                    continue;
+                }
+                // Move what arrived of it into its own buffer; the rest is
+                // read there directly (`big_target`).
+                let tail = buf.split_off(start);
+                let have = tail.len().min(len);
+                let mut b = BytesMut::with_capacity(len);
+                b.extend_from_slice(&tail[..have]);
+                buf.extend_from_slice(&tail[have..]);
+                self.big = Some((b, len));
+                self.pos = start;
+                continue;
+            }
             if buf.len() < end + 2 {
                 // Make room for the whole bulk at once.
                 buf.reserve(end + 2 - buf.len());
@@ -117,7 +185,10 @@ impl Parser {
             self.pos = end + 2;
         }
         let frame = buf.split_to(self.pos).freeze();
-        let args = self.ranges.iter().map(|&(s, e)| frame.slice(s..e)).collect();
+        let mut owned = self.owned.drain(..);
+        let args =
+            self.ranges.iter().map(|&(s, e)| if s == OWNED { owned.next().unwrap_or_default() } else { frame.slice(s..e) }).collect();
+        drop(owned);
         self.in_multibulk = false;
         self.pos = 0;
         self.expected = 0;
@@ -315,6 +386,48 @@ mod tests {
     fn multibulk_and_pipeline() {
         let got = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n").unwrap();
         assert_eq!(got, vec![vec![b"GET".to_vec(), b"a".to_vec()], vec![b"PING".to_vec()]]);
+    }
+
+    #[test]
+    fn big_arguments_get_their_own_buffer() {
+        let big = vec![b'v'; BIG_ARG * 3];
+        let mut req = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", big.len()).into_bytes();
+        req.extend_from_slice(&big);
+        req.extend_from_slice(b"\r\n*1\r\n$4\r\nPING\r\n");
+        // All at once.
+        let got = parse_all(&req).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0][2], big);
+        // In pieces, the bulk read straight into its own buffer.
+        for split in [10, 30, 40, 1000, req.len() - 20, req.len() - 8] {
+            let mut p = Parser::new(1 << 30);
+            let mut buf = BytesMut::from(&req[..split]);
+            let mut fed = split;
+            let mut cmds = Vec::new();
+            loop {
+                while let Some(c) = p.next(&mut buf).unwrap() {
+                    cmds.push(c);
+                }
+                if fed == req.len() {
+                    break;
+                }
+                let n = 7000.min(req.len() - fed);
+                match p.big_target() {
+                    Some(b) => {
+                        let n = n.min(b.capacity() - b.len());
+                        b.extend_from_slice(&req[fed..fed + n]);
+                        fed += n;
+                    }
+                    None => {
+                        buf.extend_from_slice(&req[fed..fed + n]);
+                        fed += n;
+                    }
+                }
+            }
+            assert_eq!(cmds.len(), 2, "split at {split}");
+            assert_eq!(&cmds[0][2][..], &big[..], "split at {split}");
+            assert_eq!(&cmds[1][0][..], b"PING");
+        }
     }
 
     #[test]

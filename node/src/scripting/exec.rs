@@ -588,7 +588,10 @@ impl<'a> RunCtx<'a> {
         }
         let mut all = s.arg_bytes.split().freeze();
         for &len in &s.arg_lens {
-            s.argv.push(all.split_to(len));
+            let arg = all.split_to(len);
+            // A big argument may be stored as it is (SET keeps it without a
+            // copy): give it a buffer of its own, not a share of this one.
+            s.argv.push(if len >= crate::resp::parse::BIG_ARG { Bytes::copy_from_slice(&arg) } else { arg });
         }
         drop(all);
         let fail = |s: &mut Scratch, msg: &str| {

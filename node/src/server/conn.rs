@@ -151,7 +151,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
     'conn: loop {
         let n = tokio::select! {
             r = sock.readable() => match r {
-                Ok(()) => match read_some(&sock, &mut inbuf) {
+                Ok(()) => match read_some(&sock, &mut inbuf, &mut parser) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -244,10 +244,14 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
 }
 
-/// Reads what the socket has without blocking. A buffer with room to spare
-/// (a large bulk the parser reserved for) is read into directly; otherwise
-/// the bytes go through the thread's scratch buffer.
-fn read_some(sock: &TcpStream, inbuf: &mut BytesMut) -> std::io::Result<usize> {
+/// Reads what the socket has without blocking. A big argument in progress
+/// is read straight into its own buffer (only as much as it still needs),
+/// a buffer with room to spare (a bulk the parser reserved for) directly
+/// too; otherwise the bytes go through the thread's scratch buffer.
+fn read_some(sock: &TcpStream, inbuf: &mut BytesMut, parser: &mut Parser) -> std::io::Result<usize> {
+    if let Some(big) = parser.big_target() {
+        return sock.try_read_buf(big);
+    }
     if inbuf.capacity() - inbuf.len() >= READ_CHUNK {
         return sock.try_read_buf(inbuf);
     }

@@ -1,6 +1,8 @@
 //! `SmallBytes`: a 24-byte byte string that keeps up to 22 bytes inline and
 //! only allocates for longer content. Keys, short values and hash fields use
-//! it, so a typical small key costs no heap allocation of its own.
+//! it, so a typical small key costs no heap allocation of its own. A big
+//! string value may also keep the buffer its argument arrived in
+//! (`Shared`), so storing it costs no copy.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -10,8 +12,14 @@ const INLINE: usize = 22;
 
 #[derive(Clone)]
 pub enum SmallBytes {
-    Inline { len: u8, data: [u8; INLINE] },
+    Inline {
+        len: u8,
+        data: [u8; INLINE],
+    },
     Heap(Box<[u8]>),
+    /// A big argument's own buffer, kept as it arrived (never a slice of a
+    /// larger buffer: the parser gives big arguments exact allocations).
+    Shared(Box<bytes::Bytes>),
 }
 
 impl SmallBytes {
@@ -33,6 +41,16 @@ impl SmallBytes {
         }
     }
 
+    /// Keeps a big argument's buffer without copying it; a short one is
+    /// copied as `new` does.
+    pub fn from_arg(b: &bytes::Bytes) -> Self {
+        if b.len() >= crate::resp::parse::BIG_ARG {
+            SmallBytes::Shared(Box::new(b.clone()))
+        } else {
+            SmallBytes::new(b)
+        }
+    }
+
     #[cfg(test)]
     pub fn is_inline(&self) -> bool {
         matches!(self, SmallBytes::Inline { .. })
@@ -43,6 +61,7 @@ impl SmallBytes {
         match self {
             SmallBytes::Inline { .. } => 0,
             SmallBytes::Heap(b) => b.len(),
+            SmallBytes::Shared(b) => b.len() + std::mem::size_of::<bytes::Bytes>(),
         }
     }
 }
@@ -54,6 +73,7 @@ impl Deref for SmallBytes {
         match self {
             SmallBytes::Inline { len, data } => &data[..*len as usize],
             SmallBytes::Heap(b) => b,
+            SmallBytes::Shared(b) => b,
         }
     }
 }

@@ -34,6 +34,15 @@ impl Value {
         }
     }
 
+    /// A string value from a command argument: a big one keeps the buffer
+    /// it arrived in (no copy, no fresh pages to fault in).
+    pub fn string_arg(b: &bytes::Bytes) -> Value {
+        if b.len() >= crate::resp::parse::BIG_ARG {
+            return Value::Str(SmallBytes::from_arg(b));
+        }
+        Value::string(b)
+    }
+
     pub fn string_from_vec(v: Vec<u8>) -> Value {
         match canonical_int(&v) {
             Some(n) => Value::Int(n),
