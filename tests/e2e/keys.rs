@@ -469,7 +469,7 @@ async fn active_expiry_removes_untouched_keys() {
     let mut c = s.conn().await;
     let mut pipe = redis::pipe();
     for i in 0..3000 {
-        pipe.cmd("SET").arg(format!("short:{i}")).arg(i).arg("PX").arg(200).ignore();
+        pipe.cmd("SET").arg(format!("short:{i}")).arg(i).arg("PX").arg(2000).ignore();
     }
     for i in 0..10 {
         pipe.cmd("SET").arg(format!("kept:{i}")).arg(i).ignore();
