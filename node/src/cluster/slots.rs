@@ -393,65 +393,19 @@ fn crossslot() -> CmdError {
     CmdError::Other("CROSSSLOT Keys in request don't hash to the same slot".into())
 }
 
-/// Commands whose keys are counted by an argument (`numkeys`): name,
-/// position of the count, keys before it (a destination key at 1).
-const NUMKEYS: &[(&str, usize, bool)] = &[
-    ("eval", 2, false),
-    ("evalsha", 2, false),
-    ("eval_ro", 2, false),
-    ("evalsha_ro", 2, false),
-    ("fcall", 2, false),
-    ("fcall_ro", 2, false),
-    ("zunion", 1, false),
-    ("zinter", 1, false),
-    ("zdiff", 1, false),
-    ("zintercard", 1, false),
-    ("sintercard", 1, false),
-    ("zmpop", 1, false),
-    ("lmpop", 1, false),
-    ("bzmpop", 2, false),
-    ("blmpop", 2, false),
-    ("zunionstore", 2, true),
-    ("zinterstore", 2, true),
-    ("zdiffstore", 2, true),
-];
-
-/// Calls `f` with every key argument of a command: the command table's key
-/// positions, or for `numkeys` commands the counted keys (none when the
-/// count is not a valid number: the command then reports its own error).
-pub fn for_each_key<'a>(spec: &CommandSpec, args: &'a [Bytes], mut f: impl FnMut(&'a [u8])) {
-    if spec.name == "xread" {
-        // XREAD ... STREAMS key [key ...] id [id ...]
-        if let Some(at) = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) {
-            let rest = &args[at + 1..];
-            rest[..rest.len() / 2].iter().for_each(|k| f(k));
-        }
-        return;
-    }
-    if spec.has_flag(crate::commands::flag::MOVABLEKEYS) {
-        if let Some(&(_, at, dest)) = NUMKEYS.iter().find(|(n, ..)| *n == spec.name) {
-            let Some(n) = args.get(at).and_then(|a| std::str::from_utf8(a).ok()).and_then(|s| s.parse::<usize>().ok()) else { return };
-            let Some(keys) = args.get(at + 1..).and_then(|rest| rest.get(..n)) else { return };
-            if dest {
-                if let Some(d) = args.get(1) {
-                    f(d);
-                }
-            }
-            keys.iter().for_each(|k| f(k));
-            return;
-        }
-    }
+/// Calls `f` with every key argument of a command, as its key rules find
+/// them (none for a rule whose count or keyword is not there: the command
+/// then reports its own error).
+pub fn for_each_key<'a>(spec: &'a CommandSpec, args: &'a [Bytes], mut f: impl FnMut(&'a [u8])) {
     for i in spec.key_indices(args) {
-        if let Some(k) = args.get(i) {
-            f(k);
-        }
+        f(&args[i]);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::{cmd, flag, lookup, Exec};
+    use crate::commands::lookup;
 
     fn member(n: u8, port: u16) -> Member {
         let id = format!("{:040x}", n);
@@ -523,16 +477,15 @@ mod tests {
 
     #[test]
     fn numkeys_commands() {
-        static EVAL: CommandSpec = cmd("eval", -3, flag::MOVABLEKEYS, (0, 0, 0), &[], "scripting", "", Exec::Shard(|_, _, _| Ok(())));
-        static ZUS: CommandSpec =
-            cmd("zunionstore", -4, flag::MOVABLEKEYS, (1, 1, 1), &[], "sorted-set", "", Exec::Shard(|_, _, _| Ok(())));
-        let slot = |spec, a: &[&str]| command_slot(spec, &args(a)).map_err(|e| e.to_string());
-        assert_eq!(slot(&EVAL, &["eval", "return 1", "0"]), Ok(None));
-        assert_eq!(slot(&EVAL, &["eval", "return 1", "1", "foo", "bar"]), Ok(Some(12182)));
-        assert!(slot(&EVAL, &["eval", "s", "2", "foo", "bar"]).is_err());
-        assert_eq!(slot(&EVAL, &["eval", "s", "x", "foo"]), Ok(None));
-        assert_eq!(slot(&EVAL, &["eval", "s", "5", "foo"]), Ok(None));
-        assert!(slot(&ZUS, &["zunionstore", "bar", "1", "foo"]).is_err());
-        assert_eq!(slot(&ZUS, &["zunionstore", "{foo}d", "2", "foo", "{foo}x"]), Ok(Some(12182)));
+        // The real declarations: their key rules drive the slot check.
+        let (eval, zus) = (lookup(b"eval").unwrap(), lookup(b"zunionstore").unwrap());
+        let slot = |spec: &CommandSpec, a: &[&str]| command_slot(spec, &args(a)).map_err(|e| e.to_string());
+        assert_eq!(slot(eval, &["eval", "return 1", "0"]), Ok(None));
+        assert_eq!(slot(eval, &["eval", "return 1", "1", "foo", "bar"]), Ok(Some(12182)));
+        assert!(slot(eval, &["eval", "s", "2", "foo", "bar"]).is_err());
+        assert_eq!(slot(eval, &["eval", "s", "x", "foo"]), Ok(None));
+        assert_eq!(slot(eval, &["eval", "s", "5", "foo"]), Ok(None));
+        assert!(slot(zus, &["zunionstore", "bar", "1", "foo"]).is_err());
+        assert_eq!(slot(zus, &["zunionstore", "{foo}d", "2", "foo", "{foo}x"]), Ok(Some(12182)));
     }
 }

@@ -14,7 +14,8 @@ use crate::util::{eq_ic, parse_i64};
 const C: &[&str] = &["connection"];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("ping", -1, FAST | STALE, (0, 0, 0), C, "connection", "Returns the server's liveliness response.", Exec::Conn(ConnCmd::Ping)),
+    cmd("ping", -1, FAST | STALE, (0, 0, 0), C, "connection", "Returns the server's liveliness response.", Exec::Conn(ConnCmd::Ping))
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     cmd("echo", 2, FAST | STALE, (0, 0, 0), C, "connection", "Returns the given string.", Exec::Conn(ConnCmd::Echo)),
     cmd(
         "hello",

@@ -68,7 +68,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.",
         Exec::Shard(hincrbyfloat),
     ),
-    cmd("hrandfield", -2, READONLY, (1, 1, 1), RS, "hash", "Returns one or more random fields from a hash.", Exec::Shard(hrandfield)),
+    cmd("hrandfield", -2, READONLY, (1, 1, 1), RS, "hash", "Returns one or more random fields from a hash.", Exec::Shard(hrandfield))
+        .tips(&["nondeterministic_output"]),
     cmd("hscan", -3, READONLY, (1, 1, 1), RS, "hash", "Iterates over fields and values of a hash.", Exec::Shard(hscan)),
 ];
 

@@ -36,7 +36,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the values at a path from one or more keys.",
         Exec::Split(mget, Combine::Array),
-    ),
+    )
+    .tips(&["request_policy:multi_shard"]),
     cmd(
         "json.mset",
         -4,

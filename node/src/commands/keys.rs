@@ -23,8 +23,10 @@ use crate::util::{eq_ic, glob_match, now_ms, parse_i64};
 const K: &[&str] = &["keyspace"];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("del", -2, WRITE, (1, -1, 1), K, "generic", "Deletes one or more keys.", Exec::Split(del, Combine::Sum)),
-    cmd("unlink", -2, WRITE | FAST, (1, -1, 1), K, "generic", "Asynchronously deletes one or more keys.", Exec::Split(del, Combine::Sum)),
+    cmd("del", -2, WRITE, (1, -1, 1), K, "generic", "Deletes one or more keys.", Exec::Split(del, Combine::Sum))
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+    cmd("unlink", -2, WRITE | FAST, (1, -1, 1), K, "generic", "Asynchronously deletes one or more keys.", Exec::Split(del, Combine::Sum))
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
     cmd(
         "exists",
         -2,
@@ -34,7 +36,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Determines whether one or more keys exist.",
         Exec::Split(exists, Combine::Sum),
-    ),
+    )
+    .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
     cmd(
         "touch",
         -2,
@@ -44,7 +47,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
         Exec::Split(exists, Combine::Sum),
-    ),
+    )
+    .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
     cmd("type", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Determines the type of value stored at a key.", Exec::Shard(type_)),
     cmd("expire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in seconds.", Exec::Shard(expire)),
     cmd("pexpire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in milliseconds.", Exec::Shard(pexpire)),
@@ -100,7 +104,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Returns all key names that match a pattern.",
         Exec::Conn(ConnCmd::Keys),
-    ),
+    )
+    .tips(&["request_policy:all_shards", "nondeterministic_output_order"]),
     cmd(
         "randomkey",
         1,
@@ -110,7 +115,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Returns a random key name from the database.",
         Exec::Conn(ConnCmd::RandomKey),
-    ),
+    )
+    .tips(&["request_policy:all_shards", "response_policy:special", "nondeterministic_output"]),
     cmd("rename", 3, WRITE, (1, 2, 1), K, "generic", "Renames a key and overwrites the destination.", Exec::Conn(ConnCmd::Rename)),
     cmd(
         "renamenx",
@@ -131,7 +137,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Iterates over the key names in the database.",
         Exec::Conn(ConnCmd::Scan),
-    ),
+    )
+    .tips(&["nondeterministic_output", "request_policy:special", "response_policy:special"]),
     cmd(
         "copy",
         -3,

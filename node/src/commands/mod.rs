@@ -12,6 +12,7 @@ pub mod hashes;
 pub mod hyperloglog;
 pub mod json;
 pub mod keys;
+pub mod keyspec;
 pub mod lists;
 pub mod pops;
 pub mod pubsub;
@@ -28,6 +29,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+
+pub use keyspec::{Begin, Find, KeyIter, KeyRule, KeySpecs};
 
 use crate::error::CmdResult;
 use crate::resp::Out;
@@ -207,24 +210,16 @@ pub mod flag {
     ];
 }
 
-/// Where a command's keys are among its arguments.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum KeySpec {
-    /// Position of the first key (0 = no keys), of the last (negative counts
-    /// from the end) and the step between keys: Redis's legacy triple.
-    Range { first: i32, last: i32, step: i32 },
-    /// The argument at this index says how many keys follow it (EVAL's and
-    /// FCALL's `numkeys`). COMMAND reports `0 0 0` and `movablekeys`.
-    NumKeys { at: usize },
-}
-
 pub struct CommandSpec {
     /// Lower-case name.
     pub name: &'static str,
     /// Redis arity: N = exactly N arguments (name included), -N = at least N.
     pub arity: i32,
     pub flags: u32,
-    pub keys: KeySpec,
+    /// Where the keys are (`keyspec`).
+    pub keys: KeySpecs,
+    /// Routing tips for cluster clients, as COMMAND reports them.
+    pub tips: &'static [&'static str],
     /// ACL categories, as COMMAND reports them (without the '@').
     pub acl: &'static [&'static str],
     pub group: &'static str,
@@ -239,55 +234,53 @@ impl CommandSpec {
     pub fn arity_ok(&self, argc: usize) -> bool {
         let a = self.arity;
         let count_ok = if a >= 0 { argc == a as usize } else { argc >= (-a) as usize };
-        let groups_ok = match self.keys {
-            KeySpec::Range { first, last, step } => {
-                !(last == -1 && step > 1 && first > 0) || (argc.saturating_sub(first as usize)).is_multiple_of(step as usize)
+        // A trailing list of key groups (MSET's pairs) must be complete.
+        let groups_ok = match self.keys.rules() {
+            [KeyRule { begin: Begin::Index(first), find: Find::Range { last: -1, step, .. }, .. }] if *step > 1 && *first > 0 => {
+                argc.saturating_sub(*first).is_multiple_of(*step)
             }
-            KeySpec::NumKeys { .. } => true,
+            _ => true,
         };
         count_ok && groups_ok
     }
 
     /// Redis's legacy (first key, last key, step) triple, as COMMAND reports it.
     pub fn legacy_keys(&self) -> (i32, i32, i32) {
-        match self.keys {
-            KeySpec::Range { first, last, step } => (first, last, step),
-            KeySpec::NumKeys { .. } => (0, 0, 0),
-        }
+        keyspec::legacy_triple(self.keys.rules())
     }
 
-    /// The step between keys (key groups of MSET are 2 arguments wide).
+    /// Indices of the key arguments in `args` (which include the name),
+    /// following every key rule. Arguments that do not hold the keys a
+    /// rule expects (a bad `numkeys`, no `STREAMS`) yield none for it: the
+    /// command itself reports the error.
+    #[inline]
+    pub fn key_indices<'a>(&'a self, args: &'a [Bytes]) -> KeyIter<'a> {
+        KeyIter::new(self.keys.rules(), args)
+    }
+
+    /// The step between key groups of a single fixed range (MSET's pairs
+    /// are 2 arguments wide); 1 otherwise.
     pub fn step(&self) -> usize {
-        match self.keys {
-            KeySpec::Range { step, .. } => step.max(1) as usize,
-            KeySpec::NumKeys { .. } => 1,
+        match self.keys.rules() {
+            [KeyRule { find: Find::Range { step, .. }, .. }] => (*step).max(1),
+            _ => 1,
         }
     }
 
-    /// Indices of the key arguments in `args` (which include the name). A
-    /// `numkeys` that is not a valid count yields no keys: the command
-    /// itself reports the error.
-    pub fn key_indices(&self, args: &[Bytes]) -> std::iter::StepBy<std::ops::Range<usize>> {
-        let argc = args.len();
-        match self.keys {
-            KeySpec::Range { first, last, step } => {
-                let (start, step) = (first.max(0) as usize, step.max(1) as usize);
-                let last = if first <= 0 {
-                    0
-                } else if last < 0 {
-                    (argc as i64 + last as i64).max(0) as usize
-                } else {
-                    (last as usize).min(argc.saturating_sub(1))
-                };
-                let end = if start == 0 || argc <= start { 0 } else { last + 1 };
-                (start..end.max(start)).step_by(step)
-            }
-            KeySpec::NumKeys { at } => {
-                let n = args.get(at).and_then(|a| crate::util::parse_i64(a).ok()).unwrap_or(0);
-                let n = if n < 0 || n as usize > argc.saturating_sub(at + 1) { 0 } else { n as usize };
-                (at + 1..at + 1 + n).step_by(1)
-            }
+    /// Replaces the key rules (for shapes other than one fixed range);
+    /// a rule whose keys can move makes the command `movablekeys`.
+    pub const fn keys(mut self, rules: &[KeyRule]) -> Self {
+        self.keys = KeySpecs::new(rules);
+        if self.keys.movable() {
+            self.flags |= flag::MOVABLEKEYS;
         }
+        self
+    }
+
+    /// Sets the routing tips COMMAND reports.
+    pub const fn tips(mut self, tips: &'static [&'static str]) -> Self {
+        self.tips = tips;
+        self
     }
 
     pub fn has_flag(&self, f: u32) -> bool {
@@ -295,7 +288,9 @@ impl CommandSpec {
     }
 }
 
-/// Shorthand used by the family modules' tables.
+/// Shorthand used by the family modules' tables: `keys` is Redis's legacy
+/// (first, last, step) triple, `(0, 0, 0)` for none; other shapes follow
+/// with `.keys(..)`.
 #[allow(clippy::too_many_arguments)]
 pub const fn cmd(
     name: &'static str,
@@ -307,7 +302,8 @@ pub const fn cmd(
     summary: &'static str,
     exec: Exec,
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags, keys: KeySpec::Range { first: keys.0, last: keys.1, step: keys.2 }, acl, group, summary, exec }
+    let keys = if keys.0 > 0 { KeySpecs::new(&[KeyRule::range(keys.0 as usize, keys.1, keys.2 as usize)]) } else { KeySpecs::NONE };
+    CommandSpec { name, arity, flags, keys, tips: &[], acl, group, summary, exec }
 }
 
 /// A command whose keys follow a `numkeys` argument at index `at`.
@@ -322,7 +318,7 @@ pub const fn cmd_numkeys(
     summary: &'static str,
     exec: Exec,
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags: flags | flag::MOVABLEKEYS, keys: KeySpec::NumKeys { at }, acl, group, summary, exec }
+    cmd(name, arity, flags, (0, 0, 0), acl, group, summary, exec).keys(&[KeyRule::numkeys(at)])
 }
 
 /// The slab index of the live key `key` when its value is of the type `is`
@@ -409,36 +405,6 @@ type Table = HashMap<&'static str, &'static CommandSpec, foldhash::fast::FixedSt
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| all().map(|c| (c.name, c)).collect())
-}
-
-/// Command tips, as COMMAND reports them (Redis's names and values): how a
-/// cluster client should route a keyless or multi-key command and combine
-/// the replies. Cluster clients (redis-py among them) read these to send,
-/// for example, DBSIZE to every primary and add up the answers.
-const TIPS: &[(&str, &[&str])] = &[
-    ("dbsize", &["request_policy:all_shards", "response_policy:agg_sum"]),
-    ("keys", &["request_policy:all_shards", "nondeterministic_output_order"]),
-    ("flushall", &["request_policy:all_shards", "response_policy:all_succeeded"]),
-    ("flushdb", &["request_policy:all_shards", "response_policy:all_succeeded"]),
-    ("ping", &["request_policy:all_shards", "response_policy:all_succeeded"]),
-    ("randomkey", &["request_policy:all_shards", "response_policy:special", "nondeterministic_output"]),
-    ("scan", &["nondeterministic_output", "request_policy:special", "response_policy:special"]),
-    ("info", &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
-    ("time", &["nondeterministic_output"]),
-    ("mget", &["request_policy:multi_shard"]),
-    ("mset", &["request_policy:multi_shard", "response_policy:all_succeeded"]),
-    ("del", &["request_policy:multi_shard", "response_policy:agg_sum"]),
-    ("unlink", &["request_policy:multi_shard", "response_policy:agg_sum"]),
-    ("exists", &["request_policy:multi_shard", "response_policy:agg_sum"]),
-    ("touch", &["request_policy:multi_shard", "response_policy:agg_sum"]),
-    ("json.mget", &["request_policy:multi_shard"]),
-    ("hrandfield", &["nondeterministic_output"]),
-    ("zrandmember", &["nondeterministic_output"]),
-];
-
-/// The tips of a command (empty for most).
-pub fn tips(name: &str) -> &'static [&'static str] {
-    TIPS.iter().find(|(n, _)| *n == name).map_or(&[], |(_, t)| *t)
 }
 
 /// Looks a command up by name, case-insensitively, without allocating.

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, ConnCmd, Exec, KeySpec};
+use super::{cmd, flag::*, Begin, CommandSpec, ConnCmd, Exec, Find, KeyRule};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::server::conn::Conn;
@@ -36,7 +36,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         "Returns information and statistics about the server.",
         Exec::Conn(ConnCmd::Info),
-    ),
+    )
+    .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
     cmd(
         "config",
         -2,
@@ -47,7 +48,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "A container for server configuration commands.",
         Exec::Conn(ConnCmd::Config),
     ),
-    cmd("dbsize", 1, READONLY | FAST, (0, 0, 0), KS, "server", "Returns the number of keys in the database.", Exec::Conn(ConnCmd::DbSize)),
+    cmd("dbsize", 1, READONLY | FAST, (0, 0, 0), KS, "server", "Returns the number of keys in the database.", Exec::Conn(ConnCmd::DbSize))
+        .tips(&["request_policy:all_shards", "response_policy:agg_sum"]),
     cmd(
         "flushdb",
         -1,
@@ -57,7 +59,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         "Remove all keys from the current database.",
         Exec::Conn(ConnCmd::FlushDb),
-    ),
+    )
+    .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     cmd(
         "flushall",
         -1,
@@ -67,8 +70,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         "Removes all keys from all databases.",
         Exec::Conn(ConnCmd::FlushAll),
-    ),
-    cmd("time", 1, LOADING | STALE | FAST, (0, 0, 0), &["fast"], "server", "Returns the server time.", Exec::Conn(ConnCmd::Time)),
+    )
+    .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    cmd("time", 1, LOADING | STALE | FAST, (0, 0, 0), &["fast"], "server", "Returns the server time.", Exec::Conn(ConnCmd::Time))
+        .tips(&["nondeterministic_output"]),
     cmd(
         "shutdown",
         -1,
@@ -128,69 +133,75 @@ fn write_spec(out: &mut Out, c: &CommandSpec) {
     for a in c.acl {
         out.simple(&format!("@{a}"));
     }
-    let tips = super::tips(c.name);
-    out.array(tips.len());
-    for t in tips {
+    out.array(c.tips.len());
+    for t in c.tips {
         out.bulk(t.as_bytes());
     }
-    let key_flags = |out: &mut Out| {
+    let rules = c.keys.rules();
+    out.array(rules.len());
+    for r in rules {
+        out.map(3);
         out.bulk(b"flags");
-        out.array(1);
-        out.simple(if c.has_flag(WRITE) { "RW" } else { "RO" });
+        let flags = key_flags(c, r);
+        out.array(flags.len());
+        for f in flags {
+            out.simple(f);
+        }
         out.bulk(b"begin_search");
         out.map(2);
         out.bulk(b"type");
-        out.bulk(b"index");
-        out.bulk(b"spec");
-        out.map(1);
-        out.bulk(b"index");
-    };
-    match c.keys {
-        KeySpec::Range { first, last, step } if first > 0 => {
-            out.array(1);
-            out.map(4);
-            key_flags(out);
-            out.int(first as i64);
-            out.bulk(b"find_keys");
-            out.map(2);
-            out.bulk(b"type");
-            out.bulk(b"range");
-            out.bulk(b"spec");
-            out.map(3);
-            out.bulk(b"lastkey");
-            out.int(if last < 0 { last as i64 } else { (last - first) as i64 });
-            out.bulk(b"keystep");
-            out.int(step as i64);
-            out.bulk(b"limit");
-            out.int(0);
+        match r.begin {
+            Begin::Index(i) => {
+                out.bulk(b"index");
+                out.bulk(b"spec");
+                out.map(1);
+                out.bulk(b"index");
+                out.int(i as i64);
+            }
+            Begin::Keyword { word, from } => {
+                out.bulk(b"keyword");
+                out.bulk(b"spec");
+                out.map(2);
+                out.bulk(b"keyword");
+                out.bulk(word.as_bytes());
+                out.bulk(b"startfrom");
+                out.int(from as i64);
+            }
         }
-        KeySpec::NumKeys { at } => {
-            out.array(1);
-            out.map(4);
-            key_flags(out);
-            out.int(at as i64);
-            out.bulk(b"find_keys");
-            out.map(2);
-            out.bulk(b"type");
-            out.bulk(b"keynum");
-            out.bulk(b"spec");
-            out.map(3);
-            out.bulk(b"keynumidx");
-            out.int(0);
-            out.bulk(b"firstkey");
-            out.int(1);
-            out.bulk(b"keystep");
-            out.int(1);
-        }
-        KeySpec::Range { .. } => {
-            out.array(0);
-            out.array(0);
-            return;
+        out.bulk(b"find_keys");
+        out.map(2);
+        out.bulk(b"type");
+        match r.find {
+            Find::Range { last, step, limit } => {
+                out.bulk(b"range");
+                out.bulk(b"spec");
+                out.map(3);
+                out.bulk(b"lastkey");
+                out.int(last as i64);
+                out.bulk(b"keystep");
+                out.int(step as i64);
+                out.bulk(b"limit");
+                out.int(limit as i64);
+            }
+            Find::KeyNum { count, first, step } => {
+                out.bulk(b"keynum");
+                out.bulk(b"spec");
+                out.map(3);
+                out.bulk(b"keynumidx");
+                out.int(count as i64);
+                out.bulk(b"firstkey");
+                out.int(first as i64);
+                out.bulk(b"keystep");
+                out.int(step as i64);
+            }
         }
     }
-    out.bulk(b"flags");
-    out.array(0);
     out.array(0); // subcommands
+}
+
+/// The access flags of a key rule: its own, or RW / RO from the command.
+fn key_flags(c: &CommandSpec, r: &KeyRule) -> &'static [&'static str] {
+    r.flags.unwrap_or(if c.has_flag(WRITE) { &["RW"] } else { &["RO"] })
 }
 
 pub fn command(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
@@ -275,18 +286,26 @@ pub fn command(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             if !c.arity_ok(sub.len()) {
                 return Err(CmdError::err("Invalid number of arguments specified for command"));
             }
-            let keys: Vec<usize> = c.key_indices(sub).collect();
+            // Each key with the flags of the rule that found it.
+            let keys: Vec<(usize, &[&str])> = c
+                .keys
+                .rules()
+                .iter()
+                .flat_map(|r| super::KeyIter::new(std::slice::from_ref(r), sub).map(move |i| (i, key_flags(c, r))))
+                .collect();
             if keys.is_empty() {
                 return Err(CmdError::err("The command has no key arguments"));
             }
             let with_flags = sub_is(&args[1], "GETKEYSANDFLAGS");
             out.array(keys.len());
-            for k in keys {
+            for (k, flags) in keys {
                 if with_flags {
                     out.array(2);
                     out.bulk(&sub[k]);
-                    out.array(1);
-                    out.simple(if c.has_flag(WRITE) { "RW" } else { "RO" });
+                    out.array(flags.len());
+                    for f in flags {
+                        out.simple(f);
+                    }
                 } else {
                     out.bulk(&sub[k]);
                 }

@@ -88,7 +88,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.",
         Exec::Conn(ConnCmd::XRead),
-    ),
+    )
+    .keys(&[super::KeyRule::after_keyword("STREAMS", 1, 2).with_flags(&["RO", "access"])]),
 ];
 
 fn invalid_id() -> CmdError {

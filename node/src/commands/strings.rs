@@ -104,7 +104,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Atomically returns the string values of one or more keys.",
         Exec::Split(mget, Combine::Array),
-    ),
+    )
+    .tips(&["request_policy:multi_shard"]),
     cmd(
         "mset",
         -3,
@@ -114,7 +115,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Atomically creates or modifies the string values of one or more keys.",
         Exec::Split(mset, Combine::Ok),
-    ),
+    )
+    .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"]),
     cmd(
         "msetnx",
         -3,

@@ -256,9 +256,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
         Exec::Conn(ConnCmd::BZMPop),
     ),
-    cmd("zrandmember", -2, READONLY, (1, 1, 1), RS, G, "Returns one or more random members from a sorted set.", Exec::Shard(zrandmember)),
+    cmd("zrandmember", -2, READONLY, (1, 1, 1), RS, G, "Returns one or more random members from a sorted set.", Exec::Shard(zrandmember))
+    .tips(&["nondeterministic_output"]),
     cmd("zscan", -3, READONLY, (1, 1, 1), RS, G, "Iterates over members and scores of a sorted set.", Exec::Shard(zscan)),
-    cmd("zunion", -3, READONLY | MOVABLEKEYS, (0, 0, 0), RS, G, "Returns the union of multiple sorted sets.", Exec::Conn(ConnCmd::ZUnion)),
+    cmd("zunion", -3, READONLY | MOVABLEKEYS, (0, 0, 0), RS, G, "Returns the union of multiple sorted sets.", Exec::Conn(ConnCmd::ZUnion))
+    .keys(&[super::KeyRule::numkeys(1).with_flags(&["RO", "access"])]),
     cmd(
         "zinter",
         -3,
@@ -268,7 +270,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the intersect of multiple sorted sets.",
         Exec::Conn(ConnCmd::ZInter),
-    ),
+    )
+    .keys(&[super::KeyRule::numkeys(1).with_flags(&["RO", "access"])]),
     cmd(
         "zdiff",
         -3,
@@ -278,7 +281,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the difference between multiple sorted sets.",
         Exec::Conn(ConnCmd::ZDiff),
-    ),
+    )
+    .keys(&[super::KeyRule::numkeys(1).with_flags(&["RO", "access"])]),
     cmd(
         "zunionstore",
         -4,
@@ -288,7 +292,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Stores the union of multiple sorted sets in a key.",
         Exec::Conn(ConnCmd::ZUnionStore),
-    ),
+    )
+    .keys(&[super::KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), super::KeyRule::numkeys(2).with_flags(&["RO", "access"])]),
     cmd(
         "zinterstore",
         -4,
@@ -298,7 +303,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Stores the intersect of multiple sorted sets in a key.",
         Exec::Conn(ConnCmd::ZInterStore),
-    ),
+    )
+    .keys(&[super::KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), super::KeyRule::numkeys(2).with_flags(&["RO", "access"])]),
     cmd(
         "zdiffstore",
         -4,
@@ -308,7 +314,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Stores the difference of multiple sorted sets in a key.",
         Exec::Conn(ConnCmd::ZDiffStore),
-    ),
+    )
+    .keys(&[super::KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), super::KeyRule::numkeys(2).with_flags(&["RO", "access"])]),
     cmd(
         "zintercard",
         -3,
@@ -318,7 +325,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the number of members of the intersect of multiple sorted sets.",
         Exec::Conn(ConnCmd::ZInterCard),
-    ),
+    )
+    .keys(&[super::KeyRule::numkeys(1).with_flags(&["RO", "access"])]),
 ];
 
 // ---------------------------------------------------------------- helpers
