@@ -254,6 +254,7 @@ pub fn expire_at(arg: &[u8], unit_ms: i64, relative: bool, now: u64, cmd: &str) 
 fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let (mut nx, mut xx, mut get) = (false, false, false);
     let mut exp = ExpireOpt::None;
+    let mut when = None;
     let mut i = 3;
     while i < args.len() {
         let a = &args[i];
@@ -273,12 +274,17 @@ fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
                 b"EXAT" => (1000, false),
                 _ => (1, false),
             };
-            exp = ExpireOpt::At(expire_at(&args[i + 1], unit, rel, ctx.now, "set")?);
+            // Validated after the whole syntax (Redis's order).
+            exp = ExpireOpt::At(0);
+            when = Some((&args[i + 1], unit, rel));
             i += 1;
         } else {
             return Err(CmdError::Syntax);
         }
         i += 1;
+    }
+    if let Some((v, unit, rel)) = when {
+        exp = ExpireOpt::At(expire_at(v, unit, rel, ctx.now, "set")?);
     }
     let now = ctx.now;
     let db = ctx.db();
@@ -382,6 +388,7 @@ fn getdel(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 fn getex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
     let mut exp = ExpireOpt::None;
+    let mut when = None;
     let mut i = 2;
     while i < args.len() {
         let a = &args[i];
@@ -394,7 +401,9 @@ fn getex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
                 b"EXAT" => (1000, false),
                 _ => (1, false),
             };
-            exp = ExpireOpt::At(expire_at(&args[i + 1], unit, rel, now, "getex")?);
+            // Validated once the key is found to be a string (Redis's order).
+            exp = ExpireOpt::At(0);
+            when = Some((&args[i + 1], unit, rel));
             i += 1;
         } else {
             return Err(CmdError::Syntax);
@@ -406,10 +415,15 @@ fn getex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         out.nil();
         return Ok(());
     };
+    if db.entry(idx).value.as_bytes(&mut itoa::Buffer::new()).is_none() {
+        return Err(CmdError::WrongType);
+    }
+    if let Some((v, unit, rel)) = when {
+        exp = ExpireOpt::At(expire_at(v, unit, rel, now, "getex")?);
+    }
     let mut buf = itoa::Buffer::new();
-    match db.entry(idx).value.as_bytes(&mut buf) {
-        Some(b) => out.bulk(b),
-        None => return Err(CmdError::WrongType),
+    if let Some(b) = db.entry(idx).value.as_bytes(&mut buf) {
+        out.bulk(b);
     }
     match exp {
         ExpireOpt::At(at) if at <= now => {
@@ -499,13 +513,14 @@ fn decrby(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
-    let delta = parse_f64(&args[2])?;
     let db = ctx.db();
     let cur = with_string(db, &args[1], now, |b| parse_f64(b).map(|v| (v, crate::types::decimal::add(b, &args[2]))))?;
     let (cur, exact) = match cur {
         Some(v) => v?,
         None => (0.0, crate::types::decimal::add(b"0", &args[2])),
     };
+    // After the key's type and value, as Redis checks them.
+    let delta = parse_f64(&args[2])?;
     let new = cur + delta;
     if !new.is_finite() {
         return Err(CmdError::NanOrInfinity);
