@@ -36,7 +36,8 @@ fn replies_are_exact() {
         // Too many arguments is a syntax error before any is parsed.
         (&["BITCOUNT", "ones", "x", "1", "BIT", "y"], "-ERR syntax error\r\n"),
         (&["BITPOS", "ones", "1", "x", "1", "BIT", "y"], "-ERR syntax error\r\n"),
-        (&["BITPOS", "ones", "1", "x", "1", "y"], "-ERR syntax error\r\n"),
+        (&["BITPOS", "ones", "1", "1", "x", "y"], "-ERR syntax error\r\n"),
+        (&["BITPOS", "ones", "1", "x", "1", "y"], "-ERR value is not an integer or out of range\r\n"),
         (&["BITCOUNT", "ones", "x", "1", "y"], "-ERR value is not an integer or out of range\r\n"),
         (&["SET", "a", "abc"], "+OK\r\n"),
         (&["SET", "c", "xyzw"], "+OK\r\n"),

@@ -131,9 +131,9 @@ fn bit_range(len: usize, args: &[Bytes], end_given: &mut bool, count: bool) -> C
         Some(u) if eq_ic(u, "BYTE") => Ok(false),
         Some(_) => Err(CmdError::Syntax),
     };
-    // BITPOS reads the unit before the indexes, BITCOUNT after.
-    let early = if count { None } else { Some(unit()?) };
+    // BITPOS reads the unit between start and end, BITCOUNT after both.
     let start = parse_i64(&args[0])?;
+    let early = if count { None } else { Some(unit()?) };
     let end = match args.get(1) {
         Some(e) => {
             *end_given = true;
