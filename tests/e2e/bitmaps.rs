@@ -39,6 +39,12 @@ fn replies_are_exact() {
         (&["BITPOS", "ones", "1", "1", "x", "y"], "-ERR syntax error\r\n"),
         (&["BITPOS", "ones", "1", "x", "1", "y"], "-ERR value is not an integer or out of range\r\n"),
         (&["BITCOUNT", "ones", "x", "1", "y"], "-ERR value is not an integer or out of range\r\n"),
+        // A missing key counts 0 before the arguments are checked (Redis 7;
+        // Redis 8 checks them first).
+        (&["BITCOUNT", "nx", "0"], ":0\r\n"),
+        (&["BITCOUNT", "nx", "x", "y"], ":0\r\n"),
+        (&["SET", "empty", ""], "+OK\r\n"),
+        (&["BITCOUNT", "empty", "0"], "-ERR syntax error\r\n"),
         (&["SET", "a", "abc"], "+OK\r\n"),
         (&["SET", "c", "xyzw"], "+OK\r\n"),
         (&["BITOP", "AND", "r", "a", "c"], ":4\r\n"),

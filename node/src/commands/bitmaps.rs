@@ -162,11 +162,16 @@ fn bit_at(v: &[u8], i: u64) -> bool {
 }
 
 fn bitcount(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    // Redis 7 looks the key up first: a missing key counts 0 whatever the
+    // arguments (Redis 8 checks them first).
+    let now = ctx.now;
+    let Some(v) = super::strings::with_string(ctx.db(), &args[1], now, |b| b.to_vec())? else {
+        out.int(0);
+        return Ok(());
+    };
     if args.len() == 3 {
         return Err(CmdError::Syntax);
     }
-    let now = ctx.now;
-    let v = bytes_of(ctx.db(), &args[1], now)?;
     let mut end_given = false;
     let n = match bit_range(v.len(), &args[2..], &mut end_given, true)? {
         None => 0,
