@@ -30,13 +30,8 @@ pub const HLL_BYTES: &str = "HyperLogLog values are always dense (string command
 /// one score ("unspecified" otherwise): such commands are not sent then.
 pub const LEX_MIXED_SCORES: &str = "BYLEX over members with different scores is unspecified (skipped)";
 
-/// Redis 7.2 (#11734) parses BITCOUNT/BITPOS's arguments before looking
-/// the key up: invalid ones are an error even on a missing key (7.0: 0 or
-/// -1) or a key of another type (7.0: WRONGTYPE).
-pub const BIT_MISSING_KEY_ARGS: &str = "BITCOUNT/BITPOS on a missing key check arguments (Redis 7.2)";
-
-/// LPOS ... RANK -9223372036854775808: Redis 7.2 refuses the rank
-/// (its negation overflows), 7.0 accepted it and answered by accident.
+/// LPOS ... RANK -9223372036854775808: Redis 7.2 (redis#12167) refuses
+/// the rank (its negation overflows), 7.0 took it as -1 by accident.
 pub const LPOS_RANK_MIN: &str = "LPOS RANK LONG_MIN is out of range (Redis 7.2)";
 
 /// Redis 7.2 added ZRANK/ZREVRANK ... WITHSCORE, so a third argument is
@@ -74,12 +69,6 @@ pub fn explain(cmds: &[Cmd], exec: bool, redis: &V, ours: &V) -> Option<&'static
     let err = |v: &V, text: &str| matches!(v, V::Err(e) if e.starts_with(text.as_bytes()));
     match name.as_str() {
         "INCRBYFLOAT" | "HINCRBYFLOAT" if long_double_rounding(redis, ours) => Some(LONG_DOUBLE),
-        "BITCOUNT" | "BITPOS"
-            if (matches!(redis, V::Int(0) | V::Int(-1)) || err(redis, "WRONGTYPE"))
-                && (err(ours, "ERR value is not an integer") || err(ours, "ERR syntax error")) =>
-        {
-            Some(BIT_MISSING_KEY_ARGS)
-        }
         "LPOS" if cmds[0].iter().any(|a| a == b"-9223372036854775808") && err(ours, "ERR value is out of range, value must between") => {
             Some(LPOS_RANK_MIN)
         }
