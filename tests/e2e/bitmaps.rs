@@ -31,6 +31,7 @@ fn replies_are_exact() {
         // Two negative indexes with start after end: empty for BITCOUNT
         // (before clamping), clamped to the first byte for BITPOS.
         (&["BITCOUNT", "ones", "-3", "-6"], ":0\r\n"),
+        (&["BITCOUNT", "ones", "-3", "-6", "bad"], ":0\r\n"),
         (&["BITCOUNT", "ones", "-2", "-1"], ":7\r\n"),
         (&["BITPOS", "ones", "1", "-3", "-6"], ":1\r\n"),
         // Too many arguments is a syntax error before any is parsed.

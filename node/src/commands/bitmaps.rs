@@ -141,13 +141,14 @@ fn bit_range(len: usize, args: &[Bytes], end_given: &mut bool, count: bool) -> C
         }
         None => -1,
     };
+    // BITCOUNT answers this empty range before it reads the unit.
+    if count && start < 0 && end < 0 && start > end {
+        return Ok(None);
+    }
     let bits = match early {
         Some(b) => b,
         None => unit()?,
     };
-    if count && start < 0 && end < 0 && start > end {
-        return Ok(None);
-    }
     let size = if bits { total_bits } else { len as i64 };
     let fix = |i: i64| if i < 0 { (size + i).max(0) } else { i };
     let (s, e) = (fix(start), fix(end).min(size - 1));
