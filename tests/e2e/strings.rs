@@ -201,6 +201,10 @@ fn lcs_replies() {
         (&["LCS", "key1", "key2", "LEN", "IDX"], "-ERR If you want both the length and indexes, please just use IDX.\r\n"),
         (&["LCS", "key1", "key2", "MINMATCHLEN"], "-ERR syntax error\r\n"),
         (&["LCS", "key1", "hash"], "-ERR The specified keys must contain string values\r\n"),
+        // The keys' types are checked before the options.
+        (&["LCS", "key1", "hash", "MINMATCHLEN", "x"], "-ERR The specified keys must contain string values\r\n"),
+        (&["LCS", "key1", "hash", "BAD"], "-ERR The specified keys must contain string values\r\n"),
+        (&["LCS", "key1", "key2", "MINMATCHLEN", "x"], "-ERR value is not an integer or out of range\r\n"),
     ];
     for (cmd, want) in cases {
         assert_eq!(c.cmd(cmd), *want, "{cmd:?}");

@@ -699,26 +699,6 @@ pub async fn msetnx(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> Cmd
 /// common subsequence of two strings (missing keys count as empty). Both
 /// values are read under one transaction when they live on two shards.
 pub async fn lcs(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdResult {
-    let (mut len_only, mut idx, mut min_len, mut with_len) = (false, false, 0usize, false);
-    let mut j = 3;
-    while j < args.len() {
-        if eq_ic(&args[j], "LEN") {
-            len_only = true;
-        } else if eq_ic(&args[j], "IDX") {
-            idx = true;
-        } else if eq_ic(&args[j], "WITHMATCHLEN") {
-            with_len = true;
-        } else if eq_ic(&args[j], "MINMATCHLEN") && j + 1 < args.len() {
-            min_len = parse_i64(&args[j + 1])?.max(0) as usize;
-            j += 1;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        j += 1;
-    }
-    if len_only && idx {
-        return Err(CmdError::err("If you want both the length and indexes, please just use IDX."));
-    }
     let db = conn.db;
     let read = move |sh: &mut crate::shard::Shard, key: Bytes| -> CmdResult<Vec<u8>> {
         match with_string(sh.db(db), &key, crate::util::now_ms(), |b| b.to_vec()) {
@@ -739,6 +719,27 @@ pub async fn lcs(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdRes
         (a, b)
     };
     let (a, b) = (a?, b?);
+    // Options are read once both keys are known to hold strings (Redis's order).
+    let (mut len_only, mut idx, mut min_len, mut with_len) = (false, false, 0usize, false);
+    let mut j = 3;
+    while j < args.len() {
+        if eq_ic(&args[j], "LEN") {
+            len_only = true;
+        } else if eq_ic(&args[j], "IDX") {
+            idx = true;
+        } else if eq_ic(&args[j], "WITHMATCHLEN") {
+            with_len = true;
+        } else if eq_ic(&args[j], "MINMATCHLEN") && j + 1 < args.len() {
+            min_len = parse_i64(&args[j + 1])?.max(0) as usize;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    if len_only && idx {
+        return Err(CmdError::err("If you want both the length and indexes, please just use IDX."));
+    }
     let limit = conn.engine.cfg.proto_max_bulk_len.load(std::sync::atomic::Ordering::Relaxed) as usize;
     if crate::types::lcs::table_bytes(a.len(), b.len()).is_none_or(|n| n > limit) {
         return Err(CmdError::err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
