@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 /// HyperLogLogs, whose encoding differs (documented).
 const RAW_STRING: &[&str] = &[
     "GET", "GETSET", "GETDEL", "GETEX", "SET", "MGET", "APPEND", "SETRANGE", "GETRANGE", "STRLEN", "SETBIT", "GETBIT", "BITCOUNT",
-    "BITPOS", "BITOP",
+    "BITPOS", "BITOP", "LCS", "SUBSTR",
 ];
 
 /// A redis-server child process, killed on drop.

@@ -197,7 +197,7 @@ impl Gen {
 
     fn string_cmd(&mut self) -> Cmd {
         let k = self.key();
-        match self.below(22) {
+        match self.below(24) {
             0..=2 => {
                 let mut c = vec![b("SET"), k, self.val()];
                 for opt in ["NX", "XX", "GET", "EX", "PX", "KEEPTTL", "EXAT"] {
@@ -263,6 +263,17 @@ impl Gen {
                 }
                 c
             }
+            22 => {
+                let mut c = vec![b("LCS"), k, self.key()];
+                match self.below(4) {
+                    0 => c.push(b("LEN")),
+                    1 => c.push(b("IDX")),
+                    2 => c.extend([b("IDX"), b("MINMATCHLEN"), self.small(), b("WITHMATCHLEN")]),
+                    _ => {}
+                }
+                c
+            }
+            23 => vec![b("SUBSTR"), k, self.small(), self.small()],
             _ => vec![b("PSETEX"), k, self.millis(), self.val()],
         }
     }
@@ -480,7 +491,7 @@ impl Gen {
 
     fn zset_cmd(&mut self) -> Cmd {
         let k = self.key();
-        match self.below(24) {
+        match self.below(26) {
             0..=3 => {
                 let mut c = vec![b("ZADD"), k];
                 for opt in ["NX", "XX", "GT", "LT", "CH", "INCR"] {
@@ -605,6 +616,24 @@ impl Gen {
                     _ => (self.lex(), self.lex()),
                 };
                 vec![name, k, lo, hi]
+            }
+            24 => {
+                let mut c = vec![b("ZMPOP"), self.small()];
+                c.extend(self.keys(1));
+                c.push(self.pick(&["MIN", "MAX", "min", "MID"]));
+                if self.chance(0.4) {
+                    c.extend([b("COUNT"), self.small()]);
+                }
+                c
+            }
+            25 => {
+                let n = 1 + self.below(3);
+                let mut c = vec![b("ZINTERCARD"), if self.chance(0.9) { b(&n.to_string()) } else { self.small() }];
+                c.extend((0..n).map(|_| self.key()));
+                if self.chance(0.4) {
+                    c.extend([b("LIMIT"), self.small()]);
+                }
+                c
             }
             _ => {
                 let mut c = vec![b("ZRANDMEMBER"), k];
