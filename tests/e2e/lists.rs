@@ -69,6 +69,12 @@ fn replies_are_exact() {
             // A missing source answers nil before the destination's type is checked.
             (&["LMOVE", "nx", "s", "LEFT", "RIGHT"], "$-1\r\n"),
             (&["RPOPLPUSH", "nx", "s"], "$-1\r\n"),
+            // Rotating a one-element list keeps the key and its TTL.
+            (&["RPUSH", "one", "x"], ":1\r\n"),
+            (&["EXPIRE", "one", "1000"], ":1\r\n"),
+            (&["LMOVE", "one", "one", "LEFT", "LEFT"], "$1\r\nx\r\n"),
+            (&["RPOPLPUSH", "one", "one"], "$1\r\nx\r\n"),
+            (&["PERSIST", "one"], ":1\r\n"),
             (&["LMPOP", "2", "nx", "dst", "LEFT", "COUNT", "5"], "*2\r\n$3\r\ndst\r\n*2\r\n$1\r\na\r\n$1\r\nc\r\n"),
             (&["LMPOP", "1", "nx", "LEFT"], "*-1\r\n"),
             (&["LMPOP", "0", "a", "LEFT"], "-ERR numkeys should be greater than 0\r\n"),

@@ -518,8 +518,17 @@ async fn move_one(conn: &mut Conn, src: &Bytes, dst: &Bytes, from_left: bool, to
                 let now = now_ms();
                 // Redis's order: a missing source answers nil before the
                 // destination's type is looked at.
-                if find(sh.db(db), &s, now)?.is_none() {
+                let Some(idx) = find(sh.db(db), &s, now)? else {
                     return Ok(Some(None));
+                };
+                if s == d {
+                    // A rotation: the list never empties, so it keeps its TTL.
+                    let l = list_at(sh.db(db), idx);
+                    let v = l.pop(from_left);
+                    if let Some(v) = &v {
+                        l.push(to_left, v);
+                    }
+                    return Ok(Some(v));
                 }
                 find(sh.db(db), &d, now)?;
                 let got = pop_items(sh.db(db), &s, from_left, 1, now)?;
