@@ -87,7 +87,10 @@ pub fn long_double_rounding(redis: &V, ours: &V) -> bool {
     let out_of_double =
         |v: &V| num(v).is_some_and(|n| n.is_infinite()) || matches!(v, V::Err(e) if e.starts_with(b"ERR value is not a valid float"));
     let nan_inf = matches!(ours, V::Err(e) if e.starts_with(b"ERR increment would produce NaN or Infinity"));
-    (nan_inf && out_of_double(redis)) || matches!((num(redis), num(ours)), (Some(r), Some(o)) if (r - o).abs() <= r.abs().max(1.0) * 1e-12)
+    // Only where the long double shows: 18 or more significant digits.
+    let long = matches!(redis, V::Bulk(Some(b)) if b.iter().filter(|c| c.is_ascii_digit()).count() >= 18);
+    (nan_inf && out_of_double(redis))
+        || (long && matches!((num(redis), num(ours)), (Some(r), Some(o)) if (r - o).abs() <= r.abs().max(1.0) * 1e-12))
 }
 
 /// Whether the replies differ only in bulk strings that are the same double
