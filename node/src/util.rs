@@ -15,7 +15,8 @@ pub fn parse_i64(b: &[u8]) -> CmdResult<i64> {
 }
 
 /// Parses a float the way Redis's `strtold` checks do: decimal or exponent
-/// notation, `inf`/`-inf`; no spaces, no NaN.
+/// notation, C99 hexadecimal (`0x10`, `0x1p-2`), `inf`/`-inf`; no spaces,
+/// no NaN.
 pub fn parse_f64(b: &[u8]) -> CmdResult<f64> {
     let s = std::str::from_utf8(b).map_err(|_| CmdError::NotFloat)?;
     if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
@@ -24,12 +25,51 @@ pub fn parse_f64(b: &[u8]) -> CmdResult<f64> {
     let v = match s.to_ascii_lowercase().as_str() {
         "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
         "-inf" | "-infinity" => f64::NEG_INFINITY,
+        l if l.trim_start_matches(['+', '-']).starts_with("0x") => parse_hex_f64(l).ok_or(CmdError::NotFloat)?,
         _ => s.parse::<f64>().map_err(|_| CmdError::NotFloat)?,
     };
     if v.is_nan() {
         return Err(CmdError::NotFloat);
     }
     Ok(v)
+}
+
+/// A C99 hexadecimal float (lowercase): `[sign]0x` hex digits with an
+/// optional point, then an optional binary exponent `p[sign]digits`.
+fn parse_hex_f64(s: &str) -> Option<f64> {
+    let (neg, rest) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let rest = rest.strip_prefix("0x")?;
+    let (mant, exp) = match rest.split_once('p') {
+        Some((m, e)) => (m, Some(e)),
+        None => (rest, None),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    if let Some(e) = exp {
+        let digits = e.trim_start_matches(['+', '-']);
+        if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) || e.len() - digits.len() > 1 {
+            return None;
+        }
+        let e: i32 = e.parse().unwrap_or(if e.starts_with('-') { i32::MIN } else { i32::MAX });
+        v *= 2f64.powi(e.clamp(-2000, 2000));
+    }
+    // Out of a double's range strtod fails (ERANGE), as for decimals.
+    v.is_finite().then_some(if neg { -v } else { v })
 }
 
 /// ASCII case-insensitive comparison of an argument with a keyword.
@@ -268,6 +308,16 @@ mod tests {
         assert!(t.elapsed() < std::time::Duration::from_secs(1));
         let long = vec![b'a'; 100_000];
         assert!(!glob_match(&b"*a".repeat(500).into_iter().chain(*b"b").collect::<Vec<u8>>(), &long, false));
+    }
+
+    #[test]
+    fn floats_parse_as_strtod_does() {
+        for (text, want) in [("0x10", 16.0), ("-0x.8", -0.5), ("0x1p-2", 0.25), ("0X1P+2", 4.0), ("+0x1E", 30.0), ("1e3", 1000.0)] {
+            assert_eq!(parse_f64(text.as_bytes()), Ok(want), "{text}");
+        }
+        for text in ["0x", "0x1g", "0x1p", "0x1p+-1", "0xp1", " 0x1", "0x1 ", "0x1p99999"] {
+            assert!(parse_f64(text.as_bytes()).is_err(), "{text}");
+        }
     }
 
     #[test]

@@ -27,6 +27,25 @@ fn replies_are_exact() {
         (&["BITPOS", "nx", "0"], ":0\r\n"),
         (&["BITPOS", "nx", "1"], ":-1\r\n"),
         (&["BITPOS", "ones", "2"], "-ERR The bit argument must be 1 or 0.\r\n"),
+        (&["BITPOS", "ones", "x"], "-ERR value is not an integer or out of range\r\n"),
+        // Two negative indexes with start after end: empty for BITCOUNT
+        // (before clamping), clamped to the first byte for BITPOS.
+        (&["BITCOUNT", "ones", "-3", "-6"], ":0\r\n"),
+        (&["BITCOUNT", "ones", "-3", "-6", "bad"], ":0\r\n"),
+        (&["BITCOUNT", "ones", "-2", "-1"], ":7\r\n"),
+        (&["BITPOS", "ones", "1", "-3", "-6"], ":1\r\n"),
+        // Too many arguments is a syntax error before any is parsed.
+        (&["BITCOUNT", "ones", "x", "1", "BIT", "y"], "-ERR syntax error\r\n"),
+        (&["BITPOS", "ones", "1", "x", "1", "BIT", "y"], "-ERR syntax error\r\n"),
+        (&["BITPOS", "ones", "1", "1", "x", "y"], "-ERR syntax error\r\n"),
+        (&["BITPOS", "ones", "1", "x", "1", "y"], "-ERR value is not an integer or out of range\r\n"),
+        (&["BITCOUNT", "ones", "x", "1", "y"], "-ERR value is not an integer or out of range\r\n"),
+        // A missing key counts 0 before the arguments are checked (Redis 7;
+        // Redis 8 checks them first).
+        (&["BITCOUNT", "nx", "0"], ":0\r\n"),
+        (&["BITCOUNT", "nx", "x", "y"], ":0\r\n"),
+        (&["SET", "empty", ""], "+OK\r\n"),
+        (&["BITCOUNT", "empty", "0"], "-ERR syntax error\r\n"),
         (&["SET", "a", "abc"], "+OK\r\n"),
         (&["SET", "c", "xyzw"], "+OK\r\n"),
         (&["BITOP", "AND", "r", "a", "c"], ":4\r\n"),

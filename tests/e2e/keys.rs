@@ -163,6 +163,8 @@ const CASES: &[(&[&str], &str)] = &[
     (&["EXPIRE", "k", "10", "GT", "LT"], "-ERR GT and LT options at the same time are not compatible\r\n"),
     (&["EXPIRE", "k", "10", "FOO"], "-ERR Unsupported option FOO\r\n"),
     (&["EXPIRE", "k", "abc", "FOO"], "-ERR Unsupported option FOO\r\n"),
+    // The option is shown as C shows a string: up to a NUL.
+    (&["EXPIRE", "k", "10", "A\0B"], "-ERR Unsupported option A\r\n"),
     (&["EXPIRE", "k", "abc"], "-ERR value is not an integer or out of range\r\n"),
     (&["EXPIRE", "k", "1.5"], "-ERR value is not an integer or out of range\r\n"),
     (&["EXPIRE", "k"], "-ERR wrong number of arguments for 'expire' command\r\n"),

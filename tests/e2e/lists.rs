@@ -46,6 +46,18 @@ fn replies_are_exact() {
             (&["LPUSHX", "nx", "x"], ":0\r\n"),
             (&["SET", "s", "v"], "+OK\r\n"),
             (&["LPUSH", "s", "x"], "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+            // The key is looked up before the index is parsed.
+            (&["LINDEX", "s", "x"], "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+            (&["LINDEX", "nx", "x"], "$-1\r\n"),
+            (&["LSET", "s", "x", "v"], "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+            (&["LSET", "nx", "x", "v"], "-ERR no such key\r\n"),
+            (&["RPOP", "l", "1", "2"], "-ERR wrong number of arguments for 'rpop' command\r\n"),
+            (&["LPOS", "l", "a", "COUNT", "abc"], "-ERR COUNT can't be negative\r\n"),
+            (&["LPOS", "l", "a", "MAXLEN", "-0"], "-ERR MAXLEN can't be negative\r\n"),
+            (
+                &["LPOS", "l", "a", "RANK", "-9223372036854775808", "COUNT", "-1"],
+                "-ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807\r\n",
+            ),
             // LMOVE between keys of different shards, and onto itself.
             (&["RPUSH", "src", "a", "b", "c"], ":3\r\n"),
             (&["LMOVE", "src", "dst", "LEFT", "RIGHT"], "$1\r\na\r\n"),
@@ -54,6 +66,15 @@ fn replies_are_exact() {
             (&["LRANGE", "dst", "0", "-1"], "*2\r\n$1\r\nc\r\n$1\r\na\r\n"),
             (&["LMOVE", "dst", "dst", "LEFT", "RIGHT"], "$1\r\nc\r\n"),
             (&["LMOVE", "nx", "dst", "LEFT", "RIGHT"], "$-1\r\n"),
+            // A missing source answers nil before the destination's type is checked.
+            (&["LMOVE", "nx", "s", "LEFT", "RIGHT"], "$-1\r\n"),
+            (&["RPOPLPUSH", "nx", "s"], "$-1\r\n"),
+            // Rotating a one-element list keeps the key and its TTL.
+            (&["RPUSH", "one", "x"], ":1\r\n"),
+            (&["EXPIRE", "one", "1000"], ":1\r\n"),
+            (&["LMOVE", "one", "one", "LEFT", "LEFT"], "$1\r\nx\r\n"),
+            (&["RPOPLPUSH", "one", "one"], "$1\r\nx\r\n"),
+            (&["PERSIST", "one"], ":1\r\n"),
             (&["LMPOP", "2", "nx", "dst", "LEFT", "COUNT", "5"], "*2\r\n$3\r\ndst\r\n*2\r\n$1\r\na\r\n$1\r\nc\r\n"),
             (&["LMPOP", "1", "nx", "LEFT"], "*-1\r\n"),
             (&["LMPOP", "0", "a", "LEFT"], "-ERR numkeys should be greater than 0\r\n"),

@@ -36,10 +36,18 @@ fn replies_are_exact() {
         (&["SMOVE", "s", "t", "c"], ":1\r\n"),
         (&["SMOVE", "s", "t", "zz"], ":0\r\n"),
         (&["SMOVE", "t", "hash", "b"], ":1\r\n"),
+        // A missing source answers 0 before the destination's type is checked.
+        (&["SET", "str2", "v"], "+OK\r\n"),
+        (&["SMOVE", "nx", "str2", "b"], ":0\r\n"),
+        (&["SMOVE", "s", "str2", "zz"], "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
         (&["SPOP", "nx"], "$-1\r\n"),
         (&["SPOP", "s", "-1"], "-ERR value is out of range, must be positive\r\n"),
         (&["SRANDMEMBER", "nx", "3"], "*0\r\n"),
         (&["SRANDMEMBER", "t", "x"], "-ERR value is not an integer or out of range\r\n"),
+        (
+            &["SRANDMEMBER", "str2", "-9223372036854775808"],
+            "-ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807\r\n",
+        ),
         (&["SADD", "i", "1", "2", "3"], ":3\r\n"),
         (&["OBJECT", "ENCODING", "i"], "$6\r\nintset\r\n"),
         (&["SPOP", "i", "10"], "*3\r\n"),

@@ -201,10 +201,51 @@ fn lcs_replies() {
         (&["LCS", "key1", "key2", "LEN", "IDX"], "-ERR If you want both the length and indexes, please just use IDX.\r\n"),
         (&["LCS", "key1", "key2", "MINMATCHLEN"], "-ERR syntax error\r\n"),
         (&["LCS", "key1", "hash"], "-ERR The specified keys must contain string values\r\n"),
+        // The keys' types are checked before the options.
+        (&["LCS", "key1", "hash", "MINMATCHLEN", "x"], "-ERR The specified keys must contain string values\r\n"),
+        (&["LCS", "key1", "hash", "BAD"], "-ERR The specified keys must contain string values\r\n"),
+        (&["LCS", "key1", "key2", "MINMATCHLEN", "x"], "-ERR value is not an integer or out of range\r\n"),
     ];
     for (cmd, want) in cases {
         assert_eq!(c.cmd(cmd), *want, "{cmd:?}");
     }
     assert!(c.cmd(&["HELLO", "3"]).starts_with('%'));
     assert!(c.cmd(&["LCS", "key1", "key2", "IDX"]).starts_with("%2\r\n$7\r\nmatches\r\n"));
+}
+
+/// Which error wins when several apply, as redis-server 7 decides (found
+/// by the differential test).
+#[test]
+fn error_precedence() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let cases: &[(&[&str], &str)] = &[
+        (&["HSET", "h", "f", "v"], ":1\r\n"),
+        // GETEX validates the expire time only for an existing string.
+        (&["GETEX", "nokey", "EX", "0"], "$-1\r\n"),
+        (&["GETEX", "h", "EX", "0"], "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+        (&["SET", "s", "v"], "+OK\r\n"),
+        (&["GETEX", "s", "EX", "0"], "-ERR invalid expire time in 'getex' command\r\n"),
+        (&["GETEX", "s", "PX", "x"], "-ERR value is not an integer or out of range\r\n"),
+        (&["GETEX", "s", "EX", "100"], "$1\r\nv\r\n"),
+        // SET checks all its syntax before the expire time.
+        (&["SET", "s", "v", "PX", "-5", "KEEPTTL"], "-ERR syntax error\r\n"),
+        (&["SET", "s", "v", "EX", "abc", "PX", "100"], "-ERR syntax error\r\n"),
+        (&["SET", "s", "v", "EX", "0"], "-ERR invalid expire time in 'set' command\r\n"),
+        // INCRBYFLOAT checks the key's type before the increment.
+        (&["INCRBYFLOAT", "h", "nan"], "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+        (&["INCRBYFLOAT", "s", "1"], "-ERR value is not a valid float\r\n"),
+        (&["INCRBYFLOAT", "nokey", "nan"], "-ERR value is not a valid float\r\n"),
+        // Floats parse as strtod parses them, hexadecimal included.
+        (&["SET", "hex", "0x10"], "+OK\r\n"),
+        (&["INCRBYFLOAT", "hex", "0x1p-2"], "$5\r\n16.25\r\n"),
+        (&["HSET", "hh", "f", "0x10"], ":1\r\n"),
+        (&["HINCRBYFLOAT", "hh", "f", "1"], "$2\r\n17\r\n"),
+        (&["ZADD", "z", "0X1E", "m"], ":1\r\n"),
+        (&["ZSCORE", "z", "m"], "$2\r\n30\r\n"),
+        (&["ZADD", "z", "0x1g", "m"], "-ERR value is not a valid float\r\n"),
+    ];
+    for (cmd, want) in cases {
+        assert_eq!(c.cmd(cmd), *want, "{cmd:?}");
+    }
 }

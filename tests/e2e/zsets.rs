@@ -362,6 +362,17 @@ fn set_operations_resp2() {
         (vec!["EXISTS", "{t}rs"], int(0)),
         (vec!["ZRANGESTORE", "{t}rs", "{t}str", "0", "-1"], WRONGTYPE.into()),
         (vec!["ZRANGESTORE", "{t}rs", "{t}a", "0"], err("ERR wrong number of arguments for 'zrangestore' command")),
+        // Plain sets are inputs too, every member scoring 1 (ZRANGESTORE's
+        // source must still be a sorted set).
+        (vec!["SADD", "{t}set", "y", "v"], int(2)),
+        (vec!["ZUNION", "2", "{t}a", "{t}set", "WITHSCORES"], bulks(&["v", "1", "x", "1", "y", "3", "z", "3"])),
+        (vec!["ZINTERSTORE", "{t}i", "2", "{t}set", "{t}b", "WEIGHTS", "5", "1"], int(1)),
+        (vec!["ZRANGE", "{t}i", "0", "-1", "WITHSCORES"], bulks(&["y", "15"])),
+        (vec!["ZDIFF", "2", "{t}set", "{t}a"], bulks(&["v"])),
+        (vec!["ZINTERCARD", "2", "{t}set", "{t}a"], int(1)),
+        (vec!["ZRANGESTORE", "{t}rs", "{t}set", "0", "-1"], WRONGTYPE.into()),
+        // A new member's ZINCRBY score is the increment itself.
+        (vec!["ZINCRBY", "{t}new", "-0", "m"], bulk("-0")),
     ];
     run(&mut c, &cases);
 }

@@ -114,12 +114,26 @@ fn getbit(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 /// BITCOUNT/BITPOS's optional range: start and end (inclusive, negative from
 /// the end) in bytes, or in bits with BIT; `None` for the whole string.
 /// Returns the bit range to look at, or `None` when it is empty.
-fn bit_range(len: usize, args: &[Bytes], end_given: &mut bool) -> CmdResult<Option<(u64, u64)>> {
+/// `count`: BITCOUNT, which answers an empty range for two negative
+/// indexes with start after end before clamping them (BITPOS clamps).
+fn bit_range(len: usize, args: &[Bytes], end_given: &mut bool, count: bool) -> CmdResult<Option<(u64, u64)>> {
     let total_bits = len as i64 * 8;
+    if args.len() > 3 {
+        // Counted before any argument is parsed, as Redis does.
+        return Err(CmdError::Syntax);
+    }
     if args.is_empty() {
         return Ok((len > 0).then(|| (0, total_bits as u64 - 1)));
     }
+    let unit = || match args.get(2) {
+        None => Ok(false),
+        Some(u) if eq_ic(u, "BIT") => Ok(true),
+        Some(u) if eq_ic(u, "BYTE") => Ok(false),
+        Some(_) => Err(CmdError::Syntax),
+    };
+    // BITPOS reads the unit between start and end, BITCOUNT after both.
     let start = parse_i64(&args[0])?;
+    let early = if count { None } else { Some(unit()?) };
     let end = match args.get(1) {
         Some(e) => {
             *end_given = true;
@@ -127,15 +141,14 @@ fn bit_range(len: usize, args: &[Bytes], end_given: &mut bool) -> CmdResult<Opti
         }
         None => -1,
     };
-    let bits = match args.get(2) {
-        None => false,
-        Some(u) if eq_ic(u, "BIT") => true,
-        Some(u) if eq_ic(u, "BYTE") => false,
-        Some(_) => return Err(CmdError::Syntax),
-    };
-    if args.len() > 3 {
-        return Err(CmdError::Syntax);
+    // BITCOUNT answers this empty range before it reads the unit.
+    if count && start < 0 && end < 0 && start > end {
+        return Ok(None);
     }
+    let bits = match early {
+        Some(b) => b,
+        None => unit()?,
+    };
     let size = if bits { total_bits } else { len as i64 };
     let fix = |i: i64| if i < 0 { (size + i).max(0) } else { i };
     let (s, e) = (fix(start), fix(end).min(size - 1));
@@ -150,13 +163,18 @@ fn bit_at(v: &[u8], i: u64) -> bool {
 }
 
 fn bitcount(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    // Redis 7 looks the key up first: a missing key counts 0 whatever the
+    // arguments (Redis 8 checks them first).
+    let now = ctx.now;
+    let Some(v) = super::strings::with_string(ctx.db(), &args[1], now, |b| b.to_vec())? else {
+        out.int(0);
+        return Ok(());
+    };
     if args.len() == 3 {
         return Err(CmdError::Syntax);
     }
-    let now = ctx.now;
-    let v = bytes_of(ctx.db(), &args[1], now)?;
     let mut end_given = false;
-    let n = match bit_range(v.len(), &args[2..], &mut end_given)? {
+    let n = match bit_range(v.len(), &args[2..], &mut end_given, true)? {
         None => 0,
         Some((a, b)) => (a..=b).filter(|&i| bit_at(&v, i)).count(),
     };
@@ -165,9 +183,9 @@ fn bitcount(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 fn bitpos(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let want = match &args[2][..] {
-        b"1" => true,
-        b"0" => false,
+    let want = match parse_i64(&args[2])? {
+        1 => true,
+        0 => false,
         _ => return Err(CmdError::err("The bit argument must be 1 or 0.")),
     };
     let now = ctx.now;
@@ -179,7 +197,7 @@ fn bitpos(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         return Ok(());
     }
     let mut end_given = false;
-    let pos = match bit_range(v.len(), &args[3..], &mut end_given)? {
+    let pos = match bit_range(v.len(), &args[3..], &mut end_given, false)? {
         None => -1,
         Some((a, b)) => match (a..=b).find(|&i| bit_at(&v, i) == want) {
             Some(i) => i as i64,

@@ -255,7 +255,9 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, unit_ms: i64, re
         } else if eq_ic(a, "LT") {
             lt = true;
         } else {
-            return Err(CmdError::err(format!("Unsupported option {}", String::from_utf8_lossy(a))));
+            // Redis formats the option as a C string: it ends at a NUL.
+            let shown = a.split(|&c| c == 0).next().unwrap_or_default();
+            return Err(CmdError::err(format!("Unsupported option {}", String::from_utf8_lossy(shown))));
         }
     }
     if nx && (xx || gt || lt) {

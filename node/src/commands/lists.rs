@@ -242,6 +242,10 @@ fn rpushx(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 fn pop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, left: bool) -> CmdResult {
+    if args.len() > 3 {
+        // Unlike SPOP and ZPOPMIN (syntax error), LPOP/RPOP call this arity.
+        return Err(CmdError::WrongArity(String::from_utf8_lossy(&args[0]).to_lowercase()));
+    }
     let count = super::pops::parse_count(args)?;
     let now = ctx.now;
     let db = ctx.db();
@@ -285,13 +289,14 @@ fn llen(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 fn lindex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let i = parse_i64(&args[2])?;
+    // Redis looks the key up (nil, WRONGTYPE) before parsing the index.
     let now = ctx.now;
     let db = ctx.db();
     let Some(idx) = find(db, &args[1], now)? else {
         out.nil();
         return Ok(());
     };
+    let i = parse_i64(&args[2])?;
     let l = read_list(db, idx);
     match index(i, l.len()).and_then(|i| l.get(i)) {
         Some(v) => out.bulk(v),
@@ -301,10 +306,11 @@ fn lindex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 fn lset(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let i = parse_i64(&args[2])?;
+    // Redis looks the key up (no such key, WRONGTYPE) before parsing the index.
     let now = ctx.now;
     let db = ctx.db();
     let Some(idx) = find(db, &args[1], now)? else { return Err(CmdError::err("no such key")) };
+    let i = parse_i64(&args[2])?;
     let len = read_list(db, idx).len();
     let Some(i) = index(i, len) else { return Err(CmdError::err("index out of range")) };
     list_at(db, idx).set(i, &args[3]);
@@ -415,16 +421,18 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
                 ));
             }
             if rank == i64::MIN {
-                return Err(CmdError::err("value is out of range"));
+                // Redis 7.2's wording (7.0 took it and overflowed).
+                return Err(CmdError::err("value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
             }
         } else if eq_ic(&args[i], "COUNT") {
-            let c = parse_i64(val)?;
+            // Redis words any bad COUNT/MAXLEN (also a non-number) this way.
+            let c = parse_i64(val).unwrap_or(-1);
             if c < 0 {
                 return Err(CmdError::err("COUNT can't be negative"));
             }
             count = Some(c as usize);
         } else if eq_ic(&args[i], "MAXLEN") {
-            let m = parse_i64(val)?;
+            let m = parse_i64(val).unwrap_or(-1);
             if m < 0 {
                 return Err(CmdError::err("MAXLEN can't be negative"));
             }
@@ -508,6 +516,20 @@ async fn move_one(conn: &mut Conn, src: &Bytes, dst: &Bytes, from_left: bool, to
                     return Ok(None);
                 }
                 let now = now_ms();
+                // Redis's order: a missing source answers nil before the
+                // destination's type is looked at.
+                let Some(idx) = find(sh.db(db), &s, now)? else {
+                    return Ok(Some(None));
+                };
+                if s == d {
+                    // A rotation: the list never empties, so it keeps its TTL.
+                    let l = list_at(sh.db(db), idx);
+                    let v = l.pop(from_left);
+                    if let Some(v) = &v {
+                        l.push(to_left, v);
+                    }
+                    return Ok(Some(v));
+                }
                 find(sh.db(db), &d, now)?;
                 let got = pop_items(sh.db(db), &s, from_left, 1, now)?;
                 if let Some(v) = got.first() {
@@ -520,7 +542,11 @@ async fn move_one(conn: &mut Conn, src: &Bytes, dst: &Bytes, from_left: bool, to
     let mut tx = conn.begin_tx();
     tx.lock_all(&[ss.min(ds), ss.max(ds)]).await;
     let d2 = d.clone();
+    let s2 = s.clone();
     let r = async {
+        if tx.run(ss, move |sh| find(sh.db(db), &s2, now_ms())).await?.is_none() {
+            return Ok(Some(None));
+        }
         tx.run(ds, move |sh| find(sh.db(db), &d2, now_ms()).map(|_| ())).await?;
         let got = tx.run(ss, move |sh| pop_items(sh.db(db), &s, from_left, 1, now_ms())).await?;
         if let Some(v) = got.first().cloned() {

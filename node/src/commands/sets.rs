@@ -150,6 +150,12 @@ pub fn copy_of(db: &mut Db, key: &[u8], now: u64) -> CmdResult<SetValue> {
     })
 }
 
+/// The set at `key` (`None` when missing), or WRONGTYPE, as a value: SMOVE
+/// decides which error applies.
+fn probe_set(db: &mut Db, key: &[u8], now: u64) -> CmdResult<CmdResult<Option<SetValue>>> {
+    Ok(find(db, key, now).map(|idx| idx.map(|idx| read_set(db, idx).clone())))
+}
+
 /// Replaces `key` with `s` (deleting it when empty); its size.
 pub fn store(db: &mut Db, key: &[u8], s: SetValue, now: u64) -> usize {
     db.remove(key, now);
@@ -267,7 +273,12 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     }
     let count = match args.get(2) {
         None => None,
-        Some(a) => Some(parse_i64(a)?),
+        Some(a) => match parse_i64(a)? {
+            i64::MIN => {
+                return Err(CmdError::err("value is out of range, value must between -9223372036854775807 and 9223372036854775807"))
+            }
+            c => Some(c),
+        },
     };
     let now = ctx.now;
     let db = ctx.db();
@@ -492,8 +503,19 @@ pub async fn smove(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     let (src_key, dst_key, member) = (args[1].clone(), args[2].clone(), args[3].clone());
     let same = src_key == dst_key;
     let db = conn.db;
-    // Both types are checked first (WRONGTYPE before any change).
-    let found = with_sets(conn, &keys, None, move |sets| (sets[0].contains(&member), None)).await?;
+    // Redis's order: a missing source answers 0 before any type check; then
+    // both types are checked (WRONGTYPE before any change).
+    let found = super::gather(conn, &keys, None, probe_set, move |sets| {
+        let mut it = sets.into_iter();
+        let found = match (it.next(), it.next()) {
+            (Some(Ok(None)), _) => Ok(false),
+            (Some(Ok(Some(src))), Some(Ok(_))) => Ok(src.contains(&member)),
+            (Some(Err(e)), _) | (_, Some(Err(e))) => Err(e),
+            _ => Ok(false),
+        };
+        (found, None)
+    })
+    .await??;
     if !found || same {
         conn.out.int(found as i64);
         return Ok(());

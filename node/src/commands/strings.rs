@@ -256,6 +256,7 @@ pub fn expire_at(arg: &[u8], unit_ms: i64, relative: bool, now: u64, cmd: &str) 
 fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let (mut nx, mut xx, mut get) = (false, false, false);
     let mut exp = ExpireOpt::None;
+    let mut when = None;
     let mut i = 3;
     while i < args.len() {
         let a = &args[i];
@@ -275,12 +276,17 @@ fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
                 b"EXAT" => (1000, false),
                 _ => (1, false),
             };
-            exp = ExpireOpt::At(expire_at(&args[i + 1], unit, rel, ctx.now, "set")?);
+            // Validated after the whole syntax (Redis's order).
+            exp = ExpireOpt::At(0);
+            when = Some((&args[i + 1], unit, rel));
             i += 1;
         } else {
             return Err(CmdError::Syntax);
         }
         i += 1;
+    }
+    if let Some((v, unit, rel)) = when {
+        exp = ExpireOpt::At(expire_at(v, unit, rel, ctx.now, "set")?);
     }
     let now = ctx.now;
     let db = ctx.db();
@@ -384,6 +390,7 @@ fn getdel(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 fn getex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
     let mut exp = ExpireOpt::None;
+    let mut when = None;
     let mut i = 2;
     while i < args.len() {
         let a = &args[i];
@@ -396,7 +403,9 @@ fn getex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
                 b"EXAT" => (1000, false),
                 _ => (1, false),
             };
-            exp = ExpireOpt::At(expire_at(&args[i + 1], unit, rel, now, "getex")?);
+            // Validated once the key is found to be a string (Redis's order).
+            exp = ExpireOpt::At(0);
+            when = Some((&args[i + 1], unit, rel));
             i += 1;
         } else {
             return Err(CmdError::Syntax);
@@ -408,10 +417,15 @@ fn getex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         out.nil();
         return Ok(());
     };
+    if db.entry(idx).value.as_bytes(&mut itoa::Buffer::new()).is_none() {
+        return Err(CmdError::WrongType);
+    }
+    if let Some((v, unit, rel)) = when {
+        exp = ExpireOpt::At(expire_at(v, unit, rel, now, "getex")?);
+    }
     let mut buf = itoa::Buffer::new();
-    match db.entry(idx).value.as_bytes(&mut buf) {
-        Some(b) => out.bulk(b),
-        None => return Err(CmdError::WrongType),
+    if let Some(b) = db.entry(idx).value.as_bytes(&mut buf) {
+        out.bulk(b);
     }
     match exp {
         ExpireOpt::At(at) if at <= now => {
@@ -501,13 +515,14 @@ fn decrby(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
-    let delta = parse_f64(&args[2])?;
     let db = ctx.db();
     let cur = with_string(db, &args[1], now, |b| parse_f64(b).map(|v| (v, crate::types::decimal::add(b, &args[2]))))?;
     let (cur, exact) = match cur {
         Some(v) => v?,
         None => (0.0, crate::types::decimal::add(b"0", &args[2])),
     };
+    // After the key's type and value, as Redis checks them.
+    let delta = parse_f64(&args[2])?;
     let new = cur + delta;
     if !new.is_finite() {
         return Err(CmdError::NanOrInfinity);
@@ -686,26 +701,6 @@ pub async fn msetnx(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> Cmd
 /// common subsequence of two strings (missing keys count as empty). Both
 /// values are read under one transaction when they live on two shards.
 pub async fn lcs(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdResult {
-    let (mut len_only, mut idx, mut min_len, mut with_len) = (false, false, 0usize, false);
-    let mut j = 3;
-    while j < args.len() {
-        if eq_ic(&args[j], "LEN") {
-            len_only = true;
-        } else if eq_ic(&args[j], "IDX") {
-            idx = true;
-        } else if eq_ic(&args[j], "WITHMATCHLEN") {
-            with_len = true;
-        } else if eq_ic(&args[j], "MINMATCHLEN") && j + 1 < args.len() {
-            min_len = parse_i64(&args[j + 1])?.max(0) as usize;
-            j += 1;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        j += 1;
-    }
-    if len_only && idx {
-        return Err(CmdError::err("If you want both the length and indexes, please just use IDX."));
-    }
     let db = conn.db;
     let read = move |sh: &mut crate::shard::Shard, key: Bytes| -> CmdResult<Vec<u8>> {
         match with_string(sh.db(db), &key, crate::util::now_ms(), |b| b.to_vec()) {
@@ -726,6 +721,27 @@ pub async fn lcs(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdRes
         (a, b)
     };
     let (a, b) = (a?, b?);
+    // Options are read once both keys are known to hold strings (Redis's order).
+    let (mut len_only, mut idx, mut min_len, mut with_len) = (false, false, 0usize, false);
+    let mut j = 3;
+    while j < args.len() {
+        if eq_ic(&args[j], "LEN") {
+            len_only = true;
+        } else if eq_ic(&args[j], "IDX") {
+            idx = true;
+        } else if eq_ic(&args[j], "WITHMATCHLEN") {
+            with_len = true;
+        } else if eq_ic(&args[j], "MINMATCHLEN") && j + 1 < args.len() {
+            min_len = parse_i64(&args[j + 1])?.max(0) as usize;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    if len_only && idx {
+        return Err(CmdError::err("If you want both the length and indexes, please just use IDX."));
+    }
     let limit = conn.engine.cfg.proto_max_bulk_len.load(std::sync::atomic::Ordering::Relaxed) as usize;
     if crate::types::lcs::table_bytes(a.len(), b.len()).is_none_or(|n| n > limit) {
         return Err(CmdError::err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));

@@ -8,6 +8,8 @@
 //!
 //! Options, reply shapes and error texts follow Redis 7.2.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use foldhash::fast::RandomState;
 use hashbrown::hash_map::Entry as MapEntry;
@@ -591,7 +593,8 @@ fn zincrby(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let z = zset_at(db, idx)?;
     let mut new = delta;
     let r = z.upsert(member, limits, |cur| {
-        new = cur.unwrap_or(0.0) + delta;
+        // A new member takes the increment itself (-0 stays -0, as in Redis).
+        new = cur.map_or(delta, |c| c + delta);
         (!new.is_nan()).then_some(new)
     });
     drop_if_empty(db, idx);
@@ -1364,6 +1367,28 @@ fn inputs<'a>(db: &'a mut Db, keys: &[Bytes], now: u64) -> CmdResult<Vec<Option<
         .collect()
 }
 
+/// ZUNION/ZINTER/ZDIFF's inputs: as `inputs`, but a plain set reads as a
+/// sorted set whose scores are all 1, as in Redis.
+fn setop_inputs<'a>(db: &'a mut Db, keys: &[Bytes], now: u64, limits: ZLimits) -> CmdResult<Vec<Option<Cow<'a, ZSet>>>> {
+    let idx: Vec<Option<u32>> = keys.iter().map(|k| db.lookup(k, now)).collect();
+    let db: &Db = db;
+    idx.into_iter()
+        .map(|i| match i {
+            None => Ok(None),
+            Some(i) => match &db.entry(i).value {
+                Value::ZSet(z) => Ok(Some(Cow::Borrowed(&**z))),
+                Value::Set(s) => {
+                    let mut members: Vec<&[u8]> = s.iter().map(|m| &m[..]).collect();
+                    members.sort_unstable();
+                    let items: Vec<(&[u8], f64)> = members.into_iter().map(|m| (m, 1.0)).collect();
+                    Ok(Some(Cow::Owned(ZSet::from_sorted(&items, limits)?)))
+                }
+                _ => Err(CmdError::WrongType),
+            },
+        })
+        .collect()
+}
+
 /// The shard all of `keys` live on, if they share one.
 fn one_shard<'a>(conn: &Conn, mut keys: impl Iterator<Item = &'a Bytes>) -> Option<usize> {
     let first = conn.engine.shard_of(keys.next()?);
@@ -1385,7 +1410,8 @@ pub async fn setop(conn: &mut Conn, args: &[Bytes], kind: SetKind, store: bool, 
                 let d = sh.db(db);
                 let mut out = Out::new(resp3);
                 let built = {
-                    let srcs = inputs(d, &op.keys, now)?;
+                    let owned = setop_inputs(d, &op.keys, now, limits)?;
+                    let srcs: Vec<Option<&ZSet>> = owned.iter().map(|z| z.as_deref()).collect();
                     if let Some(e) = op.late_err.clone() {
                         return Err(e);
                     }
@@ -1421,10 +1447,11 @@ async fn setop_locked(conn: &mut Conn, tx: &mut Tx, op: SetOp, shards: Vec<usize
         let fetched = tx
             .lock_and_run(s, move |sh| -> CmdResult<Vec<(usize, Option<ZSet>)>> {
                 let now = now_ms();
+                let limits = sh.cfg.zset_limits();
                 let d = sh.db(db);
                 let keys: Vec<Bytes> = mine.iter().map(|(_, k)| k.clone()).collect();
-                let found = inputs(d, &keys, now)?;
-                Ok(mine.iter().zip(found).map(|((i, _), z)| (*i, z.cloned())).collect())
+                let found = setop_inputs(d, &keys, now, limits)?;
+                Ok(mine.iter().zip(found).map(|((i, _), z)| (*i, z.map(Cow::into_owned))).collect())
             })
             .await?;
         for (i, z) in fetched {
