@@ -214,15 +214,7 @@ impl Config {
         let mut cfg = cfg;
         if let Some(path) = &args.config_file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File(path.clone(), e.to_string()))?;
-            for line in text.lines() {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let (name, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-                let value = value.trim().trim_matches('"');
-                cfg.apply_startup(&name.to_ascii_lowercase(), value)?;
-            }
+            cfg.apply_file(&text)?;
         }
         if let Some(p) = args.port {
             cfg.port = p;
@@ -257,6 +249,21 @@ impl Config {
             cfg.inert.get_mut().unwrap_or_else(|e| e.into_inner()).insert("cluster-enabled".into(), "yes".into());
         }
         Ok(cfg)
+    }
+
+    /// Applies the text of a redis.conf-style file: `name value` per line,
+    /// blank lines and `#` comments skipped, surrounding quotes dropped.
+    pub fn apply_file(&mut self, text: &str) -> Result<(), ConfigError> {
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            let value = value.trim().trim_matches('"');
+            self.apply_startup(&name.to_ascii_lowercase(), value)?;
+        }
+        Ok(())
     }
 
     /// Parameters only settable at start-up; the rest go through `set`.
