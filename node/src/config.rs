@@ -270,7 +270,11 @@ impl Config {
     fn apply_startup(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
         match name {
             "port" => self.port = value.parse().map_err(|_| ConfigError::NotInteger)?,
-            "bind" => self.bind = value.split_whitespace().map(|s| s.trim_start_matches('-').to_string()).collect(),
+            // `-addr` marks an optional address; a lone `-` names none.
+            "bind" => {
+                self.bind =
+                    value.split_whitespace().map(|s| s.trim_start_matches('-')).filter(|s| !s.is_empty()).map(String::from).collect()
+            }
             "databases" => self.databases = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.max(1),
             "shards" => self.shards = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.clamp(1, 1024),
             _ => self.set(name, value)?,
@@ -377,6 +381,20 @@ mod tests {
         assert_eq!(parse_memory("1kb"), Some(1024));
         assert_eq!(parse_memory("2GB"), Some(2 << 30));
         assert_eq!(parse_memory("x"), None);
+    }
+
+    /// Found by fuzzing: a lone `-` in `bind` became an empty address
+    /// (which no listener can bind), and the list no longer read back the
+    /// same from CONFIG GET's text.
+    #[test]
+    fn bind_skips_empty_addresses() {
+        let mut cfg = Config::from_args(&Args::parse_from(["damselfly"])).unwrap();
+        let file = "bind sssss\x0b\x0b-\x0b\x0b\x0b\x0b\x0b\x0b0\x0b,\0\0\0\0\0\0!\x0b\x0bdataba\x0b\x0b\x03\x0b\x0f\x0b`ss";
+        cfg.apply_file(file).unwrap();
+        assert!(cfg.bind.iter().all(|a| !a.is_empty()), "{:?}", cfg.bind);
+        assert_eq!(cfg.bind[..2], ["sssss", "0"]);
+        cfg.apply_file("bind - 127.0.0.1 -::1").unwrap();
+        assert_eq!(cfg.bind, ["127.0.0.1", "::1"]);
     }
 
     #[test]
