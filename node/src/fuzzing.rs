@@ -445,6 +445,11 @@ pub fn config_file(data: &[u8]) {
     }
     let all = cfg.all();
     let _ = cfg.get(b"*max*");
+    // The format drops every quote at either end of a value, so a value
+    // that starts or ends with one cannot be written back.
+    if all.iter().any(|(_, v)| v.starts_with('"') || v.ends_with('"')) {
+        return;
+    }
     let rewritten: String = all.iter().map(|(k, v)| format!("{k} \"{v}\"\n")).collect();
     let mut again = fresh_config();
     if let Err(e) = again.apply_file(&rewritten) {
