@@ -225,15 +225,7 @@ impl Config {
         let mut cfg = cfg;
         if let Some(path) = &args.config_file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File(path.clone(), e.to_string()))?;
-            for line in text.lines() {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let (name, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-                let value = value.trim().trim_matches('"');
-                cfg.apply_startup(&name.to_ascii_lowercase(), value)?;
-            }
+            cfg.apply_file(&text)?;
         }
         if let Some(p) = args.port {
             cfg.port = p;
@@ -272,11 +264,30 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Applies the text of a redis.conf-style file: `name value` per line,
+    /// blank lines and `#` comments skipped, surrounding quotes dropped.
+    pub fn apply_file(&mut self, text: &str) -> Result<(), ConfigError> {
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            let value = value.trim().trim_matches('"');
+            self.apply_startup(&name.to_ascii_lowercase(), value)?;
+        }
+        Ok(())
+    }
+
     /// Parameters only settable at start-up; the rest go through `set`.
     fn apply_startup(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
         match name {
             "port" => self.port = value.parse().map_err(|_| ConfigError::NotInteger)?,
-            "bind" => self.bind = value.split_whitespace().map(|s| s.trim_start_matches('-').to_string()).collect(),
+            // `-addr` marks an optional address; a lone `-` names none.
+            "bind" => {
+                self.bind =
+                    value.split_whitespace().map(|s| s.trim_start_matches('-')).filter(|s| !s.is_empty()).map(String::from).collect()
+            }
             "databases" => self.databases = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.max(1),
             "shards" => self.shards = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.clamp(1, 1024),
             _ => self.set(name, value)?,
@@ -381,6 +392,20 @@ mod tests {
         assert_eq!(parse_memory("1kb"), Some(1024));
         assert_eq!(parse_memory("2GB"), Some(2 << 30));
         assert_eq!(parse_memory("x"), None);
+    }
+
+    /// Found by fuzzing: a lone `-` in `bind` became an empty address
+    /// (which no listener can bind), and the list no longer read back the
+    /// same from CONFIG GET's text.
+    #[test]
+    fn bind_skips_empty_addresses() {
+        let mut cfg = Config::from_args(&Args::parse_from(["damselfly"])).unwrap();
+        let file = "bind sssss\x0b\x0b-\x0b\x0b\x0b\x0b\x0b\x0b0\x0b,\0\0\0\0\0\0!\x0b\x0bdataba\x0b\x0b\x03\x0b\x0f\x0b`ss";
+        cfg.apply_file(file).unwrap();
+        assert!(cfg.bind.iter().all(|a| !a.is_empty()), "{:?}", cfg.bind);
+        assert_eq!(cfg.bind[..2], ["sssss", "0"]);
+        cfg.apply_file("bind - 127.0.0.1 -::1").unwrap();
+        assert_eq!(cfg.bind, ["127.0.0.1", "::1"]);
     }
 
     #[test]

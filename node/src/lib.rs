@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod fuzzing;
 pub mod resp;
 pub mod scripting;
 pub mod server;

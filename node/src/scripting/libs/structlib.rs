@@ -32,16 +32,22 @@ struct Fmt<'a> {
 }
 
 impl Fmt<'_> {
-    fn num(&mut self, default: usize) -> usize {
+    /// The number after an option (a size or an alignment), `default` if
+    /// none. Like Redis's lua_struct, refuses numbers above INT_MAX, so
+    /// sizes added up in `size` and `unpack` cannot overflow.
+    fn num(&mut self, default: usize) -> mlua::Result<usize> {
         if !matches!(self.s.get(self.pos), Some(c) if c.is_ascii_digit()) {
-            return default;
+            return Ok(default);
         }
         let mut n: usize = 0;
         while let Some(c) = self.s.get(self.pos).filter(|c| c.is_ascii_digit()) {
-            n = n.saturating_mul(10).saturating_add((c - b'0') as usize);
+            n = n * 10 + (c - b'0') as usize;
+            if n > i32::MAX as usize {
+                return Err(err("integral size overflow"));
+            }
             self.pos += 1;
         }
-        n
+        Ok(n)
     }
 
     /// The next option and its size.
@@ -53,9 +59,15 @@ impl Fmt<'_> {
             b'h' | b'H' => 2,
             b'l' | b'L' | b'T' | b'd' => 8,
             b'f' => 4,
-            b'c' => self.num(1),
+            b'c' => match self.num(1) {
+                Ok(n) => n,
+                Err(e) => return Some(Err(e)),
+            },
             b'i' | b'I' => {
-                let n = self.num(4);
+                let n = match self.num(4) {
+                    Ok(n) => n,
+                    Err(e) => return Some(Err(e)),
+                };
                 if n > MAX_INT_SIZE {
                     return Some(Err(err(format!("integral size {n} is larger than limit of {MAX_INT_SIZE}"))));
                 }
@@ -74,7 +86,7 @@ fn control(opt: u8, fmt: &mut Fmt, h: &mut Header, fname: &str) -> mlua::Result<
         b'>' => h.little = false,
         b'<' | b'=' => h.little = true,
         b'!' => {
-            let a = fmt.num(MAX_ALIGN);
+            let a = fmt.num(MAX_ALIGN)?;
             if !a.is_power_of_two() {
                 return Err(err(format!("alignment {a} is not a power of 2")));
             }
@@ -333,5 +345,22 @@ mod tests {
         assert!(lua.load("return struct.unpack('i4', 'ab')").exec().is_err());
         assert!(lua.load("return struct.pack('q', 1)").exec().is_err());
         assert!(lua.load("return struct.size('s')").exec().is_err());
+    }
+
+    /// Found by fuzzing: a size past usize made `struct.size` overflow its
+    /// running total. Sizes above INT_MAX are refused, as in Redis.
+    #[test]
+    fn huge_sizes_are_refused() {
+        let lua = lua();
+        let st: Table = lua.globals().get("struct").unwrap();
+        let fmt = lua.create_string([&b"c"[..], &[b'9'; 42], b"c\x18\x00"].concat()).unwrap();
+        let size: mlua::Function = st.get("size").unwrap();
+        let e = size.call::<i64>(fmt.clone()).unwrap_err();
+        assert!(e.to_string().contains("integral size overflow"), "{e}");
+        let unpack: mlua::Function = st.get("unpack").unwrap();
+        assert!(unpack.call::<MultiValue>((fmt, "")).is_err());
+        assert!(lua.load("return struct.size('!4294967296 i')").exec().is_err());
+        let n: i64 = lua.load("return struct.size('c2147483647 c2147483647')").eval().unwrap();
+        assert_eq!(n, 2 * 2147483647);
     }
 }
