@@ -576,6 +576,19 @@ pub fn time(conn: &mut Conn) -> CmdResult {
 }
 
 pub fn shutdown(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    shutdown_args(args)?;
+    if !conn.authed {
+        return Err(CmdError::NoAuth);
+    }
+    // Nothing is persisted yet, so there is nothing to save: stop now. Like
+    // Redis, the client gets no reply; its connection closes.
+    conn.engine.shutdown.notify_one();
+    conn.closing = true;
+    Ok(())
+}
+
+/// Checks SHUTDOWN's options (there is no shutdown in progress to ABORT).
+pub fn shutdown_args(args: &[Bytes]) -> CmdResult {
     for a in &args[1..] {
         if !["NOSAVE", "SAVE", "NOW", "FORCE", "ABORT"].iter().any(|w| eq_ic(a, w)) {
             return Err(CmdError::Syntax);
@@ -584,13 +597,6 @@ pub fn shutdown(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::err("No shutdown in progress."));
         }
     }
-    if !conn.authed {
-        return Err(CmdError::NoAuth);
-    }
-    // Nothing is persisted yet, so there is nothing to save: stop now. Like
-    // Redis, the client gets no reply; its connection closes.
-    conn.engine.shutdown.notify_one();
-    conn.closing = true;
     Ok(())
 }
 
