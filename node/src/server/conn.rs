@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::debug;
@@ -146,17 +146,24 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
     let mut parser = Parser::new(max_bulk);
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut cmds: Vec<Vec<Bytes>> = Vec::new();
+    // While this task waits for input, a busy script's hook may serve it.
+    let slot = super::busy::register(conn.fd, busy_state(&conn), max_bulk);
     'conn: loop {
         if inbuf.capacity() - inbuf.len() < 4096 {
             inbuf.reserve(16 * 1024);
         }
+        slot.park(&mut inbuf, &mut parser, busy_state(&conn));
         let n = tokio::select! {
-            r = sock.read_buf(&mut inbuf) => match r {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            r = slot.read(&mut sock) => match r {
+                Ok(n) if n > 0 => n,
+                // End of input: what a busy script's hook left is handled first.
+                _ if slot.touched() => 0,
+                _ => break,
             },
+            () = slot.resumed() => 0,
             _ = info.kill.notified() => break,
             Some(m) = next_message(&mut conn.sub) => {
+                let woke = conn.resume(&slot, &mut inbuf, &mut parser, &mut cmds);
                 write_message(&mut conn.out, &m);
                 // Whatever else is queued goes in the same write.
                 while let Some(m) = conn.sub.as_mut().and_then(|s| s.rx.try_recv().ok()) {
@@ -166,9 +173,14 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
                     break 'conn;
                 }
                 conn.out.buf.clear();
-                continue;
+                if !woke {
+                    continue;
+                }
+                // What the hook left (commands, input) is handled now.
+                0
             }
         };
+        conn.resume(&slot, &mut inbuf, &mut parser, &mut cmds);
         conn.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
         let mut protocol_error = None;
         loop {
@@ -208,6 +220,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
             inbuf = BytesMut::with_capacity(16 * 1024);
         }
     }
+    drop(slot);
     let _ = sock.shutdown().await;
     conn.unwatch();
     crate::commands::pubsub::unsubscribe_all(&mut conn);
@@ -215,7 +228,29 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
     engine.stats.connected_clients.fetch_sub(1, Relaxed);
 }
 
+/// What a busy script's hook needs to know to answer for a connection.
+fn busy_state(conn: &Conn) -> u8 {
+    use super::busy::{AUTHED, MULTI, RESP3, SUBSCRIBED};
+    let bit = |on: bool, b: u8| if on { b } else { 0 };
+    bit(conn.authed, AUTHED) | bit(conn.out.resp3, RESP3) | bit(conn.sub.is_some(), SUBSCRIBED) | bit(conn.multi.is_some(), MULTI)
+}
+
 impl Conn {
+    /// Takes back the input lent while waiting, with what a busy script's
+    /// hook did meanwhile (replies it could not send go out first); true
+    /// when the hook did something.
+    fn resume(&mut self, slot: &super::busy::Slot, inbuf: &mut BytesMut, parser: &mut Parser, cmds: &mut Vec<Vec<Bytes>>) -> bool {
+        let Some(r) = slot.unpark(inbuf, parser, cmds, &mut self.out.buf) else { return false };
+        self.authed = r.authed;
+        if r.rejected {
+            if let Some(m) = &mut self.multi {
+                m.failed = true;
+            }
+        }
+        self.closing |= r.close;
+        true
+    }
+
     /// Executes a pipeline of commands, appending every reply to `self.out`.
     /// Consecutive single-shard commands gather in `segment`, consecutive
     /// multi-shard ones in `splits`; whichever is pending runs before a
