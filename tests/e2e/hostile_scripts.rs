@@ -225,8 +225,18 @@ fn a_transaction_refused_during_a_busy_script_is_aborted() {
     let s = server(1, &[]);
     let mut tx = s.raw();
     assert_eq!(tx.cmd(&["MULTI"]), "+OK\r\n");
+    let mut eof = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    eof.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    eof.write_all(b"MULTI\r\n").expect("write");
+    let mut ok = [0u8; 5];
+    eof.read_exact(&mut ok).expect("+OK");
+    assert_eq!(&ok, b"+OK\r\n");
     let (mut runner, _before) = start_busy(&s, 1, &[b"EVAL", b"while true do end", b"0"], BUSY_SCRIPT);
     assert_eq!(tx.cmd(&["SET", "t", "1"]), BUSY_SCRIPT);
+    // The rest of a transaction, sent by a client that then stops sending:
+    // it still runs once the script ends.
+    eof.write_all(b"SCRIPT KILL\r\nEXEC\r\n").expect("write");
+    eof.shutdown(std::net::Shutdown::Write).expect("shutdown");
     // Allowed while busy, but queued inside MULTI: it waits for the script.
     tx.send_cmd(&[b"SCRIPT", b"KILL"]);
     assert_eq!(s.raw().cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
@@ -234,6 +244,9 @@ fn a_transaction_refused_during_a_busy_script_is_aborted() {
     assert_eq!(String::from_utf8_lossy(&tx.read_reply()), "+QUEUED\r\n");
     assert_eq!(tx.cmd(&["EXEC"]), "-EXECABORT Transaction discarded because of previous errors.\r\n");
     assert_eq!(tx.cmd(&["EXISTS", "t"]), ":0\r\n");
+    let mut rest = Vec::new();
+    eof.read_to_end(&mut rest).expect("replies");
+    assert_eq!(String::from_utf8_lossy(&rest), "+QUEUED\r\n*1\r\n-NOTBUSY No scripts in execution right now.\r\n");
 }
 
 #[test]
