@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::{cmd, flag::*, CommandSpec, ConnCmd, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::server::conn::Conn;
+use crate::shard::Engine;
 use crate::util::{eq_ic, parse_i64};
 
 const C: &[&str] = &["connection"];
@@ -206,7 +207,11 @@ fn ping(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
 }
 
 fn check_password(conn: &Conn, user: &[u8], pass: &[u8]) -> CmdResult {
-    let pw = conn.engine.cfg.requirepass.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    password_ok(&conn.engine, user, pass)
+}
+
+fn password_ok(engine: &Engine, user: &[u8], pass: &[u8]) -> CmdResult {
+    let pw = engine.cfg.requirepass.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match pw {
         None => {
             if user == b"default" {
@@ -221,20 +226,25 @@ fn check_password(conn: &Conn, user: &[u8], pass: &[u8]) -> CmdResult {
 }
 
 fn auth(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+    authenticate(&conn.engine, args)?;
+    conn.authed = true;
+    conn.out.ok();
+    Ok(())
+}
+
+/// Checks AUTH's arguments; `Ok` when they log the client in.
+pub fn authenticate(engine: &Engine, args: &[Bytes]) -> CmdResult {
     let (user, pass): (&[u8], &[u8]) = match args.len() {
         2 => (b"default", &args[1]),
         3 => (&args[1], &args[2]),
         _ => return Err(CmdError::Syntax),
     };
-    if args.len() == 2 && !conn.engine.cfg.has_password.load(Relaxed) {
+    if args.len() == 2 && !engine.cfg.has_password.load(Relaxed) {
         return Err(CmdError::err(
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ));
     }
-    check_password(conn, user, pass)?;
-    conn.authed = true;
-    conn.out.ok();
-    Ok(())
+    password_ok(engine, user, pass)
 }
 
 fn hello(conn: &mut Conn, args: &[Bytes]) -> CmdResult {

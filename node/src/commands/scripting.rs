@@ -13,7 +13,7 @@ use super::{cmd, cmd_numkeys, flag::*, CommandSpec, ConnCmd, Exec};
 use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
-use crate::scripting::cache::{FunctionInfo, KillResult, Libraries, Library};
+use crate::scripting::cache::{FunctionInfo, KillResult, Libraries, Library, Scripting};
 use crate::scripting::exec::{self, Invocation, Kind, Outcome};
 use crate::scripting::vm::{with_vm, with_vm_on, Vm};
 use crate::scripting::{flags, functions, parse_sha, sha1_hex};
@@ -81,10 +81,13 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// Whether a command may run while a script is busy: SCRIPT KILL,
-/// FUNCTION KILL, FUNCTION STATS, SHUTDOWN NOSAVE.
+/// FUNCTION KILL, FUNCTION STATS, SHUTDOWN NOSAVE, and AUTH (as in Redis:
+/// on a node with a password, whoever must stop the script has to log in
+/// first).
 pub fn allowed_when_busy(spec: &CommandSpec, args: &[Bytes]) -> bool {
     let sub = |w: &str| args.get(1).is_some_and(|a| eq_ic(a, w));
     match spec.name {
+        "auth" => true,
         "script" => sub("KILL"),
         "function" => sub("KILL") || sub("STATS"),
         "shutdown" => args[1..].iter().any(|a| eq_ic(a, "NOSAVE")),
@@ -349,20 +352,26 @@ fn sub_arity(args: &[Bytes], ok: bool) -> CmdResult {
     if ok {
         Ok(())
     } else {
-        Err(CmdError::err(format!(
-            "wrong number of arguments for '{}|{}' command",
-            String::from_utf8_lossy(&args[0]).to_lowercase(),
-            String::from_utf8_lossy(&args[1]).to_lowercase()
-        )))
+        Err(sub_arity_error(args))
     }
 }
 
+/// The wrong-arity error of a subcommand (`script|kill`).
+pub fn sub_arity_error(args: &[Bytes]) -> CmdError {
+    let word = |i: usize| args.get(i).map(|a| String::from_utf8_lossy(a).to_lowercase()).unwrap_or_default();
+    CmdError::err(format!("wrong number of arguments for '{}|{}' command", word(0), word(1)))
+}
+
 fn kill_reply(conn: &mut Conn, r: KillResult, functions: bool) -> CmdResult {
+    kill_outcome(r, functions)?;
+    conn.out.ok();
+    Ok(())
+}
+
+/// SCRIPT KILL / FUNCTION KILL's reply: `Ok` for +OK, else Redis's error.
+pub fn kill_outcome(r: KillResult, functions: bool) -> CmdResult {
     match r {
-        KillResult::Killed => {
-            conn.out.ok();
-            Ok(())
-        }
+        KillResult::Killed => Ok(()),
         KillResult::NotBusy => Err(CmdError::Other("NOTBUSY No scripts in execution right now.".into())),
         KillResult::Unkillable => Err(CmdError::Other(
             "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into(),
@@ -580,37 +589,7 @@ pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         }
         b"STATS" => {
             sub_arity(args, args.len() == 2)?;
-            let running = scripting.running_function();
-            let (nlibs, nfuncs) = {
-                let l = scripting.libraries();
-                (l.libs.len(), l.funcs.len())
-            };
-            let out = &mut conn.out;
-            out.map(2);
-            out.bulk(b"running_script");
-            match running {
-                Some((name, command, ms)) => {
-                    out.map(3);
-                    out.bulk(b"name");
-                    out.bulk(name.as_bytes());
-                    out.bulk(b"command");
-                    out.array(command.len());
-                    for c in &command {
-                        out.bulk(c);
-                    }
-                    out.bulk(b"duration_ms");
-                    out.int(ms as i64);
-                }
-                None => out.nil(),
-            }
-            out.bulk(b"engines");
-            out.map(1);
-            out.bulk(b"LUA");
-            out.map(2);
-            out.bulk(b"libraries_count");
-            out.int(nlibs as i64);
-            out.bulk(b"functions_count");
-            out.int(nfuncs as i64);
+            function_stats(&scripting, &mut conn.out);
         }
         b"KILL" => {
             sub_arity(args, args.len() == 2)?;
@@ -643,4 +622,38 @@ pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         _ => return Err(CmdError::UnknownSubcommand { cmd: "FUNCTION".into(), sub: String::from_utf8_lossy(&args[1]).into_owned() }),
     }
     Ok(())
+}
+
+/// FUNCTION STATS's reply (also answered while a script is busy).
+pub fn function_stats(scripting: &Scripting, out: &mut Out) {
+    let running = scripting.running_function();
+    let (nlibs, nfuncs) = {
+        let l = scripting.libraries();
+        (l.libs.len(), l.funcs.len())
+    };
+    out.map(2);
+    out.bulk(b"running_script");
+    match running {
+        Some((name, command, ms)) => {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(name.as_bytes());
+            out.bulk(b"command");
+            out.array(command.len());
+            for c in &command {
+                out.bulk(c);
+            }
+            out.bulk(b"duration_ms");
+            out.int(ms as i64);
+        }
+        None => out.nil(),
+    }
+    out.bulk(b"engines");
+    out.map(1);
+    out.bulk(b"LUA");
+    out.map(2);
+    out.bulk(b"libraries_count");
+    out.int(nlibs as i64);
+    out.bulk(b"functions_count");
+    out.int(nfuncs as i64);
 }

@@ -595,14 +595,7 @@ pub fn time(conn: &mut Conn) -> CmdResult {
 }
 
 pub fn shutdown(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    for a in &args[1..] {
-        if !["NOSAVE", "SAVE", "NOW", "FORCE", "ABORT"].iter().any(|w| eq_ic(a, w)) {
-            return Err(CmdError::Syntax);
-        }
-        if eq_ic(a, "ABORT") {
-            return Err(CmdError::err("No shutdown in progress."));
-        }
-    }
+    shutdown_args(args)?;
     if !conn.authed {
         return Err(CmdError::NoAuth);
     }
@@ -615,6 +608,19 @@ pub fn shutdown(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     // Redis, the client gets no reply; its connection closes.
     conn.engine.shutdown.notify_one();
     conn.closing = true;
+    Ok(())
+}
+
+/// Checks SHUTDOWN's options (there is no shutdown in progress to ABORT).
+pub fn shutdown_args(args: &[Bytes]) -> CmdResult {
+    for a in &args[1..] {
+        if !["NOSAVE", "SAVE", "NOW", "FORCE", "ABORT"].iter().any(|w| eq_ic(a, w)) {
+            return Err(CmdError::Syntax);
+        }
+        if eq_ic(a, "ABORT") {
+            return Err(CmdError::err("No shutdown in progress."));
+        }
+    }
     Ok(())
 }
 

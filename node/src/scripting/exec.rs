@@ -24,7 +24,8 @@
 //!
 //! The time limit: an instruction-count hook checks the elapsed time. Past
 //! `lua-time-limit` the run registers itself as busy (other connections
-//! then answer -BUSY) and from then on honours SCRIPT KILL / FUNCTION KILL.
+//! then answer -BUSY; those of its own thread are served from the hook,
+//! see `server::busy`) and from then on honours SCRIPT KILL / FUNCTION KILL.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -221,6 +222,8 @@ pub struct RunCtx<'a> {
     now: u64,
     limit: Option<Duration>,
     busy: Option<Busy>,
+    /// Script time at which the busy run next serves its thread's clients.
+    next_service: Duration,
     registered: Vec<Registered>,
 }
 
@@ -481,6 +484,7 @@ impl<'a> RunCtx<'a> {
             now: now_ms(),
             limit,
             busy: None,
+            next_service: Duration::ZERO,
             registered: Vec::new(),
         }
     }
@@ -513,6 +517,13 @@ impl<'a> RunCtx<'a> {
             };
             let started = Instant::now().checked_sub(elapsed).unwrap_or_else(Instant::now);
             self.busy = Some(self.scripting.mark_busy(function, command, started, self.wrote, thread));
+        }
+        // The other clients of this thread (and new ones) cannot be polled
+        // while the script holds the thread: serve them from here, so they
+        // get -BUSY and can reach SCRIPT KILL.
+        if elapsed >= self.next_service {
+            let wait = crate::server::busy::service();
+            self.next_service = coarse_now().saturating_sub(self.started) + wait;
         }
         if self.busy.as_ref().is_some_and(|b| b.kill.load(Relaxed)) {
             self.killed = true;

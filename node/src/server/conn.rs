@@ -148,19 +148,21 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
     // client is idle, so an idle connection costs a few hundred bytes.
     let mut inbuf = BytesMut::new();
     let mut cmds: Vec<Vec<Bytes>> = Vec::new();
+    // While this task waits for input, a busy script's hook may serve it.
+    let slot = super::busy::register(conn.fd, busy_state(&conn), max_bulk);
     'conn: loop {
+        slot.park(&mut inbuf, &mut parser, busy_state(&conn));
         let n = tokio::select! {
-            r = sock.readable() => match r {
-                Ok(()) => match read_some(&sock, &mut inbuf, &mut parser) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(_) => break,
-                },
-                Err(_) => break,
+            r = slot.read(&sock) => match r {
+                Ok(n) if n > 0 => n,
+                // End of input: what a busy script's hook left is handled first.
+                _ if slot.touched() => 0,
+                _ => break,
             },
+            () = slot.resumed() => 0,
             _ = info.kill.notified() => break,
             Some(m) = next_message(&mut conn.sub) => {
+                let woke = conn.resume(&slot, &mut inbuf, &mut parser, &mut cmds);
                 write_message(&mut conn.out, &m);
                 // Whatever else is queued goes in the same write.
                 while let Some(m) = conn.sub.as_mut().and_then(|s| s.rx.try_recv().ok()) {
@@ -170,9 +172,14 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
                     break 'conn;
                 }
                 conn.out.buf.clear();
-                continue;
+                if !woke {
+                    continue;
+                }
+                // What the hook left (commands, input) is handled now.
+                0
             }
         };
+        conn.resume(&slot, &mut inbuf, &mut parser, &mut cmds);
         conn.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
         // Until it authenticates, a connection parses (under tight limits)
         // and runs one command at a time, so that the command after a
@@ -199,7 +206,10 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
                     }
                 }
             }
-            conn.execute(&mut cmds).await;
+            // In its own allocation while it runs: the state machine of a
+            // pipeline's execution is most of a connection task's size, and
+            // an idle connection should not carry it.
+            Box::pin(conn.execute(&mut cmds)).await;
             if let Some(e) = protocol_error {
                 debug!(client = info.id, "protocol error: {e}");
                 conn.out.error_text(&e.to_string());
@@ -227,6 +237,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
             inbuf = BytesMut::new();
         }
     }
+    drop(slot);
     let _ = sock.shutdown().await;
     conn.unwatch();
     crate::commands::pubsub::unsubscribe_all(&mut conn);
@@ -248,7 +259,7 @@ thread_local! {
 /// is read straight into its own buffer (only as much as it still needs),
 /// a buffer with room to spare (a bulk the parser reserved for) directly
 /// too; otherwise the bytes go through the thread's scratch buffer.
-fn read_some(sock: &TcpStream, inbuf: &mut BytesMut, parser: &mut Parser) -> std::io::Result<usize> {
+pub fn read_some(sock: &TcpStream, inbuf: &mut BytesMut, parser: &mut Parser) -> std::io::Result<usize> {
     if let Some(big) = parser.big_target() {
         return sock.try_read_buf(big);
     }
@@ -263,7 +274,29 @@ fn read_some(sock: &TcpStream, inbuf: &mut BytesMut, parser: &mut Parser) -> std
     })
 }
 
+/// What a busy script's hook needs to know to answer for a connection.
+fn busy_state(conn: &Conn) -> u8 {
+    use super::busy::{AUTHED, MULTI, RESP3, SUBSCRIBED};
+    let bit = |on: bool, b: u8| if on { b } else { 0 };
+    bit(conn.authed, AUTHED) | bit(conn.out.resp3, RESP3) | bit(conn.sub.is_some(), SUBSCRIBED) | bit(conn.multi.is_some(), MULTI)
+}
+
 impl Conn {
+    /// Takes back the input lent while waiting, with what a busy script's
+    /// hook did meanwhile (replies it could not send go out first); true
+    /// when the hook did something.
+    fn resume(&mut self, slot: &super::busy::Slot, inbuf: &mut BytesMut, parser: &mut Parser, cmds: &mut Vec<Vec<Bytes>>) -> bool {
+        let Some(r) = slot.unpark(inbuf, parser, cmds, &mut self.out.buf) else { return false };
+        self.authed = r.authed;
+        if r.rejected {
+            if let Some(m) = &mut self.multi {
+                m.failed = true;
+            }
+        }
+        self.closing |= r.close;
+        true
+    }
+
     /// Executes a pipeline of commands, appending every reply to `self.out`.
     /// Consecutive single-shard commands gather in `segment`, consecutive
     /// multi-shard ones in `splits`; whichever is pending runs before a

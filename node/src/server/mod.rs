@@ -3,6 +3,7 @@
 //! share of the client connections. One listener hands accepted sockets to
 //! the threads in turn.
 
+pub mod busy;
 pub mod clients;
 pub mod conn;
 pub mod expiry;
@@ -84,7 +85,12 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         info!("shutting down: closing client connections");
         engine.clients.kill(|_| true);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while engine.stats.connected_clients.load(Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        // Clients of a thread running a busy script cannot leave: SHUTDOWN
+        // NOSAVE then stops the process at once, as in Redis.
+        while engine.stats.connected_clients.load(Relaxed) > 0
+            && engine.scripting.busy_count.load(Relaxed) == 0
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Ok::<(), std::io::Error>(())
@@ -128,8 +134,9 @@ async fn accept_loop(l: TcpListener, conn_txs: Vec<mpsc::UnboundedSender<std::ne
                     continue;
                 }
                 let _ = sock.set_nodelay(true);
-                // A thread blocked by a script past its time limit cannot
-                // serve a new client: skip it, so SCRIPT KILL stays reachable.
+                // A thread blocked by a script past its time limit serves
+                // new clients only from the script's hook (see `busy`),
+                // which answers little but -BUSY: prefer another thread.
                 let n = conn_txs.len();
                 if engine.scripting.busy_count.load(Relaxed) > 0 {
                     let busy = engine.scripting.busy_threads();
@@ -190,7 +197,7 @@ fn shard_thread(
     nshards: usize,
     engine: Arc<Engine>,
     mut inbox: mpsc::UnboundedReceiver<Msg>,
-    mut conns: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    conns: mpsc::UnboundedReceiver<std::net::TcpStream>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -199,6 +206,7 @@ fn shard_thread(
             std::process::exit(1);
         }
     };
+    busy::init_thread(engine.clone(), conns);
     let local = tokio::task::LocalSet::new();
     let mut shard = Shard::new(id, nshards, engine.cfg.clone(), engine.scripting.clone());
     shard.cluster = engine.cluster.clone();
@@ -216,13 +224,15 @@ fn shard_thread(
         // Memory back to the system when the thread goes quiet.
         tokio::task::spawn_local(housekeeping::run(shard.clone(), engine.clone()));
         // Connections.
-        while let Some(sock) = conns.recv().await {
+        while let Some(sock) = busy::next_conn().await {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
             match tokio::net::TcpStream::from_std(sock) {
                 Ok(sock) => {
                     tokio::task::spawn_local(conn::serve(sock, engine.clone(), Rc::clone(&shard)));
                 }
                 Err(e) => {
                     engine.stats.connected_clients.fetch_sub(1, Relaxed);
+                    busy::forget(fd);
                     warn!("cannot register connection: {e}");
                 }
             }
