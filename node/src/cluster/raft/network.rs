@@ -15,9 +15,10 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use super::raft::{NodeAddr, NodeId, Raft, TypeConfig};
+use super::types::{NodeAddr, NodeId, Raft, TypeConfig};
+use crate::cluster::channel;
 
 /// Creates a client per peer.
 pub struct Network;
@@ -35,11 +36,6 @@ pub struct Peer {
     target: NodeId,
     url: String,
     client: Option<RaftClient<Channel>>,
-}
-
-/// A lazily connecting gRPC channel to `url` (http://host:port).
-pub fn channel(url: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_string())?.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true).connect_lazy())
 }
 
 impl Peer {
