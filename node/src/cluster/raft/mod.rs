@@ -1,9 +1,11 @@
 //! The Raft metadata group (openraft). `types` holds the type
 //! configuration and what is replicated, `log_store` the durable log and
 //! vote, `state_machine` the applied cluster configuration and its
-//! snapshots, `network` the gRPC transport. Every applied change is pushed
-//! into the engine's slot map.
+//! snapshots, `network` the gRPC transport and `convert` the mapping between
+//! openraft's messages and their protobuf form. Every applied change is
+//! pushed into the engine's slot map.
 
+pub mod convert;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
