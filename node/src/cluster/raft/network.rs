@@ -170,3 +170,88 @@ impl raft_server::Raft for RaftService {
         Ok(tonic::Response::new(self.raft.install_snapshot(rpc).await.to_pb()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use openraft::{LogId, SnapshotMeta, Vote};
+
+    use super::*;
+    use crate::cluster::raft::tests::DirGuard;
+    use crate::cluster::raft::{raft_id, LogStore, StateMachine};
+    use crate::cluster::slots::{Member, SlotMap};
+
+    /// A one-node group, leader of itself, serving the Raft service on a
+    /// loopback port.
+    async fn serve(dir: &std::path::Path) -> (Raft, NodeId, NodeAddr) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let id = "ab".repeat(20);
+        let addr = NodeAddr { id: id.clone(), host: "127.0.0.1".into(), port: 1, grpc_port: port };
+        let me = Member { id: id.clone(), shard_id: id.clone(), host: addr.host.clone(), port: 1, grpc_port: port, voter: true };
+        let log = LogStore::open(dir).expect("log");
+        let sm = StateMachine::open(dir, Arc::new(SlotMap::new(me))).expect("state machine");
+        let nid = raft_id(&id).expect("id");
+        let raft = Raft::new(nid, crate::cluster::raft_config().expect("config"), Network, log, sm).await.expect("raft");
+        raft.initialize(BTreeMap::from([(nid, addr.clone())])).await.expect("initialize");
+        raft.wait(Some(Duration::from_secs(10))).current_leader(nid, "leader").await.expect("leader");
+        let service = raft_server::RaftServer::new(RaftService { raft: raft.clone() });
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming));
+        (raft, nid, addr)
+    }
+
+    fn option() -> RPCOption {
+        RPCOption::new(Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn calls_round_trip_and_errors_map_to_openraft_kinds() {
+        let dir = std::env::temp_dir().join(format!("damselfly-raftnet-{}", crate::cluster::identity::random_id()));
+        let _g = DirGuard(dir.clone());
+        let (raft, nid, addr) = serve(&dir).await;
+        let mut peer = Network.new_client(nid, &addr).await;
+
+        // A candidate from the past is refused and told the leader's vote.
+        let stale = Vote::new(0, 99);
+        let r = peer.vote(VoteRequest { vote: stale, last_log_id: None }, option()).await.expect("vote");
+        assert!(!r.vote_granted);
+        assert!(r.vote.leader_id.term >= 1 && r.vote.committed, "{r:?}");
+        assert!(r.last_log_id.is_some());
+
+        let rpc = AppendEntriesRequest { vote: stale, prev_log_id: None, entries: vec![], leader_commit: None };
+        let r = peer.append_entries(rpc, option()).await.expect("append");
+        assert!(matches!(r, AppendEntriesResponse::HigherVote(v) if v.leader_id.node_id == nid), "{r:?}");
+
+        let meta = SnapshotMeta { last_log_id: Some(LogId::default()), last_membership: Default::default(), snapshot_id: "s".into() };
+        let rpc = InstallSnapshotRequest { vote: stale, meta, offset: 0, data: b"{}".to_vec(), done: true };
+        let r = peer.install_snapshot(rpc, option()).await.expect("snapshot");
+        assert!(r.vote.leader_id.term >= 1, "{r:?}");
+
+        // A malformed request is refused, and the caller retries at once.
+        let mut client = RaftClient::new(channel(&addr.grpc_url()).expect("channel"));
+        let status = client.vote(pb::VoteRequest::default()).await.expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains("vote is missing"), "{status:?}");
+        assert!(matches!(peer.failed::<Infallible>(status), RPCError::Network(_)));
+
+        // The peer's Raft node stopped: its error comes back as remote.
+        raft.shutdown().await.expect("shutdown");
+        let e = peer.vote(VoteRequest { vote: stale, last_log_id: None }, option()).await.expect_err("stopped");
+        assert!(
+            matches!(&e, RPCError::RemoteError(r) if r.target == nid && matches!(r.source, RaftError::Fatal(openraft::error::Fatal::Stopped))),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_not_listening_is_unreachable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let addr = NodeAddr { id: "cd".repeat(20), host: "127.0.0.1".into(), port: 1, grpc_port: port };
+        let mut peer = Network.new_client(7, &addr).await;
+        let e = peer.vote(VoteRequest { vote: Vote::new(1, 1), last_log_id: None }, option()).await.expect_err("nobody there");
+        assert!(matches!(e, RPCError::Unreachable(_)), "{e:?}");
+    }
+}
