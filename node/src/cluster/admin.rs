@@ -16,8 +16,8 @@ use damselfly_proto::admin::{
 use openraft::ChangeMembers;
 use tonic::{Request, Response, Status};
 
+use super::channel;
 use super::migration::{source, Control, ProposeError};
-use super::network::channel;
 use super::raft::{even_ranges, raft_id, Change, NodeAddr, NodeId, Raft, StateMachine};
 use crate::shard::Engine;
 use crate::slot::SLOTS;

@@ -2,15 +2,14 @@
 //! of the 16384 hash slots, as the last committed cluster configuration says)
 //! and the per-command routing check that turns a key's slot into "serve it
 //! here", `-MOVED`, `-CLUSTERDOWN` or `-CROSSSLOT`; `identity` owns this
-//! node's persistent 40-hex id; `raft` the metadata group's state machine and
-//! durable storage; `network` the Raft transport over gRPC; `admin` the
-//! admin service cluster-admin drives. Standalone mode (the default) has none
+//! node's persistent 40-hex id; `raft` the metadata group (its state
+//! machine, durable storage and gRPC transport); `admin` the admin service
+//! cluster-admin drives. Standalone mode (the default) has none
 //! of this: the node owns every slot and nothing is checked.
 
 pub mod admin;
 pub mod identity;
 pub mod migration;
-pub mod network;
 pub mod raft;
 pub mod slots;
 
@@ -23,6 +22,11 @@ use tracing::{error, info};
 use crate::shard::Engine;
 use raft::{LogStore, NodeAddr, StateMachine};
 use slots::SlotMap;
+
+/// A lazily connecting gRPC channel to `url` (http://host:port).
+pub fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_string())?.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true).connect_lazy())
+}
 
 /// Raft timing: heartbeats every 100 ms, elections after 0.5-1 s of
 /// silence (loopback and LAN clusters; a leader's loss is noticed within
@@ -59,7 +63,7 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("cluster").enable_all().build()?;
     std::thread::Builder::new().name("cluster".into()).spawn(move || {
         rt.block_on(async move {
-            let raft = match raft::Raft::new(nid, config, network::Network, log, sm.clone()).await {
+            let raft = match raft::Raft::new(nid, config, raft::network::Network, log, sm.clone()).await {
                 Ok(r) => r,
                 Err(e) => {
                     error!("cannot start Raft: {e}");
@@ -92,7 +96,7 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
             let max = migration::MAX_MESSAGE;
             let served = tonic::transport::Server::builder()
                 .timeout(Duration::from_secs(60))
-                .add_service(damselfly_proto::raft::raft_server::RaftServer::new(network::RaftService { raft }))
+                .add_service(damselfly_proto::raft::raft_server::RaftServer::new(raft::network::RaftService { raft }))
                 .add_service(damselfly_proto::admin::admin_server::AdminServer::new(admin))
                 .add_service(
                     damselfly_proto::migration::migration_server::MigrationServer::new(migration::target::MigrationService(ctl))

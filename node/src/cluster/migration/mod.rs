@@ -21,7 +21,7 @@ use std::time::Duration;
 use damselfly_proto::migration::migration_client::MigrationClient;
 use damselfly_proto::migration::ProposeRequest;
 
-use super::network::channel;
+use super::channel;
 use super::raft::{Change, NodeAddr, Raft, StateMachine};
 use super::slots::SlotMap;
 use crate::shard::{Engine, Shard, NO_TX};

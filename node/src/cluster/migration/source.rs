@@ -25,7 +25,7 @@ use tonic::transport::Channel;
 use tracing::{info, warn};
 
 use super::{on_shard, Control, ProposeError, MAX_MESSAGE};
-use crate::cluster::network::channel;
+use crate::cluster::channel;
 use crate::cluster::raft::{Change, NodeAddr};
 use crate::shard::{Engine, Shard};
 use crate::store::{dump, SmallBytes};
