@@ -285,3 +285,24 @@ fn memory_goes_back_after_a_burst() {
     // Once idle, the node returns to near where it started.
     eventually("RSS back near its start", Duration::from_secs(20), || s.rss() < base + (24 << 20));
 }
+
+#[test]
+fn jsonpath_work_is_bounded() {
+    let s = Server::start();
+    let mut c = s.raw();
+    // 40 nested arrays: every `..*` multiplies the matches by the depth.
+    let doc = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+    assert_eq!(c.cmd(&["JSON.SET", "doc", "$", &doc]), "+OK\r\n");
+    let path = format!("${}", "..*".repeat(8));
+    let worst = bystander_during(&s, || {
+        let mut a = s.raw();
+        assert_eq!(a.cmd(&["JSON.GET", "doc", &path]), "-ERR JSONPath query exceeds the work limit (4000000 nodes visited or matched)\r\n");
+        // A write through such a path changes nothing and says so.
+        assert!(a.cmd(&["JSON.SET", "doc", &path, "0"]).starts_with("-ERR JSONPath query exceeds"));
+        assert_eq!(a.cmd(&["JSON.GET", "doc"]), format!("${}\r\n{doc}\r\n", doc.len()));
+    });
+    assert!(worst < FREEZE, "a PING took {worst:?} during the JSONPath queries");
+    // Ordinary descendant queries still work.
+    assert_eq!(c.cmd(&["JSON.SET", "small", "$", r#"{"a":{"b":1},"c":[{"b":2}]}"#]), "+OK\r\n");
+    assert_eq!(c.cmd(&["JSON.GET", "small", "$..b"]), "$5\r\n[1,2]\r\n");
+}

@@ -1115,4 +1115,13 @@ pub fn exec_one_at(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes]
         out.buf.truncate(mark);
         out.error(&e);
     }
+    if crate::types::json::path::take_overflow() {
+        // A JSONPath gave up at its work limit: whatever the command made of
+        // the (empty) matches, the client gets an error.
+        out.buf.truncate(mark);
+        out.error(&CmdError::err(format!(
+            "JSONPath query exceeds the work limit ({} nodes visited or matched)",
+            crate::types::json::path::WORK_LIMIT
+        )));
+    }
 }

@@ -28,6 +28,7 @@
 //! types. The grammar is small enough that owning it costs less than
 //! translating into another crate's dialect and back.
 
+use std::cell::Cell;
 use std::fmt;
 
 use regex::bytes::{Regex, RegexBuilder};
@@ -140,16 +141,19 @@ impl JsonPath {
 
     /// Every matched value, in match order.
     pub fn select<'a>(&self, root: &'a Json) -> Vec<&'a Json> {
+        begin();
         eval(&self.segments, root, root, false).into_iter().map(|(v, _)| v).collect()
     }
 
     /// The first matched value.
     pub fn first<'a>(&self, root: &'a Json) -> Option<&'a Json> {
+        begin();
         eval(&self.segments, root, root, false).into_iter().next().map(|(v, _)| v)
     }
 
     /// Every match with its location, in match order.
     pub fn locate<'a>(&self, root: &'a Json) -> Vec<(&'a Json, Loc)> {
+        begin();
         eval(&self.segments, root, root, true)
     }
 
@@ -172,6 +176,7 @@ impl JsonPath {
             Selector::Index(_) => Last::Index,
             _ => return None,
         };
+        begin();
         Some((eval(parent, root, root, true), last))
     }
 }
@@ -182,11 +187,49 @@ pub enum Last<'p> {
     Index,
 }
 
+/// Most nodes one evaluation may visit or match. Each `..` multiplies the
+/// matches by the document's depth (`$..*..*..*` on a deep document), so
+/// without a bound one short path could take the shard's time and memory.
+pub const WORK_LIMIT: u64 = 4_000_000;
+
+thread_local! {
+    /// Work done by the evaluation in progress on this thread.
+    static WORK: Cell<u64> = const { Cell::new(0) };
+    /// An evaluation on this thread stopped at `WORK_LIMIT` since the last
+    /// `take_overflow`.
+    static OVERFLOW: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a path evaluation on this thread gave up at `WORK_LIMIT` since
+/// the last call (clearing the flag). The command runner turns it into an
+/// error reply, whatever the command did with the empty match list.
+pub fn take_overflow() -> bool {
+    OVERFLOW.with(|o| o.replace(false))
+}
+
+/// Counts `n` units of work; false once the evaluation is over budget.
+fn spend(n: u64) -> bool {
+    WORK.with(|w| {
+        let used = w.get() + n;
+        w.set(used);
+        used <= WORK_LIMIT
+    })
+}
+
+/// A fresh budget for one top-level evaluation (filters inside it share it).
+fn begin() {
+    WORK.with(|w| w.set(0));
+}
+
 fn eval<'a>(segs: &[Segment], root: &'a Json, start: &'a Json, track: bool) -> Vec<(&'a Json, Loc)> {
     let mut cur: Vec<(&'a Json, Loc)> = vec![(start, Vec::new())];
     for seg in segs {
         let mut next = Vec::new();
         for (node, loc) in &cur {
+            if !spend(1) {
+                OVERFLOW.with(|o| o.set(true));
+                return Vec::new();
+            }
             let mut emit = |child: &'a Json, rel: &[u32]| {
                 let l = if track {
                     let mut l = Vec::with_capacity(loc.len() + rel.len());
@@ -199,6 +242,10 @@ fn eval<'a>(segs: &[Segment], root: &'a Json, start: &'a Json, track: bool) -> V
                 next.push((child, l));
             };
             apply_segment(seg, node, root, &mut emit);
+        }
+        if !spend(next.len() as u64) {
+            OVERFLOW.with(|o| o.set(true));
+            return Vec::new();
         }
         cur = next;
         if cur.is_empty() {
@@ -220,6 +267,10 @@ fn apply_segment<'a>(seg: &Segment, node: &'a Json, root: &'a Json, emit: &mut d
 }
 
 fn descend<'a>(seg: &Segment, node: &'a Json, root: &'a Json, stack: &mut Vec<u32>, emit: &mut dyn FnMut(&'a Json, &[u32])) {
+    // Over budget: stop walking (eval notices and gives up).
+    if !spend(1) {
+        return;
+    }
     for sel in &seg.selectors {
         apply_selector(sel, node, root, &mut |c, pos| {
             stack.push(pos);
