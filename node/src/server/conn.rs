@@ -620,7 +620,7 @@ impl Conn {
         // commands must share one slot (else EXEC fails and is discarded).
         if let Some(c) = &mut self.cluster {
             let queued = self.multi.is_some() && !spec.has_flag(flag::NO_QUEUE);
-            let exec = self.multi.is_some() && spec.name == "exec";
+            let exec = self.multi.is_some() && matches!(spec.exec, Exec::Conn(commands::ConnCmd::Exec));
             let scripting = &self.engine.scripting;
             if let Err(e) = c.check(spec, args, queued, exec, || commands::scripting::allows_cross_slot(scripting, spec, args)) {
                 if exec {
@@ -811,7 +811,7 @@ impl Conn {
         // (they must not hold a shard while they wait).
         let keyed = self.cluster.is_some()
             && self.exec_tx.is_none()
-            && spec.name != "watch"
+            && !matches!(spec.exec, Exec::Conn(commands::ConnCmd::Watch))
             && !spec.has_flag(flag::BLOCKING)
             && spec.key_indices(args).next().is_some();
         if !keyed {
@@ -1015,15 +1015,22 @@ pub fn combine_replies(combine: Combine, parts: &[Part], replies: &[Vec<u8>], ou
     match combine {
         Combine::Ok => out.ok(),
         Combine::Sum => {
-            let total: i64 =
-                replies.iter().map(|r| std::str::from_utf8(&r[1..r.len() - 2]).ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0)).sum();
-            out.int(total);
+            // Each part answers `:<n>\r\n`; anything else is a fault to
+            // report, never a silent 0.
+            let int = |r: &[u8]| r.strip_prefix(b":")?.strip_suffix(b"\r\n").and_then(crate::resp::parse::parse_int);
+            match replies.iter().map(|r| int(r)).sum::<Option<i64>>() {
+                Some(total) => out.int(total),
+                None => out.error(&CmdError::err("a shard's reply to a multi-key command could not be combined")),
+            }
         }
         Combine::Array => {
             let nkeys: usize = parts.iter().map(|p| p.positions.len()).sum();
             let mut slots: Vec<&[u8]> = vec![&[]; nkeys];
             for (r, part) in replies.iter().zip(parts) {
-                let elems = split_flat_array(r).unwrap_or_default();
+                let Some(elems) = split_flat_array(r) else {
+                    out.error(&CmdError::err("a shard's reply to a multi-key command could not be combined"));
+                    return;
+                };
                 for (e, &pos) in elems.into_iter().zip(&part.positions) {
                     slots[pos] = e;
                 }
