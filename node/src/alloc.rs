@@ -9,13 +9,25 @@ use mimalloc::MiMalloc;
 pub struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// The most `LIVE` has been (INFO's `used_memory_peak`).
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+/// Raises the peak after live bytes grew to `now` (a plain load unless a
+/// new peak is reached).
+#[inline]
+fn note_peak(now: isize) {
+    if now > PEAK.load(Relaxed) {
+        PEAK.fetch_max(now, Relaxed);
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { MiMalloc.alloc(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Relaxed);
+            let size = layout.size() as isize;
+            note_peak(LIVE.fetch_add(size, Relaxed) + size);
         }
         p
     }
@@ -30,7 +42,8 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { MiMalloc.alloc_zeroed(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Relaxed);
+            let size = layout.size() as isize;
+            note_peak(LIVE.fetch_add(size, Relaxed) + size);
         }
         p
     }
@@ -39,7 +52,8 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let p = unsafe { MiMalloc.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
+            let grown = new_size as isize - layout.size() as isize;
+            note_peak(LIVE.fetch_add(grown, Relaxed) + grown);
         }
         p
     }
@@ -62,6 +76,11 @@ pub fn release_free_memory() {
 /// Bytes currently allocated on the heap by this process.
 pub fn used_memory() -> u64 {
     LIVE.load(Relaxed).max(0) as u64
+}
+
+/// The most bytes the heap has held since start-up.
+pub fn used_memory_peak() -> u64 {
+    PEAK.load(Relaxed).max(0) as u64
 }
 
 /// Resident set size, from /proc (0 where unavailable).

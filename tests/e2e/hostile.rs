@@ -279,6 +279,14 @@ fn memory_goes_back_after_a_burst() {
     assert_eq!(c.cmd(&["STRLEN", "big"]), ":104857600\r\n");
     drop(big);
     assert_eq!(c.cmd(&["DEL", "big"]), ":1\r\n");
+    // INFO keeps the peak, not the current figure.
+    let info = c.cmd(&["INFO", "memory"]);
+    let field = |name: &str| -> u64 {
+        let line = info.lines().find(|l| l.starts_with(&format!("{name}:"))).unwrap_or_else(|| panic!("{name} in {info}"));
+        line[name.len() + 1..].trim().parse().expect("a number")
+    };
+    assert!(field("used_memory_peak") >= 100 << 20, "{info}");
+    assert!(field("used_memory") < 50 << 20, "{info}");
     // A script that builds a large table and drops it.
     let r = c.cmd(&["EVAL", "local t = {} for i = 1, 300000 do t[i] = string.rep('x', 100) .. i end return #t", "0"]);
     assert_eq!(r, ":300000\r\n");

@@ -398,6 +398,7 @@ pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     }
     if want("memory") {
         let used = crate::alloc::used_memory();
+        let peak = crate::alloc::used_memory_peak().max(used);
         let rss = crate::alloc::rss();
         let maxmem = e.cfg.maxmemory.load(Relaxed);
         let scripts = e.scripting.scripts_count();
@@ -407,7 +408,7 @@ pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         };
         let _ = write!(
             text,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\n\r\n",
             human(used),
             human(rss),
             human(maxmem),
