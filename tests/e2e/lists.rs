@@ -100,6 +100,17 @@ fn blocked(s: &Server, cmd: &[&str]) -> Raw {
     r
 }
 
+/// Waits (bounded) until INFO reports `n` blocked clients: a worker counts
+/// once its wait is registered on every key's shard.
+fn wait_blocked(c: &mut Raw, n: usize) {
+    let want = format!("blocked_clients:{n}\r\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !c.cmd(&["INFO", "clients"]).contains(&want) {
+        assert!(std::time::Instant::now() < deadline, "never saw {want}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// A job queue: workers block on BRPOP; jobs pushed later go to the
 /// workers in the order they blocked; BLMOVE moves into a processing list.
 #[test]
@@ -107,17 +118,19 @@ fn blocking_pops_serve_workers_in_order() {
     let s = Server::start_with(&["--shards", "4"]);
     let mut c = s.raw();
     let mut w1 = blocked(&s, &["BRPOP", "jobs", "5"]);
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    wait_blocked(&mut c, 1);
     let mut w2 = blocked(&s, &["BLPOP", "other", "jobs", "5"]);
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    wait_blocked(&mut c, 2);
     let mut w3 = blocked(&s, &["BLMOVE", "jobs", "processing", "RIGHT", "LEFT", "5"]);
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    wait_blocked(&mut c, 3);
     assert_eq!(c.cmd(&["LPUSH", "jobs", "j1", "j2", "j3"]), ":3\r\n");
     assert_eq!(String::from_utf8_lossy(&w1.read_reply()), "*2\r\n$4\r\njobs\r\n$2\r\nj1\r\n");
     assert_eq!(String::from_utf8_lossy(&w2.read_reply()), "*2\r\n$4\r\njobs\r\n$2\r\nj3\r\n");
     assert_eq!(String::from_utf8_lossy(&w3.read_reply()), "$2\r\nj2\r\n");
     assert_eq!(c.cmd(&["LRANGE", "processing", "0", "-1"]), "*1\r\n$2\r\nj2\r\n");
     assert_eq!(c.cmd(&["EXISTS", "jobs"]), ":0\r\n");
+    // Served workers no longer count as blocked.
+    wait_blocked(&mut c, 0);
     let started = std::time::Instant::now();
     assert_eq!(c.cmd(&["BLPOP", "jobs", "0.2"]), "*-1\r\n");
     assert!(started.elapsed() >= std::time::Duration::from_millis(190));

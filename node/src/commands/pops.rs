@@ -209,6 +209,7 @@ pub async fn wait_pop(
         })
         .await;
     }
+    let _blocked = crate::shard::blocking::BlockedClient::new(conn.engine.clone());
     let deadline = limit.map(|d| tokio::time::Instant::now() + d);
     loop {
         tokio::select! {

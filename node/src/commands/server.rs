@@ -391,9 +391,10 @@ pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     if want("clients") {
         let _ = write!(
             text,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\n\r\n",
             st.connected_clients.load(Relaxed),
-            e.cfg.maxclients.load(Relaxed)
+            e.cfg.maxclients.load(Relaxed),
+            st.blocked_clients.load(Relaxed)
         );
     }
     if want("memory") {
@@ -653,6 +654,7 @@ pub async fn wait(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("timeout is negative"));
     }
     if want > 0 && conn.exec_tx.is_none() {
+        let _blocked = crate::shard::blocking::BlockedClient::new(conn.engine.clone());
         let deadline = (ms > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(ms as u64));
         while deadline.is_none_or(|d| tokio::time::Instant::now() < d) {
             let step = deadline.map_or(std::time::Duration::from_millis(100), |d| {

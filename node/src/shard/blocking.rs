@@ -78,6 +78,24 @@ pub fn push_back(
 }
 
 /// One blocked client's request.
+/// Counts a client as blocked (INFO's `blocked_clients`) for as long as it
+/// lives: from when it starts waiting until it is served, times out or
+/// leaves, whichever way the wait ends.
+pub struct BlockedClient(std::sync::Arc<super::Engine>);
+
+impl BlockedClient {
+    pub fn new(engine: std::sync::Arc<super::Engine>) -> BlockedClient {
+        engine.stats.blocked_clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        BlockedClient(engine)
+    }
+}
+
+impl Drop for BlockedClient {
+    fn drop(&mut self) {
+        self.0.stats.blocked_clients.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 pub struct Waiter {
     claimed: AtomicBool,
     /// What to pop, and at most how many.

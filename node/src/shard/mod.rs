@@ -203,6 +203,8 @@ pub struct NodeStats {
     pub total_connections: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub connected_clients: AtomicU64,
+    /// Clients waiting in a blocking command (BLPOP, XREAD BLOCK, WAIT, ...).
+    pub blocked_clients: AtomicU64,
     pub start_ms: AtomicU64,
 }
 
