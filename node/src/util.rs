@@ -168,113 +168,6 @@ fn glob_token(p: &[u8], mut i: usize, c: u8, nocase: bool) -> Option<usize> {
 mod tests {
     use super::*;
 
-    /// The former backtracking matcher: exponential on many stars, but a
-    /// plain transcription of Redis's rules, so a reference for short cases.
-    /// Redis's glob-style matching: `*`, `?`, `[abc]`, `[^a-z]`, `\x`.
-    fn reference(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
-        glob(pattern, s, nocase, 0)
-    }
-
-    fn glob(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
-        if depth > 1000 {
-            return false;
-        }
-        let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
-        while !p.is_empty() {
-            match p[0] {
-                b'*' => {
-                    while p.len() > 1 && p[1] == b'*' {
-                        p = &p[1..];
-                    }
-                    if p.len() == 1 {
-                        return true;
-                    }
-                    for i in 0..=s.len() {
-                        if glob(&p[1..], &s[i..], nocase, depth + 1) {
-                            return true;
-                        }
-                    }
-                    return false;
-                }
-                b'?' => {
-                    if s.is_empty() {
-                        return false;
-                    }
-                    s = &s[1..];
-                }
-                b'[' => {
-                    if s.is_empty() {
-                        return false;
-                    }
-                    p = &p[1..];
-                    let not = p.first() == Some(&b'^');
-                    if not {
-                        p = &p[1..];
-                    }
-                    let mut matched = false;
-                    loop {
-                        if p.is_empty() {
-                            break;
-                        }
-                        if p[0] == b'\\' && p.len() >= 2 {
-                            p = &p[1..];
-                            if eq(p[0], s[0]) {
-                                matched = true;
-                            }
-                        } else if p[0] == b']' {
-                            break;
-                        } else if p.len() >= 3 && p[1] == b'-' {
-                            let (mut lo, mut hi) = (p[0], p[2]);
-                            if lo > hi {
-                                std::mem::swap(&mut lo, &mut hi);
-                            }
-                            let c = s[0];
-                            let in_range = if nocase {
-                                let c = c.to_ascii_lowercase();
-                                c >= lo.to_ascii_lowercase() && c <= hi.to_ascii_lowercase()
-                            } else {
-                                c >= lo && c <= hi
-                            };
-                            if in_range {
-                                matched = true;
-                            }
-                            p = &p[2..];
-                        } else if eq(p[0], s[0]) {
-                            matched = true;
-                        }
-                        p = &p[1..];
-                    }
-                    if not {
-                        matched = !matched;
-                    }
-                    if !matched {
-                        return false;
-                    }
-                    s = &s[1..];
-                    if p.is_empty() {
-                        // Unterminated class: treat the end of pattern as its end.
-                        return s.is_empty();
-                    }
-                }
-                b'\\' if p.len() >= 2 => {
-                    p = &p[1..];
-                    if s.is_empty() || !eq(p[0], s[0]) {
-                        return false;
-                    }
-                    s = &s[1..];
-                }
-                c => {
-                    if s.is_empty() || !eq(c, s[0]) {
-                        return false;
-                    }
-                    s = &s[1..];
-                }
-            }
-            p = &p[1..];
-        }
-        s.is_empty()
-    }
-
     #[test]
     fn globs_agree_with_the_reference() {
         use rand::{Rng, SeedableRng};
@@ -288,7 +181,7 @@ mod tests {
             let nocase = rng.random_bool(0.2);
             assert_eq!(
                 glob_match(&p, &s, nocase),
-                reference(&p, &s, nocase),
+                crate::fuzzing::glob_reference(&p, &s, nocase),
                 "{:?} vs {:?}",
                 String::from_utf8_lossy(&p),
                 String::from_utf8_lossy(&s)

@@ -148,55 +148,50 @@ fn write_spec(out: &mut Out, c: &CommandSpec) {
             out.simple(f);
         }
         out.bulk(b"begin_search");
-        out.map(2);
-        out.bulk(b"type");
         match r.begin {
-            Begin::Index(i) => {
-                out.bulk(b"index");
-                out.bulk(b"spec");
-                out.map(1);
-                out.bulk(b"index");
-                out.int(i as i64);
-            }
+            Begin::Index(i) => typed_spec(out, "index", &[("index", Spec::Int(i as i64))]),
             Begin::Keyword { word, from } => {
-                out.bulk(b"keyword");
-                out.bulk(b"spec");
-                out.map(2);
-                out.bulk(b"keyword");
-                out.bulk(word.as_bytes());
-                out.bulk(b"startfrom");
-                out.int(from as i64);
+                typed_spec(out, "keyword", &[("keyword", Spec::Text(word)), ("startfrom", Spec::Int(from as i64))])
             }
         }
         out.bulk(b"find_keys");
-        out.map(2);
-        out.bulk(b"type");
         match r.find {
-            Find::Range { last, step, limit } => {
-                out.bulk(b"range");
-                out.bulk(b"spec");
-                out.map(3);
-                out.bulk(b"lastkey");
-                out.int(last as i64);
-                out.bulk(b"keystep");
-                out.int(step as i64);
-                out.bulk(b"limit");
-                out.int(limit as i64);
-            }
-            Find::KeyNum { count, first, step } => {
-                out.bulk(b"keynum");
-                out.bulk(b"spec");
-                out.map(3);
-                out.bulk(b"keynumidx");
-                out.int(count as i64);
-                out.bulk(b"firstkey");
-                out.int(first as i64);
-                out.bulk(b"keystep");
-                out.int(step as i64);
-            }
+            Find::Range { last, step, limit } => typed_spec(
+                out,
+                "range",
+                &[("lastkey", Spec::Int(last as i64)), ("keystep", Spec::Int(step as i64)), ("limit", Spec::Int(limit as i64))],
+            ),
+            Find::KeyNum { count, first, step } => typed_spec(
+                out,
+                "keynum",
+                &[("keynumidx", Spec::Int(count as i64)), ("firstkey", Spec::Int(first as i64)), ("keystep", Spec::Int(step as i64))],
+            ),
         }
     }
     out.array(0); // subcommands
+}
+
+/// A value in a key spec's `spec` map.
+enum Spec {
+    Int(i64),
+    Text(&'static str),
+}
+
+/// COMMAND's `{type: <kind>, spec: {field: value, ...}}` shape of a key
+/// spec's begin_search and find_keys.
+fn typed_spec(out: &mut Out, kind: &str, fields: &[(&str, Spec)]) {
+    out.map(2);
+    out.bulk(b"type");
+    out.bulk(kind.as_bytes());
+    out.bulk(b"spec");
+    out.map(fields.len());
+    for (name, v) in fields {
+        out.bulk(name.as_bytes());
+        match v {
+            Spec::Int(i) => out.int(*i),
+            Spec::Text(t) => out.bulk(t.as_bytes()),
+        }
+    }
 }
 
 /// The access flags of a key rule: its own, or RW / RO from the command.
