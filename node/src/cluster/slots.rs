@@ -277,7 +277,8 @@ impl ConnCluster {
 
     /// The routing check of one command (Redis's order: CROSSSLOT while
     /// gathering keys, then the owner of their slot). Keyless commands pass.
-    /// `queued`: the command is being queued after MULTI; `exec`: it is EXEC.
+    /// `queued`: the command is being queued after MULTI; `in_multi`: a
+    /// transaction is open (EXEC then checks its slot with `finish_tx`).
     /// `cross_ok` says whether keys may span slots (a script declaring
     /// `allow-cross-slot-keys`); it is only asked when they do, and then
     /// every key's slot must be served here.
@@ -286,19 +287,14 @@ impl ConnCluster {
         spec: &CommandSpec,
         args: &[Bytes],
         queued: bool,
-        exec: bool,
+        in_multi: bool,
         cross_ok: impl FnOnce() -> bool,
     ) -> Result<(), CmdError> {
         // ASKING lasts one command. It will admit commands for slots this
         // node is importing once migrations exist; until then nothing is.
         self.asking = false;
         self.last_slot = None;
-        if exec {
-            let cross = std::mem::take(&mut self.tx_cross);
-            self.tx_slot = None;
-            return if cross { Err(crossslot()) } else { Ok(()) };
-        }
-        if !queued {
+        if !queued && !in_multi {
             self.tx_slot = None;
             self.tx_cross = false;
         }
@@ -326,6 +322,18 @@ impl ConnCluster {
 }
 
 impl ConnCluster {
+    /// Ends a transaction's routing: CROSSSLOT when its queued commands'
+    /// keys spanned slots (EXEC fails), and the next one starts afresh.
+    pub fn finish_tx(&mut self) -> Result<(), CmdError> {
+        let cross = std::mem::take(&mut self.tx_cross);
+        self.tx_slot = None;
+        if cross {
+            Err(crossslot())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Every key of the command is in a slot served here; else the error for
     /// the first one that is not.
     fn all_local(&mut self, spec: &CommandSpec, args: &[Bytes]) -> Result<(), CmdError> {

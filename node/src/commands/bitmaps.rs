@@ -5,10 +5,10 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, ConnCmd, Ctx, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
+use crate::handler;
 use crate::resp::Out;
-use crate::server::conn::Conn;
 use crate::store::{Db, Value};
 use crate::util::{eq_ic, parse_i64};
 
@@ -54,7 +54,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["write", "bitmap", "slow"],
         G,
         "Performs bitwise operations on multiple strings, and stores the result.",
-        Exec::Conn(ConnCmd::BitOp),
+        Exec::Coord(handler!(async |cx, a| bitop(cx, a))),
     ),
 ];
 
@@ -212,7 +212,7 @@ fn bitpos(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 /// BITOP AND|OR|XOR|NOT destkey key [key ...].
-pub async fn bitop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn bitop(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let op = &args[1];
     let kind = if eq_ic(op, "AND") {
         0
@@ -230,7 +230,7 @@ pub async fn bitop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("BITOP NOT must be called with a single source key."));
     }
     let dst = args[2].clone();
-    let n = super::gather(conn, srcs, Some(&args[2]), bytes_of, move |inputs| {
+    let n = super::gather(cx, srcs, Some(&args[2]), bytes_of, move |inputs| {
         let len = inputs.iter().map(Vec::len).max().unwrap_or(0);
         let mut res = vec![0u8; len];
         for (i, b) in res.iter_mut().enumerate() {
@@ -255,6 +255,6 @@ pub async fn bitop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         (n, Some(write))
     })
     .await?;
-    conn.out.int(n as i64);
+    cx.out().int(n as i64);
     Ok(())
 }

@@ -9,17 +9,26 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, ConnCmd, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Exec};
 use crate::cluster::migration::Request;
 use crate::cluster::slots::{ClusterView, Member, Route, SlotMap};
 use crate::error::{CmdError, CmdResult};
+use crate::handler;
 use crate::resp::Out;
-use crate::server::conn::Conn;
 use crate::slot::{key_slot, SLOTS};
 use crate::util::{eq_ic, now_ms, parse_i64};
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("cluster", -2, 0, (0, 0, 0), &["slow"], "cluster", "A container for Redis Cluster commands.", Exec::Conn(ConnCmd::Cluster)),
+    cmd(
+        "cluster",
+        -2,
+        0,
+        (0, 0, 0),
+        &["slow"],
+        "cluster",
+        "A container for Redis Cluster commands.",
+        Exec::Coord(handler!(async |cx, a| cluster(cx, a))),
+    ),
     cmd(
         "asking",
         1,
@@ -28,7 +37,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["fast", "connection"],
         "cluster",
         "Signals that a cluster client is following an -ASK redirect.",
-        Exec::Conn(ConnCmd::Asking),
+        Exec::Coord(handler!(|cx, _a| asking(cx))),
     ),
     cmd(
         "readonly",
@@ -38,7 +47,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["fast", "connection"],
         "cluster",
         "Enables read-only queries for a connection to a Redis Cluster replica node.",
-        Exec::Conn(ConnCmd::ReadOnly),
+        Exec::Coord(handler!(|cx, _a| readonly(cx, true))),
     ),
     cmd(
         "readwrite",
@@ -48,7 +57,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["fast", "connection"],
         "cluster",
         "Enables read-write queries for a connection to a Reids Cluster replica node.",
-        Exec::Conn(ConnCmd::ReadWrite),
+        Exec::Coord(handler!(|cx, _a| readonly(cx, false))),
     ),
 ];
 
@@ -56,25 +65,35 @@ fn disabled() -> CmdError {
     CmdError::err("This instance has cluster support disabled")
 }
 
-/// ASKING, READONLY, READWRITE.
-pub fn flags(conn: &mut Conn, c: ConnCmd) -> CmdResult {
-    let cl = conn.cluster.as_mut().ok_or_else(disabled)?;
-    match c {
-        ConnCmd::Asking => cl.asking = true,
-        ConnCmd::ReadOnly => cl.readonly = true,
-        _ => cl.readonly = false,
+/// The connection's cluster state; the "disabled" error in standalone
+/// mode.
+fn conn_cluster(cx: &mut dyn Coord) -> CmdResult<&mut crate::cluster::slots::ConnCluster> {
+    if cx.engine().cluster.is_none() {
+        return Err(disabled());
     }
-    conn.out.ok();
+    cx.client()?.cluster.as_mut().ok_or_else(disabled)
+}
+
+/// ASKING.
+fn asking(cx: &mut dyn Coord) -> CmdResult {
+    conn_cluster(cx)?.asking = true;
+    cx.out().ok();
     Ok(())
 }
 
-pub async fn cluster(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let Some(cl) = conn.cluster.as_mut() else { return Err(disabled()) };
-    let map = cl.map.clone();
-    let view = cl.view().clone();
+/// READONLY (`on`) and READWRITE.
+fn readonly(cx: &mut dyn Coord, on: bool) -> CmdResult {
+    conn_cluster(cx)?.readonly = on;
+    cx.out().ok();
+    Ok(())
+}
+
+pub async fn cluster(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let Some(map) = cx.engine().cluster.clone() else { return Err(disabled()) };
+    let view = map.load();
     let sub = &args[1];
     let argc = args.len();
-    let out = &mut conn.out;
+    let out = cx.out();
     if eq_ic(sub, "slots") && argc == 2 {
         slots_reply(&view, out);
     } else if eq_ic(sub, "shards") && argc == 2 {
@@ -94,21 +113,21 @@ pub async fn cluster(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         if !(0..SLOTS as i64).contains(&slot) {
             return Err(CmdError::err("Invalid slot"));
         }
-        let n = keys_in_slot(conn, slot as u16, None).await.len();
-        conn.out.int(n as i64);
+        let n = keys_in_slot(cx, slot as u16, None).await.len();
+        cx.out().int(n as i64);
     } else if eq_ic(sub, "getkeysinslot") && argc == 4 {
         let slot = parse_i64(&args[2])?;
         let max = parse_i64(&args[3])?;
         if !(0..SLOTS as i64).contains(&slot) || max < 0 {
             return Err(CmdError::err("Invalid slot or number of keys"));
         }
-        let keys = keys_in_slot(conn, slot as u16, Some(max as usize)).await;
-        conn.out.array(keys.len());
+        let keys = keys_in_slot(cx, slot as u16, Some(max as usize)).await;
+        cx.out().array(keys.len());
         for k in keys {
-            conn.out.bulk(&k);
+            cx.out().bulk(&k);
         }
     } else if eq_ic(sub, "setslot") && argc >= 4 {
-        setslot(conn, &map, &view, args).await?;
+        setslot(cx, &map, &view, args).await?;
     } else {
         return Err(CmdError::UnknownSubcommand { cmd: "CLUSTER".into(), sub: String::from_utf8_lossy(sub).into_owned() });
     }
@@ -145,7 +164,7 @@ async fn owned_soon_by(map: &SlotMap, slot: u16, id: &str) -> bool {
 /// answers (GETKEYSINSLOT then finds nothing left to MIGRATE); IMPORTING and
 /// STABLE have nothing to record; NODE confirms the owner, or moves the
 /// slot when sent to the node still serving it.
-async fn setslot(conn: &mut Conn, map: &SlotMap, view: &ClusterView, args: &[Bytes]) -> CmdResult {
+async fn setslot(cx: &mut dyn Coord, map: &SlotMap, view: &ClusterView, args: &[Bytes]) -> CmdResult {
     let slot =
         parse_i64(&args[2]).ok().filter(|s| (0..SLOTS as i64).contains(s)).ok_or_else(|| CmdError::err("Invalid or out of range slot"))?
             as u16;
@@ -155,7 +174,7 @@ async fn setslot(conn: &mut Conn, map: &SlotMap, view: &ClusterView, args: &[Byt
         if args.len() != 4 {
             return Err(bad());
         }
-        conn.out.ok();
+        cx.out().ok();
         return Ok(());
     }
     if args.len() != 5 {
@@ -213,16 +232,16 @@ async fn setslot(conn: &mut Conn, map: &SlotMap, view: &ClusterView, args: &[Byt
             Err(_) => return Err(CmdError::err("the cluster control plane stopped")),
         }
     }
-    conn.out.ok();
+    cx.out().ok();
     Ok(())
 }
 
 /// The keys of `slot` in the connection's database (all of them, or at most
 /// `max`), read on the shard holding the slot.
-async fn keys_in_slot(conn: &Conn, slot: u16, max: Option<usize>) -> Vec<Vec<u8>> {
-    let shard = slot as usize % conn.engine.nshards();
-    let db = conn.db;
-    conn.run_on(shard, move |sh| {
+async fn keys_in_slot(cx: &mut dyn Coord, slot: u16, max: Option<usize>) -> Vec<Vec<u8>> {
+    let shard = slot as usize % cx.engine().nshards();
+    let db = cx.db();
+    cx.run_on(shard, move |sh| {
         let mut keys = Vec::new();
         let limit = max.unwrap_or(usize::MAX);
         if let Some(d) = sh.db_if_exists(db) {

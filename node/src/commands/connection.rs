@@ -1,23 +1,31 @@
-//! Connection commands (PING, ECHO, HELLO, AUTH, SELECT, CLIENT, QUIT, RESET)
-//! and `dispatch`, which sends every connection-level command to its
-//! implementation.
+//! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, CLIENT, QUIT,
+//! RESET.
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, ConnCmd, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Exec};
 use crate::error::{CmdError, CmdResult};
-use crate::server::conn::Conn;
+use crate::handler;
 use crate::shard::Engine;
 use crate::util::{eq_ic, parse_i64};
 
 const C: &[&str] = &["connection"];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("ping", -1, FAST | STALE, (0, 0, 0), C, "connection", "Returns the server's liveliness response.", Exec::Conn(ConnCmd::Ping))
-        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
-    cmd("echo", 2, FAST | STALE, (0, 0, 0), C, "connection", "Returns the given string.", Exec::Conn(ConnCmd::Echo)),
+    cmd(
+        "ping",
+        -1,
+        FAST | STALE,
+        (0, 0, 0),
+        C,
+        "connection",
+        "Returns the server's liveliness response.",
+        Exec::Coord(handler!(|cx, a| ping(cx, a))),
+    )
+    .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    cmd("echo", 2, FAST | STALE, (0, 0, 0), C, "connection", "Returns the given string.", Exec::Coord(handler!(|cx, a| echo(cx, a)))),
     cmd(
         "hello",
         -1,
@@ -26,7 +34,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         C,
         "connection",
         "Handshakes with the Redis server.",
-        Exec::Conn(ConnCmd::Hello),
+        Exec::Coord(handler!(|cx, a| hello(cx, a))),
     ),
     cmd(
         "auth",
@@ -36,9 +44,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         C,
         "connection",
         "Authenticates the connection.",
-        Exec::Conn(ConnCmd::Auth),
+        Exec::Coord(handler!(|cx, a| auth(cx, a))),
     ),
-    cmd("select", 2, FAST | STALE | LOADING, (0, 0, 0), C, "connection", "Changes the selected database.", Exec::Conn(ConnCmd::Select)),
+    cmd(
+        "select",
+        2,
+        FAST | STALE | LOADING,
+        (0, 0, 0),
+        C,
+        "connection",
+        "Changes the selected database.",
+        Exec::Coord(handler!(|cx, a| select(cx, a))),
+    ),
     cmd(
         "client",
         -2,
@@ -47,7 +64,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         C,
         "connection",
         "A container for client connection commands.",
-        Exec::Conn(ConnCmd::Client),
+        Exec::Coord(handler!(|cx, a| client(cx, a))),
     ),
     cmd(
         "quit",
@@ -57,7 +74,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         C,
         "connection",
         "Closes the connection.",
-        Exec::Conn(ConnCmd::Quit),
+        Exec::Coord(handler!(|cx, _a| quit(cx))),
     ),
     cmd(
         "reset",
@@ -67,147 +84,51 @@ pub static COMMANDS: &[CommandSpec] = &[
         C,
         "connection",
         "Resets the connection.",
-        Exec::Conn(ConnCmd::Reset),
+        Exec::Coord(handler!(|cx, _a| reset(cx))),
     ),
 ];
 
-/// Runs a connection-level command. The ones that finish at once run
-/// inline; the others' state machines are large (EXEC, scripts, blocking
-/// pops) and live in their own allocation while they run, so that every
-/// connection's task, idle or not, stays small.
-pub async fn dispatch(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResult {
-    use super::{scripting, server, transactions};
-    match cmd {
-        ConnCmd::Ping => ping(conn, args),
-        ConnCmd::Echo => {
-            conn.out.bulk(&args[1]);
-            Ok(())
-        }
-        ConnCmd::Hello => hello(conn, args),
-        ConnCmd::Auth => auth(conn, args),
-        ConnCmd::Select => select(conn, args),
-        ConnCmd::Client => client(conn, args),
-        ConnCmd::Quit => {
-            conn.out.ok();
-            conn.closing = true;
-            Ok(())
-        }
-        ConnCmd::Reset => {
-            conn.multi = None;
-            conn.unwatch();
-            super::pubsub::unsubscribe_all(conn);
-            conn.db = 0;
-            conn.out.resp3 = false;
-            conn.info.db.store(0, Relaxed);
-            conn.info.resp.store(2, Relaxed);
-            conn.info.name.lock().unwrap_or_else(|e| e.into_inner()).clear();
-            conn.authed = !conn.engine.cfg.has_password.load(Relaxed);
-            conn.out.simple("RESET");
-            Ok(())
-        }
-        ConnCmd::Command => server::command(conn, args),
-        ConnCmd::Time => server::time(conn),
-        ConnCmd::Shutdown => server::shutdown(conn, args),
-        ConnCmd::Lastsave => server::lastsave(conn),
-        ConnCmd::Role => server::role(conn),
-        ConnCmd::Multi => transactions::multi(conn),
-        ConnCmd::Discard => transactions::discard(conn),
-        ConnCmd::Unwatch => transactions::unwatch(conn),
-        ConnCmd::Subscribe => super::pubsub::subscribe(conn, args, false),
-        ConnCmd::PSubscribe => super::pubsub::subscribe(conn, args, true),
-        ConnCmd::Unsubscribe => super::pubsub::unsubscribe(conn, args, false),
-        ConnCmd::PUnsubscribe => super::pubsub::unsubscribe(conn, args, true),
-        ConnCmd::Publish => super::pubsub::publish(conn, args),
-        ConnCmd::PubSub => super::pubsub::pubsub(conn, args),
-        ConnCmd::Script => scripting::script(conn, args),
-        ConnCmd::Function => scripting::function(conn, args),
-        c @ (ConnCmd::Asking | ConnCmd::ReadOnly | ConnCmd::ReadWrite) => super::cluster::flags(conn, c),
-        _ => Box::pin(dispatch_async(conn, cmd, args)).await,
-    }
-}
-
-/// The connection-level commands that wait on shards or clients.
-async fn dispatch_async(conn: &mut Conn, cmd: ConnCmd, args: &[Bytes]) -> CmdResult {
-    use super::zsets::{self, SetKind};
-    use super::{keys, scan, scripting, server, strings, transactions};
-    match cmd {
-        ConnCmd::Info => server::info(conn, args).await,
-        ConnCmd::Config => server::config(conn, args).await,
-        ConnCmd::DbSize => server::dbsize(conn).await,
-        ConnCmd::FlushDb => server::flush(conn, args, false).await,
-        ConnCmd::FlushAll => server::flush(conn, args, true).await,
-        ConnCmd::Wait => server::wait(conn, args).await,
-        ConnCmd::Keys => keys::keys(conn, args).await,
-        ConnCmd::RandomKey => keys::randomkey(conn).await,
-        ConnCmd::Rename => keys::rename(conn, args, false).await,
-        ConnCmd::RenameNx => keys::rename(conn, args, true).await,
-        ConnCmd::Scan => scan::scan(conn, args).await,
-        ConnCmd::Copy => keys::copy(conn, args).await,
-        ConnCmd::SwapDb => keys::swapdb(conn, args).await,
-        ConnCmd::MSetNx => strings::msetnx(conn, args).await,
-        ConnCmd::Lcs => strings::lcs(conn, args).await,
-        ConnCmd::Exec => transactions::exec(conn).await,
-        ConnCmd::Watch => transactions::watch(conn, args).await,
-        ConnCmd::JsonMSet => super::json::mset(conn, args).await,
-        ConnCmd::ZUnion => zsets::setop(conn, args, SetKind::Union, false, false).await,
-        ConnCmd::ZMPop => zsets::zmpop(conn, args).await,
-        ConnCmd::BZPopMin => zsets::bzpop(conn, args, false).await,
-        ConnCmd::BZPopMax => zsets::bzpop(conn, args, true).await,
-        ConnCmd::BZMPop => zsets::bzmpop(conn, args).await,
-        ConnCmd::LMove => super::lists::lmove(conn, args, false).await,
-        ConnCmd::RPopLPush => super::lists::lmove(conn, args, true).await,
-        ConnCmd::LMPop => super::lists::lmpop(conn, args).await,
-        ConnCmd::BLPop => super::lists::bpop(conn, args, true).await,
-        ConnCmd::BRPop => super::lists::bpop(conn, args, false).await,
-        ConnCmd::BLMPop => super::lists::blmpop(conn, args).await,
-        ConnCmd::BLMove => super::lists::blmove(conn, args, false).await,
-        ConnCmd::BRPopLPush => super::lists::blmove(conn, args, true).await,
-        ConnCmd::SInter => super::sets::setop(conn, args, super::sets::SetOp::Inter).await,
-        ConnCmd::SUnion => super::sets::setop(conn, args, super::sets::SetOp::Union).await,
-        ConnCmd::SDiff => super::sets::setop(conn, args, super::sets::SetOp::Diff).await,
-        ConnCmd::SInterStore => super::sets::setop_store(conn, args, super::sets::SetOp::Inter).await,
-        ConnCmd::SUnionStore => super::sets::setop_store(conn, args, super::sets::SetOp::Union).await,
-        ConnCmd::SDiffStore => super::sets::setop_store(conn, args, super::sets::SetOp::Diff).await,
-        ConnCmd::SInterCard => super::sets::sintercard(conn, args).await,
-        ConnCmd::SMove => super::sets::smove(conn, args).await,
-        ConnCmd::XRead => super::streams::xread(conn, args).await,
-        ConnCmd::BitOp => super::bitmaps::bitop(conn, args).await,
-        ConnCmd::PfCount => super::hyperloglog::pfcount(conn, args).await,
-        ConnCmd::PfMerge => super::hyperloglog::pfmerge(conn, args).await,
-        ConnCmd::ZInter => zsets::setop(conn, args, SetKind::Inter, false, false).await,
-        ConnCmd::ZDiff => zsets::setop(conn, args, SetKind::Diff, false, false).await,
-        ConnCmd::ZUnionStore => zsets::setop(conn, args, SetKind::Union, true, false).await,
-        ConnCmd::ZInterStore => zsets::setop(conn, args, SetKind::Inter, true, false).await,
-        ConnCmd::ZDiffStore => zsets::setop(conn, args, SetKind::Diff, true, false).await,
-        ConnCmd::ZInterCard => zsets::setop(conn, args, SetKind::Inter, false, true).await,
-        ConnCmd::ZRangeStore => zsets::zrangestore(conn, args).await,
-        ConnCmd::Eval | ConnCmd::EvalSha | ConnCmd::EvalRo | ConnCmd::EvalShaRo | ConnCmd::Fcall | ConnCmd::FcallRo => {
-            scripting::eval(conn, cmd, args).await
-        }
-        ConnCmd::Cluster => super::cluster::cluster(conn, args).await,
-        // The rest run inline in `dispatch` and never get here.
-        _ => Err(CmdError::err(format!("{cmd:?} is not an asynchronous command"))),
-    }
-}
-
-fn ping(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    if args.len() <= 2 && !conn.out.resp3 && conn.sub.is_some() {
-        // Subscribed (RESP2): PING answers in the message format.
-        conn.out.array(2);
-        conn.out.bulk(b"pong");
-        conn.out.bulk(args.get(1).map_or(&b""[..], |a| &a[..]));
-        return Ok(());
-    }
-    match args.len() {
-        1 => conn.out.simple("PONG"),
-        2 => conn.out.bulk(&args[1]),
-        _ => return Err(CmdError::wrong_arity("ping")),
-    }
+fn echo(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    cx.out().bulk(&args[1]);
     Ok(())
 }
 
-fn check_password(conn: &Conn, user: &[u8], pass: &[u8]) -> CmdResult {
-    password_ok(&conn.engine, user, pass)
+fn quit(cx: &mut dyn Coord) -> CmdResult {
+    cx.client()?.closing = true;
+    cx.out().ok();
+    Ok(())
+}
+
+fn reset(cx: &mut dyn Coord) -> CmdResult {
+    let engine = cx.engine().clone();
+    let s = cx.client()?;
+    s.multi = None;
+    s.unwatch(&engine);
+    super::pubsub::unsubscribe_all(&engine, s);
+    s.info.db.store(0, Relaxed);
+    s.info.resp.store(2, Relaxed);
+    s.info.name.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    s.authed = !engine.cfg.has_password.load(Relaxed);
+    cx.set_db(0);
+    cx.out().resp3 = false;
+    cx.out().simple("RESET");
+    Ok(())
+}
+
+fn ping(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    if args.len() <= 2 && !cx.out().resp3 && cx.session().is_some_and(|s| s.sub.is_some()) {
+        // Subscribed (RESP2): PING answers in the message format.
+        cx.out().array(2);
+        cx.out().bulk(b"pong");
+        cx.out().bulk(args.get(1).map_or(&b""[..], |a| &a[..]));
+        return Ok(());
+    }
+    match args.len() {
+        1 => cx.out().simple("PONG"),
+        2 => cx.out().bulk(&args[1]),
+        _ => return Err(CmdError::wrong_arity("ping")),
+    }
+    Ok(())
 }
 
 fn password_ok(engine: &Engine, user: &[u8], pass: &[u8]) -> CmdResult {
@@ -225,10 +146,10 @@ fn password_ok(engine: &Engine, user: &[u8], pass: &[u8]) -> CmdResult {
     }
 }
 
-fn auth(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    authenticate(&conn.engine, args)?;
-    conn.authed = true;
-    conn.out.ok();
+fn auth(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    authenticate(cx.engine(), args)?;
+    cx.client()?.authed = true;
+    cx.out().ok();
     Ok(())
 }
 
@@ -247,7 +168,7 @@ pub fn authenticate(engine: &Engine, args: &[Bytes]) -> CmdResult {
     password_ok(engine, user, pass)
 }
 
-fn hello(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+fn hello(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let mut proto = None;
     let mut i = 1;
     if args.len() > 1 {
@@ -261,8 +182,8 @@ fn hello(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     let mut setname = None;
     while i < args.len() {
         if eq_ic(&args[i], "AUTH") && i + 2 < args.len() {
-            check_password(conn, &args[i + 1], &args[i + 2])?;
-            conn.authed = true;
+            password_ok(cx.engine(), &args[i + 1], &args[i + 2])?;
+            cx.client()?.authed = true;
             i += 3;
         } else if eq_ic(&args[i], "SETNAME") && i + 1 < args.len() {
             setname = Some(client_name(&args[i + 1])?);
@@ -271,17 +192,19 @@ fn hello(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i]))));
         }
     }
-    if !conn.authed {
+    let s = cx.client()?;
+    if !s.authed {
         return Err(CmdError::Other("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
     }
     if let Some(name) = setname {
-        *conn.info.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
+        *s.info.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
     }
+    let id = s.info.id;
     if let Some(p) = proto {
-        conn.out.resp3 = p == 3;
-        conn.info.resp.store(p as usize, Relaxed);
+        s.info.resp.store(p as usize, Relaxed);
+        cx.out().resp3 = p == 3;
     }
-    let out = &mut conn.out;
+    let out = cx.out();
     out.map(7);
     out.bulk(b"server");
     out.bulk(b"redis");
@@ -290,7 +213,7 @@ fn hello(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     out.bulk(b"proto");
     out.int(if out.resp3 { 3 } else { 2 });
     out.bulk(b"id");
-    out.int(conn.info.id as i64);
+    out.int(id as i64);
     out.bulk(b"mode");
     out.bulk(b"standalone");
     out.bulk(b"role");
@@ -300,17 +223,16 @@ fn hello(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-fn select(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+fn select(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let i = parse_i64(&args[1])?;
-    if conn.cluster.is_some() && i != 0 {
+    if cx.engine().cluster.is_some() && i != 0 {
         return Err(CmdError::err("SELECT is not allowed in cluster mode"));
     }
-    if i < 0 || i as usize >= conn.engine.cfg.databases {
+    if i < 0 || i as usize >= cx.engine().cfg.databases {
         return Err(CmdError::DbIndexOutOfRange);
     }
-    conn.db = i as usize;
-    conn.info.db.store(conn.db, Relaxed);
-    conn.out.ok();
+    cx.set_db(i as usize);
+    cx.out().ok();
     Ok(())
 }
 
@@ -322,7 +244,8 @@ fn client_name(b: &[u8]) -> CmdResult<String> {
     Ok(String::from_utf8_lossy(b).into_owned())
 }
 
-fn client(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let info = cx.client()?.info.clone();
     let sub = args[1].to_ascii_uppercase();
     let arity = |n: usize| -> CmdResult {
         if args.len() != n {
@@ -337,21 +260,21 @@ fn client(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     match sub.as_slice() {
         b"ID" => {
             arity(2)?;
-            conn.out.int(conn.info.id as i64);
+            cx.out().int(info.id as i64);
         }
         b"SETNAME" => {
             arity(3)?;
             let name = client_name(&args[2])?;
-            *conn.info.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
-            conn.out.ok();
+            *info.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
+            cx.out().ok();
         }
         b"GETNAME" => {
             arity(2)?;
-            let name = conn.info.name();
+            let name = info.name();
             if name.is_empty() {
-                conn.out.nil();
+                cx.out().nil();
             } else {
-                conn.out.bulk(name.as_bytes());
+                cx.out().bulk(name.as_bytes());
             }
         }
         b"SETINFO" => {
@@ -359,18 +282,18 @@ fn client(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             let val = client_name(&args[3])
                 .map_err(|_| CmdError::err("lib-name and lib-ver cannot contain spaces, newlines or special characters."))?;
             if eq_ic(&args[2], "LIB-NAME") {
-                *conn.info.lib_name.lock().unwrap_or_else(|e| e.into_inner()) = val;
+                *info.lib_name.lock().unwrap_or_else(|e| e.into_inner()) = val;
             } else if eq_ic(&args[2], "LIB-VER") {
-                *conn.info.lib_ver.lock().unwrap_or_else(|e| e.into_inner()) = val;
+                *info.lib_ver.lock().unwrap_or_else(|e| e.into_inner()) = val;
             } else {
                 return Err(CmdError::err(format!("Unrecognized option '{}'", String::from_utf8_lossy(&args[2]))));
             }
-            conn.out.ok();
+            cx.out().ok();
         }
         b"INFO" => {
             arity(2)?;
-            let line = conn.info.describe() + "\n";
-            conn.out.verbatim(&line);
+            let line = info.describe() + "\n";
+            cx.out().verbatim(&line);
         }
         b"LIST" => {
             let mut ids: Option<Vec<u64>> = None;
@@ -394,15 +317,15 @@ fn client(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
                 }
             }
             let mut text = String::new();
-            for c in conn.engine.clients.list() {
+            for c in cx.engine().clients.list() {
                 if ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) {
                     text.push_str(&c.describe());
                     text.push('\n');
                 }
             }
-            conn.out.verbatim(&text);
+            cx.out().verbatim(&text);
         }
-        b"KILL" => return client_kill(conn, args),
+        b"KILL" => return client_kill(cx, args),
         b"HELP" => {
             let lines = [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -425,9 +348,9 @@ fn client(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
                 "HELP",
                 "    Print this help.",
             ];
-            conn.out.array(lines.len());
+            cx.out().array(lines.len());
             for l in lines {
-                conn.out.simple(l);
+                cx.out().simple(l);
             }
         }
         _ => return Err(CmdError::UnknownSubcommand { cmd: "CLIENT".into(), sub: String::from_utf8_lossy(&args[1]).into_owned() }),
@@ -435,15 +358,16 @@ fn client(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-fn client_kill(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+fn client_kill(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let info = cx.client()?.info.clone();
     if args.len() == 3 {
         // Old form: CLIENT KILL addr:port
         let addr = String::from_utf8_lossy(&args[2]).into_owned();
-        let n = conn.engine.clients.kill(|c| c.addr == addr);
+        let n = cx.engine().clients.kill(|c| c.addr == addr);
         if n == 0 {
             return Err(CmdError::err("No such client"));
         }
-        conn.out.ok();
+        cx.out().ok();
         return Ok(());
     }
     if !args.len().is_multiple_of(2) {
@@ -470,13 +394,13 @@ fn client_kill(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    let me = conn.info.id;
-    let n = conn.engine.clients.kill(|c| {
+    let me = info.id;
+    let n = cx.engine().clients.kill(|c| {
         id.is_none_or(|i| c.id == i)
             && addr.as_ref().is_none_or(|a| &c.addr == a)
             && laddr.as_ref().is_none_or(|a| &c.laddr == a)
             && !(skipme && c.id == me)
     });
-    conn.out.int(n as i64);
+    cx.out().int(n as i64);
     Ok(())
 }

@@ -4,10 +4,10 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, ConnCmd, Ctx, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
+use crate::handler;
 use crate::resp::Out;
-use crate::server::conn::Conn;
 use crate::store::{Db, Value};
 use crate::types::hll::Hll;
 
@@ -32,7 +32,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["read", "hyperloglog", "slow"],
         G,
         "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).",
-        Exec::Conn(ConnCmd::PfCount),
+        Exec::Coord(handler!(async |cx, a| pfcount(cx, a))),
     ),
     cmd(
         "pfmerge",
@@ -42,7 +42,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["write", "hyperloglog", "slow"],
         G,
         "Merges one or more HyperLogLog values into a single key.",
-        Exec::Conn(ConnCmd::PfMerge),
+        Exec::Coord(handler!(async |cx, a| pfmerge(cx, a))),
     ),
 ];
 
@@ -81,9 +81,9 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 /// The union of the sketches at `keys` (read under one transaction).
-async fn union_of(conn: &mut Conn, keys: &[Bytes], store_at: Option<&Bytes>) -> CmdResult<u64> {
+async fn union_of(cx: &mut dyn Coord, keys: &[Bytes], store_at: Option<&Bytes>) -> CmdResult<u64> {
     let dst = store_at.cloned();
-    super::gather(conn, keys, store_at, load, move |sketches| {
+    super::gather(cx, keys, store_at, load, move |sketches| {
         let mut union = Hll::default();
         for h in sketches.iter().flatten() {
             union.merge(h);
@@ -96,15 +96,15 @@ async fn union_of(conn: &mut Conn, keys: &[Bytes], store_at: Option<&Bytes>) -> 
 }
 
 /// PFCOUNT key [key ...].
-pub async fn pfcount(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let n = union_of(conn, &args[1..], None).await?;
-    conn.out.int(n as i64);
+pub async fn pfcount(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let n = union_of(cx, &args[1..], None).await?;
+    cx.out().int(n as i64);
     Ok(())
 }
 
 /// PFMERGE destkey [sourcekey ...]: the destination's own registers count.
-pub async fn pfmerge(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    union_of(conn, &args[1..], Some(&args[1])).await?;
-    conn.out.ok();
+pub async fn pfmerge(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    union_of(cx, &args[1..], Some(&args[1])).await?;
+    cx.out().ok();
     Ok(())
 }

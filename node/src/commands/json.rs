@@ -11,8 +11,9 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, Combine, CommandSpec, ConnCmd, Ctx, Exec};
+use super::{cmd, flag::*, Combine, CommandSpec, Coord, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
+use crate::handler;
 use crate::resp::Out;
 use crate::store::{SmallBytes, Value};
 use crate::types::json::ops::{self, NumOp};
@@ -46,7 +47,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         J,
         G,
         "Sets or updates the JSON value of one or more keys, atomically.",
-        Exec::Conn(ConnCmd::JsonMSet),
+        Exec::Coord(handler!(async |cx, a| mset(cx, a))),
     ),
     cmd(
         "json.merge",
@@ -1123,7 +1124,7 @@ pub struct MsetItem {
 /// they are (type, creation at the root); only if all pass are they applied,
 /// while the locks are still held. Replies OK, or nil when some path could
 /// not be set (as RedisJSON).
-pub async fn mset(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdResult {
+pub async fn mset(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     if !(args.len() - 1).is_multiple_of(3) {
         return Err(CmdError::wrong_arity("json.mset"));
     }
@@ -1131,7 +1132,7 @@ pub async fn mset(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdRe
     for t in args[1..].chunks_exact(3) {
         let path = parse_path(&t[1])?;
         let value = parse_arg(&t[2])?;
-        let s = conn.engine.shard_of(&t[0]);
+        let s = cx.engine().shard_of(&t[0]);
         let item = MsetItem { key: t[0].clone(), path, value };
         match parts.iter_mut().find(|p| p.0 == s) {
             Some(p) => p.1.push(item),
@@ -1139,14 +1140,13 @@ pub async fn mset(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdRe
         }
     }
     parts.sort_by_key(|p| p.0);
-    let db = conn.db;
-    let mut tx = conn.begin_tx();
+    let db = cx.db();
     let mut shards = Vec::with_capacity(parts.len());
     let mut failed = None;
     for (s, items) in parts {
         // Check this shard's triplets; hand them back for the second phase.
-        let (items, checked) = tx
-            .lock_and_run(s, move |sh| {
+        let (items, checked) = cx
+            .lock_run(s, move |sh| {
                 let now = crate::util::now_ms();
                 let d = sh.db(db);
                 let mut created: Vec<Bytes> = Vec::new();
@@ -1173,13 +1173,12 @@ pub async fn mset(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdRe
         shards.push((s, items));
     }
     if let Some(e) = failed {
-        conn.end_tx(tx);
         return Err(e);
     }
     let mut all = true;
     for (s, items) in shards {
-        all &= tx
-            .run(s, move |sh| {
+        all &= cx
+            .run_on(s, move |sh| {
                 let now = crate::util::now_ms();
                 let d = sh.db(db);
                 let mut all = true;
@@ -1200,11 +1199,10 @@ pub async fn mset(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdRe
             })
             .await;
     }
-    conn.end_tx(tx);
     if all {
-        conn.out.ok();
+        cx.out().ok();
     } else {
-        conn.out.nil();
+        cx.out().nil();
     }
     Ok(())
 }

@@ -9,12 +9,11 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, Combine, CommandSpec, ConnCmd, Ctx, Exec};
+use super::{cmd, flag::*, Combine, CommandSpec, Coord, Ctx, Exec};
 use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
+use crate::handler;
 use crate::resp::Out;
-use crate::server::conn::Conn;
-use crate::shard::tx::Tx;
 use crate::shard::Shard;
 use crate::store::db::Entry;
 use crate::store::dump::{self, DumpError};
@@ -103,7 +102,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["keyspace", "read", "slow", "dangerous"],
         "generic",
         "Returns all key names that match a pattern.",
-        Exec::Conn(ConnCmd::Keys),
+        Exec::Coord(handler!(async |cx, a| keys(cx, a))),
     )
     .tips(&["request_policy:all_shards", "nondeterministic_output_order"]),
     cmd(
@@ -114,10 +113,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         K,
         "generic",
         "Returns a random key name from the database.",
-        Exec::Conn(ConnCmd::RandomKey),
+        Exec::Coord(handler!(async |cx, _a| randomkey(cx))),
     )
     .tips(&["request_policy:all_shards", "response_policy:special", "nondeterministic_output"]),
-    cmd("rename", 3, WRITE, (1, 2, 1), K, "generic", "Renames a key and overwrites the destination.", Exec::Conn(ConnCmd::Rename)),
+    cmd(
+        "rename",
+        3,
+        WRITE,
+        (1, 2, 1),
+        K,
+        "generic",
+        "Renames a key and overwrites the destination.",
+        Exec::Coord(handler!(async |cx, a| rename(cx, a, false))),
+    ),
     cmd(
         "renamenx",
         3,
@@ -126,7 +134,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         K,
         "generic",
         "Renames a key only when the target key name doesn't exist.",
-        Exec::Conn(ConnCmd::RenameNx),
+        Exec::Coord(handler!(async |cx, a| rename(cx, a, true))),
     ),
     cmd(
         "scan",
@@ -136,7 +144,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["keyspace", "read", "slow"],
         "generic",
         "Iterates over the key names in the database.",
-        Exec::Conn(ConnCmd::Scan),
+        Exec::Coord(handler!(async |cx, a| super::scan::scan(cx, a))),
     )
     .tips(&["nondeterministic_output", "request_policy:special", "response_policy:special"]),
     cmd(
@@ -147,7 +155,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["keyspace", "write", "slow"],
         "generic",
         "Copies the value of a key to a new key.",
-        Exec::Conn(ConnCmd::Copy),
+        Exec::Coord(handler!(async |cx, a| copy(cx, a))),
     ),
     cmd(
         "move",
@@ -167,7 +175,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["keyspace", "write", "fast", "dangerous"],
         "server",
         "Swaps two Redis databases.",
-        Exec::Conn(ConnCmd::SwapDb),
+        Exec::Coord(handler!(async |cx, a| swapdb(cx, a))),
     ),
     // OBJECT and MEMORY are containers; the key of the subcommands that take
     // one is the third argument, which routes them to its shard.
@@ -346,10 +354,10 @@ fn persist(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     Ok(())
 }
 
-pub async fn keys(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn keys(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let pattern = args[1].clone();
-    let db = conn.db;
-    let found = conn
+    let db = cx.db();
+    let found = cx
         .broadcast(move |sh| {
             let now = now_ms();
             let mut v = Vec::new();
@@ -367,58 +375,55 @@ pub async fn keys(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         })
         .await;
     let n: usize = found.iter().map(|v| v.len()).sum();
-    conn.out.array(n);
+    cx.out().array(n);
     for k in found.iter().flatten() {
-        conn.out.bulk(k);
+        cx.out().bulk(k);
     }
     Ok(())
 }
 
-pub async fn randomkey(conn: &mut Conn) -> CmdResult {
-    let db = conn.db;
-    let n = conn.engine.nshards();
+pub async fn randomkey(cx: &mut dyn Coord) -> CmdResult {
+    let db = cx.db();
+    let n = cx.engine().nshards();
     let start = rand::random_range(0..n);
     for i in 0..n {
         let s = (start + i) % n;
-        let k =
-            conn.run_on(s, move |sh| sh.db_if_exists(db).and_then(|d| d.random_key(now_ms())).map(|k| Bytes::copy_from_slice(&k))).await;
+        let k = cx.run_on(s, move |sh| sh.db_if_exists(db).and_then(|d| d.random_key(now_ms())).map(|k| Bytes::copy_from_slice(&k))).await;
         if let Some(k) = k {
-            conn.out.bulk(&k);
+            cx.out().bulk(&k);
             return Ok(());
         }
     }
-    conn.out.nil();
+    cx.out().nil();
     Ok(())
 }
 
 /// RENAME / RENAMENX. Source and destination may live on different shards:
 /// both are locked (in shard order) so the move is atomic.
-pub async fn rename(conn: &mut Conn, args: &[Bytes], nx: bool) -> CmdResult {
+pub async fn rename(cx: &mut dyn Coord, args: &[Bytes], nx: bool) -> CmdResult {
     let (src, dst) = (args[1].clone(), args[2].clone());
-    let db = conn.db;
-    let (ss, ds) = (conn.engine.shard_of(&src), conn.engine.shard_of(&dst));
-    let mut tx = conn.begin_tx();
+    let db = cx.db();
+    let (ss, ds) = (cx.engine().shard_of(&src), cx.engine().shard_of(&dst));
     let mut shards = vec![ss, ds];
     shards.sort_unstable();
-    tx.lock_all(&shards).await;
-    let result = rename_locked(&tx, db, (ss, src), (ds, dst), nx).await;
-    conn.end_tx(tx);
+    cx.lock(&shards).await;
+    let result = rename_locked(cx, db, (ss, src), (ds, dst), nx).await;
     let renamed = result?;
     if nx {
-        conn.out.int(renamed as i64);
+        cx.out().int(renamed as i64);
     } else {
-        conn.out.ok();
+        cx.out().ok();
     }
     Ok(())
 }
 
 /// The body of RENAME once both shards are held: returns whether the key
 /// was renamed.
-async fn rename_locked(tx: &Tx, db: usize, (ss, src): (usize, Bytes), (ds, dst): (usize, Bytes), nx: bool) -> CmdResult<bool> {
+async fn rename_locked(cx: &mut dyn Coord, db: usize, (ss, src): (usize, Bytes), (ds, dst): (usize, Bytes), nx: bool) -> CmdResult<bool> {
     let d2 = dst.clone();
-    let dst_exists = tx.run(ds, move |sh| sh.db(db).exists(&d2, now_ms())).await;
+    let dst_exists = cx.run_on(ds, move |sh| sh.db(db).exists(&d2, now_ms())).await;
     let s2 = src.clone();
-    let src_exists = tx.run(ss, move |sh| sh.db(db).exists(&s2, now_ms())).await;
+    let src_exists = cx.run_on(ss, move |sh| sh.db(db).exists(&s2, now_ms())).await;
     if !src_exists {
         return Err(CmdError::NoSuchKey);
     }
@@ -428,8 +433,8 @@ async fn rename_locked(tx: &Tx, db: usize, (ss, src): (usize, Bytes), (ds, dst):
     if nx && dst_exists {
         return Ok(false);
     }
-    let taken = tx
-        .run(ss, move |sh| {
+    let taken = cx
+        .run_on(ss, move |sh| {
             sh.db(db).remove(&src, now_ms()).map(|e| {
                 let at = e.expire_at().unwrap_or(0);
                 (SendValue(e.value), at)
@@ -437,7 +442,7 @@ async fn rename_locked(tx: &Tx, db: usize, (ss, src): (usize, Bytes), (ds, dst):
         })
         .await;
     if let Some((v, at)) = taken {
-        tx.run(ds, move |sh| {
+        cx.run_on(ds, move |sh| {
             let d = sh.db(db);
             d.remove(&dst, now_ms());
             d.insert_new(&dst, v.0, at);
@@ -500,9 +505,9 @@ fn place(sh: &mut Shard, db: usize, key: &[u8], value: SendValue, expire_at: u64
 /// and keeps the TTL. Source and destination may be on different shards and
 /// in different databases: both shards are locked (in shard order) for the
 /// whole operation.
-pub async fn copy(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn copy(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let (src, dst) = (args[1].clone(), args[2].clone());
-    let src_db = conn.db;
+    let src_db = cx.db();
     let mut dst_db = src_db;
     let mut replace = false;
     let mut j = 3;
@@ -510,38 +515,36 @@ pub async fn copy(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         if eq_ic(&args[j], "REPLACE") {
             replace = true;
         } else if eq_ic(&args[j], "DB") && j + 1 < args.len() {
-            dst_db = parse_db(&args[j + 1], conn.engine.cfg.databases)?;
+            dst_db = parse_db(&args[j + 1], cx.engine().cfg.databases)?;
             j += 1;
         } else {
             return Err(CmdError::Syntax);
         }
         j += 1;
     }
-    if dst_db != src_db && conn.cluster.is_some() {
+    if dst_db != src_db && cx.engine().cluster.is_some() {
         return Err(CmdError::err("Copying to another database is not allowed in cluster mode"));
     }
     if src_db == dst_db && src == dst {
         return Err(CmdError::SameObject);
     }
-    let (ss, ds) = (conn.engine.shard_of(&src), conn.engine.shard_of(&dst));
+    let (ss, ds) = (cx.engine().shard_of(&src), cx.engine().shard_of(&dst));
     let copied = if ss == ds {
         // One job has the shard to itself: atomic without a transaction.
-        conn.run_on(ss, move |sh| match duplicate(sh, src_db, &src) {
+        cx.run_on(ss, move |sh| match duplicate(sh, src_db, &src) {
             Some((v, at)) => place(sh, dst_db, &dst, v, at, replace),
             None => false,
         })
         .await
     } else {
-        let mut tx = conn.begin_tx();
-        tx.lock_all(&[ss.min(ds), ss.max(ds)]).await;
-        let copied = match tx.run(ss, move |sh| duplicate(sh, src_db, &src)).await {
-            Some((v, at)) => tx.run(ds, move |sh| place(sh, dst_db, &dst, v, at, replace)).await,
+        cx.lock(&[ss.min(ds), ss.max(ds)]).await;
+        let copied = match cx.run_on(ss, move |sh| duplicate(sh, src_db, &src)).await {
+            Some((v, at)) => cx.run_on(ds, move |sh| place(sh, dst_db, &dst, v, at, replace)).await,
             None => false,
         };
-        conn.end_tx(tx);
         copied
     };
-    conn.out.int(copied as i64);
+    cx.out().int(copied as i64);
     Ok(())
 }
 
@@ -577,23 +580,21 @@ fn move_(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 /// SWAPDB index1 index2: every shard swaps the two databases inside one
 /// transaction that holds all shards, so no client sees some shards swapped
 /// and others not.
-pub async fn swapdb(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    if conn.cluster.is_some() {
+pub async fn swapdb(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    if cx.engine().cluster.is_some() {
         return Err(CmdError::err("SWAPDB is not allowed in cluster mode"));
     }
     let a = parse_int32(&args[1], Some("invalid first DB index"))?;
     let b = parse_int32(&args[2], Some("invalid second DB index"))?;
-    let n = conn.engine.cfg.databases as i64;
+    let n = cx.engine().cfg.databases as i64;
     if !(0..n).contains(&a) || !(0..n).contains(&b) {
         return Err(CmdError::DbIndexOutOfRange);
     }
     let (a, b) = (a as usize, b as usize);
-    let mut tx = conn.begin_tx();
-    for s in 0..conn.engine.nshards() {
-        tx.lock_and_run(s, move |sh| sh.swap_dbs(a, b)).await;
+    for s in 0..cx.engine().nshards() {
+        cx.lock_run(s, move |sh| sh.swap_dbs(a, b)).await;
     }
-    conn.end_tx(tx);
-    conn.out.ok();
+    cx.out().ok();
     Ok(())
 }
 

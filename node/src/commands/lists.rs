@@ -9,10 +9,10 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, ConnCmd, Ctx, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
+use crate::handler;
 use crate::resp::Out;
-use crate::server::conn::Conn;
 use crate::shard::blocking::Kind;
 use crate::store::{Db, SmallBytes, Value};
 use crate::types::list::ListValue;
@@ -47,7 +47,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WS,
         G,
         "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.",
-        Exec::Conn(ConnCmd::LMove),
+        Exec::Coord(handler!(async |cx, a| lmove(cx, a, false))),
     ),
     cmd(
         "rpoplpush",
@@ -57,7 +57,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WS,
         G,
         "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.",
-        Exec::Conn(ConnCmd::RPopLPush),
+        Exec::Coord(handler!(async |cx, a| lmove(cx, a, true))),
     ),
     super::cmd_numkeys(
         "lmpop",
@@ -67,7 +67,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WS,
         G,
         "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.",
-        Exec::Conn(ConnCmd::LMPop),
+        Exec::Coord(handler!(async |cx, a| lmpop(cx, a))),
     ),
     cmd(
         "blpop",
@@ -77,7 +77,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["write", "list", "slow", "blocking"],
         G,
         "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
-        Exec::Conn(ConnCmd::BLPop),
+        Exec::Coord(handler!(async |cx, a| bpop(cx, a, true))),
     ),
     cmd(
         "brpop",
@@ -87,7 +87,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["write", "list", "slow", "blocking"],
         G,
         "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
-        Exec::Conn(ConnCmd::BRPop),
+        Exec::Coord(handler!(async |cx, a| bpop(cx, a, false))),
     ),
     super::cmd_numkeys(
         "blmpop",
@@ -97,7 +97,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["write", "list", "slow", "blocking"],
         G,
         "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
-        Exec::Conn(ConnCmd::BLMPop),
+        Exec::Coord(handler!(async |cx, a| blmpop(cx, a))),
     ),
     cmd(
         "blmove",
@@ -107,7 +107,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["write", "list", "slow", "blocking"],
         G,
         "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.",
-        Exec::Conn(ConnCmd::BLMove),
+        Exec::Coord(handler!(async |cx, a| blmove(cx, a, false))),
     ),
     cmd(
         "brpoplpush",
@@ -117,7 +117,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["write", "list", "slow", "blocking"],
         G,
         "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.",
-        Exec::Conn(ConnCmd::BRPopLPush),
+        Exec::Coord(handler!(async |cx, a| blmove(cx, a, true))),
     ),
 ];
 
@@ -480,22 +480,22 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 // -------------------------------------------------------- several keys
 
 /// LMOVE source destination LEFT|RIGHT LEFT|RIGHT, and RPOPLPUSH.
-pub async fn lmove(conn: &mut Conn, args: &[Bytes], rpoplpush: bool) -> CmdResult {
+pub async fn lmove(cx: &mut dyn Coord, args: &[Bytes], rpoplpush: bool) -> CmdResult {
     let (from_left, to_left) = if rpoplpush { (false, true) } else { (left_or_right(&args[3])?, left_or_right(&args[4])?) };
-    move_gated(conn, args, from_left, to_left).await.map(|v| match v {
-        Some(v) => conn.out.bulk(&v),
-        None => conn.out.nil(),
+    move_gated(cx, args, from_left, to_left).await.map(|v| match v {
+        Some(v) => cx.out().bulk(&v),
+        None => cx.out().nil(),
     })
 }
 
 /// `move_one`, waiting out a migration's cut-over of the keys' slot (in
 /// cluster mode both keys share a slot, so one shard job checks it).
-async fn move_gated(conn: &mut Conn, args: &[Bytes], from_left: bool, to_left: bool) -> CmdResult<Option<SmallBytes>> {
+async fn move_gated(cx: &mut dyn Coord, args: &[Bytes], from_left: bool, to_left: bool) -> CmdResult<Option<SmallBytes>> {
     let spec = super::lookup(&args[0]).ok_or(CmdError::Syntax)?;
     for _ in 0..60 {
-        match move_one(conn, &args[1], &args[2], from_left, to_left).await? {
+        match move_one(cx, &args[1], &args[2], from_left, to_left).await? {
             Some(moved) => return Ok(moved),
-            None => conn.after_cutover(spec, args).await?,
+            None => cx.after_cutover(spec, args).await?,
         }
     }
     Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into()))
@@ -504,12 +504,12 @@ async fn move_gated(conn: &mut Conn, args: &[Bytes], from_left: bool, to_left: b
 /// Pops from `src` and pushes onto `dst` atomically (one job, or one
 /// transaction over both shards); the element moved. `None` when the gate
 /// holds the keys' slot (cluster mode).
-async fn move_one(conn: &mut Conn, src: &Bytes, dst: &Bytes, from_left: bool, to_left: bool) -> CmdResult<Option<Option<SmallBytes>>> {
-    let db = conn.db;
+async fn move_one(cx: &mut dyn Coord, src: &Bytes, dst: &Bytes, from_left: bool, to_left: bool) -> CmdResult<Option<Option<SmallBytes>>> {
+    let db = cx.db();
     let (s, d) = (src.clone(), dst.clone());
-    let (ss, ds) = (conn.engine.shard_of(src), conn.engine.shard_of(dst));
+    let (ss, ds) = (cx.engine().shard_of(src), cx.engine().shard_of(dst));
     if ss == ds {
-        return conn
+        return cx
             .run_on(ss, move |sh| {
                 let admitted = |k: &[u8]| sh.cluster.as_ref().is_none_or(|m| m.gate.admits(crate::slot::key_slot(k)));
                 if !admitted(&s) || !admitted(&d) {
@@ -539,80 +539,78 @@ async fn move_one(conn: &mut Conn, src: &Bytes, dst: &Bytes, from_left: bool, to
             })
             .await;
     }
-    let mut tx = conn.begin_tx();
-    tx.lock_all(&[ss.min(ds), ss.max(ds)]).await;
+    cx.lock(&[ss.min(ds), ss.max(ds)]).await;
     let d2 = d.clone();
     let s2 = s.clone();
     let r = async {
-        if tx.run(ss, move |sh| find(sh.db(db), &s2, now_ms())).await?.is_none() {
+        if cx.run_on(ss, move |sh| find(sh.db(db), &s2, now_ms())).await?.is_none() {
             return Ok(Some(None));
         }
-        tx.run(ds, move |sh| find(sh.db(db), &d2, now_ms()).map(|_| ())).await?;
-        let got = tx.run(ss, move |sh| pop_items(sh.db(db), &s, from_left, 1, now_ms())).await?;
+        cx.run_on(ds, move |sh| find(sh.db(db), &d2, now_ms()).map(|_| ())).await?;
+        let got = cx.run_on(ss, move |sh| pop_items(sh.db(db), &s, from_left, 1, now_ms())).await?;
         if let Some(v) = got.first().cloned() {
-            tx.run(ds, move |sh| push_items(sh.db(db), &d, to_left, [&v[..]], now_ms())).await?;
+            cx.run_on(ds, move |sh| push_items(sh.db(db), &d, to_left, [&v[..]], now_ms())).await?;
         }
         Ok(Some(got.into_iter().next()))
     }
     .await;
-    conn.end_tx(tx);
     r
 }
 
 /// LMPOP.
-pub async fn lmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn lmpop(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let (keys, left, count) = parse_mpop_args(args)?;
-    super::pops::pop_first(conn, &keys, Kind::List { left }, count, super::pops::PopReply::NestedList, None, args).await
+    super::pops::pop_first(cx, &keys, Kind::List { left }, count, super::pops::PopReply::NestedList, None, args).await
 }
 
 /// BLPOP / BRPOP key [key ...] timeout.
-pub async fn bpop(conn: &mut Conn, args: &[Bytes], left: bool) -> CmdResult {
+pub async fn bpop(cx: &mut dyn Coord, args: &[Bytes], left: bool) -> CmdResult {
     let timeout = super::pops::parse_timeout(&args[args.len() - 1])?;
     let keys = args[1..args.len() - 1].to_vec();
-    super::pops::pop_first(conn, &keys, Kind::List { left }, 1, super::pops::PopReply::Pair, Some(timeout), args).await
+    super::pops::pop_first(cx, &keys, Kind::List { left }, 1, super::pops::PopReply::Pair, Some(timeout), args).await
 }
 
 /// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count].
-pub async fn blmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn blmpop(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let timeout = super::pops::parse_timeout(&args[1])?;
     let (keys, right, count) = super::pops::parse_mpop(args, 2, "LEFT", "RIGHT")?;
     let left = !right;
-    super::pops::pop_first(conn, &keys, Kind::List { left }, count, super::pops::PopReply::NestedList, Some(timeout), args).await
+    super::pops::pop_first(cx, &keys, Kind::List { left }, count, super::pops::PopReply::NestedList, Some(timeout), args).await
 }
 
 /// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout, and
 /// BRPOPLPUSH source destination timeout: as LMOVE when the source has
 /// elements; otherwise waits for one, then pushes it onto the destination.
-pub async fn blmove(conn: &mut Conn, args: &[Bytes], brpoplpush: bool) -> CmdResult {
+pub async fn blmove(cx: &mut dyn Coord, args: &[Bytes], brpoplpush: bool) -> CmdResult {
     let (from_left, to_left, t) =
         if brpoplpush { (false, true, &args[3]) } else { (left_or_right(&args[3])?, left_or_right(&args[4])?, &args[5]) };
     let timeout = super::pops::parse_timeout(t)?;
-    if let Some(v) = move_gated(conn, args, from_left, to_left).await? {
-        conn.out.bulk(&v);
+    if let Some(v) = move_gated(cx, args, from_left, to_left).await? {
+        cx.out().bulk(&v);
         return Ok(());
     }
     let keys = [args[1].clone()];
-    let popped = super::pops::wait_pop(conn, &keys, Kind::List { left: from_left }, 1, Some(timeout), args).await?;
+    let popped = super::pops::wait_pop(cx, &keys, Kind::List { left: from_left }, 1, Some(timeout), args).await?;
     let Some(p) = popped else {
-        if !conn.client_gone() {
-            conn.out.nil_array();
+        if !cx.client_gone() {
+            cx.out().nil_array();
         }
         return Ok(());
     };
     let Some((v, _)) = p.items.into_iter().next() else {
-        conn.out.nil_array();
+        cx.out().nil_array();
         return Ok(());
     };
-    let (dst, db) = (args[2].clone(), conn.db);
-    let shard = conn.engine.shard_of(&dst);
+    let (dst, db) = (args[2].clone(), cx.db());
+    let shard = cx.engine().shard_of(&dst);
     let v2 = v.clone();
-    let pushed = conn.run_on(shard, move |sh| push_items(sh.db(db), &dst, to_left, [&v2[..]], now_ms())).await;
+    let pushed = cx.run_on(shard, move |sh| push_items(sh.db(db), &dst, to_left, [&v2[..]], now_ms())).await;
     if let Err(e) = pushed {
         // The destination is not a list: the element goes back.
-        let (src, shard) = (args[1].clone(), conn.engine.shard_of(&args[1]));
-        conn.run_on(shard, move |sh| push_items(sh.db(db), &src, from_left, [&v[..]], now_ms())).await?;
+        let (src, shard) = (args[1].clone(), cx.engine().shard_of(&args[1]));
+        cx.run_on(shard, move |sh| push_items(sh.db(db), &src, from_left, [&v[..]], now_ms())).await?;
         return Err(e);
     }
-    conn.out.bulk(&v);
+    cx.out().bulk(&v);
     Ok(())
 }

@@ -7,6 +7,7 @@
 pub mod bitmaps;
 pub mod cluster;
 pub mod connection;
+pub mod coord;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
@@ -16,9 +17,11 @@ pub mod keyspec;
 pub mod lists;
 pub mod pops;
 pub mod pubsub;
+pub mod run;
 pub mod scan;
 pub mod scripting;
 pub mod server;
+pub mod session;
 pub mod sets;
 pub mod streams;
 pub mod strings;
@@ -30,7 +33,9 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
+pub use coord::{Coord, CoordFn, Flow, LocalFut};
 pub use keyspec::{Begin, Find, KeyIter, KeyRule, KeySpecs};
+pub use run::{exec_one, exec_one_at, run_command};
 
 use crate::error::CmdResult;
 use crate::resp::Out;
@@ -62,9 +67,13 @@ pub enum Exec {
     /// Keys may span shards: the key groups are split per shard, each part
     /// runs the handler inside one transaction, and the replies are combined.
     Split(ShardFn, Combine),
-    /// Runs on the connection: changes connection state or consults several
-    /// shards itself.
-    Conn(ConnCmd),
+    /// Coordinates shards or uses the connection: runs against a `Coord`
+    /// (a client connection or a running script).
+    Coord(CoordFn),
+    /// Runs a script: on the shard of its declared keys when they share one
+    /// (batched there with a pipeline's other commands), else holding every
+    /// shard (`scripting::eval`).
+    Script(ScriptCall),
 }
 
 /// How the per-shard replies of a `Split` command combine.
@@ -78,97 +87,13 @@ pub enum Combine {
     Ok,
 }
 
-/// Connection-level commands, implemented in `connection` and `server` and
-/// the families' `conn_*` functions.
+/// Which script a script-running command names (EVAL & co., FCALL & co.).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum ConnCmd {
-    Ping,
-    Echo,
-    Hello,
-    Auth,
-    Select,
-    Client,
-    Quit,
-    Reset,
-    Command,
-    Info,
-    Config,
-    DbSize,
-    FlushDb,
-    FlushAll,
-    Time,
-    Shutdown,
-    Keys,
-    RandomKey,
-    MSetNx,
-    Lcs,
-    Rename,
-    RenameNx,
-    Scan,
-    Copy,
-    SwapDb,
-    Lastsave,
-    Role,
-    Multi,
-    Exec,
-    Discard,
-    Watch,
-    Unwatch,
-    // JSON commands that span shards.
-    JsonMSet,
-    // Sorted sets (multi-key).
-    ZUnion,
-    ZMPop,
-    BZPopMin,
-    BZPopMax,
-    BZMPop,
-    LMove,
-    RPopLPush,
-    LMPop,
-    BLPop,
-    BRPop,
-    BLMPop,
-    BLMove,
-    BRPopLPush,
-    SInter,
-    SUnion,
-    SDiff,
-    SInterStore,
-    SUnionStore,
-    SDiffStore,
-    SInterCard,
-    SMove,
-    Subscribe,
-    Unsubscribe,
-    PSubscribe,
-    PUnsubscribe,
-    Publish,
-    PubSub,
-    XRead,
-    BitOp,
-    PfCount,
-    PfMerge,
-    Wait,
-    ZInter,
-    ZDiff,
-    ZUnionStore,
-    ZInterStore,
-    ZDiffStore,
-    ZInterCard,
-    ZRangeStore,
-    Eval,
-    EvalSha,
-    EvalRo,
-    EvalShaRo,
-    Script,
-    Fcall,
-    FcallRo,
-    Function,
-    // Cluster mode.
-    Cluster,
-    Asking,
-    ReadOnly,
-    ReadWrite,
+pub enum ScriptCall {
+    /// EVAL / EVAL_RO (`sha: false`), EVALSHA / EVALSHA_RO.
+    Eval { sha: bool, ro: bool },
+    /// FCALL / FCALL_RO.
+    Fcall { ro: bool },
 }
 
 /// Command flags, as COMMAND reports them.
@@ -335,47 +260,33 @@ pub fn find_of(db: &mut crate::store::Db, key: &[u8], now: u64, is: fn(&crate::s
 pub type Write = (Bytes, Box<dyn FnOnce(&mut crate::store::Db, &[u8], u64) + Send>);
 
 /// The multi-key read-compute-store shape (SINTERSTORE, BITOP, PFMERGE...):
-/// holding the shards of `keys` (and of `dst`) under one transaction, reads
-/// each key's value out with `load`, hands them to `finish`, and runs the
-/// write it may return before the locks are released.
+/// holding the shards of `keys` (and of `dst`), reads each key's value out
+/// with `load`, hands them to `finish`, and runs the write it may return
+/// before the locks are released.
 pub async fn gather<T: Send + 'static, R>(
-    conn: &mut crate::server::conn::Conn,
+    cx: &mut dyn Coord,
     keys: &[Bytes],
     dst: Option<&Bytes>,
     load: fn(&mut crate::store::Db, &[u8], u64) -> CmdResult<T>,
     finish: impl FnOnce(Vec<T>) -> (R, Option<Write>),
 ) -> CmdResult<R> {
-    let db = conn.db;
-    let mut shards: Vec<usize> = keys.iter().chain(dst).map(|k| conn.engine.shard_of(k)).collect();
+    let db = cx.db();
+    let mut shards: Vec<usize> = keys.iter().chain(dst).map(|k| cx.shard_of(k)).collect();
     shards.sort_unstable();
     shards.dedup();
-    let mut tx = conn.begin_tx();
-    tx.lock_all(&shards).await;
+    cx.lock(&shards).await;
     let mut values = Vec::with_capacity(keys.len());
-    let mut err = None;
     for k in keys {
         let k2 = k.clone();
-        match tx.run(conn.engine.shard_of(k), move |sh| load(sh.db(db), &k2, crate::util::now_ms())).await {
-            Ok(v) => values.push(v),
-            Err(e) => {
-                err = Some(e);
-                break;
-            }
-        }
+        let shard = cx.shard_of(k);
+        values.push(cx.run_on(shard, move |sh| load(sh.db(db), &k2, crate::util::now_ms())).await?);
     }
-    let r = match err {
-        Some(e) => Err(e),
-        None => {
-            let (r, write) = finish(values);
-            if let Some((key, w)) = write {
-                let shard = conn.engine.shard_of(&key);
-                tx.run(shard, move |sh| w(sh.db(db), &key, crate::util::now_ms())).await;
-            }
-            Ok(r)
-        }
-    };
-    conn.end_tx(tx);
-    r
+    let (r, write) = finish(values);
+    if let Some((key, w)) = write {
+        let shard = cx.shard_of(&key);
+        cx.run_on(shard, move |sh| w(sh.db(db), &key, crate::util::now_ms())).await;
+    }
+    Ok(r)
 }
 
 /// Every command, from every family.

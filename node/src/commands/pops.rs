@@ -5,9 +5,10 @@
 
 use bytes::Bytes;
 
+use super::Coord;
+
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
-use crate::server::conn::Conn;
 use crate::shard::blocking::{has_kind, pop_kind, push_back, Kind, Popped, Waiter};
 use crate::util::{eq_ic, now_ms, parse_f64, parse_i64};
 
@@ -130,7 +131,7 @@ pub fn parse_timeout(a: &[u8]) -> CmdResult<Option<std::time::Duration>> {
 /// given time (`None`: for ever). Replies nil when nothing came. Shared by
 /// the list and sorted-set pops.
 pub async fn pop_first(
-    conn: &mut Conn,
+    cx: &mut dyn Coord,
     keys: &[Bytes],
     kind: Kind,
     count: usize,
@@ -138,14 +139,14 @@ pub async fn pop_first(
     block: Option<Option<std::time::Duration>>,
     args: &[Bytes],
 ) -> CmdResult {
-    let db = conn.db;
+    let db = cx.db();
     let spec = super::lookup(&args[0]).ok_or(CmdError::Syntax)?;
     let mut tries = 0;
     let mut i = 0;
     while i < keys.len() {
         let k = keys[i].clone();
-        let shard = conn.engine.shard_of(&k);
-        let got = conn
+        let shard = cx.engine().shard_of(&k);
+        let got = cx
             .run_on(shard, move |sh| {
                 // Checked where it runs: see cluster::migration::gate.
                 if sh.cluster.as_ref().is_some_and(|m| !m.gate.admits(crate::slot::key_slot(&k))) {
@@ -158,22 +159,22 @@ pub async fn pop_first(
             None if tries < 60 => {
                 // A migration holds or took the slot: wait, route again.
                 tries += 1;
-                conn.after_cutover(spec, args).await?;
+                cx.after_cutover(spec, args).await?;
                 continue;
             }
             None => return Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into())),
             Some(got) if !got.is_empty() => {
-                write_popped(&mut conn.out, style, &keys[i], &got);
+                write_popped(cx.out(), style, &keys[i], &got);
                 return Ok(());
             }
             Some(_) => i += 1,
         }
     }
-    match wait_pop(conn, keys, kind, count, block, args).await? {
-        Some(p) => write_popped(&mut conn.out, style, &p.key, &p.items),
+    match wait_pop(cx, keys, kind, count, block, args).await? {
+        Some(p) => write_popped(cx.out(), style, &p.key, &p.items),
         None => {
-            if !conn.client_gone() {
-                conn.out.nil_array();
+            if !cx.client_gone() {
+                cx.out().nil_array();
             }
         }
     }
@@ -184,23 +185,26 @@ pub async fn pop_first(
 /// `keys` gets items of `kind`, and pops them: `None` on timeout or when the
 /// client left; the redirect when the keys' slot moved away.
 pub async fn wait_pop(
-    conn: &mut Conn,
+    cx: &mut dyn Coord,
     keys: &[Bytes],
     kind: Kind,
     count: usize,
     block: Option<Option<std::time::Duration>>,
     _args: &[Bytes],
 ) -> CmdResult<Option<Popped>> {
-    let db = conn.db;
-    let Some(limit) = block.filter(|_| conn.exec_tx.is_none()) else { return Ok(None) };
+    let db = cx.db();
+    let Some(limit) = block.filter(|_| cx.may_block()) else { return Ok(None) };
+    // Nothing is held while waiting (a move's first attempt may have
+    // locked its shards).
+    cx.release();
     // The waiter is registered on every key's shard; a key that got items
     // meanwhile is marked ready, so its shard serves the waiter right after
     // (every reply goes through the waiter's claim: once).
     let (w, mut rx) = Waiter::new(kind, count);
     for key in keys {
         let (k, w) = (key.clone(), w.clone());
-        let shard = conn.engine.shard_of(key);
-        conn.run_on(shard, move |sh| {
+        let shard = cx.engine().shard_of(key);
+        cx.run_on(shard, move |sh| {
             sh.block(db, &k, w);
             // (A stream reader has just read: only a later write wakes it.)
             if !matches!(kind, Kind::Stream) && has_kind(sh.db(db), &k, kind, now_ms()) {
@@ -209,17 +213,17 @@ pub async fn wait_pop(
         })
         .await;
     }
-    let _blocked = crate::shard::blocking::BlockedClient::new(conn.engine.clone());
+    let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone());
     let deadline = limit.map(|d| tokio::time::Instant::now() + d);
     loop {
         tokio::select! {
             r = &mut rx => {
                 return match r {
-                    Ok(p) if conn.client_gone() => {
+                    Ok(p) if cx.client_gone() => {
                         // Nobody to give them to: the items go back.
-                        let limits = conn.engine.cfg.zset_limits();
-                        let shard = conn.engine.shard_of(&p.key);
-                        conn.run_on(shard, move |sh| push_back(sh.db(db), &p.key, kind, p.items, limits, now_ms())).await;
+                        let limits = cx.engine().cfg.zset_limits();
+                        let shard = cx.engine().shard_of(&p.key);
+                        cx.run_on(shard, move |sh| push_back(sh.db(db), &p.key, kind, p.items, limits, now_ms())).await;
                         Ok(None)
                     }
                     Ok(p) => Ok(Some(p)),
@@ -229,8 +233,8 @@ pub async fn wait_pop(
             _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
         }
         let expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
-        let gone = conn.client_gone();
-        let moved = conn.keys_moved(keys);
+        let gone = cx.client_gone();
+        let moved = cx.keys_moved(keys);
         if !(expired || gone || moved) || !w.claim() {
             // Keep waiting (or a shard is serving it right now: the reply
             // is on its way).
@@ -238,7 +242,7 @@ pub async fn wait_pop(
         }
         if moved {
             // The slot left this node: the client is redirected.
-            if let Some(c) = &mut conn.cluster {
+            if let Some(c) = cx.session().and_then(|s| s.cluster.as_mut()) {
                 c.keys_served_here(keys)?;
             }
         }

@@ -6,9 +6,11 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, ConnCmd, Exec};
+use super::session::{Session, Subscription};
+use super::{cmd, flag::*, CommandSpec, Coord, Exec};
 use crate::error::{CmdError, CmdResult};
-use crate::server::conn::{Conn, Subscription};
+use crate::handler;
+use crate::shard::Engine;
 use crate::util::eq_ic;
 
 const P: &[&str] = &["pubsub", "slow"];
@@ -23,7 +25,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         P,
         G,
         "Listens for messages published to channels.",
-        Exec::Conn(ConnCmd::Subscribe),
+        Exec::Coord(handler!(|cx, a| subscribe(cx, a, false))),
     ),
     cmd(
         "unsubscribe",
@@ -33,7 +35,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         P,
         G,
         "Stops listening to messages posted to channels.",
-        Exec::Conn(ConnCmd::Unsubscribe),
+        Exec::Coord(handler!(|cx, a| unsubscribe(cx, a, false))),
     ),
     cmd(
         "psubscribe",
@@ -43,7 +45,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         P,
         G,
         "Listens for messages published to channels that match one or more patterns.",
-        Exec::Conn(ConnCmd::PSubscribe),
+        Exec::Coord(handler!(|cx, a| subscribe(cx, a, true))),
     ),
     cmd(
         "punsubscribe",
@@ -53,7 +55,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         P,
         G,
         "Stops listening to messages published to channels that match one or more patterns.",
-        Exec::Conn(ConnCmd::PUnsubscribe),
+        Exec::Coord(handler!(|cx, a| unsubscribe(cx, a, true))),
     ),
     cmd(
         "publish",
@@ -63,9 +65,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["pubsub", "fast"],
         G,
         "Posts a message to a channel.",
-        Exec::Conn(ConnCmd::Publish),
+        Exec::Coord(handler!(|cx, a| publish(cx, a))),
     ),
-    cmd("pubsub", -2, 0, (0, 0, 0), &["slow"], G, "A container for Pub/Sub commands.", Exec::Conn(ConnCmd::PubSub)),
+    cmd("pubsub", -2, 0, (0, 0, 0), &["slow"], G, "A container for Pub/Sub commands.", Exec::Coord(handler!(|cx, a| pubsub(cx, a)))),
 ];
 
 /// Whether a RESP2 connection with subscriptions may run `name`.
@@ -73,108 +75,118 @@ pub fn allowed_when_subscribed(name: &str) -> bool {
     matches!(name, "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset")
 }
 
-fn sub(conn: &mut Conn) -> &mut Subscription {
-    conn.sub.get_or_insert_with(|| {
+fn sub(s: &mut Session) -> &mut Subscription {
+    s.sub.get_or_insert_with(|| {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         Box::new(Subscription { tx, rx, channels: Default::default(), patterns: Default::default() })
     })
 }
 
-fn confirm(conn: &mut Conn, kind: &[u8], name: Option<&[u8]>) {
-    let count = conn.sub.as_ref().map_or(0, |s| s.count());
-    conn.out.push(3);
-    conn.out.bulk(kind);
+fn confirm(cx: &mut dyn Coord, count: usize, kind: &[u8], name: Option<&[u8]>) {
+    let out = cx.out();
+    out.push(3);
+    out.bulk(kind);
     match name {
-        Some(n) => conn.out.bulk(n),
-        None => conn.out.nil(),
+        Some(n) => out.bulk(n),
+        None => out.nil(),
     }
-    conn.out.int(count as i64);
+    out.int(count as i64);
 }
 
 /// SUBSCRIBE / PSUBSCRIBE.
-pub fn subscribe(conn: &mut Conn, args: &[Bytes], pattern: bool) -> CmdResult {
-    if conn.exec_tx.is_some() {
+pub fn subscribe(cx: &mut dyn Coord, args: &[Bytes], pattern: bool) -> CmdResult {
+    if cx.in_exec() {
         return Err(CmdError::err(format!("{} isn't allowed in this context", if pattern { "PSUBSCRIBE" } else { "SUBSCRIBE" })));
     }
-    let id = conn.info.id;
+    let engine = cx.engine().clone();
     for name in &args[1..] {
-        let s = sub(conn);
-        let fresh = if pattern { s.patterns.insert(name.clone()) } else { s.channels.insert(name.clone()) };
+        let s = cx.client()?;
+        let id = s.info.id;
+        let sb = sub(s);
+        let fresh = if pattern { sb.patterns.insert(name.clone()) } else { sb.channels.insert(name.clone()) };
         if fresh {
-            let tx = s.tx.clone();
-            conn.engine.pubsub.subscribe(pattern, name, id, &tx);
+            engine.pubsub.subscribe(pattern, name, id, &sb.tx);
         }
-        confirm(conn, if pattern { b"psubscribe" } else { b"subscribe" }, Some(name));
+        let count = sb.count();
+        confirm(cx, count, if pattern { b"psubscribe" } else { b"subscribe" }, Some(name));
     }
     Ok(())
 }
 
 /// UNSUBSCRIBE / PUNSUBSCRIBE (all of them without arguments).
-pub fn unsubscribe(conn: &mut Conn, args: &[Bytes], pattern: bool) -> CmdResult {
+pub fn unsubscribe(cx: &mut dyn Coord, args: &[Bytes], pattern: bool) -> CmdResult {
+    let engine = cx.engine().clone();
     let kind: &[u8] = if pattern { b"punsubscribe" } else { b"unsubscribe" };
+    let s = cx.client()?;
     let names: Vec<Bytes> = if args.len() > 1 {
         args[1..].to_vec()
     } else {
-        conn.sub
+        s.sub
             .as_ref()
             .map(|s| if pattern { s.patterns.iter().cloned().collect() } else { s.channels.iter().cloned().collect() })
             .unwrap_or_default()
     };
     if names.is_empty() {
-        confirm(conn, kind, None);
+        let count = s.sub.as_ref().map_or(0, |s| s.count());
+        confirm(cx, count, kind, None);
         return Ok(());
     }
-    let id = conn.info.id;
     for name in names {
-        if let Some(s) = conn.sub.as_mut() {
-            let was = if pattern { s.patterns.remove(&name) } else { s.channels.remove(&name) };
+        let s = cx.client()?;
+        let id = s.info.id;
+        if let Some(sb) = s.sub.as_mut() {
+            let was = if pattern { sb.patterns.remove(&name) } else { sb.channels.remove(&name) };
             if was {
-                conn.engine.pubsub.unsubscribe(pattern, &name, id);
+                engine.pubsub.unsubscribe(pattern, &name, id);
             }
         }
-        confirm(conn, kind, Some(&name));
+        let count = s.sub.as_ref().map_or(0, |s| s.count());
+        confirm(cx, count, kind, Some(&name));
     }
-    if conn.sub.as_ref().is_some_and(|s| s.count() == 0) {
-        conn.sub = None;
+    let s = cx.client()?;
+    if s.sub.as_ref().is_some_and(|s| s.count() == 0) {
+        s.sub = None;
     }
     Ok(())
 }
 
 /// Drops every subscription (the connection closes, or RESET).
-pub fn unsubscribe_all(conn: &mut Conn) {
-    let Some(s) = conn.sub.take() else { return };
-    let id = conn.info.id;
-    for c in &s.channels {
-        conn.engine.pubsub.unsubscribe(false, c, id);
+pub fn unsubscribe_all(engine: &Engine, s: &mut Session) {
+    let Some(sb) = s.sub.take() else { return };
+    let id = s.info.id;
+    for c in &sb.channels {
+        engine.pubsub.unsubscribe(false, c, id);
     }
-    for p in &s.patterns {
-        conn.engine.pubsub.unsubscribe(true, p, id);
+    for p in &sb.patterns {
+        engine.pubsub.unsubscribe(true, p, id);
     }
 }
 
-pub fn publish(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let n = conn.engine.pubsub.publish(&args[1], &args[2]);
-    conn.out.int(n as i64);
+pub fn publish(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let n = cx.engine().pubsub.publish(&args[1], &args[2]);
+    cx.out().int(n as i64);
     Ok(())
 }
 
 /// PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT | HELP.
-pub fn pubsub(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub fn pubsub(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
     if eq_ic(sub, "channels") && args.len() <= 3 {
-        let chans = conn.engine.pubsub.channels(args.get(2).map(|p| &p[..]));
-        conn.out.array(chans.len());
+        let chans = cx.engine().pubsub.channels(args.get(2).map(|p| &p[..]));
+        cx.out().array(chans.len());
         for c in chans {
-            conn.out.bulk(&c);
+            cx.out().bulk(&c);
         }
     } else if eq_ic(sub, "numsub") {
-        conn.out.map(args.len() - 2);
+        cx.out().map(args.len() - 2);
         for c in &args[2..] {
-            conn.out.bulk(c);
-            conn.out.int(conn.engine.pubsub.numsub(c) as i64);
+            let n = cx.engine().pubsub.numsub(c);
+            cx.out().bulk(c);
+            cx.out().int(n as i64);
         }
     } else if eq_ic(sub, "numpat") && args.len() == 2 {
-        conn.out.int(conn.engine.pubsub.numpat() as i64);
+        let n = cx.engine().pubsub.numpat();
+        cx.out().int(n as i64);
     } else if eq_ic(sub, "help") && args.len() == 2 {
         let lines = [
             "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -188,9 +200,9 @@ pub fn pubsub(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             "HELP",
             "    Print this help.",
         ];
-        conn.out.array(lines.len());
+        cx.out().array(lines.len());
         for l in lines {
-            conn.out.simple(l);
+            cx.out().simple(l);
         }
     } else {
         return Err(CmdError::UnknownSubcommand { cmd: "PUBSUB".into(), sub: String::from_utf8_lossy(sub).into_owned() });

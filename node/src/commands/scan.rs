@@ -36,8 +36,9 @@
 
 use bytes::Bytes;
 
+use super::Coord;
+
 use crate::error::{CmdError, CmdResult};
-use crate::server::conn::Conn;
 use crate::shard::Shard;
 use crate::slot::SLOTS;
 use crate::util::{eq_ic, glob_match, now_ms, parse_i64};
@@ -125,7 +126,7 @@ pub fn scan_shard(sh: &mut Shard, db: usize, from: usize, count: usize, filter: 
 }
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
-pub async fn scan(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn scan(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let cursor = parse_cursor(&args[1])?;
     let mut count = DEFAULT_COUNT;
     let mut filter = Filter { pattern: None, type_name: None };
@@ -149,16 +150,16 @@ pub async fn scan(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         }
         i += 2;
     }
-    let n = conn.engine.nshards();
+    let n = cx.engine().nshards();
     let (next, keys) = match locate(cursor, n) {
         None => (0, Vec::new()),
         Some((k, from)) => {
-            let db = conn.db;
-            let (keys, next) = conn.run_on(k, move |sh| scan_shard(sh, db, from, count, &filter, now_ms())).await;
+            let db = cx.db();
+            let (keys, next) = cx.run_on(k, move |sh| scan_shard(sh, db, from, count, &filter, now_ms())).await;
             (cursor_after(k, next, n), keys)
         }
     };
-    let out = &mut conn.out;
+    let out = cx.out();
     out.array(2);
     out.bulk(itoa::Buffer::new().format(next).as_bytes());
     out.array(keys.len());

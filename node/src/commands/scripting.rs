@@ -9,15 +9,15 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
-use super::{cmd, cmd_numkeys, flag::*, CommandSpec, ConnCmd, Exec};
+use super::{cmd, cmd_numkeys, flag::*, CommandSpec, Coord, Exec, ScriptCall};
 use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
+use crate::handler;
 use crate::resp::Out;
 use crate::scripting::cache::{FunctionInfo, KillResult, Libraries, Library, Scripting};
 use crate::scripting::exec::{self, Invocation, Kind, Outcome};
 use crate::scripting::vm::{with_vm, with_vm_on, Vm};
 use crate::scripting::{flags, functions, parse_sha, sha1_hex};
-use crate::server::conn::Conn;
 use crate::shard::Shard;
 use crate::slot::key_slot;
 use crate::util::{eq_ic, glob_match, parse_i64};
@@ -25,7 +25,16 @@ use crate::util::{eq_ic, glob_match, parse_i64};
 const SC: &[&str] = &["slow", "scripting"];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd_numkeys("eval", -3, NOSCRIPT | STALE, 2, SC, "scripting", "Executes a server-side Lua script.", Exec::Conn(ConnCmd::Eval)),
+    cmd_numkeys(
+        "eval",
+        -3,
+        NOSCRIPT | STALE,
+        2,
+        SC,
+        "scripting",
+        "Executes a server-side Lua script.",
+        Exec::Script(ScriptCall::Eval { sha: false, ro: false }),
+    ),
     cmd_numkeys(
         "evalsha",
         -3,
@@ -34,7 +43,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         SC,
         "scripting",
         "Executes a server-side Lua script by SHA1 digest.",
-        Exec::Conn(ConnCmd::EvalSha),
+        Exec::Script(ScriptCall::Eval { sha: true, ro: false }),
     ),
     cmd_numkeys(
         "eval_ro",
@@ -44,7 +53,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         SC,
         "scripting",
         "Executes a read-only server-side Lua script.",
-        Exec::Conn(ConnCmd::EvalRo),
+        Exec::Script(ScriptCall::Eval { sha: false, ro: true }),
     ),
     cmd_numkeys(
         "evalsha_ro",
@@ -54,7 +63,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         SC,
         "scripting",
         "Executes a read-only server-side Lua script by SHA1 digest.",
-        Exec::Conn(ConnCmd::EvalShaRo),
+        Exec::Script(ScriptCall::Eval { sha: true, ro: true }),
     ),
     cmd(
         "script",
@@ -64,9 +73,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         SC,
         "scripting",
         "A container for Lua scripts management commands.",
-        Exec::Conn(ConnCmd::Script),
+        Exec::Coord(handler!(|cx, a| script(cx, a))),
     ),
-    cmd_numkeys("fcall", -3, NOSCRIPT | STALE, 2, SC, "scripting", "Invokes a function.", Exec::Conn(ConnCmd::Fcall)),
+    cmd_numkeys("fcall", -3, NOSCRIPT | STALE, 2, SC, "scripting", "Invokes a function.", Exec::Script(ScriptCall::Fcall { ro: false })),
     cmd_numkeys(
         "fcall_ro",
         -3,
@@ -75,9 +84,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         SC,
         "scripting",
         "Invokes a read-only function.",
-        Exec::Conn(ConnCmd::FcallRo),
+        Exec::Script(ScriptCall::Fcall { ro: true }),
     ),
-    cmd("function", -2, NOSCRIPT, (0, 0, 0), SC, "scripting", "A container for function commands.", Exec::Conn(ConnCmd::Function)),
+    cmd(
+        "function",
+        -2,
+        NOSCRIPT,
+        (0, 0, 0),
+        SC,
+        "scripting",
+        "A container for function commands.",
+        Exec::Coord(handler!(|cx, a| function(cx, a))),
+    ),
 ];
 
 /// Whether a command may run while a script is busy: SCRIPT KILL,
@@ -137,12 +155,6 @@ fn check_flags(cfg: &Config, f: u32, ro: bool) -> CmdResult {
     Ok(())
 }
 
-/// Whether a connection-level command is one of the script runners, which
-/// pipelines batch with the shard commands of the shard they run on.
-pub fn is_script_call(c: ConnCmd) -> bool {
-    matches!(c, ConnCmd::Eval | ConnCmd::EvalSha | ConnCmd::EvalRo | ConnCmd::EvalShaRo | ConnCmd::Fcall | ConnCmd::FcallRo)
-}
-
 /// A parsed, checked script invocation.
 pub struct Prepared<'a> {
     pub inv: Invocation<'a>,
@@ -157,21 +169,27 @@ pub struct Prepared<'a> {
 /// Parses EVAL/EVALSHA/EVAL_RO/EVALSHA_RO/FCALL/FCALL_RO with this
 /// thread's VM (which caches scripts and functions), checking numkeys, the
 /// script's existence and its flags.
-pub fn prepare<'a>(vm: &mut Vm, c: ConnCmd, args: &'a [Bytes], db: usize, resp3: bool, cfg: &Config) -> CmdResult<Prepared<'a>> {
+pub fn prepare<'a>(
+    vm: &mut Vm,
+    spec: &'static CommandSpec,
+    call: ScriptCall,
+    args: &'a [Bytes],
+    db: usize,
+    resp3: bool,
+    cfg: &Config,
+) -> CmdResult<Prepared<'a>> {
     let limit_ms = cfg.lua_time_limit.load(Relaxed);
     let mut func = None;
-    let (kind, f, wide, ro, command, nk) = match c {
-        ConnCmd::Fcall | ConnCmd::FcallRo => {
+    let command = spec.name;
+    let (kind, f, wide, ro, nk) = match call {
+        ScriptCall::Fcall { ro } => {
             let name = String::from_utf8_lossy(&args[1]).into_owned();
             let (f, wide) = vm.function_meta(&name).map_err(CmdError::Other)?;
             let nk = numkeys(args, CmdError::err("Bad number of keys provided"))?;
-            let ro = c == ConnCmd::FcallRo;
-            (Kind::Function { name }, f, wide, ro, if ro { "fcall_ro" } else { "fcall" }, nk)
+            (Kind::Function { name }, f, wide, ro, nk)
         }
-        _ => {
+        ScriptCall::Eval { sha: by_sha, ro } => {
             let nk = numkeys(args, CmdError::NotInteger)?;
-            let by_sha = matches!(c, ConnCmd::EvalSha | ConnCmd::EvalShaRo);
-            let ro = matches!(c, ConnCmd::EvalRo | ConnCmd::EvalShaRo);
             let (sha, body, f, wide) = if by_sha {
                 let sha = parse_sha(&args[1]).ok_or_else(noscript)?;
                 let (f, wide, id) = vm.script_meta(&sha).ok_or_else(noscript)?;
@@ -183,13 +201,7 @@ pub fn prepare<'a>(vm: &mut Vm, c: ConnCmd, args: &'a [Bytes], db: usize, resp3:
                 let (f, wide) = vm.script_for_body(&sha, &body).map(|i| (i.flags, i.wide.load(Relaxed))).map_err(CmdError::Other)?;
                 (sha, Some(body), f, wide)
             };
-            let command = match (by_sha, ro) {
-                (false, false) => "eval",
-                (true, false) => "evalsha",
-                (false, true) => "eval_ro",
-                (true, true) => "evalsha_ro",
-            };
-            (Kind::Script { sha, body }, f, wide, ro, command, nk)
+            (Kind::Script { sha, body }, f, wide, ro, nk)
         }
     };
     check_flags(cfg, f, ro)?;
@@ -229,12 +241,9 @@ pub fn allows_cross_slot(scripting: &crate::scripting::cache::Scripting, spec: &
 /// that owns the declared keys (the connection routed it there). Returns
 /// false, having written nothing, when the connection must run it in wide
 /// mode instead.
-pub fn run_on_shard(sh: &mut Shard, db: usize, c: ConnCmd, args: &[Bytes], out: &mut Out) -> bool {
-    if !is_script_call(c) {
-        return false;
-    }
+pub fn run_on_shard(sh: &mut Shard, db: usize, spec: &'static CommandSpec, call: ScriptCall, args: &[Bytes], out: &mut Out) -> bool {
     with_vm_on(sh, |vm, sh| {
-        let prep = match prepare(vm, c, args, db, out.resp3, &sh.cfg) {
+        let prep = match prepare(vm, spec, call, args, db, out.resp3, &sh.cfg) {
             Ok(p) => p,
             Err(e) => {
                 out.error(&e);
@@ -251,30 +260,30 @@ pub fn run_on_shard(sh: &mut Shard, db: usize, c: ConnCmd, args: &[Bytes], out: 
 /// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO run by the
 /// connection: inside EXEC, for keys on several shards, or after the shard
 /// found that the script needs every shard.
-pub async fn eval(conn: &mut Conn, c: ConnCmd, args: &[Bytes]) -> CmdResult {
-    let (db, resp3) = (conn.db, conn.out.resp3);
-    let engine = conn.engine.clone();
-    let prep = with_vm(&engine.scripting, |vm| prepare(vm, c, args, db, resp3, &engine.cfg))?;
-    run(conn, prep.inv.into_owned(), prep.wide).await;
+pub async fn eval(cx: &mut dyn Coord, spec: &'static CommandSpec, call: ScriptCall, args: &[Bytes]) -> CmdResult {
+    let (db, resp3) = (cx.db(), cx.out().resp3);
+    let engine = cx.engine().clone();
+    let prep = with_vm(&engine.scripting, |vm| prepare(vm, spec, call, args, db, resp3, &engine.cfg))?;
+    run(cx, prep.inv.into_owned(), prep.wide).await;
     Ok(())
 }
 
 /// Runs an invocation: on the shard of its declared keys when they share
 /// one (falling back to wide mode if it reaches further), otherwise — or
 /// when known to reach further, or inside EXEC — holding every shard.
-async fn run(conn: &mut Conn, inv: Invocation<'static>, known_wide: bool) {
+async fn run(cx: &mut dyn Coord, inv: Invocation<'static>, known_wide: bool) {
     let mut inv = inv;
-    let in_exec = conn.exec_tx.is_some();
+    let in_exec = cx.in_exec();
     if !in_exec && !known_wide && inv.flags & flags::ALLOW_CROSS_SLOT == 0 {
-        let mut shards = inv.keys.iter().map(|k| conn.engine.shard_of(k));
+        let mut shards = inv.keys.iter().map(|k| cx.shard_of(k));
         let target = match shards.next() {
-            None => Some(conn.local.id()),
+            None => Some(cx.home()),
             Some(first) => shards.all(|s| s == first).then_some(first),
         };
         if let Some(s) = target {
             let mut tries = 0;
             loop {
-                let (outcome, back) = conn
+                let (outcome, back) = cx
                     .run_on(s, move |sh| {
                         // Checked on the shard: see cluster::migration::gate.
                         let held = sh.cluster.as_ref().is_some_and(|m| inv.keys.iter().any(|k| !m.gate.admits(key_slot(k))));
@@ -285,22 +294,15 @@ async fn run(conn: &mut Conn, inv: Invocation<'static>, known_wide: bool) {
                 inv = back;
                 match outcome {
                     Some(Outcome::Reply(r)) => {
-                        conn.out.buf.extend_from_slice(&r);
+                        cx.out().buf.extend_from_slice(&r);
                         return;
                     }
                     Some(Outcome::Escalate) => break,
                     None => {
                         // A migration's cut-over holds the keys' slot.
                         tries += 1;
-                        let routed = match &mut conn.cluster {
-                            Some(c) if tries <= 60 => {
-                                c.map.gate.wait_open(Some(key_slot(&inv.keys[0])), std::time::Duration::from_secs(1)).await;
-                                c.keys_served_here(&inv.keys)
-                            }
-                            _ => Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into())),
-                        };
-                        if let Err(e) = routed {
-                            conn.out.error(&e);
+                        if let Err(e) = wait_for_gate(cx, &inv, Some(key_slot(&inv.keys[0])), tries).await {
+                            cx.out().error(&e);
                             return;
                         }
                     }
@@ -308,43 +310,52 @@ async fn run(conn: &mut Conn, inv: Invocation<'static>, known_wide: bool) {
             }
         }
     }
-    let mut tx = conn.begin_tx();
-    let all: Vec<usize> = (0..conn.engine.nshards()).collect();
-    tx.lock_all(&all).await;
+    let all: Vec<usize> = (0..cx.engine().nshards()).collect();
+    cx.lock(&all).await;
     // In cluster mode, a script holding every shard may touch keys it did
     // not declare: while a migration's cut-over holds any slot, release,
     // wait and route the declared keys again.
     let mut tries = 0;
-    while !in_exec
-        && conn.cluster.as_ref().is_some_and(|c| c.map.gate.any_closed() || inv.keys.iter().any(|k| !c.map.gate.admits(key_slot(k))))
-    {
-        conn.end_tx(tx);
+    while !in_exec && gate_closed(cx, &inv) {
+        cx.release();
         tries += 1;
-        let routed = match &mut conn.cluster {
-            Some(c) if tries <= 60 => {
-                c.map.gate.wait_open(None, std::time::Duration::from_secs(1)).await;
-                c.keys_served_here(&inv.keys)
-            }
-            _ => Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into())),
-        };
-        if let Err(e) = routed {
-            conn.out.error(&e);
+        if let Err(e) = wait_for_gate(cx, &inv, None, tries).await {
+            cx.out().error(&e);
             return;
         }
-        tx = conn.begin_tx();
-        tx.lock_all(&all).await;
+        cx.lock(&all).await;
     }
-    let engine = conn.engine.clone();
-    let txid = tx.id;
-    let reply = conn.local.run(txid, |sh| exec::run_wide(sh, &engine, txid, &inv)).await;
-    conn.end_tx(tx);
-    conn.out.buf.extend_from_slice(&reply);
+    let engine = cx.engine().clone();
+    let txid = cx.tx_id();
+    let home = cx.home();
+    let reply = cx.run_on(home, move |sh| exec::run_wide(sh, &engine, txid, &inv)).await;
+    cx.out().buf.extend_from_slice(&reply);
 }
 
-fn help(conn: &mut Conn, lines: &[&str]) {
-    conn.out.array(lines.len());
+/// Cluster mode: whether a cut-over holds any slot, or a slot of the
+/// script's declared keys is not admitted here.
+fn gate_closed(cx: &mut dyn Coord, inv: &Invocation) -> bool {
+    let Some(c) = cx.session().and_then(|s| s.cluster.as_ref()) else { return false };
+    c.map.gate.any_closed() || inv.keys.iter().any(|k| !c.map.gate.admits(key_slot(k)))
+}
+
+/// Waits (once, bounded) for a migration's cut-over of `slot` (any, for
+/// `None`) to end, then routes the script's declared keys again.
+async fn wait_for_gate(cx: &mut dyn Coord, inv: &Invocation<'_>, slot: Option<u16>, tries: usize) -> CmdResult {
+    let Some(c) = cx.session().and_then(|s| s.cluster.as_mut()) else { return Ok(()) };
+    if tries > 60 {
+        return Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into()));
+    }
+    let map = c.map.clone();
+    map.gate.wait_open(slot, std::time::Duration::from_secs(1)).await;
+    let c = cx.session().and_then(|s| s.cluster.as_mut()).ok_or(CmdError::Syntax)?;
+    c.keys_served_here(&inv.keys)
+}
+
+fn help(cx: &mut dyn Coord, lines: &[&str]) {
+    cx.out().array(lines.len());
     for l in lines {
-        conn.out.simple(l);
+        cx.out().simple(l);
     }
 }
 
@@ -362,9 +373,9 @@ pub fn sub_arity_error(args: &[Bytes]) -> CmdError {
     CmdError::err(format!("wrong number of arguments for '{}|{}' command", word(0), word(1)))
 }
 
-fn kill_reply(conn: &mut Conn, r: KillResult, functions: bool) -> CmdResult {
+fn kill_reply(cx: &mut dyn Coord, r: KillResult, functions: bool) -> CmdResult {
     kill_outcome(r, functions)?;
-    conn.out.ok();
+    cx.out().ok();
     Ok(())
 }
 
@@ -381,8 +392,8 @@ pub fn kill_outcome(r: KillResult, functions: bool) -> CmdResult {
 }
 
 /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP.
-pub fn script(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let scripting = conn.engine.scripting.clone();
+pub fn script(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let scripting = cx.engine().scripting.clone();
     let sub = args[1].to_ascii_uppercase();
     match sub.as_slice() {
         b"LOAD" => {
@@ -390,14 +401,14 @@ pub fn script(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             let body = args[2].clone();
             let sha = sha1_hex(&body);
             with_vm(&scripting, |vm| vm.script_for_body(&sha, &body)).map_err(CmdError::Other)?;
-            conn.out.bulk(&sha);
+            cx.out().bulk(&sha);
         }
         b"EXISTS" => {
             sub_arity(args, args.len() >= 3)?;
-            conn.out.array(args.len() - 2);
+            cx.out().array(args.len() - 2);
             for a in &args[2..] {
                 let found = parse_sha(a).is_some_and(|s| scripting.script_exists(&s));
-                conn.out.int(found as i64);
+                cx.out().int(found as i64);
             }
         }
         b"FLUSH" => {
@@ -407,15 +418,15 @@ pub fn script(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
                 _ => return Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option")),
             }
             scripting.flush_scripts();
-            conn.out.ok();
+            cx.out().ok();
         }
         b"KILL" => {
             sub_arity(args, args.len() == 2)?;
-            return kill_reply(conn, scripting.kill(false), false);
+            return kill_reply(cx, scripting.kill(false), false);
         }
         b"DEBUG" => return Err(CmdError::err("SCRIPT DEBUG is not supported by this server")),
         b"HELP" => help(
-            conn,
+            cx,
             &[
                 "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "EXISTS <sha1> [<sha1> ...]",
@@ -437,8 +448,8 @@ pub fn script(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
 
 /// Loads a library's code on this thread's VM, checking it and collecting
 /// the functions it registers.
-fn build_library(conn: &Conn, code: Bytes) -> CmdResult<Library> {
-    let scripting = conn.engine.scripting.clone();
+fn build_library(cx: &mut dyn Coord, code: Bytes) -> CmdResult<Library> {
+    let scripting = cx.engine().scripting.clone();
     let (name, registered) = with_vm(&scripting, |vm| vm.load_library(&code)).map_err(CmdError::Other)?;
     let functions = registered
         .into_iter()
@@ -456,8 +467,8 @@ fn build_library(conn: &Conn, code: Bytes) -> CmdResult<Library> {
 }
 
 /// FUNCTION LOAD | LIST | DELETE | FLUSH | DUMP | RESTORE | STATS | KILL | HELP.
-pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let scripting = conn.engine.scripting.clone();
+pub fn function(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let scripting = cx.engine().scripting.clone();
     let sub = args[1].to_ascii_uppercase();
     match sub.as_slice() {
         b"LOAD" => {
@@ -472,11 +483,11 @@ pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
                 }
                 return Err(CmdError::err(format!("Unknown option given: {}", String::from_utf8_lossy(&args[i]))));
             }
-            let lib = build_library(conn, args[args.len() - 1].clone())?;
+            let lib = build_library(cx, args[args.len() - 1].clone())?;
             let name = lib.name.clone();
             scripting.libraries().add(lib, replace).map_err(CmdError::err)?;
             scripting.libraries_changed();
-            conn.out.bulk(name.as_bytes());
+            cx.out().bulk(name.as_bytes());
         }
         b"DELETE" => {
             sub_arity(args, args.len() == 3)?;
@@ -485,7 +496,7 @@ pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
                 return Err(CmdError::err("Library not found"));
             }
             scripting.libraries_changed();
-            conn.out.ok();
+            cx.out().ok();
         }
         b"FLUSH" => {
             match args.len() {
@@ -495,7 +506,7 @@ pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             }
             *scripting.libraries() = Libraries::default();
             scripting.libraries_changed();
-            conn.out.ok();
+            cx.out().ok();
         }
         b"LIST" => {
             let (mut with_code, mut pattern): (bool, Option<Bytes>) = (false, None);
@@ -517,7 +528,7 @@ pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             let libs = scripting.libraries();
             let chosen: Vec<&Library> =
                 libs.libs.values().filter(|l| pattern.as_ref().is_none_or(|p| glob_match(p, l.name.as_bytes(), false))).collect();
-            let out = &mut conn.out;
+            let out = cx.out();
             out.array(chosen.len());
             for l in chosen {
                 out.map(if with_code { 4 } else { 3 });
@@ -555,7 +566,7 @@ pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             let codes: Vec<&[u8]> = libs.libs.values().map(|l| &l.code[..]).collect();
             let payload = functions::dump(&codes);
             drop(libs);
-            conn.out.bulk(&payload);
+            cx.out().bulk(&payload);
         }
         b"RESTORE" => {
             sub_arity(args, args.len() == 3 || args.len() == 4)?;
@@ -575,7 +586,7 @@ pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             let codes = functions::restore(&args[2]).map_err(CmdError::err)?;
             let mut built = Vec::with_capacity(codes.len());
             for code in codes {
-                built.push(build_library(conn, Bytes::from(code))?);
+                built.push(build_library(cx, Bytes::from(code))?);
             }
             let mut libs = scripting.libraries();
             let mut next = if policy == Policy::Flush { Libraries::default() } else { libs.clone() };
@@ -585,18 +596,18 @@ pub fn function(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             *libs = next;
             drop(libs);
             scripting.libraries_changed();
-            conn.out.ok();
+            cx.out().ok();
         }
         b"STATS" => {
             sub_arity(args, args.len() == 2)?;
-            function_stats(&scripting, &mut conn.out);
+            function_stats(&scripting, cx.out());
         }
         b"KILL" => {
             sub_arity(args, args.len() == 2)?;
-            return kill_reply(conn, scripting.kill(true), true);
+            return kill_reply(cx, scripting.kill(true), true);
         }
         b"HELP" => help(
-            conn,
+            cx,
             &[
                 "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "LOAD [REPLACE] <FUNCTION CODE>",

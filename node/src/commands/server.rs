@@ -5,10 +5,10 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, Begin, CommandSpec, ConnCmd, Exec, Find, KeyRule};
+use super::{cmd, flag::*, Begin, CommandSpec, Coord, Exec, Find, KeyRule};
 use crate::error::{CmdError, CmdResult};
+use crate::handler;
 use crate::resp::Out;
-use crate::server::conn::Conn;
 use crate::shard::ShardStats;
 use crate::util::{eq_ic, now_ms};
 
@@ -25,7 +25,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         CONN,
         "server",
         "Returns detailed information about all commands.",
-        Exec::Conn(ConnCmd::Command),
+        Exec::Coord(handler!(|cx, a| command(cx, a))),
     ),
     cmd(
         "info",
@@ -35,7 +35,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["slow", "dangerous"],
         "server",
         "Returns information and statistics about the server.",
-        Exec::Conn(ConnCmd::Info),
+        Exec::Coord(handler!(async |cx, a| info(cx, a))),
     )
     .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
     cmd(
@@ -46,10 +46,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         SRV,
         "server",
         "A container for server configuration commands.",
-        Exec::Conn(ConnCmd::Config),
+        Exec::Coord(handler!(async |cx, a| config(cx, a))),
     ),
-    cmd("dbsize", 1, READONLY | FAST, (0, 0, 0), KS, "server", "Returns the number of keys in the database.", Exec::Conn(ConnCmd::DbSize))
-        .tips(&["request_policy:all_shards", "response_policy:agg_sum"]),
+    cmd(
+        "dbsize",
+        1,
+        READONLY | FAST,
+        (0, 0, 0),
+        KS,
+        "server",
+        "Returns the number of keys in the database.",
+        Exec::Coord(handler!(async |cx, _a| dbsize(cx))),
+    )
+    .tips(&["request_policy:all_shards", "response_policy:agg_sum"]),
     cmd(
         "flushdb",
         -1,
@@ -58,7 +67,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["keyspace", "write", "slow", "dangerous"],
         "server",
         "Remove all keys from the current database.",
-        Exec::Conn(ConnCmd::FlushDb),
+        Exec::Coord(handler!(async |cx, a| flush(cx, a, false))),
     )
     .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     cmd(
@@ -69,11 +78,20 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["keyspace", "write", "slow", "dangerous"],
         "server",
         "Removes all keys from all databases.",
-        Exec::Conn(ConnCmd::FlushAll),
+        Exec::Coord(handler!(async |cx, a| flush(cx, a, true))),
     )
     .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
-    cmd("time", 1, LOADING | STALE | FAST, (0, 0, 0), &["fast"], "server", "Returns the server time.", Exec::Conn(ConnCmd::Time))
-        .tips(&["nondeterministic_output"]),
+    cmd(
+        "time",
+        1,
+        LOADING | STALE | FAST,
+        (0, 0, 0),
+        &["fast"],
+        "server",
+        "Returns the server time.",
+        Exec::Coord(handler!(|cx, _a| time(cx))),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd(
         "shutdown",
         -1,
@@ -82,7 +100,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         SRV,
         "server",
         "Synchronously saves the database(s) to disk and shuts down the Redis server.",
-        Exec::Conn(ConnCmd::Shutdown),
+        Exec::Coord(handler!(|cx, a| shutdown(cx, a))),
     ),
     cmd(
         "wait",
@@ -92,7 +110,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["slow", "connection"],
         "generic",
         "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
-        Exec::Conn(ConnCmd::Wait),
+        Exec::Coord(handler!(async |cx, a| wait(cx, a))),
     ),
     cmd(
         "lastsave",
@@ -102,7 +120,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["admin", "fast", "dangerous"],
         "server",
         "Returns the Unix timestamp of the last successful save to disk.",
-        Exec::Conn(ConnCmd::Lastsave),
+        Exec::Coord(handler!(|cx, _a| lastsave(cx))),
     ),
     cmd(
         "role",
@@ -112,7 +130,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["admin", "fast", "dangerous"],
         "server",
         "Returns the replication role.",
-        Exec::Conn(ConnCmd::Role),
+        Exec::Coord(handler!(|cx, _a| role(cx))),
     ),
 ];
 
@@ -199,8 +217,8 @@ fn key_flags(c: &CommandSpec, r: &KeyRule) -> &'static [&'static str] {
     r.flags.unwrap_or(if c.has_flag(WRITE) { &["RW"] } else { &["RO"] })
 }
 
-pub fn command(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let out = &mut conn.out;
+pub fn command(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let out = cx.out();
     if args.len() == 1 {
         let all: Vec<_> = super::all().collect();
         out.array(all.len());
@@ -347,8 +365,8 @@ struct ShardInfo {
     dbs: Vec<(usize, usize)>,
 }
 
-pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    let shards = conn
+pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let shards = cx
         .broadcast(|sh| {
             let n = sh.db_count();
             let dbs = (0..n).map(|i| sh.db_if_exists(i).map(|d| (d.len(), d.volatile_len())).unwrap_or((0, 0))).collect();
@@ -358,7 +376,7 @@ pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     let wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
     let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
     let want = |s: &str| all || wanted.iter().any(|w| w == s);
-    let e = &conn.engine;
+    let e = &cx.engine();
     let st = &e.stats;
     let now = now_ms();
     let uptime = now.saturating_sub(st.start_ms.load(Relaxed)) / 1000;
@@ -441,7 +459,7 @@ pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     }
     if want("keyspace") {
         text.push_str("# Keyspace\r\n");
-        let ndb = conn.engine.cfg.databases;
+        let ndb = cx.engine().cfg.databases;
         for db in 0..ndb {
             let (keys, expires) = shards.iter().fold((0, 0), |acc, s| {
                 let (k, x) = s.dbs.get(db).copied().unwrap_or((0, 0));
@@ -456,7 +474,7 @@ pub async fn info(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     while text.ends_with("\r\n\r\n") {
         text.truncate(text.len() - 2);
     }
-    conn.out.verbatim(&text);
+    cx.out().verbatim(&text);
     Ok(())
 }
 
@@ -488,9 +506,9 @@ fn cpu_times() -> (f64, f64) {
     (t(ru.ru_utime), t(ru.ru_stime))
 }
 
-pub async fn config(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let sub = args[1].to_ascii_uppercase();
-    let cfg = conn.engine.cfg.clone();
+    let cfg = cx.engine().cfg.clone();
     match sub.as_slice() {
         b"GET" => {
             if args.len() < 3 {
@@ -504,10 +522,10 @@ pub async fn config(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
                     }
                 }
             }
-            conn.out.map(found.len());
+            cx.out().map(found.len());
             for (k, v) in found {
-                conn.out.bulk(k.as_bytes());
-                conn.out.bulk(v.as_bytes());
+                cx.out().bulk(k.as_bytes());
+                cx.out().bulk(v.as_bytes());
             }
         }
         b"SET" => {
@@ -524,18 +542,18 @@ pub async fn config(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
                     other => CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {other}")),
                 })?;
             }
-            conn.out.ok();
+            cx.out().ok();
         }
         b"RESETSTAT" => {
             if args.len() != 2 {
                 return Err(CmdError::err("wrong number of arguments for 'config|resetstat' command"));
             }
-            let st = &conn.engine.stats;
+            let st = &cx.engine().stats;
             for c in [&st.total_connections, &st.rejected_connections] {
                 c.store(0, Relaxed);
             }
-            conn.broadcast(|sh| sh.stats = ShardStats::default()).await;
-            conn.out.ok();
+            cx.broadcast(|sh| sh.stats = ShardStats::default()).await;
+            cx.out().ok();
         }
         b"HELP" => {
             let lines = [
@@ -549,9 +567,9 @@ pub async fn config(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
                 "HELP",
                 "    Print this help.",
             ];
-            conn.out.array(lines.len());
+            cx.out().array(lines.len());
             for l in lines {
-                conn.out.simple(l);
+                cx.out().simple(l);
             }
         }
         _ => return Err(CmdError::UnknownSubcommand { cmd: "CONFIG".into(), sub: String::from_utf8_lossy(&args[1]).into_owned() }),
@@ -559,41 +577,39 @@ pub async fn config(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-pub async fn dbsize(conn: &mut Conn) -> CmdResult {
-    let db = conn.db;
-    let n: usize = conn.broadcast(move |sh| sh.db_if_exists(db).map(|d| d.len()).unwrap_or(0)).await.into_iter().sum();
-    conn.out.int(n as i64);
+pub async fn dbsize(cx: &mut dyn Coord) -> CmdResult {
+    let db = cx.db();
+    let n: usize = cx.broadcast(move |sh| sh.db_if_exists(db).map(|d| d.len()).unwrap_or(0)).await.into_iter().sum();
+    cx.out().int(n as i64);
     Ok(())
 }
 
-pub async fn flush(conn: &mut Conn, args: &[Bytes], all: bool) -> CmdResult {
+pub async fn flush(cx: &mut dyn Coord, args: &[Bytes], all: bool) -> CmdResult {
     match args.len() {
         1 => {}
         2 if eq_ic(&args[1], "SYNC") || eq_ic(&args[1], "ASYNC") => {}
         _ => return Err(CmdError::Syntax),
     }
-    let db = conn.db;
+    let db = cx.db();
     // All shards are locked together so no client sees a half-flushed keyspace.
-    let mut tx = conn.begin_tx();
-    for s in 0..conn.engine.nshards() {
-        tx.lock_and_run(s, move |sh| if all { sh.flush_all() } else { sh.flush_db(db) }).await;
+    for s in 0..cx.engine().nshards() {
+        cx.lock_run(s, move |sh| if all { sh.flush_all() } else { sh.flush_db(db) }).await;
     }
-    conn.end_tx(tx);
-    conn.out.ok();
+    cx.out().ok();
     Ok(())
 }
 
-pub fn time(conn: &mut Conn) -> CmdResult {
+pub fn time(cx: &mut dyn Coord) -> CmdResult {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    conn.out.array(2);
-    conn.out.bulk_int(now.as_secs() as i64);
-    conn.out.bulk_int(now.subsec_micros() as i64);
+    cx.out().array(2);
+    cx.out().bulk_int(now.as_secs() as i64);
+    cx.out().bulk_int(now.subsec_micros() as i64);
     Ok(())
 }
 
-pub fn shutdown(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub fn shutdown(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     shutdown_args(args)?;
-    if !conn.authed {
+    if !cx.client()?.authed {
         return Err(CmdError::NoAuth);
     }
     if args[1..].iter().any(|a| eq_ic(a, "SAVE")) {
@@ -603,8 +619,8 @@ pub fn shutdown(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     }
     // Nothing is persisted yet, so there is nothing to save: stop now. Like
     // Redis, the client gets no reply; its connection closes.
-    conn.engine.shutdown.notify_one();
-    conn.closing = true;
+    cx.engine().shutdown.notify_one();
+    cx.client()?.closing = true;
     Ok(())
 }
 
@@ -623,7 +639,7 @@ pub fn shutdown_args(args: &[Bytes]) -> CmdResult {
 
 /// LASTSAVE: there is no save yet, so there is no time to report; the
 /// start time Redis would give would read as "saved at start-up".
-pub fn lastsave(_conn: &mut Conn) -> CmdResult {
+pub fn lastsave(_cx: &mut dyn Coord) -> CmdResult {
     Err(lastsave_error())
 }
 
@@ -631,36 +647,36 @@ pub fn lastsave_error() -> CmdError {
     CmdError::err("LASTSAVE is not supported: this server does not persist data yet")
 }
 
-pub fn role(conn: &mut Conn) -> CmdResult {
-    conn.out.array(3);
-    conn.out.bulk(b"master");
-    conn.out.int(0);
-    conn.out.array(0);
+pub fn role(cx: &mut dyn Coord) -> CmdResult {
+    cx.out().array(3);
+    cx.out().bulk(b"master");
+    cx.out().int(0);
+    cx.out().array(0);
     Ok(())
 }
 
 /// WAIT numreplicas timeout: this node has no replicas, so the answer is 0;
 /// like Redis, it answers at once when no replica is asked for, and
 /// otherwise after the timeout (never, for 0) or when the client leaves.
-pub async fn wait(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn wait(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let want = crate::util::parse_i64(&args[1])?;
     let ms = crate::util::parse_i64(&args[2]).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
     if ms < 0 {
         return Err(CmdError::err("timeout is negative"));
     }
-    if want > 0 && conn.exec_tx.is_none() {
-        let _blocked = crate::shard::blocking::BlockedClient::new(conn.engine.clone());
+    if want > 0 && cx.may_block() {
+        let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone());
         let deadline = (ms > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(ms as u64));
         while deadline.is_none_or(|d| tokio::time::Instant::now() < d) {
             let step = deadline.map_or(std::time::Duration::from_millis(100), |d| {
                 d.saturating_duration_since(tokio::time::Instant::now()).min(std::time::Duration::from_millis(100))
             });
             tokio::time::sleep(step).await;
-            if conn.client_gone() {
+            if cx.client_gone() {
                 return Ok(());
             }
         }
     }
-    conn.out.int(0);
+    cx.out().int(0);
     Ok(())
 }

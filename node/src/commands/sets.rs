@@ -10,10 +10,10 @@
 use bytes::Bytes;
 use rand::Rng;
 
-use super::{cmd, flag::*, CommandSpec, ConnCmd, Ctx, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
+use crate::handler;
 use crate::resp::Out;
-use crate::server::conn::Conn;
 use crate::store::{Db, SmallBytes, Value};
 use crate::types::set::SetValue;
 use crate::util::{eq_ic, glob_match, now_ms, parse_i64};
@@ -70,9 +70,36 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     cmd("srandmember", -2, READONLY | RANDOM, (1, 1, 1), RS, G, "Get one or multiple random members from a set", Exec::Shard(srandmember)),
     cmd("sscan", -3, READONLY | RANDOM, (1, 1, 1), RS, G, "Iterates over members of a set.", Exec::Shard(sscan)),
-    cmd("sinter", -2, READONLY, (1, -1, 1), RS, G, "Returns the intersect of multiple sets.", Exec::Conn(ConnCmd::SInter)),
-    cmd("sunion", -2, READONLY, (1, -1, 1), RS, G, "Returns the union of multiple sets.", Exec::Conn(ConnCmd::SUnion)),
-    cmd("sdiff", -2, READONLY, (1, -1, 1), RS, G, "Returns the difference of multiple sets.", Exec::Conn(ConnCmd::SDiff)),
+    cmd(
+        "sinter",
+        -2,
+        READONLY,
+        (1, -1, 1),
+        RS,
+        G,
+        "Returns the intersect of multiple sets.",
+        Exec::Coord(handler!(async |cx, a| setop(cx, a, SetOp::Inter))),
+    ),
+    cmd(
+        "sunion",
+        -2,
+        READONLY,
+        (1, -1, 1),
+        RS,
+        G,
+        "Returns the union of multiple sets.",
+        Exec::Coord(handler!(async |cx, a| setop(cx, a, SetOp::Union))),
+    ),
+    cmd(
+        "sdiff",
+        -2,
+        READONLY,
+        (1, -1, 1),
+        RS,
+        G,
+        "Returns the difference of multiple sets.",
+        Exec::Coord(handler!(async |cx, a| setop(cx, a, SetOp::Diff))),
+    ),
     cmd(
         "sinterstore",
         -3,
@@ -81,7 +108,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WS,
         G,
         "Stores the intersect of multiple sets in a key.",
-        Exec::Conn(ConnCmd::SInterStore),
+        Exec::Coord(handler!(async |cx, a| setop_store(cx, a, SetOp::Inter))),
     ),
     cmd(
         "sunionstore",
@@ -91,7 +118,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WS,
         G,
         "Stores the union of multiple sets in a key.",
-        Exec::Conn(ConnCmd::SUnionStore),
+        Exec::Coord(handler!(async |cx, a| setop_store(cx, a, SetOp::Union))),
     ),
     cmd(
         "sdiffstore",
@@ -101,7 +128,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WS,
         G,
         "Stores the difference of multiple sets in a key.",
-        Exec::Conn(ConnCmd::SDiffStore),
+        Exec::Coord(handler!(async |cx, a| setop_store(cx, a, SetOp::Diff))),
     ),
     super::cmd_numkeys(
         "sintercard",
@@ -111,9 +138,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         RS,
         G,
         "Returns the number of members of the intersect of multiple sets.",
-        Exec::Conn(ConnCmd::SInterCard),
+        Exec::Coord(handler!(async |cx, a| sintercard(cx, a))),
     ),
-    cmd("smove", 4, WRITE | FAST, (1, 2, 1), WF, G, "Moves a member from one set to another.", Exec::Conn(ConnCmd::SMove)),
+    cmd(
+        "smove",
+        4,
+        WRITE | FAST,
+        (1, 2, 1),
+        WF,
+        G,
+        "Moves a member from one set to another.",
+        Exec::Coord(handler!(async |cx, a| smove(cx, a))),
+    ),
 ];
 
 // ------------------------------------------------------------------ helpers
@@ -400,12 +436,12 @@ pub fn combine(op: SetOp, sets: &[SetValue]) -> SetValue {
 /// Copies the sets at `keys` under one transaction over their shards (and
 /// `dst`'s) and hands them to `f`, which may return a set to store at a key.
 async fn with_sets<R>(
-    conn: &mut Conn,
+    cx: &mut dyn Coord,
     keys: &[Bytes],
     dst: Option<&Bytes>,
     f: impl FnOnce(Vec<SetValue>) -> (R, Option<(Bytes, SetValue)>),
 ) -> CmdResult<R> {
-    super::gather(conn, keys, dst, copy_of, |sets| {
+    super::gather(cx, keys, dst, copy_of, |sets| {
         let (r, write) = f(sets);
         let write = write.map(|(key, s)| -> super::Write {
             (
@@ -421,23 +457,23 @@ async fn with_sets<R>(
 }
 
 /// SINTER, SUNION, SDIFF.
-pub async fn setop(conn: &mut Conn, args: &[Bytes], op: SetOp) -> CmdResult {
-    let s = with_sets(conn, &args[1..], None, move |sets| (combine(op, &sets), None)).await?;
-    members_reply(&mut conn.out, &s);
+pub async fn setop(cx: &mut dyn Coord, args: &[Bytes], op: SetOp) -> CmdResult {
+    let s = with_sets(cx, &args[1..], None, move |sets| (combine(op, &sets), None)).await?;
+    members_reply(cx.out(), &s);
     Ok(())
 }
 
 /// SINTERSTORE, SUNIONSTORE, SDIFFSTORE (a source of another type fails
 /// the whole command; the destination may hold any type and is replaced).
-pub async fn setop_store(conn: &mut Conn, args: &[Bytes], op: SetOp) -> CmdResult {
+pub async fn setop_store(cx: &mut dyn Coord, args: &[Bytes], op: SetOp) -> CmdResult {
     let dst = args[1].clone();
     let keys = args[2..].to_vec();
-    let n = with_sets(conn, &keys, Some(&args[1]), move |sets| {
+    let n = with_sets(cx, &keys, Some(&args[1]), move |sets| {
         let s = combine(op, &sets);
         (s.len(), Some((dst, s)))
     })
     .await?;
-    conn.out.int(n as i64);
+    cx.out().int(n as i64);
     Ok(())
 }
 
@@ -490,22 +526,22 @@ pub fn parse_intercard(args: &[Bytes]) -> CmdResult<(Vec<Bytes>, usize)> {
 }
 
 /// SINTERCARD numkeys key [key ...] [LIMIT limit].
-pub async fn sintercard(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn sintercard(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let (keys, limit) = parse_intercard(args)?;
-    let card = with_sets(conn, &keys, None, move |sets| (combine(SetOp::Inter, &sets).len(), None)).await?;
-    conn.out.int(if limit > 0 { card.min(limit) } else { card } as i64);
+    let card = with_sets(cx, &keys, None, move |sets| (combine(SetOp::Inter, &sets).len(), None)).await?;
+    cx.out().int(if limit > 0 { card.min(limit) } else { card } as i64);
     Ok(())
 }
 
 /// SMOVE source destination member.
-pub async fn smove(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn smove(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let keys = [args[1].clone(), args[2].clone()];
     let (src_key, dst_key, member) = (args[1].clone(), args[2].clone(), args[3].clone());
     let same = src_key == dst_key;
-    let db = conn.db;
+    let db = cx.db();
     // Redis's order: a missing source answers 0 before any type check; then
     // both types are checked (WRONGTYPE before any change).
-    let found = super::gather(conn, &keys, None, probe_set, move |sets| {
+    let found = super::gather(cx, &keys, None, probe_set, move |sets| {
         let mut it = sets.into_iter();
         let found = match (it.next(), it.next()) {
             (Some(Ok(None)), _) => Ok(false),
@@ -517,18 +553,17 @@ pub async fn smove(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     })
     .await??;
     if !found || same {
-        conn.out.int(found as i64);
+        cx.out().int(found as i64);
         return Ok(());
     }
-    let mut shards = vec![conn.engine.shard_of(&src_key), conn.engine.shard_of(&dst_key)];
+    let mut shards = vec![cx.engine().shard_of(&src_key), cx.engine().shard_of(&dst_key)];
     shards.sort_unstable();
     shards.dedup();
-    let mut tx = conn.begin_tx();
-    tx.lock_all(&shards).await;
+    cx.lock(&shards).await;
     let m = args[3].clone();
     let (s2, m2) = (src_key.clone(), m.clone());
-    let moved = tx
-        .run(conn.engine.shard_of(&src_key), move |sh| -> CmdResult<bool> {
+    let moved = cx
+        .run_on(cx.engine().shard_of(&src_key), move |sh| -> CmdResult<bool> {
             let now = now_ms();
             let d = sh.db(db);
             let Some(idx) = find(d, &s2, now)? else { return Ok(false) };
@@ -538,8 +573,8 @@ pub async fn smove(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         })
         .await;
     let r = match moved {
-        Ok(true) => tx
-            .run(conn.engine.shard_of(&dst_key), move |sh| -> CmdResult<()> {
+        Ok(true) => cx
+            .run_on(cx.engine().shard_of(&dst_key), move |sh| -> CmdResult<()> {
                 let now = now_ms();
                 let d = sh.db(db);
                 let idx = match find(d, &dst_key, now)? {
@@ -553,7 +588,6 @@ pub async fn smove(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             .map(|_| true),
         other => other,
     };
-    conn.end_tx(tx);
-    conn.out.int(r? as i64);
+    cx.out().int(r? as i64);
     Ok(())
 }

@@ -7,10 +7,10 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, ConnCmd, Ctx, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
+use crate::handler;
 use crate::resp::Out;
-use crate::server::conn::Conn;
 use crate::shard::blocking::Kind;
 use crate::store::{Db, SmallBytes, Value};
 use crate::types::stream::{Fields, StreamId, StreamValue};
@@ -87,7 +87,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["read", "stream", "slow", "blocking"],
         G,
         "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.",
-        Exec::Conn(ConnCmd::XRead),
+        Exec::Coord(handler!(async |cx, a| xread(cx, a))),
     )
     .keys(&[super::KeyRule::after_keyword("STREAMS", 1, 2).with_flags(&["RO", "access"])]),
 ];
@@ -335,7 +335,7 @@ fn last_id(db: &mut Db, key: &[u8], now: u64) -> CmdResult<StreamId> {
 }
 
 /// XREAD [COUNT count] [BLOCK ms] STREAMS key [key ...] id [id ...].
-pub async fn xread(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let (mut count, mut block) = (usize::MAX, None);
     let mut i = 1;
     while i < args.len() && !eq_ic(&args[i], "STREAMS") {
@@ -360,13 +360,13 @@ pub async fn xread(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
     }
     let n = rest.len() / 2;
     let keys: Vec<Bytes> = rest[..n].to_vec();
-    let db = conn.db;
+    let db = cx.db();
     let mut after = Vec::with_capacity(n);
     for (k, id) in keys.iter().zip(&rest[n..]) {
         if &id[..] == b"$" {
             let k2 = k.clone();
-            let shard = conn.engine.shard_of(k);
-            after.push(conn.run_on(shard, move |sh| last_id(sh.db(db), &k2, now_ms())).await?);
+            let shard = cx.engine().shard_of(k);
+            after.push(cx.run_on(shard, move |sh| last_id(sh.db(db), &k2, now_ms())).await?);
         } else {
             after.push(StreamId::parse(id, 0).ok_or_else(invalid_id)?);
         }
@@ -376,32 +376,32 @@ pub async fn xread(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
         let mut found: Vec<(Bytes, Vec<(StreamId, Fields)>)> = Vec::new();
         for (k, a) in keys.iter().zip(&after) {
             let (k2, a) = (k.clone(), *a);
-            let shard = conn.engine.shard_of(k);
-            if let Some(items) = conn.run_on(shard, move |sh| read_after(sh.db(db), &k2, a, count, now_ms())).await? {
+            let shard = cx.engine().shard_of(k);
+            if let Some(items) = cx.run_on(shard, move |sh| read_after(sh.db(db), &k2, a, count, now_ms())).await? {
                 found.push((k.clone(), items));
             }
         }
         if !found.is_empty() {
             // RESP3: a map of key to entries; RESP2: [key, entries] pairs.
-            if conn.out.resp3 {
-                conn.out.map(found.len());
+            if cx.out().resp3 {
+                cx.out().map(found.len());
             } else {
-                conn.out.array(found.len());
+                cx.out().array(found.len());
             }
             for (k, items) in found {
-                if !conn.out.resp3 {
-                    conn.out.array(2);
+                if !cx.out().resp3 {
+                    cx.out().array(2);
                 }
-                conn.out.bulk(&k);
-                conn.out.array(items.len());
+                cx.out().bulk(&k);
+                cx.out().array(items.len());
                 for (id, f) in &items {
-                    write_entry(&mut conn.out, id, f);
+                    write_entry(cx.out(), id, f);
                 }
             }
             return Ok(());
         }
         let Some(limit) = deadline else {
-            conn.out.nil_array();
+            cx.out().nil_array();
             return Ok(());
         };
         let remaining = match limit {
@@ -409,16 +409,16 @@ pub async fn xread(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
             Some(d) => match d.checked_duration_since(tokio::time::Instant::now()) {
                 Some(r) if !r.is_zero() => Some(r),
                 _ => {
-                    conn.out.nil_array();
+                    cx.out().nil_array();
                     return Ok(());
                 }
             },
         };
         // Woken by any write to one of the streams; then read again.
-        let woke = super::pops::wait_pop(conn, &keys, Kind::Stream, 1, Some(remaining), args).await?;
-        if woke.is_none() && (conn.client_gone() || remaining.is_some_and(|_| limit.is_some_and(|d| tokio::time::Instant::now() >= d))) {
-            if !conn.client_gone() {
-                conn.out.nil_array();
+        let woke = super::pops::wait_pop(cx, &keys, Kind::Stream, 1, Some(remaining), args).await?;
+        if woke.is_none() && (cx.client_gone() || remaining.is_some_and(|_| limit.is_some_and(|d| tokio::time::Instant::now() >= d))) {
+            if !cx.client_gone() {
+                cx.out().nil_array();
             }
             return Ok(());
         }

@@ -3,8 +3,9 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, Combine, CommandSpec, ConnCmd, Ctx, Exec};
+use super::{cmd, flag::*, Combine, CommandSpec, Coord, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
+use crate::handler;
 use crate::resp::reply::format_double;
 use crate::resp::Out;
 use crate::store::value::canonical_int;
@@ -23,7 +24,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["read", "string", "slow"],
         "string",
         "Finds the longest common substring.",
-        Exec::Conn(ConnCmd::Lcs),
+        Exec::Coord(handler!(async |cx, a| lcs(cx, a))),
     ),
     cmd(
         "set",
@@ -125,7 +126,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         S,
         "string",
         "Atomically modifies the string values of one or more keys only when all keys don't exist.",
-        Exec::Conn(ConnCmd::MSetNx),
+        Exec::Coord(handler!(async |cx, a| msetnx(cx, a))),
     ),
     cmd(
         "incr",
@@ -652,26 +653,25 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 
 /// MSETNX: sets every pair only if none of the keys exists, atomically across
 /// shards (all involved shards are locked while checking and writing).
-pub async fn msetnx(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdResult {
+pub async fn msetnx(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     if args.len().is_multiple_of(2) {
         return Err(CmdError::wrong_arity("msetnx"));
     }
     let mut parts: Vec<(usize, Vec<Bytes>)> = Vec::new();
     for pair in args[1..].chunks_exact(2) {
-        let s = conn.engine.shard_of(&pair[0]);
+        let s = cx.engine().shard_of(&pair[0]);
         match parts.iter_mut().find(|p| p.0 == s) {
             Some(p) => p.1.extend(pair.iter().cloned()),
             None => parts.push((s, pair.to_vec())),
         }
     }
     parts.sort_by_key(|p| p.0);
-    let db = conn.db;
-    let mut tx = conn.begin_tx();
+    let db = cx.db();
     let mut any = false;
     for (s, pairs) in &parts {
         let keys: Vec<Bytes> = pairs.iter().step_by(2).cloned().collect();
-        any |= tx
-            .lock_and_run(*s, move |sh| {
+        any |= cx
+            .lock_run(*s, move |sh| {
                 let now = crate::util::now_ms();
                 keys.iter().any(|k| sh.db(db).exists(k, now))
             })
@@ -682,7 +682,7 @@ pub async fn msetnx(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> Cmd
     }
     if !any {
         for (s, pairs) in parts {
-            tx.run(s, move |sh| {
+            cx.run_on(s, move |sh| {
                 let now = crate::util::now_ms();
                 let d = sh.db(db);
                 for p in pairs.chunks_exact(2) {
@@ -692,16 +692,15 @@ pub async fn msetnx(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> Cmd
             .await;
         }
     }
-    conn.end_tx(tx);
-    conn.out.int(!any as i64);
+    cx.out().int(!any as i64);
     Ok(())
 }
 
 /// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]: the longest
 /// common subsequence of two strings (missing keys count as empty). Both
 /// values are read under one transaction when they live on two shards.
-pub async fn lcs(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdResult {
-    let db = conn.db;
+pub async fn lcs(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let db = cx.db();
     let read = move |sh: &mut crate::shard::Shard, key: Bytes| -> CmdResult<Vec<u8>> {
         match with_string(sh.db(db), &key, crate::util::now_ms(), |b| b.to_vec()) {
             Ok(v) => Ok(v.unwrap_or_default()),
@@ -709,15 +708,13 @@ pub async fn lcs(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdRes
         }
     };
     let (ka, kb) = (args[1].clone(), args[2].clone());
-    let (sa, sb) = (conn.engine.shard_of(&ka), conn.engine.shard_of(&kb));
+    let (sa, sb) = (cx.engine().shard_of(&ka), cx.engine().shard_of(&kb));
     let (a, b) = if sa == sb {
-        conn.run_on(sa, move |sh| (read(sh, ka), read(sh, kb))).await
+        cx.run_on(sa, move |sh| (read(sh, ka), read(sh, kb))).await
     } else {
-        let mut tx = conn.begin_tx();
-        tx.lock_all(&[sa.min(sb), sa.max(sb)]).await;
-        let a = tx.run(sa, move |sh| read(sh, ka)).await;
-        let b = tx.run(sb, move |sh| read(sh, kb)).await;
-        conn.end_tx(tx);
+        cx.lock(&[sa.min(sb), sa.max(sb)]).await;
+        let a = cx.run_on(sa, move |sh| read(sh, ka)).await;
+        let b = cx.run_on(sb, move |sh| read(sh, kb)).await;
         (a, b)
     };
     let (a, b) = (a?, b?);
@@ -742,12 +739,12 @@ pub async fn lcs(conn: &mut crate::server::conn::Conn, args: &[Bytes]) -> CmdRes
     if len_only && idx {
         return Err(CmdError::err("If you want both the length and indexes, please just use IDX."));
     }
-    let limit = conn.engine.cfg.proto_max_bulk_len.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    let limit = cx.engine().cfg.proto_max_bulk_len.load(std::sync::atomic::Ordering::Relaxed) as usize;
     if crate::types::lcs::table_bytes(a.len(), b.len()).is_none_or(|n| n > limit) {
         return Err(CmdError::err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
     }
     let r = crate::types::lcs::lcs(&a, &b);
-    let out = &mut conn.out;
+    let out = cx.out();
     if len_only {
         out.int(r.string.len() as i64);
     } else if idx {

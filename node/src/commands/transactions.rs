@@ -1,14 +1,18 @@
 //! MULTI, EXEC, DISCARD, WATCH, UNWATCH. Queuing happens in the connection
-//! (`Conn::queue`); EXEC runs the queue through one `Tx` holding every shard
-//! involved (`Conn::exec`), so the transaction is atomic across shards.
+//! (`server::conn`); EXEC holds every shard the queue involves and runs it
+//! through `run_command`, so the transaction is atomic across shards.
 //! WATCH registers a flag on each key's shard; any write to the key
 //! (including expiry, FLUSHDB, SWAPDB) raises it and EXEC then fails.
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, ConnCmd, Exec};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
+use super::session::{Multi, Watch};
+use super::{cmd, flag::*, CommandSpec, Coord, Exec};
 use crate::error::{CmdError, CmdResult};
-use crate::server::conn::{Conn, Multi};
+use crate::handler;
 
 const T: &[&str] = &["transaction"];
 
@@ -21,7 +25,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         T,
         "transactions",
         "Starts a transaction.",
-        Exec::Conn(ConnCmd::Multi),
+        Exec::Coord(handler!(|cx, _a| multi(cx))),
     ),
     cmd(
         "exec",
@@ -31,7 +35,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         T,
         "transactions",
         "Executes all commands in a transaction.",
-        Exec::Conn(ConnCmd::Exec),
+        Exec::Coord(handler!(async |cx, _a| exec(cx))),
     ),
     cmd(
         "discard",
@@ -41,7 +45,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         T,
         "transactions",
         "Discards a transaction.",
-        Exec::Conn(ConnCmd::Discard),
+        Exec::Coord(handler!(|cx, _a| discard(cx))),
     ),
     cmd(
         "watch",
@@ -51,7 +55,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         T,
         "transactions",
         "Monitors changes to keys to determine the execution of a transaction.",
-        Exec::Conn(ConnCmd::Watch),
+        Exec::Coord(handler!(async |cx, a| watch(cx, a))),
     ),
     cmd(
         "unwatch",
@@ -61,50 +65,139 @@ pub static COMMANDS: &[CommandSpec] = &[
         T,
         "transactions",
         "Forgets about watched keys of a transaction.",
-        Exec::Conn(ConnCmd::Unwatch),
+        Exec::Coord(handler!(|cx, _a| unwatch(cx))),
     ),
 ];
 
-pub fn multi(conn: &mut Conn) -> CmdResult {
-    if conn.multi.is_some() {
+pub fn multi(cx: &mut dyn Coord) -> CmdResult {
+    let s = cx.client()?;
+    if s.multi.is_some() {
         return Err(CmdError::err("MULTI calls can not be nested"));
     }
-    conn.multi = Some(Multi::default());
-    conn.out.ok();
+    s.multi = Some(Multi::default());
+    if let Some(c) = &mut s.cluster {
+        let _ = c.finish_tx();
+    }
+    cx.out().ok();
     Ok(())
 }
 
-pub async fn exec(conn: &mut Conn) -> CmdResult {
-    let Some(multi) = conn.multi.take() else {
+/// Runs the queued commands of a transaction atomically: every shard they
+/// (and the watched keys) touch is locked first, the watch flag is checked
+/// under those locks, then the commands run in order.
+pub async fn exec(cx: &mut dyn Coord) -> CmdResult {
+    let engine = cx.engine().clone();
+    let s = cx.client()?;
+    let Some(multi) = s.multi.take() else {
         return Err(CmdError::err("EXEC without MULTI"));
     };
-    if multi.failed {
-        conn.unwatch();
+    let routed = s.cluster.as_mut().map_or(Ok(()), |c| c.finish_tx());
+    if multi.failed || routed.is_err() {
+        s.unwatch(&engine);
+        routed?;
         return Err(CmdError::Other("EXECABORT Transaction discarded because of previous errors.".into()));
     }
-    conn.exec(multi).await
+    let mut shards: Vec<usize> = Vec::new();
+    let mut all = false;
+    for (spec, args) in &multi.queued {
+        match spec.exec {
+            Exec::Shard(_) | Exec::Split(..) => shards.extend(spec.key_indices(args).map(|i| engine.shard_of(&args[i]))),
+            Exec::Coord(_) | Exec::Script(_) => all = true,
+        }
+    }
+    if let Some(w) = &s.watch {
+        shards.extend(w.keys.iter().map(|k| k.0));
+    }
+    if all {
+        shards = (0..engine.nshards()).collect();
+    }
+    shards.sort_unstable();
+    shards.dedup();
+    cx.lock(&shards).await;
+    // A migration's cut-over holds the transaction's slot: release, wait
+    // and route again (the slot has usually moved: EXEC is redirected).
+    let mut tries = 0;
+    while multi.queued.iter().any(|(spec, args)| cx.held(spec, args)) {
+        cx.release();
+        tries += 1;
+        for (spec, args) in &multi.queued {
+            let routed = if tries > CUTOVER_RETRIES {
+                Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into()))
+            } else {
+                cx.after_cutover(spec, args).await
+            };
+            if let Err(e) = routed {
+                cx.client()?.unwatch(&engine);
+                return Err(e);
+            }
+        }
+        cx.lock(&shards).await;
+    }
+    let s = cx.client()?;
+    let aborted = s.watch.as_ref().is_some_and(|w| w.dirty.load(Relaxed));
+    s.unwatch(&engine);
+    if aborted {
+        cx.release();
+        cx.out().nil_array();
+        return Ok(());
+    }
+    cx.out().array(multi.queued.len());
+    cx.set_exec(true);
+    for (spec, args) in multi.queued {
+        super::run_command(cx, spec, &args).await;
+    }
+    cx.set_exec(false);
+    Ok(())
 }
 
-pub fn discard(conn: &mut Conn) -> CmdResult {
-    if conn.multi.take().is_none() {
+/// How many times EXEC waits out a migration's cut-over before giving up.
+const CUTOVER_RETRIES: usize = 60;
+
+pub fn discard(cx: &mut dyn Coord) -> CmdResult {
+    let engine = cx.engine().clone();
+    let s = cx.client()?;
+    if s.multi.take().is_none() {
         return Err(CmdError::err("DISCARD without MULTI"));
     }
-    conn.unwatch();
-    conn.out.ok();
+    if let Some(c) = &mut s.cluster {
+        let _ = c.finish_tx();
+    }
+    s.unwatch(&engine);
+    cx.out().ok();
     Ok(())
 }
 
-pub async fn watch(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
-    if conn.multi.is_some() {
+/// Adds keys to the watch list: from now on, any change to them makes EXEC
+/// fail.
+pub async fn watch(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let s = cx.client()?;
+    if s.multi.is_some() {
         return Err(CmdError::err("WATCH inside MULTI is not allowed"));
     }
-    conn.watch_keys(&args[1..]).await;
-    conn.out.ok();
+    let dirty = match &s.watch {
+        Some(w) => w.dirty.clone(),
+        None => Arc::new(AtomicBool::new(false)),
+    };
+    let db = cx.db();
+    let mut added = Vec::with_capacity(args.len() - 1);
+    for k in &args[1..] {
+        let shard = cx.shard_of(k);
+        let (key, flag) = (k.clone(), dirty.clone());
+        cx.run_on(shard, move |sh| sh.db(db).watch(&key, flag)).await;
+        added.push((shard, db, k.clone()));
+    }
+    let s = cx.client()?;
+    match &mut s.watch {
+        Some(w) => w.keys.extend(added),
+        None => s.watch = Some(Watch { dirty, keys: added }),
+    }
+    cx.out().ok();
     Ok(())
 }
 
-pub fn unwatch(conn: &mut Conn) -> CmdResult {
-    conn.unwatch();
-    conn.out.ok();
+pub fn unwatch(cx: &mut dyn Coord) -> CmdResult {
+    let engine = cx.engine().clone();
+    cx.client()?.unwatch(&engine);
+    cx.out().ok();
     Ok(())
 }

@@ -15,13 +15,12 @@ use foldhash::fast::RandomState;
 use hashbrown::hash_map::Entry as MapEntry;
 use hashbrown::HashMap;
 
-use super::{cmd, flag::*, CommandSpec, ConnCmd, Ctx, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
+use crate::handler;
 use crate::resp::reply::{d2string, format_g17};
 use crate::resp::Out;
-use crate::server::conn::Conn;
 use crate::shard::blocking::Kind;
-use crate::shard::tx::Tx;
 
 use crate::store::{Db, Value};
 use crate::types::zset::{LexRange, Outcome, ScoreRange, ZLimits, ZSet, ZSetFull};
@@ -106,7 +105,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WS,
         G,
         "Stores a range of members from sorted set in a key.",
-        Exec::Conn(ConnCmd::ZRangeStore),
+        Exec::Coord(handler!(async |cx, a| zrangestore(cx, a))),
     ),
     cmd(
         "zrevrange",
@@ -226,7 +225,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["write", "sortedset", "slow"],
         G,
         "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.",
-        Exec::Conn(ConnCmd::ZMPop),
+        Exec::Coord(handler!(async |cx, a| zmpop(cx, a))),
     ),
     cmd(
         "bzpopmin",
@@ -236,7 +235,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["write", "sortedset", "fast", "blocking"],
         G,
         "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
-        Exec::Conn(ConnCmd::BZPopMin),
+        Exec::Coord(handler!(async |cx, a| bzpop(cx, a, false))),
     ),
     cmd(
         "bzpopmax",
@@ -246,7 +245,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["write", "sortedset", "fast", "blocking"],
         G,
         "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.",
-        Exec::Conn(ConnCmd::BZPopMax),
+        Exec::Coord(handler!(async |cx, a| bzpop(cx, a, true))),
     ),
     super::cmd_numkeys(
         "bzmpop",
@@ -256,12 +255,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["write", "sortedset", "slow", "blocking"],
         G,
         "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
-        Exec::Conn(ConnCmd::BZMPop),
+        Exec::Coord(handler!(async |cx, a| bzmpop(cx, a))),
     ),
     cmd("zrandmember", -2, READONLY, (1, 1, 1), RS, G, "Returns one or more random members from a sorted set.", Exec::Shard(zrandmember))
     .tips(&["nondeterministic_output"]),
     cmd("zscan", -3, READONLY, (1, 1, 1), RS, G, "Iterates over members and scores of a sorted set.", Exec::Shard(zscan)),
-    cmd("zunion", -3, READONLY | MOVABLEKEYS, (0, 0, 0), RS, G, "Returns the union of multiple sorted sets.", Exec::Conn(ConnCmd::ZUnion))
+    cmd("zunion", -3, READONLY | MOVABLEKEYS, (0, 0, 0), RS, G, "Returns the union of multiple sorted sets.", Exec::Coord(handler!(async |cx, a| setop(cx, a, SetKind::Union, false, false))))
     .keys(&[super::KeyRule::numkeys(1).with_flags(&["RO", "access"])]),
     cmd(
         "zinter",
@@ -271,7 +270,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         RS,
         G,
         "Returns the intersect of multiple sorted sets.",
-        Exec::Conn(ConnCmd::ZInter),
+        Exec::Coord(handler!(async |cx, a| setop(cx, a, SetKind::Inter, false, false))),
     )
     .keys(&[super::KeyRule::numkeys(1).with_flags(&["RO", "access"])]),
     cmd(
@@ -282,7 +281,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         RS,
         G,
         "Returns the difference between multiple sorted sets.",
-        Exec::Conn(ConnCmd::ZDiff),
+        Exec::Coord(handler!(async |cx, a| setop(cx, a, SetKind::Diff, false, false))),
     )
     .keys(&[super::KeyRule::numkeys(1).with_flags(&["RO", "access"])]),
     cmd(
@@ -293,7 +292,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WS,
         G,
         "Stores the union of multiple sorted sets in a key.",
-        Exec::Conn(ConnCmd::ZUnionStore),
+        Exec::Coord(handler!(async |cx, a| setop(cx, a, SetKind::Union, true, false))),
     )
     .keys(&[super::KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), super::KeyRule::numkeys(2).with_flags(&["RO", "access"])]),
     cmd(
@@ -304,7 +303,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WS,
         G,
         "Stores the intersect of multiple sorted sets in a key.",
-        Exec::Conn(ConnCmd::ZInterStore),
+        Exec::Coord(handler!(async |cx, a| setop(cx, a, SetKind::Inter, true, false))),
     )
     .keys(&[super::KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), super::KeyRule::numkeys(2).with_flags(&["RO", "access"])]),
     cmd(
@@ -315,7 +314,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         WS,
         G,
         "Stores the difference of multiple sorted sets in a key.",
-        Exec::Conn(ConnCmd::ZDiffStore),
+        Exec::Coord(handler!(async |cx, a| setop(cx, a, SetKind::Diff, true, false))),
     )
     .keys(&[super::KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), super::KeyRule::numkeys(2).with_flags(&["RO", "access"])]),
     cmd(
@@ -326,7 +325,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         RS,
         G,
         "Returns the number of members of the intersect of multiple sorted sets.",
-        Exec::Conn(ConnCmd::ZInterCard),
+        Exec::Coord(handler!(async |cx, a| setop(cx, a, SetKind::Inter, false, true))),
     )
     .keys(&[super::KeyRule::numkeys(1).with_flags(&["RO", "access"])]),
 ];
@@ -963,23 +962,23 @@ pub fn parse_mpop_args(args: &[Bytes]) -> CmdResult<(Vec<Bytes>, bool, usize)> {
 }
 
 /// ZMPOP.
-pub async fn zmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn zmpop(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let (keys, max, count) = super::pops::parse_mpop(args, 1, "MIN", "MAX")?;
-    super::pops::pop_first(conn, &keys, Kind::ZSet { max }, count, super::pops::PopReply::Nested, None, args).await
+    super::pops::pop_first(cx, &keys, Kind::ZSet { max }, count, super::pops::PopReply::Nested, None, args).await
 }
 
 /// BZPOPMIN / BZPOPMAX key [key ...] timeout.
-pub async fn bzpop(conn: &mut Conn, args: &[Bytes], max: bool) -> CmdResult {
+pub async fn bzpop(cx: &mut dyn Coord, args: &[Bytes], max: bool) -> CmdResult {
     let timeout = super::pops::parse_timeout(&args[args.len() - 1])?;
     let keys = args[1..args.len() - 1].to_vec();
-    super::pops::pop_first(conn, &keys, Kind::ZSet { max }, 1, super::pops::PopReply::Flat, Some(timeout), args).await
+    super::pops::pop_first(cx, &keys, Kind::ZSet { max }, 1, super::pops::PopReply::Flat, Some(timeout), args).await
 }
 
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count].
-pub async fn bzmpop(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn bzmpop(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let timeout = super::pops::parse_timeout(&args[1])?;
     let (keys, max, count) = super::pops::parse_mpop(args, 2, "MIN", "MAX")?;
-    super::pops::pop_first(conn, &keys, Kind::ZSet { max }, count, super::pops::PopReply::Nested, Some(timeout), args).await
+    super::pops::pop_first(cx, &keys, Kind::ZSet { max }, count, super::pops::PopReply::Nested, Some(timeout), args).await
 }
 
 fn zpopmin(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
@@ -1390,20 +1389,20 @@ fn setop_inputs<'a>(db: &'a mut Db, keys: &[Bytes], now: u64, limits: ZLimits) -
 }
 
 /// The shard all of `keys` live on, if they share one.
-fn one_shard<'a>(conn: &Conn, mut keys: impl Iterator<Item = &'a Bytes>) -> Option<usize> {
-    let first = conn.engine.shard_of(keys.next()?);
-    keys.all(|k| conn.engine.shard_of(k) == first).then_some(first)
+fn one_shard<'a>(cx: &mut dyn Coord, mut keys: impl Iterator<Item = &'a Bytes>) -> Option<usize> {
+    let first = cx.engine().shard_of(keys.next()?);
+    keys.all(|k| cx.engine().shard_of(k) == first).then_some(first)
 }
 
 /// ZUNION, ZINTER, ZDIFF, ZINTERCARD and the STORE forms.
-pub async fn setop(conn: &mut Conn, args: &[Bytes], kind: SetKind, store: bool, card: bool) -> CmdResult {
+pub async fn setop(cx: &mut dyn Coord, args: &[Bytes], kind: SetKind, store: bool, card: bool) -> CmdResult {
     let op = parse_setop(args, kind, store, card)?;
-    let db = conn.db;
-    let resp3 = conn.out.resp3;
+    let db = cx.db();
+    let resp3 = cx.out().resp3;
     let all_keys = op.keys.iter().chain(op.dst.iter());
-    if let Some(shard) = one_shard(conn, all_keys) {
+    if let Some(shard) = one_shard(cx, all_keys) {
         // Everything on one shard: one job, no copies.
-        let reply = conn
+        let reply = cx
             .run_on(shard, move |sh| -> CmdResult<Vec<u8>> {
                 let limits = sh.cfg.zset_limits();
                 let now = now_ms();
@@ -1424,28 +1423,26 @@ pub async fn setop(conn: &mut Conn, args: &[Bytes], kind: SetKind, store: bool, 
                 Ok(out.buf)
             })
             .await?;
-        conn.out.buf.extend_from_slice(&reply);
+        cx.out().buf.extend_from_slice(&reply);
         return Ok(());
     }
     // Keys on several shards: lock them in order, copy the inputs out.
-    let mut shards: Vec<usize> = op.keys.iter().chain(op.dst.iter()).map(|k| conn.engine.shard_of(k)).collect();
+    let mut shards: Vec<usize> = op.keys.iter().chain(op.dst.iter()).map(|k| cx.engine().shard_of(k)).collect();
     shards.sort_unstable();
     shards.dedup();
-    let mut tx = conn.begin_tx();
-    let result = setop_locked(conn, &mut tx, op, shards).await;
-    conn.end_tx(tx);
+    let result = setop_locked(cx, op, shards).await;
     result
 }
 
 /// The multi-shard part of `setop`, with `tx` taking the shards' locks.
-async fn setop_locked(conn: &mut Conn, tx: &mut Tx, op: SetOp, shards: Vec<usize>) -> CmdResult {
-    let db = conn.db;
+async fn setop_locked(cx: &mut dyn Coord, op: SetOp, shards: Vec<usize>) -> CmdResult {
+    let db = cx.db();
     let mut copies: Vec<Option<ZSet>> = vec![None; op.keys.len()];
     for &s in &shards {
         let mine: Vec<(usize, Bytes)> =
-            op.keys.iter().enumerate().filter(|(_, k)| conn.engine.shard_of(k) == s).map(|(i, k)| (i, k.clone())).collect();
-        let fetched = tx
-            .lock_and_run(s, move |sh| -> CmdResult<Vec<(usize, Option<ZSet>)>> {
+            op.keys.iter().enumerate().filter(|(_, k)| cx.engine().shard_of(k) == s).map(|(i, k)| (i, k.clone())).collect();
+        let fetched = cx
+            .lock_run(s, move |sh| -> CmdResult<Vec<(usize, Option<ZSet>)>> {
                 let now = now_ms();
                 let limits = sh.cfg.zset_limits();
                 let d = sh.db(db);
@@ -1462,25 +1459,25 @@ async fn setop_locked(conn: &mut Conn, tx: &mut Tx, op: SetOp, shards: Vec<usize
         return Err(e);
     }
     let srcs: Vec<Option<&ZSet>> = copies.iter().map(|z| z.as_ref()).collect();
-    let limits = conn.engine.cfg.zset_limits();
-    let built = op.run(&srcs, &mut conn.out, limits)?;
+    let limits = cx.engine().cfg.zset_limits();
+    let built = op.run(&srcs, cx.out(), limits)?;
     if let (Some(dst), Some(z)) = (op.dst.clone(), built) {
         let n = z.len();
-        let shard = conn.engine.shard_of(&dst);
-        tx.run(shard, move |sh| store_set(sh.db(db), &dst, z, now_ms())).await;
-        conn.out.int(n as i64);
+        let shard = cx.engine().shard_of(&dst);
+        cx.run_on(shard, move |sh| store_set(sh.db(db), &dst, z, now_ms())).await;
+        cx.out().int(n as i64);
     }
     Ok(())
 }
 
 /// ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count].
-pub async fn zrangestore(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
+pub async fn zrangestore(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let req = parse_range(args, 3, true, None, None)?;
     let (dst, src) = (args[1].clone(), args[2].clone());
-    let db = conn.db;
-    let (ds, ss) = (conn.engine.shard_of(&dst), conn.engine.shard_of(&src));
+    let db = cx.db();
+    let (ds, ss) = (cx.engine().shard_of(&dst), cx.engine().shard_of(&src));
     if ds == ss {
-        let n = conn
+        let n = cx
             .run_on(ss, move |sh| -> CmdResult<usize> {
                 let limits = sh.cfg.zset_limits();
                 let now = now_ms();
@@ -1492,29 +1489,27 @@ pub async fn zrangestore(conn: &mut Conn, args: &[Bytes]) -> CmdResult {
                 Ok(n)
             })
             .await?;
-        conn.out.int(n as i64);
+        cx.out().int(n as i64);
         return Ok(());
     }
-    let mut tx = conn.begin_tx();
     let mut shards = [ss, ds];
     shards.sort_unstable();
-    tx.lock_all(&shards).await;
-    let limits = conn.engine.cfg.zset_limits();
+    cx.lock(&shards).await;
+    let limits = cx.engine().cfg.zset_limits();
     let result = async {
-        let items = tx
-            .run(ss, move |sh| -> CmdResult<Vec<(Vec<u8>, f64)>> {
+        let items = cx
+            .run_on(ss, move |sh| -> CmdResult<Vec<(Vec<u8>, f64)>> {
                 let d = sh.db(db);
                 Ok(inputs(d, std::slice::from_ref(&src), now_ms())?[0].map(|z| req.items(z)).unwrap_or_default())
             })
             .await?;
         let z = ZSet::from_sorted(&items, limits)?;
         let n = z.len();
-        tx.run(ds, move |sh| store_set(sh.db(db), &dst, z, now_ms())).await;
+        cx.run_on(ds, move |sh| store_set(sh.db(db), &dst, z, now_ms())).await;
         Ok::<usize, CmdError>(n)
     }
     .await;
-    conn.end_tx(tx);
-    conn.out.int(result? as i64);
+    cx.out().int(result? as i64);
     Ok(())
 }
 

@@ -29,7 +29,9 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -41,12 +43,12 @@ use super::cache::{Busy, Scripting};
 use super::convert::{lua_to_resp, push_bytes, push_registry, seti, write_scalar};
 use super::vm::{Raw, Vm};
 use super::{flags, Sha};
-use crate::commands::{self, flag, CommandSpec, ConnCmd, Exec};
-use crate::error::CmdError;
+use crate::commands::session::Session;
+use crate::commands::{self, exec_one_at, flag, CommandSpec, Coord, Exec, LocalFut};
+use crate::error::CmdResult;
 use crate::resp::Out;
-use crate::server::conn::{combine_replies, exec_one_at, split_by_shard};
-use crate::shard::{Engine, Shard, TxId};
-use crate::util::{glob_match, now_ms, parse_i64};
+use crate::shard::{Engine, Job, Shard, TxId};
+use crate::util::now_ms;
 
 /// What to run.
 pub enum Kind {
@@ -105,7 +107,7 @@ pub enum Outcome {
 pub enum Target<'a> {
     None,
     Fast(&'a mut Shard),
-    Wide { local: &'a mut Shard, engine: &'a Engine, tx: TxId },
+    Wide { local: &'a mut Shard, engine: &'a Arc<Engine>, tx: TxId },
 }
 
 /// A function registered while a library loads.
@@ -649,448 +651,185 @@ impl<'a> RunCtx<'a> {
 
     /// Runs one command wherever it belongs, writing its reply.
     fn dispatch(&mut self, spec: &'static CommandSpec, argv: &[Bytes], out: &mut Out) -> Result<(), Escalate> {
-        if let Exec::Conn(c) = spec.exec {
-            if self.conn_local(c, argv, out) {
-                return Ok(());
-            }
-        }
-        let db = self.db;
+        let now = self.now;
         match &mut self.target {
             Target::None => Ok(()),
-            Target::Fast(sh) => {
-                if matches!(spec.exec, Exec::Conn(_)) {
-                    return Err(Escalate);
-                }
-                let (me, n) = (sh.id, sh.nshards());
-                if n > 1 && spec.key_indices(argv).any(|i| crate::slot::key_slot(&argv[i]) as usize % n != me) {
-                    return Err(Escalate);
-                }
-                if !self.scratch.undo_dbs.contains(&db) {
-                    sh.db(db).undo_begin();
-                    self.scratch.undo_dbs.push(db);
-                }
-                exec_one_at(sh, db, spec, argv, out, self.now);
-                Ok(())
-            }
-            Target::Wide { .. } => {
-                match spec.exec {
-                    Exec::Conn(c) => self.wide_conn(c, argv, out),
-                    Exec::Shard(_) | Exec::Split(..) => self.wide_shard(spec, argv.to_vec(), out),
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Connection-level commands that need no shard: handled in place.
-    fn conn_local(&mut self, c: ConnCmd, argv: &[Bytes], out: &mut Out) -> bool {
-        match c {
-            ConnCmd::Select => {
-                let max = match &self.target {
-                    Target::Fast(sh) | Target::Wide { local: sh, .. } => sh.db_count(),
-                    Target::None => 0,
-                };
-                match parse_i64(&argv[1]) {
-                    Ok(i) if i >= 0 && (i as usize) < max => {
-                        self.db = i as usize;
-                        out.ok();
+            Target::Fast(sh) => match spec.exec {
+                Exec::Shard(_) | Exec::Split(..) => {
+                    let (me, n) = (sh.id, sh.nshards());
+                    if n > 1 && spec.key_indices(argv).any(|i| crate::slot::key_slot(&argv[i]) as usize % n != me) {
+                        return Err(Escalate);
                     }
-                    Ok(_) => out.error(&CmdError::DbIndexOutOfRange),
-                    Err(e) => out.error(&e),
+                    let db = self.db;
+                    if !self.scratch.undo_dbs.contains(&db) {
+                        sh.db(db).undo_begin();
+                        self.scratch.undo_dbs.push(db);
+                    }
+                    exec_one_at(sh, db, spec, argv, out, now);
+                    Ok(())
                 }
-            }
-            ConnCmd::Ping => match argv.len() {
-                1 => out.simple("PONG"),
-                2 => out.bulk(&argv[1]),
-                _ => out.error(&CmdError::wrong_arity("ping")),
+                // A command that changes what others see outside the
+                // shard (PUBLISH, FLUSHALL...) must not run twice, and a
+                // fast run may start over: those go straight to wide mode.
+                // The others run here until they need a shard.
+                Exec::Coord(_) | Exec::Script(_) if spec.has_flag(flag::WRITE) || spec.has_flag(flag::PUBSUB) => Err(Escalate),
+                Exec::Coord(_) | Exec::Script(_) => {
+                    let Some(engine) = sh.engine.clone() else { return Err(Escalate) };
+                    let mut cx = ScriptCoord { engine, local: sh, tx: None, db: &mut self.db, out, now, escalate: false };
+                    cx.run(spec, argv)
+                }
             },
-            ConnCmd::Echo => out.bulk(&argv[1]),
-            ConnCmd::Time => {
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                out.array(2);
-                out.bulk_int(now.as_secs() as i64);
-                out.bulk_int(now.subsec_micros() as i64);
+            Target::Wide { local, engine, tx } => {
+                let mut cx = ScriptCoord { engine: (*engine).clone(), local, tx: Some(*tx), db: &mut self.db, out, now, escalate: false };
+                cx.run(spec, argv)
             }
-            _ => return false,
         }
-        true
+    }
+}
+
+/// A running script as the coordinator of the commands it calls. In wide
+/// mode the script's transaction holds every shard: jobs for this thread's
+/// shard run at once, the others' are sent as jobs of that transaction and
+/// waited for (blocking the thread, which is safe: every other shard
+/// thread is free to run them, and no other script can be running). In a
+/// fast run a job anywhere means the script needs wide mode.
+struct ScriptCoord<'s> {
+    engine: Arc<Engine>,
+    local: &'s mut Shard,
+    /// Wide mode: the transaction holding every shard.
+    tx: Option<TxId>,
+    db: &'s mut usize,
+    out: &'s mut Out,
+    now: u64,
+    /// A fast run reached for a shard.
+    escalate: bool,
+}
+
+impl ScriptCoord<'_> {
+    /// Runs a command to its end: every job completes at once, so one poll
+    /// of its future does.
+    fn run(&mut self, spec: &'static CommandSpec, argv: &[Bytes]) -> Result<(), Escalate> {
+        let done = {
+            let mut fut = std::pin::pin!(commands::run_command(self, spec, argv));
+            let mut task = std::task::Context::from_waker(std::task::Waker::noop());
+            fut.as_mut().poll(&mut task).is_ready()
+        };
+        if self.escalate {
+            return Err(Escalate);
+        }
+        if !done {
+            // A shard thread is gone: the node is stopping.
+            self.out.error_text("ERR server is shutting down");
+        }
+        Ok(())
     }
 
-    /// Runs `f` on shard `s` in wide mode: directly on the local shard, or
-    /// as a job of the held transaction, waiting for its result.
-    fn on_shard<R: Send + 'static>(&mut self, s: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> Option<R> {
-        let Target::Wide { local, engine, tx } = &mut self.target else { return None };
-        if s == local.id {
-            return Some(f(local));
+    /// Runs `job` on `shard` now; false when it cannot run here.
+    fn run_job(&mut self, shard: usize, job: Job) -> bool {
+        let Some(tx) = self.tx else {
+            self.escalate = true;
+            return false;
+        };
+        if shard == self.local.id {
+            job(self.local);
+            return true;
         }
-        let (reply, wait) = std::sync::mpsc::sync_channel(1);
-        engine.send(
-            s,
-            *tx,
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        self.engine.send(
+            shard,
+            tx,
             Box::new(move |sh| {
-                let _ = reply.send(f(sh));
+                job(sh);
+                let _ = done.send(());
             }),
         );
-        // An error means the shard thread is gone (the node is stopping).
-        wait.recv().ok()
+        wait.recv().is_ok()
+    }
+}
+
+/// The future of a job that ran (ready) or could not (never ready).
+fn finished(ran: bool) -> LocalFut<'static, ()> {
+    if ran {
+        Box::pin(std::future::ready(()))
+    } else {
+        Box::pin(std::future::pending())
+    }
+}
+
+impl Coord for ScriptCoord<'_> {
+    fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
-    fn engine_nshards(&self) -> usize {
-        match &self.target {
-            Target::Wide { engine, .. } => engine.nshards(),
-            Target::Fast(sh) => sh.nshards(),
-            Target::None => 1,
-        }
+    fn db(&self) -> usize {
+        *self.db
     }
 
-    fn wide_shard(&mut self, spec: &'static CommandSpec, argv: Vec<Bytes>, out: &mut Out) {
-        let Target::Wide { local, engine, .. } = &self.target else { return };
-        let me = local.id;
-        let mut shards = spec.key_indices(&argv).map(|i| engine.shard_of(&argv[i]));
-        let first = shards.next();
-        let single = match first {
-            None => Some(me),
-            Some(f) => shards.all(|s| s == f).then_some(f),
-        };
-        let (db, resp3, now) = (self.db, out.resp3, self.now);
-        match single {
-            Some(s) => {
-                let reply = self.on_shard(s, move |sh| {
-                    let mut o = Out::new(resp3);
-                    exec_one_at(sh, db, spec, &argv, &mut o, now);
-                    o.buf
-                });
-                out.buf.extend_from_slice(&reply.unwrap_or_else(shutting_down));
-            }
-            None => {
-                let Exec::Split(_, combine) = spec.exec else {
-                    out.error(&CmdError::err("keys of this command must be on one shard"));
-                    return;
-                };
-                let parts = split_by_shard(engine, spec, &argv);
-                let mut replies = Vec::with_capacity(parts.len());
-                for p in &parts {
-                    let sub = p.args.clone();
-                    let r = self.on_shard(p.shard, move |sh| {
-                        let mut o = Out::new(resp3);
-                        exec_one_at(sh, db, spec, &sub, &mut o, now);
-                        o.buf
-                    });
-                    replies.push(r.unwrap_or_else(shutting_down));
-                }
-                combine_replies(combine, &parts, &replies, out);
-            }
-        }
+    fn set_db(&mut self, db: usize) {
+        *self.db = db;
     }
 
-    /// Connection-level commands in wide mode, over the held shards.
-    fn wide_conn(&mut self, c: ConnCmd, argv: &[Bytes], out: &mut Out) {
-        let db = self.db;
-        let n = self.engine_nshards();
-        match c {
-            ConnCmd::DbSize => {
-                let mut total = 0;
-                for s in 0..n {
-                    total += self.on_shard(s, move |sh| sh.db_if_exists(db).map_or(0, |d| d.len())).unwrap_or(0);
-                }
-                out.int(total as i64);
-            }
-            ConnCmd::Keys => {
-                let mut keys = Vec::new();
-                for s in 0..n {
-                    let pattern = argv[1].clone();
-                    let found = self.on_shard(s, move |sh| {
-                        let mut v = Vec::new();
-                        if let Some(d) = sh.db_if_exists(db) {
-                            let now = now_ms();
-                            let slots: Vec<u16> = d.slots().collect();
-                            for slot in slots {
-                                d.for_each_in_slot(slot, now, |e| {
-                                    if glob_match(&pattern, &e.key, false) {
-                                        v.push(Bytes::copy_from_slice(&e.key));
-                                    }
-                                });
-                            }
-                        }
-                        v
-                    });
-                    keys.extend(found.unwrap_or_default());
-                }
-                out.array(keys.len());
-                for k in keys {
-                    out.bulk(&k);
-                }
-            }
-            ConnCmd::RandomKey => {
-                let start = rand::random_range(0..n);
-                for i in 0..n {
-                    let s = (start + i) % n;
-                    let k = self
-                        .on_shard(s, move |sh| sh.db_if_exists(db).and_then(|d| d.random_key(now_ms())).map(|k| Bytes::copy_from_slice(&k)))
-                        .flatten();
-                    if let Some(k) = k {
-                        out.bulk(&k);
-                        return;
-                    }
-                }
-                out.nil();
-            }
-            ConnCmd::FlushDb | ConnCmd::FlushAll => {
-                let all = c == ConnCmd::FlushAll;
-                match argv.len() {
-                    1 => {}
-                    2 if crate::util::eq_ic(&argv[1], "SYNC") || crate::util::eq_ic(&argv[1], "ASYNC") => {}
-                    _ => return out.error(&CmdError::Syntax),
-                }
-                for s in 0..n {
-                    self.on_shard(s, move |sh| if all { sh.flush_all() } else { sh.flush_db(db) });
-                }
-                out.ok();
-            }
-            ConnCmd::Rename | ConnCmd::RenameNx => self.wide_rename(argv, c == ConnCmd::RenameNx, out),
-            ConnCmd::MSetNx => self.wide_msetnx(argv, out),
-            ConnCmd::LMove | ConnCmd::RPopLPush => self.wide_lmove(c == ConnCmd::RPopLPush, argv, out),
-            ConnCmd::LMPop | ConnCmd::ZMPop => self.wide_mpop(c == ConnCmd::ZMPop, argv, out),
-            ConnCmd::SInter | ConnCmd::SUnion | ConnCmd::SDiff | ConnCmd::SInterStore | ConnCmd::SUnionStore | ConnCmd::SDiffStore => {
-                self.wide_setop(c, argv, out)
-            }
-            ConnCmd::SInterCard => self.wide_setop(c, argv, out),
-            ConnCmd::SMove => self.wide_smove(argv, out),
-            ConnCmd::Publish => {
-                let Target::Wide { engine, .. } = &self.target else { return };
-                out.int(engine.pubsub.publish(&argv[1], &argv[2]) as i64);
-            }
-            ConnCmd::Lastsave => out.error(&crate::commands::server::lastsave_error()),
-            _ => out.error(&CmdError::err("This command is not supported inside scripts by this server")),
-        }
+    fn now(&self) -> u64 {
+        self.now
     }
 
-    fn wide_rename(&mut self, argv: &[Bytes], nx: bool, out: &mut Out) {
-        let Target::Wide { engine, .. } = &self.target else { return };
-        let (src, dst) = (argv[1].clone(), argv[2].clone());
-        let (ss, ds) = (engine.shard_of(&src), engine.shard_of(&dst));
-        let db = self.db;
-        let s2 = src.clone();
-        if !self.on_shard(ss, move |sh| sh.db(db).exists(&s2, now_ms())).unwrap_or(false) {
-            return out.error(&CmdError::NoSuchKey);
-        }
-        let d2 = dst.clone();
-        let dst_exists = self.on_shard(ds, move |sh| sh.db(db).exists(&d2, now_ms())).unwrap_or(false);
-        let done = if src == dst {
-            !nx
-        } else if nx && dst_exists {
-            false
-        } else {
-            let taken = self.on_shard(ss, move |sh| {
-                sh.db(db).remove(&src, now_ms()).map(|e| {
-                    let at = e.expire_at().unwrap_or(0);
-                    (crate::commands::keys::SendValue(e.value), at)
-                })
-            });
-            if let Some(Some((v, at))) = taken {
-                self.on_shard(ds, move |sh| {
-                    let d = sh.db(db);
-                    d.remove(&dst, now_ms());
-                    d.insert_new(&dst, v.0, at);
-                });
-            }
-            true
-        };
-        if nx {
-            out.int(done as i64);
-        } else {
-            out.ok();
-        }
+    fn out(&mut self) -> &mut Out {
+        self.out
     }
 
-    /// LMOVE / RPOPLPUSH over the held shards.
-    fn wide_lmove(&mut self, rpoplpush: bool, argv: &[Bytes], out: &mut Out) {
-        use crate::commands::lists;
-        let side = |a: &[u8]| {
-            if crate::util::eq_ic(a, "LEFT") {
-                Some(true)
-            } else if crate::util::eq_ic(a, "RIGHT") {
-                Some(false)
-            } else {
-                None
-            }
-        };
-        let (from_left, to_left) = if rpoplpush {
-            (false, true)
-        } else {
-            match (side(&argv[3]), side(&argv[4])) {
-                (Some(a), Some(b)) => (a, b),
-                _ => return out.error(&CmdError::Syntax),
-            }
-        };
-        let Target::Wide { engine, .. } = &self.target else { return };
-        let (ss, ds) = (engine.shard_of(&argv[1]), engine.shard_of(&argv[2]));
-        let db = self.db;
-        let (src, dst) = (argv[1].clone(), argv[2].clone());
-        let d2 = dst.clone();
-        let checked = self.on_shard(ds, move |sh| lists::check_list(sh.db(db), &d2, now_ms())).unwrap_or(Ok(()));
-        if let Err(e) = checked {
-            return out.error(&e);
-        }
-        let popped = self.on_shard(ss, move |sh| lists::pop_items(sh.db(db), &src, from_left, 1, now_ms())).unwrap_or(Ok(Vec::new()));
-        match popped {
-            Err(e) => out.error(&e),
-            Ok(v) => match v.into_iter().next() {
-                None => out.nil(),
-                Some(item) => {
-                    let i2 = item.clone();
-                    self.on_shard(ds, move |sh| lists::push_items(sh.db(db), &dst, to_left, [&i2[..]], now_ms()));
-                    out.bulk(&item);
-                }
-            },
-        }
+    fn home(&self) -> usize {
+        self.local.id
     }
 
-    /// LMPOP / ZMPOP over the held shards (never blocking).
-    fn wide_mpop(&mut self, zset: bool, argv: &[Bytes], out: &mut Out) {
-        let parsed = if zset { crate::commands::zsets::parse_mpop_args(argv) } else { crate::commands::lists::parse_mpop_args(argv) };
-        let (keys, end, count) = match parsed {
-            Ok(p) => p,
-            Err(e) => return out.error(&e),
-        };
-        let kind = if zset { crate::shard::blocking::Kind::ZSet { max: end } } else { crate::shard::blocking::Kind::List { left: end } };
-        let Target::Wide { engine, .. } = &self.target else { return };
-        let shards: Vec<usize> = keys.iter().map(|k| engine.shard_of(k)).collect();
-        let db = self.db;
-        for (k, s) in keys.into_iter().zip(shards) {
-            let k2 = k.clone();
-            let got = self
-                .on_shard(s, move |sh| crate::shard::blocking::pop_kind(sh.db(db), &k2, kind, count, now_ms()))
-                .unwrap_or(Ok(Vec::new()));
-            match got {
-                Err(e) => return out.error(&e),
-                Ok(items) if items.is_empty() => continue,
-                Ok(items) => {
-                    out.array(2);
-                    out.bulk(&k);
-                    out.array(items.len());
-                    for (m, sc) in items {
-                        if zset {
-                            out.array(2);
-                            out.bulk(&m);
-                            out.double(sc);
-                        } else {
-                            out.bulk(&m);
-                        }
-                    }
-                    return;
-                }
-            }
-        }
-        out.nil_array();
+    fn tx_id(&self) -> TxId {
+        self.tx.unwrap_or(crate::shard::NO_TX)
     }
 
-    /// SINTER, SUNION, SDIFF, their STORE forms and SINTERCARD over the
-    /// held shards.
-    fn wide_setop(&mut self, c: ConnCmd, argv: &[Bytes], out: &mut Out) {
-        use crate::commands::sets::{self, SetOp};
-        let op = match c {
-            ConnCmd::SInter | ConnCmd::SInterStore | ConnCmd::SInterCard => SetOp::Inter,
-            ConnCmd::SUnion | ConnCmd::SUnionStore => SetOp::Union,
-            _ => SetOp::Diff,
-        };
-        let store = matches!(c, ConnCmd::SInterStore | ConnCmd::SUnionStore | ConnCmd::SDiffStore);
-        let (keys, limit) = if c == ConnCmd::SInterCard {
-            match sets::parse_intercard(argv) {
-                Ok(p) => p,
-                Err(e) => return out.error(&e),
-            }
-        } else {
-            (argv[if store { 2 } else { 1 }..].to_vec(), 0)
-        };
-        let Target::Wide { engine, .. } = &self.target else { return };
-        let shards: Vec<usize> = keys.iter().map(|k| engine.shard_of(k)).collect();
-        let dst_shard = engine.shard_of(&argv[1]);
-        let db = self.db;
-        let mut inputs = Vec::with_capacity(keys.len());
-        for (k, s) in keys.into_iter().zip(shards) {
-            match self.on_shard(s, move |sh| sets::copy_of(sh.db(db), &k, now_ms())).unwrap_or(Ok(Default::default())) {
-                Ok(set) => inputs.push(set),
-                Err(e) => return out.error(&e),
-            }
-        }
-        let result = sets::combine(op, &inputs);
-        if c == ConnCmd::SInterCard {
-            let n = result.len();
-            out.int(if limit > 0 { n.min(limit) } else { n } as i64);
-        } else if store {
-            let dst = argv[1].clone();
-            let n = self.on_shard(dst_shard, move |sh| sets::store(sh.db(db), &dst, result, now_ms())).unwrap_or(0);
-            out.int(n as i64);
-        } else {
-            sets::members_reply(out, &result);
-        }
+    fn lock<'a>(&'a mut self, _shards: &'a [usize]) -> LocalFut<'a, ()> {
+        // Wide mode holds every shard already; a fast run escalates at its
+        // first job.
+        finished(true)
     }
 
-    /// SMOVE over the held shards.
-    fn wide_smove(&mut self, argv: &[Bytes], out: &mut Out) {
-        use crate::commands::sets;
-        let Target::Wide { engine, .. } = &self.target else { return };
-        let (ss, ds) = (engine.shard_of(&argv[1]), engine.shard_of(&argv[2]));
-        let db = self.db;
-        let (src, dst, m) = (argv[1].clone(), argv[2].clone(), argv[3].clone());
-        let d2 = dst.clone();
-        if let Some(Err(e)) = self.on_shard(ds, move |sh| sets::copy_of(sh.db(db), &d2, now_ms()).map(|_| ())) {
-            return out.error(&e);
-        }
-        let m2 = m.clone();
-        let same = src == dst;
-        let moved = self.on_shard(ss, move |sh| sets::remove_member(sh.db(db), &src, &m2, now_ms(), !same)).unwrap_or(Ok(false));
-        match moved {
-            Err(e) => out.error(&e),
-            Ok(hit) => {
-                if hit && !same {
-                    self.on_shard(ds, move |sh| sets::add_member(sh.db(db), &dst, &m, now_ms()));
-                }
-                out.int(hit as i64);
-            }
-        }
+    fn release(&mut self) {}
+
+    fn send(&mut self, shard: usize, job: Job) -> LocalFut<'_, ()> {
+        finished(self.run_job(shard, job))
     }
 
-    fn wide_msetnx(&mut self, argv: &[Bytes], out: &mut Out) {
-        if argv.len().is_multiple_of(2) {
-            return out.error(&CmdError::wrong_arity("msetnx"));
+    fn send_many(&mut self, jobs: Vec<(usize, Job)>) -> LocalFut<'_, ()> {
+        let mut ran = true;
+        for (shard, job) in jobs {
+            ran = ran && self.run_job(shard, job);
         }
-        let Target::Wide { engine, .. } = &self.target else { return };
-        let mut parts: Vec<(usize, Vec<Bytes>)> = Vec::new();
-        for pair in argv[1..].chunks_exact(2) {
-            let s = engine.shard_of(&pair[0]);
-            match parts.iter_mut().find(|p| p.0 == s) {
-                Some(p) => p.1.extend(pair.iter().cloned()),
-                None => parts.push((s, pair.to_vec())),
-            }
-        }
-        let db = self.db;
-        let mut any = false;
-        for (s, pairs) in &parts {
-            let keys: Vec<Bytes> = pairs.iter().step_by(2).cloned().collect();
-            any |= self.on_shard(*s, move |sh| keys.iter().any(|k| sh.db(db).exists(k, now_ms()))).unwrap_or(false);
-        }
-        if !any {
-            for (s, pairs) in parts {
-                self.on_shard(s, move |sh| {
-                    let d = sh.db(db);
-                    for p in pairs.chunks_exact(2) {
-                        d.set(&p[0], crate::store::Value::string(&p[1]), false, now_ms());
-                    }
-                });
-            }
-        }
-        out.int(!any as i64);
+        finished(ran)
+    }
+
+    fn session(&mut self) -> Option<&mut Session> {
+        None
+    }
+
+    fn may_block(&self) -> bool {
+        false
+    }
+
+    fn in_exec(&self) -> bool {
+        false
+    }
+
+    fn set_exec(&mut self, _on: bool) {}
+
+    fn held(&self, _spec: &CommandSpec, _args: &[Bytes]) -> bool {
+        false
+    }
+
+    fn after_cutover<'a>(&'a mut self, _spec: &'static CommandSpec, _args: &'a [Bytes]) -> LocalFut<'a, CmdResult> {
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
 /// The fast path wants other shards.
 struct Escalate;
-
-fn shutting_down() -> Vec<u8> {
-    b"-ERR server is shutting down\r\n".to_vec()
-}
 
 fn over_maxmemory(target: &Target) -> bool {
     let cfg = match target {
@@ -1177,7 +916,7 @@ pub fn run_fast_with(vm: &mut Vm, sh: &mut Shard, inv: &Invocation, out: &mut Ou
 
 /// Runs an invocation in wide mode: the caller's transaction `tx` holds
 /// every shard; `local` is this thread's shard.
-pub fn run_wide(local: &mut Shard, engine: &Engine, tx: TxId, inv: &Invocation) -> Vec<u8> {
+pub fn run_wide(local: &mut Shard, engine: &Arc<Engine>, tx: TxId, inv: &Invocation) -> Vec<u8> {
     super::vm::with_vm_on(local, |vm, local| {
         let mut out = Out::new(inv.resp3);
         if !run(vm, Target::Wide { local, engine, tx }, inv, &mut out, None) {

@@ -14,53 +14,29 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use super::clients::ClientInfo;
 use crate::cluster::slots::ConnCluster;
-use crate::commands::{self, flag, Combine, CommandSpec, Ctx, Exec};
+use crate::commands::run::{combine_replies, exec_one_at, split_by_shard, Part};
+use crate::commands::session::{Session, Subscription};
+use crate::commands::{self, flag, Combine, CommandSpec, Coord, Exec, LocalFut};
 use crate::error::{CmdError, CmdResult};
-use crate::resp::parse::split_flat_array;
 use crate::resp::{Out, Parser};
 use crate::shard::tx::Tx;
-use crate::shard::{broadcast, run_on, Engine, LocalShard, Shard, TxId, NO_TX};
+use crate::shard::{run_on, Engine, Job, LocalShard, Shard, TxId, NO_TX};
 use crate::util::now_ms;
 
-/// Connection state visible to connection-level commands.
+/// A client connection: its socket side lives in `serve`; this is what
+/// commands run against (it implements `Coord`).
 pub struct Conn {
     pub engine: Arc<Engine>,
     pub local: Rc<LocalShard>,
     pub out: Out,
     pub db: usize,
-    pub authed: bool,
-    pub info: Arc<ClientInfo>,
-    /// Set by QUIT: close after flushing replies.
-    pub closing: bool,
-    /// Commands queued since MULTI.
-    pub multi: Option<Multi>,
-    /// Keys watched since WATCH.
-    pub watch: Option<Watch>,
-    /// While EXEC runs: the transaction holding every shard it needs.
-    pub exec_tx: Option<Tx>,
+    /// The state commands change (authentication, MULTI, WATCH, ...).
+    pub s: Session,
+    /// The shards the running command holds (EXEC's, for its whole queue).
+    tx: Option<Tx>,
+    /// EXEC is running its queue.
     in_exec: bool,
-    /// Cluster mode: the cached slot map and ASKING/READONLY state.
-    pub cluster: Option<ConnCluster>,
-    /// The client socket's descriptor (to notice a blocked client leaving).
-    fd: i32,
-    /// Pub/sub: this connection's subscriptions and its message inbox.
-    pub sub: Option<Box<Subscription>>,
-}
-
-/// A connection's pub/sub state.
-pub struct Subscription {
-    pub tx: tokio::sync::mpsc::UnboundedSender<super::pubsub::Message>,
-    pub rx: tokio::sync::mpsc::UnboundedReceiver<super::pubsub::Message>,
-    pub channels: std::collections::BTreeSet<Bytes>,
-    pub patterns: std::collections::BTreeSet<Bytes>,
-}
-
-impl Subscription {
-    pub fn count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
-    }
 }
 
 /// The next pub/sub message for a connection (never, without a
@@ -87,21 +63,6 @@ pub fn write_message(out: &mut Out, m: &super::pubsub::Message) {
     }
     out.bulk(&m.channel);
     out.bulk(&m.payload);
-}
-
-/// A transaction being queued (between MULTI and EXEC).
-#[derive(Default)]
-pub struct Multi {
-    pub queued: Vec<(&'static CommandSpec, Vec<Bytes>)>,
-    /// A command failed to queue: EXEC will abort.
-    pub failed: bool,
-}
-
-/// WATCHed keys and the flag shards raise when one of them changes.
-pub struct Watch {
-    pub dirty: Arc<std::sync::atomic::AtomicBool>,
-    /// (shard, database, key)
-    pub keys: Vec<(usize, usize, Bytes)>,
 }
 
 /// A parsed command waiting in a pipeline segment.
@@ -131,16 +92,18 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
         local,
         out: Out::new(false),
         db: 0,
-        authed,
-        info: info.clone(),
-        closing: false,
-        multi: None,
-        watch: None,
-        exec_tx: None,
+        s: Session {
+            authed,
+            info: info.clone(),
+            closing: false,
+            multi: None,
+            watch: None,
+            sub: None,
+            cluster: engine.cluster.clone().map(ConnCluster::new),
+            fd: std::os::fd::AsRawFd::as_raw_fd(&sock),
+        },
+        tx: None,
         in_exec: false,
-        cluster: engine.cluster.clone().map(ConnCluster::new),
-        fd: std::os::fd::AsRawFd::as_raw_fd(&sock),
-        sub: None,
     };
     let max_bulk = engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
     let mut parser = Parser::new(max_bulk);
@@ -149,7 +112,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
     let mut inbuf = BytesMut::new();
     let mut cmds: Vec<Vec<Bytes>> = Vec::new();
     // While this task waits for input, a busy script's hook may serve it.
-    let slot = super::busy::register(conn.fd, busy_state(&conn), max_bulk);
+    let slot = super::busy::register(conn.s.fd, busy_state(&conn), max_bulk);
     'conn: loop {
         slot.park(&mut inbuf, &mut parser, busy_state(&conn));
         let n = tokio::select! {
@@ -161,11 +124,11 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
             },
             () = slot.resumed() => 0,
             _ = info.kill.notified() => break,
-            Some(m) = next_message(&mut conn.sub) => {
+            Some(m) = next_message(&mut conn.s.sub) => {
                 let woke = conn.resume(&slot, &mut inbuf, &mut parser, &mut cmds);
                 write_message(&mut conn.out, &m);
                 // Whatever else is queued goes in the same write.
-                while let Some(m) = conn.sub.as_mut().and_then(|s| s.rx.try_recv().ok()) {
+                while let Some(m) = conn.s.sub.as_mut().and_then(|s| s.rx.try_recv().ok()) {
                     write_message(&mut conn.out, &m);
                 }
                 if sock.write_all(&conn.out.buf).await.is_err() {
@@ -185,7 +148,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
         // and runs one command at a time, so that the command after a
         // pipelined AUTH is parsed with the authenticated limits.
         loop {
-            parser.unauthenticated = !conn.authed;
+            parser.unauthenticated = !conn.s.authed;
             let mut protocol_error = None;
             let mut more = false;
             loop {
@@ -213,9 +176,9 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
             if let Some(e) = protocol_error {
                 debug!(client = info.id, "protocol error: {e}");
                 conn.out.error_text(&e.to_string());
-                conn.closing = true;
+                conn.s.closing = true;
             }
-            if !more || conn.closing {
+            if !more || conn.s.closing {
                 break;
             }
         }
@@ -229,7 +192,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
                 conn.out.buf = Vec::with_capacity(256);
             }
         }
-        if conn.closing || info.killed.load(Relaxed) {
+        if conn.s.closing || info.killed.load(Relaxed) {
             break;
         }
         if inbuf.is_empty() {
@@ -239,8 +202,8 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
     }
     drop(slot);
     let _ = sock.shutdown().await;
-    conn.unwatch();
-    crate::commands::pubsub::unsubscribe_all(&mut conn);
+    conn.s.unwatch(&engine);
+    crate::commands::pubsub::unsubscribe_all(&engine, &mut conn.s);
     engine.clients.unregister(info.id);
     engine.stats.connected_clients.fetch_sub(1, Relaxed);
 }
@@ -278,7 +241,7 @@ pub fn read_some(sock: &TcpStream, inbuf: &mut BytesMut, parser: &mut Parser) ->
 fn busy_state(conn: &Conn) -> u8 {
     use super::busy::{AUTHED, MULTI, RESP3, SUBSCRIBED};
     let bit = |on: bool, b: u8| if on { b } else { 0 };
-    bit(conn.authed, AUTHED) | bit(conn.out.resp3, RESP3) | bit(conn.sub.is_some(), SUBSCRIBED) | bit(conn.multi.is_some(), MULTI)
+    bit(conn.s.authed, AUTHED) | bit(conn.out.resp3, RESP3) | bit(conn.s.sub.is_some(), SUBSCRIBED) | bit(conn.s.multi.is_some(), MULTI)
 }
 
 impl Conn {
@@ -287,13 +250,13 @@ impl Conn {
     /// when the hook did something.
     fn resume(&mut self, slot: &super::busy::Slot, inbuf: &mut BytesMut, parser: &mut Parser, cmds: &mut Vec<Vec<Bytes>>) -> bool {
         let Some(r) = slot.unpark(inbuf, parser, cmds, &mut self.out.buf) else { return false };
-        self.authed = r.authed;
+        self.s.authed = r.authed;
         if r.rejected {
-            if let Some(m) = &mut self.multi {
+            if let Some(m) = &mut self.s.multi {
                 m.failed = true;
             }
         }
-        self.closing |= r.close;
+        self.s.closing |= r.close;
         true
     }
 
@@ -327,7 +290,7 @@ impl Conn {
                 Ok(spec) => spec,
                 Err(e) => {
                     self.flush(&mut segment, &mut splits).await;
-                    if let Some(m) = &mut self.multi {
+                    if let Some(m) = &mut self.s.multi {
                         m.failed = true;
                     }
                     self.out.error(&e);
@@ -335,18 +298,18 @@ impl Conn {
                 }
             };
             commands += 1;
-            self.info.set_last_cmd(spec);
+            self.s.info.set_last_cmd(spec);
             let scripting = &self.engine.scripting;
             if scripting.busy_count.load(Relaxed) > 0 && !commands::scripting::allowed_when_busy(spec, &args) {
                 let e = commands::scripting::busy_error(scripting.busy_is_function());
                 self.flush(&mut segment, &mut splits).await;
-                if let Some(m) = &mut self.multi {
+                if let Some(m) = &mut self.s.multi {
                     m.failed = true;
                 }
                 self.out.error(&e);
                 continue;
             }
-            if self.multi.is_some() && !spec.has_flag(flag::NO_QUEUE) {
+            if self.s.multi.is_some() && !spec.has_flag(flag::NO_QUEUE) {
                 self.flush(&mut segment, &mut splits).await;
                 self.queue(spec, args);
                 continue;
@@ -378,7 +341,7 @@ impl Conn {
                         splits.push((spec, args));
                     }
                 },
-                Exec::Conn(c) if commands::scripting::is_script_call(*c) => match self.single_shard(spec, &args) {
+                Exec::Script(_) => match self.single_shard(spec, &args) {
                     // Scripts batch with the commands for the shard that owns
                     // their declared keys, and only with those: a script
                     // that turns out to touch other shards must see every
@@ -396,18 +359,15 @@ impl Conn {
                     }
                     None => {
                         self.flush(&mut segment, &mut splits).await;
-                        if let Err(e) = commands::connection::dispatch(self, *c, &args).await {
-                            self.out.error(&e);
-                        }
+                        self.run_top(spec, &args).await;
                     }
                 },
-                Exec::Conn(c) => {
+                Exec::Coord(_) => {
                     self.flush(&mut segment, &mut splits).await;
-                    let c = *c;
-                    if let Err(e) = self.dispatch_gated(spec, c, &args).await {
+                    if let Err(e) = self.dispatch_gated(spec, &args).await {
                         self.out.error(&e);
                     }
-                    if self.closing {
+                    if self.s.closing {
                         break;
                     }
                 }
@@ -415,7 +375,7 @@ impl Conn {
         }
         self.flush(&mut segment, &mut splits).await;
         self.local.cell.borrow_mut().stats.commands += commands;
-        self.info.last_ms.store(now_ms(), Relaxed);
+        self.s.info.last_ms.store(now_ms(), Relaxed);
     }
 
     /// Runs whatever is pending (at most one of the two is non-empty).
@@ -426,27 +386,15 @@ impl Conn {
         }
     }
 
-    /// The transaction this connection's work runs under: EXEC's while it
-    /// runs (its shards are locked and only its own work may run there),
-    /// otherwise none.
+    /// The transaction this connection's work runs under (the shards the
+    /// running command holds), if any.
     pub fn tx_id(&self) -> TxId {
-        self.exec_tx.as_ref().map_or(NO_TX, |t| t.id)
-    }
-
-    /// Runs `f` on one shard, as this connection's current transaction.
-    pub async fn run_on<R: Send + 'static>(&self, shard: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> R {
-        run_on(&self.engine, &self.local, shard, self.tx_id(), f).await
-    }
-
-    /// Runs `f` on every shard, as this connection's current transaction;
-    /// results in shard order.
-    pub async fn broadcast<R: Send + 'static>(&self, f: impl Fn(&mut Shard) -> R + Send + Sync + Clone + 'static) -> Vec<R> {
-        broadcast(&self.engine, &self.local, self.tx_id(), f).await
+        self.tx.as_ref().map_or(NO_TX, |t| t.id)
     }
 
     /// Queues a command between MULTI and EXEC.
     fn queue(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>) {
-        let Some(m) = &mut self.multi else { return };
+        let Some(m) = &mut self.s.multi else { return };
         if spec.has_flag(flag::NO_MULTI) {
             m.failed = true;
             self.out.error(&CmdError::err("Command not allowed inside a transaction"));
@@ -456,161 +404,28 @@ impl Conn {
         self.out.simple("QUEUED");
     }
 
-    /// The transaction a multi-shard command should use: EXEC's (which
-    /// already holds the shards) or a new one. Pair with `end_tx`.
-    pub fn begin_tx(&mut self) -> Tx {
-        match self.exec_tx.take() {
-            Some(tx) => tx,
-            None => Tx::new(&self.engine, &self.local),
-        }
-    }
-
-    /// Ends a command's use of a transaction: inside EXEC it is kept for the
-    /// next command, otherwise it is released.
-    pub fn end_tx(&mut self, tx: Tx) {
-        if self.in_exec {
-            self.exec_tx = Some(tx);
-        }
-    }
-
-    /// Runs the queued commands of a transaction atomically: every shard
-    /// they (and the watched keys) touch is locked first, the watch flag is
-    /// checked under those locks, then the commands run in order.
-    pub async fn exec(&mut self, multi: Multi) -> CmdResult {
-        let mut shards: Vec<usize> = Vec::new();
-        let mut all = false;
-        for (spec, args) in &multi.queued {
-            match spec.exec {
-                Exec::Conn(_) => all = true,
-                _ => shards.extend(spec.key_indices(args).map(|i| self.engine.shard_of(&args[i]))),
-            }
-        }
-        if let Some(w) = &self.watch {
-            shards.extend(w.keys.iter().map(|k| k.0));
-        }
-        if all {
-            shards = (0..self.engine.nshards()).collect();
-        }
-        shards.sort_unstable();
-        shards.dedup();
-        let mut tx = Tx::new(&self.engine, &self.local);
-        tx.lock_all(&shards).await;
-        // A migration's cut-over holds the transaction's slot: release, wait
-        // and route again (the slot has usually moved: EXEC is redirected).
-        let mut tries = 0;
-        while multi.queued.iter().any(|(spec, args)| self.held(spec, args)) {
-            drop(tx);
-            tries += 1;
-            for (spec, args) in &multi.queued {
-                let routed = if tries > CUTOVER_RETRIES {
-                    Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into()))
-                } else {
-                    self.after_cutover(spec, args).await
-                };
-                if let Err(e) = routed {
-                    self.unwatch();
-                    return Err(e);
-                }
-            }
-            tx = Tx::new(&self.engine, &self.local);
-            tx.lock_all(&shards).await;
-        }
-        let aborted = self.watch.as_ref().is_some_and(|w| w.dirty.load(Relaxed));
-        self.unwatch();
-        if aborted {
-            drop(tx);
-            self.out.nil_array();
-            return Ok(());
-        }
-        self.out.array(multi.queued.len());
-        self.exec_tx = Some(tx);
-        self.in_exec = true;
-        let db_before = self.db;
-        for (spec, args) in multi.queued {
-            self.run_in_tx(spec, args).await;
-        }
-        self.in_exec = false;
-        self.exec_tx = None;
-        if self.db != db_before {
-            self.info.db.store(self.db, Relaxed);
-        }
-        Ok(())
-    }
-
-    /// Runs one command inside EXEC, through the held transaction.
-    async fn run_in_tx(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>) {
-        match &spec.exec {
-            Exec::Shard(_) | Exec::Split(..) => match self.single_shard(spec, &args) {
-                Some(shard) => {
-                    let tx = self.exec_tx.take().expect("EXEC holds a transaction");
-                    let (db, resp3) = (self.db, self.out.resp3);
-                    let reply = tx
-                        .run(shard, move |sh| {
-                            let mut out = Out::new(resp3);
-                            exec_one(sh, db, spec, &args, &mut out);
-                            out.buf
-                        })
-                        .await;
-                    self.exec_tx = Some(tx);
-                    self.out.buf.extend_from_slice(&reply);
-                }
-                None => self.run_splits(vec![(spec, args)]).await,
-            },
-            Exec::Conn(c) => {
-                // Boxed: EXEC itself is dispatched from here.
-                if let Err(e) = Box::pin(commands::connection::dispatch(self, *c, &args)).await {
-                    self.out.error(&e);
-                }
-            }
-        }
-    }
-
-    /// Adds keys to the watch list: from now on, any change to them makes
-    /// EXEC fail.
-    pub async fn watch_keys(&mut self, keys: &[Bytes]) {
-        let dirty = match &self.watch {
-            Some(w) => w.dirty.clone(),
-            None => Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        };
-        let db = self.db;
-        let mut added = Vec::with_capacity(keys.len());
-        for k in keys {
-            let shard = self.engine.shard_of(k);
-            let (key, flag) = (k.clone(), dirty.clone());
-            run_on(&self.engine, &self.local, shard, NO_TX, move |sh| sh.db(db).watch(&key, flag)).await;
-            added.push((shard, db, k.clone()));
-        }
-        match &mut self.watch {
-            Some(w) => w.keys.extend(added),
-            None => self.watch = Some(Watch { dirty, keys: added }),
-        }
-    }
-
-    /// Forgets every watched key (the shards drop their entries
-    /// asynchronously).
-    pub fn unwatch(&mut self) {
-        let Some(w) = self.watch.take() else { return };
-        for (shard, db, key) in w.keys {
-            let flag = w.dirty.clone();
-            self.engine.send(shard, NO_TX, Box::new(move |sh| sh.db(db).unwatch(&key, &flag)));
-        }
+    /// Runs a coordinator command or a script at the top level (not inside
+    /// EXEC), then lets go of whatever shards it held.
+    async fn run_top(&mut self, spec: &'static CommandSpec, args: &[Bytes]) {
+        commands::run_command(self, spec, args).await;
+        self.tx = None;
     }
 
     /// Looks the command up and checks arity and authentication.
     fn check(&mut self, args: &[Bytes]) -> CmdResult<&'static CommandSpec> {
         let Some(spec) = commands::lookup(&args[0]) else {
-            if !self.authed {
+            if !self.s.authed {
                 return Err(CmdError::NoAuth);
             }
             return Err(CmdError::unknown_command(&args[0], &args[1..]));
         };
-        if !self.authed && !spec.has_flag(flag::NO_AUTH) {
+        if !self.s.authed && !spec.has_flag(flag::NO_AUTH) {
             return Err(CmdError::NoAuth);
         }
         if !spec.arity_ok(args.len()) {
             return Err(CmdError::wrong_arity(spec.name));
         }
-        if self.sub.is_some() && !self.out.resp3 && !commands::pubsub::allowed_when_subscribed(spec.name) {
+        if self.s.sub.is_some() && !self.out.resp3 && !commands::pubsub::allowed_when_subscribed(spec.name) {
             return Err(CmdError::err(format!(
                 "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 spec.name
@@ -618,17 +433,11 @@ impl Conn {
         }
         // Cluster mode: the keys' slot must be served here; a transaction's
         // commands must share one slot (else EXEC fails and is discarded).
-        if let Some(c) = &mut self.cluster {
-            let queued = self.multi.is_some() && !spec.has_flag(flag::NO_QUEUE);
-            let exec = self.multi.is_some() && matches!(spec.exec, Exec::Conn(commands::ConnCmd::Exec));
+        if let Some(c) = &mut self.s.cluster {
+            let in_multi = self.s.multi.is_some();
+            let queued = in_multi && !spec.has_flag(flag::NO_QUEUE);
             let scripting = &self.engine.scripting;
-            if let Err(e) = c.check(spec, args, queued, exec, || commands::scripting::allows_cross_slot(scripting, spec, args)) {
-                if exec {
-                    self.multi = None;
-                    self.unwatch();
-                }
-                return Err(e);
-            }
+            c.check(spec, args, queued, in_multi, || commands::scripting::allows_cross_slot(scripting, spec, args))?;
         }
         // maxmemory under the noeviction policy: commands that may grow
         // memory are refused while the node is over the limit; reads and
@@ -765,18 +574,13 @@ impl Conn {
         let mut p = p;
         for _ in 0..CUTOVER_RETRIES {
             let Some(back) = self.try_one(p).await else { return };
-            if !self.held(back.spec, &back.args) && matches!(back.spec.exec, Exec::Conn(_)) {
+            if !self.gate_holds(back.spec, &back.args) && matches!(back.spec.exec, Exec::Script(_)) {
                 // A script its shard handed back: it needs every shard.
-                if let Exec::Conn(c) = back.spec.exec {
-                    if let Err(e) = commands::connection::dispatch(self, c, &back.args).await {
-                        self.out.error(&e);
-                    }
-                }
-                return;
+                return self.run_top(back.spec, &back.args).await;
             }
             // Held by a migration's cut-over: wait, then route it again (it
             // is usually MOVED now; if the migration failed, it runs here).
-            if let Err(e) = self.after_cutover(back.spec, &back.args).await {
+            if let Err(e) = self.reroute(back.spec, &back.args).await {
                 return self.out.error(&e);
             }
             let shard = self.single_shard(back.spec, &back.args).unwrap_or(back.shard);
@@ -802,35 +606,32 @@ impl Conn {
         }
     }
 
-    /// Runs a connection-level command. In cluster mode, one with keys
-    /// (RENAME, COPY, ZUNIONSTORE, ...: one slot, so one shard) runs holding
-    /// that shard's lock, taken before the gate is checked, as EXEC does; so
-    /// it cannot touch a slot that moved or is cutting over meanwhile.
-    async fn dispatch_gated(&mut self, spec: &'static CommandSpec, c: commands::ConnCmd, args: &[Bytes]) -> CmdResult {
-        // WATCH writes nothing; blocking commands check the gate themselves
-        // (they must not hold a shard while they wait).
-        let keyed = self.cluster.is_some()
-            && self.exec_tx.is_none()
-            && !matches!(spec.exec, Exec::Conn(commands::ConnCmd::Watch))
+    /// Runs a coordinator command. In cluster mode, one that reads or
+    /// writes keys (RENAME, COPY, ZUNIONSTORE, ...: one slot, so one shard)
+    /// runs holding that shard's lock, taken before the gate is checked, as
+    /// EXEC does; so it cannot touch a slot that moved or is cutting over
+    /// meanwhile. Blocking commands check the gate themselves (they must
+    /// not hold a shard while they wait).
+    async fn dispatch_gated(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> CmdResult {
+        let keyed = self.s.cluster.is_some()
+            && (spec.has_flag(flag::WRITE) || spec.has_flag(flag::READONLY))
             && !spec.has_flag(flag::BLOCKING)
             && spec.key_indices(args).next().is_some();
         if !keyed {
-            return commands::connection::dispatch(self, c, args).await;
+            self.run_top(spec, args).await;
+            return Ok(());
         }
         let shard = self.single_shard(spec, args).unwrap_or(self.local.id());
         for _ in 0..CUTOVER_RETRIES {
             let mut tx = Tx::new(&self.engine, &self.local);
             tx.lock_all(&[shard]).await;
-            if !self.held(spec, args) {
-                self.exec_tx = Some(tx);
-                self.in_exec = true;
-                let r = commands::connection::dispatch(self, c, args).await;
-                self.in_exec = false;
-                self.exec_tx = None;
-                return r;
+            if !self.gate_holds(spec, args) {
+                self.tx = Some(tx);
+                self.run_top(spec, args).await;
+                return Ok(());
             }
             drop(tx);
-            self.after_cutover(spec, args).await?;
+            self.reroute(spec, args).await?;
         }
         Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into()))
     }
@@ -838,32 +639,12 @@ impl Conn {
     /// The single slot of the last command's keys, as its routing check
     /// found it (cluster mode).
     fn checked_slot(&self) -> Option<u16> {
-        self.cluster.as_ref().and_then(|c| c.last_slot)
-    }
-
-    /// Whether the client has closed its end (checked while it is blocked).
-    pub fn client_gone(&self) -> bool {
-        let mut b = [0u8; 1];
-        // SAFETY: a one-byte peek into a local buffer on this connection's
-        // own socket, which lives as long as the connection.
-        let n = unsafe { libc::recv(self.fd, b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
-        n == 0
-    }
-
-    /// In cluster mode, whether a key's slot is no longer served here (a
-    /// blocked client is then redirected).
-    pub fn keys_moved(&self, keys: &[Bytes]) -> bool {
-        self.cluster.as_ref().is_some_and(|c| {
-            keys.iter().any(|k| {
-                let s = crate::slot::key_slot(k);
-                !c.map.gate.admits(s) && !c.map.gate.is_closed(s)
-            })
-        })
+        self.s.cluster.as_ref().and_then(|c| c.last_slot)
     }
 
     /// Whether a migration's cut-over holds a slot of the command's keys.
     fn cutting_over(&self, args: &[Bytes]) -> bool {
-        let Some(c) = &self.cluster else { return false };
+        let Some(c) = &self.s.cluster else { return false };
         if !c.map.gate.any_closed() {
             return false;
         }
@@ -876,7 +657,7 @@ impl Conn {
     /// Waits (bounded) until no slot of the command's keys is held by a
     /// cut-over.
     async fn hold_for_cutover(&mut self, args: &[Bytes]) {
-        let (Some(c), Some(spec)) = (&self.cluster, commands::lookup(&args[0])) else { return };
+        let (Some(c), Some(spec)) = (&self.s.cluster, commands::lookup(&args[0])) else { return };
         let map = c.map.clone();
         let mut slots = Vec::new();
         crate::cluster::slots::for_each_key(spec, args, |k| slots.push(crate::slot::key_slot(k)));
@@ -887,14 +668,14 @@ impl Conn {
 
     /// Whether the gate holds back a slot of the command's keys (see
     /// `cluster::migration::gate`).
-    pub fn held(&self, spec: &CommandSpec, args: &[Bytes]) -> bool {
-        self.cluster.as_ref().is_some_and(|c| crate::cluster::slots::held_back(&c.map, spec, args))
+    fn gate_holds(&self, spec: &CommandSpec, args: &[Bytes]) -> bool {
+        self.s.cluster.as_ref().is_some_and(|c| crate::cluster::slots::held_back(&c.map, spec, args))
     }
 
     /// Waits until no slot of the command's keys is held by a migration's
     /// cut-over, then checks the command's routing again.
-    pub async fn after_cutover(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> CmdResult {
-        let Some(c) = &mut self.cluster else { return Ok(()) };
+    async fn reroute(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> CmdResult {
+        let Some(c) = &mut self.s.cluster else { return Ok(()) };
         let map = c.map.clone();
         let mut slots = Vec::new();
         crate::cluster::slots::for_each_key(spec, args, |k| slots.push(crate::slot::key_slot(k)));
@@ -933,7 +714,7 @@ impl Conn {
         }
         per_shard.sort_by_key(|p| p.0);
         let (db, resp3) = (self.db, self.out.resp3);
-        let mut tx = self.begin_tx();
+        let mut tx = Tx::new(&self.engine, &self.local);
         let mut replies: Vec<(usize, ShardReplies)> = Vec::with_capacity(per_shard.len());
         let last = per_shard.len().saturating_sub(1);
         for (i, (shard, subs)) in per_shard.into_iter().enumerate() {
@@ -947,10 +728,10 @@ impl Conn {
                     })
                     .collect::<Vec<_>>()
             };
-            let r = if i == last && !self.in_exec { tx.run_unlocked(shard, job).await } else { tx.lock_and_run(shard, job).await };
+            let r = if i == last { tx.run_unlocked(shard, job).await } else { tx.lock_and_run(shard, job).await };
             replies.push((shard, r));
         }
-        self.end_tx(tx);
+        drop(tx);
         for (ci, (combine, parts)) in plans.into_iter().enumerate() {
             let part_replies: Vec<Vec<u8>> = parts
                 .iter()
@@ -964,81 +745,6 @@ impl Conn {
                 })
                 .collect();
             combine_replies(combine, &parts, &part_replies, &mut self.out);
-        }
-    }
-}
-
-/// One shard's part of a multi-key command split by `split_by_shard`.
-pub struct Part {
-    pub shard: usize,
-    /// The sub-command: the name, then this shard's key groups (then any
-    /// arguments after the last key group, such as JSON.MGET's path).
-    pub args: Vec<Bytes>,
-    /// Positions of its keys among the original command's keys.
-    pub positions: Vec<usize>,
-}
-
-/// Splits a multi-key command into one sub-command per shard, ascending by
-/// shard (the order locks are taken in).
-pub fn split_by_shard(engine: &Engine, spec: &CommandSpec, args: &[Bytes]) -> Vec<Part> {
-    let step = spec.step();
-    let mut parts: Vec<Part> = Vec::new();
-    let mut last_key = None;
-    for (n, ki) in spec.key_indices(args).enumerate() {
-        let shard = engine.shard_of(&args[ki]);
-        let part = match parts.iter_mut().position(|p| p.shard == shard) {
-            Some(i) => &mut parts[i],
-            None => {
-                parts.push(Part { shard, args: vec![args[0].clone()], positions: Vec::new() });
-                parts.last_mut().expect("just pushed")
-            }
-        };
-        part.args.extend(args[ki..(ki + step).min(args.len())].iter().cloned());
-        part.positions.push(n);
-        last_key = Some(ki);
-    }
-    let trailing = last_key.map_or(args.len(), |k| (k + step).min(args.len()));
-    for p in &mut parts {
-        p.args.extend(args[trailing..].iter().cloned());
-    }
-    parts.sort_by_key(|p| p.shard);
-    parts
-}
-
-/// Writes the reply of a split command from its parts' replies: the first
-/// error if any, else the sum, the OK, or the array in key order.
-pub fn combine_replies(combine: Combine, parts: &[Part], replies: &[Vec<u8>], out: &mut Out) {
-    if let Some(err) = replies.iter().find(|r| r.first() == Some(&b'-')) {
-        out.buf.extend_from_slice(err);
-        return;
-    }
-    match combine {
-        Combine::Ok => out.ok(),
-        Combine::Sum => {
-            // Each part answers `:<n>\r\n`; anything else is a fault to
-            // report, never a silent 0.
-            let int = |r: &[u8]| r.strip_prefix(b":")?.strip_suffix(b"\r\n").and_then(crate::resp::parse::parse_int);
-            match replies.iter().map(|r| int(r)).sum::<Option<i64>>() {
-                Some(total) => out.int(total),
-                None => out.error(&CmdError::err("a shard's reply to a multi-key command could not be combined")),
-            }
-        }
-        Combine::Array => {
-            let nkeys: usize = parts.iter().map(|p| p.positions.len()).sum();
-            let mut slots: Vec<&[u8]> = vec![&[]; nkeys];
-            for (r, part) in replies.iter().zip(parts) {
-                let Some(elems) = split_flat_array(r) else {
-                    out.error(&CmdError::err("a shard's reply to a multi-key command could not be combined"));
-                    return;
-                };
-                for (e, &pos) in elems.into_iter().zip(&part.positions) {
-                    slots[pos] = e;
-                }
-            }
-            out.array(slots.len());
-            for s in slots {
-                out.buf.extend_from_slice(s);
-            }
         }
     }
 }
@@ -1095,7 +801,7 @@ fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64
         }
     }
     match spec.exec {
-        Exec::Conn(c) => commands::scripting::run_on_shard(sh, db, c, args, out),
+        Exec::Script(call) => commands::scripting::run_on_shard(sh, db, spec, call, args, out),
         _ => {
             exec_one_at(sh, db, spec, args, out, now);
             true
@@ -1103,32 +809,109 @@ fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64
     }
 }
 
-/// Runs one shard command, writing its reply or its error.
-pub fn exec_one(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out) {
-    exec_one_at(sh, db, spec, args, out, now_ms())
-}
-
-/// `exec_one` at a given time (a batch, or a script, runs every command at
-/// its start time, so keys do not expire in the middle of a script, as in
-/// Redis).
-pub fn exec_one_at(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out, now: u64) {
-    let f = match spec.exec {
-        Exec::Shard(f) | Exec::Split(f, _) => f,
-        Exec::Conn(_) => return out.error(&CmdError::err("connection command routed to a shard")),
-    };
-    let mut ctx = Ctx { shard: sh, db, now };
-    let mark = out.buf.len();
-    if let Err(e) = f(&mut ctx, args, out) {
-        out.buf.truncate(mark);
-        out.error(&e);
+impl Coord for Conn {
+    fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
-    if crate::types::json::path::take_overflow() {
-        // A JSONPath gave up at its work limit: whatever the command made of
-        // the (empty) matches, the client gets an error.
-        out.buf.truncate(mark);
-        out.error(&CmdError::err(format!(
-            "JSONPath query exceeds the work limit ({} nodes visited or matched)",
-            crate::types::json::path::WORK_LIMIT
-        )));
+
+    fn db(&self) -> usize {
+        self.db
+    }
+
+    fn set_db(&mut self, db: usize) {
+        self.db = db;
+        self.s.info.db.store(db, Relaxed);
+    }
+
+    fn now(&self) -> u64 {
+        now_ms()
+    }
+
+    fn out(&mut self) -> &mut Out {
+        &mut self.out
+    }
+
+    fn home(&self) -> usize {
+        self.local.id()
+    }
+
+    fn tx_id(&self) -> TxId {
+        Conn::tx_id(self)
+    }
+
+    fn lock<'a>(&'a mut self, shards: &'a [usize]) -> LocalFut<'a, ()> {
+        Box::pin(async move {
+            let tx = self.tx.get_or_insert_with(|| Tx::new(&self.engine, &self.local));
+            tx.lock_all(shards).await;
+        })
+    }
+
+    fn release(&mut self) {
+        if !self.in_exec {
+            self.tx = None;
+        }
+    }
+
+    fn send(&mut self, shard: usize, job: Job) -> LocalFut<'_, ()> {
+        let id = Conn::tx_id(self);
+        Box::pin(run_on(&self.engine, &self.local, shard, id, job))
+    }
+
+    fn send_many(&mut self, jobs: Vec<(usize, Job)>) -> LocalFut<'_, ()> {
+        let id = Conn::tx_id(self);
+        Box::pin(async move {
+            let me = self.local.id();
+            let mut waits = Vec::with_capacity(jobs.len());
+            let mut mine = None;
+            for (shard, job) in jobs {
+                if shard == me {
+                    mine = Some(job);
+                    continue;
+                }
+                let (done, wait) = oneshot::channel::<()>();
+                self.engine.send(
+                    shard,
+                    id,
+                    Box::new(move |sh| {
+                        job(sh);
+                        let _ = done.send(());
+                    }),
+                );
+                waits.push(wait);
+            }
+            if let Some(job) = mine {
+                self.local.run(id, job).await;
+            }
+            for w in waits {
+                if w.await.is_err() {
+                    // The shard thread is gone: the node is shutting down.
+                    return std::future::pending().await;
+                }
+            }
+        })
+    }
+
+    fn session(&mut self) -> Option<&mut Session> {
+        Some(&mut self.s)
+    }
+
+    fn may_block(&self) -> bool {
+        !self.in_exec
+    }
+
+    fn in_exec(&self) -> bool {
+        self.in_exec
+    }
+
+    fn set_exec(&mut self, on: bool) {
+        self.in_exec = on;
+    }
+
+    fn held(&self, spec: &CommandSpec, args: &[Bytes]) -> bool {
+        self.gate_holds(spec, args)
+    }
+
+    fn after_cutover<'a>(&'a mut self, spec: &'static CommandSpec, args: &'a [Bytes]) -> LocalFut<'a, CmdResult> {
+        Box::pin(self.reroute(spec, args))
     }
 }

@@ -209,6 +209,7 @@ fn shard_thread(
     busy::init_thread(engine.clone(), conns);
     let local = tokio::task::LocalSet::new();
     let mut shard = Shard::new(id, nshards, engine.cfg.clone(), engine.scripting.clone());
+    shard.engine = Some(engine.clone());
     shard.cluster = engine.cluster.clone();
     let shard = LocalShard::new(shard);
     local.block_on(&rt, async move {

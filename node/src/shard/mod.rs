@@ -60,6 +60,9 @@ pub struct Shard {
     pub cluster: Option<Arc<crate::cluster::slots::SlotMap>>,
     /// Clients blocked on keys of this shard.
     pub blocked: blocking::Blocked,
+    /// The node's engine (set when the shard's thread starts; scripts on
+    /// this shard reach the others through it).
+    pub engine: Option<Arc<Engine>>,
     lock: TxId,
 }
 
@@ -76,6 +79,7 @@ impl Shard {
             scripting,
             cluster: None,
             blocked: Default::default(),
+            engine: None,
             lock: NO_TX,
         }
     }

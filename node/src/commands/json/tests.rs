@@ -63,7 +63,7 @@ fn run(sh: &mut Shard, resp3: bool, line: &str) -> String {
     match commands::lookup(&args[0]) {
         None => return format!("-unknown command {line}"),
         Some(spec) if !spec.arity_ok(args.len()) => out.error(&crate::error::CmdError::wrong_arity(spec.name)),
-        Some(spec) => crate::server::conn::exec_one(sh, 0, spec, &args, &mut out),
+        Some(spec) => crate::commands::exec_one(sh, 0, spec, &args, &mut out),
     }
     let (s, used) = show(&out.buf);
     assert_eq!(used, out.buf.len(), "one reply for {line}");

@@ -1,0 +1,184 @@
+//! Running a declared command: a shard handler on its shard (`exec_one_at`),
+//! a multi-key command split per shard with its replies combined
+//! (`split_by_shard`, `combine_replies`), or any command through a
+//! coordinator (`run_command`, used by EXEC and by scripts).
+
+use bytes::Bytes;
+
+use super::{Combine, CommandSpec, Coord, Ctx, Exec, Flow};
+use crate::error::{CmdError, CmdResult};
+use crate::resp::parse::split_flat_array;
+use crate::resp::Out;
+use crate::shard::{Engine, Shard};
+use crate::util::now_ms;
+
+/// Runs one shard command, writing its reply or its error.
+pub fn exec_one(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out) {
+    exec_one_at(sh, db, spec, args, out, now_ms())
+}
+
+/// `exec_one` at a given time (a batch, or a script, runs every command at
+/// its start time, so keys do not expire in the middle of a script, as in
+/// Redis).
+pub fn exec_one_at(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out, now: u64) {
+    let f = match spec.exec {
+        Exec::Shard(f) | Exec::Split(f, _) => f,
+        Exec::Coord(_) | Exec::Script(_) => return out.error(&CmdError::err("connection command routed to a shard")),
+    };
+    let mut ctx = Ctx { shard: sh, db, now };
+    let mark = out.buf.len();
+    if let Err(e) = f(&mut ctx, args, out) {
+        out.buf.truncate(mark);
+        out.error(&e);
+    }
+    if crate::types::json::path::take_overflow() {
+        // A JSONPath gave up at its work limit: whatever the command made of
+        // the (empty) matches, the client gets an error.
+        out.buf.truncate(mark);
+        out.error(&CmdError::err(format!(
+            "JSONPath query exceeds the work limit ({} nodes visited or matched)",
+            crate::types::json::path::WORK_LIMIT
+        )));
+    }
+}
+
+/// Runs a coordinator handler to its end.
+pub async fn run_handler(f: super::CoordFn, cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    match f(cx, args) {
+        Flow::Done(r) => r,
+        Flow::Wait(fut) => fut.await,
+    }
+}
+
+/// Runs any command through a coordinator that already holds the shards it
+/// needs (EXEC's transaction, a script in wide mode), writing its reply.
+pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &[Bytes]) {
+    let (db, resp3, now) = (cx.db(), cx.out().resp3, cx.now());
+    match spec.exec {
+        Exec::Shard(_) | Exec::Split(..) => {
+            let mut shards = spec.key_indices(args).map(|i| cx.shard_of(&args[i]));
+            let single = match shards.next() {
+                None => Some(cx.home()),
+                Some(f) => shards.all(|s| s == f).then_some(f),
+            };
+            match single {
+                Some(s) => {
+                    let argv = args.to_vec();
+                    let reply = cx
+                        .run_on(s, move |sh| {
+                            let mut o = Out::new(resp3);
+                            exec_one_at(sh, db, spec, &argv, &mut o, now);
+                            o.buf
+                        })
+                        .await;
+                    cx.out().buf.extend_from_slice(&reply);
+                }
+                None => {
+                    let Exec::Split(_, combine) = spec.exec else {
+                        return cx.out().error(&CmdError::err("keys of this command must be on one shard"));
+                    };
+                    let parts = split_by_shard(cx.engine(), spec, args);
+                    let mut replies = Vec::with_capacity(parts.len());
+                    for p in &parts {
+                        let sub = p.args.clone();
+                        replies.push(
+                            cx.run_on(p.shard, move |sh| {
+                                let mut o = Out::new(resp3);
+                                exec_one_at(sh, db, spec, &sub, &mut o, now);
+                                o.buf
+                            })
+                            .await,
+                        );
+                    }
+                    combine_replies(combine, &parts, &replies, cx.out());
+                }
+            }
+        }
+        Exec::Coord(f) => {
+            // Boxed: EXEC runs its queued commands through here.
+            if let Err(e) = Box::pin(run_handler(f, cx, args)).await {
+                cx.out().error(&e);
+            }
+        }
+        Exec::Script(call) => {
+            if let Err(e) = Box::pin(super::scripting::eval(cx, spec, call, args)).await {
+                cx.out().error(&e);
+            }
+        }
+    }
+}
+
+/// One shard's part of a multi-key command split by `split_by_shard`.
+pub struct Part {
+    pub shard: usize,
+    /// The sub-command: the name, then this shard's key groups (then any
+    /// arguments after the last key group, such as JSON.MGET's path).
+    pub args: Vec<Bytes>,
+    /// Positions of its keys among the original command's keys.
+    pub positions: Vec<usize>,
+}
+
+/// Splits a multi-key command into one sub-command per shard, ascending by
+/// shard (the order locks are taken in).
+pub fn split_by_shard(engine: &Engine, spec: &CommandSpec, args: &[Bytes]) -> Vec<Part> {
+    let step = spec.step();
+    let mut parts: Vec<Part> = Vec::new();
+    let mut last_key = None;
+    for (n, ki) in spec.key_indices(args).enumerate() {
+        let shard = engine.shard_of(&args[ki]);
+        let part = match parts.iter_mut().position(|p| p.shard == shard) {
+            Some(i) => &mut parts[i],
+            None => {
+                parts.push(Part { shard, args: vec![args[0].clone()], positions: Vec::new() });
+                parts.last_mut().expect("just pushed")
+            }
+        };
+        part.args.extend(args[ki..(ki + step).min(args.len())].iter().cloned());
+        part.positions.push(n);
+        last_key = Some(ki);
+    }
+    let trailing = last_key.map_or(args.len(), |k| (k + step).min(args.len()));
+    for p in &mut parts {
+        p.args.extend(args[trailing..].iter().cloned());
+    }
+    parts.sort_by_key(|p| p.shard);
+    parts
+}
+
+/// Writes the reply of a split command from its parts' replies: the first
+/// error if any, else the sum, the OK, or the array in key order.
+pub fn combine_replies(combine: Combine, parts: &[Part], replies: &[Vec<u8>], out: &mut Out) {
+    if let Some(err) = replies.iter().find(|r| r.first() == Some(&b'-')) {
+        out.buf.extend_from_slice(err);
+        return;
+    }
+    match combine {
+        Combine::Ok => out.ok(),
+        Combine::Sum => {
+            // Each part answers `:<n>\r\n`; anything else is a fault to
+            // report, never a silent 0.
+            let int = |r: &[u8]| r.strip_prefix(b":")?.strip_suffix(b"\r\n").and_then(crate::resp::parse::parse_int);
+            match replies.iter().map(|r| int(r)).sum::<Option<i64>>() {
+                Some(total) => out.int(total),
+                None => out.error(&CmdError::err("a shard's reply to a multi-key command could not be combined")),
+            }
+        }
+        Combine::Array => {
+            let nkeys: usize = parts.iter().map(|p| p.positions.len()).sum();
+            let mut slots: Vec<&[u8]> = vec![&[]; nkeys];
+            for (r, part) in replies.iter().zip(parts) {
+                let Some(elems) = split_flat_array(r) else {
+                    out.error(&CmdError::err("a shard's reply to a multi-key command could not be combined"));
+                    return;
+                };
+                for (e, &pos) in elems.into_iter().zip(&part.positions) {
+                    slots[pos] = e;
+                }
+            }
+            out.array(slots.len());
+            for s in slots {
+                out.buf.extend_from_slice(s);
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! A client connection's state that commands change: authentication, the
+//! transaction being queued, watched keys, subscriptions, cluster
+//! redirection flags. The connection (`server::conn`) owns one; scripts
+//! have none (the commands that need it are `noscript`).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::CommandSpec;
+use crate::cluster::slots::ConnCluster;
+use crate::server::clients::ClientInfo;
+use crate::server::pubsub::Message;
+use crate::shard::{Engine, NO_TX};
+
+pub struct Session {
+    pub authed: bool,
+    pub info: Arc<ClientInfo>,
+    /// Set by QUIT: close after flushing replies.
+    pub closing: bool,
+    /// Commands queued since MULTI.
+    pub multi: Option<Multi>,
+    /// Keys watched since WATCH.
+    pub watch: Option<Watch>,
+    /// Pub/sub: this connection's subscriptions and its message inbox.
+    pub sub: Option<Box<Subscription>>,
+    /// Cluster mode: the cached slot map and ASKING/READONLY state.
+    pub cluster: Option<ConnCluster>,
+    /// The client socket's descriptor (to notice a blocked client leaving).
+    pub fd: i32,
+}
+
+/// A transaction being queued (between MULTI and EXEC).
+#[derive(Default)]
+pub struct Multi {
+    pub queued: Vec<(&'static CommandSpec, Vec<Bytes>)>,
+    /// A command failed to queue: EXEC will abort.
+    pub failed: bool,
+}
+
+/// WATCHed keys and the flag shards raise when one of them changes.
+pub struct Watch {
+    pub dirty: Arc<AtomicBool>,
+    /// (shard, database, key)
+    pub keys: Vec<(usize, usize, Bytes)>,
+}
+
+/// A connection's pub/sub state.
+pub struct Subscription {
+    pub tx: tokio::sync::mpsc::UnboundedSender<Message>,
+    pub rx: tokio::sync::mpsc::UnboundedReceiver<Message>,
+    pub channels: std::collections::BTreeSet<Bytes>,
+    pub patterns: std::collections::BTreeSet<Bytes>,
+}
+
+impl Subscription {
+    pub fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+}
+
+impl Session {
+    /// Forgets every watched key (the shards drop their entries
+    /// asynchronously).
+    pub fn unwatch(&mut self, engine: &Engine) {
+        let Some(w) = self.watch.take() else { return };
+        for (shard, db, key) in w.keys {
+            let flag = w.dirty.clone();
+            engine.send(shard, NO_TX, Box::new(move |sh| sh.db(db).unwatch(&key, &flag)));
+        }
+    }
+
+    /// Whether the client has closed its end (checked while it is blocked).
+    pub fn client_gone(&self) -> bool {
+        let mut b = [0u8; 1];
+        // SAFETY: a one-byte peek into a local buffer on this connection's
+        // own socket, which lives as long as the connection.
+        let n = unsafe { libc::recv(self.fd, b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+        n == 0
+    }
+
+    /// In cluster mode, whether a key's slot is no longer served here (a
+    /// blocked client is then redirected).
+    pub fn keys_moved(&self, keys: &[Bytes]) -> bool {
+        self.cluster.as_ref().is_some_and(|c| {
+            keys.iter().any(|k| {
+                let s = crate::slot::key_slot(k);
+                !c.map.gate.admits(s) && !c.map.gate.is_closed(s)
+            })
+        })
+    }
+}
