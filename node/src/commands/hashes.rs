@@ -8,10 +8,9 @@ use rand::Rng;
 use super::{cmd, flag::*, CommandSpec, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
-use crate::store::value::canonical_int;
 use crate::store::Value;
 use crate::types::hash::{HashLimits, HashValue};
-use crate::util::{eq_ic, glob_match, parse_f64, parse_i64};
+use crate::util::{canonical_int, eq_ic, glob_match, parse_f64, parse_i64};
 
 const W: &[&str] = &["write", "hash", "fast"];
 const RF: &[&str] = &["read", "hash", "fast"];
