@@ -227,6 +227,13 @@ pub struct CommandSpec {
     pub exec: Exec,
 }
 
+/// What the client registry records as a connection's last command.
+impl From<&'static CommandSpec> for crate::shard::clients::CmdName {
+    fn from(spec: &'static CommandSpec) -> Self {
+        crate::shard::clients::CmdName(&spec.name)
+    }
+}
+
 impl CommandSpec {
     /// Arity check, including that a trailing list of key groups (as MSET's
     /// key-value pairs) is complete, so a malformed command is refused before

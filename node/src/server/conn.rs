@@ -14,12 +14,12 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use super::clients::ClientInfo;
 use crate::cluster::slots::ConnCluster;
 use crate::commands::{self, flag, Combine, CommandSpec, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::parse::split_flat_array;
 use crate::resp::{Out, Parser};
+use crate::shard::clients::ClientInfo;
 use crate::shard::tx::Tx;
 use crate::shard::{broadcast, run_on, Engine, LocalShard, Shard, TxId, NO_TX};
 use crate::util::now_ms;
@@ -51,8 +51,8 @@ pub struct Conn {
 
 /// A connection's pub/sub state.
 pub struct Subscription {
-    pub tx: tokio::sync::mpsc::UnboundedSender<super::pubsub::Message>,
-    pub rx: tokio::sync::mpsc::UnboundedReceiver<super::pubsub::Message>,
+    pub tx: tokio::sync::mpsc::UnboundedSender<crate::shard::pubsub::Message>,
+    pub rx: tokio::sync::mpsc::UnboundedReceiver<crate::shard::pubsub::Message>,
     pub channels: std::collections::BTreeSet<Bytes>,
     pub patterns: std::collections::BTreeSet<Bytes>,
 }
@@ -65,7 +65,7 @@ impl Subscription {
 
 /// The next pub/sub message for a connection (never, without a
 /// subscription).
-async fn next_message(sub: &mut Option<Box<Subscription>>) -> Option<super::pubsub::Message> {
+async fn next_message(sub: &mut Option<Box<Subscription>>) -> Option<crate::shard::pubsub::Message> {
     match sub {
         Some(s) => s.rx.recv().await,
         None => std::future::pending().await,
@@ -73,7 +73,7 @@ async fn next_message(sub: &mut Option<Box<Subscription>>) -> Option<super::pubs
 }
 
 /// Writes a pub/sub message as Redis does (`message` / `pmessage`).
-pub fn write_message(out: &mut Out, m: &super::pubsub::Message) {
+pub fn write_message(out: &mut Out, m: &crate::shard::pubsub::Message) {
     match &m.pattern {
         None => {
             out.push(3);

@@ -4,11 +4,9 @@
 //! the threads in turn.
 
 pub mod busy;
-pub mod clients;
 pub mod conn;
 pub mod expiry;
 pub mod housekeeping;
-pub mod pubsub;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

@@ -3,9 +3,16 @@
 //! on it inline, other threads send it jobs through its inbox. Multi-shard
 //! work goes through `tx::Tx`, which locks the shards it needs in ascending
 //! order; while a shard is locked, work of other callers waits in the
-//! shard's FIFO queue (see `LocalShard`).
+//! shard's FIFO queue (see `LocalShard`). Clients blocked on keys wait in
+//! each shard's `blocking::Blocked`.
+//!
+//! The `Engine` holds what every thread shares: the shards' inboxes and the
+//! node-wide registries (connected clients in `clients`, pub/sub
+//! subscriptions in `pubsub`).
 
 pub mod blocking;
+pub mod clients;
+pub mod pubsub;
 pub mod tx;
 
 use std::cell::{Cell, RefCell};
@@ -185,12 +192,12 @@ pub struct Engine {
     pub cfg: Arc<Config>,
     next_tx: AtomicU64,
     pub stats: NodeStats,
-    pub clients: crate::server::clients::Clients,
+    pub clients: clients::Clients,
     pub scripting: Arc<Scripting>,
     /// Notified by SHUTDOWN.
     pub shutdown: Notify,
     /// Pub/sub subscriptions of every connection.
-    pub pubsub: crate::server::pubsub::PubSub,
+    pub pubsub: pubsub::PubSub,
     /// Cluster mode: which node serves each slot. `None` in standalone mode,
     /// where this node owns every slot.
     pub cluster: Option<Arc<crate::cluster::slots::SlotMap>>,
