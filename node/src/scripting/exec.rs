@@ -953,14 +953,14 @@ impl<'a> RunCtx<'a> {
             Ok(p) => p,
             Err(e) => return out.error(&e),
         };
-        let kind = if zset { crate::shard::blocking::Kind::ZSet { max: end } } else { crate::shard::blocking::Kind::List { left: end } };
+        let kind = if zset { crate::commands::pops::Kind::ZSet { max: end } } else { crate::commands::pops::Kind::List { left: end } };
         let Target::Wide { engine, .. } = &self.target else { return };
         let shards: Vec<usize> = keys.iter().map(|k| engine.shard_of(k)).collect();
         let db = self.db;
         for (k, s) in keys.into_iter().zip(shards) {
             let k2 = k.clone();
             let got = self
-                .on_shard(s, move |sh| crate::shard::blocking::pop_kind(sh.db(db), &k2, kind, count, now_ms()))
+                .on_shard(s, move |sh| crate::commands::pops::pop_kind(sh.db(db), &k2, kind, count, now_ms()))
                 .unwrap_or(Ok(Vec::new()));
             match got {
                 Err(e) => return out.error(&e),
