@@ -207,7 +207,7 @@ pub async fn pop_first(
         let shard = conn.engine.shard_of(&k);
         let got = conn
             .run_on(shard, move |sh| {
-                // Checked where it runs: see cluster::migration::gate.
+                // Checked where it runs: see slot::gate.
                 if sh.cluster.as_ref().is_some_and(|m| !m.gate.admits(crate::slot::key_slot(&k))) {
                     return Ok(None);
                 }

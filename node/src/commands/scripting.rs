@@ -276,7 +276,7 @@ async fn run(conn: &mut Conn, inv: Invocation<'static>, known_wide: bool) {
             loop {
                 let (outcome, back) = conn
                     .run_on(s, move |sh| {
-                        // Checked on the shard: see cluster::migration::gate.
+                        // Checked on the shard: see slot::gate.
                         let held = sh.cluster.as_ref().is_some_and(|m| inv.keys.iter().any(|k| !m.gate.admits(key_slot(k))));
                         let o = (!held).then(|| exec::run_fast(sh, &inv));
                         (o, inv)

@@ -886,7 +886,7 @@ impl Conn {
     }
 
     /// Whether the gate holds back a slot of the command's keys (see
-    /// `cluster::migration::gate`).
+    /// `slot::gate`).
     pub fn held(&self, spec: &CommandSpec, args: &[Bytes]) -> bool {
         self.cluster.as_ref().is_some_and(|c| crate::cluster::slots::held_back(&c.map, spec, args))
     }

@@ -18,9 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::cluster::slots::{Member, SlotMap};
 use crate::config::Config;
 use crate::shard::{Engine, LocalShard, Msg, Shard};
+use crate::slot::map::{Member, SlotMap};
 
 /// Stack of each shard thread: deep enough for Lua scripts' recursion
 /// (nested tables in replies, cjson's 1000 levels); only touched pages cost

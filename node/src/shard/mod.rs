@@ -64,7 +64,7 @@ pub struct Shard {
     pub scripting: Arc<Scripting>,
     /// Cluster mode: the node's slot map (whose gate holds the slots a
     /// migration is cutting over).
-    pub cluster: Option<Arc<crate::cluster::slots::SlotMap>>,
+    pub cluster: Option<Arc<crate::slot::map::SlotMap>>,
     /// Clients blocked on keys of this shard.
     pub blocked: blocking::Blocked,
     lock: TxId,
@@ -200,7 +200,7 @@ pub struct Engine {
     pub pubsub: pubsub::PubSub,
     /// Cluster mode: which node serves each slot. `None` in standalone mode,
     /// where this node owns every slot.
-    pub cluster: Option<Arc<crate::cluster::slots::SlotMap>>,
+    pub cluster: Option<Arc<crate::slot::map::SlotMap>>,
 }
 
 #[derive(Default)]
@@ -216,7 +216,7 @@ pub struct NodeStats {
 }
 
 impl Engine {
-    pub fn new(cfg: Arc<Config>, cluster: Option<Arc<crate::cluster::slots::SlotMap>>) -> (Arc<Engine>, Vec<mpsc::UnboundedReceiver<Msg>>) {
+    pub fn new(cfg: Arc<Config>, cluster: Option<Arc<crate::slot::map::SlotMap>>) -> (Arc<Engine>, Vec<mpsc::UnboundedReceiver<Msg>>) {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..cfg.shards).map(|_| mpsc::unbounded_channel()).unzip();
         let e = Engine {
             inboxes: txs,
