@@ -13,11 +13,11 @@ use super::{cmd, cmd_numkeys, flag::*, CommandSpec, ConnCmd, Exec};
 use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
-use crate::scripting::cache::{FunctionInfo, KillResult, Libraries, Library, Scripting};
 use crate::scripting::exec::{self, Invocation, Kind, Outcome};
 use crate::scripting::vm::{with_vm, with_vm_on, Vm};
 use crate::scripting::{flags, functions, parse_sha, sha1_hex};
 use crate::server::conn::Conn;
+use crate::shard::scripts::{FunctionInfo, KillResult, Libraries, Library, Scripting};
 use crate::shard::Shard;
 use crate::slot::key_slot;
 use crate::util::{eq_ic, glob_match, parse_i64};
@@ -211,7 +211,7 @@ pub fn prepare<'a>(vm: &mut Vm, c: ConnCmd, args: &'a [Bytes], db: usize, resp3:
 /// Whether an EVAL/EVALSHA call's script, or an FCALL's function, declares
 /// `allow-cross-slot-keys` (then, in cluster mode, its keys may span slots
 /// this node serves).
-pub fn allows_cross_slot(scripting: &crate::scripting::cache::Scripting, spec: &CommandSpec, args: &[Bytes]) -> bool {
+pub fn allows_cross_slot(scripting: &crate::shard::scripts::Scripting, spec: &CommandSpec, args: &[Bytes]) -> bool {
     let f = match spec.name {
         "eval" | "eval_ro" => args.get(1).and_then(|b| crate::scripting::parse_shebang(b).ok()).map(|(f, _)| f),
         "evalsha" | "evalsha_ro" => {

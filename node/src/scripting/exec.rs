@@ -37,7 +37,6 @@ use std::os::raw::{c_int, c_void};
 
 use mlua::{ffi, Function, Lua, Table, Value};
 
-use super::cache::{Busy, Scripting};
 use super::convert::{lua_to_resp, push_bytes, push_registry, seti, write_scalar};
 use super::vm::{Raw, Vm};
 use super::{flags, Sha};
@@ -45,6 +44,7 @@ use crate::commands::{self, flag, CommandSpec, ConnCmd, Exec};
 use crate::error::CmdError;
 use crate::resp::Out;
 use crate::server::conn::{combine_replies, exec_one_at, split_by_shard};
+use crate::shard::scripts::{Busy, Scripting};
 use crate::shard::{Engine, Shard, TxId};
 use crate::util::{glob_match, now_ms, parse_i64};
 

@@ -20,8 +20,8 @@ use bytes::Bytes;
 use mlua::chunk::ChunkMode;
 use mlua::{ffi, Function, HookTriggers, Lua, LuaOptions, RegistryKey, StdLib, Table, Value, VmState};
 
-use super::cache::{FunctionInfo, ScriptInfo, Scripting};
 use super::{exec, libs, Sha};
+use crate::shard::scripts::{FunctionInfo, ScriptInfo, Scripting};
 use crate::shard::Shard;
 
 /// Calls its upvalue with its arguments and returns what it returns: a C

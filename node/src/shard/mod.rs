@@ -8,11 +8,13 @@
 //!
 //! The `Engine` holds what every thread shares: the shards' inboxes and the
 //! node-wide registries (connected clients in `clients`, pub/sub
-//! subscriptions in `pubsub`).
+//! subscriptions in `pubsub`, the script cache and function libraries in
+//! `scripts`).
 
 pub mod blocking;
 pub mod clients;
 pub mod pubsub;
+pub mod scripts;
 pub mod tx;
 
 use std::cell::{Cell, RefCell};
@@ -24,9 +26,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::config::Config;
-use crate::scripting::Scripting;
 use crate::slot::key_slot;
 use crate::store::Db;
+use scripts::Scripting;
 
 /// Identifies a multi-shard transaction; 0 means "no transaction".
 pub type TxId = u64;

@@ -1,6 +1,7 @@
-//! Node-wide scripting state: the script cache (SHA1 -> source, shared by
-//! every connection and shard), the function libraries, and the registry of
-//! scripts running past the time limit (for BUSY and SCRIPT/FUNCTION KILL).
+//! Node-wide scripting state, one of the registries the `Engine` owns: the
+//! script cache (SHA1 -> source, shared by every connection and shard), the
+//! function libraries, and the registry of scripts running past the time
+//! limit (for BUSY and SCRIPT/FUNCTION KILL). The Lua side is `scripting`.
 //!
 //! None of it is on the per-command path: each shard thread's VM keeps its
 //! own copy of what it has compiled and checks a generation counter (one
@@ -13,7 +14,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::Sha;
+/// A script's SHA1 digest as 40 lower-case hex digits.
+pub type Sha = [u8; 40];
 
 /// A cached EVAL script.
 pub struct ScriptInfo {
