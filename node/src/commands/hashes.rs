@@ -491,7 +491,7 @@ mod tests {
     fn shard() -> Shard {
         let args = <crate::config::Args as clap::Parser>::parse_from(["damselfly"]);
         let cfg = crate::config::Config::from_args(&args).expect("default config");
-        Shard::new(0, 1, Arc::new(cfg), crate::shard::scripts::Scripting::new())
+        Shard::new(0, 1, Arc::new(cfg), crate::shard::scripts::Scripting::new(crate::commands::is_command))
     }
 
     /// Runs one command on `sh` and returns its reply (or error) as text.

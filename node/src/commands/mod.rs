@@ -427,6 +427,12 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     table().get(lower).copied()
 }
 
+/// Whether a command of this name exists (what the scripting registry is
+/// given for `redis.acl_check_cmd`).
+pub fn is_command(name: &[u8]) -> bool {
+    lookup(name).is_some()
+}
+
 pub fn count() -> usize {
     table().len()
 }

@@ -218,7 +218,13 @@ pub struct NodeStats {
 }
 
 impl Engine {
-    pub fn new(cfg: Arc<Config>, cluster: Option<Arc<crate::slot::map::SlotMap>>) -> (Arc<Engine>, Vec<mpsc::UnboundedReceiver<Msg>>) {
+    /// `scripting` is the node's script registry, built by the caller
+    /// (it is handed the command table, which lives above this layer).
+    pub fn new(
+        cfg: Arc<Config>,
+        cluster: Option<Arc<crate::slot::map::SlotMap>>,
+        scripting: Arc<Scripting>,
+    ) -> (Arc<Engine>, Vec<mpsc::UnboundedReceiver<Msg>>) {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..cfg.shards).map(|_| mpsc::unbounded_channel()).unzip();
         let e = Engine {
             inboxes: txs,
@@ -226,7 +232,7 @@ impl Engine {
             next_tx: AtomicU64::new(1),
             stats: NodeStats::default(),
             clients: Default::default(),
-            scripting: Scripting::new(),
+            scripting,
             shutdown: Notify::new(),
             pubsub: Default::default(),
             cluster,

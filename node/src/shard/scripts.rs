@@ -108,8 +108,11 @@ pub enum KillResult {
     WrongKind,
 }
 
-#[derive(Default)]
 pub struct Scripting {
+    /// Whether a command of this name exists (`redis.acl_check_cmd`). The
+    /// command table sits above the scripting layer, so the node hands
+    /// this in when it builds the registry.
+    pub command_exists: fn(&[u8]) -> bool,
     scripts: Mutex<HashMap<Sha, Arc<ScriptInfo>>>,
     /// Bumped by SCRIPT FLUSH: VMs drop what they compiled.
     pub script_gen: AtomicU64,
@@ -127,8 +130,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Scripting {
-    pub fn new() -> Arc<Scripting> {
-        Arc::new(Scripting::default())
+    pub fn new(command_exists: fn(&[u8]) -> bool) -> Arc<Scripting> {
+        Arc::new(Scripting {
+            command_exists,
+            scripts: Default::default(),
+            script_gen: Default::default(),
+            libraries: Default::default(),
+            lib_gen: Default::default(),
+            busy: Default::default(),
+            busy_count: Default::default(),
+            next_busy: Default::default(),
+        })
     }
 
     pub fn script(&self, sha: &Sha) -> Option<Arc<ScriptInfo>> {
