@@ -11,7 +11,42 @@ pub fn now_ms() -> u64 {
 /// Parses an integer argument strictly, as Redis's `string2ll`: canonical
 /// decimal only (`ERR value is not an integer or out of range`).
 pub fn parse_i64(b: &[u8]) -> CmdResult<i64> {
-    crate::store::value::canonical_int(b).ok_or(CmdError::NotInteger)
+    canonical_int(b).ok_or(CmdError::NotInteger)
+}
+
+/// Parses `b` as an i64 only when it is the exact canonical decimal form
+/// (no sign on zero, no leading zeros, no '+'), so that formatting the integer
+/// gives back the same bytes.
+pub fn canonical_int(b: &[u8]) -> Option<i64> {
+    // `parse_int` takes an optional '-' and 1 to 19 digits; of those, the
+    // forms that do not format back the same are a leading zero before
+    // another digit and "-0".
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if digits.first() == Some(&b'0') && (digits.len() > 1 || digits.len() < b.len()) {
+        return None;
+    }
+    parse_int(b)
+}
+
+/// Parses a signed decimal integer with no surrounding text.
+pub fn parse_int(b: &[u8]) -> Option<i64> {
+    let (neg, digits) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        let d = (c - b'0') as i64;
+        v = v.checked_mul(10)?;
+        v = if neg { v.checked_sub(d)? } else { v.checked_add(d)? };
+    }
+    Some(v)
 }
 
 /// Parses a float the way Redis's `strtold` checks do: decimal or exponent
@@ -167,6 +202,56 @@ fn glob_token(p: &[u8], mut i: usize, c: u8, nocase: bool) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ints() {
+        assert_eq!(parse_int(b"-12"), Some(-12));
+        assert_eq!(parse_int(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_int(b"9223372036854775808"), None);
+        assert_eq!(parse_int(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_int(b"1a"), None);
+        assert_eq!(parse_int(b""), None);
+    }
+
+    #[test]
+    fn canonical_int_is_what_formats_back() {
+        let reference = |b: &[u8]| {
+            let n = parse_int(b)?;
+            (itoa::Buffer::new().format(n).as_bytes() == b).then_some(n)
+        };
+        let mut cases: Vec<Vec<u8>> = [
+            "",
+            "-",
+            "0",
+            "-0",
+            "00",
+            "-00",
+            "01",
+            "-01",
+            "10",
+            "-10",
+            "7",
+            "+7",
+            " 7",
+            "7 ",
+            "1a",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "09223372036854775807",
+            "123456789012345678901",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        for n in [0i64, 1, -1, 42, -42, i64::MAX, i64::MIN, 1_000_000, -999] {
+            cases.push(n.to_string().into_bytes());
+        }
+        for c in &cases {
+            assert_eq!(canonical_int(c), reference(c), "{:?}", String::from_utf8_lossy(c));
+        }
+    }
 
     #[test]
     fn globs_agree_with_the_reference() {

@@ -1,10 +1,11 @@
-//! Cluster mode. `slots` owns the node-wide slot map (which node serves each
-//! of the 16384 hash slots, as the last committed cluster configuration says)
-//! and the per-command routing check that turns a key's slot into "serve it
-//! here", `-MOVED`, `-CLUSTERDOWN` or `-CROSSSLOT`; `identity` owns this
-//! node's persistent 40-hex id; `raft` the metadata group (its state
-//! machine, durable storage and gRPC transport); `admin` the admin service
-//! cluster-admin drives. Standalone mode (the default) has none
+//! Cluster mode. The node-wide slot map itself (which node serves each of
+//! the 16384 hash slots, as the last committed cluster configuration says)
+//! lives below the shards, in `slot::map`; here `slots` is the per-command
+//! routing check that turns a key's slot into "serve it here", `-MOVED`,
+//! `-CLUSTERDOWN` or `-CROSSSLOT`; `identity` owns this node's persistent
+//! 40-hex id; `raft` the metadata group (its state machine, durable storage
+//! and gRPC transport); `admin` the admin service cluster-admin drives;
+//! `migration` live slot migration. Standalone mode (the default) has none
 //! of this: the node owns every slot and nothing is checked.
 
 pub mod admin;
@@ -20,8 +21,8 @@ use std::time::Duration;
 use tracing::{error, info};
 
 use crate::shard::Engine;
+use crate::slot::map::SlotMap;
 use raft::{LogStore, NodeAddr, StateMachine};
-use slots::SlotMap;
 
 /// A lazily connecting gRPC channel to `url` (http://host:port).
 pub fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {

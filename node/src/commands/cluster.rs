@@ -2,7 +2,7 @@
 //! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, SETSLOT), ASKING, READONLY and
 //! READWRITE,
 //! with Redis's reply shapes and error texts. The replies describe the
-//! committed configuration in the node's slot map (`cluster::slots`); the
+//! committed configuration in the node's slot map (`slot::map`); the
 //! configuration itself changes only through the Raft group
 //! (`cluster-admin`). In standalone mode they all answer, as Redis does,
 //! that cluster support is disabled.
@@ -10,11 +10,10 @@
 use bytes::Bytes;
 
 use super::{cmd, flag::*, CommandSpec, Coord, Exec};
-use crate::cluster::migration::Request;
-use crate::cluster::slots::{ClusterView, Member, Route, SlotMap};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
+use crate::slot::map::{ClusterView, Member, Request, Route, SlotMap};
 use crate::slot::{key_slot, SLOTS};
 use crate::util::{eq_ic, now_ms, parse_i64};
 

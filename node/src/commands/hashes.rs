@@ -8,10 +8,9 @@ use rand::Rng;
 use super::{cmd, flag::*, CommandSpec, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
-use crate::store::value::canonical_int;
 use crate::store::Value;
 use crate::types::hash::{HashLimits, HashValue};
-use crate::util::{eq_ic, glob_match, parse_f64, parse_i64};
+use crate::util::{canonical_int, eq_ic, glob_match, parse_f64, parse_i64};
 
 const W: &[&str] = &["write", "hash", "fast"];
 const RF: &[&str] = &["read", "hash", "fast"];
@@ -492,7 +491,7 @@ mod tests {
     fn shard() -> Shard {
         let args = <crate::config::Args as clap::Parser>::parse_from(["damselfly"]);
         let cfg = crate::config::Config::from_args(&args).expect("default config");
-        Shard::new(0, 1, Arc::new(cfg), crate::scripting::cache::Scripting::new())
+        Shard::new(0, 1, Arc::new(cfg), crate::shard::scripts::Scripting::new(crate::commands::is_command))
     }
 
     /// Runs one command on `sh` and returns its reply (or error) as text.

@@ -9,11 +9,11 @@
 
 use bytes::Bytes;
 
+use super::pops::Kind;
 use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
-use crate::shard::blocking::Kind;
 use crate::store::{Db, SmallBytes, Value};
 use crate::types::list::ListValue;
 use crate::util::{eq_ic, now_ms, parse_i64};

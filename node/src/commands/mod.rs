@@ -152,6 +152,13 @@ pub struct CommandSpec {
     pub exec: Exec,
 }
 
+/// What the client registry records as a connection's last command.
+impl From<&'static CommandSpec> for crate::shard::clients::CmdName {
+    fn from(spec: &'static CommandSpec) -> Self {
+        crate::shard::clients::CmdName(&spec.name)
+    }
+}
+
 impl CommandSpec {
     /// Arity check, including that a trailing list of key groups (as MSET's
     /// key-value pairs) is complete, so a malformed command is refused before
@@ -329,6 +336,12 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     }
     let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
     table().get(lower).copied()
+}
+
+/// Whether a command of this name exists (what the scripting registry is
+/// given for `redis.acl_check_cmd`).
+pub fn is_command(name: &[u8]) -> bool {
+    lookup(name).is_some()
 }
 
 pub fn count() -> usize {

@@ -1,16 +1,75 @@
 //! What the pop commands of every type share: the MPOP argument form, the
 //! blocking timeout, reply shapes, and popping from the first non-empty key
 //! with blocking through `shard::blocking` (BLPOP & co., BZPOPMIN & co.,
-//! XREAD BLOCK).
+//! XREAD BLOCK). `Kind` is what a blocked client takes, and tells the
+//! type-agnostic blocking controller how (its `Take`), through the list and
+//! sorted-set operations.
 
 use bytes::Bytes;
 
 use super::Coord;
-
+use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
-use crate::shard::blocking::{has_kind, pop_kind, push_back, Kind, Popped, Waiter};
+use crate::shard::blocking::{Popped, Take, Waiter};
+use crate::store::Db;
+use crate::types::zset::ZLimits;
 use crate::util::{eq_ic, now_ms, parse_f64, parse_i64};
+
+/// What a blocked client pops.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// Sorted-set members with the highest (else lowest) scores.
+    ZSet { max: bool },
+    /// List elements from the head (else the tail).
+    List { left: bool },
+    /// Nothing is taken: the client (XREAD) is woken by a write to a
+    /// stream and reads it again.
+    Stream,
+}
+
+/// Pops up to `count` items of `kind` from `key` (list items carry score 0).
+pub fn pop_kind(db: &mut Db, key: &[u8], kind: Kind, count: usize, now: u64) -> CmdResult<Vec<(Vec<u8>, f64)>> {
+    match kind {
+        Kind::ZSet { max } => super::zsets::pop_members(db, key, max, count, now),
+        Kind::List { left } => Ok(super::lists::pop_items(db, key, left, count, now)?.into_iter().map(|v| (v.to_vec(), 0.0)).collect()),
+        Kind::Stream => Ok(Vec::new()),
+    }
+}
+
+/// Whether `key` holds items of `kind`.
+pub fn has_kind(db: &mut Db, key: &[u8], kind: Kind, now: u64) -> bool {
+    match kind {
+        Kind::ZSet { .. } => super::zsets::has_members(db, key, now),
+        Kind::List { .. } => super::lists::has_items(db, key, now),
+        Kind::Stream => db.exists(key, now),
+    }
+}
+
+/// Puts popped items back where they came from.
+pub fn push_back(db: &mut Db, key: &[u8], kind: Kind, items: Vec<(Vec<u8>, f64)>, limits: ZLimits, now: u64) {
+    match kind {
+        Kind::ZSet { .. } => super::zsets::push_back(db, key, items, limits, now),
+        Kind::List { left } => {
+            let _ = super::lists::push_items(db, key, left, items.iter().rev().map(|(v, _)| &v[..]), now);
+        }
+        Kind::Stream => {}
+    }
+}
+
+impl Take for Kind {
+    fn ready(&self, db: &mut Db, key: &[u8], now: u64) -> bool {
+        has_kind(db, key, *self, now)
+    }
+
+    fn take(&self, db: &mut Db, key: &[u8], count: usize, now: u64) -> CmdResult<Vec<(Vec<u8>, f64)>> {
+        pop_kind(db, key, *self, count, now)
+    }
+
+    fn put_back(&self, db: &mut Db, key: &[u8], items: Vec<(Vec<u8>, f64)>, cfg: &Config, now: u64) {
+        push_back(db, key, *self, items, cfg.zset_limits(), now)
+    }
+}
 
 /// How a pop command replies.
 #[derive(Clone, Copy, PartialEq)]
@@ -148,7 +207,7 @@ pub async fn pop_first(
         let shard = cx.engine().shard_of(&k);
         let got = cx
             .run_on(shard, move |sh| {
-                // Checked where it runs: see cluster::migration::gate.
+                // Checked where it runs: see slot::gate.
                 if sh.cluster.as_ref().is_some_and(|m| !m.gate.admits(crate::slot::key_slot(&k))) {
                     return Ok(None);
                 }

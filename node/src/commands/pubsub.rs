@@ -1,6 +1,6 @@
 //! Pub/sub commands: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE,
 //! PUBLISH and PUBSUB (CHANNELS, NUMSUB, NUMPAT), with Redis's reply shapes
-//! (the registry is `server::pubsub`). A RESP2 connection with
+//! (the registry is `shard::pubsub`). A RESP2 connection with
 //! subscriptions only accepts the subscription commands, PING, QUIT and
 //! RESET, as in Redis.
 

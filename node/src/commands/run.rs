@@ -157,7 +157,7 @@ pub fn combine_replies(combine: Combine, parts: &[Part], replies: &[Vec<u8>], ou
         Combine::Sum => {
             // Each part answers `:<n>\r\n`; anything else is a fault to
             // report, never a silent 0.
-            let int = |r: &[u8]| r.strip_prefix(b":")?.strip_suffix(b"\r\n").and_then(crate::resp::parse::parse_int);
+            let int = |r: &[u8]| r.strip_prefix(b":")?.strip_suffix(b"\r\n").and_then(crate::util::parse_int);
             match replies.iter().map(|r| int(r)).sum::<Option<i64>>() {
                 Some(total) => out.int(total),
                 None => out.error(&CmdError::err("a shard's reply to a multi-key command could not be combined")),

@@ -211,7 +211,7 @@ mod tests {
     fn shard(id: usize, n: usize) -> Shard {
         use clap::Parser;
         let cfg = crate::config::Config::from_args(&crate::config::Args::parse_from(["damselfly"])).expect("config");
-        Shard::new(id, n, std::sync::Arc::new(cfg), crate::scripting::cache::Scripting::new())
+        Shard::new(id, n, std::sync::Arc::new(cfg), crate::shard::scripts::Scripting::new(crate::commands::is_command))
     }
 
     #[test]

@@ -14,10 +14,10 @@ use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
-use crate::scripting::cache::{FunctionInfo, KillResult, Libraries, Library, Scripting};
 use crate::scripting::exec::{self, Invocation, Kind, Outcome};
 use crate::scripting::vm::{with_vm, with_vm_on, Vm};
 use crate::scripting::{flags, functions, parse_sha, sha1_hex};
+use crate::shard::scripts::{FunctionInfo, KillResult, Libraries, Library, Scripting};
 use crate::shard::Shard;
 use crate::slot::key_slot;
 use crate::util::{eq_ic, glob_match, parse_i64};
@@ -223,7 +223,7 @@ pub fn prepare<'a>(
 /// Whether an EVAL/EVALSHA call's script, or an FCALL's function, declares
 /// `allow-cross-slot-keys` (then, in cluster mode, its keys may span slots
 /// this node serves).
-pub fn allows_cross_slot(scripting: &crate::scripting::cache::Scripting, spec: &CommandSpec, args: &[Bytes]) -> bool {
+pub fn allows_cross_slot(scripting: &crate::shard::scripts::Scripting, spec: &CommandSpec, args: &[Bytes]) -> bool {
     let f = match spec.name {
         "eval" | "eval_ro" => args.get(1).and_then(|b| crate::scripting::parse_shebang(b).ok()).map(|(f, _)| f),
         "evalsha" | "evalsha_ro" => {
@@ -285,7 +285,7 @@ async fn run(cx: &mut dyn Coord, inv: Invocation<'static>, known_wide: bool) {
             loop {
                 let (outcome, back) = cx
                     .run_on(s, move |sh| {
-                        // Checked on the shard: see cluster::migration::gate.
+                        // Checked on the shard: see slot::gate.
                         let held = sh.cluster.as_ref().is_some_and(|m| inv.keys.iter().any(|k| !m.gate.admits(key_slot(k))));
                         let o = (!held).then(|| exec::run_fast(sh, &inv));
                         (o, inv)

@@ -10,8 +10,8 @@ use bytes::Bytes;
 
 use super::CommandSpec;
 use crate::cluster::slots::ConnCluster;
-use crate::server::clients::ClientInfo;
-use crate::server::pubsub::Message;
+use crate::shard::clients::ClientInfo;
+use crate::shard::pubsub::Message;
 use crate::shard::{Engine, NO_TX};
 
 pub struct Session {

@@ -8,9 +8,8 @@ use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::reply::format_double;
 use crate::resp::Out;
-use crate::store::value::canonical_int;
 use crate::store::{Db, Value};
-use crate::util::{eq_ic, parse_f64, parse_i64};
+use crate::util::{canonical_int, eq_ic, parse_f64, parse_i64};
 
 const S: &[&str] = &["string"];
 

@@ -15,12 +15,12 @@ use foldhash::fast::RandomState;
 use hashbrown::hash_map::Entry as MapEntry;
 use hashbrown::HashMap;
 
+use super::pops::Kind;
 use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::reply::{d2string, format_g17};
 use crate::resp::Out;
-use crate::shard::blocking::Kind;
 
 use crate::store::{Db, Value};
 use crate::types::zset::{LexRange, Outcome, ScoreRange, ZLimits, ZSet, ZSetFull};

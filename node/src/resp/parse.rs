@@ -4,6 +4,8 @@
 
 use bytes::{Bytes, BytesMut};
 
+use crate::util::parse_int;
+
 /// Longest inline command line accepted (as Redis's PROTO_INLINE_MAX_SIZE).
 const INLINE_MAX: usize = 64 * 1024;
 /// Largest multibulk count accepted.
@@ -231,27 +233,6 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
         i = at + 1;
     }
     None
-}
-
-/// Parses a signed decimal integer with no surrounding text.
-pub fn parse_int(b: &[u8]) -> Option<i64> {
-    let (neg, digits) = match b.first()? {
-        b'-' => (true, &b[1..]),
-        _ => (false, b),
-    };
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        let d = (c - b'0') as i64;
-        v = v.checked_mul(10)?;
-        v = if neg { v.checked_sub(d)? } else { v.checked_add(d)? };
-    }
-    Some(v)
 }
 
 /// Splits an inline command line into arguments, honouring Redis's quoting
@@ -490,15 +471,5 @@ mod tests {
         let mut p = Parser::new(10);
         let mut buf = BytesMut::from(&b"*1\r\n$11\r\n"[..]);
         assert!(p.next(&mut buf).is_err());
-    }
-
-    #[test]
-    fn ints() {
-        assert_eq!(parse_int(b"-12"), Some(-12));
-        assert_eq!(parse_int(b"9223372036854775807"), Some(i64::MAX));
-        assert_eq!(parse_int(b"9223372036854775808"), None);
-        assert_eq!(parse_int(b"-9223372036854775808"), Some(i64::MIN));
-        assert_eq!(parse_int(b"1a"), None);
-        assert_eq!(parse_int(b""), None);
     }
 }

@@ -18,8 +18,8 @@
 use mlua::Lua;
 use mlua::{ffi, Table, Value};
 
-use crate::resp::parse::parse_int;
 use crate::resp::Out;
+use crate::util::parse_int;
 
 /// How deep a returned table may nest before the reply gives up on it.
 const MAX_DEPTH: usize = 500;

@@ -39,7 +39,6 @@ use std::os::raw::{c_int, c_void};
 
 use mlua::{ffi, Function, Lua, Table, Value};
 
-use super::cache::{Busy, Scripting};
 use super::convert::{lua_to_resp, push_bytes, push_registry, seti, write_scalar};
 use super::vm::{Raw, Vm};
 use super::{flags, Sha};
@@ -47,6 +46,7 @@ use crate::commands::session::Session;
 use crate::commands::{self, exec_one_at, flag, CommandSpec, Coord, Exec, LocalFut};
 use crate::error::CmdResult;
 use crate::resp::Out;
+use crate::shard::scripts::{Busy, Scripting};
 use crate::shard::{Engine, Job, Shard, TxId};
 use crate::util::now_ms;
 

@@ -1,7 +1,8 @@
 //! Lua scripting (EVAL and friends) and Redis 7 functions (FUNCTION, FCALL).
 //!
 //! One sandboxed Lua 5.1 VM per shard thread (`vm`); the node-wide script
-//! cache and function libraries (`cache`); Redis <-> Lua value conversion
+//! cache and function libraries are a registry of the engine
+//! (`shard::scripts`); Redis <-> Lua value conversion
 //! (`convert`); the libraries scripts expect (`libs`: bit, cjson, cmsgpack,
 //! struct); and execution (`exec`): a script whose declared keys live on
 //! one shard runs there as one job, with `redis.call` executing commands
@@ -10,17 +11,13 @@
 //! connection holds every shard (see docs/ARCHITECTURE.md, "Scripting").
 //! The commands themselves are in `commands::scripting`.
 
-pub mod cache;
 pub mod convert;
 pub mod exec;
 pub mod functions;
 pub mod libs;
 pub mod vm;
 
-pub use cache::Scripting;
-
-/// A script's SHA1 digest as 40 lower-case hex digits.
-pub type Sha = [u8; 40];
+pub use crate::shard::scripts::Sha;
 
 /// SHA1 of `body`, as Redis names scripts.
 pub fn sha1_hex(body: &[u8]) -> Sha {

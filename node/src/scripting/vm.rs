@@ -20,8 +20,8 @@ use bytes::Bytes;
 use mlua::chunk::ChunkMode;
 use mlua::{ffi, Function, HookTriggers, Lua, LuaOptions, RegistryKey, StdLib, Table, Value, VmState};
 
-use super::cache::{FunctionInfo, ScriptInfo, Scripting};
 use super::{exec, libs, Sha};
+use crate::shard::scripts::{FunctionInfo, ScriptInfo, Scripting};
 use crate::shard::Shard;
 
 /// Calls its upvalue with its arguments and returns what it returns: a C
@@ -241,8 +241,8 @@ impl Vm {
                 Ok(())
             })?,
         )?;
-        natives
-            .raw_set("command_exists", lua.create_function(|_, name: String| Ok(crate::commands::lookup(name.as_bytes()).is_some()))?)?;
+        let command_exists = scripting.command_exists;
+        natives.raw_set("command_exists", lua.create_function(move |_, name: String| Ok(command_exists(name.as_bytes())))?)?;
         natives.raw_set(
             "register",
             lua.create_function(|_, (name, f, flags, desc): (String, Function, Vec<String>, Option<String>)| {
@@ -525,7 +525,7 @@ mod tests {
     fn tonumber_as_lua() {
         // Ours in the sandbox against the standard one in a plain state,
         // each expression shown with Lua's tostring.
-        let vm = Vm::new(Scripting::new()).unwrap();
+        let vm = Vm::new(Scripting::new(crate::commands::is_command)).unwrap();
         let stock = Lua::new();
         let run = |lua: &Lua, env: Option<&Table>, expr: &str| -> String {
             let mut chunk = lua.load(format!("return tostring({expr})")).set_name("=t");

@@ -41,7 +41,7 @@ pub struct Conn {
 
 /// The next pub/sub message for a connection (never, without a
 /// subscription).
-async fn next_message(sub: &mut Option<Box<Subscription>>) -> Option<super::pubsub::Message> {
+async fn next_message(sub: &mut Option<Box<Subscription>>) -> Option<crate::shard::pubsub::Message> {
     match sub {
         Some(s) => s.rx.recv().await,
         None => std::future::pending().await,
@@ -49,7 +49,7 @@ async fn next_message(sub: &mut Option<Box<Subscription>>) -> Option<super::pubs
 }
 
 /// Writes a pub/sub message as Redis does (`message` / `pmessage`).
-pub fn write_message(out: &mut Out, m: &super::pubsub::Message) {
+pub fn write_message(out: &mut Out, m: &crate::shard::pubsub::Message) {
     match &m.pattern {
         None => {
             out.push(3);
@@ -667,7 +667,7 @@ impl Conn {
     }
 
     /// Whether the gate holds back a slot of the command's keys (see
-    /// `cluster::migration::gate`).
+    /// `slot::gate`).
     fn gate_holds(&self, spec: &CommandSpec, args: &[Bytes]) -> bool {
         self.s.cluster.as_ref().is_some_and(|c| crate::cluster::slots::held_back(&c.map, spec, args))
     }

@@ -68,7 +68,7 @@ mod tests {
 
     fn new_shard() -> Rc<LocalShard> {
         let cfg = Config::from_args(&Args::parse_from(["damselfly"])).expect("config");
-        LocalShard::new(Shard::new(0, 1, Arc::new(cfg), crate::scripting::cache::Scripting::new()))
+        LocalShard::new(Shard::new(0, 1, Arc::new(cfg), crate::shard::scripts::Scripting::new(crate::commands::is_command)))
     }
 
     /// A wall clock that follows tokio's (paused) time from `BASE`.

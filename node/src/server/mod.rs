@@ -4,11 +4,9 @@
 //! the threads in turn.
 
 pub mod busy;
-pub mod clients;
 pub mod conn;
 pub mod expiry;
 pub mod housekeeping;
-pub mod pubsub;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -20,9 +18,10 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::cluster::slots::{Member, SlotMap};
 use crate::config::Config;
+use crate::shard::scripts::Scripting;
 use crate::shard::{Engine, LocalShard, Msg, Shard};
+use crate::slot::map::{Member, SlotMap};
 
 /// Stack of each shard thread: deep enough for Lua scripts' recursion
 /// (nested tables in replies, cjson's 1000 levels); only touched pages cost
@@ -36,7 +35,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         Some(c) => Some(Arc::new(cluster_map(&cfg, c)?)),
         None => None,
     };
-    let (engine, inboxes) = Engine::new(cfg.clone(), cluster.clone());
+    let (engine, inboxes) = Engine::new(cfg.clone(), cluster.clone(), Scripting::new(crate::commands::is_command));
     if let Some(map) = cluster {
         let dir = cfg.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let bind = cfg.bind.first().cloned().unwrap_or_else(|| "127.0.0.1".into());

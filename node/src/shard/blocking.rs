@@ -1,15 +1,20 @@
 //! Clients blocked on keys (BLPOP & co. on lists, BZPOPMIN & co. on sorted
-//! sets): each
-//! waits with a `Waiter` registered, per key, with the shard that owns the
-//! key. When a write touches such a key (`Db::touch` marks it ready), the
-//! shard serves the key's waiters in the order they blocked, right after
-//! the job that wrote it, or when the transaction holding the shard ends,
-//! so no waiter sees a transaction's intermediate state.
+//! sets, XREAD BLOCK on streams): each waits with a `Waiter` registered,
+//! per key, with the shard that owns the key. When a write touches such a
+//! key (`Db::touch` marks it ready), the shard serves the key's waiters in
+//! the order they blocked, right after the job that wrote it, or when the
+//! transaction holding the shard ends, so no waiter sees a transaction's
+//! intermediate state.
 //!
 //! A waiter blocked on keys of several shards is served once: whoever
 //! claims it first (a shard serving it, or its connection giving up on a
 //! timeout or a closed client) decides. A reply that can no longer be
 //! delivered is put back.
+//!
+//! The controller knows nothing of the data types: each waiter carries a
+//! `Take`, supplied by the command family that blocked (`commands::pops`),
+//! which says whether a key has something to give, takes it, and puts it
+//! back.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +24,9 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::Shard;
-use crate::store::SmallBytes;
+use crate::config::Config;
+use crate::error::CmdResult;
+use crate::store::{Db, SmallBytes};
 
 /// What a served waiter receives: the key and the members popped from it.
 pub struct Popped {
@@ -27,54 +34,16 @@ pub struct Popped {
     pub items: Vec<(Vec<u8>, f64)>,
 }
 
-/// What a blocked client pops.
-#[derive(Clone, Copy, Debug)]
-pub enum Kind {
-    /// Sorted-set members with the highest (else lowest) scores.
-    ZSet { max: bool },
-    /// List elements from the head (else the tail).
-    List { left: bool },
-    /// Nothing is taken: the client (XREAD) is woken by a write to a
-    /// stream and reads it again.
-    Stream,
-}
-
-/// Pops up to `count` items of `kind` from `key` (list items carry score 0).
-pub fn pop_kind(db: &mut crate::store::Db, key: &[u8], kind: Kind, count: usize, now: u64) -> crate::error::CmdResult<Vec<(Vec<u8>, f64)>> {
-    match kind {
-        Kind::ZSet { max } => crate::commands::zsets::pop_members(db, key, max, count, now),
-        Kind::List { left } => {
-            Ok(crate::commands::lists::pop_items(db, key, left, count, now)?.into_iter().map(|v| (v.to_vec(), 0.0)).collect())
-        }
-        Kind::Stream => Ok(Vec::new()),
-    }
-}
-
-/// Whether `key` holds items of `kind`.
-pub fn has_kind(db: &mut crate::store::Db, key: &[u8], kind: Kind, now: u64) -> bool {
-    match kind {
-        Kind::ZSet { .. } => crate::commands::zsets::has_members(db, key, now),
-        Kind::List { .. } => crate::commands::lists::has_items(db, key, now),
-        Kind::Stream => db.exists(key, now),
-    }
-}
-
-/// Puts popped items back where they came from.
-pub fn push_back(
-    db: &mut crate::store::Db,
-    key: &[u8],
-    kind: Kind,
-    items: Vec<(Vec<u8>, f64)>,
-    limits: crate::types::zset::ZLimits,
-    now: u64,
-) {
-    match kind {
-        Kind::ZSet { .. } => crate::commands::zsets::push_back(db, key, items, limits, now),
-        Kind::List { left } => {
-            let _ = crate::commands::lists::push_items(db, key, left, items.iter().rev().map(|(v, _)| &v[..]), now);
-        }
-        Kind::Stream => {}
-    }
+/// How a blocked client takes items from a key: what it waits for, popping
+/// it, and putting popped items back when they cannot be delivered. Items
+/// are (member, score) pairs; types without scores use 0.
+pub trait Take: Send + Sync {
+    /// Whether `key` holds something to take.
+    fn ready(&self, db: &mut Db, key: &[u8], now: u64) -> bool;
+    /// Takes up to `count` items from `key`.
+    fn take(&self, db: &mut Db, key: &[u8], count: usize, now: u64) -> CmdResult<Vec<(Vec<u8>, f64)>>;
+    /// Puts taken items back where they came from.
+    fn put_back(&self, db: &mut Db, key: &[u8], items: Vec<(Vec<u8>, f64)>, cfg: &Config, now: u64);
 }
 
 /// One blocked client's request.
@@ -98,16 +67,16 @@ impl Drop for BlockedClient {
 
 pub struct Waiter {
     claimed: AtomicBool,
-    /// What to pop, and at most how many.
-    pub kind: Kind,
+    /// What to take, and at most how many.
+    pub take: Box<dyn Take>,
     pub count: usize,
     tx: Mutex<Option<oneshot::Sender<Popped>>>,
 }
 
 impl Waiter {
-    pub fn new(kind: Kind, count: usize) -> (Arc<Waiter>, oneshot::Receiver<Popped>) {
+    pub fn new(take: impl Take + 'static, count: usize) -> (Arc<Waiter>, oneshot::Receiver<Popped>) {
         let (tx, rx) = oneshot::channel();
-        (Arc::new(Waiter { claimed: AtomicBool::new(false), kind, count, tx: Mutex::new(Some(tx)) }), rx)
+        (Arc::new(Waiter { claimed: AtomicBool::new(false), take: Box::new(take), count, tx: Mutex::new(Some(tx)) }), rx)
     }
 
     /// Takes the waiter for serving (or for giving up); false when someone
@@ -186,8 +155,8 @@ impl Shard {
                 continue;
             }
             let now = crate::util::now_ms();
-            if !has_kind(self.db(db), key, w.kind, now) {
-                // Nothing to give (gone again, or not a sorted set): the
+            if !w.take.ready(self.db(db), key, now) {
+                // Nothing to give (gone again, or of another type): the
                 // waiters keep waiting.
                 break;
             }
@@ -195,10 +164,10 @@ impl Shard {
             if !w.claim() {
                 continue;
             }
-            let items = pop_kind(self.db(db), key, w.kind, w.count, now).unwrap_or_default();
+            let items = w.take.take(self.db(db), key, w.count, now).unwrap_or_default();
             if let Err(back) = w.deliver(Popped { key: Bytes::copy_from_slice(key), items }) {
-                let limits = self.cfg.zset_limits();
-                push_back(self.db(db), key, w.kind, back.items, limits, now);
+                let cfg = self.cfg.clone();
+                w.take.put_back(self.db(db), key, back.items, &cfg, now);
             }
         }
         self.prune_waiters(db, key);

@@ -3,9 +3,18 @@
 //! on it inline, other threads send it jobs through its inbox. Multi-shard
 //! work goes through `tx::Tx`, which locks the shards it needs in ascending
 //! order; while a shard is locked, work of other callers waits in the
-//! shard's FIFO queue (see `LocalShard`).
+//! shard's FIFO queue (see `LocalShard`). Clients blocked on keys wait in
+//! each shard's `blocking::Blocked`.
+//!
+//! The `Engine` holds what every thread shares: the shards' inboxes and the
+//! node-wide registries (connected clients in `clients`, pub/sub
+//! subscriptions in `pubsub`, the script cache and function libraries in
+//! `scripts`).
 
 pub mod blocking;
+pub mod clients;
+pub mod pubsub;
+pub mod scripts;
 pub mod tx;
 
 use std::cell::{Cell, RefCell};
@@ -17,9 +26,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::config::Config;
-use crate::scripting::Scripting;
 use crate::slot::key_slot;
 use crate::store::Db;
+use scripts::Scripting;
 
 /// Identifies a multi-shard transaction; 0 means "no transaction".
 pub type TxId = u64;
@@ -57,7 +66,7 @@ pub struct Shard {
     pub scripting: Arc<Scripting>,
     /// Cluster mode: the node's slot map (whose gate holds the slots a
     /// migration is cutting over).
-    pub cluster: Option<Arc<crate::cluster::slots::SlotMap>>,
+    pub cluster: Option<Arc<crate::slot::map::SlotMap>>,
     /// Clients blocked on keys of this shard.
     pub blocked: blocking::Blocked,
     /// The node's engine (set when the shard's thread starts; scripts on
@@ -189,15 +198,15 @@ pub struct Engine {
     pub cfg: Arc<Config>,
     next_tx: AtomicU64,
     pub stats: NodeStats,
-    pub clients: crate::server::clients::Clients,
+    pub clients: clients::Clients,
     pub scripting: Arc<Scripting>,
     /// Notified by SHUTDOWN.
     pub shutdown: Notify,
     /// Pub/sub subscriptions of every connection.
-    pub pubsub: crate::server::pubsub::PubSub,
+    pub pubsub: pubsub::PubSub,
     /// Cluster mode: which node serves each slot. `None` in standalone mode,
     /// where this node owns every slot.
-    pub cluster: Option<Arc<crate::cluster::slots::SlotMap>>,
+    pub cluster: Option<Arc<crate::slot::map::SlotMap>>,
 }
 
 #[derive(Default)]
@@ -213,7 +222,13 @@ pub struct NodeStats {
 }
 
 impl Engine {
-    pub fn new(cfg: Arc<Config>, cluster: Option<Arc<crate::cluster::slots::SlotMap>>) -> (Arc<Engine>, Vec<mpsc::UnboundedReceiver<Msg>>) {
+    /// `scripting` is the node's script registry, built by the caller
+    /// (it is handed the command table, which lives above this layer).
+    pub fn new(
+        cfg: Arc<Config>,
+        cluster: Option<Arc<crate::slot::map::SlotMap>>,
+        scripting: Arc<Scripting>,
+    ) -> (Arc<Engine>, Vec<mpsc::UnboundedReceiver<Msg>>) {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..cfg.shards).map(|_| mpsc::unbounded_channel()).unzip();
         let e = Engine {
             inboxes: txs,
@@ -221,7 +236,7 @@ impl Engine {
             next_tx: AtomicU64::new(1),
             stats: NodeStats::default(),
             clients: Default::default(),
-            scripting: Scripting::new(),
+            scripting,
             shutdown: Notify::new(),
             pubsub: Default::default(),
             cluster,

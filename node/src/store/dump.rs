@@ -31,8 +31,8 @@
 //! A new type (sorted set, JSON, ...) gets the next tag; decoders refuse tags
 //! they do not know. Any layout change that is not a new tag bumps the version.
 
-use super::codec::{put_bytes, put_len, Reader};
 use super::Value;
+use crate::types::codec::{put_bytes, put_len, Reader};
 use crate::types::hash::{HashLimits, HashValue};
 use crate::types::json::JsonDoc;
 use crate::types::zset::ZSet;

@@ -1,14 +1,12 @@
-//! The keyspace of one shard: compact byte strings, typed values, and the
-//! per-database table that indexes keys by hash slot and expiry time, and the
-//! DUMP/RESTORE serialisation of values.
+//! The keyspace of one shard: typed values, the per-database table that
+//! indexes keys by hash slot and expiry time, and the DUMP/RESTORE
+//! serialisation of values. Keys are `types::SmallBytes` (re-exported here).
 
-pub mod bytes;
-pub mod codec;
 pub mod db;
 pub mod dump;
 pub mod slab;
 pub mod value;
 
-pub use self::bytes::SmallBytes;
+pub use crate::types::SmallBytes;
 pub use db::Db;
 pub use value::Value;

@@ -12,6 +12,7 @@ use crate::types::list::ListValue;
 use crate::types::set::SetValue;
 use crate::types::stream::StreamValue;
 use crate::types::zset::ZSet;
+use crate::util::canonical_int;
 
 #[derive(Clone)]
 pub enum Value {
@@ -123,20 +124,6 @@ impl Value {
     }
 }
 
-/// Parses `b` as an i64 only when it is the exact canonical decimal form
-/// (no sign on zero, no leading zeros, no '+'), so that formatting the integer
-/// gives back the same bytes.
-pub fn canonical_int(b: &[u8]) -> Option<i64> {
-    // `parse_int` takes an optional '-' and 1 to 19 digits; of those, the
-    // forms that do not format back the same are a leading zero before
-    // another digit and "-0".
-    let digits = b.strip_prefix(b"-").unwrap_or(b);
-    if digits.first() == Some(&b'0') && (digits.len() > 1 || digits.len() < b.len()) {
-        return None;
-    }
-    crate::resp::parse::parse_int(b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,46 +131,6 @@ mod tests {
     #[test]
     fn value_is_compact() {
         assert_eq!(std::mem::size_of::<Value>(), 24);
-    }
-
-    #[test]
-    fn canonical_int_is_what_formats_back() {
-        let reference = |b: &[u8]| {
-            let n = crate::resp::parse::parse_int(b)?;
-            (itoa::Buffer::new().format(n).as_bytes() == b).then_some(n)
-        };
-        let mut cases: Vec<Vec<u8>> = [
-            "",
-            "-",
-            "0",
-            "-0",
-            "00",
-            "-00",
-            "01",
-            "-01",
-            "10",
-            "-10",
-            "7",
-            "+7",
-            " 7",
-            "7 ",
-            "1a",
-            "9223372036854775807",
-            "9223372036854775808",
-            "-9223372036854775808",
-            "-9223372036854775809",
-            "09223372036854775807",
-            "123456789012345678901",
-        ]
-        .iter()
-        .map(|s| s.as_bytes().to_vec())
-        .collect();
-        for n in [0i64, 1, -1, 42, -42, i64::MAX, i64::MIN, 1_000_000, -999] {
-            cases.push(n.to_string().into_bytes());
-        }
-        for c in &cases {
-            assert_eq!(canonical_int(c), reference(c), "{:?}", String::from_utf8_lossy(c));
-        }
     }
 
     #[test]

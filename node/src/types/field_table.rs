@@ -13,7 +13,7 @@
 
 use std::marker::PhantomData;
 
-use crate::store::SmallBytes;
+use super::SmallBytes;
 
 /// The position function of a table. Production tables use
 /// `ScanPosition`; tests plug in deliberately colliding functions.

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use foldhash::fast::FixedState;
 
 use super::field_table::{self, FieldTable};
-use crate::store::SmallBytes;
+use super::SmallBytes;
 
 #[derive(Clone)]
 pub enum HashValue {

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use crate::store::SmallBytes;
+use super::SmallBytes;
 
 #[derive(Clone, Default)]
 pub struct ListValue {

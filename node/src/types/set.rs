@@ -5,7 +5,7 @@
 
 use hashbrown::HashSet;
 
-use crate::store::SmallBytes;
+use super::SmallBytes;
 
 #[derive(Clone, Default)]
 pub struct SetValue {
@@ -49,7 +49,7 @@ impl SetValue {
     }
 
     pub fn encoding(&self) -> &'static str {
-        let ints = self.members.iter().all(|m| crate::store::value::canonical_int(m).is_some());
+        let ints = self.members.iter().all(|m| crate::util::canonical_int(m).is_some());
         if ints && self.members.len() <= 512 {
             "intset"
         } else if self.members.len() <= 128 && self.members.iter().all(|m| m.len() <= 64) {

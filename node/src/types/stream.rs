@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::store::SmallBytes;
+use super::SmallBytes;
 
 /// A stream entry ID.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,5 +1,6 @@
 //! Live slot migration (docs/MIGRATION.md has the protocol and its failure
-//! cases). `gate` holds writes to slots during cut-over; `source` runs a
+//! cases). The gate that holds writes to slots during cut-over is
+//! `slot::gate`, in the slot map shards consult; `source` runs a
 //! migration on the node that owns the slots; `target` applies the key
 //! batches on the receiving node; `purge` deletes the keys of slots a node
 //! neither serves nor imports (after a move, or an aborted import) and
@@ -9,7 +10,6 @@
 //! configuration, the engine and the slot map. `Request`s let connections
 //! (CLUSTER SETSLOT) ask the control plane for a move.
 
-pub mod gate;
 pub mod purge;
 pub mod source;
 pub mod target;
@@ -23,8 +23,8 @@ use damselfly_proto::migration::ProposeRequest;
 
 use super::channel;
 use super::raft::{Change, NodeAddr, Raft, StateMachine};
-use super::slots::SlotMap;
 use crate::shard::{Engine, Shard, NO_TX};
+use crate::slot::map::{Request, SlotMap};
 
 /// Largest gRPC message between nodes (one key's DUMP payload may be big).
 pub const MAX_MESSAGE: usize = 512 << 20;
@@ -114,13 +114,6 @@ impl Control {
     pub async fn applied(&self, index: u64, limit: Duration) -> bool {
         self.raft.wait(Some(limit)).applied_index_at_least(Some(index), "migration").await.is_ok()
     }
-}
-
-/// What a connection may ask of the control plane (CLUSTER SETSLOT).
-pub enum Request {
-    /// Move `slot`, keys included, from this node to member `to`, then
-    /// purge this node's copy; the reply comes when it is done.
-    Move { slot: u16, to: String, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
 }
 
 /// Serves connections' requests, one at a time.

@@ -53,7 +53,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::cluster::slots::{Member, SlotMap};
+    use crate::slot::map::{Member, SlotMap};
 
     /// Removes a test's storage directory.
     pub(crate) struct DirGuard(pub(crate) PathBuf);

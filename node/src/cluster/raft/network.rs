@@ -181,7 +181,7 @@ mod tests {
     use super::*;
     use crate::cluster::raft::tests::DirGuard;
     use crate::cluster::raft::{raft_id, LogStore, StateMachine};
-    use crate::cluster::slots::{Member, SlotMap};
+    use crate::slot::map::{Member, SlotMap};
 
     /// A one-node group, leader of itself, serving the Raft service on a
     /// loopback port.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::types::{Change, ChangeResult, NodeAddr, NodeId, TypeConfig};
 use super::{io_read, io_write, lock, write_file, SErr};
-use crate::cluster::slots::{ClusterView, Member, MigrationView, SlotMap};
+use crate::slot::map::{ClusterView, Member, MigrationView, SlotMap};
 use crate::slot::SLOTS;
 
 /// target accepts their keys (see `cluster::migration`).

@@ -22,7 +22,7 @@ const DOC: &str = r#"{"a":1,"b":{"a":2,"c":[1,2,3,{"a":3}]},"s":"str","n":null,"
 
 fn shard() -> Shard {
     let cfg = Config::from_args(&Args::parse_from(["damselfly"])).expect("default config");
-    Shard::new(0, 1, Arc::new(cfg), crate::scripting::cache::Scripting::new())
+    Shard::new(0, 1, Arc::new(cfg), crate::shard::scripts::Scripting::new(crate::commands::is_command))
 }
 
 /// Splits a command line: whitespace separates arguments, '...' quotes one

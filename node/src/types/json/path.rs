@@ -768,7 +768,7 @@ impl Parser<'_> {
             Some(b'\'') | Some(b'"') => {
                 let s = self.string()?;
                 match String::from_utf8(s) {
-                    Ok(s) => Ok(Operand::Lit(Json::Str(crate::store::SmallBytes::from_vec(s.into_bytes())))),
+                    Ok(s) => Ok(Operand::Lit(Json::Str(crate::types::SmallBytes::from_vec(s.into_bytes())))),
                     Err(_) => self.err("invalid UTF-8 in string"),
                 }
             }

@@ -15,8 +15,8 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use crate::store::codec::{put_len, Reader};
-use crate::store::SmallBytes;
+use crate::types::codec::{put_len, Reader};
+use crate::types::SmallBytes;
 
 /// Deepest nesting of arrays/objects a document may have (RedisJSON's limit).
 pub const MAX_DEPTH: usize = 128;

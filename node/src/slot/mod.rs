@@ -1,4 +1,10 @@
-//! Hash slots: Redis's CRC16 (XMODEM) of a key, or of its `{hash tag}`, modulo 16384.
+//! Hash slots: Redis's CRC16 (XMODEM) of a key, or of its `{hash tag}`,
+//! modulo 16384; in cluster mode, which of them this node serves (`map`,
+//! the slot map the Raft state machine installs) and may touch right now
+//! (`gate`, closed during a migration's cut-over).
+
+pub mod gate;
+pub mod map;
 
 /// Number of hash slots in the keyspace, as in Redis Cluster.
 pub const SLOTS: usize = 16384;

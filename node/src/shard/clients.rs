@@ -3,13 +3,19 @@
 //! registry's mutex is only taken on connect, disconnect and CLIENT calls.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::commands::CommandSpec;
 use crate::util::now_ms;
+
+/// A command's name as the registry records it (CLIENT LIST's `cmd=`): the
+/// name field of a static command declaration, by reference, so that it is
+/// one word and a connection can store it per command with a relaxed
+/// atomic. The command table provides the conversion from its declarations.
+#[derive(Clone, Copy)]
+pub struct CmdName(pub &'static &'static str);
 
 pub struct ClientInfo {
     pub id: u64,
@@ -19,8 +25,8 @@ pub struct ClientInfo {
     pub last_ms: AtomicU64,
     pub db: AtomicUsize,
     pub resp: AtomicUsize,
-    /// The last command run (a `&'static CommandSpec` stored as an address; 0 = none).
-    last_cmd: AtomicUsize,
+    /// The last command run (a `CmdName`; null = none).
+    last_cmd: AtomicPtr<&'static str>,
     pub name: Mutex<String>,
     pub lib_name: Mutex<String>,
     pub lib_ver: Mutex<String>,
@@ -29,17 +35,19 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    pub fn set_last_cmd(&self, spec: &'static CommandSpec) {
-        self.last_cmd.store(spec as *const CommandSpec as usize, Relaxed);
+    pub fn set_last_cmd(&self, cmd: impl Into<CmdName>) {
+        let CmdName(name) = cmd.into();
+        self.last_cmd.store(std::ptr::from_ref(name).cast_mut(), Relaxed);
     }
 
     pub fn last_cmd(&self) -> &'static str {
         let p = self.last_cmd.load(Relaxed);
-        if p == 0 {
+        if p.is_null() {
             return "NULL";
         }
-        // SAFETY: the only non-zero values stored come from `&'static CommandSpec`.
-        unsafe { &*(p as *const CommandSpec) }.name
+        // SAFETY: the only non-null values stored come from a `CmdName`'s
+        // `&'static &'static str`.
+        unsafe { *p }
     }
 
     pub fn name(&self) -> String {
@@ -84,7 +92,7 @@ impl Clients {
             last_ms: AtomicU64::new(now),
             db: AtomicUsize::new(0),
             resp: AtomicUsize::new(2),
-            last_cmd: AtomicUsize::new(0),
+            last_cmd: AtomicPtr::new(std::ptr::null_mut()),
             name: Mutex::default(),
             lib_name: Mutex::default(),
             lib_ver: Mutex::default(),

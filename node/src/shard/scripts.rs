@@ -1,6 +1,7 @@
-//! Node-wide scripting state: the script cache (SHA1 -> source, shared by
-//! every connection and shard), the function libraries, and the registry of
-//! scripts running past the time limit (for BUSY and SCRIPT/FUNCTION KILL).
+//! Node-wide scripting state, one of the registries the `Engine` owns: the
+//! script cache (SHA1 -> source, shared by every connection and shard), the
+//! function libraries, and the registry of scripts running past the time
+//! limit (for BUSY and SCRIPT/FUNCTION KILL). The Lua side is `scripting`.
 //!
 //! None of it is on the per-command path: each shard thread's VM keeps its
 //! own copy of what it has compiled and checks a generation counter (one
@@ -13,7 +14,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::Sha;
+/// A script's SHA1 digest as 40 lower-case hex digits.
+pub type Sha = [u8; 40];
 
 /// A cached EVAL script.
 pub struct ScriptInfo {
@@ -106,8 +108,11 @@ pub enum KillResult {
     WrongKind,
 }
 
-#[derive(Default)]
 pub struct Scripting {
+    /// Whether a command of this name exists (`redis.acl_check_cmd`). The
+    /// command table sits above the scripting layer, so the node hands
+    /// this in when it builds the registry.
+    pub command_exists: fn(&[u8]) -> bool,
     scripts: Mutex<HashMap<Sha, Arc<ScriptInfo>>>,
     /// Bumped by SCRIPT FLUSH: VMs drop what they compiled.
     pub script_gen: AtomicU64,
@@ -125,8 +130,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Scripting {
-    pub fn new() -> Arc<Scripting> {
-        Arc::new(Scripting::default())
+    pub fn new(command_exists: fn(&[u8]) -> bool) -> Arc<Scripting> {
+        Arc::new(Scripting {
+            command_exists,
+            scripts: Default::default(),
+            script_gen: Default::default(),
+            libraries: Default::default(),
+            lib_gen: Default::default(),
+            busy: Default::default(),
+            busy_count: Default::default(),
+            next_busy: Default::default(),
+        })
     }
 
     pub fn script(&self, sha: &Sha) -> Option<Arc<ScriptInfo>> {

@@ -1,0 +1,281 @@
+//! The slot map: the committed cluster configuration as this node's engine
+//! sees it (members, the owner of each of the 16384 slots, the config
+//! epoch, the migration in flight), with the gate of the slots commands may
+//! touch now (`super::gate`). Shards and connections consult it; the Raft
+//! state machine (`cluster::raft`) installs new views, and the routing
+//! check built on it is `cluster::slots`.
+//!
+//! Reading it costs one atomic load per command: the map keeps the current
+//! `ClusterView` behind an `RwLock<Arc<..>>` plus a version counter; each
+//! connection caches an `Arc` of the view and only takes the (uncontended,
+//! read) lock when the version moved, i.e. once per configuration change.
+//! Configuration changes are rare (Raft commits), commands are not, so the
+//! hot path is a relaxed load of a read-mostly cache line and a compare.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use super::gate::Gate;
+use super::SLOTS;
+
+/// Owner value of a slot no member serves.
+pub const UNASSIGNED: u16 = u16::MAX;
+
+/// One member of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Redis-style 40-hex node id.
+    pub id: String,
+    /// Shard id (MYSHARDID): one primary per shard, so by default the node id.
+    pub shard_id: String,
+    /// Address clients reach the node at.
+    pub host: String,
+    pub port: u16,
+    /// Port of the node's gRPC service (Raft and admin), on `host`.
+    pub grpc_port: u16,
+    /// Raft voter (else learner).
+    pub voter: bool,
+}
+
+/// One committed cluster configuration, seen from this node.
+#[derive(Clone, Debug)]
+pub struct ClusterView {
+    pub epoch: u64,
+    pub members: Vec<Member>,
+    /// Per slot: index into `members`, or `UNASSIGNED`.
+    owner: Box<[u16]>,
+    /// This node's index in `members`, when it is one.
+    pub me: Option<usize>,
+    /// The migration in progress, if any.
+    pub migration: Option<Arc<MigrationView>>,
+}
+
+/// A migration as the engine sees it: which slots move, between whom.
+#[derive(Clone, Debug)]
+pub struct MigrationView {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub ranges: Vec<(u16, u16)>,
+}
+
+impl MigrationView {
+    pub fn contains(&self, slot: u16) -> bool {
+        self.ranges.iter().any(|&(a, b)| a <= slot && slot <= b)
+    }
+
+    /// Every slot that moves, ascending.
+    pub fn slots(&self) -> Vec<u16> {
+        let mut v: Vec<u16> = self.ranges.iter().flat_map(|&(a, b)| a..=b).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// Where a command's slot is served.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Local,
+    /// Served by this member.
+    Moved(usize),
+    Unassigned,
+}
+
+impl ClusterView {
+    /// A configuration with no members and no slot assigned (a node in
+    /// cluster mode before it joins a cluster).
+    pub fn empty() -> ClusterView {
+        ClusterView { epoch: 0, members: Vec::new(), owner: vec![UNASSIGNED; SLOTS].into_boxed_slice(), me: None, migration: None }
+    }
+
+    /// Whether this node is the target of a migration moving `slot` (it
+    /// holds the slot's keys as they arrive but does not serve them yet).
+    pub fn importing(&self, slot: u16) -> bool {
+        match (&self.migration, self.me) {
+            (Some(m), Some(me)) => m.to == self.members[me].id && m.contains(slot),
+            _ => false,
+        }
+    }
+
+    /// Whether this node keeps keys of `slot`: it serves it or imports it.
+    pub fn keeps(&self, slot: u16) -> bool {
+        self.route(slot) == Route::Local || self.importing(slot)
+    }
+
+    /// Builds a view from members and per-slot owner ids (`None` =
+    /// unassigned). Owners that are not members count as unassigned.
+    pub fn new(my_id: &str, epoch: u64, members: Vec<Member>, owners: impl IntoIterator<Item = (u16, String)>) -> ClusterView {
+        let mut v = ClusterView::empty();
+        v.epoch = epoch;
+        v.me = members.iter().position(|m| m.id == my_id);
+        v.members = members;
+        for (slot, id) in owners {
+            if let (Some(o), Some(i)) = (v.owner.get_mut(slot as usize), v.members.iter().position(|m| m.id == id)) {
+                *o = i as u16;
+            }
+        }
+        v
+    }
+
+    /// Assigns `slots` to the member with id `id` (no-op for unknown ids).
+    #[cfg(test)]
+    pub fn assign(&mut self, slots: impl IntoIterator<Item = u16>, id: &str) {
+        let Some(i) = self.members.iter().position(|m| m.id == id) else { return };
+        for s in slots {
+            if let Some(o) = self.owner.get_mut(s as usize) {
+                *o = i as u16;
+            }
+        }
+    }
+
+    #[inline]
+    pub fn route(&self, slot: u16) -> Route {
+        match self.owner.get(slot as usize).copied().unwrap_or(UNASSIGNED) {
+            UNASSIGNED => Route::Unassigned,
+            o if Some(o as usize) == self.me => Route::Local,
+            o if (o as usize) < self.members.len() => Route::Moved(o as usize),
+            _ => Route::Unassigned,
+        }
+    }
+
+    /// Slot ranges served by member `i`, ascending, as (first, last).
+    pub fn ranges_of(&self, i: usize) -> Vec<(u16, u16)> {
+        let mut out: Vec<(u16, u16)> = Vec::new();
+        for (s, &o) in self.owner.iter().enumerate() {
+            if o as usize != i || o == UNASSIGNED {
+                continue;
+            }
+            match out.last_mut() {
+                Some(r) if r.1 as usize + 1 == s => r.1 = s as u16,
+                _ => out.push((s as u16, s as u16)),
+            }
+        }
+        out
+    }
+
+    /// Every maximal run of consecutive slots with the same owner:
+    /// (first, last, member index), ascending, unassigned runs left out.
+    pub fn runs(&self) -> Vec<(u16, u16, usize)> {
+        let mut out: Vec<(u16, u16, usize)> = Vec::new();
+        for (s, &o) in self.owner.iter().enumerate() {
+            if o == UNASSIGNED || o as usize >= self.members.len() {
+                continue;
+            }
+            match out.last_mut() {
+                Some(r) if r.1 as usize + 1 == s && r.2 == o as usize => r.1 = s as u16,
+                _ => out.push((s as u16, s as u16, o as usize)),
+            }
+        }
+        out
+    }
+
+    /// Number of slots with an owner.
+    pub fn assigned(&self) -> usize {
+        self.owner.iter().filter(|&&o| (o as usize) < self.members.len()).count()
+    }
+
+    /// Number of members serving at least one slot (CLUSTER INFO's size).
+    pub fn size(&self) -> usize {
+        (0..self.members.len()).filter(|&i| self.owner.contains(&(i as u16))).count()
+    }
+}
+
+/// The node-wide slot map: the current view plus a version counter that
+/// connections poll to refresh their cached copy, and the cut-over gate of
+/// a migration leaving this node.
+pub struct SlotMap {
+    /// This node, as it announces itself (also before it is a member).
+    pub myself: Member,
+    version: AtomicU64,
+    current: RwLock<Arc<ClusterView>>,
+    /// Slots whose writes are held during a migration's cut-over.
+    pub gate: Gate,
+    /// Bumped with every installed view (for tasks that react to changes).
+    changed: tokio::sync::watch::Sender<u64>,
+    /// Requests to the control plane (set when it starts).
+    pub control: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Request>>,
+}
+
+impl SlotMap {
+    /// A map for node `myself` holding no configuration yet.
+    pub fn new(myself: Member) -> SlotMap {
+        let view = ClusterView::empty();
+        let (changed, _) = tokio::sync::watch::channel(1);
+        SlotMap {
+            myself,
+            version: AtomicU64::new(1),
+            current: RwLock::new(Arc::new(view)),
+            gate: Gate::default(),
+            changed,
+            control: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A receiver told of every new view.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The current view.
+    pub fn load(&self) -> Arc<ClusterView> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the view; connections pick it up before their next command.
+    pub fn install(&self, view: ClusterView) {
+        self.gate.set_served(|s| view.route(s) == Route::Local);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+        let v = self.version.fetch_add(1, Ordering::Release) + 1;
+        self.changed.send_replace(v);
+    }
+
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+}
+
+/// What a connection may ask of the cluster control plane (CLUSTER
+/// SETSLOT); `cluster::migration` serves these.
+pub enum Request {
+    /// Move `slot`, keys included, from this node to member `to`, then
+    /// purge this node's copy; the reply comes when it is done.
+    Move { slot: u16, to: String, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    pub fn member(n: u8, port: u16) -> Member {
+        let id = format!("{:040x}", n);
+        Member { id: id.clone(), shard_id: id, host: "127.0.0.1".into(), port, grpc_port: port + 10000, voter: true }
+    }
+
+    /// Three members with a third of the slots each, seen from the first.
+    pub fn three() -> ClusterView {
+        let ms = vec![member(1, 7001), member(2, 7002), member(3, 7003)];
+        let mut v = ClusterView::new(&ms[0].id.clone(), 3, ms, []);
+        v.assign(0..5461, &format!("{:040x}", 1));
+        v.assign(5461..10923, &format!("{:040x}", 2));
+        v.assign(10923..16384, &format!("{:040x}", 3));
+        v
+    }
+
+    #[test]
+    fn ranges_and_counts() {
+        let v = three();
+        assert_eq!(v.ranges_of(0), vec![(0, 5460)]);
+        assert_eq!(v.ranges_of(2), vec![(10923, 16383)]);
+        assert_eq!(v.runs().len(), 3);
+        assert_eq!(v.assigned(), SLOTS);
+        assert_eq!(v.size(), 3);
+        assert_eq!(v.route(0), Route::Local);
+        assert_eq!(v.route(12182), Route::Moved(2));
+        let mut e = ClusterView::empty();
+        assert_eq!(e.route(5), Route::Unassigned);
+        e.assign([5], "nobody");
+        assert_eq!(e.assigned(), 0);
+    }
+}
