@@ -17,11 +17,9 @@ mod gen;
 #[path = "differential/known.rs"]
 mod known;
 
-use damselfly_tests::{Raw, Server};
+use damselfly_tests::{Raw, Redis, Server};
 use gen::{Cmd, Gen};
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Commands that read or write a string value's bytes: skipped on
@@ -30,61 +28,6 @@ const RAW_STRING: &[&str] = &[
     "GET", "GETSET", "GETDEL", "GETEX", "SET", "MGET", "APPEND", "SETRANGE", "GETRANGE", "STRLEN", "SETBIT", "GETBIT", "BITCOUNT",
     "BITPOS", "BITOP", "LCS", "SUBSTR",
 ];
-
-/// A redis-server child process, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-            let child = Command::new(&bin)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args(["--daemonize", "no", "--loglevel", "warning"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn();
-            let child = match child {
-                Ok(c) => c,
-                Err(e) => panic!("cannot run {bin} ({e}): the differential test needs redis-server 7 (apt-get install redis-server)"),
-            };
-            let mut r = Redis { child, port };
-            if r.wait_ready() {
-                return r;
-            }
-        }
-        panic!("redis-server did not start");
-    }
-
-    /// Waits until this process (not another one that took the port)
-    /// answers on the port.
-    fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                let info = Raw::connect(self.port).cmd(&["INFO", "server"]);
-                return info.contains(&format!("process_id:{}\r\n", self.child.id()));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A parsed RESP2 reply.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

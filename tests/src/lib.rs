@@ -188,6 +188,70 @@ impl Drop for Server {
     }
 }
 
+/// A redis-server child process (the reference the differential tests
+/// compare with), killed on drop. Found on PATH or at `$REDIS_SERVER`;
+/// starting it panics when it is missing, so a test that needs it fails
+/// rather than skips (scripts/test installs it).
+pub struct Redis {
+    child: Child,
+    pub port: u16,
+}
+
+impl Redis {
+    /// Starts a redis-server with persistence off on a free loopback port.
+    pub fn start() -> Redis {
+        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(&bin)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--daemonize", "no", "--loglevel", "warning"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn();
+            let child = match child {
+                Ok(c) => c,
+                Err(e) => panic!("cannot run {bin} ({e}): this test needs redis-server 7 (apt-get install redis-server)"),
+            };
+            let mut r = Redis { child, port };
+            if r.wait_ready() {
+                return r;
+            }
+        }
+        panic!("redis-server did not start");
+    }
+
+    /// Waits until this process (not another one that took the port)
+    /// answers on the port.
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                let info = Raw::connect(self.port).cmd(&["INFO", "server"]);
+                return info.contains(&format!("process_id:{}\r\n", self.child.id()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// A raw socket for exact protocol checks.
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A raw client connection that reads whole RESP replies as bytes.
 pub struct Raw {
     s: TcpStream,
@@ -270,4 +334,26 @@ pub fn reply_len(b: &[u8]) -> Option<usize> {
         }
         _ => None,
     }
+}
+
+/// The cluster hash slot of `key` (CRC16/XMODEM of its hash tag, mod
+/// 16384), as the server computes it: with `--shards n` a key lives on shard
+/// `key_slot(key) % n`. Lets a test check that its keys really are spread
+/// over shards.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let tag = match key.iter().position(|&b| b == b'{') {
+        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+            _ => key,
+        },
+        None => key,
+    };
+    let mut crc: u16 = 0;
+    for &b in tag {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc & 16383
 }
