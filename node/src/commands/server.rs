@@ -116,7 +116,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-fn write_spec(out: &mut Out, c: &CommandSpec) {
+/// One command's COMMAND INFO entry (node/tests/command_info.rs checks it
+/// against what Redis prints).
+pub fn write_spec(out: &mut Out, c: &CommandSpec) {
     out.array(10);
     out.bulk(c.name.as_bytes());
     out.int(c.arity as i64);
@@ -133,12 +135,12 @@ fn write_spec(out: &mut Out, c: &CommandSpec) {
     for a in c.acl {
         out.simple(&format!("@{a}"));
     }
-    out.array(c.tips.len());
+    out.set(c.tips.len());
     for t in c.tips {
         out.bulk(t.as_bytes());
     }
     let rules = c.keys.rules();
-    out.array(rules.len());
+    out.set(rules.len());
     for r in rules {
         out.map(3);
         out.bulk(b"flags");
