@@ -23,7 +23,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.",
         Exec::Shard(pfadd),
-    ),
+    )
+    .key_flags(&["RW", "insert"]),
     cmd(
         "pfcount",
         -2,

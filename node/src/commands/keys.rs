@@ -24,9 +24,11 @@ const K: &[&str] = &["keyspace"];
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("del", -2, WRITE, (1, -1, 1), K, "generic", "Deletes one or more keys.", Exec::Split(del, Combine::Sum))
-        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_flags(&["RM", "delete"]),
     cmd("unlink", -2, WRITE | FAST, (1, -1, 1), K, "generic", "Asynchronously deletes one or more keys.", Exec::Split(del, Combine::Sum))
-        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_flags(&["RM", "delete"]),
     cmd(
         "exists",
         -2,
@@ -50,8 +52,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
     cmd("type", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Determines the type of value stored at a key.", Exec::Shard(type_)),
-    cmd("expire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in seconds.", Exec::Shard(expire)),
-    cmd("pexpire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in milliseconds.", Exec::Shard(pexpire)),
+    cmd("expire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in seconds.", Exec::Shard(expire))
+        .key_flags(&["RW", "update"]),
+    cmd("pexpire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in milliseconds.", Exec::Shard(pexpire))
+        .key_flags(&["RW", "update"]),
     cmd(
         "expireat",
         -3,
@@ -61,7 +65,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Sets the expiration time of a key to a Unix timestamp.",
         Exec::Shard(expireat),
-    ),
+    )
+    .key_flags(&["RW", "update"]),
     cmd(
         "pexpireat",
         -3,
@@ -71,9 +76,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Sets the expiration time of a key to a Unix milliseconds timestamp.",
         Exec::Shard(pexpireat),
-    ),
-    cmd("ttl", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Returns the expiration time in seconds of a key.", Exec::Shard(ttl)),
-    cmd("pttl", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Returns the expiration time in milliseconds of a key.", Exec::Shard(pttl)),
+    )
+    .key_flags(&["RW", "update"]),
+    cmd("ttl", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Returns the expiration time in seconds of a key.", Exec::Shard(ttl))
+        .key_flags(&["RO", "access"]),
+    cmd("pttl", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Returns the expiration time in milliseconds of a key.", Exec::Shard(pttl))
+        .key_flags(&["RO", "access"]),
     cmd(
         "expiretime",
         2,
@@ -83,7 +91,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Returns the expiration time of a key as a Unix timestamp.",
         Exec::Shard(expiretime),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "pexpiretime",
         2,
@@ -93,8 +102,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Returns the expiration time of a key as a Unix milliseconds timestamp.",
         Exec::Shard(pexpiretime),
-    ),
-    cmd("persist", 2, WRITE | FAST, (1, 1, 1), K, "generic", "Removes the expiration time of a key.", Exec::Shard(persist)),
+    )
+    .key_flags(&["RO", "access"]),
+    cmd("persist", 2, WRITE | FAST, (1, 1, 1), K, "generic", "Removes the expiration time of a key.", Exec::Shard(persist))
+        .key_flags(&["RW", "update"]),
     cmd(
         "keys",
         2,
@@ -158,7 +169,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Moves a key to another database.",
         Exec::Shard(move_),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "swapdb",
         3,
@@ -200,7 +212,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Returns a serialized representation of the value stored at a key.",
         Exec::Shard(dump_),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "restore",
         -4,
@@ -210,7 +223,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Creates a key from the serialized representation of a value.",
         Exec::Shard(restore),
-    ),
+    )
+    .key_flags(&["OW", "update"]),
 ];
 
 fn del(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {

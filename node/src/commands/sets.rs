@@ -34,7 +34,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Adds one or more members to a set. Creates the key if it doesn't exist.",
         Exec::Shard(sadd),
-    ),
+    )
+    .key_flags(&["RW", "insert"]),
     cmd(
         "srem",
         -3,
@@ -44,8 +45,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes one or more members from a set. Deletes the set if the last member was removed.",
         Exec::Shard(srem),
-    ),
-    cmd("smembers", 2, READONLY, (1, 1, 1), RS, G, "Returns all members of a set.", Exec::Shard(smembers)),
+    )
+    .key_flags(&["RW", "delete"]),
+    cmd("smembers", 2, READONLY, (1, 1, 1), RS, G, "Returns all members of a set.", Exec::Shard(smembers)).key_flags(&["RO", "access"]),
     cmd("sismember", 3, READONLY | FAST, (1, 1, 1), RF, G, "Determines whether a member belongs to a set.", Exec::Shard(sismember)),
     cmd(
         "smismember",
@@ -56,20 +58,27 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Determines whether multiple members belong to a set.",
         Exec::Shard(smismember),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd("scard", 2, READONLY | FAST, (1, 1, 1), RF, G, "Returns the number of members in a set.", Exec::Shard(scard)),
     cmd(
         "spop",
         -2,
-        WRITE | RANDOM | FAST,
+        WRITE | FAST,
         (1, 1, 1),
         WF,
         G,
         "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.",
         Exec::Shard(spop),
-    ),
-    cmd("srandmember", -2, READONLY | RANDOM, (1, 1, 1), RS, G, "Get one or multiple random members from a set", Exec::Shard(srandmember)),
-    cmd("sscan", -3, READONLY | RANDOM, (1, 1, 1), RS, G, "Iterates over members of a set.", Exec::Shard(sscan)),
+    )
+    .key_flags(&["RW", "access", "delete"])
+    .tips(&["nondeterministic_output"]),
+    cmd("srandmember", -2, READONLY, (1, 1, 1), RS, G, "Get one or multiple random members from a set", Exec::Shard(srandmember))
+        .key_flags(&["RO", "access"])
+        .tips(&["nondeterministic_output"]),
+    cmd("sscan", -3, READONLY, (1, 1, 1), RS, G, "Iterates over members of a set.", Exec::Shard(sscan))
+        .key_flags(&["RO", "access"])
+        .tips(&["nondeterministic_output"]),
     cmd("sinter", -2, READONLY, (1, -1, 1), RS, G, "Returns the intersect of multiple sets.", Exec::Conn(ConnCmd::SInter)),
     cmd("sunion", -2, READONLY, (1, -1, 1), RS, G, "Returns the union of multiple sets.", Exec::Conn(ConnCmd::SUnion)),
     cmd("sdiff", -2, READONLY, (1, -1, 1), RS, G, "Returns the difference of multiple sets.", Exec::Conn(ConnCmd::SDiff)),

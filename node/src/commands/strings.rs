@@ -14,7 +14,8 @@ use crate::util::{eq_ic, parse_f64, parse_i64};
 const S: &[&str] = &["string"];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("get", 2, READONLY | FAST, (1, 1, 1), S, "string", "Returns the string value of a key.", Exec::Shard(get)),
+    cmd("get", 2, READONLY | FAST, (1, 1, 1), S, "string", "Returns the string value of a key.", Exec::Shard(get))
+        .key_flags(&["RO", "access"]),
     cmd(
         "lcs",
         -3,
@@ -34,7 +35,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
         Exec::Shard(set),
-    ),
+    )
+    .key_flags(&["RW", "access", "update", "variable_flags"]),
     cmd(
         "setnx",
         3,
@@ -44,7 +46,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Set the string value of a key only when the key doesn't exist.",
         Exec::Shard(setnx),
-    ),
+    )
+    .key_flags(&["OW", "insert"]),
     cmd(
         "setex",
         4,
@@ -54,7 +57,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
         Exec::Shard(setex),
-    ),
+    )
+    .key_flags(&["OW", "update"]),
     cmd(
         "psetex",
         4,
@@ -64,7 +68,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.",
         Exec::Shard(psetex),
-    ),
+    )
+    .key_flags(&["OW", "update"]),
     cmd(
         "getset",
         3,
@@ -74,7 +79,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Returns the previous string value of a key after setting it to a new value.",
         Exec::Shard(getset),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "getdel",
         2,
@@ -84,7 +90,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Returns the string value of a key after deleting the key.",
         Exec::Shard(getdel),
-    ),
+    )
+    .key_flags(&["RW", "access", "delete"]),
     cmd(
         "getex",
         -2,
@@ -94,7 +101,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Returns the string value of a key after setting its expiration time.",
         Exec::Shard(getex),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "mget",
         -2,
@@ -105,7 +113,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Atomically returns the string values of one or more keys.",
         Exec::Split(mget, Combine::Array),
     )
-    .tips(&["request_policy:multi_shard"]),
+    .tips(&["request_policy:multi_shard"])
+    .key_flags(&["RO", "access"]),
     cmd(
         "mset",
         -3,
@@ -116,7 +125,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Atomically creates or modifies the string values of one or more keys.",
         Exec::Split(mset, Combine::Ok),
     )
-    .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"]),
+    .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
+    .key_flags(&["OW", "update"]),
     cmd(
         "msetnx",
         -3,
@@ -136,7 +146,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(incr),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "decr",
         2,
@@ -146,7 +157,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(decr),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "incrby",
         3,
@@ -156,7 +168,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(incrby),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "decrby",
         3,
@@ -166,7 +179,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(decrby),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "incrbyfloat",
         3,
@@ -176,7 +190,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(incrbyfloat),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "append",
         3,
@@ -186,10 +201,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Appends a string to the value of a key. Creates the key if it doesn't exist.",
         Exec::Shard(append),
-    ),
+    )
+    .key_flags(&["RW", "insert"]),
     cmd("strlen", 2, READONLY | FAST, (1, 1, 1), S, "string", "Returns the length of a string value.", Exec::Shard(strlen)),
-    cmd("getrange", 4, READONLY, (1, 1, 1), S, "string", "Returns a substring of the string stored at a key.", Exec::Shard(getrange)),
-    cmd("substr", 4, READONLY, (1, 1, 1), S, "string", "Returns a substring from a string value.", Exec::Shard(getrange)),
+    cmd("getrange", 4, READONLY, (1, 1, 1), S, "string", "Returns a substring of the string stored at a key.", Exec::Shard(getrange))
+        .key_flags(&["RO", "access"]),
+    cmd("substr", 4, READONLY, (1, 1, 1), S, "string", "Returns a substring from a string value.", Exec::Shard(getrange))
+        .key_flags(&["RO", "access"]),
     cmd(
         "setrange",
         4,
@@ -199,7 +217,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
         Exec::Shard(setrange),
-    ),
+    )
+    .key_flags(&["RW", "update"]),
 ];
 
 /// Reads a string value: `Ok(None)` when missing, WRONGTYPE for other types.

@@ -43,9 +43,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.",
         Exec::Shard(zadd),
-    ),
-    cmd("zincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Increments the score of a member in a sorted set.", Exec::Shard(zincrby)),
-    cmd("zscore", 3, READONLY | FAST, (1, 1, 1), RF, G, "Returns the score of a member in a sorted set.", Exec::Shard(zscore)),
+    ).key_flags(&["RW", "update"]),
+    cmd("zincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Increments the score of a member in a sorted set.", Exec::Shard(zincrby)).key_flags(&["RW", "access", "update"]),
+    cmd("zscore", 3, READONLY | FAST, (1, 1, 1), RF, G, "Returns the score of a member in a sorted set.", Exec::Shard(zscore)).key_flags(&["RO", "access"]),
     cmd(
         "zmscore",
         -3,
@@ -55,7 +55,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the score of one or more members in a sorted set.",
         Exec::Shard(zmscore),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd("zcard", 2, READONLY | FAST, (1, 1, 1), RF, G, "Returns the number of members in a sorted set.", Exec::Shard(zcard)),
     cmd(
         "zcount",
@@ -66,7 +66,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the count of members in a sorted set that have scores within a range.",
         Exec::Shard(zcount),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zlexcount",
         4,
@@ -76,7 +76,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the number of members in a sorted set within a lexicographical range.",
         Exec::Shard(zlexcount),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrank",
         -3,
@@ -86,7 +86,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the index of a member in a sorted set ordered by ascending scores.",
         Exec::Shard(zrank),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrevrank",
         -3,
@@ -96,8 +96,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the index of a member in a sorted set ordered by descending scores.",
         Exec::Shard(zrevrank),
-    ),
-    cmd("zrange", -4, READONLY, (1, 1, 1), RS, G, "Returns members in a sorted set within a range of indexes.", Exec::Shard(zrange)),
+    ).key_flags(&["RO", "access"]),
+    cmd("zrange", -4, READONLY, (1, 1, 1), RS, G, "Returns members in a sorted set within a range of indexes.", Exec::Shard(zrange)).key_flags(&["RO", "access"]),
     cmd(
         "zrangestore",
         -5,
@@ -117,7 +117,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns members in a sorted set within a range of indexes in reverse order.",
         Exec::Shard(zrevrange),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrangebyscore",
         -4,
@@ -127,7 +127,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns members in a sorted set within a range of scores.",
         Exec::Shard(zrangebyscore),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrevrangebyscore",
         -4,
@@ -137,7 +137,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns members in a sorted set within a range of scores in reverse order.",
         Exec::Shard(zrevrangebyscore),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrangebylex",
         -4,
@@ -147,7 +147,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns members in a sorted set within a lexicographical range.",
         Exec::Shard(zrangebylex),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrevrangebylex",
         -4,
@@ -157,7 +157,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns members in a sorted set within a lexicographical range in reverse order.",
         Exec::Shard(zrevrangebylex),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrem",
         -3,
@@ -167,7 +167,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.",
         Exec::Shard(zrem),
-    ),
+    ).key_flags(&["RW", "delete"]),
     cmd(
         "zremrangebyrank",
         4,
@@ -177,7 +177,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.",
         Exec::Shard(zremrangebyrank),
-    ),
+    ).key_flags(&["RW", "delete"]),
     cmd(
         "zremrangebyscore",
         4,
@@ -187,7 +187,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.",
         Exec::Shard(zremrangebyscore),
-    ),
+    ).key_flags(&["RW", "delete"]),
     cmd(
         "zremrangebylex",
         4,
@@ -197,7 +197,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.",
         Exec::Shard(zremrangebylex),
-    ),
+    ).key_flags(&["RW", "delete"]),
     cmd(
         "zpopmin",
         -2,
@@ -207,7 +207,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.",
         Exec::Shard(zpopmin),
-    ),
+    ).key_flags(&["RW", "access", "delete"]),
     cmd(
         "zpopmax",
         -2,
@@ -217,7 +217,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.",
         Exec::Shard(zpopmax),
-    ),
+    ).key_flags(&["RW", "access", "delete"]),
     super::cmd_numkeys(
         "zmpop",
         -4,
@@ -259,8 +259,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Conn(ConnCmd::BZMPop),
     ),
     cmd("zrandmember", -2, READONLY, (1, 1, 1), RS, G, "Returns one or more random members from a sorted set.", Exec::Shard(zrandmember))
-    .tips(&["nondeterministic_output"]),
-    cmd("zscan", -3, READONLY, (1, 1, 1), RS, G, "Iterates over members and scores of a sorted set.", Exec::Shard(zscan)),
+    .tips(&["nondeterministic_output"]).key_flags(&["RO", "access"]),
+    cmd("zscan", -3, READONLY, (1, 1, 1), RS, G, "Iterates over members and scores of a sorted set.", Exec::Shard(zscan)).key_flags(&["RO", "access"]),
     cmd("zunion", -3, READONLY | MOVABLEKEYS, (0, 0, 0), RS, G, "Returns the union of multiple sorted sets.", Exec::Conn(ConnCmd::ZUnion))
     .keys(&[super::KeyRule::numkeys(1).with_flags(&["RO", "access"])]),
     cmd(
