@@ -31,3 +31,24 @@ fn replies_are_exact() {
         assert_eq!(c.cmd(cmd), *want, "command {cmd:?}");
     }
 }
+
+/// GEORADIUS declares its STORE / STOREDIST key (as Redis does, for clients
+/// routing by key specs) though STORE is refused: with the destination on
+/// another shard the command must still get an error, never a bare OK, and
+/// the connection must stay in step.
+#[test]
+fn store_is_refused_on_any_shard() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["GEOADD", "Sicily", "13.361389", "38.115556", "Palermo"]), ":1\r\n");
+    for i in 0..16 {
+        let dst = format!("dst{i}");
+        for (cmd, word) in [("GEORADIUS", "STORE"), ("GEORADIUS", "STOREDIST")] {
+            let got = c.cmd(&[cmd, "Sicily", "15", "37", "200", "km", word, &dst]);
+            assert!(got.starts_with('-'), "{cmd} ... {word} {dst}: {got:?}");
+        }
+        let got = c.cmd(&["GEORADIUSBYMEMBER", "Sicily", "Palermo", "200", "km", "STORE", &dst]);
+        assert!(got.starts_with('-'), "GEORADIUSBYMEMBER ... STORE {dst}: {got:?}");
+    }
+    assert_eq!(c.cmd(&["GEORADIUS", "Sicily", "15", "37", "200", "km"]), "*1\r\n$7\r\nPalermo\r\n");
+}

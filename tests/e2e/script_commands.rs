@@ -15,12 +15,13 @@
 //!
 //! Only commands damselfly implements outside scripts are used (no SORT,
 //! BITFIELD, GEOSEARCHSTORE or stream consumer groups; see the README).
-//! Redis 7.0 refuses `noscript` commands in scripts, BLPOP, BRPOP, BLMOVE,
-//! BRPOPLPUSH and BZPOPMIN among them, and XREAD with BLOCK; BLMPOP and
-//! BZMPOP are allowed and return at once as if timed out.
+//! Scripts refuse `noscript` commands and XREAD with BLOCK; BLMPOP and
+//! BZMPOP return at once as if timed out.
 //!
 //! JSON.* has no counterpart in redis-server: those cases compare with the
-//! replies RedisJSON documents. A last test runs a script that moves value
+//! replies RedisJSON documents. So do BLPOP, BRPOP, BLMOVE, BRPOPLPUSH,
+//! BZPOPMIN and WAIT, which Redis 7.0 refuses in scripts and 7.2 (whose
+//! command table Damselfly follows) runs without blocking. A last test runs a script that moves value
 //! between keys on three shards in many steps while other clients read the
 //! keys with MGET, which must never see a script half done.
 //!
@@ -632,11 +633,6 @@ const CASES: &[Case] = &[
     refused!("EVAL", ", 'return 1', 0"),
     refused!("SCRIPT", ", 'FLUSH'"),
     refused!("FUNCTION", ", 'FLUSH'"),
-    refused!("WAIT", ", 0, 0"),
-    refused!("BLPOP", ", KEYS[1], 0"),
-    refused!("BRPOPLPUSH", ", KEYS[1], KEYS[2], 0"),
-    refused!("BLMOVE", ", KEYS[1], KEYS[2], 'LEFT', 'LEFT', 0"),
-    refused!("BZPOPMIN", ", KEYS[1], 0"),
     Case {
         name: "errors/refused command through redis.call",
         script: "return redis.call('MULTI')",
@@ -687,8 +683,8 @@ const CASES: &[Case] = &[
         after: &[&["EXISTS", "k2"]],
         ..BASE
     },
-    // Blocking commands: BLPOP & co. are refused above (`noscript` in Redis
-    // 7.0); BLMPOP and BZMPOP may be called and return at once, as if their
+    // Blocking commands: BLMPOP and BZMPOP may be called and return at once,
+    // as if their
     // timeout had passed (timeout 0 would wait for ever outside a script);
     // XREAD refuses BLOCK. Last in the table: a server that really blocked
     // here would be stuck.
@@ -874,8 +870,9 @@ fn scripts_call_every_command_family_like_redis_server() {
     assert!(failures.is_empty(), "{} of {runs} script runs differ from redis-server:\n  {}", failures.len(), failures.join("\n  "));
 }
 
-/// A JSON.* case: run on damselfly only, compared with RedisJSON's
-/// documented replies.
+/// A case run on damselfly only, compared with stated replies: JSON.*
+/// (RedisJSON's documented replies), and what Redis 7.2 changed for
+/// scripts since the 7.0 server the table above compares with.
 struct JsonCase {
     name: &'static str,
     setup: &'static [&'static [&'static str]],
@@ -887,6 +884,23 @@ struct JsonCase {
 }
 
 const JSON_CASES: &[JsonCase] = &[
+    // Redis 7.2 no longer flags BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BZPOPMIN
+    // and WAIT `noscript` (7.0 refused them): in a script they answer at
+    // once, as if their timeout had passed.
+    JsonCase {
+        name: "7.2: blocking commands answer at once",
+        setup: &[],
+        script: "redis.call('RPUSH', KEYS[2], 'a')\n\
+                 return {redis.call('BLPOP', KEYS[1], 0),\n\
+                 redis.call('BRPOP', KEYS[1], KEYS[2], 0),\n\
+                 redis.call('BLMOVE', KEYS[1], KEYS[2], 'LEFT', 'LEFT', 0),\n\
+                 redis.call('BRPOPLPUSH', KEYS[1], KEYS[2], 0),\n\
+                 redis.call('BZPOPMIN', KEYS[3], 0),\n\
+                 redis.call('WAIT', 0, 0)}",
+        keys: &["k1", "k2", "k3"],
+        want: "*6\r\n$-1\r\n*2\r\n$2\r\nk2\r\n$1\r\na\r\n$-1\r\n$-1\r\n$-1\r\n:0\r\n",
+        after: &[(&["EXISTS", "k2"], ":0\r\n")],
+    },
     JsonCase {
         name: "JSON.SET JSON.GET",
         setup: &[],

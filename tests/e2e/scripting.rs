@@ -770,9 +770,12 @@ fn scripts_call_multi_key_list_and_set_commands() {
             "*2\r\n$10\r\nprocessing\r\n*1\r\n$2\r\nj2\r\n",
         ),
         (&["EVAL", "return redis.call('PUBLISH', 'jobs', 'done')", "0"], ":0\r\n"),
+        // A blocking pop answers at once in a script (Redis 7.2).
+        (&["EVAL", "return redis.call('BLPOP', KEYS[1], 0)", "1", "done"], "*2\r\n$4\r\ndone\r\n$2\r\nj1\r\n"),
+        (&["EVAL", "return redis.call('BLPOP', KEYS[1], 0)", "1", "done"], "$-1\r\n"),
         (
-            &["EVAL", "return redis.call('BLPOP', KEYS[1], 0)", "1", "done"],
-            "-ERR This Redis command is not allowed from script script: 9ec7a4f8ed1a8a1e7c3a1fa77dbd90f1ad14a7ed, on @user_script:1.\r\n",
+            &["EVAL", "return redis.call('SUBSCRIBE', 'x')", "0"],
+            "-ERR This Redis command is not allowed from script script: 3a3f5c9d0c1e5a1d3ad8d4ae7b6b5c6e8ce2e9d2, on @user_script:1.\r\n",
         ),
     ];
     for (cmd, want) in cases {

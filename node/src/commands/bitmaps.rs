@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec, KeyRule};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -24,8 +24,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.",
         Exec::Shard(setbit),
-    ),
-    cmd("getbit", 3, READONLY | FAST, (1, 1, 1), &["read", "bitmap", "fast"], G, "Returns a bit value by offset.", Exec::Shard(getbit)),
+    )
+    .key_flags(&["RW", "access", "update"]),
+    cmd("getbit", 3, READONLY | FAST, (1, 1, 1), &["read", "bitmap", "fast"], G, "Returns a bit value by offset.", Exec::Shard(getbit))
+        .key_flags(&["RO", "access"]),
     cmd(
         "bitcount",
         -2,
@@ -35,7 +37,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Counts the number of set bits (population counting) in a string.",
         Exec::Shard(bitcount),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "bitpos",
         -3,
@@ -45,7 +48,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Finds the first set (1) or clear (0) bit in a string.",
         Exec::Shard(bitpos),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "bitop",
         -4,
@@ -55,7 +59,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Performs bitwise operations on multiple strings, and stores the result.",
         Exec::Coord(handler!(async |cx, a| bitop(cx, a))),
-    ),
+    )
+    .keys(&[KeyRule::range(2, 2, 1).with_flags(&["OW", "update"]), KeyRule::range(3, -1, 1).with_flags(&["RO", "access"])]),
 ];
 
 /// The bytes of the string at `key` (empty when missing); WRONGTYPE for

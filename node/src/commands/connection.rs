@@ -17,7 +17,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "ping",
         -1,
-        FAST | STALE,
+        FAST,
         (0, 0, 0),
         C,
         "connection",
@@ -25,7 +25,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Coord(handler!(|cx, a| ping(cx, a))),
     )
     .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
-    cmd("echo", 2, FAST | STALE, (0, 0, 0), C, "connection", "Returns the given string.", Exec::Coord(handler!(|cx, a| echo(cx, a)))),
+    cmd(
+        "echo",
+        2,
+        LOADING | STALE | FAST,
+        (0, 0, 0),
+        C,
+        "connection",
+        "Returns the given string.",
+        Exec::Coord(handler!(|cx, a| echo(cx, a))),
+    ),
     cmd(
         "hello",
         -1,

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, Ctx, Exec};
+use super::{cmd, flag::*, CommandSpec, Ctx, Exec, KeyRule};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::store::{Db, Value};
@@ -28,7 +28,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Adds one or more members to a geospatial index. The key is created if it doesn't exist.",
         Exec::Shard(geoadd),
-    ),
+    )
+    .key_flags(&["RW", "update"]),
     cmd(
         "geopos",
         -2,
@@ -38,7 +39,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the longitude and latitude of members from a geospatial index.",
         Exec::Shard(geopos),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "geodist",
         -4,
@@ -48,7 +50,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the distance between two members of a geospatial index.",
         Exec::Shard(geodist),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "geohash",
         -2,
@@ -58,7 +61,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns members from a geospatial index as geohash strings.",
         Exec::Shard(geohash),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "geosearch",
         -7,
@@ -68,27 +72,42 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Queries a geospatial index for members inside an area of a box or a circle.",
         Exec::Shard(geosearch),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
+    // STORE and STOREDIST are refused, but their keys are declared as
+    // Redis declares them, for clients that route by the key specs.
     cmd(
         "georadius",
         -6,
         WRITE | DENYOOM,
-        (1, 1, 1),
+        (0, 0, 0),
         &["write", "geo", "slow"],
         G,
         "Queries a geospatial index for members within a distance from a coordinate (STORE is not supported).",
         Exec::Shard(georadius),
-    ),
+    )
+    .keys(&[
+        KeyRule::range(1, 1, 1).with_flags(&["RO", "access"]),
+        KeyRule::keyword("STORE", 6).with_flags(&["OW", "update"]),
+        KeyRule::keyword("STOREDIST", 6).with_flags(&["OW", "update"]),
+    ]),
+    // STORE and STOREDIST are refused, but their keys are declared as
+    // Redis declares them, for clients that route by the key specs.
     cmd(
         "georadiusbymember",
         -5,
         WRITE | DENYOOM,
-        (1, 1, 1),
+        (0, 0, 0),
         &["write", "geo", "slow"],
         G,
         "Queries a geospatial index for members within a distance from a member (STORE is not supported).",
         Exec::Shard(georadiusbymember),
-    ),
+    )
+    .keys(&[
+        KeyRule::range(1, 1, 1).with_flags(&["RO", "access"]),
+        KeyRule::keyword("STORE", 5).with_flags(&["OW", "update"]),
+        KeyRule::keyword("STOREDIST", 5).with_flags(&["OW", "update"]),
+    ]),
     cmd(
         "georadius_ro",
         -6,
@@ -98,7 +117,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns members from a geospatial index that are within a distance from a coordinate.",
         Exec::Shard(georadius),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "georadiusbymember_ro",
         -5,
@@ -108,7 +128,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns members from a geospatial index that are within a distance from a member.",
         Exec::Shard(georadiusbymember),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
 ];
 
 fn interleave(lat: u32, lon: u32) -> u64 {

@@ -17,7 +17,8 @@ const RF: &[&str] = &["read", "hash", "fast"];
 const RS: &[&str] = &["read", "hash", "slow"];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("hset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), W, "hash", "Creates or modifies the value of a field in a hash.", Exec::Shard(hset)),
+    cmd("hset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), W, "hash", "Creates or modifies the value of a field in a hash.", Exec::Shard(hset))
+        .key_flags(&["RW", "update"]),
     cmd(
         "hsetnx",
         4,
@@ -27,11 +28,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         "hash",
         "Sets the value of a field in a hash only when the field doesn't exist.",
         Exec::Shard(hsetnx),
-    ),
-    cmd("hmset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), W, "hash", "Sets the values of multiple fields.", Exec::Shard(hmset)),
-    cmd("hget", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the value of a field in a hash.", Exec::Shard(hget)),
-    cmd("hmget", -3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the values of all fields in a hash.", Exec::Shard(hmget)),
-    cmd("hgetall", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all fields and values in a hash.", Exec::Shard(hgetall)),
+    )
+    .key_flags(&["RW", "insert"]),
+    cmd("hmset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), W, "hash", "Sets the values of multiple fields.", Exec::Shard(hmset))
+        .key_flags(&["RW", "update"]),
+    cmd("hget", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the value of a field in a hash.", Exec::Shard(hget))
+        .key_flags(&["RO", "access"]),
+    cmd("hmget", -3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the values of all fields in a hash.", Exec::Shard(hmget))
+        .key_flags(&["RO", "access"]),
+    cmd("hgetall", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all fields and values in a hash.", Exec::Shard(hgetall))
+        .key_flags(&["RO", "access"]),
     cmd(
         "hdel",
         -3,
@@ -41,11 +47,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         "hash",
         "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.",
         Exec::Shard(hdel),
-    ),
+    )
+    .key_flags(&["RW", "delete"]),
     cmd("hlen", 2, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the number of fields in a hash.", Exec::Shard(hlen)),
     cmd("hexists", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Determines whether a field exists in a hash.", Exec::Shard(hexists)),
-    cmd("hkeys", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all fields in a hash.", Exec::Shard(hkeys)),
-    cmd("hvals", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all values in a hash.", Exec::Shard(hvals)),
+    cmd("hkeys", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all fields in a hash.", Exec::Shard(hkeys)).key_flags(&["RO", "access"]),
+    cmd("hvals", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all values in a hash.", Exec::Shard(hvals)).key_flags(&["RO", "access"]),
     cmd("hstrlen", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the length of the value of a field.", Exec::Shard(hstrlen)),
     cmd(
         "hincrby",
@@ -56,7 +63,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "hash",
         "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.",
         Exec::Shard(hincrby),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "hincrbyfloat",
         4,
@@ -66,10 +74,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         "hash",
         "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.",
         Exec::Shard(hincrbyfloat),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd("hrandfield", -2, READONLY, (1, 1, 1), RS, "hash", "Returns one or more random fields from a hash.", Exec::Shard(hrandfield))
-        .tips(&["nondeterministic_output"]),
-    cmd("hscan", -3, READONLY, (1, 1, 1), RS, "hash", "Iterates over fields and values of a hash.", Exec::Shard(hscan)),
+        .tips(&["nondeterministic_output"])
+        .key_flags(&["RO", "access"]),
+    cmd("hscan", -3, READONLY, (1, 1, 1), RS, "hash", "Iterates over fields and values of a hash.", Exec::Shard(hscan))
+        .key_flags(&["RO", "access"]),
 ];
 
 /// Reads the hash at `key` (`None` when missing; WRONGTYPE for other types),

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec, KeyRule};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -23,7 +23,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.",
         Exec::Shard(pfadd),
-    ),
+    )
+    .key_flags(&["RW", "insert"]),
     cmd(
         "pfcount",
         -2,
@@ -33,7 +34,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).",
         Exec::Coord(handler!(async |cx, a| pfcount(cx, a))),
-    ),
+    )
+    .key_flags(&["RW", "access"]),
     cmd(
         "pfmerge",
         -2,
@@ -43,7 +45,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Merges one or more HyperLogLog values into a single key.",
         Exec::Coord(handler!(async |cx, a| pfmerge(cx, a))),
-    ),
+    )
+    .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "insert"]), KeyRule::range(2, -1, 1).with_flags(&["RO", "access"])]),
 ];
 
 fn not_hll() -> CmdError {

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, Combine, CommandSpec, Coord, Ctx, Exec};
+use super::{cmd, flag::*, Combine, CommandSpec, Coord, Ctx, Exec, KeyRule};
 use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
@@ -23,9 +23,11 @@ const K: &[&str] = &["keyspace"];
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("del", -2, WRITE, (1, -1, 1), K, "generic", "Deletes one or more keys.", Exec::Split(del, Combine::Sum))
-        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_flags(&["RM", "delete"]),
     cmd("unlink", -2, WRITE | FAST, (1, -1, 1), K, "generic", "Asynchronously deletes one or more keys.", Exec::Split(del, Combine::Sum))
-        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_flags(&["RM", "delete"]),
     cmd(
         "exists",
         -2,
@@ -49,8 +51,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
     cmd("type", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Determines the type of value stored at a key.", Exec::Shard(type_)),
-    cmd("expire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in seconds.", Exec::Shard(expire)),
-    cmd("pexpire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in milliseconds.", Exec::Shard(pexpire)),
+    cmd("expire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in seconds.", Exec::Shard(expire))
+        .key_flags(&["RW", "update"]),
+    cmd("pexpire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in milliseconds.", Exec::Shard(pexpire))
+        .key_flags(&["RW", "update"]),
     cmd(
         "expireat",
         -3,
@@ -60,7 +64,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Sets the expiration time of a key to a Unix timestamp.",
         Exec::Shard(expireat),
-    ),
+    )
+    .key_flags(&["RW", "update"]),
     cmd(
         "pexpireat",
         -3,
@@ -70,9 +75,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Sets the expiration time of a key to a Unix milliseconds timestamp.",
         Exec::Shard(pexpireat),
-    ),
-    cmd("ttl", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Returns the expiration time in seconds of a key.", Exec::Shard(ttl)),
-    cmd("pttl", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Returns the expiration time in milliseconds of a key.", Exec::Shard(pttl)),
+    )
+    .key_flags(&["RW", "update"]),
+    cmd("ttl", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Returns the expiration time in seconds of a key.", Exec::Shard(ttl))
+        .key_flags(&["RO", "access"]),
+    cmd("pttl", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Returns the expiration time in milliseconds of a key.", Exec::Shard(pttl))
+        .key_flags(&["RO", "access"]),
     cmd(
         "expiretime",
         2,
@@ -82,7 +90,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Returns the expiration time of a key as a Unix timestamp.",
         Exec::Shard(expiretime),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "pexpiretime",
         2,
@@ -92,8 +101,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Returns the expiration time of a key as a Unix milliseconds timestamp.",
         Exec::Shard(pexpiretime),
-    ),
-    cmd("persist", 2, WRITE | FAST, (1, 1, 1), K, "generic", "Removes the expiration time of a key.", Exec::Shard(persist)),
+    )
+    .key_flags(&["RO", "access"]),
+    cmd("persist", 2, WRITE | FAST, (1, 1, 1), K, "generic", "Removes the expiration time of a key.", Exec::Shard(persist))
+        .key_flags(&["RW", "update"]),
     cmd(
         "keys",
         2,
@@ -108,7 +119,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "randomkey",
         1,
-        READONLY | RANDOM,
+        READONLY,
         (0, 0, 0),
         K,
         "generic",
@@ -125,7 +136,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Renames a key and overwrites the destination.",
         Exec::Coord(handler!(async |cx, a| rename(cx, a, false))),
-    ),
+    )
+    .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["OW", "update"])]),
     cmd(
         "renamenx",
         3,
@@ -135,7 +147,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Renames a key only when the target key name doesn't exist.",
         Exec::Coord(handler!(async |cx, a| rename(cx, a, true))),
-    ),
+    )
+    .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["OW", "insert"])]),
     cmd(
         "scan",
         -2,
@@ -156,7 +169,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Copies the value of a key to a new key.",
         Exec::Coord(handler!(async |cx, a| copy(cx, a))),
-    ),
+    )
+    .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RO", "access"]), KeyRule::range(2, 2, 1).with_flags(&["OW", "update"])]),
     cmd(
         "move",
         3,
@@ -166,7 +180,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Moves a key to another database.",
         Exec::Shard(move_),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "swapdb",
         3,
@@ -208,7 +223,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Returns a serialized representation of the value stored at a key.",
         Exec::Shard(dump_),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "restore",
         -4,
@@ -218,7 +234,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Creates a key from the serialized representation of a value.",
         Exec::Shard(restore),
-    ),
+    )
+    .key_flags(&["OW", "update"]),
 ];
 
 fn del(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {

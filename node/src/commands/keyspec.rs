@@ -54,6 +54,12 @@ impl KeyRule {
         KeyRule { begin: Begin::Index(at), find: Find::KeyNum { count: 0, first: 1, step: 1 }, flags: None }
     }
 
+    /// The one key right after `word` (GEORADIUS's `STORE key`), `word`
+    /// searched from index `from` onwards.
+    pub const fn keyword(word: &'static str, from: usize) -> KeyRule {
+        KeyRule { begin: Begin::Keyword { word, from }, find: Find::Range { last: 0, step: 1, limit: 0 }, flags: None }
+    }
+
     /// Keys after `word`: the first `1/limit` of the rest (limit 0 or 1:
     /// all of it).
     pub const fn after_keyword(word: &'static str, from: usize, limit: usize) -> KeyRule {
@@ -141,6 +147,16 @@ impl KeySpecs {
 
     pub fn rules(&self) -> &[KeyRule] {
         &self.rules[..self.len as usize]
+    }
+
+    /// The same rules, each with the access flags `flags`.
+    pub const fn with_flags(mut self, flags: &'static [&'static str]) -> KeySpecs {
+        let mut i = 0;
+        while i < self.len as usize {
+            self.rules[i].flags = Some(flags);
+            i += 1;
+        }
+        self
     }
 
     /// Whether any rule's keys can move (the command is `movablekeys`).
@@ -270,8 +286,10 @@ mod tests {
         let xread = [KeyRule::after_keyword("STREAMS", 1, 2)];
         assert_eq!(keys(&xread, &["xread", "COUNT", "2", "STREAMS", "a", "b", "0", "0"]), vec![4, 5]);
         assert!(keys(&xread, &["xread", "COUNT", "2"]).is_empty());
-        let georadius = [KeyRule::range(1, 1, 1), KeyRule::after_keyword("STORE", 6, 1)];
+        let georadius = [KeyRule::range(1, 1, 1), KeyRule::keyword("STORE", 6), KeyRule::keyword("STOREDIST", 6)];
         assert_eq!(keys(&georadius, &["georadius", "g", "0", "0", "1", "km", "STORE", "d"]), vec![1, 7]);
+        assert_eq!(keys(&georadius, &["georadius", "g", "0", "0", "1", "km", "STOREDIST", "d", "ASC"]), vec![1, 7]);
+        assert_eq!(keys(&georadius, &["georadius", "g", "0", "0", "1", "km"]), vec![1]);
     }
 
     #[test]

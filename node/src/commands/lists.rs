@@ -10,7 +10,7 @@
 use bytes::Bytes;
 
 use super::pops::Kind;
-use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec, KeyRule};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -25,20 +25,20 @@ const WS: &[&str] = &["write", "list", "slow"];
 const G: &str = "list";
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("lpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Prepends one or more elements to a list. Creates the key if it doesn't exist.", Exec::Shard(lpush)),
-    cmd("rpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Appends one or more elements to a list. Creates the key if it doesn't exist.", Exec::Shard(rpush)),
-    cmd("lpushx", -3, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Prepends one or more elements to a list only when the list exists.", Exec::Shard(lpushx)),
-    cmd("rpushx", -3, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Appends an element to a list only when the list exists.", Exec::Shard(rpushx)),
-    cmd("lpop", -2, WRITE | FAST, (1, 1, 1), WF, G, "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", Exec::Shard(lpop)),
-    cmd("rpop", -2, WRITE | FAST, (1, 1, 1), WF, G, "Returns and removes the last elements of a list. Deletes the list if the last element was popped.", Exec::Shard(rpop)),
+    cmd("lpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Prepends one or more elements to a list. Creates the key if it doesn't exist.", Exec::Shard(lpush)).key_flags(&["RW", "insert"]),
+    cmd("rpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Appends one or more elements to a list. Creates the key if it doesn't exist.", Exec::Shard(rpush)).key_flags(&["RW", "insert"]),
+    cmd("lpushx", -3, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Prepends one or more elements to a list only when the list exists.", Exec::Shard(lpushx)).key_flags(&["RW", "insert"]),
+    cmd("rpushx", -3, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Appends an element to a list only when the list exists.", Exec::Shard(rpushx)).key_flags(&["RW", "insert"]),
+    cmd("lpop", -2, WRITE | FAST, (1, 1, 1), WF, G, "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", Exec::Shard(lpop)).key_flags(&["RW", "access", "delete"]),
+    cmd("rpop", -2, WRITE | FAST, (1, 1, 1), WF, G, "Returns and removes the last elements of a list. Deletes the list if the last element was popped.", Exec::Shard(rpop)).key_flags(&["RW", "access", "delete"]),
     cmd("llen", 2, READONLY | FAST, (1, 1, 1), RF, G, "Returns the length of a list.", Exec::Shard(llen)),
-    cmd("lindex", 3, READONLY, (1, 1, 1), RS, G, "Returns an element from a list by its index.", Exec::Shard(lindex)),
-    cmd("lset", 4, WRITE | DENYOOM, (1, 1, 1), WS, G, "Sets the value of an element in a list by its index.", Exec::Shard(lset)),
-    cmd("lrange", 4, READONLY, (1, 1, 1), RS, G, "Returns a range of elements from a list.", Exec::Shard(lrange)),
-    cmd("lrem", 4, WRITE, (1, 1, 1), WS, G, "Removes elements from a list. Deletes the list if the last element was removed.", Exec::Shard(lrem)),
-    cmd("ltrim", 4, WRITE, (1, 1, 1), WS, G, "Removes elements from both ends a list. Deletes the list if all elements were trimmed.", Exec::Shard(ltrim)),
-    cmd("linsert", 5, WRITE | DENYOOM, (1, 1, 1), WS, G, "Inserts an element before or after another element in a list.", Exec::Shard(linsert)),
-    cmd("lpos", -3, READONLY, (1, 1, 1), RS, G, "Returns the index of matching elements in a list.", Exec::Shard(lpos)),
+    cmd("lindex", 3, READONLY, (1, 1, 1), RS, G, "Returns an element from a list by its index.", Exec::Shard(lindex)).key_flags(&["RO", "access"]),
+    cmd("lset", 4, WRITE | DENYOOM, (1, 1, 1), WS, G, "Sets the value of an element in a list by its index.", Exec::Shard(lset)).key_flags(&["RW", "update"]),
+    cmd("lrange", 4, READONLY, (1, 1, 1), RS, G, "Returns a range of elements from a list.", Exec::Shard(lrange)).key_flags(&["RO", "access"]),
+    cmd("lrem", 4, WRITE, (1, 1, 1), WS, G, "Removes elements from a list. Deletes the list if the last element was removed.", Exec::Shard(lrem)).key_flags(&["RW", "delete"]),
+    cmd("ltrim", 4, WRITE, (1, 1, 1), WS, G, "Removes elements from both ends a list. Deletes the list if all elements were trimmed.", Exec::Shard(ltrim)).key_flags(&["RW", "delete"]),
+    cmd("linsert", 5, WRITE | DENYOOM, (1, 1, 1), WS, G, "Inserts an element before or after another element in a list.", Exec::Shard(linsert)).key_flags(&["RW", "insert"]),
+    cmd("lpos", -3, READONLY, (1, 1, 1), RS, G, "Returns the index of matching elements in a list.", Exec::Shard(lpos)).key_flags(&["RO", "access"]),
     cmd(
         "lmove",
         5,
@@ -48,7 +48,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.",
         Exec::Coord(handler!(async |cx, a| lmove(cx, a, false))),
-    ),
+    ).keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
     cmd(
         "rpoplpush",
         3,
@@ -58,7 +58,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| lmove(cx, a, true))),
-    ),
+    ).keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
     super::cmd_numkeys(
         "lmpop",
         -4,
@@ -68,27 +68,27 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| lmpop(cx, a))),
-    ),
+    ).key_flags(&["RW", "access", "delete"]),
     cmd(
         "blpop",
         -3,
-        WRITE | NOSCRIPT | BLOCKING,
+        WRITE | BLOCKING,
         (1, -2, 1),
         &["write", "list", "slow", "blocking"],
         G,
         "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| bpop(cx, a, true))),
-    ),
+    ).key_flags(&["RW", "access", "delete"]),
     cmd(
         "brpop",
         -3,
-        WRITE | NOSCRIPT | BLOCKING,
+        WRITE | BLOCKING,
         (1, -2, 1),
         &["write", "list", "slow", "blocking"],
         G,
         "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| bpop(cx, a, false))),
-    ),
+    ).key_flags(&["RW", "access", "delete"]),
     super::cmd_numkeys(
         "blmpop",
         -5,
@@ -98,27 +98,27 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| blmpop(cx, a))),
-    ),
+    ).key_flags(&["RW", "access", "delete"]),
     cmd(
         "blmove",
         6,
-        WRITE | DENYOOM | NOSCRIPT | BLOCKING,
+        WRITE | DENYOOM | BLOCKING,
         (1, 2, 1),
         &["write", "list", "slow", "blocking"],
         G,
         "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.",
         Exec::Coord(handler!(async |cx, a| blmove(cx, a, false))),
-    ),
+    ).keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
     cmd(
         "brpoplpush",
         4,
-        WRITE | DENYOOM | NOSCRIPT | BLOCKING,
+        WRITE | DENYOOM | BLOCKING,
         (1, 2, 1),
         &["write", "list", "slow", "blocking"],
         G,
         "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| blmove(cx, a, true))),
-    ),
+    ).keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
 ];
 
 // ------------------------------------------------------------------ helpers

@@ -104,7 +104,9 @@ pub mod flag {
     pub const ADMIN: u32 = 1 << 3;
     pub const PUBSUB: u32 = 1 << 4;
     pub const NOSCRIPT: u32 = 1 << 5;
-    pub const RANDOM: u32 = 1 << 6;
+    /// Redis 6's `random` flag. Redis 7 no longer prints it (the
+    /// `nondeterministic_output` tip says it instead), so neither does
+    /// COMMAND here; nothing else reads it.
     pub const LOADING: u32 = 1 << 7;
     pub const STALE: u32 = 1 << 8;
     pub const FAST: u32 = 1 << 9;
@@ -117,6 +119,7 @@ pub mod flag {
     /// May block the client (BZPOPMIN & co.).
     pub const BLOCKING: u32 = 1 << 14;
 
+    /// The flags COMMAND prints, in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
@@ -125,13 +128,12 @@ pub mod flag {
         (PUBSUB, "pubsub"),
         (NOSCRIPT, "noscript"),
         (BLOCKING, "blocking"),
-        (RANDOM, "random"),
         (LOADING, "loading"),
         (STALE, "stale"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
-        (MOVABLEKEYS, "movablekeys"),
         (NO_MULTI, "no_multi"),
+        (MOVABLEKEYS, "movablekeys"),
     ];
 }
 
@@ -206,6 +208,17 @@ impl CommandSpec {
         if self.keys.movable() {
             self.flags |= flag::MOVABLEKEYS;
         }
+        self
+    }
+
+    /// Sets the access flags COMMAND reports for the keys of every rule
+    /// declared so far (so after `.keys(..)`), in Redis's order: one of
+    /// `RO`, `RW`, `OW` (overwrites), `RM` (removes), then `access`,
+    /// `update`, `insert`, `delete`, `incomplete`, `variable_flags` as
+    /// Redis's key specs have them. Rules with flags of their own
+    /// (`KeyRule::with_flags`) need not use this.
+    pub const fn key_flags(mut self, flags: &'static [&'static str]) -> Self {
+        self.keys = self.keys.with_flags(flags);
         self
     }
 

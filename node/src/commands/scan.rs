@@ -104,11 +104,12 @@ impl Filter {
 
 /// Runs on the shard: visits whole slots of database `db` from local index
 /// `from` until `count` keys were visited. Returns the keys that pass the
-/// filter and the local index of the first slot not visited.
-pub fn scan_shard(sh: &mut Shard, db: usize, from: usize, count: usize, filter: &Filter, now: u64) -> (Vec<Bytes>, usize) {
+/// filter, the local index of the first slot not visited and how many keys
+/// were visited.
+pub fn scan_shard(sh: &mut Shard, db: usize, from: usize, count: usize, filter: &Filter, now: u64) -> (Vec<Bytes>, usize, usize) {
     let (k, n) = (sh.id, sh.nshards());
     let len = shard_len(k, n);
-    let Some(d) = sh.db_if_exists(db) else { return (Vec::new(), len) };
+    let Some(d) = sh.db_if_exists(db) else { return (Vec::new(), len, 0) };
     let mut keys = Vec::new();
     let mut visited = 0;
     let mut l = from;
@@ -122,7 +123,7 @@ pub fn scan_shard(sh: &mut Shard, db: usize, from: usize, count: usize, filter: 
         });
         l += 1;
     }
-    (keys, l)
+    (keys, l, visited)
 }
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
@@ -150,15 +151,25 @@ pub async fn scan(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         }
         i += 2;
     }
+    // Shard by shard: a shard that is done before `count` keys were
+    // visited hands the rest of the budget to the next (so a small keyspace
+    // comes back in one call, as from Redis).
     let n = cx.engine().nshards();
-    let (next, keys) = match locate(cursor, n) {
-        None => (0, Vec::new()),
-        Some((k, from)) => {
-            let db = cx.db();
-            let (keys, next) = cx.run_on(k, move |sh| scan_shard(sh, db, from, count, &filter, now_ms())).await;
-            (cursor_after(k, next, n), keys)
+    let db = cx.db();
+    let (mut next, mut keys, mut budget) = (cursor, Vec::new(), count);
+    while let Some((k, from)) = locate(next, n) {
+        let f = filter.clone();
+        let (found, stop, visited) = cx.run_on(k, move |sh| scan_shard(sh, db, from, budget, &f, now_ms())).await;
+        keys.extend(found);
+        next = cursor_after(k, stop, n);
+        budget = budget.saturating_sub(visited);
+        if stop < shard_len(k, n) || budget == 0 || next == 0 {
+            break;
         }
-    };
+    }
+    if locate(next, n).is_none() {
+        next = 0;
+    }
     let out = cx.out();
     out.array(2);
     out.bulk(itoa::Buffer::new().format(next).as_bytes());
@@ -228,7 +239,7 @@ mod tests {
         let mut from = 0;
         let mut calls = 0;
         while from < shard_len(1, n) {
-            let (got, next) = scan_shard(&mut sh, 0, from, 5, &all, 0);
+            let (got, next, _) = scan_shard(&mut sh, 0, from, 5, &all, 0);
             assert!(next > from);
             // Whole slots: every key of the visited slots is in the reply.
             let expected: usize = (from..next).map(|l| sh.db(0).slot_len((l * n + 1) as u16)).sum();
@@ -255,12 +266,12 @@ mod tests {
         sh.db(0).insert_new(b"other", Value::Int(3), 0);
         sh.db(0).insert_new(b"user:expired", Value::Int(3), 5);
         let f = Filter { pattern: Some(Bytes::from_static(b"user:*")), type_name: Some(b"string".to_vec()) };
-        let (mut got, next) = scan_shard(&mut sh, 0, 0, usize::MAX, &f, 10);
+        let (mut got, next, _) = scan_shard(&mut sh, 0, 0, usize::MAX, &f, 10);
         got.sort();
         assert_eq!(got, vec![Bytes::from_static(b"user:1"), Bytes::from_static(b"user:2")]);
         assert_eq!(next, SLOTS);
         let f = Filter { pattern: None, type_name: Some(b"hash".to_vec()) };
         assert!(scan_shard(&mut sh, 0, 0, usize::MAX, &f, 10).0.is_empty());
-        assert_eq!(scan_shard(&mut sh, 3, 0, 10, &f, 10), (Vec::new(), SLOTS));
+        assert_eq!(scan_shard(&mut sh, 3, 0, 10, &f, 10), (Vec::new(), SLOTS, 0));
     }
 }

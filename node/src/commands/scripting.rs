@@ -34,7 +34,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "scripting",
         "Executes a server-side Lua script.",
         Exec::Script(ScriptCall::Eval { sha: false, ro: false }),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd_numkeys(
         "evalsha",
         -3,
@@ -44,7 +45,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "scripting",
         "Executes a server-side Lua script by SHA1 digest.",
         Exec::Script(ScriptCall::Eval { sha: true, ro: false }),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd_numkeys(
         "eval_ro",
         -3,
@@ -54,7 +56,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "scripting",
         "Executes a read-only server-side Lua script.",
         Exec::Script(ScriptCall::Eval { sha: false, ro: true }),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd_numkeys(
         "evalsha_ro",
         -3,
@@ -64,7 +67,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "scripting",
         "Executes a read-only server-side Lua script by SHA1 digest.",
         Exec::Script(ScriptCall::Eval { sha: true, ro: true }),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "script",
         -2,
@@ -75,7 +79,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "A container for Lua scripts management commands.",
         Exec::Coord(handler!(|cx, a| script(cx, a))),
     ),
-    cmd_numkeys("fcall", -3, NOSCRIPT | STALE, 2, SC, "scripting", "Invokes a function.", Exec::Script(ScriptCall::Fcall { ro: false })),
+    cmd_numkeys("fcall", -3, NOSCRIPT | STALE, 2, SC, "scripting", "Invokes a function.", Exec::Script(ScriptCall::Fcall { ro: false }))
+        .key_flags(&["RW", "access", "update"]),
     cmd_numkeys(
         "fcall_ro",
         -3,
@@ -85,7 +90,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "scripting",
         "Invokes a read-only function.",
         Exec::Script(ScriptCall::Fcall { ro: true }),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "function",
         -2,

@@ -95,7 +95,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "shutdown",
         -1,
-        ADMIN | NOSCRIPT | LOADING | STALE | NO_AUTH,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI,
         (0, 0, 0),
         SRV,
         "server",
@@ -105,7 +105,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "wait",
         3,
-        NOSCRIPT,
+        0,
         (0, 0, 0),
         &["slow", "connection"],
         "generic",
@@ -134,7 +134,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-fn write_spec(out: &mut Out, c: &CommandSpec) {
+/// One command's COMMAND INFO entry (node/tests/command_info.rs checks it
+/// against what Redis prints).
+pub fn write_spec(out: &mut Out, c: &CommandSpec) {
     out.array(10);
     out.bulk(c.name.as_bytes());
     out.int(c.arity as i64);
@@ -151,12 +153,12 @@ fn write_spec(out: &mut Out, c: &CommandSpec) {
     for a in c.acl {
         out.simple(&format!("@{a}"));
     }
-    out.array(c.tips.len());
+    out.set(c.tips.len());
     for t in c.tips {
         out.bulk(t.as_bytes());
     }
     let rules = c.keys.rules();
-    out.array(rules.len());
+    out.set(rules.len());
     for r in rules {
         out.map(3);
         out.bulk(b"flags");

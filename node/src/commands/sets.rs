@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use rand::Rng;
 
-use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec, KeyRule};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -34,7 +34,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Adds one or more members to a set. Creates the key if it doesn't exist.",
         Exec::Shard(sadd),
-    ),
+    )
+    .key_flags(&["RW", "insert"]),
     cmd(
         "srem",
         -3,
@@ -44,8 +45,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes one or more members from a set. Deletes the set if the last member was removed.",
         Exec::Shard(srem),
-    ),
-    cmd("smembers", 2, READONLY, (1, 1, 1), RS, G, "Returns all members of a set.", Exec::Shard(smembers)),
+    )
+    .key_flags(&["RW", "delete"]),
+    cmd("smembers", 2, READONLY, (1, 1, 1), RS, G, "Returns all members of a set.", Exec::Shard(smembers)).key_flags(&["RO", "access"]),
     cmd("sismember", 3, READONLY | FAST, (1, 1, 1), RF, G, "Determines whether a member belongs to a set.", Exec::Shard(sismember)),
     cmd(
         "smismember",
@@ -56,20 +58,27 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Determines whether multiple members belong to a set.",
         Exec::Shard(smismember),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd("scard", 2, READONLY | FAST, (1, 1, 1), RF, G, "Returns the number of members in a set.", Exec::Shard(scard)),
     cmd(
         "spop",
         -2,
-        WRITE | RANDOM | FAST,
+        WRITE | FAST,
         (1, 1, 1),
         WF,
         G,
         "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.",
         Exec::Shard(spop),
-    ),
-    cmd("srandmember", -2, READONLY | RANDOM, (1, 1, 1), RS, G, "Get one or multiple random members from a set", Exec::Shard(srandmember)),
-    cmd("sscan", -3, READONLY | RANDOM, (1, 1, 1), RS, G, "Iterates over members of a set.", Exec::Shard(sscan)),
+    )
+    .key_flags(&["RW", "access", "delete"])
+    .tips(&["nondeterministic_output"]),
+    cmd("srandmember", -2, READONLY, (1, 1, 1), RS, G, "Get one or multiple random members from a set", Exec::Shard(srandmember))
+        .key_flags(&["RO", "access"])
+        .tips(&["nondeterministic_output"]),
+    cmd("sscan", -3, READONLY, (1, 1, 1), RS, G, "Iterates over members of a set.", Exec::Shard(sscan))
+        .key_flags(&["RO", "access"])
+        .tips(&["nondeterministic_output"]),
     cmd(
         "sinter",
         -2,
@@ -79,7 +88,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the intersect of multiple sets.",
         Exec::Coord(handler!(async |cx, a| setop(cx, a, SetOp::Inter))),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "sunion",
         -2,
@@ -89,7 +99,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the union of multiple sets.",
         Exec::Coord(handler!(async |cx, a| setop(cx, a, SetOp::Union))),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "sdiff",
         -2,
@@ -99,7 +110,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the difference of multiple sets.",
         Exec::Coord(handler!(async |cx, a| setop(cx, a, SetOp::Diff))),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "sinterstore",
         -3,
@@ -109,7 +121,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Stores the intersect of multiple sets in a key.",
         Exec::Coord(handler!(async |cx, a| setop_store(cx, a, SetOp::Inter))),
-    ),
+    )
+    .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "update"]), KeyRule::range(2, -1, 1).with_flags(&["RO", "access"])]),
     cmd(
         "sunionstore",
         -3,
@@ -119,7 +132,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Stores the union of multiple sets in a key.",
         Exec::Coord(handler!(async |cx, a| setop_store(cx, a, SetOp::Union))),
-    ),
+    )
+    .keys(&[KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), KeyRule::range(2, -1, 1).with_flags(&["RO", "access"])]),
     cmd(
         "sdiffstore",
         -3,
@@ -129,7 +143,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Stores the difference of multiple sets in a key.",
         Exec::Coord(handler!(async |cx, a| setop_store(cx, a, SetOp::Diff))),
-    ),
+    )
+    .keys(&[KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), KeyRule::range(2, -1, 1).with_flags(&["RO", "access"])]),
     super::cmd_numkeys(
         "sintercard",
         -3,
@@ -139,7 +154,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the number of members of the intersect of multiple sets.",
         Exec::Coord(handler!(async |cx, a| sintercard(cx, a))),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "smove",
         4,
@@ -149,7 +165,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Moves a member from one set to another.",
         Exec::Coord(handler!(async |cx, a| smove(cx, a))),
-    ),
+    )
+    .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
 ];
 
 // ------------------------------------------------------------------ helpers

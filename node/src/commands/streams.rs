@@ -28,7 +28,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Appends a new message to a stream. Creates the key if it doesn't exist.",
         Exec::Shard(xadd),
-    ),
+    )
+    .key_flags(&["RW", "update"]),
     cmd(
         "xlen",
         2,
@@ -48,7 +49,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the messages from a stream within a range of IDs.",
         Exec::Shard(xrange),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "xrevrange",
         -4,
@@ -58,7 +60,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the messages from a stream within a range of IDs in reverse order.",
         Exec::Shard(xrevrange),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "xdel",
         -3,
@@ -68,7 +71,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the number of messages after removing them from a stream.",
         Exec::Shard(xdel),
-    ),
+    )
+    .key_flags(&["RW", "delete"]),
     cmd(
         "xtrim",
         -4,
@@ -78,7 +82,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Deletes messages from the beginning of a stream.",
         Exec::Shard(xtrim),
-    ),
+    )
+    .key_flags(&["RW", "delete"]),
     cmd(
         "xread",
         -4,
@@ -353,6 +358,9 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
         i += 2;
+    }
+    if block.is_some() && cx.session().is_none() {
+        return Err(CmdError::err("XREAD command is not allowed with BLOCK option from scripts"));
     }
     let rest = &args[(i + 1).min(args.len())..];
     if i >= args.len() || rest.is_empty() || !rest.len().is_multiple_of(2) {

@@ -14,7 +14,8 @@ use crate::util::{canonical_int, eq_ic, parse_f64, parse_i64};
 const S: &[&str] = &["string"];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("get", 2, READONLY | FAST, (1, 1, 1), S, "string", "Returns the string value of a key.", Exec::Shard(get)),
+    cmd("get", 2, READONLY | FAST, (1, 1, 1), S, "string", "Returns the string value of a key.", Exec::Shard(get))
+        .key_flags(&["RO", "access"]),
     cmd(
         "lcs",
         -3,
@@ -24,7 +25,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Finds the longest common substring.",
         Exec::Coord(handler!(async |cx, a| lcs(cx, a))),
-    ),
+    )
+    .key_flags(&["RO", "access"]),
     cmd(
         "set",
         -3,
@@ -34,7 +36,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
         Exec::Shard(set),
-    ),
+    )
+    .key_flags(&["RW", "access", "update", "variable_flags"]),
     cmd(
         "setnx",
         3,
@@ -44,7 +47,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Set the string value of a key only when the key doesn't exist.",
         Exec::Shard(setnx),
-    ),
+    )
+    .key_flags(&["OW", "insert"]),
     cmd(
         "setex",
         4,
@@ -54,7 +58,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
         Exec::Shard(setex),
-    ),
+    )
+    .key_flags(&["OW", "update"]),
     cmd(
         "psetex",
         4,
@@ -64,7 +69,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.",
         Exec::Shard(psetex),
-    ),
+    )
+    .key_flags(&["OW", "update"]),
     cmd(
         "getset",
         3,
@@ -74,7 +80,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Returns the previous string value of a key after setting it to a new value.",
         Exec::Shard(getset),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "getdel",
         2,
@@ -84,7 +91,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Returns the string value of a key after deleting the key.",
         Exec::Shard(getdel),
-    ),
+    )
+    .key_flags(&["RW", "access", "delete"]),
     cmd(
         "getex",
         -2,
@@ -94,7 +102,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Returns the string value of a key after setting its expiration time.",
         Exec::Shard(getex),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "mget",
         -2,
@@ -105,7 +114,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Atomically returns the string values of one or more keys.",
         Exec::Split(mget, Combine::Array),
     )
-    .tips(&["request_policy:multi_shard"]),
+    .tips(&["request_policy:multi_shard"])
+    .key_flags(&["RO", "access"]),
     cmd(
         "mset",
         -3,
@@ -116,7 +126,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Atomically creates or modifies the string values of one or more keys.",
         Exec::Split(mset, Combine::Ok),
     )
-    .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"]),
+    .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
+    .key_flags(&["OW", "update"]),
     cmd(
         "msetnx",
         -3,
@@ -126,7 +137,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Atomically modifies the string values of one or more keys only when all keys don't exist.",
         Exec::Coord(handler!(async |cx, a| msetnx(cx, a))),
-    ),
+    )
+    .key_flags(&["OW", "insert"]),
     cmd(
         "incr",
         2,
@@ -136,7 +148,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(incr),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "decr",
         2,
@@ -146,7 +159,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(decr),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "incrby",
         3,
@@ -156,7 +170,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(incrby),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "decrby",
         3,
@@ -166,7 +181,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(decrby),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "incrbyfloat",
         3,
@@ -176,7 +192,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(incrbyfloat),
-    ),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd(
         "append",
         3,
@@ -186,10 +203,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Appends a string to the value of a key. Creates the key if it doesn't exist.",
         Exec::Shard(append),
-    ),
+    )
+    .key_flags(&["RW", "insert"]),
     cmd("strlen", 2, READONLY | FAST, (1, 1, 1), S, "string", "Returns the length of a string value.", Exec::Shard(strlen)),
-    cmd("getrange", 4, READONLY, (1, 1, 1), S, "string", "Returns a substring of the string stored at a key.", Exec::Shard(getrange)),
-    cmd("substr", 4, READONLY, (1, 1, 1), S, "string", "Returns a substring from a string value.", Exec::Shard(getrange)),
+    cmd("getrange", 4, READONLY, (1, 1, 1), S, "string", "Returns a substring of the string stored at a key.", Exec::Shard(getrange))
+        .key_flags(&["RO", "access"]),
+    cmd("substr", 4, READONLY, (1, 1, 1), S, "string", "Returns a substring from a string value.", Exec::Shard(getrange))
+        .key_flags(&["RO", "access"]),
     cmd(
         "setrange",
         4,
@@ -199,7 +219,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
         Exec::Shard(setrange),
-    ),
+    )
+    .key_flags(&["RW", "update"]),
 ];
 
 /// Reads a string value: `Ok(None)` when missing, WRONGTYPE for other types.

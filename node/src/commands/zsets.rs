@@ -16,7 +16,7 @@ use hashbrown::hash_map::Entry as MapEntry;
 use hashbrown::HashMap;
 
 use super::pops::Kind;
-use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec, KeyRule};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::reply::{d2string, format_g17};
@@ -42,9 +42,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.",
         Exec::Shard(zadd),
-    ),
-    cmd("zincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Increments the score of a member in a sorted set.", Exec::Shard(zincrby)),
-    cmd("zscore", 3, READONLY | FAST, (1, 1, 1), RF, G, "Returns the score of a member in a sorted set.", Exec::Shard(zscore)),
+    ).key_flags(&["RW", "update"]),
+    cmd("zincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Increments the score of a member in a sorted set.", Exec::Shard(zincrby)).key_flags(&["RW", "access", "update"]),
+    cmd("zscore", 3, READONLY | FAST, (1, 1, 1), RF, G, "Returns the score of a member in a sorted set.", Exec::Shard(zscore)).key_flags(&["RO", "access"]),
     cmd(
         "zmscore",
         -3,
@@ -54,7 +54,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the score of one or more members in a sorted set.",
         Exec::Shard(zmscore),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd("zcard", 2, READONLY | FAST, (1, 1, 1), RF, G, "Returns the number of members in a sorted set.", Exec::Shard(zcard)),
     cmd(
         "zcount",
@@ -65,7 +65,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the count of members in a sorted set that have scores within a range.",
         Exec::Shard(zcount),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zlexcount",
         4,
@@ -75,7 +75,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the number of members in a sorted set within a lexicographical range.",
         Exec::Shard(zlexcount),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrank",
         -3,
@@ -85,7 +85,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the index of a member in a sorted set ordered by ascending scores.",
         Exec::Shard(zrank),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrevrank",
         -3,
@@ -95,8 +95,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the index of a member in a sorted set ordered by descending scores.",
         Exec::Shard(zrevrank),
-    ),
-    cmd("zrange", -4, READONLY, (1, 1, 1), RS, G, "Returns members in a sorted set within a range of indexes.", Exec::Shard(zrange)),
+    ).key_flags(&["RO", "access"]),
+    cmd("zrange", -4, READONLY, (1, 1, 1), RS, G, "Returns members in a sorted set within a range of indexes.", Exec::Shard(zrange)).key_flags(&["RO", "access"]),
     cmd(
         "zrangestore",
         -5,
@@ -106,7 +106,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Stores a range of members from sorted set in a key.",
         Exec::Coord(handler!(async |cx, a| zrangestore(cx, a))),
-    ),
+    ).keys(&[KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), KeyRule::range(2, 2, 1).with_flags(&["RO", "access"])]),
     cmd(
         "zrevrange",
         -4,
@@ -116,7 +116,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns members in a sorted set within a range of indexes in reverse order.",
         Exec::Shard(zrevrange),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrangebyscore",
         -4,
@@ -126,7 +126,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns members in a sorted set within a range of scores.",
         Exec::Shard(zrangebyscore),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrevrangebyscore",
         -4,
@@ -136,7 +136,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns members in a sorted set within a range of scores in reverse order.",
         Exec::Shard(zrevrangebyscore),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrangebylex",
         -4,
@@ -146,7 +146,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns members in a sorted set within a lexicographical range.",
         Exec::Shard(zrangebylex),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrevrangebylex",
         -4,
@@ -156,7 +156,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns members in a sorted set within a lexicographical range in reverse order.",
         Exec::Shard(zrevrangebylex),
-    ),
+    ).key_flags(&["RO", "access"]),
     cmd(
         "zrem",
         -3,
@@ -166,7 +166,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.",
         Exec::Shard(zrem),
-    ),
+    ).key_flags(&["RW", "delete"]),
     cmd(
         "zremrangebyrank",
         4,
@@ -176,7 +176,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.",
         Exec::Shard(zremrangebyrank),
-    ),
+    ).key_flags(&["RW", "delete"]),
     cmd(
         "zremrangebyscore",
         4,
@@ -186,7 +186,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.",
         Exec::Shard(zremrangebyscore),
-    ),
+    ).key_flags(&["RW", "delete"]),
     cmd(
         "zremrangebylex",
         4,
@@ -196,7 +196,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.",
         Exec::Shard(zremrangebylex),
-    ),
+    ).key_flags(&["RW", "delete"]),
     cmd(
         "zpopmin",
         -2,
@@ -206,7 +206,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.",
         Exec::Shard(zpopmin),
-    ),
+    ).key_flags(&["RW", "access", "delete"]),
     cmd(
         "zpopmax",
         -2,
@@ -216,7 +216,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.",
         Exec::Shard(zpopmax),
-    ),
+    ).key_flags(&["RW", "access", "delete"]),
     super::cmd_numkeys(
         "zmpop",
         -4,
@@ -226,27 +226,27 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.",
         Exec::Coord(handler!(async |cx, a| zmpop(cx, a))),
-    ),
+    ).key_flags(&["RW", "access", "delete"]),
     cmd(
         "bzpopmin",
         -3,
-        WRITE | FAST | NOSCRIPT | BLOCKING,
+        WRITE | FAST | BLOCKING,
         (1, -2, 1),
         &["write", "sortedset", "fast", "blocking"],
         G,
         "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| bzpop(cx, a, false))),
-    ),
+    ).key_flags(&["RW", "access", "delete"]),
     cmd(
         "bzpopmax",
         -3,
-        WRITE | FAST | NOSCRIPT | BLOCKING,
+        WRITE | FAST | BLOCKING,
         (1, -2, 1),
         &["write", "sortedset", "fast", "blocking"],
         G,
         "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| bzpop(cx, a, true))),
-    ),
+    ).key_flags(&["RW", "access", "delete"]),
     super::cmd_numkeys(
         "bzmpop",
         -5,
@@ -256,10 +256,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| bzmpop(cx, a))),
-    ),
+    ).key_flags(&["RW", "access", "delete"]),
     cmd("zrandmember", -2, READONLY, (1, 1, 1), RS, G, "Returns one or more random members from a sorted set.", Exec::Shard(zrandmember))
-    .tips(&["nondeterministic_output"]),
-    cmd("zscan", -3, READONLY, (1, 1, 1), RS, G, "Iterates over members and scores of a sorted set.", Exec::Shard(zscan)),
+    .tips(&["nondeterministic_output"]).key_flags(&["RO", "access"]),
+    cmd("zscan", -3, READONLY, (1, 1, 1), RS, G, "Iterates over members and scores of a sorted set.", Exec::Shard(zscan)).key_flags(&["RO", "access"]),
     cmd("zunion", -3, READONLY | MOVABLEKEYS, (0, 0, 0), RS, G, "Returns the union of multiple sorted sets.", Exec::Coord(handler!(async |cx, a| setop(cx, a, SetKind::Union, false, false))))
     .keys(&[super::KeyRule::numkeys(1).with_flags(&["RO", "access"])]),
     cmd(

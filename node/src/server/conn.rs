@@ -698,7 +698,8 @@ impl Conn {
         let mut per_shard: Vec<(usize, Vec<SubCommand>)> = Vec::new();
         for (ci, (spec, args)) in cmds.into_iter().enumerate() {
             let Exec::Split(_, combine) = spec.exec else {
-                // Only reachable through a command-table error.
+                // A single-shard command whose keys are on several shards
+                // (GEORADIUS ... STORE): no parts, answered with an error below.
                 plans.push((Combine::Ok, Vec::new()));
                 continue;
             };
@@ -733,6 +734,11 @@ impl Conn {
         }
         drop(tx);
         for (ci, (combine, parts)) in plans.into_iter().enumerate() {
+            if parts.is_empty() {
+                // A split command has a key, so a part; this one ran nowhere.
+                self.out.error(&CmdError::err("keys of this command must be on one shard"));
+                continue;
+            }
             let part_replies: Vec<Vec<u8>> = parts
                 .iter()
                 .map(|part| {
