@@ -12,7 +12,6 @@ pub mod admin;
 pub mod identity;
 pub mod migration;
 pub mod raft;
-pub mod slots;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

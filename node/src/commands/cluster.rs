@@ -66,7 +66,7 @@ fn disabled() -> CmdError {
 
 /// The connection's cluster state; the "disabled" error in standalone
 /// mode.
-fn conn_cluster(cx: &mut dyn Coord) -> CmdResult<&mut crate::cluster::slots::ConnCluster> {
+fn conn_cluster(cx: &mut dyn Coord) -> CmdResult<&mut crate::commands::routing::ConnCluster> {
     if cx.engine().cluster.is_none() {
         return Err(disabled());
     }

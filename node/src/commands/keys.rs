@@ -735,7 +735,7 @@ fn memory(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         exact("purge")?;
         // This thread's Lua garbage and free allocator pages (idle threads
         // do the same by themselves: server::housekeeping).
-        crate::scripting::vm::collect_garbage();
+        crate::commands::scripting::vm::collect_garbage();
         crate::alloc::release_free_memory();
         out.ok();
     } else if eq_ic(sub, "MALLOC-STATS") {

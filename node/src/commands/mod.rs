@@ -17,6 +17,7 @@ pub mod keyspec;
 pub mod lists;
 pub mod pops;
 pub mod pubsub;
+pub mod routing;
 pub mod run;
 pub mod scan;
 pub mod scripting;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::CommandSpec;
-use crate::cluster::slots::ConnCluster;
+use crate::commands::routing::ConnCluster;
 use crate::shard::clients::ClientInfo;
 use crate::shard::pubsub::Message;
 use crate::shard::{Engine, NO_TX};

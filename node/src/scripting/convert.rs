@@ -396,6 +396,17 @@ fn write_table(t: &Table, out: &mut Out, resp3: bool, depth: usize) {
     }
 }
 
+/// Reads a Lua value as bytes when it is a string or a number (as Lua's
+/// `tostring` would, integers without a decimal point).
+pub fn value_bytes(v: &mlua::Value) -> Option<Vec<u8>> {
+    match v {
+        mlua::Value::String(s) => Some(s.as_bytes().to_vec()),
+        mlua::Value::Integer(i) => Some(itoa::Buffer::new().format(*i).as_bytes().to_vec()),
+        mlua::Value::Number(n) => Some(crate::resp::reply::format_double(*n).into_bytes()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,10 +12,7 @@
 //! The commands themselves are in `commands::scripting`.
 
 pub mod convert;
-pub mod exec;
-pub mod functions;
 pub mod libs;
-pub mod vm;
 
 pub use crate::shard::scripts::Sha;
 

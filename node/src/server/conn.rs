@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use crate::cluster::slots::ConnCluster;
+use crate::commands::routing::ConnCluster;
 use crate::commands::run::{combine_replies, exec_one_at, split_by_shard, Part};
 use crate::commands::session::{Session, Subscription};
 use crate::commands::{self, flag, Combine, CommandSpec, Coord, Exec, LocalFut};
@@ -650,7 +650,7 @@ impl Conn {
         }
         let Some(spec) = commands::lookup(&args[0]) else { return false };
         let mut closed = false;
-        crate::cluster::slots::for_each_key(spec, args, |k| closed = closed || c.map.gate.is_closed(crate::slot::key_slot(k)));
+        crate::commands::routing::for_each_key(spec, args, |k| closed = closed || c.map.gate.is_closed(crate::slot::key_slot(k)));
         closed
     }
 
@@ -660,7 +660,7 @@ impl Conn {
         let (Some(c), Some(spec)) = (&self.s.cluster, commands::lookup(&args[0])) else { return };
         let map = c.map.clone();
         let mut slots = Vec::new();
-        crate::cluster::slots::for_each_key(spec, args, |k| slots.push(crate::slot::key_slot(k)));
+        crate::commands::routing::for_each_key(spec, args, |k| slots.push(crate::slot::key_slot(k)));
         for s in slots {
             map.gate.wait_open(Some(s), CUTOVER_WAIT * CUTOVER_RETRIES as u32).await;
         }
@@ -669,7 +669,7 @@ impl Conn {
     /// Whether the gate holds back a slot of the command's keys (see
     /// `slot::gate`).
     fn gate_holds(&self, spec: &CommandSpec, args: &[Bytes]) -> bool {
-        self.s.cluster.as_ref().is_some_and(|c| crate::cluster::slots::held_back(&c.map, spec, args))
+        self.s.cluster.as_ref().is_some_and(|c| crate::commands::routing::held_back(&c.map, spec, args))
     }
 
     /// Waits until no slot of the command's keys is held by a migration's
@@ -678,7 +678,7 @@ impl Conn {
         let Some(c) = &mut self.s.cluster else { return Ok(()) };
         let map = c.map.clone();
         let mut slots = Vec::new();
-        crate::cluster::slots::for_each_key(spec, args, |k| slots.push(crate::slot::key_slot(k)));
+        crate::commands::routing::for_each_key(spec, args, |k| slots.push(crate::slot::key_slot(k)));
         for s in slots {
             map.gate.wait_open(Some(s), CUTOVER_WAIT).await;
         }
@@ -800,7 +800,7 @@ fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64
     if let Some(map) = &sh.cluster {
         let held = match p.slot {
             Some(slot) => !map.gate.admits(slot),
-            None => crate::cluster::slots::held_back(map, spec, args),
+            None => crate::commands::routing::held_back(map, spec, args),
         };
         if held {
             return false;

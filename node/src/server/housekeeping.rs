@@ -51,6 +51,6 @@ pub async fn run(shard: Rc<LocalShard>, engine: Arc<Engine>) {
 /// Frees this thread's Lua garbage and returns the thread's free allocator
 /// pages to the system (also MEMORY PURGE).
 pub fn release_memory() {
-    crate::scripting::vm::collect_garbage();
+    crate::commands::scripting::vm::collect_garbage();
     crate::alloc::release_free_memory();
 }

@@ -29,6 +29,8 @@ use crate::slot::map::{Member, SlotMap};
 const SHARD_STACK: usize = 64 << 20;
 
 pub fn run(cfg: Config) -> std::io::Result<()> {
+    // A busy script serves this layer's parked connections from its hook.
+    let _ = crate::commands::scripting::exec::BUSY_SERVICE.set(busy::service);
     let cfg = Arc::new(cfg);
     let nshards = cfg.shards;
     let cluster = match &cfg.cluster {

@@ -169,7 +169,7 @@ fn pack(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::LuaString> {
                 let v = args.get(arg).cloned().unwrap_or(Value::Nil);
                 let s = match &v {
                     Value::String(s) => s.as_bytes().to_vec(),
-                    Value::Integer(_) | Value::Number(_) => super::super::vm::value_bytes(&v).unwrap_or_default(),
+                    Value::Integer(_) | Value::Number(_) => super::super::convert::value_bytes(&v).unwrap_or_default(),
                     _ => return Err(bad_arg(arg + 1, "pack", "string", &v)),
                 };
                 if size == 0 {

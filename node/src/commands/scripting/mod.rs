@@ -14,13 +14,17 @@ use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
-use crate::scripting::exec::{self, Invocation, Kind, Outcome};
-use crate::scripting::vm::{with_vm, with_vm_on, Vm};
-use crate::scripting::{flags, functions, parse_sha, sha1_hex};
+pub mod exec;
+pub mod functions;
+pub mod vm;
+
+use crate::scripting::{flags, parse_sha, sha1_hex};
 use crate::shard::scripts::{FunctionInfo, KillResult, Libraries, Library, Scripting};
 use crate::shard::Shard;
 use crate::slot::key_slot;
 use crate::util::{eq_ic, glob_match, parse_i64};
+use exec::{Invocation, Kind, Outcome};
+use vm::{with_vm, with_vm_on, Vm};
 
 const SC: &[&str] = &["slow", "scripting"];
 

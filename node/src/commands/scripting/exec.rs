@@ -39,13 +39,13 @@ use std::os::raw::{c_int, c_void};
 
 use mlua::{ffi, Function, Lua, Table, Value};
 
-use super::convert::{lua_to_resp, push_bytes, push_registry, seti, write_scalar};
 use super::vm::{Raw, Vm};
-use super::{flags, Sha};
 use crate::commands::session::Session;
 use crate::commands::{self, exec_one_at, flag, CommandSpec, Coord, Exec, LocalFut};
 use crate::error::CmdResult;
 use crate::resp::Out;
+use crate::scripting::convert::{lua_to_resp, push_bytes, push_registry, seti, write_scalar};
+use crate::scripting::{flags, Sha};
 use crate::shard::scripts::{Busy, Scripting};
 use crate::shard::{Engine, Job, Shard, TxId};
 use crate::util::now_ms;
@@ -117,6 +117,11 @@ pub struct Registered {
     pub flags: u32,
     pub description: Option<String>,
 }
+
+/// Serves the other clients of a thread its busy script holds (the
+/// connection layer registers it at start: `server::busy`); returns how
+/// long until it should run again.
+pub static BUSY_SERVICE: std::sync::OnceLock<fn() -> Duration> = std::sync::OnceLock::new();
 
 /// Buffers a VM reuses from one run, and one `redis.call`, to the next.
 pub struct Scratch {
@@ -336,7 +341,7 @@ unsafe fn call_c(state: *mut ffi::lua_State, raise: bool) -> c_int {
     let reply = std::slice::from_raw_parts(ptr, len);
     let failed = reply.first() == Some(&b'-');
     let mut pos = 0;
-    super::convert::push_resp(state, reply, &mut pos, 0);
+    crate::scripting::convert::push_resp(state, reply, &mut pos, 0);
     if failed && raise {
         ffi::lua_error(state);
     }
@@ -524,7 +529,7 @@ impl<'a> RunCtx<'a> {
         // while the script holds the thread: serve them from here, so they
         // get -BUSY and can reach SCRIPT KILL.
         if elapsed >= self.next_service {
-            let wait = crate::server::busy::service();
+            let wait = BUSY_SERVICE.get().map_or(Duration::from_millis(20), |serve| serve());
             self.next_service = coarse_now().saturating_sub(self.started) + wait;
         }
         if self.busy.as_ref().is_some_and(|b| b.kill.load(Relaxed)) {

@@ -20,7 +20,8 @@ use bytes::Bytes;
 use mlua::chunk::ChunkMode;
 use mlua::{ffi, Function, HookTriggers, Lua, LuaOptions, RegistryKey, StdLib, Table, Value, VmState};
 
-use super::{exec, libs, Sha};
+use super::exec;
+use crate::scripting::{libs, Sha};
 use crate::shard::scripts::{FunctionInfo, ScriptInfo, Scripting};
 use crate::shard::Shard;
 
@@ -226,7 +227,10 @@ impl Vm {
         natives.raw_set("call", unsafe { lua.create_c_function(exec::redis_call_c)? })?;
         natives.raw_set("pcall", unsafe { lua.create_c_function(exec::redis_pcall_c)? })?;
         natives.raw_set("err_handler", lua.create_function(exec::error_handler)?)?;
-        natives.raw_set("sha1hex", lua.create_function(|lua, s: mlua::LuaString| lua.create_string(super::sha1_hex(&s.as_bytes())))?)?;
+        natives.raw_set(
+            "sha1hex",
+            lua.create_function(|lua, s: mlua::LuaString| lua.create_string(crate::scripting::sha1_hex(&s.as_bytes())))?,
+        )?;
         natives.raw_set(
             "log",
             lua.create_function(|_, (level, msg): (i64, String)| {
@@ -334,7 +338,7 @@ impl Vm {
         if let Some(s) = self.script(sha) {
             return Ok(s.info.clone());
         }
-        let (flags, shebang_len) = super::parse_shebang(body).map_err(|e| format!("ERR {e}"))?;
+        let (flags, shebang_len) = crate::scripting::parse_shebang(body).map_err(|e| format!("ERR {e}"))?;
         let func = Compiled::new(&self.lua, self.compile(&body[shebang_len..])?)?;
         let info = self.scripting.add_script(*sha, body.clone(), flags);
         self.scripts.insert(*sha, CachedScript { info: info.clone(), func: Some(func) });
@@ -350,7 +354,7 @@ impl Vm {
             return Ok(f.key.id());
         }
         let info = cached.info.clone();
-        let (_, shebang_len) = super::parse_shebang(&info.body).map_err(|e| format!("ERR {e}"))?;
+        let (_, shebang_len) = crate::scripting::parse_shebang(&info.body).map_err(|e| format!("ERR {e}"))?;
         let f = Compiled::new(&self.lua, self.compile(&info.body[shebang_len..])?)?;
         let id = f.key.id();
         if let Some(c) = self.scripts.get_mut(sha) {
@@ -504,17 +508,6 @@ fn compile_message(e: &mlua::Error) -> String {
 /// `7.2.4` -> 0x070204, as REDIS_VERSION_NUM.
 fn version_number(v: &str) -> i64 {
     v.split('.').take(3).fold(0, |acc, p| acc * 256 + p.parse::<i64>().unwrap_or(0))
-}
-
-/// Reads a Lua value as bytes when it is a string or a number (as Lua's
-/// `tostring` would, integers without a decimal point).
-pub fn value_bytes(v: &Value) -> Option<Vec<u8>> {
-    match v {
-        Value::String(s) => Some(s.as_bytes().to_vec()),
-        Value::Integer(i) => Some(itoa::Buffer::new().format(*i).as_bytes().to_vec()),
-        Value::Number(n) => Some(crate::resp::reply::format_double(*n).into_bytes()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
