@@ -153,7 +153,7 @@ def owner_port_from(node, slot):
 def tool(name):
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed (Debian package redis-tools)")
+        pytest.fail(f"{name} is not installed (Debian package redis-tools; scripts/test installs it)")
     return path
 
 
