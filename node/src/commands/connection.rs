@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::{cmd, flag::*, CommandSpec, Coord, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
+use crate::shard::clients::{ClientInfo, ClientType};
 use crate::shard::Engine;
 use crate::util::{eq_ic, parse_i64};
 
@@ -117,6 +118,12 @@ fn reset(cx: &mut dyn Coord) -> CmdResult {
     s.info.db.store(0, Relaxed);
     s.info.resp.store(2, Relaxed);
     s.info.name.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    s.info.no_evict.store(false, Relaxed);
+    s.info.no_touch.store(false, Relaxed);
+    if let Some(c) = &mut s.cluster {
+        c.readonly = false;
+        c.asking = false;
+    }
     s.authed = !engine.cfg.has_password.load(Relaxed);
     cx.set_db(0);
     cx.out().resp3 = false;
@@ -301,38 +308,54 @@ fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         }
         b"INFO" => {
             arity(2)?;
+            publish_self(cx, args)?;
             let line = info.describe() + "\n";
             cx.out().verbatim(&line);
         }
         b"LIST" => {
-            let mut ids: Option<Vec<u64>> = None;
-            let mut i = 2;
-            while i < args.len() {
-                if eq_ic(&args[i], "ID") {
-                    let v: CmdResult<Vec<u64>> = args[i + 1..].iter().map(|a| parse_i64(a).map(|n| n as u64)).collect();
-                    ids = Some(v.map_err(|_| CmdError::err("Invalid client ID"))?);
-                    break;
-                } else if eq_ic(&args[i], "TYPE") && i + 1 < args.len() {
-                    let t = args[i + 1].to_ascii_lowercase();
-                    if !matches!(t.as_slice(), b"normal" | b"master" | b"replica" | b"pubsub") {
-                        return Err(CmdError::err(format!("Unknown client type '{}'", String::from_utf8_lossy(&args[i + 1]))));
-                    }
-                    if t != b"normal" {
-                        ids = Some(Vec::new());
-                    }
-                    i += 2;
-                } else {
-                    return Err(CmdError::Syntax);
-                }
+            // As Redis: either TYPE <type> or ID <id> [<id> ...].
+            let mut ty = None;
+            let mut ids = None;
+            if args.len() == 4 && eq_ic(&args[2], "TYPE") {
+                ty = Some(client_type(&args[3])?);
+            } else if args.len() > 3 && eq_ic(&args[2], "ID") {
+                let v: CmdResult<Vec<i64>> = args[3..].iter().map(|a| parse_i64(a)).collect();
+                ids = Some(v.map_err(|_| CmdError::err("Invalid client ID"))?);
+            } else if args.len() != 2 {
+                return Err(CmdError::Syntax);
             }
+            publish_self(cx, args)?;
+            let clients = cx.engine().clients.list();
             let mut text = String::new();
-            for c in cx.engine().clients.list() {
-                if ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) {
-                    text.push_str(&c.describe());
-                    text.push('\n');
+            let mut line = |c: &ClientInfo| {
+                text.push_str(&c.describe());
+                text.push('\n');
+            };
+            match ids {
+                // In the order asked, each listed once per mention.
+                Some(ids) => {
+                    for id in ids {
+                        if let Some(c) = clients.iter().find(|c| c.id as i64 == id) {
+                            line(c);
+                        }
+                    }
                 }
+                None => clients.iter().filter(|c| ty.is_none_or(|t| c.client_type() == t)).for_each(|c| line(c)),
             }
             cx.out().verbatim(&text);
+        }
+        b"NO-EVICT" | b"NO-TOUCH" => {
+            arity(3)?;
+            let on = if eq_ic(&args[2], "ON") {
+                true
+            } else if eq_ic(&args[2], "OFF") {
+                false
+            } else {
+                return Err(CmdError::Syntax);
+            };
+            let flag = if sub.as_slice() == b"NO-EVICT" { &info.no_evict } else { &info.no_touch };
+            flag.store(on, Relaxed);
+            cx.out().ok();
         }
         b"KILL" => return client_kill(cx, args),
         b"HELP" => {
@@ -345,15 +368,37 @@ fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 "KILL <ip:port>",
                 "    Kill connection made from <ip:port>.",
                 "KILL <option> <value> [<option> <value> [...]]",
-                "    Kill connections. Options are: ID <client-id>, ADDR <ip:port>, LADDR <ip:port>, SKIPME (YES|NO).",
-                "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <id> ...]",
-                "    Return information about client connections.",
+                "    Kill connections. Options are:",
+                "    * ADDR (<ip:port>|<unixsocket>:0)",
+                "      Kill connections made from the specified address",
+                "    * LADDR (<ip:port>|<unixsocket>:0)",
+                "      Kill connections made to specified local address",
+                "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+                "      Kill connections by type.",
+                "    * USER <username>",
+                "      Kill connections authenticated by <username>.",
+                "    * SKIPME (YES|NO)",
+                "      Skip killing current connection (default: yes).",
+                "    * ID <client-id>",
+                "      Kill connections by client id.",
+                "    * MAXAGE <maxage>",
+                "      Kill connections older than the specified age.",
+                "LIST [options ...]",
+                "    Return information about client connections. Options:",
+                "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+                "      Return clients of specified type.",
                 "GETNAME",
                 "    Return the name of the current connection.",
                 "SETNAME <name>",
                 "    Assign the name <name> to the current connection.",
                 "SETINFO <option> <value>",
-                "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+                "    Set client meta attr. Options are:",
+                "    * LIB-NAME: the client lib name.",
+                "    * LIB-VER: the client lib version.",
+                "NO-EVICT (ON|OFF)",
+                "    Protect current client connection from eviction.",
+                "NO-TOUCH (ON|OFF)",
+                "    Will not touch LRU/LFU stats when this mode is on.",
                 "HELP",
                 "    Print this help.",
             ];
@@ -367,10 +412,29 @@ fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// A client type argument (`Unknown client type` otherwise).
+fn client_type(name: &[u8]) -> CmdResult<ClientType> {
+    ClientType::parse(name).ok_or_else(|| CmdError::err(format!("Unknown client type '{}'", String::from_utf8_lossy(name))))
+}
+
+/// Before CLIENT describes its own connection: the session as it is now,
+/// the replies before this command in the pipeline, and this command's
+/// arguments (the connection publishes them only between pipelines).
+fn publish_self(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let (pending, cap) = (cx.out().buf.len(), cx.out().buf.capacity());
+    let s = cx.client()?;
+    s.publish(cap);
+    s.info.set_running(args);
+    s.info.set_pending(pending);
+    Ok(())
+}
+
+/// CLIENT KILL addr, or CLIENT KILL with filters (ID, ADDR, LADDR, TYPE,
+/// USER, SKIPME, and Redis 7.4's MAXAGE), parsed in order as Redis does.
 fn client_kill(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let info = cx.client()?.info.clone();
     if args.len() == 3 {
-        // Old form: CLIENT KILL addr:port
+        // Old form: CLIENT KILL addr:port (which may be the caller).
         let addr = String::from_utf8_lossy(&args[2]).into_owned();
         let n = cx.engine().clients.kill(|c| c.addr == addr);
         if n == 0 {
@@ -379,35 +443,54 @@ fn client_kill(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         cx.out().ok();
         return Ok(());
     }
-    if !args.len().is_multiple_of(2) {
-        return Err(CmdError::Syntax);
+    if args.len() < 3 {
+        return Err(CmdError::err("wrong number of arguments for 'client|kill' command"));
     }
-    let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
-    for pair in args[2..].chunks_exact(2) {
-        let v = String::from_utf8_lossy(&pair[1]).into_owned();
-        if eq_ic(&pair[0], "ID") {
-            id = Some(parse_i64(&pair[1]).map_err(|_| CmdError::err("client-id should be greater than 0"))? as u64);
-        } else if eq_ic(&pair[0], "ADDR") {
-            addr = Some(v);
-        } else if eq_ic(&pair[0], "LADDR") {
-            laddr = Some(v);
-        } else if eq_ic(&pair[0], "SKIPME") {
-            skipme = match v.to_ascii_lowercase().as_str() {
-                "yes" => true,
-                "no" => false,
-                _ => return Err(CmdError::Syntax),
+    let (mut id, mut addr, mut laddr, mut ty, mut max_age, mut skipme) = (None, None, None, None, None, true);
+    let mut i = 2;
+    while i < args.len() {
+        let (opt, Some(v)) = (&args[i], args.get(i + 1)) else { return Err(CmdError::Syntax) };
+        if eq_ic(opt, "ID") {
+            let n = parse_i64(v).ok().filter(|&n| n > 0).ok_or_else(|| CmdError::err("client-id should be greater than 0"))?;
+            id = Some(n as u64);
+        } else if eq_ic(opt, "MAXAGE") {
+            let n = parse_i64(v).map_err(|_| CmdError::err("maxage is not an integer or out of range"))?;
+            if n <= 0 {
+                return Err(CmdError::err("maxage should be greater than 0"));
+            }
+            max_age = Some(n as u64);
+        } else if eq_ic(opt, "TYPE") {
+            ty = Some(client_type(v)?);
+        } else if eq_ic(opt, "ADDR") {
+            addr = Some(String::from_utf8_lossy(v).into_owned());
+        } else if eq_ic(opt, "LADDR") {
+            laddr = Some(String::from_utf8_lossy(v).into_owned());
+        } else if eq_ic(opt, "USER") {
+            // The only user is `default` (names are case-sensitive).
+            if &v[..] != info.user().as_bytes() {
+                return Err(CmdError::err(format!("No such user '{}'", String::from_utf8_lossy(v))));
+            }
+        } else if eq_ic(opt, "SKIPME") {
+            skipme = if eq_ic(v, "YES") {
+                true
+            } else if eq_ic(v, "NO") {
+                false
+            } else {
+                return Err(CmdError::Syntax);
             };
-        } else if eq_ic(&pair[0], "TYPE") || eq_ic(&pair[0], "USER") || eq_ic(&pair[0], "MAXAGE") {
-            // Accepted filters that match every normal client of the default user.
         } else {
             return Err(CmdError::Syntax);
         }
+        i += 2;
     }
     let me = info.id;
+    let now = crate::util::now_ms();
     let n = cx.engine().clients.kill(|c| {
         id.is_none_or(|i| c.id == i)
             && addr.as_ref().is_none_or(|a| &c.addr == a)
             && laddr.as_ref().is_none_or(|a| &c.laddr == a)
+            && ty.is_none_or(|t| c.client_type() == t)
+            && max_age.is_none_or(|m| c.age(now) >= m)
             && !(skipme && c.id == me)
     });
     cx.out().int(n as i64);

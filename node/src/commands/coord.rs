@@ -84,6 +84,8 @@ pub trait Coord {
     fn session(&mut self) -> Option<&mut Session>;
     /// Whether the command may wait for data (not inside EXEC or a
     /// script, where blocking commands answer at once as if timed out).
+    /// Asked only right before waiting: from a `true` answer until the
+    /// command ends, the connection shows as blocked (CLIENT LIST's `b`).
     fn may_block(&self) -> bool;
     /// EXEC is running its queue (its shards stay held between commands).
     fn in_exec(&self) -> bool;

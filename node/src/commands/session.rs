@@ -10,7 +10,8 @@ use bytes::Bytes;
 
 use super::CommandSpec;
 use crate::commands::routing::ConnCluster;
-use crate::shard::clients::ClientInfo;
+use crate::resp::Parser;
+use crate::shard::clients::{argv_len, ClientInfo, SessionView};
 use crate::shard::pubsub::Message;
 use crate::shard::{Engine, NO_TX};
 
@@ -37,6 +38,16 @@ pub struct Multi {
     pub queued: Vec<(&'static CommandSpec, Vec<Bytes>)>,
     /// A command failed to queue: EXEC will abort.
     pub failed: bool,
+    /// The queued commands' memory (CLIENT LIST's `multi-mem`): their
+    /// argument bytes and one handle per argument.
+    pub mem: usize,
+}
+
+impl Multi {
+    pub fn push(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>) {
+        self.mem += argv_len(&args) + args.len() * std::mem::size_of::<Bytes>();
+        self.queued.push((spec, args));
+    }
 }
 
 /// WATCHed keys and the flag shards raise when one of them changes.
@@ -61,6 +72,40 @@ impl Subscription {
 }
 
 impl Session {
+    /// Publishes what CLIENT LIST shows of this session (after a pipeline
+    /// ran; `out_cap` is the output buffer's capacity).
+    pub fn publish(&self, out_cap: usize) {
+        let (sub, psub) = self.sub.as_ref().map_or((0, 0), |s| (s.channels.len(), s.patterns.len()));
+        let (watch, dirty) = self.watch.as_ref().map_or((0, None), |w| (w.keys.len(), Some(&w.dirty)));
+        self.info.publish_session(SessionView {
+            sub,
+            psub,
+            multi: self.multi.as_ref().map(|m| (m.queued.len(), m.mem)),
+            watch,
+            watch_mem: watch * std::mem::size_of::<(usize, usize, Bytes)>(),
+            dirty,
+            closing: self.closing,
+            readonly: self.cluster.as_ref().is_some_and(|c| c.readonly),
+            out_cap,
+            fixed: std::mem::size_of::<Session>(),
+        });
+    }
+
+    /// Publishes the buffers as the connection starts waiting for input
+    /// (the session was published when its last pipeline ended).
+    pub fn publish_waiting(&self, out_cap: usize, inbuf: &bytes::BytesMut, parser: &Parser) {
+        self.info.set_out_cap(out_cap);
+        self.publish_input(inbuf, parser, &[]);
+    }
+
+    /// Publishes the input the connection holds (`inbuf`, and what the
+    /// parser set aside) and the commands about to run (`running`: none
+    /// while waiting for input).
+    pub fn publish_input(&self, inbuf: &bytes::BytesMut, parser: &Parser, running: &[Vec<Bytes>]) {
+        let (big, big_room, big_done) = parser.held();
+        self.info.publish_input(inbuf.len() + big, inbuf.capacity() - inbuf.len() + big_room, big_done, running);
+    }
+
     /// Forgets every watched key (the shards drop their entries
     /// asynchronously).
     pub fn unwatch(&mut self, engine: &Engine) {

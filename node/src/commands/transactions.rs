@@ -178,9 +178,16 @@ pub async fn watch(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         Some(w) => w.dirty.clone(),
         None => Arc::new(AtomicBool::new(false)),
     };
+    // A key is watched once (as Redis: CLIENT LIST's `watch` counts keys).
     let db = cx.db();
+    let s = cx.client()?;
+    let mut seen: std::collections::HashSet<Bytes> =
+        s.watch.iter().flat_map(|w| w.keys.iter().filter(|k| k.1 == db).map(|k| k.2.clone())).collect();
     let mut added = Vec::with_capacity(args.len() - 1);
     for k in &args[1..] {
+        if !seen.insert(k.clone()) {
+            continue;
+        }
         let shard = cx.shard_of(k);
         let (key, flag) = (k.clone(), dirty.clone());
         cx.run_on(shard, move |sh| sh.db(db).watch(&key, flag)).await;

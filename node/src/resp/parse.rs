@@ -81,6 +81,14 @@ impl Parser {
         }
     }
 
+    /// What the parser holds of a command still arriving, outside the
+    /// input buffer: (bytes received of the big argument being read, room
+    /// left in its buffer, bytes of the big arguments already complete).
+    pub fn held(&self) -> (usize, usize, usize) {
+        let (got, room) = self.big.as_ref().map_or((0, 0), |(b, _)| (b.len(), b.capacity() - b.len()));
+        (got, room, self.owned.iter().map(|b| b.len()).sum())
+    }
+
     /// Parses one complete command from `buf`, consuming its bytes. Returns
     /// `Ok(None)` when more input is needed. An empty inline line yields an
     /// empty argument list, which the caller ignores.

@@ -83,7 +83,8 @@ const CUTOVER_RETRIES: usize = 60;
 pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) {
     let addr = sock.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let info = engine.clients.register(addr, laddr);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    let info = engine.clients.register(addr, laddr, fd);
     // connected_clients was counted when the listener accepted the socket.
     engine.stats.total_connections.fetch_add(1, Relaxed);
     let authed = !engine.cfg.has_password.load(Relaxed);
@@ -100,7 +101,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
             watch: None,
             sub: None,
             cluster: engine.cluster.clone().map(ConnCluster::new),
-            fd: std::os::fd::AsRawFd::as_raw_fd(&sock),
+            fd,
         },
         tx: None,
         in_exec: false,
@@ -114,6 +115,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
     // While this task waits for input, a busy script's hook may serve it.
     let slot = super::busy::register(conn.s.fd, busy_state(&conn), max_bulk);
     'conn: loop {
+        conn.s.publish_waiting(conn.out.buf.capacity(), &inbuf, &parser);
         slot.park(&mut inbuf, &mut parser, busy_state(&conn));
         let n = tokio::select! {
             r = slot.read(&sock) => match r {
@@ -131,10 +133,12 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
                 while let Some(m) = conn.s.sub.as_mut().and_then(|s| s.rx.try_recv().ok()) {
                     write_message(&mut conn.out, &m);
                 }
+                info.writing(conn.out.buf.len(), conn.out.buf.capacity());
                 if sock.write_all(&conn.out.buf).await.is_err() {
                     break 'conn;
                 }
                 conn.out.buf.clear();
+                info.written(conn.out.buf.capacity());
                 if !woke {
                     continue;
                 }
@@ -169,6 +173,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
                     }
                 }
             }
+            conn.s.publish_input(&inbuf, &parser, &cmds);
             // In its own allocation while it runs: the state machine of a
             // pipeline's execution is most of a connection task's size, and
             // an idle connection should not carry it.
@@ -184,6 +189,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
         }
         if !conn.out.buf.is_empty() {
             conn.local.cell.borrow_mut().stats.net_output_bytes += conn.out.buf.len() as u64;
+            info.writing(conn.out.buf.len(), conn.out.buf.capacity());
             if sock.write_all(&conn.out.buf).await.is_err() {
                 break 'conn;
             }
@@ -191,6 +197,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
             if conn.out.buf.capacity() > 64 * 1024 {
                 conn.out.buf = Vec::with_capacity(256);
             }
+            info.written(conn.out.buf.capacity());
         }
         if conn.s.closing || info.killed.load(Relaxed) {
             break;
@@ -375,7 +382,7 @@ impl Conn {
         }
         self.flush(&mut segment, &mut splits).await;
         self.local.cell.borrow_mut().stats.commands += commands;
-        self.s.info.last_ms.store(now_ms(), Relaxed);
+        self.s.publish(self.out.buf.capacity());
     }
 
     /// Runs whatever is pending (at most one of the two is non-empty).
@@ -400,7 +407,7 @@ impl Conn {
             self.out.error(&CmdError::err("Command not allowed inside a transaction"));
             return;
         }
-        m.queued.push((spec, args));
+        m.push(spec, args);
         self.out.simple("QUEUED");
     }
 
@@ -409,6 +416,7 @@ impl Conn {
     async fn run_top(&mut self, spec: &'static CommandSpec, args: &[Bytes]) {
         commands::run_command(self, spec, args).await;
         self.tx = None;
+        self.s.info.set_blocked(false);
     }
 
     /// Looks the command up and checks arity and authentication.
@@ -902,6 +910,9 @@ impl Coord for Conn {
     }
 
     fn may_block(&self) -> bool {
+        // Asked right before a command waits: it shows as blocked (CLIENT
+        // LIST's `b`) until it ends (`run_top`).
+        self.s.info.set_blocked(!self.in_exec);
         !self.in_exec
     }
 

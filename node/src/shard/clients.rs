@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::util::now_ms;
@@ -21,6 +22,8 @@ pub struct ClientInfo {
     pub id: u64,
     pub addr: String,
     pub laddr: String,
+    /// The client socket's descriptor.
+    pub fd: i32,
     pub created_ms: u64,
     pub last_ms: AtomicU64,
     pub db: AtomicUsize,
@@ -32,6 +35,122 @@ pub struct ClientInfo {
     pub lib_ver: Mutex<String>,
     pub killed: AtomicBool,
     pub kill: Notify,
+    /// CLIENT NO-EVICT / NO-TOUCH (flags `e` and `T`). Both hold trivially:
+    /// no client is ever evicted (there is no `maxmemory-clients`) and no
+    /// command touches access times (they are not tracked).
+    pub no_evict: AtomicBool,
+    pub no_touch: AtomicBool,
+    /// What the connection publishes about itself (see `State`).
+    st: State,
+}
+
+/// A connection's state as CLIENT LIST shows it, published by the
+/// connection with relaxed stores at a few natural points, never per
+/// command: the session after each pipeline (`publish_session`), the input
+/// buffers before a pipeline runs and when waiting for input starts
+/// (`publish_input`), the output buffer when a write starts and ends
+/// (`writing`, `written`), and the blocked flag around a wait. CLIENT
+/// publishes its own connection's session before describing it. Each field
+/// is exact as of its last store; a line is not a snapshot of one instant.
+#[derive(Default)]
+struct State {
+    /// Subscribed channels and patterns.
+    sub: AtomicUsize,
+    psub: AtomicUsize,
+    /// Commands queued since MULTI, plus one (0 = not in MULTI), and their
+    /// arguments' memory.
+    multi: AtomicUsize,
+    multi_mem: AtomicUsize,
+    /// Watched keys and the memory their entries take.
+    watch: AtomicUsize,
+    watch_mem: AtomicUsize,
+    /// The flag a shard raises when a watched key changes (`d`), kept while
+    /// keys are watched; `dirty_id` is its address, so that republishing an
+    /// unchanged watch takes no lock.
+    dirty: Mutex<Option<Arc<AtomicBool>>>,
+    dirty_id: AtomicUsize,
+    /// QUIT was received (`c`), READONLY is on (`r`), a command is waiting
+    /// for data (`b`).
+    closing: AtomicBool,
+    readonly: AtomicBool,
+    blocked: AtomicBool,
+    /// Bytes of input held that are not a whole command yet, and the spare
+    /// room of the buffers holding them.
+    qbuf: AtomicUsize,
+    qbuf_free: AtomicUsize,
+    /// Argument bytes of the commands being run, and of the complete big
+    /// arguments of a command still being received.
+    argv_run: AtomicUsize,
+    argv_held: AtomicUsize,
+    /// The output buffer: its capacity, the most it held in the current
+    /// window (since `rbp_since`), the bytes waiting to be sent, and
+    /// whether a write of them is in flight.
+    rbs: AtomicUsize,
+    rbp: AtomicUsize,
+    rbp_since: AtomicU64,
+    obl: AtomicUsize,
+    writing: AtomicBool,
+    /// The connection's records (`SessionView::fixed`).
+    fixed: AtomicUsize,
+}
+
+/// Redis resets the output buffer's peak (`rbp`) every 5 seconds.
+const PEAK_WINDOW_MS: u64 = 5000;
+
+/// The session state CLIENT LIST reports, as the connection's session
+/// (`commands::session`) sees it.
+pub struct SessionView<'a> {
+    pub sub: usize,
+    pub psub: usize,
+    /// In MULTI: the queued commands and the memory of their arguments.
+    pub multi: Option<(usize, usize)>,
+    /// Watched keys, the memory their entries take, and the flag raised
+    /// when one changes.
+    pub watch: usize,
+    pub watch_mem: usize,
+    pub dirty: Option<&'a Arc<AtomicBool>>,
+    pub closing: bool,
+    pub readonly: bool,
+    /// The output buffer's capacity.
+    pub out_cap: usize,
+    /// The size of the connection's own records (counted in `tot-mem`).
+    pub fixed: usize,
+}
+
+/// A client's type, as CLIENT LIST TYPE and CLIENT KILL TYPE filter on it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ClientType {
+    Normal,
+    /// Has at least one channel or pattern subscription.
+    PubSub,
+    /// Replication links: none exist (there is no replication), so no
+    /// client has these types.
+    Master,
+    Replica,
+}
+
+impl ClientType {
+    /// Parses a type name as Redis does (`slave` is `replica`).
+    pub fn parse(name: &[u8]) -> Option<ClientType> {
+        let n = name.to_ascii_lowercase();
+        match n.as_slice() {
+            b"normal" => Some(ClientType::Normal),
+            b"pubsub" => Some(ClientType::PubSub),
+            b"master" => Some(ClientType::Master),
+            b"replica" | b"slave" => Some(ClientType::Replica),
+            _ => None,
+        }
+    }
+}
+
+/// The bytes of a batch of commands' arguments.
+pub fn args_len(cmds: &[Vec<Bytes>]) -> usize {
+    cmds.iter().map(|c| argv_len(c)).sum()
+}
+
+/// The bytes of one command's arguments.
+pub fn argv_len(args: &[Bytes]) -> usize {
+    args.iter().map(|a| a.len()).sum()
 }
 
 impl ClientInfo {
@@ -54,19 +173,207 @@ impl ClientInfo {
         self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// One line of CLIENT LIST / CLIENT INFO output.
-    pub fn describe(&self) -> String {
+    /// Publishes the session's state (after each pipeline, and before
+    /// CLIENT describes the client running it). Ends the pipeline's
+    /// commands: their arguments are no longer held.
+    pub fn publish_session(&self, v: SessionView<'_>) {
+        let st = &self.st;
+        st.sub.store(v.sub, Relaxed);
+        st.psub.store(v.psub, Relaxed);
+        let (multi, multi_mem) = v.multi.map_or((0, 0), |(n, mem)| (n + 1, mem));
+        st.multi.store(multi, Relaxed);
+        st.multi_mem.store(multi_mem, Relaxed);
+        st.watch.store(v.watch, Relaxed);
+        st.watch_mem.store(v.watch_mem, Relaxed);
+        let id = v.dirty.map_or(0, |d| Arc::as_ptr(d) as usize);
+        if id != st.dirty_id.load(Relaxed) {
+            // Only when WATCH, UNWATCH, EXEC or DISCARD changed the watch.
+            *st.dirty.lock().unwrap_or_else(|e| e.into_inner()) = v.dirty.cloned();
+            st.dirty_id.store(id, Relaxed);
+        }
+        st.closing.store(v.closing, Relaxed);
+        st.readonly.store(v.readonly, Relaxed);
+        st.rbs.store(v.out_cap, Relaxed);
+        st.fixed.store(v.fixed, Relaxed);
+        st.argv_run.store(0, Relaxed);
+        self.last_ms.store(now_ms(), Relaxed);
+    }
+
+    /// The output buffer's capacity, while no write is in flight.
+    pub fn set_out_cap(&self, cap: usize) {
+        self.st.rbs.store(cap, Relaxed);
+    }
+
+    /// Publishes the input side: `held` bytes received that are not a whole
+    /// command yet (in the input buffer and a big argument's own buffer),
+    /// `spare` room in those buffers, `argv_held` bytes of a partly
+    /// received command's complete big arguments, and the arguments of the
+    /// commands about to run (`running`, empty while waiting for input).
+    pub fn publish_input(&self, held: usize, spare: usize, argv_held: usize, running: &[Vec<Bytes>]) {
+        let st = &self.st;
+        st.qbuf.store(held, Relaxed);
+        st.qbuf_free.store(spare, Relaxed);
+        st.argv_held.store(argv_held, Relaxed);
+        st.argv_run.store(args_len(running), Relaxed);
+    }
+
+    /// The command being run is one of these arguments (CLIENT describing
+    /// its own connection, mid-pipeline).
+    pub fn set_running(&self, args: &[Bytes]) {
+        self.st.argv_run.store(argv_len(args), Relaxed);
+    }
+
+    /// Bytes waiting in the output buffer, not being written yet (CLIENT
+    /// describing its own connection: the replies before it in a pipeline).
+    pub fn set_pending(&self, len: usize) {
+        self.st.obl.store(len, Relaxed);
+    }
+
+    /// A write of the output buffer's `len` bytes starts (buffer capacity
+    /// `cap`).
+    pub fn writing(&self, len: usize, cap: usize) {
+        let st = &self.st;
+        st.obl.store(len, Relaxed);
+        st.rbs.store(cap, Relaxed);
+        st.writing.store(true, Relaxed);
         let now = now_ms();
+        if now.saturating_sub(st.rbp_since.load(Relaxed)) >= PEAK_WINDOW_MS {
+            st.rbp_since.store(now, Relaxed);
+            st.rbp.store(len, Relaxed);
+        } else if len > st.rbp.load(Relaxed) {
+            st.rbp.store(len, Relaxed);
+        }
+    }
+
+    /// The write finished (the buffer, emptied, has capacity `cap`).
+    pub fn written(&self, cap: usize) {
+        let st = &self.st;
+        st.obl.store(0, Relaxed);
+        st.rbs.store(cap, Relaxed);
+        st.writing.store(false, Relaxed);
+    }
+
+    /// A command starts or stops waiting for data (flag `b`).
+    pub fn set_blocked(&self, on: bool) {
+        self.st.blocked.store(on, Relaxed);
+    }
+
+    pub fn subscriptions(&self) -> usize {
+        self.st.sub.load(Relaxed) + self.st.psub.load(Relaxed)
+    }
+
+    pub fn client_type(&self) -> ClientType {
+        if self.subscriptions() > 0 {
+            ClientType::PubSub
+        } else {
+            ClientType::Normal
+        }
+    }
+
+    /// Seconds since the client connected (CLIENT LIST's `age`).
+    pub fn age(&self, now: u64) -> u64 {
+        now.saturating_sub(self.created_ms) / 1000
+    }
+
+    /// The user the client is authenticated as: there are no ACL users, so
+    /// every client is `default` (as in Redis without ACLs, where an
+    /// unauthenticated client is also `default`).
+    pub fn user(&self) -> &'static str {
+        "default"
+    }
+
+    /// CLIENT LIST's flags, in Redis's order. Never here: `S`/`O`/`M`
+    /// (no replication or MONITOR), `t`/`R`/`B` (no client tracking), `u`
+    /// (a woken client goes on in its own task, never queued to run
+    /// again), `U` (no unix socket).
+    fn flags(&self) -> String {
+        let st = &self.st;
+        let mut f = String::with_capacity(4);
+        let on = |f: &mut String, b: bool, c: char| {
+            if b {
+                f.push(c);
+            }
+        };
+        on(&mut f, self.subscriptions() > 0, 'P');
+        on(&mut f, st.multi.load(Relaxed) > 0, 'x');
+        on(&mut f, st.blocked.load(Relaxed), 'b');
+        let dirty =
+            st.dirty_id.load(Relaxed) != 0 && st.dirty.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|d| d.load(Relaxed));
+        on(&mut f, dirty, 'd');
+        on(&mut f, st.closing.load(Relaxed), 'c');
+        on(&mut f, self.killed.load(Relaxed), 'A');
+        on(&mut f, st.readonly.load(Relaxed), 'r');
+        on(&mut f, self.no_evict.load(Relaxed), 'e');
+        on(&mut f, self.no_touch.load(Relaxed), 'T');
+        if f.is_empty() {
+            f.push('N');
+        }
+        f
+    }
+
+    /// One line of CLIENT LIST / CLIENT INFO output: Redis 7.4's fields in
+    /// its order (7.2's, plus `watch` after `multi`).
+    ///
+    /// Memory: `argv-mem` is the argument bytes of the commands being run
+    /// (a pipeline's commands are parsed, and so held, together) plus the
+    /// complete big arguments of a command still arriving; `multi-mem` the
+    /// queued commands' argument bytes plus one `Bytes` handle per
+    /// argument (Redis adds one pointer per argument). There is a single
+    /// output buffer: `rbs` is its capacity, `rbp` the most it held in the
+    /// last 5-second window, `obl` the bytes waiting to be sent (all of
+    /// them until a write of them completes), `oll` 0 (no reply list) and
+    /// `omem` the bytes waiting (they are inside `rbs`). `tot-mem` adds
+    /// this record and the session's, the input buffers (`qbuf` +
+    /// `qbuf-free`), the output buffer (`rbs`), `argv-mem`, `multi-mem`,
+    /// the watched keys' entries and one handle per subscription (the names
+    /// are counted once, by the registry). `ssub` is 0: sharded pub/sub
+    /// (SSUBSCRIBE) does not exist yet.
+    pub fn describe(&self) -> String {
+        let st = &self.st;
+        let now = now_ms();
+        let multi = st.multi.load(Relaxed) as i64 - 1;
+        let (qbuf, qbuf_free) = (st.qbuf.load(Relaxed), st.qbuf_free.load(Relaxed));
+        let argv = st.argv_run.load(Relaxed) + st.argv_held.load(Relaxed);
+        let multi_mem = st.multi_mem.load(Relaxed);
+        let rbs = st.rbs.load(Relaxed);
+        let obl = st.obl.load(Relaxed);
+        let rbp = if now.saturating_sub(st.rbp_since.load(Relaxed)) >= PEAK_WINDOW_MS { obl } else { st.rbp.load(Relaxed).max(obl) };
+        let tot = std::mem::size_of::<ClientInfo>()
+            + st.fixed.load(Relaxed)
+            + qbuf
+            + qbuf_free
+            + rbs
+            + argv
+            + multi_mem
+            + st.watch_mem.load(Relaxed)
+            + self.subscriptions() * std::mem::size_of::<Bytes>();
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} watch={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
+            self.fd,
             self.name(),
-            now.saturating_sub(self.created_ms) / 1000,
+            self.age(now),
             now.saturating_sub(self.last_ms.load(Relaxed)) / 1000,
+            self.flags(),
             self.db.load(Relaxed),
+            st.sub.load(Relaxed),
+            st.psub.load(Relaxed),
+            multi,
+            st.watch.load(Relaxed),
+            qbuf,
+            qbuf_free,
+            argv,
+            multi_mem,
+            rbs,
+            rbp,
+            obl,
+            obl,
+            tot,
+            if st.writing.load(Relaxed) { "rw" } else { "r" },
             self.last_cmd(),
+            self.user(),
             self.resp.load(Relaxed),
             self.lib_name.lock().unwrap_or_else(|e| e.into_inner()),
             self.lib_ver.lock().unwrap_or_else(|e| e.into_inner()),
@@ -81,13 +388,14 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn register(&self, addr: String, laddr: String) -> Arc<ClientInfo> {
+    pub fn register(&self, addr: String, laddr: String, fd: i32) -> Arc<ClientInfo> {
         let id = self.next_id.fetch_add(1, Relaxed) + 1;
         let now = now_ms();
         let info = Arc::new(ClientInfo {
             id,
             addr,
             laddr,
+            fd,
             created_ms: now,
             last_ms: AtomicU64::new(now),
             db: AtomicUsize::new(0),
@@ -98,6 +406,9 @@ impl Clients {
             lib_ver: Mutex::default(),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
+            st: State::default(),
         });
         self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(id, info.clone());
         info
@@ -112,10 +423,11 @@ impl Clients {
     }
 
     /// Marks matching clients killed and wakes them; returns how many.
+    /// Clients killed before, still closing, are not counted again.
     pub fn kill(&self, pred: impl Fn(&ClientInfo) -> bool) -> usize {
         let mut n = 0;
         for c in self.list() {
-            if pred(&c) {
+            if !c.killed.load(Relaxed) && pred(&c) {
                 c.killed.store(true, Relaxed);
                 c.kill.notify_one();
                 n += 1;

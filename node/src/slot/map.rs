@@ -3,7 +3,7 @@
 //! epoch, the migration in flight), with the gate of the slots commands may
 //! touch now (`super::gate`). Shards and connections consult it; the Raft
 //! state machine (`cluster::raft`) installs new views, and the routing
-//! check built on it is `cluster::slots`.
+//! check built on it is `commands::routing`.
 //!
 //! Reading it costs one atomic load per command: the map keeps the current
 //! `ClusterView` behind an `RwLock<Arc<..>>` plus a version counter; each
