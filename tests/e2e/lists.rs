@@ -100,17 +100,6 @@ fn blocked(s: &Server, cmd: &[&str]) -> Raw {
     r
 }
 
-/// Waits (bounded) until INFO reports `n` blocked clients: a worker counts
-/// once its wait is registered on every key's shard.
-fn wait_blocked(c: &mut Raw, n: usize) {
-    let want = format!("blocked_clients:{n}\r\n");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !c.cmd(&["INFO", "clients"]).contains(&want) {
-        assert!(std::time::Instant::now() < deadline, "never saw {want}");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
 /// A job queue: workers block on BRPOP; jobs pushed later go to the
 /// workers in the order they blocked; BLMOVE moves into a processing list.
 #[test]
@@ -118,11 +107,11 @@ fn blocking_pops_serve_workers_in_order() {
     let s = Server::start_with(&["--shards", "4"]);
     let mut c = s.raw();
     let mut w1 = blocked(&s, &["BRPOP", "jobs", "5"]);
-    wait_blocked(&mut c, 1);
+    c.wait_blocked(1);
     let mut w2 = blocked(&s, &["BLPOP", "other", "jobs", "5"]);
-    wait_blocked(&mut c, 2);
+    c.wait_blocked(2);
     let mut w3 = blocked(&s, &["BLMOVE", "jobs", "processing", "RIGHT", "LEFT", "5"]);
-    wait_blocked(&mut c, 3);
+    c.wait_blocked(3);
     assert_eq!(c.cmd(&["LPUSH", "jobs", "j1", "j2", "j3"]), ":3\r\n");
     assert_eq!(String::from_utf8_lossy(&w1.read_reply()), "*2\r\n$4\r\njobs\r\n$2\r\nj1\r\n");
     assert_eq!(String::from_utf8_lossy(&w2.read_reply()), "*2\r\n$4\r\njobs\r\n$2\r\nj3\r\n");
@@ -130,8 +119,122 @@ fn blocking_pops_serve_workers_in_order() {
     assert_eq!(c.cmd(&["LRANGE", "processing", "0", "-1"]), "*1\r\n$2\r\nj2\r\n");
     assert_eq!(c.cmd(&["EXISTS", "jobs"]), ":0\r\n");
     // Served workers no longer count as blocked.
-    wait_blocked(&mut c, 0);
+    c.wait_blocked(0);
     let started = std::time::Instant::now();
     assert_eq!(c.cmd(&["BLPOP", "jobs", "0.2"]), "*-1\r\n");
     assert!(started.elapsed() >= std::time::Duration::from_millis(190));
+}
+
+/// A key of the given shard (with `shards` shards).
+fn key_on(shard: u16, shards: u16, prefix: &str) -> String {
+    (0..).map(|i| format!("{prefix}{i}")).find(|k| damselfly_tests::key_slot(k.as_bytes()) % shards == shard).expect("a key")
+}
+
+/// The node's total input bytes so far (INFO stats).
+fn net_input(c: &mut Raw) -> usize {
+    let info = c.cmd(&["INFO", "stats"]);
+    let line = info.lines().find_map(|l| l.strip_prefix("total_net_input_bytes:")).expect("total_net_input_bytes");
+    line.trim().parse().expect("a number")
+}
+
+/// A client that hangs up while blocked stops counting as blocked at
+/// once, not when its timeout fires, and takes nothing: what is pushed
+/// later stays for the next reader, on every shard it waited on.
+#[test]
+fn a_blocked_client_that_hangs_up_takes_nothing() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.raw();
+    let (a, b) = (key_on(0, 4, "a"), key_on(3, 4, "b"));
+    let w1 = blocked(&s, &["BLPOP", &a, &b, "1000"]);
+    c.wait_blocked(1);
+    let w2 = blocked(&s, &["BRPOP", &a, "0"]);
+    c.wait_blocked(2);
+    let w3 = blocked(&s, &["BLMOVE", &b, "dst", "LEFT", "RIGHT", "0"]);
+    c.wait_blocked(3);
+    drop(w1);
+    drop(w2);
+    drop(w3);
+    c.wait_blocked(0);
+    assert_eq!(c.cmd(&["LPUSH", &a, "x"]), ":1\r\n");
+    assert_eq!(c.cmd(&["RPUSH", &b, "y"]), ":1\r\n");
+    assert_eq!(c.cmd(&["LLEN", &a]), ":1\r\n");
+    assert_eq!(c.cmd(&["LLEN", &b]), ":1\r\n");
+    assert_eq!(c.cmd(&["EXISTS", "dst"]), ":0\r\n");
+    // The next reader gets them.
+    assert_eq!(c.cmd(&["BLPOP", &a, "1"]), format!("*2\r\n${}\r\n{a}\r\n$1\r\nx\r\n", a.len()));
+    assert_eq!(c.cmd(&["BLPOP", &b, "1"]), format!("*2\r\n${}\r\n{b}\r\n$1\r\ny\r\n", b.len()));
+}
+
+/// A client killed while blocked is unblocked and disconnected then, not
+/// when its timeout fires.
+#[test]
+fn a_blocked_client_that_is_killed_leaves_at_once() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let mut w = s.raw();
+    let id = w.cmd(&["CLIENT", "ID"]);
+    let id = id.trim_start_matches(':').trim_end();
+    w.send_cmd(&[b"BLPOP", b"q", b"0"]);
+    c.wait_blocked(1);
+    assert_eq!(c.cmd(&["CLIENT", "KILL", "ID", id]), ":1\r\n");
+    c.wait_blocked(0);
+    assert!(w.is_closed());
+    assert_eq!(c.cmd(&["LPUSH", "q", "x"]), ":1\r\n");
+    assert_eq!(c.cmd(&["LLEN", "q"]), ":1\r\n");
+}
+
+/// A timeout fires when it is due, not earlier (nor on a coarse tick).
+#[test]
+fn a_blocking_pop_times_out_when_due() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let started = std::time::Instant::now();
+    assert_eq!(c.cmd(&["BLPOP", "none", "0.3"]), "*-1\r\n");
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(295), "answered after {took:?}");
+    assert!(took < std::time::Duration::from_secs(5), "answered after {took:?}");
+}
+
+/// Commands pipelined after a blocking one, in the same write or sent
+/// while it waits, run after it, in order; a QUIT among them closes the
+/// connection only once the earlier ones are answered.
+#[test]
+fn commands_after_a_blocked_one_wait_their_turn() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut c = s.raw();
+    // In the same write.
+    let mut w = s.raw();
+    w.send(b"*3\r\n$5\r\nBRPOP\r\n$4\r\njobs\r\n$1\r\n0\r\n*1\r\n$4\r\nPING\r\n");
+    c.wait_blocked(1);
+    assert_eq!(c.cmd(&["LPUSH", "jobs", "j1"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "*2\r\n$4\r\njobs\r\n$2\r\nj1\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "+PONG\r\n");
+    // Sent while it waits (a command split over two writes among them),
+    // then QUIT: the node reads them as they come, and keeps them.
+    w.send_cmd(&[b"BLPOP", b"jobs", b"0"]);
+    c.wait_blocked(1);
+    let before = net_input(&mut c);
+    let later: &[&[u8]] =
+        &[b"*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n*1\r\n$4\r\nPI", b"NG\r\n", b"*2\r\n$4\r\nLLEN\r\n$4\r\njobs\r\n", b"*1\r\n$4\r\nQUIT\r\n"];
+    let sent: usize = later.iter().map(|b| b.len()).sum();
+    for b in later {
+        w.send(b);
+    }
+    // Each INFO stats request counts too (25 bytes).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut asked = 0;
+    while net_input(&mut c) < before + sent + 25 * (asked + 1) {
+        asked += 1;
+        assert!(std::time::Instant::now() < deadline, "the blocked client's input was not read");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    c.wait_blocked(1);
+    assert_eq!(c.cmd(&["RPUSH", "jobs", "j2", "j3"]), ":2\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "*2\r\n$4\r\njobs\r\n$2\r\nj2\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "$2\r\nhi\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "+PONG\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "+OK\r\n");
+    assert!(w.is_closed());
+    c.wait_blocked(0);
 }

@@ -578,14 +578,14 @@ fn blocked_client_follows_its_slot() {
     let dst = *c.ports.iter().find(|&&p| p != src).expect("other");
     let mut w = Server::raw_at(src);
     w.send_cmd(&[b"BZPOPMIN", b"{jobs}q", b"10"]);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    Server::raw_at(src).wait_blocked(1);
     let (ok, out, err) = move_slots(c.ports[0], src, dst, &slot.to_string());
     assert!(ok, "{out}{err}");
     assert_eq!(String::from_utf8_lossy(&w.read_reply()), format!("-MOVED {slot} 127.0.0.1:{dst}\r\n"));
     // On the new owner it blocks and is served as usual.
     let mut w = Server::raw_at(dst);
     w.send_cmd(&[b"BZPOPMIN", b"{jobs}q", b"10"]);
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    Server::raw_at(dst).wait_blocked(1);
     assert_eq!(Server::raw_at(dst).cmd(&["ZADD", "{jobs}q", "1", "j"]), ":1\r\n");
     assert_eq!(String::from_utf8_lossy(&w.read_reply()), "*3\r\n$7\r\n{jobs}q\r\n$1\r\nj\r\n$1\r\n1\r\n");
 }

@@ -265,7 +265,7 @@ fn maxclients_refuses_extra_connections() {
 }
 
 /// WAIT: no replicas, so 0; at once when none is asked for, after the
-/// timeout otherwise.
+/// timeout otherwise, or not at all when the client leaves first.
 #[test]
 fn wait_answers_zero_replicas() {
     let s = Server::start();
@@ -275,6 +275,12 @@ fn wait_answers_zero_replicas() {
     assert_eq!(c.cmd(&["WAIT", "1", "150"]), ":0\r\n");
     assert!(t.elapsed() >= std::time::Duration::from_millis(140));
     assert_eq!(c.cmd(&["WAIT", "1", "-1"]), "-ERR timeout is negative\r\n");
+    // One waiting for ever counts as blocked until it hangs up.
+    let mut w = s.raw();
+    w.send_cmd(&[b"WAIT", b"1", b"0"]);
+    c.wait_blocked(1);
+    drop(w);
+    c.wait_blocked(0);
 }
 
 /// The `name=value` fields of each line of a CLIENT LIST / CLIENT INFO

@@ -74,3 +74,26 @@ fn blocked_reader_is_woken_by_xadd() {
     assert_eq!(c.cmd(&["XREAD", "BLOCK", "200", "STREAMS", "orders", "$"]), "*-1\r\n");
     assert!(started.elapsed() >= std::time::Duration::from_millis(190));
 }
+
+/// A reader that hangs up while blocked stops counting as blocked at once;
+/// the stream is untouched and the next reader is woken as usual.
+#[test]
+fn a_blocked_reader_that_hangs_up_is_noticed() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut c = s.raw();
+    let mut gone = s.raw();
+    gone.send_cmd(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"events", b"orders", b"$", b"$"]);
+    c.wait_blocked(1);
+    drop(gone);
+    c.wait_blocked(0);
+    let mut reader = s.raw();
+    reader.send_cmd(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"orders", b"$"]);
+    c.wait_blocked(1);
+    assert_eq!(c.cmd(&["XADD", "orders", "7-1", "id", "42"]), "$3\r\n7-1\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&reader.read_reply()),
+        "*1\r\n*2\r\n$6\r\norders\r\n*1\r\n*2\r\n$3\r\n7-1\r\n*2\r\n$2\r\nid\r\n$2\r\n42\r\n"
+    );
+    assert_eq!(c.cmd(&["XLEN", "orders"]), ":1\r\n");
+    c.wait_blocked(0);
+}

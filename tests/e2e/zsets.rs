@@ -820,12 +820,12 @@ fn blocked_clients_are_served_in_order_and_only_after_exec() {
 fn a_blocked_client_that_leaves_takes_nothing() {
     let s = Server::start();
     let mut c = s.raw();
-    for _ in 0..5 {
-        drop(blocked(&s, &["BZPOPMIN", "jobs", "0"]));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let gone: Vec<Raw> = (0..5).map(|_| blocked(&s, &["BZPOPMIN", "jobs", "0"])).collect();
+    c.wait_blocked(5);
+    drop(gone);
+    // Noticed without a timeout or a new element to wake them.
+    c.wait_blocked(0);
     assert_eq!(c.cmd(&["ZADD", "jobs", "1", "j1"]), ":1\r\n");
-    std::thread::sleep(std::time::Duration::from_millis(50));
     assert_eq!(c.cmd(&["ZCARD", "jobs"]), ":1\r\n");
     // A live client still gets it.
     let mut w = blocked(&s, &["BZPOPMIN", "jobs", "5"]);

@@ -301,6 +301,18 @@ impl Raw {
         String::from_utf8_lossy(&self.read_reply()).into_owned()
     }
 
+    /// Waits (bounded) until INFO reports `n` blocked clients: a client
+    /// counts once its wait is registered on every key's shard, and stops
+    /// counting when it is served, times out or is found gone.
+    pub fn wait_blocked(&mut self, n: usize) {
+        let want = format!("blocked_clients:{n}\r\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.cmd(&["INFO", "clients"]).contains(&want) {
+            assert!(Instant::now() < deadline, "never saw {want}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// True once the server has closed the connection (reads EOF).
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];

@@ -82,6 +82,10 @@ pub trait Coord {
     fn send_many(&mut self, jobs: Vec<(usize, Job)>) -> LocalFut<'_, ()>;
     /// The client connection's state; `None` inside a script.
     fn session(&mut self) -> Option<&mut Session>;
+    /// Completes when the client hangs up (or is killed) while the command
+    /// waits, and from then on at once; never inside a script. Input the
+    /// client sends meanwhile is kept, in order, for after the command.
+    fn client_closed(&mut self) -> LocalFut<'_, ()>;
     /// Whether the command may wait for data (not inside EXEC or a
     /// script, where blocking commands answer at once as if timed out).
     /// Asked only right before waiting: from a `true` answer until the
@@ -144,16 +148,20 @@ impl dyn Coord + '_ {
         self.engine().shard_of(key)
     }
 
-    /// Whether the client has gone while the command waited (never, for a
-    /// script).
+    /// Whether the client has gone while the command waited, as far as
+    /// `client_closed` found (never, for a script).
     pub fn client_gone(&mut self) -> bool {
-        self.session().is_some_and(|s| s.client_gone())
+        self.session().is_some_and(|s| s.gone)
     }
 
-    /// Cluster mode: whether a key's slot left this node while the command
-    /// waited.
-    pub fn keys_moved(&mut self, keys: &[Bytes]) -> bool {
-        self.session().is_some_and(|s| s.keys_moved(keys))
+    /// Whether the client has gone by now: what the socket says already,
+    /// without waiting.
+    pub async fn client_gone_now(&mut self) -> bool {
+        tokio::select! {
+            biased;
+            () = self.client_closed() => true,
+            () = std::future::ready(()) => false,
+        }
     }
 
     /// The connection's session, for a command scripts may not call

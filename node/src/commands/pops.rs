@@ -273,38 +273,61 @@ pub async fn wait_pop(
         .await;
     }
     let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone());
+    // Nothing polls: the wait ends when a shard serves the waiter, the
+    // timeout fires, the client hangs up, or (cluster mode) a key's slot
+    // is no longer served here, whichever comes first.
     let deadline = limit.map(|d| tokio::time::Instant::now() + d);
-    loop {
+    let moved = cx.session().map(|s| s.keys_moving(keys));
+    let ended = {
+        let timeout = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let moved = async {
+            match moved {
+                Some(m) => m.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            r = &mut rx => {
-                return match r {
-                    Ok(p) if cx.client_gone() => {
-                        // Nobody to give them to: the items go back.
-                        let limits = cx.engine().cfg.zset_limits();
-                        let shard = cx.engine().shard_of(&p.key);
-                        cx.run_on(shard, move |sh| push_back(sh.db(db), &p.key, kind, p.items, limits, now_ms())).await;
-                        Ok(None)
-                    }
-                    Ok(p) => Ok(Some(p)),
-                    Err(_) => Ok(None),
-                };
+            r = &mut rx => Ok(r),
+            () = timeout => Err(End::Timeout),
+            () = cx.client_closed() => Err(End::Gone),
+            () = moved => Err(End::Moved),
+        }
+    };
+    let served = match ended {
+        Ok(r) => r,
+        Err(end) if w.claim() => {
+            if let End::Moved = end {
+                // The slot left this node: the client is redirected.
+                if let Some(c) = cx.session().and_then(|s| s.cluster.as_mut()) {
+                    c.keys_served_here(keys)?;
+                }
             }
-            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            return Ok(None);
         }
-        let expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
-        let gone = cx.client_gone();
-        let moved = cx.keys_moved(keys);
-        if !(expired || gone || moved) || !w.claim() {
-            // Keep waiting (or a shard is serving it right now: the reply
-            // is on its way).
-            continue;
+        // A shard is serving it right now: the reply is on its way.
+        Err(_) => rx.await,
+    };
+    match served {
+        Ok(p) if cx.client_gone_now().await => {
+            // Nobody to give them to: the items go back.
+            let limits = cx.engine().cfg.zset_limits();
+            let shard = cx.engine().shard_of(&p.key);
+            cx.run_on(shard, move |sh| push_back(sh.db(db), &p.key, kind, p.items, limits, now_ms())).await;
+            Ok(None)
         }
-        if moved {
-            // The slot left this node: the client is redirected.
-            if let Some(c) = cx.session().and_then(|s| s.cluster.as_mut()) {
-                c.keys_served_here(keys)?;
-            }
-        }
-        return Ok(None);
+        Ok(p) => Ok(Some(p)),
+        Err(_) => Ok(None),
     }
+}
+
+/// Why a blocked client stopped waiting without being served.
+enum End {
+    Timeout,
+    Gone,
+    Moved,
 }

@@ -668,15 +668,15 @@ pub async fn wait(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     }
     if want > 0 && cx.may_block() {
         let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone());
-        let deadline = (ms > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(ms as u64));
-        while deadline.is_none_or(|d| tokio::time::Instant::now() < d) {
-            let step = deadline.map_or(std::time::Duration::from_millis(100), |d| {
-                d.saturating_duration_since(tokio::time::Instant::now()).min(std::time::Duration::from_millis(100))
-            });
-            tokio::time::sleep(step).await;
-            if cx.client_gone() {
-                return Ok(());
+        let timeout = async {
+            match ms {
+                0 => std::future::pending().await,
+                ms => tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await,
             }
+        };
+        tokio::select! {
+            () = timeout => {}
+            () = cx.client_closed() => return Ok(()),
         }
     }
     cx.out().int(0);

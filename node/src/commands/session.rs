@@ -28,8 +28,9 @@ pub struct Session {
     pub sub: Option<Box<Subscription>>,
     /// Cluster mode: the cached slot map and ASKING/READONLY state.
     pub cluster: Option<ConnCluster>,
-    /// The client socket's descriptor (to notice a blocked client leaving).
-    pub fd: i32,
+    /// The client hung up (or was killed) while a command waited: nothing
+    /// more is run or answered.
+    pub gone: bool,
 }
 
 /// A transaction being queued (between MULTI and EXEC).
@@ -116,23 +117,18 @@ impl Session {
         }
     }
 
-    /// Whether the client has closed its end (checked while it is blocked).
-    pub fn client_gone(&self) -> bool {
-        let mut b = [0u8; 1];
-        // SAFETY: a one-byte peek into a local buffer on this connection's
-        // own socket, which lives as long as the connection.
-        let n = unsafe { libc::recv(self.fd, b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
-        n == 0
-    }
-
-    /// In cluster mode, whether a key's slot is no longer served here (a
-    /// blocked client is then redirected).
-    pub fn keys_moved(&self, keys: &[Bytes]) -> bool {
-        self.cluster.as_ref().is_some_and(|c| {
-            keys.iter().any(|k| {
-                let s = crate::slot::key_slot(k);
-                !c.map.gate.admits(s) && !c.map.gate.is_closed(s)
-            })
-        })
+    /// Cluster mode: a future that completes once a slot of `keys` is no
+    /// longer served here (a blocked client is then redirected; see
+    /// `SlotMap::moved_away`); never outside cluster mode. It borrows
+    /// nothing, so it can wait beside the command's other waits.
+    pub fn keys_moving(&self, keys: &[Bytes]) -> impl std::future::Future<Output = ()> + 'static {
+        let map = self.cluster.as_ref().map(|c| c.map.clone());
+        let slots: Vec<u16> = keys.iter().map(|k| crate::slot::key_slot(k)).collect();
+        async move {
+            match map {
+                Some(map) => map.moved_away(&slots).await,
+                None => std::future::pending().await,
+            }
+        }
     }
 }

@@ -3,6 +3,13 @@
 //! commands are grouped per shard, so a pipeline costs at most one message
 //! round trip per remote shard rather than one per command. Commands with
 //! connection scope or keys on several shards are barriers that run alone.
+//!
+//! While a command waits for data (BLPOP & co., XREAD BLOCK, WAIT), the
+//! connection still watches its socket (`Coord::client_closed`): when it
+//! becomes readable, what arrived is read into the input buffer, behind
+//! what was there, and parsed once the command ends, so later commands run
+//! after it, in order; end of stream means the client hung up, and the
+//! command ends without a reply.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,11 +31,21 @@ use crate::shard::tx::Tx;
 use crate::shard::{run_on, Engine, Job, LocalShard, Shard, TxId, NO_TX};
 use crate::util::now_ms;
 
-/// A client connection: its socket side lives in `serve`; this is what
-/// commands run against (it implements `Coord`).
+/// A client connection: what `serve` drives and what commands run against
+/// (it implements `Coord`).
 pub struct Conn {
     pub engine: Arc<Engine>,
     pub local: Rc<LocalShard>,
+    sock: TcpStream,
+    /// Input not parsed yet. It holds what arrived after the last complete
+    /// command; while a command waits (a blocking pop), what the client
+    /// sends meanwhile is read into it too, to notice the client hanging up
+    /// (see `client_closed`).
+    inbuf: BytesMut,
+    parser: Parser,
+    /// Input was read while a command waited: it is parsed before the
+    /// connection waits for more.
+    read_ahead: bool,
     pub out: Out,
     pub db: usize,
     /// The state commands change (authentication, MULTI, WATCH, ...).
@@ -80,7 +97,12 @@ struct Pending {
 const CUTOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 const CUTOVER_RETRIES: usize = 60;
 
-pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) {
+/// Input read ahead while a command waits, at most: past this much the
+/// connection stops reading (and so noticing a hang-up) until the command
+/// ends.
+const READ_AHEAD_MAX: usize = 1 << 20;
+
+pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) {
     let addr = sock.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
@@ -88,9 +110,16 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
     // connected_clients was counted when the listener accepted the socket.
     engine.stats.total_connections.fetch_add(1, Relaxed);
     let authed = !engine.cfg.has_password.load(Relaxed);
+    let max_bulk = engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
     let mut conn = Conn {
         engine: engine.clone(),
         local,
+        sock,
+        // Holds only what is not parsed yet: empty (no allocation) while the
+        // client is idle, so an idle connection costs a few hundred bytes.
+        inbuf: BytesMut::new(),
+        parser: Parser::new(max_bulk),
+        read_ahead: false,
         out: Out::new(false),
         db: 0,
         s: Session {
@@ -101,66 +130,68 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
             watch: None,
             sub: None,
             cluster: engine.cluster.clone().map(ConnCluster::new),
-            fd,
+            gone: false,
         },
         tx: None,
         in_exec: false,
     };
-    let max_bulk = engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
-    let mut parser = Parser::new(max_bulk);
-    // Holds only what is not parsed yet: empty (no allocation) while the
-    // client is idle, so an idle connection costs a few hundred bytes.
-    let mut inbuf = BytesMut::new();
     let mut cmds: Vec<Vec<Bytes>> = Vec::new();
     // While this task waits for input, a busy script's hook may serve it.
-    let slot = super::busy::register(conn.s.fd, busy_state(&conn), max_bulk);
+    let slot = super::busy::register(fd, busy_state(&conn), max_bulk);
     'conn: loop {
-        conn.s.publish_waiting(conn.out.buf.capacity(), &inbuf, &parser);
-        slot.park(&mut inbuf, &mut parser, busy_state(&conn));
-        let n = tokio::select! {
-            r = slot.read(&sock) => match r {
-                Ok(n) if n > 0 => n,
-                // End of input: what a busy script's hook left is handled first.
-                _ if slot.touched() => 0,
-                _ => break,
-            },
-            () = slot.resumed() => 0,
-            _ = info.kill.notified() => break,
-            Some(m) = next_message(&mut conn.s.sub) => {
-                let woke = conn.resume(&slot, &mut inbuf, &mut parser, &mut cmds);
-                write_message(&mut conn.out, &m);
-                // Whatever else is queued goes in the same write.
-                while let Some(m) = conn.s.sub.as_mut().and_then(|s| s.rx.try_recv().ok()) {
+        // Input read while the last command waited is handled before the
+        // connection waits for more.
+        let n = if std::mem::take(&mut conn.read_ahead) {
+            0
+        } else {
+            conn.s.publish_waiting(conn.out.buf.capacity(), &conn.inbuf, &conn.parser);
+            let state = busy_state(&conn);
+            slot.park(&mut conn.inbuf, &mut conn.parser, state);
+            tokio::select! {
+                r = slot.read(&conn.sock) => match r {
+                    Ok(n) if n > 0 => n,
+                    // End of input: what a busy script's hook left is handled first.
+                    _ if slot.touched() => 0,
+                    _ => break,
+                },
+                () = slot.resumed() => 0,
+                _ = info.kill.notified() => break,
+                Some(m) = next_message(&mut conn.s.sub) => {
+                    let woke = conn.resume(&slot, &mut cmds);
                     write_message(&mut conn.out, &m);
+                    // Whatever else is queued goes in the same write.
+                    while let Some(m) = conn.s.sub.as_mut().and_then(|s| s.rx.try_recv().ok()) {
+                        write_message(&mut conn.out, &m);
+                    }
+                    info.writing(conn.out.buf.len(), conn.out.buf.capacity());
+                    if conn.sock.write_all(&conn.out.buf).await.is_err() {
+                        break 'conn;
+                    }
+                    conn.out.buf.clear();
+                    info.written(conn.out.buf.capacity());
+                    if !woke {
+                        continue;
+                    }
+                    // What the hook left (commands, input) is handled now.
+                    0
                 }
-                info.writing(conn.out.buf.len(), conn.out.buf.capacity());
-                if sock.write_all(&conn.out.buf).await.is_err() {
-                    break 'conn;
-                }
-                conn.out.buf.clear();
-                info.written(conn.out.buf.capacity());
-                if !woke {
-                    continue;
-                }
-                // What the hook left (commands, input) is handled now.
-                0
             }
         };
-        conn.resume(&slot, &mut inbuf, &mut parser, &mut cmds);
+        conn.resume(&slot, &mut cmds);
         conn.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
         // Until it authenticates, a connection parses (under tight limits)
         // and runs one command at a time, so that the command after a
         // pipelined AUTH is parsed with the authenticated limits.
         loop {
-            parser.unauthenticated = !conn.s.authed;
+            conn.parser.unauthenticated = !conn.s.authed;
             let mut protocol_error = None;
             let mut more = false;
             loop {
-                match parser.next(&mut inbuf) {
+                match conn.parser.next(&mut conn.inbuf) {
                     Ok(Some(args)) => {
                         if !args.is_empty() {
                             cmds.push(args);
-                            if parser.unauthenticated {
+                            if conn.parser.unauthenticated {
                                 more = true;
                                 break;
                             }
@@ -173,11 +204,15 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
                     }
                 }
             }
-            conn.s.publish_input(&inbuf, &parser, &cmds);
+            conn.s.publish_input(&conn.inbuf, &conn.parser, &cmds);
             // In its own allocation while it runs: the state machine of a
             // pipeline's execution is most of a connection task's size, and
             // an idle connection should not carry it.
             Box::pin(conn.execute(&mut cmds)).await;
+            if conn.s.gone {
+                // It hung up while a command waited: nobody to answer.
+                break 'conn;
+            }
             if let Some(e) = protocol_error {
                 debug!(client = info.id, "protocol error: {e}");
                 conn.out.error_text(&e.to_string());
@@ -190,7 +225,7 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
         if !conn.out.buf.is_empty() {
             conn.local.cell.borrow_mut().stats.net_output_bytes += conn.out.buf.len() as u64;
             info.writing(conn.out.buf.len(), conn.out.buf.capacity());
-            if sock.write_all(&conn.out.buf).await.is_err() {
+            if conn.sock.write_all(&conn.out.buf).await.is_err() {
                 break 'conn;
             }
             conn.out.buf.clear();
@@ -202,13 +237,13 @@ pub async fn serve(mut sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShar
         if conn.s.closing || info.killed.load(Relaxed) {
             break;
         }
-        if inbuf.is_empty() {
+        if conn.inbuf.is_empty() {
             // Frees the buffer once the last argument parsed out of it goes.
-            inbuf = BytesMut::new();
+            conn.inbuf = BytesMut::new();
         }
     }
     drop(slot);
-    let _ = sock.shutdown().await;
+    let _ = conn.sock.shutdown().await;
     conn.s.unwatch(&engine);
     crate::commands::pubsub::unsubscribe_all(&engine, &mut conn.s);
     engine.clients.unregister(info.id);
@@ -255,8 +290,8 @@ impl Conn {
     /// Takes back the input lent while waiting, with what a busy script's
     /// hook did meanwhile (replies it could not send go out first); true
     /// when the hook did something.
-    fn resume(&mut self, slot: &super::busy::Slot, inbuf: &mut BytesMut, parser: &mut Parser, cmds: &mut Vec<Vec<Bytes>>) -> bool {
-        let Some(r) = slot.unpark(inbuf, parser, cmds, &mut self.out.buf) else { return false };
+    fn resume(&mut self, slot: &super::busy::Slot, cmds: &mut Vec<Vec<Bytes>>) -> bool {
+        let Some(r) = slot.unpark(&mut self.inbuf, &mut self.parser, cmds, &mut self.out.buf) else { return false };
         self.s.authed = r.authed;
         if r.rejected {
             if let Some(m) = &mut self.s.multi {
@@ -907,6 +942,51 @@ impl Coord for Conn {
 
     fn session(&mut self) -> Option<&mut Session> {
         Some(&mut self.s)
+    }
+
+    fn client_closed(&mut self) -> LocalFut<'_, ()> {
+        Box::pin(async move {
+            let info = self.s.info.clone();
+            loop {
+                if self.s.gone {
+                    return;
+                }
+                if info.killed.load(Relaxed) {
+                    break;
+                }
+                if self.inbuf.len() >= READ_AHEAD_MAX {
+                    // Enough kept: the socket waits until the command ends.
+                    info.kill.notified().await;
+                    break;
+                }
+                // Readiness, then a real read: whatever the client sent
+                // goes into the input buffer, after what was there, and is
+                // parsed once the command ends (as Redis reads a blocked
+                // client's pipeline and runs it later); end of stream or an
+                // error is the hang-up.
+                tokio::select! {
+                    r = self.sock.readable() => {
+                        if r.is_err() {
+                            break;
+                        }
+                    }
+                    _ = info.kill.notified() => break,
+                }
+                match read_some(&self.sock, &mut self.inbuf, &mut self.parser) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        self.read_ahead = true;
+                        self.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
+                    }
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
+                    Err(_) => break,
+                }
+            }
+            // Gone: the rest of the pipeline is dropped and the connection
+            // closes without answering.
+            self.s.gone = true;
+            self.s.closing = true;
+        })
     }
 
     fn may_block(&self) -> bool {

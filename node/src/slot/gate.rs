@@ -90,6 +90,12 @@ impl Gate {
         self.opened.notify_waiters();
     }
 
+    /// Completes when slots next reopen (`enable` it before checking what
+    /// it waits for, so a reopening in between is not missed).
+    pub fn opened(&self) -> tokio::sync::futures::Notified<'_> {
+        self.opened.notified()
+    }
+
     /// Waits until `slot` (every slot, for `None`) is open. Bounded by
     /// `limit` so a caller can re-check the configuration; returns whether
     /// it is open.

@@ -234,6 +234,28 @@ impl SlotMap {
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
     }
+
+    /// Completes once one of `slots` is no longer served here: a new
+    /// configuration gave it away and no migration's cut-over holds it (a
+    /// held slot still counts as served until the cut-over ends). Woken by
+    /// the two things that can make it so, a new view and the gate
+    /// reopening; nothing polls.
+    pub async fn moved_away(&self, slots: &[u16]) {
+        let mut changed = self.subscribe();
+        loop {
+            let opened = self.gate.opened();
+            tokio::pin!(opened);
+            opened.as_mut().enable();
+            if slots.iter().any(|&s| !self.gate.admits(s) && !self.gate.is_closed(s)) {
+                return;
+            }
+            tokio::select! {
+                // (`self` holds the sender: it cannot go away.)
+                _ = changed.changed() => {}
+                () = opened => {}
+            }
+        }
+    }
 }
 
 /// What a connection may ask of the cluster control plane (CLUSTER
@@ -261,6 +283,45 @@ pub mod tests {
         v.assign(5461..10923, &format!("{:040x}", 2));
         v.assign(10923..16384, &format!("{:040x}", 3));
         v
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn moved_away_wakes_on_a_new_view_and_on_reopening() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let map = Arc::new(SlotMap::new(member(1, 7001)));
+        map.install(three());
+        // 0 is served here, 6000 by the second member.
+        let pending = |f: &mut std::pin::Pin<Box<dyn Future<Output = ()> + '_>>| {
+            f.as_mut().poll(&mut Context::from_waker(Waker::noop())) == Poll::Pending
+        };
+        let mut away: std::pin::Pin<Box<dyn Future<Output = ()>>> = Box::pin(map.moved_away(&[6000]));
+        assert!(!pending(&mut away), "a slot served elsewhere has moved already");
+        let mut waits: std::pin::Pin<Box<dyn Future<Output = ()>>> = Box::pin(map.moved_away(&[0, 1]));
+        assert!(pending(&mut waits));
+        // A cut-over holds slot 0 and the new view gives it away: still
+        // served until the cut-over ends.
+        map.gate.close(&[0]);
+        let mut v = three();
+        v.assign([0], &format!("{:040x}", 2));
+        map.install(v);
+        assert!(pending(&mut waits));
+        let m = map.clone();
+        let opener = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            m.gate.open_all();
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(60), waits).await.expect("woken by the gate reopening");
+        opener.await.unwrap();
+        // A new view alone wakes a waiter too.
+        let m = map.clone();
+        let waits = tokio::spawn(async move { m.moved_away(&[1]).await });
+        tokio::task::yield_now().await;
+        assert!(!waits.is_finished());
+        let mut v = three();
+        v.assign([0, 1], &format!("{:040x}", 2));
+        map.install(v);
+        tokio::time::timeout(std::time::Duration::from_secs(60), waits).await.expect("woken by the new view").unwrap();
     }
 
     #[test]

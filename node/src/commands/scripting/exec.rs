@@ -814,6 +814,11 @@ impl Coord for ScriptCoord<'_> {
         None
     }
 
+    fn client_closed(&mut self) -> LocalFut<'_, ()> {
+        // A script has no client of its own to lose.
+        Box::pin(std::future::pending())
+    }
+
     fn may_block(&self) -> bool {
         false
     }
