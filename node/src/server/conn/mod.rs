@@ -1,0 +1,457 @@
+//! One client connection: read, parse, execute, write. Commands available in
+//! one read (a pipeline) are executed together: consecutive single-shard
+//! commands are grouped per shard, so a pipeline costs at most one message
+//! round trip per remote shard rather than one per command. Commands with
+//! connection scope or keys on several shards are barriers that run alone.
+//!
+//! While a command waits for data (BLPOP & co., XREAD BLOCK, WAIT), the
+//! connection still watches its socket (`Coord::client_closed`): when it
+//! becomes readable, what arrived is read into the input buffer, behind
+//! what was there, and parsed once the command ends, so later commands run
+//! after it, in order; end of stream means the client hung up, and the
+//! command ends without a reply.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tracing::debug;
+
+mod cutover;
+mod pipeline;
+
+use crate::commands::routing::ConnCluster;
+use crate::commands::session::{Session, Subscription};
+use crate::commands::{CommandSpec, Coord, LocalFut};
+use crate::error::CmdResult;
+use crate::resp::{Out, Parser};
+use crate::shard::tx::Tx;
+use crate::shard::{run_on, Engine, Job, LocalShard, TxId, NO_TX};
+use crate::util::now_ms;
+
+/// A client connection: what `serve` drives and what commands run against
+/// (it implements `Coord`).
+pub struct Conn {
+    pub engine: Arc<Engine>,
+    pub local: Rc<LocalShard>,
+    sock: TcpStream,
+    /// Input not parsed yet. It holds what arrived after the last complete
+    /// command; while a command waits (a blocking pop), what the client
+    /// sends meanwhile is read into it too, to notice the client hanging up
+    /// (see `client_closed`).
+    inbuf: BytesMut,
+    parser: Parser,
+    /// Input was read while a command waited: it is parsed before the
+    /// connection waits for more.
+    read_ahead: bool,
+    pub out: Out,
+    pub db: usize,
+    /// The state commands change (authentication, MULTI, WATCH, ...).
+    pub s: Session,
+    /// The shards the running command holds (EXEC's, for its whole queue).
+    tx: Option<Tx>,
+    /// EXEC is running its queue.
+    in_exec: bool,
+}
+
+/// The next pub/sub message for a connection (never, without a
+/// subscription).
+async fn next_message(sub: &mut Option<Box<Subscription>>) -> Option<crate::shard::pubsub::Message> {
+    match sub {
+        Some(s) => s.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes a pub/sub message as Redis does (`message` / `pmessage`).
+pub fn write_message(out: &mut Out, m: &crate::shard::pubsub::Message) {
+    match &m.pattern {
+        None => {
+            out.push(3);
+            out.bulk(b"message");
+        }
+        Some(p) => {
+            out.push(4);
+            out.bulk(b"pmessage");
+            out.bulk(p);
+        }
+    }
+    out.bulk(&m.channel);
+    out.bulk(&m.payload);
+}
+
+/// How long a command held by a migration's cut-over waits before its
+/// routing is checked again, and how many times.
+const CUTOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+const CUTOVER_RETRIES: usize = 60;
+
+/// Input read ahead while a command waits, at most: past this much the
+/// connection stops reading (and so noticing a hang-up) until the command
+/// ends.
+const READ_AHEAD_MAX: usize = 1 << 20;
+
+pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) {
+    let addr = sock.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    let info = engine.clients.register(addr, laddr, fd);
+    // connected_clients was counted when the listener accepted the socket.
+    engine.stats.total_connections.fetch_add(1, Relaxed);
+    let authed = !engine.cfg.has_password.load(Relaxed);
+    let max_bulk = engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
+    let mut conn = Conn {
+        engine: engine.clone(),
+        local,
+        sock,
+        // Holds only what is not parsed yet: empty (no allocation) while the
+        // client is idle, so an idle connection costs a few hundred bytes.
+        inbuf: BytesMut::new(),
+        parser: Parser::new(max_bulk),
+        read_ahead: false,
+        out: Out::new(false),
+        db: 0,
+        s: Session {
+            authed,
+            info: info.clone(),
+            closing: false,
+            multi: None,
+            watch: None,
+            sub: None,
+            cluster: engine.cluster.clone().map(ConnCluster::new),
+            gone: false,
+        },
+        tx: None,
+        in_exec: false,
+    };
+    let mut cmds: Vec<Vec<Bytes>> = Vec::new();
+    // While this task waits for input, a busy script's hook may serve it.
+    let slot = super::busy::register(fd, busy_state(&conn), max_bulk);
+    'conn: loop {
+        // Input read while the last command waited is handled before the
+        // connection waits for more.
+        let n = if std::mem::take(&mut conn.read_ahead) {
+            0
+        } else {
+            conn.s.publish_waiting(conn.out.buf.capacity(), &conn.inbuf, &conn.parser);
+            let state = busy_state(&conn);
+            slot.park(&mut conn.inbuf, &mut conn.parser, state);
+            tokio::select! {
+                r = slot.read(&conn.sock) => match r {
+                    Ok(n) if n > 0 => n,
+                    // End of input: what a busy script's hook left is handled first.
+                    _ if slot.touched() => 0,
+                    _ => break,
+                },
+                () = slot.resumed() => 0,
+                _ = info.kill.notified() => break,
+                Some(m) = next_message(&mut conn.s.sub) => {
+                    let woke = conn.resume(&slot, &mut cmds);
+                    write_message(&mut conn.out, &m);
+                    // Whatever else is queued goes in the same write.
+                    while let Some(m) = conn.s.sub.as_mut().and_then(|s| s.rx.try_recv().ok()) {
+                        write_message(&mut conn.out, &m);
+                    }
+                    info.writing(conn.out.buf.len(), conn.out.buf.capacity());
+                    if conn.sock.write_all(&conn.out.buf).await.is_err() {
+                        break 'conn;
+                    }
+                    conn.out.buf.clear();
+                    info.written(conn.out.buf.capacity());
+                    if !woke {
+                        continue;
+                    }
+                    // What the hook left (commands, input) is handled now.
+                    0
+                }
+            }
+        };
+        conn.resume(&slot, &mut cmds);
+        conn.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
+        // Until it authenticates, a connection parses (under tight limits)
+        // and runs one command at a time, so that the command after a
+        // pipelined AUTH is parsed with the authenticated limits.
+        loop {
+            conn.parser.unauthenticated = !conn.s.authed;
+            let mut protocol_error = None;
+            let mut more = false;
+            loop {
+                match conn.parser.next(&mut conn.inbuf) {
+                    Ok(Some(args)) => {
+                        if !args.is_empty() {
+                            cmds.push(args);
+                            if conn.parser.unauthenticated {
+                                more = true;
+                                break;
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        protocol_error = Some(e);
+                        break;
+                    }
+                }
+            }
+            conn.s.publish_input(&conn.inbuf, &conn.parser, &cmds);
+            // In its own allocation while it runs: the state machine of a
+            // pipeline's execution is most of a connection task's size, and
+            // an idle connection should not carry it.
+            Box::pin(conn.execute(&mut cmds)).await;
+            if conn.s.gone {
+                // It hung up while a command waited: nobody to answer.
+                break 'conn;
+            }
+            if let Some(e) = protocol_error {
+                debug!(client = info.id, "protocol error: {e}");
+                conn.out.error_text(&e.to_string());
+                conn.s.closing = true;
+            }
+            if !more || conn.s.closing {
+                break;
+            }
+        }
+        if !conn.out.buf.is_empty() {
+            conn.local.cell.borrow_mut().stats.net_output_bytes += conn.out.buf.len() as u64;
+            info.writing(conn.out.buf.len(), conn.out.buf.capacity());
+            if conn.sock.write_all(&conn.out.buf).await.is_err() {
+                break 'conn;
+            }
+            conn.out.buf.clear();
+            if conn.out.buf.capacity() > 64 * 1024 {
+                conn.out.buf = Vec::with_capacity(256);
+            }
+            info.written(conn.out.buf.capacity());
+        }
+        if conn.s.closing || info.killed.load(Relaxed) {
+            break;
+        }
+        if conn.inbuf.is_empty() {
+            // Frees the buffer once the last argument parsed out of it goes.
+            conn.inbuf = BytesMut::new();
+        }
+    }
+    drop(slot);
+    let _ = conn.sock.shutdown().await;
+    conn.s.unwatch(&engine);
+    crate::commands::pubsub::unsubscribe_all(&engine, &mut conn.s);
+    engine.clients.unregister(info.id);
+    engine.stats.connected_clients.fetch_sub(1, Relaxed);
+}
+
+/// Largest read into the per-thread scratch buffer.
+const READ_CHUNK: usize = 16 * 1024;
+
+thread_local! {
+    /// Each shard thread reads small requests here first and copies only
+    /// the bytes that arrived into the connection's buffer, so connections
+    /// do not each hold a 16 KB read buffer while idle.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
+}
+
+/// Reads what the socket has without blocking. A big argument in progress
+/// is read straight into its own buffer (only as much as it still needs),
+/// a buffer with room to spare (a bulk the parser reserved for) directly
+/// too; otherwise the bytes go through the thread's scratch buffer.
+pub fn read_some(sock: &TcpStream, inbuf: &mut BytesMut, parser: &mut Parser) -> std::io::Result<usize> {
+    if let Some(big) = parser.big_target() {
+        return sock.try_read_buf(big);
+    }
+    if inbuf.capacity() - inbuf.len() >= READ_CHUNK {
+        return sock.try_read_buf(inbuf);
+    }
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let n = sock.try_read(&mut s[..])?;
+        inbuf.extend_from_slice(&s[..n]);
+        Ok(n)
+    })
+}
+
+/// What a busy script's hook needs to know to answer for a connection.
+fn busy_state(conn: &Conn) -> u8 {
+    use super::busy::{AUTHED, MULTI, RESP3, SUBSCRIBED};
+    let bit = |on: bool, b: u8| if on { b } else { 0 };
+    bit(conn.s.authed, AUTHED) | bit(conn.out.resp3, RESP3) | bit(conn.s.sub.is_some(), SUBSCRIBED) | bit(conn.s.multi.is_some(), MULTI)
+}
+
+impl Conn {
+    /// Takes back the input lent while waiting, with what a busy script's
+    /// hook did meanwhile (replies it could not send go out first); true
+    /// when the hook did something.
+    fn resume(&mut self, slot: &super::busy::Slot, cmds: &mut Vec<Vec<Bytes>>) -> bool {
+        let Some(r) = slot.unpark(&mut self.inbuf, &mut self.parser, cmds, &mut self.out.buf) else { return false };
+        self.s.authed = r.authed;
+        if r.rejected {
+            if let Some(m) = &mut self.s.multi {
+                m.failed = true;
+            }
+        }
+        self.s.closing |= r.close;
+        true
+    }
+
+    /// The transaction this connection's work runs under (the shards the
+    /// running command holds), if any.
+    pub fn tx_id(&self) -> TxId {
+        self.tx.as_ref().map_or(NO_TX, |t| t.id)
+    }
+}
+
+impl Coord for Conn {
+    fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    fn db(&self) -> usize {
+        self.db
+    }
+
+    fn set_db(&mut self, db: usize) {
+        self.db = db;
+        self.s.info.db.store(db, Relaxed);
+    }
+
+    fn now(&self) -> u64 {
+        now_ms()
+    }
+
+    fn out(&mut self) -> &mut Out {
+        &mut self.out
+    }
+
+    fn home(&self) -> usize {
+        self.local.id()
+    }
+
+    fn tx_id(&self) -> TxId {
+        Conn::tx_id(self)
+    }
+
+    fn lock<'a>(&'a mut self, shards: &'a [usize]) -> LocalFut<'a, ()> {
+        Box::pin(async move {
+            let tx = self.tx.get_or_insert_with(|| Tx::new(&self.engine, &self.local));
+            tx.lock_all(shards).await;
+        })
+    }
+
+    fn release(&mut self) {
+        if !self.in_exec {
+            self.tx = None;
+        }
+    }
+
+    fn send(&mut self, shard: usize, job: Job) -> LocalFut<'_, ()> {
+        let id = Conn::tx_id(self);
+        Box::pin(run_on(&self.engine, &self.local, shard, id, job))
+    }
+
+    fn send_many(&mut self, jobs: Vec<(usize, Job)>) -> LocalFut<'_, ()> {
+        let id = Conn::tx_id(self);
+        Box::pin(async move {
+            let me = self.local.id();
+            let mut waits = Vec::with_capacity(jobs.len());
+            let mut mine = None;
+            for (shard, job) in jobs {
+                if shard == me {
+                    mine = Some(job);
+                    continue;
+                }
+                let (done, wait) = oneshot::channel::<()>();
+                self.engine.send(
+                    shard,
+                    id,
+                    Box::new(move |sh| {
+                        job(sh);
+                        let _ = done.send(());
+                    }),
+                );
+                waits.push(wait);
+            }
+            if let Some(job) = mine {
+                self.local.run(id, job).await;
+            }
+            for w in waits {
+                if w.await.is_err() {
+                    // The shard thread is gone: the node is shutting down.
+                    return std::future::pending().await;
+                }
+            }
+        })
+    }
+
+    fn session(&mut self) -> Option<&mut Session> {
+        Some(&mut self.s)
+    }
+
+    fn client_closed(&mut self) -> LocalFut<'_, ()> {
+        Box::pin(async move {
+            let info = self.s.info.clone();
+            loop {
+                if self.s.gone {
+                    return;
+                }
+                if info.killed.load(Relaxed) {
+                    break;
+                }
+                if self.inbuf.len() >= READ_AHEAD_MAX {
+                    // Enough kept: the socket waits until the command ends.
+                    info.kill.notified().await;
+                    break;
+                }
+                // Readiness, then a real read: whatever the client sent
+                // goes into the input buffer, after what was there, and is
+                // parsed once the command ends (as Redis reads a blocked
+                // client's pipeline and runs it later); end of stream or an
+                // error is the hang-up.
+                tokio::select! {
+                    r = self.sock.readable() => {
+                        if r.is_err() {
+                            break;
+                        }
+                    }
+                    _ = info.kill.notified() => break,
+                }
+                match read_some(&self.sock, &mut self.inbuf, &mut self.parser) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        self.read_ahead = true;
+                        self.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
+                    }
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
+                    Err(_) => break,
+                }
+            }
+            // Gone: the rest of the pipeline is dropped and the connection
+            // closes without answering.
+            self.s.gone = true;
+            self.s.closing = true;
+        })
+    }
+
+    fn may_block(&self) -> bool {
+        // Asked right before a command waits: it shows as blocked (CLIENT
+        // LIST's `b`) until it ends (`run_top`).
+        self.s.info.set_blocked(!self.in_exec);
+        !self.in_exec
+    }
+
+    fn in_exec(&self) -> bool {
+        self.in_exec
+    }
+
+    fn set_exec(&mut self, on: bool) {
+        self.in_exec = on;
+    }
+
+    fn held(&self, spec: &CommandSpec, args: &[Bytes]) -> bool {
+        self.gate_holds(spec, args)
+    }
+
+    fn after_cutover<'a>(&'a mut self, spec: &'static CommandSpec, args: &'a [Bytes]) -> LocalFut<'a, CmdResult> {
+        Box::pin(self.reroute(spec, args))
+    }
+}
