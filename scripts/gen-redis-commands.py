@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Generates node/tests/data/redis-7.2-commands.json: what Redis's COMMAND
-INFO prints (arity, flags, first/last/step key, key specs) for each
-top-level command Damselfly declares, computed from Redis's own command
+INFO prints (arity, flags, first/last/step key, ACL categories, tips, key
+specs) for each top-level command Damselfly declares, and for each of a
+container's subcommands (all of Redis's, keyed by their full name,
+`client|kill`), computed from Redis's own command
 definitions (its src/commands/*.json) the way redis-server computes them at
 start-up (populateCommandLegacyRangeSpec, addReplyFlagsForCommand,
 addReplyFlagsForKeyArgs in src/server.c). node/tests/command_info.rs
@@ -16,8 +18,9 @@ COMMAND INFO for every command equals what this script computes from the
 7.0.15 definitions, with --all).
 
 Damselfly's command names are read from the `cmd("name"` / `cmd_numkeys("name"`
-declarations in node/src/commands/*.rs; names Redis does not have (the JSON.*
-commands) are left out of the file.
+declarations under node/src/commands/ (subcommands, `cmd("client|kill"`, are
+not top-level names); names Redis does not have (the JSON.* commands) are
+left out of the file.
 """
 
 import argparse
@@ -38,6 +41,13 @@ COMMAND_FLAGS = [
 PRINTED_NAME = {"MOVABLE_KEYS": "movablekeys"}
 HIDDEN_FLAGS = {"MAY_REPLICATE", "SENTINEL", "ONLY_SENTINEL", "PROTECTED", "TOUCHES_ARBITRARY_KEYS"}
 
+# ACL categories in the order COMMAND INFO prints them (acl.c's
+# ACLCommandCategories).
+ACL_CATEGORIES = [
+    "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap", "hyperloglog", "geo",
+    "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous", "connection", "transaction", "scripting",
+]
+
 # Key-spec flags in the order COMMAND INFO prints them.
 KEY_FLAGS = ["RO", "RW", "OW", "RM", "ACCESS", "UPDATE", "INSERT", "DELETE", "NOT_KEY", "INCOMPLETE", "VARIABLE_FLAGS"]
 
@@ -48,9 +58,9 @@ def key_flag_name(f):
 
 def damselfly_names(repo):
     names = set()
-    for path in glob.glob(os.path.join(repo, "node", "src", "commands", "*.rs")):
+    for path in glob.glob(os.path.join(repo, "node", "src", "commands", "**", "*.rs"), recursive=True):
         with open(path) as f:
-            names.update(re.findall(r'\b(?:cmd|cmd_numkeys)\(\s*"([^"]+)"', f.read()))
+            names.update(re.findall(r'\b(?:cmd|cmd_numkeys)\(\s*"([^"|]+)"', f.read()))
     return names
 
 
@@ -110,6 +120,27 @@ def legacy_range(specs):
     return (first, last, 1), movable
 
 
+def acl_categories(desc, flags):
+    """The declared categories plus the implied ones, as
+    setImplicitACLCategories adds them."""
+    cats = {c.lower() for c in desc.get("acl_categories", [])}
+    if "WRITE" in flags:
+        cats.add("write")
+    if "READONLY" in flags and "scripting" not in cats:
+        cats.add("read")
+    if "ADMIN" in flags:
+        cats.update(("admin", "dangerous"))
+    if "PUBSUB" in flags:
+        cats.add("pubsub")
+    if "FAST" in flags:
+        cats.add("fast")
+    if "BLOCKING" in flags:
+        cats.add("blocking")
+    if "fast" not in cats:
+        cats.add("slow")
+    return [c for c in ACL_CATEGORIES if c in cats]
+
+
 def info(desc, subcommands):
     specs = []
     for ks in desc.get("key_specs", []):
@@ -127,11 +158,20 @@ def info(desc, subcommands):
     if movable:
         declared.add("MOVABLE_KEYS")
     flags = [PRINTED_NAME.get(f, f.lower()) for f in COMMAND_FLAGS if f in declared]
-    out = {"arity": desc["arity"], "flags": flags, "first_key": first, "last_key": last, "step": step, "key_specs": specs}
+    out = {
+        "arity": desc["arity"],
+        "flags": flags,
+        "first_key": first,
+        "last_key": last,
+        "step": step,
+        "acl_categories": acl_categories(desc, set(desc.get("command_flags", []))),
+        "tips": [t.lower() for t in desc.get("command_tips", [])],
+        "key_specs": specs,
+    }
     if subcommands:
         # A container (CLIENT, OBJECT...): COMMAND INFO prints its
-        # subcommands' own entries; only their names are kept here.
-        out["subcommands"] = sorted(subcommands)
+        # subcommands' own entries inside its own.
+        out["subcommands"] = {n: info(d, None) for n, d in sorted(subcommands.items())}
     return out
 
 
@@ -150,7 +190,7 @@ def main():
                     continue  # exists only in sentinel mode
                 if "container" in desc:
                     container = desc["container"].lower()
-                    subs.setdefault(container, []).append(f"{container}|{name.lower()}")
+                    subs.setdefault(container, {})[f"{container}|{name.lower()}"] = desc
                 else:
                     top[name.lower()] = desc
     if not top:
