@@ -85,6 +85,23 @@ impl CmdError {
         CmdError::UnknownCommand { name: lossy_trunc(name), preview }
     }
 
+    /// The unknown-subcommand error of a container (`CLIENT`), as Redis
+    /// words it.
+    pub fn unknown_subcommand(container: &str, sub: &[u8]) -> Self {
+        CmdError::UnknownSubcommand { cmd: container.to_ascii_uppercase(), sub: lossy_trunc(sub) }
+    }
+
+    /// Redis's error for a subcommand's arguments that its declared arity
+    /// lets through but it does not take (PUBSUB CHANNELS with two
+    /// patterns).
+    pub fn subcommand_syntax(container: &str, sub: &[u8]) -> Self {
+        CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+            lossy_trunc(sub),
+            container.to_ascii_uppercase()
+        ))
+    }
+
     pub fn wrong_arity(name: &str) -> Self {
         CmdError::WrongArity(name.to_ascii_lowercase())
     }

@@ -178,6 +178,15 @@ fn three_nodes_serve_and_redirect() {
     let mut raw = Server::raw_at(ports[owner]);
     assert_eq!(raw.cmd(&["MSET", "foo", "1", "{foo}x", "2"]), "+OK\r\n");
     assert_eq!(raw.cmd(&["MSET", "foo", "1", "bar", "2"]), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    // A subcommand's key is routed like any other (OBJECT declares none
+    // itself; OBJECT ENCODING has one).
+    assert_eq!(raw.cmd(&["OBJECT", "ENCODING", "foo"]), "$3\r\nint\r\n");
+    assert_eq!(raw.cmd(&["MEMORY", "USAGE", "{foo}x"]).as_bytes()[0], b':');
+    let other = ports[(owner + 1) % ports.len()];
+    let moved = format!("-MOVED 12182 127.0.0.1:{}\r\n", ports[owner]);
+    assert_eq!(Server::raw_at(other).cmd(&["OBJECT", "ENCODING", "foo"]), moved);
+    assert_eq!(Server::raw_at(other).cmd(&["MEMORY", "USAGE", "foo"]), moved);
+    assert_eq!(Server::raw_at(other).cmd(&["OBJECT", "HELP"]).as_bytes()[0], b'*');
 
     // Reply shapes.
     let info = raw.cmd(&["CLUSTER", "INFO"]);

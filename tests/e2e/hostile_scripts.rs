@@ -173,8 +173,13 @@ fn shutdown_nosave(shards: usize, wrote: bool) {
         assert_eq!(after.cmd(&["SCRIPT", "KILL"]), UNKILLABLE);
         assert_eq!(before[0].cmd(&["SCRIPT", "KILL"]), UNKILLABLE);
     }
-    // SHUTDOWN's options are checked; the client gets no reply.
+    // SHUTDOWN's options are checked, and only NOSAVE stops a busy node;
+    // then the client gets no reply.
     assert_eq!(after.cmd(&["SHUTDOWN", "NOSAVE", "BOGUS"]), "-ERR syntax error\r\n");
+    for c in before.iter_mut().chain([&mut after]) {
+        assert_eq!(c.cmd(&["SHUTDOWN"]), BUSY_SCRIPT);
+        assert_eq!(c.cmd(&["SHUTDOWN", "NOW"]), BUSY_SCRIPT);
+    }
     let last = before.len() - 1;
     before[last].send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
     wait_exit(&mut s);
@@ -194,6 +199,26 @@ fn shutdown_nosave_stops_a_busy_node() {
 fn a_script_that_wrote_is_unkillable_but_shutdown_works() {
     shutdown_nosave(1, true);
     shutdown_nosave(2, true);
+}
+
+/// The other commands Redis allows during a busy script (`allow_busy`:
+/// MULTI, DISCARD, WATCH, HELLO, ...) are not refused: a client of another
+/// thread runs them at once, one of the busy thread waits for the script.
+#[test]
+fn allow_busy_commands_are_not_refused() {
+    let shards = 2;
+    let s = server(shards, &[]);
+    let (mut runner, mut before) = start_busy(&s, shards, &[b"EVAL", b"while true do end", b"0"], BUSY_SCRIPT);
+    for c in &mut before {
+        c.send_cmd(&[b"MULTI"]);
+    }
+    assert_eq!(s.raw().cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    assert!(String::from_utf8_lossy(&runner.read_reply()).starts_with("-ERR Script killed by user"));
+    for c in &mut before {
+        assert_eq!(String::from_utf8_lossy(&c.read_reply()), "+OK\r\n");
+        assert_eq!(c.cmd(&["SET", "k", "v"]), "+QUEUED\r\n");
+        assert_eq!(c.cmd(&["DISCARD"]), "+OK\r\n");
+    }
 }
 
 #[test]

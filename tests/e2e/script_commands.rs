@@ -630,6 +630,23 @@ const CASES: &[Case] = &[
     refused!("WATCH", ", KEYS[1]"),
     refused!("UNWATCH", ""),
     refused!("CLIENT", ", 'ID'"),
+    // A container's subcommands carry their own flags and arity.
+    refused!("CLIENT", ", 'KILL', 'ID', '1'"),
+    refused!("CONFIG", ", 'GET', 'maxmemory'"),
+    Case {
+        name: "containers/subcommands through redis.call",
+        setup: &[&["SET", "k1", "12"], &["SET", "k2", "hello"]],
+        script: "return {redis.call('OBJECT', 'ENCODING', KEYS[1]),\n\
+                 redis.call('OBJECT', 'encoding', KEYS[2]),\n\
+                 redis.call('OBJECT', 'REFCOUNT', KEYS[2]),\n\
+                 redis.call('OBJECT', 'ENCODING', KEYS[3]),\n\
+                 redis.call('PUBSUB', 'NUMPAT'),\n\
+                 redis.pcall('OBJECT', 'NOSUCH', KEYS[1]),\n\
+                 redis.pcall('OBJECT', 'ENCODING'),\n\
+                 redis.pcall('CLUSTER', 'KEYSLOT', KEYS[1])}",
+        keys: &["k1", "k2", "k3"],
+        ..BASE
+    },
     refused!("EVAL", ", 'return 1', 0"),
     refused!("SCRIPT", ", 'FLUSH'"),
     refused!("FUNCTION", ", 'FLUSH'"),

@@ -210,6 +210,60 @@ fn command_introspection() {
 }
 
 #[test]
+fn container_subcommands() {
+    let s = Server::start();
+    let mut c = s.raw();
+    // Each subcommand has its own COMMAND INFO entry, named in full; the
+    // container's lists them and has no flags or keys of its own.
+    assert_eq!(
+        c.cmd(&["COMMAND", "INFO", "client|kill"]),
+        "*1\r\n*10\r\n$11\r\nclient|kill\r\n:-3\r\n*4\r\n+admin\r\n+noscript\r\n+loading\r\n+stale\r\n:0\r\n:0\r\n:0\r\n\
+         *4\r\n+@admin\r\n+@slow\r\n+@dangerous\r\n+@connection\r\n*0\r\n*0\r\n*0\r\n"
+    );
+    let object = c.cmd(&["COMMAND", "INFO", "object"]);
+    assert!(object.starts_with("*1\r\n*10\r\n$6\r\nobject\r\n:-2\r\n*0\r\n:0\r\n:0\r\n:0\r\n"), "{object}");
+    assert!(object.contains("$15\r\nobject|encoding\r\n:3\r\n*1\r\n+readonly\r\n:2\r\n:2\r\n:1\r\n"), "{object}");
+    assert_eq!(c.cmd(&["COMMAND", "INFO", "object|nosuch", "get|x"]), "*2\r\n*-1\r\n*-1\r\n");
+    // COUNT counts commands; LIST names subcommands too, as Redis does.
+    let count = c.cmd(&["COMMAND", "COUNT"]);
+    let n: usize = count.trim_start_matches(':').trim().parse().unwrap();
+    let list = c.cmd(&["COMMAND", "LIST"]);
+    assert!(list.contains("$11\r\nclient|kill\r\n"), "{list}");
+    assert!(list.lines().next().unwrap().trim_start_matches('*').parse::<usize>().unwrap() > n + 40);
+    let objects = c.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "object|*"]);
+    assert!(objects.starts_with("*5\r\n"), "{objects}");
+    let docs = c.cmd(&["COMMAND", "DOCS", "client|kill"]);
+    assert!(docs.contains("Terminates open connections.") && docs.contains("connection"), "{docs}");
+    let docs = c.cmd(&["COMMAND", "DOCS", "config"]);
+    assert!(docs.contains("subcommands") && docs.contains("config|set"), "{docs}");
+    // GETKEYS follows the subcommand's key spec.
+    assert_eq!(c.cmd(&["COMMAND", "GETKEYS", "OBJECT", "ENCODING", "k"]), "*1\r\n$1\r\nk\r\n");
+    assert_eq!(c.cmd(&["COMMAND", "GETKEYS", "MEMORY", "USAGE"]), "-ERR Invalid number of arguments specified for command\r\n");
+    assert_eq!(c.cmd(&["COMMAND", "GETKEYS", "OBJECT", "NOPE", "k"]), "-ERR Invalid command specified\r\n");
+    // Arity errors name the subcommand; unknown ones get Redis's text.
+    let arity = |name: &str| format!("-ERR wrong number of arguments for '{name}' command\r\n");
+    assert_eq!(c.cmd(&["CLIENT", "KILL"]), arity("client|kill"));
+    assert_eq!(c.cmd(&["client", "id", "x"]), arity("client|id"));
+    assert_eq!(c.cmd(&["CLIENT"]), arity("client"));
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING"]), arity("object|encoding"));
+    assert_eq!(c.cmd(&["MEMORY", "USAGE"]), arity("memory|usage"));
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory"]), arity("config|set"));
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "1", "x"]), arity("config|set"));
+    assert_eq!(c.cmd(&["SCRIPT", "KILL", "now"]), arity("script|kill"));
+    assert_eq!(c.cmd(&["COMMAND", "GETKEYS"]), arity("command|getkeys"));
+    assert_eq!(c.cmd(&["CLUSTER", "SLOTS", "x"]), arity("cluster|slots"));
+    assert_eq!(c.cmd(&["OBJECT", "NOPE", "k"]), "-ERR unknown subcommand 'NOPE'. Try OBJECT HELP.\r\n");
+    assert_eq!(c.cmd(&["CLUSTER", "NOPE"]), "-ERR unknown subcommand 'NOPE'. Try CLUSTER HELP.\r\n");
+    assert_eq!(
+        c.cmd(&["PUBSUB", "CHANNELS", "a", "b"]),
+        "-ERR unknown subcommand or wrong number of arguments for 'CHANNELS'. Try PUBSUB HELP.\r\n"
+    );
+    // A connection's last command is the subcommand.
+    let list = c.cmd(&["CLIENT", "LIST"]);
+    assert!(list.contains(" cmd=client|list"), "{list}");
+}
+
+#[test]
 fn time_and_role() {
     let s = Server::start();
     let mut c = s.sync_conn();

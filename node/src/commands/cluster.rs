@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, Coord, Exec};
+use super::{cmd, flag::*, sub, CommandSpec, Coord, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -17,17 +17,23 @@ use crate::slot::map::{ClusterView, Member, Request, Route, SlotMap};
 use crate::slot::{key_slot, SLOTS};
 use crate::util::{eq_ic, now_ms, parse_i64};
 
+const CLUSTER: Exec = Exec::Coord(handler!(async |cx, a| cluster(cx, a)));
+const S: &[&str] = &["slow"];
+const NONDET: &[&str] = &["nondeterministic_output"];
+
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd(
-        "cluster",
-        -2,
-        0,
-        (0, 0, 0),
-        &["slow"],
-        "cluster",
-        "A container for Redis Cluster commands.",
-        Exec::Coord(handler!(async |cx, a| cluster(cx, a))),
-    ),
+    cmd("cluster", -2, 0, (0, 0, 0), S, "cluster", "A container for Redis Cluster commands.", CLUSTER).subcommands(&[
+        sub("cluster|slots", 2, LOADING | STALE, (0, 0, 0), S, "Returns the mapping of cluster slots to nodes.", CLUSTER).tips(NONDET),
+        sub("cluster|shards", 2, LOADING | STALE, (0, 0, 0), S, "Returns the mapping of cluster slots to shards.", CLUSTER).tips(NONDET),
+        sub("cluster|nodes", 2, STALE, (0, 0, 0), S, "Returns the cluster configuration for a node.", CLUSTER).tips(NONDET),
+        sub("cluster|info", 2, STALE, (0, 0, 0), S, "Returns information about the state of a node.", CLUSTER).tips(NONDET),
+        sub("cluster|myid", 2, STALE, (0, 0, 0), S, "Returns the ID of a node.", CLUSTER),
+        sub("cluster|myshardid", 2, STALE, (0, 0, 0), S, "Returns the shard ID of a node.", CLUSTER).tips(NONDET),
+        sub("cluster|keyslot", 3, STALE, (0, 0, 0), S, "Returns the hash slot for a key.", CLUSTER),
+        sub("cluster|countkeysinslot", 3, STALE, (0, 0, 0), S, "Returns the number of keys in a hash slot.", CLUSTER),
+        sub("cluster|getkeysinslot", 4, STALE, (0, 0, 0), S, "Returns the key names in a hash slot.", CLUSTER).tips(NONDET),
+        sub("cluster|setslot", -4, ADMIN | STALE, (0, 0, 0), &["admin", "slow", "dangerous"], "Binds a hash slot to a node.", CLUSTER),
+    ]),
     cmd(
         "asking",
         1,
@@ -91,30 +97,29 @@ pub async fn cluster(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let Some(map) = cx.engine().cluster.clone() else { return Err(disabled()) };
     let view = map.load();
     let sub = &args[1];
-    let argc = args.len();
     let out = cx.out();
-    if eq_ic(sub, "slots") && argc == 2 {
+    if eq_ic(sub, "slots") {
         slots_reply(&view, out);
-    } else if eq_ic(sub, "shards") && argc == 2 {
+    } else if eq_ic(sub, "shards") {
         shards_reply(&view, &map, out);
-    } else if eq_ic(sub, "nodes") && argc == 2 {
+    } else if eq_ic(sub, "nodes") {
         out.verbatim(&nodes_text(&view, &map, now_ms()));
-    } else if eq_ic(sub, "info") && argc == 2 {
+    } else if eq_ic(sub, "info") {
         out.verbatim(&info_text(&view));
-    } else if eq_ic(sub, "myid") && argc == 2 {
+    } else if eq_ic(sub, "myid") {
         out.bulk(map.myself.id.as_bytes());
-    } else if eq_ic(sub, "myshardid") && argc == 2 {
+    } else if eq_ic(sub, "myshardid") {
         out.bulk(map.myself.shard_id.as_bytes());
-    } else if eq_ic(sub, "keyslot") && argc == 3 {
+    } else if eq_ic(sub, "keyslot") {
         out.int(key_slot(&args[2]) as i64);
-    } else if eq_ic(sub, "countkeysinslot") && argc == 3 {
+    } else if eq_ic(sub, "countkeysinslot") {
         let slot = parse_i64(&args[2])?;
         if !(0..SLOTS as i64).contains(&slot) {
             return Err(CmdError::err("Invalid slot"));
         }
         let n = keys_in_slot(cx, slot as u16, None).await.len();
         cx.out().int(n as i64);
-    } else if eq_ic(sub, "getkeysinslot") && argc == 4 {
+    } else if eq_ic(sub, "getkeysinslot") {
         let slot = parse_i64(&args[2])?;
         let max = parse_i64(&args[3])?;
         if !(0..SLOTS as i64).contains(&slot) || max < 0 {
@@ -125,10 +130,10 @@ pub async fn cluster(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         for k in keys {
             cx.out().bulk(&k);
         }
-    } else if eq_ic(sub, "setslot") && argc >= 4 {
+    } else if eq_ic(sub, "setslot") {
         setslot(cx, &map, &view, args).await?;
     } else {
-        return Err(CmdError::UnknownSubcommand { cmd: "CLUSTER".into(), sub: String::from_utf8_lossy(sub).into_owned() });
+        return Err(CmdError::unknown_subcommand("cluster", sub));
     }
     Ok(())
 }

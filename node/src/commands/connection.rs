@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, Coord, Exec};
+use super::{cmd, flag::*, sub, BusyAnswer, CommandSpec, Coord, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::shard::clients::{ClientInfo, ClientType};
@@ -13,12 +13,16 @@ use crate::shard::Engine;
 use crate::util::{eq_ic, parse_i64};
 
 const C: &[&str] = &["connection"];
+const CS: &[&str] = &["slow", "connection"];
+const CA: &[&str] = &["admin", "slow", "dangerous", "connection"];
+
+const CLIENT: Exec = Exec::Coord(handler!(|cx, a| client(cx, a)));
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "ping",
         -1,
-        FAST,
+        FAST | SUBSCRIBED,
         (0, 0, 0),
         C,
         "connection",
@@ -39,23 +43,30 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "hello",
         -1,
-        FAST | NO_AUTH | STALE | NOSCRIPT | LOADING,
+        FAST | NO_AUTH | STALE | NOSCRIPT | LOADING | ALLOW_BUSY,
         (0, 0, 0),
         C,
         "connection",
         "Handshakes with the Redis server.",
         Exec::Coord(handler!(|cx, a| hello(cx, a))),
     ),
+    // Allowed while a script is busy, as in Redis: on a node with a
+    // password, whoever must stop the script has to log in first.
     cmd(
         "auth",
         -2,
-        FAST | NO_AUTH | STALE | NOSCRIPT | LOADING,
+        FAST | NO_AUTH | STALE | NOSCRIPT | LOADING | ALLOW_BUSY,
         (0, 0, 0),
         C,
         "connection",
         "Authenticates the connection.",
         Exec::Coord(handler!(|cx, a| auth(cx, a))),
-    ),
+    )
+    .when_busy(|engine, args, _authed, out| {
+        authenticate(engine, args)?;
+        out.ok();
+        Ok(BusyAnswer::Authenticated)
+    }),
     cmd(
         "select",
         2,
@@ -66,20 +77,50 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Changes the selected database.",
         Exec::Coord(handler!(|cx, a| select(cx, a))),
     ),
-    cmd(
-        "client",
-        -2,
-        ADMIN | NOSCRIPT | STALE | LOADING,
-        (0, 0, 0),
-        C,
-        "connection",
-        "A container for client connection commands.",
-        Exec::Coord(handler!(|cx, a| client(cx, a))),
-    ),
+    cmd("client", -2, 0, (0, 0, 0), &["slow"], "connection", "A container for client connection commands.", CLIENT).subcommands(&[
+        sub("client|id", 2, NOSCRIPT | LOADING | STALE, (0, 0, 0), CS, "Returns the unique client ID of the connection.", CLIENT),
+        sub("client|setname", 3, NOSCRIPT | LOADING | STALE, (0, 0, 0), CS, "Sets the connection name.", CLIENT)
+            .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+        sub("client|getname", 2, NOSCRIPT | LOADING | STALE, (0, 0, 0), CS, "Returns the name of the connection.", CLIENT),
+        sub(
+            "client|setinfo",
+            4,
+            NOSCRIPT | LOADING | STALE,
+            (0, 0, 0),
+            CS,
+            "Sets information specific to the client or connection.",
+            CLIENT,
+        )
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+        sub("client|info", 2, NOSCRIPT | LOADING | STALE, (0, 0, 0), CS, "Returns information about the connection.", CLIENT)
+            .tips(&["nondeterministic_output"]),
+        sub("client|list", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), CA, "Lists open connections.", CLIENT)
+            .tips(&["nondeterministic_output"]),
+        sub("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), CA, "Terminates open connections.", CLIENT),
+        sub(
+            "client|no-evict",
+            3,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            (0, 0, 0),
+            CA,
+            "Sets the client eviction mode of the connection.",
+            CLIENT,
+        ),
+        sub(
+            "client|no-touch",
+            3,
+            NOSCRIPT | LOADING | STALE,
+            (0, 0, 0),
+            CS,
+            "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+            CLIENT,
+        ),
+        sub("client|help", 2, LOADING | STALE, (0, 0, 0), CS, "Returns helpful text about the different subcommands.", CLIENT),
+    ]),
     cmd(
         "quit",
         -1,
-        FAST | NO_AUTH | STALE | NOSCRIPT | LOADING | NO_QUEUE,
+        FAST | NO_AUTH | STALE | NOSCRIPT | LOADING | ALLOW_BUSY | NO_QUEUE | SUBSCRIBED,
         (0, 0, 0),
         C,
         "connection",
@@ -89,7 +130,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "reset",
         1,
-        FAST | NO_AUTH | STALE | NOSCRIPT | LOADING | NO_QUEUE,
+        FAST | NO_AUTH | STALE | NOSCRIPT | LOADING | ALLOW_BUSY | NO_QUEUE | SUBSCRIBED,
         (0, 0, 0),
         C,
         "connection",
@@ -142,7 +183,7 @@ fn ping(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     match args.len() {
         1 => cx.out().simple("PONG"),
         2 => cx.out().bulk(&args[1]),
-        _ => return Err(CmdError::wrong_arity("ping")),
+        _ => return Err(super::arity_error(args)),
     }
     Ok(())
 }
@@ -263,29 +304,16 @@ fn client_name(b: &[u8]) -> CmdResult<String> {
 fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let info = cx.client()?.info.clone();
     let sub = args[1].to_ascii_uppercase();
-    let arity = |n: usize| -> CmdResult {
-        if args.len() != n {
-            Err(CmdError::err(format!(
-                "wrong number of arguments for 'client|{}' command",
-                String::from_utf8_lossy(&args[1]).to_lowercase()
-            )))
-        } else {
-            Ok(())
-        }
-    };
     match sub.as_slice() {
         b"ID" => {
-            arity(2)?;
             cx.out().int(info.id as i64);
         }
         b"SETNAME" => {
-            arity(3)?;
             let name = client_name(&args[2])?;
             *info.name.lock().unwrap_or_else(|e| e.into_inner()) = name;
             cx.out().ok();
         }
         b"GETNAME" => {
-            arity(2)?;
             let name = info.name();
             if name.is_empty() {
                 cx.out().nil();
@@ -294,7 +322,6 @@ fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
         }
         b"SETINFO" => {
-            arity(4)?;
             let val = client_name(&args[3])
                 .map_err(|_| CmdError::err("lib-name and lib-ver cannot contain spaces, newlines or special characters."))?;
             if eq_ic(&args[2], "LIB-NAME") {
@@ -307,7 +334,6 @@ fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().ok();
         }
         b"INFO" => {
-            arity(2)?;
             publish_self(cx, args)?;
             let line = info.describe() + "\n";
             cx.out().verbatim(&line);
@@ -345,7 +371,6 @@ fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().verbatim(&text);
         }
         b"NO-EVICT" | b"NO-TOUCH" => {
-            arity(3)?;
             let on = if eq_ic(&args[2], "ON") {
                 true
             } else if eq_ic(&args[2], "OFF") {
@@ -442,9 +467,6 @@ fn client_kill(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         }
         cx.out().ok();
         return Ok(());
-    }
-    if args.len() < 3 {
-        return Err(CmdError::err("wrong number of arguments for 'client|kill' command"));
     }
     let (mut id, mut addr, mut laddr, mut ty, mut max_age, mut skipme) = (None, None, None, None, None, true);
     let mut i = 2;

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, Combine, CommandSpec, Coord, Ctx, Exec, KeyRule};
+use super::{cmd, flag::*, sub, Combine, CommandSpec, Coord, Ctx, Exec, KeyRule};
 use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
@@ -20,6 +20,8 @@ use crate::store::dump::{self, DumpError};
 use crate::util::{eq_ic, glob_match, now_ms, parse_i64};
 
 const K: &[&str] = &["keyspace"];
+const OBJ: &[&str] = &["keyspace", "read", "slow"];
+const HELP: &str = "Returns helpful text about the different subcommands.";
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("del", -2, WRITE, (1, -1, 1), K, "generic", "Deletes one or more keys.", Exec::Split(del, Combine::Sum))
@@ -194,25 +196,46 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     // OBJECT and MEMORY are containers; the key of the subcommands that take
     // one is the third argument, which routes them to its shard.
-    cmd(
-        "object",
-        -2,
-        READONLY,
-        (2, 2, 1),
-        &["keyspace", "read", "slow"],
-        "generic",
-        "A container for object introspection commands.",
-        Exec::Shard(object),
-    ),
-    cmd(
-        "memory",
-        -2,
-        READONLY,
-        (2, 2, 1),
-        &["read", "slow"],
-        "server",
-        "A container for memory diagnostics commands.",
-        Exec::Shard(memory),
+    cmd("object", -2, 0, (0, 0, 0), &["slow"], "generic", "A container for object introspection commands.", Exec::Shard(object))
+        .subcommands(&[
+            sub("object|encoding", 3, READONLY, (2, 2, 1), OBJ, "Returns the internal encoding of a Redis object.", Exec::Shard(object))
+                .tips(&["nondeterministic_output"]),
+            sub(
+                "object|freq",
+                3,
+                READONLY,
+                (2, 2, 1),
+                OBJ,
+                "Returns the logarithmic access frequency counter of a Redis object.",
+                Exec::Shard(object),
+            )
+            .tips(&["nondeterministic_output"]),
+            sub(
+                "object|idletime",
+                3,
+                READONLY,
+                (2, 2, 1),
+                OBJ,
+                "Returns the time since the last access to a Redis object.",
+                Exec::Shard(object),
+            )
+            .tips(&["nondeterministic_output"]),
+            sub("object|refcount", 3, READONLY, (2, 2, 1), OBJ, "Returns the reference count of a value of a key.", Exec::Shard(object))
+                .tips(&["nondeterministic_output"]),
+            sub("object|help", 2, LOADING | STALE, (0, 0, 0), &["keyspace", "slow"], HELP, Exec::Shard(object)),
+        ]),
+    cmd("memory", -2, 0, (0, 0, 0), &["slow"], "server", "A container for memory diagnostics commands.", Exec::Shard(memory)).subcommands(
+        &[
+            sub("memory|usage", -3, READONLY, (2, 2, 1), &["read", "slow"], "Estimates the memory usage of a key.", Exec::Shard(memory)),
+            sub("memory|help", 2, LOADING | STALE, (0, 0, 0), &["slow"], HELP, Exec::Shard(memory)),
+            sub("memory|purge", 2, 0, (0, 0, 0), &["slow"], "Asks the allocator to release memory.", Exec::Shard(memory))
+                .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+            sub("memory|malloc-stats", 2, 0, (0, 0, 0), &["slow"], "Returns the allocator statistics.", Exec::Shard(memory)).tips(&[
+                "nondeterministic_output",
+                "request_policy:all_shards",
+                "response_policy:special",
+            ]),
+        ],
     ),
     cmd(
         "dump",
@@ -649,16 +672,13 @@ const OBJECT_HELP: &[&str] = &[
 /// maxmemory-policy is an LFU one and IDLETIME is refused when it is.
 fn object(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let sub = &args[1];
-    let arity = |n: usize, name: &str| if args.len() == n { Ok(()) } else { Err(CmdError::WrongArity(format!("object|{name}"))) };
     if eq_ic(sub, "HELP") {
-        arity(2, "help")?;
         help(out, OBJECT_HELP);
         return Ok(());
     }
     let Some(which) = ["encoding", "refcount", "idletime", "freq"].into_iter().find(|w| eq_ic(sub, w)) else {
-        return Err(CmdError::UnknownSubcommand { cmd: "OBJECT".into(), sub: String::from_utf8_lossy(sub).into_owned() });
+        return Err(CmdError::unknown_subcommand("object", sub));
     };
-    arity(3, which)?;
     let lfu = lfu_policy(&ctx.shard.cfg);
     let now = ctx.now;
     let Some(e) = ctx.db().get(&args[2], now) else {
@@ -707,11 +727,7 @@ pub fn entry_size(e: &Entry) -> usize {
 /// MEMORY USAGE | MALLOC-STATS | PURGE | HELP.
 fn memory(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let sub = &args[1];
-    let exact = |name: &str| if args.len() == 2 { Ok(()) } else { Err(CmdError::WrongArity(format!("memory|{name}"))) };
     if eq_ic(sub, "USAGE") {
-        if args.len() < 3 {
-            return Err(CmdError::WrongArity("memory|usage".into()));
-        }
         let mut j = 3;
         while j < args.len() {
             if eq_ic(&args[j], "SAMPLES") && j + 1 < args.len() {
@@ -729,20 +745,17 @@ fn memory(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             None => out.nil(),
         }
     } else if eq_ic(sub, "HELP") {
-        exact("help")?;
         help(out, MEMORY_HELP);
     } else if eq_ic(sub, "PURGE") {
-        exact("purge")?;
         // This thread's Lua garbage and free allocator pages (idle threads
         // do the same by themselves: server::housekeeping).
         crate::commands::scripting::vm::collect_garbage();
         crate::alloc::release_free_memory();
         out.ok();
     } else if eq_ic(sub, "MALLOC-STATS") {
-        exact("malloc-stats")?;
         out.bulk(b"Stats not supported for the current allocator");
     } else {
-        return Err(CmdError::UnknownSubcommand { cmd: "MEMORY".into(), sub: String::from_utf8_lossy(sub).into_owned() });
+        return Err(CmdError::unknown_subcommand("memory", sub));
     }
     Ok(())
 }

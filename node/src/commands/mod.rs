@@ -1,8 +1,11 @@
 //! The command table. Every command is declared once, as a `CommandSpec` in
 //! its family's module (`strings`, `keys`, `hashes`, `zsets`, `json`, `connection`,
 //! `server`); the declaration's arity, flags and key positions drive argument
-//! checks, routing to shards and the output of `COMMAND`. Helper modules
-//! (`scan`) hold the implementation of commands declared by a family.
+//! checks, routing to shards and the output of `COMMAND`. A container
+//! (CLIENT, CONFIG, OBJECT, ...) declares its subcommands the same way, each
+//! with its own arity, flags and keys (`CommandSpec::resolve` finds the one
+//! a command line names). Helper modules (`scan`) hold the implementation of
+//! commands declared by a family.
 
 pub mod bitmaps;
 pub mod cluster;
@@ -119,6 +122,13 @@ pub mod flag {
     pub const NO_QUEUE: u32 = 1 << 13;
     /// May block the client (BZPOPMIN & co.).
     pub const BLOCKING: u32 = 1 << 14;
+    /// May run while a script is busy (SCRIPT KILL, AUTH, ...); a busy
+    /// thread's own clients get it answered by `CommandSpec::busy` when
+    /// the command declares one, else once the script ends.
+    pub const ALLOW_BUSY: u32 = 1 << 15;
+    /// May run on a RESP2 connection with subscriptions (the subscription
+    /// commands, PING, QUIT, RESET); not shown by COMMAND.
+    pub const SUBSCRIBED: u32 = 1 << 16;
 
     /// The flags COMMAND prints, in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -135,6 +145,7 @@ pub mod flag {
         (NO_AUTH, "no_auth"),
         (NO_MULTI, "no_multi"),
         (MOVABLEKEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
     ];
 }
 
@@ -150,10 +161,33 @@ pub struct CommandSpec {
     pub tips: &'static [&'static str],
     /// ACL categories, as COMMAND reports them (without the '@').
     pub acl: &'static [&'static str],
+    /// Redis's command group (COMMAND DOCS); a subcommand's is its
+    /// container's.
     pub group: &'static str,
     pub summary: &'static str,
     pub exec: Exec,
+    /// A container's subcommands (`client|kill`, ...), empty otherwise.
+    pub subs: &'static [CommandSpec],
+    /// How the busy hook of a thread running a busy script answers the
+    /// command for that thread's clients (`flag::ALLOW_BUSY` commands that
+    /// can be answered without the connection).
+    pub busy: Option<BusyFn>,
 }
+
+/// What a command answered by the busy hook did beyond its reply.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BusyAnswer {
+    /// Replied (written to the output).
+    Replied,
+    /// Replied, and the client is now authenticated.
+    Authenticated,
+    /// The server is stopping: no reply, the connection closes.
+    Shutdown,
+}
+
+/// A command's answer from the busy hook: the engine, the arguments,
+/// whether the client is authenticated, and where to reply.
+pub type BusyFn = fn(&crate::shard::Engine, &[Bytes], bool, &mut Out) -> CmdResult<BusyAnswer>;
 
 /// What the client registry records as a connection's last command.
 impl From<&'static CommandSpec> for crate::shard::clients::CmdName {
@@ -163,6 +197,34 @@ impl From<&'static CommandSpec> for crate::shard::clients::CmdName {
 }
 
 impl CommandSpec {
+    /// The declaration that applies to a command line (`args` include the
+    /// name): a container called with a subcommand, the subcommand's; else
+    /// the command's own (a container called without one fails its arity
+    /// check). `None` for a subcommand the container does not have.
+    #[inline]
+    pub fn resolve(&self, args: &[Bytes]) -> Option<&CommandSpec> {
+        match args.get(1) {
+            Some(sub) if !self.subs.is_empty() => self.sub(sub),
+            _ => Some(self),
+        }
+    }
+
+    /// The subcommand named `name` (case-insensitively), if declared.
+    pub fn sub(&self, name: &[u8]) -> Option<&CommandSpec> {
+        self.subs.iter().find(|s| s.sub_name().as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    /// A subcommand's own name (`kill` for `client|kill`); the name of a
+    /// command that is not one.
+    pub fn sub_name(&self) -> &'static str {
+        self.name.split_once('|').map_or(self.name, |(_, s)| s)
+    }
+
+    /// Whether this is a container command (it has subcommands).
+    pub fn is_container(&self) -> bool {
+        !self.subs.is_empty()
+    }
+
     /// Arity check, including that a trailing list of key groups (as MSET's
     /// key-value pairs) is complete, so a malformed command is refused before
     /// any part of it runs.
@@ -185,12 +247,13 @@ impl CommandSpec {
     }
 
     /// Indices of the key arguments in `args` (which include the name),
-    /// following every key rule. Arguments that do not hold the keys a
-    /// rule expects (a bad `numkeys`, no `STREAMS`) yield none for it: the
+    /// following every key rule (of the subcommand `args` name, for a
+    /// container: `resolve`). Arguments that do not hold the keys a rule
+    /// expects (a bad `numkeys`, no `STREAMS`) yield none for it: the
     /// command itself reports the error.
     #[inline]
     pub fn key_indices<'a>(&'a self, args: &'a [Bytes]) -> KeyIter<'a> {
-        KeyIter::new(self.keys.rules(), args)
+        KeyIter::new(self.resolve(args).unwrap_or(self).keys.rules(), args)
     }
 
     /// The step between key groups of a single fixed range (MSET's pairs
@@ -229,6 +292,19 @@ impl CommandSpec {
         self
     }
 
+    /// Declares a container's subcommands (declared with `sub`).
+    pub const fn subcommands(mut self, subs: &'static [CommandSpec]) -> Self {
+        self.subs = subs;
+        self
+    }
+
+    /// How the busy hook answers the command (see `busy`); the command
+    /// must be `flag::ALLOW_BUSY`.
+    pub const fn when_busy(mut self, f: BusyFn) -> Self {
+        self.busy = Some(f);
+        self
+    }
+
     pub fn has_flag(&self, f: u32) -> bool {
         self.flags & f != 0
     }
@@ -249,7 +325,22 @@ pub const fn cmd(
     exec: Exec,
 ) -> CommandSpec {
     let keys = if keys.0 > 0 { KeySpecs::new(&[KeyRule::range(keys.0 as usize, keys.1, keys.2 as usize)]) } else { KeySpecs::NONE };
-    CommandSpec { name, arity, flags, keys, tips: &[], acl, group, summary, exec }
+    CommandSpec { name, arity, flags, keys, tips: &[], acl, group, summary, exec, subs: &[], busy: None }
+}
+
+/// A container's subcommand, named in full (`"client|kill"`); otherwise as
+/// `cmd` (its group is its container's). Its arity counts the container's
+/// name and its own, as Redis's does.
+pub const fn sub(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    acl: &'static [&'static str],
+    summary: &'static str,
+    exec: Exec,
+) -> CommandSpec {
+    cmd(name, arity, flags, keys, acl, "", summary, exec)
 }
 
 /// A command whose keys follow a `numkeys` argument at index `at`.
@@ -352,6 +443,35 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     table().get(lower).copied()
 }
 
+/// The declaration a command line names (`resolve`): `Err(None)` for an
+/// unknown command, `Err(Some(container))` for an unknown subcommand.
+#[inline]
+pub fn lookup_args(args: &[Bytes]) -> Result<&'static CommandSpec, Option<&'static CommandSpec>> {
+    let spec = lookup(args.first().map_or(&[][..], |a| &a[..])).ok_or(None)?;
+    spec.resolve(args).ok_or(Some(spec))
+}
+
+/// Looks a command up by its full name, as COMMAND INFO and COMMAND DOCS
+/// take it: `get`, `client` (the container), `client|kill`.
+pub fn lookup_full(name: &[u8]) -> Option<&'static CommandSpec> {
+    match name.iter().position(|&b| b == b'|') {
+        None => lookup(name),
+        Some(i) => lookup(&name[..i]).filter(|c| c.is_container())?.sub(&name[i + 1..]),
+    }
+}
+
+/// Redis's arity error for the command line `args` names (a subcommand's:
+/// `wrong number of arguments for 'client|kill' command`), for handlers
+/// whose checks go beyond the declared arity (CONFIG SET's pairs).
+pub fn arity_error(args: &[Bytes]) -> crate::error::CmdError {
+    let name = match lookup_args(args) {
+        Ok(spec) => spec.name,
+        Err(Some(container)) => container.name,
+        Err(None) => return crate::error::CmdError::wrong_arity(&String::from_utf8_lossy(args.first().map_or(&[][..], |a| a))),
+    };
+    crate::error::CmdError::wrong_arity(name)
+}
+
 /// Whether a command of this name exists (what the scripting registry is
 /// given for `redis.acl_check_cmd`).
 pub fn is_command(name: &[u8]) -> bool {
@@ -373,6 +493,69 @@ mod tests {
             assert_eq!(c.name, c.name.to_ascii_lowercase());
             assert!(seen.insert(c.name), "{} declared twice", c.name);
         }
+    }
+
+    #[test]
+    fn subcommands_are_declared_in_full() {
+        for c in all() {
+            assert!(!c.name.contains('|'), "{}: a subcommand at the top level", c.name);
+            let mut seen = std::collections::HashSet::new();
+            for s in c.subs {
+                assert_eq!(s.name, s.name.to_ascii_lowercase());
+                assert!(s.name.strip_prefix(c.name).is_some_and(|r| r.starts_with('|')), "{} is not named {}|...", s.name, c.name);
+                assert!(seen.insert(s.sub_name()), "{} declared twice", s.name);
+                assert!(s.subs.is_empty(), "{}: one level of subcommands only", s.name);
+                assert!(s.arity.unsigned_abs() >= 2, "{}: the arity counts the container and the subcommand", s.name);
+                assert!(s.group.is_empty(), "{}: a subcommand's group is its container's", s.name);
+            }
+            assert!(c.busy.is_none() || c.has_flag(flag::ALLOW_BUSY), "{}: a busy answer without allow_busy", c.name);
+            assert!(
+                c.subs.iter().all(|s| s.busy.is_none() || s.has_flag(flag::ALLOW_BUSY)),
+                "{}: a busy answer without allow_busy",
+                c.name
+            );
+        }
+    }
+
+    #[test]
+    fn subcommands_resolve() {
+        let object = lookup(b"OBJECT").unwrap();
+        assert_eq!(object.resolve(&args(&["object", "Encoding", "k"])).map(|s| s.name), Some("object|encoding"));
+        assert_eq!(object.resolve(&args(&["object"])).map(|s| s.name), Some("object"));
+        assert!(object.resolve(&args(&["object", "nosuch", "k"])).is_none());
+        let get = lookup(b"get").unwrap();
+        assert_eq!(get.resolve(&args(&["get", "k"])).map(|s| s.name), Some("get"));
+        let names = |a: &[&str]| lookup_args(&args(a)).map(|s| s.name).map_err(|e| e.map(|c| c.name));
+        assert_eq!(names(&["client", "KILL", "id", "1"]), Ok("client|kill"));
+        assert_eq!(names(&["client", "nosuch"]), Err(Some("client")));
+        assert_eq!(names(&["nosuch"]), Err(None));
+        assert_eq!(lookup_full(b"CLIENT|Kill").map(|s| s.name), Some("client|kill"));
+        assert_eq!(lookup_full(b"client").map(|s| s.name), Some("client"));
+        assert!(lookup_full(b"get|x").is_none());
+        assert!(lookup_full(b"client|nosuch").is_none());
+        assert_eq!(
+            arity_error(&args(&["config", "SET", "a", "b", "c"])).to_string(),
+            "ERR wrong number of arguments for 'config|set' command"
+        );
+    }
+
+    #[test]
+    fn subcommand_keys_and_flags() {
+        // The container has no keys; its subcommands do, and the key
+        // positions follow the subcommand a command line names.
+        let object = lookup(b"object").unwrap();
+        assert_eq!(object.keys.rules().len(), 0);
+        assert_eq!(object.key_indices(&args(&["object", "encoding", "k"])).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(object.key_indices(&args(&["object", "help"])).count(), 0);
+        let memory = lookup(b"memory").unwrap();
+        assert_eq!(memory.key_indices(&args(&["memory", "usage", "k", "samples", "5"])).collect::<Vec<_>>(), vec![2]);
+        let find = |a: &[&str]| lookup_args(&args(a)).ok().expect("declared");
+        let kill = find(&["client", "kill", "id", "1"]);
+        assert!(kill.has_flag(flag::NOSCRIPT) && kill.has_flag(flag::ADMIN));
+        assert!(!kill.arity_ok(2) && kill.arity_ok(3));
+        let script_kill = find(&["script", "kill"]);
+        assert!(script_kill.has_flag(flag::ALLOW_BUSY) && script_kill.busy.is_some());
+        assert!(!find(&["script", "load", "x"]).has_flag(flag::ALLOW_BUSY));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! PUBLISH and PUBSUB (CHANNELS, NUMSUB, NUMPAT), with Redis's reply shapes
 //! (the registry is `shard::pubsub`). A RESP2 connection with
 //! subscriptions only accepts the subscription commands, PING, QUIT and
-//! RESET, as in Redis.
+//! RESET, as in Redis (those declared `flag::SUBSCRIBED`).
 
 use bytes::Bytes;
 
@@ -15,12 +15,15 @@ use crate::util::eq_ic;
 
 const P: &[&str] = &["pubsub", "slow"];
 const G: &str = "pubsub";
+const PS: &[&str] = &["pubsub", "slow"];
+
+const PUBSUB_: Exec = Exec::Coord(handler!(|cx, a| pubsub(cx, a)));
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "subscribe",
         -2,
-        PUBSUB | NOSCRIPT | LOADING | STALE,
+        PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED,
         (0, 0, 0),
         P,
         G,
@@ -30,7 +33,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "unsubscribe",
         -1,
-        PUBSUB | NOSCRIPT | LOADING | STALE,
+        PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED,
         (0, 0, 0),
         P,
         G,
@@ -40,7 +43,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "psubscribe",
         -2,
-        PUBSUB | NOSCRIPT | LOADING | STALE,
+        PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED,
         (0, 0, 0),
         P,
         G,
@@ -50,7 +53,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "punsubscribe",
         -1,
-        PUBSUB | NOSCRIPT | LOADING | STALE,
+        PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED,
         (0, 0, 0),
         P,
         G,
@@ -67,13 +70,29 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Posts a message to a channel.",
         Exec::Coord(handler!(|cx, a| publish(cx, a))),
     ),
-    cmd("pubsub", -2, 0, (0, 0, 0), &["slow"], G, "A container for Pub/Sub commands.", Exec::Coord(handler!(|cx, a| pubsub(cx, a)))),
+    cmd("pubsub", -2, 0, (0, 0, 0), &["slow"], G, "A container for Pub/Sub commands.", PUBSUB_).subcommands(&[
+        super::sub("pubsub|channels", -2, PUBSUB | LOADING | STALE, (0, 0, 0), PS, "Returns the active channels.", PUBSUB_),
+        super::sub("pubsub|numsub", -2, PUBSUB | LOADING | STALE, (0, 0, 0), PS, "Returns a count of subscribers to channels.", PUBSUB_),
+        super::sub(
+            "pubsub|numpat",
+            2,
+            PUBSUB | LOADING | STALE,
+            (0, 0, 0),
+            PS,
+            "Returns a count of unique pattern subscriptions.",
+            PUBSUB_,
+        ),
+        super::sub(
+            "pubsub|help",
+            2,
+            LOADING | STALE,
+            (0, 0, 0),
+            &["slow"],
+            "Returns helpful text about the different subcommands.",
+            PUBSUB_,
+        ),
+    ]),
 ];
-
-/// Whether a RESP2 connection with subscriptions may run `name`.
-pub fn allowed_when_subscribed(name: &str) -> bool {
-    matches!(name, "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset")
-}
 
 fn sub(s: &mut Session) -> &mut Subscription {
     s.sub.get_or_insert_with(|| {
@@ -171,7 +190,10 @@ pub fn publish(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
 /// PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT | HELP.
 pub fn pubsub(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
-    if eq_ic(sub, "channels") && args.len() <= 3 {
+    if eq_ic(sub, "channels") {
+        if args.len() > 3 {
+            return Err(CmdError::subcommand_syntax("pubsub", sub));
+        }
         let chans = cx.engine().pubsub.channels(args.get(2).map(|p| &p[..]));
         cx.out().array(chans.len());
         for c in chans {
@@ -184,10 +206,10 @@ pub fn pubsub(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().bulk(c);
             cx.out().int(n as i64);
         }
-    } else if eq_ic(sub, "numpat") && args.len() == 2 {
+    } else if eq_ic(sub, "numpat") {
         let n = cx.engine().pubsub.numpat();
         cx.out().int(n as i64);
-    } else if eq_ic(sub, "help") && args.len() == 2 {
+    } else if eq_ic(sub, "help") {
         let lines = [
             "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "CHANNELS [<pattern>]",
@@ -205,7 +227,7 @@ pub fn pubsub(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().simple(l);
         }
     } else {
-        return Err(CmdError::UnknownSubcommand { cmd: "PUBSUB".into(), sub: String::from_utf8_lossy(sub).into_owned() });
+        return Err(CmdError::unknown_subcommand("pubsub", sub));
     }
     Ok(())
 }

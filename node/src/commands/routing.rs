@@ -214,6 +214,14 @@ mod tests {
         assert!(c.check(mget, &args(&["mget", "{bar}1", "{bar}2"]), false, false, || false).is_ok());
         let ping = lookup(b"ping").unwrap();
         assert!(c.check(ping, &args(&["ping"]), false, false, || false).is_ok());
+        // A container's subcommand is routed by its own key.
+        let object = lookup(b"object").unwrap();
+        assert_eq!(
+            c.check(object, &args(&["object", "encoding", "foo"]), false, false, || false).unwrap_err().to_string(),
+            "MOVED 12182 127.0.0.1:7003"
+        );
+        assert!(c.check(object, &args(&["object", "encoding", "bar"]), false, false, || false).is_ok());
+        assert!(c.check(object, &args(&["object", "help"]), false, false, || false).is_ok());
         // A script declaring allow-cross-slot-keys may span slots served
         // here (bar 5061, b 3300), never one served elsewhere (foo).
         let eval = lookup(b"eval").unwrap();

@@ -5,28 +5,52 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, Begin, CommandSpec, Coord, Exec, Find, KeyRule};
+use super::{cmd, flag::*, sub, Begin, BusyAnswer, CommandSpec, Coord, Exec, Find, KeyRule};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
-use crate::shard::ShardStats;
+use crate::shard::{Engine, ShardStats};
 use crate::util::{eq_ic, now_ms};
 
 const SRV: &[&str] = &["admin", "slow", "dangerous"];
-const CONN: &[&str] = &["connection"];
 const KS: &[&str] = &["keyspace"];
+const CMD: &[&str] = &["slow", "connection"];
+const HELP: &str = "Returns helpful text about the different subcommands.";
+
+const COMMAND: Exec = Exec::Coord(handler!(|cx, a| command(cx, a)));
+const CONFIG: Exec = Exec::Coord(handler!(async |cx, a| config(cx, a)));
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd(
-        "command",
-        -1,
-        LOADING | STALE,
-        (0, 0, 0),
-        CONN,
-        "server",
-        "Returns detailed information about all commands.",
-        Exec::Coord(handler!(|cx, a| command(cx, a))),
-    ),
+    cmd("command", -1, LOADING | STALE, (0, 0, 0), CMD, "server", "Returns detailed information about all commands.", COMMAND)
+        .tips(&["nondeterministic_output_order"])
+        .subcommands(&[
+            sub("command|count", 2, LOADING | STALE, (0, 0, 0), CMD, "Returns a count of commands.", COMMAND),
+            sub("command|info", -2, LOADING | STALE, (0, 0, 0), CMD, "Returns information about one, multiple or all commands.", COMMAND)
+                .tips(&["nondeterministic_output_order"]),
+            sub(
+                "command|docs",
+                -2,
+                LOADING | STALE,
+                (0, 0, 0),
+                CMD,
+                "Returns documentary information about one, multiple or all commands.",
+                COMMAND,
+            )
+            .tips(&["nondeterministic_output_order"]),
+            sub("command|list", -2, LOADING | STALE, (0, 0, 0), CMD, "Returns a list of command names.", COMMAND)
+                .tips(&["nondeterministic_output_order"]),
+            sub("command|getkeys", -3, LOADING | STALE, (0, 0, 0), CMD, "Extracts the key names from an arbitrary command.", COMMAND),
+            sub(
+                "command|getkeysandflags",
+                -3,
+                LOADING | STALE,
+                (0, 0, 0),
+                CMD,
+                "Extracts the key names and access flags for an arbitrary command.",
+                COMMAND,
+            ),
+            sub("command|help", 2, LOADING | STALE, (0, 0, 0), CMD, HELP, COMMAND),
+        ]),
     cmd(
         "info",
         -1,
@@ -38,16 +62,22 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Coord(handler!(async |cx, a| info(cx, a))),
     )
     .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
-    cmd(
-        "config",
-        -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        (0, 0, 0),
-        SRV,
-        "server",
-        "A container for server configuration commands.",
-        Exec::Coord(handler!(async |cx, a| config(cx, a))),
-    ),
+    cmd("config", -2, 0, (0, 0, 0), &["slow"], "server", "A container for server configuration commands.", CONFIG).subcommands(&[
+        sub(
+            "config|get",
+            -3,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            (0, 0, 0),
+            SRV,
+            "Returns the effective values of configuration parameters.",
+            CONFIG,
+        ),
+        sub("config|set", -4, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), SRV, "Sets configuration parameters in-flight.", CONFIG)
+            .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+        sub("config|resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), SRV, "Resets the server's statistics.", CONFIG)
+            .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+        sub("config|help", 2, LOADING | STALE, (0, 0, 0), &["slow"], HELP, CONFIG),
+    ]),
     cmd(
         "dbsize",
         1,
@@ -92,16 +122,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Coord(handler!(|cx, _a| time(cx))),
     )
     .tips(&["nondeterministic_output"]),
+    // Allowed while a script is busy, but then only with NOSAVE
+    // (`refuse_unless_nosave`), as in Redis.
     cmd(
         "shutdown",
         -1,
-        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
         (0, 0, 0),
         SRV,
         "server",
         "Synchronously saves the database(s) to disk and shuts down the Redis server.",
         Exec::Coord(handler!(|cx, a| shutdown(cx, a))),
-    ),
+    )
+    .when_busy(shutdown_busy),
     cmd(
         "wait",
         3,
@@ -188,7 +221,34 @@ pub fn write_spec(out: &mut Out, c: &CommandSpec) {
             ),
         }
     }
-    out.array(0); // subcommands
+    if c.subs.is_empty() {
+        out.set(0);
+    } else {
+        out.array(c.subs.len());
+        for s in c.subs {
+            write_spec(out, s);
+        }
+    }
+}
+
+/// One command's COMMAND DOCS entry (a subcommand's group is its
+/// container's).
+fn write_docs(out: &mut Out, c: &CommandSpec, group: &str) {
+    out.map(if c.subs.is_empty() { 3 } else { 4 });
+    out.bulk(b"summary");
+    out.bulk(c.summary.as_bytes());
+    out.bulk(b"since");
+    out.bulk(b"1.0.0");
+    out.bulk(b"group");
+    out.bulk(group.as_bytes());
+    if !c.subs.is_empty() {
+        out.bulk(b"subcommands");
+        out.map(c.subs.len());
+        for s in c.subs {
+            out.bulk(s.name.as_bytes());
+            write_docs(out, s, group);
+        }
+    }
 }
 
 /// A value in a key spec's `spec` map.
@@ -242,7 +302,7 @@ pub fn command(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             } else {
                 out.array(args.len() - 2);
                 for name in &args[2..] {
-                    match super::lookup(name) {
+                    match super::lookup_full(name) {
                         Some(c) => write_spec(out, c),
                         None => out.nil_array(),
                     }
@@ -250,54 +310,55 @@ pub fn command(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
         }
         b"DOCS" => {
-            let specs: Vec<&CommandSpec> =
-                if args.len() == 2 { super::all().collect() } else { args[2..].iter().filter_map(|n| super::lookup(n)).collect() };
+            // With each, its group: a subcommand's is its container's.
+            let specs: Vec<(&CommandSpec, &str)> = if args.len() == 2 {
+                super::all().map(|c| (c, c.group)).collect()
+            } else {
+                args[2..]
+                    .iter()
+                    .filter_map(|n| {
+                        let c = super::lookup_full(n)?;
+                        let container = n.split(|&b| b == b'|').next().and_then(super::lookup).unwrap_or(c);
+                        Some((c, container.group))
+                    })
+                    .collect()
+            };
             out.map(specs.len());
-            for c in specs {
+            for (c, group) in specs {
                 out.bulk(c.name.as_bytes());
-                out.map(3);
-                out.bulk(b"summary");
-                out.bulk(c.summary.as_bytes());
-                out.bulk(b"since");
-                out.bulk(b"1.0.0");
-                out.bulk(b"group");
-                out.bulk(c.group.as_bytes());
+                write_docs(out, c, group);
             }
         }
         b"LIST" => {
-            let mut names: Vec<&str> = super::all().map(|c| c.name).collect();
+            // Subcommands too, after their container, as Redis lists them.
+            let mut specs: Vec<&CommandSpec> = super::all().flat_map(|c| std::iter::once(c).chain(c.subs)).collect();
             if args.len() > 2 {
                 if args.len() != 5 || !eq_ic(&args[2], "FILTERBY") {
                     return Err(CmdError::Syntax);
                 }
                 let v = &args[4];
                 if eq_ic(&args[3], "PATTERN") {
-                    names.retain(|n| crate::util::glob_match(v, n.as_bytes(), true));
+                    specs.retain(|c| crate::util::glob_match(v, c.name.as_bytes(), true));
                 } else if eq_ic(&args[3], "ACLCAT") {
                     let cat = String::from_utf8_lossy(v).to_ascii_lowercase();
-                    names.retain(|n| super::lookup(n.as_bytes()).is_some_and(|c| c.acl.contains(&cat.as_str())));
+                    specs.retain(|c| c.acl.contains(&cat.as_str()));
                 } else if eq_ic(&args[3], "MODULE") {
-                    names.clear();
+                    specs.clear();
                 } else {
                     return Err(CmdError::Syntax);
                 }
             }
-            out.array(names.len());
-            for n in names {
-                out.bulk(n.as_bytes());
+            out.array(specs.len());
+            for c in specs {
+                out.bulk(c.name.as_bytes());
             }
         }
         b"GETKEYS" | b"GETKEYSANDFLAGS" => {
-            if args.len() < 3 {
-                return Err(CmdError::err(format!(
-                    "wrong number of arguments for 'command|{}' command",
-                    String::from_utf8_lossy(&args[1]).to_lowercase()
-                )));
-            }
-            let Some(c) = super::lookup(&args[2]) else {
+            // The command's own declaration, or its subcommand's.
+            let sub = &args[2..];
+            let Ok(c) = super::lookup_args(sub) else {
                 return Err(CmdError::err("Invalid command specified"));
             };
-            let sub = &args[2..];
             if !c.arity_ok(sub.len()) {
                 return Err(CmdError::err("Invalid number of arguments specified for command"));
             }
@@ -351,7 +412,7 @@ pub fn command(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 out.simple(l);
             }
         }
-        _ => return Err(CmdError::UnknownSubcommand { cmd: "COMMAND".into(), sub: String::from_utf8_lossy(&args[1]).into_owned() }),
+        _ => return Err(CmdError::unknown_subcommand("command", &args[1])),
     }
     Ok(())
 }
@@ -513,9 +574,6 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let cfg = cx.engine().cfg.clone();
     match sub.as_slice() {
         b"GET" => {
-            if args.len() < 3 {
-                return Err(CmdError::err("wrong number of arguments for 'config|get' command"));
-            }
             let mut found: Vec<(String, String)> = Vec::new();
             for pat in &args[2..] {
                 for kv in cfg.get(pat) {
@@ -531,8 +589,9 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
         }
         b"SET" => {
-            if args.len() < 4 || !args.len().is_multiple_of(2) {
-                return Err(CmdError::err("wrong number of arguments for 'config|set' command"));
+            // Name-value pairs (the declared arity only says "at least one").
+            if !args.len().is_multiple_of(2) {
+                return Err(super::arity_error(args));
             }
             for pair in args[2..].chunks_exact(2) {
                 let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
@@ -547,9 +606,6 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().ok();
         }
         b"RESETSTAT" => {
-            if args.len() != 2 {
-                return Err(CmdError::err("wrong number of arguments for 'config|resetstat' command"));
-            }
             let st = &cx.engine().stats;
             for c in [&st.total_connections, &st.rejected_connections] {
                 c.store(0, Relaxed);
@@ -574,7 +630,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 cx.out().simple(l);
             }
         }
-        _ => return Err(CmdError::UnknownSubcommand { cmd: "CONFIG".into(), sub: String::from_utf8_lossy(&args[1]).into_owned() }),
+        _ => return Err(CmdError::unknown_subcommand("config", &args[1])),
     }
     Ok(())
 }
@@ -611,6 +667,7 @@ pub fn time(cx: &mut dyn Coord) -> CmdResult {
 
 pub fn shutdown(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     shutdown_args(args)?;
+    refuse_unless_nosave(cx.engine(), args)?;
     if !cx.client()?.authed {
         return Err(CmdError::NoAuth);
     }
@@ -626,8 +683,30 @@ pub fn shutdown(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// SHUTDOWN as the busy hook answers it: with NOSAVE, the process stops
+/// (no reply).
+fn shutdown_busy(engine: &Engine, args: &[Bytes], authed: bool, _out: &mut Out) -> CmdResult<BusyAnswer> {
+    shutdown_args(args)?;
+    refuse_unless_nosave(engine, args)?;
+    if !authed {
+        return Err(CmdError::NoAuth);
+    }
+    engine.shutdown.notify_one();
+    Ok(BusyAnswer::Shutdown)
+}
+
+/// While a script is busy, SHUTDOWN runs only with NOSAVE (it is
+/// `allow_busy` for that one form).
+fn refuse_unless_nosave(engine: &Engine, args: &[Bytes]) -> CmdResult {
+    let scripting = &engine.scripting;
+    if scripting.busy_count.load(Relaxed) > 0 && !args[1..].iter().any(|a| eq_ic(a, "NOSAVE")) {
+        return Err(super::scripting::busy_error(scripting.busy_is_function()));
+    }
+    Ok(())
+}
+
 /// Checks SHUTDOWN's options (there is no shutdown in progress to ABORT).
-pub fn shutdown_args(args: &[Bytes]) -> CmdResult {
+fn shutdown_args(args: &[Bytes]) -> CmdResult {
     for a in &args[1..] {
         if !["NOSAVE", "SAVE", "NOW", "FORCE", "ABORT"].iter().any(|w| eq_ic(a, w)) {
             return Err(CmdError::Syntax);

@@ -20,7 +20,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "multi",
         1,
-        NOSCRIPT | LOADING | STALE | FAST | NO_QUEUE,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | NO_QUEUE,
         (0, 0, 0),
         T,
         "transactions",
@@ -40,7 +40,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "discard",
         1,
-        NOSCRIPT | LOADING | STALE | FAST | NO_QUEUE,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | NO_QUEUE,
         (0, 0, 0),
         T,
         "transactions",
@@ -50,7 +50,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "watch",
         -2,
-        NOSCRIPT | LOADING | STALE | FAST | NO_QUEUE,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | NO_QUEUE,
         (1, -1, 1),
         T,
         "transactions",
@@ -60,7 +60,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "unwatch",
         1,
-        NOSCRIPT | LOADING | STALE | FAST,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
         (0, 0, 0),
         T,
         "transactions",

@@ -15,9 +15,12 @@
 //! back (with whatever the hook left: unparsed bytes, commands it held
 //! back, replies not yet sent, AUTH state) when it wakes (`Slot::unpark`).
 //! The hook reads what is available with non-blocking `recv`, answers
-//! complete commands as a busy Redis does (-BUSY; SCRIPT KILL, FUNCTION
-//! KILL, FUNCTION STATS, SHUTDOWN NOSAVE and AUTH run; -NOAUTH before
-//! AUTH), and writes with non-blocking `send`; what does not fit waits in
+//! complete commands as a busy Redis does (-BUSY, except for the commands
+//! declared `allow_busy`: SCRIPT KILL, FUNCTION KILL, FUNCTION STATS,
+//! SHUTDOWN NOSAVE and AUTH run, through their declared `busy` answer; the
+//! others, such as MULTI or HELLO, are left to the connection, which runs
+//! them once the script ends; -NOAUTH before AUTH), and writes with
+//! non-blocking `send`; what does not fit waits in
 //! the slot, and the hook reads no more from that client until it is sent.
 //!
 //! Reading behind tokio's back loses no wakeup: tokio only clears a
@@ -49,7 +52,6 @@ use crate::commands::{self, flag};
 use crate::error::CmdError;
 use crate::resp::{Out, Parser};
 use crate::shard::Engine;
-use crate::util::eq_ic;
 
 /// How often (in script time) a busy script serves its thread's clients...
 pub const SERVICE_EVERY: Duration = Duration::from_millis(20);
@@ -418,7 +420,8 @@ fn serve(s: &Slot, engine: &Engine) {
 enum Answer {
     Done,
     Rejected,
-    /// Left to the connection (a transaction is being queued).
+    /// Left to the connection (a transaction is being queued, or the
+    /// command needs the connection).
     Hold,
     Shutdown,
 }
@@ -431,11 +434,11 @@ fn answer(engine: &Engine, state: &mut u8, args: &[Bytes], out: &mut Out) -> Ans
         out.error(&e);
         Answer::Rejected
     };
-    let Some(spec) = commands::lookup(&args[0]) else {
-        if !authed {
-            return refuse(out, CmdError::NoAuth);
-        }
-        return refuse(out, CmdError::unknown_command(&args[0], &args[1..]));
+    let spec = match commands::lookup_args(args) {
+        Ok(spec) => spec,
+        Err(_) if !authed => return refuse(out, CmdError::NoAuth),
+        Err(None) => return refuse(out, CmdError::unknown_command(&args[0], &args[1..])),
+        Err(Some(container)) => return refuse(out, CmdError::unknown_subcommand(container.name, &args[1])),
     };
     if !authed && !spec.has_flag(flag::NO_AUTH) {
         return refuse(out, CmdError::NoAuth);
@@ -443,7 +446,7 @@ fn answer(engine: &Engine, state: &mut u8, args: &[Bytes], out: &mut Out) -> Ans
     if !spec.arity_ok(args.len()) {
         return refuse(out, CmdError::wrong_arity(spec.name));
     }
-    if *state & SUBSCRIBED != 0 && *state & RESP3 == 0 && !commands::pubsub::allowed_when_subscribed(spec.name) {
+    if *state & SUBSCRIBED != 0 && *state & RESP3 == 0 && !spec.has_flag(flag::SUBSCRIBED) {
         return refuse(
             out,
             CmdError::err(format!(
@@ -452,37 +455,26 @@ fn answer(engine: &Engine, state: &mut u8, args: &[Bytes], out: &mut Out) -> Ans
             )),
         );
     }
-    let scripting = &engine.scripting;
-    if !commands::scripting::allowed_when_busy(spec, args) {
-        return refuse(out, commands::scripting::busy_error(scripting.busy_is_function()));
+    if !spec.has_flag(flag::ALLOW_BUSY) {
+        return refuse(out, commands::scripting::busy_error(engine.scripting.busy_is_function()));
     }
     if *state & MULTI != 0 && !spec.has_flag(flag::NO_QUEUE) {
         return Answer::Hold;
     }
-    let sub_is = |w: &str| args.get(1).is_some_and(|a| eq_ic(a, w));
-    let result = match spec.name {
-        "auth" => commands::connection::authenticate(engine, args).map(|()| {
+    // Commands the hook cannot answer without the connection (MULTI,
+    // HELLO, ...) run there once the script ends.
+    let Some(busy) = spec.busy else { return Answer::Hold };
+    let result = match busy(engine, args, authed, out) {
+        Ok(commands::BusyAnswer::Replied) => Ok(()),
+        Ok(commands::BusyAnswer::Authenticated) => {
             *state |= AUTHED;
-            out.ok();
-        }),
-        "shutdown" => match commands::server::shutdown_args(args) {
-            Ok(()) if authed => {
-                // Like Redis, no reply: the process stops.
-                tracing::warn!("SHUTDOWN NOSAVE while a script is busy");
-                engine.shutdown.notify_one();
-                return Answer::Shutdown;
-            }
-            Ok(()) => Err(CmdError::NoAuth),
-            Err(e) => Err(e),
-        },
-        _ if args.len() != 2 => Err(commands::scripting::sub_arity_error(args)),
-        "script" => commands::scripting::kill_outcome(scripting.kill(false), false).map(|()| out.ok()),
-        "function" if sub_is("KILL") => commands::scripting::kill_outcome(scripting.kill(true), true).map(|()| out.ok()),
-        "function" => {
-            commands::scripting::function_stats(scripting, out);
             Ok(())
         }
-        _ => Err(commands::scripting::busy_error(scripting.busy_is_function())),
+        Ok(commands::BusyAnswer::Shutdown) => {
+            tracing::warn!("SHUTDOWN NOSAVE while a script is busy");
+            return Answer::Shutdown;
+        }
+        Err(e) => Err(e),
     };
     match result {
         Ok(()) => Answer::Done,

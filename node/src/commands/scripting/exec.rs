@@ -617,7 +617,9 @@ impl<'a> RunCtx<'a> {
             s.reply.error_text(msg);
             Ok(())
         };
-        let Some(spec) = s.commands.lookup(&s.argv[0]) else {
+        // A container's subcommand has its own arity and flags (CLIENT KILL
+        // is noscript, OBJECT ENCODING is not).
+        let Some(spec) = s.commands.lookup(&s.argv[0]).and_then(|c| c.resolve(&s.argv)) else {
             return fail(s, "ERR Unknown Redis command called from script");
         };
         if !spec.arity_ok(s.argv.len()) {

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
-use super::{cmd, cmd_numkeys, flag::*, CommandSpec, Coord, Exec, ScriptCall};
+use super::{cmd, cmd_numkeys, flag::*, sub, BusyAnswer, CommandSpec, Coord, Exec, ScriptCall};
 use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
@@ -20,13 +20,19 @@ pub mod vm;
 
 use crate::scripting::{flags, parse_sha, sha1_hex};
 use crate::shard::scripts::{FunctionInfo, KillResult, Libraries, Library, Scripting};
-use crate::shard::Shard;
+use crate::shard::{Engine, Shard};
 use crate::slot::key_slot;
 use crate::util::{eq_ic, glob_match, parse_i64};
 use exec::{Invocation, Kind, Outcome};
 use vm::{with_vm, with_vm_on, Vm};
 
 const SC: &[&str] = &["slow", "scripting"];
+/// FUNCTION's subcommands that change the libraries.
+const SCW: &[&str] = &["write", "slow", "scripting"];
+const HELP: &str = "Returns helpful text about the different subcommands.";
+
+const SCRIPT: Exec = Exec::Coord(handler!(|cx, a| script(cx, a)));
+const FUNCTION: Exec = Exec::Coord(handler!(|cx, a| function(cx, a)));
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd_numkeys(
@@ -73,16 +79,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Script(ScriptCall::Eval { sha: true, ro: true }),
     )
     .key_flags(&["RO", "access"]),
-    cmd(
-        "script",
-        -2,
-        NOSCRIPT,
-        (0, 0, 0),
-        SC,
-        "scripting",
-        "A container for Lua scripts management commands.",
-        Exec::Coord(handler!(|cx, a| script(cx, a))),
-    ),
+    cmd("script", -2, 0, (0, 0, 0), &["slow"], "scripting", "A container for Lua scripts management commands.", SCRIPT).subcommands(&[
+        sub("script|load", 3, NOSCRIPT | STALE, (0, 0, 0), SC, "Loads a server-side Lua script to the script cache.", SCRIPT)
+            .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+        sub("script|exists", -3, NOSCRIPT, (0, 0, 0), SC, "Determines whether server-side Lua scripts exist in the script cache.", SCRIPT)
+            .tips(&["request_policy:all_shards", "response_policy:agg_logical_and"]),
+        sub("script|flush", -2, NOSCRIPT, (0, 0, 0), SC, "Removes all server-side Lua scripts from the script cache.", SCRIPT)
+            .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+        sub("script|kill", 2, NOSCRIPT | ALLOW_BUSY, (0, 0, 0), SC, "Terminates a server-side Lua script during execution.", SCRIPT)
+            .tips(&["request_policy:all_shards", "response_policy:one_succeeded"])
+            .when_busy(|engine, _a, _authed, out| kill_busy(engine, out, false)),
+        sub("script|debug", 3, NOSCRIPT, (0, 0, 0), SC, "Sets the debug mode of server-side Lua scripts.", SCRIPT),
+        sub("script|help", 2, LOADING | STALE, (0, 0, 0), SC, HELP, SCRIPT),
+    ]),
     cmd_numkeys("fcall", -3, NOSCRIPT | STALE, 2, SC, "scripting", "Invokes a function.", Exec::Script(ScriptCall::Fcall { ro: false }))
         .key_flags(&["RW", "access", "update"]),
     cmd_numkeys(
@@ -96,32 +105,30 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Script(ScriptCall::Fcall { ro: true }),
     )
     .key_flags(&["RO", "access"]),
-    cmd(
-        "function",
-        -2,
-        NOSCRIPT,
-        (0, 0, 0),
-        SC,
-        "scripting",
-        "A container for function commands.",
-        Exec::Coord(handler!(|cx, a| function(cx, a))),
-    ),
+    cmd("function", -2, 0, (0, 0, 0), &["slow"], "scripting", "A container for function commands.", FUNCTION).subcommands(&[
+        sub("function|load", -3, WRITE | DENYOOM | NOSCRIPT, (0, 0, 0), SCW, "Creates a library.", FUNCTION)
+            .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+        sub("function|delete", 3, WRITE | NOSCRIPT, (0, 0, 0), SCW, "Deletes a library and its functions.", FUNCTION)
+            .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+        sub("function|flush", -2, WRITE | NOSCRIPT, (0, 0, 0), SCW, "Deletes all libraries and functions.", FUNCTION)
+            .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+        sub("function|list", -2, NOSCRIPT, (0, 0, 0), SC, "Returns information about all libraries.", FUNCTION)
+            .tips(&["nondeterministic_output_order"]),
+        sub("function|dump", 2, NOSCRIPT, (0, 0, 0), SC, "Dumps all libraries into a serialized binary payload.", FUNCTION),
+        sub("function|restore", -3, WRITE | DENYOOM | NOSCRIPT, (0, 0, 0), SCW, "Restores all libraries from a payload.", FUNCTION)
+            .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+        sub("function|stats", 2, NOSCRIPT | ALLOW_BUSY, (0, 0, 0), SC, "Returns information about a function during execution.", FUNCTION)
+            .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"])
+            .when_busy(|engine, _a, _authed, out| {
+                function_stats(&engine.scripting, out);
+                Ok(BusyAnswer::Replied)
+            }),
+        sub("function|kill", 2, NOSCRIPT | ALLOW_BUSY, (0, 0, 0), SC, "Terminates a function during execution.", FUNCTION)
+            .tips(&["request_policy:all_shards", "response_policy:one_succeeded"])
+            .when_busy(|engine, _a, _authed, out| kill_busy(engine, out, true)),
+        sub("function|help", 2, LOADING | STALE, (0, 0, 0), SC, HELP, FUNCTION),
+    ]),
 ];
-
-/// Whether a command may run while a script is busy: SCRIPT KILL,
-/// FUNCTION KILL, FUNCTION STATS, SHUTDOWN NOSAVE, and AUTH (as in Redis:
-/// on a node with a password, whoever must stop the script has to log in
-/// first).
-pub fn allowed_when_busy(spec: &CommandSpec, args: &[Bytes]) -> bool {
-    let sub = |w: &str| args.get(1).is_some_and(|a| eq_ic(a, w));
-    match spec.name {
-        "auth" => true,
-        "script" => sub("KILL"),
-        "function" => sub("KILL") || sub("STATS"),
-        "shutdown" => args[1..].iter().any(|a| eq_ic(a, "NOSAVE")),
-        _ => false,
-    }
-}
 
 /// The -BUSY reply, naming the command that can stop what is running.
 pub fn busy_error(function: bool) -> CmdError {
@@ -234,12 +241,14 @@ pub fn prepare<'a>(
 /// `allow-cross-slot-keys` (then, in cluster mode, its keys may span slots
 /// this node serves).
 pub fn allows_cross_slot(scripting: &crate::shard::scripts::Scripting, spec: &CommandSpec, args: &[Bytes]) -> bool {
-    let f = match spec.name {
-        "eval" | "eval_ro" => args.get(1).and_then(|b| crate::scripting::parse_shebang(b).ok()).map(|(f, _)| f),
-        "evalsha" | "evalsha_ro" => {
+    let f = match spec.exec {
+        Exec::Script(ScriptCall::Eval { sha: false, .. }) => {
+            args.get(1).and_then(|b| crate::scripting::parse_shebang(b).ok()).map(|(f, _)| f)
+        }
+        Exec::Script(ScriptCall::Eval { sha: true, .. }) => {
             args.get(1).and_then(|a| crate::scripting::parse_sha(a)).and_then(|sha| scripting.script(&sha)).map(|i| i.flags)
         }
-        "fcall" | "fcall_ro" => {
+        Exec::Script(ScriptCall::Fcall { .. }) => {
             args.get(1).and_then(|n| std::str::from_utf8(n).ok()).and_then(|n| scripting.function(n)).map(|(f, _)| f.flags)
         }
         _ => None,
@@ -369,28 +378,21 @@ fn help(cx: &mut dyn Coord, lines: &[&str]) {
     }
 }
 
-fn sub_arity(args: &[Bytes], ok: bool) -> CmdResult {
-    if ok {
-        Ok(())
-    } else {
-        Err(sub_arity_error(args))
-    }
-}
-
-/// The wrong-arity error of a subcommand (`script|kill`).
-pub fn sub_arity_error(args: &[Bytes]) -> CmdError {
-    let word = |i: usize| args.get(i).map(|a| String::from_utf8_lossy(a).to_lowercase()).unwrap_or_default();
-    CmdError::err(format!("wrong number of arguments for '{}|{}' command", word(0), word(1)))
-}
-
 fn kill_reply(cx: &mut dyn Coord, r: KillResult, functions: bool) -> CmdResult {
     kill_outcome(r, functions)?;
     cx.out().ok();
     Ok(())
 }
 
+/// SCRIPT KILL / FUNCTION KILL answered by the busy hook.
+fn kill_busy(engine: &Engine, out: &mut Out, functions: bool) -> CmdResult<BusyAnswer> {
+    kill_outcome(engine.scripting.kill(functions), functions)?;
+    out.ok();
+    Ok(BusyAnswer::Replied)
+}
+
 /// SCRIPT KILL / FUNCTION KILL's reply: `Ok` for +OK, else Redis's error.
-pub fn kill_outcome(r: KillResult, functions: bool) -> CmdResult {
+fn kill_outcome(r: KillResult, functions: bool) -> CmdResult {
     match r {
         KillResult::Killed => Ok(()),
         KillResult::NotBusy => Err(CmdError::Other("NOTBUSY No scripts in execution right now.".into())),
@@ -407,14 +409,12 @@ pub fn script(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let sub = args[1].to_ascii_uppercase();
     match sub.as_slice() {
         b"LOAD" => {
-            sub_arity(args, args.len() == 3)?;
             let body = args[2].clone();
             let sha = sha1_hex(&body);
             with_vm(&scripting, |vm| vm.script_for_body(&sha, &body)).map_err(CmdError::Other)?;
             cx.out().bulk(&sha);
         }
         b"EXISTS" => {
-            sub_arity(args, args.len() >= 3)?;
             cx.out().array(args.len() - 2);
             for a in &args[2..] {
                 let found = parse_sha(a).is_some_and(|s| scripting.script_exists(&s));
@@ -431,7 +431,6 @@ pub fn script(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().ok();
         }
         b"KILL" => {
-            sub_arity(args, args.len() == 2)?;
             return kill_reply(cx, scripting.kill(false), false);
         }
         b"DEBUG" => return Err(CmdError::err("SCRIPT DEBUG is not supported by this server")),
@@ -451,7 +450,7 @@ pub fn script(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 "    Print this help.",
             ],
         ),
-        _ => return Err(CmdError::UnknownSubcommand { cmd: "SCRIPT".into(), sub: String::from_utf8_lossy(&args[1]).into_owned() }),
+        _ => return Err(CmdError::unknown_subcommand("script", &args[1])),
     }
     Ok(())
 }
@@ -482,7 +481,6 @@ pub fn function(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let sub = args[1].to_ascii_uppercase();
     match sub.as_slice() {
         b"LOAD" => {
-            sub_arity(args, args.len() >= 3)?;
             let mut replace = false;
             let mut i = 2;
             while i < args.len() - 1 {
@@ -500,7 +498,6 @@ pub fn function(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().bulk(name.as_bytes());
         }
         b"DELETE" => {
-            sub_arity(args, args.len() == 3)?;
             let name = String::from_utf8_lossy(&args[2]).into_owned();
             if scripting.libraries().remove(&name).is_none() {
                 return Err(CmdError::err("Library not found"));
@@ -571,7 +568,6 @@ pub fn function(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
         }
         b"DUMP" => {
-            sub_arity(args, args.len() == 2)?;
             let libs = scripting.libraries();
             let codes: Vec<&[u8]> = libs.libs.values().map(|l| &l.code[..]).collect();
             let payload = functions::dump(&codes);
@@ -579,7 +575,9 @@ pub fn function(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().bulk(&payload);
         }
         b"RESTORE" => {
-            sub_arity(args, args.len() == 3 || args.len() == 4)?;
+            if args.len() > 4 {
+                return Err(CmdError::subcommand_syntax("function", &args[1]));
+            }
             #[derive(PartialEq)]
             enum Policy {
                 Append,
@@ -609,11 +607,9 @@ pub fn function(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().ok();
         }
         b"STATS" => {
-            sub_arity(args, args.len() == 2)?;
             function_stats(&scripting, cx.out());
         }
         b"KILL" => {
-            sub_arity(args, args.len() == 2)?;
             return kill_reply(cx, scripting.kill(true), true);
         }
         b"HELP" => help(
@@ -640,13 +636,13 @@ pub fn function(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 "    Print this help.",
             ],
         ),
-        _ => return Err(CmdError::UnknownSubcommand { cmd: "FUNCTION".into(), sub: String::from_utf8_lossy(&args[1]).into_owned() }),
+        _ => return Err(CmdError::unknown_subcommand("function", &args[1])),
     }
     Ok(())
 }
 
-/// FUNCTION STATS's reply (also answered while a script is busy).
-pub fn function_stats(scripting: &Scripting, out: &mut Out) {
+/// FUNCTION STATS's reply (also answered by the busy hook).
+fn function_stats(scripting: &Scripting, out: &mut Out) {
     let running = scripting.running_function();
     let (nlibs, nfuncs) = {
         let l = scripting.libraries();

@@ -20,7 +20,7 @@ impl Conn {
         if !c.map.gate.any_closed() {
             return false;
         }
-        let Some(spec) = commands::lookup(&args[0]) else { return false };
+        let Ok(spec) = commands::lookup_args(args) else { return false };
         let mut closed = false;
         crate::commands::routing::for_each_key(spec, args, |k| closed = closed || c.map.gate.is_closed(crate::slot::key_slot(k)));
         closed
@@ -29,7 +29,7 @@ impl Conn {
     /// Waits (bounded) until no slot of the command's keys is held by a
     /// cut-over.
     pub(super) async fn hold_for_cutover(&mut self, args: &[Bytes]) {
-        let (Some(c), Some(spec)) = (&self.s.cluster, commands::lookup(&args[0])) else { return };
+        let (Some(c), Ok(spec)) = (&self.s.cluster, commands::lookup_args(args)) else { return };
         let map = c.map.clone();
         let mut slots = Vec::new();
         crate::commands::routing::for_each_key(spec, args, |k| slots.push(crate::slot::key_slot(k)));

@@ -70,7 +70,7 @@ impl Conn {
             commands += 1;
             self.s.info.set_last_cmd(spec);
             let scripting = &self.engine.scripting;
-            if scripting.busy_count.load(Relaxed) > 0 && !commands::scripting::allowed_when_busy(spec, &args) {
+            if scripting.busy_count.load(Relaxed) > 0 && !spec.has_flag(flag::ALLOW_BUSY) {
                 let e = commands::scripting::busy_error(scripting.busy_is_function());
                 self.flush(&mut segment, &mut splits).await;
                 if let Some(m) = &mut self.s.multi {
@@ -176,13 +176,14 @@ impl Conn {
         self.s.info.set_blocked(false);
     }
 
-    /// Looks the command up and checks arity and authentication.
+    /// Looks the command (or a container's subcommand) up and checks arity
+    /// and authentication.
     fn check(&mut self, args: &[Bytes]) -> CmdResult<&'static CommandSpec> {
-        let Some(spec) = commands::lookup(&args[0]) else {
-            if !self.s.authed {
-                return Err(CmdError::NoAuth);
-            }
-            return Err(CmdError::unknown_command(&args[0], &args[1..]));
+        let spec = match commands::lookup_args(args) {
+            Ok(spec) => spec,
+            Err(_) if !self.s.authed => return Err(CmdError::NoAuth),
+            Err(None) => return Err(CmdError::unknown_command(&args[0], &args[1..])),
+            Err(Some(container)) => return Err(CmdError::unknown_subcommand(container.name, &args[1])),
         };
         if !self.s.authed && !spec.has_flag(flag::NO_AUTH) {
             return Err(CmdError::NoAuth);
@@ -190,7 +191,7 @@ impl Conn {
         if !spec.arity_ok(args.len()) {
             return Err(CmdError::wrong_arity(spec.name));
         }
-        if self.s.sub.is_some() && !self.out.resp3 && !commands::pubsub::allowed_when_subscribed(spec.name) {
+        if self.s.sub.is_some() && !self.out.resp3 && !spec.has_flag(flag::SUBSCRIBED) {
             return Err(CmdError::err(format!(
                 "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 spec.name
