@@ -1,11 +1,13 @@
 //! COMMAND INFO against Redis 7.2: for every command in our table, and
 //! every subcommand a container (CLIENT, OBJECT, ...) declares, what
-//! COMMAND INFO prints — arity, flags, first/last/step key, and each key
-//! spec (flags, begin_search, find_keys) — must equal what redis-server 7.2
-//! prints for it. Client libraries route and check commands by these:
-//! cluster clients find keys through the key specs and `movablekeys`, some
-//! refuse to send `write` commands to replicas, scripts check `noscript`.
-//! Flags and key-spec flags are compared in order, as Redis prints them.
+//! COMMAND INFO prints — arity, flags, first/last/step key, ACL categories,
+//! tips, and each key spec (flags, begin_search, find_keys) — must equal
+//! what redis-server 7.2 prints for it. Client libraries route and check
+//! commands by these: cluster clients find keys through the key specs and
+//! `movablekeys` and pick nodes by the request/response tips, some refuse
+//! to send `write` commands to replicas, scripts check `noscript`, ACL
+//! tools read the categories. Flags, categories and key-spec flags are
+//! compared in order, as Redis prints them.
 //! A container must declare subcommands exactly when Redis's has them, and
 //! only subcommands Redis has (not all of them: those we do not implement
 //! are not declared).
@@ -75,9 +77,9 @@ const UNMODELLED_FLAGS: &[&str] = &[
 const KNOWN: &[(&str, &str)] = &[];
 
 /// The compared fields of one COMMAND INFO entry: arity, command flags,
-/// the legacy (first, last, step) key triple, each key spec's begin_search
-/// and find_keys, and each key spec's access flags.
-const FIELDS: &[&str] = &["arity", "flags", "keys", "key_specs", "key_spec_flags"];
+/// the legacy (first, last, step) key triple, ACL categories, tips, each
+/// key spec's begin_search and find_keys, and each key spec's access flags.
+const FIELDS: &[&str] = &["arity", "flags", "keys", "acl_categories", "tips", "key_specs", "key_spec_flags"];
 
 fn reference() -> Map<String, Value> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/redis-7.2-commands.json");

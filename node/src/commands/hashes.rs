@@ -37,6 +37,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("hmget", -3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the values of all fields in a hash.", Exec::Shard(hmget))
         .key_flags(&["RO", "access"]),
     cmd("hgetall", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all fields and values in a hash.", Exec::Shard(hgetall))
+        .tips(&["nondeterministic_output_order"])
         .key_flags(&["RO", "access"]),
     cmd(
         "hdel",
@@ -51,8 +52,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     .key_flags(&["RW", "delete"]),
     cmd("hlen", 2, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the number of fields in a hash.", Exec::Shard(hlen)),
     cmd("hexists", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Determines whether a field exists in a hash.", Exec::Shard(hexists)),
-    cmd("hkeys", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all fields in a hash.", Exec::Shard(hkeys)).key_flags(&["RO", "access"]),
-    cmd("hvals", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all values in a hash.", Exec::Shard(hvals)).key_flags(&["RO", "access"]),
+    cmd("hkeys", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all fields in a hash.", Exec::Shard(hkeys))
+        .tips(&["nondeterministic_output_order"])
+        .key_flags(&["RO", "access"]),
+    cmd("hvals", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all values in a hash.", Exec::Shard(hvals))
+        .tips(&["nondeterministic_output_order"])
+        .key_flags(&["RO", "access"]),
     cmd("hstrlen", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the length of the value of a field.", Exec::Shard(hstrlen)),
     cmd(
         "hincrby",
@@ -80,6 +85,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .tips(&["nondeterministic_output"])
         .key_flags(&["RO", "access"]),
     cmd("hscan", -3, READONLY, (1, 1, 1), RS, "hash", "Iterates over fields and values of a hash.", Exec::Shard(hscan))
+        .tips(&["nondeterministic_output"])
         .key_flags(&["RO", "access"]),
 ];
 

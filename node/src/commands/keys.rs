@@ -80,8 +80,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .key_flags(&["RW", "update"]),
     cmd("ttl", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Returns the expiration time in seconds of a key.", Exec::Shard(ttl))
+        .tips(&["nondeterministic_output"])
         .key_flags(&["RO", "access"]),
     cmd("pttl", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Returns the expiration time in milliseconds of a key.", Exec::Shard(pttl))
+        .tips(&["nondeterministic_output"])
         .key_flags(&["RO", "access"]),
     cmd(
         "expiretime",
@@ -247,6 +249,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns a serialized representation of the value stored at a key.",
         Exec::Shard(dump_),
     )
+    .tips(&["nondeterministic_output"])
     .key_flags(&["RO", "access"]),
     cmd(
         "restore",

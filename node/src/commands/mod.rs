@@ -159,7 +159,8 @@ pub struct CommandSpec {
     pub keys: KeySpecs,
     /// Routing tips for cluster clients, as COMMAND reports them.
     pub tips: &'static [&'static str],
-    /// ACL categories, as COMMAND reports them (without the '@').
+    /// ACL categories (without the '@'): those Redis declares; COMMAND
+    /// adds those the flags imply (`acl_categories`).
     pub acl: &'static [&'static str],
     /// Redis's command group (COMMAND DOCS); a subcommand's is its
     /// container's.
@@ -308,7 +309,54 @@ impl CommandSpec {
     pub fn has_flag(&self, f: u32) -> bool {
         self.flags & f != 0
     }
+
+    /// The ACL categories COMMAND prints, in Redis's order: the declared
+    /// ones and those Redis derives from the flags (`write`, `read` unless
+    /// `scripting`, `admin` and `dangerous`, `pubsub`, `fast`, `blocking`,
+    /// and `slow` for whatever is not `fast`), then any category Redis does
+    /// not know (RedisJSON's `json`).
+    pub fn acl_categories(&self) -> Vec<&'static str> {
+        let declared = |c: &str| self.acl.contains(&c);
+        let implied = |c: &str| match c {
+            "write" => self.has_flag(flag::WRITE),
+            "read" => self.has_flag(flag::READONLY) && !declared("scripting"),
+            "admin" | "dangerous" => self.has_flag(flag::ADMIN),
+            "pubsub" => self.has_flag(flag::PUBSUB),
+            "fast" => self.has_flag(flag::FAST),
+            "blocking" => self.has_flag(flag::BLOCKING),
+            "slow" => !self.has_flag(flag::FAST) && !declared("fast"),
+            _ => false,
+        };
+        let mut cats: Vec<&'static str> = ACL_CATEGORIES.iter().copied().filter(|c| declared(c) || implied(c)).collect();
+        cats.extend(self.acl.iter().filter(|c| !ACL_CATEGORIES.contains(c)));
+        cats
+    }
 }
+
+/// Redis's ACL categories, in the order COMMAND prints them.
+const ACL_CATEGORIES: &[&str] = &[
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
 
 /// Shorthand used by the family modules' tables: `keys` is Redis's legacy
 /// (first, last, step) triple, `(0, 0, 0)` for none; other shapes follow

@@ -144,7 +144,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "generic",
         "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
         Exec::Coord(handler!(async |cx, a| wait(cx, a))),
-    ),
+    )
+    .tips(&["request_policy:all_shards", "response_policy:agg_min"]),
     cmd(
         "lastsave",
         1,
@@ -154,7 +155,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         "Returns the Unix timestamp of the last successful save to disk.",
         Exec::Coord(handler!(|cx, _a| lastsave(cx))),
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd(
         "role",
         1,
@@ -182,8 +184,9 @@ pub fn write_spec(out: &mut Out, c: &CommandSpec) {
     out.int(first as i64);
     out.int(last as i64);
     out.int(step as i64);
-    out.set(c.acl.len());
-    for a in c.acl {
+    let acl = c.acl_categories();
+    out.set(acl.len());
+    for a in acl {
         out.simple(&format!("@{a}"));
     }
     out.set(c.tips.len());
@@ -341,7 +344,7 @@ pub fn command(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                     specs.retain(|c| crate::util::glob_match(v, c.name.as_bytes(), true));
                 } else if eq_ic(&args[3], "ACLCAT") {
                     let cat = String::from_utf8_lossy(v).to_ascii_lowercase();
-                    specs.retain(|c| c.acl.contains(&cat.as_str()));
+                    specs.retain(|c| c.acl_categories().contains(&cat.as_str()));
                 } else if eq_ic(&args[3], "MODULE") {
                     specs.clear();
                 } else {

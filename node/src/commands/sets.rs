@@ -47,7 +47,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Shard(srem),
     )
     .key_flags(&["RW", "delete"]),
-    cmd("smembers", 2, READONLY, (1, 1, 1), RS, G, "Returns all members of a set.", Exec::Shard(smembers)).key_flags(&["RO", "access"]),
+    cmd("smembers", 2, READONLY, (1, 1, 1), RS, G, "Returns all members of a set.", Exec::Shard(smembers))
+        .tips(&["nondeterministic_output_order"])
+        .key_flags(&["RO", "access"]),
     cmd("sismember", 3, READONLY | FAST, (1, 1, 1), RF, G, "Determines whether a member belongs to a set.", Exec::Shard(sismember)),
     cmd(
         "smismember",
@@ -89,6 +91,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns the intersect of multiple sets.",
         Exec::Coord(handler!(async |cx, a| setop(cx, a, SetOp::Inter))),
     )
+    .tips(&["nondeterministic_output_order"])
     .key_flags(&["RO", "access"]),
     cmd(
         "sunion",
@@ -100,6 +103,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns the union of multiple sets.",
         Exec::Coord(handler!(async |cx, a| setop(cx, a, SetOp::Union))),
     )
+    .tips(&["nondeterministic_output_order"])
     .key_flags(&["RO", "access"]),
     cmd(
         "sdiff",
@@ -111,6 +115,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns the difference of multiple sets.",
         Exec::Coord(handler!(async |cx, a| setop(cx, a, SetOp::Diff))),
     )
+    .tips(&["nondeterministic_output_order"])
     .key_flags(&["RO", "access"]),
     cmd(
         "sinterstore",

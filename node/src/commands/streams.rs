@@ -29,6 +29,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Appends a new message to a stream. Creates the key if it doesn't exist.",
         Exec::Shard(xadd),
     )
+    .tips(&["nondeterministic_output"])
     .key_flags(&["RW", "update"]),
     cmd(
         "xlen",
@@ -83,6 +84,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Deletes messages from the beginning of a stream.",
         Exec::Shard(xtrim),
     )
+    .tips(&["nondeterministic_output"])
     .key_flags(&["RW", "delete"]),
     cmd(
         "xread",

@@ -259,7 +259,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     ).key_flags(&["RW", "access", "delete"]),
     cmd("zrandmember", -2, READONLY, (1, 1, 1), RS, G, "Returns one or more random members from a sorted set.", Exec::Shard(zrandmember))
     .tips(&["nondeterministic_output"]).key_flags(&["RO", "access"]),
-    cmd("zscan", -3, READONLY, (1, 1, 1), RS, G, "Iterates over members and scores of a sorted set.", Exec::Shard(zscan)).key_flags(&["RO", "access"]),
+    cmd("zscan", -3, READONLY, (1, 1, 1), RS, G, "Iterates over members and scores of a sorted set.", Exec::Shard(zscan))
+    .tips(&["nondeterministic_output"]).key_flags(&["RO", "access"]),
     cmd("zunion", -3, READONLY | MOVABLEKEYS, (0, 0, 0), RS, G, "Returns the union of multiple sorted sets.", Exec::Coord(handler!(async |cx, a| setop(cx, a, SetKind::Union, false, false))))
     .keys(&[super::KeyRule::numkeys(1).with_flags(&["RO", "access"])]),
     cmd(
