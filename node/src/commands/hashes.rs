@@ -520,7 +520,7 @@ mod tests {
         let Exec::Shard(f) = spec.exec else { panic!("hash commands run on the shard") };
         let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
         let mut out = Out::new(resp3);
-        let mut ctx = Ctx { shard: sh, db: 0, now: 1 };
+        let mut ctx = Ctx { shard: sh, db: 0, now: 1, part: None };
         if let Err(e) = f(&mut ctx, &args, &mut out) {
             out.buf.clear();
             out.error(&e);

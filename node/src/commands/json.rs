@@ -484,6 +484,7 @@ fn mget(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     // A path that does not parse makes every reply nil, as in RedisJSON.
     let path = parse_path(&args[args.len() - 1]).ok();
     out.array(keys.len());
+    ctx.mark(out);
     let now = ctx.now;
     for key in keys {
         let text = match (ctx.db().get(key, now).map(|e| &e.value), &path) {
@@ -502,6 +503,7 @@ fn mget(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             Some(t) => out.bulk(&t),
             None => out.nil(),
         }
+        ctx.mark(out);
     }
     Ok(())
 }

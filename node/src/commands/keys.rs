@@ -267,16 +267,18 @@ pub static COMMANDS: &[CommandSpec] = &[
 fn del(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
     let db = ctx.db();
-    let n = args[1..].iter().filter(|k| db.remove(k, now).is_some()).count();
-    out.int(n as i64);
+    let n = args[1..].iter().filter(|k| db.remove(k, now).is_some()).count() as i64;
+    ctx.count(n);
+    out.int(n);
     Ok(())
 }
 
 fn exists(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
     let db = ctx.db();
-    let n = args[1..].iter().filter(|k| db.exists(k, now)).count();
-    out.int(n as i64);
+    let n = args[1..].iter().filter(|k| db.exists(k, now)).count() as i64;
+    ctx.count(n);
+    out.int(n);
     Ok(())
 }
 

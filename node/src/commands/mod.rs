@@ -47,11 +47,42 @@ use crate::shard::Shard;
 use crate::store::Db;
 
 /// What a shard-side handler sees: the shard, the client's database, and the
-/// time the command started (for TTL checks).
+/// time the command started (for TTL checks). A `Split` command running as
+/// one shard's part of a multi-shard call also gets `part`, where it
+/// reports what the combining step needs as typed values.
 pub struct Ctx<'a> {
     pub shard: &'a mut Shard,
     pub db: usize,
     pub now: u64,
+    pub part: Option<&'a mut PartReply>,
+}
+
+/// What one shard's part of a split command reports besides its RESP
+/// output: its count (`Combine::Sum`), and where its header and each of
+/// its elements end in the output (`Combine::Array`).
+#[derive(Default, Debug)]
+pub struct PartReply {
+    pub count: i64,
+    pub ends: Vec<usize>,
+}
+
+impl Ctx<'_> {
+    /// A `Combine::Sum` handler's result.
+    #[inline]
+    pub fn count(&mut self, n: i64) {
+        if let Some(p) = &mut self.part {
+            p.count = n;
+        }
+    }
+
+    /// A `Combine::Array` handler marks the end of its array header and of
+    /// each element.
+    #[inline]
+    pub fn mark(&mut self, out: &Out) {
+        if let Some(p) = &mut self.part {
+            p.ends.push(out.buf.len());
+        }
+    }
 }
 
 impl Ctx<'_> {

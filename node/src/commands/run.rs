@@ -5,9 +5,8 @@
 
 use bytes::Bytes;
 
-use super::{Combine, CommandSpec, Coord, Ctx, Exec, Flow};
+use super::{Combine, CommandSpec, Coord, Ctx, Exec, Flow, PartReply};
 use crate::error::{CmdError, CmdResult};
-use crate::resp::parse::split_flat_array;
 use crate::resp::Out;
 use crate::shard::{Engine, Shard};
 use crate::util::now_ms;
@@ -25,20 +24,51 @@ pub fn exec_one_at(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes]
         Exec::Shard(f) | Exec::Split(f, _) => f,
         Exec::Coord(_) | Exec::Script(_) => return out.error(&CmdError::err("connection command routed to a shard")),
     };
-    let mut ctx = Ctx { shard: sh, db, now };
+    let mut ctx = Ctx { shard: sh, db, now, part: None };
     let mark = out.buf.len();
     if let Err(e) = f(&mut ctx, args, out) {
         out.buf.truncate(mark);
         out.error(&e);
     }
-    if crate::types::json::path::take_overflow() {
-        // A JSONPath gave up at its work limit: whatever the command made of
-        // the (empty) matches, the client gets an error.
+    if let Some(e) = jsonpath_overflow() {
         out.buf.truncate(mark);
-        out.error(&CmdError::err(format!(
-            "JSONPath query exceeds the work limit ({} nodes visited or matched)",
-            crate::types::json::path::WORK_LIMIT
-        )));
+        out.error(&e);
+    }
+}
+
+/// A JSONPath gave up at its work limit: whatever the command made of the
+/// (empty) matches, the client gets this error.
+fn jsonpath_overflow() -> Option<CmdError> {
+    crate::types::json::path::take_overflow().then(|| {
+        CmdError::err(format!("JSONPath query exceeds the work limit ({} nodes visited or matched)", crate::types::json::path::WORK_LIMIT))
+    })
+}
+
+/// One shard's part of a split command: its RESP output and what the
+/// combining step needs, typed (`None` when the part failed: the output
+/// is then its error).
+pub struct PartResult {
+    pub buf: Vec<u8>,
+    pub typed: Option<PartReply>,
+}
+
+/// Runs one shard's part of a split command (`split_by_shard`).
+pub fn exec_part(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], resp3: bool, now: u64) -> PartResult {
+    let mut out = Out::new(resp3);
+    let Exec::Split(f, _) = spec.exec else {
+        out.error(&CmdError::err("keys of this command must be on one shard"));
+        return PartResult { buf: out.buf, typed: None };
+    };
+    let mut part = PartReply::default();
+    let mut ctx = Ctx { shard: sh, db, now, part: Some(&mut part) };
+    let failed = f(&mut ctx, args, &mut out).err().or_else(jsonpath_overflow);
+    match failed {
+        Some(e) => {
+            out.buf.clear();
+            out.error(&e);
+            PartResult { buf: out.buf, typed: None }
+        }
+        None => PartResult { buf: out.buf, typed: Some(part) },
     }
 }
 
@@ -81,14 +111,7 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
                     let mut replies = Vec::with_capacity(parts.len());
                     for p in &parts {
                         let sub = p.args.clone();
-                        replies.push(
-                            cx.run_on(p.shard, move |sh| {
-                                let mut o = Out::new(resp3);
-                                exec_one_at(sh, db, spec, &sub, &mut o, now);
-                                o.buf
-                            })
-                            .await,
-                        );
+                        replies.push(cx.run_on(p.shard, move |sh| exec_part(sh, db, spec, &sub, resp3, now)).await);
                     }
                     combine_replies(combine, &parts, &replies, cx.out());
                 }
@@ -145,34 +168,34 @@ pub fn split_by_shard(engine: &Engine, spec: &CommandSpec, args: &[Bytes]) -> Ve
     parts
 }
 
-/// Writes the reply of a split command from its parts' replies: the first
-/// error if any, else the sum, the OK, or the array in key order.
-pub fn combine_replies(combine: Combine, parts: &[Part], replies: &[Vec<u8>], out: &mut Out) {
-    if let Some(err) = replies.iter().find(|r| r.first() == Some(&b'-')) {
-        out.buf.extend_from_slice(err);
-        return;
+/// Writes the reply of a split command from its parts' results: the first
+/// error if any, else the sum of their counts, OK, or their elements in key
+/// order (each part marked where its elements end; nothing is parsed).
+pub fn combine_replies(combine: Combine, parts: &[Part], replies: &[PartResult], out: &mut Out) {
+    let mut typed = Vec::with_capacity(replies.len());
+    for r in replies {
+        match &r.typed {
+            Some(t) => typed.push(t),
+            None => {
+                out.buf.extend_from_slice(&r.buf);
+                return;
+            }
+        }
     }
     match combine {
         Combine::Ok => out.ok(),
-        Combine::Sum => {
-            // Each part answers `:<n>\r\n`; anything else is a fault to
-            // report, never a silent 0.
-            let int = |r: &[u8]| r.strip_prefix(b":")?.strip_suffix(b"\r\n").and_then(crate::util::parse_int);
-            match replies.iter().map(|r| int(r)).sum::<Option<i64>>() {
-                Some(total) => out.int(total),
-                None => out.error(&CmdError::err("a shard's reply to a multi-key command could not be combined")),
-            }
-        }
+        Combine::Sum => out.int(typed.iter().map(|t| t.count).sum()),
         Combine::Array => {
             let nkeys: usize = parts.iter().map(|p| p.positions.len()).sum();
             let mut slots: Vec<&[u8]> = vec![&[]; nkeys];
-            for (r, part) in replies.iter().zip(parts) {
-                let Some(elems) = split_flat_array(r) else {
+            for ((r, t), part) in replies.iter().zip(&typed).zip(parts) {
+                // The header's end, then each element's.
+                if t.ends.len() != part.positions.len() + 1 {
                     out.error(&CmdError::err("a shard's reply to a multi-key command could not be combined"));
                     return;
-                };
-                for (e, &pos) in elems.into_iter().zip(&part.positions) {
-                    slots[pos] = e;
+                }
+                for (w, &pos) in t.ends.windows(2).zip(&part.positions) {
+                    slots[pos] = &r.buf[w[0]..w[1]];
                 }
             }
             out.array(slots.len());
@@ -180,5 +203,44 @@ pub fn combine_replies(combine: Combine, parts: &[Part], replies: &[Vec<u8>], ou
                 out.buf.extend_from_slice(s);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(shard: usize, positions: &[usize]) -> Part {
+        Part { shard, args: Vec::new(), positions: positions.to_vec() }
+    }
+
+    fn reply(buf: &[u8], count: i64, ends: &[usize]) -> PartResult {
+        PartResult { buf: buf.to_vec(), typed: Some(PartReply { count, ends: ends.to_vec() }) }
+    }
+
+    #[test]
+    fn parts_combine_from_typed_results() {
+        // Keys 0 and 2 on one shard, key 1 on another.
+        let parts = [part(0, &[0, 2]), part(1, &[1])];
+        let a = reply(b"*2\r\n$1\r\na\r\n$-1\r\n", 0, &[4, 11, 16]);
+        let b = reply(b"*1\r\n$1\r\nb\r\n", 0, &[4, 11]);
+        let mut out = Out::new(false);
+        combine_replies(Combine::Array, &parts, &[a, b], &mut out);
+        assert_eq!(out.buf, b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n");
+
+        let mut out = Out::new(false);
+        combine_replies(Combine::Sum, &parts, &[reply(b":2\r\n", 2, &[]), reply(b":1\r\n", 1, &[])], &mut out);
+        assert_eq!(out.buf, b":3\r\n");
+
+        // A part that did not mark its elements is a fault to report.
+        let mut out = Out::new(false);
+        combine_replies(Combine::Array, &parts, &[reply(b"*2\r\n", 0, &[4]), reply(b"*1\r\n$1\r\nb\r\n", 0, &[4, 11])], &mut out);
+        assert!(out.buf.starts_with(b"-ERR a shard's reply"));
+
+        // The first failed part's error is the reply.
+        let failed = PartResult { buf: b"-WRONGTYPE x\r\n".to_vec(), typed: None };
+        let mut out = Out::new(false);
+        combine_replies(Combine::Sum, &parts, &[reply(b":2\r\n", 2, &[]), failed], &mut out);
+        assert_eq!(out.buf, b"-WRONGTYPE x\r\n");
     }
 }

@@ -462,6 +462,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 fn mget(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
     out.array(args.len() - 1);
+    ctx.mark(out);
     let mut hits = 0;
     for key in &args[1..] {
         // Keys of other types read as nil in MGET.
@@ -469,6 +470,7 @@ fn mget(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             Ok(Some(())) => hits += 1,
             _ => out.nil(),
         }
+        ctx.mark(out);
     }
     ctx.shard.stats.keyspace_hits += hits;
     ctx.shard.stats.keyspace_misses += (args.len() - 1) as u64 - hits;

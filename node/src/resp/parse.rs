@@ -332,31 +332,6 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     }
 }
 
-/// Splits a flat RESP array reply this server produced (elements are bulk
-/// strings, nulls or integers) into its elements' encoded bytes. Used to
-/// merge per-shard parts of multi-key replies back into key order.
-pub fn split_flat_array(buf: &[u8]) -> Option<Vec<&[u8]>> {
-    let eol = find_crlf(buf, 0)?;
-    if buf.first() != Some(&b'*') {
-        return None;
-    }
-    let n = parse_int(&buf[1..eol])?.max(0) as usize;
-    let mut pos = eol + 2;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = pos;
-        let eol = find_crlf(buf, pos)?;
-        if buf[pos] == b'$' {
-            let len = parse_int(&buf[pos + 1..eol])?;
-            pos = if len < 0 { eol + 2 } else { eol + 2 + len as usize + 2 };
-        } else {
-            pos = eol + 2;
-        }
-        out.push(buf.get(start..pos)?);
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

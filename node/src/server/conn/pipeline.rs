@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::commands::run::{combine_replies, exec_one_at, split_by_shard, Part};
+use crate::commands::run::{combine_replies, exec_one_at, exec_part, split_by_shard, Part, PartResult};
 use crate::commands::{self, flag, Combine, CommandSpec, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
@@ -437,13 +437,7 @@ impl Conn {
         for (i, (shard, subs)) in per_shard.into_iter().enumerate() {
             let job = move |sh: &mut Shard| {
                 let now = now_ms();
-                subs.into_iter()
-                    .map(|sc| {
-                        let mut out = Out::new(resp3);
-                        exec_one_at(sh, db, sc.spec, &sc.args, &mut out, now);
-                        (sc.cmd, out.buf)
-                    })
-                    .collect::<Vec<_>>()
+                subs.into_iter().map(|sc| (sc.cmd, exec_part(sh, db, sc.spec, &sc.args, resp3, now))).collect::<Vec<_>>()
             };
             let r = if i == last { tx.run_unlocked(shard, job).await } else { tx.lock_and_run(shard, job).await };
             replies.push((shard, r));
@@ -455,24 +449,21 @@ impl Conn {
                 self.out.error(&CmdError::err("keys of this command must be on one shard"));
                 continue;
             }
-            let part_replies: Vec<Vec<u8>> = parts
-                .iter()
-                .map(|part| {
-                    replies
-                        .iter()
-                        .find(|r| r.0 == part.shard)
-                        .and_then(|r| r.1.iter().find(|(c, _)| *c == ci))
-                        .map(|(_, b)| b.clone())
-                        .unwrap_or_else(|| b"-ERR internal error\r\n".to_vec())
-                })
-                .collect();
+            let mut part_replies: Vec<PartResult> = Vec::with_capacity(parts.len());
+            for part in &parts {
+                let found = replies.iter_mut().find(|r| r.0 == part.shard).and_then(|r| r.1.iter_mut().find(|(c, _)| *c == ci));
+                part_replies.push(match found {
+                    Some((_, r)) => std::mem::replace(r, PartResult { buf: Vec::new(), typed: None }),
+                    None => PartResult { buf: b"-ERR internal error\r\n".to_vec(), typed: None },
+                });
+            }
             combine_replies(combine, &parts, &part_replies, &mut self.out);
         }
     }
 }
 
 /// One shard's replies to its sub-commands: (command index, reply), in order.
-type ShardReplies = Vec<(usize, Vec<u8>)>;
+type ShardReplies = Vec<(usize, PartResult)>;
 
 /// One shard's part of a split command.
 struct SubCommand {
