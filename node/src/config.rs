@@ -14,7 +14,7 @@ use crate::types::hash::HashLimits;
 use crate::types::zset::ZLimits;
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "damselfly", version, about = "A Redis-compatible, shared-nothing, in-memory data store")]
+#[command(name = "damselfly", version, about = "A Redis-compatible, shared-nothing, in-memory data store", args_override_self = true)]
 pub struct Args {
     /// Optional redis.conf-style file (`name value` per line).
     pub config_file: Option<String>,
@@ -27,6 +27,10 @@ pub struct Args {
     /// Password clients must AUTH with.
     #[arg(long)]
     pub requirepass: Option<String>,
+    /// Protected mode (yes/no, default yes): with no password set, only
+    /// clients on the loopback interface are accepted.
+    #[arg(long)]
+    pub protected_mode: Option<String>,
     /// Number of logical databases (SELECT 0..N-1).
     #[arg(long)]
     pub databases: Option<usize>,
@@ -80,6 +84,8 @@ pub struct Config {
     pub shards: usize,
     pub requirepass: Mutex<Option<String>>,
     pub has_password: AtomicBool,
+    /// `protected-mode`: with no password, refuse non-loopback clients.
+    pub protected_mode: AtomicBool,
     pub maxclients: AtomicU64,
     pub maxmemory: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
@@ -129,7 +135,6 @@ const FIXED: &[(&str, &str)] = &[
     ("lazyfree-lazy-user-flush", "no"),
     ("dbfilename", "dump.rdb"),
     ("logfile", ""),
-    ("protected-mode", "no"),
     ("daemonize", "no"),
     ("cluster-enabled", "no"),
     ("client-output-buffer-limit", "normal 0 0 0 slave 0 0 0 pubsub 0 0 0"),
@@ -150,6 +155,8 @@ pub enum ConfigError {
     Immutable(String),
     #[error("'{0}' is fixed at '{1}' in this server (not supported yet)")]
     Fixed(String, String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The default shard count: one shard thread per core, except on machines
@@ -200,7 +207,24 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     num.parse::<u64>().ok()?.checked_mul(mult)
 }
 
+/// A yes/no parameter's value, as Redis spells it.
+fn yes_no(value: &str) -> Result<bool, ConfigError> {
+    if value.eq_ignore_ascii_case("yes") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("no") {
+        Ok(false)
+    } else {
+        Err(ConfigError::Invalid("argument must be 'yes' or 'no'".into()))
+    }
+}
+
 impl Config {
+    /// Protected mode applies: it is on and no password is set, so only
+    /// loopback clients may connect.
+    pub fn protecting(&self) -> bool {
+        self.protected_mode.load(Relaxed) && !self.has_password.load(Relaxed)
+    }
+
     pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let cfg = Config {
@@ -210,6 +234,7 @@ impl Config {
             shards: default_shards(cores),
             requirepass: Mutex::new(None),
             has_password: AtomicBool::new(false),
+            protected_mode: AtomicBool::new(true),
             maxclients: AtomicU64::new(10000),
             maxmemory: AtomicU64::new(0),
             proto_max_bulk_len: AtomicU64::new(512 * 1024 * 1024),
@@ -235,6 +260,9 @@ impl Config {
         }
         if let Some(p) = &args.requirepass {
             cfg.set("requirepass", p)?;
+        }
+        if let Some(p) = &args.protected_mode {
+            cfg.set("protected-mode", p)?;
         }
         if let Some(d) = args.databases {
             cfg.databases = d.max(1);
@@ -319,6 +347,7 @@ impl Config {
                 *self.requirepass.lock().unwrap_or_else(|e| e.into_inner()) = pw;
             }
             "maxclients" => self.maxclients.store(int()?, Relaxed),
+            "protected-mode" => self.protected_mode.store(yes_no(value)?, Relaxed),
             "maxmemory" => self.maxmemory.store(parse_memory(value).ok_or(ConfigError::NotMemory)?, Relaxed),
             "proto-max-bulk-len" => {
                 self.proto_max_bulk_len.store(parse_memory(value).ok_or(ConfigError::NotMemory)?.max(1024 * 1024), Relaxed)
@@ -348,6 +377,7 @@ impl Config {
             ("shards".into(), self.shards.to_string()),
             ("requirepass".into(), self.requirepass.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()),
             ("maxclients".into(), self.maxclients.load(Relaxed).to_string()),
+            ("protected-mode".into(), if self.protected_mode.load(Relaxed) { "yes" } else { "no" }.into()),
             ("maxmemory".into(), self.maxmemory.load(Relaxed).to_string()),
             ("proto-max-bulk-len".into(), self.proto_max_bulk_len.load(Relaxed).to_string()),
             ("hash-max-listpack-entries".into(), self.hash_max_listpack_entries.load(Relaxed).to_string()),

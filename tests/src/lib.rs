@@ -200,12 +200,18 @@ pub struct Redis {
 impl Redis {
     /// Starts a redis-server with persistence off on a free loopback port.
     pub fn start() -> Redis {
+        Self::start_with(&[])
+    }
+
+    /// `start`, with extra arguments (later ones override earlier ones).
+    pub fn start_with(extra: &[&str]) -> Redis {
         let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         for _ in 0..5 {
             let port = free_port();
             let child = Command::new(&bin)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args(["--daemonize", "no", "--loglevel", "warning"])
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())

@@ -118,11 +118,36 @@ fn cluster_map(cfg: &Config, c: &crate::config::ClusterArgs) -> std::io::Result<
     Ok(SlotMap::new(Member { id: id.clone(), shard_id: id, host, port: cfg.port, grpc_port, voter: true }))
 }
 
+/// Redis's reply to a client protected mode refuses.
+const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Protected mode (no password set): a client from outside the loopback
+/// interface gets Redis's `-DENIED` and is disconnected; the first one is
+/// logged with what to do about it.
+async fn deny_protected(mut sock: tokio::net::TcpStream, peer: std::net::SocketAddr, engine: &Engine) {
+    static LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !LOGGED.swap(true, Relaxed) {
+        tracing::warn!(
+            client = %peer,
+            "protected mode refused a connection from outside the loopback interface: no password is set. \
+             Set one (--requirepass, or CONFIG SET requirepass), or turn protected mode off \
+             (--protected-mode no, or CONFIG SET protected-mode no) if this network is private"
+        );
+    }
+    engine.stats.rejected_connections.fetch_add(1, Relaxed);
+    use tokio::io::AsyncWriteExt;
+    let _ = sock.write_all(DENIED).await;
+}
+
 async fn accept_loop(l: TcpListener, conn_txs: Vec<mpsc::UnboundedSender<std::net::TcpStream>>, engine: Arc<Engine>) {
     let mut next = 0usize;
     loop {
         match l.accept().await {
-            Ok((sock, _)) => {
+            Ok((sock, peer)) => {
+                if engine.cfg.protecting() && !peer.ip().to_canonical().is_loopback() {
+                    deny_protected(sock, peer, &engine).await;
+                    continue;
+                }
                 // Counted here, at accept, not when the connection reaches its
                 // shard: a burst of connects cannot overshoot the limit.
                 let max = engine.cfg.maxclients.load(Relaxed);
