@@ -8,13 +8,35 @@ use std::time::Duration;
 
 use damselfly_proto::admin::admin_client::AdminClient;
 use damselfly_proto::admin::{NodeInfoRequest, StatusReply, StatusRequest};
+use damselfly_proto::bus_auth::Attach;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::Res;
 
+/// An admin client whose calls carry the cluster secret, if one was given.
+pub type Admin = AdminClient<InterceptedService<Channel, Attach>>;
+
+/// The cluster secret's header, set once from the command line.
+static AUTH: std::sync::OnceLock<Attach> = std::sync::OnceLock::new();
+
+/// Sets the cluster secret every admin call carries (`--secret`,
+/// `--secret-file` or `DAMSELFLY_CLUSTER_SECRET`).
+pub fn set_secret(secret: Option<&str>) -> Res<()> {
+    let _ = AUTH.set(Attach::new(secret)?);
+    Ok(())
+}
+
+fn admin(ch: Channel) -> Admin {
+    AdminClient::with_interceptor(ch, AUTH.get().cloned().unwrap_or_default())
+}
+
 pub fn status_err(s: tonic::Status) -> String {
     match s.code() {
         tonic::Code::Unavailable if s.message().is_empty() => "node unreachable: check --seed and that the node runs with --cluster".into(),
+        tonic::Code::Unauthenticated => {
+            format!("{} (the node requires the cluster secret: pass --secret, --secret-file or set DAMSELFLY_CLUSTER_SECRET)", s.message())
+        }
         tonic::Code::Unimplemented => {
             let why = if s.message().is_empty() { String::new() } else { format!(" ({})", s.message()) };
             format!("the node does not support this operation{why}: upgrade the cluster's nodes")
@@ -24,14 +46,14 @@ pub fn status_err(s: tonic::Status) -> String {
 }
 
 /// An admin client whose calls time out after 30 s (connecting after 5 s).
-pub fn connect(grpc_addr: &str) -> Res<AdminClient<Channel>> {
-    Ok(AdminClient::new(endpoint(grpc_addr)?.timeout(Duration::from_secs(30)).connect_lazy()))
+pub fn connect(grpc_addr: &str) -> Res<Admin> {
+    Ok(admin(endpoint(grpc_addr)?.timeout(Duration::from_secs(30)).connect_lazy()))
 }
 
 /// An admin client for slot moves: a move streams progress for as long as
 /// it takes, so only connecting is bounded.
-pub fn connect_for_moves(grpc_addr: &str) -> Res<AdminClient<Channel>> {
-    Ok(AdminClient::new(endpoint(grpc_addr)?.connect_lazy()))
+pub fn connect_for_moves(grpc_addr: &str) -> Res<Admin> {
+    Ok(admin(endpoint(grpc_addr)?.connect_lazy()))
 }
 
 fn endpoint(grpc_addr: &str) -> Res<Endpoint> {
@@ -40,7 +62,7 @@ fn endpoint(grpc_addr: &str) -> Res<Endpoint> {
 }
 
 /// The cluster status, asked of the seed.
-pub async fn status(admin: &mut AdminClient<Channel>) -> Res<StatusReply> {
+pub async fn status(admin: &mut Admin) -> Res<StatusReply> {
     Ok(admin.status(StatusRequest {}).await.map_err(status_err)?.into_inner())
 }
 

@@ -32,6 +32,13 @@ struct Cli {
     /// Any node's client address (HOST:PORT).
     #[arg(long, global = true, default_value = "127.0.0.1:6379")]
     seed: String,
+    /// The cluster bus secret (the nodes' `--cluster-secret`); also read
+    /// from DAMSELFLY_CLUSTER_SECRET. Needed when the nodes have one.
+    #[arg(long, global = true, conflicts_with = "secret_file")]
+    secret: Option<String>,
+    /// File holding the cluster bus secret (trailing newline dropped).
+    #[arg(long, global = true)]
+    secret_file: Option<String>,
     /// Machine-readable JSON output instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -153,7 +160,27 @@ fn fail(msg: String) -> ! {
     std::process::exit(1);
 }
 
+/// The secret from --secret, --secret-file or DAMSELFLY_CLUSTER_SECRET, in
+/// that order.
+fn secret_of(cli: &Cli) -> Res<Option<String>> {
+    if let Some(s) = &cli.secret {
+        damselfly_proto::bus_auth::validate(s).map_err(|e| format!("--secret: {e}"))?;
+        return Ok(Some(s.clone()));
+    }
+    if let Some(path) = &cli.secret_file {
+        return damselfly_proto::bus_auth::from_file(path).map(Some);
+    }
+    match std::env::var("DAMSELFLY_CLUSTER_SECRET") {
+        Ok(s) if !s.is_empty() => {
+            damselfly_proto::bus_auth::validate(&s).map_err(|e| format!("DAMSELFLY_CLUSTER_SECRET: {e}"))?;
+            Ok(Some(s))
+        }
+        _ => Ok(None),
+    }
+}
+
 async fn run(cli: Cli) -> Res<()> {
+    conn::set_secret(secret_of(&cli)?.as_deref())?;
     let seed_grpc = grpc_addr_of(&cli.seed)?;
     let mut admin = connect(&seed_grpc)?;
     // Extra top-level fields of the JSON output ("moved", "plan").

@@ -3,9 +3,8 @@
 
 use std::time::Instant;
 
-use damselfly_proto::admin::admin_client::AdminClient;
+use crate::conn::Admin;
 use damselfly_proto::admin::{MoveSlotsRequest, StatusReply};
-use tonic::transport::Channel;
 
 use crate::conn::status_err;
 use crate::output::node_label;
@@ -17,7 +16,7 @@ use crate::Res;
 /// Runs `moves` in order, stopping at the first failure. The error says
 /// which move failed, why, and (`again`) how to continue once the cause is
 /// fixed: moves that completed stay done.
-pub async fn run_moves(admin: &mut AdminClient<Channel>, st: &StatusReply, moves: &[Move], again: &str) -> Res<Moved> {
+pub async fn run_moves(admin: &mut Admin, st: &StatusReply, moves: &[Move], again: &str) -> Res<Moved> {
     let mut total = Moved::default();
     for (i, mv) in moves.iter().enumerate() {
         let (from, to) = (node_label(st, &mv.from), node_label(st, &mv.to));
@@ -36,7 +35,7 @@ pub async fn run_moves(admin: &mut AdminClient<Channel>, st: &StatusReply, moves
 }
 
 /// One MoveSlots call, its progress shown on stderr.
-async fn run_move(admin: &mut AdminClient<Channel>, mv: &Move, label: String) -> Res<Moved> {
+async fn run_move(admin: &mut Admin, mv: &Move, label: String) -> Res<Moved> {
     let mut progress = Progress::stderr(label);
     let start = Instant::now();
     match follow(admin, mv, &mut progress).await {
@@ -54,11 +53,7 @@ async fn run_move(admin: &mut AdminClient<Channel>, mv: &Move, label: String) ->
 
 /// Calls MoveSlots and reads its progress stream up to the message marked
 /// done, which it returns.
-async fn follow(
-    admin: &mut AdminClient<Channel>,
-    mv: &Move,
-    progress: &mut Progress<std::io::Stderr>,
-) -> Res<damselfly_proto::admin::MoveProgress> {
+async fn follow(admin: &mut Admin, mv: &Move, progress: &mut Progress<std::io::Stderr>) -> Res<damselfly_proto::admin::MoveProgress> {
     let req = MoveSlotsRequest { from: mv.from.clone(), to: mv.to.clone(), ranges: mv.ranges.clone() };
     let mut stream = admin.move_slots(req).await.map_err(status_err)?.into_inner();
     loop {

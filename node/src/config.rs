@@ -66,14 +66,37 @@ pub struct Args {
     /// port + 10000.
     #[arg(long, requires = "cluster")]
     pub cluster_grpc_port: Option<u16>,
+    /// Shared secret of the cluster bus: every gRPC call between nodes and
+    /// from cluster-admin must carry it. Without one (and without
+    /// `--cluster-secret-file`) the bus is open: firewall its port.
+    #[arg(long, requires = "cluster", conflicts_with = "cluster_secret_file")]
+    pub cluster_secret: Option<String>,
+    /// File holding the cluster bus secret (read at start; the trailing
+    /// newline is dropped; an empty secret is refused).
+    #[arg(long, requires = "cluster")]
+    pub cluster_secret_file: Option<String>,
 }
 
 /// Cluster-mode settings (`--cluster` and its companions).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClusterArgs {
     pub node_id: Option<String>,
     pub advertise_host: Option<String>,
     pub grpc_port: Option<u16>,
+    /// The cluster bus secret, if any.
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for ClusterArgs {
+    /// Never shows the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterArgs")
+            .field("node_id", &self.node_id)
+            .field("advertise_host", &self.advertise_host)
+            .field("grpc_port", &self.grpc_port)
+            .field("secret", &self.secret.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 /// Parameters that have an effect, plus the fixed ones.
@@ -101,6 +124,17 @@ pub struct Config {
     pub cluster: Option<ClusterArgs>,
     /// Parameters whose value cannot change here, by name (`FIXED`).
     fixed: BTreeMap<String, String>,
+}
+
+/// The cluster bus secret from `--cluster-secret` or `--cluster-secret-file`.
+fn cluster_secret(args: &Args) -> Result<Option<String>, ConfigError> {
+    let secret = match (&args.cluster_secret, &args.cluster_secret_file) {
+        (Some(s), _) => s.clone(),
+        (None, Some(path)) => damselfly_proto::bus_auth::from_file(path).map_err(ConfigError::Invalid)?,
+        (None, None) => return Ok(None),
+    };
+    damselfly_proto::bus_auth::validate(&secret).map_err(ConfigError::Invalid)?;
+    Ok(Some(secret))
 }
 
 /// Parameters Redis tooling reads or sets whose behaviour this server has
@@ -286,6 +320,7 @@ impl Config {
                 node_id: args.cluster_node_id.clone(),
                 advertise_host: args.cluster_advertise_host.clone(),
                 grpc_port: args.cluster_grpc_port,
+                secret: cluster_secret(args)?,
             });
             cfg.fixed.insert("cluster-enabled".into(), "yes".into());
         }
@@ -406,6 +441,27 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_secret_from_flag_or_file() {
+        let cfg = |a: &[&str]| Config::from_args(&Args::try_parse_from(a.iter().copied()).unwrap());
+        assert_eq!(cfg(&["damselfly", "--cluster"]).unwrap().cluster.unwrap().secret, None);
+        let c = cfg(&["damselfly", "--cluster", "--cluster-secret", "abc"]).unwrap().cluster.unwrap();
+        assert_eq!(c.secret.as_deref(), Some("abc"));
+        assert!(!format!("{c:?}").contains("abc"));
+        assert!(cfg(&["damselfly", "--cluster", "--cluster-secret", ""]).is_err());
+        let p = std::env::temp_dir().join(format!("damselfly-cfg-secret-{}", std::process::id()));
+        std::fs::write(&p, "from-file\n").unwrap();
+        let path = p.to_str().unwrap();
+        assert_eq!(
+            cfg(&["damselfly", "--cluster", "--cluster-secret-file", path]).unwrap().cluster.unwrap().secret.as_deref(),
+            Some("from-file")
+        );
+        std::fs::write(&p, "").unwrap();
+        assert!(cfg(&["damselfly", "--cluster", "--cluster-secret-file", path]).is_err());
+        let _ = std::fs::remove_file(&p);
+        assert!(Args::try_parse_from(["damselfly", "--cluster-secret", "x"]).is_err(), "needs --cluster");
+    }
 
     #[test]
     fn shard_defaults() {

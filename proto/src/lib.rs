@@ -12,6 +12,9 @@ pub mod migration {
     tonic::include_proto!("damselfly.migration");
 }
 
+/// The cluster bus's shared-secret check (server) and header (client).
+pub mod bus_auth;
+
 /// The Raft transport between the nodes of a cluster.
 pub mod raft {
     tonic::include_proto!("damselfly.raft");

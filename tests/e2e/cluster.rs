@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use damselfly_tests::cluster::*;
-use damselfly_tests::Server;
+use damselfly_tests::{key_slot, Server};
 
 /// A one-node cluster (created by cluster-admin: it owns every slot).
 fn single_node_cluster(dir: &TempDir) -> Server {
@@ -331,4 +331,119 @@ fn five_voters_and_a_learner() {
     let (ok, out, err) = admin(c.ports[1], &["remove-node", &id]);
     assert!(ok, "{out}{err}");
     assert_eq!(status_json(c.ports[3]).expect("status")["members"].as_array().map(Vec::len), Some(5));
+}
+
+// --------------------------------------------------- the cluster bus secret
+
+/// Runs cluster-admin with extra environment variables.
+fn admin_env(seed: u16, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(cluster_admin())
+        .env_remove("DAMSELFLY_CLUSTER_SECRET")
+        .envs(env.iter().copied())
+        .args(["--seed", &format!("127.0.0.1:{seed}")])
+        .args(args)
+        .output()
+        .expect("run cluster-admin");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn slots_everywhere(ports: &[u16]) -> Vec<String> {
+    ports.iter().map(|&p| Server::raw_at(p).cmd(&["CLUSTER", "SLOTS"])).collect()
+}
+
+#[test]
+fn a_cluster_with_a_secret_refuses_calls_without_it() {
+    let secret_dir = TempDir::new("secret");
+    let file = format!("{}/bus-secret", secret_dir.path());
+    std::fs::write(&file, "correct-horse-battery\n").expect("write secret");
+    let (c, _) = Cluster::start_full(3, &["--cluster-secret-file", &file], &["--secret-file", &file]);
+    let ports = c.ports.clone();
+    let seed = ports[0];
+
+    // The right secret, each way cluster-admin takes it.
+    let (ok, out, err) = admin_env(seed, &[], &["--secret", "correct-horse-battery", "status"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = admin_env(seed, &[("DAMSELFLY_CLUSTER_SECRET", "correct-horse-battery")], &["status"]);
+    assert!(ok, "{out}{err}");
+
+    // Without it, or with a wrong one: refused, and nothing changes.
+    let before = slots_everywhere(&ports);
+    let owner = slot_owner_port(seed, 0).expect("slot 0 has an owner");
+    let other = *ports.iter().find(|&&p| p != owner).expect("another node");
+    let target = format!("127.0.0.1:{other}");
+    let victim = format!("127.0.0.1:{}", ports[2]);
+    for (env, extra) in
+        [(vec![], vec![]), (vec![], vec!["--secret", "wrong-secret"]), (vec![("DAMSELFLY_CLUSTER_SECRET", "wrong-secret")], vec![])]
+    {
+        for cmd in [vec!["assign-slots", target.as_str(), "0"], vec!["remove-node", victim.as_str()], vec!["status"]] {
+            let args: Vec<&str> = extra.iter().chain(cmd.iter()).copied().collect();
+            let (ok, out, err) = admin_env(seed, &env, &args);
+            assert!(!ok, "{args:?} succeeded: {out}");
+            assert!(err.contains("cluster bus authentication failed"), "{args:?}: {err}");
+            let why = if extra.is_empty() && env.is_empty() { "carried none" } else { "wrong cluster secret" };
+            assert!(err.contains(why), "{args:?}: {err}");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(slots_everywhere(&ports), before, "a refused call changed the slot map");
+
+    // Raw calls to every service without the secret are refused.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        use damselfly_proto::admin::admin_client::AdminClient;
+        use damselfly_proto::migration::migration_client::MigrationClient;
+        use damselfly_proto::raft::raft_client::RaftClient;
+        let url = format!("http://127.0.0.1:{}", ports[1] + 10000);
+        let ch = tonic::transport::Endpoint::from_shared(url).expect("url").connect().await.expect("connect");
+        let refused = |s: tonic::Status| assert_eq!(s.code(), tonic::Code::Unauthenticated, "{s:?}");
+        let mut raft = RaftClient::new(ch.clone());
+        refused(raft.vote(damselfly_proto::raft::VoteRequest::default()).await.expect_err("refused"));
+        refused(raft.append_entries(damselfly_proto::raft::AppendEntriesRequest::default()).await.expect_err("refused"));
+        let mut mig = MigrationClient::new(ch.clone());
+        refused(mig.propose(damselfly_proto::migration::ProposeRequest::default()).await.expect_err("refused"));
+        refused(mig.import(damselfly_proto::migration::ImportBatch::default()).await.expect_err("refused"));
+        let mut adm = AdminClient::new(ch.clone());
+        refused(adm.node_info(damselfly_proto::admin::NodeInfoRequest {}).await.expect_err("refused"));
+
+        // With the secret, the same malformed vote gets past the check.
+        let mut req = tonic::Request::new(damselfly_proto::raft::VoteRequest::default());
+        req.metadata_mut().insert(damselfly_proto::bus_auth::HEADER, "correct-horse-battery".parse().expect("header"));
+        let s = raft.vote(req).await.expect_err("malformed vote");
+        assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
+    });
+    assert_eq!(slots_everywhere(&ports), before);
+
+    // With the secret a change goes through, replicated over the bus.
+    let (ok, out, err) = admin_env(seed, &[], &["--secret-file", &file, "assign-slots", &target, "0"]);
+    assert!(ok, "{out}{err}");
+    assert!(wait_until(10, || ports.iter().all(|&p| slot_owner_port(p, 0) == Some(other))), "slot 0 did not move everywhere");
+
+    // A live move, keys included: node-to-node migration calls carry it too.
+    let slot = key_slot(b"moved-key");
+    let from = slot_owner_port(seed, slot).expect("owner");
+    let to = *ports.iter().find(|&&p| p != from).expect("another node");
+    assert_eq!(Server::raw_at(from).cmd(&["SET", "moved-key", "v"]), "+OK\r\n");
+    let (from_a, to_a, slot_s) = (format!("127.0.0.1:{from}"), format!("127.0.0.1:{to}"), slot.to_string());
+    let (ok, out, err) = admin_env(
+        seed,
+        &[("DAMSELFLY_CLUSTER_SECRET", "correct-horse-battery")],
+        &["move-slots", "--from", &from_a, "--to", &to_a, "--slots", &slot_s],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(wait_until(10, || slot_owner_port(from, slot) == Some(to)), "slot {slot} did not move");
+    assert_eq!(Server::raw_at(to).cmd(&["GET", "moved-key"]), "$1\r\nv\r\n");
+}
+
+#[test]
+fn an_empty_secret_file_is_refused_at_start() {
+    let dir = TempDir::new("emptysecret");
+    let file = format!("{}/bus-secret", dir.path());
+    std::fs::write(&file, "\n").expect("write");
+    let out = Command::new(damselfly_tests::binary())
+        .args(["--port", "0", "--cluster", "--dir", dir.path(), "--cluster-secret-file", &file])
+        .output()
+        .expect("run damselfly");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("empty"), "{err}");
 }

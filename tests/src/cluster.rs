@@ -75,6 +75,12 @@ impl Cluster {
 
     /// `start` with extra server arguments for every node.
     pub fn start_with(n: usize, extra: &[&str]) -> (Cluster, Duration) {
+        Self::start_full(n, extra, &[])
+    }
+
+    /// `start_with`, also passing `admin_extra` to `cluster-admin create`
+    /// (e.g. the cluster secret).
+    pub fn start_full(n: usize, extra: &[&str], admin_extra: &[&str]) -> (Cluster, Duration) {
         let dirs: Vec<TempDir> = (0..n).map(|i| TempDir::new(&format!("node{i}"))).collect();
         let nodes: Vec<Server> = dirs
             .iter()
@@ -86,7 +92,8 @@ impl Cluster {
             .collect();
         let ports: Vec<u16> = nodes.iter().map(|s| s.port).collect();
         let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let mut args = vec!["create"];
+        let mut args = admin_extra.to_vec();
+        args.push("create");
         args.extend(addrs.iter().map(String::as_str));
         let t = Instant::now();
         let (ok, out, err) = admin(ports[0], &args);

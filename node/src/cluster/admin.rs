@@ -46,7 +46,7 @@ fn grpc_url(addr: &str) -> Result<String, Status> {
     Ok(format!("http://{host}:{port}"))
 }
 
-async fn admin_client(url: &str) -> Result<AdminClient<tonic::transport::Channel>, Status> {
+async fn admin_client(url: &str) -> Result<AdminClient<crate::cluster::BusChannel>, Status> {
     Ok(AdminClient::new(channel(url).map_err(|e| Status::unavailable(format!("{url}: {e}")))?))
 }
 
@@ -102,7 +102,7 @@ impl AdminService {
     /// Forwards a write RPC to the leader when this node is not it.
     async fn forward<Req, F, Fut>(&self, req: Req, f: F) -> Result<Option<Response<StatusReply>>, Status>
     where
-        F: FnOnce(AdminClient<tonic::transport::Channel>, Req) -> Fut,
+        F: FnOnce(AdminClient<crate::cluster::BusChannel>, Req) -> Fut,
         Fut: std::future::Future<Output = Result<Response<StatusReply>, Status>>,
     {
         match self.leader_elsewhere().await? {

@@ -17,15 +17,39 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{error, info};
+use damselfly_proto::bus_auth;
+use tonic::service::interceptor::InterceptedService;
+use tracing::{error, info, warn};
 
 use crate::shard::Engine;
 use crate::slot::map::SlotMap;
 use raft::{LogStore, NodeAddr, StateMachine};
 
-/// A lazily connecting gRPC channel to `url` (http://host:port).
-pub fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    Ok(tonic::transport::Endpoint::from_shared(url.to_string())?.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true).connect_lazy())
+/// The cluster bus secret (`--cluster-secret`), set once at start; none:
+/// the bus is open.
+static SECRET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Sets the cluster bus secret every call this node makes carries and every
+/// call it serves must carry. Before `start`; later calls are ignored.
+pub fn set_secret(secret: Option<String>) {
+    let _ = SECRET.set(secret);
+}
+
+fn secret() -> Option<&'static str> {
+    SECRET.get().and_then(|s| s.as_deref())
+}
+
+/// A channel to a peer whose calls carry the cluster bus secret.
+pub type BusChannel = InterceptedService<tonic::transport::Channel, bus_auth::Attach>;
+
+/// A lazily connecting gRPC channel to `url` (http://host:port), adding the
+/// cluster secret to every call.
+pub fn channel(url: &str) -> Result<BusChannel, tonic::transport::Error> {
+    let ch =
+        tonic::transport::Endpoint::from_shared(url.to_string())?.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true).connect_lazy();
+    // The secret was checked at start-up (config), so this cannot fail.
+    let auth = bus_auth::Attach::new(secret()).unwrap_or_default();
+    Ok(InterceptedService::new(ch, auth))
 }
 
 /// Raft timing: heartbeats every 100 ms, elections after 0.5-1 s of
@@ -94,15 +118,24 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
             tokio::spawn(migration::serve(ctl.clone(), rx));
             let admin = admin::AdminService { raft: raft.clone(), sm, engine, myself, ctl: ctl.clone() };
             let max = migration::MAX_MESSAGE;
+            // Every service goes through the secret check.
+            let check = bus_auth::Check::new(secret());
+            if secret().is_none() {
+                warn!(%addr, "no --cluster-secret: the cluster bus accepts calls from anyone who reaches it; firewall this port");
+            }
             let served = tonic::transport::Server::builder()
                 .timeout(Duration::from_secs(60))
-                .add_service(damselfly_proto::raft::raft_server::RaftServer::new(raft::network::RaftService { raft }))
-                .add_service(damselfly_proto::admin::admin_server::AdminServer::new(admin))
-                .add_service(
+                .add_service(damselfly_proto::raft::raft_server::RaftServer::with_interceptor(
+                    raft::network::RaftService { raft },
+                    check.clone(),
+                ))
+                .add_service(damselfly_proto::admin::admin_server::AdminServer::with_interceptor(admin, check.clone()))
+                .add_service(InterceptedService::new(
                     damselfly_proto::migration::migration_server::MigrationServer::new(migration::target::MigrationService(ctl))
                         .max_decoding_message_size(max)
                         .max_encoding_message_size(max),
-                )
+                    check,
+                ))
                 .serve_with_incoming(tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
                     // Replies go out at once (Nagle would hold small ones
                     // back for the peer's delayed ACK: tens of ms per call).

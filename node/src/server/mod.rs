@@ -39,6 +39,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     };
     let (engine, inboxes) = Engine::new(cfg.clone(), cluster.clone(), Scripting::new(crate::commands::is_command));
     if let Some(map) = cluster {
+        crate::cluster::set_secret(cfg.cluster.as_ref().and_then(|c| c.secret.clone()));
         let dir = cfg.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let bind = cfg.bind.first().cloned().unwrap_or_else(|| "127.0.0.1".into());
         crate::cluster::start(engine.clone(), map, std::path::Path::new(&dir), &bind)?;

@@ -21,12 +21,11 @@ use std::time::{Duration, Instant};
 use damselfly_proto::migration::migration_client::MigrationClient;
 use damselfly_proto::migration::{AwaitAppliedRequest, ImportBatch, KeyState};
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 use tracing::{info, warn};
 
 use super::{on_shard, Control, ProposeError, MAX_MESSAGE};
-use crate::cluster::channel;
 use crate::cluster::raft::{Change, NodeAddr};
+use crate::cluster::{channel, BusChannel};
 use crate::shard::{Engine, Shard};
 use crate::store::{dump, SmallBytes};
 use crate::util::now_ms;
@@ -189,7 +188,7 @@ pub async fn run(ctl: Arc<Control>, to: NodeAddr, ranges: Vec<(u16, u16)>, progr
 const RESTARTED: &str = "the target restarted during the migration";
 
 /// The target's incarnation (changes when its process restarts).
-async fn incarnation_of(client: &MigrationClient<Channel>) -> Result<String, String> {
+async fn incarnation_of(client: &MigrationClient<BusChannel>) -> Result<String, String> {
     let mut req = tonic::Request::new(AwaitAppliedRequest { index: 0, timeout_ms: 0 });
     req.set_timeout(BATCH_TIMEOUT);
     match client.clone().await_applied(req).await {
@@ -275,7 +274,7 @@ async fn resolve(ctl: &Control, id: &str, to: &str, slot: u16) -> Option<u64> {
 
 /// One ordered stream of batches, for one source shard.
 struct Stream {
-    client: MigrationClient<Channel>,
+    client: MigrationClient<BusChannel>,
     engine: Arc<Engine>,
     shard: usize,
     slots: Vec<u16>,

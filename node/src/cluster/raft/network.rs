@@ -19,11 +19,10 @@ use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse,
 };
-use tonic::transport::Channel;
 
 use super::convert::{FromPb, Malformed, ToPb};
 use super::types::{NodeAddr, NodeId, Raft, TypeConfig};
-use crate::cluster::channel;
+use crate::cluster::{channel, BusChannel};
 
 /// Creates a client per peer.
 pub struct Network;
@@ -40,14 +39,14 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Peer {
     target: NodeId,
     node: NodeAddr,
-    client: Option<RaftClient<Channel>>,
+    client: Option<RaftClient<BusChannel>>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, NodeAddr, RaftError<NodeId, E>>>;
 
 impl Peer {
     /// The client, connecting (lazily) if there is none.
-    fn client(&mut self) -> Result<RaftClient<Channel>, Unreachable> {
+    fn client(&mut self) -> Result<RaftClient<BusChannel>, Unreachable> {
         if let Some(c) = &self.client {
             return Ok(c.clone());
         }
