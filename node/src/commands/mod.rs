@@ -8,6 +8,7 @@
 //! commands declared by a family.
 
 pub mod bitmaps;
+pub mod clock;
 pub mod cluster;
 pub mod connection;
 pub mod coord;

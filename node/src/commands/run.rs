@@ -3,11 +3,9 @@
 //! (`split_by_shard`, `combine_replies`), or any command through a
 //! coordinator (`run_command`, used by EXEC and by scripts).
 
-use std::time::Instant;
-
 use bytes::Bytes;
 
-use super::{Combine, CommandSpec, Coord, Ctx, Exec, Flow, PartReply};
+use super::{clock, Combine, CommandSpec, Coord, Ctx, Exec, Flow, PartReply};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::shard::{Engine, Shard};
@@ -23,14 +21,24 @@ pub fn exec_one(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], o
 /// Redis). Counts the command on this thread (INFO commandstats) and
 /// returns how long its handler ran, in nanoseconds.
 pub fn exec_one_at(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out, now: u64) -> u64 {
+    let start = clock::now();
+    let failed = exec_uncounted(sh, db, spec, args, out, now);
+    let nanos = start.elapsed_nanos();
+    super::stats::record(spec, nanos, failed);
+    nanos
+}
+
+/// `exec_one_at` without the counting (for a batch, which reads the clock
+/// once between commands); true when the command failed.
+#[inline]
+pub fn exec_uncounted(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out, now: u64) -> bool {
     let f = match spec.exec {
         Exec::Shard(f) | Exec::Split(f, _) => f,
         Exec::Coord(_) | Exec::Script(_) => {
             out.error(&CmdError::err("connection command routed to a shard"));
-            return 0;
+            return true;
         }
     };
-    let start = Instant::now();
     let mut ctx = Ctx { shard: sh, db, now, part: None };
     let mark = out.buf.len();
     let mut failed = false;
@@ -44,9 +52,7 @@ pub fn exec_one_at(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes]
         out.error(&e);
         failed = true;
     }
-    let nanos = start.elapsed().as_nanos() as u64;
-    super::stats::record(spec, nanos, failed);
-    nanos
+    failed
 }
 
 /// A JSONPath gave up at its work limit: whatever the command made of the
@@ -98,7 +104,7 @@ pub async fn run_handler(f: super::CoordFn, cx: &mut dyn Coord, args: &[Bytes]) 
 pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &[Bytes]) {
     let (db, resp3, now) = (cx.db(), cx.out().resp3, cx.now());
     // Shard commands count where they run (`exec_one_at`); the others here.
-    let start = Instant::now();
+    let start = clock::now();
     let mark = cx.out().buf.len();
     match spec.exec {
         Exec::Shard(_) | Exec::Split(..) => {
@@ -165,9 +171,9 @@ fn log_slow(cx: &mut dyn Coord, spec: &CommandSpec, args: &[Bytes], nanos: u64) 
 /// Counts a command that ran on this thread since `start`, whose reply
 /// begins at `mark` in `out` (failed: the reply is an error).
 /// Returns the time it took, in nanoseconds.
-pub fn count_here(out: &Out, spec: &CommandSpec, start: Instant, mark: usize) -> u64 {
+pub fn count_here(out: &Out, spec: &CommandSpec, start: clock::Ticks, mark: usize) -> u64 {
     let failed = out.buf.get(mark) == Some(&b'-');
-    let nanos = start.elapsed().as_nanos() as u64;
+    let nanos = start.elapsed_nanos();
     super::stats::record(spec, nanos, failed);
     nanos
 }

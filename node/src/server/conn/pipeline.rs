@@ -7,15 +7,13 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::commands::run::{combine_replies, exec_one_at, exec_part, split_by_shard, Part, PartResult};
+use crate::commands::run::{combine_replies, exec_part, exec_uncounted, split_by_shard, Part, PartResult};
 use crate::commands::slowlog::log_if_slow;
-use crate::commands::{self, flag, Combine, CommandSpec, Exec};
+use crate::commands::{self, clock, flag, Combine, CommandSpec, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::shard::clients::ClientInfo;
@@ -263,9 +261,10 @@ impl Conn {
                 .local
                 .run(NO_TX, |sh| {
                     let now = now_ms();
+                    let mut clock = clock::now();
                     let mut items = segment.drain(..);
                     while let Some(p) = items.next() {
-                        if !exec_or_defer(sh, db, &p, out, now, client) {
+                        if !exec_or_defer(sh, db, &p, out, now, client, &mut clock) {
                             let mut rest = vec![p];
                             rest.extend(items);
                             return rest;
@@ -377,7 +376,7 @@ impl Conn {
         if p.shard == self.local.id() {
             let out = &mut self.out;
             let client = &self.s.info;
-            let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, &p, out, now_ms(), client)).await;
+            let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, &p, out, now_ms(), client, &mut clock::now())).await;
             (!ran).then_some(p)
         } else {
             let resp3 = self.out.resp3;
@@ -447,7 +446,7 @@ impl Conn {
         }
         per_shard.sort_by_key(|p| p.0);
         let (db, resp3) = (self.db, self.out.resp3);
-        let start = Instant::now();
+        let start = clock::now();
         let mut tx = Tx::new(&self.engine, &self.local);
         let mut replies: Vec<(usize, ShardReplies)> = Vec::with_capacity(per_shard.len());
         let last = per_shard.len().saturating_sub(1);
@@ -462,7 +461,7 @@ impl Conn {
         drop(tx);
         // Each command counts here, on the connection's thread, with an
         // even share of the transaction's time.
-        let share = start.elapsed().as_nanos() as u64 / plans.len().max(1) as u64;
+        let share = start.elapsed_nanos() / plans.len().max(1) as u64;
         for (ci, (combine, parts)) in plans.into_iter().enumerate() {
             let (spec, args) = (cmds[ci].0, &cmds[ci].1);
             if parts.is_empty() {
@@ -511,9 +510,10 @@ fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending
     let mut out = Out::new(resp3);
     let mut ends = Vec::with_capacity(batch.len());
     let now = now_ms();
+    let mut clock = clock::now();
     let mut items = batch.into_iter();
     while let Some((i, p)) = items.next() {
-        if !exec_or_defer(sh, db, &p, &mut out, now, client) {
+        if !exec_or_defer(sh, db, &p, &mut out, now, client, &mut clock) {
             let mut rest = vec![(i, p)];
             rest.extend(items);
             return BatchResult { buf: out.buf, ends, rest };
@@ -525,8 +525,11 @@ fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending
 
 /// Runs a command batched for a shard: a shard command, or a script on the
 /// shard of its declared keys. False (nothing written) when the connection
-/// must run it instead.
-fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64, client: &ClientInfo) -> bool {
+/// must run it instead. Counts it (INFO commandstats, SLOWLOG) with the
+/// time from `clock` (the end of the batch's previous command, or its
+/// start) to its end, which becomes the next command's start: one clock
+/// read per command.
+fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64, client: &ClientInfo, clock: &mut clock::Ticks) -> bool {
     let (spec, args) = (p.spec, &p.args[..]);
     if let Some(map) = &sh.cluster {
         let held = match p.slot {
@@ -537,16 +540,20 @@ fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64
             return false;
         }
     }
-    let nanos = match spec.exec {
+    let failed = match spec.exec {
         Exec::Script(call) => {
-            let (start, mark) = (Instant::now(), out.buf.len());
+            let mark = out.buf.len();
             if !commands::scripting::run_on_shard(sh, db, spec, call, args, out) {
                 return false;
             }
-            commands::run::count_here(out, spec, start, mark)
+            out.buf.get(mark) == Some(&b'-')
         }
-        _ => exec_one_at(sh, db, spec, args, out, now),
+        _ => exec_uncounted(sh, db, spec, args, out, now),
     };
+    let end = clock::now();
+    let nanos = clock.nanos_to(end);
+    *clock = end;
+    commands::stats::record(spec, nanos, failed);
     if let Some(engine) = &sh.engine {
         log_if_slow(engine, spec, args, nanos, Some(client));
     }
