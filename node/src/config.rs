@@ -5,7 +5,7 @@
 //! describes it and refuse any other (`FIXED`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use clap::Parser;
@@ -119,6 +119,11 @@ pub struct Config {
     /// `lua-time-limit` (alias `busy-reply-threshold`), ms: past it a running
     /// script makes other clients get -BUSY and can be killed. 0: never.
     pub lua_time_limit: AtomicU64,
+    /// `slowlog-log-slower-than`, µs: commands that run at least this long
+    /// go to the slow log. Negative: none; 0: every command.
+    pub slowlog_log_slower_than: AtomicI64,
+    /// `slowlog-max-len`: the slow log keeps this many newest entries.
+    pub slowlog_max_len: AtomicU64,
     pub dir: Mutex<String>,
     /// Cluster mode, when started with `--cluster`.
     pub cluster: Option<ClusterArgs>,
@@ -277,6 +282,8 @@ impl Config {
             zset_max_listpack_entries: AtomicU64::new(128),
             zset_max_listpack_value: AtomicU64::new(64),
             lua_time_limit: AtomicU64::new(5000),
+            slowlog_log_slower_than: AtomicI64::new(10000),
+            slowlog_max_len: AtomicU64::new(128),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
             cluster: None,
             fixed: FIXED.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
@@ -392,6 +399,10 @@ impl Config {
             "zset-max-listpack-entries" | "zset-max-ziplist-entries" => self.zset_max_listpack_entries.store(int()?, Relaxed),
             "zset-max-listpack-value" | "zset-max-ziplist-value" => self.zset_max_listpack_value.store(int()?, Relaxed),
             "lua-time-limit" | "busy-reply-threshold" => self.lua_time_limit.store(int()?, Relaxed),
+            "slowlog-log-slower-than" => {
+                self.slowlog_log_slower_than.store(value.parse::<i64>().map_err(|_| ConfigError::NotInteger)?, Relaxed)
+            }
+            "slowlog-max-len" => self.slowlog_max_len.store(int()?, Relaxed),
             "dir" => *self.dir.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
             "port" | "bind" | "databases" | "shards" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
             _ => match self.fixed.get(name) {
@@ -425,6 +436,8 @@ impl Config {
             ("zset-max-ziplist-value".into(), self.zset_max_listpack_value.load(Relaxed).to_string()),
             ("lua-time-limit".into(), self.lua_time_limit.load(Relaxed).to_string()),
             ("busy-reply-threshold".into(), self.lua_time_limit.load(Relaxed).to_string()),
+            ("slowlog-log-slower-than".into(), self.slowlog_log_slower_than.load(Relaxed).to_string()),
+            ("slowlog-max-len".into(), self.slowlog_max_len.load(Relaxed).to_string()),
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
         ];
         v.extend(self.fixed.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -8,6 +8,7 @@
 //! commands declared by a family.
 
 pub mod bitmaps;
+pub mod clock;
 pub mod cluster;
 pub mod connection;
 pub mod coord;
@@ -27,6 +28,8 @@ pub mod scripting;
 pub mod server;
 pub mod session;
 pub mod sets;
+pub mod slowlog;
+pub mod stats;
 pub mod streams;
 pub mod strings;
 pub mod transactions;
@@ -160,6 +163,8 @@ pub mod flag {
     /// May run on a RESP2 connection with subscriptions (the subscription
     /// commands, PING, QUIT, RESET); not shown by COMMAND.
     pub const SUBSCRIBED: u32 = 1 << 16;
+    /// Not logged in the slow log (EXEC: its commands are, one by one).
+    pub const SKIP_SLOWLOG: u32 = 1 << 17;
 
     /// The flags COMMAND prints, in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -172,6 +177,7 @@ pub mod flag {
         (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (NO_MULTI, "no_multi"),
@@ -485,6 +491,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
     connection::COMMANDS
         .iter()
         .chain(server::COMMANDS)
+        .chain(slowlog::COMMANDS)
         .chain(strings::COMMANDS)
         .chain(keys::COMMANDS)
         .chain(hashes::COMMANDS)

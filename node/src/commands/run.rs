@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::{Combine, CommandSpec, Coord, Ctx, Exec, Flow, PartReply};
+use super::{clock, Combine, CommandSpec, Coord, Ctx, Exec, Flow, PartReply};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::shard::{Engine, Shard};
@@ -13,27 +13,46 @@ use crate::util::now_ms;
 
 /// Runs one shard command, writing its reply or its error.
 pub fn exec_one(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out) {
-    exec_one_at(sh, db, spec, args, out, now_ms())
+    exec_one_at(sh, db, spec, args, out, now_ms());
 }
 
 /// `exec_one` at a given time (a batch, or a script, runs every command at
 /// its start time, so keys do not expire in the middle of a script, as in
-/// Redis).
-pub fn exec_one_at(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out, now: u64) {
+/// Redis). Counts the command on this thread (INFO commandstats) and
+/// returns how long its handler ran, in nanoseconds.
+pub fn exec_one_at(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out, now: u64) -> u64 {
+    let start = clock::now();
+    let failed = exec_uncounted(sh, db, spec, args, out, now);
+    let nanos = start.elapsed_nanos();
+    super::stats::record(spec, nanos, failed);
+    nanos
+}
+
+/// `exec_one_at` without the counting (for a batch, which reads the clock
+/// once between commands); true when the command failed.
+#[inline]
+pub fn exec_uncounted(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], out: &mut Out, now: u64) -> bool {
     let f = match spec.exec {
         Exec::Shard(f) | Exec::Split(f, _) => f,
-        Exec::Coord(_) | Exec::Script(_) => return out.error(&CmdError::err("connection command routed to a shard")),
+        Exec::Coord(_) | Exec::Script(_) => {
+            out.error(&CmdError::err("connection command routed to a shard"));
+            return true;
+        }
     };
     let mut ctx = Ctx { shard: sh, db, now, part: None };
     let mark = out.buf.len();
+    let mut failed = false;
     if let Err(e) = f(&mut ctx, args, out) {
         out.buf.truncate(mark);
         out.error(&e);
+        failed = true;
     }
     if let Some(e) = jsonpath_overflow() {
         out.buf.truncate(mark);
         out.error(&e);
+        failed = true;
     }
+    failed
 }
 
 /// A JSONPath gave up at its work limit: whatever the command made of the
@@ -65,7 +84,7 @@ pub fn exec_part(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], 
     match failed {
         Some(e) => {
             out.buf.clear();
-            out.error(&e);
+            out.error_uncounted(&e.to_string());
             PartResult { buf: out.buf, typed: None }
         }
         None => PartResult { buf: out.buf, typed: Some(part) },
@@ -84,6 +103,9 @@ pub async fn run_handler(f: super::CoordFn, cx: &mut dyn Coord, args: &[Bytes]) 
 /// needs (EXEC's transaction, a script in wide mode), writing its reply.
 pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &[Bytes]) {
     let (db, resp3, now) = (cx.db(), cx.out().resp3, cx.now());
+    // Shard commands count where they run (`exec_one_at`); the others here.
+    let start = clock::now();
+    let mark = cx.out().buf.len();
     match spec.exec {
         Exec::Shard(_) | Exec::Split(..) => {
             let mut shards = spec.key_indices(args).map(|i| cx.shard_of(&args[i]));
@@ -94,14 +116,15 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
             match single {
                 Some(s) => {
                     let argv = args.to_vec();
-                    let reply = cx
+                    let (reply, nanos) = cx
                         .run_on(s, move |sh| {
                             let mut o = Out::new(resp3);
-                            exec_one_at(sh, db, spec, &argv, &mut o, now);
-                            o.buf
+                            let nanos = exec_one_at(sh, db, spec, &argv, &mut o, now);
+                            (o.buf, nanos)
                         })
                         .await;
                     cx.out().buf.extend_from_slice(&reply);
+                    log_slow(cx, spec, args, nanos);
                 }
                 None => {
                     let Exec::Split(_, combine) = spec.exec else {
@@ -114,6 +137,8 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
                         replies.push(cx.run_on(p.shard, move |sh| exec_part(sh, db, spec, &sub, resp3, now)).await);
                     }
                     combine_replies(combine, &parts, &replies, cx.out());
+                    let nanos = count_here(cx.out(), spec, start, mark);
+                    log_slow(cx, spec, args, nanos);
                 }
             }
         }
@@ -122,13 +147,35 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
             if let Err(e) = Box::pin(run_handler(f, cx, args)).await {
                 cx.out().error(&e);
             }
+            let nanos = count_here(cx.out(), spec, start, mark);
+            log_slow(cx, spec, args, nanos);
         }
         Exec::Script(call) => {
             if let Err(e) = Box::pin(super::scripting::eval(cx, spec, call, args)).await {
                 cx.out().error(&e);
             }
+            let nanos = count_here(cx.out(), spec, start, mark);
+            log_slow(cx, spec, args, nanos);
         }
     }
+}
+
+/// The slow log for a command run through a coordinator: the client's, or
+/// a script's (no session).
+fn log_slow(cx: &mut dyn Coord, spec: &CommandSpec, args: &[Bytes], nanos: u64) {
+    let engine = cx.engine().clone();
+    let client = cx.session().map(|s| s.info.clone());
+    super::slowlog::log_if_slow(&engine, spec, args, nanos, client.as_deref());
+}
+
+/// Counts a command that ran on this thread since `start`, whose reply
+/// begins at `mark` in `out` (failed: the reply is an error).
+/// Returns the time it took, in nanoseconds.
+pub fn count_here(out: &Out, spec: &CommandSpec, start: clock::Ticks, mark: usize) -> u64 {
+    let failed = out.buf.get(mark) == Some(&b'-');
+    let nanos = start.elapsed_nanos();
+    super::stats::record(spec, nanos, failed);
+    nanos
 }
 
 /// One shard's part of a multi-key command split by `split_by_shard`.
@@ -177,6 +224,7 @@ pub fn combine_replies(combine: Combine, parts: &[Part], replies: &[PartResult],
         match &r.typed {
             Some(t) => typed.push(t),
             None => {
+                super::stats::error_resp(&r.buf);
                 out.buf.extend_from_slice(&r.buf);
                 return;
             }

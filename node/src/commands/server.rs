@@ -427,6 +427,8 @@ fn sub_is(a: &[u8], w: &str) -> bool {
 /// Per-shard figures gathered for INFO.
 struct ShardInfo {
     stats: ShardStats,
+    /// Per-command counters of the shard's thread.
+    cmds: super::stats::Stats,
     /// (keys, keys with a TTL) per database.
     dbs: Vec<(usize, usize)>,
 }
@@ -436,12 +438,18 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         .broadcast(|sh| {
             let n = sh.db_count();
             let dbs = (0..n).map(|i| sh.db_if_exists(i).map(|d| (d.len(), d.volatile_len())).unwrap_or((0, 0))).collect();
-            ShardInfo { stats: sh.stats, dbs }
+            ShardInfo { stats: sh.stats, cmds: super::stats::snapshot(), dbs }
         })
         .await;
     let wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
     let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
     let want = |s: &str| all || wanted.iter().any(|w| w == s);
+    // Not in the default sections, as in Redis.
+    let want_cmds = wanted.iter().any(|w| w == "all" || w == "everything" || w == "commandstats");
+    let mut cmds = super::stats::Stats::default();
+    for s in &shards {
+        cmds.merge(&s.cmds);
+    }
     let e = &cx.engine();
     let st = &e.stats;
     let now = now_ms();
@@ -502,7 +510,7 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         let sum = |f: fn(&ShardStats) -> u64| shards.iter().map(|s| f(&s.stats)).sum::<u64>();
         let _ = write!(
             text,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n\r\n",
             st.total_connections.load(Relaxed),
             sum(|s| s.commands),
             sum(|s| s.net_input_bytes),
@@ -511,6 +519,7 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             sum(|s| s.expired_keys),
             sum(|s| s.keyspace_hits),
             sum(|s| s.keyspace_misses),
+            cmds.total_errors,
         );
     }
     if want("replication") {
@@ -519,6 +528,12 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     if want("cpu") {
         let (user, sys) = cpu_times();
         let _ = write!(text, "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n\r\n");
+    }
+    if want_cmds {
+        super::stats::write_commandstats(&mut text, &cmds);
+    }
+    if want("errorstats") {
+        super::stats::write_errorstats(&mut text, &cmds);
     }
     if want("cluster") {
         let _ = write!(text, "# Cluster\r\ncluster_enabled:{}\r\n\r\n", u8::from(e.cluster.is_some()));
@@ -613,7 +628,11 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             for c in [&st.total_connections, &st.rejected_connections] {
                 c.store(0, Relaxed);
             }
-            cx.broadcast(|sh| sh.stats = ShardStats::default()).await;
+            cx.broadcast(|sh| {
+                sh.stats = ShardStats::default();
+                super::stats::reset();
+            })
+            .await;
             cx.out().ok();
         }
         b"HELP" => {

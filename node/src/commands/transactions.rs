@@ -30,7 +30,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "exec",
         1,
-        NOSCRIPT | LOADING | STALE | NO_QUEUE,
+        NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG | NO_QUEUE,
         (0, 0, 0),
         T,
         "transactions",

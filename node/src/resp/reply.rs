@@ -32,8 +32,16 @@ impl Out {
         self.buf.extend_from_slice(b"\r\n");
     }
 
-    /// An error reply from text that already carries its prefix (`ERR ...`).
+    /// An error reply from text that already carries its prefix (`ERR ...`),
+    /// counted by its code (INFO errorstats).
     pub fn error_text(&mut self, s: &str) {
+        crate::commands::stats::error_reply(s.as_bytes());
+        self.error_uncounted(s);
+    }
+
+    /// An error reply not counted in INFO errorstats (one whose count is
+    /// left to where it is forwarded).
+    pub fn error_uncounted(&mut self, s: &str) {
         self.buf.push(b'-');
         // An error line cannot contain CR or LF.
         for &b in s.as_bytes() {

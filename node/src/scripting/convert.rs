@@ -90,6 +90,16 @@ pub unsafe fn push_registry(state: *mut ffi::lua_State, id: i32) {
 }
 
 /// Pushes `{key=<value on top>}` in place of the value on top.
+/// The field Redis sets on the error tables of `redis.call`/`pcall`
+/// replies (`ignore_error_stats_update`).
+pub const IGNORE_ERROR_STATS: &[u8] = b"ignore_error_stats_update";
+
+/// Whether an error table came from a command's reply, whose error INFO
+/// errorstats counted already.
+pub fn error_counted(t: &Table) -> bool {
+    matches!(t.raw_get::<Value>("ignore_error_stats_update"), Ok(Value::Boolean(true)))
+}
+
 unsafe fn wrap(state: *mut ffi::lua_State, key: &[u8]) {
     ffi::lua_createtable(state, 0, 1);
     push_bytes(state, key);
@@ -124,6 +134,11 @@ pub unsafe fn push_resp(state: *mut ffi::lua_State, buf: &[u8], pos: &mut usize,
         b'-' => {
             push_bytes(state, l);
             wrap(state, b"err");
+            // As Redis marks it: the command's error was counted in INFO
+            // errorstats already, so the script's reply of it is not.
+            push_bytes(state, IGNORE_ERROR_STATS);
+            ffi::lua_pushboolean(state, 1);
+            ffi::lua_rawset(state, -3);
         }
         b':' => match parse_int(l) {
             Some(n) => ffi::lua_pushnumber(state, n as f64),
@@ -324,7 +339,12 @@ fn write_table(t: &Table, out: &mut Out, resp3: bool, depth: usize) {
     let field = |k: &str| t.raw_get::<Value>(k).unwrap_or(Value::Nil);
     if let Value::String(e) = field("err") {
         let text = String::from_utf8_lossy(&e.as_bytes()).into_owned();
-        out.error_text(text.trim_end_matches(['\r', '\n']));
+        let text = text.trim_end_matches(['\r', '\n']);
+        if error_counted(t) {
+            out.error_uncounted(text);
+        } else {
+            out.error_text(text);
+        }
         return;
     }
     if let Value::String(s) = field("ok") {

@@ -15,6 +15,7 @@ pub mod blocking;
 pub mod clients;
 pub mod pubsub;
 pub mod scripts;
+pub mod slowlog;
 pub mod tx;
 
 use std::cell::{Cell, RefCell};
@@ -219,6 +220,8 @@ pub struct NodeStats {
     /// Clients waiting in a blocking command (BLPOP, XREAD BLOCK, WAIT, ...).
     pub blocked_clients: AtomicU64,
     pub start_ms: AtomicU64,
+    /// SLOWLOG's entries.
+    pub slowlog: slowlog::SlowLog,
 }
 
 impl Engine {

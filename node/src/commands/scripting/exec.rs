@@ -672,7 +672,10 @@ impl<'a> RunCtx<'a> {
                         sh.db(db).undo_begin();
                         self.scratch.undo_dbs.push(db);
                     }
-                    exec_one_at(sh, db, spec, argv, out, now);
+                    let nanos = exec_one_at(sh, db, spec, argv, out, now);
+                    if let Some(engine) = &sh.engine {
+                        commands::slowlog::log_if_slow(engine, spec, argv, nanos, None);
+                    }
                     Ok(())
                 }
                 // A command that changes what others see outside the
@@ -1170,7 +1173,12 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out, func: O
                 (Some(src), Some(line)) => format!("{} script: {name}, on {src}:{line}.", msg.trim_end_matches(['\r', '\n'])),
                 _ => msg,
             };
-            out.error_text(text.strip_prefix('-').unwrap_or(&text));
+            let text = text.strip_prefix('-').unwrap_or(&text);
+            if crate::scripting::convert::error_counted(&t) {
+                out.error_uncounted(text);
+            } else {
+                out.error_text(text);
+            }
         }
         (false, other) => out.error_text(&format!("ERR Error running script {name}, {}", other.to_string().unwrap_or_default())),
     }

@@ -11,10 +11,12 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::commands::run::{combine_replies, exec_one_at, exec_part, split_by_shard, Part, PartResult};
-use crate::commands::{self, flag, Combine, CommandSpec, Exec};
+use crate::commands::run::{combine_replies, exec_part, exec_uncounted, split_by_shard, Part, PartResult};
+use crate::commands::slowlog::log_if_slow;
+use crate::commands::{self, clock, flag, Combine, CommandSpec, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
+use crate::shard::clients::ClientInfo;
 use crate::shard::tx::Tx;
 use crate::shard::{run_on, Shard, NO_TX};
 use crate::util::now_ms;
@@ -63,6 +65,11 @@ impl Conn {
                     if let Some(m) = &mut self.s.multi {
                         m.failed = true;
                     }
+                    // Refused before running: counted for the command (or
+                    // subcommand) it names, when there is one.
+                    if let Ok(spec) = commands::lookup_args(&args) {
+                        commands::stats::reject(spec);
+                    }
                     self.out.error(&e);
                     continue;
                 }
@@ -73,6 +80,7 @@ impl Conn {
             if scripting.busy_count.load(Relaxed) > 0 && !spec.has_flag(flag::ALLOW_BUSY) {
                 let e = commands::scripting::busy_error(scripting.busy_is_function());
                 self.flush(&mut segment, &mut splits).await;
+                commands::stats::reject(spec);
                 if let Some(m) = &mut self.s.multi {
                     m.failed = true;
                 }
@@ -161,6 +169,7 @@ impl Conn {
         let Some(m) = &mut self.s.multi else { return };
         if spec.has_flag(flag::NO_MULTI) {
             m.failed = true;
+            commands::stats::reject(spec);
             self.out.error(&CmdError::err("Command not allowed inside a transaction"));
             return;
         }
@@ -247,13 +256,15 @@ impl Conn {
             // needs every shard) stops the batch; it and the rest then run
             // one by one, in order.
             let out = &mut self.out;
+            let client = &self.s.info;
             let rest = self
                 .local
                 .run(NO_TX, |sh| {
                     let now = now_ms();
+                    let mut clock = clock::now();
                     let mut items = segment.drain(..);
                     while let Some(p) = items.next() {
-                        if !exec_or_defer(sh, db, &p, out, now) {
+                        if !exec_or_defer(sh, db, &p, out, now, client, &mut clock) {
                             let mut rest = vec![p];
                             rest.extend(items);
                             return rest;
@@ -285,18 +296,20 @@ impl Conn {
                 continue;
             }
             let (tx, rx) = oneshot::channel();
+            let client = self.s.info.clone();
             self.engine.send(
                 shard,
                 NO_TX,
                 Box::new(move |sh| {
-                    let _ = tx.send(exec_batch(sh, db, resp3, batch));
+                    let _ = tx.send(exec_batch(sh, db, resp3, batch, &client));
                 }),
             );
             waits.push(rx);
         }
         let mut results: Vec<BatchResult> = Vec::with_capacity(waits.len() + 1);
         if let Some(batch) = local_batch {
-            results.push(self.local.run(NO_TX, |sh| exec_batch(sh, db, resp3, batch)).await);
+            let client = &self.s.info;
+            results.push(self.local.run(NO_TX, |sh| exec_batch(sh, db, resp3, batch, client)).await);
         }
         for rx in waits {
             match rx.await {
@@ -362,11 +375,13 @@ impl Conn {
         let db = self.db;
         if p.shard == self.local.id() {
             let out = &mut self.out;
-            let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, &p, out, now_ms())).await;
+            let client = &self.s.info;
+            let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, &p, out, now_ms(), client, &mut clock::now())).await;
             (!ran).then_some(p)
         } else {
             let resp3 = self.out.resp3;
-            let mut r = run_on(&self.engine, &self.local, p.shard, NO_TX, move |sh| exec_batch(sh, db, resp3, vec![(0, p)])).await;
+            let client = self.s.info.clone();
+            let mut r = run_on(&self.engine, &self.local, p.shard, NO_TX, move |sh| exec_batch(sh, db, resp3, vec![(0, p)], &client)).await;
             self.out.buf.extend_from_slice(&r.buf);
             r.rest.pop().map(|(_, p)| p)
         }
@@ -412,14 +427,14 @@ impl Conn {
         let mut plans: Vec<(Combine, Vec<Part>)> = Vec::with_capacity(cmds.len());
         // Per shard: the sub-commands to run there, in command order.
         let mut per_shard: Vec<(usize, Vec<SubCommand>)> = Vec::new();
-        for (ci, (spec, args)) in cmds.into_iter().enumerate() {
+        for (ci, &(spec, ref args)) in cmds.iter().enumerate() {
             let Exec::Split(_, combine) = spec.exec else {
                 // A single-shard command whose keys are on several shards
                 // (GEORADIUS ... STORE): no parts, answered with an error below.
                 plans.push((Combine::Ok, Vec::new()));
                 continue;
             };
-            let parts = split_by_shard(&self.engine, spec, &args);
+            let parts = split_by_shard(&self.engine, spec, args);
             for part in &parts {
                 let sub = SubCommand { cmd: ci, spec, args: part.args.clone() };
                 match per_shard.iter().position(|p| p.0 == part.shard) {
@@ -431,6 +446,7 @@ impl Conn {
         }
         per_shard.sort_by_key(|p| p.0);
         let (db, resp3) = (self.db, self.out.resp3);
+        let start = clock::now();
         let mut tx = Tx::new(&self.engine, &self.local);
         let mut replies: Vec<(usize, ShardReplies)> = Vec::with_capacity(per_shard.len());
         let last = per_shard.len().saturating_sub(1);
@@ -443,7 +459,11 @@ impl Conn {
             replies.push((shard, r));
         }
         drop(tx);
+        // Each command counts here, on the connection's thread, with an
+        // even share of the transaction's time.
+        let share = start.elapsed_nanos() / plans.len().max(1) as u64;
         for (ci, (combine, parts)) in plans.into_iter().enumerate() {
+            let (spec, args) = (cmds[ci].0, &cmds[ci].1);
             if parts.is_empty() {
                 // A split command has a key, so a part; this one ran nowhere.
                 self.out.error(&CmdError::err("keys of this command must be on one shard"));
@@ -457,7 +477,10 @@ impl Conn {
                     None => PartResult { buf: b"-ERR internal error\r\n".to_vec(), typed: None },
                 });
             }
+            let mark = self.out.buf.len();
             combine_replies(combine, &parts, &part_replies, &mut self.out);
+            commands::stats::record(spec, share, self.out.buf.get(mark) == Some(&b'-'));
+            log_if_slow(&self.engine, spec, args, share, Some(&self.s.info));
         }
     }
 }
@@ -483,13 +506,14 @@ struct BatchResult {
     rest: Vec<(usize, Pending)>,
 }
 
-fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending)>) -> BatchResult {
+fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending)>, client: &ClientInfo) -> BatchResult {
     let mut out = Out::new(resp3);
     let mut ends = Vec::with_capacity(batch.len());
     let now = now_ms();
+    let mut clock = clock::now();
     let mut items = batch.into_iter();
     while let Some((i, p)) = items.next() {
-        if !exec_or_defer(sh, db, &p, &mut out, now) {
+        if !exec_or_defer(sh, db, &p, &mut out, now, client, &mut clock) {
             let mut rest = vec![(i, p)];
             rest.extend(items);
             return BatchResult { buf: out.buf, ends, rest };
@@ -501,8 +525,11 @@ fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending
 
 /// Runs a command batched for a shard: a shard command, or a script on the
 /// shard of its declared keys. False (nothing written) when the connection
-/// must run it instead.
-fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64) -> bool {
+/// must run it instead. Counts it (INFO commandstats, SLOWLOG) with the
+/// time from `clock` (the end of the batch's previous command, or its
+/// start) to its end, which becomes the next command's start: one clock
+/// read per command.
+fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64, client: &ClientInfo, clock: &mut clock::Ticks) -> bool {
     let (spec, args) = (p.spec, &p.args[..]);
     if let Some(map) = &sh.cluster {
         let held = match p.slot {
@@ -513,11 +540,22 @@ fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64
             return false;
         }
     }
-    match spec.exec {
-        Exec::Script(call) => commands::scripting::run_on_shard(sh, db, spec, call, args, out),
-        _ => {
-            exec_one_at(sh, db, spec, args, out, now);
-            true
+    let failed = match spec.exec {
+        Exec::Script(call) => {
+            let mark = out.buf.len();
+            if !commands::scripting::run_on_shard(sh, db, spec, call, args, out) {
+                return false;
+            }
+            out.buf.get(mark) == Some(&b'-')
         }
+        _ => exec_uncounted(sh, db, spec, args, out, now),
+    };
+    let end = clock::now();
+    let nanos = clock.nanos_to(end);
+    *clock = end;
+    commands::stats::record(spec, nanos, failed);
+    if let Some(engine) = &sh.engine {
+        log_if_slow(engine, spec, args, nanos, Some(client));
     }
+    true
 }
