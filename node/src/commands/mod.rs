@@ -513,7 +513,10 @@ type Table = HashMap<&'static str, &'static CommandSpec, foldhash::fast::FixedSt
 
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| all().map(|c| (c.name, c)).collect())
+    TABLE.get_or_init(|| {
+        let _ = crate::resp::reply::ERROR_COUNTER.set(stats::error_reply);
+        all().map(|c| (c.name, c)).collect()
+    })
 }
 
 /// Looks a command up by name, case-insensitively, without allocating.

@@ -10,6 +10,10 @@ pub struct Out {
     pub resp3: bool,
 }
 
+/// Counts an error reply by its code (INFO errorstats): the command layer,
+/// which keeps the counters, installs it when its table is built.
+pub static ERROR_COUNTER: std::sync::OnceLock<fn(&[u8])> = std::sync::OnceLock::new();
+
 impl Out {
     pub fn new(resp3: bool) -> Self {
         Out { buf: Vec::with_capacity(256), resp3 }
@@ -35,7 +39,9 @@ impl Out {
     /// An error reply from text that already carries its prefix (`ERR ...`),
     /// counted by its code (INFO errorstats).
     pub fn error_text(&mut self, s: &str) {
-        crate::commands::stats::error_reply(s.as_bytes());
+        if let Some(count) = ERROR_COUNTER.get() {
+            count(s.as_bytes());
+        }
         self.error_uncounted(s);
     }
 

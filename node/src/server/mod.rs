@@ -31,6 +31,9 @@ const SHARD_STACK: usize = 64 << 20;
 pub fn run(cfg: Config) -> std::io::Result<()> {
     // A busy script serves this layer's parked connections from its hook.
     let _ = crate::commands::scripting::exec::BUSY_SERVICE.set(busy::service);
+    // The command table is built before the first client (it also installs
+    // the error counter replies use).
+    let _ = crate::commands::count();
     // The command clock's rate, measured before the first command is timed.
     crate::commands::clock::calibrate();
     let cfg = Arc::new(cfg);
