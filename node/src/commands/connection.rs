@@ -427,10 +427,7 @@ fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 "HELP",
                 "    Print this help.",
             ];
-            cx.out().array(lines.len());
-            for l in lines {
-                cx.out().simple(l);
-            }
+            cx.out().help(&lines);
         }
         _ => return Err(CmdError::UnknownSubcommand { cmd: "CLIENT".into(), sub: String::from_utf8_lossy(&args[1]).into_owned() }),
     }

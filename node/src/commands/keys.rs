@@ -649,10 +649,7 @@ fn lfu_policy(cfg: &Config) -> bool {
 }
 
 fn help(out: &mut Out, lines: &[&str]) {
-    out.array(lines.len());
-    for l in lines {
-        out.simple(l);
-    }
+    out.help(lines);
 }
 
 const OBJECT_HELP: &[&str] = &[

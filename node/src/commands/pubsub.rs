@@ -222,10 +222,7 @@ pub fn pubsub(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             "HELP",
             "    Print this help.",
         ];
-        cx.out().array(lines.len());
-        for l in lines {
-            cx.out().simple(l);
-        }
+        cx.out().help(&lines);
     } else {
         return Err(CmdError::unknown_subcommand("pubsub", sub));
     }

@@ -410,10 +410,7 @@ pub fn command(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 "HELP",
                 "    Print this help.",
             ];
-            out.array(lines.len());
-            for l in lines {
-                out.simple(l);
-            }
+            out.help(&lines);
         }
         _ => return Err(CmdError::unknown_subcommand("command", &args[1])),
     }
@@ -647,10 +644,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 "HELP",
                 "    Print this help.",
             ];
-            cx.out().array(lines.len());
-            for l in lines {
-                cx.out().simple(l);
-            }
+            cx.out().help(&lines);
         }
         _ => return Err(CmdError::unknown_subcommand("config", &args[1])),
     }

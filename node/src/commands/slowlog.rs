@@ -129,10 +129,7 @@ fn slowlog(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             "HELP",
             "    Prints this help.",
         ];
-        cx.out().array(lines.len());
-        for l in lines {
-            cx.out().simple(l);
-        }
+        cx.out().help(&lines);
     } else {
         return Err(CmdError::err(format!(
             "unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",

@@ -372,10 +372,7 @@ async fn wait_for_gate(cx: &mut dyn Coord, inv: &Invocation<'_>, slot: Option<u1
 }
 
 fn help(cx: &mut dyn Coord, lines: &[&str]) {
-    cx.out().array(lines.len());
-    for l in lines {
-        cx.out().simple(l);
-    }
+    cx.out().help(lines);
 }
 
 fn kill_reply(cx: &mut dyn Coord, r: KillResult, functions: bool) -> CmdResult {
