@@ -58,15 +58,84 @@ pub fn parse_f64(b: &[u8]) -> CmdResult<f64> {
         return Err(CmdError::NotFloat);
     }
     let v = match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        "inf" | "+inf" | "infinity" | "+infinity" => return Ok(f64::INFINITY),
+        "-inf" | "-infinity" => return Ok(f64::NEG_INFINITY),
         l if l.trim_start_matches(['+', '-']).starts_with("0x") => parse_hex_f64(l).ok_or(CmdError::NotFloat)?,
         _ => s.parse::<f64>().map_err(|_| CmdError::NotFloat)?,
     };
-    if v.is_nan() {
+    // Out of range, as `strtod` reports it (ERANGE): a number too large
+    // (not a literal infinity, handled above) or one so small it rounds to
+    // zero although its digits are not all zero. Redis refuses both.
+    if v.is_nan() || v.is_infinite() || (v == 0.0 && mantissa_nonzero(s)) {
         return Err(CmdError::NotFloat);
     }
     Ok(v)
+}
+
+/// Parses a float as Redis's `strtold` checks do (INCRBYFLOAT,
+/// HINCRBYFLOAT): as `parse_f64`, but within a long double's range, which
+/// reaches far beyond a double's. A value too small for a double yet within
+/// that range reads as 0 (Redis prints such a sum as 0 too); one too large
+/// for a double yet within it reads as infinity (the caller then reports
+/// that the increment would produce infinity).
+pub fn parse_long_double(b: &[u8]) -> CmdResult<f64> {
+    match parse_f64(b) {
+        Err(CmdError::NotFloat) => {}
+        r => return r,
+    }
+    let s = std::str::from_utf8(b).map_err(|_| CmdError::NotFloat)?;
+    let v = match s.to_ascii_lowercase().as_str() {
+        l if l.trim_start_matches(['+', '-']).starts_with("0x") => parse_hex_f64(l).ok_or(CmdError::NotFloat)?,
+        _ => s.parse::<f64>().map_err(|_| CmdError::NotFloat)?,
+    };
+    if v.is_nan() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return Err(CmdError::NotFloat);
+    }
+    // Out of range for a double only: judge against a long double's.
+    match decimal_magnitude(s) {
+        Some(m) if m > -4950.0 && m < 4932.0 => Ok(if v == 0.0 { 0.0 } else { v }),
+        _ => Err(CmdError::NotFloat),
+    }
+}
+
+/// About log10 of a float's magnitude, from its text (`None` when it
+/// cannot tell).
+fn decimal_magnitude(s: &str) -> Option<f64> {
+    let l = s.trim_start_matches(['+', '-']).to_ascii_lowercase();
+    let (mant, exp, per_unit) = match l.strip_prefix("0x") {
+        Some(rest) => {
+            let (m, e) = rest.split_once('p').unwrap_or((rest, "0"));
+            (parse_hex_f64(&format!("0x{m}"))?, e, std::f64::consts::LOG10_2)
+        }
+        None => {
+            let (m, e) = l.split_once('e').unwrap_or((&l, "0"));
+            (m.parse::<f64>().ok()?, e, 1.0)
+        }
+    };
+    let exp: f64 = match exp.parse::<i64>() {
+        Ok(e) => e as f64,
+        // Beyond i64: far out of any range.
+        Err(_) if exp.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'+') => {
+            if exp.starts_with('-') {
+                -1e30
+            } else {
+                1e30
+            }
+        }
+        Err(_) => return None,
+    };
+    (mant != 0.0).then(|| exp * per_unit + mant.abs().log10())
+}
+
+/// Whether a float's digits before its exponent are not all zero.
+fn mantissa_nonzero(s: &str) -> bool {
+    let l = s.trim_start_matches(['+', '-']);
+    let (hex, digits) = match l.strip_prefix("0x").or_else(|| l.strip_prefix("0X")) {
+        Some(rest) => (true, rest),
+        None => (false, l),
+    };
+    let end = digits.find(if hex { ['p', 'P'] } else { ['e', 'E'] }).unwrap_or(digits.len());
+    digits[..end].bytes().any(|b| b.is_ascii_hexdigit() && b != b'0')
 }
 
 /// A C99 hexadecimal float (lowercase): `[sign]0x` hex digits with an
@@ -327,6 +396,24 @@ mod tests {
         assert_eq!(parse_f64(b"-inf").unwrap(), f64::NEG_INFINITY);
         assert_eq!(parse_f64(b"1e3").unwrap(), 1000.0);
         assert!(parse_f64(b"nan").is_err());
+        // Out of range as strtod reports it: refused, as Redis does.
+        assert!(parse_f64(b"1e400").is_err());
+        assert!(parse_f64(b"-1e400").is_err());
+        assert!(parse_f64(b"1e-9223372036854775808").is_err());
+        assert!(parse_f64(b"0x1p-2000").is_err());
+        assert_eq!(parse_f64(b"0e-400").unwrap(), 0.0);
+        assert_eq!(parse_f64(b"-0.0").unwrap(), 0.0);
+        assert!(parse_f64(b"1e-310").unwrap() > 0.0);
+        // A long double reaches further; beyond it, refused too.
+        assert_eq!(parse_long_double(b"1e-400").unwrap(), 0.0);
+        assert_eq!(parse_long_double(b"1e400").unwrap(), f64::INFINITY);
+        assert_eq!(parse_long_double(b"-1e400").unwrap(), f64::NEG_INFINITY);
+        assert!(parse_long_double(b"1e-9223372036854775808").is_err());
+        assert!(parse_long_double(b"1e5000").is_err());
+        assert!(parse_long_double(b"1e-5000").is_err());
+        assert_eq!(parse_long_double(b"2.5").unwrap(), 2.5);
+        assert!(parse_long_double(b"abc").is_err());
+        assert!(parse_long_double(b" 1e400").is_err());
         assert!(parse_f64(b" 1").is_err());
         assert!(parse_f64(b"abc").is_err());
     }

@@ -10,7 +10,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::store::Value;
 use crate::types::hash::{HashLimits, HashValue};
-use crate::util::{canonical_int, eq_ic, glob_match, parse_f64, parse_i64};
+use crate::util::{canonical_int, eq_ic, glob_match, parse_i64, parse_long_double};
 
 const W: &[&str] = &["write", "hash", "fast"];
 const RF: &[&str] = &["read", "hash", "fast"];
@@ -302,14 +302,14 @@ fn float_text(v: f64) -> String {
 }
 
 fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let delta = parse_f64(&args[3])?;
+    let delta = parse_long_double(&args[3])?;
     if !delta.is_finite() {
         return Err(CmdError::NanOrInfinityValue);
     }
     let field = &args[2];
     let text = write_hash(ctx, &args[1], true, |h, limits| {
         let (cur, exact) = match h.get(field) {
-            Some(v) => (parse_f64(v).map_err(|_| CmdError::HashNotFloat)?, crate::types::decimal::add(v, &args[3])),
+            Some(v) => (parse_long_double(v).map_err(|_| CmdError::HashNotFloat)?, crate::types::decimal::add(v, &args[3])),
             None => (0.0, crate::types::decimal::add(b"0", &args[3])),
         };
         let new = cur + delta;

@@ -9,7 +9,7 @@ use crate::handler;
 use crate::resp::reply::format_double;
 use crate::resp::Out;
 use crate::store::{Db, Value};
-use crate::util::{canonical_int, eq_ic, parse_f64, parse_i64};
+use crate::util::{canonical_int, eq_ic, parse_i64, parse_long_double};
 
 const S: &[&str] = &["string"];
 
@@ -539,13 +539,13 @@ fn decrby(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
     let db = ctx.db();
-    let cur = with_string(db, &args[1], now, |b| parse_f64(b).map(|v| (v, crate::types::decimal::add(b, &args[2]))))?;
+    let cur = with_string(db, &args[1], now, |b| parse_long_double(b).map(|v| (v, crate::types::decimal::add(b, &args[2]))))?;
     let (cur, exact) = match cur {
         Some(v) => v?,
         None => (0.0, crate::types::decimal::add(b"0", &args[2])),
     };
     // After the key's type and value, as Redis checks them.
-    let delta = parse_f64(&args[2])?;
+    let delta = parse_long_double(&args[2])?;
     let new = cur + delta;
     if !new.is_finite() {
         return Err(CmdError::NanOrInfinity);
