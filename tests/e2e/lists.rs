@@ -238,3 +238,21 @@ fn commands_after_a_blocked_one_wait_their_turn() {
     assert!(w.is_closed());
     c.wait_blocked(0);
 }
+
+/// Replies to the commands pipelined before a blocking one are sent before
+/// it waits, as Redis sends them (a client reading them must not wait for
+/// the blocking command's data).
+#[test]
+fn replies_before_a_blocking_command_are_sent_first() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let mut w = s.raw();
+    w.send_cmd(&[b"PING"]);
+    w.send_cmd(&[b"SET", b"a", b"1"]);
+    w.send_cmd(&[b"BLPOP", b"q", b"0"]);
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "+PONG\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "+OK\r\n");
+    c.wait_blocked(1);
+    assert_eq!(c.cmd(&["LPUSH", "q", "x"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+}

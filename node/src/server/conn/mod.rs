@@ -214,17 +214,8 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
                 break;
             }
         }
-        if !conn.out.buf.is_empty() {
-            conn.local.cell.borrow_mut().stats.net_output_bytes += conn.out.buf.len() as u64;
-            info.writing(conn.out.buf.len(), conn.out.buf.capacity());
-            if conn.sock.write_all(&conn.out.buf).await.is_err() {
-                break 'conn;
-            }
-            conn.out.buf.clear();
-            if conn.out.buf.capacity() > 64 * 1024 {
-                conn.out.buf = Vec::with_capacity(256);
-            }
-            info.written(conn.out.buf.capacity());
+        if !conn.send_replies().await {
+            break 'conn;
         }
         if conn.s.closing || info.killed.load(Relaxed) {
             break;
@@ -279,6 +270,25 @@ fn busy_state(conn: &Conn) -> u8 {
 }
 
 impl Conn {
+    /// Writes the replies waiting in the output buffer; false when the
+    /// client is gone.
+    pub(super) async fn send_replies(&mut self) -> bool {
+        if self.out.buf.is_empty() {
+            return true;
+        }
+        self.local.cell.borrow_mut().stats.net_output_bytes += self.out.buf.len() as u64;
+        self.s.info.writing(self.out.buf.len(), self.out.buf.capacity());
+        if self.sock.write_all(&self.out.buf).await.is_err() {
+            return false;
+        }
+        self.out.buf.clear();
+        if self.out.buf.capacity() > 64 * 1024 {
+            self.out.buf = Vec::with_capacity(256);
+        }
+        self.s.info.written(self.out.buf.capacity());
+        true
+    }
+
     /// Takes back the input lent while waiting, with what a busy script's
     /// hook did meanwhile (replies it could not send go out first); true
     /// when the hook did something.

@@ -142,6 +142,12 @@ impl Conn {
                 },
                 Exec::Coord(_) => {
                     self.flush(&mut segment, &mut splits).await;
+                    // A command that may wait for data: the replies before
+                    // it go out first, as Redis sends them.
+                    if spec.has_flag(flag::BLOCKING) && !self.send_replies().await {
+                        self.s.gone = true;
+                        break;
+                    }
                     if let Err(e) = self.dispatch_gated(spec, &args).await {
                         self.out.error(&e);
                     }
