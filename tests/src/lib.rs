@@ -236,8 +236,9 @@ impl Redis {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                let info = Raw::connect(self.port).cmd(&["INFO", "server"]);
+            // A connection refused or reset while the server starts: try again.
+            if let Some(mut c) = Raw::try_connect(self.port) {
+                let info = c.cmd(&["INFO", "server"]);
                 return info.contains(&format!("process_id:{}\r\n", self.child.id()));
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -265,6 +266,13 @@ pub struct Raw {
 }
 
 impl Raw {
+    /// A raw connection to a server on `port`, if it accepts one.
+    pub fn try_connect(port: u16) -> Option<Raw> {
+        let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        Some(Raw { s, buf: Vec::new() })
+    }
+
     /// A raw connection to a server on `port`.
     pub fn connect(port: u16) -> Raw {
         let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
