@@ -1,9 +1,10 @@
 //! The keyspace of one shard: typed values, the per-database table that
 //! indexes keys by hash slot and expiry time, and the DUMP/RESTORE
-//! serialisation of values. Keys are `types::SmallBytes` (re-exported here).
+//! serialisation of values (Redis's RDB encoding, `rdb`). Keys are `types::SmallBytes` (re-exported here).
 
 pub mod db;
 pub mod dump;
+pub mod rdb;
 pub mod slab;
 pub mod value;
 

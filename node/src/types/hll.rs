@@ -95,10 +95,13 @@ impl Hll {
         (alpha_inf * m * m / z).round() as u64
     }
 
-    /// Redis's dense string layout.
+    /// Redis's dense string layout. The cached cardinality in the header
+    /// is marked stale (its top bit), so Redis recomputes it from the
+    /// registers when the string moves there.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = vec![0u8; DENSE_LEN];
         out[..4].copy_from_slice(b"HYLL");
+        out[15] = 0x80;
         for (i, &v) in self.regs.iter().enumerate() {
             let bit = i * 6;
             let (byte, shift) = (HEADER + bit / 8, bit % 8);
@@ -110,9 +113,13 @@ impl Hll {
         out
     }
 
-    /// Reads the dense layout; `None` for anything else (a plain string, or
-    /// Redis's sparse layout, which this server never writes).
+    /// Reads Redis's dense or sparse layout (the sparse one arrives in
+    /// values made by Redis: DUMP payloads, RDB files); `None` for anything
+    /// else.
     pub fn from_bytes(b: &[u8]) -> Option<Hll> {
+        if b.len() > HEADER && &b[..4] == b"HYLL" && b[4] == 1 {
+            return Self::from_sparse(&b[HEADER..]);
+        }
         if b.len() != DENSE_LEN || &b[..4] != b"HYLL" || b[4] != 0 {
             return None;
         }
@@ -125,6 +132,34 @@ impl Hll {
             *r = ((lo | hi) & 63) as u8;
         }
         Some(Hll { regs })
+    }
+}
+
+impl Hll {
+    /// The sparse layout's opcodes: ZERO `00xxxxxx` (x+1 zero registers),
+    /// XZERO `01xxxxxx yyyyyyyy` (xy+1 zeros), VAL `1vvvvvxx` (x+1
+    /// registers of value v+1); they must cover exactly every register.
+    fn from_sparse(ops: &[u8]) -> Option<Hll> {
+        let mut regs = vec![0u8; M];
+        let (mut i, mut p) = (0usize, 0usize);
+        while p < ops.len() {
+            let b = ops[p];
+            let (run, val) = if b & 0xc0 == 0 {
+                p += 1;
+                ((b & 0x3f) as usize + 1, 0)
+            } else if b & 0xc0 == 0x40 {
+                let lo = *ops.get(p + 1)? as usize;
+                p += 2;
+                ((((b & 0x3f) as usize) << 8 | lo) + 1, 0)
+            } else {
+                p += 1;
+                ((b & 0x3) as usize + 1, ((b >> 2) & 0x1f) + 1)
+            };
+            let end = i.checked_add(run).filter(|&e| e <= M)?;
+            regs[i..end].fill(val);
+            i = end;
+        }
+        (i == M).then_some(Hll { regs })
     }
 }
 
@@ -178,5 +213,39 @@ mod tests {
         let back = Hll::from_bytes(&h.to_bytes()).unwrap();
         assert_eq!(back.count(), n);
         assert!(Hll::from_bytes(b"HYLLnope").is_none());
+    }
+
+    /// A sparse HyperLogLog as Redis writes it (PFADD h a b c on Redis 7.0).
+    #[test]
+    fn reads_redis_sparse_layout() {
+        let mut b = b"HYLL\x01\x00\x00\x00".to_vec();
+        b.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0x80]);
+        let mut h = Hll::default();
+        for e in [&b"a"[..], b"b", b"c"] {
+            h.add(e);
+        }
+        // Encode the registers sparsely: runs of zeros and single values.
+        let mut i = 0;
+        while i < M {
+            if h.regs[i] == 0 {
+                let mut run = 0;
+                while i + run < M && h.regs[i + run] == 0 && run < 16384 {
+                    run += 1;
+                }
+                let r = run - 1;
+                b.extend_from_slice(&[0x40 | (r >> 8) as u8, r as u8]);
+                i += run;
+            } else {
+                b.push(0x80 | ((h.regs[i] - 1) << 2));
+                i += 1;
+            }
+        }
+        let back = Hll::from_bytes(&b).expect("sparse");
+        assert_eq!(back.count(), 3);
+        assert_eq!(back.regs, h.regs);
+        assert!(Hll::from_bytes(&b[..b.len() - 1]).is_none());
+        let mut long = b.clone();
+        long.push(0);
+        assert!(Hll::from_bytes(&long).is_none());
     }
 }

@@ -54,6 +54,9 @@ pub struct StreamValue {
     pub last_id: StreamId,
     /// Entries ever added (XINFO's entries-added).
     pub added: u64,
+    /// The highest ID XDEL removed (Redis's max-deleted-entry-id; kept so
+    /// a snapshot carries it to Redis and back).
+    pub max_deleted: StreamId,
 }
 
 impl StreamValue {
@@ -69,7 +72,21 @@ impl StreamValue {
     }
 
     pub fn remove(&mut self, id: StreamId) -> bool {
-        self.entries.remove(&id).is_some()
+        let found = self.entries.remove(&id).is_some();
+        if found && id > self.max_deleted {
+            self.max_deleted = id;
+        }
+        found
+    }
+
+    /// The ID of the oldest entry (0-0 when empty).
+    pub fn first_id(&self) -> StreamId {
+        self.entries.keys().next().copied().unwrap_or_default()
+    }
+
+    /// Every entry, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&StreamId, &Fields)> {
+        self.entries.iter()
     }
 
     /// Entries with `lo <= id <= hi` (none when `lo > hi`).

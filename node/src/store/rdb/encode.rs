@@ -1,0 +1,225 @@
+//! Writing: RDB lengths, strings (integer-encoded when short and canonical,
+//! LZF-compressed when long and it saves space, as Redis with
+//! `rdbcompression yes`), binary doubles, and each value type's object
+//! encoding as Redis 7.0 chooses it.
+
+use super::listpack::{write_intset, ListpackWriter};
+use super::types;
+use crate::store::Value;
+use crate::types::hash::HashValue;
+use crate::types::list::ListValue;
+use crate::types::set::SetValue;
+use crate::types::zset::ZSet;
+use crate::util::canonical_int;
+
+/// Size a quicklist node grows to (Redis's `list-max-listpack-size -2`).
+const QUICKLIST_NODE_BYTES: usize = 8192;
+/// Most members an intset holds (`set-max-intset-entries`).
+const INTSET_MAX: usize = 512;
+
+pub fn put_len(out: &mut Vec<u8>, n: u64) {
+    if n < 1 << 6 {
+        out.push(n as u8);
+    } else if n < 1 << 14 {
+        out.extend_from_slice(&[0x40 | (n >> 8) as u8, n as u8]);
+    } else if n <= u32::MAX as u64 {
+        out.push(0x80);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(0x81);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// A string: as an 8/16/32-bit integer when it is the canonical text of
+/// one, LZF-compressed when longer than 20 bytes and compression saves at
+/// least 4 bytes, else raw.
+pub fn put_string(out: &mut Vec<u8>, s: &[u8]) {
+    if s.len() <= 11 {
+        if let Some(n) = canonical_int(s) {
+            if put_small_int(out, n) {
+                return;
+            }
+        }
+    }
+    if s.len() > 20 {
+        if let Ok(c) = lzf::compress(s) {
+            if c.len() + 4 <= s.len() {
+                out.push(0xc3);
+                put_len(out, c.len() as u64);
+                put_len(out, s.len() as u64);
+                out.extend_from_slice(&c);
+                return;
+            }
+        }
+    }
+    put_len(out, s.len() as u64);
+    out.extend_from_slice(s);
+}
+
+/// An integer string in the integer encoding when it fits 32 bits.
+fn put_small_int(out: &mut Vec<u8>, n: i64) -> bool {
+    if let Ok(v) = i8::try_from(n) {
+        out.extend_from_slice(&[0xc0, v as u8]);
+    } else if let Ok(v) = i16::try_from(n) {
+        out.push(0xc1);
+        out.extend_from_slice(&v.to_le_bytes());
+    } else if let Ok(v) = i32::try_from(n) {
+        out.push(0xc2);
+        out.extend_from_slice(&v.to_le_bytes());
+    } else {
+        return false;
+    }
+    true
+}
+
+pub fn put_int_string(out: &mut Vec<u8>, n: i64) {
+    if !put_small_int(out, n) {
+        put_string(out, itoa::Buffer::new().format(n).as_bytes());
+    }
+}
+
+pub fn put_binary_double(out: &mut Vec<u8>, d: f64) {
+    out.extend_from_slice(&d.to_le_bytes());
+}
+
+/// A score as Redis puts it in a listpack: an integer when it is one
+/// (within +-2^52), else the shortest text that reads back as the same
+/// double.
+fn push_score(lp: &mut ListpackWriter, d: f64) {
+    if d.is_infinite() {
+        lp.push_str(if d > 0.0 { b"inf" } else { b"-inf" });
+    } else if d == 0.0 && d.is_sign_negative() {
+        lp.push_str(b"-0");
+    } else if d > -4_503_599_627_370_495.0 && d < 4_503_599_627_370_496.0 && d == (d as i64) as f64 {
+        lp.push_int(d as i64);
+    } else {
+        lp.push_str(ryu::Buffer::new().format_finite(d).as_bytes());
+    }
+}
+
+/// The RDB type byte `write_object` writes for `value`.
+pub fn object_type(value: &Value) -> u8 {
+    match value {
+        Value::Str(_) | Value::Int(_) => types::STRING,
+        Value::List(_) => types::LIST_QUICKLIST_2,
+        Value::Set(s) => {
+            if intset_members(s).is_some() {
+                types::SET_INTSET
+            } else {
+                types::SET
+            }
+        }
+        Value::Hash(h) => match &**h {
+            HashValue::Pairs(_) => types::HASH_LISTPACK,
+            HashValue::Table(_) => types::HASH,
+        },
+        Value::ZSet(z) => {
+            if z.is_compact() {
+                types::ZSET_LISTPACK
+            } else {
+                types::ZSET_2
+            }
+        }
+        Value::Stream(_) => types::STREAM_LISTPACKS_2,
+        Value::Json(_) => types::MODULE_2,
+    }
+}
+
+/// The value's encoding (after its type byte).
+pub fn write_object(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Str(s) => put_string(out, s),
+        Value::Int(n) => put_int_string(out, *n),
+        Value::List(l) => write_list(out, l),
+        Value::Set(s) => write_set(out, s),
+        Value::Hash(h) => write_hash(out, h),
+        Value::ZSet(z) => write_zset(out, z),
+        Value::Stream(s) => super::stream::write_stream(out, s),
+        Value::Json(doc) => super::module::write_json(out, doc),
+    }
+}
+
+/// Quicklist nodes: listpacks of about 8 KB each.
+fn write_list(out: &mut Vec<u8>, l: &ListValue) {
+    let mut nodes = Vec::new();
+    let mut lp = ListpackWriter::new();
+    for e in l.iter() {
+        // An element's entry is at most its length plus 11 bytes of
+        // encoding and back-length.
+        if lp.count() > 0 && lp.bytes() + e.len() + 11 > QUICKLIST_NODE_BYTES {
+            nodes.push(std::mem::take(&mut lp).finish());
+        }
+        lp.push(e);
+    }
+    if lp.count() > 0 {
+        nodes.push(lp.finish());
+    }
+    put_len(out, nodes.len() as u64);
+    for n in nodes {
+        // Container kind 2: a packed (listpack) node.
+        put_len(out, 2);
+        put_string(out, &n);
+    }
+}
+
+/// The set's members sorted, when it is written as an intset.
+fn intset_members(s: &SetValue) -> Option<Vec<i64>> {
+    if s.len() > INTSET_MAX {
+        return None;
+    }
+    let mut v = s.iter().map(|m| canonical_int(m)).collect::<Option<Vec<i64>>>()?;
+    v.sort_unstable();
+    Some(v)
+}
+
+fn write_set(out: &mut Vec<u8>, s: &SetValue) {
+    if let Some(v) = intset_members(s) {
+        put_string(out, &write_intset(&v));
+        return;
+    }
+    put_len(out, s.len() as u64);
+    for m in s.iter() {
+        put_string(out, m);
+    }
+}
+
+fn write_hash(out: &mut Vec<u8>, h: &HashValue) {
+    match h {
+        HashValue::Pairs(pairs) => {
+            let mut lp = ListpackWriter::new();
+            for (f, v) in pairs {
+                lp.push(f);
+                lp.push(v);
+            }
+            put_string(out, &lp.finish());
+        }
+        HashValue::Table(_) => {
+            put_len(out, h.len() as u64);
+            for (f, v) in h.iter() {
+                put_string(out, f);
+                put_string(out, v);
+            }
+        }
+    }
+}
+
+fn write_zset(out: &mut Vec<u8>, z: &ZSet) {
+    if z.is_compact() {
+        let mut lp = ListpackWriter::new();
+        z.for_each(|m, s| {
+            lp.push(m);
+            push_score(&mut lp, s);
+        });
+        put_string(out, &lp.finish());
+        return;
+    }
+    put_len(out, z.len() as u64);
+    // Highest score first, as Redis writes a skiplist.
+    if !z.is_empty() {
+        z.for_range(0, z.len(), true, |m, s| {
+            put_string(out, m);
+            put_binary_double(out, s);
+        });
+    }
+}

@@ -1,0 +1,244 @@
+//! The stream encoding: a radix tree of listpacks, each keyed by its master
+//! entry ID (16 bytes, big-endian) and holding a master entry (live and
+//! deleted counts, the master field names) then entries with IDs
+//! delta-encoded against the master and field names omitted when they are
+//! the master's; then the length, last ID, first ID, highest deleted ID and
+//! entries added (types 19 and 21), and the consumer groups. We have no
+//! consumer groups: none are written, and those of a file are read past.
+
+use super::decode::{read_len, read_string};
+use super::encode::{put_len, put_string};
+use super::input::Input;
+use super::listpack::{read_listpack, Elem, ListpackWriter};
+use super::{types, RdbError};
+use crate::store::{SmallBytes, Value};
+use crate::types::stream::{Fields, StreamId, StreamValue};
+
+/// Redis's `stream-node-max-bytes` and `stream-node-max-entries` defaults.
+const NODE_MAX_BYTES: usize = 4096;
+const NODE_MAX_ENTRIES: usize = 100;
+
+const FLAG_DELETED: i64 = 1;
+const FLAG_SAMEFIELDS: i64 = 2;
+
+struct Node<'a> {
+    master: StreamId,
+    fields: Vec<&'a [u8]>,
+    lp: ListpackWriter,
+    count: usize,
+}
+
+impl<'a> Node<'a> {
+    fn new(master: StreamId, fields: &'a Fields) -> Node<'a> {
+        let mut lp = ListpackWriter::new();
+        lp.push_int(0); // live entries, set when the node is finished
+        lp.push_int(0); // deleted entries
+        lp.push_int(fields.len() as i64);
+        for (f, _) in fields {
+            lp.push(f);
+        }
+        lp.push_int(0); // master entry terminator
+        Node { master, fields: fields.iter().map(|(f, _)| &f[..]).collect(), lp, count: 0 }
+    }
+
+    fn add(&mut self, id: StreamId, fields: &Fields) {
+        let same = fields.len() == self.fields.len() && fields.iter().zip(&self.fields).all(|((f, _), m)| &f[..] == *m);
+        self.lp.push_int(if same { FLAG_SAMEFIELDS } else { 0 });
+        self.lp.push_int(id.ms.wrapping_sub(self.master.ms) as i64);
+        self.lp.push_int(id.seq.wrapping_sub(self.master.seq) as i64);
+        if same {
+            for (_, v) in fields {
+                self.lp.push(v);
+            }
+            self.lp.push_int(fields.len() as i64 + 3);
+        } else {
+            self.lp.push_int(fields.len() as i64);
+            for (f, v) in fields {
+                self.lp.push(f);
+                self.lp.push(v);
+            }
+            self.lp.push_int(2 * fields.len() as i64 + 4);
+        }
+        self.count += 1;
+    }
+
+    fn finish(mut self, out: &mut Vec<(StreamId, Vec<u8>)>) {
+        // At most NODE_MAX_ENTRIES (< 128): a one-byte integer.
+        self.lp.set_first_uint7(self.count as u8);
+        out.push((self.master, self.lp.finish()));
+    }
+}
+
+fn id_key(id: StreamId) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&id.ms.to_be_bytes());
+    k[8..].copy_from_slice(&id.seq.to_be_bytes());
+    k
+}
+
+pub fn write_stream(out: &mut Vec<u8>, s: &StreamValue) {
+    let mut nodes = Vec::new();
+    let mut cur: Option<Node> = None;
+    for (&id, fields) in s.iter() {
+        let size: usize = fields.iter().map(|(f, v)| f.len() + v.len()).sum();
+        if let Some(n) = cur.take() {
+            if n.lp.bytes() + size >= NODE_MAX_BYTES || n.count >= NODE_MAX_ENTRIES {
+                n.finish(&mut nodes);
+            } else {
+                cur = Some(n);
+            }
+        }
+        cur.get_or_insert_with(|| Node::new(id, fields)).add(id, fields);
+    }
+    if let Some(n) = cur {
+        n.finish(&mut nodes);
+    }
+    put_len(out, nodes.len() as u64);
+    for (master, lp) in &nodes {
+        put_string(out, &id_key(*master));
+        put_string(out, lp);
+    }
+    put_len(out, s.len() as u64);
+    let first = s.first_id();
+    for id in [s.last_id, first, s.max_deleted] {
+        put_len(out, id.ms);
+        put_len(out, id.seq);
+    }
+    put_len(out, s.added);
+    // Consumer groups.
+    put_len(out, 0);
+}
+
+/// The entries of one node's listpack (live ones only), in order.
+fn read_node(lp: &[u8], master: StreamId, out: &mut Vec<(StreamId, Fields)>) -> Result<(), &'static str> {
+    let elems = read_listpack(lp)?;
+    let mut it = elems.iter();
+    let int = |it: &mut std::slice::Iter<Elem>| it.next().and_then(|e| e.int()).ok_or("stream listpack: integer expected");
+    let live = int(&mut it)?;
+    let deleted = int(&mut it)?;
+    let nmaster = int(&mut it)?;
+    if live < 0 || deleted < 0 || nmaster < 0 || nmaster as usize > elems.len() {
+        return Err("stream listpack: bad master entry");
+    }
+    let master_fields: Vec<&Elem> = it.by_ref().take(nmaster as usize).collect();
+    if master_fields.len() != nmaster as usize || int(&mut it)? != 0 {
+        return Err("stream listpack: bad master entry");
+    }
+    let total = live.checked_add(deleted).ok_or("stream listpack: bad counts")?;
+    let (mut seen_live, mut buf) = (0, itoa::Buffer::new());
+    for _ in 0..total {
+        let flags = int(&mut it)?;
+        let id = StreamId { ms: master.ms.wrapping_add(int(&mut it)? as u64), seq: master.seq.wrapping_add(int(&mut it)? as u64) };
+        let mut fields = Fields::new();
+        let n = if flags & FLAG_SAMEFIELDS != 0 {
+            for f in &master_fields {
+                let v = it.next().ok_or("stream listpack: entry runs past the end")?;
+                fields.push((SmallBytes::new(f.bytes(&mut buf)), SmallBytes::new(v.bytes(&mut itoa::Buffer::new()))));
+            }
+            master_fields.len() as i64 + 3
+        } else {
+            let n = int(&mut it)?;
+            if n < 0 || n as usize > elems.len() {
+                return Err("stream listpack: bad field count");
+            }
+            for _ in 0..n {
+                let (Some(f), Some(v)) = (it.next(), it.next()) else { return Err("stream listpack: entry runs past the end") };
+                fields.push((SmallBytes::new(f.bytes(&mut buf)), SmallBytes::new(v.bytes(&mut itoa::Buffer::new()))));
+            }
+            2 * n + 4
+        };
+        if int(&mut it)? != n {
+            return Err("stream listpack: wrong entry element count");
+        }
+        if flags & FLAG_DELETED == 0 {
+            seen_live += 1;
+            out.push((id, fields));
+        }
+    }
+    if it.next().is_some() || seen_live != live {
+        return Err("stream listpack: entry counts do not match the master entry");
+    }
+    Ok(())
+}
+
+fn read_id<I: Input + ?Sized>(inp: &mut I) -> Result<StreamId, RdbError> {
+    Ok(StreamId { ms: read_len(inp)?, seq: read_len(inp)? })
+}
+
+pub fn read_stream<I: Input + ?Sized>(inp: &mut I, rdb_type: u8) -> Result<Value, RdbError> {
+    let nodes = read_len(inp)?;
+    inp.check_count(nodes, 2)?;
+    let mut entries: Vec<(StreamId, Fields)> = Vec::new();
+    for _ in 0..nodes {
+        let at = inp.offset();
+        let key = read_string(inp)?;
+        let Ok(key) = <[u8; 16]>::try_from(&key[..]) else { return Err(RdbError::corrupt(at, "stream node key is not a stream ID")) };
+        let master = StreamId {
+            ms: u64::from_be_bytes(key[..8].try_into().unwrap_or_default()),
+            seq: u64::from_be_bytes(key[8..].try_into().unwrap_or_default()),
+        };
+        let at = inp.offset();
+        let lp = read_string(inp)?;
+        read_node(&lp, master, &mut entries).map_err(|e| RdbError::corrupt(at, e))?;
+    }
+    let length = read_len(inp)?;
+    let last_id = read_id(inp)?;
+    let (max_deleted, added) = if rdb_type == types::STREAM_LISTPACKS {
+        (StreamId::default(), length)
+    } else {
+        let _first = read_id(inp)?;
+        (read_id(inp)?, read_len(inp)?)
+    };
+    let at = inp.offset();
+    if length != entries.len() as u64 {
+        return Err(RdbError::corrupt(at, format!("stream length {length} but {} entries", entries.len())));
+    }
+    if entries.windows(2).any(|w| w[0].0 >= w[1].0) || entries.last().is_some_and(|(id, _)| *id > last_id) {
+        return Err(RdbError::corrupt(at, "stream entry IDs out of order or past the last ID"));
+    }
+    skip_groups(inp, rdb_type)?;
+    let mut s = StreamValue::default();
+    for (id, fields) in entries {
+        s.append(id, fields);
+    }
+    s.last_id = last_id;
+    s.added = added;
+    s.max_deleted = max_deleted;
+    Ok(Value::Stream(Box::new(s)))
+}
+
+/// Reads past the consumer groups (names, last IDs, pending entries,
+/// consumers), which this server does not keep.
+fn skip_groups<I: Input + ?Sized>(inp: &mut I, rdb_type: u8) -> Result<(), RdbError> {
+    let groups = read_len(inp)?;
+    inp.check_count(groups, 3)?;
+    for _ in 0..groups {
+        read_string(inp)?;
+        read_id(inp)?;
+        if rdb_type >= types::STREAM_LISTPACKS_2 {
+            read_len(inp)?; // entries read
+        }
+        let pel = read_len(inp)?;
+        inp.check_count(pel, 25)?;
+        for _ in 0..pel {
+            inp.array::<16>()?; // ID
+            inp.array::<8>()?; // delivery time
+            read_len(inp)?; // delivery count
+        }
+        let consumers = read_len(inp)?;
+        inp.check_count(consumers, 10)?;
+        for _ in 0..consumers {
+            read_string(inp)?;
+            inp.array::<8>()?; // seen time
+            if rdb_type >= types::STREAM_LISTPACKS_3 {
+                inp.array::<8>()?; // active time
+            }
+            let pel = read_len(inp)?;
+            inp.check_count(pel, 16)?;
+            for _ in 0..pel {
+                inp.array::<16>()?;
+            }
+        }
+    }
+    Ok(())
+}
