@@ -148,7 +148,7 @@ start_damselfly() {
     DPORT="$(free_port)"
     local extra=()
     if [ -n "$SHARDS" ]; then extra=(--shards "$SHARDS"); fi
-    "$DAMSELFLY" --port "$DPORT" --bind 127.0.0.1 --loglevel warn "${extra[@]}" >"$WORK/damselfly.log" 2>&1 &
+    "$DAMSELFLY" --port "$DPORT" --bind 127.0.0.1 --loglevel warn --save "" --dir "$WORK" "${extra[@]}" >"$WORK/damselfly.log" 2>&1 &
     DPID=$!
     wait_ready "$DPORT" "$DPID" damselfly
 }

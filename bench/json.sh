@@ -30,7 +30,7 @@ fi
 # node/src/types/json/mod.rs).
 DOC='{"id":"order:1","created":"2026-11-02T10:15:00Z","status":"paid","customer":{"id":"cust-7731","name":"Ada Lovelace","email":"ada@example.com","tier":"gold"},"shipping":{"name":"Ada Lovelace","street":"12 Analytical Row","city":"London","zip":"N1 9GU","country":"GB","method":"express"},"billing":{"same_as_shipping":true,"card":"visa","last4":"4242"},"items":[{"sku":"SKU-1001","name":"Brass gear set","quantity":1,"price":24.5,"tags":["mechanical","brass"]},{"sku":"SKU-2002","name":"Punched card pack (500)","quantity":3,"price":9.99,"tags":["paper"]},{"sku":"SKU-3003","name":"Difference engine manual","quantity":1,"price":45.0,"tags":["book","history"]}],"subtotal":99.47,"discount":{"code":"AUTUMN10","amount":9.95},"tax":17.9,"shipping_cost":6.5,"total":113.92,"currency":"GBP","channel":"web","gift_wrap":false,"loyalty_points":113,"notes":"Leave with the concierge if nobody answers.","history":[{"at":"2026-11-02T10:15:00Z","event":"created"},{"at":"2026-11-02T10:16:12Z","event":"paid"}]}'
 
-args=(--port "$PORT" --bind 127.0.0.1 --loglevel warn)
+args=(--port "$PORT" --bind 127.0.0.1 --loglevel warn --save "")
 [[ -n "${SHARDS:-}" ]] && args+=(--shards "$SHARDS")
 "$BIN" "${args[@]}" >/dev/null 2>&1 &
 PID=$!

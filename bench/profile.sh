@@ -84,7 +84,7 @@ start() {
     if [ "$SERVER" = damselfly ]; then
         local extra=()
         if [ -n "$SHARDS" ]; then extra=(--shards "$SHARDS"); fi
-        "$DAMSELFLY" --port "$PORT" --bind 127.0.0.1 --loglevel warn "${extra[@]}" >"$WORK/server.log" 2>&1 &
+        "$DAMSELFLY" --port "$PORT" --bind 127.0.0.1 --loglevel warn --save "" --dir "$WORK" "${extra[@]}" >"$WORK/server.log" 2>&1 &
     else
         redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --logfile "$WORK/server.log" >/dev/null 2>&1 &
     fi

@@ -39,7 +39,7 @@ wait_port() {
 }
 
 DPORT=$(free_port)
-"$BIN" --port "$DPORT" --bind 127.0.0.1 --loglevel warn &
+"$BIN" --port "$DPORT" --bind 127.0.0.1 --loglevel warn --save "" &
 PIDS+=($!)
 RPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning &

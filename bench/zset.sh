@@ -61,7 +61,7 @@ start() {
     if [ "$1" = damselfly ]; then
       local extra=()
       [ -n "${SHARDS:-}" ] && extra=(--shards "$SHARDS")
-      "$BIN" --port "$PORT" --bind 127.0.0.1 --loglevel warn "${extra[@]}" >>"$WORK/$1.log" 2>&1 &
+      "$BIN" --port "$PORT" --bind 127.0.0.1 --loglevel warn --save "" "${extra[@]}" >>"$WORK/$1.log" 2>&1 &
     else
       redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
         --loglevel warning >>"$WORK/$1.log" 2>&1 &

@@ -37,9 +37,23 @@ pub struct Args {
     /// Maximum simultaneous clients.
     #[arg(long)]
     pub maxclients: Option<u64>,
-    /// Working directory (for future persistence files).
+    /// Working directory: snapshots (and, in cluster mode, the node's
+    /// identity and Raft state) are kept there.
     #[arg(long)]
     pub dir: Option<String>,
+    /// Snapshot save points, Redis's syntax: "<seconds> <changes> ..." (a
+    /// snapshot is taken when at least <changes> writes happened within
+    /// <seconds>); "" turns automatic snapshots off. Default
+    /// "3600 1 300 100 60 10000".
+    #[arg(long, allow_hyphen_values = true)]
+    pub save: Option<String>,
+    /// File name of snapshots, inside `--dir` (default dump.rdb).
+    #[arg(long)]
+    pub dbfilename: Option<String>,
+    /// Whether DEBUG may run: no (default), yes, or local (from loopback
+    /// clients only).
+    #[arg(long)]
+    pub enable_debug_command: Option<String>,
     /// Memory limit in bytes (accepts 100mb, 2gb, ...). 0 = unlimited.
     #[arg(long)]
     pub maxmemory: Option<String>,
@@ -125,6 +139,15 @@ pub struct Config {
     /// `slowlog-max-len`: the slow log keeps this many newest entries.
     pub slowlog_max_len: AtomicU64,
     pub dir: Mutex<String>,
+    /// Save points: (seconds, changes) pairs.
+    pub save: Mutex<Vec<(u64, u64)>>,
+    pub dbfilename: Mutex<String>,
+    /// `stop-writes-on-bgsave-error`: while the last snapshot failed (and
+    /// save points are set), writes get -MISCONF.
+    pub stop_writes_on_bgsave_error: AtomicBool,
+    /// `enable-debug-command`: "no" (default), "yes" or "local" (loopback
+    /// clients only); set at start-up, as in Redis.
+    pub enable_debug_command: String,
     /// Cluster mode, when started with `--cluster`.
     pub cluster: Option<ClusterArgs>,
     /// Parameters whose value cannot change here, by name (`FIXED`).
@@ -149,7 +172,6 @@ fn cluster_secret(args: &Args) -> Result<Option<String>, ConfigError> {
 /// file and start-up refuse any other value with an error that says so —
 /// a setting is never accepted and then ignored. docs/CONFIG.md lists them.
 const FIXED: &[(&str, &str)] = &[
-    ("save", ""),
     ("appendonly", "no"),
     ("appendfsync", "everysec"),
     ("maxmemory-policy", "noeviction"),
@@ -172,7 +194,8 @@ const FIXED: &[(&str, &str)] = &[
     ("lazyfree-lazy-server-del", "no"),
     ("lazyfree-lazy-user-del", "no"),
     ("lazyfree-lazy-user-flush", "no"),
-    ("dbfilename", "dump.rdb"),
+    ("rdbcompression", "yes"),
+    ("rdbchecksum", "yes"),
     ("logfile", ""),
     ("daemonize", "no"),
     ("cluster-enabled", "no"),
@@ -246,6 +269,32 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     num.parse::<u64>().ok()?.checked_mul(mult)
 }
 
+/// Redis's default save points.
+pub const DEFAULT_SAVE: &[(u64, u64)] = &[(3600, 1), (300, 100), (60, 10000)];
+
+/// Parses save points: "<seconds> <changes> ..." pairs; "" is none.
+fn parse_save(value: &str) -> Result<Vec<(u64, u64)>, ConfigError> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if !words.len().is_multiple_of(2) {
+        return Err(ConfigError::Invalid("Invalid save parameters".into()));
+    }
+    words
+        .chunks(2)
+        .map(|p| match (p[0].parse::<u64>(), p[1].parse::<u64>()) {
+            (Ok(secs), Ok(changes)) => Ok((secs, changes)),
+            _ => Err(ConfigError::Invalid("Invalid save parameters".into())),
+        })
+        .collect()
+}
+
+fn yes_no_text(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
 /// A yes/no parameter's value, as Redis spells it.
 fn yes_no(value: &str) -> Result<bool, ConfigError> {
     if value.eq_ignore_ascii_case("yes") {
@@ -285,6 +334,10 @@ impl Config {
             slowlog_log_slower_than: AtomicI64::new(10000),
             slowlog_max_len: AtomicU64::new(128),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
+            save: Mutex::new(DEFAULT_SAVE.to_vec()),
+            dbfilename: Mutex::new("dump.rdb".into()),
+            stop_writes_on_bgsave_error: AtomicBool::new(true),
+            enable_debug_command: "no".into(),
             cluster: None,
             fixed: FIXED.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
@@ -317,6 +370,15 @@ impl Config {
         if let Some(m) = &args.maxmemory {
             cfg.set("maxmemory", m)?;
         }
+        if let Some(v) = &args.save {
+            cfg.set("save", v)?;
+        }
+        if let Some(v) = &args.dbfilename {
+            cfg.set("dbfilename", v)?;
+        }
+        if let Some(v) = &args.enable_debug_command {
+            cfg.apply_startup("enable-debug-command", v)?;
+        }
         if let Some(s) = args.shards {
             cfg.shards = s.clamp(1, 1024);
         }
@@ -337,6 +399,7 @@ impl Config {
     /// Applies the text of a redis.conf-style file: `name value` per line,
     /// blank lines and `#` comments skipped, surrounding quotes dropped.
     pub fn apply_file(&mut self, text: &str) -> Result<(), ConfigError> {
+        let mut saw_save = false;
         for line in text.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -344,7 +407,16 @@ impl Config {
             }
             let (name, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
             let value = value.trim().trim_matches('"');
-            self.apply_startup(&name.to_ascii_lowercase(), value)?;
+            let name = name.to_ascii_lowercase();
+            // Each `save` line adds save points to those of the lines
+            // before it (the first replaces the default), as in redis.conf.
+            if name == "save" && saw_save && !value.is_empty() {
+                let more = parse_save(value)?;
+                self.save.lock().unwrap_or_else(|e| e.into_inner()).extend(more);
+                continue;
+            }
+            saw_save |= name == "save";
+            self.apply_startup(&name, value)?;
         }
         Ok(())
     }
@@ -360,9 +432,33 @@ impl Config {
             }
             "databases" => self.databases = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.max(1),
             "shards" => self.shards = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.clamp(1, 1024),
+            "enable-debug-command" => {
+                let v = value.to_ascii_lowercase();
+                if !["no", "yes", "local"].contains(&v.as_str()) {
+                    return Err(ConfigError::Invalid("argument(s) must be one of the following: no, yes, local".into()));
+                }
+                self.enable_debug_command = v;
+            }
             _ => self.set(name, value)?,
         }
         Ok(())
+    }
+
+    /// The save points as CONFIG GET shows them.
+    pub fn save_text(&self) -> String {
+        let points = self.save.lock().unwrap_or_else(|e| e.into_inner());
+        points.iter().map(|(s, c)| format!("{s} {c}")).collect::<Vec<_>>().join(" ")
+    }
+
+    /// The save points.
+    pub fn save_points(&self) -> Vec<(u64, u64)> {
+        self.save.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Where snapshots are written: `dir`/`dbfilename`.
+    pub fn rdb_path(&self) -> std::path::PathBuf {
+        let dir = self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        std::path::Path::new(&dir).join(&*self.dbfilename.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn hash_limits(&self) -> HashLimits {
@@ -404,7 +500,17 @@ impl Config {
             }
             "slowlog-max-len" => self.slowlog_max_len.store(int()?, Relaxed),
             "dir" => *self.dir.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
-            "port" | "bind" | "databases" | "shards" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
+            "save" => *self.save.lock().unwrap_or_else(|e| e.into_inner()) = parse_save(value)?,
+            "dbfilename" => {
+                if value.is_empty() || value.contains('/') {
+                    return Err(ConfigError::Invalid("dbfilename can't be a path, just a filename".into()));
+                }
+                *self.dbfilename.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string()
+            }
+            "stop-writes-on-bgsave-error" => self.stop_writes_on_bgsave_error.store(yes_no(value)?, Relaxed),
+            "port" | "bind" | "databases" | "shards" | "enable-debug-command" => {
+                return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'")))
+            }
             _ => match self.fixed.get(name) {
                 Some(v) if fixed_value_eq(name, v, value) => {}
                 Some(v) => return Err(ConfigError::Fixed(name.to_string(), v.clone())),
@@ -439,6 +545,10 @@ impl Config {
             ("slowlog-log-slower-than".into(), self.slowlog_log_slower_than.load(Relaxed).to_string()),
             ("slowlog-max-len".into(), self.slowlog_max_len.load(Relaxed).to_string()),
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+            ("save".into(), self.save_text()),
+            ("enable-debug-command".into(), self.enable_debug_command.clone()),
+            ("dbfilename".into(), self.dbfilename.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+            ("stop-writes-on-bgsave-error".into(), yes_no_text(self.stop_writes_on_bgsave_error.load(Relaxed)).into()),
         ];
         v.extend(self.fixed.iter().map(|(k, v)| (k.clone(), v.clone())));
         v.sort();

@@ -60,6 +60,10 @@ pub enum CmdError {
     NoProto,
     #[error("OOM command not allowed when used memory > 'maxmemory'.")]
     Oom,
+    #[error("LOADING Redis is loading the dataset in memory")]
+    Loading,
+    #[error("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.")]
+    Misconf,
     /// Any other error, already worded as Redis words it (including its prefix).
     #[error("{0}")]
     Other(String),

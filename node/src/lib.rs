@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod fuzzing;
+pub mod persist;
 pub mod resp;
 pub mod scripting;
 pub mod server;

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["types"],
     &["store", "config"],
     &["shard"],
-    &["scripting"],
+    &["scripting", "persist"],
     &["commands"],
     &["cluster"],
     &["server", "fuzzing"],

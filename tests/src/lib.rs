@@ -51,6 +51,9 @@ fn free_port() -> u16 {
 pub struct Server {
     child: Child,
     pub port: u16,
+    /// The data directory made for it when the test gave none (snapshots
+    /// land there, never in the test's working directory).
+    own_dir: Option<cluster::TempDir>,
 }
 
 impl Server {
@@ -76,14 +79,14 @@ impl Server {
     }
 
     fn try_start(port: u16, extra: &[&str]) -> Option<Server> {
-        let mut child = Command::new(binary())
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--loglevel", "warn"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn damselfly");
+        let own_dir = (!extra.contains(&"--dir")).then(|| cluster::TempDir::new("server"));
+        let mut cmd = Command::new(binary());
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--loglevel", "warn"]);
+        if let Some(d) = &own_dir {
+            cmd.args(["--dir", d.path()]);
+        }
+        let mut child =
+            cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("spawn damselfly");
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -93,7 +96,7 @@ impl Server {
                 // Another test's server may have taken the port between
                 // our probe and our child's bind: make sure it is ours.
                 if listens_on(child.id(), port) {
-                    return Some(Server { child, port });
+                    return Some(Server { child, port, own_dir });
                 }
                 break;
             }
@@ -147,6 +150,12 @@ impl Server {
     /// Sends a signal by name (`STOP`, `CONT`, `KILL`...) to the process.
     pub fn signal(&self, sig: &str) {
         let _ = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status();
+    }
+
+    /// The data directory the harness made for this server, if the test
+    /// gave none.
+    pub fn dir(&self) -> Option<&str> {
+        self.own_dir.as_ref().map(|d| d.path())
     }
 
     /// The process id.

@@ -19,6 +19,7 @@ pub mod json;
 pub mod keys;
 pub mod keyspec;
 pub mod lists;
+pub mod persistence;
 pub mod pops;
 pub mod pubsub;
 pub mod routing;
@@ -491,6 +492,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
     connection::COMMANDS
         .iter()
         .chain(server::COMMANDS)
+        .chain(persistence::COMMANDS)
         .chain(slowlog::COMMANDS)
         .chain(strings::COMMANDS)
         .chain(keys::COMMANDS)

@@ -1,5 +1,5 @@
 //! Server commands: COMMAND (generated from the command table), INFO, CONFIG,
-//! DBSIZE, FLUSHDB, FLUSHALL, TIME, SHUTDOWN, LASTSAVE, ROLE.
+//! DBSIZE, FLUSHDB, FLUSHALL, TIME, SHUTDOWN, ROLE.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -132,7 +132,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         SRV,
         "server",
         "Synchronously saves the database(s) to disk and shuts down the Redis server.",
-        Exec::Coord(handler!(|cx, a| shutdown(cx, a))),
+        Exec::Coord(handler!(async |cx, a| shutdown(cx, a))),
     )
     .when_busy(shutdown_busy),
     cmd(
@@ -146,17 +146,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Coord(handler!(async |cx, a| wait(cx, a))),
     )
     .tips(&["request_policy:all_shards", "response_policy:agg_min"]),
-    cmd(
-        "lastsave",
-        1,
-        LOADING | STALE | FAST,
-        (0, 0, 0),
-        &["admin", "fast", "dangerous"],
-        "server",
-        "Returns the Unix timestamp of the last successful save to disk.",
-        Exec::Coord(handler!(|cx, _a| lastsave(cx))),
-    )
-    .tips(&["nondeterministic_output"]),
     cmd(
         "role",
         1,
@@ -501,7 +490,7 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         );
     }
     if want("persistence") {
-        text.push_str("# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\n\r\n");
+        super::persistence::info_section(e, &mut text);
     }
     if want("stats") {
         let sum = |f: fn(&ShardStats) -> u64| shards.iter().map(|s| f(&s.stats)).sum::<u64>();
@@ -681,19 +670,25 @@ pub fn time(cx: &mut dyn Coord) -> CmdResult {
     Ok(())
 }
 
-pub fn shutdown(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+pub async fn shutdown(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     shutdown_args(args)?;
     refuse_unless_nosave(cx.engine(), args)?;
     if !cx.client()?.authed {
         return Err(CmdError::NoAuth);
     }
-    if args[1..].iter().any(|a| eq_ic(a, "SAVE")) {
-        // Asked to save, and there is nothing that can: refuse rather than
-        // exit and leave the client believing its data is on disk.
-        return Err(CmdError::err("SHUTDOWN SAVE is not supported: this server does not persist data yet (use SHUTDOWN NOSAVE)"));
+    let has = |w: &str| args[1..].iter().any(|a| eq_ic(a, w));
+    // Saved when asked to, or when save points are set (and NOSAVE is not
+    // given), as Redis does; a failed save keeps the server up unless FORCE.
+    let save = has("SAVE") || (!has("NOSAVE") && !cx.engine().cfg.save_points().is_empty());
+    if save {
+        if let Err(e) = super::persistence::save_for_shutdown(cx.engine()).await {
+            tracing::warn!("error trying to save the DB before shutting down: {e}");
+            if !has("FORCE") {
+                return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+            }
+        }
     }
-    // Nothing is persisted yet, so there is nothing to save: stop now. Like
-    // Redis, the client gets no reply; its connection closes.
+    // Like Redis, the client gets no reply; its connection closes.
     cx.engine().shutdown.notify_one();
     cx.client()?.closing = true;
     Ok(())
@@ -732,16 +727,6 @@ fn shutdown_args(args: &[Bytes]) -> CmdResult {
         }
     }
     Ok(())
-}
-
-/// LASTSAVE: there is no save yet, so there is no time to report; the
-/// start time Redis would give would read as "saved at start-up".
-pub fn lastsave(_cx: &mut dyn Coord) -> CmdResult {
-    Err(lastsave_error())
-}
-
-pub fn lastsave_error() -> CmdError {
-    CmdError::err("LASTSAVE is not supported: this server does not persist data yet")
 }
 
 pub fn role(cx: &mut dyn Coord) -> CmdResult {

@@ -43,6 +43,10 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         None => None,
     };
     let (engine, inboxes) = Engine::new(cfg.clone(), cluster.clone(), Scripting::new(crate::commands::is_command));
+    let _ = crate::persist::RESTORE_FUNCTIONS.set(crate::commands::scripting::restore_libraries);
+    let (save_tx, save_rx) = mpsc::unbounded_channel();
+    let _ = engine.saves.saver.set(save_tx);
+    let mut save_rx = Some(save_rx);
     if let Some(map) = cluster {
         crate::cluster::set_secret(cfg.cluster.as_ref().and_then(|c| c.secret.clone()));
         let dir = cfg.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -68,13 +72,16 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         let (ctx, crx) = mpsc::unbounded_channel::<std::net::TcpStream>();
         conn_txs.push(ctx);
         let engine = engine.clone();
+        let saver = save_rx.take();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("shard-{id}"))
                 .stack_size(SHARD_STACK)
-                .spawn(move || shard_thread(id, nshards, engine, inbox, crx))?,
+                .spawn(move || shard_thread(id, nshards, engine, inbox, crx, saver))?,
         );
     }
+    // The snapshot file, if any, loads while clients already get -LOADING.
+    crate::persist::load_at_start(&engine);
 
     info!(port = cfg.port, shards = nshards, bind = ?cfg.bind, "damselfly ready to accept connections");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -85,7 +92,17 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
             let engine = engine.clone();
             tokio::spawn(accept_loop(l, conn_txs, engine));
         }
-        wait_for_shutdown(&engine).await;
+        // A signal saves first when save points are set (as Redis does);
+        // if that fails the server stays up.
+        while let Stop::Signal = wait_for_shutdown(&engine).await {
+            if engine.cfg.save_points().is_empty() || engine.saves.loading() {
+                break;
+            }
+            match crate::commands::persistence::save_for_shutdown(&engine).await {
+                Ok(()) => break,
+                Err(e) => error!("SIGTERM received but errors trying to shut down the server, check the logs for more information: {e}"),
+            }
+        }
         // Graceful stop: no new connections (the listeners go with this
         // runtime); every client finishes the commands it already sent, gets
         // the replies, and is disconnected. Bounded wait.
@@ -201,25 +218,36 @@ async fn accept_loop(l: TcpListener, conn_txs: Vec<mpsc::UnboundedSender<std::ne
     }
 }
 
-async fn wait_for_shutdown(engine: &Engine) {
+/// Why the server stops.
+enum Stop {
+    /// SIGTERM or SIGINT.
+    Signal,
+    /// SHUTDOWN, which has saved already if it had to.
+    Command,
+}
+
+async fn wait_for_shutdown(engine: &Engine) -> Stop {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = match signal(SignalKind::terminate()) {
             Ok(s) => s,
-            Err(_) => return engine.shutdown.notified().await,
+            Err(_) => {
+                engine.shutdown.notified().await;
+                return Stop::Command;
+            }
         };
         tokio::select! {
-            _ = term.recv() => info!("received SIGTERM"),
-            _ = tokio::signal::ctrl_c() => info!("received SIGINT"),
-            _ = engine.shutdown.notified() => info!("SHUTDOWN requested by a client"),
+            _ = term.recv() => { info!("received SIGTERM"); Stop::Signal }
+            _ = tokio::signal::ctrl_c() => { info!("received SIGINT"); Stop::Signal }
+            _ = engine.shutdown.notified() => { info!("SHUTDOWN requested by a client"); Stop::Command }
         }
     }
     #[cfg(not(unix))]
     {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = engine.shutdown.notified() => {},
+            _ = tokio::signal::ctrl_c() => Stop::Signal,
+            _ = engine.shutdown.notified() => Stop::Command,
         }
     }
 }
@@ -230,6 +258,7 @@ fn shard_thread(
     engine: Arc<Engine>,
     mut inbox: mpsc::UnboundedReceiver<Msg>,
     conns: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    saver: Option<mpsc::UnboundedReceiver<crate::shard::snapshot::SaveRequest>>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -243,6 +272,7 @@ fn shard_thread(
     let mut shard = Shard::new(id, nshards, engine.cfg.clone(), engine.scripting.clone());
     shard.engine = Some(engine.clone());
     shard.cluster = engine.cluster.clone();
+    shard.snapshot_wake = engine.saves.wake[id].clone();
     let shard = LocalShard::new(shard);
     local.block_on(&rt, async move {
         // Inbox: jobs from other threads.
@@ -256,6 +286,12 @@ fn shard_thread(
         tokio::task::spawn_local(expiry::run(shard.clone(), crate::util::now_ms));
         // Memory back to the system when the thread goes quiet.
         tokio::task::spawn_local(housekeeping::run(shard.clone(), engine.clone()));
+        // Snapshots: this shard's part of each, and (on one thread) the
+        // saver that starts them.
+        tokio::task::spawn_local(crate::persist::saver::shard_task(shard.clone(), engine.clone()));
+        if let Some(requests) = saver {
+            tokio::task::spawn_local(crate::persist::saver::run(shard.clone(), engine.clone(), requests));
+        }
         // Connections.
         while let Some(sock) = busy::next_conn().await {
             let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);

@@ -16,6 +16,7 @@ pub mod clients;
 pub mod pubsub;
 pub mod scripts;
 pub mod slowlog;
+pub mod snapshot;
 pub mod tx;
 
 use std::cell::{Cell, RefCell};
@@ -74,6 +75,14 @@ pub struct Shard {
     /// this shard reach the others through it).
     pub engine: Option<Arc<Engine>>,
     lock: TxId,
+    /// This shard's part of a running snapshot.
+    snapshot: Option<snapshot::ShardSnapshot>,
+    /// Wakes the thread's snapshot task when a snapshot starts.
+    pub snapshot_wake: Arc<Notify>,
+    /// Changes counted by databases since dropped (flushed, swapped out).
+    dropped_changes: u64,
+    /// Changes not to count (made while loading a file).
+    changes_offset: u64,
 }
 
 impl Shard {
@@ -91,6 +100,10 @@ impl Shard {
             blocked: Default::default(),
             engine: None,
             lock: NO_TX,
+            snapshot: None,
+            snapshot_wake: Arc::new(Notify::new()),
+            dropped_changes: 0,
+            changes_offset: 0,
         }
     }
 
@@ -120,7 +133,11 @@ impl Shard {
         let watchers = old.take_watchers();
         let tracking = old.take_tracking();
         let wake = old.take_wake();
-        self.dbs[i] = None;
+        if let Some(old) = self.dbs[i].take() {
+            // A flush changes every key it drops.
+            self.dropped_changes += old.changes() + old.len() as u64;
+            drop(self.keep_for_snapshot(old));
+        }
         if !wake.is_empty() {
             self.db(i).set_wake_all(wake);
         }
@@ -208,6 +225,8 @@ pub struct Engine {
     /// Cluster mode: which node serves each slot. `None` in standalone mode,
     /// where this node owns every slot.
     pub cluster: Option<Arc<crate::slot::map::SlotMap>>,
+    /// Snapshot and loading status.
+    pub saves: snapshot::SaveStatus,
 }
 
 #[derive(Default)]
@@ -232,7 +251,8 @@ impl Engine {
         cluster: Option<Arc<crate::slot::map::SlotMap>>,
         scripting: Arc<Scripting>,
     ) -> (Arc<Engine>, Vec<mpsc::UnboundedReceiver<Msg>>) {
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..cfg.shards).map(|_| mpsc::unbounded_channel()).unzip();
+        let nshards = cfg.shards;
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..nshards).map(|_| mpsc::unbounded_channel()).unzip();
         let e = Engine {
             inboxes: txs,
             cfg,
@@ -242,6 +262,7 @@ impl Engine {
             scripting,
             shutdown: Notify::new(),
             pubsub: Default::default(),
+            saves: snapshot::SaveStatus::new(nshards, crate::util::now_ms() / 1000),
             cluster,
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);

@@ -14,6 +14,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
 use super::slab::Slab;
+use super::snapshot::DbSnapshot;
 use super::{SmallBytes, Value};
 use crate::slot::{key_slot, SLOTS};
 
@@ -54,6 +55,12 @@ pub struct Db {
     /// written since the shard last served its blocked clients.
     wake: std::collections::HashSet<SmallBytes>,
     ready: std::cell::RefCell<Vec<SmallBytes>>,
+    /// While a snapshot is being taken: this database's part of it.
+    snap: Option<Box<DbSnapshot>>,
+    /// Changes made so far (each key written or deleted counts once per
+    /// write path taken): what save points and INFO's
+    /// `rdb_changes_since_last_save` count.
+    changes: u64,
 }
 
 /// Change tracking for the slots a migration moves (see `Db::track`).
@@ -117,6 +124,8 @@ impl Db {
             tracking: None,
             wake: Default::default(),
             ready: Default::default(),
+            snap: None,
+            changes: 0,
         }
     }
 
@@ -219,6 +228,13 @@ impl Db {
     /// and, while an undo log is active, records its current state.
     #[inline]
     fn touch_idx(&mut self, idx: u32) {
+        self.changes += 1;
+        if self.snap.is_some() {
+            if let Some(e) = self.entries.get(idx) {
+                let local = self.local(key_slot(&e.key));
+                self.snapshot_slot(local);
+            }
+        }
         if !self.wake.is_empty() {
             if let Some(e) = self.entries.get(idx) {
                 if self.wake.contains(&e.key) {
@@ -295,6 +311,11 @@ impl Db {
 
     /// Inserts a key known to be absent.
     pub fn insert_new(&mut self, key: &[u8], value: Value, expire_at: u64) -> u32 {
+        self.changes += 1;
+        let local = self.local(key_slot(key));
+        if self.snap.is_some() {
+            self.snapshot_slot(local);
+        }
         self.touch(key);
         if self.tracking.is_some() {
             self.note_change(key);
@@ -304,7 +325,6 @@ impl Db {
                 u.record(SmallBytes::new(key), None);
             }
         }
-        let local = self.local(key_slot(key));
         let h = self.hash(key);
         let idx = self.entries.insert(Entry { key: SmallBytes::new(key), value, expire_at });
         if expire_at != 0 {
@@ -475,6 +495,69 @@ impl Db {
         if let Some(t) = &mut self.tracking {
             if t.slots.get(l).copied().unwrap_or(false) {
                 t.changed.insert(SmallBytes::new(key));
+            }
+        }
+    }
+
+    /// Changes made to this database so far.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// Starts this database's part of a snapshot as database `number`
+    /// (see `store::snapshot`).
+    pub fn snapshot_begin(&mut self, number: u32, now: u64) {
+        self.snap = Some(Box::new(DbSnapshot::new(number, now, self.tables.len())));
+    }
+
+    pub fn snapshotting(&self) -> bool {
+        self.snap.is_some()
+    }
+
+    /// Serialises slots in order until `budget` bytes wait to be taken or
+    /// every slot is serialised; true once every slot is.
+    pub fn snapshot_step(&mut self, budget: usize) -> bool {
+        let slots = self.tables.len();
+        loop {
+            let Some(s) = &mut self.snap else { return true };
+            if s.buf.len() >= budget {
+                return false;
+            }
+            match s.next_pending(slots) {
+                Some(l) => self.snapshot_slot(l),
+                None => return true,
+            }
+        }
+    }
+
+    /// The records written since the last call, with the snapshot's
+    /// database number.
+    pub fn snapshot_take(&mut self) -> Option<(u32, Vec<u8>)> {
+        let s = self.snap.as_mut()?;
+        if s.buf.is_empty() {
+            return None;
+        }
+        Some((s.number, std::mem::take(&mut s.buf)))
+    }
+
+    /// Ends this database's part (finished or abandoned); returns the
+    /// number of keys it wrote.
+    pub fn snapshot_end(&mut self) -> u64 {
+        self.snap.take().map_or(0, |s| s.keys)
+    }
+
+    /// Serialises local slot `local` as it is now, unless it already is:
+    /// called before any change to one of its keys while a snapshot runs.
+    #[cold]
+    fn snapshot_slot(&mut self, local: usize) {
+        let Some(s) = &mut self.snap else { return };
+        if s.is_done(local) {
+            return;
+        }
+        s.mark_done(local);
+        for &i in self.tables[local].iter() {
+            if let Some(e) = self.entries.get(i) {
+                s.write(&e.key, &e.value, e.expire_at);
             }
         }
     }

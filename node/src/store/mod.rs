@@ -6,6 +6,7 @@ pub mod db;
 pub mod dump;
 pub mod rdb;
 pub mod slab;
+pub mod snapshot;
 pub mod value;
 
 pub use crate::types::SmallBytes;

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -34,12 +35,16 @@ class Node:
     def __init__(self):
         self.proc = None
         self.port = None
+        # Snapshots land in a directory of the node's own, never in the
+        # working directory (where the next node would load them).
+        self._dir = tempfile.TemporaryDirectory(prefix="damselfly-node-")
 
     def start(self):
         for _ in range(5):
             port = _free_port()
             proc = subprocess.Popen(
-                [binary(), "--port", str(port), "--bind", "127.0.0.1", "--loglevel", "warn"],
+                [binary(), "--port", str(port), "--bind", "127.0.0.1", "--loglevel", "warn",
+                 "--dir", self._dir.name],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
             )

@@ -455,8 +455,12 @@ pub fn script(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
 /// Loads a library's code on this thread's VM, checking it and collecting
 /// the functions it registers.
 fn build_library(cx: &mut dyn Coord, code: Bytes) -> CmdResult<Library> {
-    let scripting = cx.engine().scripting.clone();
-    let (name, registered) = with_vm(&scripting, |vm| vm.load_library(&code)).map_err(CmdError::Other)?;
+    compile_library(&cx.engine().scripting.clone(), code).map_err(CmdError::Other)
+}
+
+/// Compiles a library on this thread's VM.
+fn compile_library(scripting: &std::sync::Arc<Scripting>, code: Bytes) -> Result<Library, String> {
+    let (name, registered) = with_vm(scripting, |vm| vm.load_library(&code))?;
     let functions = registered
         .into_iter()
         .map(|r| {
@@ -470,6 +474,19 @@ fn build_library(cx: &mut dyn Coord, code: Bytes) -> CmdResult<Library> {
         })
         .collect();
     Ok(Library { name, code, functions })
+}
+
+/// Replaces every function library with those of `codes` (loading a
+/// snapshot); errors name the library that failed.
+pub fn restore_libraries(engine: &crate::shard::Engine, codes: &[Vec<u8>]) -> Result<(), String> {
+    let mut next = Libraries::default();
+    for code in codes {
+        let lib = compile_library(&engine.scripting, Bytes::copy_from_slice(code))?;
+        next.add(lib, false)?;
+    }
+    *engine.scripting.libraries() = next;
+    engine.scripting.libraries_changed();
+    Ok(())
 }
 
 /// FUNCTION LOAD | LIST | DELETE | FLUSH | DUMP | RESTORE | STATS | KILL | HELP.

@@ -229,6 +229,14 @@ impl Conn {
                 return Err(CmdError::Oom);
             }
         }
+        // The last snapshot failed: writes (and PING, as in Redis) are
+        // refused until one succeeds.
+        if (spec.has_flag(flag::WRITE) || spec.name == "ping") && commands::persistence::writes_refused(&self.engine) {
+            return Err(CmdError::Misconf);
+        }
+        if self.engine.saves.loading() && !spec.has_flag(flag::LOADING) {
+            return Err(CmdError::Loading);
+        }
         Ok(spec)
     }
 

@@ -1,0 +1,196 @@
+//! Persistence commands: SAVE, BGSAVE, LASTSAVE, DEBUG (RELOAD), and the
+//! INFO `persistence` section. Snapshots themselves are `persist`'s.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+
+use super::{cmd, flag::*, CommandSpec, Coord, Exec};
+use crate::error::{CmdError, CmdResult};
+use crate::handler;
+use crate::persist;
+use crate::shard::snapshot::SaveKind;
+use crate::shard::Engine;
+use crate::util::eq_ic;
+
+const SRV: &[&str] = &["admin", "slow", "dangerous"];
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        (0, 0, 0),
+        SRV,
+        "server",
+        "Synchronously saves the database(s) to disk.",
+        Exec::Coord(handler!(async |cx, _a| save(cx))),
+    ),
+    cmd(
+        "bgsave",
+        -1,
+        ADMIN | NOSCRIPT,
+        (0, 0, 0),
+        SRV,
+        "server",
+        "Asynchronously saves the database(s) to disk.",
+        Exec::Coord(handler!(async |cx, a| bgsave(cx, a))),
+    ),
+    cmd(
+        "lastsave",
+        1,
+        LOADING | STALE | FAST,
+        (0, 0, 0),
+        &["admin", "fast", "dangerous"],
+        "server",
+        "Returns the Unix timestamp of the last successful save to disk.",
+        Exec::Coord(handler!(|cx, _a| lastsave(cx))),
+    )
+    .tips(&["nondeterministic_output"]),
+    cmd(
+        "debug",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        SRV,
+        "server",
+        "A container for debugging commands.",
+        Exec::Coord(handler!(async |cx, a| debug(cx, a))),
+    ),
+];
+
+/// Waits for the saver's answer.
+async fn ask(engine: &Engine, kind: SaveKind) -> CmdResult {
+    match persist::request(engine, kind).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) if e.contains("already in progress") => Err(CmdError::err(e)),
+        Ok(Err(e)) => {
+            tracing::warn!("save failed: {e}");
+            Err(CmdError::err(e))
+        }
+        Err(_) => Err(CmdError::err("the node is shutting down")),
+    }
+}
+
+/// SAVE: the caller waits until the file is on disk; everybody else goes
+/// on (Redis blocks the whole server instead).
+async fn save(cx: &mut dyn Coord) -> CmdResult {
+    ask(cx.engine(), SaveKind::Foreground).await?;
+    cx.out().ok();
+    Ok(())
+}
+
+/// BGSAVE [SCHEDULE]. Inside MULTI/EXEC the snapshot starts after the
+/// transaction (it must hold every shard), as Redis schedules it.
+async fn bgsave(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        1 => {}
+        2 if eq_ic(&args[1], "SCHEDULE") => {}
+        _ => return Err(CmdError::Syntax),
+    }
+    if cx.engine().saves.in_progress.load(Relaxed) {
+        return Err(CmdError::err("Background save already in progress"));
+    }
+    if cx.in_exec() {
+        // The reply cannot wait for the start: the saver needs the shards
+        // this transaction holds.
+        drop(persist::request(cx.engine(), SaveKind::Background));
+        cx.out().simple("Background saving scheduled");
+        return Ok(());
+    }
+    ask(cx.engine(), SaveKind::Background).await?;
+    cx.out().simple("Background saving started");
+    Ok(())
+}
+
+fn lastsave(cx: &mut dyn Coord) -> CmdResult {
+    let t = cx.engine().saves.last_save.load(Relaxed);
+    cx.out().int(t as i64);
+    Ok(())
+}
+
+/// DEBUG RELOAD (the only subcommand here): saves, empties the data and
+/// loads the file back. Allowed as `enable-debug-command` says.
+async fn debug(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let allowed = match cx.engine().cfg.enable_debug_command.as_str() {
+        "yes" => true,
+        "local" => is_loopback(&cx.client()?.info.addr),
+        _ => false,
+    };
+    if !allowed {
+        return Err(CmdError::err(
+            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+        ));
+    }
+    if eq_ic(&args[1], "HELP") {
+        cx.out().help(&[
+            "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "RELOAD",
+            "    Save the RDB on disk and reload it back to memory.",
+            "HELP",
+            "    Print this help.",
+        ]);
+        return Ok(());
+    }
+    if !eq_ic(&args[1], "RELOAD") {
+        return Err(CmdError::unknown_subcommand("debug", &args[1]));
+    }
+    if args.len() > 2 {
+        return Err(CmdError::err("DEBUG RELOAD only supports the plain form here (no MERGE/NOFLUSH/NOSAVE)"));
+    }
+    ask(cx.engine(), SaveKind::Reload).await?;
+    cx.out().ok();
+    Ok(())
+}
+
+/// Whether a client address (`ip:port`) is on the loopback interface.
+fn is_loopback(addr: &str) -> bool {
+    let ip = addr.rsplit_once(':').map_or(addr, |(ip, _)| ip).trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// The save SHUTDOWN (and SIGTERM) makes: waits for a running snapshot
+/// to end first, then takes a fresh one.
+pub async fn save_for_shutdown(engine: &Engine) -> Result<(), String> {
+    for _ in 0..2 {
+        match persist::request(engine, SaveKind::Foreground).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) if e.contains("already in progress") => {
+                while engine.saves.in_progress.load(Relaxed) {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("the node is shutting down".into()),
+        }
+    }
+    Err("a snapshot kept running".into())
+}
+
+/// INFO's `persistence` section.
+pub fn info_section(e: &Engine, text: &mut String) {
+    let st = &e.saves;
+    let running = st.in_progress.load(Relaxed);
+    let now = crate::util::now_ms();
+    let current = if running { (now.saturating_sub(st.started_ms.load(Relaxed)) / 1000) as i64 } else { -1 };
+    let _ = write!(
+        text,
+        "# Persistence\r\nloading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current}\r\nrdb_saves:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n",
+        st.loading() as u8,
+        st.changes_since_save(),
+        running as u8,
+        st.last_save.load(Relaxed),
+        if st.last_ok.load(Relaxed) { "ok" } else { "err" },
+        st.last_duration.load(Relaxed),
+        st.saves.load(Relaxed),
+        st.load_expired.load(Relaxed),
+        st.load_keys.load(Relaxed),
+    );
+}
+
+/// Whether writes are refused because the last snapshot failed (Redis's
+/// `stop-writes-on-bgsave-error`, which applies while save points are set).
+pub fn writes_refused(e: &Engine) -> bool {
+    !e.saves.last_ok.load(Relaxed) && e.cfg.stop_writes_on_bgsave_error.load(Relaxed) && !e.cfg.save_points().is_empty()
+}

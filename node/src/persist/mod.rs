@@ -1,0 +1,144 @@
+//! Durability: snapshots in Redis's RDB format, written without a fork and
+//! without stalling the shards, and loaded at start.
+//!
+//! - `saver`: the one task that starts snapshots (SAVE, BGSAVE, save
+//!   points, shutdown, DEBUG RELOAD) and the per-shard tasks that stream
+//!   each shard's keys to the file;
+//! - `writer`: the thread that writes a file safely (temporary name,
+//!   fsync, rename, directory fsync);
+//! - `load`: reading a file back into the shards.
+//!
+//! The shard's side (point-in-time cut, slot-by-slot serialisation, the
+//! status INFO reads) is `shard::snapshot`; the byte format is
+//! `store::rdb`.
+
+pub mod load;
+pub mod saver;
+pub mod writer;
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::oneshot;
+use tracing::{error, info};
+
+use crate::shard::tx::Tx;
+use crate::shard::{Engine, LocalShard, NO_TX};
+
+pub use saver::request;
+
+/// Replaces the node's function libraries with these codes (set by the
+/// command layer, which compiles them).
+pub static RESTORE_FUNCTIONS: OnceLock<RestoreFunctions> = OnceLock::new();
+
+pub type RestoreFunctions = fn(&Engine, &[Vec<u8>]) -> Result<(), String>;
+
+fn restore_functions(engine: &Engine, codes: &[Vec<u8>]) -> Result<(), String> {
+    match RESTORE_FUNCTIONS.get() {
+        Some(f) => f(engine, codes),
+        None if codes.is_empty() => Ok(()),
+        None => Err("function libraries cannot be loaded here".into()),
+    }
+}
+
+/// Loads the snapshot file at start-up, if there is one, on a thread of
+/// its own; clients get -LOADING meanwhile. A file that cannot be read
+/// stops the process, as it stops Redis: serving without the data would
+/// look like data loss.
+pub fn load_at_start(engine: &Arc<Engine>) {
+    let path = engine.cfg.rdb_path();
+    if !path.exists() {
+        return;
+    }
+    engine.saves.loading.store(true, Relaxed);
+    let engine = engine.clone();
+    let spawned = std::thread::Builder::new().name("loading".into()).spawn(move || {
+        info!(file = %path.display(), "loading the snapshot");
+        let result = load::load_file(&path, &engine, NO_TX).and_then(|loaded| {
+            run_functions_on_shard(&engine, loaded.functions.clone())?;
+            Ok(loaded)
+        });
+        match result {
+            Ok(loaded) => {
+                forget_changes(&engine);
+                engine.saves.load_keys.store(loaded.keys, Relaxed);
+                engine.saves.load_expired.store(loaded.expired, Relaxed);
+                engine.saves.loading.store(false, Relaxed);
+                info!(keys = loaded.keys, expired = loaded.expired, seconds = loaded.seconds, "DB loaded from disk");
+            }
+            Err(e) => {
+                error!("cannot load {}: {e}", path.display());
+                eprintln!("damselfly: cannot load {}: {e}", path.display());
+                std::process::exit(1);
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        error!("cannot start loading: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Loads function libraries on the first shard's thread (where a script
+/// VM can compile them) and waits for the result.
+fn run_functions_on_shard(engine: &Arc<Engine>, codes: Vec<Vec<u8>>) -> Result<(), String> {
+    if codes.is_empty() {
+        return Ok(());
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let e = engine.clone();
+    engine.send(
+        0,
+        NO_TX,
+        Box::new(move |_| {
+            let _ = tx.send(restore_functions(&e, &codes));
+        }),
+    );
+    rx.recv().map_err(|_| "the node is shutting down".to_string())?
+}
+
+/// Counts the loaded data as unchanged on every shard (waiting for each).
+fn forget_changes(engine: &Engine) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    for s in 0..engine.nshards() {
+        let tx = tx.clone();
+        engine.send(
+            s,
+            NO_TX,
+            Box::new(move |sh| {
+                sh.forget_changes();
+                let _ = tx.send(());
+            }),
+        );
+    }
+    drop(tx);
+    while rx.recv().is_ok() {}
+}
+
+/// DEBUG RELOAD's second half: with every shard held, empties the data and
+/// loads the file just written.
+async fn reload(local: &Rc<LocalShard>, engine: &Arc<Engine>) -> Result<(), String> {
+    let n = engine.nshards();
+    let mut tx = Tx::new(engine, local);
+    for s in 0..n {
+        tx.lock_and_run(s, |sh| sh.flush_all()).await;
+    }
+    let (done_tx, done_rx) = oneshot::channel();
+    let (e, path, id) = (engine.clone(), engine.cfg.rdb_path(), tx.id);
+    std::thread::Builder::new()
+        .name("loading".into())
+        .spawn(move || {
+            let _ = done_tx.send(load::load_file(&path, &e, id));
+        })
+        .map_err(|e| format!("cannot start loading: {e}"))?;
+    let loaded = done_rx.await.map_err(|_| "loading stopped".to_string())??;
+    restore_functions(engine, &loaded.functions)?;
+    engine.saves.load_keys.store(loaded.keys, Relaxed);
+    engine.saves.load_expired.store(loaded.expired, Relaxed);
+    for s in 0..n {
+        tx.run(s, |sh| sh.forget_changes()).await;
+    }
+    engine.saves.saved_changes.store(0, Relaxed);
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! Who takes snapshots, and when.
+//!
+//! One saver task (on the first shard's thread) starts every snapshot —
+//! for SAVE, BGSAVE, DEBUG RELOAD, shutdown, and the save points — so at
+//! most one runs at a time. It starts one by locking every shard in one
+//! transaction, marking the point in time on each, and starting the file
+//! writer's thread. Each shard thread has a snapshot task that serialises
+//! its keys in small steps between the thread's other work and streams
+//! them to the writer; it also publishes the shard's change count for the
+//! save points and INFO.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
+use tracing::{info, warn};
+
+use super::writer::{self, Header};
+use crate::shard::snapshot::{Part, SaveKind, SaveRequest};
+use crate::shard::tx::Tx;
+use crate::shard::{Engine, LocalShard, NO_TX};
+
+/// Bytes a shard serialises per step before it lets other work run.
+const STEP: usize = 64 * 1024;
+/// Records in flight to the writer per shard (each about `STEP` bytes).
+const QUEUE_PER_SHARD: usize = 4;
+/// After a failed save, the save points try again only this much later.
+const RETRY_SECS: u64 = 5;
+/// How often save points are checked and change counts published.
+const TICK: Duration = Duration::from_millis(100);
+
+type Reply = oneshot::Sender<Result<(), String>>;
+
+/// A snapshot the saver started: when its writer is done it reports here.
+struct Finished {
+    result: Result<u64, String>,
+    /// Changes the snapshot covers.
+    changes: u64,
+    started_ms: u64,
+}
+
+/// The saver: serves save requests and the save points, forever.
+pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc::UnboundedReceiver<SaveRequest>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let (finished_tx, mut finished) = mpsc::unbounded_channel::<Finished>();
+    // Waiting for the running snapshot: SAVE callers, and DEBUG RELOAD
+    // callers (which load the file once it is written).
+    let mut savers: Vec<Reply> = Vec::new();
+    let mut reloaders: Vec<Reply> = Vec::new();
+    loop {
+        tokio::select! {
+            Some(req) = requests.recv() => {
+                if engine.saves.in_progress.load(Relaxed) {
+                    let _ = req.reply.send(Err("Background save already in progress".into()));
+                    continue;
+                }
+                if let Err(e) = start(&local, &engine, finished_tx.clone()).await {
+                    let _ = req.reply.send(Err(e));
+                    continue;
+                }
+                match req.kind {
+                    SaveKind::Background => { let _ = req.reply.send(Ok(())); }
+                    SaveKind::Foreground => savers.push(req.reply),
+                    SaveKind::Reload => reloaders.push(req.reply),
+                }
+            }
+            Some(done) = finished.recv() => {
+                let ok = done.result.as_ref().map(|_| ()).map_err(|e| e.clone());
+                finish(&engine, done);
+                for r in savers.drain(..) {
+                    let _ = r.send(ok.clone());
+                }
+                for r in reloaders.drain(..) {
+                    let res = match &ok {
+                        Ok(()) => super::reload(&local, &engine).await,
+                        Err(e) => Err(e.clone()),
+                    };
+                    let _ = r.send(res);
+                }
+            }
+            _ = tick.tick() => {
+                if let Some(why) = save_point_reached(&engine) {
+                    info!("{why}. Saving...");
+                    if let Err(e) = start(&local, &engine, finished_tx.clone()).await {
+                        warn!("cannot start a snapshot: {e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Which save point calls for a snapshot now, if any (Redis's rule: enough
+/// changes and enough time since the last save, and not right after a
+/// failed attempt).
+fn save_point_reached(engine: &Engine) -> Option<String> {
+    let st = &engine.saves;
+    if st.in_progress.load(Relaxed) || st.loading() {
+        return None;
+    }
+    let now = crate::util::now_ms() / 1000;
+    let changes = st.changes_since_save();
+    let since = now.saturating_sub(st.last_save.load(Relaxed));
+    let may_retry = st.last_ok.load(Relaxed) || now.saturating_sub(st.last_attempt.load(Relaxed)) > RETRY_SECS;
+    engine
+        .cfg
+        .save_points()
+        .into_iter()
+        .find(|&(secs, n)| changes >= n && since > secs && may_retry)
+        .map(|(secs, _)| format!("{changes} changes in {secs} seconds"))
+}
+
+/// Starts a snapshot: marks the point in time on every shard under one
+/// transaction and starts the writer.
+async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::UnboundedSender<Finished>) -> Result<(), String> {
+    let n = engine.nshards();
+    let st = &engine.saves;
+    let (to_writer, parts) = mpsc::channel::<Part>(QUEUE_PER_SHARD * n);
+    let now = crate::util::now_ms();
+    st.in_progress.store(true, Relaxed);
+    st.started_ms.store(now, Relaxed);
+    let mut changes = 0;
+    let functions;
+    {
+        let mut tx = Tx::new(engine, local);
+        for s in 0..n {
+            let to_writer = to_writer.clone();
+            changes += tx.lock_and_run(s, move |sh| sh.snapshot_begin(now, to_writer)).await;
+        }
+        functions = engine.scripting.libraries().libs.values().map(|l| l.code.clone()).collect();
+    }
+    drop(to_writer);
+    let header = Header { aux: aux_fields(now), functions };
+    let path = engine.cfg.rdb_path();
+    let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
+        let result = writer::write(&path, header, parts, n);
+        let _ = finished.send(Finished { result, changes, started_ms: now });
+    });
+    if let Err(e) = spawned {
+        // The receiver went with the closure: the shards stop on their own.
+        st.in_progress.store(false, Relaxed);
+        return Err(format!("cannot start the snapshot thread: {e}"));
+    }
+    Ok(())
+}
+
+/// Redis's AUX fields.
+fn aux_fields(now_ms: u64) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("redis-ver", crate::REDIS_VERSION.as_bytes().to_vec()),
+        ("redis-bits", b"64".to_vec()),
+        ("ctime", (now_ms / 1000).to_string().into_bytes()),
+        ("used-mem", crate::alloc::used_memory().to_string().into_bytes()),
+        ("aof-base", b"0".to_vec()),
+    ]
+}
+
+/// Records a finished snapshot in the node's status.
+fn finish(engine: &Engine, done: Finished) {
+    let st = &engine.saves;
+    let now = crate::util::now_ms();
+    st.in_progress.store(false, Relaxed);
+    st.last_duration.store((now.saturating_sub(done.started_ms) / 1000) as i64, Relaxed);
+    match done.result {
+        Ok(keys) => {
+            st.last_ok.store(true, Relaxed);
+            st.last_save.store(now / 1000, Relaxed);
+            st.saved_changes.store(done.changes, Relaxed);
+            st.last_keys.store(keys, Relaxed);
+            st.saves.fetch_add(1, Relaxed);
+            info!(keys, ms = now.saturating_sub(done.started_ms), "DB saved on disk");
+        }
+        Err(e) => {
+            st.last_ok.store(false, Relaxed);
+            st.last_attempt.store(now / 1000, Relaxed);
+            warn!("Background saving error: {e}");
+        }
+    }
+}
+
+/// Each shard thread's snapshot task: publishes the shard's change count
+/// and, while a snapshot runs, serialises the shard's keys step by step.
+pub async fn shard_task(local: Rc<LocalShard>, engine: Arc<Engine>) {
+    let id = local.id();
+    let wake = engine.saves.wake[id].clone();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = wake.notified() => {}
+        }
+        let (changes, sender) = {
+            let sh = local.cell.borrow();
+            (sh.changes(), sh.snapshot_sender())
+        };
+        engine.saves.changes[id].store(changes, Relaxed);
+        if let Some(sender) = sender {
+            serialise(&local, sender).await;
+        }
+    }
+}
+
+/// Streams this shard's part of the running snapshot to the writer.
+async fn serialise(local: &LocalShard, to_writer: mpsc::Sender<Part>) {
+    loop {
+        let mut parts = Vec::new();
+        let end = local
+            .run(NO_TX, |sh| {
+                let done = sh.snapshot_step(STEP, &mut parts);
+                done.then(|| sh.snapshot_end())
+            })
+            .await;
+        for p in parts {
+            if to_writer.send(p).await.is_err() {
+                // The writer gave up (and says why): stop.
+                local.run(NO_TX, |sh| sh.snapshot_end()).await;
+                return;
+            }
+        }
+        if let Some(keys) = end {
+            let _ = to_writer.send(Part::Done { keys }).await;
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Asks the saver for a snapshot; the reply comes when it has started
+/// (`Background`) or finished (otherwise).
+pub fn request(engine: &Engine, kind: SaveKind) -> oneshot::Receiver<Result<(), String>> {
+    let (reply, rx) = oneshot::channel();
+    match engine.saves.saver.get() {
+        Some(s) => {
+            if let Err(mpsc::error::SendError(req)) = s.send(SaveRequest { kind, reply }) {
+                let _ = req.reply.send(Err("the node is shutting down".into()));
+            }
+        }
+        None => {
+            let _ = reply.send(Err("snapshots are not available".into()));
+        }
+    }
+    rx
+}

@@ -1,0 +1,389 @@
+//! Snapshots against real processes: SAVE/BGSAVE/DEBUG RELOAD/SHUTDOWN,
+//! restarts that load the file, files exchanged with redis-server 7.0 in
+//! both directions, a point-in-time cut under concurrent writes, save
+//! points, a failed save (MISCONF) and a corrupted file.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use damselfly_tests::cluster::TempDir;
+use damselfly_tests::{binary, Redis, Server};
+use redis::{Commands, Connection, Value};
+
+/// Every key of every database, each described by its type and content in
+/// a canonical form, plus whether it has a TTL.
+fn state(con: &mut Connection, dbs: &[i64]) -> BTreeMap<(i64, String), String> {
+    let mut out = BTreeMap::new();
+    for &db in dbs {
+        redis::cmd("SELECT").arg(db).query::<()>(con).expect("select");
+        let keys: Vec<String> = con.keys("*").expect("keys");
+        for k in keys {
+            let t: String = redis::cmd("TYPE").arg(&k).query(con).expect("type");
+            let body = match t.as_str() {
+                "string" => format!("{:?}", con.get::<_, Vec<u8>>(&k).expect("get")),
+                "hash" => format!("{:?}", con.hgetall::<_, BTreeMap<String, String>>(&k).expect("hgetall")),
+                "list" => format!("{:?}", con.lrange::<_, Vec<String>>(&k, 0, -1).expect("lrange")),
+                "set" => {
+                    let mut m: Vec<String> = con.smembers(&k).expect("smembers");
+                    m.sort();
+                    format!("{m:?}")
+                }
+                // Scores as numbers: Redis 7.0 prints them with 17
+                // digits, 7.2 (and we) with the fewest that read back.
+                "zset" => format!("{:?}", con.zrange_withscores::<_, Vec<(String, f64)>>(&k, 0, -1).expect("zrange")),
+                "stream" => format!("{:?}", redis::cmd("XRANGE").arg(&k).arg("-").arg("+").query::<Value>(con).expect("xrange")),
+                "ReJSON-RL" => format!("{:?}", redis::cmd("JSON.GET").arg(&k).query::<String>(con).expect("json.get")),
+                other => panic!("unexpected type {other} of {k}"),
+            };
+            let ttl: i64 = con.pttl(&k).expect("pttl");
+            out.insert((db, k), format!("{t} ttl={} {body}", ttl > 0));
+        }
+    }
+    redis::cmd("SELECT").arg(0).query::<()>(con).expect("select");
+    out
+}
+
+/// Keys of every type and encoding Redis 7.0 writes (small and large
+/// hashes, sets, sorted sets and lists; integer, short and long strings;
+/// a stream; a HyperLogLog), in databases 0 and 5, some with TTLs.
+fn populate(con: &mut Connection) {
+    for db in [0, 5] {
+        redis::cmd("SELECT").arg(db).query::<()>(con).expect("select");
+        let _: () = con.set("int", 12345).unwrap();
+        let _: () = con.set("neg", -9_000_000_000i64).unwrap();
+        let _: () = con.set("short", "hello").unwrap();
+        let _: () = con.set("long", "abc".repeat(400)).unwrap();
+        let _: () = con.set_ex("ttl", "soon", 1000).unwrap();
+        let _: () = con.hset_multiple("hsmall", &[("a", "1"), ("b", "two")]).unwrap();
+        let big: Vec<(String, String)> = (0..300).map(|i| (format!("f{i}"), format!("v{i}"))).collect();
+        let _: () = con.hset_multiple("hbig", &big).unwrap();
+        let _: () = con.sadd("sint", &[1, 2, 3, 300000]).unwrap();
+        let _: () = con.sadd("sstr", &["x", "y", "z"]).unwrap();
+        let members: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+        let _: () = con.sadd("sbig", &members).unwrap();
+        let _: () = con.zadd_multiple("zsmall", &[(1.5, "a"), (2.0, "b"), (-3.25, "c")]).unwrap();
+        let zbig: Vec<(f64, String)> = (0..400).map(|i| (i as f64 / 3.0, format!("z{i}"))).collect();
+        let _: () = con.zadd_multiple("zbig", &zbig).unwrap();
+        let _: () = con.rpush("lsmall", &["1", "two", "3"]).unwrap();
+        let lbig: Vec<String> = (0..5000).map(|i| format!("item-{i}")).collect();
+        let _: () = con.rpush("lbig", &lbig).unwrap();
+        let _: () = con.expire("lbig", 5000).unwrap();
+        for i in 0..50 {
+            let _: String = redis::cmd("XADD")
+                .arg("stream")
+                .arg(format!("{}-{i}", 1_700_000_000_000u64 + i))
+                .arg("n")
+                .arg(i)
+                .arg("f")
+                .arg("v")
+                .query(con)
+                .unwrap();
+        }
+        let _: i64 = redis::cmd("XDEL").arg("stream").arg("1700000000005-5").query(con).unwrap();
+        let _: i64 = redis::cmd("PFADD").arg("hll").arg("a").arg("b").arg("c").query(con).unwrap();
+    }
+    redis::cmd("SELECT").arg(0).query::<()>(con).expect("select");
+}
+
+/// Compares two `state`s key by key, naming the keys that differ.
+fn assert_same(got: &BTreeMap<(i64, String), String>, want: &BTreeMap<(i64, String), String>, what: &str) {
+    let mut diffs = Vec::new();
+    for (k, w) in want {
+        match got.get(k) {
+            Some(g) if g == w => {}
+            Some(g) => diffs.push(format!("{k:?}: got {:.300} want {:.300}", g, w)),
+            None => diffs.push(format!("{k:?}: missing")),
+        }
+    }
+    for k in got.keys().filter(|k| !want.contains_key(*k)) {
+        diffs.push(format!("{k:?}: unexpected"));
+    }
+    assert!(diffs.is_empty(), "{what}: {} keys differ:\n{}", diffs.len(), diffs.join("\n"));
+}
+
+fn info_field(con: &mut Connection, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("persistence").query(con).expect("info");
+    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).unwrap_or_else(|| panic!("no {field} in INFO")).trim().to_string()
+}
+
+/// Waits (bounded) until an INFO persistence field has a value.
+fn wait_field(con: &mut Connection, field: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = info_field(con, field);
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{field} stayed {got}, wanted {want}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Connects to a restarted server once it has loaded its file.
+fn loaded(s: &Server) -> Connection {
+    let mut con = s.sync_conn();
+    wait_field(&mut con, "loading", "0");
+    con
+}
+
+fn check_rdb(path: &str) {
+    let out = Command::new("redis-check-rdb").arg(path).output().expect("redis-check-rdb (apt-get install redis-tools) must be installed");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("RDB looks OK"), "redis-check-rdb refused {path}: {text}");
+}
+
+#[test]
+fn save_then_restart_keeps_every_type_and_redis_reads_the_file() {
+    let dir = TempDir::new("persist-save");
+    let s = Server::start_with(&["--dir", dir.path(), "--shards", "2"]);
+    let mut con = s.sync_conn();
+    populate(&mut con);
+    let _: String = redis::cmd("JSON.SET").arg("doc").arg("$").arg(r#"{"a":[1,2.5,"x"],"b":{"c":null,"d":true}}"#).query(&mut con).unwrap();
+    let before = state(&mut con, &[0, 5]);
+    let last: i64 = redis::cmd("LASTSAVE").query(&mut con).unwrap();
+    assert_eq!(redis::cmd("SAVE").query::<String>(&mut con).unwrap(), "OK");
+    let after_save: i64 = redis::cmd("LASTSAVE").query(&mut con).unwrap();
+    assert!(after_save >= last);
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "0");
+    drop(con);
+    s.signal("KILL");
+    drop(s);
+
+    let file = format!("{}/dump.rdb", dir.path());
+    check_rdb(&file);
+    let again = Server::start_with(&["--dir", dir.path(), "--shards", "3"]);
+    let mut con = loaded(&again);
+    assert_same(&state(&mut con, &[0, 5]), &before, "the keys after a restart");
+    assert_eq!(info_field(&mut con, "rdb_last_load_keys_loaded"), before.len().to_string());
+    drop(con);
+    drop(again);
+
+    // redis-server 7.0 loads the same data (without the JSON key, which
+    // needs the RedisJSON module there).
+    let s = Server::start_with(&["--dir", dir.path()]);
+    let mut con = loaded(&s);
+    let _: i64 = con.del("doc").unwrap();
+    let before = state(&mut con, &[0, 5]);
+    assert_eq!(redis::cmd("SAVE").query::<String>(&mut con).unwrap(), "OK");
+    drop(s);
+    let r = Redis::start_with(&["--dir", dir.path(), "--dbfilename", "dump.rdb"]);
+    let mut rc = redis::Client::open(format!("redis://127.0.0.1:{}/", r.port)).unwrap().get_connection().unwrap();
+    assert_same(&state(&mut rc, &[0, 5]), &before, "redis-server's view of our file");
+}
+
+#[test]
+fn a_file_written_by_redis_server_loads_here() {
+    let dir = TempDir::new("persist-from-redis");
+    let before = {
+        let r = Redis::start_with(&["--dir", dir.path(), "--dbfilename", "dump.rdb"]);
+        let mut rc = redis::Client::open(format!("redis://127.0.0.1:{}/", r.port)).unwrap().get_connection().unwrap();
+        populate(&mut rc);
+        let _: () = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("#!lua name=lib\nredis.register_function('hello', function() return 'hi' end)")
+            .query::<String>(&mut rc)
+            .map(|_| ())
+            .unwrap();
+        let st = state(&mut rc, &[0, 5]);
+        assert_eq!(redis::cmd("SAVE").query::<String>(&mut rc).unwrap(), "OK");
+        st
+    };
+    let s = Server::start_with(&["--dir", dir.path(), "--shards", "2"]);
+    let mut con = loaded(&s);
+    assert_same(&state(&mut con, &[0, 5]), &before, "a redis-server file loaded here");
+    let hi: String = redis::cmd("FCALL").arg("hello").arg(0).query(&mut con).unwrap();
+    assert_eq!(hi, "hi");
+    let n: i64 = redis::cmd("PFCOUNT").arg("hll").query(&mut con).unwrap();
+    assert_eq!(n, 3);
+}
+
+/// A BGSAVE under a stream of cross-shard MSETs writes one point in time:
+/// every MSET is in the file whole or not at all.
+#[test]
+fn bgsave_is_a_point_in_time_under_concurrent_writes() {
+    let dir = TempDir::new("persist-pit");
+    let s = Server::start_with(&["--dir", dir.path(), "--shards", "2", "--save", ""]);
+    let mut con = s.sync_conn();
+    // Filler, so the snapshot takes many steps.
+    let mut p = redis::pipe();
+    for i in 0..60_000 {
+        p.set(format!("filler:{i}"), i).ignore();
+    }
+    p.query::<()>(&mut con).unwrap();
+    let keys: Vec<String> = (0..16).map(|i| format!("k{i}")).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let keys = keys.clone();
+        let mut w = s.sync_conn();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let pairs: Vec<(String, u64)> = keys.iter().map(|k| (k.clone(), i)).collect();
+                let _: () = w.mset(&pairs).unwrap();
+                let _: () = w.set(format!("filler:{}", i % 60_000), "changed").unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let r: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    assert_eq!(r, "Background saving started");
+    let again = redis::cmd("BGSAVE").query::<String>(&mut con);
+    if let Err(e) = again {
+        assert!(e.to_string().contains("Background save already in progress"), "{e}");
+    }
+    wait_field(&mut con, "rdb_bgsave_in_progress", "0");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = writer.join().unwrap();
+    assert!(rounds > 0);
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    drop(con);
+    drop(s);
+
+    let s = Server::start_with(&["--dir", dir.path(), "--save", ""]);
+    let mut con = loaded(&s);
+    let values: Vec<Option<u64>> = con.mget(&keys).unwrap();
+    assert!(values.iter().all(|v| *v == values[0]), "a torn MSET in the snapshot: {values:?}");
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 60_000 + keys.len() as i64 * values[0].is_some() as i64);
+}
+
+/// A FLUSHALL while a snapshot runs does not take the data out of it.
+#[test]
+fn flushall_during_bgsave_keeps_the_snapshot_whole() {
+    let dir = TempDir::new("persist-flush");
+    let s = Server::start_with(&["--dir", dir.path(), "--shards", "2", "--save", ""]);
+    let mut con = s.sync_conn();
+    let mut p = redis::pipe();
+    for i in 0..50_000 {
+        p.set(format!("key:{i}"), i).ignore();
+    }
+    p.query::<()>(&mut con).unwrap();
+    let (started, flushed): (String, String) = redis::pipe().cmd("BGSAVE").cmd("FLUSHALL").query(&mut con).unwrap();
+    assert_eq!((started.as_str(), flushed.as_str()), ("Background saving started", "OK"));
+    wait_field(&mut con, "rdb_bgsave_in_progress", "0");
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    drop(s);
+    let s = Server::start_with(&["--dir", dir.path(), "--save", ""]);
+    let mut con = loaded(&s);
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 50_000);
+}
+
+#[test]
+fn save_points_sigterm_and_shutdown_variants() {
+    let dir = TempDir::new("persist-points");
+    let file = format!("{}/dump.rdb", dir.path());
+    // A save point of one change per second.
+    let mut s = Server::start_with(&["--dir", dir.path(), "--save", "1 1"]);
+    let mut con = s.sync_conn();
+    let _: () = con.set("a", 1).unwrap();
+    wait_field(&mut con, "rdb_saves", "1");
+    assert!(std::path::Path::new(&file).exists());
+    // DEBUG is off unless enable-debug-command allows it, as in Redis 7.
+    let e = redis::cmd("DEBUG").arg("RELOAD").query::<String>(&mut con).unwrap_err();
+    assert!(e.to_string().contains("DEBUG command not allowed"), "{e}");
+    // SIGTERM saves too, when save points are set.
+    let _: () = con.set("b", 2).unwrap();
+    drop(con);
+    assert!(s.terminate(Duration::from_secs(30)));
+    let s = Server::start_with(&["--dir", dir.path(), "--save", ""]);
+    let mut con = loaded(&s);
+    assert_eq!(con.get::<_, Option<i64>>("b").unwrap(), Some(2));
+    // Without save points SHUTDOWN does not save, SHUTDOWN SAVE does.
+    let _: () = con.set("c", 3).unwrap();
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut con);
+    drop(s);
+    let s = Server::start_with(&["--dir", dir.path(), "--save", ""]);
+    let mut con = loaded(&s);
+    assert_eq!(con.get::<_, Option<i64>>("c").unwrap(), None);
+    let _: () = con.set("d", 4).unwrap();
+    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut con);
+    drop(s);
+    let s = Server::start_with(&["--dir", dir.path(), "--save", "", "--enable-debug-command", "local"]);
+    let mut con = loaded(&s);
+    assert_eq!(con.get::<_, Option<i64>>("d").unwrap(), Some(4));
+    // DEBUG RELOAD: saved and read back in place.
+    let _: () = con.set("e", 5).unwrap();
+    assert_eq!(redis::cmd("DEBUG").arg("RELOAD").query::<String>(&mut con).unwrap(), "OK");
+    assert_eq!(con.get::<_, Option<i64>>("e").unwrap(), Some(5));
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut con).unwrap(), 4, "a, b, d and e");
+}
+
+/// A save that fails (its directory is gone) keeps the old status visible,
+/// refuses writes with -MISCONF while save points are set, and a later
+/// successful save lifts that.
+#[test]
+fn a_failed_save_refuses_writes_until_a_save_succeeds() {
+    let root = TempDir::new("persist-fail");
+    let dir = format!("{}/data", root.path());
+    std::fs::create_dir(&dir).unwrap();
+    let s = Server::start_with(&["--dir", &dir]);
+    let mut con = s.sync_conn();
+    let _: () = con.set("k", "v").unwrap();
+    std::fs::remove_dir(&dir).unwrap();
+    let e = redis::cmd("SAVE").query::<String>(&mut con).unwrap_err();
+    assert!(e.to_string().contains("No such file"), "{e}");
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "err");
+    let misconf = |r: redis::RedisResult<()>| {
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), Some("MISCONF"), "{e}");
+    };
+    misconf(con.set("k", "w"));
+    misconf(redis::cmd("PING").query(&mut con));
+    assert_eq!(con.get::<_, String>("k").unwrap(), "v");
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("stop-writes-on-bgsave-error").arg("no").query(&mut con).unwrap();
+    let _: () = con.set("k", "w").unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("stop-writes-on-bgsave-error").arg("yes").query(&mut con).unwrap();
+    misconf(con.set("k", "x"));
+    std::fs::create_dir(&dir).unwrap();
+    assert_eq!(redis::cmd("BGSAVE").query::<String>(&mut con).unwrap(), "Background saving started");
+    wait_field(&mut con, "rdb_last_bgsave_status", "ok");
+    let _: () = con.set("k", "x").unwrap();
+}
+
+/// A damaged file stops the server at start with a message that says so,
+/// instead of serving without the data.
+#[test]
+fn a_corrupted_file_refuses_to_start() {
+    let dir = TempDir::new("persist-corrupt");
+    {
+        let s = Server::start_with(&["--dir", dir.path(), "--save", ""]);
+        let mut con = s.sync_conn();
+        for i in 0..100 {
+            let _: () = con.set(format!("key{i}"), "x".repeat(50)).unwrap();
+        }
+        assert_eq!(redis::cmd("SAVE").query::<String>(&mut con).unwrap(), "OK");
+    }
+    let file = format!("{}/dump.rdb", dir.path());
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(&file, &bytes).unwrap();
+    let mut child = Command::new(binary())
+        .args(["--port", "0", "--dir", dir.path(), "--loglevel", "warn"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server kept running on a corrupted file");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("cannot load") && err.contains("dump.rdb"), "{err}");
+}
