@@ -387,3 +387,41 @@ fn a_corrupted_file_refuses_to_start() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(err.contains("cannot load") && err.contains("dump.rdb"), "{err}");
 }
+
+/// In cluster mode a node restarted after SIGTERM comes back with the keys
+/// of the slots it serves; keys of a slot given to another node while it
+/// was down are dropped once it learns the new configuration.
+#[test]
+fn a_cluster_node_restarted_after_sigterm_keeps_its_slots_keys() {
+    use damselfly_tests::cluster::{admin, myid, slot_owner_port, wait_until, Cluster};
+    use damselfly_tests::{key_slot, Raw};
+    let (mut c, _) = Cluster::start(3);
+    let seed = c.ports[0];
+    let keys: Vec<(String, u16)> =
+        (0..300).map(|i| format!("k{i}")).map(|k| (k.clone(), slot_owner_port(seed, key_slot(k.as_bytes())).expect("owner"))).collect();
+    for (k, port) in &keys {
+        assert_eq!(Raw::connect(*port).cmd(&["SET", k, k]), "+OK\r\n");
+    }
+    let (node, port) = (1, c.ports[1]);
+    let mine: Vec<&String> = keys.iter().filter(|(_, p)| *p == port).map(|(k, _)| k).collect();
+    assert!(!mine.is_empty());
+    let moved_slot = key_slot(mine[0].as_bytes());
+    let kept = mine.iter().filter(|k| key_slot(k.as_bytes()) != moved_slot).count();
+
+    let mut stopped = c.nodes[node].take().expect("node");
+    assert!(stopped.terminate(Duration::from_secs(30)), "no exit on SIGTERM");
+    drop(stopped);
+    // While it is down, one of its slots goes to another node.
+    let other = c.ports[2];
+    let (ok, out, err) = admin(seed, &["assign-slots", &myid(other), &moved_slot.to_string()]);
+    assert!(ok, "{out}{err}");
+    let dir = c.dirs[node].path().to_string();
+    c.nodes[node] = Some(Server::start_at(port, &["--cluster", "--dir", &dir]).expect("restart on the same port"));
+    assert!(c.wait_all_ok(30), "the restarted node did not catch up");
+    assert_eq!(slot_owner_port(port, moved_slot), Some(other));
+    for k in mine.iter().filter(|k| key_slot(k.as_bytes()) != moved_slot) {
+        assert_eq!(Raw::connect(port).cmd(&["GET", k]), format!("${}\r\n{k}\r\n", k.len()), "{k} after the restart");
+    }
+    let dbsize = || Raw::connect(port).cmd(&["DBSIZE"]);
+    assert!(wait_until(30, || dbsize() == format!(":{kept}\r\n")), "the moved slot's keys stayed: {}", dbsize());
+}
