@@ -482,3 +482,57 @@ fn idle_freq_module_aux_and_old_expiry_are_read() {
     assert_eq!((key.as_slice(), expire_at_ms, r.lru_idle(), r.lfu_freq()), (&b"b"[..], None, None, Some(7)));
     assert!(r.next().unwrap().is_none());
 }
+
+/// Redis 7.2's encodings (RDB 11): sets as listpacks, and streams whose
+/// consumers carry an active time.
+#[test]
+fn reads_redis_7_2_encodings() {
+    let mut lp = listpack::ListpackWriter::new();
+    for m in [&b"a"[..], b"7", b"bb"] {
+        lp.push(m);
+    }
+    let mut body = vec![types::SET_LISTPACK];
+    encode::put_string(&mut body, &lp.finish());
+    let mut inp = SliceInput::new(&body[1..]);
+    let v = read_object(&mut inp, types::SET_LISTPACK, b"s", Limits::default()).unwrap().unwrap();
+    assert_eq!(content(&v), content(&set(&[b"a", b"7", b"bb"])));
+
+    let s = stream(&[(1, 0, &[(b"f", b"v")]), (2, 0, &[(b"f", b"w")])]);
+    let mut body = Vec::new();
+    encode::write_object(&mut body, &Value::Stream(Box::new(s.clone())));
+    assert_eq!(body.pop(), Some(0), "no consumer groups written");
+    encode::put_len(&mut body, 1); // one group
+    encode::put_string(&mut body, b"group");
+    encode::put_len(&mut body, 1); // last delivered ID
+    encode::put_len(&mut body, 0);
+    encode::put_len(&mut body, 1); // entries read
+    encode::put_len(&mut body, 1); // pending entries
+    let mut id = [0u8; 16];
+    id[7] = 1;
+    body.extend_from_slice(&id);
+    body.extend_from_slice(&1_700_000_000_000u64.to_le_bytes());
+    encode::put_len(&mut body, 1); // delivery count
+    encode::put_len(&mut body, 1); // consumers
+    encode::put_string(&mut body, b"alice");
+    body.extend_from_slice(&1_700_000_000_000u64.to_le_bytes()); // seen
+    body.extend_from_slice(&1_700_000_000_001u64.to_le_bytes()); // active
+    encode::put_len(&mut body, 1);
+    body.extend_from_slice(&id);
+    let mut inp = SliceInput::new(&body);
+    let v = read_object(&mut inp, types::STREAM_LISTPACKS_3, b"x", Limits::default()).unwrap().unwrap();
+    assert!(inp.is_empty());
+    assert_eq!(content(&v), content(&Value::Stream(Box::new(s))));
+    // Read as a 7.0 stream, the same bytes leave 8 unread.
+    let mut inp = SliceInput::new(&body);
+    let r = read_object(&mut inp, types::STREAM_LISTPACKS_2, b"x", Limits::default());
+    assert!(r.is_err() || !inp.is_empty());
+}
+
+#[test]
+fn hashes_with_field_expirations_are_refused_by_name() {
+    let mut inp = SliceInput::new(&[0]);
+    match read_object(&mut inp, types::HASH_LISTPACK_EX, b"h", Limits::default()) {
+        Err(e @ RdbError::UnsupportedType { .. }) => assert!(e.to_string().contains("field expirations"), "{e}"),
+        other => panic!("{:?}", other.err()),
+    }
+}
