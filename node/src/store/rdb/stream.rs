@@ -150,6 +150,10 @@ fn read_node(lp: &[u8], master: StreamId, out: &mut Vec<(StreamId, Fields)>) -> 
         if int(&mut it)? != n {
             return Err("stream listpack: wrong entry element count");
         }
+        if fields.is_empty() {
+            // XADD never makes one; the stream type does not hold them.
+            return Err("stream entry without fields");
+        }
         if flags & FLAG_DELETED == 0 {
             seen_live += 1;
             out.push((id, fields));

@@ -226,8 +226,12 @@ fn aggregates_in_both_encodings() {
 fn streams() {
     let empty = StreamValue::default();
     round_trip(&Value::Stream(Box::new(empty)));
-    let mut s =
-        stream(&[(1, 0, &[(b"a", b"1"), (b"b", b"2")]), (1, 1, &[(b"a", b"3"), (b"b", b"4")]), (2, 0, &[(b"c", b"5")]), (5, 7, &[])]);
+    let mut s = stream(&[
+        (1, 0, &[(b"a", b"1"), (b"b", b"2")]),
+        (1, 1, &[(b"a", b"3"), (b"b", b"4")]),
+        (2, 0, &[(b"c", b"5")]),
+        (5, 7, &[(b"a", b"6"), (b"b", b"7")]),
+    ]);
     assert!(s.remove(StreamId { ms: 1, seq: 1 }));
     round_trip(&Value::Stream(Box::new(s.clone())));
     // Many entries across nodes, varied fields and big values.
@@ -534,5 +538,44 @@ fn hashes_with_field_expirations_are_refused_by_name() {
     match read_object(&mut inp, types::HASH_LISTPACK_EX, b"h", Limits::default()) {
         Err(e @ RdbError::UnsupportedType { .. }) => assert!(e.to_string().contains("field expirations"), "{e}"),
         other => panic!("{:?}", other.err()),
+    }
+}
+
+/// Random multi-byte mutations (overwrites, insertions, deletions) of
+/// re-sealed payloads: errors or values, never a panic.
+#[test]
+fn random_mutations_never_panic() {
+    let iterations: usize = std::env::var("RDB_MUTATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    let mut x = 0x1234_5678_9abc_def1u64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let bodies: Vec<Vec<u8>> = sample_values()
+        .iter()
+        .map(|v| {
+            let p = dump::encode(v);
+            p[..p.len() - 10].to_vec()
+        })
+        .collect();
+    for _ in 0..iterations {
+        let mut b = bodies[rnd() as usize % bodies.len()].clone();
+        for _ in 0..1 + rnd() % 4 {
+            let i = rnd() as usize % b.len().max(1);
+            match rnd() % 3 {
+                0 if !b.is_empty() => b[i] = rnd() as u8,
+                1 => b.insert(i.min(b.len()), rnd() as u8),
+                _ if b.len() > 1 => {
+                    b.remove(i);
+                }
+                _ => {}
+            }
+        }
+        dump::seal(&mut b);
+        if let Ok(v) = dump::decode(&b, HashLimits { max_entries: 2, max_value: 4 }) {
+            dump::decode(&dump::encode(&v), HashLimits::default()).unwrap();
+        }
     }
 }
