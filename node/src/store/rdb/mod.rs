@@ -98,7 +98,10 @@ pub enum RdbError {
         what: String,
     },
     /// A value of a type this server cannot hold (a module type other than
-    /// RedisJSON's, or an encoding it does not know).
+    /// RedisJSON's, a RedisJSON encoding version it does not know, a Redis
+    /// 7.4 hash with field expirations). For module values the reader has
+    /// read past the value: `Reader::next` may be called again to go on
+    /// with the next record.
     UnsupportedType {
         key: Vec<u8>,
         type_name: String,

@@ -66,7 +66,10 @@ fn parse_json(at: u64, text: &[u8]) -> Result<JsonDoc, RdbError> {
 pub fn read_module_value<I: Input + ?Sized>(inp: &mut I, key: &[u8]) -> Result<Value, RdbError> {
     let id = read_len(inp)?;
     let (name, encver) = (module_name(id), id & 1023);
+    // A value we cannot hold is read past before it is refused, so a
+    // reader may go on with the next record.
     if name != JSON_TYPE_NAME {
+        skip_module_items(inp)?;
         return Err(RdbError::UnsupportedType { key: key.to_vec(), type_name: name });
     }
     let doc = match encver {
@@ -87,7 +90,10 @@ pub fn read_module_value<I: Input + ?Sized>(inp: &mut I, key: &[u8]) -> Result<V
             parse_json(at, &text)?
         }
         0 => JsonDoc::new(read_v0_node(inp, 0)?),
-        v => return Err(RdbError::UnsupportedType { key: key.to_vec(), type_name: format!("{JSON_TYPE_NAME} (encoding version {v})") }),
+        v => {
+            skip_module_items(inp)?;
+            return Err(RdbError::UnsupportedType { key: key.to_vec(), type_name: format!("{JSON_TYPE_NAME} (encoding version {v})") });
+        }
     };
     expect(inp, op::EOF)?;
     Ok(Value::Json(Box::new(doc)))

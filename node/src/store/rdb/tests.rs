@@ -292,16 +292,32 @@ fn json_encoding_version_0() {
     assert_eq!(j.root.to_text(), br#"{"k":[7,"s"]}"#);
 }
 
+/// A module value we cannot hold is refused naming the key and module
+/// type, and read past: the file reader goes on with the next record.
 #[test]
 fn other_module_types_are_refused_by_name() {
-    let mut body = Vec::new();
-    encode::put_len(&mut body, module::module_id("MBbloom--", 1));
-    encode::put_len(&mut body, 0);
-    let mut inp = SliceInput::new(&body);
-    match read_object(&mut inp, types::MODULE_2, b"bf", Limits::default()) {
+    let mut file = Vec::new();
+    write_header(&mut file, &[]);
+    file.push(types::MODULE_2);
+    encode::put_string(&mut file, b"bf");
+    encode::put_len(&mut file, module::module_id("MBbloom--", 1));
+    for (kind, item) in [(2u64, &b"\x07"[..]), (5, b"\x03abc")] {
+        encode::put_len(&mut file, kind);
+        file.extend_from_slice(item);
+    }
+    encode::put_len(&mut file, 4);
+    file.extend_from_slice(&0.5f64.to_le_bytes());
+    encode::put_len(&mut file, 0);
+    write_entry(&mut file, b"after", &Value::string(b"x"), None);
+    write_eof(&mut file);
+    file.extend_from_slice(&[0; 8]);
+    let mut r = Reader::new(&file[..]).unwrap();
+    match r.next() {
         Err(e @ RdbError::UnsupportedType { .. }) => assert!(e.to_string().contains("'bf'") && e.to_string().contains("MBbloom--"), "{e}"),
         other => panic!("{:?}", other.err()),
     }
+    assert!(matches!(r.next(), Ok(Some(Item::Entry { key, .. })) if key == b"after"));
+    assert!(matches!(r.next(), Ok(None)));
 }
 
 #[test]
