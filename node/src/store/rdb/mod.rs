@@ -30,7 +30,7 @@ mod stream;
 use std::fmt;
 
 pub use decode::{read_object, Limits};
-pub use encode::{object_type, write_object};
+pub use encode::{object_type, write_object, write_object_with};
 pub use input::{Input, SliceInput};
 pub use reader::{Item, Reader};
 
@@ -198,13 +198,19 @@ pub fn write_resize_db(out: &mut Vec<u8>, keys: u64, expires: u64) {
 /// One key record: the expiry (when there is one), the type byte, the key
 /// and the value in Redis 7.0's encoding.
 pub fn write_entry(out: &mut Vec<u8>, key: &[u8], value: &crate::store::Value, expire_at_ms: Option<u64>) {
+    write_entry_with(out, key, value, expire_at_ms, true);
+}
+
+/// `write_entry` with LZF compression of strings on or off (Redis's
+/// `rdbcompression`).
+pub fn write_entry_with(out: &mut Vec<u8>, key: &[u8], value: &crate::store::Value, expire_at_ms: Option<u64>, compress: bool) {
     if let Some(at) = expire_at_ms {
         out.push(opcode::EXPIRETIME_MS);
         out.extend_from_slice(&at.to_le_bytes());
     }
     out.push(object_type(value));
-    encode::put_string(out, key);
-    write_object(out, value);
+    encode::put_string_with(out, key, compress);
+    write_object_with(out, value, compress);
 }
 
 /// A function library: its code, as FUNCTION LOAD received it.

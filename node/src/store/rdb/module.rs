@@ -7,7 +7,7 @@
 //! 0 (RedisJSON 1.x's node-by-node form). Module AUX records are read past.
 
 use super::decode::{read_binary_double, read_len, read_string};
-use super::encode::{put_len, put_string};
+use super::encode::{put_len, put_string_with};
 use super::input::Input;
 use super::RdbError;
 use crate::store::{SmallBytes, Value};
@@ -43,10 +43,10 @@ pub fn module_name(id: u64) -> String {
     (0..9).map(|i| CHARSET[((id >> (10 + 6 * (8 - i))) & 63) as usize] as char).collect()
 }
 
-pub fn write_json(out: &mut Vec<u8>, doc: &JsonDoc) {
+pub fn write_json(out: &mut Vec<u8>, doc: &JsonDoc, compress: bool) {
     put_len(out, module_id(JSON_TYPE_NAME, JSON_ENCVER));
     put_len(out, op::STRING);
-    put_string(out, &doc.root.to_text());
+    put_string_with(out, &doc.root.to_text(), compress);
     put_len(out, op::EOF);
 }
 

@@ -595,3 +595,26 @@ fn random_mutations_never_panic() {
         }
     }
 }
+
+/// With compression off (`rdbcompression no`) no string is LZF-encoded,
+/// and the records read back the same.
+#[test]
+fn compression_can_be_turned_off() {
+    let long = vec![b'a'; 1000];
+    let values = [Value::string(&long), list(&[&long, b"x"]), hash(&[(b"f", b"v")]), set(&[&long, b"y"])];
+    for v in &values {
+        let mut on = Vec::new();
+        write_entry(&mut on, &long, v, None);
+        let mut off = Vec::new();
+        write_entry_with(&mut off, &long, v, None, false);
+        assert!(off.len() > on.len() || matches!(v, Value::Hash(_)), "{}", v.type_name());
+        let mut inp = SliceInput::new(&off[1..]);
+        let key = decode::read_string(&mut inp).unwrap();
+        assert_eq!(key, long);
+        let back = read_object(&mut inp, off[0], &key, Limits::default()).unwrap().unwrap();
+        assert_eq!(content(&back), content(v));
+    }
+    let mut off = Vec::new();
+    write_object_with(&mut off, &Value::string(&long), false);
+    assert_eq!(off.len(), 2 + long.len());
+}
