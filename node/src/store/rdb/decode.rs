@@ -227,6 +227,9 @@ pub fn read_object<I: Input + ?Sized>(inp: &mut I, rdb_type: u8, key: &[u8], lim
         types::MODULE_PRE_GA => {
             return Err(RdbError::UnsupportedType { key: key.to_vec(), type_name: "module value (pre-release module format)".into() });
         }
+        types::HASH_METADATA_PRE_GA | types::HASH_LISTPACK_EX_PRE_GA | types::HASH_METADATA | types::HASH_LISTPACK_EX => {
+            return Err(RdbError::UnsupportedType { key: key.to_vec(), type_name: "hash with field expirations (Redis 7.4)".into() });
+        }
         t => return Err(inp.corrupt(format!("unknown value type {t} for key '{}'", String::from_utf8_lossy(key)))),
     };
     let empty = match &v {

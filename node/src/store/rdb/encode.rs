@@ -35,6 +35,11 @@ pub fn put_len(out: &mut Vec<u8>, n: u64) {
 /// one, LZF-compressed when longer than 20 bytes and compression saves at
 /// least 4 bytes, else raw.
 pub fn put_string(out: &mut Vec<u8>, s: &[u8]) {
+    put_string_with(out, s, true);
+}
+
+/// `put_string`, compressing only when `compress` (Redis's `rdbcompression`).
+pub fn put_string_with(out: &mut Vec<u8>, s: &[u8], compress: bool) {
     if s.len() <= 11 {
         if let Some(n) = canonical_int(s) {
             if put_small_int(out, n) {
@@ -42,7 +47,7 @@ pub fn put_string(out: &mut Vec<u8>, s: &[u8]) {
             }
         }
     }
-    if s.len() > 20 {
+    if compress && s.len() > 20 {
         if let Ok(c) = lzf::compress(s) {
             if c.len() + 4 <= s.len() {
                 out.push(0xc3);
@@ -75,7 +80,8 @@ fn put_small_int(out: &mut Vec<u8>, n: i64) -> bool {
 
 pub fn put_int_string(out: &mut Vec<u8>, n: i64) {
     if !put_small_int(out, n) {
-        put_string(out, itoa::Buffer::new().format(n).as_bytes());
+        // At most 20 characters: never compressed.
+        put_string_with(out, itoa::Buffer::new().format(n).as_bytes(), false);
     }
 }
 
@@ -126,22 +132,28 @@ pub fn object_type(value: &Value) -> u8 {
     }
 }
 
-/// The value's encoding (after its type byte).
+/// The value's encoding (after its type byte), strings compressed.
 pub fn write_object(out: &mut Vec<u8>, value: &Value) {
+    write_object_with(out, value, true);
+}
+
+/// `write_object`, compressing strings only when `compress`.
+pub fn write_object_with(out: &mut Vec<u8>, value: &Value, compress: bool) {
+    let z = compress;
     match value {
-        Value::Str(s) => put_string(out, s),
+        Value::Str(s) => put_string_with(out, s, z),
         Value::Int(n) => put_int_string(out, *n),
-        Value::List(l) => write_list(out, l),
-        Value::Set(s) => write_set(out, s),
-        Value::Hash(h) => write_hash(out, h),
-        Value::ZSet(z) => write_zset(out, z),
-        Value::Stream(s) => super::stream::write_stream(out, s),
-        Value::Json(doc) => super::module::write_json(out, doc),
+        Value::List(l) => write_list(out, l, z),
+        Value::Set(s) => write_set(out, s, z),
+        Value::Hash(h) => write_hash(out, h, z),
+        Value::ZSet(z2) => write_zset(out, z2, z),
+        Value::Stream(s) => super::stream::write_stream(out, s, z),
+        Value::Json(doc) => super::module::write_json(out, doc, z),
     }
 }
 
 /// Quicklist nodes: listpacks of about 8 KB each.
-fn write_list(out: &mut Vec<u8>, l: &ListValue) {
+fn write_list(out: &mut Vec<u8>, l: &ListValue, compress: bool) {
     let mut nodes = Vec::new();
     let mut lp = ListpackWriter::new();
     for e in l.iter() {
@@ -159,7 +171,7 @@ fn write_list(out: &mut Vec<u8>, l: &ListValue) {
     for n in nodes {
         // Container kind 2: a packed (listpack) node.
         put_len(out, 2);
-        put_string(out, &n);
+        put_string_with(out, &n, compress);
     }
 }
 
@@ -173,18 +185,18 @@ fn intset_members(s: &SetValue) -> Option<Vec<i64>> {
     Some(v)
 }
 
-fn write_set(out: &mut Vec<u8>, s: &SetValue) {
+fn write_set(out: &mut Vec<u8>, s: &SetValue, compress: bool) {
     if let Some(v) = intset_members(s) {
-        put_string(out, &write_intset(&v));
+        put_string_with(out, &write_intset(&v), compress);
         return;
     }
     put_len(out, s.len() as u64);
     for m in s.iter() {
-        put_string(out, m);
+        put_string_with(out, m, compress);
     }
 }
 
-fn write_hash(out: &mut Vec<u8>, h: &HashValue) {
+fn write_hash(out: &mut Vec<u8>, h: &HashValue, compress: bool) {
     match h {
         HashValue::Pairs(pairs) => {
             let mut lp = ListpackWriter::new();
@@ -192,33 +204,33 @@ fn write_hash(out: &mut Vec<u8>, h: &HashValue) {
                 lp.push(f);
                 lp.push(v);
             }
-            put_string(out, &lp.finish());
+            put_string_with(out, &lp.finish(), compress);
         }
         HashValue::Table(_) => {
             put_len(out, h.len() as u64);
             for (f, v) in h.iter() {
-                put_string(out, f);
-                put_string(out, v);
+                put_string_with(out, f, compress);
+                put_string_with(out, v, compress);
             }
         }
     }
 }
 
-fn write_zset(out: &mut Vec<u8>, z: &ZSet) {
+fn write_zset(out: &mut Vec<u8>, z: &ZSet, compress: bool) {
     if z.is_compact() {
         let mut lp = ListpackWriter::new();
         z.for_each(|m, s| {
             lp.push(m);
             push_score(&mut lp, s);
         });
-        put_string(out, &lp.finish());
+        put_string_with(out, &lp.finish(), compress);
         return;
     }
     put_len(out, z.len() as u64);
     // Highest score first, as Redis writes a skiplist.
     if !z.is_empty() {
         z.for_range(0, z.len(), true, |m, s| {
-            put_string(out, m);
+            put_string_with(out, m, compress);
             put_binary_double(out, s);
         });
     }

@@ -30,7 +30,7 @@ mod stream;
 use std::fmt;
 
 pub use decode::{read_object, Limits};
-pub use encode::{object_type, write_object};
+pub use encode::{object_type, write_object, write_object_with};
 pub use input::{Input, SliceInput};
 pub use reader::{Item, Reader};
 
@@ -64,10 +64,17 @@ pub mod types {
     pub const STREAM_LISTPACKS_2: u8 = 19;
     pub const SET_LISTPACK: u8 = 20;
     pub const STREAM_LISTPACKS_3: u8 = 21;
+    /// Redis 7.4's hashes with field expirations (RDB 12): refused.
+    pub const HASH_METADATA_PRE_GA: u8 = 22;
+    pub const HASH_LISTPACK_EX_PRE_GA: u8 = 23;
+    pub const HASH_METADATA: u8 = 24;
+    pub const HASH_LISTPACK_EX: u8 = 25;
 }
 
 /// File-level opcodes.
 pub mod opcode {
+    /// Redis 7.4 (cluster mode): a slot's key counts, a sizing hint.
+    pub const SLOT_INFO: u8 = 244;
     pub const FUNCTION2: u8 = 245;
     pub const FUNCTION_PRE_GA: u8 = 246;
     pub const MODULE_AUX: u8 = 247;
@@ -91,7 +98,10 @@ pub enum RdbError {
         what: String,
     },
     /// A value of a type this server cannot hold (a module type other than
-    /// RedisJSON's, or an encoding it does not know).
+    /// RedisJSON's, a RedisJSON encoding version it does not know, a Redis
+    /// 7.4 hash with field expirations). For module values the reader has
+    /// read past the value: `Reader::next` may be called again to go on
+    /// with the next record.
     UnsupportedType {
         key: Vec<u8>,
         type_name: String,
@@ -188,13 +198,19 @@ pub fn write_resize_db(out: &mut Vec<u8>, keys: u64, expires: u64) {
 /// One key record: the expiry (when there is one), the type byte, the key
 /// and the value in Redis 7.0's encoding.
 pub fn write_entry(out: &mut Vec<u8>, key: &[u8], value: &crate::store::Value, expire_at_ms: Option<u64>) {
+    write_entry_with(out, key, value, expire_at_ms, true);
+}
+
+/// `write_entry` with LZF compression of strings on or off (Redis's
+/// `rdbcompression`).
+pub fn write_entry_with(out: &mut Vec<u8>, key: &[u8], value: &crate::store::Value, expire_at_ms: Option<u64>, compress: bool) {
     if let Some(at) = expire_at_ms {
         out.push(opcode::EXPIRETIME_MS);
         out.extend_from_slice(&at.to_le_bytes());
     }
     out.push(object_type(value));
-    encode::put_string(out, key);
-    write_object(out, value);
+    encode::put_string_with(out, key, compress);
+    write_object_with(out, value, compress);
 }
 
 /// A function library: its code, as FUNCTION LOAD received it.

@@ -7,7 +7,7 @@
 //! 0 (RedisJSON 1.x's node-by-node form). Module AUX records are read past.
 
 use super::decode::{read_binary_double, read_len, read_string};
-use super::encode::{put_len, put_string};
+use super::encode::{put_len, put_string_with};
 use super::input::Input;
 use super::RdbError;
 use crate::store::{SmallBytes, Value};
@@ -43,10 +43,10 @@ pub fn module_name(id: u64) -> String {
     (0..9).map(|i| CHARSET[((id >> (10 + 6 * (8 - i))) & 63) as usize] as char).collect()
 }
 
-pub fn write_json(out: &mut Vec<u8>, doc: &JsonDoc) {
+pub fn write_json(out: &mut Vec<u8>, doc: &JsonDoc, compress: bool) {
     put_len(out, module_id(JSON_TYPE_NAME, JSON_ENCVER));
     put_len(out, op::STRING);
-    put_string(out, &doc.root.to_text());
+    put_string_with(out, &doc.root.to_text(), compress);
     put_len(out, op::EOF);
 }
 
@@ -66,7 +66,10 @@ fn parse_json(at: u64, text: &[u8]) -> Result<JsonDoc, RdbError> {
 pub fn read_module_value<I: Input + ?Sized>(inp: &mut I, key: &[u8]) -> Result<Value, RdbError> {
     let id = read_len(inp)?;
     let (name, encver) = (module_name(id), id & 1023);
+    // A value we cannot hold is read past before it is refused, so a
+    // reader may go on with the next record.
     if name != JSON_TYPE_NAME {
+        skip_module_items(inp)?;
         return Err(RdbError::UnsupportedType { key: key.to_vec(), type_name: name });
     }
     let doc = match encver {
@@ -87,7 +90,10 @@ pub fn read_module_value<I: Input + ?Sized>(inp: &mut I, key: &[u8]) -> Result<V
             parse_json(at, &text)?
         }
         0 => JsonDoc::new(read_v0_node(inp, 0)?),
-        v => return Err(RdbError::UnsupportedType { key: key.to_vec(), type_name: format!("{JSON_TYPE_NAME} (encoding version {v})") }),
+        v => {
+            skip_module_items(inp)?;
+            return Err(RdbError::UnsupportedType { key: key.to_vec(), type_name: format!("{JSON_TYPE_NAME} (encoding version {v})") });
+        }
     };
     expect(inp, op::EOF)?;
     Ok(Value::Json(Box::new(doc)))

@@ -108,6 +108,13 @@ impl<R: std::io::Read> Reader<R> {
                     freq = Some(inp.u8()?);
                     continue;
                 }
+                opcode::SLOT_INFO => {
+                    // Slot, its keys, its keys with expiry: a hint we do not need.
+                    for _ in 0..3 {
+                        read_len(inp)?;
+                    }
+                    continue;
+                }
                 opcode::MODULE_AUX => {
                     skip_module_aux(inp)?;
                     continue;

@@ -7,7 +7,7 @@
 //! consumer groups: none are written, and those of a file are read past.
 
 use super::decode::{read_len, read_string};
-use super::encode::{put_len, put_string};
+use super::encode::{put_len, put_string_with};
 use super::input::Input;
 use super::listpack::{read_listpack, Elem, ListpackWriter};
 use super::{types, RdbError};
@@ -76,7 +76,7 @@ fn id_key(id: StreamId) -> [u8; 16] {
     k
 }
 
-pub fn write_stream(out: &mut Vec<u8>, s: &StreamValue) {
+pub fn write_stream(out: &mut Vec<u8>, s: &StreamValue, compress: bool) {
     let mut nodes = Vec::new();
     let mut cur: Option<Node> = None;
     for (&id, fields) in s.iter() {
@@ -95,8 +95,8 @@ pub fn write_stream(out: &mut Vec<u8>, s: &StreamValue) {
     }
     put_len(out, nodes.len() as u64);
     for (master, lp) in &nodes {
-        put_string(out, &id_key(*master));
-        put_string(out, lp);
+        put_string_with(out, &id_key(*master), compress);
+        put_string_with(out, lp, compress);
     }
     put_len(out, s.len() as u64);
     let first = s.first_id();
@@ -149,6 +149,10 @@ fn read_node(lp: &[u8], master: StreamId, out: &mut Vec<(StreamId, Fields)>) -> 
         };
         if int(&mut it)? != n {
             return Err("stream listpack: wrong entry element count");
+        }
+        if fields.is_empty() {
+            // XADD never makes one; the stream type does not hold them.
+            return Err("stream entry without fields");
         }
         if flags & FLAG_DELETED == 0 {
             seen_live += 1;

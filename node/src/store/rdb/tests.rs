@@ -226,8 +226,12 @@ fn aggregates_in_both_encodings() {
 fn streams() {
     let empty = StreamValue::default();
     round_trip(&Value::Stream(Box::new(empty)));
-    let mut s =
-        stream(&[(1, 0, &[(b"a", b"1"), (b"b", b"2")]), (1, 1, &[(b"a", b"3"), (b"b", b"4")]), (2, 0, &[(b"c", b"5")]), (5, 7, &[])]);
+    let mut s = stream(&[
+        (1, 0, &[(b"a", b"1"), (b"b", b"2")]),
+        (1, 1, &[(b"a", b"3"), (b"b", b"4")]),
+        (2, 0, &[(b"c", b"5")]),
+        (5, 7, &[(b"a", b"6"), (b"b", b"7")]),
+    ]);
     assert!(s.remove(StreamId { ms: 1, seq: 1 }));
     round_trip(&Value::Stream(Box::new(s.clone())));
     // Many entries across nodes, varied fields and big values.
@@ -288,16 +292,32 @@ fn json_encoding_version_0() {
     assert_eq!(j.root.to_text(), br#"{"k":[7,"s"]}"#);
 }
 
+/// A module value we cannot hold is refused naming the key and module
+/// type, and read past: the file reader goes on with the next record.
 #[test]
 fn other_module_types_are_refused_by_name() {
-    let mut body = Vec::new();
-    encode::put_len(&mut body, module::module_id("MBbloom--", 1));
-    encode::put_len(&mut body, 0);
-    let mut inp = SliceInput::new(&body);
-    match read_object(&mut inp, types::MODULE_2, b"bf", Limits::default()) {
+    let mut file = Vec::new();
+    write_header(&mut file, &[]);
+    file.push(types::MODULE_2);
+    encode::put_string(&mut file, b"bf");
+    encode::put_len(&mut file, module::module_id("MBbloom--", 1));
+    for (kind, item) in [(2u64, &b"\x07"[..]), (5, b"\x03abc")] {
+        encode::put_len(&mut file, kind);
+        file.extend_from_slice(item);
+    }
+    encode::put_len(&mut file, 4);
+    file.extend_from_slice(&0.5f64.to_le_bytes());
+    encode::put_len(&mut file, 0);
+    write_entry(&mut file, b"after", &Value::string(b"x"), None);
+    write_eof(&mut file);
+    file.extend_from_slice(&[0; 8]);
+    let mut r = Reader::new(&file[..]).unwrap();
+    match r.next() {
         Err(e @ RdbError::UnsupportedType { .. }) => assert!(e.to_string().contains("'bf'") && e.to_string().contains("MBbloom--"), "{e}"),
         other => panic!("{:?}", other.err()),
     }
+    assert!(matches!(r.next(), Ok(Some(Item::Entry { key, .. })) if key == b"after"));
+    assert!(matches!(r.next(), Ok(None)));
 }
 
 #[test]
@@ -481,4 +501,120 @@ fn idle_freq_module_aux_and_old_expiry_are_read() {
     let Some(Item::Entry { key, expire_at_ms, .. }) = r.next().unwrap() else { panic!() };
     assert_eq!((key.as_slice(), expire_at_ms, r.lru_idle(), r.lfu_freq()), (&b"b"[..], None, None, Some(7)));
     assert!(r.next().unwrap().is_none());
+}
+
+/// Redis 7.2's encodings (RDB 11): sets as listpacks, and streams whose
+/// consumers carry an active time.
+#[test]
+fn reads_redis_7_2_encodings() {
+    let mut lp = listpack::ListpackWriter::new();
+    for m in [&b"a"[..], b"7", b"bb"] {
+        lp.push(m);
+    }
+    let mut body = vec![types::SET_LISTPACK];
+    encode::put_string(&mut body, &lp.finish());
+    let mut inp = SliceInput::new(&body[1..]);
+    let v = read_object(&mut inp, types::SET_LISTPACK, b"s", Limits::default()).unwrap().unwrap();
+    assert_eq!(content(&v), content(&set(&[b"a", b"7", b"bb"])));
+
+    let s = stream(&[(1, 0, &[(b"f", b"v")]), (2, 0, &[(b"f", b"w")])]);
+    let mut body = Vec::new();
+    encode::write_object(&mut body, &Value::Stream(Box::new(s.clone())));
+    assert_eq!(body.pop(), Some(0), "no consumer groups written");
+    encode::put_len(&mut body, 1); // one group
+    encode::put_string(&mut body, b"group");
+    encode::put_len(&mut body, 1); // last delivered ID
+    encode::put_len(&mut body, 0);
+    encode::put_len(&mut body, 1); // entries read
+    encode::put_len(&mut body, 1); // pending entries
+    let mut id = [0u8; 16];
+    id[7] = 1;
+    body.extend_from_slice(&id);
+    body.extend_from_slice(&1_700_000_000_000u64.to_le_bytes());
+    encode::put_len(&mut body, 1); // delivery count
+    encode::put_len(&mut body, 1); // consumers
+    encode::put_string(&mut body, b"alice");
+    body.extend_from_slice(&1_700_000_000_000u64.to_le_bytes()); // seen
+    body.extend_from_slice(&1_700_000_000_001u64.to_le_bytes()); // active
+    encode::put_len(&mut body, 1);
+    body.extend_from_slice(&id);
+    let mut inp = SliceInput::new(&body);
+    let v = read_object(&mut inp, types::STREAM_LISTPACKS_3, b"x", Limits::default()).unwrap().unwrap();
+    assert!(inp.is_empty());
+    assert_eq!(content(&v), content(&Value::Stream(Box::new(s))));
+    // Read as a 7.0 stream, the same bytes leave 8 unread.
+    let mut inp = SliceInput::new(&body);
+    let r = read_object(&mut inp, types::STREAM_LISTPACKS_2, b"x", Limits::default());
+    assert!(r.is_err() || !inp.is_empty());
+}
+
+#[test]
+fn hashes_with_field_expirations_are_refused_by_name() {
+    let mut inp = SliceInput::new(&[0]);
+    match read_object(&mut inp, types::HASH_LISTPACK_EX, b"h", Limits::default()) {
+        Err(e @ RdbError::UnsupportedType { .. }) => assert!(e.to_string().contains("field expirations"), "{e}"),
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+/// Random multi-byte mutations (overwrites, insertions, deletions) of
+/// re-sealed payloads: errors or values, never a panic.
+#[test]
+fn random_mutations_never_panic() {
+    let iterations: usize = std::env::var("RDB_MUTATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    let mut x = 0x1234_5678_9abc_def1u64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let bodies: Vec<Vec<u8>> = sample_values()
+        .iter()
+        .map(|v| {
+            let p = dump::encode(v);
+            p[..p.len() - 10].to_vec()
+        })
+        .collect();
+    for _ in 0..iterations {
+        let mut b = bodies[rnd() as usize % bodies.len()].clone();
+        for _ in 0..1 + rnd() % 4 {
+            let i = rnd() as usize % b.len().max(1);
+            match rnd() % 3 {
+                0 if !b.is_empty() => b[i] = rnd() as u8,
+                1 => b.insert(i.min(b.len()), rnd() as u8),
+                _ if b.len() > 1 => {
+                    b.remove(i);
+                }
+                _ => {}
+            }
+        }
+        dump::seal(&mut b);
+        if let Ok(v) = dump::decode(&b, HashLimits { max_entries: 2, max_value: 4 }) {
+            dump::decode(&dump::encode(&v), HashLimits::default()).unwrap();
+        }
+    }
+}
+
+/// With compression off (`rdbcompression no`) no string is LZF-encoded,
+/// and the records read back the same.
+#[test]
+fn compression_can_be_turned_off() {
+    let long = vec![b'a'; 1000];
+    let values = [Value::string(&long), list(&[&long, b"x"]), hash(&[(b"f", b"v")]), set(&[&long, b"y"])];
+    for v in &values {
+        let mut on = Vec::new();
+        write_entry(&mut on, &long, v, None);
+        let mut off = Vec::new();
+        write_entry_with(&mut off, &long, v, None, false);
+        assert!(off.len() > on.len() || matches!(v, Value::Hash(_)), "{}", v.type_name());
+        let mut inp = SliceInput::new(&off[1..]);
+        let key = decode::read_string(&mut inp).unwrap();
+        assert_eq!(key, long);
+        let back = read_object(&mut inp, off[0], &key, Limits::default()).unwrap().unwrap();
+        assert_eq!(content(&back), content(v));
+    }
+    let mut off = Vec::new();
+    write_object_with(&mut off, &Value::string(&long), false);
+    assert_eq!(off.len(), 2 + long.len());
 }
