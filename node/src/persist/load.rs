@@ -35,7 +35,9 @@ type Batch = Vec<(usize, SmallBytes, Value, u64)>;
 pub fn load_file(path: &Path, engine: &Engine, tx: TxId) -> Result<Loaded, String> {
     let started = Instant::now();
     let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    let mut reader = rdb::Reader::new(std::io::BufReader::with_capacity(1 << 20, file)).map_err(|e| e.to_string())?;
+    let input = std::io::BufReader::with_capacity(1 << 20, file);
+    // Values take the encodings this server's limits give them.
+    let mut reader = rdb::Reader::with_limits(input, engine.cfg.hash_limits(), engine.cfg.zset_limits()).map_err(|e| e.to_string())?;
     let now = crate::util::now_ms();
     let nshards = engine.nshards();
     let databases = engine.cfg.databases;
