@@ -19,6 +19,7 @@ pub mod json;
 pub mod keys;
 pub mod keyspec;
 pub mod lists;
+pub mod migrate;
 pub mod persistence;
 pub mod pops;
 pub mod pubsub;
@@ -515,6 +516,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(slowlog::COMMANDS)
         .chain(strings::COMMANDS)
         .chain(keys::COMMANDS)
+        .chain(migrate::COMMANDS)
         .chain(hashes::COMMANDS)
         .chain(transactions::COMMANDS)
         .chain(json::COMMANDS)
