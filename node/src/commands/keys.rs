@@ -777,7 +777,7 @@ fn dump_(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 /// Checks in Redis's order: options, existing key, TTL, payload. IDLETIME and
 /// FREQ are validated and then ignored (access statistics are not kept). A
 /// TTL already in the past leaves the key absent (deleted, with REPLACE).
-fn restore(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+pub(super) fn restore(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let (mut replace, mut absttl) = (false, false);
     let (mut idle, mut freq) = (None, None);
     let mut j = 4;

@@ -14,8 +14,11 @@ pub enum Begin {
     /// At this argument index (the command name is index 0).
     Index(usize),
     /// Just after the first argument equal (case-insensitively) to `word`,
-    /// searched from index `from` onwards.
-    Keyword { word: &'static str, from: usize },
+    /// searched from index `from` onwards; a negative `from` searches
+    /// backwards from that many arguments before the end (MIGRATE's `KEYS`
+    /// is found from the second-to-last argument down), never reaching the
+    /// command name.
+    Keyword { word: &'static str, from: i32 },
 }
 
 /// How a rule finds its keys from where it begins.
@@ -56,13 +59,13 @@ impl KeyRule {
 
     /// The one key right after `word` (GEORADIUS's `STORE key`), `word`
     /// searched from index `from` onwards.
-    pub const fn keyword(word: &'static str, from: usize) -> KeyRule {
+    pub const fn keyword(word: &'static str, from: i32) -> KeyRule {
         KeyRule { begin: Begin::Keyword { word, from }, find: Find::Range { last: 0, step: 1, limit: 0 }, flags: None }
     }
 
     /// Keys after `word`: the first `1/limit` of the rest (limit 0 or 1:
     /// all of it).
-    pub const fn after_keyword(word: &'static str, from: usize, limit: usize) -> KeyRule {
+    pub const fn after_keyword(word: &'static str, from: i32, limit: usize) -> KeyRule {
         KeyRule { begin: Begin::Keyword { word, from }, find: Find::Range { last: -1, step: 1, limit }, flags: None }
     }
 
@@ -85,7 +88,7 @@ impl KeyRule {
         let argc = args.len();
         let start = match self.begin {
             Begin::Index(i) => i,
-            Begin::Keyword { word, from } => args.get(from..)?.iter().position(|a| a.eq_ignore_ascii_case(word.as_bytes()))? + from + 1,
+            Begin::Keyword { word, from } => keyword_at(args, word, from)? + 1,
         };
         if start >= argc {
             return None;
@@ -114,6 +117,19 @@ impl KeyRule {
             }
         }
     }
+}
+
+/// The index of `word` among `args` as Redis's keyword search finds it:
+/// forwards from `from`, or for a negative `from` backwards from
+/// `args.len() + from`, never at index 0.
+fn keyword_at(args: &[Bytes], word: &str, from: i32) -> Option<usize> {
+    let is = |a: &Bytes| a.eq_ignore_ascii_case(word.as_bytes());
+    if from >= 0 {
+        let from = from as usize;
+        return Some(args.get(from..)?.iter().position(is)? + from);
+    }
+    let start = args.len().checked_sub(from.unsigned_abs() as usize)?;
+    (1..=start).rev().find(|&i| is(&args[i]))
 }
 
 /// Most key rules one command has (GEORADIUS: its key, STORE, STOREDIST).
@@ -188,6 +204,14 @@ impl<'a> KeyIter<'a> {
         let mut it = KeyIter { rules, args, at: 1, end: 0, step: 1, done: false };
         it.next_rule();
         it
+    }
+
+    /// The keys from one index to another (inclusive), or none.
+    pub fn span(range: Option<(usize, usize)>) -> KeyIter<'static> {
+        match range {
+            Some((at, end)) if at <= end => KeyIter { rules: &[], args: &[], at, end, step: 1, done: false },
+            _ => KeyIter { rules: &[], args: &[], at: 1, end: 0, step: 1, done: true },
+        }
     }
 
     /// Moves to the next rule that names keys.
@@ -290,6 +314,14 @@ mod tests {
         assert_eq!(keys(&georadius, &["georadius", "g", "0", "0", "1", "km", "STORE", "d"]), vec![1, 7]);
         assert_eq!(keys(&georadius, &["georadius", "g", "0", "0", "1", "km", "STOREDIST", "d", "ASC"]), vec![1, 7]);
         assert_eq!(keys(&georadius, &["georadius", "g", "0", "0", "1", "km"]), vec![1]);
+        // MIGRATE: the key at 3, or the keys after the last KEYS that
+        // leaves at least one argument after it, searched backwards.
+        let migrate = [KeyRule::range(3, 3, 1), KeyRule::after_keyword("KEYS", -2, 0)];
+        assert_eq!(keys(&migrate, &["migrate", "h", "1", "k", "0", "5"]), vec![3]);
+        assert_eq!(keys(&migrate, &["migrate", "h", "1", "", "0", "5", "KEYS", "a", "b"]), vec![3, 7, 8]);
+        assert_eq!(keys(&migrate, &["migrate", "h", "1", "", "0", "5", "KEYS", "a", "KEYS"]), vec![3, 7, 8]);
+        assert_eq!(keys(&migrate, &["migrate", "h", "1", "", "0", "5", "KEYS"]), vec![3]);
+        assert_eq!(keys(&migrate, &["keys", "x"]), Vec::<usize>::new());
     }
 
     #[test]

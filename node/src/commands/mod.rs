@@ -19,6 +19,7 @@ pub mod json;
 pub mod keys;
 pub mod keyspec;
 pub mod lists;
+pub mod migrate;
 pub mod persistence;
 pub mod pops;
 pub mod pubsub;
@@ -211,7 +212,16 @@ pub struct CommandSpec {
     /// command for that thread's clients (`flag::ALLOW_BUSY` commands that
     /// can be answered without the connection).
     pub busy: Option<BusyFn>,
+    /// Where the keys really are when the key rules can only say it
+    /// loosely (Redis's `getkeys_proc`; MIGRATE, whose rules also name the
+    /// empty key argument of its KEYS form): every user of key positions
+    /// follows it, COMMAND INFO still prints the rules.
+    pub key_finder: Option<KeyFinder>,
 }
+
+/// A command's own key finder: the first and last index of its keys, one
+/// argument apart, or `None` for no keys.
+pub type KeyFinder = fn(&[Bytes]) -> Option<(usize, usize)>;
 
 /// What a command answered by the busy hook did beyond its reply.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -292,7 +302,17 @@ impl CommandSpec {
     /// command itself reports the error.
     #[inline]
     pub fn key_indices<'a>(&'a self, args: &'a [Bytes]) -> KeyIter<'a> {
-        KeyIter::new(self.resolve(args).unwrap_or(self).keys.rules(), args)
+        let spec = self.resolve(args).unwrap_or(self);
+        match spec.key_finder {
+            Some(find) => KeyIter::span(find(args)),
+            None => KeyIter::new(spec.keys.rules(), args),
+        }
+    }
+
+    /// Declares the command's own key finder (see `key_finder`).
+    pub const fn find_keys(mut self, f: KeyFinder) -> Self {
+        self.key_finder = Some(f);
+        self
     }
 
     /// The step between key groups of a single fixed range (MSET's pairs
@@ -411,7 +431,7 @@ pub const fn cmd(
     exec: Exec,
 ) -> CommandSpec {
     let keys = if keys.0 > 0 { KeySpecs::new(&[KeyRule::range(keys.0 as usize, keys.1, keys.2 as usize)]) } else { KeySpecs::NONE };
-    CommandSpec { name, arity, flags, keys, tips: &[], acl, group, summary, exec, subs: &[], busy: None }
+    CommandSpec { name, arity, flags, keys, tips: &[], acl, group, summary, exec, subs: &[], busy: None, key_finder: None }
 }
 
 /// A container's subcommand, named in full (`"client|kill"`); otherwise as
@@ -496,6 +516,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(slowlog::COMMANDS)
         .chain(strings::COMMANDS)
         .chain(keys::COMMANDS)
+        .chain(migrate::COMMANDS)
         .chain(hashes::COMMANDS)
         .chain(transactions::COMMANDS)
         .chain(json::COMMANDS)

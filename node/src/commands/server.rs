@@ -351,18 +351,33 @@ pub fn command(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             let Ok(c) = super::lookup_args(sub) else {
                 return Err(CmdError::err("Invalid command specified"));
             };
+            if c.keys.rules().is_empty() && c.key_finder.is_none() {
+                return Err(CmdError::err("The command has no key arguments"));
+            }
             if !c.arity_ok(sub.len()) {
                 return Err(CmdError::err("Invalid number of arguments specified for command"));
             }
-            // Each key with the flags of the rule that found it.
-            let keys: Vec<(usize, &[&str])> = c
-                .keys
-                .rules()
-                .iter()
-                .flat_map(|r| super::KeyIter::new(std::slice::from_ref(r), sub).map(move |i| (i, key_flags(c, r))))
-                .collect();
+            // Each key with the flags of the rule that found it. As in
+            // Redis, when an `incomplete` rule finds keys, a command with
+            // its own key finder answers instead (its keys with the first
+            // rule's flags).
+            let rules = c.keys.rules();
+            fn by_rule<'a>(r: &'a KeyRule, sub: &'a [Bytes]) -> super::KeyIter<'a> {
+                super::KeyIter::new(std::slice::from_ref(r), sub)
+            }
+            let incomplete = rules.iter().any(|r| key_flags(c, r).contains(&"incomplete") && by_rule(r, sub).next().is_some());
+            let keys: Vec<(usize, &[&str])> = match (c.key_finder, rules.first()) {
+                (Some(_), Some(r)) if incomplete => c.key_indices(sub).map(|i| (i, key_flags(c, r))).collect(),
+                _ => rules.iter().flat_map(|r| by_rule(r, sub).map(move |i| (i, key_flags(c, r)))).collect(),
+            };
             if keys.is_empty() {
-                return Err(CmdError::err("The command has no key arguments"));
+                // Redis's `no_mandatory_keys` commands (the scripts') may
+                // name none.
+                if matches!(c.exec, Exec::Script(_)) {
+                    out.array(0);
+                    return Ok(());
+                }
+                return Err(CmdError::err("Invalid arguments specified for command"));
             }
             let with_flags = sub_is(&args[1], "GETKEYSANDFLAGS");
             out.array(keys.len());
