@@ -118,8 +118,13 @@ fn config_get_set() {
     );
     assert_eq!(c.cmd(&["CONFIG", "SET", "appendonly", "NO"]), "+OK\r\n");
     assert_eq!(c.cmd(&["CONFIG", "GET", "appendonly"]), "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
-    assert!(c.cmd(&["CONFIG", "SET", "save", "3600 1"]).starts_with("-ERR CONFIG SET failed (possibly related to argument 'save')"));
     assert!(c.cmd(&["CONFIG", "SET", "timeout", "30"]).starts_with("-ERR CONFIG SET failed"));
+    // Save points: Redis's default, its syntax, "" for none.
+    assert_eq!(c.cmd(&["CONFIG", "GET", "save"]), "*2\r\n$4\r\nsave\r\n$23\r\n3600 1 300 100 60 10000\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "SET", "save", "900 1 300 10"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "GET", "save"]), "*2\r\n$4\r\nsave\r\n$12\r\n900 1 300 10\r\n");
+    assert!(c.cmd(&["CONFIG", "SET", "save", "900"]).starts_with("-ERR CONFIG SET failed (possibly related to argument 'save')"));
+    assert_eq!(c.cmd(&["CONFIG", "SET", "save", ""]), "+OK\r\n");
     assert_eq!(c.cmd(&["CONFIG", "GET", "save"]), "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
     let r = c.cmd(&["CONFIG", "GET", "hash-max-*"]);
     assert!(r.contains("hash-max-listpack-entries") && r.contains("hash-max-ziplist-value"), "{r}");
