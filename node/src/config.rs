@@ -50,6 +50,12 @@ pub struct Args {
     /// File name of snapshots, inside `--dir` (default dump.rdb).
     #[arg(long)]
     pub dbfilename: Option<String>,
+    /// The append-only journal: yes or no (default).
+    #[arg(long)]
+    pub appendonly: Option<String>,
+    /// When the journal is fsynced: always, everysec (default) or no.
+    #[arg(long)]
+    pub appendfsync: Option<String>,
     /// Whether DEBUG may run: no (default), yes, or local (from loopback
     /// clients only).
     #[arg(long)]
@@ -148,6 +154,16 @@ pub struct Config {
     /// `enable-debug-command`: "no" (default), "yes" or "local" (loopback
     /// clients only); set at start-up, as in Redis.
     pub enable_debug_command: String,
+    /// `appendonly` (start-up only).
+    pub appendonly: bool,
+    /// `appendfsync`: 0 always, 1 everysec, 2 no.
+    appendfsync: std::sync::atomic::AtomicU8,
+    /// `appenddirname`, `appendfilename` (start-up only).
+    pub appenddirname: String,
+    pub appendfilename: String,
+    /// `aof-load-truncated`: a journal cut short by a crash loads up to
+    /// its last whole command (yes, default) or stops the start.
+    pub aof_load_truncated: AtomicBool,
     /// Cluster mode, when started with `--cluster`.
     pub cluster: Option<ClusterArgs>,
     /// Parameters whose value cannot change here, by name (`FIXED`).
@@ -172,8 +188,6 @@ fn cluster_secret(args: &Args) -> Result<Option<String>, ConfigError> {
 /// file and start-up refuse any other value with an error that says so —
 /// a setting is never accepted and then ignored. docs/CONFIG.md lists them.
 const FIXED: &[(&str, &str)] = &[
-    ("appendonly", "no"),
-    ("appendfsync", "everysec"),
     ("maxmemory-policy", "noeviction"),
     ("maxmemory-samples", "5"),
     ("timeout", "0"),
@@ -269,6 +283,17 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     num.parse::<u64>().ok()?.checked_mul(mult)
 }
 
+/// `appendfsync`: when the journal reaches the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    /// Before the client gets its reply.
+    Always,
+    /// Once a second.
+    EverySec,
+    /// When the kernel writes it.
+    No,
+}
+
 /// Redis's default save points.
 pub const DEFAULT_SAVE: &[(u64, u64)] = &[(3600, 1), (300, 100), (60, 10000)];
 
@@ -338,6 +363,11 @@ impl Config {
             dbfilename: Mutex::new("dump.rdb".into()),
             stop_writes_on_bgsave_error: AtomicBool::new(true),
             enable_debug_command: "no".into(),
+            appendonly: false,
+            appendfsync: std::sync::atomic::AtomicU8::new(1),
+            appenddirname: "appendonlydir".into(),
+            appendfilename: "appendonly.aof".into(),
+            aof_load_truncated: AtomicBool::new(true),
             cluster: None,
             fixed: FIXED.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
@@ -375,6 +405,12 @@ impl Config {
         }
         if let Some(v) = &args.dbfilename {
             cfg.set("dbfilename", v)?;
+        }
+        if let Some(v) = &args.appendonly {
+            cfg.apply_startup("appendonly", v)?;
+        }
+        if let Some(v) = &args.appendfsync {
+            cfg.set("appendfsync", v)?;
         }
         if let Some(v) = &args.enable_debug_command {
             cfg.apply_startup("enable-debug-command", v)?;
@@ -432,6 +468,17 @@ impl Config {
             }
             "databases" => self.databases = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.max(1),
             "shards" => self.shards = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.clamp(1, 1024),
+            "appendonly" => self.appendonly = yes_no(value)?,
+            "appenddirname" | "appendfilename" => {
+                if value.is_empty() || value.contains('/') {
+                    return Err(ConfigError::Invalid(format!("{name} can't be a path, just a filename")));
+                }
+                if name == "appenddirname" {
+                    self.appenddirname = value.to_string();
+                } else {
+                    self.appendfilename = value.to_string();
+                }
+            }
             "enable-debug-command" => {
                 let v = value.to_ascii_lowercase();
                 if !["no", "yes", "local"].contains(&v.as_str()) {
@@ -442,6 +489,15 @@ impl Config {
             _ => self.set(name, value)?,
         }
         Ok(())
+    }
+
+    /// `appendfsync`.
+    pub fn appendfsync(&self) -> Fsync {
+        match self.appendfsync.load(Relaxed) {
+            0 => Fsync::Always,
+            1 => Fsync::EverySec,
+            _ => Fsync::No,
+        }
     }
 
     /// The save points as CONFIG GET shows them.
@@ -508,7 +564,23 @@ impl Config {
                 *self.dbfilename.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string()
             }
             "stop-writes-on-bgsave-error" => self.stop_writes_on_bgsave_error.store(yes_no(value)?, Relaxed),
-            "port" | "bind" | "databases" | "shards" | "enable-debug-command" => {
+            "appendfsync" => {
+                let v = match value.to_ascii_lowercase().as_str() {
+                    "always" => 0,
+                    "everysec" => 1,
+                    "no" => 2,
+                    _ => return Err(ConfigError::Invalid("argument(s) must be one of the following: always, everysec, no".into())),
+                };
+                self.appendfsync.store(v, Relaxed);
+            }
+            "aof-load-truncated" => self.aof_load_truncated.store(yes_no(value)?, Relaxed),
+            "appendonly" if yes_no(value)? == self.appendonly => {}
+            "appendonly" => {
+                return Err(ConfigError::Immutable(
+                    "appendonly is set at start-up here (--appendonly, or the config file); restart to change it".into(),
+                ))
+            }
+            "port" | "bind" | "databases" | "shards" | "enable-debug-command" | "appenddirname" | "appendfilename" => {
                 return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'")))
             }
             _ => match self.fixed.get(name) {
@@ -547,6 +619,11 @@ impl Config {
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("save".into(), self.save_text()),
             ("enable-debug-command".into(), self.enable_debug_command.clone()),
+            ("appendonly".into(), yes_no_text(self.appendonly).into()),
+            ("appendfsync".into(), ["always", "everysec", "no"][self.appendfsync.load(Relaxed).min(2) as usize].into()),
+            ("appenddirname".into(), self.appenddirname.clone()),
+            ("appendfilename".into(), self.appendfilename.clone()),
+            ("aof-load-truncated".into(), yes_no_text(self.aof_load_truncated.load(Relaxed)).into()),
             ("dbfilename".into(), self.dbfilename.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("stop-writes-on-bgsave-error".into(), yes_no_text(self.stop_writes_on_bgsave_error.load(Relaxed)).into()),
         ];
@@ -622,9 +699,12 @@ mod tests {
         let cfg = Config::from_args(&Args::parse_from(["damselfly"])).unwrap();
         cfg.set("maxmemory", "10mb").unwrap();
         assert_eq!(cfg.get(b"maxmemory"), vec![("maxmemory".into(), "10485760".into())]);
-        assert!(matches!(cfg.set("appendonly", "yes"), Err(ConfigError::Fixed(..))));
+        assert!(matches!(cfg.set("appendonly", "yes"), Err(ConfigError::Immutable(..))));
         cfg.set("appendonly", "no").unwrap();
         assert_eq!(cfg.get(b"appendonly")[0].1, "no");
+        cfg.set("appendfsync", "always").unwrap();
+        assert_eq!(cfg.appendfsync(), Fsync::Always);
+        assert!(cfg.set("appendfsync", "sometimes").is_err());
         cfg.set("client-output-buffer-limit", "pubsub 0 0 0").unwrap();
         assert!(cfg.set("client-output-buffer-limit", "pubsub 32mb 8mb 60").is_err());
         assert!(cfg.set("no-such-thing", "1").is_err());

@@ -114,7 +114,7 @@ fn config_get_set() {
     // ignored; setting the value it has is fine (tools do that).
     assert_eq!(
         c.cmd(&["CONFIG", "SET", "appendonly", "yes"]),
-        "-ERR CONFIG SET failed (possibly related to argument 'appendonly') - 'appendonly' is fixed at 'no' in this server (not supported yet)\r\n"
+        "-ERR CONFIG SET failed (possibly related to argument 'appendonly') - appendonly is set at start-up here (--appendonly, or the config file); restart to change it\r\n"
     );
     assert_eq!(c.cmd(&["CONFIG", "SET", "appendonly", "NO"]), "+OK\r\n");
     assert_eq!(c.cmd(&["CONFIG", "GET", "appendonly"]), "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
@@ -150,11 +150,11 @@ fn config_file_is_read() {
     assert_eq!(c.cmd(&["CONFIG", "GET", "maxmemory"]), "*2\r\n$9\r\nmaxmemory\r\n$10\r\n1073741824\r\n");
     drop(s);
     // A setting the server cannot honour stops start-up with a clear error.
-    std::fs::write(&path, "appendonly yes\n").unwrap();
+    std::fs::write(&path, "timeout 30\n").unwrap();
     let out = std::process::Command::new(damselfly_tests::binary()).arg(&path).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("'appendonly' is fixed at 'no'"), "{err}");
+    assert!(err.contains("'timeout' is fixed at '0'"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

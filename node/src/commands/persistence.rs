@@ -1,4 +1,4 @@
-//! Persistence commands: SAVE, BGSAVE, LASTSAVE, DEBUG (RELOAD), and the
+//! Persistence commands: SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, DEBUG (RELOAD), and the
 //! INFO `persistence` section. Snapshots themselves are `persist`'s.
 
 use std::fmt::Write;
@@ -36,6 +36,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         "Asynchronously saves the database(s) to disk.",
         Exec::Coord(handler!(async |cx, a| bgsave(cx, a))),
+    ),
+    cmd(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT,
+        (0, 0, 0),
+        SRV,
+        "server",
+        "Asynchronously rewrites the append-only file to disk.",
+        Exec::Coord(handler!(async |cx, _a| bgrewriteaof(cx))),
     ),
     cmd(
         "lastsave",
@@ -101,6 +111,30 @@ async fn bgsave(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     }
     ask(cx.engine(), SaveKind::Background).await?;
     cx.out().simple("Background saving started");
+    Ok(())
+}
+
+/// BGREWRITEAOF: the journal's next base file is a snapshot; while another
+/// snapshot runs, the rewrite is scheduled after it (as Redis does).
+async fn bgrewriteaof(cx: &mut dyn Coord) -> CmdResult {
+    let e = cx.engine();
+    if !e.journal.on() {
+        return Err(CmdError::err("the append-only journal is off: start the server with --appendonly yes"));
+    }
+    if e.journal.rewriting.load(Relaxed) {
+        return Err(CmdError::err("Background append only file rewriting already in progress"));
+    }
+    if cx.in_exec() {
+        drop(persist::request(cx.engine(), SaveKind::AofRewrite));
+        cx.out().simple("Background append only file rewriting scheduled");
+        return Ok(());
+    }
+    match persist::request(cx.engine(), SaveKind::AofRewrite).await {
+        Ok(Ok(())) => cx.out().simple("Background append only file rewriting started"),
+        Ok(Err(e)) if e == "scheduled" => cx.out().simple("Background append only file rewriting scheduled"),
+        Ok(Err(e)) => return Err(CmdError::err(e)),
+        Err(_) => return Err(CmdError::err("the node is shutting down")),
+    }
     Ok(())
 }
 
@@ -176,7 +210,7 @@ pub fn info_section(e: &Engine, text: &mut String) {
     let current = if running { (now.saturating_sub(st.started_ms.load(Relaxed)) / 1000) as i64 } else { -1 };
     let _ = write!(
         text,
-        "# Persistence\r\nloading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current}\r\nrdb_saves:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n",
+        "# Persistence\r\nloading:{}\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current}\r\nrdb_saves:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrites:{}\r\naof_last_bgrewrite_status:{}\r\naof_last_write_status:{}\r\n\r\n",
         st.loading() as u8,
         st.changes_since_save(),
         running as u8,
@@ -186,6 +220,11 @@ pub fn info_section(e: &Engine, text: &mut String) {
         st.saves.load(Relaxed),
         st.load_expired.load(Relaxed),
         st.load_keys.load(Relaxed),
+        e.journal.on() as u8,
+        e.journal.rewriting.load(Relaxed) as u8,
+        e.journal.rewrites.load(Relaxed),
+        if e.journal.last_rewrite_failed.load(Relaxed) { "err" } else { "ok" },
+        if e.journal.write_failed.load(Relaxed) { "err" } else { "ok" },
     );
 }
 

@@ -28,7 +28,97 @@ pub struct Loaded {
     pub seconds: f64,
 }
 
-type Batch = Vec<(usize, SmallBytes, Value, u64)>;
+/// A shard's answer to a batch.
+type Ack = Result<(), String>;
+
+/// A key's new state: its value and expiry, or gone.
+pub type Put = (usize, SmallBytes, Option<(Value, u64)>);
+
+/// Sends keys to their shards in batches, a few batches in flight per
+/// shard at most, and collects the shards' answers.
+pub struct Sink<'a> {
+    engine: &'a Engine,
+    tx: TxId,
+    /// Whether a key already present is an error (a snapshot names each key
+    /// once) or replaced (a journal replays states).
+    replace: bool,
+    batches: Vec<Vec<Put>>,
+    acks: (std_mpsc::Sender<Ack>, std_mpsc::Receiver<Ack>),
+    in_flight: usize,
+}
+
+impl<'a> Sink<'a> {
+    pub fn new(engine: &'a Engine, tx: TxId, replace: bool) -> Sink<'a> {
+        let batches = (0..engine.nshards()).map(|_| Vec::with_capacity(BATCH)).collect();
+        Sink { engine, tx, replace, batches, acks: std_mpsc::channel(), in_flight: 0 }
+    }
+
+    pub fn put(&mut self, db: usize, key: &[u8], state: Option<(Value, u64)>) -> Result<(), String> {
+        let shard = self.engine.shard_of(key);
+        self.batches[shard].push((db, SmallBytes::new(key), state));
+        if self.batches[shard].len() >= BATCH {
+            let full = std::mem::replace(&mut self.batches[shard], Vec::with_capacity(BATCH));
+            self.send(shard, full)?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, shard: usize, batch: Vec<Put>) -> Result<(), String> {
+        while self.in_flight >= IN_FLIGHT * self.engine.nshards() {
+            self.wait_one()?;
+        }
+        let ack = self.acks.0.clone();
+        let replace = self.replace;
+        self.engine.send(
+            shard,
+            self.tx,
+            Box::new(move |sh| {
+                let _ = ack.send(insert_batch(sh, batch, replace));
+            }),
+        );
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    fn wait_one(&mut self) -> Result<(), String> {
+        self.acks.1.recv().map_err(|_| "the node is shutting down".to_string())??;
+        self.in_flight -= 1;
+        Ok(())
+    }
+
+    /// Sends every partial batch and waits until the shards have applied
+    /// everything.
+    pub fn barrier(&mut self) -> Result<(), String> {
+        for shard in 0..self.batches.len() {
+            if !self.batches[shard].is_empty() {
+                let batch = std::mem::take(&mut self.batches[shard]);
+                self.send(shard, batch)?;
+            }
+        }
+        while self.in_flight > 0 {
+            self.wait_one()?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on every shard after everything sent so far (a barrier).
+    pub fn on_every_shard(&mut self, f: impl Fn(&mut crate::shard::Shard) + Send + Sync + Clone + 'static) -> Result<(), String> {
+        self.barrier()?;
+        for s in 0..self.engine.nshards() {
+            let (ack, f) = (self.acks.0.clone(), f.clone());
+            self.engine.send(
+                s,
+                self.tx,
+                Box::new(move |sh| {
+                    f(sh);
+                    let _ = ack.send(Ok(()));
+                }),
+            );
+            self.in_flight += 1;
+        }
+        self.barrier()
+    }
+}
 
 /// Loads `path` into the shards, as transaction `tx` (`NO_TX` at start-up,
 /// the holder of every shard for DEBUG RELOAD). Blocks the calling thread.
@@ -39,29 +129,10 @@ pub fn load_file(path: &Path, engine: &Engine, tx: TxId) -> Result<Loaded, Strin
     // Values take the encodings this server's limits give them.
     let mut reader = rdb::Reader::with_limits(input, engine.cfg.hash_limits(), engine.cfg.zset_limits()).map_err(|e| e.to_string())?;
     let now = crate::util::now_ms();
-    let nshards = engine.nshards();
     let databases = engine.cfg.databases;
     let mut loaded = Loaded::default();
-    let mut batches: Vec<Batch> = (0..nshards).map(|_| Vec::with_capacity(BATCH)).collect();
-    let (ack_tx, ack_rx) = std_mpsc::channel::<Result<(), String>>();
-    let mut in_flight = 0usize;
+    let mut sink = Sink::new(engine, tx, false);
     let mut db = 0usize;
-    let send = |shard: usize, batch: Batch, in_flight: &mut usize| -> Result<(), String> {
-        while *in_flight >= IN_FLIGHT * nshards {
-            ack_rx.recv().map_err(|_| "the node is shutting down".to_string())??;
-            *in_flight -= 1;
-        }
-        let ack = ack_tx.clone();
-        engine.send(
-            shard,
-            tx,
-            Box::new(move |sh| {
-                let _ = ack.send(insert_batch(sh, batch));
-            }),
-        );
-        *in_flight += 1;
-        Ok(())
-    };
     while let Some(item) = reader.next().map_err(|e| e.to_string())? {
         match item {
             Item::SelectDb(n) => {
@@ -76,40 +147,33 @@ pub fn load_file(path: &Path, engine: &Engine, tx: TxId) -> Result<Loaded, Strin
                     loaded.expired += 1;
                     continue;
                 }
-                let shard = engine.shard_of(&key);
-                batches[shard].push((db, SmallBytes::new(&key), value, expire));
+                sink.put(db, &key, Some((value, expire)))?;
                 loaded.keys += 1;
-                if batches[shard].len() >= BATCH {
-                    let full = std::mem::replace(&mut batches[shard], Vec::with_capacity(BATCH));
-                    send(shard, full, &mut in_flight)?;
-                }
             }
             Item::Function(code) => loaded.functions.push(code),
             _ => {}
         }
     }
-    for (shard, batch) in batches.into_iter().enumerate() {
-        if !batch.is_empty() {
-            send(shard, batch, &mut in_flight)?;
-        }
-    }
-    for _ in 0..in_flight {
-        ack_rx.recv().map_err(|_| "the node is shutting down".to_string())??;
-    }
+    sink.barrier()?;
     loaded.seconds = started.elapsed().as_secs_f64();
     Ok(loaded)
 }
 
-/// Inserts a batch into a shard's databases; a key already there means
-/// the file names it twice.
-fn insert_batch(sh: &mut crate::shard::Shard, batch: Batch) -> Result<(), String> {
-    for (db, key, value, expire) in batch {
+/// Applies a batch to a shard's databases. Without `replace`, a key
+/// already there means the file names it twice.
+fn insert_batch(sh: &mut crate::shard::Shard, batch: Vec<Put>, replace: bool) -> Result<(), String> {
+    for (db, key, state) in batch {
         let d = sh.db(db);
         // With `now` 0 nothing expires while checking.
         if d.exists(&key, 0) {
-            return Err(format!("the file holds key '{}' of database {db} twice", String::from_utf8_lossy(&key)));
+            if !replace {
+                return Err(format!("the file holds key '{}' of database {db} twice", String::from_utf8_lossy(&key)));
+            }
+            d.remove(&key, 0);
         }
-        d.insert_new(&key, value, expire);
+        if let Some((value, expire)) = state {
+            d.insert_new(&key, value, expire);
+        }
     }
     Ok(())
 }

@@ -6,12 +6,16 @@
 //!   each shard's keys to the file;
 //! - `writer`: the thread that writes a file safely (temporary name,
 //!   fsync, rename, directory fsync);
-//! - `load`: reading a file back into the shards.
+//! - `load`: reading a file back into the shards;
+//! - `aof`, `aof_load`: the append-only journal's files, its writer thread
+//!   and its replay at start (the shard's side is `shard::journal`).
 //!
 //! The shard's side (point-in-time cut, slot-by-slot serialisation, the
 //! status INFO reads) is `shard::snapshot`; the byte format is
 //! `store::rdb`.
 
+pub mod aof;
+pub mod aof_load;
 pub mod load;
 pub mod saver;
 pub mod writer;
@@ -42,23 +46,22 @@ fn restore_functions(engine: &Engine, codes: &[Vec<u8>]) -> Result<(), String> {
     }
 }
 
-/// Loads the snapshot file at start-up, if there is one, on a thread of
-/// its own; clients get -LOADING meanwhile. A file that cannot be read
-/// stops the process, as it stops Redis: serving without the data would
-/// look like data loss.
+/// Loads the data at start-up on a thread of its own (clients get
+/// -LOADING meanwhile): the journal when `appendonly` is on (its base and
+/// increments; the snapshot file only when no journal exists yet, which a
+/// rewrite then creates), the snapshot file otherwise. A file that cannot
+/// be read stops the process, as it stops Redis: serving without the data
+/// would look like data loss.
 pub fn load_at_start(engine: &Arc<Engine>) {
-    let path = engine.cfg.rdb_path();
-    if !path.exists() {
+    let rdb = engine.cfg.rdb_path();
+    let journal = engine.cfg.appendonly;
+    if !journal && !rdb.exists() {
         return;
     }
     engine.saves.loading.store(true, Relaxed);
     let engine = engine.clone();
     let spawned = std::thread::Builder::new().name("loading".into()).spawn(move || {
-        info!(file = %path.display(), "loading the snapshot");
-        let result = load::load_file(&path, &engine, NO_TX).and_then(|loaded| {
-            run_functions_on_shard(&engine, loaded.functions.clone())?;
-            Ok(loaded)
-        });
+        let result = if journal { load_journal(&engine) } else { load_snapshot(&engine, &rdb) };
         match result {
             Ok(loaded) => {
                 forget_changes(&engine);
@@ -68,8 +71,8 @@ pub fn load_at_start(engine: &Arc<Engine>) {
                 info!(keys = loaded.keys, expired = loaded.expired, seconds = loaded.seconds, "DB loaded from disk");
             }
             Err(e) => {
-                error!("cannot load {}: {e}", path.display());
-                eprintln!("damselfly: cannot load {}: {e}", path.display());
+                error!("cannot load the data: {e}");
+                eprintln!("damselfly: cannot load the data: {e}");
                 std::process::exit(1);
             }
         }
@@ -78,6 +81,58 @@ pub fn load_at_start(engine: &Arc<Engine>) {
         error!("cannot start loading: {e}");
         std::process::exit(1);
     }
+}
+
+fn load_snapshot(engine: &Arc<Engine>, path: &std::path::Path) -> Result<load::Loaded, String> {
+    info!(file = %path.display(), "loading the snapshot");
+    let loaded = load::load_file(path, engine, NO_TX).map_err(|e| format!("{}: {e}", path.display()))?;
+    run_functions_on_shard(engine, loaded.functions.clone())?;
+    Ok(loaded)
+}
+
+/// Replays the journal, then turns it on for every shard and starts its
+/// writer; without a journal yet, loads the snapshot file (if any) and
+/// starts one with a rewrite.
+fn load_journal(engine: &Arc<Engine>) -> Result<load::Loaded, String> {
+    let layout = aof::Layout::from_config(engine);
+    let manifest = layout.read_manifest()?;
+    let loaded = match &manifest {
+        Some(m) => {
+            info!(dir = %layout.dir.display(), "loading the append-only journal");
+            let loaded = aof_load::load(engine, &layout, m)?;
+            run_functions_on_shard(engine, loaded.functions.clone())?;
+            loaded
+        }
+        None if engine.cfg.rdb_path().exists() => load_snapshot(engine, &engine.cfg.rdb_path())?,
+        None => load::Loaded::default(),
+    };
+    let (to_writer, from_shards) = std::sync::mpsc::channel();
+    let _ = engine.journal.to_writer.set(to_writer);
+    aof::start(engine, layout, manifest.clone().unwrap_or_default(), from_shards)?;
+    on_every_shard(engine, |sh| sh.journal_start());
+    if manifest.is_none() || manifest.as_ref().is_some_and(|m| m.base.is_none()) {
+        // The journal's first base file: what was loaded (maybe nothing).
+        drop(request(engine, crate::shard::snapshot::SaveKind::AofRewrite));
+    }
+    Ok(loaded)
+}
+
+/// Runs `f` on every shard and waits for all.
+fn on_every_shard(engine: &Engine, f: impl Fn(&mut crate::shard::Shard) + Send + Sync + Clone + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    for s in 0..engine.nshards() {
+        let (tx, f) = (tx.clone(), f.clone());
+        engine.send(
+            s,
+            NO_TX,
+            Box::new(move |sh| {
+                f(sh);
+                let _ = tx.send(());
+            }),
+        );
+    }
+    drop(tx);
+    while rx.recv().is_ok() {}
 }
 
 /// Loads function libraries on the first shard's thread (where a script
@@ -100,20 +155,7 @@ fn run_functions_on_shard(engine: &Arc<Engine>, codes: Vec<Vec<u8>>) -> Result<(
 
 /// Counts the loaded data as unchanged on every shard (waiting for each).
 fn forget_changes(engine: &Engine) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    for s in 0..engine.nshards() {
-        let tx = tx.clone();
-        engine.send(
-            s,
-            NO_TX,
-            Box::new(move |sh| {
-                sh.forget_changes();
-                let _ = tx.send(());
-            }),
-        );
-    }
-    drop(tx);
-    while rx.recv().is_ok() {}
+    on_every_shard(engine, |sh| sh.forget_changes());
 }
 
 /// DEBUG RELOAD's second half: with every shard held, empties the data and

@@ -40,6 +40,8 @@ struct Finished {
     /// Changes the snapshot covers.
     changes: u64,
     started_ms: u64,
+    /// A journal rewrite's base file name (not a dump.rdb).
+    rewrite: Option<String>,
 }
 
 /// The saver: serves save requests and the save points, forever.
@@ -51,26 +53,43 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
     // callers (which load the file once it is written).
     let mut savers: Vec<Reply> = Vec::new();
     let mut reloaders: Vec<Reply> = Vec::new();
+    // A journal rewrite asked for while a snapshot ran (Redis schedules it).
+    let mut rewrite_due = false;
     loop {
         tokio::select! {
             Some(req) = requests.recv() => {
+                let rewrite = matches!(req.kind, SaveKind::AofRewrite);
                 if engine.saves.in_progress.load(Relaxed) {
-                    let _ = req.reply.send(Err("Background save already in progress".into()));
+                    if rewrite {
+                        rewrite_due = true;
+                        let _ = req.reply.send(Err("scheduled".into()));
+                    } else if engine.journal.rewriting.load(Relaxed) {
+                        let _ = req.reply.send(Err("Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.".into()));
+                    } else {
+                        let _ = req.reply.send(Err("Background save already in progress".into()));
+                    }
                     continue;
                 }
-                if let Err(e) = start(&local, &engine, finished_tx.clone()).await {
+                if let Err(e) = start(&local, &engine, finished_tx.clone(), rewrite).await {
                     let _ = req.reply.send(Err(e));
                     continue;
                 }
                 match req.kind {
-                    SaveKind::Background => { let _ = req.reply.send(Ok(())); }
+                    SaveKind::Background | SaveKind::AofRewrite => { let _ = req.reply.send(Ok(())); }
                     SaveKind::Foreground => savers.push(req.reply),
                     SaveKind::Reload => reloaders.push(req.reply),
                 }
             }
             Some(done) = finished.recv() => {
                 let ok = done.result.as_ref().map(|_| ()).map_err(|e| e.clone());
+                let was_rewrite = done.rewrite.is_some();
                 finish(&engine, done);
+                if rewrite_due && !was_rewrite {
+                    rewrite_due = false;
+                    if let Err(e) = start(&local, &engine, finished_tx.clone(), true).await {
+                        warn!("cannot start the scheduled journal rewrite: {e}");
+                    }
+                }
                 for r in savers.drain(..) {
                     let _ = r.send(ok.clone());
                 }
@@ -85,7 +104,7 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
             _ = tick.tick() => {
                 if let Some(why) = save_point_reached(&engine) {
                     info!("{why}. Saving...");
-                    if let Err(e) = start(&local, &engine, finished_tx.clone()).await {
+                    if let Err(e) = start(&local, &engine, finished_tx.clone(), false).await {
                         warn!("cannot start a snapshot: {e}");
                     }
                 }
@@ -115,30 +134,55 @@ fn save_point_reached(engine: &Engine) -> Option<String> {
 }
 
 /// Starts a snapshot: marks the point in time on every shard under one
-/// transaction and starts the writer.
-async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::UnboundedSender<Finished>) -> Result<(), String> {
+/// transaction and starts the writer. A journal rewrite (`rewrite`) writes
+/// the journal's next base file, and each shard marks the same point in
+/// its journal stream.
+async fn start(
+    local: &Rc<LocalShard>,
+    engine: &Arc<Engine>,
+    finished: mpsc::UnboundedSender<Finished>,
+    rewrite: bool,
+) -> Result<(), String> {
     let n = engine.nshards();
     let st = &engine.saves;
+    if rewrite && !engine.journal.on() {
+        return Err("the append-only journal is off (--appendonly yes)".into());
+    }
     let (to_writer, parts) = mpsc::channel::<Part>(QUEUE_PER_SHARD * n);
     let now = crate::util::now_ms();
     st.in_progress.store(true, Relaxed);
     st.started_ms.store(now, Relaxed);
+    let layout = super::aof::Layout::from_config(engine);
+    let base = rewrite.then(|| layout.base_name(engine.journal.base_seq.load(Relaxed) + 1));
+    if rewrite {
+        engine.journal.rewriting.store(true, Relaxed);
+    }
     let mut changes = 0;
     let functions;
     {
         let mut tx = Tx::new(engine, local);
         for s in 0..n {
             let to_writer = to_writer.clone();
-            changes += tx.lock_and_run(s, move |sh| sh.snapshot_begin(now, to_writer)).await;
+            changes += tx
+                .lock_and_run(s, move |sh| {
+                    if rewrite {
+                        sh.journal_cut();
+                    }
+                    sh.snapshot_begin(now, to_writer)
+                })
+                .await;
         }
         functions = engine.scripting.libraries().libs.values().map(|l| l.code.clone()).collect();
     }
     drop(to_writer);
-    let header = Header { aux: aux_fields(now), functions };
-    let path = engine.cfg.rdb_path();
+    let header = Header { aux: aux_fields(now, rewrite), functions };
+    let path = match &base {
+        Some(b) => layout.dir.join(b),
+        None => engine.cfg.rdb_path(),
+    };
     let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
         let result = writer::write(&path, header, parts, n);
-        let _ = finished.send(Finished { result, changes, started_ms: now });
+        let _ = finished.send(Finished { result, changes, started_ms: now, rewrite: base });
     });
     if let Err(e) = spawned {
         // The receiver went with the closure: the shards stop on their own.
@@ -149,13 +193,13 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
 }
 
 /// Redis's AUX fields.
-fn aux_fields(now_ms: u64) -> Vec<(&'static str, Vec<u8>)> {
+fn aux_fields(now_ms: u64, aof_base: bool) -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("redis-ver", crate::REDIS_VERSION.as_bytes().to_vec()),
         ("redis-bits", b"64".to_vec()),
         ("ctime", (now_ms / 1000).to_string().into_bytes()),
         ("used-mem", crate::alloc::used_memory().to_string().into_bytes()),
-        ("aof-base", b"0".to_vec()),
+        ("aof-base", if aof_base { b"1".to_vec() } else { b"0".to_vec() }),
     ]
 }
 
@@ -164,6 +208,15 @@ fn finish(engine: &Engine, done: Finished) {
     let st = &engine.saves;
     let now = crate::util::now_ms();
     st.in_progress.store(false, Relaxed);
+    if let Some(base) = done.rewrite {
+        let ok = done.result.is_ok();
+        match &done.result {
+            Ok(keys) => info!(keys, ms = now.saturating_sub(done.started_ms), "journal rewritten"),
+            Err(e) => warn!("journal rewrite error: {e}"),
+        }
+        engine.journal.send(crate::shard::journal::JournalMsg::RewriteDone { base, ok });
+        return;
+    }
     st.last_duration.store((now.saturating_sub(done.started_ms) / 1000) as i64, Relaxed);
     match done.result {
         Ok(keys) => {

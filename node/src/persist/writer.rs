@@ -102,7 +102,7 @@ impl Checksummed {
 
 /// Makes a rename in `path`'s directory durable (best effort: some file
 /// systems cannot sync a directory).
-fn sync_dir(path: &Path) {
+pub(super) fn sync_dir(path: &Path) {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();

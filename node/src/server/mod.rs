@@ -85,6 +85,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
 
     info!(port = cfg.port, shards = nshards, bind = ?cfg.bind, "damselfly ready to accept connections");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let node = engine.clone();
     rt.block_on(async move {
         for l in listeners {
             let l = TcpListener::from_std(l)?;
@@ -119,6 +120,8 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         }
         Ok::<(), std::io::Error>(())
     })?;
+    // What the journal holds reaches the disk before the process ends.
+    crate::persist::aof::sync_on_exit(&node);
     info!("bye");
     Ok(())
 }

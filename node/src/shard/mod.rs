@@ -13,6 +13,7 @@
 
 pub mod blocking;
 pub mod clients;
+pub mod journal;
 pub mod pubsub;
 pub mod scripts;
 pub mod slowlog;
@@ -83,6 +84,8 @@ pub struct Shard {
     dropped_changes: u64,
     /// Changes not to count (made while loading a file).
     changes_offset: u64,
+    /// The append-only journal's pending work, when it is on.
+    journal: Option<journal::ShardJournal>,
 }
 
 impl Shard {
@@ -104,6 +107,7 @@ impl Shard {
             snapshot_wake: Arc::new(Notify::new()),
             dropped_changes: 0,
             changes_offset: 0,
+            journal: None,
         }
     }
 
@@ -114,8 +118,12 @@ impl Shard {
 
     /// Database `i`, created on first use.
     pub fn db(&mut self, i: usize) -> &mut Db {
-        let (id, n, seed) = (self.id, self.nshards, self.seed);
-        self.dbs[i].get_or_insert_with(|| Box::new(Db::new(id, n, seed)))
+        let (id, n, seed, journal) = (self.id, self.nshards, self.seed, self.journal.is_some());
+        self.dbs[i].get_or_insert_with(|| {
+            let mut d = Box::new(Db::new(id, n, seed));
+            d.journal_on(journal);
+            d
+        })
     }
 
     /// Database `i` if it has ever been used.
@@ -129,6 +137,7 @@ impl Shard {
 
     /// Empties database `i`; its watchers are told and stay registered.
     pub fn flush_db(&mut self, i: usize) {
+        self.journal_db_command(i, &[b"FLUSHDB"]);
         let Some(old) = self.dbs[i].as_mut() else { return };
         let watchers = old.take_watchers();
         let tracking = old.take_tracking();
@@ -158,6 +167,8 @@ impl Shard {
         if a == b {
             return;
         }
+        let (ta, tb) = (a.to_string(), b.to_string());
+        self.journal_db_command(a, &[b"SWAPDB", ta.as_bytes(), tb.as_bytes()]);
         let wa = self.dbs[a].as_mut().map(|d| d.take_watchers()).unwrap_or_default();
         let wb = self.dbs[b].as_mut().map(|d| d.take_watchers()).unwrap_or_default();
         self.dbs.swap(a, b);
@@ -207,6 +218,15 @@ impl Shard {
             self.lock = NO_TX;
         }
     }
+
+    /// Releases the lock of a transaction that held `total` shards; its
+    /// journal part goes out.
+    pub fn unlock_tx(&mut self, tx: TxId, total: usize) {
+        if self.lock == tx {
+            self.journal_release(tx, total);
+            self.lock = NO_TX;
+        }
+    }
 }
 
 /// The node-wide handles every thread shares: each shard's inbox, the
@@ -227,6 +247,8 @@ pub struct Engine {
     pub cluster: Option<Arc<crate::slot::map::SlotMap>>,
     /// Snapshot and loading status.
     pub saves: snapshot::SaveStatus,
+    /// The append-only journal's status.
+    pub journal: journal::JournalStatus,
 }
 
 #[derive(Default)]
@@ -263,6 +285,7 @@ impl Engine {
             shutdown: Notify::new(),
             pubsub: Default::default(),
             saves: snapshot::SaveStatus::new(nshards, crate::util::now_ms() / 1000),
+            journal: Default::default(),
             cluster,
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);
@@ -342,14 +365,15 @@ impl LocalShard {
             }
             self.granted.set(false);
         }
-        let r = self.apply(f);
+        let r = self.apply(tx, f);
         self.drain();
         r
     }
 
-    fn apply<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+    fn apply<R>(&self, tx: TxId, f: impl FnOnce(&mut Shard) -> R) -> R {
         let mut sh = self.cell.borrow_mut();
         let r = f(&mut sh);
+        sh.journal_after_job(tx);
         if !sh.blocked.is_empty() {
             sh.serve_blocked();
         }
@@ -359,7 +383,7 @@ impl LocalShard {
     /// Handles a job from the inbox: runs it now, or queues it.
     pub fn deliver(&self, msg: Msg) {
         if self.can_run(msg.tx) {
-            self.apply(msg.job);
+            self.apply(msg.tx, msg.job);
             self.drain();
         } else {
             self.queue.borrow_mut().push_back(Waiting::Remote(msg));
@@ -376,7 +400,7 @@ impl LocalShard {
             }
             let Some(next) = self.queue.borrow_mut().pop_front() else { return };
             match next {
-                Waiting::Remote(msg) => self.apply(msg.job),
+                Waiting::Remote(msg) => self.apply(msg.tx, msg.job),
                 Waiting::Local(turn) => {
                     if turn.send(()).is_ok() {
                         self.granted.set(true);
@@ -388,9 +412,14 @@ impl LocalShard {
 
     /// Releases a lock held by `tx` on this shard, synchronously.
     pub fn release(&self, tx: TxId) {
+        self.release_tx(tx, 1);
+    }
+
+    /// Releases a lock held by `tx`, a transaction of `total` shards.
+    pub fn release_tx(&self, tx: TxId, total: usize) {
         {
             let mut sh = self.cell.borrow_mut();
-            sh.unlock(tx);
+            sh.unlock_tx(tx, total);
             if !sh.blocked.is_empty() {
                 sh.serve_blocked();
             }

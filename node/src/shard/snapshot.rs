@@ -32,6 +32,9 @@ pub enum SaveKind {
     Background,
     /// DEBUG RELOAD: write the file, then load it in place of the data.
     Reload,
+    /// BGREWRITEAOF: write the journal's next base file (reply when it
+    /// has started).
+    AofRewrite,
 }
 
 pub struct SaveRequest {

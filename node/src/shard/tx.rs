@@ -67,7 +67,12 @@ impl Tx {
     /// will not need again: the job is exclusive by itself, so it takes no
     /// lock (and needs no unlock message). Only for the highest shard of the
     /// transaction, so the lock order is kept.
-    pub async fn run_unlocked<R: Send + 'static>(&self, shard: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> R {
+    pub async fn run_unlocked<R: Send + 'static>(&mut self, shard: usize, f: impl FnOnce(&mut Shard) -> R + Send + 'static) -> R {
+        // With the journal on, this shard's writes must travel with the
+        // transaction's other parts: it is locked like the others.
+        if self.engine.journal.on() {
+            return self.lock_and_run(shard, f).await;
+        }
         debug_assert!(self.locked.last().is_none_or(|&l| l < shard), "shards visited out of order");
         run_on(&self.engine, &self.local, shard, self.id, f).await
     }
@@ -81,11 +86,12 @@ impl Tx {
     fn release_all(&mut self) {
         let id = self.id;
         let me = self.local.id();
+        let total = self.locked.len();
         for s in self.locked.drain(..) {
             if s == me {
-                self.local.release(id);
+                self.local.release_tx(id, total);
             } else {
-                self.engine.send(s, id, Box::new(move |sh| sh.unlock(id)));
+                self.engine.send(s, id, Box::new(move |sh| sh.unlock_tx(id, total)));
             }
         }
     }

@@ -61,6 +61,9 @@ pub struct Db {
     /// write path taken): what save points and INFO's
     /// `rdb_changes_since_last_save` count.
     changes: u64,
+    /// With the append-only journal on: the keys written since the shard
+    /// last took them (`journal_take`), so it can journal their new state.
+    journal: Option<Vec<SmallBytes>>,
 }
 
 /// Change tracking for the slots a migration moves (see `Db::track`).
@@ -126,6 +129,7 @@ impl Db {
             ready: Default::default(),
             snap: None,
             changes: 0,
+            journal: None,
         }
     }
 
@@ -235,6 +239,11 @@ impl Db {
                 self.snapshot_slot(local);
             }
         }
+        if let Some(j) = &mut self.journal {
+            if let Some(e) = self.entries.get(idx) {
+                j.push(e.key.clone());
+            }
+        }
         if !self.wake.is_empty() {
             if let Some(e) = self.entries.get(idx) {
                 if self.wake.contains(&e.key) {
@@ -315,6 +324,9 @@ impl Db {
         let local = self.local(key_slot(key));
         if self.snap.is_some() {
             self.snapshot_slot(local);
+        }
+        if let Some(j) = &mut self.journal {
+            j.push(SmallBytes::new(key));
         }
         self.touch(key);
         if self.tracking.is_some() {
@@ -497,6 +509,32 @@ impl Db {
                 t.changed.insert(SmallBytes::new(key));
             }
         }
+    }
+
+    /// Starts (or stops) noting written keys for the journal.
+    pub fn journal_on(&mut self, on: bool) {
+        self.journal = on.then(Vec::new);
+    }
+
+    /// The keys written since the last call (each once), if journaling.
+    pub fn journal_take(&mut self) -> Vec<SmallBytes> {
+        match &mut self.journal {
+            Some(j) if !j.is_empty() => {
+                let mut keys = std::mem::take(j);
+                if keys.len() > 1 {
+                    keys.sort_unstable();
+                    keys.dedup();
+                }
+                keys
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The entry of `key` as it is, expired or not (the journal records
+    /// what the keyspace holds).
+    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
+        self.find(key).and_then(|i| self.entries.get(i))
     }
 
     /// Changes made to this database so far.

@@ -56,6 +56,9 @@ pub struct Conn {
     tx: Option<Tx>,
     /// EXEC is running its queue.
     in_exec: bool,
+    /// A command that may write ran since the last replies went out: under
+    /// `appendfsync always` they wait until the journal has it on disk.
+    wrote: bool,
 }
 
 /// The next pub/sub message for a connection (never, without a
@@ -126,6 +129,7 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
         },
         tx: None,
         in_exec: false,
+        wrote: false,
     };
     let mut cmds: Vec<Vec<Bytes>> = Vec::new();
     // While this task waits for input, a busy script's hook may serve it.
@@ -276,6 +280,9 @@ impl Conn {
         if self.out.buf.is_empty() {
             return true;
         }
+        if std::mem::take(&mut self.wrote) {
+            self.journal_durable().await;
+        }
         self.local.cell.borrow_mut().stats.net_output_bytes += self.out.buf.len() as u64;
         self.s.info.writing(self.out.buf.len(), self.out.buf.capacity());
         if self.sock.write_all(&self.out.buf).await.is_err() {
@@ -287,6 +294,32 @@ impl Conn {
         }
         self.s.info.written(self.out.buf.capacity());
         true
+    }
+
+    /// Under `appendfsync always`: waits until everything this connection
+    /// wrote is on disk. The other shards are visited once first, so the
+    /// journal parts of transactions they were released from are sent;
+    /// then one fsync of the writer covers them (and everybody else's).
+    async fn journal_durable(&mut self) {
+        let j = &self.engine.journal;
+        if !j.on() || self.engine.cfg.appendfsync() != crate::config::Fsync::Always {
+            return;
+        }
+        let me = self.local.id();
+        for s in (0..self.engine.nshards()).filter(|&s| s != me) {
+            run_on(&self.engine, &self.local, s, NO_TX, |_| ()).await;
+        }
+        let j = &self.engine.journal;
+        let target = j.sent.load(std::sync::atomic::Ordering::Acquire);
+        loop {
+            let changed = j.durable_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if j.durable.load(std::sync::atomic::Ordering::Acquire) >= target {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Takes back the input lent while waiting, with what a busy script's

@@ -237,6 +237,12 @@ impl Conn {
         if self.engine.saves.loading() && !spec.has_flag(flag::LOADING) {
             return Err(CmdError::Loading);
         }
+        let may_write = spec.has_flag(flag::WRITE) || matches!(spec.exec, commands::Exec::Script(_)) || spec.name == "exec";
+        if may_write && self.engine.journal.write_failed.load(Relaxed) && spec.has_flag(flag::WRITE) {
+            let e = self.engine.journal.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            return Err(CmdError::Other(format!("MISCONF Errors writing to the AOF file: {e}")));
+        }
+        self.wrote |= may_write;
         Ok(spec)
     }
 

@@ -1,0 +1,420 @@
+//! The append-only journal's files and writer, laid out as Redis 7 lays
+//! out `appendonlydir`: a base file (an RDB snapshot), increment files of
+//! RESP commands, and a manifest naming them in order:
+//!
+//! ```text
+//! file appendonly.aof.2.base.rdb seq 2 type b
+//! file appendonly.aof.3.incr.aof seq 3 type i
+//! ```
+//!
+//! One writer thread appends what the shards journal (`shard::journal`)
+//! to the newest increment file: records outside transactions as they come,
+//! a transaction once all of its shards' parts are in, inside MULTI/EXEC.
+//! `appendfsync always` fsyncs every batch before clients get their replies
+//! (one fsync covers every write that arrived meanwhile: group commit),
+//! `everysec` once a second, `no` leaves it to the kernel.
+//!
+//! A rewrite (BGREWRITEAOF, or the first start with the journal on) is a
+//! snapshot written as the next base file; at its point in time every shard
+//! marks its stream (`JournalMsg::Cut`) and the writer moves on to a new
+//! increment file, so base + newer increments hold everything. Once the
+//! base is written, the manifest is replaced (temporary file, fsync,
+//! rename) and the older files are deleted.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{error, warn};
+
+use crate::config::Fsync;
+use crate::shard::journal::{command, JournalMsg, Records};
+use crate::shard::{Engine, TxId};
+
+/// The files of one journal: `dir` is `<dir>/<appenddirname>`, `name` the
+/// `appendfilename` they are all named after.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Manifest {
+    pub base: Option<(String, u64)>,
+    /// Increment files, oldest first.
+    pub incrs: Vec<(String, u64)>,
+}
+
+impl Manifest {
+    /// Parses a manifest's text (Redis 7's format).
+    pub fn parse(text: &str) -> Result<Manifest, String> {
+        let mut m = Manifest::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let field = |k: &str| f.iter().position(|w| *w == k).and_then(|i| f.get(i + 1)).copied();
+            let (Some(file), Some(seq), Some(kind)) = (field("file"), field("seq"), field("type")) else {
+                return Err(format!("manifest line {}: expected 'file <name> seq <n> type <b|i|h>'", n + 1));
+            };
+            if file.contains('/') {
+                return Err(format!("manifest line {}: file names must not contain '/'", n + 1));
+            }
+            let seq: u64 = seq.parse().map_err(|_| format!("manifest line {}: bad seq", n + 1))?;
+            match kind {
+                "b" => m.base = Some((file.to_string(), seq)),
+                "i" => m.incrs.push((file.to_string(), seq)),
+                "h" => {}
+                _ => return Err(format!("manifest line {}: unknown type '{kind}'", n + 1)),
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn text(&self) -> String {
+        let mut t = String::new();
+        if let Some((f, s)) = &self.base {
+            t.push_str(&format!("file {f} seq {s} type b\n"));
+        }
+        for (f, s) in &self.incrs {
+            t.push_str(&format!("file {f} seq {s} type i\n"));
+        }
+        t
+    }
+
+    pub fn next_incr_seq(&self) -> u64 {
+        self.incrs.last().map_or(1, |(_, s)| s + 1)
+    }
+}
+
+/// Where the journal lives.
+#[derive(Clone)]
+pub struct Layout {
+    pub dir: PathBuf,
+    pub name: String,
+}
+
+impl Layout {
+    pub fn from_config(engine: &Engine) -> Layout {
+        let cfg = &engine.cfg;
+        let dir = Path::new(&*cfg.dir.lock().unwrap_or_else(|e| e.into_inner())).join(cfg.appenddirname.as_str());
+        Layout { dir, name: cfg.appendfilename.clone() }
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.manifest", self.name))
+    }
+
+    pub fn base_name(&self, seq: u64) -> String {
+        format!("{}.{seq}.base.rdb", self.name)
+    }
+
+    pub fn incr_name(&self, seq: u64) -> String {
+        format!("{}.{seq}.incr.aof", self.name)
+    }
+
+    pub fn read_manifest(&self) -> Result<Option<Manifest>, String> {
+        match std::fs::read_to_string(self.manifest_path()) {
+            Ok(t) => Manifest::parse(&t).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("reading {}: {e}", self.manifest_path().display())),
+        }
+    }
+
+    /// Replaces the manifest atomically.
+    pub fn write_manifest(&self, m: &Manifest) -> Result<(), String> {
+        let tmp = self.dir.join(format!("temp-{}.manifest", self.name));
+        let io = |e: std::io::Error| format!("writing the manifest in {}: {e}", self.dir.display());
+        let mut f = File::create(&tmp).map_err(io)?;
+        f.write_all(m.text().as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, self.manifest_path()).map_err(io)?;
+        super::writer::sync_dir(&self.manifest_path());
+        Ok(())
+    }
+}
+
+/// A transaction's parts so far: how many shards it held, and each part
+/// (shard, records).
+type Pending = (usize, Vec<(usize, Vec<Records>)>);
+
+/// The writer's state.
+struct Writer {
+    engine: Arc<Engine>,
+    layout: Layout,
+    manifest: Manifest,
+    file: File,
+    /// Bytes written to `file` and not yet fsynced.
+    unsynced: bool,
+    /// The database the file's commands last selected.
+    db: Option<u32>,
+    buf: Vec<u8>,
+    /// Transactions waiting for more parts: total, parts (shard, records).
+    txs: HashMap<TxId, Pending>,
+    /// While a rewrite's cut is under way: the shards past it, and what
+    /// they sent since (it belongs to the next file).
+    cut: Option<(Vec<bool>, Vec<JournalMsg>)>,
+    last_fsync: Instant,
+    handled: u64,
+}
+
+/// Starts the writer thread on `manifest`, appending to its newest
+/// increment file (creating one if it has none).
+pub fn start(engine: &Arc<Engine>, layout: Layout, mut manifest: Manifest, rx: Receiver<JournalMsg>) -> Result<(), String> {
+    std::fs::create_dir_all(&layout.dir).map_err(|e| format!("creating {}: {e}", layout.dir.display()))?;
+    if manifest.incrs.is_empty() {
+        let seq = manifest.next_incr_seq().max(manifest.base.as_ref().map_or(1, |b| b.1));
+        manifest.incrs.push((layout.incr_name(seq), seq));
+        layout.write_manifest(&manifest)?;
+    }
+    let (name, _) = manifest.incrs.last().cloned().expect("an increment file");
+    let file = open_append(&layout.dir.join(&name))?;
+    engine.journal.base_seq.store(manifest.base.as_ref().map_or(0, |b| b.1), Relaxed);
+    let mut w = Writer {
+        engine: engine.clone(),
+        layout,
+        manifest,
+        file,
+        unsynced: false,
+        db: None,
+        buf: Vec::with_capacity(1 << 16),
+        txs: HashMap::new(),
+        cut: None,
+        last_fsync: Instant::now(),
+        handled: 0,
+    };
+    std::thread::Builder::new()
+        .name("journal".into())
+        .spawn(move || w.run(rx))
+        .map_err(|e| format!("cannot start the journal thread: {e}"))?;
+    Ok(())
+}
+
+fn open_append(path: &Path) -> Result<File, String> {
+    OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("opening {}: {e}", path.display()))
+}
+
+impl Writer {
+    fn run(&mut self, rx: Receiver<JournalMsg>) {
+        loop {
+            let first = match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush(true);
+                    return;
+                }
+            };
+            if let Some(m) = first {
+                self.handle(m);
+                // Everything that arrived meanwhile joins this batch.
+                while let Ok(m) = rx.try_recv() {
+                    self.handle(m);
+                    if self.buf.len() > 4 << 20 {
+                        self.flush(false);
+                    }
+                }
+            }
+            let policy = self.engine.cfg.appendfsync();
+            let sync = match policy {
+                Fsync::Always => true,
+                Fsync::EverySec => self.last_fsync.elapsed() >= Duration::from_secs(1),
+                Fsync::No => false,
+            };
+            self.flush(sync);
+        }
+    }
+
+    fn handle(&mut self, m: JournalMsg) {
+        self.handled += 1;
+        if let Some((cut, held)) = &mut self.cut {
+            match m {
+                JournalMsg::Cut { shard } => {
+                    cut[shard] = true;
+                    if cut.iter().all(|c| *c) {
+                        let (_, held) = self.cut.take().expect("cut in progress");
+                        self.rotate();
+                        for m in held {
+                            self.handle_now(m);
+                        }
+                    }
+                }
+                JournalMsg::Records(_) | JournalMsg::Part { .. } if past_cut(cut, &m) => held.push(m),
+                m => self.handle_now(m),
+            }
+            return;
+        }
+        if let JournalMsg::Cut { shard } = m {
+            let mut cut = vec![false; self.engine.nshards()];
+            cut[shard] = true;
+            if cut.iter().all(|c| *c) {
+                self.rotate();
+            } else {
+                self.cut = Some((cut, Vec::new()));
+            }
+            return;
+        }
+        self.handle_now(m);
+    }
+
+    fn handle_now(&mut self, m: JournalMsg) {
+        match m {
+            JournalMsg::Records(recs) => self.put(&recs),
+            JournalMsg::Part { tx, total, shard, records } => {
+                let e = self.txs.entry(tx).or_insert_with(|| (total, Vec::new()));
+                e.1.push((shard, records));
+                if e.1.len() >= e.0 {
+                    let (_, mut parts) = self.txs.remove(&tx).expect("transaction parts");
+                    // The first shard's part first: it holds FLUSHDB and
+                    // SWAPDB, which the other shards' records follow.
+                    parts.sort_by_key(|(s, _)| *s);
+                    if parts.iter().any(|(_, r)| r.iter().any(|r| !r.bytes.is_empty())) {
+                        command(&mut self.buf, &[b"MULTI"]);
+                        for (_, r) in &parts {
+                            self.put(r);
+                        }
+                        command(&mut self.buf, &[b"EXEC"]);
+                    }
+                }
+            }
+            JournalMsg::Cut { .. } => {}
+            JournalMsg::RewriteDone { base, ok } => self.rewrite_done(base, ok),
+            JournalMsg::Sync(done) => {
+                self.flush(true);
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn put(&mut self, recs: &[Records]) {
+        for r in recs {
+            if r.bytes.is_empty() {
+                continue;
+            }
+            if self.db != Some(r.db) {
+                command(&mut self.buf, &[b"SELECT", r.db.to_string().as_bytes()]);
+                self.db = Some(r.db);
+            }
+            self.buf.extend_from_slice(&r.bytes);
+        }
+    }
+
+    /// Writes what is buffered, and fsyncs when asked; then tells waiting
+    /// clients what is durable.
+    fn flush(&mut self, sync: bool) {
+        let st = &self.engine.journal;
+        if !self.buf.is_empty() {
+            match self.file.write_all(&self.buf) {
+                Ok(()) => {
+                    self.buf.clear();
+                    self.unsynced = true;
+                }
+                Err(e) => return self.failed(format!("writing the journal: {e}")),
+            }
+        }
+        if sync && self.unsynced {
+            if let Err(e) = self.file.sync_data() {
+                return self.failed(format!("fsync of the journal: {e}"));
+            }
+            self.unsynced = false;
+            self.last_fsync = Instant::now();
+        }
+        if st.write_failed.swap(false, Relaxed) {
+            warn!("the journal is written again");
+        }
+        // Under `always` a message counts once fsynced; otherwise once
+        // handed to the kernel.
+        if !self.unsynced || self.engine.cfg.appendfsync() != Fsync::Always {
+            st.durable.store(self.handled, Relaxed);
+            st.durable_changed.notify_waiters();
+        }
+    }
+
+    fn failed(&mut self, e: String) {
+        let st = &self.engine.journal;
+        if self.engine.cfg.appendfsync() == Fsync::Always {
+            // Clients were promised their writes are on disk: as Redis
+            // does, stop rather than acknowledge writes that are not.
+            error!("{e}: cannot recover from a journal write error with appendfsync always; exiting");
+            eprintln!("damselfly: {e}: cannot recover from a journal write error with appendfsync always");
+            std::process::exit(1);
+        }
+        if !st.write_failed.swap(true, Relaxed) {
+            error!("{e}");
+        }
+        *st.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
+    }
+
+    /// Moves on to a new increment file (a rewrite's point in time).
+    fn rotate(&mut self) {
+        self.flush(true);
+        let seq = self.manifest.next_incr_seq();
+        let name = self.layout.incr_name(seq);
+        match open_append(&self.layout.dir.join(&name)) {
+            Ok(f) => {
+                self.file = f;
+                self.db = None;
+                self.manifest.incrs.push((name, seq));
+                if let Err(e) = self.layout.write_manifest(&self.manifest) {
+                    self.failed(e);
+                }
+            }
+            Err(e) => self.failed(e),
+        }
+    }
+
+    /// A rewrite ended: on success its base replaces the old base and every
+    /// increment before the cut, which are deleted.
+    fn rewrite_done(&mut self, base: String, ok: bool) {
+        let st = &self.engine.journal;
+        st.rewriting.store(false, Relaxed);
+        if !ok {
+            st.last_rewrite_failed.store(true, Relaxed);
+            return;
+        }
+        let Some(seq) = base.split('.').rev().nth(2).and_then(|s| s.parse::<u64>().ok()) else { return };
+        let newest = self.manifest.incrs.last().cloned();
+        let mut next = Manifest { base: Some((base, seq)), incrs: newest.into_iter().collect() };
+        std::mem::swap(&mut next, &mut self.manifest);
+        if let Err(e) = self.layout.write_manifest(&self.manifest) {
+            self.manifest = next;
+            st.last_rewrite_failed.store(true, Relaxed);
+            return error!("{e}");
+        }
+        st.base_seq.store(seq, Relaxed);
+        st.last_rewrite_failed.store(false, Relaxed);
+        st.rewrites.fetch_add(1, Relaxed);
+        // The old files are history now.
+        for (f, _) in next.base.iter().chain(next.incrs.iter()) {
+            if !self.manifest.text().contains(&format!("file {f} ")) {
+                let _ = std::fs::remove_file(self.layout.dir.join(f));
+            }
+        }
+    }
+}
+
+/// Writes and fsyncs what the journal has received (at shutdown), waiting
+/// a bounded time.
+pub fn sync_on_exit(engine: &Engine) {
+    if !engine.journal.on() {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    engine.journal.send(JournalMsg::Sync(tx));
+    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        warn!("the journal was not synced before exiting");
+    }
+}
+
+/// Whether a message comes from a shard already past the cut.
+fn past_cut(cut: &[bool], m: &JournalMsg) -> bool {
+    match m {
+        JournalMsg::Part { shard, .. } => cut[*shard],
+        // Records outside transactions do not say their shard: hold them
+        // all (the ones from shards before the cut are independent of the
+        // base, which includes what they describe or replays them after).
+        _ => true,
+    }
+}

@@ -1,0 +1,193 @@
+//! Replays the journal at start: the manifest's base file (an RDB
+//! snapshot), then its increment files in order.
+//!
+//! An increment file holds the commands `shard::journal` writes: SELECT,
+//! RESTORE ... REPLACE ABSTTL, DEL, FLUSHDB, SWAPDB, and MULTI/EXEC
+//! around transactions. A file that ends in the middle of a command or of
+//! a transaction (a crash while it was written) is cut back to its last
+//! whole one, with a warning, when `aof-load-truncated` is yes (default);
+//! anything else that does not parse stops the start, naming the file and
+//! the offset.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+
+use tracing::warn;
+
+use super::aof::{Layout, Manifest};
+use super::load::{self, Loaded, Sink};
+use crate::shard::{Engine, NO_TX};
+use crate::store::dump;
+
+/// Largest argument a journal command may have (a value's payload).
+const MAX_ARG: usize = 1 << 30;
+
+/// Loads base and increments; returns what the base loaded.
+pub fn load(engine: &Engine, layout: &Layout, m: &Manifest) -> Result<Loaded, String> {
+    let mut loaded = Loaded::default();
+    if let Some((base, _)) = &m.base {
+        loaded = load::load_file(&layout.dir.join(base), engine, NO_TX)?;
+    }
+    let last = m.incrs.len().saturating_sub(1);
+    for (i, (name, _)) in m.incrs.iter().enumerate() {
+        let path = layout.dir.join(name);
+        // Only the newest file can have been cut short by a crash.
+        replay(engine, &path, i == last && engine.cfg.aof_load_truncated.load(Relaxed))?;
+    }
+    Ok(loaded)
+}
+
+/// One command read from a file, and where it ended.
+enum Read1 {
+    Command(Vec<Vec<u8>>),
+    /// The file ends inside a command.
+    Torn,
+    End,
+}
+
+fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Read1, String> {
+    let mut line = Vec::new();
+    let n = r.read_until(b'\n', &mut line).map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Ok(Read1::End);
+    }
+    let bad = |what: &str, at: u64| format!("{what} at offset {at}");
+    if !line.ends_with(b"\r\n") {
+        return Ok(Read1::Torn);
+    }
+    let start = *offset;
+    if line[0] != b'*' {
+        return Err(bad("a command does not start with '*'", start));
+    }
+    let count: usize =
+        std::str::from_utf8(&line[1..line.len() - 2]).ok().and_then(|s| s.parse().ok()).ok_or_else(|| bad("bad argument count", start))?;
+    if count == 0 || count > 16 {
+        return Err(bad("unexpected argument count", start));
+    }
+    let mut used = line.len() as u64;
+    let mut args = Vec::with_capacity(count);
+    for _ in 0..count {
+        line.clear();
+        let n = r.read_until(b'\n', &mut line).map_err(|e| e.to_string())?;
+        if n == 0 || !line.ends_with(b"\r\n") {
+            return Ok(Read1::Torn);
+        }
+        if line[0] != b'$' {
+            return Err(bad("an argument does not start with '$'", start + used));
+        }
+        let len: usize = std::str::from_utf8(&line[1..line.len() - 2])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("bad argument length", start + used))?;
+        if len > MAX_ARG {
+            return Err(bad("argument too long", start + used));
+        }
+        used += line.len() as u64;
+        let mut arg = vec![0; len + 2];
+        let mut got = 0;
+        while got < arg.len() {
+            let k = r.read(&mut arg[got..]).map_err(|e| e.to_string())?;
+            if k == 0 {
+                return Ok(Read1::Torn);
+            }
+            got += k;
+        }
+        if &arg[len..] != b"\r\n" {
+            return Err(bad("an argument is not followed by CRLF", start + used));
+        }
+        arg.truncate(len);
+        used += len as u64 + 2;
+        args.push(arg);
+    }
+    *offset += used;
+    Ok(Read1::Command(args))
+}
+
+/// Replays one increment file.
+fn replay(engine: &Engine, path: &Path, may_truncate: bool) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut sink = Sink::new(engine, NO_TX, true);
+    let mut offset = 0u64;
+    let mut db = 0usize;
+    // A transaction being read: its commands and where it started.
+    let mut multi: Option<(Vec<Vec<Vec<u8>>>, u64)> = None;
+    let named = |e: String| format!("{}: {e}", path.display());
+    loop {
+        let before = offset;
+        match read_command(&mut r, &mut offset).map_err(named)? {
+            Read1::Command(args) => {
+                let name = args[0].to_ascii_uppercase();
+                match (name.as_slice(), &mut multi) {
+                    (b"MULTI", None) => multi = Some((Vec::new(), before)),
+                    (b"EXEC", Some(_)) => {
+                        let (cmds, _) = multi.take().expect("in a transaction");
+                        for c in cmds {
+                            apply(engine, &mut sink, &mut db, &c).map_err(named)?;
+                        }
+                    }
+                    (b"MULTI" | b"EXEC", _) => return Err(named(format!("unbalanced MULTI/EXEC at offset {before}"))),
+                    (_, Some((cmds, _))) => cmds.push(args),
+                    (_, None) => {
+                        apply(engine, &mut sink, &mut db, &args).map_err(|e| named(format!("{e} (command at offset {before})")))?
+                    }
+                }
+            }
+            Read1::End if multi.is_none() => break,
+            Read1::End | Read1::Torn => {
+                // Cut back to the last whole command outside a transaction.
+                let keep = multi.as_ref().map_or(offset, |(_, start)| *start);
+                if !may_truncate {
+                    return Err(named(format!(
+                        "the file ends inside a command or transaction at offset {keep}: set aof-load-truncated yes to load it up to there"
+                    )));
+                }
+                warn!(file = %path.display(), offset = keep, "the journal ends with a partial command (a crash while writing it): loading up to it and cutting it off");
+                let f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| named(e.to_string()))?;
+                f.set_len(keep).map_err(|e| named(e.to_string()))?;
+                f.sync_all().map_err(|e| named(e.to_string()))?;
+                break;
+            }
+        }
+    }
+    sink.barrier().map_err(named)
+}
+
+/// Applies one journal command.
+fn apply(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Vec<u8>]) -> Result<(), String> {
+    let name = args[0].to_ascii_uppercase();
+    let databases = engine.cfg.databases;
+    let index = |a: &[u8]| -> Result<usize, String> {
+        std::str::from_utf8(a)
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|&n| n < databases)
+            .ok_or_else(|| "a database index out of range".to_string())
+    };
+    match (name.as_slice(), args.len()) {
+        (b"SELECT", 2) => *db = index(&args[1])?,
+        (b"DEL", n) if n >= 2 => {
+            for k in &args[1..] {
+                sink.put(*db, k, None)?;
+            }
+        }
+        (b"RESTORE", _) if args.len() >= 4 => {
+            let ttl: u64 = std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse().ok()).ok_or("RESTORE with a bad TTL")?;
+            let value = dump::decode(&args[3], engine.cfg.hash_limits()).map_err(|e| format!("RESTORE with a bad payload ({e:?})"))?;
+            let expired = ttl != 0 && ttl <= crate::util::now_ms();
+            sink.put(*db, &args[1], (!expired).then_some((value, ttl)))?;
+        }
+        (b"FLUSHDB", 1) => {
+            let d = *db;
+            sink.on_every_shard(move |sh| sh.flush_db(d))?;
+        }
+        (b"FLUSHALL", 1) => sink.on_every_shard(|sh| sh.flush_all())?,
+        (b"SWAPDB", 3) => {
+            let (a, b) = (index(&args[1])?, index(&args[2])?);
+            sink.on_every_shard(move |sh| sh.swap_dbs(a, b))?;
+        }
+        _ => return Err(format!("a command the journal does not write: {}", String::from_utf8_lossy(&args[0]))),
+    }
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! A shard's side of the append-only journal: after each job it records
+//! the new state of every key the job wrote, as Redis commands, and hands
+//! them to the journal writer (`persist::aof`).
+//!
+//! What is journaled is each written key's resulting state —
+//! `RESTORE key <expiry> <payload> REPLACE ABSTTL`, or `DEL key` when it is
+//! gone — not the command that wrote it. So every command (scripts,
+//! non-deterministic ones like SPOP, relative TTLs, multi-shard handlers)
+//! replays to the same state without knowing its semantics, and a pipeline
+//! of writes to one key in one job is journaled once.
+//!
+//! A transaction's records (MULTI/EXEC, a multi-key command, a script
+//! over several shards) stay with the shard until the transaction lets it
+//! go, then travel as one `Part` tagged with the transaction and the number
+//! of shards it held; the writer writes a transaction only once all of its
+//! parts are in, inside MULTI/EXEC, so a crash never leaves half of one.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
+
+use tokio::sync::Notify;
+
+use super::{Shard, TxId, NO_TX};
+use crate::store::dump;
+
+/// Commands for one database.
+pub struct Records {
+    pub db: u32,
+    /// RESP commands.
+    pub bytes: Vec<u8>,
+}
+
+/// What a shard sends the journal writer.
+pub enum JournalMsg {
+    /// Records of work outside any transaction.
+    Records(Vec<Records>),
+    /// One shard's part of transaction `tx`, which held `total` shards.
+    Part { tx: TxId, total: usize, shard: usize, records: Vec<Records> },
+    /// The shard has reached a rewrite's point in time: what follows goes
+    /// to the new file.
+    Cut { shard: usize },
+    /// A rewrite's base file is written (`ok`) or abandoned.
+    RewriteDone { base: String, ok: bool },
+    /// Write and fsync everything received so far, then answer (shutdown).
+    Sync(std::sync::mpsc::Sender<()>),
+}
+
+/// The journal as the node sees it.
+#[derive(Default)]
+pub struct JournalStatus {
+    /// Where shards send their records (set when the journal is on).
+    pub to_writer: OnceLock<std::sync::mpsc::Sender<JournalMsg>>,
+    /// Messages sent to the writer, and those it has made durable (per
+    /// `appendfsync`): a client waits for the second to reach the first.
+    pub sent: AtomicU64,
+    pub durable: AtomicU64,
+    pub durable_changed: Notify,
+    /// The last write or fsync of the journal failed (INFO
+    /// `aof_last_write_status`); writes are refused meanwhile.
+    pub write_failed: AtomicBool,
+    pub last_error: Mutex<String>,
+    /// A rewrite (BGREWRITEAOF) is running.
+    pub rewriting: AtomicBool,
+    pub rewrites: AtomicU64,
+    pub last_rewrite_failed: AtomicBool,
+    /// The manifest's base file sequence number (the next rewrite's base
+    /// takes the one after).
+    pub base_seq: AtomicU64,
+}
+
+impl JournalStatus {
+    pub fn on(&self) -> bool {
+        self.to_writer.get().is_some()
+    }
+
+    /// Sends a message to the writer (the saver's rewrite notices).
+    pub fn send(&self, msg: JournalMsg) {
+        if let Some(to) = self.to_writer.get() {
+            if to.send(msg).is_ok() {
+                self.sent.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+/// A shard's pending journal work.
+#[derive(Default)]
+pub struct ShardJournal {
+    /// Records of the transaction holding the shard, sent when it lets go.
+    tx_part: Vec<Records>,
+}
+
+/// Appends one RESP command.
+pub fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.push(b'*');
+    out.extend_from_slice(args.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for a in args {
+        out.push(b'$');
+        out.extend_from_slice(a.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+impl Shard {
+    /// Turns journaling on for every database of this shard (existing and
+    /// future ones).
+    pub fn journal_start(&mut self) {
+        self.journal = Some(ShardJournal::default());
+        for d in self.dbs.iter_mut().flatten() {
+            d.journal_on(true);
+        }
+    }
+
+    pub fn journaling(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// The records for the keys written since the last call.
+    fn journal_collect(&mut self) -> Vec<Records> {
+        let mut out = Vec::new();
+        for (i, d) in self.dbs.iter_mut().enumerate() {
+            let Some(d) = d else { continue };
+            let keys = d.journal_take();
+            if keys.is_empty() {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            for k in keys {
+                match d.peek(&k) {
+                    Some(e) => {
+                        let payload = dump::encode(&e.value);
+                        let ttl = e.expire_at().unwrap_or(0).to_string();
+                        command(&mut bytes, &[b"RESTORE", &k, ttl.as_bytes(), &payload, b"REPLACE", b"ABSTTL"]);
+                    }
+                    None => command(&mut bytes, &[b"DEL", &k]),
+                }
+            }
+            out.push(Records { db: i as u32, bytes });
+        }
+        out
+    }
+
+    /// After a job run as `tx`: journals what it wrote — kept for the
+    /// transaction's part while `tx` holds the shard, sent at once
+    /// otherwise (with the journal on, a transaction locks every shard it
+    /// writes: see `Tx::run_unlocked`).
+    pub fn journal_after_job(&mut self, tx: TxId) {
+        if self.journal.is_none() {
+            return;
+        }
+        let records = self.journal_collect();
+        if tx != NO_TX && self.lock == tx {
+            if let Some(j) = &mut self.journal {
+                j.tx_part.extend(records);
+            }
+            return;
+        }
+        if !records.is_empty() {
+            self.journal_send(JournalMsg::Records(records));
+        }
+    }
+
+    /// A transaction that held `total` shards lets this one go: its part
+    /// goes to the writer (empty or not: the writer counts the parts).
+    pub fn journal_release(&mut self, tx: TxId, total: usize) {
+        if self.journal.is_none() || tx == NO_TX {
+            return;
+        }
+        let mut records = self.journal.as_mut().map(|j| std::mem::take(&mut j.tx_part)).unwrap_or_default();
+        records.extend(self.journal_collect());
+        let shard = self.id;
+        self.journal_send(JournalMsg::Part { tx, total, shard, records });
+    }
+
+    /// A journal command about the whole database (FLUSHDB, SWAPDB),
+    /// recorded by the first shard only so that it replays once; records of
+    /// the database's keys written before it are dropped (`drop_db`) or
+    /// written first.
+    pub(super) fn journal_db_command(&mut self, db: usize, args: &[&[u8]]) {
+        if self.journal.is_none() || self.id != 0 {
+            return;
+        }
+        let mut records = self.journal_collect();
+        let mut bytes = Vec::new();
+        command(&mut bytes, args);
+        records.push(Records { db: db as u32, bytes });
+        let tx = self.lock;
+        match &mut self.journal {
+            Some(j) if tx != NO_TX => j.tx_part.extend(records),
+            _ => self.journal_send(JournalMsg::Records(records)),
+        }
+    }
+
+    fn journal_send(&self, msg: JournalMsg) {
+        if let Some(engine) = &self.engine {
+            engine.journal.send(msg);
+        }
+    }
+
+    /// Marks a rewrite's point in time in this shard's stream.
+    pub fn journal_cut(&mut self) {
+        if self.journal.is_none() {
+            return;
+        }
+        let records = self.journal_collect();
+        if !records.is_empty() {
+            self.journal_send(JournalMsg::Records(records));
+        }
+        let shard = self.id;
+        self.journal_send(JournalMsg::Cut { shard });
+    }
+}

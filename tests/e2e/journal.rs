@@ -1,0 +1,256 @@
+//! The append-only journal against real processes: kill -9 under load
+//! with `appendfsync always` loses no acknowledged write and adds none, a
+//! cross-shard MULTI/EXEC is all or nothing after a crash, a torn tail is
+//! cut off with a warning (or refused), corruption refuses to start,
+//! BGREWRITEAOF replaces the files, and redis-check-aof and redis-server
+//! 7.0 accept what is written.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use damselfly_tests::cluster::TempDir;
+use damselfly_tests::{binary, Redis, Server};
+use redis::{Commands, Connection};
+
+fn journaled(dir: &str, fsync: &str) -> Server {
+    Server::start_with(&["--dir", dir, "--shards", "2", "--save", "", "--appendonly", "yes", "--appendfsync", fsync])
+}
+
+fn info_field(con: &mut Connection, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("persistence").query(con).expect("info");
+    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).unwrap_or_else(|| panic!("no {field}")).trim().to_string()
+}
+
+fn loaded(s: &Server) -> Connection {
+    let mut con = s.sync_conn();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while info_field(&mut con, "loading") != "0" {
+        assert!(Instant::now() < deadline, "still loading");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    con
+}
+
+fn check_aof(dir: &str) {
+    let manifest = format!("{dir}/appendonlydir/appendonly.aof.manifest");
+    let out =
+        Command::new("redis-check-aof").arg(&manifest).output().expect("redis-check-aof (apt-get install redis-tools) must be installed");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("are valid"), "redis-check-aof refused {manifest}: {text}");
+}
+
+/// Clients INCR their own counters and run cross-shard MULTI/EXECs, then
+/// the server is killed -9: every acknowledged write is there after the
+/// restart, nothing that was not sent is, and every transaction is whole.
+#[test]
+fn kill_9_with_appendfsync_always_loses_no_acknowledged_write() {
+    let dir = TempDir::new("journal-always");
+    let s = journaled(dir.path(), "always");
+    drop(loaded(&s));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let mut con = s.sync_conn();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (counter, x, y) = (format!("counter:{w}"), format!("pair:{w}:x"), format!("pair:{w}:y"));
+                let mut acked = 0i64;
+                let mut pairs = 0i64;
+                while !stop.load(Relaxed) {
+                    match con.incr::<_, _, i64>(&counter, 1) {
+                        Ok(v) => acked = v,
+                        Err(_) => break,
+                    }
+                    let r: redis::RedisResult<(i64, i64)> = redis::pipe().atomic().incr(&x, 1).incr(&y, 1).query(&mut con);
+                    match r {
+                        Ok((a, _)) => pairs = a,
+                        Err(_) => break,
+                    }
+                }
+                (w, acked, pairs)
+            })
+        })
+        .collect();
+    // Let them run, then crash the server while they write.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut probe = s.sync_conn();
+    while probe.get::<_, Option<i64>>("counter:0").unwrap().unwrap_or(0) < 200 {
+        assert!(Instant::now() < deadline, "the writers did not get going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    s.signal("KILL");
+    let results: Vec<(usize, i64, i64)> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    stop.store(true, Relaxed);
+    drop(s);
+
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    for (w, acked, pairs) in results {
+        let v: i64 = con.get(format!("counter:{w}")).unwrap();
+        // The last INCR may have been journaled without its reply arriving.
+        assert!(v == acked || v == acked + 1, "counter {w}: {v} after {acked} acknowledged");
+        let (x, y): (i64, i64) = (con.get(format!("pair:{w}:x")).unwrap(), con.get(format!("pair:{w}:y")).unwrap());
+        assert_eq!(x, y, "a torn transaction for worker {w}");
+        assert!(x == pairs || x == pairs + 1, "pair {w}: {x} after {pairs} acknowledged");
+    }
+    drop(con);
+    drop(s);
+    check_aof(dir.path());
+}
+
+/// everysec: what was written more than a second or so before a crash is
+/// there after it.
+#[test]
+fn everysec_keeps_what_is_a_second_old() {
+    let dir = TempDir::new("journal-everysec");
+    let s = journaled(dir.path(), "everysec");
+    let mut con = loaded(&s);
+    let mut p = redis::pipe();
+    for i in 0..1000 {
+        p.set(format!("k{i}"), i).ignore();
+    }
+    p.query::<()>(&mut con).unwrap();
+    // The documented bound: one fsync a second.
+    std::thread::sleep(Duration::from_millis(2500));
+    s.signal("KILL");
+    drop(s);
+    let s = journaled(dir.path(), "everysec");
+    let mut con = loaded(&s);
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut con).unwrap(), 1000);
+}
+
+/// SHUTDOWN NOSAVE, and waits for the process to exit (it syncs the
+/// journal on its way out).
+fn shutdown(mut s: Server, mut con: Connection) {
+    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut con);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.exited() {
+        assert!(Instant::now() < deadline, "no exit after SHUTDOWN");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits (bounded) until `n` rewrites have finished and none runs.
+fn wait_rewrites(con: &mut Connection, n: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while info_field(con, "aof_rewrites") != n || info_field(con, "aof_rewrite_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "the rewrite did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn incr_file(dir: &str) -> String {
+    let text = std::fs::read_to_string(format!("{dir}/appendonlydir/appendonly.aof.manifest")).unwrap();
+    let name = text.lines().rfind(|l| l.contains("type i")).and_then(|l| l.split_whitespace().nth(1)).unwrap().to_string();
+    format!("{dir}/appendonlydir/{name}")
+}
+
+/// Starts a server expected to refuse its data; returns its stderr.
+fn refused_start(dir: &str, extra: &[&str]) -> String {
+    let mut child = Command::new(binary())
+        .args(["--port", "0", "--dir", dir, "--loglevel", "warn", "--appendonly", "yes"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(!st.success());
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started on a damaged journal");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    err
+}
+
+#[test]
+fn a_torn_tail_is_cut_off_and_corruption_refuses_to_start() {
+    let dir = TempDir::new("journal-torn");
+    {
+        let s = journaled(dir.path(), "always");
+        let mut con = loaded(&s);
+        wait_rewrites(&mut con, "1");
+        let _: () = con.set("before", "crash").unwrap();
+        shutdown(s, con);
+    }
+    let file = incr_file(dir.path());
+    let whole = std::fs::metadata(&file).unwrap().len();
+    // A command cut off by the crash, and a transaction without its EXEC.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+    std::io::Write::write_all(&mut f, b"*1\r\n$5\r\nMULTI\r\n*2\r\n$3\r\nDEL\r\n$6\r\nbefore\r\n*2\r\n$3\r\nDEL\r\n$3\r\nabc").unwrap();
+    drop(f);
+    let err = refused_start(dir.path(), &["--aof-load-truncated", "no"]);
+    assert!(err.contains("aof-load-truncated"), "{err}");
+    let s = Server::start_with(&["--dir", dir.path(), "--save", "", "--appendonly", "yes"]);
+    let mut con = loaded(&s);
+    assert_eq!(con.get::<_, String>("before").unwrap(), "crash", "the torn transaction was applied");
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), whole, "the torn tail is cut off");
+    drop(con);
+    drop(s);
+    check_aof(dir.path());
+    // Garbage in the middle is not a torn tail.
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[0] = b'?';
+    std::fs::write(&file, &bytes).unwrap();
+    let err = refused_start(dir.path(), &[]);
+    assert!(err.contains("offset 0"), "{err}");
+}
+
+#[test]
+fn bgrewriteaof_replaces_the_files_and_redis_server_loads_them() {
+    let dir = TempDir::new("journal-rewrite");
+    let s = journaled(dir.path(), "everysec");
+    let mut con = loaded(&s);
+    // The first start wrote the journal's first base file.
+    wait_rewrites(&mut con, "1");
+    let _: () = con.set("k", "v1").unwrap();
+    let _: () = con.hset_multiple("h", &[("a", "1"), ("b", "2")]).unwrap();
+    let _: () = con.set("k", "v2").unwrap();
+    let _: () = con.zadd("z", "m", 1.5).unwrap();
+    redis::cmd("SELECT").arg(3).query::<()>(&mut con).unwrap();
+    let _: () = con.set("in3", "x").unwrap();
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut con).unwrap();
+    let before = std::fs::read_to_string(format!("{}/appendonlydir/appendonly.aof.manifest", dir.path())).unwrap();
+    let r: String = redis::cmd("BGREWRITEAOF").query(&mut con).unwrap();
+    assert!(r.starts_with("Background append only file rewriting"), "{r}");
+    wait_rewrites(&mut con, "2");
+    let after = std::fs::read_to_string(format!("{}/appendonlydir/appendonly.aof.manifest", dir.path())).unwrap();
+    assert_ne!(before, after);
+    assert!(after.contains(".2.base.rdb") && after.lines().count() == 2, "{after}");
+    let files = std::fs::read_dir(format!("{}/appendonlydir", dir.path())).unwrap().count();
+    assert_eq!(files, 3, "old files deleted: {after}");
+    let _: () = con.set("after", "rewrite").unwrap();
+    shutdown(s, con);
+    check_aof(dir.path());
+
+    let s = journaled(dir.path(), "everysec");
+    let mut con = loaded(&s);
+    assert_eq!(con.get::<_, String>("k").unwrap(), "v2");
+    assert_eq!(con.get::<_, String>("after").unwrap(), "rewrite");
+    drop(con);
+    drop(s);
+    let r = Redis::start_with(&["--dir", dir.path(), "--appendonly", "yes"]);
+    let mut rc = redis::Client::open(format!("redis://127.0.0.1:{}/", r.port)).unwrap().get_connection().unwrap();
+    // redis-server answers -LOADING while it replays the files.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while info_field(&mut rc, "loading") != "0" {
+        assert!(Instant::now() < deadline, "redis-server still loading");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(rc.get::<_, String>("k").unwrap(), "v2");
+    assert_eq!(rc.get::<_, String>("after").unwrap(), "rewrite");
+    assert_eq!(rc.hget::<_, _, String>("h", "b").unwrap(), "2");
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut rc).unwrap();
+    assert_eq!(rc.get::<_, String>("in3").unwrap(), "x");
+}
