@@ -25,8 +25,25 @@ use std::time::{Duration, Instant};
 /// Commands that read or write a string value's bytes: skipped on
 /// HyperLogLogs, whose encoding differs (documented).
 const RAW_STRING: &[&str] = &[
-    "GET", "GETSET", "GETDEL", "GETEX", "SET", "MGET", "APPEND", "SETRANGE", "GETRANGE", "STRLEN", "SETBIT", "GETBIT", "BITCOUNT",
-    "BITPOS", "BITOP", "LCS", "SUBSTR",
+    "GET",
+    "GETSET",
+    "GETDEL",
+    "GETEX",
+    "SET",
+    "MGET",
+    "APPEND",
+    "SETRANGE",
+    "GETRANGE",
+    "STRLEN",
+    "SETBIT",
+    "GETBIT",
+    "BITCOUNT",
+    "BITPOS",
+    "BITOP",
+    "LCS",
+    "SUBSTR",
+    "BITFIELD",
+    "BITFIELD_RO",
 ];
 
 /// A parsed RESP2 reply.

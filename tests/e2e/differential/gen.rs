@@ -648,7 +648,7 @@ impl Gen {
     fn bit_cmd(&mut self) -> Cmd {
         let k = self.key();
         let off = |g: &mut Gen| if g.chance(0.95) { b(&g.below(40).to_string()) } else { g.pick(&["-1", "4294967296", "x"]) };
-        match self.below(8) {
+        match self.below(10) {
             0 | 1 => {
                 let o = off(self);
                 vec![b("SETBIT"), k, o, self.pick(&["0", "1", "1", "2"])]
@@ -680,6 +680,7 @@ impl Gen {
                 }
                 c
             }
+            8 | 9 => self.bitfield(k),
             _ => {
                 let op = self.pick(&["AND", "OR", "XOR", "NOT", "and", "NAND"]);
                 let mut c = vec![b("BITOP"), op, k];
@@ -687,6 +688,36 @@ impl Gen {
                 c
             }
         }
+    }
+
+    /// BITFIELD (or BITFIELD_RO) with one to four operations: mostly valid
+    /// types, offsets and values, some at the edges of their ranges.
+    fn bitfield(&mut self, k: Vec<u8>) -> Cmd {
+        let ro = self.chance(0.2);
+        let mut c = vec![b(if ro { "BITFIELD_RO" } else { "BITFIELD" }), k];
+        for _ in 0..1 + self.below(4) {
+            let ty = if self.chance(0.9) {
+                let signed = self.chance(0.5);
+                let bits = 1 + self.below(if signed { 64 } else { 63 });
+                b(&format!("{}{bits}", if signed { "i" } else { "u" }))
+            } else {
+                self.pick(&["u64", "i65", "i0", "x8", "u"])
+            };
+            let off = if self.chance(0.9) {
+                b(&format!("{}{}", if self.chance(0.3) { "#" } else { "" }, self.below(24)))
+            } else {
+                self.pick(&["-1", "#-1", "x", "4294967296"])
+            };
+            let val = if self.chance(0.7) { b(&self.rng.random_range(-300i64..300).to_string()) } else { self.pick(INTS) };
+            match self.below(if ro { 6 } else { 5 }) {
+                0 | 1 => c.extend([b("GET"), ty, off]),
+                2 => c.extend([b("SET"), ty, off, val]),
+                3 => c.extend([b("INCRBY"), ty, off, val]),
+                4 => c.extend([b("OVERFLOW"), self.pick(&["WRAP", "SAT", "FAIL", "sat", "BAD"])]),
+                _ => c.extend([b("GET"), ty, off]),
+            }
+        }
+        c
     }
 
     fn hll_cmd(&mut self) -> Cmd {
