@@ -29,6 +29,7 @@ pub mod server;
 pub mod session;
 pub mod sets;
 pub mod slowlog;
+pub mod sort;
 pub mod stats;
 pub mod streams;
 pub mod strings;
@@ -500,6 +501,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(zsets::COMMANDS)
         .chain(lists::COMMANDS)
         .chain(sets::COMMANDS)
+        .chain(sort::COMMANDS)
         .chain(pubsub::COMMANDS)
         .chain(streams::COMMANDS)
         .chain(bitmaps::COMMANDS)

@@ -209,6 +209,7 @@ pub fn write_spec(out: &mut Out, c: &CommandSpec) {
             Begin::Keyword { word, from } => {
                 typed_spec(out, "keyword", &[("keyword", Spec::Text(word)), ("startfrom", Spec::Int(from as i64))])
             }
+            Begin::Unknown => typed_spec(out, "unknown", &[]),
         }
         out.bulk(b"find_keys");
         match r.find {
@@ -222,6 +223,7 @@ pub fn write_spec(out: &mut Out, c: &CommandSpec) {
                 "keynum",
                 &[("keynumidx", Spec::Int(count as i64)), ("firstkey", Spec::Int(first as i64)), ("keystep", Spec::Int(step as i64))],
             ),
+            Find::Unknown => typed_spec(out, "unknown", &[]),
         }
     }
     if c.subs.is_empty() {

@@ -280,7 +280,7 @@ impl Gen {
 
     fn key_cmd(&mut self) -> Cmd {
         let k = self.key();
-        match self.below(20) {
+        match self.below(23) {
             0 => {
                 let mut c = vec![b("DEL")];
                 c.extend(self.keys(1));
@@ -334,8 +334,57 @@ impl Gen {
                 c
             }
             18 => vec![b("EXPIRETIME"), k],
-            _ => vec![b("PEXPIRETIME"), k],
+            19 => vec![b("PEXPIRETIME"), k],
+            _ => self.sort_cmd(k),
         }
+    }
+
+    /// SORT / SORT_RO with random options; patterns form key names from
+    /// the elements (`*` alone names the element's own key). A numeric
+    /// sort never stores (Redis may refuse an empty element after an
+    /// earlier out-of-range conversion, known.rs, and the stored list
+    /// would then differ), nor does an ALPHA sort BY a pattern, whose ties
+    /// Redis leaves in any order.
+    fn sort_cmd(&mut self, k: Vec<u8>) -> Cmd {
+        let ro = self.chance(0.2);
+        let mut c = vec![b(if ro { "SORT_RO" } else { "SORT" }), k];
+        let alpha = self.chance(0.5);
+        let nosort = self.chance(0.2);
+        let mut opts: Vec<Vec<Vec<u8>>> = Vec::new();
+        let by_pattern = !nosort && self.chance(0.4);
+        if nosort {
+            opts.push(vec![b("BY"), self.pick(&["nosort", "x"])]);
+        } else if by_pattern {
+            opts.push(vec![b("BY"), self.pick(&["*", "{t}*", "*->f1", "{t}*->x", "*->", "w*"])]);
+        }
+        // (Which ties an ALPHA sort BY a pattern keeps in a LIMIT is
+        // unspecified too.)
+        if !(alpha && by_pattern) && self.chance(0.3) {
+            opts.push(vec![b("LIMIT"), self.small(), self.small()]);
+        }
+        for _ in 0..self.below(3) {
+            opts.push(vec![b("GET"), self.pick(&["#", "*", "{t}*", "*->f1", "*->x", "nostar"])]);
+        }
+        if self.chance(0.4) {
+            opts.push(vec![self.pick(&["ASC", "DESC", "desc"])]);
+        }
+        if alpha {
+            opts.push(vec![b("ALPHA")]);
+        }
+        // Stored only when the order is fully specified.
+        if ((alpha && !by_pattern) || nosort) && !ro && self.chance(0.3) {
+            opts.push(vec![b("STORE"), self.key()]);
+        }
+        if self.chance(0.03) {
+            opts.push(vec![self.pick(&["BOGUS", "LIMIT", "GET"])]);
+        }
+        // Options in any order.
+        for i in (1..opts.len()).rev() {
+            let j = self.below(i + 1);
+            opts.swap(i, j);
+        }
+        c.extend(opts.into_iter().flatten());
+        c
     }
 
     fn hash_cmd(&mut self) -> Cmd {
