@@ -130,3 +130,37 @@ fn sharded_pubsub_matches_redis_server() {
     let r = damselfly_tests::Redis::start();
     sharded_exchange(r.port, "redis-server");
 }
+
+/// In cluster mode a PUBLISH on any node reaches the subscribers of every
+/// node, in the order it was published (Redis Cluster broadcasts it over
+/// its bus); the count replied is the publishing node's own subscribers.
+#[test]
+fn cluster_publish_reaches_subscribers_on_every_node() {
+    use damselfly_tests::cluster::RawAt;
+    let (c, _) = damselfly_tests::cluster::Cluster::start(3);
+    let mut subs: Vec<damselfly_tests::Raw> = c.ports.iter().map(|&p| Server::raw_at(p)).collect();
+    for s in &mut subs {
+        assert_eq!(s.cmd(&["SUBSCRIBE", "news"]), "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    }
+    let mut psub = Server::raw_at(c.ports[2]);
+    assert_eq!(psub.cmd(&["PSUBSCRIBE", "n*"]), "*3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:1\r\n");
+    let mut publ = Server::raw_at(c.ports[1]);
+    for i in 0..50 {
+        assert_eq!(publ.cmd(&["PUBLISH", "news", &i.to_string()]), ":1\r\n", "only node 1's subscriber counts");
+    }
+    for (n, s) in subs.iter_mut().enumerate() {
+        for i in 0..50 {
+            let m = String::from_utf8_lossy(&s.read_reply()).into_owned();
+            let want = format!("*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n${}\r\n{i}\r\n", i.to_string().len());
+            assert_eq!(m, want, "node {n}, message {i}");
+        }
+    }
+    let m = String::from_utf8_lossy(&psub.read_reply()).into_owned();
+    assert_eq!(m, "*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$1\r\n0\r\n");
+    // Shard channels stay with their slot's node: SPUBLISH is not broadcast.
+    let owner = damselfly_tests::cluster::slot_owner_port(c.ports[0], damselfly_tests::key_slot(b"{s}c")).expect("owner");
+    let mut ssub = Server::raw_at(owner);
+    assert_eq!(ssub.cmd(&["SSUBSCRIBE", "{s}c"]), "*3\r\n$10\r\nssubscribe\r\n$4\r\n{s}c\r\n:1\r\n");
+    assert_eq!(Server::raw_at(owner).cmd(&["SPUBLISH", "{s}c", "x"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&ssub.read_reply()), "*3\r\n$8\r\nsmessage\r\n$4\r\n{s}c\r\n$1\r\nx\r\n");
+}

@@ -289,7 +289,15 @@ pub fn unsubscribe_all(engine: &Engine, s: &mut Session) {
     }
 }
 
+/// PUBLISH channel message: to this node's subscribers, and in cluster
+/// mode to the other nodes' (as Redis Cluster broadcasts it); the count is
+/// this node's, as in Redis.
 pub fn publish(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    if let Some(bus) = cx.engine().cluster.as_ref().and_then(|m| m.publish.get()) {
+        // Best effort, as Redis's bus: a backlog past the queue's bound
+        // (a peer that cannot keep up) loses messages rather than memory.
+        let _ = bus.try_send((args[1].clone(), args[2].clone()));
+    }
     let n = cx.engine().pubsub.publish(&args[1], &args[2]);
     cx.out().int(n as i64);
     Ok(())

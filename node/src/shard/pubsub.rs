@@ -2,9 +2,10 @@
 //! pattern and by shard channel (SSUBSCRIBE). PUBLISH and SPUBLISH hand
 //! each subscriber a message through its connection's channel; the
 //! connection writes it (as RESP2 arrays or RESP3 pushes) between commands
-//! or while it waits for input. In cluster mode a message reaches the
-//! subscribers of the node it is published on (a shard channel's slot is
-//! served by one node, which its subscribers and publishers are routed to).
+//! or while it waits for input. This registry is the node's: in cluster
+//! mode `cluster::publish` carries PUBLISH messages to the other nodes,
+//! whose registries deliver them; a shard channel's slot is served by one
+//! node, which its subscribers and publishers are routed to.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
