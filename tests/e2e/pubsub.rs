@@ -103,6 +103,8 @@ fn sharded_exchange(port: u16, who: &str) {
     assert_eq!(sub.cmd(&["SUNSUBSCRIBE"]), "*3\r\n$12\r\nsunsubscribe\r\n$-1\r\n:0\r\n", "{who}");
     assert_eq!(sub.cmd(&["GET", "x"]), "$-1\r\n", "{who}");
     assert_eq!(publ.cmd(&["SPUBLISH", "b", "x"]), ":0\r\n", "{who}");
+    // Shard channels are not keys to COMMAND GETKEYS.
+    assert_eq!(publ.cmd(&["COMMAND", "GETKEYS", "SPUBLISH", "a", "m"]), "-ERR The command has no key arguments\r\n", "{who}");
     // Errors.
     assert_eq!(publ.cmd(&["SPUBLISH", "b"]), "-ERR wrong number of arguments for 'spublish' command\r\n", "{who}");
     assert_eq!(publ.cmd(&["SSUBSCRIBE"]), "-ERR wrong number of arguments for 'ssubscribe' command\r\n", "{who}");

@@ -90,6 +90,11 @@ const CASES: &[(&[&str], &str)] = &[
         (&["SORT", "z", "BY", "nosort"], "*4\r\n$2\r\nzz\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"),
         (&["SORT", "z", "BY", "nosort", "DESC", "LIMIT", "1", "2"], "*2\r\n$1\r\nb\r\n$1\r\na\r\n"),
         (&["SORT", "z"], "-ERR One or more scores can't be converted into double\r\n"),
+        // COMMAND GETKEYS finds the STORE key as Redis does.
+        (&["COMMAND", "GETKEYS", "SORT", "k", "BY", "w_*", "GET", "x", "STORE", "d", "STORE", "e"], "*2\r\n$1\r\nk\r\n$1\r\ne\r\n"),
+        (&["COMMAND", "GETKEYS", "SORT", "k", "STORE", "limit", "x", "y"], "*2\r\n$1\r\nk\r\n$5\r\nlimit\r\n"),
+        (&["COMMAND", "GETKEYSANDFLAGS", "SORT", "k", "STORE", "d"], "*2\r\n*2\r\n$1\r\nk\r\n*2\r\n+RO\r\n+access\r\n*2\r\n$1\r\nd\r\n*2\r\n+OW\r\n+update\r\n"),
+        (&["COMMAND", "GETKEYS", "SORT_RO", "k", "STORE", "x"], "*1\r\n$1\r\nk\r\n"),
 ];
 
 fn run(c: &mut Raw, who: &str) {

@@ -211,7 +211,14 @@ pub struct CommandSpec {
     /// command for that thread's clients (`flag::ALLOW_BUSY` commands that
     /// can be answered without the connection).
     pub busy: Option<BusyFn>,
+    /// Keys the key specs cannot find (Redis's `getkeys_proc`: SORT's
+    /// STORE key), as COMMAND GETKEYS reports them after the specs' keys.
+    pub extra_keys: Option<ExtraKeysFn>,
 }
+
+/// The argument indices of keys a command finds itself, with their access
+/// flags (`args` include the name).
+pub type ExtraKeysFn = fn(&[Bytes]) -> Option<(usize, &'static [&'static str])>;
 
 /// What a command answered by the busy hook did beyond its reply.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -325,6 +332,12 @@ impl CommandSpec {
         self
     }
 
+    /// Declares the keys the command finds itself (`extra_keys`).
+    pub const fn extra_keys(mut self, f: ExtraKeysFn) -> Self {
+        self.extra_keys = Some(f);
+        self
+    }
+
     /// Sets the routing tips COMMAND reports.
     pub const fn tips(mut self, tips: &'static [&'static str]) -> Self {
         self.tips = tips;
@@ -411,7 +424,7 @@ pub const fn cmd(
     exec: Exec,
 ) -> CommandSpec {
     let keys = if keys.0 > 0 { KeySpecs::new(&[KeyRule::range(keys.0 as usize, keys.1, keys.2 as usize)]) } else { KeySpecs::NONE };
-    CommandSpec { name, arity, flags, keys, tips: &[], acl, group, summary, exec, subs: &[], busy: None }
+    CommandSpec { name, arity, flags, keys, tips: &[], acl, group, summary, exec, subs: &[], busy: None, extra_keys: None }
 }
 
 /// A container's subcommand, named in full (`"client|kill"`); otherwise as

@@ -367,13 +367,16 @@ pub fn command(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             if !c.arity_ok(sub.len()) {
                 return Err(CmdError::err("Invalid number of arguments specified for command"));
             }
-            // Each key with the flags of the rule that found it.
-            let keys: Vec<(usize, &[&str])> = c
+            // Each key with the flags of the rule that found it (not the
+            // channels declared `not_key`), then those the command finds.
+            let mut keys: Vec<(usize, &[&str])> = c
                 .keys
                 .rules()
                 .iter()
+                .filter(|r| !key_flags(c, r).contains(&"not_key"))
                 .flat_map(|r| super::KeyIter::new(std::slice::from_ref(r), sub).map(move |i| (i, key_flags(c, r))))
                 .collect();
+            keys.extend(c.extra_keys.and_then(|f| f(sub)));
             if keys.is_empty() {
                 return Err(CmdError::err("The command has no key arguments"));
             }

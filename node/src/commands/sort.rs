@@ -42,7 +42,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         KeyRule::range(1, 1, 1).with_flags(&["RO", "access"]),
         KeyRule::unknown().with_flags(&["RO", "access"]),
         KeyRule::unknown().with_flags(&["OW", "update"]),
-    ]),
+    ])
+    .extra_keys(store_key),
     cmd(
         "sort_ro",
         -2,
@@ -55,6 +56,26 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RO", "access"]), KeyRule::unknown().with_flags(&["RO", "access"])]),
 ];
+
+/// SORT's STORE key for COMMAND GETKEYS, found as Redis's sortGetKeys
+/// finds it: the last `STORE x`, skipping LIMIT's, GET's and BY's
+/// arguments.
+fn store_key(args: &[Bytes]) -> Option<(usize, &'static [&'static str])> {
+    let mut found = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        if eq_ic(a, "LIMIT") {
+            i += 2;
+        } else if eq_ic(a, "GET") || eq_ic(a, "BY") {
+            i += 1;
+        } else if eq_ic(a, "STORE") && i + 1 < args.len() {
+            found = Some(i + 1);
+        }
+        i += 1;
+    }
+    found.map(|i| (i, &["OW", "update"][..]))
+}
 
 /// A parsed SORT.
 #[derive(Clone, Debug)]
