@@ -119,6 +119,8 @@ fn sharded_exchange(port: u16, who: &str) {
     assert!(r3.cmd(&["HELLO", "3"]).starts_with('%'), "{who}");
     assert_eq!(r3.cmd(&["SSUBSCRIBE", "d"]), ">3\r\n$10\r\nssubscribe\r\n$1\r\nd\r\n:1\r\n", "{who}");
     assert_eq!(r3.cmd(&["GET", "x"]), "_\r\n", "{who}");
+    assert_eq!(r3.cmd(&["PUBSUB", "NUMSUB", "d"]), "*2\r\n$1\r\nd\r\n:0\r\n", "{who}");
+    assert_eq!(r3.cmd(&["PUBSUB", "SHARDNUMSUB", "d"]), "*2\r\n$1\r\nd\r\n:1\r\n", "{who}");
     assert_eq!(publ.cmd(&["SPUBLISH", "d", "m"]), ":1\r\n", "{who}");
     assert_eq!(next(&mut r3), ">3\r\n$8\r\nsmessage\r\n$1\r\nd\r\n$1\r\nm\r\n", "{who}");
     assert_eq!(r3.cmd(&["RESET"]), "+RESET\r\n", "{who}");

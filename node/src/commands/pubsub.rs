@@ -316,7 +316,8 @@ pub fn pubsub(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().bulk(&c);
         }
     } else if eq_ic(sub, "numsub") {
-        cx.out().map(args.len() - 2);
+        // A flat array in RESP3 too, as Redis replies it.
+        cx.out().array((args.len() - 2) * 2);
         for c in &args[2..] {
             let n = cx.engine().pubsub.numsub(c);
             cx.out().bulk(c);
