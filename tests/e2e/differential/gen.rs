@@ -8,6 +8,8 @@ pub type Cmd = Vec<Vec<u8>>;
 
 /// Eight keys, four of them sharing the `{t}` hash tag.
 pub const KEYS: &[&str] = &["a", "b", "c", "d", "{t}1", "{t}2", "{t}3", "{t}4"];
+/// The keys geo commands use (and no other command).
+pub const GEO_KEYS: &[&str] = &["g1", "g2", "g3", "{t}g"];
 const FIELDS: &[&str] = &["f1", "f2", "f3", "x", "", "1"];
 const MEMBERS: &[&str] = &["m1", "m2", "m3", "a", "b", "c", "", "1"];
 const VALUES: &[&str] = &[
@@ -183,15 +185,96 @@ impl Gen {
     }
 
     fn command_shape(&mut self) -> Cmd {
-        match self.below(10) {
-            0 | 1 => self.string_cmd(),
-            2 => self.key_cmd(),
-            3 => self.hash_cmd(),
-            4 => self.list_cmd(),
-            5 => self.set_cmd(),
-            6 | 7 => self.zset_cmd(),
-            8 => self.bit_cmd(),
+        match self.below(21) {
+            0..=3 => self.string_cmd(),
+            4 | 5 => self.key_cmd(),
+            6 | 7 => self.hash_cmd(),
+            8 | 9 => self.list_cmd(),
+            10 | 11 => self.set_cmd(),
+            12..=15 => self.zset_cmd(),
+            16 | 17 => self.bit_cmd(),
+            18 => self.geo_cmd(),
             _ => self.hll_cmd(),
+        }
+    }
+
+    /// A geo command on the geo keys (which only geo commands touch, so
+    /// their scores stay geohashes or STOREDIST distances), centered
+    /// around Sicily; positions are random to the micro-degree, so no two
+    /// members are at one distance from a center (whose order Redis leaves
+    /// open).
+    fn geo_cmd(&mut self) -> Cmd {
+        let k = self.pick(GEO_KEYS);
+        let lon = |g: &mut Gen| b(&format!("{:.6}", 12.0 + g.rng.random_range(0.0..4.0)));
+        let lat = |g: &mut Gen| b(&format!("{:.6}", 36.0 + g.rng.random_range(0.0..3.0)));
+        let unit = |g: &mut Gen| g.pick(&["m", "km", "km", "mi", "ft", "KM", "parsec"]);
+        let radius = |g: &mut Gen| if g.chance(0.9) { b(&g.below(300).to_string()) } else { g.pick(&["-1", "x", "0", "1e3"]) };
+        // (Which members ANY finds is unspecified: never stored.)
+        let opts = |g: &mut Gen, c: &mut Cmd, store: bool| {
+            for _ in 0..g.below(4) {
+                match g.below(if store { 5 } else { 7 }) {
+                    0 => c.push(g.pick(&["WITHDIST", "WITHHASH", "WITHCOORD"])),
+                    1 | 2 => c.push(g.pick(&["ASC", "DESC"])),
+                    3 | 4 => {
+                        c.push(b("COUNT"));
+                        c.push(g.pick(&["1", "2", "3", "0", "x"]));
+                        if !store && g.chance(0.2) {
+                            c.push(b("ANY"));
+                        }
+                    }
+                    5 => c.push(b("ANY")),
+                    _ => c.push(g.pick(&["BOGUS", "STORE", "WITHDIST"])),
+                }
+            }
+        };
+        match self.below(10) {
+            0..=2 => {
+                let mut c = vec![b("GEOADD"), k];
+                for _ in 0..1 + self.below(3) {
+                    if self.chance(0.05) {
+                        c.extend([b("200"), b("100")]);
+                    } else {
+                        c.extend([lon(self), lat(self)]);
+                    }
+                    c.push(self.member());
+                }
+                c
+            }
+            3 => vec![b("GEODIST"), k, self.member(), self.member(), unit(self)],
+            4 => vec![b("GEOPOS"), k, self.member(), self.member()],
+            5 | 6 => {
+                let store = self.chance(0.4);
+                let mut c = if store { vec![b("GEOSEARCHSTORE"), self.pick(GEO_KEYS), k] } else { vec![b("GEOSEARCH"), k] };
+                if self.chance(0.5) {
+                    c.extend([b("FROMMEMBER"), self.member()]);
+                } else {
+                    c.extend([b("FROMLONLAT"), lon(self), lat(self)]);
+                }
+                if self.chance(0.5) {
+                    c.extend([b("BYRADIUS"), radius(self), unit(self)]);
+                } else {
+                    c.extend([b("BYBOX"), radius(self), radius(self), unit(self)]);
+                }
+                opts(self, &mut c, store);
+                if store && self.chance(0.5) {
+                    c.push(b("STOREDIST"));
+                }
+                c
+            }
+            _ => {
+                let mut c = if self.chance(0.5) {
+                    vec![b(if self.chance(0.7) { "GEORADIUS" } else { "GEORADIUS_RO" }), k, lon(self), lat(self), radius(self), unit(self)]
+                } else {
+                    let name = if self.chance(0.7) { "GEORADIUSBYMEMBER" } else { "GEORADIUSBYMEMBER_RO" };
+                    vec![b(name), k, self.member(), radius(self), unit(self)]
+                };
+                let store = self.chance(0.4);
+                opts(self, &mut c, store);
+                if store {
+                    c.extend([self.pick(&["STORE", "STOREDIST"]), self.pick(GEO_KEYS)]);
+                }
+                c
+            }
         }
     }
 
