@@ -95,6 +95,13 @@ const CASES: &[(&[&str], &str)] = &[
         (&["COMMAND", "GETKEYS", "SORT", "k", "STORE", "limit", "x", "y"], "*2\r\n$1\r\nk\r\n$5\r\nlimit\r\n"),
         (&["COMMAND", "GETKEYSANDFLAGS", "SORT", "k", "STORE", "d"], "*2\r\n*2\r\n$1\r\nk\r\n*2\r\n+RO\r\n+access\r\n*2\r\n$1\r\nd\r\n*2\r\n+OW\r\n+update\r\n"),
         (&["COMMAND", "GETKEYS", "SORT_RO", "k", "STORE", "x"], "*1\r\n$1\r\nk\r\n"),
+        // SORT converts a sorted set to its large encoding for good, as Redis does.
+        (&["ZADD", "zc", "1", "a"], ":1\r\n"),
+        (&["OBJECT", "ENCODING", "zc"], "$8\r\nlistpack\r\n"),
+        (&["SORT_RO", "zc", "ALPHA"], "*1\r\n$1\r\na\r\n"),
+        (&["OBJECT", "ENCODING", "zc"], "$8\r\nskiplist\r\n"),
+        (&["ZADD", "zc", "-0", "c"], ":1\r\n"),
+        (&["ZSCORE", "zc", "c"], "$2\r\n-0\r\n"),
 ];
 
 fn run(c: &mut Raw, who: &str) {

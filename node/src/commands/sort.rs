@@ -216,10 +216,16 @@ enum Kind {
 }
 
 /// The elements of the key to sort, in the collection's order (a missing
-/// key is an empty list); WRONGTYPE for other types.
+/// key is an empty list); WRONGTYPE for other types. A sorted set is
+/// switched to its tree encoding, as Redis's SORT does.
 fn load(db: &mut Db, key: &[u8], now: u64) -> CmdResult<(Kind, Vec<Vec<u8>>)> {
-    let Some(e) = db.get(key, now) else { return Ok((Kind::List, Vec::new())) };
-    Ok(match &e.value {
+    let Some(idx) = db.lookup(key, now) else { return Ok((Kind::List, Vec::new())) };
+    // Redis converts a sorted set it sorts to its large encoding for good
+    // (which then keeps a score of -0 as -0): so does this.
+    if let Value::ZSet(z) = &mut db.entry_repr_mut(idx).value {
+        let _ = z.to_tree();
+    }
+    Ok(match &db.entry(idx).value {
         Value::List(l) => (Kind::List, l.iter().map(|m| m.to_vec()).collect()),
         Value::Set(s) => (Kind::Set, s.iter().map(|m| m.to_vec()).collect()),
         Value::ZSet(z) => {
