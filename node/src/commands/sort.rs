@@ -376,8 +376,9 @@ impl Sorting {
     }
 }
 
-/// Resolves `wants` for the rows of `s` with `keys` looked up: `#` is the
-/// element of the row (`per_row` wants per row).
+/// What each of `wants` gives: `#` the element of its row (`rows`, with
+/// `per_row` wants each), a key the next of `found` (the lookups of
+/// `keys_of(wants)`, in order), a pattern without `*` nothing.
 fn resolve(wants: &[Want], rows: &[Vec<u8>], per_row: usize, mut found: impl Iterator<Item = Option<Vec<u8>>>) -> Vec<Option<Vec<u8>>> {
     wants
         .iter()
