@@ -25,8 +25,25 @@ use std::time::{Duration, Instant};
 /// Commands that read or write a string value's bytes: skipped on
 /// HyperLogLogs, whose encoding differs (documented).
 const RAW_STRING: &[&str] = &[
-    "GET", "GETSET", "GETDEL", "GETEX", "SET", "MGET", "APPEND", "SETRANGE", "GETRANGE", "STRLEN", "SETBIT", "GETBIT", "BITCOUNT",
-    "BITPOS", "BITOP", "LCS", "SUBSTR",
+    "GET",
+    "GETSET",
+    "GETDEL",
+    "GETEX",
+    "SET",
+    "MGET",
+    "APPEND",
+    "SETRANGE",
+    "GETRANGE",
+    "STRLEN",
+    "SETBIT",
+    "GETBIT",
+    "BITCOUNT",
+    "BITPOS",
+    "BITOP",
+    "LCS",
+    "SUBSTR",
+    "BITFIELD",
+    "BITFIELD_RO",
 ];
 
 /// A parsed RESP2 reply.
@@ -91,12 +108,41 @@ fn normalise(cmd: &Cmd, v: V) -> V {
             V::Arr(Some(items)) => V::Arr(Some(vec![V::Bulk(Some(b"<random>".to_vec())); items.len()])),
             v => v,
         },
+        // Geo searches: the order without ASC/DESC (and which members
+        // ANY picks) follows Redis's walk of geohash boxes.
+        "GEOSEARCH" | "GEORADIUS" | "GEORADIUS_RO" | "GEORADIUSBYMEMBER" | "GEORADIUSBYMEMBER_RO" => match v {
+            V::Arr(Some(items)) if has_word(cmd, "ANY") => V::Arr(Some(vec![V::Bulk(Some(b"<any>".to_vec())); items.len()])),
+            v if !has_word(cmd, "ASC") && !has_word(cmd, "DESC") && !has_word(cmd, "COUNT") => sort(v),
+            v => v,
+        },
+        // SORT BY a constant leaves a set in its internal order; with a
+        // LIMIT, which elements come back is unspecified too.
+        "SORT" | "SORT_RO" if sorts_nothing(cmd) => match v {
+            V::Arr(Some(items)) if cmd.iter().any(|a| a.eq_ignore_ascii_case(b"LIMIT")) => {
+                V::Arr(Some(vec![V::Bulk(Some(b"<any>".to_vec())); items.len()]))
+            }
+            v => sort(v),
+        },
         "TTL" | "PTTL" | "EXPIRETIME" | "PEXPIRETIME" => match v {
             V::Int(n) if n > 0 => V::Int(1),
             v => v,
         },
         _ => v,
     }
+}
+
+fn has_word(cmd: &Cmd, w: &str) -> bool {
+    cmd.iter().any(|a| a.eq_ignore_ascii_case(w.as_bytes()))
+}
+
+/// Whether a SORT's order is unspecified and it replies its elements
+/// rather than storing them: BY a pattern without `*` (a set stays in its
+/// internal order), or ALPHA BY a pattern (elements whose keys are missing
+/// or equal compare equal, and Redis's qsort leaves them in any order).
+fn sorts_nothing(cmd: &Cmd) -> bool {
+    let has = |w: &str| cmd.iter().any(|a| a.eq_ignore_ascii_case(w.as_bytes()));
+    let by = |star: bool| cmd.windows(2).any(|w| w[0].eq_ignore_ascii_case(b"BY") && w[1].contains(&b'*') == star);
+    (by(false) || (has("ALPHA") && by(true))) && !has("STORE")
 }
 
 fn show_cmd(c: &Cmd) -> String {
@@ -214,6 +260,17 @@ impl Run {
                 let pending =
                     queued.iter().any(|q| upper(q).starts_with("PF") || matches!(upper(q).as_str(), "RENAME" | "RENAMENX" | "COPY"));
                 if pending || self.probe(&[b"GETRANGE", k, b"0", b"3"]) == V::Bulk(Some(b"HYLL".to_vec())) {
+                    return Some(known::HLL_BYTES);
+                }
+            }
+        }
+        // SORT's BY and GET patterns read the string of any key.
+        let patterns =
+            cmd.windows(2).any(|w| (w[0].eq_ignore_ascii_case(b"BY") || w[0].eq_ignore_ascii_case(b"GET")) && w[1].contains(&b'*'));
+        if matches!(name.as_str(), "SORT" | "SORT_RO") && patterns {
+            let pending = queued.iter().any(|q| upper(q).starts_with("PF") || matches!(upper(q).as_str(), "RENAME" | "RENAMENX" | "COPY"));
+            for k in gen::KEYS {
+                if pending || self.probe(&[b"GETRANGE", k.as_bytes(), b"0", b"3"]) == V::Bulk(Some(b"HYLL".to_vec())) {
                     return Some(known::HLL_BYTES);
                 }
             }

@@ -589,3 +589,39 @@ fn blocked_client_follows_its_slot() {
     assert_eq!(Server::raw_at(dst).cmd(&["ZADD", "{jobs}q", "1", "j"]), ":1\r\n");
     assert_eq!(String::from_utf8_lossy(&w.read_reply()), "*3\r\n$7\r\n{jobs}q\r\n$1\r\nj\r\n$1\r\n1\r\n");
 }
+
+/// Sharded pub/sub in a cluster: shard channels are routed by slot (MOVED
+/// to the owner, CROSSSLOT for channels of several slots), SPUBLISH on the
+/// owner reaches its subscribers, and when the slot moves to another node
+/// its subscribers are told `sunsubscribe` and leave subscribed mode.
+#[test]
+fn shard_channel_subscribers_are_unsubscribed_when_their_slot_moves() {
+    let (c, _) = Cluster::start(2);
+    let slot = keyslot(c.ports[0], "{orders}");
+    let src = slot_owner_port(c.ports[0], slot).expect("owner");
+    let dst = *c.ports.iter().find(|&&p| p != src).expect("other node");
+    let moved = format!("-MOVED {slot} 127.0.0.1:{src}\r\n");
+    assert_eq!(Server::raw_at(dst).cmd(&["SPUBLISH", "{orders}new", "x"]), moved);
+    assert_eq!(Server::raw_at(dst).cmd(&["SSUBSCRIBE", "{orders}new"]), moved);
+    let mut sub = Server::raw_at(src);
+    assert_eq!(sub.cmd(&["SSUBSCRIBE", "{orders}new", "{other}x"]), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    assert_eq!(sub.cmd(&["SSUBSCRIBE", "{orders}new", "{orders}paid"]), "*3\r\n$10\r\nssubscribe\r\n$11\r\n{orders}new\r\n:1\r\n");
+    assert_eq!(String::from_utf8_lossy(&sub.read_reply()), "*3\r\n$10\r\nssubscribe\r\n$12\r\n{orders}paid\r\n:2\r\n");
+    let mut publ = Server::raw_at(src);
+    assert_eq!(publ.cmd(&["SPUBLISH", "{orders}new", "o1"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&sub.read_reply()), "*3\r\n$8\r\nsmessage\r\n$11\r\n{orders}new\r\n$2\r\no1\r\n");
+
+    let (ok, out, err) = move_slots(c.ports[0], src, dst, &slot.to_string());
+    assert!(ok, "move-slots failed: {out}{err}");
+    // Both channels are dropped, each with its notice (in either order).
+    let notices: Vec<String> = (0..2).map(|_| String::from_utf8_lossy(&sub.read_reply()).into_owned()).collect();
+    let mut names: Vec<&str> = notices.iter().map(|n| n.split("\r\n").nth(4).unwrap_or_default()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["{orders}new", "{orders}paid"], "{notices:?}");
+    assert!(notices.iter().all(|n| n.starts_with("*3\r\n$12\r\nsunsubscribe\r\n")), "{notices:?}");
+    assert!(notices.iter().any(|n| n.ends_with(":0\r\n")), "{notices:?}");
+    // Out of subscribed mode: an ordinary command is redirected.
+    assert_eq!(sub.cmd(&["GET", "{orders}k"]), format!("-MOVED {slot} 127.0.0.1:{dst}\r\n"));
+    assert_eq!(Server::raw_at(dst).cmd(&["SPUBLISH", "{orders}new", "o2"]), ":0\r\n");
+    assert_eq!(publ.cmd(&["PUBSUB", "SHARDCHANNELS"]), "*0\r\n");
+}

@@ -13,8 +13,8 @@
 //! failed. Every case reports on its own: all mismatches are listed in one
 //! failure message.
 //!
-//! Only commands damselfly implements outside scripts are used (no SORT,
-//! BITFIELD, GEOSEARCHSTORE or stream consumer groups; see the README).
+//! Only commands damselfly implements outside scripts are used (no stream
+//! consumer groups; see the README).
 //! Scripts refuse `noscript` commands and XREAD with BLOCK; BLMPOP and
 //! BZMPOP return at once as if timed out.
 //!
@@ -556,7 +556,47 @@ const CASES: &[Case] = &[
         after: &[&["PFCOUNT", "k4"], &["PFCOUNT", "k1", "k2"]],
         ..BASE
     },
-    // Geo (damselfly has no GEOSEARCHSTORE or GEORADIUS).
+    // SORT's patterns and destination on other shards than its key: the
+    // script reaches them all.
+    Case {
+        name: "sort/SORT SORT_RO",
+        script: "redis.call('RPUSH', KEYS[1], '3', '1', '2', '4')\n\
+                 redis.call('MSET', KEYS[2], 'b', KEYS[3], 'a', KEYS[4], 'c')\n\
+                 return {redis.call('SORT', KEYS[1]),\n\
+                 redis.call('SORT', KEYS[1], 'BY', 'k*', 'ALPHA', 'GET', '#', 'GET', 'k*'),\n\
+                 redis.call('SORT_RO', KEYS[1], 'BY', 'nosort', 'DESC', 'LIMIT', '1', '2'),\n\
+                 redis.call('SORT', KEYS[1], 'BY', 'k*', 'ALPHA', 'STORE', KEYS[5]),\n\
+                 redis.call('LRANGE', KEYS[5], 0, -1),\n\
+                 redis.pcall('SORT', KEYS[2])}",
+        keys: &["k1", "k2", "k3", "k4", "k5"],
+        after: &[&["LRANGE", "k5", "0", "-1"]],
+        ..BASE
+    },
+    Case {
+        name: "bitmaps/BITFIELD BITFIELD_RO",
+        script: "return {redis.call('BITFIELD', KEYS[1], 'SET', 'u8', '#1', '200', 'INCRBY', 'u8', '#1', '100', 'OVERFLOW', 'FAIL', 'INCRBY', 'u8', '#1', '100'),\n\
+                 redis.call('BITFIELD_RO', KEYS[1], 'GET', 'i8', '8', 'GET', 'u4', '8'),\n\
+                 redis.pcall('BITFIELD_RO', KEYS[1], 'SET', 'u8', '0', '1')}",
+        keys: &["k1"],
+        after: &[&["GET", "k1"]],
+        resp3: true,
+        ..BASE
+    },
+    // Geo, with STORE destinations on other shards than the source.
+    Case {
+        name: "geo/GEOSEARCHSTORE GEORADIUS STORE",
+        script: "redis.call('GEOADD', KEYS[1], '13.361389', '38.115556', 'Palermo', '15.087269', '37.502669', 'Catania')\n\
+                 return {redis.call('GEOSEARCHSTORE', KEYS[2], KEYS[1], 'FROMLONLAT', 15, 37, 'BYRADIUS', 200, 'km'),\n\
+                 redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES'),\n\
+                 redis.call('GEORADIUS', KEYS[1], 15, 37, 100, 'km', 'STORE', KEYS[3]),\n\
+                 redis.call('ZRANGE', KEYS[3], 0, -1),\n\
+                 redis.call('GEORADIUSBYMEMBER', KEYS[1], 'Palermo', 10, 'km', 'STOREDIST', KEYS[4]),\n\
+                 redis.call('ZSCORE', KEYS[4], 'Palermo'),\n\
+                 redis.pcall('GEORADIUS', KEYS[1], 15, 37, 100, 'km', 'STORE', KEYS[3], 'WITHDIST')}",
+        keys: &["k1", "k2", "k3", "k4"],
+        after: &[&["ZRANGE", "k3", "0", "-1"]],
+        ..BASE
+    },
     Case {
         name: "geo/GEOADD GEODIST GEOPOS GEOSEARCH",
         script: "return {redis.call('GEOADD', KEYS[1], '13.361389', '38.115556', 'Palermo', '15.087269', '37.502669', 'Catania'),\n\

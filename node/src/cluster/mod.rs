@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod identity;
 pub mod migration;
+pub mod publish;
 pub mod raft;
 
 use std::net::SocketAddr;
@@ -116,6 +117,9 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
             let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
             let _ = ctl.map.control.set(requests);
             tokio::spawn(migration::serve(ctl.clone(), rx));
+            let (published, rx) = tokio::sync::mpsc::channel(publish::BACKLOG);
+            let _ = ctl.map.publish.set(published);
+            tokio::spawn(publish::forward(ctl.clone(), rx));
             let admin = admin::AdminService { raft: raft.clone(), sm, engine, myself, ctl: ctl.clone() };
             let max = migration::MAX_MESSAGE;
             // Every service goes through the secret check.

@@ -1,6 +1,6 @@
-//! Bit operations on string values: SETBIT, GETBIT, BITCOUNT and BITPOS on
-//! the key's shard; BITOP, over several keys, on the connection under one
-//! transaction. Bit 0 is the most significant bit of the first byte, as in
+//! Bit operations on string values: SETBIT, GETBIT, BITCOUNT, BITPOS and
+//! BITFIELD / BITFIELD_RO on the key's shard; BITOP, over several keys, on
+//! the connection under one transaction. Bit 0 is the most significant bit of the first byte, as in
 //! Redis. Reply shapes and error texts follow Redis 7.
 
 use bytes::Bytes;
@@ -61,6 +61,28 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Coord(handler!(async |cx, a| bitop(cx, a))),
     )
     .keys(&[KeyRule::range(2, 2, 1).with_flags(&["OW", "update"]), KeyRule::range(3, -1, 1).with_flags(&["RO", "access"])]),
+    cmd(
+        "bitfield",
+        -2,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        &["write", "bitmap", "slow"],
+        G,
+        "Performs arbitrary bitfield integer operations on strings.",
+        Exec::Shard(bitfield),
+    )
+    .key_flags(&["RW", "access", "update", "variable_flags"]),
+    cmd(
+        "bitfield_ro",
+        -2,
+        READONLY | FAST,
+        (1, 1, 1),
+        &["read", "bitmap", "fast"],
+        G,
+        "Performs arbitrary read-only bitfield integer operations on strings.",
+        Exec::Shard(bitfield_ro),
+    )
+    .key_flags(&["RO", "access"]),
 ];
 
 /// The bytes of the string at `key` (empty when missing); WRONGTYPE for
@@ -262,4 +284,316 @@ pub async fn bitop(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     .await?;
     cx.out().int(n as i64);
     Ok(())
+}
+
+/// BITFIELD's overflow behaviour (`OVERFLOW WRAP|SAT|FAIL`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Overflow {
+    Wrap,
+    Sat,
+    Fail,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum FieldOp {
+    Get,
+    Set(i64),
+    Incr(i64),
+}
+
+/// One BITFIELD operation: a field of `bits` bits at bit `offset`.
+#[derive(Clone, Copy, Debug)]
+struct Field {
+    op: FieldOp,
+    offset: u64,
+    bits: u32,
+    signed: bool,
+    overflow: Overflow,
+}
+
+/// `i1`..`i64`, `u1`..`u63`.
+fn field_type(a: &[u8]) -> CmdResult<(bool, u32)> {
+    let err = || CmdError::err("Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.");
+    let signed = match a.first() {
+        Some(b'i') => true,
+        Some(b'u') => false,
+        _ => return Err(err()),
+    };
+    match parse_i64(&a[1..]) {
+        Ok(n) if n >= 1 && (n <= 63 || (signed && n == 64)) => Ok((signed, n as u32)),
+        _ => Err(err()),
+    }
+}
+
+/// A field's bit offset: a number, or `#n` for the n-th field of this width.
+fn field_offset(a: &[u8], bits: u32, max_bytes: u64) -> CmdResult<u64> {
+    let err = || CmdError::err("bit offset is not an integer or out of range");
+    let (hash, digits) = match a.strip_prefix(b"#") {
+        Some(rest) => (true, rest),
+        None => (false, a),
+    };
+    let mut n = parse_i64(digits).map_err(|_| err())?;
+    if hash {
+        // Redis multiplies in C's (wrapping) arithmetic, then checks the sign.
+        n = n.wrapping_mul(bits as i64);
+    }
+    if n < 0 || (n as u64 >> 3) >= max_bytes {
+        return Err(err());
+    }
+    Ok(n as u64)
+}
+
+/// Parses BITFIELD's operations, in Redis's order of checks.
+fn parse_fields(args: &[Bytes], max_bytes: u64) -> CmdResult<Vec<Field>> {
+    let mut fields = Vec::new();
+    let mut overflow = Overflow::Wrap;
+    let mut j = 2;
+    while j < args.len() {
+        let rest = args.len() - j - 1;
+        let a = &args[j];
+        let kind = if eq_ic(a, "GET") && rest >= 2 {
+            0
+        } else if eq_ic(a, "SET") && rest >= 3 {
+            1
+        } else if eq_ic(a, "INCRBY") && rest >= 3 {
+            2
+        } else if eq_ic(a, "OVERFLOW") && rest >= 1 {
+            let t = &args[j + 1];
+            overflow = if eq_ic(t, "WRAP") {
+                Overflow::Wrap
+            } else if eq_ic(t, "SAT") {
+                Overflow::Sat
+            } else if eq_ic(t, "FAIL") {
+                Overflow::Fail
+            } else {
+                return Err(CmdError::err("Invalid OVERFLOW type specified"));
+            };
+            j += 2;
+            continue;
+        } else {
+            return Err(CmdError::Syntax);
+        };
+        let (signed, bits) = field_type(&args[j + 1])?;
+        let offset = field_offset(&args[j + 2], bits, max_bytes)?;
+        let op = match kind {
+            0 => FieldOp::Get,
+            1 => FieldOp::Set(parse_i64(&args[j + 3])?),
+            _ => FieldOp::Incr(parse_i64(&args[j + 3])?),
+        };
+        fields.push(Field { op, offset, bits, signed, overflow });
+        j += if kind == 0 { 3 } else { 4 };
+    }
+    Ok(fields)
+}
+
+/// The `bits`-bit unsigned field at bit `offset` (bits past the end read 0).
+fn get_field(v: &[u8], offset: u64, bits: u32) -> u64 {
+    let mut value = 0u64;
+    for i in 0..bits as u64 {
+        let o = offset + i;
+        let bit = v.get((o >> 3) as usize).map_or(0, |b| (b >> (7 - (o & 7))) & 1);
+        value = (value << 1) | bit as u64;
+    }
+    value
+}
+
+/// Writes the low `bits` bits of `value` at bit `offset` (`v` is long enough).
+fn set_field(v: &mut [u8], offset: u64, bits: u32, value: u64) {
+    for i in 0..bits as u64 {
+        let bit = (value >> (bits as u64 - 1 - i)) & 1;
+        let o = offset + i;
+        let byte = &mut v[(o >> 3) as usize];
+        let mask = 1u8 << (7 - (o & 7));
+        if bit == 1 {
+            *byte |= mask;
+        } else {
+            *byte &= !mask;
+        }
+    }
+}
+
+fn sign_extend(u: u64, bits: u32) -> i64 {
+    if bits < 64 && u & (1 << (bits - 1)) != 0 {
+        (u | (u64::MAX << bits)) as i64
+    } else {
+        u as i64
+    }
+}
+
+/// Redis's checkUnsignedBitfieldOverflow: whether `value + incr` leaves the
+/// range of a `bits`-bit unsigned integer, and the value to store instead
+/// (WRAP, SAT). The arithmetic wraps as C's does.
+fn unsigned_overflow(value: u64, incr: i64, bits: u32, ow: Overflow) -> (bool, u64) {
+    let max = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let maxincr = max.wrapping_sub(value) as i64;
+    let minincr = value.wrapping_neg() as i64;
+    let wrap = || {
+        let res = value.wrapping_add(incr as u64);
+        if bits == 64 {
+            res
+        } else {
+            res & !(u64::MAX << bits)
+        }
+    };
+    if value > max || (incr > 0 && incr > maxincr) {
+        (true, if ow == Overflow::Sat { max } else { wrap() })
+    } else if incr < 0 && incr < minincr {
+        (true, if ow == Overflow::Sat { 0 } else { wrap() })
+    } else {
+        (false, value.wrapping_add(incr as u64))
+    }
+}
+
+/// Redis's checkSignedBitfieldOverflow, as `unsigned_overflow`.
+fn signed_overflow(value: i64, incr: i64, bits: u32, ow: Overflow) -> (bool, i64) {
+    let max = if bits == 64 { i64::MAX } else { (1i64 << (bits - 1)) - 1 };
+    let min = -max - 1;
+    let maxincr = (max as u64).wrapping_sub(value as u64) as i64;
+    let minincr = min.wrapping_sub(value);
+    let wrap = || {
+        let mut c = (value as u64).wrapping_add(incr as u64);
+        if bits < 64 {
+            let mask = u64::MAX << bits;
+            if c & (1 << (bits - 1)) != 0 {
+                c |= mask;
+            } else {
+                c &= !mask;
+            }
+        }
+        c as i64
+    };
+    if value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr) {
+        (true, if ow == Overflow::Sat { max } else { wrap() })
+    } else if value < min || (bits != 64 && incr < minincr) || (value < 0 && incr < 0 && incr < minincr) {
+        (true, if ow == Overflow::Sat { min } else { wrap() })
+    } else {
+        (false, value.wrapping_add(incr))
+    }
+}
+
+/// Runs one write operation on `v`: the reply (`None`: a FAIL overflow,
+/// nothing written).
+fn apply_field(v: &mut [u8], f: &Field) -> Option<i64> {
+    let old = get_field(v, f.offset, f.bits);
+    let (incr, is_set) = match f.op {
+        FieldOp::Get => return Some(if f.signed { sign_extend(old, f.bits) } else { old as i64 }),
+        FieldOp::Set(x) => (x, true),
+        FieldOp::Incr(x) => (x, false),
+    };
+    let (overflow, new, reply) = if f.signed {
+        let old = sign_extend(old, f.bits);
+        let (o, n) = if is_set { signed_overflow(incr, 0, f.bits, f.overflow) } else { signed_overflow(old, incr, f.bits, f.overflow) };
+        (o, n as u64, if is_set { old } else { n })
+    } else {
+        let (o, n) =
+            if is_set { unsigned_overflow(incr as u64, 0, f.bits, f.overflow) } else { unsigned_overflow(old, incr, f.bits, f.overflow) };
+        (o, n, if is_set { old as i64 } else { n as i64 })
+    };
+    if overflow && f.overflow == Overflow::Fail {
+        return None;
+    }
+    set_field(v, f.offset, f.bits, new);
+    Some(reply)
+}
+
+fn bitfield(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    bitfield_generic(ctx, args, out, false)
+}
+
+fn bitfield_ro(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    bitfield_generic(ctx, args, out, true)
+}
+
+/// BITFIELD key [GET type offset | SET type offset value | INCRBY type
+/// offset increment | OVERFLOW WRAP|SAT|FAIL] ...; BITFIELD_RO takes GETs
+/// only.
+fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, ro: bool) -> CmdResult {
+    let max_bytes = ctx.shard.cfg.proto_max_bulk_len.load(std::sync::atomic::Ordering::Relaxed);
+    let fields = parse_fields(args, max_bytes)?;
+    let writes = fields.iter().filter(|f| f.op != FieldOp::Get).map(|f| f.offset + f.bits as u64 - 1).max();
+    if ro && writes.is_some() {
+        return Err(CmdError::err("BITFIELD_RO only supports the GET subcommand"));
+    }
+    let now = ctx.now;
+    let db = ctx.db();
+    let idx = db.lookup(&args[1], now);
+    let mut cur = match idx {
+        Some(i) => {
+            let mut buf = itoa::Buffer::new();
+            Some(db.entry(i).value.as_bytes(&mut buf).ok_or(CmdError::WrongType)?.to_vec())
+        }
+        None => None,
+    };
+    let Some(highest) = writes else {
+        // GETs only: nothing is created or written.
+        let v = cur.unwrap_or_default();
+        out.array(fields.len());
+        for f in &fields {
+            out.int(read_only(&v, f));
+        }
+        return Ok(());
+    };
+    let existed = cur.is_some();
+    let mut v = cur.take().unwrap_or_default();
+    let old_len = v.len();
+    let need = (highest >> 3) as usize + 1;
+    if v.len() < need {
+        v.resize(need, 0);
+    }
+    let before = v.clone();
+    out.array(fields.len());
+    for f in &fields {
+        match apply_field(&mut v, f) {
+            Some(n) => out.int(n),
+            None => out.nil(),
+        }
+    }
+    // As Redis: the key is created (or padded) even when every write
+    // failed; an unchanged value is left alone.
+    if !existed || v.len() != old_len || v != before {
+        match idx {
+            Some(i) => db.entry_mut(i).value = Value::string_from_vec(v),
+            None => {
+                db.insert_new(&args[1], Value::string_from_vec(v), 0);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A GET's value from the string as it is.
+fn read_only(v: &[u8], f: &Field) -> i64 {
+    let u = get_field(v, f.offset, f.bits);
+    if f.signed {
+        sign_extend(u, f.bits)
+    } else {
+        u as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_read_and_write_across_bytes() {
+        let mut v = vec![0u8; 3];
+        set_field(&mut v, 5, 10, 0b10_1100_1101);
+        assert_eq!(get_field(&v, 5, 10), 0b10_1100_1101);
+        assert_eq!(sign_extend(get_field(&v, 5, 10), 10), 0b10_1100_1101 - 1024);
+        assert_eq!(get_field(&v, 20, 20), get_field(&v, 20, 4) << 16);
+    }
+
+    #[test]
+    fn overflow_follows_redis() {
+        assert_eq!(unsigned_overflow(250, 10, 8, Overflow::Wrap), (true, 4));
+        assert_eq!(unsigned_overflow(250, 10, 8, Overflow::Sat), (true, 255));
+        assert_eq!(unsigned_overflow(5, -10, 8, Overflow::Sat), (true, 0));
+        assert_eq!(unsigned_overflow(5, -5, 8, Overflow::Wrap), (false, 0));
+        assert_eq!(signed_overflow(120, 10, 8, Overflow::Wrap), (true, -126));
+        assert_eq!(signed_overflow(-120, -10, 8, Overflow::Sat), (true, -128));
+        assert_eq!(signed_overflow(i64::MAX, 1, 64, Overflow::Wrap), (true, i64::MIN));
+        assert_eq!(signed_overflow(i64::MIN, -1, 64, Overflow::Sat), (true, i64::MIN));
+        assert_eq!(signed_overflow(1, 2, 64, Overflow::Sat), (false, 3));
+    }
 }

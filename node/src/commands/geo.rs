@@ -1,17 +1,22 @@
 //! Geospatial commands on sorted sets, as Redis stores them: a member's
 //! score is the 52-bit interleaved geohash of its position (latitude range
 //! ±85.05112878, longitude ±180). GEOADD, GEOPOS, GEODIST, GEOHASH,
-//! GEOSEARCH and the read-only GEORADIUS forms run on the key's shard. Coordinates, distances and geohash
-//! strings are computed and printed as Redis does.
+//! GEOSEARCH and the read-only GEORADIUS forms run on the key's shard;
+//! GEOSEARCHSTORE and GEORADIUS[BYMEMBER] (whose STORE / STOREDIST may name
+//! a key on another shard) search on the source's shard and store on the
+//! destination's, holding both. Coordinates, distances and geohash strings
+//! are computed and printed as Redis does; arguments are checked in the
+//! order of Redis's georadiusGeneric.
 
 use bytes::Bytes;
 
-use super::{cmd, flag::*, CommandSpec, Ctx, Exec, KeyRule};
+use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec, KeyRule};
 use crate::error::{CmdError, CmdResult};
+use crate::handler;
 use crate::resp::Out;
 use crate::store::{Db, Value};
 use crate::types::zset::{Outcome, ZSet};
-use crate::util::{eq_ic, parse_f64, parse_i64};
+use crate::util::{eq_ic, now_ms, parse_f64, parse_i64};
 
 const G: &str = "geo";
 const LAT_MAX: f64 = 85.05112878;
@@ -74,8 +79,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Shard(geosearch),
     )
     .key_flags(&["RO", "access"]),
-    // STORE and STOREDIST are refused, but their keys are declared as
-    // Redis declares them, for clients that route by the key specs.
+    cmd(
+        "geosearchstore",
+        -8,
+        WRITE | DENYOOM,
+        (1, 2, 1),
+        &["write", "geo", "slow"],
+        G,
+        "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.",
+        Exec::Coord(handler!(async |cx, a| geo_store(cx, a, Form::SearchStore))),
+    )
+    .keys(&[KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), KeyRule::range(2, 2, 1).with_flags(&["RO", "access"])]),
+    // A write command for its STORE / STOREDIST options.
     cmd(
         "georadius",
         -6,
@@ -83,16 +98,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         &["write", "geo", "slow"],
         G,
-        "Queries a geospatial index for members within a distance from a coordinate (STORE is not supported).",
-        Exec::Shard(georadius),
+        "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.",
+        Exec::Coord(handler!(async |cx, a| geo_store(cx, a, Form::Radius))),
     )
     .keys(&[
         KeyRule::range(1, 1, 1).with_flags(&["RO", "access"]),
         KeyRule::keyword("STORE", 6).with_flags(&["OW", "update"]),
         KeyRule::keyword("STOREDIST", 6).with_flags(&["OW", "update"]),
     ]),
-    // STORE and STOREDIST are refused, but their keys are declared as
-    // Redis declares them, for clients that route by the key specs.
     cmd(
         "georadiusbymember",
         -5,
@@ -100,8 +113,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         &["write", "geo", "slow"],
         G,
-        "Queries a geospatial index for members within a distance from a member (STORE is not supported).",
-        Exec::Shard(georadiusbymember),
+        "Queries a geospatial index for members within a distance from a member, optionally stores the result.",
+        Exec::Coord(handler!(async |cx, a| geo_store(cx, a, Form::ByMember))),
     )
     .keys(&[
         KeyRule::range(1, 1, 1).with_flags(&["RO", "access"]),
@@ -116,7 +129,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["read", "geo", "slow"],
         G,
         "Returns members from a geospatial index that are within a distance from a coordinate.",
-        Exec::Shard(georadius),
+        Exec::Shard(georadius_ro),
     )
     .key_flags(&["RO", "access"]),
     cmd(
@@ -127,7 +140,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["read", "geo", "slow"],
         G,
         "Returns members from a geospatial index that are within a distance from a member.",
-        Exec::Shard(georadiusbymember),
+        Exec::Shard(georadiusbymember_ro),
     )
     .key_flags(&["RO", "access"]),
 ];
@@ -173,7 +186,7 @@ fn decode(score: f64) -> (f64, f64) {
 }
 
 fn rad(d: f64) -> f64 {
-    d * std::f64::consts::PI / 180.0
+    d * (std::f64::consts::PI / 180.0)
 }
 
 fn lat_distance(lat1: f64, lat2: f64) -> f64 {
@@ -363,111 +376,191 @@ enum Shape {
     Box(f64, f64),
 }
 
-fn geosearch(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let (mut center, mut from_member) = (None, None);
-    let (mut shape, mut to_m) = (None, 1.0);
-    let (mut sort, mut count, mut any) = (0i8, 0usize, false);
-    let (mut with_coord, mut with_dist, mut with_hash) = (false, false, false);
-    let mut i = 2;
-    let arg = |i: usize| args.get(i).ok_or(CmdError::Syntax);
-    while i < args.len() {
-        let a = &args[i];
-        if eq_ic(a, "FROMMEMBER") {
-            if center.is_some() || from_member.is_some() {
-                return Err(CmdError::err("exactly one of FROMMEMBER or FROMLONLAT can be specified for GEOSEARCH"));
+/// Which search command is parsing (Redis's georadiusGeneric flags).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Form {
+    /// GEORADIUS[_RO] key lon lat radius unit ...
+    Radius,
+    /// GEORADIUSBYMEMBER[_RO] key member radius unit ...
+    ByMember,
+    /// GEOSEARCH key ...
+    Search,
+    /// GEOSEARCHSTORE dst src ...
+    SearchStore,
+}
+
+/// A parsed search: where from, what shape, what to reply or store.
+struct Query {
+    center: (f64, f64),
+    shape: Shape,
+    /// Meters per unit of the request.
+    to_m: f64,
+    /// 1 ascending, -1 descending, 0 none.
+    sort: i8,
+    count: usize,
+    any: bool,
+    with_dist: bool,
+    with_hash: bool,
+    with_coord: bool,
+    store: Option<Bytes>,
+    store_dist: bool,
+}
+
+/// What a search produced: a reply, or a sorted set to store (`None`: the
+/// destination is deleted) and the count to reply.
+enum Found {
+    Reply(Vec<u8>),
+    Store(Bytes, Option<Vec<(Vec<u8>, f64)>>),
+}
+
+fn lonlat(a: &[u8], b: &[u8]) -> CmdResult<(f64, f64)> {
+    let (lon, lat) = (parse_f64(a)?, parse_f64(b)?);
+    if encode(lon, lat, -LAT_MAX, LAT_MAX).is_none() {
+        return Err(CmdError::err(format!("invalid longitude,latitude pair {lon:.6},{lat:.6}")));
+    }
+    Ok((lon, lat))
+}
+
+fn radius(a: &[u8], u: &[u8]) -> CmdResult<(f64, f64)> {
+    let r = parse_f64(a).map_err(|_| CmdError::err("need numeric radius"))?;
+    if r < 0.0 {
+        return Err(CmdError::err("radius cannot be negative"));
+    }
+    Ok((r, unit(u)?))
+}
+
+fn member_pos(z: &ZSet, m: &[u8]) -> CmdResult<(f64, f64)> {
+    z.score(m).map(decode).ok_or_else(|| CmdError::err("could not decode requested zset member"))
+}
+
+/// Parses a search's arguments in Redis's order (georadiusGeneric): the
+/// key's type first, then the fixed arguments, then the options one by
+/// one, then the checks of their combination. `z` is the source set.
+fn parse_query(args: &[Bytes], form: Form, nostore: bool, z: Option<&ZSet>) -> CmdResult<Option<Query>> {
+    let search = matches!(form, Form::Search | Form::SearchStore);
+    let mut q = Query {
+        center: (0.0, 0.0),
+        shape: Shape::Radius(0.0),
+        to_m: 1.0,
+        sort: 0,
+        count: 0,
+        any: false,
+        with_dist: false,
+        with_hash: false,
+        with_coord: false,
+        store: None,
+        store_dist: false,
+    };
+    let base = match form {
+        Form::Radius => {
+            q.center = lonlat(&args[2], &args[3])?;
+            let (r, to_m) = radius(&args[4], &args[5])?;
+            (q.shape, q.to_m) = (Shape::Radius(r * to_m), to_m);
+            6
+        }
+        Form::ByMember => {
+            if let Some(z) = z {
+                q.center = member_pos(z, &args[2])?;
+                let (r, to_m) = radius(&args[3], &args[4])?;
+                (q.shape, q.to_m) = (Shape::Radius(r * to_m), to_m);
             }
-            from_member = Some(arg(i + 1)?.clone());
-            i += 2;
-        } else if eq_ic(a, "FROMLONLAT") {
-            if center.is_some() || from_member.is_some() {
-                return Err(CmdError::err("exactly one of FROMMEMBER or FROMLONLAT can be specified for GEOSEARCH"));
-            }
-            let (lon, lat) = (parse_f64(arg(i + 1)?)?, parse_f64(arg(i + 2)?)?);
-            if encode(lon, lat, -LAT_MAX, LAT_MAX).is_none() {
-                return Err(CmdError::err(format!("invalid longitude,latitude pair {lon:.6},{lat:.6}")));
-            }
-            center = Some((lon, lat));
-            i += 3;
-        } else if eq_ic(a, "BYRADIUS") {
-            if shape.is_some() {
-                return Err(CmdError::err("exactly one of BYRADIUS and BYBOX arguments must be provided for GEOSEARCH command"));
-            }
-            let r = parse_f64(arg(i + 1)?).map_err(|_| CmdError::err("need numeric radius"))?;
-            if r < 0.0 {
-                return Err(CmdError::err("radius cannot be negative"));
-            }
-            to_m = unit(arg(i + 2)?)?;
-            shape = Some(Shape::Radius(r * to_m));
-            i += 3;
-        } else if eq_ic(a, "BYBOX") {
-            if shape.is_some() {
-                return Err(CmdError::err("exactly one of BYRADIUS and BYBOX arguments must be provided for GEOSEARCH command"));
-            }
-            let (w, h) = (parse_f64(arg(i + 1)?)?, parse_f64(arg(i + 2)?)?);
-            if w < 0.0 || h < 0.0 {
-                return Err(CmdError::err("height or width cannot be negative"));
-            }
-            to_m = unit(arg(i + 3)?)?;
-            shape = Some(Shape::Box(w * to_m, h * to_m));
-            i += 4;
+            5
+        }
+        Form::Search => 2,
+        Form::SearchStore => {
+            q.store = Some(args[1].clone());
+            3
+        }
+    };
+    let (mut from_member, mut from_loc, mut by_radius, mut by_box) = (false, false, false, false);
+    let rest = &args[base..];
+    let mut i = 0;
+    while i < rest.len() {
+        let a = &rest[i];
+        let more = rest.len() - i - 1;
+        if eq_ic(a, "WITHDIST") {
+            q.with_dist = true;
+        } else if eq_ic(a, "WITHHASH") {
+            q.with_hash = true;
+        } else if eq_ic(a, "WITHCOORD") {
+            q.with_coord = true;
+        } else if eq_ic(a, "ANY") {
+            q.any = true;
         } else if eq_ic(a, "ASC") {
-            sort = 1;
-            i += 1;
+            q.sort = 1;
         } else if eq_ic(a, "DESC") {
-            sort = -1;
-            i += 1;
-        } else if eq_ic(a, "COUNT") {
-            let c = parse_i64(arg(i + 1)?)?;
+            q.sort = -1;
+        } else if eq_ic(a, "COUNT") && more >= 1 {
+            let c = parse_i64(&rest[i + 1])?;
             if c <= 0 {
                 return Err(CmdError::err("COUNT must be > 0"));
             }
-            count = c as usize;
-            i += 2;
-            if args.get(i).is_some_and(|a| eq_ic(a, "ANY")) {
-                any = true;
-                i += 1;
+            q.count = c as usize;
+            i += 1;
+        } else if (eq_ic(a, "STORE") || eq_ic(a, "STOREDIST")) && more >= 1 && !nostore && !search {
+            q.store = Some(rest[i + 1].clone());
+            q.store_dist = eq_ic(a, "STOREDIST");
+            i += 1;
+        } else if eq_ic(a, "STOREDIST") && form == Form::SearchStore {
+            q.store_dist = true;
+        } else if eq_ic(a, "FROMMEMBER") && more >= 1 && search && !from_loc {
+            if let Some(z) = z {
+                q.center = member_pos(z, &rest[i + 1])?;
             }
-        } else if eq_ic(a, "WITHCOORD") {
-            with_coord = true;
+            from_member = true;
             i += 1;
-        } else if eq_ic(a, "WITHDIST") {
-            with_dist = true;
-            i += 1;
-        } else if eq_ic(a, "WITHHASH") {
-            with_hash = true;
-            i += 1;
+        } else if eq_ic(a, "FROMLONLAT") && more >= 2 && search && !from_member {
+            q.center = lonlat(&rest[i + 1], &rest[i + 2])?;
+            from_loc = true;
+            i += 2;
+        } else if eq_ic(a, "BYRADIUS") && more >= 2 && search && !by_box {
+            let (r, to_m) = radius(&rest[i + 1], &rest[i + 2])?;
+            (q.shape, q.to_m) = (Shape::Radius(r * to_m), to_m);
+            by_radius = true;
+            i += 2;
+        } else if eq_ic(a, "BYBOX") && more >= 3 && search && !by_radius {
+            let w = parse_f64(&rest[i + 1]).map_err(|_| CmdError::err("need numeric width"))?;
+            let h = parse_f64(&rest[i + 2]).map_err(|_| CmdError::err("need numeric height"))?;
+            if w < 0.0 || h < 0.0 {
+                return Err(CmdError::err("height or width cannot be negative"));
+            }
+            let to_m = unit(&rest[i + 3])?;
+            (q.shape, q.to_m) = (Shape::Box(w * to_m, h * to_m), to_m);
+            by_box = true;
+            i += 3;
         } else {
             return Err(CmdError::Syntax);
         }
+        i += 1;
     }
-    if center.is_none() && from_member.is_none() {
-        return Err(CmdError::err("exactly one of FROMMEMBER or FROMLONLAT can be specified for GEOSEARCH"));
+    if q.store.is_some() && (q.with_dist || q.with_hash || q.with_coord) {
+        let what = if form == Form::SearchStore { "GEOSEARCHSTORE" } else { "STORE option in GEORADIUS" };
+        return Err(CmdError::err(format!("{what} is not compatible with WITHDIST, WITHHASH and WITHCOORD options")));
     }
-    let Some(shape) = shape else {
-        return Err(CmdError::err("exactly one of BYRADIUS and BYBOX arguments must be provided for GEOSEARCH command"));
-    };
-    if any && count == 0 {
+    let name = String::from_utf8_lossy(&args[0]);
+    if search && !(from_member || from_loc) {
+        return Err(CmdError::err(format!("exactly one of FROMMEMBER or FROMLONLAT can be specified for {name}")));
+    }
+    if search && !(by_radius || by_box) {
+        return Err(CmdError::err(format!("exactly one of BYRADIUS and BYBOX can be specified for {name}")));
+    }
+    if q.any && q.count == 0 {
         return Err(CmdError::err("the ANY argument requires COUNT argument"));
     }
-    let now = ctx.now;
-    let db = ctx.db();
-    let Some(idx) = find(db, &args[1], now)? else {
-        if from_member.is_some() {
-            return Err(CmdError::err("could not decode requested zset member"));
-        }
-        out.array(0);
-        return Ok(());
-    };
-    let z = read_zset(db, idx);
-    let (clon, clat) = match (center, &from_member) {
-        (Some(c), _) => c,
-        (None, Some(m)) => decode(z.score(m).ok_or_else(|| CmdError::err("could not decode requested zset member"))?),
-        _ => unreachable!("checked above"),
-    };
+    Ok(z.map(|_| q))
+}
+
+/// The members of `z` inside the query's shape, as (member, distance in
+/// meters, score), in the order the query asks for.
+fn search(z: &ZSet, q: &Query) -> Vec<(Vec<u8>, f64, f64)> {
+    let (clon, clat) = q.center;
     let mut hits: Vec<(Vec<u8>, f64, f64)> = Vec::new();
     z.for_each(|m, score| {
+        if q.any && hits.len() >= q.count {
+            return;
+        }
         let (lon, lat) = decode(score);
-        let d = match shape {
+        let d = match q.shape {
             Shape::Radius(r) => {
                 let d = distance(clon, clat, lon, lat);
                 (d <= r).then_some(d)
@@ -484,19 +577,42 @@ fn geosearch(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             hits.push((m.to_vec(), d, score));
         }
     });
-    if count > 0 && sort == 0 && !any {
-        sort = 1;
-    }
+    let sort = if q.count > 0 && q.sort == 0 && !q.any { 1 } else { q.sort };
     if sort != 0 {
         hits.sort_by(|a, b| a.1.total_cmp(&b.1));
         if sort < 0 {
             hits.reverse();
         }
     }
-    if count > 0 {
-        hits.truncate(count);
+    if q.count > 0 {
+        hits.truncate(q.count);
     }
-    let extra = with_dist as usize + with_hash as usize + with_coord as usize;
+    hits
+}
+
+/// Any search command, on the source key's shard: the reply, or what to
+/// store.
+fn geo_generic(db: &mut Db, args: &[Bytes], form: Form, nostore: bool, now: u64, resp3: bool) -> CmdResult<Found> {
+    let src = if form == Form::SearchStore { &args[2] } else { &args[1] };
+    let idx = find(db, src, now)?;
+    let z = idx.map(|i| read_zset(db, i));
+    let mut out = Out::new(resp3);
+    let Some(q) = parse_query(args, form, nostore, z)? else {
+        // No source: the destination is deleted, or the reply is empty.
+        if let Some(dst) = store_key(args, form, nostore) {
+            return Ok(Found::Store(dst, None));
+        }
+        out.array(0);
+        return Ok(Found::Reply(out.buf));
+    };
+    let hits = search(z.expect("parse_query returns a query only for a source"), &q);
+    if let Some(dst) = q.store {
+        let mut items: Vec<(Vec<u8>, f64)> =
+            hits.into_iter().map(|(m, d, score)| (m, if q.store_dist { d / q.to_m } else { score })).collect();
+        items.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        return Ok(Found::Store(dst, (!items.is_empty()).then_some(items)));
+    }
+    let extra = q.with_dist as usize + q.with_hash as usize + q.with_coord as usize;
     out.array(hits.len());
     for (m, d, score) in hits {
         if extra == 0 {
@@ -505,35 +621,136 @@ fn geosearch(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         }
         out.array(1 + extra);
         out.bulk(&m);
-        if with_dist {
-            out.bulk(format!("{:.4}", d / to_m).as_bytes());
+        if q.with_dist {
+            out.bulk(format!("{:.4}", d / q.to_m).as_bytes());
         }
-        if with_hash {
+        if q.with_hash {
             out.int(score as i64);
         }
-        if with_coord {
+        if q.with_coord {
             let (lon, lat) = decode(score);
             out.array(2);
             out.bulk(coord_text(lon).as_bytes());
             out.bulk(coord_text(lat).as_bytes());
         }
     }
+    Ok(Found::Reply(out.buf))
+}
+
+/// The destination a search's arguments name (the last STORE/STOREDIST
+/// key, as the parse keeps it), for a search with no source to parse
+/// against, and every key one may name (to hold their shards).
+fn store_key(args: &[Bytes], form: Form, nostore: bool) -> Option<Bytes> {
+    store_candidates(args, form, nostore).pop()
+}
+
+fn store_candidates(args: &[Bytes], form: Form, nostore: bool) -> Vec<Bytes> {
+    match form {
+        Form::SearchStore => vec![args[1].clone()],
+        Form::Search => Vec::new(),
+        _ if nostore => Vec::new(),
+        _ => {
+            let base = if form == Form::Radius { 6 } else { 5 };
+            let rest = args.get(base..).unwrap_or_default();
+            let mut keys = Vec::new();
+            let mut i = 0;
+            while i + 1 < rest.len() {
+                if eq_ic(&rest[i], "STORE") || eq_ic(&rest[i], "STOREDIST") {
+                    keys.push(rest[i + 1].clone());
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+            }
+            keys
+        }
+    }
+}
+
+/// Replaces `dst` with the sorted set of `items` (deleting it for `None`);
+/// returns the count to reply.
+fn store_found(
+    db: &mut Db,
+    dst: &[u8],
+    items: Option<Vec<(Vec<u8>, f64)>>,
+    limits: crate::types::zset::ZLimits,
+    now: u64,
+) -> CmdResult<i64> {
+    db.remove(dst, now);
+    let Some(items) = items else { return Ok(0) };
+    let z = ZSet::from_sorted(&items, limits)?;
+    let n = z.len() as i64;
+    db.insert_new(dst, Value::ZSet(Box::new(z)), 0);
+    Ok(n)
+}
+
+fn read_only(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, form: Form) -> CmdResult {
+    let now = ctx.now;
+    match geo_generic(ctx.db(), args, form, true, now, out.resp3)? {
+        Found::Reply(b) => out.buf.extend_from_slice(&b),
+        Found::Store(..) => unreachable!("read-only forms do not store"),
+    }
     Ok(())
 }
 
-/// GEORADIUS_RO key lon lat radius unit [options]: GEOSEARCH FROMLONLAT.
-fn georadius(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let mut a = vec![args[0].clone(), args[1].clone(), Bytes::from_static(b"FROMLONLAT"), args[2].clone(), args[3].clone()];
-    a.extend([Bytes::from_static(b"BYRADIUS"), args[4].clone(), args[5].clone()]);
-    a.extend(args[6..].iter().cloned());
-    geosearch(ctx, &a, out)
+fn geosearch(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    read_only(ctx, args, out, Form::Search)
 }
 
-/// GEORADIUSBYMEMBER_RO key member radius unit [options]: GEOSEARCH
-/// FROMMEMBER.
-fn georadiusbymember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let mut a = vec![args[0].clone(), args[1].clone(), Bytes::from_static(b"FROMMEMBER"), args[2].clone()];
-    a.extend([Bytes::from_static(b"BYRADIUS"), args[3].clone(), args[4].clone()]);
-    a.extend(args[5..].iter().cloned());
-    geosearch(ctx, &a, out)
+/// GEORADIUS_RO key lon lat radius unit [options].
+fn georadius_ro(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    read_only(ctx, args, out, Form::Radius)
+}
+
+/// GEORADIUSBYMEMBER_RO key member radius unit [options].
+fn georadiusbymember_ro(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    read_only(ctx, args, out, Form::ByMember)
+}
+
+/// GEORADIUS, GEORADIUSBYMEMBER (with STORE / STOREDIST) and
+/// GEOSEARCHSTORE: the search runs on the source's shard; a destination on
+/// another shard is written in a second step, both shards held meanwhile.
+async fn geo_store(cx: &mut dyn Coord, args: &[Bytes], form: Form) -> CmdResult {
+    let (db, resp3) = (cx.db(), cx.out().resp3);
+    let src = if form == Form::SearchStore { args[2].clone() } else { args[1].clone() };
+    let home = cx.shard_of(&src);
+    let mut shards: Vec<usize> = store_candidates(args, form, false).iter().map(|k| cx.shard_of(k)).collect();
+    shards.push(home);
+    shards.sort_unstable();
+    shards.dedup();
+    let a: Vec<Bytes> = args.to_vec();
+    if shards == [home] {
+        let reply = cx
+            .run_on(home, move |sh| -> CmdResult<Vec<u8>> {
+                let (now, limits) = (now_ms(), sh.cfg.zset_limits());
+                let d = sh.db(db);
+                match geo_generic(d, &a, form, false, now, resp3)? {
+                    Found::Reply(b) => Ok(b),
+                    Found::Store(dst, items) => {
+                        let mut out = Out::new(resp3);
+                        out.int(store_found(d, &dst, items, limits, now)?);
+                        Ok(out.buf)
+                    }
+                }
+            })
+            .await?;
+        cx.out().buf.extend_from_slice(&reply);
+        return Ok(());
+    }
+    cx.lock(&shards).await;
+    let found = cx.run_on(home, move |sh| geo_generic(sh.db(db), &a, form, false, now_ms(), resp3)).await?;
+    match found {
+        Found::Reply(b) => cx.out().buf.extend_from_slice(&b),
+        Found::Store(dst, items) => {
+            let shard = cx.shard_of(&dst);
+            let n = cx
+                .run_on(shard, move |sh| {
+                    let limits = sh.cfg.zset_limits();
+                    store_found(sh.db(db), &dst, items, limits, now_ms())
+                })
+                .await?;
+            cx.out().int(n);
+        }
+    }
+    Ok(())
 }

@@ -19,6 +19,10 @@ pub enum Begin {
     /// is found from the second-to-last argument down), never reaching the
     /// command name.
     Keyword { word: &'static str, from: i32 },
+    /// Redis's `unknown`: the keys cannot be found from the arguments
+    /// alone (SORT's BY/GET pattern keys, its STORE key); the command finds
+    /// them itself.
+    Unknown,
 }
 
 /// How a rule finds its keys from where it begins.
@@ -32,6 +36,8 @@ pub enum Find {
     /// The argument at `count` (relative to the start) says how many keys
     /// there are; they begin at `first` (relative) and are `step` apart.
     KeyNum { count: usize, first: usize, step: usize },
+    /// Redis's `unknown` (with `Begin::Unknown`).
+    Unknown,
 }
 
 /// One key specification.
@@ -69,6 +75,12 @@ impl KeyRule {
         KeyRule { begin: Begin::Keyword { word, from }, find: Find::Range { last: -1, step: 1, limit }, flags: None }
     }
 
+    /// Keys Redis declares as `unknown` (SORT's): listed by COMMAND, found
+    /// by the command itself, never by `KeyIter`.
+    pub const fn unknown() -> KeyRule {
+        KeyRule { begin: Begin::Unknown, find: Find::Unknown, flags: None }
+    }
+
     /// The same rule with its own access flags (as COMMAND prints them).
     pub const fn with_flags(self, flags: &'static [&'static str]) -> KeyRule {
         KeyRule { flags: Some(flags), ..self }
@@ -89,6 +101,7 @@ impl KeyRule {
         let start = match self.begin {
             Begin::Index(i) => i,
             Begin::Keyword { word, from } => keyword_at(args, word, from)? + 1,
+            Begin::Unknown => return None,
         };
         if start >= argc {
             return None;
@@ -115,6 +128,7 @@ impl KeyRule {
                 let end = first + (n as usize - 1) * step;
                 (end < argc).then_some((first, end, step))
             }
+            Find::Unknown => None,
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod server;
 pub mod session;
 pub mod sets;
 pub mod slowlog;
+pub mod sort;
 pub mod stats;
 pub mod streams;
 pub mod strings;
@@ -217,11 +218,18 @@ pub struct CommandSpec {
     /// empty key argument of its KEYS form): every user of key positions
     /// follows it, COMMAND INFO still prints the rules.
     pub key_finder: Option<KeyFinder>,
+    /// Keys the key specs cannot find (Redis's `getkeys_proc`: SORT's
+    /// STORE key), as COMMAND GETKEYS reports them after the specs' keys.
+    pub extra_keys: Option<ExtraKeysFn>,
 }
 
 /// A command's own key finder: the first and last index of its keys, one
 /// argument apart, or `None` for no keys.
 pub type KeyFinder = fn(&[Bytes]) -> Option<(usize, usize)>;
+
+/// The argument indices of keys a command finds itself, with their access
+/// flags (`args` include the name).
+pub type ExtraKeysFn = fn(&[Bytes]) -> Option<(usize, &'static [&'static str])>;
 
 /// What a command answered by the busy hook did beyond its reply.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -345,6 +353,12 @@ impl CommandSpec {
         self
     }
 
+    /// Declares the keys the command finds itself (`extra_keys`).
+    pub const fn extra_keys(mut self, f: ExtraKeysFn) -> Self {
+        self.extra_keys = Some(f);
+        self
+    }
+
     /// Sets the routing tips COMMAND reports.
     pub const fn tips(mut self, tips: &'static [&'static str]) -> Self {
         self.tips = tips;
@@ -431,7 +445,21 @@ pub const fn cmd(
     exec: Exec,
 ) -> CommandSpec {
     let keys = if keys.0 > 0 { KeySpecs::new(&[KeyRule::range(keys.0 as usize, keys.1, keys.2 as usize)]) } else { KeySpecs::NONE };
-    CommandSpec { name, arity, flags, keys, tips: &[], acl, group, summary, exec, subs: &[], busy: None, key_finder: None }
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        keys,
+        tips: &[],
+        acl,
+        group,
+        summary,
+        exec,
+        subs: &[],
+        busy: None,
+        key_finder: None,
+        extra_keys: None,
+    }
 }
 
 /// A container's subcommand, named in full (`"client|kill"`); otherwise as
@@ -523,6 +551,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(zsets::COMMANDS)
         .chain(lists::COMMANDS)
         .chain(sets::COMMANDS)
+        .chain(sort::COMMANDS)
         .chain(pubsub::COMMANDS)
         .chain(streams::COMMANDS)
         .chain(bitmaps::COMMANDS)

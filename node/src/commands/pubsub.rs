@@ -1,13 +1,17 @@
 //! Pub/sub commands: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE,
-//! PUBLISH and PUBSUB (CHANNELS, NUMSUB, NUMPAT), with Redis's reply shapes
-//! (the registry is `shard::pubsub`). A RESP2 connection with
+//! PUBLISH, the sharded SSUBSCRIBE, SUNSUBSCRIBE and SPUBLISH, and PUBSUB
+//! (CHANNELS, NUMSUB, NUMPAT, SHARDCHANNELS, SHARDNUMSUB), with Redis's
+//! reply shapes (the registry is `shard::pubsub`). A shard channel is
+//! declared as a key (Redis's `not_key` key spec), so in cluster mode it is
+//! routed by its slot like a key: MOVED elsewhere, CROSSSLOT for several
+//! slots in one SSUBSCRIBE. A RESP2 connection with
 //! subscriptions only accepts the subscription commands, PING, QUIT and
 //! RESET, as in Redis (those declared `flag::SUBSCRIBED`).
 
 use bytes::Bytes;
 
 use super::session::{Session, Subscription};
-use super::{cmd, flag::*, CommandSpec, Coord, Exec};
+use super::{cmd, flag::*, CommandSpec, Coord, Exec, KeyRule};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::shard::Engine;
@@ -70,6 +74,39 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Posts a message to a channel.",
         Exec::Coord(handler!(|cx, a| publish(cx, a))),
     ),
+    cmd(
+        "ssubscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED,
+        (1, -1, 1),
+        P,
+        G,
+        "Listens for messages published to shard channels.",
+        Exec::Coord(handler!(|cx, a| ssubscribe(cx, a))),
+    )
+    .keys(&[KeyRule::range(1, -1, 1).with_flags(&["not_key"])]),
+    cmd(
+        "sunsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED,
+        (1, -1, 1),
+        P,
+        G,
+        "Stops listening to messages posted to shard channels.",
+        Exec::Coord(handler!(|cx, a| sunsubscribe(cx, a))),
+    )
+    .keys(&[KeyRule::range(1, -1, 1).with_flags(&["not_key"])]),
+    cmd(
+        "spublish",
+        3,
+        PUBSUB | LOADING | STALE | FAST,
+        (1, 1, 1),
+        &["pubsub", "fast"],
+        G,
+        "Post a message to a shard channel",
+        Exec::Coord(handler!(|cx, a| spublish(cx, a))),
+    )
+    .keys(&[KeyRule::range(1, 1, 1).with_flags(&["not_key"])]),
     cmd("pubsub", -2, 0, (0, 0, 0), &["slow"], G, "A container for Pub/Sub commands.", PUBSUB_).subcommands(&[
         super::sub("pubsub|channels", -2, PUBSUB | LOADING | STALE, (0, 0, 0), PS, "Returns the active channels.", PUBSUB_),
         super::sub("pubsub|numsub", -2, PUBSUB | LOADING | STALE, (0, 0, 0), PS, "Returns a count of subscribers to channels.", PUBSUB_),
@@ -80,6 +117,16 @@ pub static COMMANDS: &[CommandSpec] = &[
             (0, 0, 0),
             PS,
             "Returns a count of unique pattern subscriptions.",
+            PUBSUB_,
+        ),
+        super::sub("pubsub|shardchannels", -2, PUBSUB | LOADING | STALE, (0, 0, 0), PS, "Returns the active shard channels.", PUBSUB_),
+        super::sub(
+            "pubsub|shardnumsub",
+            -2,
+            PUBSUB | LOADING | STALE,
+            (0, 0, 0),
+            PS,
+            "Returns the count of subscribers of shard channels.",
             PUBSUB_,
         ),
         super::sub(
@@ -97,7 +144,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 fn sub(s: &mut Session) -> &mut Subscription {
     s.sub.get_or_insert_with(|| {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        Box::new(Subscription { tx, rx, channels: Default::default(), patterns: Default::default() })
+        Box::new(Subscription { tx, rx, channels: Default::default(), patterns: Default::default(), shard_channels: Default::default() })
     })
 }
 
@@ -162,10 +209,68 @@ pub fn unsubscribe(cx: &mut dyn Coord, args: &[Bytes], pattern: bool) -> CmdResu
         let count = s.sub.as_ref().map_or(0, |s| s.count());
         confirm(cx, count, kind, Some(&name));
     }
-    let s = cx.client()?;
-    if s.sub.as_ref().is_some_and(|s| s.count() == 0) {
+    leave_if_unsubscribed(cx.client()?);
+    Ok(())
+}
+
+/// Leaves subscribed mode when no subscription is left.
+fn leave_if_unsubscribed(s: &mut Session) {
+    if s.sub.as_ref().is_some_and(|s| s.total() == 0) {
         s.sub = None;
     }
+}
+
+/// SSUBSCRIBE shardchannel [shardchannel ...].
+pub fn ssubscribe(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    if cx.in_exec() {
+        return Err(CmdError::err("SSUBSCRIBE isn't allowed for a DENY BLOCKING client"));
+    }
+    let engine = cx.engine().clone();
+    for name in &args[1..] {
+        let s = cx.client()?;
+        let id = s.info.id;
+        let sb = sub(s);
+        if sb.shard_channels.insert(name.clone()) {
+            engine.pubsub.subscribe_shard(name, id, &sb.tx);
+        }
+        let count = sb.shard_channels.len();
+        confirm(cx, count, b"ssubscribe", Some(name));
+    }
+    Ok(())
+}
+
+/// SUNSUBSCRIBE [shardchannel ...] (all of them without arguments).
+pub fn sunsubscribe(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let engine = cx.engine().clone();
+    let s = cx.client()?;
+    let names: Vec<Bytes> = if args.len() > 1 {
+        args[1..].to_vec()
+    } else {
+        s.sub.as_ref().map(|s| s.shard_channels.iter().cloned().collect()).unwrap_or_default()
+    };
+    if names.is_empty() {
+        confirm(cx, 0, b"sunsubscribe", None);
+        return Ok(());
+    }
+    for name in names {
+        let s = cx.client()?;
+        let id = s.info.id;
+        if let Some(sb) = s.sub.as_mut() {
+            if sb.shard_channels.remove(&name) {
+                engine.pubsub.unsubscribe_shard(&name, id);
+            }
+        }
+        let count = s.sub.as_ref().map_or(0, |s| s.shard_channels.len());
+        confirm(cx, count, b"sunsubscribe", Some(&name));
+    }
+    leave_if_unsubscribed(cx.client()?);
+    Ok(())
+}
+
+/// SPUBLISH shardchannel message.
+pub fn spublish(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let n = cx.engine().pubsub.publish_shard(&args[1], &args[2]);
+    cx.out().int(n as i64);
     Ok(())
 }
 
@@ -179,9 +284,20 @@ pub fn unsubscribe_all(engine: &Engine, s: &mut Session) {
     for p in &sb.patterns {
         engine.pubsub.unsubscribe(true, p, id);
     }
+    for c in &sb.shard_channels {
+        engine.pubsub.unsubscribe_shard(c, id);
+    }
 }
 
+/// PUBLISH channel message: to this node's subscribers, and in cluster
+/// mode to the other nodes' (as Redis Cluster broadcasts it); the count is
+/// this node's, as in Redis.
 pub fn publish(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    if let Some(bus) = cx.engine().cluster.as_ref().and_then(|m| m.publish.get()) {
+        // Best effort, as Redis's bus: a backlog past the queue's bound
+        // (a peer that cannot keep up) loses messages rather than memory.
+        let _ = bus.try_send((args[1].clone(), args[2].clone()));
+    }
     let n = cx.engine().pubsub.publish(&args[1], &args[2]);
     cx.out().int(n as i64);
     Ok(())
@@ -200,9 +316,26 @@ pub fn pubsub(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().bulk(&c);
         }
     } else if eq_ic(sub, "numsub") {
-        cx.out().map(args.len() - 2);
+        // A flat array in RESP3 too, as Redis replies it.
+        cx.out().array((args.len() - 2) * 2);
         for c in &args[2..] {
             let n = cx.engine().pubsub.numsub(c);
+            cx.out().bulk(c);
+            cx.out().int(n as i64);
+        }
+    } else if eq_ic(sub, "shardchannels") {
+        if args.len() > 3 {
+            return Err(CmdError::subcommand_syntax("pubsub", sub));
+        }
+        let chans = cx.engine().pubsub.shard_channels(args.get(2).map(|p| &p[..]));
+        cx.out().array(chans.len());
+        for c in chans {
+            cx.out().bulk(&c);
+        }
+    } else if eq_ic(sub, "shardnumsub") {
+        cx.out().array((args.len() - 2) * 2);
+        for c in &args[2..] {
+            let n = cx.engine().pubsub.shard_numsub(c);
             cx.out().bulk(c);
             cx.out().int(n as i64);
         }
@@ -219,6 +352,10 @@ pub fn pubsub(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             "NUMSUB [<channel> ...]",
             "    Return the number of subscribers for the specified channels, excluding",
             "    pattern subscriptions(default: no channels).",
+            "SHARDCHANNELS [<pattern>]",
+            "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+            "SHARDNUMSUB [<shardchannel> ...]",
+            "    Return the number of subscribers for the specified shard level channel(s)",
             "HELP",
             "    Print this help.",
         ];

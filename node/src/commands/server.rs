@@ -198,6 +198,7 @@ pub fn write_spec(out: &mut Out, c: &CommandSpec) {
             Begin::Keyword { word, from } => {
                 typed_spec(out, "keyword", &[("keyword", Spec::Text(word)), ("startfrom", Spec::Int(from as i64))])
             }
+            Begin::Unknown => typed_spec(out, "unknown", &[]),
         }
         out.bulk(b"find_keys");
         match r.find {
@@ -211,6 +212,7 @@ pub fn write_spec(out: &mut Out, c: &CommandSpec) {
                 "keynum",
                 &[("keynumidx", Spec::Int(count as i64)), ("firstkey", Spec::Int(first as i64)), ("keystep", Spec::Int(step as i64))],
             ),
+            Find::Unknown => typed_spec(out, "unknown", &[]),
         }
     }
     if c.subs.is_empty() {
@@ -351,25 +353,35 @@ pub fn command(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             let Ok(c) = super::lookup_args(sub) else {
                 return Err(CmdError::err("Invalid command specified"));
             };
-            if c.keys.rules().is_empty() && c.key_finder.is_none() {
+            // Redis's doesCommandHaveKeys: a key finder, or a rule that
+            // is not `not_key` (shard channels are declared so).
+            let has_keys =
+                c.key_finder.is_some() || c.extra_keys.is_some() || c.keys.rules().iter().any(|r| !key_flags(c, r).contains(&"not_key"));
+            if !has_keys {
                 return Err(CmdError::err("The command has no key arguments"));
             }
             if !c.arity_ok(sub.len()) {
                 return Err(CmdError::err("Invalid number of arguments specified for command"));
             }
-            // Each key with the flags of the rule that found it. As in
-            // Redis, when an `incomplete` rule finds keys, a command with
-            // its own key finder answers instead (its keys with the first
-            // rule's flags).
+            // Each key with the flags of the rule that found it (not the
+            // channels declared `not_key`), then those the command finds.
+            // As in Redis, when an `incomplete` rule finds keys, a command
+            // with its own key finder answers instead (its keys with the
+            // first rule's flags).
             let rules = c.keys.rules();
             fn by_rule<'a>(r: &'a KeyRule, sub: &'a [Bytes]) -> super::KeyIter<'a> {
                 super::KeyIter::new(std::slice::from_ref(r), sub)
             }
             let incomplete = rules.iter().any(|r| key_flags(c, r).contains(&"incomplete") && by_rule(r, sub).next().is_some());
-            let keys: Vec<(usize, &[&str])> = match (c.key_finder, rules.first()) {
+            let mut keys: Vec<(usize, &[&str])> = match (c.key_finder, rules.first()) {
                 (Some(_), Some(r)) if incomplete => c.key_indices(sub).map(|i| (i, key_flags(c, r))).collect(),
-                _ => rules.iter().flat_map(|r| by_rule(r, sub).map(move |i| (i, key_flags(c, r)))).collect(),
+                _ => rules
+                    .iter()
+                    .filter(|r| !key_flags(c, r).contains(&"not_key"))
+                    .flat_map(|r| by_rule(r, sub).map(move |i| (i, key_flags(c, r))))
+                    .collect(),
             };
+            keys.extend(c.extra_keys.and_then(|f| f(sub)));
             if keys.is_empty() {
                 // Redis's `no_mandatory_keys` commands (the scripts') may
                 // name none.

@@ -64,11 +64,21 @@ pub struct Subscription {
     pub rx: tokio::sync::mpsc::UnboundedReceiver<Message>,
     pub channels: std::collections::BTreeSet<Bytes>,
     pub patterns: std::collections::BTreeSet<Bytes>,
+    /// Shard channels (SSUBSCRIBE).
+    pub shard_channels: std::collections::BTreeSet<Bytes>,
 }
 
 impl Subscription {
+    /// Channels and patterns: what SUBSCRIBE's and PSUBSCRIBE's replies
+    /// count (shard channels are counted apart, as in Redis).
     pub fn count(&self) -> usize {
         self.channels.len() + self.patterns.len()
+    }
+
+    /// Every subscription: the connection is in subscribed mode while
+    /// this is not 0.
+    pub fn total(&self) -> usize {
+        self.count() + self.shard_channels.len()
     }
 }
 
@@ -76,11 +86,12 @@ impl Session {
     /// Publishes what CLIENT LIST shows of this session (after a pipeline
     /// ran; `out_cap` is the output buffer's capacity).
     pub fn publish(&self, out_cap: usize) {
-        let (sub, psub) = self.sub.as_ref().map_or((0, 0), |s| (s.channels.len(), s.patterns.len()));
+        let (sub, psub, ssub) = self.sub.as_ref().map_or((0, 0, 0), |s| (s.channels.len(), s.patterns.len(), s.shard_channels.len()));
         let (watch, dirty) = self.watch.as_ref().map_or((0, None), |w| (w.keys.len(), Some(&w.dirty)));
         self.info.publish_session(SessionView {
             sub,
             psub,
+            ssub,
             multi: self.multi.as_ref().map(|m| (m.queued.len(), m.mem)),
             watch,
             watch_mem: watch * std::mem::size_of::<(usize, usize, Bytes)>(),

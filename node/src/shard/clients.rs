@@ -54,9 +54,10 @@ pub struct ClientInfo {
 /// is exact as of its last store; a line is not a snapshot of one instant.
 #[derive(Default)]
 struct State {
-    /// Subscribed channels and patterns.
+    /// Subscribed channels, patterns and shard channels.
     sub: AtomicUsize,
     psub: AtomicUsize,
+    ssub: AtomicUsize,
     /// Commands queued since MULTI, plus one (0 = not in MULTI), and their
     /// arguments' memory.
     multi: AtomicUsize,
@@ -102,6 +103,7 @@ const PEAK_WINDOW_MS: u64 = 5000;
 pub struct SessionView<'a> {
     pub sub: usize,
     pub psub: usize,
+    pub ssub: usize,
     /// In MULTI: the queued commands and the memory of their arguments.
     pub multi: Option<(usize, usize)>,
     /// Watched keys, the memory their entries take, and the flag raised
@@ -180,6 +182,7 @@ impl ClientInfo {
         let st = &self.st;
         st.sub.store(v.sub, Relaxed);
         st.psub.store(v.psub, Relaxed);
+        st.ssub.store(v.ssub, Relaxed);
         let (multi, multi_mem) = v.multi.map_or((0, 0), |(n, mem)| (n + 1, mem));
         st.multi.store(multi, Relaxed);
         st.multi_mem.store(multi_mem, Relaxed);
@@ -259,7 +262,7 @@ impl ClientInfo {
     }
 
     pub fn subscriptions(&self) -> usize {
-        self.st.sub.load(Relaxed) + self.st.psub.load(Relaxed)
+        self.st.sub.load(Relaxed) + self.st.psub.load(Relaxed) + self.st.ssub.load(Relaxed)
     }
 
     pub fn client_type(&self) -> ClientType {
@@ -326,8 +329,7 @@ impl ClientInfo {
     /// this record and the session's, the input buffers (`qbuf` +
     /// `qbuf-free`), the output buffer (`rbs`), `argv-mem`, `multi-mem`,
     /// the watched keys' entries and one handle per subscription (the names
-    /// are counted once, by the registry). `ssub` is 0: sharded pub/sub
-    /// (SSUBSCRIBE) does not exist yet.
+    /// are counted once, by the registry).
     pub fn describe(&self) -> String {
         let st = &self.st;
         let now = now_ms();
@@ -348,7 +350,7 @@ impl ClientInfo {
             + st.watch_mem.load(Relaxed)
             + self.subscriptions() * std::mem::size_of::<Bytes>();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} watch={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} watch={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -360,6 +362,7 @@ impl ClientInfo {
             self.db.load(Relaxed),
             st.sub.load(Relaxed),
             st.psub.load(Relaxed),
+            st.ssub.load(Relaxed),
             multi,
             st.watch.load(Relaxed),
             qbuf,

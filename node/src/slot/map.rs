@@ -195,6 +195,9 @@ pub struct SlotMap {
     changed: tokio::sync::watch::Sender<u64>,
     /// Requests to the control plane (set when it starts).
     pub control: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Request>>,
+    /// PUBLISH messages (channel, payload) for the other nodes (set when
+    /// the cluster bus starts; `cluster::publish` forwards them).
+    pub publish: std::sync::OnceLock<tokio::sync::mpsc::Sender<(bytes::Bytes, bytes::Bytes)>>,
 }
 
 impl SlotMap {
@@ -209,6 +212,7 @@ impl SlotMap {
             gate: Gate::default(),
             changed,
             control: std::sync::OnceLock::new(),
+            publish: std::sync::OnceLock::new(),
         }
     }
 

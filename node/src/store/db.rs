@@ -196,6 +196,14 @@ impl Db {
         self.entries.get_mut(idx).expect("live slab index")
     }
 
+    /// Mutable access to an entry for a change of representation only
+    /// (SORT switching a sorted set to its tree encoding, as Redis does):
+    /// nothing a client reads changes, so watchers, blocked clients and a
+    /// migration's change tracking are not told.
+    pub fn entry_repr_mut(&mut self, idx: u32) -> &mut Entry {
+        self.entries.get_mut(idx).expect("live slab index")
+    }
+
     /// Registers a WATCH on `key`.
     pub fn watch(&mut self, key: &[u8], flag: Arc<AtomicBool>) {
         self.watched.entry(SmallBytes::new(key)).or_default().push(flag);

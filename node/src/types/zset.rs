@@ -1076,6 +1076,12 @@ impl ZSet {
         Ok(self.upsert(member, limits, |_| Some(score))? == Outcome::Added)
     }
 
+    /// Switches to the tree encoding for good (SORT does, as Redis's
+    /// does: OBJECT ENCODING then says `skiplist`).
+    pub fn to_tree(&mut self) -> Result<(), ZSetFull> {
+        self.convert()
+    }
+
     /// Switches to the tree encoding.
     fn convert(&mut self) -> Result<(), ZSetFull> {
         if let Repr::Pack(p) = &self.0 {

@@ -8,6 +8,8 @@ pub type Cmd = Vec<Vec<u8>>;
 
 /// Eight keys, four of them sharing the `{t}` hash tag.
 pub const KEYS: &[&str] = &["a", "b", "c", "d", "{t}1", "{t}2", "{t}3", "{t}4"];
+/// The keys geo commands use (and no other command).
+pub const GEO_KEYS: &[&str] = &["g1", "g2", "g3", "{t}g"];
 const FIELDS: &[&str] = &["f1", "f2", "f3", "x", "", "1"];
 const MEMBERS: &[&str] = &["m1", "m2", "m3", "a", "b", "c", "", "1"];
 const VALUES: &[&str] = &[
@@ -183,15 +185,96 @@ impl Gen {
     }
 
     fn command_shape(&mut self) -> Cmd {
-        match self.below(10) {
-            0 | 1 => self.string_cmd(),
-            2 => self.key_cmd(),
-            3 => self.hash_cmd(),
-            4 => self.list_cmd(),
-            5 => self.set_cmd(),
-            6 | 7 => self.zset_cmd(),
-            8 => self.bit_cmd(),
+        match self.below(21) {
+            0..=3 => self.string_cmd(),
+            4 | 5 => self.key_cmd(),
+            6 | 7 => self.hash_cmd(),
+            8 | 9 => self.list_cmd(),
+            10 | 11 => self.set_cmd(),
+            12..=15 => self.zset_cmd(),
+            16 | 17 => self.bit_cmd(),
+            18 => self.geo_cmd(),
             _ => self.hll_cmd(),
+        }
+    }
+
+    /// A geo command on the geo keys (which only geo commands touch, so
+    /// their scores stay geohashes or STOREDIST distances), centered
+    /// around Sicily; positions are random to the micro-degree, so no two
+    /// members are at one distance from a center (whose order Redis leaves
+    /// open).
+    fn geo_cmd(&mut self) -> Cmd {
+        let k = self.pick(GEO_KEYS);
+        let lon = |g: &mut Gen| b(&format!("{:.6}", 12.0 + g.rng.random_range(0.0..4.0)));
+        let lat = |g: &mut Gen| b(&format!("{:.6}", 36.0 + g.rng.random_range(0.0..3.0)));
+        let unit = |g: &mut Gen| g.pick(&["m", "km", "km", "mi", "ft", "KM", "parsec"]);
+        let radius = |g: &mut Gen| if g.chance(0.9) { b(&g.below(300).to_string()) } else { g.pick(&["-1", "x", "0", "1e3"]) };
+        // (Which members ANY finds is unspecified: never stored.)
+        let opts = |g: &mut Gen, c: &mut Cmd, store: bool| {
+            for _ in 0..g.below(4) {
+                match g.below(if store { 5 } else { 7 }) {
+                    0 => c.push(g.pick(&["WITHDIST", "WITHHASH", "WITHCOORD"])),
+                    1 | 2 => c.push(g.pick(&["ASC", "DESC"])),
+                    3 | 4 => {
+                        c.push(b("COUNT"));
+                        c.push(g.pick(&["1", "2", "3", "0", "x"]));
+                        if !store && g.chance(0.2) {
+                            c.push(b("ANY"));
+                        }
+                    }
+                    5 => c.push(b("ANY")),
+                    _ => c.push(g.pick(&["BOGUS", "STORE", "WITHDIST"])),
+                }
+            }
+        };
+        match self.below(10) {
+            0..=2 => {
+                let mut c = vec![b("GEOADD"), k];
+                for _ in 0..1 + self.below(3) {
+                    if self.chance(0.05) {
+                        c.extend([b("200"), b("100")]);
+                    } else {
+                        c.extend([lon(self), lat(self)]);
+                    }
+                    c.push(self.member());
+                }
+                c
+            }
+            3 => vec![b("GEODIST"), k, self.member(), self.member(), unit(self)],
+            4 => vec![b("GEOPOS"), k, self.member(), self.member()],
+            5 | 6 => {
+                let store = self.chance(0.4);
+                let mut c = if store { vec![b("GEOSEARCHSTORE"), self.pick(GEO_KEYS), k] } else { vec![b("GEOSEARCH"), k] };
+                if self.chance(0.5) {
+                    c.extend([b("FROMMEMBER"), self.member()]);
+                } else {
+                    c.extend([b("FROMLONLAT"), lon(self), lat(self)]);
+                }
+                if self.chance(0.5) {
+                    c.extend([b("BYRADIUS"), radius(self), unit(self)]);
+                } else {
+                    c.extend([b("BYBOX"), radius(self), radius(self), unit(self)]);
+                }
+                opts(self, &mut c, store);
+                if store && self.chance(0.5) {
+                    c.push(b("STOREDIST"));
+                }
+                c
+            }
+            _ => {
+                let mut c = if self.chance(0.5) {
+                    vec![b(if self.chance(0.7) { "GEORADIUS" } else { "GEORADIUS_RO" }), k, lon(self), lat(self), radius(self), unit(self)]
+                } else {
+                    let name = if self.chance(0.7) { "GEORADIUSBYMEMBER" } else { "GEORADIUSBYMEMBER_RO" };
+                    vec![b(name), k, self.member(), radius(self), unit(self)]
+                };
+                let store = self.chance(0.4);
+                opts(self, &mut c, store);
+                if store {
+                    c.extend([self.pick(&["STORE", "STOREDIST"]), self.pick(GEO_KEYS)]);
+                }
+                c
+            }
         }
     }
 
@@ -280,7 +363,7 @@ impl Gen {
 
     fn key_cmd(&mut self) -> Cmd {
         let k = self.key();
-        match self.below(20) {
+        match self.below(23) {
             0 => {
                 let mut c = vec![b("DEL")];
                 c.extend(self.keys(1));
@@ -334,8 +417,57 @@ impl Gen {
                 c
             }
             18 => vec![b("EXPIRETIME"), k],
-            _ => vec![b("PEXPIRETIME"), k],
+            19 => vec![b("PEXPIRETIME"), k],
+            _ => self.sort_cmd(k),
         }
+    }
+
+    /// SORT / SORT_RO with random options; patterns form key names from
+    /// the elements (`*` alone names the element's own key). A numeric
+    /// sort never stores (Redis may refuse an empty element after an
+    /// earlier out-of-range conversion, known.rs, and the stored list
+    /// would then differ), nor does an ALPHA sort BY a pattern, whose ties
+    /// Redis leaves in any order.
+    fn sort_cmd(&mut self, k: Vec<u8>) -> Cmd {
+        let ro = self.chance(0.2);
+        let mut c = vec![b(if ro { "SORT_RO" } else { "SORT" }), k];
+        let alpha = self.chance(0.5);
+        let nosort = self.chance(0.2);
+        let mut opts: Vec<Vec<Vec<u8>>> = Vec::new();
+        let by_pattern = !nosort && self.chance(0.4);
+        if nosort {
+            opts.push(vec![b("BY"), self.pick(&["nosort", "x"])]);
+        } else if by_pattern {
+            opts.push(vec![b("BY"), self.pick(&["*", "{t}*", "*->f1", "{t}*->x", "*->", "w*"])]);
+        }
+        // (Which ties an ALPHA sort BY a pattern keeps in a LIMIT is
+        // unspecified too.)
+        if !(alpha && by_pattern) && self.chance(0.3) {
+            opts.push(vec![b("LIMIT"), self.small(), self.small()]);
+        }
+        for _ in 0..self.below(3) {
+            opts.push(vec![b("GET"), self.pick(&["#", "*", "{t}*", "*->f1", "*->x", "nostar"])]);
+        }
+        if self.chance(0.4) {
+            opts.push(vec![self.pick(&["ASC", "DESC", "desc"])]);
+        }
+        if alpha {
+            opts.push(vec![b("ALPHA")]);
+        }
+        // Stored only when the order is fully specified.
+        if ((alpha && !by_pattern) || nosort) && !ro && self.chance(0.3) {
+            opts.push(vec![b("STORE"), self.key()]);
+        }
+        if self.chance(0.03) {
+            opts.push(vec![self.pick(&["BOGUS", "LIMIT", "GET"])]);
+        }
+        // Options in any order.
+        for i in (1..opts.len()).rev() {
+            let j = self.below(i + 1);
+            opts.swap(i, j);
+        }
+        c.extend(opts.into_iter().flatten());
+        c
     }
 
     fn hash_cmd(&mut self) -> Cmd {
@@ -648,7 +780,7 @@ impl Gen {
     fn bit_cmd(&mut self) -> Cmd {
         let k = self.key();
         let off = |g: &mut Gen| if g.chance(0.95) { b(&g.below(40).to_string()) } else { g.pick(&["-1", "4294967296", "x"]) };
-        match self.below(8) {
+        match self.below(10) {
             0 | 1 => {
                 let o = off(self);
                 vec![b("SETBIT"), k, o, self.pick(&["0", "1", "1", "2"])]
@@ -680,6 +812,7 @@ impl Gen {
                 }
                 c
             }
+            8 | 9 => self.bitfield(k),
             _ => {
                 let op = self.pick(&["AND", "OR", "XOR", "NOT", "and", "NAND"]);
                 let mut c = vec![b("BITOP"), op, k];
@@ -687,6 +820,36 @@ impl Gen {
                 c
             }
         }
+    }
+
+    /// BITFIELD (or BITFIELD_RO) with one to four operations: mostly valid
+    /// types, offsets and values, some at the edges of their ranges.
+    fn bitfield(&mut self, k: Vec<u8>) -> Cmd {
+        let ro = self.chance(0.2);
+        let mut c = vec![b(if ro { "BITFIELD_RO" } else { "BITFIELD" }), k];
+        for _ in 0..1 + self.below(4) {
+            let ty = if self.chance(0.9) {
+                let signed = self.chance(0.5);
+                let bits = 1 + self.below(if signed { 64 } else { 63 });
+                b(&format!("{}{bits}", if signed { "i" } else { "u" }))
+            } else {
+                self.pick(&["u64", "i65", "i0", "x8", "u"])
+            };
+            let off = if self.chance(0.9) {
+                b(&format!("{}{}", if self.chance(0.3) { "#" } else { "" }, self.below(24)))
+            } else {
+                self.pick(&["-1", "#-1", "x", "4294967296"])
+            };
+            let val = if self.chance(0.7) { b(&self.rng.random_range(-300i64..300).to_string()) } else { self.pick(INTS) };
+            match self.below(if ro { 6 } else { 5 }) {
+                0 | 1 => c.extend([b("GET"), ty, off]),
+                2 => c.extend([b("SET"), ty, off, val]),
+                3 => c.extend([b("INCRBY"), ty, off, val]),
+                4 => c.extend([b("OVERFLOW"), self.pick(&["WRAP", "SAT", "FAIL", "sat", "BAD"])]),
+                _ => c.extend([b("GET"), ty, off]),
+            }
+        }
+        c
     }
 
     fn hll_cmd(&mut self) -> Cmd {

@@ -45,6 +45,15 @@ pub const ZRANK_WITHSCORE: &str = "ZRANK/ZREVRANK take WITHSCORE (Redis 7.2)";
 /// The test does not queue such commands.
 pub const MSET_ODD_QUEUED: &str = "MSET/MSETNX missing a value refused at queue time (skipped in MULTI)";
 
+/// SORT's numeric conversion: Redis checks `errno == ERANGE` after strtod
+/// without clearing `errno` first, and strtod leaves it alone when it
+/// succeeds, so after an out-of-range conversion anywhere earlier (ZADD
+/// 1e400, a SORT of 1e400) Redis refuses numeric sorts of valid numbers
+/// until some other call resets `errno`. Damselfly judges each value by
+/// itself. The generator never stores a numeric sort, so only the reply
+/// differs.
+pub const SORT_STALE_ERRNO: &str = "SORT judges each number by itself (Redis may see a stale ERANGE)";
+
 /// The reason `ours` may differ from redis-server's `redis` reply to the
 /// commands `cmds` (one command, or the queued commands of an EXEC), or
 /// `None` when the difference is a bug.
@@ -73,6 +82,9 @@ pub fn explain(cmds: &[Cmd], exec: bool, redis: &V, ours: &V) -> Option<&'static
             Some(LPOS_RANK_MIN)
         }
         "ZRANK" | "ZREVRANK" if err(redis, "ERR wrong number of arguments") && err(ours, "ERR syntax error") => Some(ZRANK_WITHSCORE),
+        "SORT" | "SORT_RO" if err(redis, "ERR One or more scores can't be converted into double") && matches!(ours, V::Arr(Some(_))) => {
+            Some(SORT_STALE_ERRNO)
+        }
         _ => None,
     }
 }

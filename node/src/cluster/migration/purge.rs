@@ -6,7 +6,9 @@
 //! migration is aborted.
 //!
 //! The same task abandons a migration whose source is this node but which
-//! this process is not running: the process that ran it restarted.
+//! this process is not running: the process that ran it restarted; and it
+//! unsubscribes the subscribers of shard channels whose slot this node no
+//! longer serves (they get `sunsubscribe`, as from Redis).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +28,26 @@ pub async fn run(ctl: Arc<Control>) {
     let mut changed = ctl.map.subscribe();
     loop {
         abandon_orphan(&ctl).await;
+        drop_moved_shard_channels(&ctl);
         purge(&ctl).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), changed.changed()).await;
+    }
+}
+
+/// Unsubscribes everybody from the shard channels of slots that are no
+/// longer served here (a held slot counts as served until its cut-over
+/// ends).
+fn drop_moved_shard_channels(ctl: &Control) {
+    if ctl.map.load().me.is_none() {
+        return;
+    }
+    let gate = &ctl.map.gate;
+    let n = ctl.engine.pubsub.drop_shard_channels(|c| {
+        let slot = crate::slot::key_slot(c);
+        !gate.admits(slot) && !gate.is_closed(slot)
+    });
+    if n > 0 {
+        info!(channels = n, "unsubscribed the shard channels of slots this node no longer serves");
     }
 }
 

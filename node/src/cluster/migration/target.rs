@@ -1,7 +1,8 @@
 //! The receiving side of a migration, and the node-to-node calls around it:
 //! `Import` applies a batch of key states on the shards that own them,
-//! `AwaitApplied` lets the source wait for this node to see a change, and
-//! `Propose` commits a change on the leader for a node that is not it.
+//! `AwaitApplied` lets the source wait for this node to see a change,
+//! `Propose` commits a change on the leader for a node that is not it, and
+//! `Publish` delivers another node's PUBLISH messages (`cluster::publish`).
 //!
 //! A batch is applied only while the configuration says this node imports
 //! the key's slot; the check runs in the shard job that writes the key, so
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use damselfly_proto::migration::migration_server::Migration;
 use damselfly_proto::migration::{
-    AwaitAppliedReply, AwaitAppliedRequest, ImportBatch, ImportReply, KeyState, ProposeReply, ProposeRequest,
+    AwaitAppliedReply, AwaitAppliedRequest, ImportBatch, ImportReply, KeyState, ProposeReply, ProposeRequest, PublishBatch, PublishReply,
 };
 use tonic::{Request, Response, Status};
 
@@ -55,6 +56,11 @@ impl Migration for MigrationService {
         apply(ctl, b.keys).await?;
         ctl.imports.lock().unwrap_or_else(|e| e.into_inner()).insert(stream, b.seq + 1);
         Ok(Response::new(ImportReply { applied: n, incarnation: ctl.incarnation.clone() }))
+    }
+
+    async fn publish(&self, req: Request<PublishBatch>) -> Reply<PublishReply> {
+        let delivered = crate::cluster::publish::deliver(&self.0, req.into_inner());
+        Ok(Response::new(PublishReply { delivered }))
     }
 
     async fn await_applied(&self, req: Request<AwaitAppliedRequest>) -> Reply<AwaitAppliedReply> {

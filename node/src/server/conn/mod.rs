@@ -70,12 +70,29 @@ async fn next_message(sub: &mut Option<Box<Subscription>>) -> Option<crate::shar
     }
 }
 
-/// Writes a pub/sub message as Redis does (`message` / `pmessage`).
-pub fn write_message(out: &mut Out, m: &crate::shard::pubsub::Message) {
+/// Writes a pub/sub message as Redis does (`message` / `pmessage` /
+/// `smessage`), or, for a shard channel whose slot moved away, drops it
+/// from the connection's subscriptions and says so (`sunsubscribe`, as
+/// Redis tells the subscribers of a slot it gives away).
+pub fn write_message(out: &mut Out, sub: &mut Option<Box<Subscription>>, m: &crate::shard::pubsub::Message) {
+    if m.unsubscribed {
+        let Some(s) = sub.as_mut() else { return };
+        if !s.shard_channels.remove(&m.channel) {
+            return;
+        }
+        out.push(3);
+        out.bulk(b"sunsubscribe");
+        out.bulk(&m.channel);
+        out.int(s.shard_channels.len() as i64);
+        if s.total() == 0 {
+            *sub = None;
+        }
+        return;
+    }
     match &m.pattern {
         None => {
             out.push(3);
-            out.bulk(b"message");
+            out.bulk(if m.sharded { b"smessage" } else { b"message" });
         }
         Some(p) => {
             out.push(4);
@@ -154,10 +171,10 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
                 _ = info.kill.notified() => break,
                 Some(m) = next_message(&mut conn.s.sub) => {
                     let woke = conn.resume(&slot, &mut cmds);
-                    write_message(&mut conn.out, &m);
+                    write_message(&mut conn.out, &mut conn.s.sub, &m);
                     // Whatever else is queued goes in the same write.
                     while let Some(m) = conn.s.sub.as_mut().and_then(|s| s.rx.try_recv().ok()) {
-                        write_message(&mut conn.out, &m);
+                        write_message(&mut conn.out, &mut conn.s.sub, &m);
                     }
                     info.writing(conn.out.buf.len(), conn.out.buf.capacity());
                     if conn.sock.write_all(&conn.out.buf).await.is_err() {
