@@ -13,6 +13,7 @@
 
 pub mod blocking;
 pub mod clients;
+pub mod evict;
 pub mod pubsub;
 pub mod scripts;
 pub mod slowlog;
@@ -53,6 +54,7 @@ pub struct ShardStats {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub expired_keys: u64,
+    pub evicted_keys: u64,
 }
 
 pub struct Shard {
@@ -74,6 +76,13 @@ pub struct Shard {
     /// this shard reach the others through it).
     pub engine: Option<Arc<Engine>>,
     lock: TxId,
+    /// Eviction's candidates, the policy they were scored for, the next
+    /// database random eviction looks at, and whether this shard last
+    /// found nothing to evict (`evict`).
+    pool: evict::Pool,
+    evict_policy: crate::config::Policy,
+    evict_next_db: usize,
+    evict_failing: bool,
 }
 
 impl Shard {
@@ -91,6 +100,10 @@ impl Shard {
             blocked: Default::default(),
             engine: None,
             lock: NO_TX,
+            pool: Default::default(),
+            evict_policy: crate::config::Policy::NoEviction,
+            evict_next_db: 0,
+            evict_failing: false,
         }
     }
 
@@ -245,6 +258,7 @@ impl Engine {
             cluster,
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);
+        evict::configure(&e.cfg);
         (Arc::new(e), rxs)
     }
 
@@ -328,6 +342,12 @@ impl LocalShard {
 
     fn apply<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
         let mut sh = self.cell.borrow_mut();
+        // Over maxmemory: make room first, unless a transaction holds the
+        // shard (its keys must not vanish between its parts; eviction runs
+        // before the transaction's first part and after it ends).
+        if !sh.is_locked() && evict::over_limit(&sh.cfg) {
+            sh.evict();
+        }
         let r = f(&mut sh);
         if !sh.blocked.is_empty() {
             sh.serve_blocked();

@@ -14,7 +14,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
 use super::slab::Slab;
-use super::{SmallBytes, Value};
+use super::{access, SmallBytes, Value};
 use crate::slot::{key_slot, SLOTS};
 
 pub struct Entry {
@@ -146,8 +146,17 @@ impl Db {
         self.tables[local].find(h, |&i| entries.get(i).is_some_and(|e| &*e.key == key)).copied()
     }
 
-    /// Finds a live key, deleting it first if its TTL has passed.
+    /// Finds a live key, deleting it first if its TTL has passed. Counts as
+    /// an access (the key's LRU/LFU metadata are updated).
     pub fn lookup(&mut self, key: &[u8], now: u64) -> Option<u32> {
+        let idx = self.lookup_quiet(key, now)?;
+        let meta = self.entries.meta(idx);
+        self.entries.set_meta(idx, access::accessed(meta, now));
+        Some(idx)
+    }
+
+    /// `lookup` without counting an access (EXISTS, OBJECT, eviction).
+    pub fn lookup_quiet(&mut self, key: &[u8], now: u64) -> Option<u32> {
         let idx = self.find(key)?;
         let e = self.entries.get(idx)?;
         if e.expire_at != 0 && e.expire_at <= now {
@@ -155,6 +164,12 @@ impl Db {
             return None;
         }
         Some(idx)
+    }
+
+    /// A live key's entry and access metadata, without counting an access.
+    pub fn peek(&mut self, key: &[u8], now: u64) -> Option<(&Entry, u32)> {
+        let idx = self.lookup_quiet(key, now)?;
+        Some((self.entries.get(idx)?, self.entries.meta(idx)))
     }
 
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
@@ -170,7 +185,7 @@ impl Db {
     }
 
     pub fn exists(&mut self, key: &[u8], now: u64) -> bool {
-        self.lookup(key, now).is_some()
+        self.lookup_quiet(key, now).is_some()
     }
 
     pub fn entry(&self, idx: u32) -> &Entry {
@@ -306,7 +321,8 @@ impl Db {
         }
         let local = self.local(key_slot(key));
         let h = self.hash(key);
-        let idx = self.entries.insert(Entry { key: SmallBytes::new(key), value, expire_at });
+        let meta = access::initial(crate::util::now_ms());
+        let idx = self.entries.insert(Entry { key: SmallBytes::new(key), value, expire_at }, meta);
         if expire_at != 0 {
             self.expires.insert((expire_at, idx));
         }
@@ -495,6 +511,62 @@ impl Db {
         (0..self.tables.len()).map(move |l| (l * self.nshards + self.shard) as u16)
     }
 
+    /// Sets a key's access metadata (RESTORE's IDLETIME and FREQ).
+    pub fn set_access_meta(&mut self, idx: u32, meta: u32) {
+        self.entries.set_meta(idx, meta);
+    }
+
+    /// Calls `f(key, access metadata, expire_at)` for up to `n` keys picked
+    /// at random, for eviction to choose among (a key may come twice).
+    /// `volatile`: only keys with a TTL, found from random points of the
+    /// expiry index. Work is bounded: at most `4 * n` probes.
+    pub fn sample(&self, volatile: bool, n: usize, mut f: impl FnMut(&SmallBytes, u32, u64)) {
+        if volatile {
+            let (Some(&(lo, _)), Some(&(hi, _))) = (self.expires.first(), self.expires.last()) else { return };
+            for _ in 0..n {
+                let at = if hi > lo { rand::random_range(lo..=hi) } else { lo };
+                let Some(&(_, idx)) = self.expires.range((at, 0)..).next() else { continue };
+                if let Some(e) = self.entries.get(idx) {
+                    f(&e.key, self.entries.meta(idx), e.expire_at);
+                }
+            }
+            return;
+        }
+        let cap = self.entries.capacity_used() as u32;
+        if self.entries.is_empty() || cap == 0 {
+            return;
+        }
+        let mut found = 0;
+        for _ in 0..4 * n {
+            let i = rand::random_range(0..cap);
+            if let Some(e) = self.entries.get(i) {
+                f(&e.key, self.entries.meta(i), e.expire_at);
+                found += 1;
+                if found == n {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The keys with the nearest expiry times, up to `n`: (key, expire_at).
+    pub fn soonest_expiring(&self, n: usize, mut f: impl FnMut(&SmallBytes, u64)) {
+        for &(at, idx) in self.expires.iter().take(n) {
+            if let Some(e) = self.entries.get(idx) {
+                f(&e.key, at);
+            }
+        }
+    }
+
+    /// Deletes `key` for eviction (no access counted, no expiry check);
+    /// whether it existed.
+    pub fn evict(&mut self, key: &[u8]) -> bool {
+        match self.find(key) {
+            Some(idx) => self.remove_idx(idx).is_some(),
+            None => false,
+        }
+    }
+
     /// A random live key, if any (bounded number of probes).
     pub fn random_key(&mut self, now: u64) -> Option<SmallBytes> {
         if self.entries.is_empty() {
@@ -527,7 +599,48 @@ mod tests {
 
     #[test]
     fn entry_is_compact() {
+        // The 24 bits of access metadata live beside the entries (`Slab`).
         assert_eq!(std::mem::size_of::<Option<Entry>>(), 56);
+    }
+
+    #[test]
+    fn reads_and_writes_count_as_accesses_but_exists_does_not() {
+        let mut d = db();
+        // A new key's metadata take the wall clock.
+        let base = crate::util::now_ms();
+        d.set(b"k", Value::string(b"v"), false, base);
+        let meta = |d: &mut Db| d.peek(b"k", 0).unwrap().1;
+        let now = base + 3_600_000;
+        assert!(d.exists(b"k", now));
+        assert!(access::idle_ms(meta(&mut d), now) >= 3_000_000, "EXISTS does not touch");
+        d.get(b"k", now);
+        assert_eq!(access::idle_ms(meta(&mut d), now), 0);
+        d.set(b"k", Value::string(b"w"), false, now + 5_000);
+        assert_eq!(access::idle_ms(meta(&mut d), now + 5_000), 0, "an overwrite keeps the slot and touches it");
+    }
+
+    #[test]
+    fn sampling_and_eviction() {
+        let mut d = db();
+        for i in 0..1000 {
+            let idx = d.set(format!("k{i}").as_bytes(), Value::string(b"v"), false, 0);
+            if i % 10 == 0 {
+                d.set_expire(idx, 10_000 + i);
+            }
+        }
+        let mut n = 0;
+        d.sample(false, 5, |_, _, _| n += 1);
+        assert_eq!(n, 5);
+        let mut seen = Vec::new();
+        d.sample(true, 20, |k, _, at| seen.push((k.clone(), at)));
+        assert_eq!(seen.len(), 20);
+        assert!(seen.iter().all(|(_, at)| *at >= 10_000), "only keys with a TTL");
+        let mut soon = Vec::new();
+        d.soonest_expiring(2, |k, _| soon.push(k.to_vec()));
+        assert_eq!(soon, [b"k0".to_vec(), b"k10".to_vec()]);
+        assert!(d.evict(b"k0"));
+        assert!(!d.evict(b"k0"));
+        assert_eq!((d.len(), d.volatile_len()), (999, 99));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! indexes keys by hash slot and expiry time, and the DUMP/RESTORE
 //! serialisation of values. Keys are `types::SmallBytes` (re-exported here).
 
+pub mod access;
 pub mod db;
 pub mod dump;
 pub mod slab;
