@@ -4,6 +4,8 @@
 //! subscriptions only accepts the subscription commands, PING, QUIT and
 //! RESET, as in Redis (those declared `flag::SUBSCRIBED`).
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use bytes::Bytes;
 
 use super::session::{Session, Subscription};
@@ -120,11 +122,11 @@ pub fn subscribe(cx: &mut dyn Coord, args: &[Bytes], pattern: bool) -> CmdResult
     let engine = cx.engine().clone();
     for name in &args[1..] {
         let s = cx.client()?;
-        let id = s.info.id;
+        let info = s.info.clone();
         let sb = sub(s);
         let fresh = if pattern { sb.patterns.insert(name.clone()) } else { sb.channels.insert(name.clone()) };
         if fresh {
-            engine.pubsub.subscribe(pattern, name, id, &sb.tx);
+            engine.pubsub.subscribe(pattern, name, &info, &sb.tx);
         }
         let count = sb.count();
         confirm(cx, count, if pattern { b"psubscribe" } else { b"subscribe" }, Some(name));
@@ -164,7 +166,9 @@ pub fn unsubscribe(cx: &mut dyn Coord, args: &[Bytes], pattern: bool) -> CmdResu
     }
     let s = cx.client()?;
     if s.sub.as_ref().is_some_and(|s| s.count() == 0) {
+        // Messages still queued go with it (no publisher adds any more).
         s.sub = None;
+        s.info.out_pending.store(0, Relaxed);
     }
     Ok(())
 }
@@ -179,10 +183,12 @@ pub fn unsubscribe_all(engine: &Engine, s: &mut Session) {
     for p in &sb.patterns {
         engine.pubsub.unsubscribe(true, p, id);
     }
+    s.info.out_pending.store(0, Relaxed);
 }
 
 pub fn publish(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
-    let n = cx.engine().pubsub.publish(&args[1], &args[2]);
+    let e = cx.engine();
+    let n = e.pubsub.publish(&args[1], &args[2], &e.cfg.output_limits[crate::config::CLASS_PUBSUB]);
     cx.out().int(n as i64);
     Ok(())
 }

@@ -8,8 +8,9 @@ use crate::util::parse_int;
 
 /// Longest inline command line accepted (as Redis's PROTO_INLINE_MAX_SIZE).
 const INLINE_MAX: usize = 64 * 1024;
-/// Largest multibulk count accepted.
-const MAX_MULTIBULK: i64 = 1024 * 1024 * 1024;
+/// Largest multibulk count accepted (Redis's INT_MAX; the argument list
+/// grows only as arguments arrive, within client-query-buffer-limit).
+const MAX_MULTIBULK: i64 = i32::MAX as i64;
 /// Before a password-protected connection authenticates: the most
 /// arguments and the longest argument it may send (Redis's limits; AUTH and
 /// HELLO fit well within them). Past them the connection is closed, so a

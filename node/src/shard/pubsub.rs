@@ -3,13 +3,20 @@
 //! connection's channel; the connection writes it (as RESP2 arrays or RESP3
 //! pushes) between commands or while it waits for input. In cluster mode a
 //! message reaches the subscribers of the node it is published on.
+//!
+//! A subscriber's messages not yet written to its socket count against the
+//! `pubsub` class of `client-output-buffer-limit` (`ClientInfo::out_pending`):
+//! a publisher that finds one over it drops its messages and closes it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::clients::ClientInfo;
+use crate::config::OutputLimit;
 use crate::util::glob_match;
 
 /// A delivery to one subscriber.
@@ -20,10 +27,37 @@ pub struct Message {
     pub payload: Bytes,
 }
 
+impl Message {
+    /// The bytes it takes until written: its parts and the reply framing.
+    pub fn size(&self) -> usize {
+        self.channel.len() + self.payload.len() + self.pattern.as_ref().map_or(0, |p| p.len()) + 64
+    }
+}
+
+/// Where a subscriber's messages go, and its connection's record.
+type Subscriber = (UnboundedSender<Message>, Arc<ClientInfo>);
+
 #[derive(Default)]
 struct Registry {
-    channels: HashMap<Bytes, HashMap<u64, UnboundedSender<Message>>>,
-    patterns: HashMap<Bytes, HashMap<u64, UnboundedSender<Message>>>,
+    channels: HashMap<Bytes, HashMap<u64, Subscriber>>,
+    patterns: HashMap<Bytes, HashMap<u64, Subscriber>>,
+}
+
+/// Hands `m` to a subscriber unless that would break its output limit, in
+/// which case the subscriber is closed instead; whether it was delivered.
+fn deliver(sub: &Subscriber, m: Message, limit: &OutputLimit, now: u64) -> bool {
+    let (tx, client) = sub;
+    if client.killed.load(Relaxed) {
+        return false;
+    }
+    let size = m.size();
+    if client.output_over(client.out_pending.load(Relaxed) + size, limit, now) {
+        tracing::warn!(client = client.id, addr = %client.addr, "closing a subscriber over the pubsub output buffer limit");
+        client.close_async();
+        return false;
+    }
+    client.out_pending.fetch_add(size, Relaxed);
+    tx.send(m).is_ok()
 }
 
 #[derive(Default)]
@@ -36,10 +70,10 @@ impl PubSub {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn subscribe(&self, pattern: bool, name: &Bytes, client: u64, tx: &UnboundedSender<Message>) {
+    pub fn subscribe(&self, pattern: bool, name: &Bytes, client: &Arc<ClientInfo>, tx: &UnboundedSender<Message>) {
         let mut r = self.lock();
         let map = if pattern { &mut r.patterns } else { &mut r.channels };
-        map.entry(name.clone()).or_default().insert(client, tx.clone());
+        map.entry(name.clone()).or_default().insert(client.id, (tx.clone(), client.clone()));
     }
 
     pub fn unsubscribe(&self, pattern: bool, name: &[u8], client: u64) {
@@ -54,19 +88,22 @@ impl PubSub {
     }
 
     /// Delivers `payload` to the subscribers of `channel` and of matching
-    /// patterns; how many received it.
-    pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+    /// patterns; how many received it. `limit`: the pubsub class's output
+    /// limit.
+    pub fn publish(&self, channel: &Bytes, payload: &Bytes, limit: &OutputLimit) -> usize {
         let r = self.lock();
+        let now = crate::util::now_ms();
         let mut n = 0;
         if let Some(subs) = r.channels.get(channel) {
-            for tx in subs.values() {
-                n += tx.send(Message { pattern: None, channel: channel.clone(), payload: payload.clone() }).is_ok() as usize;
+            for sub in subs.values() {
+                n += deliver(sub, Message { pattern: None, channel: channel.clone(), payload: payload.clone() }, limit, now) as usize;
             }
         }
         for (p, subs) in &r.patterns {
             if glob_match(p, channel, false) {
-                for tx in subs.values() {
-                    n += tx.send(Message { pattern: Some(p.clone()), channel: channel.clone(), payload: payload.clone() }).is_ok() as usize;
+                for sub in subs.values() {
+                    let m = Message { pattern: Some(p.clone()), channel: channel.clone(), payload: payload.clone() };
+                    n += deliver(sub, m, limit, now) as usize;
                 }
             }
         }
