@@ -175,6 +175,27 @@ fn eviction_settings_are_validated_and_reported() {
 }
 
 #[test]
+fn no_touch_clients_leave_access_counters_alone() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let cases: &[(&[&str], &str)] = &[
+        (&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"], "+OK\r\n"),
+        (&["SET", "f", "hello"], "+OK\r\n"),
+        (&["CLIENT", "NO-TOUCH", "ON"], "+OK\r\n"),
+        (&["GET", "f"], "$5\r\nhello\r\n"),
+        (&["APPEND", "f", "!"], ":6\r\n"),
+        (&["OBJECT", "FREQ", "f"], ":5\r\n"),
+        // TOUCH still counts (the first access after creation always does).
+        (&["TOUCH", "f"], ":1\r\n"),
+        (&["OBJECT", "FREQ", "f"], ":6\r\n"),
+        (&["CLIENT", "NO-TOUCH", "OFF"], "+OK\r\n"),
+    ];
+    for (cmd, want) in cases {
+        assert_eq!(&c.cmd(cmd), want, "{cmd:?}");
+    }
+}
+
+#[test]
 fn allkeys_lru_keeps_the_recently_read_keys() {
     let (_s, mut c, max) = limited("allkeys-lru");
     // Fillers restored with an idle time of 1000 s (as a cache's cold

@@ -36,9 +36,11 @@ pub struct ClientInfo {
     pub lib_ver: Mutex<String>,
     pub killed: AtomicBool,
     pub kill: Notify,
-    /// CLIENT NO-EVICT / NO-TOUCH (flags `e` and `T`). Both hold trivially:
-    /// no client is ever evicted (there is no `maxmemory-clients`) and no
-    /// command touches access times (they are not tracked).
+    /// CLIENT NO-EVICT / NO-TOUCH (flags `e` and `T`). NO-EVICT holds
+    /// trivially: no client is ever evicted (there is no
+    /// `maxmemory-clients`). With NO-TOUCH, the client's commands batched
+    /// to a shard (single-shard commands and scripts) leave keys' access
+    /// metadata as they are (`store::access::touching`).
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
     /// Bytes of pub/sub messages handed to the connection and not written

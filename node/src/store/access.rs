@@ -9,6 +9,7 @@
 //! the layers that own the configuration set them here (`set_lfu`,
 //! `set_lfu_params`) when it changes.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 /// The largest value of the 24-bit LRU clock.
@@ -20,6 +21,23 @@ pub const LFU_INIT_VAL: u32 = 5;
 static LFU: AtomicBool = AtomicBool::new(false);
 static LFU_LOG_FACTOR: AtomicU32 = AtomicU32::new(10);
 static LFU_DECAY_TIME: AtomicU32 = AtomicU32::new(1);
+
+thread_local! {
+    /// Set while a command of a client in CLIENT NO-TOUCH mode runs on
+    /// this thread: its lookups leave the metadata as they are.
+    static NO_TOUCH: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with lookups counting as accesses (`touch`) or not.
+pub fn touching<R>(touch: bool, f: impl FnOnce() -> R) -> R {
+    if touch {
+        return f();
+    }
+    let before = NO_TOUCH.with(|c| c.replace(true));
+    let r = f();
+    NO_TOUCH.with(|c| c.set(before));
+    r
+}
 
 /// Whether the metadata count accesses (an LFU policy) rather than time.
 pub fn set_lfu(on: bool) {
@@ -60,6 +78,9 @@ pub fn initial(now: u64) -> u32 {
 /// Metadata after an access at `now`.
 #[inline]
 pub fn accessed(meta: u32, now: u64) -> u32 {
+    if NO_TOUCH.with(|c| c.get()) {
+        return meta;
+    }
     if !is_lfu() {
         return lru_clock(now);
     }
@@ -122,6 +143,13 @@ pub fn idle_ms(meta: u32, now: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_touch_leaves_the_metadata() {
+        let m = initial(5_000_000);
+        assert_eq!(touching(false, || accessed(m, 9_000_000)), m);
+        assert_ne!(touching(true, || accessed(m, 9_000_000)), m);
+    }
 
     #[test]
     fn lru_idle_time_wraps() {

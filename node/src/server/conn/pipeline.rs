@@ -578,16 +578,20 @@ fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64
             return true;
         }
     }
-    let failed = match spec.exec {
+    // CLIENT NO-TOUCH: the command's lookups leave keys' access metadata
+    // alone (TOUCH itself still counts).
+    let touch = !client.no_touch.load(Relaxed) || spec.name == "touch";
+    let failed = crate::store::access::touching(touch, || match spec.exec {
         Exec::Script(call) => {
             let mark = out.buf.len();
             if !commands::scripting::run_on_shard(sh, db, spec, call, args, out) {
-                return false;
+                return None;
             }
-            out.buf.get(mark) == Some(&b'-')
+            Some(out.buf.get(mark) == Some(&b'-'))
         }
-        _ => exec_uncounted(sh, db, spec, args, out, now),
-    };
+        _ => Some(exec_uncounted(sh, db, spec, args, out, now)),
+    });
+    let Some(failed) = failed else { return false };
     let end = clock::now();
     let nanos = clock.nanos_to(end);
     *clock = end;
