@@ -168,6 +168,7 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
                     // A subscriber that does not read is closed by the
                     // publisher that finds it over its output limit.
                     let written = tokio::select! {
+                        biased;
                         r = conn.sock.write_all(&conn.out.buf) => r.is_ok(),
                         _ = info.kill.notified() => false,
                     };
@@ -308,7 +309,10 @@ impl Conn {
         self.local.cell.borrow_mut().stats.net_output_bytes += self.out.buf.len() as u64;
         self.s.info.writing(self.out.buf.len(), self.out.buf.capacity());
         let kill = self.s.info.clone();
+        // A killed client's pending reply still goes out when the socket
+        // takes it at once (CLIENT KILL ... SKIPME no answers its caller).
         let written = tokio::select! {
+            biased;
             r = self.sock.write_all(&self.out.buf) => r.is_ok(),
             _ = kill.kill.notified() => false,
         };
