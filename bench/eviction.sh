@@ -19,7 +19,9 @@
 #   --ops         measured GETs (default 2000000), after as many for warm-up
 #   --procs       client processes (default 2); --depth GETs per round (16)
 #   --skew        Zipf exponent (default 0.99)
-#   --policies    default "allkeys-lru allkeys-lfu allkeys-random"
+#   --policies    default "allkeys-lru allkeys-lfu allkeys-random allkeys-tinylfu"
+#                 (allkeys-tinylfu is damselfly's own: redis-server is not run
+#                 for it)
 #
 # Both servers run on random free loopback ports, one at a time, and are
 # stopped on exit. The fixed start-up overhead of each (used_memory and RSS
@@ -40,9 +42,9 @@ OPS=2000000
 PROCS=2
 DEPTH=16
 SKEW=0.99
-POLICIES="allkeys-lru allkeys-lfu allkeys-random"
+POLICIES="allkeys-lru allkeys-lfu allkeys-random allkeys-tinylfu"
 
-usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -163,12 +165,14 @@ fi
 printf '| policy | server | hit ratio | ops/s | peak RSS MB | used_memory MB | evicted_keys | start-up used / RSS MB |\n'
 printf '|---|---|---|---|---|---|---|---|\n'
 for policy in $POLICIES; do
-    for server in redis damselfly; do
+    servers="redis damselfly"
+    [ "$policy" = allkeys-tinylfu ] && servers="damselfly"
+    for server in $servers; do
         start "$server"
         base_used="$(info used_memory)"
         base_rss="$(vmrss)"
         redis-cli -p "$PORT" config set maxmemory "$MAXMEMORY" >/dev/null
-        redis-cli -p "$PORT" config set maxmemory-policy "$policy" >/dev/null
+        [ "$(redis-cli -p "$PORT" config set maxmemory-policy "$policy")" = OK ] || die "$server refused maxmemory-policy $policy"
         log "$policy on $server"
         python3 "$ROOT/bench/eviction_client.py" run "127.0.0.1:$PORT" "$PID" --keys "$KEYS" --value "$VALUE" \
             --ops "$OPS" --warmup "$OPS" --procs "$PROCS" --depth "$DEPTH" --skew "$SKEW" >"$WORK/result.json"

@@ -292,11 +292,14 @@ pub enum Policy {
     AllKeysLfu,
     AllKeysRandom,
     NoEviction,
+    /// Not one of Redis's: LRU order within frequency classes estimated by
+    /// a sketch that remembers evicted keys (`store::sketch`).
+    AllKeysTinyLfu,
 }
 
 impl Policy {
-    /// In Redis's order (its error message lists them so).
-    pub const ALL: [Policy; 8] = [
+    /// In Redis's order (its error message lists them so), then ours.
+    pub const ALL: [Policy; 9] = [
         Policy::VolatileLru,
         Policy::VolatileLfu,
         Policy::VolatileRandom,
@@ -305,6 +308,7 @@ impl Policy {
         Policy::AllKeysLfu,
         Policy::AllKeysRandom,
         Policy::NoEviction,
+        Policy::AllKeysTinyLfu,
     ];
 
     pub fn name(self) -> &'static str {
@@ -317,6 +321,7 @@ impl Policy {
             Policy::AllKeysLfu => "allkeys-lfu",
             Policy::AllKeysRandom => "allkeys-random",
             Policy::NoEviction => "noeviction",
+            Policy::AllKeysTinyLfu => "allkeys-tinylfu",
         }
     }
 
@@ -543,7 +548,8 @@ impl Config {
             "client-query-buffer-limit" => self.client_query_buffer_limit.store(memory_at_least(value, 1 << 20)?, Relaxed),
             "maxmemory-policy" => {
                 let p = Policy::parse(value).ok_or_else(|| {
-                    let names: Vec<&str> = Policy::ALL.iter().map(|p| p.name()).collect();
+                    // Redis's list, as its error text has it.
+                    let names: Vec<&str> = Policy::ALL[..8].iter().map(|p| p.name()).collect();
                     ConfigError::Invalid(format!("argument(s) must be one of the following: {}", names.join(", ")))
                 })?;
                 self.maxmemory_policy.store(p as u8, Relaxed);

@@ -44,6 +44,8 @@ pub async fn tick(shard: &LocalShard, now: u64) -> usize {
             break;
         }
     }
+    // A frequency sketch left from a policy no longer selected is freed.
+    crate::store::sketch::fit(0);
     for round in 0..MAX_ROUNDS {
         if round > 0 {
             tokio::task::yield_now().await;

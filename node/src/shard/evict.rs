@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use super::Shard;
 use crate::config::{Config, Policy};
-use crate::store::{access, SmallBytes};
+use crate::store::{access, sketch, SmallBytes};
 
 /// Candidates kept between rounds (Redis's EVPOOL_SIZE).
 const POOL_SIZE: usize = 16;
@@ -36,6 +36,7 @@ static FAILING: AtomicUsize = AtomicUsize::new(0);
 pub fn configure(cfg: &Config) {
     let p = cfg.policy();
     access::set_lfu(p.lfu());
+    sketch::set_on(p == Policy::AllKeysTinyLfu);
     let clamp = |v: u64| v.min(u32::MAX as u64) as u32;
     access::set_lfu_params(clamp(cfg.lfu_log_factor.load(Relaxed)), clamp(cfg.lfu_decay_time.load(Relaxed)));
 }
@@ -121,6 +122,10 @@ impl Shard {
         }
         let start = Instant::now();
         let now = crate::util::now_ms();
+        if policy == Policy::AllKeysTinyLfu {
+            let keys = (0..self.db_count()).filter_map(|i| self.dbs[i].as_ref()).map(|d| d.len()).sum();
+            sketch::fit(keys);
+        }
         let samples = (self.cfg.maxmemory_samples.load(Relaxed) as usize).clamp(1, MAX_SAMPLES);
         let mut n = 0;
         while over_limit(&self.cfg) {
@@ -184,10 +189,24 @@ impl Shard {
                     // exactly, not a sample's.
                     d.soonest_expiring(samples, |key, at| pool.offer(u64::MAX - at, db, key));
                 } else {
-                    d.sample(volatile, samples, |key, meta, _| {
-                        let score = if policy.lfu() { 255 - access::decayed(meta, now) as u64 } else { access::idle_ms(meta, now) };
-                        pool.offer(score, db, key);
-                    });
+                    let d = &*d;
+                    let score = |key: &SmallBytes, meta: u32| match policy {
+                        // The least often looked up first (misses count),
+                        // the longest idle among equals.
+                        Policy::AllKeysTinyLfu => {
+                            let rare = (15 - sketch::estimate(d.key_hash(key)).min(15)) as u64;
+                            rare << 40 | access::idle_ms(meta, now).min((1 << 40) - 1)
+                        }
+                        p if p.lfu() => 255 - access::decayed(meta, now) as u64,
+                        _ => access::idle_ms(meta, now),
+                    };
+                    d.sample(volatile, samples, |key, meta, _| pool.offer(score(key, meta), db, key));
+                    if policy == Policy::AllKeysTinyLfu {
+                        // Admission: a newcomer no more often looked up
+                        // than the keys it would displace is the one to go
+                        // (it loses ties, as if idle the longest).
+                        d.newest(|key, meta| pool.offer(score(key, meta) | ((1 << 40) - 1), db, key));
+                    }
                 }
             }
             self.pool = pool;

@@ -54,7 +54,15 @@ pub struct Db {
     /// written since the shard last served its blocked clients.
     wake: std::collections::HashSet<SmallBytes>,
     ready: std::cell::RefCell<Vec<SmallBytes>>,
+    /// While the frequency sketch is on (`store::sketch`): the slab indices
+    /// of the last keys created, newest at `newest_at`, for eviction to
+    /// weigh each newcomer against the keys it would displace.
+    newest: [u32; NEWEST],
+    newest_at: usize,
 }
+
+/// Keys created lately that eviction considers besides its samples.
+const NEWEST: usize = 8;
 
 /// Change tracking for the slots a migration moves (see `Db::track`).
 pub struct Tracking {
@@ -117,6 +125,8 @@ impl Db {
             tracking: None,
             wake: Default::default(),
             ready: Default::default(),
+            newest: [u32::MAX; NEWEST],
+            newest_at: 0,
         }
     }
 
@@ -149,6 +159,9 @@ impl Db {
     /// Finds a live key, deleting it first if its TTL has passed. Counts as
     /// an access (the key's LRU/LFU metadata are updated).
     pub fn lookup(&mut self, key: &[u8], now: u64) -> Option<u32> {
+        if super::sketch::is_on() {
+            super::sketch::record(self.hash(key));
+        }
         let idx = self.lookup_quiet(key, now)?;
         let meta = self.entries.meta(idx);
         self.entries.set_meta(idx, access::accessed(meta, now));
@@ -323,6 +336,11 @@ impl Db {
         let h = self.hash(key);
         let meta = access::initial(crate::util::now_ms());
         let idx = self.entries.insert(Entry { key: SmallBytes::new(key), value, expire_at }, meta);
+        if super::sketch::is_on() {
+            self.newest_at = (self.newest_at + 1) % NEWEST;
+            self.newest[self.newest_at] = idx;
+            super::sketch::fit(self.len());
+        }
         if expire_at != 0 {
             self.expires.insert((expire_at, idx));
         }
@@ -511,6 +529,12 @@ impl Db {
         (0..self.tables.len()).map(move |l| (l * self.nshards + self.shard) as u16)
     }
 
+    /// The hash of `key` in this database's tables (what the frequency
+    /// sketch is indexed by).
+    pub fn key_hash(&self, key: &[u8]) -> u64 {
+        self.hash(key)
+    }
+
     /// Sets a key's access metadata (RESTORE's IDLETIME and FREQ).
     pub fn set_access_meta(&mut self, idx: u32, meta: u32) {
         self.entries.set_meta(idx, meta);
@@ -545,6 +569,16 @@ impl Db {
                 if found == n {
                     return;
                 }
+            }
+        }
+    }
+
+    /// Calls `f(key, access metadata)` for the keys created last (while
+    /// the frequency sketch is on) that still exist.
+    pub fn newest(&self, mut f: impl FnMut(&SmallBytes, u32)) {
+        for &idx in &self.newest {
+            if let Some(e) = self.entries.get(idx) {
+                f(&e.key, self.entries.meta(idx));
             }
         }
     }
