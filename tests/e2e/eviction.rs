@@ -92,6 +92,10 @@ fn noeviction_refuses_growth_with_redis_errors() {
     let mut other = s.raw();
     assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
     assert_eq!(c.cmd(&["CONFIG", "GET", "maxmemory-policy"]), "*2\r\n$16\r\nmaxmemory-policy\r\n$10\r\nnoeviction\r\n");
+    let lib = "#!lua name=lib\n\
+        redis.register_function('put', function(k) return redis.call('set', k[1], 'x') end)\n\
+        redis.register_function{function_name='peek', callback=function(k) return redis.call('get', k[1]) end, flags={'no-writes'}}";
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", lib]), "$3\r\nlib\r\n");
     // A transaction queued before memory ran out holds a write.
     assert_eq!(other.cmd(&["MULTI"]), "+OK\r\n");
     assert_eq!(other.cmd(&["SET", "q", "1"]), "+QUEUED\r\n");
@@ -114,6 +118,10 @@ fn noeviction_refuses_growth_with_redis_errors() {
         (&["EVAL", "#!lua flags=no-writes\nreturn redis.call('get','k')", "0"], "$1\r\nv\r\n".into()),
         (&["EVAL", "#!lua flags=allow-oom\nreturn redis.call('set','x','y')", "0"], "+OK\r\n".into()),
         (&["DEL", "x"], ":1\r\n".into()),
+        // Functions: refused unless declared no-writes (or allow-oom).
+        (&["FCALL", "put", "1", "x"], OOM.into()),
+        (&["FCALL", "peek", "1", "k"], "$1\r\nv\r\n".into()),
+        (&["FCALL_RO", "peek", "1", "k"], "$1\r\nv\r\n".into()),
         // EXEC of a queue holding a write aborts the transaction.
     ];
     for (cmd, want) in cases {
@@ -136,7 +144,7 @@ fn noeviction_refuses_growth_with_redis_errors() {
     assert_eq!(String::from_utf8_lossy(&c.read_reply()), OOM);
     assert_eq!(String::from_utf8_lossy(&c.read_reply()), ":1\r\n");
     let errors = c.cmd(&["INFO", "errorstats"]);
-    assert!(errors.contains("errorstat_OOM:count=7\r\n"), "{errors}");
+    assert!(errors.contains("errorstat_OOM:count=8\r\n"), "{errors}");
     assert!(errors.contains("errorstat_EXECABORT:count=2\r\n"), "{errors}");
     let stats = c.cmd(&["INFO", "commandstats"]);
     let set_line = stats.lines().find(|l| l.starts_with("cmdstat_set:")).expect("SET's line");
@@ -144,6 +152,24 @@ fn noeviction_refuses_growth_with_redis_errors() {
     assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "0"]), "+OK\r\n");
     assert_eq!(c.cmd(&["SET", "k2", "v"]), "+OK\r\n");
     assert_eq!(info_u64(&mut c, "evicted_keys"), 0);
+}
+
+#[test]
+fn eviction_settings_come_from_the_config_file() {
+    let dir = std::env::temp_dir().join(format!("damselfly-evict-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("damselfly.conf");
+    std::fs::write(&path, "maxmemory 64mb\nmaxmemory-policy allkeys-lfu\nlfu-log-factor 3\nmaxmemory-samples 7\n").unwrap();
+    let s = Server::start_with(&[path.to_str().unwrap()]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["CONFIG", "GET", "maxmemory-policy"]), "*2\r\n$16\r\nmaxmemory-policy\r\n$11\r\nallkeys-lfu\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "GET", "lfu-log-factor"]), "*2\r\n$14\r\nlfu-log-factor\r\n$1\r\n3\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "GET", "maxmemory-samples"]), "*2\r\n$17\r\nmaxmemory-samples\r\n$1\r\n7\r\n");
+    // The policy is in force from the start: FREQ answers.
+    assert_eq!(c.cmd(&["SET", "k", "hello"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["OBJECT", "FREQ", "k"]), ":5\r\n");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
