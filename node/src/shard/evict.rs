@@ -181,6 +181,24 @@ impl Shard {
             }
             return None;
         }
+        // Candidates found dead (deleted, or expired and now removed) may
+        // empty the pool: sample again, a few times.
+        for _ in 0..3 {
+            self.fill_pool(policy, samples, now);
+            // The best candidate that still exists.
+            while let Some(c) = self.pool.items.pop() {
+                let live = self.db_if_exists(c.db).is_some_and(|d| d.lookup_quiet(&c.key, now).is_some());
+                if live {
+                    return Some((c.db, c.key));
+                }
+            }
+        }
+        None
+    }
+
+    /// Samples every database into the pool, scored for `policy`.
+    fn fill_pool(&mut self, policy: Policy, samples: usize, now: u64) {
+        let volatile = policy.volatile();
         for db in 0..self.db_count() {
             let mut pool = std::mem::take(&mut self.pool);
             if let Some(d) = self.db_if_exists(db) {
@@ -211,15 +229,6 @@ impl Shard {
             }
             self.pool = pool;
         }
-        // The best candidate that still exists (one may have been deleted
-        // since it was pooled).
-        while let Some(c) = self.pool.items.pop() {
-            let live = self.db_if_exists(c.db).is_some_and(|d| d.lookup_quiet(&c.key, now).is_some());
-            if live {
-                return Some((c.db, c.key));
-            }
-        }
-        None
     }
 }
 

@@ -541,9 +541,11 @@ impl Db {
     }
 
     /// Calls `f(key, access metadata, expire_at)` for up to `n` keys picked
-    /// at random, for eviction to choose among (a key may come twice).
-    /// `volatile`: only keys with a TTL, found from random points of the
-    /// expiry index. Work is bounded: at most `4 * n` probes.
+    /// at random, for eviction to choose among (a key may come twice); at
+    /// least one when the database has a key (with a TTL, for `volatile`).
+    /// `volatile`: keys found from random points of the expiry index.
+    /// Otherwise `4 * n` random probes of the slab, and when all of them
+    /// miss (a slab mostly emptied), a walk from a random position.
     pub fn sample(&self, volatile: bool, n: usize, mut f: impl FnMut(&SmallBytes, u32, u64)) {
         if volatile {
             let (Some(&(lo, _)), Some(&(hi, _))) = (self.expires.first(), self.expires.last()) else { return };
@@ -563,6 +565,23 @@ impl Db {
         let mut found = 0;
         for _ in 0..4 * n {
             let i = rand::random_range(0..cap);
+            if let Some(e) = self.entries.get(i) {
+                f(&e.key, self.entries.meta(i), e.expire_at);
+                found += 1;
+                if found == n {
+                    return;
+                }
+            }
+        }
+        if found > 0 {
+            return;
+        }
+        // A sparse slab (most keys deleted since it grew): walk on from a
+        // random position to the next live entries, so a database with keys
+        // always yields some.
+        let start = rand::random_range(0..cap);
+        for k in 0..cap {
+            let i = (start + k) % cap;
             if let Some(e) = self.entries.get(i) {
                 f(&e.key, self.entries.meta(i), e.expire_at);
                 found += 1;
@@ -665,6 +684,19 @@ mod tests {
         let mut n = 0;
         d.sample(false, 5, |_, _, _| n += 1);
         assert_eq!(n, 5);
+        // Mostly deleted: sampling still finds the few keys left.
+        let mut sparse = db();
+        for i in 0..5000 {
+            sparse.set(format!("s{i}").as_bytes(), Value::string(b"v"), false, 0);
+        }
+        for i in 0..4998 {
+            sparse.remove(format!("s{i}").as_bytes(), 0);
+        }
+        for _ in 0..50 {
+            let mut got = 0;
+            sparse.sample(false, 5, |_, _, _| got += 1);
+            assert!(got >= 1);
+        }
         let mut seen = Vec::new();
         d.sample(true, 20, |k, _, at| seen.push((k.clone(), at)));
         assert_eq!(seen.len(), 20);
