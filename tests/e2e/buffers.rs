@@ -159,6 +159,14 @@ fn protocol_limits_close_only_the_offending_connection() {
         assert_eq!(String::from_utf8_lossy(&read_to_close(&mut t)), *want);
     }
     assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    // A lower proto-max-bulk-len applies to connections already open.
+    let mut open = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    open.write_all(b"PING\r\n").unwrap();
+    let mut pong = [0u8; 7];
+    open.read_exact(&mut pong).unwrap();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"]), "+OK\r\n");
+    open.write_all(b"*2\r\n$4\r\nECHO\r\n$1048577\r\n").unwrap();
+    assert_eq!(String::from_utf8_lossy(&read_to_close(&mut open)), "-ERR Protocol error: invalid bulk length\r\n");
 }
 
 #[test]

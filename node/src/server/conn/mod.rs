@@ -192,6 +192,8 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
         // Until it authenticates, a connection parses (under tight limits)
         // and runs one command at a time, so that the command after a
         // pipelined AUTH is parsed with the authenticated limits.
+        // CONFIG SET proto-max-bulk-len applies to connections already open.
+        conn.parser.max_bulk = engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
         loop {
             conn.parser.unauthenticated = !conn.s.authed;
             let mut protocol_error = None;
