@@ -244,6 +244,44 @@ mod tests {
         assert_eq!(time_limit_us(100), u64::MAX);
     }
 
+    fn shard() -> Shard {
+        use clap::Parser;
+        let cfg = Config::from_args(&crate::config::Args::parse_from(["damselfly"])).expect("config");
+        Shard::new(0, 1, std::sync::Arc::new(cfg), crate::shard::scripts::Scripting::new(|_| false))
+    }
+
+    #[test]
+    fn victims_follow_the_policy() {
+        use crate::store::Value;
+        let mut sh = shard();
+        let now = crate::util::now_ms();
+        let d = sh.db(0);
+        let old = d.insert_new(b"old", Value::Int(1), 0);
+        d.set_access_meta(old, access::restored(Some(1000), None, now).expect("LRU metadata"));
+        d.insert_new(b"fresh", Value::Int(1), 0);
+        let soon = d.insert_new(b"soon", Value::Int(1), 0);
+        d.set_expire(soon, now + 10_000);
+        let later = d.insert_new(b"later", Value::Int(1), 0);
+        d.set_expire(later, now + 20_000);
+        let victim = |sh: &mut Shard, p: Policy| sh.victim(p, 5, now).map(|(db, k)| (db, k.to_vec()));
+        assert_eq!(victim(&mut sh, Policy::AllKeysLru), Some((0, b"old".to_vec())));
+        sh.pool.clear();
+        assert_eq!(victim(&mut sh, Policy::VolatileTtl), Some((0, b"soon".to_vec())));
+        sh.pool.clear();
+        for p in [Policy::VolatileLru, Policy::VolatileRandom] {
+            let (_, k) = victim(&mut sh, p).expect("keys with a TTL");
+            assert!(k == b"soon" || k == b"later", "{p:?} took a key without a TTL");
+            sh.pool.clear();
+        }
+        // No key with a TTL left: nothing for volatile policies.
+        for k in [&b"soon"[..], b"later"] {
+            assert!(sh.db(0).evict(k));
+        }
+        assert_eq!(victim(&mut sh, Policy::VolatileLru), None);
+        assert_eq!(victim(&mut sh, Policy::VolatileRandom), None);
+        assert!(victim(&mut sh, Policy::AllKeysRandom).is_some());
+    }
+
     #[test]
     fn pool_keeps_the_best_candidates() {
         let mut p = Pool::default();
