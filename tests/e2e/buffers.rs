@@ -192,3 +192,44 @@ fn a_query_buffer_past_its_limit_closes_the_connection() {
     let value = "v".repeat(3 * MB as usize / 2);
     assert_eq!(ok.cmd(&["SET", "k", &value]), "+OK\r\n");
 }
+
+fn used_memory(c: &mut Raw) -> u64 {
+    let text = c.cmd(&["INFO", "memory"]);
+    let at = text.find("used_memory:").expect("used_memory") + "used_memory:".len();
+    text[at..].split('\r').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn announcing_a_big_bulk_takes_no_memory_it_does_not_send() {
+    let s = Server::start();
+    let mut c = s.raw();
+    // An evicting cache near its limit: what a client only announces must
+    // not count, or it would evict the keys.
+    let base = used_memory(&mut c);
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", &(base + 16 * MB).to_string()]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "kept", "v"]), "+OK\r\n");
+    let mut attackers = Vec::new();
+    for _ in 0..4 {
+        let mut t = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        t.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\n").unwrap();
+        t.write_all(&vec![b'x'; 100_000]).unwrap();
+        attackers.push(t);
+    }
+    // Each connection holds what it sent, in a first step of its buffer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let holding = |c: &mut Raw| {
+        let list = c.cmd(&["CLIENT", "LIST"]);
+        let qbufs = list.split("qbuf=").skip(1).map(|r| r.split(' ').next().unwrap().parse::<u64>().unwrap());
+        qbufs.filter(|&q| q >= 100_000).count()
+    };
+    while holding(&mut c) < 4 {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    let used = used_memory(&mut c);
+    assert!(used < base + 8 * MB, "used_memory went from {base} to {used}");
+    assert_eq!(c.cmd(&["GET", "kept"]), "$1\r\nv\r\n");
+    assert!(c.cmd(&["INFO", "stats"]).contains("evicted_keys:0\r\n"));
+}
