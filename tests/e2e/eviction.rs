@@ -56,7 +56,11 @@ fn exists(c: &mut Raw, key: &str) -> bool {
 
 /// A server whose limit is `BUDGET` above its memory at start, with `policy`.
 fn limited(policy: &str) -> (Server, Raw, u64) {
-    let s = Server::start();
+    limited_with(policy, &[])
+}
+
+fn limited_with(policy: &str, args: &[&str]) -> (Server, Raw, u64) {
+    let s = Server::start_with(args);
     let mut c = s.raw();
     let max = info_u64(&mut c, "used_memory") + BUDGET;
     assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory-policy", policy]), "+OK\r\n");
@@ -332,7 +336,11 @@ fn allkeys_random_evicts_keys_with_and_without_ttl() {
 /// volatile-lru, -lfu, -random: keys without a TTL are never evicted; once
 /// no key with a TTL is left, writes are refused.
 fn volatile_never_evicts_persistent_keys(policy: &str) {
-    let (_s, mut c, max) = limited(policy);
+    volatile_never_evicts_persistent_keys_with(policy, &[]);
+}
+
+fn volatile_never_evicts_persistent_keys_with(policy: &str, args: &[&str]) {
+    let (_s, mut c, max) = limited_with(policy, args);
     let persistent = (BUDGET as usize / VALUE) / 4;
     assert!(fill(&mut c, max, "p", persistent, |_| None).iter().all(|r| r == "+OK\r\n"));
     assert!(fill(&mut c, max, "v", OVERFILL, |_| Some(100_000)).iter().all(|r| r == "+OK\r\n"));
@@ -364,6 +372,17 @@ fn volatile_lru_never_evicts_keys_without_ttl() {
 #[test]
 fn volatile_lfu_never_evicts_keys_without_ttl() {
     volatile_never_evicts_persistent_keys("volatile-lfu");
+}
+
+/// With several shards the budget is shared: each shard evicts its own
+/// keys, and writes are refused only once every shard has nothing left.
+#[test]
+fn shards_share_the_budget() {
+    volatile_never_evicts_persistent_keys_with("volatile-lru", &["--shards", "3"]);
+    let (_s, mut c, max) = limited_with("allkeys-lru", &["--shards", "3"]);
+    assert!(fill(&mut c, max, "k", OVERFILL, |_| None).iter().all(|r| r == "+OK\r\n"));
+    let left = surviving(&mut c, "k", OVERFILL).len();
+    assert!(left > 0 && left < OVERFILL / 2, "{left}");
 }
 
 #[test]
