@@ -153,9 +153,18 @@ fn noeviction_refuses_growth_with_redis_errors() {
     let stats = c.cmd(&["INFO", "commandstats"]);
     let set_line = stats.lines().find(|l| l.starts_with("cmdstat_set:")).expect("SET's line");
     assert!(set_line.ends_with(",rejected_calls=2,failed_calls=0"), "{set_line}");
+    assert!(info_u64(&mut c, "current_eviction_exceeded_time") > 0 || info_u64(&mut c, "total_eviction_exceeded_time") > 0);
     assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "0"]), "+OK\r\n");
     assert_eq!(c.cmd(&["SET", "k2", "v"]), "+OK\r\n");
     assert_eq!(info_u64(&mut c, "evicted_keys"), 0);
+    assert_eq!(info_u64(&mut c, "evicted_clients"), 0);
+    // Under the limit again: the episode ends at the shard's next tick.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_u64(&mut c, "current_eviction_exceeded_time") != 0 {
+        assert!(Instant::now() < deadline, "the episode never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(info_u64(&mut c, "total_eviction_exceeded_time") > 0);
 }
 
 #[test]

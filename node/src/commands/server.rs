@@ -508,7 +508,7 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         let sum = |f: fn(&ShardStats) -> u64| shards.iter().map(|s| f(&s.stats)).sum::<u64>();
         let _ = write!(
             text,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:{}\r\ncurrent_eviction_exceeded_time:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n\r\n",
             st.total_connections.load(Relaxed),
             sum(|s| s.commands),
             sum(|s| s.net_input_bytes),
@@ -516,6 +516,8 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             st.rejected_connections.load(Relaxed),
             sum(|s| s.expired_keys),
             sum(|s| s.evicted_keys),
+            crate::shard::evict::exceeded_ms().1,
+            crate::shard::evict::exceeded_ms().0,
             sum(|s| s.keyspace_hits),
             sum(|s| s.keyspace_misses),
             cmds.total_errors,

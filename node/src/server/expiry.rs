@@ -50,7 +50,16 @@ pub async fn tick(shard: &LocalShard, now: u64) -> usize {
         if round > 0 {
             tokio::task::yield_now().await;
         }
-        let n = shard.run(NO_TX, |sh| if crate::shard::evict::over_limit(&sh.cfg) { sh.evict_for(EVICT_ROUND_US) } else { 0 }).await;
+        let n = shard
+            .run(NO_TX, |sh| {
+                if crate::shard::evict::over_limit(&sh.cfg) {
+                    sh.evict_for(EVICT_ROUND_US)
+                } else {
+                    crate::shard::evict::note_exceeded(false);
+                    0
+                }
+            })
+            .await;
         if n == 0 {
             break;
         }

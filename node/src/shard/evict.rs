@@ -13,7 +13,7 @@
 //! `FAILING`, and commands that would grow memory are refused with -OOM as
 //! under noeviction (`oom`).
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 use super::Shard;
@@ -29,6 +29,36 @@ const MAX_SAMPLES: usize = 64;
 /// How many shards, when they last looked, were over the limit with
 /// nothing left to evict (each shard counts itself in and out).
 static FAILING: AtomicUsize = AtomicUsize::new(0);
+
+/// When the node last went over `maxmemory` (Unix ms; 0: it is not over), and the milliseconds of the episodes that
+/// ended (INFO's `current_eviction_exceeded_time` and
+/// `total_eviction_exceeded_time`).
+static EXCEEDED_SINCE: AtomicU64 = AtomicU64::new(0);
+static EXCEEDED_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// Notes whether the node is over its limit now (an eviction episode
+/// starts, goes on or ends). Called by evicting shards and by each
+/// shard's tick.
+pub fn note_exceeded(over: bool) {
+    let since = EXCEEDED_SINCE.load(Relaxed);
+    match (over, since) {
+        (true, 0) => {
+            let _ = EXCEEDED_SINCE.compare_exchange(0, crate::util::now_ms().max(1), Relaxed, Relaxed);
+        }
+        (false, s) if s != 0 && EXCEEDED_SINCE.compare_exchange(s, 0, Relaxed, Relaxed).is_ok() => {
+            EXCEEDED_TOTAL.fetch_add(crate::util::now_ms().saturating_sub(s), Relaxed);
+        }
+        _ => {}
+    }
+}
+
+/// (current, total) milliseconds the node has spent over `maxmemory`: the
+/// running episode, and all of them (the running one included).
+pub fn exceeded_ms() -> (u64, u64) {
+    let since = EXCEEDED_SINCE.load(Relaxed);
+    let current = if since == 0 { 0 } else { crate::util::now_ms().saturating_sub(since) };
+    (current, EXCEEDED_TOTAL.load(Relaxed) + current)
+}
 
 /// Applies the configuration's eviction parameters to the per-key access
 /// metadata (LRU clock or LFU counter). Called when the node starts and
@@ -111,8 +141,14 @@ impl Shard {
     /// `evict` with an explicit time budget in microseconds.
     pub fn evict_for(&mut self, limit_us: u64) -> usize {
         let policy = self.cfg.policy();
-        if policy == Policy::NoEviction || !over_limit(&self.cfg) {
+        if !over_limit(&self.cfg) {
             self.set_failing(false);
+            note_exceeded(false);
+            return 0;
+        }
+        // Over the limit: under noeviction too, as Redis counts it.
+        note_exceeded(true);
+        if policy == Policy::NoEviction {
             return 0;
         }
         if policy != self.evict_policy {
@@ -147,6 +183,9 @@ impl Shard {
             }
         }
         self.stats.evicted_keys += n as u64;
+        if !over_limit(&self.cfg) {
+            note_exceeded(false);
+        }
         n
     }
 
