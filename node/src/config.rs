@@ -5,7 +5,7 @@
 //! describes it and refuse any other (`FIXED`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use clap::Parser;
@@ -131,6 +131,20 @@ pub struct Config {
     pub protected_mode: AtomicBool,
     pub maxclients: AtomicU64,
     pub maxmemory: AtomicU64,
+    /// `maxmemory-policy`, a `Policy` as its index in `Policy::ALL`.
+    maxmemory_policy: AtomicU8,
+    /// `maxmemory-samples`: keys sampled per eviction.
+    pub maxmemory_samples: AtomicU64,
+    /// `maxmemory-eviction-tenacity` (0..100): how long one command may
+    /// spend evicting (`Policy::time_limit_us`).
+    pub maxmemory_eviction_tenacity: AtomicU64,
+    pub lfu_log_factor: AtomicU64,
+    pub lfu_decay_time: AtomicU64,
+    /// `client-output-buffer-limit` per class (normal, replica, pubsub).
+    pub output_limits: [OutputLimit; 3],
+    /// `client-query-buffer-limit`: the most a client's pending input may
+    /// hold.
+    pub client_query_buffer_limit: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
     pub hash_max_listpack_entries: AtomicU64,
     pub hash_max_listpack_value: AtomicU64,
@@ -188,8 +202,6 @@ fn cluster_secret(args: &Args) -> Result<Option<String>, ConfigError> {
 /// file and start-up refuse any other value with an error that says so —
 /// a setting is never accepted and then ignored. docs/CONFIG.md lists them.
 const FIXED: &[(&str, &str)] = &[
-    ("maxmemory-policy", "noeviction"),
-    ("maxmemory-samples", "5"),
     ("timeout", "0"),
     ("tcp-keepalive", "0"),
     ("hz", "10"),
@@ -213,7 +225,6 @@ const FIXED: &[(&str, &str)] = &[
     ("logfile", ""),
     ("daemonize", "no"),
     ("cluster-enabled", "no"),
-    ("client-output-buffer-limit", "normal 0 0 0 slave 0 0 0 pubsub 0 0 0"),
     ("io-threads", "1"),
 ];
 
@@ -252,14 +263,8 @@ pub fn default_shards(cores: usize) -> usize {
 /// (yes/no case-insensitively, lists of words regardless of spacing).
 fn fixed_value_eq(name: &str, current: &str, value: &str) -> bool {
     let words = |s: &str| s.split_whitespace().map(|w| w.to_ascii_lowercase()).collect::<Vec<_>>();
-    let (a, b) = (words(current), words(value));
-    if name == "client-output-buffer-limit" {
-        // Redis accepts `replica` for `slave`; one class at a time is fine.
-        let norm = |v: Vec<String>| v.into_iter().map(|w| if w == "replica" { "slave".to_string() } else { w }).collect::<Vec<_>>();
-        let b = norm(b);
-        return b.chunks(4).all(|c| c.len() == 4 && a.chunks(4).any(|d| d == c));
-    }
-    a == b
+    let _ = name;
+    words(current) == words(value)
 }
 
 /// Parses Redis memory notation: `100`, `1k`, `5mb`, `2GB`, `1gb`.
@@ -331,7 +336,148 @@ fn yes_no(value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// An integer parameter with Redis's bounds and error text.
+fn int_between(value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    let n: i64 = value.trim().parse().map_err(|_| ConfigError::NotInteger)?;
+    if n < min as i64 || n as u64 > max {
+        return Err(ConfigError::Invalid(format!("argument must be between {min} and {max} inclusive")));
+    }
+    Ok(n as u64)
+}
+
+/// A memory parameter with a lower bound, refused below it as Redis does.
+fn memory_at_least(value: &str, min: u64) -> Result<u64, ConfigError> {
+    let n = parse_memory(value).ok_or(ConfigError::NotMemory)?;
+    if n < min {
+        return Err(ConfigError::Invalid(format!("argument must be between {min} and {} inclusive", i64::MAX)));
+    }
+    Ok(n)
+}
+
+/// `maxmemory-policy`: what happens when used memory passes `maxmemory`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Policy {
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+    AllKeysLru,
+    AllKeysLfu,
+    AllKeysRandom,
+    NoEviction,
+    /// Not one of Redis's: LRU order within frequency classes estimated by
+    /// a sketch that remembers evicted keys (`store::sketch`).
+    AllKeysTinyLfu,
+}
+
+impl Policy {
+    /// In Redis's order (its error message lists them so), then ours.
+    pub const ALL: [Policy; 9] = [
+        Policy::VolatileLru,
+        Policy::VolatileLfu,
+        Policy::VolatileRandom,
+        Policy::VolatileTtl,
+        Policy::AllKeysLru,
+        Policy::AllKeysLfu,
+        Policy::AllKeysRandom,
+        Policy::NoEviction,
+        Policy::AllKeysTinyLfu,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::VolatileLru => "volatile-lru",
+            Policy::VolatileLfu => "volatile-lfu",
+            Policy::VolatileRandom => "volatile-random",
+            Policy::VolatileTtl => "volatile-ttl",
+            Policy::AllKeysLru => "allkeys-lru",
+            Policy::AllKeysLfu => "allkeys-lfu",
+            Policy::AllKeysRandom => "allkeys-random",
+            Policy::NoEviction => "noeviction",
+            Policy::AllKeysTinyLfu => "allkeys-tinylfu",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Policy> {
+        Policy::ALL.into_iter().find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Only keys with a TTL may be evicted.
+    pub fn volatile(self) -> bool {
+        matches!(self, Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl)
+    }
+
+    pub fn lfu(self) -> bool {
+        matches!(self, Policy::VolatileLfu | Policy::AllKeysLfu)
+    }
+}
+
+/// The output-buffer limit of one client class: past `hard` bytes, or past
+/// `soft` bytes for `soft_secs` seconds in a row, the client is
+/// disconnected. 0 disables a limit.
+pub struct OutputLimit {
+    pub hard: AtomicU64,
+    pub soft: AtomicU64,
+    pub soft_secs: AtomicU64,
+}
+
+impl OutputLimit {
+    const fn new(hard: u64, soft: u64, soft_secs: u64) -> OutputLimit {
+        OutputLimit { hard: AtomicU64::new(hard), soft: AtomicU64::new(soft), soft_secs: AtomicU64::new(soft_secs) }
+    }
+}
+
+/// The classes of `client-output-buffer-limit`, in `Config::output_limits`
+/// order.
+pub const OUTPUT_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+pub const CLASS_NORMAL: usize = 0;
+pub const CLASS_PUBSUB: usize = 2;
+
 impl Config {
+    pub fn policy(&self) -> Policy {
+        Policy::ALL.get(self.maxmemory_policy.load(Relaxed) as usize).copied().unwrap_or(Policy::NoEviction)
+    }
+
+    /// `client-output-buffer-limit <class> <hard> <soft> <soft-seconds>
+    /// ...`: every group is checked before any applies, as Redis does.
+    fn set_output_limits(&self, value: &str) -> Result<(), ConfigError> {
+        let words: Vec<&str> = value.split_whitespace().collect();
+        if !words.len().is_multiple_of(4) {
+            return Err(ConfigError::Invalid("Wrong number of arguments in buffer limit configuration.".into()));
+        }
+        let mut parsed = Vec::with_capacity(words.len() / 4);
+        for g in words.chunks_exact(4) {
+            let class = match g[0].to_ascii_lowercase().as_str() {
+                "normal" => 0,
+                "slave" | "replica" => 1,
+                "pubsub" => 2,
+                _ => return Err(ConfigError::Invalid("Invalid client class specified in buffer limit configuration.".into())),
+            };
+            let bad = || ConfigError::Invalid("Error in hard, soft or soft_seconds setting in buffer limit configuration.".into());
+            let hard = parse_memory(g[1]).ok_or_else(bad)?;
+            let soft = parse_memory(g[2]).ok_or_else(bad)?;
+            let secs: u64 = g[3].parse().map_err(|_| bad())?;
+            parsed.push((class, hard, soft, secs));
+        }
+        for (class, hard, soft, secs) in parsed {
+            let l = &self.output_limits[class];
+            l.hard.store(hard, Relaxed);
+            l.soft.store(soft, Relaxed);
+            l.soft_secs.store(secs, Relaxed);
+        }
+        Ok(())
+    }
+
+    fn output_limits_text(&self) -> String {
+        let groups: Vec<String> = OUTPUT_CLASSES
+            .iter()
+            .zip(&self.output_limits)
+            .map(|(name, l)| format!("{name} {} {} {}", l.hard.load(Relaxed), l.soft.load(Relaxed), l.soft_secs.load(Relaxed)))
+            .collect();
+        groups.join(" ")
+    }
+
     /// Protected mode applies: it is on and no password is set, so only
     /// loopback clients may connect.
     pub fn protecting(&self) -> bool {
@@ -350,6 +496,13 @@ impl Config {
             protected_mode: AtomicBool::new(true),
             maxclients: AtomicU64::new(10000),
             maxmemory: AtomicU64::new(0),
+            maxmemory_policy: AtomicU8::new(Policy::NoEviction as u8),
+            maxmemory_samples: AtomicU64::new(5),
+            maxmemory_eviction_tenacity: AtomicU64::new(10),
+            lfu_log_factor: AtomicU64::new(10),
+            lfu_decay_time: AtomicU64::new(1),
+            output_limits: [OutputLimit::new(0, 0, 0), OutputLimit::new(256 << 20, 64 << 20, 60), OutputLimit::new(32 << 20, 8 << 20, 60)],
+            client_query_buffer_limit: AtomicU64::new(1 << 30),
             proto_max_bulk_len: AtomicU64::new(512 * 1024 * 1024),
             hash_max_listpack_entries: AtomicU64::new(128),
             hash_max_listpack_value: AtomicU64::new(64),
@@ -543,9 +696,21 @@ impl Config {
             "maxclients" => self.maxclients.store(int()?, Relaxed),
             "protected-mode" => self.protected_mode.store(yes_no(value)?, Relaxed),
             "maxmemory" => self.maxmemory.store(parse_memory(value).ok_or(ConfigError::NotMemory)?, Relaxed),
-            "proto-max-bulk-len" => {
-                self.proto_max_bulk_len.store(parse_memory(value).ok_or(ConfigError::NotMemory)?.max(1024 * 1024), Relaxed)
+            "proto-max-bulk-len" => self.proto_max_bulk_len.store(memory_at_least(value, 1 << 20)?, Relaxed),
+            "client-query-buffer-limit" => self.client_query_buffer_limit.store(memory_at_least(value, 1 << 20)?, Relaxed),
+            "maxmemory-policy" => {
+                let p = Policy::parse(value).ok_or_else(|| {
+                    // Redis's list, as its error text has it.
+                    let names: Vec<&str> = Policy::ALL[..8].iter().map(|p| p.name()).collect();
+                    ConfigError::Invalid(format!("argument(s) must be one of the following: {}", names.join(", ")))
+                })?;
+                self.maxmemory_policy.store(p as u8, Relaxed);
             }
+            "maxmemory-samples" => self.maxmemory_samples.store(int_between(value, 1, i32::MAX as u64)?, Relaxed),
+            "maxmemory-eviction-tenacity" => self.maxmemory_eviction_tenacity.store(int_between(value, 0, 100)?, Relaxed),
+            "lfu-log-factor" => self.lfu_log_factor.store(int_between(value, 0, i32::MAX as u64)?, Relaxed),
+            "lfu-decay-time" => self.lfu_decay_time.store(int_between(value, 0, i32::MAX as u64)?, Relaxed),
+            "client-output-buffer-limit" => self.set_output_limits(value)?,
             "hash-max-listpack-entries" | "hash-max-ziplist-entries" => self.hash_max_listpack_entries.store(int()?, Relaxed),
             "hash-max-listpack-value" | "hash-max-ziplist-value" => self.hash_max_listpack_value.store(int()?, Relaxed),
             "zset-max-listpack-entries" | "zset-max-ziplist-entries" => self.zset_max_listpack_entries.store(int()?, Relaxed),
@@ -604,6 +769,13 @@ impl Config {
             ("protected-mode".into(), if self.protected_mode.load(Relaxed) { "yes" } else { "no" }.into()),
             ("maxmemory".into(), self.maxmemory.load(Relaxed).to_string()),
             ("proto-max-bulk-len".into(), self.proto_max_bulk_len.load(Relaxed).to_string()),
+            ("client-query-buffer-limit".into(), self.client_query_buffer_limit.load(Relaxed).to_string()),
+            ("maxmemory-policy".into(), self.policy().name().into()),
+            ("maxmemory-samples".into(), self.maxmemory_samples.load(Relaxed).to_string()),
+            ("maxmemory-eviction-tenacity".into(), self.maxmemory_eviction_tenacity.load(Relaxed).to_string()),
+            ("lfu-log-factor".into(), self.lfu_log_factor.load(Relaxed).to_string()),
+            ("lfu-decay-time".into(), self.lfu_decay_time.load(Relaxed).to_string()),
+            ("client-output-buffer-limit".into(), self.output_limits_text()),
             ("hash-max-listpack-entries".into(), self.hash_max_listpack_entries.load(Relaxed).to_string()),
             ("hash-max-listpack-value".into(), self.hash_max_listpack_value.load(Relaxed).to_string()),
             ("hash-max-ziplist-entries".into(), self.hash_max_listpack_entries.load(Relaxed).to_string()),
@@ -705,8 +877,19 @@ mod tests {
         cfg.set("appendfsync", "always").unwrap();
         assert_eq!(cfg.appendfsync(), Fsync::Always);
         assert!(cfg.set("appendfsync", "sometimes").is_err());
-        cfg.set("client-output-buffer-limit", "pubsub 0 0 0").unwrap();
-        assert!(cfg.set("client-output-buffer-limit", "pubsub 32mb 8mb 60").is_err());
+        assert_eq!(cfg.get(b"client-output-buffer-limit")[0].1, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60");
+        cfg.set("client-output-buffer-limit", "pubsub 1mb 2 3 replica 0 0 0").unwrap();
+        assert_eq!(cfg.get(b"client-output-buffer-limit")[0].1, "normal 0 0 0 slave 0 0 0 pubsub 1048576 2 3");
+        assert!(cfg.set("client-output-buffer-limit", "normal 1 1 1 pubsub 1 2").is_err());
+        assert!(cfg.set("client-output-buffer-limit", "normal 5 5 5 foo 1 2 3").is_err());
+        assert_eq!(cfg.output_limits[0].hard.load(Relaxed), 0, "nothing applies when a group is wrong");
+        assert!(cfg.set("maxmemory-policy", "lru").is_err());
+        cfg.set("maxmemory-policy", "ALLKEYS-LFU").unwrap();
+        assert_eq!(cfg.policy(), Policy::AllKeysLfu);
+        assert_eq!(cfg.get(b"maxmemory-policy")[0].1, "allkeys-lfu");
+        assert!(cfg.set("maxmemory-eviction-tenacity", "101").is_err());
+        assert!(cfg.set("maxmemory-samples", "0").is_err());
+        assert!(cfg.set("proto-max-bulk-len", "1000").is_err());
         assert!(cfg.set("no-such-thing", "1").is_err());
         assert!(cfg.get(b"hash-max-*").len() >= 2);
         assert_eq!(cfg.zset_limits().max_entries, 128);

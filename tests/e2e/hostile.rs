@@ -201,7 +201,6 @@ fn settings_that_cannot_be_honoured_are_refused() {
     assert!(c
         .cmd(&["CONFIG", "SET", "appendonly", "yes"])
         .starts_with("-ERR CONFIG SET failed (possibly related to argument 'appendonly')"));
-    assert!(c.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]).starts_with("-ERR CONFIG SET failed"));
     // Still serving: nothing was silently dropped.
     assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
 }
@@ -244,8 +243,9 @@ fn memory_goes_back_after_a_burst() {
     let mut c = s.raw();
     assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
     let base = s.rss();
-    // A 100 MB value is read into a buffer of its own and stored without a
-    // copy: the node holds it once, not two or three times. (How long it
+    // A 100 MB value is read into a buffer of its own (grown eightfold
+    // steps as it arrives, the last one exact) and stored without a copy:
+    // the node holds it about once, not two or three times. (How long it
     // stalls other clients is measured side by side with redis-server by
     // bench/hostile.py; here a bystander only checks the node never
     // freezes.)

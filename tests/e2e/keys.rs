@@ -248,11 +248,17 @@ const CASES: &[(&[&str], &str)] = &[
     (&["OBJECT", "ENCODING", "s", "extra"], "-ERR wrong number of arguments for 'object|encoding' command\r\n"),
     (&["OBJECT", "HELP", "extra"], "-ERR wrong number of arguments for 'object|help' command\r\n"),
     (&["OBJECT"], "-ERR wrong number of arguments for 'object' command\r\n"),
-    // Only noeviction is supported until eviction exists: an LFU policy,
-    // which would make FREQ answer, is refused rather than ignored.
+    // Under an LFU policy FREQ answers (a new key starts at 5, a read
+    // counts) and IDLETIME is refused; EXISTS and OBJECT do not count.
+    (&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"], "+OK\r\n"),
+    (&["SET", "f", "hello"], "+OK\r\n"),
+    (&["OBJECT", "FREQ", "f"], ":5\r\n"),
+    (&["GET", "f"], "$5\r\nhello\r\n"),
+    (&["EXISTS", "f"], ":1\r\n"),
+    (&["OBJECT", "FREQ", "f"], ":6\r\n"),
     (&[
-        "CONFIG", "SET", "maxmemory-policy", "allkeys-lfu",
-    ], "-ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - 'maxmemory-policy' is fixed at 'noeviction' in this server (not supported yet)\r\n"),
+        "OBJECT", "IDLETIME", "f",
+    ], "-ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.\r\n"),
     (&["CONFIG", "SET", "maxmemory-policy", "noeviction"], "+OK\r\n"),
     // MEMORY
     (&["MEMORY", "USAGE", "s"], ":56\r\n"),

@@ -84,5 +84,6 @@ async fn send_to(url: String, mut rx: mpsc::Receiver<Batch>) {
 /// Delivers messages published on another node to this node's
 /// subscribers; how many deliveries were made.
 pub fn deliver(ctl: &Control, batch: PublishBatch) -> u64 {
-    batch.messages.into_iter().map(|m| ctl.engine.pubsub.publish(&Bytes::from(m.channel), &Bytes::from(m.payload)) as u64).sum()
+    let limit = &ctl.engine.cfg.output_limits[crate::config::CLASS_PUBSUB];
+    batch.messages.into_iter().map(|m| ctl.engine.pubsub.publish(&Bytes::from(m.channel), &Bytes::from(m.payload), limit) as u64).sum()
 }

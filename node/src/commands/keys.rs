@@ -10,7 +10,6 @@
 use bytes::Bytes;
 
 use super::{cmd, flag::*, sub, Combine, CommandSpec, Coord, Ctx, Exec, KeyRule};
-use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -49,7 +48,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         K,
         "generic",
         "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
-        Exec::Split(exists, Combine::Sum),
+        Exec::Split(touch, Combine::Sum),
     )
     .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
     cmd("type", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Determines the type of value stored at a key.", Exec::Shard(type_)),
@@ -282,10 +281,20 @@ fn exists(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     Ok(())
 }
 
+/// TOUCH: EXISTS that counts as an access of each key.
+fn touch(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    let n = args[1..].iter().filter(|k| db.lookup(k, now).is_some()).count() as i64;
+    ctx.count(n);
+    out.int(n);
+    Ok(())
+}
+
 fn type_(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
-    match ctx.db().get(&args[1], now) {
-        Some(e) => out.simple(e.value.type_name()),
+    match ctx.db().peek(&args[1], now) {
+        Some((e, _)) => out.simple(e.value.type_name()),
         None => out.simple("none"),
     }
     Ok(())
@@ -643,11 +652,6 @@ pub async fn swapdb(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// Whether `maxmemory-policy` is an LFU one (OBJECT FREQ / IDLETIME care).
-fn lfu_policy(cfg: &Config) -> bool {
-    cfg.get(b"maxmemory-policy").first().is_some_and(|(_, v)| v.to_ascii_lowercase().ends_with("-lfu"))
-}
-
 fn help(out: &mut Out, lines: &[&str]) {
     out.help(lines);
 }
@@ -659,7 +663,8 @@ const OBJECT_HELP: &[&str] = &[
     "FREQ <key>",
     "    Return the access frequency counter of <key> (only with an LFU maxmemory-policy).",
     "IDLETIME <key>",
-    "    Return the seconds since <key> was last accessed (access times are not tracked: 0).",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
     "REFCOUNT <key>",
     "    Return the number of references to the value of <key>.",
     "HELP",
@@ -668,10 +673,10 @@ const OBJECT_HELP: &[&str] = &[
 
 /// OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP.
 ///
-/// Values are never shared, so REFCOUNT is 1. Access times and frequencies
-/// are not tracked (an entry has no room for them): IDLETIME replies 0, and
-/// FREQ replies 0 under an LFU policy. Like Redis, FREQ is refused unless the
-/// maxmemory-policy is an LFU one and IDLETIME is refused when it is.
+/// Values are never shared, so REFCOUNT is 1. IDLETIME and FREQ read the
+/// key's access metadata (`store::access`) without counting an access.
+/// Like Redis, FREQ is refused unless the maxmemory-policy is an LFU one and
+/// IDLETIME is refused when it is.
 fn object(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let sub = &args[1];
     if eq_ic(sub, "HELP") {
@@ -681,9 +686,9 @@ fn object(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let Some(which) = ["encoding", "refcount", "idletime", "freq"].into_iter().find(|w| eq_ic(sub, w)) else {
         return Err(CmdError::unknown_subcommand("object", sub));
     };
-    let lfu = lfu_policy(&ctx.shard.cfg);
+    let lfu = ctx.shard.cfg.policy().lfu();
     let now = ctx.now;
-    let Some(e) = ctx.db().get(&args[2], now) else {
+    let Some((e, meta)) = ctx.db().peek(&args[2], now) else {
         out.nil();
         return Ok(());
     };
@@ -694,13 +699,13 @@ fn object(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             if lfu {
                 return Err(CmdError::err("An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
             }
-            out.int(0);
+            out.int((crate::store::access::idle_ms(meta, now) / 1000) as i64);
         }
         _ => {
             if !lfu {
                 return Err(CmdError::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
             }
-            out.int(0);
+            out.int(crate::store::access::decayed(meta, now) as i64);
         }
     }
     Ok(())
@@ -774,9 +779,10 @@ fn dump_(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 
 /// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
 ///
-/// Checks in Redis's order: options, existing key, TTL, payload. IDLETIME and
-/// FREQ are validated and then ignored (access statistics are not kept). A
-/// TTL already in the past leaves the key absent (deleted, with REPLACE).
+/// Checks in Redis's order: options, existing key, TTL, payload. IDLETIME
+/// sets the key's access time under a non-LFU policy, FREQ its access
+/// counter under an LFU one (each is ignored under the other, as in
+/// Redis). A TTL already in the past leaves the key absent (deleted, with REPLACE).
 pub(super) fn restore(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let (mut replace, mut absttl) = (false, false);
     let (mut idle, mut freq) = (None, None);
@@ -829,7 +835,10 @@ pub(super) fn restore(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult
         db.remove(key, now);
     }
     if expire_at == 0 || expire_at > now {
-        db.insert_new(key, value, expire_at);
+        let idx = db.insert_new(key, value, expire_at);
+        if let Some(meta) = crate::store::access::restored(idle, freq, now) {
+            db.set_access_meta(idx, meta);
+        }
     }
     out.ok();
     Ok(())

@@ -8,6 +8,8 @@
 //! subscriptions only accepts the subscription commands, PING, QUIT and
 //! RESET, as in Redis (those declared `flag::SUBSCRIBED`).
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use bytes::Bytes;
 
 use super::session::{Session, Subscription};
@@ -167,11 +169,11 @@ pub fn subscribe(cx: &mut dyn Coord, args: &[Bytes], pattern: bool) -> CmdResult
     let engine = cx.engine().clone();
     for name in &args[1..] {
         let s = cx.client()?;
-        let id = s.info.id;
+        let info = s.info.clone();
         let sb = sub(s);
         let fresh = if pattern { sb.patterns.insert(name.clone()) } else { sb.channels.insert(name.clone()) };
         if fresh {
-            engine.pubsub.subscribe(pattern, name, id, &sb.tx);
+            engine.pubsub.subscribe(pattern, name, &info, &sb.tx);
         }
         let count = sb.count();
         confirm(cx, count, if pattern { b"psubscribe" } else { b"subscribe" }, Some(name));
@@ -213,10 +215,12 @@ pub fn unsubscribe(cx: &mut dyn Coord, args: &[Bytes], pattern: bool) -> CmdResu
     Ok(())
 }
 
-/// Leaves subscribed mode when no subscription is left.
+/// Leaves subscribed mode when no subscription is left (messages still
+/// queued go with it: no publisher adds any more).
 fn leave_if_unsubscribed(s: &mut Session) {
     if s.sub.as_ref().is_some_and(|s| s.total() == 0) {
         s.sub = None;
+        s.info.out_pending.store(0, Relaxed);
     }
 }
 
@@ -228,10 +232,10 @@ pub fn ssubscribe(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let engine = cx.engine().clone();
     for name in &args[1..] {
         let s = cx.client()?;
-        let id = s.info.id;
+        let info = s.info.clone();
         let sb = sub(s);
         if sb.shard_channels.insert(name.clone()) {
-            engine.pubsub.subscribe_shard(name, id, &sb.tx);
+            engine.pubsub.subscribe_shard(name, &info, &sb.tx);
         }
         let count = sb.shard_channels.len();
         confirm(cx, count, b"ssubscribe", Some(name));
@@ -269,7 +273,8 @@ pub fn sunsubscribe(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
 
 /// SPUBLISH shardchannel message.
 pub fn spublish(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
-    let n = cx.engine().pubsub.publish_shard(&args[1], &args[2]);
+    let e = cx.engine();
+    let n = e.pubsub.publish_shard(&args[1], &args[2], &e.cfg.output_limits[crate::config::CLASS_PUBSUB]);
     cx.out().int(n as i64);
     Ok(())
 }
@@ -287,18 +292,20 @@ pub fn unsubscribe_all(engine: &Engine, s: &mut Session) {
     for c in &sb.shard_channels {
         engine.pubsub.unsubscribe_shard(c, id);
     }
+    s.info.out_pending.store(0, Relaxed);
 }
 
 /// PUBLISH channel message: to this node's subscribers, and in cluster
 /// mode to the other nodes' (as Redis Cluster broadcasts it); the count is
 /// this node's, as in Redis.
 pub fn publish(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
-    if let Some(bus) = cx.engine().cluster.as_ref().and_then(|m| m.publish.get()) {
+    let e = cx.engine();
+    if let Some(bus) = e.cluster.as_ref().and_then(|m| m.publish.get()) {
         // Best effort, as Redis's bus: a backlog past the queue's bound
         // (a peer that cannot keep up) loses messages rather than memory.
         let _ = bus.try_send((args[1].clone(), args[2].clone()));
     }
-    let n = cx.engine().pubsub.publish(&args[1], &args[2]);
+    let n = e.pubsub.publish(&args[1], &args[2], &e.cfg.output_limits[crate::config::CLASS_PUBSUB]);
     cx.out().int(n as i64);
     Ok(())
 }

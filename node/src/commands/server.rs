@@ -509,10 +509,11 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         };
         let _ = write!(
             text,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_not_counted_for_evict:0\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\n\r\n",
             human(used),
             human(rss),
             human(maxmem),
+            e.cfg.policy().name(),
             if used > 0 { rss as f64 / used as f64 } else { 0.0 },
         );
     }
@@ -523,13 +524,16 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         let sum = |f: fn(&ShardStats) -> u64| shards.iter().map(|s| f(&s.stats)).sum::<u64>();
         let _ = write!(
             text,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:{}\r\ncurrent_eviction_exceeded_time:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n\r\n",
             st.total_connections.load(Relaxed),
             sum(|s| s.commands),
             sum(|s| s.net_input_bytes),
             sum(|s| s.net_output_bytes),
             st.rejected_connections.load(Relaxed),
             sum(|s| s.expired_keys),
+            sum(|s| s.evicted_keys),
+            crate::shard::evict::exceeded_ms().1,
+            crate::shard::evict::exceeded_ms().0,
             sum(|s| s.keyspace_hits),
             sum(|s| s.keyspace_misses),
             cmds.total_errors,
@@ -634,6 +638,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                     other => CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {other}")),
                 })?;
             }
+            crate::shard::evict::configure(&cfg);
             cx.out().ok();
         }
         b"RESETSTAT" => {

@@ -8,8 +8,9 @@ use crate::util::parse_int;
 
 /// Longest inline command line accepted (as Redis's PROTO_INLINE_MAX_SIZE).
 const INLINE_MAX: usize = 64 * 1024;
-/// Largest multibulk count accepted.
-const MAX_MULTIBULK: i64 = 1024 * 1024 * 1024;
+/// Largest multibulk count accepted (Redis's INT_MAX; the argument list
+/// grows only as arguments arrive, within client-query-buffer-limit).
+const MAX_MULTIBULK: i64 = i32::MAX as i64;
 /// Before a password-protected connection authenticates: the most
 /// arguments and the longest argument it may send (Redis's limits; AUTH and
 /// HELLO fit well within them). Past them the connection is closed, so a
@@ -21,6 +22,10 @@ const UNAUTH_MAX_BULK: usize = 16 * 1024;
 /// PROTO_MBULK_BIG_ARG): a large value is then stored without a copy, so
 /// its first write does not stall the shard faulting in fresh pages.
 pub const BIG_ARG: usize = 32 * 1024;
+/// The first allocation for a big argument still arriving, and its growth
+/// factor (`big_target`).
+const BIG_FIRST: usize = 256 * 1024;
+const GROWTH: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError(pub String);
@@ -73,10 +78,23 @@ impl Parser {
     }
 
     /// While a big argument is being read: its buffer, which the connection
-    /// reads into directly (it has room for exactly what is missing).
+    /// reads into directly. It grows with what arrives, eightfold each time
+    /// it is full and at last to exactly the announced length, so a client
+    /// makes the node reserve at most eight times what it sent (Redis
+    /// reserves the whole announced length at once), while the copies add
+    /// up to a seventh of the argument and the largest one holds an eighth
+    /// beside it.
     pub fn big_target(&mut self) -> Option<&mut BytesMut> {
         match &mut self.big {
-            Some((b, len)) if b.len() < *len => Some(b),
+            Some((b, len)) if b.len() < *len => {
+                if b.len() == b.capacity() {
+                    // A fresh exact allocation: the value keeps this buffer.
+                    let mut grown = BytesMut::with_capacity((b.capacity() * GROWTH).clamp(BIG_FIRST, *len));
+                    grown.extend_from_slice(b);
+                    *b = grown;
+                }
+                Some(b)
+            }
             _ => None,
         }
     }
@@ -176,7 +194,7 @@ impl Parser {
                 // read there directly (`big_target`).
                 let tail = buf.split_off(start);
                 let have = tail.len().min(len);
-                let mut b = BytesMut::with_capacity(len);
+                let mut b = BytesMut::with_capacity(have.max(BIG_FIRST).min(len));
                 b.extend_from_slice(&tail[..have]);
                 buf.extend_from_slice(&tail[have..]);
                 self.big = Some((b, len));
@@ -392,6 +410,29 @@ mod tests {
             assert_eq!(&cmds[0][2][..], &big[..], "split at {split}");
             assert_eq!(&cmds[1][0][..], b"PING");
         }
+    }
+
+    #[test]
+    fn a_big_argument_grows_with_what_arrives() {
+        let len = 3 * 1024 * 1024 + 17;
+        let mut p = Parser::new(1 << 30);
+        let mut buf = BytesMut::from(format!("*2\r\n$4\r\nECHO\r\n${len}\r\n").as_bytes());
+        assert_eq!(p.next(&mut buf).unwrap(), None);
+        // Announcing it takes only the first step.
+        assert!(p.held().1 <= BIG_FIRST, "reserved {}", p.held().1);
+        let mut fed = 0;
+        while fed < len {
+            let b = p.big_target().expect("reading the argument");
+            assert!(b.capacity() <= (GROWTH * b.len()).max(BIG_FIRST).min(len), "{} for {}", b.capacity(), b.len());
+            let n = (b.capacity() - b.len()).min(100_000);
+            b.extend_from_slice(&vec![b'x'; n]);
+            fed += n;
+        }
+        assert!(p.big_target().is_none());
+        buf.extend_from_slice(b"\r\n");
+        let args = p.next(&mut buf).unwrap().expect("complete");
+        assert_eq!(args[1].len(), len);
+        assert!(args[1].iter().all(|&c| c == b'x'));
     }
 
     #[test]

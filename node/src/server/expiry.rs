@@ -9,6 +9,10 @@
 //! from the clock the task is given (`util::now_ms` in the server); the timer
 //! itself is tokio's, so tests can drive it with paused time and a clock that
 //! follows it.
+//!
+//! The same tick evicts while the node is over `maxmemory` (rounds of
+//! `EVICT_ROUND_US`), so a shard nobody sends work to still gives memory
+//! back, e.g. after CONFIG SET lowers the limit.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -24,6 +28,9 @@ pub const BUDGET: usize = 2000;
 /// Rounds per tick at most.
 pub const MAX_ROUNDS: usize = 10;
 
+/// Time one eviction round of a tick may take, in microseconds.
+pub const EVICT_ROUND_US: u64 = 2000;
+
 /// One tick at time `now`: returns how many keys were deleted.
 pub async fn tick(shard: &LocalShard, now: u64) -> usize {
     let mut total = 0;
@@ -34,6 +41,26 @@ pub async fn tick(shard: &LocalShard, now: u64) -> usize {
         let n = shard.run(NO_TX, |sh| sh.expire_cycle(now, BUDGET)).await;
         total += n;
         if n < BUDGET {
+            break;
+        }
+    }
+    // A frequency sketch left from a policy no longer selected is freed.
+    crate::store::sketch::fit(0);
+    for round in 0..MAX_ROUNDS {
+        if round > 0 {
+            tokio::task::yield_now().await;
+        }
+        let n = shard
+            .run(NO_TX, |sh| {
+                if crate::shard::evict::over_limit(&sh.cfg) {
+                    sh.evict_for(EVICT_ROUND_US)
+                } else {
+                    crate::shard::evict::note_exceeded(false);
+                    0
+                }
+            })
+            .await;
+        if n == 0 {
             break;
         }
     }

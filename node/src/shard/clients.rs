@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use crate::config::OutputLimit;
 use crate::util::now_ms;
 
 /// A command's name as the registry records it (CLIENT LIST's `cmd=`): the
@@ -35,11 +36,20 @@ pub struct ClientInfo {
     pub lib_ver: Mutex<String>,
     pub killed: AtomicBool,
     pub kill: Notify,
-    /// CLIENT NO-EVICT / NO-TOUCH (flags `e` and `T`). Both hold trivially:
-    /// no client is ever evicted (there is no `maxmemory-clients`) and no
-    /// command touches access times (they are not tracked).
+    /// CLIENT NO-EVICT / NO-TOUCH (flags `e` and `T`). NO-EVICT holds
+    /// trivially: no client is ever evicted (there is no
+    /// `maxmemory-clients`). With NO-TOUCH, the client's commands batched
+    /// to a shard (single-shard commands and scripts) leave keys' access
+    /// metadata as they are (`store::access::touching`).
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
+    /// Bytes of pub/sub messages handed to the connection and not written
+    /// to its socket yet (publishers add, the connection subtracts once
+    /// written): what `client-output-buffer-limit` weighs for a subscriber.
+    pub out_pending: AtomicUsize,
+    /// When the output was first seen over the class's soft limit (Unix
+    /// ms; 0: it is not).
+    soft_since: AtomicU64,
     /// What the connection publishes about itself (see `State`).
     st: State,
 }
@@ -156,6 +166,36 @@ pub fn argv_len(args: &[Bytes]) -> usize {
 }
 
 impl ClientInfo {
+    /// Whether `pending` output bytes break `limit` at `now` (Unix ms), as
+    /// Redis's checkClientOutputBufferLimits judges: over the hard limit,
+    /// or over the soft one for more than its seconds in a row. Remembers
+    /// when the soft limit was first passed.
+    pub fn output_over(&self, pending: usize, limit: &OutputLimit, now: u64) -> bool {
+        let (hard, soft) = (limit.hard.load(Relaxed) as usize, limit.soft.load(Relaxed) as usize);
+        if hard > 0 && pending >= hard {
+            return true;
+        }
+        if soft == 0 || pending < soft {
+            if self.soft_since.load(Relaxed) != 0 {
+                self.soft_since.store(0, Relaxed);
+            }
+            return false;
+        }
+        let since = self.soft_since.load(Relaxed);
+        if since == 0 {
+            self.soft_since.store(now.max(1), Relaxed);
+            return false;
+        }
+        now.saturating_sub(since) / 1000 > limit.soft_secs.load(Relaxed)
+    }
+
+    /// Closes the connection as soon as it can (output limits): no more
+    /// replies are written.
+    pub fn close_async(&self) {
+        if !self.killed.swap(true, Relaxed) {
+            self.kill.notify_one();
+        }
+    }
     pub fn set_last_cmd(&self, cmd: impl Into<CmdName>) {
         let CmdName(name) = cmd.into();
         self.last_cmd.store(std::ptr::from_ref(name).cast_mut(), Relaxed);
@@ -411,6 +451,8 @@ impl Clients {
             kill: Notify::new(),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
+            out_pending: AtomicUsize::new(0),
+            soft_since: AtomicU64::new(0),
             st: State::default(),
         });
         self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(id, info.clone());

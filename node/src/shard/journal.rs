@@ -129,7 +129,7 @@ impl Shard {
             }
             let mut bytes = Vec::new();
             for k in keys {
-                match d.peek(&k) {
+                match d.entry_as_is(&k) {
                     Some(e) => {
                         let payload = dump::encode(&e.value);
                         let ttl = e.expire_at().unwrap_or(0).to_string();

@@ -13,6 +13,7 @@
 
 pub mod blocking;
 pub mod clients;
+pub mod evict;
 pub mod journal;
 pub mod pubsub;
 pub mod scripts;
@@ -55,6 +56,7 @@ pub struct ShardStats {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub expired_keys: u64,
+    pub evicted_keys: u64,
 }
 
 pub struct Shard {
@@ -86,6 +88,13 @@ pub struct Shard {
     changes_offset: u64,
     /// The append-only journal's pending work, when it is on.
     journal: Option<journal::ShardJournal>,
+    /// Eviction's candidates, the policy they were scored for, the next
+    /// database random eviction looks at, and whether this shard last
+    /// found nothing to evict (`evict`).
+    pool: evict::Pool,
+    evict_policy: crate::config::Policy,
+    evict_next_db: usize,
+    evict_failing: bool,
 }
 
 impl Shard {
@@ -108,6 +117,10 @@ impl Shard {
             dropped_changes: 0,
             changes_offset: 0,
             journal: None,
+            pool: Default::default(),
+            evict_policy: crate::config::Policy::NoEviction,
+            evict_next_db: 0,
+            evict_failing: false,
         }
     }
 
@@ -289,6 +302,7 @@ impl Engine {
             cluster,
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);
+        evict::configure(&e.cfg);
         (Arc::new(e), rxs)
     }
 
@@ -372,6 +386,12 @@ impl LocalShard {
 
     fn apply<R>(&self, tx: TxId, f: impl FnOnce(&mut Shard) -> R) -> R {
         let mut sh = self.cell.borrow_mut();
+        // Over maxmemory: make room first, unless a transaction holds the
+        // shard (its keys must not vanish between its parts; eviction runs
+        // before the transaction's first part and after it ends).
+        if !sh.is_locked() && evict::over_limit(&sh.cfg) {
+            sh.evict();
+        }
         let r = f(&mut sh);
         sh.journal_after_job(tx);
         if !sh.blocked.is_empty() {

@@ -6,13 +6,20 @@
 //! mode `cluster::publish` carries PUBLISH messages to the other nodes,
 //! whose registries deliver them; a shard channel's slot is served by one
 //! node, which its subscribers and publishers are routed to.
+//!
+//! A subscriber's messages not yet written to its socket count against the
+//! `pubsub` class of `client-output-buffer-limit` (`ClientInfo::out_pending`):
+//! a publisher that finds one over it drops its messages and closes it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::clients::ClientInfo;
+use crate::config::OutputLimit;
 use crate::util::glob_match;
 
 /// A delivery to one subscriber.
@@ -28,11 +35,38 @@ pub struct Message {
     pub payload: Bytes,
 }
 
+impl Message {
+    /// The bytes it takes until written: its parts and the reply framing.
+    pub fn size(&self) -> usize {
+        self.channel.len() + self.payload.len() + self.pattern.as_ref().map_or(0, |p| p.len()) + 64
+    }
+}
+
+/// Where a subscriber's messages go, and its connection's record.
+type Subscriber = (UnboundedSender<Message>, Arc<ClientInfo>);
+
 #[derive(Default)]
 struct Registry {
-    channels: HashMap<Bytes, HashMap<u64, UnboundedSender<Message>>>,
-    patterns: HashMap<Bytes, HashMap<u64, UnboundedSender<Message>>>,
-    shard_channels: HashMap<Bytes, HashMap<u64, UnboundedSender<Message>>>,
+    channels: HashMap<Bytes, HashMap<u64, Subscriber>>,
+    patterns: HashMap<Bytes, HashMap<u64, Subscriber>>,
+    shard_channels: HashMap<Bytes, HashMap<u64, Subscriber>>,
+}
+
+/// Hands `m` to a subscriber unless that would break its output limit, in
+/// which case the subscriber is closed instead; whether it was delivered.
+fn deliver(sub: &Subscriber, m: Message, limit: &OutputLimit, now: u64) -> bool {
+    let (tx, client) = sub;
+    if client.killed.load(Relaxed) {
+        return false;
+    }
+    let size = m.size();
+    if client.output_over(client.out_pending.load(Relaxed) + size, limit, now) {
+        tracing::warn!(client = client.id, addr = %client.addr, "closing a subscriber over the pubsub output buffer limit");
+        client.close_async();
+        return false;
+    }
+    client.out_pending.fetch_add(size, Relaxed);
+    tx.send(m).is_ok()
 }
 
 #[derive(Default)]
@@ -45,10 +79,10 @@ impl PubSub {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn subscribe(&self, pattern: bool, name: &Bytes, client: u64, tx: &UnboundedSender<Message>) {
+    pub fn subscribe(&self, pattern: bool, name: &Bytes, client: &Arc<ClientInfo>, tx: &UnboundedSender<Message>) {
         let mut r = self.lock();
         let map = if pattern { &mut r.patterns } else { &mut r.channels };
-        map.entry(name.clone()).or_default().insert(client, tx.clone());
+        map.entry(name.clone()).or_default().insert(client.id, (tx.clone(), client.clone()));
     }
 
     pub fn unsubscribe(&self, pattern: bool, name: &[u8], client: u64) {
@@ -63,35 +97,29 @@ impl PubSub {
     }
 
     /// Delivers `payload` to the subscribers of `channel` and of matching
-    /// patterns; how many received it.
-    pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+    /// patterns; how many received it. `limit`: the pubsub class's output
+    /// limit.
+    pub fn publish(&self, channel: &Bytes, payload: &Bytes, limit: &OutputLimit) -> usize {
         let r = self.lock();
+        let now = crate::util::now_ms();
         let mut n = 0;
         if let Some(subs) = r.channels.get(channel) {
-            for tx in subs.values() {
-                n += tx
-                    .send(Message {
-                        pattern: None,
-                        sharded: false,
-                        unsubscribed: false,
-                        channel: channel.clone(),
-                        payload: payload.clone(),
-                    })
-                    .is_ok() as usize;
+            for sub in subs.values() {
+                let m = Message { pattern: None, sharded: false, unsubscribed: false, channel: channel.clone(), payload: payload.clone() };
+                n += deliver(sub, m, limit, now) as usize;
             }
         }
         for (p, subs) in &r.patterns {
             if glob_match(p, channel, false) {
-                for tx in subs.values() {
-                    n += tx
-                        .send(Message {
-                            pattern: Some(p.clone()),
-                            sharded: false,
-                            unsubscribed: false,
-                            channel: channel.clone(),
-                            payload: payload.clone(),
-                        })
-                        .is_ok() as usize;
+                for sub in subs.values() {
+                    let m = Message {
+                        pattern: Some(p.clone()),
+                        sharded: false,
+                        unsubscribed: false,
+                        channel: channel.clone(),
+                        payload: payload.clone(),
+                    };
+                    n += deliver(sub, m, limit, now) as usize;
                 }
             }
         }
@@ -111,8 +139,8 @@ impl PubSub {
         self.lock().patterns.len()
     }
 
-    pub fn subscribe_shard(&self, name: &Bytes, client: u64, tx: &UnboundedSender<Message>) {
-        self.lock().shard_channels.entry(name.clone()).or_default().insert(client, tx.clone());
+    pub fn subscribe_shard(&self, name: &Bytes, client: &Arc<ClientInfo>, tx: &UnboundedSender<Message>) {
+        self.lock().shard_channels.entry(name.clone()).or_default().insert(client.id, (tx.clone(), client.clone()));
     }
 
     pub fn unsubscribe_shard(&self, name: &[u8], client: u64) {
@@ -126,14 +154,16 @@ impl PubSub {
     }
 
     /// Delivers `payload` to the subscribers of the shard channel
-    /// `channel`; how many received it.
-    pub fn publish_shard(&self, channel: &Bytes, payload: &Bytes) -> usize {
+    /// `channel`; how many received it. `limit`: the pubsub class's output
+    /// limit.
+    pub fn publish_shard(&self, channel: &Bytes, payload: &Bytes, limit: &OutputLimit) -> usize {
         let r = self.lock();
         let Some(subs) = r.shard_channels.get(channel) else { return 0 };
+        let now = crate::util::now_ms();
         subs.values()
-            .filter(|tx| {
-                tx.send(Message { pattern: None, sharded: true, unsubscribed: false, channel: channel.clone(), payload: payload.clone() })
-                    .is_ok()
+            .filter(|sub| {
+                let m = Message { pattern: None, sharded: true, unsubscribed: false, channel: channel.clone(), payload: payload.clone() };
+                deliver(sub, m, limit, now)
             })
             .count()
     }
@@ -154,7 +184,7 @@ impl PubSub {
         let mut r = self.lock();
         let names: Vec<Bytes> = r.shard_channels.keys().filter(|c| gone(c)).cloned().collect();
         for c in &names {
-            for tx in r.shard_channels.remove(c).into_iter().flat_map(|subs| subs.into_values()) {
+            for (tx, _) in r.shard_channels.remove(c).into_iter().flat_map(|subs| subs.into_values()) {
                 let _ = tx.send(Message { pattern: None, sharded: true, unsubscribed: true, channel: c.clone(), payload: Bytes::new() });
             }
         }

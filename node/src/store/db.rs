@@ -15,8 +15,10 @@ use hashbrown::HashTable;
 
 use super::slab::Slab;
 use super::snapshot::DbSnapshot;
-use super::{SmallBytes, Value};
+use super::{access, SmallBytes, Value};
 use crate::slot::{key_slot, SLOTS};
+
+mod evict;
 
 pub struct Entry {
     pub key: SmallBytes,
@@ -64,7 +66,15 @@ pub struct Db {
     /// With the append-only journal on: the keys written since the shard
     /// last took them (`journal_take`), so it can journal their new state.
     journal: Option<Vec<SmallBytes>>,
+    /// While the frequency sketch is on (`store::sketch`): the slab indices
+    /// of the last keys created, newest at `newest_at`, for eviction to
+    /// weigh each newcomer against the keys it would displace.
+    newest: [u32; NEWEST],
+    newest_at: usize,
 }
+
+/// Keys created lately that eviction considers besides its samples.
+const NEWEST: usize = 8;
 
 /// Change tracking for the slots a migration moves (see `Db::track`).
 pub struct Tracking {
@@ -130,6 +140,8 @@ impl Db {
             snap: None,
             changes: 0,
             journal: None,
+            newest: [u32::MAX; NEWEST],
+            newest_at: 0,
         }
     }
 
@@ -159,8 +171,20 @@ impl Db {
         self.tables[local].find(h, |&i| entries.get(i).is_some_and(|e| &*e.key == key)).copied()
     }
 
-    /// Finds a live key, deleting it first if its TTL has passed.
+    /// Finds a live key, deleting it first if its TTL has passed. Counts as
+    /// an access (the key's LRU/LFU metadata are updated).
     pub fn lookup(&mut self, key: &[u8], now: u64) -> Option<u32> {
+        if super::sketch::is_on() {
+            super::sketch::record(self.hash(key));
+        }
+        let idx = self.lookup_quiet(key, now)?;
+        let meta = self.entries.meta(idx);
+        self.entries.set_meta(idx, access::accessed(meta, now));
+        Some(idx)
+    }
+
+    /// `lookup` without counting an access (EXISTS, OBJECT, eviction).
+    pub fn lookup_quiet(&mut self, key: &[u8], now: u64) -> Option<u32> {
         let idx = self.find(key)?;
         let e = self.entries.get(idx)?;
         if e.expire_at != 0 && e.expire_at <= now {
@@ -168,6 +192,12 @@ impl Db {
             return None;
         }
         Some(idx)
+    }
+
+    /// A live key's entry and access metadata, without counting an access.
+    pub fn peek(&mut self, key: &[u8], now: u64) -> Option<(&Entry, u32)> {
+        let idx = self.lookup_quiet(key, now)?;
+        Some((self.entries.get(idx)?, self.entries.meta(idx)))
     }
 
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
@@ -183,7 +213,7 @@ impl Db {
     }
 
     pub fn exists(&mut self, key: &[u8], now: u64) -> bool {
-        self.lookup(key, now).is_some()
+        self.lookup_quiet(key, now).is_some()
     }
 
     pub fn entry(&self, idx: u32) -> &Entry {
@@ -346,7 +376,13 @@ impl Db {
             }
         }
         let h = self.hash(key);
-        let idx = self.entries.insert(Entry { key: SmallBytes::new(key), value, expire_at });
+        let meta = access::initial(crate::util::now_ms());
+        let idx = self.entries.insert(Entry { key: SmallBytes::new(key), value, expire_at }, meta);
+        if super::sketch::is_on() {
+            self.newest_at = (self.newest_at + 1) % NEWEST;
+            self.newest[self.newest_at] = idx;
+            super::sketch::fit(self.len());
+        }
         if expire_at != 0 {
             self.expires.insert((expire_at, idx));
         }
@@ -539,9 +575,9 @@ impl Db {
         }
     }
 
-    /// The entry of `key` as it is, expired or not (the journal records
-    /// what the keyspace holds).
-    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
+    /// The entry of `key` as it is, expired or not, without counting an
+    /// access (the journal records what the keyspace holds).
+    pub fn entry_as_is(&self, key: &[u8]) -> Option<&Entry> {
         self.find(key).and_then(|i| self.entries.get(i))
     }
 
@@ -656,6 +692,7 @@ mod tests {
 
     #[test]
     fn entry_is_compact() {
+        // The 24 bits of access metadata live beside the entries (`Slab`).
         assert_eq!(std::mem::size_of::<Option<Entry>>(), 56);
     }
 

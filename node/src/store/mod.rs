@@ -2,9 +2,11 @@
 //! indexes keys by hash slot and expiry time, and the DUMP/RESTORE
 //! serialisation of values (Redis's RDB encoding, `rdb`). Keys are `types::SmallBytes` (re-exported here).
 
+pub mod access;
 pub mod db;
 pub mod dump;
 pub mod rdb;
+pub mod sketch;
 pub mod slab;
 pub mod snapshot;
 pub mod value;

@@ -1,19 +1,25 @@
 //! A chunked slab of entries addressed by `u32`. Chunks have a fixed size, so
 //! growing never copies existing entries and memory follows the key count
 //! closely (a doubling vector would waste up to half its capacity).
+//!
+//! Each position also has 24 bits of metadata (`meta`), kept beside the
+//! entries in a parallel array per chunk: packed three bytes per position,
+//! where a field in `T` would cost eight with padding.
 
 const CHUNK_BITS: u32 = 10;
 const CHUNK: usize = 1 << CHUNK_BITS;
 
 pub struct Slab<T> {
     chunks: Vec<Vec<Option<T>>>,
+    /// Per chunk, the 24-bit metadata of each position (little endian).
+    meta: Vec<Vec<[u8; 3]>>,
     free: Vec<u32>,
     len: usize,
 }
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
-        Slab { chunks: Vec::new(), free: Vec::new(), len: 0 }
+        Slab { chunks: Vec::new(), meta: Vec::new(), free: Vec::new(), len: 0 }
     }
 }
 
@@ -34,10 +40,14 @@ impl<T> Slab<T> {
         }
     }
 
-    pub fn insert(&mut self, v: T) -> u32 {
+    /// Stores `v` with metadata `meta` (24 bits); returns its position.
+    pub fn insert(&mut self, v: T, meta: u32) -> u32 {
         self.len += 1;
+        let m = meta_bytes(meta);
         if let Some(i) = self.free.pop() {
-            self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)] = Some(v);
+            let (c, o) = ((i >> CHUNK_BITS) as usize, i as usize & (CHUNK - 1));
+            self.chunks[c][o] = Some(v);
+            self.meta[c][o] = m;
             return i;
         }
         if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
@@ -45,14 +55,35 @@ impl<T> Slab<T> {
             // later ones are allocated whole.
             let cap = if self.chunks.is_empty() { 16 } else { CHUNK };
             self.chunks.push(Vec::with_capacity(cap));
+            self.meta.push(Vec::with_capacity(cap));
         }
         let ci = self.chunks.len() - 1;
         let chunk = &mut self.chunks[ci];
+        let meta = &mut self.meta[ci];
         if chunk.len() == chunk.capacity() {
-            chunk.reserve_exact(chunk.capacity().min(CHUNK - chunk.len()));
+            let more = chunk.capacity().min(CHUNK - chunk.len());
+            chunk.reserve_exact(more);
+            meta.reserve_exact(more);
         }
         chunk.push(Some(v));
+        meta.push(m);
         ((ci << CHUNK_BITS) | (chunk.len() - 1)) as u32
+    }
+
+    /// The metadata of position `i` (0 for a position never used).
+    #[inline]
+    pub fn meta(&self, i: u32) -> u32 {
+        match self.meta.get((i >> CHUNK_BITS) as usize).and_then(|c| c.get(i as usize & (CHUNK - 1))) {
+            Some(&[a, b, c]) => u32::from_le_bytes([a, b, c, 0]),
+            None => 0,
+        }
+    }
+
+    #[inline]
+    pub fn set_meta(&mut self, i: u32, meta: u32) {
+        if let Some(m) = self.meta.get_mut((i >> CHUNK_BITS) as usize).and_then(|c| c.get_mut(i as usize & (CHUNK - 1))) {
+            *m = meta_bytes(meta);
+        }
     }
 
     #[inline]
@@ -71,10 +102,17 @@ impl<T> Slab<T> {
         self.free.push(i);
         if self.len == 0 {
             self.chunks.clear();
+            self.meta.clear();
             self.free = Vec::new();
         }
         Some(v)
     }
+}
+
+#[inline]
+fn meta_bytes(meta: u32) -> [u8; 3] {
+    let [a, b, c, _] = meta.to_le_bytes();
+    [a, b, c]
 }
 
 #[cfg(test)]
@@ -84,14 +122,18 @@ mod tests {
     #[test]
     fn insert_get_remove_reuse() {
         let mut s = Slab::default();
-        let ids: Vec<u32> = (0..3000).map(|i| s.insert(i)).collect();
+        let ids: Vec<u32> = (0..3000).map(|i| s.insert(i, i as u32 * 5000)).collect();
+        assert_eq!(s.meta(ids[2999]), (2999 * 5000) & 0xff_ffff);
+        s.set_meta(ids[7], 0xabcdef);
+        assert_eq!(s.meta(ids[7]), 0xabcdef);
         assert_eq!(s.len(), 3000);
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(s.get(*id), Some(&i));
         }
         assert_eq!(s.remove(ids[5]), Some(5));
         assert_eq!(s.get(ids[5]), None);
-        let again = s.insert(99);
+        let again = s.insert(99, 1);
+        assert_eq!(s.meta(again), 1);
         assert_eq!(again, ids[5]);
         assert_eq!(s.get(again), Some(&99));
         for id in ids {

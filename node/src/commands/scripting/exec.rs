@@ -851,8 +851,7 @@ fn over_maxmemory(target: &Target) -> bool {
         Target::Fast(sh) | Target::Wide { local: sh, .. } => &sh.cfg,
         Target::None => return false,
     };
-    let max = cfg.maxmemory.load(Relaxed);
-    max > 0 && crate::alloc::used_memory() > max
+    crate::shard::evict::oom(cfg)
 }
 
 /// A number argument to `redis.call`, as Redis 7.2 writes it: integral

@@ -165,8 +165,7 @@ fn check_flags(cfg: &Config, f: u32, ro: bool) -> CmdResult {
     if ro {
         return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
     }
-    let max = cfg.maxmemory.load(Relaxed);
-    if f & flags::ALLOW_OOM == 0 && max > 0 && crate::alloc::used_memory() > max {
+    if f & flags::ALLOW_OOM == 0 && crate::shard::evict::oom(cfg) {
         return Err(CmdError::Other("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'".into()));
     }
     Ok(())
@@ -241,7 +240,24 @@ pub fn prepare<'a>(
 /// `allow-cross-slot-keys` (then, in cluster mode, its keys may span slots
 /// this node serves).
 pub fn allows_cross_slot(scripting: &crate::shard::scripts::Scripting, spec: &CommandSpec, args: &[Bytes]) -> bool {
-    let f = match spec.exec {
+    declared_flags(scripting, spec, args).is_some_and(|f| f & flags::ALLOW_CROSS_SLOT != 0)
+}
+
+/// Whether a command counts as `denyoom` (refused while the node is out
+/// of memory): its declaration says so, or it runs a script or function
+/// that declares flags without `no-writes` or `allow-oom` (Redis's
+/// scriptFlagsToCmdFlags; scripts without a shebang keep EVAL's flags).
+pub fn denies_oom(scripting: &crate::shard::scripts::Scripting, spec: &CommandSpec, args: &[Bytes]) -> bool {
+    if spec.has_flag(crate::commands::flag::DENYOOM) {
+        return true;
+    }
+    declared_flags(scripting, spec, args).is_some_and(|f| f & flags::EVAL_COMPAT == 0 && f & (flags::NO_WRITES | flags::ALLOW_OOM) == 0)
+}
+
+/// The flags an EVAL/EVALSHA call's script, or an FCALL's function,
+/// declares, when it can be known before running it.
+fn declared_flags(scripting: &crate::shard::scripts::Scripting, spec: &CommandSpec, args: &[Bytes]) -> Option<u32> {
+    match spec.exec {
         Exec::Script(ScriptCall::Eval { sha: false, .. }) => {
             args.get(1).and_then(|b| crate::scripting::parse_shebang(b).ok()).map(|(f, _)| f)
         }
@@ -252,8 +268,7 @@ pub fn allows_cross_slot(scripting: &crate::shard::scripts::Scripting, spec: &Co
             args.get(1).and_then(|n| std::str::from_utf8(n).ok()).and_then(|n| scripting.function(n)).map(|(f, _)| f.flags)
         }
         _ => None,
-    };
-    f.is_some_and(|f| f & flags::ALLOW_CROSS_SLOT != 0)
+    }
 }
 
 /// EVAL & co. and FCALL & co. as part of a pipeline batch, on the shard

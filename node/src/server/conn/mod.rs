@@ -27,6 +27,7 @@ mod pipeline;
 use crate::commands::routing::ConnCluster;
 use crate::commands::session::{Session, Subscription};
 use crate::commands::{CommandSpec, Coord, LocalFut};
+use crate::config::{CLASS_NORMAL, CLASS_PUBSUB};
 use crate::error::CmdResult;
 use crate::resp::{Out, Parser};
 use crate::shard::tx::Tx;
@@ -109,6 +110,10 @@ pub fn write_message(out: &mut Out, sub: &mut Option<Box<Subscription>>, m: &cra
 const CUTOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 const CUTOVER_RETRIES: usize = 60;
 
+/// Pub/sub messages taken from the connection's channel for one write, in
+/// bytes (at least one message).
+const MESSAGES_PER_WRITE: usize = 256 * 1024;
+
 /// Input read ahead while a command waits, at most: past this much the
 /// connection stops reading (and so noticing a hang-up) until the command
 /// ends.
@@ -171,13 +176,26 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
                 _ = info.kill.notified() => break,
                 Some(m) = next_message(&mut conn.s.sub) => {
                     let woke = conn.resume(&slot, &mut cmds);
+                    let mut taken = m.size();
                     write_message(&mut conn.out, &mut conn.s.sub, &m);
-                    // Whatever else is queued goes in the same write.
-                    while let Some(m) = conn.s.sub.as_mut().and_then(|s| s.rx.try_recv().ok()) {
+                    // Whatever else is queued goes in the same write (up to
+                    // a bound: the rest stays counted in the channel).
+                    while conn.out.buf.len() < MESSAGES_PER_WRITE {
+                        let Some(m) = conn.s.sub.as_mut().and_then(|s| s.rx.try_recv().ok()) else { break };
+                        taken += m.size();
                         write_message(&mut conn.out, &mut conn.s.sub, &m);
                     }
                     info.writing(conn.out.buf.len(), conn.out.buf.capacity());
-                    if conn.sock.write_all(&conn.out.buf).await.is_err() {
+                    // A subscriber that does not read is closed by the
+                    // publisher that finds it over its output limit.
+                    let written = tokio::select! {
+                        biased;
+                        r = conn.sock.write_all(&conn.out.buf) => r.is_ok(),
+                        _ = info.kill.notified() => false,
+                    };
+                    // Still counted while being written.
+                    info.out_pending.fetch_sub(taken.min(info.out_pending.load(Relaxed)), Relaxed);
+                    if !written {
                         break 'conn;
                     }
                     conn.out.buf.clear();
@@ -195,6 +213,8 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
         // Until it authenticates, a connection parses (under tight limits)
         // and runs one command at a time, so that the command after a
         // pipelined AUTH is parsed with the authenticated limits.
+        // CONFIG SET proto-max-bulk-len applies to connections already open.
+        conn.parser.max_bulk = engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
         loop {
             conn.parser.unauthenticated = !conn.s.authed;
             let mut protocol_error = None;
@@ -218,6 +238,10 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
                 }
             }
             conn.s.publish_input(&conn.inbuf, &conn.parser, &cmds);
+            if conn.query_over_limit() {
+                tracing::warn!(client = info.id, addr = %info.addr, "closing a client that reached the max query buffer length");
+                break 'conn;
+            }
             // In its own allocation while it runs: the state machine of a
             // pipeline's execution is most of a connection task's size, and
             // an idle connection should not carry it.
@@ -300,9 +324,25 @@ impl Conn {
         if std::mem::take(&mut self.wrote) {
             self.journal_durable().await;
         }
+        // client-output-buffer-limit, for the class the client is in now.
+        let class = if self.s.sub.is_some() { CLASS_PUBSUB } else { CLASS_NORMAL };
+        let pending = self.out.buf.len() + self.s.info.out_pending.load(Relaxed);
+        if self.s.info.output_over(pending, &self.engine.cfg.output_limits[class], now_ms()) {
+            tracing::warn!(client = self.s.info.id, addr = %self.s.info.addr, "closing a client over its output buffer limit");
+            self.s.info.close_async();
+            return false;
+        }
         self.local.cell.borrow_mut().stats.net_output_bytes += self.out.buf.len() as u64;
         self.s.info.writing(self.out.buf.len(), self.out.buf.capacity());
-        if self.sock.write_all(&self.out.buf).await.is_err() {
+        let kill = self.s.info.clone();
+        // A killed client's pending reply still goes out when the socket
+        // takes it at once (CLIENT KILL ... SKIPME no answers its caller).
+        let written = tokio::select! {
+            biased;
+            r = self.sock.write_all(&self.out.buf) => r.is_ok(),
+            _ = kill.kill.notified() => false,
+        };
+        if !written {
             return false;
         }
         self.out.buf.clear();
@@ -337,6 +377,17 @@ impl Conn {
             }
             changed.await;
         }
+    }
+
+    /// Whether the input held for the command being received (its bytes in
+    /// the input buffer and its big arguments) plus the commands queued in
+    /// MULTI pass `client-query-buffer-limit`, as Redis counts its query
+    /// buffer.
+    fn query_over_limit(&self) -> bool {
+        let (got, _, owned) = self.parser.held();
+        let queued = self.s.multi.as_ref().map_or(0, |m| m.mem);
+        let held = self.inbuf.len() + got + owned + queued;
+        held as u64 > self.engine.cfg.client_query_buffer_limit.load(Relaxed)
     }
 
     /// Takes back the input lent while waiting, with what a busy script's

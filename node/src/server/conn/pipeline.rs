@@ -220,14 +220,8 @@ impl Conn {
             let scripting = &self.engine.scripting;
             c.check(spec, args, queued, in_multi, || commands::scripting::allows_cross_slot(scripting, spec, args))?;
         }
-        // maxmemory under the noeviction policy: commands that may grow
-        // memory are refused while the node is over the limit; reads and
-        // deletes go on (Redis's order: after routing).
-        if spec.has_flag(flag::DENYOOM) {
-            let max = self.engine.cfg.maxmemory.load(Relaxed);
-            if max > 0 && crate::alloc::used_memory() > max {
-                return Err(CmdError::Oom);
-            }
+        if self.engine.cfg.maxmemory.load(Relaxed) > 0 {
+            self.check_memory(spec, args)?;
         }
         // The last snapshot failed: writes (and PING, as in Redis) are
         // refused until one succeeds.
@@ -244,6 +238,33 @@ impl Conn {
         }
         self.wrote |= may_write;
         Ok(spec)
+    }
+
+    /// Out of memory (over maxmemory, and eviction cannot help): commands
+    /// that may grow memory are refused; reads and deletes go on (Redis's
+    /// order: after routing). Inside MULTI every command but EXEC, DISCARD,
+    /// QUIT and RESET is refused (queuing takes memory too), and EXEC of a
+    /// queue holding such a command aborts the transaction.
+    fn check_memory(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> CmdResult {
+        let scripting = &self.engine.scripting;
+        let is = |name: &str| spec.name == name;
+        let refuse = match &self.s.multi {
+            Some(m) if is("exec") => m.queued.iter().any(|(spec, args)| commands::scripting::denies_oom(scripting, spec, args)),
+            Some(_) => !(is("discard") || is("quit") || is("reset")),
+            None => commands::scripting::denies_oom(scripting, spec, args),
+        };
+        if !refuse || !crate::shard::evict::oom(&self.engine.cfg) {
+            return Ok(());
+        }
+        if is("exec") {
+            self.s.multi = None;
+            if let Some(c) = &mut self.s.cluster {
+                let _ = c.finish_tx();
+            }
+            self.s.unwatch(&self.engine);
+            return Err(CmdError::Other(format!("EXECABORT Transaction discarded because of: {}", CmdError::Oom)));
+        }
+        Err(CmdError::Oom)
     }
 
     /// The shard all of a command's keys live on, or `None` when they span
@@ -560,16 +581,31 @@ fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64
             return false;
         }
     }
-    let failed = match spec.exec {
+    // Over maxmemory: evict first, or refuse a command that may grow
+    // memory when nothing can be evicted; each command of a batch is
+    // judged as it comes, as if it had arrived alone.
+    if !sh.is_locked() && crate::shard::evict::over_limit(&sh.cfg) {
+        sh.evict();
+        if crate::shard::evict::oom(&sh.cfg) && commands::scripting::denies_oom(&sh.scripting, spec, args) {
+            commands::stats::reject(spec);
+            out.error(&CmdError::Oom);
+            return true;
+        }
+    }
+    // CLIENT NO-TOUCH: the command's lookups leave keys' access metadata
+    // alone (TOUCH itself still counts).
+    let touch = !client.no_touch.load(Relaxed) || spec.name == "touch";
+    let failed = crate::store::access::touching(touch, || match spec.exec {
         Exec::Script(call) => {
             let mark = out.buf.len();
             if !commands::scripting::run_on_shard(sh, db, spec, call, args, out) {
-                return false;
+                return None;
             }
-            out.buf.get(mark) == Some(&b'-')
+            Some(out.buf.get(mark) == Some(&b'-'))
         }
-        _ => exec_uncounted(sh, db, spec, args, out, now),
-    };
+        _ => Some(exec_uncounted(sh, db, spec, args, out, now)),
+    });
+    let Some(failed) = failed else { return false };
     let end = clock::now();
     let nanos = clock.nanos_to(end);
     *clock = end;

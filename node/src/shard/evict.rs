@@ -1,0 +1,338 @@
+//! Eviction under `maxmemory`: the node's memory budget is the counting
+//! allocator's live bytes, shared by every shard; a shard that finds the node
+//! over it evicts keys of its own, chosen by `maxmemory-policy` as Redis's
+//! evict.c chooses them: sample `maxmemory-samples` keys per database, keep
+//! the best candidates in a small pool across rounds, delete the best.
+//!
+//! A shard evicts before it runs work that is not part of a transaction
+//! (`LocalShard::apply`), at most for the time `maxmemory-eviction-tenacity`
+//! allows, so a node at its limit keeps its latency; its expiry tick also
+//! evicts (`server::expiry`), so an idle shard gives memory back after
+//! CONFIG SET lowers the limit. When a shard over the limit finds nothing
+//! it may evict (volatile policies without keys with a TTL), it says so in
+//! `FAILING`, and commands that would grow memory are refused with -OOM as
+//! under noeviction (`oom`).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+use super::Shard;
+use crate::config::{Config, Policy};
+use crate::store::{access, sketch, SmallBytes};
+
+/// Candidates kept between rounds (Redis's EVPOOL_SIZE).
+const POOL_SIZE: usize = 16;
+/// Keys sampled per database per round at most, whatever
+/// `maxmemory-samples` says (bounds the work of one round).
+const MAX_SAMPLES: usize = 64;
+
+/// How many shards, when they last looked, were over the limit with
+/// nothing left to evict (each shard counts itself in and out).
+static FAILING: AtomicUsize = AtomicUsize::new(0);
+
+/// When the node last went over `maxmemory` (Unix ms; 0: it is not over), and the milliseconds of the episodes that
+/// ended (INFO's `current_eviction_exceeded_time` and
+/// `total_eviction_exceeded_time`).
+static EXCEEDED_SINCE: AtomicU64 = AtomicU64::new(0);
+static EXCEEDED_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// Notes whether the node is over its limit now (an eviction episode
+/// starts, goes on or ends). Called by evicting shards and by each
+/// shard's tick.
+pub fn note_exceeded(over: bool) {
+    let since = EXCEEDED_SINCE.load(Relaxed);
+    match (over, since) {
+        (true, 0) => {
+            let _ = EXCEEDED_SINCE.compare_exchange(0, crate::util::now_ms().max(1), Relaxed, Relaxed);
+        }
+        (false, s) if s != 0 && EXCEEDED_SINCE.compare_exchange(s, 0, Relaxed, Relaxed).is_ok() => {
+            EXCEEDED_TOTAL.fetch_add(crate::util::now_ms().saturating_sub(s), Relaxed);
+        }
+        _ => {}
+    }
+}
+
+/// (current, total) milliseconds the node has spent over `maxmemory`: the
+/// running episode, and all of them (the running one included).
+pub fn exceeded_ms() -> (u64, u64) {
+    let since = EXCEEDED_SINCE.load(Relaxed);
+    let current = if since == 0 { 0 } else { crate::util::now_ms().saturating_sub(since) };
+    (current, EXCEEDED_TOTAL.load(Relaxed) + current)
+}
+
+/// Applies the configuration's eviction parameters to the per-key access
+/// metadata (LRU clock or LFU counter). Called when the node starts and
+/// after CONFIG SET.
+pub fn configure(cfg: &Config) {
+    let p = cfg.policy();
+    access::set_lfu(p.lfu());
+    sketch::set_on(p == Policy::AllKeysTinyLfu);
+    let clamp = |v: u64| v.min(u32::MAX as u64) as u32;
+    access::set_lfu_params(clamp(cfg.lfu_log_factor.load(Relaxed)), clamp(cfg.lfu_decay_time.load(Relaxed)));
+}
+
+/// Whether the node is over `maxmemory`.
+pub fn over_limit(cfg: &Config) -> bool {
+    let max = cfg.maxmemory.load(Relaxed);
+    max > 0 && crate::alloc::used_memory() > max
+}
+
+/// Whether commands that may grow memory must be refused now: the node is
+/// over `maxmemory` and eviction cannot bring it down (noeviction, or
+/// every shard had nothing left to evict).
+pub fn oom(cfg: &Config) -> bool {
+    over_limit(cfg) && (cfg.policy() == Policy::NoEviction || FAILING.load(Relaxed) >= cfg.shards)
+}
+
+/// How long one eviction call may run, from `maxmemory-eviction-tenacity`
+/// (Redis's evictionTimeLimitUs): linear up to 500 µs at 10, then 15% more
+/// per step; unlimited at 100.
+pub fn time_limit_us(tenacity: u64) -> u64 {
+    match tenacity {
+        0..=10 => 50 * tenacity,
+        11..=99 => (500.0 * 1.15f64.powi(tenacity as i32 - 10)) as u64,
+        _ => u64::MAX,
+    }
+}
+
+/// One candidate: a key of database `db` and how good a victim it is
+/// (higher is better: idle time, inverse frequency, or nearness of expiry).
+struct Candidate {
+    score: u64,
+    db: usize,
+    key: SmallBytes,
+}
+
+/// The best candidates seen, ascending by score (the best last).
+#[derive(Default)]
+pub struct Pool {
+    items: Vec<Candidate>,
+}
+
+impl Pool {
+    fn offer(&mut self, score: u64, db: usize, key: &SmallBytes) {
+        if self.items.iter().any(|c| c.db == db && c.key == *key) {
+            return;
+        }
+        if self.items.len() == POOL_SIZE {
+            if self.items[0].score >= score {
+                return;
+            }
+            self.items.remove(0);
+        }
+        let at = self.items.partition_point(|c| c.score < score);
+        self.items.insert(at, Candidate { score, db, key: key.clone() });
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+    }
+}
+
+impl Shard {
+    /// Evicts keys of this shard while the node is over `maxmemory`, for
+    /// at most the time tenacity allows; returns how many. Does nothing
+    /// under noeviction.
+    pub fn evict(&mut self) -> usize {
+        let limit = time_limit_us(self.cfg.maxmemory_eviction_tenacity.load(Relaxed));
+        self.evict_for(limit)
+    }
+
+    /// `evict` with an explicit time budget in microseconds.
+    pub fn evict_for(&mut self, limit_us: u64) -> usize {
+        let policy = self.cfg.policy();
+        if !over_limit(&self.cfg) {
+            self.set_failing(false);
+            note_exceeded(false);
+            return 0;
+        }
+        // Over the limit: under noeviction too, as Redis counts it.
+        note_exceeded(true);
+        if policy == Policy::NoEviction {
+            return 0;
+        }
+        if policy != self.evict_policy {
+            // Scores of another policy mean nothing to this one.
+            self.pool.clear();
+            self.evict_policy = policy;
+        }
+        let start = Instant::now();
+        let now = crate::util::now_ms();
+        if policy == Policy::AllKeysTinyLfu {
+            let keys = (0..self.db_count()).filter_map(|i| self.dbs[i].as_ref()).map(|d| d.len()).sum();
+            sketch::fit(keys);
+        }
+        let samples = (self.cfg.maxmemory_samples.load(Relaxed) as usize).clamp(1, MAX_SAMPLES);
+        let mut n = 0;
+        while over_limit(&self.cfg) {
+            let Some((db, key)) = self.victim(policy, samples, now) else {
+                // Nothing this shard may evict: the others may still have
+                // something, but if they are in the same state commands
+                // must get -OOM rather than grow memory further.
+                self.set_failing(true);
+                break;
+            };
+            if let Some(d) = self.db_if_exists(db) {
+                if d.evict(&key) {
+                    n += 1;
+                    self.set_failing(false);
+                }
+            }
+            if n % 16 == 0 && start.elapsed().as_micros() as u64 >= limit_us {
+                break;
+            }
+        }
+        self.stats.evicted_keys += n as u64;
+        if !over_limit(&self.cfg) {
+            note_exceeded(false);
+        }
+        n
+    }
+
+    fn set_failing(&mut self, on: bool) {
+        if self.evict_failing != on {
+            self.evict_failing = on;
+            if on {
+                FAILING.fetch_add(1, Relaxed);
+            } else {
+                FAILING.fetch_sub(1, Relaxed);
+            }
+        }
+    }
+
+    /// The next key to evict, as the policy chooses.
+    fn victim(&mut self, policy: Policy, samples: usize, now: u64) -> Option<(usize, SmallBytes)> {
+        let volatile = policy.volatile();
+        if matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom) {
+            // Databases in turn from a rotating start, a random key of the
+            // first that has one.
+            let count = self.db_count();
+            for k in 0..count {
+                let db = (self.evict_next_db + k) % count;
+                let mut found = None;
+                if let Some(d) = self.db_if_exists(db) {
+                    d.sample(volatile, 1, |key, _, _| found = Some(key.clone()));
+                }
+                if let Some(key) = found {
+                    self.evict_next_db = db + 1;
+                    return Some((db, key));
+                }
+            }
+            return None;
+        }
+        // Candidates found dead (deleted, or expired and now removed) may
+        // empty the pool: sample again, a few times.
+        for _ in 0..3 {
+            self.fill_pool(policy, samples, now);
+            // The best candidate that still exists.
+            while let Some(c) = self.pool.items.pop() {
+                let live = self.db_if_exists(c.db).is_some_and(|d| d.lookup_quiet(&c.key, now).is_some());
+                if live {
+                    return Some((c.db, c.key));
+                }
+            }
+        }
+        None
+    }
+
+    /// Samples every database into the pool, scored for `policy`.
+    fn fill_pool(&mut self, policy: Policy, samples: usize, now: u64) {
+        let volatile = policy.volatile();
+        for db in 0..self.db_count() {
+            let mut pool = std::mem::take(&mut self.pool);
+            if let Some(d) = self.db_if_exists(db) {
+                if policy == Policy::VolatileTtl {
+                    // The expiry index is ordered: the nearest expiries
+                    // exactly, not a sample's.
+                    d.soonest_expiring(samples, |key, at| pool.offer(u64::MAX - at, db, key));
+                } else {
+                    let d = &*d;
+                    let score = |key: &SmallBytes, meta: u32| match policy {
+                        // The least often looked up first (misses count),
+                        // the longest idle among equals.
+                        Policy::AllKeysTinyLfu => {
+                            let rare = (15 - sketch::estimate(d.key_hash(key)).min(15)) as u64;
+                            rare << 40 | access::idle_ms(meta, now).min((1 << 40) - 1)
+                        }
+                        p if p.lfu() => 255 - access::decayed(meta, now) as u64,
+                        _ => access::idle_ms(meta, now),
+                    };
+                    d.sample(volatile, samples, |key, meta, _| pool.offer(score(key, meta), db, key));
+                    if policy == Policy::AllKeysTinyLfu {
+                        // Admission: a newcomer no more often looked up
+                        // than the keys it would displace is the one to go
+                        // (it loses ties, as if idle the longest).
+                        d.newest(|key, meta| pool.offer(score(key, meta) | ((1 << 40) - 1), db, key));
+                    }
+                }
+            }
+            self.pool = pool;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenacity_time_limits_follow_redis() {
+        assert_eq!(time_limit_us(0), 0);
+        assert_eq!(time_limit_us(10), 500);
+        assert_eq!(time_limit_us(11), 575);
+        assert_eq!(time_limit_us(100), u64::MAX);
+    }
+
+    fn shard() -> Shard {
+        use clap::Parser;
+        let cfg = Config::from_args(&crate::config::Args::parse_from(["damselfly"])).expect("config");
+        Shard::new(0, 1, std::sync::Arc::new(cfg), crate::shard::scripts::Scripting::new(|_| false))
+    }
+
+    #[test]
+    fn victims_follow_the_policy() {
+        use crate::store::Value;
+        let mut sh = shard();
+        let now = crate::util::now_ms();
+        let d = sh.db(0);
+        let old = d.insert_new(b"old", Value::Int(1), 0);
+        d.set_access_meta(old, access::restored(Some(1000), None, now).expect("LRU metadata"));
+        d.insert_new(b"fresh", Value::Int(1), 0);
+        let soon = d.insert_new(b"soon", Value::Int(1), 0);
+        d.set_expire(soon, now + 10_000);
+        let later = d.insert_new(b"later", Value::Int(1), 0);
+        d.set_expire(later, now + 20_000);
+        // Enough samples that every one of the four keys is seen (sampling
+        // draws with replacement).
+        let victim = |sh: &mut Shard, p: Policy| sh.victim(p, 64, now).map(|(db, k)| (db, k.to_vec()));
+        assert_eq!(victim(&mut sh, Policy::AllKeysLru), Some((0, b"old".to_vec())));
+        sh.pool.clear();
+        assert_eq!(victim(&mut sh, Policy::VolatileTtl), Some((0, b"soon".to_vec())));
+        sh.pool.clear();
+        for p in [Policy::VolatileLru, Policy::VolatileRandom] {
+            let (_, k) = victim(&mut sh, p).expect("keys with a TTL");
+            assert!(k == b"soon" || k == b"later", "{p:?} took a key without a TTL");
+            sh.pool.clear();
+        }
+        // No key with a TTL left: nothing for volatile policies.
+        for k in [&b"soon"[..], b"later"] {
+            assert!(sh.db(0).evict(k));
+        }
+        assert_eq!(victim(&mut sh, Policy::VolatileLru), None);
+        assert_eq!(victim(&mut sh, Policy::VolatileRandom), None);
+        assert!(victim(&mut sh, Policy::AllKeysRandom).is_some());
+    }
+
+    #[test]
+    fn pool_keeps_the_best_candidates() {
+        let mut p = Pool::default();
+        for i in 0..40u64 {
+            p.offer(i * 7 % 40, 0, &SmallBytes::new(format!("k{i}").as_bytes()));
+        }
+        p.offer(39, 0, &SmallBytes::new(b"k17"));
+        assert_eq!(p.items.len(), POOL_SIZE);
+        let scores: Vec<u64> = p.items.iter().map(|c| c.score).collect();
+        assert_eq!(scores, (24..40).collect::<Vec<_>>());
+        assert_eq!(p.items.pop().map(|c| c.score), Some(39));
+    }
+}

@@ -1,0 +1,235 @@
+//! Client buffers are bounded, against a real process: a subscriber that
+//! never reads is closed at the pubsub output limit while PUBLISH pumps
+//! hundreds of MB, a normal client over a configured output limit is closed
+//! without its reply, a query buffer past client-query-buffer-limit or an
+//! endless inline command closes the connection; the server's memory stays
+//! flat meanwhile.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use damselfly_tests::{Raw, Server};
+
+const MB: u64 = 1 << 20;
+
+/// Resident set size of a process, from /proc/<pid>/status (VmRSS).
+fn vm_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("kB") * 1024
+}
+
+/// Reads until the server closes the connection (bounded by the socket's
+/// read timeout); returns the bytes read.
+fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+fn clients(c: &mut Raw) -> usize {
+    let text = c.cmd(&["INFO", "clients"]);
+    let at = text.find("connected_clients:").expect("connected_clients");
+    text[at + 18..].split('\r').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn output_buffer_limit_settings() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let cases: &[(&[&str], &str)] = &[
+        (&["CONFIG", "GET", "client-output-buffer-limit"], "*2\r\n$26\r\nclient-output-buffer-limit\r\n$67\r\nnormal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60\r\n"),
+        (&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb 2 3 replica 0 0 0"], "+OK\r\n"),
+        (&["CONFIG", "GET", "client-output-buffer-limit"], "*2\r\n$26\r\nclient-output-buffer-limit\r\n$43\r\nnormal 0 0 0 slave 0 0 0 pubsub 1048576 2 3\r\n"),
+        (&["CONFIG", "SET", "client-output-buffer-limit", "foo 1 2 3"], "-ERR CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - Invalid client class specified in buffer limit configuration.\r\n"),
+        (&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 1 2"], "-ERR CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - Wrong number of arguments in buffer limit configuration.\r\n"),
+        (&["CONFIG", "SET", "client-output-buffer-limit", "pubsub x 2 3"], "-ERR CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - Error in hard, soft or soft_seconds setting in buffer limit configuration.\r\n"),
+        (&["CONFIG", "GET", "client-query-buffer-limit"], "*2\r\n$25\r\nclient-query-buffer-limit\r\n$10\r\n1073741824\r\n"),
+        (&["CONFIG", "SET", "client-query-buffer-limit", "1"], "-ERR CONFIG SET failed (possibly related to argument 'client-query-buffer-limit') - argument must be between 1048576 and 9223372036854775807 inclusive\r\n"),
+        (&["CONFIG", "SET", "proto-max-bulk-len", "1"], "-ERR CONFIG SET failed (possibly related to argument 'proto-max-bulk-len') - argument must be between 1048576 and 9223372036854775807 inclusive\r\n"),
+        (&["CONFIG", "SET", "client-query-buffer-limit", "2mb"], "+OK\r\n"),
+        (&["CONFIG", "GET", "client-query-buffer-limit"], "*2\r\n$25\r\nclient-query-buffer-limit\r\n$7\r\n2097152\r\n"),
+    ];
+    for (cmd, want) in cases {
+        assert_eq!(&c.cmd(cmd), want, "{cmd:?}");
+    }
+}
+
+#[test]
+fn a_subscriber_that_never_reads_is_closed_at_the_pubsub_limit() {
+    let s = Server::start();
+    let mut publisher = s.raw();
+    let mut sub = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    sub.write_all(b"SUBSCRIBE news\r\n").unwrap();
+    let mut confirm = [0u8; 33];
+    sub.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    sub.read_exact(&mut confirm).unwrap();
+    assert_eq!(&confirm, b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    assert_eq!(clients(&mut publisher), 2);
+    let rss_before = vm_rss(s.pid());
+    // 300 messages of 1 MB; the subscriber reads none of them.
+    let payload = vec![b'm'; MB as usize];
+    let mut delivered = 0;
+    let mut peak = rss_before;
+    for _ in 0..300 {
+        publisher.send_cmd(&[b"PUBLISH", b"news", &payload]);
+        match String::from_utf8_lossy(&publisher.read_reply()).as_ref() {
+            ":1\r\n" => delivered += 1,
+            ":0\r\n" => {}
+            other => panic!("PUBLISH: {other}"),
+        }
+        peak = peak.max(vm_rss(s.pid()));
+    }
+    // Up to the 32 MB hard limit, plus what the sockets' kernel buffers took.
+    assert!((32..100).contains(&delivered), "{delivered} messages delivered");
+    assert!(peak < rss_before + 32 * MB + 64 * MB, "RSS went from {rss_before} to {peak}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while clients(&mut publisher) != 1 {
+        assert!(std::time::Instant::now() < deadline, "the subscriber is still connected");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(publisher.cmd(&["PUBSUB", "NUMSUB", "news"]), "*2\r\n$4\r\nnews\r\n:0\r\n");
+    let got = read_to_close(&mut sub);
+    assert!(got.len() < 40 * MB as usize, "it got only what was written before the limit: {}", got.len());
+    assert_eq!(publisher.cmd(&["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn a_normal_client_over_its_output_limit_is_closed_without_the_reply() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let big = "x".repeat(2 * MB as usize);
+    assert_eq!(c.cmd(&["SET", "big", &big]), "+OK\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 1mb 0 0"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["STRLEN", "big"]), ":2097152\r\n");
+    let mut raw = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    raw.write_all(b"GET big\r\n").unwrap();
+    assert_eq!(read_to_close(&mut raw), b"");
+    let mut other = s.raw();
+    assert_eq!(other.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0"]), "+OK\r\n");
+    assert_eq!(other.cmd(&["STRLEN", "big"]), ":2097152\r\n");
+}
+
+#[test]
+fn an_endless_inline_command_is_refused_and_memory_stays_flat() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    let rss_before = vm_rss(s.pid());
+    let mut attacker = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let chunk = vec![b'A'; MB as usize];
+    let mut sent = 0u64;
+    // Up to 100 MB without a newline: the server answers and closes after
+    // 64 KB, so the writes soon fail.
+    for _ in 0..100 {
+        if attacker.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += MB;
+    }
+    assert!(sent < 100 * MB, "the server kept reading {sent} bytes");
+    let got = read_to_close(&mut attacker);
+    assert!(got.starts_with(b"-ERR Protocol error: too big inline request\r\n"), "{:?}", String::from_utf8_lossy(&got));
+    assert!(vm_rss(s.pid()) < rss_before + 8 * MB);
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n", "only that connection closed");
+}
+
+#[test]
+fn protocol_limits_close_only_the_offending_connection() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let cases: &[(&[u8], &str)] = &[
+        (b"*3000000000\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
+        (b"*1\r\n$536870913\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
+        (b"*1\r\n$-5\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
+        (b"*1\r\nfoo\r\n", "-ERR Protocol error: expected '$', got 'f'\r\n"),
+    ];
+    for (req, want) in cases {
+        let mut t = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        t.write_all(req).unwrap();
+        assert_eq!(String::from_utf8_lossy(&read_to_close(&mut t)), *want);
+    }
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    // A lower proto-max-bulk-len applies to connections already open.
+    let mut open = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    open.write_all(b"PING\r\n").unwrap();
+    let mut pong = [0u8; 7];
+    open.read_exact(&mut pong).unwrap();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"]), "+OK\r\n");
+    open.write_all(b"*2\r\n$4\r\nECHO\r\n$1048577\r\n").unwrap();
+    assert_eq!(String::from_utf8_lossy(&read_to_close(&mut open)), "-ERR Protocol error: invalid bulk length\r\n");
+}
+
+#[test]
+fn a_query_buffer_past_its_limit_closes_the_connection() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "client-query-buffer-limit", "2mb"]), "+OK\r\n");
+    let rss_before = vm_rss(s.pid());
+    let mut t = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    // Two 1.5 MB arguments of a command that never completes.
+    let arg = vec![b'a'; 3 * MB as usize / 2];
+    let mut req = b"*3\r\n$3\r\nSET\r\n".to_vec();
+    req.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+    req.extend_from_slice(&arg);
+    req.extend_from_slice(format!("\r\n${}\r\n", arg.len()).as_bytes());
+    req.extend_from_slice(&arg);
+    let _ = t.write_all(&req);
+    assert_eq!(read_to_close(&mut t), b"", "closed without a reply, as Redis does");
+    assert!(vm_rss(s.pid()) < rss_before + 16 * MB);
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    // A whole command of the same size is fine: it is not held.
+    let mut ok = s.raw();
+    let value = "v".repeat(3 * MB as usize / 2);
+    assert_eq!(ok.cmd(&["SET", "k", &value]), "+OK\r\n");
+}
+
+fn used_memory(c: &mut Raw) -> u64 {
+    let text = c.cmd(&["INFO", "memory"]);
+    let at = text.find("used_memory:").expect("used_memory") + "used_memory:".len();
+    text[at..].split('\r').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn announcing_a_big_bulk_takes_no_memory_it_does_not_send() {
+    let s = Server::start();
+    let mut c = s.raw();
+    // An evicting cache near its limit: what a client only announces must
+    // not count, or it would evict the keys.
+    let base = used_memory(&mut c);
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", &(base + 16 * MB).to_string()]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "kept", "v"]), "+OK\r\n");
+    let mut attackers = Vec::new();
+    for _ in 0..4 {
+        let mut t = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        t.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\n").unwrap();
+        t.write_all(&vec![b'x'; 100_000]).unwrap();
+        attackers.push(t);
+    }
+    // Each connection holds what it sent, in a first step of its buffer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let holding = |c: &mut Raw| {
+        let list = c.cmd(&["CLIENT", "LIST"]);
+        let qbufs = list.split("qbuf=").skip(1).map(|r| r.split(' ').next().unwrap().parse::<u64>().unwrap());
+        qbufs.filter(|&q| q >= 100_000).count()
+    };
+    while holding(&mut c) < 4 {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    let used = used_memory(&mut c);
+    assert!(used < base + 8 * MB, "used_memory went from {base} to {used}");
+    assert_eq!(c.cmd(&["GET", "kept"]), "$1\r\nv\r\n");
+    assert!(c.cmd(&["INFO", "stats"]).contains("evicted_keys:0\r\n"));
+}
