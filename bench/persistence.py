@@ -68,13 +68,16 @@ def rss(pid):
 
 
 class Server:
-    def __init__(self, kind, workdir, fresh=True):
+    def __init__(self, kind, workdir, fsync=None):
+        """`fsync`: run with the append-only journal and this appendfsync."""
         self.kind, self.dir = kind, workdir
         self.port = free_port()
+        aof = ["--appendonly", "yes", "--appendfsync", fsync] if fsync else ["--appendonly", "no"]
         if kind == "damselfly":
             cmd = [BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--loglevel", "warn", "--save", "", "--dir", workdir]
+            cmd += aof if fsync else []
         else:
-            cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *aof,
                    "--dir", workdir, "--loglevel", "warning", "--daemonize", "no"]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -171,7 +174,29 @@ def peak_rss_during_save(server):
     return peak - base
 
 
+def journal_throughput():
+    """SET at -P 1 and -P 16 with the append-only journal, per appendfsync,
+    as ops/s and the ratio damselfly / redis-server."""
+    for fsync in ("everysec", "always"):
+        for pipeline in (1, 16):
+            rps = {}
+            for kind in ("damselfly", "redis"):
+                with tempfile.TemporaryDirectory() as d:
+                    s = Server(kind, d, fsync)
+                    s.wait_loaded()
+                    n = REQUESTS // (8 if pipeline == 1 else 2)
+                    out = subprocess.run(["redis-benchmark", "-p", str(s.port), "-t", "set", "-n", str(n), "-c", "50",
+                                          "-P", str(pipeline), "-r", str(KEYS), "-d", str(VALUE), "--csv"],
+                                         capture_output=True, text=True, check=True).stdout
+                    rps[kind] = float(out.splitlines()[1].split(",")[1].strip('"'))
+                    s.stop()
+            print(f"appendonly yes, appendfsync {fsync}, SET -P {pipeline}: damselfly {rps['damselfly']:.0f} rps, "
+                  f"redis-server {rps['redis']:.0f} rps ({rps['damselfly']/rps['redis']:.2f}x)")
+
+
 def main():
+    if os.environ.get("ONLY") == "journal":
+        return journal_throughput()
     print(f"dataset: {KEYS} strings of {VALUE} B, one sorted set of {MEMBERS} members")
     for kind in ("damselfly", "redis"):
         with tempfile.TemporaryDirectory() as d:
@@ -193,6 +218,7 @@ def main():
             secs = s.wait_loaded()
             print(f"{kind}: start-up load of the file: {secs:.2f} s")
             s.stop()
+    journal_throughput()
 
 
 if __name__ == "__main__":

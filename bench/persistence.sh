@@ -8,13 +8,16 @@
 #   - extra memory of a BGSAVE under a SET load on the same keys (damselfly:
 #     peak RSS above the start; redis-server: the fork's copy-on-write size,
 #     its INFO rdb_last_cow_size);
-#   - start-up: seconds from spawn until the file is loaded.
+#   - start-up: seconds from spawn until the file is loaded;
+#   - SET at -P 1 and -P 16 with appendonly yes, appendfsync everysec and
+#     always, each as a ratio to redis-server with the same settings.
 #
 #   bench/persistence.sh       (build first: cargo build --release -p damselfly)
 #
 # Environment: DAMSELFLY_BIN (default target/release/damselfly), KEYS
 # (default 1000000), VALUE (default 100), MEMBERS (default 1000000),
-# REQUESTS (per throughput run, default 2000000). Run on a quiet machine.
+# REQUESTS (per throughput run, default 2000000), ONLY=journal (only the
+# journal rows). Run on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in redis-server redis-cli redis-benchmark python3; do

@@ -48,14 +48,16 @@ pub fn put_string_with(out: &mut Vec<u8>, s: &[u8], compress: bool) {
         }
     }
     if compress && s.len() > 20 {
-        if let Ok(c) = lzf::compress(s) {
-            if c.len() + 4 <= s.len() {
-                out.push(0xc3);
-                put_len(out, c.len() as u64);
-                put_len(out, s.len() as u64);
-                out.extend_from_slice(&c);
-                return;
-            }
+        let done = super::lzf::with_compressed(s, |c| {
+            let Some(c) = c else { return false };
+            out.push(0xc3);
+            put_len(out, c.len() as u64);
+            put_len(out, s.len() as u64);
+            out.extend_from_slice(c);
+            true
+        });
+        if done {
+            return;
         }
     }
     put_len(out, s.len() as u64);
