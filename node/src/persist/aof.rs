@@ -26,7 +26,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,12 @@ use tracing::{error, warn};
 use crate::config::Fsync;
 use crate::shard::journal::{command, JournalMsg, Records};
 use crate::shard::{Engine, TxId};
+
+/// How long the writer lets messages gather between two writes while
+/// they keep coming.
+const BATCH_PAUSE: Duration = Duration::from_micros(500);
+/// Empty looks after which the writer blocks instead of polling.
+const IDLE_POLLS: u32 = 20;
 
 /// The files of one journal: `dir` is `<dir>/<appenddirname>`, `name` the
 /// `appendfilename` they are all named after.
@@ -197,33 +203,50 @@ fn open_append(path: &Path) -> Result<File, String> {
 }
 
 impl Writer {
+    /// The writer's loop. While writes keep coming it takes what arrived
+    /// every `BATCH_PAUSE` (senders then never have to wake it: one write,
+    /// and under `always` one fsync, covers everything of that interval);
+    /// once idle for a while it blocks until the next message.
     fn run(&mut self, rx: Receiver<JournalMsg>) {
+        let mut idle = 0u32;
         loop {
-            let first = match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(m) => Some(m),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.flush(true);
-                    return;
-                }
-            };
-            if let Some(m) = first {
-                self.handle(m);
-                // Everything that arrived meanwhile joins this batch.
-                while let Ok(m) = rx.try_recv() {
-                    self.handle(m);
-                    if self.buf.len() > 4 << 20 {
-                        self.flush(false);
+            let mut got = false;
+            if idle >= IDLE_POLLS {
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(m) => {
+                        self.handle(m);
+                        got = true;
                     }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return self.flush(true),
                 }
             }
-            let policy = self.engine.cfg.appendfsync();
-            let sync = match policy {
+            loop {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        self.handle(m);
+                        got = true;
+                        if self.buf.len() > 4 << 20 {
+                            self.flush(false);
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return self.flush(true),
+                }
+            }
+            let sync = match self.engine.cfg.appendfsync() {
                 Fsync::Always => true,
                 Fsync::EverySec => self.last_fsync.elapsed() >= Duration::from_secs(1),
                 Fsync::No => false,
             };
             self.flush(sync);
+            if got {
+                idle = 0;
+                std::thread::sleep(BATCH_PAUSE);
+            } else if idle < IDLE_POLLS {
+                idle += 1;
+                std::thread::sleep(BATCH_PAUSE);
+            }
         }
     }
 

@@ -2,8 +2,8 @@
 //! snapshot), then its increment files in order.
 //!
 //! An increment file holds the commands `shard::journal` writes: SELECT,
-//! RESTORE ... REPLACE ABSTTL, DEL, FLUSHDB, SWAPDB, and MULTI/EXEC
-//! around transactions. A file that ends in the middle of a command or of
+//! SET [PXAT], RESTORE ... REPLACE ABSTTL, DEL, FLUSHDB, SWAPDB, and
+//! MULTI/EXEC around transactions. A file that ends in the middle of a command or of
 //! a transaction (a crash while it was written) is cut back to its last
 //! whole one, with a warning, when `aof-load-truncated` is yes (default);
 //! anything else that does not parse stops the start, naming the file and
@@ -18,7 +18,7 @@ use tracing::warn;
 use super::aof::{Layout, Manifest};
 use super::load::{self, Loaded, Sink};
 use crate::shard::{Engine, NO_TX};
-use crate::store::dump;
+use crate::store::{dump, Value};
 
 /// Largest argument a journal command may have (a value's payload).
 const MAX_ARG: usize = 1 << 30;
@@ -171,6 +171,12 @@ fn apply(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Vec<u8>]) -> 
             for k in &args[1..] {
                 sink.put(*db, k, None)?;
             }
+        }
+        (b"SET", 3) => sink.put(*db, &args[1], Some((Value::string(&args[2]), 0)))?,
+        (b"SET", 5) if args[3].eq_ignore_ascii_case(b"PXAT") => {
+            let at: u64 = std::str::from_utf8(&args[4]).ok().and_then(|s| s.parse().ok()).ok_or("SET with a bad PXAT")?;
+            let live = at > crate::util::now_ms();
+            sink.put(*db, &args[1], live.then(|| (Value::string(&args[2]), at)))?;
         }
         (b"RESTORE", _) if args.len() >= 4 => {
             let ttl: u64 = std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse().ok()).ok_or("RESTORE with a bad TTL")?;

@@ -2,9 +2,10 @@
 //! the new state of every key the job wrote, as Redis commands, and hands
 //! them to the journal writer (`persist::aof`).
 //!
-//! What is journaled is each written key's resulting state —
-//! `RESTORE key <expiry> <payload> REPLACE ABSTTL`, or `DEL key` when it is
-//! gone — not the command that wrote it. So every command (scripts,
+//! What is journaled is each written key's resulting state — `SET key
+//! value [PXAT expiry]` for a string, `RESTORE key <expiry> <payload>
+//! REPLACE ABSTTL` for other types, or `DEL key` when it is gone — not the
+//! command that wrote it. So every command (scripts,
 //! non-deterministic ones like SPOP, relative TTLs, multi-shard handlers)
 //! replays to the same state without knowing its semantics, and a pipeline
 //! of writes to one key in one job is journaled once.
@@ -21,7 +22,7 @@ use std::sync::{Mutex, OnceLock};
 use tokio::sync::Notify;
 
 use super::{Shard, TxId, NO_TX};
-use crate::store::dump;
+use crate::store::{dump, Value};
 
 /// Commands for one database.
 pub struct Records {
@@ -129,13 +130,27 @@ impl Shard {
             }
             let mut bytes = Vec::new();
             for k in keys {
-                match d.entry_as_is(&k) {
-                    Some(e) => {
-                        let payload = dump::encode(&e.value);
-                        let ttl = e.expire_at().unwrap_or(0).to_string();
-                        command(&mut bytes, &[b"RESTORE", &k, ttl.as_bytes(), &payload, b"REPLACE", b"ABSTTL"]);
+                let Some(e) = d.entry_as_is(&k) else {
+                    command(&mut bytes, &[b"DEL", &k]);
+                    continue;
+                };
+                let ttl = e.expire_at().map(|t| t.to_string());
+                let mut int = itoa::Buffer::new();
+                // A string's whole state is a SET (with its expiry): no
+                // encoding, no checksum. Other types travel as a payload.
+                let text: Option<&[u8]> = match &e.value {
+                    Value::Str(s) => Some(s),
+                    Value::Int(n) => Some(int.format(*n).as_bytes()),
+                    _ => None,
+                };
+                match (text, &ttl) {
+                    (Some(v), None) => command(&mut bytes, &[b"SET", &k, v]),
+                    (Some(v), Some(t)) => command(&mut bytes, &[b"SET", &k, v, b"PXAT", t.as_bytes()]),
+                    (None, _) => {
+                        let payload = dump::encode_plain(&e.value);
+                        let t = ttl.as_deref().unwrap_or("0");
+                        command(&mut bytes, &[b"RESTORE", &k, t.as_bytes(), &payload, b"REPLACE", b"ABSTTL"]);
                     }
-                    None => command(&mut bytes, &[b"DEL", &k]),
                 }
             }
             out.push(Records { db: i as u32, bytes });

@@ -43,6 +43,16 @@ pub fn encode(value: &Value) -> Vec<u8> {
     out
 }
 
+/// Serialises a value without compressing its strings: cheaper to make,
+/// for payloads that are written once and seldom read (the journal's).
+pub fn encode_plain(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TRAILER + 16 + value.heap_size());
+    out.push(rdb::object_type(value));
+    rdb::write_object_with(&mut out, value, false);
+    seal(&mut out);
+    out
+}
+
 /// Appends the version and checksum to an RDB object.
 pub fn seal(out: &mut Vec<u8>) {
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
