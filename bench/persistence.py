@@ -107,7 +107,8 @@ def fill(port):
     value = b"v" * VALUE
     buf = bytearray()
     for i in range(KEYS):
-        buf += resp(b"SET", b"key:%d" % i, value)
+        # redis-benchmark's key names (-r), so its SETs overwrite these.
+        buf += resp(b"SET", b"key:%012d" % i, value)
     for i in range(0, MEMBERS, 1000):
         args = [b"ZADD", b"zset"]
         for j in range(i, min(i + 1000, MEMBERS)):

@@ -25,6 +25,11 @@ use crate::shard::{Engine, LocalShard, NO_TX};
 
 /// Bytes a shard serialises per step before it lets other work run.
 const STEP: usize = 64 * 1024;
+/// While clients keep a shard busy, its snapshot steps are followed by
+/// pauses this many times as long.
+const BUSY_SHARE: u32 = 4;
+/// Commands served during one step that make the thread count as busy.
+const BUSY_COMMANDS: u64 = 32;
 /// Records in flight to the writer per shard (each about `STEP` bytes).
 const QUEUE_PER_SHARD: usize = 4;
 /// After a failed save, the save points try again only this much later.
@@ -259,15 +264,21 @@ pub async fn shard_task(local: Rc<LocalShard>, engine: Arc<Engine>) {
 }
 
 /// Streams this shard's part of the running snapshot to the writer.
+/// While the thread's clients keep it busy, the snapshot takes about a
+/// `BUSY_SHARE`th of its time (the writes themselves still serialise the
+/// slots they touch first); on an idle thread it runs flat out.
 async fn serialise(local: &LocalShard, to_writer: mpsc::Sender<Part>) {
+    let mut served = local.cell.borrow().stats.commands;
     loop {
         let mut parts = Vec::new();
+        let started = std::time::Instant::now();
         let end = local
             .run(NO_TX, |sh| {
                 let done = sh.snapshot_step(STEP, &mut parts);
                 done.then(|| sh.snapshot_end())
             })
             .await;
+        let spent = started.elapsed();
         for p in parts {
             if to_writer.send(p).await.is_err() {
                 // The writer gave up (and says why): stop.
@@ -279,7 +290,14 @@ async fn serialise(local: &LocalShard, to_writer: mpsc::Sender<Part>) {
             let _ = to_writer.send(Part::Done { keys }).await;
             return;
         }
-        tokio::task::yield_now().await;
+        let now_served = local.cell.borrow().stats.commands;
+        let busy = now_served.saturating_sub(served) >= BUSY_COMMANDS;
+        served = now_served;
+        if busy {
+            tokio::time::sleep(spent * BUSY_SHARE).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
     }
 }
 

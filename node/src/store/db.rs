@@ -19,6 +19,7 @@ use super::{access, SmallBytes, Value};
 use crate::slot::{key_slot, SLOTS};
 
 mod evict;
+mod persist;
 
 pub struct Entry {
     pub key: SmallBytes,
@@ -272,10 +273,7 @@ impl Db {
     fn touch_idx(&mut self, idx: u32) {
         self.changes += 1;
         if self.snap.is_some() {
-            if let Some(e) = self.entries.get(idx) {
-                let local = self.local(key_slot(&e.key));
-                self.snapshot_slot(local);
-            }
+            self.snapshot_before_change(idx);
         }
         if let Some(j) = &mut self.journal {
             if let Some(e) = self.entries.get(idx) {
@@ -361,7 +359,7 @@ impl Db {
         self.changes += 1;
         let local = self.local(key_slot(key));
         if self.snap.is_some() {
-            self.snapshot_slot(local);
+            self.snapshot_before_insert(local, key);
         }
         if let Some(j) = &mut self.journal {
             j.push(SmallBytes::new(key));
@@ -551,95 +549,6 @@ impl Db {
         if let Some(t) = &mut self.tracking {
             if t.slots.get(l).copied().unwrap_or(false) {
                 t.changed.insert(SmallBytes::new(key));
-            }
-        }
-    }
-
-    /// Starts (or stops) noting written keys for the journal.
-    pub fn journal_on(&mut self, on: bool) {
-        self.journal = on.then(Vec::new);
-    }
-
-    /// The keys written since the last call (each once), if journaling.
-    pub fn journal_take(&mut self) -> Vec<SmallBytes> {
-        match &mut self.journal {
-            Some(j) if !j.is_empty() => {
-                let mut keys = std::mem::take(j);
-                if keys.len() > 1 {
-                    keys.sort_unstable();
-                    keys.dedup();
-                }
-                keys
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    /// The entry of `key` as it is, expired or not, without counting an
-    /// access (the journal records what the keyspace holds).
-    pub fn entry_as_is(&self, key: &[u8]) -> Option<&Entry> {
-        self.find(key).and_then(|i| self.entries.get(i))
-    }
-
-    /// Changes made to this database so far.
-    pub fn changes(&self) -> u64 {
-        self.changes
-    }
-
-    /// Starts this database's part of a snapshot as database `number`
-    /// (see `store::snapshot`).
-    pub fn snapshot_begin(&mut self, number: u32, now: u64) {
-        self.snap = Some(Box::new(DbSnapshot::new(number, now, self.tables.len())));
-    }
-
-    pub fn snapshotting(&self) -> bool {
-        self.snap.is_some()
-    }
-
-    /// Serialises slots in order until `budget` bytes wait to be taken or
-    /// every slot is serialised; true once every slot is.
-    pub fn snapshot_step(&mut self, budget: usize) -> bool {
-        let slots = self.tables.len();
-        loop {
-            let Some(s) = &mut self.snap else { return true };
-            if s.buf.len() >= budget {
-                return false;
-            }
-            match s.next_pending(slots) {
-                Some(l) => self.snapshot_slot(l),
-                None => return true,
-            }
-        }
-    }
-
-    /// The records written since the last call, with the snapshot's
-    /// database number.
-    pub fn snapshot_take(&mut self) -> Option<(u32, Vec<u8>)> {
-        let s = self.snap.as_mut()?;
-        if s.buf.is_empty() {
-            return None;
-        }
-        Some((s.number, std::mem::take(&mut s.buf)))
-    }
-
-    /// Ends this database's part (finished or abandoned); returns the
-    /// number of keys it wrote.
-    pub fn snapshot_end(&mut self) -> u64 {
-        self.snap.take().map_or(0, |s| s.keys)
-    }
-
-    /// Serialises local slot `local` as it is now, unless it already is:
-    /// called before any change to one of its keys while a snapshot runs.
-    #[cold]
-    fn snapshot_slot(&mut self, local: usize) {
-        let Some(s) = &mut self.snap else { return };
-        if s.is_done(local) {
-            return;
-        }
-        s.mark_done(local);
-        for &i in self.tables[local].iter() {
-            if let Some(e) = self.entries.get(i) {
-                s.write(&e.key, &e.value, e.expire_at);
             }
         }
     }

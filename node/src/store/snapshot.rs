@@ -6,13 +6,21 @@
 //! starts, every database of every shard gets a `DbSnapshot`; the shard then
 //! serialises its slots one by one between commands (`Db::snapshot_step`).
 //! A command about to change a key of a slot not serialised yet first
-//! serialises that whole slot as it still is (`Db::snapshot_slot`, called
-//! from every write path), so the file holds each key as it was at the
-//! start, whatever happens to it later. The memory this costs is the
-//! records waiting in `buf`, not a copy of the keyspace.
+//! writes that key out as it still is and notes it (`early`), so the slot
+//! skips it later; a new key is only noted. The file holds each key as it
+//! was at the start, whatever happens to it later, and a write pays for
+//! one key. The notes are bounded (`EARLY_MAX`): past it, a write
+//! serialises its whole slot instead. The memory a snapshot costs is the
+//! records waiting in `buf` and those notes, not a copy of the keyspace.
+
+use std::collections::HashSet;
 
 use super::rdb;
-use super::Value;
+use super::{SmallBytes, Value};
+
+/// Keys written out (or created) ahead of their slot, at most; past it,
+/// writes serialise whole slots.
+const EARLY_MAX: usize = 1 << 16;
 
 pub struct DbSnapshot {
     /// The database's number when the snapshot started (SWAPDB moves the
@@ -28,11 +36,14 @@ pub struct DbSnapshot {
     pub buf: Vec<u8>,
     /// Keys written so far.
     pub keys: u64,
+    /// Keys of slots not serialised yet that were written out (or created)
+    /// already: their slot leaves them out.
+    early: HashSet<SmallBytes>,
 }
 
 impl DbSnapshot {
     pub fn new(number: u32, now: u64, slots: usize) -> DbSnapshot {
-        DbSnapshot { number, now, done: vec![0; slots.div_ceil(64)], next: 0, buf: Vec::new(), keys: 0 }
+        DbSnapshot { number, now, done: vec![0; slots.div_ceil(64)], next: 0, buf: Vec::new(), keys: 0, early: HashSet::new() }
     }
 
     #[inline]
@@ -42,6 +53,24 @@ impl DbSnapshot {
 
     pub fn mark_done(&mut self, local: usize) {
         self.done[local / 64] |= 1 << (local % 64);
+    }
+
+    pub fn is_early(&self, key: &[u8]) -> bool {
+        !self.early.is_empty() && self.early.contains(key)
+    }
+
+    pub fn early_full(&self) -> bool {
+        self.early.len() >= EARLY_MAX
+    }
+
+    pub fn mark_early(&mut self, key: &[u8]) {
+        self.early.insert(SmallBytes::new(key));
+    }
+
+    /// Whether `key` was handled ahead of its slot (forgetting it: its slot
+    /// is being serialised).
+    pub fn take_early(&mut self, key: &[u8]) -> bool {
+        !self.early.is_empty() && self.early.remove(key)
     }
 
     /// The next local slot not serialised yet, at or after the cursor
@@ -61,6 +90,12 @@ impl DbSnapshot {
     pub fn write(&mut self, key: &[u8], value: &Value, expire_at: u64) {
         if expire_at != 0 && expire_at <= self.now {
             return;
+        }
+        // A big value is reserved for at once: grown by doubling, its
+        // record would briefly take three times its size.
+        let size = value.heap_size();
+        if size > 1 << 20 {
+            self.buf.reserve(size);
         }
         rdb::write_entry(&mut self.buf, key, value, (expire_at != 0).then_some(expire_at));
         self.keys += 1;

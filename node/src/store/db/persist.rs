@@ -1,0 +1,191 @@
+//! What snapshots and the journal need from a database: the part of a
+//! snapshot it owes (`store::snapshot`; the write paths call the
+//! `snapshot_before_*` hooks), the keys written since the journal last
+//! took them, and its change count. Kept apart from the keyspace's own
+//! paths in `db.rs`.
+
+use super::super::snapshot::DbSnapshot;
+use super::{Db, Entry};
+use crate::slot::key_slot;
+use crate::store::SmallBytes;
+
+impl Db {
+    /// Starts (or stops) noting written keys for the journal.
+    pub fn journal_on(&mut self, on: bool) {
+        self.journal = on.then(Vec::new);
+    }
+
+    /// The keys written since the last call (each once), if journaling.
+    pub fn journal_take(&mut self) -> Vec<SmallBytes> {
+        match &mut self.journal {
+            Some(j) if !j.is_empty() => {
+                let mut keys = std::mem::take(j);
+                if keys.len() > 1 {
+                    keys.sort_unstable();
+                    keys.dedup();
+                }
+                keys
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The entry of `key` as it is, expired or not, without counting an
+    /// access (the journal records what the keyspace holds).
+    pub fn entry_as_is(&self, key: &[u8]) -> Option<&Entry> {
+        self.find(key).and_then(|i| self.entries.get(i))
+    }
+
+    /// Changes made to this database so far.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// Starts this database's part of a snapshot as database `number`
+    /// (see `store::snapshot`).
+    pub fn snapshot_begin(&mut self, number: u32, now: u64) {
+        self.snap = Some(Box::new(DbSnapshot::new(number, now, self.tables.len())));
+    }
+
+    pub fn snapshotting(&self) -> bool {
+        self.snap.is_some()
+    }
+
+    /// Serialises slots in order until `budget` bytes wait to be taken or
+    /// every slot is serialised; true once every slot is.
+    pub fn snapshot_step(&mut self, budget: usize) -> bool {
+        let slots = self.tables.len();
+        loop {
+            let Some(s) = &mut self.snap else { return true };
+            if s.buf.len() >= budget {
+                return false;
+            }
+            match s.next_pending(slots) {
+                Some(l) => self.snapshot_slot(l),
+                None => return true,
+            }
+        }
+    }
+
+    /// The records written since the last call, with the snapshot's
+    /// database number.
+    pub fn snapshot_take(&mut self) -> Option<(u32, Vec<u8>)> {
+        let s = self.snap.as_mut()?;
+        if s.buf.is_empty() {
+            return None;
+        }
+        Some((s.number, std::mem::take(&mut s.buf)))
+    }
+
+    /// Ends this database's part (finished or abandoned); returns the
+    /// number of keys it wrote.
+    pub fn snapshot_end(&mut self) -> u64 {
+        self.snap.take().map_or(0, |s| s.keys)
+    }
+
+    /// Before the entry at `idx` changes while a snapshot runs: unless its
+    /// slot is serialised already, the key is written out as it still is
+    /// (and its slot will skip it), or, when many keys were written out that
+    /// way already, its whole slot is.
+    #[cold]
+    pub(super) fn snapshot_before_change(&mut self, idx: u32) {
+        let Some(e) = self.entries.get(idx) else { return };
+        let local = self.local(key_slot(&e.key));
+        let Some(s) = &mut self.snap else { return };
+        if s.is_done(local) || s.is_early(&e.key) {
+            return;
+        }
+        if s.early_full() {
+            return self.snapshot_slot(local);
+        }
+        s.write(&e.key, &e.value, e.expire_at);
+        s.mark_early(&e.key);
+    }
+
+    /// Before a new key is created while a snapshot runs: the snapshot,
+    /// which did not have it, must not pick it up later.
+    #[cold]
+    pub(super) fn snapshot_before_insert(&mut self, local: usize, key: &[u8]) {
+        let Some(s) = &mut self.snap else { return };
+        if s.is_done(local) || s.is_early(key) {
+            return;
+        }
+        if s.early_full() {
+            return self.snapshot_slot(local);
+        }
+        s.mark_early(key);
+    }
+
+    /// Serialises local slot `local` as it is now, unless it already is,
+    /// leaving out the keys written out (or created) ahead of it.
+    fn snapshot_slot(&mut self, local: usize) {
+        let Some(s) = &mut self.snap else { return };
+        if s.is_done(local) {
+            return;
+        }
+        s.mark_done(local);
+        for &i in self.tables[local].iter() {
+            if let Some(e) = self.entries.get(i) {
+                if !s.take_early(&e.key) {
+                    s.write(&e.key, &e.value, e.expire_at);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Db;
+    use crate::store::{SmallBytes, Value};
+
+    fn db() -> Db {
+        Db::new(0, 1, 7)
+    }
+
+    /// What a snapshot begun now holds once finished, while the keys change
+    /// under it (per-key hooks, and whole slots past the note limit).
+    fn snapshot_after(d: &mut Db, change: impl FnOnce(&mut Db)) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+        use crate::store::rdb;
+        d.snapshot_begin(0, 1);
+        // Serialise a few slots first, then change keys, then finish.
+        d.snapshot_step(1);
+        change(d);
+        while !d.snapshot_step(1 << 20) {}
+        let (_, body) = d.snapshot_take().unwrap_or((0, Vec::new()));
+        d.snapshot_end();
+        let mut file = Vec::new();
+        rdb::write_header(&mut file, &[]);
+        rdb::write_select_db(&mut file, 0);
+        file.extend_from_slice(&body);
+        rdb::write_eof(&mut file);
+        file.extend_from_slice(&[0; 8]);
+        let mut r = rdb::Reader::new(&file[..]).expect("header");
+        let mut out = std::collections::BTreeMap::new();
+        while let Some(item) = r.next().expect("a valid snapshot") {
+            if let rdb::Item::Entry { key, value: Value::Str(v), .. } = item {
+                assert!(out.insert(key, v.to_vec()).is_none(), "a key written twice");
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_snapshot_holds_the_state_at_its_start() {
+        let mut d = db();
+        for i in 0..3000 {
+            d.set(format!("k{i}").as_bytes(), Value::Str(SmallBytes::new(b"old")), false, 0);
+        }
+        let snap = snapshot_after(&mut d, |d| {
+            for i in 0..3000 {
+                match i % 3 {
+                    0 => d.set(format!("k{i}").as_bytes(), Value::Str(SmallBytes::new(b"new")), false, 0),
+                    1 => d.remove(format!("k{i}").as_bytes(), 0).map_or(0, |_| 0),
+                    _ => d.insert_new(format!("fresh{i}").as_bytes(), Value::Str(SmallBytes::new(b"new")), 0),
+                };
+            }
+        });
+        assert_eq!(snap.len(), 3000, "every key of the start, and none created since");
+        assert!(snap.iter().all(|(k, v)| k.starts_with(b"k") && v == b"old"));
+    }
+}
