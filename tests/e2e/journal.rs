@@ -5,13 +5,13 @@
 //! BGREWRITEAOF replaces the files, and redis-check-aof and redis-server
 //! 7.0 accept what is written.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use damselfly_tests::cluster::TempDir;
-use damselfly_tests::{binary, Redis, Server};
+use damselfly_tests::{Redis, Server};
 use redis::{Commands, Connection};
 
 fn journaled(dir: &str, fsync: &str) -> Server {
@@ -147,31 +147,11 @@ fn incr_file(dir: &str) -> String {
     format!("{dir}/appendonlydir/{name}")
 }
 
-/// Starts a server expected to refuse its data; returns its stderr.
+/// Starts a server on `dir`'s journal, expected to refuse it; its stderr.
 fn refused_start(dir: &str, extra: &[&str]) -> String {
-    let mut child = Command::new(binary())
-        .args(["--port", "0", "--dir", dir, "--loglevel", "warn", "--appendonly", "yes"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            assert!(!st.success());
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the server started on a damaged journal");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-    err
+    let mut args = vec!["--dir", dir, "--appendonly", "yes"];
+    args.extend_from_slice(extra);
+    damselfly_tests::start_refused(&args)
 }
 
 #[test]

@@ -4,11 +4,11 @@
 //! points, a failed save (MISCONF) and a corrupted file.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use damselfly_tests::cluster::TempDir;
-use damselfly_tests::{binary, Redis, Server};
+use damselfly_tests::{Redis, Server};
 use redis::{Commands, Connection, Value};
 
 /// Every key of every database, each described by its type and content in
@@ -364,27 +364,7 @@ fn a_corrupted_file_refuses_to_start() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x5a;
     std::fs::write(&file, &bytes).unwrap();
-    let mut child = Command::new(binary())
-        .args(["--port", "0", "--dir", dir.path(), "--loglevel", "warn"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the server kept running on a corrupted file");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(!status.success());
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let err = damselfly_tests::start_refused(&["--dir", dir.path()]);
     assert!(err.contains("cannot load") && err.contains("dump.rdb"), "{err}");
 }
 

@@ -176,6 +176,36 @@ impl Server {
     }
 }
 
+/// Runs the server with `args` where it must refuse to start (a damaged
+/// data file, ...): waits (bounded) for it to exit with a failure and
+/// returns what it printed on stderr.
+pub fn start_refused(args: &[&str]) -> String {
+    let mut child = Command::new(binary())
+        .args(["--port", "0", "--loglevel", "warn"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn damselfly");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            assert!(!st.success(), "the server exited successfully");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut err = String::new();
+    let _ = child.stderr.as_mut().map(|e| e.read_to_string(&mut err));
+    err
+}
+
 /// A multiplexed async connection with timeouts generous enough for a
 /// loaded CI machine running a debug build (the client's defaults are 1 s to
 /// connect and 500 ms per reply).

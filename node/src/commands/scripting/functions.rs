@@ -2,7 +2,9 @@
 //! FUNCTION DUMP / FUNCTION RESTORE in Redis's format (one
 //! `RDB_OPCODE_FUNCTION2` record per library holding its code as an RDB
 //! string, then the RDB version and a CRC64), so dumps move between this
-//! server and Redis.
+//! server and Redis. The bytes are `store::rdb`'s.
+
+use crate::store::rdb;
 
 /// What a library's first line declares.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,7 +51,6 @@ pub fn parse_metadata(code: &[u8]) -> Result<Metadata, String> {
     Ok(Metadata { name, header_len: end })
 }
 
-const OPCODE_FUNCTION2: u8 = 245;
 /// Written into payloads: RDB 10 (Redis 7.0) carries functions exactly as 11
 /// (Redis 7.2) does, and every Redis with functions accepts it.
 const RDB_VERSION_WRITTEN: u16 = 10;
@@ -60,12 +61,10 @@ const RDB_VERSION_READ: u16 = 11;
 pub fn dump(codes: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
     for code in codes {
-        out.push(OPCODE_FUNCTION2);
-        write_len(&mut out, code.len() as u64);
-        out.extend_from_slice(code);
+        rdb::write_function(&mut out, code);
     }
     out.extend_from_slice(&RDB_VERSION_WRITTEN.to_le_bytes());
-    let crc = crc64(0, &out);
+    let crc = rdb::crc64(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
@@ -81,162 +80,24 @@ pub fn restore(payload: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     let mut crc = [0u8; 8];
     crc.copy_from_slice(&footer[2..]);
     let crc = u64::from_le_bytes(crc);
-    if version > RDB_VERSION_READ || (crc != 0 && crc != crc64(0, &payload[..payload.len() - 8])) {
+    if version > RDB_VERSION_READ || (crc != 0 && crc != rdb::crc64(&payload[..payload.len() - 8])) {
         return Err(bad());
     }
-    let mut pos = 0;
+    let mut input = rdb::SliceInput::new(body);
     let mut codes = Vec::new();
-    while pos < body.len() {
-        if body[pos] != OPCODE_FUNCTION2 {
+    while !input.is_empty() {
+        let op = input.take(1).map_err(|_| bad())?[0];
+        if op != rdb::opcode::FUNCTION2 {
             return Err("given type is not a function".into());
         }
-        pos += 1;
-        codes.push(read_string(body, &mut pos).ok_or_else(|| "failed loading the library payload".to_string())?);
+        codes.push(rdb::read_string(&mut input).map_err(|_| "failed loading the library payload".to_string())?);
     }
     Ok(codes)
-}
-
-fn write_len(out: &mut Vec<u8>, n: u64) {
-    if n < 64 {
-        out.push(n as u8);
-    } else if n < 16384 {
-        out.push(0x40 | (n >> 8) as u8);
-        out.push(n as u8);
-    } else if n <= u32::MAX as u64 {
-        out.push(0x80);
-        out.extend_from_slice(&(n as u32).to_be_bytes());
-    } else {
-        out.push(0x81);
-        out.extend_from_slice(&n.to_be_bytes());
-    }
-}
-
-/// An RDB length, or `Err(encoding)` for a specially encoded string.
-fn read_len(b: &[u8], pos: &mut usize) -> Option<Result<u64, u8>> {
-    let first = *b.get(*pos)?;
-    *pos += 1;
-    Some(match first >> 6 {
-        0 => Ok((first & 0x3f) as u64),
-        1 => {
-            let next = *b.get(*pos)?;
-            *pos += 1;
-            Ok((((first & 0x3f) as u64) << 8) | next as u64)
-        }
-        2 if first == 0x80 => {
-            let v = b.get(*pos..*pos + 4)?;
-            *pos += 4;
-            Ok(u32::from_be_bytes([v[0], v[1], v[2], v[3]]) as u64)
-        }
-        2 if first == 0x81 => {
-            let v = b.get(*pos..*pos + 8)?;
-            *pos += 8;
-            let mut a = [0u8; 8];
-            a.copy_from_slice(v);
-            Ok(u64::from_be_bytes(a))
-        }
-        3 => Err(first & 0x3f),
-        _ => return None,
-    })
-}
-
-fn read_string(b: &[u8], pos: &mut usize) -> Option<Vec<u8>> {
-    match read_len(b, pos)? {
-        Ok(n) => {
-            let n = usize::try_from(n).ok()?;
-            let s = b.get(*pos..pos.checked_add(n)?)?.to_vec();
-            *pos += n;
-            Some(s)
-        }
-        Err(enc) => match enc {
-            0 => {
-                let v = *b.get(*pos)? as i8;
-                *pos += 1;
-                Some(v.to_string().into_bytes())
-            }
-            1 => {
-                let v = b.get(*pos..*pos + 2)?;
-                *pos += 2;
-                Some(i16::from_le_bytes([v[0], v[1]]).to_string().into_bytes())
-            }
-            2 => {
-                let v = b.get(*pos..*pos + 4)?;
-                *pos += 4;
-                Some(i32::from_le_bytes([v[0], v[1], v[2], v[3]]).to_string().into_bytes())
-            }
-            3 => {
-                let clen = usize::try_from(read_len(b, pos)?.ok()?).ok()?;
-                let len = usize::try_from(read_len(b, pos)?.ok()?).ok()?;
-                let data = b.get(*pos..pos.checked_add(clen)?)?;
-                *pos += clen;
-                lzf_decompress(data, len)
-            }
-            _ => None,
-        },
-    }
-}
-
-/// LZF decompression (Redis compresses RDB strings with it).
-fn lzf_decompress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
-    let mut out: Vec<u8> = Vec::with_capacity(out_len.min(1 << 26));
-    let mut i = 0;
-    while i < input.len() {
-        let ctrl = input[i] as usize;
-        i += 1;
-        if ctrl < 32 {
-            let n = ctrl + 1;
-            out.extend_from_slice(input.get(i..i + n)?);
-            i += n;
-        } else {
-            let mut len = ctrl >> 5;
-            if len == 7 {
-                len += *input.get(i)? as usize;
-                i += 1;
-            }
-            let back = ((ctrl & 0x1f) << 8) + *input.get(i)? as usize + 1;
-            i += 1;
-            let start = out.len().checked_sub(back)?;
-            for k in 0..len + 2 {
-                let c = out[start + k];
-                out.push(c);
-            }
-        }
-        if out.len() > out_len {
-            return None;
-        }
-    }
-    (out.len() == out_len).then_some(out)
-}
-
-/// CRC64 (Jones polynomial, reflected), as Redis checksums RDB payloads.
-pub fn crc64(mut crc: u64, data: &[u8]) -> u64 {
-    const POLY: u64 = 0x95ac_9329_ac4b_c9b5;
-    static TABLE: std::sync::OnceLock<[u64; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0u64; 256];
-        for (i, slot) in t.iter_mut().enumerate() {
-            let mut c = i as u64;
-            for _ in 0..8 {
-                c = if c & 1 == 1 { (c >> 1) ^ POLY } else { c >> 1 };
-            }
-            *slot = c;
-        }
-        t
-    });
-    for &b in data {
-        crc = table[((crc ^ b as u64) & 0xff) as usize] ^ (crc >> 8);
-    }
-    crc
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crc64_matches_redis() {
-        // The check value of Redis's crc64 test.
-        assert_eq!(crc64(0, b"123456789"), 0xe9c6d914c4b8d9ca);
-    }
 
     #[test]
     fn metadata() {
@@ -270,13 +131,5 @@ mod tests {
         let codes = restore(&payload).unwrap();
         let want = format!("#!lua name=lzf\nredis.register_function('f', function() return '{}' end)", "a".repeat(40));
         assert_eq!(codes, vec![want.into_bytes()]);
-    }
-
-    #[test]
-    fn lzf() {
-        // "aaaaaaaaaa": one literal then a back reference of length 9.
-        assert_eq!(lzf_decompress(&[0x00, b'a', 0xe0, 0x00, 0x00], 10), Some(vec![b'a'; 10]));
-        assert_eq!(lzf_decompress(&[0x00, b'a', 0xc0, 0x00], 9), Some(vec![b'a'; 9]));
-        assert_eq!(lzf_decompress(&[0x01, b'a', b'b'], 2), Some(b"ab".to_vec()));
     }
 }

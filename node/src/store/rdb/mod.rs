@@ -31,7 +31,7 @@ mod stream;
 
 use std::fmt;
 
-pub use decode::{read_object, Limits};
+pub use decode::{read_object, read_string, Limits};
 pub use encode::{object_type, write_object, write_object_with};
 pub use input::{Input, SliceInput};
 pub use reader::{Item, Reader};
