@@ -158,6 +158,9 @@ pub struct Config {
     pub slowlog_log_slower_than: AtomicI64,
     /// `slowlog-max-len`: the slow log keeps this many newest entries.
     pub slowlog_max_len: AtomicU64,
+    /// `key-load-delay`: microseconds to pause after each key loaded from a
+    /// snapshot or journal (Redis's test knob for slow loads); 0: none.
+    pub key_load_delay: AtomicU64,
     pub dir: Mutex<String>,
     /// Save points: (seconds, changes) pairs.
     pub save: Mutex<Vec<(u64, u64)>>,
@@ -511,6 +514,7 @@ impl Config {
             lua_time_limit: AtomicU64::new(5000),
             slowlog_log_slower_than: AtomicI64::new(10000),
             slowlog_max_len: AtomicU64::new(128),
+            key_load_delay: AtomicU64::new(0),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
             save: Mutex::new(DEFAULT_SAVE.to_vec()),
             dbfilename: Mutex::new("dump.rdb".into()),
@@ -720,6 +724,7 @@ impl Config {
                 self.slowlog_log_slower_than.store(value.parse::<i64>().map_err(|_| ConfigError::NotInteger)?, Relaxed)
             }
             "slowlog-max-len" => self.slowlog_max_len.store(int()?, Relaxed),
+            "key-load-delay" => self.key_load_delay.store(int()?, Relaxed),
             "dir" => *self.dir.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
             "save" => *self.save.lock().unwrap_or_else(|e| e.into_inner()) = parse_save(value)?,
             "dbfilename" => {
@@ -788,6 +793,7 @@ impl Config {
             ("busy-reply-threshold".into(), self.lua_time_limit.load(Relaxed).to_string()),
             ("slowlog-log-slower-than".into(), self.slowlog_log_slower_than.load(Relaxed).to_string()),
             ("slowlog-max-len".into(), self.slowlog_max_len.load(Relaxed).to_string()),
+            ("key-load-delay".into(), self.key_load_delay.load(Relaxed).to_string()),
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("save".into(), self.save_text()),
             ("enable-debug-command".into(), self.enable_debug_command.clone()),

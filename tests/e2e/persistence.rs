@@ -405,3 +405,28 @@ fn a_cluster_node_restarted_after_sigterm_keeps_its_slots_keys() {
     let dbsize = || Raw::connect(port).cmd(&["DBSIZE"]);
     assert!(wait_until(30, || dbsize() == format!(":{kept}\r\n")), "the moved slot's keys stayed: {}", dbsize());
 }
+
+/// While the file loads, commands that need the data get Redis's
+/// -LOADING and INFO says so; then the data is served.
+#[test]
+fn clients_get_loading_while_the_file_loads() {
+    let dir = TempDir::new("persist-loading");
+    {
+        let s = Server::start_with(&["--dir", dir.path(), "--save", ""]);
+        let mut con = s.sync_conn();
+        for i in 0..300 {
+            let _: () = con.set(format!("key{i}"), i).unwrap();
+        }
+        assert_eq!(redis::cmd("SAVE").query::<String>(&mut con).unwrap(), "OK");
+    }
+    // Redis's knob for slow loads: 10 ms a key, 3 s in all.
+    let conf = format!("{}/slow.conf", dir.path());
+    std::fs::write(&conf, "key-load-delay 10000\n").unwrap();
+    let s = Server::start_with(&[&conf, "--dir", dir.path(), "--save", ""]);
+    let mut raw = s.raw();
+    assert_eq!(raw.cmd(&["GET", "key1"]), "-LOADING Redis is loading the dataset in memory\r\n");
+    assert!(raw.cmd(&["INFO", "persistence"]).contains("loading:1\r\n"));
+    let mut con = loaded(&s);
+    assert_eq!(con.get::<_, i64>("key299").unwrap(), 299);
+    assert_eq!(info_field(&mut con, "rdb_last_load_keys_loaded"), "300");
+}

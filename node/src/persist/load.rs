@@ -54,6 +54,10 @@ impl<'a> Sink<'a> {
     }
 
     pub fn put(&mut self, db: usize, key: &[u8], state: Option<(Value, u64)>) -> Result<(), String> {
+        let delay = self.engine.cfg.key_load_delay.load(std::sync::atomic::Ordering::Relaxed);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(delay));
+        }
         let shard = self.engine.shard_of(key);
         self.batches[shard].push((db, SmallBytes::new(key), state));
         if self.batches[shard].len() >= BATCH {
