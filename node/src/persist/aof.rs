@@ -242,7 +242,11 @@ impl Writer {
             self.flush(sync);
             if got {
                 idle = 0;
-                std::thread::sleep(BATCH_PAUSE);
+                // Under `always` the fsync just made was the pause: what
+                // arrived during it is the next batch, and its writers wait.
+                if !sync {
+                    std::thread::sleep(BATCH_PAUSE);
+                }
             } else if idle < IDLE_POLLS {
                 idle += 1;
                 std::thread::sleep(BATCH_PAUSE);
