@@ -234,3 +234,38 @@ fn bgrewriteaof_replaces_the_files_and_redis_server_loads_them() {
     let _: () = redis::cmd("SELECT").arg(3).query(&mut rc).unwrap();
     assert_eq!(rc.get::<_, String>("in3").unwrap(), "x");
 }
+
+/// A script's writes on one shard are journaled inside MULTI/EXEC: a crash
+/// in the middle of writing them keeps none of them.
+#[test]
+fn a_script_is_journaled_whole_or_not_at_all() {
+    let dir = TempDir::new("journal-script");
+    {
+        let s = journaled(dir.path(), "always");
+        let mut con = loaded(&s);
+        wait_rewrites(&mut con, "1");
+        let _: () = con.set("before", "1").unwrap();
+        let _: () = redis::cmd("EVAL")
+            .arg("redis.call('SET', KEYS[1], 'a'); redis.call('SET', KEYS[2], 'b')")
+            .arg(2)
+            .arg("{s}x")
+            .arg("{s}y")
+            .query(&mut con)
+            .unwrap();
+        shutdown(s, con);
+    }
+    let file = incr_file(dir.path());
+    let bytes = std::fs::read(&file).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    let multi = text.find("MULTI").expect("the script's writes in MULTI/EXEC");
+    let x = text.find("{s}x").expect("the first write");
+    let exec = text.rfind("EXEC").expect("EXEC");
+    assert!(multi < x && x < exec, "{text}");
+    // The crash came before EXEC reached the disk.
+    std::fs::write(&file, &bytes[..exec - 8]).unwrap();
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    assert_eq!(con.get::<_, Option<String>>("before").unwrap().as_deref(), Some("1"));
+    assert_eq!(con.get::<_, Option<String>>("{s}x").unwrap(), None, "half a script was replayed");
+    assert_eq!(con.get::<_, Option<String>>("{s}y").unwrap(), None);
+}

@@ -8,8 +8,9 @@
 //! ```
 //!
 //! One writer thread appends what the shards journal (`shard::journal`)
-//! to the newest increment file: records outside transactions as they come,
-//! a transaction once all of its shards' parts are in, inside MULTI/EXEC.
+//! to the newest increment file: a job's records as they come (inside
+//! MULTI/EXEC when there are several: a script's effects stay whole), a
+//! transaction once all of its shards' parts are in, inside MULTI/EXEC.
 //! `appendfsync always` fsyncs every batch before clients get their replies
 //! (one fsync covers every write that arrived meanwhile: group commit),
 //! `everysec` once a second, `no` leaves it to the kernel.
@@ -288,7 +289,16 @@ impl Writer {
 
     fn handle_now(&mut self, m: JournalMsg) {
         match m {
-            JournalMsg::Records(recs) => self.put(&recs),
+            JournalMsg::Records(recs) => {
+                let several = recs.iter().map(|r| r.count).sum::<usize>() > 1;
+                if several {
+                    command(&mut self.buf, &[b"MULTI"]);
+                }
+                self.put(&recs);
+                if several {
+                    command(&mut self.buf, &[b"EXEC"]);
+                }
+            }
             JournalMsg::Part { tx, total, shard, records } => {
                 let e = self.txs.entry(tx).or_insert_with(|| (total, Vec::new()));
                 e.1.push((shard, records));

@@ -29,11 +29,15 @@ pub struct Records {
     pub db: u32,
     /// RESP commands.
     pub bytes: Vec<u8>,
+    /// How many.
+    pub count: usize,
 }
 
 /// What a shard sends the journal writer.
 pub enum JournalMsg {
-    /// Records of work outside any transaction.
+    /// Records of one job outside any transaction (a script on one shard,
+    /// a pipeline's batch): written inside MULTI/EXEC when there are
+    /// several, so a crash keeps all or none of them.
     Records(Vec<Records>),
     /// One shard's part of transaction `tx`, which held `total` shards.
     Part { tx: TxId, total: usize, shard: usize, records: Vec<Records> },
@@ -129,6 +133,7 @@ impl Shard {
                 continue;
             }
             let mut bytes = Vec::new();
+            let count = keys.len();
             for k in keys {
                 let Some(e) = d.entry_as_is(&k) else {
                     command(&mut bytes, &[b"DEL", &k]);
@@ -153,7 +158,7 @@ impl Shard {
                     }
                 }
             }
-            out.push(Records { db: i as u32, bytes });
+            out.push(Records { db: i as u32, bytes, count });
         }
         out
     }
@@ -201,7 +206,7 @@ impl Shard {
         let mut records = self.journal_collect();
         let mut bytes = Vec::new();
         command(&mut bytes, args);
-        records.push(Records { db: db as u32, bytes });
+        records.push(Records { db: db as u32, bytes, count: 1 });
         let tx = self.lock;
         match &mut self.journal {
             Some(j) if tx != NO_TX => j.tx_part.extend(records),
