@@ -17,12 +17,21 @@ const RF: &[&str] = &["read", "hash", "fast"];
 const RS: &[&str] = &["read", "hash", "slow"];
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("hset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), W, "hash", "Creates or modifies the value of a field in a hash.", Exec::Shard(hset))
-        .key_flags(&["RW", "update"]),
+    cmd(
+        "hset",
+        -4,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
+        (1, 1, 1),
+        W,
+        "hash",
+        "Creates or modifies the value of a field in a hash.",
+        Exec::Shard(hset),
+    )
+    .key_flags(&["RW", "update"]),
     cmd(
         "hsetnx",
         4,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         W,
         "hash",
@@ -42,7 +51,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "hdel",
         -3,
-        WRITE | FAST,
+        WRITE | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         W,
         "hash",
@@ -62,7 +71,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "hincrby",
         4,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         W,
         "hash",
@@ -73,7 +82,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "hincrbyfloat",
         4,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         W,
         "hash",

@@ -17,7 +17,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "pfadd",
         -2,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         &["write", "hyperloglog", "fast"],
         G,

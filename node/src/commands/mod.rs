@@ -168,6 +168,11 @@ pub mod flag {
     pub const SUBSCRIBED: u32 = 1 << 16;
     /// Not logged in the slow log (EXEC: its commands are, one by one).
     pub const SKIP_SLOWLOG: u32 = 1 << 17;
+    /// The journal may record the command as sent (it is deterministic,
+    /// touches only its keys and does not depend on the time) instead of
+    /// the resulting state of its keys: a ZINCRBY on a big sorted set then
+    /// journals one command, not the set. Not shown by COMMAND.
+    pub const JOURNAL_ARGS: u32 = 1 << 18;
 
     /// The flags COMMAND prints, in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[

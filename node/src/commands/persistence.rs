@@ -70,6 +70,23 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
+/// Runs a command journaled as sent again, on the shard of its key (the
+/// journal's replay at start; `persist::load::REPLAY_COMMAND`). Nothing
+/// expires meanwhile (`now` 0). An error reply means the journal and the
+/// data disagree: loading stops.
+pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result<(), String> {
+    let name = String::from_utf8_lossy(&args[0]).into_owned();
+    let spec = match super::lookup_args(args) {
+        Ok(spec) if spec.has_flag(JOURNAL_ARGS) && spec.arity_ok(args.len()) => spec,
+        _ => return Err(format!("a command the journal does not write: {name}")),
+    };
+    let mut out = crate::resp::Out::new(false);
+    if super::run::exec_uncounted(sh, db, spec, args, &mut out, 0) {
+        return Err(format!("replaying {name}: {}", String::from_utf8_lossy(&out.buf).trim_end()));
+    }
+    Ok(())
+}
+
 /// Waits for the saver's answer.
 async fn ask(engine: &Engine, kind: SaveKind) -> CmdResult {
     match persist::request(engine, kind).await {

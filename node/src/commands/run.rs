@@ -39,10 +39,15 @@ pub fn exec_uncounted(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Byt
             return true;
         }
     };
+    let journal = if spec.has_flag(super::flag::JOURNAL_ARGS) { sh.journal_mark(db) } else { None };
     let mut ctx = Ctx { shard: sh, db, now, part: None };
     let mark = out.buf.len();
     let mut failed = false;
-    if let Err(e) = f(&mut ctx, args, out) {
+    let result = f(&mut ctx, args, out);
+    if let Some(j) = journal {
+        sh.journal_args(db, j, args);
+    }
+    if let Err(e) = result {
         out.buf.truncate(mark);
         out.error(&e);
         failed = true;

@@ -28,7 +28,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "sadd",
         -3,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         WF,
         G,
@@ -39,7 +39,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "srem",
         -3,
-        WRITE | FAST,
+        WRITE | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         WF,
         G,

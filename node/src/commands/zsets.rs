@@ -36,14 +36,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "zadd",
         -4,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         WF,
         G,
         "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.",
         Exec::Shard(zadd),
     ).key_flags(&["RW", "update"]),
-    cmd("zincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), WF, G, "Increments the score of a member in a sorted set.", Exec::Shard(zincrby)).key_flags(&["RW", "access", "update"]),
+    cmd("zincrby", 4, WRITE | DENYOOM | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Increments the score of a member in a sorted set.", Exec::Shard(zincrby)).key_flags(&["RW", "access", "update"]),
     cmd("zscore", 3, READONLY | FAST, (1, 1, 1), RF, G, "Returns the score of a member in a sorted set.", Exec::Shard(zscore)).key_flags(&["RO", "access"]),
     cmd(
         "zmscore",
@@ -160,7 +160,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "zrem",
         -3,
-        WRITE | FAST,
+        WRITE | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         WF,
         G,
@@ -170,7 +170,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "zremrangebyrank",
         4,
-        WRITE,
+        WRITE | JOURNAL_ARGS,
         (1, 1, 1),
         WS,
         G,
@@ -180,7 +180,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "zremrangebyscore",
         4,
-        WRITE,
+        WRITE | JOURNAL_ARGS,
         (1, 1, 1),
         WS,
         G,
@@ -190,7 +190,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "zremrangebylex",
         4,
-        WRITE,
+        WRITE | JOURNAL_ARGS,
         (1, 1, 1),
         WS,
         G,
@@ -200,7 +200,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "zpopmin",
         -2,
-        WRITE | FAST,
+        WRITE | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         WF,
         G,
@@ -210,7 +210,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "zpopmax",
         -2,
-        WRITE | FAST,
+        WRITE | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         WF,
         G,

@@ -2,8 +2,11 @@
 //! snapshot), then its increment files in order.
 //!
 //! An increment file holds the commands `shard::journal` writes: SELECT,
-//! SET [PXAT], RESTORE ... REPLACE ABSTTL, DEL, FLUSHDB, SWAPDB, and
-//! MULTI/EXEC around transactions. A file that ends in the middle of a command or of
+//! SET [PXAT], RESTORE ... REPLACE ABSTTL, DEL, FLUSHDB, SWAPDB, commands
+//! journaled as sent (flagged `JOURNAL_ARGS`, run again through the command
+//! layer's `load::REPLAY_COMMAND`), and MULTI/EXEC around transactions.
+//! Nothing expires while it replays: a key's TTL may have passed and the
+//! journal still touch it after, as Redis replays; it expires afterwards. A file that ends in the middle of a command or of
 //! a transaction (a crash while it was written) is cut back to its last
 //! whole one, with a warning, when `aof-load-truncated` is yes (default);
 //! anything else that does not parse stops the start, naming the file and
@@ -22,12 +25,15 @@ use crate::store::{dump, Value};
 
 /// Largest argument a journal command may have (a value's payload).
 const MAX_ARG: usize = 1 << 30;
+/// Most arguments a journal command may have (a command journaled as
+/// sent has as many as its client sent).
+const MAX_ARGS: usize = 1 << 27;
 
 /// Loads base and increments; returns what the base loaded.
 pub fn load(engine: &Engine, layout: &Layout, m: &Manifest) -> Result<Loaded, String> {
     let mut loaded = Loaded::default();
     if let Some((base, _)) = &m.base {
-        loaded = load::load_file(&layout.dir.join(base), engine, NO_TX)?;
+        loaded = load::load_file(&layout.dir.join(base), engine, NO_TX, true)?;
     }
     let last = m.incrs.len().saturating_sub(1);
     for (i, (name, _)) in m.incrs.iter().enumerate() {
@@ -62,11 +68,11 @@ fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Read1, String>
     }
     let count: usize =
         std::str::from_utf8(&line[1..line.len() - 2]).ok().and_then(|s| s.parse().ok()).ok_or_else(|| bad("bad argument count", start))?;
-    if count == 0 || count > 16 {
+    if count == 0 || count > MAX_ARGS {
         return Err(bad("unexpected argument count", start));
     }
     let mut used = line.len() as u64;
-    let mut args = Vec::with_capacity(count);
+    let mut args = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
         line.clear();
         let n = r.read_until(b'\n', &mut line).map_err(|e| e.to_string())?;
@@ -172,17 +178,17 @@ fn apply(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Vec<u8>]) -> 
                 sink.put(*db, k, None)?;
             }
         }
+        // Keys whose TTL has passed are kept until the end of loading (the
+        // journal may still touch them), then expire, as in Redis.
         (b"SET", 3) => sink.put(*db, &args[1], Some((Value::string(&args[2]), 0)))?,
         (b"SET", 5) if args[3].eq_ignore_ascii_case(b"PXAT") => {
             let at: u64 = std::str::from_utf8(&args[4]).ok().and_then(|s| s.parse().ok()).ok_or("SET with a bad PXAT")?;
-            let live = at > crate::util::now_ms();
-            sink.put(*db, &args[1], live.then(|| (Value::string(&args[2]), at)))?;
+            sink.put(*db, &args[1], Some((Value::string(&args[2]), at)))?;
         }
         (b"RESTORE", _) if args.len() >= 4 => {
             let ttl: u64 = std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse().ok()).ok_or("RESTORE with a bad TTL")?;
             let value = dump::decode(&args[3], engine.cfg.hash_limits()).map_err(|e| format!("RESTORE with a bad payload ({e:?})"))?;
-            let expired = ttl != 0 && ttl <= crate::util::now_ms();
-            sink.put(*db, &args[1], (!expired).then_some((value, ttl)))?;
+            sink.put(*db, &args[1], Some((value, ttl)))?;
         }
         (b"FLUSHDB", 1) => {
             let d = *db;
@@ -193,6 +199,8 @@ fn apply(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Vec<u8>]) -> 
             let (a, b) = (index(&args[1])?, index(&args[2])?);
             sink.on_every_shard(move |sh| sh.swap_dbs(a, b))?;
         }
+        // A command journaled as sent: run again on its key's shard.
+        (_, n) if n >= 2 => sink.command(*db, args.iter().map(|a| bytes::Bytes::copy_from_slice(a)).collect())?,
         _ => return Err(format!("a command the journal does not write: {}", String::from_utf8_lossy(&args[0]))),
     }
     Ok(())

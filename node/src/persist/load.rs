@@ -31,8 +31,18 @@ pub struct Loaded {
 /// A shard's answer to a batch.
 type Ack = Result<(), String>;
 
-/// A key's new state: its value and expiry, or gone.
-pub type Put = (usize, SmallBytes, Option<(Value, u64)>);
+/// What a batch applies, in order: a key's new state (its value and
+/// expiry, or gone), or a journaled command run again.
+pub enum Put {
+    State(usize, SmallBytes, Option<(Value, u64)>),
+    Command(usize, Vec<bytes::Bytes>),
+}
+
+/// Runs a journaled command again on a shard (set by the command layer,
+/// which has the commands): database, arguments; an error reply is `Err`.
+pub static REPLAY_COMMAND: std::sync::OnceLock<ReplayFn> = std::sync::OnceLock::new();
+
+pub type ReplayFn = fn(&mut crate::shard::Shard, usize, &[bytes::Bytes]) -> Result<(), String>;
 
 /// Sends keys to their shards in batches, a few batches in flight per
 /// shard at most, and collects the shards' answers.
@@ -59,7 +69,19 @@ impl<'a> Sink<'a> {
             std::thread::sleep(std::time::Duration::from_micros(delay));
         }
         let shard = self.engine.shard_of(key);
-        self.batches[shard].push((db, SmallBytes::new(key), state));
+        self.batches[shard].push(Put::State(db, SmallBytes::new(key), state));
+        self.after_push(shard)
+    }
+
+    /// Queues a journaled command for the shard of its first key
+    /// (`args[1]`), in order with the states queued there.
+    pub fn command(&mut self, db: usize, args: Vec<bytes::Bytes>) -> Result<(), String> {
+        let shard = self.engine.shard_of(&args[1]);
+        self.batches[shard].push(Put::Command(db, args));
+        self.after_push(shard)
+    }
+
+    fn after_push(&mut self, shard: usize) -> Result<(), String> {
         if self.batches[shard].len() >= BATCH {
             let full = std::mem::replace(&mut self.batches[shard], Vec::with_capacity(BATCH));
             self.send(shard, full)?;
@@ -126,7 +148,10 @@ impl<'a> Sink<'a> {
 
 /// Loads `path` into the shards, as transaction `tx` (`NO_TX` at start-up,
 /// the holder of every shard for DEBUG RELOAD). Blocks the calling thread.
-pub fn load_file(path: &Path, engine: &Engine, tx: TxId) -> Result<Loaded, String> {
+/// `keep_expired`: keys whose TTL has passed are loaded too (a journal's
+/// base: the journal after it may still touch them; they expire once
+/// loading ends), as Redis keeps them in an AOF preamble.
+pub fn load_file(path: &Path, engine: &Engine, tx: TxId, keep_expired: bool) -> Result<Loaded, String> {
     let started = Instant::now();
     let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
     let input = std::io::BufReader::with_capacity(1 << 20, file);
@@ -147,7 +172,7 @@ pub fn load_file(path: &Path, engine: &Engine, tx: TxId) -> Result<Loaded, Strin
             }
             Item::Entry { key, value, expire_at_ms, .. } => {
                 let expire = expire_at_ms.unwrap_or(0);
-                if expire != 0 && expire <= now {
+                if expire != 0 && expire <= now && !keep_expired {
                     loaded.expired += 1;
                     continue;
                 }
@@ -166,7 +191,15 @@ pub fn load_file(path: &Path, engine: &Engine, tx: TxId) -> Result<Loaded, Strin
 /// Applies a batch to a shard's databases. Without `replace`, a key
 /// already there means the file names it twice.
 fn insert_batch(sh: &mut crate::shard::Shard, batch: Vec<Put>, replace: bool) -> Result<(), String> {
-    for (db, key, state) in batch {
+    for put in batch {
+        let (db, key, state) = match put {
+            Put::State(db, key, state) => (db, key, state),
+            Put::Command(db, args) => {
+                let run = REPLAY_COMMAND.get().ok_or("journaled commands cannot be replayed here")?;
+                run(sh, db, &args)?;
+                continue;
+            }
+        };
         let d = sh.db(db);
         // With `now` 0 nothing expires while checking.
         if d.exists(&key, 0) {

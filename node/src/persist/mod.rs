@@ -85,7 +85,7 @@ pub fn load_at_start(engine: &Arc<Engine>) {
 
 fn load_snapshot(engine: &Arc<Engine>, path: &std::path::Path) -> Result<load::Loaded, String> {
     info!(file = %path.display(), "loading the snapshot");
-    let loaded = load::load_file(path, engine, NO_TX).map_err(|e| format!("{}: {e}", path.display()))?;
+    let loaded = load::load_file(path, engine, NO_TX, false).map_err(|e| format!("{}: {e}", path.display()))?;
     run_functions_on_shard(engine, loaded.functions.clone())?;
     Ok(loaded)
 }
@@ -171,7 +171,7 @@ async fn reload(local: &Rc<LocalShard>, engine: &Arc<Engine>) -> Result<(), Stri
     std::thread::Builder::new()
         .name("loading".into())
         .spawn(move || {
-            let _ = done_tx.send(load::load_file(&path, &e, id));
+            let _ = done_tx.send(load::load_file(&path, &e, id, false));
         })
         .map_err(|e| format!("cannot start loading: {e}"))?;
     let loaded = done_rx.await.map_err(|_| "loading stopped".to_string())??;

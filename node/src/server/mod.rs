@@ -44,6 +44,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     };
     let (engine, inboxes) = Engine::new(cfg.clone(), cluster.clone(), Scripting::new(crate::commands::is_command));
     let _ = crate::persist::RESTORE_FUNCTIONS.set(crate::commands::scripting::restore_libraries);
+    let _ = crate::persist::load::REPLAY_COMMAND.set(crate::commands::persistence::replay);
     let (save_tx, save_rx) = mpsc::unbounded_channel();
     let _ = engine.saves.saver.set(save_tx);
     let mut save_rx = Some(save_rx);

@@ -93,6 +93,9 @@ impl JournalStatus {
 pub struct ShardJournal {
     /// Records of the transaction holding the shard, sent when it lets go.
     tx_part: Vec<Records>,
+    /// Commands journaled as sent during the current job, in order (they
+    /// go before the job's key states).
+    commands: Vec<Records>,
 }
 
 /// Appends one RESP command.
@@ -123,9 +126,38 @@ impl Shard {
         self.journal.is_some()
     }
 
-    /// The records for the keys written since the last call.
+    /// Before a command the journal may record as sent runs on database
+    /// `db`: a mark of what is noted so far.
+    pub fn journal_mark(&mut self, db: usize) -> Option<usize> {
+        self.journal.as_ref()?;
+        self.db(db).journal_mark()
+    }
+
+    /// After it ran: if it wrote, it is journaled as sent and the keys it
+    /// wrote are not journaled as states.
+    pub fn journal_args(&mut self, db: usize, mark: usize, args: &[bytes::Bytes]) {
+        if !self.db(db).journal_forget_since(mark) {
+            return;
+        }
+        let Some(j) = &mut self.journal else { return };
+        let parts: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        match j.commands.last_mut() {
+            Some(r) if r.db == db as u32 => {
+                command(&mut r.bytes, &parts);
+                r.count += 1;
+            }
+            _ => {
+                let mut bytes = Vec::new();
+                command(&mut bytes, &parts);
+                j.commands.push(Records { db: db as u32, bytes, count: 1 });
+            }
+        }
+    }
+
+    /// The records of the job so far: commands as sent, then the states of
+    /// the keys written otherwise.
     fn journal_collect(&mut self) -> Vec<Records> {
-        let mut out = Vec::new();
+        let mut out = self.journal.as_mut().map(|j| std::mem::take(&mut j.commands)).unwrap_or_default();
         for (i, d) in self.dbs.iter_mut().enumerate() {
             let Some(d) = d else { continue };
             let keys = d.journal_take();

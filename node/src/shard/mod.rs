@@ -201,6 +201,11 @@ impl Shard {
 
     /// Active expiry: delete expired keys across databases, at most `budget`.
     pub fn expire_cycle(&mut self, now: u64, budget: usize) -> usize {
+        // Nothing expires while the data loads (the journal may still touch
+        // a key whose TTL has passed, as Redis replays it).
+        if self.engine.as_ref().is_some_and(|e| e.saves.loading()) {
+            return 0;
+        }
         let mut n = 0;
         for d in self.dbs.iter_mut().flatten() {
             n += d.expire_cycle(now, budget - n);

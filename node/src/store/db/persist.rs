@@ -10,6 +10,30 @@ use crate::slot::key_slot;
 use crate::store::SmallBytes;
 
 impl Db {
+    /// How many written keys the journal has noted so far (a mark for
+    /// `journal_forget_since`), if it is on.
+    /// None while a script's undo log runs: a script that is rolled back
+    /// and run again must not leave its first run's commands behind, so
+    /// its keys are journaled as states.
+    pub fn journal_mark(&self) -> Option<usize> {
+        if self.undo.is_some() {
+            return None;
+        }
+        self.journal.as_ref().map(|j| j.len())
+    }
+
+    /// Forgets the keys noted since `mark` (a command journaled as sent);
+    /// whether there were any.
+    pub fn journal_forget_since(&mut self, mark: usize) -> bool {
+        match &mut self.journal {
+            Some(j) if j.len() > mark => {
+                j.truncate(mark);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Starts (or stops) noting written keys for the journal.
     pub fn journal_on(&mut self, on: bool) {
         self.journal = on.then(Vec::new);
