@@ -99,29 +99,29 @@ pub static COMMANDS: &[CommandSpec] = &[
     .keys(&[super::KeyRule::after_keyword("STREAMS", 1, 2).with_flags(&["RO", "access"])]),
 ];
 
-fn invalid_id() -> CmdError {
+pub(super) fn invalid_id() -> CmdError {
     CmdError::err("Invalid stream ID specified as stream command argument")
 }
 
-fn find(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<u32>> {
+pub(super) fn find(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<u32>> {
     super::find_of(db, key, now, |v| matches!(v, Value::Stream(_)))
 }
 
-fn stream_at(db: &mut Db, idx: u32) -> &mut StreamValue {
+pub(super) fn stream_at(db: &mut Db, idx: u32) -> &mut StreamValue {
     match &mut db.entry_mut(idx).value {
         Value::Stream(s) => s,
         _ => unreachable!("checked by find"),
     }
 }
 
-fn read_stream(db: &Db, idx: u32) -> &StreamValue {
+pub(super) fn read_stream(db: &Db, idx: u32) -> &StreamValue {
     match &db.entry(idx).value {
         Value::Stream(s) => s,
         _ => unreachable!("checked by find"),
     }
 }
 
-fn write_entry(out: &mut Out, id: &StreamId, fields: &Fields) {
+pub(super) fn write_entry(out: &mut Out, id: &StreamId, fields: &Fields) {
     out.array(2);
     out.bulk(id.text().as_bytes());
     out.array(fields.len() * 2);
@@ -243,7 +243,7 @@ fn xlen(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 /// A range bound: `-`, `+`, an ID, or `(`ID (exclusive).
-fn bound(b: &[u8], start: bool) -> CmdResult<StreamId> {
+pub(super) fn bound(b: &[u8], start: bool) -> CmdResult<StreamId> {
     match b {
         b"-" => Ok(StreamId::default()),
         b"+" => Ok(StreamId::MAX),

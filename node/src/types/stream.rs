@@ -1,9 +1,11 @@
-//! The stream type (without consumer groups): entries ordered by ID
-//! (`ms-seq`), each a list of field/value pairs, plus the last ID handed
-//! out, so IDs never go back even after deletions and trimming.
+//! The stream type: entries ordered by ID (`ms-seq`), each a list of
+//! field/value pairs, plus the last ID handed out, so IDs never go back
+//! even after deletions and trimming, and its consumer groups
+//! (`stream_group`), present only once a group was created.
 
 use std::collections::BTreeMap;
 
+use super::stream_group::{Groups, UNKNOWN_READ};
 use super::SmallBytes;
 
 /// A stream entry ID.
@@ -57,6 +59,8 @@ pub struct StreamValue {
     /// The highest ID XDEL removed (Redis's max-deleted-entry-id; kept so
     /// a snapshot carries it to Redis and back).
     pub max_deleted: StreamId,
+    /// The consumer groups, once there is one.
+    pub groups: Option<Box<Groups>>,
 }
 
 impl StreamValue {
@@ -110,7 +114,59 @@ impl StreamValue {
         n
     }
 
+    /// Whether an XDEL tombstone may lie between `start` and the end
+    /// (Redis's streamRangeHasTombstones with no end).
+    pub fn tombstones_after(&self, start: StreamId) -> bool {
+        if self.entries.is_empty() || self.max_deleted == StreamId::default() || self.first_id() > self.max_deleted {
+            return false;
+        }
+        start <= self.max_deleted
+    }
+
+    /// The logical read counter of `id` when it can be known (Redis's
+    /// streamEstimateDistanceFromFirstEverEntry), else `UNKNOWN_READ`.
+    pub fn estimate_read(&self, id: StreamId) -> i64 {
+        let added = self.added as i64;
+        if self.added == 0 {
+            return 0;
+        }
+        if self.entries.is_empty() && id <= self.last_id {
+            return added;
+        }
+        if id == self.last_id {
+            return added;
+        } else if id > self.last_id {
+            return UNKNOWN_READ;
+        }
+        let first = self.first_id();
+        if self.max_deleted == StreamId::default() || self.max_deleted < first {
+            if id < first {
+                return added - self.entries.len() as i64;
+            } else if id == first {
+                return added - self.entries.len() as i64 + 1;
+            }
+        }
+        UNKNOWN_READ
+    }
+
+    /// A group's lag (XINFO GROUPS), `None` when it cannot be known.
+    pub fn lag(&self, last_id: StreamId, entries_read: i64) -> Option<i64> {
+        if self.added == 0 {
+            return Some(0);
+        }
+        if entries_read != UNKNOWN_READ && !self.tombstones_after(last_id) {
+            return Some(self.added as i64 - entries_read);
+        }
+        let e = self.estimate_read(last_id);
+        (e != UNKNOWN_READ).then(|| self.added as i64 - e)
+    }
+
     pub fn heap_size(&self) -> usize {
-        self.entries.values().map(|f| 48 + f.len() * 48 + f.iter().map(|(a, b)| a.heap_size() + b.heap_size()).sum::<usize>()).sum()
+        self.groups.as_ref().map_or(0, |g| g.heap_size())
+            + self
+                .entries
+                .values()
+                .map(|f| 48 + f.len() * 48 + f.iter().map(|(a, b)| a.heap_size() + b.heap_size()).sum::<usize>())
+                .sum::<usize>()
     }
 }

@@ -1,0 +1,174 @@
+//! Stream consumer groups, compared reply by reply with redis-server 7:
+//! the same command sequence runs against both and every reply must be
+//! equal, but for idle times (XPENDING's per-entry idle, XINFO CONSUMERS'
+//! idle), which are masked. Then XREADGROUP BLOCK woken by XADD.
+
+use damselfly_tests::{Raw, Redis, Server};
+
+/// Replaces idle times in a reply: an integer after an `idle` field, and
+/// the first of two integers in a row (XPENDING's idle, delivery count).
+fn mask_idle(reply: &str) -> String {
+    let lines: Vec<&str> = reply.split("\r\n").collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        let after_idle = i > 0 && lines[i - 1] == "idle";
+        let first_of_pair =
+            l.starts_with(':') && lines.get(i + 1).is_some_and(|n| n.starts_with(':')) && !(i > 0 && lines[i - 1].starts_with(':'));
+        out.push(if l.starts_with(':') && (after_idle || first_of_pair) { ":IDLE" } else { l });
+    }
+    out.join("\r\n")
+}
+
+fn compare(ours: &mut Raw, redis: &mut Raw, cases: &[&[&str]]) {
+    let mut diffs = Vec::new();
+    for cmd in cases {
+        let (a, b) = (mask_idle(&ours.cmd(cmd)), mask_idle(&redis.cmd(cmd)));
+        if a != b {
+            diffs.push(format!("{cmd:?}\n  ours:  {a:?}\n  redis: {b:?}"));
+        }
+    }
+    assert!(diffs.is_empty(), "replies differ:\n{}", diffs.join("\n"));
+}
+
+#[test]
+fn replies_match_redis() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let r = Redis::start();
+    let (mut ours, mut redis) = (s.raw(), r.raw());
+    let cases: &[&[&str]] = &[
+        &["XGROUP", "CREATE", "s", "g", "$"],
+        &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"],
+        &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"],
+        &["XGROUP", "CREATE", "s", "g2", "x"],
+        &["XGROUP", "CREATE", "s", "g2", "0", "ENTRIESREAD", "-2"],
+        &["XGROUP", "CREATE", "s", "g2", "0", "BOGUS"],
+        &["XGROUP", "CREATE", "s", "g2", "0", "ENTRIESREAD", "nan"],
+        &["XGROUP", "SETID", "s", "nog", "0"],
+        &["XGROUP", "CREATECONSUMER", "nokey", "g", "c"],
+        &["XGROUP", "HELP"],
+        &["XGROUP", "DESTROY", "s"],
+        &["XGROUP", "NOSUCH", "s", "g"],
+        &["XINFO", "GROUPS", "s"],
+        &["XADD", "s", "1-0", "a", "1"],
+        &["XADD", "s", "2-0", "b", "2"],
+        &["XADD", "s", "3-0", "c", "3"],
+        &["XADD", "s", "4-0", "d", "4"],
+        &["XINFO", "GROUPS", "s"],
+        &["XGROUP", "CREATE", "s", "late", "0", "ENTRIESREAD", "0"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "idle"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "idle"],
+        &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "2", "STREAMS", "s", ">"],
+        &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "$"],
+        &["XREADGROUP", "GROUP", "nog", "alice", "STREAMS", "s", ">"],
+        &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "nokey", ">"],
+        &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "x"],
+        &["XREADGROUP", "COUNT", "1", "STREAMS", "s", ">", "x"],
+        &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", ">", "0"],
+        &["XREADGROUP", "GROUP", "g", "alice", "BOGUS", "STREAMS", "s", ">"],
+        &["XREADGROUP", "GROUP", "g", "bob", "NOACK", "COUNT", "1", "STREAMS", "s", ">"],
+        &["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">"],
+        &["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">"],
+        &["XINFO", "GROUPS", "s"],
+        &["XINFO", "CONSUMERS", "s", "g"],
+        &["XINFO", "CONSUMERS", "s", "nog"],
+        &["XINFO", "CONSUMERS", "nokey", "g"],
+        &["XINFO", "HELP"],
+        &["XINFO", "GROUPS", "s", "extra"],
+        &["XPENDING", "s", "g"],
+        &["XPENDING", "s", "g", "-", "+", "10"],
+        &["XPENDING", "s", "g", "-", "+", "10", "bob"],
+        &["XPENDING", "s", "g", "(1-0", "+", "1"],
+        &["XPENDING", "s", "g", "IDLE", "0", "-", "+", "10", "alice"],
+        &["XPENDING", "s", "g", "-", "+", "10", "nobody"],
+        &["XPENDING", "s", "g", "-", "+"],
+        &["XPENDING", "s", "g", "-", "+", "x"],
+        &["XPENDING", "s", "nog"],
+        &["XPENDING", "nokey", "g"],
+        &["XPENDING", "s", "late"],
+        // History: the consumer's own pending entries, a deleted one as a
+        // null entry; a read of history counts a delivery.
+        &["XDEL", "s", "2-0"],
+        &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "0"],
+        &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "s", "1-0"],
+        &["XREADGROUP", "GROUP", "g", "newbie", "STREAMS", "s", "0"],
+        &["XPENDING", "s", "g", "-", "+", "10"],
+        &["XINFO", "GROUPS", "s"],
+        &["XACK", "s", "g", "1-0", "2-0", "9-0"],
+        &["XACK", "s", "g", "1-0"],
+        &["XACK", "s", "g", "bad"],
+        &["XACK", "s", "nog", "1-0"],
+        &["XACK", "nokey", "g", "1-0"],
+        &["XPENDING", "s", "g"],
+        // The late group reads across the tombstone: its counter is lost.
+        &["XREADGROUP", "GROUP", "late", "c", "COUNT", "1", "STREAMS", "s", ">"],
+        &["XINFO", "GROUPS", "s"],
+        &["XREADGROUP", "GROUP", "late", "c", "STREAMS", "s", ">"],
+        &["XINFO", "GROUPS", "s"],
+        &["XGROUP", "SETID", "s", "g", "0", "ENTRIESREAD", "0"],
+        &["XINFO", "GROUPS", "s"],
+        &["XGROUP", "SETID", "s", "g", "$"],
+        &["XGROUP", "SETID", "s", "g", "0", "ENTRIESREAD"],
+        &["XINFO", "GROUPS", "s"],
+        &["XADD", "s", "5-0", "e", "5"],
+        // A consumer re-reading an entry another consumer owns takes it
+        // over with a fresh delivery count.
+        &["XGROUP", "SETID", "s", "g", "2-0"],
+        &["XREADGROUP", "GROUP", "g", "carol", "STREAMS", "s", ">"],
+        &["XPENDING", "s", "g", "-", "+", "10"],
+        &["XGROUP", "DELCONSUMER", "s", "g", "carol"],
+        &["XGROUP", "DELCONSUMER", "s", "g", "carol"],
+        &["XPENDING", "s", "g"],
+        &["XINFO", "CONSUMERS", "s", "g"],
+        &["XGROUP", "DESTROY", "s", "g"],
+        &["XGROUP", "DESTROY", "s", "g"],
+        &["XINFO", "GROUPS", "s"],
+        // Several streams, on both shards.
+        &["XADD", "{a}1", "1-0", "f", "v"],
+        &["XADD", "{b}2", "1-0", "f", "v"],
+        &["XGROUP", "CREATE", "{a}1", "g", "0"],
+        &["XGROUP", "CREATE", "{b}2", "g", "0"],
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "{a}1", "{b}2", ">", ">"],
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "{a}1", "{b}2", ">", "0"],
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "{a}1", "{b}2", ">", ">"],
+        &["SET", "str", "v"],
+        &["XGROUP", "CREATE", "str", "g", "0"],
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "str", ">"],
+        &["XACK", "str", "g", "1-0"],
+        &["XPENDING", "str", "g"],
+        &["XINFO", "GROUPS", "str"],
+    ];
+    compare(&mut ours, &mut redis, cases);
+    // RESP3: XREADGROUP answers a map, XINFO maps of fields.
+    ours.cmd(&["HELLO", "3"]);
+    redis.cmd(&["HELLO", "3"]);
+    let resp3: &[&[&str]] = &[
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "{a}1", "{b}2", "0", "0"],
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "{a}1", ">"],
+        &["XINFO", "GROUPS", "{a}1"],
+        &["XINFO", "CONSUMERS", "{a}1", "g"],
+        &["XPENDING", "{a}1", "g"],
+        &["XACK", "{a}1", "g", "1-0"],
+        &["XPENDING", "{a}1", "g"],
+        &["XPENDING", "{a}1", "nog"],
+    ];
+    compare(&mut ours, &mut redis, resp3);
+}
+
+/// A reader blocked on `>` is served by an XADD on another connection,
+/// and the entry becomes its pending entry; a timeout answers null.
+#[test]
+fn blocked_reader_is_woken_by_xadd() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["XGROUP", "CREATE", "jobs", "workers", "$", "MKSTREAM"]), "+OK\r\n");
+    let mut reader = s.raw();
+    reader.send_cmd(&[b"XREADGROUP", b"GROUP", b"workers", b"w1", b"BLOCK", b"0", b"STREAMS", b"jobs", b">"]);
+    c.wait_blocked(1);
+    assert_eq!(c.cmd(&["XADD", "jobs", "7-1", "id", "42"]), "$3\r\n7-1\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&reader.read_reply()),
+        "*1\r\n*2\r\n$4\r\njobs\r\n*1\r\n*2\r\n$3\r\n7-1\r\n*2\r\n$2\r\nid\r\n$2\r\n42\r\n"
+    );
+    assert_eq!(c.cmd(&["XPENDING", "jobs", "workers"]), "*4\r\n:1\r\n$3\r\n7-1\r\n$3\r\n7-1\r\n*1\r\n*2\r\n$2\r\nw1\r\n$1\r\n1\r\n");
+    assert_eq!(c.cmd(&["XREADGROUP", "GROUP", "workers", "w1", "BLOCK", "50", "STREAMS", "jobs", ">"]), "*-1\r\n");
+}
