@@ -172,3 +172,42 @@ fn blocked_reader_is_woken_by_xadd() {
     assert_eq!(c.cmd(&["XPENDING", "jobs", "workers"]), "*4\r\n:1\r\n$3\r\n7-1\r\n$3\r\n7-1\r\n*1\r\n*2\r\n$2\r\nw1\r\n$1\r\n1\r\n");
     assert_eq!(c.cmd(&["XREADGROUP", "GROUP", "workers", "w1", "BLOCK", "50", "STREAMS", "jobs", ">"]), "*-1\r\n");
 }
+
+/// Groups travel with their stream through DUMP/RESTORE, both ways
+/// between damselfly and redis-server: what each then reports about them
+/// is the same.
+#[test]
+fn groups_survive_dump_and_restore_both_ways() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let r = Redis::start();
+    let (mut ours, mut redis) = (s.raw(), r.raw());
+    let setup: &[&[&str]] = &[
+        &["XADD", "q", "1-0", "a", "1"],
+        &["XADD", "q", "2-0", "b", "2"],
+        &["XADD", "q", "3-0", "c", "3"],
+        &["XGROUP", "CREATE", "q", "g", "0"],
+        &["XGROUP", "CREATE", "q", "h", "$", "ENTRIESREAD", "3"],
+        &["XGROUP", "CREATECONSUMER", "q", "g", "nobody"],
+        &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "2", "STREAMS", "q", ">"],
+        &["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "q", ">"],
+        &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "q", "0"],
+    ];
+    for cmd in setup {
+        ours.cmd(cmd);
+    }
+    let mut oc = s.sync_conn();
+    let mut rc = redis::Client::open(format!("redis://127.0.0.1:{}/", r.port)).unwrap().get_connection().unwrap();
+    let d: Vec<u8> = redis::cmd("DUMP").arg("q").query(&mut oc).expect("DUMP");
+    let _: () = redis::cmd("RESTORE").arg("q").arg(0).arg(&d).query(&mut rc).expect("RESTORE into redis");
+    let d: Vec<u8> = redis::cmd("DUMP").arg("q").query(&mut rc).expect("DUMP");
+    let _: () = redis::cmd("RESTORE").arg("back").arg(0).arg(&d).query(&mut oc).expect("RESTORE into damselfly");
+    let checks: &[&[&str]] =
+        &[&["XINFO", "GROUPS", "q"], &["XINFO", "CONSUMERS", "q", "g"], &["XPENDING", "q", "g"], &["XPENDING", "q", "g", "-", "+", "10"]];
+    compare(&mut ours, &mut redis, checks);
+    let renamed: Vec<Vec<&str>> = checks.iter().map(|c| c.iter().map(|a| if *a == "q" { "back" } else { a }).collect()).collect();
+    for (mine, theirs) in renamed.iter().zip(checks) {
+        let (a, b) = (mask_idle(&ours.cmd(mine)), mask_idle(&redis.cmd(theirs)));
+        assert_eq!(a, b.replace("$1\r\nq\r\n", "$4\r\nback\r\n"), "command {mine:?}");
+    }
+    compare(&mut ours, &mut redis, &[&["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "q", "0"], &["XPENDING", "q", "g", "-", "+", "10"]]);
+}
