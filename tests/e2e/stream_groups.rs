@@ -211,3 +211,62 @@ fn groups_survive_dump_and_restore_both_ways() {
     }
     compare(&mut ours, &mut redis, &[&["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "q", "0"], &["XPENDING", "q", "g", "-", "+", "10"]]);
 }
+
+/// XCLAIM and XAUTOCLAIM with every option, deleted entries dropped from
+/// the group, and their errors, compared with redis-server.
+#[test]
+fn claims_match_redis() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let r = Redis::start();
+    let (mut ours, mut redis) = (s.raw(), r.raw());
+    let cases: &[&[&str]] = &[
+        &["XCLAIM", "q", "g", "c", "0", "1-0"],
+        &["XAUTOCLAIM", "q", "g", "c", "0", "0"],
+        &["XADD", "q", "1-0", "a", "1"],
+        &["XADD", "q", "2-0", "b", "2"],
+        &["XADD", "q", "3-0", "c", "3"],
+        &["XADD", "q", "4-0", "d", "4"],
+        &["XADD", "q", "5-0", "e", "5"],
+        &["XGROUP", "CREATE", "q", "g", "0"],
+        &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "4", "STREAMS", "q", ">"],
+        &["XCLAIM", "q", "nog", "c", "0", "1-0"],
+        &["XCLAIM", "q", "g", "bob", "x", "1-0"],
+        &["XCLAIM", "q", "g", "bob", "0", "1-0", "IDLE", "x"],
+        &["XCLAIM", "q", "g", "bob", "0", "1-0", "TIME", "x"],
+        &["XCLAIM", "q", "g", "bob", "0", "1-0", "RETRYCOUNT", "x"],
+        &["XCLAIM", "q", "g", "bob", "0", "1-0", "LASTID", "x"],
+        &["XCLAIM", "q", "g", "bob", "0", "1-0", "BOGUS"],
+        &["XCLAIM", "q", "g", "bob", "0", "1-0", "IDLE"],
+        &["XCLAIM", "q", "g", "bob", "0", "1-0"],
+        &["XCLAIM", "q", "g", "bob", "0", "1-0", "2-0", "JUSTID"],
+        &["XCLAIM", "q", "g", "bob", "0", "3-0", "RETRYCOUNT", "7", "JUSTID"],
+        &["XCLAIM", "q", "g", "bob", "3600000", "4-0"],
+        &["XCLAIM", "q", "g", "bob", "0", "5-0"],
+        &["XCLAIM", "q", "g", "bob", "0", "5-0", "FORCE"],
+        &["XCLAIM", "q", "g", "carol", "0", "9-0", "FORCE", "LASTID", "9-0"],
+        &["XCLAIM", "q", "g", "carol", "0", "4-0", "TIME", "1000"],
+        &["XPENDING", "q", "g", "-", "+", "10"],
+        &["XINFO", "GROUPS", "q"],
+        &["XINFO", "CONSUMERS", "q", "g"],
+        &["XDEL", "q", "2-0"],
+        &["XCLAIM", "q", "g", "carol", "0", "2-0"],
+        &["XPENDING", "q", "g"],
+        &["XAUTOCLAIM", "q", "g", "dave", "x", "0"],
+        &["XAUTOCLAIM", "q", "g", "dave", "0", "x"],
+        &["XAUTOCLAIM", "q", "g", "dave", "0", "0", "COUNT", "0"],
+        &["XAUTOCLAIM", "q", "g", "dave", "0", "0", "COUNT", "x"],
+        &["XAUTOCLAIM", "q", "g", "dave", "0", "0", "BOGUS"],
+        &["XAUTOCLAIM", "q", "nog", "dave", "0", "0"],
+        &["XAUTOCLAIM", "q", "g", "dave", "3600000", "0"],
+        &["XAUTOCLAIM", "q", "g", "dave", "0", "0", "COUNT", "1"],
+        &["XAUTOCLAIM", "q", "g", "dave", "0", "(1-0", "COUNT", "2", "JUSTID"],
+        &["XDEL", "q", "4-0", "5-0"],
+        &["XAUTOCLAIM", "q", "g", "erin", "0", "-"],
+        &["XPENDING", "q", "g", "-", "+", "10"],
+        &["XINFO", "CONSUMERS", "q", "g"],
+        &["SET", "str", "v"],
+        &["XCLAIM", "str", "g", "c", "0", "1-0"],
+        &["XAUTOCLAIM", "str", "g", "c", "0", "0"],
+    ];
+    compare(&mut ours, &mut redis, cases);
+}

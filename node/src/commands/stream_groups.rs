@@ -114,7 +114,7 @@ const XINFO_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-fn lossy(b: &[u8]) -> String {
+pub(super) fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -123,15 +123,15 @@ fn no_group_for_key(group: &[u8], key: &[u8]) -> CmdError {
 }
 
 /// A strict ID (no `-`/`+`), as Redis's streamParseStrictIDOrReply.
-fn strict_id(b: &[u8]) -> CmdResult<StreamId> {
+pub(super) fn strict_id(b: &[u8]) -> CmdResult<StreamId> {
     StreamId::parse(b, 0).ok_or_else(invalid_id)
 }
 
-fn group_mut<'a>(s: &'a mut StreamValue, name: &[u8]) -> Option<&'a mut Group> {
+pub(super) fn group_mut<'a>(s: &'a mut StreamValue, name: &[u8]) -> Option<&'a mut Group> {
     s.groups.as_mut()?.by_name.get_mut(name)
 }
 
-fn group_of<'a>(s: &'a StreamValue, name: &[u8]) -> Option<&'a Group> {
+pub(super) fn group_of<'a>(s: &'a StreamValue, name: &[u8]) -> Option<&'a Group> {
     s.groups.as_ref()?.by_name.get(name)
 }
 
@@ -337,7 +337,7 @@ fn xpending(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 /// XPENDING's interval bounds (as XRANGE's, with its own error texts).
-fn pending_bound(b: &[u8], start: bool) -> CmdResult<StreamId> {
+pub(super) fn pending_bound(b: &[u8], start: bool) -> CmdResult<StreamId> {
     match bound(b, start) {
         Err(_) if b.starts_with(b"(") && StreamId::parse(&b[1..], 0).is_some() => {
             Err(CmdError::err(if start { "invalid start ID for the interval" } else { "invalid end ID for the interval" }))

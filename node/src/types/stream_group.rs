@@ -70,12 +70,19 @@ impl Group {
     /// Records `id` as delivered to `consumer` (taking it from another
     /// consumer that had it, with a fresh delivery count, as Redis does).
     pub fn deliver(&mut self, id: StreamId, consumer: &[u8], now: u64) {
+        self.claim(id, consumer, now, 1);
+    }
+
+    /// Gives the pending entry `id` (created when missing, as XCLAIM's
+    /// FORCE does) to `consumer`, which must exist, with a new delivery
+    /// time and count.
+    pub fn claim(&mut self, id: StreamId, consumer: &[u8], delivered_ms: u64, deliveries: u64) {
         if let Some(old) = self.pel.get(&id) {
             if let Some(c) = self.consumers.get_mut(&old.consumer) {
                 c.pending.remove(&id);
             }
         }
-        self.pel.insert(id, Pending { consumer: consumer.into(), delivered_ms: now, deliveries: 1 });
+        self.pel.insert(id, Pending { consumer: consumer.into(), delivered_ms, deliveries });
         if let Some(c) = self.consumers.get_mut(consumer) {
             c.pending.insert(id);
         }
