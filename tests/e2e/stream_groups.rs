@@ -270,3 +270,32 @@ fn claims_match_redis() {
     ];
     compare(&mut ours, &mut redis, cases);
 }
+
+/// XSETID moves a stream's counters, which XINFO GROUPS' lag reads.
+#[test]
+fn xsetid_matches_redis() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let r = Redis::start();
+    let (mut ours, mut redis) = (s.raw(), r.raw());
+    let cases: &[&[&str]] = &[
+        &["XSETID", "q", "5-0"],
+        &["XADD", "q", "1-0", "a", "1"],
+        &["XADD", "q", "2-0", "b", "2"],
+        &["XGROUP", "CREATE", "q", "g", "0"],
+        &["XSETID", "q", "1-0"],
+        &["XSETID", "q", "x"],
+        &["XSETID", "q", "5-0", "ENTRIESADDED", "-1"],
+        &["XSETID", "q", "5-0", "ENTRIESADDED", "1"],
+        &["XSETID", "q", "5-0", "MAXDELETEDID", "6-0"],
+        &["XSETID", "q", "5-0", "BOGUS", "1"],
+        &["XSETID", "q", "5-0", "ENTRIESADDED"],
+        &["XSETID", "q", "5-0", "ENTRIESADDED", "10", "MAXDELETEDID", "0-5"],
+        &["XINFO", "GROUPS", "q"],
+        &["XADD", "q", "5-0", "c", "3"],
+        &["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "q", ">"],
+        &["XINFO", "GROUPS", "q"],
+        &["SET", "str", "v"],
+        &["XSETID", "str", "1-0"],
+    ];
+    compare(&mut ours, &mut redis, cases);
+}

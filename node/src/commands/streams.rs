@@ -1,5 +1,5 @@
 //! Stream commands without consumer groups: XADD (with MAXLEN/MINID
-//! trimming), XLEN, XRANGE, XREVRANGE, XDEL, XTRIM on the key's shard, and
+//! trimming), XLEN, XRANGE, XREVRANGE, XDEL, XTRIM, XSETID on the key's shard, and
 //! XREAD (with BLOCK) on the connection: it reads each stream on its shard
 //! and, to block, waits through `shard::blocking` to be woken by a write.
 //!
@@ -86,6 +86,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .tips(&["nondeterministic_output"])
     .key_flags(&["RW", "delete"]),
+    cmd(
+        "xsetid",
+        -3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        &["write", "stream", "fast"],
+        G,
+        "An internal command for replicating stream values.",
+        Exec::Shard(xsetid),
+    )
+    .key_flags(&["RW", "update"]),
     cmd(
         "xread",
         -4,
@@ -323,6 +334,54 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         return Ok(());
     };
     out.int(stream_at(db, idx).trim(m, min, limit) as i64);
+    Ok(())
+}
+
+/// XSETID key last-id [ENTRIESADDED n] [MAXDELETEDID id]: sets a stream's
+/// last ID, entries-added counter and highest deleted ID.
+fn xsetid(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let id = StreamId::parse(&args[2], 0).ok_or_else(invalid_id)?;
+    let (mut added, mut max_deleted) = (None, StreamId::default());
+    let mut i = 3;
+    while i < args.len() {
+        let more = i + 1 < args.len();
+        if eq_ic(&args[i], "ENTRIESADDED") && more {
+            let n = parse_i64(&args[i + 1])?;
+            if n < 0 {
+                return Err(CmdError::err("entries_added must be positive"));
+            }
+            added = Some(n as u64);
+        } else if eq_ic(&args[i], "MAXDELETEDID") && more {
+            max_deleted = StreamId::parse(&args[i + 1], 0).ok_or_else(invalid_id)?;
+            if id < max_deleted {
+                return Err(CmdError::err("The ID specified in XSETID is smaller than the provided max_deleted_entry_id"));
+            }
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else { return Err(CmdError::NoSuchKey) };
+    let s = read_stream(db, idx);
+    if s.len() > 0 {
+        if s.iter().next_back().is_some_and(|(top, _)| id < *top) {
+            return Err(CmdError::err("The ID specified in XSETID is smaller than the target stream top item"));
+        }
+        if added.is_some_and(|a| (s.len() as u64) > a) {
+            return Err(CmdError::err("The entries_added specified in XSETID is smaller than the target stream length"));
+        }
+    }
+    let s = stream_at(db, idx);
+    s.last_id = id;
+    if let Some(a) = added {
+        s.added = a;
+    }
+    if max_deleted != StreamId::default() {
+        s.max_deleted = max_deleted;
+    }
+    out.ok();
     Ok(())
 }
 
