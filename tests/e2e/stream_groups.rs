@@ -299,3 +299,25 @@ fn xsetid_matches_redis() {
     ];
     compare(&mut ours, &mut redis, cases);
 }
+
+/// A reader blocked on a group that is then destroyed gets Redis's
+/// NOGROUP error rather than waiting on, on both servers alike.
+#[test]
+fn destroying_the_group_ends_a_blocked_read() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let r = Redis::start();
+    let mut replies = Vec::new();
+    for port_raw in [s.raw(), r.raw()] {
+        let mut c = port_raw;
+        let port = c.cmd(&["CONFIG", "GET", "port"]);
+        let port: u16 = port.split("\r\n").nth(4).and_then(|p| p.parse().ok()).expect("port");
+        assert_eq!(c.cmd(&["XGROUP", "CREATE", "jobs", "workers", "$", "MKSTREAM"]), "+OK\r\n");
+        let mut reader = Raw::connect(port);
+        reader.send_cmd(&[b"XREADGROUP", b"GROUP", b"workers", b"w1", b"BLOCK", b"0", b"STREAMS", b"jobs", b">"]);
+        c.wait_blocked(1);
+        assert_eq!(c.cmd(&["XGROUP", "DESTROY", "jobs", "workers"]), ":1\r\n");
+        replies.push(String::from_utf8_lossy(&reader.read_reply()).into_owned());
+    }
+    assert_eq!(replies[0], replies[1]);
+    assert_eq!(replies[0], "-NOGROUP the consumer group this client was blocked on no longer exists\r\n");
+}
