@@ -3,6 +3,7 @@
 //! equal, but for idle times (XPENDING's per-entry idle, XINFO CONSUMERS'
 //! idle), which are masked. Then XREADGROUP BLOCK woken by XADD.
 
+use damselfly_tests::cluster::TempDir;
 use damselfly_tests::{Raw, Redis, Server};
 
 /// Replaces idle times in a reply: an integer after an `idle` field, and
@@ -320,4 +321,45 @@ fn destroying_the_group_ends_a_blocked_read() {
     }
     assert_eq!(replies[0], replies[1]);
     assert_eq!(replies[0], "-NOGROUP the consumer group this client was blocked on no longer exists\r\n");
+}
+
+/// Groups, their pending entries and consumers are journaled with their
+/// stream: after a restart that replays the journal, each reads the same.
+#[test]
+fn groups_survive_a_journal_replay() {
+    let dir = TempDir::new("stream-groups-journal");
+    let args = ["--dir", dir.path(), "--shards", "2", "--save", "", "--appendonly", "yes", "--appendfsync", "always"];
+    let s = Server::start_with(&args);
+    let mut c = s.raw();
+    for cmd in [
+        &["XADD", "q", "1-0", "a", "1"][..],
+        &["XADD", "q", "2-0", "b", "2"],
+        &["XGROUP", "CREATE", "q", "g", "0"],
+        &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "q", ">"],
+        &["XACK", "q", "g", "1-0"],
+        &["XGROUP", "CREATECONSUMER", "q", "g", "bob"],
+    ] {
+        c.cmd(cmd);
+    }
+    let checks: &[&[&str]] = &[&["XINFO", "GROUPS", "q"], &["XPENDING", "q", "g"], &["XPENDING", "q", "g", "-", "+", "10"]];
+    let before: Vec<String> = checks.iter().map(|cmd| mask_idle(&c.cmd(cmd))).collect();
+    assert_eq!(before[1], "*4\r\n:1\r\n$3\r\n2-0\r\n$3\r\n2-0\r\n*1\r\n*2\r\n$5\r\nalice\r\n$1\r\n1\r\n");
+    c.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+    let mut s = s;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !s.exited() {
+        assert!(std::time::Instant::now() < deadline, "no exit after SHUTDOWN");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(s);
+    let s = Server::start_with(&args);
+    let mut c = s.raw();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !c.cmd(&["INFO", "persistence"]).contains("loading:0") {
+        assert!(std::time::Instant::now() < deadline, "still loading");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let after: Vec<String> = checks.iter().map(|cmd| mask_idle(&c.cmd(cmd))).collect();
+    assert_eq!(after, before);
+    assert_eq!(c.cmd(&["XGROUP", "CREATECONSUMER", "q", "g", "bob"]), ":0\r\n");
 }
