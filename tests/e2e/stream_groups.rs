@@ -86,6 +86,12 @@ fn replies_match_redis() {
         &["XPENDING", "s", "nog"],
         &["XPENDING", "nokey", "g"],
         &["XPENDING", "s", "late"],
+        // Inside MULTI a BLOCK read does not block.
+        &["XGROUP", "CREATE", "empty", "eg", "$", "MKSTREAM"],
+        &["MULTI"],
+        &["XREADGROUP", "GROUP", "eg", "c", "BLOCK", "0", "STREAMS", "empty", ">"],
+        &["XREADGROUP", "GROUP", "eg", "c", "BLOCK", "0", "STREAMS", "empty", "0"],
+        &["EXEC"],
         // History: the consumer's own pending entries, a deleted one as a
         // null entry; a read of history counts a delivery.
         &["XDEL", "s", "2-0"],

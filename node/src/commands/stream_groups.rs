@@ -311,17 +311,19 @@ fn xpending(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         }
         return Ok(());
     };
-    let ids: Vec<StreamId> = match &consumer {
+    // Lazily, so a small COUNT reads only that much of a long PEL.
+    let hi = end.max(start);
+    let ids: Box<dyn Iterator<Item = StreamId> + '_> = match &consumer {
         Some(c) => match g.consumers.get(&c[..]) {
-            Some(c) => c.pending.range(start..=end.max(start)).filter(|id| **id <= end).copied().collect(),
-            None => Vec::new(),
+            Some(c) => Box::new(c.pending.range(start..=hi).copied()),
+            None => Box::new(std::iter::empty()),
         },
-        None => g.pel.range(start..=end.max(start)).filter(|(id, _)| **id <= end).map(|(id, _)| *id).collect(),
+        None => Box::new(g.pel.range(start..=hi).map(|(id, _)| *id)),
     };
     let idle_of = |p: &crate::types::stream_group::Pending| now.saturating_sub(p.delivered_ms) as i64;
     let rows: Vec<_> = ids
-        .iter()
-        .filter_map(|id| g.pel.get(id).map(|p| (id, p)))
+        .filter(|id| *id <= end)
+        .filter_map(|id| g.pel.get(&id).map(|p| (id, p)))
         .filter(|(_, p)| min_idle == 0 || idle_of(p) >= min_idle)
         .take(count)
         .collect();
@@ -579,7 +581,8 @@ pub async fn xreadgroup(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
             return Ok(());
         }
-        let Some(limit) = deadline else {
+        // Inside MULTI/EXEC (or a script) BLOCK does not block.
+        let Some(limit) = deadline.filter(|_| cx.may_block()) else {
             cx.out().nil_array();
             return Ok(());
         };

@@ -469,7 +469,8 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
             return Ok(());
         }
-        let Some(limit) = deadline else {
+        // Inside MULTI/EXEC (or a script) BLOCK does not block.
+        let Some(limit) = deadline.filter(|_| cx.may_block()) else {
             cx.out().nil_array();
             return Ok(());
         };
