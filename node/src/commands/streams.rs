@@ -196,6 +196,11 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         }
     }
     let id_arg = &args[i];
+    // The ID's syntax is checked before the arguments' count, as in Redis.
+    let auto_seq = id_arg.strip_suffix(b"-*").is_some_and(|ms| std::str::from_utf8(ms).ok().and_then(|m| m.parse::<u64>().ok()).is_some());
+    if &id_arg[..] != b"*" && !auto_seq && StreamId::parse(id_arg, 0).is_none() {
+        return Err(invalid_id());
+    }
     let pairs = &args[i + 1..];
     if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return Err(CmdError::wrong_arity("xadd"));
@@ -306,13 +311,14 @@ fn xrevrange(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 fn xdel(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let ids: Vec<StreamId> = args[2..].iter().map(|a| StreamId::parse(a, 0).ok_or_else(invalid_id)).collect::<CmdResult<_>>()?;
     let now = ctx.now;
     let db = ctx.db();
+    // A missing key answers 0 before the IDs are looked at, as in Redis.
     let Some(idx) = find(db, &args[1], now)? else {
         out.int(0);
         return Ok(());
     };
+    let ids: Vec<StreamId> = args[2..].iter().map(|a| StreamId::parse(a, 0).ok_or_else(invalid_id)).collect::<CmdResult<_>>()?;
     let s = stream_at(db, idx);
     let n = ids.iter().filter(|id| s.remove(**id)).count();
     out.int(n as i64);

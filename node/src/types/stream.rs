@@ -19,11 +19,16 @@ impl StreamId {
     pub const MAX: StreamId = StreamId { ms: u64::MAX, seq: u64::MAX };
 
     /// Parses `ms-seq` or `ms` (the sequence defaults to `missing_seq`).
+    /// Each part is read as Redis's string2ull reads it: a plain integer,
+    /// else what strtoull accepts (leading spaces, a sign).
     pub fn parse(b: &[u8], missing_seq: u64) -> Option<StreamId> {
+        if b.len() > 127 {
+            return None;
+        }
         let s = std::str::from_utf8(b).ok()?;
         match s.split_once('-') {
-            Some((ms, seq)) => Some(StreamId { ms: ms.parse().ok()?, seq: seq.parse().ok()? }),
-            None => Some(StreamId { ms: s.parse().ok()?, seq: missing_seq }),
+            Some((ms, seq)) => Some(StreamId { ms: string2ull(ms)?, seq: string2ull(seq)? }),
+            None => Some(StreamId { ms: string2ull(s)?, seq: missing_seq }),
         }
     }
 
@@ -46,6 +51,23 @@ impl StreamId {
             Some(StreamId { ms: self.ms, seq: self.seq - 1 })
         }
     }
+}
+
+/// Redis's string2ull: a plain integer (not negative), or else what C's
+/// strtoull takes whole (leading white space, then an optional plus).
+fn string2ull(s: &str) -> Option<u64> {
+    if let Ok(n) = s.parse::<i64>() {
+        if !s.starts_with('+') {
+            return (n >= 0).then_some(n as u64);
+        }
+    }
+    let t = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    // (A part never holds a minus: the ID was split at the first one.)
+    let digits = t.strip_prefix('+').unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 pub type Fields = Vec<(SmallBytes, SmallBytes)>;
@@ -168,5 +190,23 @@ impl StreamValue {
                 .values()
                 .map(|f| 48 + f.len() * 48 + f.iter().map(|(a, b)| a.heap_size() + b.heap_size()).sum::<usize>())
                 .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_as_redis_reads_them() {
+        let id = |ms, seq| Some(StreamId { ms, seq });
+        assert_eq!(StreamId::parse(b"1-2", 0), id(1, 2));
+        assert_eq!(StreamId::parse(b"7", 9), id(7, 9));
+        assert_eq!(StreamId::parse(b" 1", 0), id(1, 0));
+        assert_eq!(StreamId::parse(b"+1-+2", 0), id(1, 2));
+        assert_eq!(StreamId::parse(b"18446744073709551615-0", 0), id(u64::MAX, 0));
+        for bad in [&b""[..], b"-", b"+", b"1-", b"-1", b"1-x", b"1 ", b"18446744073709551616", b"1--1", b" -1"] {
+            assert_eq!(StreamId::parse(bad, 0), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 }
