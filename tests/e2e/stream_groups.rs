@@ -88,6 +88,9 @@ fn replies_match_redis() {
         &["XPENDING", "s", "late"],
         // Inside MULTI a BLOCK read does not block.
         &["XGROUP", "CREATE", "empty", "eg", "$", "MKSTREAM"],
+        // From a script, without and with BLOCK.
+        &["EVAL", "return redis.call('XREADGROUP', 'GROUP', 'eg', 'c', 'STREAMS', KEYS[1], '0')", "1", "empty"],
+        &["EVAL", "return redis.pcall('XREADGROUP', 'GROUP', 'eg', 'c', 'BLOCK', '0', 'STREAMS', KEYS[1], '>')", "1", "empty"],
         &["MULTI"],
         &["XREADGROUP", "GROUP", "eg", "c", "BLOCK", "0", "STREAMS", "empty", ">"],
         &["XREADGROUP", "GROUP", "eg", "c", "BLOCK", "0", "STREAMS", "empty", "0"],
