@@ -123,6 +123,35 @@ fn normalise(cmd: &Cmd, v: V) -> V {
             }
             v => sort(v),
         },
+        // Idle times depend on when each server ran the command.
+        "XPENDING" => match v {
+            V::Arr(Some(rows)) if cmd.len() > 3 => V::Arr(Some(
+                rows.into_iter()
+                    .map(|r| match r {
+                        V::Arr(Some(mut f)) if f.len() == 4 => {
+                            f[2] = V::Int(0);
+                            V::Arr(Some(f))
+                        }
+                        r => r,
+                    })
+                    .collect(),
+            )),
+            v => v,
+        },
+        "XINFO" => match v {
+            V::Arr(Some(rows)) => V::Arr(Some(
+                rows.into_iter()
+                    .map(|r| match r {
+                        V::Arr(Some(mut f)) if f.len() == 6 && f[4] == V::Bulk(Some(b"idle".to_vec())) => {
+                            f[5] = V::Int(0);
+                            V::Arr(Some(f))
+                        }
+                        r => r,
+                    })
+                    .collect(),
+            )),
+            v => v,
+        },
         "TTL" | "PTTL" | "EXPIRETIME" | "PEXPIRETIME" => match v {
             V::Int(n) if n > 0 => V::Int(1),
             v => v,

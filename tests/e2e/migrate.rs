@@ -64,8 +64,19 @@ const FIXTURES: &[Fixture] = &[
     },
     Fixture {
         key: "stream",
-        build: &[&["XADD", "stream", "1-1", "f", "v"], &["XADD", "stream", "2-5", "g", "w", "h", "x"]],
-        reads: &[&["XRANGE", "stream", "-", "+"], &["XLEN", "stream"], &["TYPE", "stream"]],
+        build: &[
+            &["XADD", "stream", "1-1", "f", "v"],
+            &["XADD", "stream", "2-5", "g", "w", "h", "x"],
+            &["XGROUP", "CREATE", "stream", "grp", "0"],
+            &["XREADGROUP", "GROUP", "grp", "alice", "COUNT", "1", "STREAMS", "stream", ">"],
+        ],
+        reads: &[
+            &["XRANGE", "stream", "-", "+"],
+            &["XLEN", "stream"],
+            &["TYPE", "stream"],
+            &["XINFO", "GROUPS", "stream"],
+            &["XPENDING", "stream", "grp"],
+        ],
     },
 ];
 

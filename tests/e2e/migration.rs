@@ -49,13 +49,16 @@ fn keys_of_every_type_move_with_their_ttls() {
         &["JSON.SET", "{order}j", "$", r#"{"items":[1,2],"paid":true}"#],
         &["RPUSH", "{order}l", "x", "y", "z"],
         &["SADD", "{order}set", "m"],
+        &["XADD", "{order}x", "1-1", "f", "v"],
+        &["XGROUP", "CREATE", "{order}x", "workers", "0"],
+        &["XREADGROUP", "GROUP", "workers", "w1", "STREAMS", "{order}x", ">"],
     ] {
         assert!(!raw.cmd(cmd).starts_with('-'), "{cmd:?}");
     }
     for i in 0..2000 {
         assert_eq!(raw.cmd(&["SET", &format!("{{order}}k{i}"), &i.to_string()]), "+OK\r\n");
     }
-    assert_eq!(count_in_slot(src, slot), 2007);
+    assert_eq!(count_in_slot(src, slot), 2008);
     // assign-slots changes owners only: it refuses a slot that holds keys.
     let (ok, _, err) = admin(c.ports[1], &["assign-slots", &addr(dst), &slot.to_string()]);
     assert!(!ok && err.contains("use move-slots"), "{err}");
@@ -66,9 +69,11 @@ fn keys_of_every_type_move_with_their_ttls() {
     assert_eq!(raw.cmd(&["GET", "{order}s"]), format!("-MOVED {slot} 127.0.0.1:{dst}\r\n"));
     assert!(wait_until(10, || count_in_slot(src, slot) == 0), "source kept keys");
     let mut t = Server::raw_at(dst);
-    assert_eq!(count_in_slot(dst, slot), 2007);
+    assert_eq!(count_in_slot(dst, slot), 2008);
     assert_eq!(t.cmd(&["LRANGE", "{order}l", "0", "-1"]), "*3\r\n$1\r\nx\r\n$1\r\ny\r\n$1\r\nz\r\n");
     assert_eq!(t.cmd(&["SMEMBERS", "{order}set"]), "*1\r\n$1\r\nm\r\n");
+    // A stream moves with its group and the entry its consumer holds.
+    assert_eq!(t.cmd(&["XPENDING", "{order}x", "workers"]), "*4\r\n:1\r\n$3\r\n1-1\r\n$3\r\n1-1\r\n*1\r\n*2\r\n$2\r\nw1\r\n$1\r\n1\r\n");
     assert_eq!(t.cmd(&["GET", "{order}s"]), "$5\r\nhello\r\n");
     assert_eq!(t.cmd(&["GET", "{order}n"]), "$2\r\n42\r\n");
     assert_eq!(t.cmd(&["OBJECT", "ENCODING", "{order}n"]), "$3\r\nint\r\n");
@@ -87,7 +92,7 @@ fn keys_of_every_type_move_with_their_ttls() {
     assert!(ok, "move back failed: {out}{err}");
     assert_eq!(raw.cmd(&["GET", "{order}n"]), "$2\r\n43\r\n");
     assert!(wait_until(10, || count_in_slot(dst, slot) == 0), "target kept keys");
-    assert_eq!(count_in_slot(src, slot), 2007);
+    assert_eq!(count_in_slot(src, slot), 2008);
     let st = status_json(c.ports[0]).expect("status");
     assert_eq!(st["migrations"].as_array().map(Vec::len).unwrap_or(0), 0, "{st}");
 

@@ -43,6 +43,10 @@ fn replies_are_exact() {
         (&["SET", "str", "v"], "+OK\r\n"),
         (&["XADD", "str", "*", "f", "v"], "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
         (&["TYPE", "t"], "+stream\r\n"),
+        // Inside MULTI, BLOCK does not block.
+        (&["MULTI"], "+OK\r\n"),
+        (&["XREAD", "BLOCK", "0", "STREAMS", "t", "$"], "+QUEUED\r\n"),
+        (&["EXEC"], "*1\r\n*-1\r\n"),
     ];
     for (cmd, want) in cases {
         assert_eq!(c.cmd(cmd), *want, "command {cmd:?}");

@@ -33,6 +33,8 @@ pub mod sets;
 pub mod slowlog;
 pub mod sort;
 pub mod stats;
+pub mod stream_claims;
+pub mod stream_groups;
 pub mod streams;
 pub mod strings;
 pub mod transactions;
@@ -559,6 +561,8 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(sort::COMMANDS)
         .chain(pubsub::COMMANDS)
         .chain(streams::COMMANDS)
+        .chain(stream_groups::COMMANDS)
+        .chain(stream_claims::COMMANDS)
         .chain(bitmaps::COMMANDS)
         .chain(hyperloglog::COMMANDS)
         .chain(geo::COMMANDS)

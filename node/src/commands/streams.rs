@@ -1,5 +1,5 @@
 //! Stream commands without consumer groups: XADD (with MAXLEN/MINID
-//! trimming), XLEN, XRANGE, XREVRANGE, XDEL, XTRIM on the key's shard, and
+//! trimming), XLEN, XRANGE, XREVRANGE, XDEL, XTRIM, XSETID on the key's shard, and
 //! XREAD (with BLOCK) on the connection: it reads each stream on its shard
 //! and, to block, waits through `shard::blocking` to be woken by a write.
 //!
@@ -87,6 +87,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     .tips(&["nondeterministic_output"])
     .key_flags(&["RW", "delete"]),
     cmd(
+        "xsetid",
+        -3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        &["write", "stream", "fast"],
+        G,
+        "An internal command for replicating stream values.",
+        Exec::Shard(xsetid),
+    )
+    .key_flags(&["RW", "update"]),
+    cmd(
         "xread",
         -4,
         READONLY | BLOCKING | MOVABLEKEYS,
@@ -99,29 +110,29 @@ pub static COMMANDS: &[CommandSpec] = &[
     .keys(&[super::KeyRule::after_keyword("STREAMS", 1, 2).with_flags(&["RO", "access"])]),
 ];
 
-fn invalid_id() -> CmdError {
+pub(super) fn invalid_id() -> CmdError {
     CmdError::err("Invalid stream ID specified as stream command argument")
 }
 
-fn find(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<u32>> {
+pub(super) fn find(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<u32>> {
     super::find_of(db, key, now, |v| matches!(v, Value::Stream(_)))
 }
 
-fn stream_at(db: &mut Db, idx: u32) -> &mut StreamValue {
+pub(super) fn stream_at(db: &mut Db, idx: u32) -> &mut StreamValue {
     match &mut db.entry_mut(idx).value {
         Value::Stream(s) => s,
         _ => unreachable!("checked by find"),
     }
 }
 
-fn read_stream(db: &Db, idx: u32) -> &StreamValue {
+pub(super) fn read_stream(db: &Db, idx: u32) -> &StreamValue {
     match &db.entry(idx).value {
         Value::Stream(s) => s,
         _ => unreachable!("checked by find"),
     }
 }
 
-fn write_entry(out: &mut Out, id: &StreamId, fields: &Fields) {
+pub(super) fn write_entry(out: &mut Out, id: &StreamId, fields: &Fields) {
     out.array(2);
     out.bulk(id.text().as_bytes());
     out.array(fields.len() * 2);
@@ -185,6 +196,11 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         }
     }
     let id_arg = &args[i];
+    // The ID's syntax is checked before the arguments' count, as in Redis.
+    let auto_seq = id_arg.strip_suffix(b"-*").is_some_and(|ms| std::str::from_utf8(ms).ok().and_then(|m| m.parse::<u64>().ok()).is_some());
+    if &id_arg[..] != b"*" && !auto_seq && StreamId::parse(id_arg, 0).is_none() {
+        return Err(invalid_id());
+    }
     let pairs = &args[i + 1..];
     if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return Err(CmdError::wrong_arity("xadd"));
@@ -243,7 +259,7 @@ fn xlen(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 /// A range bound: `-`, `+`, an ID, or `(`ID (exclusive).
-fn bound(b: &[u8], start: bool) -> CmdResult<StreamId> {
+pub(super) fn bound(b: &[u8], start: bool) -> CmdResult<StreamId> {
     match b {
         b"-" => Ok(StreamId::default()),
         b"+" => Ok(StreamId::MAX),
@@ -295,13 +311,14 @@ fn xrevrange(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 fn xdel(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let ids: Vec<StreamId> = args[2..].iter().map(|a| StreamId::parse(a, 0).ok_or_else(invalid_id)).collect::<CmdResult<_>>()?;
     let now = ctx.now;
     let db = ctx.db();
+    // A missing key answers 0 before the IDs are looked at, as in Redis.
     let Some(idx) = find(db, &args[1], now)? else {
         out.int(0);
         return Ok(());
     };
+    let ids: Vec<StreamId> = args[2..].iter().map(|a| StreamId::parse(a, 0).ok_or_else(invalid_id)).collect::<CmdResult<_>>()?;
     let s = stream_at(db, idx);
     let n = ids.iter().filter(|id| s.remove(**id)).count();
     out.int(n as i64);
@@ -323,6 +340,54 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         return Ok(());
     };
     out.int(stream_at(db, idx).trim(m, min, limit) as i64);
+    Ok(())
+}
+
+/// XSETID key last-id [ENTRIESADDED n] [MAXDELETEDID id]: sets a stream's
+/// last ID, entries-added counter and highest deleted ID.
+fn xsetid(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let id = StreamId::parse(&args[2], 0).ok_or_else(invalid_id)?;
+    let (mut added, mut max_deleted) = (None, StreamId::default());
+    let mut i = 3;
+    while i < args.len() {
+        let more = i + 1 < args.len();
+        if eq_ic(&args[i], "ENTRIESADDED") && more {
+            let n = parse_i64(&args[i + 1])?;
+            if n < 0 {
+                return Err(CmdError::err("entries_added must be positive"));
+            }
+            added = Some(n as u64);
+        } else if eq_ic(&args[i], "MAXDELETEDID") && more {
+            max_deleted = StreamId::parse(&args[i + 1], 0).ok_or_else(invalid_id)?;
+            if id < max_deleted {
+                return Err(CmdError::err("The ID specified in XSETID is smaller than the provided max_deleted_entry_id"));
+            }
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    let now = ctx.now;
+    let db = ctx.db();
+    let Some(idx) = find(db, &args[1], now)? else { return Err(CmdError::NoSuchKey) };
+    let s = read_stream(db, idx);
+    if s.len() > 0 {
+        if s.iter().next_back().is_some_and(|(top, _)| id < *top) {
+            return Err(CmdError::err("The ID specified in XSETID is smaller than the target stream top item"));
+        }
+        if added.is_some_and(|a| (s.len() as u64) > a) {
+            return Err(CmdError::err("The entries_added specified in XSETID is smaller than the target stream length"));
+        }
+    }
+    let s = stream_at(db, idx);
+    s.last_id = id;
+    if let Some(a) = added {
+        s.added = a;
+    }
+    if max_deleted != StreamId::default() {
+        s.max_deleted = max_deleted;
+    }
+    out.ok();
     Ok(())
 }
 
@@ -410,7 +475,8 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
             return Ok(());
         }
-        let Some(limit) = deadline else {
+        // Inside MULTI/EXEC (or a script) BLOCK does not block.
+        let Some(limit) = deadline.filter(|_| cx.may_block()) else {
             cx.out().nil_array();
             return Ok(());
         };

@@ -15,6 +15,7 @@ pub mod lcs;
 pub mod list;
 pub mod set;
 pub mod stream;
+pub mod stream_group;
 pub mod zset;
 
 pub use self::bytes::SmallBytes;

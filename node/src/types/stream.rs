@@ -1,9 +1,11 @@
-//! The stream type (without consumer groups): entries ordered by ID
-//! (`ms-seq`), each a list of field/value pairs, plus the last ID handed
-//! out, so IDs never go back even after deletions and trimming.
+//! The stream type: entries ordered by ID (`ms-seq`), each a list of
+//! field/value pairs, plus the last ID handed out, so IDs never go back
+//! even after deletions and trimming, and its consumer groups
+//! (`stream_group`), present only once a group was created.
 
 use std::collections::BTreeMap;
 
+use super::stream_group::{Groups, UNKNOWN_READ};
 use super::SmallBytes;
 
 /// A stream entry ID.
@@ -17,11 +19,16 @@ impl StreamId {
     pub const MAX: StreamId = StreamId { ms: u64::MAX, seq: u64::MAX };
 
     /// Parses `ms-seq` or `ms` (the sequence defaults to `missing_seq`).
+    /// Each part is read as Redis's string2ull reads it: a plain integer,
+    /// else what strtoull accepts (leading spaces, a sign).
     pub fn parse(b: &[u8], missing_seq: u64) -> Option<StreamId> {
+        if b.len() > 127 {
+            return None;
+        }
         let s = std::str::from_utf8(b).ok()?;
         match s.split_once('-') {
-            Some((ms, seq)) => Some(StreamId { ms: ms.parse().ok()?, seq: seq.parse().ok()? }),
-            None => Some(StreamId { ms: s.parse().ok()?, seq: missing_seq }),
+            Some((ms, seq)) => Some(StreamId { ms: string2ull(ms)?, seq: string2ull(seq)? }),
+            None => Some(StreamId { ms: string2ull(s)?, seq: missing_seq }),
         }
     }
 
@@ -46,6 +53,23 @@ impl StreamId {
     }
 }
 
+/// Redis's string2ull: a plain integer (not negative), or else what C's
+/// strtoull takes whole (leading white space, then an optional plus).
+fn string2ull(s: &str) -> Option<u64> {
+    if let Ok(n) = s.parse::<i64>() {
+        if !s.starts_with('+') {
+            return (n >= 0).then_some(n as u64);
+        }
+    }
+    let t = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    // (A part never holds a minus: the ID was split at the first one.)
+    let digits = t.strip_prefix('+').unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 pub type Fields = Vec<(SmallBytes, SmallBytes)>;
 
 #[derive(Clone, Default)]
@@ -57,6 +81,8 @@ pub struct StreamValue {
     /// The highest ID XDEL removed (Redis's max-deleted-entry-id; kept so
     /// a snapshot carries it to Redis and back).
     pub max_deleted: StreamId,
+    /// The consumer groups, once there is one.
+    pub groups: Option<Box<Groups>>,
 }
 
 impl StreamValue {
@@ -110,7 +136,77 @@ impl StreamValue {
         n
     }
 
+    /// Whether an XDEL tombstone may lie between `start` and the end
+    /// (Redis's streamRangeHasTombstones with no end).
+    pub fn tombstones_after(&self, start: StreamId) -> bool {
+        if self.entries.is_empty() || self.max_deleted == StreamId::default() || self.first_id() > self.max_deleted {
+            return false;
+        }
+        start <= self.max_deleted
+    }
+
+    /// The logical read counter of `id` when it can be known (Redis's
+    /// streamEstimateDistanceFromFirstEverEntry), else `UNKNOWN_READ`.
+    pub fn estimate_read(&self, id: StreamId) -> i64 {
+        let added = self.added as i64;
+        if self.added == 0 {
+            return 0;
+        }
+        if self.entries.is_empty() && id <= self.last_id {
+            return added;
+        }
+        if id == self.last_id {
+            return added;
+        } else if id > self.last_id {
+            return UNKNOWN_READ;
+        }
+        let first = self.first_id();
+        if self.max_deleted == StreamId::default() || self.max_deleted < first {
+            if id < first {
+                return added - self.entries.len() as i64;
+            } else if id == first {
+                return added - self.entries.len() as i64 + 1;
+            }
+        }
+        UNKNOWN_READ
+    }
+
+    /// A group's lag (XINFO GROUPS), `None` when it cannot be known.
+    pub fn lag(&self, last_id: StreamId, entries_read: i64) -> Option<i64> {
+        if self.added == 0 {
+            return Some(0);
+        }
+        if entries_read != UNKNOWN_READ && !self.tombstones_after(last_id) {
+            return Some(self.added as i64 - entries_read);
+        }
+        let e = self.estimate_read(last_id);
+        (e != UNKNOWN_READ).then(|| self.added as i64 - e)
+    }
+
     pub fn heap_size(&self) -> usize {
-        self.entries.values().map(|f| 48 + f.len() * 48 + f.iter().map(|(a, b)| a.heap_size() + b.heap_size()).sum::<usize>()).sum()
+        self.groups.as_ref().map_or(0, |g| g.heap_size())
+            + self
+                .entries
+                .values()
+                .map(|f| 48 + f.len() * 48 + f.iter().map(|(a, b)| a.heap_size() + b.heap_size()).sum::<usize>())
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_as_redis_reads_them() {
+        let id = |ms, seq| Some(StreamId { ms, seq });
+        assert_eq!(StreamId::parse(b"1-2", 0), id(1, 2));
+        assert_eq!(StreamId::parse(b"7", 9), id(7, 9));
+        assert_eq!(StreamId::parse(b" 1", 0), id(1, 0));
+        assert_eq!(StreamId::parse(b"+1-+2", 0), id(1, 2));
+        assert_eq!(StreamId::parse(b"18446744073709551615-0", 0), id(u64::MAX, 0));
+        for bad in [&b""[..], b"-", b"+", b"1-", b"-1", b"1-x", b"1 ", b"18446744073709551616", b"1--1", b" -1"] {
+            assert_eq!(StreamId::parse(bad, 0), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 }

@@ -3,8 +3,11 @@
 //! deleted counts, the master field names) then entries with IDs
 //! delta-encoded against the master and field names omitted when they are
 //! the master's; then the length, last ID, first ID, highest deleted ID and
-//! entries added (types 19 and 21), and the consumer groups. We have no
-//! consumer groups: none are written, and those of a file are read past.
+//! entries added (types 19 and 21), and the consumer groups: name, last
+//! delivered ID, entries read (types 19 and 21), the pending entries (raw
+//! 16-byte ID, delivery time, delivery count), and the consumers (name,
+//! seen time, active time in type 21, the raw IDs of their pending
+//! entries).
 
 use super::decode::{read_len, read_string};
 use super::encode::{put_len, put_string_with};
@@ -13,6 +16,7 @@ use super::listpack::{read_listpack, Elem, ListpackWriter};
 use super::{types, RdbError};
 use crate::store::{SmallBytes, Value};
 use crate::types::stream::{Fields, StreamId, StreamValue};
+use crate::types::stream_group::{Consumer, Group, Groups, Pending};
 
 /// Redis's `stream-node-max-bytes` and `stream-node-max-entries` defaults.
 const NODE_MAX_BYTES: usize = 4096;
@@ -105,8 +109,37 @@ pub fn write_stream(out: &mut Vec<u8>, s: &StreamValue, compress: bool) {
         put_len(out, id.seq);
     }
     put_len(out, s.added);
-    // Consumer groups.
-    put_len(out, 0);
+    write_groups(out, s.groups.as_deref(), compress);
+}
+
+/// The consumer groups, as Redis 7.0 writes them (type 19).
+fn write_groups(out: &mut Vec<u8>, groups: Option<&Groups>, compress: bool) {
+    let Some(groups) = groups else {
+        put_len(out, 0);
+        return;
+    };
+    put_len(out, groups.by_name.len() as u64);
+    for (name, g) in &groups.by_name {
+        put_string_with(out, name, compress);
+        put_len(out, g.last_id.ms);
+        put_len(out, g.last_id.seq);
+        put_len(out, g.entries_read as u64);
+        put_len(out, g.pel.len() as u64);
+        for (id, p) in &g.pel {
+            out.extend_from_slice(&id_key(*id));
+            out.extend_from_slice(&p.delivered_ms.to_le_bytes());
+            put_len(out, p.deliveries);
+        }
+        put_len(out, g.consumers.len() as u64);
+        for (name, c) in &g.consumers {
+            put_string_with(out, name, compress);
+            out.extend_from_slice(&c.seen_ms.to_le_bytes());
+            put_len(out, c.pending.len() as u64);
+            for id in &c.pending {
+                out.extend_from_slice(&id_key(*id));
+            }
+        }
+    }
 }
 
 /// The entries of one node's listpack (live ones only), in order.
@@ -200,7 +233,6 @@ pub fn read_stream<I: Input + ?Sized>(inp: &mut I, rdb_type: u8) -> Result<Value
     if entries.windows(2).any(|w| w[0].0 >= w[1].0) || entries.last().is_some_and(|(id, _)| *id > last_id) {
         return Err(RdbError::corrupt(at, "stream entry IDs out of order or past the last ID"));
     }
-    skip_groups(inp, rdb_type)?;
     let mut s = StreamValue::default();
     for (id, fields) in entries {
         s.append(id, fields);
@@ -208,41 +240,67 @@ pub fn read_stream<I: Input + ?Sized>(inp: &mut I, rdb_type: u8) -> Result<Value
     s.last_id = last_id;
     s.added = added;
     s.max_deleted = max_deleted;
+    s.groups = read_groups(inp, rdb_type, &s)?;
     Ok(Value::Stream(Box::new(s)))
 }
 
-/// Reads past the consumer groups (names, last IDs, pending entries,
-/// consumers), which this server does not keep.
-fn skip_groups<I: Input + ?Sized>(inp: &mut I, rdb_type: u8) -> Result<(), RdbError> {
-    let groups = read_len(inp)?;
-    inp.check_count(groups, 3)?;
-    for _ in 0..groups {
-        read_string(inp)?;
-        read_id(inp)?;
-        if rdb_type >= types::STREAM_LISTPACKS_2 {
-            read_len(inp)?; // entries read
-        }
+fn raw_id<I: Input + ?Sized>(inp: &mut I) -> Result<StreamId, RdbError> {
+    let k = inp.array::<16>()?;
+    let (ms, seq) = k.split_at(8);
+    Ok(StreamId { ms: u64::from_be_bytes(ms.try_into().unwrap_or_default()), seq: u64::from_be_bytes(seq.try_into().unwrap_or_default()) })
+}
+
+/// The consumer groups; each pending entry must belong to exactly one of
+/// its group's consumers, as Redis requires.
+fn read_groups<I: Input + ?Sized>(inp: &mut I, rdb_type: u8, s: &StreamValue) -> Result<Option<Box<Groups>>, RdbError> {
+    let n = read_len(inp)?;
+    inp.check_count(n, 3)?;
+    let mut groups = Groups::default();
+    for _ in 0..n {
+        let at = inp.offset();
+        let name = read_string(inp)?;
+        let last_id = read_id(inp)?;
+        let entries_read = if rdb_type >= types::STREAM_LISTPACKS_2 { read_len(inp)? as i64 } else { s.estimate_read(last_id) };
+        let mut g = Group::new(last_id, entries_read);
+        let mut owned_ids = std::collections::BTreeSet::new();
         let pel = read_len(inp)?;
         inp.check_count(pel, 25)?;
         for _ in 0..pel {
-            inp.array::<16>()?; // ID
-            inp.array::<8>()?; // delivery time
-            read_len(inp)?; // delivery count
+            let id = raw_id(inp)?;
+            let delivered_ms = u64::from_le_bytes(inp.array::<8>()?);
+            let deliveries = read_len(inp)?;
+            g.pel.insert(id, Pending { consumer: Box::default(), delivered_ms, deliveries });
         }
         let consumers = read_len(inp)?;
         inp.check_count(consumers, 10)?;
         for _ in 0..consumers {
-            read_string(inp)?;
-            inp.array::<8>()?; // seen time
+            let cname = read_string(inp)?;
+            let seen_ms = u64::from_le_bytes(inp.array::<8>()?);
             if rdb_type >= types::STREAM_LISTPACKS_3 {
-                inp.array::<8>()?; // active time
+                inp.array::<8>()?; // active time (Redis 7.2)
             }
-            let pel = read_len(inp)?;
-            inp.check_count(pel, 16)?;
-            for _ in 0..pel {
-                inp.array::<16>()?;
+            let mut c = Consumer { seen_ms, ..Consumer::default() };
+            let owned = read_len(inp)?;
+            inp.check_count(owned, 16)?;
+            for _ in 0..owned {
+                let at = inp.offset();
+                let id = raw_id(inp)?;
+                match g.pel.get_mut(&id) {
+                    Some(p) if owned_ids.insert(id) => p.consumer = cname[..].into(),
+                    _ => return Err(RdbError::corrupt(at, "stream consumer pending entry not in its group's, or owned twice")),
+                }
+                c.pending.insert(id);
+            }
+            if g.consumers.insert(cname[..].into(), c).is_some() {
+                return Err(RdbError::corrupt(at, "duplicate stream consumer"));
             }
         }
+        if owned_ids.len() != g.pel.len() {
+            return Err(RdbError::corrupt(at, "stream group pending entry without a consumer"));
+        }
+        if groups.by_name.insert(name[..].into(), g).is_some() {
+            return Err(RdbError::corrupt(at, "duplicate stream consumer group"));
+        }
     }
-    Ok(())
+    Ok((!groups.by_name.is_empty()).then(|| Box::new(groups)))
 }

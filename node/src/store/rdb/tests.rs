@@ -10,6 +10,7 @@ use crate::types::json::{Json, JsonDoc};
 use crate::types::list::ListValue;
 use crate::types::set::SetValue;
 use crate::types::stream::{StreamId, StreamValue};
+use crate::types::stream_group::Group;
 use crate::types::zset::{ZLimits, ZSet};
 
 fn hex(b: &[u8]) -> String {
@@ -91,6 +92,7 @@ fn content(v: &Value) -> (String, String, Vec<Vec<u8>>) {
                 })
                 .collect();
             m.push(format!("last={} added={} maxdel={}", s.last_id.text(), s.added, s.max_deleted.text()).into_bytes());
+            m.push(format!("{:?}", s.groups).into_bytes());
             m
         }
         Value::Json(j) => vec![j.root.to_text()],
@@ -520,7 +522,7 @@ fn reads_redis_7_2_encodings() {
     let s = stream(&[(1, 0, &[(b"f", b"v")]), (2, 0, &[(b"f", b"w")])]);
     let mut body = Vec::new();
     encode::write_object(&mut body, &Value::Stream(Box::new(s.clone())));
-    assert_eq!(body.pop(), Some(0), "no consumer groups written");
+    assert_eq!(body.pop(), Some(0), "no consumer groups");
     encode::put_len(&mut body, 1); // one group
     encode::put_string(&mut body, b"group");
     encode::put_len(&mut body, 1); // last delivered ID
@@ -541,7 +543,21 @@ fn reads_redis_7_2_encodings() {
     let mut inp = SliceInput::new(&body);
     let v = read_object(&mut inp, types::STREAM_LISTPACKS_3, b"x", Limits::default()).unwrap().unwrap();
     assert!(inp.is_empty());
-    assert_eq!(content(&v), content(&Value::Stream(Box::new(s))));
+    let mut want = s.clone();
+    let mut g = Group::new(StreamId { ms: 1, seq: 0 }, 1);
+    g.touch_consumer(b"alice", 1_700_000_000_000);
+    g.deliver(StreamId { ms: 1, seq: 0 }, b"alice", 1_700_000_000_000);
+    want.groups.get_or_insert_with(Box::default).by_name.insert(b"group"[..].into(), g);
+    assert_eq!(content(&v), content(&Value::Stream(Box::new(want.clone()))));
+    // Written back (as 7.0 does, without active times) and read again.
+    assert_eq!(content(&round_trip(&Value::Stream(Box::new(want)))), content(&v));
+    // A pending entry no consumer owns is refused.
+    let mut orphan = body.clone();
+    let cut = orphan.len() - (1 + 5 + 1 + 8 + 8 + 1 + 16);
+    orphan.truncate(cut);
+    encode::put_len(&mut orphan, 0); // no consumers
+    let mut inp = SliceInput::new(&orphan);
+    assert!(read_object(&mut inp, types::STREAM_LISTPACKS_3, b"x", Limits::default()).is_err());
     // Read as a 7.0 stream, the same bytes leave 8 unread.
     let mut inp = SliceInput::new(&body);
     let r = read_object(&mut inp, types::STREAM_LISTPACKS_2, b"x", Limits::default());
