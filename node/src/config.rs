@@ -60,6 +60,10 @@ pub struct Args {
     /// clients only).
     #[arg(long)]
     pub enable_debug_command: Option<String>,
+    /// Whether CONFIG SET may change `dir` and `dbfilename` (where SAVE
+    /// writes files): no (default), yes, or local (loopback clients only).
+    #[arg(long)]
+    pub enable_protected_configs: Option<String>,
     /// Memory limit in bytes (accepts 100mb, 2gb, ...). 0 = unlimited.
     #[arg(long)]
     pub maxmemory: Option<String>,
@@ -171,6 +175,9 @@ pub struct Config {
     /// `enable-debug-command`: "no" (default), "yes" or "local" (loopback
     /// clients only); set at start-up, as in Redis.
     pub enable_debug_command: String,
+    /// `enable-protected-configs`: "no" (default), "yes" or "local"; set at
+    /// start-up, as in Redis.
+    pub enable_protected_configs: String,
     /// `appendonly` (start-up only).
     pub appendonly: bool,
     /// `appendfsync`: 0 always, 1 everysec, 2 no.
@@ -290,6 +297,10 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     };
     num.parse::<u64>().ok()?.checked_mul(mult)
 }
+
+/// Parameters CONFIG SET changes only as `enable-protected-configs` allows
+/// (Redis 7's protected configs): they say where SAVE writes a file.
+pub const PROTECTED: &[&str] = &["dir", "dbfilename"];
 
 /// `appendfsync`: when the journal reaches the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -520,6 +531,7 @@ impl Config {
             dbfilename: Mutex::new("dump.rdb".into()),
             stop_writes_on_bgsave_error: AtomicBool::new(true),
             enable_debug_command: "no".into(),
+            enable_protected_configs: "no".into(),
             appendonly: false,
             appendfsync: std::sync::atomic::AtomicU8::new(1),
             appenddirname: "appendonlydir".into(),
@@ -568,6 +580,9 @@ impl Config {
         }
         if let Some(v) = &args.appendfsync {
             cfg.set("appendfsync", v)?;
+        }
+        if let Some(v) = &args.enable_protected_configs {
+            cfg.apply_startup("enable-protected-configs", v)?;
         }
         if let Some(v) = &args.enable_debug_command {
             cfg.apply_startup("enable-debug-command", v)?;
@@ -636,12 +651,16 @@ impl Config {
                     self.appendfilename = value.to_string();
                 }
             }
-            "enable-debug-command" => {
+            "enable-debug-command" | "enable-protected-configs" => {
                 let v = value.to_ascii_lowercase();
                 if !["no", "yes", "local"].contains(&v.as_str()) {
                     return Err(ConfigError::Invalid("argument(s) must be one of the following: no, yes, local".into()));
                 }
-                self.enable_debug_command = v;
+                if name == "enable-debug-command" {
+                    self.enable_debug_command = v;
+                } else {
+                    self.enable_protected_configs = v;
+                }
             }
             _ => self.set(name, value)?,
         }
@@ -750,9 +769,14 @@ impl Config {
                     "appendonly is set at start-up here (--appendonly, or the config file); restart to change it".into(),
                 ))
             }
-            "port" | "bind" | "databases" | "shards" | "enable-debug-command" | "appenddirname" | "appendfilename" => {
-                return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'")))
-            }
+            "port"
+            | "bind"
+            | "databases"
+            | "shards"
+            | "enable-debug-command"
+            | "enable-protected-configs"
+            | "appenddirname"
+            | "appendfilename" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
             _ => match self.fixed.get(name) {
                 Some(v) if fixed_value_eq(name, v, value) => {}
                 Some(v) => return Err(ConfigError::Fixed(name.to_string(), v.clone())),
@@ -797,6 +821,7 @@ impl Config {
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("save".into(), self.save_text()),
             ("enable-debug-command".into(), self.enable_debug_command.clone()),
+            ("enable-protected-configs".into(), self.enable_protected_configs.clone()),
             ("appendonly".into(), yes_no_text(self.appendonly).into()),
             ("appendfsync".into(), ["always", "everysec", "no"][self.appendfsync.load(Relaxed).min(2) as usize].into()),
             ("appenddirname".into(), self.appenddirname.clone()),

@@ -430,3 +430,28 @@ fn clients_get_loading_while_the_file_loads() {
     assert_eq!(con.get::<_, i64>("key299").unwrap(), 299);
     assert_eq!(info_field(&mut con, "rdb_last_load_keys_loaded"), "300");
 }
+
+/// Where SAVE writes a file is a protected config, as in Redis 7: a client
+/// cannot point it elsewhere (CONFIG SET dir ... then SAVE) unless
+/// `enable-protected-configs` allows it.
+#[test]
+fn where_save_writes_is_a_protected_config() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "dir", "/tmp"]),
+        "-ERR CONFIG SET failed (possibly related to argument 'dir') - can't set protected config\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "maxmemory", "5mb", "dbfilename", "x.rdb"]),
+        "-ERR CONFIG SET failed (possibly related to argument 'dbfilename') - can't set protected config\r\n"
+    );
+    assert_eq!(c.cmd(&["CONFIG", "GET", "maxmemory"]), "*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n", "nothing changed");
+    assert!(c.cmd(&["CONFIG", "SET", "enable-protected-configs", "yes"]).starts_with("-ERR CONFIG SET failed"));
+    let dir = TempDir::new("persist-protected");
+    let s = Server::start_with(&["--enable-protected-configs", "local"]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "dir", dir.path(), "dbfilename", "x.rdb"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SAVE"]), "+OK\r\n");
+    assert!(std::path::Path::new(&format!("{}/x.rdb", dir.path())).exists());
+}

@@ -196,7 +196,7 @@ async fn debug(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
 }
 
 /// Whether a client address (`ip:port`) is on the loopback interface.
-fn is_loopback(addr: &str) -> bool {
+pub(super) fn is_loopback(addr: &str) -> bool {
     let ip = addr.rsplit_once(':').map_or(addr, |(ip, _)| ip).trim_start_matches('[').trim_end_matches(']');
     ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
 }

@@ -628,6 +628,20 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             if !args.len().is_multiple_of(2) {
                 return Err(super::arity_error(args));
             }
+            // Protected parameters first, before anything is changed.
+            let allowed = match cfg.enable_protected_configs.as_str() {
+                "yes" => true,
+                "local" => super::persistence::is_loopback(&cx.client()?.info.addr),
+                _ => false,
+            };
+            for pair in args[2..].chunks_exact(2) {
+                let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+                if !allowed && crate::config::PROTECTED.contains(&name.as_str()) {
+                    return Err(CmdError::err(format!(
+                        "CONFIG SET failed (possibly related to argument '{name}') - can't set protected config"
+                    )));
+                }
+            }
             for pair in args[2..].chunks_exact(2) {
                 let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
                 let value = String::from_utf8_lossy(&pair[1]).into_owned();
