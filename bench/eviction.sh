@@ -101,10 +101,14 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.clos
 PORT=""
 start() { # name
     PORT="$(free_port)"
+    # No snapshots, in a directory of their own: a file left by one run
+    # would be loaded by the next (each server reads the other's).
+    mkdir -p "$WORK/$1"
     case "$1" in
-        damselfly) "$DAMSELFLY" --port "$PORT" --bind 127.0.0.1 --loglevel warn >"$WORK/$1.log" 2>&1 & ;;
+        damselfly) "$DAMSELFLY" --port "$PORT" --bind 127.0.0.1 --loglevel warn \
+            --save '' --dir "$WORK/$1" >"$WORK/$1.log" 2>&1 & ;;
         redis) redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
-            --daemonize no --logfile "$WORK/$1.log" >/dev/null 2>&1 & ;;
+            --dir "$WORK/$1" --daemonize no --logfile "$WORK/$1.log" >/dev/null 2>&1 & ;;
     esac
     PID=$!
     local i
