@@ -9,7 +9,6 @@
 
 use bytes::Bytes;
 
-use super::pops::Kind;
 use super::streams::{bound, find, invalid_id, read_stream, stream_at, write_entry};
 use super::{cmd, flag::*, sub, CommandSpec, Coord, Ctx, Exec};
 use crate::error::{CmdError, CmdResult};
@@ -581,26 +580,7 @@ pub async fn xreadgroup(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
             return Ok(());
         }
-        // Inside MULTI/EXEC (or a script) BLOCK does not block.
-        let Some(limit) = deadline.filter(|_| cx.may_block()) else {
-            cx.out().nil_array();
-            return Ok(());
-        };
-        let remaining = match limit {
-            None => None,
-            Some(d) => match d.checked_duration_since(tokio::time::Instant::now()) {
-                Some(r) if !r.is_zero() => Some(r),
-                _ => {
-                    cx.out().nil_array();
-                    return Ok(());
-                }
-            },
-        };
-        let woke = super::pops::wait_pop(cx, &keys, Kind::Stream, 1, Some(remaining), args).await?;
-        if woke.is_none() && (cx.client_gone() || remaining.is_some_and(|_| limit.is_some_and(|d| tokio::time::Instant::now() >= d))) {
-            if !cx.client_gone() {
-                cx.out().nil_array();
-            }
+        if !super::streams::wait_for_entries(cx, &keys, deadline, args).await? {
             return Ok(());
         }
     }

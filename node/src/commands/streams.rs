@@ -475,28 +475,42 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
             return Ok(());
         }
-        // Inside MULTI/EXEC (or a script) BLOCK does not block.
-        let Some(limit) = deadline.filter(|_| cx.may_block()) else {
-            cx.out().nil_array();
-            return Ok(());
-        };
-        let remaining = match limit {
-            None => None,
-            Some(d) => match d.checked_duration_since(tokio::time::Instant::now()) {
-                Some(r) if !r.is_zero() => Some(r),
-                _ => {
-                    cx.out().nil_array();
-                    return Ok(());
-                }
-            },
-        };
-        // Woken by any write to one of the streams; then read again.
-        let woke = super::pops::wait_pop(cx, &keys, Kind::Stream, 1, Some(remaining), args).await?;
-        if woke.is_none() && (cx.client_gone() || remaining.is_some_and(|_| limit.is_some_and(|d| tokio::time::Instant::now() >= d))) {
-            if !cx.client_gone() {
-                cx.out().nil_array();
-            }
+        if !wait_for_entries(cx, &keys, deadline, args).await? {
             return Ok(());
         }
     }
+}
+
+/// XREAD / XREADGROUP BLOCK with nothing to read yet: waits until a write
+/// to one of `keys` (then true: read again) or the deadline (`None` inside
+/// it: no limit), answering nil when it passes, when the client may not
+/// block (MULTI/EXEC, a script) or has gone (then false).
+pub(super) async fn wait_for_entries(
+    cx: &mut dyn Coord,
+    keys: &[Bytes],
+    deadline: Option<Option<tokio::time::Instant>>,
+    args: &[Bytes],
+) -> CmdResult<bool> {
+    let Some(limit) = deadline.filter(|_| cx.may_block()) else {
+        cx.out().nil_array();
+        return Ok(false);
+    };
+    let remaining = match limit {
+        None => None,
+        Some(d) => match d.checked_duration_since(tokio::time::Instant::now()) {
+            Some(r) if !r.is_zero() => Some(r),
+            _ => {
+                cx.out().nil_array();
+                return Ok(false);
+            }
+        },
+    };
+    let woke = super::pops::wait_pop(cx, keys, Kind::Stream, 1, Some(remaining), args).await?;
+    if woke.is_none() && (cx.client_gone() || limit.is_some_and(|d| tokio::time::Instant::now() >= d)) {
+        if !cx.client_gone() {
+            cx.out().nil_array();
+        }
+        return Ok(false);
+    }
+    Ok(true)
 }
