@@ -5,7 +5,7 @@
 //! describes it and refuse any other (`FIXED`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use clap::Parser;
@@ -99,6 +99,37 @@ pub struct Args {
     /// newline is dropped; an empty secret is refused).
     #[arg(long, requires = "cluster")]
     pub cluster_secret_file: Option<String>,
+    /// Any other parameter, as `--name value` (Redis's command-line form:
+    /// `--notify-keyspace-events KEA`, `--maxmemory-policy allkeys-lru`),
+    /// applied after the config file (`Args::from_argv` collects them).
+    #[arg(skip)]
+    pub params: Vec<(String, String)>,
+}
+
+impl Args {
+    /// Parses the command line: the options above, and `--name value` for
+    /// any other parameter (Redis's form, applied after the config file).
+    /// Exits with clap's message on an error, as `Args::parse` does.
+    pub fn from_argv(argv: impl IntoIterator<Item = String>) -> Args {
+        use clap::CommandFactory;
+        let cmd = Args::command();
+        let known = |name: &str| name == "help" || name == "version" || cmd.get_arguments().any(|a| a.get_long() == Some(name));
+        let (mut own, mut params) = (Vec::new(), Vec::new());
+        let mut it = argv.into_iter();
+        own.extend(it.next());
+        while let Some(a) = it.next() {
+            match a.strip_prefix("--").filter(|n| !n.is_empty() && !n.contains('=') && !known(n)) {
+                Some(name) => {
+                    let value = it.next().unwrap_or_default();
+                    params.push((name.to_ascii_lowercase(), value));
+                }
+                None => own.push(a),
+            }
+        }
+        let mut args = Args::parse_from(own);
+        args.params = params;
+        args
+    }
 }
 
 /// Cluster-mode settings (`--cluster` and its companions).
@@ -162,6 +193,9 @@ pub struct Config {
     pub slowlog_log_slower_than: AtomicI64,
     /// `slowlog-max-len`: the slow log keeps this many newest entries.
     pub slowlog_max_len: AtomicU64,
+    /// `notify-keyspace-events`: the event classes published
+    /// (`keyspace_events` bits).
+    pub notify_keyspace_events: AtomicU32,
     /// `key-load-delay`: microseconds to pause after each key loaded from a
     /// snapshot or journal (Redis's test knob for slow loads); 0: none.
     pub key_load_delay: AtomicU64,
@@ -216,7 +250,6 @@ const FIXED: &[(&str, &str)] = &[
     ("tcp-keepalive", "0"),
     ("hz", "10"),
     ("latency-monitor-threshold", "0"),
-    ("notify-keyspace-events", ""),
     ("list-max-listpack-size", "-2"),
     ("list-max-ziplist-size", "-2"),
     ("set-max-intset-entries", "512"),
@@ -427,6 +460,81 @@ impl Policy {
     }
 }
 
+/// The classes of `notify-keyspace-events`, as Redis numbers them, and
+/// their letters.
+pub mod keyspace_events {
+    pub const KEYSPACE: u32 = 1 << 0;
+    pub const KEYEVENT: u32 = 1 << 1;
+    pub const GENERIC: u32 = 1 << 2;
+    pub const STRING: u32 = 1 << 3;
+    pub const LIST: u32 = 1 << 4;
+    pub const SET: u32 = 1 << 5;
+    pub const HASH: u32 = 1 << 6;
+    pub const ZSET: u32 = 1 << 7;
+    pub const EXPIRED: u32 = 1 << 8;
+    pub const EVICTED: u32 = 1 << 9;
+    pub const STREAM: u32 = 1 << 10;
+    pub const KEY_MISS: u32 = 1 << 11;
+    pub const MODULE: u32 = 1 << 13;
+    pub const NEW: u32 = 1 << 14;
+    /// `A`: every class but key misses and new keys.
+    pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+
+    /// The classes and their letters, in the order Redis prints them.
+    const LETTERS: &[(u32, char)] = &[
+        (GENERIC, 'g'),
+        (STRING, '$'),
+        (LIST, 'l'),
+        (SET, 's'),
+        (HASH, 'h'),
+        (ZSET, 'z'),
+        (EXPIRED, 'x'),
+        (EVICTED, 'e'),
+        (STREAM, 't'),
+        (MODULE, 'd'),
+        (NEW, 'n'),
+    ];
+
+    /// The bits of a class string (`KEA`, `Kx`, ...); `None` for an unknown
+    /// letter.
+    pub fn parse(s: &str) -> Option<u32> {
+        s.chars().try_fold(0, |flags, c| {
+            let bit = match c {
+                'A' => ALL,
+                'K' => KEYSPACE,
+                'E' => KEYEVENT,
+                'm' => KEY_MISS,
+                c => LETTERS.iter().find(|l| l.1 == c)?.0,
+            };
+            Some(flags | bit)
+        })
+    }
+
+    /// The class string of `flags`, as CONFIG GET shows it.
+    pub fn format(flags: u32) -> String {
+        let mut s = String::new();
+        if flags & ALL == ALL {
+            s.push('A');
+            if flags & NEW != 0 {
+                s.push('n');
+            }
+        } else {
+            s.extend(LETTERS.iter().filter(|l| flags & l.0 != 0).map(|l| l.1));
+        }
+        for (bit, c) in [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (KEY_MISS, 'm')] {
+            if flags & bit != 0 {
+                s.push(c);
+            }
+        }
+        s
+    }
+
+    /// Whether any event would be published: a class and a channel kind.
+    pub fn active(flags: u32) -> bool {
+        flags & (KEYSPACE | KEYEVENT) != 0 && flags & !(KEYSPACE | KEYEVENT) != 0
+    }
+}
+
 /// The output-buffer limit of one client class: past `hard` bytes, or past
 /// `soft` bytes for `soft_secs` seconds in a row, the client is
 /// disconnected. 0 disables a limit.
@@ -525,6 +633,7 @@ impl Config {
             lua_time_limit: AtomicU64::new(5000),
             slowlog_log_slower_than: AtomicI64::new(10000),
             slowlog_max_len: AtomicU64::new(128),
+            notify_keyspace_events: AtomicU32::new(0),
             key_load_delay: AtomicU64::new(0),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
             save: Mutex::new(DEFAULT_SAVE.to_vec()),
@@ -544,6 +653,9 @@ impl Config {
         if let Some(path) = &args.config_file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File(path.clone(), e.to_string()))?;
             cfg.apply_file(&text)?;
+        }
+        for (name, value) in &args.params {
+            cfg.apply_startup(name, value)?;
         }
         if let Some(p) = args.port {
             cfg.port = p;
@@ -743,6 +855,11 @@ impl Config {
                 self.slowlog_log_slower_than.store(value.parse::<i64>().map_err(|_| ConfigError::NotInteger)?, Relaxed)
             }
             "slowlog-max-len" => self.slowlog_max_len.store(int()?, Relaxed),
+            "notify-keyspace-events" => self.notify_keyspace_events.store(
+                keyspace_events::parse(value)
+                    .ok_or_else(|| ConfigError::Invalid("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()))?,
+                Relaxed,
+            ),
             "key-load-delay" => self.key_load_delay.store(int()?, Relaxed),
             "dir" => *self.dir.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
             "save" => *self.save.lock().unwrap_or_else(|e| e.into_inner()) = parse_save(value)?,
@@ -817,6 +934,7 @@ impl Config {
             ("busy-reply-threshold".into(), self.lua_time_limit.load(Relaxed).to_string()),
             ("slowlog-log-slower-than".into(), self.slowlog_log_slower_than.load(Relaxed).to_string()),
             ("slowlog-max-len".into(), self.slowlog_max_len.load(Relaxed).to_string()),
+            ("notify-keyspace-events".into(), keyspace_events::format(self.notify_keyspace_events.load(Relaxed))),
             ("key-load-delay".into(), self.key_load_delay.load(Relaxed).to_string()),
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("save".into(), self.save_text()),

@@ -5,7 +5,9 @@
 
 use bytes::Bytes;
 
+use super::notify::Notify;
 use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec, KeyRule};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -25,6 +27,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.",
         Exec::Shard(setbit),
     )
+    .notify(Notify::Each(ks::STRING, "setbit"))
     .key_flags(&["RW", "access", "update"]),
     cmd("getbit", 3, READONLY | FAST, (1, 1, 1), &["read", "bitmap", "fast"], G, "Returns a bit value by offset.", Exec::Shard(getbit))
         .key_flags(&["RO", "access"]),
@@ -60,6 +63,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Performs bitwise operations on multiple strings, and stores the result.",
         Exec::Coord(handler!(async |cx, a| bitop(cx, a))),
     )
+    .notify(Notify::Store(ks::STRING, "set"))
     .keys(&[KeyRule::range(2, 2, 1).with_flags(&["OW", "update"]), KeyRule::range(3, -1, 1).with_flags(&["RO", "access"])]),
     cmd(
         "bitfield",
@@ -113,11 +117,17 @@ fn setbit(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
     let db = ctx.db();
     let mut v = bytes_of(db, &args[1], now)?;
-    if v.len() <= byte {
+    let grew = v.len() <= byte;
+    if grew {
         v.resize(byte + 1, 0);
     }
     let mask = 0x80u8 >> (off % 8);
     let old = v[byte] & mask != 0;
+    if !grew && old == on {
+        // Nothing changes: no write (watchers and keyspace events see none).
+        out.int(old as i64);
+        return Ok(());
+    }
     if on {
         v[byte] |= mask;
     } else {
@@ -542,21 +552,31 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, ro: bool) -> C
     }
     let before = v.clone();
     out.array(fields.len());
+    let mut wrote = false;
     for f in &fields {
         match apply_field(&mut v, f) {
-            Some(n) => out.int(n),
+            Some(n) => {
+                wrote |= f.op != FieldOp::Get;
+                out.int(n)
+            }
             None => out.nil(),
         }
     }
     // As Redis: the key is created (or padded) even when every write
     // failed; an unchanged value is left alone.
-    if !existed || v.len() != old_len || v != before {
+    let changed = !existed || v.len() != old_len || v != before;
+    if changed {
         match idx {
             Some(i) => db.entry_mut(i).value = Value::string_from_vec(v),
             None => {
                 db.insert_new(&args[1], Value::string_from_vec(v), 0);
             }
         }
+    }
+    // `setbit` when a SET or INCRBY took effect and something changed
+    // (a created or padded key counts), as Redis tells it.
+    if wrote && changed {
+        db.push_event(ks::STRING, "setbit", &args[1]);
     }
     Ok(())
 }

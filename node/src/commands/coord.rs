@@ -99,6 +99,10 @@ pub trait Coord {
     fn held(&self, spec: &CommandSpec, args: &[Bytes]) -> bool;
     /// Cluster mode: waits until no cut-over holds a slot of the command's
     /// keys, then checks its routing again (a redirect is the error).
+    /// Keyspace events: the coordinator command now running (its jobs
+    /// publish its events, `notify::wrap`), set around its handler by
+    /// `run_command`.
+    fn set_running(&mut self, cmd: Option<super::notify::Running>);
     fn after_cutover<'a>(&'a mut self, spec: &'static CommandSpec, args: &'a [Bytes]) -> LocalFut<'a, CmdResult>;
 }
 

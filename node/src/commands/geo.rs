@@ -10,7 +10,9 @@
 
 use bytes::Bytes;
 
+use super::notify::Notify;
 use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec, KeyRule};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -34,6 +36,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Adds one or more members to a geospatial index. The key is created if it doesn't exist.",
         Exec::Shard(geoadd),
     )
+    .notify(Notify::Each(ks::ZSET, "zadd"))
     .key_flags(&["RW", "update"]),
     cmd(
         "geopos",
@@ -89,6 +92,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.",
         Exec::Coord(handler!(async |cx, a| geo_store(cx, a, Form::SearchStore))),
     )
+    .notify(Notify::Store(ks::ZSET, "geosearchstore"))
     .keys(&[KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), KeyRule::range(2, 2, 1).with_flags(&["RO", "access"])]),
     // A write command for its STORE / STOREDIST options.
     cmd(
@@ -101,6 +105,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.",
         Exec::Coord(handler!(async |cx, a| geo_store(cx, a, Form::Radius))),
     )
+    .notify(Notify::Store(ks::ZSET, "georadiusstore"))
     .keys(&[
         KeyRule::range(1, 1, 1).with_flags(&["RO", "access"]),
         KeyRule::keyword("STORE", 6).with_flags(&["OW", "update"]),
@@ -116,6 +121,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Queries a geospatial index for members within a distance from a member, optionally stores the result.",
         Exec::Coord(handler!(async |cx, a| geo_store(cx, a, Form::ByMember))),
     )
+    .notify(Notify::Store(ks::ZSET, "georadiusstore"))
     .keys(&[
         KeyRule::range(1, 1, 1).with_flags(&["RO", "access"]),
         KeyRule::keyword("STORE", 5).with_flags(&["OW", "update"]),

@@ -5,7 +5,9 @@
 use bytes::Bytes;
 use rand::Rng;
 
+use super::notify::Notify;
 use super::{cmd, flag::*, CommandSpec, Ctx, Exec};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::store::Value;
@@ -27,6 +29,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Creates or modifies the value of a field in a hash.",
         Exec::Shard(hset),
     )
+    .notify(Notify::Each(ks::HASH, "hset"))
     .key_flags(&["RW", "update"]),
     cmd(
         "hsetnx",
@@ -38,8 +41,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Sets the value of a field in a hash only when the field doesn't exist.",
         Exec::Shard(hsetnx),
     )
+    .notify(Notify::Counted(ks::HASH, "hset"))
     .key_flags(&["RW", "insert"]),
     cmd("hmset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), W, "hash", "Sets the values of multiple fields.", Exec::Shard(hmset))
+        .notify(Notify::Each(ks::HASH, "hset"))
         .key_flags(&["RW", "update"]),
     cmd("hget", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the value of a field in a hash.", Exec::Shard(hget))
         .key_flags(&["RO", "access"]),
@@ -58,6 +63,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.",
         Exec::Shard(hdel),
     )
+    .notify(Notify::Counted(ks::HASH, "hdel"))
     .key_flags(&["RW", "delete"]),
     cmd("hlen", 2, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the number of fields in a hash.", Exec::Shard(hlen)),
     cmd("hexists", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Determines whether a field exists in a hash.", Exec::Shard(hexists)),
@@ -78,6 +84,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.",
         Exec::Shard(hincrby),
     )
+    .notify(Notify::Each(ks::HASH, "hincrby"))
     .key_flags(&["RW", "access", "update"]),
     cmd(
         "hincrbyfloat",
@@ -89,6 +96,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.",
         Exec::Shard(hincrbyfloat),
     )
+    .notify(Notify::Each(ks::HASH, "hincrbyfloat"))
     .key_flags(&["RW", "access", "update"]),
     cmd("hrandfield", -2, READONLY, (1, 1, 1), RS, "hash", "Returns one or more random fields from a hash.", Exec::Shard(hrandfield))
         .tips(&["nondeterministic_output"])
@@ -252,6 +260,11 @@ fn hvals(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 
 fn hdel(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let fields = &args[2..];
+    // Only a deletion writes (watchers and keyspace events see nothing else).
+    if !read_hash(ctx, &args[1])?.is_some_and(|h| fields.iter().any(|f| h.get(f).is_some())) {
+        out.int(0);
+        return Ok(());
+    }
     let removed = write_hash(ctx, &args[1], false, |h, _| {
         let mut n = 0;
         for f in fields {

@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 
+use super::notify::{self, Notify};
 use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec, KeyRule};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -24,6 +26,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.",
         Exec::Shard(pfadd),
     )
+    .notify(Notify::Counted(ks::STRING, "pfadd"))
     .key_flags(&["RW", "insert"]),
     cmd(
         "pfcount",
@@ -46,6 +49,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Merges one or more HyperLogLog values into a single key.",
         Exec::Coord(handler!(async |cx, a| pfmerge(cx, a))),
     )
+    .notify(Notify::Pick(notify::pfmerge))
     .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "insert"]), KeyRule::range(2, -1, 1).with_flags(&["RO", "access"])]),
 ];
 

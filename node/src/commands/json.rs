@@ -11,7 +11,9 @@
 
 use bytes::Bytes;
 
+use super::notify::Notify;
 use super::{cmd, flag::*, Combine, CommandSpec, Coord, Ctx, Exec};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -26,7 +28,8 @@ const J: &[&str] = &["json"];
 const G: &str = "json";
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("json.set", -4, WRITE | DENYOOM | JOURNAL_ARGS, (1, 1, 1), J, G, "Sets or updates the JSON value at a path.", Exec::Shard(set)),
+    cmd("json.set", -4, WRITE | DENYOOM | JOURNAL_ARGS, (1, 1, 1), J, G, "Sets or updates the JSON value at a path.", Exec::Shard(set))
+        .notify(Notify::Each(ks::MODULE, "json.set")),
     cmd("json.get", -2, READONLY, (1, 1, 1), J, G, "Gets the value at one or more paths in JSON serialized form.", Exec::Shard(get)),
     cmd(
         "json.mget",
@@ -48,7 +51,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Sets or updates the JSON value of one or more keys, atomically.",
         Exec::Coord(handler!(async |cx, a| mset(cx, a))),
-    ),
+    )
+    .notify(Notify::Each(ks::MODULE, "json.mset")),
     cmd(
         "json.merge",
         -4,
@@ -58,9 +62,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Merges a given JSON value into matching paths (RFC 7396).",
         Exec::Shard(merge),
-    ),
-    cmd("json.del", -2, WRITE | JOURNAL_ARGS, (1, 1, 1), J, G, "Deletes a value.", Exec::Shard(del)),
-    cmd("json.forget", -2, WRITE | JOURNAL_ARGS, (1, 1, 1), J, G, "Deletes a value.", Exec::Shard(del)),
+    )
+    .notify(Notify::Each(ks::MODULE, "json.merge")),
+    cmd("json.del", -2, WRITE | JOURNAL_ARGS, (1, 1, 1), J, G, "Deletes a value.", Exec::Shard(del))
+        .notify(Notify::Each(ks::MODULE, "json.del")),
+    cmd("json.forget", -2, WRITE | JOURNAL_ARGS, (1, 1, 1), J, G, "Deletes a value.", Exec::Shard(del))
+        .notify(Notify::Each(ks::MODULE, "json.del")),
     cmd("json.type", -2, READONLY, (1, 1, 1), J, G, "Returns the type of the JSON value at path.", Exec::Shard(type_)),
     cmd(
         "json.clear",
@@ -71,8 +78,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Clears all values from an array or an object and sets numeric values to 0.",
         Exec::Shard(clear),
-    ),
-    cmd("json.toggle", 3, WRITE | JOURNAL_ARGS, (1, 1, 1), J, G, "Toggles a boolean value.", Exec::Shard(toggle)),
+    )
+    .notify(Notify::Each(ks::MODULE, "json.clear")),
+    cmd("json.toggle", 3, WRITE | JOURNAL_ARGS, (1, 1, 1), J, G, "Toggles a boolean value.", Exec::Shard(toggle))
+        .notify(Notify::Each(ks::MODULE, "json.toggle")),
     cmd(
         "json.numincrby",
         4,
@@ -82,7 +91,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Increments the numeric value at path by a value.",
         Exec::Shard(numincrby),
-    ),
+    )
+    .notify(Notify::Each(ks::MODULE, "json.numincrby")),
     cmd(
         "json.nummultby",
         4,
@@ -92,7 +102,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Multiplies the numeric value at path by a value.",
         Exec::Shard(nummultby),
-    ),
+    )
+    .notify(Notify::Each(ks::MODULE, "json.nummultby")),
     cmd(
         "json.strappend",
         -3,
@@ -102,7 +113,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Appends a string to a JSON string value at path.",
         Exec::Shard(strappend),
-    ),
+    )
+    .notify(Notify::Each(ks::MODULE, "json.strappend")),
     cmd("json.strlen", -2, READONLY, (1, 1, 1), J, G, "Returns the length of the JSON String at path in key.", Exec::Shard(strlen)),
     cmd(
         "json.arrappend",
@@ -113,7 +125,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Appends one or more JSON values into the array at path after the last element in it.",
         Exec::Shard(arrappend),
-    ),
+    )
+    .notify(Notify::Each(ks::MODULE, "json.arrappend")),
     cmd(
         "json.arrindex",
         -4,
@@ -133,7 +146,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Inserts the JSON scalar(s) value at the specified index in the array at path.",
         Exec::Shard(arrinsert),
-    ),
+    )
+    .notify(Notify::Each(ks::MODULE, "json.arrinsert")),
     cmd("json.arrlen", -2, READONLY, (1, 1, 1), J, G, "Returns the length of the array at path.", Exec::Shard(arrlen)),
     cmd(
         "json.arrpop",
@@ -144,7 +158,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes and returns the element at the specified index in the array at path.",
         Exec::Shard(arrpop),
-    ),
+    )
+    .notify(Notify::Each(ks::MODULE, "json.arrpop")),
     cmd(
         "json.arrtrim",
         5,
@@ -154,7 +169,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Trims the array at path to contain only the specified inclusive range of indices from start to stop.",
         Exec::Shard(arrtrim),
-    ),
+    )
+    .notify(Notify::Each(ks::MODULE, "json.arrtrim")),
     cmd("json.objkeys", -2, READONLY, (1, 1, 1), J, G, "Returns the JSON keys of the object at path.", Exec::Shard(objkeys)),
     cmd("json.objlen", -2, READONLY, (1, 1, 1), J, G, "Returns the number of keys of the object at path.", Exec::Shard(objlen)),
     cmd(

@@ -9,7 +9,9 @@
 
 use bytes::Bytes;
 
+use super::notify::{self, Notify};
 use super::{cmd, flag::*, sub, Combine, CommandSpec, Coord, Ctx, Exec, KeyRule};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -24,9 +26,11 @@ const HELP: &str = "Returns helpful text about the different subcommands.";
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("del", -2, WRITE, (1, -1, 1), K, "generic", "Deletes one or more keys.", Exec::Split(del, Combine::Sum))
+        .notify(Notify::Each(ks::GENERIC, "del"))
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .key_flags(&["RM", "delete"]),
     cmd("unlink", -2, WRITE | FAST, (1, -1, 1), K, "generic", "Asynchronously deletes one or more keys.", Exec::Split(del, Combine::Sum))
+        .notify(Notify::Each(ks::GENERIC, "del"))
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .key_flags(&["RM", "delete"]),
     cmd(
@@ -53,8 +57,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
     cmd("type", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Determines the type of value stored at a key.", Exec::Shard(type_)),
     cmd("expire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in seconds.", Exec::Shard(expire))
+        .notify(Notify::PickCounted(notify::expire))
         .key_flags(&["RW", "update"]),
     cmd("pexpire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in milliseconds.", Exec::Shard(pexpire))
+        .notify(Notify::PickCounted(notify::expire))
         .key_flags(&["RW", "update"]),
     cmd(
         "expireat",
@@ -66,6 +72,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Sets the expiration time of a key to a Unix timestamp.",
         Exec::Shard(expireat),
     )
+    .notify(Notify::PickCounted(notify::expire))
     .key_flags(&["RW", "update"]),
     cmd(
         "pexpireat",
@@ -77,6 +84,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Sets the expiration time of a key to a Unix milliseconds timestamp.",
         Exec::Shard(pexpireat),
     )
+    .notify(Notify::PickCounted(notify::expire))
     .key_flags(&["RW", "update"]),
     cmd("ttl", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Returns the expiration time in seconds of a key.", Exec::Shard(ttl))
         .tips(&["nondeterministic_output"])
@@ -107,6 +115,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .key_flags(&["RO", "access"]),
     cmd("persist", 2, WRITE | FAST, (1, 1, 1), K, "generic", "Removes the expiration time of a key.", Exec::Shard(persist))
+        .notify(Notify::Counted(ks::GENERIC, "persist"))
         .key_flags(&["RW", "update"]),
     cmd(
         "keys",
@@ -140,6 +149,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Renames a key and overwrites the destination.",
         Exec::Coord(handler!(async |cx, a| rename(cx, a, false))),
     )
+    .notify(Notify::Pick(notify::rename))
     .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["OW", "update"])]),
     cmd(
         "renamenx",
@@ -151,6 +161,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Renames a key only when the target key name doesn't exist.",
         Exec::Coord(handler!(async |cx, a| rename(cx, a, true))),
     )
+    .notify(Notify::PickCounted(notify::rename))
     .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["OW", "insert"])]),
     cmd(
         "scan",
@@ -173,6 +184,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Copies the value of a key to a new key.",
         Exec::Coord(handler!(async |cx, a| copy(cx, a))),
     )
+    .notify(Notify::PickCounted(notify::copy))
     .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RO", "access"]), KeyRule::range(2, 2, 1).with_flags(&["OW", "update"])]),
     cmd(
         "move",
@@ -184,6 +196,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Moves a key to another database.",
         Exec::Shard(move_),
     )
+    .notify(Notify::PickCounted(notify::move_key))
     .key_flags(&["RW", "access", "update"]),
     cmd(
         "swapdb",
@@ -260,6 +273,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Creates a key from the serialized representation of a value.",
         Exec::Shard(restore),
     )
+    .notify(Notify::Pick(notify::restore))
     .key_flags(&["OW", "update"]),
 ];
 

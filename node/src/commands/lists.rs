@@ -9,8 +9,10 @@
 
 use bytes::Bytes;
 
+use super::notify::{self, Notify};
 use super::pops::Kind;
 use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec, KeyRule};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -25,19 +27,19 @@ const WS: &[&str] = &["write", "list", "slow"];
 const G: &str = "list";
 
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd("lpush", -3, WRITE | DENYOOM | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Prepends one or more elements to a list. Creates the key if it doesn't exist.", Exec::Shard(lpush)).key_flags(&["RW", "insert"]),
-    cmd("rpush", -3, WRITE | DENYOOM | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Appends one or more elements to a list. Creates the key if it doesn't exist.", Exec::Shard(rpush)).key_flags(&["RW", "insert"]),
-    cmd("lpushx", -3, WRITE | DENYOOM | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Prepends one or more elements to a list only when the list exists.", Exec::Shard(lpushx)).key_flags(&["RW", "insert"]),
-    cmd("rpushx", -3, WRITE | DENYOOM | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Appends an element to a list only when the list exists.", Exec::Shard(rpushx)).key_flags(&["RW", "insert"]),
-    cmd("lpop", -2, WRITE | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", Exec::Shard(lpop)).key_flags(&["RW", "access", "delete"]),
-    cmd("rpop", -2, WRITE | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Returns and removes the last elements of a list. Deletes the list if the last element was popped.", Exec::Shard(rpop)).key_flags(&["RW", "access", "delete"]),
+    cmd("lpush", -3, WRITE | DENYOOM | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Prepends one or more elements to a list. Creates the key if it doesn't exist.", Exec::Shard(lpush)).notify(Notify::Each(ks::LIST, "lpush")).key_flags(&["RW", "insert"]),
+    cmd("rpush", -3, WRITE | DENYOOM | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Appends one or more elements to a list. Creates the key if it doesn't exist.", Exec::Shard(rpush)).notify(Notify::Each(ks::LIST, "rpush")).key_flags(&["RW", "insert"]),
+    cmd("lpushx", -3, WRITE | DENYOOM | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Prepends one or more elements to a list only when the list exists.", Exec::Shard(lpushx)).notify(Notify::Counted(ks::LIST, "lpush")).key_flags(&["RW", "insert"]),
+    cmd("rpushx", -3, WRITE | DENYOOM | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Appends an element to a list only when the list exists.", Exec::Shard(rpushx)).notify(Notify::Counted(ks::LIST, "rpush")).key_flags(&["RW", "insert"]),
+    cmd("lpop", -2, WRITE | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", Exec::Shard(lpop)).notify(Notify::Each(ks::LIST, "lpop")).key_flags(&["RW", "access", "delete"]),
+    cmd("rpop", -2, WRITE | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Returns and removes the last elements of a list. Deletes the list if the last element was popped.", Exec::Shard(rpop)).notify(Notify::Each(ks::LIST, "rpop")).key_flags(&["RW", "access", "delete"]),
     cmd("llen", 2, READONLY | FAST, (1, 1, 1), RF, G, "Returns the length of a list.", Exec::Shard(llen)),
     cmd("lindex", 3, READONLY, (1, 1, 1), RS, G, "Returns an element from a list by its index.", Exec::Shard(lindex)).key_flags(&["RO", "access"]),
-    cmd("lset", 4, WRITE | DENYOOM | JOURNAL_ARGS, (1, 1, 1), WS, G, "Sets the value of an element in a list by its index.", Exec::Shard(lset)).key_flags(&["RW", "update"]),
+    cmd("lset", 4, WRITE | DENYOOM | JOURNAL_ARGS, (1, 1, 1), WS, G, "Sets the value of an element in a list by its index.", Exec::Shard(lset)).notify(Notify::Each(ks::LIST, "lset")).key_flags(&["RW", "update"]),
     cmd("lrange", 4, READONLY, (1, 1, 1), RS, G, "Returns a range of elements from a list.", Exec::Shard(lrange)).key_flags(&["RO", "access"]),
-    cmd("lrem", 4, WRITE | JOURNAL_ARGS, (1, 1, 1), WS, G, "Removes elements from a list. Deletes the list if the last element was removed.", Exec::Shard(lrem)).key_flags(&["RW", "delete"]),
-    cmd("ltrim", 4, WRITE | JOURNAL_ARGS, (1, 1, 1), WS, G, "Removes elements from both ends a list. Deletes the list if all elements were trimmed.", Exec::Shard(ltrim)).key_flags(&["RW", "delete"]),
-    cmd("linsert", 5, WRITE | DENYOOM | JOURNAL_ARGS, (1, 1, 1), WS, G, "Inserts an element before or after another element in a list.", Exec::Shard(linsert)).key_flags(&["RW", "insert"]),
+    cmd("lrem", 4, WRITE | JOURNAL_ARGS, (1, 1, 1), WS, G, "Removes elements from a list. Deletes the list if the last element was removed.", Exec::Shard(lrem)).notify(Notify::Counted(ks::LIST, "lrem")).key_flags(&["RW", "delete"]),
+    cmd("ltrim", 4, WRITE | JOURNAL_ARGS, (1, 1, 1), WS, G, "Removes elements from both ends a list. Deletes the list if all elements were trimmed.", Exec::Shard(ltrim)).notify(Notify::Each(ks::LIST, "ltrim")).key_flags(&["RW", "delete"]),
+    cmd("linsert", 5, WRITE | DENYOOM | JOURNAL_ARGS, (1, 1, 1), WS, G, "Inserts an element before or after another element in a list.", Exec::Shard(linsert)).notify(Notify::Counted(ks::LIST, "linsert")).key_flags(&["RW", "insert"]),
     cmd("lpos", -3, READONLY, (1, 1, 1), RS, G, "Returns the index of matching elements in a list.", Exec::Shard(lpos)).key_flags(&["RO", "access"]),
     cmd(
         "lmove",
@@ -48,7 +50,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.",
         Exec::Coord(handler!(async |cx, a| lmove(cx, a, false))),
-    ).keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
+    ).notify(Notify::Pick(notify::lmove)).keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
     cmd(
         "rpoplpush",
         3,
@@ -58,7 +60,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| lmove(cx, a, true))),
-    ).keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
+    ).notify(Notify::Pick(notify::lmove)).keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
     super::cmd_numkeys(
         "lmpop",
         -4,
@@ -68,7 +70,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| lmpop(cx, a))),
-    ).key_flags(&["RW", "access", "delete"]),
+    ).notify(Notify::Pick(notify::lmpop)).key_flags(&["RW", "access", "delete"]),
     cmd(
         "blpop",
         -3,
@@ -78,7 +80,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| bpop(cx, a, true))),
-    ).key_flags(&["RW", "access", "delete"]),
+    ).notify(Notify::Each(ks::LIST, "lpop")).key_flags(&["RW", "access", "delete"]),
     cmd(
         "brpop",
         -3,
@@ -88,7 +90,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| bpop(cx, a, false))),
-    ).key_flags(&["RW", "access", "delete"]),
+    ).notify(Notify::Each(ks::LIST, "rpop")).key_flags(&["RW", "access", "delete"]),
     super::cmd_numkeys(
         "blmpop",
         -5,
@@ -98,7 +100,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| blmpop(cx, a))),
-    ).key_flags(&["RW", "access", "delete"]),
+    ).notify(Notify::Pick(notify::lmpop)).key_flags(&["RW", "access", "delete"]),
     cmd(
         "blmove",
         6,
@@ -108,7 +110,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.",
         Exec::Coord(handler!(async |cx, a| blmove(cx, a, false))),
-    ).keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
+    ).notify(Notify::Pick(notify::lmove)).keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
     cmd(
         "brpoplpush",
         4,
@@ -118,7 +120,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| blmove(cx, a, true))),
-    ).keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
+    ).notify(Notify::Pick(notify::lmove)).keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
 ];
 
 // ------------------------------------------------------------------ helpers

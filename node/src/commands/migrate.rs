@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::notify::{self, Notify};
 use super::{cmd, flag::*, CommandSpec, Coord, Exec, KeyRule};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::store::dump;
@@ -39,6 +41,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Atomically transfers a key from one Redis instance to another.",
         Exec::Coord(handler!(async |cx, a| migrate(cx, a))),
     )
+    .notify(Notify::Each(ks::GENERIC, "del"))
     .keys(&[
         KeyRule::range(3, 3, 1).with_flags(&["RW", "access", "delete"]),
         KeyRule::after_keyword("KEYS", -2, 0).with_flags(&["RW", "access", "delete", "incomplete"]),
@@ -57,6 +60,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "An internal command for migrating keys in a cluster.",
         Exec::Shard(super::keys::restore),
     )
+    .notify(Notify::Pick(notify::restore))
     .key_flags(&["OW", "update"]),
 ];
 

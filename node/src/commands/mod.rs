@@ -20,6 +20,7 @@ pub mod keys;
 pub mod keyspec;
 pub mod lists;
 pub mod migrate;
+pub mod notify;
 pub mod persistence;
 pub mod pops;
 pub mod pubsub;
@@ -228,6 +229,8 @@ pub struct CommandSpec {
     /// Keys the key specs cannot find (Redis's `getkeys_proc`: SORT's
     /// STORE key), as COMMAND GETKEYS reports them after the specs' keys.
     pub extra_keys: Option<ExtraKeysFn>,
+    /// The keyspace event it publishes for the keys it changes.
+    pub notify: notify::Notify,
 }
 
 /// A command's own key finder: the first and last index of its keys, one
@@ -367,6 +370,11 @@ impl CommandSpec {
     }
 
     /// Sets the routing tips COMMAND reports.
+    pub const fn notify(mut self, n: notify::Notify) -> Self {
+        self.notify = n;
+        self
+    }
+
     pub const fn tips(mut self, tips: &'static [&'static str]) -> Self {
         self.tips = tips;
         self
@@ -466,6 +474,7 @@ pub const fn cmd(
         busy: None,
         key_finder: None,
         extra_keys: None,
+        notify: notify::Notify::None,
     }
 }
 

@@ -44,6 +44,7 @@ pub fn exec_uncounted(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Byt
     let mark = out.buf.len();
     let mut failed = false;
     let result = f(&mut ctx, args, out);
+    super::notify::after_command(sh, db, spec, args, &out.buf[mark..], result.is_err());
     if let Some(j) = journal {
         sh.journal_args(db, j, args);
     }
@@ -86,6 +87,7 @@ pub fn exec_part(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], 
     let mut part = PartReply::default();
     let mut ctx = Ctx { shard: sh, db, now, part: Some(&mut part) };
     let failed = f(&mut ctx, args, &mut out).err().or_else(jsonpath_overflow);
+    super::notify::after_command(sh, db, spec, args, &out.buf, failed.is_some());
     match failed {
         Some(e) => {
             out.buf.clear();
@@ -149,9 +151,11 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
         }
         Exec::Coord(f) => {
             // Boxed: EXEC runs its queued commands through here.
+            cx.set_running(super::notify::running(spec, db, args));
             if let Err(e) = Box::pin(run_handler(f, cx, args)).await {
                 cx.out().error(&e);
             }
+            cx.set_running(None);
             let nanos = count_here(cx.out(), spec, start, mark);
             log_slow(cx, spec, args, nanos);
         }

@@ -653,6 +653,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 })?;
             }
             crate::shard::evict::configure(&cfg);
+            crate::shard::notify::configure(&cfg);
             cx.out().ok();
         }
         b"RESETSTAT" => {

@@ -10,7 +10,9 @@
 use bytes::Bytes;
 use rand::Rng;
 
+use super::notify::{self, Notify};
 use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec, KeyRule};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -35,6 +37,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Adds one or more members to a set. Creates the key if it doesn't exist.",
         Exec::Shard(sadd),
     )
+    .notify(Notify::Counted(ks::SET, "sadd"))
     .key_flags(&["RW", "insert"]),
     cmd(
         "srem",
@@ -46,6 +49,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Removes one or more members from a set. Deletes the set if the last member was removed.",
         Exec::Shard(srem),
     )
+    .notify(Notify::Counted(ks::SET, "srem"))
     .key_flags(&["RW", "delete"]),
     cmd("smembers", 2, READONLY, (1, 1, 1), RS, G, "Returns all members of a set.", Exec::Shard(smembers))
         .tips(&["nondeterministic_output_order"])
@@ -73,6 +77,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.",
         Exec::Shard(spop),
     )
+    .notify(Notify::Each(ks::SET, "spop"))
     .key_flags(&["RW", "access", "delete"])
     .tips(&["nondeterministic_output"]),
     cmd("srandmember", -2, READONLY, (1, 1, 1), RS, G, "Get one or multiple random members from a set", Exec::Shard(srandmember))
@@ -127,6 +132,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Stores the intersect of multiple sets in a key.",
         Exec::Coord(handler!(async |cx, a| setop_store(cx, a, SetOp::Inter))),
     )
+    .notify(Notify::Store(ks::SET, "sinterstore"))
     .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "update"]), KeyRule::range(2, -1, 1).with_flags(&["RO", "access"])]),
     cmd(
         "sunionstore",
@@ -138,6 +144,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Stores the union of multiple sets in a key.",
         Exec::Coord(handler!(async |cx, a| setop_store(cx, a, SetOp::Union))),
     )
+    .notify(Notify::Store(ks::SET, "sunionstore"))
     .keys(&[KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), KeyRule::range(2, -1, 1).with_flags(&["RO", "access"])]),
     cmd(
         "sdiffstore",
@@ -149,6 +156,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Stores the difference of multiple sets in a key.",
         Exec::Coord(handler!(async |cx, a| setop_store(cx, a, SetOp::Diff))),
     )
+    .notify(Notify::Store(ks::SET, "sdiffstore"))
     .keys(&[KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), KeyRule::range(2, -1, 1).with_flags(&["RO", "access"])]),
     super::cmd_numkeys(
         "sintercard",
@@ -171,6 +179,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Moves a member from one set to another.",
         Exec::Coord(handler!(async |cx, a| smove(cx, a))),
     )
+    .notify(Notify::PickCounted(notify::smove))
     .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "delete"]), KeyRule::range(2, 2, 1).with_flags(&["RW", "insert"])]),
 ];
 

@@ -15,7 +15,9 @@
 
 use bytes::Bytes;
 
+use super::notify::Notify;
 use super::{cmd, flag::*, CommandSpec, Coord, Exec, KeyRule};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -38,6 +40,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.",
         Exec::Coord(handler!(async |cx, a| sort(cx, a, false))),
     )
+    .notify(Notify::Store(ks::LIST, "sortstore"))
     .keys(&[
         KeyRule::range(1, 1, 1).with_flags(&["RO", "access"]),
         KeyRule::unknown().with_flags(&["RO", "access"]),

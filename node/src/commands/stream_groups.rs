@@ -9,8 +9,10 @@
 
 use bytes::Bytes;
 
+use super::notify::Notify;
 use super::streams::{bound, find, invalid_id, read_stream, stream_at, write_entry};
 use super::{cmd, flag::*, sub, CommandSpec, Coord, Ctx, Exec};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -27,14 +29,20 @@ const RO: &[&str] = &["read", "stream", "slow"];
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("xgroup", -2, 0, (0, 0, 0), &["slow"], G, "A container for consumer groups commands.", Exec::Shard(xgroup)).subcommands(&[
         sub("xgroup|create", -5, WRITE | DENYOOM, (2, 2, 1), RW, "Creates a consumer group.", Exec::Shard(xgroup))
+            .notify(Notify::Each(ks::STREAM, "xgroup-create"))
             .key_flags(&["RW", "insert"]),
         sub("xgroup|createconsumer", 5, WRITE | DENYOOM, (2, 2, 1), RW, "Creates a consumer in a consumer group.", Exec::Shard(xgroup))
+            .notify(Notify::Each(ks::STREAM, "xgroup-createconsumer"))
             .key_flags(&["RW", "insert"]),
         sub("xgroup|delconsumer", 5, WRITE, (2, 2, 1), RW, "Deletes a consumer from a consumer group.", Exec::Shard(xgroup))
+            .notify(Notify::Each(ks::STREAM, "xgroup-delconsumer"))
             .key_flags(&["RW", "delete"]),
-        sub("xgroup|destroy", 4, WRITE, (2, 2, 1), RW, "Destroys a consumer group.", Exec::Shard(xgroup)).key_flags(&["RW", "delete"]),
+        sub("xgroup|destroy", 4, WRITE, (2, 2, 1), RW, "Destroys a consumer group.", Exec::Shard(xgroup))
+            .notify(Notify::Each(ks::STREAM, "xgroup-destroy"))
+            .key_flags(&["RW", "delete"]),
         sub("xgroup|help", 2, LOADING | STALE, (0, 0, 0), &["stream", "slow"], HELP, Exec::Shard(xgroup)),
         sub("xgroup|setid", -5, WRITE, (2, 2, 1), RW, "Sets the last-delivered ID of a consumer group.", Exec::Shard(xgroup))
+            .notify(Notify::Each(ks::STREAM, "xgroup-setid"))
             .key_flags(&["RW", "update"]),
     ]),
     cmd(

@@ -7,8 +7,10 @@
 
 use bytes::Bytes;
 
+use super::notify::Notify;
 use super::pops::Kind;
 use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
@@ -29,6 +31,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Appends a new message to a stream. Creates the key if it doesn't exist.",
         Exec::Shard(xadd),
     )
+    .notify(Notify::Each(ks::STREAM, "xadd"))
     .tips(&["nondeterministic_output"])
     .key_flags(&["RW", "update"]),
     cmd(
@@ -73,6 +76,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns the number of messages after removing them from a stream.",
         Exec::Shard(xdel),
     )
+    .notify(Notify::Counted(ks::STREAM, "xdel"))
     .key_flags(&["RW", "delete"]),
     cmd(
         "xtrim",
@@ -84,6 +88,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Deletes messages from the beginning of a stream.",
         Exec::Shard(xtrim),
     )
+    .notify(Notify::Counted(ks::STREAM, "xtrim"))
     .tips(&["nondeterministic_output"])
     .key_flags(&["RW", "delete"]),
     cmd(
@@ -96,6 +101,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "An internal command for replicating stream values.",
         Exec::Shard(xsetid),
     )
+    .notify(Notify::Each(ks::STREAM, "xsetid"))
     .key_flags(&["RW", "update"]),
     cmd(
         "xread",
@@ -244,7 +250,9 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let s = stream_at(db, idx);
     s.append(id, fields);
     if let Some((m, min, limit)) = trim {
-        s.trim(m, min, limit);
+        if s.trim(m, min, limit) > 0 {
+            db.push_event(ks::STREAM, "xtrim", &args[1]);
+        }
     }
     out.bulk(id.text().as_bytes());
     Ok(())
@@ -319,6 +327,11 @@ fn xdel(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         return Ok(());
     };
     let ids: Vec<StreamId> = args[2..].iter().map(|a| StreamId::parse(a, 0).ok_or_else(invalid_id)).collect::<CmdResult<_>>()?;
+    // Only a deletion writes (watchers and keyspace events see nothing else).
+    if !ids.iter().any(|id| read_stream(db, idx).contains(*id)) {
+        out.int(0);
+        return Ok(());
+    }
     let s = stream_at(db, idx);
     let n = ids.iter().filter(|id| s.remove(**id)).count();
     out.int(n as i64);
@@ -339,6 +352,10 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         out.int(0);
         return Ok(());
     };
+    if !read_stream(db, idx).would_trim(m, min) {
+        out.int(0);
+        return Ok(());
+    }
     out.int(stream_at(db, idx).trim(m, min, limit) as i64);
     Ok(())
 }

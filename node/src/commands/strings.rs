@@ -3,7 +3,9 @@
 
 use bytes::Bytes;
 
+use super::notify::{self, Notify};
 use super::{cmd, flag::*, Combine, CommandSpec, Coord, Ctx, Exec};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::reply::format_double;
@@ -37,6 +39,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
         Exec::Shard(set),
     )
+    .notify(Notify::Pick(notify::set))
     .key_flags(&["RW", "access", "update", "variable_flags"]),
     cmd(
         "setnx",
@@ -48,6 +51,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Set the string value of a key only when the key doesn't exist.",
         Exec::Shard(setnx),
     )
+    .notify(Notify::Counted(ks::STRING, "set"))
     .key_flags(&["OW", "insert"]),
     cmd(
         "setex",
@@ -59,6 +63,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
         Exec::Shard(setex),
     )
+    .notify(Notify::Pick(notify::set_with_ttl))
     .key_flags(&["OW", "update"]),
     cmd(
         "psetex",
@@ -70,6 +75,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.",
         Exec::Shard(psetex),
     )
+    .notify(Notify::Pick(notify::set_with_ttl))
     .key_flags(&["OW", "update"]),
     cmd(
         "getset",
@@ -81,6 +87,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns the previous string value of a key after setting it to a new value.",
         Exec::Shard(getset),
     )
+    .notify(Notify::Each(ks::STRING, "set"))
     .key_flags(&["RW", "access", "update"]),
     cmd(
         "getdel",
@@ -92,6 +99,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns the string value of a key after deleting the key.",
         Exec::Shard(getdel),
     )
+    .notify(Notify::Each(ks::GENERIC, "del"))
     .key_flags(&["RW", "access", "delete"]),
     cmd(
         "getex",
@@ -103,6 +111,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns the string value of a key after setting its expiration time.",
         Exec::Shard(getex),
     )
+    .notify(Notify::Pick(notify::getex))
     .key_flags(&["RW", "access", "update"]),
     cmd(
         "mget",
@@ -126,6 +135,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Atomically creates or modifies the string values of one or more keys.",
         Exec::Split(mset, Combine::Ok),
     )
+    .notify(Notify::EachArg(ks::STRING, "set"))
     .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
     .key_flags(&["OW", "update"]),
     cmd(
@@ -138,6 +148,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Atomically modifies the string values of one or more keys only when all keys don't exist.",
         Exec::Coord(handler!(async |cx, a| msetnx(cx, a))),
     )
+    .notify(Notify::EachArg(ks::STRING, "set"))
     .key_flags(&["OW", "insert"]),
     cmd(
         "incr",
@@ -149,6 +160,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(incr),
     )
+    .notify(Notify::Each(ks::STRING, "incrby"))
     .key_flags(&["RW", "access", "update"]),
     cmd(
         "decr",
@@ -160,6 +172,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(decr),
     )
+    .notify(Notify::Each(ks::STRING, "incrby"))
     .key_flags(&["RW", "access", "update"]),
     cmd(
         "incrby",
@@ -171,6 +184,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(incrby),
     )
+    .notify(Notify::Each(ks::STRING, "incrby"))
     .key_flags(&["RW", "access", "update"]),
     cmd(
         "decrby",
@@ -182,6 +196,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(decrby),
     )
+    .notify(Notify::Each(ks::STRING, "incrby"))
     .key_flags(&["RW", "access", "update"]),
     cmd(
         "incrbyfloat",
@@ -193,6 +208,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
         Exec::Shard(incrbyfloat),
     )
+    .notify(Notify::Each(ks::STRING, "incrbyfloat"))
     .key_flags(&["RW", "access", "update"]),
     cmd(
         "append",
@@ -204,6 +220,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Appends a string to the value of a key. Creates the key if it doesn't exist.",
         Exec::Shard(append),
     )
+    .notify(Notify::Each(ks::STRING, "append"))
     .key_flags(&["RW", "insert"]),
     cmd("strlen", 2, READONLY | FAST, (1, 1, 1), S, "string", "Returns the length of a string value.", Exec::Shard(strlen)),
     cmd("getrange", 4, READONLY, (1, 1, 1), S, "string", "Returns a substring of the string stored at a key.", Exec::Shard(getrange))
@@ -220,6 +237,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
         Exec::Shard(setrange),
     )
+    .notify(Notify::Each(ks::STRING, "setrange"))
     .key_flags(&["RW", "update"]),
 ];
 
@@ -453,7 +471,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             db.remove_idx(idx);
         }
         ExpireOpt::At(at) => db.set_expire(idx, at),
-        ExpireOpt::Persist => db.set_expire(idx, 0),
+        ExpireOpt::Persist if db.entry(idx).expire_at().is_some() => db.set_expire(idx, 0),
         _ => {}
     }
     Ok(())

@@ -15,8 +15,10 @@ use foldhash::fast::RandomState;
 use hashbrown::hash_map::Entry as MapEntry;
 use hashbrown::HashMap;
 
+use super::notify::{self, Notify};
 use super::pops::Kind;
 use super::{cmd, flag::*, CommandSpec, Coord, Ctx, Exec, KeyRule};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::reply::{d2string, format_g17};
@@ -42,8 +44,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.",
         Exec::Shard(zadd),
-    ).key_flags(&["RW", "update"]),
-    cmd("zincrby", 4, WRITE | DENYOOM | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Increments the score of a member in a sorted set.", Exec::Shard(zincrby)).key_flags(&["RW", "access", "update"]),
+    ).notify(Notify::Pick(notify::zadd)).key_flags(&["RW", "update"]),
+    cmd("zincrby", 4, WRITE | DENYOOM | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Increments the score of a member in a sorted set.", Exec::Shard(zincrby)).notify(Notify::Each(ks::ZSET, "zincr")).key_flags(&["RW", "access", "update"]),
     cmd("zscore", 3, READONLY | FAST, (1, 1, 1), RF, G, "Returns the score of a member in a sorted set.", Exec::Shard(zscore)).key_flags(&["RO", "access"]),
     cmd(
         "zmscore",
@@ -106,7 +108,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Stores a range of members from sorted set in a key.",
         Exec::Coord(handler!(async |cx, a| zrangestore(cx, a))),
-    ).keys(&[KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), KeyRule::range(2, 2, 1).with_flags(&["RO", "access"])]),
+    ).notify(Notify::Store(ks::ZSET, "zrangestore")).keys(&[KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), KeyRule::range(2, 2, 1).with_flags(&["RO", "access"])]),
     cmd(
         "zrevrange",
         -4,
@@ -166,7 +168,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.",
         Exec::Shard(zrem),
-    ).key_flags(&["RW", "delete"]),
+    ).notify(Notify::Counted(ks::ZSET, "zrem")).key_flags(&["RW", "delete"]),
     cmd(
         "zremrangebyrank",
         4,
@@ -176,7 +178,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.",
         Exec::Shard(zremrangebyrank),
-    ).key_flags(&["RW", "delete"]),
+    ).notify(Notify::Counted(ks::ZSET, "zremrangebyrank")).key_flags(&["RW", "delete"]),
     cmd(
         "zremrangebyscore",
         4,
@@ -186,7 +188,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.",
         Exec::Shard(zremrangebyscore),
-    ).key_flags(&["RW", "delete"]),
+    ).notify(Notify::Counted(ks::ZSET, "zremrangebyscore")).key_flags(&["RW", "delete"]),
     cmd(
         "zremrangebylex",
         4,
@@ -196,7 +198,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.",
         Exec::Shard(zremrangebylex),
-    ).key_flags(&["RW", "delete"]),
+    ).notify(Notify::Counted(ks::ZSET, "zremrangebylex")).key_flags(&["RW", "delete"]),
     cmd(
         "zpopmin",
         -2,
@@ -206,7 +208,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.",
         Exec::Shard(zpopmin),
-    ).key_flags(&["RW", "access", "delete"]),
+    ).notify(Notify::Each(ks::ZSET, "zpopmin")).key_flags(&["RW", "access", "delete"]),
     cmd(
         "zpopmax",
         -2,
@@ -216,7 +218,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.",
         Exec::Shard(zpopmax),
-    ).key_flags(&["RW", "access", "delete"]),
+    ).notify(Notify::Each(ks::ZSET, "zpopmax")).key_flags(&["RW", "access", "delete"]),
     super::cmd_numkeys(
         "zmpop",
         -4,
@@ -226,7 +228,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.",
         Exec::Coord(handler!(async |cx, a| zmpop(cx, a))),
-    ).key_flags(&["RW", "access", "delete"]),
+    ).notify(Notify::Pick(notify::zmpop)).key_flags(&["RW", "access", "delete"]),
     cmd(
         "bzpopmin",
         -3,
@@ -236,7 +238,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| bzpop(cx, a, false))),
-    ).key_flags(&["RW", "access", "delete"]),
+    ).notify(Notify::Each(ks::ZSET, "zpopmin")).key_flags(&["RW", "access", "delete"]),
     cmd(
         "bzpopmax",
         -3,
@@ -246,7 +248,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| bzpop(cx, a, true))),
-    ).key_flags(&["RW", "access", "delete"]),
+    ).notify(Notify::Each(ks::ZSET, "zpopmax")).key_flags(&["RW", "access", "delete"]),
     super::cmd_numkeys(
         "bzmpop",
         -5,
@@ -256,7 +258,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
         Exec::Coord(handler!(async |cx, a| bzmpop(cx, a))),
-    ).key_flags(&["RW", "access", "delete"]),
+    ).notify(Notify::Pick(notify::zmpop)).key_flags(&["RW", "access", "delete"]),
     cmd("zrandmember", -2, READONLY, (1, 1, 1), RS, G, "Returns one or more random members from a sorted set.", Exec::Shard(zrandmember))
     .tips(&["nondeterministic_output"]).key_flags(&["RO", "access"]),
     cmd("zscan", -3, READONLY, (1, 1, 1), RS, G, "Iterates over members and scores of a sorted set.", Exec::Shard(zscan))
@@ -294,7 +296,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Stores the union of multiple sorted sets in a key.",
         Exec::Coord(handler!(async |cx, a| setop(cx, a, SetKind::Union, true, false))),
-    )
+    ).notify(Notify::Store(ks::ZSET, "zunionstore"))
     .keys(&[super::KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), super::KeyRule::numkeys(2).with_flags(&["RO", "access"])]),
     cmd(
         "zinterstore",
@@ -305,7 +307,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Stores the intersect of multiple sorted sets in a key.",
         Exec::Coord(handler!(async |cx, a| setop(cx, a, SetKind::Inter, true, false))),
-    )
+    ).notify(Notify::Store(ks::ZSET, "zinterstore"))
     .keys(&[super::KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), super::KeyRule::numkeys(2).with_flags(&["RO", "access"])]),
     cmd(
         "zdiffstore",
@@ -316,7 +318,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Stores the difference of multiple sorted sets in a key.",
         Exec::Coord(handler!(async |cx, a| setop(cx, a, SetKind::Diff, true, false))),
-    )
+    ).notify(Notify::Store(ks::ZSET, "zdiffstore"))
     .keys(&[super::KeyRule::range(1, 1, 1).with_flags(&["OW", "update"]), super::KeyRule::numkeys(2).with_flags(&["RO", "access"])]),
     cmd(
         "zintercard",
@@ -399,6 +401,13 @@ fn find(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<u32>> {
             Value::ZSet(_) => Ok(Some(idx)),
             _ => Err(CmdError::WrongType),
         },
+    }
+}
+
+fn zset_ref(db: &Db, idx: u32) -> CmdResult<&ZSet> {
+    match &db.entry(idx).value {
+        Value::ZSet(z) => Ok(z),
+        _ => Err(CmdError::WrongType),
     }
 }
 
@@ -519,6 +528,30 @@ fn zadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             db.insert_new(key, Value::ZSet(Box::new(z)), 0)
         }
     };
+    // Only a change writes (watchers and keyspace events see nothing
+    // else): some member is new and may be added, or changes its score.
+    let changes = |z: &ZSet| {
+        rest.chunks_exact(2).zip(&scores).any(|(pair, &score)| match z.score(&pair[1]) {
+            None => !xx,
+            Some(old) => {
+                let new = if incr { old + score } else { score };
+                !nx && new != old && (!gt || new > old) && (!lt || new < old)
+            }
+        })
+    };
+    if !changes(zset_ref(db, idx)?) {
+        if incr {
+            // INCR by 0 of a member, with no NX/GT/LT to stop it, answers
+            // its score; a stopped one answers nil.
+            match zset_ref(db, idx)?.score(&rest[1]) {
+                Some(old) if !nx && !gt && !lt => out.double(old),
+                _ => out.nil(),
+            }
+        } else {
+            out.int(0);
+        }
+        return Ok(());
+    }
     let z = zset_at(db, idx)?;
     let (mut added, mut updated, mut processed, mut nan) = (0, 0, 0, false);
     let mut last = 0.0;
@@ -850,6 +883,12 @@ fn zrem(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         out.int(0);
         return Ok(());
     };
+    // Only a removal writes (watchers and keyspace events see nothing else).
+    if !args[2..].iter().any(|m| zset_ref(db, idx).is_ok_and(|z| z.score(m).is_some())) {
+        zset_ref(db, idx)?;
+        out.int(0);
+        return Ok(());
+    }
     let z = zset_at(db, idx)?;
     let mut n = 0;
     for m in &args[2..] {
@@ -874,9 +913,14 @@ fn remove_range(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, pick: impl FnOnce(
         out.int(0);
         return Ok(());
     };
-    let z = zset_at(db, idx)?;
+    let z = zset_ref(db, idx)?;
     let (a, b) = pick(z);
-    let n = z.remove_ranks(a, b);
+    if a >= b.min(z.len()) {
+        // Nothing to remove: no write.
+        out.int(0);
+        return Ok(());
+    }
+    let n = zset_at(db, idx)?.remove_ranks(a, b);
     drop_if_empty(db, idx);
     out.int(n as i64);
     Ok(())

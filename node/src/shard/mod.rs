@@ -15,6 +15,7 @@ pub mod blocking;
 pub mod clients;
 pub mod evict;
 pub mod journal;
+pub mod notify;
 pub mod pubsub;
 pub mod scripts;
 pub mod slowlog;
@@ -95,6 +96,8 @@ pub struct Shard {
     evict_policy: crate::config::Policy,
     evict_next_db: usize,
     evict_failing: bool,
+    /// Keyspace events held back (see `notify`).
+    held_events: Option<notify::Held>,
 }
 
 impl Shard {
@@ -121,6 +124,7 @@ impl Shard {
             evict_policy: crate::config::Policy::NoEviction,
             evict_next_db: 0,
             evict_failing: false,
+            held_events: None,
         }
     }
 
@@ -308,6 +312,7 @@ impl Engine {
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);
         evict::configure(&e.cfg);
+        notify::configure(&e.cfg);
         (Arc::new(e), rxs)
     }
 
@@ -398,6 +403,7 @@ impl LocalShard {
             sh.evict();
         }
         let r = f(&mut sh);
+        sh.publish_notes();
         sh.journal_after_job(tx);
         if !sh.blocked.is_empty() {
             sh.serve_blocked();

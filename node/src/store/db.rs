@@ -13,6 +13,7 @@ use std::sync::Arc;
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
+use super::notify::{self, Note, NoteKind};
 use super::slab::Slab;
 use super::snapshot::DbSnapshot;
 use super::{access, SmallBytes, Value};
@@ -72,6 +73,14 @@ pub struct Db {
     /// weigh each newcomer against the keys it would displace.
     newest: [u32; NEWEST],
     newest_at: usize,
+    /// While keyspace notifications are on: the keys changed, created,
+    /// expired or evicted since the shard last took them (`take_notes`).
+    notes: Vec<Note>,
+    /// What a deletion in progress is (expiry and eviction say so).
+    note_kind: NoteKind,
+    /// Events a command adds to its declared ones (XADD's `xtrim`, a
+    /// consumer created by XREADGROUP): (class, event, key).
+    extra_events: Vec<(u32, &'static str, SmallBytes)>,
 }
 
 /// Keys created lately that eviction considers besides its samples.
@@ -141,6 +150,9 @@ impl Db {
             snap: None,
             changes: 0,
             journal: None,
+            notes: Vec::new(),
+            note_kind: NoteKind::Changed,
+            extra_events: Vec::new(),
             newest: [u32::MAX; NEWEST],
             newest_at: 0,
         }
@@ -163,6 +175,11 @@ impl Db {
 
     pub fn volatile_len(&self) -> usize {
         self.expires.len()
+    }
+
+    /// Whether `key` is stored (expired or not; nothing is deleted).
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.find(key).is_some()
     }
 
     fn find(&self, key: &[u8]) -> Option<u32> {
@@ -189,7 +206,7 @@ impl Db {
         let idx = self.find(key)?;
         let e = self.entries.get(idx)?;
         if e.expire_at != 0 && e.expire_at <= now {
-            self.remove_idx(idx);
+            self.remove_expired(idx);
             return None;
         }
         Some(idx)
@@ -272,6 +289,11 @@ impl Db {
     #[inline]
     fn touch_idx(&mut self, idx: u32) {
         self.changes += 1;
+        if notify::on() {
+            if let Some(e) = self.entries.get(idx) {
+                notify::push(&mut self.notes, &e.key, self.note_kind);
+            }
+        }
         if self.snap.is_some() {
             self.snapshot_before_change(idx);
         }
@@ -337,6 +359,9 @@ impl Db {
                 self.insert_new(&key, value, expire_at);
             }
         }
+        // Nobody saw those changes: no events for them.
+        self.notes.clear();
+        self.extra_events.clear();
         log.clear();
         self.undo_spare = Some(log);
     }
@@ -357,6 +382,9 @@ impl Db {
     /// Inserts a key known to be absent.
     pub fn insert_new(&mut self, key: &[u8], value: Value, expire_at: u64) -> u32 {
         self.changes += 1;
+        if notify::on() {
+            notify::push(&mut self.notes, key, NoteKind::New);
+        }
         let local = self.local(key_slot(key));
         if self.snap.is_some() {
             self.snapshot_before_insert(local, key);
@@ -422,6 +450,36 @@ impl Db {
         self.remove_idx(idx)
     }
 
+    /// Deletes a key whose TTL has passed.
+    fn remove_expired(&mut self, idx: u32) -> Option<Entry> {
+        self.note_kind = NoteKind::Expired;
+        let e = self.remove_idx(idx);
+        self.note_kind = NoteKind::Changed;
+        e
+    }
+
+    /// The keys noted since the last call (see `store::notify`).
+    pub fn take_notes(&mut self) -> Vec<Note> {
+        std::mem::take(&mut self.notes)
+    }
+
+    pub fn has_notes(&self) -> bool {
+        !self.notes.is_empty() || !self.extra_events.is_empty()
+    }
+
+    /// Adds an event to the running command's (kept only while keyspace
+    /// notifications are on).
+    pub fn push_event(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        if notify::on() {
+            self.extra_events.push((class, event, SmallBytes::new(key)));
+        }
+    }
+
+    /// The events `push_event` added since the last call.
+    pub fn take_events(&mut self) -> Vec<(u32, &'static str, SmallBytes)> {
+        std::mem::take(&mut self.extra_events)
+    }
+
     pub fn remove_idx(&mut self, idx: u32) -> Option<Entry> {
         self.touch_idx(idx);
         let e = self.entries.get(idx)?;
@@ -446,7 +504,7 @@ impl Db {
             if at > now {
                 break;
             }
-            self.remove_idx(idx);
+            self.remove_expired(idx);
             n += 1;
         }
         n
@@ -579,7 +637,7 @@ impl Db {
             let i = rand::random_range(0..cap);
             let Some(e) = self.entries.get(i) else { continue };
             if e.expire_at != 0 && e.expire_at <= now {
-                self.remove_idx(i);
+                self.remove_expired(i);
                 if self.entries.is_empty() {
                     return None;
                 }

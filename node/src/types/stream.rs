@@ -97,6 +97,15 @@ impl StreamValue {
         self.added += 1;
     }
 
+    pub fn contains(&self, id: StreamId) -> bool {
+        self.entries.contains_key(&id)
+    }
+
+    /// Whether `trim` with these bounds would remove anything.
+    pub fn would_trim(&self, maxlen: Option<usize>, minid: Option<StreamId>) -> bool {
+        maxlen.is_some_and(|m| self.len() > m) || minid.is_some_and(|m| !self.entries.is_empty() && self.first_id() < m)
+    }
+
     pub fn remove(&mut self, id: StreamId) -> bool {
         let found = self.entries.remove(&id).is_some();
         if found && id > self.max_deleted {

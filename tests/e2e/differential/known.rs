@@ -101,7 +101,10 @@ pub fn long_double_rounding(redis: &V, ours: &V) -> bool {
     let nan_inf = matches!(ours, V::Err(e) if e.starts_with(b"ERR increment would produce NaN or Infinity"));
     // Only where the long double shows: 18 or more significant digits.
     let long = matches!(redis, V::Bulk(Some(b)) if b.iter().filter(|c| c.is_ascii_digit()).count() >= 18);
+    // A value past a double's range that a long double still holds.
+    let too_big = matches!(ours, V::Err(e) if e.starts_with(b"ERR value is not a valid float"));
     (nan_inf && out_of_double(redis))
+        || (too_big && out_of_double(redis))
         || (long && matches!((num(redis), num(ours)), (Some(r), Some(o)) if (r - o).abs() <= r.abs().max(1.0) * 1e-12))
 }
 

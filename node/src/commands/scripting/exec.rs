@@ -550,6 +550,9 @@ impl<'a> RunCtx<'a> {
                     sh.db(d).undo_commit();
                 }
             }
+            if !self.scratch.undo_dbs.is_empty() {
+                sh.release_events(!rollback);
+            }
         }
         self.scratch.undo_dbs.clear();
     }
@@ -669,6 +672,9 @@ impl<'a> RunCtx<'a> {
                     }
                     let db = self.db;
                     if !self.scratch.undo_dbs.contains(&db) {
+                        if self.scratch.undo_dbs.is_empty() {
+                            sh.hold_events();
+                        }
                         sh.db(db).undo_begin();
                         self.scratch.undo_dbs.push(db);
                     }
@@ -685,12 +691,21 @@ impl<'a> RunCtx<'a> {
                 Exec::Coord(_) | Exec::Script(_) if spec.has_flag(flag::WRITE) || spec.has_flag(flag::PUBSUB) => Err(Escalate),
                 Exec::Coord(_) | Exec::Script(_) => {
                     let Some(engine) = sh.engine.clone() else { return Err(Escalate) };
-                    let mut cx = ScriptCoord { engine, local: sh, tx: None, db: &mut self.db, out, now, escalate: false };
+                    let mut cx = ScriptCoord { engine, local: sh, tx: None, db: &mut self.db, out, now, escalate: false, running: None };
                     cx.run(spec, argv)
                 }
             },
             Target::Wide { local, engine, tx } => {
-                let mut cx = ScriptCoord { engine: (*engine).clone(), local, tx: Some(*tx), db: &mut self.db, out, now, escalate: false };
+                let mut cx = ScriptCoord {
+                    engine: (*engine).clone(),
+                    local,
+                    tx: Some(*tx),
+                    db: &mut self.db,
+                    out,
+                    now,
+                    escalate: false,
+                    running: None,
+                };
                 cx.run(spec, argv)
             }
         }
@@ -713,6 +728,8 @@ struct ScriptCoord<'s> {
     now: u64,
     /// A fast run reached for a shard.
     escalate: bool,
+    /// The coordinator command running (`notify::wrap`).
+    running: Option<commands::notify::Running>,
 }
 
 impl ScriptCoord<'_> {
@@ -804,12 +821,18 @@ impl Coord for ScriptCoord<'_> {
     fn release(&mut self) {}
 
     fn send(&mut self, shard: usize, job: Job) -> LocalFut<'_, ()> {
+        let job = commands::notify::wrap(&self.running, job);
         finished(self.run_job(shard, job))
+    }
+
+    fn set_running(&mut self, cmd: Option<commands::notify::Running>) {
+        self.running = cmd;
     }
 
     fn send_many(&mut self, jobs: Vec<(usize, Job)>) -> LocalFut<'_, ()> {
         let mut ran = true;
         for (shard, job) in jobs {
+            let job = commands::notify::wrap(&self.running, job);
             ran = ran && self.run_job(shard, job);
         }
         finished(ran)

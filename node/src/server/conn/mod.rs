@@ -60,6 +60,9 @@ pub struct Conn {
     /// A command that may write ran since the last replies went out: under
     /// `appendfsync always` they wait until the journal has it on disk.
     wrote: bool,
+    /// The coordinator command running, while keyspace events are on
+    /// (`crate::commands::notify::wrap`).
+    running: Option<crate::commands::notify::Running>,
 }
 
 /// The next pub/sub message for a connection (never, without a
@@ -152,6 +155,7 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
         tx: None,
         in_exec: false,
         wrote: false,
+        running: None,
     };
     let mut cmds: Vec<Vec<Bytes>> = Vec::new();
     // While this task waits for input, a busy script's hook may serve it.
@@ -457,11 +461,17 @@ impl Coord for Conn {
 
     fn send(&mut self, shard: usize, job: Job) -> LocalFut<'_, ()> {
         let id = Conn::tx_id(self);
+        let job = crate::commands::notify::wrap(&self.running, job);
         Box::pin(run_on(&self.engine, &self.local, shard, id, job))
+    }
+
+    fn set_running(&mut self, cmd: Option<crate::commands::notify::Running>) {
+        self.running = cmd;
     }
 
     fn send_many(&mut self, jobs: Vec<(usize, Job)>) -> LocalFut<'_, ()> {
         let id = Conn::tx_id(self);
+        let jobs: Vec<(usize, Job)> = jobs.into_iter().map(|(s, j)| (s, crate::commands::notify::wrap(&self.running, j))).collect();
         Box::pin(async move {
             let me = self.local.id();
             let mut waits = Vec::with_capacity(jobs.len());

@@ -93,7 +93,12 @@ impl Db {
     /// whether it existed.
     pub fn evict(&mut self, key: &[u8]) -> bool {
         match self.find(key) {
-            Some(idx) => self.remove_idx(idx).is_some(),
+            Some(idx) => {
+                self.note_kind = super::NoteKind::Evicted;
+                let gone = self.remove_idx(idx).is_some();
+                self.note_kind = super::NoteKind::Changed;
+                gone
+            }
             None => false,
         }
     }
