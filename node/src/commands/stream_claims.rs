@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::stream_groups::{group_mut, group_of, lossy, pending_bound, strict_id};
 use super::streams::{find, read_stream, stream_at, write_entry};
 use super::{cmd, flag::*, CommandSpec, Ctx, Exec};
+use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::store::Db;
@@ -119,7 +120,7 @@ fn xclaim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         g.last_id = last_id;
     }
     let mut claimed: Vec<(StreamId, Option<Fields>)> = Vec::new();
-    let mut touched = false;
+    let (mut touched, mut created) = (false, false);
     for (id, fields) in found {
         let Some(fields) = fields else {
             g.ack(id);
@@ -135,7 +136,7 @@ fn xclaim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             continue;
         }
         if !touched {
-            g.touch_consumer(consumer, now);
+            created = g.touch_consumer(consumer, now);
             touched = true;
         }
         let deliveries = match retry {
@@ -145,6 +146,9 @@ fn xclaim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         };
         g.claim(id, consumer, delivered, deliveries);
         claimed.push((id, (!justid).then_some(fields)));
+    }
+    if created {
+        db.push_event(ks::STREAM, "xgroup-createconsumer", &args[1]);
     }
     out.array(claimed.len());
     for (id, f) in &claimed {
@@ -186,7 +190,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let mut attempts = count.saturating_mul(10);
     let mut pos = Some(start);
     let (mut claimed, mut deleted) = (Vec::new(), Vec::new());
-    let mut touched = false;
+    let (mut touched, mut created) = (false, false);
     while attempts > 0 && count > 0 {
         attempts -= 1;
         let g = group_of(s, &args[2]).expect("checked above");
@@ -207,7 +211,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             continue;
         }
         if !touched {
-            g.touch_consumer(consumer, now);
+            created = g.touch_consumer(consumer, now);
             touched = true;
         }
         g.claim(id, consumer, now, if justid { p.deliveries } else { p.deliveries + 1 });
@@ -216,6 +220,9 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     }
     let g = group_of(s, &args[2]).expect("checked above");
     let next = pos.and_then(|p| g.pel.range(p..).next().map(|(id, _)| *id)).unwrap_or_default();
+    if created {
+        db.push_event(ks::STREAM, "xgroup-createconsumer", &args[1]);
+    }
     out.array(3);
     out.bulk(next.text().as_bytes());
     out.array(claimed.len());

@@ -459,12 +459,15 @@ fn serve(
         };
         let items: Served = ids.iter().map(|id| (*id, s.range(*id, *id).next().map(|(_, f)| f.clone()))).collect();
         let g = group_mut(stream_at(db, idx), group).expect("checked above");
-        g.touch_consumer(consumer, now);
+        let created = g.touch_consumer(consumer, now);
         for (id, f) in &items {
             if let (Some(_), Some(p)) = (f, g.pel.get_mut(id)) {
                 p.delivered_ms = now;
                 p.deliveries += 1;
             }
+        }
+        if created {
+            db.push_event(ks::STREAM, "xgroup-createconsumer", key);
         }
         return Ok(Some(items));
     }
@@ -484,7 +487,7 @@ fn serve(
         items.push((*id, Some(f.clone())));
     }
     let g = group_mut(stream_at(db, idx), group).expect("checked above");
-    g.touch_consumer(consumer, now);
+    let created = g.touch_consumer(consumer, now);
     if let Some((last, _)) = items.last() {
         g.last_id = *last;
         g.entries_read = read;
@@ -493,6 +496,9 @@ fn serve(
         for (id, _) in &items {
             g.deliver(*id, consumer, now);
         }
+    }
+    if created {
+        db.push_event(ks::STREAM, "xgroup-createconsumer", key);
     }
     Ok(Some(items))
 }

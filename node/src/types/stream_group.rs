@@ -49,12 +49,14 @@ impl Group {
         true
     }
 
-    /// The consumer, created when missing, its seen time refreshed.
-    pub fn touch_consumer(&mut self, name: &[u8], now: u64) -> &mut Consumer {
-        self.create_consumer(name, now);
-        let c = self.consumers.get_mut(name).expect("just created");
-        c.seen_ms = now;
-        c
+    /// Refreshes the consumer's seen time, creating it when missing;
+    /// whether it was created.
+    pub fn touch_consumer(&mut self, name: &[u8], now: u64) -> bool {
+        let created = self.create_consumer(name, now);
+        if let Some(c) = self.consumers.get_mut(name) {
+            c.seen_ms = now;
+        }
+        created
     }
 
     /// Deletes a consumer and its pending entries; how many it had, or
