@@ -8,6 +8,11 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// Current Unix time in microseconds.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
 /// Parses an integer argument strictly, as Redis's `string2ll`: canonical
 /// decimal only (`ERR value is not an integer or out of range`).
 pub fn parse_i64(b: &[u8]) -> CmdResult<i64> {

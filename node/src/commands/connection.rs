@@ -155,6 +155,7 @@ fn reset(cx: &mut dyn Coord) -> CmdResult {
     let s = cx.client()?;
     s.multi = None;
     s.unwatch(&engine);
+    s.stop_monitor(&engine);
     super::pubsub::unsubscribe_all(&engine, s);
     s.info.db.store(0, Relaxed);
     s.info.resp.store(2, Relaxed);

@@ -20,6 +20,8 @@ pub mod keys;
 pub mod keyspec;
 pub mod lists;
 pub mod migrate;
+pub mod monitor;
+pub mod observe;
 pub mod persistence;
 pub mod pops;
 pub mod pubsub;
@@ -175,6 +177,9 @@ pub mod flag {
     /// the resulting state of its keys: a ZINCRBY on a big sorted set then
     /// journals one command, not the set. Not shown by COMMAND.
     pub const JOURNAL_ARGS: u32 = 1 << 18;
+    /// Not shown to MONITOR when it ends (the script commands, which show
+    /// themselves before the commands they call).
+    pub const SKIP_MONITOR: u32 = 1 << 19;
 
     /// The flags COMMAND prints, in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -187,6 +192,7 @@ pub mod flag {
         (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
@@ -549,6 +555,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(server::COMMANDS)
         .chain(persistence::COMMANDS)
         .chain(slowlog::COMMANDS)
+        .chain(monitor::COMMANDS)
         .chain(strings::COMMANDS)
         .chain(keys::COMMANDS)
         .chain(migrate::COMMANDS)

@@ -169,8 +169,9 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
 /// a script's (no session).
 fn log_slow(cx: &mut dyn Coord, spec: &CommandSpec, args: &[Bytes], nanos: u64) {
     let engine = cx.engine().clone();
+    let db = cx.db();
     let client = cx.session().map(|s| s.info.clone());
-    super::slowlog::log_if_slow(&engine, spec, args, nanos, client.as_deref());
+    super::observe::done(&engine, spec, args, db, nanos, client.as_deref());
 }
 
 /// Counts a command that ran on this thread since `start`, whose reply

@@ -31,6 +31,8 @@ pub struct Session {
     /// The client hung up (or was killed) while a command waited: nothing
     /// more is run or answered.
     pub gone: bool,
+    /// MONITOR is on: the lines of the commands that run arrive here.
+    pub monitor: Option<tokio::sync::mpsc::UnboundedReceiver<Bytes>>,
 }
 
 /// A transaction being queued (between MULTI and EXEC).
@@ -116,6 +118,14 @@ impl Session {
     pub fn publish_input(&self, inbuf: &bytes::BytesMut, parser: &Parser, running: &[Vec<Bytes>]) {
         let (big, big_room, big_done) = parser.held();
         self.info.publish_input(inbuf.len() + big, inbuf.capacity() - inbuf.len() + big_room, big_done, running);
+    }
+
+    /// Ends MONITOR (RESET, the connection closing).
+    pub fn stop_monitor(&mut self, engine: &Engine) {
+        if self.monitor.take().is_some() {
+            engine.monitors.remove(self.info.id);
+            self.info.set_monitor(false);
+        }
     }
 
     /// Forgets every watched key (the shards drop their entries

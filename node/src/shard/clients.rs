@@ -43,6 +43,8 @@ pub struct ClientInfo {
     /// metadata as they are (`store::access::touching`).
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
+    /// MONITOR is on (flag `O`).
+    monitor: AtomicBool,
     /// Bytes of pub/sub messages handed to the connection and not written
     /// to its socket yet (publishers add, the connection subtracts once
     /// written): what `client-output-buffer-limit` weighs for a subscriber.
@@ -296,6 +298,11 @@ impl ClientInfo {
         st.writing.store(false, Relaxed);
     }
 
+    /// MONITOR starts or stops (flag `O`).
+    pub fn set_monitor(&self, on: bool) {
+        self.monitor.store(on, Relaxed);
+    }
+
     /// A command starts or stops waiting for data (flag `b`).
     pub fn set_blocked(&self, on: bool) {
         self.st.blocked.store(on, Relaxed);
@@ -325,8 +332,8 @@ impl ClientInfo {
         "default"
     }
 
-    /// CLIENT LIST's flags, in Redis's order. Never here: `S`/`O`/`M`
-    /// (no replication or MONITOR), `t`/`R`/`B` (no client tracking), `u`
+    /// CLIENT LIST's flags, in Redis's order. Never here: `S`/`M`
+    /// (no replication), `t`/`R`/`B` (no client tracking), `u`
     /// (a woken client goes on in its own task, never queued to run
     /// again), `U` (no unix socket).
     fn flags(&self) -> String {
@@ -337,6 +344,7 @@ impl ClientInfo {
                 f.push(c);
             }
         };
+        on(&mut f, self.monitor.load(Relaxed), 'O');
         on(&mut f, self.subscriptions() > 0, 'P');
         on(&mut f, st.multi.load(Relaxed) > 0, 'x');
         on(&mut f, st.blocked.load(Relaxed), 'b');
@@ -451,6 +459,7 @@ impl Clients {
             kill: Notify::new(),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
+            monitor: AtomicBool::new(false),
             out_pending: AtomicUsize::new(0),
             soft_since: AtomicU64::new(0),
             st: State::default(),

@@ -15,6 +15,7 @@ pub mod blocking;
 pub mod clients;
 pub mod evict;
 pub mod journal;
+pub mod monitor;
 pub mod pubsub;
 pub mod scripts;
 pub mod slowlog;
@@ -260,6 +261,8 @@ pub struct Engine {
     pub shutdown: Notify,
     /// Pub/sub subscriptions of every connection.
     pub pubsub: pubsub::PubSub,
+    /// MONITOR's connections.
+    pub monitors: monitor::Monitors,
     /// Cluster mode: which node serves each slot. `None` in standalone mode,
     /// where this node owns every slot.
     pub cluster: Option<Arc<crate::slot::map::SlotMap>>,
@@ -302,6 +305,7 @@ impl Engine {
             scripting,
             shutdown: Notify::new(),
             pubsub: Default::default(),
+            monitors: Default::default(),
             saves: snapshot::SaveStatus::new(nshards, crate::util::now_ms() / 1000),
             journal: Default::default(),
             cluster,

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::*;
+use crate::commands::observe;
 use crate::commands::run::{combine_replies, exec_part, exec_uncounted, split_by_shard, Part, PartResult};
-use crate::commands::slowlog::log_if_slow;
 use crate::commands::{self, clock, flag, Combine, CommandSpec, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
@@ -521,7 +521,7 @@ impl Conn {
             let mark = self.out.buf.len();
             combine_replies(combine, &parts, &part_replies, &mut self.out);
             commands::stats::record(spec, share, self.out.buf.get(mark) == Some(&b'-'));
-            log_if_slow(&self.engine, spec, args, share, Some(&self.s.info));
+            observe::done(&self.engine, spec, args, self.db, share, Some(&self.s.info));
         }
     }
 }
@@ -598,7 +598,7 @@ fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64
     let failed = crate::store::access::touching(touch, || match spec.exec {
         Exec::Script(call) => {
             let mark = out.buf.len();
-            if !commands::scripting::run_on_shard(sh, db, spec, call, args, out) {
+            if !commands::scripting::run_on_shard(sh, db, spec, call, args, out, client) {
                 return None;
             }
             Some(out.buf.get(mark) == Some(&b'-'))
@@ -611,7 +611,7 @@ fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64
     *clock = end;
     commands::stats::record(spec, nanos, failed);
     if let Some(engine) = &sh.engine {
-        log_if_slow(engine, spec, args, nanos, Some(client));
+        observe::done(engine, spec, args, db, nanos, Some(client));
     }
     true
 }
