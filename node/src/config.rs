@@ -162,6 +162,14 @@ pub struct Config {
     pub slowlog_log_slower_than: AtomicI64,
     /// `slowlog-max-len`: the slow log keeps this many newest entries.
     pub slowlog_max_len: AtomicU64,
+    /// `latency-monitor-threshold`, ms: events at least this slow are
+    /// sampled by the latency monitor; 0: off.
+    pub latency_monitor_threshold: AtomicU64,
+    /// `latency-tracking`: per-command latency histograms (LATENCY
+    /// HISTOGRAM, INFO latencystats).
+    pub latency_tracking: AtomicBool,
+    /// `latency-tracking-info-percentiles`: what INFO latencystats shows.
+    pub latency_percentiles: Mutex<Vec<f64>>,
     /// `key-load-delay`: microseconds to pause after each key loaded from a
     /// snapshot or journal (Redis's test knob for slow loads); 0: none.
     pub key_load_delay: AtomicU64,
@@ -215,7 +223,6 @@ const FIXED: &[(&str, &str)] = &[
     ("timeout", "0"),
     ("tcp-keepalive", "0"),
     ("hz", "10"),
-    ("latency-monitor-threshold", "0"),
     ("notify-keyspace-events", ""),
     ("list-max-listpack-size", "-2"),
     ("list-max-ziplist-size", "-2"),
@@ -525,6 +532,9 @@ impl Config {
             lua_time_limit: AtomicU64::new(5000),
             slowlog_log_slower_than: AtomicI64::new(10000),
             slowlog_max_len: AtomicU64::new(128),
+            latency_monitor_threshold: AtomicU64::new(0),
+            latency_tracking: AtomicBool::new(true),
+            latency_percentiles: Mutex::new(vec![50.0, 99.0, 99.9]),
             key_load_delay: AtomicU64::new(0),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
             save: Mutex::new(DEFAULT_SAVE.to_vec()),
@@ -707,6 +717,13 @@ impl Config {
         }
     }
 
+    /// `latency-tracking-info-percentiles` as Redis prints it (`%f`
+    /// trimmed of trailing zeros).
+    pub fn percentiles_text(&self) -> String {
+        let v = self.latency_percentiles.lock().unwrap_or_else(|e| e.into_inner());
+        v.iter().map(|p| crate::util::trim_float(&format!("{p:.6}"))).collect::<Vec<_>>().join(" ")
+    }
+
     /// CONFIG SET of one parameter.
     pub fn set(&self, name: &str, value: &str) -> Result<(), ConfigError> {
         let int = || value.parse::<u64>().map_err(|_| ConfigError::NotInteger);
@@ -743,6 +760,14 @@ impl Config {
                 self.slowlog_log_slower_than.store(value.parse::<i64>().map_err(|_| ConfigError::NotInteger)?, Relaxed)
             }
             "slowlog-max-len" => self.slowlog_max_len.store(int()?, Relaxed),
+            "latency-monitor-threshold" => self.latency_monitor_threshold.store(int_between(value, 0, i64::MAX as u64)?, Relaxed),
+            "latency-tracking" => self.latency_tracking.store(yes_no(value)?, Relaxed),
+            "latency-tracking-info-percentiles" => {
+                let v: Option<Vec<f64>> =
+                    value.split_whitespace().map(|p| p.parse::<f64>().ok().filter(|p| (0.0..=100.0).contains(p))).collect();
+                let v = v.ok_or_else(|| ConfigError::Invalid("Invalid latency-tracking-info-percentiles parameters".into()))?;
+                *self.latency_percentiles.lock().unwrap_or_else(|e| e.into_inner()) = v;
+            }
             "key-load-delay" => self.key_load_delay.store(int()?, Relaxed),
             "dir" => *self.dir.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
             "save" => *self.save.lock().unwrap_or_else(|e| e.into_inner()) = parse_save(value)?,
@@ -817,6 +842,9 @@ impl Config {
             ("busy-reply-threshold".into(), self.lua_time_limit.load(Relaxed).to_string()),
             ("slowlog-log-slower-than".into(), self.slowlog_log_slower_than.load(Relaxed).to_string()),
             ("slowlog-max-len".into(), self.slowlog_max_len.load(Relaxed).to_string()),
+            ("latency-monitor-threshold".into(), self.latency_monitor_threshold.load(Relaxed).to_string()),
+            ("latency-tracking".into(), yes_no_text(self.latency_tracking.load(Relaxed)).into()),
+            ("latency-tracking-info-percentiles".into(), self.percentiles_text()),
             ("key-load-delay".into(), self.key_load_delay.load(Relaxed).to_string()),
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("save".into(), self.save_text()),

@@ -18,6 +18,7 @@ pub mod hyperloglog;
 pub mod json;
 pub mod keys;
 pub mod keyspec;
+pub mod latency;
 pub mod lists;
 pub mod migrate;
 pub mod monitor;
@@ -556,6 +557,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(persistence::COMMANDS)
         .chain(slowlog::COMMANDS)
         .chain(monitor::COMMANDS)
+        .chain(latency::COMMANDS)
         .chain(strings::COMMANDS)
         .chain(keys::COMMANDS)
         .chain(migrate::COMMANDS)

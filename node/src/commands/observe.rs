@@ -1,10 +1,12 @@
 //! What operators see of a command that ran: the one hook every execution
 //! path calls once a command has run (`done`) — batched on a shard, split
 //! over shards, through a coordinator (EXEC's queue, a script's
-//! `redis.call`) — feeding the slow log, the latency monitor and MONITOR.
-//! Per-command counters and latency histograms are kept by
-//! `stats::record`, next to the timing. Each consumer costs one relaxed
-//! load when it is off.
+//! `redis.call`) — feeding the slow log, the per-command latency
+//! histograms, the latency monitor and MONITOR (per-command counters are
+//! kept by `stats::record`, next to the timing). Each consumer costs one
+//! relaxed load when it is off.
+
+use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
@@ -20,6 +22,15 @@ use crate::util::eq_ic;
 #[inline]
 pub fn done(engine: &Engine, spec: &CommandSpec, args: &[Bytes], db: usize, nanos: u64, client: Option<&ClientInfo>) {
     super::slowlog::log_if_slow(engine, spec, args, nanos, client);
+    if engine.cfg.latency_tracking.load(Relaxed) {
+        super::stats::record_latency(spec, nanos);
+    }
+    // A blocking command's time is mostly its wait: Redis samples only
+    // the call that found nothing to take.
+    if !spec.has_flag(flag::BLOCKING) {
+        let event = if spec.has_flag(flag::FAST) { "fast-command" } else { "command" };
+        engine.latency.add_if_needed(&engine.cfg, event, nanos / 1_000_000);
+    }
     if engine.monitors.on() {
         feed_monitors(engine, spec, args, db, client);
     }

@@ -183,6 +183,9 @@ impl Shard {
             }
         }
         self.stats.evicted_keys += n as u64;
+        if let Some(e) = &self.engine {
+            e.latency.add_if_needed(&self.cfg, "eviction-cycle", start.elapsed().as_millis() as u64);
+        }
         if !over_limit(&self.cfg) {
             note_exceeded(false);
         }

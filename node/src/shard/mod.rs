@@ -15,6 +15,7 @@ pub mod blocking;
 pub mod clients;
 pub mod evict;
 pub mod journal;
+pub mod latency;
 pub mod monitor;
 pub mod pubsub;
 pub mod scripts;
@@ -207,6 +208,8 @@ impl Shard {
         if self.engine.as_ref().is_some_and(|e| e.saves.loading()) {
             return 0;
         }
+        // The latency monitor's `expire-cycle` (timed only when it is on).
+        let start = (self.cfg.latency_monitor_threshold.load(Relaxed) > 0).then(std::time::Instant::now);
         let mut n = 0;
         for d in self.dbs.iter_mut().flatten() {
             n += d.expire_cycle(now, budget - n);
@@ -215,6 +218,9 @@ impl Shard {
             }
         }
         self.stats.expired_keys += n as u64;
+        if let (Some(start), Some(e)) = (start, &self.engine) {
+            e.latency.add_if_needed(&self.cfg, "expire-cycle", start.elapsed().as_millis() as u64);
+        }
         n
     }
 
@@ -263,6 +269,8 @@ pub struct Engine {
     pub pubsub: pubsub::PubSub,
     /// MONITOR's connections.
     pub monitors: monitor::Monitors,
+    /// The latency monitor's events.
+    pub latency: latency::Latency,
     /// Cluster mode: which node serves each slot. `None` in standalone mode,
     /// where this node owns every slot.
     pub cluster: Option<Arc<crate::slot::map::SlotMap>>,
@@ -306,6 +314,7 @@ impl Engine {
             shutdown: Notify::new(),
             pubsub: Default::default(),
             monitors: Default::default(),
+            latency: Default::default(),
             saves: snapshot::SaveStatus::new(nshards, crate::util::now_ms() / 1000),
             journal: Default::default(),
             cluster,
