@@ -131,10 +131,7 @@ async fn latency(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             "    Prints this help.",
         ]);
     } else {
-        return Err(CmdError::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try LATENCY HELP.",
-            String::from_utf8_lossy(sub)
-        )));
+        return Err(CmdError::subcommand_syntax("latency", sub));
     }
     Ok(())
 }

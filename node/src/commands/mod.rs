@@ -8,6 +8,7 @@
 //! commands declared by a family.
 
 pub mod bitmaps;
+pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod connection;
@@ -553,6 +554,7 @@ pub async fn gather<T: Send + 'static, R>(
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
     connection::COMMANDS
         .iter()
+        .chain(client::COMMANDS)
         .chain(server::COMMANDS)
         .chain(persistence::COMMANDS)
         .chain(slowlog::COMMANDS)

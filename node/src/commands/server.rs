@@ -800,9 +800,20 @@ pub async fn wait(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 ms => tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await,
             }
         };
+        let me = cx.session().map(|s| s.info.clone());
+        let unblocked = async {
+            match &me {
+                Some(me) => me.unblocked().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = timeout => {}
             () = cx.client_closed() => return Ok(()),
+            // CLIENT UNBLOCK: the error, or the timeout's answer.
+            error = unblocked => if error {
+                return Err(CmdError::Other("UNBLOCKED client unblocked via CLIENT UNBLOCK".into()));
+            },
         }
     }
     cx.out().int(0);

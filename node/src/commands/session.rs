@@ -33,6 +33,22 @@ pub struct Session {
     pub gone: bool,
     /// MONITOR is on: the lines of the commands that run arrive here.
     pub monitor: Option<tokio::sync::mpsc::UnboundedReceiver<Bytes>>,
+    /// CLIENT REPLY: whether commands' replies are sent.
+    pub reply: Reply,
+    /// CLIENT UNBLOCK ended the last wait as a timeout.
+    pub unblocked: bool,
+}
+
+/// CLIENT REPLY's modes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Reply {
+    #[default]
+    On,
+    Off,
+    /// SKIP was sent: the next command's reply is not sent.
+    SkipNext,
+    /// The command whose reply is skipped is running.
+    Skipping,
 }
 
 /// A transaction being queued (between MULTI and EXEC).

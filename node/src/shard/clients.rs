@@ -45,6 +45,10 @@ pub struct ClientInfo {
     pub no_touch: AtomicBool,
     /// MONITOR is on (flag `O`).
     monitor: AtomicBool,
+    /// CLIENT UNBLOCK asked the blocked command to end: 0 no, `UNBLOCK_TIMEOUT`
+    /// or `UNBLOCK_ERROR`; announced through `unblock_notify`.
+    unblock: std::sync::atomic::AtomicU8,
+    unblock_notify: Notify,
     /// Bytes of pub/sub messages handed to the connection and not written
     /// to its socket yet (publishers add, the connection subtracts once
     /// written): what `client-output-buffer-limit` weighs for a subscriber.
@@ -298,13 +302,48 @@ impl ClientInfo {
         st.writing.store(false, Relaxed);
     }
 
+    /// Whether a command of this client waits for data (flag `b`).
+    pub fn is_blocked(&self) -> bool {
+        self.st.blocked.load(Relaxed)
+    }
+
+    /// CLIENT UNBLOCK: ends the command this client waits in, as if it
+    /// timed out or (`error`) with an error; false when it waits for
+    /// nothing.
+    pub fn unblock(&self, error: bool) -> bool {
+        if !self.is_blocked() {
+            return false;
+        }
+        self.unblock.store(if error { UNBLOCK_ERROR } else { UNBLOCK_TIMEOUT }, Relaxed);
+        self.unblock_notify.notify_waiters();
+        true
+    }
+
+    /// Completes when CLIENT UNBLOCK ends the wait: true for its ERROR
+    /// form. A blocking command waits on this beside its data.
+    pub async fn unblocked(&self) -> bool {
+        loop {
+            let n = self.unblock_notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            match self.unblock.swap(0, Relaxed) {
+                0 => n.await,
+                m => return m == UNBLOCK_ERROR,
+            }
+        }
+    }
+
     /// MONITOR starts or stops (flag `O`).
     pub fn set_monitor(&self, on: bool) {
         self.monitor.store(on, Relaxed);
     }
 
-    /// A command starts or stops waiting for data (flag `b`).
+    /// A command starts or stops waiting for data (flag `b`). A CLIENT
+    /// UNBLOCK meant for an earlier wait is forgotten.
     pub fn set_blocked(&self, on: bool) {
+        if on && !self.st.blocked.load(Relaxed) {
+            self.unblock.store(0, Relaxed);
+        }
         self.st.blocked.store(on, Relaxed);
     }
 
@@ -432,10 +471,28 @@ impl ClientInfo {
     }
 }
 
+pub const UNBLOCK_TIMEOUT: u8 = 1;
+pub const UNBLOCK_ERROR: u8 = 2;
+
 #[derive(Default)]
 pub struct Clients {
     next_id: AtomicU64,
     map: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    /// CLIENT PAUSE: until when (Unix ms; 0: no pause), and whether every
+    /// command waits (ALL) or only those that may write (WRITE).
+    pause_until: AtomicU64,
+    pause_all: AtomicBool,
+    /// Announces UNPAUSE and a pause that became less strict.
+    pause_changed: Notify,
+}
+
+/// What CLIENT PAUSE holds back now.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Paused {
+    /// Commands that may write (and scripts, PUBLISH, PFCOUNT), until the
+    /// time given (Unix ms).
+    Writes(u64),
+    All(u64),
 }
 
 impl Clients {
@@ -460,12 +517,53 @@ impl Clients {
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
             monitor: AtomicBool::new(false),
+            unblock: std::sync::atomic::AtomicU8::new(0),
+            unblock_notify: Notify::new(),
             out_pending: AtomicUsize::new(0),
             soft_since: AtomicU64::new(0),
             st: State::default(),
         });
         self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(id, info.clone());
         info
+    }
+
+    /// CLIENT PAUSE for `ms` milliseconds from `now`: a pause already on
+    /// keeps the stricter mode and the later end, as in Redis.
+    pub fn pause(&self, now: u64, ms: u64, all: bool) {
+        let until = now.saturating_add(ms).max(1);
+        let on = self.paused(now).is_some();
+        let (was_all, was_until) = (on && self.pause_all.load(Relaxed), if on { self.pause_until.load(Relaxed) } else { 0 });
+        self.pause_all.store(all || was_all, Relaxed);
+        self.pause_until.store(until.max(was_until), Relaxed);
+        self.pause_changed.notify_waiters();
+    }
+
+    /// CLIENT UNPAUSE: everybody held goes on.
+    pub fn unpause(&self) {
+        self.pause_until.store(0, Relaxed);
+        self.pause_all.store(false, Relaxed);
+        self.pause_changed.notify_waiters();
+    }
+
+    /// Whether a pause may be on (one relaxed load: what every command
+    /// checks).
+    #[inline]
+    pub fn pausing(&self) -> bool {
+        self.pause_until.load(Relaxed) != 0
+    }
+
+    /// The pause in force at `now`, if any.
+    pub fn paused(&self, now: u64) -> Option<Paused> {
+        let until = self.pause_until.load(Relaxed);
+        if until == 0 || now >= until {
+            return None;
+        }
+        Some(if self.pause_all.load(Relaxed) { Paused::All(until) } else { Paused::Writes(until) })
+    }
+
+    /// Completes when the pause changes (UNPAUSE, a new PAUSE).
+    pub fn pause_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.pause_changed.notified()
     }
 
     pub fn unregister(&self, id: u64) {

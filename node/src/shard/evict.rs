@@ -148,7 +148,10 @@ impl Shard {
         }
         // Over the limit: under noeviction too, as Redis counts it.
         note_exceeded(true);
-        if policy == Policy::NoEviction {
+        // Nor while CLIENT PAUSE holds writes (as Redis).
+        if policy == Policy::NoEviction
+            || self.engine.as_ref().is_some_and(|e| e.clients.pausing() && e.clients.paused(crate::util::now_ms()).is_some())
+        {
             return 0;
         }
         if policy != self.evict_policy {

@@ -205,7 +205,9 @@ impl Shard {
     pub fn expire_cycle(&mut self, now: u64, budget: usize) -> usize {
         // Nothing expires while the data loads (the journal may still touch
         // a key whose TTL has passed, as Redis replays it).
-        if self.engine.as_ref().is_some_and(|e| e.saves.loading()) {
+        // Nor while CLIENT PAUSE holds writes: keys keep their state, as
+        // in Redis.
+        if self.engine.as_ref().is_some_and(|e| e.saves.loading() || e.clients.paused(now).is_some()) {
             return 0;
         }
         // The latency monitor's `expire-cycle` (timed only when it is on).

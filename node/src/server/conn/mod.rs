@@ -60,6 +60,9 @@ pub struct Conn {
     /// A command that may write ran since the last replies went out: under
     /// `appendfsync always` they wait until the journal has it on disk.
     wrote: bool,
+    /// A command runs alone because its reply is not to be sent (CLIENT
+    /// REPLY OFF or SKIP).
+    quiet: bool,
 }
 
 /// The next pub/sub message for a connection (never, without a
@@ -158,10 +161,13 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
             cluster: engine.cluster.clone().map(ConnCluster::new),
             gone: false,
             monitor: None,
+            reply: Default::default(),
+            unblocked: false,
         },
         tx: None,
         in_exec: false,
         wrote: false,
+        quiet: false,
     };
     let mut cmds: Vec<Vec<Bytes>> = Vec::new();
     // While this task waits for input, a busy script's hook may serve it.
