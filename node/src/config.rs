@@ -198,6 +198,8 @@ pub struct Config {
     pub aof_load_truncated: AtomicBool,
     /// Cluster mode, when started with `--cluster`.
     pub cluster: Option<ClusterArgs>,
+    /// The config file read at start, as an absolute path ("" when none).
+    pub config_file: String,
     /// Parameters whose value cannot change here, by name (`FIXED`).
     fixed: BTreeMap<String, String>,
 }
@@ -548,12 +550,14 @@ impl Config {
             appendfilename: "appendonly.aof".into(),
             aof_load_truncated: AtomicBool::new(true),
             cluster: None,
+            config_file: String::new(),
             fixed: FIXED.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         let mut cfg = cfg;
         if let Some(path) = &args.config_file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File(path.clone(), e.to_string()))?;
             cfg.apply_file(&text)?;
+            cfg.config_file = std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or_else(|_| path.clone());
         }
         if let Some(p) = args.port {
             cfg.port = p;

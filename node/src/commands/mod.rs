@@ -16,6 +16,7 @@ pub mod coord;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
+pub mod info;
 pub mod json;
 pub mod keys;
 pub mod keyspec;

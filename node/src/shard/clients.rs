@@ -417,6 +417,28 @@ impl ClientInfo {
     /// `qbuf-free`), the output buffer (`rbs`), `argv-mem`, `multi-mem`,
     /// the watched keys' entries and one handle per subscription (the names
     /// are counted once, by the registry).
+    /// The memory the client takes (`tot-mem`; see `describe`).
+    pub fn memory(&self) -> usize {
+        let st = &self.st;
+        std::mem::size_of::<ClientInfo>()
+            + st.fixed.load(Relaxed)
+            + st.qbuf.load(Relaxed)
+            + st.qbuf_free.load(Relaxed)
+            + st.rbs.load(Relaxed)
+            + st.argv_run.load(Relaxed)
+            + st.argv_held.load(Relaxed)
+            + st.multi_mem.load(Relaxed)
+            + st.watch_mem.load(Relaxed)
+            + self.subscriptions() * std::mem::size_of::<Bytes>()
+    }
+
+    /// The input buffers' size (`qbuf` + `qbuf-free`) and the output
+    /// waiting (`obl`): what INFO's `client_recent_max_*_buffer` weigh.
+    pub fn buffers(&self) -> (usize, usize) {
+        let st = &self.st;
+        (st.qbuf.load(Relaxed) + st.qbuf_free.load(Relaxed), st.obl.load(Relaxed))
+    }
+
     pub fn describe(&self) -> String {
         let st = &self.st;
         let now = now_ms();
@@ -427,15 +449,7 @@ impl ClientInfo {
         let rbs = st.rbs.load(Relaxed);
         let obl = st.obl.load(Relaxed);
         let rbp = if now.saturating_sub(st.rbp_since.load(Relaxed)) >= PEAK_WINDOW_MS { obl } else { st.rbp.load(Relaxed).max(obl) };
-        let tot = std::mem::size_of::<ClientInfo>()
-            + st.fixed.load(Relaxed)
-            + qbuf
-            + qbuf_free
-            + rbs
-            + argv
-            + multi_mem
-            + st.watch_mem.load(Relaxed)
-            + self.subscriptions() * std::mem::size_of::<Bytes>();
+        let tot = self.memory();
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} watch={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,

@@ -48,6 +48,47 @@ pub struct Msg {
     pub job: Job,
 }
 
+/// INFO's instantaneous rates, as Redis's serverCron samples them: every
+/// 100 ms the change of a counter per second since the last sample, and
+/// the rate is the mean of the last 16 samples.
+#[derive(Default, Clone, Copy)]
+pub struct Rates {
+    /// Per sample: commands, input bytes, output bytes, per second.
+    samples: [[u64; 3]; RATE_SAMPLES],
+    idx: usize,
+    /// The last reading: time (ms) and the three counters.
+    last: (u64, [u64; 3]),
+}
+
+const RATE_SAMPLES: usize = 16;
+
+impl Rates {
+    /// Takes a sample of the shard's counters at `now` (Unix ms).
+    pub fn track(&mut self, now: u64, s: &ShardStats) {
+        let cur = [s.commands, s.net_input_bytes, s.net_output_bytes];
+        let (t, prev) = self.last;
+        if t != 0 {
+            let dt = now.saturating_sub(t);
+            for k in 0..3 {
+                self.samples[self.idx][k] = if dt > 0 { cur[k].saturating_sub(prev[k]) * 1000 / dt } else { 0 };
+            }
+            self.idx = (self.idx + 1) % RATE_SAMPLES;
+        }
+        self.last = (now, cur);
+    }
+
+    /// Commands, input bytes and output bytes per second.
+    pub fn get(&self) -> [u64; 3] {
+        let mut r = [0; 3];
+        for s in &self.samples {
+            for k in 0..3 {
+                r[k] += s[k];
+            }
+        }
+        r.map(|v| v / RATE_SAMPLES as u64)
+    }
+}
+
 /// Counters a shard keeps about itself (read by INFO).
 #[derive(Default, Clone, Copy)]
 pub struct ShardStats {
@@ -67,6 +108,8 @@ pub struct Shard {
     seed: u64,
     dbs: Vec<Option<Box<Db>>>,
     pub stats: ShardStats,
+    /// Instantaneous rates of `stats` (sampled by the expiry tick).
+    pub rates: Rates,
     pub cfg: Arc<Config>,
     /// The node's script cache and function libraries (this thread's VM
     /// is created from it on first use).
@@ -108,6 +151,7 @@ impl Shard {
             seed: rand::random(),
             dbs,
             stats: ShardStats::default(),
+            rates: Rates::default(),
             cfg,
             scripting,
             cluster: None,
@@ -292,6 +336,8 @@ pub struct NodeStats {
     /// Clients waiting in a blocking command (BLPOP, XREAD BLOCK, WAIT, ...).
     pub blocked_clients: AtomicU64,
     pub start_ms: AtomicU64,
+    /// `used_memory` when the node had started its shards.
+    pub used_memory_startup: AtomicU64,
     /// SLOWLOG's entries.
     pub slowlog: slowlog::SlowLog,
 }
@@ -322,6 +368,7 @@ impl Engine {
             cluster,
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);
+        e.stats.used_memory_startup.store(crate::alloc::used_memory(), Relaxed);
         evict::configure(&e.cfg);
         (Arc::new(e), rxs)
     }

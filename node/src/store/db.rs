@@ -43,6 +43,8 @@ pub struct Db {
     entries: Slab<Entry>,
     /// (expire_at, slab index) of every key with a TTL.
     expires: BTreeSet<(u64, u32)>,
+    /// The sum of the deadlines in `expires` (INFO keyspace's `avg_ttl`).
+    expire_sum: u128,
     /// WATCHed keys and the flags of the clients watching them. Every write
     /// path below raises the flags of the key it changes.
     watched: HashMap<SmallBytes, Vec<Arc<AtomicBool>>>,
@@ -132,6 +134,7 @@ impl Db {
             tables,
             entries: Slab::default(),
             expires: BTreeSet::new(),
+            expire_sum: 0,
             watched: HashMap::new(),
             undo: None,
             undo_spare: None,
@@ -163,6 +166,15 @@ impl Db {
 
     pub fn volatile_len(&self) -> usize {
         self.expires.len()
+    }
+
+    /// The average time left of the keys with a TTL, in ms (INFO
+    /// keyspace's `avg_ttl`; 0 when none).
+    pub fn avg_ttl(&self, now: u64) -> u64 {
+        match self.expires.len() {
+            0 => 0,
+            n => ((self.expire_sum / n as u128) as u64).saturating_sub(now),
+        }
     }
 
     fn find(&self, key: &[u8]) -> Option<u32> {
@@ -383,6 +395,7 @@ impl Db {
         }
         if expire_at != 0 {
             self.expires.insert((expire_at, idx));
+            self.expire_sum += u128::from(expire_at);
         }
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.tables[local].insert_unique(h, idx, |&i| hasher.hash_one(&*entries.get(i).expect("indexed").key));
@@ -411,9 +424,11 @@ impl Db {
         let old = std::mem::replace(&mut e.expire_at, expire_at);
         if old != 0 {
             self.expires.remove(&(old, idx));
+            self.expire_sum -= u128::from(old);
         }
         if expire_at != 0 {
             self.expires.insert((expire_at, idx));
+            self.expire_sum += u128::from(expire_at);
         }
     }
 
@@ -433,6 +448,7 @@ impl Db {
         let e = self.entries.remove(idx)?;
         if e.expire_at != 0 {
             self.expires.remove(&(e.expire_at, idx));
+            self.expire_sum -= u128::from(e.expire_at);
         }
         Some(e)
     }
