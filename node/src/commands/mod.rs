@@ -13,6 +13,7 @@ pub mod clock;
 pub mod cluster;
 pub mod connection;
 pub mod coord;
+pub mod docs;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;

@@ -225,26 +225,6 @@ pub fn write_spec(out: &mut Out, c: &CommandSpec) {
     }
 }
 
-/// One command's COMMAND DOCS entry (a subcommand's group is its
-/// container's).
-fn write_docs(out: &mut Out, c: &CommandSpec, group: &str) {
-    out.map(if c.subs.is_empty() { 3 } else { 4 });
-    out.bulk(b"summary");
-    out.bulk(c.summary.as_bytes());
-    out.bulk(b"since");
-    out.bulk(b"1.0.0");
-    out.bulk(b"group");
-    out.bulk(group.as_bytes());
-    if !c.subs.is_empty() {
-        out.bulk(b"subcommands");
-        out.map(c.subs.len());
-        for s in c.subs {
-            out.bulk(s.name.as_bytes());
-            write_docs(out, s, group);
-        }
-    }
-}
-
 /// A value in a key spec's `spec` map.
 enum Spec {
     Int(i64),
@@ -320,7 +300,7 @@ pub fn command(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             out.map(specs.len());
             for (c, group) in specs {
                 out.bulk(c.name.as_bytes());
-                write_docs(out, c, group);
+                super::docs::write_docs(out, c, group);
             }
         }
         b"LIST" => {
