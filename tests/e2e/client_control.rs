@@ -71,6 +71,17 @@ fn reply_modes_match_redis() {
     let ours = reply_modes(&mut s.raw());
     assert_eq!(ours, ["+OK\r\n", "$1\r\n2\r\n", "+OK\r\n", "$3\r\nend\r\n"]);
     assert_eq!(ours, reply_modes(&mut r.raw()));
+    // A blocking command's reply is dropped too, after the replies before
+    // it went out.
+    let mut c = s.raw();
+    let mut other = s.raw();
+    c.send_cmd(&[b"PING"]);
+    c.send_cmd(&[b"CLIENT", b"REPLY", b"SKIP"]);
+    c.send_cmd(&[b"BLPOP", b"bl", b"0"]);
+    assert_eq!(String::from_utf8_lossy(&c.read_reply()), "+PONG\r\n");
+    other.wait_blocked(1);
+    assert_eq!(other.cmd(&["RPUSH", "bl", "x"]), ":1\r\n");
+    assert_eq!(c.cmd(&["LLEN", "bl"]), ":0\r\n");
     // RESET turns replies back on.
     let mut c = s.raw();
     c.send_cmd(&[b"CLIENT", b"REPLY", b"OFF"]);

@@ -70,7 +70,7 @@ impl Rates {
         if t != 0 {
             let dt = now.saturating_sub(t);
             for k in 0..3 {
-                self.samples[self.idx][k] = if dt > 0 { cur[k].saturating_sub(prev[k]) * 1000 / dt } else { 0 };
+                self.samples[self.idx][k] = (cur[k].saturating_sub(prev[k]) * 1000).checked_div(dt).unwrap_or(0);
             }
             self.idx = (self.idx + 1) % RATE_SAMPLES;
         }

@@ -44,8 +44,7 @@ impl Conn {
         // the segment holds commands for several shards.
         let (mut seg_script, mut seg_mixed) = (false, false);
         let mut commands = 0;
-        let mut pending = cmds.drain(..);
-        while let Some(args) = pending.next() {
+        for args in cmds.drain(..) {
             // CLIENT REPLY OFF / SKIP: the command runs alone, and its
             // reply is dropped.
             if self.s.reply != Reply::On && !self.quiet {
@@ -193,6 +192,13 @@ impl Conn {
     async fn run_quiet(&mut self, args: Vec<Bytes>) {
         if self.s.reply == Reply::SkipNext {
             self.s.reply = Reply::Skipping;
+        }
+        // The replies before it go out first: a command that waits (a
+        // blocking one, a paused one) sends what is pending, and its own
+        // reply must be what is left after.
+        if !self.out.buf.is_empty() && !self.send_replies().await {
+            self.s.gone = true;
+            return;
         }
         let mark = self.out.buf.len();
         self.quiet = true;
