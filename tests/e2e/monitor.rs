@@ -125,6 +125,44 @@ fn reset_ends_monitoring_and_flags_show_it() {
     assert_eq!(m.cmd(&["PING"]), "+PONG\r\n");
 }
 
+/// A blocking command shows when it is called, before the command that
+/// wakes it, as in Redis.
+fn blocked_order(port: u16) -> Vec<String> {
+    let mut m = Raw::connect(port);
+    assert_eq!(m.cmd(&["MONITOR"]), "+OK\r\n");
+    let mut waiter = Raw::connect(port);
+    let mut c = Raw::connect(port);
+    waiter.send_cmd(&[b"BLPOP", b"q", b"0"]);
+    c.wait_blocked(1);
+    assert_eq!(c.cmd(&["RPUSH", "q", "x"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&waiter.read_reply()), "*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+    // (Without the INFO calls that waited for the client to block.)
+    let mut lines = Vec::new();
+    while lines.len() < 2 {
+        let line = next_line(&mut m);
+        if !line.starts_with("\"INFO\"") {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+/// The next line a monitor receives, without its timestamp and source.
+fn next_line(m: &mut Raw) -> String {
+    let r = String::from_utf8(m.read_reply()).expect("utf8");
+    let (_, rest) = r.strip_prefix('+').and_then(|l| l.split_once("] ")).expect("a line");
+    rest.trim_end().to_string()
+}
+
+#[test]
+fn blocking_commands_show_when_called() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let r = Redis::start();
+    let ours = blocked_order(s.port);
+    assert_eq!(ours, ["\"BLPOP\" \"q\" \"0\"", "\"RPUSH\" \"q\" \"x\""]);
+    assert_eq!(ours, blocked_order(r.port));
+}
+
 #[test]
 fn a_monitor_that_does_not_read_is_closed() {
     let s = Server::start();

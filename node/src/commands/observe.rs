@@ -37,17 +37,27 @@ pub fn done(engine: &Engine, spec: &CommandSpec, args: &[Bytes], db: usize, nano
 }
 
 /// MONITOR's line for a command that ran, unless it is an administrative
-/// command (too dangerous to show, as Redis judges) or shows itself
-/// (`skip_monitor`: the script commands, `script_started`).
+/// command (too dangerous to show, as Redis judges), shows itself
+/// (`skip_monitor`: the script commands, `script_started`) or was shown
+/// when it started (a blocking command, `blocking_started`).
 #[cold]
 fn feed_monitors(engine: &Engine, spec: &CommandSpec, args: &[Bytes], db: usize, client: Option<&ClientInfo>) {
-    if spec.has_flag(flag::ADMIN) || spec.has_flag(flag::SKIP_MONITOR) {
+    if spec.has_flag(flag::ADMIN) || spec.has_flag(flag::SKIP_MONITOR) || spec.has_flag(flag::BLOCKING) {
         return;
     }
     let src = client.map_or(Source::Lua, |c| Source::Client(&c.addr));
     match redact(spec, args) {
         Some(r) => engine.monitors.feed(&engine.cfg, db, src, &r),
         None => engine.monitors.feed(&engine.cfg, db, src, args),
+    }
+}
+
+/// A blocking command (BLPOP, XREAD, WAIT, ...) starts: Redis shows it
+/// when it is called, before whatever later wakes it.
+pub fn blocking_started(engine: &Engine, spec: &CommandSpec, args: &[Bytes], db: usize, client: Option<&ClientInfo>) {
+    if engine.monitors.on() && !spec.has_flag(flag::ADMIN) {
+        let src = client.map_or(Source::Lua, |c| Source::Client(&c.addr));
+        engine.monitors.feed(&engine.cfg, db, src, args);
     }
 }
 

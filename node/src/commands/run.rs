@@ -148,6 +148,11 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
             }
         }
         Exec::Coord(f) => {
+            if spec.has_flag(super::flag::BLOCKING) {
+                let engine = cx.engine().clone();
+                let client = cx.session().map(|s| s.info.clone());
+                super::observe::blocking_started(&engine, spec, args, db, client.as_deref());
+            }
             // Boxed: EXEC runs its queued commands through here.
             if let Err(e) = Box::pin(run_handler(f, cx, args)).await {
                 cx.out().error(&e);
