@@ -17,7 +17,8 @@ use crate::shard::Engine;
 use crate::util::eq_ic;
 
 /// A command ran on database `db` (as it is after the command: SELECT's
-/// line shows the new one, as in Redis) for `nanos`. `client`: the
+/// line shows the new one, as in Redis) for `nanos` (not counting the time
+/// a blocking command waited). `client`: the
 /// connection that sent it; `None` for a script's call.
 #[inline]
 pub fn done(engine: &Engine, spec: &CommandSpec, args: &[Bytes], db: usize, nanos: u64, client: Option<&ClientInfo>) {
@@ -25,12 +26,9 @@ pub fn done(engine: &Engine, spec: &CommandSpec, args: &[Bytes], db: usize, nano
     if engine.cfg.latency_tracking.load(Relaxed) {
         super::stats::record_latency(spec, nanos);
     }
-    // A blocking command's time is mostly its wait: Redis samples only
-    // the call that found nothing to take.
-    if !spec.has_flag(flag::BLOCKING) {
-        let event = if spec.has_flag(flag::FAST) { "fast-command" } else { "command" };
-        engine.latency.add_if_needed(&engine.cfg, event, nanos / 1_000_000);
-    }
+    // (A blocking command's `nanos` leave its wait out, as Redis counts.)
+    let event = if spec.has_flag(flag::FAST) { "fast-command" } else { "command" };
+    engine.latency.add_if_needed(&engine.cfg, event, nanos / 1_000_000);
     if engine.monitors.on() {
         feed_monitors(engine, spec, args, db, client);
     }

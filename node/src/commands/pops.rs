@@ -272,7 +272,7 @@ pub async fn wait_pop(
         })
         .await;
     }
-    let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone());
+    let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone(), cx.session().map(|s| s.info.clone()));
     // Nothing polls: the wait ends when a shard serves the waiter, the
     // timeout fires, the client hangs up, or (cluster mode) a key's slot
     // is no longer served here, whichever comes first.

@@ -157,7 +157,10 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
             if let Err(e) = Box::pin(run_handler(f, cx, args)).await {
                 cx.out().error(&e);
             }
-            let nanos = count_here(cx.out(), spec, start, mark);
+            // A blocking command's own time, without its wait (as Redis
+            // counts it).
+            let waited = if spec.has_flag(super::flag::BLOCKING) { cx.session().map_or(0, |s| s.info.take_waited()) } else { 0 };
+            let nanos = count_minus(cx.out(), spec, start, mark, waited);
             log_slow(cx, spec, args, nanos);
         }
         Exec::Script(call) => {
@@ -183,8 +186,13 @@ fn log_slow(cx: &mut dyn Coord, spec: &CommandSpec, args: &[Bytes], nanos: u64) 
 /// begins at `mark` in `out` (failed: the reply is an error).
 /// Returns the time it took, in nanoseconds.
 pub fn count_here(out: &Out, spec: &CommandSpec, start: clock::Ticks, mark: usize) -> u64 {
+    count_minus(out, spec, start, mark, 0)
+}
+
+/// `count_here`, less `waited` nanoseconds the command spent waiting.
+fn count_minus(out: &Out, spec: &CommandSpec, start: clock::Ticks, mark: usize, waited: u64) -> u64 {
     let failed = out.buf.get(mark) == Some(&b'-');
-    let nanos = start.elapsed_nanos();
+    let nanos = start.elapsed_nanos().saturating_sub(waited);
     super::stats::record(spec, nanos, failed);
     nanos
 }

@@ -606,7 +606,7 @@ pub async fn wait(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("timeout is negative"));
     }
     if want > 0 && cx.may_block() {
-        let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone());
+        let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone(), cx.session().map(|s| s.info.clone()));
         let timeout = async {
             match ms {
                 0 => std::future::pending().await,

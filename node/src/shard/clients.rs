@@ -49,6 +49,8 @@ pub struct ClientInfo {
     /// or `UNBLOCK_ERROR`; announced through `unblock_notify`.
     unblock: std::sync::atomic::AtomicU8,
     unblock_notify: Notify,
+    /// Nanoseconds the running command spent waiting (`BlockedClient`).
+    waited_ns: AtomicU64,
     /// Bytes of pub/sub messages handed to the connection and not written
     /// to its socket yet (publishers add, the connection subtracts once
     /// written): what `client-output-buffer-limit` weighs for a subscriber.
@@ -333,6 +335,16 @@ impl ClientInfo {
         }
     }
 
+    /// The running command waited `nanos` more.
+    pub fn add_waited(&self, nanos: u64) {
+        self.waited_ns.fetch_add(nanos, Relaxed);
+    }
+
+    /// How long the command that just ran waited (and forgets it).
+    pub fn take_waited(&self) -> u64 {
+        self.waited_ns.swap(0, Relaxed)
+    }
+
     /// MONITOR starts or stops (flag `O`).
     pub fn set_monitor(&self, on: bool) {
         self.monitor.store(on, Relaxed);
@@ -533,6 +545,7 @@ impl Clients {
             monitor: AtomicBool::new(false),
             unblock: std::sync::atomic::AtomicU8::new(0),
             unblock_notify: Notify::new(),
+            waited_ns: AtomicU64::new(0),
             out_pending: AtomicUsize::new(0),
             soft_since: AtomicU64::new(0),
             st: State::default(),
