@@ -122,6 +122,8 @@ fn pause_write_holds_writes_until_unpause() {
     w.send_cmd(&[b"SET", b"k", b"after"]);
     wait_flag_b(&mut admin, &wid);
     assert_eq!(admin.cmd(&["GET", "k"]), "$6\r\nbefore\r\n");
+    // A paused client counts as blocked, as in Redis 7.0.
+    assert!(admin.cmd(&["INFO", "clients"]).contains("\r\nblocked_clients:1\r\n"));
     // A stricter pause or a shorter one keeps the writer waiting.
     assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "10", "WRITE"]), "+OK\r\n");
     assert!(flags_of(&mut admin, &wid).contains('b'));

@@ -238,6 +238,9 @@ impl Conn {
     async fn wait_unpaused(&mut self, spec: &'static CommandSpec) {
         let engine = self.engine.clone();
         let info = self.s.info.clone();
+        // Counted in INFO's blocked_clients, as Redis counts a postponed
+        // client (before the flag shows, so whoever sees it sees both).
+        let _blocked = crate::shard::blocking::BlockedClient::new(engine.clone(), None);
         info.set_blocked(true);
         loop {
             let changed = engine.clients.pause_changed();
