@@ -180,3 +180,17 @@ fn unblock_ends_waits_as_timeout_or_error() {
     assert_eq!(c.cmd(&["RPUSH", "list", "x"]), ":1\r\n");
     assert_eq!(c.cmd(&["BLPOP", "list", "0"]), "*2\r\n$4\r\nlist\r\n$1\r\nx\r\n");
 }
+
+#[test]
+fn help_names_every_subcommand() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let help = c.cmd(&["CLIENT", "HELP"]);
+    let subs = c.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "client|*"]);
+    let names: Vec<&str> = subs.split("\r\n").filter_map(|l| l.strip_prefix("client|")).collect();
+    assert_eq!(names.len(), 15, "{subs}");
+    for n in names {
+        let up = n.to_ascii_uppercase();
+        assert!(help.split("\r\n").any(|l| l.strip_prefix('+').is_some_and(|l| l.starts_with(&up))), "{n} missing from CLIENT HELP");
+    }
+}

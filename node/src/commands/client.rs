@@ -234,8 +234,14 @@ fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().int(i64::from(done));
         }
         b"HELP" => {
+            // Redis 7.2's text (with 7.4's ID and MAXAGE filters); the
+            // client tracking subcommands are not here.
             let lines = [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GETREDIR",
+                "    Return the client ID we are redirecting to when tracking is enabled.",
+                "GETNAME",
+                "    Return the name of the current connection.",
                 "ID",
                 "    Return the ID of the current connection.",
                 "INFO",
@@ -268,18 +274,14 @@ fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 "    Suspend all, or just write, clients for <timeout> milliseconds.",
                 "REPLY (ON|OFF|SKIP)",
                 "    Control the replies sent to the current connection.",
-                "UNBLOCK <clientid> [TIMEOUT|ERROR]",
-                "    Unblock the specified blocked client.",
-                "GETREDIR",
-                "    Return the client ID we are redirecting to when tracking is enabled.",
-                "GETNAME",
-                "    Return the name of the current connection.",
                 "SETNAME <name>",
                 "    Assign the name <name> to the current connection.",
                 "SETINFO <option> <value>",
                 "    Set client meta attr. Options are:",
                 "    * LIB-NAME: the client lib name.",
                 "    * LIB-VER: the client lib version.",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+                "    Unblock the specified blocked client.",
                 "NO-EVICT (ON|OFF)",
                 "    Protect current client connection from eviction.",
                 "NO-TOUCH (ON|OFF)",
