@@ -475,6 +475,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
             cx.broadcast(|sh| {
                 sh.stats = ShardStats::default();
+                sh.rates = Default::default();
                 super::stats::reset();
             })
             .await;
