@@ -582,3 +582,28 @@ pub async fn broadcast<R: Send + 'static>(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Rates, ShardStats};
+
+    #[test]
+    fn rates_are_the_mean_of_the_last_16_samples() {
+        let mut r = Rates::default();
+        let mut s = ShardStats::default();
+        r.track(1000, &s);
+        assert_eq!(r.get(), [0, 0, 0]);
+        // 100 commands and 1600 input bytes per 100 ms tick.
+        for t in 1..=16 {
+            s.commands += 100;
+            s.net_input_bytes += 1600;
+            r.track(1000 + t * 100, &s);
+        }
+        assert_eq!(r.get(), [1000, 16000, 0]);
+        // Idle for 8 ticks: half the window is quiet.
+        for t in 17..=24 {
+            r.track(1000 + t * 100, &s);
+        }
+        assert_eq!(r.get(), [500, 8000, 0]);
+    }
+}

@@ -622,6 +622,29 @@ mod tests {
     }
 
     #[test]
+    fn avg_ttl_follows_every_ttl_change() {
+        let mut d = db();
+        assert_eq!(d.avg_ttl(0), 0);
+        d.insert_new(b"a", Value::string(b"v"), 1000);
+        d.insert_new(b"b", Value::string(b"v"), 3000);
+        d.insert_new(b"c", Value::string(b"v"), 0);
+        assert_eq!(d.avg_ttl(0), 2000);
+        assert_eq!(d.avg_ttl(500), 1500);
+        let idx = d.lookup(b"b", 0).expect("b");
+        d.set_expire(idx, 5000);
+        assert_eq!(d.avg_ttl(0), 3000);
+        let idx = d.lookup(b"c", 0).expect("c");
+        d.set_expire(idx, 6000);
+        assert_eq!(d.avg_ttl(0), 4000);
+        d.remove(b"a", 0);
+        assert_eq!(d.avg_ttl(0), 5500);
+        d.set(b"b", Value::string(b"w"), false, 0);
+        assert_eq!(d.avg_ttl(0), 6000);
+        // Past the deadlines (not expired yet): 0.
+        assert_eq!(d.avg_ttl(7000), 0);
+    }
+
+    #[test]
     fn set_get_remove() {
         let mut d = db();
         for i in 0..5000 {
