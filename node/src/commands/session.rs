@@ -138,10 +138,17 @@ impl Session {
 
     /// Ends MONITOR (RESET, the connection closing).
     pub fn stop_monitor(&mut self, engine: &Engine) {
-        if self.monitor.take().is_some() {
-            engine.monitors.remove(self.info.id);
-            self.info.set_monitor(false);
+        let Some(mut rx) = self.monitor.take() else { return };
+        engine.monitors.remove(self.info.id);
+        self.info.set_monitor(false);
+        // Lines not written are no longer owed (nothing is sent after
+        // `remove`).
+        let mut dropped = 0;
+        while let Ok(line) = rx.try_recv() {
+            dropped += line.len();
         }
+        let pending = &self.info.out_pending;
+        pending.fetch_sub(dropped.min(pending.load(std::sync::atomic::Ordering::Relaxed)), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Forgets every watched key (the shards drop their entries
