@@ -232,6 +232,10 @@ fn doctor(engine: &Engine, events: &[(&'static str, Series)], now: u64) -> Strin
                 large_objects = true;
                 advices += 2;
             }
+            "eviction-del" => {
+                large_objects = true;
+                advices += 1;
+            }
             "eviction-cycle" => {
                 mass_eviction = true;
                 advices += 1;

@@ -175,11 +175,17 @@ impl Shard {
                 self.set_failing(true);
                 break;
             };
+            // The latency monitor's `eviction-del`: one key's deletion
+            // (timed only when the monitor is on).
+            let del_start = (self.cfg.latency_monitor_threshold.load(Relaxed) > 0).then(Instant::now);
             if let Some(d) = self.db_if_exists(db) {
                 if d.evict(&key) {
                     n += 1;
                     self.set_failing(false);
                 }
+            }
+            if let (Some(t), Some(e)) = (del_start, &self.engine) {
+                e.latency.add_if_needed(&self.cfg, "eviction-del", t.elapsed().as_millis() as u64);
             }
             if n % 16 == 0 && start.elapsed().as_micros() as u64 >= limit_us {
                 break;
