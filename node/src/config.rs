@@ -196,6 +196,14 @@ pub struct Config {
     /// `notify-keyspace-events`: the event classes published
     /// (`keyspace_events` bits).
     pub notify_keyspace_events: AtomicU32,
+    /// `latency-monitor-threshold`, ms: events at least this slow are
+    /// sampled by the latency monitor; 0: off.
+    pub latency_monitor_threshold: AtomicU64,
+    /// `latency-tracking`: per-command latency histograms (LATENCY
+    /// HISTOGRAM, INFO latencystats).
+    pub latency_tracking: AtomicBool,
+    /// `latency-tracking-info-percentiles`: what INFO latencystats shows.
+    pub latency_percentiles: Mutex<Vec<f64>>,
     /// `key-load-delay`: microseconds to pause after each key loaded from a
     /// snapshot or journal (Redis's test knob for slow loads); 0: none.
     pub key_load_delay: AtomicU64,
@@ -224,6 +232,8 @@ pub struct Config {
     pub aof_load_truncated: AtomicBool,
     /// Cluster mode, when started with `--cluster`.
     pub cluster: Option<ClusterArgs>,
+    /// The config file read at start, as an absolute path ("" when none).
+    pub config_file: String,
     /// Parameters whose value cannot change here, by name (`FIXED`).
     fixed: BTreeMap<String, String>,
 }
@@ -249,7 +259,6 @@ const FIXED: &[(&str, &str)] = &[
     ("timeout", "0"),
     ("tcp-keepalive", "0"),
     ("hz", "10"),
-    ("latency-monitor-threshold", "0"),
     ("list-max-listpack-size", "-2"),
     ("list-max-ziplist-size", "-2"),
     ("set-max-intset-entries", "512"),
@@ -634,6 +643,9 @@ impl Config {
             slowlog_log_slower_than: AtomicI64::new(10000),
             slowlog_max_len: AtomicU64::new(128),
             notify_keyspace_events: AtomicU32::new(0),
+            latency_monitor_threshold: AtomicU64::new(0),
+            latency_tracking: AtomicBool::new(true),
+            latency_percentiles: Mutex::new(vec![50.0, 99.0, 99.9]),
             key_load_delay: AtomicU64::new(0),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
             save: Mutex::new(DEFAULT_SAVE.to_vec()),
@@ -647,12 +659,14 @@ impl Config {
             appendfilename: "appendonly.aof".into(),
             aof_load_truncated: AtomicBool::new(true),
             cluster: None,
+            config_file: String::new(),
             fixed: FIXED.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         let mut cfg = cfg;
         if let Some(path) = &args.config_file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File(path.clone(), e.to_string()))?;
             cfg.apply_file(&text)?;
+            cfg.config_file = std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or_else(|_| path.clone());
         }
         for (name, value) in &args.params {
             cfg.apply_startup(name, value)?;
@@ -819,6 +833,13 @@ impl Config {
         }
     }
 
+    /// `latency-tracking-info-percentiles` as Redis prints it (`%f`
+    /// trimmed of trailing zeros).
+    pub fn percentiles_text(&self) -> String {
+        let v = self.latency_percentiles.lock().unwrap_or_else(|e| e.into_inner());
+        v.iter().map(|p| crate::util::trim_float(&format!("{p:.6}"))).collect::<Vec<_>>().join(" ")
+    }
+
     /// CONFIG SET of one parameter.
     pub fn set(&self, name: &str, value: &str) -> Result<(), ConfigError> {
         let int = || value.parse::<u64>().map_err(|_| ConfigError::NotInteger);
@@ -860,6 +881,14 @@ impl Config {
                     .ok_or_else(|| ConfigError::Invalid("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()))?,
                 Relaxed,
             ),
+            "latency-monitor-threshold" => self.latency_monitor_threshold.store(int_between(value, 0, i64::MAX as u64)?, Relaxed),
+            "latency-tracking" => self.latency_tracking.store(yes_no(value)?, Relaxed),
+            "latency-tracking-info-percentiles" => {
+                let v: Option<Vec<f64>> =
+                    value.split_whitespace().map(|p| p.parse::<f64>().ok().filter(|p| (0.0..=100.0).contains(p))).collect();
+                let v = v.ok_or_else(|| ConfigError::Invalid("Invalid latency-tracking-info-percentiles parameters".into()))?;
+                *self.latency_percentiles.lock().unwrap_or_else(|e| e.into_inner()) = v;
+            }
             "key-load-delay" => self.key_load_delay.store(int()?, Relaxed),
             "dir" => *self.dir.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
             "save" => *self.save.lock().unwrap_or_else(|e| e.into_inner()) = parse_save(value)?,
@@ -935,6 +964,9 @@ impl Config {
             ("slowlog-log-slower-than".into(), self.slowlog_log_slower_than.load(Relaxed).to_string()),
             ("slowlog-max-len".into(), self.slowlog_max_len.load(Relaxed).to_string()),
             ("notify-keyspace-events".into(), keyspace_events::format(self.notify_keyspace_events.load(Relaxed))),
+            ("latency-monitor-threshold".into(), self.latency_monitor_threshold.load(Relaxed).to_string()),
+            ("latency-tracking".into(), yes_no_text(self.latency_tracking.load(Relaxed)).into()),
+            ("latency-tracking-info-percentiles".into(), self.percentiles_text()),
             ("key-load-delay".into(), self.key_load_delay.load(Relaxed).to_string()),
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("save".into(), self.save_text()),

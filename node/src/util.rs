@@ -8,6 +8,20 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// A `%f`-style number without its trailing zeros (and point): `99.9`,
+/// `50`.
+pub fn trim_float(s: &str) -> String {
+    if !s.contains('.') {
+        return s.to_string();
+    }
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Current Unix time in microseconds.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
 /// Parses an integer argument strictly, as Redis's `string2ll`: canonical
 /// decimal only (`ERR value is not an integer or out of range`).
 pub fn parse_i64(b: &[u8]) -> CmdResult<i64> {

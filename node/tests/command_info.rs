@@ -58,8 +58,6 @@ const NOT_IN_REDIS: &[&str] = &[
 /// `sentinel`, `only_sentinel`, `protected` and `touches_arbitrary_keys`
 /// itself, so they are not in the reference at all.)
 const UNMODELLED_FLAGS: &[&str] = &[
-    // MONITOR does not exist here.
-    "skip_monitor",
     // Redis's cluster redirection for importing slots; ours differs.
     "asking",
     // Redis's async (replica) loading.

@@ -8,19 +8,25 @@
 //! commands declared by a family.
 
 pub mod bitmaps;
+pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod connection;
 pub mod coord;
+pub mod docs;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
+pub mod info;
 pub mod json;
 pub mod keys;
 pub mod keyspec;
+pub mod latency;
 pub mod lists;
 pub mod migrate;
 pub mod notify;
+pub mod monitor;
+pub mod observe;
 pub mod persistence;
 pub mod pops;
 pub mod pubsub;
@@ -176,6 +182,9 @@ pub mod flag {
     /// the resulting state of its keys: a ZINCRBY on a big sorted set then
     /// journals one command, not the set. Not shown by COMMAND.
     pub const JOURNAL_ARGS: u32 = 1 << 18;
+    /// Not shown to MONITOR when it ends (the script commands, which show
+    /// themselves before the commands they call).
+    pub const SKIP_MONITOR: u32 = 1 << 19;
 
     /// The flags COMMAND prints, in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -188,6 +197,7 @@ pub mod flag {
         (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
@@ -555,9 +565,12 @@ pub async fn gather<T: Send + 'static, R>(
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
     connection::COMMANDS
         .iter()
+        .chain(client::COMMANDS)
         .chain(server::COMMANDS)
         .chain(persistence::COMMANDS)
         .chain(slowlog::COMMANDS)
+        .chain(monitor::COMMANDS)
+        .chain(latency::COMMANDS)
         .chain(strings::COMMANDS)
         .chain(keys::COMMANDS)
         .chain(migrate::COMMANDS)

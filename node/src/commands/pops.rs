@@ -272,12 +272,13 @@ pub async fn wait_pop(
         })
         .await;
     }
-    let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone());
+    let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone(), cx.session().map(|s| s.info.clone()));
     // Nothing polls: the wait ends when a shard serves the waiter, the
     // timeout fires, the client hangs up, or (cluster mode) a key's slot
     // is no longer served here, whichever comes first.
     let deadline = limit.map(|d| tokio::time::Instant::now() + d);
     let moved = cx.session().map(|s| s.keys_moving(keys));
+    let me = cx.session().map(|s| s.info.clone());
     let ended = {
         let timeout = async {
             match deadline {
@@ -291,16 +292,32 @@ pub async fn wait_pop(
                 None => std::future::pending().await,
             }
         };
+        let unblocked = async {
+            match &me {
+                Some(me) => me.unblocked().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = &mut rx => Ok(r),
             () = timeout => Err(End::Timeout),
             () = cx.client_closed() => Err(End::Gone),
             () = moved => Err(End::Moved),
+            error = unblocked => Err(End::Unblocked(error)),
         }
     };
     let served = match ended {
         Ok(r) => r,
         Err(end) if w.claim() => {
+            // CLIENT UNBLOCK: an error, or the timeout's reply.
+            if let End::Unblocked(error) = end {
+                if error {
+                    return Err(CmdError::Other("UNBLOCKED client unblocked via CLIENT UNBLOCK".into()));
+                }
+                if let Some(s) = cx.session() {
+                    s.unblocked = true;
+                }
+            }
             if let End::Moved = end {
                 // The slot left this node: the client is redirected.
                 if let Some(c) = cx.session().and_then(|s| s.cluster.as_mut()) {
@@ -330,4 +347,6 @@ enum End {
     Timeout,
     Gone,
     Moved,
+    /// CLIENT UNBLOCK, with ERROR (true) or TIMEOUT.
+    Unblocked(bool),
 }

@@ -150,13 +150,21 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
             }
         }
         Exec::Coord(f) => {
+            if spec.has_flag(super::flag::BLOCKING) {
+                let engine = cx.engine().clone();
+                let client = cx.session().map(|s| s.info.clone());
+                super::observe::blocking_started(&engine, spec, args, db, client.as_deref());
+            }
             // Boxed: EXEC runs its queued commands through here.
             cx.set_running(super::notify::running(spec, db, args));
             if let Err(e) = Box::pin(run_handler(f, cx, args)).await {
                 cx.out().error(&e);
             }
             cx.set_running(None);
-            let nanos = count_here(cx.out(), spec, start, mark);
+            // A blocking command's own time, without its wait (as Redis
+            // counts it).
+            let waited = if spec.has_flag(super::flag::BLOCKING) { cx.session().map_or(0, |s| s.info.take_waited()) } else { 0 };
+            let nanos = count_minus(cx.out(), spec, start, mark, waited);
             log_slow(cx, spec, args, nanos);
         }
         Exec::Script(call) => {
@@ -173,16 +181,22 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
 /// a script's (no session).
 fn log_slow(cx: &mut dyn Coord, spec: &CommandSpec, args: &[Bytes], nanos: u64) {
     let engine = cx.engine().clone();
+    let db = cx.db();
     let client = cx.session().map(|s| s.info.clone());
-    super::slowlog::log_if_slow(&engine, spec, args, nanos, client.as_deref());
+    super::observe::done(&engine, spec, args, db, nanos, client.as_deref());
 }
 
 /// Counts a command that ran on this thread since `start`, whose reply
 /// begins at `mark` in `out` (failed: the reply is an error).
 /// Returns the time it took, in nanoseconds.
 pub fn count_here(out: &Out, spec: &CommandSpec, start: clock::Ticks, mark: usize) -> u64 {
+    count_minus(out, spec, start, mark, 0)
+}
+
+/// `count_here`, less `waited` nanoseconds the command spent waiting.
+fn count_minus(out: &Out, spec: &CommandSpec, start: clock::Ticks, mark: usize, waited: u64) -> u64 {
     let failed = out.buf.get(mark) == Some(&b'-');
-    let nanos = start.elapsed_nanos();
+    let nanos = start.elapsed_nanos().saturating_sub(waited);
     super::stats::record(spec, nanos, failed);
     nanos
 }

@@ -10,7 +10,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
 use crate::shard::{Engine, ShardStats};
-use crate::util::{eq_ic, now_ms};
+use crate::util::eq_ic;
 
 const SRV: &[&str] = &["admin", "slow", "dangerous"];
 const KS: &[&str] = &["keyspace"];
@@ -59,7 +59,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["slow", "dangerous"],
         "server",
         "Returns information and statistics about the server.",
-        Exec::Coord(handler!(async |cx, a| info(cx, a))),
+        Exec::Coord(handler!(async |cx, a| super::info::info(cx, a))),
     )
     .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
     cmd("config", -2, 0, (0, 0, 0), &["slow"], "server", "A container for server configuration commands.", CONFIG).subcommands(&[
@@ -225,26 +225,6 @@ pub fn write_spec(out: &mut Out, c: &CommandSpec) {
     }
 }
 
-/// One command's COMMAND DOCS entry (a subcommand's group is its
-/// container's).
-fn write_docs(out: &mut Out, c: &CommandSpec, group: &str) {
-    out.map(if c.subs.is_empty() { 3 } else { 4 });
-    out.bulk(b"summary");
-    out.bulk(c.summary.as_bytes());
-    out.bulk(b"since");
-    out.bulk(b"1.0.0");
-    out.bulk(b"group");
-    out.bulk(group.as_bytes());
-    if !c.subs.is_empty() {
-        out.bulk(b"subcommands");
-        out.map(c.subs.len());
-        for s in c.subs {
-            out.bulk(s.name.as_bytes());
-            write_docs(out, s, group);
-        }
-    }
-}
-
 /// A value in a key spec's `spec` map.
 enum Spec {
     Int(i64),
@@ -320,7 +300,7 @@ pub fn command(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             out.map(specs.len());
             for (c, group) in specs {
                 out.bulk(c.name.as_bytes());
-                write_docs(out, c, group);
+                super::docs::write_docs(out, c, group);
             }
         }
         b"LIST" => {
@@ -437,173 +417,6 @@ fn sub_is(a: &[u8], w: &str) -> bool {
     eq_ic(a, w)
 }
 
-/// Per-shard figures gathered for INFO.
-struct ShardInfo {
-    stats: ShardStats,
-    /// Per-command counters of the shard's thread.
-    cmds: super::stats::Stats,
-    /// (keys, keys with a TTL) per database.
-    dbs: Vec<(usize, usize)>,
-}
-
-pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
-    let shards = cx
-        .broadcast(|sh| {
-            let n = sh.db_count();
-            let dbs = (0..n).map(|i| sh.db_if_exists(i).map(|d| (d.len(), d.volatile_len())).unwrap_or((0, 0))).collect();
-            ShardInfo { stats: sh.stats, cmds: super::stats::snapshot(), dbs }
-        })
-        .await;
-    let wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
-    let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
-    let want = |s: &str| all || wanted.iter().any(|w| w == s);
-    // Not in the default sections, as in Redis.
-    let want_cmds = wanted.iter().any(|w| w == "all" || w == "everything" || w == "commandstats");
-    let mut cmds = super::stats::Stats::default();
-    for s in &shards {
-        cmds.merge(&s.cmds);
-    }
-    let e = &cx.engine();
-    let st = &e.stats;
-    let now = now_ms();
-    let uptime = now.saturating_sub(st.start_ms.load(Relaxed)) / 1000;
-    let mut text = String::new();
-    use std::fmt::Write;
-    if want("server") {
-        let _ = write!(
-            text,
-            "# Server\r\nredis_version:{}\r\ndamselfly_version:{}\r\nredis_mode:{}\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:{}\r\nshards:{}\r\n\r\n",
-            crate::REDIS_VERSION,
-            env!("CARGO_PKG_VERSION"),
-            if e.cluster.is_some() { "cluster" } else { "standalone" },
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-            std::process::id(),
-            run_id(),
-            e.cfg.port,
-            now * 1000,
-            uptime,
-            uptime / 86400,
-            std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
-            e.nshards(),
-        );
-    }
-    if want("clients") {
-        let _ = write!(
-            text,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\n\r\n",
-            st.connected_clients.load(Relaxed),
-            e.cfg.maxclients.load(Relaxed),
-            st.blocked_clients.load(Relaxed)
-        );
-    }
-    if want("memory") {
-        let used = crate::alloc::used_memory();
-        let peak = crate::alloc::used_memory_peak().max(used);
-        let rss = crate::alloc::rss();
-        let maxmem = e.cfg.maxmemory.load(Relaxed);
-        let scripts = e.scripting.scripts_count();
-        let (libraries, functions) = {
-            let l = e.scripting.libraries();
-            (l.libs.len(), l.funcs.len())
-        };
-        let _ = write!(
-            text,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_not_counted_for_evict:0\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\n\r\n",
-            human(used),
-            human(rss),
-            human(maxmem),
-            e.cfg.policy().name(),
-            if used > 0 { rss as f64 / used as f64 } else { 0.0 },
-        );
-    }
-    if want("persistence") {
-        super::persistence::info_section(e, &mut text);
-    }
-    if want("stats") {
-        let sum = |f: fn(&ShardStats) -> u64| shards.iter().map(|s| f(&s.stats)).sum::<u64>();
-        let _ = write!(
-            text,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:{}\r\ncurrent_eviction_exceeded_time:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntotal_error_replies:{}\r\n\r\n",
-            st.total_connections.load(Relaxed),
-            sum(|s| s.commands),
-            sum(|s| s.net_input_bytes),
-            sum(|s| s.net_output_bytes),
-            st.rejected_connections.load(Relaxed),
-            sum(|s| s.expired_keys),
-            sum(|s| s.evicted_keys),
-            crate::shard::evict::exceeded_ms().1,
-            crate::shard::evict::exceeded_ms().0,
-            sum(|s| s.keyspace_hits),
-            sum(|s| s.keyspace_misses),
-            cmds.total_errors,
-        );
-    }
-    if want("replication") {
-        text.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n");
-    }
-    if want("cpu") {
-        let (user, sys) = cpu_times();
-        let _ = write!(text, "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n\r\n");
-    }
-    if want_cmds {
-        super::stats::write_commandstats(&mut text, &cmds);
-    }
-    if want("errorstats") {
-        super::stats::write_errorstats(&mut text, &cmds);
-    }
-    if want("cluster") {
-        let _ = write!(text, "# Cluster\r\ncluster_enabled:{}\r\n\r\n", u8::from(e.cluster.is_some()));
-    }
-    if want("keyspace") {
-        text.push_str("# Keyspace\r\n");
-        let ndb = cx.engine().cfg.databases;
-        for db in 0..ndb {
-            let (keys, expires) = shards.iter().fold((0, 0), |acc, s| {
-                let (k, x) = s.dbs.get(db).copied().unwrap_or((0, 0));
-                (acc.0 + k, acc.1 + x)
-            });
-            if keys > 0 {
-                let _ = write!(text, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
-            }
-        }
-        text.push_str("\r\n");
-    }
-    while text.ends_with("\r\n\r\n") {
-        text.truncate(text.len() - 2);
-    }
-    cx.out().verbatim(&text);
-    Ok(())
-}
-
-fn run_id() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| (0..40).map(|_| format!("{:x}", rand::random_range(0..16u8))).collect())
-}
-
-fn human(n: u64) -> String {
-    let f = n as f64;
-    if f >= 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2}G", f / (1024.0 * 1024.0 * 1024.0))
-    } else if f >= 1024.0 * 1024.0 {
-        format!("{:.2}M", f / (1024.0 * 1024.0))
-    } else if f >= 1024.0 {
-        format!("{:.2}K", f / 1024.0)
-    } else {
-        format!("{n}B")
-    }
-}
-
-fn cpu_times() -> (f64, f64) {
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return (0.0, 0.0);
-    }
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    (t(ru.ru_utime), t(ru.ru_stime))
-}
-
 pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let sub = args[1].to_ascii_uppercase();
     let cfg = cx.engine().cfg.clone();
@@ -663,6 +476,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
             cx.broadcast(|sh| {
                 sh.stats = ShardStats::default();
+                sh.rates = Default::default();
                 super::stats::reset();
             })
             .await;
@@ -794,16 +608,27 @@ pub async fn wait(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("timeout is negative"));
     }
     if want > 0 && cx.may_block() {
-        let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone());
+        let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone(), cx.session().map(|s| s.info.clone()));
         let timeout = async {
             match ms {
                 0 => std::future::pending().await,
                 ms => tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await,
             }
         };
+        let me = cx.session().map(|s| s.info.clone());
+        let unblocked = async {
+            match &me {
+                Some(me) => me.unblocked().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = timeout => {}
             () = cx.client_closed() => return Ok(()),
+            // CLIENT UNBLOCK: the error, or the timeout's answer.
+            error = unblocked => if error {
+                return Err(CmdError::Other("UNBLOCKED client unblocked via CLIENT UNBLOCK".into()));
+            },
         }
     }
     cx.out().int(0);

@@ -31,6 +31,24 @@ pub struct Session {
     /// The client hung up (or was killed) while a command waited: nothing
     /// more is run or answered.
     pub gone: bool,
+    /// MONITOR is on: the lines of the commands that run arrive here.
+    pub monitor: Option<tokio::sync::mpsc::UnboundedReceiver<Bytes>>,
+    /// CLIENT REPLY: whether commands' replies are sent.
+    pub reply: Reply,
+    /// CLIENT UNBLOCK ended the last wait as a timeout.
+    pub unblocked: bool,
+}
+
+/// CLIENT REPLY's modes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Reply {
+    #[default]
+    On,
+    Off,
+    /// SKIP was sent: the next command's reply is not sent.
+    SkipNext,
+    /// The command whose reply is skipped is running.
+    Skipping,
 }
 
 /// A transaction being queued (between MULTI and EXEC).
@@ -116,6 +134,21 @@ impl Session {
     pub fn publish_input(&self, inbuf: &bytes::BytesMut, parser: &Parser, running: &[Vec<Bytes>]) {
         let (big, big_room, big_done) = parser.held();
         self.info.publish_input(inbuf.len() + big, inbuf.capacity() - inbuf.len() + big_room, big_done, running);
+    }
+
+    /// Ends MONITOR (RESET, the connection closing).
+    pub fn stop_monitor(&mut self, engine: &Engine) {
+        let Some(mut rx) = self.monitor.take() else { return };
+        engine.monitors.remove(self.info.id);
+        self.info.set_monitor(false);
+        // Lines not written are no longer owed (nothing is sent after
+        // `remove`).
+        let mut dropped = 0;
+        while let Ok(line) = rx.try_recv() {
+            dropped += line.len();
+        }
+        let pending = &self.info.out_pending;
+        pending.fetch_sub(dropped.min(pending.load(std::sync::atomic::Ordering::Relaxed)), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Forgets every watched key (the shards drop their entries

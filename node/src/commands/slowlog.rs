@@ -54,7 +54,7 @@ fn push(engine: &Engine, spec: &CommandSpec, args: &[Bytes], usec: u64, client: 
     };
     let max_len = engine.cfg.slowlog_max_len.load(Relaxed) as usize;
     let redacted;
-    let args = match redact(spec, args) {
+    let args = match super::observe::redact(spec, args) {
         Some(r) => {
             redacted = r;
             &redacted[..]
@@ -62,23 +62,6 @@ fn push(engine: &Engine, spec: &CommandSpec, args: &[Bytes], usec: u64, client: 
         None => args,
     };
     engine.stats.slowlog.push(args, usec, addr, name, max_len);
-}
-
-/// AUTH's arguments and HELLO's AUTH credentials, as Redis shows them.
-fn redact(spec: &CommandSpec, args: &[Bytes]) -> Option<Vec<Bytes>> {
-    const R: Bytes = Bytes::from_static(b"(redacted)");
-    match spec.name {
-        "auth" => Some(std::iter::once(args[0].clone()).chain(args[1..].iter().map(|_| R)).collect()),
-        "hello" => {
-            let at = args.iter().position(|a| eq_ic(a, "auth"))?;
-            let mut v = args.to_vec();
-            for a in v.iter_mut().skip(at + 1).take(2) {
-                *a = R;
-            }
-            Some(v)
-        }
-        _ => None,
-    }
 }
 
 fn slowlog(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {

@@ -8,14 +8,17 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::CommandSpec;
+use crate::shard::latency::Hist;
 
-/// One command's counters (`usec` kept in nanoseconds).
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+/// One command's counters (`usec` kept in nanoseconds), and its latency
+/// histogram once it has one (`latency-tracking`).
+#[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub struct CmdStat {
     pub calls: u64,
     pub nanos: u64,
     pub rejected: u64,
     pub failed: u64,
+    pub hist: Option<Hist>,
 }
 
 impl CmdStat {
@@ -24,6 +27,9 @@ impl CmdStat {
         self.nanos += o.nanos;
         self.rejected += o.rejected;
         self.failed += o.failed;
+        if let Some(h) = &o.hist {
+            self.hist.get_or_insert_with(Hist::default).merge(h);
+        }
     }
 }
 
@@ -108,6 +114,17 @@ pub fn record(spec: &CommandSpec, nanos: u64, failed: bool) {
         c.nanos += nanos;
         c.failed += u64::from(failed);
     });
+}
+
+/// A command's latency for its histogram (LATENCY HISTOGRAM, INFO
+/// latencystats), on this thread.
+#[inline]
+pub fn record_latency(spec: &CommandSpec, nanos: u64) {
+    let i = index(spec);
+    if i == usize::MAX {
+        return;
+    }
+    STATS.with(|s| s.borrow_mut().slot(i).hist.get_or_insert_with(Hist::default).record(nanos));
 }
 
 /// A command was refused before it ran (arity, NOAUTH, OOM, routing, BUSY).
@@ -210,7 +227,7 @@ mod tests {
         error_reply(b"WRONGTYPE Operation against a key");
         error_reply(b"NOSPACEATALLinthistextthatislongerthan32");
         let s = snapshot();
-        assert_eq!(s.cmds[index(get)], CmdStat { calls: 2, nanos: 2000, rejected: 1, failed: 1 });
+        assert_eq!(s.cmds[index(get)], CmdStat { calls: 2, nanos: 2000, rejected: 1, failed: 1, hist: None });
         assert_eq!(s.errors, vec![("WRONGTYPE".to_string(), 1), ("ERR".to_string(), 1)]);
         assert_eq!(s.total_errors, 2);
         reset();

@@ -523,7 +523,8 @@ pub(super) async fn wait_for_entries(
         },
     };
     let woke = super::pops::wait_pop(cx, keys, Kind::Stream, 1, Some(remaining), args).await?;
-    if woke.is_none() && (cx.client_gone() || limit.is_some_and(|d| tokio::time::Instant::now() >= d)) {
+    let unblocked = cx.session().is_some_and(|s| std::mem::take(&mut s.unblocked));
+    if woke.is_none() && (unblocked || cx.client_gone() || limit.is_some_and(|d| tokio::time::Instant::now() >= d)) {
         if !cx.client_gone() {
             cx.out().nil_array();
         }

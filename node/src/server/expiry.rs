@@ -33,6 +33,8 @@ pub const EVICT_ROUND_US: u64 = 2000;
 
 /// One tick at time `now`: returns how many keys were deleted.
 pub async fn tick(shard: &LocalShard, now: u64) -> usize {
+    // INFO's instantaneous rates sample here, every tick, as Redis's cron.
+    shard.run(NO_TX, |sh| sh.rates.track(now, &sh.stats)).await;
     let mut total = 0;
     for round in 0..MAX_ROUNDS {
         if round > 0 {

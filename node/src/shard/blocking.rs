@@ -50,18 +50,27 @@ pub trait Take: Send + Sync {
 /// Counts a client as blocked (INFO's `blocked_clients`) for as long as it
 /// lives: from when it starts waiting until it is served, times out or
 /// leaves, whichever way the wait ends.
-pub struct BlockedClient(std::sync::Arc<super::Engine>);
+pub struct BlockedClient {
+    engine: std::sync::Arc<super::Engine>,
+    /// The waiting client, told how long it waited (a command's own time
+    /// leaves its waits out, as Redis counts it); `started`: when.
+    client: Option<std::sync::Arc<super::clients::ClientInfo>>,
+    started: std::time::Instant,
+}
 
 impl BlockedClient {
-    pub fn new(engine: std::sync::Arc<super::Engine>) -> BlockedClient {
+    pub fn new(engine: std::sync::Arc<super::Engine>, client: Option<std::sync::Arc<super::clients::ClientInfo>>) -> BlockedClient {
         engine.stats.blocked_clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        BlockedClient(engine)
+        BlockedClient { engine, client, started: std::time::Instant::now() }
     }
 }
 
 impl Drop for BlockedClient {
     fn drop(&mut self) {
-        self.0.stats.blocked_clients.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.engine.stats.blocked_clients.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(c) = &self.client {
+            c.add_waited(self.started.elapsed().as_nanos() as u64);
+        }
     }
 }
 

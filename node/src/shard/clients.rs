@@ -43,6 +43,14 @@ pub struct ClientInfo {
     /// metadata as they are (`store::access::touching`).
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
+    /// MONITOR is on (flag `O`).
+    monitor: AtomicBool,
+    /// CLIENT UNBLOCK asked the blocked command to end: 0 no, `UNBLOCK_TIMEOUT`
+    /// or `UNBLOCK_ERROR`; announced through `unblock_notify`.
+    unblock: std::sync::atomic::AtomicU8,
+    unblock_notify: Notify,
+    /// Nanoseconds the running command spent waiting (`BlockedClient`).
+    waited_ns: AtomicU64,
     /// Bytes of pub/sub messages handed to the connection and not written
     /// to its socket yet (publishers add, the connection subtracts once
     /// written): what `client-output-buffer-limit` weighs for a subscriber.
@@ -296,8 +304,58 @@ impl ClientInfo {
         st.writing.store(false, Relaxed);
     }
 
-    /// A command starts or stops waiting for data (flag `b`).
+    /// Whether a command of this client waits for data (flag `b`).
+    pub fn is_blocked(&self) -> bool {
+        self.st.blocked.load(Relaxed)
+    }
+
+    /// CLIENT UNBLOCK: ends the command this client waits in, as if it
+    /// timed out or (`error`) with an error; false when it waits for
+    /// nothing.
+    pub fn unblock(&self, error: bool) -> bool {
+        if !self.is_blocked() {
+            return false;
+        }
+        self.unblock.store(if error { UNBLOCK_ERROR } else { UNBLOCK_TIMEOUT }, Relaxed);
+        self.unblock_notify.notify_waiters();
+        true
+    }
+
+    /// Completes when CLIENT UNBLOCK ends the wait: true for its ERROR
+    /// form. A blocking command waits on this beside its data.
+    pub async fn unblocked(&self) -> bool {
+        loop {
+            let n = self.unblock_notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            match self.unblock.swap(0, Relaxed) {
+                0 => n.await,
+                m => return m == UNBLOCK_ERROR,
+            }
+        }
+    }
+
+    /// The running command waited `nanos` more.
+    pub fn add_waited(&self, nanos: u64) {
+        self.waited_ns.fetch_add(nanos, Relaxed);
+    }
+
+    /// How long the command that just ran waited (and forgets it).
+    pub fn take_waited(&self) -> u64 {
+        self.waited_ns.swap(0, Relaxed)
+    }
+
+    /// MONITOR starts or stops (flag `O`).
+    pub fn set_monitor(&self, on: bool) {
+        self.monitor.store(on, Relaxed);
+    }
+
+    /// A command starts or stops waiting for data (flag `b`). A CLIENT
+    /// UNBLOCK meant for an earlier wait is forgotten.
     pub fn set_blocked(&self, on: bool) {
+        if on && !self.st.blocked.load(Relaxed) {
+            self.unblock.store(0, Relaxed);
+        }
         self.st.blocked.store(on, Relaxed);
     }
 
@@ -325,8 +383,8 @@ impl ClientInfo {
         "default"
     }
 
-    /// CLIENT LIST's flags, in Redis's order. Never here: `S`/`O`/`M`
-    /// (no replication or MONITOR), `t`/`R`/`B` (no client tracking), `u`
+    /// CLIENT LIST's flags, in Redis's order. Never here: `S`/`M`
+    /// (no replication), `t`/`R`/`B` (no client tracking), `u`
     /// (a woken client goes on in its own task, never queued to run
     /// again), `U` (no unix socket).
     fn flags(&self) -> String {
@@ -337,6 +395,7 @@ impl ClientInfo {
                 f.push(c);
             }
         };
+        on(&mut f, self.monitor.load(Relaxed), 'O');
         on(&mut f, self.subscriptions() > 0, 'P');
         on(&mut f, st.multi.load(Relaxed) > 0, 'x');
         on(&mut f, st.blocked.load(Relaxed), 'b');
@@ -370,6 +429,28 @@ impl ClientInfo {
     /// `qbuf-free`), the output buffer (`rbs`), `argv-mem`, `multi-mem`,
     /// the watched keys' entries and one handle per subscription (the names
     /// are counted once, by the registry).
+    /// The memory the client takes (`tot-mem`; see `describe`).
+    pub fn memory(&self) -> usize {
+        let st = &self.st;
+        std::mem::size_of::<ClientInfo>()
+            + st.fixed.load(Relaxed)
+            + st.qbuf.load(Relaxed)
+            + st.qbuf_free.load(Relaxed)
+            + st.rbs.load(Relaxed)
+            + st.argv_run.load(Relaxed)
+            + st.argv_held.load(Relaxed)
+            + st.multi_mem.load(Relaxed)
+            + st.watch_mem.load(Relaxed)
+            + self.subscriptions() * std::mem::size_of::<Bytes>()
+    }
+
+    /// The input buffers' size (`qbuf` + `qbuf-free`) and the output
+    /// waiting (`obl`): what INFO's `client_recent_max_*_buffer` weigh.
+    pub fn buffers(&self) -> (usize, usize) {
+        let st = &self.st;
+        (st.qbuf.load(Relaxed) + st.qbuf_free.load(Relaxed), st.obl.load(Relaxed))
+    }
+
     pub fn describe(&self) -> String {
         let st = &self.st;
         let now = now_ms();
@@ -380,15 +461,7 @@ impl ClientInfo {
         let rbs = st.rbs.load(Relaxed);
         let obl = st.obl.load(Relaxed);
         let rbp = if now.saturating_sub(st.rbp_since.load(Relaxed)) >= PEAK_WINDOW_MS { obl } else { st.rbp.load(Relaxed).max(obl) };
-        let tot = std::mem::size_of::<ClientInfo>()
-            + st.fixed.load(Relaxed)
-            + qbuf
-            + qbuf_free
-            + rbs
-            + argv
-            + multi_mem
-            + st.watch_mem.load(Relaxed)
-            + self.subscriptions() * std::mem::size_of::<Bytes>();
+        let tot = self.memory();
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} watch={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -424,10 +497,28 @@ impl ClientInfo {
     }
 }
 
+pub const UNBLOCK_TIMEOUT: u8 = 1;
+pub const UNBLOCK_ERROR: u8 = 2;
+
 #[derive(Default)]
 pub struct Clients {
     next_id: AtomicU64,
     map: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    /// CLIENT PAUSE: until when (Unix ms; 0: no pause), and whether every
+    /// command waits (ALL) or only those that may write (WRITE).
+    pause_until: AtomicU64,
+    pause_all: AtomicBool,
+    /// Announces UNPAUSE and a pause that became less strict.
+    pause_changed: Notify,
+}
+
+/// What CLIENT PAUSE holds back now.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Paused {
+    /// Commands that may write (and scripts, PUBLISH, PFCOUNT), until the
+    /// time given (Unix ms).
+    Writes(u64),
+    All(u64),
 }
 
 impl Clients {
@@ -451,12 +542,55 @@ impl Clients {
             kill: Notify::new(),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
+            monitor: AtomicBool::new(false),
+            unblock: std::sync::atomic::AtomicU8::new(0),
+            unblock_notify: Notify::new(),
+            waited_ns: AtomicU64::new(0),
             out_pending: AtomicUsize::new(0),
             soft_since: AtomicU64::new(0),
             st: State::default(),
         });
         self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(id, info.clone());
         info
+    }
+
+    /// CLIENT PAUSE for `ms` milliseconds from `now`: a pause already on
+    /// keeps the stricter mode and the later end, as in Redis.
+    pub fn pause(&self, now: u64, ms: u64, all: bool) {
+        let until = now.saturating_add(ms).max(1);
+        let on = self.paused(now).is_some();
+        let (was_all, was_until) = (on && self.pause_all.load(Relaxed), if on { self.pause_until.load(Relaxed) } else { 0 });
+        self.pause_all.store(all || was_all, Relaxed);
+        self.pause_until.store(until.max(was_until), Relaxed);
+        self.pause_changed.notify_waiters();
+    }
+
+    /// CLIENT UNPAUSE: everybody held goes on.
+    pub fn unpause(&self) {
+        self.pause_until.store(0, Relaxed);
+        self.pause_all.store(false, Relaxed);
+        self.pause_changed.notify_waiters();
+    }
+
+    /// Whether a pause may be on (one relaxed load: what every command
+    /// checks).
+    #[inline]
+    pub fn pausing(&self) -> bool {
+        self.pause_until.load(Relaxed) != 0
+    }
+
+    /// The pause in force at `now`, if any.
+    pub fn paused(&self, now: u64) -> Option<Paused> {
+        let until = self.pause_until.load(Relaxed);
+        if until == 0 || now >= until {
+            return None;
+        }
+        Some(if self.pause_all.load(Relaxed) { Paused::All(until) } else { Paused::Writes(until) })
+    }
+
+    /// Completes when the pause changes (UNPAUSE, a new PAUSE).
+    pub fn pause_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.pause_changed.notified()
     }
 
     pub fn unregister(&self, id: u64) {

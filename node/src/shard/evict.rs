@@ -148,7 +148,10 @@ impl Shard {
         }
         // Over the limit: under noeviction too, as Redis counts it.
         note_exceeded(true);
-        if policy == Policy::NoEviction {
+        // Nor while CLIENT PAUSE holds writes (as Redis).
+        if policy == Policy::NoEviction
+            || self.engine.as_ref().is_some_and(|e| e.clients.pausing() && e.clients.paused(crate::util::now_ms()).is_some())
+        {
             return 0;
         }
         if policy != self.evict_policy {
@@ -172,17 +175,26 @@ impl Shard {
                 self.set_failing(true);
                 break;
             };
+            // The latency monitor's `eviction-del`: one key's deletion
+            // (timed only when the monitor is on).
+            let del_start = (self.cfg.latency_monitor_threshold.load(Relaxed) > 0).then(Instant::now);
             if let Some(d) = self.db_if_exists(db) {
                 if d.evict(&key) {
                     n += 1;
                     self.set_failing(false);
                 }
             }
+            if let (Some(t), Some(e)) = (del_start, &self.engine) {
+                e.latency.add_if_needed(&self.cfg, "eviction-del", t.elapsed().as_millis() as u64);
+            }
             if n % 16 == 0 && start.elapsed().as_micros() as u64 >= limit_us {
                 break;
             }
         }
         self.stats.evicted_keys += n as u64;
+        if let Some(e) = &self.engine {
+            e.latency.add_if_needed(&self.cfg, "eviction-cycle", start.elapsed().as_millis() as u64);
+        }
         if !over_limit(&self.cfg) {
             note_exceeded(false);
         }

@@ -16,6 +16,8 @@ pub mod clients;
 pub mod evict;
 pub mod journal;
 pub mod notify;
+pub mod latency;
+pub mod monitor;
 pub mod pubsub;
 pub mod scripts;
 pub mod slowlog;
@@ -47,6 +49,47 @@ pub struct Msg {
     pub job: Job,
 }
 
+/// INFO's instantaneous rates, as Redis's serverCron samples them: every
+/// 100 ms the change of a counter per second since the last sample, and
+/// the rate is the mean of the last 16 samples.
+#[derive(Default, Clone, Copy)]
+pub struct Rates {
+    /// Per sample: commands, input bytes, output bytes, per second.
+    samples: [[u64; 3]; RATE_SAMPLES],
+    idx: usize,
+    /// The last reading: time (ms) and the three counters.
+    last: (u64, [u64; 3]),
+}
+
+const RATE_SAMPLES: usize = 16;
+
+impl Rates {
+    /// Takes a sample of the shard's counters at `now` (Unix ms).
+    pub fn track(&mut self, now: u64, s: &ShardStats) {
+        let cur = [s.commands, s.net_input_bytes, s.net_output_bytes];
+        let (t, prev) = self.last;
+        if t != 0 {
+            let dt = now.saturating_sub(t);
+            for k in 0..3 {
+                self.samples[self.idx][k] = (cur[k].saturating_sub(prev[k]) * 1000).checked_div(dt).unwrap_or(0);
+            }
+            self.idx = (self.idx + 1) % RATE_SAMPLES;
+        }
+        self.last = (now, cur);
+    }
+
+    /// Commands, input bytes and output bytes per second.
+    pub fn get(&self) -> [u64; 3] {
+        let mut r = [0; 3];
+        for s in &self.samples {
+            for k in 0..3 {
+                r[k] += s[k];
+            }
+        }
+        r.map(|v| v / RATE_SAMPLES as u64)
+    }
+}
+
 /// Counters a shard keeps about itself (read by INFO).
 #[derive(Default, Clone, Copy)]
 pub struct ShardStats {
@@ -66,6 +109,8 @@ pub struct Shard {
     seed: u64,
     dbs: Vec<Option<Box<Db>>>,
     pub stats: ShardStats,
+    /// Instantaneous rates of `stats` (sampled by the expiry tick).
+    pub rates: Rates,
     pub cfg: Arc<Config>,
     /// The node's script cache and function libraries (this thread's VM
     /// is created from it on first use).
@@ -109,6 +154,7 @@ impl Shard {
             seed: rand::random(),
             dbs,
             stats: ShardStats::default(),
+            rates: Rates::default(),
             cfg,
             scripting,
             cluster: None,
@@ -207,9 +253,13 @@ impl Shard {
     pub fn expire_cycle(&mut self, now: u64, budget: usize) -> usize {
         // Nothing expires while the data loads (the journal may still touch
         // a key whose TTL has passed, as Redis replays it).
-        if self.engine.as_ref().is_some_and(|e| e.saves.loading()) {
+        // Nor while CLIENT PAUSE holds writes: keys keep their state, as
+        // in Redis.
+        if self.engine.as_ref().is_some_and(|e| e.saves.loading() || e.clients.paused(now).is_some()) {
             return 0;
         }
+        // The latency monitor's `expire-cycle` (timed only when it is on).
+        let start = (self.cfg.latency_monitor_threshold.load(Relaxed) > 0).then(std::time::Instant::now);
         let mut n = 0;
         for d in self.dbs.iter_mut().flatten() {
             n += d.expire_cycle(now, budget - n);
@@ -218,6 +268,9 @@ impl Shard {
             }
         }
         self.stats.expired_keys += n as u64;
+        if let (Some(start), Some(e)) = (start, &self.engine) {
+            e.latency.add_if_needed(&self.cfg, "expire-cycle", start.elapsed().as_millis() as u64);
+        }
         n
     }
 
@@ -264,6 +317,10 @@ pub struct Engine {
     pub shutdown: Notify,
     /// Pub/sub subscriptions of every connection.
     pub pubsub: pubsub::PubSub,
+    /// MONITOR's connections.
+    pub monitors: monitor::Monitors,
+    /// The latency monitor's events.
+    pub latency: latency::Latency,
     /// Cluster mode: which node serves each slot. `None` in standalone mode,
     /// where this node owns every slot.
     pub cluster: Option<Arc<crate::slot::map::SlotMap>>,
@@ -283,6 +340,8 @@ pub struct NodeStats {
     /// Clients waiting in a blocking command (BLPOP, XREAD BLOCK, WAIT, ...).
     pub blocked_clients: AtomicU64,
     pub start_ms: AtomicU64,
+    /// `used_memory` when the node had started its shards.
+    pub used_memory_startup: AtomicU64,
     /// SLOWLOG's entries.
     pub slowlog: slowlog::SlowLog,
 }
@@ -306,11 +365,14 @@ impl Engine {
             scripting,
             shutdown: Notify::new(),
             pubsub: Default::default(),
+            monitors: Default::default(),
+            latency: Default::default(),
             saves: snapshot::SaveStatus::new(nshards, crate::util::now_ms() / 1000),
             journal: Default::default(),
             cluster,
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);
+        e.stats.used_memory_startup.store(crate::alloc::used_memory(), Relaxed);
         evict::configure(&e.cfg);
         notify::configure(&e.cfg);
         (Arc::new(e), rxs)
@@ -525,4 +587,29 @@ pub async fn broadcast<R: Send + 'static>(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Rates, ShardStats};
+
+    #[test]
+    fn rates_are_the_mean_of_the_last_16_samples() {
+        let mut r = Rates::default();
+        let mut s = ShardStats::default();
+        r.track(1000, &s);
+        assert_eq!(r.get(), [0, 0, 0]);
+        // 100 commands and 1600 input bytes per 100 ms tick.
+        for t in 1..=16 {
+            s.commands += 100;
+            s.net_input_bytes += 1600;
+            r.track(1000 + t * 100, &s);
+        }
+        assert_eq!(r.get(), [1000, 16000, 0]);
+        // Idle for 8 ticks: half the window is quiet.
+        for t in 17..=24 {
+            r.track(1000 + t * 100, &s);
+        }
+        assert_eq!(r.get(), [500, 8000, 0]);
+    }
 }

@@ -44,6 +44,8 @@ pub struct Db {
     entries: Slab<Entry>,
     /// (expire_at, slab index) of every key with a TTL.
     expires: BTreeSet<(u64, u32)>,
+    /// The sum of the deadlines in `expires` (INFO keyspace's `avg_ttl`).
+    expire_sum: u128,
     /// WATCHed keys and the flags of the clients watching them. Every write
     /// path below raises the flags of the key it changes.
     watched: HashMap<SmallBytes, Vec<Arc<AtomicBool>>>,
@@ -141,6 +143,7 @@ impl Db {
             tables,
             entries: Slab::default(),
             expires: BTreeSet::new(),
+            expire_sum: 0,
             watched: HashMap::new(),
             undo: None,
             undo_spare: None,
@@ -180,6 +183,15 @@ impl Db {
     /// Whether `key` is stored (expired or not; nothing is deleted).
     pub fn contains(&self, key: &[u8]) -> bool {
         self.find(key).is_some()
+    }
+
+    /// The average time left of the keys with a TTL, in ms (INFO
+    /// keyspace's `avg_ttl`; 0 when none).
+    pub fn avg_ttl(&self, now: u64) -> u64 {
+        match self.expires.len() {
+            0 => 0,
+            n => ((self.expire_sum / n as u128) as u64).saturating_sub(now),
+        }
     }
 
     fn find(&self, key: &[u8]) -> Option<u32> {
@@ -411,6 +423,7 @@ impl Db {
         }
         if expire_at != 0 {
             self.expires.insert((expire_at, idx));
+            self.expire_sum += u128::from(expire_at);
         }
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.tables[local].insert_unique(h, idx, |&i| hasher.hash_one(&*entries.get(i).expect("indexed").key));
@@ -439,9 +452,11 @@ impl Db {
         let old = std::mem::replace(&mut e.expire_at, expire_at);
         if old != 0 {
             self.expires.remove(&(old, idx));
+            self.expire_sum -= u128::from(old);
         }
         if expire_at != 0 {
             self.expires.insert((expire_at, idx));
+            self.expire_sum += u128::from(expire_at);
         }
     }
 
@@ -491,6 +506,7 @@ impl Db {
         let e = self.entries.remove(idx)?;
         if e.expire_at != 0 {
             self.expires.remove(&(e.expire_at, idx));
+            self.expire_sum -= u128::from(e.expire_at);
         }
         Some(e)
     }
@@ -661,6 +677,29 @@ mod tests {
     fn entry_is_compact() {
         // The 24 bits of access metadata live beside the entries (`Slab`).
         assert_eq!(std::mem::size_of::<Option<Entry>>(), 56);
+    }
+
+    #[test]
+    fn avg_ttl_follows_every_ttl_change() {
+        let mut d = db();
+        assert_eq!(d.avg_ttl(0), 0);
+        d.insert_new(b"a", Value::string(b"v"), 1000);
+        d.insert_new(b"b", Value::string(b"v"), 3000);
+        d.insert_new(b"c", Value::string(b"v"), 0);
+        assert_eq!(d.avg_ttl(0), 2000);
+        assert_eq!(d.avg_ttl(500), 1500);
+        let idx = d.lookup(b"b", 0).expect("b");
+        d.set_expire(idx, 5000);
+        assert_eq!(d.avg_ttl(0), 3000);
+        let idx = d.lookup(b"c", 0).expect("c");
+        d.set_expire(idx, 6000);
+        assert_eq!(d.avg_ttl(0), 4000);
+        d.remove(b"a", 0);
+        assert_eq!(d.avg_ttl(0), 5500);
+        d.set(b"b", Value::string(b"w"), false, 0);
+        assert_eq!(d.avg_ttl(0), 6000);
+        // Past the deadlines (not expired yet): 0.
+        assert_eq!(d.avg_ttl(7000), 0);
     }
 
     #[test]

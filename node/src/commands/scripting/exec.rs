@@ -680,7 +680,7 @@ impl<'a> RunCtx<'a> {
                     }
                     let nanos = exec_one_at(sh, db, spec, argv, out, now);
                     if let Some(engine) = &sh.engine {
-                        commands::slowlog::log_if_slow(engine, spec, argv, nanos, None);
+                        commands::observe::done(engine, spec, argv, db, nanos, None);
                     }
                     Ok(())
                 }
@@ -933,14 +933,23 @@ fn integral_arg(n: f64) -> Option<i64> {
 /// Runs an invocation on the fast path: on `sh`, which owns its declared
 /// keys. Rolls back and asks for wide mode when it needs more.
 pub fn run_fast(sh: &mut Shard, inv: &Invocation) -> Outcome {
-    super::vm::with_vm_on(sh, |vm, sh| {
+    // MONITOR: the commands' lines are held until the run stands.
+    let monitors = sh.engine.clone().filter(|e| e.monitors.on());
+    if let Some(e) = &monitors {
+        e.monitors.hold();
+    }
+    let outcome = super::vm::with_vm_on(sh, |vm, sh| {
         let mut out = Out::new(inv.resp3);
         if run(vm, Target::Fast(sh), inv, &mut out, None) {
             Outcome::Reply(out.buf)
         } else {
             Outcome::Escalate
         }
-    })
+    });
+    if let Some(e) = &monitors {
+        e.monitors.release(&e.cfg, matches!(outcome, Outcome::Reply(_)));
+    }
+    outcome
 }
 
 /// `run_fast` for a caller that already holds this thread's VM; writes the

@@ -19,6 +19,7 @@ pub mod functions;
 pub mod vm;
 
 use crate::scripting::{flags, parse_sha, sha1_hex};
+use crate::shard::clients::ClientInfo;
 use crate::shard::scripts::{FunctionInfo, KillResult, Libraries, Library, Scripting};
 use crate::shard::{Engine, Shard};
 use crate::slot::key_slot;
@@ -38,7 +39,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd_numkeys(
         "eval",
         -3,
-        NOSCRIPT | STALE,
+        NOSCRIPT | STALE | SKIP_MONITOR,
         2,
         SC,
         "scripting",
@@ -49,7 +50,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd_numkeys(
         "evalsha",
         -3,
-        NOSCRIPT | STALE,
+        NOSCRIPT | STALE | SKIP_MONITOR,
         2,
         SC,
         "scripting",
@@ -60,7 +61,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd_numkeys(
         "eval_ro",
         -3,
-        NOSCRIPT | STALE | READONLY,
+        NOSCRIPT | STALE | SKIP_MONITOR | READONLY,
         2,
         SC,
         "scripting",
@@ -71,7 +72,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd_numkeys(
         "evalsha_ro",
         -3,
-        NOSCRIPT | STALE | READONLY,
+        NOSCRIPT | STALE | SKIP_MONITOR | READONLY,
         2,
         SC,
         "scripting",
@@ -92,12 +93,21 @@ pub static COMMANDS: &[CommandSpec] = &[
         sub("script|debug", 3, NOSCRIPT, (0, 0, 0), SC, "Sets the debug mode of server-side Lua scripts.", SCRIPT),
         sub("script|help", 2, LOADING | STALE, (0, 0, 0), SC, HELP, SCRIPT),
     ]),
-    cmd_numkeys("fcall", -3, NOSCRIPT | STALE, 2, SC, "scripting", "Invokes a function.", Exec::Script(ScriptCall::Fcall { ro: false }))
-        .key_flags(&["RW", "access", "update"]),
+    cmd_numkeys(
+        "fcall",
+        -3,
+        NOSCRIPT | STALE | SKIP_MONITOR,
+        2,
+        SC,
+        "scripting",
+        "Invokes a function.",
+        Exec::Script(ScriptCall::Fcall { ro: false }),
+    )
+    .key_flags(&["RW", "access", "update"]),
     cmd_numkeys(
         "fcall_ro",
         -3,
-        NOSCRIPT | STALE | READONLY,
+        NOSCRIPT | STALE | SKIP_MONITOR | READONLY,
         2,
         SC,
         "scripting",
@@ -275,7 +285,30 @@ fn declared_flags(scripting: &crate::shard::scripts::Scripting, spec: &CommandSp
 /// that owns the declared keys (the connection routed it there). Returns
 /// false, having written nothing, when the connection must run it in wide
 /// mode instead.
-pub fn run_on_shard(sh: &mut Shard, db: usize, spec: &'static CommandSpec, call: ScriptCall, args: &[Bytes], out: &mut Out) -> bool {
+pub fn run_on_shard(
+    sh: &mut Shard,
+    db: usize,
+    spec: &'static CommandSpec,
+    call: ScriptCall,
+    args: &[Bytes],
+    out: &mut Out,
+    client: &ClientInfo,
+) -> bool {
+    // MONITOR: the script's line, then its commands' lines, held until
+    // the run stands (dropped if it starts over in wide mode).
+    let monitors = sh.engine.clone().filter(|e| e.monitors.on());
+    if let Some(e) = &monitors {
+        e.monitors.hold();
+        super::observe::script_started(e, args, db, Some(client));
+    }
+    let ran = run_on_shard_inner(sh, db, spec, call, args, out);
+    if let Some(e) = &monitors {
+        e.monitors.release(&e.cfg, ran);
+    }
+    ran
+}
+
+fn run_on_shard_inner(sh: &mut Shard, db: usize, spec: &'static CommandSpec, call: ScriptCall, args: &[Bytes], out: &mut Out) -> bool {
     with_vm_on(sh, |vm, sh| {
         let prep = match prepare(vm, spec, call, args, db, out.resp3, &sh.cfg) {
             Ok(p) => p,
@@ -297,6 +330,8 @@ pub fn run_on_shard(sh: &mut Shard, db: usize, spec: &'static CommandSpec, call:
 pub async fn eval(cx: &mut dyn Coord, spec: &'static CommandSpec, call: ScriptCall, args: &[Bytes]) -> CmdResult {
     let (db, resp3) = (cx.db(), cx.out().resp3);
     let engine = cx.engine().clone();
+    let client = cx.session().map(|s| s.info.clone());
+    super::observe::script_started(&engine, args, db, client.as_deref());
     let prep = with_vm(&engine.scripting, |vm| prepare(vm, spec, call, args, db, resp3, &engine.cfg))?;
     run(cx, prep.inv.into_owned(), prep.wide).await;
     Ok(())

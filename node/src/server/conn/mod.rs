@@ -63,6 +63,9 @@ pub struct Conn {
     /// The coordinator command running, while keyspace events are on
     /// (`crate::commands::notify::wrap`).
     running: Option<crate::commands::notify::Running>,
+    /// A command runs alone because its reply is not to be sent (CLIENT
+    /// REPLY OFF or SKIP).
+    quiet: bool,
 }
 
 /// The next pub/sub message for a connection (never, without a
@@ -70,6 +73,15 @@ pub struct Conn {
 async fn next_message(sub: &mut Option<Box<Subscription>>) -> Option<crate::shard::pubsub::Message> {
     match sub {
         Some(s) => s.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next MONITOR line for a connection (never, when it does not
+/// monitor).
+async fn next_line(monitor: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Bytes>>) -> Option<Bytes> {
+    match monitor {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -151,11 +163,15 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
             sub: None,
             cluster: engine.cluster.clone().map(ConnCluster::new),
             gone: false,
+            monitor: None,
+            reply: Default::default(),
+            unblocked: false,
         },
         tx: None,
         in_exec: false,
         wrote: false,
         running: None,
+        quiet: false,
     };
     let mut cmds: Vec<Vec<Bytes>> = Vec::new();
     // While this task waits for input, a busy script's hook may serve it.
@@ -189,25 +205,30 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
                         taken += m.size();
                         write_message(&mut conn.out, &mut conn.s.sub, &m);
                     }
-                    info.writing(conn.out.buf.len(), conn.out.buf.capacity());
-                    // A subscriber that does not read is closed by the
-                    // publisher that finds it over its output limit.
-                    let written = tokio::select! {
-                        biased;
-                        r = conn.sock.write_all(&conn.out.buf) => r.is_ok(),
-                        _ = info.kill.notified() => false,
-                    };
-                    // Still counted while being written.
-                    info.out_pending.fetch_sub(taken.min(info.out_pending.load(Relaxed)), Relaxed);
-                    if !written {
+                    if !conn.write_pushed(taken).await {
                         break 'conn;
                     }
-                    conn.out.buf.clear();
-                    info.written(conn.out.buf.capacity());
                     if !woke {
                         continue;
                     }
                     // What the hook left (commands, input) is handled now.
+                    0
+                }
+                Some(line) = next_line(&mut conn.s.monitor) => {
+                    let woke = conn.resume(&slot, &mut cmds);
+                    let mut taken = line.len();
+                    conn.out.buf.extend_from_slice(&line);
+                    while conn.out.buf.len() < MESSAGES_PER_WRITE {
+                        let Some(l) = conn.s.monitor.as_mut().and_then(|m| m.try_recv().ok()) else { break };
+                        taken += l.len();
+                        conn.out.buf.extend_from_slice(&l);
+                    }
+                    if !conn.write_pushed(taken).await {
+                        break 'conn;
+                    }
+                    if !woke {
+                        continue;
+                    }
                     0
                 }
             }
@@ -277,6 +298,7 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
     drop(slot);
     let _ = conn.sock.shutdown().await;
     conn.s.unwatch(&engine);
+    conn.s.stop_monitor(&engine);
     crate::commands::pubsub::unsubscribe_all(&engine, &mut conn.s);
     engine.clients.unregister(info.id);
     engine.stats.connected_clients.fetch_sub(1, Relaxed);
@@ -319,6 +341,29 @@ fn busy_state(conn: &Conn) -> u8 {
 }
 
 impl Conn {
+    /// Writes what was pushed to the client (pub/sub messages, MONITOR
+    /// lines: `taken` bytes of them, counted in `out_pending` until
+    /// written); false when the client is gone. A client that does not
+    /// read is closed by the sender that finds it over its output limit.
+    async fn write_pushed(&mut self, taken: usize) -> bool {
+        let info = self.s.info.clone();
+        info.writing(self.out.buf.len(), self.out.buf.capacity());
+        let written = tokio::select! {
+            biased;
+            r = self.sock.write_all(&self.out.buf) => r.is_ok(),
+            _ = info.kill.notified() => false,
+        };
+        // Still counted while being written.
+        info.out_pending.fetch_sub(taken.min(info.out_pending.load(Relaxed)), Relaxed);
+        if !written {
+            return false;
+        }
+        self.local.cell.borrow_mut().stats.net_output_bytes += self.out.buf.len() as u64;
+        self.out.buf.clear();
+        info.written(self.out.buf.capacity());
+        true
+    }
+
     /// Writes the replies waiting in the output buffer; false when the
     /// client is gone.
     pub(super) async fn send_replies(&mut self) -> bool {

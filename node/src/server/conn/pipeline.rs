@@ -11,8 +11,9 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::*;
+use crate::commands::observe;
 use crate::commands::run::{combine_replies, exec_part, exec_uncounted, split_by_shard, Part, PartResult};
-use crate::commands::slowlog::log_if_slow;
+use crate::commands::session::Reply;
 use crate::commands::{self, clock, flag, Combine, CommandSpec, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
@@ -44,6 +45,16 @@ impl Conn {
         let (mut seg_script, mut seg_mixed) = (false, false);
         let mut commands = 0;
         for args in cmds.drain(..) {
+            // CLIENT REPLY OFF / SKIP: the command runs alone, and its
+            // reply is dropped.
+            if self.s.reply != Reply::On && !self.quiet {
+                self.flush(&mut segment, &mut splits).await;
+                self.run_quiet(args).await;
+                if self.s.gone || self.s.closing {
+                    break;
+                }
+                continue;
+            }
             let checked = match self.check(&args) {
                 Err(_) if self.cutting_over(&args) => {
                     // The slot is leaving this node and its cut-over is
@@ -86,6 +97,19 @@ impl Conn {
                 }
                 self.out.error(&e);
                 continue;
+            }
+            // CLIENT PAUSE: the command waits (after the earlier ones,
+            // whose replies go out first) until the pause ends.
+            if self.engine.clients.pausing() && self.paused_for(spec) {
+                self.flush(&mut segment, &mut splits).await;
+                if !self.send_replies().await {
+                    self.s.gone = true;
+                    break;
+                }
+                self.wait_unpaused(spec).await;
+                if self.s.gone {
+                    break;
+                }
             }
             if self.s.multi.is_some() && !spec.has_flag(flag::NO_QUEUE) {
                 self.flush(&mut segment, &mut splits).await;
@@ -160,6 +184,80 @@ impl Conn {
         self.flush(&mut segment, &mut splits).await;
         self.local.cell.borrow_mut().stats.commands += commands;
         self.s.publish(self.out.buf.capacity());
+    }
+
+    /// Runs one command whose reply is not sent (CLIENT REPLY OFF, or the
+    /// command after SKIP), unless it turns replies back on (CLIENT REPLY
+    /// ON answers).
+    async fn run_quiet(&mut self, args: Vec<Bytes>) {
+        if self.s.reply == Reply::SkipNext {
+            self.s.reply = Reply::Skipping;
+        }
+        // The replies before it go out first: a command that waits (a
+        // blocking one, a paused one) sends what is pending, and its own
+        // reply must be what is left after.
+        if !self.out.buf.is_empty() && !self.send_replies().await {
+            self.s.gone = true;
+            return;
+        }
+        let mark = self.out.buf.len();
+        self.quiet = true;
+        Box::pin(self.execute(&mut vec![args])).await;
+        self.quiet = false;
+        match self.s.reply {
+            Reply::On => {}
+            Reply::Skipping => {
+                self.s.reply = Reply::On;
+                self.out.buf.truncate(mark);
+            }
+            Reply::Off | Reply::SkipNext => self.out.buf.truncate(mark),
+        }
+    }
+
+    /// Whether CLIENT PAUSE holds this command now: every command under
+    /// ALL; under WRITE, those that may write or propagate (Redis's
+    /// `write` and `may_replicate`: scripts, PUBLISH, SPUBLISH, PFCOUNT,
+    /// EXEC of such commands).
+    fn paused_for(&self, spec: &'static CommandSpec) -> bool {
+        use crate::shard::clients::Paused;
+        match self.engine.clients.paused(now_ms()) {
+            None => false,
+            Some(Paused::All(_)) => true,
+            Some(Paused::Writes(_)) => {
+                let may_write = |spec: &CommandSpec| {
+                    spec.has_flag(flag::WRITE) || matches!(spec.name, "eval" | "evalsha" | "fcall" | "publish" | "spublish" | "pfcount")
+                };
+                may_write(spec)
+                    || (spec.name == "exec" && self.s.multi.as_ref().is_some_and(|m| m.queued.iter().any(|(s, _)| may_write(s))))
+            }
+        }
+    }
+
+    /// Waits while CLIENT PAUSE holds the command (flag `b` meanwhile), or
+    /// until the client goes.
+    async fn wait_unpaused(&mut self, spec: &'static CommandSpec) {
+        let engine = self.engine.clone();
+        let info = self.s.info.clone();
+        // Counted in INFO's blocked_clients, as Redis counts a postponed
+        // client (before the flag shows, so whoever sees it sees both).
+        let _blocked = crate::shard::blocking::BlockedClient::new(engine.clone(), None);
+        info.set_blocked(true);
+        loop {
+            let changed = engine.clients.pause_changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let Some(p) = engine.clients.paused(now_ms()).filter(|_| self.paused_for(spec)) else { break };
+            let until = match p {
+                crate::shard::clients::Paused::All(t) | crate::shard::clients::Paused::Writes(t) => t,
+            };
+            let left = std::time::Duration::from_millis(until.saturating_sub(now_ms()));
+            tokio::select! {
+                () = changed => {}
+                () = tokio::time::sleep(left) => {}
+                () = self.client_closed() => break,
+            }
+        }
+        info.set_blocked(false);
     }
 
     /// Runs whatever is pending (at most one of the two is non-empty).
@@ -521,7 +619,7 @@ impl Conn {
             let mark = self.out.buf.len();
             combine_replies(combine, &parts, &part_replies, &mut self.out);
             commands::stats::record(spec, share, self.out.buf.get(mark) == Some(&b'-'));
-            log_if_slow(&self.engine, spec, args, share, Some(&self.s.info));
+            observe::done(&self.engine, spec, args, self.db, share, Some(&self.s.info));
         }
     }
 }
@@ -598,7 +696,7 @@ fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64
     let failed = crate::store::access::touching(touch, || match spec.exec {
         Exec::Script(call) => {
             let mark = out.buf.len();
-            if !commands::scripting::run_on_shard(sh, db, spec, call, args, out) {
+            if !commands::scripting::run_on_shard(sh, db, spec, call, args, out, client) {
                 return None;
             }
             Some(out.buf.get(mark) == Some(&b'-'))
@@ -611,7 +709,7 @@ fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64
     *clock = end;
     commands::stats::record(spec, nanos, failed);
     if let Some(engine) = &sh.engine {
-        log_if_slow(engine, spec, args, nanos, Some(client));
+        observe::done(engine, spec, args, db, nanos, Some(client));
     }
     true
 }

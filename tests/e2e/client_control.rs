@@ -1,0 +1,196 @@
+//! CLIENT REPLY, PAUSE / UNPAUSE, UNBLOCK and GETREDIR against a real
+//! server: argument errors side by side with redis-server 7, replies
+//! dropped and restored, paused commands waiting (not failing) until the
+//! pause ends, blocked commands ended as timed out or with an error. Waits
+//! are on observable state (CLIENT LIST's `b` flag), never on time.
+
+use std::time::{Duration, Instant};
+
+use damselfly_tests::{Raw, Redis, Server};
+
+const ERRORS: &[(&[&str], &str)] = &[
+    (&["CLIENT", "PAUSE"], "-ERR wrong number of arguments for 'client|pause' command\r\n"),
+    (&["CLIENT", "PAUSE", "x"], "-ERR timeout is not an integer or out of range\r\n"),
+    (&["CLIENT", "PAUSE", "-1"], "-ERR timeout is negative\r\n"),
+    (&["CLIENT", "PAUSE", "10", "foo"], "-ERR CLIENT PAUSE mode must be WRITE or ALL\r\n"),
+    (&["CLIENT", "PAUSE", "10", "write", "x"], "-ERR unknown subcommand or wrong number of arguments for 'PAUSE'. Try CLIENT HELP.\r\n"),
+    (&["CLIENT", "UNPAUSE", "x"], "-ERR wrong number of arguments for 'client|unpause' command\r\n"),
+    (&["CLIENT", "UNBLOCK", "x"], "-ERR value is not an integer or out of range\r\n"),
+    (&["CLIENT", "UNBLOCK", "1", "foo"], "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"),
+    (
+        &["CLIENT", "UNBLOCK", "1", "timeout", "x"],
+        "-ERR unknown subcommand or wrong number of arguments for 'UNBLOCK'. Try CLIENT HELP.\r\n",
+    ),
+    (&["CLIENT", "UNBLOCK", "99999"], ":0\r\n"),
+    (&["CLIENT", "REPLY", "foo"], "-ERR syntax error\r\n"),
+    (&["CLIENT", "REPLY"], "-ERR wrong number of arguments for 'client|reply' command\r\n"),
+    (&["CLIENT", "GETREDIR"], ":-1\r\n"),
+    (&["CLIENT", "UNPAUSE"], "+OK\r\n"),
+];
+
+#[test]
+fn errors_match_redis() {
+    let s = Server::start();
+    let r = Redis::start();
+    let (mut a, mut b) = (s.raw(), r.raw());
+    for (args, want) in ERRORS {
+        assert_eq!(a.cmd(args), *want, "{args:?}");
+        assert_eq!(b.cmd(args), *want, "redis: {args:?}");
+    }
+}
+
+/// CLIENT REPLY OFF / SKIP / ON, the same on both servers: only the
+/// replies that are not switched off arrive.
+fn reply_modes(c: &mut Raw) -> Vec<String> {
+    let mut got = Vec::new();
+    c.send_cmd(&[b"CLIENT", b"REPLY", b"OFF"]);
+    c.send_cmd(&[b"SET", b"k", b"1"]);
+    c.send_cmd(&[b"GET", b"nosuchkey"]);
+    c.send_cmd(&[b"NOSUCHCOMMAND"]);
+    c.send_cmd(&[b"CLIENT", b"REPLY", b"SKIP"]);
+    c.send_cmd(&[b"CLIENT", b"REPLY", b"ON"]);
+    got.push(String::from_utf8_lossy(&c.read_reply()).into_owned());
+    c.send_cmd(&[b"CLIENT", b"REPLY", b"SKIP"]);
+    c.send_cmd(&[b"INCR", b"k"]);
+    c.send_cmd(&[b"GET", b"k"]);
+    got.push(String::from_utf8_lossy(&c.read_reply()).into_owned());
+    // SKIP, then OFF: the OFF itself is skipped, and stays.
+    c.send_cmd(&[b"CLIENT", b"REPLY", b"SKIP"]);
+    c.send_cmd(&[b"CLIENT", b"REPLY", b"OFF"]);
+    c.send_cmd(&[b"PING"]);
+    c.send_cmd(&[b"CLIENT", b"REPLY", b"ON"]);
+    got.push(String::from_utf8_lossy(&c.read_reply()).into_owned());
+    got.push(c.cmd(&["ECHO", "end"]));
+    got
+}
+
+#[test]
+fn reply_modes_match_redis() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let r = Redis::start();
+    let ours = reply_modes(&mut s.raw());
+    assert_eq!(ours, ["+OK\r\n", "$1\r\n2\r\n", "+OK\r\n", "$3\r\nend\r\n"]);
+    assert_eq!(ours, reply_modes(&mut r.raw()));
+    // A blocking command's reply is dropped too, after the replies before
+    // it went out.
+    let mut c = s.raw();
+    let mut other = s.raw();
+    c.send_cmd(&[b"PING"]);
+    c.send_cmd(&[b"CLIENT", b"REPLY", b"SKIP"]);
+    c.send_cmd(&[b"BLPOP", b"bl", b"0"]);
+    assert_eq!(String::from_utf8_lossy(&c.read_reply()), "+PONG\r\n");
+    other.wait_blocked(1);
+    assert_eq!(other.cmd(&["RPUSH", "bl", "x"]), ":1\r\n");
+    assert_eq!(c.cmd(&["LLEN", "bl"]), ":0\r\n");
+    // RESET turns replies back on.
+    let mut c = s.raw();
+    c.send_cmd(&[b"CLIENT", b"REPLY", b"OFF"]);
+    assert_eq!(c.cmd(&["RESET"]), "+RESET\r\n");
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+}
+
+/// The `flags=` of client `id` in CLIENT LIST.
+fn flags_of(c: &mut Raw, id: &str) -> String {
+    let list = c.cmd(&["CLIENT", "LIST", "ID", id]);
+    let at = list.find("flags=").expect("flags") + 6;
+    list[at..].split(' ').next().expect("flags").to_string()
+}
+
+fn id_of(c: &mut Raw) -> String {
+    c.cmd(&["CLIENT", "ID"]).trim_start_matches(':').trim_end().to_string()
+}
+
+/// Waits until client `id` shows flag `b` (it waits for something).
+fn wait_flag_b(admin: &mut Raw, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !flags_of(admin, id).contains('b') {
+        assert!(Instant::now() < deadline, "client {id} never waited");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn pause_write_holds_writes_until_unpause() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut admin = s.raw();
+    let mut w = s.raw();
+    let wid = id_of(&mut w);
+    assert_eq!(admin.cmd(&["SET", "k", "before"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), "+OK\r\n");
+    // Reads go on; a write (and PUBLISH, EVAL) waits.
+    assert_eq!(w.cmd(&["GET", "k"]), "$6\r\nbefore\r\n");
+    w.send_cmd(&[b"SET", b"k", b"after"]);
+    wait_flag_b(&mut admin, &wid);
+    assert_eq!(admin.cmd(&["GET", "k"]), "$6\r\nbefore\r\n");
+    // A paused client counts as blocked, as in Redis 7.0.
+    assert!(admin.cmd(&["INFO", "clients"]).contains("\r\nblocked_clients:1\r\n"));
+    // A stricter pause or a shorter one keeps the writer waiting.
+    assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "10", "WRITE"]), "+OK\r\n");
+    assert!(flags_of(&mut admin, &wid).contains('b'));
+    assert_eq!(admin.cmd(&["CLIENT", "UNPAUSE"]), "+OK\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "+OK\r\n");
+    assert_eq!(admin.cmd(&["GET", "k"]), "$5\r\nafter\r\n");
+    assert!(!flags_of(&mut admin, &wid).contains('b'));
+}
+
+#[test]
+fn pause_all_holds_everything_until_it_ends() {
+    let s = Server::start();
+    let mut admin = s.raw();
+    let mut c = s.raw();
+    let cid = id_of(&mut c);
+    // Everything waits, the pausing client too, until the time is up: a
+    // pipeline's earlier replies come first.
+    c.send_cmd(&[b"PING"]);
+    c.send_cmd(&[b"CLIENT", b"PAUSE", b"300", b"ALL"]);
+    c.send_cmd(&[b"GET", b"k"]);
+    assert_eq!(String::from_utf8_lossy(&c.read_reply()), "+PONG\r\n");
+    assert_eq!(String::from_utf8_lossy(&c.read_reply()), "+OK\r\n");
+    // (CLIENT LIST itself waits too: the flag is seen once it ends.)
+    assert_eq!(String::from_utf8_lossy(&c.read_reply()), "$-1\r\n");
+    assert!(!flags_of(&mut admin, &cid).contains('b'));
+}
+
+#[test]
+fn unblock_ends_waits_as_timeout_or_error() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut admin = s.raw();
+    let mut c = s.raw();
+    let cid = id_of(&mut c);
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["BLPOP", "list", "0"], "TIMEOUT", "*-1\r\n"),
+        (&["BLPOP", "list", "0"], "ERROR", "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"),
+        (&["BZPOPMIN", "z", "0"], "TIMEOUT", "*-1\r\n"),
+        (&["BLMOVE", "a", "b", "LEFT", "LEFT", "0"], "TIMEOUT", "*-1\r\n"),
+        (&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"], "TIMEOUT", "*-1\r\n"),
+        (&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"], "ERROR", "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"),
+        (&["WAIT", "1", "0"], "TIMEOUT", ":0\r\n"),
+        (&["WAIT", "1", "0"], "ERROR", "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"),
+    ];
+    for (args, how, want) in cases {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        c.send_cmd(&a);
+        wait_flag_b(&mut admin, &cid);
+        assert_eq!(admin.cmd(&["CLIENT", "UNBLOCK", &cid, how]), ":1\r\n", "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&c.read_reply()), *want, "{args:?} {how}");
+        // Not waiting any more: nothing to unblock.
+        assert_eq!(admin.cmd(&["CLIENT", "UNBLOCK", &cid]), ":0\r\n");
+    }
+    // The connection goes on as usual.
+    assert_eq!(c.cmd(&["RPUSH", "list", "x"]), ":1\r\n");
+    assert_eq!(c.cmd(&["BLPOP", "list", "0"]), "*2\r\n$4\r\nlist\r\n$1\r\nx\r\n");
+}
+
+#[test]
+fn help_names_every_subcommand() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let help = c.cmd(&["CLIENT", "HELP"]);
+    let subs = c.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "client|*"]);
+    let names: Vec<&str> = subs.split("\r\n").filter_map(|l| l.strip_prefix("client|")).collect();
+    assert_eq!(names.len(), 15, "{subs}");
+    for n in names {
+        let up = n.to_ascii_uppercase();
+        assert!(help.split("\r\n").any(|l| l.strip_prefix('+').is_some_and(|l| l.starts_with(&up))), "{n} missing from CLIENT HELP");
+    }
+}

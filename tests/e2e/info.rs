@@ -1,0 +1,136 @@
+//! INFO against a real server, side by side with redis-server 7: which
+//! sections each argument selects and in what order, that every field we
+//! print is one Redis 7.0 prints in that section, and that the figures
+//! follow the node's state (blocked clients, the instantaneous rates, the
+//! keyspace's TTLs, the latency percentiles).
+
+use std::time::{Duration, Instant};
+
+use damselfly_tests::{Redis, Server};
+
+/// Fields of ours that Redis does not have.
+const OURS_ONLY: &[&str] = &["damselfly_version", "shards"];
+
+/// The section headers of an INFO reply, in order.
+fn headers(reply: &str) -> Vec<String> {
+    reply.split("\r\n").filter(|l| l.starts_with("# ")).map(String::from).collect()
+}
+
+/// Section -> field names of an INFO reply.
+fn fields(reply: &str) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for line in reply.split("\r\n") {
+        if let Some(h) = line.strip_prefix("# ") {
+            out.push((h.to_string(), Vec::new()));
+        } else if let (Some((name, _)), Some(last)) = (line.split_once(':'), out.last_mut()) {
+            last.1.push(name.to_string());
+        }
+    }
+    out
+}
+
+fn field(reply: &str, name: &str) -> String {
+    let at = reply.find(&format!("\r\n{name}:")).unwrap_or_else(|| panic!("{name} missing"));
+    reply[at + name.len() + 3..].split("\r\n").next().expect("value").to_string()
+}
+
+/// The text of a bulk (or verbatim) reply.
+fn text(reply: String) -> String {
+    let body = reply.split_once("\r\n").map_or("", |(_, b)| b);
+    body.strip_prefix("txt:").unwrap_or(body).trim_end_matches("\r\n").to_string()
+}
+
+#[test]
+fn sections_match_redis() {
+    let s = Server::start();
+    let r = Redis::start();
+    let (mut a, mut b) = (s.raw(), r.raw());
+    let cases: &[&[&str]] = &[
+        &["INFO"],
+        &["INFO", "default"],
+        &["INFO", "all"],
+        &["INFO", "everything"],
+        &["INFO", "a", "b"],
+        &["INFO", "default", "commandstats"],
+        &["INFO", "keyspace", "SERVER", "cpu"],
+        &["INFO", "latencystats"],
+        &["INFO", "modules"],
+        &["INFO", "errorstats", "errorstats"],
+    ];
+    for args in cases {
+        assert_eq!(headers(&a.cmd(args)), headers(&b.cmd(args)), "{args:?}");
+    }
+    assert_eq!(a.cmd(&["INFO", "a", "b"]), "$0\r\n\r\n");
+    // Every field we print is one Redis prints in the same section.
+    assert_eq!(a.cmd(&["SET", "k", "v", "EX", "100"]), "+OK\r\n");
+    assert_eq!(b.cmd(&["SET", "k", "v", "EX", "100"]), "+OK\r\n");
+    let theirs = fields(&text(b.cmd(&["INFO", "everything"])));
+    for (section, names) in fields(&text(a.cmd(&["INFO", "everything"]))) {
+        let Some((_, known)) = theirs.iter().find(|(h, _)| *h == section) else { panic!("section {section} is not Redis's") };
+        for n in names {
+            let dynamic = n.starts_with("cmdstat_")
+                || n.starts_with("errorstat_")
+                || n.starts_with("latency_percentiles_usec_")
+                || n.starts_with("db");
+            assert!(dynamic || known.contains(&n) || OURS_ONLY.contains(&n.as_str()), "{section}: {n} is not Redis's");
+        }
+    }
+}
+
+#[test]
+fn figures_follow_the_state() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut c = s.raw();
+    // blocked_clients counts a client waiting in BLPOP.
+    assert_eq!(field(&c.cmd(&["INFO", "clients"]), "blocked_clients"), "0");
+    let mut waiter = s.raw();
+    waiter.send_cmd(&[b"BLPOP", b"list", b"0"]);
+    c.wait_blocked(1);
+    assert_eq!(c.cmd(&["RPUSH", "list", "x"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&waiter.read_reply()), "*2\r\n$4\r\nlist\r\n$1\r\nx\r\n");
+    c.wait_blocked(0);
+    // avg_ttl: the mean time left of the keys with a TTL, on every shard.
+    for (k, ms) in [("a", "100000"), ("b", "200000"), ("c", "300000")] {
+        assert_eq!(c.cmd(&["SET", k, "v", "PX", ms]), "+OK\r\n");
+    }
+    assert_eq!(c.cmd(&["SET", "d", "v"]), "+OK\r\n");
+    let ks = field(&c.cmd(&["INFO", "keyspace"]), "db0");
+    let (head, avg) = ks.split_once(",avg_ttl=").expect("avg_ttl");
+    assert_eq!(head, "keys=4,expires=3");
+    let avg: u64 = avg.parse().expect("avg_ttl");
+    assert!(avg > 150_000 && avg <= 200_000, "{ks}");
+    // The instantaneous rates rise while commands come in.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for _ in 0..50 {
+            c.cmd(&["PING"]);
+        }
+        let stats = c.cmd(&["INFO", "stats"]);
+        if field(&stats, "instantaneous_ops_per_sec") != "0" && field(&stats, "instantaneous_input_kbps") != "0.00" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rates never moved: {stats}");
+    }
+    // Memory figures are consistent with each other.
+    let mem = c.cmd(&["INFO", "memory"]);
+    let num = |n: &str| field(&mem, n).parse::<u64>().expect(n);
+    assert!(num("used_memory_peak") >= num("used_memory") && num("used_memory") > num("used_memory_startup"), "{mem}");
+    assert!(num("mem_clients_normal") > 0 && num("total_system_memory") > 0, "{mem}");
+}
+
+#[test]
+fn latencystats_follow_the_percentiles_setting() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    let line = field(&c.cmd(&["INFO", "latencystats"]), "latency_percentiles_usec_set");
+    let keys: Vec<&str> = line.split(',').map(|p| p.split_once('=').expect("p=v").0).collect();
+    assert_eq!(keys, ["p50", "p99", "p99.9"], "{line}");
+    assert!(line.split(',').all(|p| p.split_once('=').is_some_and(|(_, v)| v.split_once('.').is_some_and(|(_, d)| d.len() == 3))));
+    assert_eq!(c.cmd(&["CONFIG", "SET", "latency-tracking-info-percentiles", "0.5 100"]), "+OK\r\n");
+    let line = field(&c.cmd(&["INFO", "latencystats"]), "latency_percentiles_usec_set");
+    assert!(line.starts_with("p0.5=") && line.contains(",p100="), "{line}");
+    // Off: the section is empty, as in Redis.
+    assert_eq!(c.cmd(&["CONFIG", "SET", "latency-tracking", "no"]), "+OK\r\n");
+    assert_eq!(text(c.cmd(&["INFO", "latencystats"])), "# Latencystats");
+}
