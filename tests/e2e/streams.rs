@@ -101,3 +101,44 @@ fn a_blocked_reader_that_hangs_up_is_noticed() {
     assert_eq!(c.cmd(&["XLEN", "orders"]), ":1\r\n");
     c.wait_blocked(0);
 }
+
+/// `~` trimming drops whole nodes of 100 entries, as Redis drops whole
+/// listpacks of 100 small entries: the same commands give the same
+/// replies and lengths as redis-server.
+#[test]
+fn approximate_trimming_matches_redis() {
+    let s = Server::start();
+    let r = damselfly_tests::Redis::start();
+    let (mut ours, mut redis) = (s.raw(), r.raw());
+    let mut both = |cmd: &[&str]| {
+        let (a, b) = (ours.cmd(cmd), redis.cmd(cmd));
+        assert_eq!(a, b, "{cmd:?}");
+        a
+    };
+    for i in 1..=250 {
+        both(&["XADD", "s", &format!("{i}-0"), "f", "v"]);
+    }
+    for cmd in [
+        &["XTRIM", "s", "MAXLEN", "~", "200"][..],
+        &["XTRIM", "s", "MAXLEN", "~", "120"],
+        &["XLEN", "s"],
+        &["XTRIM", "s", "MAXLEN", "~", "10", "LIMIT", "50"],
+        &["XTRIM", "s", "MINID", "~", "180"],
+        &["XTRIM", "s", "MINID", "~", "201"],
+        &["XLEN", "s"],
+        &["XTRIM", "s", "MAXLEN", "=", "10", "LIMIT", "5"],
+        &["XTRIM", "s", "MAXLEN", "~", "-1"],
+        &["XTRIM", "s", "MAXLEN", "~", "0", "LIMIT", "-1"],
+    ] {
+        both(cmd);
+    }
+    // XADD's own trimming as a stream grows: the length saws between the
+    // threshold and a node above it.
+    for i in 1..=450 {
+        both(&["XADD", "t", "MAXLEN", "~", "150", &format!("{i}-0"), "f", "v"]);
+        if i % 50 == 0 {
+            both(&["XLEN", "t"]);
+        }
+    }
+    both(&["XRANGE", "t", "-", "+", "COUNT", "1"]);
+}

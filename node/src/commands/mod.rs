@@ -24,8 +24,8 @@ pub mod keyspec;
 pub mod latency;
 pub mod lists;
 pub mod migrate;
-pub mod notify;
 pub mod monitor;
+pub mod notify;
 pub mod observe;
 pub mod persistence;
 pub mod pops;
@@ -42,6 +42,7 @@ pub mod sort;
 pub mod stats;
 pub mod stream_claims;
 pub mod stream_groups;
+pub mod stream_info;
 pub mod streams;
 pub mod strings;
 pub mod transactions;
@@ -585,6 +586,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(streams::COMMANDS)
         .chain(stream_groups::COMMANDS)
         .chain(stream_claims::COMMANDS)
+        .chain(stream_info::COMMANDS)
         .chain(bitmaps::COMMANDS)
         .chain(hyperloglog::COMMANDS)
         .chain(geo::COMMANDS)

@@ -68,14 +68,6 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .tips(&["nondeterministic_output"])
     .key_flags(&["RO", "access"]),
-    cmd("xinfo", -2, 0, (0, 0, 0), &["slow"], G, "A container for stream introspection commands.", Exec::Shard(xinfo)).subcommands(&[
-        sub("xinfo|consumers", 4, READONLY, (2, 2, 1), RO, "Returns a list of the consumers in a consumer group.", Exec::Shard(xinfo))
-            .tips(&["nondeterministic_output"])
-            .key_flags(&["RO", "access"]),
-        sub("xinfo|groups", 3, READONLY, (2, 2, 1), RO, "Returns a list of the consumer groups of a stream.", Exec::Shard(xinfo))
-            .key_flags(&["RO", "access"]),
-        sub("xinfo|help", 2, LOADING | STALE, (0, 0, 0), &["stream", "slow"], HELP, Exec::Shard(xinfo)),
-    ]),
     cmd(
         "xreadgroup",
         -7,
@@ -109,23 +101,11 @@ const XGROUP_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-const XINFO_HELP: &[&str] = &[
-    "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "CONSUMERS <key> <groupname>",
-    "    Show consumers of <groupname>.",
-    "GROUPS <key>",
-    "    Show the stream consumer groups.",
-    "STREAM <key> [FULL [COUNT <count>]",
-    "    Show information about the stream.",
-    "HELP",
-    "    Prints this help.",
-];
-
 pub(super) fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn no_group_for_key(group: &[u8], key: &[u8]) -> CmdError {
+pub(super) fn no_group_for_key(group: &[u8], key: &[u8]) -> CmdError {
     CmdError::Other(format!("NOGROUP No such consumer group '{}' for key name '{}'", lossy(group), lossy(key)))
 }
 
@@ -353,65 +333,6 @@ pub(super) fn pending_bound(b: &[u8], start: bool) -> CmdResult<StreamId> {
         }
         r => r,
     }
-}
-
-fn xinfo(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let sub = &args[1];
-    if eq_ic(sub, "HELP") {
-        if args.len() != 2 {
-            return Err(CmdError::subcommand_syntax("xinfo", sub));
-        }
-        out.help(XINFO_HELP);
-        return Ok(());
-    }
-    if args.len() < 3 {
-        return Err(CmdError::subcommand_syntax("xinfo", sub));
-    }
-    let now = ctx.now;
-    let db = ctx.db();
-    let Some(idx) = find(db, &args[2], now)? else { return Err(CmdError::NoSuchKey) };
-    let s = read_stream(db, idx);
-    if eq_ic(sub, "CONSUMERS") && args.len() == 4 {
-        let Some(g) = group_of(s, &args[3]) else { return Err(no_group_for_key(&args[3], &args[2])) };
-        out.array(g.consumers.len());
-        for (name, c) in &g.consumers {
-            out.map(3);
-            out.bulk(b"name");
-            out.bulk(name);
-            out.bulk(b"pending");
-            out.int(c.pending.len() as i64);
-            out.bulk(b"idle");
-            out.int(now.saturating_sub(c.seen_ms) as i64);
-        }
-    } else if eq_ic(sub, "GROUPS") && args.len() == 3 {
-        let groups: Vec<_> = s.groups.iter().flat_map(|gs| gs.by_name.iter()).collect();
-        out.array(groups.len());
-        for (name, g) in groups {
-            out.map(6);
-            out.bulk(b"name");
-            out.bulk(name);
-            out.bulk(b"consumers");
-            out.int(g.consumers.len() as i64);
-            out.bulk(b"pending");
-            out.int(g.pel.len() as i64);
-            out.bulk(b"last-delivered-id");
-            out.bulk(g.last_id.text().as_bytes());
-            out.bulk(b"entries-read");
-            if g.entries_read == UNKNOWN_READ {
-                out.nil();
-            } else {
-                out.int(g.entries_read);
-            }
-            out.bulk(b"lag");
-            match s.lag(g.last_id, g.entries_read) {
-                Some(l) => out.int(l),
-                None => out.nil(),
-            }
-        }
-    } else {
-        return Err(CmdError::subcommand_syntax("xinfo", sub));
-    }
-    Ok(())
 }
 
 /// What XREADGROUP serves from one stream: entries (`None` fields for a

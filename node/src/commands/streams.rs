@@ -15,7 +15,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
 use crate::store::{Db, SmallBytes, Value};
-use crate::types::stream::{Fields, StreamId, StreamValue};
+use crate::types::stream::{Fields, StreamId, StreamValue, Trim};
 use crate::util::{eq_ic, now_ms, parse_i64};
 
 const G: &str = "stream";
@@ -149,39 +149,38 @@ pub(super) fn write_entry(out: &mut Out, id: &StreamId, fields: &Fields) {
 }
 
 /// A trimming clause: MAXLEN|MINID [=|~] threshold [LIMIT count], starting
-/// at `args[i]`; (maxlen, minid, limit, next index).
-fn parse_trim(args: &[Bytes], i: usize) -> CmdResult<(Option<usize>, Option<StreamId>, usize, usize)> {
+/// at `args[i]`; the clause and the index after it.
+fn parse_trim(args: &[Bytes], i: usize) -> CmdResult<(Trim, usize)> {
     let minid = eq_ic(&args[i], "MINID");
     let mut j = i + 1;
-    let mut approx = false;
+    let mut t = Trim::default();
     if args.get(j).is_some_and(|a| &a[..] == b"~" || &a[..] == b"=") {
-        approx = &args[j][..] == b"~";
+        t.approx = &args[j][..] == b"~";
         j += 1;
     }
-    let t = args.get(j).ok_or(CmdError::Syntax)?;
-    let (maxlen, min) = if minid {
-        (None, Some(StreamId::parse(t, 0).ok_or_else(invalid_id)?))
+    let v = args.get(j).ok_or(CmdError::Syntax)?;
+    if minid {
+        t.minid = Some(StreamId::parse(v, 0).ok_or_else(invalid_id)?);
     } else {
-        let n = parse_i64(t).map_err(|_| CmdError::err("value is not an integer or out of range"))?;
+        let n = parse_i64(v).map_err(|_| CmdError::err("value is not an integer or out of range"))?;
         if n < 0 {
             return Err(CmdError::err("The MAXLEN argument must be >= 0."));
         }
-        (Some(n as usize), None)
-    };
+        t.maxlen = Some(n as usize);
+    }
     j += 1;
-    let mut limit = 0;
     if args.get(j).is_some_and(|a| eq_ic(a, "LIMIT")) {
-        if !approx {
+        if !t.approx {
             return Err(CmdError::err("syntax error, LIMIT cannot be used without the special ~ option"));
         }
         let l = parse_i64(args.get(j + 1).ok_or(CmdError::Syntax)?)?;
         if l < 0 {
             return Err(CmdError::err("The LIMIT argument must be >= 0."));
         }
-        limit = l as usize;
+        t.limit = Some(l as usize);
         j += 2;
     }
-    Ok((maxlen, min, limit, j))
+    Ok((t, j))
 }
 
 fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
@@ -194,8 +193,8 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             nomk = true;
             i += 1;
         } else if eq_ic(a, "MAXLEN") || eq_ic(a, "MINID") {
-            let (m, id, l, next) = parse_trim(args, i)?;
-            trim = Some((m, id, l));
+            let (t, next) = parse_trim(args, i)?;
+            trim = Some(t);
             i = next;
         } else {
             break;
@@ -249,8 +248,8 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let fields: Fields = pairs.chunks_exact(2).map(|p| (SmallBytes::new(&p[0]), SmallBytes::new(&p[1]))).collect();
     let s = stream_at(db, idx);
     s.append(id, fields);
-    if let Some((m, min, limit)) = trim {
-        if s.trim(m, min, limit) > 0 {
+    if let Some(t) = trim {
+        if s.trim(&t) > 0 {
             db.push_event(ks::STREAM, "xtrim", &args[1]);
         }
     }
@@ -342,7 +341,7 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     if !(eq_ic(&args[2], "MAXLEN") || eq_ic(&args[2], "MINID")) {
         return Err(CmdError::Syntax);
     }
-    let (m, min, limit, next) = parse_trim(args, 2)?;
+    let (t, next) = parse_trim(args, 2)?;
     if next != args.len() {
         return Err(CmdError::Syntax);
     }
@@ -352,11 +351,12 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         out.int(0);
         return Ok(());
     };
-    if !read_stream(db, idx).would_trim(m, min) {
+    // Only a removal writes (watchers and keyspace events see nothing else).
+    if read_stream(db, idx).trim_count(&t) == 0 {
         out.int(0);
         return Ok(());
     }
-    out.int(stream_at(db, idx).trim(m, min, limit) as i64);
+    out.int(stream_at(db, idx).trim(&t) as i64);
     Ok(())
 }
 

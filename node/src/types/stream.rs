@@ -85,6 +85,27 @@ pub struct StreamValue {
     pub groups: Option<Box<Groups>>,
 }
 
+/// A trimming clause of XADD and XTRIM: MAXLEN or MINID, exact (`=`) or
+/// approximate (`~`), with its LIMIT.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trim {
+    pub maxlen: Option<usize>,
+    pub minid: Option<StreamId>,
+    /// `~`: only whole nodes of `NODE_ENTRIES` entries go (the nodes of
+    /// the stream's RDB encoding, as Redis drops whole listpacks), and
+    /// never so many that fewer than MAXLEN entries (or any at or above
+    /// MINID) would remain.
+    pub approx: bool,
+    /// LIMIT (0: none); unset, `~` stops at `APPROX_LIMIT`, as Redis.
+    pub limit: Option<usize>,
+}
+
+impl Trim {
+    pub const NODE_ENTRIES: usize = 100;
+    /// Redis's default LIMIT for `~`: 100 nodes' worth.
+    pub const APPROX_LIMIT: usize = 100 * Self::NODE_ENTRIES;
+}
+
 impl StreamValue {
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -99,11 +120,6 @@ impl StreamValue {
 
     pub fn contains(&self, id: StreamId) -> bool {
         self.entries.contains_key(&id)
-    }
-
-    /// Whether `trim` with these bounds would remove anything.
-    pub fn would_trim(&self, maxlen: Option<usize>, minid: Option<StreamId>) -> bool {
-        maxlen.is_some_and(|m| self.len() > m) || minid.is_some_and(|m| !self.entries.is_empty() && self.first_id() < m)
     }
 
     pub fn remove(&mut self, id: StreamId) -> bool {
@@ -129,18 +145,40 @@ impl StreamValue {
         self.entries.range(lo..=hi.max(lo)).filter(move |(k, _)| **k <= hi)
     }
 
-    /// Drops the oldest entries while more than `maxlen` remain, or while
-    /// their IDs are below `minid`; how many went.
-    pub fn trim(&mut self, maxlen: Option<usize>, minid: Option<StreamId>, limit: usize) -> usize {
+    /// How many of the oldest entries a trim removes (see `Trim`).
+    pub fn trim_count(&self, t: &Trim) -> usize {
+        let limit = t.limit.unwrap_or(if t.approx { Trim::APPROX_LIMIT } else { 0 });
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let len = self.entries.len();
+        if !t.approx {
+            let by_len = t.maxlen.map_or(0, |m| len.saturating_sub(m));
+            let by_id = t.minid.map_or(0, |m| self.entries.range(..m).count());
+            return by_len.max(by_id).min(limit);
+        }
+        // Whole nodes only, never below the threshold.
         let mut n = 0;
-        while limit == 0 || n < limit {
-            let Some((&first, _)) = self.entries.iter().next() else { break };
-            let over = maxlen.is_some_and(|m| self.entries.len() > m) || minid.is_some_and(|m| first < m);
-            if !over {
-                break;
+        loop {
+            let node = (len - n).min(Trim::NODE_ENTRIES);
+            if node == 0 || n + node > limit {
+                return n;
             }
-            self.entries.remove(&first);
-            n += 1;
+            let whole = match (t.maxlen, t.minid) {
+                (Some(m), _) => len - n - node >= m,
+                (None, Some(m)) => self.entries.keys().nth(n + node - 1).is_some_and(|last| *last < m),
+                (None, None) => false,
+            };
+            if !whole {
+                return n;
+            }
+            n += node;
+        }
+    }
+
+    /// Drops the oldest entries as `t` says; how many went.
+    pub fn trim(&mut self, t: &Trim) -> usize {
+        let n = self.trim_count(t);
+        for _ in 0..n {
+            self.entries.pop_first();
         }
         n
     }

@@ -248,7 +248,7 @@ fn streams() {
         s.append(StreamId { ms: 10 + i / 3, seq: i % 3 }, fields);
     }
     s.remove(StreamId { ms: 20, seq: 0 });
-    s.trim(Some(400), None, 0);
+    s.trim(&crate::types::stream::Trim { maxlen: Some(400), ..Default::default() });
     let back = round_trip(&Value::Stream(Box::new(s)));
     let Value::Stream(b) = back else { panic!() };
     assert_eq!(b.max_deleted, StreamId { ms: 20, seq: 0 });
