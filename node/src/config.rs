@@ -27,6 +27,10 @@ pub struct Args {
     /// Password clients must AUTH with.
     #[arg(long)]
     pub requirepass: Option<String>,
+    /// ACL users file (Redis's users.acl syntax: `user <name> <rules>...`
+    /// per line), loaded at start-up and by ACL LOAD, written by ACL SAVE.
+    #[arg(long)]
+    pub aclfile: Option<String>,
     /// Protected mode (yes/no, default yes): with no password set, only
     /// clients on the loopback interface are accepted.
     #[arg(long)]
@@ -162,6 +166,13 @@ pub struct Config {
     pub slowlog_log_slower_than: AtomicI64,
     /// `slowlog-max-len`: the slow log keeps this many newest entries.
     pub slowlog_max_len: AtomicU64,
+    /// `acllog-max-len`: the ACL LOG keeps this many newest entries.
+    pub acllog_max_len: AtomicU64,
+    /// `aclfile`: the ACL users file (empty: none). Start-up only.
+    pub aclfile: String,
+    /// The config file's `user` directives, each as its words after
+    /// `user` (applied to the ACL at start-up).
+    pub users: Vec<Vec<String>>,
     /// `key-load-delay`: microseconds to pause after each key loaded from a
     /// snapshot or journal (Redis's test knob for slow loads); 0: none.
     pub key_load_delay: AtomicU64,
@@ -236,6 +247,8 @@ const FIXED: &[(&str, &str)] = &[
     ("daemonize", "no"),
     ("cluster-enabled", "no"),
     ("io-threads", "1"),
+    // New users get no channels, as `reset` gives (Redis 7's default).
+    ("acl-pubsub-default", "resetchannels"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -525,6 +538,9 @@ impl Config {
             lua_time_limit: AtomicU64::new(5000),
             slowlog_log_slower_than: AtomicI64::new(10000),
             slowlog_max_len: AtomicU64::new(128),
+            acllog_max_len: AtomicU64::new(128),
+            aclfile: String::new(),
+            users: Vec::new(),
             key_load_delay: AtomicU64::new(0),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
             save: Mutex::new(DEFAULT_SAVE.to_vec()),
@@ -553,6 +569,9 @@ impl Config {
         }
         if let Some(p) = &args.requirepass {
             cfg.set("requirepass", p)?;
+        }
+        if let Some(f) = &args.aclfile {
+            cfg.aclfile = f.clone();
         }
         if let Some(p) = &args.protected_mode {
             cfg.set("protected-mode", p)?;
@@ -624,6 +643,16 @@ impl Config {
                 continue;
             }
             saw_save |= name == "save";
+            // `user <name> <rules>...`: a user defined in the file (the
+            // words as they are, not unquoted as one value).
+            if name == "user" {
+                let words: Vec<String> = line.split_whitespace().skip(1).map(String::from).collect();
+                if words.is_empty() {
+                    return Err(ConfigError::Invalid("user directive without a user name".into()));
+                }
+                self.users.push(words);
+                continue;
+            }
             self.apply_startup(&name, value)?;
         }
         Ok(())
@@ -638,6 +667,7 @@ impl Config {
                 self.bind =
                     value.split_whitespace().map(|s| s.trim_start_matches('-')).filter(|s| !s.is_empty()).map(String::from).collect()
             }
+            "aclfile" => self.aclfile = value.to_string(),
             "databases" => self.databases = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.max(1),
             "shards" => self.shards = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.clamp(1, 1024),
             "appendonly" => self.appendonly = yes_no(value)?,
@@ -743,6 +773,7 @@ impl Config {
                 self.slowlog_log_slower_than.store(value.parse::<i64>().map_err(|_| ConfigError::NotInteger)?, Relaxed)
             }
             "slowlog-max-len" => self.slowlog_max_len.store(int()?, Relaxed),
+            "acllog-max-len" => self.acllog_max_len.store(int()?, Relaxed),
             "key-load-delay" => self.key_load_delay.store(int()?, Relaxed),
             "dir" => *self.dir.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
             "save" => *self.save.lock().unwrap_or_else(|e| e.into_inner()) = parse_save(value)?,
@@ -776,7 +807,8 @@ impl Config {
             | "enable-debug-command"
             | "enable-protected-configs"
             | "appenddirname"
-            | "appendfilename" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
+            | "appendfilename"
+            | "aclfile" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
             _ => match self.fixed.get(name) {
                 Some(v) if fixed_value_eq(name, v, value) => {}
                 Some(v) => return Err(ConfigError::Fixed(name.to_string(), v.clone())),
@@ -817,6 +849,8 @@ impl Config {
             ("busy-reply-threshold".into(), self.lua_time_limit.load(Relaxed).to_string()),
             ("slowlog-log-slower-than".into(), self.slowlog_log_slower_than.load(Relaxed).to_string()),
             ("slowlog-max-len".into(), self.slowlog_max_len.load(Relaxed).to_string()),
+            ("acllog-max-len".into(), self.acllog_max_len.load(Relaxed).to_string()),
+            ("aclfile".into(), self.aclfile.clone()),
             ("key-load-delay".into(), self.key_load_delay.load(Relaxed).to_string()),
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("save".into(), self.save_text()),

@@ -7,6 +7,7 @@
 //! a command line names). Helper modules (`scan`) hold the implementation of
 //! commands declared by a family.
 
+pub mod acl;
 pub mod bitmaps;
 pub mod clock;
 pub mod cluster;
@@ -247,6 +248,9 @@ pub enum BusyAnswer {
     Authenticated,
     /// The server is stopping: no reply, the connection closes.
     Shutdown,
+    /// Nothing written: the connection runs the command once the script
+    /// ends (it needs the connection's state, an AUTH as another user).
+    Defer,
 }
 
 /// A command's answer from the busy hook: the engine, the arguments,
@@ -413,7 +417,7 @@ impl CommandSpec {
 }
 
 /// Redis's ACL categories, in the order COMMAND prints them.
-const ACL_CATEGORIES: &[&str] = &[
+pub const ACL_CATEGORIES: &[&str] = &[
     "keyspace",
     "read",
     "write",
@@ -546,6 +550,7 @@ pub async fn gather<T: Send + 'static, R>(
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
     connection::COMMANDS
         .iter()
+        .chain(acl::COMMANDS)
         .chain(server::COMMANDS)
         .chain(persistence::COMMANDS)
         .chain(slowlog::COMMANDS)

@@ -11,6 +11,7 @@
 //! subscriptions in `pubsub`, the script cache and function libraries in
 //! `scripts`).
 
+pub mod acl;
 pub mod blocking;
 pub mod clients;
 pub mod evict;
@@ -267,6 +268,8 @@ pub struct Engine {
     pub saves: snapshot::SaveStatus,
     /// The append-only journal's status.
     pub journal: journal::JournalStatus,
+    /// ACL users and the ACL LOG.
+    pub acl: acl::Acl,
 }
 
 #[derive(Default)]
@@ -305,6 +308,7 @@ impl Engine {
             saves: snapshot::SaveStatus::new(nshards, crate::util::now_ms() / 1000),
             journal: Default::default(),
             cluster,
+            acl: Default::default(),
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);
         evict::configure(&e.cfg);

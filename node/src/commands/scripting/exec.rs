@@ -76,6 +76,9 @@ pub struct Invocation<'a> {
     pub command: &'static str,
     /// `lua-time-limit` in ms (0: none).
     pub limit_ms: u64,
+    /// The caller's ACL user, when restricted: every `redis.call` is
+    /// checked against it.
+    pub acl: Option<crate::commands::acl::Caller>,
 }
 
 impl Invocation<'_> {
@@ -91,6 +94,7 @@ impl Invocation<'_> {
             flags: self.flags,
             command: self.command,
             limit_ms: self.limit_ms,
+            acl: self.acl,
         }
     }
 }
@@ -108,6 +112,28 @@ pub enum Target<'a> {
     None,
     Fast(&'a mut Shard),
     Wide { local: &'a mut Shard, engine: &'a Arc<Engine>, tx: TxId },
+}
+
+impl Target<'_> {
+    /// The node, to log ACL denials in (none while a library loads).
+    fn engine(&self) -> Option<&Engine> {
+        match self {
+            Target::None => None,
+            Target::Fast(sh) => sh.engine.as_deref(),
+            Target::Wide { engine, .. } => Some(engine),
+        }
+    }
+}
+
+/// `redis.acl_check_cmd`: whether the running script's caller may run
+/// the command line `args`; `None` for a command that does not exist.
+pub fn acl_allows(args: &[Bytes]) -> Option<bool> {
+    let spec = commands::lookup_args(args).ok()?;
+    let allowed = current(|ctx| match ctx.inv.and_then(|i| i.acl.as_ref()) {
+        Some(c) => commands::acl::check(&c.user, spec, args).is_ok(),
+        None => true,
+    });
+    Some(allowed.unwrap_or(true))
 }
 
 /// A function registered while a library loads.
@@ -627,6 +653,11 @@ impl<'a> RunCtx<'a> {
         }
         if spec.has_flag(flag::NOSCRIPT) {
             return fail(s, "ERR This Redis command is not allowed from script");
+        }
+        if let Some(caller) = self.inv.and_then(|i| i.acl.as_ref()) {
+            if let Err(e) = caller.check(self.target.engine(), spec, &s.argv) {
+                return fail(s, &e);
+            }
         }
         let write = spec.has_flag(flag::WRITE);
         if write && self.read_only {

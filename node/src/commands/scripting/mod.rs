@@ -193,6 +193,7 @@ pub fn prepare<'a>(
     db: usize,
     resp3: bool,
     cfg: &Config,
+    acl: Option<crate::commands::acl::Caller>,
 ) -> CmdResult<Prepared<'a>> {
     let limit_ms = cfg.lua_time_limit.load(Relaxed);
     let mut func = None;
@@ -232,6 +233,7 @@ pub fn prepare<'a>(
         flags: f,
         command,
         limit_ms,
+        acl,
     };
     Ok(Prepared { wide: wide || f & flags::ALLOW_CROSS_SLOT != 0, inv, func })
 }
@@ -275,9 +277,17 @@ fn declared_flags(scripting: &crate::shard::scripts::Scripting, spec: &CommandSp
 /// that owns the declared keys (the connection routed it there). Returns
 /// false, having written nothing, when the connection must run it in wide
 /// mode instead.
-pub fn run_on_shard(sh: &mut Shard, db: usize, spec: &'static CommandSpec, call: ScriptCall, args: &[Bytes], out: &mut Out) -> bool {
+pub fn run_on_shard(
+    sh: &mut Shard,
+    db: usize,
+    spec: &'static CommandSpec,
+    call: ScriptCall,
+    args: &[Bytes],
+    out: &mut Out,
+    client: &std::sync::Arc<crate::shard::clients::ClientInfo>,
+) -> bool {
     with_vm_on(sh, |vm, sh| {
-        let prep = match prepare(vm, spec, call, args, db, out.resp3, &sh.cfg) {
+        let prep = match prepare(vm, spec, call, args, db, out.resp3, &sh.cfg, crate::commands::acl::Caller::of(client)) {
             Ok(p) => p,
             Err(e) => {
                 out.error(&e);
@@ -297,7 +307,8 @@ pub fn run_on_shard(sh: &mut Shard, db: usize, spec: &'static CommandSpec, call:
 pub async fn eval(cx: &mut dyn Coord, spec: &'static CommandSpec, call: ScriptCall, args: &[Bytes]) -> CmdResult {
     let (db, resp3) = (cx.db(), cx.out().resp3);
     let engine = cx.engine().clone();
-    let prep = with_vm(&engine.scripting, |vm| prepare(vm, spec, call, args, db, resp3, &engine.cfg))?;
+    let acl = cx.session().and_then(|s| crate::commands::acl::Caller::of(&s.info));
+    let prep = with_vm(&engine.scripting, |vm| prepare(vm, spec, call, args, db, resp3, &engine.cfg, acl))?;
     run(cx, prep.inv.into_owned(), prep.wide).await;
     Ok(())
 }

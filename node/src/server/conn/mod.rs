@@ -141,6 +141,8 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
         db: 0,
         s: Session {
             authed,
+            acl_gen: engine.acl.generation.load(Relaxed),
+            user: engine.acl.default_user(),
             info: info.clone(),
             closing: false,
             multi: None,
@@ -309,9 +311,13 @@ pub fn read_some(sock: &TcpStream, inbuf: &mut BytesMut, parser: &mut Parser) ->
 
 /// What a busy script's hook needs to know to answer for a connection.
 fn busy_state(conn: &Conn) -> u8 {
-    use super::busy::{AUTHED, MULTI, RESP3, SUBSCRIBED};
+    use super::busy::{AUTHED, MULTI, RESP3, RESTRICTED, SUBSCRIBED};
     let bit = |on: bool, b: u8| if on { b } else { 0 };
-    bit(conn.s.authed, AUTHED) | bit(conn.out.resp3, RESP3) | bit(conn.s.sub.is_some(), SUBSCRIBED) | bit(conn.s.multi.is_some(), MULTI)
+    bit(conn.s.authed, AUTHED)
+        | bit(conn.out.resp3, RESP3)
+        | bit(conn.s.sub.is_some(), SUBSCRIBED)
+        | bit(conn.s.multi.is_some(), MULTI)
+        | bit(!conn.s.user.unrestricted(), RESTRICTED)
 }
 
 impl Conn {
