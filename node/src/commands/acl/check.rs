@@ -192,6 +192,27 @@ fn channels(spec: &CommandSpec, args: &[Bytes]) -> Option<(bool, std::ops::Range
     }
 }
 
+/// Whether `user` may be subscribed to `name` (a pattern subscription
+/// must equal an allowed pattern).
+pub fn channel_allowed(user: &User, pattern: bool, name: &[u8]) -> bool {
+    user.selectors
+        .iter()
+        .any(|sel| sel.all_channels || sel.channels.iter().any(|p| if pattern { p[..] == name[..] } else { glob_match(p, name, false) }))
+}
+
+/// After a user's rules changed: its clients subscribed to a channel or
+/// pattern it may no longer use are closed, as Redis closes them.
+pub fn kill_pubsub_clients(engine: &Engine, user: &User) {
+    if user.selectors.iter().any(|s| s.all_channels) {
+        return;
+    }
+    for (pattern, name, client) in engine.pubsub.subscriptions() {
+        if client.user() == user.name && !channel_allowed(user, pattern, &name) {
+            client.close_async();
+        }
+    }
+}
+
 /// Where a denial happened, as ACL LOG names it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Context {

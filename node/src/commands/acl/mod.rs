@@ -264,7 +264,8 @@ fn setuser(cx: &mut dyn Coord, engine: &Engine, args: &[Bytes]) -> CmdResult {
     }
     let name = String::from_utf8_lossy(name).into_owned();
     let ops: Vec<&[u8]> = args[3..].iter().map(|a| &a[..]).collect();
-    engine.acl.update(&name, |cur| rules::apply(cur, &name, &ops)).map_err(CmdError::Other)?;
+    let user = engine.acl.update(&name, |cur| rules::apply(cur, &name, &ops)).map_err(CmdError::Other)?;
+    check::kill_pubsub_clients(engine, &user);
     if name == "default" {
         sync_default(engine);
     }
