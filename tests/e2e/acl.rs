@@ -276,6 +276,12 @@ fn changes_reach_connected_clients() {
     // Turned off: already authenticated connections go on (as in Redis).
     setuser(&mut admin, &["u", "off"]);
     assert_eq!(c.cmd(&["GET", "k"]), "$-1\r\n");
+    // CLIENT KILL USER: the user's connections (an unknown user is an error).
+    setuser(&mut admin, &["v", "on", "nopass", "+@all"]);
+    let mut v = login(&s, "v", "x");
+    assert_eq!(admin.cmd(&["CLIENT", "KILL", "USER", "nosuch"]), "-ERR No such user 'nosuch'\r\n");
+    assert_eq!(admin.cmd(&["CLIENT", "KILL", "USER", "v"]), ":1\r\n");
+    assert!(v.is_closed());
     // Deleted: its connections are closed.
     assert_eq!(admin.cmd(&["ACL", "DELUSER", "u", "nosuch"]), ":1\r\n");
     assert!(c.is_closed());

@@ -193,7 +193,6 @@ pub fn prepare<'a>(
     db: usize,
     resp3: bool,
     cfg: &Config,
-    acl: Option<crate::commands::acl::Caller>,
 ) -> CmdResult<Prepared<'a>> {
     let limit_ms = cfg.lua_time_limit.load(Relaxed);
     let mut func = None;
@@ -233,7 +232,8 @@ pub fn prepare<'a>(
         flags: f,
         command,
         limit_ms,
-        acl,
+        // The caller's user, set by the caller that knows it.
+        acl: None,
     };
     Ok(Prepared { wide: wide || f & flags::ALLOW_CROSS_SLOT != 0, inv, func })
 }
@@ -287,7 +287,7 @@ pub fn run_on_shard(
     client: &std::sync::Arc<crate::shard::clients::ClientInfo>,
 ) -> bool {
     with_vm_on(sh, |vm, sh| {
-        let prep = match prepare(vm, spec, call, args, db, out.resp3, &sh.cfg, crate::commands::acl::Caller::of(client)) {
+        let mut prep = match prepare(vm, spec, call, args, db, out.resp3, &sh.cfg) {
             Ok(p) => p,
             Err(e) => {
                 out.error(&e);
@@ -297,6 +297,7 @@ pub fn run_on_shard(
         if prep.wide {
             return false;
         }
+        prep.inv.acl = crate::commands::acl::Caller::of(client);
         exec::run_fast_with(vm, sh, &prep.inv, out, prep.func)
     })
 }
@@ -308,7 +309,8 @@ pub async fn eval(cx: &mut dyn Coord, spec: &'static CommandSpec, call: ScriptCa
     let (db, resp3) = (cx.db(), cx.out().resp3);
     let engine = cx.engine().clone();
     let acl = cx.session().and_then(|s| crate::commands::acl::Caller::of(&s.info));
-    let prep = with_vm(&engine.scripting, |vm| prepare(vm, spec, call, args, db, resp3, &engine.cfg, acl))?;
+    let mut prep = with_vm(&engine.scripting, |vm| prepare(vm, spec, call, args, db, resp3, &engine.cfg))?;
+    prep.inv.acl = acl;
     run(cx, prep.inv.into_owned(), prep.wide).await;
     Ok(())
 }
