@@ -165,6 +165,21 @@ fn key_patterns_in_pipelines_multi_scripts_and_functions() {
 }
 
 #[test]
+fn a_restricted_default_user_applies_to_scripts() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["ACL", "SETUSER", "default", "resetkeys", "~k*"]), "+OK\r\n");
+    // A new connection, never authenticated, runs as the default user.
+    let mut d = s.raw();
+    assert_eq!(d.cmd(&["GET", "x"]), NOPERM_KEYS);
+    assert_eq!(
+        d.cmd(&["EVAL", "return redis.pcall('get','x')", "0"]),
+        "-ERR The user executing the script can't access at least one of the keys mentioned in the command arguments\r\n"
+    );
+    assert_eq!(d.cmd(&["EVAL", "return redis.pcall('get','k')", "0"]), "$-1\r\n");
+}
+
+#[test]
 fn channels_and_subscribers() {
     let s = Server::start();
     let mut admin = s.raw();

@@ -155,6 +155,8 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
         in_exec: false,
         wrote: false,
     };
+    // Scripts the client runs on other threads read its user from here.
+    info.set_acl_user(conn.s.user.clone());
     let mut cmds: Vec<Vec<Bytes>> = Vec::new();
     // While this task waits for input, a busy script's hook may serve it.
     let slot = super::busy::register(fd, busy_state(&conn), max_bulk);
