@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::rules::id;
+use super::rules::{id, key_access, NOT_KEY, READ, WRITE};
 use crate::commands::{flag, CommandSpec, KeyIter};
 use crate::error::CmdError;
 use crate::shard::acl::{LogEntry, Selector, User};
@@ -115,7 +115,7 @@ fn check_selector(sel: &Selector, spec: &CommandSpec, cid: usize, args: &[Bytes]
     }
     if !sel.all_keys {
         let mut denied = None;
-        for_each_key(spec, args, |i, read, write| {
+        for_each_key(spec, cid, args, |i, read, write| {
             let ok = sel.keys.iter().any(|k| (!read || k.read) && (!write || k.write) && glob_match(&k.pattern, &args[i], false));
             if !ok {
                 denied = Some(i);
@@ -140,33 +140,27 @@ fn check_selector(sel: &Selector, spec: &CommandSpec, cid: usize, args: &[Bytes]
     Ok(())
 }
 
-/// The ACL access a key spec's flags ask for: read for `access`, write
-/// for `insert`, `delete` or `update` (Redis's ACLSelectorCheckKey).
-fn access(flags: &[&str]) -> (bool, bool) {
-    let read = flags.contains(&"access");
-    let write = flags.iter().any(|f| matches!(*f, "insert" | "delete" | "update"));
-    (read, write)
-}
-
 /// Calls `f(index, read, write)` for each key of the command line (not
-/// the shard channels declared as `not_key`), until it returns false.
-fn for_each_key(spec: &CommandSpec, args: &[Bytes], mut f: impl FnMut(usize, bool, bool) -> bool) {
+/// the shard channels declared as `not_key`), until it returns false. The
+/// access comes from the key specs' flags (Redis's ACLSelectorCheckKey:
+/// read for `access`, write for `insert`, `update`, `delete`).
+fn for_each_key(spec: &CommandSpec, cid: usize, args: &[Bytes], mut f: impl FnMut(usize, bool, bool) -> bool) {
     let rules = spec.keys.rules();
-    let rule_flags = |r: &crate::commands::KeyRule| r.flags.unwrap_or(&[]);
+    let access = key_access(cid);
+    let rw = |a: u8| (a & READ != 0, a & WRITE != 0);
     if spec.key_finder.is_some() {
-        let (read, write) = rules.first().map_or((false, false), |r| access(rule_flags(r)));
+        let (read, write) = rw(access[0]);
         for i in spec.key_indices(args) {
             if !f(i, read, write) {
                 return;
             }
         }
     } else {
-        for r in rules {
-            let flags = rule_flags(r);
-            if flags.contains(&"not_key") {
+        for (r, &a) in rules.iter().zip(access) {
+            if a & NOT_KEY != 0 {
                 continue;
             }
-            let (read, write) = access(flags);
+            let (read, write) = rw(a);
             for i in KeyIter::new(std::slice::from_ref(r), args) {
                 if !f(i, read, write) {
                     return;
@@ -175,7 +169,8 @@ fn for_each_key(spec: &CommandSpec, args: &[Bytes], mut f: impl FnMut(usize, boo
         }
     }
     if let Some((i, flags)) = spec.extra_keys.and_then(|e| e(args)) {
-        let (read, write) = access(flags);
+        let read = flags.contains(&"access");
+        let write = flags.iter().any(|f| matches!(*f, "insert" | "delete" | "update"));
         f(i, read, write);
     }
 }

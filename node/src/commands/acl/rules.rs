@@ -21,6 +21,34 @@ struct Ids {
     runs: Vec<(usize, usize, usize)>,
     /// Each command's subcommands' ids (empty unless a container).
     subs: Vec<Vec<usize>>,
+    /// Each command's key rules' access, as `key_access` gives it.
+    access: Vec<[u8; crate::commands::keyspec::MAX_RULES]>,
+}
+
+/// A key rule's access for ACL: read (`access`), write (`insert`,
+/// `update`, `delete`), or no key at all (`not_key`: shard channels).
+pub const READ: u8 = 1;
+pub const WRITE: u8 = 2;
+pub const NOT_KEY: u8 = 4;
+
+fn rule_access(flags: &[&str]) -> u8 {
+    let mut a = 0;
+    for f in flags {
+        a |= match *f {
+            "access" => READ,
+            "insert" | "update" | "delete" => WRITE,
+            "not_key" => NOT_KEY,
+            _ => 0,
+        };
+    }
+    a
+}
+
+/// The ACL access of each of a command's key rules (`READ`, `WRITE`,
+/// `NOT_KEY`), worked out once from the declarations.
+#[inline]
+pub fn key_access(id: usize) -> &'static [u8; crate::commands::keyspec::MAX_RULES] {
+    &ids().access[id]
 }
 
 fn ids() -> &'static Ids {
@@ -53,7 +81,17 @@ fn ids() -> &'static Ids {
             .iter()
             .map(|s| s.acl_categories().iter().filter_map(|c| CATEGORIES.iter().position(|k| k == c)).fold(0u32, |m, i| m | 1 << i))
             .collect();
-        Ids { specs, cats, runs, subs }
+        let access = specs
+            .iter()
+            .map(|s| {
+                let mut a = [0u8; crate::commands::keyspec::MAX_RULES];
+                for (i, r) in s.keys.rules().iter().enumerate() {
+                    a[i] = rule_access(r.flags.unwrap_or(&[]));
+                }
+                a
+            })
+            .collect();
+        Ids { specs, cats, runs, subs, access }
     })
 }
 
@@ -199,6 +237,10 @@ pub fn set_selector(sel: &mut Selector, op: &[u8]) -> Result<(), RuleError> {
                     Some(_) => return Err(RuleError::Syntax),
                 }
                 offset += 1;
+            }
+            // `%~p`: no access named.
+            if !read && !write {
+                return Err(RuleError::Syntax);
             }
         } else {
             (read, write) = (true, true);
@@ -566,6 +608,7 @@ mod tests {
         assert_eq!(err(&["#abc"]), format!("ERR Error in ACL SETUSER modifier '#abc': {}", RuleError::BadHash.text()));
         assert_eq!(err(&["<nope"]), format!("ERR Error in ACL SETUSER modifier '<nope': {}", RuleError::NoSuchPassword.text()));
         assert_eq!(err(&["%X~a"]), "ERR Error in ACL SETUSER modifier '%X~a': Syntax error");
+        assert_eq!(err(&["%~a"]), "ERR Error in ACL SETUSER modifier '%~a': Syntax error");
         assert_eq!(
             err(&["+client|id|x"]),
             format!("ERR Error in ACL SETUSER modifier '+client|id|x': {}", RuleError::SubcommandFirstArg.text())
