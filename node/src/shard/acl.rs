@@ -18,6 +18,31 @@ pub struct KeyPattern {
     pub pattern: Vec<u8>,
     pub read: bool,
     pub write: bool,
+    /// How many leading bytes of the pattern are literal (before any of
+    /// `*?[\\`): a key must start with them, checked before any globbing.
+    pub literal: usize,
+}
+
+impl KeyPattern {
+    pub fn new(pattern: &[u8], read: bool, write: bool) -> KeyPattern {
+        let literal = pattern.iter().position(|c| matches!(c, b'*' | b'?' | b'[' | b'\\')).unwrap_or(pattern.len());
+        KeyPattern { pattern: pattern.to_vec(), read, write, literal }
+    }
+
+    /// Whether `key` matches (Redis's glob, case-sensitive): the literal
+    /// prefix is compared first, a lone `*` after it matches at once.
+    #[inline]
+    pub fn matches(&self, key: &[u8]) -> bool {
+        let (lit, rest) = self.pattern.split_at(self.literal);
+        if !key.starts_with(lit) {
+            return false;
+        }
+        match rest {
+            [] => key.len() == lit.len(),
+            [b'*'] => true,
+            _ => crate::util::glob_match(rest, &key[lit.len()..], false),
+        }
+    }
 }
 
 /// One selector: what a user may run and touch. A user is allowed a
@@ -309,6 +334,17 @@ mod tests {
         assert_eq!(hash_password(b"p1"), "f64551fcd6f07823cb87971cfb91446425da18286b3ab1ef935e0cbd7a69f68a");
         assert!(valid_hash(hash_password(b"x").as_bytes()));
         assert!(!valid_hash(b"F64551FCD6F07823CB87971CFB91446425DA18286B3AB1EF935E0CBD7A69F68A"));
+    }
+
+    #[test]
+    fn key_patterns_match_as_globs() {
+        for (p, k) in [("key:*", "key:1"), ("k?y", "key"), ("*", ""), ("a[bc]d*", "acdx"), ("a\\*", "a*"), ("exact", "exact"), ("", "")] {
+            assert!(KeyPattern::new(p.as_bytes(), true, true).matches(k.as_bytes()), "{p} {k}");
+            assert!(crate::util::glob_match(p.as_bytes(), k.as_bytes(), false));
+        }
+        for (p, k) in [("key:*", "kex:1"), ("exact", "exactly"), ("a\\*", "ab"), ("p0:*", "key:1"), ("x", "")] {
+            assert!(!KeyPattern::new(p.as_bytes(), true, true).matches(k.as_bytes()), "{p} {k}");
+        }
     }
 
     #[test]

@@ -116,7 +116,7 @@ fn check_selector(sel: &Selector, spec: &CommandSpec, cid: usize, args: &[Bytes]
     if !sel.all_keys {
         let mut denied = None;
         for_each_key(spec, cid, args, |i, read, write| {
-            let ok = sel.keys.iter().any(|k| (!read || k.read) && (!write || k.write) && glob_match(&k.pattern, &args[i], false));
+            let ok = sel.keys.iter().any(|k| (!read || k.read) && (!write || k.write) && k.matches(&args[i]));
             if !ok {
                 denied = Some(i);
             }

@@ -183,7 +183,7 @@ fn acl(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 None => 256,
             };
             if args.len() > 3 {
-                return Err(super::arity_error(args));
+                return Err(CmdError::subcommand_syntax("acl", &args[1]));
             }
             if bits <= 0 || bits > 4096 {
                 return Err(CmdError::err(
@@ -334,7 +334,7 @@ fn cat(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 out.bulk(n.as_bytes());
             }
         }
-        _ => return Err(super::arity_error(args)),
+        _ => return Err(CmdError::subcommand_syntax("acl", &args[1])),
     }
     Ok(())
 }
@@ -349,7 +349,7 @@ fn log(cx: &mut dyn Coord, engine: &Engine, args: &[Bytes]) -> CmdResult {
             return Ok(());
         }
         3 => count = parse_i64(&args[2])?.max(0),
-        _ => return Err(super::arity_error(args)),
+        _ => return Err(CmdError::subcommand_syntax("acl", &args[1])),
     }
     let entries = engine.acl.log_entries(count as usize);
     let now = crate::util::now_ms();

@@ -254,7 +254,7 @@ pub fn set_selector(sel: &mut Selector, op: &[u8]) -> Result<(), RuleError> {
                 k.read |= read;
                 k.write |= write;
             }
-            None => sel.keys.push(KeyPattern { pattern: pattern.to_vec(), read, write }),
+            None => sel.keys.push(KeyPattern::new(pattern, read, write)),
         }
         sel.all_keys = false;
     } else if op[0] == b'&' {
