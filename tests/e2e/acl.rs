@@ -180,6 +180,25 @@ fn a_restricted_default_user_applies_to_scripts() {
 }
 
 #[test]
+fn sort_patterns_need_access_to_every_key() {
+    let s = Server::start();
+    let mut admin = s.raw();
+    assert_eq!(admin.cmd(&["RPUSH", "l", "3", "1", "2"]), ":3\r\n");
+    setuser(&mut admin, &["s", "on", "nopass", "~l", "+@all"]);
+    setuser(&mut admin, &["r", "on", "nopass", "%R~*", "~l", "+@all"]);
+    let mut c = login(&s, "s", "x");
+    assert_eq!(c.cmd(&["SORT", "l", "BY", "w_*"]), "-ERR BY option of SORT denied due to insufficient ACL permissions.\r\n");
+    assert_eq!(c.cmd(&["SORT", "l", "GET", "#"]), "-ERR GET option of SORT denied due to insufficient ACL permissions.\r\n");
+    assert_eq!(c.cmd(&["SORT", "l", "BY", "nosort"]), "*3\r\n$1\r\n3\r\n$1\r\n1\r\n$1\r\n2\r\n");
+    assert_eq!(
+        c.cmd(&["EVAL", "return redis.pcall('sort', 'l', 'get', '#')", "0"]),
+        "-ERR GET option of SORT denied due to insufficient ACL permissions.\r\n"
+    );
+    let mut r = login(&s, "r", "x");
+    assert_eq!(r.cmd(&["SORT", "l", "GET", "#"]), "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n");
+}
+
+#[test]
 fn channels_and_subscribers() {
     let s = Server::start();
     let mut admin = s.raw();

@@ -140,6 +140,16 @@ fn check_selector(sel: &Selector, spec: &CommandSpec, cid: usize, args: &[Bytes]
     Ok(())
 }
 
+/// Whether one of the user's selectors allows the command and reading
+/// every key (`~*`, `%R~*`, `allkeys`): what SORT's BY and GET patterns
+/// need (Redis's ACLUserCheckCmdWithUnrestrictedKeyAccess).
+pub fn reads_every_key(user: &User, spec: &CommandSpec, args: &[Bytes]) -> bool {
+    let cid = id(spec);
+    user.selectors
+        .iter()
+        .any(|sel| check_selector(sel, spec, cid, args).is_ok() && (sel.all_keys || sel.keys.iter().any(|k| k.read && k.pattern == b"*")))
+}
+
 /// Calls `f(index, read, write)` for each key of the command line (not
 /// the shard channels declared as `not_key`), until it returns false. The
 /// access comes from the key specs' flags (Redis's ACLSelectorCheckKey:

@@ -690,6 +690,7 @@ impl<'a> RunCtx<'a> {
     /// Runs one command wherever it belongs, writing its reply.
     fn dispatch(&mut self, spec: &'static CommandSpec, argv: &[Bytes], out: &mut Out) -> Result<(), Escalate> {
         let now = self.now;
+        let acl = self.inv.and_then(|i| i.acl.as_ref()).map(|c| c.user.clone());
         match &mut self.target {
             Target::None => Ok(()),
             Target::Fast(sh) => match spec.exec {
@@ -716,12 +717,13 @@ impl<'a> RunCtx<'a> {
                 Exec::Coord(_) | Exec::Script(_) if spec.has_flag(flag::WRITE) || spec.has_flag(flag::PUBSUB) => Err(Escalate),
                 Exec::Coord(_) | Exec::Script(_) => {
                     let Some(engine) = sh.engine.clone() else { return Err(Escalate) };
-                    let mut cx = ScriptCoord { engine, local: sh, tx: None, db: &mut self.db, out, now, escalate: false };
+                    let mut cx = ScriptCoord { engine, local: sh, tx: None, db: &mut self.db, out, now, escalate: false, acl };
                     cx.run(spec, argv)
                 }
             },
             Target::Wide { local, engine, tx } => {
-                let mut cx = ScriptCoord { engine: (*engine).clone(), local, tx: Some(*tx), db: &mut self.db, out, now, escalate: false };
+                let mut cx =
+                    ScriptCoord { engine: (*engine).clone(), local, tx: Some(*tx), db: &mut self.db, out, now, escalate: false, acl };
                 cx.run(spec, argv)
             }
         }
@@ -744,6 +746,8 @@ struct ScriptCoord<'s> {
     now: u64,
     /// A fast run reached for a shard.
     escalate: bool,
+    /// The caller's restricted ACL user (`Coord::acl_user`).
+    acl: Option<Arc<crate::shard::acl::User>>,
 }
 
 impl ScriptCoord<'_> {
@@ -800,6 +804,10 @@ fn finished(ran: bool) -> LocalFut<'static, ()> {
 impl Coord for ScriptCoord<'_> {
     fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    fn acl_user(&self) -> Option<Arc<crate::shard::acl::User>> {
+        self.acl.clone()
     }
 
     fn db(&self) -> usize {

@@ -425,6 +425,10 @@ impl Coord for Conn {
         &self.engine
     }
 
+    fn acl_user(&self) -> Option<Arc<crate::shard::acl::User>> {
+        Some(self.s.user.clone())
+    }
+
     fn db(&self) -> usize {
         self.db
     }
