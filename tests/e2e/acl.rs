@@ -180,6 +180,18 @@ fn a_restricted_default_user_applies_to_scripts() {
 }
 
 #[test]
+fn setuser_arguments_are_redacted_in_the_slow_log() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]), "+OK\r\n");
+    setuser(&mut c, &["x", "on", ">secret"]);
+    let log = c.cmd(&["SLOWLOG", "GET", "2"]);
+    let args = "*5\r\n$3\r\nACL\r\n$7\r\nSETUSER\r\n$10\r\n(redacted)\r\n$10\r\n(redacted)\r\n$10\r\n(redacted)\r\n";
+    assert!(log.contains(args), "{log}");
+    assert!(!log.contains("secret"), "{log}");
+}
+
+#[test]
 fn sort_patterns_need_access_to_every_key() {
     let s = Server::start();
     let mut admin = s.raw();

@@ -64,11 +64,13 @@ fn push(engine: &Engine, spec: &CommandSpec, args: &[Bytes], usec: u64, client: 
     engine.stats.slowlog.push(args, usec, addr, name, max_len);
 }
 
-/// AUTH's arguments and HELLO's AUTH credentials, as Redis shows them.
-fn redact(spec: &CommandSpec, args: &[Bytes]) -> Option<Vec<Bytes>> {
+/// AUTH's arguments, HELLO's AUTH credentials and everything after ACL
+/// SETUSER (passwords among its rules), as Redis shows them.
+pub fn redact(spec: &CommandSpec, args: &[Bytes]) -> Option<Vec<Bytes>> {
     const R: Bytes = Bytes::from_static(b"(redacted)");
     match spec.name {
         "auth" => Some(std::iter::once(args[0].clone()).chain(args[1..].iter().map(|_| R)).collect()),
+        "acl|setuser" => Some(args[..2].iter().cloned().chain(args[2..].iter().map(|_| R)).collect()),
         "hello" => {
             let at = args.iter().position(|a| eq_ic(a, "auth"))?;
             let mut v = args.to_vec();
