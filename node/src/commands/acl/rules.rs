@@ -12,10 +12,9 @@ use crate::shard::acl::{hash_password, valid_hash, KeyPattern, Sanitize, Selecto
 pub const CATEGORIES: &[&str] = commands::ACL_CATEGORIES;
 
 /// Every command and subcommand with an id (its bit in a selector's
-/// bitmap) and its categories as a bit mask over `CATEGORIES`.
+/// bitmap), and the members of each category.
 struct Ids {
     specs: Vec<&'static CommandSpec>,
-    cats: Vec<u32>,
     /// Where each run of contiguous declarations sits in memory:
     /// (address of the first, how many, id of the first), by address.
     runs: Vec<(usize, usize, usize)>,
@@ -23,6 +22,8 @@ struct Ids {
     subs: Vec<Vec<usize>>,
     /// Each command's key rules' access, as `key_access` gives it.
     access: Vec<[u8; crate::commands::keyspec::MAX_RULES]>,
+    /// Each category's commands, by id.
+    members: Vec<Vec<usize>>,
 }
 
 /// A key rule's access for ACL: read (`access`), write (`insert`,
@@ -77,7 +78,7 @@ fn ids() -> &'static Ids {
             }
         }
         runs.sort_unstable();
-        let cats = specs
+        let cats: Vec<u32> = specs
             .iter()
             .map(|s| s.acl_categories().iter().filter_map(|c| CATEGORIES.iter().position(|k| k == c)).fold(0u32, |m, i| m | 1 << i))
             .collect();
@@ -91,7 +92,8 @@ fn ids() -> &'static Ids {
                 a
             })
             .collect();
-        Ids { specs, cats, runs, subs, access }
+        let members = (0..CATEGORIES.len()).map(|j| (0..specs.len()).filter(|&i| cats[i] & (1 << j) != 0).collect()).collect();
+        Ids { specs, runs, subs, access, members }
     })
 }
 
@@ -121,14 +123,17 @@ pub fn spec(id: usize) -> &'static CommandSpec {
     ids().specs[id]
 }
 
-/// The bit of a category in a category mask, or `None` if unknown.
+/// The bit of a category in a category mask (one bit set), or `None` if
+/// unknown.
 pub fn category(name: &[u8]) -> Option<u32> {
     CATEGORIES.iter().position(|c| c.as_bytes().eq_ignore_ascii_case(name)).map(|i| 1 << i)
 }
 
-/// The ids of the commands (and subcommands) in a category.
+/// The ids of the commands (and subcommands) in a category (`mask`:
+/// its bit, as `category` gives it).
 pub fn in_category(mask: u32) -> impl Iterator<Item = usize> {
-    ids().cats.iter().enumerate().filter(move |(_, c)| **c & mask != 0).map(|(i, _)| i)
+    let i = mask.trailing_zeros() as usize;
+    ids().members.get(i).map_or(&[][..], |m| &m[..]).iter().copied()
 }
 
 /// Why a modifier was refused: Redis's errno and its text.
