@@ -480,6 +480,24 @@ fn acl_replies_match_redis() {
         &["ACL", "NOSUCH"],
         &["AUTH", "carol", "x"],
         &["AUTH", "x"],
+        // As a restricted user: the errors of each context.
+        &["ACL", "SETUSER", "eve", "on", "nopass", "~k*", "&c", "+get", "+set", "+eval", "+multi", "+exec", "+publish", "+acl|whoami"],
+        &["AUTH", "eve", "x"],
+        &["ACL", "WHOAMI"],
+        &["EVAL", "return redis.pcall('del', 'k')", "0"],
+        &["EVAL", "return redis.pcall('get', 'x')", "0"],
+        &["EVAL", "return redis.pcall('publish', 'd', 'm')", "0"],
+        &["EVAL", "return redis.call('del', 'k')", "0"],
+        &["EVAL", "return redis.call('get', KEYS[1])", "1", "x"],
+        &["PUBLISH", "d", "m"],
+        &["DEL", "k"],
+        &["ACL", "LIST"],
+        &["MULTI"],
+        &["GET", "k"],
+        &["GET", "x"],
+        &["EXEC"],
+        &["AUTH", "default", "any"],
+        &["ACL", "WHOAMI"],
     ];
     let (mut a, mut b) = (ours.raw(), redis.raw());
     for args in script {
