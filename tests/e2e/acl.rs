@@ -189,6 +189,9 @@ fn setuser_arguments_are_redacted_in_the_slow_log() {
     let args = "*5\r\n$3\r\nACL\r\n$7\r\nSETUSER\r\n$10\r\n(redacted)\r\n$10\r\n(redacted)\r\n$10\r\n(redacted)\r\n";
     assert!(log.contains(args), "{log}");
     assert!(!log.contains("secret"), "{log}");
+    assert_eq!(c.cmd(&["CONFIG", "SET", "requirepass", "hidden"]), "+OK\r\n");
+    let log = c.cmd(&["SLOWLOG", "GET", "1"]);
+    assert!(log.contains("*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$11\r\nrequirepass\r\n$10\r\n(redacted)\r\n"), "{log}");
 }
 
 #[test]

@@ -64,13 +64,26 @@ fn push(engine: &Engine, spec: &CommandSpec, args: &[Bytes], usec: u64, client: 
     engine.stats.slowlog.push(args, usec, addr, name, max_len);
 }
 
-/// AUTH's arguments, HELLO's AUTH credentials and everything after ACL
-/// SETUSER (passwords among its rules), as Redis shows them.
+/// AUTH's arguments, HELLO's AUTH credentials, everything after ACL
+/// SETUSER (passwords among its rules) and CONFIG SET requirepass's value,
+/// as Redis shows them.
 pub fn redact(spec: &CommandSpec, args: &[Bytes]) -> Option<Vec<Bytes>> {
     const R: Bytes = Bytes::from_static(b"(redacted)");
     match spec.name {
         "auth" => Some(std::iter::once(args[0].clone()).chain(args[1..].iter().map(|_| R)).collect()),
         "acl|setuser" => Some(args[..2].iter().cloned().chain(args[2..].iter().map(|_| R)).collect()),
+        // A sensitive parameter's value (`requirepass`).
+        "config|set" => {
+            let mut v = args.to_vec();
+            let mut any = false;
+            for i in (2..v.len().saturating_sub(1)).step_by(2) {
+                if eq_ic(&v[i], "requirepass") {
+                    v[i + 1] = R;
+                    any = true;
+                }
+            }
+            any.then_some(v)
+        }
         "hello" => {
             let at = args.iter().position(|a| eq_ic(a, "auth"))?;
             let mut v = args.to_vec();
