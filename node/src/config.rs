@@ -27,6 +27,10 @@ pub struct Args {
     /// Password clients must AUTH with.
     #[arg(long)]
     pub requirepass: Option<String>,
+    /// ACL users file (Redis's users.acl syntax: `user <name> <rules>...`
+    /// per line), loaded at start-up and by ACL LOAD, written by ACL SAVE.
+    #[arg(long)]
+    pub aclfile: Option<String>,
     /// Protected mode (yes/no, default yes): with no password set, only
     /// clients on the loopback interface are accepted.
     #[arg(long)]
@@ -204,6 +208,13 @@ pub struct Config {
     pub latency_tracking: AtomicBool,
     /// `latency-tracking-info-percentiles`: what INFO latencystats shows.
     pub latency_percentiles: Mutex<Vec<f64>>,
+    /// `acllog-max-len`: the ACL LOG keeps this many newest entries.
+    pub acllog_max_len: AtomicU64,
+    /// `aclfile`: the ACL users file (empty: none). Start-up only.
+    pub aclfile: String,
+    /// The config file's `user` directives, each as its words after
+    /// `user` (applied to the ACL at start-up).
+    pub users: Vec<Vec<String>>,
     /// `key-load-delay`: microseconds to pause after each key loaded from a
     /// snapshot or journal (Redis's test knob for slow loads); 0: none.
     pub key_load_delay: AtomicU64,
@@ -278,6 +289,8 @@ const FIXED: &[(&str, &str)] = &[
     ("daemonize", "no"),
     ("cluster-enabled", "no"),
     ("io-threads", "1"),
+    // New users get no channels, as `reset` gives (Redis 7's default).
+    ("acl-pubsub-default", "resetchannels"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -646,6 +659,9 @@ impl Config {
             latency_monitor_threshold: AtomicU64::new(0),
             latency_tracking: AtomicBool::new(true),
             latency_percentiles: Mutex::new(vec![50.0, 99.0, 99.9]),
+            acllog_max_len: AtomicU64::new(128),
+            aclfile: String::new(),
+            users: Vec::new(),
             key_load_delay: AtomicU64::new(0),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
             save: Mutex::new(DEFAULT_SAVE.to_vec()),
@@ -679,6 +695,9 @@ impl Config {
         }
         if let Some(p) = &args.requirepass {
             cfg.set("requirepass", p)?;
+        }
+        if let Some(f) = &args.aclfile {
+            cfg.aclfile = f.clone();
         }
         if let Some(p) = &args.protected_mode {
             cfg.set("protected-mode", p)?;
@@ -750,6 +769,16 @@ impl Config {
                 continue;
             }
             saw_save |= name == "save";
+            // `user <name> <rules>...`: a user defined in the file (the
+            // words as they are, not unquoted as one value).
+            if name == "user" {
+                let words: Vec<String> = line.split_whitespace().skip(1).map(String::from).collect();
+                if words.is_empty() {
+                    return Err(ConfigError::Invalid("user directive without a user name".into()));
+                }
+                self.users.push(words);
+                continue;
+            }
             self.apply_startup(&name, value)?;
         }
         Ok(())
@@ -764,6 +793,7 @@ impl Config {
                 self.bind =
                     value.split_whitespace().map(|s| s.trim_start_matches('-')).filter(|s| !s.is_empty()).map(String::from).collect()
             }
+            "aclfile" => self.aclfile = value.to_string(),
             "databases" => self.databases = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.max(1),
             "shards" => self.shards = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.clamp(1, 1024),
             "appendonly" => self.appendonly = yes_no(value)?,
@@ -889,6 +919,7 @@ impl Config {
                 let v = v.ok_or_else(|| ConfigError::Invalid("Invalid latency-tracking-info-percentiles parameters".into()))?;
                 *self.latency_percentiles.lock().unwrap_or_else(|e| e.into_inner()) = v;
             }
+            "acllog-max-len" => self.acllog_max_len.store(int()?, Relaxed),
             "key-load-delay" => self.key_load_delay.store(int()?, Relaxed),
             "dir" => *self.dir.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
             "save" => *self.save.lock().unwrap_or_else(|e| e.into_inner()) = parse_save(value)?,
@@ -922,7 +953,8 @@ impl Config {
             | "enable-debug-command"
             | "enable-protected-configs"
             | "appenddirname"
-            | "appendfilename" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
+            | "appendfilename"
+            | "aclfile" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
             _ => match self.fixed.get(name) {
                 Some(v) if fixed_value_eq(name, v, value) => {}
                 Some(v) => return Err(ConfigError::Fixed(name.to_string(), v.clone())),
@@ -967,6 +999,8 @@ impl Config {
             ("latency-monitor-threshold".into(), self.latency_monitor_threshold.load(Relaxed).to_string()),
             ("latency-tracking".into(), yes_no_text(self.latency_tracking.load(Relaxed)).into()),
             ("latency-tracking-info-percentiles".into(), self.percentiles_text()),
+            ("acllog-max-len".into(), self.acllog_max_len.load(Relaxed).to_string()),
+            ("aclfile".into(), self.aclfile.clone()),
             ("key-load-delay".into(), self.key_load_delay.load(Relaxed).to_string()),
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("save".into(), self.save_text()),

@@ -328,6 +328,7 @@ fn client_kill(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         return Ok(());
     }
     let (mut id, mut addr, mut laddr, mut ty, mut max_age, mut skipme) = (None, None, None, None, None, true);
+    let mut user: Option<String> = None;
     let mut i = 2;
     while i < args.len() {
         let (opt, Some(v)) = (&args[i], args.get(i + 1)) else { return Err(CmdError::Syntax) };
@@ -347,9 +348,10 @@ fn client_kill(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         } else if eq_ic(opt, "LADDR") {
             laddr = Some(String::from_utf8_lossy(v).into_owned());
         } else if eq_ic(opt, "USER") {
-            // The only user is `default` (names are case-sensitive).
-            if &v[..] != info.user().as_bytes() {
-                return Err(CmdError::err(format!("No such user '{}'", String::from_utf8_lossy(v))));
+            // An ACL user (names are case-sensitive).
+            match std::str::from_utf8(v).ok().and_then(|n| cx.engine().acl.get(n)) {
+                Some(u) => user = Some(u.name.clone()),
+                None => return Err(CmdError::err(format!("No such user '{}'", String::from_utf8_lossy(v)))),
             }
         } else if eq_ic(opt, "SKIPME") {
             skipme = if eq_ic(v, "YES") {
@@ -372,6 +374,7 @@ fn client_kill(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             && laddr.as_ref().is_none_or(|a| &c.laddr == a)
             && ty.is_none_or(|t| c.client_type() == t)
             && max_age.is_none_or(|m| c.age(now) >= m)
+            && user.as_ref().is_none_or(|u| c.user() == *u)
             && !(skipme && c.id == me)
     });
     cx.out().int(n as i64);

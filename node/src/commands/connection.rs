@@ -57,8 +57,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Authenticates the connection.",
         Exec::Coord(handler!(|cx, a| auth(cx, a))),
     )
-    .when_busy(|engine, args, _authed, out| {
-        authenticate(engine, args)?;
+    .when_busy(|engine, args, authed, out| {
+        if authed || !authenticate(engine, args)? {
+            return Ok(BusyAnswer::Defer);
+        }
         out.ok();
         Ok(BusyAnswer::Authenticated)
     }),
@@ -123,6 +125,7 @@ fn reset(cx: &mut dyn Coord) -> CmdResult {
         c.asking = false;
     }
     s.authed = !engine.cfg.has_password.load(Relaxed);
+    s.set_user(&engine, engine.acl.default_user());
     cx.set_db(0);
     cx.out().resp3 = false;
     cx.out().simple("RESET");
@@ -145,41 +148,54 @@ fn ping(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-fn password_ok(engine: &Engine, user: &[u8], pass: &[u8]) -> CmdResult {
-    let pw = engine.cfg.requirepass.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    match pw {
-        None => {
-            if user == b"default" {
-                Ok(())
-            } else {
-                Err(CmdError::WrongPass)
-            }
-        }
-        Some(pw) if user == b"default" && pw.as_bytes() == pass => Ok(()),
-        Some(_) => Err(CmdError::WrongPass),
-    }
-}
-
 fn auth(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
-    authenticate(cx.engine(), args)?;
-    cx.client()?.authed = true;
+    let engine = cx.engine().clone();
+    let (user, pass) = auth_args(&engine, args)?;
+    log_in(cx, &engine, &args[0], user, pass)?;
     cx.out().ok();
     Ok(())
 }
 
-/// Checks AUTH's arguments; `Ok` when they log the client in.
-pub fn authenticate(engine: &Engine, args: &[Bytes]) -> CmdResult {
-    let (user, pass): (&[u8], &[u8]) = match args.len() {
-        2 => (b"default", &args[1]),
-        3 => (&args[1], &args[2]),
-        _ => return Err(CmdError::Syntax),
-    };
-    if args.len() == 2 && !engine.cfg.has_password.load(Relaxed) {
-        return Err(CmdError::err(
+/// AUTH's user and password (`default` for the one-argument form, which
+/// needs the default user to have a password).
+fn auth_args<'a>(engine: &Engine, args: &'a [Bytes]) -> CmdResult<(&'a [u8], &'a [u8])> {
+    match args.len() {
+        2 if !super::acl::default_has_password(engine) => Err(CmdError::err(
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        ));
+        )),
+        2 => Ok((b"default", &args[1])),
+        3 => Ok((&args[1], &args[2])),
+        _ => Err(CmdError::Syntax),
     }
-    password_ok(engine, user, pass)
+}
+
+/// Authenticates the connection as `user`, or logs the failure in the
+/// ACL LOG and answers WRONGPASS (`command`: AUTH or HELLO, as sent).
+fn log_in(cx: &mut dyn Coord, engine: &Engine, command: &[u8], user: &[u8], pass: &[u8]) -> CmdResult {
+    let s = cx.client()?;
+    match super::acl::authenticate(engine, user, pass) {
+        Ok(u) => {
+            s.authed = true;
+            s.set_user(engine, u);
+            Ok(())
+        }
+        Err(e) => {
+            super::acl::check::log_auth(engine, s.multi.is_some(), command, user, &s.info);
+            Err(e)
+        }
+    }
+}
+
+/// AUTH answered by a busy script's hook: only for a connection not
+/// authenticated yet (so running as `default`) logging in as `default`;
+/// anything else waits for the connection, which knows its user.
+pub fn authenticate(engine: &Engine, args: &[Bytes]) -> CmdResult<bool> {
+    let (user, pass) = auth_args(engine, args)?;
+    if user != b"default" {
+        return Ok(false);
+    }
+    super::acl::authenticate(engine, user, pass)?;
+    Ok(true)
 }
 
 fn hello(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
@@ -196,8 +212,8 @@ fn hello(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let mut setname = None;
     while i < args.len() {
         if eq_ic(&args[i], "AUTH") && i + 2 < args.len() {
-            password_ok(cx.engine(), &args[i + 1], &args[i + 2])?;
-            cx.client()?.authed = true;
+            let engine = cx.engine().clone();
+            log_in(cx, &engine, &args[0], &args[i + 1], &args[i + 2])?;
             i += 3;
         } else if eq_ic(&args[i], "SETNAME") && i + 1 < args.len() {
             setname = Some(super::client::client_name(&args[i + 1])?);

@@ -82,6 +82,11 @@ pub trait Coord {
     fn send_many(&mut self, jobs: Vec<(usize, Job)>) -> LocalFut<'_, ()>;
     /// The client connection's state; `None` inside a script.
     fn session(&mut self) -> Option<&mut Session>;
+    /// The ACL user the command runs as, when its access to keys must be
+    /// checked beyond the key specs (SORT's BY and GET patterns): the
+    /// connection's user, or a script caller's restricted one (`None`: a
+    /// script of an unrestricted user).
+    fn acl_user(&self) -> Option<Arc<crate::shard::acl::User>>;
     /// Completes when the client hangs up (or is killed) while the command
     /// waits, and from then on at once; never inside a script. Input the
     /// client sends meanwhile is kept, in order, for after the command.

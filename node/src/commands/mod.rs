@@ -7,6 +7,7 @@
 //! a command line names). Helper modules (`scan`) hold the implementation of
 //! commands declared by a family.
 
+pub mod acl;
 pub mod bitmaps;
 pub mod client;
 pub mod clock;
@@ -261,6 +262,9 @@ pub enum BusyAnswer {
     Authenticated,
     /// The server is stopping: no reply, the connection closes.
     Shutdown,
+    /// Nothing written: the connection runs the command once the script
+    /// ends (it needs the connection's state, an AUTH as another user).
+    Defer,
 }
 
 /// A command's answer from the busy hook: the engine, the arguments,
@@ -432,7 +436,7 @@ impl CommandSpec {
 }
 
 /// Redis's ACL categories, in the order COMMAND prints them.
-const ACL_CATEGORIES: &[&str] = &[
+pub const ACL_CATEGORIES: &[&str] = &[
     "keyspace",
     "read",
     "write",
@@ -567,6 +571,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
     connection::COMMANDS
         .iter()
         .chain(client::COMMANDS)
+        .chain(acl::COMMANDS)
         .chain(server::COMMANDS)
         .chain(persistence::COMMANDS)
         .chain(slowlog::COMMANDS)

@@ -69,13 +69,28 @@ pub fn script_started(engine: &Engine, args: &[Bytes], db: usize, client: Option
 }
 
 /// The arguments Redis hides from the slow log and MONITOR: AUTH's,
-/// HELLO's AUTH credentials, MIGRATE's AUTH password and AUTH2 user and
+/// HELLO's AUTH credentials, ACL SETUSER's rules, CONFIG SET
+/// requirepass's value, MIGRATE's AUTH password and AUTH2 user and
 /// password (the administrative commands that carry secrets are never
 /// shown at all).
 pub fn redact(spec: &CommandSpec, args: &[Bytes]) -> Option<Vec<Bytes>> {
     const R: Bytes = Bytes::from_static(b"(redacted)");
     match spec.name {
         "auth" => Some(std::iter::once(args[0].clone()).chain(args[1..].iter().map(|_| R)).collect()),
+        // Everything after the user name (passwords are among the rules).
+        "acl|setuser" => Some(args[..2].iter().cloned().chain(args[2..].iter().map(|_| R)).collect()),
+        // A sensitive parameter's value (`requirepass`).
+        "config|set" => {
+            let mut v = args.to_vec();
+            let mut any = false;
+            for i in (2..v.len().saturating_sub(1)).step_by(2) {
+                if eq_ic(&v[i], "requirepass") {
+                    v[i + 1] = R;
+                    any = true;
+                }
+            }
+            any.then_some(v)
+        }
         "hello" => {
             let at = args.iter().position(|a| eq_ic(a, "auth"))?;
             let mut v = args.to_vec();

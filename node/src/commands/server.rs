@@ -464,6 +464,12 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                     }
                     other => CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {other}")),
                 })?;
+                match name.as_str() {
+                    // The default user's password, as in Redis.
+                    "requirepass" => super::acl::set_default_password(cx.engine(), (!value.is_empty()).then_some(value.as_str())),
+                    "acllog-max-len" => cx.engine().acl.log_trim(cfg.acllog_max_len.load(Relaxed) as usize),
+                    _ => {}
+                }
             }
             crate::shard::evict::configure(&cfg);
             crate::shard::notify::configure(&cfg);

@@ -17,6 +17,12 @@ use crate::shard::{Engine, NO_TX};
 
 pub struct Session {
     pub authed: bool,
+    /// The ACL user the connection runs as (`default` until it
+    /// authenticates as another), as of `acl_gen`.
+    pub user: Arc<crate::shard::acl::User>,
+    /// The node's ACL generation when `user` was looked up: when it
+    /// moves, the user is looked up again (`refresh_user`).
+    pub acl_gen: u64,
     pub info: Arc<ClientInfo>,
     /// Set by QUIT: close after flushing replies.
     pub closing: bool,
@@ -101,6 +107,30 @@ impl Subscription {
 }
 
 impl Session {
+    /// Runs as `user` from now on (AUTH, HELLO AUTH, RESET).
+    pub fn set_user(&mut self, engine: &Engine, user: Arc<crate::shard::acl::User>) {
+        self.acl_gen = engine.acl.generation.load(std::sync::atomic::Ordering::Relaxed);
+        self.info.set_acl_user(user.clone());
+        self.user = user;
+    }
+
+    /// Looks the user up again after the node's users changed: the new
+    /// rules apply at once. False when the user was deleted (or replaced
+    /// by a new one of the same name, as ACL LOAD does): the connection is
+    /// then closed, as Redis closes it.
+    pub fn refresh_user(&mut self, engine: &Engine) -> bool {
+        let gen = engine.acl.generation.load(std::sync::atomic::Ordering::Relaxed);
+        match engine.acl.get(&self.user.name) {
+            Some(u) if u.serial == self.user.serial => {
+                self.acl_gen = gen;
+                self.info.set_acl_user(u.clone());
+                self.user = u;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Publishes what CLIENT LIST shows of this session (after a pipeline
     /// ran; `out_cap` is the output buffer's capacity).
     pub fn publish(&self, out_cap: usize) {

@@ -120,7 +120,9 @@ fn pattern_slot(p: &[u8]) -> Option<u16> {
     Some(crc16(p) & 0x3FFF)
 }
 
-fn parse(args: &[Bytes], ro: bool, cluster: bool) -> CmdResult<Req> {
+/// `acl_full`: the user may read every key (else BY and GET patterns are
+/// refused, as Redis refuses them).
+fn parse(args: &[Bytes], ro: bool, cluster: bool, acl_full: bool) -> CmdResult<Req> {
     let mut req =
         Req { key: args[1].clone(), desc: false, alpha: false, limit: (0, -1), by: None, dontsort: false, gets: Vec::new(), store: None };
     let slot = key_slot(&args[1]);
@@ -149,12 +151,17 @@ fn parse(args: &[Bytes], ro: bool, cluster: bool) -> CmdResult<Req> {
                 req.dontsort = true;
             } else if cluster && pattern_slot(p) != Some(slot) {
                 return Err(denied("BY"));
+            } else if !acl_full {
+                return Err(CmdError::err("BY option of SORT denied due to insufficient ACL permissions."));
             }
             req.by = Some(p.clone());
             j += 1;
         } else if eq_ic(a, "GET") && left >= 1 {
             if cluster && pattern_slot(&args[j + 1]) != Some(slot) {
                 return Err(denied("GET"));
+            }
+            if !acl_full {
+                return Err(CmdError::err("GET option of SORT denied due to insufficient ACL permissions."));
             }
             req.gets.push(args[j + 1].clone());
             j += 1;
@@ -495,7 +502,9 @@ async fn lookup_spread(cx: &mut dyn Coord, db: usize, keys: Vec<PatKey>) -> Vec<
 /// [ASC|DESC] [ALPHA] [STORE destination].
 pub async fn sort(cx: &mut dyn Coord, args: &[Bytes], ro: bool) -> CmdResult {
     let cluster = cx.engine().cluster.is_some();
-    let req = parse(args, ro, cluster)?;
+    let spec = &COMMANDS[usize::from(ro)];
+    let acl_full = cx.acl_user().is_none_or(|u| u.unrestricted() || super::acl::check::reads_every_key(&u, spec, args));
+    let req = parse(args, ro, cluster, acl_full)?;
     if cluster && req.store.as_ref().is_some_and(|d| key_slot(d) != key_slot(&req.key)) {
         return Err(CmdError::Other("CROSSSLOT Keys in request don't hash to the same slot".into()));
     }

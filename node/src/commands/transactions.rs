@@ -141,9 +141,19 @@ pub async fn exec(cx: &mut dyn Coord) -> CmdResult {
         cx.out().nil_array();
         return Ok(());
     }
+    // The rules may have changed since the commands were queued: each is
+    // checked again (the connection looked its user up for EXEC itself).
+    let (user, info) = (s.user.clone(), s.info.clone());
     cx.out().array(multi.queued.len());
     cx.set_exec(true);
     for (spec, args) in multi.queued {
+        if !user.unrestricted() {
+            if let Err(d) = super::acl::check(&user, spec, &args) {
+                super::acl::check::log_denied(&engine, d, super::acl::Context::Multi, spec, &args, &user.name, &info);
+                cx.out().error(&d.exec_error());
+                continue;
+            }
+        }
         super::run_command(cx, spec, &args).await;
     }
     cx.set_exec(false);

@@ -76,6 +76,10 @@ pub const RESP3: u8 = 2;
 pub const SUBSCRIBED: u8 = 4;
 /// It is queueing a transaction (MULTI).
 pub const MULTI: u8 = 8;
+/// Its ACL user is restricted: the hook answers nothing for it but
+/// refusals (the connection runs the allowed commands, after the ACL
+/// check, once the script ends).
+pub const RESTRICTED: u8 = 16;
 
 /// A connection as its thread's busy hook sees it.
 pub struct Slot {
@@ -464,12 +468,16 @@ fn answer(engine: &Engine, state: &mut u8, args: &[Bytes], out: &mut Out) -> Ans
     // Commands the hook cannot answer without the connection (MULTI,
     // HELLO, ...) run there once the script ends.
     let Some(busy) = spec.busy else { return Answer::Hold };
+    if *state & RESTRICTED != 0 {
+        return Answer::Hold;
+    }
     let result = match busy(engine, args, authed, out) {
         Ok(commands::BusyAnswer::Replied) => Ok(()),
         Ok(commands::BusyAnswer::Authenticated) => {
             *state |= AUTHED;
             Ok(())
         }
+        Ok(commands::BusyAnswer::Defer) => return Answer::Hold,
         Ok(commands::BusyAnswer::Shutdown) => {
             tracing::warn!("SHUTDOWN NOSAVE while a script is busy");
             return Answer::Shutdown;

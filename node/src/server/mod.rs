@@ -43,6 +43,8 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         None => None,
     };
     let (engine, inboxes) = Engine::new(cfg.clone(), cluster.clone(), Scripting::new(crate::commands::is_command));
+    // Users: requirepass, then the config file's `user` lines or the ACL file.
+    crate::commands::acl::init(&engine).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let _ = crate::persist::RESTORE_FUNCTIONS.set(crate::commands::scripting::restore_libraries);
     let _ = crate::persist::load::REPLAY_COMMAND.set(crate::commands::persistence::replay);
     let (save_tx, save_rx) = mpsc::unbounded_channel();

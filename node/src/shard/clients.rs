@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use super::acl::User;
 use crate::config::OutputLimit;
 use crate::util::now_ms;
 
@@ -60,6 +61,10 @@ pub struct ClientInfo {
     soft_since: AtomicU64,
     /// What the connection publishes about itself (see `State`).
     st: State,
+    /// The ACL user the client is authenticated as (`None`: `default`,
+    /// not looked up yet), as the connection last saw it; scripts the
+    /// client runs on other threads check their commands against it.
+    acl_user: Mutex<Option<Arc<User>>>,
 }
 
 /// A connection's state as CLIENT LIST shows it, published by the
@@ -376,11 +381,21 @@ impl ClientInfo {
         now.saturating_sub(self.created_ms) / 1000
     }
 
-    /// The user the client is authenticated as: there are no ACL users, so
-    /// every client is `default` (as in Redis without ACLs, where an
-    /// unauthenticated client is also `default`).
-    pub fn user(&self) -> &'static str {
-        "default"
+    /// The name of the user the client is authenticated as (`default`
+    /// before it authenticates, as in Redis).
+    pub fn user(&self) -> String {
+        self.acl_user.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or_else(|| "default".to_string(), |u| u.name.clone())
+    }
+
+    /// The ACL user the client runs as (`None`: the default user).
+    pub fn acl_user(&self) -> Option<Arc<User>> {
+        self.acl_user.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the client's ACL user (the connection calls it on AUTH and
+    /// when the user changes).
+    pub fn set_acl_user(&self, user: Arc<User>) {
+        *self.acl_user.lock().unwrap_or_else(|e| e.into_inner()) = Some(user);
     }
 
     /// CLIENT LIST's flags, in Redis's order. Never here: `S`/`M`
@@ -549,6 +564,7 @@ impl Clients {
             out_pending: AtomicUsize::new(0),
             soft_since: AtomicU64::new(0),
             st: State::default(),
+            acl_user: Mutex::default(),
         });
         self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(id, info.clone());
         info

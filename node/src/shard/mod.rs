@@ -11,6 +11,7 @@
 //! subscriptions in `pubsub`, the script cache and function libraries in
 //! `scripts`).
 
+pub mod acl;
 pub mod blocking;
 pub mod clients;
 pub mod evict;
@@ -328,6 +329,8 @@ pub struct Engine {
     pub saves: snapshot::SaveStatus,
     /// The append-only journal's status.
     pub journal: journal::JournalStatus,
+    /// ACL users and the ACL LOG.
+    pub acl: acl::Acl,
 }
 
 #[derive(Default)]
@@ -370,6 +373,7 @@ impl Engine {
             saves: snapshot::SaveStatus::new(nshards, crate::util::now_ms() / 1000),
             journal: Default::default(),
             cluster,
+            acl: Default::default(),
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);
         e.stats.used_memory_startup.store(crate::alloc::used_memory(), Relaxed);

@@ -139,6 +139,18 @@ impl PubSub {
         self.lock().patterns.len()
     }
 
+    /// Every subscription of every client: (is a pattern, name, client).
+    pub fn subscriptions(&self) -> Vec<(bool, Bytes, Arc<ClientInfo>)> {
+        let r = self.lock();
+        let mut v = Vec::new();
+        for (pattern, map) in [(false, &r.channels), (true, &r.patterns), (false, &r.shard_channels)] {
+            for (name, subs) in map {
+                v.extend(subs.values().map(|(_, c)| (pattern, name.clone(), c.clone())));
+            }
+        }
+        v
+    }
+
     pub fn subscribe_shard(&self, name: &Bytes, client: &Arc<ClientInfo>, tx: &UnboundedSender<Message>) {
         self.lock().shard_channels.entry(name.clone()).or_default().insert(client.id, (tx.clone(), client.clone()));
     }

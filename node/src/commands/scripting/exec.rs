@@ -76,6 +76,9 @@ pub struct Invocation<'a> {
     pub command: &'static str,
     /// `lua-time-limit` in ms (0: none).
     pub limit_ms: u64,
+    /// The caller's ACL user, when restricted: every `redis.call` is
+    /// checked against it.
+    pub acl: Option<crate::commands::acl::Caller>,
 }
 
 impl Invocation<'_> {
@@ -91,6 +94,7 @@ impl Invocation<'_> {
             flags: self.flags,
             command: self.command,
             limit_ms: self.limit_ms,
+            acl: self.acl,
         }
     }
 }
@@ -108,6 +112,28 @@ pub enum Target<'a> {
     None,
     Fast(&'a mut Shard),
     Wide { local: &'a mut Shard, engine: &'a Arc<Engine>, tx: TxId },
+}
+
+impl Target<'_> {
+    /// The node, to log ACL denials in (none while a library loads).
+    fn engine(&self) -> Option<&Engine> {
+        match self {
+            Target::None => None,
+            Target::Fast(sh) => sh.engine.as_deref(),
+            Target::Wide { engine, .. } => Some(engine),
+        }
+    }
+}
+
+/// `redis.acl_check_cmd`: whether the running script's caller may run
+/// the command line `args`; `None` for a command that does not exist.
+pub fn acl_allows(args: &[Bytes]) -> Option<bool> {
+    let spec = commands::lookup_args(args).ok()?;
+    let allowed = current(|ctx| match ctx.inv.and_then(|i| i.acl.as_ref()) {
+        Some(c) => commands::acl::check(&c.user, spec, args).is_ok(),
+        None => true,
+    });
+    Some(allowed.unwrap_or(true))
 }
 
 /// A function registered while a library loads.
@@ -631,6 +657,11 @@ impl<'a> RunCtx<'a> {
         if spec.has_flag(flag::NOSCRIPT) {
             return fail(s, "ERR This Redis command is not allowed from script");
         }
+        if let Some(caller) = self.inv.and_then(|i| i.acl.as_ref()) {
+            if let Err(e) = caller.check(self.target.engine(), spec, &s.argv) {
+                return fail(s, &e);
+            }
+        }
         let write = spec.has_flag(flag::WRITE);
         if write && self.read_only {
             return fail(s, "ERR Write commands are not allowed from read-only scripts.");
@@ -662,6 +693,7 @@ impl<'a> RunCtx<'a> {
     /// Runs one command wherever it belongs, writing its reply.
     fn dispatch(&mut self, spec: &'static CommandSpec, argv: &[Bytes], out: &mut Out) -> Result<(), Escalate> {
         let now = self.now;
+        let acl = self.inv.and_then(|i| i.acl.as_ref()).map(|c| c.user.clone());
         match &mut self.target {
             Target::None => Ok(()),
             Target::Fast(sh) => match spec.exec {
@@ -691,7 +723,7 @@ impl<'a> RunCtx<'a> {
                 Exec::Coord(_) | Exec::Script(_) if spec.has_flag(flag::WRITE) || spec.has_flag(flag::PUBSUB) => Err(Escalate),
                 Exec::Coord(_) | Exec::Script(_) => {
                     let Some(engine) = sh.engine.clone() else { return Err(Escalate) };
-                    let mut cx = ScriptCoord { engine, local: sh, tx: None, db: &mut self.db, out, now, escalate: false, running: None };
+                    let mut cx = ScriptCoord { engine, local: sh, tx: None, db: &mut self.db, out, now, escalate: false, running: None, acl };
                     cx.run(spec, argv)
                 }
             },
@@ -705,6 +737,7 @@ impl<'a> RunCtx<'a> {
                     now,
                     escalate: false,
                     running: None,
+                    acl,
                 };
                 cx.run(spec, argv)
             }
@@ -730,6 +763,8 @@ struct ScriptCoord<'s> {
     escalate: bool,
     /// The coordinator command running (`notify::wrap`).
     running: Option<commands::notify::Running>,
+    /// The caller's restricted ACL user (`Coord::acl_user`).
+    acl: Option<Arc<crate::shard::acl::User>>,
 }
 
 impl ScriptCoord<'_> {
@@ -786,6 +821,10 @@ fn finished(ran: bool) -> LocalFut<'static, ()> {
 impl Coord for ScriptCoord<'_> {
     fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    fn acl_user(&self) -> Option<Arc<crate::shard::acl::User>> {
+        self.acl.clone()
     }
 
     fn db(&self) -> usize {

@@ -242,6 +242,8 @@ pub fn prepare<'a>(
         flags: f,
         command,
         limit_ms,
+        // The caller's user, set by the caller that knows it.
+        acl: None,
     };
     Ok(Prepared { wide: wide || f & flags::ALLOW_CROSS_SLOT != 0, inv, func })
 }
@@ -292,7 +294,7 @@ pub fn run_on_shard(
     call: ScriptCall,
     args: &[Bytes],
     out: &mut Out,
-    client: &ClientInfo,
+    client: &std::sync::Arc<ClientInfo>,
 ) -> bool {
     // MONITOR: the script's line, then its commands' lines, held until
     // the run stands (dropped if it starts over in wide mode).
@@ -301,16 +303,24 @@ pub fn run_on_shard(
         e.monitors.hold();
         super::observe::script_started(e, args, db, Some(client));
     }
-    let ran = run_on_shard_inner(sh, db, spec, call, args, out);
+    let ran = run_on_shard_inner(sh, db, spec, call, args, out, client);
     if let Some(e) = &monitors {
         e.monitors.release(&e.cfg, ran);
     }
     ran
 }
 
-fn run_on_shard_inner(sh: &mut Shard, db: usize, spec: &'static CommandSpec, call: ScriptCall, args: &[Bytes], out: &mut Out) -> bool {
+fn run_on_shard_inner(
+    sh: &mut Shard,
+    db: usize,
+    spec: &'static CommandSpec,
+    call: ScriptCall,
+    args: &[Bytes],
+    out: &mut Out,
+    client: &std::sync::Arc<ClientInfo>,
+) -> bool {
     with_vm_on(sh, |vm, sh| {
-        let prep = match prepare(vm, spec, call, args, db, out.resp3, &sh.cfg) {
+        let mut prep = match prepare(vm, spec, call, args, db, out.resp3, &sh.cfg) {
             Ok(p) => p,
             Err(e) => {
                 out.error(&e);
@@ -320,6 +330,7 @@ fn run_on_shard_inner(sh: &mut Shard, db: usize, spec: &'static CommandSpec, cal
         if prep.wide {
             return false;
         }
+        prep.inv.acl = crate::commands::acl::Caller::of(client);
         exec::run_fast_with(vm, sh, &prep.inv, out, prep.func)
     })
 }
@@ -332,7 +343,9 @@ pub async fn eval(cx: &mut dyn Coord, spec: &'static CommandSpec, call: ScriptCa
     let engine = cx.engine().clone();
     let client = cx.session().map(|s| s.info.clone());
     super::observe::script_started(&engine, args, db, client.as_deref());
-    let prep = with_vm(&engine.scripting, |vm| prepare(vm, spec, call, args, db, resp3, &engine.cfg))?;
+    let acl = cx.session().and_then(|s| crate::commands::acl::Caller::of(&s.info));
+    let mut prep = with_vm(&engine.scripting, |vm| prepare(vm, spec, call, args, db, resp3, &engine.cfg))?;
+    prep.inv.acl = acl;
     run(cx, prep.inv.into_owned(), prep.wide).await;
     Ok(())
 }

@@ -96,11 +96,21 @@ redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
 redis.acl_check_cmd = function(...)
-  if select('#', ...) < 1 then raise('ERR Please specify at least one argument for this redis lib call') end
-  if not natives.command_exists(tostring((...))) then
+  local n = select('#', ...)
+  if n < 1 then raise('ERR Please specify at least one argument for this redis lib call') end
+  local argv = {...}
+  for i = 1, n do
+    local a = argv[i]
+    if type(a) ~= 'string' and type(a) ~= 'number' then
+      raise('ERR Lua redis lib command arguments must be strings or integers')
+    end
+    argv[i] = tostring(a)
+  end
+  local allowed = natives.acl_check(unpack(argv, 1, n))
+  if allowed == nil then
     raise('ERR Invalid command passed to redis.acl_check_cmd()')
   end
-  return true
+  return allowed
 end
 -- Lua-implemented API functions go through a C trampoline: a script's
 -- `return redis.sha1hex(x)` is then not a tail call that would hide the

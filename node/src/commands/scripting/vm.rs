@@ -248,6 +248,13 @@ impl Vm {
         let command_exists = scripting.command_exists;
         natives.raw_set("command_exists", lua.create_function(move |_, name: String| Ok(command_exists(name.as_bytes())))?)?;
         natives.raw_set(
+            "acl_check",
+            lua.create_function(|_, args: mlua::Variadic<mlua::LuaString>| {
+                let argv: Vec<bytes::Bytes> = args.iter().map(|a| bytes::Bytes::copy_from_slice(&a.as_bytes())).collect();
+                Ok(exec::acl_allows(&argv))
+            })?,
+        )?;
+        natives.raw_set(
             "register",
             lua.create_function(|_, (name, f, flags, desc): (String, Function, Vec<String>, Option<String>)| {
                 Ok(exec::register_function(name, f, flags, desc))

@@ -156,6 +156,8 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
         db: 0,
         s: Session {
             authed,
+            acl_gen: engine.acl.generation.load(Relaxed),
+            user: engine.acl.default_user(),
             info: info.clone(),
             closing: false,
             multi: None,
@@ -173,6 +175,8 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
         running: None,
         quiet: false,
     };
+    // Scripts the client runs on other threads read its user from here.
+    info.set_acl_user(conn.s.user.clone());
     let mut cmds: Vec<Vec<Bytes>> = Vec::new();
     // While this task waits for input, a busy script's hook may serve it.
     let slot = super::busy::register(fd, busy_state(&conn), max_bulk);
@@ -335,9 +339,13 @@ pub fn read_some(sock: &TcpStream, inbuf: &mut BytesMut, parser: &mut Parser) ->
 
 /// What a busy script's hook needs to know to answer for a connection.
 fn busy_state(conn: &Conn) -> u8 {
-    use super::busy::{AUTHED, MULTI, RESP3, SUBSCRIBED};
+    use super::busy::{AUTHED, MULTI, RESP3, RESTRICTED, SUBSCRIBED};
     let bit = |on: bool, b: u8| if on { b } else { 0 };
-    bit(conn.s.authed, AUTHED) | bit(conn.out.resp3, RESP3) | bit(conn.s.sub.is_some(), SUBSCRIBED) | bit(conn.s.multi.is_some(), MULTI)
+    bit(conn.s.authed, AUTHED)
+        | bit(conn.out.resp3, RESP3)
+        | bit(conn.s.sub.is_some(), SUBSCRIBED)
+        | bit(conn.s.multi.is_some(), MULTI)
+        | bit(!conn.s.user.unrestricted(), RESTRICTED)
 }
 
 impl Conn {
@@ -464,6 +472,10 @@ impl Conn {
 impl Coord for Conn {
     fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    fn acl_user(&self) -> Option<Arc<crate::shard::acl::User>> {
+        Some(self.s.user.clone())
     }
 
     fn db(&self) -> usize {

@@ -304,6 +304,7 @@ impl Conn {
         if !spec.arity_ok(args.len()) {
             return Err(CmdError::wrong_arity(spec.name));
         }
+        self.acl_check(spec, args)?;
         if self.s.sub.is_some() && !self.out.resp3 && !spec.has_flag(flag::SUBSCRIBED) {
             return Err(CmdError::err(format!(
                 "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
@@ -336,6 +337,29 @@ impl Conn {
         }
         self.wrote |= may_write;
         Ok(spec)
+    }
+
+    /// The ACL check: a flag test for an unrestricted user (the default
+    /// one's `+@all ~* &*`), else the user's selectors against the
+    /// command, its keys (by their key specs) and channels. The user is
+    /// looked up again first when the node's users changed.
+    #[inline]
+    fn acl_check(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> CmdResult {
+        if self.engine.acl.generation.load(Relaxed) != self.s.acl_gen && !self.s.refresh_user(&self.engine) {
+            // The user was deleted: the connection is closing.
+            self.s.closing = true;
+            return Err(CmdError::NoAuth);
+        }
+        if self.s.user.unrestricted() {
+            return Ok(());
+        }
+        commands::acl::check(&self.s.user, spec, args).map_err(|d| {
+            // The log's client info names the refused command, as Redis's.
+            self.s.info.set_last_cmd(spec);
+            let ctx = if self.s.multi.is_some() { commands::acl::Context::Multi } else { commands::acl::Context::TopLevel };
+            commands::acl::check::log_denied(&self.engine, d, ctx, spec, args, &self.s.user.name, &self.s.info);
+            d.error(spec)
+        })
     }
 
     /// Out of memory (over maxmemory, and eviction cannot help): commands
@@ -645,7 +669,7 @@ struct BatchResult {
     rest: Vec<(usize, Pending)>,
 }
 
-fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending)>, client: &ClientInfo) -> BatchResult {
+fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending)>, client: &Arc<ClientInfo>) -> BatchResult {
     let mut out = Out::new(resp3);
     let mut ends = Vec::with_capacity(batch.len());
     let now = now_ms();
@@ -668,7 +692,15 @@ fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending
 /// time from `clock` (the end of the batch's previous command, or its
 /// start) to its end, which becomes the next command's start: one clock
 /// read per command.
-fn exec_or_defer(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64, client: &ClientInfo, clock: &mut clock::Ticks) -> bool {
+fn exec_or_defer(
+    sh: &mut Shard,
+    db: usize,
+    p: &Pending,
+    out: &mut Out,
+    now: u64,
+    client: &Arc<ClientInfo>,
+    clock: &mut clock::Ticks,
+) -> bool {
     let (spec, args) = (p.spec, &p.args[..]);
     if let Some(map) = &sh.cluster {
         let held = match p.slot {
