@@ -14,6 +14,7 @@ pub mod clock;
 pub mod cluster;
 pub mod connection;
 pub mod coord;
+pub mod debug;
 pub mod docs;
 pub mod geo;
 pub mod hashes;
@@ -592,6 +593,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(stream_groups::COMMANDS)
         .chain(stream_claims::COMMANDS)
         .chain(stream_info::COMMANDS)
+        .chain(debug::COMMANDS)
         .chain(bitmaps::COMMANDS)
         .chain(hyperloglog::COMMANDS)
         .chain(geo::COMMANDS)

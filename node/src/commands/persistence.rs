@@ -1,4 +1,4 @@
-//! Persistence commands: SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, DEBUG (RELOAD), and the
+//! Persistence commands: SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, and the
 //! INFO `persistence` section. Snapshots themselves are `persist`'s.
 
 use std::fmt::Write;
@@ -58,16 +58,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Coord(handler!(|cx, _a| lastsave(cx))),
     )
     .tips(&["nondeterministic_output"]),
-    cmd(
-        "debug",
-        -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        (0, 0, 0),
-        SRV,
-        "server",
-        "A container for debugging commands.",
-        Exec::Coord(handler!(async |cx, a| debug(cx, a))),
-    ),
 ];
 
 /// Runs a command journaled as sent again, on the shard of its key (the
@@ -88,7 +78,7 @@ pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result
 }
 
 /// Waits for the saver's answer.
-async fn ask(engine: &Engine, kind: SaveKind) -> CmdResult {
+pub(super) async fn ask(engine: &Engine, kind: SaveKind) -> CmdResult {
     match persist::request(engine, kind).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) if e.contains("already in progress") => Err(CmdError::err(e)),
@@ -158,40 +148,6 @@ async fn bgrewriteaof(cx: &mut dyn Coord) -> CmdResult {
 fn lastsave(cx: &mut dyn Coord) -> CmdResult {
     let t = cx.engine().saves.last_save.load(Relaxed);
     cx.out().int(t as i64);
-    Ok(())
-}
-
-/// DEBUG RELOAD (the only subcommand here): saves, empties the data and
-/// loads the file back. Allowed as `enable-debug-command` says.
-async fn debug(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
-    let allowed = match cx.engine().cfg.enable_debug_command.as_str() {
-        "yes" => true,
-        "local" => is_loopback(&cx.client()?.info.addr),
-        _ => false,
-    };
-    if !allowed {
-        return Err(CmdError::err(
-            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
-        ));
-    }
-    if eq_ic(&args[1], "HELP") {
-        cx.out().help(&[
-            "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "RELOAD",
-            "    Save the RDB on disk and reload it back to memory.",
-            "HELP",
-            "    Print this help.",
-        ]);
-        return Ok(());
-    }
-    if !eq_ic(&args[1], "RELOAD") {
-        return Err(CmdError::unknown_subcommand("debug", &args[1]));
-    }
-    if args.len() > 2 {
-        return Err(CmdError::err("DEBUG RELOAD only supports the plain form here (no MERGE/NOFLUSH/NOSAVE)"));
-    }
-    ask(cx.engine(), SaveKind::Reload).await?;
-    cx.out().ok();
     Ok(())
 }
 

@@ -156,6 +156,22 @@ impl Out {
         }
     }
 
+    /// A big number: RESP3 `(`, a bulk string in RESP2.
+    pub fn bignum(&mut self, digits: &str) {
+        if self.resp3 {
+            self.buf.push(b'(');
+            self.buf.extend_from_slice(digits.as_bytes());
+            self.buf.extend_from_slice(b"\r\n");
+        } else {
+            self.bulk(digits.as_bytes());
+        }
+    }
+
+    /// An attribute map of `n` pairs before a reply (RESP3 only).
+    pub fn attribute(&mut self, n: usize) {
+        self.header(b'|', n as i64);
+    }
+
     /// Verbatim text (RESP3 `=` with the `txt` format; a bulk string in RESP2).
     pub fn verbatim(&mut self, text: &str) {
         if self.resp3 {

@@ -38,6 +38,11 @@ use crate::slot::key_slot;
 use crate::store::Db;
 use scripts::Scripting;
 
+/// Whether keys past their TTL are deleted in the background (DEBUG
+/// SET-ACTIVE-EXPIRE turns it off for tests, as in Redis); lookups still
+/// delete them.
+pub static ACTIVE_EXPIRE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 /// Identifies a multi-shard transaction; 0 means "no transaction".
 pub type TxId = u64;
 pub const NO_TX: TxId = 0;
@@ -256,7 +261,8 @@ impl Shard {
         // a key whose TTL has passed, as Redis replays it).
         // Nor while CLIENT PAUSE holds writes: keys keep their state, as
         // in Redis.
-        if self.engine.as_ref().is_some_and(|e| e.saves.loading() || e.clients.paused(now).is_some()) {
+        // Nor while DEBUG SET-ACTIVE-EXPIRE 0 says so.
+        if !ACTIVE_EXPIRE.load(Relaxed) || self.engine.as_ref().is_some_and(|e| e.saves.loading() || e.clients.paused(now).is_some()) {
             return 0;
         }
         // The latency monitor's `expire-cycle` (timed only when it is on).

@@ -723,7 +723,8 @@ impl<'a> RunCtx<'a> {
                 Exec::Coord(_) | Exec::Script(_) if spec.has_flag(flag::WRITE) || spec.has_flag(flag::PUBSUB) => Err(Escalate),
                 Exec::Coord(_) | Exec::Script(_) => {
                     let Some(engine) = sh.engine.clone() else { return Err(Escalate) };
-                    let mut cx = ScriptCoord { engine, local: sh, tx: None, db: &mut self.db, out, now, escalate: false, running: None, acl };
+                    let mut cx =
+                        ScriptCoord { engine, local: sh, tx: None, db: &mut self.db, out, now, escalate: false, running: None, acl };
                     cx.run(spec, argv)
                 }
             },

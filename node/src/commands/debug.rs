@@ -1,0 +1,239 @@
+//! DEBUG, the subcommands test suites use: RELOAD, SLEEP,
+//! SET-ACTIVE-EXPIRE, OBJECT, POPULATE, PROTOCOL, ERROR, LOG. Refused unless
+//! `enable-debug-command` allows it, as in Redis 7.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+
+use super::persistence::{ask, is_loopback};
+use super::{cmd, flag::*, CommandSpec, Coord, Exec};
+use crate::error::{CmdError, CmdResult};
+use crate::handler;
+use crate::shard::snapshot::SaveKind;
+use crate::store::Value;
+use crate::util::{now_ms, parse_i64};
+
+pub static COMMANDS: &[CommandSpec] = &[cmd(
+    "debug",
+    -2,
+    ADMIN | NOSCRIPT | LOADING | STALE,
+    (0, 0, 0),
+    &["admin", "slow", "dangerous"],
+    "server",
+    "A container for debugging commands.",
+    Exec::Coord(handler!(async |cx, a| debug(cx, a))),
+)];
+
+const HELP: &[&str] = &[
+    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ERROR <string>",
+    "    Return a Redis protocol error with <string> as message. Useful for clients",
+    "    unit tests to simulate Redis errors.",
+    "LOG <message>",
+    "    Write <message> to the server log.",
+    "OBJECT <key>",
+    "    Show low level info about the `key` and associated value.",
+    "POPULATE <count> [<prefix>] [<size>]",
+    "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+    "    it is used instead of the 'key' prefix. These are not propagated to",
+    "    replicas. Cluster slots are not respected so keys not belonging to the",
+    "    current node can be created in cluster mode.",
+    "PROTOCOL <type>",
+    "    Reply with a test value of the specified type. <type> can be: string,",
+    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+    "    true, false.",
+    "RELOAD",
+    "    Save the RDB on disk and reload it back to memory.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Setting it to 0 disables expiring keys in background when they are not",
+    "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+    "    default.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// Keys DEBUG POPULATE writes per job: a shard is never held for long.
+const POPULATE_CHUNK: usize = 10_000;
+
+async fn debug(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let allowed = match cx.engine().cfg.enable_debug_command.as_str() {
+        "yes" => true,
+        "local" => is_loopback(&cx.client()?.info.addr),
+        _ => false,
+    };
+    if !allowed {
+        return Err(CmdError::err(
+            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+        ));
+    }
+    let sub = args[1].to_ascii_uppercase();
+    match (sub.as_slice(), args.len()) {
+        (b"HELP", 2) => cx.out().help(HELP),
+        (b"RELOAD", 2) => {
+            ask(cx.engine(), SaveKind::Reload).await?;
+            cx.out().ok();
+        }
+        (b"RELOAD", _) => return Err(CmdError::err("DEBUG RELOAD only supports the plain form here (no MERGE/NOFLUSH/NOSAVE)")),
+        (b"SLEEP", 3) => {
+            // Redis stops its one thread; here the connection's own shard
+            // thread stops (the others keep serving their keys).
+            let secs = std::str::from_utf8(&args[2]).ok().and_then(|s| s.trim().parse::<f64>().ok()).unwrap_or(0.0);
+            let pause = std::time::Duration::from_secs_f64(secs.clamp(0.0, 1e9));
+            if !pause.is_zero() {
+                let home = cx.home();
+                cx.run_on(home, move |_| std::thread::sleep(pause)).await;
+            }
+            cx.out().ok();
+        }
+        (b"SET-ACTIVE-EXPIRE", 3) => {
+            let on = std::str::from_utf8(&args[2]).ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0) != 0;
+            crate::shard::ACTIVE_EXPIRE.store(on, Relaxed);
+            cx.out().ok();
+        }
+        (b"OBJECT", 3) => object(cx, &args[2]).await?,
+        (b"POPULATE", 3..=5) => populate(cx, args).await?,
+        (b"PROTOCOL", 3) => protocol(cx, &args[2])?,
+        (b"ERROR", 3) => {
+            // As given, without a prefix; no line breaks in an error.
+            let text: String = String::from_utf8_lossy(&args[2]).chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
+            return Err(CmdError::Other(text));
+        }
+        (b"LOG", 3) => {
+            tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
+            cx.out().ok();
+        }
+        _ => return Err(CmdError::subcommand_syntax("DEBUG", &args[1])),
+    }
+    Ok(())
+}
+
+/// DEBUG OBJECT: Redis's line, from the key's own shard. The value's
+/// address is where it lives now; `serializedlength` is its RDB
+/// encoding's size; `lru` the 24 bits of access metadata beside it.
+async fn object(cx: &mut dyn Coord, key: &Bytes) -> CmdResult {
+    let (db, shard, key) = (cx.db(), cx.shard_of(key), key.clone());
+    let line = cx
+        .run_on(shard, move |sh| {
+            let now = now_ms();
+            let (e, meta) = sh.db(db).peek(&key, now)?;
+            let mut body = Vec::new();
+            crate::store::rdb::write_object(&mut body, &e.value);
+            let idle = crate::store::access::idle_ms(meta, now) / 1000;
+            Some(format!(
+                "Value at:{:p} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+                &e.value as *const Value,
+                e.value.encoding(),
+                body.len(),
+                meta,
+                idle
+            ))
+        })
+        .await;
+    match line {
+        Some(l) => cx.out().simple(&l),
+        None => return Err(CmdError::NoSuchKey),
+    }
+    Ok(())
+}
+
+/// DEBUG POPULATE count [prefix] [size]: `prefix:N` = `value:N` (cut or
+/// zero-padded to `size`) for each N below count whose key is free.
+async fn populate(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let positive =
+        |b: &Bytes| parse_i64(b).ok().filter(|n| *n >= 0).ok_or_else(|| CmdError::err("value is out of range, must be positive"));
+    let count = positive(&args[2])? as u64;
+    let size = match args.get(4) {
+        Some(s) => Some(positive(s)? as usize),
+        None => None,
+    };
+    let prefix = args.get(3).map_or(&b"key"[..], |p| &p[..]).to_vec();
+    let (db, nshards) = (cx.db(), cx.engine().nshards());
+    let mut next = 0u64;
+    while next < count {
+        let end = (next + (POPULATE_CHUNK * nshards) as u64).min(count);
+        let mut per_shard: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(); nshards];
+        for n in next..end {
+            let mut key = prefix.clone();
+            key.push(b':');
+            key.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            let mut val = format!("value:{n}").into_bytes();
+            if let Some(size) = size.filter(|s| *s > 0) {
+                val.resize(size, 0);
+            }
+            per_shard[cx.shard_of(&key)].push((key, val));
+        }
+        for (shard, keys) in per_shard.into_iter().enumerate().filter(|(_, k)| !k.is_empty()) {
+            cx.run_on(shard, move |sh| {
+                let now = now_ms();
+                let d = sh.db(db);
+                for (k, v) in keys {
+                    if !d.exists(&k, now) {
+                        d.insert_new(&k, Value::string_from_vec(v), 0);
+                    }
+                }
+            })
+            .await;
+        }
+        next = end;
+    }
+    cx.out().ok();
+    Ok(())
+}
+
+/// DEBUG PROTOCOL type: one reply of that RESP type, as Redis's.
+fn protocol(cx: &mut dyn Coord, name: &[u8]) -> CmdResult {
+    let out = cx.out();
+    match name.to_ascii_lowercase().as_slice() {
+        b"string" => out.bulk(b"Hello World"),
+        b"integer" => out.int(12345),
+        b"double" => out.double(3.141),
+        b"bignum" => out.bignum("1234567999999999999999999999999999999"),
+        b"null" => out.nil(),
+        b"array" => {
+            out.array(3);
+            (0..3).for_each(|j| out.int(j));
+        }
+        b"set" => {
+            out.set(3);
+            (0..3).for_each(|j| out.int(j));
+        }
+        b"map" => {
+            out.map(3);
+            for j in 0..3 {
+                out.int(j);
+                out.boolean(j == 1);
+            }
+        }
+        b"attrib" => {
+            if out.resp3 {
+                out.attribute(1);
+                out.bulk(b"key-popularity");
+                out.array(2);
+                out.bulk(b"key:123");
+                out.int(90);
+            }
+            out.bulk(b"Some real reply following the attribute");
+        }
+        b"push" => {
+            if !out.resp3 {
+                return Err(CmdError::err("RESP2 is not supported by this command"));
+            }
+            out.push(2);
+            out.bulk(b"server-cpu-usage");
+            out.int(42);
+            out.bulk(b"Some real reply following the push reply");
+        }
+        b"true" => out.boolean(true),
+        b"false" => out.boolean(false),
+        b"verbatim" => out.verbatim("This is a verbatim\nstring"),
+        _ => {
+            return Err(CmdError::err(
+                "Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+            ))
+        }
+    }
+    Ok(())
+}
