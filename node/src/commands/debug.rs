@@ -189,6 +189,8 @@ fn protocol(cx: &mut dyn Coord, name: &[u8]) -> CmdResult {
     match name.to_ascii_lowercase().as_slice() {
         b"string" => out.bulk(b"Hello World"),
         b"integer" => out.int(12345),
+        // Redis's test value (not pi).
+        #[allow(clippy::approx_constant)]
         b"double" => out.double(3.141),
         b"bignum" => out.bignum("1234567999999999999999999999999999999"),
         b"null" => out.nil(),
