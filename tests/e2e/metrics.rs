@@ -232,3 +232,53 @@ fn logfile_receives_the_log_as_text_or_json() {
     let out = damselfly_tests::start_refused(&["--log-format", "xml"]);
     assert!(out.contains("text, json"), "{out}");
 }
+
+#[test]
+fn cluster_figures_follow_raft_and_migration() {
+    use damselfly_tests::cluster::{admin, slot_owner_port, RawAt};
+    let dirs = [TempDir::new("metrics-a"), TempDir::new("metrics-b")];
+    let (a, pa) = start(&["--cluster", "--dir", dirs[0].path()]);
+    let (b, pb) = start(&["--cluster", "--dir", dirs[1].path()]);
+    // Before the cluster forms, a node shows no leader.
+    assert_eq!(must(&scrape(pa), "damselfly_raft_has_leader", &[]), 0.0);
+    let (ok, out, err) = admin(a.port, &["create", &format!("127.0.0.1:{}", b.port)]);
+    assert!(ok, "create failed: {out}{err}");
+    let leaders = || [pa, pb].map(|p| value(&scrape(p), "damselfly_raft_is_leader", &[]).unwrap_or(0.0));
+    assert!(wait_until(20, || leaders().iter().sum::<f64>() == 1.0), "no single leader: {:?}", leaders());
+    assert!(wait_until(20, || [a.port, b.port].iter().all(|&p| Server::raw_at(p).cmd(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))));
+    for p in [pa, pb] {
+        let s = scrape(p);
+        assert_eq!(must(&s, "redis_cluster_enabled", &[]), 1.0);
+        assert_eq!(must(&s, "damselfly_raft_has_leader", &[]), 1.0);
+        assert!(must(&s, "damselfly_raft_term", &[]) >= 1.0);
+        assert_eq!(must(&s, "damselfly_raft_voters", &[]), 2.0);
+        let applied = must(&s, "damselfly_raft_last_applied_index", &[]);
+        assert!(applied >= 1.0 && must(&s, "damselfly_raft_commit_index", &[]) >= applied, "applied {applied}");
+        let state = s.samples.iter().find(|x| x.metric == "damselfly_raft_state").and_then(|x| x.labels.get("state").map(String::from));
+        let leads = must(&s, "damselfly_raft_is_leader", &[]) == 1.0;
+        assert_eq!(state.as_deref(), Some(if leads { "leader" } else { "follower" }));
+        assert_eq!(must(&s, "damselfly_migration_running", &[]), 0.0);
+    }
+
+    // Move one slot, with its keys, away from its owner: the source counts
+    // what it sent.
+    let slot = damselfly_tests::key_slot(b"m");
+    let owner = slot_owner_port(a.port, slot).expect("the slot has an owner");
+    let (from, to, mport) = if owner == a.port { (a.port, b.port, pa) } else { (b.port, a.port, pb) };
+    let mut c = Server::raw_at(from);
+    for i in 0..50 {
+        assert_eq!(c.cmd(&["SET", &format!("{{m}}:{i}"), "value"]), "+OK\r\n");
+    }
+    let before = scrape(mport);
+    let (ok, out, err) = admin(
+        from,
+        &["move-slots", "--from", &format!("127.0.0.1:{from}"), "--to", &format!("127.0.0.1:{to}"), "--slots", &slot.to_string()],
+    );
+    assert!(ok, "move-slots failed: {out}{err}");
+    let after = scrape(mport);
+    let sent = |s: &Scrape, m: &str| must(s, m, &[]);
+    assert_eq!(sent(&after, "damselfly_migration_keys_sent_total") - sent(&before, "damselfly_migration_keys_sent_total"), 50.0);
+    assert!(sent(&after, "damselfly_migration_bytes_sent_total") > sent(&before, "damselfly_migration_bytes_sent_total"));
+    assert_eq!(must(&after, "damselfly_migration_running", &[]), 0.0);
+    assert_eq!(slot_owner_port(from, slot), Some(to));
+}
