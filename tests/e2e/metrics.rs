@@ -285,5 +285,8 @@ fn cluster_figures_follow_raft_and_migration() {
     assert_eq!(sent(&after, "damselfly_migration_keys_sent_total") - sent(&before, "damselfly_migration_keys_sent_total"), 50.0);
     assert!(sent(&after, "damselfly_migration_bytes_sent_total") > sent(&before, "damselfly_migration_bytes_sent_total"));
     assert_eq!(must(&after, "damselfly_migration_running", &[]), 0.0);
+    assert_eq!(sent(&after, "damselfly_migrations_completed_total") - sent(&before, "damselfly_migrations_completed_total"), 1.0);
+    assert!(value(&before, "damselfly_migration_last_pause_seconds", &[]).is_none());
+    assert!(must(&after, "damselfly_migration_last_pause_seconds", &[]) > 0.0);
     assert_eq!(slot_owner_port(from, slot), Some(to));
 }

@@ -166,6 +166,8 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
                 incarnation: identity::random_id(),
                 current: Default::default(),
                 sent: Default::default(),
+                completed: Default::default(),
+                last_pause_us: Default::default(),
             });
             let _ = OBSERVED.set(Observed { raft: raft.clone(), log: log_view, ctl: ctl.clone() });
             tokio::spawn(migration::purge::run(ctl.clone()));

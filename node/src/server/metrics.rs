@@ -502,6 +502,10 @@ impl Scrape {
         gauge(e, "damselfly_raft_voters", "Voting members of the metadata group", raft.voters as u64)?;
         counter(e, "damselfly_migration_keys_sent", "Keys this node sent to migration targets", mig.keys_sent)?;
         counter(e, "damselfly_migration_bytes_sent", "Bytes of keys this node sent to migration targets", mig.bytes_sent)?;
+        counter(e, "damselfly_migrations_completed", "Slot migrations this node completed as the source", mig.completed)?;
+        if let Some(p) = mig.last_pause_secs {
+            gauge(e, "damselfly_migration_last_pause_seconds", "How long the last completed migration held writes to its slots", p)?;
+        }
         gauge(e, "damselfly_migration_running", "Whether this node runs a slot migration as the source", flag(mig.phase.is_some()))?;
         let mut m =
             e.encode_descriptor("damselfly_migration_phase", "The running migration's phase, as a label", None, MetricType::Gauge)?;

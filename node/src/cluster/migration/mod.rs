@@ -50,6 +50,10 @@ pub struct Control {
     /// Keys and bytes sent by the migrations this process finished (or
     /// abandoned) as the source; `current`'s are added when it ends.
     pub sent: source::Progress,
+    /// Migrations this process completed as the source, and the write
+    /// pause of the last one (µs).
+    pub completed: std::sync::atomic::AtomicU64,
+    pub last_pause_us: std::sync::atomic::AtomicU64,
 }
 
 /// What the metrics endpoint shows of live migration: keys and bytes this
@@ -60,6 +64,9 @@ pub struct MigrationFigures {
     pub keys_sent: u64,
     pub bytes_sent: u64,
     pub phase: Option<&'static str>,
+    pub completed: u64,
+    /// The last completed migration's write pause, if there was one.
+    pub last_pause_secs: Option<f64>,
 }
 
 impl Control {
@@ -73,7 +80,9 @@ impl Control {
             bytes_sent += p.bytes.load(Relaxed);
             *p.phase.lock().unwrap_or_else(|e| e.into_inner())
         });
-        MigrationFigures { keys_sent, bytes_sent, phase }
+        let completed = self.completed.load(Relaxed);
+        let last_pause_secs = (completed > 0).then(|| self.last_pause_us.load(Relaxed) as f64 / 1e6);
+        MigrationFigures { keys_sent, bytes_sent, phase, completed, last_pause_secs }
     }
 }
 

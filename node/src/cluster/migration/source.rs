@@ -181,6 +181,8 @@ pub async fn run(ctl: Arc<Control>, to: NodeAddr, ranges: Vec<(u16, u16)>, progr
     ctl.map.gate.open_all();
     let pause = t0.elapsed();
     progress.phase("done");
+    ctl.last_pause_us.store(pause.as_micros() as u64, Relaxed);
+    ctl.completed.fetch_add(1, Relaxed);
     info!(
         %id,
         pause_ms = pause.as_millis() as u64,
