@@ -290,3 +290,21 @@ fn cluster_figures_follow_raft_and_migration() {
     assert!(must(&after, "damselfly_migration_last_pause_seconds", &[]) > 0.0);
     assert_eq!(slot_owner_port(from, slot), Some(to));
 }
+
+#[test]
+fn the_directives_work_from_a_config_file() {
+    let dir = TempDir::new("metrics-conf");
+    let conf = format!("{}/damselfly.conf", dir.path());
+    let log = format!("{}/node.log", dir.path());
+    for _ in 0..5 {
+        let mport = free_port();
+        std::fs::write(&conf, format!("metrics-port {mport}\nlogfile \"{log}\"\nlog-format json\n")).expect("write the config");
+        let Some(server) = Server::start_at(free_port(), &[&conf, "--loglevel", "info"]) else { continue };
+        assert_eq!(http(mport, "GET /metrics HTTP/1.1\r\n\r\n").0, 200);
+        let text = std::fs::read_to_string(&log).expect("the log file exists");
+        let ready = format!("\"port\":{}", server.port);
+        assert!(text.lines().any(|l| l.starts_with('{') && l.contains("ready to accept connections") && l.contains(&ready)), "{text}");
+        return;
+    }
+    panic!("no node started from the config file");
+}

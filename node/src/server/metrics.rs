@@ -109,7 +109,7 @@ async fn respond(sock: &mut TcpStream, status: &str, content_type: &str, body: &
 }
 
 /// One shard's figures, copied by a job on its thread.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct ShardFigures {
     stats: ShardStats,
     /// The per-command statistics of the shard's thread.
@@ -175,16 +175,11 @@ async fn render(engine: &Engine) -> Result<String, ()> {
     for s in &shards {
         cmds.merge(&s.cmds);
     }
-    let scrape = Scrape { node: node_figures(engine), shards, cmds, cluster: crate::cluster::figures() };
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(scrape));
-    let mut text = String::new();
-    prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).map_err(|_| ())?;
-    Ok(text)
+    Scrape { node: node_figures(engine), shards, cmds, cluster: crate::cluster::figures() }.text()
 }
 
 /// Node-wide figures (atomics and registries, read off the shards).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct NodeFigures {
     uptime: u64,
     start: u64,
@@ -372,6 +367,15 @@ impl Collector for Scrape {
 }
 
 impl Scrape {
+    /// The Prometheus text of these figures.
+    fn text(self) -> Result<String, ()> {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).map_err(|_| ())?;
+        Ok(text)
+    }
+
     fn encode_commands(&self, e: Enc) -> std::fmt::Result {
         let used = || specs().iter().zip(&self.cmds.cmds).filter(|(_, c)| c.calls > 0 || c.rejected > 0 || c.failed > 0);
         let counter_of = |f: fn(&crate::commands::stats::CmdStat) -> u64| used().map(move |(s, c)| (s.name.to_string(), f(c)));
@@ -526,4 +530,62 @@ pub fn bind_addr(bind: &[String], port: u16) -> String {
         let _ = write!(a, "{host}:{port}");
     }
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::stats::{index, CmdStat};
+    use crate::shard::latency::Hist;
+
+    #[test]
+    fn bind_addresses() {
+        assert_eq!(bind_addr(&[], 9121), "127.0.0.1:9121");
+        assert_eq!(bind_addr(&["0.0.0.0".into(), "::1".into()], 9121), "0.0.0.0:9121");
+        assert_eq!(bind_addr(&["::".into()], 9121), "[::]:9121");
+    }
+
+    #[test]
+    fn figures_are_encoded_with_exporter_names() {
+        let get = crate::commands::lookup(b"get").expect("get");
+        let mut cmds = Stats::default();
+        cmds.cmds.resize(specs().len(), CmdStat::default());
+        let mut hist = Hist::default();
+        for ns in [3_000, 3_000, 700_000] {
+            hist.record(ns);
+        }
+        cmds.cmds[index(get)] = CmdStat { calls: 3, nanos: 706_000, rejected: 0, failed: 1, hist: Some(hist) };
+        cmds.errors.push(("WRONGTYPE".into(), 1));
+        let shard = |keys, hops| ShardFigures {
+            stats: ShardStats { hops, keyspace_hits: 2, ..Default::default() },
+            dbs: vec![(keys, 1, 5_000), (0, 0, 0)],
+            ..Default::default()
+        };
+        let scrape = Scrape { node: NodeFigures::default(), shards: vec![shard(3, 7), shard(4, 0)], cmds, cluster: None };
+        let text = scrape.text().expect("encodes");
+        for line in [
+            "# TYPE redis_commands_total counter",
+            "redis_commands_total{cmd=\"get\"} 3",
+            "redis_commands_duration_seconds_total{cmd=\"get\"} 0.000706",
+            "redis_commands_failed_calls_total{cmd=\"get\"} 1",
+            "redis_errors_total{err=\"WRONGTYPE\"} 1",
+            "redis_keyspace_hits_total 4",
+            "redis_db_keys{db=\"db0\"} 7",
+            "redis_db_keys_expiring{db=\"db0\"} 2",
+            "redis_db_avg_ttl_seconds{db=\"db0\"} 5.0",
+            "damselfly_shard_hops_total{shard=\"0\"} 7",
+            "damselfly_shard_keys{shard=\"1\"} 4",
+            "# TYPE damselfly_command_latency_seconds histogram",
+            "damselfly_command_latency_seconds_bucket{cmd=\"get\",le=\"2e-06\"} 0",
+            "damselfly_command_latency_seconds_bucket{cmd=\"get\",le=\"4e-06\"} 2",
+            "damselfly_command_latency_seconds_bucket{cmd=\"get\",le=\"0.001024\"} 3",
+            "damselfly_command_latency_seconds_bucket{cmd=\"get\",le=\"+Inf\"} 3",
+            "damselfly_command_latency_seconds_count{cmd=\"get\"} 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
+        }
+        // Empty databases and commands never called are left out; no
+        // cluster figures in standalone mode.
+        assert!(!text.contains("db=\"db1\"") && !text.contains("cmd=\"set\"") && !text.contains("damselfly_raft"));
+    }
 }
