@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use damselfly_proto::admin::admin_client::AdminClient;
-use damselfly_proto::admin::{NodeInfoRequest, StatusReply, StatusRequest};
+use damselfly_proto::admin::{NodeInfoReply, NodeInfoRequest, StatusReply, StatusRequest};
 use damselfly_proto::bus_auth::Attach;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -161,17 +161,27 @@ pub fn grpc_addr_of(addr: &str) -> Res<String> {
     Ok(format!("{host}:{port}"))
 }
 
-/// Keys per member, asked of each node (None when unreachable).
-pub async fn key_counts(st: &StatusReply) -> Vec<Option<u64>> {
-    let mut out = Vec::new();
-    for m in &st.members {
-        let n = async {
-            let mut c = connect(&m.grpc_addr).ok()?;
-            let mut req = tonic::Request::new(NodeInfoRequest {});
-            req.set_timeout(Duration::from_secs(2));
-            Some(c.node_info(req).await.ok()?.into_inner().keys)
-        };
-        out.push(n.await);
+/// Each member's own report (keys, memory, load, Raft state), asked of all
+/// of them at once; `None` for a member that did not answer within 2 s.
+pub async fn health(st: &StatusReply) -> Vec<Option<NodeInfoReply>> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, m) in st.members.iter().enumerate() {
+        let addr = m.grpc_addr.clone();
+        set.spawn(async move {
+            let ask = async {
+                let mut c = connect(&addr).ok()?;
+                let mut req = tonic::Request::new(NodeInfoRequest {});
+                req.set_timeout(Duration::from_secs(2));
+                Some(c.node_info(req).await.ok()?.into_inner())
+            };
+            (i, tokio::time::timeout(Duration::from_secs(2), ask).await.ok().flatten())
+        });
+    }
+    let mut out = vec![None; st.members.len()];
+    while let Some(r) = set.join_next().await {
+        if let Ok((i, info)) = r {
+            out[i] = info;
+        }
     }
     out
 }

@@ -19,7 +19,7 @@ use damselfly_proto::admin::{
 };
 use serde_json::{Map, Value};
 
-use conn::{connect, connect_for_moves, grpc_addr_of, key_counts, resolve_in, status, status_err};
+use conn::{connect, connect_for_moves, grpc_addr_of, health, resolve_in, status, status_err, Admin};
 use migrate::run_moves;
 use output::{migration_text, node_label, plan_json, plan_table, table, to_json};
 use plan::{drain, parse_weight, plan, Move};
@@ -51,9 +51,17 @@ enum Command {
     /// Form a cluster of the seed and the given nodes (client addresses
     /// HOST:PORT) and spread the slots evenly.
     Create { nodes: Vec<String> },
-    /// Show members, leader, slot ranges, key counts and the migration in
-    /// progress, if any.
+    /// Show members, leader, slot ranges and the migration in progress, if
+    /// any, with each member's health as it reports it: reachable, Raft
+    /// state, keys, memory (used/maxmemory), commands per second, clients.
     Status,
+    /// `status`, refreshed in place every second until Ctrl-C (or
+    /// `--count` samples). With `--json`, one sample, as `status --json`.
+    Top {
+        /// Stop after this many samples.
+        #[arg(long)]
+        count: Option<u64>,
+    },
     /// Add a node (client address HOST:PORT) to the cluster.
     AddNode { node: String },
     /// Remove a node (node id or client address), first moving its slots
@@ -197,6 +205,7 @@ async fn run(cli: Cli) -> Res<()> {
             admin.create(CreateRequest { grpc_addrs }).await.map_err(status_err)?.into_inner()
         }
         Command::Status => status(&mut admin).await?,
+        Command::Top { count } => return top(&mut admin, count, cli.json).await,
         Command::AddNode { node } => {
             let grpc_addr = grpc_addr_of(&node)?;
             admin.add_node(AddNodeRequest { grpc_addr }).await.map_err(status_err)?.into_inner()
@@ -287,15 +296,57 @@ async fn run(cli: Cli) -> Res<()> {
 
 /// Prints the status table, or its JSON with the `extra` fields added.
 async fn print_status(st: &StatusReply, extra: Map<String, Value>, json: bool) {
-    let keys = key_counts(st).await;
+    let health = health(st).await;
     if json {
-        let mut v = to_json(st, &keys);
+        let mut v = to_json(st, &health);
         if let Value::Object(o) = &mut v {
             o.extend(extra);
         }
         println!("{v}");
     } else {
-        print!("{}", table(st, &keys));
+        print!("{}", table(st, &health));
+    }
+}
+
+/// `top`: the status with health, redrawn every second (in place on a
+/// terminal, one sample after another otherwise) until Ctrl-C or `count`
+/// samples; with `json`, one sample.
+async fn top(admin: &mut Admin, count: Option<u64>, json: bool) -> Res<()> {
+    if json {
+        print_status(&status(admin).await?, Map::new(), true).await;
+        return Ok(());
+    }
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stdout().is_terminal();
+    let mut samples = 0;
+    loop {
+        let mut out = String::new();
+        if tty {
+            // Cursor home, clear the screen.
+            out.push_str("\x1b[H\x1b[2J");
+        }
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) % 86400;
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        out.push_str(&format!("cluster-admin top, every 1 s (Ctrl-C stops), {h:02}:{m:02}:{s:02} UTC\n"));
+        // The seed may be restarting: say so and try again next second.
+        match status(admin).await {
+            Ok(st) => out.push_str(&table(&st, &health(&st).await)),
+            Err(e) => out.push_str(&format!("status: {e}\n")),
+        }
+        if !tty {
+            out.push('\n');
+        }
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush());
+        drop(stdout);
+        samples += 1;
+        if count.is_some_and(|c| samples >= c) {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! What commands print: the status table (with the migration in progress)
 //! and rebalance plans, as text or JSON.
 
-use damselfly_proto::admin::{Migration, StatusReply};
+use damselfly_proto::admin::{Migration, NodeInfoReply, StatusReply};
 
 use crate::plan::Move;
 use crate::slots::{count, ranges_text};
@@ -67,24 +67,45 @@ pub fn plan_json(st: &StatusReply, moves: &[Move]) -> serde_json::Value {
         .collect()
 }
 
-pub fn table(st: &StatusReply, keys: &[Option<u64>]) -> String {
-    let mut rows = vec![["NODE ID", "ADDRESS", "GRPC", "ROLE", "SLOTS", "RANGES", "KEYS"].map(String::from).to_vec()];
-    for (m, k) in st.members.iter().zip(keys) {
+/// Bytes as people read them (`1.50M`).
+pub fn human_bytes(n: u64) -> String {
+    let f = n as f64;
+    match n {
+        0..1024 => format!("{n}B"),
+        1024..1048576 => format!("{:.2}K", f / 1024.0),
+        1048576..1073741824 => format!("{:.2}M", f / 1048576.0),
+        _ => format!("{:.2}G", f / 1073741824.0),
+    }
+}
+
+/// The members with their own reports (`health`, in member order; `None`:
+/// the node did not answer).
+pub fn table(st: &StatusReply, health: &[Option<NodeInfoReply>]) -> String {
+    let header = ["NODE ID", "ADDRESS", "GRPC", "ROLE", "SLOTS", "RANGES", "UP", "STATE", "KEYS", "MEMORY", "OPS/S", "CLIENTS"];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    for (m, h) in st.members.iter().zip(health) {
         let role = if m.node_id == st.leader_id { format!("{} (leader)", m.role) } else { m.role.clone() };
-        rows.push(vec![
-            m.node_id.clone(),
-            m.client_addr.clone(),
-            m.grpc_addr.clone(),
-            role,
-            m.slot_count.to_string(),
-            ranges_text(&m.ranges),
-            k.map_or("?".into(), |n| n.to_string()),
-        ]);
+        let mut row =
+            vec![m.node_id.clone(), m.client_addr.clone(), m.grpc_addr.clone(), role, m.slot_count.to_string(), ranges_text(&m.ranges)];
+        match h {
+            Some(h) => {
+                let memory = match h.maxmemory {
+                    0 => human_bytes(h.used_memory),
+                    max => format!("{}/{}", human_bytes(h.used_memory), human_bytes(max)),
+                };
+                let state = if h.raft_state.is_empty() { "?".to_string() } else { h.raft_state.clone() };
+                row.extend(["yes".into(), state, h.keys.to_string(), memory, h.ops_per_sec.to_string(), h.connected_clients.to_string()]);
+            }
+            None => row.extend(["no", "?", "?", "?", "?", "?"].map(String::from)),
+        }
+        rows.push(row);
     }
     let mut out = columns(&rows);
     let assigned: u32 = st.members.iter().map(|m| m.slot_count).sum();
     let leader = if st.leader_id.is_empty() { "none" } else { &st.leader_id };
-    out.push_str(&format!("epoch {}, leader {leader}, {assigned}/16384 slots assigned\n", st.epoch));
+    let down = health.iter().filter(|h| h.is_none()).count();
+    let down = if down == 0 { String::new() } else { format!(", {down} unreachable") };
+    out.push_str(&format!("epoch {}, leader {leader}, {assigned}/16384 slots assigned{down}\n", st.epoch));
     for m in &st.migrations {
         out.push_str(&migration_text(st, m));
         out.push_str(" (in progress)\n");
@@ -92,12 +113,12 @@ pub fn table(st: &StatusReply, keys: &[Option<u64>]) -> String {
     out
 }
 
-pub fn to_json(st: &StatusReply, keys: &[Option<u64>]) -> serde_json::Value {
+pub fn to_json(st: &StatusReply, health: &[Option<NodeInfoReply>]) -> serde_json::Value {
     let members: Vec<serde_json::Value> = st
         .members
         .iter()
-        .zip(keys)
-        .map(|(m, k)| {
+        .zip(health)
+        .map(|(m, h)| {
             serde_json::json!({
                 "node_id": m.node_id,
                 "client_addr": m.client_addr,
@@ -106,7 +127,14 @@ pub fn to_json(st: &StatusReply, keys: &[Option<u64>]) -> serde_json::Value {
                 "leader": m.node_id == st.leader_id,
                 "slot_count": m.slot_count,
                 "slots": m.ranges.iter().map(|r| [r.first, r.last]).collect::<Vec<_>>(),
-                "keys": k,
+                "reachable": h.is_some(),
+                "keys": h.as_ref().map(|h| h.keys),
+                "raft_state": h.as_ref().map(|h| h.raft_state.as_str()),
+                "used_memory": h.as_ref().map(|h| h.used_memory),
+                "maxmemory": h.as_ref().map(|h| h.maxmemory),
+                "ops_per_sec": h.as_ref().map(|h| h.ops_per_sec),
+                "connected_clients": h.as_ref().map(|h| h.connected_clients),
+                "uptime_seconds": h.as_ref().map(|h| h.uptime_seconds),
             })
         })
         .collect();
@@ -158,19 +186,55 @@ mod tests {
     #[test]
     fn status_shows_the_migration() {
         let st = cluster();
-        let text = table(&st, &[Some(5), None]);
+        let up = NodeInfoReply { keys: 5, used_memory: 3 << 20, ops_per_sec: 120, raft_state: "leader".into(), ..Default::default() };
+        let health = [Some(up), None];
+        let text = table(&st, &health);
         assert!(
             text.contains("\nmigration m1: slots 100-200,250 (102 slots) from 10.0.0.1:7001 to 10.0.0.2:7001 (in progress)\n"),
             "{text}"
         );
-        let json = to_json(&st, &[Some(5), None]);
+        let json = to_json(&st, &health);
         let m = &json["migrations"][0];
         assert_eq!((m["id"].as_str(), m["from_addr"].as_str(), m["to"].as_str()), (Some("m1"), Some("10.0.0.1:7001"), Some("bb")));
         assert_eq!(m["slot_count"], 102);
         assert_eq!(m["slots"], serde_json::json!([[100, 200], [250, 250]]));
         let idle = StatusReply { migrations: vec![], ..st };
         assert!(!table(&idle, &[None, None]).contains("migration"));
+        assert!(table(&idle, &[None, None]).contains(", 2 unreachable\n"));
         assert_eq!(to_json(&idle, &[None, None])["migrations"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn status_shows_each_members_health() {
+        let st = cluster();
+        let up = NodeInfoReply {
+            keys: 5,
+            used_memory: 3 << 20,
+            maxmemory: 64 << 20,
+            ops_per_sec: 120,
+            connected_clients: 2,
+            raft_state: "leader".into(),
+            ..Default::default()
+        };
+        let health = [Some(up), None];
+        let text = table(&st, &health);
+        fn tail(line: &str) -> Vec<&str> {
+            let mut v: Vec<&str> = line.split_whitespace().rev().take(6).collect();
+            v.reverse();
+            v
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(tail(lines[0]), ["UP", "STATE", "KEYS", "MEMORY", "OPS/S", "CLIENTS"]);
+        assert_eq!(tail(lines[1]), ["yes", "leader", "5", "3.00M/64.00M", "120", "2"]);
+        assert_eq!(tail(lines[2]), ["no", "?", "?", "?", "?", "?"]);
+        assert!(lines[3].ends_with("slots assigned, 1 unreachable"), "{text}");
+        let json = to_json(&st, &health);
+        let (a, b) = (&json["members"][0], &json["members"][1]);
+        assert_eq!((a["reachable"].as_bool(), a["keys"].as_u64(), a["raft_state"].as_str()), (Some(true), Some(5), Some("leader")));
+        assert_eq!((a["used_memory"].as_u64(), a["ops_per_sec"].as_u64()), (Some(3 << 20), Some(120)));
+        assert_eq!((b["reachable"].as_bool(), b["keys"].is_null(), b["used_memory"].is_null()), (Some(false), true, true));
+        assert_eq!(human_bytes(1023), "1023B");
+        assert_eq!(human_bytes(1536), "1.50K");
     }
 
     #[test]

@@ -245,6 +245,13 @@ pub struct Config {
     pub cluster: Option<ClusterArgs>,
     /// The config file read at start, as an absolute path ("" when none).
     pub config_file: String,
+    /// `metrics-port`: the port of the Prometheus endpoint (`GET
+    /// /metrics`); `None` (0) leaves it off. Start-up only.
+    pub metrics_port: Option<u16>,
+    /// `logfile`: where the log goes ("": standard error). Start-up only.
+    pub logfile: String,
+    /// `log-format`: `text` (default) or `json` (one object per line).
+    pub log_json: bool,
     /// Parameters whose value cannot change here, by name (`FIXED`).
     fixed: BTreeMap<String, String>,
 }
@@ -285,7 +292,6 @@ const FIXED: &[(&str, &str)] = &[
     ("lazyfree-lazy-user-flush", "no"),
     ("rdbcompression", "yes"),
     ("rdbchecksum", "yes"),
-    ("logfile", ""),
     ("daemonize", "no"),
     ("cluster-enabled", "no"),
     ("io-threads", "1"),
@@ -676,6 +682,9 @@ impl Config {
             aof_load_truncated: AtomicBool::new(true),
             cluster: None,
             config_file: String::new(),
+            metrics_port: None,
+            logfile: String::new(),
+            log_json: false,
             fixed: FIXED.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         let mut cfg = cfg;
@@ -796,6 +805,15 @@ impl Config {
             "aclfile" => self.aclfile = value.to_string(),
             "databases" => self.databases = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.max(1),
             "shards" => self.shards = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.clamp(1, 1024),
+            "metrics-port" => self.metrics_port = Some(value.parse::<u16>().map_err(|_| ConfigError::NotInteger)?).filter(|&p| p != 0),
+            "logfile" => self.logfile = value.to_string(),
+            "log-format" => {
+                self.log_json = match value.to_ascii_lowercase().as_str() {
+                    "text" => false,
+                    "json" => true,
+                    _ => return Err(ConfigError::Invalid("argument(s) must be one of the following: text, json".into())),
+                }
+            }
             "appendonly" => self.appendonly = yes_no(value)?,
             "appenddirname" | "appendfilename" => {
                 if value.is_empty() || value.contains('/') {
@@ -954,7 +972,10 @@ impl Config {
             | "enable-protected-configs"
             | "appenddirname"
             | "appendfilename"
-            | "aclfile" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
+            | "aclfile"
+            | "metrics-port"
+            | "logfile"
+            | "log-format" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
             _ => match self.fixed.get(name) {
                 Some(v) if fixed_value_eq(name, v, value) => {}
                 Some(v) => return Err(ConfigError::Fixed(name.to_string(), v.clone())),
@@ -1010,6 +1031,9 @@ impl Config {
             ("appendfsync".into(), ["always", "everysec", "no"][self.appendfsync.load(Relaxed).min(2) as usize].into()),
             ("appenddirname".into(), self.appenddirname.clone()),
             ("appendfilename".into(), self.appendfilename.clone()),
+            ("metrics-port".into(), self.metrics_port.unwrap_or(0).to_string()),
+            ("logfile".into(), self.logfile.clone()),
+            ("log-format".into(), if self.log_json { "json" } else { "text" }.into()),
             ("aof-load-truncated".into(), yes_no_text(self.aof_load_truncated.load(Relaxed)).into()),
             ("dbfilename".into(), self.dbfilename.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("stop-writes-on-bgsave-error".into(), yes_no_text(self.stop_writes_on_bgsave_error.load(Relaxed)).into()),

@@ -27,8 +27,19 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        let m =
-            NodeInfoReply { node_id: "ab".repeat(20), client_addr: "127.0.0.1:6379".into(), version: "0.1.0".into(), shards: 2, keys: 7 };
+        let m = NodeInfoReply {
+            node_id: "ab".repeat(20),
+            client_addr: "127.0.0.1:6379".into(),
+            version: "0.1.0".into(),
+            shards: 2,
+            keys: 7,
+            used_memory: 1 << 20,
+            maxmemory: 0,
+            ops_per_sec: 15,
+            connected_clients: 3,
+            raft_state: "follower".into(),
+            uptime_seconds: 9,
+        };
         let bytes = m.encode_to_vec();
         assert_eq!(NodeInfoReply::decode(bytes.as_slice()).unwrap(), m);
     }

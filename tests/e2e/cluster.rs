@@ -447,3 +447,54 @@ fn an_empty_secret_file_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("empty"), "{err}");
 }
+
+#[test]
+fn status_and_top_show_each_members_health() {
+    let (mut c, _) = Cluster::start(3);
+    let urls: Vec<String> = c.ports.iter().map(|p| format!("redis://127.0.0.1:{p}/")).collect();
+    let client = redis::cluster::ClusterClient::new(urls).expect("cluster client");
+    let mut conn = client.get_connection().expect("connect");
+    for i in 0..300 {
+        redis::cmd("SET").arg(format!("h:{i}")).arg(i).exec(&mut conn).expect("SET");
+    }
+    drop(conn);
+    let st = status_json(c.ports[0]).expect("status");
+    let members = st["members"].as_array().expect("members").clone();
+    assert_eq!(members.len(), 3);
+    let mut keys = 0;
+    for m in &members {
+        assert_eq!(m["reachable"], true, "{m}");
+        let state = m["raft_state"].as_str().expect("raft_state");
+        assert_eq!(state == "leader", m["leader"] == true, "{m}");
+        assert!(["leader", "follower"].contains(&state), "{m}");
+        assert!(m["used_memory"].as_u64().is_some_and(|n| n > 0), "{m}");
+        assert!(m["ops_per_sec"].is_u64() && m["connected_clients"].is_u64() && m["uptime_seconds"].is_u64(), "{m}");
+        keys += m["keys"].as_u64().expect("keys");
+    }
+    assert_eq!(keys, 300);
+
+    // top --json is one sample of the same shape; top --count N prints N.
+    let (ok, out, err) = admin(c.ports[1], &["--json", "top"]);
+    assert!(ok, "{err}");
+    let top: serde_json::Value = serde_json::from_str(&out).expect("top --json is JSON");
+    assert_eq!(top["members"].as_array().map(Vec::len), Some(3));
+    assert_eq!(top["members"].as_array().expect("members").iter().filter_map(|m| m["keys"].as_u64()).sum::<u64>(), 300);
+    let (ok, out, err) = admin(c.ports[1], &["top", "--count", "2"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("cluster-admin top, every 1 s").count(), 2, "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("NODE ID")).count(), 2, "{out}");
+    let health = ["UP", "STATE", "KEYS", "MEMORY", "OPS/S", "CLIENTS"];
+    assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>().ends_with(&health)), "{out}");
+
+    // A member that is down shows as unreachable.
+    let gone = members.iter().position(|m| m["leader"] != true).expect("a follower");
+    let gone_id = members[gone]["node_id"].as_str().expect("id").to_string();
+    let i = c.index_of_id(&gone_id).expect("a node");
+    c.nodes[i] = None;
+    let seed = c.ports[(i + 1) % 3];
+    let st = status_json(seed).expect("status with a node down");
+    let m = st["members"].as_array().expect("members").iter().find(|m| m["node_id"] == gone_id.as_str()).cloned().expect("member");
+    assert_eq!((m["reachable"].as_bool(), m["keys"].is_null()), (Some(false), true), "{m}");
+    let (ok, out, _) = admin(seed, &["status"]);
+    assert!(ok && out.contains(", 1 unreachable\n"), "{out}");
+}

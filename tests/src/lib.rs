@@ -43,7 +43,8 @@ fn listens_on(pid: u32, port: u16) -> bool {
     fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| inodes.iter().any(|i| l.to_string_lossy() == *i)))
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now (the OS's pick).
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
     l.local_addr().expect("local addr").port()
 }

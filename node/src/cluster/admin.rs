@@ -182,7 +182,9 @@ impl AdminService {
     }
 
     /// Keys held by this node, over every shard and database.
-    async fn key_count(&self) -> u64 {
+    /// Keys across all databases and commands per second lately, summed
+    /// over the shards (one job each).
+    async fn load(&self) -> (u64, u64) {
         let mut waits = Vec::new();
         for s in 0..self.engine.nshards() {
             let (tx, rx) = tokio::sync::oneshot::channel();
@@ -191,28 +193,38 @@ impl AdminService {
                 crate::shard::NO_TX,
                 Box::new(move |sh| {
                     let n: usize = (0..sh.db_count()).map(|i| sh.db_if_exists(i).map_or(0, |d| d.len())).sum();
-                    let _ = tx.send(n as u64);
+                    let _ = tx.send((n as u64, sh.rates.get()[0]));
                 }),
             );
             waits.push(rx);
         }
-        let mut total = 0;
+        let (mut keys, mut ops) = (0, 0);
         for w in waits {
-            total += w.await.unwrap_or(0);
+            let (k, o) = w.await.unwrap_or((0, 0));
+            keys += k;
+            ops += o;
         }
-        total
+        (keys, ops)
     }
 }
 
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn node_info(&self, _: Request<NodeInfoRequest>) -> Reply<NodeInfoReply> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (keys, ops_per_sec) = self.load().await;
         Ok(Response::new(NodeInfoReply {
             node_id: self.myself.id.clone(),
             client_addr: format!("{}:{}", self.myself.host, self.myself.port),
             version: env!("CARGO_PKG_VERSION").into(),
             shards: self.engine.nshards() as u32,
-            keys: self.key_count().await,
+            keys,
+            used_memory: crate::alloc::used_memory(),
+            maxmemory: self.engine.cfg.maxmemory.load(Relaxed),
+            ops_per_sec,
+            connected_clients: self.engine.stats.connected_clients.load(Relaxed),
+            raft_state: crate::cluster::figures().map_or("", |(r, _)| r.state).into(),
+            uptime_seconds: crate::util::now_ms().saturating_sub(self.engine.stats.start_ms.load(Relaxed)) / 1000,
         }))
     }
 

@@ -53,6 +53,57 @@ pub fn channel(url: &str) -> Result<BusChannel, tonic::transport::Error> {
     Ok(InterceptedService::new(ch, auth))
 }
 
+/// What the metrics endpoint reads of the control plane, set by `start`
+/// once the Raft node runs.
+static OBSERVED: std::sync::OnceLock<Observed> = std::sync::OnceLock::new();
+
+struct Observed {
+    raft: raft::Raft,
+    log: LogStore,
+    ctl: Arc<migration::Control>,
+}
+
+/// The metadata group as this node sees it (openraft's metrics plus the
+/// commit index the log store keeps).
+#[derive(Debug)]
+pub struct RaftFigures {
+    pub term: u64,
+    /// The leader's Raft id, if one is known.
+    pub leader: Option<u64>,
+    pub is_leader: bool,
+    /// leader, follower, candidate or learner.
+    pub state: &'static str,
+    pub last_log_index: Option<u64>,
+    pub last_applied: Option<u64>,
+    pub committed: Option<u64>,
+    pub voters: usize,
+}
+
+/// The control plane's figures; `None` before it started (or in
+/// standalone mode).
+pub fn figures() -> Option<(RaftFigures, migration::MigrationFigures)> {
+    let o = OBSERVED.get()?;
+    let m = o.raft.metrics().borrow().clone();
+    let state = match m.state {
+        openraft::ServerState::Leader => "leader",
+        openraft::ServerState::Follower => "follower",
+        openraft::ServerState::Candidate => "candidate",
+        openraft::ServerState::Learner => "learner",
+        openraft::ServerState::Shutdown => "shutdown",
+    };
+    let raft = RaftFigures {
+        term: m.current_term,
+        leader: m.current_leader,
+        is_leader: m.current_leader == Some(m.id),
+        state,
+        last_log_index: m.last_log_index,
+        last_applied: m.last_applied.map(|l| l.index),
+        committed: o.log.committed_index(),
+        voters: m.membership_config.membership().voter_ids().count(),
+    };
+    Some((raft, o.ctl.migration_figures()))
+}
+
 /// Raft timing: heartbeats every 100 ms, elections after 0.5-1 s of
 /// silence (loopback and LAN clusters; a leader's loss is noticed within
 /// about a second).
@@ -77,6 +128,7 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
     let nid = raft::raft_id(&me.id).ok_or_else(|| std::io::Error::other("bad node id"))?;
     let raft_dir = dir.join("raft");
     let log = LogStore::open(&raft_dir)?;
+    let log_view = log.clone();
     let sm = StateMachine::open(&raft_dir, map.clone())?;
     let addr: SocketAddr = format!("{bind}:{}", me.grpc_port)
         .parse()
@@ -112,7 +164,12 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
                 running: Default::default(),
                 imports: Default::default(),
                 incarnation: identity::random_id(),
+                current: Default::default(),
+                sent: Default::default(),
+                completed: Default::default(),
+                last_pause_us: Default::default(),
             });
+            let _ = OBSERVED.set(Observed { raft: raft.clone(), log: log_view, ctl: ctl.clone() });
             tokio::spawn(migration::purge::run(ctl.clone()));
             let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
             let _ = ctl.map.control.set(requests);

@@ -7,6 +7,7 @@ pub mod busy;
 pub mod conn;
 pub mod expiry;
 pub mod housekeeping;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -69,6 +70,18 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         listeners.push(l);
     }
 
+    let metrics_listener = match cfg.metrics_port {
+        Some(port) => {
+            let addr = metrics::bind_addr(&cfg.bind, port);
+            let l = std::net::TcpListener::bind(&addr)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("metrics endpoint on {addr}: {e}")))?;
+            l.set_nonblocking(true)?;
+            info!(%addr, "metrics endpoint: GET /metrics");
+            Some(l)
+        }
+        None => None,
+    };
+
     let mut conn_txs = Vec::new();
     let mut threads = Vec::new();
     for (id, inbox) in inboxes.into_iter().enumerate() {
@@ -95,6 +108,9 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
             let conn_txs = conn_txs.clone();
             let engine = engine.clone();
             tokio::spawn(accept_loop(l, conn_txs, engine));
+        }
+        if let Some(l) = metrics_listener {
+            tokio::spawn(metrics::serve(TcpListener::from_std(l)?, engine.clone()));
         }
         // A signal saves first when save points are set (as Redis does);
         // if that fails the server stays up.
@@ -262,7 +278,7 @@ fn shard_thread(
     id: usize,
     nshards: usize,
     engine: Arc<Engine>,
-    mut inbox: mpsc::UnboundedReceiver<Msg>,
+    inbox: mpsc::UnboundedReceiver<Msg>,
     conns: mpsc::UnboundedReceiver<std::net::TcpStream>,
     saver: Option<mpsc::UnboundedReceiver<crate::shard::snapshot::SaveRequest>>,
 ) {
@@ -280,11 +296,12 @@ fn shard_thread(
     shard.cluster = engine.cluster.clone();
     shard.snapshot_wake = engine.saves.wake[id].clone();
     let shard = LocalShard::new(shard);
+    shard.make_current(inbox);
     local.block_on(&rt, async move {
         // Inbox: jobs from other threads.
         let s = shard.clone();
         tokio::task::spawn_local(async move {
-            while let Some(msg) = inbox.recv().await {
+            while let Some(msg) = s.next_msg().await {
                 s.deliver(msg);
             }
         });

@@ -179,6 +179,26 @@ impl Hist {
         self.total += o.total;
     }
 
+    /// Calls per bucket for ascending upper bounds `bounds` (ns): each
+    /// bound's calls not under the bound before it (Prometheus's buckets,
+    /// at the histogram's precision: a recorded value counts under the
+    /// bound whose sub-bucket holds it). Calls above the last bound are
+    /// `total` minus the sum.
+    pub fn per_bound(&self, bounds: &[u64]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(bounds.len());
+        let mut i = 0;
+        for &b in bounds {
+            let upto = index_of(b.clamp(HIST_MIN, HIST_MAX));
+            let mut n = 0;
+            while i <= upto && i < self.counts.len() {
+                n += self.counts[i];
+                i += 1;
+            }
+            out.push(n);
+        }
+        out
+    }
+
     /// LATENCY HISTOGRAM's buckets: (upper bound in µs, calls at or under
     /// it), for the power-of-two bounds from 1024 ns where the count grows
     /// (HdrHistogram's logarithmic iteration, as Redis's fillCommandCDF).
@@ -319,6 +339,17 @@ fn render_range(out: &mut String, seq: &[(f64, String)], min: f64, max: f64, row
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn per_bound_splits_calls_between_bounds() {
+        let mut h = super::Hist::default();
+        for ns in [500, 1_000, 3_000, 3_000, 900_000_000] {
+            h.record(ns);
+        }
+        // 500 ns is recorded as 1 ns (whole microseconds, at least 1 ns).
+        assert_eq!(h.per_bound(&[1_000, 2_000, 4_000, 1_000_000]), vec![2, 0, 2, 0]);
+        assert_eq!(h.total, 5);
+    }
+
     use super::*;
 
     #[test]

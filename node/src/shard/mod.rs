@@ -27,7 +27,7 @@ pub mod tx;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -97,7 +97,7 @@ impl Rates {
 }
 
 /// Counters a shard keeps about itself (read by INFO).
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, Debug)]
 pub struct ShardStats {
     /// Commands run by the connections of this shard's thread.
     pub commands: u64,
@@ -107,6 +107,12 @@ pub struct ShardStats {
     pub keyspace_misses: u64,
     pub expired_keys: u64,
     pub evicted_keys: u64,
+    /// Jobs other threads sent this shard (cross-shard hops), counted
+    /// when they run.
+    pub hops: u64,
+    /// Work that had to wait in the shard's queue because a transaction
+    /// held the shard (or others were already waiting behind one).
+    pub lock_waits: u64,
 }
 
 pub struct Shard {
@@ -430,11 +436,49 @@ pub struct LocalShard {
     queue: RefCell<VecDeque<Waiting>>,
     /// A local task has been given the next turn and has not taken it yet.
     granted: Cell<bool>,
+    /// Jobs from other threads (`set_inbox`), read by `next_msg`.
+    inbox: RefCell<Option<mpsc::UnboundedReceiver<Msg>>>,
+}
+
+thread_local! {
+    /// This thread's shard, once the server made it current: jobs read its
+    /// backlog through it (`backlog`).
+    static CURRENT: RefCell<Weak<LocalShard>> = const { RefCell::new(Weak::new()) };
+}
+
+/// Work waiting for this thread's shard: queued behind a transaction's
+/// lock, plus jobs sent from other threads and not received yet. Zero on
+/// a thread without a current shard.
+pub fn backlog() -> usize {
+    CURRENT.with(|c| c.borrow().upgrade().map_or(0, |s| s.queue.borrow().len() + s.inbox.borrow().as_ref().map_or(0, |rx| rx.len())))
 }
 
 impl LocalShard {
     pub fn new(shard: Shard) -> Rc<LocalShard> {
-        Rc::new(LocalShard { cell: RefCell::new(shard), queue: RefCell::new(VecDeque::new()), granted: Cell::new(false) })
+        Rc::new(LocalShard {
+            cell: RefCell::new(shard),
+            queue: RefCell::new(VecDeque::new()),
+            granted: Cell::new(false),
+            inbox: RefCell::new(None),
+        })
+    }
+
+    /// Makes this the thread's shard and hands it its inbox (jobs from
+    /// other threads, read with `next_msg`).
+    pub fn make_current(self: &Rc<Self>, inbox: mpsc::UnboundedReceiver<Msg>) {
+        *self.inbox.borrow_mut() = Some(inbox);
+        CURRENT.with(|c| *c.borrow_mut() = Rc::downgrade(self));
+    }
+
+    /// The next job from another thread; `None` once every sender is gone
+    /// (or no inbox was given).
+    pub async fn next_msg(&self) -> Option<Msg> {
+        // Borrowed only while polled, so a job can read the inbox's length.
+        std::future::poll_fn(|cx| match self.inbox.borrow_mut().as_mut() {
+            Some(rx) => rx.poll_recv(cx),
+            None => std::task::Poll::Ready(None),
+        })
+        .await
     }
 
     pub fn id(&self) -> usize {
@@ -453,6 +497,7 @@ impl LocalShard {
     /// Runs `f` on the shard, now or when its turn in the queue comes.
     pub async fn run<R>(&self, tx: TxId, f: impl FnOnce(&mut Shard) -> R) -> R {
         if !self.can_run(tx) {
+            self.cell.borrow_mut().stats.lock_waits += 1;
             let (turn_tx, turn_rx) = oneshot::channel();
             self.queue.borrow_mut().push_back(Waiting::Local(turn_tx));
             if turn_rx.await.is_err() {
@@ -486,11 +531,21 @@ impl LocalShard {
     /// Handles a job from the inbox: runs it now, or queues it.
     pub fn deliver(&self, msg: Msg) {
         if self.can_run(msg.tx) {
-            self.apply(msg.tx, msg.job);
+            self.apply_remote(msg);
             self.drain();
         } else {
+            self.cell.borrow_mut().stats.lock_waits += 1;
             self.queue.borrow_mut().push_back(Waiting::Remote(msg));
         }
+    }
+
+    /// Runs a job another thread sent, counting the hop.
+    fn apply_remote(&self, msg: Msg) {
+        let job = msg.job;
+        self.apply(msg.tx, |sh| {
+            sh.stats.hops += 1;
+            job(sh)
+        })
     }
 
     /// Runs queued work in arrival order while the shard is free: remote jobs
@@ -503,7 +558,7 @@ impl LocalShard {
             }
             let Some(next) = self.queue.borrow_mut().pop_front() else { return };
             match next {
-                Waiting::Remote(msg) => self.apply(msg.tx, msg.job),
+                Waiting::Remote(msg) => self.apply_remote(msg),
                 Waiting::Local(turn) => {
                     if turn.send(()).is_ok() {
                         self.granted.set(true);

@@ -44,6 +44,46 @@ pub struct Control {
     pub imports: Mutex<HashMap<(String, u32), u64>>,
     /// Random per process start (see `ImportReply::incarnation`).
     pub incarnation: String,
+    /// The figures of the migration this process is running as the
+    /// source (its `running` one), for the metrics endpoint.
+    pub current: Mutex<Option<Arc<source::Progress>>>,
+    /// Keys and bytes sent by the migrations this process finished (or
+    /// abandoned) as the source; `current`'s are added when it ends.
+    pub sent: source::Progress,
+    /// Migrations this process completed as the source, and the write
+    /// pause of the last one (µs).
+    pub completed: std::sync::atomic::AtomicU64,
+    pub last_pause_us: std::sync::atomic::AtomicU64,
+}
+
+/// What the metrics endpoint shows of live migration: keys and bytes this
+/// node has sent as a source since it started, and the phase of the
+/// migration it is running, if any.
+#[derive(Debug)]
+pub struct MigrationFigures {
+    pub keys_sent: u64,
+    pub bytes_sent: u64,
+    pub phase: Option<&'static str>,
+    pub completed: u64,
+    /// The last completed migration's write pause, if there was one.
+    pub last_pause_secs: Option<f64>,
+}
+
+impl Control {
+    pub fn migration_figures(&self) -> MigrationFigures {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Under `current`'s lock, so a migration ending now is counted once.
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut keys_sent, mut bytes_sent) = (self.sent.keys.load(Relaxed), self.sent.bytes.load(Relaxed));
+        let phase = current.as_ref().map(|p| {
+            keys_sent += p.keys.load(Relaxed);
+            bytes_sent += p.bytes.load(Relaxed);
+            *p.phase.lock().unwrap_or_else(|e| e.into_inner())
+        });
+        let completed = self.completed.load(Relaxed);
+        let last_pause_secs = (completed > 0).then(|| self.last_pause_us.load(Relaxed) as f64 / 1e6);
+        MigrationFigures { keys_sent, bytes_sent, phase, completed, last_pause_secs }
+    }
 }
 
 /// A committed change.

@@ -61,11 +61,17 @@ pub struct Moved {
     pub pause: Duration,
 }
 
-/// Clears `Control::running` however the migration ends.
-struct Running<'a>(&'a Control);
+/// Clears `Control::running` however the migration ends, and moves its
+/// figures into the node's totals (`Control::sent`).
+struct Running<'a>(&'a Control, Arc<Progress>);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
+        let mut current = self.0.current.lock().unwrap_or_else(|e| e.into_inner());
+        self.0.sent.keys.fetch_add(self.1.keys.load(Relaxed), Relaxed);
+        self.0.sent.bytes.fetch_add(self.1.bytes.load(Relaxed), Relaxed);
+        *current = None;
+        drop(current);
         *self.0.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
@@ -80,7 +86,8 @@ pub async fn run(ctl: Arc<Control>, to: NodeAddr, ranges: Vec<(u16, u16)>, progr
         }
         *running = Some(id.clone());
     }
-    let _running = Running(&ctl);
+    *ctl.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(progress.clone());
+    let _running = Running(&ctl, progress.clone());
     let begin = Change::BeginMigration { id: id.clone(), ranges, from: ctl.myself.id.clone(), to: to.id.clone() };
     let log_index = ctl.propose(begin).await.map_err(|e| e.to_string())?.log_index;
     if !ctl.applied(log_index, Duration::from_secs(10)).await {
@@ -174,6 +181,8 @@ pub async fn run(ctl: Arc<Control>, to: NodeAddr, ranges: Vec<(u16, u16)>, progr
     ctl.map.gate.open_all();
     let pause = t0.elapsed();
     progress.phase("done");
+    ctl.last_pause_us.store(pause.as_micros() as u64, Relaxed);
+    ctl.completed.fetch_add(1, Relaxed);
     info!(
         %id,
         pause_ms = pause.as_millis() as u64,

@@ -60,6 +60,11 @@ pub struct LogStore {
 }
 
 impl LogStore {
+    /// The last commit index saved (what openraft reported committed).
+    pub fn committed_index(&self) -> Option<u64> {
+        lock(&self.inner).meta.committed.map(|l| l.index)
+    }
+
     pub fn open(dir: &Path) -> std::io::Result<LogStore> {
         std::fs::create_dir_all(dir)?;
         let meta: LogMeta = match std::fs::read(dir.join("meta.json")) {
