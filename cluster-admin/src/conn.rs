@@ -10,7 +10,7 @@ use damselfly_proto::admin::admin_client::AdminClient;
 use damselfly_proto::admin::{NodeInfoRequest, StatusReply, StatusRequest};
 use damselfly_proto::bus_auth::Attach;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::Res;
 
@@ -24,6 +24,18 @@ static AUTH: std::sync::OnceLock<Attach> = std::sync::OnceLock::new();
 /// `--secret-file` or `DAMSELFLY_CLUSTER_SECRET`).
 pub fn set_secret(secret: Option<&str>) -> Res<()> {
     let _ = AUTH.set(Attach::new(secret)?);
+    Ok(())
+}
+
+/// Mutual TLS towards the nodes (`--tls`), set once from the command line.
+static TLS: std::sync::OnceLock<ClientTlsConfig> = std::sync::OnceLock::new();
+
+/// Reads the client certificate, its key and the CA (PEM files).
+pub fn set_tls(cert: &str, key: &str, ca: &str) -> Res<()> {
+    let read = |flag: &str, path: &str| std::fs::read(path).map_err(|e| format!("{flag} {path}: {e}"));
+    let identity = Identity::from_pem(read("--tls-cert", cert)?, read("--tls-key", key)?);
+    let ca = Certificate::from_pem(read("--tls-ca", ca)?);
+    let _ = TLS.set(ClientTlsConfig::new().ca_certificate(ca).identity(identity));
     Ok(())
 }
 
@@ -57,7 +69,11 @@ pub fn connect_for_moves(grpc_addr: &str) -> Res<Admin> {
 }
 
 fn endpoint(grpc_addr: &str) -> Res<Endpoint> {
-    let ep = Endpoint::from_shared(format!("http://{grpc_addr}")).map_err(|e| format!("bad address {grpc_addr}: {e}"))?;
+    let bad = |e: tonic::transport::Error| format!("bad address {grpc_addr}: {e}");
+    let ep = match TLS.get() {
+        Some(tls) => Endpoint::from_shared(format!("https://{grpc_addr}")).map_err(bad)?.tls_config(tls.clone()).map_err(bad)?,
+        None => Endpoint::from_shared(format!("http://{grpc_addr}")).map_err(bad)?,
+    };
     Ok(ep.connect_timeout(Duration::from_secs(5)))
 }
 
