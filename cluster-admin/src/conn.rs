@@ -46,6 +46,12 @@ fn admin(ch: Channel) -> Admin {
 pub fn status_err(s: tonic::Status) -> String {
     match s.code() {
         tonic::Code::Unavailable if s.message().is_empty() => "node unreachable: check --seed and that the node runs with --cluster".into(),
+        // A TLS bus drops a plain client, or one whose certificate its CA
+        // did not sign, before any gRPC status.
+        _ if s.message() == "transport error" => format!(
+            "{} (node unreachable, or it refused the connection: nodes started with --tls-cluster yes need --tls with --tls-cert/--tls-key signed by their CA, and --tls-ca)",
+            s.message()
+        ),
         tonic::Code::Unauthenticated => {
             format!("{} (the node requires the cluster secret: pass --secret, --secret-file or set DAMSELFLY_CLUSTER_SECRET)", s.message())
         }

@@ -92,7 +92,7 @@ fn suites(list: &str, known: &[(&str, CipherSuite)], param: &str) -> Result<Vec<
         .map(|w| {
             known.iter().find(|(n, _)| n.eq_ignore_ascii_case(w)).map(|(_, s)| *s).ok_or_else(|| {
                 let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
-                format!("{param}: '{w}' is not supported here (only a list of these suites is: {})", names.join(":"))
+                format!("'{w}' is not supported here ({param} takes a list of these suites: {})", names.join(":"))
             })
         })
         .collect()
@@ -105,8 +105,8 @@ fn versions(protocols: &str) -> Result<Vec<&'static SupportedProtocolVersion>, S
         let version = match w.to_ascii_lowercase().as_str() {
             "tlsv1.2" => &rustls::version::TLS12,
             "tlsv1.3" => &rustls::version::TLS13,
-            "tlsv1" | "tlsv1.1" => return Err(format!("tls-protocols: {w} is not supported here (TLS 1.2 and 1.3 only)")),
-            _ => return Err(format!("tls-protocols: unknown protocol '{w}' (TLSv1.2, TLSv1.3)")),
+            "tlsv1" | "tlsv1.1" => return Err(format!("{w} is not supported here (TLS 1.2 and 1.3 only)")),
+            _ => return Err(format!("unknown TLS protocol '{w}' (TLSv1.2, TLSv1.3)")),
         };
         if !v.contains(&version) {
             v.push(version);

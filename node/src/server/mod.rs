@@ -166,7 +166,7 @@ const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because prote
 /// Protected mode (no password set): a client from outside the loopback
 /// interface gets Redis's `-DENIED` and is disconnected; the first one is
 /// logged with what to do about it.
-async fn deny_protected(mut sock: tokio::net::TcpStream, peer: std::net::SocketAddr, engine: &Engine) {
+fn deny_protected(sock: tokio::net::TcpStream, tls: bool, peer: std::net::SocketAddr, engine: &Engine) {
     static LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if !LOGGED.swap(true, Relaxed) {
         tracing::warn!(
@@ -177,8 +177,29 @@ async fn deny_protected(mut sock: tokio::net::TcpStream, peer: std::net::SocketA
         );
     }
     engine.stats.rejected_connections.fetch_add(1, Relaxed);
+    refuse(sock, tls, DENIED, engine);
+}
+
+/// Tells a refused client why and closes the connection; a TLS client is
+/// told over TLS once its handshake is done (as Redis does), in a task of
+/// its own so the listener goes on accepting.
+fn refuse(mut sock: tokio::net::TcpStream, tls: bool, why: &'static [u8], engine: &Engine) {
     use tokio::io::AsyncWriteExt;
-    let _ = sock.write_all(DENIED).await;
+    let Some(cfg) = engine.cfg.tls.server().filter(|_| tls) else {
+        // Plain: the socket takes these few bytes at once.
+        tokio::spawn(async move {
+            let _ = sock.write_all(why).await;
+        });
+        return;
+    };
+    tokio::spawn(async move {
+        let talk = async {
+            let mut s = tokio_rustls::TlsAcceptor::from(cfg).accept(sock).await?;
+            s.write_all(why).await?;
+            s.shutdown().await
+        };
+        let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, talk).await;
+    });
 }
 
 /// A connection accepted for a shard thread.
@@ -199,7 +220,7 @@ async fn accept_loop(l: TcpListener, tls: bool, conn_txs: Vec<mpsc::UnboundedSen
         match l.accept().await {
             Ok((sock, peer)) => {
                 if engine.cfg.protecting() && !peer.ip().to_canonical().is_loopback() {
-                    deny_protected(sock, peer, &engine).await;
+                    deny_protected(sock, tls, peer, &engine);
                     continue;
                 }
                 // Counted here, at accept, not when the connection reaches its
@@ -208,9 +229,7 @@ async fn accept_loop(l: TcpListener, tls: bool, conn_txs: Vec<mpsc::UnboundedSen
                 if engine.stats.connected_clients.fetch_add(1, Relaxed) >= max {
                     engine.stats.connected_clients.fetch_sub(1, Relaxed);
                     engine.stats.rejected_connections.fetch_add(1, Relaxed);
-                    let mut sock = sock;
-                    use tokio::io::AsyncWriteExt;
-                    let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+                    refuse(sock, tls, b"-ERR max number of clients reached\r\n", &engine);
                     continue;
                 }
                 let _ = sock.set_nodelay(true);

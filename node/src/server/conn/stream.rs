@@ -15,6 +15,10 @@ use tokio_rustls::server::TlsStream;
 use super::{read_some, READ_CHUNK, SCRATCH};
 use crate::resp::Parser;
 
+/// How long a closing TLS connection waits for the peer to take its
+/// close_notify alert.
+const CLOSE_NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
@@ -44,11 +48,16 @@ impl Stream {
         }
     }
 
-    /// Closes the writing side (TLS: with a close_notify alert first).
+    /// Closes the writing side (TLS: with a close_notify alert first,
+    /// which a client that does not read, one closed over its output
+    /// limit, may never take: it gets `CLOSE_NOTIFY_WAIT`).
     pub async fn shutdown(&mut self) -> std::io::Result<()> {
         match self {
             Stream::Plain(s) => s.shutdown().await,
-            Stream::Tls(s) => s.shutdown().await,
+            Stream::Tls(s) => match tokio::time::timeout(CLOSE_NOTIFY_WAIT, s.shutdown()).await {
+                Ok(r) => r,
+                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+            },
         }
     }
 
