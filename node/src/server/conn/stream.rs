@@ -75,12 +75,15 @@ impl Stream {
             },
             Stream::Tls(tls) => SCRATCH.with(|s| {
                 let mut s = s.borrow_mut();
-                let target = match parser.big_target() {
-                    Some(big) => big,
-                    None => inbuf,
+                let (target, room) = match parser.big_target() {
+                    // A big argument takes only what it still has room for
+                    // (`big_target` leaves it some).
+                    Some(big) => {
+                        let room = (big.capacity() - big.len()).clamp(1, READ_CHUNK);
+                        (big, room)
+                    }
+                    None => (inbuf, READ_CHUNK),
                 };
-                // A big argument takes only what it still has room for.
-                let room = if target.capacity() > target.len() { (target.capacity() - target.len()).min(READ_CHUNK) } else { READ_CHUNK };
                 let mut buf = ReadBuf::new(&mut s[..room]);
                 ready!(Pin::new(&mut **tls).poll_read(cx, &mut buf))?;
                 let got = buf.filled();
