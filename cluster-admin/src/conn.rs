@@ -48,7 +48,7 @@ pub fn status_err(s: tonic::Status) -> String {
         tonic::Code::Unavailable if s.message().is_empty() => "node unreachable: check --seed and that the node runs with --cluster".into(),
         // A TLS bus drops a plain client, or one whose certificate its CA
         // did not sign, before any gRPC status.
-        _ if s.message() == "transport error" || s.message().starts_with("h2 protocol error") => format!(
+        _ if ["transport error", "h2 protocol error", "operation was canceled"].iter().any(|m| s.message().starts_with(m)) => format!(
             "{} (node unreachable, or it refused the connection: nodes started with --tls-cluster yes need --tls with --tls-cert/--tls-key signed by their CA, and --tls-ca)",
             s.message()
         ),

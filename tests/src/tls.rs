@@ -164,6 +164,11 @@ impl TlsRaw {
     /// server that refuses the client's certificate says so only after a
     /// TLS 1.3 handshake, on the first read): `Err` when refused.
     pub fn connect(certs: &Certs, port: u16, offer: Offer) -> std::io::Result<TlsRaw> {
+        Self::connect_at(certs, std::net::Ipv4Addr::LOCALHOST.into(), port, offer)
+    }
+
+    /// `connect` to another address of this machine.
+    pub fn connect_at(certs: &Certs, ip: std::net::IpAddr, port: u16, offer: Offer) -> std::io::Result<TlsRaw> {
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(certs.ca()).expect("ca") {
             roots.add(c.expect("ca cert")).expect("add ca");
@@ -188,7 +193,7 @@ impl TlsRaw {
         };
         let conn = rustls::ClientConnection::new(Arc::new(cfg), ServerName::try_from("localhost").expect("name"))
             .map_err(std::io::Error::other)?;
-        let tcp = TcpStream::connect(("127.0.0.1", port))?;
+        let tcp = TcpStream::connect((ip, port))?;
         tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut c = TlsRaw { s: rustls::StreamOwned::new(conn, tcp), buf: Vec::new() };
         c.s.write_all(b"PING\r\n")?;
