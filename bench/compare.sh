@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Compares damselfly with redis-server on this machine: throughput with
-# redis-benchmark (SET, GET, INCR, HSET, MSET at pipeline depth 1 and 16) and
-# memory after loading the same keys into a fresh instance of each.
+# redis-benchmark (SET, GET, INCR, HSET, MSET at pipeline depth 1 and 16;
+# SET and GET over TLS too, each server's tls-port with a client
+# certificate, redis-benchmark --tls) and memory after loading the same keys
+# into a fresh instance of each.
 #
 # Usage: bench/compare.sh [--quick] [--no-build] [--shards N] [--repeats N]
 #                         [--seconds S] [--keys N] [--clients N]
@@ -13,13 +15,15 @@
 #   --seconds S   target duration of one redis-benchmark run (default 3)
 #   --keys N      keys loaded for the memory comparison (default 1000000)
 #   --clients N   redis-benchmark connections (default 50)
+#   --no-tls      leave out the TLS rows
 #
 # Both servers listen on random free loopback ports and are stopped on exit.
 # Per-run figures are kept in bench/out/ (ignored by git). Progress goes to
 # stderr, the result tables to stdout.
 #
-# Only redis-benchmark, redis-cli and python3's standard library are needed
-# (redis-server and redis-tools are installed with apt-get if missing).
+# Only redis-benchmark, redis-cli, python3's standard library and (for the
+# TLS rows) the openssl tool are needed (redis-server and redis-tools are
+# installed with apt-get if missing).
 
 set -euo pipefail
 
@@ -33,8 +37,9 @@ REPEATS=""
 SECONDS_PER_RUN=""
 KEYS=""
 CLIENTS=50
+TLS=1
 
-usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -50,6 +55,7 @@ while [ $# -gt 0 ]; do
         --keys=*) KEYS="${1#*=}" ;;
         --clients) CLIENTS="${2:?--clients needs a number}"; shift ;;
         --clients=*) CLIENTS="${1#*=}" ;;
+        --no-tls) TLS=0 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -97,6 +103,10 @@ DPID=""
 RPID=""
 DPORT=""
 RPORT=""
+DTLS=""
+RTLS=""
+# Set while the TLS rows run: redis-benchmark goes to the TLS ports.
+ON_TLS=0
 
 cleanup() {
     local p
@@ -144,10 +154,34 @@ wait_ready() { # port pid name
     die "$3 did not answer PING on port $1"
 }
 
+# A throw-away CA, and a server and a client certificate it signed.
+make_certs() {
+    command -v openssl >/dev/null || die "the TLS rows need the openssl tool (or pass --no-tls)"
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes) n
+    (
+        cd "$WORK"
+        openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.crt -days 2 -subj "/CN=bench ca" 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' >ext.cnf
+        for n in server client; do
+            openssl req "${ec[@]}" -keyout "$n.key" -out "$n.csr" -subj "/CN=$n" 2>/dev/null
+            openssl x509 -req -in "$n.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$n.crt" -days 2 -extfile ext.cnf 2>/dev/null
+        done
+    )
+}
+
+tls_server_args() { # port
+    echo --tls-port "$1" --tls-cert-file "$WORK/server.crt" --tls-key-file "$WORK/server.key" --tls-ca-cert-file "$WORK/ca.crt"
+}
+
 start_damselfly() {
     DPORT="$(free_port)"
     local extra=()
     if [ -n "$SHARDS" ]; then extra=(--shards "$SHARDS"); fi
+    if [ "$TLS" = 1 ]; then
+        DTLS="$(free_port)"
+        # shellcheck disable=SC2207
+        extra+=($(tls_server_args "$DTLS"))
+    fi
     "$DAMSELFLY" --port "$DPORT" --bind 127.0.0.1 --loglevel warn --save "" --dir "$WORK" "${extra[@]}" >"$WORK/damselfly.log" 2>&1 &
     DPID=$!
     wait_ready "$DPORT" "$DPID" damselfly
@@ -155,8 +189,14 @@ start_damselfly() {
 
 start_redis() {
     RPORT="$(free_port)"
+    local extra=()
+    if [ "$TLS" = 1 ]; then
+        RTLS="$(free_port)"
+        # shellcheck disable=SC2207
+        extra=($(tls_server_args "$RTLS"))
+    fi
     redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
-        --daemonize no --logfile "$WORK/redis.log" >/dev/null 2>&1 &
+        --daemonize no --logfile "$WORK/redis.log" "${extra[@]}" >/dev/null 2>&1 &
     RPID=$!
     wait_ready "$RPORT" "$RPID" redis
 }
@@ -168,7 +208,18 @@ stop_server() { # pid
     fi
 }
 
-port_of() { if [ "$1" = damselfly ]; then echo "$DPORT"; else echo "$RPORT"; fi; }
+port_of() {
+    if [ "$ON_TLS" = 1 ]; then
+        if [ "$1" = damselfly ]; then echo "$DTLS"; else echo "$RTLS"; fi
+    elif [ "$1" = damselfly ]; then echo "$DPORT"; else echo "$RPORT"; fi
+}
+
+# redis-benchmark's TLS options while the TLS rows run.
+tls_client_args() {
+    if [ "$ON_TLS" = 1 ]; then
+        echo --tls --cacert "$WORK/ca.crt" --cert "$WORK/client.crt" --key "$WORK/client.key"
+    fi
+}
 pid_of() { if [ "$1" = damselfly ]; then echo "$DPID"; else echo "$RPID"; fi; }
 
 # --- throughput --------------------------------------------------------------
@@ -192,8 +243,9 @@ bench_once() { # server test pipeline requests
     err="$WORK/rb.err"
     t0="$(cpu_ticks "$pid")"
     local TIMEFORMAT='%U %S'
+    # shellcheck disable=SC2046
     if ! { time timeout 300 redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -n "$4" -r 100000 -d 16 \
-        -P "$3" -t "$2" --csv >"$out" 2>"$err" </dev/null; } 2>"$WORK/rb.time"; then
+        -P "$3" -t "$2" --csv $(tls_client_args) >"$out" 2>"$err" </dev/null; } 2>"$WORK/rb.time"; then
         echo "n/a n/a n/a"
         return
     fi
@@ -252,8 +304,21 @@ label() { # test pipeline
     local t
     t="$(echo "$1" | tr '[:lower:]' '[:upper:]')"
     if [ "$1" = mset ]; then t="MSET (10 keys)"; fi
-    echo "$t -P $2"
+    if [ "$ON_TLS" = 1 ]; then echo "TLS $t -P $2"; else echo "$t -P $2"; fi
 }
+
+TLS_TESTS=(set get)
+# Every row, in report order: "tls test pipeline".
+ROWS=()
+for pipe in "${PIPES[@]}"; do
+    for t in "${TESTS[@]}"; do ROWS+=("0 $t $pipe"); done
+done
+if [ "$TLS" = 1 ]; then
+    for pipe in "${PIPES[@]}"; do
+        for t in "${TLS_TESTS[@]}"; do ROWS+=("1 $t $pipe"); done
+    done
+    make_certs
+fi
 
 log "damselfly: $DAMSELFLY${SHARDS:+ --shards $SHARDS}"
 log "redis: $(redis-server --version | head -1)"
@@ -263,8 +328,9 @@ start_redis
 log "damselfly on port $DPORT (pid $DPID), redis on port $RPORT (pid $RPID)"
 
 order=0
-for pipe in "${PIPES[@]}"; do
-    for t in "${TESTS[@]}"; do
+for spec in "${ROWS[@]}"; do
+    read -r ON_TLS t pipe <<<"$spec"
+    {
         row="$(label "$t" "$pipe")"
         if [ "$pipe" = 1 ]; then probe_n=10000; else probe_n=50000; fi
         if [ "$QUICK" = 1 ]; then probe_n=$((probe_n / 2)); fi
@@ -298,8 +364,9 @@ for pipe in "${PIPES[@]}"; do
         RESULT_R["$row"]="$(median "${rvals[@]}")"
         CPU_D["$row"]="$(median "${dcpu[@]}")"
         CPU_R["$row"]="$(median "${rcpu[@]}")"
-    done
+    }
 done
+ON_TLS=0
 
 stop_server "$DPID"; DPID=""
 stop_server "$RPID"; RPID=""
@@ -361,15 +428,17 @@ done
     echo
     printf '| %-22s | %15s | %15s | %6s | %15s | %15s |\n' "row" "damselfly ops/s" "redis ops/s" "ratio" "damselfly us/op" "redis us/op"
     printf '|%s|%s|%s|%s|%s|%s|\n' "------------------------" "----------------:" "----------------:" "-------:" "----------------:" "----------------:"
-    for pipe in "${PIPES[@]}"; do
-        for t in "${TESTS[@]}"; do
+    for spec in "${ROWS[@]}"; do
+        read -r ON_TLS t pipe <<<"$spec"
+        {
             row="$(label "$t" "$pipe")"
             d="${RESULT_D[$row]}"
             r="${RESULT_R[$row]}"
             ratio="$(python3 -c 'import sys; d, r = sys.argv[1:]; print("n/a" if "n/a" in (d, r) else f"{float(d)/float(r):.2f}")' "$d" "$r")"
             printf '| %-22s | %15s | %15s | %6s | %15s | %15s |\n' "$row" "$d" "$r" "$ratio" "${CPU_D[$row]}" "${CPU_R[$row]}"
-        done
+        }
     done
+    ON_TLS=0
     echo
     echo "ratio = damselfly / redis ops/s. us/op = server CPU time (user + system, all threads)"
     echo "per request, median; lower is better."

@@ -10,7 +10,7 @@ use damselfly_proto::admin::admin_client::AdminClient;
 use damselfly_proto::admin::{NodeInfoReply, NodeInfoRequest, StatusReply, StatusRequest};
 use damselfly_proto::bus_auth::Attach;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::Res;
 
@@ -27,6 +27,18 @@ pub fn set_secret(secret: Option<&str>) -> Res<()> {
     Ok(())
 }
 
+/// Mutual TLS towards the nodes (`--tls`), set once from the command line.
+static TLS: std::sync::OnceLock<ClientTlsConfig> = std::sync::OnceLock::new();
+
+/// Reads the client certificate, its key and the CA (PEM files).
+pub fn set_tls(cert: &str, key: &str, ca: &str) -> Res<()> {
+    let read = |flag: &str, path: &str| std::fs::read(path).map_err(|e| format!("{flag} {path}: {e}"));
+    let identity = Identity::from_pem(read("--tls-cert", cert)?, read("--tls-key", key)?);
+    let ca = Certificate::from_pem(read("--tls-ca", ca)?);
+    let _ = TLS.set(ClientTlsConfig::new().ca_certificate(ca).identity(identity));
+    Ok(())
+}
+
 fn admin(ch: Channel) -> Admin {
     AdminClient::with_interceptor(ch, AUTH.get().cloned().unwrap_or_default())
 }
@@ -34,6 +46,12 @@ fn admin(ch: Channel) -> Admin {
 pub fn status_err(s: tonic::Status) -> String {
     match s.code() {
         tonic::Code::Unavailable if s.message().is_empty() => "node unreachable: check --seed and that the node runs with --cluster".into(),
+        // A TLS bus drops a plain client, or one whose certificate its CA
+        // did not sign, before any gRPC status.
+        _ if ["transport error", "h2 protocol error", "operation was canceled"].iter().any(|m| s.message().starts_with(m)) => format!(
+            "{} (node unreachable, or it refused the connection: nodes started with --tls-cluster yes need --tls with --tls-cert/--tls-key signed by their CA, and --tls-ca)",
+            s.message()
+        ),
         tonic::Code::Unauthenticated => {
             format!("{} (the node requires the cluster secret: pass --secret, --secret-file or set DAMSELFLY_CLUSTER_SECRET)", s.message())
         }
@@ -57,7 +75,11 @@ pub fn connect_for_moves(grpc_addr: &str) -> Res<Admin> {
 }
 
 fn endpoint(grpc_addr: &str) -> Res<Endpoint> {
-    let ep = Endpoint::from_shared(format!("http://{grpc_addr}")).map_err(|e| format!("bad address {grpc_addr}: {e}"))?;
+    let bad = |e: tonic::transport::Error| format!("bad address {grpc_addr}: {e}");
+    let ep = match TLS.get() {
+        Some(tls) => Endpoint::from_shared(format!("https://{grpc_addr}")).map_err(bad)?.tls_config(tls.clone()).map_err(bad)?,
+        None => Endpoint::from_shared(format!("http://{grpc_addr}")).map_err(bad)?,
+    };
     Ok(ep.connect_timeout(Duration::from_secs(5)))
 }
 

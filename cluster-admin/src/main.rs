@@ -39,6 +39,19 @@ struct Cli {
     /// File holding the cluster bus secret (trailing newline dropped).
     #[arg(long, global = true)]
     secret_file: Option<String>,
+    /// Reach the nodes' gRPC bus over mutual TLS (nodes started with
+    /// `--tls-cluster yes`); needs --tls-cert, --tls-key and --tls-ca.
+    #[arg(long, global = true, requires_all = ["tls_cert", "tls_key", "tls_ca"])]
+    tls: bool,
+    /// Client certificate (PEM) presented to the nodes, signed by their CA.
+    #[arg(long, global = true, requires = "tls")]
+    tls_cert: Option<String>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, requires = "tls")]
+    tls_key: Option<String>,
+    /// CA certificate (PEM) the nodes' certificates must be signed by.
+    #[arg(long, global = true, requires = "tls")]
+    tls_ca: Option<String>,
     /// Machine-readable JSON output instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -189,6 +202,13 @@ fn secret_of(cli: &Cli) -> Res<Option<String>> {
 
 async fn run(cli: Cli) -> Res<()> {
     conn::set_secret(secret_of(&cli)?.as_deref())?;
+    if cli.tls {
+        conn::set_tls(
+            cli.tls_cert.as_deref().unwrap_or_default(),
+            cli.tls_key.as_deref().unwrap_or_default(),
+            cli.tls_ca.as_deref().unwrap_or_default(),
+        )?;
+    }
     let seed_grpc = grpc_addr_of(&cli.seed)?;
     let mut admin = connect(&seed_grpc)?;
     // Extra top-level fields of the JSON output ("moved", "plan").

@@ -4,6 +4,8 @@
 //! the ones this server cannot change yet are reported with the value that
 //! describes it and refuse any other (`FIXED`).
 
+pub mod tls;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -254,6 +256,8 @@ pub struct Config {
     pub log_json: bool,
     /// Parameters whose value cannot change here, by name (`FIXED`).
     fixed: BTreeMap<String, String>,
+    /// `tls-*`: the TLS port, its files and settings (`tls`).
+    pub tls: tls::Tls,
 }
 
 /// The cluster bus secret from `--cluster-secret` or `--cluster-secret-file`.
@@ -686,6 +690,7 @@ impl Config {
             logfile: String::new(),
             log_json: false,
             fixed: FIXED.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tls: tls::Tls::default(),
         };
         let mut cfg = cfg;
         if let Some(path) = &args.config_file {
@@ -755,6 +760,10 @@ impl Config {
             });
             cfg.fixed.insert("cluster-enabled".into(), "yes".into());
         }
+        if cfg.tls.params().cluster && cfg.cluster.is_none() {
+            return Err(ConfigError::Invalid("tls-cluster needs --cluster".into()));
+        }
+        cfg.tls.start()?;
         Ok(cfg)
     }
 
@@ -836,6 +845,7 @@ impl Config {
                     self.enable_protected_configs = v;
                 }
             }
+            name if tls::Tls::owns(name) => self.tls.set(name, value, true)?,
             _ => self.set(name, value)?,
         }
         Ok(())
@@ -976,6 +986,7 @@ impl Config {
             | "metrics-port"
             | "logfile"
             | "log-format" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
+            name if tls::Tls::owns(name) => self.tls.set(name, value, false)?,
             _ => match self.fixed.get(name) {
                 Some(v) if fixed_value_eq(name, v, value) => {}
                 Some(v) => return Err(ConfigError::Fixed(name.to_string(), v.clone())),
@@ -1039,6 +1050,7 @@ impl Config {
             ("stop-writes-on-bgsave-error".into(), yes_no_text(self.stop_writes_on_bgsave_error.load(Relaxed)).into()),
         ];
         v.extend(self.fixed.iter().map(|(k, v)| (k.clone(), v.clone())));
+        v.extend(self.tls.all());
         v.sort();
         v
     }

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod resp2;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -40,14 +40,48 @@ fn secret() -> Option<&'static str> {
     SECRET.get().and_then(|s| s.as_deref())
 }
 
+/// Mutual TLS on the cluster bus (`tls-cluster yes`): this node's
+/// certificate and key (PEM), presented as server and as client, and the
+/// CA a peer's certificate must be signed by.
+struct BusTls {
+    identity: tonic::transport::Identity,
+    ca: tonic::transport::Certificate,
+}
+
+static TLS: std::sync::OnceLock<Option<BusTls>> = std::sync::OnceLock::new();
+
+/// Reads the files of the bus's TLS, when `tls-cluster` is on. Before
+/// `start`; later calls are ignored.
+pub fn set_tls(p: &crate::config::tls::TlsParams) -> std::io::Result<()> {
+    if !p.cluster {
+        let _ = TLS.set(None);
+        return Ok(());
+    }
+    let read = |path: &str| std::fs::read(path).map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")));
+    let identity = tonic::transport::Identity::from_pem(read(&p.cert_file)?, read(&p.key_file)?);
+    let ca = crate::config::tls::ca_pem(p).map_err(std::io::Error::other)?;
+    let _ = TLS.set(Some(BusTls { identity, ca: tonic::transport::Certificate::from_pem(ca) }));
+    Ok(())
+}
+
+fn bus_tls() -> Option<&'static BusTls> {
+    TLS.get().and_then(Option::as_ref)
+}
+
 /// A channel to a peer whose calls carry the cluster bus secret.
 pub type BusChannel = InterceptedService<tonic::transport::Channel, bus_auth::Attach>;
 
 /// A lazily connecting gRPC channel to `url` (http://host:port), adding the
 /// cluster secret to every call.
 pub fn channel(url: &str) -> Result<BusChannel, tonic::transport::Error> {
-    let ch =
-        tonic::transport::Endpoint::from_shared(url.to_string())?.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true).connect_lazy();
+    let ep = match bus_tls() {
+        // The peer's certificate must be the CA's and name the host it is
+        // reached at; ours goes with every connection.
+        Some(tls) => tonic::transport::Endpoint::from_shared(url.replacen("http://", "https://", 1))?
+            .tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(tls.ca.clone()).identity(tls.identity.clone()))?,
+        None => tonic::transport::Endpoint::from_shared(url.to_string())?,
+    };
+    let ch = ep.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true).connect_lazy();
     // The secret was checked at start-up (config), so this cannot fail.
     let auth = bus_auth::Attach::new(secret()).unwrap_or_default();
     Ok(InterceptedService::new(ch, auth))
@@ -184,7 +218,21 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
             if secret().is_none() {
                 warn!(%addr, "no --cluster-secret: the cluster bus accepts calls from anyone who reaches it; firewall this port");
             }
-            let served = tonic::transport::Server::builder()
+            let mut server = tonic::transport::Server::builder();
+            if let Some(tls) = bus_tls() {
+                // Mutual TLS: a peer (node or cluster-admin) without a
+                // certificate the CA signed does not get past the handshake.
+                let cfg = tonic::transport::ServerTlsConfig::new().identity(tls.identity.clone()).client_ca_root(tls.ca.clone());
+                server = match server.tls_config(cfg) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        error!("cluster bus TLS: {e}");
+                        std::process::exit(1);
+                    }
+                };
+                info!(%addr, "cluster bus: mutual TLS");
+            }
+            let served = server
                 .timeout(Duration::from_secs(60))
                 .add_service(damselfly_proto::raft::raft_server::RaftServer::with_interceptor(
                     raft::network::RaftService { raft },

@@ -455,10 +455,21 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                     )));
                 }
             }
-            for pair in args[2..].chunks_exact(2) {
-                let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
-                let value = String::from_utf8_lossy(&pair[1]).into_owned();
-                cfg.set(&name, &value).map_err(|e| match e {
+            // The TLS parameters apply together: a new certificate and its
+            // key make one new configuration.
+            let pairs: Vec<(String, String)> = args[2..]
+                .chunks_exact(2)
+                .map(|p| (String::from_utf8_lossy(&p[0]).to_ascii_lowercase(), String::from_utf8_lossy(&p[1]).into_owned()))
+                .collect();
+            let tls: Vec<(&str, &str)> =
+                pairs.iter().filter(|(n, _)| crate::config::tls::Tls::owns(n)).map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            if !tls.is_empty() {
+                cfg.tls
+                    .set_many(&tls, false)
+                    .map_err(|e| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{}') - {e}", tls[0].0)))?;
+            }
+            for (name, value) in pairs.iter().filter(|(n, _)| !crate::config::tls::Tls::owns(n)) {
+                cfg.set(name, value).map_err(|e| match e {
                     crate::config::ConfigError::Unknown(n) => {
                         CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{n}'"))
                     }

@@ -33,6 +33,13 @@
 //! from its connection channel by the hook, served the same way, and given
 //! to the thread's accept loop (`next_conn`), which starts them as ordinary
 //! connections when the script ends.
+//!
+//! TLS connections (`tls-port`) are not served by the hook: their bytes
+//! are records only rustls, in the connection's task, can read and write.
+//! A TLS client's commands (SCRIPT KILL included) wait until the script
+//! ends; a TLS connection arriving meanwhile is handed to the accept loop
+//! untouched and makes its handshake then. A script can be killed from a
+//! plain connection (`port`), or ends at its own pace.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
@@ -45,13 +52,15 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::commands::{self, flag};
 use crate::error::CmdError;
 use crate::resp::{Out, Parser};
 use crate::shard::Engine;
+
+use super::conn::Stream;
+use super::Incoming;
 
 /// How often (in script time) a busy script serves its thread's clients...
 pub const SERVICE_EVERY: Duration = Duration::from_millis(20);
@@ -84,6 +93,8 @@ pub const RESTRICTED: u8 = 16;
 /// A connection as its thread's busy hook sees it.
 pub struct Slot {
     fd: i32,
+    /// The hook may serve it (a plain socket; not TLS).
+    hook: bool,
     /// Waiting for input with nothing unsent: the hook may serve it.
     parked: Cell<bool>,
     /// `AUTHED` | `RESP3` | `SUBSCRIBED` | `MULTI`, as of parking (AUTH
@@ -115,9 +126,10 @@ pub struct Resumed {
 }
 
 impl Slot {
-    fn new(fd: i32, state: u8, max_bulk: usize, parked: bool) -> Slot {
+    fn new(fd: i32, state: u8, max_bulk: usize, parked: bool, hook: bool) -> Slot {
         Slot {
             fd,
+            hook,
             parked: Cell::new(parked),
             state: Cell::new(state),
             input: RefCell::new((BytesMut::new(), Parser::new(max_bulk))),
@@ -146,20 +158,11 @@ impl Slot {
 
     /// Reads from the socket into the lent buffer (the buffer is borrowed
     /// only while polled, never across a wait, so the hook can use it).
-    pub fn read<'a>(&'a self, sock: &'a TcpStream) -> impl Future<Output = std::io::Result<usize>> + 'a {
-        std::future::poll_fn(move |cx| loop {
-            match sock.poll_read_ready(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {}
-            }
+    pub fn read<'a>(&'a self, sock: &'a mut Stream) -> impl Future<Output = std::io::Result<usize>> + 'a {
+        std::future::poll_fn(move |cx| {
             let mut input = self.input.borrow_mut();
             let (buf, parser) = &mut *input;
-            match super::conn::read_some(sock, buf, parser) {
-                // Readiness was stale and is now cleared: wait again.
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                r => return Poll::Ready(r),
-            }
+            sock.poll_read_some(cx, buf, parser)
         })
     }
 
@@ -237,13 +240,13 @@ impl Drop for Registration {
 }
 
 /// Registers a connection with its thread (taking over the slot the hook
-/// made if it arrived during a busy script).
-pub fn register(fd: i32, state: u8, max_bulk: usize) -> Registration {
+/// made if it arrived during a busy script); `hook`: the hook may serve it.
+pub fn register(fd: i32, state: u8, max_bulk: usize, hook: bool) -> Registration {
     let found = with_thread(|t| {
         let mut slots = t.slots.borrow_mut();
-        slots.entry(fd).or_insert_with(|| Rc::new(Slot::new(fd, state, max_bulk, false))).clone()
+        slots.entry(fd).or_insert_with(|| Rc::new(Slot::new(fd, state, max_bulk, false, hook))).clone()
     });
-    Registration(found.unwrap_or_else(|| Rc::new(Slot::new(fd, state, max_bulk, false))))
+    Registration(found.unwrap_or_else(|| Rc::new(Slot::new(fd, state, max_bulk, false, hook))))
 }
 
 /// Drops the slot the hook made for a new connection that could not be
@@ -257,9 +260,9 @@ struct Thread {
     engine: Arc<Engine>,
     slots: RefCell<HashMap<i32, Rc<Slot>>>,
     /// New connections for this thread (from the listener).
-    conns: RefCell<UnboundedReceiver<std::net::TcpStream>>,
+    conns: RefCell<UnboundedReceiver<Incoming>>,
     /// New connections the hook took while a script was busy.
-    adopted: RefCell<Vec<std::net::TcpStream>>,
+    adopted: RefCell<Vec<Incoming>>,
     acceptor: RefCell<Option<Waker>>,
 }
 
@@ -272,7 +275,7 @@ fn with_thread<R>(f: impl FnOnce(&Thread) -> R) -> Option<R> {
 }
 
 /// Sets up the calling shard thread's registry.
-pub fn init_thread(engine: Arc<Engine>, conns: UnboundedReceiver<std::net::TcpStream>) {
+pub fn init_thread(engine: Arc<Engine>, conns: UnboundedReceiver<Incoming>) {
     THREAD.with(|t| {
         let _ = t.set(Thread {
             engine,
@@ -287,7 +290,7 @@ pub fn init_thread(engine: Arc<Engine>, conns: UnboundedReceiver<std::net::TcpSt
 /// The next new connection for this thread: one the hook took during a
 /// busy script, else one from the listener. `None` when the listener is
 /// gone.
-pub async fn next_conn() -> Option<std::net::TcpStream> {
+pub async fn next_conn() -> Option<Incoming> {
     std::future::poll_fn(|cx| {
         with_thread(|t| {
             if let Some(s) = t.adopted.borrow_mut().pop() {
@@ -306,17 +309,19 @@ pub async fn next_conn() -> Option<std::net::TcpStream> {
 pub fn service() -> Duration {
     let served = with_thread(|t| {
         // New connections, from now on served here until the script ends.
-        while let Some(sock) = t.conns.try_borrow_mut().ok().and_then(|mut c| c.try_recv().ok()) {
-            let fd = sock.as_raw_fd();
-            let authed = if t.engine.cfg.has_password.load(Relaxed) { 0 } else { AUTHED };
-            let max_bulk = t.engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
-            t.slots.borrow_mut().insert(fd, Rc::new(Slot::new(fd, authed, max_bulk, true)));
-            t.adopted.borrow_mut().push(sock);
+        while let Some(new) = t.conns.try_borrow_mut().ok().and_then(|mut c| c.try_recv().ok()) {
+            if !new.tls {
+                let fd = new.sock.as_raw_fd();
+                let authed = if t.engine.cfg.has_password.load(Relaxed) { 0 } else { AUTHED };
+                let max_bulk = t.engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
+                t.slots.borrow_mut().insert(fd, Rc::new(Slot::new(fd, authed, max_bulk, true, true)));
+            }
+            t.adopted.borrow_mut().push(new);
             if let Some(w) = t.acceptor.borrow().as_ref() {
                 w.wake_by_ref();
             }
         }
-        let parked: Vec<Rc<Slot>> = t.slots.borrow().values().filter(|s| s.parked.get() && !s.close.get()).cloned().collect();
+        let parked: Vec<Rc<Slot>> = t.slots.borrow().values().filter(|s| s.hook && s.parked.get() && !s.close.get()).cloned().collect();
         let n = parked.len();
         for s in parked {
             serve(&s, &t.engine);
@@ -540,7 +545,7 @@ mod tests {
         let (ours, mut peer) = UnixStream::pair().expect("socket pair");
         ours.set_nonblocking(true).expect("nonblocking");
         peer.set_nonblocking(true).expect("nonblocking");
-        let slot = Slot::new(ours.as_raw_fd(), AUTHED, 1 << 20, true);
+        let slot = Slot::new(ours.as_raw_fd(), AUTHED, 1 << 20, true, true);
         // 3000 commands, then a partial one: 276 KB of replies, more than
         // the socket takes while the peer does not read.
         let n = 3000;

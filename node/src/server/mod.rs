@@ -1,7 +1,8 @@
 //! Process start-up: one thread per shard, each with its own single-threaded
 //! tokio runtime running that shard's inbox, its active-expiry timer and a
-//! share of the client connections. One listener hands accepted sockets to
-//! the threads in turn.
+//! share of the client connections. The listeners (`port`, and `tls-port`
+//! for TLS clients) hand accepted sockets to the threads in turn; a TLS
+//! connection makes its handshake on the thread that serves it.
 
 pub mod busy;
 pub mod conn;
@@ -53,21 +54,32 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     let mut save_rx = Some(save_rx);
     if let Some(map) = cluster {
         crate::cluster::set_secret(cfg.cluster.as_ref().and_then(|c| c.secret.clone()));
+        crate::cluster::set_tls(&cfg.tls.params())?;
         let dir = cfg.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let bind = cfg.bind.first().cloned().unwrap_or_else(|| "127.0.0.1".into());
         crate::cluster::start(engine.clone(), map, std::path::Path::new(&dir), &bind)?;
     }
 
     // Bind before starting threads so start-up errors are reported plainly.
+    // `--port 0` leaves the plain port closed, as in Redis.
+    let tls_port = cfg.tls.params().port;
+    if cfg.port == 0 && tls_port == 0 {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "Configured to not listen anywhere (port 0 and tls-port 0)"));
+    }
     let mut listeners = Vec::new();
-    for addr in &cfg.bind {
-        let sa: SocketAddr = format!("{}:{}", addr, cfg.port)
-            .parse()
-            .or_else(|_| format!("[{}]:{}", addr, cfg.port).parse())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad bind address {addr}: {e}")))?;
-        let l = std::net::TcpListener::bind(sa)?;
-        l.set_nonblocking(true)?;
-        listeners.push(l);
+    for (port, tls) in [(cfg.port, false), (tls_port, true)] {
+        if port == 0 {
+            continue;
+        }
+        for addr in &cfg.bind {
+            let sa: SocketAddr = format!("{addr}:{port}")
+                .parse()
+                .or_else(|_| format!("[{addr}]:{port}").parse())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad bind address {addr}: {e}")))?;
+            let l = std::net::TcpListener::bind(sa)?;
+            l.set_nonblocking(true)?;
+            listeners.push((l, tls));
+        }
     }
 
     let metrics_listener = match cfg.metrics_port {
@@ -85,7 +97,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     let mut conn_txs = Vec::new();
     let mut threads = Vec::new();
     for (id, inbox) in inboxes.into_iter().enumerate() {
-        let (ctx, crx) = mpsc::unbounded_channel::<std::net::TcpStream>();
+        let (ctx, crx) = mpsc::unbounded_channel::<Incoming>();
         conn_txs.push(ctx);
         let engine = engine.clone();
         let saver = save_rx.take();
@@ -99,15 +111,15 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     // The snapshot file, if any, loads while clients already get -LOADING.
     crate::persist::load_at_start(&engine);
 
-    info!(port = cfg.port, shards = nshards, bind = ?cfg.bind, "damselfly ready to accept connections");
+    info!(port = cfg.port, tls_port, shards = nshards, bind = ?cfg.bind, "damselfly ready to accept connections");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let node = engine.clone();
     rt.block_on(async move {
-        for l in listeners {
+        for (l, tls) in listeners {
             let l = TcpListener::from_std(l)?;
             let conn_txs = conn_txs.clone();
             let engine = engine.clone();
-            tokio::spawn(accept_loop(l, conn_txs, engine));
+            tokio::spawn(accept_loop(l, tls, conn_txs, engine));
         }
         if let Some(l) = metrics_listener {
             tokio::spawn(metrics::serve(TcpListener::from_std(l)?, engine.clone()));
@@ -152,15 +164,18 @@ fn cluster_map(cfg: &Config, c: &crate::config::ClusterArgs) -> std::io::Result<
     let id = crate::cluster::identity::load_or_create(std::path::Path::new(&dir), c.node_id.as_deref())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let host = c.advertise_host.clone().or_else(|| cfg.bind.first().cloned()).unwrap_or_else(|| "127.0.0.1".into());
-    let grpc_port = match c.grpc_port.or_else(|| cfg.port.checked_add(10000)) {
+    // The port clients are sent to: the plain one, or the TLS one when
+    // the plain port is off.
+    let port = if cfg.port != 0 { cfg.port } else { cfg.tls.params().port };
+    let grpc_port = match c.grpc_port.or_else(|| port.checked_add(10000)) {
         Some(p) => p,
         None => {
-            let msg = format!("client port {} + 10000 is past 65535: give --cluster-grpc-port", cfg.port);
+            let msg = format!("client port {port} + 10000 is past 65535: give --cluster-grpc-port");
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, msg));
         }
     };
-    info!(node_id = %id, %host, port = cfg.port, grpc_port, "cluster mode");
-    Ok(SlotMap::new(Member { id: id.clone(), shard_id: id, host, port: cfg.port, grpc_port, voter: true }))
+    info!(node_id = %id, %host, port, grpc_port, "cluster mode");
+    Ok(SlotMap::new(Member { id: id.clone(), shard_id: id, host, port, grpc_port, voter: true }))
 }
 
 /// Redis's reply to a client protected mode refuses.
@@ -169,7 +184,7 @@ const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because prote
 /// Protected mode (no password set): a client from outside the loopback
 /// interface gets Redis's `-DENIED` and is disconnected; the first one is
 /// logged with what to do about it.
-async fn deny_protected(mut sock: tokio::net::TcpStream, peer: std::net::SocketAddr, engine: &Engine) {
+fn deny_protected(sock: tokio::net::TcpStream, tls: bool, peer: std::net::SocketAddr, engine: &Engine) {
     static LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if !LOGGED.swap(true, Relaxed) {
         tracing::warn!(
@@ -180,17 +195,50 @@ async fn deny_protected(mut sock: tokio::net::TcpStream, peer: std::net::SocketA
         );
     }
     engine.stats.rejected_connections.fetch_add(1, Relaxed);
-    use tokio::io::AsyncWriteExt;
-    let _ = sock.write_all(DENIED).await;
+    refuse(sock, tls, DENIED, engine);
 }
 
-async fn accept_loop(l: TcpListener, conn_txs: Vec<mpsc::UnboundedSender<std::net::TcpStream>>, engine: Arc<Engine>) {
+/// Tells a refused client why and closes the connection; a TLS client is
+/// told over TLS once its handshake is done (as Redis does), in a task of
+/// its own so the listener goes on accepting.
+fn refuse(mut sock: tokio::net::TcpStream, tls: bool, why: &'static [u8], engine: &Engine) {
+    use tokio::io::AsyncWriteExt;
+    let Some(cfg) = engine.cfg.tls.server().filter(|_| tls) else {
+        // Plain: the socket takes these few bytes at once.
+        tokio::spawn(async move {
+            let _ = sock.write_all(why).await;
+        });
+        return;
+    };
+    tokio::spawn(async move {
+        let talk = async {
+            let mut s = tokio_rustls::TlsAcceptor::from(cfg).accept(sock).await?;
+            s.write_all(why).await?;
+            s.shutdown().await
+        };
+        let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, talk).await;
+    });
+}
+
+/// A connection accepted for a shard thread.
+pub struct Incoming {
+    pub sock: std::net::TcpStream,
+    /// From the TLS port: the thread makes the handshake.
+    pub tls: bool,
+}
+
+/// How long a TLS client may take over its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Protected mode, maxclients and the counts apply to both ports alike:
+/// the checks run here, before any handshake.
+async fn accept_loop(l: TcpListener, tls: bool, conn_txs: Vec<mpsc::UnboundedSender<Incoming>>, engine: Arc<Engine>) {
     let mut next = 0usize;
     loop {
         match l.accept().await {
             Ok((sock, peer)) => {
                 if engine.cfg.protecting() && !peer.ip().to_canonical().is_loopback() {
-                    deny_protected(sock, peer, &engine).await;
+                    deny_protected(sock, tls, peer, &engine);
                     continue;
                 }
                 // Counted here, at accept, not when the connection reaches its
@@ -199,9 +247,7 @@ async fn accept_loop(l: TcpListener, conn_txs: Vec<mpsc::UnboundedSender<std::ne
                 if engine.stats.connected_clients.fetch_add(1, Relaxed) >= max {
                     engine.stats.connected_clients.fetch_sub(1, Relaxed);
                     engine.stats.rejected_connections.fetch_add(1, Relaxed);
-                    let mut sock = sock;
-                    use tokio::io::AsyncWriteExt;
-                    let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+                    refuse(sock, tls, b"-ERR max number of clients reached\r\n", &engine);
                     continue;
                 }
                 let _ = sock.set_nodelay(true);
@@ -219,8 +265,8 @@ async fn accept_loop(l: TcpListener, conn_txs: Vec<mpsc::UnboundedSender<std::ne
                     }
                 }
                 match sock.into_std() {
-                    Ok(s) => {
-                        if conn_txs[next % n].send(s).is_err() {
+                    Ok(sock) => {
+                        if conn_txs[next % n].send(Incoming { sock, tls }).is_err() {
                             engine.stats.connected_clients.fetch_sub(1, Relaxed);
                         }
                         next += 1;
@@ -279,7 +325,7 @@ fn shard_thread(
     nshards: usize,
     engine: Arc<Engine>,
     inbox: mpsc::UnboundedReceiver<Msg>,
-    conns: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    conns: mpsc::UnboundedReceiver<Incoming>,
     saver: Option<mpsc::UnboundedReceiver<crate::shard::snapshot::SaveRequest>>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -316,11 +362,14 @@ fn shard_thread(
             tokio::task::spawn_local(crate::persist::saver::run(shard.clone(), engine.clone(), requests));
         }
         // Connections.
-        while let Some(sock) = busy::next_conn().await {
+        while let Some(Incoming { sock, tls }) = busy::next_conn().await {
             let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
             match tokio::net::TcpStream::from_std(sock) {
+                Ok(sock) if tls => {
+                    tokio::task::spawn_local(serve_tls(sock, engine.clone(), Rc::clone(&shard)));
+                }
                 Ok(sock) => {
-                    tokio::task::spawn_local(conn::serve(sock, engine.clone(), Rc::clone(&shard)));
+                    tokio::task::spawn_local(conn::serve(conn::Stream::Plain(sock), engine.clone(), Rc::clone(&shard)));
                 }
                 Err(e) => {
                     engine.stats.connected_clients.fetch_sub(1, Relaxed);
@@ -330,4 +379,27 @@ fn shard_thread(
             }
         }
     });
+}
+
+/// A TLS client: the handshake (with the configuration in force now, and
+/// a time limit), then the connection as any other. A client that fails
+/// the handshake (no certificate, one the CA did not sign, a protocol or
+/// suite refused) is dropped, as Redis does, and logged at debug level.
+async fn serve_tls(sock: tokio::net::TcpStream, engine: Arc<Engine>, shard: Rc<LocalShard>) {
+    let peer = sock.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let accepted = match engine.cfg.tls.server() {
+        Some(cfg) => tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_rustls::TlsAcceptor::from(cfg).accept(sock)).await,
+        None => Ok(Err(std::io::Error::other("TLS is not configured"))),
+    };
+    match accepted {
+        Ok(Ok(tls)) => conn::serve(conn::Stream::Tls(Box::new(tls)), engine, shard).await,
+        Ok(Err(e)) => {
+            tracing::debug!(client = %peer, "TLS handshake failed: {e}");
+            engine.stats.connected_clients.fetch_sub(1, Relaxed);
+        }
+        Err(_) => {
+            tracing::debug!(client = %peer, "TLS handshake timed out");
+            engine.stats.connected_clients.fetch_sub(1, Relaxed);
+        }
+    }
 }

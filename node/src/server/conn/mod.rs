@@ -16,13 +16,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::debug;
 
 mod cutover;
 mod pipeline;
+pub mod stream;
+
+pub use stream::Stream;
 
 use crate::commands::routing::ConnCluster;
 use crate::commands::session::{Session, Subscription};
@@ -39,7 +41,7 @@ use crate::util::now_ms;
 pub struct Conn {
     pub engine: Arc<Engine>,
     pub local: Rc<LocalShard>,
-    sock: TcpStream,
+    sock: Stream,
     /// Input not parsed yet. It holds what arrived after the last complete
     /// command; while a command waits (a blocking pop), what the client
     /// sends meanwhile is read into it too, to notice the client hanging up
@@ -134,10 +136,13 @@ const MESSAGES_PER_WRITE: usize = 256 * 1024;
 /// ends.
 const READ_AHEAD_MAX: usize = 1 << 20;
 
-pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) {
-    let addr = sock.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
+    let addr = sock.tcp().peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = sock.tcp().local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(sock.tcp());
+    // A busy script's hook reads plain sockets only: a TLS client waits
+    // for the script to end (see `busy`).
+    let hook_serves = !sock.is_tls();
     let info = engine.clients.register(addr, laddr, fd);
     // connected_clients was counted when the listener accepted the socket.
     engine.stats.total_connections.fetch_add(1, Relaxed);
@@ -179,7 +184,7 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
     info.set_acl_user(conn.s.user.clone());
     let mut cmds: Vec<Vec<Bytes>> = Vec::new();
     // While this task waits for input, a busy script's hook may serve it.
-    let slot = super::busy::register(fd, busy_state(&conn), max_bulk);
+    let slot = super::busy::register(fd, busy_state(&conn), max_bulk, hook_serves);
     'conn: loop {
         // Input read while the last command waited is handled before the
         // connection waits for more.
@@ -190,7 +195,7 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
             let state = busy_state(&conn);
             slot.park(&mut conn.inbuf, &mut conn.parser, state);
             tokio::select! {
-                r = slot.read(&conn.sock) => match r {
+                r = slot.read(&mut conn.sock) => match r {
                     Ok(n) if n > 0 => n,
                     // End of input: what a busy script's hook left is handled first.
                     _ if slot.touched() => 0,
@@ -309,13 +314,13 @@ pub async fn serve(sock: TcpStream, engine: Arc<Engine>, local: Rc<LocalShard>) 
 }
 
 /// Largest read into the per-thread scratch buffer.
-const READ_CHUNK: usize = 16 * 1024;
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
 
 thread_local! {
     /// Each shard thread reads small requests here first and copies only
     /// the bytes that arrived into the connection's buffer, so connections
     /// do not each hold a 16 KB read buffer while idle.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
+    pub(crate) static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
 }
 
 /// Reads what the socket has without blocking. A big argument in progress
@@ -585,21 +590,18 @@ impl Coord for Conn {
                 // parsed once the command ends (as Redis reads a blocked
                 // client's pipeline and runs it later); end of stream or an
                 // error is the hang-up.
-                tokio::select! {
-                    r = self.sock.readable() => {
-                        if r.is_err() {
-                            break;
-                        }
-                    }
+                let (sock, inbuf, parser) = (&mut self.sock, &mut self.inbuf, &mut self.parser);
+                let read = tokio::select! {
+                    r = std::future::poll_fn(|cx| sock.poll_read_some(cx, inbuf, parser)) => r,
                     _ = info.kill.notified() => break,
-                }
-                match read_some(&self.sock, &mut self.inbuf, &mut self.parser) {
+                };
+                match read {
                     Ok(0) => break,
                     Ok(n) => {
                         self.read_ahead = true;
                         self.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
                     }
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(_) => break,
                 }
             }

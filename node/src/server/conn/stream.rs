@@ -1,0 +1,95 @@
+//! A client connection's byte stream: a plain TCP socket, or TLS over one
+//! (`tls-port`). Plain sockets are read without blocking straight into the
+//! connection's buffers (`read_some`), as before TLS existed; a TLS stream
+//! decrypts into the thread's scratch buffer first. Writes to a TLS stream
+//! are flushed, so records leave at once.
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+use super::{read_some, READ_CHUNK, SCRATCH};
+use crate::resp::Parser;
+
+/// How long a closing TLS connection waits for the peer to take its
+/// close_notify alert.
+const CLOSE_NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The TCP socket underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// Writes all of `buf`.
+    pub async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(buf).await,
+            Stream::Tls(s) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    /// Closes the writing side (TLS: with a close_notify alert first,
+    /// which a client that does not read, one closed over its output
+    /// limit, may never take: it gets `CLOSE_NOTIFY_WAIT`).
+    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.shutdown().await,
+            Stream::Tls(s) => match tokio::time::timeout(CLOSE_NOTIFY_WAIT, s.shutdown()).await {
+                Ok(r) => r,
+                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+            },
+        }
+    }
+
+    /// Waits for input and reads some of it into `inbuf` (or the big
+    /// argument the parser is filling); `Ok(0)` is the end of the stream.
+    pub fn poll_read_some(&mut self, cx: &mut Context<'_>, inbuf: &mut BytesMut, parser: &mut Parser) -> Poll<std::io::Result<usize>> {
+        match self {
+            Stream::Plain(sock) => loop {
+                ready!(sock.poll_read_ready(cx))?;
+                match read_some(sock, inbuf, parser) {
+                    // Readiness was stale and is now cleared: wait again.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    r => return Poll::Ready(r),
+                }
+            },
+            Stream::Tls(tls) => SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                let (target, room) = match parser.big_target() {
+                    // A big argument takes only what it still has room for
+                    // (`big_target` leaves it some).
+                    Some(big) => {
+                        let room = (big.capacity() - big.len()).clamp(1, READ_CHUNK);
+                        (big, room)
+                    }
+                    None => (inbuf, READ_CHUNK),
+                };
+                let mut buf = ReadBuf::new(&mut s[..room]);
+                ready!(Pin::new(&mut **tls).poll_read(cx, &mut buf))?;
+                let got = buf.filled();
+                target.extend_from_slice(got);
+                Poll::Ready(Ok(got.len()))
+            }),
+        }
+    }
+}
