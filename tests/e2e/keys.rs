@@ -822,3 +822,41 @@ async fn scan_returns_every_stable_key_under_concurrent_writes() {
     assert!(during > 0, "the writers did not run during the scan");
     assert!(calls > 100, "the scan took {calls} calls");
 }
+
+/// A SCAN cursor is a slot number: each call returns the keys of the slots
+/// from its cursor up to the cursor it answers, whatever the shard count,
+/// and a cursor taken from a node with one shard count resumes correctly on
+/// a node with another.
+#[test]
+fn scan_cursors_are_slots_whatever_the_shard_count() {
+    let keys: Vec<String> = (0..3000).map(|i| format!("k:{i}")).collect();
+    let mut cursors_by_count = Vec::new();
+    for shards in ["1", "2", "3"] {
+        let s = Server::start_with(&["--shards", shards]);
+        let mut c = s.sync_conn();
+        for chunk in keys.chunks(500) {
+            let pairs: Vec<(&str, i32)> = chunk.iter().map(|k| (k.as_str(), 1)).collect();
+            let _: () = redis::cmd("MSET").arg(&pairs).query(&mut c).expect("MSET");
+        }
+        let (mut cursor, mut seen, mut cursors) = (0u64, HashSet::new(), Vec::new());
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(100).query(&mut c).expect("SCAN");
+            let hi = if next == 0 { 16384 } else { next };
+            for k in batch {
+                let slot = damselfly_tests::key_slot(k.as_bytes()) as u64;
+                assert!(cursor <= slot && slot < hi, "{k} (slot {slot}) returned by SCAN {cursor} -> {next}");
+                assert!(seen.insert(k), "a key returned twice");
+            }
+            cursors.push(next);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(seen.len(), keys.len(), "--shards {shards}");
+        cursors_by_count.push(cursors);
+    }
+    // The same data gives the same cursors with 1, 2 and 3 shards.
+    assert_eq!(cursors_by_count[0], cursors_by_count[1]);
+    assert_eq!(cursors_by_count[0], cursors_by_count[2]);
+}

@@ -901,3 +901,26 @@ fn commandstats_and_errorstats_match_redis() {
     assert!(!info.contains("# Commandstats") && info.contains("# Errorstats"), "{info}");
     assert!(ours.raw().cmd(&["INFO", "all"]).contains("cmdstat_info:calls="));
 }
+
+/// LOLWUT: the version line, and Redis 5's "Schotter" for VERSION 5 (its
+/// first two rows of squares are not disordered, so a one-row drawing is
+/// the same as redis-server's).
+#[test]
+fn lolwut_draws_as_redis_does() {
+    let s = Server::start();
+    let r = damselfly_tests::Redis::start();
+    let (mut ours, mut redis) = (s.raw(), r.raw());
+    let version = |text: String, v: &str| text.replace(v, "VERSION");
+    let ours_v = damselfly::REDIS_VERSION;
+    for args in [
+        &["LOLWUT"][..],
+        &["LOLWUT", "VERSION", "5", "1", "1", "1"],
+        &["LOLWUT", "VERSION", "5", "40", "6", "2"],
+        &["LOLWUT", "VERSION", "9"],
+    ] {
+        let (a, b) = (ours.cmd(args), redis.cmd(args));
+        let strip = |t: &str| t.split_once("\r\n").map_or(String::new(), |p| p.1.to_string());
+        assert_eq!(version(strip(&a), ours_v), version(strip(&b), "7.0.15"), "{args:?}");
+    }
+    assert_eq!(ours.cmd(&["LOLWUT", "VERSION", "x"]), redis.cmd(&["LOLWUT", "VERSION", "x"]));
+}

@@ -183,8 +183,10 @@ impl Server {
 /// data file, ...): waits (bounded) for it to exit with a failure and
 /// returns what it printed on stderr.
 pub fn start_refused(args: &[&str]) -> String {
+    // A real port: a node with no port at all is itself refused.
+    let port = free_port().to_string();
     let mut child = Command::new(binary())
-        .args(["--port", "0", "--loglevel", "warn"])
+        .args(["--port", &port, "--loglevel", "warn"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

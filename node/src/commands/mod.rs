@@ -25,6 +25,7 @@ pub mod keys;
 pub mod keyspec;
 pub mod latency;
 pub mod lists;
+pub mod lolwut;
 pub mod migrate;
 pub mod monitor;
 pub mod notify;
@@ -594,6 +595,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(stream_claims::COMMANDS)
         .chain(stream_info::COMMANDS)
         .chain(debug::COMMANDS)
+        .chain(lolwut::COMMANDS)
         .chain(bitmaps::COMMANDS)
         .chain(hyperloglog::COMMANDS)
         .chain(geo::COMMANDS)

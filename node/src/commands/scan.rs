@@ -3,28 +3,21 @@
 //!
 //! # Cursor format
 //!
-//! A cursor is the position of the next slot to visit in one fixed ordering of
-//! all 16384 hash slots. The ordering is shard-major: first the slots of shard
-//! 0 in ascending order (0, n, 2n, ...), then those of shard 1 (1, n+1, ...),
-//! and so on, where n is the number of shards and shard k owns the slots s with
-//! s % n == k. With 16384 = q*n + r, shard k owns q+1 slots when k < r and q
-//! otherwise, so its slots start at position k*q + min(k, r), and position p
-//! inside shard k's range stands for slot (p - start(k))*n + k.
-//!
-//! Position 0 (shard 0's first slot) is the starting cursor; a reply cursor of
-//! 0 means the iteration is complete. A cursor at or past 16384 (which no
-//! reply contains) ends the iteration at once. Cursors depend on the shard
-//! count, so one taken from a server started with another `--shards` value
-//! visits the wrong slots (it cannot crash anything).
+//! A cursor is the number of the next hash slot to visit: slots are visited
+//! in ascending order, 0 to 16383, whatever the number of shards (shard k
+//! owns the slots s with s % n == k), so a cursor means the same to a node
+//! restarted with another `--shards`. Cursor 0 starts an iteration, and a
+//! reply cursor of 0 means it is complete. A cursor at or past 16384 (which
+//! no reply contains) ends the iteration at once.
 //!
 //! # One call
 //!
-//! A call runs as one job on the shard that owns the cursor's position. It
-//! takes whole slots in order until at least COUNT keys were visited or the
-//! shard has no slots left, and replies with the position of the first slot
-//! it did not visit (the first slot of the next shard when the shard is done).
-//! MATCH and TYPE filter the visited keys, so a reply may hold fewer keys than
-//! COUNT, even none, before the iteration is over.
+//! A call visits a window of slots from the cursor: each shard owning slots
+//! in the window reads them in one job. While fewer than COUNT keys were
+//! visited and slots remain, the next window, twice as wide, follows. The
+//! reply holds the keys of every visited slot that pass MATCH and TYPE (so
+//! fewer than COUNT, even none, before the iteration is over, or more: a slot
+//! is never split) and the first slot not visited.
 //!
 //! # Guarantee
 //!
@@ -45,38 +38,6 @@ use crate::util::{eq_ic, glob_match, now_ms, parse_i64};
 
 /// Default number of keys a call visits.
 const DEFAULT_COUNT: usize = 10;
-
-/// Where shard `k`'s slots start in the ordering, for `n` shards.
-fn shard_start(k: usize, n: usize) -> usize {
-    let (q, r) = (SLOTS / n, SLOTS % n);
-    k * q + k.min(r)
-}
-
-/// Number of slots shard `k` owns.
-fn shard_len(k: usize, n: usize) -> usize {
-    (SLOTS - k).div_ceil(n)
-}
-
-/// The shard and that shard's local slot index at `pos`; `None` past the end.
-fn locate(pos: u64, n: usize) -> Option<(usize, usize)> {
-    let pos = usize::try_from(pos).ok().filter(|&p| p < SLOTS)?;
-    let (q, r) = (SLOTS / n, SLOTS % n);
-    // The first r shards hold q+1 slots each.
-    let k = if pos < r * (q + 1) { pos / (q + 1) } else { r + (pos - r * (q + 1)) / q };
-    Some((k, pos - shard_start(k, n)))
-}
-
-/// The cursor that follows local index `next` of shard `k` (`next` may be
-/// the shard's length: then the next shard's first slot, or 0 after the last).
-fn cursor_after(k: usize, next: usize, n: usize) -> u64 {
-    if next < shard_len(k, n) {
-        (shard_start(k, n) + next) as u64
-    } else if k + 1 < n {
-        shard_start(k + 1, n) as u64
-    } else {
-        0
-    }
-}
 
 /// Parses a cursor: an unsigned decimal, as Redis accepts it.
 fn parse_cursor(b: &[u8]) -> CmdResult<u64> {
@@ -102,28 +63,26 @@ impl Filter {
     }
 }
 
-/// Runs on the shard: visits whole slots of database `db` from local index
-/// `from` until `count` keys were visited. Returns the keys that pass the
-/// filter, the local index of the first slot not visited and how many keys
+/// Runs on the shard: visits the slots of database `db` it owns in
+/// `lo..hi`, whole. Returns the keys that pass the filter and how many keys
 /// were visited.
-pub fn scan_shard(sh: &mut Shard, db: usize, from: usize, count: usize, filter: &Filter, now: u64) -> (Vec<Bytes>, usize, usize) {
+pub fn scan_shard(sh: &mut Shard, db: usize, lo: usize, hi: usize, filter: &Filter, now: u64) -> (Vec<Bytes>, usize) {
     let (k, n) = (sh.id, sh.nshards());
-    let len = shard_len(k, n);
-    let Some(d) = sh.db_if_exists(db) else { return (Vec::new(), len, 0) };
+    let Some(d) = sh.db_if_exists(db) else { return (Vec::new(), 0) };
     let mut keys = Vec::new();
     let mut visited = 0;
-    let mut l = from;
-    while l < len && visited < count {
-        let slot = (l * n + k) as u16;
-        d.for_each_in_slot(slot, now, |e| {
+    // The first slot at or after `lo` that this shard owns.
+    let mut slot = lo + (k + n - lo % n) % n;
+    while slot < hi.min(SLOTS) {
+        d.for_each_in_slot(slot as u16, now, |e| {
             visited += 1;
             if filter.accepts(&e.key, e.value.type_name()) {
                 keys.push(Bytes::copy_from_slice(&e.key));
             }
         });
-        l += 1;
+        slot += n;
     }
-    (keys, l, visited)
+    (keys, visited)
 }
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
@@ -151,25 +110,25 @@ pub async fn scan(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         }
         i += 2;
     }
-    // Shard by shard: a shard that is done before `count` keys were
-    // visited hands the rest of the budget to the next (so a small keyspace
-    // comes back in one call, as from Redis).
+    // Windows of slots, each twice as wide as the last, until `count` keys
+    // were visited (so a small keyspace comes back in one call, as from
+    // Redis); each shard reads its slots of a window in one job.
     let n = cx.engine().nshards();
     let db = cx.db();
-    let (mut next, mut keys, mut budget) = (cursor, Vec::new(), count);
-    while let Some((k, from)) = locate(next, n) {
-        let f = filter.clone();
-        let (found, stop, visited) = cx.run_on(k, move |sh| scan_shard(sh, db, from, budget, &f, now_ms())).await;
-        keys.extend(found);
-        next = cursor_after(k, stop, n);
-        budget = budget.saturating_sub(visited);
-        if stop < shard_len(k, n) || budget == 0 || next == 0 {
-            break;
+    let (mut lo, mut width, mut keys, mut visited) = (usize::try_from(cursor).unwrap_or(SLOTS), 1, Vec::new(), 0);
+    while lo < SLOTS && visited < count {
+        let hi = (lo + width).min(SLOTS);
+        for k in 0..n.min(hi - lo) {
+            let shard = (lo + k) % n;
+            let f = filter.clone();
+            let (found, seen) = cx.run_on(shard, move |sh| scan_shard(sh, db, lo, hi, &f, now_ms())).await;
+            keys.extend(found);
+            visited += seen;
         }
+        lo = hi;
+        width = width.saturating_mul(2);
     }
-    if locate(next, n).is_none() {
-        next = 0;
-    }
+    let next = if lo >= SLOTS { 0 } else { lo as u64 };
     let out = cx.out();
     out.array(2);
     out.bulk(itoa::Buffer::new().format(next).as_bytes());
@@ -184,31 +143,6 @@ pub async fn scan(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
 mod tests {
     use super::*;
     use crate::store::Value;
-
-    #[test]
-    fn positions_cover_every_slot_once_in_shard_major_order() {
-        for n in [1, 2, 3, 4, 7, 1024] {
-            let mut seen = vec![false; SLOTS];
-            let mut prev: Option<(usize, usize)> = None;
-            for pos in 0..SLOTS as u64 {
-                let (k, l) = locate(pos, n).expect("in range");
-                assert!(l < shard_len(k, n));
-                if let Some((pk, pl)) = prev {
-                    assert!((k == pk && l == pl + 1) || (k == pk + 1 && l == 0 && pl + 1 == shard_len(pk, n)), "n={n} pos={pos}");
-                }
-                prev = Some((k, l));
-                let slot = l * n + k;
-                assert_eq!(slot % n, k);
-                assert!(!seen[slot], "slot {slot} twice");
-                seen[slot] = true;
-                assert_eq!(cursor_after(k, l, n), pos);
-            }
-            assert!(seen.iter().all(|&s| s));
-            assert_eq!(locate(SLOTS as u64, n), None);
-            assert_eq!(cursor_after(n - 1, shard_len(n - 1, n), n), 0);
-        }
-        assert_eq!(locate(u64::MAX, 4), None);
-    }
 
     #[test]
     fn cursor_parsing() {
@@ -226,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn a_shard_is_visited_in_whole_slots() {
+    fn a_shard_reads_its_slots_of_a_window_whole() {
         let n = 3;
         let mut sh = shard(1, n);
         let keys: Vec<String> =
@@ -236,22 +170,18 @@ mod tests {
         }
         let all = Filter { pattern: None, type_name: None };
         let mut found = Vec::new();
-        let mut from = 0;
-        let mut calls = 0;
-        while from < shard_len(1, n) {
-            let (got, next, _) = scan_shard(&mut sh, 0, from, 5, &all, 0);
-            assert!(next > from);
-            // Whole slots: every key of the visited slots is in the reply.
-            let expected: usize = (from..next).map(|l| sh.db(0).slot_len((l * n + 1) as u16)).sum();
-            assert_eq!(got.len(), expected);
-            if next < shard_len(1, n) {
-                assert!(got.len() >= 5, "stopped early with {} keys", got.len());
-            }
+        // Windows of every width and alignment cover each slot once.
+        let mut lo = 0;
+        let mut width = 1;
+        while lo < SLOTS {
+            let hi = (lo + width).min(SLOTS);
+            let (got, visited) = scan_shard(&mut sh, 0, lo, hi, &all, 0);
+            let expected: usize = (lo..hi).filter(|s| s % n == 1).map(|s| sh.db(0).slot_len(s as u16)).sum();
+            assert_eq!((got.len(), visited), (expected, expected), "window {lo}..{hi}");
             found.extend(got);
-            from = next;
-            calls += 1;
+            lo = hi;
+            width = width % 7 + 1;
         }
-        assert!(calls > 1);
         found.sort();
         let mut want: Vec<Bytes> = keys.iter().map(|k| Bytes::copy_from_slice(k.as_bytes())).collect();
         want.sort();
@@ -266,12 +196,12 @@ mod tests {
         sh.db(0).insert_new(b"other", Value::Int(3), 0);
         sh.db(0).insert_new(b"user:expired", Value::Int(3), 5);
         let f = Filter { pattern: Some(Bytes::from_static(b"user:*")), type_name: Some(b"string".to_vec()) };
-        let (mut got, next, _) = scan_shard(&mut sh, 0, 0, usize::MAX, &f, 10);
+        let (mut got, visited) = scan_shard(&mut sh, 0, 0, SLOTS, &f, 10);
         got.sort();
         assert_eq!(got, vec![Bytes::from_static(b"user:1"), Bytes::from_static(b"user:2")]);
-        assert_eq!(next, SLOTS);
+        assert_eq!(visited, 3);
         let f = Filter { pattern: None, type_name: Some(b"hash".to_vec()) };
-        assert!(scan_shard(&mut sh, 0, 0, usize::MAX, &f, 10).0.is_empty());
-        assert_eq!(scan_shard(&mut sh, 3, 0, 10, &f, 10), (Vec::new(), SLOTS, 0));
+        assert!(scan_shard(&mut sh, 0, 0, SLOTS, &f, 10).0.is_empty());
+        assert_eq!(scan_shard(&mut sh, 3, 0, SLOTS, &f, 10), (Vec::new(), 0));
     }
 }
