@@ -101,8 +101,10 @@ const XGROUP_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
+/// An argument as Redis's `%s` prints it in an error: up to its first NUL.
 pub(super) fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
 pub(super) fn no_group_for_key(group: &[u8], key: &[u8]) -> CmdError {
