@@ -34,6 +34,12 @@ pub const LEX_MIXED_SCORES: &str = "BYLEX over members with different scores is 
 /// the rank (its negation overflows), 7.0 took it as -1 by accident.
 pub const LPOS_RANK_MIN: &str = "LPOS RANK LONG_MIN is out of range (Redis 7.2)";
 
+/// GEOSEARCH/GEORADIUS sort by distance; members at the same distance
+/// (the same coordinates) come in the order each server's search visits
+/// them, which Redis leaves unspecified: the same members, in another
+/// order among equals, are accepted.
+pub const GEO_TIES: &str = "members at equal distance in another order (unspecified)";
+
 /// Redis 7.2 added ZRANK/ZREVRANK ... WITHSCORE, so a third argument is
 /// a syntax error rather than a wrong number of arguments.
 pub const ZRANK_WITHSCORE: &str = "ZRANK/ZREVRANK take WITHSCORE (Redis 7.2)";
@@ -81,11 +87,27 @@ pub fn explain(cmds: &[Cmd], exec: bool, redis: &V, ours: &V) -> Option<&'static
         "LPOS" if cmds[0].iter().any(|a| a == b"-9223372036854775808") && err(ours, "ERR value is out of range, value must between") => {
             Some(LPOS_RANK_MIN)
         }
+        "GEOSEARCH" | "GEORADIUS" | "GEORADIUSBYMEMBER" | "GEORADIUS_RO" | "GEORADIUSBYMEMBER_RO" if same_members(redis, ours) => {
+            Some(GEO_TIES)
+        }
         "ZRANK" | "ZREVRANK" if err(redis, "ERR wrong number of arguments") && err(ours, "ERR syntax error") => Some(ZRANK_WITHSCORE),
         "SORT" | "SORT_RO" if err(redis, "ERR One or more scores can't be converted into double") && matches!(ours, V::Arr(Some(_))) => {
             Some(SORT_STALE_ERRNO)
         }
         _ => None,
+    }
+}
+
+/// Whether two array replies hold the same elements, in any order.
+fn same_members(redis: &V, ours: &V) -> bool {
+    match (redis, ours) {
+        (V::Arr(Some(r)), V::Arr(Some(o))) => {
+            let (mut r, mut o) = (r.clone(), o.clone());
+            r.sort();
+            o.sort();
+            r == o
+        }
+        _ => false,
     }
 }
 
