@@ -305,6 +305,10 @@ impl Conn {
             return Err(CmdError::wrong_arity(spec.name));
         }
         self.acl_check(spec, args)?;
+        let t = self.s.info.tracking.load(Relaxed);
+        if t != 0 {
+            commands::tracking::command_starts(&self.s.info, t, spec);
+        }
         if self.s.sub.is_some() && !self.out.resp3 && !spec.has_flag(flag::SUBSCRIBED) {
             return Err(CmdError::err(format!(
                 "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
@@ -609,6 +613,7 @@ impl Conn {
         }
         per_shard.sort_by_key(|p| p.0);
         let (db, resp3) = (self.db, self.out.resp3);
+        let (id, tracking) = (self.s.info.id, self.s.info.tracking.load(Relaxed));
         let start = clock::now();
         let mut tx = Tx::new(&self.engine, &self.local);
         let mut replies: Vec<(usize, ShardReplies)> = Vec::with_capacity(per_shard.len());
@@ -616,7 +621,22 @@ impl Conn {
         for (i, (shard, subs)) in per_shard.into_iter().enumerate() {
             let job = move |sh: &mut Shard| {
                 let now = now_ms();
-                subs.into_iter().map(|sc| (sc.cmd, exec_part(sh, db, sc.spec, &sc.args, resp3, now))).collect::<Vec<_>>()
+                if tracking == 0 {
+                    return subs.into_iter().map(|sc| (sc.cmd, exec_part(sh, db, sc.spec, &sc.args, resp3, now))).collect::<Vec<_>>();
+                }
+                sh.caller = id;
+                let r = subs
+                    .into_iter()
+                    .map(|sc| {
+                        let r = exec_part(sh, db, sc.spec, &sc.args, resp3, now);
+                        if r.typed.is_some() {
+                            commands::tracking::after_read(sh, sc.spec, &sc.args, id, tracking);
+                        }
+                        (sc.cmd, r)
+                    })
+                    .collect::<Vec<_>>();
+                sh.caller = 0;
+                r
             };
             let r = if i == last { tx.run_unlocked(shard, job).await } else { tx.lock_and_run(shard, job).await };
             replies.push((shard, r));
@@ -725,6 +745,12 @@ fn exec_or_defer(
     // CLIENT NO-TOUCH: the command's lookups leave keys' access metadata
     // alone (TOUCH itself still counts).
     let touch = !client.no_touch.load(Relaxed) || spec.name == "touch";
+    // Client-side caching: a tracking client's writes are its own (NOLOOP)
+    // and its reads are remembered.
+    let tracking = client.tracking.load(Relaxed);
+    if tracking != 0 {
+        sh.caller = client.id;
+    }
     let failed = crate::store::access::touching(touch, || match spec.exec {
         Exec::Script(call) => {
             let mark = out.buf.len();
@@ -735,6 +761,12 @@ fn exec_or_defer(
         }
         _ => Some(exec_uncounted(sh, db, spec, args, out, now)),
     });
+    if tracking != 0 {
+        sh.caller = 0;
+        if failed == Some(false) {
+            commands::tracking::after_read(sh, spec, args, client.id, tracking);
+        }
+    }
     let Some(failed) = failed else { return false };
     let end = clock::now();
     let nanos = clock.nanos_to(end);
