@@ -286,3 +286,70 @@ fn option_errors_and_info_fields_match() {
         log.lines.push(list.split(' ').find(|p| p.starts_with("flags=")).unwrap_or("").to_string());
     });
 }
+
+#[test]
+fn reads_in_multi_and_scripts_are_tracked() {
+    both(&["--shards", "2"], |port, log| {
+        let mut a = tracker(port, log, &[]);
+        let mut b = Raw::connect(port);
+        log.cmd(&mut a, &["MULTI"]);
+        log.cmd(&mut a, &["GET", "t1"]);
+        log.cmd(&mut a, &["EXEC"]);
+        log.cmd(&mut b, &["SET", "t1", "1"]);
+        log.read(&mut a);
+        log.cmd(&mut a, &["EVAL_RO", "return redis.call('get', KEYS[1])", "1", "t2"]);
+        log.cmd(&mut b, &["SET", "t2", "1"]);
+        log.read(&mut a);
+        log.cmd(&mut a, &["EVAL", "return redis.call('get', KEYS[1])", "1", "t3"]);
+        log.cmd(&mut b, &["SET", "t3", "1"]);
+        log.read(&mut a);
+    });
+}
+
+/// The keys a tracking client read: INFO's `tracking_total_keys`.
+fn total_keys(c: &mut Raw) -> String {
+    let info = c.cmd(&["INFO", "stats"]);
+    info.lines().find(|l| l.starts_with("tracking_total_keys:")).unwrap_or("missing").to_string()
+}
+
+#[test]
+fn a_full_table_lets_go_of_a_key_invalidating_it() {
+    // One shard: the whole bound is its own (redis-server picks the key
+    // to let go at random, so this server is checked alone).
+    let s = Server::start_with(&["--shards", "1"]);
+    let mut log = Log::new();
+    let mut a = tracker(s.port, &mut log, &[]);
+    assert_eq!(a.cmd(&["CONFIG", "SET", "tracking-table-max-keys", "2"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["CONFIG", "GET", "tracking-table-max-keys"]), "%1\r\n$23\r\ntracking-table-max-keys\r\n$1\r\n2\r\n");
+    assert_eq!(a.cmd(&["GET", "a"]), "_\r\n");
+    assert_eq!(a.cmd(&["GET", "b"]), "_\r\n");
+    assert_eq!(total_keys(&mut a), "tracking_total_keys:2");
+    assert_eq!(a.cmd(&["GET", "c"]), "_\r\n");
+    let p = String::from_utf8_lossy(&a.read_reply()).into_owned();
+    assert!(p == push(&["a"]) || p == push(&["b"]), "{p:?}");
+    assert_eq!(total_keys(&mut a), "tracking_total_keys:2");
+}
+
+#[test]
+fn eviction_invalidates_the_keys_it_deletes() {
+    let s = Server::start_with(&["--shards", "1"]);
+    let mut log = Log::new();
+    let mut a = tracker(s.port, &mut log, &[]);
+    let mut b = s.raw();
+    let value = "x".repeat(1000);
+    let keys: Vec<String> = (0..500).map(|i| format!("ev{i}")).collect();
+    for k in &keys {
+        assert_eq!(b.cmd(&["SET", k, &value]), "+OK\r\n");
+        assert_eq!(a.cmd(&["GET", k]), format!("$1000\r\n{value}\r\n"));
+    }
+    let info = b.cmd(&["INFO", "memory"]);
+    let used: u64 = info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.parse().ok()).expect("used_memory");
+    assert_eq!(b.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]), "+OK\r\n");
+    assert_eq!(b.cmd(&["CONFIG", "SET", "maxmemory", &(used - 200_000).to_string()]), "+OK\r\n");
+    // The next command makes room first: the deleted keys' readers are told.
+    b.cmd(&["SET", "trigger", "1"]);
+    let p = String::from_utf8_lossy(&a.read_reply()).into_owned();
+    assert!(keys.iter().any(|k| p == push(&[k])), "{p:?}");
+    let stats = b.cmd(&["INFO", "stats"]);
+    assert!(!stats.contains("evicted_keys:0\r\n"), "{stats}");
+}

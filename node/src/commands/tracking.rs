@@ -239,11 +239,33 @@ pub fn command_starts(info: &ClientInfo, t: u8, spec: &CommandSpec) {
     }
 }
 
-/// After a read command of tracking client `id` (mode `t`) ran on `sh`:
-/// its keys are remembered there, unless OPTIN without CACHING YES,
-/// OPTOUT with CACHING NO, or BCAST (which tracks prefixes).
-pub fn after_read(sh: &mut Shard, spec: &CommandSpec, args: &[Bytes], id: u64, t: u8) {
+/// The commands `f` runs on `sh` are `info`'s client's (a tracking
+/// client's reads are remembered, its writes are its own for NOLOOP).
+/// One relaxed load for a client that does not track.
+#[inline]
+pub fn as_caller<R>(sh: &mut Shard, info: &ClientInfo, f: impl FnOnce(&mut Shard) -> R) -> R {
+    let t = info.tracking.load(Relaxed);
+    if t == 0 {
+        return f(sh);
+    }
+    let saved = (sh.caller, sh.caller_mode);
+    (sh.caller, sh.caller_mode) = (info.id, t);
+    let r = f(sh);
+    (sh.caller, sh.caller_mode) = saved;
+    r
+}
+
+/// After a shard command ran without error on `sh` for the tracking
+/// client `sh.caller`: a read command's keys are remembered there, unless
+/// OPTIN without CACHING YES, OPTOUT with CACHING NO, or BCAST (which
+/// tracks prefixes). Scripts' own keys are not (the commands they run
+/// are).
+pub fn after_read(sh: &mut Shard, spec: &CommandSpec, args: &[Bytes]) {
+    let (id, t) = (sh.caller, sh.caller_mode);
     if t & tf::ON == 0 || t & tf::BCAST != 0 || !spec.has_flag(flag::READONLY) || spec.has_flag(flag::PUBSUB) {
+        return;
+    }
+    if matches!(spec.exec, super::Exec::Script(_)) {
         return;
     }
     let caching = t & tf::CACHING != 0;

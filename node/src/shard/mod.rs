@@ -159,8 +159,10 @@ pub struct Shard {
     /// Keys tracking clients read (client-side caching).
     pub tracked: tracking::Table,
     /// The tracking client whose command is running (0: none, or one that
-    /// does not track): NOLOOP's own writes are not reported to it.
+    /// does not track) and its mode: NOLOOP's own writes are not reported
+    /// to it, and its reads are remembered (`commands::tracking`).
     pub caller: u64,
+    pub caller_mode: u8,
 }
 
 impl Shard {
@@ -191,6 +193,7 @@ impl Shard {
             held_events: None,
             tracked: Default::default(),
             caller: 0,
+            caller_mode: 0,
         }
     }
 

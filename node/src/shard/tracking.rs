@@ -11,8 +11,8 @@
 //! `__redis__:invalidate` to a RESP2 connection subscribed to it.
 //!
 //! The tracked-keys table of a shard holds at most its share of
-//! `TABLE_MAX_KEYS` keys; past it, keys leave the table (their readers are
-//! sent an invalidation), as Redis bounds it with `tracking-table-max-keys`.
+//! `tracking-table-max-keys`; past it, keys leave the table (their readers
+//! are sent an invalidation), as Redis bounds its table.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -28,10 +28,6 @@ use crate::config::CLASS_PUBSUB;
 
 /// The channel RESP2 connections receive redirected invalidations on.
 pub const CHANNEL: &[u8] = b"__redis__:invalidate";
-
-/// The tracked keys the node holds at most, over all shards (Redis's
-/// `tracking-table-max-keys` default).
-pub const TABLE_MAX_KEYS: usize = 1_000_000;
 
 /// A client's tracking state (`ClientInfo::tracking`, one byte read with
 /// one relaxed load on the command path).
@@ -140,8 +136,8 @@ impl Shard {
             }
             return;
         }
-        let max = (TABLE_MAX_KEYS / self.nshards()).max(1);
-        if self.tracked.keys.len() >= max {
+        let max = self.cfg.tracking_table_max_keys.load(Relaxed) as usize;
+        if max > 0 && self.tracked.keys.len() >= (max / self.nshards()).max(1) {
             if let Some(old) = self.tracked.keys.keys().next().cloned() {
                 self.invalidate_tracked(&old);
             }

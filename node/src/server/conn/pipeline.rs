@@ -613,30 +613,18 @@ impl Conn {
         }
         per_shard.sort_by_key(|p| p.0);
         let (db, resp3) = (self.db, self.out.resp3);
-        let (id, tracking) = (self.s.info.id, self.s.info.tracking.load(Relaxed));
+        let client = self.s.info.clone();
         let start = clock::now();
         let mut tx = Tx::new(&self.engine, &self.local);
         let mut replies: Vec<(usize, ShardReplies)> = Vec::with_capacity(per_shard.len());
         let last = per_shard.len().saturating_sub(1);
         for (i, (shard, subs)) in per_shard.into_iter().enumerate() {
+            let client = client.clone();
             let job = move |sh: &mut Shard| {
                 let now = now_ms();
-                if tracking == 0 {
-                    return subs.into_iter().map(|sc| (sc.cmd, exec_part(sh, db, sc.spec, &sc.args, resp3, now))).collect::<Vec<_>>();
-                }
-                sh.caller = id;
-                let r = subs
-                    .into_iter()
-                    .map(|sc| {
-                        let r = exec_part(sh, db, sc.spec, &sc.args, resp3, now);
-                        if r.typed.is_some() {
-                            commands::tracking::after_read(sh, sc.spec, &sc.args, id, tracking);
-                        }
-                        (sc.cmd, r)
-                    })
-                    .collect::<Vec<_>>();
-                sh.caller = 0;
-                r
+                commands::tracking::as_caller(sh, &client, |sh| {
+                    subs.into_iter().map(|sc| (sc.cmd, exec_part(sh, db, sc.spec, &sc.args, resp3, now))).collect::<Vec<_>>()
+                })
             };
             let r = if i == last { tx.run_unlocked(shard, job).await } else { tx.lock_and_run(shard, job).await };
             replies.push((shard, r));
@@ -747,26 +735,18 @@ fn exec_or_defer(
     let touch = !client.no_touch.load(Relaxed) || spec.name == "touch";
     // Client-side caching: a tracking client's writes are its own (NOLOOP)
     // and its reads are remembered.
-    let tracking = client.tracking.load(Relaxed);
-    if tracking != 0 {
-        sh.caller = client.id;
-    }
-    let failed = crate::store::access::touching(touch, || match spec.exec {
-        Exec::Script(call) => {
-            let mark = out.buf.len();
-            if !commands::scripting::run_on_shard(sh, db, spec, call, args, out, client) {
-                return None;
+    let failed = commands::tracking::as_caller(sh, client, |sh| {
+        crate::store::access::touching(touch, || match spec.exec {
+            Exec::Script(call) => {
+                let mark = out.buf.len();
+                if !commands::scripting::run_on_shard(sh, db, spec, call, args, out, client) {
+                    return None;
+                }
+                Some(out.buf.get(mark) == Some(&b'-'))
             }
-            Some(out.buf.get(mark) == Some(&b'-'))
-        }
-        _ => Some(exec_uncounted(sh, db, spec, args, out, now)),
+            _ => Some(exec_uncounted(sh, db, spec, args, out, now)),
+        })
     });
-    if tracking != 0 {
-        sh.caller = 0;
-        if failed == Some(false) {
-            commands::tracking::after_read(sh, spec, args, client.id, tracking);
-        }
-    }
     let Some(failed) = failed else { return false };
     let end = clock::now();
     let nanos = clock.nanos_to(end);
