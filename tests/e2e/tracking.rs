@@ -353,3 +353,30 @@ fn eviction_invalidates_the_keys_it_deletes() {
     let stats = b.cmd(&["INFO", "stats"]);
     assert!(!stats.contains("evicted_keys:0\r\n"), "{stats}");
 }
+
+#[test]
+fn a_gone_redirect_target_is_reported_to_the_tracking_client() {
+    let lines = both(&[], |port, log| {
+        let mut target = Raw::connect(port);
+        let id = log.id(&mut target);
+        let mut a = Raw::connect(port);
+        a.cmd(&["HELLO", "3"]);
+        log.cmd(&mut a, &["CLIENT", "TRACKING", "on", "REDIRECT", &id]);
+        log.cmd(&mut target, &["QUIT"]);
+        // Gone once CLIENT LIST no longer names it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while a.cmd(&["CLIENT", "LIST"]).contains(&format!("id={id} ")) {
+            assert!(std::time::Instant::now() < deadline, "the target never left");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        log.cmd(&mut a, &["GET", "k"]);
+        let mut b = Raw::connect(port);
+        log.cmd(&mut b, &["SET", "k", "1"]);
+        log.read(&mut a);
+        log.cmd(&mut a, &["CLIENT", "TRACKINGINFO"]);
+        let info = a.cmd(&["CLIENT", "INFO"]);
+        log.lines.push(info.split(' ').find(|p| p.starts_with("flags=")).unwrap_or("").to_string());
+    });
+    assert_eq!(lines[4], ">2\r\n$21\r\ntracking-redir-broken\r\n:ID\r\n");
+    assert_eq!(lines[6], "flags=tR");
+}

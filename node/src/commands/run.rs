@@ -116,7 +116,7 @@ pub async fn run_handler(f: super::CoordFn, cx: &mut dyn Coord, args: &[Bytes]) 
 pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &[Bytes]) {
     let (db, resp3, now) = (cx.db(), cx.out().resp3, cx.now());
     // A tracking client's commands run as its own (`tracking::as_caller`).
-    let client = cx.session().map(|s| s.info.clone()).filter(|i| i.tracking.load(std::sync::atomic::Ordering::Relaxed) != 0);
+    let client = cx.session().filter(|s| s.info.tracking.load(std::sync::atomic::Ordering::Relaxed) != 0).map(|s| s.info.clone());
     // Shard commands count where they run (`exec_one_at`); the others here.
     let start = clock::now();
     let mark = cx.out().buf.len();

@@ -148,8 +148,8 @@ impl Shard {
     }
 
     /// `key` changed: the clients that read it, and broadcasting clients
-    /// whose prefixes match it, are told. `caller`: the tracking client
-    /// whose command changed it (not told in NOLOOP mode).
+    /// whose prefixes match it, are told. The tracking client whose
+    /// command changed it (`self.caller`) is not told in NOLOOP mode.
     pub fn invalidate_key(&mut self, key: &[u8]) {
         self.invalidate_tracked(key);
         if BCASTING.load(Relaxed) > 0 {
@@ -206,11 +206,10 @@ impl Shard {
             super::pubsub::deliver_to(&target.inbox, &target.info, msg(inv), limit);
         } else if engine.pubsub.deliver_to_subscriber(CHANNEL, t.redirect, msg(inv), limit) {
         } else if engine.clients.get(t.redirect).is_none() {
-            // The target is gone: the client is told (RESP3), once.
-            if flags & flag::BROKEN == 0 {
-                t.info.tracking.fetch_or(flag::BROKEN, Relaxed);
-                super::pubsub::deliver_to(&t.inbox, &t.info, msg(Invalidation::RedirBroken(t.redirect)), limit);
-            }
+            // The target is gone: the client is told (RESP3), each time
+            // an invalidation is lost, as Redis does.
+            t.info.tracking.fetch_or(flag::BROKEN, Relaxed);
+            super::pubsub::deliver_to(&t.inbox, &t.info, msg(Invalidation::RedirBroken(t.redirect)), limit);
         }
     }
 }

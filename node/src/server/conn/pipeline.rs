@@ -613,18 +613,23 @@ impl Conn {
         }
         per_shard.sort_by_key(|p| p.0);
         let (db, resp3) = (self.db, self.out.resp3);
-        let client = self.s.info.clone();
+        // Only a tracking client's jobs carry it (`tracking::as_caller`).
+        let tracker = (self.s.info.tracking.load(Relaxed) != 0).then(|| self.s.info.clone());
         let start = clock::now();
         let mut tx = Tx::new(&self.engine, &self.local);
         let mut replies: Vec<(usize, ShardReplies)> = Vec::with_capacity(per_shard.len());
         let last = per_shard.len().saturating_sub(1);
         for (i, (shard, subs)) in per_shard.into_iter().enumerate() {
-            let client = client.clone();
+            let tracker = tracker.clone();
             let job = move |sh: &mut Shard| {
                 let now = now_ms();
-                commands::tracking::as_caller(sh, &client, |sh| {
+                let run = |sh: &mut Shard| {
                     subs.into_iter().map(|sc| (sc.cmd, exec_part(sh, db, sc.spec, &sc.args, resp3, now))).collect::<Vec<_>>()
-                })
+                };
+                match &tracker {
+                    Some(c) => commands::tracking::as_caller(sh, c, run),
+                    None => run(sh),
+                }
             };
             let r = if i == last { tx.run_unlocked(shard, job).await } else { tx.lock_and_run(shard, job).await };
             replies.push((shard, r));
