@@ -276,3 +276,34 @@ pub fn after_read(sh: &mut Shard, spec: &CommandSpec, args: &[Bytes]) {
         sh.track_read(&args[i], id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn prefixes_must_not_overlap() {
+        assert!(check_prefixes(&[b("user:")], &[b("obj:"), b("x")]).is_ok());
+        let e = check_prefixes(&[b("user:")], &[b("user:1")]).unwrap_err().to_string();
+        assert!(e.contains("Prefix 'user:1' overlaps with an existing prefix 'user:'"), "{e}");
+        let e = check_prefixes(&[], &[b("a"), b("ab")]).unwrap_err().to_string();
+        assert!(e.contains("Prefix 'a' overlaps with another provided prefix 'ab'"), "{e}");
+        // The empty prefix (BCAST without PREFIX) overlaps every other.
+        assert!(check_prefixes(&[b("")], &[b("a")]).is_err());
+    }
+
+    #[test]
+    fn modes_combine_as_redis_allows() {
+        assert!(check_options(0, tf::BCAST, true).is_ok());
+        assert!(check_options(0, 0, true).is_err());
+        assert!(check_options(tf::ON, tf::BCAST, false).is_err());
+        assert!(check_options(0, tf::BCAST | tf::OPTIN, false).is_err());
+        assert!(check_options(0, tf::OPTIN | tf::OPTOUT, false).is_err());
+        assert!(check_options(tf::ON | tf::OPTIN, tf::OPTOUT, false).is_err());
+        assert!(check_options(tf::ON | tf::OPTIN, tf::OPTIN | tf::NOLOOP, false).is_ok());
+    }
+}

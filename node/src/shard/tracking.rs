@@ -213,3 +213,47 @@ impl Shard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    fn shard() -> Shard {
+        use clap::Parser;
+        let cfg = Config::from_args(&crate::config::Args::parse_from(["damselfly"])).expect("config");
+        Shard::new(0, 1, Arc::new(cfg), crate::shard::scripts::Scripting::new(|_| false))
+    }
+
+    #[test]
+    fn a_key_is_remembered_once_per_reader_and_forgotten_when_it_changes() {
+        let mut sh = shard();
+        sh.track_read(b"k", 7);
+        sh.track_read(b"k", 7);
+        sh.track_read(b"k", 8);
+        assert_eq!(sh.tracked.keys.get(&b"k"[..]).map(Vec::as_slice), Some(&[7, 8][..]));
+        sh.invalidate_key(b"other");
+        assert_eq!(sh.tracked.keys.len(), 1);
+        sh.invalidate_key(b"k");
+        assert!(sh.tracked.keys.is_empty());
+    }
+
+    #[test]
+    fn the_table_holds_at_most_its_bound() {
+        let mut sh = shard();
+        sh.cfg.tracking_table_max_keys.store(3, Relaxed);
+        for k in [&b"a"[..], b"b", b"c", b"d", b"e"] {
+            sh.track_read(k, 1);
+        }
+        assert_eq!(sh.tracked.keys.len(), 3);
+        assert!(sh.tracked.keys.contains_key(&b"e"[..]));
+        sh.cfg.tracking_table_max_keys.store(0, Relaxed);
+        for k in [&b"f"[..], b"g"] {
+            sh.track_read(k, 1);
+        }
+        assert_eq!(sh.tracked.keys.len(), 5, "0: no bound");
+        sh.invalidate_all(false);
+        assert!(sh.tracked.keys.is_empty());
+    }
+}
