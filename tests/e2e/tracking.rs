@@ -380,3 +380,32 @@ fn a_gone_redirect_target_is_reported_to_the_tracking_client() {
     assert_eq!(lines[4], ">2\r\n$21\r\ntracking-redir-broken\r\n:ID\r\n");
     assert_eq!(lines[6], "flags=tR");
 }
+
+#[test]
+fn caching_yes_applies_to_the_next_command_of_a_pipeline() {
+    both(&["--shards", "2"], |port, log| {
+        let mut a = tracker(port, log, &["OPTIN"]);
+        let mut b = Raw::connect(port);
+        a.send(b"*3\r\n$6\r\nCLIENT\r\n$7\r\nCACHING\r\n$3\r\nYES\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*2\r\n$3\r\nGET\r\n$1\r\nj\r\n");
+        for _ in 0..3 {
+            log.read(&mut a);
+        }
+        log.cmd(&mut b, &["SET", "j", "1"]);
+        log.cmd(&mut b, &["SET", "k", "1"]);
+        log.read(&mut a);
+        // A command over both shards is tracked whole.
+        log.cmd(&mut a, &["CLIENT", "CACHING", "YES"]);
+        log.cmd(&mut a, &["MGET", "k1", "k2", "k3"]);
+        log.cmd(&mut a, &["GET", "k4"]);
+        log.cmd(&mut b, &["MSET", "k1", "1", "k2", "2", "k3", "3", "k4", "4"]);
+        let mut pushes = vec![log.read(&mut a), log.read(&mut a), log.read(&mut a)];
+        pushes.sort();
+        log.lines.truncate(log.lines.len() - 3);
+        log.lines.extend(pushes);
+        log.cmd(&mut b, &["SET", "k4", "5"]);
+        log.cmd(&mut a, &["CLIENT", "CACHING", "YES"]);
+        log.cmd(&mut a, &["GET", "k5"]);
+        log.cmd(&mut b, &["SET", "k5", "1"]);
+        log.read(&mut a);
+    });
+}

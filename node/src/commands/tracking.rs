@@ -156,7 +156,6 @@ pub fn client_caching(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     info.tracking.fetch_or(tf::CACHING, Relaxed);
-    info.tracking.fetch_and(!tf::CACHING_USED, Relaxed);
     cx.out().ok();
     Ok(())
 }
@@ -182,7 +181,7 @@ pub fn client_trackinginfo(cx: &mut dyn Coord) -> CmdResult {
     let info = cx.client()?.info.clone();
     let t = info.tracking.load(Relaxed);
     let mut flags = vec![if t & tf::ON != 0 { "on" } else { "off" }];
-    let caching = t & tf::CACHING != 0 && t & tf::CACHING_USED == 0;
+    let caching = t & tf::CACHING != 0;
     if t & tf::BCAST != 0 {
         flags.push("bcast");
     }
@@ -225,18 +224,16 @@ pub fn client_trackinginfo(cx: &mut dyn Coord) -> CmdResult {
     Ok(())
 }
 
-/// A command is about to run for a tracking client (`t`: its mode, read
-/// once): CLIENT CACHING's flag lasts for one command other than CLIENT.
+/// Whether CLIENT CACHING's flag is set for `spec`, the next command
+/// (CLIENT's own subcommands leave it for the one after).
 #[inline]
-pub fn command_starts(info: &ClientInfo, t: u8, spec: &CommandSpec) {
-    if t & tf::CACHING == 0 || spec.name.starts_with("client") {
-        return;
-    }
-    if t & tf::CACHING_USED != 0 {
-        info.tracking.fetch_and(!(tf::CACHING | tf::CACHING_USED), Relaxed);
-    } else {
-        info.tracking.fetch_or(tf::CACHING_USED, Relaxed);
-    }
+pub fn caching_for(info: &ClientInfo, spec: &CommandSpec) -> bool {
+    info.tracking.load(Relaxed) & tf::CACHING != 0 && !spec.name.starts_with("client")
+}
+
+/// The command CLIENT CACHING was for ran: the flag goes.
+pub fn caching_used(info: &ClientInfo) {
+    info.tracking.fetch_and(!tf::CACHING, Relaxed);
 }
 
 /// The commands `f` runs on `sh` are `info`'s client's (a tracking

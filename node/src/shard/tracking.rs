@@ -37,11 +37,9 @@ pub mod flag {
     pub const OPTIN: u8 = 4;
     pub const OPTOUT: u8 = 8;
     pub const NOLOOP: u8 = 16;
-    /// CLIENT CACHING YES (OPTIN) or NO (OPTOUT) was sent.
+    /// CLIENT CACHING YES (OPTIN) or NO (OPTOUT) was sent: it holds for
+    /// the next command other than CLIENT.
     pub const CACHING: u8 = 32;
-    /// The command after CLIENT CACHING is running: the flag goes at the
-    /// next one.
-    pub const CACHING_USED: u8 = 64;
     /// The redirect target is gone.
     pub const BROKEN: u8 = 128;
 }

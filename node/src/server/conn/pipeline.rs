@@ -116,6 +116,12 @@ impl Conn {
                 self.queue(spec, args);
                 continue;
             }
+            // CLIENT CACHING's flag holds for the next command alone: it runs
+            // by itself, then the flag goes (one relaxed load otherwise).
+            let caching = commands::tracking::caching_for(&self.s.info, spec);
+            if caching {
+                self.flush(&mut segment, &mut splits).await;
+            }
             if segment.is_empty() {
                 seg_script = false;
                 seg_mixed = false;
@@ -179,6 +185,10 @@ impl Conn {
                         break;
                     }
                 }
+            }
+            if caching {
+                self.flush(&mut segment, &mut splits).await;
+                commands::tracking::caching_used(&self.s.info);
             }
         }
         self.flush(&mut segment, &mut splits).await;
@@ -305,10 +315,6 @@ impl Conn {
             return Err(CmdError::wrong_arity(spec.name));
         }
         self.acl_check(spec, args)?;
-        let t = self.s.info.tracking.load(Relaxed);
-        if t != 0 {
-            commands::tracking::command_starts(&self.s.info, t, spec);
-        }
         if self.s.sub.is_some() && !self.out.resp3 && !spec.has_flag(flag::SUBSCRIBED) {
             return Err(CmdError::err(format!(
                 "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
