@@ -409,3 +409,19 @@ fn caching_yes_applies_to_the_next_command_of_a_pipeline() {
         log.read(&mut a);
     });
 }
+
+#[test]
+fn bcast_sends_a_commands_keys_under_one_prefix_together() {
+    let lines = both(&["--shards", "1"], |port, log| {
+        let mut a = tracker(port, log, &["BCAST", "PREFIX", "u:", "PREFIX", "o:", "NOLOOP"]);
+        let mut b = Raw::connect(port);
+        log.cmd(&mut b, &["MSET", "u:1", "a", "x", "b", "u:2", "c"]);
+        log.read(&mut a);
+        // Its own writes are left out (NOLOOP).
+        log.cmd(&mut a, &["SET", "u:3", "1"]);
+        log.cmd(&mut b, &["SET", "o:1", "1"]);
+        log.read(&mut a);
+    });
+    assert_eq!(lines[2], push(&["u:1", "u:2"]));
+    assert_eq!(lines[5], push(&["o:1"]));
+}

@@ -88,6 +88,7 @@ impl Shard {
             for (_, n) in &all {
                 self.invalidate_key(&n.key);
             }
+            self.send_broadcasts();
         }
         all
     }

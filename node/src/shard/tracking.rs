@@ -114,6 +114,9 @@ pub fn stats() -> (usize, usize, usize, usize) {
 #[derive(Default)]
 pub struct Table {
     keys: HashMap<Bytes, Vec<u64>>,
+    /// Changed keys for broadcasting clients, not sent yet: (client,
+    /// prefix, keys).
+    bcast: Vec<(u64, Bytes, Vec<Bytes>)>,
 }
 
 impl Drop for Table {
@@ -151,15 +154,29 @@ impl Shard {
     pub fn invalidate_key(&mut self, key: &[u8]) {
         self.invalidate_tracked(key);
         if BCASTING.load(Relaxed) > 0 {
-            let ids: Vec<u64> = trackers()
-                .values()
-                .filter(|t| t.info.tracking.load(Relaxed) & flag::BCAST != 0)
-                .filter(|t| t.prefixes.is_empty() || t.prefixes.iter().any(|p| key.starts_with(p)))
-                .map(|t| t.info.id)
-                .collect();
-            for id in ids {
-                self.send_invalidation(id, Invalidation::Keys(vec![Bytes::copy_from_slice(key)]));
+            let all = trackers();
+            for t in all.values().filter(|t| t.info.tracking.load(Relaxed) & flag::BCAST != 0) {
+                if let Some(p) = t.prefixes.iter().find(|p| key.starts_with(p)) {
+                    let (id, key) = (t.info.id, Bytes::copy_from_slice(key));
+                    // NOLOOP: the caller's own writes, left out now.
+                    if id == self.caller && self.caller_mode & flag::NOLOOP != 0 {
+                        continue;
+                    }
+                    match self.tracked.bcast.iter_mut().find(|b| b.0 == id && b.1 == *p) {
+                        Some(b) => b.2.push(key),
+                        None => self.tracked.bcast.push((id, p.clone(), vec![key])),
+                    }
+                }
             }
+        }
+    }
+
+    /// Sends what `invalidate_key` gathered for broadcasting clients: one
+    /// message per client and prefix with every key changed under it, as
+    /// Redis sends them once per event loop (here: per drain of notes).
+    pub fn send_broadcasts(&mut self) {
+        for (id, _, keys) in std::mem::take(&mut self.tracked.bcast) {
+            self.send_invalidation(id, Invalidation::Keys(keys));
         }
     }
 
@@ -175,6 +192,7 @@ impl Shard {
     /// A flush: every tracking client is sent the null invalidation (once,
     /// by the first shard: `announce`) and this shard's table is emptied.
     pub fn invalidate_all(&mut self, announce: bool) {
+        self.send_broadcasts();
         let table = std::mem::take(&mut self.tracked);
         drop(table);
         if announce {
