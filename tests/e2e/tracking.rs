@@ -425,3 +425,21 @@ fn bcast_sends_a_commands_keys_under_one_prefix_together() {
     assert_eq!(lines[2], push(&["u:1", "u:2"]));
     assert_eq!(lines[5], push(&["o:1"]));
 }
+
+#[test]
+fn turning_keyspace_events_off_leaves_tracking_on() {
+    both(&[], |port, log| {
+        let mut a = tracker(port, log, &[]);
+        let mut b = Raw::connect(port);
+        log.cmd(&mut b, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+        log.cmd(&mut b, &["CONFIG", "SET", "notify-keyspace-events", ""]);
+        log.cmd(&mut a, &["GET", "k"]);
+        log.cmd(&mut b, &["INCR", "k"]);
+        log.read(&mut a);
+        log.cmd(&mut a, &["CLIENT", "TRACKING", "off"]);
+        log.cmd(&mut a, &["GET", "k"]);
+        log.cmd(&mut b, &["INCR", "k"]);
+        log.cmd(&mut a, &["CLIENT", "TRACKINGINFO"]);
+        log.cmd(&mut a, &["PING"]);
+    });
+}
