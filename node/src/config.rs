@@ -176,6 +176,9 @@ pub struct Config {
     maxmemory_policy: AtomicU8,
     /// `maxmemory-samples`: keys sampled per eviction.
     pub maxmemory_samples: AtomicU64,
+    /// `tracking-table-max-keys`: the keys client-side caching remembers
+    /// at most, over all shards (0: no bound; `shard::tracking`).
+    pub tracking_table_max_keys: AtomicU64,
     /// `maxmemory-eviction-tenacity` (0..100): how long one command may
     /// spend evicting (`Policy::time_limit_us`).
     pub maxmemory_eviction_tenacity: AtomicU64,
@@ -652,6 +655,7 @@ impl Config {
             maxmemory: AtomicU64::new(0),
             maxmemory_policy: AtomicU8::new(Policy::NoEviction as u8),
             maxmemory_samples: AtomicU64::new(5),
+            tracking_table_max_keys: AtomicU64::new(1_000_000),
             maxmemory_eviction_tenacity: AtomicU64::new(10),
             lfu_log_factor: AtomicU64::new(10),
             lfu_decay_time: AtomicU64::new(1),
@@ -921,6 +925,7 @@ impl Config {
                 self.maxmemory_policy.store(p as u8, Relaxed);
             }
             "maxmemory-samples" => self.maxmemory_samples.store(int_between(value, 1, i32::MAX as u64)?, Relaxed),
+            "tracking-table-max-keys" => self.tracking_table_max_keys.store(int_between(value, 0, i64::MAX as u64)?, Relaxed),
             "maxmemory-eviction-tenacity" => self.maxmemory_eviction_tenacity.store(int_between(value, 0, 100)?, Relaxed),
             "lfu-log-factor" => self.lfu_log_factor.store(int_between(value, 0, i32::MAX as u64)?, Relaxed),
             "lfu-decay-time" => self.lfu_decay_time.store(int_between(value, 0, i32::MAX as u64)?, Relaxed),
@@ -1011,6 +1016,7 @@ impl Config {
             ("client-query-buffer-limit".into(), self.client_query_buffer_limit.load(Relaxed).to_string()),
             ("maxmemory-policy".into(), self.policy().name().into()),
             ("maxmemory-samples".into(), self.maxmemory_samples.load(Relaxed).to_string()),
+            ("tracking-table-max-keys".into(), self.tracking_table_max_keys.load(Relaxed).to_string()),
             ("maxmemory-eviction-tenacity".into(), self.maxmemory_eviction_tenacity.load(Relaxed).to_string()),
             ("lfu-log-factor".into(), self.lfu_log_factor.load(Relaxed).to_string()),
             ("lfu-decay-time".into(), self.lfu_decay_time.load(Relaxed).to_string()),

@@ -188,7 +188,7 @@ fn help_names_every_subcommand() {
     let help = c.cmd(&["CLIENT", "HELP"]);
     let subs = c.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "client|*"]);
     let names: Vec<&str> = subs.split("\r\n").filter_map(|l| l.strip_prefix("client|")).collect();
-    assert_eq!(names.len(), 15, "{subs}");
+    assert_eq!(names.len(), 18, "{subs}");
     for n in names {
         let up = n.to_ascii_uppercase();
         assert!(help.split("\r\n").any(|l| l.strip_prefix('+').is_some_and(|l| l.starts_with(&up))), "{n} missing from CLIENT HELP");

@@ -148,7 +148,18 @@ fn getkeys_and_list_match_redis() {
     };
     assert_eq!(
         names(query(&mut a, &["COMMAND", "LIST", "FILTERBY", "PATTERN", "client|*i*"])),
-        ["client|getredir", "client|id", "client|info", "client|kill", "client|list", "client|no-evict", "client|setinfo"]
+        [
+            "client|caching",
+            "client|getredir",
+            "client|id",
+            "client|info",
+            "client|kill",
+            "client|list",
+            "client|no-evict",
+            "client|setinfo",
+            "client|tracking",
+            "client|trackinginfo"
+        ]
     );
     assert_eq!(names(query(&mut a, &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "hyperloglog"])), ["pfadd", "pfcount", "pfmerge"]);
     // COUNT counts the top-level commands LIST names.

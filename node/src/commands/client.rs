@@ -1,5 +1,6 @@
 //! CLIENT: the connection's own settings (ID, SETNAME, GETNAME, SETINFO,
-//! REPLY, NO-EVICT, NO-TOUCH, GETREDIR) and the node's clients as operators
+//! REPLY, NO-EVICT, NO-TOUCH; TRACKING, CACHING, GETREDIR and TRACKINGINFO
+//! are `commands::tracking`'s) and the node's clients as operators
 //! see them (LIST, INFO, KILL, PAUSE, UNPAUSE, UNBLOCK), over the registry
 //! in `shard::clients`.
 
@@ -65,6 +66,33 @@ pub static COMMANDS: &[CommandSpec] =
             (0, 0, 0),
             CS,
             "Returns the client ID to which the connection's tracking notifications are redirected.",
+            CLIENT,
+        ),
+        sub(
+            "client|tracking",
+            -3,
+            NOSCRIPT | LOADING | STALE,
+            (0, 0, 0),
+            CS,
+            "Controls server-assisted client-side caching for the connection.",
+            CLIENT,
+        ),
+        sub(
+            "client|caching",
+            3,
+            NOSCRIPT | LOADING | STALE,
+            (0, 0, 0),
+            CS,
+            "Instructs the server whether to track the keys in the next request.",
+            CLIENT,
+        ),
+        sub(
+            "client|trackinginfo",
+            2,
+            NOSCRIPT | LOADING | STALE,
+            (0, 0, 0),
+            CS,
+            "Returns information about server-assisted client-side caching for the connection.",
             CLIENT,
         ),
         sub("client|pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), CA, "Suspends commands processing.", CLIENT),
@@ -180,8 +208,10 @@ fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().ok();
         }
         b"KILL" => return client_kill(cx, args),
-        // There is no client tracking: nothing is redirected.
-        b"GETREDIR" => cx.out().int(-1),
+        b"GETREDIR" => return super::tracking::client_getredir(cx),
+        b"TRACKING" => return super::tracking::client_tracking(cx, args),
+        b"CACHING" => return super::tracking::client_caching(cx, args),
+        b"TRACKINGINFO" => return super::tracking::client_trackinginfo(cx),
         b"REPLY" => {
             let s = cx.client()?;
             if eq_ic(&args[2], "ON") {
@@ -234,10 +264,11 @@ fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().int(i64::from(done));
         }
         b"HELP" => {
-            // Redis 7.2's text (with 7.4's ID and MAXAGE filters); the
-            // client tracking subcommands are not here.
+            // Redis 7.2's text (with 7.4's ID and MAXAGE filters).
             let lines = [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CACHING (YES|NO)",
+                "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
                 "GETREDIR",
                 "    Return the client ID we are redirecting to when tracking is enabled.",
                 "GETNAME",
@@ -282,6 +313,11 @@ fn client(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 "    * LIB-VER: the client lib version.",
                 "UNBLOCK <clientid> [TIMEOUT|ERROR]",
                 "    Unblock the specified blocked client.",
+                "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+                "         [OPTIN] [OPTOUT] [NOLOOP]",
+                "    Control server assisted client side caching.",
+                "TRACKINGINFO",
+                "    Report tracking status for the current connection.",
                 "NO-EVICT (ON|OFF)",
                 "    Protect current client connection from eviction.",
                 "NO-TOUCH (ON|OFF)",

@@ -113,6 +113,7 @@ fn reset(cx: &mut dyn Coord) -> CmdResult {
     s.multi = None;
     s.unwatch(&engine);
     s.stop_monitor(&engine);
+    s.stop_tracking();
     s.reply = super::session::Reply::On;
     super::pubsub::unsubscribe_all(&engine, s);
     s.info.db.store(0, Relaxed);

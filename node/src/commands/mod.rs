@@ -48,6 +48,7 @@ pub mod stream_groups;
 pub mod stream_info;
 pub mod streams;
 pub mod strings;
+pub mod tracking;
 pub mod transactions;
 pub mod zsets;
 

@@ -52,6 +52,8 @@ pub fn exec_uncounted(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Byt
         out.buf.truncate(mark);
         out.error(&e);
         failed = true;
+    } else if sh.caller != 0 {
+        super::tracking::after_read(sh, spec, args);
     }
     if let Some(e) = jsonpath_overflow() {
         out.buf.truncate(mark);
@@ -88,6 +90,9 @@ pub fn exec_part(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], 
     let mut ctx = Ctx { shard: sh, db, now, part: Some(&mut part) };
     let failed = f(&mut ctx, args, &mut out).err().or_else(jsonpath_overflow);
     super::notify::after_command(sh, db, spec, args, &out.buf, failed.is_some());
+    if failed.is_none() && sh.caller != 0 {
+        super::tracking::after_read(sh, spec, args);
+    }
     match failed {
         Some(e) => {
             out.buf.clear();
@@ -110,6 +115,8 @@ pub async fn run_handler(f: super::CoordFn, cx: &mut dyn Coord, args: &[Bytes]) 
 /// needs (EXEC's transaction, a script in wide mode), writing its reply.
 pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &[Bytes]) {
     let (db, resp3, now) = (cx.db(), cx.out().resp3, cx.now());
+    // A tracking client's commands run as its own (`tracking::as_caller`).
+    let client = cx.session().filter(|s| s.info.tracking.load(std::sync::atomic::Ordering::Relaxed) != 0).map(|s| s.info.clone());
     // Shard commands count where they run (`exec_one_at`); the others here.
     let start = clock::now();
     let mark = cx.out().buf.len();
@@ -126,7 +133,10 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
                     let (reply, nanos) = cx
                         .run_on(s, move |sh| {
                             let mut o = Out::new(resp3);
-                            let nanos = exec_one_at(sh, db, spec, &argv, &mut o, now);
+                            let nanos = match &client {
+                                Some(c) => super::tracking::as_caller(sh, c, |sh| exec_one_at(sh, db, spec, &argv, &mut o, now)),
+                                None => exec_one_at(sh, db, spec, &argv, &mut o, now),
+                            };
                             (o.buf, nanos)
                         })
                         .await;
@@ -141,7 +151,14 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
                     let mut replies = Vec::with_capacity(parts.len());
                     for p in &parts {
                         let sub = p.args.clone();
-                        replies.push(cx.run_on(p.shard, move |sh| exec_part(sh, db, spec, &sub, resp3, now)).await);
+                        let client = client.clone();
+                        replies.push(
+                            cx.run_on(p.shard, move |sh| match &client {
+                                Some(c) => super::tracking::as_caller(sh, c, |sh| exec_part(sh, db, spec, &sub, resp3, now)),
+                                None => exec_part(sh, db, spec, &sub, resp3, now),
+                            })
+                            .await,
+                        );
                     }
                     combine_replies(combine, &parts, &replies, cx.out());
                     let nanos = count_here(cx.out(), spec, start, mark);

@@ -534,7 +534,18 @@ pub async fn flush(cx: &mut dyn Coord, args: &[Bytes], all: bool) -> CmdResult {
     let db = cx.db();
     // All shards are locked together so no client sees a half-flushed keyspace.
     for s in 0..cx.engine().nshards() {
-        cx.lock_run(s, move |sh| if all { sh.flush_all() } else { sh.flush_db(db) }).await;
+        cx.lock_run(s, move |sh| {
+            if all {
+                sh.flush_all()
+            } else {
+                sh.flush_db(db)
+            }
+            // Tracking clients are told once that every key changed.
+            if crate::store::notify::tracking() {
+                sh.invalidate_all(s == 0);
+            }
+        })
+        .await;
     }
     cx.out().ok();
     Ok(())

@@ -43,6 +43,15 @@ pub struct Session {
     pub reply: Reply,
     /// CLIENT UNBLOCK ended the last wait as a timeout.
     pub unblocked: bool,
+    /// Client-side caching: where this connection's invalidations arrive
+    /// (made by the first CLIENT TRACKING ON).
+    pub tracking: Option<Box<Inbox>>,
+}
+
+/// A tracking connection's inbox of invalidations (`shard::tracking`).
+pub struct Inbox {
+    pub tx: tokio::sync::mpsc::UnboundedSender<Message>,
+    pub rx: tokio::sync::mpsc::UnboundedReceiver<Message>,
 }
 
 /// CLIENT REPLY's modes.
@@ -164,6 +173,14 @@ impl Session {
     pub fn publish_input(&self, inbuf: &bytes::BytesMut, parser: &Parser, running: &[Vec<Bytes>]) {
         let (big, big_room, big_done) = parser.held();
         self.info.publish_input(inbuf.len() + big, inbuf.capacity() - inbuf.len() + big_room, big_done, running);
+    }
+
+    /// Ends client tracking (CLIENT TRACKING OFF, RESET, the connection
+    /// closing). The inbox stays: invalidations already sent are written.
+    pub fn stop_tracking(&mut self) {
+        if self.info.tracking.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+            crate::shard::tracking::disable(&self.info);
+        }
     }
 
     /// Ends MONITOR (RESET, the connection closing).

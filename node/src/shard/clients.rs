@@ -44,6 +44,8 @@ pub struct ClientInfo {
     /// metadata as they are (`store::access::touching`).
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
+    /// CLIENT TRACKING: its mode (`shard::tracking::flag`; 0 when off).
+    pub tracking: std::sync::atomic::AtomicU8,
     /// MONITOR is on (flag `O`).
     monitor: AtomicBool,
     /// CLIENT UNBLOCK asked the blocked command to end: 0 no, `UNBLOCK_TIMEOUT`
@@ -399,7 +401,7 @@ impl ClientInfo {
     }
 
     /// CLIENT LIST's flags, in Redis's order. Never here: `S`/`M`
-    /// (no replication), `t`/`R`/`B` (no client tracking), `u`
+    /// (no replication), `u`
     /// (a woken client goes on in its own task, never queued to run
     /// again), `U` (no unix socket).
     fn flags(&self) -> String {
@@ -414,6 +416,10 @@ impl ClientInfo {
         on(&mut f, self.subscriptions() > 0, 'P');
         on(&mut f, st.multi.load(Relaxed) > 0, 'x');
         on(&mut f, st.blocked.load(Relaxed), 'b');
+        let tracking = self.tracking.load(Relaxed);
+        on(&mut f, tracking & super::tracking::flag::ON != 0, 't');
+        on(&mut f, tracking & super::tracking::flag::BROKEN != 0, 'R');
+        on(&mut f, tracking & super::tracking::flag::BCAST != 0, 'B');
         let dirty =
             st.dirty_id.load(Relaxed) != 0 && st.dirty.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|d| d.load(Relaxed));
         on(&mut f, dirty, 'd');
@@ -557,6 +563,7 @@ impl Clients {
             kill: Notify::new(),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
+            tracking: std::sync::atomic::AtomicU8::new(0),
             monitor: AtomicBool::new(false),
             unblock: std::sync::atomic::AtomicU8::new(0),
             unblock_notify: Notify::new(),
@@ -611,6 +618,10 @@ impl Clients {
 
     pub fn unregister(&self, id: u64) {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
     }
 
     pub fn list(&self) -> Vec<Arc<ClientInfo>> {

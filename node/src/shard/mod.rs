@@ -23,6 +23,7 @@ pub mod pubsub;
 pub mod scripts;
 pub mod slowlog;
 pub mod snapshot;
+pub mod tracking;
 pub mod tx;
 
 use std::cell::{Cell, RefCell};
@@ -155,6 +156,13 @@ pub struct Shard {
     evict_failing: bool,
     /// Keyspace events held back (see `notify`).
     held_events: Option<notify::Held>,
+    /// Keys tracking clients read (client-side caching).
+    pub tracked: tracking::Table,
+    /// The tracking client whose command is running (0: none, or one that
+    /// does not track) and its mode: NOLOOP's own writes are not reported
+    /// to it, and its reads are remembered (`commands::tracking`).
+    pub caller: u64,
+    pub caller_mode: u8,
 }
 
 impl Shard {
@@ -183,6 +191,9 @@ impl Shard {
             evict_next_db: 0,
             evict_failing: false,
             held_events: None,
+            tracked: Default::default(),
+            caller: 0,
+            caller_mode: 0,
         }
     }
 

@@ -82,6 +82,14 @@ impl Shard {
                 all.extend(d.take_notes().into_iter().map(|n| (i, n)));
             }
         }
+        // Client-side caching: each noted key is invalidated as its change
+        // is drained (every write path's notes pass here).
+        if notify::tracking() {
+            for (_, n) in &all {
+                self.invalidate_key(&n.key);
+            }
+            self.send_broadcasts();
+        }
         all
     }
 

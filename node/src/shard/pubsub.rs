@@ -33,12 +33,44 @@ pub struct Message {
     pub unsubscribed: bool,
     pub channel: Bytes,
     pub payload: Bytes,
+    /// Not a message: a client-side caching invalidation
+    /// (`shard::tracking`), written as a RESP3 push or, to a RESP2
+    /// subscriber, as a message on `__redis__:invalidate`.
+    pub invalidate: Option<Invalidation>,
+}
+
+/// What a tracking invalidation says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invalidation {
+    /// These keys changed.
+    Keys(Vec<Bytes>),
+    /// Every key (a flush): the null invalidation.
+    All,
+    /// The redirect target (this id) is gone (`tracking-redir-broken`).
+    RedirBroken(u64),
+}
+
+impl Message {
+    pub fn invalidation(inv: Invalidation) -> Message {
+        Message {
+            pattern: None,
+            sharded: false,
+            unsubscribed: false,
+            channel: Bytes::from_static(super::tracking::CHANNEL),
+            payload: Bytes::new(),
+            invalidate: Some(inv),
+        }
+    }
 }
 
 impl Message {
     /// The bytes it takes until written: its parts and the reply framing.
     pub fn size(&self) -> usize {
-        self.channel.len() + self.payload.len() + self.pattern.as_ref().map_or(0, |p| p.len()) + 64
+        let keys = match &self.invalidate {
+            Some(Invalidation::Keys(k)) => k.iter().map(|k| k.len() + 16).sum(),
+            _ => 0,
+        };
+        self.channel.len() + self.payload.len() + self.pattern.as_ref().map_or(0, |p| p.len()) + 64 + keys
     }
 }
 
@@ -67,6 +99,11 @@ fn deliver(sub: &Subscriber, m: Message, limit: &OutputLimit, now: u64) -> bool 
     }
     client.out_pending.fetch_add(size, Relaxed);
     tx.send(m).is_ok()
+}
+
+/// Hands `m` to one connection's inbox (`deliver`'s limit applies).
+pub fn deliver_to(tx: &UnboundedSender<Message>, client: &Arc<ClientInfo>, m: Message, limit: &OutputLimit) -> bool {
+    deliver(&(tx.clone(), client.clone()), m, limit, crate::util::now_ms())
 }
 
 #[derive(Default)]
@@ -105,7 +142,14 @@ impl PubSub {
         let mut n = 0;
         if let Some(subs) = r.channels.get(channel) {
             for sub in subs.values() {
-                let m = Message { pattern: None, sharded: false, unsubscribed: false, channel: channel.clone(), payload: payload.clone() };
+                let m = Message {
+                    pattern: None,
+                    sharded: false,
+                    unsubscribed: false,
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                    invalidate: None,
+                };
                 n += deliver(sub, m, limit, now) as usize;
             }
         }
@@ -118,12 +162,22 @@ impl PubSub {
                         unsubscribed: false,
                         channel: channel.clone(),
                         payload: payload.clone(),
+                        invalidate: None,
                     };
                     n += deliver(sub, m, limit, now) as usize;
                 }
             }
         }
         n
+    }
+
+    /// Hands `m` to client `id` if it subscribes to `channel`; whether it
+    /// does.
+    pub fn deliver_to_subscriber(&self, channel: &[u8], id: u64, m: Message, limit: &OutputLimit) -> bool {
+        let r = self.lock();
+        let Some(sub) = r.channels.get(channel).and_then(|s| s.get(&id)) else { return false };
+        deliver(sub, m, limit, crate::util::now_ms());
+        true
     }
 
     /// Active channels (matching `pattern`, when given).
@@ -174,7 +228,14 @@ impl PubSub {
         let now = crate::util::now_ms();
         subs.values()
             .filter(|sub| {
-                let m = Message { pattern: None, sharded: true, unsubscribed: false, channel: channel.clone(), payload: payload.clone() };
+                let m = Message {
+                    pattern: None,
+                    sharded: true,
+                    unsubscribed: false,
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                    invalidate: None,
+                };
                 deliver(sub, m, limit, now)
             })
             .count()
@@ -197,7 +258,14 @@ impl PubSub {
         let names: Vec<Bytes> = r.shard_channels.keys().filter(|c| gone(c)).cloned().collect();
         for c in &names {
             for (tx, _) in r.shard_channels.remove(c).into_iter().flat_map(|subs| subs.into_values()) {
-                let _ = tx.send(Message { pattern: None, sharded: true, unsubscribed: true, channel: c.clone(), payload: Bytes::new() });
+                let _ = tx.send(Message {
+                    pattern: None,
+                    sharded: true,
+                    unsubscribed: true,
+                    channel: c.clone(),
+                    payload: Bytes::new(),
+                    invalidate: None,
+                });
             }
         }
         names.len()

@@ -1,5 +1,6 @@
 //! Keyspace notifications, the keyspace's part: while the node has any
-//! turned on (`notify-keyspace-events`), each database notes, in order, the
+//! turned on (`notify-keyspace-events`), or any client tracks keys
+//! (client-side caching, `shard::tracking`), each database notes, in order, the
 //! keys its write paths change, create, expire or evict (`Db::take_notes`).
 //! The layers above turn the notes into events: the shard publishes `new`,
 //! `expired` and `evicted` itself, and a command's declaration names the
@@ -10,16 +11,31 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use super::SmallBytes;
 
 static ON: AtomicBool = AtomicBool::new(false);
+static EVENTS: AtomicBool = AtomicBool::new(false);
+static TRACKING: AtomicBool = AtomicBool::new(false);
 
-/// Turns noting on or off for every database of the node.
+/// Turns noting on or off for keyspace events.
 pub fn set_on(on: bool) {
-    ON.store(on, Relaxed);
+    EVENTS.store(on, Relaxed);
+    ON.store(on || TRACKING.load(Relaxed), Relaxed);
+}
+
+/// Turns noting on or off for client tracking.
+pub fn set_tracking(on: bool) {
+    TRACKING.store(on, Relaxed);
+    ON.store(on || EVENTS.load(Relaxed), Relaxed);
 }
 
 /// Whether databases note their changes.
 #[inline]
 pub fn on() -> bool {
     ON.load(Relaxed)
+}
+
+/// Whether some client tracks keys.
+#[inline]
+pub fn tracking() -> bool {
+    TRACKING.load(Relaxed)
 }
 
 /// What happened to a key.

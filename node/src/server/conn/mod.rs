@@ -79,6 +79,15 @@ async fn next_message(sub: &mut Option<Box<Subscription>>) -> Option<crate::shar
     }
 }
 
+/// The next invalidation for a tracking connection (never, for one that
+/// never tracked).
+async fn next_invalidation(inbox: &mut Option<Box<crate::commands::session::Inbox>>) -> Option<crate::shard::pubsub::Message> {
+    match inbox {
+        Some(i) => i.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The next MONITOR line for a connection (never, when it does not
 /// monitor).
 async fn next_line(monitor: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Bytes>>) -> Option<Bytes> {
@@ -93,6 +102,10 @@ async fn next_line(monitor: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Byt
 /// from the connection's subscriptions and says so (`sunsubscribe`, as
 /// Redis tells the subscribers of a slot it gives away).
 pub fn write_message(out: &mut Out, sub: &mut Option<Box<Subscription>>, m: &crate::shard::pubsub::Message) {
+    if let Some(inv) = &m.invalidate {
+        write_invalidation(out, sub.is_some(), inv);
+        return;
+    }
     if m.unsubscribed {
         let Some(s) = sub.as_mut() else { return };
         if !s.shard_channels.remove(&m.channel) {
@@ -120,6 +133,41 @@ pub fn write_message(out: &mut Out, sub: &mut Option<Box<Subscription>>, m: &cra
     }
     out.bulk(&m.channel);
     out.bulk(&m.payload);
+}
+
+/// Writes a client-side caching invalidation as Redis does: a RESP3 push
+/// (`invalidate` and the keys, or null after a flush), or to a RESP2
+/// subscriber a message on `__redis__:invalidate`; a RESP2 connection not
+/// subscribed can receive nothing.
+fn write_invalidation(out: &mut Out, subscribed: bool, inv: &crate::shard::pubsub::Invalidation) {
+    use crate::shard::pubsub::Invalidation;
+    if let Invalidation::RedirBroken(id) = inv {
+        if out.resp3 {
+            out.push(2);
+            out.bulk(b"tracking-redir-broken");
+            out.int(*id as i64);
+        }
+        return;
+    }
+    if out.resp3 {
+        out.push(2);
+        out.bulk(b"invalidate");
+    } else if subscribed {
+        out.push(3);
+        out.bulk(b"message");
+        out.bulk(crate::shard::tracking::CHANNEL);
+    } else {
+        return;
+    }
+    match inv {
+        Invalidation::Keys(keys) => {
+            out.array(keys.len());
+            for k in keys {
+                out.bulk(k);
+            }
+        }
+        _ => out.nil(),
+    }
 }
 
 /// How long a command held by a migration's cut-over waits before its
@@ -173,6 +221,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             monitor: None,
             reply: Default::default(),
             unblocked: false,
+            tracking: None,
         },
         tx: None,
         in_exec: false,
@@ -221,6 +270,23 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
                         continue;
                     }
                     // What the hook left (commands, input) is handled now.
+                    0
+                }
+                Some(m) = next_invalidation(&mut conn.s.tracking) => {
+                    let woke = conn.resume(&slot, &mut cmds);
+                    let mut taken = m.size();
+                    write_message(&mut conn.out, &mut conn.s.sub, &m);
+                    while conn.out.buf.len() < MESSAGES_PER_WRITE {
+                        let Some(m) = conn.s.tracking.as_mut().and_then(|i| i.rx.try_recv().ok()) else { break };
+                        taken += m.size();
+                        write_message(&mut conn.out, &mut conn.s.sub, &m);
+                    }
+                    if !conn.write_pushed(taken).await {
+                        break 'conn;
+                    }
+                    if !woke {
+                        continue;
+                    }
                     0
                 }
                 Some(line) = next_line(&mut conn.s.monitor) => {
@@ -308,6 +374,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
     let _ = conn.sock.shutdown().await;
     conn.s.unwatch(&engine);
     conn.s.stop_monitor(&engine);
+    conn.s.stop_tracking();
     crate::commands::pubsub::unsubscribe_all(&engine, &mut conn.s);
     engine.clients.unregister(info.id);
     engine.stats.connected_clients.fetch_sub(1, Relaxed);

@@ -116,6 +116,12 @@ impl Conn {
                 self.queue(spec, args);
                 continue;
             }
+            // CLIENT CACHING's flag holds for the next command alone: it runs
+            // by itself, then the flag goes (one relaxed load otherwise).
+            let caching = commands::tracking::caching_for(&self.s.info, spec);
+            if caching {
+                self.flush(&mut segment, &mut splits).await;
+            }
             if segment.is_empty() {
                 seg_script = false;
                 seg_mixed = false;
@@ -179,6 +185,10 @@ impl Conn {
                         break;
                     }
                 }
+            }
+            if caching {
+                self.flush(&mut segment, &mut splits).await;
+                commands::tracking::caching_used(&self.s.info);
             }
         }
         self.flush(&mut segment, &mut splits).await;
@@ -609,14 +619,23 @@ impl Conn {
         }
         per_shard.sort_by_key(|p| p.0);
         let (db, resp3) = (self.db, self.out.resp3);
+        // Only a tracking client's jobs carry it (`tracking::as_caller`).
+        let tracker = (self.s.info.tracking.load(Relaxed) != 0).then(|| self.s.info.clone());
         let start = clock::now();
         let mut tx = Tx::new(&self.engine, &self.local);
         let mut replies: Vec<(usize, ShardReplies)> = Vec::with_capacity(per_shard.len());
         let last = per_shard.len().saturating_sub(1);
         for (i, (shard, subs)) in per_shard.into_iter().enumerate() {
+            let tracker = tracker.clone();
             let job = move |sh: &mut Shard| {
                 let now = now_ms();
-                subs.into_iter().map(|sc| (sc.cmd, exec_part(sh, db, sc.spec, &sc.args, resp3, now))).collect::<Vec<_>>()
+                let run = |sh: &mut Shard| {
+                    subs.into_iter().map(|sc| (sc.cmd, exec_part(sh, db, sc.spec, &sc.args, resp3, now))).collect::<Vec<_>>()
+                };
+                match &tracker {
+                    Some(c) => commands::tracking::as_caller(sh, c, run),
+                    None => run(sh),
+                }
             };
             let r = if i == last { tx.run_unlocked(shard, job).await } else { tx.lock_and_run(shard, job).await };
             replies.push((shard, r));
@@ -725,15 +744,19 @@ fn exec_or_defer(
     // CLIENT NO-TOUCH: the command's lookups leave keys' access metadata
     // alone (TOUCH itself still counts).
     let touch = !client.no_touch.load(Relaxed) || spec.name == "touch";
-    let failed = crate::store::access::touching(touch, || match spec.exec {
-        Exec::Script(call) => {
-            let mark = out.buf.len();
-            if !commands::scripting::run_on_shard(sh, db, spec, call, args, out, client) {
-                return None;
+    // Client-side caching: a tracking client's writes are its own (NOLOOP)
+    // and its reads are remembered.
+    let failed = commands::tracking::as_caller(sh, client, |sh| {
+        crate::store::access::touching(touch, || match spec.exec {
+            Exec::Script(call) => {
+                let mark = out.buf.len();
+                if !commands::scripting::run_on_shard(sh, db, spec, call, args, out, client) {
+                    return None;
+                }
+                Some(out.buf.get(mark) == Some(&b'-'))
             }
-            Some(out.buf.get(mark) == Some(&b'-'))
-        }
-        _ => Some(exec_uncounted(sh, db, spec, args, out, now)),
+            _ => Some(exec_uncounted(sh, db, spec, args, out, now)),
+        })
     });
     let Some(failed) = failed else { return false };
     let end = clock::now();

@@ -1,0 +1,275 @@
+//! Client-side caching (CLIENT TRACKING), the node's part, as Redis 7.0's
+//! tracking.c: the node's tracking clients (by id: their options and where
+//! their invalidations go) and each shard's table of the keys tracking
+//! clients read (key -> client ids). A change to a key the databases note
+//! (`store::notify`, on while any client tracks) invalidates it: each
+//! client that read it gets one invalidation message and the key leaves
+//! the table; broadcasting clients (BCAST) get every changed key matching
+//! their prefixes. Messages go to the client's connection like pub/sub
+//! messages (`pubsub::Message`, counted against its output limit): a RESP3
+//! push `invalidate`, or through REDIRECT a `message` on
+//! `__redis__:invalidate` to a RESP2 connection subscribed to it.
+//!
+//! The tracked-keys table of a shard holds at most its share of
+//! `tracking-table-max-keys`; past it, keys leave the table (their readers
+//! are sent an invalidation), as Redis bounds its table.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::clients::ClientInfo;
+use super::pubsub::{Invalidation, Message};
+use super::Shard;
+use crate::config::CLASS_PUBSUB;
+
+/// The channel RESP2 connections receive redirected invalidations on.
+pub const CHANNEL: &[u8] = b"__redis__:invalidate";
+
+/// A client's tracking state (`ClientInfo::tracking`, one byte read with
+/// one relaxed load on the command path).
+pub mod flag {
+    pub const ON: u8 = 1;
+    pub const BCAST: u8 = 2;
+    pub const OPTIN: u8 = 4;
+    pub const OPTOUT: u8 = 8;
+    pub const NOLOOP: u8 = 16;
+    /// CLIENT CACHING YES (OPTIN) or NO (OPTOUT) was sent: it holds for
+    /// the next command other than CLIENT.
+    pub const CACHING: u8 = 32;
+    /// The redirect target is gone.
+    pub const BROKEN: u8 = 128;
+}
+
+/// A tracking client: where its invalidations go.
+pub struct Tracker {
+    pub info: Arc<ClientInfo>,
+    pub inbox: UnboundedSender<Message>,
+    /// REDIRECT's client id (0: none).
+    pub redirect: u64,
+    /// BCAST's prefixes (none: every key).
+    pub prefixes: Vec<Bytes>,
+}
+
+static TRACKERS: LazyLock<Mutex<HashMap<u64, Tracker>>> = LazyLock::new(Default::default);
+/// Clients in BCAST mode (a changed key is matched against their prefixes
+/// only while some).
+static BCASTING: AtomicUsize = AtomicUsize::new(0);
+/// Keys in the shards' tables, and client ids under them.
+static TOTAL_KEYS: AtomicUsize = AtomicUsize::new(0);
+static TOTAL_ITEMS: AtomicUsize = AtomicUsize::new(0);
+
+fn trackers() -> MutexGuard<'static, HashMap<u64, Tracker>> {
+    TRACKERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn refresh_noting() {
+    crate::store::notify::set_tracking(!trackers().is_empty());
+}
+
+/// Turns tracking on for `t.info`'s client (or changes its options),
+/// with `flags` (`flag::ON` and its modes).
+pub fn enable(t: Tracker, flags: u8) {
+    let id = t.info.id;
+    {
+        let mut all = trackers();
+        if flags & flag::BCAST != 0 && all.get(&id).is_none_or(|o| o.info.tracking.load(Relaxed) & flag::BCAST == 0) {
+            BCASTING.fetch_add(1, Relaxed);
+        }
+        t.info.tracking.store(flags | flag::ON, Relaxed);
+        all.insert(id, t);
+    }
+    refresh_noting();
+}
+
+/// Turns tracking off for client `id` (CLIENT TRACKING OFF, disconnect).
+/// Keys it read stay in the tables until they change, as in Redis.
+pub fn disable(info: &ClientInfo) {
+    let gone = trackers().remove(&info.id);
+    if gone.is_some() && info.tracking.load(Relaxed) & flag::BCAST != 0 {
+        BCASTING.fetch_sub(1, Relaxed);
+    }
+    info.tracking.store(0, Relaxed);
+    refresh_noting();
+}
+
+/// A tracking client's redirect and prefixes (CLIENT TRACKINGINFO).
+pub fn options(id: u64) -> Option<(u64, Vec<Bytes>)> {
+    trackers().get(&id).map(|t| (t.redirect, t.prefixes.clone()))
+}
+
+/// INFO: tracking clients, tracked keys, (key, client) pairs, prefixes.
+pub fn stats() -> (usize, usize, usize, usize) {
+    let all = trackers();
+    let mut prefixes: Vec<&Bytes> = all.values().flat_map(|t| t.prefixes.iter()).collect();
+    prefixes.sort();
+    prefixes.dedup();
+    (all.len(), TOTAL_KEYS.load(Relaxed), TOTAL_ITEMS.load(Relaxed), prefixes.len())
+}
+
+/// A shard's tracked keys: key -> ids of the clients that read it.
+#[derive(Default)]
+pub struct Table {
+    keys: HashMap<Bytes, Vec<u64>>,
+    /// Changed keys for broadcasting clients, not sent yet: (client,
+    /// prefix, keys).
+    bcast: Vec<(u64, Bytes, Vec<Bytes>)>,
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        TOTAL_KEYS.fetch_sub(self.keys.len(), Relaxed);
+        TOTAL_ITEMS.fetch_sub(self.keys.values().map(Vec::len).sum(), Relaxed);
+    }
+}
+
+impl Shard {
+    /// Remembers that client `id` read `key` (its next change is sent to
+    /// it). A full table first lets go of a key, invalidating it.
+    pub fn track_read(&mut self, key: &[u8], id: u64) {
+        if let Some(ids) = self.tracked.keys.get_mut(key) {
+            if !ids.contains(&id) {
+                ids.push(id);
+                TOTAL_ITEMS.fetch_add(1, Relaxed);
+            }
+            return;
+        }
+        let max = self.cfg.tracking_table_max_keys.load(Relaxed) as usize;
+        if max > 0 && self.tracked.keys.len() >= (max / self.nshards()).max(1) {
+            if let Some(old) = self.tracked.keys.keys().next().cloned() {
+                self.invalidate_tracked(&old);
+            }
+        }
+        self.tracked.keys.insert(Bytes::copy_from_slice(key), vec![id]);
+        TOTAL_KEYS.fetch_add(1, Relaxed);
+        TOTAL_ITEMS.fetch_add(1, Relaxed);
+    }
+
+    /// `key` changed: the clients that read it, and broadcasting clients
+    /// whose prefixes match it, are told. The tracking client whose
+    /// command changed it (`self.caller`) is not told in NOLOOP mode.
+    pub fn invalidate_key(&mut self, key: &[u8]) {
+        self.invalidate_tracked(key);
+        if BCASTING.load(Relaxed) > 0 {
+            let all = trackers();
+            for t in all.values().filter(|t| t.info.tracking.load(Relaxed) & flag::BCAST != 0) {
+                if let Some(p) = t.prefixes.iter().find(|p| key.starts_with(p)) {
+                    let (id, key) = (t.info.id, Bytes::copy_from_slice(key));
+                    // NOLOOP: the caller's own writes, left out now.
+                    if id == self.caller && self.caller_mode & flag::NOLOOP != 0 {
+                        continue;
+                    }
+                    match self.tracked.bcast.iter_mut().find(|b| b.0 == id && b.1 == *p) {
+                        Some(b) => b.2.push(key),
+                        None => self.tracked.bcast.push((id, p.clone(), vec![key])),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends what `invalidate_key` gathered for broadcasting clients: one
+    /// message per client and prefix with every key changed under it, as
+    /// Redis sends them once per event loop (here: per drain of notes).
+    pub fn send_broadcasts(&mut self) {
+        for (id, _, keys) in std::mem::take(&mut self.tracked.bcast) {
+            self.send_invalidation(id, Invalidation::Keys(keys));
+        }
+    }
+
+    fn invalidate_tracked(&mut self, key: &[u8]) {
+        let Some(ids) = self.tracked.keys.remove(key) else { return };
+        TOTAL_KEYS.fetch_sub(1, Relaxed);
+        TOTAL_ITEMS.fetch_sub(ids.len(), Relaxed);
+        for id in ids {
+            self.send_invalidation(id, Invalidation::Keys(vec![Bytes::copy_from_slice(key)]));
+        }
+    }
+
+    /// A flush: every tracking client is sent the null invalidation (once,
+    /// by the first shard: `announce`) and this shard's table is emptied.
+    pub fn invalidate_all(&mut self, announce: bool) {
+        self.send_broadcasts();
+        let table = std::mem::take(&mut self.tracked);
+        drop(table);
+        if announce {
+            let ids: Vec<u64> = trackers().keys().copied().collect();
+            for id in ids {
+                self.send_invalidation(id, Invalidation::All);
+            }
+        }
+    }
+
+    /// Sends client `id` an invalidation, to it or to its redirect target.
+    fn send_invalidation(&mut self, id: u64, inv: Invalidation) {
+        let Some(engine) = self.engine.clone() else { return };
+        let all = trackers();
+        let Some(t) = all.get(&id) else { return };
+        let flags = t.info.tracking.load(Relaxed);
+        if flags & flag::NOLOOP != 0 && self.caller == id {
+            return;
+        }
+        let limit = &self.cfg.output_limits[CLASS_PUBSUB];
+        let msg = |inv| Message::invalidation(inv);
+        if t.redirect == 0 {
+            super::pubsub::deliver_to(&t.inbox, &t.info, msg(inv), limit);
+            return;
+        }
+        if let Some(target) = all.get(&t.redirect) {
+            super::pubsub::deliver_to(&target.inbox, &target.info, msg(inv), limit);
+        } else if engine.pubsub.deliver_to_subscriber(CHANNEL, t.redirect, msg(inv), limit) {
+        } else if engine.clients.get(t.redirect).is_none() {
+            // The target is gone: the client is told (RESP3), each time
+            // an invalidation is lost, as Redis does.
+            t.info.tracking.fetch_or(flag::BROKEN, Relaxed);
+            super::pubsub::deliver_to(&t.inbox, &t.info, msg(Invalidation::RedirBroken(t.redirect)), limit);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    fn shard() -> Shard {
+        use clap::Parser;
+        let cfg = Config::from_args(&crate::config::Args::parse_from(["damselfly"])).expect("config");
+        Shard::new(0, 1, Arc::new(cfg), crate::shard::scripts::Scripting::new(|_| false))
+    }
+
+    #[test]
+    fn a_key_is_remembered_once_per_reader_and_forgotten_when_it_changes() {
+        let mut sh = shard();
+        sh.track_read(b"k", 7);
+        sh.track_read(b"k", 7);
+        sh.track_read(b"k", 8);
+        assert_eq!(sh.tracked.keys.get(&b"k"[..]).map(Vec::as_slice), Some(&[7, 8][..]));
+        sh.invalidate_key(b"other");
+        assert_eq!(sh.tracked.keys.len(), 1);
+        sh.invalidate_key(b"k");
+        assert!(sh.tracked.keys.is_empty());
+    }
+
+    #[test]
+    fn the_table_holds_at_most_its_bound() {
+        let mut sh = shard();
+        sh.cfg.tracking_table_max_keys.store(3, Relaxed);
+        for k in [&b"a"[..], b"b", b"c", b"d", b"e"] {
+            sh.track_read(k, 1);
+        }
+        assert_eq!(sh.tracked.keys.len(), 3);
+        assert!(sh.tracked.keys.contains_key(&b"e"[..]));
+        sh.cfg.tracking_table_max_keys.store(0, Relaxed);
+        for k in [&b"f"[..], b"g"] {
+            sh.track_read(k, 1);
+        }
+        assert_eq!(sh.tracked.keys.len(), 5, "0: no bound");
+        sh.invalidate_all(false);
+        assert!(sh.tracked.keys.is_empty());
+    }
+}
