@@ -32,6 +32,7 @@ pub mod observe;
 pub mod persistence;
 pub mod pops;
 pub mod pubsub;
+pub mod replication;
 pub mod routing;
 pub mod run;
 pub mod scan;
@@ -577,6 +578,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(persistence::COMMANDS)
         .chain(slowlog::COMMANDS)
         .chain(monitor::COMMANDS)
+        .chain(replication::COMMANDS)
         .chain(latency::COMMANDS)
         .chain(strings::COMMANDS)
         .chain(keys::COMMANDS)

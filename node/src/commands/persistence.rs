@@ -125,7 +125,7 @@ async fn bgsave(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
 /// snapshot runs, the rewrite is scheduled after it (as Redis does).
 async fn bgrewriteaof(cx: &mut dyn Coord) -> CmdResult {
     let e = cx.engine();
-    if !e.journal.on() {
+    if !e.journal.aof_on() {
         return Err(CmdError::err("the append-only journal is off: start the server with --appendonly yes"));
     }
     if e.journal.rewriting.load(Relaxed) {
@@ -193,7 +193,7 @@ pub fn info_section(e: &Engine, text: &mut String) {
         st.saves.load(Relaxed),
         st.load_expired.load(Relaxed),
         st.load_keys.load(Relaxed),
-        e.journal.on() as u8,
+        e.journal.aof_on() as u8,
         e.journal.rewriting.load(Relaxed) as u8,
         e.journal.rewrites.load(Relaxed),
         if e.journal.last_rewrite_failed.load(Relaxed) { "err" } else { "ok" },

@@ -22,6 +22,7 @@ use tracing::debug;
 
 mod cutover;
 mod pipeline;
+mod replica;
 pub mod stream;
 
 pub use stream::Stream;
@@ -171,6 +172,8 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             cluster: engine.cluster.clone().map(ConnCluster::new),
             gone: false,
             monitor: None,
+            replica: None,
+            repl_port: 0,
             reply: Default::default(),
             unblocked: false,
         },
@@ -221,6 +224,23 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
                         continue;
                     }
                     // What the hook left (commands, input) is handled now.
+                    0
+                }
+                n = replica::next(&conn.s.replica, &engine) => {
+                    let woke = conn.resume(&slot, &mut cmds);
+                    match n {
+                        replica::Next::Bytes(b) => conn.out.buf.extend_from_slice(&b),
+                        replica::Next::Close(why) => {
+                            tracing::warn!(client = info.id, addr = %info.addr, "closing a replica: {why}");
+                            break 'conn;
+                        }
+                    }
+                    if !conn.write_pushed(0).await {
+                        break 'conn;
+                    }
+                    if !woke {
+                        continue;
+                    }
                     0
                 }
                 Some(line) = next_line(&mut conn.s.monitor) => {
@@ -308,6 +328,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
     let _ = conn.sock.shutdown().await;
     conn.s.unwatch(&engine);
     conn.s.stop_monitor(&engine);
+    replica::gone(conn.s.replica.take(), &engine);
     crate::commands::pubsub::unsubscribe_all(&engine, &mut conn.s);
     engine.clients.unregister(info.id);
     engine.stats.connected_clients.fetch_sub(1, Relaxed);
@@ -421,7 +442,7 @@ impl Conn {
     /// then one fsync of the writer covers them (and everybody else's).
     async fn journal_durable(&mut self) {
         let j = &self.engine.journal;
-        if !j.on() || self.engine.cfg.appendfsync() != crate::config::Fsync::Always {
+        if !j.aof_on() || self.engine.cfg.appendfsync() != crate::config::Fsync::Always {
             return;
         }
         let me = self.local.id();

@@ -1,0 +1,171 @@
+//! Replication with Redis's protocol, Damselfly as the primary: a
+//! redis-server 7.0 replica (`--replicaof`) gets the data set through
+//! PSYNC's full resync (RDB payload) and then every later write through
+//! the stream (strings with expiries, lists, hashes, sets, sorted sets,
+//! MULTI/EXEC, scripts, MSET over two shards); ROLE, INFO replication and
+//! WAIT see it; a replica killed with SIGKILL and started again resyncs
+//! and converges. Waits are on observable state (the replica's
+//! `master_link_status`, WAIT's acknowledgements), never on sleeps.
+//! redis-server comes from PATH; the tests fail when it is missing.
+
+use damselfly_tests::cluster::wait_until;
+use damselfly_tests::{Redis, Server};
+use redis::Connection;
+
+fn conn(port: u16) -> Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client").get_connection().expect("connect")
+}
+
+fn info_field(c: &mut Connection, field: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO").arg("replication").query(c).expect("INFO");
+    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.to_string()))
+}
+
+/// Writes of every kind: `n` keys per type, expiries, a transaction, a
+/// script and a multi-shard MSET, tagged with `round`.
+fn write_round(c: &mut Connection, round: &str, n: usize) {
+    for i in 0..n {
+        let _: () = redis::cmd("SET").arg(format!("s:{round}:{i}")).arg(format!("v{i}")).query(c).unwrap();
+        let _: () = redis::cmd("SET").arg(format!("ttl:{round}:{i}")).arg(i).arg("EX").arg(1000).query(c).unwrap();
+        let _: () = redis::cmd("INCRBY").arg(format!("n:{round}")).arg(i).query(c).unwrap();
+        let _: () = redis::cmd("RPUSH").arg(format!("l:{round}:{}", i % 7)).arg(i).query(c).unwrap();
+        let _: () = redis::cmd("HSET").arg(format!("h:{round}:{}", i % 5)).arg(format!("f{i}")).arg(i).query(c).unwrap();
+        let _: () = redis::cmd("SADD").arg(format!("set:{round}:{}", i % 3)).arg(i).query(c).unwrap();
+        let _: () = redis::cmd("ZADD").arg(format!("z:{round}")).arg(i as f64 / 2.0).arg(format!("m{i}")).query(c).unwrap();
+    }
+    let _: () = redis::cmd("DEL").arg(format!("s:{round}:0")).query(c).unwrap();
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg(format!("tx:{round}:a"))
+        .arg("1")
+        .cmd("LPUSH")
+        .arg(format!("tx:{round}:b"))
+        .arg("x")
+        .cmd("INCR")
+        .arg(format!("tx:{round}:a"))
+        .query(c)
+        .unwrap();
+    let _: i64 = redis::cmd("EVAL")
+        .arg("redis.call('SET', KEYS[1], ARGV[1]); redis.call('HSET', KEYS[2], 'f', ARGV[1]); return 1")
+        .arg(2)
+        .arg(format!("{{sc:{round}}}:1"))
+        .arg(format!("{{sc:{round}}}:2"))
+        .arg("scripted")
+        .query::<i64>(c)
+        .unwrap();
+    let mut mset = redis::cmd("MSET");
+    for i in 0..20 {
+        mset.arg(format!("m:{round}:{i}")).arg(i);
+    }
+    let _: () = mset.query(c).unwrap();
+}
+
+/// Every key's type and contents (and whether it expires) on a node.
+fn contents(c: &mut Connection) -> Vec<(String, String, String, bool)> {
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(c).unwrap();
+    keys.sort();
+    keys.into_iter()
+        .map(|k| {
+            let t: String = redis::cmd("TYPE").arg(&k).query(c).unwrap();
+            let v = match t.as_str() {
+                "string" => redis::cmd("GET").arg(&k).query::<String>(c).unwrap(),
+                "list" => redis::cmd("LRANGE").arg(&k).arg(0).arg(-1).query::<Vec<String>>(c).unwrap().join(","),
+                "hash" => {
+                    let mut v: Vec<(String, String)> = redis::cmd("HGETALL").arg(&k).query(c).unwrap();
+                    v.sort();
+                    format!("{v:?}")
+                }
+                "set" => {
+                    let mut v: Vec<String> = redis::cmd("SMEMBERS").arg(&k).query(c).unwrap();
+                    v.sort();
+                    v.join(",")
+                }
+                "zset" => format!("{:?}", redis::cmd("ZRANGE").arg(&k).arg(0).arg(-1).arg("WITHSCORES").query::<Vec<String>>(c).unwrap()),
+                other => panic!("unexpected type {other} of {k}"),
+            };
+            let ttl: i64 = redis::cmd("PTTL").arg(&k).query(c).unwrap();
+            (k, t, v, ttl > 0)
+        })
+        .collect()
+}
+
+/// WAIT 1 0 on the primary: once it answers 1, the replica acknowledged
+/// every write made before it.
+fn wait_one(primary: &mut Connection) {
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(0).query(primary).unwrap();
+    assert_eq!(n, 1);
+}
+
+fn link_up(replica: &mut Connection) -> bool {
+    info_field(replica, "master_link_status").as_deref() == Some("up")
+}
+
+#[test]
+fn redis_server_replicates_a_damselfly_primary() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 200);
+    // Without replicas WAIT answers 0 at once.
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(10).query(&mut p).unwrap();
+    assert_eq!(n, 0);
+
+    let replica = Redis::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)), "the replica's link did not come up");
+    write_round(&mut p, "after", 300);
+    wait_one(&mut p);
+    let want = contents(&mut p);
+    assert!(want.len() > 1000, "{} keys", want.len());
+    assert_eq!(contents(&mut r), want);
+    let size: i64 = redis::cmd("DBSIZE").query(&mut r).unwrap();
+    assert_eq!(size as usize, want.len());
+
+    // The primary's view of its replica.
+    assert_eq!(info_field(&mut p, "role").as_deref(), Some("master"));
+    assert_eq!(info_field(&mut p, "connected_slaves").as_deref(), Some("1"));
+    let slave0 = info_field(&mut p, "slave0").expect("slave0");
+    assert!(slave0.starts_with(&format!("ip=127.0.0.1,port={},state=online,offset=", replica.port)), "{slave0}");
+    let offset: u64 = info_field(&mut p, "master_repl_offset").unwrap().parse().unwrap();
+    assert!(offset > 0);
+    let replid = info_field(&mut p, "master_replid").unwrap();
+    assert_eq!(info_field(&mut r, "master_replid").unwrap(), replid);
+    assert_eq!(info_field(&mut r, "master_repl_offset").unwrap().parse::<u64>().unwrap(), offset);
+    let role: redis::Value = redis::cmd("ROLE").query(&mut p).unwrap();
+    let want_role = redis::Value::Array(vec![
+        redis::Value::BulkString(b"master".to_vec()),
+        redis::Value::Int(offset as i64),
+        redis::Value::Array(vec![redis::Value::Array(vec![
+            redis::Value::BulkString(b"127.0.0.1".to_vec()),
+            redis::Value::BulkString(replica.port.to_string().into_bytes()),
+            redis::Value::BulkString(offset.to_string().into_bytes()),
+        ])]),
+    ]);
+    assert_eq!(role, want_role);
+}
+
+#[test]
+fn a_killed_replica_resyncs_and_converges() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "one", 100);
+    let dir = damselfly_tests::cluster::TempDir::new("replica");
+    let args = ["--replicaof", "127.0.0.1", &primary.port.to_string(), "--dir", dir.path()];
+    let replica = Redis::start_with(&args);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    // Writes keep coming while the replica dies.
+    write_round(&mut p, "two", 100);
+    // Dropping it kills it (SIGKILL).
+    drop(replica);
+    write_round(&mut p, "three", 100);
+    // The primary drops the dead replica's feed.
+    assert!(wait_until(30, || info_field(&mut p, "connected_slaves").as_deref() == Some("0")));
+    let replica = Redis::start_with(&args);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    write_round(&mut p, "four", 100);
+    wait_one(&mut p);
+    assert_eq!(contents(&mut r), contents(&mut p));
+    drop(replica);
+}
