@@ -62,6 +62,9 @@ pub struct Args {
     /// When the journal is fsynced: always, everysec (default) or no.
     #[arg(long)]
     pub appendfsync: Option<String>,
+    /// Start as a replica of this primary: `--replicaof <host> <port>`.
+    #[arg(long, num_args = 2, value_names = ["HOST", "PORT"])]
+    pub replicaof: Option<Vec<String>>,
     /// Whether DEBUG may run: no (default), yes, or local (from loopback
     /// clients only).
     #[arg(long)]
@@ -235,6 +238,8 @@ pub struct Config {
     pub enable_protected_configs: String,
     /// `appendonly` (start-up only).
     pub appendonly: bool,
+    /// `--replicaof`: the primary to follow from the start.
+    pub replicaof: Option<(String, u16)>,
     /// `appendfsync`: 0 always, 1 everysec, 2 no.
     appendfsync: std::sync::atomic::AtomicU8,
     /// `appenddirname`, `appendfilename` (start-up only).
@@ -680,6 +685,7 @@ impl Config {
             enable_debug_command: "no".into(),
             enable_protected_configs: "no".into(),
             appendonly: false,
+            replicaof: None,
             appendfsync: std::sync::atomic::AtomicU8::new(1),
             appenddirname: "appendonlydir".into(),
             appendfilename: "appendonly.aof".into(),
@@ -733,6 +739,13 @@ impl Config {
         }
         if let Some(v) = &args.dbfilename {
             cfg.set("dbfilename", v)?;
+        }
+        if let Some(v) = &args.replicaof {
+            let port = v.get(1).and_then(|p| p.parse::<u16>().ok()).filter(|&p| p > 0);
+            match (v.first(), port) {
+                (Some(h), Some(p)) => cfg.replicaof = Some((h.clone(), p)),
+                _ => return Err(ConfigError::Invalid("--replicaof takes a host and a port".into())),
+            }
         }
         if let Some(v) = &args.appendonly {
             cfg.apply_startup("appendonly", v)?;

@@ -17,6 +17,26 @@ use crate::util::eq_ic;
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd(
+        "replicaof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        (0, 0, 0),
+        &["admin", "slow", "dangerous"],
+        "server",
+        "Configures a server as replica of another, or promotes it to a master.",
+        Exec::Coord(handler!(|cx, a| replicaof(cx, a))),
+    ),
+    cmd(
+        "slaveof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        (0, 0, 0),
+        &["admin", "slow", "dangerous"],
+        "server",
+        "Sets a Redis server as a replica of another, or promotes it to being a master.",
+        Exec::Coord(handler!(|cx, a| replicaof(cx, a))),
+    ),
+    cmd(
         "psync",
         -3,
         ADMIN | NOSCRIPT | NO_MULTI,
@@ -47,6 +67,33 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Coord(handler!(|cx, a| replconf(cx, a))),
     ),
 ];
+
+/// REPLICAOF host port: follow that primary (a full resync, then its
+/// stream); REPLICAOF NO ONE: stop following and take writes again.
+fn replicaof(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let engine = cx.engine().clone();
+    if engine.cluster.is_some() {
+        return Err(CmdError::err("REPLICAOF not allowed in cluster mode."));
+    }
+    if eq_ic(&args[1], "NO") && eq_ic(&args[2], "ONE") {
+        if engine.repl.master().is_some() {
+            engine.repl.set_master(None);
+            tracing::info!("MASTER MODE enabled (user request)");
+        }
+        cx.out().ok();
+        return Ok(());
+    }
+    let host = String::from_utf8_lossy(&args[1]).into_owned();
+    let port =
+        crate::util::parse_i64(&args[2]).ok().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| CmdError::err("Invalid master port"))?;
+    if engine.repl.master().is_some_and(|m| m.host == host && m.port == port) {
+        cx.out().simple("OK Already connected to specified master");
+        return Ok(());
+    }
+    crate::persist::replica::follow(&engine, host, port);
+    cx.out().ok();
+    Ok(())
+}
 
 /// PSYNC (`psync`: answered `+FULLRESYNC`) or SYNC: the connection becomes
 /// a replica's; a snapshot is taken for it and its feed attached at the
@@ -124,6 +171,23 @@ pub fn online(engine: &crate::shard::Engine) -> Vec<Arc<Feed>> {
 /// and acknowledged offset.
 pub fn role(cx: &mut dyn Coord) -> CmdResult {
     let engine = cx.engine().clone();
+    if let Some(m) = engine.repl.master() {
+        let state = if m.link_up.load(Relaxed) {
+            "connected"
+        } else if m.syncing.load(Relaxed) {
+            "sync"
+        } else {
+            "connect"
+        };
+        let out = cx.out();
+        out.array(5);
+        out.bulk(b"slave");
+        out.bulk(m.host.as_bytes());
+        out.int(m.port as i64);
+        out.bulk(state.as_bytes());
+        out.int(engine.repl.offset.load(Relaxed) as i64);
+        return Ok(());
+    }
     let feeds = online(&engine);
     let out = cx.out();
     out.array(3);
@@ -143,7 +207,25 @@ pub fn role(cx: &mut dyn Coord) -> CmdResult {
 pub fn info(engine: &crate::shard::Engine) -> String {
     let feeds = online(engine);
     let now = crate::util::now_ms();
-    let mut t = format!("# Replication\r\nrole:master\r\nconnected_slaves:{}\r\n", feeds.len());
+    let mut t = match engine.repl.master() {
+        None => format!("# Replication\r\nrole:master\r\nconnected_slaves:{}\r\n", feeds.len()),
+        Some(m) => {
+            let up = m.link_up.load(Relaxed);
+            let last_io = match m.last_io_ms.load(Relaxed) {
+                0 => -1,
+                ms => (now.saturating_sub(ms) / 1000) as i64,
+            };
+            let off = engine.repl.offset.load(Relaxed);
+            format!(
+                "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{last_io}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{off}\r\nslave_repl_offset:{off}\r\nslave_priority:100\r\nslave_read_only:1\r\nreplica_announced:1\r\nconnected_slaves:{}\r\n",
+                m.host,
+                m.port,
+                if up { "up" } else { "down" },
+                m.syncing.load(Relaxed) as u8,
+                feeds.len()
+            )
+        }
+    };
     for (i, f) in engine.repl.feeds().iter().enumerate() {
         let lag = now.saturating_sub(f.acked_ms.load(Relaxed)) / 1000;
         t.push_str(&format!(

@@ -110,6 +110,9 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     }
     // The snapshot file, if any, loads while clients already get -LOADING.
     crate::persist::load_at_start(&engine);
+    if let Some((host, port)) = cfg.replicaof.clone() {
+        crate::persist::replica::follow(&engine, host, port);
+    }
 
     info!(port = cfg.port, tls_port, shards = nshards, bind = ?cfg.bind, "damselfly ready to accept connections");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -11,7 +11,7 @@
 //! by the writer: a slow replica never holds up writes.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -29,6 +29,32 @@ pub struct ReplState {
     pub active: AtomicBool,
     /// A replica acknowledged an offset (WAIT waits for these).
     pub acks: Notify,
+    /// The primary this node follows (REPLICAOF), if any.
+    pub master: Mutex<Option<Arc<Master>>>,
+    /// Bumped by every REPLICAOF: a link of an older generation stops.
+    pub generation: AtomicU64,
+}
+
+/// The primary a replica follows, and its link's state.
+pub struct Master {
+    pub host: String,
+    pub port: u16,
+    /// Synchronised and streaming.
+    pub link_up: AtomicBool,
+    /// A full resync is under way.
+    pub syncing: AtomicBool,
+    /// When the primary last sent something (ms).
+    pub last_io_ms: AtomicU64,
+}
+
+impl Master {
+    pub fn new(host: String, port: u16) -> Master {
+        Master { host, port, link_up: AtomicBool::new(false), syncing: AtomicBool::new(false), last_io_ms: AtomicU64::new(0) }
+    }
+
+    pub fn touch(&self) {
+        self.last_io_ms.store(crate::util::now_ms(), Relaxed);
+    }
 }
 
 impl Default for ReplState {
@@ -39,6 +65,8 @@ impl Default for ReplState {
             feeds: Mutex::new(Vec::new()),
             active: AtomicBool::new(false),
             acks: Notify::new(),
+            master: Mutex::new(None),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -55,6 +83,26 @@ impl ReplState {
 
     pub fn feeds(&self) -> Vec<Arc<Feed>> {
         self.feeds.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The primary this node follows (`None`: it is a primary).
+    pub fn master(&self) -> Option<Arc<Master>> {
+        self.master.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Follows `master` (or none); returns the new link generation. A node
+    /// that stops following gets a new replication id, as Redis does.
+    pub fn set_master(&self, master: Option<Arc<Master>>) -> u64 {
+        let mut m = self.master.lock().unwrap_or_else(|e| e.into_inner());
+        if m.is_some() && master.is_none() {
+            *self.replid.lock().unwrap_or_else(|e| e.into_inner()) = random_id();
+        }
+        *m = master;
+        self.generation.fetch_add(1, Relaxed) + 1
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Relaxed)
     }
 
     pub fn remove(&self, feed: &Arc<Feed>) {
