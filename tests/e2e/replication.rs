@@ -1,10 +1,12 @@
-//! Replication with Redis's protocol, Damselfly as the primary: a
-//! redis-server 7.0 replica (`--replicaof`) gets the data set through
+//! Replication with Redis's protocol. A Damselfly replica of a Damselfly
+//! primary (both with two shards), and a redis-server 7.0 replica of a
+//! Damselfly primary (`--replicaof`), get the data set through
 //! PSYNC's full resync (RDB payload) and then every later write through
 //! the stream (strings with expiries, lists, hashes, sets, sorted sets,
 //! MULTI/EXEC, scripts, MSET over two shards); ROLE, INFO replication and
 //! WAIT see it; a replica killed with SIGKILL and started again resyncs
-//! and converges. Waits are on observable state (the replica's
+//! and converges; a replica refuses clients' writes (READONLY) until
+//! REPLICAOF NO ONE promotes it. Waits are on observable state (the replica's
 //! `master_link_status`, WAIT's acknowledgements), never on sleeps.
 //! redis-server comes from PATH; the tests fail when it is missing.
 
@@ -168,4 +170,87 @@ fn a_killed_replica_resyncs_and_converges() {
     wait_one(&mut p);
     assert_eq!(contents(&mut r), contents(&mut p));
     drop(replica);
+}
+
+#[test]
+fn a_damselfly_replica_follows_a_damselfly_primary() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 150);
+    let replica = Server::start_with(&["--shards", "2"]);
+    let mut r = conn(replica.port);
+    // A primary until told otherwise.
+    assert_eq!(info_field(&mut r, "role").as_deref(), Some("master"));
+    let ok: String = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.port).query(&mut r).unwrap();
+    assert_eq!(ok, "OK");
+    assert!(wait_until(30, || link_up(&mut r)), "the replica's link did not come up");
+    write_round(&mut p, "after", 150);
+    wait_one(&mut p);
+    let want = contents(&mut p);
+    assert!(want.len() > 500, "{} keys", want.len());
+    assert_eq!(contents(&mut r), want);
+
+    // The replica's view.
+    assert_eq!(info_field(&mut r, "role").as_deref(), Some("slave"));
+    assert_eq!(info_field(&mut r, "master_host").as_deref(), Some("127.0.0.1"));
+    assert_eq!(info_field(&mut r, "master_port"), Some(primary.port.to_string()));
+    assert_eq!(info_field(&mut r, "master_sync_in_progress").as_deref(), Some("0"));
+    let offset = info_field(&mut p, "master_repl_offset").unwrap();
+    assert_eq!(info_field(&mut r, "master_repl_offset"), Some(offset.clone()));
+    assert_eq!(info_field(&mut r, "master_replid"), info_field(&mut p, "master_replid"));
+    let role: redis::Value = redis::cmd("ROLE").query(&mut r).unwrap();
+    assert_eq!(
+        role,
+        redis::Value::Array(vec![
+            redis::Value::BulkString(b"slave".to_vec()),
+            redis::Value::BulkString(b"127.0.0.1".to_vec()),
+            redis::Value::Int(primary.port as i64),
+            redis::Value::BulkString(b"connected".to_vec()),
+            redis::Value::Int(offset.parse().unwrap()),
+        ])
+    );
+    let slave0 = info_field(&mut p, "slave0").expect("slave0");
+    assert!(slave0.starts_with(&format!("ip=127.0.0.1,port={},state=online,offset={offset},", replica.port)), "{slave0}");
+
+    // Clients may not write to a replica.
+    for args in [&["SET", "k", "v"][..], &["DEL", "s:before:1"], &["MSET", "a", "1", "b", "2"]] {
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        let err = c.query::<redis::Value>(&mut r).unwrap_err();
+        assert_eq!(err.code(), Some("READONLY"), "{args:?}: {err}");
+        assert_eq!(err.detail(), Some("You can't write against a read only replica."), "{args:?}");
+    }
+    // Promoted, it takes writes and the primary stops counting it.
+    let ok: String = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut r).unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(info_field(&mut r, "role").as_deref(), Some("master"));
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut r).unwrap();
+    assert_eq!(redis::cmd("GET").arg("k").query::<String>(&mut r).unwrap(), "v");
+    assert!(wait_until(30, || info_field(&mut p, "connected_slaves").as_deref() == Some("0")));
+    let _: () = redis::cmd("SET").arg("later").arg("x").query(&mut p).unwrap();
+    assert_eq!(redis::cmd("EXISTS").arg("later").query::<i64>(&mut r).unwrap(), 0);
+}
+
+#[test]
+fn a_damselfly_replica_started_with_replicaof_resyncs_after_sigkill() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "one", 100);
+    let port = primary.port.to_string();
+    let replica = Server::start_with(&["--shards", "2", "--replicaof", "127.0.0.1", &port]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    write_round(&mut p, "two", 100);
+    // Dropping it kills it (SIGKILL), in the middle of the stream.
+    drop(replica);
+    write_round(&mut p, "three", 100);
+    assert!(wait_until(30, || info_field(&mut p, "connected_slaves").as_deref() == Some("0")));
+    let replica = Server::start_with(&["--shards", "2", "--replicaof", "127.0.0.1", &port]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    write_round(&mut p, "four", 100);
+    wait_one(&mut p);
+    assert_eq!(contents(&mut r), contents(&mut p));
 }

@@ -84,6 +84,10 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
     let addr = format!("{}:{}", master.host, master.port);
     let mut sock = TcpStream::connect(&addr).map_err(|e| format!("connecting: {e}"))?;
     sock.set_nodelay(true).ok();
+    *master.sock.lock().unwrap_or_else(|e| e.into_inner()) = sock.try_clone().ok();
+    if engine.repl.generation() != gen {
+        return Ok(());
+    }
     master.touch();
     let mut r = BufReader::with_capacity(1 << 16, sock.try_clone().map_err(|e| e.to_string())?);
     ask(&mut sock, &mut r, &["PING"])?;

@@ -45,11 +45,27 @@ pub struct Master {
     pub syncing: AtomicBool,
     /// When the primary last sent something (ms).
     pub last_io_ms: AtomicU64,
+    /// The link's socket, shut down when the node stops following.
+    pub sock: Mutex<Option<std::net::TcpStream>>,
 }
 
 impl Master {
     pub fn new(host: String, port: u16) -> Master {
-        Master { host, port, link_up: AtomicBool::new(false), syncing: AtomicBool::new(false), last_io_ms: AtomicU64::new(0) }
+        Master {
+            host,
+            port,
+            link_up: AtomicBool::new(false),
+            syncing: AtomicBool::new(false),
+            last_io_ms: AtomicU64::new(0),
+            sock: Mutex::new(None),
+        }
+    }
+
+    /// Ends the link (its thread sees the generation moved on).
+    pub fn close(&self) {
+        if let Some(s) = self.sock.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
     }
 
     pub fn touch(&self) {
@@ -97,8 +113,11 @@ impl ReplState {
         if m.is_some() && master.is_none() {
             *self.replid.lock().unwrap_or_else(|e| e.into_inner()) = random_id();
         }
-        *m = master;
-        self.generation.fetch_add(1, Relaxed) + 1
+        let gen = self.generation.fetch_add(1, Relaxed) + 1;
+        if let Some(old) = std::mem::replace(&mut *m, master) {
+            old.close();
+        }
+        gen
     }
 
     pub fn generation(&self) -> u64 {
