@@ -254,3 +254,28 @@ fn a_damselfly_replica_started_with_replicaof_resyncs_after_sigkill() {
     wait_one(&mut p);
     assert_eq!(contents(&mut r), contents(&mut p));
 }
+
+#[test]
+fn a_replica_that_does_not_read_is_dropped_past_its_buffer_limit() {
+    let primary = Server::start_with(&["--client-output-buffer-limit", "replica 256kb 0 0"]);
+    let mut p = conn(primary.port);
+    let mut replica = primary.raw();
+    replica.send_cmd(&[b"PSYNC", b"?", b"-1"]);
+    // It is fed (the primary lists it) but never reads.
+    assert!(wait_until(30, || info_field(&mut p, "slave0").is_some()));
+    let value = "v".repeat(64 * 1024);
+    let mut writes = 0;
+    while info_field(&mut p, "slave0").is_some() {
+        let _: () = redis::cmd("SET").arg(format!("big:{writes}")).arg(&value).query(&mut p).unwrap();
+        writes += 1;
+        assert!(writes < 2000, "the replica was never dropped");
+    }
+    // Writes went on regardless, and the dropped replica's connection is
+    // closed.
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut p).unwrap(), writes);
+    assert!(wait_until(30, || {
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut p).unwrap();
+        list.lines().count() == 1
+    }));
+    drop(replica);
+}

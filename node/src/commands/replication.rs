@@ -106,7 +106,7 @@ async fn sync(cx: &mut dyn Coord, psync: bool) -> CmdResult {
         return Ok(());
     }
     let ip = s.info.addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
-    let feed = Arc::new(Feed::new(s.info.id, ip, s.repl_port as u64));
+    let feed = Arc::new(Feed::new(s.info.id, ip, s.repl_port as u64, Some(s.info.clone())));
     if !psync {
         feed.lock().told = true;
     }

@@ -156,6 +156,9 @@ pub struct Feed {
     pub client: u64,
     pub ip: String,
     pub port: AtomicU64,
+    /// The connection, closed when the feed is dropped (its task may be
+    /// stuck writing to a replica that does not read).
+    pub conn: Option<Arc<super::clients::ClientInfo>>,
 }
 
 pub struct FeedState {
@@ -172,7 +175,7 @@ pub struct FeedState {
 }
 
 impl Feed {
-    pub fn new(client: u64, ip: String, port: u64) -> Feed {
+    pub fn new(client: u64, ip: String, port: u64, conn: Option<Arc<super::clients::ClientInfo>>) -> Feed {
         Feed {
             state: Mutex::new(FeedState {
                 phase: Phase::WaitCut,
@@ -188,6 +191,7 @@ impl Feed {
             client,
             ip,
             port: AtomicU64::new(port),
+            conn,
         }
     }
 
@@ -243,6 +247,9 @@ impl Feed {
             s.pending = Vec::new();
             drop(s);
             self.changed.notify_one();
+            if let Some(c) = &self.conn {
+                c.close_async();
+            }
             return false;
         }
         drop(s);
@@ -267,7 +274,7 @@ mod tests {
 
     #[test]
     fn a_feed_over_its_limit_is_dropped() {
-        let f = Feed::new(1, "127.0.0.1".into(), 6380);
+        let f = Feed::new(1, "127.0.0.1".into(), 6380, None);
         f.attach(10);
         assert_eq!(f.phase(), Phase::WaitRdb);
         assert!(f.push(b"12345", 8));
@@ -278,7 +285,7 @@ mod tests {
 
     #[test]
     fn attach_keeps_the_first_offset() {
-        let f = Feed::new(1, "127.0.0.1".into(), 6380);
+        let f = Feed::new(1, "127.0.0.1".into(), 6380, None);
         f.attach(10);
         f.attach(20);
         assert_eq!(f.lock().start, 10);
