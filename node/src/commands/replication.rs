@@ -128,7 +128,7 @@ async fn sync(cx: &mut dyn Coord, psync: bool) -> CmdResult {
 /// (answered OK), `ack <offset> [fack <offset>]` from a replica (no
 /// answer, as Redis: it records the replica's offset).
 fn replconf(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     let engine = cx.engine().clone();
