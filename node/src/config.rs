@@ -29,6 +29,12 @@ pub struct Args {
     /// Password clients must AUTH with.
     #[arg(long)]
     pub requirepass: Option<String>,
+    /// Password a replica AUTHs with on its primary.
+    #[arg(long)]
+    pub masterauth: Option<String>,
+    /// User a replica AUTHs as on its primary (with `--masterauth`).
+    #[arg(long)]
+    pub masteruser: Option<String>,
     /// ACL users file (Redis's users.acl syntax: `user <name> <rules>...`
     /// per line), loaded at start-up and by ACL LOAD, written by ACL SAVE.
     #[arg(long)]
@@ -170,6 +176,10 @@ pub struct Config {
     pub databases: usize,
     pub shards: usize,
     pub requirepass: Mutex<Option<String>>,
+    /// `masterauth` and `masteruser`: what a replica AUTHs with on its
+    /// primary (empty: no AUTH; no user: the default user).
+    pub masterauth: Mutex<String>,
+    pub masteruser: Mutex<String>,
     pub has_password: AtomicBool,
     /// `protected-mode`: with no password, refuse non-loopback clients.
     pub protected_mode: AtomicBool,
@@ -651,6 +661,8 @@ impl Config {
             databases: 16,
             shards: default_shards(cores),
             requirepass: Mutex::new(None),
+            masterauth: Mutex::new(String::new()),
+            masteruser: Mutex::new(String::new()),
             has_password: AtomicBool::new(false),
             protected_mode: AtomicBool::new(true),
             maxclients: AtomicU64::new(10000),
@@ -712,6 +724,12 @@ impl Config {
         }
         if let Some(b) = &args.bind {
             cfg.apply_startup("bind", b)?;
+        }
+        if let Some(p) = &args.masterauth {
+            cfg.set("masterauth", p)?;
+        }
+        if let Some(u) = &args.masteruser {
+            cfg.set("masteruser", u)?;
         }
         if let Some(p) = &args.requirepass {
             cfg.set("requirepass", p)?;
@@ -920,6 +938,8 @@ impl Config {
                 self.has_password.store(pw.is_some(), Relaxed);
                 *self.requirepass.lock().unwrap_or_else(|e| e.into_inner()) = pw;
             }
+            "masterauth" => *self.masterauth.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
+            "masteruser" => *self.masteruser.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
             "maxclients" => self.maxclients.store(int()?, Relaxed),
             "protected-mode" => self.protected_mode.store(yes_no(value)?, Relaxed),
             "maxmemory" => self.maxmemory.store(parse_memory(value).ok_or(ConfigError::NotMemory)?, Relaxed),
@@ -1017,6 +1037,8 @@ impl Config {
             ("databases".into(), self.databases.to_string()),
             ("shards".into(), self.shards.to_string()),
             ("requirepass".into(), self.requirepass.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()),
+            ("masterauth".into(), self.masterauth.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+            ("masteruser".into(), self.masteruser.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("maxclients".into(), self.maxclients.load(Relaxed).to_string()),
             ("protected-mode".into(), if self.protected_mode.load(Relaxed) { "yes" } else { "no" }.into()),
             ("maxmemory".into(), self.maxmemory.load(Relaxed).to_string()),

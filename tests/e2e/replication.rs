@@ -279,3 +279,31 @@ fn a_replica_that_does_not_read_is_dropped_past_its_buffer_limit() {
     }));
     drop(replica);
 }
+
+#[test]
+fn a_replica_authenticates_with_masterauth_and_masteruser() {
+    let primary = Server::start_with(&["--requirepass", "s3cret"]);
+    let url = format!("redis://:s3cret@127.0.0.1:{}/", primary.port);
+    let mut p = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("ACL").arg("SETUSER").arg("repl").arg("on").arg(">pw").arg("+@all").query(&mut p).unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut p).unwrap();
+    let port = primary.port.to_string();
+    for auth in [&["--masterauth", "s3cret"][..], &["--masteruser", "repl", "--masterauth", "pw"]] {
+        let replica = Server::start_with(&[auth, &["--replicaof", "127.0.0.1", &port]].concat());
+        let mut r = conn(replica.port);
+        assert!(wait_until(30, || link_up(&mut r)), "{auth:?}");
+        assert_eq!(redis::cmd("GET").arg("k").query::<String>(&mut r).unwrap(), "v");
+    }
+    // Without the password the primary refuses the replica (its error
+    // statistics count the refusals) and the link stays down.
+    let refused = |p: &mut Connection| -> String {
+        let info: String = redis::cmd("INFO").arg("errorstats").query(p).unwrap();
+        info.lines().find(|l| l.starts_with("errorstat_NOAUTH:")).unwrap_or_default().to_string()
+    };
+    let before = refused(&mut p);
+    let replica = Server::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || refused(&mut p) != before));
+    assert_eq!(info_field(&mut r, "master_link_status").as_deref(), Some("down"));
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut r).unwrap(), 0);
+}

@@ -40,6 +40,9 @@ use crate::shard::{Engine, TxId};
 /// How long the writer lets messages gather between two writes while
 /// they keep coming.
 const BATCH_PAUSE: Duration = Duration::from_micros(500);
+/// How often replicas get a PING (Redis's `repl-ping-replica-period`
+/// default).
+const REPL_PING_PERIOD: Duration = Duration::from_secs(10);
 /// Empty looks after which the writer blocks instead of polling.
 const IDLE_POLLS: u32 = 20;
 
@@ -168,6 +171,8 @@ struct Writer {
     cut: Option<(Vec<bool>, Vec<JournalMsg>)>,
     last_fsync: Instant,
     handled: u64,
+    /// When the replicas last got a PING.
+    last_ping: Instant,
 }
 
 /// Starts the writer thread on `manifest`, appending to its newest
@@ -213,6 +218,7 @@ fn spawn(engine: &Arc<Engine>, layout: Layout, manifest: Manifest, file: Option<
         cut: None,
         last_fsync: Instant::now(),
         handled: 0,
+        last_ping: Instant::now(),
     };
     std::thread::Builder::new()
         .name("journal".into())
@@ -263,6 +269,7 @@ impl Writer {
                 Fsync::No => false,
             };
             self.flush(sync);
+            self.ping_replicas();
             if got {
                 idle = 0;
                 // Under `always` the fsync just made was the pause: what
@@ -368,6 +375,26 @@ impl Writer {
         // The feed's stream starts with a SELECT.
         self.db = None;
         feed.attach(self.engine.repl.offset.load(Relaxed));
+    }
+
+    /// Every `REPL_PING_PERIOD` the replicas' stream carries a PING (in the
+    /// offset, as Redis sends it), so that a replica sees the link alive
+    /// while nothing is written. Not in the files: it changes nothing.
+    fn ping_replicas(&mut self) {
+        let repl = &self.engine.repl;
+        if !repl.active.load(Relaxed) || self.last_ping.elapsed() < REPL_PING_PERIOD {
+            return;
+        }
+        self.last_ping = Instant::now();
+        let mut ping = Vec::new();
+        command(&mut ping, &[b"PING"]);
+        repl.offset.fetch_add(ping.len() as u64, Relaxed);
+        let limit = self.engine.cfg.output_limits[1].hard.load(Relaxed);
+        for f in repl.feeds() {
+            if f.phase() != crate::shard::repl::Phase::WaitCut && !f.push(&ping, limit) {
+                repl.remove(&f);
+            }
+        }
     }
 
     /// Gives the replicas what `buf` holds that they have not had, and

@@ -1,6 +1,6 @@
 //! The replica's side of replication: a link thread that connects to the
-//! primary, makes Redis's handshake (PING, REPLCONF listening-port and
-//! capa, PSYNC ? -1), loads the snapshot the primary sends in place of the
+//! primary, makes Redis's handshake (PING, AUTH with `masterauth` /
+//! `masteruser` when set, REPLCONF listening-port and capa, PSYNC ? -1), loads the snapshot the primary sends in place of the
 //! data, then applies the stream of writes as the journal's replay does
 //! (`aof_load::apply`: SELECT, SET/RESTORE/DEL states, commands journaled
 //! as sent, MULTI/EXEC), counting the offset and acknowledging it every
@@ -90,7 +90,19 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
     }
     master.touch();
     let mut r = BufReader::with_capacity(1 << 16, sock.try_clone().map_err(|e| e.to_string())?);
-    ask(&mut sock, &mut r, &["PING"])?;
+    // A primary that wants AUTH first says so to the PING; that is fine.
+    sock.write_all(&resp(&["PING"])).map_err(|e| e.to_string())?;
+    let pong = line(&mut r)?;
+    if pong.starts_with('-') && !pong.starts_with("-NOAUTH") && !pong.starts_with("-NOPERM") {
+        return Err(format!("PING answered {pong}"));
+    }
+    let auth = engine.cfg.masterauth.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let user = engine.cfg.masteruser.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match (auth.is_empty(), user.is_empty()) {
+        (true, _) => {}
+        (false, true) => drop(ask(&mut sock, &mut r, &["AUTH", &auth])?),
+        (false, false) => drop(ask(&mut sock, &mut r, &["AUTH", &user, &auth])?),
+    }
     let port = engine.cfg.port.to_string();
     ask(&mut sock, &mut r, &["REPLCONF", "listening-port", &port])?;
     ask(&mut sock, &mut r, &["REPLCONF", "capa", "psync2"])?;
