@@ -307,3 +307,26 @@ fn a_replica_authenticates_with_masterauth_and_masteruser() {
     assert_eq!(info_field(&mut r, "master_link_status").as_deref(), Some("down"));
     assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut r).unwrap(), 0);
 }
+
+#[test]
+fn a_damselfly_replica_follows_redis_server() {
+    let primary = Redis::start();
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 100);
+    let port = primary.port.to_string();
+    let replica = Server::start_with(&["--shards", "1", "--replicaof", "127.0.0.1", &port]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)), "the replica's link did not come up");
+    write_round(&mut p, "after", 100);
+    let _: () = redis::cmd("EXPIRE").arg("s:after:1").arg(500).query(&mut p).unwrap();
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut p).unwrap();
+    let _: () = redis::cmd("SET").arg("in-db-3").arg("x").query(&mut p).unwrap();
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut p).unwrap();
+    wait_one(&mut p);
+    let want = contents(&mut p);
+    assert!(want.len() > 300, "{} keys", want.len());
+    assert_eq!(contents(&mut r), want);
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut r).unwrap();
+    assert_eq!(redis::cmd("GET").arg("in-db-3").query::<String>(&mut r).unwrap(), "x");
+    assert_eq!(info_field(&mut r, "master_repl_offset"), info_field(&mut p, "master_repl_offset"));
+}

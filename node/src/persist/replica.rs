@@ -193,7 +193,7 @@ fn stream(
             (b"MULTI", None) => multi = Some(Vec::new()),
             (b"EXEC", Some(_)) => {
                 for c in multi.take().unwrap_or_default() {
-                    apply(engine, &mut sink, &mut db, &c)?;
+                    apply_one(engine, &mut sink, &mut db, &c)?;
                 }
             }
             (b"PING", None) => {}
@@ -203,8 +203,31 @@ fn stream(
                 sock.write_all(&resp(&["REPLCONF", "ACK", &off])).map_err(|e| e.to_string())?;
             }
             (_, Some(cmds)) => cmds.push(cmd),
-            (_, None) => apply(engine, &mut sink, &mut db, &cmd)?,
+            (_, None) => apply_one(engine, &mut sink, &mut db, &cmd)?,
         }
         *offset = at;
     }
+}
+
+/// Applies one command of the stream: what the journal writes (a Damselfly
+/// primary's records) as the journal's replay does, any other write (a
+/// redis-server primary sends its clients' commands) run on its key's
+/// shard.
+fn apply_one(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Vec<u8>]) -> Result<(), String> {
+    let name = args[0].to_ascii_uppercase();
+    let journal_form = match (name.as_slice(), args.len()) {
+        (b"SELECT", 2) | (b"SET", 3) | (b"FLUSHDB", 1) | (b"FLUSHALL", 1) | (b"SWAPDB", 3) => true,
+        (b"SET", 5) => args[3].eq_ignore_ascii_case(b"PXAT"),
+        (b"DEL", n) => n >= 2,
+        (b"RESTORE", n) => n >= 4,
+        _ => false,
+    };
+    if journal_form {
+        return apply(engine, sink, db, args);
+    }
+    // FLUSHALL / FLUSHDB ASYNC or SYNC: the same for every shard.
+    if (name == b"FLUSHALL" || name == b"FLUSHDB") && args.len() == 2 {
+        return apply(engine, sink, db, &args[..1]);
+    }
+    sink.replicated(*db, args.iter().map(|a| bytes::Bytes::copy_from_slice(a)).collect())
 }
