@@ -222,6 +222,15 @@ fn a_damselfly_replica_follows_a_damselfly_primary() {
         assert_eq!(err.code(), Some("READONLY"), "{args:?}: {err}");
         assert_eq!(err.detail(), Some("You can't write against a read only replica."), "{args:?}");
     }
+    // Nor through a script (reading is fine).
+    let err = redis::cmd("EVAL").arg("return redis.call('SET', KEYS[1], 'x')").arg(1).arg("k").query::<redis::Value>(&mut r).unwrap_err();
+    assert_eq!(err.code(), Some("READONLY"), "{err}");
+    let got: String = redis::cmd("EVAL").arg("return redis.call('GET', KEYS[1])").arg(1).arg("s:before:1").query(&mut r).unwrap();
+    assert_eq!(got, "v1");
+    // WAIT counts the replicas that acknowledged: one, after the timeout,
+    // when two are asked for.
+    let n: i64 = redis::cmd("WAIT").arg(2).arg(50).query(&mut p).unwrap();
+    assert_eq!(n, 1);
     // Promoted, it takes writes and the primary stops counting it.
     let ok: String = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut r).unwrap();
     assert_eq!(ok, "OK");

@@ -33,6 +33,8 @@ pub struct ReplState {
     pub master: Mutex<Option<Arc<Master>>>,
     /// Bumped by every REPLICAOF: a link of an older generation stops.
     pub generation: AtomicU64,
+    /// `master` is set (read on every write command: no lock).
+    pub following: AtomicBool,
 }
 
 /// The primary a replica follows, and its link's state.
@@ -83,6 +85,7 @@ impl Default for ReplState {
             acks: Notify::new(),
             master: Mutex::new(None),
             generation: AtomicU64::new(0),
+            following: AtomicBool::new(false),
         }
     }
 }
@@ -114,10 +117,16 @@ impl ReplState {
             *self.replid.lock().unwrap_or_else(|e| e.into_inner()) = random_id();
         }
         let gen = self.generation.fetch_add(1, Relaxed) + 1;
+        self.following.store(master.is_some(), Relaxed);
         if let Some(old) = std::mem::replace(&mut *m, master) {
             old.close();
         }
         gen
+    }
+
+    /// Whether this node is a replica (clients' writes are refused).
+    pub fn is_replica(&self) -> bool {
+        self.following.load(Relaxed)
     }
 
     pub fn generation(&self) -> u64 {
