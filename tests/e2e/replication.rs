@@ -128,22 +128,28 @@ fn redis_server_replicates_a_damselfly_primary() {
     assert_eq!(info_field(&mut p, "connected_slaves").as_deref(), Some("1"));
     let slave0 = info_field(&mut p, "slave0").expect("slave0");
     assert!(slave0.starts_with(&format!("ip=127.0.0.1,port={},state=online,offset=", replica.port)), "{slave0}");
-    let offset: u64 = info_field(&mut p, "master_repl_offset").unwrap().parse().unwrap();
-    assert!(offset > 0);
     let replid = info_field(&mut p, "master_replid").unwrap();
     assert_eq!(info_field(&mut r, "master_replid").unwrap(), replid);
-    assert_eq!(info_field(&mut r, "master_repl_offset").unwrap().parse::<u64>().unwrap(), offset);
-    let role: redis::Value = redis::cmd("ROLE").query(&mut p).unwrap();
-    let want_role = redis::Value::Array(vec![
-        redis::Value::BulkString(b"master".to_vec()),
-        redis::Value::Int(offset as i64),
-        redis::Value::Array(vec![redis::Value::Array(vec![
-            redis::Value::BulkString(b"127.0.0.1".to_vec()),
-            redis::Value::BulkString(replica.port.to_string().into_bytes()),
-            redis::Value::BulkString(offset.to_string().into_bytes()),
-        ])]),
-    ]);
-    assert_eq!(role, want_role);
+    // Offsets agree once the replica has acknowledged (the primary's PING
+    // every 10 s may move them in between: checked until consistent).
+    let mut last = String::new();
+    let agreed = wait_until(30, || {
+        let offset: u64 = info_field(&mut p, "master_repl_offset").unwrap().parse().unwrap();
+        let theirs = info_field(&mut r, "master_repl_offset").unwrap();
+        let role: redis::Value = redis::cmd("ROLE").query(&mut p).unwrap();
+        let want_role = redis::Value::Array(vec![
+            redis::Value::BulkString(b"master".to_vec()),
+            redis::Value::Int(offset as i64),
+            redis::Value::Array(vec![redis::Value::Array(vec![
+                redis::Value::BulkString(b"127.0.0.1".to_vec()),
+                redis::Value::BulkString(replica.port.to_string().into_bytes()),
+                redis::Value::BulkString(offset.to_string().into_bytes()),
+            ])]),
+        ]);
+        last = format!("primary {offset}, replica {theirs}, ROLE {role:?}");
+        offset > 0 && theirs == offset.to_string() && role == want_role
+    });
+    assert!(agreed, "{last}");
 }
 
 #[test]
@@ -195,22 +201,27 @@ fn a_damselfly_replica_follows_a_damselfly_primary() {
     assert_eq!(info_field(&mut r, "master_host").as_deref(), Some("127.0.0.1"));
     assert_eq!(info_field(&mut r, "master_port"), Some(primary.port.to_string()));
     assert_eq!(info_field(&mut r, "master_sync_in_progress").as_deref(), Some("0"));
-    let offset = info_field(&mut p, "master_repl_offset").unwrap();
-    assert_eq!(info_field(&mut r, "master_repl_offset"), Some(offset.clone()));
     assert_eq!(info_field(&mut r, "master_replid"), info_field(&mut p, "master_replid"));
-    let role: redis::Value = redis::cmd("ROLE").query(&mut r).unwrap();
-    assert_eq!(
-        role,
-        redis::Value::Array(vec![
+    // Checked until consistent: the primary's PING every 10 s may move the
+    // offsets in between.
+    let mut last = String::new();
+    let agreed = wait_until(30, || {
+        let offset = info_field(&mut p, "master_repl_offset").unwrap();
+        let theirs = info_field(&mut r, "master_repl_offset");
+        let role: redis::Value = redis::cmd("ROLE").query(&mut r).unwrap();
+        let want_role = redis::Value::Array(vec![
             redis::Value::BulkString(b"slave".to_vec()),
             redis::Value::BulkString(b"127.0.0.1".to_vec()),
             redis::Value::Int(primary.port as i64),
             redis::Value::BulkString(b"connected".to_vec()),
             redis::Value::Int(offset.parse().unwrap()),
-        ])
-    );
-    let slave0 = info_field(&mut p, "slave0").expect("slave0");
-    assert!(slave0.starts_with(&format!("ip=127.0.0.1,port={},state=online,offset={offset},", replica.port)), "{slave0}");
+        ]);
+        let slave0 = info_field(&mut p, "slave0").unwrap_or_default();
+        let want_slave0 = format!("ip=127.0.0.1,port={},state=online,offset={offset},", replica.port);
+        last = format!("primary {offset}, replica {theirs:?}, ROLE {role:?}, {slave0}");
+        theirs.as_deref() == Some(offset.as_str()) && role == want_role && slave0.starts_with(&want_slave0)
+    });
+    assert!(agreed, "{last}");
 
     // Clients may not write to a replica.
     for args in [&["SET", "k", "v"][..], &["DEL", "s:before:1"], &["MSET", "a", "1", "b", "2"]] {
@@ -337,5 +348,5 @@ fn a_damselfly_replica_follows_redis_server() {
     assert_eq!(contents(&mut r), want);
     let _: () = redis::cmd("SELECT").arg(3).query(&mut r).unwrap();
     assert_eq!(redis::cmd("GET").arg("in-db-3").query::<String>(&mut r).unwrap(), "x");
-    assert_eq!(info_field(&mut r, "master_repl_offset"), info_field(&mut p, "master_repl_offset"));
+    assert!(wait_until(30, || info_field(&mut r, "master_repl_offset") == info_field(&mut p, "master_repl_offset")));
 }
