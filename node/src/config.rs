@@ -29,6 +29,12 @@ pub struct Args {
     /// Password clients must AUTH with.
     #[arg(long)]
     pub requirepass: Option<String>,
+    /// Password a replica AUTHs with on its primary.
+    #[arg(long)]
+    pub masterauth: Option<String>,
+    /// User a replica AUTHs as on its primary (with `--masterauth`).
+    #[arg(long)]
+    pub masteruser: Option<String>,
     /// ACL users file (Redis's users.acl syntax: `user <name> <rules>...`
     /// per line), loaded at start-up and by ACL LOAD, written by ACL SAVE.
     #[arg(long)]
@@ -62,6 +68,9 @@ pub struct Args {
     /// When the journal is fsynced: always, everysec (default) or no.
     #[arg(long)]
     pub appendfsync: Option<String>,
+    /// Start as a replica of this primary: `--replicaof <host> <port>`.
+    #[arg(long, num_args = 2, value_names = ["HOST", "PORT"])]
+    pub replicaof: Option<Vec<String>>,
     /// Whether DEBUG may run: no (default), yes, or local (from loopback
     /// clients only).
     #[arg(long)]
@@ -167,6 +176,10 @@ pub struct Config {
     pub databases: usize,
     pub shards: usize,
     pub requirepass: Mutex<Option<String>>,
+    /// `masterauth` and `masteruser`: what a replica AUTHs with on its
+    /// primary (empty: no AUTH; no user: the default user).
+    pub masterauth: Mutex<String>,
+    pub masteruser: Mutex<String>,
     pub has_password: AtomicBool,
     /// `protected-mode`: with no password, refuse non-loopback clients.
     pub protected_mode: AtomicBool,
@@ -238,6 +251,8 @@ pub struct Config {
     pub enable_protected_configs: String,
     /// `appendonly` (start-up only).
     pub appendonly: bool,
+    /// `--replicaof`: the primary to follow from the start.
+    pub replicaof: Option<(String, u16)>,
     /// `appendfsync`: 0 always, 1 everysec, 2 no.
     appendfsync: std::sync::atomic::AtomicU8,
     /// `appenddirname`, `appendfilename` (start-up only).
@@ -649,6 +664,8 @@ impl Config {
             databases: 16,
             shards: default_shards(cores),
             requirepass: Mutex::new(None),
+            masterauth: Mutex::new(String::new()),
+            masteruser: Mutex::new(String::new()),
             has_password: AtomicBool::new(false),
             protected_mode: AtomicBool::new(true),
             maxclients: AtomicU64::new(10000),
@@ -684,6 +701,7 @@ impl Config {
             enable_debug_command: "no".into(),
             enable_protected_configs: "no".into(),
             appendonly: false,
+            replicaof: None,
             appendfsync: std::sync::atomic::AtomicU8::new(1),
             appenddirname: "appendonlydir".into(),
             appendfilename: "appendonly.aof".into(),
@@ -711,6 +729,12 @@ impl Config {
         if let Some(b) = &args.bind {
             cfg.apply_startup("bind", b)?;
         }
+        if let Some(p) = &args.masterauth {
+            cfg.set("masterauth", p)?;
+        }
+        if let Some(u) = &args.masteruser {
+            cfg.set("masteruser", u)?;
+        }
         if let Some(p) = &args.requirepass {
             cfg.set("requirepass", p)?;
         }
@@ -737,6 +761,13 @@ impl Config {
         }
         if let Some(v) = &args.dbfilename {
             cfg.set("dbfilename", v)?;
+        }
+        if let Some(v) = &args.replicaof {
+            let port = v.get(1).and_then(|p| p.parse::<u16>().ok()).filter(|&p| p > 0);
+            match (v.first(), port) {
+                (Some(h), Some(p)) => cfg.replicaof = Some((h.clone(), p)),
+                _ => return Err(ConfigError::Invalid("--replicaof takes a host and a port".into())),
+            }
         }
         if let Some(v) = &args.appendonly {
             cfg.apply_startup("appendonly", v)?;
@@ -911,6 +942,8 @@ impl Config {
                 self.has_password.store(pw.is_some(), Relaxed);
                 *self.requirepass.lock().unwrap_or_else(|e| e.into_inner()) = pw;
             }
+            "masterauth" => *self.masterauth.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
+            "masteruser" => *self.masteruser.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
             "maxclients" => self.maxclients.store(int()?, Relaxed),
             "protected-mode" => self.protected_mode.store(yes_no(value)?, Relaxed),
             "maxmemory" => self.maxmemory.store(parse_memory(value).ok_or(ConfigError::NotMemory)?, Relaxed),
@@ -1009,6 +1042,8 @@ impl Config {
             ("databases".into(), self.databases.to_string()),
             ("shards".into(), self.shards.to_string()),
             ("requirepass".into(), self.requirepass.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()),
+            ("masterauth".into(), self.masterauth.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+            ("masteruser".into(), self.masteruser.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("maxclients".into(), self.maxclients.load(Relaxed).to_string()),
             ("protected-mode".into(), if self.protected_mode.load(Relaxed) { "yes" } else { "no" }.into()),
             ("maxmemory".into(), self.maxmemory.load(Relaxed).to_string()),

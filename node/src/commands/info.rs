@@ -1,7 +1,7 @@
 //! INFO: Redis 7.0's sections, in its order, from the node's real state
 //! (the shards' counters, gathered in one broadcast, the client registry,
 //! the allocator, the latency histograms). Fields Redis has for machinery
-//! this server does not have (replicas, forks, modules, client tracking,
+//! this server does not have (forks, modules, client tracking,
 //! lazy freeing) are shown with the value that machinery's absence gives,
 //! as Redis shows them when it is idle; fields that would need figures we
 //! do not keep are left out rather than invented.
@@ -155,11 +155,7 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         );
     }
     if want("replication") {
-        let _ = write!(
-            text,
-            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n\r\n",
-            replid()
-        );
+        text.push_str(&super::replication::info(&e));
     }
     if want("cpu") {
         let (user, sys) = cpu_times(libc::RUSAGE_SELF);
@@ -229,13 +225,6 @@ fn write_latencystats(text: &mut String, s: &super::stats::Stats, percentiles: &
 }
 
 fn run_id() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(random_hex_id)
-}
-
-/// The replication ID of this node's (empty) history, chosen at start as
-/// Redis chooses one.
-fn replid() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(random_hex_id)
 }

@@ -33,6 +33,7 @@ pub mod observe;
 pub mod persistence;
 pub mod pops;
 pub mod pubsub;
+pub mod replication;
 pub mod routing;
 pub mod run;
 pub mod scan;
@@ -579,6 +580,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(persistence::COMMANDS)
         .chain(slowlog::COMMANDS)
         .chain(monitor::COMMANDS)
+        .chain(replication::COMMANDS)
         .chain(latency::COMMANDS)
         .chain(strings::COMMANDS)
         .chain(keys::COMMANDS)

@@ -77,6 +77,31 @@ pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result
     Ok(())
 }
 
+/// Runs a command a primary sent on this shard (a replica's link;
+/// `persist::load::REPLICA_COMMAND`): every key must live here (a primary
+/// with one keyspace may send a multi-key command whose keys this node
+/// spreads over shards: refused, naming it). Nothing expires meanwhile
+/// (`now` 0): a replica waits for its primary's DEL.
+pub fn replicated(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result<(), String> {
+    let name = String::from_utf8_lossy(&args[0]).into_owned();
+    let spec = match super::lookup_args(args) {
+        Ok(spec) if spec.arity_ok(args.len()) => spec,
+        _ => return Err(format!("an unknown command or wrong arity from the primary: {name}")),
+    };
+    let mut elsewhere = false;
+    let nshards = sh.nshards();
+    let me = sh.id;
+    super::routing::for_each_key(spec, args, |k| elsewhere |= crate::slot::key_slot(k) as usize % nshards != me);
+    if elsewhere {
+        return Err(format!("{name} from the primary has keys on several shards (start this replica with --shards 1)"));
+    }
+    let mut out = crate::resp::Out::new(false);
+    if super::run::exec_uncounted(sh, db, spec, args, &mut out, 0) {
+        tracing::warn!("{name} from the primary failed: {}", String::from_utf8_lossy(&out.buf).trim_end());
+    }
+    Ok(())
+}
+
 /// Waits for the saver's answer.
 pub(super) async fn ask(engine: &Engine, kind: SaveKind) -> CmdResult {
     match persist::request(engine, kind).await {
@@ -125,7 +150,7 @@ async fn bgsave(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
 /// snapshot runs, the rewrite is scheduled after it (as Redis does).
 async fn bgrewriteaof(cx: &mut dyn Coord) -> CmdResult {
     let e = cx.engine();
-    if !e.journal.on() {
+    if !e.journal.aof_on() {
         return Err(CmdError::err("the append-only journal is off: start the server with --appendonly yes"));
     }
     if e.journal.rewriting.load(Relaxed) {
@@ -193,7 +218,7 @@ pub fn info_section(e: &Engine, text: &mut String) {
         st.saves.load(Relaxed),
         st.load_expired.load(Relaxed),
         st.load_keys.load(Relaxed),
-        e.journal.on() as u8,
+        e.journal.aof_on() as u8,
         e.journal.rewriting.load(Relaxed) as u8,
         e.journal.rewrites.load(Relaxed),
         if e.journal.last_rewrite_failed.load(Relaxed) { "err" } else { "ok" },

@@ -619,23 +619,22 @@ fn shutdown_args(args: &[Bytes]) -> CmdResult {
 }
 
 pub fn role(cx: &mut dyn Coord) -> CmdResult {
-    cx.out().array(3);
-    cx.out().bulk(b"master");
-    cx.out().int(0);
-    cx.out().array(0);
-    Ok(())
+    super::replication::role(cx)
 }
 
-/// WAIT numreplicas timeout: this node has no replicas, so the answer is 0;
-/// like Redis, it answers at once when no replica is asked for, and
-/// otherwise after the timeout (never, for 0) or when the client leaves.
+/// WAIT numreplicas timeout: the number of replicas that acknowledged the
+/// offset covering this client's writes; like Redis, it answers at once
+/// when enough have, and otherwise when they do, after the timeout (never,
+/// for 0) or when the client leaves.
 pub async fn wait(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let want = crate::util::parse_i64(&args[1])?;
     let ms = crate::util::parse_i64(&args[2]).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
     if ms < 0 {
         return Err(CmdError::err("timeout is negative"));
     }
-    if want > 0 && cx.may_block() {
+    let engine = cx.engine().clone();
+    let offset = super::replication::client_offset(cx).await;
+    if super::replication::acked(&engine, offset) < want && cx.may_block() {
         let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone(), cx.session().map(|s| s.info.clone()));
         let timeout = async {
             match ms {
@@ -652,6 +651,7 @@ pub async fn wait(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         };
         tokio::select! {
             () = timeout => {}
+            () = super::replication::until_acked(&engine, offset, want) => {}
             () = cx.client_closed() => return Ok(()),
             // CLIENT UNBLOCK: the error, or the timeout's answer.
             error = unblocked => if error {
@@ -659,6 +659,6 @@ pub async fn wait(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             },
         }
     }
-    cx.out().int(0);
+    cx.out().int(super::replication::acked(&engine, offset));
     Ok(())
 }

@@ -39,6 +39,10 @@ pub struct Session {
     pub gone: bool,
     /// MONITOR is on: the lines of the commands that run arrive here.
     pub monitor: Option<tokio::sync::mpsc::UnboundedReceiver<Bytes>>,
+    /// The connection is a replica's (after PSYNC or SYNC): its stream.
+    pub replica: Option<std::sync::Arc<crate::shard::repl::Feed>>,
+    /// The port a replica announced (REPLCONF listening-port).
+    pub repl_port: u16,
     /// CLIENT REPLY: whether commands' replies are sent.
     pub reply: Reply,
     /// CLIENT UNBLOCK ended the last wait as a timeout.

@@ -40,6 +40,9 @@ use crate::shard::{Engine, TxId};
 /// How long the writer lets messages gather between two writes while
 /// they keep coming.
 const BATCH_PAUSE: Duration = Duration::from_micros(500);
+/// How often replicas get a PING (Redis's `repl-ping-replica-period`
+/// default).
+const REPL_PING_PERIOD: Duration = Duration::from_secs(10);
 /// Empty looks after which the writer blocks instead of polling.
 const IDLE_POLLS: u32 = 20;
 
@@ -152,7 +155,10 @@ struct Writer {
     engine: Arc<Engine>,
     layout: Layout,
     manifest: Manifest,
-    file: File,
+    /// `None` when the writer only feeds replicas (`appendonly no`).
+    file: Option<File>,
+    /// Bytes at the start of `buf` already given to the replicas' feeds.
+    fed: usize,
     /// Bytes written to `file` and not yet fsynced.
     unsynced: bool,
     /// The database the file's commands last selected.
@@ -165,6 +171,8 @@ struct Writer {
     cut: Option<(Vec<bool>, Vec<JournalMsg>)>,
     last_fsync: Instant,
     handled: u64,
+    /// When the replicas last got a PING.
+    last_ping: Instant,
 }
 
 /// Starts the writer thread on `manifest`, appending to its newest
@@ -179,11 +187,30 @@ pub fn start(engine: &Arc<Engine>, layout: Layout, mut manifest: Manifest, rx: R
     let (name, _) = manifest.incrs.last().cloned().expect("an increment file");
     let file = open_append(&layout.dir.join(&name))?;
     engine.journal.base_seq.store(manifest.base.as_ref().map_or(0, |b| b.1), Relaxed);
+    engine.journal.file.store(true, Relaxed);
+    spawn(engine, layout, manifest, Some(file), rx)
+}
+
+/// Starts the writer without files, to feed replicas (`appendonly no`);
+/// once only.
+pub fn start_sink(engine: &Arc<Engine>) -> Result<(), String> {
+    static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _once = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    if engine.journal.on() {
+        return Ok(());
+    }
+    let (to_writer, rx) = std::sync::mpsc::channel();
+    let _ = engine.journal.to_writer.set(to_writer);
+    spawn(engine, Layout::from_config(engine), Manifest::default(), None, rx)
+}
+
+fn spawn(engine: &Arc<Engine>, layout: Layout, manifest: Manifest, file: Option<File>, rx: Receiver<JournalMsg>) -> Result<(), String> {
     let mut w = Writer {
         engine: engine.clone(),
         layout,
         manifest,
         file,
+        fed: 0,
         unsynced: false,
         db: None,
         buf: Vec::with_capacity(1 << 16),
@@ -191,6 +218,7 @@ pub fn start(engine: &Arc<Engine>, layout: Layout, mut manifest: Manifest, rx: R
         cut: None,
         last_fsync: Instant::now(),
         handled: 0,
+        last_ping: Instant::now(),
     };
     std::thread::Builder::new()
         .name("journal".into())
@@ -241,6 +269,7 @@ impl Writer {
                 Fsync::No => false,
             };
             self.flush(sync);
+            self.ping_replicas();
             if got {
                 idle = 0;
                 // Under `always` the fsync just made was the pause: what
@@ -259,11 +288,11 @@ impl Writer {
         self.handled += 1;
         if let Some((cut, held)) = &mut self.cut {
             match m {
-                JournalMsg::Cut { shard } => {
+                JournalMsg::Cut { shard, feed } => {
                     cut[shard] = true;
                     if cut.iter().all(|c| *c) {
                         let (_, held) = self.cut.take().expect("cut in progress");
-                        self.rotate();
+                        self.cut_reached(feed);
                         for m in held {
                             self.handle_now(m);
                         }
@@ -274,11 +303,11 @@ impl Writer {
             }
             return;
         }
-        if let JournalMsg::Cut { shard } = m {
+        if let JournalMsg::Cut { shard, feed } = m {
             let mut cut = vec![false; self.engine.nshards()];
             cut[shard] = true;
             if cut.iter().all(|c| *c) {
-                self.rotate();
+                self.cut_reached(feed);
             } else {
                 self.cut = Some((cut, Vec::new()));
             }
@@ -338,18 +367,80 @@ impl Writer {
         }
     }
 
+    /// Every shard passed a snapshot's point in time: a rewrite moves on to
+    /// a new file, a replica's feed starts here.
+    fn cut_reached(&mut self, feed: Option<Arc<crate::shard::repl::Feed>>) {
+        let Some(feed) = feed else { return self.rotate() };
+        self.flush(false);
+        // The feed's stream starts with a SELECT.
+        self.db = None;
+        feed.attach(self.engine.repl.offset.load(Relaxed));
+    }
+
+    /// Every `REPL_PING_PERIOD` the replicas' stream carries a PING (in the
+    /// offset, as Redis sends it), so that a replica sees the link alive
+    /// while nothing is written. Not in the files: it changes nothing.
+    fn ping_replicas(&mut self) {
+        let repl = &self.engine.repl;
+        if !repl.active.load(Relaxed) || self.last_ping.elapsed() < REPL_PING_PERIOD {
+            return;
+        }
+        self.last_ping = Instant::now();
+        let mut ping = Vec::new();
+        command(&mut ping, &[b"PING"]);
+        repl.offset.fetch_add(ping.len() as u64, Relaxed);
+        let limit = self.engine.cfg.output_limits[1].hard.load(Relaxed);
+        for f in repl.feeds() {
+            if f.phase() != crate::shard::repl::Phase::WaitCut && !f.push(&ping, limit) {
+                repl.remove(&f);
+            }
+        }
+    }
+
+    /// Gives the replicas what `buf` holds that they have not had, and
+    /// counts it in the replication offset.
+    fn feed_replicas(&mut self) {
+        if self.fed >= self.buf.len() {
+            return;
+        }
+        let repl = &self.engine.repl;
+        let fresh = &self.buf[self.fed..];
+        self.fed = self.buf.len();
+        if !repl.active.load(Relaxed) {
+            return;
+        }
+        repl.offset.fetch_add(fresh.len() as u64, Relaxed);
+        let limit = self.engine.cfg.output_limits[1].hard.load(Relaxed);
+        for f in repl.feeds() {
+            if f.phase() != crate::shard::repl::Phase::WaitCut && !f.push(fresh, limit) {
+                warn!(client = f.client, "dropping a replica: its output buffer is over client-output-buffer-limit replica");
+                repl.remove(&f);
+            }
+        }
+    }
+
     /// Writes what is buffered, and fsyncs when asked; then tells waiting
     /// clients what is durable.
     fn flush(&mut self, sync: bool) {
+        self.feed_replicas();
+        let Some(file) = &mut self.file else {
+            self.buf.clear();
+            self.fed = 0;
+            let st = &self.engine.journal;
+            st.durable.store(self.handled, Relaxed);
+            st.durable_changed.notify_waiters();
+            return;
+        };
         let st = &self.engine.journal;
         // The latency monitor's journal events, as Redis names them (no
         // fsync or rewrite runs beside a write here: `aof-write-alone`).
         let (cfg, lat) = (&self.engine.cfg, &self.engine.latency);
         if !self.buf.is_empty() {
             let start = Instant::now();
-            match self.file.write_all(&self.buf) {
+            match file.write_all(&self.buf) {
                 Ok(()) => {
                     self.buf.clear();
+                    self.fed = 0;
                     self.unsynced = true;
                 }
                 Err(e) => return self.failed(format!("writing the journal: {e}")),
@@ -360,7 +451,7 @@ impl Writer {
         }
         if sync && self.unsynced {
             let start = Instant::now();
-            if let Err(e) = self.file.sync_data() {
+            if let Err(e) = file.sync_data() {
                 return self.failed(format!("fsync of the journal: {e}"));
             }
             if cfg.appendfsync() == Fsync::Always {
@@ -398,11 +489,14 @@ impl Writer {
     /// Moves on to a new increment file (a rewrite's point in time).
     fn rotate(&mut self) {
         self.flush(true);
+        if self.file.is_none() {
+            return;
+        }
         let seq = self.manifest.next_incr_seq();
         let name = self.layout.incr_name(seq);
         match open_append(&self.layout.dir.join(&name)) {
             Ok(f) => {
-                self.file = f;
+                self.file = Some(f);
                 self.db = None;
                 self.manifest.incrs.push((name, seq));
                 if let Err(e) = self.layout.write_manifest(&self.manifest) {

@@ -45,14 +45,14 @@ pub fn load(engine: &Engine, layout: &Layout, m: &Manifest) -> Result<Loaded, St
 }
 
 /// One command read from a file, and where it ended.
-enum Read1 {
+pub(super) enum Read1 {
     Command(Vec<Vec<u8>>),
     /// The file ends inside a command.
     Torn,
     End,
 }
 
-fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Read1, String> {
+pub(super) fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Read1, String> {
     let mut line = Vec::new();
     let n = r.read_until(b'\n', &mut line).map_err(|e| e.to_string())?;
     if n == 0 {
@@ -161,7 +161,7 @@ fn replay(engine: &Engine, path: &Path, may_truncate: bool) -> Result<(), String
 }
 
 /// Applies one journal command.
-fn apply(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Vec<u8>]) -> Result<(), String> {
+pub(super) fn apply(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Vec<u8>]) -> Result<(), String> {
     let name = args[0].to_ascii_uppercase();
     let databases = engine.cfg.databases;
     let index = |a: &[u8]| -> Result<usize, String> {

@@ -36,11 +36,17 @@ type Ack = Result<(), String>;
 pub enum Put {
     State(usize, SmallBytes, Option<(Value, u64)>),
     Command(usize, Vec<bytes::Bytes>),
+    /// Any write command a primary sent (`REPLICA_COMMAND`).
+    Replicated(usize, Vec<bytes::Bytes>),
 }
 
 /// Runs a journaled command again on a shard (set by the command layer,
 /// which has the commands): database, arguments; an error reply is `Err`.
 pub static REPLAY_COMMAND: std::sync::OnceLock<ReplayFn> = std::sync::OnceLock::new();
+
+/// Runs a write command a primary sent on the shard of its keys (set by
+/// the command layer): database, arguments.
+pub static REPLICA_COMMAND: std::sync::OnceLock<ReplayFn> = std::sync::OnceLock::new();
 
 pub type ReplayFn = fn(&mut crate::shard::Shard, usize, &[bytes::Bytes]) -> Result<(), String>;
 
@@ -78,6 +84,14 @@ impl<'a> Sink<'a> {
     pub fn command(&mut self, db: usize, args: Vec<bytes::Bytes>) -> Result<(), String> {
         let shard = self.engine.shard_of(&args[1]);
         self.batches[shard].push(Put::Command(db, args));
+        self.after_push(shard)
+    }
+
+    /// A command from a primary, run on the shard of its first argument
+    /// (its key, for the commands a primary sends with keys).
+    pub fn replicated(&mut self, db: usize, args: Vec<bytes::Bytes>) -> Result<(), String> {
+        let shard = args.get(1).map_or(0, |k| self.engine.shard_of(k));
+        self.batches[shard].push(Put::Replicated(db, args));
         self.after_push(shard)
     }
 
@@ -196,6 +210,11 @@ fn insert_batch(sh: &mut crate::shard::Shard, batch: Vec<Put>, replace: bool) ->
             Put::State(db, key, state) => (db, key, state),
             Put::Command(db, args) => {
                 let run = REPLAY_COMMAND.get().ok_or("journaled commands cannot be replayed here")?;
+                run(sh, db, &args)?;
+                continue;
+            }
+            Put::Replicated(db, args) => {
+                let run = REPLICA_COMMAND.get().ok_or("replicated commands cannot be run here")?;
                 run(sh, db, &args)?;
                 continue;
             }

@@ -17,6 +17,7 @@
 pub mod aof;
 pub mod aof_load;
 pub mod load;
+pub mod replica;
 pub mod saver;
 pub mod writer;
 

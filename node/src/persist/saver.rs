@@ -19,9 +19,11 @@ use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
 
 use super::writer::{self, Header};
+use crate::shard::repl::Feed;
 use crate::shard::snapshot::{Part, SaveKind, SaveRequest};
 use crate::shard::tx::Tx;
 use crate::shard::{Engine, LocalShard, NO_TX};
+use std::path::PathBuf;
 
 /// Bytes a shard serialises per step before it lets other work run.
 const STEP: usize = 64 * 1024;
@@ -47,6 +49,15 @@ struct Finished {
     started_ms: u64,
     /// A journal rewrite's base file name (not a dump.rdb).
     rewrite: Option<String>,
+    /// A replica's snapshot: its feed and file.
+    replica: Option<(Arc<Feed>, PathBuf)>,
+}
+
+/// What a snapshot is for.
+enum Mode {
+    Dump,
+    Rewrite,
+    Replica(Arc<Feed>),
 }
 
 /// The saver: serves save requests and the save points, forever.
@@ -60,12 +71,17 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
     let mut reloaders: Vec<Reply> = Vec::new();
     // A journal rewrite asked for while a snapshot ran (Redis schedules it).
     let mut rewrite_due = false;
+    // Replicas that asked for a sync while a snapshot ran.
+    let mut replicas_due: Vec<Arc<Feed>> = Vec::new();
     loop {
         tokio::select! {
             Some(req) = requests.recv() => {
                 let rewrite = matches!(req.kind, SaveKind::AofRewrite);
                 if engine.saves.in_progress.load(Relaxed) {
-                    if rewrite {
+                    if let SaveKind::Replica(feed) = req.kind {
+                        replicas_due.push(feed);
+                        let _ = req.reply.send(Ok(()));
+                    } else if rewrite {
                         rewrite_due = true;
                         let _ = req.reply.send(Err("scheduled".into()));
                     } else if engine.journal.rewriting.load(Relaxed) {
@@ -75,12 +91,17 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
                     }
                     continue;
                 }
-                if let Err(e) = start(&local, &engine, finished_tx.clone(), rewrite).await {
+                let mode = match &req.kind {
+                    SaveKind::AofRewrite => Mode::Rewrite,
+                    SaveKind::Replica(feed) => Mode::Replica(feed.clone()),
+                    _ => Mode::Dump,
+                };
+                if let Err(e) = start(&local, &engine, finished_tx.clone(), mode).await {
                     let _ = req.reply.send(Err(e));
                     continue;
                 }
                 match req.kind {
-                    SaveKind::Background | SaveKind::AofRewrite => { let _ = req.reply.send(Ok(())); }
+                    SaveKind::Background | SaveKind::AofRewrite | SaveKind::Replica(_) => { let _ = req.reply.send(Ok(())); }
                     SaveKind::Foreground => savers.push(req.reply),
                     SaveKind::Reload => reloaders.push(req.reply),
                 }
@@ -91,8 +112,13 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
                 finish(&engine, done);
                 if rewrite_due && !was_rewrite {
                     rewrite_due = false;
-                    if let Err(e) = start(&local, &engine, finished_tx.clone(), true).await {
+                    if let Err(e) = start(&local, &engine, finished_tx.clone(), Mode::Rewrite).await {
                         warn!("cannot start the scheduled journal rewrite: {e}");
+                    }
+                } else if !replicas_due.is_empty() {
+                    let feed = replicas_due.remove(0);
+                    if let Err(e) = start(&local, &engine, finished_tx.clone(), Mode::Replica(feed.clone())).await {
+                        feed.rdb_done(Err(e));
                     }
                 }
                 for r in savers.drain(..) {
@@ -109,7 +135,7 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
             _ = tick.tick() => {
                 if let Some(why) = save_point_reached(&engine) {
                     info!("{why}. Saving...");
-                    if let Err(e) = start(&local, &engine, finished_tx.clone(), false).await {
+                    if let Err(e) = start(&local, &engine, finished_tx.clone(), Mode::Dump).await {
                         warn!("cannot start a snapshot: {e}");
                     }
                 }
@@ -142,17 +168,22 @@ fn save_point_reached(engine: &Engine) -> Option<String> {
 /// transaction and starts the writer. A journal rewrite (`rewrite`) writes
 /// the journal's next base file, and each shard marks the same point in
 /// its journal stream.
-async fn start(
-    local: &Rc<LocalShard>,
-    engine: &Arc<Engine>,
-    finished: mpsc::UnboundedSender<Finished>,
-    rewrite: bool,
-) -> Result<(), String> {
+async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::UnboundedSender<Finished>, mode: Mode) -> Result<(), String> {
     let n = engine.nshards();
     let st = &engine.saves;
-    if rewrite && !engine.journal.on() {
+    let rewrite = matches!(mode, Mode::Rewrite);
+    if rewrite && !engine.journal.aof_on() {
         return Err("the append-only journal is off (--appendonly yes)".into());
     }
+    let feed = match mode {
+        Mode::Replica(feed) => {
+            // From now on the journal feeds replicas, with or without files.
+            super::aof::start_sink(engine)?;
+            engine.repl.active.store(true, Relaxed);
+            Some(feed)
+        }
+        _ => None,
+    };
     let (to_writer, parts) = mpsc::channel::<Part>(QUEUE_PER_SHARD * n);
     let now = crate::util::now_ms();
     st.in_progress.store(true, Relaxed);
@@ -168,10 +199,11 @@ async fn start(
         let mut tx = Tx::new(engine, local);
         for s in 0..n {
             let to_writer = to_writer.clone();
+            let feed = feed.clone();
             changes += tx
                 .lock_and_run(s, move |sh| {
-                    if rewrite {
-                        sh.journal_cut();
+                    if rewrite || feed.is_some() {
+                        sh.journal_cut(feed);
                     }
                     sh.snapshot_begin(now, to_writer)
                 })
@@ -181,13 +213,15 @@ async fn start(
     }
     drop(to_writer);
     let header = Header { aux: aux_fields(now, rewrite), functions };
-    let path = match &base {
-        Some(b) => layout.dir.join(b),
-        None => engine.cfg.rdb_path(),
+    let path = match (&base, &feed) {
+        (Some(b), _) => layout.dir.join(b),
+        (None, Some(f)) => engine.cfg.rdb_path().with_file_name(format!("temp-repl-{}.rdb", f.client)),
+        (None, None) => engine.cfg.rdb_path(),
     };
+    let replica = feed.map(|f| (f, path.clone()));
     let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
         let result = writer::write(&path, header, parts, n);
-        let _ = finished.send(Finished { result, changes, started_ms: now, rewrite: base });
+        let _ = finished.send(Finished { result, changes, started_ms: now, rewrite: base, replica });
     });
     if let Err(e) = spawned {
         // The receiver went with the closure: the shards stop on their own.
@@ -213,6 +247,16 @@ fn finish(engine: &Engine, done: Finished) {
     let st = &engine.saves;
     let now = crate::util::now_ms();
     st.in_progress.store(false, Relaxed);
+    if let Some((feed, path)) = done.replica {
+        match done.result {
+            Ok(keys) => {
+                info!(keys, ms = now.saturating_sub(done.started_ms), "snapshot for a replica written");
+                feed.rdb_done(Ok(path));
+            }
+            Err(e) => feed.rdb_done(Err(e)),
+        }
+        return;
+    }
     if let Some(base) = done.rewrite {
         let ok = done.result.is_ok();
         match &done.result {

@@ -249,7 +249,7 @@ fn node_figures(e: &Engine) -> NodeFigures {
         bgsave_running: e.saves.in_progress.load(Relaxed),
         last_bgsave_ok: e.saves.last_ok.load(Relaxed),
         last_bgsave_secs: e.saves.last_duration.load(Relaxed),
-        aof: e.journal.on(),
+        aof: e.journal.aof_on(),
         aof_rewriting: e.journal.rewriting.load(Relaxed),
         aof_rewrite_ok: !e.journal.last_rewrite_failed.load(Relaxed),
         aof_write_ok: !e.journal.write_failed.load(Relaxed),

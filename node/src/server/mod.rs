@@ -49,6 +49,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     crate::commands::acl::init(&engine).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let _ = crate::persist::RESTORE_FUNCTIONS.set(crate::commands::scripting::restore_libraries);
     let _ = crate::persist::load::REPLAY_COMMAND.set(crate::commands::persistence::replay);
+    let _ = crate::persist::load::REPLICA_COMMAND.set(crate::commands::persistence::replicated);
     let (save_tx, save_rx) = mpsc::unbounded_channel();
     let _ = engine.saves.saver.set(save_tx);
     let mut save_rx = Some(save_rx);
@@ -110,6 +111,9 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     }
     // The snapshot file, if any, loads while clients already get -LOADING.
     crate::persist::load_at_start(&engine);
+    if let Some((host, port)) = cfg.replicaof.clone() {
+        crate::persist::replica::follow(&engine, host, port);
+    }
 
     info!(port = cfg.port, tls_port, shards = nshards, bind = ?cfg.bind, "damselfly ready to accept connections");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

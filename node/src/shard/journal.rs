@@ -41,9 +41,9 @@ pub enum JournalMsg {
     Records(Vec<Records>),
     /// One shard's part of transaction `tx`, which held `total` shards.
     Part { tx: TxId, total: usize, shard: usize, records: Vec<Records> },
-    /// The shard has reached a rewrite's point in time: what follows goes
-    /// to the new file.
-    Cut { shard: usize },
+    /// The shard has reached a snapshot's point in time: what follows goes
+    /// to the new file (a rewrite) or to the replica `feed`.
+    Cut { shard: usize, feed: Option<std::sync::Arc<super::repl::Feed>> },
     /// A rewrite's base file is written (`ok`) or abandoned.
     RewriteDone { base: String, ok: bool },
     /// Write and fsync everything received so far, then answer (shutdown).
@@ -53,6 +53,9 @@ pub enum JournalMsg {
 /// The journal as the node sees it.
 #[derive(Default)]
 pub struct JournalStatus {
+    /// The journal has files (`appendonly yes`); without, the writer
+    /// only feeds replicas.
+    pub file: AtomicBool,
     /// Where shards send their records (set when the journal is on).
     pub to_writer: OnceLock<std::sync::mpsc::Sender<JournalMsg>>,
     /// Messages sent to the writer, and those it has made durable (per
@@ -74,8 +77,14 @@ pub struct JournalStatus {
 }
 
 impl JournalStatus {
+    /// Whether shards journal their writes (for the files or replicas).
     pub fn on(&self) -> bool {
         self.to_writer.get().is_some()
+    }
+
+    /// Whether the append-only files are written.
+    pub fn aof_on(&self) -> bool {
+        self.file.load(Relaxed)
     }
 
     /// Sends a message to the writer (the saver's rewrite notices).
@@ -252,8 +261,13 @@ impl Shard {
         }
     }
 
-    /// Marks a rewrite's point in time in this shard's stream.
-    pub fn journal_cut(&mut self) {
+    /// Marks a snapshot's point in time in this shard's stream: a
+    /// rewrite's, or (`feed`) a replica's, for which journaling starts
+    /// now if it is off.
+    pub fn journal_cut(&mut self, feed: Option<std::sync::Arc<super::repl::Feed>>) {
+        if feed.is_some() && self.journal.is_none() {
+            self.journal_start();
+        }
         if self.journal.is_none() {
             return;
         }
@@ -262,6 +276,6 @@ impl Shard {
             self.journal_send(JournalMsg::Records(records));
         }
         let shard = self.id;
-        self.journal_send(JournalMsg::Cut { shard });
+        self.journal_send(JournalMsg::Cut { shard, feed });
     }
 }

@@ -20,6 +20,7 @@ pub mod latency;
 pub mod monitor;
 pub mod notify;
 pub mod pubsub;
+pub mod repl;
 pub mod scripts;
 pub mod slowlog;
 pub mod snapshot;
@@ -352,6 +353,8 @@ pub struct Engine {
     pub saves: snapshot::SaveStatus,
     /// The append-only journal's status.
     pub journal: journal::JournalStatus,
+    /// Replication (primary side): id, offset, replicas' feeds.
+    pub repl: repl::ReplState,
     /// ACL users and the ACL LOG.
     pub acl: acl::Acl,
 }
@@ -395,6 +398,7 @@ impl Engine {
             latency: Default::default(),
             saves: snapshot::SaveStatus::new(nshards, crate::util::now_ms() / 1000),
             journal: Default::default(),
+            repl: Default::default(),
             cluster,
             acl: Default::default(),
         };

@@ -35,6 +35,10 @@ pub enum SaveKind {
     /// BGREWRITEAOF: write the journal's next base file (reply when it
     /// has started).
     AofRewrite,
+    /// A replica's full sync: a snapshot to a temporary file, cut in the
+    /// journal stream at its point in time for the replica's feed (reply
+    /// when it has started; the feed hears when the file is written).
+    Replica(std::sync::Arc<super::repl::Feed>),
 }
 
 pub struct SaveRequest {

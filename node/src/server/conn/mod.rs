@@ -22,6 +22,7 @@ use tracing::debug;
 
 mod cutover;
 mod pipeline;
+mod replica;
 pub mod stream;
 
 pub use stream::Stream;
@@ -219,6 +220,8 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             cluster: engine.cluster.clone().map(ConnCluster::new),
             gone: false,
             monitor: None,
+            replica: None,
+            repl_port: 0,
             reply: Default::default(),
             unblocked: false,
             tracking: None,
@@ -282,6 +285,23 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
                         write_message(&mut conn.out, &mut conn.s.sub, &m);
                     }
                     if !conn.write_pushed(taken).await {
+                        break 'conn;
+                    }
+                    if !woke {
+                        continue;
+                    }
+                    0
+                }
+                n = replica::next(&conn.s.replica, &engine) => {
+                    let woke = conn.resume(&slot, &mut cmds);
+                    match n {
+                        replica::Next::Bytes(b) => conn.out.buf.extend_from_slice(&b),
+                        replica::Next::Close(why) => {
+                            tracing::warn!(client = info.id, addr = %info.addr, "closing a replica: {why}");
+                            break 'conn;
+                        }
+                    }
+                    if !conn.write_pushed(0).await {
                         break 'conn;
                     }
                     if !woke {
@@ -375,6 +395,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
     conn.s.unwatch(&engine);
     conn.s.stop_monitor(&engine);
     conn.s.stop_tracking();
+    replica::gone(conn.s.replica.take(), &engine);
     crate::commands::pubsub::unsubscribe_all(&engine, &mut conn.s);
     engine.clients.unregister(info.id);
     engine.stats.connected_clients.fetch_sub(1, Relaxed);
@@ -488,7 +509,7 @@ impl Conn {
     /// then one fsync of the writer covers them (and everybody else's).
     async fn journal_durable(&mut self) {
         let j = &self.engine.journal;
-        if !j.on() || self.engine.cfg.appendfsync() != crate::config::Fsync::Always {
+        if !j.aof_on() || self.engine.cfg.appendfsync() != crate::config::Fsync::Always {
             return;
         }
         let me = self.local.id();

@@ -329,6 +329,10 @@ impl Conn {
             let scripting = &self.engine.scripting;
             c.check(spec, args, queued, in_multi, || commands::scripting::allows_cross_slot(scripting, spec, args))?;
         }
+        // A replica takes writes from its primary only.
+        if spec.has_flag(flag::WRITE) && self.engine.repl.is_replica() {
+            return Err(CmdError::Other("READONLY You can't write against a read only replica.".into()));
+        }
         if self.engine.cfg.maxmemory.load(Relaxed) > 0 {
             self.check_memory(spec, args)?;
         }

@@ -1,0 +1,288 @@
+//! The primary's replication commands: PSYNC and SYNC (a full resync
+//! every time: there is no backlog for a partial one yet), REPLCONF from
+//! replicas, and what ROLE and WAIT see of the replicas. The stream
+//! itself is the journal's (`shard::repl`, `persist::aof`).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{cmd, flag::*, CommandSpec, Coord, Exec};
+use crate::error::{CmdError, CmdResult};
+use crate::handler;
+use crate::shard::repl::{Feed, Phase};
+use crate::shard::snapshot::SaveKind;
+use crate::util::eq_ic;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    cmd(
+        "replicaof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        (0, 0, 0),
+        &["admin", "slow", "dangerous"],
+        "server",
+        "Configures a server as replica of another, or promotes it to a master.",
+        Exec::Coord(handler!(|cx, a| replicaof(cx, a))),
+    ),
+    cmd(
+        "slaveof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        (0, 0, 0),
+        &["admin", "slow", "dangerous"],
+        "server",
+        "Sets a Redis server as a replica of another, or promotes it to being a master.",
+        Exec::Coord(handler!(|cx, a| replicaof(cx, a))),
+    ),
+    cmd(
+        "psync",
+        -3,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        (0, 0, 0),
+        &["admin", "slow", "dangerous"],
+        "server",
+        "An internal command used in replication.",
+        Exec::Coord(handler!(async |cx, _a| sync(cx, true))),
+    ),
+    cmd(
+        "sync",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        (0, 0, 0),
+        &["admin", "slow", "dangerous"],
+        "server",
+        "An internal command used in replication.",
+        Exec::Coord(handler!(async |cx, _a| sync(cx, false))),
+    ),
+    cmd(
+        "replconf",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY,
+        (0, 0, 0),
+        &["admin", "slow", "dangerous"],
+        "server",
+        "An internal command for configuring the replication stream.",
+        Exec::Coord(handler!(|cx, a| replconf(cx, a))),
+    ),
+];
+
+/// REPLICAOF host port: follow that primary (a full resync, then its
+/// stream); REPLICAOF NO ONE: stop following and take writes again.
+fn replicaof(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    let engine = cx.engine().clone();
+    if engine.cluster.is_some() {
+        return Err(CmdError::err("REPLICAOF not allowed in cluster mode."));
+    }
+    if eq_ic(&args[1], "NO") && eq_ic(&args[2], "ONE") {
+        if engine.repl.master().is_some() {
+            engine.repl.set_master(None);
+            tracing::info!("MASTER MODE enabled (user request)");
+        }
+        cx.out().ok();
+        return Ok(());
+    }
+    let host = String::from_utf8_lossy(&args[1]).into_owned();
+    let port =
+        crate::util::parse_i64(&args[2]).ok().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| CmdError::err("Invalid master port"))?;
+    if engine.repl.master().is_some_and(|m| m.host == host && m.port == port) {
+        cx.out().simple("OK Already connected to specified master");
+        return Ok(());
+    }
+    crate::persist::replica::follow(&engine, host, port);
+    cx.out().ok();
+    Ok(())
+}
+
+/// PSYNC (`psync`: answered `+FULLRESYNC`) or SYNC: the connection becomes
+/// a replica's; a snapshot is taken for it and its feed attached at the
+/// snapshot's point in time. The rest is written by the connection as the
+/// feed fills (`server::conn::replica`).
+async fn sync(cx: &mut dyn Coord, psync: bool) -> CmdResult {
+    let engine = cx.engine().clone();
+    let s = cx.client()?;
+    if s.replica.is_some() {
+        return Ok(());
+    }
+    let ip = s.info.addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
+    let feed = Arc::new(Feed::new(s.info.id, ip, s.repl_port as u64, Some(s.info.clone())));
+    if !psync {
+        feed.lock().told = true;
+    }
+    engine.repl.feeds.lock().unwrap_or_else(|e| e.into_inner()).push(feed.clone());
+    let started = crate::persist::request(&engine, SaveKind::Replica(feed.clone())).await;
+    let why = match started {
+        Ok(Ok(())) => {
+            cx.client()?.replica = Some(feed);
+            return Ok(());
+        }
+        Ok(Err(e)) => e,
+        Err(_) => "the node is shutting down".into(),
+    };
+    engine.repl.remove(&feed);
+    Err(CmdError::Other(format!("ERR cannot start a snapshot for the replica: {why}")))
+}
+
+/// REPLCONF <option> <value> ...: `listening-port`, `ip-address`, `capa`
+/// (answered OK), `ack <offset> [fack <offset>]` from a replica (no
+/// answer, as Redis: it records the replica's offset).
+fn replconf(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    if args.len().is_multiple_of(2) {
+        return Err(CmdError::Syntax);
+    }
+    let engine = cx.engine().clone();
+    let s = cx.client()?;
+    for pair in args[1..].chunks_exact(2) {
+        let (opt, val) = (&pair[0], &pair[1]);
+        if eq_ic(opt, "listening-port") {
+            let port = crate::util::parse_i64(val)?;
+            s.repl_port = u16::try_from(port).map_err(|_| CmdError::err("value is out of range"))?;
+        } else if eq_ic(opt, "ip-address") || eq_ic(opt, "capa") {
+            // The announced address is not used (INFO shows the peer's);
+            // capabilities: this primary always sends `$<len>` payloads and
+            // full resyncs, which every replica understands.
+        } else if eq_ic(opt, "ack") || eq_ic(opt, "fack") {
+            if eq_ic(opt, "ack") {
+                if let (Some(f), Ok(off)) = (&s.replica, crate::util::parse_i64(val)) {
+                    f.acked.fetch_max(off.max(0) as u64, Relaxed);
+                    f.acked_ms.store(crate::util::now_ms(), Relaxed);
+                    engine.repl.acks.notify_waiters();
+                }
+            }
+            return Ok(());
+        } else if eq_ic(opt, "getack") {
+            // Sent by a primary to its replicas; this node is not one.
+            return Ok(());
+        } else {
+            return Err(CmdError::Other(format!("ERR Unrecognized REPLCONF option: {}", String::from_utf8_lossy(opt))));
+        }
+    }
+    cx.out().ok();
+    Ok(())
+}
+
+/// The replicas that are streaming, with what they acknowledged.
+pub fn online(engine: &crate::shard::Engine) -> Vec<Arc<Feed>> {
+    engine.repl.feeds().into_iter().filter(|f| f.phase() == Phase::Online).collect()
+}
+
+/// ROLE on a primary: `master`, the offset, and each replica's address
+/// and acknowledged offset.
+pub fn role(cx: &mut dyn Coord) -> CmdResult {
+    let engine = cx.engine().clone();
+    if let Some(m) = engine.repl.master() {
+        let state = if m.link_up.load(Relaxed) {
+            "connected"
+        } else if m.syncing.load(Relaxed) {
+            "sync"
+        } else {
+            "connect"
+        };
+        let out = cx.out();
+        out.array(5);
+        out.bulk(b"slave");
+        out.bulk(m.host.as_bytes());
+        out.int(m.port as i64);
+        out.bulk(state.as_bytes());
+        out.int(engine.repl.offset.load(Relaxed) as i64);
+        return Ok(());
+    }
+    let feeds = online(&engine);
+    let out = cx.out();
+    out.array(3);
+    out.bulk(b"master");
+    out.int(engine.repl.offset.load(Relaxed) as i64);
+    out.array(feeds.len());
+    for f in feeds {
+        out.array(3);
+        out.bulk(f.ip.as_bytes());
+        out.bulk(f.port.load(Relaxed).to_string().as_bytes());
+        out.bulk(f.acked.load(Relaxed).to_string().as_bytes());
+    }
+    Ok(())
+}
+
+/// INFO's replication section on a primary.
+pub fn info(engine: &crate::shard::Engine) -> String {
+    let feeds = online(engine);
+    let now = crate::util::now_ms();
+    let mut t = match engine.repl.master() {
+        None => format!("# Replication\r\nrole:master\r\nconnected_slaves:{}\r\n", feeds.len()),
+        Some(m) => {
+            let up = m.link_up.load(Relaxed);
+            let last_io = match m.last_io_ms.load(Relaxed) {
+                0 => -1,
+                ms => (now.saturating_sub(ms) / 1000) as i64,
+            };
+            let off = engine.repl.offset.load(Relaxed);
+            format!(
+                "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{last_io}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{off}\r\nslave_repl_offset:{off}\r\nslave_priority:100\r\nslave_read_only:1\r\nreplica_announced:1\r\nconnected_slaves:{}\r\n",
+                m.host,
+                m.port,
+                if up { "up" } else { "down" },
+                m.syncing.load(Relaxed) as u8,
+                feeds.len()
+            )
+        }
+    };
+    for (i, f) in engine.repl.feeds().iter().enumerate() {
+        let lag = now.saturating_sub(f.acked_ms.load(Relaxed)) / 1000;
+        t.push_str(&format!(
+            "slave{i}:ip={},port={},state={},offset={},lag={lag}\r\n",
+            f.ip,
+            f.port.load(Relaxed),
+            f.info_state(),
+            f.acked.load(Relaxed)
+        ));
+    }
+    let off = engine.repl.offset.load(Relaxed);
+    t.push_str(&format!(
+        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{off}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:0\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n\r\n",
+        engine.repl.replid()
+    ));
+    t
+}
+
+/// How many replicas have acknowledged `offset`.
+pub fn acked(engine: &crate::shard::Engine, offset: u64) -> i64 {
+    online(engine).iter().filter(|f| f.acked.load(Relaxed) >= offset).count() as i64
+}
+
+/// The replication offset that covers what this client wrote: every shard
+/// is visited once (so the journal parts of transactions it was released
+/// from are sent), then the journal writer is waited for.
+pub async fn client_offset(cx: &mut dyn Coord) -> u64 {
+    let engine = cx.engine().clone();
+    if !engine.repl.active.load(Relaxed) {
+        return 0;
+    }
+    for s in 0..engine.nshards() {
+        cx.run_on(s, |_| ()).await;
+    }
+    let j = &engine.journal;
+    let target = j.sent.load(std::sync::atomic::Ordering::Acquire);
+    loop {
+        let changed = j.durable_changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if j.durable.load(std::sync::atomic::Ordering::Acquire) >= target {
+            return engine.repl.offset.load(Relaxed);
+        }
+        changed.await;
+    }
+}
+
+/// Waits until `want` replicas acknowledged `offset` (forever: the caller
+/// bounds it).
+pub async fn until_acked(engine: &crate::shard::Engine, offset: u64, want: i64) {
+    loop {
+        let acks = engine.repl.acks.notified();
+        tokio::pin!(acks);
+        acks.as_mut().enable();
+        if acked(engine, offset) >= want {
+            return;
+        }
+        acks.await;
+    }
+}

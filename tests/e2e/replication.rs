@@ -1,0 +1,352 @@
+//! Replication with Redis's protocol. A Damselfly replica of a Damselfly
+//! primary (both with two shards), and a redis-server 7.0 replica of a
+//! Damselfly primary (`--replicaof`), get the data set through
+//! PSYNC's full resync (RDB payload) and then every later write through
+//! the stream (strings with expiries, lists, hashes, sets, sorted sets,
+//! MULTI/EXEC, scripts, MSET over two shards); ROLE, INFO replication and
+//! WAIT see it; a replica killed with SIGKILL and started again resyncs
+//! and converges; a replica refuses clients' writes (READONLY) until
+//! REPLICAOF NO ONE promotes it. Waits are on observable state (the replica's
+//! `master_link_status`, WAIT's acknowledgements), never on sleeps.
+//! redis-server comes from PATH; the tests fail when it is missing.
+
+use damselfly_tests::cluster::wait_until;
+use damselfly_tests::{Redis, Server};
+use redis::Connection;
+
+fn conn(port: u16) -> Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client").get_connection().expect("connect")
+}
+
+fn info_field(c: &mut Connection, field: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO").arg("replication").query(c).expect("INFO");
+    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.to_string()))
+}
+
+/// Writes of every kind: `n` keys per type, expiries, a transaction, a
+/// script and a multi-shard MSET, tagged with `round`.
+fn write_round(c: &mut Connection, round: &str, n: usize) {
+    for i in 0..n {
+        let _: () = redis::cmd("SET").arg(format!("s:{round}:{i}")).arg(format!("v{i}")).query(c).unwrap();
+        let _: () = redis::cmd("SET").arg(format!("ttl:{round}:{i}")).arg(i).arg("EX").arg(1000).query(c).unwrap();
+        let _: () = redis::cmd("INCRBY").arg(format!("n:{round}")).arg(i).query(c).unwrap();
+        let _: () = redis::cmd("RPUSH").arg(format!("l:{round}:{}", i % 7)).arg(i).query(c).unwrap();
+        let _: () = redis::cmd("HSET").arg(format!("h:{round}:{}", i % 5)).arg(format!("f{i}")).arg(i).query(c).unwrap();
+        let _: () = redis::cmd("SADD").arg(format!("set:{round}:{}", i % 3)).arg(i).query(c).unwrap();
+        let _: () = redis::cmd("ZADD").arg(format!("z:{round}")).arg(i as f64 / 2.0).arg(format!("m{i}")).query(c).unwrap();
+    }
+    let _: () = redis::cmd("DEL").arg(format!("s:{round}:0")).query(c).unwrap();
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg(format!("tx:{round}:a"))
+        .arg("1")
+        .cmd("LPUSH")
+        .arg(format!("tx:{round}:b"))
+        .arg("x")
+        .cmd("INCR")
+        .arg(format!("tx:{round}:a"))
+        .query(c)
+        .unwrap();
+    let _: i64 = redis::cmd("EVAL")
+        .arg("redis.call('SET', KEYS[1], ARGV[1]); redis.call('HSET', KEYS[2], 'f', ARGV[1]); return 1")
+        .arg(2)
+        .arg(format!("{{sc:{round}}}:1"))
+        .arg(format!("{{sc:{round}}}:2"))
+        .arg("scripted")
+        .query::<i64>(c)
+        .unwrap();
+    let mut mset = redis::cmd("MSET");
+    for i in 0..20 {
+        mset.arg(format!("m:{round}:{i}")).arg(i);
+    }
+    let _: () = mset.query(c).unwrap();
+}
+
+/// Every key's type and contents (and whether it expires) on a node.
+fn contents(c: &mut Connection) -> Vec<(String, String, String, bool)> {
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(c).unwrap();
+    keys.sort();
+    keys.into_iter()
+        .map(|k| {
+            let t: String = redis::cmd("TYPE").arg(&k).query(c).unwrap();
+            let v = match t.as_str() {
+                "string" => redis::cmd("GET").arg(&k).query::<String>(c).unwrap(),
+                "list" => redis::cmd("LRANGE").arg(&k).arg(0).arg(-1).query::<Vec<String>>(c).unwrap().join(","),
+                "hash" => {
+                    let mut v: Vec<(String, String)> = redis::cmd("HGETALL").arg(&k).query(c).unwrap();
+                    v.sort();
+                    format!("{v:?}")
+                }
+                "set" => {
+                    let mut v: Vec<String> = redis::cmd("SMEMBERS").arg(&k).query(c).unwrap();
+                    v.sort();
+                    v.join(",")
+                }
+                "zset" => format!("{:?}", redis::cmd("ZRANGE").arg(&k).arg(0).arg(-1).arg("WITHSCORES").query::<Vec<String>>(c).unwrap()),
+                other => panic!("unexpected type {other} of {k}"),
+            };
+            let ttl: i64 = redis::cmd("PTTL").arg(&k).query(c).unwrap();
+            (k, t, v, ttl > 0)
+        })
+        .collect()
+}
+
+/// WAIT 1 0 on the primary: once it answers 1, the replica acknowledged
+/// every write made before it.
+fn wait_one(primary: &mut Connection) {
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(0).query(primary).unwrap();
+    assert_eq!(n, 1);
+}
+
+fn link_up(replica: &mut Connection) -> bool {
+    info_field(replica, "master_link_status").as_deref() == Some("up")
+}
+
+#[test]
+fn redis_server_replicates_a_damselfly_primary() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 200);
+    // Without replicas WAIT answers 0 at once.
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(10).query(&mut p).unwrap();
+    assert_eq!(n, 0);
+
+    let replica = Redis::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)), "the replica's link did not come up");
+    write_round(&mut p, "after", 300);
+    wait_one(&mut p);
+    let want = contents(&mut p);
+    assert!(want.len() > 1000, "{} keys", want.len());
+    assert_eq!(contents(&mut r), want);
+    let size: i64 = redis::cmd("DBSIZE").query(&mut r).unwrap();
+    assert_eq!(size as usize, want.len());
+
+    // The primary's view of its replica.
+    assert_eq!(info_field(&mut p, "role").as_deref(), Some("master"));
+    assert_eq!(info_field(&mut p, "connected_slaves").as_deref(), Some("1"));
+    let slave0 = info_field(&mut p, "slave0").expect("slave0");
+    assert!(slave0.starts_with(&format!("ip=127.0.0.1,port={},state=online,offset=", replica.port)), "{slave0}");
+    let replid = info_field(&mut p, "master_replid").unwrap();
+    assert_eq!(info_field(&mut r, "master_replid").unwrap(), replid);
+    // Offsets agree once the replica has acknowledged (the primary's PING
+    // every 10 s may move them in between: checked until consistent).
+    let mut last = String::new();
+    let agreed = wait_until(30, || {
+        let offset: u64 = info_field(&mut p, "master_repl_offset").unwrap().parse().unwrap();
+        let theirs = info_field(&mut r, "master_repl_offset").unwrap();
+        let role: redis::Value = redis::cmd("ROLE").query(&mut p).unwrap();
+        let want_role = redis::Value::Array(vec![
+            redis::Value::BulkString(b"master".to_vec()),
+            redis::Value::Int(offset as i64),
+            redis::Value::Array(vec![redis::Value::Array(vec![
+                redis::Value::BulkString(b"127.0.0.1".to_vec()),
+                redis::Value::BulkString(replica.port.to_string().into_bytes()),
+                redis::Value::BulkString(offset.to_string().into_bytes()),
+            ])]),
+        ]);
+        last = format!("primary {offset}, replica {theirs}, ROLE {role:?}");
+        offset > 0 && theirs == offset.to_string() && role == want_role
+    });
+    assert!(agreed, "{last}");
+}
+
+#[test]
+fn a_killed_replica_resyncs_and_converges() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "one", 100);
+    let dir = damselfly_tests::cluster::TempDir::new("replica");
+    let args = ["--replicaof", "127.0.0.1", &primary.port.to_string(), "--dir", dir.path()];
+    let replica = Redis::start_with(&args);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    // Writes keep coming while the replica dies.
+    write_round(&mut p, "two", 100);
+    // Dropping it kills it (SIGKILL).
+    drop(replica);
+    write_round(&mut p, "three", 100);
+    // The primary drops the dead replica's feed.
+    assert!(wait_until(30, || info_field(&mut p, "connected_slaves").as_deref() == Some("0")));
+    let replica = Redis::start_with(&args);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    write_round(&mut p, "four", 100);
+    wait_one(&mut p);
+    assert_eq!(contents(&mut r), contents(&mut p));
+    drop(replica);
+}
+
+#[test]
+fn a_damselfly_replica_follows_a_damselfly_primary() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 150);
+    let replica = Server::start_with(&["--shards", "2"]);
+    let mut r = conn(replica.port);
+    // A primary until told otherwise.
+    assert_eq!(info_field(&mut r, "role").as_deref(), Some("master"));
+    let ok: String = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.port).query(&mut r).unwrap();
+    assert_eq!(ok, "OK");
+    assert!(wait_until(30, || link_up(&mut r)), "the replica's link did not come up");
+    write_round(&mut p, "after", 150);
+    wait_one(&mut p);
+    let want = contents(&mut p);
+    assert!(want.len() > 500, "{} keys", want.len());
+    assert_eq!(contents(&mut r), want);
+
+    // The replica's view.
+    assert_eq!(info_field(&mut r, "role").as_deref(), Some("slave"));
+    assert_eq!(info_field(&mut r, "master_host").as_deref(), Some("127.0.0.1"));
+    assert_eq!(info_field(&mut r, "master_port"), Some(primary.port.to_string()));
+    assert_eq!(info_field(&mut r, "master_sync_in_progress").as_deref(), Some("0"));
+    assert_eq!(info_field(&mut r, "master_replid"), info_field(&mut p, "master_replid"));
+    // Checked until consistent: the primary's PING every 10 s may move the
+    // offsets in between.
+    let mut last = String::new();
+    let agreed = wait_until(30, || {
+        let offset = info_field(&mut p, "master_repl_offset").unwrap();
+        let theirs = info_field(&mut r, "master_repl_offset");
+        let role: redis::Value = redis::cmd("ROLE").query(&mut r).unwrap();
+        let want_role = redis::Value::Array(vec![
+            redis::Value::BulkString(b"slave".to_vec()),
+            redis::Value::BulkString(b"127.0.0.1".to_vec()),
+            redis::Value::Int(primary.port as i64),
+            redis::Value::BulkString(b"connected".to_vec()),
+            redis::Value::Int(offset.parse().unwrap()),
+        ]);
+        let slave0 = info_field(&mut p, "slave0").unwrap_or_default();
+        let want_slave0 = format!("ip=127.0.0.1,port={},state=online,offset={offset},", replica.port);
+        last = format!("primary {offset}, replica {theirs:?}, ROLE {role:?}, {slave0}");
+        theirs.as_deref() == Some(offset.as_str()) && role == want_role && slave0.starts_with(&want_slave0)
+    });
+    assert!(agreed, "{last}");
+
+    // Clients may not write to a replica.
+    for args in [&["SET", "k", "v"][..], &["DEL", "s:before:1"], &["MSET", "a", "1", "b", "2"]] {
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        let err = c.query::<redis::Value>(&mut r).unwrap_err();
+        assert_eq!(err.code(), Some("READONLY"), "{args:?}: {err}");
+        assert_eq!(err.detail(), Some("You can't write against a read only replica."), "{args:?}");
+    }
+    // Nor through a script (reading is fine).
+    let err = redis::cmd("EVAL").arg("return redis.call('SET', KEYS[1], 'x')").arg(1).arg("k").query::<redis::Value>(&mut r).unwrap_err();
+    assert_eq!(err.code(), Some("READONLY"), "{err}");
+    let got: String = redis::cmd("EVAL").arg("return redis.call('GET', KEYS[1])").arg(1).arg("s:before:1").query(&mut r).unwrap();
+    assert_eq!(got, "v1");
+    // WAIT counts the replicas that acknowledged: one, after the timeout,
+    // when two are asked for.
+    let n: i64 = redis::cmd("WAIT").arg(2).arg(50).query(&mut p).unwrap();
+    assert_eq!(n, 1);
+    // Promoted, it takes writes and the primary stops counting it.
+    let ok: String = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut r).unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(info_field(&mut r, "role").as_deref(), Some("master"));
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut r).unwrap();
+    assert_eq!(redis::cmd("GET").arg("k").query::<String>(&mut r).unwrap(), "v");
+    assert!(wait_until(30, || info_field(&mut p, "connected_slaves").as_deref() == Some("0")));
+    let _: () = redis::cmd("SET").arg("later").arg("x").query(&mut p).unwrap();
+    assert_eq!(redis::cmd("EXISTS").arg("later").query::<i64>(&mut r).unwrap(), 0);
+}
+
+#[test]
+fn a_damselfly_replica_started_with_replicaof_resyncs_after_sigkill() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "one", 100);
+    let port = primary.port.to_string();
+    let replica = Server::start_with(&["--shards", "2", "--replicaof", "127.0.0.1", &port]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    write_round(&mut p, "two", 100);
+    // Dropping it kills it (SIGKILL), in the middle of the stream.
+    drop(replica);
+    write_round(&mut p, "three", 100);
+    assert!(wait_until(30, || info_field(&mut p, "connected_slaves").as_deref() == Some("0")));
+    let replica = Server::start_with(&["--shards", "2", "--replicaof", "127.0.0.1", &port]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    write_round(&mut p, "four", 100);
+    wait_one(&mut p);
+    assert_eq!(contents(&mut r), contents(&mut p));
+}
+
+#[test]
+fn a_replica_that_does_not_read_is_dropped_past_its_buffer_limit() {
+    let primary = Server::start_with(&["--client-output-buffer-limit", "replica 256kb 0 0"]);
+    let mut p = conn(primary.port);
+    let mut replica = primary.raw();
+    replica.send_cmd(&[b"PSYNC", b"?", b"-1"]);
+    // It is fed (the primary lists it) but never reads.
+    assert!(wait_until(30, || info_field(&mut p, "slave0").is_some()));
+    let value = "v".repeat(64 * 1024);
+    let mut writes = 0;
+    while info_field(&mut p, "slave0").is_some() {
+        let _: () = redis::cmd("SET").arg(format!("big:{writes}")).arg(&value).query(&mut p).unwrap();
+        writes += 1;
+        assert!(writes < 2000, "the replica was never dropped");
+    }
+    // Writes went on regardless, and the dropped replica's connection is
+    // closed.
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut p).unwrap(), writes);
+    assert!(wait_until(30, || {
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut p).unwrap();
+        list.lines().count() == 1
+    }));
+    drop(replica);
+}
+
+#[test]
+fn a_replica_authenticates_with_masterauth_and_masteruser() {
+    let primary = Server::start_with(&["--requirepass", "s3cret"]);
+    let url = format!("redis://:s3cret@127.0.0.1:{}/", primary.port);
+    let mut p = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("ACL").arg("SETUSER").arg("repl").arg("on").arg(">pw").arg("+@all").query(&mut p).unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut p).unwrap();
+    let port = primary.port.to_string();
+    for auth in [&["--masterauth", "s3cret"][..], &["--masteruser", "repl", "--masterauth", "pw"]] {
+        let replica = Server::start_with(&[auth, &["--replicaof", "127.0.0.1", &port]].concat());
+        let mut r = conn(replica.port);
+        assert!(wait_until(30, || link_up(&mut r)), "{auth:?}");
+        assert_eq!(redis::cmd("GET").arg("k").query::<String>(&mut r).unwrap(), "v");
+    }
+    // Without the password the primary refuses the replica (its error
+    // statistics count the refusals) and the link stays down.
+    let refused = |p: &mut Connection| -> String {
+        let info: String = redis::cmd("INFO").arg("errorstats").query(p).unwrap();
+        info.lines().find(|l| l.starts_with("errorstat_NOAUTH:")).unwrap_or_default().to_string()
+    };
+    let before = refused(&mut p);
+    let replica = Server::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || refused(&mut p) != before));
+    assert_eq!(info_field(&mut r, "master_link_status").as_deref(), Some("down"));
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut r).unwrap(), 0);
+}
+
+#[test]
+fn a_damselfly_replica_follows_redis_server() {
+    let primary = Redis::start();
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 100);
+    let port = primary.port.to_string();
+    let replica = Server::start_with(&["--shards", "1", "--replicaof", "127.0.0.1", &port]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)), "the replica's link did not come up");
+    write_round(&mut p, "after", 100);
+    let _: () = redis::cmd("EXPIRE").arg("s:after:1").arg(500).query(&mut p).unwrap();
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut p).unwrap();
+    let _: () = redis::cmd("SET").arg("in-db-3").arg("x").query(&mut p).unwrap();
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut p).unwrap();
+    wait_one(&mut p);
+    let want = contents(&mut p);
+    assert!(want.len() > 300, "{} keys", want.len());
+    assert_eq!(contents(&mut r), want);
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut r).unwrap();
+    assert_eq!(redis::cmd("GET").arg("in-db-3").query::<String>(&mut r).unwrap(), "x");
+    assert!(wait_until(30, || info_field(&mut r, "master_repl_offset") == info_field(&mut p, "master_repl_offset")));
+}
