@@ -609,6 +609,9 @@ pub async fn smove(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 let now = now_ms();
                 let d = sh.db(db);
                 let idx = match find(d, &dst_key, now)? {
+                    // Already a member: the destination is not written
+                    // (no watcher or keyspace event sees it), as in Redis.
+                    Some(idx) if matches!(&d.entry(idx).value, Value::Set(s) if s.contains(&m)) => return Ok(()),
                     Some(idx) => idx,
                     None => d.insert_new(&dst_key, Value::Set(Box::default()), 0),
                 };
