@@ -257,15 +257,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
                 _ = info.kill.notified() => break,
                 Some(m) = next_message(&mut conn.s.sub) => {
                     let woke = conn.resume(&slot, &mut cmds);
-                    let mut taken = m.size();
-                    write_message(&mut conn.out, &mut conn.s.sub, &m);
-                    // Whatever else is queued goes in the same write (up to
-                    // a bound: the rest stays counted in the channel).
-                    while conn.out.buf.len() < MESSAGES_PER_WRITE {
-                        let Some(m) = conn.s.sub.as_mut().and_then(|s| s.rx.try_recv().ok()) else { break };
-                        taken += m.size();
-                        write_message(&mut conn.out, &mut conn.s.sub, &m);
-                    }
+                    let taken = conn.write_queued(m, false);
                     if !conn.write_pushed(taken).await {
                         break 'conn;
                     }
@@ -277,13 +269,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
                 }
                 Some(m) = next_invalidation(&mut conn.s.tracking) => {
                     let woke = conn.resume(&slot, &mut cmds);
-                    let mut taken = m.size();
-                    write_message(&mut conn.out, &mut conn.s.sub, &m);
-                    while conn.out.buf.len() < MESSAGES_PER_WRITE {
-                        let Some(m) = conn.s.tracking.as_mut().and_then(|i| i.rx.try_recv().ok()) else { break };
-                        taken += m.size();
-                        write_message(&mut conn.out, &mut conn.s.sub, &m);
-                    }
+                    let taken = conn.write_queued(m, true);
                     if !conn.write_pushed(taken).await {
                         break 'conn;
                     }
@@ -553,6 +539,25 @@ impl Conn {
         }
         self.s.closing |= r.close;
         true
+    }
+
+    /// Writes `first`, then whatever else is queued in the same inbox
+    /// (pub/sub messages, or invalidations when `tracking`) up to a bound
+    /// (the rest stays counted in the channel); the bytes they counted.
+    fn write_queued(&mut self, first: crate::shard::pubsub::Message, tracking: bool) -> usize {
+        let mut taken = first.size();
+        write_message(&mut self.out, &mut self.s.sub, &first);
+        while self.out.buf.len() < MESSAGES_PER_WRITE {
+            let next = if tracking {
+                self.s.tracking.as_mut().and_then(|i| i.rx.try_recv().ok())
+            } else {
+                self.s.sub.as_mut().and_then(|s| s.rx.try_recv().ok())
+            };
+            let Some(m) = next else { break };
+            taken += m.size();
+            write_message(&mut self.out, &mut self.s.sub, &m);
+        }
+        taken
     }
 
     /// The transaction this connection's work runs under (the shards the
