@@ -536,6 +536,7 @@ impl LocalShard {
         }
         let r = f(&mut sh);
         sh.publish_notes();
+        sh.send_broadcasts();
         sh.journal_after_job(tx);
         if !sh.blocked.is_empty() {
             sh.serve_blocked();

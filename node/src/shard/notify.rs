@@ -83,12 +83,12 @@ impl Shard {
             }
         }
         // Client-side caching: each noted key is invalidated as its change
-        // is drained (every write path's notes pass here).
+        // is drained (every write path's notes pass here); broadcasts go
+        // at the end of the job.
         if notify::tracking() {
             for (_, n) in &all {
                 self.invalidate_key(&n.key);
             }
-            self.send_broadcasts();
         }
         all
     }

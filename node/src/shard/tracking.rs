@@ -15,7 +15,7 @@
 //! are sent an invalidation), as Redis bounds its table.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -58,6 +58,10 @@ static TRACKERS: LazyLock<Mutex<HashMap<u64, Tracker>>> = LazyLock::new(Default:
 /// Clients in BCAST mode (a changed key is matched against their prefixes
 /// only while some).
 static BCASTING: AtomicUsize = AtomicUsize::new(0);
+/// Bumped whenever a client starts or stops tracking: shards rebuild their
+/// copy of the broadcasting clients (`Table::bcasters`) when it moves, so a
+/// changed key is matched without taking the node-wide lock.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
 /// Keys in the shards' tables, and client ids under them.
 static TOTAL_KEYS: AtomicUsize = AtomicUsize::new(0);
 static TOTAL_ITEMS: AtomicUsize = AtomicUsize::new(0);
@@ -67,6 +71,7 @@ fn trackers() -> MutexGuard<'static, HashMap<u64, Tracker>> {
 }
 
 fn refresh_noting() {
+    GENERATION.fetch_add(1, Relaxed);
     crate::store::notify::set_tracking(!trackers().is_empty());
 }
 
@@ -117,6 +122,10 @@ pub struct Table {
     /// Changed keys for broadcasting clients, not sent yet: (client,
     /// prefix, keys).
     bcast: Vec<(u64, Bytes, Vec<Bytes>)>,
+    /// This shard's copy of the broadcasting clients and their prefixes,
+    /// as of `GENERATION` `bcasters_gen`.
+    bcasters: Vec<(u64, Vec<Bytes>)>,
+    bcasters_gen: u64,
 }
 
 impl Drop for Table {
@@ -149,34 +158,48 @@ impl Shard {
     }
 
     /// `key` changed: the clients that read it, and broadcasting clients
-    /// whose prefixes match it, are told. The tracking client whose
-    /// command changed it (`self.caller`) is not told in NOLOOP mode.
+    /// whose prefixes match it, are told (broadcasts at the end of the job:
+    /// `send_broadcasts`). The tracking client whose command changed it
+    /// (`self.caller`) is not told in NOLOOP mode.
     pub fn invalidate_key(&mut self, key: &[u8]) {
         self.invalidate_tracked(key);
-        if BCASTING.load(Relaxed) > 0 {
+        if BCASTING.load(Relaxed) == 0 {
+            return;
+        }
+        let gen = GENERATION.load(Relaxed);
+        if self.tracked.bcasters_gen != gen {
             let all = trackers();
-            for t in all.values().filter(|t| t.info.tracking.load(Relaxed) & flag::BCAST != 0) {
-                if let Some(p) = t.prefixes.iter().find(|p| key.starts_with(p)) {
-                    let (id, key) = (t.info.id, Bytes::copy_from_slice(key));
-                    // NOLOOP: the caller's own writes, left out now.
-                    if id == self.caller && self.caller_mode & flag::NOLOOP != 0 {
-                        continue;
-                    }
-                    match self.tracked.bcast.iter_mut().find(|b| b.0 == id && b.1 == *p) {
-                        Some(b) => b.2.push(key),
-                        None => self.tracked.bcast.push((id, p.clone(), vec![key])),
-                    }
-                }
+            let bcasting = all.values().filter(|t| t.info.tracking.load(Relaxed) & flag::BCAST != 0);
+            self.tracked.bcasters = bcasting.map(|t| (t.info.id, t.prefixes.clone())).collect();
+            self.tracked.bcasters_gen = gen;
+        }
+        let noloop = if self.caller_mode & flag::NOLOOP != 0 { self.caller } else { 0 };
+        let t = &mut self.tracked;
+        for (id, prefixes) in &t.bcasters {
+            // NOLOOP: the caller's own writes are left out.
+            if *id == noloop {
+                continue;
+            }
+            let Some(p) = prefixes.iter().find(|p| key.starts_with(p)) else { continue };
+            let key = Bytes::copy_from_slice(key);
+            match t.bcast.iter_mut().find(|b| b.0 == *id && b.1 == *p) {
+                Some(b) => b.2.push(key),
+                None => t.bcast.push((*id, p.clone(), vec![key])),
             }
         }
     }
 
     /// Sends what `invalidate_key` gathered for broadcasting clients: one
     /// message per client and prefix with every key changed under it, as
-    /// Redis sends them once per event loop (here: per drain of notes).
+    /// Redis sends them once per event loop (here: once per job, so a
+    /// pipeline's writes go out together).
     pub fn send_broadcasts(&mut self) {
+        if self.tracked.bcast.is_empty() {
+            return;
+        }
         for (id, _, keys) in std::mem::take(&mut self.tracked.bcast) {
-            self.send_invalidation(id, Invalidation::Keys(keys));
+            // NOLOOP was applied key by key as they were gathered.
+            self.send_invalidation(id, Invalidation::Keys(keys), false);
         }
     }
 
@@ -185,7 +208,7 @@ impl Shard {
         TOTAL_KEYS.fetch_sub(1, Relaxed);
         TOTAL_ITEMS.fetch_sub(ids.len(), Relaxed);
         for id in ids {
-            self.send_invalidation(id, Invalidation::Keys(vec![Bytes::copy_from_slice(key)]));
+            self.send_invalidation(id, Invalidation::Keys(vec![Bytes::copy_from_slice(key)]), true);
         }
     }
 
@@ -198,18 +221,18 @@ impl Shard {
         if announce {
             let ids: Vec<u64> = trackers().keys().copied().collect();
             for id in ids {
-                self.send_invalidation(id, Invalidation::All);
+                self.send_invalidation(id, Invalidation::All, true);
             }
         }
     }
 
     /// Sends client `id` an invalidation, to it or to its redirect target.
-    fn send_invalidation(&mut self, id: u64, inv: Invalidation) {
+    fn send_invalidation(&mut self, id: u64, inv: Invalidation, check_noloop: bool) {
         let Some(engine) = self.engine.clone() else { return };
         let all = trackers();
         let Some(t) = all.get(&id) else { return };
         let flags = t.info.tracking.load(Relaxed);
-        if flags & flag::NOLOOP != 0 && self.caller == id {
+        if check_noloop && flags & flag::NOLOOP != 0 && self.caller == id {
             return;
         }
         let limit = &self.cfg.output_limits[CLASS_PUBSUB];
