@@ -119,13 +119,20 @@ pub fn stats() -> (usize, usize, usize, usize) {
 #[derive(Default)]
 pub struct Table {
     keys: HashMap<Bytes, Vec<u64>>,
-    /// Changed keys for broadcasting clients, not sent yet: (client,
-    /// prefix, keys).
-    bcast: Vec<(u64, Bytes, Vec<Bytes>)>,
-    /// This shard's copy of the broadcasting clients and their prefixes,
-    /// as of `GENERATION` `bcasters_gen`.
-    bcasters: Vec<(u64, Vec<Bytes>)>,
+    /// This shard's copy of the broadcasting clients, with the changed
+    /// keys not sent yet under each prefix, as of `GENERATION`
+    /// `bcasters_gen`.
+    bcasters: Vec<Bcaster>,
     bcasters_gen: u64,
+    /// Some key waits in `bcasters`.
+    bcast_pending: bool,
+}
+
+/// A broadcasting client as a shard sees it: its id, and per prefix the
+/// changed keys gathered for it.
+struct Bcaster {
+    id: u64,
+    prefixes: Vec<(Bytes, Vec<Bytes>)>,
 }
 
 impl Drop for Table {
@@ -168,24 +175,26 @@ impl Shard {
         }
         let gen = GENERATION.load(Relaxed);
         if self.tracked.bcasters_gen != gen {
+            // Keys gathered for the old set of clients go out first.
+            self.send_broadcasts();
             let all = trackers();
             let bcasting = all.values().filter(|t| t.info.tracking.load(Relaxed) & flag::BCAST != 0);
-            self.tracked.bcasters = bcasting.map(|t| (t.info.id, t.prefixes.clone())).collect();
+            let copy = |t: &Tracker| Bcaster { id: t.info.id, prefixes: t.prefixes.iter().map(|p| (p.clone(), Vec::new())).collect() };
+            self.tracked.bcasters = bcasting.map(copy).collect();
             self.tracked.bcasters_gen = gen;
         }
         let noloop = if self.caller_mode & flag::NOLOOP != 0 { self.caller } else { 0 };
         let t = &mut self.tracked;
-        for (id, prefixes) in &t.bcasters {
+        // One copy of the key, shared by every client it goes to.
+        let mut copy: Option<Bytes> = None;
+        for b in &mut t.bcasters {
             // NOLOOP: the caller's own writes are left out.
-            if *id == noloop {
+            if b.id == noloop {
                 continue;
             }
-            let Some(p) = prefixes.iter().find(|p| key.starts_with(p)) else { continue };
-            let key = Bytes::copy_from_slice(key);
-            match t.bcast.iter_mut().find(|b| b.0 == *id && b.1 == *p) {
-                Some(b) => b.2.push(key),
-                None => t.bcast.push((*id, p.clone(), vec![key])),
-            }
+            let Some((_, keys)) = b.prefixes.iter_mut().find(|(p, _)| p.is_empty() || key.starts_with(p)) else { continue };
+            keys.push(copy.get_or_insert_with(|| Bytes::copy_from_slice(key)).clone());
+            t.bcast_pending = true;
         }
     }
 
@@ -194,16 +203,27 @@ impl Shard {
     /// Redis sends them once per event loop (here: once per job, so a
     /// pipeline's writes go out together).
     pub fn send_broadcasts(&mut self) {
-        if self.tracked.bcast.is_empty() {
+        if !self.tracked.bcast_pending {
             return;
         }
-        for (id, _, keys) in std::mem::take(&mut self.tracked.bcast) {
-            // NOLOOP was applied key by key as they were gathered.
-            self.send_invalidation(id, Invalidation::Keys(keys), false);
+        self.tracked.bcast_pending = false;
+        for i in 0..self.tracked.bcasters.len() {
+            for j in 0..self.tracked.bcasters[i].prefixes.len() {
+                let b = &mut self.tracked.bcasters[i];
+                if b.prefixes[j].1.is_empty() {
+                    continue;
+                }
+                let (id, keys) = (b.id, std::mem::take(&mut b.prefixes[j].1));
+                // NOLOOP was applied key by key as they were gathered.
+                self.send_invalidation(id, Invalidation::Keys(keys), false);
+            }
         }
     }
 
     fn invalidate_tracked(&mut self, key: &[u8]) {
+        if self.tracked.keys.is_empty() {
+            return;
+        }
         let Some(ids) = self.tracked.keys.remove(key) else { return };
         TOTAL_KEYS.fetch_sub(1, Relaxed);
         TOTAL_ITEMS.fetch_sub(ids.len(), Relaxed);
