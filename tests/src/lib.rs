@@ -239,6 +239,9 @@ impl Drop for Server {
 pub struct Redis {
     child: Child,
     pub port: u16,
+    /// Its working directory when the caller gave none (a replica writes
+    /// the file it receives there), removed with it.
+    _dir: Option<cluster::TempDir>,
 }
 
 impl Redis {
@@ -252,7 +255,12 @@ impl Redis {
         let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         for _ in 0..5 {
             let port = free_port();
-            let child = Command::new(&bin)
+            let dir = (!extra.contains(&"--dir")).then(|| cluster::TempDir::new("redis"));
+            let mut cmd = Command::new(&bin);
+            if let Some(d) = &dir {
+                cmd.args(["--dir", d.path()]);
+            }
+            let child = cmd
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args(["--daemonize", "no", "--loglevel", "warning"])
                 .args(extra)
@@ -264,7 +272,7 @@ impl Redis {
                 Ok(c) => c,
                 Err(e) => panic!("cannot run {bin} ({e}): this test needs redis-server 7 (apt-get install redis-server)"),
             };
-            let mut r = Redis { child, port };
+            let mut r = Redis { child, port, _dir: dir };
             if r.wait_ready() {
                 return r;
             }
