@@ -38,6 +38,7 @@
 
 pub mod ops;
 pub mod path;
+pub mod text;
 pub mod value;
 
 pub use path::JsonPath;
@@ -114,6 +115,12 @@ pub mod err {
 /// limit); errors as RedisJSON replies them.
 pub fn parse_arg(b: &[u8]) -> Result<Json, CmdError> {
     Json::parse(b).map_err(err::parse)
+}
+
+/// Parses a whole document argument (a JSON.SET at the root): canonical
+/// text is kept as it is, without building a tree.
+pub fn parse_doc(b: &[u8]) -> Result<JsonDoc, CmdError> {
+    JsonDoc::parse(b).map_err(err::parse)
 }
 
 /// Parses a path argument.

@@ -10,6 +10,7 @@
 //! keep the integer/float distinction (`Int(i64)` / `Float(f64)`). A node is
 //! 32 bytes. See `types::json` for the measurements behind this choice.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 
@@ -17,6 +18,8 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use crate::types::codec::{put_len, Reader};
 use crate::types::SmallBytes;
+
+use super::text::{is_canonical, TEXT_MAX};
 
 /// Deepest nesting of arrays/objects a document may have (RedisJSON's limit).
 pub const MAX_DEPTH: usize = 128;
@@ -229,7 +232,7 @@ pub struct Format<'a> {
 impl Format<'_> {
     pub const COMPACT: Format<'static> = Format { indent: b"", newline: b"", space: b"" };
 
-    fn is_compact(&self) -> bool {
+    pub fn is_compact(&self) -> bool {
         self.indent.is_empty() && self.newline.is_empty() && self.space.is_empty()
     }
 
@@ -605,13 +608,23 @@ impl ReadJson for Reader<'_> {
     }
 }
 
-/// What a JSON key holds: the document and an upper bound of its memory use
-/// (kept cheaply so the document size limit costs nothing per write; see
-/// `JsonDoc::reserve`).
+/// What a JSON key holds. A document written whole and no larger than
+/// `text::TEXT_MAX` is kept as its canonical text (one allocation, about
+/// the size of the text itself); the first command that changes part of it,
+/// or reads it other than by JSON.GET/JSON.MGET, turns it into the tree.
+/// A tree document also keeps an upper bound of its memory use (so the
+/// document size limit costs nothing per write; see `JsonDoc::reserve`).
 #[derive(Clone, Debug)]
 pub struct JsonDoc {
-    pub root: Json,
+    repr: Repr,
     approx_bytes: usize,
+}
+
+#[derive(Clone, Debug)]
+enum Repr {
+    /// Canonical text (`text::is_canonical`).
+    Text(Box<[u8]>),
+    Tree(Json),
 }
 
 /// Largest memory a single JSON document may use (bytes, as `mem_size`
@@ -619,9 +632,74 @@ pub struct JsonDoc {
 pub const MAX_DOC_BYTES: usize = 128 << 20;
 
 impl JsonDoc {
+    /// A document holding the tree `root`.
     pub fn new(root: Json) -> JsonDoc {
         let approx_bytes = root.mem_size();
-        JsonDoc { root, approx_bytes }
+        JsonDoc { repr: Repr::Tree(root), approx_bytes }
+    }
+
+    /// A document for a whole JSON text (a JSON.SET at the root). Canonical
+    /// text of at most `TEXT_MAX` bytes is checked in one pass and copied
+    /// as it is, with no tree built; anything else is parsed (refusing what
+    /// `Json::parse` refuses) and, when small enough, kept as its canonical
+    /// text.
+    pub fn parse(text: &[u8]) -> Result<JsonDoc, ParseError> {
+        if text.len() <= TEXT_MAX && is_canonical(text) {
+            return Ok(JsonDoc { repr: Repr::Text(text.into()), approx_bytes: 0 });
+        }
+        Ok(JsonDoc::from_tree(Json::parse(text)?))
+    }
+
+    /// A document for a parsed value: as text when its text is small enough.
+    pub fn from_tree(root: Json) -> JsonDoc {
+        if matches!(root, Json::Array(_) | Json::Object(_)) {
+            let text = root.to_text();
+            if text.len() <= TEXT_MAX {
+                return JsonDoc { repr: Repr::Text(text.into()), approx_bytes: 0 };
+            }
+        }
+        JsonDoc::new(root)
+    }
+
+    /// The canonical text, when the document is kept as text.
+    pub fn text(&self) -> Option<&[u8]> {
+        match &self.repr {
+            Repr::Text(t) => Some(t),
+            Repr::Tree(_) => None,
+        }
+    }
+
+    /// The tree, built from the text first if the document is kept as text
+    /// (it stays a tree from then on).
+    pub fn tree(&mut self) -> &mut Json {
+        if let Repr::Text(t) = &self.repr {
+            // Canonical text always parses; a failure would be a bug, and
+            // null is the least harmful stand-in.
+            let root = Json::parse(t).unwrap_or(Json::Null);
+            self.approx_bytes = root.mem_size();
+            self.repr = Repr::Tree(root);
+        }
+        match &mut self.repr {
+            Repr::Tree(root) => root,
+            Repr::Text(_) => unreachable!("converted above"),
+        }
+    }
+
+    /// The tree to read, leaving the document as it is: borrowed for a tree
+    /// document, parsed afresh from a text one.
+    pub fn view(&self) -> Cow<'_, Json> {
+        match &self.repr {
+            Repr::Tree(root) => Cow::Borrowed(root),
+            Repr::Text(t) => Cow::Owned(Json::parse(t).unwrap_or(Json::Null)),
+        }
+    }
+
+    /// The compact JSON text of the whole document.
+    pub fn to_text(&self) -> Cow<'_, [u8]> {
+        match &self.repr {
+            Repr::Text(t) => Cow::Borrowed(t),
+            Repr::Tree(root) => Cow::Owned(root.to_text()),
+        }
     }
 
     /// Accounts for a write that adds up to `added` bytes; refuses it when
@@ -629,12 +707,13 @@ impl JsonDoc {
     /// replaced value is not subtracted), so when it passes the limit the
     /// real size is measured before refusing.
     pub fn reserve(&mut self, added: usize, limit: usize) -> bool {
+        self.tree();
         let projected = self.approx_bytes.saturating_add(added);
         if projected <= limit {
             self.approx_bytes = projected;
             return true;
         }
-        self.approx_bytes = self.root.mem_size();
+        self.approx_bytes = self.tree().mem_size();
         let projected = self.approx_bytes.saturating_add(added);
         if projected <= limit {
             self.approx_bytes = projected;
@@ -644,9 +723,14 @@ impl JsonDoc {
         }
     }
 
-    /// Heap bytes of the whole document (for MEMORY-style estimates).
+    /// Bytes the document uses: this struct (which holds the root node)
+    /// plus the tree's heap or the text's allocation.
     pub fn heap_size(&self) -> usize {
-        self.root.mem_size()
+        std::mem::size_of::<JsonDoc>()
+            + match &self.repr {
+                Repr::Tree(root) => root.heap_size(),
+                Repr::Text(t) => t.len(),
+            }
     }
 
     /// Appends the document's binary form: a version byte, then each node as
@@ -654,7 +738,7 @@ impl JsonDoc {
     /// lengths, UTF-8 strings, members as key-value pairs in order).
     pub fn dump_into(&self, out: &mut Vec<u8>) {
         out.push(DUMP_VERSION);
-        self.root.dump_node(out);
+        self.view().dump_node(out);
     }
 
     /// Reads what `dump_into` wrote; `None` for anything malformed
@@ -669,7 +753,7 @@ impl JsonDoc {
         if r.remaining() != 0 {
             return None;
         }
-        Some(JsonDoc::new(root))
+        Some(JsonDoc::from_tree(root))
     }
 }
 
@@ -787,8 +871,8 @@ mod tests {
         let mut buf = Vec::new();
         doc.dump_into(&mut buf);
         let back = JsonDoc::from_dump(&buf).unwrap();
-        assert!(back.root.same(&doc.root));
-        assert_eq!(text(&back.root), text(&doc.root));
+        assert!(back.view().same(&doc.view()));
+        assert_eq!(back.to_text(), doc.to_text());
         for cut in 0..buf.len() {
             assert!(JsonDoc::from_dump(&buf[..cut]).is_none(), "truncated at {cut}");
         }
@@ -805,7 +889,7 @@ mod tests {
     #[test]
     fn size_limit_accounting() {
         let mut doc = JsonDoc::new(p("[1,2,3]"));
-        let base = doc.root.mem_size();
+        let base = doc.tree().mem_size();
         assert!(doc.reserve(100, base + 100));
         // The running figure over-counts; a real measurement lets it through.
         assert!(doc.reserve(100, base + 100));
