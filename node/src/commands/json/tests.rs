@@ -423,3 +423,5 @@ const RESP3: &[&[(&str, &str)]] = &[
 fn resp3_cases() {
     check(RESP3, true);
 }
+
+mod prop;
