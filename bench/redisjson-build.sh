@@ -3,7 +3,8 @@
 # against) from its public source, for `redis-server --loadmodule`.
 #
 # Needs: git, cargo, and libclang (bindgen, used by the redis-module crate;
-# on Debian `apt-get install libclang1-14`). RedisJSON depends on a git
+# and its headers: on Debian `apt-get install libclang1-14
+# libclang-common-14-dev`). RedisJSON depends on a git
 # revision of ijson; the script checks out both repositories side by side
 # and points the build at the local ijson, so only crates.io is needed
 # beyond the two clones.
@@ -27,7 +28,7 @@ for tool in git cargo; do
     command -v "$tool" >/dev/null || fail "$tool not found"
 done
 if ! ldconfig -p 2>/dev/null | grep -q 'libclang\(-[0-9]*\)\?\.so' && [[ -z "${LIBCLANG_PATH:-}" ]]; then
-    fail "libclang not found (bindgen needs it: apt-get install libclang1-14, or set LIBCLANG_PATH)"
+    fail "libclang not found (bindgen needs it: apt-get install libclang1-14 libclang-common-14-dev, or set LIBCLANG_PATH)"
 fi
 if [[ -z "${LIBCLANG_PATH:-}" ]]; then
     LIBCLANG_PATH=$(dirname "$(ldconfig -p | grep -o '/[^ ]*libclang\(-[0-9]*\)\?\.so[.0-9]*' | head -1)")
