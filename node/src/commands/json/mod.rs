@@ -282,11 +282,11 @@ impl NewValue {
         }
     }
 
-    fn into_doc(self) -> Box<JsonDoc> {
-        Box::new(match self {
+    fn into_doc(self) -> JsonDoc {
+        match self {
             NewValue::Doc(d) => d,
             NewValue::Tree(v) => JsonDoc::from_tree(v),
-        })
+        }
     }
 
     fn into_tree(self) -> Json {

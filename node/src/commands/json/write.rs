@@ -11,7 +11,7 @@ pub fn set_in_doc(d: &mut JsonDoc, path: &JsonPath, value: NewValue, nx: bool, x
         if nx {
             return Ok(false);
         }
-        *d = *value.into_doc();
+        *d = value.into_doc();
         return Ok(true);
     }
     let value = value.into_tree();
@@ -107,7 +107,7 @@ pub(super) fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             } else if !path.is_root() {
                 return Err(err::new_at_root());
             } else {
-                ctx.db().insert_new(key, Value::Json(value.into_doc()), 0);
+                ctx.db().insert_new(key, Value::Json(Box::new(value.into_doc())), 0);
                 true
             }
         }
@@ -133,7 +133,7 @@ pub(super) fn merge(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         }
         let mut v = Json::Null;
         ops::merge(&mut v, &patch);
-        ctx.db().insert_new(key, Value::Json(NewValue::Tree(v).into_doc()), 0);
+        ctx.db().insert_new(key, Value::Json(Box::new(JsonDoc::from_tree(v))), 0);
         out.ok();
         return Ok(());
     };
@@ -548,7 +548,7 @@ pub async fn mset(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                     let done = match d.get_mut(&it.key, now).map(|e| &mut e.value) {
                         Some(Value::Json(doc)) => set_in_doc(&mut *doc, &it.path, it.value, false, false).unwrap_or(false),
                         _ if it.path.is_root() => {
-                            d.set(&it.key, Value::Json(it.value.into_doc()), false, now);
+                            d.set(&it.key, Value::Json(Box::new(it.value.into_doc())), false, now);
                             true
                         }
                         _ => false,
