@@ -280,6 +280,9 @@ const COMMANDS: &[&[(&str, &str)]] = &[
     &[("JSON.SET d $.arr[9] 1", "-ERR index out of bounds")],
     &[("JSON.SET d $.arr[-1] 1", "+OK"), ("JSON.GET d $.arr", "'[[10,20,30,40,1]]'")],
     &[("JSON.SET d $..zz 1", "-ERR wrong static path")],
+    // Still kept as text: the member is added to the text (DEBUG MEMORY
+    // reports the bytes of its text).
+    &[("JSON.SET d $.e.x 1", "+OK"), ("JSON.GET d .e", "'{\"x\":1}'"), ("JSON.DEBUG MEMORY d .e", "7"), ("JSON.SET d $.arr.x 1", "nil"), ("JSON.SET d $.zz.x 1", "nil")],
     &[("JSON.SET d $.a 2 NX", "nil"), ("JSON.SET d $.z 2 NX", "+OK"), ("JSON.GET d .z", "'2'")],
     &[("JSON.SET d $.z 2 XX", "nil"), ("JSON.SET d $.a 2 XX", "+OK"), ("JSON.GET d .a", "'2'")],
     &[("JSON.SET d $ 1 NX", "nil"), ("JSON.SET d $ 1 XX", "+OK"), ("JSON.GET d", "'1'")],

@@ -2,6 +2,7 @@
 //! NUMINCRBY/NUMMULTBY, STRAPPEND and the array updates.
 
 use super::*;
+use crate::types::json::path::Step;
 
 /// What JSON.SET does to an existing document (shared with JSON.MSET).
 /// Returns whether the value was written (false: NX/XX unmet or the path
@@ -15,6 +16,9 @@ pub fn set_in_doc(d: &mut JsonDoc, path: &JsonPath, value: NewValue, nx: bool, x
         return Ok(true);
     }
     let value = value.into_tree();
+    if let Some(done) = set_in_text(d, path, &value, nx, xx)? {
+        return Ok(done);
+    }
     let locs: Vec<Loc> = if nx { Vec::new() } else { path.locate(d.tree()).into_iter().map(|(_, l)| l).collect() };
     if !locs.is_empty() {
         let locs = ops::outermost(locs);
@@ -92,6 +96,44 @@ pub(super) fn set_options(args: &[Bytes]) -> CmdResult<(bool, bool)> {
         }
     }
     Ok((nx, xx))
+}
+
+/// JSON.SET of a static path in a document kept as text, done on the text
+/// (which stays canonical): the value's compact text replaces the old
+/// value's, or a new member goes at the end of its object, exactly as the
+/// tree would place it. `None` leaves the write to the tree: a tree
+/// document, a path that is not static, a missing array index, a key that
+/// is not UTF-8, or a result longer than `TEXT_MAX`.
+fn set_in_text(d: &mut JsonDoc, path: &JsonPath, value: &Json, nx: bool, xx: bool) -> CmdResult<Option<bool>> {
+    let (Some(text), Some(steps)) = (d.text(), path.static_steps()) else { return Ok(None) };
+    let Some((last, parent)) = steps.split_last() else { return Ok(None) };
+    if let Some((lo, hi)) = json_text::span(text, &steps) {
+        if nx {
+            return Ok(Some(false));
+        }
+        check_depth(steps.len(), value)?;
+        return Ok(d.splice(lo..hi, &value.to_text()).then_some(true));
+    }
+    let Step::Name(name) = *last else { return Ok(None) };
+    if xx {
+        return Ok(Some(false));
+    }
+    if std::str::from_utf8(name).is_err() {
+        return Ok(None);
+    }
+    let Some((plo, phi)) = json_text::span(text, parent) else { return Ok(Some(false)) };
+    if text[plo] != b'{' {
+        return Ok(Some(false));
+    }
+    check_depth(steps.len(), value)?;
+    let mut member = Vec::new();
+    if phi - plo > 2 {
+        member.push(b',');
+    }
+    jv::write_str(name, &mut member);
+    member.push(b':');
+    value.write(&mut member, &Format::COMPACT);
+    Ok(d.splice(phi - 1..phi - 1, &member).then_some(true))
 }
 
 pub(super) fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {

@@ -179,6 +179,28 @@ impl JsonDoc {
         }
     }
 
+    /// Replaces bytes `at` of the text with `with`, which the caller makes
+    /// sure leaves the text canonical. Refuses (false) for a tree document
+    /// or when the text would pass `TEXT_MAX`.
+    pub fn splice(&mut self, at: std::ops::Range<usize>, with: &[u8]) -> bool {
+        let Repr::Text(t) = &mut self.repr else { return false };
+        let Some(old) = t.get(at.clone()) else { return false };
+        if old.len() == with.len() {
+            t[at].copy_from_slice(with);
+            return true;
+        }
+        let len = t.len() - old.len() + with.len();
+        if len > TEXT_MAX {
+            return false;
+        }
+        let mut v = Vec::with_capacity(len);
+        v.extend_from_slice(&t[..at.start]);
+        v.extend_from_slice(with);
+        v.extend_from_slice(&t[at.end..]);
+        *t = v.into_boxed_slice();
+        true
+    }
+
     /// The tree, built from the text first if the document is kept as text
     /// (it stays a tree from then on).
     pub fn tree(&mut self) -> &mut Json {

@@ -273,6 +273,11 @@ fn elements(s: &[u8], i: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
 /// The text of the value a static path selects in canonical text `s`, or
 /// `None` when it selects nothing.
 pub fn find<'a>(s: &'a [u8], steps: &[Step]) -> Option<&'a [u8]> {
+    span(s, steps).map(|(lo, hi)| &s[lo..hi])
+}
+
+/// Where the value a static path selects lies in canonical text `s`.
+pub fn span(s: &[u8], steps: &[Step]) -> Option<(usize, usize)> {
     let (mut lo, mut hi) = (0, s.len());
     let mut name = Vec::new();
     for step in steps {
@@ -309,7 +314,7 @@ pub fn find<'a>(s: &'a [u8], steps: &[Step]) -> Option<&'a [u8]> {
             _ => return None,
         }
     }
-    Some(&s[lo..hi])
+    Some((lo, hi))
 }
 
 #[cfg(test)]

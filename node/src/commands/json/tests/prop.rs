@@ -244,6 +244,15 @@ fn update(rng: &mut StdRng, sh: &mut Shard, doc: &mut Sj) {
     let node = get(doc, &steps).expect("path exists").clone();
     let fresh = value(rng, 3);
     let cmd: Vec<String> = match (rng.random_range(0..4), &node) {
+        (0, Sj::Object(m)) if rng.random_bool(0.5) => {
+            // A new member goes at the end of its object.
+            let Some(k) = KEYS.iter().chain(&["zz", "new key"]).find(|k| !m.contains_key(**k)) else { return };
+            let mut new = steps.clone();
+            new.push(Step::Key(k.to_string()));
+            let Some(Sj::Object(m)) = get_mut(doc, &steps) else { unreachable!("an object") };
+            m.insert(k.to_string(), fresh.clone());
+            vec!["JSON.SET".into(), "k".into(), path_arg(&new, rng.random_bool(0.5)), text(&fresh)]
+        }
         (0, _) => {
             *get_mut(doc, &steps).expect("exists") = fresh.clone();
             vec!["JSON.SET".into(), "k".into(), p, text(&fresh)]
