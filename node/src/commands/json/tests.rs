@@ -375,9 +375,10 @@ const COMMANDS: &[&[(&str, &str)]] = &[
     // DEBUG.
     // A document written whole is kept as text: a static path reports the
     // bytes of its value's text, the root the text plus the document's
-    // slot; other paths (and a document changed in part) the tree's nodes.
+    // slot; other paths, and a document once changed through a path that
+    // is not static, the tree's nodes.
     &[("JSON.DEBUG MEMORY d .a", "1"), ("JSON.DEBUG MEMORY d $.a", "[1]"), ("JSON.DEBUG MEMORY d $.b.c", "[15]"), ("JSON.DEBUG MEMORY d $.zz", "[]"), ("JSON.DEBUG MEMORY d .zz", "-ERR Path '$.zz' does not exist")],
-    &[("JSON.DEBUG MEMORY d $..a", "[32, 32, 32]"), ("JSON.SET t $ `[1,\"ab\"]`", "+OK"), ("JSON.DEBUG MEMORY t", "48"), ("JSON.NUMINCRBY t $[0] 1", "'[2]'"), ("JSON.DEBUG MEMORY t", "96"), ("JSON.DEBUG MEMORY t $[0]", "[32]")],
+    &[("JSON.DEBUG MEMORY d $..a", "[32, 32, 32]"), ("JSON.SET t $ `[1,\"ab\"]`", "+OK"), ("JSON.DEBUG MEMORY t", "48"), ("JSON.NUMINCRBY t $[0] 1", "'[2]'"), ("JSON.DEBUG MEMORY t", "48"), ("JSON.NUMINCRBY t $[*] 1", "'[3,null]'"), ("JSON.DEBUG MEMORY t", "96"), ("JSON.DEBUG MEMORY t $[0]", "[32]")],
     &[("JSON.DEBUG MEMORY none", "0"), ("JSON.DEBUG MEMORY none $", "[]")],
     &[("JSON.DEBUG HELP", "[+MEMORY <key> [path] - reports memory usage, +HELP                - this message]"), ("JSON.DEBUG FOO", "-ERR unknown subcommand - try `JSON.DEBUG HELP`")],
 ];

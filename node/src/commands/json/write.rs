@@ -312,29 +312,10 @@ pub(super) fn num_op(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, op: NumOp) ->
         return Err(err::bad_number());
     }
     let d = doc_required(ctx, &args[1])?;
-    // Compute every result first: one that is not a finite number fails
-    // the command before anything changes.
-    let matches = path.locate(d.tree());
-    let mut planned: Vec<Option<(Loc, Json)>> = Vec::with_capacity(matches.len());
-    for (v, l) in matches {
-        if v.is_number() {
-            planned.push(Some((l, ops::num_op(v, &n, op).ok_or_else(err::not_a_number)?)));
-        } else {
-            planned.push(None);
-        }
-    }
-    let mut results: Vec<Option<Json>> = Vec::with_capacity(planned.len());
-    for p in planned {
-        match p {
-            Some((l, r)) => {
-                if let Some(node) = ops::node_mut(d.tree(), &l) {
-                    *node = r.clone();
-                }
-                results.push(Some(r));
-            }
-            None => results.push(None),
-        }
-    }
+    let results = match num_in_text(d, &path, &n, op)? {
+        Some(results) => results,
+        None => num_in_tree(d, &path, &n, op)?,
+    };
     if out.resp3 {
         out.array(results.len());
         for r in &results {
@@ -355,6 +336,48 @@ pub(super) fn num_op(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, op: NumOp) ->
         out.bulk(&text);
     }
     Ok(())
+}
+
+/// JSON.NUMINCRBY/NUMMULTBY of a static path in a document kept as text:
+/// the number's text is replaced by the result's. `None` leaves it to the
+/// tree (not text, not static, or the text would pass `TEXT_MAX`).
+fn num_in_text(d: &mut JsonDoc, path: &JsonPath, n: &Json, op: NumOp) -> CmdResult<Option<Vec<Option<Json>>>> {
+    let (Some(text), Some(steps)) = (d.text(), path.static_steps()) else { return Ok(None) };
+    let Some((lo, hi)) = json_text::span(text, &steps) else { return Ok(Some(Vec::new())) };
+    if !matches!(text[lo], b'-' | b'0'..=b'9') {
+        return Ok(Some(vec![None]));
+    }
+    let cur = Json::parse(&text[lo..hi]).map_err(err::parse)?;
+    let r = ops::num_op(&cur, n, op).ok_or_else(err::not_a_number)?;
+    Ok(d.splice(lo..hi, &r.to_text()).then_some(vec![Some(r)]))
+}
+
+/// JSON.NUMINCRBY/NUMMULTBY on the tree: every result is computed first,
+/// so one that is not a finite number fails the command before anything
+/// changes.
+fn num_in_tree(d: &mut JsonDoc, path: &JsonPath, n: &Json, op: NumOp) -> CmdResult<Vec<Option<Json>>> {
+    let matches = path.locate(d.tree());
+    let mut planned: Vec<Option<(Loc, Json)>> = Vec::with_capacity(matches.len());
+    for (v, l) in matches {
+        if v.is_number() {
+            planned.push(Some((l, ops::num_op(v, n, op).ok_or_else(err::not_a_number)?)));
+        } else {
+            planned.push(None);
+        }
+    }
+    let mut results: Vec<Option<Json>> = Vec::with_capacity(planned.len());
+    for p in planned {
+        match p {
+            Some((l, r)) => {
+                if let Some(node) = ops::node_mut(d.tree(), &l) {
+                    *node = r.clone();
+                }
+                results.push(Some(r));
+            }
+            None => results.push(None),
+        }
+    }
+    Ok(results)
 }
 
 pub(super) fn numincrby(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
@@ -406,27 +429,57 @@ pub(super) fn arrappend(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResu
     let path = parse_path(&args[2])?;
     let values = parse_values(&args[3..])?;
     let d = doc_required(ctx, &args[1])?;
-    let locs = typed_locs(d.tree(), &path, |v| matches!(v, Json::Array(_)));
-    let added: usize = values.iter().map(Json::mem_size).sum();
-    for l in locs.iter().flatten() {
-        for v in &values {
-            check_depth(l.len() + 1, v)?;
-        }
-    }
-    reserve(d, added.saturating_mul(locs.iter().flatten().count()))?;
-    let res = mutate(d.tree(), locs, |v, _| match v {
-        Json::Array(a) => {
-            a.extend(values.iter().cloned());
-            a.len() as i64
-        }
-        _ => 0,
-    });
+    let res = match append_in_text(d, &path, &values)? {
+        Some(res) => res,
+        None => append_in_tree(d, &path, &values)?,
+    };
     if path.legacy {
         out.int(last_of(&res).ok_or_else(|| err::path_missing_or("not an array"))?);
     } else {
         int_array(out, &res);
     }
     Ok(())
+}
+
+/// JSON.ARRAPPEND to a static path in a document kept as text: the values'
+/// texts go before the array's closing bracket. `None` leaves it to the
+/// tree (not text, not static, or the text would pass `TEXT_MAX`).
+fn append_in_text(d: &mut JsonDoc, path: &JsonPath, values: &[Json]) -> CmdResult<Option<Vec<Option<i64>>>> {
+    let (Some(text), Some(steps)) = (d.text(), path.static_steps()) else { return Ok(None) };
+    let Some((lo, hi)) = json_text::span(text, &steps) else { return Ok(Some(Vec::new())) };
+    if text[lo] != b'[' {
+        return Ok(Some(vec![None]));
+    }
+    for v in values {
+        check_depth(steps.len() + 1, v)?;
+    }
+    let len = json_text::array_len(text, lo);
+    let mut add = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        if len > 0 || i > 0 {
+            add.push(b',');
+        }
+        v.write(&mut add, &Format::COMPACT);
+    }
+    Ok(d.splice(hi - 1..hi - 1, &add).then_some(vec![Some((len + values.len()) as i64)]))
+}
+
+fn append_in_tree(d: &mut JsonDoc, path: &JsonPath, values: &[Json]) -> CmdResult<Vec<Option<i64>>> {
+    let locs = typed_locs(d.tree(), path, |v| matches!(v, Json::Array(_)));
+    let added: usize = values.iter().map(Json::mem_size).sum();
+    for l in locs.iter().flatten() {
+        for v in values {
+            check_depth(l.len() + 1, v)?;
+        }
+    }
+    reserve(d, added.saturating_mul(locs.iter().flatten().count()))?;
+    Ok(mutate(d.tree(), locs, |v, _| match v {
+        Json::Array(a) => {
+            a.extend(values.iter().cloned());
+            a.len() as i64
+        }
+        _ => 0,
+    }))
 }
 
 pub(super) fn arrinsert(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {

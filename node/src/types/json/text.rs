@@ -270,6 +270,11 @@ fn elements(s: &[u8], i: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
     })
 }
 
+/// The number of elements of the array starting at `i` in canonical text.
+pub fn array_len(s: &[u8], i: usize) -> usize {
+    elements(s, i).count()
+}
+
 /// The text of the value a static path selects in canonical text `s`, or
 /// `None` when it selects nothing.
 pub fn find<'a>(s: &'a [u8], steps: &[Step]) -> Option<&'a [u8]> {
@@ -397,5 +402,7 @@ mod tests {
         assert_eq!(at(&[Step::Index(0)]), None);
         assert_eq!(at(&[Step::Name(b"a"), Step::Name(b"b"), Step::Name(b"c")]), None);
         assert_eq!(at(&[Step::Name(b"q")]), None);
+        assert_eq!(array_len(s, span(s, &[Step::Name(b"a"), Step::Name(b"b")]).unwrap().0), 3);
+        assert_eq!(array_len(b"[]", 0), 0);
     }
 }
