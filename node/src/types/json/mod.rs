@@ -19,9 +19,11 @@
 //! - **Tree** (`value::Json`): 32-byte nodes, objects as exact-size vectors
 //!   of `(SmallBytes, Json)` pairs in insertion order (56 bytes a member, no
 //!   index), keys and strings up to 22 bytes inline, integers apart from
-//!   floats. The first partial update (or any read command other than
-//!   JSON.GET/MGET/DEBUG) turns a text document into its tree for good, so
-//!   NUMINCRBY, ARRAPPEND and the rest update in place from then on.
+//!   floats. JSON.SET, NUMINCRBY/NUMMULTBY and ARRAPPEND of a static path
+//!   edit a text document's text (splicing in the new value's canonical
+//!   text, one copy of at most 16 KiB); any other update, and any read
+//!   command other than JSON.GET/MGET/DEBUG, turns it into its tree for
+//!   good, so the tree's in-place updates serve from then on.
 //!
 //! Bytes a document uses (`JSON.DEBUG MEMORY` of its root; exact
 //! allocation sizes, since texts and vectors are allocated at their exact
