@@ -10,6 +10,9 @@
 #    of the whole document, JSON.GET of a field and of the whole document,
 #    JSON.SET of a field, JSON.NUMINCRBY, JSON.ARRAPPEND. Each pipeline depth
 #    starts from freshly loaded documents; servers alternate row by row.
+#    Besides requests/s, each row reports the server's CPU time per request
+#    (INFO cpu before and after), which a shared machine disturbs far less;
+#    the CPU ratio is RedisJSON's CPU per request over damselfly's.
 #
 # RedisJSON comes from REDISJSON_SO (a librejson.so), else from
 # bench/redisjson-build.sh's default output if present. Without it the
@@ -133,11 +136,19 @@ for d in order product; do
 done
 [[ "${MEMORY_ONLY:-}" == 1 ]] && exit 0
 
+cpu_s() { # port: the server's user+sys CPU seconds so far
+    redis-cli -p "$1" INFO cpu | tr -d '\r' | awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.6f", s }'
+}
+
+# Prints "requests/s server-CPU-microseconds-per-request" for one row.
 row() { # port pipeline command...
-    local port=$1 p=$2
+    local port=$1 p=$2 c0 c1 rps
     shift 2
-    redis-benchmark -p "$port" -n "$N" -c "$CLIENTS" -P "$p" -r "$DOCS" -q "$@" 2>/dev/null | tr '\r' '\n' |
-        grep -oE '[0-9.]+ requests per second' | tail -1 | awk '{ printf "%d", $1 }'
+    c0=$(cpu_s "$port")
+    rps=$(redis-benchmark -p "$port" -n "$N" -c "$CLIENTS" -P "$p" -r "$DOCS" -q "$@" 2>/dev/null | tr '\r' '\n' |
+        grep -oE '[0-9.]+ requests per second' | tail -1 | awk '{ printf "%d", $1 }')
+    c1=$(cpu_s "$port")
+    echo "$rps $(awk -v a="$c0" -v b="$c1" -v n="$N" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')"
 }
 
 NAMES=('JSON.SET key $ <order>' 'JSON.GET key $.total' 'JSON.GET key (whole)' 'JSON.SET key $.status "shipped"'
@@ -156,25 +167,28 @@ run_row() { # i port p
 start damselfly "$PORT"
 [[ -n "$SO" ]] && start redisjson "$RPORT"
 echo
-echo "throughput: $N requests per row, $CLIENTS clients, keys drawn from $DOCS; requests/s"
+echo "throughput: $N requests per row, $CLIENTS clients, keys drawn from $DOCS; requests/s and the"
+echo "server's CPU time per request (user+sys, microseconds; steadier than requests/s on a busy machine)"
 echo
 if [[ -n "$SO" ]]; then
-    echo "| operation                                  | -P | damselfly  | RedisJSON  | ratio |"
-    echo "|--------------------------------------------|---:|-----------:|-----------:|------:|"
+    echo "| operation                                  | -P | damselfly  | CPU us | RedisJSON  | CPU us | req/s ratio | CPU ratio |"
+    echo "|--------------------------------------------|---:|-----------:|-------:|-----------:|-------:|------------:|----------:|"
 else
-    echo "| operation                                  | -P | damselfly  |"
-    echo "|--------------------------------------------|---:|-----------:|"
+    echo "| operation                                  | -P | damselfly  | CPU us |"
+    echo "|--------------------------------------------|---:|-----------:|-------:|"
 fi
 for p in 1 16; do
     load "$PORT" "$ORDER"
     [[ -n "$SO" ]] && load "$RPORT" "$ORDER"
     for i in "${!NAMES[@]}"; do
-        a=$(run_row "$i" "$PORT" "$p")
+        read -r a ac < <(run_row "$i" "$PORT" "$p")
         if [[ -n "$SO" ]]; then
-            b=$(run_row "$i" "$RPORT" "$p")
-            printf '| %-42s | %2s | %10s | %10s | %5s |\n' "${NAMES[$i]}" "$p" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+            read -r b bc < <(run_row "$i" "$RPORT" "$p")
+            printf '| %-42s | %2s | %10s | %6s | %10s | %6s | %11s | %9s |\n' "${NAMES[$i]}" "$p" "$a" "$ac" "$b" "$bc" \
+                "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" \
+                "$(awk -v a="$ac" -v b="$bc" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')"
         else
-            printf '| %-42s | %2s | %10s |\n' "${NAMES[$i]}" "$p" "$a"
+            printf '| %-42s | %2s | %10s | %6s |\n' "${NAMES[$i]}" "$p" "$a" "$ac"
         fi
     done
 done
