@@ -1,97 +1,194 @@
 #!/usr/bin/env bash
-# JSON benchmark: throughput of JSON.SET (a ~1 KB order), JSON.GET of one
-# field and of the whole document, JSON.NUMINCRBY, next to damselfly's own
-# string SET/GET of the same text and INCRBY; then memory per document,
-# loading 100,000 JSON documents and 100,000 strings of the same text.
+# JSON benchmark, damselfly side by side with redis-server + RedisJSON:
 #
-# The comparison is against damselfly's plain strings, not redis-server:
-# the redis-server on this machine has no JSON module.
+# 1. Memory per document: fresh servers load DOCS copies of a 236-byte order
+#    and of a ~1.9 KB product document (30 fields, nested arrays) with
+#    JSON.SET; used_memory and RSS growth divided by DOCS. Damselfly is also
+#    measured after one JSON.TYPE per key, which turns every document into
+#    the tree that partial updates work on.
+# 2. Throughput with redis-benchmark at -P 1 and -P 16 on the order: JSON.SET
+#    of the whole document, JSON.GET of a field and of the whole document,
+#    JSON.SET of a field, JSON.NUMINCRBY, JSON.ARRAPPEND. Each pipeline depth
+#    starts from freshly loaded documents; servers alternate row by row.
+#    Besides requests/s, each row reports the server's CPU time per request
+#    (INFO cpu before and after), which a shared machine disturbs far less;
+#    the CPU ratio is RedisJSON's CPU per request over damselfly's.
+#
+# RedisJSON comes from REDISJSON_SO (a librejson.so), else from
+# bench/redisjson-build.sh's default output if present. Without it the
+# script says so and measures damselfly alone.
 #
 # Usage: bench/json.sh [requests-per-row] [clients]
-# Env:   PORT (default 7399), SHARDS (default: one per core), DOCS (100000),
-#        SKIP_BUILD=1 to use an existing target/release/damselfly.
+# Env:   PORT (damselfly, default 7399; redis-server uses PORT+1),
+#        DOCS (100000), SHARDS, SKIP_BUILD=1 (use target/release/damselfly
+#        or BIN), MEMORY_ONLY=1, REDISJSON_SO.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 N=${1:-100000}
 CLIENTS=${2:-50}
 PORT=${PORT:-7399}
+RPORT=$((PORT + 1))
 DOCS=${DOCS:-100000}
-BIN=target/release/damselfly
+TARGET=${CARGO_TARGET_DIR:-target}
+BIN=${BIN:-$TARGET/release/damselfly}
 
-for tool in redis-benchmark redis-cli awk; do
+for tool in redis-benchmark redis-cli redis-server awk; do
     command -v "$tool" >/dev/null || { echo "bench/json.sh: $tool not found" >&2; exit 1; }
 done
 if [[ "${SKIP_BUILD:-}" != 1 ]]; then
     cargo build --release -p damselfly >&2
 fi
+SO=${REDISJSON_SO:-target/redisjson/RedisJSON/target/release/librejson.so}
+if [[ ! -f "$SO" ]]; then
+    echo "RedisJSON: no module at $SO (build it with bench/redisjson-build.sh or set REDISJSON_SO); damselfly only."
+    SO=
+fi
 
-# A ~1 KB e-commerce order (the same document as the memory measurement in
-# node/src/types/json/mod.rs).
-DOC='{"id":"order:1","created":"2026-11-02T10:15:00Z","status":"paid","customer":{"id":"cust-7731","name":"Ada Lovelace","email":"ada@example.com","tier":"gold"},"shipping":{"name":"Ada Lovelace","street":"12 Analytical Row","city":"London","zip":"N1 9GU","country":"GB","method":"express"},"billing":{"same_as_shipping":true,"card":"visa","last4":"4242"},"items":[{"sku":"SKU-1001","name":"Brass gear set","quantity":1,"price":24.5,"tags":["mechanical","brass"]},{"sku":"SKU-2002","name":"Punched card pack (500)","quantity":3,"price":9.99,"tags":["paper"]},{"sku":"SKU-3003","name":"Difference engine manual","quantity":1,"price":45.0,"tags":["book","history"]}],"subtotal":99.47,"discount":{"code":"AUTUMN10","amount":9.95},"tax":17.9,"shipping_cost":6.5,"total":113.92,"currency":"GBP","channel":"web","gift_wrap":false,"loyalty_points":113,"notes":"Leave with the concierge if nobody answers.","history":[{"at":"2026-11-02T10:15:00Z","event":"created"},{"at":"2026-11-02T10:16:12Z","event":"paid"}]}'
+# The order document from the issue, and a product document (30 fields).
+ORDER='{"id":"o1","user":"u42","status":"paid","items":[{"id":"001","name":"Laptop","quantity":1,"price":1799.99},{"id":"002","name":"Mouse","quantity":2,"price":25.5}],"shipping":{"city":"Berlin","zip":"10115","express":true},"total":1850.99}'
+PRODUCT='{"id":"prod-48213","sku":"TRK-2291-BLK-42","name":"Trailblazer 2 waterproof hiking boot","brand":"Northfield","category":"footwear","subcategory":"hiking boots","description":"A lightweight waterproof hiking boot with a breathable membrane, a cushioned EVA midsole, a TPU heel counter and a grippy rubber outsole with 5 mm lugs for mixed terrain, wet rock and long days on the trail.","price":149.95,"currency":"EUR","list_price":179.95,"discount_pct":17,"in_stock":true,"stock":{"total":412,"warehouses":[{"id":"BER-1","qty":120},{"id":"HAM-2","qty":75},{"id":"MUC-1","qty":217}]},"rating":4.6,"review_count":1287,"tags":["hiking","waterproof","outdoor","men","boots"],"colors":["black","brown","olive"],"sizes":[39,40,41,42,43,44,45,46],"variants":[{"sku":"TRK-2291-BLK-42","color":"black","size":42,"price":149.95,"stock":31},{"sku":"TRK-2291-BRN-43","color":"brown","size":43,"price":149.95,"stock":12},{"sku":"TRK-2291-OLV-44","color":"olive","size":44,"price":139.95,"stock":0},{"sku":"TRK-2291-BLK-45","color":"black","size":45,"price":149.95,"stock":7}],"images":[{"url":"https://cdn.example.com/p/48213/1.jpg","alt":"side view","w":1200,"h":900},{"url":"https://cdn.example.com/p/48213/2.jpg","alt":"sole","w":1200,"h":900},{"url":"https://cdn.example.com/p/48213/3.jpg","alt":"front view","w":1200,"h":900}],"dimensions":{"length_cm":31.5,"width_cm":12,"height_cm":14.2},"weight_g":1180,"materials":["nubuck leather","mesh","rubber"],"care":"Brush off dirt, clean with a damp cloth, let dry away from heat.","shipping":{"free":true,"days_min":2,"days_max":4,"methods":["standard","express"]},"seller":{"id":"sel-77","name":"Northfield Outdoor GmbH","rating":4.8},"attributes":{"membrane":"NF-Dry","drop_mm":10,"toe_cap":true,"vegan":false},"related":["prod-48214","prod-48300","prod-51007","prod-51008"],"created":"2026-03-14T09:12:00Z","updated":"2026-11-30T17:45:21Z"}'
 
-args=(--port "$PORT" --bind 127.0.0.1 --loglevel warn --save "")
-[[ -n "${SHARDS:-}" ]] && args+=(--shards "$SHARDS")
-"$BIN" "${args[@]}" >/dev/null 2>&1 &
-PID=$!
-trap 'kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    redis-cli -p "$PORT" PING >/dev/null 2>&1 && break
-    sleep 0.1
-done
-cli() { redis-cli -p "$PORT" "$@"; }
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
 
-# Loads keys prefix000000000000..(DOCS-1) with the document through one pipe.
-load() { # command prefix
-    awk -v n="$DOCS" -v cmd="$1" -v prefix="$2" -v doc="$DOC" 'BEGIN {
+start() { # kind port
+    if [[ $1 == damselfly ]]; then
+        local args=(--port "$2" --bind 127.0.0.1 --loglevel warning --save "")
+        [[ -n "${SHARDS:-}" ]] && args+=(--shards "$SHARDS")
+        "$BIN" "${args[@]}" >/dev/null 2>&1 &
+    else
+        redis-server --port "$2" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning --loadmodule "$(cd "$(dirname "$SO")" && pwd)/$(basename "$SO")" >/dev/null 2>&1 &
+    fi
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        redis-cli -p "$2" PING >/dev/null 2>&1 && return
+        sleep 0.1
+    done
+    echo "bench/json.sh: $1 did not start on port $2" >&2
+    exit 1
+}
+
+stop() { # port
+    redis-cli -p "$1" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+    for _ in $(seq 50); do
+        redis-cli -p "$1" PING >/dev/null 2>&1 || return 0
+        sleep 0.1
+    done
+}
+
+info() { # port field
+    redis-cli -p "$1" INFO memory | tr -d '\r' | awk -F: -v k="$2" '$1 == k { print $2 }'
+}
+
+# Loads keys json:000000000000..(DOCS-1) (redis-benchmark's __rand_int__
+# padding) with `doc` through one pipe.
+load() { # port doc
+    awk -v n="$DOCS" -v doc="$2" 'BEGIN {
         ORS = "";
         for (i = 0; i < n; i++) {
-            key = sprintf("%s%012d", prefix, i); # redis-benchmark pads __rand_int__ to 12 digits
-            if (cmd == "JSON.SET")
-                printf "*4\r\n$8\r\nJSON.SET\r\n$%d\r\n%s\r\n$1\r\n$\r\n$%d\r\n%s\r\n", length(key), key, length(doc), doc;
-            else
-                printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(key), key, length(doc), doc;
+            key = sprintf("json:%012d", i);
+            printf "*4\r\n$8\r\nJSON.SET\r\n$%d\r\n%s\r\n$1\r\n$\r\n$%d\r\n%s\r\n", length(key), key, length(doc), doc;
         }
-    }' | redis-cli -p "$PORT" --pipe >/dev/null
+    }' | redis-cli -p "$1" --pipe >/dev/null
 }
 
-used() { cli INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }'; }
-
-row() { # label, command...
-    local label=$1
-    shift
-    local out rps p50
-    out=$(redis-benchmark -p "$PORT" -n "$N" -c "$CLIENTS" -r "$DOCS" -q "$@" 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1)
-    rps=$(grep -oE '[0-9.]+ requests per second' <<<"$out" | awk '{ print $1 }')
-    p50=$(grep -oE 'p50=[0-9.]+' <<<"$out" | cut -d= -f2)
-    printf '| %-44s | %12s | %8s |\n' "$label" "$rps" "$p50"
+touch_all() { # port: one JSON.TYPE per key
+    awk -v n="$DOCS" 'BEGIN {
+        ORS = "";
+        for (i = 0; i < n; i++) {
+            key = sprintf("json:%012d", i);
+            printf "*2\r\n$9\r\nJSON.TYPE\r\n$%d\r\n%s\r\n", length(key), key;
+        }
+    }' | redis-cli -p "$1" --pipe >/dev/null
 }
 
-echo "document: ${#DOC} bytes; $N requests per row, $CLIENTS clients; damselfly $(cli INFO server | tr -d '\r' | awk -F: '$1 == "shards" { print $2 }') shards"
-echo
-echo "| operation                                    | requests/s   | p50 ms   |"
-echo "|----------------------------------------------|-------------:|---------:|"
-row 'JSON.SET key $ <1 KB order>' JSON.SET 'json:__rand_int__' '$' "$DOC"
-row 'SET key <same 1 KB text> (string)' SET 'str:__rand_int__' "$DOC"
-load JSON.SET json:
-load SET str:
-row 'JSON.GET key $.total (one field)' JSON.GET 'json:__rand_int__' '$.total'
-row 'JSON.GET key .items[1].price (legacy path)' JSON.GET 'json:__rand_int__' '.items[1].price'
-row 'JSON.GET key (whole document)' JSON.GET 'json:__rand_int__'
-row 'GET key (whole 1 KB string)' GET 'str:__rand_int__'
-row 'JSON.NUMINCRBY key $.items[0].quantity 1' JSON.NUMINCRBY 'json:__rand_int__' '$.items[0].quantity' 1
-row 'INCRBY counter:key 1 (string counter)' INCRBY 'counter:__rand_int__' 1
+mem_row() { # label kind doc [tree]
+    local port=$PORT
+    [[ $2 == redisjson ]] && port=$RPORT
+    start "$2" "$port"
+    local u0 r0 u1 r1
+    u0=$(info "$port" used_memory)
+    r0=$(info "$port" used_memory_rss)
+    load "$port" "$3"
+    [[ "${4:-}" == tree ]] && touch_all "$port"
+    sleep 1
+    u1=$(info "$port" used_memory)
+    r1=$(info "$port" used_memory_rss)
+    printf '| %-44s | %12s | %12s |\n' "$1" "$(((u1 - u0) / DOCS))" "$(((r1 - r0) / DOCS))"
+    stop "$port"
+}
 
-cli FLUSHALL >/dev/null
-base=$(used)
-load JSON.SET json:
-json_bytes=$(( $(used) - base ))
-cli FLUSHALL >/dev/null
-base=$(used)
-load SET str:
-str_bytes=$(( $(used) - base ))
+echo "documents: order ${#ORDER} bytes, product ${#PRODUCT} bytes; $DOCS keys; $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| memory, $DOCS documents                      | total bytes  | per document |"
+echo "| memory per document                          | used_memory  | RSS          |"
 echo "|----------------------------------------------|-------------:|-------------:|"
-printf '| %-44s | %12s | %12s |\n' "JSON (JSON.SET)" "$json_bytes" "$((json_bytes / DOCS))"
-printf '| %-44s | %12s | %12s |\n' "string (SET, same text)" "$str_bytes" "$((str_bytes / DOCS))"
+for d in order product; do
+    doc=$ORDER
+    [[ $d == product ]] && doc=$PRODUCT
+    mem_row "damselfly, $d" damselfly "$doc"
+    mem_row "damselfly, $d, after JSON.TYPE (tree)" damselfly "$doc" tree
+    [[ -n "$SO" ]] && mem_row "RedisJSON, $d" redisjson "$doc"
+done
+[[ "${MEMORY_ONLY:-}" == 1 ]] && exit 0
+
+cpu_s() { # port: the server's user+sys CPU seconds so far
+    redis-cli -p "$1" INFO cpu | tr -d '\r' | awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.6f", s }'
+}
+
+# Prints "requests/s server-CPU-microseconds-per-request" for one row.
+row() { # port pipeline command...
+    local port=$1 p=$2 c0 c1 rps
+    shift 2
+    c0=$(cpu_s "$port")
+    rps=$(redis-benchmark -p "$port" -n "$N" -c "$CLIENTS" -P "$p" -r "$DOCS" -q "$@" 2>/dev/null | tr '\r' '\n' |
+        grep -oE '[0-9.]+ requests per second' | tail -1 | awk '{ printf "%d", $1 }')
+    c1=$(cpu_s "$port")
+    echo "$rps $(awk -v a="$c0" -v b="$c1" -v n="$N" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')"
+}
+
+NAMES=('JSON.SET key $ <order>' 'JSON.GET key $.total' 'JSON.GET key (whole)' 'JSON.SET key $.status "shipped"'
+    'JSON.NUMINCRBY key $.items[0].quantity 1' 'JSON.ARRAPPEND key $.items {"id":"003"}')
+run_row() { # i port p
+    case $1 in
+        0) row "$2" "$3" JSON.SET 'json:__rand_int__' '$' "$ORDER" ;;
+        1) row "$2" "$3" JSON.GET 'json:__rand_int__' '$.total' ;;
+        2) row "$2" "$3" JSON.GET 'json:__rand_int__' ;;
+        3) row "$2" "$3" JSON.SET 'json:__rand_int__' '$.status' '"shipped"' ;;
+        4) row "$2" "$3" JSON.NUMINCRBY 'json:__rand_int__' '$.items[0].quantity' 1 ;;
+        5) row "$2" "$3" JSON.ARRAPPEND 'json:__rand_int__' '$.items' '{"id":"003"}' ;;
+    esac
+}
+
+start damselfly "$PORT"
+[[ -n "$SO" ]] && start redisjson "$RPORT"
+echo
+echo "throughput: $N requests per row, $CLIENTS clients, keys drawn from $DOCS; requests/s and the"
+echo "server's CPU time per request (user+sys, microseconds; steadier than requests/s on a busy machine)"
+echo
+if [[ -n "$SO" ]]; then
+    echo "| operation                                  | -P | damselfly  | CPU us | RedisJSON  | CPU us | req/s ratio | CPU ratio |"
+    echo "|--------------------------------------------|---:|-----------:|-------:|-----------:|-------:|------------:|----------:|"
+else
+    echo "| operation                                  | -P | damselfly  | CPU us |"
+    echo "|--------------------------------------------|---:|-----------:|-------:|"
+fi
+for p in 1 16; do
+    load "$PORT" "$ORDER"
+    [[ -n "$SO" ]] && load "$RPORT" "$ORDER"
+    for i in "${!NAMES[@]}"; do
+        read -r a ac < <(run_row "$i" "$PORT" "$p")
+        if [[ -n "$SO" ]]; then
+            read -r b bc < <(run_row "$i" "$RPORT" "$p")
+            printf '| %-42s | %2s | %10s | %6s | %10s | %6s | %11s | %9s |\n' "${NAMES[$i]}" "$p" "$a" "$ac" "$b" "$bc" \
+                "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" \
+                "$(awk -v a="$ac" -v b="$bc" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')"
+        else
+            printf '| %-42s | %2s | %10s | %6s |\n' "${NAMES[$i]}" "$p" "$a" "$ac"
+        fi
+    done
+done

@@ -275,7 +275,7 @@ pub fn json_value(data: &[u8]) {
     let mut dumped = Vec::new();
     JsonDoc::new(v.clone()).dump_into(&mut dumped);
     let restored = JsonDoc::from_dump(&dumped).expect("dumped JSON restores");
-    assert!(restored.root.same(&v), "dumped JSON restores to a different document");
+    assert!(restored.view().same(&v), "dumped JSON restores to a different document");
     // The budget is for heap bytes: half the document's is refused, not
     // overrun.
     let budget = v.heap_size() / 2;

@@ -280,6 +280,9 @@ const COMMANDS: &[&[(&str, &str)]] = &[
     &[("JSON.SET d $.arr[9] 1", "-ERR index out of bounds")],
     &[("JSON.SET d $.arr[-1] 1", "+OK"), ("JSON.GET d $.arr", "'[[10,20,30,40,1]]'")],
     &[("JSON.SET d $..zz 1", "-ERR wrong static path")],
+    // Still kept as text: the member is added to the text (DEBUG MEMORY
+    // reports the bytes of its text).
+    &[("JSON.SET d $.e.x 1", "+OK"), ("JSON.GET d .e", "'{\"x\":1}'"), ("JSON.DEBUG MEMORY d .e", "7"), ("JSON.SET d $.arr.x 1", "nil"), ("JSON.SET d $.zz.x 1", "nil")],
     &[("JSON.SET d $.a 2 NX", "nil"), ("JSON.SET d $.z 2 NX", "+OK"), ("JSON.GET d .z", "'2'")],
     &[("JSON.SET d $.z 2 XX", "nil"), ("JSON.SET d $.a 2 XX", "+OK"), ("JSON.GET d .a", "'2'")],
     &[("JSON.SET d $ 1 NX", "nil"), ("JSON.SET d $ 1 XX", "+OK"), ("JSON.GET d", "'1'")],
@@ -370,7 +373,13 @@ const COMMANDS: &[&[(&str, &str)]] = &[
     &[("JSON.RESP d .b", "[+{, 'a', 2, 'c', [+[, 1, 2, 3, [+{, 'a', 3]]]"), ("JSON.RESP d $.t", "[+true]"), ("JSON.RESP d .f", "'1.5'"), ("JSON.RESP d .n", "nil")],
     &[("JSON.RESP d $..a", "[1, 2, 3]"), ("JSON.RESP d .zz", "-ERR Path '$.zz' does not exist"), ("JSON.RESP none", "nil")],
     // DEBUG.
-    &[("JSON.DEBUG MEMORY d .a", "32"), ("JSON.DEBUG MEMORY d $.a", "[32]"), ("JSON.DEBUG MEMORY none", "0"), ("JSON.DEBUG MEMORY none $", "[]")],
+    // A document written whole is kept as text: a static path reports the
+    // bytes of its value's text, the root the text plus the document's
+    // slot; other paths, and a document once changed through a path that
+    // is not static, the tree's nodes.
+    &[("JSON.DEBUG MEMORY d .a", "1"), ("JSON.DEBUG MEMORY d $.a", "[1]"), ("JSON.DEBUG MEMORY d $.b.c", "[15]"), ("JSON.DEBUG MEMORY d $.zz", "[]"), ("JSON.DEBUG MEMORY d .zz", "-ERR Path '$.zz' does not exist")],
+    &[("JSON.DEBUG MEMORY d $..a", "[32, 32, 32]"), ("JSON.SET t $ `[1,\"ab\"]`", "+OK"), ("JSON.DEBUG MEMORY t", "48"), ("JSON.NUMINCRBY t $[0] 1", "'[2]'"), ("JSON.DEBUG MEMORY t", "48"), ("JSON.NUMINCRBY t $[*] 1", "'[3,null]'"), ("JSON.DEBUG MEMORY t", "96"), ("JSON.DEBUG MEMORY t $[0]", "[32]")],
+    &[("JSON.DEBUG MEMORY none", "0"), ("JSON.DEBUG MEMORY none $", "[]")],
     &[("JSON.DEBUG HELP", "[+MEMORY <key> [path] - reports memory usage, +HELP                - this message]"), ("JSON.DEBUG FOO", "-ERR unknown subcommand - try `JSON.DEBUG HELP`")],
 ];
 
@@ -418,3 +427,5 @@ const RESP3: &[&[(&str, &str)]] = &[
 fn resp3_cases() {
     check(RESP3, true);
 }
+
+mod prop;

@@ -46,7 +46,7 @@ pub fn module_name(id: u64) -> String {
 pub fn write_json(out: &mut Vec<u8>, doc: &JsonDoc, compress: bool) {
     put_len(out, module_id(JSON_TYPE_NAME, JSON_ENCVER));
     put_len(out, op::STRING);
-    put_string_with(out, &doc.root.to_text(), compress);
+    put_string_with(out, &doc.to_text(), compress);
     put_len(out, op::EOF);
 }
 
@@ -59,7 +59,7 @@ fn expect<I: Input + ?Sized>(inp: &mut I, want: u64) -> Result<(), RdbError> {
 }
 
 fn parse_json(at: u64, text: &[u8]) -> Result<JsonDoc, RdbError> {
-    Json::parse(text).map(JsonDoc::new).map_err(|e| RdbError::corrupt(at, format!("invalid JSON document: {e:?}")))
+    JsonDoc::parse(text).map_err(|e| RdbError::corrupt(at, format!("invalid JSON document: {e:?}")))
 }
 
 /// A module value; only RedisJSON's type is known.
@@ -89,7 +89,7 @@ pub fn read_module_value<I: Input + ?Sized>(inp: &mut I, key: &[u8]) -> Result<V
             }
             parse_json(at, &text)?
         }
-        0 => JsonDoc::new(read_v0_node(inp, 0)?),
+        0 => JsonDoc::from_tree(read_v0_node(inp, 0)?),
         v => {
             skip_module_items(inp)?;
             return Err(RdbError::UnsupportedType { key: key.to_vec(), type_name: format!("{JSON_TYPE_NAME} (encoding version {v})") });

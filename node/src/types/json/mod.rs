@@ -1,33 +1,46 @@
 //! The native JSON type behind the JSON.* commands: the value tree
-//! (`value`), JSONPath parsing and evaluation with RedisJSON's legacy paths
-//! (`path`), and the per-location update operations (`ops`). The error
+//! (`value`), what a key holds (`doc`), documents kept as canonical text (`text`), JSONPath
+//! parsing and evaluation with RedisJSON's legacy paths (`path`), and the
+//! per-location update operations (`ops`). The error
 //! replies RedisJSON uses are worded here once.
 //!
 //! # Representation
 //!
-//! Measured before choosing (`cargo test -p damselfly --bin damselfly
-//! json_memory -- --ignored --nocapture --test-threads=1`, which counts live
-//! heap bytes through the node's allocator, 1,000 copies averaged; each
-//! figure includes the value's own slot): one ~1 KB e-commerce order (999
-//! bytes of compact text: customer, addresses, 3 line items, totals; 63
-//! nodes) costs
+//! A document lives in one of two forms (`doc::JsonDoc`):
 //!
-//! | representation                                   | bytes  |
-//! |--------------------------------------------------|-------:|
-//! | the same text as a string value                  |  1,023 |
-//! | `serde_json::Value` with `preserve_order`        | 10,913 |
-//! | `Json` (this module)                             |  3,354 |
+//! - **Text**: a document written whole (JSON.SET/MSET at the root, RDB
+//!   load, RESTORE) of at most `text::TEXT_MAX` (16 KiB) compact bytes is
+//!   kept as its canonical text, one exact-size allocation. `text` checks
+//!   canonical form in one pass without building anything; non-canonical
+//!   input (whitespace, `1E2`, `\/`, duplicate keys) is parsed and printed
+//!   back once. JSON.GET/JSON.MGET of the whole document or of a static path
+//!   (names and indexes only) reply with a slice of the text; other paths
+//!   and INDENT/NEWLINE/SPACE read a temporary tree.
+//! - **Tree** (`value::Json`): 32-byte nodes, objects as exact-size vectors
+//!   of `(SmallBytes, Json)` pairs in insertion order (56 bytes a member, no
+//!   index), keys and strings up to 22 bytes inline, integers apart from
+//!   floats. JSON.SET, NUMINCRBY/NUMMULTBY and ARRAPPEND of a static path
+//!   edit a text document's text (splicing in the new value's canonical
+//!   text, one copy of at most 16 KiB); any other update, and any read
+//!   command other than JSON.GET/MGET/DEBUG, turns it into its tree for
+//!   good, so the tree's in-place updates serve from then on.
 //!
-//! `serde_json::Value` pays for an `IndexMap` per object (a hash index plus
-//! entries that each own a heap `String` key, with growth slack) and a heap
-//! `String` for every string value: 3.3 times our size. `Json` keeps objects
-//! as exact-size vectors of `(SmallBytes, Json)` pairs in insertion order (56
-//! bytes a member, no index), keys and strings up to 22 bytes inline, and
-//! integers apart from floats, in 32-byte nodes. Member lookup is a linear
-//! scan, which for the object sizes documents have (tens of members) is as
-//! fast as hashing; parsing removes duplicate keys in O(n log n) for large
-//! objects. The remaining ~3.3x over plain text is the price of updating
-//! paths in place without re-parsing the document on every command.
+//! Bytes a document uses (`JSON.DEBUG MEMORY` of its root; exact
+//! allocation sizes, since texts and vectors are allocated at their exact
+//! length; checked by `tests::document_sizes`), against the same text as a
+//! `serde_json::Value` with `preserve_order` (measured with a counting
+//! allocator when the tree form was chosen):
+//!
+//! | document                           | text form | tree form | `serde_json::Value` |
+//! |------------------------------------|----------:|----------:|--------------------:|
+//! | 236-byte order (issue #21)         |       276 |     1,048 |                   - |
+//! | 999-byte order (`tests::ORDER`)    |     1,039 |     3,354 |              10,913 |
+//!
+//! Per key in a server (bench/json.sh, docs/BENCHMARKS-json.md) the 236-byte
+//! order costs 350 bytes of used_memory as text against RedisJSON's 803.
+//! Member lookup in the tree is a linear scan, which for the object sizes
+//! documents have (tens of members) is as fast as hashing; parsing removes
+//! duplicate keys in O(n log n) for large objects.
 //!
 //! # Limits
 //!
@@ -36,8 +49,10 @@
 //! (128 MiB). Arguments are parsed and checked before a key is touched, so
 //! invalid JSON leaves it unchanged.
 
+pub mod doc;
 pub mod ops;
 pub mod path;
+pub mod text;
 pub mod value;
 
 pub use path::JsonPath;
@@ -116,6 +131,12 @@ pub fn parse_arg(b: &[u8]) -> Result<Json, CmdError> {
     Json::parse(b).map_err(err::parse)
 }
 
+/// Parses a whole document argument (a JSON.SET at the root): canonical
+/// text is kept as it is, without building a tree.
+pub fn parse_doc(b: &[u8]) -> Result<JsonDoc, CmdError> {
+    JsonDoc::parse(b).map_err(err::parse)
+}
+
 /// Parses a path argument.
 pub fn parse_path(b: &[u8]) -> Result<JsonPath, CmdError> {
     JsonPath::parse(b).map_err(err::path)
@@ -125,31 +146,17 @@ pub fn parse_path(b: &[u8]) -> Result<JsonPath, CmdError> {
 mod tests {
     use super::*;
 
-    /// The measurement quoted in the module doc. Run alone (it reads the
-    /// process-wide live-bytes counter).
+    /// The sizes quoted in the module doc.
     #[test]
-    #[ignore]
-    fn json_memory() {
-        let text = crate::types::json::tests::ORDER.as_bytes();
-        let n = 1000;
-        let live = crate::alloc::used_memory;
-        let base = live();
-        let strings: Vec<crate::store::Value> = (0..n).map(|_| crate::store::Value::string(text)).collect();
-        let as_string = (live() - base) / n;
-        drop(strings);
-        let base = live();
-        let serde: Vec<serde_json::Value> = (0..n).map(|_| serde_json::from_slice(text).unwrap()).collect();
-        let as_serde = (live() - base) / n;
-        drop(serde);
-        let base = live();
-        let ours: Vec<Json> = (0..n).map(|_| Json::parse(text).unwrap()).collect();
-        let as_ours = (live() - base) / n;
-        let nodes = count_nodes(&ours[0]);
-        println!(
-            "order: {} bytes of text, {nodes} nodes; string {as_string} B, serde_json::Value {as_serde} B, Json {as_ours} B (mem_size {})",
-            text.len(),
-            ours[0].mem_size()
-        );
+    fn document_sizes() {
+        for (text, as_text, as_tree, nodes) in [(SMALL_ORDER, 276, 1048, 20), (ORDER, 1039, 3354, 63)] {
+            let doc = JsonDoc::parse(text.as_bytes()).unwrap();
+            assert!(doc.text().is_some());
+            assert_eq!(doc.heap_size(), as_text);
+            let tree = doc.view();
+            assert_eq!(tree.mem_size(), as_tree);
+            assert_eq!(count_nodes(&tree), nodes);
+        }
     }
 
     fn count_nodes(v: &Json) -> usize {
@@ -159,6 +166,9 @@ mod tests {
             _ => 0,
         }
     }
+
+    /// The order document of issue #21 (236 bytes).
+    pub const SMALL_ORDER: &str = r#"{"id":"o1","user":"u42","status":"paid","items":[{"id":"001","name":"Laptop","quantity":1,"price":1799.99},{"id":"002","name":"Mouse","quantity":2,"price":25.5}],"shipping":{"city":"Berlin","zip":"10115","express":true},"total":1850.99}"#;
 
     /// A ~1 KB e-commerce order, as shops cache them.
     pub const ORDER: &str = r#"{"id":"order:1","created":"2026-11-02T10:15:00Z","status":"paid","customer":{"id":"cust-7731","name":"Ada Lovelace","email":"ada@example.com","tier":"gold"},"shipping":{"name":"Ada Lovelace","street":"12 Analytical Row","city":"London","zip":"N1 9GU","country":"GB","method":"express"},"billing":{"same_as_shipping":true,"card":"visa","last4":"4242"},"items":[{"sku":"SKU-1001","name":"Brass gear set","quantity":1,"price":24.5,"tags":["mechanical","brass"]},{"sku":"SKU-2002","name":"Punched card pack (500)","quantity":3,"price":9.99,"tags":["paper"]},{"sku":"SKU-3003","name":"Difference engine manual","quantity":1,"price":45.0,"tags":["book","history"]}],"subtotal":99.47,"discount":{"code":"AUTUMN10","amount":9.95},"tax":17.9,"shipping_cost":6.5,"total":113.92,"currency":"GBP","channel":"web","gift_wrap":false,"loyalty_points":113,"notes":"Leave with the concierge if nobody answers.","history":[{"at":"2026-11-02T10:15:00Z","event":"created"},{"at":"2026-11-02T10:16:12Z","event":"paid"}]}"#;

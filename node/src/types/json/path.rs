@@ -157,6 +157,20 @@ impl JsonPath {
         eval(&self.segments, root, root, true)
     }
 
+    /// The steps of a static path (only single names and indexes, no
+    /// wildcards, filters, slices, unions or `..`); `None` otherwise. The
+    /// root path has no steps.
+    pub fn static_steps(&self) -> Option<Vec<Step<'_>>> {
+        self.segments
+            .iter()
+            .map(|s| match (s.descendant, s.selectors.as_slice()) {
+                (false, [Selector::Name(n)]) => Some(Step::Name(n)),
+                (false, [Selector::Index(i)]) => Some(Step::Index(*i)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// For a static path (only single names and indexes, no wildcards,
     /// filters, slices, unions or `..`) with at least one step: the
     /// locations of its parent and its last step. `None` otherwise.
@@ -179,6 +193,14 @@ impl JsonPath {
         begin();
         Some((eval(parent, root, root, true), last))
     }
+}
+
+/// One step of a static path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'p> {
+    Name(&'p [u8]),
+    /// Negative indexes count from the end.
+    Index(i64),
 }
 
 /// The last step of a static path.

@@ -1,9 +1,9 @@
-//! The JSON value tree: `Json` (one node) and `JsonDoc` (what a key holds).
+//! The JSON value tree: `Json` (one node); `doc` has what a key holds.
 //!
 //! Owns parsing (serde_json's tokenizer driving our own visitor, with the
 //! nesting-depth limit), serialisation (compact and RedisJSON's
-//! INDENT/NEWLINE/SPACE formatting), equality as RedisJSON defines it, memory
-//! accounting, and the binary form used by DUMP/RESTORE.
+//! INDENT/NEWLINE/SPACE formatting), equality as RedisJSON defines it and
+//! memory accounting.
 //!
 //! Representation: objects are vectors of `(key, value)` pairs in insertion
 //! order, strings and keys are `SmallBytes` (up to 22 bytes inline), numbers
@@ -15,8 +15,9 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use crate::types::codec::{put_len, Reader};
 use crate::types::SmallBytes;
+
+pub use super::doc::{JsonDoc, MAX_DOC_BYTES};
 
 /// Deepest nesting of arrays/objects a document may have (RedisJSON's limit).
 pub const MAX_DEPTH: usize = 128;
@@ -178,44 +179,6 @@ impl Json {
     pub fn write(&self, out: &mut Vec<u8>, fmt: &Format) {
         write_value(self, out, fmt, 0);
     }
-
-    /// Appends the binary form (see `dump_into` of `JsonDoc`).
-    fn dump_node(&self, out: &mut Vec<u8>) {
-        match self {
-            Json::Null => out.push(T_NULL),
-            Json::Bool(false) => out.push(T_FALSE),
-            Json::Bool(true) => out.push(T_TRUE),
-            Json::Int(n) => {
-                out.push(T_INT);
-                out.extend_from_slice(&n.to_le_bytes());
-            }
-            Json::Float(f) => {
-                out.push(T_FLOAT);
-                out.extend_from_slice(&f.to_bits().to_le_bytes());
-            }
-            Json::Str(s) => {
-                out.push(T_STR);
-                put_len(out, s.len());
-                out.extend_from_slice(s);
-            }
-            Json::Array(a) => {
-                out.push(T_ARRAY);
-                put_len(out, a.len());
-                for v in a {
-                    v.dump_node(out);
-                }
-            }
-            Json::Object(m) => {
-                out.push(T_OBJECT);
-                put_len(out, m.len());
-                for (k, v) in m {
-                    put_len(out, k.len());
-                    out.extend_from_slice(k);
-                    v.dump_node(out);
-                }
-            }
-        }
-    }
 }
 
 /// RedisJSON's output formatting options (JSON.GET INDENT / NEWLINE / SPACE).
@@ -229,7 +192,7 @@ pub struct Format<'a> {
 impl Format<'_> {
     pub const COMPACT: Format<'static> = Format { indent: b"", newline: b"", space: b"" };
 
-    fn is_compact(&self) -> bool {
+    pub fn is_compact(&self) -> bool {
         self.indent.is_empty() && self.newline.is_empty() && self.space.is_empty()
     }
 
@@ -536,143 +499,6 @@ impl<'de> de::Deserialize<'de> for KeyBytes {
     }
 }
 
-// Binary form tags.
-const DUMP_VERSION: u8 = 1;
-const T_NULL: u8 = 0;
-const T_FALSE: u8 = 1;
-const T_TRUE: u8 = 2;
-const T_INT: u8 = 3;
-const T_FLOAT: u8 = 4;
-const T_STR: u8 = 5;
-const T_ARRAY: u8 = 6;
-const T_OBJECT: u8 = 7;
-
-/// Decoding helpers on top of the shared reader.
-trait ReadJson {
-    fn string(&mut self) -> Option<SmallBytes>;
-    fn node(&mut self, depth: usize) -> Option<Json>;
-}
-
-impl ReadJson for Reader<'_> {
-    fn string(&mut self) -> Option<SmallBytes> {
-        let n = self.len()?;
-        let s = self.take(n)?;
-        std::str::from_utf8(s).ok()?;
-        Some(SmallBytes::new(s))
-    }
-    fn node(&mut self, depth: usize) -> Option<Json> {
-        Some(match self.u8()? {
-            T_NULL => Json::Null,
-            T_FALSE => Json::Bool(false),
-            T_TRUE => Json::Bool(true),
-            T_INT => Json::Int(self.u64()? as i64),
-            T_FLOAT => {
-                let f = f64::from_bits(self.u64()?);
-                if !f.is_finite() {
-                    return None;
-                }
-                Json::Float(f)
-            }
-            T_STR => Json::Str(self.string()?),
-            T_ARRAY => {
-                if depth >= MAX_DEPTH {
-                    return None;
-                }
-                let n = self.len()?;
-                // Every element takes at least one byte: a bogus count cannot
-                // make us reserve more than the input's size.
-                let mut v = Vec::with_capacity(n.min(self.remaining()));
-                for _ in 0..n {
-                    v.push(self.node(depth + 1)?);
-                }
-                Json::Array(v)
-            }
-            T_OBJECT => {
-                if depth >= MAX_DEPTH {
-                    return None;
-                }
-                let n = self.len()?;
-                let mut m = Members::with_capacity(n.min(self.remaining() / 2));
-                for _ in 0..n {
-                    let k = self.string()?;
-                    let v = self.node(depth + 1)?;
-                    m.push((k, v));
-                }
-                Json::Object(m)
-            }
-            _ => return None,
-        })
-    }
-}
-
-/// What a JSON key holds: the document and an upper bound of its memory use
-/// (kept cheaply so the document size limit costs nothing per write; see
-/// `JsonDoc::reserve`).
-#[derive(Clone, Debug)]
-pub struct JsonDoc {
-    pub root: Json,
-    approx_bytes: usize,
-}
-
-/// Largest memory a single JSON document may use (bytes, as `mem_size`
-/// counts them).
-pub const MAX_DOC_BYTES: usize = 128 << 20;
-
-impl JsonDoc {
-    pub fn new(root: Json) -> JsonDoc {
-        let approx_bytes = root.mem_size();
-        JsonDoc { root, approx_bytes }
-    }
-
-    /// Accounts for a write that adds up to `added` bytes; refuses it when
-    /// the document would exceed `limit`. The running figure only grows (a
-    /// replaced value is not subtracted), so when it passes the limit the
-    /// real size is measured before refusing.
-    pub fn reserve(&mut self, added: usize, limit: usize) -> bool {
-        let projected = self.approx_bytes.saturating_add(added);
-        if projected <= limit {
-            self.approx_bytes = projected;
-            return true;
-        }
-        self.approx_bytes = self.root.mem_size();
-        let projected = self.approx_bytes.saturating_add(added);
-        if projected <= limit {
-            self.approx_bytes = projected;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Heap bytes of the whole document (for MEMORY-style estimates).
-    pub fn heap_size(&self) -> usize {
-        self.root.mem_size()
-    }
-
-    /// Appends the document's binary form: a version byte, then each node as
-    /// a tag byte followed by its payload (little-endian numbers, varint
-    /// lengths, UTF-8 strings, members as key-value pairs in order).
-    pub fn dump_into(&self, out: &mut Vec<u8>) {
-        out.push(DUMP_VERSION);
-        self.root.dump_node(out);
-    }
-
-    /// Reads what `dump_into` wrote; `None` for anything malformed
-    /// (truncated, trailing bytes, bad UTF-8, too deep, unknown tags).
-    pub fn from_dump(bytes: &[u8]) -> Option<Self> {
-        let (&ver, rest) = bytes.split_first()?;
-        if ver != DUMP_VERSION {
-            return None;
-        }
-        let mut r = Reader::new(rest);
-        let root = r.node(0)?;
-        if r.remaining() != 0 {
-            return None;
-        }
-        Some(JsonDoc::new(root))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -778,37 +604,5 @@ mod tests {
         let mut out = Vec::new();
         write_array([&v].into_iter(), &mut out, &Format { indent: b" ", newline: b"\n", space: b"" });
         assert_eq!(String::from_utf8(out).unwrap(), "[\n {\n  \"a\":[\n   1,\n   2\n  ],\n  \"b\":{},\n  \"c\":[]\n }\n]");
-    }
-
-    #[test]
-    fn dump_round_trip_and_garbage() {
-        let v = p("{\"s\":\"short\",\"l\":\"a string longer than twenty-two bytes\",\"n\":[1,-2,3.25,null,true,false],\"o\":{\"x\":{}}}");
-        let doc = JsonDoc::new(v);
-        let mut buf = Vec::new();
-        doc.dump_into(&mut buf);
-        let back = JsonDoc::from_dump(&buf).unwrap();
-        assert!(back.root.same(&doc.root));
-        assert_eq!(text(&back.root), text(&doc.root));
-        for cut in 0..buf.len() {
-            assert!(JsonDoc::from_dump(&buf[..cut]).is_none(), "truncated at {cut}");
-        }
-        let mut extra = buf.clone();
-        extra.push(0);
-        assert!(JsonDoc::from_dump(&extra).is_none());
-        assert!(JsonDoc::from_dump(&[DUMP_VERSION, T_ARRAY, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_none());
-        assert!(JsonDoc::from_dump(&[DUMP_VERSION, T_STR, 1, 0xff]).is_none());
-        assert!(JsonDoc::from_dump(&[9, T_NULL]).is_none());
-        let deep: Vec<u8> = std::iter::once(DUMP_VERSION).chain(std::iter::repeat_n([T_ARRAY, 1], 200).flatten()).chain([T_NULL]).collect();
-        assert!(JsonDoc::from_dump(&deep).is_none());
-    }
-
-    #[test]
-    fn size_limit_accounting() {
-        let mut doc = JsonDoc::new(p("[1,2,3]"));
-        let base = doc.root.mem_size();
-        assert!(doc.reserve(100, base + 100));
-        // The running figure over-counts; a real measurement lets it through.
-        assert!(doc.reserve(100, base + 100));
-        assert!(!doc.reserve(101, base + 100));
     }
 }
