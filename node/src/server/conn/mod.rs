@@ -222,6 +222,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             monitor: None,
             replica: None,
             repl_port: 0,
+            repl_psync2: false,
             reply: Default::default(),
             unblocked: false,
             tracking: None,
