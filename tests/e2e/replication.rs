@@ -11,7 +11,9 @@
 //! continues with `+CONTINUE` (Damselfly and redis-server, as primary and
 //! as replica), PSYNC's exact answers in and out of the backlog, its size
 //! and TTL, and a promoted replica serving its former siblings from its
-//! second replication id. `replica-read-only`'s replies as Redis gives
+//! second replication id. Chained replicas (Damselfly and redis-server
+//! replicas of a Damselfly replica) get the primary's stream and continue
+//! from the middle replica's backlog. `replica-read-only`'s replies as Redis gives
 //! them. Waits are on observable state (the replica's
 //! `master_link_status`, WAIT's acknowledgements), never on sleeps.
 //! redis-server comes from PATH; the tests fail when it is missing.
@@ -616,4 +618,47 @@ fn a_read_only_replica_refuses_clients_writes_as_redis_does() {
         assert_eq!(raw.cmd(args), *want, "{args:?}");
     }
     assert_eq!(info_field(&mut r, "slave_read_only").as_deref(), Some("1"));
+}
+
+#[test]
+fn replicas_of_a_replica_get_the_primarys_stream() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 50);
+    let a = Server::start_with(&["--shards", "2", "--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let mut ra = conn(a.port);
+    assert!(wait_until(30, || link_up(&mut ra)));
+    // Sub-replicas sync from `a` while the primary keeps writing.
+    let a_port = a.port.to_string();
+    let b = Server::start_with(&["--shards", "3", "--replicaof", "127.0.0.1", &a_port]);
+    let c = Redis::start_with(&["--replicaof", "127.0.0.1", &a_port]);
+    let (mut rb, mut rc) = (conn(b.port), conn(c.port));
+    write_round(&mut p, "during", 100);
+    for r in [&mut rb, &mut rc] {
+        assert!(wait_until(30, || link_up(r)));
+    }
+    write_round(&mut p, "after", 50);
+    wait_one(&mut p);
+    // The same history everywhere: the primary's id and offsets.
+    for r in [&mut ra, &mut rb, &mut rc] {
+        assert!(wait_until(30, || offsets_agree(&mut p, r)));
+        assert_eq!(info_field(r, "master_replid"), info_field(&mut p, "master_replid"));
+    }
+    let want = contents(&mut p);
+    for r in [&mut ra, &mut rb, &mut rc] {
+        assert_eq!(contents(r), want);
+    }
+    assert_eq!(info_field(&mut ra, "connected_slaves").as_deref(), Some("2"));
+    // A sub-replica whose link breaks continues from `a`'s backlog.
+    assert_eq!(kill_replicas(&mut ra), 2);
+    write_round(&mut p, "cut", 50);
+    assert!(wait_until(30, || syncs(&mut ra) == (2, 2, 0)), "{:?}", syncs(&mut ra));
+    wait_one(&mut p);
+    for r in [&mut rb, &mut rc] {
+        assert!(wait_until(30, || offsets_agree(&mut p, r)));
+    }
+    let want = contents(&mut p);
+    for r in [&mut rb, &mut rc] {
+        assert_eq!(contents(r), want);
+    }
 }

@@ -165,7 +165,7 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
             }
         })
         .map_err(|e| e.to_string())?;
-    let mut link = Link { engine, sink, raw: Vec::new(), committed: 0 };
+    let mut link = Link { engine, sink, raw: Vec::new(), committed: 0, held: None };
     let res = link.stream(master, gen, &mut sock, &mut r);
     // What was applied counts, however the link ended: a partial resync
     // continues after it.
@@ -247,6 +247,9 @@ struct Link<'a> {
     /// are whole commands outside a transaction, sent to the shards.
     raw: Vec<u8>,
     committed: usize,
+    /// `ReplState::apply_gate`, held from the first command sent to the
+    /// shards until it counts.
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Link<'_> {
@@ -256,6 +259,7 @@ impl Link<'_> {
         if self.committed == 0 {
             return Ok(());
         }
+        let _gate = self.held.take();
         if let Err(e) = self.sink.barrier() {
             // A command could not be applied, and the batch it was in
             // stopped there: the data matches no offset of the primary's
@@ -270,6 +274,12 @@ impl Link<'_> {
         self.raw.drain(..self.committed);
         self.committed = 0;
         Ok(())
+    }
+
+    fn hold(&mut self) {
+        if self.held.is_none() {
+            self.held = Some(self.engine.repl.apply_gate.clone().blocking_lock_owned());
+        }
     }
 
     /// Applies the stream until the link breaks or is ended.
@@ -295,6 +305,7 @@ impl Link<'_> {
             match (name.as_slice(), &mut multi) {
                 (b"MULTI", None) => multi = Some(Vec::new()),
                 (b"EXEC", Some(_)) => {
+                    self.hold();
                     for c in multi.take().unwrap_or_default() {
                         apply_one(engine, &mut self.sink, &mut db, &c)?;
                     }
@@ -307,7 +318,10 @@ impl Link<'_> {
                     sock.write_all(&resp(&["REPLCONF", "ACK", &off])).map_err(|e| e.to_string())?;
                 }
                 (_, Some(cmds)) => cmds.push(cmd),
-                (_, None) => apply_one(engine, &mut self.sink, &mut db, &cmd)?,
+                (_, None) => {
+                    self.hold();
+                    apply_one(engine, &mut self.sink, &mut db, &cmd)?
+                }
             }
             if multi.is_none() {
                 self.committed = self.raw.len();

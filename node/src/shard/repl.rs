@@ -60,6 +60,10 @@ pub struct ReplState {
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
+    /// Held by a replica's link from applying stream bytes until they count
+    /// (`propagate`), and by a snapshot for a sub-replica while the shards
+    /// cut: the snapshot then matches the offset exactly.
+    pub apply_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// `master_replid2` when there is no previous history.
@@ -121,6 +125,7 @@ impl Default for ReplState {
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
+            apply_gate: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 }
