@@ -283,28 +283,54 @@ fn a_damselfly_replica_started_with_replicaof_resyncs_after_sigkill() {
     assert_eq!(contents(&mut r), contents(&mut p));
 }
 
+fn used_memory(c: &mut Connection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("memory").query(c).unwrap();
+    info.lines().find_map(|l| l.strip_prefix("used_memory:").and_then(|v| v.parse().ok())).unwrap()
+}
+
+/// `used_memory` once the journal writer has taken every write made so far
+/// (WAIT 0 0 waits for it): what is held, not what is queued.
+fn settled_memory(c: &mut Connection) -> i64 {
+    let _: i64 = redis::cmd("WAIT").arg(0).arg(0).query(c).unwrap();
+    used_memory(c)
+}
+
 #[test]
 fn a_replica_that_does_not_read_is_dropped_past_its_buffer_limit() {
-    let primary = Server::start_with(&["--client-output-buffer-limit", "replica 256kb 0 0"]);
+    let primary = Server::start_with(&["--client-output-buffer-limit", "replica 1mb 0 0"]);
     let mut p = conn(primary.port);
     let mut replica = primary.raw();
     replica.send_cmd(&[b"PSYNC", b"?", b"-1"]);
     // It is fed (the primary lists it) but never reads.
     assert!(wait_until(30, || info_field(&mut p, "slave0").is_some()));
     let value = "v".repeat(64 * 1024);
-    let mut writes = 0;
+    let base = settled_memory(&mut p);
+    let (mut writes, mut peak) = (0, 0);
+    // One key overwritten: what grows is the replica's unsent stream, up
+    // to its limit.
     while info_field(&mut p, "slave0").is_some() {
-        let _: () = redis::cmd("SET").arg(format!("big:{writes}")).arg(&value).query(&mut p).unwrap();
+        let _: () = redis::cmd("SET").arg("big").arg(&value).query(&mut p).unwrap();
+        peak = peak.max(settled_memory(&mut p) - base);
         writes += 1;
         assert!(writes < 2000, "the replica was never dropped");
     }
-    // Writes went on regardless, and the dropped replica's connection is
-    // closed.
-    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut p).unwrap(), writes);
+    // Writes went on regardless; memory grew far less than what was
+    // written (up to 2000 x 64kb would have been, undropped); the dropped
+    // replica's connection is closed.
+    assert!(peak < 32 << 20, "{peak} bytes more after {writes} writes of 64kb");
     assert!(wait_until(30, || {
         let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut p).unwrap();
         list.lines().count() == 1
     }));
+    assert_eq!(info_field(&mut p, "connected_slaves").as_deref(), Some("0"));
+    // Nothing grows for it any more: 12mb more written, and no more held
+    // than the backlog filling up to its 1mb (in a buffer that may double).
+    let dropped = settled_memory(&mut p);
+    for _ in 0..200 {
+        let _: () = redis::cmd("SET").arg("big").arg(&value).query(&mut p).unwrap();
+    }
+    let after = settled_memory(&mut p) - dropped;
+    assert!(after < 4 << 20, "{after} bytes more after 200 writes without the replica (peak {peak})");
     drop(replica);
 }
 
@@ -661,4 +687,28 @@ fn replicas_of_a_replica_get_the_primarys_stream() {
     for r in [&mut rb, &mut rc] {
         assert_eq!(contents(r), want);
     }
+}
+
+#[test]
+fn a_replica_with_appendonly_journals_what_it_applies() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 50);
+    let dir = damselfly_tests::cluster::TempDir::new("journaling-replica");
+    let port = primary.port.to_string();
+    let journal = ["--shards", "2", "--dir", dir.path(), "--appendonly", "yes", "--save", ""];
+    let mut replica = Server::start_with(&[&journal[..], &["--replicaof", "127.0.0.1", &port]].concat());
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    write_round(&mut p, "after", 50);
+    wait_one(&mut p);
+    let want = contents(&mut p);
+    assert_eq!(contents(&mut r), want);
+    // Restarted on its own (not a replica any more), it has it all from
+    // its journal: the synced data set and the stream after it.
+    assert!(replica.terminate(std::time::Duration::from_secs(30)));
+    let alone = Server::start_with(&journal);
+    let mut a = conn(alone.port);
+    assert!(wait_until(30, || redis::cmd("DBSIZE").query::<i64>(&mut a).is_ok()), "still loading");
+    assert_eq!(contents(&mut a), want);
 }

@@ -253,7 +253,7 @@ pub fn info(engine: &crate::shard::Engine) -> String {
             )
         }
     };
-    for (i, f) in engine.repl.feeds().iter().enumerate() {
+    for (i, f) in engine.repl.feeds().iter().filter(|f| f.phase() != Phase::Dropped).enumerate() {
         let lag = now.saturating_sub(f.acked_ms.load(Relaxed)) / 1000;
         t.push_str(&format!(
             "slave{i}:ip={},port={},state={},offset={},lag={lag}\r\n",

@@ -421,12 +421,20 @@ impl Writer {
         self.propagate(&self.buf[fresh]);
     }
 
+    /// Empties the batch buffer, giving back what a burst grew it to.
+    fn clear_buf(buf: &mut Vec<u8>) {
+        buf.clear();
+        if buf.capacity() > 1 << 20 {
+            buf.shrink_to(1 << 16);
+        }
+    }
+
     /// Writes what is buffered, and fsyncs when asked; then tells waiting
     /// clients what is durable.
     fn flush(&mut self, sync: bool) {
         self.feed_replicas();
         let Some(file) = &mut self.file else {
-            self.buf.clear();
+            Self::clear_buf(&mut self.buf);
             self.fed = 0;
             let st = &self.engine.journal;
             st.durable.store(self.handled, Relaxed);
@@ -441,7 +449,7 @@ impl Writer {
             let start = Instant::now();
             match file.write_all(&self.buf) {
                 Ok(()) => {
-                    self.buf.clear();
+                    Self::clear_buf(&mut self.buf);
                     self.fed = 0;
                     self.unsynced = true;
                 }
