@@ -332,6 +332,8 @@ pub struct FeedState {
     pub start: u64,
     /// The snapshot file, once written.
     pub rdb: Option<PathBuf>,
+    /// The snapshot being sent (already unlinked) and its bytes left.
+    pub sending: Option<(std::fs::File, u64)>,
     /// Stream bytes not yet taken by the connection.
     pub pending: Vec<u8>,
     pub why: String,
@@ -346,6 +348,7 @@ impl Feed {
                 phase: Phase::WaitCut,
                 start: 0,
                 rdb: None,
+                sending: None,
                 pending: Vec::new(),
                 why: String::new(),
                 told: false,
