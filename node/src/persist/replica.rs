@@ -285,7 +285,7 @@ impl Link<'_> {
     /// Applies the stream until the link breaks or is ended.
     fn stream(&mut self, master: &Master, gen: u64, sock: &mut TcpStream, r: &mut BufReader<TcpStream>) -> Result<(), String> {
         let engine = self.engine;
-        let mut db = 0usize;
+        let mut db = engine.repl.link_db.load(Relaxed);
         let mut multi: Option<Vec<Vec<Vec<u8>>>> = None;
         loop {
             if r.buffer().is_empty() {
@@ -325,6 +325,7 @@ impl Link<'_> {
             }
             if multi.is_none() {
                 self.committed = self.raw.len();
+                engine.repl.link_db.store(db, Relaxed);
             }
         }
     }

@@ -45,6 +45,9 @@ pub struct ReplState {
     pub generation: AtomicU64,
     /// `master` is set (read on every write command: no lock).
     pub following: AtomicBool,
+    /// The database the applied stream last selected (a partial resync
+    /// continues in it: the primary does not repeat its SELECT).
+    pub link_db: std::sync::atomic::AtomicUsize,
     /// The id of the history this node had before its current one
     /// (`master_replid2`, all zeros: none) and the first offset that is not
     /// part of it (`second_repl_offset`, -1: none).
@@ -118,6 +121,7 @@ impl Default for ReplState {
             master: Mutex::new(None),
             generation: AtomicU64::new(0),
             following: AtomicBool::new(false),
+            link_db: std::sync::atomic::AtomicUsize::new(0),
             replid2: Mutex::new(NO_REPLID.into()),
             second_offset: AtomicI64::new(-1),
             backlog: Mutex::new(Backlog::new(1 << 20)),
@@ -211,6 +215,7 @@ impl ReplState {
         *self.replid2.lock().unwrap_or_else(|e| e.into_inner()) = NO_REPLID.into();
         self.second_offset.store(-1, Relaxed);
         self.offset.store(offset, Relaxed);
+        self.link_db.store(0, Relaxed);
         b.activate();
         self.active.store(true, Relaxed);
     }
