@@ -353,3 +353,23 @@ fn apply_one(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Vec<u8>])
     }
     sink.replicated(*db, args.iter().map(|a| bytes::Bytes::copy_from_slice(a)).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tee_records_exactly_the_bytes_read() {
+        let stream = b"*1\r\n$4\r\nPING\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*1\r\n$4\r\nPI";
+        let mut r = std::io::BufReader::with_capacity(7, &stream[..]);
+        let mut raw = Vec::new();
+        let mut at = 0;
+        for want in [&["PING"][..], &["SELECT", "3"]] {
+            let Read1::Command(args) = read_command(&mut Tee { r: &mut r, raw: &mut raw }, &mut at).unwrap() else { panic!("no command") };
+            assert_eq!(args, want.iter().map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>());
+        }
+        assert_eq!(raw, &stream[..raw.len()]);
+        assert_eq!(raw.len(), 14 + 23);
+        assert!(matches!(read_command(&mut Tee { r: &mut r, raw: &mut raw }, &mut at).unwrap(), Read1::Torn));
+    }
+}

@@ -458,6 +458,56 @@ impl Feed {
 mod tests {
     use super::*;
 
+    fn pending(f: &Feed) -> String {
+        String::from_utf8(f.lock().pending.clone()).unwrap()
+    }
+
+    #[test]
+    fn a_replica_continues_from_the_backlog_and_gets_what_follows() {
+        let r = ReplState::default();
+        r.new_history(Some("a".repeat(40)), 100);
+        r.propagate(b"0123456789", MIN, 0);
+        assert_eq!(r.offset.load(Relaxed), 110);
+        let id = "a".repeat(40);
+        // From byte 105: the backlog's last six bytes, then the stream.
+        let f = Arc::new(Feed::new(1, "127.0.0.1".into(), 6380, None));
+        assert!(r.try_continue(&f, &id, 105, true));
+        assert_eq!(pending(&f), format!("+CONTINUE {id}\r\n456789"));
+        r.propagate(b"xy", MIN, 0);
+        assert!(pending(&f).ends_with("456789xy"));
+        // Without psync2 the id is not named; nothing owed from the end.
+        let g = Arc::new(Feed::new(2, "127.0.0.1".into(), 6381, None));
+        assert!(r.try_continue(&g, &id, 113, false));
+        assert_eq!(pending(&g), "+CONTINUE\r\n");
+        // Before the backlog, past the end, or another history: refused.
+        for (rid, from) in [(id.as_str(), 100), (id.as_str(), 114), (&"b".repeat(40)[..], 105)] {
+            assert!(!r.try_continue(&Arc::new(Feed::new(3, String::new(), 0, None)), rid, from, true), "{rid} {from}");
+        }
+        assert_eq!(r.feeds().len(), 2);
+    }
+
+    #[test]
+    fn a_promoted_replica_serves_its_former_history_up_to_the_promotion() {
+        let r = ReplState::default();
+        let old = "c".repeat(40);
+        r.set_master(Some(Arc::new(Master::new("127.0.0.1".into(), 1))));
+        r.new_history(Some(old.clone()), 50);
+        r.propagate(b"abcd", MIN, 0);
+        r.set_master(None);
+        assert_eq!(r.replid2(), old);
+        assert_eq!(r.second_offset.load(Relaxed), 55);
+        assert_ne!(r.replid(), old);
+        // The new history's bytes follow in the same offsets.
+        r.propagate(b"ef", MIN, 0);
+        let f = Arc::new(Feed::new(1, String::new(), 0, None));
+        assert!(r.try_continue(&f, &old, 53, true));
+        assert_eq!(pending(&f), format!("+CONTINUE {}\r\ncdef", r.replid()));
+        // A sibling that had more of the old history than this node cannot.
+        assert!(!r.try_continue(&Arc::new(Feed::new(2, String::new(), 0, None)), &old, 56, true));
+    }
+
+    const MIN: u64 = crate::config::repl::BACKLOG_MIN_SIZE;
+
     #[test]
     fn a_feed_over_its_limit_is_dropped() {
         let f = Feed::new(1, "127.0.0.1".into(), 6380, None);
