@@ -644,6 +644,10 @@ fn a_read_only_replica_refuses_clients_writes_as_redis_does() {
     let mut r = conn(replica.port);
     assert!(wait_until(30, || link_up(&mut r)));
     let ro = "-READONLY You can't write against a read only replica.\r\n";
+    // A replica whose link is down serves no sync (its data may not be its
+    // primary's), as Redis.
+    let cut_off = Server::start_with(&["--replicaof", "127.0.0.1", &damselfly_tests::free_port().to_string()]);
+    assert_eq!(cut_off.raw().cmd(&["PSYNC", "?", "-1"]), "-NOMASTERLINK Can't SYNC while not connected with my master\r\n");
     let cases: &[(&[&str], &str)] = &[
         (&["CONFIG", "GET", "replica-read-only"], "*2\r\n$17\r\nreplica-read-only\r\n$3\r\nyes\r\n"),
         (&["SET", "k", "x"], ro),

@@ -105,6 +105,11 @@ fn replicaof(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
 /// feed fills (`server::conn::replica`).
 async fn sync(cx: &mut dyn Coord, psync: Option<&[Bytes]>) -> CmdResult {
     let engine = cx.engine().clone();
+    // A replica serves its own replicas only while its data is its
+    // primary's (not while it is resynchronising or cut off), as Redis.
+    if engine.repl.master().is_some_and(|m| !m.link_up.load(Relaxed)) {
+        return Err(CmdError::Other("NOMASTERLINK Can't SYNC while not connected with my master".into()));
+    }
     let s = cx.client()?;
     if s.replica.is_some() {
         return Ok(());
