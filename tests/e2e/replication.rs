@@ -648,6 +648,9 @@ fn a_read_only_replica_refuses_clients_writes_as_redis_does() {
     // primary's), as Redis.
     let cut_off = Server::start_with(&["--replicaof", "127.0.0.1", &damselfly_tests::free_port().to_string()]);
     assert_eq!(cut_off.raw().cmd(&["PSYNC", "?", "-1"]), "-NOMASTERLINK Can't SYNC while not connected with my master\r\n");
+    let mut c = conn(cut_off.port);
+    assert_eq!(info_field(&mut c, "master_link_down_since_seconds").as_deref(), Some("-1"));
+    assert_eq!(info_field(&mut r, "master_link_down_since_seconds"), None);
     let cases: &[(&[&str], &str)] = &[
         (&["CONFIG", "GET", "replica-read-only"], "*2\r\n$17\r\nreplica-read-only\r\n$3\r\nyes\r\n"),
         (&["SET", "k", "x"], ro),

@@ -247,8 +247,14 @@ pub fn info(engine: &crate::shard::Engine) -> String {
                 ms => (now.saturating_sub(ms) / 1000) as i64,
             };
             let off = engine.repl.offset.load(Relaxed);
+            // As Redis: how long the link has been down (-1: never up).
+            let down = match (up, m.down_since_ms.load(Relaxed)) {
+                (true, _) => String::new(),
+                (false, 0) => "master_link_down_since_seconds:-1\r\n".into(),
+                (false, ms) => format!("master_link_down_since_seconds:{}\r\n", now.saturating_sub(ms) / 1000),
+            };
             format!(
-                "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{last_io}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{off}\r\nslave_repl_offset:{off}\r\nslave_priority:100\r\nslave_read_only:{}\r\nreplica_announced:1\r\nconnected_slaves:{}\r\n",
+                "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{last_io}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{off}\r\nslave_repl_offset:{off}\r\n{down}slave_priority:100\r\nslave_read_only:{}\r\nreplica_announced:1\r\nconnected_slaves:{}\r\n",
                 m.host,
                 m.port,
                 if up { "up" } else { "down" },

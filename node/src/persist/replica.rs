@@ -39,7 +39,9 @@ pub fn follow(engine: &Arc<Engine>, host: String, port: u16) {
                     warn!("replication link with {}:{}: {err}", master.host, master.port);
                 }
             }
-            master.link_up.store(false, Relaxed);
+            if master.link_up.swap(false, Relaxed) {
+                master.down_since_ms.store(crate::util::now_ms(), Relaxed);
+            }
             master.syncing.store(false, Relaxed);
             if e.repl.generation() == gen {
                 std::thread::sleep(Duration::from_secs(1));

@@ -82,6 +82,8 @@ pub struct Master {
     pub syncing: AtomicBool,
     /// When the primary last sent something (ms).
     pub last_io_ms: AtomicU64,
+    /// When the link last went down (ms; 0: it never was up).
+    pub down_since_ms: AtomicU64,
     /// The link's socket, shut down when the node stops following.
     pub sock: Mutex<Option<std::net::TcpStream>>,
 }
@@ -94,6 +96,7 @@ impl Master {
             link_up: AtomicBool::new(false),
             syncing: AtomicBool::new(false),
             last_io_ms: AtomicU64::new(0),
+            down_since_ms: AtomicU64::new(0),
             sock: Mutex::new(None),
         }
     }
