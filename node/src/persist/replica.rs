@@ -89,6 +89,14 @@ fn ask(sock: &mut TcpStream, r: &mut impl BufRead, args: &[&str]) -> Result<Stri
 }
 
 fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), String> {
+    // The data (and, with appendonly, the journal's writer) are set up
+    // first, as Redis loads before it connects to its primary.
+    while engine.saves.loading() {
+        if engine.repl.generation() != gen {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let addr = format!("{}:{}", master.host, master.port);
     let mut sock = TcpStream::connect(&addr).map_err(|e| format!("connecting: {e}"))?;
     sock.set_nodelay(true).ok();
