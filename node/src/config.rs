@@ -4,6 +4,7 @@
 //! the ones this server cannot change yet are reported with the value that
 //! describes it and refuse any other (`FIXED`).
 
+pub mod repl;
 pub mod tls;
 
 use std::collections::BTreeMap;
@@ -276,6 +277,8 @@ pub struct Config {
     fixed: BTreeMap<String, String>,
     /// `tls-*`: the TLS port, its files and settings (`tls`).
     pub tls: tls::Tls,
+    /// `repl-backlog-*`, `replica-read-only` (`repl`).
+    pub repl: repl::ReplConfig,
 }
 
 /// The cluster bus secret from `--cluster-secret` or `--cluster-secret-file`.
@@ -713,6 +716,7 @@ impl Config {
             log_json: false,
             fixed: FIXED.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             tls: tls::Tls::default(),
+            repl: repl::ReplConfig::default(),
         };
         let mut cfg = cfg;
         if let Some(path) = &args.config_file {
@@ -1025,6 +1029,7 @@ impl Config {
             | "logfile"
             | "log-format" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
             name if tls::Tls::owns(name) => self.tls.set(name, value, false)?,
+            name if repl::ReplConfig::owns(name) => self.repl.set(name, value)?,
             _ => match self.fixed.get(name) {
                 Some(v) if fixed_value_eq(name, v, value) => {}
                 Some(v) => return Err(ConfigError::Fixed(name.to_string(), v.clone())),
@@ -1092,6 +1097,7 @@ impl Config {
         ];
         v.extend(self.fixed.iter().map(|(k, v)| (k.clone(), v.clone())));
         v.extend(self.tls.all());
+        v.extend(self.repl.all());
         v.sort();
         v
     }

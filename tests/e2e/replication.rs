@@ -6,7 +6,15 @@
 //! MULTI/EXEC, scripts, MSET over two shards); ROLE, INFO replication and
 //! WAIT see it; a replica killed with SIGKILL and started again resyncs
 //! and converges; a replica refuses clients' writes (READONLY) until
-//! REPLICAOF NO ONE promotes it. Waits are on observable state (the replica's
+//! REPLICAOF NO ONE promotes it. Partial resynchronisation from the
+//! backlog: a replica whose link is cut (CLIENT KILL TYPE replica)
+//! continues with `+CONTINUE` (Damselfly and redis-server, as primary and
+//! as replica), PSYNC's exact answers in and out of the backlog, its size
+//! and TTL, and a promoted replica serving its former siblings from its
+//! second replication id. Chained replicas (Damselfly and redis-server
+//! replicas of a Damselfly replica) get the primary's stream and continue
+//! from the middle replica's backlog. `replica-read-only`'s replies as Redis gives
+//! them. Waits are on observable state (the replica's
 //! `master_link_status`, WAIT's acknowledgements), never on sleeps.
 //! redis-server comes from PATH; the tests fail when it is missing.
 
@@ -90,6 +98,14 @@ fn contents(c: &mut Connection) -> Vec<(String, String, String, bool)> {
             (k, t, v, ttl > 0)
         })
         .collect()
+}
+
+/// The keys whose type, contents or expiry differ between two nodes.
+fn differences(a: &mut Connection, b: &mut Connection) -> Vec<String> {
+    let (x, y) = (contents(a), contents(b));
+    let mut d: Vec<String> = x.iter().filter(|k| !y.contains(k)).map(|k| format!("only first: {k:?}")).collect();
+    d.extend(y.iter().filter(|k| !x.contains(k)).map(|k| format!("only second: {k:?}")));
+    d
 }
 
 /// WAIT 1 0 on the primary: once it answers 1, the replica acknowledged
@@ -275,28 +291,54 @@ fn a_damselfly_replica_started_with_replicaof_resyncs_after_sigkill() {
     assert_eq!(contents(&mut r), contents(&mut p));
 }
 
+fn used_memory(c: &mut Connection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("memory").query(c).unwrap();
+    info.lines().find_map(|l| l.strip_prefix("used_memory:").and_then(|v| v.parse().ok())).unwrap()
+}
+
+/// `used_memory` once the journal writer has taken every write made so far
+/// (WAIT 0 0 waits for it): what is held, not what is queued.
+fn settled_memory(c: &mut Connection) -> i64 {
+    let _: i64 = redis::cmd("WAIT").arg(0).arg(0).query(c).unwrap();
+    used_memory(c)
+}
+
 #[test]
 fn a_replica_that_does_not_read_is_dropped_past_its_buffer_limit() {
-    let primary = Server::start_with(&["--client-output-buffer-limit", "replica 256kb 0 0"]);
+    let primary = Server::start_with(&["--client-output-buffer-limit", "replica 1mb 0 0"]);
     let mut p = conn(primary.port);
     let mut replica = primary.raw();
     replica.send_cmd(&[b"PSYNC", b"?", b"-1"]);
     // It is fed (the primary lists it) but never reads.
     assert!(wait_until(30, || info_field(&mut p, "slave0").is_some()));
     let value = "v".repeat(64 * 1024);
-    let mut writes = 0;
+    let base = settled_memory(&mut p);
+    let (mut writes, mut peak) = (0, 0);
+    // One key overwritten: what grows is the replica's unsent stream, up
+    // to its limit.
     while info_field(&mut p, "slave0").is_some() {
-        let _: () = redis::cmd("SET").arg(format!("big:{writes}")).arg(&value).query(&mut p).unwrap();
+        let _: () = redis::cmd("SET").arg("big").arg(&value).query(&mut p).unwrap();
+        peak = peak.max(settled_memory(&mut p) - base);
         writes += 1;
         assert!(writes < 2000, "the replica was never dropped");
     }
-    // Writes went on regardless, and the dropped replica's connection is
-    // closed.
-    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut p).unwrap(), writes);
+    // Writes went on regardless; memory grew far less than what was
+    // written (up to 2000 x 64kb would have been, undropped); the dropped
+    // replica's connection is closed.
+    assert!(peak < 32 << 20, "{peak} bytes more after {writes} writes of 64kb");
     assert!(wait_until(30, || {
         let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut p).unwrap();
         list.lines().count() == 1
     }));
+    assert_eq!(info_field(&mut p, "connected_slaves").as_deref(), Some("0"));
+    // Nothing grows for it any more: 12mb more written, and no more held
+    // than the backlog filling up to its 1mb (in a buffer that may double).
+    let dropped = settled_memory(&mut p);
+    for _ in 0..200 {
+        let _: () = redis::cmd("SET").arg("big").arg(&value).query(&mut p).unwrap();
+    }
+    let after = settled_memory(&mut p) - dropped;
+    assert!(after < 4 << 20, "{after} bytes more after 200 writes without the replica (peak {peak})");
     drop(replica);
 }
 
@@ -349,4 +391,383 @@ fn a_damselfly_replica_follows_redis_server() {
     let _: () = redis::cmd("SELECT").arg(3).query(&mut r).unwrap();
     assert_eq!(redis::cmd("GET").arg("in-db-3").query::<String>(&mut r).unwrap(), "x");
     assert!(wait_until(30, || info_field(&mut r, "master_repl_offset") == info_field(&mut p, "master_repl_offset")));
+}
+
+fn stat(c: &mut Connection, field: &str) -> i64 {
+    let info: String = redis::cmd("INFO").arg("stats").query(c).expect("INFO");
+    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).and_then(|v| v.parse().ok())).expect(field)
+}
+
+/// The primary's `sync_full`, `sync_partial_ok` and `sync_partial_err`.
+fn syncs(c: &mut Connection) -> (i64, i64, i64) {
+    (stat(c, "sync_full"), stat(c, "sync_partial_ok"), stat(c, "sync_partial_err"))
+}
+
+fn kill_replicas(c: &mut Connection) -> i64 {
+    redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica").query(c).unwrap()
+}
+
+fn offsets_agree(p: &mut Connection, r: &mut Connection) -> bool {
+    info_field(p, "master_repl_offset") == info_field(r, "master_repl_offset")
+}
+
+#[test]
+fn a_damselfly_replica_continues_from_the_backlog_after_its_link_breaks() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 50);
+    let replica = Server::start_with(&["--shards", "2", "--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    wait_one(&mut p);
+    assert_eq!(syncs(&mut p), (1, 0, 0));
+    // Cut from the primary's side, twice; writes go on while the link is
+    // down, and the replica continues where it was each time.
+    for (round, n) in [("cut1", 1), ("cut2", 2)] {
+        assert_eq!(kill_replicas(&mut p), 1);
+        write_round(&mut p, round, 50);
+        assert!(wait_until(30, || syncs(&mut p) == (1, n, 0)), "{:?}", syncs(&mut p));
+        assert!(wait_until(30, || link_up(&mut r)));
+    }
+    // The stream does not repeat a SELECT after a partial resync: the
+    // replica goes on in the database it was in.
+    let mut p3 = conn(primary.port);
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut p3).unwrap();
+    let _: () = redis::cmd("SET").arg("in-db-3").arg("a").query(&mut p3).unwrap();
+    wait_one(&mut p);
+    assert_eq!(kill_replicas(&mut p), 1);
+    let _: () = redis::cmd("SET").arg("also-in-db-3").arg("b").query(&mut p3).unwrap();
+    assert!(wait_until(30, || syncs(&mut p) == (1, 3, 0)), "{:?}", syncs(&mut p));
+    wait_one(&mut p);
+    let mut r3 = conn(replica.port);
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut r3).unwrap();
+    assert_eq!(redis::cmd("MGET").arg("in-db-3").arg("also-in-db-3").query::<Vec<String>>(&mut r3).unwrap(), ["a", "b"]);
+    write_round(&mut p, "after", 50);
+    wait_one(&mut p);
+    assert_eq!(differences(&mut r, &mut p), Vec::<String>::new());
+    assert!(wait_until(30, || offsets_agree(&mut p, &mut r)));
+    assert_eq!(info_field(&mut r, "master_replid"), info_field(&mut p, "master_replid"));
+    // Both keep a backlog of the same stream: the replica's ends where the
+    // primary's does.
+    for c in [&mut p, &mut r] {
+        let mut f = |n: &str| info_field(c, n).unwrap();
+        let (off, hist, first): (u64, u64, u64) = (
+            f("master_repl_offset").parse().unwrap(),
+            f("repl_backlog_histlen").parse().unwrap(),
+            f("repl_backlog_first_byte_offset").parse().unwrap(),
+        );
+        assert_eq!(f("repl_backlog_active"), "1");
+        assert_eq!(f("repl_backlog_size"), "1048576");
+        assert!(hist > 0 && first == off + 1 - hist, "offset {off}, histlen {hist}, first {first}");
+    }
+    // The replica's connection is typed as Redis types it.
+    let list: String = redis::cmd("CLIENT").arg("LIST").arg("TYPE").arg("replica").query(&mut p).unwrap();
+    assert!(list.contains(" flags=S "), "{list}");
+}
+
+#[test]
+fn psync_answers_continue_only_within_the_backlog() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    // The first replica starts the backlog (and the history it records).
+    let mut first = primary.raw();
+    first.send_cmd(&[b"PSYNC", b"?", b"-1"]);
+    let full = String::from_utf8(first.read_reply()).unwrap();
+    let replid = info_field(&mut p, "master_replid").unwrap();
+    assert!(full.starts_with(&format!("+FULLRESYNC {replid} ")), "{full}");
+    drop(first);
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut p).unwrap();
+    let mut off = 0;
+    assert!(wait_until(10, || {
+        off = info_field(&mut p, "master_repl_offset").unwrap().parse().unwrap();
+        off > 0
+    }));
+    let cont = format!("+CONTINUE {replid}\r\n");
+    let start = (off + 1).to_string();
+    let cases: Vec<(bool, Vec<String>, String)> = vec![
+        // With `capa psync2` the reply names the id, and the stream follows.
+        (true, vec!["PSYNC".into(), replid.clone(), start.clone()], cont.clone()),
+        (false, vec!["PSYNC".into(), replid.clone(), start.clone()], "+CONTINUE\r\n".into()),
+        // From the first byte of the backlog: the SET comes with it.
+        (true, vec!["PSYNC".into(), replid.clone(), "1".into()], cont.clone()),
+    ];
+    for (capa, args, want) in cases {
+        let mut raw = primary.raw();
+        if capa {
+            assert_eq!(raw.cmd(&["REPLCONF", "capa", "eof", "capa", "psync2"]), "+OK\r\n");
+        }
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        raw.send_cmd(&args);
+        assert_eq!(String::from_utf8(raw.read_reply()).unwrap(), want, "{args:?}");
+        if args[2] == b"1" {
+            let stream = String::from_utf8_lossy(&raw.read_reply()).into_owned();
+            assert!(stream.starts_with("*2\r\n$6\r\nSELECT\r\n"), "{stream}");
+        }
+    }
+    // Unknown histories and offsets the backlog does not hold: full.
+    let mut err = 0;
+    for (id, from) in
+        [("0123456789012345678901234567890123456789".to_string(), start.clone()), (replid.clone(), (off + 1_000_000).to_string())]
+    {
+        let mut raw = primary.raw();
+        raw.send_cmd(&[b"PSYNC", id.as_bytes(), from.as_bytes()]);
+        let got = String::from_utf8(raw.read_reply()).unwrap();
+        assert!(got.starts_with("+FULLRESYNC "), "{id} {from}: {got}");
+        err += 1;
+    }
+    assert!(wait_until(10, || syncs(&mut p) == (1 + err, 3, err)), "{:?}", syncs(&mut p));
+
+    // A backlog of 16kb at least (Redis's floor), resized at run time: once
+    // the stream has moved past it, the start is gone.
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("repl-backlog-size").arg("1").query(&mut p).unwrap();
+    let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("repl-backlog-size").query(&mut p).unwrap();
+    assert_eq!(got, ["repl-backlog-size", "16384"]);
+    let _: () = redis::cmd("SET").arg("big").arg("x".repeat(40_000)).query(&mut p).unwrap();
+    assert!(wait_until(10, || info_field(&mut p, "repl_backlog_histlen").as_deref() == Some("16384")));
+    assert_eq!(info_field(&mut p, "repl_backlog_size").as_deref(), Some("16384"));
+    let mut raw = primary.raw();
+    raw.send_cmd(&[b"PSYNC", replid.as_bytes(), b"1"]);
+    assert!(String::from_utf8(raw.read_reply()).unwrap().starts_with("+FULLRESYNC "));
+}
+
+#[test]
+fn the_backlog_is_freed_after_repl_backlog_ttl_without_replicas() {
+    let primary = Server::start_with(&["--repl-backlog-ttl", "1"]);
+    let mut p = conn(primary.port);
+    let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("repl-backlog-ttl").query(&mut p).unwrap();
+    assert_eq!(got, ["repl-backlog-ttl", "1"]);
+    assert_eq!(info_field(&mut p, "repl_backlog_active").as_deref(), Some("0"));
+    let mut raw = primary.raw();
+    raw.send_cmd(&[b"PSYNC", b"?", b"-1"]);
+    assert!(String::from_utf8(raw.read_reply()).unwrap().starts_with("+FULLRESYNC "));
+    assert_eq!(info_field(&mut p, "repl_backlog_active").as_deref(), Some("1"));
+    let replid = info_field(&mut p, "master_replid").unwrap();
+    drop(raw);
+    // Gone a second after the last replica left, with the history's id.
+    assert!(wait_until(30, || info_field(&mut p, "repl_backlog_active").as_deref() == Some("0")));
+    assert_ne!(info_field(&mut p, "master_replid").unwrap(), replid);
+    assert_eq!(info_field(&mut p, "repl_backlog_histlen").as_deref(), Some("0"));
+}
+
+#[test]
+fn a_promoted_replica_lets_its_former_siblings_continue() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 50);
+    let port = primary.port.to_string();
+    let a = Server::start_with(&["--shards", "2", "--replicaof", "127.0.0.1", &port]);
+    let b = Server::start_with(&["--shards", "2", "--replicaof", "127.0.0.1", &port]);
+    let c = Redis::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let (mut ra, mut rb, mut rc) = (conn(a.port), conn(b.port), conn(c.port));
+    for r in [&mut ra, &mut rb, &mut rc] {
+        assert!(wait_until(30, || link_up(r)));
+    }
+    write_round(&mut p, "during", 50);
+    let n: i64 = redis::cmd("WAIT").arg(3).arg(0).query(&mut p).unwrap();
+    assert_eq!(n, 3);
+    // Every replica has the whole stream: stop the primary, promote `a`.
+    assert!(wait_until(30, || [&mut ra, &mut rb, &mut rc].into_iter().all(|r| offsets_agree(&mut p, r))));
+    let (old_id, old_off) = (info_field(&mut p, "master_replid").unwrap(), info_field(&mut p, "master_repl_offset").unwrap());
+    drop(primary);
+    let ok: String = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut ra).unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(info_field(&mut ra, "master_replid2"), Some(old_id.clone()));
+    let second: u64 = info_field(&mut ra, "second_repl_offset").unwrap().parse().unwrap();
+    assert_eq!(second, old_off.parse::<u64>().unwrap() + 1);
+    assert_ne!(info_field(&mut ra, "master_replid"), Some(old_id));
+    // It takes writes at once; its former siblings (a Damselfly node and a
+    // redis-server) follow it with a partial resync and get those writes.
+    write_round(&mut ra, "promoted", 30);
+    for r in [&mut rb, &mut rc] {
+        let ok: String = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(a.port).query(r).unwrap();
+        assert_eq!(ok, "OK");
+    }
+    for r in [&mut rb, &mut rc] {
+        assert!(wait_until(30, || link_up(r)));
+    }
+    assert_eq!(syncs(&mut ra), (0, 2, 0));
+    write_round(&mut ra, "after", 30);
+    let n: i64 = redis::cmd("WAIT").arg(2).arg(0).query(&mut ra).unwrap();
+    assert_eq!(n, 2);
+    let want = contents(&mut ra);
+    assert_eq!(contents(&mut rb), want);
+    assert_eq!(contents(&mut rc), want);
+    assert_eq!(info_field(&mut rc, "master_replid"), info_field(&mut ra, "master_replid"));
+}
+
+#[test]
+fn redis_server_continues_from_a_damselfly_backlog() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 50);
+    let replica = Redis::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    wait_one(&mut p);
+    assert_eq!(kill_replicas(&mut p), 1);
+    write_round(&mut p, "cut", 50);
+    assert!(wait_until(30, || syncs(&mut p) == (1, 1, 0)), "{:?}", syncs(&mut p));
+    write_round(&mut p, "after", 50);
+    wait_one(&mut p);
+    assert_eq!(differences(&mut r, &mut p), Vec::<String>::new());
+    assert!(wait_until(30, || offsets_agree(&mut p, &mut r)));
+}
+
+#[test]
+fn a_damselfly_replica_continues_with_redis_server_after_its_link_breaks() {
+    let primary = Redis::start();
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 50);
+    // One shard: redis-server's MSET over keys a node spreads over shards
+    // cannot be applied (see a_damselfly_replica_follows_redis_server).
+    let replica = Server::start_with(&["--shards", "1", "--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    wait_one(&mut p);
+    assert_eq!(kill_replicas(&mut p), 1);
+    write_round(&mut p, "cut", 50);
+    assert!(wait_until(30, || syncs(&mut p).1 == 1), "{:?}", syncs(&mut p));
+    write_round(&mut p, "after", 50);
+    wait_one(&mut p);
+    assert_eq!(contents(&mut r), contents(&mut p));
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+    assert!(wait_until(30, || offsets_agree(&mut p, &mut r)));
+}
+
+#[test]
+fn a_read_only_replica_refuses_clients_writes_as_redis_does() {
+    let primary = Server::start();
+    let mut p = conn(primary.port);
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut p).unwrap();
+    let replica = Server::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let mut raw = replica.raw();
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    let ro = "-READONLY You can't write against a read only replica.\r\n";
+    // A replica whose link is down serves no sync (its data may not be its
+    // primary's), as Redis.
+    let cut_off = Server::start_with(&["--replicaof", "127.0.0.1", &damselfly_tests::free_port().to_string()]);
+    assert_eq!(cut_off.raw().cmd(&["PSYNC", "?", "-1"]), "-NOMASTERLINK Can't SYNC while not connected with my master\r\n");
+    let mut c = conn(cut_off.port);
+    assert_eq!(info_field(&mut c, "master_link_down_since_seconds").as_deref(), Some("-1"));
+    assert_eq!(info_field(&mut r, "master_link_down_since_seconds"), None);
+    let cases: &[(&[&str], &str)] = &[
+        (&["CONFIG", "GET", "replica-read-only"], "*2\r\n$17\r\nreplica-read-only\r\n$3\r\nyes\r\n"),
+        (&["SET", "k", "x"], ro),
+        // A script that declares flags without no-writes counts as a write.
+        (&["EVAL", "#!lua\nreturn 1", "0"], ro),
+        (&["EVAL", "#!lua flags=no-writes\nreturn redis.call('GET', 'k')", "0"], "$1\r\nv\r\n"),
+        (&["MULTI"], "+OK\r\n"),
+        (&["SET", "k", "x"], ro),
+        (&["GET", "k"], "+QUEUED\r\n"),
+        (&["EXEC"], "-EXECABORT Transaction discarded because of previous errors.\r\n"),
+        // Writable when told so (the alias sets the same thing).
+        (&["CONFIG", "SET", "slave-read-only", "no"], "+OK\r\n"),
+        (&["CONFIG", "GET", "replica-read-only"], "*2\r\n$17\r\nreplica-read-only\r\n$2\r\nno\r\n"),
+        (&["SET", "local", "1"], "+OK\r\n"),
+        (&["CONFIG", "SET", "replica-read-only", "yes"], "+OK\r\n"),
+        (&["SET", "local", "2"], ro),
+    ];
+    for (args, want) in cases {
+        assert_eq!(raw.cmd(args), *want, "{args:?}");
+    }
+    assert_eq!(info_field(&mut r, "slave_read_only").as_deref(), Some("1"));
+}
+
+#[test]
+fn replicas_of_a_replica_get_the_primarys_stream() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 50);
+    let a = Server::start_with(&["--shards", "2", "--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let mut ra = conn(a.port);
+    assert!(wait_until(30, || link_up(&mut ra)));
+    // Sub-replicas sync from `a` while the primary keeps writing.
+    let a_port = a.port.to_string();
+    let b = Server::start_with(&["--shards", "3", "--replicaof", "127.0.0.1", &a_port]);
+    let c = Redis::start_with(&["--replicaof", "127.0.0.1", &a_port]);
+    let (mut rb, mut rc) = (conn(b.port), conn(c.port));
+    write_round(&mut p, "during", 100);
+    for r in [&mut rb, &mut rc] {
+        assert!(wait_until(30, || link_up(r)));
+    }
+    write_round(&mut p, "after", 50);
+    wait_one(&mut p);
+    // The same history everywhere: the primary's id and offsets.
+    for r in [&mut ra, &mut rb, &mut rc] {
+        assert!(wait_until(30, || offsets_agree(&mut p, r)));
+        assert_eq!(info_field(r, "master_replid"), info_field(&mut p, "master_replid"));
+    }
+    let want = contents(&mut p);
+    for r in [&mut ra, &mut rb, &mut rc] {
+        assert_eq!(contents(r), want);
+    }
+    assert_eq!(info_field(&mut ra, "connected_slaves").as_deref(), Some("2"));
+    // A sub-replica whose link breaks continues from `a`'s backlog.
+    assert_eq!(kill_replicas(&mut ra), 2);
+    write_round(&mut p, "cut", 50);
+    assert!(wait_until(30, || syncs(&mut ra) == (2, 2, 0)), "{:?}", syncs(&mut ra));
+    wait_one(&mut p);
+    for r in [&mut rb, &mut rc] {
+        assert!(wait_until(30, || offsets_agree(&mut p, r)));
+    }
+    let want = contents(&mut p);
+    for r in [&mut rb, &mut rc] {
+        assert_eq!(contents(r), want);
+    }
+}
+
+#[test]
+fn a_replica_with_appendonly_journals_what_it_applies() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 50);
+    let dir = damselfly_tests::cluster::TempDir::new("journaling-replica");
+    let port = primary.port.to_string();
+    let journal = ["--shards", "2", "--dir", dir.path(), "--appendonly", "yes", "--save", ""];
+    let mut replica = Server::start_with(&[&journal[..], &["--replicaof", "127.0.0.1", &port]].concat());
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    write_round(&mut p, "after", 50);
+    wait_one(&mut p);
+    let want = contents(&mut p);
+    assert_eq!(contents(&mut r), want);
+    // Restarted on its own (not a replica any more), it has it all from
+    // its journal: the synced data set and the stream after it.
+    assert!(replica.terminate(std::time::Duration::from_secs(30)));
+    let alone = Server::start_with(&journal);
+    let mut a = conn(alone.port);
+    assert!(wait_until(30, || redis::cmd("DBSIZE").query::<i64>(&mut a).is_ok()), "still loading");
+    assert_eq!(contents(&mut a), want);
+}
+
+#[test]
+fn a_snapshot_of_several_chunks_arrives_whole_and_leaves_no_file() {
+    let dir = damselfly_tests::cluster::TempDir::new("chunked-sync");
+    let primary = Server::start_with(&["--shards", "2", "--dir", dir.path()]);
+    let mut p = conn(primary.port);
+    // About 5mb: the snapshot goes out in 1mb chunks.
+    for i in 0..50 {
+        let _: () = redis::cmd("SET").arg(format!("big:{i}")).arg(format!("{i}").repeat(100_000)).query(&mut p).unwrap();
+    }
+    write_round(&mut p, "small", 50);
+    let port = primary.port.to_string();
+    let a = Server::start_with(&["--shards", "2", "--replicaof", "127.0.0.1", &port]);
+    let b = Redis::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let (mut ra, mut rb) = (conn(a.port), conn(b.port));
+    for r in [&mut ra, &mut rb] {
+        assert!(wait_until(30, || link_up(r)));
+    }
+    write_round(&mut p, "after", 20);
+    let n: i64 = redis::cmd("WAIT").arg(2).arg(0).query(&mut p).unwrap();
+    assert_eq!(n, 2);
+    let want = contents(&mut p);
+    assert_eq!(contents(&mut ra), want);
+    assert_eq!(contents(&mut rb), want);
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("temp-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -1,6 +1,6 @@
-//! The primary's replication commands: PSYNC and SYNC (a full resync
-//! every time: there is no backlog for a partial one yet), REPLCONF from
-//! replicas, and what ROLE and WAIT see of the replicas. The stream
+//! The primary's replication commands: PSYNC (continuing from the
+//! backlog when it can, a full resync otherwise) and SYNC, REPLCONF from
+//! replicas, and what ROLE, INFO and WAIT see of the replicas. The stream
 //! itself is the journal's (`shard::repl`, `persist::aof`).
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -44,7 +44,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["admin", "slow", "dangerous"],
         "server",
         "An internal command used in replication.",
-        Exec::Coord(handler!(async |cx, _a| sync(cx, true))),
+        Exec::Coord(handler!(async |cx, a| sync(cx, Some(a)))),
     ),
     cmd(
         "sync",
@@ -54,7 +54,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["admin", "slow", "dangerous"],
         "server",
         "An internal command used in replication.",
-        Exec::Coord(handler!(async |cx, _a| sync(cx, false))),
+        Exec::Coord(handler!(async |cx, _a| sync(cx, None))),
     ),
     cmd(
         "replconf",
@@ -95,22 +95,50 @@ fn replicaof(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// PSYNC (`psync`: answered `+FULLRESYNC`) or SYNC: the connection becomes
-/// a replica's; a snapshot is taken for it and its feed attached at the
-/// snapshot's point in time. The rest is written by the connection as the
+/// PSYNC <replid> <offset> (`psync`) or SYNC: the connection becomes a
+/// replica's. A PSYNC continuing this node's history from an offset the
+/// backlog still holds is answered `+CONTINUE` and fed from there (as
+/// Redis, a replica can continue from what it had of this node's previous
+/// history, `master_replid2`, up to `second_repl_offset`). Otherwise a
+/// snapshot is taken for it and its feed attached at the snapshot's point
+/// in time (`+FULLRESYNC`). The rest is written by the connection as the
 /// feed fills (`server::conn::replica`).
-async fn sync(cx: &mut dyn Coord, psync: bool) -> CmdResult {
+async fn sync(cx: &mut dyn Coord, psync: Option<&[Bytes]>) -> CmdResult {
     let engine = cx.engine().clone();
+    // A replica serves its own replicas only while its data is its
+    // primary's (not while it is resynchronising or cut off), as Redis.
+    if engine.repl.master().is_some_and(|m| !m.link_up.load(Relaxed)) {
+        return Err(CmdError::Other("NOMASTERLINK Can't SYNC while not connected with my master".into()));
+    }
     let s = cx.client()?;
     if s.replica.is_some() {
         return Ok(());
     }
     let ip = s.info.addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
     let feed = Arc::new(Feed::new(s.info.id, ip, s.repl_port as u64, Some(s.info.clone())));
-    if !psync {
+    s.info.replica.store(true, Relaxed);
+    let repl = &engine.repl;
+    if let Some(a) = psync {
+        let (replid, from) = (String::from_utf8_lossy(&a[1]), crate::util::parse_i64(&a[2]).unwrap_or(-1));
+        if from > 0 && repl.try_continue(&feed, &replid, from as u64, s.repl_psync2) {
+            repl.sync_partial_ok.fetch_add(1, Relaxed);
+            tracing::info!(client = s.info.id, "partial resynchronization accepted, continuing from offset {from}");
+            s.replica = Some(feed);
+            return Ok(());
+        }
+        if replid != "?" {
+            repl.sync_partial_err.fetch_add(1, Relaxed);
+        }
+    } else {
         feed.lock().told = true;
     }
-    engine.repl.feeds.lock().unwrap_or_else(|e| e.into_inner()).push(feed.clone());
+    repl.sync_full.fetch_add(1, Relaxed);
+    // The first replica starts the backlog, with a new history (nothing
+    // before it was counted).
+    if !repl.lock_backlog().active {
+        repl.new_history(None, repl.offset.load(Relaxed));
+    }
+    repl.feeds.lock().unwrap_or_else(|e| e.into_inner()).push(feed.clone());
     let started = crate::persist::request(&engine, SaveKind::Replica(feed.clone())).await;
     let why = match started {
         Ok(Ok(())) => {
@@ -121,6 +149,7 @@ async fn sync(cx: &mut dyn Coord, psync: bool) -> CmdResult {
         Err(_) => "the node is shutting down".into(),
     };
     engine.repl.remove(&feed);
+    cx.client()?.info.replica.store(false, Relaxed);
     Err(CmdError::Other(format!("ERR cannot start a snapshot for the replica: {why}")))
 }
 
@@ -138,10 +167,12 @@ fn replconf(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         if eq_ic(opt, "listening-port") {
             let port = crate::util::parse_i64(val)?;
             s.repl_port = u16::try_from(port).map_err(|_| CmdError::err("value is out of range"))?;
-        } else if eq_ic(opt, "ip-address") || eq_ic(opt, "capa") {
-            // The announced address is not used (INFO shows the peer's);
-            // capabilities: this primary always sends `$<len>` payloads and
-            // full resyncs, which every replica understands.
+        } else if eq_ic(opt, "capa") {
+            // `psync2`: `+CONTINUE` names the replication id. This primary
+            // always sends `$<len>` payloads, which every replica reads.
+            s.repl_psync2 |= eq_ic(val, "psync2");
+        } else if eq_ic(opt, "ip-address") {
+            // The announced address is not used (INFO shows the peer's).
         } else if eq_ic(opt, "ack") || eq_ic(opt, "fack") {
             if eq_ic(opt, "ack") {
                 if let (Some(f), Ok(off)) = (&s.replica, crate::util::parse_i64(val)) {
@@ -216,17 +247,24 @@ pub fn info(engine: &crate::shard::Engine) -> String {
                 ms => (now.saturating_sub(ms) / 1000) as i64,
             };
             let off = engine.repl.offset.load(Relaxed);
+            // As Redis: how long the link has been down (-1: never up).
+            let down = match (up, m.down_since_ms.load(Relaxed)) {
+                (true, _) => String::new(),
+                (false, 0) => "master_link_down_since_seconds:-1\r\n".into(),
+                (false, ms) => format!("master_link_down_since_seconds:{}\r\n", now.saturating_sub(ms) / 1000),
+            };
             format!(
-                "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{last_io}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{off}\r\nslave_repl_offset:{off}\r\nslave_priority:100\r\nslave_read_only:1\r\nreplica_announced:1\r\nconnected_slaves:{}\r\n",
+                "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{last_io}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{off}\r\nslave_repl_offset:{off}\r\n{down}slave_priority:100\r\nslave_read_only:{}\r\nreplica_announced:1\r\nconnected_slaves:{}\r\n",
                 m.host,
                 m.port,
                 if up { "up" } else { "down" },
                 m.syncing.load(Relaxed) as u8,
+                engine.cfg.repl.read_only.load(Relaxed) as u8,
                 feeds.len()
             )
         }
     };
-    for (i, f) in engine.repl.feeds().iter().enumerate() {
+    for (i, f) in engine.repl.feeds().iter().filter(|f| f.phase() != Phase::Dropped).enumerate() {
         let lag = now.saturating_sub(f.acked_ms.load(Relaxed)) / 1000;
         t.push_str(&format!(
             "slave{i}:ip={},port={},state={},offset={},lag={lag}\r\n",
@@ -236,10 +274,19 @@ pub fn info(engine: &crate::shard::Engine) -> String {
             f.acked.load(Relaxed)
         ));
     }
-    let off = engine.repl.offset.load(Relaxed);
+    let repl = &engine.repl;
+    let (active, histlen, first, off) = {
+        let b = repl.lock_backlog();
+        let off = repl.offset.load(Relaxed);
+        (b.active, b.histlen(), if b.active { b.first_byte(off) } else { 0 }, off)
+    };
     t.push_str(&format!(
-        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{off}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:0\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n\r\n",
-        engine.repl.replid()
+        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{off}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{histlen}\r\n\r\n",
+        repl.replid(),
+        repl.replid2(),
+        repl.second_offset.load(Relaxed),
+        active as u8,
+        engine.cfg.repl.backlog_size.load(Relaxed),
     ));
     t
 }

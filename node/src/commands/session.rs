@@ -43,6 +43,8 @@ pub struct Session {
     pub replica: Option<std::sync::Arc<crate::shard::repl::Feed>>,
     /// The port a replica announced (REPLCONF listening-port).
     pub repl_port: u16,
+    /// The replica announced `REPLCONF capa psync2` (`+CONTINUE <replid>`).
+    pub repl_psync2: bool,
     /// CLIENT REPLY: whether commands' replies are sent.
     pub reply: Reply,
     /// CLIENT UNBLOCK ended the last wait as a timeout.

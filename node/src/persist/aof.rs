@@ -298,7 +298,7 @@ impl Writer {
                         }
                     }
                 }
-                JournalMsg::Records(_) | JournalMsg::Part { .. } if past_cut(cut, &m) => held.push(m),
+                JournalMsg::Records(_) | JournalMsg::Applied(_) | JournalMsg::Part { .. } if past_cut(cut, &m) => held.push(m),
                 m => self.handle_now(m),
             }
             return;
@@ -318,6 +318,13 @@ impl Writer {
 
     fn handle_now(&mut self, m: JournalMsg) {
         match m {
+            JournalMsg::Applied(recs) => {
+                // Written to the file only: the link fed them to the stream.
+                self.feed_replicas();
+                self.handle_now(JournalMsg::Records(recs));
+                self.fed = self.buf.len();
+                self.db = None;
+            }
             JournalMsg::Records(recs) => {
                 let several = recs.iter().map(|r| r.count).sum::<usize>() > 1;
                 if several {
@@ -382,40 +389,43 @@ impl Writer {
     /// while nothing is written. Not in the files: it changes nothing.
     fn ping_replicas(&mut self) {
         let repl = &self.engine.repl;
-        if !repl.active.load(Relaxed) || self.last_ping.elapsed() < REPL_PING_PERIOD {
+        repl.expire_backlog(self.engine.cfg.repl.backlog_ttl.load(Relaxed));
+        // A replica's sub-replicas get its primary's PINGs (the link's stream).
+        if !repl.active.load(Relaxed) || repl.is_replica() || self.last_ping.elapsed() < REPL_PING_PERIOD {
             return;
         }
         self.last_ping = Instant::now();
         let mut ping = Vec::new();
         command(&mut ping, &[b"PING"]);
-        repl.offset.fetch_add(ping.len() as u64, Relaxed);
-        let limit = self.engine.cfg.output_limits[1].hard.load(Relaxed);
-        for f in repl.feeds() {
-            if f.phase() != crate::shard::repl::Phase::WaitCut && !f.push(&ping, limit) {
-                repl.remove(&f);
-            }
-        }
+        self.propagate(&ping);
+    }
+
+    fn propagate(&self, bytes: &[u8]) {
+        let cfg = &self.engine.cfg;
+        self.engine.repl.propagate(bytes, cfg.repl.backlog_size.load(Relaxed), cfg.output_limits[1].hard.load(Relaxed));
     }
 
     /// Gives the replicas what `buf` holds that they have not had, and
-    /// counts it in the replication offset.
+    /// counts it in the replication offset. On a replica the stream is the
+    /// link's: what its journal writes is not replicated.
     fn feed_replicas(&mut self) {
         if self.fed >= self.buf.len() {
             return;
         }
-        let repl = &self.engine.repl;
-        let fresh = &self.buf[self.fed..];
+        let fresh = self.fed..self.buf.len();
         self.fed = self.buf.len();
-        if !repl.active.load(Relaxed) {
+        let repl = &self.engine.repl;
+        if !repl.active.load(Relaxed) || repl.is_replica() {
             return;
         }
-        repl.offset.fetch_add(fresh.len() as u64, Relaxed);
-        let limit = self.engine.cfg.output_limits[1].hard.load(Relaxed);
-        for f in repl.feeds() {
-            if f.phase() != crate::shard::repl::Phase::WaitCut && !f.push(fresh, limit) {
-                warn!(client = f.client, "dropping a replica: its output buffer is over client-output-buffer-limit replica");
-                repl.remove(&f);
-            }
+        self.propagate(&self.buf[fresh]);
+    }
+
+    /// Empties the batch buffer, giving back what a burst grew it to.
+    fn clear_buf(buf: &mut Vec<u8>) {
+        buf.clear();
+        if buf.capacity() > 1 << 20 {
+            buf.shrink_to(1 << 16);
         }
     }
 
@@ -424,7 +434,7 @@ impl Writer {
     fn flush(&mut self, sync: bool) {
         self.feed_replicas();
         let Some(file) = &mut self.file else {
-            self.buf.clear();
+            Self::clear_buf(&mut self.buf);
             self.fed = 0;
             let st = &self.engine.journal;
             st.durable.store(self.handled, Relaxed);
@@ -439,7 +449,7 @@ impl Writer {
             let start = Instant::now();
             match file.write_all(&self.buf) {
                 Ok(()) => {
-                    self.buf.clear();
+                    Self::clear_buf(&mut self.buf);
                     self.fed = 0;
                     self.unsynced = true;
                 }

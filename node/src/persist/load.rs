@@ -61,12 +61,20 @@ pub struct Sink<'a> {
     batches: Vec<Vec<Put>>,
     acks: (std_mpsc::Sender<Ack>, std_mpsc::Receiver<Ack>),
     in_flight: usize,
+    /// Applies the replication stream: journaled as `Applied`.
+    link: bool,
 }
 
 impl<'a> Sink<'a> {
     pub fn new(engine: &'a Engine, tx: TxId, replace: bool) -> Sink<'a> {
         let batches = (0..engine.nshards()).map(|_| Vec::with_capacity(BATCH)).collect();
-        Sink { engine, tx, replace, batches, acks: std_mpsc::channel(), in_flight: 0 }
+        Sink { engine, tx, replace, batches, acks: std_mpsc::channel(), in_flight: 0, link: false }
+    }
+
+    /// A sink of the replication link (see `JournalMsg::Applied`).
+    pub fn for_link(mut self) -> Sink<'a> {
+        self.link = true;
+        self
     }
 
     pub fn put(&mut self, db: usize, key: &[u8], state: Option<(Value, u64)>) -> Result<(), String> {
@@ -108,11 +116,14 @@ impl<'a> Sink<'a> {
             self.wait_one()?;
         }
         let ack = self.acks.0.clone();
-        let replace = self.replace;
+        let (replace, link) = (self.replace, self.link);
         self.engine.send(
             shard,
             self.tx,
             Box::new(move |sh| {
+                if link {
+                    sh.journal_link_job();
+                }
                 let _ = ack.send(insert_batch(sh, batch, replace));
             }),
         );
@@ -121,9 +132,9 @@ impl<'a> Sink<'a> {
     }
 
     fn wait_one(&mut self) -> Result<(), String> {
-        self.acks.1.recv().map_err(|_| "the node is shutting down".to_string())??;
+        let done = self.acks.1.recv().map_err(|_| "the node is shutting down".to_string())?;
         self.in_flight -= 1;
-        Ok(())
+        done
     }
 
     /// Sends every partial batch and waits until the shards have applied

@@ -1,12 +1,18 @@
 //! The replica's side of replication: a link thread that connects to the
 //! primary, makes Redis's handshake (PING, AUTH with `masterauth` /
-//! `masteruser` when set, REPLCONF listening-port and capa, PSYNC ? -1), loads the snapshot the primary sends in place of the
-//! data, then applies the stream of writes as the journal's replay does
-//! (`aof_load::apply`: SELECT, SET/RESTORE/DEL states, commands journaled
-//! as sent, MULTI/EXEC), counting the offset and acknowledging it every
-//! second (`REPLCONF ACK`). When the link breaks it starts over with a
-//! full resync. REPLICAOF NO ONE (or another REPLICAOF) ends it: each link
-//! has a generation, and a link whose generation is not the node's stops.
+//! `masteruser` when set, REPLCONF listening-port and capa, then
+//! `PSYNC <replid> <offset + 1>` to continue this node's history). On
+//! `+CONTINUE` the stream goes on from there; on `+FULLRESYNC` the
+//! snapshot the primary sends replaces the data. The stream of writes is
+//! applied as the journal's replay does (`aof_load::apply`: SELECT,
+//! SET/RESTORE/DEL states, commands journaled as sent, MULTI/EXEC); once
+//! applied, its bytes as received count in the offset and go to the
+//! backlog and this node's own replicas (`ReplState::propagate`), and the
+//! offset is acknowledged every second (`REPLCONF ACK`). A transaction
+//! counts once its EXEC is in, so a link that breaks inside one continues
+//! before its MULTI. REPLICAOF NO ONE (or another REPLICAOF) ends the
+//! link: each link has a generation, and a link whose generation is not
+//! the node's stops.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -33,7 +39,9 @@ pub fn follow(engine: &Arc<Engine>, host: String, port: u16) {
                     warn!("replication link with {}:{}: {err}", master.host, master.port);
                 }
             }
-            master.link_up.store(false, Relaxed);
+            if master.link_up.swap(false, Relaxed) {
+                master.down_since_ms.store(crate::util::now_ms(), Relaxed);
+            }
             master.syncing.store(false, Relaxed);
             if e.repl.generation() == gen {
                 std::thread::sleep(Duration::from_secs(1));
@@ -81,6 +89,14 @@ fn ask(sock: &mut TcpStream, r: &mut impl BufRead, args: &[&str]) -> Result<Stri
 }
 
 fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), String> {
+    // The data (and, with appendonly, the journal's writer) are set up
+    // first, as Redis loads before it connects to its primary.
+    while engine.saves.loading() {
+        if engine.repl.generation() != gen {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let addr = format!("{}:{}", master.host, master.port);
     let mut sock = TcpStream::connect(&addr).map_err(|e| format!("connecting: {e}"))?;
     sock.set_nodelay(true).ok();
@@ -106,39 +122,41 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
     let port = engine.cfg.port.to_string();
     ask(&mut sock, &mut r, &["REPLCONF", "listening-port", &port])?;
     ask(&mut sock, &mut r, &["REPLCONF", "capa", "psync2"])?;
-    master.syncing.store(true, Relaxed);
-    let full = ask(&mut sock, &mut r, &["PSYNC", "?", "-1"])?;
-    let mut words = full.split_whitespace();
-    let (Some("+FULLRESYNC"), Some(replid), Some(offset)) = (words.next(), words.next(), words.next()) else {
-        return Err(format!("PSYNC answered {full}"));
-    };
-    let mut offset: u64 = offset.parse().map_err(|_| format!("PSYNC answered {full}"))?;
-    let replid = replid.to_string();
-    // The snapshot: `$<len>` then the bytes, into a file that is loaded.
-    let head = line(&mut r)?;
-    let len: u64 =
-        head.strip_prefix('$').and_then(|n| n.parse().ok()).ok_or_else(|| format!("expected the snapshot's length, got {head}"))?;
-    let path = engine.cfg.rdb_path().with_file_name(format!("temp-sync-{}.rdb", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-        let copied = std::io::copy(&mut (&mut r).take(len), &mut f).map_err(|e| e.to_string())?;
-        if copied != len {
-            let _ = std::fs::remove_file(&path);
-            return Err("the primary closed the connection during the snapshot".into());
+    // Continue this node's history where it is, if the primary has it (a
+    // node that never counted its stream has none: `PSYNC ? -1`).
+    let (ours, from) = (engine.repl.replid(), engine.repl.offset.load(Relaxed) + 1);
+    let fresh = from == 1 && !engine.repl.lock_backlog().active;
+    let (id, at) = if fresh { ("?".to_string(), "-1".to_string()) } else { (ours.clone(), from.to_string()) };
+    let reply = ask(&mut sock, &mut r, &["PSYNC", &id, &at])?;
+    let mut sink = Sink::new(engine, NO_TX, true).for_link();
+    if let Some(id) = reply.strip_prefix("+CONTINUE") {
+        let id = id.trim();
+        if !id.is_empty() && !id.eq_ignore_ascii_case(&ours) {
+            // The primary's history has a new id from `from` on (it was
+            // promoted): ours becomes the second one, and this node's
+            // replicas learn the new id by resyncing.
+            let _b = engine.repl.lock_backlog();
+            *engine.repl.replid2.lock().unwrap_or_else(|e| e.into_inner()) = ours;
+            *engine.repl.replid.lock().unwrap_or_else(|e| e.into_inner()) = id.to_string();
+            engine.repl.second_offset.store(from as i64, Relaxed);
+            drop(_b);
+            engine.repl.drop_feeds("the primary's replication id changed");
+        }
+        info!("partial resynchronization with the primary {addr} from offset {from}");
+    } else {
+        full_sync(engine, master, gen, &mut r, &reply, &mut sink)?;
+        if engine.repl.generation() != gen {
+            return Ok(());
         }
     }
-    if engine.repl.generation() != gen {
-        let _ = std::fs::remove_file(&path);
-        return Ok(());
-    }
-    let mut sink = Sink::new(engine, NO_TX, true);
-    sink.on_every_shard(|sh| sh.flush_all())?;
-    let loaded = load::load_file(&path, engine, NO_TX, false);
-    let _ = std::fs::remove_file(&path);
-    let loaded = loaded?;
-    info!(keys = loaded.keys, "synchronised with the primary {addr}");
-    *engine.repl.replid.lock().unwrap_or_else(|e| e.into_inner()) = replid;
-    engine.repl.offset.store(offset, Relaxed);
+    // Shards journal what the link applies, so that once promoted this
+    // node's stream continues its backlog (`JournalMsg::Applied`).
+    super::aof::start_sink(engine)?;
+    sink.on_every_shard(|sh| {
+        if !sh.journaling() {
+            sh.journal_start();
+        }
+    })?;
     master.syncing.store(false, Relaxed);
     master.link_up.store(true, Relaxed);
     master.touch();
@@ -157,55 +175,169 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
             }
         })
         .map_err(|e| e.to_string())?;
-    stream(engine, master, gen, &mut sock, &mut r, &mut offset)
+    let mut link = Link { engine, sink, raw: Vec::new(), committed: 0, held: None };
+    let res = link.stream(master, gen, &mut sock, &mut r);
+    // What was applied counts, however the link ended: a partial resync
+    // continues after it.
+    link.commit()?;
+    res
 }
 
-/// Applies the stream until the link breaks or is ended.
-fn stream(
-    engine: &Engine,
-    master: &Master,
-    gen: u64,
-    sock: &mut TcpStream,
-    r: &mut BufReader<TcpStream>,
-    offset: &mut u64,
-) -> Result<(), String> {
-    let mut sink = Sink::new(engine, NO_TX, true);
-    let mut db = 0usize;
-    let mut multi: Option<Vec<Vec<Vec<u8>>>> = None;
-    loop {
-        if r.buffer().is_empty() {
-            // Everything read so far is applied before the offset says so.
-            sink.barrier()?;
-            engine.repl.offset.store(*offset, Relaxed);
+/// `+FULLRESYNC <replid> <offset>`: the snapshot (`$<len>` then the RDB)
+/// replaces the data, and the primary's history starts at its offset.
+fn full_sync(engine: &Arc<Engine>, master: &Master, gen: u64, r: &mut impl BufRead, reply: &str, sink: &mut Sink) -> Result<(), String> {
+    let mut words = reply.split_whitespace();
+    let (Some("+FULLRESYNC"), Some(replid), Some(offset)) = (words.next(), words.next(), words.next()) else {
+        return Err(format!("PSYNC answered {reply}"));
+    };
+    let offset: u64 = offset.parse().map_err(|_| format!("PSYNC answered {reply}"))?;
+    master.syncing.store(true, Relaxed);
+    // The data is about to be replaced: this node's history ends, and its
+    // replicas resync.
+    engine.repl.new_history(None, 0);
+    engine.repl.drop_feeds("this node is resynchronising with its primary");
+    let head = line(r)?;
+    let len: u64 =
+        head.strip_prefix('$').and_then(|n| n.parse().ok()).ok_or_else(|| format!("expected the snapshot's length, got {head}"))?;
+    let path = engine.cfg.rdb_path().with_file_name(format!("temp-sync-{}.rdb", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        let copied = std::io::copy(&mut r.take(len), &mut f).map_err(|e| e.to_string())?;
+        if copied != len {
+            let _ = std::fs::remove_file(&path);
+            return Err("the primary closed the connection during the snapshot".into());
         }
-        let mut at = *offset;
-        let cmd = match read_command(r, &mut at)? {
-            Read1::Command(args) => args,
-            Read1::End | Read1::Torn => return Err("the primary closed the connection".into()),
-        };
-        if engine.repl.generation() != gen {
-            let _ = sock.shutdown(std::net::Shutdown::Both);
+    }
+    if engine.repl.generation() != gen {
+        let _ = std::fs::remove_file(&path);
+        return Ok(());
+    }
+    sink.on_every_shard(|sh| sh.flush_all())?;
+    let loaded = load::load_file(&path, engine, NO_TX, false);
+    let _ = std::fs::remove_file(&path);
+    let loaded = loaded?;
+    info!(keys = loaded.keys, "synchronised with the primary {}:{}", master.host, master.port);
+    engine.repl.new_history(Some(replid.to_string()), offset);
+    Ok(())
+}
+
+/// Reads through to `raw` every byte it consumes: the stream as the
+/// primary sent it, which this node's backlog and replicas get.
+struct Tee<'a, R: BufRead> {
+    r: &'a mut R,
+    raw: &'a mut Vec<u8>,
+}
+
+impl<R: BufRead> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.r.read(buf)?;
+        self.raw.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Tee<'_, R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.r.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if let Ok(b) = self.r.fill_buf() {
+            self.raw.extend_from_slice(&b[..amt.min(b.len())]);
+        }
+        self.r.consume(amt);
+    }
+}
+
+/// The stream being applied.
+struct Link<'a> {
+    engine: &'a Engine,
+    sink: Sink<'a>,
+    /// Bytes read and not yet in the offset; the first `committed` of them
+    /// are whole commands outside a transaction, sent to the shards.
+    raw: Vec<u8>,
+    committed: usize,
+    /// `ReplState::apply_gate`, held from the first command sent to the
+    /// shards until it counts.
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Link<'_> {
+    /// Once the shards have applied what was sent, it counts: the offset,
+    /// the backlog, this node's replicas.
+    fn commit(&mut self) -> Result<(), String> {
+        if self.committed == 0 {
             return Ok(());
         }
-        master.touch();
-        let name = cmd[0].to_ascii_uppercase();
-        match (name.as_slice(), &mut multi) {
-            (b"MULTI", None) => multi = Some(Vec::new()),
-            (b"EXEC", Some(_)) => {
-                for c in multi.take().unwrap_or_default() {
-                    apply_one(engine, &mut sink, &mut db, &c)?;
+        let _gate = self.held.take();
+        if let Err(e) = self.sink.barrier() {
+            // A command could not be applied, and the batch it was in
+            // stopped there: the data matches no offset of the primary's
+            // stream any more, so the next sync is a full one.
+            self.engine.repl.new_history(None, 0);
+            self.engine.repl.drop_feeds("the replica's data no longer matches its primary's stream");
+            return Err(e);
+        }
+        let cfg = &self.engine.cfg;
+        let done = &self.raw[..self.committed];
+        self.engine.repl.propagate(done, cfg.repl.backlog_size.load(Relaxed), cfg.output_limits[1].hard.load(Relaxed));
+        self.raw.drain(..self.committed);
+        self.committed = 0;
+        Ok(())
+    }
+
+    fn hold(&mut self) {
+        if self.held.is_none() {
+            self.held = Some(self.engine.repl.apply_gate.clone().blocking_lock_owned());
+        }
+    }
+
+    /// Applies the stream until the link breaks or is ended.
+    fn stream(&mut self, master: &Master, gen: u64, sock: &mut TcpStream, r: &mut BufReader<TcpStream>) -> Result<(), String> {
+        let engine = self.engine;
+        let mut db = engine.repl.link_db.load(Relaxed);
+        let mut multi: Option<Vec<Vec<Vec<u8>>>> = None;
+        loop {
+            if r.buffer().is_empty() {
+                self.commit()?;
+            }
+            let mut at = 0;
+            let cmd = match read_command(&mut Tee { r: &mut *r, raw: &mut self.raw }, &mut at)? {
+                Read1::Command(args) => args,
+                Read1::End | Read1::Torn => return Err("the primary closed the connection".into()),
+            };
+            if engine.repl.generation() != gen {
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+                return Ok(());
+            }
+            master.touch();
+            let name = cmd[0].to_ascii_uppercase();
+            match (name.as_slice(), &mut multi) {
+                (b"MULTI", None) => multi = Some(Vec::new()),
+                (b"EXEC", Some(_)) => {
+                    self.hold();
+                    for c in multi.take().unwrap_or_default() {
+                        apply_one(engine, &mut self.sink, &mut db, &c)?;
+                    }
+                }
+                (b"PING", None) => {}
+                (b"REPLCONF", None) if cmd.len() >= 2 && cmd[1].eq_ignore_ascii_case(b"GETACK") => {
+                    // The offset acknowledged is the one before this command.
+                    self.commit()?;
+                    let off = engine.repl.offset.load(Relaxed).to_string();
+                    sock.write_all(&resp(&["REPLCONF", "ACK", &off])).map_err(|e| e.to_string())?;
+                }
+                (_, Some(cmds)) => cmds.push(cmd),
+                (_, None) => {
+                    self.hold();
+                    apply_one(engine, &mut self.sink, &mut db, &cmd)?
                 }
             }
-            (b"PING", None) => {}
-            (b"REPLCONF", None) if cmd.len() >= 2 && cmd[1].eq_ignore_ascii_case(b"GETACK") => {
-                sink.barrier()?;
-                let off = (*offset).to_string();
-                sock.write_all(&resp(&["REPLCONF", "ACK", &off])).map_err(|e| e.to_string())?;
+            if multi.is_none() {
+                self.committed = self.raw.len();
+                engine.repl.link_db.store(db, Relaxed);
             }
-            (_, Some(cmds)) => cmds.push(cmd),
-            (_, None) => apply_one(engine, &mut sink, &mut db, &cmd)?,
         }
-        *offset = at;
     }
 }
 
@@ -230,4 +362,24 @@ fn apply_one(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Vec<u8>])
         return apply(engine, sink, db, &args[..1]);
     }
     sink.replicated(*db, args.iter().map(|a| bytes::Bytes::copy_from_slice(a)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tee_records_exactly_the_bytes_read() {
+        let stream = b"*1\r\n$4\r\nPING\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*1\r\n$4\r\nPI";
+        let mut r = std::io::BufReader::with_capacity(7, &stream[..]);
+        let mut raw = Vec::new();
+        let mut at = 0;
+        for want in [&["PING"][..], &["SELECT", "3"]] {
+            let Read1::Command(args) = read_command(&mut Tee { r: &mut r, raw: &mut raw }, &mut at).unwrap() else { panic!("no command") };
+            assert_eq!(args, want.iter().map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>());
+        }
+        assert_eq!(raw, &stream[..raw.len()]);
+        assert_eq!(raw.len(), 14 + 23);
+        assert!(matches!(read_command(&mut Tee { r: &mut r, raw: &mut raw }, &mut at).unwrap(), Read1::Torn));
+    }
 }

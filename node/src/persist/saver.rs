@@ -195,6 +195,14 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
     }
     let mut changes = 0;
     let functions;
+    // On a replica the stream is its link's: the link applies nothing
+    // while the shards cut, and the feed starts at the offset of exactly
+    // what they hold (the writer, which does not count a replica's
+    // offset, then finds it attached).
+    let gate = match (&feed, engine.repl.is_replica()) {
+        (Some(_), true) => Some(engine.repl.apply_gate.clone().lock_owned().await),
+        _ => None,
+    };
     {
         let mut tx = Tx::new(engine, local);
         for s in 0..n {
@@ -210,7 +218,12 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
                 .await;
         }
         functions = engine.scripting.libraries().libs.values().map(|l| l.code.clone()).collect();
+        if let (Some(f), Some(_)) = (&feed, &gate) {
+            let _order = engine.repl.lock_backlog();
+            f.attach(engine.repl.offset.load(Relaxed));
+        }
     }
+    drop(gate);
     drop(to_writer);
     let header = Header { aux: aux_fields(now, rewrite), functions };
     let path = match (&base, &feed) {

@@ -44,6 +44,8 @@ pub struct ClientInfo {
     /// metadata as they are (`store::access::touching`).
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
+    /// A replica's connection (PSYNC/SYNC): type `replica`, flag `S`.
+    pub replica: AtomicBool,
     /// CLIENT TRACKING: its mode (`shard::tracking::flag`; 0 when off).
     pub tracking: std::sync::atomic::AtomicU8,
     /// MONITOR is on (flag `O`).
@@ -150,9 +152,10 @@ pub enum ClientType {
     Normal,
     /// Has at least one channel or pattern subscription.
     PubSub,
-    /// Replication links: none exist (there is no replication), so no
-    /// client has these types.
+    /// The primary's link is not a client connection here (the replica's
+    /// link thread applies the stream itself), so no client has this type.
     Master,
+    /// A replica's connection, after PSYNC or SYNC.
     Replica,
 }
 
@@ -371,7 +374,9 @@ impl ClientInfo {
     }
 
     pub fn client_type(&self) -> ClientType {
-        if self.subscriptions() > 0 {
+        if self.replica.load(Relaxed) {
+            ClientType::Replica
+        } else if self.subscriptions() > 0 {
             ClientType::PubSub
         } else {
             ClientType::Normal
@@ -400,8 +405,8 @@ impl ClientInfo {
         *self.acl_user.lock().unwrap_or_else(|e| e.into_inner()) = Some(user);
     }
 
-    /// CLIENT LIST's flags, in Redis's order. Never here: `S`/`M`
-    /// (no replication), `u`
+    /// CLIENT LIST's flags, in Redis's order. Never here: `M` (see
+    /// `ClientType::Master`), `u`
     /// (a woken client goes on in its own task, never queued to run
     /// again), `U` (no unix socket).
     fn flags(&self) -> String {
@@ -412,6 +417,7 @@ impl ClientInfo {
                 f.push(c);
             }
         };
+        on(&mut f, self.replica.load(Relaxed), 'S');
         on(&mut f, self.monitor.load(Relaxed), 'O');
         on(&mut f, self.subscriptions() > 0, 'P');
         on(&mut f, st.multi.load(Relaxed) > 0, 'x');
@@ -563,6 +569,7 @@ impl Clients {
             kill: Notify::new(),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
+            replica: AtomicBool::new(false),
             tracking: std::sync::atomic::AtomicU8::new(0),
             monitor: AtomicBool::new(false),
             unblock: std::sync::atomic::AtomicU8::new(0),

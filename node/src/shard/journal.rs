@@ -39,6 +39,10 @@ pub enum JournalMsg {
     /// a pipeline's batch): written inside MULTI/EXEC when there are
     /// several, so a crash keeps all or none of them.
     Records(Vec<Records>),
+    /// Records of a job the replication link applied (this node is a
+    /// replica): journaled, but not replicated again (the link feeds the
+    /// primary's stream itself to this node's replicas).
+    Applied(Vec<Records>),
     /// One shard's part of transaction `tx`, which held `total` shards.
     Part { tx: TxId, total: usize, shard: usize, records: Vec<Records> },
     /// The shard has reached a snapshot's point in time: what follows goes
@@ -105,6 +109,8 @@ pub struct ShardJournal {
     /// Commands journaled as sent during the current job, in order (they
     /// go before the job's key states).
     commands: Vec<Records>,
+    /// The current job is the replication link's (`JournalMsg::Applied`).
+    link: bool,
 }
 
 /// Appends one RESP command.
@@ -128,6 +134,13 @@ impl Shard {
         self.journal = Some(ShardJournal::default());
         for d in self.dbs.iter_mut().flatten() {
             d.journal_on(true);
+        }
+    }
+
+    /// The current job applies the replication stream.
+    pub fn journal_link_job(&mut self) {
+        if let Some(j) = &mut self.journal {
+            j.link = true;
         }
     }
 
@@ -222,6 +235,9 @@ impl Shard {
         if !records.is_empty() {
             self.journal_send(JournalMsg::Records(records));
         }
+        if let Some(j) = &mut self.journal {
+            j.link = false;
+        }
     }
 
     /// A transaction that held `total` shards lets this one go: its part
@@ -256,6 +272,10 @@ impl Shard {
     }
 
     fn journal_send(&self, msg: JournalMsg) {
+        let msg = match msg {
+            JournalMsg::Records(r) if self.journal.as_ref().is_some_and(|j| j.link) => JournalMsg::Applied(r),
+            m => m,
+        };
         if let Some(engine) = &self.engine {
             engine.journal.send(msg);
         }

@@ -12,6 +12,7 @@
 //! `scripts`).
 
 pub mod acl;
+pub mod backlog;
 pub mod blocking;
 pub mod clients;
 pub mod evict;

@@ -9,12 +9,22 @@
 //! `+FULLRESYNC <id> <offset>`, then the snapshot as an RDB payload, then
 //! the stream. A feed over `client-output-buffer-limit replica` is dropped
 //! by the writer: a slow replica never holds up writes.
+//!
+//! Every byte of the stream also goes to the backlog (`shard::backlog`),
+//! under its lock together with the offset and the feeds, so that a
+//! replica continuing from an offset (`PSYNC <replid> <offset>`) gets what
+//! the backlog holds from there and then exactly what follows. On a
+//! replica the stream is the primary's, as applied by the link
+//! (`persist::replica`), which fills the backlog and feeds sub-replicas;
+//! its own journal's records are not replicated.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
+
+use super::backlog::Backlog;
 
 /// The node's replication state (primary side).
 pub struct ReplState {
@@ -35,7 +45,32 @@ pub struct ReplState {
     pub generation: AtomicU64,
     /// `master` is set (read on every write command: no lock).
     pub following: AtomicBool,
+    /// The database the applied stream last selected (a partial resync
+    /// continues in it: the primary does not repeat its SELECT).
+    pub link_db: std::sync::atomic::AtomicUsize,
+    /// The id of the history this node had before its current one
+    /// (`master_replid2`, all zeros: none) and the first offset that is not
+    /// part of it (`second_repl_offset`, -1: none).
+    pub replid2: Mutex<String>,
+    pub second_offset: AtomicI64,
+    /// The stream's last bytes; its lock also orders the offset and the
+    /// feeds' bytes (`propagate`).
+    pub backlog: Mutex<Backlog>,
+    /// When this node last had a replica, or stopped being one (ms), for
+    /// `repl-backlog-ttl`.
+    pub last_replica_ms: AtomicU64,
+    /// INFO stats: full resyncs served, partial ones accepted and refused.
+    pub sync_full: AtomicU64,
+    pub sync_partial_ok: AtomicU64,
+    pub sync_partial_err: AtomicU64,
+    /// Held by a replica's link from applying stream bytes until they count
+    /// (`propagate`), and by a snapshot for a sub-replica while the shards
+    /// cut: the snapshot then matches the offset exactly.
+    pub apply_gate: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// `master_replid2` when there is no previous history.
+pub const NO_REPLID: &str = "0000000000000000000000000000000000000000";
 
 /// The primary a replica follows, and its link's state.
 pub struct Master {
@@ -47,6 +82,8 @@ pub struct Master {
     pub syncing: AtomicBool,
     /// When the primary last sent something (ms).
     pub last_io_ms: AtomicU64,
+    /// When the link last went down (ms; 0: it never was up).
+    pub down_since_ms: AtomicU64,
     /// The link's socket, shut down when the node stops following.
     pub sock: Mutex<Option<std::net::TcpStream>>,
 }
@@ -59,6 +96,7 @@ impl Master {
             link_up: AtomicBool::new(false),
             syncing: AtomicBool::new(false),
             last_io_ms: AtomicU64::new(0),
+            down_since_ms: AtomicU64::new(0),
             sock: Mutex::new(None),
         }
     }
@@ -86,6 +124,15 @@ impl Default for ReplState {
             master: Mutex::new(None),
             generation: AtomicU64::new(0),
             following: AtomicBool::new(false),
+            link_db: std::sync::atomic::AtomicUsize::new(0),
+            replid2: Mutex::new(NO_REPLID.into()),
+            second_offset: AtomicI64::new(-1),
+            backlog: Mutex::new(Backlog::new(1 << 20)),
+            last_replica_ms: AtomicU64::new(crate::util::now_ms()),
+            sync_full: AtomicU64::new(0),
+            sync_partial_ok: AtomicU64::new(0),
+            sync_partial_err: AtomicU64::new(0),
+            apply_gate: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 }
@@ -110,23 +157,140 @@ impl ReplState {
     }
 
     /// Follows `master` (or none); returns the new link generation. A node
-    /// that stops following gets a new replication id, as Redis does.
+    /// that stops following starts a new history whose offsets continue
+    /// the old one, which stays its second id up to here (so that the
+    /// replicas of its former primary can continue from it, as Redis 4+).
+    /// Its own replicas are dropped when it starts following: they resync
+    /// with the new history.
     pub fn set_master(&self, master: Option<Arc<Master>>) -> u64 {
         let mut m = self.master.lock().unwrap_or_else(|e| e.into_inner());
         if m.is_some() && master.is_none() {
-            *self.replid.lock().unwrap_or_else(|e| e.into_inner()) = random_id();
+            let _b = self.lock_backlog();
+            let old = std::mem::replace(&mut *self.replid.lock().unwrap_or_else(|e| e.into_inner()), random_id());
+            *self.replid2.lock().unwrap_or_else(|e| e.into_inner()) = old;
+            self.second_offset.store(self.offset.load(Relaxed) as i64 + 1, Relaxed);
+            self.last_replica_ms.store(crate::util::now_ms(), Relaxed);
         }
         let gen = self.generation.fetch_add(1, Relaxed) + 1;
         self.following.store(master.is_some(), Relaxed);
+        if master.is_some() {
+            self.drop_feeds("this node now replicates another");
+        }
         if let Some(old) = std::mem::replace(&mut *m, master) {
             old.close();
         }
         gen
     }
 
+    pub fn lock_backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
+        self.backlog.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn replid2(&self) -> String {
+        self.replid2.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Adds `bytes` to the stream: the offset, the backlog (resized first
+    /// if `repl-backlog-size` changed), and every feed past its cut; a feed
+    /// over `limit` (0: none) is dropped and removed.
+    pub fn propagate(&self, bytes: &[u8], size: u64, limit: u64) {
+        let mut b = self.lock_backlog();
+        b.resize(size);
+        self.offset.fetch_add(bytes.len() as u64, Relaxed);
+        b.push(bytes);
+        for f in self.feeds() {
+            if f.phase() != Phase::WaitCut && !f.push(bytes, limit) {
+                tracing::warn!(
+                    client = f.client,
+                    "dropping a replica: its output buffer is over client-output-buffer-limit replica ({limit} bytes)"
+                );
+                self.remove(&f);
+            }
+        }
+    }
+
+    /// Starts a new history at offset `offset` with an empty backlog (this
+    /// node synchronised with a primary whose stream is `replid`, or its
+    /// first replica asked for a full resync: `None`, a new random id).
+    pub fn new_history(&self, replid: Option<String>, offset: u64) {
+        let mut b = self.lock_backlog();
+        *self.replid.lock().unwrap_or_else(|e| e.into_inner()) = replid.unwrap_or_else(random_id);
+        *self.replid2.lock().unwrap_or_else(|e| e.into_inner()) = NO_REPLID.into();
+        self.second_offset.store(-1, Relaxed);
+        self.offset.store(offset, Relaxed);
+        self.link_db.store(0, Relaxed);
+        b.activate();
+        self.active.store(true, Relaxed);
+    }
+
+    /// Frees the backlog of a primary that has had no replica for `ttl`
+    /// seconds (0: never); its history gets a new id, as Redis does, since
+    /// writes from now on are not counted.
+    pub fn expire_backlog(&self, ttl: u64) {
+        let now = crate::util::now_ms();
+        if self.is_replica() || !self.feeds().is_empty() {
+            self.last_replica_ms.store(now, Relaxed);
+            return;
+        }
+        if ttl == 0 || now.saturating_sub(self.last_replica_ms.load(Relaxed)) < ttl.saturating_mul(1000) {
+            return;
+        }
+        let mut b = self.lock_backlog();
+        if !b.active {
+            return;
+        }
+        b.free();
+        self.active.store(false, Relaxed);
+        *self.replid.lock().unwrap_or_else(|e| e.into_inner()) = random_id();
+        *self.replid2.lock().unwrap_or_else(|e| e.into_inner()) = NO_REPLID.into();
+        self.second_offset.store(-1, Relaxed);
+        tracing::info!("replication backlog freed after {ttl} seconds without replicas");
+    }
+
+    /// A replica continuing the history `replid` from byte `from`: when
+    /// this node's history is it (or contains it, as its second id, up to
+    /// `second_repl_offset`) and the backlog holds the stream from there,
+    /// `feed` is attached streaming, owed `+CONTINUE [<replid>]` and the
+    /// backlog from `from`; false (a full resync is owed) otherwise.
+    pub fn try_continue(&self, feed: &Arc<Feed>, replid: &str, from: u64, psync2: bool) -> bool {
+        let b = self.lock_backlog();
+        let ours = self.replid();
+        let known = ours.eq_ignore_ascii_case(replid)
+            || (self.replid2().eq_ignore_ascii_case(replid) && from as i64 <= self.second_offset.load(Relaxed));
+        let end = self.offset.load(Relaxed);
+        let Some(data) = known.then(|| b.since(from, end)).flatten() else {
+            return false;
+        };
+        {
+            let mut s = feed.lock();
+            s.phase = Phase::Online;
+            s.start = from - 1;
+            s.told = true;
+            s.pending = if psync2 { format!("+CONTINUE {ours}\r\n") } else { "+CONTINUE\r\n".into() }.into_bytes();
+            s.pending.extend_from_slice(&data);
+        }
+        self.feeds.lock().unwrap_or_else(|e| e.into_inner()).push(feed.clone());
+        self.active.store(true, Relaxed);
+        drop(b);
+        feed.changed.notify_one();
+        true
+    }
+
+    /// Drops every replica (their connections close; they resync).
+    pub fn drop_feeds(&self, why: &str) {
+        for f in std::mem::take(&mut *self.feeds.lock().unwrap_or_else(|e| e.into_inner())) {
+            f.drop_now(why);
+        }
+    }
+
     /// Whether this node is a replica (clients' writes are refused).
     pub fn is_replica(&self) -> bool {
         self.following.load(Relaxed)
+    }
+
+    /// A replica with `replica-read-only yes`: clients' writes are refused.
+    pub fn read_only(&self, cfg: &crate::config::Config) -> bool {
+        self.is_replica() && cfg.repl.read_only.load(Relaxed)
     }
 
     pub fn generation(&self) -> u64 {
@@ -176,6 +340,8 @@ pub struct FeedState {
     pub start: u64,
     /// The snapshot file, once written.
     pub rdb: Option<PathBuf>,
+    /// The snapshot being sent (already unlinked) and its bytes left.
+    pub sending: Option<(std::fs::File, u64)>,
     /// Stream bytes not yet taken by the connection.
     pub pending: Vec<u8>,
     pub why: String,
@@ -190,6 +356,7 @@ impl Feed {
                 phase: Phase::WaitCut,
                 start: 0,
                 rdb: None,
+                sending: None,
                 pending: Vec::new(),
                 why: String::new(),
                 told: false,
@@ -266,6 +433,19 @@ impl Feed {
         true
     }
 
+    /// Drops this feed: its connection closes.
+    pub fn drop_now(&self, why: &str) {
+        let mut s = self.lock();
+        s.phase = Phase::Dropped;
+        s.why = why.to_string();
+        s.pending = Vec::new();
+        drop(s);
+        self.changed.notify_one();
+        if let Some(c) = &self.conn {
+            c.close_async();
+        }
+    }
+
     /// The replica's state as INFO shows it.
     pub fn info_state(&self) -> &'static str {
         match self.phase() {
@@ -280,6 +460,56 @@ impl Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pending(f: &Feed) -> String {
+        String::from_utf8(f.lock().pending.clone()).unwrap()
+    }
+
+    #[test]
+    fn a_replica_continues_from_the_backlog_and_gets_what_follows() {
+        let r = ReplState::default();
+        r.new_history(Some("a".repeat(40)), 100);
+        r.propagate(b"0123456789", MIN, 0);
+        assert_eq!(r.offset.load(Relaxed), 110);
+        let id = "a".repeat(40);
+        // From byte 105: the backlog's last six bytes, then the stream.
+        let f = Arc::new(Feed::new(1, "127.0.0.1".into(), 6380, None));
+        assert!(r.try_continue(&f, &id, 105, true));
+        assert_eq!(pending(&f), format!("+CONTINUE {id}\r\n456789"));
+        r.propagate(b"xy", MIN, 0);
+        assert!(pending(&f).ends_with("456789xy"));
+        // Without psync2 the id is not named; nothing owed from the end.
+        let g = Arc::new(Feed::new(2, "127.0.0.1".into(), 6381, None));
+        assert!(r.try_continue(&g, &id, 113, false));
+        assert_eq!(pending(&g), "+CONTINUE\r\n");
+        // Before the backlog, past the end, or another history: refused.
+        for (rid, from) in [(id.as_str(), 100), (id.as_str(), 114), (&"b".repeat(40)[..], 105)] {
+            assert!(!r.try_continue(&Arc::new(Feed::new(3, String::new(), 0, None)), rid, from, true), "{rid} {from}");
+        }
+        assert_eq!(r.feeds().len(), 2);
+    }
+
+    #[test]
+    fn a_promoted_replica_serves_its_former_history_up_to_the_promotion() {
+        let r = ReplState::default();
+        let old = "c".repeat(40);
+        r.set_master(Some(Arc::new(Master::new("127.0.0.1".into(), 1))));
+        r.new_history(Some(old.clone()), 50);
+        r.propagate(b"abcd", MIN, 0);
+        r.set_master(None);
+        assert_eq!(r.replid2(), old);
+        assert_eq!(r.second_offset.load(Relaxed), 55);
+        assert_ne!(r.replid(), old);
+        // The new history's bytes follow in the same offsets.
+        r.propagate(b"ef", MIN, 0);
+        let f = Arc::new(Feed::new(1, String::new(), 0, None));
+        assert!(r.try_continue(&f, &old, 53, true));
+        assert_eq!(pending(&f), format!("+CONTINUE {}\r\ncdef", r.replid()));
+        // A sibling that had more of the old history than this node cannot.
+        assert!(!r.try_continue(&Arc::new(Feed::new(2, String::new(), 0, None)), &old, 56, true));
+    }
+
+    const MIN: u64 = crate::config::repl::BACKLOG_MIN_SIZE;
 
     #[test]
     fn a_feed_over_its_limit_is_dropped() {

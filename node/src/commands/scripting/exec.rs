@@ -666,7 +666,7 @@ impl<'a> RunCtx<'a> {
         if write && self.read_only {
             return fail(s, "ERR Write commands are not allowed from read-only scripts.");
         }
-        if write && self.target.engine().is_some_and(|e| e.repl.is_replica()) {
+        if write && self.target.engine().is_some_and(|e| e.repl.read_only(&e.cfg)) {
             return fail(s, "READONLY You can't write against a read only replica.");
         }
         if self.oom && !self.wrote && spec.has_flag(flag::DENYOOM) {

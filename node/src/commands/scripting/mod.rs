@@ -266,6 +266,14 @@ pub fn denies_oom(scripting: &crate::shard::scripts::Scripting, spec: &CommandSp
     declared_flags(scripting, spec, args).is_some_and(|f| f & flags::EVAL_COMPAT == 0 && f & (flags::NO_WRITES | flags::ALLOW_OOM) == 0)
 }
 
+/// Whether an EVAL/EVALSHA/FCALL (not their `_RO` forms) runs a script or
+/// function that declares flags without `no-writes`: it counts as a write
+/// command (refused up front on a read-only replica).
+pub fn declares_writes(scripting: &crate::shard::scripts::Scripting, spec: &CommandSpec, args: &[Bytes]) -> bool {
+    !spec.name.ends_with("_ro")
+        && declared_flags(scripting, spec, args).is_some_and(|f| f & flags::EVAL_COMPAT == 0 && f & flags::NO_WRITES == 0)
+}
+
 /// The flags an EVAL/EVALSHA call's script, or an FCALL's function,
 /// declares, when it can be known before running it.
 fn declared_flags(scripting: &crate::shard::scripts::Scripting, spec: &CommandSpec, args: &[Bytes]) -> Option<u32> {

@@ -222,6 +222,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             monitor: None,
             replica: None,
             repl_port: 0,
+            repl_psync2: false,
             reply: Default::default(),
             unblocked: false,
             tracking: None,
@@ -281,6 +282,8 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
                 n = replica::next(&conn.s.replica, &engine) => {
                     let woke = conn.resume(&slot, &mut cmds);
                     match n {
+                        // Taken whole (no copy) when nothing else waits.
+                        replica::Next::Bytes(b) if conn.out.buf.is_empty() => conn.out.buf = b,
                         replica::Next::Bytes(b) => conn.out.buf.extend_from_slice(&b),
                         replica::Next::Close(why) => {
                             tracing::warn!(client = info.id, addr = %info.addr, "closing a replica: {why}");

@@ -329,8 +329,13 @@ impl Conn {
             let scripting = &self.engine.scripting;
             c.check(spec, args, queued, in_multi, || commands::scripting::allows_cross_slot(scripting, spec, args))?;
         }
-        // A replica takes writes from its primary only.
-        if spec.has_flag(flag::WRITE) && self.engine.repl.is_replica() {
+        // A read-only replica takes writes from its primary only. A script
+        // or function that declares flags without `no-writes` counts as a
+        // write (Redis's scriptFlagsToCmdFlags); scripts without a shebang
+        // are stopped at their first write.
+        if self.engine.repl.read_only(&self.engine.cfg)
+            && (spec.has_flag(flag::WRITE) || commands::scripting::declares_writes(&self.engine.scripting, spec, args))
+        {
             return Err(CmdError::Other("READONLY You can't write against a read only replica.".into()));
         }
         if self.engine.cfg.maxmemory.load(Relaxed) > 0 {

@@ -1,11 +1,16 @@
 //! A replica's connection after PSYNC or SYNC: what its feed
 //! (`shard::repl::Feed`) owes it, in order — `+FULLRESYNC <id> <offset>`,
-//! the snapshot as an RDB payload (`$<len>\r\n<rdb>`), then the stream.
+//! the snapshot as an RDB payload (`$<len>\r\n<rdb>`, read from its
+//! temporary file a chunk at a time), then the stream.
 
+use std::io::Read;
 use std::sync::Arc;
 
 use crate::shard::repl::{Feed, Phase};
 use crate::shard::Engine;
+
+/// The snapshot is sent this many bytes at a time.
+const RDB_CHUNK: u64 = 1 << 20;
 
 /// What to write next.
 pub enum Next {
@@ -38,23 +43,41 @@ fn take(feed: &Feed, engine: &Engine) -> Option<Next> {
     }
     match s.phase {
         Phase::RdbReady => {
-            let path = s.rdb.take()?;
-            let rdb = std::fs::read(&path);
-            let _ = std::fs::remove_file(&path);
-            match rdb {
-                Ok(rdb) => {
-                    s.phase = Phase::Online;
-                    let mut out = format!("${}\r\n", rdb.len()).into_bytes();
-                    out.extend_from_slice(&rdb);
-                    // What the stream has so far follows at once.
-                    out.append(&mut s.pending);
-                    Some(Next::Bytes(out))
-                }
-                Err(e) => {
-                    s.phase = Phase::Dropped;
-                    Some(Next::Close(format!("reading the snapshot {}: {e}", path.display())))
+            // The snapshot goes in chunks (the file is unlinked once open):
+            // a replica's sync never holds the whole of it in memory.
+            let mut out = Vec::new();
+            if s.sending.is_none() {
+                let path = s.rdb.take()?;
+                let opened = std::fs::File::open(&path).and_then(|f| Ok((f.metadata()?.len(), f)));
+                let _ = std::fs::remove_file(&path);
+                match opened {
+                    Ok((len, f)) => {
+                        out = format!("${len}\r\n").into_bytes();
+                        s.sending = Some((f, len));
+                    }
+                    Err(e) => {
+                        s.phase = Phase::Dropped;
+                        return Some(Next::Close(format!("reading the snapshot {}: {e}", path.display())));
+                    }
                 }
             }
+            let (f, left) = s.sending.as_mut()?;
+            let n = (*left).min(RDB_CHUNK) as usize;
+            let at = out.len();
+            out.resize(at + n, 0);
+            if let Err(e) = f.read_exact(&mut out[at..]) {
+                s.phase = Phase::Dropped;
+                s.sending = None;
+                return Some(Next::Close(format!("reading the snapshot: {e}")));
+            }
+            *left -= n as u64;
+            if *left == 0 {
+                s.sending = None;
+                s.phase = Phase::Online;
+                // What the stream has so far follows at once.
+                out.append(&mut s.pending);
+            }
+            Some(Next::Bytes(out))
         }
         Phase::Online if !s.pending.is_empty() => Some(Next::Bytes(std::mem::take(&mut s.pending))),
         _ => None,
@@ -67,6 +90,7 @@ pub fn gone(feed: Option<Arc<Feed>>, engine: &Engine) {
     engine.repl.remove(&feed);
     let mut s = feed.lock();
     s.phase = Phase::Dropped;
+    s.sending = None;
     if let Some(p) = s.rdb.take() {
         let _ = std::fs::remove_file(p);
     }
