@@ -346,3 +346,74 @@ fn a_cluster_over_mutual_tls() {
         }
     });
 }
+
+/// The value of `key` on the server at `port` (its plain port), as RESP.
+fn get_at(port: u16, key: &str) -> String {
+    damselfly_tests::Raw::try_connect(port).map(|mut c| c.cmd(&["GET", key])).unwrap_or_default()
+}
+
+/// Writes `n` keys `prefix:i` = `i` to the server at `port`.
+fn write_keys(port: u16, prefix: &str, n: usize) {
+    let mut c = damselfly_tests::Raw::connect(port);
+    for i in 0..n {
+        assert_eq!(c.cmd(&["SET", &format!("{prefix}:{i}"), &i.to_string()]), "+OK\r\n");
+    }
+}
+
+/// Whether the replica at `port` has every key of `write_keys(prefix, n)`.
+fn has_keys(port: u16, prefix: &str, n: usize) -> bool {
+    (0..n).all(|i| get_at(port, &format!("{prefix}:{i}")) == format!("${}\r\n{i}\r\n", i.to_string().len()))
+}
+
+/// `tls-replication yes`: a damselfly replica follows a damselfly primary
+/// through its TLS port, presenting its certificate where
+/// `tls-auth-clients yes` asks for one; redis-server 7.0 follows a
+/// damselfly primary over TLS, and damselfly follows redis-server over TLS.
+/// A replica whose certificate the primary's CA did not sign gets nothing.
+#[test]
+fn replication_links_run_over_tls() {
+    let certs = tls::make();
+    let (primary, p_tls) = server(&certs, &["--tls-auth-clients", "yes"]);
+    write_keys(primary.port, "before", 50);
+    let (ca, cert, key) = (certs.ca(), certs.client_cert(), certs.client_key());
+    let tls_args = |cert: &str, key: &str| -> Vec<String> {
+        ["--tls-replication", "yes", "--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", &ca].map(String::from).to_vec()
+    };
+    let with = |base: Vec<String>, primary_port: u16| -> Vec<String> {
+        let mut a = base;
+        a.extend(["--replicaof".to_string(), "127.0.0.1".into(), primary_port.to_string()]);
+        a
+    };
+    let args = with(tls_args(&cert, &key), p_tls);
+    let replica = Server::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let args = with(tls_args(&cert, &key), p_tls);
+    let redis_replica = Redis::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let args = with(tls_args(&certs.rogue_cert(), &certs.rogue_key()), p_tls);
+    let rogue_replica = Server::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(wait_until(30, || has_keys(replica.port, "before", 50)), "the damselfly replica did not sync over TLS");
+    assert!(wait_until(30, || has_keys(redis_replica.port, "before", 50)), "redis-server did not sync from damselfly over TLS");
+    write_keys(primary.port, "after", 50);
+    assert!(wait_until(30, || has_keys(replica.port, "after", 50)), "the stream did not reach the damselfly replica");
+    assert!(wait_until(30, || has_keys(redis_replica.port, "after", 50)), "the stream did not reach redis-server");
+    let info = damselfly_tests::Raw::connect(replica.port).cmd(&["INFO", "replication"]);
+    assert!(info.contains("master_link_status:up"), "{info}");
+    let info = damselfly_tests::Raw::connect(primary.port).cmd(&["INFO", "replication"]);
+    assert!(info.contains("connected_slaves:2\r\n"), "{info}");
+    // The rogue certificate is refused: that replica never gets a key.
+    let rogue = damselfly_tests::Raw::connect(rogue_replica.port).cmd(&["INFO", "replication"]);
+    assert!(rogue.contains("master_link_status:down"), "{rogue}");
+    assert_eq!(get_at(rogue_replica.port, "before:1"), "$-1\r\n");
+
+    // damselfly follows redis-server over TLS.
+    let r_tls = free_port();
+    let mut rargs = certs.server_args(r_tls);
+    rargs.extend(["--tls-auth-clients".to_string(), "yes".into()]);
+    let redis_primary = Redis::start_with(&rargs.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(wait_until(5, || std::net::TcpStream::connect(("127.0.0.1", r_tls)).is_ok()));
+    write_keys(redis_primary.port, "r", 50);
+    let args = with(tls_args(&cert, &key), r_tls);
+    let follower = Server::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(wait_until(30, || has_keys(follower.port, "r", 50)), "damselfly did not sync from redis-server over TLS");
+    write_keys(redis_primary.port, "r2", 20);
+    assert!(wait_until(30, || has_keys(follower.port, "r2", 20)), "the stream from redis-server did not arrive");
+}

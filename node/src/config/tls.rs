@@ -57,6 +57,9 @@ pub struct TlsParams {
     pub prefer_server_ciphers: bool,
     /// The cluster bus uses mutual TLS with the same files.
     pub cluster: bool,
+    /// A replica's link to its primary is TLS (`tls-replication`), and a
+    /// primary's replicas are expected on its TLS port.
+    pub replication: bool,
 }
 
 /// The TLS parameters and, once TLS is on, the configuration new client
@@ -238,6 +241,34 @@ pub fn build(p: &TlsParams) -> Result<ServerConfig, String> {
     Ok(cfg)
 }
 
+/// The client configuration a replica's TLS link uses: the primary's
+/// certificate must be signed by the CA (`tls-ca-cert-file` / `-dir`) and
+/// name the host it is reached by (rustls checks the name, where Redis's
+/// OpenSSL setup checks only the chain); this node's certificate and key,
+/// when set, are presented for `tls-auth-clients` on the primary.
+pub fn client(p: &TlsParams) -> Result<rustls::ClientConfig, String> {
+    let versions = versions(&p.protocols)?;
+    let provider = Arc::new(provider(p)?);
+    let ca = ca_certificates(p)?;
+    if ca.is_empty() {
+        return Err("tls-replication needs tls-ca-cert-file or tls-ca-cert-dir".into());
+    }
+    let mut roots = RootCertStore::empty();
+    for c in ca {
+        roots.add(c).map_err(|e| format!("bad CA certificate: {e}"))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    if p.cert_file.is_empty() || p.key_file.is_empty() {
+        return Ok(builder.with_no_client_auth());
+    }
+    let certs = read_certs(Path::new(&p.cert_file))?;
+    let key = PrivateKeyDer::from_pem_file(&p.key_file).map_err(|e| format!("cannot read the private key in {}: {e}", p.key_file))?;
+    builder.with_client_auth_cert(certs, key).map_err(|e| format!("tls-cert-file and tls-key-file: {e}"))
+}
+
 fn yes_no(value: &str) -> Result<bool, ConfigError> {
     super::yes_no(value)
 }
@@ -326,6 +357,7 @@ impl Tls {
                 p.ciphers = value.into();
             }
             "tls-prefer-server-ciphers" => p.prefer_server_ciphers = yes_no(value)?,
+            "tls-replication" => p.replication = yes_no(value)?,
             _ => return Err(ConfigError::Unknown(name.into())),
         }
         Ok(())
@@ -347,6 +379,7 @@ impl Tls {
             ("tls-ciphers".into(), p.ciphers),
             ("tls-prefer-server-ciphers".into(), yn(p.prefer_server_ciphers)),
             ("tls-cluster".into(), yn(p.cluster)),
+            ("tls-replication".into(), yn(p.replication)),
         ]
     }
 }
@@ -364,6 +397,7 @@ const NAMES: &[&str] = &[
     "tls-ciphers",
     "tls-prefer-server-ciphers",
     "tls-cluster",
+    "tls-replication",
 ];
 
 #[cfg(test)]

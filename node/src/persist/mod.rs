@@ -16,6 +16,7 @@
 
 pub mod aof;
 pub mod aof_load;
+pub mod duplex;
 pub mod load;
 pub mod replica;
 pub mod saver;

@@ -15,7 +15,6 @@
 //! the node's stops.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +22,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::aof_load::{apply, read_command, Read1};
+use super::duplex::Duplex;
 use super::load::{self, Sink};
 use crate::shard::repl::Master;
 use crate::shard::{Engine, NO_TX};
@@ -79,7 +79,7 @@ fn line(r: &mut impl BufRead) -> Result<String, String> {
     }
 }
 
-fn ask(sock: &mut TcpStream, r: &mut impl BufRead, args: &[&str]) -> Result<String, String> {
+fn ask(sock: &mut Duplex, r: &mut impl BufRead, args: &[&str]) -> Result<String, String> {
     sock.write_all(&resp(args)).map_err(|e| e.to_string())?;
     let reply = line(r)?;
     if reply.starts_with('-') {
@@ -98,9 +98,10 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
         std::thread::sleep(Duration::from_millis(10));
     }
     let addr = format!("{}:{}", master.host, master.port);
-    let mut sock = TcpStream::connect(&addr).map_err(|e| format!("connecting: {e}"))?;
-    sock.set_nodelay(true).ok();
-    *master.sock.lock().unwrap_or_else(|e| e.into_inner()) = sock.try_clone().ok();
+    let params = engine.cfg.tls.params();
+    let tls = if params.replication { Some(Arc::new(crate::config::tls::client(&params)?)) } else { None };
+    let mut sock = Duplex::connect(&master.host, master.port, tls)?;
+    *master.sock.lock().unwrap_or_else(|e| e.into_inner()) = sock.tcp().ok();
     if engine.repl.generation() != gen {
         return Ok(());
     }
@@ -119,7 +120,8 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
         (false, true) => drop(ask(&mut sock, &mut r, &["AUTH", &auth])?),
         (false, false) => drop(ask(&mut sock, &mut r, &["AUTH", &user, &auth])?),
     }
-    let port = engine.cfg.port.to_string();
+    // Over TLS this node's replicas are expected on its TLS port too.
+    let port = if params.replication && params.port != 0 { params.port } else { engine.cfg.port }.to_string();
     ask(&mut sock, &mut r, &["REPLCONF", "listening-port", &port])?;
     ask(&mut sock, &mut r, &["REPLCONF", "capa", "psync2"])?;
     // Continue this node's history where it is, if the primary has it (a
@@ -293,7 +295,7 @@ impl Link<'_> {
     }
 
     /// Applies the stream until the link breaks or is ended.
-    fn stream(&mut self, master: &Master, gen: u64, sock: &mut TcpStream, r: &mut BufReader<TcpStream>) -> Result<(), String> {
+    fn stream(&mut self, master: &Master, gen: u64, sock: &mut Duplex, r: &mut BufReader<Duplex>) -> Result<(), String> {
         let engine = self.engine;
         let mut db = engine.repl.link_db.load(Relaxed);
         let mut multi: Option<Vec<Vec<Vec<u8>>>> = None;
@@ -307,7 +309,7 @@ impl Link<'_> {
                 Read1::End | Read1::Torn => return Err("the primary closed the connection".into()),
             };
             if engine.repl.generation() != gen {
-                let _ = sock.shutdown(std::net::Shutdown::Both);
+                sock.shutdown();
                 return Ok(());
             }
             master.touch();

@@ -1,0 +1,112 @@
+//! The replica link's connection to its primary: plain TCP, or TLS when
+//! `tls-replication` is on. The link reads on its own thread while another
+//! thread writes acknowledgements; a TLS connection is one state machine,
+//! so its reads wait for data a short time at a time and let a writer in
+//! between.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{ClientConfig, ClientConnection, StreamOwned};
+
+type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+/// One connection, readable and writable from clones of it.
+pub enum Duplex {
+    Plain(TcpStream),
+    Tls(Arc<Mutex<Tls>>, TcpStream),
+}
+
+/// How long a TLS read holds the connection before letting a writer in.
+const SLICE: Duration = Duration::from_millis(50);
+
+impl Duplex {
+    /// Connects to `host:port`, over TLS with `tls` (the primary's
+    /// certificate must name `host`).
+    pub fn connect(host: &str, port: u16, tls: Option<Arc<ClientConfig>>) -> Result<Duplex, String> {
+        let sock = TcpStream::connect((host, port)).map_err(|e| format!("connecting: {e}"))?;
+        sock.set_nodelay(true).ok();
+        let Some(cfg) = tls else { return Ok(Duplex::Plain(sock)) };
+        let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
+        let conn = ClientConnection::new(cfg, name).map_err(|e| format!("TLS: {e}"))?;
+        let raw = sock.try_clone().map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(SLICE)).map_err(|e| e.to_string())?;
+        let mut tls = StreamOwned::new(conn, sock);
+        // The handshake now, so that a refused certificate is the error
+        // (within 10 s).
+        let mut slices = 0;
+        while tls.conn.is_handshaking() {
+            match tls.conn.complete_io(&mut tls.sock) {
+                Ok(_) => {}
+                Err(e) if timed_out(&e) && slices < 200 => slices += 1,
+                Err(e) => return Err(format!("TLS handshake: {e}")),
+            }
+        }
+        Ok(Duplex::Tls(Arc::new(Mutex::new(tls)), raw))
+    }
+
+    pub fn try_clone(&self) -> io::Result<Duplex> {
+        Ok(match self {
+            Duplex::Plain(s) => Duplex::Plain(s.try_clone()?),
+            Duplex::Tls(t, raw) => Duplex::Tls(t.clone(), raw.try_clone()?),
+        })
+    }
+
+    /// The TCP socket underneath (shut down to end the link).
+    pub fn tcp(&self) -> io::Result<TcpStream> {
+        match self {
+            Duplex::Plain(s) | Duplex::Tls(_, s) => s.try_clone(),
+        }
+    }
+
+    pub fn shutdown(&self) {
+        let (Duplex::Plain(s) | Duplex::Tls(_, s)) = self;
+        let _ = s.shutdown(Shutdown::Both);
+    }
+}
+
+fn timed_out(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+fn lock(t: &Mutex<Tls>) -> MutexGuard<'_, Tls> {
+    t.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Read for Duplex {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Duplex::Plain(s) => s.read(buf),
+            Duplex::Tls(t, _) => loop {
+                match lock(t).read(buf) {
+                    Err(e) if timed_out(&e) => continue,
+                    r => return r,
+                }
+            },
+        }
+    }
+}
+
+impl Write for Duplex {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Duplex::Plain(s) => s.write(buf),
+            Duplex::Tls(t, _) => {
+                let mut t = lock(t);
+                t.write_all(buf)?;
+                t.flush()?;
+                Ok(buf.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Duplex::Plain(s) => s.flush(),
+            Duplex::Tls(t, _) => lock(t).flush(),
+        }
+    }
+}
