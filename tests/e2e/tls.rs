@@ -217,6 +217,8 @@ fn tls_clients_are_under_maxclients_and_output_limits() {
     let certs = tls::make();
     let (s, port) = server(&certs, &[]);
     let mut a = s.raw();
+    // The probe that found the TLS port open may not be gone yet.
+    assert!(wait_until(10, || a.cmd(&["INFO", "clients"]).contains("connected_clients:1\r\n")));
     assert_eq!(a.cmd(&["CONFIG", "SET", "maxclients", "2"]), "+OK\r\n");
     let first = TlsRaw::connect(&certs, port, with_client(&certs)).expect("second client");
     // The third is told why, over TLS.
