@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use clap::{Parser, Subcommand};
 use damselfly_proto::admin::{
-    AbortMigrationRequest, AddNodeRequest, AssignSlotsRequest, CreateRequest, RemoveNodeRequest, SlotRange, StatusReply,
+    AbortMigrationRequest, AcceptNodeRequest, AddNodeRequest, AssignSlotsRequest, CreateRequest, RemoveNodeRequest, SlotRange, StatusReply,
 };
 use serde_json::{Map, Value};
 
@@ -132,6 +132,14 @@ enum Command {
     /// Abandon the migration in progress (e.g. when its source node died):
     /// the source keeps the slots.
     AbortMigration,
+    /// Accept a member back after it restarted without the data of its
+    /// slots (no persistence): it serves them again, empty. Until then the
+    /// cluster keeps it failed and those slots are not served (unless a
+    /// replica takes them over).
+    Accept {
+        /// Node id or client address (HOST:PORT).
+        node: String,
+    },
 }
 
 pub type Res<T> = Result<T, String>;
@@ -309,6 +317,11 @@ async fn run(cli: Cli) -> Res<()> {
             status(&mut admin).await?
         }
         Command::AbortMigration => admin.abort_migration(AbortMigrationRequest {}).await.map_err(status_err)?.into_inner(),
+        Command::Accept { node } => {
+            let st = status(&mut admin).await?;
+            let node_id = resolve_in(&st, &node)?;
+            admin.accept_node(AcceptNodeRequest { node_id }).await.map_err(status_err)?.into_inner()
+        }
     };
     print_status(&reply, extra, cli.json).await;
     Ok(())

@@ -275,10 +275,13 @@ fn leader_loss_and_restart() {
     eprintln!("config change visible on every live node after {:?}", t.elapsed());
 
     // Restart the old leader on its port and data dir: same id, new config.
+    // It comes back without the keys of its slots (no persistence), so it
+    // serves them only once an operator accepts it back.
     let dir = c.dirs[li].path().to_string();
     let restarted = Server::start_at(leader_port, &["--cluster", "--dir", &dir]).expect("restart on the same port");
     c.nodes[li] = Some(restarted);
     assert_eq!(myid(leader_port), leader);
+    accept_back(survivor, leader_port);
     assert!(c.wait_all_ok(20), "restarted node did not catch up");
     assert_eq!(slot_owner_port(leader_port, 5), Some(other));
 }

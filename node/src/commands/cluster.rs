@@ -66,6 +66,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
+/// Hands the failure-detection settings (`cluster-node-timeout`,
+/// `cluster-require-full-coverage`) to the slot map, which the prober and
+/// the routing check read: at start and after every CONFIG SET.
+pub fn configure(engine: &crate::shard::Engine) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if let Some(map) = &engine.cluster {
+        map.health.node_timeout_ms.store(engine.cfg.cluster_node_timeout.load(Relaxed), Relaxed);
+        map.health.full_coverage.store(engine.cfg.cluster_require_full_coverage.load(Relaxed), Relaxed);
+    }
+}
+
 fn disabled() -> CmdError {
     CmdError::err("This instance has cluster support disabled")
 }
@@ -105,7 +116,7 @@ pub async fn cluster(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     } else if eq_ic(sub, "nodes") {
         out.verbatim(&nodes_text(&view, &map, now_ms()));
     } else if eq_ic(sub, "info") {
-        out.verbatim(&info_text(&view));
+        out.verbatim(&info_text(&view, &map, now_ms()));
     } else if eq_ic(sub, "myid") {
         out.bulk(map.myself.id.as_bytes());
     } else if eq_ic(sub, "myshardid") {
@@ -142,7 +153,7 @@ pub async fn cluster(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
 fn owner_of<'a>(view: &'a ClusterView, map: &'a SlotMap, slot: u16) -> Option<&'a str> {
     match view.route(slot) {
         Route::Local => Some(map.myself.id.as_str()),
-        Route::Moved(i) => Some(view.members[i].id.as_str()),
+        Route::Moved(i) | Route::Down(i) => Some(view.members[i].id.as_str()),
         Route::Unassigned => None,
     }
 }
@@ -326,15 +337,27 @@ pub fn shards_reply(view: &ClusterView, map: &SlotMap, out: &mut Out) {
 /// CLUSTER NODES: one line per node, as Redis writes them:
 /// `<id> <ip:port@cport> <flags> <master> <ping-sent> <pong-recv>
 /// <config-epoch> <link-state> <slot ranges...>`. The cluster bus port is
-/// the node's gRPC port.
+/// the node's gRPC port. `fail` is the group's decision (the view),
+/// `fail?` this node's own suspicion (no pong for the node timeout); the
+/// ping and pong times and the link state are this node's probes'.
 pub fn nodes_text(view: &ClusterView, map: &SlotMap, now: u64) -> String {
     use std::fmt::Write;
     let mut text = String::new();
     for (i, m) in members(view, map) {
         let myself = m.id == map.myself.id;
-        let flags = if myself { "myself,master" } else { "master" };
-        let pong = if myself { 0 } else { now };
-        let _ = write!(text, "{} {}:{}@{} {flags} - 0 {pong} {} connected", m.id, m.host, m.port, m.grpc_port, view.epoch);
+        let mut flags = String::from(if myself { "myself,master" } else { "master" });
+        let (mut ping, mut pong, mut link) = (0, if myself { 0 } else { now }, "connected");
+        if !myself {
+            if let Some(p) = map.health.peer(&m.id) {
+                (ping, pong, link) = (p.ping_sent, p.pong_recv, if p.link_up { "connected" } else { "disconnected" });
+            }
+        }
+        if view.is_failed(i) {
+            flags.push_str(",fail");
+        } else if !myself && map.health.suspect(&m.id, now) {
+            flags.push_str(",fail?");
+        }
+        let _ = write!(text, "{} {}:{}@{} {flags} - {ping} {pong} {} {link}", m.id, m.host, m.port, m.grpc_port, view.epoch);
         if i != usize::MAX {
             for (a, b) in view.ranges_of(i) {
                 if a == b {
@@ -349,12 +372,25 @@ pub fn nodes_text(view: &ClusterView, map: &SlotMap, now: u64) -> String {
     text
 }
 
-/// CLUSTER INFO.
-pub fn info_text(view: &ClusterView) -> String {
+/// CLUSTER INFO. The state is `fail` while some slot has no live owner and
+/// `cluster-require-full-coverage` is on (the node then refuses keyed
+/// commands with `-CLUSTERDOWN The cluster is down`).
+pub fn info_text(view: &ClusterView, map: &SlotMap, now: u64) -> String {
     let assigned = view.assigned();
-    let state = if assigned == SLOTS { "ok" } else { "fail" };
+    let ok = view.covered || !map.health.full_coverage();
+    let state = if ok { "ok" } else { "fail" };
+    let (mut fail, mut pfail) = (0, 0);
+    for (a, b, i) in view.runs() {
+        let n = (b - a) as usize + 1;
+        if view.is_down(i) {
+            fail += n;
+        } else if Some(i) != view.me && map.health.suspect(&view.members[i].id, now) {
+            pfail += n;
+        }
+    }
     format!(
-        "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{assigned}\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\ncluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
+        "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{}\r\ncluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\ncluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
+        assigned - fail - pfail,
         view.members.len().max(1),
         view.size(),
         view.epoch,
@@ -378,6 +414,7 @@ mod tests {
         v.assign(0..8192, &format!("{:040x}", 1));
         v.assign(8192..16384, &format!("{:040x}", 2));
         v.assign([100], &format!("{:040x}", 2));
+        v.derive(false);
         (map, v)
     }
 
@@ -399,10 +436,27 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], format!("{:040x} 127.0.0.1:7001@17001 myself,master - 0 0 5 connected 0-99 101-8191", 1));
         assert_eq!(lines[1], format!("{:040x} 127.0.0.1:7002@17002 master - 0 42 5 connected 100 8192-16383", 2));
-        let i = info_text(&v);
+        let i = info_text(&v, &map, 42);
         assert!(i.contains("cluster_state:ok\r\ncluster_slots_assigned:16384\r\n"));
         assert!(i.contains("cluster_known_nodes:2\r\ncluster_size:2\r\ncluster_current_epoch:5\r\n"));
-        assert!(info_text(&ClusterView::empty()).contains("cluster_state:fail\r\ncluster_slots_assigned:0\r\n"));
+        assert!(info_text(&ClusterView::empty(), &map, 42).contains("cluster_state:fail\r\ncluster_slots_assigned:0\r\n"));
+        // The second node: suspected by this one, then failed by the group.
+        map.health.track(&[&format!("{:040x}", 2)], 1000);
+        map.health.ping_sent(&format!("{:040x}", 2), 1500);
+        map.health.ping_failed(&format!("{:040x}", 2));
+        let t = nodes_text(&v, &map, 3000);
+        assert!(t.contains("7002@17002 master,fail? - 1500 0 5 disconnected 100 8192-16383\n"), "{t}");
+        let i = info_text(&v, &map, 3000);
+        assert!(
+            i.contains("cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:8191\r\ncluster_slots_pfail:8193\r\n"),
+            "{i}"
+        );
+        let mut f = v.clone();
+        f.failed = vec![false, true];
+        f.derive(false);
+        assert!(nodes_text(&f, &map, 3000).contains("master,fail - 1500 0 5 disconnected"));
+        let i = info_text(&f, &map, 3000);
+        assert!(i.contains("cluster_state:fail\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:8191\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:8193\r\n"), "{i}");
     }
 
     #[test]

@@ -35,6 +35,14 @@ pub struct ClusterConfig {
     /// Owned slot ranges with their owner's node id, ascending, disjoint.
     pub slots: Vec<(u16, u16, String)>,
     pub migrations: Vec<Migration>,
+    /// Members the group declared failed (`Change::NodeFailed`), ascending.
+    #[serde(default)]
+    pub failed: Vec<String>,
+    /// Per member, the process incarnation the group last accepted as
+    /// serving (`Change::NodeRecovered`): a node that restarted without
+    /// its data serves again only once its new incarnation is here.
+    #[serde(default)]
+    pub incarnations: std::collections::BTreeMap<String, String>,
 }
 
 impl ClusterConfig {
@@ -120,6 +128,14 @@ impl ClusterConfig {
                     return Err("no such migration is running".into());
                 }
             }
+            Change::NodeFailed { id } => match self.failed.binary_search(id) {
+                Ok(_) => return Err(format!("node {id} is already failed")),
+                Err(at) => self.failed.insert(at, id.clone()),
+            },
+            Change::NodeRecovered { id, incarnation } => {
+                self.failed.retain(|f| f != id);
+                self.incarnations.insert(id.clone(), incarnation.clone());
+            }
         }
         Ok(())
     }
@@ -177,6 +193,8 @@ fn view_of(data: &SmData, my_id: &str) -> ClusterView {
     members.sort_by(|a, b| a.id.cmp(&b.id));
     let owners = data.config.slots.iter().flat_map(|(a, b, id)| (*a..=*b).map(move |s| (s, id.clone())));
     let mut view = ClusterView::new(my_id, data.config.epoch, members, owners);
+    view.failed = view.members.iter().map(|m| data.config.failed.contains(&m.id)).collect();
+    view.accepted = data.config.incarnations.get(my_id).cloned();
     view.migration = data
         .config
         .migrations
@@ -342,6 +360,21 @@ mod tests {
         assert_eq!(c.slots, vec![(0, 9, "a".into()), (10, 20, "b".into()), (21, 99, "a".into())]);
         assert!(c.migrations.is_empty());
         assert!(c.apply(&Change::AbortMigration { id: String::new() }, 12).is_err());
+    }
+
+    #[test]
+    fn failure_and_recovery() {
+        let mut c = ClusterConfig::default();
+        assert_eq!(c.apply(&Change::NodeFailed { id: "b".into() }, 1), Ok(()));
+        assert_eq!(c.apply(&Change::NodeFailed { id: "a".into() }, 2), Ok(()));
+        assert!(c.apply(&Change::NodeFailed { id: "a".into() }, 3).is_err());
+        assert_eq!(c.failed, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(c.apply(&Change::NodeRecovered { id: "a".into(), incarnation: "i2".into() }, 4), Ok(()));
+        assert_eq!(c.failed, vec!["b".to_string()]);
+        assert_eq!(c.incarnations.get("a").map(String::as_str), Some("i2"));
+        // An older snapshot (without these fields) still loads.
+        let old: ClusterConfig = serde_json::from_str(r#"{"epoch":3,"slots":[],"migrations":[]}"#).unwrap();
+        assert!(old.failed.is_empty() && old.incarnations.is_empty());
     }
 
     #[test]

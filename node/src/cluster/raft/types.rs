@@ -37,6 +37,13 @@ pub enum Change {
     /// Ends migration `id` (any running one when `id` is empty) with the
     /// source keeping its slots.
     AbortMigration { id: String },
+    /// Declares member `id` failed (unreachable for the node timeout, or
+    /// back without its data): its slots are not served until it recovers
+    /// or they move.
+    NodeFailed { id: String },
+    /// Accepts process `incarnation` of member `id` as serving its slots
+    /// again (reachable again with its data, or an operator's decision).
+    NodeRecovered { id: String, incarnation: String },
 }
 
 /// What applying a change returns: the epoch of the configuration it made,
