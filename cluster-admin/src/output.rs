@@ -85,6 +85,9 @@ pub fn table(st: &StatusReply, health: &[Option<NodeInfoReply>]) -> String {
     let mut rows = vec![header.map(String::from).to_vec()];
     for (m, h) in st.members.iter().zip(health) {
         let mut role = if m.node_id == st.leader_id { format!("{} (leader)", m.role) } else { m.role.clone() };
+        if !m.replica_of.is_empty() {
+            role.push_str(&format!(" replica of {}", node_label(st, &m.replica_of)));
+        }
         if m.failed {
             role.push_str(" FAILED");
         }
@@ -129,6 +132,7 @@ pub fn to_json(st: &StatusReply, health: &[Option<NodeInfoReply>]) -> serde_json
                 "role": m.role,
                 "leader": m.node_id == st.leader_id,
                 "failed": m.failed,
+                "replica_of": (!m.replica_of.is_empty()).then_some(m.replica_of.as_str()),
                 "slot_count": m.slot_count,
                 "slots": m.ranges.iter().map(|r| [r.first, r.last]).collect::<Vec<_>>(),
                 "reachable": h.is_some(),
@@ -174,6 +178,7 @@ mod tests {
             ranges: vec![SlotRange { first, last }],
             slot_count: last - first + 1,
             failed: false,
+            replica_of: String::new(),
         };
         StatusReply {
             leader_id: "aa".into(),

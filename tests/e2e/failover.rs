@@ -4,7 +4,9 @@
 //! commands get Redis's `-CLUSTERDOWN` errors (all of them with
 //! `cluster-require-full-coverage yes`, only the lost slots with `no`);
 //! the node restarted without its data stays out of service for its slots
-//! until an operator accepts it back with `cluster-admin accept`.
+//! until an operator accepts it back with `cluster-admin accept`. Replicas
+//! added through cluster-admin or CLUSTER REPLICATE follow their primary
+//! and serve READONLY reads.
 
 use damselfly_tests::cluster::*;
 use damselfly_tests::{key_slot, Raw, Server};
@@ -112,4 +114,92 @@ fn a_paused_node_is_failed_then_recovers_by_itself() {
     assert!(failed, "not failed: {}", line_of(c.ports[0], &vid));
     assert!(c.wait_all_ok(15), "did not recover");
     assert_eq!(Raw::connect(vport).cmd(&["GET", &key]), "$1\r\nv\r\n");
+}
+
+/// Replicas join through cluster-admin (add-replica) or CLUSTER REPLICATE,
+/// follow their primary, redirect writes, serve READONLY reads, and show
+/// in CLUSTER NODES / SLOTS / SHARDS / REPLICAS and ROLE.
+#[test]
+fn replicas_follow_their_primary_and_serve_readonly_reads() {
+    let (c, _) = Cluster::start(3);
+    let (p0, p1) = (c.ports[0], c.ports[1]);
+    let (id0, id1) = (myid(p0), myid(p1));
+    let dirs = [TempDir::new("replica0"), TempDir::new("replica1")];
+    let replicas: Vec<Server> = dirs.iter().map(|d| Server::start_with(&["--cluster", "--dir", d.path()])).collect();
+    let (r0, r1) = (replicas[0].port, replicas[1].port);
+    let key = key_on(p0, p0);
+    let mut primary = Raw::connect(p0);
+    assert_eq!(primary.cmd(&["SET", &key, "before"]), "+OK\r\n");
+
+    // cluster-admin adds the first as a member and makes it a replica.
+    let (ok, out, err) = admin(p0, &["add-replica", &format!("127.0.0.1:{r0}"), "--of", &format!("127.0.0.1:{p0}")]);
+    assert!(ok, "{out}{err}");
+    // The second joins, then asks for it itself.
+    let (ok, out, err) = admin(p0, &["add-node", &format!("127.0.0.1:{r1}")]);
+    assert!(ok, "{out}{err}");
+    let mut raw1 = Raw::connect(r1);
+    assert!(wait_until(15, || raw1.cmd(&["CLUSTER", "NODES"]).contains(&id1)), "the new member has not seen the configuration");
+    assert_eq!(raw1.cmd(&["CLUSTER", "REPLICATE", &id1]), "+OK\r\n");
+    let (rid0, rid1) = (myid(r0), myid(r1));
+
+    let all = [p0, p1, c.ports[2], r0, r1];
+    for (rid, pid) in [(&rid0, &id0), (&rid1, &id1)] {
+        let seen = wait_until(15, || all.iter().all(|&p| line_of(p, rid).split_whitespace().nth(3) == Some(pid.as_str())));
+        assert!(seen, "{}", line_of(p0, rid));
+    }
+    assert!(line_of(r0, &rid0).contains(" myself,slave "), "{}", line_of(r0, &rid0));
+    assert!(line_of(p1, &rid0).contains(" slave "), "{}", line_of(p1, &rid0));
+    let mut raw0 = Raw::connect(r0);
+    assert!(wait_until(15, || raw0.cmd(&["ROLE"]).contains("connected")), "{}", raw0.cmd(&["ROLE"]));
+    assert!(raw0.cmd(&["ROLE"]).starts_with(&format!("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:{p0}\r\n")));
+
+    // Writes acknowledged by the replica (WAIT) can be read there.
+    assert_eq!(primary.cmd(&["SET", &key, "after"]), "+OK\r\n");
+    assert_eq!(primary.cmd(&["WAIT", "1", "5000"]), ":1\r\n");
+    let slot = key_slot(key.as_bytes());
+    assert_eq!(raw0.cmd(&["GET", &key]), format!("-MOVED {slot} 127.0.0.1:{p0}\r\n"));
+    assert_eq!(raw0.cmd(&["READONLY"]), "+OK\r\n");
+    assert_eq!(raw0.cmd(&["GET", &key]), "$5\r\nafter\r\n");
+    assert_eq!(raw0.cmd(&["SET", &key, "x"]), format!("-MOVED {slot} 127.0.0.1:{p0}\r\n"));
+    // Another primary's slot still redirects there.
+    let elsewhere = key_on(p0, p1);
+    let s1 = key_slot(elsewhere.as_bytes());
+    assert_eq!(raw0.cmd(&["GET", &elsewhere]), format!("-MOVED {s1} 127.0.0.1:{p1}\r\n"));
+    assert_eq!(raw0.cmd(&["READWRITE"]), "+OK\r\n");
+    assert_eq!(raw0.cmd(&["GET", &key]), format!("-MOVED {slot} 127.0.0.1:{p0}\r\n"));
+
+    // CLUSTER SLOTS lists the replica after its primary; SHARDS groups them.
+    let slots = primary.cmd(&["CLUSTER", "SLOTS"]);
+    assert!(
+        slots.contains(&format!(
+            "*4\r\n$9\r\n127.0.0.1\r\n:{p0}\r\n$40\r\n{id0}\r\n*0\r\n*4\r\n$9\r\n127.0.0.1\r\n:{r0}\r\n$40\r\n{rid0}\r\n"
+        )),
+        "{slots}"
+    );
+    let shards = primary.cmd(&["CLUSTER", "SHARDS"]);
+    assert_eq!(shards.matches("replica\r\n").count(), 2, "{shards}");
+    assert!(shards.starts_with("*3\r\n"), "{shards}");
+    // CLUSTER REPLICAS / SLAVES.
+    let reps = primary.cmd(&["CLUSTER", "REPLICAS", &id0]);
+    assert!(
+        reps.starts_with("*1\r\n$") && reps.contains(&format!("{rid0} 127.0.0.1:{r0}@")) && reps.contains(&format!(" slave {id0} ")),
+        "{reps}"
+    );
+    assert_eq!(primary.cmd(&["CLUSTER", "SLAVES", &id1]).matches(&rid1).count(), 1);
+    assert_eq!(primary.cmd(&["CLUSTER", "REPLICAS", &c.ports[2].to_string()]), format!("-ERR Unknown node {}\r\n", c.ports[2]));
+    assert_eq!(primary.cmd(&["CLUSTER", "REPLICAS", &rid0]), "-ERR The specified node is not a master\r\n");
+    // CLUSTER REPLICATE's refusals.
+    assert_eq!(raw0.cmd(&["CLUSTER", "REPLICATE", &rid0]), "-ERR Can't replicate myself\r\n");
+    assert_eq!(primary.cmd(&["CLUSTER", "REPLICATE", &id1]), "-ERR To set a master the node must be empty and without assigned slots.\r\n");
+    assert_eq!(raw1.cmd(&["CLUSTER", "REPLICATE", &rid0]), "-ERR I can only replicate a master, not a replica.\r\n");
+    assert_eq!(raw1.cmd(&["CLUSTER", "REPLICATE", "nope"]), "-ERR Unknown node nope\r\n");
+    let st = status_json(p1).expect("status");
+    let reported: Vec<(String, String)> = st["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| Some((m["node_id"].as_str()?.to_string(), m["replica_of"].as_str()?.to_string())))
+        .collect();
+    assert_eq!(reported.len(), 2);
+    assert!(reported.contains(&(rid0.clone(), id0.clone())) && reported.contains(&(rid1.clone(), id1.clone())));
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use damselfly_proto::admin::admin_client::AdminClient;
 use damselfly_proto::admin::admin_server::Admin;
 use damselfly_proto::admin::{
-    AbortMigrationRequest, AcceptNodeRequest, AddNodeRequest, AssignSlotsRequest, CreateRequest, MemberStatus, Migration, MoveProgress,
-    MoveSlotsRequest, NodeInfoReply, NodeInfoRequest, RemoveNodeRequest, SlotRange, StatusReply, StatusRequest,
+    AbortMigrationRequest, AcceptNodeRequest, AddNodeRequest, AddReplicaRequest, AssignSlotsRequest, CreateRequest, MemberStatus,
+    Migration, MoveProgress, MoveSlotsRequest, NodeInfoReply, NodeInfoRequest, RemoveNodeRequest, SlotRange, StatusReply, StatusRequest,
 };
 use openraft::ChangeMembers;
 use tonic::{Request, Response, Status};
@@ -150,6 +150,7 @@ impl AdminService {
                     slot_count: cfg.count_of(&n.id) as u32,
                     ranges,
                     failed: cfg.failed.contains(&n.id),
+                    replica_of: cfg.replicas.get(&n.id).cloned().unwrap_or_default(),
                 }
             })
             .collect();
@@ -413,6 +414,22 @@ impl Admin for AdminService {
             p.incarnation
         };
         self.write(Change::NodeRecovered { id: req.node_id, incarnation }).await?;
+        Ok(Response::new(self.status()))
+    }
+
+    async fn add_replica(&self, req: Request<AddReplicaRequest>) -> Reply<StatusReply> {
+        let req = req.into_inner();
+        if let Some(r) = self.forward(req.clone(), |mut c, r| async move { c.add_replica(r).await }).await? {
+            return Ok(r);
+        }
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        for id in [&req.node_id, &req.primary_id] {
+            if !membership.nodes().any(|(_, n)| &n.id == id) {
+                return Err(Status::not_found(format!("no member with id {id}")));
+            }
+        }
+        self.write(Change::SetReplica { id: req.node_id, of: req.primary_id }).await?;
         Ok(Response::new(self.status()))
     }
 

@@ -5,7 +5,8 @@
 //! `-CLUSTERDOWN` or `-CROSSSLOT`; `identity` owns this node's persistent
 //! 40-hex id; `raft` the metadata group (its state machine, durable storage
 //! and gRPC transport); `admin` the admin service cluster-admin drives;
-//! `migration` live slot migration; `health` failure detection. Standalone mode (the default) has none
+//! `migration` live slot migration; `health` failure detection;
+//! `replicas` makes the node follow the primary the configuration names. Standalone mode (the default) has none
 //! of this: the node owns every slot and nothing is checked.
 
 pub mod admin;
@@ -14,6 +15,7 @@ pub mod identity;
 pub mod migration;
 pub mod publish;
 pub mod raft;
+pub mod replicas;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -217,6 +219,7 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
             let _ = OBSERVED.set(Observed { raft: raft.clone(), log: log_view, ctl: ctl.clone() });
             tokio::spawn(migration::purge::run(ctl.clone()));
             tokio::spawn(health::run(ctl.clone()));
+            tokio::spawn(replicas::run(ctl.clone()));
             let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
             let _ = ctl.map.control.set(requests);
             tokio::spawn(migration::serve(ctl.clone(), rx));

@@ -89,7 +89,12 @@ impl ConnCluster {
             }
         }
         let full = self.map.health.full_coverage();
+        // READONLY: a replica serves reads of its primary's slots.
+        let replica_read = self.readonly && !spec.has_flag(crate::commands::flag::WRITE);
         let view = self.view();
+        if replica_read && view.my_primary().is_some_and(|p| view.route(slot) == Route::Moved(p)) {
+            return if full && !view.covered { Err(CmdError::Other("CLUSTERDOWN The cluster is down".into())) } else { Ok(()) };
+        }
         route_result(view, slot, full)
     }
 }

@@ -53,6 +53,8 @@ pub struct ClusterView {
     pub failed: Vec<bool>,
     /// The incarnation of this node the group accepts as serving.
     pub accepted: Option<String>,
+    /// Per member: the member it replicates (`None`: a primary).
+    pub primary_of: Vec<Option<usize>>,
     /// Per member: its slots are not served (failed, or this node while
     /// fenced). Set by `SlotMap::install`.
     down: Vec<bool>,
@@ -107,6 +109,7 @@ impl ClusterView {
             migration: None,
             failed: Vec::new(),
             accepted: None,
+            primary_of: Vec::new(),
             down: Vec::new(),
             covered: false,
         }
@@ -123,7 +126,23 @@ impl ClusterView {
 
     /// Whether this node keeps keys of `slot`: it serves it or imports it.
     pub fn keeps(&self, slot: u16) -> bool {
-        (self.me.is_some() && self.owner_of(slot) == self.me) || self.importing(slot)
+        let owner = self.owner_of(slot);
+        (owner.is_some() && (owner == self.me || owner == self.my_primary())) || self.importing(slot)
+    }
+
+    /// The member member `i` replicates, if it is a replica.
+    pub fn primary_of(&self, i: usize) -> Option<usize> {
+        self.primary_of.get(i).copied().flatten()
+    }
+
+    /// The primary this node replicates, if it is a replica.
+    pub fn my_primary(&self) -> Option<usize> {
+        self.me.and_then(|me| self.primary_of(me))
+    }
+
+    /// The replicas of member `i`.
+    pub fn replicas_of(&self, i: usize) -> Vec<usize> {
+        (0..self.members.len()).filter(|&r| self.primary_of(r) == Some(i)).collect()
     }
 
     /// The member owning `slot`, whether or not it serves it now.
@@ -289,12 +308,19 @@ impl SlotMap {
     /// A fenced node (back without its data) keeps its slots out of service
     /// until the view accepts this process's incarnation.
     pub fn install(&self, mut view: ClusterView) {
+        if self.health.fenced() && view.me.is_some_and(|me| view.ranges_of(me).is_empty() && view.primary_of(me).is_some()) {
+            // A replica: its data comes from its primary.
+            self.health.set_fenced(false);
+        }
         if self.health.fenced() && view.accepted.is_some() && view.accepted.as_ref() == self.health.incarnation.get() {
             self.health.set_fenced(false);
             tracing::info!("the cluster accepted this node back: serving its slots again");
         }
         view.derive(self.health.fenced());
-        self.gate.set_served(|s| view.route(s) == Route::Local);
+        // A replica's shards also admit its primary's slots: READONLY
+        // clients read them there (writes are redirected before).
+        let primary = view.my_primary();
+        self.gate.set_served(|s| view.route(s) == Route::Local || (primary.is_some() && view.owner_of(s) == primary));
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
         let v = self.version.fetch_add(1, Ordering::Release) + 1;
         self.changed.send_replace(v);
@@ -329,11 +355,14 @@ impl SlotMap {
 }
 
 /// What a connection may ask of the cluster control plane (CLUSTER
-/// SETSLOT); `cluster::migration` serves these.
+/// SETSLOT, CLUSTER REPLICATE); `cluster::migration` serves these.
 pub enum Request {
     /// Move `slot`, keys included, from this node to member `to`, then
     /// purge this node's copy; the reply comes when it is done.
     Move { slot: u16, to: String, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
+    /// Make this node a replica of member `of` (CLUSTER REPLICATE); the
+    /// reply comes once the change is committed.
+    Replicate { of: String, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
 }
 
 #[cfg(test)]

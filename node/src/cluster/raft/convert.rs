@@ -149,6 +149,7 @@ impl ToPb for Change {
             Change::AbortMigration { id } => C::AbortMigration(pb::AbortMigration { id }),
             Change::NodeFailed { id } => C::NodeFailed(pb::NodeFailed { id }),
             Change::NodeRecovered { id, incarnation } => C::NodeRecovered(pb::NodeRecovered { id, incarnation }),
+            Change::SetReplica { id, of } => C::SetReplica(pb::SetReplica { id, of }),
         };
         pb::Change { change: Some(c) }
     }
@@ -164,6 +165,7 @@ impl FromPb<pb::Change> for Change {
             C::AbortMigration(c) => Change::AbortMigration { id: c.id },
             C::NodeFailed(c) => Change::NodeFailed { id: c.id },
             C::NodeRecovered(c) => Change::NodeRecovered { id: c.id, incarnation: c.incarnation },
+            C::SetReplica(c) => Change::SetReplica { id: c.id, of: c.of },
         })
     }
 }
@@ -485,6 +487,7 @@ mod tests {
             Change::AbortMigration { id: String::new() },
             Change::NodeFailed { id: node(2).id },
             Change::NodeRecovered { id: node(2).id, incarnation: "abc".into() },
+            Change::SetReplica { id: node(3).id, of: node(1).id },
         ];
         let mut out = vec![
             Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Blank },

@@ -43,6 +43,9 @@ pub struct ClusterConfig {
     /// its data serves again only once its new incarnation is here.
     #[serde(default)]
     pub incarnations: std::collections::BTreeMap<String, String>,
+    /// Replicas, each with the primary it follows.
+    #[serde(default)]
+    pub replicas: std::collections::BTreeMap<String, String>,
 }
 
 impl ClusterConfig {
@@ -83,6 +86,9 @@ impl ClusterConfig {
     fn apply(&mut self, c: &Change, index: u64) -> Result<(), String> {
         match c {
             Change::AssignSlots { ranges, owner } => {
+                if self.replicas.contains_key(owner) {
+                    return Err(format!("node {owner} is a replica: it cannot own slots"));
+                }
                 if let Some(m) = self.migrations.first() {
                     if ranges.iter().any(|&(a, b)| m.ranges.iter().any(|&(c, d)| a <= d && c <= b)) {
                         return Err(format!("slots of migration {} are moving: abort it first", m.id));
@@ -96,6 +102,9 @@ impl ClusterConfig {
                 }
                 if from == to {
                     return Err("source and target are the same node".into());
+                }
+                if self.replicas.contains_key(to) {
+                    return Err(format!("node {to} is a replica: it cannot own slots"));
                 }
                 let dense = self.dense();
                 for &(a, b) in ranges {
@@ -135,6 +144,21 @@ impl ClusterConfig {
             Change::NodeRecovered { id, incarnation } => {
                 self.failed.retain(|f| f != id);
                 self.incarnations.insert(id.clone(), incarnation.clone());
+            }
+            Change::SetReplica { id, of } => {
+                if id == of {
+                    return Err("Can't replicate myself".into());
+                }
+                if self.count_of(id) > 0 || self.migrations.iter().any(|m| &m.to == id) {
+                    return Err("To set a master the node must be empty and without assigned slots.".into());
+                }
+                if self.replicas.contains_key(of) {
+                    return Err("I can only replicate a master, not a replica.".into());
+                }
+                if self.replicas.values().any(|p| p == id) {
+                    return Err(format!("node {id} has replicas of its own"));
+                }
+                self.replicas.insert(id.clone(), of.clone());
             }
         }
         Ok(())
@@ -195,6 +219,9 @@ fn view_of(data: &SmData, my_id: &str) -> ClusterView {
     let mut view = ClusterView::new(my_id, data.config.epoch, members, owners);
     view.failed = view.members.iter().map(|m| data.config.failed.contains(&m.id)).collect();
     view.accepted = data.config.incarnations.get(my_id).cloned();
+    let index = |id: &str| view.members.iter().position(|m| m.id == id);
+    let primary_of: Vec<Option<usize>> = view.members.iter().map(|m| data.config.replicas.get(&m.id).and_then(|p| index(p))).collect();
+    view.primary_of = primary_of;
     view.migration = data
         .config
         .migrations
@@ -375,6 +402,20 @@ mod tests {
         // An older snapshot (without these fields) still loads.
         let old: ClusterConfig = serde_json::from_str(r#"{"epoch":3,"slots":[],"migrations":[]}"#).unwrap();
         assert!(old.failed.is_empty() && old.incarnations.is_empty());
+    }
+
+    #[test]
+    fn replicas_own_no_slots() {
+        let mut c = ClusterConfig::default();
+        c.assign(&[(0, 99)], "a");
+        let set = |id: &str, of: &str| Change::SetReplica { id: id.into(), of: of.into() };
+        assert_eq!(c.apply(&set("a", "b"), 1), Err("To set a master the node must be empty and without assigned slots.".into()));
+        assert_eq!(c.apply(&set("b", "b"), 1), Err("Can't replicate myself".into()));
+        assert_eq!(c.apply(&set("b", "a"), 1), Ok(()));
+        assert_eq!(c.apply(&set("c", "b"), 1), Err("I can only replicate a master, not a replica.".into()));
+        assert!(c.apply(&set("a", "c"), 1).is_err());
+        assert!(c.apply(&Change::AssignSlots { ranges: vec![(5, 5)], owner: "b".into() }, 2).is_err());
+        assert_eq!(c.replicas.get("b").map(String::as_str), Some("a"));
     }
 
     #[test]

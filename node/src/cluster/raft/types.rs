@@ -44,6 +44,8 @@ pub enum Change {
     /// Accepts process `incarnation` of member `id` as serving its slots
     /// again (reachable again with its data, or an operator's decision).
     NodeRecovered { id: String, incarnation: String },
+    /// Makes member `id` (which owns no slots) a replica of primary `of`.
+    SetReplica { id: String, of: String },
 }
 
 /// What applying a change returns: the epoch of the configuration it made,
