@@ -8,6 +8,9 @@
 //! added through cluster-admin or CLUSTER REPLICATE follow their primary
 //! and serve READONLY reads.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use damselfly_tests::cluster::*;
 use damselfly_tests::{key_slot, Raw, Server};
 
@@ -45,13 +48,17 @@ fn a_killed_node_is_failed_everywhere_and_stays_out_of_service_after_an_empty_re
     // Before the loss every node sees the others connected, with pongs.
     assert!(wait_until(10, || survivors.iter().all(|&p| flags_and_link(p, &vid) == ("master".into(), "connected".into()))));
 
+    let owned = slot_owners(c.ports[0]).expect("slots").iter().filter(|&&p| p == vport).count();
     c.nodes[victim].take().expect("victim").signal("KILL");
     let failed = wait_until(15, || survivors.iter().all(|&p| flags_and_link(p, &vid) == ("master,fail".into(), "disconnected".into())));
     assert!(failed, "not failed everywhere: {:?}", survivors.map(|p| line_of(p, &vid)));
     for &p in &survivors {
         let info = Server::raw_at(p).cmd(&["CLUSTER", "INFO"]);
         assert!(info.contains("cluster_state:fail\r\n"), "{info}");
-        assert!(info.contains("cluster_slots_fail:5461\r\n"), "{info}");
+        assert!(
+            info.contains(&format!("cluster_slots_ok:{}\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:{owned}\r\n", 16384 - owned)),
+            "{info}"
+        );
     }
     // Full coverage required (the default): the cluster refuses keyed
     // commands; the lost slots are not served at all.
@@ -202,4 +209,190 @@ fn replicas_follow_their_primary_and_serve_readonly_reads() {
         .collect();
     assert_eq!(reported.len(), 2);
     assert!(reported.contains(&(rid0.clone(), id0.clone())) && reported.contains(&(rid1.clone(), id1.clone())));
+}
+
+/// Each node's client address as CLUSTER SLOTS gives the owner of every
+/// slot, per node `port`.
+fn slot_owners(port: u16) -> Option<Vec<u16>> {
+    let mut con =
+        redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?.get_connection_with_timeout(Duration::from_secs(2)).ok()?;
+    con.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let slots: Vec<(u16, u16, (String, u16))> =
+        redis::cmd("CLUSTER").arg("SLOTS").query::<Vec<redis::Value>>(&mut con).ok()?.into_iter().filter_map(range_of).collect();
+    let mut owners = vec![0; 16384];
+    for (a, b, (_, p)) in slots {
+        for o in &mut owners[a as usize..=b as usize] {
+            *o = p;
+        }
+    }
+    owners.iter().all(|&p| p != 0).then_some(owners)
+}
+
+fn range_of(v: redis::Value) -> Option<(u16, u16, (String, u16))> {
+    let redis::Value::Array(parts) = v else { return None };
+    let a: u16 = redis::from_redis_value(parts.first()?.clone()).ok()?;
+    let b: u16 = redis::from_redis_value(parts.get(1)?.clone()).ok()?;
+    let node: (String, u16, String) = redis::from_redis_value(parts.get(2)?.clone()).ok().or_else(|| {
+        let redis::Value::Array(n) = parts.get(2)? else { return None };
+        Some((redis::from_redis_value(n.first()?.clone()).ok()?, redis::from_redis_value(n.get(1)?.clone()).ok()?, String::new()))
+    })?;
+    Some((a, b, (node.0, node.1)))
+}
+
+/// The client ports of the primaries (members owning slots), per `port`.
+fn primaries(port: u16) -> Vec<u16> {
+    let mut ports: Vec<u16> = slot_owners(port).unwrap_or_default();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// 3 primaries with a replica each; clients INCR counters and WAIT for
+/// one replica after each; a primary is killed (kill -9) three times and
+/// brought back empty. Every INCR that WAIT confirmed survives, no counter
+/// exceeds the INCRs attempted, every slot is served, and the killed nodes
+/// come back as replicas.
+#[test]
+fn killed_primaries_fail_over_to_their_replicas_without_losing_confirmed_writes() {
+    const COUNTERS: usize = 100;
+    const KILLS: usize = 3;
+    const INCRS_PER_ROUND: usize = 400;
+    let (mut c, _) = Cluster::start(3);
+    for i in 0..3 {
+        c.dirs.push(TempDir::new(&format!("replica{i}")));
+        let r = Server::start_with(&["--cluster", "--dir", c.dirs[3 + i].path(), "--save", ""]);
+        let (ok, out, err) =
+            admin(c.ports[0], &["add-replica", &format!("127.0.0.1:{}", r.port), "--of", &format!("127.0.0.1:{}", c.ports[i])]);
+        assert!(ok, "{out}{err}");
+        c.ports.push(r.port);
+        c.nodes.push(Some(r));
+    }
+    let synced = |port: u16| Server::raw_at(port).cmd(&["ROLE"]).contains("connected");
+    assert!(wait_until(20, || c.ports[3..].iter().all(|&p| synced(p))), "replicas did not sync");
+
+    let mut attempts = vec![0u64; COUNTERS];
+    let mut confirmed = vec![0u64; COUNTERS];
+    let mut conns = HashMap::new();
+    let mut owners = slot_owners(c.ports[0]).expect("slots");
+    let mut rng_state = 0x9e3779b97f4a7c15u64 ^ std::process::id() as u64;
+    let mut next = move || {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        rng_state
+    };
+    // One connection per node, with the counters it incremented since its
+    // last WAIT: a WAIT that a replica acknowledges confirms every INCR the
+    // connection sent before it (the replica acknowledges once a second,
+    // so one WAIT per batch keeps the test short).
+    type Conns = HashMap<u16, (redis::Connection, Vec<usize>)>;
+    let wait_for = |con: &mut redis::Connection, pending: &mut Vec<usize>, confirmed: &mut [u64]| {
+        // Bounded: a replica that never acknowledges leaves the writes
+        // unconfirmed, not the test hanging.
+        if redis::cmd("WAIT").arg(1).arg(1500).query::<i64>(con).is_ok_and(|n| n >= 1) {
+            for &i in pending.iter() {
+                confirmed[i] += 1;
+            }
+        }
+        pending.clear();
+    };
+    let incr_round = |conns: &mut Conns,
+                      owners: &mut Vec<u16>,
+                      live: &[u16],
+                      attempts: &mut [u64],
+                      confirmed: &mut [u64],
+                      next: &mut dyn FnMut() -> u64| {
+        for n in 0..INCRS_PER_ROUND {
+            let i = (next() % COUNTERS as u64) as usize;
+            let key = format!("counter:{i}");
+            let port = owners[key_slot(key.as_bytes()) as usize];
+            let (con, pending) = match conns.entry(port) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let opened = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                        .and_then(|cl| cl.get_connection_with_timeout(Duration::from_secs(1)));
+                    let Ok(con) = opened else {
+                        if let Some(o) = live.iter().find_map(|&p| slot_owners(p)) {
+                            *owners = o;
+                        }
+                        continue;
+                    };
+                    let _ = con.set_read_timeout(Some(Duration::from_secs(5)));
+                    e.insert((con, Vec::new()))
+                }
+            };
+            attempts[i] += 1;
+            match redis::cmd("INCR").arg(&key).query::<i64>(con) {
+                Ok(_) => {
+                    pending.push(i);
+                    if pending.len() >= 50 || n + 1 == INCRS_PER_ROUND {
+                        wait_for(con, pending, confirmed);
+                    }
+                }
+                Err(e) => {
+                    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                        conns.remove(&port);
+                    } else {
+                        // Redirected or refused: settle what this
+                        // connection sent before, then route again.
+                        wait_for(con, pending, confirmed);
+                    }
+                    if let Some(o) = live.iter().find_map(|&p| slot_owners(p)) {
+                        *owners = o;
+                    }
+                }
+            }
+        }
+        for (con, pending) in conns.values_mut() {
+            if !pending.is_empty() {
+                wait_for(con, pending, confirmed);
+            }
+        }
+    };
+
+    for round in 0..KILLS {
+        let live = c.live_ports();
+        incr_round(&mut conns, &mut owners, &live, &mut attempts, &mut confirmed, &mut next);
+        let ps = primaries(live[0]);
+        assert_eq!(ps.len(), 3, "round {round}: primaries {ps:?}");
+        let victim_port = ps[(next() % 3) as usize];
+        let victim = c.ports.iter().position(|&p| p == victim_port).expect("victim is a node");
+        let vid = myid(victim_port);
+        c.nodes[victim].take().expect("victim").signal("KILL");
+        let live = c.live_ports();
+        // Writes go on (and fail for a while) during the failover.
+        incr_round(&mut conns, &mut owners, &live, &mut attempts, &mut confirmed, &mut next);
+        // Every slot is served again, by primaries other than the victim.
+        let served = wait_until(20, || {
+            live.iter().all(|&p| Server::raw_at(p).cmd(&["CLUSTER", "INFO"]).contains("cluster_state:ok\r\n"))
+                && live.iter().all(|&p| !primaries(p).contains(&victim_port) && primaries(p).len() == 3)
+        });
+        assert!(served, "round {round}: slots not taken over: {}", Server::raw_at(live[0]).cmd(&["CLUSTER", "NODES"]));
+        // The victim comes back empty and rejoins as a replica.
+        let dir = c.dirs[victim].path().to_string();
+        c.nodes[victim] = Some(Server::start_at(victim_port, &["--cluster", "--dir", &dir, "--save", ""]).expect("restart"));
+        let rejoined = wait_until(20, || {
+            synced(victim_port) && c.live_ports().iter().all(|&p| line_of(p, &vid).contains("slave") && !line_of(p, &vid).contains("fail"))
+        });
+        assert!(rejoined, "round {round}: {} / {}", Server::raw_at(victim_port).cmd(&["ROLE"]), line_of(c.ports[0], &vid));
+        owners = slot_owners(victim_port).expect("slots");
+        conns.clear();
+    }
+    let live = c.live_ports();
+    incr_round(&mut conns, &mut owners, &live, &mut attempts, &mut confirmed, &mut next);
+
+    // The redis crate's cluster client reads every counter back.
+    let urls: Vec<String> = live.iter().map(|p| format!("redis://127.0.0.1:{p}/")).collect();
+    let mut client = redis::cluster::ClusterClient::new(urls).expect("cluster client").get_connection().expect("connect");
+    let (mut total_confirmed, mut total_attempts) = (0, 0);
+    for i in 0..COUNTERS {
+        let v: Option<u64> = redis::cmd("GET").arg(format!("counter:{i}")).query(&mut client).expect("GET");
+        let v = v.unwrap_or(0);
+        assert!(v >= confirmed[i], "counter:{i} is {v}, but {} INCRs were confirmed by WAIT", confirmed[i]);
+        assert!(v <= attempts[i], "counter:{i} is {v}, above the {} INCRs attempted", attempts[i]);
+        total_confirmed += confirmed[i];
+        total_attempts += attempts[i];
+    }
+    eprintln!("{total_attempts} INCRs attempted, {total_confirmed} confirmed by WAIT, {KILLS} primaries killed");
+    assert!(total_confirmed > total_attempts / 2, "too few writes confirmed: {total_confirmed}/{total_attempts}");
 }

@@ -75,13 +75,14 @@ pub async fn run(ctl: Arc<Control>) {
                 match answer {
                     Ok(Ok(r)) if r.get_ref().node_id == id => {
                         let r = r.into_inner();
-                        ctl.map.health.pong(&id, now_ms(), r.incarnation, r.lost_data);
+                        ctl.map.health.pong(&id, now_ms(), r.incarnation, r.lost_data, r.repl_offset);
                     }
                     _ => ctl.map.health.ping_failed(&id),
                 }
                 lock(&in_flight).remove(&id);
             });
         }
+        isolation(&ctl, &view, now, timeout);
         if is_leader(&ctl) && !deciding.swap(true, Ordering::AcqRel) {
             let (ctl, deciding) = (ctl.clone(), deciding.clone());
             tokio::spawn(async move {
@@ -100,6 +101,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn is_leader(ctl: &Control) -> bool {
     let m = ctl.raft.metrics().borrow().clone();
     m.current_leader == Some(m.id)
+}
+
+/// Marks this node isolated while it has heard from no majority of the
+/// Raft voters (itself included) for half the node timeout: it then
+/// refuses writes, before the majority's leader could declare it failed
+/// and promote one of its replicas, so two primaries never take writes
+/// for the same slots.
+fn isolation(ctl: &Control, view: &ClusterView, now: u64, timeout: u64) {
+    let voters: Vec<&crate::slot::map::Member> = view.members.iter().filter(|m| m.voter).collect();
+    if voters.is_empty() {
+        ctl.map.health.set_isolated(false);
+        return;
+    }
+    let heard = voters.iter().filter(|m| m.id == ctl.myself.id || ctl.map.health.heard_or_new_within(&m.id, now, timeout / 2)).count();
+    let isolated = heard * 2 <= voters.len();
+    if isolated != ctl.map.health.isolated() {
+        if isolated {
+            warn!(heard, voters = voters.len(), "cut off from the majority of the cluster: refusing writes");
+        } else {
+            info!("the majority of the cluster is reachable again: taking writes");
+        }
+        ctl.map.health.set_isolated(isolated);
+    }
 }
 
 /// What the leader's probes say of a member.
@@ -148,6 +172,36 @@ async fn decide(ctl: &Control, view: &ClusterView) {
             Ok(_) if failing => warn!(node = %m.id, "node declared failed: {why}"),
             Ok(_) => info!(node = %m.id, "node serving again: {why}"),
             Err(e) => warn!(node = %m.id, "could not record the node's state ({why}): {e}"),
+        }
+    }
+    promote(ctl, now, timeout).await;
+}
+
+/// Failover: every failed primary that owns slots and has a live replica
+/// hands them to the replica that applied the most of its stream.
+async fn promote(ctl: &Control, now: u64, timeout: u64) {
+    let cfg = ctl.sm.config();
+    let health = &ctl.map.health;
+    for primary in cfg.failed.iter().filter(|p| cfg.count_of(p) > 0) {
+        let best = cfg
+            .replicas
+            .iter()
+            .filter(|(r, p)| *p == primary && !cfg.failed.contains(r))
+            .filter_map(|(r, _)| {
+                if *r == ctl.myself.id {
+                    Some((ctl.engine.repl.offset.load(std::sync::atomic::Ordering::Relaxed), r))
+                } else if health.heard_within(r, now, timeout) {
+                    health.peer(r).map(|p| (p.repl_offset, r))
+                } else {
+                    None
+                }
+            })
+            .max();
+        let Some((offset, replica)) = best else { continue };
+        let change = Change::Promote { replica: replica.clone(), primary: primary.clone() };
+        match ctl.propose_here(change).await {
+            Ok(_) => warn!(%primary, %replica, offset, "failover: replica promoted in place of its failed primary"),
+            Err(e) => warn!(%primary, %replica, "failover not recorded: {e}"),
         }
     }
 }

@@ -95,7 +95,13 @@ impl ConnCluster {
         if replica_read && view.my_primary().is_some_and(|p| view.route(slot) == Route::Moved(p)) {
             return if full && !view.covered { Err(CmdError::Other("CLUSTERDOWN The cluster is down".into())) } else { Ok(()) };
         }
-        route_result(view, slot, full)
+        route_result(view, slot, full)?;
+        // Cut off from the majority: another node may own these slots by
+        // now (`cluster::health`).
+        if spec.has_flag(crate::commands::flag::WRITE) && self.map.health.isolated() {
+            return Err(CmdError::Other("CLUSTERDOWN The cluster is down".into()));
+        }
+        Ok(())
     }
 }
 

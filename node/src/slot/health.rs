@@ -30,6 +30,8 @@ pub struct Peer {
     /// What the peer said of itself in its last pong.
     pub incarnation: String,
     pub lost_data: bool,
+    /// The peer's replication offset (what a replica applied).
+    pub repl_offset: u64,
 }
 
 impl Peer {
@@ -48,6 +50,8 @@ pub struct Health {
     /// configuration gives it: it serves none of them until the group
     /// accepts its incarnation (`ClusterView::accepted`).
     fenced: AtomicBool,
+    /// See `isolated`.
+    isolated: AtomicBool,
     /// This process's incarnation (random per start), set by the cluster
     /// control plane when it starts.
     pub incarnation: OnceLock<String>,
@@ -60,6 +64,7 @@ impl Default for Health {
             node_timeout_ms: AtomicU64::new(DEFAULT_NODE_TIMEOUT_MS),
             full_coverage: AtomicBool::new(true),
             fenced: AtomicBool::new(false),
+            isolated: AtomicBool::new(false),
             incarnation: OnceLock::new(),
             peers: Mutex::new(HashMap::new()),
         }
@@ -113,14 +118,37 @@ impl Health {
     }
 
     /// `id` answered at `now`.
-    pub fn pong(&self, id: &str, now: u64, incarnation: String, lost_data: bool) {
+    pub fn pong(&self, id: &str, now: u64, incarnation: String, lost_data: bool, repl_offset: u64) {
         if let Some(p) = self.peers().get_mut(id) {
             p.ping_sent = 0;
             p.pong_recv = now;
             p.link_up = true;
             p.incarnation = incarnation;
             p.lost_data = lost_data;
+            p.repl_offset = repl_offset;
         }
+    }
+
+    /// Whether `id` answered within `within` ms of `now`.
+    pub fn heard_within(&self, id: &str, now: u64, within: u64) -> bool {
+        self.peer(id).is_some_and(|p| p.pong_recv > 0 && now.saturating_sub(p.pong_recv) <= within)
+    }
+
+    /// Whether `id` was heard from (or first probed) within `within` ms of
+    /// `now`.
+    pub fn heard_or_new_within(&self, id: &str, now: u64, within: u64) -> bool {
+        self.peer(id).is_some_and(|p| now.saturating_sub(p.last_heard()) <= within)
+    }
+
+    /// Whether this node has been cut off from a majority of the Raft
+    /// voters (writes are then refused: the majority may have promoted a
+    /// replica meanwhile).
+    pub fn isolated(&self) -> bool {
+        self.isolated.load(Relaxed)
+    }
+
+    pub fn set_isolated(&self, on: bool) {
+        self.isolated.store(on, Relaxed);
     }
 
     /// The ping to `id` failed (refused, timed out): the link is down; the
@@ -150,7 +178,8 @@ mod tests {
         assert!(!h.suspect("a", 10_500));
         assert!(h.suspect("a", 11_001), "never answered since probing began");
         h.ping_sent("a", 11_000);
-        h.pong("a", 11_010, "inc".into(), false);
+        h.pong("a", 11_010, "inc".into(), false, 7);
+        assert!(h.heard_within("a", 11_500, 500) && !h.heard_within("a", 11_600, 500));
         assert!(!h.suspect("a", 11_500));
         let p = h.peer("a").unwrap();
         assert_eq!((p.ping_sent, p.pong_recv, p.link_up), (0, 11_010, true));

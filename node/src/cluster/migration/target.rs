@@ -71,6 +71,7 @@ impl Migration for MigrationService {
             node_id: ctl.myself.id.clone(),
             incarnation: ctl.incarnation.clone(),
             lost_data: ctl.map.health.fenced(),
+            repl_offset: ctl.engine.repl.offset.load(std::sync::atomic::Ordering::Relaxed),
         }))
     }
 

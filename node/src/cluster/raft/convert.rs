@@ -150,6 +150,7 @@ impl ToPb for Change {
             Change::NodeFailed { id } => C::NodeFailed(pb::NodeFailed { id }),
             Change::NodeRecovered { id, incarnation } => C::NodeRecovered(pb::NodeRecovered { id, incarnation }),
             Change::SetReplica { id, of } => C::SetReplica(pb::SetReplica { id, of }),
+            Change::Promote { replica, primary } => C::Promote(pb::Promote { replica, primary }),
         };
         pb::Change { change: Some(c) }
     }
@@ -166,6 +167,7 @@ impl FromPb<pb::Change> for Change {
             C::NodeFailed(c) => Change::NodeFailed { id: c.id },
             C::NodeRecovered(c) => Change::NodeRecovered { id: c.id, incarnation: c.incarnation },
             C::SetReplica(c) => Change::SetReplica { id: c.id, of: c.of },
+            C::Promote(c) => Change::Promote { replica: c.replica, primary: c.primary },
         })
     }
 }
@@ -488,6 +490,7 @@ mod tests {
             Change::NodeFailed { id: node(2).id },
             Change::NodeRecovered { id: node(2).id, incarnation: "abc".into() },
             Change::SetReplica { id: node(3).id, of: node(1).id },
+            Change::Promote { replica: node(3).id, primary: node(1).id },
         ];
         let mut out = vec![
             Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Blank },

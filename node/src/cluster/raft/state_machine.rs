@@ -160,6 +160,19 @@ impl ClusterConfig {
                 }
                 self.replicas.insert(id.clone(), of.clone());
             }
+            Change::Promote { replica, primary } => {
+                if self.replicas.get(replica) != Some(primary) {
+                    return Err(format!("node {replica} is not a replica of {primary}"));
+                }
+                let ranges: Vec<(u16, u16)> = self.slots.iter().filter(|r| &r.2 == primary).map(|r| (r.0, r.1)).collect();
+                self.migrations.retain(|m| &m.from != primary && &m.to != primary);
+                self.assign(&ranges, replica);
+                self.replicas.remove(replica);
+                for p in self.replicas.values_mut().filter(|p| *p == primary) {
+                    *p = replica.clone();
+                }
+                self.replicas.insert(primary.clone(), replica.clone());
+            }
         }
         Ok(())
     }
@@ -416,6 +429,23 @@ mod tests {
         assert!(c.apply(&set("a", "c"), 1).is_err());
         assert!(c.apply(&Change::AssignSlots { ranges: vec![(5, 5)], owner: "b".into() }, 2).is_err());
         assert_eq!(c.replicas.get("b").map(String::as_str), Some("a"));
+    }
+
+    #[test]
+    fn promotion_moves_the_slots_and_the_replicas() {
+        let mut c = ClusterConfig::default();
+        c.assign(&[(0, 99), (200, 299)], "a");
+        c.assign(&[(100, 199)], "b");
+        let set = |id: &str, of: &str| Change::SetReplica { id: id.into(), of: of.into() };
+        for (id, of) in [("r1", "a"), ("r2", "a"), ("rb", "b")] {
+            assert_eq!(c.apply(&set(id, of), 1), Ok(()));
+        }
+        let promote = |r: &str, p: &str| Change::Promote { replica: r.into(), primary: p.into() };
+        assert!(c.apply(&promote("rb", "a"), 2).is_err());
+        assert_eq!(c.apply(&promote("r1", "a"), 2), Ok(()));
+        assert_eq!(c.slots, vec![(0, 99, "r1".into()), (100, 199, "b".into()), (200, 299, "r1".into())]);
+        let of = |id: &str| c.replicas.get(id).cloned();
+        assert_eq!((of("r1"), of("r2"), of("a"), of("rb")), (None, Some("r1".into()), Some("r1".into()), Some("b".into())));
     }
 
     #[test]

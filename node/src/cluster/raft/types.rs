@@ -46,6 +46,10 @@ pub enum Change {
     NodeRecovered { id: String, incarnation: String },
     /// Makes member `id` (which owns no slots) a replica of primary `of`.
     SetReplica { id: String, of: String },
+    /// Failover: `replica` (a replica of `primary`) takes every slot of
+    /// `primary`; `primary` and its other replicas become its replicas,
+    /// and migrations involving `primary` are dropped.
+    Promote { replica: String, primary: String },
 }
 
 /// What applying a change returns: the epoch of the configuration it made,
