@@ -144,6 +144,17 @@ enum Command {
         #[arg(long = "of")]
         of: String,
     },
+    /// Planned failover: the replica NODE takes over its primary's slots.
+    /// The primary holds writes while the replica catches up, so no
+    /// acknowledged write is lost (CLUSTER FAILOVER sent to the replica).
+    Failover {
+        /// The replica: node id or client address (HOST:PORT).
+        node: String,
+        /// Do not wait for the primary (it may be down): CLUSTER FAILOVER
+        /// FORCE.
+        #[arg(long)]
+        force: bool,
+    },
     /// Accept a member back after it restarted without the data of its
     /// slots (no persistence): it serves them again, empty. Until then the
     /// cluster keeps it failed and those slots are not served (unless a
@@ -337,6 +348,20 @@ async fn run(cli: Cli) -> Res<()> {
             }
             let (node_id, primary_id) = (resolve_in(&st, &node)?, resolve_in(&st, &of)?);
             admin.add_replica(AddReplicaRequest { node_id, primary_id }).await.map_err(status_err)?.into_inner()
+        }
+        Command::Failover { node, force } => {
+            let st = status(&mut admin).await?;
+            let id = resolve_in(&st, &node)?;
+            let addr = st.members.iter().find(|m| m.node_id == id).map(|m| m.client_addr.clone()).unwrap_or_default();
+            let mut args = vec!["CLUSTER", "FAILOVER"];
+            if force {
+                args.push("FORCE");
+            }
+            let reply = conn::resp_command(&addr, &args)?;
+            if reply.starts_with('-') {
+                return Err(format!("{addr}: {}", reply.trim_end()));
+            }
+            status(&mut admin).await?
         }
         Command::Accept { node } => {
             let st = status(&mut admin).await?;

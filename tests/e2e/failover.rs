@@ -396,3 +396,75 @@ fn killed_primaries_fail_over_to_their_replicas_without_losing_confirmed_writes(
     eprintln!("{total_attempts} INCRs attempted, {total_confirmed} confirmed by WAIT, {KILLS} primaries killed");
     assert!(total_confirmed > total_attempts / 2, "too few writes confirmed: {total_confirmed}/{total_attempts}");
 }
+
+/// A planned failover (cluster-admin failover, i.e. CLUSTER FAILOVER on the
+/// replica) under a stream of INCRs: every acknowledged INCR is in the new
+/// primary, the writer is redirected there, the old primary becomes its
+/// replica.
+#[test]
+fn planned_failover_loses_no_acknowledged_write() {
+    let (mut c, _) = Cluster::start(3);
+    let p0 = c.ports[0];
+    c.dirs.push(TempDir::new("replica"));
+    let r = Server::start_with(&["--cluster", "--dir", c.dirs[3].path()]);
+    let rport = r.port;
+    c.ports.push(rport);
+    c.nodes.push(Some(r));
+    let (ok, out, err) = admin(p0, &["add-replica", &format!("127.0.0.1:{rport}"), "--of", &format!("127.0.0.1:{p0}")]);
+    assert!(ok, "{out}{err}");
+    assert!(wait_until(20, || Server::raw_at(rport).cmd(&["ROLE"]).contains("connected")), "replica did not sync");
+    assert_eq!(Server::raw_at(p0).cmd(&["CLUSTER", "FAILOVER"]), "-ERR You should send CLUSTER FAILOVER to a replica\r\n");
+    assert_eq!(Server::raw_at(rport).cmd(&["CLUSTER", "FAILOVER", "NOW"]), "-ERR syntax error\r\n");
+    let key = key_on(p0, p0);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, key) = (stop.clone(), key.clone());
+        std::thread::spawn(move || {
+            let connect = |port: u16| {
+                let con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url").get_connection().expect("connect");
+                con.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+                con
+            };
+            let (mut port, mut con, mut acked, mut moved) = (p0, connect(p0), 0u64, 0u64);
+            // Until the failover is over and a write succeeded on the new
+            // primary; redirections are followed (a node that has not
+            // applied the change yet may send the client back).
+            let mut done_on_new = false;
+            while !(stop.load(std::sync::atomic::Ordering::Relaxed) && done_on_new) {
+                match redis::cmd("INCR").arg(&key).query::<i64>(&mut con) {
+                    Ok(_) => {
+                        acked += 1;
+                        done_on_new = port == rport;
+                    }
+                    Err(e) if e.code() == Some("MOVED") => {
+                        let to = e.redirect_node().expect("MOVED target").0.rsplit_once(':').expect("addr").1.parse().expect("port");
+                        (port, con) = (to, connect(to));
+                        moved += 1;
+                        assert!(moved < 1000, "redirected back and forth");
+                    }
+                    Err(e) => panic!("INCR failed: {e}"),
+                }
+            }
+            (acked, port)
+        })
+    };
+    assert!(wait_until(10, || Server::raw_at(p0).cmd(&["GET", &key]).len() > 6), "the writer did not start");
+    let (ok, out, err) = admin(p0, &["failover", &format!("127.0.0.1:{rport}")]);
+    assert!(ok, "{out}{err}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, last) = writer.join().expect("writer");
+    assert_eq!(
+        last,
+        rport,
+        "the writer ends on the new primary (nodes {:?}): {}",
+        c.ports,
+        Server::raw_at(rport).cmd(&["CLUSTER", "NODES"])
+    );
+    assert_eq!(Server::raw_at(rport).cmd(&["GET", &key]), format!("${}\r\n{acked}\r\n", acked.to_string().len()));
+    // The old primary follows the new one.
+    let old = myid(p0);
+    assert!(wait_until(20, || Server::raw_at(p0).cmd(&["ROLE"]).contains("connected")), "{}", Server::raw_at(p0).cmd(&["ROLE"]));
+    assert!(line_of(rport, &old).contains(&format!(" slave {} ", myid(rport))), "{}", line_of(rport, &old));
+    assert!(c.wait_all_ok(10));
+}

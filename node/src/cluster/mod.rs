@@ -16,6 +16,7 @@ pub mod migration;
 pub mod publish;
 pub mod raft;
 pub mod replicas;
+pub mod takeover;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -177,6 +178,7 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
     let log = LogStore::open(&raft_dir)?;
     let log_view = log.clone();
     let sm = StateMachine::open(&raft_dir, map.clone())?;
+    let _ = sm.engine.set(engine.clone());
     let addr: SocketAddr = format!("{bind}:{}", me.grpc_port)
         .parse()
         .or_else(|_| format!("[{bind}]:{}", me.grpc_port).parse())

@@ -55,10 +55,11 @@ async fn sync(ctl: &Control) {
             info!(%primary, addr = %format!("{host}:{port}"), "replica of a primary per the cluster configuration: following it");
             crate::persist::replica::follow(&ctl.engine, host, port);
         }
-        (None, Some(m)) => {
+        (None, Some(m)) if view.me.is_some() => {
+            // (Normally done by the state machine as it installs the view.)
             info!(addr = %format!("{}:{}", m.host, m.port), "no longer a replica per the cluster configuration: taking writes");
             ctl.engine.repl.set_master(None);
         }
-        (None, None) => {}
+        (None, _) => {}
     }
 }

@@ -1,6 +1,6 @@
 //! Cluster commands: CLUSTER (SLOTS, SHARDS, NODES, INFO, MYID, MYSHARDID,
 //! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, SETSLOT, REPLICATE,
-//! REPLICAS/SLAVES), ASKING, READONLY and READWRITE,
+//! REPLICAS/SLAVES, FAILOVER), ASKING, READONLY and READWRITE,
 //! with Redis's reply shapes and error texts. The replies describe the
 //! committed configuration in the node's slot map (`slot::map`); the
 //! configuration itself changes only through the Raft group
@@ -33,6 +33,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         sub("cluster|countkeysinslot", 3, STALE, (0, 0, 0), S, "Returns the number of keys in a hash slot.", CLUSTER),
         sub("cluster|getkeysinslot", 4, STALE, (0, 0, 0), S, "Returns the key names in a hash slot.", CLUSTER).tips(NONDET),
         sub("cluster|setslot", -4, ADMIN | STALE, (0, 0, 0), &["admin", "slow", "dangerous"], "Binds a hash slot to a node.", CLUSTER),
+        sub(
+            "cluster|failover",
+            -2,
+            ADMIN | STALE,
+            (0, 0, 0),
+            &["admin", "slow", "dangerous"],
+            "Forces a replica to perform a manual failover of its master.",
+            CLUSTER,
+        ),
         sub(
             "cluster|replicate",
             3,
@@ -175,6 +184,14 @@ pub async fn cluster(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         setslot(cx, &map, &view, args).await?;
     } else if eq_ic(sub, "replicas") || eq_ic(sub, "slaves") {
         replicas_reply(&view, &map, &args[2], out)?;
+    } else if eq_ic(sub, "failover") {
+        let force = match args.get(2) {
+            None if args.len() == 2 => false,
+            Some(a) if args.len() == 3 && (eq_ic(a, "force") || eq_ic(a, "takeover")) => true,
+            _ => return Err(CmdError::Syntax),
+        };
+        failover(&map, &view, force).await?;
+        cx.out().ok();
     } else if eq_ic(sub, "replicate") {
         replicate(&map, &view, &args[2]).await?;
         cx.out().ok();
@@ -440,6 +457,23 @@ fn replicas_reply(view: &ClusterView, map: &SlotMap, id: &[u8], out: &mut Out) -
         out.bulk(node_line(view, map, r, &view.members[r], now_ms()).as_bytes());
     }
     Ok(())
+}
+
+/// CLUSTER FAILOVER [FORCE|TAKEOVER] on a replica: it takes over its
+/// primary's slots (`cluster::takeover`); the reply comes once the change
+/// is committed (Redis answers at once and fails over in the background).
+async fn failover(map: &SlotMap, view: &ClusterView, force: bool) -> CmdResult<()> {
+    if view.my_primary().is_none() {
+        return Err(CmdError::err("You should send CLUSTER FAILOVER to a replica"));
+    }
+    let control = map.control.get().ok_or_else(|| CmdError::err("the cluster control plane is not running"))?;
+    let (reply, done) = tokio::sync::oneshot::channel();
+    control.send(Request::Failover { force, reply }).map_err(|_| CmdError::err("the cluster control plane is not running"))?;
+    match done.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(CmdError::err(e)),
+        Err(_) => Err(CmdError::err("the cluster control plane stopped")),
+    }
 }
 
 /// CLUSTER REPLICATE <node-id>: this node becomes a replica of that

@@ -363,6 +363,9 @@ pub enum Request {
     /// Make this node a replica of member `of` (CLUSTER REPLICATE); the
     /// reply comes once the change is committed.
     Replicate { of: String, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
+    /// Take over this replica's primary's slots (CLUSTER FAILOVER): with
+    /// the primary's cooperation, or without it (`force`).
+    Failover { force: bool, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
 }
 
 #[cfg(test)]

@@ -164,6 +164,12 @@ pub async fn serve(ctl: Arc<Control>, mut rx: tokio::sync::mpsc::UnboundedReceiv
                 let r = move_one(&ctl, slot, &to).await;
                 let _ = reply.send(r);
             }
+            Request::Failover { force, reply } => {
+                let ctl = ctl.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(crate::cluster::takeover::run(&ctl, force).await);
+                });
+            }
             Request::Replicate { of, reply } => {
                 let ctl = ctl.clone();
                 tokio::spawn(async move {

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use damselfly_proto::migration::migration_server::Migration;
 use damselfly_proto::migration::{
-    AwaitAppliedReply, AwaitAppliedRequest, ImportBatch, ImportReply, KeyState, PingReply, PingRequest, ProposeReply, ProposeRequest,
-    PublishBatch, PublishReply,
+    AwaitAppliedReply, AwaitAppliedRequest, ImportBatch, ImportReply, KeyState, PauseWritesReply, PauseWritesRequest, PingReply,
+    PingRequest, ProposeReply, ProposeRequest, PublishBatch, PublishReply,
 };
 use tonic::{Request, Response, Status};
 
@@ -73,6 +73,12 @@ impl Migration for MigrationService {
             lost_data: ctl.map.health.fenced(),
             repl_offset: ctl.engine.repl.offset.load(std::sync::atomic::Ordering::Relaxed),
         }))
+    }
+
+    async fn pause_writes(&self, req: Request<PauseWritesRequest>) -> Reply<PauseWritesReply> {
+        let limit = Duration::from_millis(req.get_ref().timeout_ms.clamp(100, 10_000) as u64);
+        let offset = crate::cluster::takeover::pause(&self.0, limit).await.map_err(Status::failed_precondition)?;
+        Ok(Response::new(PauseWritesReply { offset }))
     }
 
     async fn await_applied(&self, req: Request<AwaitAppliedRequest>) -> Reply<AwaitAppliedReply> {

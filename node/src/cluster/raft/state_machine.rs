@@ -210,6 +210,10 @@ pub struct StateMachine {
     inner: Arc<Mutex<SmInner>>,
     dir: PathBuf,
     map: Arc<SlotMap>,
+    /// The engine, once the node runs: a replica the configuration makes
+    /// a primary stops following before the view that routes writes to it
+    /// is installed (else its first writes would meet `-READONLY`).
+    pub engine: Arc<std::sync::OnceLock<Arc<crate::shard::Engine>>>,
 }
 
 /// The engine's view of an applied state.
@@ -256,7 +260,12 @@ impl StateMachine {
             Some(s) => serde_json::from_slice(&s.data).map_err(std::io::Error::other)?,
             None => SmData::default(),
         };
-        let sm = StateMachine { inner: Arc::new(Mutex::new(SmInner { data, snapshot, snapshots_built: 0 })), dir: dir.to_path_buf(), map };
+        let sm = StateMachine {
+            inner: Arc::new(Mutex::new(SmInner { data, snapshot, snapshots_built: 0 })),
+            dir: dir.to_path_buf(),
+            map,
+            engine: Default::default(),
+        };
         sm.publish();
         Ok(sm)
     }
@@ -264,6 +273,12 @@ impl StateMachine {
     /// Installs the applied state in the engine's slot map.
     fn publish(&self) {
         let view = view_of(&lock(&self.inner).data, &self.map.myself.id);
+        if let Some(engine) = self.engine.get() {
+            if view.me.is_some() && view.my_primary().is_none() && engine.repl.master().is_some() {
+                tracing::warn!("no longer a replica per the cluster configuration: taking writes");
+                engine.repl.set_master(None);
+            }
+        }
         self.map.install(view);
     }
 
