@@ -227,8 +227,10 @@ try:
               file=sys.stderr)
         wait("the old primary back as a connected replica", lambda: "connected" in str(ask(primary, "ROLE")) and ok_everywhere())
 
-    result = {"kills": len(kill_ms), "kill_to_writes_ms": {"p50": round(pct(kill_ms, 50)), "p99": round(pct(kill_ms, 99)),
-                                                          "max": round(max(kill_ms)), "all": [round(x) for x in kill_ms]}}
+    result = {"kills": len(kill_ms)}
+    if kill_ms:
+        result["kill_to_writes_ms"] = {"p50": round(pct(kill_ms, 50)), "p99": round(pct(kill_ms, 99)), "max": round(max(kill_ms)),
+                                       "all": [round(x) for x in kill_ms]}
     if pause_ms:
         result["planned"] = {"runs": len(pause_ms), "write_pause_ms": {"p50": round(pct(pause_ms, 50)), "max": round(max(pause_ms))},
                              "acknowledged_writes_lost": lost}

@@ -40,7 +40,10 @@ pub async fn run(ctl: &Control, force: bool) -> Result<(), String> {
             .into_inner()
             .offset;
         let deadline = tokio::time::Instant::now() + HOLD;
-        while ctl.engine.repl.offset.load(Relaxed) < offset {
+        // The offset counts the primary's stream only once the link is up
+        // (during a full sync it still holds this node's old count).
+        let linked = || ctl.engine.repl.master().is_some_and(|m| m.link_up.load(Relaxed));
+        while !linked() || ctl.engine.repl.offset.load(Relaxed) < offset {
             if tokio::time::Instant::now() >= deadline {
                 return Err(format!(
                     "did not catch up with the primary in time ({} of {offset}); its writes resume",
