@@ -98,7 +98,7 @@ pub fn resolve_in(st: &StatusReply, node: &str) -> Res<String> {
 }
 
 /// Sends one RESP command over a plain socket and returns the reply text.
-fn resp_command(addr: &str, args: &[&str]) -> Res<String> {
+pub fn resp_command(addr: &str, args: &[&str]) -> Res<String> {
     let mut s = TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let mut req = format!("*{}\r\n", args.len());

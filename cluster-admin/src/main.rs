@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 
 use clap::{Parser, Subcommand};
 use damselfly_proto::admin::{
-    AbortMigrationRequest, AddNodeRequest, AssignSlotsRequest, CreateRequest, RemoveNodeRequest, SlotRange, StatusReply,
+    AbortMigrationRequest, AcceptNodeRequest, AddNodeRequest, AddReplicaRequest, AssignSlotsRequest, CreateRequest, RemoveNodeRequest,
+    SlotRange, StatusReply,
 };
 use serde_json::{Map, Value};
 
@@ -132,6 +133,36 @@ enum Command {
     /// Abandon the migration in progress (e.g. when its source node died):
     /// the source keeps the slots.
     AbortMigration,
+    /// Make a node a replica of a primary: it follows the primary's data
+    /// (full sync, then the stream of writes) and serves reads to READONLY
+    /// clients. A node that is not a member yet (client address HOST:PORT)
+    /// is added first; it must own no slots.
+    AddReplica {
+        /// Node id or client address (HOST:PORT).
+        node: String,
+        /// The primary: node id or client address.
+        #[arg(long = "of")]
+        of: String,
+    },
+    /// Planned failover: the replica NODE takes over its primary's slots.
+    /// The primary holds writes while the replica catches up, so no
+    /// acknowledged write is lost (CLUSTER FAILOVER sent to the replica).
+    Failover {
+        /// The replica: node id or client address (HOST:PORT).
+        node: String,
+        /// Do not wait for the primary (it may be down): CLUSTER FAILOVER
+        /// FORCE.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Accept a member back after it restarted without the data of its
+    /// slots (no persistence): it serves them again, empty. Until then the
+    /// cluster keeps it failed and those slots are not served (unless a
+    /// replica takes them over).
+    Accept {
+        /// Node id or client address (HOST:PORT).
+        node: String,
+    },
 }
 
 pub type Res<T> = Result<T, String>;
@@ -309,6 +340,34 @@ async fn run(cli: Cli) -> Res<()> {
             status(&mut admin).await?
         }
         Command::AbortMigration => admin.abort_migration(AbortMigrationRequest {}).await.map_err(status_err)?.into_inner(),
+        Command::AddReplica { node, of } => {
+            let mut st = status(&mut admin).await?;
+            if resolve_in(&st, &node).is_err() {
+                let grpc_addr = grpc_addr_of(&node)?;
+                st = admin.add_node(AddNodeRequest { grpc_addr }).await.map_err(status_err)?.into_inner();
+            }
+            let (node_id, primary_id) = (resolve_in(&st, &node)?, resolve_in(&st, &of)?);
+            admin.add_replica(AddReplicaRequest { node_id, primary_id }).await.map_err(status_err)?.into_inner()
+        }
+        Command::Failover { node, force } => {
+            let st = status(&mut admin).await?;
+            let id = resolve_in(&st, &node)?;
+            let addr = st.members.iter().find(|m| m.node_id == id).map(|m| m.client_addr.clone()).unwrap_or_default();
+            let mut args = vec!["CLUSTER", "FAILOVER"];
+            if force {
+                args.push("FORCE");
+            }
+            let reply = conn::resp_command(&addr, &args)?;
+            if reply.starts_with('-') {
+                return Err(format!("{addr}: {}", reply.trim_end()));
+            }
+            status(&mut admin).await?
+        }
+        Command::Accept { node } => {
+            let st = status(&mut admin).await?;
+            let node_id = resolve_in(&st, &node)?;
+            admin.accept_node(AcceptNodeRequest { node_id }).await.map_err(status_err)?.into_inner()
+        }
     };
     print_status(&reply, extra, cli.json).await;
     Ok(())

@@ -84,7 +84,13 @@ pub fn table(st: &StatusReply, health: &[Option<NodeInfoReply>]) -> String {
     let header = ["NODE ID", "ADDRESS", "GRPC", "ROLE", "SLOTS", "RANGES", "UP", "STATE", "KEYS", "MEMORY", "OPS/S", "CLIENTS"];
     let mut rows = vec![header.map(String::from).to_vec()];
     for (m, h) in st.members.iter().zip(health) {
-        let role = if m.node_id == st.leader_id { format!("{} (leader)", m.role) } else { m.role.clone() };
+        let mut role = if m.node_id == st.leader_id { format!("{} (leader)", m.role) } else { m.role.clone() };
+        if !m.replica_of.is_empty() {
+            role.push_str(&format!(" replica of {}", node_label(st, &m.replica_of)));
+        }
+        if m.failed {
+            role.push_str(" FAILED");
+        }
         let mut row =
             vec![m.node_id.clone(), m.client_addr.clone(), m.grpc_addr.clone(), role, m.slot_count.to_string(), ranges_text(&m.ranges)];
         match h {
@@ -125,6 +131,8 @@ pub fn to_json(st: &StatusReply, health: &[Option<NodeInfoReply>]) -> serde_json
                 "grpc_addr": m.grpc_addr,
                 "role": m.role,
                 "leader": m.node_id == st.leader_id,
+                "failed": m.failed,
+                "replica_of": (!m.replica_of.is_empty()).then_some(m.replica_of.as_str()),
                 "slot_count": m.slot_count,
                 "slots": m.ranges.iter().map(|r| [r.first, r.last]).collect::<Vec<_>>(),
                 "reachable": h.is_some(),
@@ -169,6 +177,8 @@ mod tests {
             role: "voter".into(),
             ranges: vec![SlotRange { first, last }],
             slot_count: last - first + 1,
+            failed: false,
+            replica_of: String::new(),
         };
         StatusReply {
             leader_id: "aa".into(),

@@ -264,6 +264,13 @@ pub struct Config {
     pub aof_load_truncated: AtomicBool,
     /// Cluster mode, when started with `--cluster`.
     pub cluster: Option<ClusterArgs>,
+    /// `cluster-node-timeout`, ms: a member silent this long is suspected
+    /// (`fail?`), and the group then declares it failed.
+    pub cluster_node_timeout: AtomicU64,
+    /// `cluster-require-full-coverage`: while some slot has no live owner,
+    /// the whole cluster refuses keyed commands (`yes`), or only those
+    /// slots do (`no`).
+    pub cluster_require_full_coverage: AtomicBool,
     /// The config file read at start, as an absolute path ("" when none).
     pub config_file: String,
     /// `metrics-port`: the port of the Prometheus endpoint (`GET
@@ -710,6 +717,8 @@ impl Config {
             appendfilename: "appendonly.aof".into(),
             aof_load_truncated: AtomicBool::new(true),
             cluster: None,
+            cluster_node_timeout: AtomicU64::new(crate::slot::health::DEFAULT_NODE_TIMEOUT_MS),
+            cluster_require_full_coverage: AtomicBool::new(true),
             config_file: String::new(),
             metrics_port: None,
             logfile: String::new(),
@@ -972,6 +981,8 @@ impl Config {
             "zset-max-listpack-entries" | "zset-max-ziplist-entries" => self.zset_max_listpack_entries.store(int()?, Relaxed),
             "zset-max-listpack-value" | "zset-max-ziplist-value" => self.zset_max_listpack_value.store(int()?, Relaxed),
             "lua-time-limit" | "busy-reply-threshold" => self.lua_time_limit.store(int()?, Relaxed),
+            "cluster-node-timeout" => self.cluster_node_timeout.store(int_between(value, 1, i64::MAX as u64)?, Relaxed),
+            "cluster-require-full-coverage" => self.cluster_require_full_coverage.store(yes_no(value)?, Relaxed),
             "slowlog-log-slower-than" => {
                 self.slowlog_log_slower_than.store(value.parse::<i64>().map_err(|_| ConfigError::NotInteger)?, Relaxed)
             }
@@ -1071,6 +1082,8 @@ impl Config {
             ("zset-max-ziplist-value".into(), self.zset_max_listpack_value.load(Relaxed).to_string()),
             ("lua-time-limit".into(), self.lua_time_limit.load(Relaxed).to_string()),
             ("busy-reply-threshold".into(), self.lua_time_limit.load(Relaxed).to_string()),
+            ("cluster-node-timeout".into(), self.cluster_node_timeout.load(Relaxed).to_string()),
+            ("cluster-require-full-coverage".into(), yes_no_text(self.cluster_require_full_coverage.load(Relaxed)).into()),
             ("slowlog-log-slower-than".into(), self.slowlog_log_slower_than.load(Relaxed).to_string()),
             ("slowlog-max-len".into(), self.slowlog_max_len.load(Relaxed).to_string()),
             ("notify-keyspace-events".into(), keyspace_events::format(self.notify_keyspace_events.load(Relaxed))),

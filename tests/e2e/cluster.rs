@@ -275,16 +275,19 @@ fn leader_loss_and_restart() {
     eprintln!("config change visible on every live node after {:?}", t.elapsed());
 
     // Restart the old leader on its port and data dir: same id, new config.
+    // It comes back without the keys of its slots (no persistence), so it
+    // serves them only once an operator accepts it back.
     let dir = c.dirs[li].path().to_string();
     let restarted = Server::start_at(leader_port, &["--cluster", "--dir", &dir]).expect("restart on the same port");
     c.nodes[li] = Some(restarted);
     assert_eq!(myid(leader_port), leader);
+    accept_back(survivor, leader_port);
     assert!(c.wait_all_ok(20), "restarted node did not catch up");
     assert_eq!(slot_owner_port(leader_port, 5), Some(other));
 }
 
 #[test]
-fn majority_loss_freezes_changes_but_not_serving() {
+fn majority_loss_freezes_changes_and_writes_but_not_reads() {
     let (mut c, _) = Cluster::start(3);
     let keep = c.ports[0];
     let keep_id = myid(keep);
@@ -293,7 +296,10 @@ fn majority_loss_freezes_changes_but_not_serving() {
     let key = (0..1000).map(|i| format!("key{i}")).find(|k| raw.cmd(&["SET", k, "v"]) == "+OK\r\n").expect("a local key");
     drop(c.nodes[1].take());
     drop(c.nodes[2].take());
-    // Still serving its own slots, still redirecting the others.
+    // Cut off from the majority, it refuses writes (the majority could
+    // have promoted a replica in its place) but still serves reads of its
+    // own slots and still redirects the others.
+    assert!(wait_until(10, || raw.cmd(&["SET", &key, "v"]) == "-CLUSTERDOWN The cluster is down\r\n"));
     assert_eq!(raw.cmd(&["GET", &key]), "$1\r\nv\r\n");
     assert!(raw.cmd(&["GET", "foo"]).starts_with("-MOVED 12182 ") || raw.cmd(&["GET", "foo"]) == "$-1\r\n");
     // Config changes fail with an error that says what to do.

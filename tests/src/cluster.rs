@@ -122,6 +122,19 @@ impl Cluster {
     }
 }
 
+/// Accepts back node `port`, restarted without the data of its slots:
+/// waits until the group has declared it failed (it sees itself `fail`),
+/// then runs `cluster-admin accept` through `seed`.
+pub fn accept_back(seed: u16, port: u16) {
+    let id = myid(port);
+    let failed = wait_until(20, || {
+        Server::raw_at(port).cmd(&["CLUSTER", "NODES"]).lines().any(|l| l.starts_with(&id) && l.contains(" myself,master,fail "))
+    });
+    assert!(failed, "the restarted node was not declared failed");
+    let (ok, out, err) = admin(seed, &["accept", &id]);
+    assert!(ok, "accept failed: {out}{err}");
+}
+
 pub fn epoch_of(info: &str) -> Option<u64> {
     info.lines().find_map(|l| l.strip_prefix("cluster_current_epoch:")).and_then(|v| v.trim().parse().ok())
 }

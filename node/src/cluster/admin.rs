@@ -10,8 +10,8 @@ use std::time::Duration;
 use damselfly_proto::admin::admin_client::AdminClient;
 use damselfly_proto::admin::admin_server::Admin;
 use damselfly_proto::admin::{
-    AbortMigrationRequest, AddNodeRequest, AssignSlotsRequest, CreateRequest, MemberStatus, Migration, MoveProgress, MoveSlotsRequest,
-    NodeInfoReply, NodeInfoRequest, RemoveNodeRequest, SlotRange, StatusReply, StatusRequest,
+    AbortMigrationRequest, AcceptNodeRequest, AddNodeRequest, AddReplicaRequest, AssignSlotsRequest, CreateRequest, MemberStatus,
+    Migration, MoveProgress, MoveSlotsRequest, NodeInfoReply, NodeInfoRequest, RemoveNodeRequest, SlotRange, StatusReply, StatusRequest,
 };
 use openraft::ChangeMembers;
 use tonic::{Request, Response, Status};
@@ -149,6 +149,8 @@ impl AdminService {
                     role: if voters.contains(nid) { "voter" } else { "learner" }.into(),
                     slot_count: cfg.count_of(&n.id) as u32,
                     ranges,
+                    failed: cfg.failed.contains(&n.id),
+                    replica_of: cfg.replicas.get(&n.id).cloned().unwrap_or_default(),
                 }
             })
             .collect();
@@ -392,6 +394,43 @@ impl Admin for AdminService {
             let _ = tx.send(last).await;
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn accept_node(&self, req: Request<AcceptNodeRequest>) -> Reply<StatusReply> {
+        let req = req.into_inner();
+        if let Some(r) = self.forward(req.clone(), |mut c, r| async move { c.accept_node(r).await }).await? {
+            return Ok(r);
+        }
+        let health = &self.ctl.map.health;
+        let incarnation = if req.node_id == self.myself.id {
+            health.incarnation.get().cloned().unwrap_or_default()
+        } else {
+            let Some(p) = health.peer(&req.node_id) else {
+                return Err(Status::not_found(format!("no member with id {}", req.node_id)));
+            };
+            if !p.link_up || p.incarnation.is_empty() {
+                return Err(failed(format!("node {} is not reachable: start it, then accept it", req.node_id)));
+            }
+            p.incarnation
+        };
+        self.write(Change::NodeRecovered { id: req.node_id, incarnation }).await?;
+        Ok(Response::new(self.status()))
+    }
+
+    async fn add_replica(&self, req: Request<AddReplicaRequest>) -> Reply<StatusReply> {
+        let req = req.into_inner();
+        if let Some(r) = self.forward(req.clone(), |mut c, r| async move { c.add_replica(r).await }).await? {
+            return Ok(r);
+        }
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        for id in [&req.node_id, &req.primary_id] {
+            if !membership.nodes().any(|(_, n)| &n.id == id) {
+                return Err(Status::not_found(format!("no member with id {id}")));
+            }
+        }
+        self.write(Change::SetReplica { id: req.node_id, of: req.primary_id }).await?;
+        Ok(Response::new(self.status()))
     }
 
     async fn abort_migration(&self, _: Request<AbortMigrationRequest>) -> Reply<StatusReply> {

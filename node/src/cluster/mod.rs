@@ -5,14 +5,18 @@
 //! `-CLUSTERDOWN` or `-CROSSSLOT`; `identity` owns this node's persistent
 //! 40-hex id; `raft` the metadata group (its state machine, durable storage
 //! and gRPC transport); `admin` the admin service cluster-admin drives;
-//! `migration` live slot migration. Standalone mode (the default) has none
+//! `migration` live slot migration; `health` failure detection;
+//! `replicas` makes the node follow the primary the configuration names. Standalone mode (the default) has none
 //! of this: the node owns every slot and nothing is checked.
 
 pub mod admin;
+pub mod health;
 pub mod identity;
 pub mod migration;
 pub mod publish;
 pub mod raft;
+pub mod replicas;
+pub mod takeover;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -155,15 +159,26 @@ fn raft_config() -> Result<Arc<openraft::Config>, String> {
 /// Starts the control plane on its own thread: the Raft node (state under
 /// `<dir>/raft/`) and the gRPC server (Raft transport and admin service) on
 /// `bind:grpc_port`. Errors opening the state or binding the port are
-/// returned before the thread starts serving.
-pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind: &str) -> std::io::Result<()> {
+/// returned before the thread starts serving. `has_data`: the node loads
+/// its data at start (a journal or a snapshot file); a member restarting
+/// without it fences its slots until the group accepts it
+/// (`cluster::health`).
+pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind: &str, has_data: bool) -> std::io::Result<()> {
     let me = &map.myself;
     let myself = NodeAddr { id: me.id.clone(), host: me.host.clone(), port: me.port, grpc_port: me.grpc_port };
     let nid = raft::raft_id(&me.id).ok_or_else(|| std::io::Error::other("bad node id"))?;
     let raft_dir = dir.join("raft");
+    let incarnation = identity::random_id();
+    let _ = map.health.incarnation.set(incarnation.clone());
+    let member_before = raft_dir.join("log.jsonl").exists() || raft_dir.join("snapshot.json").exists();
+    if member_before && !has_data {
+        map.health.set_fenced(true);
+        warn!("restarted without the data of this node's slots (no journal, no snapshot file): they stay out of service until the cluster accepts the loss (cluster-admin accept) or a replica takes over");
+    }
     let log = LogStore::open(&raft_dir)?;
     let log_view = log.clone();
     let sm = StateMachine::open(&raft_dir, map.clone())?;
+    let _ = sm.engine.set(engine.clone());
     let addr: SocketAddr = format!("{bind}:{}", me.grpc_port)
         .parse()
         .or_else(|_| format!("[{bind}]:{}", me.grpc_port).parse())
@@ -197,7 +212,7 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
                 myself: myself.clone(),
                 running: Default::default(),
                 imports: Default::default(),
-                incarnation: identity::random_id(),
+                incarnation,
                 current: Default::default(),
                 sent: Default::default(),
                 completed: Default::default(),
@@ -205,6 +220,8 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
             });
             let _ = OBSERVED.set(Observed { raft: raft.clone(), log: log_view, ctl: ctl.clone() });
             tokio::spawn(migration::purge::run(ctl.clone()));
+            tokio::spawn(health::run(ctl.clone()));
+            tokio::spawn(replicas::run(ctl.clone()));
             let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
             let _ = ctl.map.control.set(requests);
             tokio::spawn(migration::serve(ctl.clone(), rx));

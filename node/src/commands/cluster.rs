@@ -1,6 +1,6 @@
 //! Cluster commands: CLUSTER (SLOTS, SHARDS, NODES, INFO, MYID, MYSHARDID,
-//! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, SETSLOT), ASKING, READONLY and
-//! READWRITE,
+//! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, SETSLOT, REPLICATE,
+//! REPLICAS/SLAVES, FAILOVER), ASKING, READONLY and READWRITE,
 //! with Redis's reply shapes and error texts. The replies describe the
 //! committed configuration in the node's slot map (`slot::map`); the
 //! configuration itself changes only through the Raft group
@@ -33,6 +33,44 @@ pub static COMMANDS: &[CommandSpec] = &[
         sub("cluster|countkeysinslot", 3, STALE, (0, 0, 0), S, "Returns the number of keys in a hash slot.", CLUSTER),
         sub("cluster|getkeysinslot", 4, STALE, (0, 0, 0), S, "Returns the key names in a hash slot.", CLUSTER).tips(NONDET),
         sub("cluster|setslot", -4, ADMIN | STALE, (0, 0, 0), &["admin", "slow", "dangerous"], "Binds a hash slot to a node.", CLUSTER),
+        sub(
+            "cluster|failover",
+            -2,
+            ADMIN | STALE,
+            (0, 0, 0),
+            &["admin", "slow", "dangerous"],
+            "Forces a replica to perform a manual failover of its master.",
+            CLUSTER,
+        ),
+        sub(
+            "cluster|replicate",
+            3,
+            ADMIN | STALE,
+            (0, 0, 0),
+            &["admin", "slow", "dangerous"],
+            "Configure a node as replica of a master node.",
+            CLUSTER,
+        ),
+        sub(
+            "cluster|replicas",
+            3,
+            ADMIN | STALE,
+            (0, 0, 0),
+            &["admin", "slow", "dangerous"],
+            "Lists the replica nodes of a master node.",
+            CLUSTER,
+        )
+        .tips(NONDET),
+        sub(
+            "cluster|slaves",
+            3,
+            ADMIN | STALE,
+            (0, 0, 0),
+            &["admin", "slow", "dangerous"],
+            "Lists the replica nodes of a master node.",
+            CLUSTER,
+        )
+        .tips(NONDET),
     ]),
     cmd(
         "asking",
@@ -66,6 +104,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
+/// Hands the failure-detection settings (`cluster-node-timeout`,
+/// `cluster-require-full-coverage`) to the slot map, which the prober and
+/// the routing check read: at start and after every CONFIG SET.
+pub fn configure(engine: &crate::shard::Engine) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if let Some(map) = &engine.cluster {
+        map.health.node_timeout_ms.store(engine.cfg.cluster_node_timeout.load(Relaxed), Relaxed);
+        map.health.full_coverage.store(engine.cfg.cluster_require_full_coverage.load(Relaxed), Relaxed);
+    }
+}
+
 fn disabled() -> CmdError {
     CmdError::err("This instance has cluster support disabled")
 }
@@ -97,15 +146,16 @@ pub async fn cluster(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let Some(map) = cx.engine().cluster.clone() else { return Err(disabled()) };
     let view = map.load();
     let sub = &args[1];
+    let offset = cx.engine().repl.offset.load(std::sync::atomic::Ordering::Relaxed);
     let out = cx.out();
     if eq_ic(sub, "slots") {
         slots_reply(&view, out);
     } else if eq_ic(sub, "shards") {
-        shards_reply(&view, &map, out);
+        shards_reply(&view, &map, offset, out);
     } else if eq_ic(sub, "nodes") {
         out.verbatim(&nodes_text(&view, &map, now_ms()));
     } else if eq_ic(sub, "info") {
-        out.verbatim(&info_text(&view));
+        out.verbatim(&info_text(&view, &map, now_ms()));
     } else if eq_ic(sub, "myid") {
         out.bulk(map.myself.id.as_bytes());
     } else if eq_ic(sub, "myshardid") {
@@ -132,6 +182,19 @@ pub async fn cluster(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         }
     } else if eq_ic(sub, "setslot") {
         setslot(cx, &map, &view, args).await?;
+    } else if eq_ic(sub, "replicas") || eq_ic(sub, "slaves") {
+        replicas_reply(&view, &map, &args[2], out)?;
+    } else if eq_ic(sub, "failover") {
+        let force = match args.get(2) {
+            None if args.len() == 2 => false,
+            Some(a) if args.len() == 3 && (eq_ic(a, "force") || eq_ic(a, "takeover")) => true,
+            _ => return Err(CmdError::Syntax),
+        };
+        failover(&map, &view, force).await?;
+        cx.out().ok();
+    } else if eq_ic(sub, "replicate") {
+        replicate(&map, &view, &args[2]).await?;
+        cx.out().ok();
     } else {
         return Err(CmdError::unknown_subcommand("cluster", sub));
     }
@@ -142,7 +205,7 @@ pub async fn cluster(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
 fn owner_of<'a>(view: &'a ClusterView, map: &'a SlotMap, slot: u16) -> Option<&'a str> {
     match view.route(slot) {
         Route::Local => Some(map.myself.id.as_str()),
-        Route::Moved(i) => Some(view.members[i].id.as_str()),
+        Route::Moved(i) | Route::Down(i) => Some(view.members[i].id.as_str()),
         Route::Unassigned => None,
     }
 }
@@ -261,20 +324,24 @@ async fn keys_in_slot(cx: &mut dyn Coord, slot: u16, max: Option<usize>) -> Vec<
 }
 
 /// CLUSTER SLOTS: one entry per run of consecutive slots with one owner:
-/// start, end, then the serving node as [host, port, id, {metadata}].
+/// start, end, then the serving node and its replicas (failed ones left
+/// out), each as [host, port, id, {metadata}].
 pub fn slots_reply(view: &ClusterView, out: &mut Out) {
     let runs = view.runs();
     out.array(runs.len());
     for (first, last, i) in runs {
-        let m = &view.members[i];
-        out.array(3);
+        let replicas: Vec<usize> = view.replicas_of(i).into_iter().filter(|&r| !view.is_failed(r)).collect();
+        out.array(3 + replicas.len());
         out.int(first as i64);
         out.int(last as i64);
-        out.array(4);
-        out.bulk(m.host.as_bytes());
-        out.int(m.port as i64);
-        out.bulk(m.id.as_bytes());
-        out.map(0);
+        for n in std::iter::once(i).chain(replicas) {
+            let m = &view.members[n];
+            out.array(4);
+            out.bulk(m.host.as_bytes());
+            out.int(m.port as i64);
+            out.bulk(m.id.as_bytes());
+            out.map(0);
+        }
     }
 }
 
@@ -289,10 +356,10 @@ fn members<'a>(view: &'a ClusterView, map: &'a SlotMap) -> Vec<(usize, &'a Membe
     ms
 }
 
-/// CLUSTER SHARDS: per shard, its slot ranges (flat start/end integers)
-/// and its nodes with their attributes.
-pub fn shards_reply(view: &ClusterView, map: &SlotMap, out: &mut Out) {
-    let ms = members(view, map);
+/// CLUSTER SHARDS: per shard (a primary and its replicas), its slot
+/// ranges (flat start/end integers) and its nodes with their attributes.
+pub fn shards_reply(view: &ClusterView, map: &SlotMap, offset: u64, out: &mut Out) {
+    let ms: Vec<(usize, &Member)> = members(view, map).into_iter().filter(|&(i, _)| view.primary_of(i).is_none()).collect();
     out.array(ms.len());
     for (i, m) in ms {
         out.map(2);
@@ -304,57 +371,148 @@ pub fn shards_reply(view: &ClusterView, map: &SlotMap, out: &mut Out) {
             out.int(b as i64);
         }
         out.bulk(b"nodes");
-        out.array(1);
-        out.map(7);
-        out.bulk(b"id");
-        out.bulk(m.id.as_bytes());
-        out.bulk(b"port");
-        out.int(m.port as i64);
-        out.bulk(b"ip");
-        out.bulk(m.host.as_bytes());
-        out.bulk(b"endpoint");
-        out.bulk(m.host.as_bytes());
-        out.bulk(b"role");
-        out.bulk(b"master");
-        out.bulk(b"replication-offset");
-        out.int(0);
-        out.bulk(b"health");
-        out.bulk(b"online");
+        let replicas = if i == usize::MAX { Vec::new() } else { view.replicas_of(i) };
+        out.array(1 + replicas.len());
+        for (n, node) in std::iter::once((i, m)).chain(replicas.into_iter().map(|r| (r, &view.members[r]))) {
+            out.map(7);
+            out.bulk(b"id");
+            out.bulk(node.id.as_bytes());
+            out.bulk(b"port");
+            out.int(node.port as i64);
+            out.bulk(b"ip");
+            out.bulk(node.host.as_bytes());
+            out.bulk(b"endpoint");
+            out.bulk(node.host.as_bytes());
+            out.bulk(b"role");
+            out.bulk(if n == i { &b"master"[..] } else { b"replica" });
+            out.bulk(b"replication-offset");
+            // Known for this node only (peers do not report theirs).
+            out.int(if node.id == map.myself.id { offset as i64 } else { 0 });
+            out.bulk(b"health");
+            out.bulk(if n != usize::MAX && view.is_failed(n) { &b"fail"[..] } else { b"online" });
+        }
     }
 }
 
 /// CLUSTER NODES: one line per node, as Redis writes them:
 /// `<id> <ip:port@cport> <flags> <master> <ping-sent> <pong-recv>
 /// <config-epoch> <link-state> <slot ranges...>`. The cluster bus port is
-/// the node's gRPC port.
+/// the node's gRPC port. `fail` is the group's decision (the view),
+/// `fail?` this node's own suspicion (no pong for the node timeout); the
+/// ping and pong times and the link state are this node's probes'.
 pub fn nodes_text(view: &ClusterView, map: &SlotMap, now: u64) -> String {
-    use std::fmt::Write;
     let mut text = String::new();
     for (i, m) in members(view, map) {
-        let myself = m.id == map.myself.id;
-        let flags = if myself { "myself,master" } else { "master" };
-        let pong = if myself { 0 } else { now };
-        let _ = write!(text, "{} {}:{}@{} {flags} - 0 {pong} {} connected", m.id, m.host, m.port, m.grpc_port, view.epoch);
-        if i != usize::MAX {
-            for (a, b) in view.ranges_of(i) {
-                if a == b {
-                    let _ = write!(text, " {a}");
-                } else {
-                    let _ = write!(text, " {a}-{b}");
-                }
-            }
-        }
+        text.push_str(&node_line(view, map, i, m, now));
         text.push('\n');
     }
     text
 }
 
-/// CLUSTER INFO.
-pub fn info_text(view: &ClusterView) -> String {
+/// One node's CLUSTER NODES line (no newline); `i` is its index in the
+/// view (`usize::MAX` for this node before it is a member).
+fn node_line(view: &ClusterView, map: &SlotMap, i: usize, m: &Member, now: u64) -> String {
+    use std::fmt::Write;
+    let myself = m.id == map.myself.id;
+    let primary = view.primary_of(i);
+    let mut flags = String::from(if myself { "myself," } else { "" });
+    flags.push_str(if primary.is_some() { "slave" } else { "master" });
+    let (mut ping, mut pong, mut link) = (0, if myself { 0 } else { now }, "connected");
+    if !myself {
+        if let Some(p) = map.health.peer(&m.id) {
+            (ping, pong, link) = (p.ping_sent, p.pong_recv, if p.link_up { "connected" } else { "disconnected" });
+        }
+    }
+    if view.is_failed(i) {
+        flags.push_str(",fail");
+    } else if !myself && map.health.suspect(&m.id, now) {
+        flags.push_str(",fail?");
+    }
+    let master = primary.map_or("-", |p| view.members[p].id.as_str());
+    let mut line = format!("{} {}:{}@{} {flags} {master} {ping} {pong} {} {link}", m.id, m.host, m.port, m.grpc_port, view.epoch);
+    if i != usize::MAX {
+        for (a, b) in view.ranges_of(i) {
+            if a == b {
+                let _ = write!(line, " {a}");
+            } else {
+                let _ = write!(line, " {a}-{b}");
+            }
+        }
+    }
+    line
+}
+
+/// CLUSTER REPLICAS / SLAVES <node-id>: the CLUSTER NODES lines of the
+/// primary's replicas.
+fn replicas_reply(view: &ClusterView, map: &SlotMap, id: &[u8], out: &mut Out) -> CmdResult {
+    let Some(i) = view.members.iter().position(|m| m.id.as_bytes() == id) else {
+        return Err(CmdError::err(format!("Unknown node {}", String::from_utf8_lossy(id))));
+    };
+    if view.primary_of(i).is_some() {
+        return Err(CmdError::err("The specified node is not a master"));
+    }
+    let replicas = view.replicas_of(i);
+    out.array(replicas.len());
+    for r in replicas {
+        out.bulk(node_line(view, map, r, &view.members[r], now_ms()).as_bytes());
+    }
+    Ok(())
+}
+
+/// CLUSTER FAILOVER [FORCE|TAKEOVER] on a replica: it takes over its
+/// primary's slots (`cluster::takeover`); the reply comes once the change
+/// is committed (Redis answers at once and fails over in the background).
+async fn failover(map: &SlotMap, view: &ClusterView, force: bool) -> CmdResult<()> {
+    if view.my_primary().is_none() {
+        return Err(CmdError::err("You should send CLUSTER FAILOVER to a replica"));
+    }
+    let control = map.control.get().ok_or_else(|| CmdError::err("the cluster control plane is not running"))?;
+    let (reply, done) = tokio::sync::oneshot::channel();
+    control.send(Request::Failover { force, reply }).map_err(|_| CmdError::err("the cluster control plane is not running"))?;
+    match done.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(CmdError::err(e)),
+        Err(_) => Err(CmdError::err("the cluster control plane stopped")),
+    }
+}
+
+/// CLUSTER REPLICATE <node-id>: this node becomes a replica of that
+/// primary, recorded in the Raft group (the state machine refuses a node
+/// that owns slots, a replica as primary, and the node itself).
+async fn replicate(map: &SlotMap, view: &ClusterView, id: &[u8]) -> CmdResult<()> {
+    let id = String::from_utf8_lossy(id).into_owned();
+    if !view.members.iter().any(|m| m.id == id) {
+        return Err(CmdError::err(format!("Unknown node {id}")));
+    }
+    let control = map.control.get().ok_or_else(|| CmdError::err("the cluster control plane is not running"))?;
+    let (reply, done) = tokio::sync::oneshot::channel();
+    control.send(Request::Replicate { of: id, reply }).map_err(|_| CmdError::err("the cluster control plane is not running"))?;
+    match done.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(CmdError::err(e)),
+        Err(_) => Err(CmdError::err("the cluster control plane stopped")),
+    }
+}
+
+/// CLUSTER INFO. The state is `fail` while some slot has no live owner and
+/// `cluster-require-full-coverage` is on (the node then refuses keyed
+/// commands with `-CLUSTERDOWN The cluster is down`).
+pub fn info_text(view: &ClusterView, map: &SlotMap, now: u64) -> String {
     let assigned = view.assigned();
-    let state = if assigned == SLOTS { "ok" } else { "fail" };
+    let ok = view.covered || !map.health.full_coverage();
+    let state = if ok { "ok" } else { "fail" };
+    let (mut fail, mut pfail) = (0, 0);
+    for (a, b, i) in view.runs() {
+        let n = (b - a) as usize + 1;
+        if view.is_down(i) {
+            fail += n;
+        } else if Some(i) != view.me && map.health.suspect(&view.members[i].id, now) {
+            pfail += n;
+        }
+    }
     format!(
-        "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{assigned}\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\ncluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
+        "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{}\r\ncluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\ncluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
+        assigned - fail - pfail,
         view.members.len().max(1),
         view.size(),
         view.epoch,
@@ -378,6 +536,7 @@ mod tests {
         v.assign(0..8192, &format!("{:040x}", 1));
         v.assign(8192..16384, &format!("{:040x}", 2));
         v.assign([100], &format!("{:040x}", 2));
+        v.derive(false);
         (map, v)
     }
 
@@ -399,17 +558,34 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], format!("{:040x} 127.0.0.1:7001@17001 myself,master - 0 0 5 connected 0-99 101-8191", 1));
         assert_eq!(lines[1], format!("{:040x} 127.0.0.1:7002@17002 master - 0 42 5 connected 100 8192-16383", 2));
-        let i = info_text(&v);
+        let i = info_text(&v, &map, 42);
         assert!(i.contains("cluster_state:ok\r\ncluster_slots_assigned:16384\r\n"));
         assert!(i.contains("cluster_known_nodes:2\r\ncluster_size:2\r\ncluster_current_epoch:5\r\n"));
-        assert!(info_text(&ClusterView::empty()).contains("cluster_state:fail\r\ncluster_slots_assigned:0\r\n"));
+        assert!(info_text(&ClusterView::empty(), &map, 42).contains("cluster_state:fail\r\ncluster_slots_assigned:0\r\n"));
+        // The second node: suspected by this one, then failed by the group.
+        map.health.track(&[&format!("{:040x}", 2)], 1000);
+        map.health.ping_sent(&format!("{:040x}", 2), 1500);
+        map.health.ping_failed(&format!("{:040x}", 2));
+        let t = nodes_text(&v, &map, 3000);
+        assert!(t.contains("7002@17002 master,fail? - 1500 0 5 disconnected 100 8192-16383\n"), "{t}");
+        let i = info_text(&v, &map, 3000);
+        assert!(
+            i.contains("cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:8191\r\ncluster_slots_pfail:8193\r\n"),
+            "{i}"
+        );
+        let mut f = v.clone();
+        f.failed = vec![false, true];
+        f.derive(false);
+        assert!(nodes_text(&f, &map, 3000).contains("master,fail - 1500 0 5 disconnected"));
+        let i = info_text(&f, &map, 3000);
+        assert!(i.contains("cluster_state:fail\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:8191\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:8193\r\n"), "{i}");
     }
 
     #[test]
     fn shards_shape() {
         let (map, v) = two();
         let mut out = Out::new(true);
-        shards_reply(&v, &map, &mut out);
+        shards_reply(&v, &map, 0, &mut out);
         let text = String::from_utf8(out.buf).unwrap();
         assert!(
             text.starts_with("*2\r\n%2\r\n$5\r\nslots\r\n*4\r\n:0\r\n:99\r\n:101\r\n:8191\r\n$5\r\nnodes\r\n*1\r\n%7\r\n$2\r\nid\r\n"),

@@ -88,12 +88,20 @@ impl ConnCluster {
                 _ => {}
             }
         }
+        let full = self.map.health.full_coverage();
+        // READONLY: a replica serves reads of its primary's slots.
+        let replica_read = self.readonly && !spec.has_flag(crate::commands::flag::WRITE);
         let view = self.view();
-        match view.route(slot) {
-            Route::Local => Ok(()),
-            Route::Unassigned => Err(CmdError::Other("CLUSTERDOWN Hash slot not served".into())),
-            Route::Moved(i) => Err(moved(slot, &view.members[i])),
+        if replica_read && view.my_primary().is_some_and(|p| view.route(slot) == Route::Moved(p)) {
+            return if full && !view.covered { Err(CmdError::Other("CLUSTERDOWN The cluster is down".into())) } else { Ok(()) };
         }
+        route_result(view, slot, full)?;
+        // Cut off from the majority: another node may own these slots by
+        // now (`cluster::health`).
+        if spec.has_flag(crate::commands::flag::WRITE) && self.map.health.isolated() {
+            return Err(CmdError::Other("CLUSTERDOWN The cluster is down".into()));
+        }
+        Ok(())
     }
 }
 
@@ -113,11 +121,12 @@ impl ConnCluster {
     /// Every key of the command is in a slot served here; else the error for
     /// the first one that is not.
     fn all_local(&mut self, spec: &CommandSpec, args: &[Bytes]) -> Result<(), CmdError> {
+        let full = self.map.health.full_coverage();
         let view = self.view().clone();
         let mut err = None;
         for_each_key(spec, args, |k| {
             if err.is_none() {
-                err = route_error(&view, key_slot(k));
+                err = route_result(&view, key_slot(k), full).err();
             }
         });
         err.map_or(Ok(()), Err)
@@ -126,17 +135,21 @@ impl ConnCluster {
     /// Every key is in a slot served here; else the error for the first one
     /// that is not.
     pub fn keys_served_here(&mut self, keys: &[Bytes]) -> Result<(), CmdError> {
+        let full = self.map.health.full_coverage();
         let view = self.view().clone();
-        keys.iter().find_map(|k| route_error(&view, key_slot(k))).map_or(Ok(()), Err)
+        keys.iter().find_map(|k| route_result(&view, key_slot(k), full).err()).map_or(Ok(()), Err)
     }
 }
 
-/// The error for a slot not served here, if it is not.
-fn route_error(view: &ClusterView, slot: u16) -> Option<CmdError> {
+/// Whether `slot` is served here, else the error, in Redis's order: a slot
+/// nobody (live) serves, then a cluster that is down as a whole (some slot
+/// unserved while `cluster-require-full-coverage` is on), then `-MOVED`.
+fn route_result(view: &ClusterView, slot: u16, full_coverage: bool) -> Result<(), CmdError> {
     match view.route(slot) {
-        Route::Local => None,
-        Route::Unassigned => Some(CmdError::Other("CLUSTERDOWN Hash slot not served".into())),
-        Route::Moved(i) => Some(moved(slot, &view.members[i])),
+        Route::Unassigned | Route::Down(_) => Err(CmdError::Other("CLUSTERDOWN Hash slot not served".into())),
+        _ if full_coverage && !view.covered => Err(CmdError::Other("CLUSTERDOWN The cluster is down".into())),
+        Route::Local => Ok(()),
+        Route::Moved(i) => Err(moved(slot, &view.members[i])),
     }
 }
 
@@ -236,6 +249,40 @@ mod tests {
             c.check(get, &args(&["get", "bar"]), false, false, || false).unwrap_err().to_string(),
             "CLUSTERDOWN Hash slot not served"
         );
+    }
+
+    #[test]
+    fn failed_owners_and_coverage() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let map = Arc::new(SlotMap::new(member(1, 7001)));
+        let mut v = three();
+        v.failed = vec![false, false, true];
+        map.install(v);
+        let mut c = ConnCluster::new(map.clone());
+        let get = lookup(b"get").unwrap();
+        let err = |c: &mut ConnCluster, k: &str| c.check(get, &args(&["get", k]), false, false, || false).map_err(|e| e.to_string());
+        // foo (12182) is on the failed third node; bar (5061) is local,
+        // c (7365) on the second node.
+        assert_eq!(err(&mut c, "foo"), Err("CLUSTERDOWN Hash slot not served".into()));
+        assert_eq!(err(&mut c, "bar"), Err("CLUSTERDOWN The cluster is down".into()));
+        assert_eq!(err(&mut c, "c"), Err("CLUSTERDOWN The cluster is down".into()));
+        map.health.full_coverage.store(false, Relaxed);
+        assert_eq!(err(&mut c, "foo"), Err("CLUSTERDOWN Hash slot not served".into()));
+        assert_eq!(err(&mut c, "bar"), Ok(()));
+        assert_eq!(err(&mut c, "c"), Err("MOVED 7365 127.0.0.1:7002".into()));
+        // A fenced node serves none of its slots until its incarnation is
+        // accepted, and keeps their keys meanwhile.
+        map.health.full_coverage.store(true, Relaxed);
+        let _ = map.health.incarnation.set("i1".into());
+        map.health.set_fenced(true);
+        map.install(three());
+        assert_eq!(err(&mut c, "bar"), Err("CLUSTERDOWN Hash slot not served".into()));
+        assert!(map.load().keeps(5061) && !map.gate.admits(5061));
+        let mut v = three();
+        v.accepted = Some("i1".into());
+        map.install(v);
+        assert!(!map.health.fenced());
+        assert_eq!(err(&mut c, "bar"), Ok(()));
     }
 
     #[test]

@@ -484,6 +484,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
             crate::shard::evict::configure(&cfg);
             crate::shard::notify::configure(&cfg);
+            super::cluster::configure(cx.engine());
             cx.out().ok();
         }
         b"RESETSTAT" => {

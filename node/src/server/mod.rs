@@ -58,7 +58,9 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         crate::cluster::set_tls(&cfg.tls.params())?;
         let dir = cfg.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let bind = cfg.bind.first().cloned().unwrap_or_else(|| "127.0.0.1".into());
-        crate::cluster::start(engine.clone(), map, std::path::Path::new(&dir), &bind)?;
+        crate::commands::cluster::configure(&engine);
+        let has_data = cfg.appendonly || cfg.rdb_path().exists();
+        crate::cluster::start(engine.clone(), map, std::path::Path::new(&dir), &bind, has_data)?;
     }
 
     // Bind before starting threads so start-up errors are reported plainly.

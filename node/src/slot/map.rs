@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::gate::Gate;
+use super::health::Health;
 use super::SLOTS;
 
 /// Owner value of a slot no member serves.
@@ -48,6 +49,17 @@ pub struct ClusterView {
     pub me: Option<usize>,
     /// The migration in progress, if any.
     pub migration: Option<Arc<MigrationView>>,
+    /// Per member (same order): the group declared it failed.
+    pub failed: Vec<bool>,
+    /// The incarnation of this node the group accepts as serving.
+    pub accepted: Option<String>,
+    /// Per member: the member it replicates (`None`: a primary).
+    pub primary_of: Vec<Option<usize>>,
+    /// Per member: its slots are not served (failed, or this node while
+    /// fenced). Set by `SlotMap::install`.
+    down: Vec<bool>,
+    /// Every slot has an owner that is not down. Set by `SlotMap::install`.
+    pub covered: bool,
 }
 
 /// A migration as the engine sees it: which slots move, between whom.
@@ -80,13 +92,27 @@ pub enum Route {
     /// Served by this member.
     Moved(usize),
     Unassigned,
+    /// Owned by this member, whose slots are out of service (it failed, or
+    /// it is this node and came back without its data).
+    Down(usize),
 }
 
 impl ClusterView {
     /// A configuration with no members and no slot assigned (a node in
     /// cluster mode before it joins a cluster).
     pub fn empty() -> ClusterView {
-        ClusterView { epoch: 0, members: Vec::new(), owner: vec![UNASSIGNED; SLOTS].into_boxed_slice(), me: None, migration: None }
+        ClusterView {
+            epoch: 0,
+            members: Vec::new(),
+            owner: vec![UNASSIGNED; SLOTS].into_boxed_slice(),
+            me: None,
+            migration: None,
+            failed: Vec::new(),
+            accepted: None,
+            primary_of: Vec::new(),
+            down: Vec::new(),
+            covered: false,
+        }
     }
 
     /// Whether this node is the target of a migration moving `slot` (it
@@ -100,7 +126,42 @@ impl ClusterView {
 
     /// Whether this node keeps keys of `slot`: it serves it or imports it.
     pub fn keeps(&self, slot: u16) -> bool {
-        self.route(slot) == Route::Local || self.importing(slot)
+        let owner = self.owner_of(slot);
+        (owner.is_some() && (owner == self.me || owner == self.my_primary())) || self.importing(slot)
+    }
+
+    /// The member member `i` replicates, if it is a replica.
+    pub fn primary_of(&self, i: usize) -> Option<usize> {
+        self.primary_of.get(i).copied().flatten()
+    }
+
+    /// The primary this node replicates, if it is a replica.
+    pub fn my_primary(&self) -> Option<usize> {
+        self.me.and_then(|me| self.primary_of(me))
+    }
+
+    /// The replicas of member `i`.
+    pub fn replicas_of(&self, i: usize) -> Vec<usize> {
+        (0..self.members.len()).filter(|&r| self.primary_of(r) == Some(i)).collect()
+    }
+
+    /// The member owning `slot`, whether or not it serves it now.
+    pub fn owner_of(&self, slot: u16) -> Option<usize> {
+        match self.owner.get(slot as usize).copied().unwrap_or(UNASSIGNED) {
+            UNASSIGNED => None,
+            o if (o as usize) < self.members.len() => Some(o as usize),
+            _ => None,
+        }
+    }
+
+    /// Whether member `i` was declared failed by the group.
+    pub fn is_failed(&self, i: usize) -> bool {
+        self.failed.get(i).copied().unwrap_or(false)
+    }
+
+    /// Whether member `i`'s slots are out of service.
+    pub fn is_down(&self, i: usize) -> bool {
+        self.down.get(i).copied().unwrap_or(false)
     }
 
     /// Builds a view from members and per-slot owner ids (`None` =
@@ -133,6 +194,7 @@ impl ClusterView {
     pub fn route(&self, slot: u16) -> Route {
         match self.owner.get(slot as usize).copied().unwrap_or(UNASSIGNED) {
             UNASSIGNED => Route::Unassigned,
+            o if self.is_down(o as usize) => Route::Down(o as usize),
             o if Some(o as usize) == self.me => Route::Local,
             o if (o as usize) < self.members.len() => Route::Moved(o as usize),
             _ => Route::Unassigned,
@@ -170,6 +232,18 @@ impl ClusterView {
         out
     }
 
+    /// Marks the members whose slots are out of service (failed ones, and
+    /// this node when `fenced`) and whether every slot is served.
+    pub fn derive(&mut self, fenced: bool) {
+        self.down = (0..self.members.len()).map(|i| self.is_failed(i) || (fenced && Some(i) == self.me)).collect();
+        self.covered = self.owner.iter().all(|&o| (o as usize) < self.members.len() && !self.down[o as usize]);
+    }
+
+    /// Number of slots whose owner is down.
+    pub fn slots_down(&self) -> usize {
+        self.owner.iter().filter(|&&o| self.is_down(o as usize)).count()
+    }
+
     /// Number of slots with an owner.
     pub fn assigned(&self) -> usize {
         self.owner.iter().filter(|&&o| (o as usize) < self.members.len()).count()
@@ -191,6 +265,9 @@ pub struct SlotMap {
     current: RwLock<Arc<ClusterView>>,
     /// Slots whose writes are held during a migration's cut-over.
     pub gate: Gate,
+    /// The other members' liveness as this node probes it, and the
+    /// settings failure detection follows.
+    pub health: Health,
     /// Bumped with every installed view (for tasks that react to changes).
     changed: tokio::sync::watch::Sender<u64>,
     /// Requests to the control plane (set when it starts).
@@ -210,6 +287,7 @@ impl SlotMap {
             version: AtomicU64::new(1),
             current: RwLock::new(Arc::new(view)),
             gate: Gate::default(),
+            health: Health::default(),
             changed,
             control: std::sync::OnceLock::new(),
             publish: std::sync::OnceLock::new(),
@@ -227,8 +305,22 @@ impl SlotMap {
     }
 
     /// Replaces the view; connections pick it up before their next command.
-    pub fn install(&self, view: ClusterView) {
-        self.gate.set_served(|s| view.route(s) == Route::Local);
+    /// A fenced node (back without its data) keeps its slots out of service
+    /// until the view accepts this process's incarnation.
+    pub fn install(&self, mut view: ClusterView) {
+        if self.health.fenced() && view.me.is_some_and(|me| view.ranges_of(me).is_empty() && view.primary_of(me).is_some()) {
+            // A replica: its data comes from its primary.
+            self.health.set_fenced(false);
+        }
+        if self.health.fenced() && view.accepted.is_some() && view.accepted.as_ref() == self.health.incarnation.get() {
+            self.health.set_fenced(false);
+            tracing::info!("the cluster accepted this node back: serving its slots again");
+        }
+        view.derive(self.health.fenced());
+        // A replica's shards also admit its primary's slots: READONLY
+        // clients read them there (writes are redirected before).
+        let primary = view.my_primary();
+        self.gate.set_served(|s| view.route(s) == Route::Local || (primary.is_some() && view.owner_of(s) == primary));
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
         let v = self.version.fetch_add(1, Ordering::Release) + 1;
         self.changed.send_replace(v);
@@ -263,11 +355,17 @@ impl SlotMap {
 }
 
 /// What a connection may ask of the cluster control plane (CLUSTER
-/// SETSLOT); `cluster::migration` serves these.
+/// SETSLOT, CLUSTER REPLICATE); `cluster::migration` serves these.
 pub enum Request {
     /// Move `slot`, keys included, from this node to member `to`, then
     /// purge this node's copy; the reply comes when it is done.
     Move { slot: u16, to: String, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
+    /// Make this node a replica of member `of` (CLUSTER REPLICATE); the
+    /// reply comes once the change is committed.
+    Replicate { of: String, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
+    /// Take over this replica's primary's slots (CLUSTER FAILOVER): with
+    /// the primary's cooperation, or without it (`force`).
+    Failover { force: bool, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! (`gate`, closed during a migration's cut-over).
 
 pub mod gate;
+pub mod health;
 pub mod map;
 
 /// Number of hash slots in the keyspace, as in Redis Cluster.

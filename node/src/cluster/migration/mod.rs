@@ -159,9 +159,25 @@ impl Control {
 /// Serves connections' requests, one at a time.
 pub async fn serve(ctl: Arc<Control>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Request>) {
     while let Some(r) = rx.recv().await {
-        let Request::Move { slot, to, reply } = r;
-        let r = move_one(&ctl, slot, &to).await;
-        let _ = reply.send(r);
+        match r {
+            Request::Move { slot, to, reply } => {
+                let r = move_one(&ctl, slot, &to).await;
+                let _ = reply.send(r);
+            }
+            Request::Failover { force, reply } => {
+                let ctl = ctl.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(crate::cluster::takeover::run(&ctl, force).await);
+                });
+            }
+            Request::Replicate { of, reply } => {
+                let ctl = ctl.clone();
+                tokio::spawn(async move {
+                    let change = Change::SetReplica { id: ctl.myself.id.clone(), of };
+                    let _ = reply.send(ctl.propose(change).await.map(|_| ()).map_err(|e| e.to_string()));
+                });
+            }
+        }
     }
 }
 

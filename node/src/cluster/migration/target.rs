@@ -2,7 +2,8 @@
 //! `Import` applies a batch of key states on the shards that own them,
 //! `AwaitApplied` lets the source wait for this node to see a change,
 //! `Propose` commits a change on the leader for a node that is not it, and
-//! `Publish` delivers another node's PUBLISH messages (`cluster::publish`).
+//! `Publish` delivers another node's PUBLISH messages (`cluster::publish`),
+//! `Ping` answers the other nodes' liveness probes (`cluster::health`).
 //!
 //! A batch is applied only while the configuration says this node imports
 //! the key's slot; the check runs in the shard job that writes the key, so
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 use damselfly_proto::migration::migration_server::Migration;
 use damselfly_proto::migration::{
-    AwaitAppliedReply, AwaitAppliedRequest, ImportBatch, ImportReply, KeyState, ProposeReply, ProposeRequest, PublishBatch, PublishReply,
+    AwaitAppliedReply, AwaitAppliedRequest, ImportBatch, ImportReply, KeyState, PauseWritesReply, PauseWritesRequest, PingReply,
+    PingRequest, ProposeReply, ProposeRequest, PublishBatch, PublishReply,
 };
 use tonic::{Request, Response, Status};
 
@@ -61,6 +63,22 @@ impl Migration for MigrationService {
     async fn publish(&self, req: Request<PublishBatch>) -> Reply<PublishReply> {
         let delivered = crate::cluster::publish::deliver(&self.0, req.into_inner());
         Ok(Response::new(PublishReply { delivered }))
+    }
+
+    async fn ping(&self, _req: Request<PingRequest>) -> Reply<PingReply> {
+        let ctl = &self.0;
+        Ok(Response::new(PingReply {
+            node_id: ctl.myself.id.clone(),
+            incarnation: ctl.incarnation.clone(),
+            lost_data: ctl.map.health.fenced(),
+            repl_offset: ctl.engine.repl.offset.load(std::sync::atomic::Ordering::Relaxed),
+        }))
+    }
+
+    async fn pause_writes(&self, req: Request<PauseWritesRequest>) -> Reply<PauseWritesReply> {
+        let limit = Duration::from_millis(req.get_ref().timeout_ms.clamp(100, 10_000) as u64);
+        let offset = crate::cluster::takeover::pause(&self.0, limit).await.map_err(Status::failed_precondition)?;
+        Ok(Response::new(PauseWritesReply { offset }))
     }
 
     async fn await_applied(&self, req: Request<AwaitAppliedRequest>) -> Reply<AwaitAppliedReply> {

@@ -147,6 +147,10 @@ impl ToPb for Change {
             }
             Change::CompleteMigration { id } => C::CompleteMigration(pb::CompleteMigration { id }),
             Change::AbortMigration { id } => C::AbortMigration(pb::AbortMigration { id }),
+            Change::NodeFailed { id } => C::NodeFailed(pb::NodeFailed { id }),
+            Change::NodeRecovered { id, incarnation } => C::NodeRecovered(pb::NodeRecovered { id, incarnation }),
+            Change::SetReplica { id, of } => C::SetReplica(pb::SetReplica { id, of }),
+            Change::Promote { replica, primary } => C::Promote(pb::Promote { replica, primary }),
         };
         pb::Change { change: Some(c) }
     }
@@ -160,6 +164,10 @@ impl FromPb<pb::Change> for Change {
             C::BeginMigration(c) => Change::BeginMigration { id: c.id, ranges: ranges_from_pb(c.ranges)?, from: c.from, to: c.to },
             C::CompleteMigration(c) => Change::CompleteMigration { id: c.id },
             C::AbortMigration(c) => Change::AbortMigration { id: c.id },
+            C::NodeFailed(c) => Change::NodeFailed { id: c.id },
+            C::NodeRecovered(c) => Change::NodeRecovered { id: c.id, incarnation: c.incarnation },
+            C::SetReplica(c) => Change::SetReplica { id: c.id, of: c.of },
+            C::Promote(c) => Change::Promote { replica: c.replica, primary: c.primary },
         })
     }
 }
@@ -479,6 +487,10 @@ mod tests {
             Change::BeginMigration { id: "m1".into(), ranges: vec![(10, 20)], from: node(1).id, to: node(2).id },
             Change::CompleteMigration { id: "m1".into() },
             Change::AbortMigration { id: String::new() },
+            Change::NodeFailed { id: node(2).id },
+            Change::NodeRecovered { id: node(2).id, incarnation: "abc".into() },
+            Change::SetReplica { id: node(3).id, of: node(1).id },
+            Change::Promote { replica: node(3).id, primary: node(1).id },
         ];
         let mut out = vec![
             Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Blank },

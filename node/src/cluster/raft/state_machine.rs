@@ -35,6 +35,17 @@ pub struct ClusterConfig {
     /// Owned slot ranges with their owner's node id, ascending, disjoint.
     pub slots: Vec<(u16, u16, String)>,
     pub migrations: Vec<Migration>,
+    /// Members the group declared failed (`Change::NodeFailed`), ascending.
+    #[serde(default)]
+    pub failed: Vec<String>,
+    /// Per member, the process incarnation the group last accepted as
+    /// serving (`Change::NodeRecovered`): a node that restarted without
+    /// its data serves again only once its new incarnation is here.
+    #[serde(default)]
+    pub incarnations: std::collections::BTreeMap<String, String>,
+    /// Replicas, each with the primary it follows.
+    #[serde(default)]
+    pub replicas: std::collections::BTreeMap<String, String>,
 }
 
 impl ClusterConfig {
@@ -75,6 +86,9 @@ impl ClusterConfig {
     fn apply(&mut self, c: &Change, index: u64) -> Result<(), String> {
         match c {
             Change::AssignSlots { ranges, owner } => {
+                if self.replicas.contains_key(owner) {
+                    return Err(format!("node {owner} is a replica: it cannot own slots"));
+                }
                 if let Some(m) = self.migrations.first() {
                     if ranges.iter().any(|&(a, b)| m.ranges.iter().any(|&(c, d)| a <= d && c <= b)) {
                         return Err(format!("slots of migration {} are moving: abort it first", m.id));
@@ -88,6 +102,9 @@ impl ClusterConfig {
                 }
                 if from == to {
                     return Err("source and target are the same node".into());
+                }
+                if self.replicas.contains_key(to) {
+                    return Err(format!("node {to} is a replica: it cannot own slots"));
                 }
                 let dense = self.dense();
                 for &(a, b) in ranges {
@@ -119,6 +136,42 @@ impl ClusterConfig {
                 if self.migrations.len() == before {
                     return Err("no such migration is running".into());
                 }
+            }
+            Change::NodeFailed { id } => match self.failed.binary_search(id) {
+                Ok(_) => return Err(format!("node {id} is already failed")),
+                Err(at) => self.failed.insert(at, id.clone()),
+            },
+            Change::NodeRecovered { id, incarnation } => {
+                self.failed.retain(|f| f != id);
+                self.incarnations.insert(id.clone(), incarnation.clone());
+            }
+            Change::SetReplica { id, of } => {
+                if id == of {
+                    return Err("Can't replicate myself".into());
+                }
+                if self.count_of(id) > 0 || self.migrations.iter().any(|m| &m.to == id) {
+                    return Err("To set a master the node must be empty and without assigned slots.".into());
+                }
+                if self.replicas.contains_key(of) {
+                    return Err("I can only replicate a master, not a replica.".into());
+                }
+                if self.replicas.values().any(|p| p == id) {
+                    return Err(format!("node {id} has replicas of its own"));
+                }
+                self.replicas.insert(id.clone(), of.clone());
+            }
+            Change::Promote { replica, primary } => {
+                if self.replicas.get(replica) != Some(primary) {
+                    return Err(format!("node {replica} is not a replica of {primary}"));
+                }
+                let ranges: Vec<(u16, u16)> = self.slots.iter().filter(|r| &r.2 == primary).map(|r| (r.0, r.1)).collect();
+                self.migrations.retain(|m| &m.from != primary && &m.to != primary);
+                self.assign(&ranges, replica);
+                self.replicas.remove(replica);
+                for p in self.replicas.values_mut().filter(|p| *p == primary) {
+                    *p = replica.clone();
+                }
+                self.replicas.insert(primary.clone(), replica.clone());
             }
         }
         Ok(())
@@ -157,6 +210,10 @@ pub struct StateMachine {
     inner: Arc<Mutex<SmInner>>,
     dir: PathBuf,
     map: Arc<SlotMap>,
+    /// The engine, once the node runs: a replica the configuration makes
+    /// a primary stops following before the view that routes writes to it
+    /// is installed (else its first writes would meet `-READONLY`).
+    pub engine: Arc<std::sync::OnceLock<Arc<crate::shard::Engine>>>,
 }
 
 /// The engine's view of an applied state.
@@ -177,6 +234,11 @@ fn view_of(data: &SmData, my_id: &str) -> ClusterView {
     members.sort_by(|a, b| a.id.cmp(&b.id));
     let owners = data.config.slots.iter().flat_map(|(a, b, id)| (*a..=*b).map(move |s| (s, id.clone())));
     let mut view = ClusterView::new(my_id, data.config.epoch, members, owners);
+    view.failed = view.members.iter().map(|m| data.config.failed.contains(&m.id)).collect();
+    view.accepted = data.config.incarnations.get(my_id).cloned();
+    let index = |id: &str| view.members.iter().position(|m| m.id == id);
+    let primary_of: Vec<Option<usize>> = view.members.iter().map(|m| data.config.replicas.get(&m.id).and_then(|p| index(p))).collect();
+    view.primary_of = primary_of;
     view.migration = data
         .config
         .migrations
@@ -198,7 +260,12 @@ impl StateMachine {
             Some(s) => serde_json::from_slice(&s.data).map_err(std::io::Error::other)?,
             None => SmData::default(),
         };
-        let sm = StateMachine { inner: Arc::new(Mutex::new(SmInner { data, snapshot, snapshots_built: 0 })), dir: dir.to_path_buf(), map };
+        let sm = StateMachine {
+            inner: Arc::new(Mutex::new(SmInner { data, snapshot, snapshots_built: 0 })),
+            dir: dir.to_path_buf(),
+            map,
+            engine: Default::default(),
+        };
         sm.publish();
         Ok(sm)
     }
@@ -206,6 +273,12 @@ impl StateMachine {
     /// Installs the applied state in the engine's slot map.
     fn publish(&self) {
         let view = view_of(&lock(&self.inner).data, &self.map.myself.id);
+        if let Some(engine) = self.engine.get() {
+            if view.me.is_some() && view.my_primary().is_none() && engine.repl.master().is_some() {
+                tracing::warn!("no longer a replica per the cluster configuration: taking writes");
+                engine.repl.set_master(None);
+            }
+        }
         self.map.install(view);
     }
 
@@ -342,6 +415,52 @@ mod tests {
         assert_eq!(c.slots, vec![(0, 9, "a".into()), (10, 20, "b".into()), (21, 99, "a".into())]);
         assert!(c.migrations.is_empty());
         assert!(c.apply(&Change::AbortMigration { id: String::new() }, 12).is_err());
+    }
+
+    #[test]
+    fn failure_and_recovery() {
+        let mut c = ClusterConfig::default();
+        assert_eq!(c.apply(&Change::NodeFailed { id: "b".into() }, 1), Ok(()));
+        assert_eq!(c.apply(&Change::NodeFailed { id: "a".into() }, 2), Ok(()));
+        assert!(c.apply(&Change::NodeFailed { id: "a".into() }, 3).is_err());
+        assert_eq!(c.failed, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(c.apply(&Change::NodeRecovered { id: "a".into(), incarnation: "i2".into() }, 4), Ok(()));
+        assert_eq!(c.failed, vec!["b".to_string()]);
+        assert_eq!(c.incarnations.get("a").map(String::as_str), Some("i2"));
+        // An older snapshot (without these fields) still loads.
+        let old: ClusterConfig = serde_json::from_str(r#"{"epoch":3,"slots":[],"migrations":[]}"#).unwrap();
+        assert!(old.failed.is_empty() && old.incarnations.is_empty());
+    }
+
+    #[test]
+    fn replicas_own_no_slots() {
+        let mut c = ClusterConfig::default();
+        c.assign(&[(0, 99)], "a");
+        let set = |id: &str, of: &str| Change::SetReplica { id: id.into(), of: of.into() };
+        assert_eq!(c.apply(&set("a", "b"), 1), Err("To set a master the node must be empty and without assigned slots.".into()));
+        assert_eq!(c.apply(&set("b", "b"), 1), Err("Can't replicate myself".into()));
+        assert_eq!(c.apply(&set("b", "a"), 1), Ok(()));
+        assert_eq!(c.apply(&set("c", "b"), 1), Err("I can only replicate a master, not a replica.".into()));
+        assert!(c.apply(&set("a", "c"), 1).is_err());
+        assert!(c.apply(&Change::AssignSlots { ranges: vec![(5, 5)], owner: "b".into() }, 2).is_err());
+        assert_eq!(c.replicas.get("b").map(String::as_str), Some("a"));
+    }
+
+    #[test]
+    fn promotion_moves_the_slots_and_the_replicas() {
+        let mut c = ClusterConfig::default();
+        c.assign(&[(0, 99), (200, 299)], "a");
+        c.assign(&[(100, 199)], "b");
+        let set = |id: &str, of: &str| Change::SetReplica { id: id.into(), of: of.into() };
+        for (id, of) in [("r1", "a"), ("r2", "a"), ("rb", "b")] {
+            assert_eq!(c.apply(&set(id, of), 1), Ok(()));
+        }
+        let promote = |r: &str, p: &str| Change::Promote { replica: r.into(), primary: p.into() };
+        assert!(c.apply(&promote("rb", "a"), 2).is_err());
+        assert_eq!(c.apply(&promote("r1", "a"), 2), Ok(()));
+        assert_eq!(c.slots, vec![(0, 99, "r1".into()), (100, 199, "b".into()), (200, 299, "r1".into())]);
+        let of = |id: &str| c.replicas.get(id).cloned();
+        assert_eq!((of("r1"), of("r2"), of("a"), of("rb")), (None, Some("r1".into()), Some("r1".into()), Some("b".into())));
     }
 
     #[test]

@@ -37,6 +37,19 @@ pub enum Change {
     /// Ends migration `id` (any running one when `id` is empty) with the
     /// source keeping its slots.
     AbortMigration { id: String },
+    /// Declares member `id` failed (unreachable for the node timeout, or
+    /// back without its data): its slots are not served until it recovers
+    /// or they move.
+    NodeFailed { id: String },
+    /// Accepts process `incarnation` of member `id` as serving its slots
+    /// again (reachable again with its data, or an operator's decision).
+    NodeRecovered { id: String, incarnation: String },
+    /// Makes member `id` (which owns no slots) a replica of primary `of`.
+    SetReplica { id: String, of: String },
+    /// Failover: `replica` (a replica of `primary`) takes every slot of
+    /// `primary`; `primary` and its other replicas become its replicas,
+    /// and migrations involving `primary` are dropped.
+    Promote { replica: String, primary: String },
 }
 
 /// What applying a change returns: the epoch of the configuration it made,

@@ -1,0 +1,196 @@
+//! What this node knows of the other members' liveness: when it last sent
+//! each a ping and got a pong, whether the link works, and what the peer
+//! said of itself (its process incarnation, whether it lost its data). The
+//! cluster's prober (`cluster::health`) fills it in; CLUSTER NODES and
+//! CLUSTER INFO read it (`fail?` is this node's own suspicion; `fail` is
+//! the group's decision, in the view). Also holds the settings the prober
+//! and the routing check follow (`cluster-node-timeout`,
+//! `cluster-require-full-coverage`) and this process's data fence.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
+
+/// Default `cluster-node-timeout`, ms: short enough for a failover within
+/// 2 s (detection, then one Raft commit).
+pub const DEFAULT_NODE_TIMEOUT_MS: u64 = 1000;
+
+/// One peer as this node's probes see it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// Unix ms of the ping awaiting its pong; 0 when none is outstanding.
+    pub ping_sent: u64,
+    /// Unix ms of the last pong; 0 when none came yet.
+    pub pong_recv: u64,
+    /// Unix ms this node started probing the peer: a peer that never
+    /// answered counts as silent from then.
+    pub first_seen: u64,
+    /// The last ping got an answer.
+    pub link_up: bool,
+    /// What the peer said of itself in its last pong.
+    pub incarnation: String,
+    pub lost_data: bool,
+    /// The peer's replication offset (what a replica applied).
+    pub repl_offset: u64,
+}
+
+impl Peer {
+    /// Unix ms of the last sign of life (or of the start of probing).
+    pub fn last_heard(&self) -> u64 {
+        self.pong_recv.max(self.first_seen)
+    }
+}
+
+pub struct Health {
+    /// `cluster-node-timeout`, ms.
+    pub node_timeout_ms: AtomicU64,
+    /// `cluster-require-full-coverage`.
+    pub full_coverage: AtomicBool,
+    /// This process started without the data of the slots the
+    /// configuration gives it: it serves none of them until the group
+    /// accepts its incarnation (`ClusterView::accepted`).
+    fenced: AtomicBool,
+    /// See `isolated`.
+    isolated: AtomicBool,
+    /// This process's incarnation (random per start), set by the cluster
+    /// control plane when it starts.
+    pub incarnation: OnceLock<String>,
+    peers: Mutex<HashMap<String, Peer>>,
+}
+
+impl Default for Health {
+    fn default() -> Health {
+        Health {
+            node_timeout_ms: AtomicU64::new(DEFAULT_NODE_TIMEOUT_MS),
+            full_coverage: AtomicBool::new(true),
+            fenced: AtomicBool::new(false),
+            isolated: AtomicBool::new(false),
+            incarnation: OnceLock::new(),
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Health {
+    pub fn node_timeout(&self) -> u64 {
+        self.node_timeout_ms.load(Relaxed).max(1)
+    }
+
+    pub fn full_coverage(&self) -> bool {
+        self.full_coverage.load(Relaxed)
+    }
+
+    pub fn fenced(&self) -> bool {
+        self.fenced.load(Relaxed)
+    }
+
+    /// Sets the data fence (at start) or lifts it (once accepted).
+    pub fn set_fenced(&self, on: bool) {
+        self.fenced.store(on, Relaxed);
+    }
+
+    fn peers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Peer>> {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The peer's state, if it is probed.
+    pub fn peer(&self, id: &str) -> Option<Peer> {
+        self.peers().get(id).cloned()
+    }
+
+    /// Keeps exactly the peers in `ids`, adding new ones as first seen
+    /// `now`.
+    pub fn track(&self, ids: &[&str], now: u64) {
+        let mut p = self.peers();
+        p.retain(|id, _| ids.contains(&id.as_str()));
+        for id in ids {
+            p.entry(id.to_string()).or_insert_with(|| Peer { first_seen: now, ..Peer::default() });
+        }
+    }
+
+    /// A ping to `id` leaves at `now` (unless one is outstanding already).
+    pub fn ping_sent(&self, id: &str, now: u64) {
+        if let Some(p) = self.peers().get_mut(id) {
+            if p.ping_sent == 0 {
+                p.ping_sent = now;
+            }
+        }
+    }
+
+    /// `id` answered at `now`.
+    pub fn pong(&self, id: &str, now: u64, incarnation: String, lost_data: bool, repl_offset: u64) {
+        if let Some(p) = self.peers().get_mut(id) {
+            p.ping_sent = 0;
+            p.pong_recv = now;
+            p.link_up = true;
+            p.incarnation = incarnation;
+            p.lost_data = lost_data;
+            p.repl_offset = repl_offset;
+        }
+    }
+
+    /// Whether `id` answered within `within` ms of `now`.
+    pub fn heard_within(&self, id: &str, now: u64, within: u64) -> bool {
+        self.peer(id).is_some_and(|p| p.pong_recv > 0 && now.saturating_sub(p.pong_recv) <= within)
+    }
+
+    /// Whether `id` was heard from (or first probed) within `within` ms of
+    /// `now`.
+    pub fn heard_or_new_within(&self, id: &str, now: u64, within: u64) -> bool {
+        self.peer(id).is_some_and(|p| now.saturating_sub(p.last_heard()) <= within)
+    }
+
+    /// Whether this node has been cut off from a majority of the Raft
+    /// voters (writes are then refused: the majority may have promoted a
+    /// replica meanwhile).
+    pub fn isolated(&self) -> bool {
+        self.isolated.load(Relaxed)
+    }
+
+    pub fn set_isolated(&self, on: bool) {
+        self.isolated.store(on, Relaxed);
+    }
+
+    /// The ping to `id` failed (refused, timed out): the link is down; the
+    /// ping stays outstanding.
+    pub fn ping_failed(&self, id: &str) {
+        if let Some(p) = self.peers().get_mut(id) {
+            p.link_up = false;
+        }
+    }
+
+    /// Whether `id` has not been heard from for the node timeout (this
+    /// node's own suspicion: `fail?`).
+    pub fn suspect(&self, id: &str, now: u64) -> bool {
+        self.peer(id).is_some_and(|p| now.saturating_sub(p.last_heard()) > self.node_timeout())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suspicion_follows_the_node_timeout() {
+        let h = Health::default();
+        h.node_timeout_ms.store(1000, Relaxed);
+        h.track(&["a", "b"], 10_000);
+        assert!(!h.suspect("a", 10_500));
+        assert!(h.suspect("a", 11_001), "never answered since probing began");
+        h.ping_sent("a", 11_000);
+        h.pong("a", 11_010, "inc".into(), false, 7);
+        assert!(h.heard_within("a", 11_500, 500) && !h.heard_within("a", 11_600, 500));
+        assert!(!h.suspect("a", 11_500));
+        let p = h.peer("a").unwrap();
+        assert_eq!((p.ping_sent, p.pong_recv, p.link_up), (0, 11_010, true));
+        h.ping_sent("a", 11_100);
+        h.ping_failed("a");
+        h.ping_sent("a", 11_200);
+        let p = h.peer("a").unwrap();
+        assert_eq!((p.ping_sent, p.link_up), (11_100, false));
+        assert!(h.suspect("a", 12_100));
+        h.track(&["a"], 13_000);
+        assert!(h.peer("b").is_none());
+        assert!(!h.suspect("unknown", 99_999));
+    }
+}
