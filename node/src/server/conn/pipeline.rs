@@ -478,7 +478,8 @@ impl Conn {
                 shard,
                 NO_TX,
                 Box::new(move |sh| {
-                    let _ = tx.send(exec_batch(sh, db, resp3, batch, &client));
+                    let r = exec_batch(sh, db, resp3, batch, &client);
+                    crate::shard::answer(sh, me, tx, r);
                 }),
             );
             waits.push(rx);
