@@ -4,6 +4,10 @@
 //! looks at its inbox itself, after each piece of shard work and before it
 //! goes to sleep, so messages between busy threads cost no system call.
 //!
+//! A thread waiting for replies to jobs it sent spins briefly (yielding
+//! its core) before it parks: the reply usually comes sooner than a sleep
+//! and a wake-up would take.
+//!
 //! The handshake: a sender queues its message and then reads `sleeping`;
 //! the thread, about to sleep, sets `sleeping` and then reads the queue's
 //! length (both sequentially consistent). One of the two sees the other,
@@ -14,6 +18,7 @@ use std::sync::atomic::{
     Ordering::{Relaxed, SeqCst},
 };
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -28,6 +33,9 @@ pub enum Inbound {
     Reply(Box<dyn FnOnce() + Send>),
 }
 
+/// How long a thread waiting for replies looks at its inbox before it parks.
+const SPIN: Duration = Duration::from_micros(20);
+
 #[derive(Default)]
 pub struct Inbox {
     queue: Mutex<Vec<Inbound>>,
@@ -37,6 +45,8 @@ pub struct Inbox {
     sleeping: AtomicBool,
     /// Wakes the thread's inbox task.
     notify: Notify,
+    /// Replies this thread's tasks wait for.
+    awaiting: AtomicUsize,
 }
 
 impl Inbox {
@@ -80,12 +90,41 @@ impl Inbox {
         }
     }
 
-    /// The runtime is about to park the thread: from now on senders wake
-    /// it, and what is already queued wakes it at once.
+    /// A task of this thread sent a job and waits for its reply.
+    pub fn expect_reply(&self) {
+        self.awaiting.fetch_add(1, Relaxed);
+    }
+
+    /// A reply reached its task.
+    pub fn replied(&self) {
+        self.awaiting.fetch_sub(1, Relaxed);
+    }
+
+    /// The runtime is about to park the thread: a thread waiting for
+    /// replies first looks at its inbox for a while; then senders wake it,
+    /// and what is already queued wakes it at once.
     pub fn before_park(&self) {
+        if self.awaiting.load(Relaxed) != 0 && self.spin() {
+            self.notify.notify_one();
+            return;
+        }
         self.sleeping.store(true, SeqCst);
         if self.len.load(SeqCst) != 0 {
             self.notify.notify_one();
+        }
+    }
+
+    /// Whether a message came within `SPIN`.
+    fn spin(&self) -> bool {
+        let start = Instant::now();
+        loop {
+            if self.len.load(Relaxed) != 0 {
+                return true;
+            }
+            if start.elapsed() >= SPIN {
+                return false;
+            }
+            std::thread::yield_now();
         }
     }
 
@@ -149,5 +188,22 @@ mod tests {
         i.after_unpark();
         i.poke();
         assert!(ready(&i));
+    }
+
+    #[test]
+    fn a_thread_waiting_for_a_reply_finds_it_without_sleeping() {
+        let i = Inbox::default();
+        i.expect_reply();
+        i.push(Inbound::Reply(Box::new(|| {})));
+        i.before_park();
+        assert!(!i.sleeping.load(SeqCst));
+        assert!(ready(&i));
+        i.replied();
+        let mut v = Vec::new();
+        i.take(&mut v);
+        // Nothing comes: after the spin it sleeps.
+        i.expect_reply();
+        i.before_park();
+        assert!(i.sleeping.load(SeqCst));
     }
 }

@@ -502,7 +502,10 @@ impl LocalShard {
             for m in batch.drain(..) {
                 match m {
                     Inbound::Job(msg) => self.deliver(msg),
-                    Inbound::Reply(f) => f(),
+                    Inbound::Reply(f) => {
+                        inbox.replied();
+                        f()
+                    }
                 }
             }
             yield_local().await;
@@ -643,6 +646,7 @@ pub async fn run_on<R: Send + 'static>(
             answer(sh, home, reply_tx, r);
         }),
     );
+    engine.inbox(home).expect_reply();
     match reply_rx.await {
         Ok(r) => r,
         // The shard thread is gone: the node is shutting down.
@@ -704,6 +708,7 @@ pub async fn broadcast<R: Send + 'static>(
                 answer(sh, me, reply, r);
             }),
         );
+        engine.inbox(me).expect_reply();
         waits.push(Some(rx));
     }
     let mine = local.run(txid, f).await;

@@ -645,6 +645,7 @@ impl Coord for Conn {
                         crate::shard::answer(sh, me, done, ());
                     }),
                 );
+                self.engine.inbox(me).expect_reply();
                 waits.push(wait);
             }
             if let Some(job) = mine {

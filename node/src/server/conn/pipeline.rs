@@ -482,6 +482,7 @@ impl Conn {
                     crate::shard::answer(sh, me, tx, r);
                 }),
             );
+            self.engine.inbox(me).expect_reply();
             waits.push(rx);
         }
         let mut results: Vec<BatchResult> = Vec::with_capacity(waits.len() + 1);
