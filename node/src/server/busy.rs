@@ -540,7 +540,7 @@ mod tests {
     #[test]
     fn replies_that_do_not_fit_wait_and_keep_their_order() {
         let cfg = Config::from_args(&Args::parse_from(["damselfly"])).expect("config");
-        let (engine, _inboxes) = Engine::new(Arc::new(cfg), None, crate::shard::scripts::Scripting::new(crate::commands::is_command));
+        let engine = Engine::new(Arc::new(cfg), None, crate::shard::scripts::Scripting::new(crate::commands::is_command));
         let busy = engine.scripting.mark_busy(None, Vec::new(), Instant::now(), false, 0);
         let (ours, mut peer) = UnixStream::pair().expect("socket pair");
         ours.set_nonblocking(true).expect("nonblocking");

@@ -21,8 +21,9 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::shard::inbox::Inbox;
 use crate::shard::scripts::Scripting;
-use crate::shard::{Engine, LocalShard, Msg, Shard};
+use crate::shard::{Engine, LocalShard, Shard};
 use crate::slot::map::{Member, SlotMap};
 
 /// Stack of each shard thread: deep enough for Lua scripts' recursion
@@ -44,7 +45,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         Some(c) => Some(Arc::new(cluster_map(&cfg, c)?)),
         None => None,
     };
-    let (engine, inboxes) = Engine::new(cfg.clone(), cluster.clone(), Scripting::new(crate::commands::is_command));
+    let engine = Engine::new(cfg.clone(), cluster.clone(), Scripting::new(crate::commands::is_command));
     // Users: requirepass, then the config file's `user` lines or the ACL file.
     crate::commands::acl::init(&engine).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let _ = crate::persist::RESTORE_FUNCTIONS.set(crate::commands::scripting::restore_libraries);
@@ -99,7 +100,8 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
 
     let mut conn_txs = Vec::new();
     let mut threads = Vec::new();
-    for (id, inbox) in inboxes.into_iter().enumerate() {
+    for id in 0..nshards {
+        let inbox = engine.inbox(id).clone();
         let (ctx, crx) = mpsc::unbounded_channel::<Incoming>();
         conn_txs.push(ctx);
         let engine = engine.clone();
@@ -330,11 +332,18 @@ fn shard_thread(
     id: usize,
     nshards: usize,
     engine: Arc<Engine>,
-    inbox: mpsc::UnboundedReceiver<Msg>,
+    inbox: Arc<Inbox>,
     conns: mpsc::UnboundedReceiver<Incoming>,
     saver: Option<mpsc::UnboundedReceiver<crate::shard::snapshot::SaveRequest>>,
 ) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // Senders wake the thread only while it sleeps (see `shard::inbox`).
+    let (parking, unparked) = (inbox.clone(), inbox.clone());
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_park(move || parking.before_park())
+        .on_thread_unpark(move || unparked.after_unpark())
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             error!("shard {id}: cannot start runtime: {e}");
@@ -352,11 +361,7 @@ fn shard_thread(
     local.block_on(&rt, async move {
         // Inbox: jobs from other threads.
         let s = shard.clone();
-        tokio::task::spawn_local(async move {
-            while let Some(msg) = s.next_msg().await {
-                s.deliver(msg);
-            }
-        });
+        tokio::task::spawn_local(async move { s.serve_inbox().await });
         // Active expiry, against the wall clock.
         tokio::task::spawn_local(expiry::run(shard.clone(), crate::util::now_ms));
         // Memory back to the system when the thread goes quiet.

@@ -16,6 +16,7 @@ pub mod backlog;
 pub mod blocking;
 pub mod clients;
 pub mod evict;
+pub mod inbox;
 pub mod journal;
 pub mod latency;
 pub mod monitor;
@@ -28,17 +29,18 @@ pub mod snapshot;
 pub mod tracking;
 pub mod tx;
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify};
 
 use crate::config::Config;
 use crate::slot::key_slot;
 use crate::store::Db;
+use inbox::{Inbound, Inbox};
 use scripts::Scripting;
 
 /// Whether keys past their TTL are deleted in the background (DEBUG
@@ -333,7 +335,7 @@ impl Shard {
 /// The node-wide handles every thread shares: each shard's inbox, the
 /// configuration, and node counters.
 pub struct Engine {
-    inboxes: Vec<mpsc::UnboundedSender<Msg>>,
+    inboxes: Vec<Arc<Inbox>>,
     pub cfg: Arc<Config>,
     next_tx: AtomicU64,
     pub stats: NodeStats,
@@ -379,15 +381,10 @@ pub struct NodeStats {
 impl Engine {
     /// `scripting` is the node's script registry, built by the caller
     /// (it is handed the command table, which lives above this layer).
-    pub fn new(
-        cfg: Arc<Config>,
-        cluster: Option<Arc<crate::slot::map::SlotMap>>,
-        scripting: Arc<Scripting>,
-    ) -> (Arc<Engine>, Vec<mpsc::UnboundedReceiver<Msg>>) {
+    pub fn new(cfg: Arc<Config>, cluster: Option<Arc<crate::slot::map::SlotMap>>, scripting: Arc<Scripting>) -> Arc<Engine> {
         let nshards = cfg.shards;
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..nshards).map(|_| mpsc::unbounded_channel()).unzip();
         let e = Engine {
-            inboxes: txs,
+            inboxes: (0..nshards).map(|_| Arc::default()).collect(),
             cfg,
             next_tx: AtomicU64::new(1),
             stats: NodeStats::default(),
@@ -407,7 +404,7 @@ impl Engine {
         e.stats.used_memory_startup.store(crate::alloc::used_memory(), Relaxed);
         evict::configure(&e.cfg);
         notify::configure(&e.cfg);
-        (Arc::new(e), rxs)
+        Arc::new(e)
     }
 
     pub fn nshards(&self) -> usize {
@@ -428,8 +425,12 @@ impl Engine {
 
     /// Sends a job to a shard's inbox without waiting.
     pub fn send(&self, shard: usize, tx: TxId, job: Job) {
-        // A closed inbox means the node is shutting down; the job is dropped.
-        let _ = self.inboxes[shard].send(Msg { tx, job });
+        self.inboxes[shard].push(Inbound::Job(Msg { tx, job }));
+    }
+
+    /// Shard `shard`'s inbox.
+    pub fn inbox(&self, shard: usize) -> &Arc<Inbox> {
+        &self.inboxes[shard]
     }
 }
 
@@ -452,8 +453,9 @@ pub struct LocalShard {
     queue: RefCell<VecDeque<Waiting>>,
     /// A local task has been given the next turn and has not taken it yet.
     granted: Cell<bool>,
-    /// Jobs from other threads (`set_inbox`), read by `next_msg`.
-    inbox: RefCell<Option<mpsc::UnboundedReceiver<Msg>>>,
+    /// Jobs from other threads and replies to this thread's jobs
+    /// (`make_current`), read by `serve_inbox`.
+    inbox: OnceCell<Arc<Inbox>>,
 }
 
 thread_local! {
@@ -466,7 +468,7 @@ thread_local! {
 /// lock, plus jobs sent from other threads and not received yet. Zero on
 /// a thread without a current shard.
 pub fn backlog() -> usize {
-    CURRENT.with(|c| c.borrow().upgrade().map_or(0, |s| s.queue.borrow().len() + s.inbox.borrow().as_ref().map_or(0, |rx| rx.len())))
+    CURRENT.with(|c| c.borrow().upgrade().map_or(0, |s| s.queue.borrow().len() + s.inbox.get().map_or(0, |i| i.len())))
 }
 
 impl LocalShard {
@@ -475,26 +477,40 @@ impl LocalShard {
             cell: RefCell::new(shard),
             queue: RefCell::new(VecDeque::new()),
             granted: Cell::new(false),
-            inbox: RefCell::new(None),
+            inbox: OnceCell::new(),
         })
     }
 
     /// Makes this the thread's shard and hands it its inbox (jobs from
-    /// other threads, read with `next_msg`).
-    pub fn make_current(self: &Rc<Self>, inbox: mpsc::UnboundedReceiver<Msg>) {
-        *self.inbox.borrow_mut() = Some(inbox);
+    /// other threads, served by `serve_inbox`).
+    pub fn make_current(self: &Rc<Self>, inbox: Arc<Inbox>) {
+        let _ = self.inbox.set(inbox);
         CURRENT.with(|c| *c.borrow_mut() = Rc::downgrade(self));
     }
 
-    /// The next job from another thread; `None` once every sender is gone
-    /// (or no inbox was given).
-    pub async fn next_msg(&self) -> Option<Msg> {
-        // Borrowed only while polled, so a job can read the inbox's length.
-        std::future::poll_fn(|cx| match self.inbox.borrow_mut().as_mut() {
-            Some(rx) => rx.poll_recv(cx),
-            None => std::task::Poll::Ready(None),
-        })
-        .await
+    /// The thread's inbox task: runs (or queues) the jobs other threads
+    /// send and hands replies to the tasks waiting for them, a batch at a
+    /// time; between batches the thread's other tasks get their turn.
+    pub async fn serve_inbox(&self) {
+        let Some(inbox) = self.inbox.get().cloned() else { return };
+        let mut batch = Vec::new();
+        loop {
+            inbox.take(&mut batch);
+            if batch.is_empty() {
+                inbox.wait().await;
+                continue;
+            }
+            for m in batch.drain(..) {
+                match m {
+                    Inbound::Job(msg) => self.deliver(msg),
+                    Inbound::Reply(f) => {
+                        inbox.replied();
+                        f()
+                    }
+                }
+            }
+            yield_local().await;
+        }
     }
 
     pub fn id(&self) -> usize {
@@ -541,6 +557,12 @@ impl LocalShard {
         sh.journal_after_job(tx);
         if !sh.blocked.is_empty() {
             sh.serve_blocked();
+        }
+        drop(sh);
+        // Messages that came meanwhile: the inbox task runs next (the
+        // senders did not wake this thread, which was running).
+        if let Some(i) = self.inbox.get() {
+            i.poke();
         }
         r
     }
@@ -612,7 +634,8 @@ pub async fn run_on<R: Send + 'static>(
     tx: TxId,
     f: impl FnOnce(&mut Shard) -> R + Send + 'static,
 ) -> R {
-    if target == local.id() {
+    let home = local.id();
+    if target == home {
         return local.run(tx, f).await;
     }
     let (reply_tx, reply_rx) = oneshot::channel();
@@ -620,14 +643,45 @@ pub async fn run_on<R: Send + 'static>(
         target,
         tx,
         Box::new(move |sh| {
-            let _ = reply_tx.send(f(sh));
+            let r = f(sh);
+            answer(sh, home, reply_tx, r);
         }),
     );
+    engine.inbox(home).expect_reply();
     match reply_rx.await {
         Ok(r) => r,
         // The shard thread is gone: the node is shutting down.
         Err(_) => std::future::pending().await,
     }
+}
+
+/// Hands `r`, the result of a job that shard `home`'s thread sent, to the
+/// task waiting on `reply`: through that thread's inbox, so a running
+/// thread is not woken for it.
+pub fn answer<R: Send + 'static>(sh: &Shard, home: usize, reply: oneshot::Sender<R>, r: R) {
+    match &sh.engine {
+        Some(e) if home < e.nshards() => e.inboxes[home].push(Inbound::Reply(Box::new(move || {
+            let _ = reply.send(r);
+        }))),
+        _ => {
+            let _ = reply.send(r);
+        }
+    }
+}
+
+/// Gives this thread's other tasks a turn: the task is woken at once and
+/// goes to the back of the queue (no trip through the event loop).
+async fn yield_local() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Runs `f` on every shard (concurrently), as transaction `tx`, and returns
@@ -651,9 +705,11 @@ pub async fn broadcast<R: Send + 'static>(
             s,
             txid,
             Box::new(move |sh| {
-                let _ = reply.send(f(sh));
+                let r = f(sh);
+                answer(sh, me, reply, r);
             }),
         );
+        engine.inbox(me).expect_reply();
         waits.push(Some(rx));
     }
     let mine = local.run(txid, f).await;

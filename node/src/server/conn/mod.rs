@@ -645,9 +645,10 @@ impl Coord for Conn {
                     id,
                     Box::new(move |sh| {
                         job(sh);
-                        let _ = done.send(());
+                        crate::shard::answer(sh, me, done, ());
                     }),
                 );
+                self.engine.inbox(me).expect_reply();
                 waits.push(wait);
             }
             if let Some(job) = mine {

@@ -483,9 +483,11 @@ impl Conn {
                 shard,
                 NO_TX,
                 Box::new(move |sh| {
-                    let _ = tx.send(exec_batch(sh, db, resp3, batch, &client));
+                    let r = exec_batch(sh, db, resp3, batch, &client);
+                    crate::shard::answer(sh, me, tx, r);
                 }),
             );
+            self.engine.inbox(me).expect_reply();
             waits.push(rx);
         }
         let mut results: Vec<BatchResult> = Vec::with_capacity(waits.len() + 1);
