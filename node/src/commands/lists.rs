@@ -513,7 +513,7 @@ async fn move_one(cx: &mut dyn Coord, src: &Bytes, dst: &Bytes, from_left: bool,
     if ss == ds {
         return cx
             .run_on(ss, move |sh| {
-                let admitted = |k: &[u8]| sh.cluster.as_ref().is_none_or(|m| m.gate.admits(crate::slot::key_slot(k)));
+                let admitted = |k: &[u8]| sh.cluster.as_ref().is_none_or(|m| m.gate.admits_write(crate::slot::key_slot(k)));
                 if !admitted(&s) || !admitted(&d) {
                     return Ok(None);
                 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::commands::CommandSpec;
+use crate::commands::{flag, CommandSpec};
 use crate::error::CmdError;
 use crate::slot::key_slot;
 use crate::slot::map::{ClusterView, Member, Route, SlotMap};
@@ -157,8 +157,8 @@ fn route_result(view: &ClusterView, slot: u16, full_coverage: bool) -> Result<()
 /// served here now, or a migration's cut-over holds it): the command must
 /// then go back to its connection to wait and be routed again.
 pub fn held_back(map: &SlotMap, spec: &CommandSpec, args: &[Bytes]) -> bool {
-    let mut held = false;
-    for_each_key(spec, args, |k| held = held || !map.gate.admits(key_slot(k)));
+    let (mut held, write) = (false, spec.has_flag(flag::WRITE));
+    for_each_key(spec, args, |k| held = held || !map.gate.admits_for(key_slot(k), write));
     held
 }
 

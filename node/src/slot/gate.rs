@@ -25,8 +25,12 @@ pub struct Gate {
     /// Some slot is closed.
     any: AtomicBool,
     bits: Box<[AtomicU64]>,
-    /// Slots this node serves.
+    /// Slots this node serves (reads and writes, or reads only on a
+    /// replica).
     served: Box<[AtomicU64]>,
+    /// Slots this node serves as their primary: writes are admitted only
+    /// there (a replica serves its primary's slots to READONLY reads).
+    owned: Box<[AtomicU64]>,
     /// Woken when slots reopen.
     opened: Notify,
 }
@@ -37,7 +41,7 @@ fn bitmap() -> Box<[AtomicU64]> {
 
 impl Default for Gate {
     fn default() -> Gate {
-        Gate { any: AtomicBool::new(false), bits: bitmap(), served: bitmap(), opened: Notify::new() }
+        Gate { any: AtomicBool::new(false), bits: bitmap(), served: bitmap(), owned: bitmap(), opened: Notify::new() }
     }
 }
 
@@ -48,16 +52,38 @@ impl Gate {
         self.served[slot as usize / 64].load(Ordering::Acquire) & (1 << (slot % 64)) != 0 && !self.is_closed(slot)
     }
 
-    /// Records the slots this node serves (a new configuration).
-    pub fn set_served(&self, served: impl Fn(u16) -> bool) {
-        for (w, word) in self.served.iter().enumerate() {
-            let mut bits = 0u64;
-            for b in 0..64 {
-                if served((w * 64 + b) as u16) {
-                    bits |= 1 << b;
+    /// Whether a write may touch keys of `slot` now: as `admits`, and
+    /// this node is the slot's primary. A write that passed its routing
+    /// check before this node became a replica (a failover) is held back
+    /// here and routed again, to `-MOVED`.
+    #[inline]
+    pub fn admits_write(&self, slot: u16) -> bool {
+        self.owned[slot as usize / 64].load(Ordering::Acquire) & (1 << (slot % 64)) != 0 && !self.is_closed(slot)
+    }
+
+    /// `admits` or `admits_write`, as `write` says.
+    #[inline]
+    pub fn admits_for(&self, slot: u16, write: bool) -> bool {
+        if write {
+            self.admits_write(slot)
+        } else {
+            self.admits(slot)
+        }
+    }
+
+    /// Records the slots this node serves and those it owns as primary (a
+    /// new configuration).
+    pub fn set_served(&self, served: impl Fn(u16) -> bool, owned: impl Fn(u16) -> bool) {
+        for (map, f) in [(&self.served, &served as &dyn Fn(u16) -> bool), (&self.owned, &owned)] {
+            for (w, word) in map.iter().enumerate() {
+                let mut bits = 0u64;
+                for b in 0..64 {
+                    if f((w * 64 + b) as u16) {
+                        bits |= 1 << b;
+                    }
                 }
+                word.store(bits, Ordering::SeqCst);
             }
-            word.store(bits, Ordering::SeqCst);
         }
     }
 
@@ -127,8 +153,10 @@ mod tests {
     async fn close_wait_open() {
         let g = std::sync::Arc::new(Gate::default());
         assert!(!g.any_closed());
-        g.set_served(|s| s < 1000);
+        g.set_served(|s| s < 1000, |s| s < 500);
         assert!(g.admits(5) && !g.admits(1000));
+        // Served for reads only (a replica's primary's slots): no writes.
+        assert!(g.admits(700) && !g.admits_write(700) && g.admits_write(6) && g.admits_for(700, false));
         g.close(&[5, 700]);
         assert!(g.is_closed(5) && g.is_closed(700) && !g.is_closed(6));
         assert!(!g.admits(5) && g.admits(6));

@@ -320,7 +320,8 @@ impl SlotMap {
         // A replica's shards also admit its primary's slots: READONLY
         // clients read them there (writes are redirected before).
         let primary = view.my_primary();
-        self.gate.set_served(|s| view.route(s) == Route::Local || (primary.is_some() && view.owner_of(s) == primary));
+        let local = |s| view.route(s) == Route::Local;
+        self.gate.set_served(|s| local(s) || (primary.is_some() && view.owner_of(s) == primary), local);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
         let v = self.version.fetch_add(1, Ordering::Release) + 1;
         self.changed.send_replace(v);

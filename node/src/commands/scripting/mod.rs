@@ -376,7 +376,8 @@ async fn run(cx: &mut dyn Coord, inv: Invocation<'static>, known_wide: bool) {
                 let (outcome, back) = cx
                     .run_on(s, move |sh| {
                         // Checked on the shard: see slot::gate.
-                        let held = sh.cluster.as_ref().is_some_and(|m| inv.keys.iter().any(|k| !m.gate.admits(key_slot(k))));
+                        let held =
+                            sh.cluster.as_ref().is_some_and(|m| inv.keys.iter().any(|k| !m.gate.admits_for(key_slot(k), !inv.read_only)));
                         let o = (!held).then(|| exec::run_fast(sh, &inv));
                         (o, inv)
                     })
@@ -426,7 +427,7 @@ async fn run(cx: &mut dyn Coord, inv: Invocation<'static>, known_wide: bool) {
 /// script's declared keys is not admitted here.
 fn gate_closed(cx: &mut dyn Coord, inv: &Invocation) -> bool {
     let Some(c) = cx.session().and_then(|s| s.cluster.as_ref()) else { return false };
-    c.map.gate.any_closed() || inv.keys.iter().any(|k| !c.map.gate.admits(key_slot(k)))
+    c.map.gate.any_closed() || inv.keys.iter().any(|k| !c.map.gate.admits_for(key_slot(k), !inv.read_only))
 }
 
 /// Waits (once, bounded) for a migration's cut-over of `slot` (any, for

@@ -734,7 +734,7 @@ fn exec_or_defer(
     let (spec, args) = (p.spec, &p.args[..]);
     if let Some(map) = &sh.cluster {
         let held = match p.slot {
-            Some(slot) => !map.gate.admits(slot),
+            Some(slot) => !map.gate.admits_for(slot, spec.has_flag(crate::commands::flag::WRITE)),
             None => crate::commands::routing::held_back(map, spec, args),
         };
         if held {
