@@ -320,6 +320,19 @@ pub async fn client_offset(cx: &mut dyn Coord) -> u64 {
     }
 }
 
+/// Asks the replicas to acknowledge their offset now (`REPLCONF GETACK *`
+/// in the stream, as Redis's WAIT does) instead of at their next periodic
+/// acknowledgement. A replica relays its primary's stream: it asks nobody.
+pub fn request_acks(engine: &crate::shard::Engine) {
+    let repl = &engine.repl;
+    if !repl.active.load(Relaxed) || repl.is_replica() || online(engine).is_empty() {
+        return;
+    }
+    const GETACK: &[u8] = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
+    let cfg = &engine.cfg;
+    repl.propagate(GETACK, cfg.repl.backlog_size.load(Relaxed), cfg.output_limits[1].hard.load(Relaxed));
+}
+
 /// Waits until `want` replicas acknowledged `offset` (forever: the caller
 /// bounds it).
 pub async fn until_acked(engine: &crate::shard::Engine, offset: u64, want: i64) {

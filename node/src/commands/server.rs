@@ -636,6 +636,7 @@ pub async fn wait(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let engine = cx.engine().clone();
     let offset = super::replication::client_offset(cx).await;
     if super::replication::acked(&engine, offset) < want && cx.may_block() {
+        super::replication::request_acks(&engine);
         let _blocked = crate::shard::blocking::BlockedClient::new(cx.engine().clone(), cx.session().map(|s| s.info.clone()));
         let timeout = async {
             match ms {
