@@ -318,6 +318,19 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             }
         };
         conn.resume(&slot, &mut cmds);
+        // A monitor's lines for what ran before this input go out ahead of
+        // the replies to it (its own commands' lines too, as in Redis).
+        if let Some(m) = conn.s.monitor.as_mut() {
+            let mut taken = 0;
+            while conn.out.buf.len() < MESSAGES_PER_WRITE {
+                let Ok(l) = m.try_recv() else { break };
+                taken += l.len();
+                conn.out.buf.extend_from_slice(&l);
+            }
+            // No longer queued: they leave with the replies.
+            let pending = &conn.s.info.out_pending;
+            pending.fetch_sub(taken.min(pending.load(Relaxed)), Relaxed);
+        }
         conn.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
         // Until it authenticates, a connection parses (under tight limits)
         // and runs one command at a time, so that the command after a
