@@ -419,3 +419,39 @@ fn replication_links_run_over_tls() {
     write_keys(redis_primary.port, "r2", 20);
     assert!(wait_until(30, || has_keys(follower.port, "r2", 20)), "the stream from redis-server did not arrive");
 }
+
+/// With `--tls-cluster yes`, failure detection, a replica's registration
+/// and the automatic failover run over the mutual-TLS bus: a killed
+/// primary's replica takes its slots, with the keys WAIT confirmed.
+#[test]
+fn a_tls_cluster_fails_over_to_a_replica() {
+    let certs = tls::make();
+    let (cert, key, ca) = (certs.server_cert(), certs.server_key(), certs.ca());
+    let node_args = ["--tls-cluster", "yes", "--tls-cert-file", &cert, "--tls-key-file", &key, "--tls-ca-cert-file", &ca];
+    let (cc, ck) = (certs.client_cert(), certs.client_key());
+    let admin_tls = ["--tls", "--tls-cert", &cc, "--tls-key", &ck, "--tls-ca", &ca];
+    let (mut c, _) = Cluster::start_full(3, &node_args, &admin_tls);
+    let primary = c.ports[0];
+    c.dirs.push(damselfly_tests::cluster::TempDir::new("tls-replica"));
+    let mut rargs = vec!["--cluster", "--dir", c.dirs[3].path(), "--save", ""];
+    rargs.extend(node_args);
+    let replica = Server::start_with(&rargs);
+    let (r_addr, p_addr) = (format!("127.0.0.1:{}", replica.port), format!("127.0.0.1:{primary}"));
+    let mut args = admin_tls.to_vec();
+    args.extend(["add-replica", &r_addr, "--of", &p_addr]);
+    let (ok, out, err) = admin(primary, &args);
+    assert!(ok, "{out}{err}");
+    assert!(wait_until(20, || Server::raw_at(replica.port).cmd(&["ROLE"]).contains("connected")), "the replica did not sync");
+    // A key of the primary's slots, confirmed by the replica.
+    let k =
+        (0..10_000).map(|i| format!("k{i}")).find(|k| slot_owner_port(primary, key_slot(k.as_bytes())) == Some(primary)).expect("a key");
+    let mut p = Server::raw_at(primary);
+    assert_eq!(p.cmd(&["SET", &k, "kept"]), "+OK\r\n");
+    assert_eq!(p.cmd(&["WAIT", "1", "5000"]), ":1\r\n");
+    c.nodes[0].take().expect("primary").signal("KILL");
+    let slot = key_slot(k.as_bytes());
+    let survivor = c.ports[1];
+    assert!(wait_until(20, || slot_owner_port(survivor, slot) == Some(replica.port)), "the replica did not take the slots");
+    assert_eq!(Server::raw_at(replica.port).cmd(&["GET", &k]), "$4\r\nkept\r\n");
+    assert_eq!(Server::raw_at(replica.port).cmd(&["SET", &k, "new"]), "+OK\r\n");
+}
