@@ -27,6 +27,52 @@ pub fn set_secret(secret: Option<&str>) -> Res<()> {
     Ok(())
 }
 
+/// The client credentials the RESP side sends first (`--user`, `--password`
+/// or `DAMSELFLY_PASSWORD`), set once from the command line.
+static RESP_AUTH: std::sync::OnceLock<(Option<String>, String)> = std::sync::OnceLock::new();
+
+/// Sets the user and password sent with AUTH on every RESP connection to a
+/// node (nodes with `requirepass` or ACL users).
+pub fn set_resp_auth(user: Option<String>, password: Option<String>) {
+    if let Some(p) = password {
+        let _ = RESP_AUTH.set((user, p));
+    }
+}
+
+/// A RESP connection to `addr`, authenticated when credentials were given.
+fn open(addr: &str, timeout: Duration) -> Res<TcpStream> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(timeout));
+    let Some((user, password)) = RESP_AUTH.get() else { return Ok(s) };
+    let mut args: Vec<&str> = vec!["AUTH"];
+    args.extend(user.as_deref());
+    args.push(password);
+    s.write_all(&encode(&args)).map_err(|e| format!("{addr}: {e}"))?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") && line.len() < 1024 {
+        match s.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            Ok(_) => return Err(format!("{addr}: connection closed during AUTH")),
+            Err(e) => return Err(format!("{addr}: {e}")),
+        }
+    }
+    let reply = String::from_utf8_lossy(&line).trim_end().to_string();
+    if reply != "+OK" {
+        return Err(format!("{addr}: AUTH answered {reply}"));
+    }
+    Ok(s)
+}
+
+/// A command in RESP.
+fn encode(args: &[&str]) -> Vec<u8> {
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    req.into_bytes()
+}
+
 /// Mutual TLS towards the nodes (`--tls`), set once from the command line.
 static TLS: std::sync::OnceLock<ClientTlsConfig> = std::sync::OnceLock::new();
 
@@ -97,15 +143,11 @@ pub fn resolve_in(st: &StatusReply, node: &str) -> Res<String> {
         .ok_or_else(|| format!("no member '{node}': give a node id or client address shown by `cluster-admin status`"))
 }
 
-/// Sends one RESP command over a plain socket and returns the reply text.
+/// Sends one RESP command over a plain socket (after AUTH, when credentials
+/// were given) and returns the reply text.
 pub fn resp_command(addr: &str, args: &[&str]) -> Res<String> {
-    let mut s = TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(req.as_bytes()).map_err(|e| format!("{addr}: {e}"))?;
+    let mut s = open(addr, Duration::from_secs(5))?;
+    s.write_all(&encode(args)).map_err(|e| format!("{addr}: {e}"))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];
     loop {
@@ -124,8 +166,7 @@ pub fn resp_command(addr: &str, args: &[&str]) -> Res<String> {
 /// Keys held in each of `slots` by the node at client address `addr`
 /// (CLUSTER COUNTKEYSINSLOT, pipelined on one connection).
 pub fn keys_in_slots(addr: &str, slots: &[u32]) -> Res<Vec<u64>> {
-    let mut s = TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut s = open(addr, Duration::from_secs(10))?;
     let mut req = String::new();
     for slot in slots {
         let n = slot.to_string();

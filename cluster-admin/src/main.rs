@@ -53,6 +53,14 @@ struct Cli {
     /// CA certificate (PEM) the nodes' certificates must be signed by.
     #[arg(long, global = true, requires = "tls")]
     tls_ca: Option<String>,
+    /// User the RESP connections to the nodes authenticate as (with
+    /// --password; without, the default user).
+    #[arg(long, global = true)]
+    user: Option<String>,
+    /// Password for the nodes' client port (`requirepass` or the ACL user's);
+    /// also read from DAMSELFLY_PASSWORD.
+    #[arg(long, global = true)]
+    password: Option<String>,
     /// Machine-readable JSON output instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -233,6 +241,11 @@ fn secret_of(cli: &Cli) -> Res<Option<String>> {
 
 async fn run(cli: Cli) -> Res<()> {
     conn::set_secret(secret_of(&cli)?.as_deref())?;
+    let password = cli.password.clone().or_else(|| std::env::var("DAMSELFLY_PASSWORD").ok().filter(|p| !p.is_empty()));
+    if cli.user.is_some() && password.is_none() {
+        return Err("--user needs --password (or DAMSELFLY_PASSWORD)".into());
+    }
+    conn::set_resp_auth(cli.user.clone(), password);
     if cli.tls {
         conn::set_tls(
             cli.tls_cert.as_deref().unwrap_or_default(),

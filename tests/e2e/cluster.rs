@@ -504,3 +504,35 @@ fn status_and_top_show_each_members_health() {
     let (ok, out, _) = admin(seed, &["status"]);
     assert!(ok && out.contains(", 1 unreachable\n"), "{out}");
 }
+
+/// cluster-admin authenticates its RESP connections to the nodes
+/// (`requirepass`, or an ACL user) with --password / --user or
+/// DAMSELFLY_PASSWORD; without them it says why it cannot proceed.
+#[test]
+fn cluster_admin_authenticates_to_password_protected_nodes() {
+    let (c, _) = Cluster::start(3);
+    for &p in &c.ports {
+        assert_eq!(Server::raw_at(p).cmd(&["CONFIG", "SET", "requirepass", "s3cret"]), "+OK\r\n");
+    }
+    let seed = c.ports[0];
+    let mut a = Server::raw_at(seed);
+    assert_eq!(a.cmd(&["AUTH", "s3cret"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["ACL", "SETUSER", "ops", "on", ">opspw", "+@all", "~*"]), "+OK\r\n");
+    let (ok, out, err) = admin(seed, &["status"]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("NOAUTH"), "{err}");
+    let (ok, out, err) = admin(seed, &["--password", "wrong", "status"]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("AUTH answered -WRONGPASS"), "{err}");
+    let (ok, out, err) = admin(seed, &["--password", "s3cret", "status"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains(&format!("127.0.0.1:{seed}")), "{out}");
+    let (ok, out, err) = admin(seed, &["--user", "ops", "--password", "opspw", "status"]);
+    assert!(ok, "{out}{err}");
+    let with_env = Command::new(cluster_admin())
+        .args(["--seed", &format!("127.0.0.1:{seed}"), "status"])
+        .env("DAMSELFLY_PASSWORD", "s3cret")
+        .output()
+        .expect("cluster-admin");
+    assert!(with_env.status.success(), "{}", String::from_utf8_lossy(&with_env.stderr));
+}
