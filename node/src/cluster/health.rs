@@ -153,12 +153,16 @@ async fn decide(ctl: &Control, view: &ClusterView) {
             Seen { alive, silent: health.suspect(&m.id, now), lost_data: p.lost_data, incarnation: p.incarnation }
         };
         let failed = cfg.failed.contains(&m.id);
+        // This process of the member was accepted (by an operator, or back
+        // with its data): a pong sent before it heard so may still say it
+        // lost its data; its next ones will not.
+        let incarnation_accepted = cfg.incarnations.get(&m.id) == Some(&seen.incarnation);
         // Accepted already (its next pong will say so).
-        let accepted = !failed && cfg.incarnations.get(&m.id) == Some(&seen.incarnation);
+        let accepted = !failed && incarnation_accepted;
         let owns = !view.ranges_of(i).is_empty();
         let change = match (failed, seen) {
             (false, s) if s.silent => Some((Change::NodeFailed { id: m.id.clone() }, "unreachable for the node timeout")),
-            (false, s) if s.alive && s.lost_data && owns => {
+            (false, s) if s.alive && s.lost_data && owns && !incarnation_accepted => {
                 Some((Change::NodeFailed { id: m.id.clone() }, "restarted without the data of its slots"))
             }
             (_, s) if s.alive && !accepted && (!s.lost_data || !owns) && (failed || s.lost_data) => {
