@@ -300,13 +300,8 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
                 }
                 Some(line) = next_line(&mut conn.s.monitor) => {
                     let woke = conn.resume(&slot, &mut cmds);
-                    let mut taken = line.len();
                     conn.out.buf.extend_from_slice(&line);
-                    while conn.out.buf.len() < MESSAGES_PER_WRITE {
-                        let Some(l) = conn.s.monitor.as_mut().and_then(|m| m.try_recv().ok()) else { break };
-                        taken += l.len();
-                        conn.out.buf.extend_from_slice(&l);
-                    }
+                    let taken = line.len() + conn.take_monitor_lines();
                     if !conn.write_pushed(taken).await {
                         break 'conn;
                     }
@@ -320,13 +315,8 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
         conn.resume(&slot, &mut cmds);
         // A monitor's lines for what ran before this input go out ahead of
         // the replies to it (its own commands' lines too, as in Redis).
-        if let Some(m) = conn.s.monitor.as_mut() {
-            let mut taken = 0;
-            while conn.out.buf.len() < MESSAGES_PER_WRITE {
-                let Ok(l) = m.try_recv() else { break };
-                taken += l.len();
-                conn.out.buf.extend_from_slice(&l);
-            }
+        if conn.s.monitor.is_some() {
+            let taken = conn.take_monitor_lines();
             // No longer queued: they leave with the replies.
             let pending = &conn.s.info.out_pending;
             pending.fetch_sub(taken.min(pending.load(Relaxed)), Relaxed);
@@ -448,6 +438,18 @@ impl Conn {
     /// lines: `taken` bytes of them, counted in `out_pending` until
     /// written); false when the client is gone. A client that does not
     /// read is closed by the sender that finds it over its output limit.
+    /// Moves the MONITOR lines waiting in the inbox to the output buffer
+    /// (up to one write's worth); returns their bytes.
+    fn take_monitor_lines(&mut self) -> usize {
+        let mut taken = 0;
+        while self.out.buf.len() < MESSAGES_PER_WRITE {
+            let Some(l) = self.s.monitor.as_mut().and_then(|m| m.try_recv().ok()) else { break };
+            taken += l.len();
+            self.out.buf.extend_from_slice(&l);
+        }
+        taken
+    }
+
     async fn write_pushed(&mut self, taken: usize) -> bool {
         let info = self.s.info.clone();
         info.writing(self.out.buf.len(), self.out.buf.capacity());
