@@ -34,6 +34,13 @@ impl KeyPattern {
     #[inline]
     pub fn matches(&self, key: &[u8]) -> bool {
         let (lit, rest) = self.pattern.split_at(self.literal);
+        // The first byte inline: most patterns of a user differ there, and
+        // a mismatch then costs no call to compare the rest.
+        if let Some(&first) = lit.first() {
+            if key.first() != Some(&first) {
+                return false;
+            }
+        }
         if !key.starts_with(lit) {
             return false;
         }

@@ -3,6 +3,7 @@
 //! with its error texts), and describing a user back as rules (ACL LIST,
 //! GETUSER, the ACL file), with Redis's greedy choice of categories.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 use crate::commands::{self, CommandSpec};
@@ -99,10 +100,26 @@ fn ids() -> &'static Ids {
 
 /// The id of a declared command (its bit in a selector's bitmap): where
 /// its declaration sits among the tables, found without hashing its name.
+/// A memo of recent answers, direct-mapped by address: each entry packs
+/// a declaration's address (48 bits) and its id (16 bits), so the common
+/// case is one load and one compare instead of the search in `search_id`.
+static ID_MEMO: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+
 #[inline]
 pub fn id(spec: &CommandSpec) -> usize {
-    let ids = ids();
     let addr = spec as *const CommandSpec as usize;
+    let slot = &ID_MEMO[(addr / std::mem::align_of::<CommandSpec>()) % ID_MEMO.len()];
+    let memo = slot.load(Relaxed);
+    if memo != 0 && (memo >> 16) as usize == addr & 0xffff_ffff_ffff {
+        return (memo & 0xffff) as usize;
+    }
+    let id = search_id(addr);
+    slot.store(((addr as u64 & 0xffff_ffff_ffff) << 16) | id as u64, Relaxed);
+    id
+}
+
+fn search_id(addr: usize) -> usize {
+    let ids = ids();
     let i = ids.runs.partition_point(|r| r.0 <= addr);
     match i.checked_sub(1).map(|i| ids.runs[i]) {
         Some((start, n, first)) if addr < start + n * std::mem::size_of::<CommandSpec>() => {
@@ -581,8 +598,12 @@ mod tests {
 
     #[test]
     fn ids_are_found_from_declarations() {
-        for cid in 0..count() {
-            assert_eq!(id(spec(cid)), cid, "{}", spec(cid).name);
+        // Twice: found by the search, then from the memo (whose slots
+        // several declarations share).
+        for _ in 0..2 {
+            for cid in 0..count() {
+                assert_eq!(id(spec(cid)), cid, "{}", spec(cid).name);
+            }
         }
         assert_eq!(spec(id(commands::lookup(b"get").unwrap())).name, "get");
     }
