@@ -90,6 +90,10 @@ fn key_misses(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes]) {
 }
 
 fn publish(sh: &mut Shard, db: usize, notify: Notify, args: &[Bytes], failed: bool) {
+    if !crate::store::notify::events() {
+        sh.invalidate_notes();
+        return;
+    }
     // EachArg: keys already told (a key named twice is noted twice).
     let mut told: Vec<crate::store::SmallBytes> = Vec::new();
     for (d, note) in sh.take_notes() {

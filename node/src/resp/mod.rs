@@ -5,4 +5,4 @@ pub mod parse;
 pub mod reply;
 
 pub use parse::Parser;
-pub use reply::Out;
+pub use reply::{write_bulk, Out};

@@ -14,6 +14,16 @@ pub struct Out {
 /// which keeps the counters, installs it when its table is built.
 pub static ERROR_COUNTER: std::sync::OnceLock<fn(&[u8])> = std::sync::OnceLock::new();
 
+/// Appends `b` as a RESP bulk string (the same in RESP2 and RESP3).
+#[inline]
+pub fn write_bulk(buf: &mut Vec<u8>, b: &[u8]) {
+    buf.push(b'$');
+    buf.extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
+    buf.extend_from_slice(b"\r\n");
+    buf.extend_from_slice(b);
+    buf.extend_from_slice(b"\r\n");
+}
+
 impl Out {
     pub fn new(resp3: bool) -> Self {
         Out { buf: Vec::with_capacity(256), resp3 }
@@ -75,9 +85,7 @@ impl Out {
 
     #[inline]
     pub fn bulk(&mut self, b: &[u8]) {
-        self.header(b'$', b.len() as i64);
-        self.buf.extend_from_slice(b);
-        self.buf.extend_from_slice(b"\r\n");
+        write_bulk(&mut self.buf, b);
     }
 
     /// A bulk string holding a decimal integer.

@@ -340,7 +340,10 @@ fn shard_thread(
     let (parking, unparked) = (inbox.clone(), inbox.clone());
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .on_thread_park(move || parking.before_park())
+        .on_thread_park(move || {
+            crate::shard::before_park();
+            parking.before_park()
+        })
         .on_thread_unpark(move || unparked.after_unpark())
         .build()
     {

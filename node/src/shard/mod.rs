@@ -125,6 +125,8 @@ pub struct Shard {
     nshards: usize,
     seed: u64,
     dbs: Vec<Option<Box<Db>>>,
+    /// Reused by `invalidate_notes`.
+    note_buf: Vec<crate::store::notify::Note>,
     pub stats: ShardStats,
     /// Instantaneous rates of `stats` (sampled by the expiry tick).
     pub rates: Rates,
@@ -177,6 +179,7 @@ impl Shard {
             nshards,
             seed: rand::random(),
             dbs,
+            note_buf: Vec::new(),
             stats: ShardStats::default(),
             rates: Rates::default(),
             cfg,
@@ -471,6 +474,19 @@ pub fn backlog() -> usize {
     CURRENT.with(|c| c.borrow().upgrade().map_or(0, |s| s.queue.borrow().len() + s.inbox.get().map_or(0, |i| i.len())))
 }
 
+/// The thread is about to sleep (nothing left to run): its shard sends
+/// the invalidations it gathered for broadcasting tracking clients (Redis
+/// sends them before its event loop sleeps too).
+pub fn before_park() {
+    CURRENT.with(|c| {
+        if let Some(s) = c.borrow().upgrade() {
+            if let Ok(mut sh) = s.cell.try_borrow_mut() {
+                sh.send_broadcasts();
+            }
+        }
+    });
+}
+
 impl LocalShard {
     pub fn new(shard: Shard) -> Rc<LocalShard> {
         Rc::new(LocalShard {
@@ -553,7 +569,7 @@ impl LocalShard {
         }
         let r = f(&mut sh);
         sh.publish_notes();
-        sh.send_broadcasts();
+        sh.send_broadcasts_if_due();
         sh.journal_after_job(tx);
         if !sh.blocked.is_empty() {
             sh.serve_blocked();

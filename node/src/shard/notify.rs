@@ -123,10 +123,33 @@ impl Shard {
         true
     }
 
+    /// Only client tracking reads the notes (keyspace events are off):
+    /// the noted keys are invalidated and the notes dropped, without
+    /// building a list per command or looking the keys up again.
+    pub fn invalidate_notes(&mut self) {
+        let mut notes = std::mem::take(&mut self.note_buf);
+        for d in self.dbs.iter_mut().flatten() {
+            d.move_notes_into(&mut notes);
+            // Events added while keyspace events were still on.
+            if d.has_notes() {
+                d.take_events();
+            }
+        }
+        for n in &notes {
+            self.invalidate_key(&n.key);
+        }
+        notes.clear();
+        self.note_buf = notes;
+    }
+
     /// Publishes what the notes say by themselves and drops the changes
     /// no command claimed (after every job; expiry and eviction end here).
     pub fn publish_notes(&mut self) {
         if !notify::on() {
+            return;
+        }
+        if !notify::events() {
+            self.invalidate_notes();
             return;
         }
         for (db, note) in self.take_notes() {

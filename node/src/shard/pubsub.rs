@@ -44,6 +44,9 @@ pub struct Message {
 pub enum Invalidation {
     /// These keys changed.
     Keys(Vec<Bytes>),
+    /// These keys changed: how many, and their RESP bulk strings one after
+    /// the other (a broadcast's keys, gathered that way).
+    Encoded(usize, Bytes),
     /// Every key (a flush): the null invalidation.
     All,
     /// The redirect target (this id) is gone (`tracking-redir-broken`).
@@ -68,6 +71,7 @@ impl Message {
     pub fn size(&self) -> usize {
         let keys = match &self.invalidate {
             Some(Invalidation::Keys(k)) => k.iter().map(|k| k.len() + 16).sum(),
+            Some(Invalidation::Encoded(_, bulks)) => bulks.len(),
             _ => 0,
         };
         self.channel.len() + self.payload.len() + self.pattern.as_ref().map_or(0, |p| p.len()) + 64 + keys

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
@@ -124,15 +125,32 @@ pub struct Table {
     /// `bcasters_gen`.
     bcasters: Vec<Bcaster>,
     bcasters_gen: u64,
-    /// Some key waits in `bcasters`.
-    bcast_pending: bool,
+    /// Keys waiting in `bcasters` (one per client and key), since when.
+    bcast_pending: usize,
+    bcast_since: Option<Instant>,
+    /// Jobs that ended while keys waited.
+    bcast_jobs: u32,
 }
+
+/// How many broadcast keys, or for how long, a shard gathers before it
+/// sends them without waiting for its thread to go idle
+/// (`Shard::send_broadcasts_if_due`).
+const BCAST_BATCH: usize = 512;
+const BCAST_DELAY: Duration = Duration::from_millis(1);
 
 /// A broadcasting client as a shard sees it: its id, and per prefix the
 /// changed keys gathered for it.
 struct Bcaster {
     id: u64,
-    prefixes: Vec<(Bytes, Vec<Bytes>)>,
+    prefixes: Vec<Gathered>,
+}
+
+/// The changed keys gathered under one prefix, already written as the
+/// RESP bulk strings of the invalidation's array (no allocation per key).
+struct Gathered {
+    prefix: Bytes,
+    count: usize,
+    bulks: Vec<u8>,
 }
 
 impl Drop for Table {
@@ -179,44 +197,70 @@ impl Shard {
             self.send_broadcasts();
             let all = trackers();
             let bcasting = all.values().filter(|t| t.info.tracking.load(Relaxed) & flag::BCAST != 0);
-            let copy = |t: &Tracker| Bcaster { id: t.info.id, prefixes: t.prefixes.iter().map(|p| (p.clone(), Vec::new())).collect() };
+            let gathered = |p: &Bytes| Gathered { prefix: p.clone(), count: 0, bulks: Vec::new() };
+            let copy = |t: &Tracker| Bcaster { id: t.info.id, prefixes: t.prefixes.iter().map(gathered).collect() };
             self.tracked.bcasters = bcasting.map(copy).collect();
             self.tracked.bcasters_gen = gen;
         }
         let noloop = if self.caller_mode & flag::NOLOOP != 0 { self.caller } else { 0 };
         let t = &mut self.tracked;
-        // One copy of the key, shared by every client it goes to.
-        let mut copy: Option<Bytes> = None;
         for b in &mut t.bcasters {
             // NOLOOP: the caller's own writes are left out.
             if b.id == noloop {
                 continue;
             }
-            let Some((_, keys)) = b.prefixes.iter_mut().find(|(p, _)| p.is_empty() || key.starts_with(p)) else { continue };
-            keys.push(copy.get_or_insert_with(|| Bytes::copy_from_slice(key)).clone());
-            t.bcast_pending = true;
+            let Some(g) = b.prefixes.iter_mut().find(|g| g.prefix.is_empty() || key.starts_with(&g.prefix)) else { continue };
+            crate::resp::write_bulk(&mut g.bulks, key);
+            g.count += 1;
+            if t.bcast_pending == 0 {
+                t.bcast_since = Some(Instant::now());
+            }
+            t.bcast_pending += 1;
         }
     }
 
     /// Sends what `invalidate_key` gathered for broadcasting clients: one
     /// message per client and prefix with every key changed under it, as
-    /// Redis sends them once per event loop (here: once per job, so a
-    /// pipeline's writes go out together).
+    /// Redis sends them once per event loop: here when the shard's thread
+    /// is about to sleep (`shard::before_park`), or sooner once
+    /// `BCAST_BATCH` keys wait, so a busy thread sends one message for
+    /// many jobs rather than one per job.
     pub fn send_broadcasts(&mut self) {
-        if !self.tracked.bcast_pending {
+        if self.tracked.bcast_pending == 0 {
             return;
         }
-        self.tracked.bcast_pending = false;
+        self.tracked.bcast_pending = 0;
         for i in 0..self.tracked.bcasters.len() {
             for j in 0..self.tracked.bcasters[i].prefixes.len() {
                 let b = &mut self.tracked.bcasters[i];
-                if b.prefixes[j].1.is_empty() {
+                let g = &mut b.prefixes[j];
+                if g.count == 0 {
                     continue;
                 }
-                let (id, keys) = (b.id, std::mem::take(&mut b.prefixes[j].1));
+                // The next batch starts with room for as much as this one.
+                let room = g.bulks.len();
+                let bulks = std::mem::replace(&mut g.bulks, Vec::with_capacity(room));
+                let (id, count) = (b.id, std::mem::take(&mut g.count));
                 // NOLOOP was applied key by key as they were gathered.
-                self.send_invalidation(id, Invalidation::Keys(keys), false);
+                self.send_invalidation(id, Invalidation::Encoded(count, Bytes::from(bulks)), false);
             }
+        }
+    }
+
+    /// At the end of a job: sends the gathered broadcasts once there are
+    /// many or the first waited long enough (else the thread's sleep sends
+    /// them).
+    pub fn send_broadcasts_if_due(&mut self) {
+        let t = &mut self.tracked;
+        if t.bcast_pending == 0 {
+            return;
+        }
+        // The clock is read every few jobs only.
+        t.bcast_jobs = t.bcast_jobs.wrapping_add(1);
+        let due =
+            t.bcast_pending >= BCAST_BATCH || (t.bcast_jobs.is_multiple_of(8) && t.bcast_since.is_some_and(|s| s.elapsed() >= BCAST_DELAY));
+        if due {
+            self.send_broadcasts();
         }
     }
 

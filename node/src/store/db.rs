@@ -478,6 +478,12 @@ impl Db {
         std::mem::take(&mut self.notes)
     }
 
+    /// Moves the notes to the end of `out`, keeping this database's buffer
+    /// for the next ones.
+    pub fn move_notes_into(&mut self, out: &mut Vec<Note>) {
+        out.append(&mut self.notes);
+    }
+
     pub fn has_notes(&self) -> bool {
         !self.notes.is_empty() || !self.extra_events.is_empty()
     }
@@ -485,7 +491,7 @@ impl Db {
     /// Adds an event to the running command's (kept only while keyspace
     /// notifications are on).
     pub fn push_event(&mut self, class: u32, event: &'static str, key: &[u8]) {
-        if notify::on() {
+        if notify::events() {
             self.extra_events.push((class, event, SmallBytes::new(key)));
         }
     }

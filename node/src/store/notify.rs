@@ -32,6 +32,12 @@ pub fn on() -> bool {
     ON.load(Relaxed)
 }
 
+/// Whether keyspace events are on (else the notes serve tracking only).
+#[inline]
+pub fn events() -> bool {
+    EVENTS.load(Relaxed)
+}
+
 /// Whether some client tracks keys.
 #[inline]
 pub fn tracking() -> bool {

@@ -167,6 +167,10 @@ fn write_invalidation(out: &mut Out, subscribed: bool, inv: &crate::shard::pubsu
                 out.bulk(k);
             }
         }
+        Invalidation::Encoded(count, bulks) => {
+            out.array(*count);
+            out.buf.extend_from_slice(bulks);
+        }
         _ => out.nil(),
     }
 }
