@@ -45,7 +45,7 @@ pub async fn run(cx: &mut dyn Coord, map: &SlotMap, view: &ClusterView, args: &[
     } else if eq_ic(sub, "set-config-epoch") {
         set_config_epoch(map, view, &args[2]).map(|()| cx.out().ok())
     } else if eq_ic(sub, "bumpepoch") {
-        bump_epoch(map, view).await.map(|e| cx.out().simple(&format!("BUMPED {e}")))
+        bump_epoch(map, view).await.map(|(bumped, e)| cx.out().simple(&format!("{} {e}", if bumped { "BUMPED" } else { "STILL" })))
     } else if eq_ic(sub, "count-failure-reports") {
         // Failures are decided by the Raft leader from its own probes: no
         // node sends another failure reports.
@@ -238,12 +238,16 @@ fn set_config_epoch(map: &SlotMap, view: &ClusterView, arg: &[u8]) -> CmdResult<
 }
 
 /// CLUSTER BUMPEPOCH: a member commits a change that only raises the
-/// cluster's configuration epoch; a node in no cluster raises its own.
-async fn bump_epoch(map: &SlotMap, view: &ClusterView) -> CmdResult<u64> {
+/// cluster's configuration epoch (whether it was bumped, and the epoch); a
+/// node in no cluster takes epoch 1 unless it has one, as Redis's does.
+async fn bump_epoch(map: &SlotMap, view: &ClusterView) -> CmdResult<(bool, u64)> {
     if alone(view) {
         let mut p = map.pending.lock().unwrap_or_else(|e| e.into_inner());
-        p.epoch += 1;
-        return Ok(p.epoch);
+        let bumped = p.epoch == 0;
+        if bumped {
+            p.epoch = 1;
+        }
+        return Ok((bumped, p.epoch));
     }
-    ask(map, AdminOp::BumpEpoch).await
+    Ok((true, ask(map, AdminOp::BumpEpoch).await?))
 }
