@@ -259,6 +259,17 @@ fn subcommands_on_members() {
     assert!(wait_until(10, || has_line(b.port, &ida, " connected 0-99 101-8191")), "{}", nodes(b.port));
     assert_eq!(rb.cmd(&["CLUSTER", "ADDSLOTS", "100"]), "+OK\r\n");
     assert!(wait_until(10, || has_line(a.port, &idb, " connected 100 8192-16383")), "{}", nodes(a.port));
+    // A member meeting a fresh node adds it; the new node claims the slot
+    // ADDSLOTS gave it before.
+    let dir = TempDir::new("m2");
+    let c = node(&dir);
+    let idc = myid(c.port);
+    assert_eq!(ra.cmd(&["CLUSTER", "DELSLOTS", "200"]), "+OK\r\n");
+    assert_eq!(c.raw().cmd(&["CLUSTER", "ADDSLOTS", "200"]), "+OK\r\n");
+    assert_eq!(ra.cmd(&["CLUSTER", "MEET", "127.0.0.1", &c.port.to_string()]), "+OK\r\n");
+    for p in [a.port, b.port, c.port] {
+        assert!(wait_until(10, || has_line(p, &idc, " connected 200")), "{}", nodes(p));
+    }
     // A primary holding keys is not reset.
     assert_eq!(ra.cmd(&["CLUSTER", "KEYSLOT", "bar"]), ":5061\r\n");
     assert_eq!(ra.cmd(&["SET", "bar", "v"]), "+OK\r\n");
