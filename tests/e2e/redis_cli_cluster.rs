@@ -210,6 +210,9 @@ fn subcommand_replies_on_a_fresh_node() {
         assert_eq!(&raw.cmd(cmd), want, "{cmd:?}");
     }
     // The node shows what it was given before it joins a cluster.
+    let info = raw.cmd(&["CLUSTER", "INFO"]);
+    assert!(info.contains("cluster_state:fail\r\ncluster_slots_assigned:2\r\ncluster_slots_ok:2\r\n"), "{info}");
+    assert!(info.contains("cluster_known_nodes:1\r\ncluster_size:1\r\ncluster_current_epoch:7\r\ncluster_my_epoch:7\r\n"), "{info}");
     assert!(nodes(s.port).contains(&format!("{me} 127.0.0.1:{}@{} myself,master - 0 0 7 connected 1-2\n", s.port, s.port as u32 + 10000)));
     assert_eq!(raw.cmd(&["CLUSTER", "RESET", "HARD"]), "+OK\r\n");
     assert!(nodes(s.port).ends_with(" myself,master - 0 0 0 connected\n"), "{}", nodes(s.port));
@@ -270,6 +273,18 @@ fn subcommands_on_members() {
     for p in [a.port, b.port, c.port] {
         assert!(wait_until(10, || has_line(p, &idc, " connected 200")), "{}", nodes(p));
     }
+    // Two clusters are not merged.
+    let (d1, d2) = (TempDir::new("m3"), TempDir::new("m4"));
+    let (x, y) = (node(&d1), node(&d2));
+    assert_eq!(y.raw().cmd(&["CLUSTER", "MEET", "127.0.0.1", &x.port.to_string()]), "+OK\r\n");
+    assert_eq!(
+        ra.cmd(&["CLUSTER", "MEET", "127.0.0.1", &x.port.to_string()]),
+        format!(
+            "-ERR 127.0.0.1:{} belongs to another cluster, and clusters cannot be merged: CLUSTER RESET it (or start it afresh) first\r\n",
+            x.port
+        )
+    );
+    assert!(!nodes(a.port).contains(&myid(x.port)));
     // A primary holding keys is not reset.
     assert_eq!(ra.cmd(&["CLUSTER", "KEYSLOT", "bar"]), ":5061\r\n");
     assert_eq!(ra.cmd(&["SET", "bar", "v"]), "+OK\r\n");

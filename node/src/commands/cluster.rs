@@ -536,7 +536,12 @@ async fn replicate(map: &SlotMap, view: &ClusterView, id: &[u8]) -> CmdResult<()
 /// `cluster-require-full-coverage` is on (the node then refuses keyed
 /// commands with `-CLUSTERDOWN The cluster is down`).
 pub fn info_text(view: &ClusterView, map: &SlotMap, now: u64) -> String {
-    let assigned = view.assigned();
+    let (mut assigned, mut size, mut epoch) = (view.assigned(), view.size(), view.epoch);
+    if view.members.is_empty() {
+        // In no cluster yet: what ADDSLOTS and SET-CONFIG-EPOCH gave it.
+        let p = map.pending.lock().unwrap_or_else(|e| e.into_inner());
+        (assigned, size, epoch) = (p.slots.len(), usize::from(!p.slots.is_empty()), p.epoch);
+    }
     let ok = view.covered || !map.health.full_coverage();
     let state = if ok { "ok" } else { "fail" };
     let (mut fail, mut pfail) = (0, 0);
@@ -552,9 +557,9 @@ pub fn info_text(view: &ClusterView, map: &SlotMap, now: u64) -> String {
         "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{}\r\ncluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\ncluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
         assigned - fail - pfail,
         view.members.len().max(1),
-        view.size(),
-        view.epoch,
-        view.epoch,
+        size,
+        epoch,
+        epoch,
     )
 }
 

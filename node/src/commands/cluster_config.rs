@@ -149,7 +149,37 @@ async fn change_slots(map: &SlotMap, view: &ClusterView, ranges: Vec<(u16, u16)>
         }
         return Ok(());
     }
+    let ranges = coalesce(&seen);
     ask(map, if del { AdminOp::DelSlots(ranges) } else { AdminOp::AddSlots(ranges) }).await.map(|_| ())
+}
+
+/// The marked slots as ascending inclusive ranges (ADDSLOTS of 5461 single
+/// slots is one range in the Raft log).
+fn coalesce(marked: &[bool]) -> Vec<(u16, u16)> {
+    let mut out: Vec<(u16, u16)> = Vec::new();
+    for s in (0..marked.len()).filter(|&s| marked[s]) {
+        let s = s as u16;
+        match out.last_mut() {
+            Some(r) if r.1 + 1 == s => r.1 = s,
+            _ => out.push((s, s)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_coalesced() {
+        let mut marked = vec![false; SLOTS];
+        for s in [0, 1, 2, 5, 16383] {
+            marked[s] = true;
+        }
+        assert_eq!(coalesce(&marked), vec![(0, 2), (5, 5), (16383, 16383)]);
+        assert!(coalesce(&vec![false; SLOTS]).is_empty());
+    }
 }
 
 /// Redis's error for a node id this node does not know.
