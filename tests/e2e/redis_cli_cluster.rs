@@ -146,6 +146,8 @@ fn redis_cli_creates_grows_reshards_and_shrinks_a_cluster() {
     assert!(wait_until(20, || primaries.iter().map(|&p| dbsize(p)).sum::<usize>() == before), "keys lost or left behind");
     assert!(dbsize(fresh.port) > 0, "no key moved with the slots");
     assert_eq!(redis_cli_c(ports[3], "GET key:7\nGET key:1999\nDBSIZE\n").lines().take(2).collect::<Vec<_>>(), ["v7", "v1999"]);
+    let (ok, out) = redis_cli(&["--cluster", "info", &seed]);
+    assert!(ok && out.contains("[OK] 2000 keys in 4 masters."), "{out}");
 
     // del-node of an empty node (one that owns no slots: a new one).
     let spare = node(&dirs[8]);
@@ -220,9 +222,12 @@ fn subcommand_replies_on_a_fresh_node() {
 }
 
 /// Two nodes joined by hand the way redis-cli does it (ADDSLOTSRANGE on
-/// each, then MEET), and the subcommands' replies on members.
+/// each, then MEET), the subcommands' replies on members, `redis-cli
+/// --cluster fix` covering a slot DELSLOTS left without an owner, and a
+/// member leaving with CLUSTER RESET.
 #[test]
 fn subcommands_on_members() {
+    require_redis_cli();
     let dirs = [TempDir::new("m0"), TempDir::new("m1")];
     let (a, b) = (node(&dirs[0]), node(&dirs[1]));
     let (ida, idb) = (myid(a.port), myid(b.port));
@@ -285,6 +290,33 @@ fn subcommands_on_members() {
         )
     );
     assert!(!nodes(a.port).contains(&myid(x.port)));
+    // A member leaves its cluster with RESET: the other forgets it, and it
+    // joins none before a restart.
+    let idy = myid(y.port);
+    assert_eq!(y.raw().cmd(&["CLUSTER", "RESET", "SOFT"]), "+OK\r\n");
+    assert!(wait_until(10, || !nodes(x.port).contains(&idy)), "{}", nodes(x.port));
+    assert_eq!(nodes(y.port).lines().count(), 1, "{}", nodes(y.port));
+    assert_eq!(
+        y.raw().cmd(&["CLUSTER", "MEET", "127.0.0.1", &x.port.to_string()]),
+        "-ERR this node left its cluster (CLUSTER RESET): restart it to join a cluster again\r\n"
+    );
+    // --cluster fix gives an uncovered slot to a primary.
+    assert_eq!(ra.cmd(&["CLUSTER", "DELSLOTS", "300"]), "+OK\r\n");
+    assert!(wait_until(10, || !nodes(b.port).contains(" 0-99 101-199 201-8191")), "{}", nodes(b.port));
+    let seed = format!("127.0.0.1:{}", a.port);
+    let mut fix = Command::new("redis-cli")
+        .args(["--cluster", "fix", &seed])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run redis-cli");
+    fix.stdin.take().expect("stdin").write_all(b"yes\n").expect("answer");
+    let out = fix.wait_with_output().expect("redis-cli output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(">>> Covering slot 300 with "), "{text}");
+    let (ok, out) = redis_cli(&["--cluster", "check", &seed]);
+    assert!(ok && out.contains("[OK] All 16384 slots covered."), "{out}");
     // A primary holding keys is not reset.
     assert_eq!(ra.cmd(&["CLUSTER", "KEYSLOT", "bar"]), ":5061\r\n");
     assert_eq!(ra.cmd(&["SET", "bar", "v"]), "+OK\r\n");
