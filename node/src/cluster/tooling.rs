@@ -105,7 +105,7 @@ async fn meet(ctl: &Arc<Control>, host: &str, port: u16, bus_port: u16) -> Resul
     if host == ctl.myself.host && port == ctl.myself.port {
         return Ok(());
     }
-    let grpc_addr = format!("{host}:{bus_port}");
+    let grpc_addr = host_port(host, bus_port);
     let url = format!("http://{grpc_addr}");
     let initialized = ctl.raft.is_initialized().await.map_err(|e| e.to_string())?;
     let mut other = admin_client(&url).await.map_err(|e| e.message().to_string())?;
@@ -125,7 +125,7 @@ async fn meet(ctl: &Arc<Control>, host: &str, port: u16, bus_port: u16) -> Resul
         AdminService::of(ctl).add_node(req).await.map_err(|e| e.message().to_string())?;
         return Ok(());
     }
-    let mine = format!("{}:{}", ctl.myself.host, ctl.myself.grpc_port);
+    let mine = host_port(&ctl.myself.host, ctl.myself.grpc_port);
     let mut req = Request::new(AddNodeRequest { grpc_addr: mine, form_cluster: true });
     req.set_timeout(JOIN_TIMEOUT);
     other.add_node(req).await.map_err(|e| format!("{host}:{port} did not add this node: {}", e.message()))?;
@@ -133,6 +133,15 @@ async fn meet(ctl: &Arc<Control>, host: &str, port: u16, bus_port: u16) -> Resul
         return Err("added to the cluster, but this node has not heard so yet; check CLUSTER NODES".into());
     }
     claim_pending(ctl).await
+}
+
+/// `host:port`, an IPv6 host in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// Waits (bounded) until this node's configuration lists it as a member.
@@ -171,8 +180,14 @@ async fn reset(ctl: &Arc<Control>, hard: bool) -> Result<(), String> {
     }
     // A node other nodes' FORGET removed may not hear of it (the leader
     // stops replicating to it): its own membership then lacks it.
-    let still_member = ctl.raft.metrics().borrow().membership_config.membership().nodes().any(|(_, n)| n.id == me);
-    if still_member {
+    let (still_member, members) = {
+        let m = ctl.raft.metrics().borrow().membership_config.clone();
+        let ms = m.membership();
+        let found = ms.nodes().any(|(_, n)| n.id == me);
+        (found, ms.nodes().count())
+    };
+    // The only member has no one to leave (and a group cannot be empty).
+    if still_member && members > 1 {
         forget(ctl, me).await?;
     }
     LEFT.store(true, Ordering::Release);

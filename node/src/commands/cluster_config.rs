@@ -167,21 +167,6 @@ fn coalesce(marked: &[bool]) -> Vec<(u16, u16)> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_are_coalesced() {
-        let mut marked = vec![false; SLOTS];
-        for s in [0, 1, 2, 5, 16383] {
-            marked[s] = true;
-        }
-        assert_eq!(coalesce(&marked), vec![(0, 2), (5, 5), (16383, 16383)]);
-        assert!(coalesce(&vec![false; SLOTS]).is_empty());
-    }
-}
-
 /// Redis's error for a node id this node does not know.
 fn known(map: &SlotMap, view: &ClusterView, id: &[u8]) -> CmdResult<()> {
     let known = view.members.iter().any(|m| m.id.as_bytes() == id) || map.myself.id.as_bytes() == id;
@@ -280,4 +265,19 @@ async fn bump_epoch(map: &SlotMap, view: &ClusterView) -> CmdResult<(bool, u64)>
         return Ok((bumped, p.epoch));
     }
     Ok((true, ask(map, AdminOp::BumpEpoch).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_coalesced() {
+        let mut marked = vec![false; SLOTS];
+        for s in [0, 1, 2, 5, 16383] {
+            marked[s] = true;
+        }
+        assert_eq!(coalesce(&marked), vec![(0, 2), (5, 5), (16383, 16383)]);
+        assert!(coalesce(&vec![false; SLOTS]).is_empty());
+    }
 }
