@@ -272,7 +272,7 @@ async fn run(cli: Cli) -> Res<()> {
         Command::Top { count } => return top(&mut admin, count, cli.json).await,
         Command::AddNode { node } => {
             let grpc_addr = grpc_addr_of(&node)?;
-            admin.add_node(AddNodeRequest { grpc_addr }).await.map_err(status_err)?.into_inner()
+            admin.add_node(AddNodeRequest { grpc_addr, form_cluster: false }).await.map_err(status_err)?.into_inner()
         }
         Command::RemoveNode { node } => {
             let st = status(&mut admin).await?;
@@ -357,7 +357,7 @@ async fn run(cli: Cli) -> Res<()> {
             let mut st = status(&mut admin).await?;
             if resolve_in(&st, &node).is_err() {
                 let grpc_addr = grpc_addr_of(&node)?;
-                st = admin.add_node(AddNodeRequest { grpc_addr }).await.map_err(status_err)?.into_inner();
+                st = admin.add_node(AddNodeRequest { grpc_addr, form_cluster: false }).await.map_err(status_err)?.into_inner();
             }
             let (node_id, primary_id) = (resolve_in(&st, &node)?, resolve_in(&st, &of)?);
             admin.add_replica(AddReplicaRequest { node_id, primary_id }).await.map_err(status_err)?.into_inner()

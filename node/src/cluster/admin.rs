@@ -46,7 +46,7 @@ fn grpc_url(addr: &str) -> Result<String, Status> {
     Ok(format!("http://{host}:{port}"))
 }
 
-async fn admin_client(url: &str) -> Result<AdminClient<crate::cluster::BusChannel>, Status> {
+pub(super) async fn admin_client(url: &str) -> Result<AdminClient<crate::cluster::BusChannel>, Status> {
     Ok(AdminClient::new(channel(url).map_err(|e| Status::unavailable(format!("{url}: {e}")))?))
 }
 
@@ -83,6 +83,34 @@ fn not_committed() -> Status {
 }
 
 impl AdminService {
+    /// The service over a running control plane (CLUSTER MEET, FORGET and
+    /// RESET go through the same flows as cluster-admin's calls).
+    pub fn of(ctl: &Arc<Control>) -> AdminService {
+        AdminService {
+            raft: ctl.raft.clone(),
+            sm: ctl.sm.clone(),
+            engine: ctl.engine.clone(),
+            myself: ctl.myself.clone(),
+            ctl: ctl.clone(),
+        }
+    }
+
+    /// Forms a cluster of this node alone, when it is in none, and gives it
+    /// the slots CLUSTER ADDSLOTS claimed for it meanwhile.
+    async fn form_alone(&self) -> Result<(), Status> {
+        if !self.raft.is_initialized().await.map_err(failed)? {
+            let mine = raft_id(&self.myself.id).ok_or_else(|| Status::internal("bad node id"))?;
+            // A concurrent call may have formed it first: that is fine.
+            if let Err(e) = self.raft.initialize(BTreeMap::from([(mine, self.myself.clone())])).await {
+                if !self.raft.is_initialized().await.map_err(failed)? {
+                    return Err(failed(e));
+                }
+            }
+        }
+        self.await_leader().await?;
+        super::tooling::claim_pending(&self.ctl).await.map_err(failed)
+    }
+
     /// The leader's address when it is another node; an error when there is
     /// no leader.
     async fn leader_elsewhere(&self) -> Result<Option<NodeAddr>, Status> {
@@ -273,7 +301,11 @@ impl Admin for AdminService {
     }
 
     async fn add_node(&self, req: Request<AddNodeRequest>) -> Reply<StatusReply> {
-        let req = req.into_inner();
+        let mut req = req.into_inner();
+        if req.form_cluster {
+            self.form_alone().await?;
+            req.form_cluster = false;
+        }
         if let Some(r) = self.forward(req.clone(), |mut c, r| async move { c.add_node(r).await }).await? {
             return Ok(r);
         }

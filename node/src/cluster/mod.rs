@@ -6,7 +6,9 @@
 //! 40-hex id; `raft` the metadata group (its state machine, durable storage
 //! and gRPC transport); `admin` the admin service cluster-admin drives;
 //! `migration` live slot migration; `health` failure detection;
-//! `replicas` makes the node follow the primary the configuration names. Standalone mode (the default) has none
+//! `replicas` makes the node follow the primary the configuration names;
+//! `tooling` the configuration changes of Redis's cluster tooling (CLUSTER
+//! MEET, ADDSLOTS, FORGET, ...). Standalone mode (the default) has none
 //! of this: the node owns every slot and nothing is checked.
 
 pub mod admin;
@@ -17,6 +19,7 @@ pub mod publish;
 pub mod raft;
 pub mod replicas;
 pub mod takeover;
+pub mod tooling;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -222,6 +225,7 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
             tokio::spawn(migration::purge::run(ctl.clone()));
             tokio::spawn(health::run(ctl.clone()));
             tokio::spawn(replicas::run(ctl.clone()));
+            tokio::spawn(tooling::claim_on_join(ctl.clone()));
             let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
             let _ = ctl.map.control.set(requests);
             tokio::spawn(migration::serve(ctl.clone(), rx));

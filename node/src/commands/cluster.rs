@@ -1,10 +1,11 @@
 //! Cluster commands: CLUSTER (SLOTS, SHARDS, NODES, INFO, MYID, MYSHARDID,
 //! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, SETSLOT, REPLICATE,
-//! REPLICAS/SLAVES, FAILOVER), ASKING, READONLY and READWRITE,
+//! REPLICAS/SLAVES, FAILOVER; MEET, ADDSLOTS, FORGET, RESET & co. are in
+//! `cluster_config`), ASKING, READONLY and READWRITE,
 //! with Redis's reply shapes and error texts. The replies describe the
 //! committed configuration in the node's slot map (`slot::map`); the
 //! configuration itself changes only through the Raft group
-//! (`cluster-admin`). In standalone mode they all answer, as Redis does,
+//! (`cluster-admin`, or the subcommands Redis's tooling sends). In standalone mode they all answer, as Redis does,
 //! that cluster support is disabled.
 
 use bytes::Bytes;
@@ -20,6 +21,13 @@ use crate::util::{eq_ic, now_ms, parse_i64};
 const CLUSTER: Exec = Exec::Coord(handler!(async |cx, a| cluster(cx, a)));
 const S: &[&str] = &["slow"];
 const NONDET: &[&str] = &["nondeterministic_output"];
+const ADM: &[&str] = &["admin", "slow", "dangerous"];
+
+/// An administrative CLUSTER subcommand without keys (Redis's flags for
+/// those that change the configuration).
+const fn admin_sub(name: &'static str, arity: i32, summary: &'static str) -> CommandSpec {
+    sub(name, arity, ADMIN | STALE, (0, 0, 0), ADM, summary, CLUSTER)
+}
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("cluster", -2, 0, (0, 0, 0), S, "cluster", "A container for Redis Cluster commands.", CLUSTER).subcommands(&[
@@ -68,6 +76,26 @@ pub static COMMANDS: &[CommandSpec] = &[
             (0, 0, 0),
             &["admin", "slow", "dangerous"],
             "Lists the replica nodes of a master node.",
+            CLUSTER,
+        )
+        .tips(NONDET),
+        admin_sub("cluster|meet", -4, "Forces a node to handshake with another node."),
+        admin_sub("cluster|addslots", -3, "Assigns new hash slots to a node."),
+        admin_sub("cluster|addslotsrange", -4, "Assigns new hash slot ranges to a node."),
+        admin_sub("cluster|delslots", -3, "Sets hash slots as unbound for a node."),
+        admin_sub("cluster|delslotsrange", -4, "Sets hash slot ranges as unbound for a node."),
+        admin_sub("cluster|forget", 3, "Removes a node from the nodes table."),
+        sub("cluster|reset", -2, ADMIN | NOSCRIPT | STALE, (0, 0, 0), ADM, "Resets a node.", CLUSTER),
+        admin_sub("cluster|saveconfig", 2, "Forces a node to save the cluster configuration to disk."),
+        admin_sub("cluster|set-config-epoch", 3, "Sets the configuration epoch for a new node."),
+        admin_sub("cluster|bumpepoch", 2, "Advances the cluster config epoch.").tips(NONDET),
+        sub(
+            "cluster|count-failure-reports",
+            3,
+            ADMIN | STALE,
+            (0, 0, 0),
+            ADM,
+            "Returns the number of active failure reports active for a node.",
             CLUSTER,
         )
         .tips(NONDET),
@@ -195,6 +223,8 @@ pub async fn cluster(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     } else if eq_ic(sub, "replicate") {
         replicate(&map, &view, &args[2]).await?;
         cx.out().ok();
+    } else if let Some(r) = super::cluster_config::run(cx, &map, &view, args).await {
+        r?;
     } else {
         return Err(CmdError::unknown_subcommand("cluster", sub));
     }
@@ -429,9 +459,17 @@ fn node_line(view: &ClusterView, map: &SlotMap, i: usize, m: &Member, now: u64) 
         flags.push_str(",fail?");
     }
     let master = primary.map_or("-", |p| view.members[p].id.as_str());
-    let mut line = format!("{} {}:{}@{} {flags} {master} {ping} {pong} {} {link}", m.id, m.host, m.port, m.grpc_port, view.epoch);
-    if i != usize::MAX {
-        for (a, b) in view.ranges_of(i) {
+    // Before it joins a cluster, the node shows what ADDSLOTS and
+    // SET-CONFIG-EPOCH gave it.
+    let (epoch, ranges) = if i == usize::MAX {
+        let p = map.pending.lock().unwrap_or_else(|e| e.into_inner());
+        (p.epoch, p.ranges())
+    } else {
+        (view.epoch, view.ranges_of(i))
+    };
+    let mut line = format!("{} {}:{}@{} {flags} {master} {ping} {pong} {epoch} {link}", m.id, m.host, m.port, m.grpc_port);
+    {
+        for (a, b) in ranges {
             if a == b {
                 let _ = write!(line, " {a}");
             } else {
@@ -498,7 +536,12 @@ async fn replicate(map: &SlotMap, view: &ClusterView, id: &[u8]) -> CmdResult<()
 /// `cluster-require-full-coverage` is on (the node then refuses keyed
 /// commands with `-CLUSTERDOWN The cluster is down`).
 pub fn info_text(view: &ClusterView, map: &SlotMap, now: u64) -> String {
-    let assigned = view.assigned();
+    let (mut assigned, mut size, mut epoch) = (view.assigned(), view.size(), view.epoch);
+    if view.members.is_empty() {
+        // In no cluster yet: what ADDSLOTS and SET-CONFIG-EPOCH gave it.
+        let p = map.pending.lock().unwrap_or_else(|e| e.into_inner());
+        (assigned, size, epoch) = (p.slots.len(), usize::from(!p.slots.is_empty()), p.epoch);
+    }
     let ok = view.covered || !map.health.full_coverage();
     let state = if ok { "ok" } else { "fail" };
     let (mut fail, mut pfail) = (0, 0);
@@ -514,9 +557,9 @@ pub fn info_text(view: &ClusterView, map: &SlotMap, now: u64) -> String {
         "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{}\r\ncluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\ncluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
         assigned - fail - pfail,
         view.members.len().max(1),
-        view.size(),
-        view.epoch,
-        view.epoch,
+        size,
+        epoch,
+        epoch,
     )
 }
 

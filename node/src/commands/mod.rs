@@ -12,6 +12,7 @@ pub mod bitmaps;
 pub mod client;
 pub mod clock;
 pub mod cluster;
+pub mod cluster_config;
 pub mod connection;
 pub mod coord;
 pub mod debug;

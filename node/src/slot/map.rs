@@ -275,7 +275,42 @@ pub struct SlotMap {
     /// PUBLISH messages (channel, payload) for the other nodes (set when
     /// the cluster bus starts; `cluster::publish` forwards them).
     pub publish: std::sync::OnceLock<tokio::sync::mpsc::Sender<(bytes::Bytes, bytes::Bytes)>>,
+    /// What CLUSTER ADDSLOTS and SET-CONFIG-EPOCH recorded while this node
+    /// is in no cluster; its slots are claimed when it joins one.
+    pub pending: std::sync::Mutex<Pending>,
+    /// Members that left the configuration lately, with when this node
+    /// saw them go (CLUSTER FORGET of one of them is already done).
+    departed: std::sync::Mutex<Vec<(String, std::time::Instant)>>,
 }
+
+/// The slots and config epoch given to a node that is in no cluster yet
+/// (`redis-cli --cluster create` sets them before CLUSTER MEET).
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// Slots claimed with CLUSTER ADDSLOTS, ascending.
+    pub slots: std::collections::BTreeSet<u16>,
+    /// CLUSTER SET-CONFIG-EPOCH's value (and BUMPEPOCH's increments).
+    pub epoch: u64,
+}
+
+impl Pending {
+    /// The slots as ascending inclusive ranges.
+    pub fn ranges(&self) -> Vec<(u16, u16)> {
+        let mut out: Vec<(u16, u16)> = Vec::new();
+        for &s in &self.slots {
+            match out.last_mut() {
+                Some(r) if r.1 + 1 == s => r.1 = s,
+                _ => out.push((s, s)),
+            }
+        }
+        out
+    }
+}
+
+/// How long a member that left stays known as departed.
+const DEPARTED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+/// At most this many departed members are remembered.
+const DEPARTED_MAX: usize = 64;
 
 impl SlotMap {
     /// A map for node `myself` holding no configuration yet.
@@ -291,7 +326,29 @@ impl SlotMap {
             changed,
             control: std::sync::OnceLock::new(),
             publish: std::sync::OnceLock::new(),
+            pending: Default::default(),
+            departed: Default::default(),
         }
+    }
+
+    /// Whether member `id` left the configuration within the last minute
+    /// (Redis keeps a forgotten node out for as long).
+    pub fn departed_lately(&self, id: &str) -> bool {
+        let d = self.departed.lock().unwrap_or_else(|e| e.into_inner());
+        d.iter().any(|(i, at)| i == id && at.elapsed() < DEPARTED_FOR)
+    }
+
+    fn note_departures(&self, old: &ClusterView, new: &ClusterView) {
+        let gone: Vec<String> = old.members.iter().filter(|m| !new.members.iter().any(|n| n.id == m.id)).map(|m| m.id.clone()).collect();
+        if gone.is_empty() {
+            return;
+        }
+        let mut d = self.departed.lock().unwrap_or_else(|e| e.into_inner());
+        d.retain(|(i, at)| at.elapsed() < DEPARTED_FOR && !gone.contains(i));
+        let now = std::time::Instant::now();
+        d.extend(gone.into_iter().map(|i| (i, now)));
+        let excess = d.len().saturating_sub(DEPARTED_MAX);
+        d.drain(..excess);
     }
 
     /// A receiver told of every new view.
@@ -322,7 +379,8 @@ impl SlotMap {
         let primary = view.my_primary();
         let local = |s| view.route(s) == Route::Local;
         self.gate.set_served(|s| local(s) || (primary.is_some() && view.owner_of(s) == primary), local);
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+        let old = std::mem::replace(&mut *self.current.write().unwrap_or_else(|e| e.into_inner()), Arc::new(view));
+        self.note_departures(&old, &self.load());
         let v = self.version.fetch_add(1, Ordering::Release) + 1;
         self.changed.send_replace(v);
     }
@@ -367,6 +425,28 @@ pub enum Request {
     /// Take over this replica's primary's slots (CLUSTER FAILOVER): with
     /// the primary's cooperation, or without it (`force`).
     Failover { force: bool, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
+    /// A configuration change of Redis's cluster tooling; the reply (a
+    /// config epoch for BUMPEPOCH, else 0) comes once it is committed.
+    Admin { op: AdminOp, reply: tokio::sync::oneshot::Sender<Result<u64, String>> },
+}
+
+/// The configuration changes CLUSTER MEET, ADDSLOTS, DELSLOTS, FORGET,
+/// RESET and BUMPEPOCH ask of the control plane (`cluster::tooling`).
+#[derive(Debug)]
+pub enum AdminOp {
+    /// Join the node at `host`:`port` (cluster bus `bus_port`): whichever
+    /// of the two is in no cluster joins the other's.
+    Meet { host: String, port: u16, bus_port: u16 },
+    /// Give these unowned slots to this node.
+    AddSlots(Vec<(u16, u16)>),
+    /// Leave these slots without an owner.
+    DelSlots(Vec<(u16, u16)>),
+    /// Remove member `id` from the cluster.
+    Forget(String),
+    /// Leave the cluster (`hard`: also drop the node id for the next start).
+    Reset { hard: bool },
+    /// Raise the configuration epoch.
+    BumpEpoch,
 }
 
 #[cfg(test)]

@@ -170,6 +170,12 @@ pub async fn serve(ctl: Arc<Control>, mut rx: tokio::sync::mpsc::UnboundedReceiv
                     let _ = reply.send(crate::cluster::takeover::run(&ctl, force).await);
                 });
             }
+            Request::Admin { op, reply } => {
+                let ctl = ctl.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(crate::cluster::tooling::run(&ctl, op).await);
+                });
+            }
             Request::Replicate { of, reply } => {
                 let ctl = ctl.clone();
                 tokio::spawn(async move {

@@ -151,6 +151,9 @@ impl ToPb for Change {
             Change::NodeRecovered { id, incarnation } => C::NodeRecovered(pb::NodeRecovered { id, incarnation }),
             Change::SetReplica { id, of } => C::SetReplica(pb::SetReplica { id, of }),
             Change::Promote { replica, primary } => C::Promote(pb::Promote { replica, primary }),
+            Change::ClaimSlots { ranges, owner } => C::ClaimSlots(pb::ClaimSlots { ranges: ranges_to_pb(ranges), owner }),
+            Change::ReleaseSlots { ranges } => C::ReleaseSlots(pb::ReleaseSlots { ranges: ranges_to_pb(ranges) }),
+            Change::BumpEpoch => C::BumpEpoch(pb::BumpEpoch {}),
         };
         pb::Change { change: Some(c) }
     }
@@ -168,6 +171,9 @@ impl FromPb<pb::Change> for Change {
             C::NodeRecovered(c) => Change::NodeRecovered { id: c.id, incarnation: c.incarnation },
             C::SetReplica(c) => Change::SetReplica { id: c.id, of: c.of },
             C::Promote(c) => Change::Promote { replica: c.replica, primary: c.primary },
+            C::ClaimSlots(c) => Change::ClaimSlots { ranges: ranges_from_pb(c.ranges)?, owner: c.owner },
+            C::ReleaseSlots(c) => Change::ReleaseSlots { ranges: ranges_from_pb(c.ranges)? },
+            C::BumpEpoch(_) => Change::BumpEpoch,
         })
     }
 }
@@ -491,6 +497,9 @@ mod tests {
             Change::NodeRecovered { id: node(2).id, incarnation: "abc".into() },
             Change::SetReplica { id: node(3).id, of: node(1).id },
             Change::Promote { replica: node(3).id, primary: node(1).id },
+            Change::ClaimSlots { ranges: vec![(7, 9)], owner: node(2).id },
+            Change::ReleaseSlots { ranges: vec![(7, 7), (9, 9)] },
+            Change::BumpEpoch,
         ];
         let mut out = vec![
             Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Blank },

@@ -65,10 +65,15 @@ impl ClusterConfig {
     }
 
     pub fn assign(&mut self, ranges: &[(u16, u16)], owner: &str) {
+        self.set_owner(ranges, Some(owner));
+    }
+
+    /// Gives the slots of `ranges` to `owner`, or to nobody.
+    fn set_owner(&mut self, ranges: &[(u16, u16)], owner: Option<&str>) {
         let mut dense: Vec<Option<String>> = self.dense().into_iter().map(|o| o.map(str::to_string)).collect();
         for &(a, b) in ranges {
             for o in dense.iter_mut().take((b as usize + 1).min(SLOTS)).skip(a as usize) {
-                *o = Some(owner.to_string());
+                *o = owner.map(str::to_string);
             }
         }
         let mut slots: Vec<(u16, u16, String)> = Vec::new();
@@ -173,6 +178,34 @@ impl ClusterConfig {
                 }
                 self.replicas.insert(primary.clone(), replica.clone());
             }
+            Change::ClaimSlots { ranges, owner } => {
+                if self.replicas.contains_key(owner) {
+                    return Err(format!("node {owner} is a replica: it cannot own slots"));
+                }
+                let dense = self.dense();
+                // Slots it owns already stay its own (a claim repeated).
+                let busy = |s: u16| {
+                    dense[s as usize].is_some_and(|o| o != owner)
+                        || self.migrations.iter().any(|m| m.ranges.iter().any(|&(a, b)| a <= s && s <= b))
+                };
+                if let Some(s) = ranges.iter().flat_map(|&(a, b)| a..=b.min(SLOTS as u16 - 1)).find(|&s| busy(s)) {
+                    return Err(format!("Slot {s} is already busy"));
+                }
+                self.assign(ranges, owner);
+            }
+            Change::ReleaseSlots { ranges } => {
+                let dense = self.dense();
+                if let Some(s) = ranges.iter().flat_map(|&(a, b)| a..=b.min(SLOTS as u16 - 1)).find(|&s| dense[s as usize].is_none()) {
+                    return Err(format!("Slot {s} is already unassigned"));
+                }
+                if let Some(m) = self.migrations.first() {
+                    if ranges.iter().any(|&(a, b)| m.ranges.iter().any(|&(c, d)| a <= d && c <= b)) {
+                        return Err(format!("slots of migration {} are moving: abort it first", m.id));
+                    }
+                }
+                self.set_owner(ranges, None);
+            }
+            Change::BumpEpoch => {}
         }
         Ok(())
     }
@@ -249,6 +282,11 @@ fn view_of(data: &SmData, my_id: &str) -> ClusterView {
 
 impl StateMachine {
     /// Loads the latest snapshot, if any, and publishes it to `map`.
+    /// The directory of the Raft state (`<dir>/raft`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn open(dir: &Path, map: Arc<SlotMap>) -> std::io::Result<StateMachine> {
         std::fs::create_dir_all(dir)?;
         let snapshot: Option<StoredSnapshot> = match std::fs::read(dir.join("snapshot.json")) {
@@ -338,6 +376,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         }
                     },
                     EntryPayload::Membership(m) => {
+                        // A node that left keeps no role: added again
+                        // (CLUSTER MEET after FORGET), it starts as a primary.
+                        let ids: Vec<String> = m.nodes().map(|(_, n)| n.id.clone()).collect();
+                        g.data.config.replicas.retain(|r, _| ids.contains(r));
                         g.data.membership = StoredMembership::new(Some(e.log_id), m);
                         g.data.config.epoch += 1;
                     }
@@ -415,6 +457,22 @@ mod tests {
         assert_eq!(c.slots, vec![(0, 9, "a".into()), (10, 20, "b".into()), (21, 99, "a".into())]);
         assert!(c.migrations.is_empty());
         assert!(c.apply(&Change::AbortMigration { id: String::new() }, 12).is_err());
+    }
+
+    #[test]
+    fn claim_and_release_check_ownership() {
+        let mut c = ClusterConfig::default();
+        assert_eq!(c.apply(&Change::ClaimSlots { ranges: vec![(0, 9)], owner: "a".into() }, 1), Ok(()));
+        assert_eq!(
+            c.apply(&Change::ClaimSlots { ranges: vec![(10, 10), (5, 5)], owner: "b".into() }, 2),
+            Err("Slot 5 is already busy".into())
+        );
+        assert_eq!(c.count_of("b"), 0);
+        assert_eq!(c.apply(&Change::ClaimSlots { ranges: vec![(9, 9)], owner: "a".into() }, 2), Ok(()));
+        assert_eq!(c.apply(&Change::ReleaseSlots { ranges: vec![(3, 4)] }, 3), Ok(()));
+        assert_eq!(c.slots, vec![(0, 2, "a".into()), (5, 9, "a".into())]);
+        assert_eq!(c.apply(&Change::ReleaseSlots { ranges: vec![(2, 3)] }, 4), Err("Slot 3 is already unassigned".into()));
+        assert_eq!(c.apply(&Change::BumpEpoch, 5), Ok(()));
     }
 
     #[test]

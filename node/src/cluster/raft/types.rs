@@ -50,6 +50,14 @@ pub enum Change {
     /// `primary`; `primary` and its other replicas become its replicas,
     /// and migrations involving `primary` are dropped.
     Promote { replica: String, primary: String },
+    /// Gives slots no member owns to `owner` (CLUSTER ADDSLOTS). Refused,
+    /// with Redis's `Slot N is already busy`, when one of them is owned.
+    ClaimSlots { ranges: Vec<(u16, u16)>, owner: String },
+    /// Leaves slots without an owner (CLUSTER DELSLOTS). Refused, with
+    /// Redis's `Slot N is already unassigned`, when one of them has none.
+    ReleaseSlots { ranges: Vec<(u16, u16)> },
+    /// Raises the configuration epoch, nothing else (CLUSTER BUMPEPOCH).
+    BumpEpoch,
 }
 
 /// What applying a change returns: the epoch of the configuration it made,
