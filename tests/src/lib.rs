@@ -2,6 +2,7 @@
 //! and stops them when dropped; raw-socket helpers for exact protocol checks.
 
 pub mod cluster;
+pub mod repl;
 pub mod resp2;
 pub mod tls;
 
