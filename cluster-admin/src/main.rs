@@ -75,7 +75,10 @@ enum Command {
     Create { nodes: Vec<String> },
     /// Show members, leader, slot ranges and the migration in progress, if
     /// any, with each member's health as it reports it: reachable, Raft
-    /// state, keys, memory (used/maxmemory), commands per second, clients.
+    /// state, keys, memory (used/maxmemory), commands per second, clients,
+    /// replication offset and, for a replica, how far it is behind its
+    /// primary (bytes of the replication stream; its link state when it is
+    /// not up).
     Status,
     /// `status`, refreshed in place every second until Ctrl-C (or
     /// `--count` samples). With `--json`, one sample, as `status --json`.

@@ -81,9 +81,10 @@ pub fn human_bytes(n: u64) -> String {
 /// The members with their own reports (`health`, in member order; `None`:
 /// the node did not answer).
 pub fn table(st: &StatusReply, health: &[Option<NodeInfoReply>]) -> String {
-    let header = ["NODE ID", "ADDRESS", "GRPC", "ROLE", "SLOTS", "RANGES", "UP", "STATE", "KEYS", "MEMORY", "OPS/S", "CLIENTS"];
+    let header =
+        ["NODE ID", "ADDRESS", "GRPC", "ROLE", "SLOTS", "RANGES", "OFFSET", "LAG", "UP", "STATE", "KEYS", "MEMORY", "OPS/S", "CLIENTS"];
     let mut rows = vec![header.map(String::from).to_vec()];
-    for (m, h) in st.members.iter().zip(health) {
+    for (i, (m, h)) in st.members.iter().zip(health).enumerate() {
         let mut role = if m.node_id == st.leader_id { format!("{} (leader)", m.role) } else { m.role.clone() };
         if !m.replica_of.is_empty() {
             role.push_str(&format!(" replica of {}", node_label(st, &m.replica_of)));
@@ -93,6 +94,14 @@ pub fn table(st: &StatusReply, health: &[Option<NodeInfoReply>]) -> String {
         }
         let mut row =
             vec![m.node_id.clone(), m.client_addr.clone(), m.grpc_addr.clone(), role, m.slot_count.to_string(), ranges_text(&m.ranges)];
+        let offset = h.as_ref().map_or("?".to_string(), |h| h.repl_offset.to_string());
+        let lag = match (m.replica_of.is_empty(), h, lag_bytes(st, health, i)) {
+            (true, _, _) => "-".to_string(),
+            (false, _, Some(n)) => human_bytes(n),
+            (false, Some(h), None) if h.repl_link != "up" => h.repl_link.clone(),
+            (false, _, None) => "?".to_string(),
+        };
+        row.extend([offset, lag]);
         match h {
             Some(h) => {
                 let memory = match h.maxmemory {
@@ -119,12 +128,27 @@ pub fn table(st: &StatusReply, health: &[Option<NodeInfoReply>]) -> String {
     out
 }
 
+/// How far a replica (member `i`) is behind its primary, in bytes of the
+/// replication stream, from both nodes' own reports; `None` for a primary,
+/// or when it cannot be told: either node did not answer, the link is not
+/// up, or they are not in the same history (a full sync is due).
+pub fn lag_bytes(st: &StatusReply, health: &[Option<NodeInfoReply>], i: usize) -> Option<u64> {
+    let m = st.members.get(i)?;
+    let r = health.get(i)?.as_ref()?;
+    let pi = st.members.iter().position(|p| p.node_id == m.replica_of)?;
+    let p = health.get(pi)?.as_ref()?;
+    // The two reports are taken at about the same time: a replica a
+    // little ahead of its primary's sample is not behind.
+    (r.repl_link == "up" && r.repl_id == p.repl_id).then(|| p.repl_offset.saturating_sub(r.repl_offset))
+}
+
 pub fn to_json(st: &StatusReply, health: &[Option<NodeInfoReply>]) -> serde_json::Value {
     let members: Vec<serde_json::Value> = st
         .members
         .iter()
         .zip(health)
-        .map(|(m, h)| {
+        .enumerate()
+        .map(|(i, (m, h))| {
             serde_json::json!({
                 "node_id": m.node_id,
                 "client_addr": m.client_addr,
@@ -143,6 +167,9 @@ pub fn to_json(st: &StatusReply, health: &[Option<NodeInfoReply>]) -> serde_json
                 "ops_per_sec": h.as_ref().map(|h| h.ops_per_sec),
                 "connected_clients": h.as_ref().map(|h| h.connected_clients),
                 "uptime_seconds": h.as_ref().map(|h| h.uptime_seconds),
+                "repl_offset": h.as_ref().map(|h| h.repl_offset),
+                "repl_link": h.as_ref().filter(|h| !h.repl_link.is_empty()).map(|h| h.repl_link.as_str()),
+                "repl_lag_bytes": lag_bytes(st, health, i),
             })
         })
         .collect();
@@ -245,6 +272,48 @@ mod tests {
         assert_eq!((b["reachable"].as_bool(), b["keys"].is_null(), b["used_memory"].is_null()), (Some(false), true, true));
         assert_eq!(human_bytes(1023), "1023B");
         assert_eq!(human_bytes(1536), "1.50K");
+    }
+
+    #[test]
+    fn status_shows_how_far_each_replica_is_behind() {
+        let mut st = cluster();
+        let replica =
+            |id: &str, of: &str| MemberStatus { node_id: id.into(), client_addr: id.into(), replica_of: of.into(), ..Default::default() };
+        st.members.extend([replica("r1", "aa"), replica("r2", "aa"), replica("r3", "bb"), replica("r4", "bb")]);
+        let info = |id: &str, offset, link: &str| NodeInfoReply {
+            repl_id: id.into(),
+            repl_offset: offset,
+            repl_link: link.into(),
+            ..Default::default()
+        };
+        let health = [
+            Some(info("h1", 5000, "")),
+            Some(info("h2", 100, "")),
+            // 1200 bytes behind; caught up (a sample after its primary's).
+            Some(info("h1", 3800, "up")),
+            Some(info("h1", 5100, "up")),
+            // Syncing (another history still); unreachable.
+            Some(info("h0", 0, "sync")),
+            None,
+        ];
+        let lags: Vec<Option<u64>> = (0..6).map(|i| lag_bytes(&st, &health, i)).collect();
+        assert_eq!(lags, [None, None, Some(1200), Some(0), None, None]);
+        let text = table(&st, &health);
+        let cells: Vec<Vec<&str>> = text.lines().skip(1).take(6).map(|l| l.split_whitespace().collect()).collect();
+        // OFFSET and LAG come before the six health columns.
+        let repl = |row: &Vec<&str>| (row[row.len() - 8].to_string(), row[row.len() - 7].to_string());
+        let want = [("5000", "-"), ("100", "-"), ("3800", "1.17K"), ("5100", "0B"), ("0", "sync"), ("?", "?")];
+        for (row, (offset, lag)) in cells.iter().zip(want) {
+            assert_eq!(repl(row), (offset.to_string(), lag.to_string()), "{text}");
+        }
+        let json = to_json(&st, &health);
+        let r1 = &json["members"][2];
+        assert_eq!(
+            (r1["repl_offset"].as_u64(), r1["repl_link"].as_str(), r1["repl_lag_bytes"].as_u64()),
+            (Some(3800), Some("up"), Some(1200))
+        );
+        let p = &json["members"][0];
+        assert_eq!((p["repl_offset"].as_u64(), p["repl_link"].is_null(), p["repl_lag_bytes"].is_null()), (Some(5000), true, true));
     }
 
     #[test]

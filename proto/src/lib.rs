@@ -39,6 +39,9 @@ mod tests {
             connected_clients: 3,
             raft_state: "follower".into(),
             uptime_seconds: 9,
+            repl_id: "cd".repeat(20),
+            repl_offset: 1234,
+            repl_link: "up".into(),
         };
         let bytes = m.encode_to_vec();
         assert_eq!(NodeInfoReply::decode(bytes.as_slice()).unwrap(), m);

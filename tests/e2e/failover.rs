@@ -172,6 +172,27 @@ fn replicas_follow_their_primary_and_serve_readonly_reads() {
     // Writes acknowledged by the replica (WAIT) can be read there.
     assert_eq!(primary.cmd(&["SET", &key, "after"]), "+OK\r\n");
     assert_eq!(primary.cmd(&["WAIT", "1", "5000"]), ":1\r\n");
+    // cluster-admin status: each member's replication offset, and each
+    // replica's link and distance behind its primary (caught up here).
+    let mut last = String::new();
+    let reported = wait_until(15, || {
+        let Some(st) = status_json(p0) else { return false };
+        let members = st["members"].as_array().cloned().unwrap_or_default();
+        let of = |id: &str| members.iter().find(|m| m["node_id"] == id).cloned().unwrap_or_default();
+        let (p, r) = (of(&id0), of(&rid0));
+        let (_, text, _) = admin(p0, &["status"]);
+        let row: Vec<String> = text.lines().find(|l| l.starts_with(&rid0)).unwrap_or("").split_whitespace().map(String::from).collect();
+        last = format!("{p}\n{r}\n{text}");
+        p["repl_offset"].as_u64().is_some_and(|o| o > 0)
+            && p["repl_link"].is_null()
+            && p["repl_lag_bytes"].is_null()
+            && r["repl_link"] == "up"
+            && r["repl_offset"] == p["repl_offset"]
+            && r["repl_lag_bytes"] == 0
+            && row.len() > 8
+            && row[row.len() - 7] == "0B"
+    });
+    assert!(reported, "{last}");
     let slot = key_slot(key.as_bytes());
     assert_eq!(raw0.cmd(&["GET", &key]), format!("-MOVED {slot} 127.0.0.1:{p0}\r\n"));
     assert_eq!(raw0.cmd(&["READONLY"]), "+OK\r\n");

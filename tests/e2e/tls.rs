@@ -452,6 +452,14 @@ fn a_tls_cluster_fails_over_to_a_replica() {
     let slot = key_slot(k.as_bytes());
     let survivor = c.ports[1];
     assert!(wait_until(20, || slot_owner_port(survivor, slot) == Some(replica.port)), "the replica did not take the slots");
-    assert_eq!(Server::raw_at(replica.port).cmd(&["GET", &k]), "$4\r\nkept\r\n");
+    // The promoted replica serves the slot once it has applied its own
+    // promotion too, which may come a moment after the survivor's.
+    let mut last = String::new();
+    let served = wait_until(20, || {
+        last = Server::raw_at(replica.port).cmd(&["GET", &k]);
+        last != "-CLUSTERDOWN Hash slot not served\r\n"
+    });
+    assert!(served, "{last}");
+    assert_eq!(last, "$4\r\nkept\r\n");
     assert_eq!(Server::raw_at(replica.port).cmd(&["SET", &k, "new"]), "+OK\r\n");
 }

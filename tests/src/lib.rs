@@ -2,6 +2,7 @@
 //! and stops them when dropped; raw-socket helpers for exact protocol checks.
 
 pub mod cluster;
+pub mod repl;
 pub mod resp2;
 pub mod tls;
 
@@ -85,6 +86,9 @@ impl Server {
         let own_dir = (!extra.contains(&"--dir")).then(|| cluster::TempDir::new("server"));
         let mut cmd = Command::new(binary());
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--loglevel", "warn"]);
+        // A full sync starts at once rather than after Redis's 5 s wait for
+        // more replicas (`extra` may set it again).
+        cmd.args(["--repl-diskless-sync-delay", "0"]);
         if let Some(d) = &own_dir {
             cmd.args(["--dir", d.path()]);
         }

@@ -255,6 +255,14 @@ impl Admin for AdminService {
             connected_clients: self.engine.stats.connected_clients.load(Relaxed),
             raft_state: crate::cluster::figures().map_or("", |(r, _)| r.state).into(),
             uptime_seconds: crate::util::now_ms().saturating_sub(self.engine.stats.start_ms.load(Relaxed)) / 1000,
+            repl_id: self.engine.repl.replid(),
+            repl_offset: self.engine.repl.offset.load(Relaxed),
+            repl_link: match self.engine.repl.master() {
+                None => String::new(),
+                Some(m) if m.link_up.load(Relaxed) => "up".into(),
+                Some(m) if m.syncing.load(Relaxed) => "sync".into(),
+                Some(_) => "down".into(),
+            },
         }))
     }
 

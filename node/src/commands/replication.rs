@@ -115,7 +115,7 @@ async fn sync(cx: &mut dyn Coord, psync: Option<&[Bytes]>) -> CmdResult {
         return Ok(());
     }
     let ip = s.info.addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
-    let feed = Arc::new(Feed::new(s.info.id, ip, s.repl_port as u64, Some(s.info.clone())));
+    let feed = Arc::new(Feed::new(s.info.id, ip, s.repl_port as u64, Some(s.info.clone())).with_eof(s.repl_eof));
     s.info.replica.store(true, Relaxed);
     let repl = &engine.repl;
     if let Some(a) = psync {
@@ -168,9 +168,11 @@ fn replconf(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             let port = crate::util::parse_i64(val)?;
             s.repl_port = u16::try_from(port).map_err(|_| CmdError::err("value is out of range"))?;
         } else if eq_ic(opt, "capa") {
-            // `psync2`: `+CONTINUE` names the replication id. This primary
-            // always sends `$<len>` payloads, which every replica reads.
+            // `psync2`: `+CONTINUE` names the replication id; `eof`: the
+            // replica reads a diskless `$EOF:<mark>` payload (others get
+            // a file's `$<len>`).
             s.repl_psync2 |= eq_ic(val, "psync2");
+            s.repl_eof |= eq_ic(val, "eof");
         } else if eq_ic(opt, "ip-address") {
             // The announced address is not used (INFO shows the peer's).
         } else if eq_ic(opt, "ack") || eq_ic(opt, "fack") {
@@ -178,6 +180,7 @@ fn replconf(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 if let (Some(f), Ok(off)) = (&s.replica, crate::util::parse_i64(val)) {
                     f.acked.fetch_max(off.max(0) as u64, Relaxed);
                     f.acked_ms.store(crate::util::now_ms(), Relaxed);
+                    f.acknowledged();
                     engine.repl.acks.notify_waiters();
                 }
             }

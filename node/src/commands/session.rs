@@ -45,6 +45,8 @@ pub struct Session {
     pub repl_port: u16,
     /// The replica announced `REPLCONF capa psync2` (`+CONTINUE <replid>`).
     pub repl_psync2: bool,
+    /// It announced `REPLCONF capa eof` (reads a diskless payload).
+    pub repl_eof: bool,
     /// CLIENT REPLY: whether commands' replies are sent.
     pub reply: Reply,
     /// CLIENT UNBLOCK ended the last wait as a timeout.

@@ -1,30 +1,80 @@
 //! Replication settings, Redis's names and defaults: `repl-backlog-size`
 //! (1mb; at least 16kb, as Redis stores it), `repl-backlog-ttl` (seconds a
-//! primary without replicas keeps its backlog; 0: forever) and
-//! `replica-read-only` (alias `slave-read-only`).
+//! primary without replicas keeps its backlog; 0: forever),
+//! `replica-read-only` (alias `slave-read-only`), and how full syncs
+//! travel: `repl-diskless-sync` (yes: the snapshot streams to replicas
+//! that announced `capa eof`, with no file), `repl-diskless-sync-delay`
+//! (seconds a diskless sync waits for more replicas to share it),
+//! `repl-diskless-sync-max-replicas` (start as soon as that many wait; 0:
+//! no limit) and, on a replica, `repl-diskless-load` (what it does with
+//! the payload: `disabled` writes it to a file first, `on-empty-db` loads
+//! it from the socket when the node holds no key, `swapdb` parses it from
+//! the socket while the current data keeps serving).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 use super::{int_between, parse_memory, yes_no, yes_no_text, ConfigError};
 
 /// Redis's smallest backlog (`CONFIG_REPL_BACKLOG_MIN_SIZE`).
 pub const BACKLOG_MIN_SIZE: u64 = 16 * 1024;
 
+/// `repl-diskless-load`'s values, in Redis's order.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DisklessLoad {
+    Disabled,
+    OnEmptyDb,
+    Swapdb,
+}
+
+impl DisklessLoad {
+    const NAMES: [&'static str; 3] = ["disabled", "on-empty-db", "swapdb"];
+
+    fn from_index(i: u8) -> DisklessLoad {
+        match i {
+            1 => DisklessLoad::OnEmptyDb,
+            2 => DisklessLoad::Swapdb,
+            _ => DisklessLoad::Disabled,
+        }
+    }
+}
+
 pub struct ReplConfig {
     pub backlog_size: AtomicU64,
     pub backlog_ttl: AtomicU64,
     pub read_only: AtomicBool,
+    pub diskless_sync: AtomicBool,
+    pub diskless_sync_delay: AtomicU64,
+    pub diskless_sync_max_replicas: AtomicU64,
+    diskless_load: AtomicU8,
 }
 
 impl Default for ReplConfig {
     fn default() -> Self {
-        ReplConfig { backlog_size: AtomicU64::new(1 << 20), backlog_ttl: AtomicU64::new(3600), read_only: AtomicBool::new(true) }
+        ReplConfig {
+            backlog_size: AtomicU64::new(1 << 20),
+            backlog_ttl: AtomicU64::new(3600),
+            read_only: AtomicBool::new(true),
+            diskless_sync: AtomicBool::new(true),
+            diskless_sync_delay: AtomicU64::new(5),
+            diskless_sync_max_replicas: AtomicU64::new(0),
+            diskless_load: AtomicU8::new(DisklessLoad::Disabled as u8),
+        }
     }
 }
 
 impl ReplConfig {
     pub fn owns(name: &str) -> bool {
-        matches!(name, "repl-backlog-size" | "repl-backlog-ttl" | "replica-read-only" | "slave-read-only")
+        matches!(
+            name,
+            "repl-backlog-size"
+                | "repl-backlog-ttl"
+                | "replica-read-only"
+                | "slave-read-only"
+                | "repl-diskless-sync"
+                | "repl-diskless-sync-delay"
+                | "repl-diskless-sync-max-replicas"
+                | "repl-diskless-load"
+        )
     }
 
     pub fn set(&self, name: &str, value: &str) -> Result<(), ConfigError> {
@@ -34,9 +84,22 @@ impl ReplConfig {
                 self.backlog_size.store(n.max(BACKLOG_MIN_SIZE), Relaxed);
             }
             "repl-backlog-ttl" => self.backlog_ttl.store(int_between(value, 0, i64::MAX as u64)?, Relaxed),
+            "repl-diskless-sync" => self.diskless_sync.store(yes_no(value)?, Relaxed),
+            "repl-diskless-sync-delay" => self.diskless_sync_delay.store(int_between(value, 0, i32::MAX as u64)?, Relaxed),
+            "repl-diskless-sync-max-replicas" => self.diskless_sync_max_replicas.store(int_between(value, 0, i32::MAX as u64)?, Relaxed),
+            "repl-diskless-load" => {
+                let i = DisklessLoad::NAMES.iter().position(|n| n.eq_ignore_ascii_case(value.trim())).ok_or_else(|| {
+                    ConfigError::Invalid(format!("argument(s) must be one of the following: {}", DisklessLoad::NAMES.join(", ")))
+                })?;
+                self.diskless_load.store(i as u8, Relaxed);
+            }
             _ => self.read_only.store(yes_no(value)?, Relaxed),
         }
         Ok(())
+    }
+
+    pub fn diskless_load(&self) -> DisklessLoad {
+        DisklessLoad::from_index(self.diskless_load.load(Relaxed))
     }
 
     pub fn all(&self) -> Vec<(String, String)> {
@@ -46,6 +109,38 @@ impl ReplConfig {
             ("repl-backlog-ttl".into(), self.backlog_ttl.load(Relaxed).to_string()),
             ("replica-read-only".into(), ro.clone()),
             ("slave-read-only".into(), ro),
+            ("repl-diskless-sync".into(), yes_no_text(self.diskless_sync.load(Relaxed)).into()),
+            ("repl-diskless-sync-delay".into(), self.diskless_sync_delay.load(Relaxed).to_string()),
+            ("repl-diskless-sync-max-replicas".into(), self.diskless_sync_max_replicas.load(Relaxed).to_string()),
+            ("repl-diskless-load".into(), DisklessLoad::NAMES[self.diskless_load.load(Relaxed) as usize].into()),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diskless_settings_take_redis_values_and_refuse_others() {
+        let c = ReplConfig::default();
+        let get = |c: &ReplConfig, n: &str| c.all().into_iter().find(|(k, _)| k == n).map(|(_, v)| v).unwrap();
+        assert_eq!(get(&c, "repl-diskless-sync"), "yes");
+        assert_eq!(get(&c, "repl-diskless-sync-delay"), "5");
+        assert_eq!(get(&c, "repl-diskless-sync-max-replicas"), "0");
+        assert_eq!(get(&c, "repl-diskless-load"), "disabled");
+        c.set("repl-diskless-load", "SWAPDB").unwrap();
+        assert_eq!(c.diskless_load(), DisklessLoad::Swapdb);
+        c.set("repl-diskless-load", "on-empty-db").unwrap();
+        assert_eq!(get(&c, "repl-diskless-load"), "on-empty-db");
+        let err = c.set("repl-diskless-load", "always").unwrap_err().to_string();
+        assert!(err.contains("argument(s) must be one of the following: disabled, on-empty-db, swapdb"), "{err}");
+        c.set("repl-diskless-sync", "no").unwrap();
+        c.set("repl-diskless-sync-delay", "0").unwrap();
+        c.set("repl-diskless-sync-max-replicas", "2").unwrap();
+        assert_eq!(get(&c, "repl-diskless-sync"), "no");
+        assert_eq!(get(&c, "repl-diskless-sync-max-replicas"), "2");
+        assert!(c.set("repl-diskless-sync-delay", "-1").is_err());
+        assert!(c.set("repl-diskless-sync", "maybe").is_err());
     }
 }

@@ -288,11 +288,11 @@ impl Writer {
         self.handled += 1;
         if let Some((cut, held)) = &mut self.cut {
             match m {
-                JournalMsg::Cut { shard, feed } => {
+                JournalMsg::Cut { shard, feeds } => {
                     cut[shard] = true;
                     if cut.iter().all(|c| *c) {
                         let (_, held) = self.cut.take().expect("cut in progress");
-                        self.cut_reached(feed);
+                        self.cut_reached(feeds);
                         for m in held {
                             self.handle_now(m);
                         }
@@ -303,11 +303,11 @@ impl Writer {
             }
             return;
         }
-        if let JournalMsg::Cut { shard, feed } = m {
+        if let JournalMsg::Cut { shard, feeds } = m {
             let mut cut = vec![false; self.engine.nshards()];
             cut[shard] = true;
             if cut.iter().all(|c| *c) {
-                self.cut_reached(feed);
+                self.cut_reached(feeds);
             } else {
                 self.cut = Some((cut, Vec::new()));
             }
@@ -376,12 +376,14 @@ impl Writer {
 
     /// Every shard passed a snapshot's point in time: a rewrite moves on to
     /// a new file, a replica's feed starts here.
-    fn cut_reached(&mut self, feed: Option<Arc<crate::shard::repl::Feed>>) {
-        let Some(feed) = feed else { return self.rotate() };
+    fn cut_reached(&mut self, feeds: Option<crate::shard::journal::Feeds>) {
+        let Some(feeds) = feeds else { return self.rotate() };
         self.flush(false);
-        // The feed's stream starts with a SELECT.
+        // The feeds' stream starts with a SELECT.
         self.db = None;
-        feed.attach(self.engine.repl.offset.load(Relaxed));
+        for feed in feeds.iter() {
+            feed.attach(self.engine.repl.offset.load(Relaxed));
+        }
     }
 
     /// Every `REPL_PING_PERIOD` the replicas' stream carries a PING (in the

@@ -5,6 +5,7 @@
 //! the memory in flight stays small whatever the file's size. Keys whose
 //! TTL has passed are skipped, as Redis skips them on a primary.
 
+use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::time::Instant;
@@ -177,15 +178,62 @@ impl<'a> Sink<'a> {
 /// base: the journal after it may still touch them; they expire once
 /// loading ends), as Redis keeps them in an AOF preamble.
 pub fn load_file(path: &Path, engine: &Engine, tx: TxId, keep_expired: bool) -> Result<Loaded, String> {
-    let started = Instant::now();
     let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    let input = std::io::BufReader::with_capacity(1 << 20, file);
+    load_from(std::io::BufReader::with_capacity(1 << 20, file), engine, tx, keep_expired)
+}
+
+/// `load_file` from any reader (a replica's socket, for a diskless load):
+/// the keys go to the shards as they are decoded.
+pub fn load_from(input: impl Read, engine: &Engine, tx: TxId, keep_expired: bool) -> Result<Loaded, String> {
+    let mut sink = Sink::new(engine, tx, false);
+    let loaded = decode(input, engine, keep_expired, |db, key, value, expire| sink.put(db, &key, Some((value, expire))))?;
+    sink.barrier()?;
+    Ok(loaded)
+}
+
+/// A decoded snapshot held in memory, not yet in the shards (a replica's
+/// `repl-diskless-load swapdb`: the current data serves until it is whole).
+pub struct Staged {
+    pub loaded: Loaded,
+    keys: Vec<(usize, Vec<u8>, Value, u64)>,
+}
+
+/// Decodes a whole snapshot into memory.
+pub fn stage(input: impl Read, engine: &Engine) -> Result<Staged, String> {
+    let mut keys = Vec::new();
+    let loaded = decode(input, engine, false, |db, key, value, expire| {
+        keys.push((db, key, value, expire));
+        Ok(())
+    })?;
+    Ok(Staged { loaded, keys })
+}
+
+impl Staged {
+    /// Puts the staged keys into the shards.
+    pub fn apply(self, engine: &Engine, tx: TxId) -> Result<Loaded, String> {
+        let mut sink = Sink::new(engine, tx, false);
+        for (db, key, value, expire) in self.keys {
+            sink.put(db, &key, Some((value, expire)))?;
+        }
+        sink.barrier()?;
+        Ok(self.loaded)
+    }
+}
+
+/// Decodes a snapshot, handing each live key (database, key, value,
+/// expiry) to `put`.
+fn decode(
+    input: impl Read,
+    engine: &Engine,
+    keep_expired: bool,
+    mut put: impl FnMut(usize, Vec<u8>, Value, u64) -> Result<(), String>,
+) -> Result<Loaded, String> {
+    let started = Instant::now();
     // Values take the encodings this server's limits give them.
     let mut reader = rdb::Reader::with_limits(input, engine.cfg.hash_limits(), engine.cfg.zset_limits()).map_err(|e| e.to_string())?;
     let now = crate::util::now_ms();
     let databases = engine.cfg.databases;
     let mut loaded = Loaded::default();
-    let mut sink = Sink::new(engine, tx, false);
     let mut db = 0usize;
     while let Some(item) = reader.next().map_err(|e| e.to_string())? {
         match item {
@@ -201,14 +249,13 @@ pub fn load_file(path: &Path, engine: &Engine, tx: TxId, keep_expired: bool) -> 
                     loaded.expired += 1;
                     continue;
                 }
-                sink.put(db, &key, Some((value, expire)))?;
+                put(db, key, value, expire)?;
                 loaded.keys += 1;
             }
             Item::Function(code) => loaded.functions.push(code),
             _ => {}
         }
     }
-    sink.barrier()?;
     loaded.seconds = started.elapsed().as_secs_f64();
     Ok(loaded)
 }

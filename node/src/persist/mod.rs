@@ -8,7 +8,9 @@
 //!   fsync, rename, directory fsync);
 //! - `load`: reading a file back into the shards;
 //! - `aof`, `aof_load`: the append-only journal's files, its writer thread
-//!   and its replay at start (the shard's side is `shard::journal`).
+//!   and its replay at start (the shard's side is `shard::journal`);
+//! - `replica`, `payload`: a replica's link to its primary and the full
+//!   sync's payload it reads (Redis's `$<len>` and `$EOF:<mark>` forms).
 //!
 //! The shard's side (point-in-time cut, slot-by-slot serialisation, the
 //! status INFO reads) is `shard::snapshot`; the byte format is
@@ -18,6 +20,7 @@ pub mod aof;
 pub mod aof_load;
 pub mod duplex;
 pub mod load;
+pub mod payload;
 pub mod replica;
 pub mod saver;
 pub mod writer;

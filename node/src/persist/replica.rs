@@ -3,7 +3,8 @@
 //! `masteruser` when set, REPLCONF listening-port and capa, then
 //! `PSYNC <replid> <offset + 1>` to continue this node's history). On
 //! `+CONTINUE` the stream goes on from there; on `+FULLRESYNC` the
-//! snapshot the primary sends replaces the data. The stream of writes is
+//! snapshot the primary sends (`persist::payload`) replaces the data, as
+//! `repl-diskless-load` says. The stream of writes is
 //! applied as the journal's replay does (`aof_load::apply`: SELECT,
 //! SET/RESTORE/DEL states, commands journaled as sent, MULTI/EXEC); once
 //! applied, its bytes as received count in the offset and go to the
@@ -24,6 +25,8 @@ use tracing::{info, warn};
 use super::aof_load::{apply, read_command, Read1};
 use super::duplex::Duplex;
 use super::load::{self, Sink};
+use super::payload::{Form, Payload};
+use crate::config::repl::DisklessLoad;
 use crate::shard::repl::Master;
 use crate::shard::{Engine, NO_TX};
 
@@ -123,7 +126,8 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
     // Over TLS this node's replicas are expected on its TLS port too.
     let port = if params.replication && params.port != 0 { params.port } else { engine.cfg.port }.to_string();
     ask(&mut sock, &mut r, &["REPLCONF", "listening-port", &port])?;
-    ask(&mut sock, &mut r, &["REPLCONF", "capa", "psync2"])?;
+    // As Redis 7: this replica reads diskless (`$EOF:<mark>`) payloads.
+    ask(&mut sock, &mut r, &["REPLCONF", "capa", "eof", "capa", "psync2"])?;
     // Continue this node's history where it is, if the primary has it (a
     // node that never counted its stream has none: `PSYNC ? -1`).
     let (ours, from) = (engine.repl.replid(), engine.repl.offset.load(Relaxed) + 1);
@@ -185,8 +189,13 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
     res
 }
 
-/// `+FULLRESYNC <replid> <offset>`: the snapshot (`$<len>` then the RDB)
-/// replaces the data, and the primary's history starts at its offset.
+/// `+FULLRESYNC <replid> <offset>`: the snapshot (`$<len>` or
+/// `$EOF:<mark>`, then the RDB) replaces the data, and the primary's
+/// history starts at its offset. `repl-diskless-load` says how: through a
+/// temporary file (`disabled`), or from the socket — straight into the
+/// shards when they hold no key (`on-empty-db`, else through the file), or
+/// decoded into memory first while the current data keeps serving, which
+/// it replaces only once the whole payload has arrived (`swapdb`).
 fn full_sync(engine: &Arc<Engine>, master: &Master, gen: u64, r: &mut impl BufRead, reply: &str, sink: &mut Sink) -> Result<(), String> {
     let mut words = reply.split_whitespace();
     let (Some("+FULLRESYNC"), Some(replid), Some(offset)) = (words.next(), words.next(), words.next()) else {
@@ -198,29 +207,76 @@ fn full_sync(engine: &Arc<Engine>, master: &Master, gen: u64, r: &mut impl BufRe
     // replicas resync.
     engine.repl.new_history(None, 0);
     engine.repl.drop_feeds("this node is resynchronising with its primary");
-    let head = line(r)?;
-    let len: u64 =
-        head.strip_prefix('$').and_then(|n| n.parse().ok()).ok_or_else(|| format!("expected the snapshot's length, got {head}"))?;
-    let path = engine.cfg.rdb_path().with_file_name(format!("temp-sync-{}.rdb", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-        let copied = std::io::copy(&mut r.take(len), &mut f).map_err(|e| e.to_string())?;
-        if copied != len {
+    let form = Form::parse(&line(r)?)?;
+    let mut body = Payload::new(r, form);
+    let how = match engine.cfg.repl.diskless_load() {
+        DisklessLoad::Disabled => "disk",
+        DisklessLoad::OnEmptyDb if holds_keys(sink)? => "disk",
+        DisklessLoad::OnEmptyDb => "socket",
+        DisklessLoad::Swapdb => "swapdb",
+    };
+    let io = |e: std::io::Error| e.to_string();
+    let loaded = match how {
+        "disk" => {
+            let path = engine.cfg.rdb_path().with_file_name(format!("temp-sync-{}.rdb", std::process::id()));
+            let copied = std::fs::File::create(&path)
+                .map_err(|e| format!("creating {}: {e}", path.display()))
+                .and_then(|mut f| std::io::copy(&mut body, &mut f).map_err(io));
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+            if engine.repl.generation() != gen {
+                let _ = std::fs::remove_file(&path);
+                return Ok(());
+            }
+            sink.on_every_shard(|sh| sh.flush_all())?;
+            let loaded = load::load_file(&path, engine, NO_TX, false);
             let _ = std::fs::remove_file(&path);
-            return Err("the primary closed the connection during the snapshot".into());
+            loaded?
         }
-    }
-    if engine.repl.generation() != gen {
-        let _ = std::fs::remove_file(&path);
-        return Ok(());
-    }
-    sink.on_every_shard(|sh| sh.flush_all())?;
-    let loaded = load::load_file(&path, engine, NO_TX, false);
-    let _ = std::fs::remove_file(&path);
-    let loaded = loaded?;
-    info!(keys = loaded.keys, "synchronised with the primary {}:{}", master.host, master.port);
+        "socket" => {
+            sink.on_every_shard(|sh| sh.flush_all())?;
+            let loaded = load::load_from(&mut body, engine, NO_TX, false).and_then(|l| end_of(&mut body).map(|()| l));
+            if loaded.is_err() {
+                // Half a snapshot is no data set: start from nothing again.
+                sink.on_every_shard(|sh| sh.flush_all())?;
+            }
+            loaded?
+        }
+        _ => {
+            let staged = load::stage(&mut body, engine)?;
+            end_of(&mut body)?;
+            if engine.repl.generation() != gen {
+                return Ok(());
+            }
+            sink.on_every_shard(|sh| sh.flush_all())?;
+            staged.apply(engine, NO_TX)?
+        }
+    };
+    info!(keys = loaded.keys, bytes = body.total(), load = how, "synchronised with the primary {}:{}", master.host, master.port);
     engine.repl.new_history(Some(replid.to_string()), offset);
     Ok(())
+}
+
+/// Whether any shard holds a key (for `repl-diskless-load on-empty-db`).
+fn holds_keys(sink: &mut Sink) -> Result<bool, String> {
+    let keys = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let k = keys.clone();
+    sink.on_every_shard(move |sh| {
+        let n: usize = (0..sh.db_count()).filter_map(|i| sh.db_if_exists(i).map(|d| d.len())).sum();
+        k.fetch_add(n as u64, Relaxed);
+    })?;
+    Ok(keys.load(Relaxed) > 0)
+}
+
+/// After the RDB's checksum only the payload's end may follow.
+fn end_of(body: &mut Payload<impl BufRead>) -> Result<(), String> {
+    match body.finish() {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("the snapshot payload goes on after the end of its RDB".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Reads through to `raw` every byte it consumes: the stream as the

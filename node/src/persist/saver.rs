@@ -19,6 +19,7 @@ use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
 
 use super::writer::{self, Header};
+use crate::shard::journal::Feeds;
 use crate::shard::repl::Feed;
 use crate::shard::snapshot::{Part, SaveKind, SaveRequest};
 use crate::shard::tx::Tx;
@@ -36,6 +37,10 @@ const BUSY_COMMANDS: u64 = 32;
 const QUEUE_PER_SHARD: usize = 4;
 /// After a failed save, the save points try again only this much later.
 const RETRY_SECS: u64 = 5;
+/// A replica that takes none of its diskless payload for this long is
+/// dropped (Redis's default `repl-timeout`), so it cannot hold the
+/// snapshot, and every later one, forever.
+const PAYLOAD_PATIENCE: Duration = Duration::from_secs(60);
 /// How often save points are checked and change counts published.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -49,16 +54,23 @@ struct Finished {
     started_ms: u64,
     /// A journal rewrite's base file name (not a dump.rdb).
     rewrite: Option<String>,
-    /// A replica's snapshot: its feed and file.
-    replica: Option<(Arc<Feed>, PathBuf)>,
+    /// A replicas' snapshot: their feeds, and its file (none: diskless).
+    replica: Option<(Feeds, Option<PathBuf>)>,
 }
 
 /// What a snapshot is for.
 enum Mode {
     Dump,
     Rewrite,
-    Replica(Arc<Feed>),
+    /// For these replicas, streamed to them (`diskless`) or through a file.
+    Replica {
+        feeds: Feeds,
+        diskless: bool,
+    },
 }
+
+/// A replica that asked for a full sync and when (ms).
+type Waiting = Vec<(Arc<Feed>, u64)>;
 
 /// The saver: serves save requests and the save points, forever.
 pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc::UnboundedReceiver<SaveRequest>) {
@@ -71,17 +83,21 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
     let mut reloaders: Vec<Reply> = Vec::new();
     // A journal rewrite asked for while a snapshot ran (Redis schedules it).
     let mut rewrite_due = false;
-    // Replicas that asked for a sync while a snapshot ran.
-    let mut replicas_due: Vec<Arc<Feed>> = Vec::new();
+    // Replicas waiting for their snapshot: one starts when no other runs
+    // (a diskless one after `repl-diskless-sync-delay`), for all of them.
+    let mut waiting: Waiting = Vec::new();
     loop {
         tokio::select! {
             Some(req) = requests.recv() => {
                 let rewrite = matches!(req.kind, SaveKind::AofRewrite);
+                if let SaveKind::Replica(feed) = req.kind {
+                    waiting.push((feed, crate::util::now_ms()));
+                    let _ = req.reply.send(Ok(()));
+                    start_for_replicas(&local, &engine, &finished_tx, &mut waiting).await;
+                    continue;
+                }
                 if engine.saves.in_progress.load(Relaxed) {
-                    if let SaveKind::Replica(feed) = req.kind {
-                        replicas_due.push(feed);
-                        let _ = req.reply.send(Ok(()));
-                    } else if rewrite {
+                    if rewrite {
                         rewrite_due = true;
                         let _ = req.reply.send(Err("scheduled".into()));
                     } else if engine.journal.rewriting.load(Relaxed) {
@@ -93,7 +109,6 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
                 }
                 let mode = match &req.kind {
                     SaveKind::AofRewrite => Mode::Rewrite,
-                    SaveKind::Replica(feed) => Mode::Replica(feed.clone()),
                     _ => Mode::Dump,
                 };
                 if let Err(e) = start(&local, &engine, finished_tx.clone(), mode).await {
@@ -115,11 +130,8 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
                     if let Err(e) = start(&local, &engine, finished_tx.clone(), Mode::Rewrite).await {
                         warn!("cannot start the scheduled journal rewrite: {e}");
                     }
-                } else if !replicas_due.is_empty() {
-                    let feed = replicas_due.remove(0);
-                    if let Err(e) = start(&local, &engine, finished_tx.clone(), Mode::Replica(feed.clone())).await {
-                        feed.rdb_done(Err(e));
-                    }
+                } else {
+                    start_for_replicas(&local, &engine, &finished_tx, &mut waiting).await;
                 }
                 for r in savers.drain(..) {
                     let _ = r.send(ok.clone());
@@ -133,6 +145,7 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
                 }
             }
             _ = tick.tick() => {
+                start_for_replicas(&local, &engine, &finished_tx, &mut waiting).await;
                 if let Some(why) = save_point_reached(&engine) {
                     info!("{why}. Saving...");
                     if let Err(e) = start(&local, &engine, finished_tx.clone(), Mode::Dump).await {
@@ -140,6 +153,44 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
                     }
                 }
             }
+        }
+    }
+}
+
+/// Starts one snapshot for every waiting replica when none runs: at once
+/// through a file when `repl-diskless-sync` is off or a replica did not
+/// announce `capa eof`; otherwise streamed to them all once the first has
+/// waited `repl-diskless-sync-delay` seconds, or
+/// `repl-diskless-sync-max-replicas` of them wait (Redis's rule).
+async fn start_for_replicas(
+    local: &Rc<LocalShard>,
+    engine: &Arc<Engine>,
+    finished: &mpsc::UnboundedSender<Finished>,
+    waiting: &mut Waiting,
+) {
+    waiting.retain(|(f, _)| f.phase() != crate::shard::repl::Phase::Dropped);
+    if waiting.is_empty() || engine.saves.in_progress.load(Relaxed) {
+        return;
+    }
+    let cfg = &engine.cfg.repl;
+    let diskless = cfg.diskless_sync.load(Relaxed) && waiting.iter().all(|(f, _)| f.eof);
+    if diskless {
+        let first = waiting.iter().map(|(_, at)| *at).min().unwrap_or(0);
+        let waited = crate::util::now_ms().saturating_sub(first);
+        let max = cfg.diskless_sync_max_replicas.load(Relaxed);
+        let enough = max > 0 && waiting.len() as u64 >= max;
+        if !enough && waited < cfg.diskless_sync_delay.load(Relaxed).saturating_mul(1000) {
+            return;
+        }
+    }
+    let feeds: Feeds = std::mem::take(waiting).into_iter().map(|(f, _)| f).collect();
+    for f in feeds.iter() {
+        f.lock().diskless = diskless;
+    }
+    info!(replicas = feeds.len(), "starting a snapshot for replication, target: {}", if diskless { "replicas sockets" } else { "disk" });
+    if let Err(e) = start(local, engine, finished.clone(), Mode::Replica { feeds: feeds.clone(), diskless }).await {
+        for f in feeds.iter() {
+            f.rdb_done(Err(e.clone()));
         }
     }
 }
@@ -175,14 +226,14 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
     if rewrite && !engine.journal.aof_on() {
         return Err("the append-only journal is off (--appendonly yes)".into());
     }
-    let feed = match mode {
-        Mode::Replica(feed) => {
+    let (feeds, diskless) = match mode {
+        Mode::Replica { feeds, diskless } => {
             // From now on the journal feeds replicas, with or without files.
             super::aof::start_sink(engine)?;
             engine.repl.active.store(true, Relaxed);
-            Some(feed)
+            (Some(feeds), diskless)
         }
-        _ => None,
+        _ => (None, false),
     };
     let (to_writer, parts) = mpsc::channel::<Part>(QUEUE_PER_SHARD * n);
     let now = crate::util::now_ms();
@@ -199,7 +250,7 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
     // while the shards cut, and the feed starts at the offset of exactly
     // what they hold (the writer, which does not count a replica's
     // offset, then finds it attached).
-    let gate = match (&feed, engine.repl.is_replica()) {
+    let gate = match (&feeds, engine.repl.is_replica()) {
         (Some(_), true) => Some(engine.repl.apply_gate.clone().lock_owned().await),
         _ => None,
     };
@@ -207,33 +258,39 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
         let mut tx = Tx::new(engine, local);
         for s in 0..n {
             let to_writer = to_writer.clone();
-            let feed = feed.clone();
+            let feeds = feeds.clone();
             changes += tx
                 .lock_and_run(s, move |sh| {
-                    if rewrite || feed.is_some() {
-                        sh.journal_cut(feed);
+                    if rewrite || feeds.is_some() {
+                        sh.journal_cut(feeds);
                     }
                     sh.snapshot_begin(now, to_writer)
                 })
                 .await;
         }
         functions = engine.scripting.libraries().libs.values().map(|l| l.code.clone()).collect();
-        if let (Some(f), Some(_)) = (&feed, &gate) {
+        if let (Some(feeds), Some(_)) = (&feeds, &gate) {
             let _order = engine.repl.lock_backlog();
-            f.attach(engine.repl.offset.load(Relaxed));
+            for f in feeds.iter() {
+                f.attach(engine.repl.offset.load(Relaxed));
+            }
         }
     }
     drop(gate);
     drop(to_writer);
     let header = Header { aux: aux_fields(now, rewrite), functions };
-    let path = match (&base, &feed) {
+    let path = match (&base, &feeds) {
         (Some(b), _) => layout.dir.join(b),
-        (None, Some(f)) => engine.cfg.rdb_path().with_file_name(format!("temp-repl-{}.rdb", f.client)),
+        (None, Some(f)) => engine.cfg.rdb_path().with_file_name(format!("temp-repl-{}.rdb", f.first().map_or(0, |f| f.client))),
         (None, None) => engine.cfg.rdb_path(),
     };
-    let replica = feed.map(|f| (f, path.clone()));
+    let replica = feeds.map(|f| (f, (!diskless).then(|| path.clone())));
+    let streamed = diskless.then(|| replica.as_ref().map(|(f, _)| f.clone())).flatten();
     let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
-        let result = writer::write(&path, header, parts, n);
+        let result = match streamed {
+            Some(feeds) => writer::stream(header, parts, n, feeds, PAYLOAD_PATIENCE),
+            None => writer::write(&path, header, parts, n),
+        };
         let _ = finished.send(Finished { result, changes, started_ms: now, rewrite: base, replica });
     });
     if let Err(e) = spawned {
@@ -260,13 +317,27 @@ fn finish(engine: &Engine, done: Finished) {
     let st = &engine.saves;
     let now = crate::util::now_ms();
     st.in_progress.store(false, Relaxed);
-    if let Some((feed, path)) = done.replica {
-        match done.result {
-            Ok(keys) => {
-                info!(keys, ms = now.saturating_sub(done.started_ms), "snapshot for a replica written");
-                feed.rdb_done(Ok(path));
+    if let Some((feeds, path)) = done.replica {
+        match (done.result, path) {
+            (Ok(keys), None) => info!(keys, ms = now.saturating_sub(done.started_ms), "snapshot streamed to the replicas"),
+            (Ok(keys), Some(path)) => {
+                info!(keys, ms = now.saturating_sub(done.started_ms), "snapshot for the replicas written");
+                // Each replica reads its own handle; the file goes now.
+                for f in feeds.iter() {
+                    let opened = std::fs::File::open(&path).and_then(|file| Ok((file.metadata()?.len(), file)));
+                    f.rdb_done(opened.map(|(len, file)| (file, len)).map_err(|e| format!("reading {}: {e}", path.display())));
+                }
+                let _ = std::fs::remove_file(&path);
             }
-            Err(e) => feed.rdb_done(Err(e)),
+            (Err(e), path) => {
+                warn!("snapshot for the replicas failed: {e}");
+                for f in feeds.iter() {
+                    f.rdb_done(Err(e.clone()));
+                }
+                if let Some(p) = path {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
         }
         return;
     }

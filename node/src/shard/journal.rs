@@ -33,6 +33,9 @@ pub struct Records {
     pub count: usize,
 }
 
+/// The replicas one snapshot serves.
+pub type Feeds = std::sync::Arc<[std::sync::Arc<super::repl::Feed>]>;
+
 /// What a shard sends the journal writer.
 pub enum JournalMsg {
     /// Records of one job outside any transaction (a script on one shard,
@@ -46,8 +49,9 @@ pub enum JournalMsg {
     /// One shard's part of transaction `tx`, which held `total` shards.
     Part { tx: TxId, total: usize, shard: usize, records: Vec<Records> },
     /// The shard has reached a snapshot's point in time: what follows goes
-    /// to the new file (a rewrite) or to the replica `feed`.
-    Cut { shard: usize, feed: Option<std::sync::Arc<super::repl::Feed>> },
+    /// to the new file (a rewrite) or to the replicas `feeds` (one
+    /// snapshot may serve several).
+    Cut { shard: usize, feeds: Option<Feeds> },
     /// A rewrite's base file is written (`ok`) or abandoned.
     RewriteDone { base: String, ok: bool },
     /// Write and fsync everything received so far, then answer (shutdown).
@@ -282,10 +286,10 @@ impl Shard {
     }
 
     /// Marks a snapshot's point in time in this shard's stream: a
-    /// rewrite's, or (`feed`) a replica's, for which journaling starts
+    /// rewrite's, or (`feeds`) replicas', for which journaling starts
     /// now if it is off.
-    pub fn journal_cut(&mut self, feed: Option<std::sync::Arc<super::repl::Feed>>) {
-        if feed.is_some() && self.journal.is_none() {
+    pub fn journal_cut(&mut self, feeds: Option<Feeds>) {
+        if feeds.is_some() && self.journal.is_none() {
             self.journal_start();
         }
         if self.journal.is_none() {
@@ -296,6 +300,6 @@ impl Shard {
             self.journal_send(JournalMsg::Records(records));
         }
         let shard = self.id;
-        self.journal_send(JournalMsg::Cut { shard, feed });
+        self.journal_send(JournalMsg::Cut { shard, feeds });
     }
 }

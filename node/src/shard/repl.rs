@@ -18,9 +18,8 @@
 //! (`persist::replica`), which fills the backlog and feeds sub-replicas;
 //! its own journal's records are not replicated.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::sync::Notify;
 
@@ -307,9 +306,10 @@ impl ReplState {
 pub enum Phase {
     /// Waiting for the snapshot's cut to reach the writer.
     WaitCut,
-    /// `+FULLRESYNC` may go; the snapshot is being written.
+    /// `+FULLRESYNC` may go; the snapshot is being written (or, diskless,
+    /// streamed).
     WaitRdb,
-    /// The payload is owed.
+    /// The snapshot file is written: the payload is owed.
     RdbReady,
     /// Streaming.
     Online,
@@ -317,10 +317,17 @@ pub enum Phase {
     Dropped,
 }
 
+/// Diskless payload bytes a feed may hold before the snapshot's writer
+/// waits for its replica to take them.
+pub const PAYLOAD_WINDOW: usize = 4 << 20;
+
 /// One replica's stream.
 pub struct Feed {
     pub state: Mutex<FeedState>,
     pub changed: Notify,
+    /// Signalled when the connection took payload bytes (or the feed was
+    /// dropped): a diskless snapshot's writer waits on it for room.
+    pub room: Condvar,
     /// The offset the replica last acknowledged (REPLCONF ACK).
     pub acked: AtomicU64,
     /// When it last acknowledged (ms).
@@ -329,6 +336,9 @@ pub struct Feed {
     pub client: u64,
     pub ip: String,
     pub port: AtomicU64,
+    /// The replica announced `REPLCONF capa eof`: it reads an
+    /// `$EOF:<mark>` payload, which a diskless sync sends.
+    pub eof: bool,
     /// The connection, closed when the feed is dropped (its task may be
     /// stuck writing to a replica that does not read).
     pub conn: Option<Arc<super::clients::ClientInfo>>,
@@ -338,10 +348,20 @@ pub struct FeedState {
     pub phase: Phase,
     /// The offset the stream starts at (the `+FULLRESYNC` offset).
     pub start: u64,
-    /// The snapshot file, once written.
-    pub rdb: Option<PathBuf>,
-    /// The snapshot being sent (already unlinked) and its bytes left.
+    /// The snapshot file (already unlinked) and its bytes left to send.
     pub sending: Option<(std::fs::File, u64)>,
+    /// `$<len>` was sent for it.
+    pub header_sent: bool,
+    /// The snapshot streams to the replica (no file).
+    pub diskless: bool,
+    /// A diskless payload's bytes not yet taken by the connection, and
+    /// whether the writer has put in its last ones.
+    pub payload: Vec<u8>,
+    pub payload_done: bool,
+    /// After a diskless payload the stream waits for the replica's first
+    /// `REPLCONF ACK`: a replica reading the payload may read past its end
+    /// mark, so nothing may follow it before the replica has loaded it.
+    pub await_ack: bool,
     /// Stream bytes not yet taken by the connection.
     pub pending: Vec<u8>,
     pub why: String,
@@ -355,20 +375,32 @@ impl Feed {
             state: Mutex::new(FeedState {
                 phase: Phase::WaitCut,
                 start: 0,
-                rdb: None,
                 sending: None,
+                header_sent: false,
+                diskless: false,
+                payload: Vec::new(),
+                payload_done: false,
+                await_ack: false,
                 pending: Vec::new(),
                 why: String::new(),
                 told: false,
             }),
             changed: Notify::new(),
+            room: Condvar::new(),
             acked: AtomicU64::new(0),
             acked_ms: AtomicU64::new(crate::util::now_ms()),
             client,
             ip,
             port: AtomicU64::new(port),
+            eof: false,
             conn,
         }
+    }
+
+    /// A feed whose replica announced `capa eof`.
+    pub fn with_eof(mut self, eof: bool) -> Feed {
+        self.eof = eof;
+        self
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, FeedState> {
@@ -385,28 +417,60 @@ impl Feed {
         if s.phase == Phase::WaitCut {
             s.phase = Phase::WaitRdb;
             s.start = offset;
+            s.advance();
         }
         drop(s);
         self.changed.notify_one();
     }
 
-    /// The snapshot is written (`Ok(path)`) or failed.
-    pub fn rdb_done(&self, result: Result<PathBuf, String>) {
+    /// The snapshot file is written (`Ok`: opened, with its length) or
+    /// the snapshot failed.
+    pub fn rdb_done(&self, result: Result<(std::fs::File, u64), String>) {
         let mut s = self.lock();
         match result {
-            Ok(p) => {
-                s.rdb = Some(p);
-                if s.phase == Phase::WaitRdb || s.phase == Phase::WaitCut {
-                    s.phase = Phase::RdbReady;
-                }
+            Ok(file) => {
+                s.sending = Some(file);
+                s.advance();
             }
             Err(e) => {
                 s.phase = Phase::Dropped;
+                s.sending = None;
                 s.why = format!("the snapshot failed: {e}");
             }
         }
         drop(s);
         self.changed.notify_one();
+        self.room.notify_all();
+    }
+
+    /// Adds diskless payload bytes; waits while the connection holds
+    /// `PAYLOAD_WINDOW` bytes it has not sent, at most `patience` without
+    /// progress (then the feed is dropped). False when the feed is dropped.
+    pub fn push_payload(&self, bytes: &[u8], last: bool, patience: std::time::Duration) -> bool {
+        let mut s = self.lock();
+        let mut waited = std::time::Duration::ZERO;
+        while s.phase != Phase::Dropped && s.payload.len() >= PAYLOAD_WINDOW {
+            let before = s.payload.len();
+            let step = std::time::Duration::from_millis(100);
+            s = self.room.wait_timeout(s, step).unwrap_or_else(|e| e.into_inner()).0;
+            waited = if s.payload.len() < before { std::time::Duration::ZERO } else { waited + step };
+            if waited >= patience && s.phase != Phase::Dropped {
+                drop(s);
+                self.drop_now("the replica did not read its payload in time");
+                return false;
+            }
+        }
+        if s.phase == Phase::Dropped {
+            return false;
+        }
+        s.payload.extend_from_slice(bytes);
+        if last {
+            s.payload_done = true;
+            s.advance();
+        }
+        drop(s);
+        self.changed.notify_one();
+        true
     }
 
     /// Appends stream bytes (from the writer); false when the feed is over
@@ -423,6 +487,7 @@ impl Feed {
             s.pending = Vec::new();
             drop(s);
             self.changed.notify_one();
+            self.room.notify_all();
             if let Some(c) = &self.conn {
                 c.close_async();
             }
@@ -433,14 +498,28 @@ impl Feed {
         true
     }
 
+    /// The replica acknowledged an offset: a stream held back after a
+    /// diskless payload may go.
+    pub fn acknowledged(&self) {
+        let mut s = self.lock();
+        if s.await_ack {
+            s.await_ack = false;
+            drop(s);
+            self.changed.notify_one();
+        }
+    }
+
     /// Drops this feed: its connection closes.
     pub fn drop_now(&self, why: &str) {
         let mut s = self.lock();
         s.phase = Phase::Dropped;
         s.why = why.to_string();
         s.pending = Vec::new();
+        s.payload = Vec::new();
+        s.sending = None;
         drop(s);
         self.changed.notify_one();
+        self.room.notify_all();
         if let Some(c) = &self.conn {
             c.close_async();
         }
@@ -453,6 +532,23 @@ impl Feed {
             Phase::RdbReady => "send_bulk",
             Phase::Online => "online",
             Phase::Dropped => "dropped",
+        }
+    }
+}
+
+impl FeedState {
+    /// Once attached: a written file is owed (`RdbReady`); a diskless
+    /// payload all handed over makes the replica online, its stream held
+    /// until its first acknowledgement.
+    fn advance(&mut self) {
+        if self.phase != Phase::WaitRdb {
+            return;
+        }
+        if self.sending.is_some() {
+            self.phase = Phase::RdbReady;
+        } else if self.payload_done {
+            self.phase = Phase::Online;
+            self.await_ack = true;
         }
     }
 }
@@ -528,7 +624,38 @@ mod tests {
         f.attach(10);
         f.attach(20);
         assert_eq!(f.lock().start, 10);
-        f.rdb_done(Ok(PathBuf::from("x")));
+        let file = std::fs::File::open("/dev/null").unwrap();
+        f.rdb_done(Ok((file, 0)));
         assert_eq!(f.phase(), Phase::RdbReady);
+    }
+
+    #[test]
+    fn a_diskless_payload_goes_before_the_stream_which_waits_for_the_first_ack() {
+        let f = Feed::new(1, "127.0.0.1".into(), 6380, None).with_eof(true);
+        let patience = std::time::Duration::from_secs(1);
+        // The writer may hand over the payload before the cut is reached.
+        assert!(f.push_payload(b"$EOF:", false, patience));
+        assert!(f.push_payload(b"rdb", true, patience));
+        assert_eq!(f.phase(), Phase::WaitCut);
+        f.attach(7);
+        assert_eq!(f.phase(), Phase::Online);
+        assert!(f.push(b"SET", 0));
+        let s = f.lock();
+        assert_eq!((s.start, s.await_ack, s.payload.as_slice(), s.pending.as_slice()), (7, true, &b"$EOF:rdb"[..], &b"SET"[..]));
+        drop(s);
+        f.acknowledged();
+        assert!(!f.lock().await_ack);
+        // A dropped feed takes no more payload.
+        f.drop_now("gone");
+        assert!(!f.push_payload(b"x", false, patience));
+    }
+
+    #[test]
+    fn a_replica_that_takes_nothing_of_its_payload_is_dropped() {
+        let f = Feed::new(1, "127.0.0.1".into(), 6380, None).with_eof(true);
+        let patience = std::time::Duration::from_millis(200);
+        assert!(f.push_payload(&vec![0; PAYLOAD_WINDOW], false, patience));
+        assert!(!f.push_payload(b"more", false, patience));
+        assert_eq!(f.phase(), Phase::Dropped);
     }
 }

@@ -227,6 +227,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             replica: None,
             repl_port: 0,
             repl_psync2: false,
+            repl_eof: false,
             reply: Default::default(),
             unblocked: false,
             tracking: None,
