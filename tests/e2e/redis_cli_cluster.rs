@@ -216,6 +216,9 @@ fn subcommand_replies_on_a_fresh_node() {
     assert!(info.contains("cluster_state:fail\r\ncluster_slots_assigned:2\r\ncluster_slots_ok:2\r\n"), "{info}");
     assert!(info.contains("cluster_known_nodes:1\r\ncluster_size:1\r\ncluster_current_epoch:7\r\ncluster_my_epoch:7\r\n"), "{info}");
     assert!(nodes(s.port).contains(&format!("{me} 127.0.0.1:{}@{} myself,master - 0 0 7 connected 1-2\n", s.port, s.port as u32 + 10000)));
+    // FLUSHSLOTS drops them.
+    assert_eq!(raw.cmd(&["CLUSTER", "FLUSHSLOTS"]), "+OK\r\n");
+    assert!(nodes(s.port).ends_with(" myself,master - 0 0 7 connected\n"), "{}", nodes(s.port));
     assert_eq!(raw.cmd(&["CLUSTER", "RESET", "HARD"]), "+OK\r\n");
     assert!(nodes(s.port).ends_with(" myself,master - 0 0 0 connected\n"), "{}", nodes(s.port));
     assert_eq!(raw.cmd(&["CLUSTER", "BUMPEPOCH"]), "+BUMPED 1\r\n");
@@ -278,6 +281,11 @@ fn subcommands_on_members() {
     for p in [a.port, b.port, c.port] {
         assert!(wait_until(10, || has_line(p, &idc, " connected 200")), "{}", nodes(p));
     }
+    // An empty member gives up its slots with FLUSHSLOTS; the others take
+    // the slot back.
+    assert_eq!(c.raw().cmd(&["CLUSTER", "FLUSHSLOTS"]), "+OK\r\n");
+    assert!(wait_until(10, || has_line(a.port, &idc, " connected") && !nodes(a.port).contains(" connected 200")), "{}", nodes(a.port));
+    assert_eq!(ra.cmd(&["CLUSTER", "ADDSLOTS", "200"]), "+OK\r\n");
     // Two clusters are not merged.
     let (d1, d2) = (TempDir::new("m3"), TempDir::new("m4"));
     let (x, y) = (node(&d1), node(&d2));
@@ -302,7 +310,7 @@ fn subcommands_on_members() {
     );
     // --cluster fix gives an uncovered slot to a primary.
     assert_eq!(ra.cmd(&["CLUSTER", "DELSLOTS", "300"]), "+OK\r\n");
-    assert!(wait_until(10, || !nodes(b.port).contains(" 0-99 101-199 201-8191")), "{}", nodes(b.port));
+    assert!(wait_until(10, || has_line(b.port, &ida, " connected 0-99 101-299 301-8191")), "{}", nodes(b.port));
     let seed = format!("127.0.0.1:{}", a.port);
     let mut fix = Command::new("redis-cli")
         .args(["--cluster", "fix", &seed])
@@ -321,4 +329,5 @@ fn subcommands_on_members() {
     assert_eq!(ra.cmd(&["CLUSTER", "KEYSLOT", "bar"]), ":5061\r\n");
     assert_eq!(ra.cmd(&["SET", "bar", "v"]), "+OK\r\n");
     assert_eq!(ra.cmd(&["CLUSTER", "RESET"]), "-ERR CLUSTER RESET can't be called with master nodes containing keys\r\n");
+    assert_eq!(ra.cmd(&["CLUSTER", "FLUSHSLOTS"]), "-ERR DB must be empty to perform CLUSTER FLUSHSLOTS.\r\n");
 }

@@ -85,6 +85,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         admin_sub("cluster|delslots", -3, "Sets hash slots as unbound for a node."),
         admin_sub("cluster|delslotsrange", -4, "Sets hash slot ranges as unbound for a node."),
         admin_sub("cluster|forget", 3, "Removes a node from the nodes table."),
+        admin_sub("cluster|flushslots", 2, "Deletes all slots information from a node."),
         sub("cluster|reset", -2, ADMIN | NOSCRIPT | STALE, (0, 0, 0), ADM, "Resets a node.", CLUSTER),
         admin_sub("cluster|saveconfig", 2, "Forces a node to save the cluster configuration to disk."),
         admin_sub("cluster|set-config-epoch", 3, "Sets the configuration epoch for a new node."),

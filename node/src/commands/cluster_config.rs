@@ -33,6 +33,8 @@ pub async fn run(cx: &mut dyn Coord, map: &SlotMap, view: &ClusterView, args: &[
             Ok(ranges) => change_slots(map, view, ranges, del).await.map(|()| cx.out().ok()),
             Err(e) => Err(e),
         }
+    } else if eq_ic(sub, "flushslots") {
+        flush_slots(cx, map, view).await.map(|()| cx.out().ok())
     } else if eq_ic(sub, "forget") {
         forget(map, view, &args[2]).await.map(|()| cx.out().ok())
     } else if eq_ic(sub, "reset") {
@@ -221,6 +223,24 @@ async fn reset(cx: &mut dyn Coord, map: &SlotMap, view: &ClusterView, args: &[By
     }
     cx.out().ok();
     Ok(())
+}
+
+/// CLUSTER FLUSHSLOTS: an empty node gives up every slot it owns (or, in
+/// no cluster, was given by ADDSLOTS), as Redis's clusterDelNodeSlots.
+async fn flush_slots(cx: &mut dyn Coord, map: &SlotMap, view: &ClusterView) -> CmdResult<()> {
+    if keys_in_db(cx).await > 0 {
+        return Err(CmdError::err("DB must be empty to perform CLUSTER FLUSHSLOTS."));
+    }
+    if alone(view) {
+        map.pending.lock().unwrap_or_else(|e| e.into_inner()).slots.clear();
+        return Ok(());
+    }
+    let Some(me) = view.me else { return Ok(()) };
+    let ranges = view.ranges_of(me);
+    if ranges.is_empty() {
+        return Ok(());
+    }
+    ask(map, AdminOp::DelSlots(ranges)).await.map(|_| ())
 }
 
 /// Keys in the client's database, over every shard.
