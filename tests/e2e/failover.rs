@@ -497,3 +497,58 @@ fn planned_failover_loses_no_acknowledged_write() {
     assert!(line_of(rport, &old).contains(&format!(" slave {} ", myid(rport))), "{}", line_of(rport, &old));
     assert!(c.wait_all_ok(10));
 }
+
+/// A partition: a primary with a replica is paused (SIGSTOP) long enough
+/// for the group to promote its replica, which takes new writes. A write
+/// sent to the old primary while it was cut off is not acknowledged when it
+/// wakes (it has not heard the majority; it redirects or refuses), it
+/// rejoins as a replica, and afterwards no key has two values: every node
+/// that holds a key agrees with its new primary.
+#[test]
+fn a_paused_primary_is_replaced_and_no_key_ends_with_two_values() {
+    const KEYS: usize = 50;
+    let (mut c, _) = Cluster::start(3);
+    let p0 = c.ports[0];
+    c.dirs.push(TempDir::new("replica"));
+    let r = Server::start_with(&["--cluster", "--dir", c.dirs[3].path()]);
+    let rport = r.port;
+    c.ports.push(rport);
+    c.nodes.push(Some(r));
+    let (ok, out, err) = admin(p0, &["add-replica", &format!("127.0.0.1:{rport}"), "--of", &format!("127.0.0.1:{p0}")]);
+    assert!(ok, "{out}{err}");
+    assert!(wait_until(20, || Server::raw_at(rport).cmd(&["ROLE"]).contains("connected")), "replica did not sync");
+    // Keys the old primary serves, each written once and replicated.
+    let keys: Vec<String> =
+        (0..100_000).map(|i| format!("k{i}")).filter(|k| Server::raw_at(p0).cmd(&["SET", k, "before"]) == "+OK\r\n").take(KEYS).collect();
+    assert_eq!(keys.len(), KEYS);
+    let mut old = Raw::connect(p0);
+    assert_eq!(old.cmd(&["WAIT", "1", "5000"]), ":1\r\n");
+
+    let node = c.nodes[0].as_ref().expect("node");
+    node.signal("STOP");
+    let rid = myid(rport);
+    let promoted = wait_until(20, || {
+        line_of(c.ports[1], &rid).contains(" master ") && Server::raw_at(rport).cmd(&["SET", &keys[0], "after"]) == "+OK\r\n"
+    });
+    // Sent while the old primary sleeps: read once it wakes.
+    old.send_cmd(&[b"SET", keys[1].as_bytes(), b"split"]);
+    for k in &keys[1..] {
+        if promoted {
+            assert_eq!(Server::raw_at(rport).cmd(&["SET", k, "after"]), "+OK\r\n");
+        }
+    }
+    node.signal("CONT");
+    assert!(promoted, "the replica was not promoted: {}", line_of(c.ports[1], &rid));
+    let reply = String::from_utf8_lossy(&old.read_reply()).into_owned();
+    assert_ne!(reply, "+OK\r\n", "the cut-off primary acknowledged a write");
+    // The old primary follows the new one; every copy of every key agrees.
+    assert!(wait_until(30, || Server::raw_at(p0).cmd(&["ROLE"]).contains("connected")), "{}", Server::raw_at(p0).cmd(&["ROLE"]));
+    let mut replica = Raw::connect(p0);
+    assert_eq!(replica.cmd(&["READONLY"]), "+OK\r\n");
+    assert_eq!(Server::raw_at(rport).cmd(&["WAIT", "1", "5000"]), ":1\r\n");
+    for k in &keys {
+        assert_eq!(Server::raw_at(rport).cmd(&["GET", k]), "$5\r\nafter\r\n", "{k} on the new primary");
+        assert_eq!(replica.cmd(&["GET", k]), "$5\r\nafter\r\n", "{k} on the old primary, now a replica");
+    }
+    assert!(c.wait_all_ok(20));
+}
