@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +45,12 @@ const BATCH_PAUSE: Duration = Duration::from_micros(500);
 const REPL_PING_PERIOD: Duration = Duration::from_secs(10);
 /// Empty looks after which the writer blocks instead of polling.
 const IDLE_POLLS: u32 = 20;
+/// Group commit: the longest records wait for a shard thread to run out
+/// of work before they are fsynced anyway.
+const GATHER_MAX: Duration = Duration::from_micros(200);
+/// How long the group-commit writer sleeps with nothing to write (it
+/// looks at the replicas' PING and backlog in between).
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 /// The files of one journal: `dir` is `<dir>/<appenddirname>`, `name` the
 /// `appendfilename` they are all named after.
@@ -171,6 +177,10 @@ struct Writer {
     cut: Option<(Vec<bool>, Vec<JournalMsg>)>,
     last_fsync: Instant,
     handled: u64,
+    /// Messages handled when `flush` last ran.
+    flushed: u64,
+    /// Group commit: since when records wait for their fsync.
+    waiting_since: Option<Instant>,
     /// When the replicas last got a PING.
     last_ping: Instant,
 }
@@ -218,6 +228,8 @@ fn spawn(engine: &Arc<Engine>, layout: Layout, manifest: Manifest, file: Option<
         cut: None,
         last_fsync: Instant::now(),
         handled: 0,
+        flushed: 0,
+        waiting_since: None,
         last_ping: Instant::now(),
     };
     std::thread::Builder::new()
@@ -232,13 +244,22 @@ fn open_append(path: &Path) -> Result<File, String> {
 }
 
 impl Writer {
-    /// The writer's loop. While writes keep coming it takes what arrived
-    /// every `BATCH_PAUSE` (senders then never have to wake it: one write,
-    /// and under `always` one fsync, covers everything of that interval);
-    /// once idle for a while it blocks until the next message.
+    /// The writer's loop. Under `appendfsync always` with files it commits
+    /// in groups (`commit_group`); otherwise, while writes keep coming it
+    /// takes what arrived every `BATCH_PAUSE` (senders then never have to
+    /// wake it: one write covers everything of that interval); once idle
+    /// for a while it blocks until the next message.
     fn run(&mut self, rx: Receiver<JournalMsg>) {
+        let _ = self.engine.journal.writer.set(std::thread::current());
         let mut idle = 0u32;
         loop {
+            if self.file.is_some() && self.engine.cfg.appendfsync() == Fsync::Always {
+                if !self.commit_group(&rx) {
+                    return;
+                }
+                idle = 0;
+                continue;
+            }
             let mut got = false;
             if idle >= IDLE_POLLS {
                 match rx.recv_timeout(Duration::from_millis(100)) {
@@ -250,18 +271,9 @@ impl Writer {
                     Err(RecvTimeoutError::Disconnected) => return self.flush(true),
                 }
             }
-            loop {
-                match rx.try_recv() {
-                    Ok(m) => {
-                        self.handle(m);
-                        got = true;
-                        if self.buf.len() > 4 << 20 {
-                            self.flush(false);
-                        }
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return self.flush(true),
-                }
+            match self.drain(&rx) {
+                Some(g) => got |= g,
+                None => return self.flush(true),
             }
             let sync = match self.engine.cfg.appendfsync() {
                 Fsync::Always => true,
@@ -272,8 +284,8 @@ impl Writer {
             self.ping_replicas();
             if got {
                 idle = 0;
-                // Under `always` the fsync just made was the pause: what
-                // arrived during it is the next batch, and its writers wait.
+                // An fsync just made was the pause: what arrived during
+                // it is the next batch.
                 if !sync {
                     std::thread::sleep(BATCH_PAUSE);
                 }
@@ -282,6 +294,77 @@ impl Writer {
                 std::thread::sleep(BATCH_PAUSE);
             }
         }
+    }
+
+    /// Handles every message waiting; whether there was any (`None`: the
+    /// node is going away).
+    fn drain(&mut self, rx: &Receiver<JournalMsg>) -> Option<bool> {
+        let mut got = false;
+        loop {
+            match rx.try_recv() {
+                Ok(m) => {
+                    self.handle(m);
+                    got = true;
+                    if self.buf.len() > 4 << 20 {
+                        self.flush(false);
+                    }
+                }
+                Err(TryRecvError::Empty) => return Some(got),
+                Err(TryRecvError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// One round of group commit (`appendfsync always`): clients wait for
+    /// the fsync covering their writes, so one fsync should cover every
+    /// write that arrived meanwhile. The writer fsyncs once a shard thread
+    /// has run out of work after sending records (`JournalStatus::
+    /// shard_idle`: its clients' writes of that round are all in, as in
+    /// Redis's event loop), or once records waited `GATHER_MAX` since the
+    /// writer saw them (threads that never run out of work). With nothing
+    /// waiting it sleeps until a sender wakes it. False when the node is
+    /// going away.
+    fn commit_group(&mut self, rx: &Receiver<JournalMsg>) -> bool {
+        let engine = self.engine.clone();
+        let st = &engine.journal;
+        // Taken before the messages: a shard going idle after this round's
+        // drain kicks the next round.
+        let kicked = st.kick.swap(false, SeqCst);
+        if self.drain(rx).is_none() {
+            self.flush(true);
+            return false;
+        }
+        let waiting = self.handled > self.flushed || self.unsynced || !self.buf.is_empty();
+        if !waiting {
+            self.waiting_since = None;
+            st.writer_idle.store(true, SeqCst);
+            // A message sent before the flag was set did not wake us.
+            if self.drain(rx).is_none() {
+                self.flush(true);
+                return false;
+            }
+            if self.handled == self.flushed {
+                std::thread::park_timeout(IDLE_WAIT);
+            }
+            st.writer_idle.store(false, Relaxed);
+            self.ping_replicas();
+            return true;
+        }
+        let since = *self.waiting_since.get_or_insert_with(Instant::now);
+        let waited = since.elapsed();
+        if kicked || waited >= GATHER_MAX {
+            self.flush(true);
+            // A thread that went idle during the fsync did so before the
+            // clients it covered could write again: the next round waits
+            // for it to go idle after serving them (their writes then join
+            // the records already waiting, one fsync for both).
+            st.kick.store(false, SeqCst);
+            self.waiting_since = None;
+            self.ping_replicas();
+        } else {
+            std::thread::park_timeout(GATHER_MAX - waited);
+        }
+        true
     }
 
     fn handle(&mut self, m: JournalMsg) {
@@ -432,6 +515,7 @@ impl Writer {
     /// Writes what is buffered, and fsyncs when asked; then tells waiting
     /// clients what is durable.
     fn flush(&mut self, sync: bool) {
+        self.flushed = self.handled;
         self.feed_replicas();
         let Some(file) = &mut self.file else {
             Self::clear_buf(&mut self.buf);

@@ -16,7 +16,10 @@
 //! of shards it held; the writer writes a transaction only once all of its
 //! parts are in, inside MULTI/EXEC, so a crash never leaves half of one.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::{Mutex, OnceLock};
 
 use tokio::sync::Notify;
@@ -78,6 +81,15 @@ pub struct JournalStatus {
     /// The manifest's base file sequence number (the next rewrite's base
     /// takes the one after).
     pub base_seq: AtomicU64,
+    /// Group commit under `appendfsync always` (see `persist::aof`): the
+    /// writer thread, records sent since a shard thread last went idle,
+    /// a shard thread went idle after sending some (the writer fsyncs
+    /// then), and the writer waits with nothing to write (a sender wakes
+    /// it).
+    pub writer: OnceLock<std::thread::Thread>,
+    unflushed: AtomicBool,
+    pub kick: AtomicBool,
+    pub writer_idle: AtomicBool,
 }
 
 impl JournalStatus {
@@ -96,7 +108,31 @@ impl JournalStatus {
         if let Some(to) = self.to_writer.get() {
             if to.send(msg).is_ok() {
                 self.sent.fetch_add(1, Relaxed);
+                self.unflushed.store(true, SeqCst);
+                // The writer, about to wait, sets `writer_idle` and then
+                // looks at the channel: one of the two sees the other.
+                if self.writer_idle.load(SeqCst) {
+                    self.wake_writer();
+                }
             }
+        }
+    }
+
+    /// A shard thread has nothing left to run (its runtime is about to
+    /// park): if records went to the writer since a thread last did, the
+    /// writer may write and fsync them now — every write that arrived
+    /// while the thread ran is in, as Redis fsyncs once per event-loop
+    /// iteration, before it sleeps.
+    pub fn shard_idle(&self) {
+        if self.unflushed.load(Relaxed) && self.unflushed.swap(false, Relaxed) {
+            self.kick.store(true, SeqCst);
+            self.wake_writer();
+        }
+    }
+
+    fn wake_writer(&self) {
+        if let Some(t) = self.writer.get() {
+            t.unpark();
         }
     }
 }
