@@ -186,13 +186,29 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
     };
     let (to_writer, parts) = mpsc::channel::<Part>(QUEUE_PER_SHARD * n);
     let now = crate::util::now_ms();
-    st.in_progress.store(true, Relaxed);
-    st.started_ms.store(now, Relaxed);
     let layout = super::aof::Layout::from_config(engine);
     let base = rewrite.then(|| layout.base_name(engine.journal.base_seq.load(Relaxed) + 1));
+    let path = match (&base, &feed) {
+        (Some(b), _) => layout.dir.join(b),
+        (None, Some(f)) => engine.cfg.rdb_path().with_file_name(format!("temp-repl-{}.rdb", f.client)),
+        (None, None) => engine.cfg.rdb_path(),
+    };
+    st.in_progress.store(true, Relaxed);
+    st.started_ms.store(now, Relaxed);
     if rewrite {
         engine.journal.rewriting.store(true, Relaxed);
     }
+    // Created before the shards start: they may write to it at once. A
+    // file that cannot be created fails the snapshot as a failed write
+    // does (INFO, MISCONF), after it was reported started.
+    let file = match writer::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            let replica = feed.map(|f| (f, path));
+            let _ = finished.send(Finished { result: Err(e), changes: 0, started_ms: now, rewrite: base, replica });
+            return Ok(());
+        }
+    };
     let mut changes = 0;
     let functions;
     // On a replica the stream is its link's: the link applies nothing
@@ -208,12 +224,13 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
         for s in 0..n {
             let to_writer = to_writer.clone();
             let feed = feed.clone();
+            let direct: crate::store::snapshot::Direct = file.clone();
             changes += tx
                 .lock_and_run(s, move |sh| {
                     if rewrite || feed.is_some() {
                         sh.journal_cut(feed);
                     }
-                    sh.snapshot_begin(now, to_writer)
+                    sh.snapshot_begin(now, to_writer, direct)
                 })
                 .await;
         }
@@ -226,14 +243,9 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
     drop(gate);
     drop(to_writer);
     let header = Header { aux: aux_fields(now, rewrite), functions };
-    let path = match (&base, &feed) {
-        (Some(b), _) => layout.dir.join(b),
-        (None, Some(f)) => engine.cfg.rdb_path().with_file_name(format!("temp-repl-{}.rdb", f.client)),
-        (None, None) => engine.cfg.rdb_path(),
-    };
     let replica = feed.map(|f| (f, path.clone()));
     let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
-        let result = writer::write(&path, header, parts, n);
+        let result = writer::write(&path, file, header, parts, n);
         let _ = finished.send(Finished { result, changes, started_ms: now, rewrite: base, replica });
     });
     if let Err(e) = spawned {
