@@ -264,7 +264,7 @@ fn big_values_are_written_in_chunks_and_load_whole() {
     let dir = TempDir::new("persist-big");
     let s = Server::start_with(&["--dir", dir.path(), "--shards", "2", "--save", ""]);
     let mut con = s.sync_conn();
-    // 40,000 members: each value takes well over the 1 MB past which a
+    // 40,000 members: each value takes well over the 256 KB past which a
     // record is written in chunks.
     let n = 40_000;
     for chunk in (0..n).collect::<Vec<u32>>().chunks(5_000) {

@@ -27,7 +27,7 @@ use super::{SmallBytes, Value};
 const EARLY_MAX: usize = 1 << 16;
 /// Records a database's snapshot holds at most before they go straight to
 /// the file; also the chunk a big value's record is written in.
-pub const SPILL: usize = 1 << 20;
+pub const SPILL: usize = 256 << 10;
 
 /// The snapshot file as a shard thread may write it directly: records of
 /// database `db`, appended whole (the sink writes the SELECTDB they need).
