@@ -20,7 +20,7 @@ use std::sync::atomic::{
     AtomicBool, AtomicU64,
     Ordering::{Relaxed, SeqCst},
 };
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::Notify;
 
@@ -90,6 +90,17 @@ pub struct JournalStatus {
     unflushed: AtomicBool,
     pub kick: AtomicBool,
     pub writer_idle: AtomicBool,
+    /// The writer commits in groups (`appendfsync always` with files), and
+    /// the writer itself, which a shard thread going idle may take to
+    /// commit on its own thread.
+    pub group_commit: AtomicBool,
+    pub committer: OnceLock<Arc<Mutex<dyn Commit>>>,
+}
+
+/// The journal writer as a shard thread may drive it: write and fsync
+/// everything received (group commit, `persist::aof`).
+pub trait Commit: Send {
+    fn commit(&mut self);
 }
 
 impl JournalStatus {
@@ -123,11 +134,21 @@ impl JournalStatus {
     /// writer may write and fsync them now — every write that arrived
     /// while the thread ran is in, as Redis fsyncs once per event-loop
     /// iteration, before it sleeps.
+    ///
+    /// Under group commit the thread does it itself when the writer is
+    /// free (Redis's way: no thread hop before the fsync, no wake-up for
+    /// the replies); when the writer is busy it is told to.
     pub fn shard_idle(&self) {
-        if self.unflushed.load(Relaxed) && self.unflushed.swap(false, Relaxed) {
-            self.kick.store(true, SeqCst);
-            self.wake_writer();
+        if !(self.unflushed.load(Relaxed) && self.unflushed.swap(false, Relaxed)) {
+            return;
         }
+        if self.group_commit.load(Relaxed) {
+            if let Some(Ok(mut w)) = self.committer.get().map(|c| c.try_lock()) {
+                return w.commit();
+            }
+        }
+        self.kick.store(true, SeqCst);
+        self.wake_writer();
     }
 
     fn wake_writer(&self) {
