@@ -119,6 +119,9 @@ impl JournalStatus {
         if let Some(to) = self.to_writer.get() {
             if to.send(msg).is_ok() {
                 self.sent.fetch_add(1, Relaxed);
+                if !self.group_commit.load(Relaxed) {
+                    return;
+                }
                 self.unflushed.store(true, SeqCst);
                 // The writer, about to wait, sets `writer_idle` and then
                 // looks at the channel: one of the two sees the other.
@@ -139,13 +142,11 @@ impl JournalStatus {
     /// free (Redis's way: no thread hop before the fsync, no wake-up for
     /// the replies); when the writer is busy it is told to.
     pub fn shard_idle(&self) {
-        if !(self.unflushed.load(Relaxed) && self.unflushed.swap(false, Relaxed)) {
+        if !(self.unflushed.load(Relaxed) && self.unflushed.swap(false, Relaxed)) || !self.group_commit.load(Relaxed) {
             return;
         }
-        if self.group_commit.load(Relaxed) {
-            if let Some(Ok(mut w)) = self.committer.get().map(|c| c.try_lock()) {
-                return w.commit();
-            }
+        if let Some(Ok(mut w)) = self.committer.get().map(|c| c.try_lock()) {
+            return w.commit();
         }
         self.kick.store(true, SeqCst);
         self.wake_writer();
