@@ -142,7 +142,7 @@ impl JournalStatus {
     /// free (Redis's way: no thread hop before the fsync, no wake-up for
     /// the replies); when the writer is busy it is told to.
     pub fn shard_idle(&self) {
-        if !(self.unflushed.load(Relaxed) && self.unflushed.swap(false, Relaxed)) || !self.group_commit.load(Relaxed) {
+        if !self.group_commit.load(Relaxed) || !self.unflushed.load(Relaxed) || !self.unflushed.swap(false, Relaxed) {
             return;
         }
         if let Some(Ok(mut w)) = self.committer.get().map(|c| c.try_lock()) {
