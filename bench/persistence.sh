@@ -17,7 +17,9 @@
 # Environment: DAMSELFLY_BIN (default target/release/damselfly), KEYS
 # (default 1000000), VALUE (default 100), MEMBERS (default 1000000),
 # REQUESTS (per throughput run, default 2000000), ONLY=journal (only the
-# journal rows). Run on a quiet machine.
+# journal rows), ROUNDS (journal rows: rounds of damselfly then
+# redis-server, the median round's ratio reported; default 1). Run on a
+# quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in redis-server redis-cli redis-benchmark python3; do

@@ -100,6 +100,50 @@ fn kill_9_with_appendfsync_always_loses_no_acknowledged_write() {
     check_aof(dir.path());
 }
 
+/// Group commit fsyncs when a shard thread runs out of work: writes
+/// acknowledged while other clients keep every shard busy (pipelines of
+/// reads that never let it idle) are on disk all the same, and so are
+/// writes made after the journal writer has had nothing to do.
+#[test]
+fn always_acknowledges_writes_on_busy_and_on_idle_shards_only_once_on_disk() {
+    let dir = TempDir::new("journal-busy");
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = s.sync_conn();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut p = redis::pipe();
+                for i in 0..200 {
+                    p.get(format!("r{i}"));
+                }
+                while !stop.load(Relaxed) && p.query::<Vec<Option<String>>>(&mut c).is_ok() {}
+            })
+        })
+        .collect();
+    for _ in 0..200 {
+        let _: i64 = con.incr("busy", 1).unwrap();
+    }
+    stop.store(true, Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    // Nothing is written for a while: the writer goes idle, a write wakes it.
+    let mut probe = s.sync_conn();
+    for i in 0..20 {
+        let _: Option<String> = probe.get(format!("r{i}")).unwrap();
+    }
+    let _: i64 = con.incr("idle", 1).unwrap();
+    s.signal("KILL");
+    drop(s);
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    assert_eq!(con.get::<_, i64>("busy").unwrap(), 200);
+    assert_eq!(con.get::<_, i64>("idle").unwrap(), 1);
+}
+
 /// everysec: what was written more than a second or so before a crash is
 /// there after it.
 #[test]

@@ -252,6 +252,80 @@ fn bgsave_is_a_point_in_time_under_concurrent_writes() {
     assert_eq!(n, 60_000 + keys.len() as i64 * values[0].is_some() as i64);
 }
 
+/// Values too big to hold as one record (a sorted set, set, hash and list
+/// of megabytes) are written to the file in chunks, by the shard that owns
+/// them, between other shards' records: the file passes redis-check-rdb
+/// and loads them whole. A sorted set written while the BGSAVE runs (its
+/// old value then goes to the file from the write path) is in the file as
+/// it was at one moment: the members added meanwhile are a prefix of the
+/// ones added in order.
+#[test]
+fn big_values_are_written_in_chunks_and_load_whole() {
+    let dir = TempDir::new("persist-big");
+    let s = Server::start_with(&["--dir", dir.path(), "--shards", "2", "--save", ""]);
+    let mut con = s.sync_conn();
+    // 40,000 members: each value takes well over the 256 KB past which a
+    // record is written in chunks.
+    let n = 40_000;
+    for chunk in (0..n).collect::<Vec<u32>>().chunks(5_000) {
+        let mut p = redis::pipe();
+        for i in chunk {
+            let m = format!("member-{i:08}-{}", "m".repeat((*i % 16) as usize));
+            p.zadd("big:zset", &m, *i)
+                .ignore()
+                .sadd("big:set", &m)
+                .ignore()
+                .hset("big:hash", &m, i)
+                .ignore()
+                .rpush("big:list", &m)
+                .ignore();
+        }
+        p.query::<()>(&mut con).unwrap();
+    }
+    let mut p = redis::pipe();
+    for i in 0..2_000 {
+        p.set(format!("filler:{i}"), i).ignore();
+    }
+    p.query::<()>(&mut con).unwrap();
+    let before = state(&mut con, &[0]);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut w = s.sync_conn();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _: i64 = w.zadd("big:zset", format!("new-{i:08}"), -1).unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    let r: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    assert_eq!(r, "Background saving started");
+    wait_field(&mut con, "rdb_bgsave_in_progress", "0");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let added = writer.join().unwrap();
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    drop(con);
+    drop(s);
+    check_rdb(&format!("{}/dump.rdb", dir.path()));
+
+    let s = Server::start_with(&["--dir", dir.path(), "--save", ""]);
+    let mut con = loaded(&s);
+    let mut after = state(&mut con, &[0]);
+    // The sorted set: what it held before, plus new-0 .. new-k for some k.
+    let new: Vec<String> = con.zrangebyscore("big:zset", -1, -1).unwrap();
+    assert!(new.len() as u64 <= added);
+    for (i, m) in new.iter().enumerate() {
+        assert_eq!(*m, format!("new-{i:08}"), "members added during the snapshot are not a prefix");
+    }
+    let _: i64 = con.zrembyscore("big:zset", -1, -1).unwrap();
+    after.insert((0, "big:zset".into()), state(&mut con, &[0]).remove(&(0, "big:zset".into())).expect("big:zset"));
+    assert_same(&after, &before, "big values after a restart");
+}
+
 /// A FLUSHALL while a snapshot runs does not take the data out of it.
 #[test]
 fn flushall_during_bgsave_keeps_the_snapshot_whole() {

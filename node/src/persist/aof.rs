@@ -12,8 +12,9 @@
 //! MULTI/EXEC when there are several: a script's effects stay whole), a
 //! transaction once all of its shards' parts are in, inside MULTI/EXEC.
 //! `appendfsync always` fsyncs every batch before clients get their replies
-//! (one fsync covers every write that arrived meanwhile: group commit),
-//! `everysec` once a second, `no` leaves it to the kernel.
+//! (one fsync covers every write that arrived meanwhile: group commit; a
+//! shard thread out of work usually makes it itself, under the writer's
+//! lock), `everysec` once a second, `no` leaves it to the kernel.
 //!
 //! A rewrite (BGREWRITEAOF, or the first start with the journal on) is a
 //! snapshot written as the next base file; at its point in time every shard
@@ -26,15 +27,15 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tracing::{error, warn};
 
 use crate::config::Fsync;
-use crate::shard::journal::{command, JournalMsg, Records};
+use crate::shard::journal::{command, Commit, JournalMsg, Records};
 use crate::shard::{Engine, TxId};
 
 /// How long the writer lets messages gather between two writes while
@@ -45,6 +46,12 @@ const BATCH_PAUSE: Duration = Duration::from_micros(500);
 const REPL_PING_PERIOD: Duration = Duration::from_secs(10);
 /// Empty looks after which the writer blocks instead of polling.
 const IDLE_POLLS: u32 = 20;
+/// Group commit: the longest records wait for a shard thread to run out
+/// of work before they are fsynced anyway.
+const GATHER_MAX: Duration = Duration::from_micros(200);
+/// How long the group-commit writer sleeps with nothing to write (it
+/// looks at the replicas' PING and backlog in between).
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 /// The files of one journal: `dir` is `<dir>/<appenddirname>`, `name` the
 /// `appendfilename` they are all named after.
@@ -171,6 +178,12 @@ struct Writer {
     cut: Option<(Vec<bool>, Vec<JournalMsg>)>,
     last_fsync: Instant,
     handled: u64,
+    /// Messages handled when `flush` last ran.
+    flushed: u64,
+    /// Group commit: since when records wait for their fsync.
+    waiting_since: Option<Instant>,
+    /// What the shards send.
+    rx: Receiver<JournalMsg>,
     /// When the replicas last got a PING.
     last_ping: Instant,
 }
@@ -205,7 +218,7 @@ pub fn start_sink(engine: &Arc<Engine>) -> Result<(), String> {
 }
 
 fn spawn(engine: &Arc<Engine>, layout: Layout, manifest: Manifest, file: Option<File>, rx: Receiver<JournalMsg>) -> Result<(), String> {
-    let mut w = Writer {
+    let w = Writer {
         engine: engine.clone(),
         layout,
         manifest,
@@ -218,11 +231,15 @@ fn spawn(engine: &Arc<Engine>, layout: Layout, manifest: Manifest, file: Option<
         cut: None,
         last_fsync: Instant::now(),
         handled: 0,
+        flushed: 0,
+        waiting_since: None,
+        rx,
         last_ping: Instant::now(),
     };
+    let shared = Arc::new(Mutex::new(w));
     std::thread::Builder::new()
         .name("journal".into())
-        .spawn(move || w.run(rx))
+        .spawn(move || run(shared))
         .map_err(|e| format!("cannot start the journal thread: {e}"))?;
     Ok(())
 }
@@ -231,57 +248,186 @@ fn open_append(path: &Path) -> Result<File, String> {
     OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("opening {}: {e}", path.display()))
 }
 
+/// What the writer thread does after a turn of its loop.
+enum Step {
+    Again,
+    Sleep(Duration),
+    /// Until woken (`JournalStatus::wake_writer`) or the time passes.
+    Park(Duration),
+    Exit,
+}
+
+/// The writer thread: turns of the loop under the writer's lock (which a
+/// shard thread may take to commit a group itself), waits outside it.
+fn run(shared: Arc<Mutex<Writer>>) {
+    let engine = lock(&shared).engine.clone();
+    let _ = engine.journal.writer.set(std::thread::current());
+    let committer: Arc<Mutex<dyn Commit>> = shared.clone();
+    let _ = engine.journal.committer.set(committer);
+    let mut idle = 0u32;
+    loop {
+        let step = lock(&shared).step(&mut idle);
+        match step {
+            Step::Again => {}
+            Step::Sleep(d) => std::thread::sleep(d),
+            Step::Park(d) => std::thread::park_timeout(d),
+            Step::Exit => return,
+        }
+    }
+}
+
+fn lock(w: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
+    w.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Commit for Writer {
+    /// Group commit by a shard thread that ran out of work (see
+    /// `JournalStatus::shard_idle`): everything received is written and
+    /// fsynced now, on that thread, as Redis fsyncs before its event loop
+    /// sleeps — no wake-up of the writer, none back for the replies.
+    fn commit(&mut self) {
+        if self.file.is_none() || self.engine.cfg.appendfsync() != Fsync::Always || self.drain().is_none() {
+            return;
+        }
+        if self.waiting() {
+            self.flush(true);
+        }
+        self.after_commit();
+    }
+}
+
 impl Writer {
-    /// The writer's loop. While writes keep coming it takes what arrived
-    /// every `BATCH_PAUSE` (senders then never have to wake it: one write,
-    /// and under `always` one fsync, covers everything of that interval);
-    /// once idle for a while it blocks until the next message.
-    fn run(&mut self, rx: Receiver<JournalMsg>) {
-        let mut idle = 0u32;
-        loop {
-            let mut got = false;
-            if idle >= IDLE_POLLS {
-                match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok(m) => {
-                        self.handle(m);
-                        got = true;
-                    }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return self.flush(true),
+    /// Writes and fsyncs what waits (group commit).
+    fn commit_now(&mut self) {
+        self.flush(true);
+        self.after_commit();
+    }
+
+    /// A thread that went idle during the fsync did so before the clients
+    /// it covered could write again: the next round waits for it to go
+    /// idle after serving them (their writes then join the records already
+    /// waiting, one fsync for both).
+    fn after_commit(&mut self) {
+        self.engine.journal.kick.store(false, SeqCst);
+        self.waiting_since = None;
+    }
+
+    /// One turn of the writer's loop, under its lock; what the thread does
+    /// next, outside it. Under `appendfsync always` with files it commits
+    /// in groups (`commit_group`); otherwise, while writes keep coming it
+    /// takes what arrived every `BATCH_PAUSE` (senders then never have to
+    /// wake it: one write covers everything of that interval); once idle
+    /// for a while it blocks until the next message.
+    fn step(&mut self, idle: &mut u32) -> Step {
+        let st = &self.engine.journal;
+        st.writer_idle.store(false, Relaxed);
+        let group = self.file.is_some() && self.engine.cfg.appendfsync() == Fsync::Always;
+        st.group_commit.store(group, Relaxed);
+        if group {
+            *idle = 0;
+            return self.commit_group();
+        }
+        let mut got = false;
+        if *idle >= IDLE_POLLS {
+            match self.rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(m) => {
+                    self.handle(m);
+                    got = true;
                 }
-            }
-            loop {
-                match rx.try_recv() {
-                    Ok(m) => {
-                        self.handle(m);
-                        got = true;
-                        if self.buf.len() > 4 << 20 {
-                            self.flush(false);
-                        }
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return self.flush(true),
-                }
-            }
-            let sync = match self.engine.cfg.appendfsync() {
-                Fsync::Always => true,
-                Fsync::EverySec => self.last_fsync.elapsed() >= Duration::from_secs(1),
-                Fsync::No => false,
-            };
-            self.flush(sync);
-            self.ping_replicas();
-            if got {
-                idle = 0;
-                // Under `always` the fsync just made was the pause: what
-                // arrived during it is the next batch, and its writers wait.
-                if !sync {
-                    std::thread::sleep(BATCH_PAUSE);
-                }
-            } else if idle < IDLE_POLLS {
-                idle += 1;
-                std::thread::sleep(BATCH_PAUSE);
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return self.exit(),
             }
         }
+        match self.drain() {
+            Some(g) => got |= g,
+            None => return self.exit(),
+        }
+        let sync = match self.engine.cfg.appendfsync() {
+            Fsync::Always => true,
+            Fsync::EverySec => self.last_fsync.elapsed() >= Duration::from_secs(1),
+            Fsync::No => false,
+        };
+        self.flush(sync);
+        self.ping_replicas();
+        if got {
+            *idle = 0;
+            // An fsync just made was the pause: what arrived during it is
+            // the next batch.
+            if !sync {
+                return Step::Sleep(BATCH_PAUSE);
+            }
+        } else if *idle < IDLE_POLLS {
+            *idle += 1;
+            return Step::Sleep(BATCH_PAUSE);
+        }
+        Step::Again
+    }
+
+    fn exit(&mut self) -> Step {
+        self.flush(true);
+        Step::Exit
+    }
+
+    /// Handles every message waiting; whether there was any (`None`: the
+    /// node is going away).
+    fn drain(&mut self) -> Option<bool> {
+        let mut got = false;
+        loop {
+            match self.rx.try_recv() {
+                Ok(m) => {
+                    self.handle(m);
+                    got = true;
+                    if self.buf.len() > 4 << 20 {
+                        self.flush(false);
+                    }
+                }
+                Err(TryRecvError::Empty) => return Some(got),
+                Err(TryRecvError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// One round of group commit (`appendfsync always`): clients wait for
+    /// the fsync covering their writes, so one fsync should cover every
+    /// write that arrived meanwhile. The writer fsyncs once a shard thread
+    /// has run out of work after sending records (`JournalStatus::
+    /// shard_idle`: its clients' writes of that round are all in, as in
+    /// Redis's event loop), or once records waited `GATHER_MAX` since the
+    /// writer saw them (threads that never run out of work). With nothing
+    /// waiting it sleeps until a sender wakes it. False when the node is
+    /// going away.
+    fn commit_group(&mut self) -> Step {
+        let engine = self.engine.clone();
+        let st = &engine.journal;
+        // Taken before the messages: a shard going idle after this round's
+        // drain kicks the next round.
+        let kicked = st.kick.swap(false, SeqCst);
+        if self.drain().is_none() {
+            return self.exit();
+        }
+        if !self.waiting() {
+            self.waiting_since = None;
+            st.writer_idle.store(true, SeqCst);
+            // A message sent before the flag was set did not wake us.
+            if self.drain().is_none() {
+                return self.exit();
+            }
+            self.ping_replicas();
+            return if self.waiting() { Step::Again } else { Step::Park(IDLE_WAIT) };
+        }
+        let since = *self.waiting_since.get_or_insert_with(Instant::now);
+        let waited = since.elapsed();
+        if kicked || waited >= GATHER_MAX {
+            self.commit_now();
+            self.ping_replicas();
+            return Step::Again;
+        }
+        Step::Park(GATHER_MAX - waited)
+    }
+
+    /// Whether records wait for their fsync.
+    fn waiting(&self) -> bool {
+        self.handled > self.flushed || self.unsynced || !self.buf.is_empty()
     }
 
     fn handle(&mut self, m: JournalMsg) {
@@ -434,6 +580,7 @@ impl Writer {
     /// Writes what is buffered, and fsyncs when asked; then tells waiting
     /// clients what is durable.
     fn flush(&mut self, sync: bool) {
+        self.flushed = self.handled;
         self.feed_replicas();
         let Some(file) = &mut self.file else {
             Self::clear_buf(&mut self.buf);

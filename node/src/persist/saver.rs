@@ -237,13 +237,30 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
     };
     let (to_writer, parts) = mpsc::channel::<Part>(QUEUE_PER_SHARD * n);
     let now = crate::util::now_ms();
-    st.in_progress.store(true, Relaxed);
-    st.started_ms.store(now, Relaxed);
     let layout = super::aof::Layout::from_config(engine);
     let base = rewrite.then(|| layout.base_name(engine.journal.base_seq.load(Relaxed) + 1));
+    let path = match (&base, &feeds) {
+        (Some(b), _) => layout.dir.join(b),
+        (None, Some(f)) => engine.cfg.rdb_path().with_file_name(format!("temp-repl-{}.rdb", f.first().map_or(0, |f| f.client))),
+        (None, None) => engine.cfg.rdb_path(),
+    };
+    st.in_progress.store(true, Relaxed);
+    st.started_ms.store(now, Relaxed);
     if rewrite {
         engine.journal.rewriting.store(true, Relaxed);
     }
+    // Created before the shards start: they may write to it at once. A
+    // file that cannot be created fails the snapshot as a failed write
+    // does (INFO, MISCONF), after it was reported started. A diskless sync
+    // has no file: its records all go through the writer thread.
+    let file = match (!diskless).then(|| writer::open(&path)).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            let replica = feeds.map(|f| (f, Some(path)));
+            let _ = finished.send(Finished { result: Err(e), changes: 0, started_ms: now, rewrite: base, replica });
+            return Ok(());
+        }
+    };
     let mut changes = 0;
     let functions;
     // On a replica the stream is its link's: the link applies nothing
@@ -259,12 +276,13 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
         for s in 0..n {
             let to_writer = to_writer.clone();
             let feeds = feeds.clone();
+            let direct = file.clone().map(|f| f as crate::store::snapshot::Direct);
             changes += tx
                 .lock_and_run(s, move |sh| {
                     if rewrite || feeds.is_some() {
                         sh.journal_cut(feeds);
                     }
-                    sh.snapshot_begin(now, to_writer)
+                    sh.snapshot_begin(now, to_writer, direct)
                 })
                 .await;
         }
@@ -279,17 +297,13 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
     drop(gate);
     drop(to_writer);
     let header = Header { aux: aux_fields(now, rewrite), functions };
-    let path = match (&base, &feeds) {
-        (Some(b), _) => layout.dir.join(b),
-        (None, Some(f)) => engine.cfg.rdb_path().with_file_name(format!("temp-repl-{}.rdb", f.first().map_or(0, |f| f.client))),
-        (None, None) => engine.cfg.rdb_path(),
-    };
     let replica = feeds.map(|f| (f, (!diskless).then(|| path.clone())));
     let streamed = diskless.then(|| replica.as_ref().map(|(f, _)| f.clone())).flatten();
     let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
-        let result = match streamed {
-            Some(feeds) => writer::stream(header, parts, n, feeds, PAYLOAD_PATIENCE),
-            None => writer::write(&path, header, parts, n),
+        let result = match (streamed, file) {
+            (Some(feeds), _) => writer::stream(header, parts, n, feeds, PAYLOAD_PATIENCE),
+            (None, Some(file)) => writer::write(&path, file, header, parts, n),
+            (None, None) => Err("no snapshot file".into()),
         };
         let _ = finished.send(Finished { result, changes, started_ms: now, rewrite: base, replica });
     });

@@ -1,7 +1,9 @@
 //! Writes one snapshot file from the records the shards stream to it, or
 //! streams it to replicas without a file (a diskless sync).
 //!
-//! Runs on its own thread so disk and socket waits never stall a shard. The file is
+//! Runs on its own thread so disk waits never stall a shard (a shard
+//! writes to the file itself only what it must not hold: records past a
+//! bound, a big value's record in chunks). The file is
 //! written under a temporary name next to the target, fsynced, renamed
 //! over the target, and the directory fsynced: a crash at any moment
 //! leaves either the previous file or the new one, never a torn file.
@@ -9,6 +11,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -16,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::shard::journal::Feeds;
 use crate::shard::snapshot::Part;
 use crate::store::rdb;
+use crate::store::snapshot::RecordSink;
 
 /// What goes into the file besides the shards' records.
 pub struct Header {
@@ -24,18 +28,94 @@ pub struct Header {
     pub functions: Vec<bytes::Bytes>,
 }
 
-/// Streams a file: the header, then every shard's records until all
-/// `shards` have reported `Done`. Returns the number of keys written.
-/// Dropping `parts` on failure tells the shards to stop.
-pub fn write(target: &Path, header: Header, mut parts: mpsc::Receiver<Part>, shards: usize) -> Result<u64, String> {
+/// The file being written: its writer thread appends what the shards
+/// stream to it, and shard threads append straight to it what they must
+/// not hold in memory (`store::snapshot::Direct`).
+pub struct FileOut {
+    /// None once finished or failed.
+    w: Option<Checksummed>,
+    tmp: PathBuf,
+    /// The database the last records were of.
+    db: Option<u32>,
+    /// Records put before the header was written (a shard may start
+    /// before the writer thread does).
+    held: Vec<(u32, Vec<u8>)>,
+    header_done: bool,
+    error: Option<String>,
+    scratch: Vec<u8>,
+}
+
+impl RecordSink for FileOut {
+    fn put(&mut self, db: u32, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if !self.header_done {
+            return self.held.push((db, bytes.to_vec()));
+        }
+        self.append(db, bytes);
+    }
+}
+
+impl FileOut {
+    fn append(&mut self, db: u32, bytes: &[u8]) {
+        let Some(w) = &mut self.w else { return };
+        let mut put = |b: &[u8]| w.put(b);
+        let mut result = Ok(());
+        if self.db != Some(db) {
+            self.scratch.clear();
+            rdb::write_select_db(&mut self.scratch, db);
+            result = put(&self.scratch);
+            self.db = Some(db);
+        }
+        if let Err(e) = result.and_then(|()| put(bytes)) {
+            self.fail(format!("writing {}: {e}", self.tmp.display()));
+        }
+    }
+
+    fn fail(&mut self, e: String) {
+        self.w = None;
+        self.error.get_or_insert(e);
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.error.clone().map_or(Ok(()), Err)
+    }
+}
+
+/// Creates the temporary file a snapshot of `target` is written to
+/// (`temp-<pid>.rdb` next to it, as Redis names it).
+pub fn open(target: &Path) -> Result<Arc<Mutex<FileOut>>, String> {
     let tmp = temp_name(target);
-    let result = write_to(&tmp, header, &mut parts, shards).and_then(|keys| {
+    let file = File::create(&tmp).map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+    let w = Checksummed { out: BufWriter::with_capacity(1 << 20, file), crc: rdb::Crc64::new() };
+    Ok(Arc::new(Mutex::new(FileOut { w: Some(w), tmp, db: None, held: Vec::new(), header_done: false, error: None, scratch: Vec::new() })))
+}
+
+fn lock(out: &Mutex<FileOut>) -> std::sync::MutexGuard<'_, FileOut> {
+    out.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Streams the file `open` created: the header, then every shard's records
+/// until all `shards` have reported `Done`; then renames it over `target`.
+/// Returns the number of keys written. Dropping `parts` on failure tells
+/// the shards to stop.
+pub fn write(
+    target: &Path,
+    out: Arc<Mutex<FileOut>>,
+    header: Header,
+    mut parts: mpsc::Receiver<Part>,
+    shards: usize,
+) -> Result<u64, String> {
+    let tmp = lock(&out).tmp.clone();
+    let result = write_to(&out, header, &mut parts, shards).and_then(|keys| {
         std::fs::rename(&tmp, target).map_err(|e| format!("renaming {} to {}: {e}", tmp.display(), target.display()))?;
         sync_dir(target);
         Ok(keys)
     });
     if result.is_err() {
         parts.close();
+        lock(&out).fail("abandoned".into());
         let _ = std::fs::remove_file(&tmp);
     }
     result
@@ -47,18 +127,88 @@ fn temp_name(target: &Path) -> PathBuf {
     dir.join(format!("temp-{}.rdb", std::process::id()))
 }
 
-fn write_to(tmp: &Path, header: Header, parts: &mut mpsc::Receiver<Part>, shards: usize) -> Result<u64, String> {
-    let file = File::create(tmp).map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+fn write_to(out: &Mutex<FileOut>, header: Header, parts: &mut mpsc::Receiver<Part>, shards: usize) -> Result<u64, String> {
+    {
+        let mut f = lock(out);
+        let mut buf = Vec::with_capacity(4096);
+        let aux: Vec<(&str, &[u8])> = header.aux.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        rdb::write_header(&mut buf, &aux);
+        for code in &header.functions {
+            rdb::write_function(&mut buf, code);
+        }
+        if let Some(w) = &mut f.w {
+            if let Err(e) = w.put(&buf) {
+                let e = format!("writing {}: {e}", f.tmp.display());
+                f.fail(e);
+            }
+        }
+        f.header_done = true;
+        for (db, bytes) in std::mem::take(&mut f.held) {
+            f.append(db, &bytes);
+        }
+        f.check()?;
+    }
+    let (mut done, mut keys) = (0, 0);
+    while done < shards {
+        let Some(part) = parts.blocking_recv() else {
+            return Err("a shard stopped before writing all of its keys".into());
+        };
+        match part {
+            Part::Records { db, bytes } => {
+                let mut f = lock(out);
+                f.append(db, &bytes);
+                f.check()?;
+            }
+            Part::Done { keys: k } => {
+                done += 1;
+                keys += k;
+            }
+        }
+    }
+    let mut f = lock(out);
+    f.check()?;
+    let tmp = f.tmp.clone();
     let io = |e: std::io::Error| format!("writing {}: {e}", tmp.display());
-    let (keys, out) = write_rdb(BufWriter::with_capacity(1 << 20, file), header, parts, shards, io)?;
-    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    let Some(mut w) = f.w.take() else { return Err("the snapshot file was closed".into()) };
+    // Shards still holding the file (they let go at their `Done`) write
+    // nothing more.
+    f.error = Some("finished".into());
+    drop(f);
+    let mut buf = Vec::new();
+    rdb::write_eof(&mut buf);
+    w.put(&buf).map_err(io)?;
+    let crc = w.crc.finish();
+    w.out.write_all(&crc.to_le_bytes()).map_err(io)?;
+    let file = w.out.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
     Ok(keys)
 }
 
+/// A diskless sync: streams the snapshot to `feeds` as Redis's
+/// `$EOF:<mark>\r\n<rdb><mark>` payload (one random 40-character mark for
+/// all of them), in chunks, waiting for the slowest replica to take them
+/// (`Feed::push_payload`; one that takes nothing for `patience` is
+/// dropped). The shards write nothing directly here (no `Direct`): a shard
+/// thread must never wait for a replica. Returns the keys written; fails
+/// when no replica is left.
+pub fn stream(header: Header, mut parts: mpsc::Receiver<Part>, shards: usize, feeds: Feeds, patience: Duration) -> Result<u64, String> {
+    let mark = crate::shard::repl::random_id();
+    let out = FanOut { feeds, buf: format!("$EOF:{mark}\r\n").into_bytes(), patience };
+    let io = |e: std::io::Error| format!("streaming to the replicas: {e}");
+    let result = stream_rdb(out, header, &mut parts, shards, io).and_then(|(keys, mut out)| {
+        out.buf.extend_from_slice(mark.as_bytes());
+        out.send(true).map_err(io)?;
+        Ok(keys)
+    });
+    if result.is_err() {
+        parts.close();
+    }
+    result
+}
+
 /// Writes the RDB (header, every shard's records, EOF, checksum) to `out`;
 /// returns the keys written and `out`.
-fn write_rdb<W: Write>(
+fn stream_rdb<W: Write>(
     out: W,
     header: Header,
     parts: &mut mpsc::Receiver<Part>,
@@ -103,26 +253,6 @@ fn write_rdb<W: Write>(
     Ok((keys, w.out))
 }
 
-/// A diskless sync: streams the snapshot to `feeds` as Redis's
-/// `$EOF:<mark>\r\n<rdb><mark>` payload (one random 40-character mark for
-/// all of them), in chunks, waiting for the slowest replica to take them
-/// (`Feed::push_payload`; one that takes nothing for `patience` is
-/// dropped). Returns the keys written; fails when no replica is left.
-pub fn stream(header: Header, mut parts: mpsc::Receiver<Part>, shards: usize, feeds: Feeds, patience: Duration) -> Result<u64, String> {
-    let mark = crate::shard::repl::random_id();
-    let mut out = FanOut { feeds, buf: format!("$EOF:{mark}\r\n").into_bytes(), patience };
-    let io = |e: std::io::Error| format!("streaming to the replicas: {e}");
-    let result = write_rdb(&mut out, header, &mut parts, shards, io).and_then(|(keys, out)| {
-        out.buf.extend_from_slice(mark.as_bytes());
-        out.send(true).map_err(io)?;
-        Ok(keys)
-    });
-    if result.is_err() {
-        parts.close();
-    }
-    result
-}
-
 /// Payload bytes handed to the feeds at a time.
 const PAYLOAD_CHUNK: usize = 64 * 1024;
 
@@ -162,7 +292,7 @@ impl Write for FanOut {
 }
 
 /// A writer that checksums what goes through it.
-struct Checksummed<W> {
+struct Checksummed<W = BufWriter<File>> {
     out: W,
     crc: rdb::Crc64,
 }

@@ -337,11 +337,14 @@ fn shard_thread(
     saver: Option<mpsc::UnboundedReceiver<crate::shard::snapshot::SaveRequest>>,
 ) {
     // Senders wake the thread only while it sleeps (see `shard::inbox`).
-    let (parking, unparked) = (inbox.clone(), inbox.clone());
+    // A thread out of work also lets the journal writer fsync what it
+    // sent (group commit, `persist::aof`).
+    let (parking, unparked, idle) = (inbox.clone(), inbox.clone(), engine.clone());
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_park(move || {
             crate::shard::before_park();
+            idle.journal.shard_idle();
             parking.before_park()
         })
         .on_thread_unpark(move || unparked.after_unpark())

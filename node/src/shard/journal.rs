@@ -16,8 +16,11 @@
 //! of shards it held; the writer writes a transaction only once all of its
 //! parts are in, inside MULTI/EXEC, so a crash never leaves half of one.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::Notify;
 
@@ -82,6 +85,26 @@ pub struct JournalStatus {
     /// The manifest's base file sequence number (the next rewrite's base
     /// takes the one after).
     pub base_seq: AtomicU64,
+    /// Group commit under `appendfsync always` (see `persist::aof`): the
+    /// writer thread, records sent since a shard thread last went idle,
+    /// a shard thread went idle after sending some (the writer fsyncs
+    /// then), and the writer waits with nothing to write (a sender wakes
+    /// it).
+    pub writer: OnceLock<std::thread::Thread>,
+    unflushed: AtomicBool,
+    pub kick: AtomicBool,
+    pub writer_idle: AtomicBool,
+    /// The writer commits in groups (`appendfsync always` with files), and
+    /// the writer itself, which a shard thread going idle may take to
+    /// commit on its own thread.
+    pub group_commit: AtomicBool,
+    pub committer: OnceLock<Arc<Mutex<dyn Commit>>>,
+}
+
+/// The journal writer as a shard thread may drive it: write and fsync
+/// everything received (group commit, `persist::aof`).
+pub trait Commit: Send {
+    fn commit(&mut self);
 }
 
 impl JournalStatus {
@@ -100,7 +123,42 @@ impl JournalStatus {
         if let Some(to) = self.to_writer.get() {
             if to.send(msg).is_ok() {
                 self.sent.fetch_add(1, Relaxed);
+                if !self.group_commit.load(Relaxed) {
+                    return;
+                }
+                self.unflushed.store(true, SeqCst);
+                // The writer, about to wait, sets `writer_idle` and then
+                // looks at the channel: one of the two sees the other.
+                if self.writer_idle.load(SeqCst) {
+                    self.wake_writer();
+                }
             }
+        }
+    }
+
+    /// A shard thread has nothing left to run (its runtime is about to
+    /// park): if records went to the writer since a thread last did, the
+    /// writer may write and fsync them now — every write that arrived
+    /// while the thread ran is in, as Redis fsyncs once per event-loop
+    /// iteration, before it sleeps.
+    ///
+    /// Under group commit the thread does it itself when the writer is
+    /// free (Redis's way: no thread hop before the fsync, no wake-up for
+    /// the replies); when the writer is busy it is told to.
+    pub fn shard_idle(&self) {
+        if !self.group_commit.load(Relaxed) || !self.unflushed.load(Relaxed) || !self.unflushed.swap(false, Relaxed) {
+            return;
+        }
+        if let Some(Ok(mut w)) = self.committer.get().map(|c| c.try_lock()) {
+            return w.commit();
+        }
+        self.kick.store(true, SeqCst);
+        self.wake_writer();
+    }
+
+    fn wake_writer(&self) {
+        if let Some(t) = self.writer.get() {
+            t.unpark();
         }
     }
 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::Shard;
+use crate::store::snapshot::Direct;
 use crate::store::Db;
 
 /// What a shard sends the file writer.
@@ -61,11 +62,13 @@ pub struct ShardSnapshot {
 impl Shard {
     /// Starts this shard's part of a snapshot (under a transaction that
     /// holds every shard); returns the changes made so far, which the
-    /// snapshot will cover.
-    pub fn snapshot_begin(&mut self, now: u64, to_writer: mpsc::Sender<Part>) -> u64 {
+    /// snapshot will cover. Records past a bound, and big values' records,
+    /// the databases write straight to the file (`direct`; none for a
+    /// diskless sync, whose records all go through the writer thread).
+    pub fn snapshot_begin(&mut self, now: u64, to_writer: mpsc::Sender<Part>, direct: Option<Direct>) -> u64 {
         for (i, d) in self.dbs.iter_mut().enumerate() {
             if let Some(d) = d {
-                d.snapshot_begin(i as u32, now);
+                d.snapshot_begin(i as u32, now, direct.clone());
             }
         }
         self.snapshot = Some(ShardSnapshot { to_writer, detached: Vec::new(), detached_keys: 0 });

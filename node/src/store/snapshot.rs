@@ -12,8 +12,12 @@
 //! one key. The notes are bounded (`EARLY_MAX`): past it, a write
 //! serialises its whole slot instead. The memory a snapshot costs is the
 //! records waiting in `buf` and those notes, not a copy of the keyspace.
+//! Both are bounded: once `buf` holds `SPILL` bytes it goes straight to the
+//! file (`Direct`, from the shard thread), and a big value's record is
+//! written there in `SPILL`-sized chunks as it is encoded, never whole.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::rdb;
 use super::{SmallBytes, Value};
@@ -21,6 +25,19 @@ use super::{SmallBytes, Value};
 /// Keys written out (or created) ahead of their slot, at most; past it,
 /// writes serialise whole slots.
 const EARLY_MAX: usize = 1 << 16;
+/// Records a database's snapshot holds at most before they go straight to
+/// the file; also the chunk a big value's record is written in.
+pub const SPILL: usize = 256 << 10;
+
+/// The snapshot file as a shard thread may write it directly: records of
+/// database `db`, appended whole (the sink writes the SELECTDB they need).
+/// A failure is kept by the sink and fails the snapshot.
+pub trait RecordSink: Send {
+    fn put(&mut self, db: u32, bytes: &[u8]);
+}
+
+/// The running snapshot's file, shared by its writer thread and the shards.
+pub type Direct = Arc<Mutex<dyn RecordSink>>;
 
 pub struct DbSnapshot {
     /// The database's number when the snapshot started (SWAPDB moves the
@@ -39,11 +56,14 @@ pub struct DbSnapshot {
     /// Keys of slots not serialised yet that were written out (or created)
     /// already: their slot leaves them out.
     early: HashSet<SmallBytes>,
+    /// Where records go once `buf` is full, and big records as they are
+    /// encoded (none in unit tests: everything stays in `buf`).
+    direct: Option<Direct>,
 }
 
 impl DbSnapshot {
-    pub fn new(number: u32, now: u64, slots: usize) -> DbSnapshot {
-        DbSnapshot { number, now, done: vec![0; slots.div_ceil(64)], next: 0, buf: Vec::new(), keys: 0, early: HashSet::new() }
+    pub fn new(number: u32, now: u64, slots: usize, direct: Option<Direct>) -> DbSnapshot {
+        DbSnapshot { number, now, done: vec![0; slots.div_ceil(64)], next: 0, buf: Vec::new(), keys: 0, early: HashSet::new(), direct }
     }
 
     #[inline]
@@ -86,19 +106,40 @@ impl DbSnapshot {
         None
     }
 
-    /// Appends one key's record, unless it had expired at the start.
+    /// Appends one key's record, unless it had expired at the start. With
+    /// a file to write to, a big value's record goes there in chunks as it
+    /// is encoded, and `buf` goes there once it holds `SPILL` bytes.
     pub fn write(&mut self, key: &[u8], value: &Value, expire_at: u64) {
         if expire_at != 0 && expire_at <= self.now {
             return;
         }
-        // A big value is reserved for at once: grown by doubling, its
-        // record would briefly take three times its size.
-        let size = value.heap_size();
-        if size > 1 << 20 {
-            self.buf.reserve(size);
-        }
-        rdb::write_entry(&mut self.buf, key, value, (expire_at != 0).then_some(expire_at));
+        let at = (expire_at != 0).then_some(expire_at);
         self.keys += 1;
+        let Some(direct) = &self.direct else {
+            return rdb::write_entry(&mut self.buf, key, value, at);
+        };
+        if value.heap_size() > SPILL {
+            let mut file = direct.lock().unwrap_or_else(PoisonError::into_inner);
+            let db = self.number;
+            // What waits goes first: a record is written whole, in order.
+            file.put(db, &self.buf);
+            self.buf.clear();
+            rdb::write_entry_spilling(&mut self.buf, key, value, at, SPILL, &mut |chunk| {
+                file.put(db, chunk);
+                chunk.clear();
+            });
+            file.put(db, &self.buf);
+            self.buf.clear();
+            return;
+        }
+        rdb::write_entry(&mut self.buf, key, value, at);
+        if self.buf.len() >= SPILL {
+            direct.lock().unwrap_or_else(PoisonError::into_inner).put(self.number, &self.buf);
+            self.buf.clear();
+            if self.buf.capacity() > 2 * SPILL {
+                self.buf.shrink_to(SPILL);
+            }
+        }
     }
 }
 
@@ -108,7 +149,7 @@ mod tests {
 
     #[test]
     fn pending_slots_skip_the_done_ones() {
-        let mut s = DbSnapshot::new(0, 0, 130);
+        let mut s = DbSnapshot::new(0, 0, 130, None);
         s.mark_done(0);
         s.mark_done(64);
         s.mark_done(129);
@@ -123,7 +164,7 @@ mod tests {
 
     #[test]
     fn expired_keys_are_left_out() {
-        let mut s = DbSnapshot::new(0, 1000, 1);
+        let mut s = DbSnapshot::new(0, 1000, 1, None);
         s.write(b"old", &Value::Int(1), 999);
         assert_eq!((s.keys, s.buf.len()), (0, 0));
         s.write(b"live", &Value::Int(1), 1001);

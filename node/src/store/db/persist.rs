@@ -4,7 +4,7 @@
 //! took them, and its change count. Kept apart from the keyspace's own
 //! paths in `db.rs`.
 
-use super::super::snapshot::DbSnapshot;
+use super::super::snapshot::{DbSnapshot, Direct};
 use super::{Db, Entry};
 use crate::slot::key_slot;
 use crate::store::SmallBytes;
@@ -67,8 +67,9 @@ impl Db {
 
     /// Starts this database's part of a snapshot as database `number`
     /// (see `store::snapshot`).
-    pub fn snapshot_begin(&mut self, number: u32, now: u64) {
-        self.snap = Some(Box::new(DbSnapshot::new(number, now, self.tables.len())));
+    /// Records go to `direct` past a bound (none: all kept for the step).
+    pub fn snapshot_begin(&mut self, number: u32, now: u64, direct: Option<Direct>) {
+        self.snap = Some(Box::new(DbSnapshot::new(number, now, self.tables.len(), direct)));
     }
 
     pub fn snapshotting(&self) -> bool {
@@ -171,7 +172,7 @@ mod tests {
     /// under it (per-key hooks, and whole slots past the note limit).
     fn snapshot_after(d: &mut Db, change: impl FnOnce(&mut Db)) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
         use crate::store::rdb;
-        d.snapshot_begin(0, 1);
+        d.snapshot_begin(0, 1, None);
         // Serialise a few slots first, then change keys, then finish.
         d.snapshot_step(1);
         change(d);

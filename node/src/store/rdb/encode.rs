@@ -141,39 +141,86 @@ pub fn write_object(out: &mut Vec<u8>, value: &Value) {
 
 /// `write_object`, compressing strings only when `compress`.
 pub fn write_object_with(out: &mut Vec<u8>, value: &Value, compress: bool) {
+    write_object_spilling(out, value, compress, 0, &mut |_| {});
+}
+
+/// `write_object_with` for a big value: whenever `out` holds `chunk`
+/// bytes or more (when not 0) between two elements of a list, set, hash or
+/// sorted set, `spill` is given it to take away, so the record never sits
+/// whole in memory. Strings, streams and JSON documents are written whole.
+pub fn write_object_spilling(out: &mut Vec<u8>, value: &Value, compress: bool, chunk: usize, spill: Spill) {
     let z = compress;
+    let mut sp = Spiller { chunk, spill };
     match value {
         Value::Str(s) => put_string_with(out, s, z),
         Value::Int(n) => put_int_string(out, *n),
-        Value::List(l) => write_list(out, l, z),
-        Value::Set(s) => write_set(out, s, z),
-        Value::Hash(h) => write_hash(out, h, z),
-        Value::ZSet(z2) => write_zset(out, z2, z),
+        Value::List(l) => write_list(out, l, z, &mut sp),
+        Value::Set(s) => write_set(out, s, z, &mut sp),
+        Value::Hash(h) => write_hash(out, h, z, &mut sp),
+        Value::ZSet(z2) => write_zset(out, z2, z, &mut sp),
         Value::Stream(s) => super::stream::write_stream(out, s, z),
         Value::Json(doc) => super::module::write_json(out, doc, z),
     }
 }
 
-/// Quicklist nodes: listpacks of about 8 KB each.
-fn write_list(out: &mut Vec<u8>, l: &ListValue, compress: bool) {
-    let mut nodes = Vec::new();
-    let mut lp = ListpackWriter::new();
-    for e in l.iter() {
-        // An element's entry is at most its length plus 11 bytes of
-        // encoding and back-length.
-        if lp.count() > 0 && lp.bytes() + e.len() + 11 > QUICKLIST_NODE_BYTES {
-            nodes.push(std::mem::take(&mut lp).finish());
+/// Takes what a record's encoding wrote so far (and empties the buffer).
+pub type Spill<'a> = &'a mut dyn FnMut(&mut Vec<u8>);
+
+struct Spiller<'a> {
+    chunk: usize,
+    spill: Spill<'a>,
+}
+
+impl Spiller<'_> {
+    #[inline]
+    fn check(&mut self, out: &mut Vec<u8>) {
+        if self.chunk != 0 && out.len() >= self.chunk {
+            (self.spill)(out);
         }
-        lp.push(e);
     }
-    if lp.count() > 0 {
-        nodes.push(lp.finish());
+}
+
+/// Quicklist nodes: listpacks of about 8 KB each. The node count comes
+/// first: a list written in chunks builds its nodes twice (once to count
+/// them) rather than hold them all.
+fn write_list(out: &mut Vec<u8>, l: &ListValue, compress: bool, sp: &mut Spiller) {
+    let nodes = |each: &mut dyn FnMut(Vec<u8>)| {
+        let mut lp = ListpackWriter::new();
+        for e in l.iter() {
+            // An element's entry is at most its length plus 11 bytes of
+            // encoding and back-length.
+            if lp.count() > 0 && lp.bytes() + e.len() + 11 > QUICKLIST_NODE_BYTES {
+                each(std::mem::take(&mut lp).finish());
+            }
+            lp.push(e);
+        }
+        if lp.count() > 0 {
+            each(lp.finish());
+        }
+    };
+    let mut count = 0u64;
+    let mut held = Vec::new();
+    if sp.chunk == 0 {
+        nodes(&mut |n| held.push(n));
+        count = held.len() as u64;
+    } else {
+        nodes(&mut |_| count += 1);
     }
-    put_len(out, nodes.len() as u64);
-    for n in nodes {
-        // Container kind 2: a packed (listpack) node.
+    put_len(out, count);
+    // Container kind 2: a packed (listpack) node.
+    let put = |out: &mut Vec<u8>, n: Vec<u8>| {
         put_len(out, 2);
         put_string_with(out, &n, compress);
+    };
+    if sp.chunk == 0 {
+        for n in held {
+            put(out, n);
+        }
+    } else {
+        nodes(&mut |n| {
+            put(out, n);
+            sp.check(out);
+        });
     }
 }
 
@@ -187,7 +234,7 @@ fn intset_members(s: &SetValue) -> Option<Vec<i64>> {
     Some(v)
 }
 
-fn write_set(out: &mut Vec<u8>, s: &SetValue, compress: bool) {
+fn write_set(out: &mut Vec<u8>, s: &SetValue, compress: bool, sp: &mut Spiller) {
     if let Some(v) = intset_members(s) {
         put_string_with(out, &write_intset(&v), compress);
         return;
@@ -195,10 +242,11 @@ fn write_set(out: &mut Vec<u8>, s: &SetValue, compress: bool) {
     put_len(out, s.len() as u64);
     for m in s.iter() {
         put_string_with(out, m, compress);
+        sp.check(out);
     }
 }
 
-fn write_hash(out: &mut Vec<u8>, h: &HashValue, compress: bool) {
+fn write_hash(out: &mut Vec<u8>, h: &HashValue, compress: bool, sp: &mut Spiller) {
     match h {
         HashValue::Pairs(pairs) => {
             let mut lp = ListpackWriter::new();
@@ -213,12 +261,13 @@ fn write_hash(out: &mut Vec<u8>, h: &HashValue, compress: bool) {
             for (f, v) in h.iter() {
                 put_string_with(out, f, compress);
                 put_string_with(out, v, compress);
+                sp.check(out);
             }
         }
     }
 }
 
-fn write_zset(out: &mut Vec<u8>, z: &ZSet, compress: bool) {
+fn write_zset(out: &mut Vec<u8>, z: &ZSet, compress: bool, sp: &mut Spiller) {
     if z.is_compact() {
         let mut lp = ListpackWriter::new();
         z.for_each(|m, s| {
@@ -234,6 +283,7 @@ fn write_zset(out: &mut Vec<u8>, z: &ZSet, compress: bool) {
         z.for_range(0, z.len(), true, |m, s| {
             put_string_with(out, m, compress);
             put_binary_double(out, s);
+            sp.check(out);
         });
     }
 }

@@ -32,7 +32,7 @@ mod stream;
 use std::fmt;
 
 pub use decode::{read_object, read_string, Limits};
-pub use encode::{object_type, write_object, write_object_with};
+pub use encode::{object_type, write_object, write_object_spilling, write_object_with, Spill};
 pub use input::{Input, SliceInput};
 pub use reader::{Item, Reader};
 
@@ -213,6 +213,26 @@ pub fn write_entry_with(out: &mut Vec<u8>, key: &[u8], value: &crate::store::Val
     out.push(object_type(value));
     encode::put_string_with(out, key, compress);
     write_object_with(out, value, compress);
+}
+
+/// `write_entry` for a big value, handing `spill` what is written each
+/// time it reaches `chunk` bytes (see `write_object_spilling`); the rest
+/// is left in `out`.
+pub fn write_entry_spilling(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    value: &crate::store::Value,
+    expire_at_ms: Option<u64>,
+    chunk: usize,
+    spill: Spill,
+) {
+    if let Some(at) = expire_at_ms {
+        out.push(opcode::EXPIRETIME_MS);
+        out.extend_from_slice(&at.to_le_bytes());
+    }
+    out.push(object_type(value));
+    encode::put_string(out, key);
+    write_object_spilling(out, value, true, chunk, spill);
 }
 
 /// A function library: its code, as FUNCTION LOAD received it.

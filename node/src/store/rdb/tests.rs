@@ -634,3 +634,30 @@ fn compression_can_be_turned_off() {
     write_object_with(&mut off, &Value::string(&long), false);
     assert_eq!(off.len(), 2 + long.len());
 }
+
+/// A big value's record written in chunks is the record written whole,
+/// byte for byte, and no chunk is much bigger than asked.
+#[test]
+fn spilling_writes_the_same_record_in_bounded_chunks() {
+    let items: Vec<Vec<u8>> = (0..5000).map(|i| format!("member-{i}-{}", "x".repeat(i % 40)).into_bytes()).collect();
+    let refs: Vec<&[u8]> = items.iter().map(|i| &i[..]).collect();
+    let pairs: Vec<(&[u8], &[u8])> = refs.iter().map(|i| (*i, *i)).collect();
+    let scored: Vec<(&[u8], f64)> = refs.iter().enumerate().map(|(n, i)| (*i, n as f64 * 0.5)).collect();
+    for v in [list(&refs), set(&refs), hash(&pairs), zset(&scored), Value::Str(SmallBytes::new(&[7u8; 3000]))] {
+        let mut whole = Vec::new();
+        write_entry(&mut whole, b"big", &v, Some(42));
+        let (mut chunked, mut buf, mut biggest, mut chunks) = (Vec::new(), Vec::new(), 0, 0);
+        write_entry_spilling(&mut buf, b"big", &v, Some(42), 4096, &mut |c| {
+            biggest = biggest.max(c.len());
+            chunks += 1;
+            chunked.extend_from_slice(c);
+            c.clear();
+        });
+        chunked.extend_from_slice(&buf);
+        assert_eq!(hex(&chunked), hex(&whole), "{}", v.type_name());
+        assert!(biggest < 4096 + 8192 + 64, "{}: a chunk of {biggest} bytes", v.type_name());
+        if !matches!(v, Value::Str(_)) {
+            assert!(chunks > 5, "{}: {chunks} chunks", v.type_name());
+        }
+    }
+}
