@@ -64,6 +64,26 @@ extern "C" {
     /// free pages are returned to the system at once (mimalloc otherwise
     /// does so lazily, only when the thread next allocates or frees).
     fn mi_collect(force: bool);
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// mimalloc (v3)'s `mi_option_arena_eager_commit`, the fifth entry of its
+/// `mi_option_t`.
+const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+
+/// Settles how mimalloc takes memory from the system. It must run before
+/// the first allocation, when mimalloc reserves its first arena, i.e.
+/// before `main`: the binary calls it from a constructor.
+///
+/// By default (on Linux, where memory is overcommitted) mimalloc commits
+/// each arena whole when it reserves it; committed on demand instead, the
+/// resident set follows the heap much more closely. Measured with 1M small
+/// string keys: 9 MiB less RSS at start-up and 8-9 bytes less per key
+/// (docs/BENCHMARKS.md, "String keys").
+pub fn configure() {
+    // SAFETY: mi_option_set only stores an option value; it is part of
+    // the mimalloc library the global allocator is built on.
+    unsafe { mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) }
 }
 
 /// Returns the calling thread's free heap pages to the system.

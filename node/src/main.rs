@@ -5,6 +5,18 @@ use damselfly::{alloc, config, server};
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
+/// Runs `alloc::configure` as the program is loaded, before anything
+/// allocates (the runtime does before `main`).
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;
+
+#[cfg(target_os = "linux")]
+extern "C" fn configure_allocator() {
+    alloc::configure();
+}
+
 fn main() {
     let args = config::Args::from_argv(std::env::args());
     let cfg = match config::Config::from_args(&args) {

@@ -261,8 +261,8 @@ const CASES: &[(&[&str], &str)] = &[
     ], "-ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.\r\n"),
     (&["CONFIG", "SET", "maxmemory-policy", "noeviction"], "+OK\r\n"),
     // MEMORY
-    (&["MEMORY", "USAGE", "s"], ":56\r\n"),
-    (&["MEMORY", "USAGE", "s", "SAMPLES", "0"], ":56\r\n"),
+    (&["MEMORY", "USAGE", "s"], ":48\r\n"),
+    (&["MEMORY", "USAGE", "s", "SAMPLES", "0"], ":48\r\n"),
     (&["MEMORY", "USAGE", "missing"], "$-1\r\n"),
     (&["MEMORY", "USAGE", "s", "SAMPLES", "-1"], "-ERR syntax error\r\n"),
     (&["MEMORY", "USAGE", "s", "SAMPLES", "x"], "-ERR value is not an integer or out of range\r\n"),
@@ -663,12 +663,12 @@ async fn object_and_memory() {
     let _: () = c.set("big", "x".repeat(1000)).await.unwrap();
     let small: i64 = redis::cmd("MEMORY").arg("USAGE").arg("small").query_async(&mut c).await.unwrap();
     let big: i64 = redis::cmd("MEMORY").arg("USAGE").arg("big").query_async(&mut c).await.unwrap();
-    assert_eq!(small, 56, "a short key and value live inside the entry");
-    assert_eq!(big, 56 + 1000);
+    assert_eq!(small, 48, "a short key and value live inside the entry");
+    assert_eq!(big, 48 + 1000);
     let long_key = "k".repeat(100);
     let _: () = c.set(&long_key, 1).await.unwrap();
     let n: i64 = redis::cmd("MEMORY").arg("USAGE").arg(&long_key).query_async(&mut c).await.unwrap();
-    assert_eq!(n, 56 + 100);
+    assert_eq!(n, 48 + 100);
     let help: Vec<String> = redis::cmd("OBJECT").arg("HELP").query_async(&mut c).await.unwrap();
     for sub in ["ENCODING", "FREQ", "IDLETIME", "REFCOUNT", "HELP"] {
         assert!(help.iter().any(|l| l.starts_with(sub)), "OBJECT HELP lists {sub}");

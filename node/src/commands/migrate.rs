@@ -225,9 +225,9 @@ fn read_keys(d: &mut crate::store::Db, keys: Vec<(usize, Bytes)>) -> Vec<Item> {
     let now = now_ms();
     keys.into_iter()
         .filter_map(|(at, key)| {
-            let e = d.get(&key, now)?;
-            let ttl = e.expire_at().map_or(0, |t| t.saturating_sub(now).max(1));
-            Some(Item { at, payload: dump::encode(&e.value), key, ttl })
+            let idx = d.lookup(&key, now)?;
+            let ttl = d.expire_of(idx).map_or(0, |t| t.saturating_sub(now).max(1));
+            Some(Item { at, payload: dump::encode(&d.entry(idx).value), key, ttl })
         })
         .collect()
 }

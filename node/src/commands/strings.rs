@@ -471,7 +471,7 @@ fn getex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             db.remove_idx(idx);
         }
         ExpireOpt::At(at) => db.set_expire(idx, at),
-        ExpireOpt::Persist if db.entry(idx).expire_at().is_some() => db.set_expire(idx, 0),
+        ExpireOpt::Persist if db.expire_of(idx).is_some() => db.set_expire(idx, 0),
         _ => {}
     }
     Ok(())

@@ -251,11 +251,11 @@ impl Shard {
             let mut bytes = Vec::new();
             let count = keys.len();
             for k in keys {
-                let Some(e) = d.entry_as_is(&k) else {
+                let Some((e, at)) = d.entry_as_is(&k) else {
                     command(&mut bytes, &[b"DEL", &k]);
                     continue;
                 };
-                let ttl = e.expire_at().map(|t| t.to_string());
+                let ttl = at.map(|t| t.to_string());
                 let mut int = itoa::Buffer::new();
                 // A string's whole state is a SET (with its expiry): no
                 // encoding, no checksum. Other types travel as a payload.

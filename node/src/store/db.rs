@@ -22,17 +22,11 @@ use crate::slot::{key_slot, SLOTS};
 mod evict;
 mod persist;
 
+/// A key and its value. Its expiry time (absolute Unix ms) lives beside it
+/// in the slab, only for keys that have one (`Db::expire_of`).
 pub struct Entry {
     pub key: SmallBytes,
     pub value: Value,
-    /// Absolute expiry time in Unix milliseconds; 0 when the key has no TTL.
-    expire_at: u64,
-}
-
-impl Entry {
-    pub fn expire_at(&self) -> Option<u64> {
-        (self.expire_at != 0).then_some(self.expire_at)
-    }
 }
 
 pub struct Db {
@@ -216,8 +210,8 @@ impl Db {
     /// `lookup` without counting an access (EXISTS, OBJECT, eviction).
     pub fn lookup_quiet(&mut self, key: &[u8], now: u64) -> Option<u32> {
         let idx = self.find(key)?;
-        let e = self.entries.get(idx)?;
-        if e.expire_at != 0 && e.expire_at <= now {
+        let at = self.entries.expiry(idx);
+        if at != 0 && at <= now {
             self.remove_expired(idx);
             return None;
         }
@@ -240,6 +234,12 @@ impl Db {
         let idx = self.lookup(key, now)?;
         self.touch_idx(idx);
         self.entries.get_mut(idx)
+    }
+
+    /// The expiry time (absolute Unix ms) of the key at `idx`, if it has one.
+    #[inline]
+    pub fn expire_of(&self, idx: u32) -> Option<u64> {
+        Some(self.entries.expiry(idx)).filter(|&at| at != 0)
     }
 
     pub fn exists(&mut self, key: &[u8], now: u64) -> bool {
@@ -335,7 +335,7 @@ impl Db {
         if let Some(u) = &mut self.undo {
             if let Some(e) = self.entries.get(idx) {
                 if !u.has(&e.key) {
-                    u.record(e.key.clone(), Some((e.value.clone(), e.expire_at)));
+                    u.record(e.key.clone(), Some((e.value.clone(), self.entries.expiry(idx))));
                 }
             }
         }
@@ -415,13 +415,14 @@ impl Db {
         }
         let h = self.hash(key);
         let meta = access::initial(crate::util::now_ms());
-        let idx = self.entries.insert(Entry { key: SmallBytes::new(key), value, expire_at }, meta);
+        let idx = self.entries.insert(Entry { key: SmallBytes::new(key), value }, meta);
         if super::sketch::is_on() {
             self.newest_at = (self.newest_at + 1) % NEWEST;
             self.newest[self.newest_at] = idx;
             super::sketch::fit(self.len());
         }
         if expire_at != 0 {
+            self.entries.set_expiry(idx, expire_at);
             self.expires.insert((expire_at, idx));
             self.expire_sum += u128::from(expire_at);
         }
@@ -448,8 +449,7 @@ impl Db {
     /// Changes a key's TTL (0 removes it).
     pub fn set_expire(&mut self, idx: u32, expire_at: u64) {
         self.touch_idx(idx);
-        let e = self.entries.get_mut(idx).expect("live slab index");
-        let old = std::mem::replace(&mut e.expire_at, expire_at);
+        let old = self.entries.set_expiry(idx, expire_at);
         if old != 0 {
             self.expires.remove(&(old, idx));
             self.expire_sum -= u128::from(old);
@@ -509,10 +509,11 @@ impl Db {
         if let Ok(found) = self.tables[local].find_entry(h, |&i| i == idx) {
             found.remove();
         }
+        let at = self.entries.expiry(idx);
         let e = self.entries.remove(idx)?;
-        if e.expire_at != 0 {
-            self.expires.remove(&(e.expire_at, idx));
-            self.expire_sum -= u128::from(e.expire_at);
+        if at != 0 {
+            self.expires.remove(&(at, idx));
+            self.expire_sum -= u128::from(at);
         }
         Some(e)
     }
@@ -637,7 +638,8 @@ impl Db {
     pub fn for_each_in_slot(&self, slot: u16, now: u64, mut f: impl FnMut(&Entry)) {
         for &i in self.tables[self.local(slot)].iter() {
             if let Some(e) = self.entries.get(i) {
-                if e.expire_at == 0 || e.expire_at > now {
+                let at = self.entries.expiry(i);
+                if at == 0 || at > now {
                     f(e);
                 }
             }
@@ -658,7 +660,8 @@ impl Db {
         for _ in 0..1000 {
             let i = rand::random_range(0..cap);
             let Some(e) = self.entries.get(i) else { continue };
-            if e.expire_at != 0 && e.expire_at <= now {
+            let at = self.entries.expiry(i);
+            if at != 0 && at <= now {
                 self.remove_expired(i);
                 if self.entries.is_empty() {
                     return None;
@@ -672,187 +675,4 @@ impl Db {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn db() -> Db {
-        Db::new(0, 1, 7)
-    }
-
-    #[test]
-    fn entry_is_compact() {
-        // The 24 bits of access metadata live beside the entries (`Slab`).
-        assert_eq!(std::mem::size_of::<Option<Entry>>(), 56);
-    }
-
-    #[test]
-    fn avg_ttl_follows_every_ttl_change() {
-        let mut d = db();
-        assert_eq!(d.avg_ttl(0), 0);
-        d.insert_new(b"a", Value::string(b"v"), 1000);
-        d.insert_new(b"b", Value::string(b"v"), 3000);
-        d.insert_new(b"c", Value::string(b"v"), 0);
-        assert_eq!(d.avg_ttl(0), 2000);
-        assert_eq!(d.avg_ttl(500), 1500);
-        let idx = d.lookup(b"b", 0).expect("b");
-        d.set_expire(idx, 5000);
-        assert_eq!(d.avg_ttl(0), 3000);
-        let idx = d.lookup(b"c", 0).expect("c");
-        d.set_expire(idx, 6000);
-        assert_eq!(d.avg_ttl(0), 4000);
-        d.remove(b"a", 0);
-        assert_eq!(d.avg_ttl(0), 5500);
-        d.set(b"b", Value::string(b"w"), false, 0);
-        assert_eq!(d.avg_ttl(0), 6000);
-        // Past the deadlines (not expired yet): 0.
-        assert_eq!(d.avg_ttl(7000), 0);
-    }
-
-    #[test]
-    fn set_get_remove() {
-        let mut d = db();
-        for i in 0..5000 {
-            d.set(format!("k{i}").as_bytes(), Value::string(b"v"), false, 0);
-        }
-        assert_eq!(d.len(), 5000);
-        assert!(d.exists(b"k42", 0));
-        assert!(d.remove(b"k42", 0).is_some());
-        assert!(!d.exists(b"k42", 0));
-        assert_eq!(d.len(), 4999);
-        let total: usize = d.slots().map(|s| d.slot_len(s)).sum();
-        assert_eq!(total, 4999);
-    }
-
-    #[test]
-    fn tracking_notes_every_write_path_of_tracked_slots() {
-        let mut d = db();
-        // foo -> 12182, bar -> 5061.
-        d.set(b"foo", Value::string(b"1"), false, 0);
-        d.set(b"bar", Value::string(b"1"), false, 0);
-        d.set(b"{foo}ttl", Value::string(b"1"), false, 0);
-        d.track(&[12182]);
-        assert!(d.take_changed().is_empty());
-        d.set(b"foo", Value::string(b"2"), false, 0);
-        d.set(b"bar", Value::string(b"2"), false, 0);
-        let idx = d.lookup(b"{foo}ttl", 0).unwrap();
-        d.set_expire(idx, 10);
-        let mut changed: Vec<Vec<u8>> = d.take_changed().iter().map(|k| k.to_vec()).collect();
-        changed.sort();
-        assert_eq!(changed, vec![b"foo".to_vec(), b"{foo}ttl".to_vec()]);
-        // Expiry and deletion count; each key once per round.
-        assert!(d.get(b"{foo}ttl", 20).is_none());
-        d.remove(b"foo", 0);
-        d.insert_new(b"{foo}new", Value::string(b"x"), 0);
-        let idx = d.lookup(b"{foo}new", 0).unwrap();
-        d.entry_mut(idx).value = Value::string(b"y");
-        assert_eq!(d.take_changed().len(), 3);
-        assert_eq!(d.slot_keys(12182).len(), 1);
-        assert_eq!(d.drain_slot(12182, 10), 1);
-        assert_eq!(d.take_changed().len(), 1);
-        d.untrack();
-        d.set(b"foo", Value::string(b"3"), false, 0);
-        assert!(d.take_changed().is_empty());
-    }
-
-    #[test]
-    fn lazy_and_active_expiry() {
-        let mut d = db();
-        let a = d.set(b"a", Value::string(b"1"), false, 0);
-        d.set_expire(a, 100);
-        let b = d.set(b"b", Value::string(b"1"), false, 0);
-        d.set_expire(b, 200);
-        d.set(b"c", Value::string(b"1"), false, 0);
-        assert!(d.exists(b"a", 99));
-        assert!(!d.exists(b"a", 100), "lazy expiry at the deadline");
-        assert_eq!(d.volatile_len(), 1);
-        assert_eq!(d.expire_cycle(150, 10), 0);
-        assert_eq!(d.expire_cycle(250, 10), 1);
-        assert_eq!(d.len(), 1);
-        assert_eq!(d.volatile_len(), 0);
-    }
-
-    #[test]
-    fn overwrite_clears_ttl_unless_kept() {
-        let mut d = db();
-        let i = d.set(b"k", Value::string(b"1"), false, 0);
-        d.set_expire(i, 1000);
-        d.set(b"k", Value::string(b"2"), true, 0);
-        assert_eq!(d.get(b"k", 0).unwrap().expire_at(), Some(1000));
-        d.set(b"k", Value::string(b"3"), false, 0);
-        assert_eq!(d.get(b"k", 0).unwrap().expire_at(), None);
-        assert_eq!(d.volatile_len(), 0);
-    }
-
-    #[test]
-    fn writes_and_expiry_raise_watch_flags() {
-        let mut d = db();
-        let flag = Arc::new(AtomicBool::new(false));
-        d.watch(b"w", flag.clone());
-        d.set(b"other", Value::string(b"1"), false, 0);
-        assert!(!flag.load(Relaxed), "a write to another key leaves the flag");
-        let _ = d.get(b"w", 0);
-        assert!(!flag.load(Relaxed), "a read leaves the flag");
-        d.set(b"w", Value::string(b"1"), false, 0);
-        assert!(flag.load(Relaxed), "creating the key raises it");
-
-        let flag2 = Arc::new(AtomicBool::new(false));
-        d.watch(b"w", flag2.clone());
-        let idx = d.lookup(b"w", 0).unwrap();
-        d.set_expire(idx, 50);
-        assert!(flag2.load(Relaxed), "setting a TTL raises it");
-
-        let flag3 = Arc::new(AtomicBool::new(false));
-        d.watch(b"w", flag3.clone());
-        assert_eq!(d.expire_cycle(100, 10), 1);
-        assert!(flag3.load(Relaxed), "expiry raises it");
-        d.unwatch(b"w", &flag);
-        d.unwatch(b"w", &flag2);
-        d.unwatch(b"w", &flag3);
-        assert!(d.watched.is_empty());
-    }
-
-    #[test]
-    fn undo_log_restores_values_ttls_and_absence() {
-        let mut d = db();
-        let a = d.set(b"a", Value::string(b"1"), false, 0);
-        d.set_expire(a, 5000);
-        d.set(b"b", Value::string(b"keep"), false, 0);
-        d.undo_begin();
-        let a = d.lookup(b"a", 0).unwrap();
-        d.entry_mut(a).value = Value::string(b"2");
-        d.set_expire(a, 0);
-        d.entry_mut(a).value = Value::string(b"3");
-        d.remove(b"b", 0);
-        d.set(b"new", Value::string(b"x"), false, 0);
-        d.undo_rollback();
-        let e = d.get(b"a", 0).unwrap();
-        assert!(matches!(e.value, Value::Int(1)));
-        assert_eq!(e.expire_at(), Some(5000));
-        assert!(d.exists(b"b", 0));
-        assert!(!d.exists(b"new", 0));
-        assert_eq!(d.len(), 2);
-        assert_eq!(d.volatile_len(), 1);
-        // Many keys (past the linear-scan size), each changed twice.
-        d.undo_begin();
-        for round in 0..2 {
-            for i in 0..40 {
-                d.set(format!("m{i}").as_bytes(), Value::string(format!("{round}").as_bytes()), false, 0);
-            }
-        }
-        d.undo_rollback();
-        assert_eq!(d.len(), 2);
-        // After a commit, changes stay and nothing is recorded any more.
-        d.undo_begin();
-        d.set(b"c", Value::string(b"1"), false, 0);
-        d.undo_commit();
-        d.undo_rollback();
-        assert!(d.exists(b"c", 0));
-    }
-
-    #[test]
-    fn shard_owns_its_slots_only() {
-        let d = Db::new(1, 3, 0);
-        assert!(d.slots().all(|s| s % 3 == 1));
-        assert_eq!(d.slots().count(), (SLOTS - 1).div_ceil(3));
-    }
-}
+mod tests;

@@ -5,6 +5,10 @@
 //! Each position also has 24 bits of metadata (`meta`), kept beside the
 //! entries in a parallel array per chunk: packed three bytes per position,
 //! where a field in `T` would cost eight with padding.
+//!
+//! And each position has a `u64` expiry time (0: none) in a per-chunk array
+//! that exists only while some position of the chunk has one, so keys
+//! without a TTL pay nothing for it.
 
 const CHUNK_BITS: u32 = 10;
 const CHUNK: usize = 1 << CHUNK_BITS;
@@ -13,13 +17,16 @@ pub struct Slab<T> {
     chunks: Vec<Vec<Option<T>>>,
     /// Per chunk, the 24-bit metadata of each position (little endian).
     meta: Vec<Vec<[u8; 3]>>,
+    /// Per chunk, the expiry times of its positions and how many are not 0;
+    /// `None` while none is.
+    expiry: Vec<Option<Expiry>>,
     free: Vec<u32>,
     len: usize,
 }
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
-        Slab { chunks: Vec::new(), meta: Vec::new(), free: Vec::new(), len: 0 }
+        Slab { chunks: Vec::new(), meta: Vec::new(), expiry: Vec::new(), free: Vec::new(), len: 0 }
     }
 }
 
@@ -56,6 +63,7 @@ impl<T> Slab<T> {
             let cap = if self.chunks.is_empty() { 16 } else { CHUNK };
             self.chunks.push(Vec::with_capacity(cap));
             self.meta.push(Vec::with_capacity(cap));
+            self.expiry.push(None);
         }
         let ci = self.chunks.len() - 1;
         let chunk = &mut self.chunks[ci];
@@ -86,6 +94,50 @@ impl<T> Slab<T> {
         }
     }
 
+    /// The expiry time of position `i` (0: none).
+    #[inline]
+    pub fn expiry(&self, i: u32) -> u64 {
+        match self.expiry.get((i >> CHUNK_BITS) as usize) {
+            Some(Some(e)) => e.at.get(i as usize & (CHUNK - 1)).copied().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Sets the expiry time of position `i` (0: none); returns the old one.
+    pub fn set_expiry(&mut self, i: u32, at: u64) -> u64 {
+        let c = (i >> CHUNK_BITS) as usize;
+        let o = i as usize & (CHUNK - 1);
+        let (Some(slot), Some(chunk)) = (self.expiry.get_mut(c), self.chunks.get(c)) else { return 0 };
+        if o >= chunk.len() {
+            return 0;
+        }
+        let Some(e) = slot else {
+            if at != 0 {
+                // As long as the chunk is now (the first one grows).
+                let mut times = vec![0; chunk.capacity()];
+                times[o] = at;
+                *slot = Some(Expiry { at: times, count: 1 });
+            }
+            return 0;
+        };
+        if o >= e.at.len() {
+            if at == 0 {
+                return 0;
+            }
+            e.at.resize(chunk.capacity(), 0);
+        }
+        let old = std::mem::replace(&mut e.at[o], at);
+        match (old != 0, at != 0) {
+            (false, true) => e.count += 1,
+            (true, false) => e.count -= 1,
+            _ => {}
+        }
+        if e.count == 0 {
+            *slot = None;
+        }
+        old
+    }
+
     #[inline]
     pub fn get(&self, i: u32) -> Option<&T> {
         self.chunks.get((i >> CHUNK_BITS) as usize)?.get(i as usize & (CHUNK - 1))?.as_ref()
@@ -98,15 +150,24 @@ impl<T> Slab<T> {
 
     pub fn remove(&mut self, i: u32) -> Option<T> {
         let v = self.chunks.get_mut((i >> CHUNK_BITS) as usize)?.get_mut(i as usize & (CHUNK - 1))?.take()?;
+        self.set_expiry(i, 0);
         self.len -= 1;
         self.free.push(i);
         if self.len == 0 {
             self.chunks.clear();
             self.meta.clear();
+            self.expiry.clear();
             self.free = Vec::new();
         }
         Some(v)
     }
+}
+
+/// The expiry times of one chunk's positions.
+struct Expiry {
+    at: Vec<u64>,
+    /// Positions whose time is not 0.
+    count: u32,
 }
 
 #[inline]
@@ -142,5 +203,29 @@ mod tests {
         s.remove(again);
         assert!(s.is_empty());
         assert_eq!(s.capacity_used(), 0);
+    }
+
+    #[test]
+    fn expiry_array_exists_only_while_used() {
+        let mut s = Slab::default();
+        let ids: Vec<u32> = (0..2000).map(|i| s.insert(i, 0)).collect();
+        assert!(s.expiry.iter().all(Option::is_none));
+        assert_eq!(s.set_expiry(ids[1500], 0), 0);
+        assert!(s.expiry.iter().all(Option::is_none));
+        assert_eq!(s.set_expiry(ids[1500], 77), 0);
+        assert_eq!(s.set_expiry(ids[1501], 78), 0);
+        assert_eq!(s.expiry(ids[1500]), 77);
+        assert_eq!(s.expiry(ids[3]), 0);
+        assert!(s.expiry[0].is_none() && s.expiry[1].is_some());
+        assert_eq!(s.set_expiry(ids[1500], 0), 77);
+        assert!(s.expiry[1].is_some());
+        // A removed position's time goes with it, and the array when empty.
+        s.remove(ids[1501]);
+        assert!(s.expiry[1].is_none());
+        let again = s.insert(5, 0);
+        assert_eq!(again, ids[1501]);
+        assert_eq!(s.expiry(again), 0);
+        assert_eq!(s.expiry(u32::MAX), 0);
+        assert_eq!(s.set_expiry(u32::MAX, 9), 0);
     }
 }

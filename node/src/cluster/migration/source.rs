@@ -404,11 +404,11 @@ fn key_states(sh: &mut Shard, keys: &[SmallBytes], deletes: bool) -> Vec<KeyStat
     let db = sh.db(0);
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
-        match db.get(k, now) {
-            Some(e) => out.push(KeyState {
+        match db.lookup(k, now) {
+            Some(idx) => out.push(KeyState {
                 key: k.to_vec(),
-                dump: dump::encode(&e.value),
-                expire_at_ms: e.expire_at().unwrap_or(0),
+                dump: dump::encode(&db.entry(idx).value),
+                expire_at_ms: db.expire_of(idx).unwrap_or(0),
                 deleted: false,
             }),
             None if deletes => out.push(KeyState { key: k.to_vec(), dump: Vec::new(), expire_at_ms: 0, deleted: true }),

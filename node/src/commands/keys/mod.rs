@@ -354,7 +354,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, unit_ms: i64, re
         out.int(0);
         return Ok(());
     };
-    let cur = db.entry(idx).expire_at();
+    let cur = db.expire_of(idx);
     // A missing TTL counts as infinite for GT/LT.
     let skip = (nx && cur.is_some())
         || (xx && cur.is_none())
@@ -389,9 +389,10 @@ fn pexpireat(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 /// Replies -2 for a missing key, -1 for no TTL, else `f(expire_at, now)`.
 fn ttl_generic(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, f: fn(u64, u64) -> i64) -> CmdResult {
     let now = ctx.now;
-    match ctx.db().get(&args[1], now) {
+    let db = ctx.db();
+    match db.lookup(&args[1], now) {
         None => out.int(-2),
-        Some(e) => match e.expire_at() {
+        Some(idx) => match db.expire_of(idx) {
             None => out.int(-1),
             Some(at) => out.int(f(at, now)),
         },
@@ -416,7 +417,7 @@ fn persist(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
     let db = ctx.db();
     match db.lookup(&args[1], now) {
-        Some(idx) if db.entry(idx).expire_at().is_some() => {
+        Some(idx) if db.expire_of(idx).is_some() => {
             db.set_expire(idx, 0);
             out.int(1);
         }
@@ -540,7 +541,7 @@ const MEMORY_HELP: &[&str] = &[
     "    Print this help.",
 ];
 
-/// The bytes a key is estimated to occupy: its slab entry (56 bytes, with the
+/// The bytes a key is estimated to occupy: its slab entry (48 bytes, with the
 /// key and a short value inline) plus what the key and value own on the heap.
 /// Exact for the value (SAMPLES is accepted and not needed); the per-slot
 /// index and expiry index costs are left out.

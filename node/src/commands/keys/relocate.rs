@@ -52,10 +52,10 @@ pub(super) async fn rename_locked(
     }
     let taken = cx
         .run_on(ss, move |sh| {
-            sh.db(db).remove(&src, now_ms()).map(|e| {
-                let at = e.expire_at().unwrap_or(0);
-                (SendValue(e.value), at)
-            })
+            let d = sh.db(db);
+            let idx = d.lookup(&src, now_ms())?;
+            let at = d.expire_of(idx).unwrap_or(0);
+            d.remove_idx(idx).map(|e| (SendValue(e.value), at))
         })
         .await;
     if let Some((v, at)) = taken {
@@ -100,7 +100,9 @@ pub(super) fn parse_db(arg: &[u8], databases: usize) -> CmdResult<usize> {
 
 /// A deep copy of a live key's value and its expiry (0 = none).
 pub(super) fn duplicate(sh: &mut Shard, db: usize, key: &[u8]) -> Option<(SendValue, u64)> {
-    sh.db(db).get(key, now_ms()).map(|e| (SendValue(e.value.duplicate()), e.expire_at().unwrap_or(0)))
+    let d = sh.db(db);
+    let idx = d.lookup(key, now_ms())?;
+    Some((SendValue(d.entry(idx).value.duplicate()), d.expire_of(idx).unwrap_or(0)))
 }
 
 /// Stores a copied value under `key`; refuses (false) when the key exists and
@@ -184,11 +186,11 @@ pub(super) fn move_(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         out.int(0);
         return Ok(());
     }
+    let at = ctx.shard.db(src).expire_of(idx).unwrap_or(0);
     let Some(e) = ctx.shard.db(src).remove_idx(idx) else {
         out.int(0);
         return Ok(());
     };
-    let at = e.expire_at().unwrap_or(0);
     ctx.shard.db(dst).insert_new(key, e.value, at);
     out.int(1);
     Ok(())

@@ -31,7 +31,7 @@ impl Db {
                 let at = if hi > lo { rand::random_range(lo..=hi) } else { lo };
                 let Some(&(_, idx)) = self.expires.range((at, 0)..).next() else { continue };
                 if let Some(e) = self.entries.get(idx) {
-                    f(&e.key, self.entries.meta(idx), e.expire_at);
+                    f(&e.key, self.entries.meta(idx), self.entries.expiry(idx));
                 }
             }
             return;
@@ -44,7 +44,7 @@ impl Db {
         for _ in 0..4 * n {
             let i = rand::random_range(0..cap);
             if let Some(e) = self.entries.get(i) {
-                f(&e.key, self.entries.meta(i), e.expire_at);
+                f(&e.key, self.entries.meta(i), self.entries.expiry(i));
                 found += 1;
                 if found == n {
                     return;
@@ -61,7 +61,7 @@ impl Db {
         for k in 0..cap {
             let i = (start + k) % cap;
             if let Some(e) = self.entries.get(i) {
-                f(&e.key, self.entries.meta(i), e.expire_at);
+                f(&e.key, self.entries.meta(i), self.entries.expiry(i));
                 found += 1;
                 if found == n {
                     return;

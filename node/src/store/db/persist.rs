@@ -54,10 +54,12 @@ impl Db {
         }
     }
 
-    /// The entry of `key` as it is, expired or not, without counting an
-    /// access (the journal records what the keyspace holds).
-    pub fn entry_as_is(&self, key: &[u8]) -> Option<&Entry> {
-        self.find(key).and_then(|i| self.entries.get(i))
+    /// The entry of `key` and its expiry time as they are, expired or not,
+    /// without counting an access (the journal records what the keyspace
+    /// holds).
+    pub fn entry_as_is(&self, key: &[u8]) -> Option<(&Entry, Option<u64>)> {
+        let i = self.find(key)?;
+        Some((self.entries.get(i)?, self.expire_of(i)))
     }
 
     /// Changes made to this database so far.
@@ -123,7 +125,7 @@ impl Db {
         if s.early_full() {
             return self.snapshot_slot(local);
         }
-        s.write(&e.key, &e.value, e.expire_at);
+        s.write(&e.key, &e.value, self.entries.expiry(idx));
         s.mark_early(&e.key);
     }
 
@@ -152,7 +154,7 @@ impl Db {
         for &i in self.tables[local].iter() {
             if let Some(e) = self.entries.get(i) {
                 if !s.take_early(&e.key) {
-                    s.write(&e.key, &e.value, e.expire_at);
+                    s.write(&e.key, &e.value, self.entries.expiry(i));
                 }
             }
         }
