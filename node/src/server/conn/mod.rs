@@ -229,6 +229,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             repl_psync2: false,
             repl_eof: false,
             reply: Default::default(),
+            pushed: false,
             unblocked: false,
             tracking: None,
         },
