@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use damselfly_tests::Server;
+use damselfly_tests::{Raw, Redis, Server};
 use redis::AsyncCommands;
 
 #[test]
@@ -48,6 +48,47 @@ fn queued_replies_and_errors() {
     for (cmd, want) in cases {
         assert_eq!(c.cmd(cmd), *want, "command {cmd:?}");
     }
+}
+
+/// FLUSHDB, FLUSHALL and SWAPDB against WATCH: (setup by another client,
+/// what the watcher watches, the flush or swap, EXEC's reply). As in Redis,
+/// only watched keys that exist in the flushed database (or in either
+/// swapped one) are touched.
+const FLUSH_WATCH: &[(&[&[&str]], &str, &[&str], &str)] = &[
+    (&[&["DEL", "x"]], "x", &["FLUSHALL"], "*1\r\n+PONG\r\n"),
+    (&[&["DEL", "x"]], "x", &["FLUSHDB"], "*1\r\n+PONG\r\n"),
+    (&[&["SET", "x", "1"]], "x", &["FLUSHDB"], "*-1\r\n"),
+    (&[&["SET", "x", "1"]], "x", &["FLUSHALL"], "*-1\r\n"),
+    (&[&["SET", "y", "1"]], "x", &["FLUSHALL"], "*1\r\n+PONG\r\n"),
+    (&[&["DEL", "x"]], "x", &["SWAPDB", "0", "1"], "*1\r\n+PONG\r\n"),
+    (&[&["SET", "x", "1"]], "x", &["SWAPDB", "0", "1"], "*-1\r\n"),
+    (&[&["SELECT", "1"], &["SET", "x", "1"], &["SELECT", "0"]], "x", &["SWAPDB", "0", "1"], "*-1\r\n"),
+];
+
+fn flush_watch(port: u16) -> Vec<String> {
+    let (mut a, mut b) = (Raw::connect(port), Raw::connect(port));
+    let mut got = Vec::new();
+    for (setup, key, flush, _) in FLUSH_WATCH {
+        assert_eq!(b.cmd(&["FLUSHALL"]), "+OK\r\n");
+        for c in *setup {
+            b.cmd(c);
+        }
+        assert_eq!(a.cmd(&["WATCH", key]), "+OK\r\n");
+        assert_eq!(b.cmd(flush), "+OK\r\n");
+        assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
+        assert_eq!(a.cmd(&["PING"]), "+QUEUED\r\n");
+        got.push(a.cmd(&["EXEC"]));
+    }
+    got
+}
+
+#[test]
+fn flush_and_swapdb_touch_only_existing_watched_keys() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let r = Redis::start();
+    let want: Vec<String> = FLUSH_WATCH.iter().map(|t| t.3.to_string()).collect();
+    assert_eq!(flush_watch(s.port), want);
+    assert_eq!(flush_watch(r.port), want, "redis-server");
 }
 
 #[test]
