@@ -444,7 +444,8 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         i += 2;
     }
     if block.is_some() && cx.session().is_none() {
-        return Err(CmdError::err("XREAD command is not allowed with BLOCK option from scripts"));
+        // Named as the script wrote it, as Redis does.
+        return Err(CmdError::err(format!("{} command is not allowed with BLOCK option from scripts", String::from_utf8_lossy(&args[0]))));
     }
     let rest = &args[(i + 1).min(args.len())..];
     if i >= args.len() || rest.is_empty() || !rest.len().is_multiple_of(2) {
