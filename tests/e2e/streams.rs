@@ -14,6 +14,10 @@ fn replies_are_exact() {
         (&["XADD", "s", "0-0", "f", "v"], "-ERR The ID specified in XADD must be greater than 0-0\r\n"),
         (&["XADD", "s", "1-*", "a", "b"], "$3\r\n1-2\r\n"),
         (&["XADD", "s", "2", "a", "b", "c", "d"], "$3\r\n2-0\r\n"),
+        // The sequence of `ms-*` never carries over into the next ms.
+        (&["XADD", "o", "1-18446744073709551615", "a", "b"], "$22\r\n1-18446744073709551615\r\n"),
+        (&["XADD", "o", "1-*", "a", "b"], "-ERR The ID specified in XADD is equal or smaller than the target stream top item\r\n"),
+        (&["XADD", "o", "2-*", "a", "b"], "$3\r\n2-0\r\n"),
         (&["XADD", "s", "3-0", "odd"], "-ERR wrong number of arguments for 'xadd' command\r\n"),
         (&["XADD", "nx", "NOMKSTREAM", "*", "f", "v"], "$-1\r\n"),
         (&["XLEN", "s"], ":3\r\n"),

@@ -228,7 +228,13 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     } else if let Some(ms) = id_arg.strip_suffix(b"-*") {
         let ms: u64 = std::str::from_utf8(ms).ok().and_then(|m| m.parse().ok()).ok_or_else(invalid_id)?;
         if ms == last.ms && idx.is_some() {
-            last.next().ok_or_else(invalid_id)?
+            // The sequence never carries over into the next millisecond:
+            // at its end the ID is not above the top item (Redis 7.2).
+            let seq = last
+                .seq
+                .checked_add(1)
+                .ok_or_else(|| CmdError::err("The ID specified in XADD is equal or smaller than the target stream top item"))?;
+            StreamId { ms, seq }
         } else {
             StreamId { ms, seq: if ms == 0 { 1 } else { 0 } }
         }
