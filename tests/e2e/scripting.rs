@@ -365,6 +365,20 @@ fn busy_script_and_script_kill() {
     assert_eq!(o.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
     assert!(read_with_timeout(&mut runner).starts_with("-ERR Script killed by user with SCRIPT KILL..."));
 
+    // A script that catches the kill's error with pcall, in a loop, is
+    // still stopped (the error meets it again outside the pcall), and the
+    // next script runs normally.
+    runner.send_cmd(&[b"EVAL", b"local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end", b"0"]);
+    let mut o = s.raw();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !o.cmd(&["PING"]).starts_with("-BUSY") {
+        assert!(std::time::Instant::now() < deadline, "the script never got busy");
+    }
+    assert_eq!(o.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    let got = read_with_timeout(&mut runner);
+    assert!(got.starts_with("-ERR Script killed by user with SCRIPT KILL... script: "), "{got:?}");
+    assert_eq!(runner.cmd(&["EVAL", "local n = 0 for i = 1, 100000 do n = n + 1 end return n", "0"]), ":100000\r\n");
+
     // A script that wrote cannot be killed; it finishes on its own.
     runner.send_cmd(&[b"EVAL", b"redis.call('SET', 'w', '1') local t = tonumber(redis.call('TIME')[1]) while tonumber(redis.call('TIME')[1]) < t + 2 do end return 'done'", b"0"]);
     std::thread::sleep(Duration::from_millis(400));
