@@ -91,6 +91,45 @@ fn flush_and_swapdb_touch_only_existing_watched_keys() {
     assert_eq!(flush_watch(r.port), want, "redis-server");
 }
 
+/// MULTI during a busy script: MULTI runs, the command the script refuses
+/// (-BUSY) makes EXEC abort once the script is killed, and nothing of the
+/// transaction runs.
+fn multi_during_busy_script(port: u16) -> Vec<String> {
+    let (mut admin, mut tx, mut runner) = (Raw::connect(port), Raw::connect(port), Raw::connect(port));
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "lua-time-limit", "10"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&["SET", "xx", "1"]), "+OK\r\n");
+    runner.send_cmd(&[b"EVAL", b"while true do end", b"0"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !admin.cmd(&["PING"]).starts_with("-BUSY") {
+        assert!(std::time::Instant::now() < deadline, "the script never got busy");
+    }
+    let mut got = vec![tx.cmd(&["MULTI"]), tx.cmd(&["INCR", "xx"])];
+    assert_eq!(admin.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    let killed = String::from_utf8_lossy(&runner.read_reply()).into_owned();
+    assert!(killed.starts_with("-ERR Script killed by user with SCRIPT KILL..."), "{killed:?}");
+    for c in [&["INCR", "xx"][..], &["EXEC"], &["PING", "asdf"]] {
+        got.push(tx.cmd(c));
+    }
+    got.push(admin.cmd(&["GET", "xx"]));
+    got
+}
+
+#[test]
+fn multi_during_a_busy_script_matches_redis() {
+    let s = Server::start();
+    let r = Redis::start();
+    let want = [
+        "+OK\r\n",
+        "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n",
+        "+QUEUED\r\n",
+        "-EXECABORT Transaction discarded because of previous errors.\r\n",
+        "$4\r\nasdf\r\n",
+        "$1\r\n1\r\n",
+    ];
+    assert_eq!(multi_during_busy_script(s.port), want);
+    assert_eq!(multi_during_busy_script(r.port), want, "redis-server");
+}
+
 #[test]
 fn watch_is_invalidated_by_writes_expiry_and_flush() {
     let s = Server::start_with(&["--shards", "2"]);

@@ -26,7 +26,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "transactions",
         "Starts a transaction.",
         Exec::Coord(handler!(|cx, _a| multi(cx))),
-    ),
+    )
+    .when_busy(|_, _, _, _| Ok(super::BusyAnswer::Multi)),
     cmd(
         "exec",
         1,
@@ -74,12 +75,18 @@ pub fn multi(cx: &mut dyn Coord) -> CmdResult {
     if s.multi.is_some() {
         return Err(CmdError::err("MULTI calls can not be nested"));
     }
+    begin(s);
+    cx.out().ok();
+    Ok(())
+}
+
+/// Starts queueing a transaction (MULTI, or MULTI answered by a busy
+/// script's hook).
+pub fn begin(s: &mut super::session::Session) {
     s.multi = Some(Multi::default());
     if let Some(c) = &mut s.cluster {
         let _ = c.finish_tx();
     }
-    cx.out().ok();
-    Ok(())
 }
 
 /// Runs the queued commands of a transaction atomically: every shard they

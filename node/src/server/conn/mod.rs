@@ -556,6 +556,9 @@ impl Conn {
     fn resume(&mut self, slot: &super::busy::Slot, cmds: &mut Vec<Vec<Bytes>>) -> bool {
         let Some(r) = slot.unpark(&mut self.inbuf, &mut self.parser, cmds, &mut self.out.buf) else { return false };
         self.s.authed = r.authed;
+        if r.multi && self.s.multi.is_none() {
+            crate::commands::transactions::begin(&mut self.s);
+        }
         if r.rejected {
             if let Some(m) = &mut self.s.multi {
                 m.failed = true;
