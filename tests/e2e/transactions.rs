@@ -54,7 +54,9 @@ fn queued_replies_and_errors() {
 /// what the watcher watches, the flush or swap, EXEC's reply). As in Redis,
 /// only watched keys that exist in the flushed database (or in either
 /// swapped one) are touched.
-const FLUSH_WATCH: &[(&[&[&str]], &str, &[&str], &str)] = &[
+type Cmd = &'static [&'static str];
+
+const FLUSH_WATCH: &[(&[Cmd], &str, Cmd, &str)] = &[
     (&[&["DEL", "x"]], "x", &["FLUSHALL"], "*1\r\n+PONG\r\n"),
     (&[&["DEL", "x"]], "x", &["FLUSHDB"], "*1\r\n+PONG\r\n"),
     (&[&["SET", "x", "1"]], "x", &["FLUSHDB"], "*-1\r\n"),
@@ -112,6 +114,50 @@ fn multi_during_busy_script(port: u16) -> Vec<String> {
     }
     got.push(admin.cmd(&["GET", "xx"]));
     got
+}
+
+/// EXEC during a busy script ends the transaction with EXECABORT (the
+/// watched keys are dropped too); nothing of it runs.
+fn exec_during_busy_script(port: u16) -> Vec<String> {
+    let (mut admin, mut tx, mut runner) = (Raw::connect(port), Raw::connect(port), Raw::connect(port));
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "lua-time-limit", "10"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&["SET", "xx", "1"]), "+OK\r\n");
+    let mut got = vec![tx.cmd(&["WATCH", "xx"]), tx.cmd(&["MULTI"]), tx.cmd(&["INCR", "xx"])];
+    runner.send_cmd(&[b"EVAL", b"while true do end", b"0"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !admin.cmd(&["PING"]).starts_with("-BUSY") {
+        assert!(std::time::Instant::now() < deadline, "the script never got busy");
+    }
+    got.push(tx.cmd(&["EXEC"]));
+    assert_eq!(admin.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    let killed = String::from_utf8_lossy(&runner.read_reply()).into_owned();
+    assert!(killed.starts_with("-ERR Script killed by user with SCRIPT KILL..."), "{killed:?}");
+    got.push(tx.cmd(&["EXEC"]));
+    // The watch went with the transaction: a later write does not fail the next one.
+    got.push(tx.cmd(&["MULTI"]));
+    got.push(tx.cmd(&["INCR", "xx"]));
+    got.push(admin.cmd(&["SET", "xx", "5"]));
+    got.push(tx.cmd(&["EXEC"]));
+    got
+}
+
+#[test]
+fn exec_during_a_busy_script_matches_redis() {
+    let s = Server::start();
+    let r = Redis::start();
+    let want = [
+        "+OK\r\n",
+        "+OK\r\n",
+        "+QUEUED\r\n",
+        "-EXECABORT Transaction discarded because of: BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n",
+        "-ERR EXEC without MULTI\r\n",
+        "+OK\r\n",
+        "+QUEUED\r\n",
+        "+OK\r\n",
+        "*1\r\n:6\r\n",
+    ];
+    assert_eq!(exec_during_busy_script(s.port), want);
+    assert_eq!(exec_during_busy_script(r.port), want, "redis-server");
 }
 
 #[test]

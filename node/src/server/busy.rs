@@ -121,7 +121,9 @@ pub struct Slot {
 /// What the hook did while the connection was parked.
 pub struct Resumed {
     pub authed: bool,
-    /// The hook answered MULTI: the connection is queueing a transaction.
+    /// The connection is queueing a transaction: the hook answered MULTI,
+    /// or (false while the connection has one) it refused EXEC, which
+    /// ends it.
     pub multi: bool,
     /// A command was refused with -BUSY or an error.
     pub rejected: bool,
@@ -397,7 +399,8 @@ fn serve(s: &Slot, engine: &Engine) {
             Ok(Some(args)) if args.is_empty() => {}
             Ok(Some(args)) => match answer(engine, &mut state, &args, &mut out) {
                 Answer::Done => {}
-                // Refusals before the transaction do not fail it.
+                // Refusals before a transaction (or in one EXEC ended) do
+                // not fail the next.
                 Answer::Multi => s.rejected.set(false),
                 Answer::Rejected => s.rejected.set(true),
                 Answer::Hold => {
@@ -440,7 +443,7 @@ fn serve(s: &Slot, engine: &Engine) {
 /// What the hook did with a command.
 enum Answer {
     Done,
-    /// MULTI started a transaction.
+    /// MULTI started a transaction, or a refused EXEC ended one.
     Multi,
     Rejected,
     /// Left to the connection (a transaction is being queued, or the
@@ -479,7 +482,14 @@ fn answer(engine: &Engine, state: &mut u8, args: &[Bytes], out: &mut Out) -> Ans
         );
     }
     if !spec.has_flag(flag::ALLOW_BUSY) {
-        return refuse(out, commands::scripting::busy_error(engine.scripting.busy_is_function()));
+        let e = commands::scripting::busy_error(engine.scripting.busy_is_function());
+        if *state & MULTI != 0 && spec.name == "exec" {
+            // As Redis: the refused EXEC ends the transaction.
+            *state &= !MULTI;
+            out.error_text(&format!("EXECABORT Transaction discarded because of: {e}"));
+            return Answer::Multi;
+        }
+        return refuse(out, e);
     }
     if *state & MULTI != 0 && !spec.has_flag(flag::NO_QUEUE) {
         return Answer::Hold;

@@ -558,6 +558,8 @@ impl Conn {
         self.s.authed = r.authed;
         if r.multi && self.s.multi.is_none() {
             crate::commands::transactions::begin(&mut self.s);
+        } else if !r.multi && self.s.multi.is_some() {
+            crate::commands::transactions::end(&mut self.s, &self.engine);
         }
         if r.rejected {
             if let Some(m) = &mut self.s.multi {
