@@ -89,6 +89,58 @@ fn reply_modes_match_redis() {
     assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
 }
 
+/// Pub/sub confirmations and messages are pushes: they arrive under
+/// CLIENT REPLY OFF and SKIP too (Redis 7's CLIENT_PUSHING), in RESP2 and
+/// RESP3; the replies of other commands stay dropped.
+fn pushes_under_reply_off(port: u16, resp3: bool) -> Vec<String> {
+    let mut c = Raw::connect(port);
+    let mut publ = Raw::connect(port);
+    let mut got = Vec::new();
+    if resp3 {
+        c.cmd(&["HELLO", "3"]);
+    }
+    c.send_cmd(&[b"CLIENT", b"REPLY", b"OFF"]);
+    c.send_cmd(&[b"SUBSCRIBE", b"ch"]);
+    got.push(String::from_utf8_lossy(&c.read_reply()).into_owned());
+    c.send_cmd(&[b"PSUBSCRIBE", b"c*"]);
+    got.push(String::from_utf8_lossy(&c.read_reply()).into_owned());
+    got.push(publ.cmd(&["PUBLISH", "ch", "hello"]));
+    got.push(String::from_utf8_lossy(&c.read_reply()).into_owned());
+    got.push(String::from_utf8_lossy(&c.read_reply()).into_owned());
+    if resp3 {
+        c.send_cmd(&[b"GET", b"x"]);
+        c.send_cmd(&[b"CLIENT", b"REPLY", b"SKIP"]);
+    }
+    c.send_cmd(&[b"UNSUBSCRIBE", b"ch"]);
+    got.push(String::from_utf8_lossy(&c.read_reply()).into_owned());
+    c.send_cmd(&[b"PUNSUBSCRIBE"]);
+    got.push(String::from_utf8_lossy(&c.read_reply()).into_owned());
+    c.send_cmd(&[b"CLIENT", b"REPLY", b"ON"]);
+    got.push(String::from_utf8_lossy(&c.read_reply()).into_owned());
+    got
+}
+
+#[test]
+fn pubsub_pushes_ignore_reply_off() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let r = Redis::start();
+    let resp2 = [
+        "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
+        "*3\r\n$10\r\npsubscribe\r\n$2\r\nc*\r\n:2\r\n",
+        ":2\r\n",
+        "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n",
+        "*4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$2\r\nch\r\n$5\r\nhello\r\n",
+        "*3\r\n$11\r\nunsubscribe\r\n$2\r\nch\r\n:1\r\n",
+        "*3\r\n$12\r\npunsubscribe\r\n$2\r\nc*\r\n:0\r\n",
+        "+OK\r\n",
+    ];
+    let resp3: Vec<String> = resp2.iter().map(|r| if r.starts_with('*') { r.replacen('*', ">", 1) } else { r.to_string() }).collect();
+    for (is3, want) in [(false, resp2.iter().map(|s| s.to_string()).collect::<Vec<_>>()), (true, resp3)] {
+        assert_eq!(pushes_under_reply_off(s.port, is3), want, "resp3: {is3}");
+        assert_eq!(pushes_under_reply_off(r.port, is3), want, "redis, resp3: {is3}");
+    }
+}
+
 /// The `flags=` of client `id` in CLIENT LIST.
 fn flags_of(c: &mut Raw, id: &str) -> String {
     let list = c.cmd(&["CLIENT", "LIST", "ID", id]);

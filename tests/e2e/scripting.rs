@@ -190,7 +190,9 @@ fn sandbox_escapes_are_rejected() {
         ("redis.call = function() end", "Attempt to modify a readonly table"),
         ("string.rep = nil", "Attempt to modify a readonly table"),
         ("cjson.encode = nil", "Attempt to modify a readonly table"),
-        ("setmetatable(_G, nil)", "cannot change a protected metatable"),
+        ("setmetatable(_G, nil)", "Attempt to modify a readonly table"),
+        ("getmetatable(_G).__index = {}", "Attempt to modify a readonly table"),
+        ("getmetatable(_G).__newindex = nil", "Attempt to modify a readonly table"),
         ("getmetatable('').__index = {}", "attempt to index a boolean value"),
         ("loadstring('leak = 1')()", "Attempt to modify a readonly table"),
         ("return assert(loadstring(string.dump(function() end)))", "attempt to load a binary chunk"),
@@ -213,6 +215,37 @@ fn sandbox_escapes_are_rejected() {
     // Locals, pcall, loadstring into a local all behave.
     assert_eq!(c.cmd(&["EVAL", "local f = loadstring('return 6 * 7') return f()", "0"]), ":42\r\n");
     assert_eq!(c.cmd(&["EVAL", "local ok = pcall(error, 'x') return ok", "0"]), "$-1\r\n");
+}
+
+/// The read-only globals' metatable and XREAD's BLOCK refusal, reply for
+/// reply as redis-server 7 gives them (the script's sha is in the text).
+const READONLY_META: &[(&str, &str)] = &[
+    ("setmetatable(_G, {})", "-ERR Attempt to modify a readonly table script: "),
+    ("setmetatable(redis, {})", "-ERR Attempt to modify a readonly table script: "),
+    ("local g = getmetatable(_G); g.__index = {}", "-ERR user_script:1: Attempt to modify a readonly table script: "),
+    ("return type(getmetatable(_G).__index)", "$8\r\nfunction\r\n"),
+    ("return getmetatable(redis) == nil", ":1\r\n"),
+    ("return getmetatable(setmetatable({}, {a = 7})).a", ":7\r\n"),
+    (
+        "return redis.call('xread', 'block', '0', 'streams', 's', '0')",
+        "-ERR xread command is not allowed with BLOCK option from scripts script: ",
+    ),
+    (
+        "return redis.call('XREADGROUP', 'GROUP', 'g', 'c', 'block', '0', 'streams', 's', '>')",
+        "-ERR XREADGROUP command is not allowed with BLOCK option from scripts script: ",
+    ),
+];
+
+#[test]
+fn readonly_metatables_and_blocking_refusals_match_redis() {
+    let s = Server::start();
+    let r = damselfly_tests::Redis::start();
+    let (mut a, mut b) = (s.raw(), r.raw());
+    for (script, want) in READONLY_META {
+        let ours = a.cmd(&["EVAL", script, "0"]);
+        assert!(ours.starts_with(want), "{script}: {ours:?}");
+        assert_eq!(ours, b.cmd(&["EVAL", script, "0"]), "{script}");
+    }
 }
 
 #[test]
@@ -331,6 +364,20 @@ fn busy_script_and_script_kill() {
     let mut o = s.raw();
     assert_eq!(o.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
     assert!(read_with_timeout(&mut runner).starts_with("-ERR Script killed by user with SCRIPT KILL..."));
+
+    // A script that catches the kill's error with pcall, in a loop, is
+    // still stopped (the error meets it again outside the pcall), and the
+    // next script runs normally.
+    runner.send_cmd(&[b"EVAL", b"local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end", b"0"]);
+    let mut o = s.raw();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !o.cmd(&["PING"]).starts_with("-BUSY") {
+        assert!(std::time::Instant::now() < deadline, "the script never got busy");
+    }
+    assert_eq!(o.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    let got = read_with_timeout(&mut runner);
+    assert!(got.starts_with("-ERR Script killed by user with SCRIPT KILL... script: "), "{got:?}");
+    assert_eq!(runner.cmd(&["EVAL", "local n = 0 for i = 1, 100000 do n = n + 1 end return n", "0"]), ":100000\r\n");
 
     // A script that wrote cannot be killed; it finishes on its own.
     runner.send_cmd(&[b"EVAL", b"redis.call('SET', 'w', '1') local t = tonumber(redis.call('TIME')[1]) while tonumber(redis.call('TIME')[1]) < t + 2 do end return 'done'", b"0"]);

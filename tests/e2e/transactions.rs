@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use damselfly_tests::Server;
+use damselfly_tests::{Raw, Redis, Server};
 use redis::AsyncCommands;
 
 #[test]
@@ -48,6 +48,132 @@ fn queued_replies_and_errors() {
     for (cmd, want) in cases {
         assert_eq!(c.cmd(cmd), *want, "command {cmd:?}");
     }
+}
+
+/// FLUSHDB, FLUSHALL and SWAPDB against WATCH: (setup by another client,
+/// what the watcher watches, the flush or swap, EXEC's reply). As in Redis,
+/// only watched keys that exist in the flushed database (or in either
+/// swapped one) are touched.
+type Cmd = &'static [&'static str];
+
+const FLUSH_WATCH: &[(&[Cmd], &str, Cmd, &str)] = &[
+    (&[&["DEL", "x"]], "x", &["FLUSHALL"], "*1\r\n+PONG\r\n"),
+    (&[&["DEL", "x"]], "x", &["FLUSHDB"], "*1\r\n+PONG\r\n"),
+    (&[&["SET", "x", "1"]], "x", &["FLUSHDB"], "*-1\r\n"),
+    (&[&["SET", "x", "1"]], "x", &["FLUSHALL"], "*-1\r\n"),
+    (&[&["SET", "y", "1"]], "x", &["FLUSHALL"], "*1\r\n+PONG\r\n"),
+    (&[&["DEL", "x"]], "x", &["SWAPDB", "0", "1"], "*1\r\n+PONG\r\n"),
+    (&[&["SET", "x", "1"]], "x", &["SWAPDB", "0", "1"], "*-1\r\n"),
+    (&[&["SELECT", "1"], &["SET", "x", "1"], &["SELECT", "0"]], "x", &["SWAPDB", "0", "1"], "*-1\r\n"),
+];
+
+fn flush_watch(port: u16) -> Vec<String> {
+    let (mut a, mut b) = (Raw::connect(port), Raw::connect(port));
+    let mut got = Vec::new();
+    for (setup, key, flush, _) in FLUSH_WATCH {
+        assert_eq!(b.cmd(&["FLUSHALL"]), "+OK\r\n");
+        for c in *setup {
+            b.cmd(c);
+        }
+        assert_eq!(a.cmd(&["WATCH", key]), "+OK\r\n");
+        assert_eq!(b.cmd(flush), "+OK\r\n");
+        assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
+        assert_eq!(a.cmd(&["PING"]), "+QUEUED\r\n");
+        got.push(a.cmd(&["EXEC"]));
+    }
+    got
+}
+
+#[test]
+fn flush_and_swapdb_touch_only_existing_watched_keys() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let r = Redis::start();
+    let want: Vec<String> = FLUSH_WATCH.iter().map(|t| t.3.to_string()).collect();
+    assert_eq!(flush_watch(s.port), want);
+    assert_eq!(flush_watch(r.port), want, "redis-server");
+}
+
+/// MULTI during a busy script: MULTI runs, the command the script refuses
+/// (-BUSY) makes EXEC abort once the script is killed, and nothing of the
+/// transaction runs.
+fn multi_during_busy_script(port: u16) -> Vec<String> {
+    let (mut admin, mut tx, mut runner) = (Raw::connect(port), Raw::connect(port), Raw::connect(port));
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "lua-time-limit", "10"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&["SET", "xx", "1"]), "+OK\r\n");
+    runner.send_cmd(&[b"EVAL", b"while true do end", b"0"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !admin.cmd(&["PING"]).starts_with("-BUSY") {
+        assert!(std::time::Instant::now() < deadline, "the script never got busy");
+    }
+    let mut got = vec![tx.cmd(&["MULTI"]), tx.cmd(&["INCR", "xx"])];
+    assert_eq!(admin.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    let killed = String::from_utf8_lossy(&runner.read_reply()).into_owned();
+    assert!(killed.starts_with("-ERR Script killed by user with SCRIPT KILL..."), "{killed:?}");
+    for c in [&["INCR", "xx"][..], &["EXEC"], &["PING", "asdf"]] {
+        got.push(tx.cmd(c));
+    }
+    got.push(admin.cmd(&["GET", "xx"]));
+    got
+}
+
+/// EXEC during a busy script ends the transaction with EXECABORT (the
+/// watched keys are dropped too); nothing of it runs.
+fn exec_during_busy_script(port: u16) -> Vec<String> {
+    let (mut admin, mut tx, mut runner) = (Raw::connect(port), Raw::connect(port), Raw::connect(port));
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "lua-time-limit", "10"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&["SET", "xx", "1"]), "+OK\r\n");
+    let mut got = vec![tx.cmd(&["WATCH", "xx"]), tx.cmd(&["MULTI"]), tx.cmd(&["INCR", "xx"])];
+    runner.send_cmd(&[b"EVAL", b"while true do end", b"0"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !admin.cmd(&["PING"]).starts_with("-BUSY") {
+        assert!(std::time::Instant::now() < deadline, "the script never got busy");
+    }
+    got.push(tx.cmd(&["EXEC"]));
+    assert_eq!(admin.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    let killed = String::from_utf8_lossy(&runner.read_reply()).into_owned();
+    assert!(killed.starts_with("-ERR Script killed by user with SCRIPT KILL..."), "{killed:?}");
+    got.push(tx.cmd(&["EXEC"]));
+    // The watch went with the transaction: a later write does not fail the next one.
+    got.push(tx.cmd(&["MULTI"]));
+    got.push(tx.cmd(&["INCR", "xx"]));
+    got.push(admin.cmd(&["SET", "xx", "5"]));
+    got.push(tx.cmd(&["EXEC"]));
+    got
+}
+
+#[test]
+fn exec_during_a_busy_script_matches_redis() {
+    let s = Server::start();
+    let r = Redis::start();
+    let want = [
+        "+OK\r\n",
+        "+OK\r\n",
+        "+QUEUED\r\n",
+        "-EXECABORT Transaction discarded because of: BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n",
+        "-ERR EXEC without MULTI\r\n",
+        "+OK\r\n",
+        "+QUEUED\r\n",
+        "+OK\r\n",
+        "*1\r\n:6\r\n",
+    ];
+    assert_eq!(exec_during_busy_script(s.port), want);
+    assert_eq!(exec_during_busy_script(r.port), want, "redis-server");
+}
+
+#[test]
+fn multi_during_a_busy_script_matches_redis() {
+    let s = Server::start();
+    let r = Redis::start();
+    let want = [
+        "+OK\r\n",
+        "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n",
+        "+QUEUED\r\n",
+        "-EXECABORT Transaction discarded because of previous errors.\r\n",
+        "$4\r\nasdf\r\n",
+        "$1\r\n1\r\n",
+    ];
+    assert_eq!(multi_during_busy_script(s.port), want);
+    assert_eq!(multi_during_busy_script(r.port), want, "redis-server");
 }
 
 #[test]

@@ -270,6 +270,9 @@ pub enum BusyAnswer {
     /// Nothing written: the connection runs the command once the script
     /// ends (it needs the connection's state, an AUTH as another user).
     Defer,
+    /// MULTI: the hook starts the client's transaction (replies +OK) if it
+    /// has none; a nested MULTI is left to the connection.
+    Multi,
 }
 
 /// A command's answer from the busy hook: the engine, the arguments,

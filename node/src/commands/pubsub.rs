@@ -151,6 +151,9 @@ fn sub(s: &mut Session) -> &mut Subscription {
 }
 
 fn confirm(cx: &mut dyn Coord, count: usize, kind: &[u8], name: Option<&[u8]>) {
+    if let Ok(s) = cx.client() {
+        s.pushed = true;
+    }
     let out = cx.out();
     out.push(3);
     out.bulk(kind);

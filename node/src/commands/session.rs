@@ -49,6 +49,9 @@ pub struct Session {
     pub repl_eof: bool,
     /// CLIENT REPLY: whether commands' replies are sent.
     pub reply: Reply,
+    /// A (un)subscribe confirmation was written: it is a push, which goes
+    /// out even under CLIENT REPLY OFF or SKIP (as Redis's CLIENT_PUSHING).
+    pub pushed: bool,
     /// CLIENT UNBLOCK ended the last wait as a timeout.
     pub unblocked: bool,
     /// Client-side caching: where this connection's invalidations arrive

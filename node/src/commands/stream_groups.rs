@@ -463,7 +463,8 @@ pub async fn xreadgroup(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         i += 1;
     }
     if block.is_some() && cx.session().is_none() {
-        return Err(CmdError::err("XREADGROUP command is not allowed with BLOCK option from scripts"));
+        // Named as the script wrote it, as Redis does.
+        return Err(CmdError::err(format!("{} command is not allowed with BLOCK option from scripts", String::from_utf8_lossy(&args[0]))));
     }
     let Some(at) = streams_at else { return Err(CmdError::Syntax) };
     let Some((group, consumer)) = names else { return Err(CmdError::err("Missing GROUP option for XREADGROUP")) };

@@ -228,7 +228,13 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     } else if let Some(ms) = id_arg.strip_suffix(b"-*") {
         let ms: u64 = std::str::from_utf8(ms).ok().and_then(|m| m.parse().ok()).ok_or_else(invalid_id)?;
         if ms == last.ms && idx.is_some() {
-            last.next().ok_or_else(invalid_id)?
+            // The sequence never carries over into the next millisecond:
+            // at its end the ID is not above the top item (Redis 7.2).
+            let seq = last
+                .seq
+                .checked_add(1)
+                .ok_or_else(|| CmdError::err("The ID specified in XADD is equal or smaller than the target stream top item"))?;
+            StreamId { ms, seq }
         } else {
             StreamId { ms, seq: if ms == 0 { 1 } else { 0 } }
         }
@@ -444,7 +450,8 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         i += 2;
     }
     if block.is_some() && cx.session().is_none() {
-        return Err(CmdError::err("XREAD command is not allowed with BLOCK option from scripts"));
+        // Named as the script wrote it, as Redis does.
+        return Err(CmdError::err(format!("{} command is not allowed with BLOCK option from scripts", String::from_utf8_lossy(&args[0]))));
     }
     let rest = &args[(i + 1).min(args.len())..];
     if i >= args.len() || rest.is_empty() || !rest.len().is_multiple_of(2) {
@@ -464,13 +471,19 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         }
     }
     let deadline = block.map(|ms| (ms > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(ms)));
+    let mut woken = false;
     loop {
         let mut found: Vec<(Bytes, Vec<(StreamId, Fields)>)> = Vec::new();
         for (k, a) in keys.iter().zip(&after) {
             let (k2, a) = (k.clone(), *a);
             let shard = cx.engine().shard_of(k);
-            if let Some(items) = cx.run_on(shard, move |sh| read_after(sh.db(db), &k2, a, count, now_ms())).await? {
-                found.push((k.clone(), items));
+            match cx.run_on(shard, move |sh| read_after(sh.db(db), &k2, a, count, now_ms())).await {
+                Ok(Some(items)) => found.push((k.clone(), items)),
+                Ok(None) => {}
+                // Once blocked, a key that now holds another type is no
+                // stream to serve: the client keeps waiting, as in Redis.
+                Err(CmdError::WrongType) if woken => {}
+                Err(e) => return Err(e),
             }
         }
         if !found.is_empty() {
@@ -495,6 +508,7 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         if !wait_for_entries(cx, &keys, deadline, args).await? {
             return Ok(());
         }
+        woken = true;
     }
 }
 

@@ -26,7 +26,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "transactions",
         "Starts a transaction.",
         Exec::Coord(handler!(|cx, _a| multi(cx))),
-    ),
+    )
+    .when_busy(|_, _, _, _| Ok(super::BusyAnswer::Multi)),
     cmd(
         "exec",
         1,
@@ -74,12 +75,18 @@ pub fn multi(cx: &mut dyn Coord) -> CmdResult {
     if s.multi.is_some() {
         return Err(CmdError::err("MULTI calls can not be nested"));
     }
+    begin(s);
+    cx.out().ok();
+    Ok(())
+}
+
+/// Starts queueing a transaction (MULTI, or MULTI answered by a busy
+/// script's hook).
+pub fn begin(s: &mut super::session::Session) {
     s.multi = Some(Multi::default());
     if let Some(c) = &mut s.cluster {
         let _ = c.finish_tx();
     }
-    cx.out().ok();
-    Ok(())
 }
 
 /// Runs the queued commands of a transaction atomically: every shard they
@@ -166,15 +173,22 @@ const CUTOVER_RETRIES: usize = 60;
 pub fn discard(cx: &mut dyn Coord) -> CmdResult {
     let engine = cx.engine().clone();
     let s = cx.client()?;
-    if s.multi.take().is_none() {
+    if s.multi.is_none() {
         return Err(CmdError::err("DISCARD without MULTI"));
     }
+    end(s, &engine);
+    cx.out().ok();
+    Ok(())
+}
+
+/// Drops the transaction being queued and the watched keys (DISCARD, or
+/// an EXEC a busy script's hook refused).
+pub fn end(s: &mut super::session::Session, engine: &crate::shard::Engine) {
+    s.multi = None;
     if let Some(c) = &mut s.cluster {
         let _ = c.finish_tx();
     }
-    s.unwatch(&engine);
-    cx.out().ok();
-    Ok(())
+    s.unwatch(engine);
 }
 
 /// Adds keys to the watch list: from now on, any change to them makes EXEC

@@ -17,9 +17,11 @@
 //! The hook reads what is available with non-blocking `recv`, answers
 //! complete commands as a busy Redis does (-BUSY, except for the commands
 //! declared `allow_busy`: SCRIPT KILL, FUNCTION KILL, FUNCTION STATS,
-//! SHUTDOWN NOSAVE and AUTH run, through their declared `busy` answer; the
-//! others, such as MULTI or HELLO, are left to the connection, which runs
-//! them once the script ends; -NOAUTH before AUTH), and writes with
+//! SHUTDOWN NOSAVE and AUTH run, through their declared `busy` answer, and
+//! MULTI starts the client's transaction, which the commands refused
+//! meanwhile make EXEC abort, as in Redis; the others, such as HELLO, are
+//! left to the connection, which runs them once the script ends; -NOAUTH
+//! before AUTH), and writes with
 //! non-blocking `send`; what does not fit waits in
 //! the slot, and the hook reads no more from that client until it is sent.
 //!
@@ -119,6 +121,10 @@ pub struct Slot {
 /// What the hook did while the connection was parked.
 pub struct Resumed {
     pub authed: bool,
+    /// The connection is queueing a transaction: the hook answered MULTI,
+    /// or (false while the connection has one) it refused EXEC, which
+    /// ends it.
+    pub multi: bool,
     /// A command was refused with -BUSY or an error.
     pub rejected: bool,
     /// The connection must close once what it has received is handled.
@@ -200,7 +206,13 @@ impl Slot {
         }
         cmds.append(&mut self.held.borrow_mut());
         out.append(&mut self.unsent.borrow_mut());
-        Some(Resumed { authed: self.state.get() & AUTHED != 0, rejected: self.rejected.replace(false), close: self.close.get() })
+        let state = self.state.get();
+        Some(Resumed {
+            authed: state & AUTHED != 0,
+            multi: state & MULTI != 0,
+            rejected: self.rejected.replace(false),
+            close: self.close.get(),
+        })
     }
 
     /// Whether the hook left something for the task.
@@ -387,6 +399,9 @@ fn serve(s: &Slot, engine: &Engine) {
             Ok(Some(args)) if args.is_empty() => {}
             Ok(Some(args)) => match answer(engine, &mut state, &args, &mut out) {
                 Answer::Done => {}
+                // Refusals before a transaction (or in one EXEC ended) do
+                // not fail the next.
+                Answer::Multi => s.rejected.set(false),
                 Answer::Rejected => s.rejected.set(true),
                 Answer::Hold => {
                     s.held.borrow_mut().push(args);
@@ -428,6 +443,8 @@ fn serve(s: &Slot, engine: &Engine) {
 /// What the hook did with a command.
 enum Answer {
     Done,
+    /// MULTI started a transaction, or a refused EXEC ended one.
+    Multi,
     Rejected,
     /// Left to the connection (a transaction is being queued, or the
     /// command needs the connection).
@@ -465,7 +482,14 @@ fn answer(engine: &Engine, state: &mut u8, args: &[Bytes], out: &mut Out) -> Ans
         );
     }
     if !spec.has_flag(flag::ALLOW_BUSY) {
-        return refuse(out, commands::scripting::busy_error(engine.scripting.busy_is_function()));
+        let e = commands::scripting::busy_error(engine.scripting.busy_is_function());
+        if *state & MULTI != 0 && spec.name == "exec" {
+            // As Redis: the refused EXEC ends the transaction.
+            *state &= !MULTI;
+            out.error_text(&format!("EXECABORT Transaction discarded because of: {e}"));
+            return Answer::Multi;
+        }
+        return refuse(out, e);
     }
     if *state & MULTI != 0 && !spec.has_flag(flag::NO_QUEUE) {
         return Answer::Hold;
@@ -483,6 +507,14 @@ fn answer(engine: &Engine, state: &mut u8, args: &[Bytes], out: &mut Out) -> Ans
             Ok(())
         }
         Ok(commands::BusyAnswer::Defer) => return Answer::Hold,
+        // As Redis, MULTI runs during a busy script, and the commands the
+        // script refuses meanwhile make EXEC abort.
+        Ok(commands::BusyAnswer::Multi) if *state & MULTI == 0 => {
+            *state |= MULTI;
+            out.ok();
+            return Answer::Multi;
+        }
+        Ok(commands::BusyAnswer::Multi) => return Answer::Hold,
         Ok(commands::BusyAnswer::Shutdown) => {
             tracing::warn!("SHUTDOWN NOSAVE while a script is busy");
             return Answer::Shutdown;

@@ -233,6 +233,7 @@ impl Shard {
         self.journal_db_command(i, &[b"FLUSHDB"]);
         let Some(old) = self.dbs[i].as_mut() else { return };
         let watchers = old.take_watchers();
+        Db::raise_watchers(&watchers, |k| old.contains(k));
         let tracking = old.take_tracking();
         let wake = old.take_wake();
         if let Some(old) = self.dbs[i].take() {
@@ -254,8 +255,8 @@ impl Shard {
     /// Exchanges the contents of databases `a` and `b` (SWAPDB). Connections
     /// address databases by index, so clients of both see the swap at once.
     /// Swaps two databases. WATCH registrations stay with their database
-    /// number (a watcher of db 0 now sees the other data), so every watcher
-    /// of either is told.
+    /// number (a watcher of db 0 now sees the other data), so the watchers
+    /// of a key that exists in either database are told.
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
         if a == b {
             return;
@@ -264,6 +265,10 @@ impl Shard {
         self.journal_db_command(a, &[b"SWAPDB", ta.as_bytes(), tb.as_bytes()]);
         let wa = self.dbs[a].as_mut().map(|d| d.take_watchers()).unwrap_or_default();
         let wb = self.dbs[b].as_mut().map(|d| d.take_watchers()).unwrap_or_default();
+        let (da, db) = (self.dbs[a].as_deref(), self.dbs[b].as_deref());
+        let in_either = |k: &[u8]| da.is_some_and(|d| d.contains(k)) || db.is_some_and(|d| d.contains(k));
+        Db::raise_watchers(&wa, in_either);
+        Db::raise_watchers(&wb, in_either);
         self.dbs.swap(a, b);
         if !wa.is_empty() {
             self.db(a).set_watchers(wa);

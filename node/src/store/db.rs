@@ -29,6 +29,9 @@ pub struct Entry {
     pub value: Value,
 }
 
+/// WATCHed keys of a database and their watchers' flags.
+pub type Watchers = HashMap<SmallBytes, Vec<Arc<AtomicBool>>>;
+
 pub struct Db {
     shard: usize,
     nshards: usize,
@@ -42,7 +45,7 @@ pub struct Db {
     expire_sum: u128,
     /// WATCHed keys and the flags of the clients watching them. Every write
     /// path below raises the flags of the key it changes.
-    watched: HashMap<SmallBytes, Vec<Arc<AtomicBool>>>,
+    watched: Watchers,
     /// While a script runs on its fast path: how to put back every key it
     /// changed (see `undo_begin`). `None` the rest of the time.
     undo: Option<Box<UndoLog>>,
@@ -378,16 +381,27 @@ impl Db {
         self.undo_spare = Some(log);
     }
 
-    /// Raises every watcher's flag (the database is flushed or swapped) and
-    /// hands the watch registrations over, so they survive the swap.
-    pub fn take_watchers(&mut self) -> HashMap<SmallBytes, Vec<Arc<AtomicBool>>> {
-        for f in self.watched.values().flatten() {
-            f.store(true, Relaxed);
-        }
+    /// Hands the watch registrations over (the database is flushed or
+    /// swapped), so they survive; `raise_watchers` tells those whose key
+    /// the flush or swap changed.
+    pub fn take_watchers(&mut self) -> Watchers {
         std::mem::take(&mut self.watched)
     }
 
-    pub fn set_watchers(&mut self, w: HashMap<SmallBytes, Vec<Arc<AtomicBool>>>) {
+    /// Raises the flag of every watcher of a key `changed` says is changed:
+    /// as in Redis, a flush or swap touches only the watched keys that
+    /// exist in either database, not those that are absent on both sides.
+    pub fn raise_watchers(w: &Watchers, changed: impl Fn(&[u8]) -> bool) {
+        for (key, flags) in w {
+            if changed(key) {
+                for f in flags {
+                    f.store(true, Relaxed);
+                }
+            }
+        }
+    }
+
+    pub fn set_watchers(&mut self, w: Watchers) {
         self.watched = w;
     }
 

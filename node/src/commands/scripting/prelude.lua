@@ -16,6 +16,10 @@ local function readonly_error()
   error('Attempt to modify a readonly table', 2)
 end
 
+-- The metatables getmetatable shows (read-only) for protected tables: only
+-- the globals have one in Redis 7; the library tables show none.
+local meta_of = setmetatable({}, {__mode = 'k'})
+
 local function readonly(t)
   local p = setmetatable({}, {__index = t, __newindex = readonly_error, __metatable = false})
   protected[p] = true
@@ -218,9 +222,33 @@ rawset_real(G, 'loadstring', function(s, name)
   if f then setfenv_real(f, getfenv_real(2)) end
   return f, e
 end)
+-- Changing a protected table's metatable is an attempt to modify it (an
+-- error without a position, as Redis's C check gives); the globals'
+-- metatable is shown read-only.
+local getmetatable_real = getmetatable
+rawset_real(G, 'setmetatable', function(t, mt)
+  if protected[t] then error('Attempt to modify a readonly table', 0) end
+  return setmetatable(t, mt)
+end)
+-- The view holds no table a script could change: the globals show as the
+-- scripts' environment, other tables as read-only views.
+rawset_real(G, 'getmetatable', function(t)
+  if not protected[t] then return getmetatable_real(t) end
+  local mt = meta_of[t]
+  if not mt then return nil end
+  local shown = {}
+  for k, v in pairs(mt) do
+    if v == G then v = E elseif type(v) == 'table' then v = readonly(v) end
+    shown[k] = v
+  end
+  return readonly(shown)
+end)
 local string_mt = getmetatable('')
 string_mt.__metatable = false
-setmetatable(G, {__index = missing_global_error, __newindex = create_global_error, __metatable = false})
+local G_mt = {__index = missing_global_error, __newindex = create_global_error, __metatable = false}
+meta_of[G] = G_mt
+meta_of[E] = G_mt
+setmetatable(G, G_mt)
 
 -- Runs f(a, b) and returns true plus its first result, or false plus an
 -- error table {err=, source=, line=}. Without arguments (EVAL scripts read

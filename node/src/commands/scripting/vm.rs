@@ -95,6 +95,25 @@ fn plain_integer(b: &[u8]) -> Option<f64> {
 /// Lua instructions between two checks of the time limit and kill flag.
 const HOOK_EVERY: u32 = 10_000;
 
+/// Once a run is being stopped (SCRIPT KILL, a timed-out load), the hook
+/// also runs at every new line and backward jump, as Redis's does: a
+/// script that catches the stop's error with pcall in a loop meets it
+/// again outside the pcall, where nothing catches it.
+///
+/// # Safety
+/// `state` is a live Lua state of this thread whose hook mlua installed.
+pub unsafe fn hook_every_line(state: *mut ffi::lua_State) {
+    ffi::lua_sethook(state, ffi::lua_gethook(state), ffi::LUA_MASKLINE | ffi::LUA_MASKCOUNT, HOOK_EVERY as std::os::raw::c_int);
+}
+
+/// Puts the hook back to every `HOOK_EVERY` instructions after such a run.
+///
+/// # Safety
+/// As for `hook_every_line`.
+pub unsafe fn hook_restore(state: *mut ffi::lua_State) {
+    ffi::lua_sethook(state, ffi::lua_gethook(state), ffi::LUA_MASKCOUNT, HOOK_EVERY as std::os::raw::c_int);
+}
+
 pub struct Vm {
     pub lua: Lua,
     /// `run(f, a, b)`: calls `f(a, b)` under the error handler; returns
@@ -273,7 +292,7 @@ impl Vm {
             lua.load(include_str!("prelude.lua")).set_name("=redis").call((natives, crate::REDIS_VERSION, version_num))?;
         // Global: coroutines created by scripts inherit it, so they are
         // bound by the time limit too.
-        lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), |_, _| exec::hook().map(|()| VmState::Continue))?;
+        lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), |lua, _| exec::hook(lua).map(|()| VmState::Continue))?;
         let (script_gen, lib_gen) = (scripting.script_gen.load(Relaxed), scripting.lib_gen.load(Relaxed));
         let raw = Raw::new(&lua, &runner, &env)?;
         Ok(Vm {

@@ -229,6 +229,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             repl_psync2: false,
             repl_eof: false,
             reply: Default::default(),
+            pushed: false,
             unblocked: false,
             tracking: None,
         },
@@ -555,6 +556,11 @@ impl Conn {
     fn resume(&mut self, slot: &super::busy::Slot, cmds: &mut Vec<Vec<Bytes>>) -> bool {
         let Some(r) = slot.unpark(&mut self.inbuf, &mut self.parser, cmds, &mut self.out.buf) else { return false };
         self.s.authed = r.authed;
+        if r.multi && self.s.multi.is_none() {
+            crate::commands::transactions::begin(&mut self.s);
+        } else if !r.multi && self.s.multi.is_some() {
+            crate::commands::transactions::end(&mut self.s, &self.engine);
+        }
         if r.rejected {
             if let Some(m) = &mut self.s.multi {
                 m.failed = true;

@@ -212,15 +212,22 @@ impl Conn {
         }
         let mark = self.out.buf.len();
         self.quiet = true;
+        self.s.pushed = false;
         Box::pin(self.execute(&mut vec![args])).await;
         self.quiet = false;
+        // (Un)subscribe confirmations are pushes: Redis sends them
+        // whatever CLIENT REPLY says.
+        let keep = std::mem::take(&mut self.s.pushed);
         match self.s.reply {
             Reply::On => {}
             Reply::Skipping => {
                 self.s.reply = Reply::On;
-                self.out.buf.truncate(mark);
+                if !keep {
+                    self.out.buf.truncate(mark);
+                }
             }
-            Reply::Off | Reply::SkipNext => self.out.buf.truncate(mark),
+            Reply::Off | Reply::SkipNext if !keep => self.out.buf.truncate(mark),
+            Reply::Off | Reply::SkipNext => {}
         }
     }
 

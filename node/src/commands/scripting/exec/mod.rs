@@ -267,6 +267,9 @@ pub struct RunCtx<'a> {
     /// Script time at which the busy run next serves its thread's clients.
     next_service: Duration,
     registered: Vec<Registered>,
+    /// The running state, once the run is being stopped and its hook runs
+    /// at every line (`vm::hook_every_line`); put back when it ends.
+    stopping: Option<*mut ffi::lua_State>,
 }
 
 /// A monotonic clock read for the time limit: the coarse clock, which
@@ -299,7 +302,12 @@ fn with_ctx<R>(ctx: &mut RunCtx<'_>, f: impl FnOnce() -> R) -> R {
     let p: *mut RunCtx<'static> = (ctx as *mut RunCtx<'_>).cast();
     let prev = CURRENT.with(|c| c.replace(p));
     let _reset = Reset(prev);
-    f()
+    let r = f();
+    if let Some(state) = ctx.stopping.take() {
+        // SAFETY: the state the hook was changed on, still alive.
+        unsafe { super::vm::hook_restore(state) };
+    }
+    r
 }
 
 /// Gives `f` the current run, if any. The slot is emptied while `f` runs,
@@ -368,8 +376,18 @@ pub fn register_function(name: String, func: Function, flag_names: Vec<String>, 
 }
 
 /// The instruction-count hook: enforces the time limit and SCRIPT KILL.
-pub fn hook() -> mlua::Result<()> {
-    current(|ctx| ctx.check_time()).unwrap_or(Ok(()))
+pub fn hook(lua: &Lua) -> mlua::Result<()> {
+    current(|ctx| {
+        let r = ctx.check_time();
+        if r.is_err() && ctx.stopping.is_none() {
+            // SAFETY: the state running this hook, on this thread.
+            let state = lua.state();
+            unsafe { super::vm::hook_every_line(state) };
+            ctx.stopping = Some(state);
+        }
+        r
+    })
+    .unwrap_or(Ok(()))
 }
 
 impl<'a> RunCtx<'a> {
@@ -400,6 +418,7 @@ impl<'a> RunCtx<'a> {
             busy: None,
             next_service: Duration::ZERO,
             registered: Vec::new(),
+            stopping: None,
         }
     }
 
