@@ -8,7 +8,8 @@
 #   acl:      redis-benchmark logged in as a user with 10 key patterns
 #             (the last one matching its keys) instead of the default user.
 # SET and GET at pipeline depth 1 and 16, redis-benchmark -c 50 -r 100000,
-# medians of REPEATS runs, base and variant alternating.
+# medians of REPEATS runs, base and variant alternating on one server
+# process (each variant switched on for its run and off after it).
 #
 # Usage: bench/overhead.sh [--no-build] [--repeats N] [--requests N]
 # Needs redis-benchmark, redis-cli, curl and python3. Output: a table on
@@ -62,24 +63,38 @@ start() { # name extra args...: sets PORT and PID
     wait_ready "$PORT"
 }
 
-start base; BPORT=$PORT; BPID=$PID
+# One server for every variant, switched on and off around its runs:
+# separate processes of the same binary differ by more than the variants
+# cost (their memory layout and scheduling; up to 15% at -P 16 here).
 MPORT="$(free_port)"
-start observed --metrics-port "$MPORT" --latency-monitor-threshold 1; OPORT=$PORT; OPID=$PID
-start acl; APORT=$PORT; APID=$PID
-start tracking; TPORT=$PORT; TPID=$PID
-redis-cli -p "$APORT" ACL SETUSER bench on '>pw' '~a1*' '~b2*' '~c3*' '~d4*' '~e5*' '~f6*' '~g7*' '~h8*' '~i9*' '~key:*' '+@all' >/dev/null
-
-# The observed node's scraper, the tracking node's tracking client.
-( while true; do curl -s "http://127.0.0.1:$MPORT/metrics" >/dev/null || true; sleep 1; done ) &
-PIDS+=($!)
-python3 - "$TPORT" <<'PY' &
+start base --metrics-port "$MPORT"; BPORT=$PORT; BPID=$PID
+redis-cli -p "$BPORT" ACL SETUSER bench on '>pw' '~a1*' '~b2*' '~c3*' '~d4*' '~e5*' '~f6*' '~g7*' '~h8*' '~i9*' '~key:*' '+@all' >/dev/null
+HELPER=""
+variant_on() { # variant
+    case "$1" in
+        observed)
+            redis-cli -p "$BPORT" CONFIG SET latency-monitor-threshold 1 >/dev/null
+            ( while true; do curl -s "http://127.0.0.1:$MPORT/metrics" >/dev/null || true; sleep 1; done ) &
+            HELPER=$! ;;
+        tracking)
+            python3 - "$BPORT" <<'PY' &
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"HELLO 3\r\nCLIENT TRACKING ON BCAST\r\n")
 while s.recv(1 << 16):
     pass
 PY
-PIDS+=($!)
+            HELPER=$!
+            for _ in $(seq 1 100); do redis-cli -p "$BPORT" CLIENT LIST | grep -q 'flags=t' && break; sleep 0.05; done ;;
+    esac
+}
+variant_off() { # variant
+    if [ -n "$HELPER" ]; then kill "$HELPER" 2>/dev/null || true; wait "$HELPER" 2>/dev/null || true; HELPER=""; fi
+    case "$1" in
+        observed) redis-cli -p "$BPORT" CONFIG SET latency-monitor-threshold 0 >/dev/null ;;
+        tracking) for _ in $(seq 1 100); do redis-cli -p "$BPORT" CLIENT LIST | grep -q 'flags=t' || break; sleep 0.05; done ;;
+    esac
+}
 
 printf '| test | base ops/s | base CPU/req | variant | variant ops/s | variant CPU/req | share of base |\n|---|---:|---:|---|---:|---:|---:|\n'
 for test in set get; do
@@ -88,13 +103,13 @@ for test in set get; do
             b=(); v=(); bc=(); vc=()
             for _ in $(seq 1 "$REPEATS"); do
                 read -r r c < <(bench_once "$BPORT" "$BPID" "$test" "$pipe"); b+=("$r"); bc+=("$c")
-                if [ "$variant" = observed ]; then
-                    read -r r c < <(bench_once "$OPORT" "$OPID" "$test" "$pipe")
-                elif [ "$variant" = tracking ]; then
-                    read -r r c < <(bench_once "$TPORT" "$TPID" "$test" "$pipe")
+                variant_on "$variant"
+                if [ "$variant" = acl ]; then
+                    read -r r c < <(bench_once "$BPORT" "$BPID" "$test" "$pipe" --user bench -a pw)
                 else
-                    read -r r c < <(bench_once "$APORT" "$APID" "$test" "$pipe" --user bench -a pw)
+                    read -r r c < <(bench_once "$BPORT" "$BPID" "$test" "$pipe")
                 fi
+                variant_off "$variant"
                 v+=("$r"); vc+=("$c")
             done
             python3 - "$test" "$pipe" "$variant" "${b[*]}" "${bc[*]}" "${v[*]}" "${vc[*]}" <<'PY'
