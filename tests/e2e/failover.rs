@@ -426,12 +426,9 @@ fn killed_primaries_fail_over_to_their_replicas_without_losing_confirmed_writes(
     assert!(total_confirmed > total_attempts / 2, "too few writes confirmed: {total_confirmed}/{total_attempts}");
 }
 
-/// A planned failover (cluster-admin failover, i.e. CLUSTER FAILOVER on the
-/// replica) under a stream of INCRs: every acknowledged INCR is in the new
-/// primary, the writer is redirected there, the old primary becomes its
-/// replica.
-#[test]
-fn planned_failover_loses_no_acknowledged_write() {
+/// A 3-node cluster whose first primary gets a replica (through
+/// cluster-admin), synced: the cluster, the primary's port, the replica's.
+fn three_primaries_and_a_replica() -> (Cluster, u16, u16) {
     let (mut c, _) = Cluster::start(3);
     let p0 = c.ports[0];
     c.dirs.push(TempDir::new("replica"));
@@ -442,6 +439,16 @@ fn planned_failover_loses_no_acknowledged_write() {
     let (ok, out, err) = admin(p0, &["add-replica", &format!("127.0.0.1:{rport}"), "--of", &format!("127.0.0.1:{p0}")]);
     assert!(ok, "{out}{err}");
     assert!(wait_until(20, || Server::raw_at(rport).cmd(&["ROLE"]).contains("connected")), "replica did not sync");
+    (c, p0, rport)
+}
+
+/// A planned failover (cluster-admin failover, i.e. CLUSTER FAILOVER on the
+/// replica) under a stream of INCRs: every acknowledged INCR is in the new
+/// primary, the writer is redirected there, the old primary becomes its
+/// replica.
+#[test]
+fn planned_failover_loses_no_acknowledged_write() {
+    let (c, p0, rport) = three_primaries_and_a_replica();
     assert_eq!(Server::raw_at(p0).cmd(&["CLUSTER", "FAILOVER"]), "-ERR You should send CLUSTER FAILOVER to a replica\r\n");
     assert_eq!(Server::raw_at(rport).cmd(&["CLUSTER", "FAILOVER", "NOW"]), "-ERR syntax error\r\n");
     let key = key_on(p0, p0);
@@ -507,16 +514,7 @@ fn planned_failover_loses_no_acknowledged_write() {
 #[test]
 fn a_paused_primary_is_replaced_and_no_key_ends_with_two_values() {
     const KEYS: usize = 50;
-    let (mut c, _) = Cluster::start(3);
-    let p0 = c.ports[0];
-    c.dirs.push(TempDir::new("replica"));
-    let r = Server::start_with(&["--cluster", "--dir", c.dirs[3].path()]);
-    let rport = r.port;
-    c.ports.push(rport);
-    c.nodes.push(Some(r));
-    let (ok, out, err) = admin(p0, &["add-replica", &format!("127.0.0.1:{rport}"), "--of", &format!("127.0.0.1:{p0}")]);
-    assert!(ok, "{out}{err}");
-    assert!(wait_until(20, || Server::raw_at(rport).cmd(&["ROLE"]).contains("connected")), "replica did not sync");
+    let (c, p0, rport) = three_primaries_and_a_replica();
     // Keys the old primary serves, each written once and replicated.
     let keys: Vec<String> =
         (0..100_000).map(|i| format!("k{i}")).filter(|k| Server::raw_at(p0).cmd(&["SET", k, "before"]) == "+OK\r\n").take(KEYS).collect();

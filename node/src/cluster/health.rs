@@ -112,10 +112,14 @@ fn isolation(ctl: &Control, view: &ClusterView, now: u64, timeout: u64) {
     let voters: Vec<&crate::slot::map::Member> = view.members.iter().filter(|m| m.voter).collect();
     if voters.is_empty() {
         ctl.map.health.set_isolated(false);
+        ctl.map.health.note_majority(now);
         return;
     }
     let heard = voters.iter().filter(|m| m.id == ctl.myself.id || ctl.map.health.heard_or_new_within(&m.id, now, timeout / 2)).count();
     let isolated = heard * 2 <= voters.len();
+    if !isolated {
+        ctl.map.health.note_majority(now);
+    }
     if isolated != ctl.map.health.isolated() {
         if isolated {
             warn!(heard, voters = voters.len(), "cut off from the majority of the cluster: refusing writes");

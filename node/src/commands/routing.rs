@@ -98,7 +98,7 @@ impl ConnCluster {
         route_result(view, slot, full)?;
         // Cut off from the majority: another node may own these slots by
         // now (`cluster::health`).
-        if spec.has_flag(crate::commands::flag::WRITE) && self.map.health.isolated() {
+        if spec.has_flag(crate::commands::flag::WRITE) && self.map.health.refuses_writes(crate::util::now_ms()) {
             return Err(CmdError::Other("CLUSTERDOWN The cluster is down".into()));
         }
         Ok(())

@@ -52,6 +52,9 @@ pub struct Health {
     fenced: AtomicBool,
     /// See `isolated`.
     isolated: AtomicBool,
+    /// When the isolation check last found a majority (ms; the creation
+    /// time until then).
+    majority_at: AtomicU64,
     /// This process's incarnation (random per start), set by the cluster
     /// control plane when it starts.
     pub incarnation: OnceLock<String>,
@@ -65,6 +68,9 @@ impl Default for Health {
             full_coverage: AtomicBool::new(true),
             fenced: AtomicBool::new(false),
             isolated: AtomicBool::new(false),
+            majority_at: AtomicU64::new(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            ),
             incarnation: OnceLock::new(),
             peers: Mutex::new(HashMap::new()),
         }
@@ -151,6 +157,21 @@ impl Health {
         self.isolated.store(on, Relaxed);
     }
 
+    /// The isolation check found a majority at `now`.
+    pub fn note_majority(&self, now: u64) {
+        self.majority_at.fetch_max(now, Relaxed);
+    }
+
+    /// Whether writes must be refused at `now`: cut off from the majority,
+    /// or no check has found one for the node timeout. The second covers
+    /// a process that was stalled (paused, swapped out) for that long: the
+    /// majority may have promoted a replica meanwhile, so it must not take
+    /// the writes waiting in its sockets before its periodic check (every
+    /// tenth of the timeout) has heard the majority again.
+    pub fn refuses_writes(&self, now: u64) -> bool {
+        self.isolated() || now.saturating_sub(self.majority_at.load(Relaxed)) > self.node_timeout()
+    }
+
     /// The ping to `id` failed (refused, timed out): the link is down; the
     /// ping stays outstanding.
     pub fn ping_failed(&self, id: &str) {
@@ -169,6 +190,20 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_are_refused_when_no_majority_was_found_for_the_node_timeout() {
+        let h = Health::default();
+        let t0 = h.majority_at.load(Relaxed);
+        assert!(!h.refuses_writes(t0 + 10));
+        // A stall longer than the timeout: refused until a check finds
+        // the majority again.
+        assert!(h.refuses_writes(t0 + DEFAULT_NODE_TIMEOUT_MS + 1));
+        h.note_majority(t0 + 5000);
+        assert!(!h.refuses_writes(t0 + 5001));
+        h.set_isolated(true);
+        assert!(h.refuses_writes(t0 + 5001));
+    }
 
     #[test]
     fn suspicion_follows_the_node_timeout() {
