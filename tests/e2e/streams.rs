@@ -2,7 +2,7 @@
 //! (compared with redis-server 7 when they were written), XREAD BLOCK woken
 //! by XADD, and streams through DUMP/RESTORE.
 
-use damselfly_tests::{Raw, Server};
+use damselfly_tests::Server;
 
 #[test]
 fn replies_are_exact() {
@@ -64,35 +64,6 @@ fn replies_are_exact() {
         "-ERR The ID specified in XADD is equal or smaller than the target stream top item\r\n"
     );
     assert_eq!(c.cmd(&["XLEN", "t2"]), ":1\r\n");
-}
-
-/// A blocked XREAD whose key becomes a list (in a transaction) keeps
-/// waiting, and is served by the stream created afterwards, as in Redis.
-fn reader_outlives_a_type_change(port: u16) -> String {
-    let (mut reader, mut c) = (Raw::connect(port), Raw::connect(port));
-    reader.send_cmd(&[b"XREAD", b"BLOCK", b"20000", b"STREAMS", b"s1", b"$"]);
-    c.wait_blocked(1);
-    for (cmd, want) in [
-        (&["MULTI"][..], "+OK\r\n"),
-        (&["XADD", "s1", "1-1", "old", "x"], "+QUEUED\r\n"),
-        (&["DEL", "s1"], "+QUEUED\r\n"),
-        (&["LPUSH", "s1", "foo", "bar"], "+QUEUED\r\n"),
-        (&["EXEC"], "*3\r\n$3\r\n1-1\r\n:1\r\n:2\r\n"),
-        (&["DEL", "s1"], ":1\r\n"),
-        (&["XADD", "s1", "2-2", "new", "y"], "$3\r\n2-2\r\n"),
-    ] {
-        assert_eq!(c.cmd(cmd), want, "{cmd:?}");
-    }
-    String::from_utf8_lossy(&reader.read_reply()).into_owned()
-}
-
-#[test]
-fn blocked_reader_outlives_a_type_change() {
-    let s = Server::start_with(&["--shards", "2"]);
-    let r = damselfly_tests::Redis::start();
-    let want = "*1\r\n*2\r\n$2\r\ns1\r\n*1\r\n*2\r\n$3\r\n2-2\r\n*2\r\n$3\r\nnew\r\n$1\r\ny\r\n";
-    assert_eq!(reader_outlives_a_type_change(s.port), want);
-    assert_eq!(reader_outlives_a_type_change(r.port), want, "redis-server");
 }
 
 #[test]

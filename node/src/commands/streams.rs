@@ -471,19 +471,13 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         }
     }
     let deadline = block.map(|ms| (ms > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(ms)));
-    let mut woken = false;
     loop {
         let mut found: Vec<(Bytes, Vec<(StreamId, Fields)>)> = Vec::new();
         for (k, a) in keys.iter().zip(&after) {
             let (k2, a) = (k.clone(), *a);
             let shard = cx.engine().shard_of(k);
-            match cx.run_on(shard, move |sh| read_after(sh.db(db), &k2, a, count, now_ms())).await {
-                Ok(Some(items)) => found.push((k.clone(), items)),
-                Ok(None) => {}
-                // Once blocked, a key that now holds another type is no
-                // stream to serve: the client keeps waiting, as in Redis.
-                Err(CmdError::WrongType) if woken => {}
-                Err(e) => return Err(e),
+            if let Some(items) = cx.run_on(shard, move |sh| read_after(sh.db(db), &k2, a, count, now_ms())).await? {
+                found.push((k.clone(), items));
             }
         }
         if !found.is_empty() {
@@ -508,7 +502,6 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         if !wait_for_entries(cx, &keys, deadline, args).await? {
             return Ok(());
         }
-        woken = true;
     }
 }
 
