@@ -32,6 +32,7 @@ use tracing::{info, warn};
 use super::migration::Control;
 use super::raft::Change;
 use super::{channel, BusChannel};
+use crate::slot::health::Pong;
 use crate::slot::map::ClusterView;
 use crate::util::now_ms;
 
@@ -75,7 +76,9 @@ pub async fn run(ctl: Arc<Control>) {
                 match answer {
                     Ok(Ok(r)) if r.get_ref().node_id == id => {
                         let r = r.into_inner();
-                        ctl.map.health.pong(&id, now_ms(), r.incarnation, r.lost_data, r.repl_offset);
+                        let pong =
+                            Pong { incarnation: r.incarnation, lost_data: r.lost_data, repl_offset: r.repl_offset, log_index: r.log_index };
+                        ctl.map.health.pong(&id, now_ms(), now, pong, applied_index(&ctl));
                     }
                     _ => ctl.map.health.ping_failed(&id),
                 }
@@ -98,6 +101,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The last Raft log index this node applied to its configuration.
+fn applied_index(ctl: &Control) -> u64 {
+    ctl.raft.metrics().borrow().last_applied.map_or(0, |l| l.index)
+}
+
 fn is_leader(ctl: &Control) -> bool {
     let m = ctl.raft.metrics().borrow().clone();
     m.current_leader == Some(m.id)
@@ -107,15 +115,20 @@ fn is_leader(ctl: &Control) -> bool {
 /// Raft voters (itself included) for half the node timeout: it then
 /// refuses writes, before the majority's leader could declare it failed
 /// and promote one of its replicas, so two primaries never take writes
-/// for the same slots.
+/// for the same slots. Only answers to recent pings from peers whose log
+/// this node has applied count (`Health::current_within`): a node waking
+/// from a stall takes writes again only once it has applied whatever the
+/// majority decided meanwhile — if that was its failure, its slots are
+/// out of service by then.
 fn isolation(ctl: &Control, view: &ClusterView, now: u64, timeout: u64) {
+    ctl.map.health.confirm(applied_index(ctl));
     let voters: Vec<&crate::slot::map::Member> = view.members.iter().filter(|m| m.voter).collect();
     if voters.is_empty() {
         ctl.map.health.set_isolated(false);
         ctl.map.health.note_majority(now);
         return;
     }
-    let heard = voters.iter().filter(|m| m.id == ctl.myself.id || ctl.map.health.heard_or_new_within(&m.id, now, timeout / 2)).count();
+    let heard = voters.iter().filter(|m| m.id == ctl.myself.id || ctl.map.health.current_within(&m.id, now, timeout / 2)).count();
     let isolated = heard * 2 <= voters.len();
     if !isolated {
         ctl.map.health.note_majority(now);

@@ -32,6 +32,24 @@ pub struct Peer {
     pub lost_data: bool,
     /// The peer's replication offset (what a replica applied).
     pub repl_offset: u64,
+    /// The last Raft log index the peer had stored when it answered.
+    pub log_index: u64,
+    /// When the newest ping was sent whose answer this node can count
+    /// towards a majority: the peer's log held nothing this node has not
+    /// applied (see `Health::confirm`). 0 until one is.
+    pub confirmed_at: u64,
+    /// The oldest answer not confirmed yet: (its ping's send time, the
+    /// peer's log index).
+    pending: Option<(u64, u64)>,
+}
+
+/// What a peer said of itself in a pong.
+#[derive(Clone, Debug, Default)]
+pub struct Pong {
+    pub incarnation: String,
+    pub lost_data: bool,
+    pub repl_offset: u64,
+    pub log_index: u64,
 }
 
 impl Peer {
@@ -123,27 +141,60 @@ impl Health {
         }
     }
 
-    /// `id` answered at `now`.
-    pub fn pong(&self, id: &str, now: u64, incarnation: String, lost_data: bool, repl_offset: u64) {
+    /// `id` answered at `now` the ping sent at `asked_at`; this node had
+    /// applied the Raft log up to `applied` then.
+    pub fn pong(&self, id: &str, now: u64, asked_at: u64, pong: Pong, applied: u64) {
         if let Some(p) = self.peers().get_mut(id) {
             p.ping_sent = 0;
             p.pong_recv = now;
             p.link_up = true;
-            p.incarnation = incarnation;
-            p.lost_data = lost_data;
-            p.repl_offset = repl_offset;
+            p.incarnation = pong.incarnation;
+            p.lost_data = pong.lost_data;
+            p.repl_offset = pong.repl_offset;
+            p.log_index = pong.log_index;
+            if pong.log_index <= applied {
+                p.confirmed_at = p.confirmed_at.max(asked_at);
+                p.pending = None;
+            } else if p.pending.is_none() {
+                p.pending = Some((asked_at, pong.log_index));
+            }
         }
+    }
+
+    /// This node has applied the Raft log up to `applied`: the answers
+    /// that were waiting for it count from now on.
+    pub fn confirm(&self, applied: u64) {
+        for p in self.peers().values_mut() {
+            if let Some((asked_at, index)) = p.pending {
+                if index <= applied {
+                    p.confirmed_at = p.confirmed_at.max(asked_at);
+                    p.pending = None;
+                }
+            }
+        }
+    }
+
+    /// Whether `id` counts towards a majority at `now`: it answered a ping
+    /// sent within `within` ms having stored no Raft entry this node has
+    /// not applied (or it is new and has not been asked for that long).
+    ///
+    /// A ping's send time, not its answer's arrival, is what counts: an
+    /// answer that waited in the socket while this process was stopped
+    /// says nothing of the cluster now. And a peer whose log holds an
+    /// entry this node has not applied yet may be holding the entry that
+    /// declared this node failed or promoted its replica: it counts only
+    /// once this node has applied that far, so a majority is never
+    /// "heard" by a node that has not yet learnt it lost its slots.
+    pub fn current_within(&self, id: &str, now: u64, within: u64) -> bool {
+        self.peer(id).is_some_and(|p| {
+            let new = p.pong_recv == 0 && now.saturating_sub(p.first_seen) <= within;
+            new || (p.confirmed_at > 0 && now.saturating_sub(p.confirmed_at) <= within)
+        })
     }
 
     /// Whether `id` answered within `within` ms of `now`.
     pub fn heard_within(&self, id: &str, now: u64, within: u64) -> bool {
         self.peer(id).is_some_and(|p| p.pong_recv > 0 && now.saturating_sub(p.pong_recv) <= within)
-    }
-
-    /// Whether `id` was heard from (or first probed) within `within` ms of
-    /// `now`.
-    pub fn heard_or_new_within(&self, id: &str, now: u64, within: u64) -> bool {
-        self.peer(id).is_some_and(|p| now.saturating_sub(p.last_heard()) <= within)
     }
 
     /// Whether this node has been cut off from a majority of the Raft
@@ -213,7 +264,7 @@ mod tests {
         assert!(!h.suspect("a", 10_500));
         assert!(h.suspect("a", 11_001), "never answered since probing began");
         h.ping_sent("a", 11_000);
-        h.pong("a", 11_010, "inc".into(), false, 7);
+        h.pong("a", 11_010, 11_000, Pong { incarnation: "inc".into(), repl_offset: 7, ..Pong::default() }, 0);
         assert!(h.heard_within("a", 11_500, 500) && !h.heard_within("a", 11_600, 500));
         assert!(!h.suspect("a", 11_500));
         let p = h.peer("a").unwrap();
@@ -227,5 +278,30 @@ mod tests {
         h.track(&["a"], 13_000);
         assert!(h.peer("b").is_none());
         assert!(!h.suspect("unknown", 99_999));
+    }
+
+    #[test]
+    fn an_answer_counts_once_this_node_applied_what_the_peer_stored() {
+        let h = Health::default();
+        h.track(&["a"], 10_000);
+        assert!(h.current_within("a", 10_100, 500), "new and not asked for long");
+        h.pong("a", 10_210, 10_200, Pong { log_index: 9, ..Pong::default() }, 8);
+        assert!(!h.current_within("a", 10_300, 500), "its log is ahead of ours");
+        // The next answer, still ahead, does not displace the first.
+        h.pong("a", 10_310, 10_300, Pong { log_index: 12, ..Pong::default() }, 8);
+        h.confirm(9);
+        assert!(h.current_within("a", 10_400, 500));
+        assert!(!h.current_within("a", 10_701, 500), "the confirmed ping is too old");
+        h.pong("a", 10_810, 10_800, Pong { log_index: 12, ..Pong::default() }, 12);
+        assert!(h.current_within("a", 10_900, 500));
+    }
+
+    #[test]
+    fn an_answer_to_a_ping_sent_before_a_stall_does_not_count() {
+        let h = Health::default();
+        h.track(&["a"], 10_000);
+        // Sent at 10_000, read at 20_000 after the process was stopped.
+        h.pong("a", 20_000, 10_000, Pong::default(), 0);
+        assert!(!h.current_within("a", 20_001, 500));
     }
 }

@@ -72,6 +72,7 @@ impl Migration for MigrationService {
             incarnation: ctl.incarnation.clone(),
             lost_data: ctl.map.health.fenced(),
             repl_offset: ctl.engine.repl.offset.load(std::sync::atomic::Ordering::Relaxed),
+            log_index: ctl.raft.metrics().borrow().last_log_index.unwrap_or(0),
         }))
     }
 
