@@ -331,3 +331,48 @@ fn subcommands_on_members() {
     assert_eq!(ra.cmd(&["CLUSTER", "RESET"]), "-ERR CLUSTER RESET can't be called with master nodes containing keys\r\n");
     assert_eq!(ra.cmd(&["CLUSTER", "FLUSHSLOTS"]), "-ERR DB must be empty to perform CLUSTER FLUSHSLOTS.\r\n");
 }
+
+/// Keys of a slot DELSLOTS left without an owner stay on their node,
+/// unserved, as in Redis: ADDSLOTS on the same node serves them again (what
+/// redis-py's cluster suite checks), and the slot going to another node
+/// drops them there.
+#[test]
+fn keys_of_an_unassigned_slot_wait_for_its_next_owner() {
+    let dirs = [TempDir::new("k0"), TempDir::new("k1")];
+    let (a, b) = (node(&dirs[0]), node(&dirs[1]));
+    let (ida, idb) = (myid(a.port), myid(b.port));
+    let (mut ra, mut rb) = (a.raw(), b.raw());
+    assert_eq!(ra.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]), "+OK\r\n");
+    assert_eq!(rb.cmd(&["CLUSTER", "ADDSLOTSRANGE", "8192", "16383"]), "+OK\r\n");
+    assert_eq!(rb.cmd(&["CLUSTER", "MEET", "127.0.0.1", &a.port.to_string()]), "+OK\r\n");
+    for p in [a.port, b.port] {
+        assert!(wait_until(10, || Server::raw_at(p).cmd(&["CLUSTER", "INFO"]).contains("cluster_state:ok")), "{}", nodes(p));
+    }
+    // "bar" is in slot 5061, a's.
+    assert_eq!(ra.cmd(&["SET", "bar", "v"]), "+OK\r\n");
+    assert_eq!(ra.cmd(&["CLUSTER", "DELSLOTS", "5061"]), "+OK\r\n");
+    assert!(wait_until(10, || has_line(a.port, &ida, " connected 0-5060 5062-8191")), "{}", nodes(a.port));
+    let unserved: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["GET", "bar"], "-CLUSTERDOWN Hash slot not served\r\n"),
+        (vec!["SET", "bar", "w"], "-CLUSTERDOWN Hash slot not served\r\n"),
+        (vec!["EXISTS", "bar"], "-CLUSTERDOWN Hash slot not served\r\n"),
+        (vec!["CLUSTER", "COUNTKEYSINSLOT", "5061"], ":1\r\n"),
+        (vec!["CLUSTER", "GETKEYSINSLOT", "5061", "10"], "*1\r\n$3\r\nbar\r\n"),
+        (vec!["DBSIZE"], ":1\r\n"),
+    ];
+    for (cmd, want) in &unserved {
+        assert_eq!(ra.cmd(cmd), *want, "{cmd:?}");
+    }
+    // The cluster's background purge had its chance: the key is still there.
+    assert!(wait_until(10, || has_line(b.port, &ida, " connected 0-5060 5062-8191")), "{}", nodes(b.port));
+    assert_eq!(ra.cmd(&["CLUSTER", "COUNTKEYSINSLOT", "5061"]), ":1\r\n");
+    assert_eq!(ra.cmd(&["CLUSTER", "ADDSLOTS", "5061"]), "+OK\r\n");
+    assert!(wait_until(10, || ra.cmd(&["GET", "bar"]) == "$1\r\nv\r\n"));
+    // Given to b instead, the slot's keys go from a.
+    assert_eq!(ra.cmd(&["CLUSTER", "DELSLOTS", "5061"]), "+OK\r\n");
+    assert!(wait_until(10, || has_line(b.port, &ida, " connected 0-5060 5062-8191")), "{}", nodes(b.port));
+    assert_eq!(rb.cmd(&["CLUSTER", "ADDSLOTS", "5061"]), "+OK\r\n");
+    assert!(wait_until(10, || has_line(a.port, &idb, " connected 5061 8192-16383")), "{}", nodes(a.port));
+    assert!(wait_until(10, || dbsize(a.port) == 0), "a keeps {} keys", dbsize(a.port));
+    assert_eq!(rb.cmd(&["GET", "bar"]), "$-1\r\n");
+}

@@ -124,10 +124,14 @@ impl ClusterView {
         }
     }
 
-    /// Whether this node keeps keys of `slot`: it serves it or imports it.
+    /// Whether this node keeps keys of `slot`: it serves it, imports it,
+    /// or nobody owns it. Keys of a slot left without an owner (CLUSTER
+    /// DELSLOTS) stay where they are, unserved, as in Redis: ADDSLOTS on
+    /// the same node serves them again; the slot going to another node
+    /// drops them here.
     pub fn keeps(&self, slot: u16) -> bool {
         let owner = self.owner_of(slot);
-        (owner.is_some() && (owner == self.me || owner == self.my_primary())) || self.importing(slot)
+        owner.is_none() || owner == self.me || owner == self.my_primary() || self.importing(slot)
     }
 
     /// The member member `i` replicates, if it is a replica.
