@@ -4,6 +4,7 @@
 //! the ones this server cannot change yet are reported with the value that
 //! describes it and refuse any other (`FIXED`).
 
+pub mod conn;
 pub mod repl;
 pub mod tls;
 
@@ -286,6 +287,8 @@ pub struct Config {
     pub tls: tls::Tls,
     /// `repl-backlog-*`, `replica-read-only` (`repl`).
     pub repl: repl::ReplConfig,
+    /// `timeout`, `tcp-keepalive` (`conn`).
+    pub conn: conn::ConnConfig,
 }
 
 /// The cluster bus secret from `--cluster-secret` or `--cluster-secret-file`.
@@ -301,13 +304,11 @@ fn cluster_secret(args: &Args) -> Result<Option<String>, ConfigError> {
 
 /// Parameters Redis tooling reads or sets whose behaviour this server has
 /// but does not let change: each is reported with the value that describes
-/// what the server does (no snapshots, no append-only file, no idle
-/// timeout, no output-buffer limits, ...), and `CONFIG SET`, the config
+/// what the server does (how encodings are chosen, no lazy freeing,
+/// ...), and `CONFIG SET`, the config
 /// file and start-up refuse any other value with an error that says so —
 /// a setting is never accepted and then ignored. docs/CONFIG.md lists them.
 const FIXED: &[(&str, &str)] = &[
-    ("timeout", "0"),
-    ("tcp-keepalive", "0"),
     ("hz", "10"),
     ("list-max-listpack-size", "-2"),
     ("list-max-ziplist-size", "-2"),
@@ -726,6 +727,7 @@ impl Config {
             fixed: FIXED.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             tls: tls::Tls::default(),
             repl: repl::ReplConfig::default(),
+            conn: conn::ConnConfig::default(),
         };
         let mut cfg = cfg;
         if let Some(path) = &args.config_file {
@@ -1041,6 +1043,7 @@ impl Config {
             | "log-format" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
             name if tls::Tls::owns(name) => self.tls.set(name, value, false)?,
             name if repl::ReplConfig::owns(name) => self.repl.set(name, value)?,
+            name if conn::ConnConfig::owns(name) => self.conn.set(name, value)?,
             _ => match self.fixed.get(name) {
                 Some(v) if fixed_value_eq(name, v, value) => {}
                 Some(v) => return Err(ConfigError::Fixed(name.to_string(), v.clone())),
@@ -1111,6 +1114,7 @@ impl Config {
         v.extend(self.fixed.iter().map(|(k, v)| (k.clone(), v.clone())));
         v.extend(self.tls.all());
         v.extend(self.repl.all());
+        v.extend(self.conn.all());
         v.sort();
         v
     }

@@ -246,3 +246,77 @@ fn help_names_every_subcommand() {
         assert!(help.split("\r\n").any(|l| l.strip_prefix('+').is_some_and(|l| l.starts_with(&up))), "{n} missing from CLIENT HELP");
     }
 }
+
+/// `timeout`: a client that sends nothing for longer than it is closed;
+/// subscribers, monitors and clients waiting in a blocking command stay,
+/// as in Redis.
+#[test]
+fn timeout_closes_idle_clients_only() {
+    let s = Server::start();
+    let mut admin = s.raw();
+    assert_eq!(admin.cmd(&["CONFIG", "GET", "timeout"]), "*2\r\n$7\r\ntimeout\r\n$1\r\n0\r\n");
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "timeout", "-1"]),
+        "-ERR CONFIG SET failed (possibly related to argument 'timeout') - argument must be between 0 and 2147483647 inclusive\r\n"
+    );
+    let mut sub = s.raw();
+    assert_eq!(sub.cmd(&["SUBSCRIBE", "ch"]), "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    let mut mon = s.raw();
+    assert_eq!(mon.cmd(&["MONITOR"]), "+OK\r\n");
+    let mut blocked = s.raw();
+    blocked.send_cmd(&[b"BLPOP", b"list", b"0"]);
+    admin.wait_blocked(1);
+    let mut idle = s.raw();
+    assert_eq!(idle.cmd(&["PING"]), "+PONG\r\n");
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "timeout", "1"]), "+OK\r\n");
+    // Reads block until the server closes the connection.
+    assert!(idle.is_closed(), "an idle client outlived the timeout");
+    // One more, idle from later on: once it is closed too, the others have
+    // been idle past the timeout for several checks.
+    let mut late = s.raw();
+    assert_eq!(late.cmd(&["PING"]), "+PONG\r\n");
+    assert!(late.is_closed());
+    let mut fresh = s.raw();
+    assert_eq!(fresh.cmd(&["PUBLISH", "ch", "hi"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&sub.read_reply()), "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
+    assert_eq!(fresh.cmd(&["RPUSH", "list", "v"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&blocked.read_reply()), "*2\r\n$4\r\nlist\r\n$1\r\nv\r\n");
+    assert_eq!(fresh.cmd(&["SET", "probe", "1"]), "+OK\r\n");
+    // The monitor's lines up to the probe's, its connection still open.
+    while !String::from_utf8_lossy(&mon.read_reply()).contains("\"probe\"") {}
+    assert_eq!(fresh.cmd(&["CONFIG", "SET", "timeout", "0"]), "+OK\r\n");
+}
+
+/// `tcp-keepalive` (default 300 s, as Redis): client sockets accepted
+/// while it is set carry TCP keepalive (seen in `ss`'s timer column); 0
+/// leaves new sockets without it.
+#[test]
+fn tcp_keepalive_arms_new_client_sockets() {
+    let ss_works = std::process::Command::new("ss").arg("-V").output().is_ok_and(|o| o.status.success());
+    assert!(ss_works, "ss (iproute2) is not installed: scripts/test installs it");
+    let s = Server::start();
+    let mut admin = s.raw();
+    assert_eq!(admin.cmd(&["CONFIG", "GET", "tcp-keepalive"]), "*2\r\n$13\r\ntcp-keepalive\r\n$3\r\n300\r\n");
+    // The server side of a connection from `c`, as ss lists it.
+    let server_side = |c: &std::net::TcpStream| {
+        let peer = format!("127.0.0.1:{}", c.local_addr().expect("local addr").port());
+        let filter = format!("( sport = :{} )", s.port);
+        let out = std::process::Command::new("ss").args(["-tno", "state", "established", &filter]).output().expect("run ss");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find(|l| l.contains(&peer)).map(String::from).unwrap_or_else(|| panic!("no socket for {peer} in {text}"))
+    };
+    let connect = || {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+        use std::io::{Read, Write};
+        c.write_all(b"PING\r\n").expect("write");
+        let mut b = [0u8; 7];
+        c.read_exact(&mut b).expect("read");
+        assert_eq!(&b, b"+PONG\r\n");
+        c
+    };
+    let c1 = connect();
+    assert!(server_side(&c1).contains("timer:(keepalive,"), "{}", server_side(&c1));
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "tcp-keepalive", "0"]), "+OK\r\n");
+    let c2 = connect();
+    assert!(!server_side(&c2).contains("keepalive"), "{}", server_side(&c2));
+}

@@ -5,6 +5,7 @@
 //! the thread has been quiet for a whole tick, this collects the thread's
 //! Lua garbage and asks the allocator to return free pages to the system.
 //! A busy thread is left alone (its freed memory is about to be reused).
+//! Also closes the clients idle for longer than `timeout`.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -53,4 +54,24 @@ pub async fn run(shard: Rc<LocalShard>, engine: Arc<Engine>) {
 pub fn release_memory() {
     crate::commands::scripting::vm::collect_garbage();
     crate::alloc::release_free_memory();
+}
+
+/// `timeout`: once a second, closes the clients that sent nothing for
+/// longer than it (`ClientInfo::idle_beyond` says which count). Runs on
+/// one thread for the whole node.
+pub async fn close_idle_clients(engine: Arc<Engine>) {
+    let mut timer = tokio::time::interval(INTERVAL);
+    timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        timer.tick().await;
+        let secs = engine.cfg.conn.timeout.load(Relaxed);
+        if secs == 0 {
+            continue;
+        }
+        let now = crate::util::now_ms();
+        let closed = engine.clients.kill(|c| c.idle_beyond(now, secs));
+        if closed > 0 {
+            tracing::debug!(closed, "closed idle clients");
+        }
+    }
 }

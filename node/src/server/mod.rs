@@ -259,6 +259,7 @@ async fn accept_loop(l: TcpListener, tls: bool, conn_txs: Vec<mpsc::UnboundedSen
                     continue;
                 }
                 let _ = sock.set_nodelay(true);
+                keepalive(&sock, engine.cfg.conn.tcp_keepalive.load(Relaxed));
                 // A thread blocked by a script past its time limit serves
                 // new clients only from the script's hook (see `busy`),
                 // which answers little but -BUSY: prefer another thread.
@@ -291,6 +292,21 @@ async fn accept_loop(l: TcpListener, tls: bool, conn_txs: Vec<mpsc::UnboundedSen
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// `tcp-keepalive`: probes after `secs` of silence, every third of that,
+/// three unanswered ones dropping the connection (Redis's settings).
+fn keepalive(sock: &tokio::net::TcpStream, secs: u64) {
+    if secs == 0 {
+        return;
+    }
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(secs))
+        .with_interval(Duration::from_secs((secs / 3).max(1)))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(sock).set_tcp_keepalive(&ka) {
+        warn!("cannot set TCP keepalive on a client socket: {e}");
     }
 }
 
@@ -372,6 +388,9 @@ fn shard_thread(
         tokio::task::spawn_local(expiry::run(shard.clone(), crate::util::now_ms));
         // Memory back to the system when the thread goes quiet.
         tokio::task::spawn_local(housekeeping::run(shard.clone(), engine.clone()));
+        if id == 0 {
+            tokio::task::spawn_local(housekeeping::close_idle_clients(engine.clone()));
+        }
         // Snapshots: this shard's part of each, and (on one thread) the
         // saver that starts them.
         tokio::task::spawn_local(crate::persist::saver::shard_task(shard.clone(), engine.clone()));

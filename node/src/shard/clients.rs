@@ -272,6 +272,10 @@ impl ClientInfo {
     /// commands about to run (`running`, empty while waiting for input).
     pub fn publish_input(&self, held: usize, spare: usize, argv_held: usize, running: &[Vec<Bytes>]) {
         let st = &self.st;
+        if held > 0 && running.is_empty() {
+            // Part of a command arrived: the client is not idle (`timeout`).
+            self.last_ms.store(now_ms(), Relaxed);
+        }
         st.qbuf.store(held, Relaxed);
         st.qbuf_free.store(spare, Relaxed);
         st.argv_held.store(argv_held, Relaxed);
@@ -367,6 +371,20 @@ impl ClientInfo {
             self.unblock.store(0, Relaxed);
         }
         self.st.blocked.store(on, Relaxed);
+    }
+
+    /// Whether `timeout` closes the client at `now`: nothing came from it
+    /// for more than `secs` seconds, and it is not a replica, a monitor, a
+    /// subscriber, waiting in a blocking command or running a command
+    /// (Redis exempts the same clients).
+    pub fn idle_beyond(&self, now: u64, secs: u64) -> bool {
+        let st = &self.st;
+        now.saturating_sub(self.last_ms.load(Relaxed)) / 1000 > secs
+            && !self.replica.load(Relaxed)
+            && !self.monitor.load(Relaxed)
+            && !st.blocked.load(Relaxed)
+            && st.argv_run.load(Relaxed) == 0
+            && self.subscriptions() == 0
     }
 
     pub fn subscriptions(&self) -> usize {
