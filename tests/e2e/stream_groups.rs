@@ -1,7 +1,9 @@
 //! Stream consumer groups, compared reply by reply with redis-server 7:
 //! the same command sequence runs against both and every reply must be
 //! equal, but for idle times (XPENDING's per-entry idle, XINFO CONSUMERS'
-//! idle), which are masked. Then XREADGROUP BLOCK woken by XADD.
+//! idle), which are masked, and Redis 7.2's consumer fields, which 7.0
+//! lacks (checked exactly in `consumer_activity_as_redis_7_2`). Then
+//! XREADGROUP BLOCK woken by XADD.
 
 use damselfly_tests::cluster::TempDir;
 use damselfly_tests::{Raw, Redis, Server};
@@ -20,10 +22,38 @@ fn mask_idle(reply: &str) -> String {
     out.join("\r\n")
 }
 
+/// Our reply as Redis 7.0 gives it: without the consumer fields Redis 7.2
+/// added (XINFO CONSUMERS' `inactive`, XINFO STREAM FULL's `active-time`;
+/// docs/COMPATIBILITY.md), each consumer's map two elements shorter.
+fn as_redis_7_0(reply: &str) -> String {
+    let lines: Vec<&str> = reply.split("\r\n").collect();
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    let mut header = None;
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i];
+        if matches!(lines.get(i + 1..i + 3), Some(["$4", "name"])) && (l.starts_with('*') || l.starts_with('%')) {
+            header = Some(out.len());
+        }
+        if matches!(lines.get(i..i + 2), Some(["$8", "inactive"] | ["$11", "active-time"])) {
+            if let Some(h) = header {
+                let (kind, n) = out[h].split_at(1);
+                let n: usize = n.parse().expect("header");
+                out[h] = format!("{kind}{}", if kind == "%" { n - 1 } else { n - 2 });
+            }
+            i += 3;
+            continue;
+        }
+        out.push(l.to_string());
+        i += 1;
+    }
+    out.join("\r\n")
+}
+
 fn compare(ours: &mut Raw, redis: &mut Raw, cases: &[&[&str]]) {
     let mut diffs = Vec::new();
     for cmd in cases {
-        let (a, b) = (mask_idle(&ours.cmd(cmd)), mask_idle(&redis.cmd(cmd)));
+        let (a, b) = (mask_idle(&as_redis_7_0(&ours.cmd(cmd))), mask_idle(&redis.cmd(cmd)));
         if a != b {
             diffs.push(format!("{cmd:?}\n  ours:  {a:?}\n  redis: {b:?}"));
         }
@@ -216,7 +246,7 @@ fn groups_survive_dump_and_restore_both_ways() {
     compare(&mut ours, &mut redis, checks);
     let renamed: Vec<Vec<&str>> = checks.iter().map(|c| c.iter().map(|a| if *a == "q" { "back" } else { a }).collect()).collect();
     for (mine, theirs) in renamed.iter().zip(checks) {
-        let (a, b) = (mask_idle(&ours.cmd(mine)), mask_idle(&redis.cmd(theirs)));
+        let (a, b) = (mask_idle(&as_redis_7_0(&ours.cmd(mine))), mask_idle(&redis.cmd(theirs)));
         assert_eq!(a, b.replace("$1\r\nq\r\n", "$4\r\nback\r\n"), "command {mine:?}");
     }
     compare(&mut ours, &mut redis, &[&["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "q", "0"], &["XPENDING", "q", "g", "-", "+", "10"]]);
@@ -430,10 +460,51 @@ fn xinfo_stream_matches_redis() {
     ];
     let mut diffs = Vec::new();
     for cmd in cases {
-        let (a, b) = (mask_xinfo(&ours.cmd(cmd)), mask_xinfo(&redis.cmd(cmd)));
+        let (a, b) = (mask_xinfo(&as_redis_7_0(&ours.cmd(cmd))), mask_xinfo(&redis.cmd(cmd)));
         if a != b {
             diffs.push(format!("{cmd:?}\n  ours:  {a:?}\n  redis: {b:?}"));
         }
     }
     assert!(diffs.is_empty(), "replies differ:\n{}", diffs.join("\n"));
+}
+
+/// Redis 7.2's consumer activity: XINFO CONSUMERS' `inactive` is -1 until
+/// the consumer got an entry (XREADGROUP, XCLAIM, XAUTOCLAIM), then the ms
+/// since; NOACK reads leave it alone. XINFO STREAM FULL shows the time as
+/// `active-time` after `seen-time`.
+#[test]
+fn consumer_activity_as_redis_7_2() {
+    let s = Server::start();
+    let mut c = s.raw();
+    for cmd in [
+        &["XADD", "s", "1-0", "a", "1"][..],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "never"],
+        &["XREADGROUP", "GROUP", "g", "reader", "STREAMS", "s", ">"],
+        // Nothing left to read: the consumer is not even created.
+        &["XREADGROUP", "GROUP", "g", "late", "STREAMS", "s", ">"],
+        &["XADD", "s", "2-0", "b", "2"],
+        &["XREADGROUP", "GROUP", "g", "noack", "NOACK", "STREAMS", "s", ">"],
+        &["XCLAIM", "s", "g", "claimer", "0", "1-0", "JUSTID"],
+    ] {
+        c.cmd(cmd);
+    }
+    let info = c.cmd(&["XINFO", "CONSUMERS", "s", "g"]);
+    assert!(info.starts_with("*4\r\n") && !info.contains("late"), "{info:?}");
+    // name, pending, idle, inactive per consumer, in name order.
+    let fields: Vec<&str> = info.split("\r\n").collect();
+    let consumer = |name: &str| {
+        let at = fields.iter().position(|l| *l == name).unwrap_or_else(|| panic!("{name} in {info:?}"));
+        assert_eq!((fields[at - 4], fields[at + 2], fields[at + 8]), ("*8", "pending", "inactive"), "{info:?}");
+        (fields[at + 3].to_string(), fields[at + 9].trim_start_matches(':').parse::<i64>().expect("inactive"))
+    };
+    assert_eq!(consumer("never"), (":0".to_string(), -1));
+    assert_eq!(consumer("noack"), (":0".to_string(), -1), "NOACK: nothing pending, not active");
+    let (pending, inactive) = consumer("reader");
+    assert!(pending == ":0" && (0..60_000).contains(&inactive), "{info:?}");
+    let (pending, inactive) = consumer("claimer");
+    assert!(pending == ":1" && (0..60_000).contains(&inactive), "{info:?}");
+    let full = c.cmd(&["XINFO", "STREAM", "s", "FULL"]);
+    assert!(full.contains("$4\r\nname\r\n$5\r\nnever\r\n$9\r\nseen-time\r\n"), "{full:?}");
+    assert!(full.contains("$11\r\nactive-time\r\n:-1\r\n$9\r\npel-count\r\n"), "{full:?}");
 }

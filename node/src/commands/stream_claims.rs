@@ -145,6 +145,7 @@ fn xclaim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             _ => deliveries,
         };
         g.claim(id, consumer, delivered, deliveries);
+        g.mark_active(consumer, now);
         claimed.push((id, (!justid).then_some(fields)));
     }
     if created {
@@ -215,6 +216,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             touched = true;
         }
         g.claim(id, consumer, now, if justid { p.deliveries } else { p.deliveries + 1 });
+        g.mark_active(consumer, now);
         claimed.push((id, (!justid).then_some(fields)));
         count -= 1;
     }

@@ -419,6 +419,9 @@ fn serve(
         for (id, _) in &items {
             g.deliver(*id, consumer, now);
         }
+        if !items.is_empty() {
+            g.mark_active(consumer, now);
+        }
     }
     if created {
         db.push_event(ks::STREAM, "xgroup-createconsumer", key);

@@ -74,13 +74,16 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         let Some(g) = group_of(s, &args[3]) else { return Err(no_group_for_key(&args[3], &args[2])) };
         out.array(g.consumers.len());
         for (name, c) in &g.consumers {
-            out.map(3);
+            out.map(4);
             out.bulk(b"name");
             out.bulk(name);
             out.bulk(b"pending");
             out.int(c.pending.len() as i64);
             out.bulk(b"idle");
             out.int(now.saturating_sub(c.seen_ms) as i64);
+            // Redis 7.2: ms since it last got an entry, -1 if it never did.
+            out.bulk(b"inactive");
+            out.int(c.active_ms.map_or(-1, |a| now as i64 - a as i64));
         }
     } else if eq_ic(sub, "GROUPS") && args.len() == 3 {
         let groups: Vec<_> = s.groups.iter().flat_map(|gs| gs.by_name.iter()).collect();
@@ -197,11 +200,13 @@ fn stream(out: &mut Out, s: &StreamValue, full: Option<usize>) {
         out.bulk(b"consumers");
         out.array(g.consumers.len());
         for (cname, c) in &g.consumers {
-            out.map(4);
+            out.map(5);
             out.bulk(b"name");
             out.bulk(cname);
             out.bulk(b"seen-time");
             out.int(c.seen_ms as i64);
+            out.bulk(b"active-time");
+            out.int(c.active_ms.map_or(-1, |a| a as i64));
             out.bulk(b"pel-count");
             out.int(c.pending.len() as i64);
             out.bulk(b"pending");

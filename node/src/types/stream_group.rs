@@ -23,7 +23,11 @@ pub struct Pending {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Consumer {
+    /// When it last tried to read or claim (Redis's `seen-time`).
     pub seen_ms: u64,
+    /// When it last got an entry, by XREADGROUP or a claim (7.2's
+    /// `active-time`); `None` while it never did.
+    pub active_ms: Option<u64>,
     pub pending: BTreeSet<StreamId>,
 }
 
@@ -45,8 +49,16 @@ impl Group {
         if self.consumers.contains_key(name) {
             return false;
         }
-        self.consumers.insert(name.into(), Consumer { seen_ms: now, pending: BTreeSet::new() });
+        self.consumers.insert(name.into(), Consumer { seen_ms: now, active_ms: None, pending: BTreeSet::new() });
         true
+    }
+
+    /// The consumer got entries at `now` (XREADGROUP delivered some, or a
+    /// claim took some).
+    pub fn mark_active(&mut self, name: &[u8], now: u64) {
+        if let Some(c) = self.consumers.get_mut(name) {
+            c.active_ms = Some(now);
+        }
     }
 
     /// Refreshes the consumer's seen time, creating it when missing;

@@ -7,7 +7,8 @@
 //! delivered ID, entries read (types 19 and 21), the pending entries (raw
 //! 16-byte ID, delivery time, delivery count), and the consumers (name,
 //! seen time, active time in type 21, the raw IDs of their pending
-//! entries).
+//! entries). Files are written as type 19 (what redis-server 7.0 reads),
+//! so consumers' active times do not survive a save.
 
 use super::decode::{read_len, read_string};
 use super::encode::{put_len, put_string_with};
@@ -276,10 +277,15 @@ fn read_groups<I: Input + ?Sized>(inp: &mut I, rdb_type: u8, s: &StreamValue) ->
         for _ in 0..consumers {
             let cname = read_string(inp)?;
             let seen_ms = u64::from_le_bytes(inp.array::<8>()?);
-            if rdb_type >= types::STREAM_LISTPACKS_3 {
-                inp.array::<8>()?; // active time (Redis 7.2)
-            }
-            let mut c = Consumer { seen_ms, ..Consumer::default() };
+            // Redis 7.2's active time (-1: never); older files have none,
+            // and Redis then takes the seen time as the best estimate.
+            let active_ms = if rdb_type >= types::STREAM_LISTPACKS_3 {
+                let t = i64::from_le_bytes(inp.array::<8>()?);
+                (t >= 0).then_some(t as u64)
+            } else {
+                Some(seen_ms)
+            };
+            let mut c = Consumer { seen_ms, active_ms, ..Consumer::default() };
             let owned = read_len(inp)?;
             inp.check_count(owned, 16)?;
             for _ in 0..owned {
