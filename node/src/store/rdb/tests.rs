@@ -547,10 +547,19 @@ fn reads_redis_7_2_encodings() {
     let mut g = Group::new(StreamId { ms: 1, seq: 0 }, 1);
     g.touch_consumer(b"alice", 1_700_000_000_000);
     g.deliver(StreamId { ms: 1, seq: 0 }, b"alice", 1_700_000_000_000);
+    let mut seen_only = want.clone();
+    seen_only.groups.get_or_insert_with(Box::default).by_name.insert(b"group"[..].into(), g.clone());
+    g.mark_active(b"alice", 1_700_000_000_001);
     want.groups.get_or_insert_with(Box::default).by_name.insert(b"group"[..].into(), g);
     assert_eq!(content(&v), content(&Value::Stream(Box::new(want.clone()))));
-    // Written back (as 7.0 does, without active times) and read again.
-    assert_eq!(content(&round_trip(&Value::Stream(Box::new(want)))), content(&v));
+    // Written back (as 7.0 does, without active times) and read again:
+    // the active time is then the seen time, as Redis 7.2 loads old files.
+    let mut expected = seen_only;
+    if let Some(g) = expected.groups.as_mut().and_then(|gs| gs.by_name.get_mut(&b"group"[..])) {
+        g.mark_active(b"alice", 1_700_000_000_000);
+    }
+    let back = dump::decode(&dump::encode(&Value::Stream(Box::new(want))), HashLimits::default()).expect("decodes");
+    assert_eq!(content(&back), content(&Value::Stream(Box::new(expected))));
     // A pending entry no consumer owns is refused.
     let mut orphan = body.clone();
     let cut = orphan.len() - (1 + 5 + 1 + 8 + 8 + 1 + 16);
