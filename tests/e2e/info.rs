@@ -134,3 +134,80 @@ fn latencystats_follow_the_percentiles_setting() {
     assert_eq!(c.cmd(&["CONFIG", "SET", "latency-tracking", "no"]), "+OK\r\n");
     assert_eq!(text(c.cmd(&["INFO", "latencystats"])), "# Latencystats");
 }
+
+/// MEMORY STATS: Redis's field names in Redis's order (a subset: what is
+/// measured here), the key count and per-database overheads following the
+/// keyspace; INFO memory's replication figures follow a replica attaching.
+#[test]
+fn memory_stats_and_replication_memory_follow_the_state() {
+    let s = Server::start();
+    let mut c = s.raw();
+    for i in 0..300 {
+        assert_eq!(c.cmd(&["SET", &format!("k{i}"), "v"]), "+OK\r\n");
+    }
+    for i in 0..100 {
+        assert_eq!(c.cmd(&["EXPIRE", &format!("k{i}"), "1000"]), ":1\r\n");
+    }
+    assert_eq!(c.cmd(&["SELECT", "2"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "other", "v"]), "+OK\r\n");
+    let reply = c.cmd(&["MEMORY", "STATS"]);
+    let lines: Vec<&str> = reply.split("\r\n").collect();
+    // Names: the bulk strings that are not numbers (RESP2 doubles).
+    let names: Vec<&str> = lines
+        .windows(2)
+        .filter(|w| w[0].starts_with('$'))
+        .map(|w| w[1])
+        .filter(|n| !n.starts_with(|c: char| c.is_numeric() || c == '-'))
+        .collect();
+    let want = [
+        "peak.allocated",
+        "total.allocated",
+        "startup.allocated",
+        "replication.backlog",
+        "clients.slaves",
+        "clients.normal",
+        "db.0",
+        "overhead.hashtable.main",
+        "overhead.hashtable.expires",
+        "db.2",
+        "overhead.hashtable.main",
+        "overhead.hashtable.expires",
+        "overhead.total",
+        "keys.count",
+        "keys.bytes-per-key",
+        "dataset.bytes",
+        "dataset.percentage",
+        "peak.percentage",
+        "fragmentation",
+        "fragmentation.bytes",
+    ];
+    assert_eq!(names, want, "{reply}");
+    let int_after = |name: &str, nth: usize| -> i64 {
+        let at = lines.iter().enumerate().filter(|(_, l)| **l == name).nth(nth).unwrap_or_else(|| panic!("{name}")).0;
+        lines[at + 1].trim_start_matches(':').parse().unwrap_or_else(|_| panic!("{name}: {}", lines[at + 1]))
+    };
+    assert_eq!(int_after("keys.count", 0), 301);
+    let (main0, expires0, main2) =
+        (int_after("overhead.hashtable.main", 0), int_after("overhead.hashtable.expires", 0), int_after("overhead.hashtable.main", 1));
+    assert!(main0 > main2 && main2 > 0 && expires0 > 0, "{reply}");
+    assert_eq!(int_after("overhead.hashtable.expires", 1), 0, "db 2 has no TTLs: {reply}");
+    assert!(int_after("total.allocated", 0) >= int_after("startup.allocated", 0));
+    assert!(int_after("clients.normal", 0) > 0 && int_after("clients.slaves", 0) == 0);
+    assert_eq!(int_after("replication.backlog", 0), 0, "no replica yet");
+    // A replica attaches: the primary's backlog holds the stream from then.
+    let replica = Server::start_with(&["--replicaof", "127.0.0.1", &s.port.to_string()]);
+    let mut r = replica.raw();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !r.cmd(&["INFO", "replication"]).contains("master_link_status:up") {
+        assert!(Instant::now() < deadline, "the replica never synced");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(c.cmd(&["SET", "after", &"x".repeat(1000)]), "+OK\r\n");
+    assert_eq!(c.cmd(&["WAIT", "1", "0"]), ":1\r\n");
+    let mem = c.cmd(&["INFO", "memory"]);
+    let backlog: u64 = field(&mem, "mem_replication_backlog").parse().expect("backlog");
+    assert!(backlog >= 1000, "{mem}");
+    let replicas: u64 = field(&mem, "mem_clients_slaves").parse().expect("replicas");
+    assert!(replicas > 0, "{mem}");
+    assert_eq!(field(&mem, "mem_not_counted_for_evict"), "0", "nothing queued once the replica acknowledged");
+}

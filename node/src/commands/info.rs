@@ -106,10 +106,13 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             let l = e.scripting.libraries();
             (l.libs.len(), l.funcs.len())
         };
-        let clients_mem: usize = clients.iter().map(|c| c.memory()).sum();
+        let queued = e.repl.queued_for_replicas();
+        let replicas_mem: usize = clients.iter().filter(|c| c.replica.load(Relaxed)).map(|c| c.memory()).sum::<usize>() + queued;
+        let clients_mem: usize = clients.iter().filter(|c| !c.replica.load(Relaxed)).map(|c| c.memory()).sum();
+        let backlog = e.repl.lock_backlog().memory();
         let _ = write!(
             text,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_startup:{startup}\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:{clients_mem}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_startup:{startup}\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_replication_backlog:{backlog}\r\nmem_clients_slaves:{replicas_mem}\r\nmem_clients_normal:{clients_mem}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n\r\n",
             human(used),
             human(rss),
             human(peak),
@@ -119,6 +122,7 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             e.cfg.policy().name(),
             if used > 0 { rss as f64 / used as f64 } else { 0.0 },
             rss as i64 - used as i64,
+            crate::shard::evict::not_counted(),
         );
     }
     if want("persistence") {

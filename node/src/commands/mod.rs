@@ -27,6 +27,7 @@ pub mod keyspec;
 pub mod latency;
 pub mod lists;
 pub mod lolwut;
+pub mod memory_stats;
 pub mod migrate;
 pub mod monitor;
 pub mod notify;

@@ -5,7 +5,8 @@
 //! the thread has been quiet for a whole tick, this collects the thread's
 //! Lua garbage and asks the allocator to return free pages to the system.
 //! A busy thread is left alone (its freed memory is about to be reused).
-//! Also closes the clients idle for longer than `timeout`.
+//! Also the node-wide periodic work (`cron`): idle clients, memory not
+//! counted for eviction.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -56,16 +57,20 @@ pub fn release_memory() {
     crate::alloc::release_free_memory();
 }
 
-/// `timeout`: once a second, closes the clients that sent nothing for
-/// longer than it (`ClientInfo::idle_beyond` says which count). Runs on
-/// one thread for the whole node.
-pub async fn close_idle_clients(engine: Arc<Engine>) {
-    let mut timer = tokio::time::interval(INTERVAL);
+/// The node's own periodic work, on one thread: every 100 ms, the memory
+/// `maxmemory` leaves out (`shard::evict::set_not_counted`); every
+/// second, `timeout`: the clients that sent nothing for longer than it are
+/// closed (`ClientInfo::idle_beyond` says which count).
+pub async fn cron(engine: Arc<Engine>) {
+    let mut timer = tokio::time::interval(Duration::from_millis(100));
     timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut tick = 0u64;
     loop {
         timer.tick().await;
+        tick += 1;
+        crate::shard::evict::set_not_counted(engine.repl.queued_for_replicas() as u64);
         let secs = engine.cfg.conn.timeout.load(Relaxed);
-        if secs == 0 {
+        if secs == 0 || !tick.is_multiple_of(10) {
             continue;
         }
         let now = crate::util::now_ms();

@@ -389,7 +389,7 @@ fn shard_thread(
         // Memory back to the system when the thread goes quiet.
         tokio::task::spawn_local(housekeeping::run(shard.clone(), engine.clone()));
         if id == 0 {
-            tokio::task::spawn_local(housekeeping::close_idle_clients(engine.clone()));
+            tokio::task::spawn_local(housekeeping::cron(engine.clone()));
         }
         // Snapshots: this shard's part of each, and (on one thread) the
         // saver that starts them.

@@ -47,6 +47,11 @@ impl Backlog {
         self.buf.extend(keep);
     }
 
+    /// Bytes it holds allocated (INFO's `mem_replication_backlog`).
+    pub fn memory(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The stream's bytes held (`repl_backlog_histlen`).
     pub fn histlen(&self) -> u64 {
         self.buf.len() as u64

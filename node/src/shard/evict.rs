@@ -71,10 +71,24 @@ pub fn configure(cfg: &Config) {
     access::set_lfu_params(clamp(cfg.lfu_log_factor.load(Relaxed)), clamp(cfg.lfu_decay_time.load(Relaxed)));
 }
 
+/// Memory `maxmemory` does not weigh (bytes queued for replicas, as Redis
+/// leaves them out so that a slow replica does not evict the keyspace),
+/// refreshed every 100 ms by `server::housekeeping::cron`.
+static NOT_COUNTED: AtomicU64 = AtomicU64::new(0);
+
+pub fn set_not_counted(bytes: u64) {
+    NOT_COUNTED.store(bytes, Relaxed);
+}
+
+/// INFO's `mem_not_counted_for_evict`.
+pub fn not_counted() -> u64 {
+    NOT_COUNTED.load(Relaxed)
+}
+
 /// Whether the node is over `maxmemory`.
 pub fn over_limit(cfg: &Config) -> bool {
     let max = cfg.maxmemory.load(Relaxed);
-    max > 0 && crate::alloc::used_memory() > max
+    max > 0 && crate::alloc::used_memory().saturating_sub(NOT_COUNTED.load(Relaxed)) > max
 }
 
 /// Whether commands that may grow memory must be refused now: the node is

@@ -181,6 +181,14 @@ impl ReplState {
         gen
     }
 
+    /// Bytes queued for replicas and not yet taken by their connections
+    /// (stream and diskless payload): what Redis leaves out of the memory
+    /// `maxmemory` weighs (`mem_not_counted_for_evict`).
+    pub fn queued_for_replicas(&self) -> usize {
+        let feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
+        feeds.iter().map(|f| f.queued()).sum()
+    }
+
     pub fn lock_backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
         self.backlog.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -471,6 +479,12 @@ impl Feed {
         drop(s);
         self.changed.notify_one();
         true
+    }
+
+    /// Bytes allocated for what waits for the connection to take it.
+    pub fn queued(&self) -> usize {
+        let s = self.lock();
+        s.pending.capacity() + s.payload.capacity()
     }
 
     /// Appends stream bytes (from the writer); false when the feed is over

@@ -173,6 +173,18 @@ impl Db {
         self.entries.len()
     }
 
+    /// Bytes of the main index (the per-slot hash tables and the entry
+    /// slab's bookkeeping) and of the expiry index (the ordered set of
+    /// deadlines, counted at its B-tree's element size plus a third for
+    /// node slack, and the slab's expiry arrays): MEMORY STATS'
+    /// `overhead.hashtable.main` and `.expires`.
+    pub fn overhead(&self) -> (usize, usize) {
+        let tables: usize = self.tables.iter().map(|t| t.capacity() * (std::mem::size_of::<u32>() + 1)).sum();
+        let (slab, expiry_arrays) = self.entries.overhead();
+        let deadlines = self.expires.len() * std::mem::size_of::<(u64, u32)>() * 4 / 3;
+        (tables + slab, deadlines + expiry_arrays)
+    }
+
     pub fn volatile_len(&self) -> usize {
         self.expires.len()
     }

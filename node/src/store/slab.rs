@@ -47,6 +47,18 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Bytes of bookkeeping besides the stored values: the access metadata
+    /// (3 bytes a position), the free list, the chunks' room not holding a
+    /// value (free positions and spare capacity), and, separately, the
+    /// per-chunk expiry arrays. (MEMORY STATS' per-database overheads.)
+    pub fn overhead(&self) -> (usize, usize) {
+        let slot = std::mem::size_of::<Option<T>>();
+        let meta: usize = self.meta.iter().map(|m| m.capacity() * 3).sum();
+        let room: usize = self.chunks.iter().map(|c| c.capacity()).sum::<usize>().saturating_sub(self.len) * slot;
+        let expiry: usize = self.expiry.iter().flatten().map(|e| e.at.capacity() * 8).sum();
+        (meta + room + self.free.capacity() * 4, expiry)
+    }
+
     /// Stores `v` with metadata `meta` (24 bits); returns its position.
     pub fn insert(&mut self, v: T, meta: u32) -> u32 {
         self.len += 1;

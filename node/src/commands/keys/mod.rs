@@ -245,6 +245,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         &[
             sub("memory|usage", -3, READONLY, (2, 2, 1), &["read", "slow"], "Estimates the memory usage of a key.", Exec::Shard(memory)),
             sub("memory|help", 2, LOADING | STALE, (0, 0, 0), &["slow"], HELP, Exec::Shard(memory)),
+            sub(
+                "memory|stats",
+                2,
+                0,
+                (0, 0, 0),
+                &["slow"],
+                "Returns details about memory usage.",
+                Exec::Coord(handler!(async |cx, _a| crate::commands::memory_stats::memory_stats(cx))),
+            )
+            .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
             sub("memory|purge", 2, 0, (0, 0, 0), &["slow"], "Asks the allocator to release memory.", Exec::Shard(memory))
                 .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
             sub("memory|malloc-stats", 2, 0, (0, 0, 0), &["slow"], "Returns the allocator statistics.", Exec::Shard(memory)).tips(&[
@@ -537,6 +547,8 @@ const MEMORY_HELP: &[&str] = &[
     "    Return allocator statistics (not available for this allocator).",
     "PURGE",
     "    Ask the allocator to release memory.",
+    "STATS",
+    "    Return information about the memory usage of the server.",
     "HELP",
     "    Print this help.",
 ];

@@ -1,0 +1,89 @@
+//! MEMORY STATS: Redis's breakdown of the node's memory, from the same
+//! sources as INFO memory (the allocator's counters, the client registry,
+//! the replication backlog and queues) plus each database's index
+//! overheads and key counts, gathered from every shard in one broadcast.
+//! Fields Redis reports for machinery measured nowhere here (cluster bus
+//! links, the AOF buffer, Lua and function caches, jemalloc's `allocator.*`
+//! and `rss-overhead.*` figures) are
+//! left out rather than invented.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::Coord;
+use crate::error::CmdResult;
+
+pub async fn memory_stats(cx: &mut dyn Coord) -> CmdResult {
+    // Per database: (keys, keys with a TTL, main index, expiry index).
+    let shards = cx
+        .broadcast(|sh| {
+            (0..sh.db_count())
+                .map(|i| {
+                    sh.db_if_exists(i).map_or((0, 0, 0, 0), |d| {
+                        let (main, expires) = d.overhead();
+                        (d.len(), d.volatile_len(), main, expires)
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+    let e = cx.engine().clone();
+    let ndb = shards.iter().map(|s| s.len()).max().unwrap_or(0);
+    let dbs: Vec<(usize, usize, usize)> = (0..ndb)
+        .map(|i| {
+            shards.iter().filter_map(|s| s.get(i)).fold((0, 0, 0), |(k, m, x), &(keys, _, main, expires)| (k + keys, m + main, x + expires))
+        })
+        .collect();
+    let total = crate::alloc::used_memory();
+    let peak = crate::alloc::used_memory_peak().max(total);
+    let startup = e.stats.used_memory_startup.load(Relaxed);
+    let rss = crate::alloc::rss();
+    let backlog = e.repl.lock_backlog().memory() as u64;
+    let clients = e.clients.list();
+    let replicas =
+        clients.iter().filter(|c| c.replica.load(Relaxed)).map(|c| c.memory()).sum::<usize>() as u64 + e.repl.queued_for_replicas() as u64;
+    let normal = clients.iter().filter(|c| !c.replica.load(Relaxed)).map(|c| c.memory()).sum::<usize>() as u64;
+    let keys: usize = dbs.iter().map(|d| d.0).sum();
+    let db_overhead: u64 = dbs.iter().map(|d| (d.1 + d.2) as u64).sum();
+    let overhead = startup + backlog + replicas + normal + db_overhead;
+    let net = total.saturating_sub(startup);
+    let dataset = total.saturating_sub(overhead);
+    let listed: Vec<(usize, &(usize, usize, usize))> = dbs.iter().enumerate().filter(|(_, d)| d.0 > 0).collect();
+    let out = cx.out();
+    out.map(14 + listed.len());
+    let mut field = |name: &str, v: u64| {
+        out.bulk(name.as_bytes());
+        out.int(v as i64);
+    };
+    field("peak.allocated", peak);
+    field("total.allocated", total);
+    field("startup.allocated", startup);
+    field("replication.backlog", backlog);
+    field("clients.slaves", replicas);
+    field("clients.normal", normal);
+    for (i, (_, main, expires)) in listed {
+        out.bulk(format!("db.{i}").as_bytes());
+        out.map(2);
+        out.bulk(b"overhead.hashtable.main");
+        out.int(*main as i64);
+        out.bulk(b"overhead.hashtable.expires");
+        out.int(*expires as i64);
+    }
+    let mut field = |name: &str, v: u64| {
+        out.bulk(name.as_bytes());
+        out.int(v as i64);
+    };
+    field("overhead.total", overhead);
+    field("keys.count", keys as u64);
+    field("keys.bytes-per-key", if keys > 0 { net / keys as u64 } else { 0 });
+    field("dataset.bytes", dataset);
+    let pct = |a: u64, b: u64| if b > 0 { a as f64 * 100.0 / b as f64 } else { 0.0 };
+    out.bulk(b"dataset.percentage");
+    out.double(pct(dataset, net));
+    out.bulk(b"peak.percentage");
+    out.double(pct(total, peak));
+    out.bulk(b"fragmentation");
+    out.double(if total > 0 { rss as f64 / total as f64 } else { 0.0 });
+    out.bulk(b"fragmentation.bytes");
+    out.int(rss as i64 - total as i64);
+    Ok(())
+}
