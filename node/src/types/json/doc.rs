@@ -121,8 +121,8 @@ impl ReadJson for Reader<'_> {
 /// What a JSON key holds. A document written whole and no larger than
 /// `text::TEXT_MAX` is kept as its canonical text (one allocation, about
 /// the size of the text itself). Static-path JSON.SET, NUMINCRBY and
-/// ARRAPPEND edit the text (`splice`); any other update, or a read other
-/// than JSON.GET/JSON.MGET, turns it into the tree.
+/// ARRAPPEND edit the text (`splice`); any other update turns it into the
+/// tree. Reads use `view`, which never changes the form.
 /// A tree document also keeps an upper bound of its memory use (so the
 /// document size limit costs nothing per write; see `JsonDoc::reserve`).
 #[derive(Clone, Debug)]

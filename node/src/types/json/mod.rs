@@ -21,9 +21,11 @@
 //!   index), keys and strings up to 22 bytes inline, integers apart from
 //!   floats. JSON.SET, NUMINCRBY/NUMMULTBY and ARRAPPEND of a static path
 //!   edit a text document's text (splicing in the new value's canonical
-//!   text, one copy of at most 16 KiB); any other update, and any read
-//!   command other than JSON.GET/MGET/DEBUG, turns it into its tree for
-//!   good, so the tree's in-place updates serve from then on.
+//!   text, one copy of at most 16 KiB); any other update turns it into its
+//!   tree for good, so the tree's in-place updates serve from then on.
+//!   Reads never change the form: they read the text, or a temporary tree
+//!   of the value a static path selects (of the whole document for other
+//!   paths), dropped after the reply.
 //!
 //! Bytes a document uses (`JSON.DEBUG MEMORY` of its root; exact
 //! allocation sizes, since texts and vectors are allocated at their exact

@@ -275,6 +275,20 @@ pub fn array_len(s: &[u8], i: usize) -> usize {
     elements(s, i).count()
 }
 
+/// The JSON.TYPE name of the value whose canonical text is `v`.
+pub fn type_name(v: &[u8]) -> &'static str {
+    match v.first() {
+        Some(b'{') => "object",
+        Some(b'[') => "array",
+        Some(b'"') => "string",
+        Some(b't' | b'f') => "boolean",
+        Some(b'n') => "null",
+        // Canonical integers have neither a fraction nor an exponent.
+        _ if v.iter().any(|c| matches!(c, b'.' | b'e' | b'E')) => "number",
+        _ => "integer",
+    }
+}
+
 /// The text of the value a static path selects in canonical text `s`, or
 /// `None` when it selects nothing.
 pub fn find<'a>(s: &'a [u8], steps: &[Step]) -> Option<&'a [u8]> {
@@ -404,5 +418,12 @@ mod tests {
         assert_eq!(at(&[Step::Name(b"q")]), None);
         assert_eq!(array_len(s, span(s, &[Step::Name(b"a"), Step::Name(b"b")]).unwrap().0), 3);
         assert_eq!(array_len(b"[]", 0), 0);
+    }
+
+    #[test]
+    fn type_names_match_the_tree() {
+        for s in ["{}", "[1]", "\"x\"", "true", "false", "null", "0", "-12", "1.5", "1e20", "-1.5e-7"] {
+            assert_eq!(type_name(s.as_bytes()), Json::parse(s.as_bytes()).unwrap().type_name(), "{s}");
+        }
     }
 }
