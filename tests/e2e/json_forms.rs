@@ -54,3 +54,73 @@ fn reads_leave_a_text_document_as_text() {
     assert_eq!(c.cmd(&["JSON.GET", "k"]), format!("${}\r\n{ORDER}\r\n", ORDER.len()));
     assert_eq!(text_memory(ORDER), ":276\r\n");
 }
+
+#[test]
+fn writes_leave_a_small_document_as_text() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let item0 = r#"{"id":"001","name":"Laptop","quantity":1,"price":1799.99}"#;
+    let item1 = r#"{"id":"002","name":"Mouse","quantity":2,"price":25.5}"#;
+    let edit = |from: &str, to: &str| {
+        assert!(ORDER.contains(from), "{from}");
+        ORDER.replacen(from, to, 1)
+    };
+    // Each update on a fresh copy of the order: its reply and the document
+    // after it.
+    let rows: Vec<(&[&str], String, String)> = vec![
+        (&["JSON.STRAPPEND", "k", "$.status", "\"!\""], "*1\r\n:5\r\n".into(), edit("paid", "paid!")),
+        (&["JSON.STRAPPEND", "k", ".user", "\"x\""], ":4\r\n".into(), edit("u42", "u42x")),
+        (&["JSON.DEL", "k", "$.shipping.zip"], ":1\r\n".into(), edit(r#","zip":"10115""#, "")),
+        (&["JSON.FORGET", "k", ".items[0]"], ":1\r\n".into(), edit(&format!("{item0},"), "")),
+        (&["JSON.DEL", "k", "$..price"], ":2\r\n".into(), edit(r#","price":1799.99"#, "").replacen(r#","price":25.5"#, "", 1)),
+        (&["JSON.ARRINSERT", "k", "$.items", "0", r#"{"id":"000"}"#], "*1\r\n:3\r\n".into(), edit("[{", r#"[{"id":"000"},{"#)),
+        (
+            &["JSON.MERGE", "k", "$", r#"{"status":"shipped","shipping":{"express":null},"gift":true}"#],
+            "+OK\r\n".into(),
+            edit("paid", "shipped").replacen(r#","express":true"#, "", 1).replacen("1850.99}", r#"1850.99,"gift":true}"#, 1),
+        ),
+        (&["JSON.MERGE", "k", "$.items[1]", r#"{"quantity":5}"#], "+OK\r\n".into(), edit(r#""quantity":2"#, r#""quantity":5"#)),
+        (&["JSON.ARRPOP", "k", ".items"], format!("${}\r\n{item1}\r\n", item1.len()), edit(&format!(",{item1}"), "")),
+        (&["JSON.ARRTRIM", "k", "$.items", "1", "1"], "*1\r\n:1\r\n".into(), edit(&format!("{item0},"), "")),
+        (&["JSON.CLEAR", "k", "$.shipping"], ":1\r\n".into(), edit(r#""city":"Berlin","zip":"10115","express":true"#, "")),
+        (&["JSON.TOGGLE", "k", "$.shipping.express"], "*1\r\n:0\r\n".into(), edit("true", "false")),
+        (
+            &["JSON.NUMINCRBY", "k", "$..quantity", "1"],
+            "$5\r\n[2,3]\r\n".into(),
+            edit(r#""quantity":1"#, r#""quantity":2"#).replacen(r#""quantity":2,"price":25.5"#, r#""quantity":3,"price":25.5"#, 1),
+        ),
+        (&["JSON.SET", "k", "$.items[*].name", "\"-\""], "+OK\r\n".into(), edit("Laptop", "-").replacen("Mouse", "-", 1)),
+        (&["JSON.ARRAPPEND", "k", "$..items", "1"], "*1\r\n:3\r\n".into(), edit("25.5}]", "25.5},1]")),
+        (&["JSON.ARRINSERT", "k", ".items", "9", "1"], "-ERR index out of bounds\r\n".into(), ORDER.to_string()),
+        (&["JSON.STRAPPEND", "k", "$.total", "\"x\""], "*1\r\n$-1\r\n".into(), ORDER.to_string()),
+    ];
+    for (cmd, reply, after) in &rows {
+        assert_eq!(c.cmd(&["JSON.SET", "k", "$", ORDER]), "+OK\r\n");
+        assert_eq!(c.cmd(cmd), *reply, "{cmd:?}");
+        assert_eq!(c.cmd(&["JSON.GET", "k"]), format!("${}\r\n{after}\r\n", after.len()), "after {cmd:?}");
+        assert_eq!(c.cmd(&["JSON.DEBUG", "MEMORY", "k"]), text_memory(after), "after {cmd:?}");
+    }
+    // JSON.MSET of a path updates the same way.
+    assert_eq!(c.cmd(&["JSON.SET", "k", "$", ORDER]), "+OK\r\n");
+    assert_eq!(c.cmd(&["JSON.MSET", "k", "$..id", "7"]), "+OK\r\n");
+    let after = edit(r#""id":"o1""#, r#""id":7"#).replace(r#""id":"001""#, r#""id":7"#).replace(r#""id":"002""#, r#""id":7"#);
+    assert_eq!(c.cmd(&["JSON.GET", "k"]), format!("${}\r\n{after}\r\n", after.len()));
+    assert_eq!(c.cmd(&["JSON.DEBUG", "MEMORY", "k"]), text_memory(&after));
+}
+
+#[test]
+fn a_document_past_16_kib_is_a_tree() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["JSON.SET", "k", "$", r#"{"a":"x"}"#]), "+OK\r\n");
+    assert_eq!(c.cmd(&["JSON.DEBUG", "MEMORY", "k"]), text_memory(r#"{"a":"x"}"#));
+    // 16,384 bytes of text is the most kept as text.
+    let fill = "y".repeat(16_384 - r#"{"a":"x"}"#.len());
+    assert_eq!(c.cmd(&["JSON.STRAPPEND", "k", ".a", &format!("\"{fill}\"")]), ":16376\r\n");
+    let doc = format!(r#"{{"a":"x{fill}"}}"#);
+    assert_eq!(c.cmd(&["JSON.DEBUG", "MEMORY", "k"]), text_memory(&doc));
+    // One more byte and it is a tree: a 32-byte root node, a one-member
+    // object (56 bytes) and the string's 16,377-byte allocation.
+    assert_eq!(c.cmd(&["JSON.STRAPPEND", "k", ".a", "\"z\""]), ":16377\r\n");
+    assert_eq!(c.cmd(&["JSON.DEBUG", "MEMORY", "k"]), format!(":{}\r\n", 40 + 56 + 16_377));
+}

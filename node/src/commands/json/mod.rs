@@ -210,6 +210,53 @@ fn doc_required<'a>(ctx: &'a mut Ctx, key: &[u8]) -> CmdResult<&'a mut JsonDoc> 
     doc(ctx, key)?.ok_or_else(err::no_key)
 }
 
+/// A document a write command updates. However the command ends, dropping
+/// it puts a document that was compact before (kept as text, or a scalar)
+/// back to its canonical text when that is at most `text::TEXT_MAX`: tree
+/// updates work on a temporary tree, and small documents stay as small as
+/// they are at rest.
+pub struct Editing<'a> {
+    doc: &'a mut JsonDoc,
+    /// The text's length before the update; `None` for a document that was
+    /// not compact (a tree, left as one).
+    before: Option<usize>,
+}
+
+impl<'a> Editing<'a> {
+    pub fn new(doc: &'a mut JsonDoc) -> Editing<'a> {
+        let before = doc.is_compact().then(|| doc.text().map_or(0, <[u8]>::len));
+        Editing { doc, before }
+    }
+}
+
+impl std::ops::Deref for Editing<'_> {
+    type Target = JsonDoc;
+    fn deref(&self) -> &JsonDoc {
+        self.doc
+    }
+}
+
+impl std::ops::DerefMut for Editing<'_> {
+    fn deref_mut(&mut self) -> &mut JsonDoc {
+        self.doc
+    }
+}
+
+impl Drop for Editing<'_> {
+    fn drop(&mut self) {
+        if let Some(len) = self.before {
+            // Room for what updates usually add, so printing rarely grows
+            // the buffer.
+            self.doc.settle(len + len / 8 + 32);
+        }
+    }
+}
+
+/// The document at `key` for a write, which must exist.
+fn edit_required<'a>(ctx: &'a mut Ctx, key: &[u8]) -> CmdResult<Editing<'a>> {
+    doc_required(ctx, key).map(Editing::new)
+}
+
 /// The optional path argument at `i` (the legacy root when absent).
 fn path_arg(args: &[Bytes], i: usize) -> CmdResult<JsonPath> {
     parse_path(args.get(i).map(|b| &b[..]).unwrap_or(b"."))

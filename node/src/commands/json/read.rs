@@ -497,12 +497,12 @@ pub(super) fn debug(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     }
     let path = path_arg(args, 3)?;
     let found = doc(ctx, &args[2])?;
-    // A document kept as text uses the bytes of its text: the root reports
-    // the allocation, a static path the bytes of its value in the text.
+    // The root reports all the document uses (header included). A
+    // document kept as text uses the bytes of its text: a static path
+    // reports the bytes of its value in the text.
     let text_size = match (&found, path.static_steps()) {
-        (Some(d), Some(steps)) => {
-            d.text().map(|t| if steps.is_empty() { Some(d.heap_size()) } else { json_text::find(t, &steps).map(<[u8]>::len) })
-        }
+        (Some(d), Some(steps)) if steps.is_empty() => Some(Some(d.heap_size())),
+        (Some(d), Some(steps)) => d.text().map(|t| json_text::find(t, &steps).map(<[u8]>::len)),
         _ => None,
     };
     if path.legacy {

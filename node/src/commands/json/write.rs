@@ -142,7 +142,7 @@ pub(super) fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let value = NewValue::parse(&path, &args[3])?;
     let key = &args[1];
     let done = match doc(ctx, key)? {
-        Some(d) => set_in_doc(d, &path, value, nx, xx)?,
+        Some(d) => set_in_doc(&mut Editing::new(d), &path, value, nx, xx)?,
         None => {
             if xx {
                 false
@@ -179,9 +179,10 @@ pub(super) fn merge(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         out.ok();
         return Ok(());
     };
+    let mut d = Editing::new(d);
     if path.is_root() {
         check_depth(0, &patch)?;
-        reserve(d, patch.mem_size())?;
+        reserve(&mut d, patch.mem_size())?;
         ops::merge(d.tree(), &patch);
         out.ok();
         return Ok(());
@@ -193,7 +194,7 @@ pub(super) fn merge(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             Some((parents, Last::Name(name))) if !matches!(patch, Json::Null) => match parents.into_iter().next() {
                 Some((Json::Object(_), loc)) => {
                     check_depth(loc.len() + 1, &patch)?;
-                    reserve(d, patch.mem_size() + 24)?;
+                    reserve(&mut d, patch.mem_size() + 24)?;
                     let mut v = Json::Null;
                     ops::merge(&mut v, &patch);
                     if let Some(Json::Object(m)) = ops::node_mut(d.tree(), &loc) {
@@ -216,7 +217,7 @@ pub(super) fn merge(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     for l in &locs {
         check_depth(l.len(), &patch)?;
     }
-    reserve(d, patch.mem_size().saturating_mul(locs.len()))?;
+    reserve(&mut d, patch.mem_size().saturating_mul(locs.len()))?;
     for l in &locs {
         if matches!(patch, Json::Null) {
             ops::remove_at(d.tree(), l);
@@ -244,6 +245,7 @@ pub(super) fn del(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         out.int(1);
         return Ok(());
     }
+    let mut d = Editing::new(d);
     let locs = ops::outermost(path.locate(d.tree()).into_iter().map(|(_, l)| l).collect());
     let mut n = 0;
     for l in &locs {
@@ -260,7 +262,7 @@ pub(super) fn clear(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         return Err(CmdError::wrong_arity("json.clear"));
     }
     let path = path_arg(args, 2)?;
-    let d = doc_required(ctx, &args[1])?;
+    let mut d = edit_required(ctx, &args[1])?;
     let locs: Vec<Loc> = path
         .locate(d.tree())
         .into_iter()
@@ -285,7 +287,7 @@ pub(super) fn clear(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 
 pub(super) fn toggle(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let path = parse_path(&args[2])?;
-    let d = doc_required(ctx, &args[1])?;
+    let mut d = edit_required(ctx, &args[1])?;
     let locs = typed_locs(d.tree(), &path, |v| matches!(v, Json::Bool(_)));
     let res = mutate(d.tree(), locs, |v, _| match v {
         Json::Bool(b) => {
@@ -311,10 +313,10 @@ pub(super) fn num_op(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, op: NumOp) ->
     if !n.is_number() {
         return Err(err::bad_number());
     }
-    let d = doc_required(ctx, &args[1])?;
-    let results = match num_in_text(d, &path, &n, op)? {
+    let mut d = edit_required(ctx, &args[1])?;
+    let results = match num_in_text(&mut d, &path, &n, op)? {
         Some(results) => results,
-        None => num_in_tree(d, &path, &n, op)?,
+        None => num_in_tree(&mut d, &path, &n, op)?,
     };
     if out.resp3 {
         out.array(results.len());
@@ -398,10 +400,10 @@ pub(super) fn strappend(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResu
         Json::Str(s) => s,
         other => return Err(err::wrong_type("string", &other)),
     };
-    let d = doc_required(ctx, &args[1])?;
+    let mut d = edit_required(ctx, &args[1])?;
     let locs = typed_locs(d.tree(), &path, |v| matches!(v, Json::Str(_)));
     let count = locs.iter().flatten().count();
-    reserve(d, suffix.len().saturating_mul(count))?;
+    reserve(&mut d, suffix.len().saturating_mul(count))?;
     let res = mutate(d.tree(), locs, |v, _| match v {
         Json::Str(s) => {
             let mut b = Vec::with_capacity(s.len() + suffix.len());
@@ -428,10 +430,10 @@ pub(super) fn parse_values(args: &[Bytes]) -> CmdResult<Vec<Json>> {
 pub(super) fn arrappend(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let path = parse_path(&args[2])?;
     let values = parse_values(&args[3..])?;
-    let d = doc_required(ctx, &args[1])?;
-    let res = match append_in_text(d, &path, &values)? {
+    let mut d = edit_required(ctx, &args[1])?;
+    let res = match append_in_text(&mut d, &path, &values)? {
         Some(res) => res,
-        None => append_in_tree(d, &path, &values)?,
+        None => append_in_tree(&mut d, &path, &values)?,
     };
     if path.legacy {
         out.int(last_of(&res).ok_or_else(|| err::path_missing_or("not an array"))?);
@@ -486,7 +488,7 @@ pub(super) fn arrinsert(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResu
     let path = parse_path(&args[2])?;
     let index = parse_i64(&args[3])?;
     let values = parse_values(&args[4..])?;
-    let d = doc_required(ctx, &args[1])?;
+    let mut d = edit_required(ctx, &args[1])?;
     let matches = path.locate(d.tree());
     let mut locs = Vec::with_capacity(matches.len());
     for (v, l) in matches {
@@ -502,7 +504,7 @@ pub(super) fn arrinsert(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResu
         }
     }
     let added: usize = values.iter().map(Json::mem_size).sum();
-    reserve(d, added.saturating_mul(locs.iter().flatten().count()))?;
+    reserve(&mut d, added.saturating_mul(locs.iter().flatten().count()))?;
     let res = mutate(d.tree(), locs, |v, _| match v {
         Json::Array(a) => {
             let at = ops::insert_position(a.len(), index).unwrap_or(a.len());
@@ -525,7 +527,7 @@ pub(super) fn arrpop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult 
     }
     let path = path_arg(args, 2)?;
     let index = args.get(3).map(|a| parse_i64(a)).transpose()?.unwrap_or(-1);
-    let d = doc_required(ctx, &args[1])?;
+    let mut d = edit_required(ctx, &args[1])?;
     let locs = typed_locs(d.tree(), &path, |v| matches!(v, Json::Array(_)));
     let any = locs.iter().any(Option::is_some);
     let res = mutate(d.tree(), locs, |v, _| match v {
@@ -555,7 +557,7 @@ pub(super) fn arrpop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult 
 pub(super) fn arrtrim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let path = parse_path(&args[2])?;
     let (start, stop) = (parse_i64(&args[3])?, parse_i64(&args[4])?);
-    let d = doc_required(ctx, &args[1])?;
+    let mut d = edit_required(ctx, &args[1])?;
     let locs = typed_locs(d.tree(), &path, |v| matches!(v, Json::Array(_)));
     let res = mutate(d.tree(), locs, |v, _| match v {
         Json::Array(a) => ops::arr_trim(a, start, stop) as i64,
@@ -641,7 +643,7 @@ pub async fn mset(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 let mut all = true;
                 for it in items {
                     let done = match d.get_mut(&it.key, now).map(|e| &mut e.value) {
-                        Some(Value::Json(doc)) => set_in_doc(&mut *doc, &it.path, it.value, false, false).unwrap_or(false),
+                        Some(Value::Json(doc)) => set_in_doc(&mut Editing::new(doc), &it.path, it.value, false, false).unwrap_or(false),
                         _ if it.path.is_root() => {
                             d.set(&it.key, Value::Json(Box::new(it.value.into_doc())), false, now);
                             true

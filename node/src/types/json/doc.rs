@@ -121,8 +121,9 @@ impl ReadJson for Reader<'_> {
 /// What a JSON key holds. A document written whole and no larger than
 /// `text::TEXT_MAX` is kept as its canonical text (one allocation, about
 /// the size of the text itself). Static-path JSON.SET, NUMINCRBY and
-/// ARRAPPEND edit the text (`splice`); any other update turns it into the
-/// tree. Reads use `view`, which never changes the form.
+/// ARRAPPEND edit the text (`splice`); other updates work on the tree
+/// (`tree`) and then print it back (`settle`). Reads use `view`, which
+/// never changes the form. Larger documents are kept as trees.
 /// A tree document also keeps an upper bound of its memory use (so the
 /// document size limit costs nothing per write; see `JsonDoc::reserve`).
 #[derive(Clone, Debug)]
@@ -215,6 +216,27 @@ impl JsonDoc {
         match &mut self.repr {
             Repr::Tree(root) => root,
             Repr::Text(_) => unreachable!("converted above"),
+        }
+    }
+
+    /// Whether the document is in its compact form: kept as text, or a
+    /// scalar (which lives in the header and owns no tree).
+    pub fn is_compact(&self) -> bool {
+        !matches!(self.repr, Repr::Tree(Json::Array(_) | Json::Object(_)))
+    }
+
+    /// Puts a tree document back to its canonical text when that is at
+    /// most `TEXT_MAX` bytes (what a write on a compact document ends
+    /// with); `hint` is the expected length of the text. Prints the whole
+    /// tree, so callers use it on documents that were compact before their
+    /// update, whose size the update's arguments bound.
+    pub fn settle(&mut self, hint: usize) {
+        let Repr::Tree(root @ (Json::Array(_) | Json::Object(_))) = &self.repr else { return };
+        let mut text = Vec::with_capacity(hint.min(TEXT_MAX));
+        root.write(&mut text, &super::value::Format::COMPACT);
+        if text.len() <= TEXT_MAX {
+            self.repr = Repr::Text(text.into_boxed_slice());
+            self.approx_bytes = 0;
         }
     }
 

@@ -21,11 +21,16 @@
 //!   index), keys and strings up to 22 bytes inline, integers apart from
 //!   floats. JSON.SET, NUMINCRBY/NUMMULTBY and ARRAPPEND of a static path
 //!   edit a text document's text (splicing in the new value's canonical
-//!   text, one copy of at most 16 KiB); any other update turns it into its
-//!   tree for good, so the tree's in-place updates serve from then on.
-//!   Reads never change the form: they read the text, or a temporary tree
-//!   of the value a static path selects (of the whole document for other
-//!   paths), dropped after the reply.
+//!   text, one copy of at most 16 KiB). Any other update parses the text
+//!   into a tree, updates that, and prints it back (the JSON commands'
+//!   `Editing` guard, `JsonDoc::settle`), so a document of at most 16 KiB
+//!   is text at rest whatever wrote it; only larger documents are kept as
+//!   trees, whose in-place updates serve them. (A tree that an update
+//!   shrinks below 16 KiB stays a tree until it is written whole, restored
+//!   or loaded: only documents compact before an update are printed, so a
+//!   write to a large tree never pays for printing it.) Reads never change the form: they read
+//!   the text, or a temporary tree of the value a static path selects (of
+//!   the whole document for other paths), dropped after the reply.
 //!
 //! Bytes a document uses (`JSON.DEBUG MEMORY` of its root; exact
 //! allocation sizes, since texts and vectors are allocated at their exact
