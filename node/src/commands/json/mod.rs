@@ -25,6 +25,7 @@ use crate::types::json::value::{self as jv, Format, Item, MAX_DEPTH, MAX_DOC_BYT
 use crate::types::json::{err, parse_arg, parse_doc, parse_path, Json, JsonDoc, JsonPath};
 use crate::util::{eq_ic, parse_i64};
 
+mod in_text;
 mod read;
 mod write;
 

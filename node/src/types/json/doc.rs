@@ -120,8 +120,8 @@ impl ReadJson for Reader<'_> {
 
 /// What a JSON key holds. A document written whole and no larger than
 /// `text::TEXT_MAX` is kept as its canonical text (one allocation, about
-/// the size of the text itself). Static-path JSON.SET, NUMINCRBY and
-/// ARRAPPEND edit the text (`splice`); other updates work on the tree
+/// the size of the text itself). Most static-path updates edit the text
+/// (`splice`); other updates work on the tree
 /// (`tree`) and then print it back (`settle`). Reads use `view`, which
 /// never changes the form. Larger documents are kept as trees.
 /// A tree document also keeps an upper bound of its memory use (so the

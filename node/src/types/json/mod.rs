@@ -19,9 +19,10 @@
 //! - **Tree** (`value::Json`): 32-byte nodes, objects as exact-size vectors
 //!   of `(SmallBytes, Json)` pairs in insertion order (56 bytes a member, no
 //!   index), keys and strings up to 22 bytes inline, integers apart from
-//!   floats. JSON.SET, NUMINCRBY/NUMMULTBY and ARRAPPEND of a static path
-//!   edit a text document's text (splicing in the new value's canonical
-//!   text, one copy of at most 16 KiB). Any other update parses the text
+//!   floats. JSON.SET, NUMINCRBY/NUMMULTBY, STRAPPEND, TOGGLE, ARRAPPEND,
+//!   ARRINSERT and DEL of a static path edit a text document's text
+//!   (splicing in or cutting out canonical text, one copy of at most
+//!   16 KiB; the JSON commands' `in_text`). Any other update parses the text
 //!   into a tree, updates that, and prints it back (the JSON commands'
 //!   `Editing` guard, `JsonDoc::settle`), so a document of at most 16 KiB
 //!   is text at rest whatever wrote it; only larger documents are kept as
