@@ -80,6 +80,13 @@ fn writes_leave_a_small_document_as_text() {
             edit("paid", "shipped").replacen(r#","express":true"#, "", 1).replacen("1850.99}", r#"1850.99,"gift":true}"#, 1),
         ),
         (&["JSON.MERGE", "k", "$.items[1]", r#"{"quantity":5}"#], "+OK\r\n".into(), edit(r#""quantity":2"#, r#""quantity":5"#)),
+        (
+            &["JSON.MERGE", "k", ".shipping", r#"{"zip":null,"city":{"name":"Paris"},"meta":{"a":null,"b":[1]}}"#],
+            "+OK\r\n".into(),
+            edit(r#"{"city":"Berlin","zip":"10115","express":true}"#, r#"{"city":{"name":"Paris"},"express":true,"meta":{"b":[1]}}"#),
+        ),
+        (&["JSON.MERGE", "k", "$..shipping", r#"{"express":null}"#], "+OK\r\n".into(), edit(r#","express":true"#, "")),
+        (&["JSON.MERGE", "k", "$.items", r#"[]"#], "+OK\r\n".into(), edit(&format!("[{item0},{item1}]"), "[]")),
         (&["JSON.ARRPOP", "k", ".items"], format!("${}\r\n{item1}\r\n", item1.len()), edit(&format!(",{item1}"), "")),
         (&["JSON.ARRTRIM", "k", "$.items", "1", "1"], "*1\r\n:1\r\n".into(), edit(&format!("{item0},"), "")),
         (&["JSON.CLEAR", "k", "$.shipping"], ":1\r\n".into(), edit(r#""city":"Berlin","zip":"10115","express":true"#, "")),

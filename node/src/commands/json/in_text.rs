@@ -156,3 +156,66 @@ pub(super) fn arrinsert_in_text(d: &mut JsonDoc, path: &JsonPath, index: i64, va
     };
     Ok(d.splice(pos..pos, &add).then_some(vec![Some((starts.len() + values.len()) as i64)]))
 }
+
+/// Most members a JSON.MERGE patch may have to be merged on the text (each
+/// member costs a copy of the text); larger patches merge on the tree.
+const MERGE_TEXT_MEMBERS: usize = 16;
+
+/// JSON.MERGE of an object patch into the object at a static path: each
+/// patch member is deleted (null), merged (an object into an object) or
+/// set on the text, in patch order, as `ops::merge` does on the tree.
+/// `None` leaves the merge to the tree, also after some members were
+/// merged on the text (merging again gives the same document).
+pub(super) fn merge_in_text(d: &mut JsonDoc, path: &JsonPath, patch: &Json) -> CmdResult<Option<()>> {
+    let (Some(text), Some(mut steps)) = (d.text(), path.static_steps()) else { return Ok(None) };
+    let Json::Object(pm) = patch else { return Ok(None) };
+    if pm.len() > MERGE_TEXT_MEMBERS || json_text::span(text, &steps).is_none_or(|(lo, _)| text[lo] != b'{') {
+        return Ok(None);
+    }
+    check_depth(steps.len(), patch)?;
+    Ok(merge_members(d, &mut steps, pm))
+}
+
+/// Merges `patch`'s members into the object at `steps`.
+fn merge_members<'a>(d: &mut JsonDoc, steps: &mut Vec<Step<'a>>, patch: &'a [(SmallBytes, Json)]) -> Option<()> {
+    for (k, pv) in patch {
+        steps.push(Step::Name(k));
+        let done = merge_member(d, steps, pv);
+        steps.pop();
+        done?;
+    }
+    Some(())
+}
+
+/// Merges one patch member (its value `pv`) into the member at `steps`.
+fn merge_member<'a>(d: &mut JsonDoc, steps: &mut Vec<Step<'a>>, pv: &'a Json) -> Option<()> {
+    let text = d.text()?;
+    let found = json_text::span(text, steps);
+    if let Json::Null = pv {
+        return match json_text::removal(text, steps) {
+            Some((lo, hi)) => d.splice(lo..hi, b"").then_some(()),
+            None => Some(()),
+        };
+    }
+    if let (Some((lo, _)), Json::Object(pm)) = (found, pv) {
+        if text[lo] == b'{' {
+            return merge_members(d, steps, pm);
+        }
+    }
+    let mut fresh = Json::Null;
+    ops::merge(&mut fresh, pv);
+    if let Some((lo, hi)) = found {
+        return d.splice(lo..hi, &fresh.to_text()).then_some(());
+    }
+    // A new member goes at the end of its object.
+    let (Step::Name(name), parent) = steps.split_last()? else { return None };
+    let (plo, phi) = json_text::span(text, parent)?;
+    let mut member = Vec::new();
+    if phi - plo > 2 {
+        member.push(b',');
+    }
+    jv::write_str(name, &mut member);
+    member.push(b':');
+    fresh.write(&mut member, &Format::COMPACT);
+    d.splice(phi - 1..phi - 1, &member).then_some(())
+}

@@ -142,6 +142,10 @@ pub(super) fn merge(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         return Ok(());
     };
     let mut d = Editing::new(d);
+    if merge_in_text(&mut d, &path, &patch)?.is_some() {
+        out.ok();
+        return Ok(());
+    }
     if path.is_root() {
         check_depth(0, &patch)?;
         reserve(&mut d, patch.mem_size())?;
