@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use super::text::{is_canonical, TEXT_MAX};
-use super::value::{Json, Members, ParseError, MAX_DEPTH};
+use super::value::{write_compact_within, Json, Members, ParseError, MAX_DEPTH};
 use crate::types::codec::{put_len, Reader};
 use crate::types::SmallBytes;
 
@@ -227,14 +227,13 @@ impl JsonDoc {
 
     /// Puts a tree document back to its canonical text when that is at
     /// most `TEXT_MAX` bytes (what a write on a compact document ends
-    /// with); `hint` is the expected length of the text. Prints the whole
-    /// tree, so callers use it on documents that were compact before their
-    /// update, whose size the update's arguments bound.
+    /// with); `hint` is the expected length of the text. Printing stops
+    /// once the text passes `TEXT_MAX`, so a large tree costs at most that
+    /// much printing.
     pub fn settle(&mut self, hint: usize) {
         let Repr::Tree(root @ (Json::Array(_) | Json::Object(_))) = &self.repr else { return };
         let mut text = Vec::with_capacity(hint.min(TEXT_MAX));
-        root.write(&mut text, &super::value::Format::COMPACT);
-        if text.len() <= TEXT_MAX {
+        if write_compact_within(root, &mut text, TEXT_MAX) {
             self.repr = Repr::Text(text.into_boxed_slice());
             self.approx_bytes = 0;
         }
@@ -340,6 +339,29 @@ mod tests {
         assert!(JsonDoc::from_dump(&[9, T_NULL]).is_none());
         let deep: Vec<u8> = std::iter::once(DUMP_VERSION).chain(std::iter::repeat_n([T_ARRAY, 1], 200).flatten()).chain([T_NULL]).collect();
         assert!(JsonDoc::from_dump(&deep).is_none());
+    }
+
+    #[test]
+    fn settle_prints_back_what_fits() {
+        let small = p("{\"a\":[1,\"\\u0001\"],\"b\":{}}");
+        let mut doc = JsonDoc::new(small.clone());
+        doc.settle(0);
+        assert_eq!(doc.text(), Some(&small.to_text()[..]));
+        // Just past the limit, in a string, a key or an array: stays a tree.
+        let at = |n: usize| format!("{{\"k\":\"{}\"}}", "x".repeat(n - 8));
+        for (text, fits) in [(at(TEXT_MAX), true), (at(TEXT_MAX + 1), false)] {
+            let mut doc = JsonDoc::new(p(&text));
+            doc.settle(16);
+            assert_eq!(doc.text().is_some(), fits, "{}", text.len());
+        }
+        let long_key = format!("{{\"{}\":1}}", "k".repeat(TEXT_MAX));
+        let many = format!("[{}]", vec!["1"; TEXT_MAX / 2 + 1].join(","));
+        for text in [long_key, many] {
+            let mut doc = JsonDoc::new(p(&text));
+            doc.settle(0);
+            assert!(doc.text().is_none());
+            assert!(doc.view().same(&p(&text)));
+        }
     }
 
     #[test]
