@@ -4,11 +4,14 @@
 # 1. Memory per document: fresh servers load DOCS copies of a 236-byte order
 #    and of a ~1.9 KB product document (30 fields, nested arrays) with
 #    JSON.SET; used_memory and RSS growth divided by DOCS. Damselfly is also
-#    measured after one JSON.TYPE per key, which turns every document into
-#    the tree that partial updates work on.
+#    measured after one JSON.TYPE per key (a read) and after one
+#    JSON.STRAPPEND per key (an update done on the tree), which once turned
+#    every document into the tree for good.
 # 2. Throughput with redis-benchmark at -P 1 and -P 16 on the order: JSON.SET
 #    of the whole document, JSON.GET of a field and of the whole document,
-#    JSON.SET of a field, JSON.NUMINCRBY, JSON.ARRAPPEND. Each pipeline depth
+#    JSON.SET of a field, JSON.NUMINCRBY, JSON.ARRAPPEND, then JSON.TYPE,
+#    JSON.STRAPPEND, JSON.ARRINSERT, JSON.MERGE and JSON.DEL of a field
+#    (which after the first time on a key deletes nothing). Each pipeline depth
 #    starts from freshly loaded documents; servers alternate row by row.
 #    Besides requests/s, each row reports the server's CPU time per request
 #    (INFO cpu before and after), which a shared machine disturbs far less;
@@ -97,17 +100,20 @@ load() { # port doc
     }' | redis-cli -p "$1" --pipe >/dev/null
 }
 
-touch_all() { # port: one JSON.TYPE per key
-    awk -v n="$DOCS" 'BEGIN {
+touch_all() { # port how: one JSON.TYPE (read) or JSON.STRAPPEND (write) per key
+    awk -v n="$DOCS" -v how="$2" 'BEGIN {
         ORS = "";
         for (i = 0; i < n; i++) {
             key = sprintf("json:%012d", i);
-            printf "*2\r\n$9\r\nJSON.TYPE\r\n$%d\r\n%s\r\n", length(key), key;
+            if (how == "read")
+                printf "*2\r\n$9\r\nJSON.TYPE\r\n$%d\r\n%s\r\n", length(key), key;
+            else
+                printf "*4\r\n$14\r\nJSON.STRAPPEND\r\n$%d\r\n%s\r\n$4\r\n$.id\r\n$3\r\n\"!\"\r\n", length(key), key;
         }
     }' | redis-cli -p "$1" --pipe >/dev/null
 }
 
-mem_row() { # label kind doc [tree]
+mem_row() { # label kind doc [read|write]
     local port=$PORT
     [[ $2 == redisjson ]] && port=$RPORT
     start "$2" "$port"
@@ -115,7 +121,7 @@ mem_row() { # label kind doc [tree]
     u0=$(info "$port" used_memory)
     r0=$(info "$port" used_memory_rss)
     load "$port" "$3"
-    [[ "${4:-}" == tree ]] && touch_all "$port"
+    [[ -n "${4:-}" ]] && touch_all "$port" "$4"
     sleep 1
     u1=$(info "$port" used_memory)
     r1=$(info "$port" used_memory_rss)
@@ -131,7 +137,8 @@ for d in order product; do
     doc=$ORDER
     [[ $d == product ]] && doc=$PRODUCT
     mem_row "damselfly, $d" damselfly "$doc"
-    mem_row "damselfly, $d, after JSON.TYPE (tree)" damselfly "$doc" tree
+    mem_row "damselfly, $d, after JSON.TYPE" damselfly "$doc" read
+    mem_row "damselfly, $d, after JSON.STRAPPEND" damselfly "$doc" write
     [[ -n "$SO" ]] && mem_row "RedisJSON, $d" redisjson "$doc"
 done
 [[ "${MEMORY_ONLY:-}" == 1 ]] && exit 0
@@ -152,7 +159,9 @@ row() { # port pipeline command...
 }
 
 NAMES=('JSON.SET key $ <order>' 'JSON.GET key $.total' 'JSON.GET key (whole)' 'JSON.SET key $.status "shipped"'
-    'JSON.NUMINCRBY key $.items[0].quantity 1' 'JSON.ARRAPPEND key $.items {"id":"003"}')
+    'JSON.NUMINCRBY key $.items[0].quantity 1' 'JSON.ARRAPPEND key $.items {"id":"003"}'
+    'JSON.TYPE key' 'JSON.STRAPPEND key $.status "!"' 'JSON.ARRINSERT key $.items 0 {"id":"000"}'
+    'JSON.MERGE key $ {"status":"sent"}' 'JSON.DEL key $.shipping.zip')
 run_row() { # i port p
     case $1 in
         0) row "$2" "$3" JSON.SET 'json:__rand_int__' '$' "$ORDER" ;;
@@ -161,6 +170,11 @@ run_row() { # i port p
         3) row "$2" "$3" JSON.SET 'json:__rand_int__' '$.status' '"shipped"' ;;
         4) row "$2" "$3" JSON.NUMINCRBY 'json:__rand_int__' '$.items[0].quantity' 1 ;;
         5) row "$2" "$3" JSON.ARRAPPEND 'json:__rand_int__' '$.items' '{"id":"003"}' ;;
+        6) row "$2" "$3" JSON.TYPE 'json:__rand_int__' ;;
+        7) row "$2" "$3" JSON.STRAPPEND 'json:__rand_int__' '$.status' '"!"' ;;
+        8) row "$2" "$3" JSON.ARRINSERT 'json:__rand_int__' '$.items' 0 '{"id":"000"}' ;;
+        9) row "$2" "$3" JSON.MERGE 'json:__rand_int__' '$' '{"status":"sent"}' ;;
+        10) row "$2" "$3" JSON.DEL 'json:__rand_int__' '$.shipping.zip' ;;
     esac
 }
 

@@ -25,6 +25,7 @@ use crate::types::json::value::{self as jv, Format, Item, MAX_DEPTH, MAX_DOC_BYT
 use crate::types::json::{err, parse_arg, parse_doc, parse_path, Json, JsonDoc, JsonPath};
 use crate::util::{eq_ic, parse_i64};
 
+mod in_text;
 mod read;
 mod write;
 
@@ -208,6 +209,53 @@ fn doc<'a>(ctx: &'a mut Ctx, key: &[u8]) -> CmdResult<Option<&'a mut JsonDoc>> {
 /// The document at `key`, which must exist.
 fn doc_required<'a>(ctx: &'a mut Ctx, key: &[u8]) -> CmdResult<&'a mut JsonDoc> {
     doc(ctx, key)?.ok_or_else(err::no_key)
+}
+
+/// A document a write command updates. However the command ends, dropping
+/// it puts a document that was compact before (kept as text, or a scalar)
+/// back to its canonical text when that is at most `text::TEXT_MAX`: tree
+/// updates work on a temporary tree, and small documents stay as small as
+/// they are at rest.
+pub struct Editing<'a> {
+    doc: &'a mut JsonDoc,
+    /// The text's length before the update; `None` for a document that was
+    /// not compact (a tree, left as one).
+    before: Option<usize>,
+}
+
+impl<'a> Editing<'a> {
+    pub fn new(doc: &'a mut JsonDoc) -> Editing<'a> {
+        let before = doc.is_compact().then(|| doc.text().map_or(0, <[u8]>::len));
+        Editing { doc, before }
+    }
+}
+
+impl std::ops::Deref for Editing<'_> {
+    type Target = JsonDoc;
+    fn deref(&self) -> &JsonDoc {
+        self.doc
+    }
+}
+
+impl std::ops::DerefMut for Editing<'_> {
+    fn deref_mut(&mut self) -> &mut JsonDoc {
+        self.doc
+    }
+}
+
+impl Drop for Editing<'_> {
+    fn drop(&mut self) {
+        if let Some(len) = self.before {
+            // Room for what updates usually add, so printing rarely grows
+            // the buffer.
+            self.doc.settle(len + len / 8 + 32);
+        }
+    }
+}
+
+/// The document at `key` for a write, which must exist.
+fn edit_required<'a>(ctx: &'a mut Ctx, key: &[u8]) -> CmdResult<Editing<'a>> {
+    doc_required(ctx, key).map(Editing::new)
 }
 
 /// The optional path argument at `i` (the legacy root when absent).

@@ -1,8 +1,47 @@
 //! The JSON commands that only read: JSON.GET (straight from the text of
 //! a document kept as text when it can), MGET, TYPE, STRLEN, ARRINDEX,
-//! ARRLEN, OBJKEYS, OBJLEN, RESP and DEBUG MEMORY.
+//! ARRLEN, OBJKEYS, OBJLEN, RESP and DEBUG MEMORY. None of them changes the
+//! form a document is kept in: they read a text document's text, or a
+//! temporary tree of the part of it they look at (`View`).
+
+use std::borrow::Cow;
 
 use super::*;
+
+/// What a read command evaluates its path on, leaving the document as it
+/// is: for a static path in a document kept as text, only the selected
+/// value, parsed from its slice of the text; otherwise the whole tree
+/// (borrowed from a tree document, parsed afresh from a text one).
+pub(super) enum View<'a> {
+    Whole(Cow<'a, Json>),
+    Static(Option<Json>),
+}
+
+impl<'a> View<'a> {
+    pub(super) fn of(d: &'a JsonDoc, path: &JsonPath) -> View<'a> {
+        if let (Some(t), Some(steps)) = (d.text(), path.static_steps()) {
+            // A slice of canonical text is canonical text; it always parses.
+            return View::Static(json_text::find(t, &steps).map(|v| Json::parse(v).unwrap_or(Json::Null)));
+        }
+        View::Whole(d.view())
+    }
+
+    /// Every matched value, in match order.
+    pub(super) fn select(&self, path: &JsonPath) -> Vec<&Json> {
+        match self {
+            View::Whole(root) => path.select(root),
+            View::Static(v) => v.iter().collect(),
+        }
+    }
+
+    /// The first matched value.
+    pub(super) fn first(&self, path: &JsonPath) -> Option<&Json> {
+        match self {
+            View::Whole(root) => path.first(root),
+            View::Static(v) => v.as_ref(),
+        }
+    }
+}
 
 /// JSON.GET's reply format (RESP3 only besides STRING).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -219,16 +258,24 @@ pub(super) fn type_(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     if resp3 {
         out.array(1);
     }
+    // A static path in a text document: the type shows in the value's text.
+    let view;
+    let types: Vec<&str> = match (d.text(), path.static_steps()) {
+        (Some(t), Some(steps)) => json_text::find(t, &steps).map(json_text::type_name).into_iter().collect(),
+        _ => {
+            view = View::Whole(d.view());
+            view.select(&path).into_iter().map(Json::type_name).collect()
+        }
+    };
     if path.legacy {
-        match path.first(d.tree()) {
-            Some(v) => out.bulk(v.type_name().as_bytes()),
+        match types.first() {
+            Some(t) => out.bulk(t.as_bytes()),
             None => out.nil(),
         }
     } else {
-        let vals = path.select(d.tree());
-        out.array(vals.len());
-        for v in vals {
-            out.bulk(v.type_name().as_bytes());
+        out.array(types.len());
+        for t in types {
+            out.bulk(t.as_bytes());
         }
     }
     Ok(())
@@ -244,7 +291,8 @@ pub(super) fn strlen(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult 
             out.nil();
             return Ok(());
         };
-        match path.first(d.tree()) {
+        let view = View::of(d, &path);
+        match view.first(&path) {
             Some(Json::Str(s)) => out.int(s.len() as i64),
             Some(v) => return Err(err::wrong_type("string", v)),
             None => return Err(err::path_missing(&path.normalized)),
@@ -252,7 +300,8 @@ pub(super) fn strlen(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult 
         return Ok(());
     }
     let d = doc_required(ctx, &args[1])?;
-    let res: Vec<Option<i64>> = path.select(d.tree()).into_iter().map(|v| v.as_str().map(|s| s.len() as i64)).collect();
+    let view = View::of(d, &path);
+    let res: Vec<Option<i64>> = view.select(&path).into_iter().map(|v| v.as_str().map(|s| s.len() as i64)).collect();
     int_array(out, &res);
     Ok(())
 }
@@ -272,10 +321,12 @@ pub(super) fn arrindex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResul
         Some((s..e).find(|&i| a[i].same(&needle)).map_or(-1, |i| i as i64))
     };
     if path.legacy {
-        let v = path.first(d.tree()).ok_or_else(|| err::path_missing(&path.normalized))?;
+        let view = View::of(d, &path);
+        let v = view.first(&path).ok_or_else(|| err::path_missing(&path.normalized))?;
         out.int(find(v).ok_or_else(|| err::wrong_type("array", v))?);
     } else {
-        let res: Vec<Option<i64>> = path.select(d.tree()).into_iter().map(find).collect();
+        let view = View::of(d, &path);
+        let res: Vec<Option<i64>> = view.select(&path).into_iter().map(find).collect();
         int_array(out, &res);
     }
     Ok(())
@@ -295,12 +346,14 @@ pub(super) fn arrlen(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult 
             out.nil();
             return Ok(());
         };
-        let v = path.first(d.tree()).ok_or_else(err::path_missing_plain)?;
+        let view = View::of(d, &path);
+        let v = view.first(&path).ok_or_else(err::path_missing_plain)?;
         out.int(len(v).ok_or_else(|| err::path_missing_or("not an array"))?);
         return Ok(());
     }
     let d = doc_required(ctx, &args[1])?;
-    let res: Vec<Option<i64>> = path.select(d.tree()).into_iter().map(len).collect();
+    let view = View::of(d, &path);
+    let res: Vec<Option<i64>> = view.select(&path).into_iter().map(len).collect();
     int_array(out, &res);
     Ok(())
 }
@@ -324,7 +377,8 @@ pub(super) fn objkeys(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult
             out.nil();
             return Ok(());
         };
-        match path.first(d.tree()) {
+        let view = View::of(d, &path);
+        match view.first(&path) {
             Some(v @ Json::Object(_)) => keys_reply(v, out),
             Some(_) => return Err(err::path_missing_or("not an object")),
             None => out.nil(),
@@ -332,7 +386,8 @@ pub(super) fn objkeys(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult
         return Ok(());
     }
     let d = doc_required(ctx, &args[1])?;
-    let vals = path.select(d.tree());
+    let view = View::of(d, &path);
+    let vals = view.select(&path);
     out.array(vals.len());
     for v in vals {
         match v {
@@ -354,7 +409,8 @@ pub(super) fn objlen(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult 
             out.nil();
             return Ok(());
         };
-        match path.first(d.tree()) {
+        let view = View::of(d, &path);
+        match view.first(&path) {
             Some(Json::Object(m)) => out.int(m.len() as i64),
             Some(v) => return Err(err::wrong_type("object", v)),
             None => out.nil(),
@@ -362,8 +418,9 @@ pub(super) fn objlen(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult 
         return Ok(());
     }
     let d = found.ok_or_else(|| err::path_missing_or("not an object"))?;
-    let res: Vec<Option<i64>> = path
-        .select(d.tree())
+    let view = View::of(d, &path);
+    let res: Vec<Option<i64>> = view
+        .select(&path)
         .into_iter()
         .map(|v| match v {
             Json::Object(m) => Some(m.len() as i64),
@@ -410,10 +467,12 @@ pub(super) fn resp(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         return Ok(());
     };
     if path.legacy {
-        let v = path.first(d.tree()).ok_or_else(|| err::path_missing(&path.normalized))?;
+        let view = View::of(d, &path);
+        let v = view.first(&path).ok_or_else(|| err::path_missing(&path.normalized))?;
         resp_value(v, out);
     } else {
-        let vals = path.select(d.tree());
+        let view = View::of(d, &path);
+        let vals = view.select(&path);
         out.array(vals.len());
         for v in vals {
             resp_value(v, out);
@@ -438,12 +497,12 @@ pub(super) fn debug(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     }
     let path = path_arg(args, 3)?;
     let found = doc(ctx, &args[2])?;
-    // A document kept as text uses the bytes of its text: the root reports
-    // the allocation, a static path the bytes of its value in the text.
+    // The root reports all the document uses (header included). A
+    // document kept as text uses the bytes of its text: a static path
+    // reports the bytes of its value in the text.
     let text_size = match (&found, path.static_steps()) {
-        (Some(d), Some(steps)) => {
-            d.text().map(|t| if steps.is_empty() { Some(d.heap_size()) } else { json_text::find(t, &steps).map(<[u8]>::len) })
-        }
+        (Some(d), Some(steps)) if steps.is_empty() => Some(Some(d.heap_size())),
+        (Some(d), Some(steps)) => d.text().map(|t| json_text::find(t, &steps).map(<[u8]>::len)),
         _ => None,
     };
     if path.legacy {

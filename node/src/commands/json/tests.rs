@@ -373,12 +373,13 @@ const COMMANDS: &[&[(&str, &str)]] = &[
     &[("JSON.RESP d .b", "[+{, 'a', 2, 'c', [+[, 1, 2, 3, [+{, 'a', 3]]]"), ("JSON.RESP d $.t", "[+true]"), ("JSON.RESP d .f", "'1.5'"), ("JSON.RESP d .n", "nil")],
     &[("JSON.RESP d $..a", "[1, 2, 3]"), ("JSON.RESP d .zz", "-ERR Path '$.zz' does not exist"), ("JSON.RESP none", "nil")],
     // DEBUG.
-    // A document written whole is kept as text: a static path reports the
-    // bytes of its value's text, the root the text plus the document's
-    // slot; other paths, and a document once changed through a path that
-    // is not static, the tree's nodes.
+    // A document of at most 16 KiB is kept as text, also after updates
+    // through paths that are not static: a static path reports the bytes
+    // of its value's text, the root the text plus the document's 40-byte
+    // header; other paths the nodes of a temporary tree.
     &[("JSON.DEBUG MEMORY d .a", "1"), ("JSON.DEBUG MEMORY d $.a", "[1]"), ("JSON.DEBUG MEMORY d $.b.c", "[15]"), ("JSON.DEBUG MEMORY d $.zz", "[]"), ("JSON.DEBUG MEMORY d .zz", "-ERR Path '$.zz' does not exist")],
-    &[("JSON.DEBUG MEMORY d $..a", "[32, 32, 32]"), ("JSON.SET t $ `[1,\"ab\"]`", "+OK"), ("JSON.DEBUG MEMORY t", "48"), ("JSON.NUMINCRBY t $[0] 1", "'[2]'"), ("JSON.DEBUG MEMORY t", "48"), ("JSON.NUMINCRBY t $[*] 1", "'[3,null]'"), ("JSON.DEBUG MEMORY t", "96"), ("JSON.DEBUG MEMORY t $[0]", "[32]")],
+    &[("JSON.DEBUG MEMORY d $..a", "[32, 32, 32]"), ("JSON.SET t $ `[1,\"ab\"]`", "+OK"), ("JSON.DEBUG MEMORY t", "48"), ("JSON.NUMINCRBY t $[0] 1", "'[2]'"), ("JSON.DEBUG MEMORY t", "48"), ("JSON.NUMINCRBY t $[*] 1", "'[3,null]'"), ("JSON.DEBUG MEMORY t", "48"), ("JSON.DEBUG MEMORY t $[0]", "[1]"), ("JSON.DEBUG MEMORY t $[*]", "[32, 32]")],
+    &[("JSON.SET s $ 5", "+OK"), ("JSON.DEBUG MEMORY s", "41"), ("JSON.DEBUG MEMORY s $", "[41]")],
     &[("JSON.DEBUG MEMORY none", "0"), ("JSON.DEBUG MEMORY none $", "[]")],
     &[("JSON.DEBUG HELP", "[+MEMORY <key> [path] - reports memory usage, +HELP                - this message]"), ("JSON.DEBUG FOO", "-ERR unknown subcommand - try `JSON.DEBUG HELP`")],
 ];

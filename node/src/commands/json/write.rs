@@ -1,8 +1,8 @@
 //! The JSON commands that write: JSON.SET/MSET/MERGE/DEL/CLEAR/TOGGLE,
 //! NUMINCRBY/NUMMULTBY, STRAPPEND and the array updates.
 
+use super::in_text::*;
 use super::*;
-use crate::types::json::path::Step;
 
 /// What JSON.SET does to an existing document (shared with JSON.MSET).
 /// Returns whether the value was written (false: NX/XX unmet or the path
@@ -98,51 +98,13 @@ pub(super) fn set_options(args: &[Bytes]) -> CmdResult<(bool, bool)> {
     Ok((nx, xx))
 }
 
-/// JSON.SET of a static path in a document kept as text, done on the text
-/// (which stays canonical): the value's compact text replaces the old
-/// value's, or a new member goes at the end of its object, exactly as the
-/// tree would place it. `None` leaves the write to the tree: a tree
-/// document, a path that is not static, a missing array index, a key that
-/// is not UTF-8, or a result longer than `TEXT_MAX`.
-fn set_in_text(d: &mut JsonDoc, path: &JsonPath, value: &Json, nx: bool, xx: bool) -> CmdResult<Option<bool>> {
-    let (Some(text), Some(steps)) = (d.text(), path.static_steps()) else { return Ok(None) };
-    let Some((last, parent)) = steps.split_last() else { return Ok(None) };
-    if let Some((lo, hi)) = json_text::span(text, &steps) {
-        if nx {
-            return Ok(Some(false));
-        }
-        check_depth(steps.len(), value)?;
-        return Ok(d.splice(lo..hi, &value.to_text()).then_some(true));
-    }
-    let Step::Name(name) = *last else { return Ok(None) };
-    if xx {
-        return Ok(Some(false));
-    }
-    if std::str::from_utf8(name).is_err() {
-        return Ok(None);
-    }
-    let Some((plo, phi)) = json_text::span(text, parent) else { return Ok(Some(false)) };
-    if text[plo] != b'{' {
-        return Ok(Some(false));
-    }
-    check_depth(steps.len(), value)?;
-    let mut member = Vec::new();
-    if phi - plo > 2 {
-        member.push(b',');
-    }
-    jv::write_str(name, &mut member);
-    member.push(b':');
-    value.write(&mut member, &Format::COMPACT);
-    Ok(d.splice(phi - 1..phi - 1, &member).then_some(true))
-}
-
 pub(super) fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let (nx, xx) = set_options(&args[4..])?;
     let path = parse_path(&args[2])?;
     let value = NewValue::parse(&path, &args[3])?;
     let key = &args[1];
     let done = match doc(ctx, key)? {
-        Some(d) => set_in_doc(d, &path, value, nx, xx)?,
+        Some(d) => set_in_doc(&mut Editing::new(d), &path, value, nx, xx)?,
         None => {
             if xx {
                 false
@@ -179,9 +141,14 @@ pub(super) fn merge(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         out.ok();
         return Ok(());
     };
+    let mut d = Editing::new(d);
+    if merge_in_text(&mut d, &path, &patch)?.is_some() {
+        out.ok();
+        return Ok(());
+    }
     if path.is_root() {
         check_depth(0, &patch)?;
-        reserve(d, patch.mem_size())?;
+        reserve(&mut d, patch.mem_size())?;
         ops::merge(d.tree(), &patch);
         out.ok();
         return Ok(());
@@ -193,7 +160,7 @@ pub(super) fn merge(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             Some((parents, Last::Name(name))) if !matches!(patch, Json::Null) => match parents.into_iter().next() {
                 Some((Json::Object(_), loc)) => {
                     check_depth(loc.len() + 1, &patch)?;
-                    reserve(d, patch.mem_size() + 24)?;
+                    reserve(&mut d, patch.mem_size() + 24)?;
                     let mut v = Json::Null;
                     ops::merge(&mut v, &patch);
                     if let Some(Json::Object(m)) = ops::node_mut(d.tree(), &loc) {
@@ -216,7 +183,7 @@ pub(super) fn merge(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     for l in &locs {
         check_depth(l.len(), &patch)?;
     }
-    reserve(d, patch.mem_size().saturating_mul(locs.len()))?;
+    reserve(&mut d, patch.mem_size().saturating_mul(locs.len()))?;
     for l in &locs {
         if matches!(patch, Json::Null) {
             ops::remove_at(d.tree(), l);
@@ -244,6 +211,11 @@ pub(super) fn del(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         out.int(1);
         return Ok(());
     }
+    let mut d = Editing::new(d);
+    if let Some(n) = del_in_text(&mut d, &path) {
+        out.int(n);
+        return Ok(());
+    }
     let locs = ops::outermost(path.locate(d.tree()).into_iter().map(|(_, l)| l).collect());
     let mut n = 0;
     for l in &locs {
@@ -260,7 +232,7 @@ pub(super) fn clear(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         return Err(CmdError::wrong_arity("json.clear"));
     }
     let path = path_arg(args, 2)?;
-    let d = doc_required(ctx, &args[1])?;
+    let mut d = edit_required(ctx, &args[1])?;
     let locs: Vec<Loc> = path
         .locate(d.tree())
         .into_iter()
@@ -285,15 +257,20 @@ pub(super) fn clear(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 
 pub(super) fn toggle(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let path = parse_path(&args[2])?;
-    let d = doc_required(ctx, &args[1])?;
-    let locs = typed_locs(d.tree(), &path, |v| matches!(v, Json::Bool(_)));
-    let res = mutate(d.tree(), locs, |v, _| match v {
-        Json::Bool(b) => {
-            *b = !*b;
-            *b
+    let mut d = edit_required(ctx, &args[1])?;
+    let res = match toggle_in_text(&mut d, &path) {
+        Some(res) => res,
+        None => {
+            let locs = typed_locs(d.tree(), &path, |v| matches!(v, Json::Bool(_)));
+            mutate(d.tree(), locs, |v, _| match v {
+                Json::Bool(b) => {
+                    *b = !*b;
+                    *b
+                }
+                _ => false,
+            })
         }
-        _ => false,
-    });
+    };
     if path.legacy {
         match last_of(&res) {
             Some(b) => out.bulk(if b { b"true" } else { b"false" }),
@@ -311,10 +288,10 @@ pub(super) fn num_op(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, op: NumOp) ->
     if !n.is_number() {
         return Err(err::bad_number());
     }
-    let d = doc_required(ctx, &args[1])?;
-    let results = match num_in_text(d, &path, &n, op)? {
+    let mut d = edit_required(ctx, &args[1])?;
+    let results = match num_in_text(&mut d, &path, &n, op)? {
         Some(results) => results,
-        None => num_in_tree(d, &path, &n, op)?,
+        None => num_in_tree(&mut d, &path, &n, op)?,
     };
     if out.resp3 {
         out.array(results.len());
@@ -336,20 +313,6 @@ pub(super) fn num_op(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, op: NumOp) ->
         out.bulk(&text);
     }
     Ok(())
-}
-
-/// JSON.NUMINCRBY/NUMMULTBY of a static path in a document kept as text:
-/// the number's text is replaced by the result's. `None` leaves it to the
-/// tree (not text, not static, or the text would pass `TEXT_MAX`).
-fn num_in_text(d: &mut JsonDoc, path: &JsonPath, n: &Json, op: NumOp) -> CmdResult<Option<Vec<Option<Json>>>> {
-    let (Some(text), Some(steps)) = (d.text(), path.static_steps()) else { return Ok(None) };
-    let Some((lo, hi)) = json_text::span(text, &steps) else { return Ok(Some(Vec::new())) };
-    if !matches!(text[lo], b'-' | b'0'..=b'9') {
-        return Ok(Some(vec![None]));
-    }
-    let cur = Json::parse(&text[lo..hi]).map_err(err::parse)?;
-    let r = ops::num_op(&cur, n, op).ok_or_else(err::not_a_number)?;
-    Ok(d.splice(lo..hi, &r.to_text()).then_some(vec![Some(r)]))
 }
 
 /// JSON.NUMINCRBY/NUMMULTBY on the tree: every result is computed first,
@@ -398,27 +361,34 @@ pub(super) fn strappend(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResu
         Json::Str(s) => s,
         other => return Err(err::wrong_type("string", &other)),
     };
-    let d = doc_required(ctx, &args[1])?;
-    let locs = typed_locs(d.tree(), &path, |v| matches!(v, Json::Str(_)));
-    let count = locs.iter().flatten().count();
-    reserve(d, suffix.len().saturating_mul(count))?;
-    let res = mutate(d.tree(), locs, |v, _| match v {
-        Json::Str(s) => {
-            let mut b = Vec::with_capacity(s.len() + suffix.len());
-            b.extend_from_slice(s);
-            b.extend_from_slice(&suffix);
-            let n = b.len() as i64;
-            *s = SmallBytes::from_vec(b);
-            n
-        }
-        _ => 0,
-    });
+    let mut d = edit_required(ctx, &args[1])?;
+    let res = match strappend_in_text(&mut d, &path, &suffix) {
+        Some(res) => res,
+        None => strappend_in_tree(&mut d, &path, &suffix)?,
+    };
     if path.legacy {
         out.int(last_of(&res).ok_or_else(|| err::path_missing_or("not a string"))?);
     } else {
         int_array(out, &res);
     }
     Ok(())
+}
+
+fn strappend_in_tree(d: &mut JsonDoc, path: &JsonPath, suffix: &[u8]) -> CmdResult<Vec<Option<i64>>> {
+    let locs = typed_locs(d.tree(), path, |v| matches!(v, Json::Str(_)));
+    let count = locs.iter().flatten().count();
+    reserve(d, suffix.len().saturating_mul(count))?;
+    Ok(mutate(d.tree(), locs, |v, _| match v {
+        Json::Str(s) => {
+            let mut b = Vec::with_capacity(s.len() + suffix.len());
+            b.extend_from_slice(s);
+            b.extend_from_slice(suffix);
+            let n = b.len() as i64;
+            *s = SmallBytes::from_vec(b);
+            n
+        }
+        _ => 0,
+    }))
 }
 
 pub(super) fn parse_values(args: &[Bytes]) -> CmdResult<Vec<Json>> {
@@ -428,10 +398,10 @@ pub(super) fn parse_values(args: &[Bytes]) -> CmdResult<Vec<Json>> {
 pub(super) fn arrappend(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let path = parse_path(&args[2])?;
     let values = parse_values(&args[3..])?;
-    let d = doc_required(ctx, &args[1])?;
-    let res = match append_in_text(d, &path, &values)? {
+    let mut d = edit_required(ctx, &args[1])?;
+    let res = match append_in_text(&mut d, &path, &values)? {
         Some(res) => res,
-        None => append_in_tree(d, &path, &values)?,
+        None => append_in_tree(&mut d, &path, &values)?,
     };
     if path.legacy {
         out.int(last_of(&res).ok_or_else(|| err::path_missing_or("not an array"))?);
@@ -439,29 +409,6 @@ pub(super) fn arrappend(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResu
         int_array(out, &res);
     }
     Ok(())
-}
-
-/// JSON.ARRAPPEND to a static path in a document kept as text: the values'
-/// texts go before the array's closing bracket. `None` leaves it to the
-/// tree (not text, not static, or the text would pass `TEXT_MAX`).
-fn append_in_text(d: &mut JsonDoc, path: &JsonPath, values: &[Json]) -> CmdResult<Option<Vec<Option<i64>>>> {
-    let (Some(text), Some(steps)) = (d.text(), path.static_steps()) else { return Ok(None) };
-    let Some((lo, hi)) = json_text::span(text, &steps) else { return Ok(Some(Vec::new())) };
-    if text[lo] != b'[' {
-        return Ok(Some(vec![None]));
-    }
-    for v in values {
-        check_depth(steps.len() + 1, v)?;
-    }
-    let len = json_text::array_len(text, lo);
-    let mut add = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        if len > 0 || i > 0 {
-            add.push(b',');
-        }
-        v.write(&mut add, &Format::COMPACT);
-    }
-    Ok(d.splice(hi - 1..hi - 1, &add).then_some(vec![Some((len + values.len()) as i64)]))
 }
 
 fn append_in_tree(d: &mut JsonDoc, path: &JsonPath, values: &[Json]) -> CmdResult<Vec<Option<i64>>> {
@@ -486,14 +433,27 @@ pub(super) fn arrinsert(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResu
     let path = parse_path(&args[2])?;
     let index = parse_i64(&args[3])?;
     let values = parse_values(&args[4..])?;
-    let d = doc_required(ctx, &args[1])?;
+    let mut d = edit_required(ctx, &args[1])?;
+    let res = match arrinsert_in_text(&mut d, &path, index, &values)? {
+        Some(res) => res,
+        None => arrinsert_in_tree(&mut d, &path, index, &values)?,
+    };
+    if path.legacy {
+        out.int(last_of(&res).ok_or_else(|| err::path_missing_or("not an array"))?);
+    } else {
+        int_array(out, &res);
+    }
+    Ok(())
+}
+
+fn arrinsert_in_tree(d: &mut JsonDoc, path: &JsonPath, index: i64, values: &[Json]) -> CmdResult<Vec<Option<i64>>> {
     let matches = path.locate(d.tree());
     let mut locs = Vec::with_capacity(matches.len());
     for (v, l) in matches {
         match v {
             Json::Array(a) => {
                 ops::insert_position(a.len(), index).ok_or_else(err::index_out_of_bounds)?;
-                for x in &values {
+                for x in values {
                     check_depth(l.len() + 1, x)?;
                 }
                 locs.push(Some(l));
@@ -503,20 +463,14 @@ pub(super) fn arrinsert(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResu
     }
     let added: usize = values.iter().map(Json::mem_size).sum();
     reserve(d, added.saturating_mul(locs.iter().flatten().count()))?;
-    let res = mutate(d.tree(), locs, |v, _| match v {
+    Ok(mutate(d.tree(), locs, |v, _| match v {
         Json::Array(a) => {
             let at = ops::insert_position(a.len(), index).unwrap_or(a.len());
             a.splice(at..at, values.iter().cloned());
             a.len() as i64
         }
         _ => 0,
-    });
-    if path.legacy {
-        out.int(last_of(&res).ok_or_else(|| err::path_missing_or("not an array"))?);
-    } else {
-        int_array(out, &res);
-    }
-    Ok(())
+    }))
 }
 
 pub(super) fn arrpop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
@@ -525,7 +479,7 @@ pub(super) fn arrpop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult 
     }
     let path = path_arg(args, 2)?;
     let index = args.get(3).map(|a| parse_i64(a)).transpose()?.unwrap_or(-1);
-    let d = doc_required(ctx, &args[1])?;
+    let mut d = edit_required(ctx, &args[1])?;
     let locs = typed_locs(d.tree(), &path, |v| matches!(v, Json::Array(_)));
     let any = locs.iter().any(Option::is_some);
     let res = mutate(d.tree(), locs, |v, _| match v {
@@ -555,7 +509,7 @@ pub(super) fn arrpop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult 
 pub(super) fn arrtrim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let path = parse_path(&args[2])?;
     let (start, stop) = (parse_i64(&args[3])?, parse_i64(&args[4])?);
-    let d = doc_required(ctx, &args[1])?;
+    let mut d = edit_required(ctx, &args[1])?;
     let locs = typed_locs(d.tree(), &path, |v| matches!(v, Json::Array(_)));
     let res = mutate(d.tree(), locs, |v, _| match v {
         Json::Array(a) => ops::arr_trim(a, start, stop) as i64,
@@ -641,7 +595,7 @@ pub async fn mset(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 let mut all = true;
                 for it in items {
                     let done = match d.get_mut(&it.key, now).map(|e| &mut e.value) {
-                        Some(Value::Json(doc)) => set_in_doc(&mut *doc, &it.path, it.value, false, false).unwrap_or(false),
+                        Some(Value::Json(doc)) => set_in_doc(&mut Editing::new(doc), &it.path, it.value, false, false).unwrap_or(false),
                         _ if it.path.is_root() => {
                             d.set(&it.key, Value::Json(Box::new(it.value.into_doc())), false, now);
                             true

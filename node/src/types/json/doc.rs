@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use super::text::{is_canonical, TEXT_MAX};
-use super::value::{Json, Members, ParseError, MAX_DEPTH};
+use super::value::{write_compact_within, Json, Members, ParseError, MAX_DEPTH};
 use crate::types::codec::{put_len, Reader};
 use crate::types::SmallBytes;
 
@@ -120,9 +120,10 @@ impl ReadJson for Reader<'_> {
 
 /// What a JSON key holds. A document written whole and no larger than
 /// `text::TEXT_MAX` is kept as its canonical text (one allocation, about
-/// the size of the text itself). Static-path JSON.SET, NUMINCRBY and
-/// ARRAPPEND edit the text (`splice`); any other update, or a read other
-/// than JSON.GET/JSON.MGET, turns it into the tree.
+/// the size of the text itself). Most static-path updates edit the text
+/// (`splice`); other updates work on the tree
+/// (`tree`) and then print it back (`settle`). Reads use `view`, which
+/// never changes the form. Larger documents are kept as trees.
 /// A tree document also keeps an upper bound of its memory use (so the
 /// document size limit costs nothing per write; see `JsonDoc::reserve`).
 #[derive(Clone, Debug)]
@@ -215,6 +216,26 @@ impl JsonDoc {
         match &mut self.repr {
             Repr::Tree(root) => root,
             Repr::Text(_) => unreachable!("converted above"),
+        }
+    }
+
+    /// Whether the document is in its compact form: kept as text, or a
+    /// scalar (which lives in the header and owns no tree).
+    pub fn is_compact(&self) -> bool {
+        !matches!(self.repr, Repr::Tree(Json::Array(_) | Json::Object(_)))
+    }
+
+    /// Puts a tree document back to its canonical text when that is at
+    /// most `TEXT_MAX` bytes (what a write on a compact document ends
+    /// with); `hint` is the expected length of the text. Printing stops
+    /// once the text passes `TEXT_MAX`, so a large tree costs at most that
+    /// much printing.
+    pub fn settle(&mut self, hint: usize) {
+        let Repr::Tree(root @ (Json::Array(_) | Json::Object(_))) = &self.repr else { return };
+        let mut text = Vec::with_capacity(hint.min(TEXT_MAX));
+        if write_compact_within(root, &mut text, TEXT_MAX) {
+            self.repr = Repr::Text(text.into_boxed_slice());
+            self.approx_bytes = 0;
         }
     }
 
@@ -318,6 +339,29 @@ mod tests {
         assert!(JsonDoc::from_dump(&[9, T_NULL]).is_none());
         let deep: Vec<u8> = std::iter::once(DUMP_VERSION).chain(std::iter::repeat_n([T_ARRAY, 1], 200).flatten()).chain([T_NULL]).collect();
         assert!(JsonDoc::from_dump(&deep).is_none());
+    }
+
+    #[test]
+    fn settle_prints_back_what_fits() {
+        let small = p("{\"a\":[1,\"\\u0001\"],\"b\":{}}");
+        let mut doc = JsonDoc::new(small.clone());
+        doc.settle(0);
+        assert_eq!(doc.text(), Some(&small.to_text()[..]));
+        // Just past the limit, in a string, a key or an array: stays a tree.
+        let at = |n: usize| format!("{{\"k\":\"{}\"}}", "x".repeat(n - 8));
+        for (text, fits) in [(at(TEXT_MAX), true), (at(TEXT_MAX + 1), false)] {
+            let mut doc = JsonDoc::new(p(&text));
+            doc.settle(16);
+            assert_eq!(doc.text().is_some(), fits, "{}", text.len());
+        }
+        let long_key = format!("{{\"{}\":1}}", "k".repeat(TEXT_MAX));
+        let many = format!("[{}]", vec!["1"; TEXT_MAX / 2 + 1].join(","));
+        for text in [long_key, many] {
+            let mut doc = JsonDoc::new(p(&text));
+            doc.settle(0);
+            assert!(doc.text().is_none());
+            assert!(doc.view().same(&p(&text)));
+        }
     }
 
     #[test]

@@ -275,6 +275,92 @@ pub fn array_len(s: &[u8], i: usize) -> usize {
     elements(s, i).count()
 }
 
+/// The members of the object starting at `i`: (key start, key end, value
+/// start, value end), the key's span including its quotes.
+fn members(s: &[u8], i: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
+    let mut at = Some(i + 1);
+    std::iter::from_fn(move || {
+        let k = at.filter(|&k| s.get(k) == Some(&b'"'))?;
+        let kend = skip_string(s, k);
+        let vend = skip(s, kend + 1);
+        at = (s.get(vend) == Some(&b',')).then_some(vend + 1);
+        Some((k, kend, kend + 1, vend))
+    })
+}
+
+/// The bytes to cut from canonical text `s` to delete the value a static
+/// path of at least one step selects: its member or element with one
+/// adjacent comma, so that what remains is canonical.
+pub fn removal(s: &[u8], steps: &[Step]) -> Option<(usize, usize)> {
+    let (last, parent) = steps.split_last()?;
+    let (lo, _) = span(s, parent)?;
+    let (entries, i): (Vec<(usize, usize)>, usize) = match (last, s.get(lo)) {
+        (Step::Name(n), Some(b'{')) => {
+            let mut name = Vec::new();
+            write_str(n, &mut name);
+            let all: Vec<_> = members(s, lo).collect();
+            let i = all.iter().position(|&(k, kend, _, _)| s[k..kend] == name[..])?;
+            (all.into_iter().map(|(k, _, _, vend)| (k, vend)).collect(), i)
+        }
+        (Step::Index(k), Some(b'[')) => {
+            let all: Vec<_> = elements(s, lo).collect();
+            let i = if *k < 0 { usize::try_from(all.len() as i64 + k).ok()? } else { usize::try_from(*k).ok()? };
+            (all, i)
+        }
+        _ => return None,
+    };
+    let (a, b) = *entries.get(i)?;
+    Some(match (i.checked_sub(1).map(|p| entries[p]), entries.get(i + 1)) {
+        (Some((_, prev_end)), _) => (prev_end, b),
+        (None, Some(&(next, _))) => (a, next),
+        (None, None) => (a, b),
+    })
+}
+
+/// The length in bytes of the string whose canonical literal (quotes
+/// included) is `lit`: every escape stands for one byte.
+pub fn str_len(lit: &[u8]) -> usize {
+    let body = &lit[1..lit.len().saturating_sub(1).max(1)];
+    let mut n = 0;
+    let mut i = 0;
+    while i < body.len() {
+        i += match (body[i], body.get(i + 1)) {
+            (b'\\', Some(b'u')) => 6,
+            (b'\\', _) => 2,
+            _ => 1,
+        };
+        n += 1;
+    }
+    n
+}
+
+/// Where the elements of the array starting at `i` in canonical text `s`
+/// start, and where it ends (its closing bracket).
+pub fn element_starts(s: &[u8], i: usize) -> (Vec<usize>, usize) {
+    let mut end = i + 1;
+    let starts = elements(s, i)
+        .map(|(a, b)| {
+            end = b;
+            a
+        })
+        .collect();
+    (starts, end)
+}
+
+/// The JSON.TYPE name of the value whose canonical text is `v`.
+pub fn type_name(v: &[u8]) -> &'static str {
+    match v.first() {
+        Some(b'{') => "object",
+        Some(b'[') => "array",
+        Some(b'"') => "string",
+        Some(b't' | b'f') => "boolean",
+        Some(b'n') => "null",
+        // Canonical integers have neither a fraction nor an exponent.
+        _ if v.iter().any(|c| matches!(c, b'.' | b'e' | b'E')) => "number",
+        _ => "integer",
+    }
+}
+
 /// The text of the value a static path selects in canonical text `s`, or
 /// `None` when it selects nothing.
 pub fn find<'a>(s: &'a [u8], steps: &[Step]) -> Option<&'a [u8]> {
@@ -404,5 +490,48 @@ mod tests {
         assert_eq!(at(&[Step::Name(b"q")]), None);
         assert_eq!(array_len(s, span(s, &[Step::Name(b"a"), Step::Name(b"b")]).unwrap().0), 3);
         assert_eq!(array_len(b"[]", 0), 0);
+    }
+
+    #[test]
+    fn removals_leave_canonical_text() {
+        let s = br#"{"a":1,"b":[1,[2],3],"c":{"d":"x"},"e\"":null}"#;
+        for (steps, left) in [
+            (&[Step::Name(b"a")][..], &br#"{"b":[1,[2],3],"c":{"d":"x"},"e\"":null}"#[..]),
+            (&[Step::Name(b"b")], br#"{"a":1,"c":{"d":"x"},"e\"":null}"#),
+            (&[Step::Name(b"e\"")], br#"{"a":1,"b":[1,[2],3],"c":{"d":"x"}}"#),
+            (&[Step::Name(b"c"), Step::Name(b"d")], br#"{"a":1,"b":[1,[2],3],"c":{},"e\"":null}"#),
+            (&[Step::Name(b"b"), Step::Index(0)], br#"{"a":1,"b":[[2],3],"c":{"d":"x"},"e\"":null}"#),
+            (&[Step::Name(b"b"), Step::Index(1)], br#"{"a":1,"b":[1,3],"c":{"d":"x"},"e\"":null}"#),
+            (&[Step::Name(b"b"), Step::Index(-1)], br#"{"a":1,"b":[1,[2]],"c":{"d":"x"},"e\"":null}"#),
+            (&[Step::Name(b"b"), Step::Index(1), Step::Index(0)], br#"{"a":1,"b":[1,[],3],"c":{"d":"x"},"e\"":null}"#),
+        ] {
+            let (lo, hi) = removal(s, steps).unwrap();
+            let cut = [&s[..lo], &s[hi..]].concat();
+            assert_eq!(String::from_utf8_lossy(&cut), String::from_utf8_lossy(left), "{steps:?}");
+            assert!(is_canonical(&cut));
+        }
+        for steps in
+            [&[][..], &[Step::Name(b"z")], &[Step::Name(b"b"), Step::Index(3)], &[Step::Name(b"b"), Step::Index(-4)], &[Step::Index(0)]]
+        {
+            assert_eq!(removal(s, steps), None, "{steps:?}");
+        }
+    }
+
+    #[test]
+    fn string_lengths_and_element_starts() {
+        for s in ["", "abc", "a\"b\\c\n", "\u{1}x", "héllo ✓"] {
+            let mut lit = Vec::new();
+            write_str(s.as_bytes(), &mut lit);
+            assert_eq!(str_len(&lit), s.len(), "{s:?}");
+        }
+        assert_eq!(element_starts(b"[]", 0), (vec![], 1));
+        assert_eq!(element_starts(br#"[1,"a,]",[2]]"#, 0), (vec![1, 3, 9], 12));
+    }
+
+    #[test]
+    fn type_names_match_the_tree() {
+        for s in ["{}", "[1]", "\"x\"", "true", "false", "null", "0", "-12", "1.5", "1e20", "-1.5e-7"] {
+            assert_eq!(type_name(s.as_bytes()), Json::parse(s.as_bytes()).unwrap().type_name(), "{s}");
+        }
     }
 }

@@ -284,6 +284,49 @@ pub fn write_value(v: &Json, out: &mut Vec<u8>, fmt: &Format, level: usize) {
     }
 }
 
+/// Writes `v`'s compact text unless it would be longer than `limit` bytes
+/// (counting what `out` already holds); false, with `out` partly written,
+/// once it passes. Stops early, so a large tree costs at most about `limit`
+/// bytes of printing.
+pub fn write_compact_within(v: &Json, out: &mut Vec<u8>, limit: usize) -> bool {
+    let comma = |out: &mut Vec<u8>, i: usize| {
+        if i > 0 {
+            out.push(b',');
+        }
+    };
+    match v {
+        // A string's text is at least as long as its bytes.
+        Json::Str(s) if out.len() + s.len() > limit => return false,
+        Json::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                comma(out, i);
+                if !write_compact_within(x, out, limit) {
+                    return false;
+                }
+            }
+            out.push(b']');
+        }
+        Json::Object(m) => {
+            out.push(b'{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                comma(out, i);
+                if out.len() + k.len() > limit {
+                    return false;
+                }
+                write_str(k, out);
+                out.push(b':');
+                if !write_compact_within(x, out, limit) {
+                    return false;
+                }
+            }
+            out.push(b'}');
+        }
+        _ => write_value(v, out, &Format::COMPACT, 0),
+    }
+    out.len() <= limit
+}
+
 /// A float as serde_json writes it: shortest round-trip form, always with a
 /// fraction or exponent (`2.0`, `1e20`); non-finite values (never stored)
 /// as `null`.
