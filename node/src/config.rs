@@ -6,6 +6,7 @@
 
 pub mod conn;
 pub mod repl;
+pub mod rewrite;
 pub mod tls;
 
 use std::collections::BTreeMap;

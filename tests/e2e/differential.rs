@@ -106,10 +106,17 @@ fn normalise(cmd: &Cmd, v: V) -> V {
             )),
             v => v,
         },
+        // XINFO CONSUMERS: idle times, and Redis 7.2's `inactive` (which
+        // 7.0 lacks; tests/e2e/stream_groups.rs checks it).
         "XINFO" => match v {
             V::Arr(Some(rows)) => V::Arr(Some(
                 rows.into_iter()
                     .map(|r| match r {
+                        V::Arr(Some(mut f)) if f.len() == 8 && f[6] == V::Bulk(Some(b"inactive".to_vec())) => {
+                            f.truncate(6);
+                            f[5] = V::Int(0);
+                            V::Arr(Some(f))
+                        }
                         V::Arr(Some(mut f)) if f.len() == 6 && f[4] == V::Bulk(Some(b"idle".to_vec())) => {
                             f[5] = V::Int(0);
                             V::Arr(Some(f))

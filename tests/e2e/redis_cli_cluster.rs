@@ -211,6 +211,12 @@ fn subcommand_replies_on_a_fresh_node() {
     for (cmd, want) in &cases {
         assert_eq!(&raw.cmd(cmd), want, "{cmd:?}");
     }
+    // The errors above point at CLUSTER HELP: it lists every subcommand.
+    let help = raw.cmd(&["CLUSTER", "HELP"]);
+    assert!(help.contains("\r\n+CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"), "{help}");
+    for name in ["ADDSLOTS", "DELSLOTSRANGE", "FAILOVER", "FORGET", "MEET", "NODES", "RESET", "SETSLOT", "SHARDS", "SLOTS", "HELP"] {
+        assert!(help.contains(&format!("\r\n+{name}")), "{name} missing from {help}");
+    }
     // The node shows what it was given before it joins a cluster.
     let info = raw.cmd(&["CLUSTER", "INFO"]);
     assert!(info.contains("cluster_state:fail\r\ncluster_slots_assigned:2\r\ncluster_slots_ok:2\r\n"), "{info}");
@@ -375,4 +381,71 @@ fn keys_of_an_unassigned_slot_wait_for_its_next_owner() {
     assert!(wait_until(10, || has_line(a.port, &idb, " connected 5061 8192-16383")), "{}", nodes(a.port));
     assert!(wait_until(10, || dbsize(a.port) == 0), "a keeps {} keys", dbsize(a.port));
     assert_eq!(rb.cmd(&["GET", "bar"]), "$-1\r\n");
+}
+
+/// `redis-cli --cluster import`: the keys of a standalone redis-server move
+/// into a Damselfly cluster through MIGRATE (SCAN, then MIGRATE ... KEYS to
+/// each key's owner), every type with its TTL; `--cluster-copy` leaves them
+/// on the source, without it they leave the source; `--cluster-replace`
+/// overwrites a key the cluster already has.
+#[test]
+fn redis_cli_imports_a_standalone_redis_server() {
+    require_redis_cli();
+    let dirs = [TempDir::new("i0"), TempDir::new("i1")];
+    let (a, b) = (node(&dirs[0]), node(&dirs[1]));
+    assert_eq!(a.raw().cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]), "+OK\r\n");
+    assert_eq!(b.raw().cmd(&["CLUSTER", "ADDSLOTSRANGE", "8192", "16383"]), "+OK\r\n");
+    assert_eq!(b.raw().cmd(&["CLUSTER", "MEET", "127.0.0.1", &a.port.to_string()]), "+OK\r\n");
+    for p in [a.port, b.port] {
+        assert!(wait_until(10, || Server::raw_at(p).cmd(&["CLUSTER", "INFO"]).contains("cluster_state:ok")), "{}", nodes(p));
+    }
+    // redis-cli checks the cluster before importing: every node must show
+    // the same configuration.
+    let seed = addr(a.port);
+    assert!(wait_until(10, || redis_cli(&["--cluster", "check", &seed]).1.contains("[OK] All nodes agree about slots configuration.")));
+    let source = damselfly_tests::Redis::start();
+    let mut src = source.raw();
+    let setup: &[&[&str]] = &[
+        &["HSET", "cart:1", "sku:1", "2", "sku:2", "1"],
+        &["ZADD", "top", "1", "a", "2.5", "b"],
+        &["RPUSH", "orders", "o1", "o2", "o3"],
+        &["SADD", "tags", "x", "y"],
+        &["SET", "stock:1", "17"],
+        &["SET", "session", "s", "EX", "1000"],
+        &["XADD", "events", "1-1", "k", "v"],
+        &["PFADD", "visitors", "u1", "u2", "u3"],
+    ];
+    for cmd in setup {
+        src.cmd(cmd);
+    }
+    for i in 0..200 {
+        assert_eq!(src.cmd(&["SET", &format!("key:{i}"), &format!("v{i}")]), "+OK\r\n");
+    }
+    let from = addr(source.port);
+    let (ok, out) = redis_cli(&["--cluster", "import", &addr(a.port), "--cluster-from", &from, "--cluster-copy"]);
+    assert!(ok && !out.contains("ERR"), "{out}");
+    assert_eq!(dbsize(a.port) + dbsize(b.port), 208);
+    assert_eq!(src.cmd(&["DBSIZE"]), ":208\r\n", "--cluster-copy keeps the source's keys");
+    let reads = "HGETALL cart:1\nZRANGE top 0 -1 WITHSCORES\nLRANGE orders 0 -1\nSCARD tags\nGET stock:1\nXLEN events\nPFCOUNT visitors\nGET key:199\n";
+    let want = "sku:1\n2\nsku:2\n1\na\n1\nb\n2.5\no1\no2\no3\n2\n17\n1\n3\nv199\n";
+    assert_eq!(redis_cli_c(a.port, reads), want);
+    let ttl: i64 = redis_cli_c(b.port, "TTL session\n").trim().parse().expect("TTL");
+    assert!((900..=1000).contains(&ttl), "session TTL {ttl}");
+    // A key the cluster has already is refused without --cluster-replace
+    // (redis-cli reports MIGRATE's BUSYKEY) and overwritten with it.
+    assert_eq!(src.cmd(&["SET", "stock:1", "16"]), "+OK\r\n");
+    let (_, out) = redis_cli(&["--cluster", "import", &addr(a.port), "--cluster-from", &from, "--cluster-copy"]);
+    assert!(out.contains("BUSYKEY"), "{out}");
+    assert_eq!(redis_cli_c(a.port, "GET stock:1\n"), "17\n");
+    let (ok, out) = redis_cli(&["--cluster", "import", &addr(a.port), "--cluster-from", &from, "--cluster-copy", "--cluster-replace"]);
+    assert!(ok && !out.contains("ERR"), "{out}");
+    assert_eq!(redis_cli_c(a.port, "GET stock:1\n"), "16\n");
+    // Without --cluster-copy the keys leave the source.
+    assert_eq!(src.cmd(&["SET", "late", "1"]), "+OK\r\n");
+    assert_eq!(src.cmd(&["DEL", "stock:1"]), ":1\r\n");
+    let (ok, out) = redis_cli(&["--cluster", "import", &addr(a.port), "--cluster-from", &from, "--cluster-replace"]);
+    assert!(ok && !out.contains("ERR"), "{out}");
+    assert_eq!(src.cmd(&["DBSIZE"]), ":0\r\n");
+    assert_eq!(dbsize(a.port) + dbsize(b.port), 209);
+    assert_eq!(redis_cli_c(a.port, "GET late\n"), "1\n");
 }

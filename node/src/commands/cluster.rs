@@ -1,5 +1,5 @@
 //! Cluster commands: CLUSTER (SLOTS, SHARDS, NODES, INFO, MYID, MYSHARDID,
-//! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, SETSLOT, REPLICATE,
+//! KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, SETSLOT, REPLICATE, HELP,
 //! REPLICAS/SLAVES, FAILOVER; MEET, ADDSLOTS, FORGET, RESET & co. are in
 //! `cluster_config`), ASKING, READONLY and READWRITE,
 //! with Redis's reply shapes and error texts. The replies describe the
@@ -36,6 +36,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         sub("cluster|nodes", 2, STALE, (0, 0, 0), S, "Returns the cluster configuration for a node.", CLUSTER).tips(NONDET),
         sub("cluster|info", 2, STALE, (0, 0, 0), S, "Returns information about the state of a node.", CLUSTER).tips(NONDET),
         sub("cluster|myid", 2, STALE, (0, 0, 0), S, "Returns the ID of a node.", CLUSTER),
+        sub("cluster|help", 2, LOADING | STALE, (0, 0, 0), S, "Returns helpful text about the different subcommands.", CLUSTER),
         sub("cluster|myshardid", 2, STALE, (0, 0, 0), S, "Returns the shard ID of a node.", CLUSTER).tips(NONDET),
         sub("cluster|keyslot", 3, STALE, (0, 0, 0), S, "Returns the hash slot for a key.", CLUSTER),
         sub("cluster|countkeysinslot", 3, STALE, (0, 0, 0), S, "Returns the number of keys in a hash slot.", CLUSTER),
@@ -128,13 +129,73 @@ fn readonly(cx: &mut dyn Coord, on: bool) -> CmdResult {
     Ok(())
 }
 
+const CLUSTER_HELP: &[&str] = &[
+    "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ADDSLOTS <slot> [<slot> ...]",
+    "    Assign slots to this node (a change the cluster's Raft group commits).",
+    "ADDSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+    "    Assign slot ranges to this node.",
+    "BUMPEPOCH",
+    "    Raise the cluster's configuration epoch.",
+    "COUNT-FAILURE-REPORTS <node-id>",
+    "    Failure reports about a node (0: failures are decided by the Raft leader).",
+    "COUNTKEYSINSLOT <slot>",
+    "    Number of keys in <slot> held by this node.",
+    "DELSLOTS <slot> [<slot> ...]",
+    "    Leave slots without an owner.",
+    "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+    "    Leave slot ranges without an owner.",
+    "FAILOVER [FORCE|TAKEOVER]",
+    "    Promote this replica in its primary's place.",
+    "FORGET <node-id>",
+    "    Remove a node that owns no slots from the cluster.",
+    "FLUSHSLOTS",
+    "    Give up every slot of this (empty) node.",
+    "GETKEYSINSLOT <slot> <count>",
+    "    Up to <count> key names in <slot> held by this node.",
+    "INFO",
+    "    The cluster's state and figures.",
+    "KEYSLOT <key>",
+    "    The hash slot of <key>.",
+    "MEET <ip> <port> [<bus-port>]",
+    "    Add a node to the cluster, or join this node to the cluster of <ip>:<port>.",
+    "MYID",
+    "    This node's id.",
+    "MYSHARDID",
+    "    The id of this node's shard (its primary and replicas).",
+    "NODES",
+    "    The cluster's nodes, in Redis's CLUSTER NODES format.",
+    "REPLICATE <node-id>",
+    "    Make this node a replica of <node-id>.",
+    "REPLICAS <node-id>",
+    "    The replicas of a primary, in CLUSTER NODES format.",
+    "RESET [HARD|SOFT]",
+    "    Leave the cluster (a node holding keys is refused).",
+    "SAVECONFIG",
+    "    Accepted: every committed change is already on disk.",
+    "SET-CONFIG-EPOCH <epoch>",
+    "    Set the configuration epoch of a node in no cluster.",
+    "SETSLOT <slot> (IMPORTING <node-id>|MIGRATING <node-id>|STABLE|NODE <node-id>)",
+    "    Redis's manual slot migration steps.",
+    "SHARDS",
+    "    The cluster's shards, their slots and nodes.",
+    "SLAVES <node-id>",
+    "    Same as REPLICAS.",
+    "SLOTS",
+    "    The slot ranges and the nodes serving them.",
+    "HELP",
+    "    Print this help.",
+];
+
 pub async fn cluster(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let Some(map) = cx.engine().cluster.clone() else { return Err(disabled()) };
     let view = map.load();
     let sub = &args[1];
     let offset = cx.engine().repl.offset.load(std::sync::atomic::Ordering::Relaxed);
     let out = cx.out();
-    if eq_ic(sub, "slots") {
+    if eq_ic(sub, "help") {
+        out.help(CLUSTER_HELP);
+    } else if eq_ic(sub, "slots") {
         slots_reply(&view, out);
     } else if eq_ic(sub, "shards") {
         shards_reply(&view, &map, offset, out);

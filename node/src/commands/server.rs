@@ -76,6 +76,8 @@ pub static COMMANDS: &[CommandSpec] = &[
             .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
         sub("config|resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), SRV, "Resets the server's statistics.", CONFIG)
             .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+        sub("config|rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), SRV, "Persists the effective configuration to file.", CONFIG)
+            .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
         sub("config|help", 2, LOADING | STALE, (0, 0, 0), &["slow"], HELP, CONFIG),
     ]),
     cmd(
@@ -500,6 +502,10 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             .await;
             cx.out().ok();
         }
+        b"REWRITE" => {
+            crate::config::rewrite::rewrite(&cfg).map_err(CmdError::err)?;
+            cx.out().ok();
+        }
         b"HELP" => {
             let lines = [
                 "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -509,6 +515,8 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 "    Set the configuration <directive> to <value>.",
                 "RESETSTAT",
                 "    Reset statistics reported by the INFO command.",
+                "REWRITE",
+                "    Rewrite the configuration file.",
                 "HELP",
                 "    Print this help.",
             ];
