@@ -150,6 +150,11 @@ impl RunCtx<'_> {
         if write && self.target.engine().is_some_and(|e| e.repl.read_only(&e.cfg)) {
             return fail(s, "READONLY You can't write against a read only replica.");
         }
+        // Scripts without flags meet `min-replicas-to-write` at their
+        // first write (once one went through, the script may finish).
+        if write && !self.wrote && self.target.engine().is_some_and(|e| !e.repl.enough_replicas(&e.cfg)) {
+            return fail(s, &crate::error::CmdError::NoReplicas.to_string());
+        }
         if self.oom && !self.wrote && spec.has_flag(flag::DENYOOM) {
             return fail(s, "OOM command not allowed when used memory > 'maxmemory'.");
         }
