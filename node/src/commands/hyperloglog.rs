@@ -11,7 +11,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
 use crate::store::{Db, Value};
-use crate::types::hll::Hll;
+use crate::types::hll::{Hll, Invalid, SPARSE_MAX_DEFAULT};
 
 const G: &str = "hyperloglog";
 
@@ -53,21 +53,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "insert"]), KeyRule::range(2, -1, 1).with_flags(&["RO", "access"])]),
 ];
 
-fn not_hll() -> CmdError {
-    CmdError::Other("WRONGTYPE Key is not a valid HyperLogLog string value.".into())
-}
-
 /// The sketch at `key`: `None` when there is no key.
 fn load(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<Hll>> {
     match super::strings::with_string(db, key, now, Hll::from_bytes)? {
         None => Ok(None),
-        Some(Some(h)) => Ok(Some(h)),
-        Some(None) => Err(not_hll()),
+        Some(Ok(h)) => Ok(Some(h)),
+        Some(Err(Invalid::NotHll)) => Err(CmdError::Other("WRONGTYPE Key is not a valid HyperLogLog string value.".into())),
+        Some(Err(Invalid::Corrupt)) => Err(CmdError::Other("INVALIDOBJ Corrupted HLL object detected".into())),
     }
 }
 
 fn save(db: &mut Db, key: &[u8], h: &Hll, now: u64) {
-    db.set(key, Value::string_from_vec(h.to_bytes()), true, now);
+    db.set(key, Value::string_from_vec(h.to_bytes(SPARSE_MAX_DEFAULT)), true, now);
 }
 
 fn pfadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
