@@ -68,6 +68,8 @@ pub enum CmdError {
     NoReplicas,
     #[error("READONLY You can't write against a read only replica.")]
     ReadOnlyReplica,
+    #[error("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.")]
+    MasterDown,
     /// Any other error, already worded as Redis words it (including its prefix).
     #[error("{0}")]
     Other(String),

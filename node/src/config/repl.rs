@@ -13,8 +13,10 @@
 //! `repl-ping-replica-period` (seconds between the PINGs its replication
 //! stream carries) and `min-replicas-to-write` / `min-replicas-max-lag`
 //! (writes are refused unless that many online replicas acknowledged within
-//! the lag, in seconds; either at 0 turns the check off). The `slave`
-//! spellings are aliases.
+//! the lag, in seconds; either at 0 turns the check off); on a replica,
+//! `replica-serve-stale-data` (no: while its link is down it refuses the
+//! commands not flagged `stale`, with MASTERDOWN). The `slave` spellings
+//! are aliases.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 
@@ -54,6 +56,7 @@ pub struct ReplConfig {
     pub ping_period: AtomicU64,
     pub min_replicas_to_write: AtomicU64,
     pub min_replicas_max_lag: AtomicU64,
+    pub serve_stale: AtomicBool,
 }
 
 impl Default for ReplConfig {
@@ -69,6 +72,7 @@ impl Default for ReplConfig {
             ping_period: AtomicU64::new(10),
             min_replicas_to_write: AtomicU64::new(0),
             min_replicas_max_lag: AtomicU64::new(10),
+            serve_stale: AtomicBool::new(true),
         }
     }
 }
@@ -91,6 +95,8 @@ impl ReplConfig {
                 | "min-slaves-to-write"
                 | "min-replicas-max-lag"
                 | "min-slaves-max-lag"
+                | "replica-serve-stale-data"
+                | "slave-serve-stale-data"
         )
     }
 
@@ -119,6 +125,7 @@ impl ReplConfig {
             "min-replicas-max-lag" | "min-slaves-max-lag" => {
                 self.min_replicas_max_lag.store(int_between(value, 0, i32::MAX as u64)?, Relaxed)
             }
+            "replica-serve-stale-data" | "slave-serve-stale-data" => self.serve_stale.store(yes_no(value)?, Relaxed),
             _ => self.read_only.store(yes_no(value)?, Relaxed),
         }
         Ok(())
@@ -133,6 +140,7 @@ impl ReplConfig {
         let ping = self.ping_period.load(Relaxed).to_string();
         let to_write = self.min_replicas_to_write.load(Relaxed).to_string();
         let lag = self.min_replicas_max_lag.load(Relaxed).to_string();
+        let stale = yes_no_text(self.serve_stale.load(Relaxed)).to_string();
         vec![
             ("repl-backlog-size".into(), self.backlog_size.load(Relaxed).to_string()),
             ("repl-backlog-ttl".into(), self.backlog_ttl.load(Relaxed).to_string()),
@@ -148,6 +156,8 @@ impl ReplConfig {
             ("min-slaves-to-write".into(), to_write),
             ("min-replicas-max-lag".into(), lag.clone()),
             ("min-slaves-max-lag".into(), lag),
+            ("replica-serve-stale-data".into(), stale.clone()),
+            ("slave-serve-stale-data".into(), stale),
         ]
     }
 }
@@ -194,5 +204,9 @@ mod tests {
         assert_eq!(get(&c, "repl-ping-replica-period"), "3600");
         assert!(c.set("repl-ping-replica-period", "0").is_err());
         assert!(c.set("min-replicas-to-write", "-1").is_err());
+        assert_eq!(get(&c, "replica-serve-stale-data"), "yes");
+        c.set("slave-serve-stale-data", "no").unwrap();
+        assert_eq!(get(&c, "replica-serve-stale-data"), "no");
+        assert!(c.set("replica-serve-stale-data", "maybe").is_err());
     }
 }

@@ -307,6 +307,12 @@ impl ReplState {
         feeds.iter().filter(|f| f.phase() == Phase::Online && now.saturating_sub(f.acked_ms.load(Relaxed) / 1000) <= max_lag).count() as u64
     }
 
+    /// A replica whose link is down with `replica-serve-stale-data no`:
+    /// commands not flagged `stale` are refused (MASTERDOWN).
+    pub fn stale(&self, cfg: &crate::config::Config) -> bool {
+        self.is_replica() && !cfg.repl.serve_stale.load(Relaxed) && self.master().is_some_and(|m| !m.link_up.load(Relaxed))
+    }
+
     /// `min-replicas-to-write`: false when this node is a primary with
     /// fewer good replicas than the setting asks (writes get NOREPLICAS).
     /// A replica, or either setting at 0, always allows writes

@@ -343,6 +343,17 @@ impl Conn {
         if self.engine.repl.read_only(&self.engine.cfg) && self.writes(spec, args) {
             return Err(self.refuse_write(spec, CmdError::ReadOnlyReplica));
         }
+        // `replica-serve-stale-data no` with the link down: only commands
+        // flagged `stale` run (an EXEC only when all of its queue is).
+        if self.engine.repl.stale(&self.engine.cfg) {
+            let scripting = &self.engine.scripting;
+            let allowed = |spec: &CommandSpec, args: &[Bytes]| commands::scripting::allows_stale(scripting, spec, args);
+            let denied = !allowed(spec, args)
+                || (spec.name == "exec" && self.s.multi.as_ref().is_some_and(|m| m.queued.iter().any(|(s, a)| !allowed(s, a))));
+            if denied {
+                return Err(self.refuse_write(spec, CmdError::MasterDown));
+            }
+        }
         if self.engine.cfg.maxmemory.load(Relaxed) > 0 {
             self.check_memory(spec, args)?;
         }
@@ -378,8 +389,10 @@ impl Conn {
         is_write(spec, args) || (spec.name == "exec" && self.s.multi.as_ref().is_some_and(|m| m.queued.iter().any(|(s, a)| is_write(s, a))))
     }
 
-    /// A write refused by the node's state: an EXEC so refused discards
-    /// the transaction and answers EXECABORT, as Redis's execCommandAbort.
+    /// A command refused by the node's state (a write on a replica or
+    /// without enough replicas, anything on a stale replica): an EXEC so
+    /// refused discards the transaction and answers EXECABORT, as Redis's
+    /// execCommandAbort.
     fn refuse_write(&mut self, spec: &CommandSpec, e: CmdError) -> CmdError {
         if spec.name != "exec" || self.s.multi.is_none() {
             return e;

@@ -147,6 +147,9 @@ impl RunCtx<'_> {
         if spec.has_flag(flag::NOSCRIPT) {
             return reject(s, "ERR This Redis command is not allowed from script");
         }
+        if !spec.has_flag(flag::STALE) && self.target.engine().is_some_and(|e| e.repl.stale(&e.cfg)) {
+            return reject(s, "ERR Can not execute the command on a stale replica");
+        }
         if let Some(caller) = self.inv.and_then(|i| i.acl.as_ref()) {
             if let Err(e) = caller.check(self.target.engine(), spec, &s.argv) {
                 return reject(s, &e);
