@@ -4,6 +4,7 @@
 //! the ones this server cannot change yet are reported with the value that
 //! describes it and refuse any other (`FIXED`).
 
+pub mod encoding;
 pub mod repl;
 pub mod tls;
 
@@ -286,6 +287,7 @@ pub struct Config {
     pub tls: tls::Tls,
     /// `repl-backlog-*`, `replica-read-only` (`repl`).
     pub repl: repl::ReplConfig,
+    pub encoding: encoding::Encoding,
 }
 
 /// The cluster bus secret from `--cluster-secret` or `--cluster-secret-file`.
@@ -726,6 +728,7 @@ impl Config {
             fixed: FIXED.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             tls: tls::Tls::default(),
             repl: repl::ReplConfig::default(),
+            encoding: encoding::Encoding::default(),
         };
         let mut cfg = cfg;
         if let Some(path) = &args.config_file {
@@ -1041,6 +1044,7 @@ impl Config {
             | "log-format" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
             name if tls::Tls::owns(name) => self.tls.set(name, value, false)?,
             name if repl::ReplConfig::owns(name) => self.repl.set(name, value)?,
+            name if encoding::Encoding::owns(name) => self.encoding.set(name, value)?,
             _ => match self.fixed.get(name) {
                 Some(v) if fixed_value_eq(name, v, value) => {}
                 Some(v) => return Err(ConfigError::Fixed(name.to_string(), v.clone())),
@@ -1111,6 +1115,7 @@ impl Config {
         v.extend(self.fixed.iter().map(|(k, v)| (k.clone(), v.clone())));
         v.extend(self.tls.all());
         v.extend(self.repl.all());
+        v.extend(self.encoding.all());
         v.sort();
         v
     }

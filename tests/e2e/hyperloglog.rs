@@ -81,3 +81,25 @@ fn layouts_and_damaged_values_match_redis() {
     let s = Server::start_with(&["--shards", "2"]);
     assert_eq!(layouts_and_damage(s.port), want);
 }
+
+/// `hll-sparse-max-bytes`: the string's length after each PFADD of one
+/// element, sparse until it would pass 100 bytes, then dense.
+fn lengths_under_a_sparse_limit(port: u16) -> Vec<String> {
+    let mut c = damselfly_tests::Raw::connect(port);
+    let mut got = vec![c.cmd(&["CONFIG", "SET", "hll-sparse-max-bytes", "100"]), c.cmd(&["CONFIG", "GET", "hll-sparse-max-bytes"])];
+    for i in 0..30 {
+        c.cmd(&["PFADD", "hs", &format!("e{i}")]);
+        got.push(c.cmd(&["STRLEN", "hs"]));
+    }
+    got.push(c.cmd(&["CONFIG", "SET", "hll-sparse-max-bytes", "1x"]));
+    got
+}
+
+#[test]
+fn the_sparse_limit_is_followed_as_redis_follows_it() {
+    let r = damselfly_tests::Redis::start();
+    let want = lengths_under_a_sparse_limit(r.port);
+    assert!(want.contains(&":12304\r\n".to_string()), "{want:?}");
+    let s = Server::start();
+    assert_eq!(lengths_under_a_sparse_limit(s.port), want);
+}
