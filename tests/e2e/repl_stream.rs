@@ -2,8 +2,9 @@
 //! Redis's own tests read with `attach_to_replication_stream`), compared
 //! byte for byte with redis-server 7.0: a transaction with one write is
 //! not wrapped in MULTI/EXEC, the first command's SELECT goes before the
-//! MULTI, and REPLICAOF lets the replicas have the writes made before it
-//! before it drops them.
+//! MULTI, PUBLISH is propagated, and REPLICAOF lets the replicas have the
+//! writes made before it before it drops them; a replica's subscribers get
+//! what is published on its primary.
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -61,6 +62,12 @@ const CASES: &[(&[&[&str]], &str)] = &[
         "*2 $6 SELECT $1 1 *1 $5 MULTI *3 $3 SET $4 a{t} $1 1 *2 $6 SELECT $1 2 *3 $3 SET $4 b{t} $1 2 *1 $4 EXEC ",
     ),
     (&[&["MULTI"], &["GET", "a{t}"], &["EXEC"]], "*2 $6 SELECT $1 0 "),
+    // PUBLISH reaches replicas (in its client's database), in a
+    // transaction too.
+    (
+        &[&["MULTI"], &["PUBLISH", "ch", "hi"], &["EXEC"], &["SELECT", "3"], &["PUBLISH", "ch", "yo"], &["SELECT", "0"]],
+        "*2 $6 SELECT $1 0 *3 $7 PUBLISH $2 ch $2 hi *2 $6 SELECT $1 3 *3 $7 PUBLISH $2 ch $2 yo *2 $6 SELECT $1 0 ",
+    ),
 ];
 
 fn streams(port: u16) -> Vec<String> {
@@ -96,4 +103,25 @@ fn the_stream_of_transactions_and_replicaof_matches_redis() {
     assert_eq!(streams(s.port), want);
     let r = Redis::start();
     assert_eq!(streams(r.port), want, "redis-server");
+}
+
+/// A message published on the primary reaches a subscriber of its replica.
+fn replica_subscriber_hears(primary: u16, replica: u16) -> String {
+    let mut r = damselfly_tests::repl::conn(replica);
+    assert!(damselfly_tests::cluster::wait_until(30, || damselfly_tests::repl::link_up(&mut r)), "the replica's link did not come up");
+    let mut sub = Raw::connect(replica);
+    assert_eq!(sub.cmd(&["SUBSCRIBE", "news"]), "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    assert_eq!(Raw::connect(primary).cmd(&["PUBLISH", "news", "hello"]), ":0\r\n");
+    String::from_utf8_lossy(&sub.read_reply()).into_owned()
+}
+
+#[test]
+fn a_replica_subscriber_gets_the_primary_messages() {
+    let want = "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n";
+    let p = Redis::start();
+    let r = Redis::start_with(&["--replicaof", "127.0.0.1", &p.port.to_string()]);
+    assert_eq!(replica_subscriber_hears(p.port, r.port), want, "redis-server");
+    let p = Server::start_with(&["--shards", "2"]);
+    let r = Server::start_with(&["--replicaof", "127.0.0.1", &p.port.to_string()]);
+    assert_eq!(replica_subscriber_hears(p.port, r.port), want);
 }

@@ -444,7 +444,7 @@ impl Writer {
                 }
                 JournalMsg::Records(_) | JournalMsg::Applied(_) | JournalMsg::Part { .. } if past_cut(cut, &m) => held.push(m),
                 // Answered once what came before it is handled.
-                JournalMsg::Fed(_) if !held.is_empty() => held.push(m),
+                JournalMsg::Fed(_) | JournalMsg::ReplOnly { .. } if !held.is_empty() => held.push(m),
                 m => self.handle_now(m),
             }
             return;
@@ -486,6 +486,19 @@ impl Writer {
             }
             JournalMsg::Cut { .. } => {}
             JournalMsg::RewriteDone { base, ok } => self.rewrite_done(base, ok),
+            JournalMsg::ReplOnly { db, bytes } => {
+                // Its SELECT goes to the file too (harmless there): the
+                // file and the stream share the selected database.
+                if self.db != Some(db) {
+                    command(&mut self.buf, &[b"SELECT", db.to_string().as_bytes()]);
+                    self.db = Some(db);
+                }
+                self.feed_replicas();
+                let repl = &self.engine.repl;
+                if repl.active.load(Relaxed) && !repl.is_replica() {
+                    self.propagate(&bytes);
+                }
+            }
             JournalMsg::Fed(done) => {
                 self.feed_replicas();
                 let _ = done.send(());
