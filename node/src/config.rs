@@ -317,7 +317,6 @@ const FIXED: &[(&str, &str)] = &[
     ("set-max-listpack-entries", "128"),
     ("set-max-listpack-value", "64"),
     ("stream-node-max-bytes", "4096"),
-    ("stream-node-max-entries", "100"),
     ("activerehashing", "yes"),
     ("lazyfree-lazy-eviction", "no"),
     ("lazyfree-lazy-expire", "no"),
