@@ -5,6 +5,7 @@
 //! describes it and refuse any other (`FIXED`).
 
 pub mod conn;
+pub mod encoding;
 pub mod repl;
 pub mod rewrite;
 pub mod tls;
@@ -290,6 +291,7 @@ pub struct Config {
     pub repl: repl::ReplConfig,
     /// `timeout`, `tcp-keepalive` (`conn`).
     pub conn: conn::ConnConfig,
+    pub encoding: encoding::Encoding,
 }
 
 /// The cluster bus secret from `--cluster-secret` or `--cluster-secret-file`.
@@ -317,7 +319,6 @@ const FIXED: &[(&str, &str)] = &[
     ("set-max-listpack-entries", "128"),
     ("set-max-listpack-value", "64"),
     ("stream-node-max-bytes", "4096"),
-    ("stream-node-max-entries", "100"),
     ("activerehashing", "yes"),
     ("lazyfree-lazy-eviction", "no"),
     ("lazyfree-lazy-expire", "no"),
@@ -729,6 +730,7 @@ impl Config {
             tls: tls::Tls::default(),
             repl: repl::ReplConfig::default(),
             conn: conn::ConnConfig::default(),
+            encoding: encoding::Encoding::default(),
         };
         let mut cfg = cfg;
         if let Some(path) = &args.config_file {
@@ -1045,6 +1047,7 @@ impl Config {
             name if tls::Tls::owns(name) => self.tls.set(name, value, false)?,
             name if repl::ReplConfig::owns(name) => self.repl.set(name, value)?,
             name if conn::ConnConfig::owns(name) => self.conn.set(name, value)?,
+            name if encoding::Encoding::owns(name) => self.encoding.set(name, value)?,
             _ => match self.fixed.get(name) {
                 Some(v) if fixed_value_eq(name, v, value) => {}
                 Some(v) => return Err(ConfigError::Fixed(name.to_string(), v.clone())),
@@ -1116,6 +1119,7 @@ impl Config {
         v.extend(self.tls.all());
         v.extend(self.repl.all());
         v.extend(self.conn.all());
+        v.extend(self.encoding.all());
         v.sort();
         v
     }

@@ -64,6 +64,12 @@ pub enum CmdError {
     Loading,
     #[error("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.")]
     Misconf,
+    #[error("NOREPLICAS Not enough good replicas to write.")]
+    NoReplicas,
+    #[error("READONLY You can't write against a read only replica.")]
+    ReadOnlyReplica,
+    #[error("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.")]
+    MasterDown,
     /// Any other error, already worded as Redis words it (including its prefix).
     #[error("{0}")]
     Other(String),

@@ -1,6 +1,6 @@
 //! HyperLogLog against a real server: estimates equal to redis-server 7's
 //! for the same elements (checked when these figures were taken), merging
-//! across shards, and the errors.
+//! across shards, the errors, and the strings they are stored as.
 
 use damselfly_tests::Server;
 
@@ -31,4 +31,75 @@ fn estimates_and_errors() {
     let _: () = redis::cmd("PFMERGE").arg("m").arg("k1000").arg("k20000").query(&mut c).expect("PFMERGE");
     assert_eq!(count(&mut c, &["m"]), 21282);
     assert_eq!(raw.cmd(&["TYPE", "m"]), "+string\r\n");
+}
+
+/// Commands and the exact replies redis-server 7.0 gives: the layout of
+/// the strings (sparse while small, dense past `hll-sparse-max-bytes`'
+/// default 3000, dense after a merge with a dense one) and the two kinds
+/// of damaged value (a broken header: WRONGTYPE; sparse runs that do not
+/// cover the registers: INVALIDOBJ).
+fn layouts_and_damage(port: u16) -> Vec<String> {
+    let mut c = damselfly_tests::Raw::connect(port);
+    let many: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
+    let mut big = vec!["PFADD", "big{t}"];
+    big.extend(many.iter().map(|s| s.as_str()));
+    let cmds: &[&[&str]] = &[
+        &["PFADD", "h{t}", "a", "b", "c"],
+        &["GET", "h{t}"],
+        &["PFADD", "h{t}", "d"],
+        &["GET", "h{t}"],
+        &big,
+        &["STRLEN", "big{t}"],
+        &["GETRANGE", "big{t}", "4", "4"],
+        &["PFMERGE", "m{t}", "h{t}"],
+        &["GET", "m{t}"],
+        &["PFMERGE", "m{t}", "big{t}"],
+        &["STRLEN", "m{t}"],
+        &["PFCOUNT", "m{t}"],
+        // Extra bytes after the runs (PFADD is left out: redis-server edits
+        // the runs in place and may keep the junk; this server refuses).
+        &["APPEND", "h{t}", "hello"],
+        &["PFCOUNT", "h{t}"],
+        &["PFMERGE", "m{t}", "h{t}"],
+        // A dense header on a sparse string.
+        &["DEL", "h{t}"],
+        &["PFADD", "h{t}", "a", "b", "c"],
+        &["SETRANGE", "h{t}", "4", "\0"],
+        &["PFCOUNT", "h{t}"],
+        // An unknown encoding.
+        &["SETRANGE", "h{t}", "4", "\x02"],
+        &["PFCOUNT", "h{t}"],
+    ];
+    cmds.iter().map(|cmd| c.cmd(cmd)).collect()
+}
+
+#[test]
+fn layouts_and_damaged_values_match_redis() {
+    let r = damselfly_tests::Redis::start();
+    let want = layouts_and_damage(r.port);
+    assert!(want.iter().any(|w| w.starts_with("-INVALIDOBJ")), "{want:?}");
+    let s = Server::start_with(&["--shards", "2"]);
+    assert_eq!(layouts_and_damage(s.port), want);
+}
+
+/// `hll-sparse-max-bytes`: the string's length after each PFADD of one
+/// element, sparse until it would pass 100 bytes, then dense.
+fn lengths_under_a_sparse_limit(port: u16) -> Vec<String> {
+    let mut c = damselfly_tests::Raw::connect(port);
+    let mut got = vec![c.cmd(&["CONFIG", "SET", "hll-sparse-max-bytes", "100"]), c.cmd(&["CONFIG", "GET", "hll-sparse-max-bytes"])];
+    for i in 0..30 {
+        c.cmd(&["PFADD", "hs", &format!("e{i}")]);
+        got.push(c.cmd(&["STRLEN", "hs"]));
+    }
+    got.push(c.cmd(&["CONFIG", "SET", "hll-sparse-max-bytes", "1x"]));
+    got
+}
+
+#[test]
+fn the_sparse_limit_is_followed_as_redis_follows_it() {
+    let r = damselfly_tests::Redis::start();
+    let want = lengths_under_a_sparse_limit(r.port);
+    assert!(want.contains(&":12304\r\n".to_string()), "{want:?}");
+    let s = Server::start();
+    assert_eq!(lengths_under_a_sparse_limit(s.port), want);
 }

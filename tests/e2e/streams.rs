@@ -146,3 +146,53 @@ fn approximate_trimming_matches_redis() {
     }
     both(&["XRANGE", "t", "-", "+", "COUNT", "1"]);
 }
+
+/// Approximate trimming by nodes of `stream-node-max-entries` entries (set
+/// before the stream is built, as nodes here are counted from the oldest
+/// entry), with and without LIMIT: the lengths left, as redis-server 7.0
+/// leaves them. (At 0, no entry limit, redis-server's nodes end at
+/// `stream-node-max-bytes`, which is not counted here: not compared.)
+fn trims_by_node_size(port: u16) -> Vec<String> {
+    let mut c = damselfly_tests::Raw::connect(port);
+    let mut got = Vec::new();
+    // (node size, entries, trim command after the key, ...)
+    let cases: &[(&str, usize, &[&[&str]])] = &[
+        (
+            "10",
+            100,
+            &[
+                &["XADD", "s", "MAXLEN", "~", "55", "LIMIT", "30", "*", "f", "v"],
+                &["XADD", "s", "MAXLEN", "~", "55", "LIMIT", "30", "*", "f", "v"],
+            ],
+        ),
+        ("1", 102, &[&["XTRIM", "s", "MAXLEN", "~", "1"], &["XTRIM", "s", "MAXLEN", "~", "1", "LIMIT", "30"]]),
+        ("1", 102, &[&["XTRIM", "s", "MAXLEN", "1"]]),
+        ("2", 102, &[&["XTRIM", "s", "MAXLEN", "~", "0", "LIMIT", "30"], &["XTRIM", "s", "MAXLEN", "~", "0", "LIMIT", "0"]]),
+    ];
+    for (node, n, trims) in cases {
+        got.push(c.cmd(&["DEL", "s"]));
+        got.push(c.cmd(&["CONFIG", "SET", "stream-node-max-entries", node]));
+        for _ in 0..*n {
+            c.send_cmd(&[b"XADD", b"s", b"*", b"f", b"v"]);
+        }
+        for _ in 0..*n {
+            c.read_reply();
+        }
+        for t in *trims {
+            let r = c.cmd(t);
+            got.push(if t[0] == "XADD" { String::new() } else { r });
+            got.push(c.cmd(&["XLEN", "s"]));
+        }
+    }
+    got.push(c.cmd(&["CONFIG", "SET", "stream-node-max-entries", "-1"]));
+    got.push(c.cmd(&["CONFIG", "SET", "stream-node-max-entries", "100"]));
+    got
+}
+
+#[test]
+fn approximate_trimming_follows_stream_node_max_entries_as_redis() {
+    let r = damselfly_tests::Redis::start();
+    let want = trims_by_node_size(r.port);
+    let s = Server::start_with(&["--shards", "2"]);
+    assert_eq!(trims_by_node_size(s.port), want);
+}

@@ -2,6 +2,8 @@
 //! over several keys, on the connection under one transaction. The sketch
 //! itself (Redis's parameters and estimator) is `types::hll`.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use bytes::Bytes;
 
 use super::notify::{self, Notify};
@@ -11,7 +13,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
 use crate::store::{Db, Value};
-use crate::types::hll::Hll;
+use crate::types::hll::{Hll, Invalid, SPARSE_MAX_DEFAULT};
 
 const G: &str = "hyperloglog";
 
@@ -53,25 +55,25 @@ pub static COMMANDS: &[CommandSpec] = &[
     .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "insert"]), KeyRule::range(2, -1, 1).with_flags(&["RO", "access"])]),
 ];
 
-fn not_hll() -> CmdError {
-    CmdError::Other("WRONGTYPE Key is not a valid HyperLogLog string value.".into())
-}
-
 /// The sketch at `key`: `None` when there is no key.
 fn load(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<Hll>> {
     match super::strings::with_string(db, key, now, Hll::from_bytes)? {
         None => Ok(None),
-        Some(Some(h)) => Ok(Some(h)),
-        Some(None) => Err(not_hll()),
+        Some(Ok(h)) => Ok(Some(h)),
+        Some(Err(Invalid::NotHll)) => Err(CmdError::Other("WRONGTYPE Key is not a valid HyperLogLog string value.".into())),
+        Some(Err(Invalid::Corrupt)) => Err(CmdError::Other("INVALIDOBJ Corrupted HLL object detected".into())),
     }
 }
 
-fn save(db: &mut Db, key: &[u8], h: &Hll, now: u64) {
-    db.set(key, Value::string_from_vec(h.to_bytes()), true, now);
+/// Writes the sketch, sparse while it fits in `sparse_max` bytes
+/// (`hll-sparse-max-bytes`).
+fn save(db: &mut Db, key: &[u8], h: &Hll, now: u64, sparse_max: u64) {
+    db.set(key, Value::string_from_vec(h.to_bytes(sparse_max)), true, now);
 }
 
 fn pfadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
+    let sparse_max = ctx.shard.engine.as_ref().map_or(SPARSE_MAX_DEFAULT, |e| e.cfg.encoding.hll_sparse_max_bytes.load(Relaxed));
     let db = ctx.db();
     let (mut h, mut changed) = match load(db, &args[1], now)? {
         Some(h) => (h, false),
@@ -81,7 +83,7 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         changed |= h.add(e);
     }
     if changed {
-        save(db, &args[1], &h, now);
+        save(db, &args[1], &h, now, sparse_max);
     }
     out.int(changed as i64);
     Ok(())
@@ -90,13 +92,15 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 /// The union of the sketches at `keys` (read under one transaction).
 async fn union_of(cx: &mut dyn Coord, keys: &[Bytes], store_at: Option<&Bytes>) -> CmdResult<u64> {
     let dst = store_at.cloned();
+    let sparse_max = cx.engine().cfg.encoding.hll_sparse_max_bytes.load(Relaxed);
     super::gather(cx, keys, store_at, load, move |sketches| {
         let mut union = Hll::default();
         for h in sketches.iter().flatten() {
             union.merge(h);
         }
         let n = union.count();
-        let write = dst.map(|key| -> super::Write { (key, Box::new(move |db: &mut Db, k: &[u8], now: u64| save(db, k, &union, now))) });
+        let write =
+            dst.map(|key| -> super::Write { (key, Box::new(move |db: &mut Db, k: &[u8], now: u64| save(db, k, &union, now, sparse_max))) });
         (n, write)
     })
     .await

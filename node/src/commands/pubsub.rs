@@ -309,6 +309,14 @@ pub fn publish(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         let _ = bus.try_send((args[1].clone(), args[2].clone()));
     }
     let n = e.pubsub.publish(&args[1], &args[2], &e.cfg.output_limits[crate::config::CLASS_PUBSUB]);
+    // A primary's replicas get the message in their stream, as Redis
+    // propagates PUBLISH (in cluster mode the bus carries it instead).
+    if e.cluster.is_none() && e.repl.active.load(std::sync::atomic::Ordering::Relaxed) && !e.repl.is_replica() {
+        let mut bytes = Vec::new();
+        crate::shard::journal::command(&mut bytes, &[b"PUBLISH", &args[1], &args[2]]);
+        let db = cx.db() as u32;
+        cx.engine().journal.send(crate::shard::journal::JournalMsg::ReplOnly { db, bytes });
+    }
     cx.out().int(n as i64);
     Ok(())
 }

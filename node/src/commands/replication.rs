@@ -24,7 +24,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["admin", "slow", "dangerous"],
         "server",
         "Configures a server as replica of another, or promotes it to a master.",
-        Exec::Coord(handler!(|cx, a| replicaof(cx, a))),
+        Exec::Coord(handler!(async |cx, a| replicaof(cx, a))),
     ),
     cmd(
         "slaveof",
@@ -34,7 +34,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         &["admin", "slow", "dangerous"],
         "server",
         "Sets a Redis server as a replica of another, or promotes it to being a master.",
-        Exec::Coord(handler!(|cx, a| replicaof(cx, a))),
+        Exec::Coord(handler!(async |cx, a| replicaof(cx, a))),
     ),
     cmd(
         "psync",
@@ -70,7 +70,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// REPLICAOF host port: follow that primary (a full resync, then its
 /// stream); REPLICAOF NO ONE: stop following and take writes again.
-fn replicaof(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+async fn replicaof(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let engine = cx.engine().clone();
     if engine.cluster.is_some() {
         return Err(CmdError::err("REPLICAOF not allowed in cluster mode."));
@@ -89,6 +89,11 @@ fn replicaof(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     if engine.repl.master().is_some_and(|m| m.host == host && m.port == port) {
         cx.out().simple("OK Already connected to specified master");
         return Ok(());
+    }
+    // The replicas get the writes made before this command (which they
+    // are owed) before they are dropped.
+    if !engine.repl.feeds().is_empty() {
+        crate::persist::aof::feed_replicas_now(&engine).await;
     }
     crate::persist::replica::follow(&engine, host, port);
     cx.out().ok();
@@ -267,6 +272,11 @@ pub fn info(engine: &crate::shard::Engine) -> String {
             )
         }
     };
+    // As Redis: the count `min-replicas-to-write` goes by, when it is on.
+    let (need, lag) = (engine.cfg.repl.min_replicas_to_write.load(Relaxed), engine.cfg.repl.min_replicas_max_lag.load(Relaxed));
+    if need > 0 && lag > 0 {
+        t.push_str(&format!("min_slaves_good_slaves:{}\r\n", engine.repl.good_replicas(lag)));
+    }
     for (i, f) in engine.repl.feeds().iter().filter(|f| f.phase() != Phase::Dropped).enumerate() {
         let lag = now.saturating_sub(f.acked_ms.load(Relaxed)) / 1000;
         t.push_str(&format!(

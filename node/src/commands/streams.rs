@@ -5,6 +5,8 @@
 //!
 //! Reply shapes and error texts follow Redis 7.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use bytes::Bytes;
 
 use super::notify::Notify;
@@ -149,11 +151,13 @@ pub(super) fn write_entry(out: &mut Out, id: &StreamId, fields: &Fields) {
 }
 
 /// A trimming clause: MAXLEN|MINID [=|~] threshold [LIMIT count], starting
-/// at `args[i]`; the clause and the index after it.
-fn parse_trim(args: &[Bytes], i: usize) -> CmdResult<(Trim, usize)> {
+/// at `args[i]`; the clause and the index after it. Approximate trimming
+/// goes by nodes of `stream-node-max-entries` entries.
+fn parse_trim(ctx: &Ctx, args: &[Bytes], i: usize) -> CmdResult<(Trim, usize)> {
     let minid = eq_ic(&args[i], "MINID");
     let mut j = i + 1;
-    let mut t = Trim::default();
+    let node = ctx.shard.engine.as_ref().map_or(Trim::NODE_ENTRIES as u64, |e| e.cfg.encoding.stream_node_max_entries.load(Relaxed));
+    let mut t = Trim { node: if node == 0 { usize::MAX } else { usize::try_from(node).unwrap_or(usize::MAX) }, ..Trim::default() };
     if args.get(j).is_some_and(|a| &a[..] == b"~" || &a[..] == b"=") {
         t.approx = &args[j][..] == b"~";
         j += 1;
@@ -193,7 +197,7 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             nomk = true;
             i += 1;
         } else if eq_ic(a, "MAXLEN") || eq_ic(a, "MINID") {
-            let (t, next) = parse_trim(args, i)?;
+            let (t, next) = parse_trim(ctx, args, i)?;
             trim = Some(t);
             i = next;
         } else {
@@ -347,7 +351,7 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     if !(eq_ic(&args[2], "MAXLEN") || eq_ic(&args[2], "MINID")) {
         return Err(CmdError::Syntax);
     }
-    let (t, next) = parse_trim(args, 2)?;
+    let (t, next) = parse_trim(ctx, args, 2)?;
     if next != args.len() {
         return Err(CmdError::Syntax);
     }

@@ -9,7 +9,14 @@
 //! no limit) and, on a replica, `repl-diskless-load` (what it does with
 //! the payload: `disabled` writes it to a file first, `on-empty-db` loads
 //! it from the socket when the node holds no key, `swapdb` parses it from
-//! the socket while the current data keeps serving).
+//! the socket while the current data keeps serving). On a primary:
+//! `repl-ping-replica-period` (seconds between the PINGs its replication
+//! stream carries) and `min-replicas-to-write` / `min-replicas-max-lag`
+//! (writes are refused unless that many online replicas acknowledged within
+//! the lag, in seconds; either at 0 turns the check off); on a replica,
+//! `replica-serve-stale-data` (no: while its link is down it refuses the
+//! commands not flagged `stale`, with MASTERDOWN). The `slave` spellings
+//! are aliases.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 
@@ -46,6 +53,10 @@ pub struct ReplConfig {
     pub diskless_sync_delay: AtomicU64,
     pub diskless_sync_max_replicas: AtomicU64,
     diskless_load: AtomicU8,
+    pub ping_period: AtomicU64,
+    pub min_replicas_to_write: AtomicU64,
+    pub min_replicas_max_lag: AtomicU64,
+    pub serve_stale: AtomicBool,
 }
 
 impl Default for ReplConfig {
@@ -58,6 +69,10 @@ impl Default for ReplConfig {
             diskless_sync_delay: AtomicU64::new(5),
             diskless_sync_max_replicas: AtomicU64::new(0),
             diskless_load: AtomicU8::new(DisklessLoad::Disabled as u8),
+            ping_period: AtomicU64::new(10),
+            min_replicas_to_write: AtomicU64::new(0),
+            min_replicas_max_lag: AtomicU64::new(10),
+            serve_stale: AtomicBool::new(true),
         }
     }
 }
@@ -74,6 +89,14 @@ impl ReplConfig {
                 | "repl-diskless-sync-delay"
                 | "repl-diskless-sync-max-replicas"
                 | "repl-diskless-load"
+                | "repl-ping-replica-period"
+                | "repl-ping-slave-period"
+                | "min-replicas-to-write"
+                | "min-slaves-to-write"
+                | "min-replicas-max-lag"
+                | "min-slaves-max-lag"
+                | "replica-serve-stale-data"
+                | "slave-serve-stale-data"
         )
     }
 
@@ -93,6 +116,16 @@ impl ReplConfig {
                 })?;
                 self.diskless_load.store(i as u8, Relaxed);
             }
+            "repl-ping-replica-period" | "repl-ping-slave-period" => {
+                self.ping_period.store(int_between(value, 1, i32::MAX as u64)?, Relaxed)
+            }
+            "min-replicas-to-write" | "min-slaves-to-write" => {
+                self.min_replicas_to_write.store(int_between(value, 0, i32::MAX as u64)?, Relaxed)
+            }
+            "min-replicas-max-lag" | "min-slaves-max-lag" => {
+                self.min_replicas_max_lag.store(int_between(value, 0, i32::MAX as u64)?, Relaxed)
+            }
+            "replica-serve-stale-data" | "slave-serve-stale-data" => self.serve_stale.store(yes_no(value)?, Relaxed),
             _ => self.read_only.store(yes_no(value)?, Relaxed),
         }
         Ok(())
@@ -104,6 +137,10 @@ impl ReplConfig {
 
     pub fn all(&self) -> Vec<(String, String)> {
         let ro = yes_no_text(self.read_only.load(Relaxed)).to_string();
+        let ping = self.ping_period.load(Relaxed).to_string();
+        let to_write = self.min_replicas_to_write.load(Relaxed).to_string();
+        let lag = self.min_replicas_max_lag.load(Relaxed).to_string();
+        let stale = yes_no_text(self.serve_stale.load(Relaxed)).to_string();
         vec![
             ("repl-backlog-size".into(), self.backlog_size.load(Relaxed).to_string()),
             ("repl-backlog-ttl".into(), self.backlog_ttl.load(Relaxed).to_string()),
@@ -113,6 +150,14 @@ impl ReplConfig {
             ("repl-diskless-sync-delay".into(), self.diskless_sync_delay.load(Relaxed).to_string()),
             ("repl-diskless-sync-max-replicas".into(), self.diskless_sync_max_replicas.load(Relaxed).to_string()),
             ("repl-diskless-load".into(), DisklessLoad::NAMES[self.diskless_load.load(Relaxed) as usize].into()),
+            ("repl-ping-replica-period".into(), ping.clone()),
+            ("repl-ping-slave-period".into(), ping),
+            ("min-replicas-to-write".into(), to_write.clone()),
+            ("min-slaves-to-write".into(), to_write),
+            ("min-replicas-max-lag".into(), lag.clone()),
+            ("min-slaves-max-lag".into(), lag),
+            ("replica-serve-stale-data".into(), stale.clone()),
+            ("slave-serve-stale-data".into(), stale),
         ]
     }
 }
@@ -142,5 +187,26 @@ mod tests {
         assert_eq!(get(&c, "repl-diskless-sync-max-replicas"), "2");
         assert!(c.set("repl-diskless-sync-delay", "-1").is_err());
         assert!(c.set("repl-diskless-sync", "maybe").is_err());
+    }
+
+    #[test]
+    fn primary_settings_have_redis_defaults_ranges_and_aliases() {
+        let c = ReplConfig::default();
+        let get = |c: &ReplConfig, n: &str| c.all().into_iter().find(|(k, _)| k == n).map(|(_, v)| v).unwrap();
+        assert_eq!(get(&c, "repl-ping-replica-period"), "10");
+        assert_eq!(get(&c, "min-replicas-to-write"), "0");
+        assert_eq!(get(&c, "min-replicas-max-lag"), "10");
+        c.set("min-slaves-to-write", "2").unwrap();
+        c.set("min-replicas-max-lag", "0").unwrap();
+        c.set("repl-ping-slave-period", "3600").unwrap();
+        assert_eq!(get(&c, "min-replicas-to-write"), "2");
+        assert_eq!(get(&c, "min-slaves-max-lag"), "0");
+        assert_eq!(get(&c, "repl-ping-replica-period"), "3600");
+        assert!(c.set("repl-ping-replica-period", "0").is_err());
+        assert!(c.set("min-replicas-to-write", "-1").is_err());
+        assert_eq!(get(&c, "replica-serve-stale-data"), "yes");
+        c.set("slave-serve-stale-data", "no").unwrap();
+        assert_eq!(get(&c, "replica-serve-stale-data"), "no");
+        assert!(c.set("replica-serve-stale-data", "maybe").is_err());
     }
 }

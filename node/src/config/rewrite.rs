@@ -25,6 +25,10 @@ const ALIASES: &[&str] = &[
     "zset-max-ziplist-value",
     "list-max-ziplist-size",
     "lua-time-limit",
+    "repl-ping-slave-period",
+    "min-slaves-to-write",
+    "min-slaves-max-lag",
+    "slave-serve-stale-data",
 ];
 
 /// The line for `name` set to `value`, quoted when empty.

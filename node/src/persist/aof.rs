@@ -8,9 +8,10 @@
 //! ```
 //!
 //! One writer thread appends what the shards journal (`shard::journal`)
-//! to the newest increment file: a job's records as they come (inside
-//! MULTI/EXEC when there are several: a script's effects stay whole), a
-//! transaction once all of its shards' parts are in, inside MULTI/EXEC.
+//! to the newest increment file: a job's records as they come, a
+//! transaction once all of its shards' parts are in; either inside
+//! MULTI/EXEC when it holds several commands (a script's effects stay
+//! whole), preceded by its first command's SELECT as Redis's.
 //! `appendfsync always` fsyncs every batch before clients get their replies
 //! (one fsync covers every write that arrived meanwhile: group commit; a
 //! shard thread out of work usually makes it itself, under the writer's
@@ -41,9 +42,6 @@ use crate::shard::{Engine, TxId};
 /// How long the writer lets messages gather between two writes while
 /// they keep coming.
 const BATCH_PAUSE: Duration = Duration::from_micros(500);
-/// How often replicas get a PING (Redis's `repl-ping-replica-period`
-/// default).
-const REPL_PING_PERIOD: Duration = Duration::from_secs(10);
 /// Empty looks after which the writer blocks instead of polling.
 const IDLE_POLLS: u32 = 20;
 /// Group commit: the longest records wait for a shard thread to run out
@@ -445,6 +443,8 @@ impl Writer {
                     }
                 }
                 JournalMsg::Records(_) | JournalMsg::Applied(_) | JournalMsg::Part { .. } if past_cut(cut, &m) => held.push(m),
+                // Answered once what came before it is handled.
+                JournalMsg::Fed(_) | JournalMsg::ReplOnly { .. } if !held.is_empty() => held.push(m),
                 m => self.handle_now(m),
             }
             return;
@@ -471,16 +471,7 @@ impl Writer {
                 self.fed = self.buf.len();
                 self.db = None;
             }
-            JournalMsg::Records(recs) => {
-                let several = recs.iter().map(|r| r.count).sum::<usize>() > 1;
-                if several {
-                    command(&mut self.buf, &[b"MULTI"]);
-                }
-                self.put(&recs);
-                if several {
-                    command(&mut self.buf, &[b"EXEC"]);
-                }
-            }
+            JournalMsg::Records(recs) => self.put_whole(&[recs]),
             JournalMsg::Part { tx, total, shard, records } => {
                 let e = self.txs.entry(tx).or_insert_with(|| (total, Vec::new()));
                 e.1.push((shard, records));
@@ -489,22 +480,56 @@ impl Writer {
                     // The first shard's part first: it holds FLUSHDB and
                     // SWAPDB, which the other shards' records follow.
                     parts.sort_by_key(|(s, _)| *s);
-                    if parts.iter().any(|(_, r)| r.iter().any(|r| !r.bytes.is_empty())) {
-                        command(&mut self.buf, &[b"MULTI"]);
-                        for (_, r) in &parts {
-                            self.put(r);
-                        }
-                        command(&mut self.buf, &[b"EXEC"]);
-                    }
+                    let parts: Vec<Vec<Records>> = parts.into_iter().map(|(_, r)| r).collect();
+                    self.put_whole(&parts);
                 }
             }
             JournalMsg::Cut { .. } => {}
             JournalMsg::RewriteDone { base, ok } => self.rewrite_done(base, ok),
+            JournalMsg::ReplOnly { db, bytes } => {
+                // Its SELECT goes to the file too (harmless there): the
+                // file and the stream share the selected database.
+                if self.db != Some(db) {
+                    command(&mut self.buf, &[b"SELECT", db.to_string().as_bytes()]);
+                    self.db = Some(db);
+                }
+                self.feed_replicas();
+                let repl = &self.engine.repl;
+                if repl.active.load(Relaxed) && !repl.is_replica() {
+                    self.propagate(&bytes);
+                }
+            }
+            JournalMsg::Fed(done) => {
+                self.feed_replicas();
+                let _ = done.send(());
+            }
             JournalMsg::Sync(done) => {
                 self.flush(true);
                 let _ = done.send(());
             }
         }
+    }
+
+    /// Records that must stay whole: inside MULTI/EXEC when they hold
+    /// more than one command (one alone is atomic by itself, and Redis
+    /// propagates a transaction with one write without MULTI/EXEC). The
+    /// first command's SELECT goes before the MULTI, as Redis's does.
+    fn put_whole(&mut self, groups: &[Vec<Records>]) {
+        let mut written = groups.iter().flatten().filter(|r| !r.bytes.is_empty());
+        let Some(first) = written.next() else { return };
+        let several = first.count > 1 || written.next().is_some();
+        if !several {
+            return self.put(std::slice::from_ref(first));
+        }
+        if self.db != Some(first.db) {
+            command(&mut self.buf, &[b"SELECT", first.db.to_string().as_bytes()]);
+            self.db = Some(first.db);
+        }
+        command(&mut self.buf, &[b"MULTI"]);
+        for recs in groups {
+            self.put(recs);
+        }
+        command(&mut self.buf, &[b"EXEC"]);
     }
 
     fn put(&mut self, recs: &[Records]) {
@@ -532,14 +557,15 @@ impl Writer {
         }
     }
 
-    /// Every `REPL_PING_PERIOD` the replicas' stream carries a PING (in the
+    /// Every `repl-ping-replica-period` seconds the replicas' stream carries a PING (in the
     /// offset, as Redis sends it), so that a replica sees the link alive
     /// while nothing is written. Not in the files: it changes nothing.
     fn ping_replicas(&mut self) {
         let repl = &self.engine.repl;
         repl.expire_backlog(self.engine.cfg.repl.backlog_ttl.load(Relaxed));
         // A replica's sub-replicas get its primary's PINGs (the link's stream).
-        if !repl.active.load(Relaxed) || repl.is_replica() || self.last_ping.elapsed() < REPL_PING_PERIOD {
+        let period = Duration::from_secs(self.engine.cfg.repl.ping_period.load(Relaxed));
+        if !repl.active.load(Relaxed) || repl.is_replica() || self.last_ping.elapsed() < period {
             return;
         }
         self.last_ping = Instant::now();
@@ -694,6 +720,17 @@ impl Writer {
             }
         }
     }
+}
+
+/// Waits until the replicas have been given every write made so far
+/// (their feeds hold it), when the writer runs.
+pub async fn feed_replicas_now(engine: &Engine) {
+    if engine.journal.to_writer.get().is_none() {
+        return;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    engine.journal.send(JournalMsg::Fed(tx));
+    let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
 }
 
 /// Writes and fsyncs what the journal has received (at shutdown), waiting

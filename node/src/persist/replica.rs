@@ -415,6 +415,12 @@ fn apply_one(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Vec<u8>])
     if journal_form {
         return apply(engine, sink, db, args);
     }
+    // A message for this node's subscribers (it changes no data).
+    if name == b"PUBLISH" && args.len() == 3 {
+        let (channel, message) = (bytes::Bytes::copy_from_slice(&args[1]), bytes::Bytes::copy_from_slice(&args[2]));
+        engine.pubsub.publish(&channel, &message, &engine.cfg.output_limits[crate::config::CLASS_PUBSUB]);
+        return Ok(());
+    }
     // FLUSHALL / FLUSHDB ASYNC or SYNC: the same for every shard.
     if (name == b"FLUSHALL" || name == b"FLUSHDB") && args.len() == 2 {
         return apply(engine, sink, db, &args[..1]);

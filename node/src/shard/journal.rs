@@ -59,6 +59,14 @@ pub enum JournalMsg {
     RewriteDone { base: String, ok: bool },
     /// Write and fsync everything received so far, then answer (shutdown).
     Sync(std::sync::mpsc::Sender<()>),
+    /// A command for the replicas only, in database `db` (PUBLISH: it
+    /// changes no data, so the files do not get it; Redis's
+    /// PROPAGATE_REPL).
+    ReplOnly { db: u32, bytes: Vec<u8> },
+    /// Give the replicas everything received so far, then answer (the
+    /// node is about to follow another and drop them: what they were owed
+    /// before goes out first).
+    Fed(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The journal as the node sees it.

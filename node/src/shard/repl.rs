@@ -173,7 +173,9 @@ impl ReplState {
         let gen = self.generation.fetch_add(1, Relaxed) + 1;
         self.following.store(master.is_some(), Relaxed);
         if master.is_some() {
-            self.drop_feeds("this node now replicates another");
+            for f in std::mem::take(&mut *self.feeds.lock().unwrap_or_else(|e| e.into_inner())) {
+                f.end("this node now replicates another");
+            }
         }
         if let Some(old) = std::mem::replace(&mut *m, master) {
             old.close();
@@ -302,6 +304,34 @@ impl ReplState {
 
     pub fn generation(&self) -> u64 {
         self.generation.load(Relaxed)
+    }
+
+    /// Online replicas whose last acknowledgement is at most `max_lag`
+    /// seconds old, counted in whole seconds as Redis does
+    /// (`refreshGoodSlavesCount`).
+    pub fn good_replicas(&self, max_lag: u64) -> u64 {
+        let now = crate::util::now_ms() / 1000;
+        let feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
+        feeds.iter().filter(|f| f.phase() == Phase::Online && now.saturating_sub(f.acked_ms.load(Relaxed) / 1000) <= max_lag).count() as u64
+    }
+
+    /// A replica whose link is down with `replica-serve-stale-data no`:
+    /// commands not flagged `stale` are refused (MASTERDOWN).
+    pub fn stale(&self, cfg: &crate::config::Config) -> bool {
+        self.is_replica() && !cfg.repl.serve_stale.load(Relaxed) && self.master().is_some_and(|m| !m.link_up.load(Relaxed))
+    }
+
+    /// `min-replicas-to-write`: false when this node is a primary with
+    /// fewer good replicas than the setting asks (writes get NOREPLICAS).
+    /// A replica, or either setting at 0, always allows writes
+    /// (`checkGoodReplicasStatus`).
+    pub fn enough_replicas(&self, cfg: &crate::config::Config) -> bool {
+        let need = cfg.repl.min_replicas_to_write.load(Relaxed);
+        if need == 0 {
+            return true;
+        }
+        let lag = cfg.repl.min_replicas_max_lag.load(Relaxed);
+        lag == 0 || self.is_replica() || self.good_replicas(lag) >= need
     }
 
     pub fn remove(&self, feed: &Arc<Feed>) {
@@ -539,6 +569,24 @@ impl Feed {
         }
     }
 
+    /// Ends this feed after what its replica is owed of the stream so far
+    /// (a replica still synchronising gets nothing more): its connection
+    /// sends that, then closes.
+    pub fn end(&self, why: &str) {
+        let mut s = self.lock();
+        if s.phase != Phase::Online {
+            drop(s);
+            return self.drop_now(why);
+        }
+        s.phase = Phase::Dropped;
+        s.why = why.to_string();
+        s.payload = Vec::new();
+        s.sending = None;
+        drop(s);
+        self.changed.notify_one();
+        self.room.notify_all();
+    }
+
     /// The replica's state as INFO shows it.
     pub fn info_state(&self) -> &'static str {
         match self.phase() {
@@ -620,6 +668,27 @@ mod tests {
     }
 
     const MIN: u64 = crate::config::repl::BACKLOG_MIN_SIZE;
+
+    #[test]
+    fn good_replicas_are_online_and_acknowledged_within_the_lag() {
+        let r = ReplState::default();
+        use clap::Parser;
+        let cfg = crate::config::Config::from_args(&crate::config::Args::parse_from(["damselfly"])).expect("config");
+        assert!(r.enough_replicas(&cfg));
+        cfg.repl.min_replicas_to_write.store(1, Relaxed);
+        assert!(!r.enough_replicas(&cfg));
+        let f = Arc::new(Feed::new(1, String::new(), 0, None));
+        r.feeds.lock().unwrap().push(f.clone());
+        // Not online yet.
+        assert_eq!(r.good_replicas(10), 0);
+        f.lock().phase = Phase::Online;
+        assert!(r.enough_replicas(&cfg));
+        // An acknowledgement older than the lag does not count.
+        f.acked_ms.store(crate::util::now_ms() - 20_000, Relaxed);
+        assert!(!r.enough_replicas(&cfg));
+        cfg.repl.min_replicas_max_lag.store(0, Relaxed);
+        assert!(r.enough_replicas(&cfg));
+    }
 
     #[test]
     fn a_feed_over_its_limit_is_dropped() {

@@ -1,8 +1,10 @@
 //! HyperLogLog with Redis's parameters and estimator, so PFCOUNT gives the
 //! same estimates as Redis: 16384 registers of 6 bits, MurmurHash64A (seed
 //! 0xadc83b19) of each element, and Ertl's improved raw estimator. Stored as
-//! a string in Redis's dense layout ("HYLL" header, registers packed six
-//! bits each, least significant bits first).
+//! a string in Redis's layouts ("HYLL" header): sparse (runs of registers)
+//! while it fits in `hll-sparse-max-bytes` and no register is over 32, then
+//! dense (registers packed six bits each, least significant bits first),
+//! which it stays.
 
 /// Registers: 2^14.
 const P: u32 = 14;
@@ -48,16 +50,31 @@ fn position(elem: &[u8]) -> (usize, u8) {
     (index, rest.trailing_zeros() as u8 + 1)
 }
 
-/// A dense HyperLogLog held as its registers.
+/// Redis's default `hll-sparse-max-bytes`.
+pub const SPARSE_MAX_DEFAULT: u64 = 3000;
+
+/// A HyperLogLog held as its registers, and whether its string is dense.
 #[derive(Clone)]
 pub struct Hll {
     regs: Vec<u8>,
+    dense: bool,
 }
 
 impl Default for Hll {
     fn default() -> Self {
-        Hll { regs: vec![0; M] }
+        Hll { regs: vec![0; M], dense: false }
     }
+}
+
+/// Why a string is not a usable HyperLogLog, as Redis tells them apart.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Invalid {
+    /// Not one at all: no "HYLL" header, an unknown encoding, or a dense
+    /// one of the wrong length (WRONGTYPE).
+    NotHll,
+    /// A sparse one whose runs do not cover exactly the registers
+    /// (INVALIDOBJ).
+    Corrupt,
 }
 
 impl Hll {
@@ -72,10 +89,13 @@ impl Hll {
         }
     }
 
+    /// Takes the larger of each register; the result is dense when
+    /// either was (Redis's PFMERGE).
     pub fn merge(&mut self, other: &Hll) {
         for (a, b) in self.regs.iter_mut().zip(&other.regs) {
             *a = (*a).max(*b);
         }
+        self.dense |= other.dense;
     }
 
     /// The cardinality estimate (Ertl's improved estimator, as Redis).
@@ -95,10 +115,15 @@ impl Hll {
         (alpha_inf * m * m / z).round() as u64
     }
 
-    /// Redis's dense string layout. The cached cardinality in the header
-    /// is marked stale (its top bit), so Redis recomputes it from the
-    /// registers when the string moves there.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// The string: sparse while it fits in `sparse_max` bytes (and no
+    /// register is over 32), else dense. The cached cardinality in the
+    /// header is marked stale (its top bit), so Redis recomputes it.
+    pub fn to_bytes(&self, sparse_max: u64) -> Vec<u8> {
+        if !self.dense {
+            if let Some(b) = self.to_sparse(sparse_max) {
+                return b;
+            }
+        }
         let mut out = vec![0u8; DENSE_LEN];
         out[..4].copy_from_slice(b"HYLL");
         out[15] = 0x80;
@@ -113,15 +138,52 @@ impl Hll {
         out
     }
 
-    /// Reads Redis's dense or sparse layout (the sparse one arrives in
-    /// values made by Redis: DUMP payloads, RDB files); `None` for anything
-    /// else.
-    pub fn from_bytes(b: &[u8]) -> Option<Hll> {
-        if b.len() > HEADER && &b[..4] == b"HYLL" && b[4] == 1 {
-            return Self::from_sparse(&b[HEADER..]);
+    /// The sparse layout, if it fits in `max` bytes.
+    fn to_sparse(&self, max: u64) -> Option<Vec<u8>> {
+        let mut out = vec![0u8; HEADER];
+        out[..4].copy_from_slice(b"HYLL");
+        out[4] = 1;
+        out[15] = 0x80;
+        let mut i = 0;
+        while i < M {
+            let v = self.regs[i];
+            let mut run = self.regs[i..].iter().take_while(|&&r| r == v).count();
+            i += run;
+            while run > 0 {
+                let n = if v == 0 {
+                    let n = run.min(16384);
+                    if n > 64 {
+                        out.extend_from_slice(&[0x40 | ((n - 1) >> 8) as u8, ((n - 1) & 0xff) as u8]);
+                    } else {
+                        out.push((n - 1) as u8);
+                    }
+                    n
+                } else if v <= 32 {
+                    let n = run.min(4);
+                    out.push(0x80 | ((v - 1) << 2) | (n - 1) as u8);
+                    n
+                } else {
+                    return None;
+                };
+                run -= n;
+            }
+            if out.len() as u64 > max {
+                return None;
+            }
         }
-        if b.len() != DENSE_LEN || &b[..4] != b"HYLL" || b[4] != 0 {
-            return None;
+        Some(out)
+    }
+
+    /// Reads Redis's dense or sparse layout.
+    pub fn from_bytes(b: &[u8]) -> Result<Hll, Invalid> {
+        if b.len() < HEADER || &b[..4] != b"HYLL" || b[4] > 1 {
+            return Err(Invalid::NotHll);
+        }
+        if b[4] == 1 {
+            return Self::from_sparse(&b[HEADER..]).ok_or(Invalid::Corrupt);
+        }
+        if b.len() != DENSE_LEN {
+            return Err(Invalid::NotHll);
         }
         let mut regs = vec![0u8; M];
         for (i, r) in regs.iter_mut().enumerate() {
@@ -131,7 +193,7 @@ impl Hll {
             let hi = if shift > 2 { (b[byte + 1] as u16) << (8 - shift) } else { 0 };
             *r = ((lo | hi) & 63) as u8;
         }
-        Some(Hll { regs })
+        Ok(Hll { regs, dense: true })
     }
 }
 
@@ -159,7 +221,7 @@ impl Hll {
             regs[i..end].fill(val);
             i = end;
         }
-        (i == M).then_some(Hll { regs })
+        (i == M).then_some(Hll { regs, dense: false })
     }
 }
 
@@ -210,9 +272,26 @@ mod tests {
         }
         let n = h.count();
         assert!((980..=1020).contains(&n), "{n}");
-        let back = Hll::from_bytes(&h.to_bytes()).unwrap();
-        assert_eq!(back.count(), n);
-        assert!(Hll::from_bytes(b"HYLLnope").is_none());
+        let sparse = h.to_bytes(SPARSE_MAX_DEFAULT);
+        assert_eq!(sparse[4], 1);
+        assert!(sparse.len() as u64 <= SPARSE_MAX_DEFAULT);
+        let back = Hll::from_bytes(&sparse).unwrap();
+        assert_eq!((back.count(), back.dense), (n, false));
+        // Over the limit: dense, and dense it stays.
+        let dense = h.to_bytes(100);
+        assert_eq!((dense.len(), dense[4]), (DENSE_LEN, 0));
+        let back = Hll::from_bytes(&dense).unwrap();
+        assert_eq!((back.count(), back.dense), (n, true));
+        assert_eq!(back.to_bytes(SPARSE_MAX_DEFAULT).len(), DENSE_LEN);
+        assert_eq!(Hll::from_bytes(b"HYLLnope").err(), Some(Invalid::NotHll));
+        // A dense header on a string of another length.
+        let mut short = sparse.clone();
+        short[4] = 0;
+        assert_eq!(Hll::from_bytes(&short).err(), Some(Invalid::NotHll));
+        // A register over 32 does not fit the sparse layout.
+        let mut big = Hll::default();
+        big.regs[7] = 33;
+        assert_eq!(big.to_bytes(SPARSE_MAX_DEFAULT).len(), DENSE_LEN);
     }
 
     /// A sparse HyperLogLog as Redis writes it (PFADD h a b c on Redis 7.0).
@@ -243,9 +322,9 @@ mod tests {
         let back = Hll::from_bytes(&b).expect("sparse");
         assert_eq!(back.count(), 3);
         assert_eq!(back.regs, h.regs);
-        assert!(Hll::from_bytes(&b[..b.len() - 1]).is_none());
+        assert_eq!(Hll::from_bytes(&b[..b.len() - 1]).err(), Some(Invalid::Corrupt));
         let mut long = b.clone();
         long.push(0);
-        assert!(Hll::from_bytes(&long).is_none());
+        assert_eq!(Hll::from_bytes(&long).err(), Some(Invalid::Corrupt));
     }
 }

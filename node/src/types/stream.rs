@@ -91,19 +91,38 @@ pub struct StreamValue {
 pub struct Trim {
     pub maxlen: Option<usize>,
     pub minid: Option<StreamId>,
-    /// `~`: only whole nodes of `NODE_ENTRIES` entries go (the nodes of
-    /// the stream's RDB encoding, as Redis drops whole listpacks), and
+    /// `~`: only whole nodes of `node` entries go, counted from the
+    /// oldest entry (as Redis drops whole listpacks), and
     /// never so many that fewer than MAXLEN entries (or any at or above
     /// MINID) would remain.
     pub approx: bool,
-    /// LIMIT (0: none); unset, `~` stops at `APPROX_LIMIT`, as Redis.
+    /// LIMIT (0: none); unset, `~` stops at 100 nodes' worth, as Redis.
     pub limit: Option<usize>,
+    /// Entries per node (`stream-node-max-entries`; `usize::MAX`: no
+    /// limit; 0: the default, `NODE_ENTRIES`).
+    pub node: usize,
 }
 
 impl Trim {
     pub const NODE_ENTRIES: usize = 100;
-    /// Redis's default LIMIT for `~`: 100 nodes' worth.
-    pub const APPROX_LIMIT: usize = 100 * Self::NODE_ENTRIES;
+
+    /// The node size this clause trims by.
+    fn node_entries(&self) -> usize {
+        if self.node == 0 {
+            Self::NODE_ENTRIES
+        } else {
+            self.node
+        }
+    }
+
+    /// Redis's default LIMIT for `~`: 100 nodes' worth, at least 10000
+    /// when nodes are unlimited and at most 1000000.
+    fn approx_limit(&self) -> usize {
+        match self.node_entries() {
+            usize::MAX => 10_000,
+            n => n.saturating_mul(100).min(1_000_000),
+        }
+    }
 }
 
 impl StreamValue {
@@ -147,7 +166,7 @@ impl StreamValue {
 
     /// How many of the oldest entries a trim removes (see `Trim`).
     pub fn trim_count(&self, t: &Trim) -> usize {
-        let limit = t.limit.unwrap_or(if t.approx { Trim::APPROX_LIMIT } else { 0 });
+        let limit = t.limit.unwrap_or(if t.approx { t.approx_limit() } else { 0 });
         let limit = if limit == 0 { usize::MAX } else { limit };
         let len = self.entries.len();
         if !t.approx {
@@ -158,7 +177,7 @@ impl StreamValue {
         // Whole nodes only, never below the threshold.
         let mut n = 0;
         loop {
-            let node = (len - n).min(Trim::NODE_ENTRIES);
+            let node = (len - n).min(t.node_entries());
             if node == 0 || n + node > limit {
                 return n;
             }

@@ -274,6 +274,17 @@ pub fn declares_writes(scripting: &crate::shard::scripts::Scripting, spec: &Comm
         && declared_flags(scripting, spec, args).is_some_and(|f| f & flags::EVAL_COMPAT == 0 && f & flags::NO_WRITES == 0)
 }
 
+/// Whether a command may run on a stale replica (its `stale` flag); a
+/// script or function that declares flags may when it declares
+/// `allow-stale` (Redis's scriptFlagsToCmdFlags), a script without flags
+/// never (Redis's scriptPrepareForRun).
+pub fn allows_stale(scripting: &crate::shard::scripts::Scripting, spec: &CommandSpec, args: &[Bytes]) -> bool {
+    match declared_flags(scripting, spec, args) {
+        Some(f) => f & flags::EVAL_COMPAT == 0 && f & flags::ALLOW_STALE != 0,
+        None => spec.has_flag(crate::commands::flag::STALE),
+    }
+}
+
 /// The flags an EVAL/EVALSHA call's script, or an FCALL's function,
 /// declares, when it can be known before running it.
 fn declared_flags(scripting: &crate::shard::scripts::Scripting, spec: &CommandSpec, args: &[Bytes]) -> Option<u32> {

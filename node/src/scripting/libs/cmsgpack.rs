@@ -125,18 +125,24 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
             out.extend_from_slice(&b);
         }
         Value::Table(t) if depth < MAX_NESTING => {
-            let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
-            let mut max = 0i64;
-            let is_array = pairs.iter().all(|(k, _)| {
+            // Two walks, each holding one pair at a time: a table of many
+            // entries would not fit in Lua's stack as values held at once.
+            let (mut n, mut max, mut is_array) = (0usize, 0i64, true);
+            for pair in t.pairs::<Value, Value>() {
+                let (k, _) = pair?;
+                n += 1;
                 let i = match k {
-                    Value::Integer(i) => *i,
-                    Value::Number(n) if n.fract() == 0.0 => *n as i64,
-                    _ => return false,
+                    Value::Integer(i) => i,
+                    Value::Number(f) if f.fract() == 0.0 => f as i64,
+                    _ => {
+                        is_array = false;
+                        continue;
+                    }
                 };
                 max = max.max(i);
-                i >= 1
-            }) && max as usize == pairs.len();
-            let n = pairs.len();
+                is_array &= i >= 1;
+            }
+            let is_array = is_array && max as usize == n;
             if is_array {
                 if n < 16 {
                     out.push(0x90 | n as u8);
@@ -161,9 +167,10 @@ fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
                     out.push(0xdf);
                     out.extend_from_slice(&(n as u32).to_be_bytes());
                 }
-                for (k, item) in &pairs {
-                    encode(k, out, depth + 1)?;
-                    encode(item, out, depth + 1)?;
+                for pair in t.pairs::<Value, Value>() {
+                    let (k, item) = pair?;
+                    encode(&k, out, depth + 1)?;
+                    encode(&item, out, depth + 1)?;
                 }
             }
         }

@@ -340,10 +340,19 @@ impl Conn {
         // or function that declares flags without `no-writes` counts as a
         // write (Redis's scriptFlagsToCmdFlags); scripts without a shebang
         // are stopped at their first write.
-        if self.engine.repl.read_only(&self.engine.cfg)
-            && (spec.has_flag(flag::WRITE) || commands::scripting::declares_writes(&self.engine.scripting, spec, args))
-        {
-            return Err(CmdError::Other("READONLY You can't write against a read only replica.".into()));
+        if self.engine.repl.read_only(&self.engine.cfg) && self.writes(spec, args) {
+            return Err(self.refuse_write(spec, CmdError::ReadOnlyReplica));
+        }
+        // `replica-serve-stale-data no` with the link down: only commands
+        // flagged `stale` run (an EXEC only when all of its queue is).
+        if self.engine.repl.stale(&self.engine.cfg) {
+            let scripting = &self.engine.scripting;
+            let allowed = |spec: &CommandSpec, args: &[Bytes]| commands::scripting::allows_stale(scripting, spec, args);
+            let denied = !allowed(spec, args)
+                || (spec.name == "exec" && self.s.multi.as_ref().is_some_and(|m| m.queued.iter().any(|(s, a)| !allowed(s, a))));
+            if denied {
+                return Err(self.refuse_write(spec, CmdError::MasterDown));
+            }
         }
         if self.engine.cfg.maxmemory.load(Relaxed) > 0 {
             self.check_memory(spec, args)?;
@@ -352,6 +361,11 @@ impl Conn {
         // refused until one succeeds.
         if (spec.has_flag(flag::WRITE) || spec.name == "ping") && commands::persistence::writes_refused(&self.engine) {
             return Err(CmdError::Misconf);
+        }
+        // `min-replicas-to-write`: a primary without enough good replicas
+        // refuses writes.
+        if !self.engine.repl.enough_replicas(&self.engine.cfg) && self.writes(spec, args) {
+            return Err(self.refuse_write(spec, CmdError::NoReplicas));
         }
         if self.engine.saves.loading() && !spec.has_flag(flag::LOADING) {
             return Err(CmdError::Loading);
@@ -363,6 +377,28 @@ impl Conn {
         }
         self.wrote |= may_write;
         Ok(spec)
+    }
+
+    /// Whether the command counts as a write for the node-state checks:
+    /// write commands, scripts that declare writes, and an EXEC whose queue
+    /// holds one of those (Redis's mstate.cmd_flags).
+    fn writes(&self, spec: &CommandSpec, args: &[Bytes]) -> bool {
+        let scripting = &self.engine.scripting;
+        let is_write =
+            |spec: &CommandSpec, args: &[Bytes]| spec.has_flag(flag::WRITE) || commands::scripting::declares_writes(scripting, spec, args);
+        is_write(spec, args) || (spec.name == "exec" && self.s.multi.as_ref().is_some_and(|m| m.queued.iter().any(|(s, a)| is_write(s, a))))
+    }
+
+    /// A command refused by the node's state (a write on a replica or
+    /// without enough replicas, anything on a stale replica): an EXEC so
+    /// refused discards the transaction and answers EXECABORT, as Redis's
+    /// execCommandAbort.
+    fn refuse_write(&mut self, spec: &CommandSpec, e: CmdError) -> CmdError {
+        if spec.name != "exec" || self.s.multi.is_none() {
+            return e;
+        }
+        commands::transactions::end(&mut self.s, &self.engine);
+        CmdError::Other(format!("EXECABORT Transaction discarded because of: {e}"))
     }
 
     /// The ACL check: a flag test for an unrestricted user (the default

@@ -50,6 +50,10 @@ fn waiting_for_snapshot(feed: &Feed) -> bool {
 fn take(feed: &Feed, engine: &Engine) -> Option<Next> {
     let mut s = feed.lock();
     if s.phase == Phase::Dropped {
+        // Ended (`Feed::end`): what it was owed goes first.
+        if !s.pending.is_empty() && !s.await_ack {
+            return Some(Next::Bytes(std::mem::take(&mut s.pending)));
+        }
         return Some(Next::Close(s.why.clone()));
     }
     if s.phase != Phase::WaitCut && !s.told {

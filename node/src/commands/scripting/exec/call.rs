@@ -55,6 +55,9 @@ unsafe fn call_c(state: *mut ffi::lua_State, raise: bool) -> c_int {
     // this call and is not touched while the reply is pushed.
     let reply = std::slice::from_raw_parts(ptr, len);
     let failed = reply.first() == Some(&b'-');
+    // The arguments were copied: their slots make room for the reply (a
+    // call with thousands of them leaves none under Lua's C stack limit).
+    ffi::lua_settop(state, 0);
     let mut pos = 0;
     crate::scripting::convert::push_resp(state, reply, &mut pos, 0);
     if failed && raise {
@@ -132,26 +135,40 @@ impl RunCtx<'_> {
         let Some(spec) = s.commands.lookup(&s.argv[0]).and_then(|c| c.resolve(&s.argv)) else {
             return fail(s, "ERR Unknown Redis command called from script");
         };
+        // Refused from here on: a rejected call of the command (Redis's
+        // ERROR_COMMAND_REJECTED in scriptCall).
+        let reject = |s: &mut Scratch, msg: &str| {
+            commands::stats::reject(spec);
+            fail(s, msg)
+        };
         if !spec.arity_ok(s.argv.len()) {
-            return fail(s, "ERR Wrong number of args calling Redis command from script");
+            return reject(s, "ERR Wrong number of args calling Redis command from script");
         }
         if spec.has_flag(flag::NOSCRIPT) {
-            return fail(s, "ERR This Redis command is not allowed from script");
+            return reject(s, "ERR This Redis command is not allowed from script");
+        }
+        if !spec.has_flag(flag::STALE) && self.target.engine().is_some_and(|e| e.repl.stale(&e.cfg)) {
+            return reject(s, "ERR Can not execute the command on a stale replica");
         }
         if let Some(caller) = self.inv.and_then(|i| i.acl.as_ref()) {
             if let Err(e) = caller.check(self.target.engine(), spec, &s.argv) {
-                return fail(s, &e);
+                return reject(s, &e);
             }
         }
         let write = spec.has_flag(flag::WRITE);
         if write && self.read_only {
-            return fail(s, "ERR Write commands are not allowed from read-only scripts.");
+            return reject(s, "ERR Write commands are not allowed from read-only scripts.");
         }
         if write && self.target.engine().is_some_and(|e| e.repl.read_only(&e.cfg)) {
-            return fail(s, "READONLY You can't write against a read only replica.");
+            return reject(s, "READONLY You can't write against a read only replica.");
+        }
+        // Scripts without flags meet `min-replicas-to-write` at their
+        // first write (once one went through, the script may finish).
+        if write && !self.wrote && self.target.engine().is_some_and(|e| !e.repl.enough_replicas(&e.cfg)) {
+            return reject(s, &crate::error::CmdError::NoReplicas.to_string());
         }
         if self.oom && !self.wrote && spec.has_flag(flag::DENYOOM) {
-            return fail(s, "OOM command not allowed when used memory > 'maxmemory'.");
+            return reject(s, "OOM command not allowed when used memory > 'maxmemory'.");
         }
         if let Target::None = self.target {
             return fail(s, "ERR redis.call is not available while loading a library");

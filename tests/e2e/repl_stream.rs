@@ -1,0 +1,127 @@
+//! The replication stream as a client attached with SYNC reads it (what
+//! Redis's own tests read with `attach_to_replication_stream`), compared
+//! byte for byte with redis-server 7.0: a transaction with one write is
+//! not wrapped in MULTI/EXEC, the first command's SELECT goes before the
+//! MULTI, PUBLISH is propagated, and REPLICAOF lets the replicas have the
+//! writes made before it before it drops them; a replica's subscribers get
+//! what is published on its primary.
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use damselfly_tests::{Raw, Redis, Server};
+
+/// A SYNC connection past its snapshot payload.
+fn attach(port: u16) -> TcpStream {
+    assert_eq!(Raw::connect(port).cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]), "+OK\r\n");
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    std::io::Write::write_all(&mut s, b"SYNC\r\n").unwrap();
+    // Newlines (keepalives) may come first, then `$<len>\r\n<rdb>`.
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        s.read_exact(&mut b).expect("payload header");
+        match (head.is_empty(), b[0]) {
+            (true, b'\n') => {}
+            (_, b'\n') => break,
+            _ => head.push(b[0]),
+        }
+    }
+    let len: usize = std::str::from_utf8(&head[1..head.len() - 1]).unwrap().parse().unwrap();
+    let mut rdb = vec![0; len];
+    s.read_exact(&mut rdb).unwrap();
+    s
+}
+
+/// Reads the stream until it ends with `end`.
+fn read_until(s: &mut TcpStream, end: &[u8]) -> String {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !got.ends_with(end) {
+        let n = s.read(&mut chunk).expect("stream");
+        assert!(n > 0, "closed; got {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&got).replace("\r\n", " ")
+}
+
+const END: &[u8] = b"*3\r\n$3\r\nSET\r\n$3\r\nend\r\n$1\r\n1\r\n";
+
+/// Commands run on one connection after attaching, and the stream they
+/// make (SET end 1 follows each case as its end mark).
+const CASES: &[(&[&[&str]], &str)] = &[
+    (&[&["MULTI"], &["SET", "a{t}", "1"], &["GET", "a{t}"], &["EXEC"]], "*2 $6 SELECT $1 0 *3 $3 SET $4 a{t} $1 1 "),
+    (
+        &[&["MULTI"], &["SET", "a{t}", "1"], &["SET", "b{t}", "2"], &["EXEC"]],
+        "*2 $6 SELECT $1 0 *1 $5 MULTI *3 $3 SET $4 a{t} $1 1 *3 $3 SET $4 b{t} $1 2 *1 $4 EXEC ",
+    ),
+    (
+        &[&["MULTI"], &["SELECT", "1"], &["SET", "a{t}", "1"], &["SELECT", "2"], &["SET", "b{t}", "2"], &["EXEC"]],
+        "*2 $6 SELECT $1 1 *1 $5 MULTI *3 $3 SET $4 a{t} $1 1 *2 $6 SELECT $1 2 *3 $3 SET $4 b{t} $1 2 *1 $4 EXEC ",
+    ),
+    (&[&["MULTI"], &["GET", "a{t}"], &["EXEC"]], "*2 $6 SELECT $1 0 "),
+    // PUBLISH reaches replicas (in its client's database), in a
+    // transaction too.
+    (
+        &[&["MULTI"], &["PUBLISH", "ch", "hi"], &["EXEC"], &["SELECT", "3"], &["PUBLISH", "ch", "yo"], &["SELECT", "0"]],
+        "*2 $6 SELECT $1 0 *3 $7 PUBLISH $2 ch $2 hi *2 $6 SELECT $1 3 *3 $7 PUBLISH $2 ch $2 yo *2 $6 SELECT $1 0 ",
+    ),
+];
+
+fn streams(port: u16) -> Vec<String> {
+    let mut got = Vec::new();
+    for (cmds, _) in CASES {
+        let mut s = attach(port);
+        let mut c = Raw::connect(port);
+        for cmd in *cmds {
+            c.cmd(cmd);
+        }
+        c.cmd(&["SET", "end", "1"]);
+        let text = read_until(&mut s, END);
+        got.push(text.strip_suffix("*3 $3 SET $3 end $1 1 ").unwrap_or(&text).to_string());
+    }
+    // REPLICAOF: the replicas still get what they were owed before it
+    // (this server then drops them; redis-server keeps them connected).
+    let mut s = attach(port);
+    let mut c = Raw::connect(port);
+    c.cmd(&["SELECT", "0"]);
+    c.cmd(&["SET", "foo", "bar"]);
+    let nobody = damselfly_tests::free_port().to_string();
+    assert_eq!(c.cmd(&["REPLICAOF", "127.0.0.1", &nobody]), "+OK\r\n");
+    got.push(read_until(&mut s, b"*3\r\n$3\r\nSET\r\n$3\r\nfoo\r\n$3\r\nbar\r\n"));
+    assert_eq!(c.cmd(&["REPLICAOF", "NO", "ONE"]), "+OK\r\n");
+    got
+}
+
+#[test]
+fn the_stream_of_transactions_and_replicaof_matches_redis() {
+    let mut want: Vec<String> = CASES.iter().map(|c| c.1.to_string()).collect();
+    want.push("*2 $6 SELECT $1 0 *3 $3 SET $3 foo $3 bar ".into());
+    let s = Server::start_with(&["--shards", "2"]);
+    assert_eq!(streams(s.port), want);
+    let r = Redis::start();
+    assert_eq!(streams(r.port), want, "redis-server");
+}
+
+/// A message published on the primary reaches a subscriber of its replica.
+fn replica_subscriber_hears(primary: u16, replica: u16) -> String {
+    let mut r = damselfly_tests::repl::conn(replica);
+    assert!(damselfly_tests::cluster::wait_until(30, || damselfly_tests::repl::link_up(&mut r)), "the replica's link did not come up");
+    let mut sub = Raw::connect(replica);
+    assert_eq!(sub.cmd(&["SUBSCRIBE", "news"]), "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    assert_eq!(Raw::connect(primary).cmd(&["PUBLISH", "news", "hello"]), ":0\r\n");
+    String::from_utf8_lossy(&sub.read_reply()).into_owned()
+}
+
+#[test]
+fn a_replica_subscriber_gets_the_primary_messages() {
+    let want = "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n";
+    let p = Redis::start();
+    let r = Redis::start_with(&["--replicaof", "127.0.0.1", &p.port.to_string()]);
+    assert_eq!(replica_subscriber_hears(p.port, r.port), want, "redis-server");
+    let p = Server::start_with(&["--shards", "2"]);
+    let r = Server::start_with(&["--replicaof", "127.0.0.1", &p.port.to_string()]);
+    assert_eq!(replica_subscriber_hears(p.port, r.port), want);
+}
