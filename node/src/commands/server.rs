@@ -76,8 +76,16 @@ pub static COMMANDS: &[CommandSpec] = &[
             .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
         sub("config|resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), SRV, "Resets the server's statistics.", CONFIG)
             .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
-        sub("config|rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), SRV, "Persists the effective configuration to file.", CONFIG)
-            .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+        sub(
+            "config|rewrite",
+            2,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            (0, 0, 0),
+            SRV,
+            "Persists the effective configuration to file.",
+            CONFIG,
+        )
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
         sub("config|help", 2, LOADING | STALE, (0, 0, 0), &["slow"], HELP, CONFIG),
     ]),
     cmd(

@@ -110,7 +110,8 @@ mod tests {
     #[test]
     fn known_lines_take_current_values_and_the_rest_stay() {
         let text = "# shop cache\nmaxmemory 1gb\nsave 900 1\nsave 300 10\nuser alice on >pw ~* +@all\n\nMAXCLIENTS 10\n";
-        let defaults = map(&[("maxmemory", "0"), ("save", "3600 1"), ("maxclients", "10000"), ("timeout", "0"), ("slave-read-only", "yes")]);
+        let defaults =
+            map(&[("maxmemory", "0"), ("save", "3600 1"), ("maxclients", "10000"), ("timeout", "0"), ("slave-read-only", "yes")]);
         let now = map(&[("maxmemory", "2048"), ("save", ""), ("maxclients", "10"), ("timeout", "30"), ("slave-read-only", "no")]);
         assert_eq!(
             rewritten(text, &now, &defaults),
