@@ -8,6 +8,18 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// Current Unix time in milliseconds from the coarse clock: no hardware
+/// counter read, a few ms behind `now_ms` at most. For checks made on every
+/// command that compare against timeouts of seconds.
+pub fn coarse_now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writes the current time into `ts`, which we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
+        return now_ms();
+    }
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 /// A `%f`-style number without its trailing zeros (and point): `99.9`,
 /// `50`.
 pub fn trim_float(s: &str) -> String {
@@ -285,6 +297,12 @@ fn glob_token(p: &[u8], mut i: usize, c: u8, nocase: bool) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn coarse_clock_is_close_to_the_precise_one() {
+        let (before, coarse, after) = (now_ms(), coarse_now_ms(), now_ms());
+        assert!(coarse + 50 >= before && coarse <= after, "{before} {coarse} {after}");
+    }
 
     #[test]
     fn ints() {

@@ -97,8 +97,9 @@ impl ConnCluster {
         }
         route_result(view, slot, full)?;
         // Cut off from the majority: another node may own these slots by
-        // now (`cluster::health`).
-        if spec.has_flag(crate::commands::flag::WRITE) && self.map.health.refuses_writes(crate::util::now_ms()) {
+        // now (`cluster::health`). The coarse clock: this runs for every
+        // write, against a timeout of seconds.
+        if spec.has_flag(crate::commands::flag::WRITE) && self.map.health.refuses_writes(crate::util::coarse_now_ms()) {
             return Err(CmdError::Other("CLUSTERDOWN The cluster is down".into()));
         }
         Ok(())
