@@ -211,3 +211,22 @@ fn memory_stats_and_replication_memory_follow_the_state() {
     assert!(replicas > 0, "{mem}");
     assert_eq!(field(&mem, "mem_not_counted_for_evict"), "0", "nothing queued once the replica acknowledged");
 }
+
+/// MEMORY DOCTOR judges the same figures: a nearly empty node is too small
+/// to judge; after a peak far above current use, it says so.
+#[test]
+fn memory_doctor_reports_a_past_peak() {
+    let s = Server::start();
+    let mut c = s.raw();
+    assert!(c.cmd(&["MEMORY", "DOCTOR"]).contains("too little for a diagnosis"));
+    let mb = "x".repeat(1 << 20);
+    for i in 0..24 {
+        assert_eq!(c.cmd(&["SET", &format!("big:{i}"), &mb]), "+OK\r\n");
+    }
+    for i in 0..16 {
+        assert_eq!(c.cmd(&["DEL", &format!("big:{i}")]), ":1\r\n");
+    }
+    let report = c.cmd(&["MEMORY", "DOCTOR"]);
+    assert!(report.contains("Memory issues found:") && report.contains(" * Peak: memory use once reached"), "{report}");
+    assert!(c.cmd(&["MEMORY", "HELP"]).contains("+DOCTOR\r\n"));
+}

@@ -269,7 +269,8 @@ fn total_system_memory() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn human(n: u64) -> String {
+/// Bytes as Redis prints them for people (`1.50M`).
+pub(crate) fn human(n: u64) -> String {
     let f = n as f64;
     if f >= 1024.0 * 1024.0 * 1024.0 {
         format!("{:.2}G", f / (1024.0 * 1024.0 * 1024.0))

@@ -1,14 +1,20 @@
-//! MEMORY STATS: Redis's breakdown of the node's memory, from the same
+//! MEMORY STATS and MEMORY DOCTOR. STATS is Redis's breakdown of the
+//! node's memory, from the same
 //! sources as INFO memory (the allocator's counters, the client registry,
 //! the replication backlog and queues) plus each database's index
 //! overheads and key counts, gathered from every shard in one broadcast.
 //! Fields Redis reports for machinery measured nowhere here (cluster bus
 //! links, the AOF buffer, Lua and function caches, jemalloc's `allocator.*`
 //! and `rss-overhead.*` figures) are
-//! left out rather than invented.
+//! left out rather than invented. DOCTOR reads the same figures and
+//! reports the conditions Redis's doctor looks for (a node too empty to
+//! judge, a past peak far above current use, RSS far above the
+//! allocations, big client or replica buffers, a swollen script cache), in
+//! its own words.
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::info::human;
 use super::Coord;
 use crate::error::CmdResult;
 
@@ -85,5 +91,70 @@ pub async fn memory_stats(cx: &mut dyn Coord) -> CmdResult {
     out.double(if total > 0 { rss as f64 / total as f64 } else { 0.0 });
     out.bulk(b"fragmentation.bytes");
     out.int(rss as i64 - total as i64);
+    Ok(())
+}
+
+/// MEMORY DOCTOR: a verbatim text naming what looks wrong, or saying
+/// nothing does.
+pub async fn memory_doctor(cx: &mut dyn Coord) -> CmdResult {
+    let e = cx.engine().clone();
+    let total = crate::alloc::used_memory();
+    let peak = crate::alloc::used_memory_peak().max(total);
+    let rss = crate::alloc::rss();
+    let clients = e.clients.list();
+    let replicas: Vec<_> = clients.iter().filter(|c| c.replica.load(Relaxed)).collect();
+    let normal: Vec<_> = clients.iter().filter(|c| !c.replica.load(Relaxed)).collect();
+    let normal_mem: u64 = normal.iter().map(|c| c.memory() as u64).sum();
+    let replica_mem: u64 = replicas.iter().map(|c| c.memory() as u64).sum::<u64>() + e.repl.queued_for_replicas() as u64;
+    let mut issues: Vec<String> = Vec::new();
+    let text = if total < 5 << 20 {
+        "This node uses under 5 MB: too little for a diagnosis to mean anything. Ask again once it holds data.\n".to_string()
+    } else {
+        if peak as f64 / total as f64 > 1.5 {
+            issues.push(format!(
+                "Peak: memory use once reached {}, more than 1.5 times today's {}. The allocator keeps some freed memory for reuse, which RSS still counts; it is reused as data grows, and MEMORY PURGE returns what it can now.",
+                human(peak),
+                human(total)
+            ));
+        }
+        if total > 0 && rss as f64 / total as f64 > 1.4 && rss.saturating_sub(total) > 10 << 20 {
+            issues.push(format!(
+                "RSS: the process's resident memory ({}) is more than 1.4 times what is allocated ({}). After a peak (see above) this is expected; otherwise the workload fragments memory (allocator: mimalloc). MEMORY PURGE returns free pages to the system.",
+                human(rss),
+                human(total)
+            ));
+        }
+        if !normal.is_empty() && normal_mem / normal.len() as u64 > 200 * 1024 {
+            issues.push(format!(
+                "Client buffers: the {} clients hold {} on average (over 200 KB each): subscribers that do not read, large replies, or long pipelines. CLIENT LIST shows each client's buffers (qbuf, omem).",
+                normal.len(),
+                human(normal_mem / normal.len() as u64)
+            ));
+        }
+        if !replicas.is_empty() && replica_mem / replicas.len() as u64 > 10 << 20 {
+            issues.push(format!(
+                "Replica buffers: {} is waiting to be sent to each replica on average (over 10 MB): a replica is slow or its link is. INFO replication shows each replica's offset and lag.",
+                human(replica_mem / replicas.len() as u64)
+            ));
+        }
+        let scripts = e.scripting.scripts_count();
+        if scripts > 1000 {
+            issues.push(format!(
+                "Scripts: {scripts} scripts are cached (over 1000), usually scripts built with their values inside instead of passing them as KEYS and ARGV. SCRIPT FLUSH empties the cache."
+            ));
+        }
+        if issues.is_empty() {
+            "No memory issue found: use, peak, RSS, client and replica buffers and the script cache all look normal.\n".to_string()
+        } else {
+            let mut t = String::from("Memory issues found:\n\n");
+            for i in &issues {
+                t.push_str(" * ");
+                t.push_str(i);
+                t.push_str("\n\n");
+            }
+            t
+        }
+    };
+    cx.out().verbatim(&text);
     Ok(())
 }

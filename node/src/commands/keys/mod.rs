@@ -246,6 +246,16 @@ pub static COMMANDS: &[CommandSpec] = &[
             sub("memory|usage", -3, READONLY, (2, 2, 1), &["read", "slow"], "Estimates the memory usage of a key.", Exec::Shard(memory)),
             sub("memory|help", 2, LOADING | STALE, (0, 0, 0), &["slow"], HELP, Exec::Shard(memory)),
             sub(
+                "memory|doctor",
+                2,
+                0,
+                (0, 0, 0),
+                &["slow"],
+                "Outputs a memory problems report.",
+                Exec::Coord(handler!(async |cx, _a| crate::commands::memory_stats::memory_doctor(cx))),
+            )
+            .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
+            sub(
                 "memory|stats",
                 2,
                 0,
@@ -541,6 +551,8 @@ fn object(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 
 const MEMORY_HELP: &[&str] = &[
     "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return a report of memory problems, if any.",
     "USAGE <key> [SAMPLES <count>]",
     "    Return the estimated number of bytes <key> and its value occupy.",
     "MALLOC-STATS",
