@@ -34,7 +34,9 @@
 //! New connections for a thread that is running a busy script are taken
 //! from its connection channel by the hook, served the same way, and given
 //! to the thread's accept loop (`next_conn`), which starts them as ordinary
-//! connections when the script ends.
+//! connections when the script ends. A connection the accept loop took
+//! just before a script started is registered, parked, before its task
+//! first runs (`expect`), so the hook serves it too.
 //!
 //! TLS connections (`tls-port`) are not served by the hook: their bytes
 //! are records only rustls, in the connection's task, can read and write.
@@ -259,6 +261,19 @@ pub fn register(fd: i32, state: u8, max_bulk: usize, hook: bool) -> Registration
         slots.entry(fd).or_insert_with(|| Rc::new(Slot::new(fd, state, max_bulk, false, hook))).clone()
     });
     Registration(found.unwrap_or_else(|| Rc::new(Slot::new(fd, state, max_bulk, false, hook))))
+}
+
+/// Registers a new plain connection's slot, parked, before its task first
+/// runs (the task takes it over in `register`). A script that starts on
+/// this thread before the task is polled then still finds the connection,
+/// and its hook serves it; without this, such a connection waited
+/// unserved until the script ended, and could not even SCRIPT KILL it.
+pub fn expect(fd: i32) {
+    with_thread(|t| {
+        let authed = if t.engine.cfg.has_password.load(Relaxed) { 0 } else { AUTHED };
+        let max_bulk = t.engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
+        t.slots.borrow_mut().entry(fd).or_insert_with(|| Rc::new(Slot::new(fd, authed, max_bulk, true, true)));
+    });
 }
 
 /// Drops the slot the hook made for a new connection that could not be

@@ -405,6 +405,7 @@ fn shard_thread(
                     tokio::task::spawn_local(serve_tls(sock, engine.clone(), Rc::clone(&shard)));
                 }
                 Ok(sock) => {
+                    busy::expect(fd);
                     tokio::task::spawn_local(conn::serve(conn::Stream::Plain(sock), engine.clone(), Rc::clone(&shard)));
                 }
                 Err(e) => {
