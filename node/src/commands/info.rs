@@ -95,21 +95,15 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         );
     }
     if want("memory") {
-        let used = crate::alloc::used_memory();
-        let peak = crate::alloc::used_memory_peak().max(used);
-        let rss = crate::alloc::rss();
+        let super::memory_stats::Figures { used, peak, startup, rss, backlog, replicas: replicas_mem, normal: clients_mem, .. } =
+            super::memory_stats::Figures::now(&e);
         let maxmem = e.cfg.maxmemory.load(Relaxed);
-        let startup = st.used_memory_startup.load(Relaxed);
         let system = total_system_memory();
         let scripts = e.scripting.scripts_count();
         let (libraries, functions) = {
             let l = e.scripting.libraries();
             (l.libs.len(), l.funcs.len())
         };
-        let queued = e.repl.queued_for_replicas();
-        let replicas_mem: usize = clients.iter().filter(|c| c.replica.load(Relaxed)).map(|c| c.memory()).sum::<usize>() + queued;
-        let clients_mem: usize = clients.iter().filter(|c| !c.replica.load(Relaxed)).map(|c| c.memory()).sum();
-        let backlog = e.repl.lock_backlog().memory();
         let _ = write!(
             text,
             "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_startup:{startup}\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_replication_backlog:{backlog}\r\nmem_clients_slaves:{replicas_mem}\r\nmem_clients_normal:{clients_mem}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n\r\n",

@@ -17,6 +17,50 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::info::human;
 use super::Coord;
 use crate::error::CmdResult;
+use crate::shard::Engine;
+
+/// The node-wide memory figures INFO memory, MEMORY STATS and MEMORY
+/// DOCTOR read, taken once.
+pub struct Figures {
+    pub used: u64,
+    pub peak: u64,
+    pub startup: u64,
+    pub rss: u64,
+    /// The replication backlog's allocation.
+    pub backlog: u64,
+    /// Replica connections and what waits for them; other clients.
+    pub replicas: u64,
+    pub normal: u64,
+    pub replica_count: usize,
+    pub normal_count: usize,
+}
+
+impl Figures {
+    pub fn now(e: &Engine) -> Figures {
+        let used = crate::alloc::used_memory();
+        let (mut replicas, mut normal, mut replica_count, mut normal_count) = (e.repl.queued_for_replicas() as u64, 0, 0, 0);
+        for c in e.clients.list() {
+            if c.replica.load(Relaxed) {
+                replicas += c.memory() as u64;
+                replica_count += 1;
+            } else {
+                normal += c.memory() as u64;
+                normal_count += 1;
+            }
+        }
+        Figures {
+            used,
+            peak: crate::alloc::used_memory_peak().max(used),
+            startup: e.stats.used_memory_startup.load(Relaxed),
+            rss: crate::alloc::rss(),
+            backlog: e.repl.lock_backlog().memory() as u64,
+            replicas,
+            normal,
+            replica_count,
+            normal_count,
+        }
+    }
+}
 
 pub async fn memory_stats(cx: &mut dyn Coord) -> CmdResult {
     // Per database: (keys, keys with a TTL, main index, expiry index).
@@ -39,15 +83,7 @@ pub async fn memory_stats(cx: &mut dyn Coord) -> CmdResult {
             shards.iter().filter_map(|s| s.get(i)).fold((0, 0, 0), |(k, m, x), &(keys, _, main, expires)| (k + keys, m + main, x + expires))
         })
         .collect();
-    let total = crate::alloc::used_memory();
-    let peak = crate::alloc::used_memory_peak().max(total);
-    let startup = e.stats.used_memory_startup.load(Relaxed);
-    let rss = crate::alloc::rss();
-    let backlog = e.repl.lock_backlog().memory() as u64;
-    let clients = e.clients.list();
-    let replicas =
-        clients.iter().filter(|c| c.replica.load(Relaxed)).map(|c| c.memory()).sum::<usize>() as u64 + e.repl.queued_for_replicas() as u64;
-    let normal = clients.iter().filter(|c| !c.replica.load(Relaxed)).map(|c| c.memory()).sum::<usize>() as u64;
+    let Figures { used: total, peak, startup, rss, backlog, replicas, normal, .. } = Figures::now(&e);
     let keys: usize = dbs.iter().map(|d| d.0).sum();
     let db_overhead: u64 = dbs.iter().map(|d| (d.1 + d.2) as u64).sum();
     let overhead = startup + backlog + replicas + normal + db_overhead;
@@ -98,14 +134,8 @@ pub async fn memory_stats(cx: &mut dyn Coord) -> CmdResult {
 /// nothing does.
 pub async fn memory_doctor(cx: &mut dyn Coord) -> CmdResult {
     let e = cx.engine().clone();
-    let total = crate::alloc::used_memory();
-    let peak = crate::alloc::used_memory_peak().max(total);
-    let rss = crate::alloc::rss();
-    let clients = e.clients.list();
-    let replicas: Vec<_> = clients.iter().filter(|c| c.replica.load(Relaxed)).collect();
-    let normal: Vec<_> = clients.iter().filter(|c| !c.replica.load(Relaxed)).collect();
-    let normal_mem: u64 = normal.iter().map(|c| c.memory() as u64).sum();
-    let replica_mem: u64 = replicas.iter().map(|c| c.memory() as u64).sum::<u64>() + e.repl.queued_for_replicas() as u64;
+    let f = Figures::now(&e);
+    let (total, peak, rss) = (f.used, f.peak, f.rss);
     let mut issues: Vec<String> = Vec::new();
     let text = if total < 5 << 20 {
         "This node uses under 5 MB: too little for a diagnosis to mean anything. Ask again once it holds data.\n".to_string()
@@ -124,17 +154,17 @@ pub async fn memory_doctor(cx: &mut dyn Coord) -> CmdResult {
                 human(total)
             ));
         }
-        if !normal.is_empty() && normal_mem / normal.len() as u64 > 200 * 1024 {
+        if f.normal_count > 0 && f.normal / f.normal_count as u64 > 200 * 1024 {
             issues.push(format!(
                 "Client buffers: the {} clients hold {} on average (over 200 KB each): subscribers that do not read, large replies, or long pipelines. CLIENT LIST shows each client's buffers (qbuf, omem).",
-                normal.len(),
-                human(normal_mem / normal.len() as u64)
+                f.normal_count,
+                human(f.normal / f.normal_count as u64)
             ));
         }
-        if !replicas.is_empty() && replica_mem / replicas.len() as u64 > 10 << 20 {
+        if f.replica_count > 0 && f.replicas / f.replica_count as u64 > 10 << 20 {
             issues.push(format!(
                 "Replica buffers: {} is waiting to be sent to each replica on average (over 10 MB): a replica is slow or its link is. INFO replication shows each replica's offset and lag.",
-                human(replica_mem / replicas.len() as u64)
+                human(f.replicas / f.replica_count as u64)
             ));
         }
         let scripts = e.scripting.scripts_count();

@@ -86,10 +86,11 @@ pub fn rewrite(cfg: &Config) -> Result<(), String> {
     }
     let path = Path::new(&cfg.config_file);
     let text = std::fs::read_to_string(path).map_err(|e| format!("Rewriting config file: {e}"))?;
-    let fresh = || Config::from_args(&Args::parse_from(["damselfly"])).map_err(|e| e.to_string());
-    let mut scratch = fresh()?;
+    // A fresh configuration: its values are the defaults, and it tells
+    // which parameters a file may set.
+    let mut scratch = Config::from_args(&Args::parse_from(["damselfly"])).map_err(|e| e.to_string())?;
     let now: BTreeMap<String, String> = cfg.all().into_iter().collect();
-    let defaults: BTreeMap<String, String> = fresh()?.all().into_iter().collect();
+    let defaults: BTreeMap<String, String> = scratch.all().into_iter().collect();
     let new = rewritten(&text, &now, &defaults, |name, value| scratch.apply_startup(name, value).is_ok());
     let tmp = path.with_extension(format!("rewrite-{}.tmp", std::process::id()));
     let written = (|| {

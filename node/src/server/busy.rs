@@ -270,9 +270,7 @@ pub fn register(fd: i32, state: u8, max_bulk: usize, hook: bool) -> Registration
 /// unserved until the script ended, and could not even SCRIPT KILL it.
 pub fn expect(fd: i32) {
     with_thread(|t| {
-        let authed = if t.engine.cfg.has_password.load(Relaxed) { 0 } else { AUTHED };
-        let max_bulk = t.engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
-        t.slots.borrow_mut().entry(fd).or_insert_with(|| Rc::new(Slot::new(fd, authed, max_bulk, true, true)));
+        t.slots.borrow_mut().entry(fd).or_insert_with(|| t.parked_slot(fd));
     });
 }
 
@@ -291,6 +289,16 @@ struct Thread {
     /// New connections the hook took while a script was busy.
     adopted: RefCell<Vec<Incoming>>,
     acceptor: RefCell<Option<Waker>>,
+}
+
+impl Thread {
+    /// A parked slot, with its own input buffer, for a connection whose
+    /// task has not run yet.
+    fn parked_slot(&self, fd: i32) -> Rc<Slot> {
+        let authed = if self.engine.cfg.has_password.load(Relaxed) { 0 } else { AUTHED };
+        let max_bulk = self.engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
+        Rc::new(Slot::new(fd, authed, max_bulk, true, true))
+    }
 }
 
 thread_local! {
@@ -339,9 +347,7 @@ pub fn service() -> Duration {
         while let Some(new) = t.conns.try_borrow_mut().ok().and_then(|mut c| c.try_recv().ok()) {
             if !new.tls {
                 let fd = new.sock.as_raw_fd();
-                let authed = if t.engine.cfg.has_password.load(Relaxed) { 0 } else { AUTHED };
-                let max_bulk = t.engine.cfg.proto_max_bulk_len.load(Relaxed) as usize;
-                t.slots.borrow_mut().insert(fd, Rc::new(Slot::new(fd, authed, max_bulk, true, true)));
+                t.slots.borrow_mut().insert(fd, t.parked_slot(fd));
             }
             t.adopted.borrow_mut().push(new);
             if let Some(w) = t.acceptor.borrow().as_ref() {
