@@ -35,6 +35,10 @@ pub type Watchers = HashMap<SmallBytes, Vec<Arc<AtomicBool>>>;
 pub struct Db {
     shard: usize,
     nshards: usize,
+    /// The running command's first key (address and length of its bytes,
+    /// which live as long as the command) and its slot, as the routing
+    /// found it; `slot_of` takes it instead of hashing that key again.
+    slot_hint: (usize, usize, u16),
     hasher: FixedState,
     /// One table per slot owned by this shard, indexed by `slot / nshards`.
     tables: Vec<HashTable<u32>>,
@@ -136,6 +140,7 @@ impl Db {
         Db {
             shard,
             nshards,
+            slot_hint: (0, 0, 0),
             hasher: FixedState::with_seed(seed),
             tables,
             entries: Slab::default(),
@@ -162,6 +167,28 @@ impl Db {
     fn local(&self, slot: u16) -> usize {
         debug_assert_eq!(slot as usize % self.nshards, self.shard);
         slot as usize / self.nshards
+    }
+
+    /// The slot of `key`: the hint's when `key` is the very bytes it names.
+    #[inline]
+    fn slot_of(&self, key: &[u8]) -> u16 {
+        let (addr, len, slot) = self.slot_hint;
+        if len != 0 && key.len() == len && key.as_ptr() as usize == addr {
+            slot
+        } else {
+            key_slot(key)
+        }
+    }
+
+    /// Lends the slot of `key` (an argument of the command about to run)
+    /// until `clear_slot_hint`, which must come before `key` is dropped.
+    pub fn set_slot_hint(&mut self, key: &[u8], slot: u16) {
+        debug_assert_eq!(key_slot(key), slot);
+        self.slot_hint = (key.as_ptr() as usize, key.len(), slot);
+    }
+
+    pub fn clear_slot_hint(&mut self) {
+        self.slot_hint = (0, 0, 0);
     }
 
     #[inline]
@@ -204,7 +231,7 @@ impl Db {
     }
 
     fn find(&self, key: &[u8]) -> Option<u32> {
-        let local = self.local(key_slot(key));
+        let local = self.local(self.slot_of(key));
         let h = self.hash(key);
         let entries = &self.entries;
         self.tables[local].find(h, |&i| entries.get(i).is_some_and(|e| &*e.key == key)).copied()
@@ -423,7 +450,7 @@ impl Db {
         if notify::on() {
             notify::push(&mut self.notes, key, NoteKind::New);
         }
-        let local = self.local(key_slot(key));
+        let local = self.local(self.slot_of(key));
         if self.snap.is_some() {
             self.snapshot_before_insert(local, key);
         }
@@ -652,7 +679,7 @@ impl Db {
     }
 
     fn note_change(&mut self, key: &[u8]) {
-        let l = key_slot(key) as usize / self.nshards;
+        let l = self.slot_of(key) as usize / self.nshards;
         if let Some(t) = &mut self.tracking {
             if t.slots.get(l).copied().unwrap_or(false) {
                 t.changed.insert(SmallBytes::new(key));

@@ -23,6 +23,7 @@ use tracing::debug;
 mod cutover;
 mod pipeline;
 mod replica;
+mod segment;
 pub mod stream;
 
 pub use stream::Stream;
@@ -69,6 +70,8 @@ pub struct Conn {
     /// A command runs alone because its reply is not to be sent (CLIENT
     /// REPLY OFF or SKIP).
     quiet: bool,
+    /// Vectors and buffers pipeline segments reuse.
+    spares: segment::Spares,
 }
 
 /// The next pub/sub message for a connection (never, without a
@@ -238,6 +241,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
         wrote: false,
         running: None,
         quiet: false,
+        spares: Default::default(),
     };
     // Scripts the client runs on other threads read its user from here.
     info.set_acl_user(conn.s.user.clone());

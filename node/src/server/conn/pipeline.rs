@@ -8,29 +8,17 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
 
+use super::segment::Pending;
 use super::*;
 use crate::commands::observe;
-use crate::commands::run::{combine_replies, exec_part, exec_uncounted, split_by_shard, Part, PartResult};
+use crate::commands::run::{combine_replies, exec_part, split_by_shard, Part, PartResult};
 use crate::commands::session::Reply;
 use crate::commands::{self, clock, flag, Combine, CommandSpec, Exec};
 use crate::error::{CmdError, CmdResult};
-use crate::resp::Out;
-use crate::shard::clients::ClientInfo;
 use crate::shard::tx::Tx;
-use crate::shard::{run_on, Shard, NO_TX};
+use crate::shard::Shard;
 use crate::util::now_ms;
-
-/// A parsed command waiting in a pipeline segment.
-struct Pending {
-    spec: &'static CommandSpec,
-    args: Vec<Bytes>,
-    shard: usize,
-    /// Cluster mode: the one slot of the command's keys, as the routing
-    /// check found it (so the shard's gate check need not hash them again).
-    slot: Option<u16>,
-}
 
 impl Conn {
     /// Executes a pipeline of commands, appending every reply to `self.out`.
@@ -127,8 +115,8 @@ impl Conn {
                 seg_mixed = false;
             }
             match &spec.exec {
-                Exec::Shard(_) | Exec::Split(..) => match self.single_shard(spec, &args) {
-                    Some(shard) => {
+                Exec::Shard(_) | Exec::Split(..) => match self.route(spec, &args, slot) {
+                    Some((shard, hint)) => {
                         if !splits.is_empty() {
                             self.run_splits(std::mem::take(&mut splits)).await;
                         }
@@ -142,19 +130,19 @@ impl Conn {
                                 seg_mixed = true;
                             }
                         }
-                        segment.push(Pending { spec, args, shard, slot });
+                        segment.push(Pending { spec, args, shard, slot, hint });
                     }
                     None => {
                         self.run_segment(&mut segment).await;
                         splits.push((spec, args));
                     }
                 },
-                Exec::Script(_) => match self.single_shard(spec, &args) {
+                Exec::Script(_) => match self.route(spec, &args, slot) {
                     // Scripts batch with the commands for the shard that owns
                     // their declared keys, and only with those: a script
                     // that turns out to touch other shards must see every
                     // earlier command applied and no later one.
-                    Some(shard) => {
+                    Some((shard, hint)) => {
                         if !splits.is_empty() {
                             self.run_splits(std::mem::take(&mut splits)).await;
                         }
@@ -163,7 +151,7 @@ impl Conn {
                             seg_mixed = false;
                         }
                         seg_script = true;
-                        segment.push(Pending { spec, args, shard, slot })
+                        segment.push(Pending { spec, args, shard, slot, hint })
                     }
                     None => {
                         self.flush(&mut segment, &mut splits).await;
@@ -300,7 +288,7 @@ impl Conn {
 
     /// Runs a coordinator command or a script at the top level (not inside
     /// EXEC), then lets go of whatever shards it held.
-    async fn run_top(&mut self, spec: &'static CommandSpec, args: &[Bytes]) {
+    pub(super) async fn run_top(&mut self, spec: &'static CommandSpec, args: &[Bytes]) {
         commands::run_command(self, spec, args).await;
         self.tx = None;
         self.s.info.set_blocked(false);
@@ -451,169 +439,6 @@ impl Conn {
         Err(CmdError::Oom)
     }
 
-    /// The shard all of a command's keys live on, or `None` when they span
-    /// several. Keyless shard commands run on the local shard.
-    fn single_shard(&self, spec: &CommandSpec, args: &[Bytes]) -> Option<usize> {
-        let mut keys = spec.key_indices(args);
-        let Some(first) = keys.next() else { return Some(self.local.id()) };
-        let shard = self.engine.shard_of(&args[first]);
-        keys.all(|i| self.engine.shard_of(&args[i]) == shard).then_some(shard)
-    }
-
-    /// Runs the buffered single-shard commands, one job per shard, and writes
-    /// their replies in order.
-    async fn run_segment(&mut self, segment: &mut Vec<Pending>) {
-        match segment.len() {
-            0 => return,
-            1 => {
-                let p = segment.pop().expect("one command");
-                self.run_one(p).await;
-                return;
-            }
-            _ => {}
-        }
-        let me = self.local.id();
-        let resp3 = self.out.resp3;
-        let db = self.db;
-        if segment.iter().all(|p| p.shard == me) {
-            // All local: run them in one go, straight into the output
-            // buffer. A script that must run on the connection instead (it
-            // needs every shard) stops the batch; it and the rest then run
-            // one by one, in order.
-            let out = &mut self.out;
-            let client = &self.s.info;
-            let rest = self
-                .local
-                .run(NO_TX, |sh| {
-                    let now = now_ms();
-                    let mut clock = clock::now();
-                    let mut items = segment.drain(..);
-                    while let Some(p) = items.next() {
-                        if !exec_or_defer(sh, db, &p, out, now, client, &mut clock) {
-                            let mut rest = vec![p];
-                            rest.extend(items);
-                            return rest;
-                        }
-                    }
-                    Vec::new()
-                })
-                .await;
-            for p in rest {
-                self.run_one(p).await;
-            }
-            return;
-        }
-        // Per shard: the commands' positions in the segment.
-        let mut by_shard: Vec<(usize, Vec<usize>)> = Vec::new();
-        for (i, p) in segment.iter().enumerate() {
-            match by_shard.iter_mut().find(|(s, _)| *s == p.shard) {
-                Some((_, v)) => v.push(i),
-                None => by_shard.push((p.shard, vec![i])),
-            }
-        }
-        let mut items: Vec<Option<Pending>> = segment.drain(..).map(Some).collect();
-        let mut waits = Vec::new();
-        let mut local_batch = None;
-        for (shard, idxs) in by_shard {
-            let batch: Vec<(usize, Pending)> = idxs.into_iter().map(|i| (i, items[i].take().expect("each once"))).collect();
-            if shard == me {
-                local_batch = Some(batch);
-                continue;
-            }
-            let (tx, rx) = oneshot::channel();
-            let client = self.s.info.clone();
-            self.engine.send(
-                shard,
-                NO_TX,
-                Box::new(move |sh| {
-                    let r = exec_batch(sh, db, resp3, batch, &client);
-                    crate::shard::answer(sh, me, tx, r);
-                }),
-            );
-            self.engine.inbox(me).expect_reply();
-            waits.push(rx);
-        }
-        let mut results: Vec<BatchResult> = Vec::with_capacity(waits.len() + 1);
-        if let Some(batch) = local_batch {
-            let client = &self.s.info;
-            results.push(self.local.run(NO_TX, |sh| exec_batch(sh, db, resp3, batch, client)).await);
-        }
-        for rx in waits {
-            match rx.await {
-                Ok(r) => results.push(r),
-                Err(_) => return std::future::pending().await,
-            }
-        }
-        // Commands a shard handed back (a script that needs every shard, and
-        // what followed it on that shard) run now, in order.
-        let mut rest: Vec<(usize, Pending)> = results.iter_mut().flat_map(|r| r.rest.drain(..)).collect();
-        rest.sort_unstable_by_key(|(i, _)| *i);
-        let mut late: Vec<(usize, Vec<u8>)> = Vec::with_capacity(rest.len());
-        for (i, p) in rest {
-            let saved = std::mem::take(&mut self.out.buf);
-            self.run_one(p).await;
-            late.push((i, std::mem::replace(&mut self.out.buf, saved)));
-        }
-        // Merge replies back into command order.
-        let mut order: Vec<(usize, usize, usize)> = Vec::new(); // (cmd index, result, reply number)
-        for (ri, r) in results.iter().enumerate() {
-            for (k, &(ci, _)) in r.ends.iter().enumerate() {
-                order.push((ci, ri, k));
-            }
-        }
-        for (k, (ci, _)) in late.iter().enumerate() {
-            order.push((*ci, usize::MAX, k));
-        }
-        order.sort_unstable();
-        for (_, ri, k) in order {
-            if ri == usize::MAX {
-                self.out.buf.extend_from_slice(&late[k].1);
-                continue;
-            }
-            let r = &results[ri];
-            let start = if k == 0 { 0 } else { r.ends[k - 1].1 };
-            self.out.buf.extend_from_slice(&r.buf[start..r.ends[k].1]);
-        }
-    }
-
-    async fn run_one(&mut self, p: Pending) {
-        let mut p = p;
-        for _ in 0..CUTOVER_RETRIES {
-            let Some(back) = self.try_one(p).await else { return };
-            if !self.gate_holds(back.spec, &back.args) && matches!(back.spec.exec, Exec::Script(_)) {
-                // A script its shard handed back: it needs every shard.
-                return self.run_top(back.spec, &back.args).await;
-            }
-            // Held by a migration's cut-over: wait, then route it again (it
-            // is usually MOVED now; if the migration failed, it runs here).
-            if let Err(e) = self.reroute(back.spec, &back.args).await {
-                return self.out.error(&e);
-            }
-            let shard = self.single_shard(back.spec, &back.args).unwrap_or(back.shard);
-            p = Pending { shard, ..back };
-        }
-        self.out.error(&CmdError::Other("TRYAGAIN the slot is still being migrated".into()));
-    }
-
-    /// Runs one command on its shard; hands it back unrun when the
-    /// connection must handle it (a script that needs every shard, or a
-    /// slot held by a migration's cut-over).
-    async fn try_one(&mut self, p: Pending) -> Option<Pending> {
-        let db = self.db;
-        if p.shard == self.local.id() {
-            let out = &mut self.out;
-            let client = &self.s.info;
-            let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, &p, out, now_ms(), client, &mut clock::now())).await;
-            (!ran).then_some(p)
-        } else {
-            let resp3 = self.out.resp3;
-            let client = self.s.info.clone();
-            let mut r = run_on(&self.engine, &self.local, p.shard, NO_TX, move |sh| exec_batch(sh, db, resp3, vec![(0, p)], &client)).await;
-            self.out.buf.extend_from_slice(&r.buf);
-            r.rest.pop().map(|(_, p)| p)
-        }
-    }
-
     /// Runs a coordinator command. In cluster mode, one that reads or
     /// writes keys (RENAME, COPY, ZUNIONSTORE, ...: one slot, so one shard)
     /// runs holding that shard's lock, taken before the gate is checked, as
@@ -730,95 +555,4 @@ struct SubCommand {
     cmd: usize,
     spec: &'static CommandSpec,
     args: Vec<Bytes>,
-}
-
-/// Replies of a batch of commands run on one shard: the concatenated replies
-/// and, for each command, its position in the segment and where its reply
-/// ends. `rest`: commands not run because one of them (the first) must run
-/// on the connection instead (a script needing every shard).
-struct BatchResult {
-    buf: Vec<u8>,
-    ends: Vec<(usize, usize)>,
-    rest: Vec<(usize, Pending)>,
-}
-
-fn exec_batch(sh: &mut Shard, db: usize, resp3: bool, batch: Vec<(usize, Pending)>, client: &Arc<ClientInfo>) -> BatchResult {
-    let mut out = Out::new(resp3);
-    let mut ends = Vec::with_capacity(batch.len());
-    let now = now_ms();
-    let mut clock = clock::now();
-    let mut items = batch.into_iter();
-    while let Some((i, p)) = items.next() {
-        if !exec_or_defer(sh, db, &p, &mut out, now, client, &mut clock) {
-            let mut rest = vec![(i, p)];
-            rest.extend(items);
-            return BatchResult { buf: out.buf, ends, rest };
-        }
-        ends.push((i, out.buf.len()));
-    }
-    BatchResult { buf: out.buf, ends, rest: Vec::new() }
-}
-
-/// Runs a command batched for a shard: a shard command, or a script on the
-/// shard of its declared keys. False (nothing written) when the connection
-/// must run it instead. Counts it (INFO commandstats, SLOWLOG) with the
-/// time from `clock` (the end of the batch's previous command, or its
-/// start) to its end, which becomes the next command's start: one clock
-/// read per command.
-fn exec_or_defer(
-    sh: &mut Shard,
-    db: usize,
-    p: &Pending,
-    out: &mut Out,
-    now: u64,
-    client: &Arc<ClientInfo>,
-    clock: &mut clock::Ticks,
-) -> bool {
-    let (spec, args) = (p.spec, &p.args[..]);
-    if let Some(map) = &sh.cluster {
-        let held = match p.slot {
-            Some(slot) => !map.gate.admits_for(slot, spec.has_flag(crate::commands::flag::WRITE)),
-            None => crate::commands::routing::held_back(map, spec, args),
-        };
-        if held {
-            return false;
-        }
-    }
-    // Over maxmemory: evict first, or refuse a command that may grow
-    // memory when nothing can be evicted; each command of a batch is
-    // judged as it comes, as if it had arrived alone.
-    if !sh.is_locked() && crate::shard::evict::over_limit(&sh.cfg) {
-        sh.evict();
-        if crate::shard::evict::oom(&sh.cfg) && commands::scripting::denies_oom(&sh.scripting, spec, args) {
-            commands::stats::reject(spec);
-            out.error(&CmdError::Oom);
-            return true;
-        }
-    }
-    // CLIENT NO-TOUCH: the command's lookups leave keys' access metadata
-    // alone (TOUCH itself still counts).
-    let touch = !client.no_touch.load(Relaxed) || spec.name == "touch";
-    // Client-side caching: a tracking client's writes are its own (NOLOOP)
-    // and its reads are remembered.
-    let failed = commands::tracking::as_caller(sh, client, |sh| {
-        crate::store::access::touching(touch, || match spec.exec {
-            Exec::Script(call) => {
-                let mark = out.buf.len();
-                if !commands::scripting::run_on_shard(sh, db, spec, call, args, out, client) {
-                    return None;
-                }
-                Some(out.buf.get(mark) == Some(&b'-'))
-            }
-            _ => Some(exec_uncounted(sh, db, spec, args, out, now)),
-        })
-    });
-    let Some(failed) = failed else { return false };
-    let end = clock::now();
-    let nanos = clock.nanos_to(end);
-    *clock = end;
-    commands::stats::record(spec, nanos, failed);
-    if let Some(engine) = &sh.engine {
-        observe::done(engine, spec, args, db, nanos, Some(client));
-    }
-    true
 }

@@ -1,0 +1,408 @@
+//! A pipeline segment: consecutive single-shard commands, run as one batch
+//! per shard (the connection's own shard's inline, each other shard's as one
+//! job) with the replies merged back into command order. A batch's vectors
+//! and reply buffer belong to the connection and are reused from segment to
+//! segment; a remote batch hands its commands back with its replies, so what
+//! the connection allocated is freed on its own thread.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::*;
+use crate::commands::observe;
+use crate::commands::run::exec_uncounted;
+use crate::commands::{self, clock, CommandSpec, Exec};
+use crate::error::CmdError;
+use crate::resp::Out;
+use crate::shard::clients::ClientInfo;
+use crate::shard::{Shard, NO_TX};
+use crate::slot::key_slot;
+use crate::util::now_ms;
+
+/// A parsed command waiting in a pipeline segment.
+pub(super) struct Pending {
+    pub spec: &'static CommandSpec,
+    pub args: Vec<Bytes>,
+    pub shard: usize,
+    /// Cluster mode: the one slot of the command's keys, as the routing
+    /// check found it (so the shard's gate check need not hash them again).
+    pub slot: Option<u16>,
+    /// The first key's position in `args` and its slot, when routing found
+    /// it: the keyspace takes it instead of hashing the key again.
+    pub hint: Option<(u32, u16)>,
+}
+
+/// A batch: (position in the segment, command), in segment order.
+type Batch = Vec<(usize, Pending)>;
+
+/// Vectors segments need, kept by the connection between segments (a few,
+/// and none that grew large).
+#[derive(Default)]
+pub(super) struct Spares {
+    batches: Vec<Batch>,
+    bufs: Vec<Vec<u8>>,
+    ends: Vec<Vec<usize>>,
+    results: Vec<BatchResult>,
+    waits: Vec<oneshot::Receiver<BatchResult>>,
+}
+
+/// How many of each vector the connection keeps, the largest reply buffer
+/// it keeps, and the most commands a kept batch vector may have room for
+/// (a long pipeline's vectors are freed, not held by an idle connection).
+const SPARES: usize = 4;
+const SPARE_BYTES: usize = 16 * 1024;
+const SPARE_COMMANDS: usize = 256;
+
+impl Spares {
+    fn batch(&mut self) -> Batch {
+        self.batches.pop().unwrap_or_default()
+    }
+
+    fn buf(&mut self) -> Vec<u8> {
+        self.bufs.pop().unwrap_or_else(|| Vec::with_capacity(256))
+    }
+
+    fn ends(&mut self) -> Vec<usize> {
+        self.ends.pop().unwrap_or_default()
+    }
+
+    /// Takes back a finished batch's vectors (its commands are dropped here).
+    fn recycle(&mut self, mut r: BatchResult) {
+        r.batch.clear();
+        r.buf.clear();
+        r.ends.clear();
+        if self.batches.len() < SPARES && r.batch.capacity() <= SPARE_COMMANDS {
+            self.batches.push(r.batch);
+        }
+        if self.bufs.len() < SPARES && r.buf.capacity() <= SPARE_BYTES {
+            self.bufs.push(r.buf);
+        }
+        if self.ends.len() < SPARES && r.ends.capacity() <= SPARE_COMMANDS {
+            self.ends.push(r.ends);
+        }
+    }
+}
+
+/// A batch after it ran on its shard: the batch itself, how many of its
+/// commands ran (the first one not run, and every one after it, must run
+/// on the connection instead: a script needing every shard), their
+/// replies, one after the other in `buf`, and where each one ends.
+pub(super) struct BatchResult {
+    batch: Batch,
+    ran: usize,
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+    /// The next reply to merge, and where it starts in `buf`.
+    next: usize,
+    start: usize,
+    /// The client, handed back so that its reference count moves on the
+    /// connection's thread only.
+    _client: Arc<ClientInfo>,
+}
+
+impl BatchResult {
+    /// Whether the next reply to merge is the one of segment position `ci`.
+    fn has_next(&self, ci: usize) -> bool {
+        self.next < self.ran && self.batch[self.next].0 == ci
+    }
+
+    /// The next reply to merge.
+    fn take_next(&mut self) -> &[u8] {
+        let (start, end) = (self.start, self.ends[self.next]);
+        self.next += 1;
+        self.start = end;
+        &self.buf[start..end]
+    }
+}
+
+impl Conn {
+    /// The shard all of a command's keys live on, or `None` when they span
+    /// several. Keyless shard commands run on the local shard.
+    pub(super) fn single_shard(&self, spec: &CommandSpec, args: &[Bytes]) -> Option<usize> {
+        self.route(spec, args, None).map(|(shard, _)| shard)
+    }
+
+    /// As `single_shard`, with the first key's position and slot when it
+    /// is known: computed here to find the shard, or `slot`, the one slot
+    /// of the command's keys that the cluster check found.
+    pub(super) fn route(&self, spec: &CommandSpec, args: &[Bytes], slot: Option<u16>) -> Option<(usize, Option<(u32, u16)>)> {
+        let mut keys = spec.key_indices(args);
+        let Some(first) = keys.next() else { return Some((self.local.id(), None)) };
+        let n = self.engine.nshards();
+        if n == 1 {
+            return Some((0, slot.map(|s| (first as u32, s))));
+        }
+        let slot = slot.unwrap_or_else(|| key_slot(&args[first]));
+        let shard = slot as usize % n;
+        keys.all(|i| self.engine.shard_of(&args[i]) == shard).then_some((shard, Some((first as u32, slot))))
+    }
+
+    /// Runs the buffered single-shard commands, one job per shard, and writes
+    /// their replies in order.
+    pub(super) async fn run_segment(&mut self, segment: &mut Vec<Pending>) {
+        match segment.len() {
+            0 => return,
+            1 => {
+                let p = segment.pop().expect("one command");
+                self.run_one(p).await;
+                return;
+            }
+            _ => {}
+        }
+        let me = self.local.id();
+        let resp3 = self.out.resp3;
+        let db = self.db;
+        if segment.iter().all(|p| p.shard == me) {
+            // All local: run them in one go, straight into the output
+            // buffer. A script that must run on the connection instead (it
+            // needs every shard) stops the batch; it and the rest then run
+            // one by one, in order.
+            let out = &mut self.out;
+            let client = &self.s.info;
+            let rest = self
+                .local
+                .run(NO_TX, |sh| {
+                    let now = now_ms();
+                    let mut clock = clock::now();
+                    let mut items = segment.drain(..);
+                    while let Some(p) = items.next() {
+                        if !exec_or_defer(sh, db, &p, out, now, client, &mut clock) {
+                            let mut rest = vec![p];
+                            rest.extend(items);
+                            return rest;
+                        }
+                    }
+                    Vec::new()
+                })
+                .await;
+            for p in rest {
+                self.run_one(p).await;
+            }
+            return;
+        }
+        // One batch per shard, in segment order within each.
+        let total = segment.len();
+        let mut batches: Vec<(usize, Batch)> = Vec::with_capacity(4);
+        for (i, p) in segment.drain(..).enumerate() {
+            match batches.iter_mut().find(|(s, _)| *s == p.shard) {
+                Some((_, b)) => b.push((i, p)),
+                None => {
+                    let mut b = self.spares.batch();
+                    let shard = p.shard;
+                    b.push((i, p));
+                    batches.push((shard, b));
+                }
+            }
+        }
+        let mut waits = std::mem::take(&mut self.spares.waits);
+        let mut results = std::mem::take(&mut self.spares.results);
+        let mut local_batch = None;
+        for (shard, batch) in batches {
+            if shard == me {
+                local_batch = Some(batch);
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            let (buf, ends, client) = (self.spares.buf(), self.spares.ends(), self.s.info.clone());
+            self.engine.send(
+                shard,
+                NO_TX,
+                Box::new(move |sh| {
+                    let r = exec_batch(sh, db, resp3, batch, buf, ends, client);
+                    crate::shard::answer(sh, me, tx, r);
+                }),
+            );
+            self.engine.inbox(me).expect_reply();
+            waits.push(rx);
+        }
+        if let Some(batch) = local_batch {
+            let (buf, ends, client) = (self.spares.buf(), self.spares.ends(), self.s.info.clone());
+            results.push(self.local.run(NO_TX, |sh| exec_batch(sh, db, resp3, batch, buf, ends, client)).await);
+        }
+        for rx in waits.drain(..) {
+            match rx.await {
+                Ok(r) => results.push(r),
+                Err(_) => return std::future::pending().await,
+            }
+        }
+        self.spares.waits = waits;
+        // Commands a shard handed back (a script that needs every shard, and
+        // what followed it on that shard) run now, in order, each into a
+        // buffer of its own.
+        let mut late: Vec<(usize, Vec<u8>)> = Vec::new();
+        if results.iter().any(|r| r.ran < r.batch.len()) {
+            let mut rest: Batch = results.iter_mut().flat_map(|r| r.batch.drain(r.ran..)).collect();
+            rest.sort_unstable_by_key(|(i, _)| *i);
+            for (i, p) in rest {
+                let saved = std::mem::take(&mut self.out.buf);
+                self.run_one(p).await;
+                late.push((i, std::mem::replace(&mut self.out.buf, saved)));
+            }
+        }
+        // Merge the replies back into command order: each batch's replies
+        // are in segment order already.
+        let mut late = late.into_iter().peekable();
+        for ci in 0..total {
+            if let Some(r) = results.iter_mut().find(|r| r.has_next(ci)) {
+                self.out.buf.extend_from_slice(r.take_next());
+            } else if let Some((_, buf)) = late.next_if(|(i, _)| *i == ci) {
+                self.out.buf.extend_from_slice(&buf);
+            }
+        }
+        for r in results.drain(..) {
+            self.spares.recycle(r);
+        }
+        self.spares.results = results;
+    }
+
+    pub(super) async fn run_one(&mut self, p: Pending) {
+        let mut p = p;
+        for _ in 0..CUTOVER_RETRIES {
+            let Some(back) = self.try_one(p).await else { return };
+            if !self.gate_holds(back.spec, &back.args) && matches!(back.spec.exec, Exec::Script(_)) {
+                // A script its shard handed back: it needs every shard.
+                return self.run_top(back.spec, &back.args).await;
+            }
+            // Held by a migration's cut-over: wait, then route it again (it
+            // is usually MOVED now; if the migration failed, it runs here).
+            if let Err(e) = self.reroute(back.spec, &back.args).await {
+                return self.out.error(&e);
+            }
+            let shard = self.single_shard(back.spec, &back.args).unwrap_or(back.shard);
+            p = Pending { shard, ..back };
+        }
+        self.out.error(&CmdError::Other("TRYAGAIN the slot is still being migrated".into()));
+    }
+
+    /// Runs one command on its shard; hands it back unrun when the
+    /// connection must handle it (a script that needs every shard, or a
+    /// slot held by a migration's cut-over).
+    async fn try_one(&mut self, p: Pending) -> Option<Pending> {
+        let db = self.db;
+        if p.shard == self.local.id() {
+            let out = &mut self.out;
+            let client = &self.s.info;
+            let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, &p, out, now_ms(), client, &mut clock::now())).await;
+            (!ran).then_some(p)
+        } else {
+            let resp3 = self.out.resp3;
+            let (shard, client) = (p.shard, self.s.info.clone());
+            let mut batch = self.spares.batch();
+            batch.push((0, p));
+            let (buf, ends) = (self.spares.buf(), self.spares.ends());
+            let mut r = crate::shard::run_on(&self.engine, &self.local, shard, NO_TX, move |sh| {
+                exec_batch(sh, db, resp3, batch, buf, ends, client)
+            })
+            .await;
+            self.out.buf.extend_from_slice(&r.buf);
+            let back = (r.ran == 0).then(|| r.batch.pop()).flatten().map(|(_, p)| p);
+            self.spares.recycle(r);
+            back
+        }
+    }
+}
+
+/// Runs a batch on its shard, each reply appended to `buf`, until a command
+/// must run on the connection instead.
+fn exec_batch(
+    sh: &mut Shard,
+    db: usize,
+    resp3: bool,
+    batch: Batch,
+    buf: Vec<u8>,
+    mut ends: Vec<usize>,
+    client: Arc<ClientInfo>,
+) -> BatchResult {
+    let mut out = Out { buf, resp3 };
+    let now = now_ms();
+    let mut clock = clock::now();
+    let mut ran = 0;
+    for (_, p) in &batch {
+        if !exec_or_defer(sh, db, p, &mut out, now, &client, &mut clock) {
+            break;
+        }
+        ends.push(out.buf.len());
+        ran += 1;
+    }
+    BatchResult { batch, ran, buf: out.buf, ends, next: 0, start: 0, _client: client }
+}
+
+/// Runs a command batched for a shard: a shard command, or a script on the
+/// shard of its declared keys. False (nothing written) when the connection
+/// must run it instead. Counts it (INFO commandstats, SLOWLOG) with the
+/// time from `clock` (the end of the batch's previous command, or its
+/// start) to its end, which becomes the next command's start: one clock
+/// read per command.
+fn exec_or_defer(
+    sh: &mut Shard,
+    db: usize,
+    p: &Pending,
+    out: &mut Out,
+    now: u64,
+    client: &Arc<ClientInfo>,
+    clock: &mut clock::Ticks,
+) -> bool {
+    let (spec, args) = (p.spec, &p.args[..]);
+    if let Some(map) = &sh.cluster {
+        let held = match p.slot {
+            Some(slot) => !map.gate.admits_for(slot, spec.has_flag(crate::commands::flag::WRITE)),
+            None => crate::commands::routing::held_back(map, spec, args),
+        };
+        if held {
+            return false;
+        }
+    }
+    // Over maxmemory: evict first, or refuse a command that may grow
+    // memory when nothing can be evicted; each command of a batch is
+    // judged as it comes, as if it had arrived alone.
+    if !sh.is_locked() && crate::shard::evict::over_limit(&sh.cfg) {
+        sh.evict();
+        if crate::shard::evict::oom(&sh.cfg) && commands::scripting::denies_oom(&sh.scripting, spec, args) {
+            commands::stats::reject(spec);
+            out.error(&CmdError::Oom);
+            return true;
+        }
+    }
+    // CLIENT NO-TOUCH: the command's lookups leave keys' access metadata
+    // alone (TOUCH itself still counts).
+    let touch = !client.no_touch.load(Relaxed) || spec.name == "touch";
+    // Client-side caching: a tracking client's writes are its own (NOLOOP)
+    // and its reads are remembered.
+    let failed = commands::tracking::as_caller(sh, client, |sh| {
+        crate::store::access::touching(touch, || match spec.exec {
+            Exec::Script(call) => {
+                let mark = out.buf.len();
+                if !commands::scripting::run_on_shard(sh, db, spec, call, args, out, client) {
+                    return None;
+                }
+                Some(out.buf.get(mark) == Some(&b'-'))
+            }
+            _ => Some(exec_hinted(sh, db, p, out, now)),
+        })
+    });
+    let Some(failed) = failed else { return false };
+    let end = clock::now();
+    let nanos = clock.nanos_to(end);
+    *clock = end;
+    commands::stats::record(spec, nanos, failed);
+    if let Some(engine) = &sh.engine {
+        observe::done(engine, spec, args, db, nanos, Some(client));
+    }
+    true
+}
+
+/// Runs a shard command with its first key's slot lent to the keyspace for
+/// the command's duration (its arguments live that long).
+fn exec_hinted(sh: &mut Shard, db: usize, p: &Pending, out: &mut Out, now: u64) -> bool {
+    let key = p.hint.and_then(|(i, slot)| Some((p.args.get(i as usize)?, slot)));
+    if let Some((key, slot)) = key {
+        sh.db(db).set_slot_hint(key, slot);
+    }
+    let failed = exec_uncounted(sh, db, p.spec, &p.args, out, now);
+    if key.is_some() {
+        sh.db(db).clear_slot_hint();
+    }
+    failed
+}
