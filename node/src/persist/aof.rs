@@ -44,8 +44,9 @@ use crate::shard::{Engine, TxId};
 const BATCH_PAUSE: Duration = Duration::from_micros(500);
 /// Empty looks after which the writer blocks instead of polling.
 const IDLE_POLLS: u32 = 20;
-/// Group commit: the longest records wait for a shard thread to run out
-/// of work before they are fsynced anyway.
+/// Group commit: records the writer finds waiting (on a periodic look,
+/// or woken for another message) are fsynced after at most this, even if
+/// no shard thread has committed them.
 const GATHER_MAX: Duration = Duration::from_micros(200);
 /// How long the group-commit writer sleeps with nothing to write (it
 /// looks at the replicas' PING and backlog in between).
@@ -387,13 +388,13 @@ impl Writer {
 
     /// One round of group commit (`appendfsync always`): clients wait for
     /// the fsync covering their writes, so one fsync should cover every
-    /// write that arrived meanwhile. The writer fsyncs once a shard thread
-    /// has run out of work after sending records (`JournalStatus::
+    /// write that arrived meanwhile. A shard thread that has run out of
+    /// work after sending records commits them itself (`JournalStatus::
     /// shard_idle`: its clients' writes of that round are all in, as in
-    /// Redis's event loop), or once records waited `GATHER_MAX` since the
-    /// writer saw them (threads that never run out of work). With nothing
-    /// waiting it sleeps until a sender wakes it. False when the node is
-    /// going away.
+    /// Redis's event loop), or after a bound of jobs if it never runs out.
+    /// The writer steps in when such a thread found it busy (`kick`), or
+    /// once records it saw waited `GATHER_MAX`. Shards' records do not
+    /// wake it (no wake-up per round); other messages do.
     fn commit_group(&mut self) -> Step {
         let engine = self.engine.clone();
         let st = &engine.journal;

@@ -126,22 +126,41 @@ impl JournalStatus {
         self.file.load(Relaxed)
     }
 
-    /// Sends a message to the writer (the saver's rewrite notices).
+    /// Sends a message to the writer (the saver's rewrite notices, a
+    /// shutdown's final sync), waking it if it waits.
     pub fn send(&self, msg: JournalMsg) {
-        if let Some(to) = self.to_writer.get() {
-            if to.send(msg).is_ok() {
-                self.sent.fetch_add(1, Relaxed);
-                if !self.group_commit.load(Relaxed) {
-                    return;
-                }
-                self.unflushed.store(true, SeqCst);
-                // The writer, about to wait, sets `writer_idle` and then
-                // looks at the channel: one of the two sees the other.
-                if self.writer_idle.load(SeqCst) {
-                    self.wake_writer();
-                }
+        if self.send_quietly(msg) {
+            // The writer, about to wait, sets `writer_idle` and then looks
+            // at the channel: one of the two sees the other.
+            if self.writer_idle.load(SeqCst) {
+                self.wake_writer();
             }
         }
+    }
+
+    /// Sends a shard's records to the writer. Under group commit the
+    /// writer is not woken: the sending shard thread commits them itself
+    /// when it runs out of work, or after `COMMIT_AFTER_JOBS` more jobs if
+    /// it never does (`shard_busy`) — so a round of writes costs no thread
+    /// wake-up at all, as in Redis's event loop. Whether the writer should
+    /// be told (group commit is on).
+    fn send_quietly(&self, msg: JournalMsg) -> bool {
+        let Some(to) = self.to_writer.get() else { return false };
+        if to.send(msg).is_err() {
+            return false;
+        }
+        self.sent.fetch_add(1, Relaxed);
+        if !self.group_commit.load(Relaxed) {
+            return false;
+        }
+        self.unflushed.store(true, SeqCst);
+        true
+    }
+
+    /// Whether records sent under group commit wait for a shard thread to
+    /// commit them.
+    fn uncommitted(&self) -> bool {
+        self.group_commit.load(Relaxed) && self.unflushed.load(Relaxed)
     }
 
     /// A shard thread has nothing left to run (its runtime is about to
@@ -171,9 +190,16 @@ impl JournalStatus {
     }
 }
 
+/// Group commit: the most jobs a shard thread that never runs out of work
+/// runs while records wait, before it commits them itself.
+const COMMIT_AFTER_JOBS: u32 = 1024;
+
 /// A shard's pending journal work.
 #[derive(Default)]
 pub struct ShardJournal {
+    /// Jobs run since records waiting for their commit were sent (group
+    /// commit, `COMMIT_AFTER_JOBS`).
+    busy_jobs: u32,
     /// Records of the transaction holding the shard, sent when it lets go.
     tx_part: Vec<Records>,
     /// Commands journaled as sent during the current job, in order (they
@@ -300,13 +326,30 @@ impl Shard {
             if let Some(j) = &mut self.journal {
                 j.tx_part.extend(records);
             }
+        } else {
+            if !records.is_empty() {
+                self.journal_send(JournalMsg::Records(records));
+            }
+            if let Some(j) = &mut self.journal {
+                j.link = false;
+            }
+        }
+        self.journal_commit_if_busy();
+    }
+
+    /// Group commit on a thread that keeps working: records waiting for
+    /// their fsync are committed after `COMMIT_AFTER_JOBS` jobs even though
+    /// the thread has not run out of work.
+    fn journal_commit_if_busy(&mut self) {
+        let (Some(j), Some(engine)) = (&mut self.journal, &self.engine) else { return };
+        if !engine.journal.uncommitted() {
+            j.busy_jobs = 0;
             return;
         }
-        if !records.is_empty() {
-            self.journal_send(JournalMsg::Records(records));
-        }
-        if let Some(j) = &mut self.journal {
-            j.link = false;
+        j.busy_jobs += 1;
+        if j.busy_jobs >= COMMIT_AFTER_JOBS {
+            j.busy_jobs = 0;
+            engine.journal.shard_idle();
         }
     }
 
@@ -347,7 +390,7 @@ impl Shard {
             m => m,
         };
         if let Some(engine) = &self.engine {
-            engine.journal.send(msg);
+            engine.journal.send_quietly(msg);
         }
     }
 
