@@ -106,11 +106,54 @@ async fn union_of(cx: &mut dyn Coord, keys: &[Bytes], store_at: Option<&Bytes>) 
     .await
 }
 
-/// PFCOUNT key [key ...].
+/// PFCOUNT key [key ...]. With one key, a count cached in the string's
+/// header is answered as is; otherwise the count is computed and stored in
+/// that cache, as Redis does: the bytes a later GET returns are
+/// redis-server's, and watchers of the key are told, as Redis's
+/// signalModifiedKey tells them.
 pub async fn pfcount(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
-    let n = union_of(cx, &args[1..], None).await?;
+    let n = match &args[1..] {
+        [key] => {
+            super::gather(cx, std::slice::from_ref(key), Some(key), load_single, |loaded| {
+                let (n, compute) = match loaded.into_iter().next().flatten() {
+                    None => (0, false),
+                    Some(Single::Cached(n)) => (n, false),
+                    Some(Single::Sketch(h)) => (h.count(), true),
+                };
+                let cache = move |db: &mut Db, k: &[u8], now: u64| cache_count(db, k, n, now);
+                (n, compute.then(|| -> super::Write { (key.clone(), Box::new(cache)) }))
+            })
+            .await?
+        }
+        keys => union_of(cx, keys, None).await?,
+    };
     cx.out().int(n as i64);
     Ok(())
+}
+
+/// One key's HyperLogLog for PFCOUNT: its cached count, or its registers.
+enum Single {
+    Cached(u64),
+    Sketch(Hll),
+}
+
+fn load_single(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<Single>> {
+    if let Some(Some(n)) = super::strings::with_string(db, key, now, Hll::cached_count)? {
+        return Ok(Some(Single::Cached(n)));
+    }
+    Ok(load(db, key, now)?.map(Single::Sketch))
+}
+
+/// Stores `n` in the header cache of the HyperLogLog at `key` if the cache
+/// there is stale.
+fn cache_count(db: &mut Db, key: &[u8], n: u64, now: u64) {
+    let Some(idx) = db.lookup(key, now) else { return };
+    let mut bytes = match &db.entry(idx).value {
+        Value::Str(s) if s.len() >= Hll::CACHE.end && s.starts_with(b"HYLL") && s[Hll::CACHE.end - 1] & Hll::STALE != 0 => s.to_vec(),
+        _ => return,
+    };
+    bytes[Hll::CACHE].copy_from_slice(&n.to_le_bytes());
+    db.entry_mut(idx).value = Value::string_from_vec(bytes);
 }
 
 /// PFMERGE destkey [sourcekey ...]: the destination's own registers count.

@@ -175,6 +175,20 @@ impl Hll {
     }
 
     /// Reads Redis's dense or sparse layout.
+    /// The cardinality cached in a valid header (bytes 8-15, little-endian),
+    /// when it is not marked stale (top bit of byte 15). Like Redis, a
+    /// valid cache is trusted without reading the registers.
+    pub fn cached_count(b: &[u8]) -> Option<u64> {
+        let header_ok = b.len() >= HEADER && &b[..4] == b"HYLL" && (b[4] == 1 || (b[4] == 0 && b.len() == DENSE_LEN));
+        let cache: [u8; 8] = b.get(8..HEADER)?.try_into().ok()?;
+        (header_ok && cache[7] & 0x80 == 0).then(|| u64::from_le_bytes(cache))
+    }
+
+    /// Where the header's cached cardinality is, and the bit of its last
+    /// byte that marks it stale.
+    pub const CACHE: std::ops::Range<usize> = 8..HEADER;
+    pub const STALE: u8 = 0x80;
+
     pub fn from_bytes(b: &[u8]) -> Result<Hll, Invalid> {
         if b.len() < HEADER || &b[..4] != b"HYLL" || b[4] > 1 {
             return Err(Invalid::NotHll);
