@@ -114,6 +114,8 @@ pub fn time_limit_us(tenacity: u64) -> u64 {
 struct Candidate {
     score: u64,
     db: usize,
+    /// Where the key was sampled in its database's slab.
+    idx: u32,
     key: SmallBytes,
 }
 
@@ -124,18 +126,22 @@ pub struct Pool {
 }
 
 impl Pool {
-    fn offer(&mut self, score: u64, db: usize, key: &SmallBytes) {
-        if self.items.iter().any(|c| c.db == db && c.key == *key) {
+    /// Keeps the key sampled at slab index `idx` of database `db` if it
+    /// is among the best. Most offers lose on score alone; a key already
+    /// in the pool is known by where it was sampled (no key comparison).
+    fn offer(&mut self, score: u64, db: usize, idx: u32, key: &SmallBytes) {
+        let full = self.items.len() == POOL_SIZE;
+        if full && self.items[0].score >= score {
             return;
         }
-        if self.items.len() == POOL_SIZE {
-            if self.items[0].score >= score {
-                return;
-            }
+        if self.items.iter().any(|c| c.idx == idx && c.db == db) {
+            return;
+        }
+        if full {
             self.items.remove(0);
         }
         let at = self.items.partition_point(|c| c.score < score);
-        self.items.insert(at, Candidate { score, db, key: key.clone() });
+        self.items.insert(at, Candidate { score, db, idx, key: key.clone() });
     }
 
     fn clear(&mut self) {
@@ -182,7 +188,7 @@ impl Shard {
         let samples = (self.cfg.maxmemory_samples.load(Relaxed) as usize).clamp(1, MAX_SAMPLES);
         let mut n = 0;
         while over_limit(&self.cfg) {
-            let Some((db, key)) = self.victim(policy, samples, now) else {
+            let Some((db, idx, key)) = self.victim(policy, samples, now) else {
                 // Nothing this shard may evict: the others may still have
                 // something, but if they are in the same state commands
                 // must get -OOM rather than grow memory further.
@@ -193,7 +199,7 @@ impl Shard {
             // (timed only when the monitor is on).
             let del_start = (self.cfg.latency_monitor_threshold.load(Relaxed) > 0).then(Instant::now);
             if let Some(d) = self.db_if_exists(db) {
-                if d.evict(&key) {
+                if d.evict_at(idx, &key) {
                     n += 1;
                     self.set_failing(false);
                 }
@@ -226,8 +232,9 @@ impl Shard {
         }
     }
 
-    /// The next key to evict, as the policy chooses.
-    fn victim(&mut self, policy: Policy, samples: usize, now: u64) -> Option<(usize, SmallBytes)> {
+    /// The next key to evict, as the policy chooses: its database, slab
+    /// index and name.
+    fn victim(&mut self, policy: Policy, samples: usize, now: u64) -> Option<(usize, u32, SmallBytes)> {
         let volatile = policy.volatile();
         if matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom) {
             // Databases in turn from a rotating start, a random key of the
@@ -237,11 +244,11 @@ impl Shard {
                 let db = (self.evict_next_db + k) % count;
                 let mut found = None;
                 if let Some(d) = self.db_if_exists(db) {
-                    d.sample(volatile, 1, |key, _, _| found = Some(key.clone()));
+                    d.sample(volatile, 1, |key, _, _, idx| found = Some((idx, key.clone())));
                 }
-                if let Some(key) = found {
+                if let Some((idx, key)) = found {
                     self.evict_next_db = db + 1;
-                    return Some((db, key));
+                    return Some((db, idx, key));
                 }
             }
             return None;
@@ -252,9 +259,8 @@ impl Shard {
             self.fill_pool(policy, samples, now);
             // The best candidate that still exists.
             while let Some(c) = self.pool.items.pop() {
-                let live = self.db_if_exists(c.db).is_some_and(|d| d.lookup_quiet(&c.key, now).is_some());
-                if live {
-                    return Some((c.db, c.key));
+                if self.db_if_exists(c.db).is_some_and(|d| d.live_at(c.idx, &c.key, now)) {
+                    return Some((c.db, c.idx, c.key));
                 }
             }
         }
@@ -270,7 +276,7 @@ impl Shard {
                 if policy == Policy::VolatileTtl {
                     // The expiry index is ordered: the nearest expiries
                     // exactly, not a sample's.
-                    d.soonest_expiring(samples, |key, at| pool.offer(u64::MAX - at, db, key));
+                    d.soonest_expiring(samples, |key, at, idx| pool.offer(u64::MAX - at, db, idx, key));
                 } else {
                     let d = &*d;
                     let score = |key: &SmallBytes, meta: u32| match policy {
@@ -283,12 +289,12 @@ impl Shard {
                         p if p.lfu() => 255 - access::decayed(meta, now) as u64,
                         _ => access::idle_ms(meta, now),
                     };
-                    d.sample(volatile, samples, |key, meta, _| pool.offer(score(key, meta), db, key));
+                    d.sample(volatile, samples, |key, meta, _, idx| pool.offer(score(key, meta), db, idx, key));
                     if policy == Policy::AllKeysTinyLfu {
                         // Admission: a newcomer no more often looked up
                         // than the keys it would displace is the one to go
                         // (it loses ties, as if idle the longest).
-                        d.newest(|key, meta| pool.offer(score(key, meta) | ((1 << 40) - 1), db, key));
+                        d.newest(|key, meta, idx| pool.offer(score(key, meta) | ((1 << 40) - 1), db, idx, key));
                     }
                 }
             }
@@ -328,9 +334,9 @@ mod tests {
         d.set_expire(soon, now + 10_000);
         let later = d.insert_new(b"later", Value::Int(1), 0);
         d.set_expire(later, now + 20_000);
-        // Enough samples that every one of the four keys is seen (sampling
-        // draws with replacement).
-        let victim = |sh: &mut Shard, p: Policy| sh.victim(p, 64, now).map(|(db, k)| (db, k.to_vec()));
+        // Enough samples that every one of the four keys is seen (the walk
+        // from a random slab position visits all of so small a database).
+        let victim = |sh: &mut Shard, p: Policy| sh.victim(p, 64, now).map(|(db, _, k)| (db, k.to_vec()));
         assert_eq!(victim(&mut sh, Policy::AllKeysLru), Some((0, b"old".to_vec())));
         sh.pool.clear();
         assert_eq!(victim(&mut sh, Policy::VolatileTtl), Some((0, b"soon".to_vec())));
@@ -353,9 +359,9 @@ mod tests {
     fn pool_keeps_the_best_candidates() {
         let mut p = Pool::default();
         for i in 0..40u64 {
-            p.offer(i * 7 % 40, 0, &SmallBytes::new(format!("k{i}").as_bytes()));
+            p.offer(i * 7 % 40, 0, i as u32, &SmallBytes::new(format!("k{i}").as_bytes()));
         }
-        p.offer(39, 0, &SmallBytes::new(b"k17"));
+        p.offer(39, 0, 17, &SmallBytes::new(b"k17"));
         assert_eq!(p.items.len(), POOL_SIZE);
         let scores: Vec<u64> = p.items.iter().map(|c| c.score).collect();
         assert_eq!(scores, (24..40).collect::<Vec<_>>());

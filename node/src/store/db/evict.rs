@@ -18,20 +18,22 @@ impl Db {
         self.entries.set_meta(idx, meta);
     }
 
-    /// Calls `f(key, access metadata, expire_at)` for up to `n` keys picked
-    /// at random, for eviction to choose among (a key may come twice); at
-    /// least one when the database has a key (with a TTL, for `volatile`).
-    /// `volatile`: keys found from random points of the expiry index.
-    /// Otherwise `4 * n` random probes of the slab, and when all of them
-    /// miss (a slab mostly emptied), a walk from a random position.
-    pub fn sample(&self, volatile: bool, n: usize, mut f: impl FnMut(&SmallBytes, u32, u64)) {
+    /// Calls `f(key, access metadata, expire_at, slab index)` for up to `n`
+    /// keys picked at random, for eviction to choose among (a key may come
+    /// twice); at least one when the database has a key (with a TTL, for
+    /// `volatile`). `volatile`: keys found from random points of the expiry
+    /// index. Otherwise the live entries that follow a random slab
+    /// position: neighbours share cache lines (one random probe per entry
+    /// cost a cache miss each, most of eviction's time), as Redis's
+    /// dictGetSomeKeys walks neighbouring buckets.
+    pub fn sample(&self, volatile: bool, n: usize, mut f: impl FnMut(&SmallBytes, u32, u64, u32)) {
         if volatile {
             let (Some(&(lo, _)), Some(&(hi, _))) = (self.expires.first(), self.expires.last()) else { return };
             for _ in 0..n {
                 let at = if hi > lo { rand::random_range(lo..=hi) } else { lo };
                 let Some(&(_, idx)) = self.expires.range((at, 0)..).next() else { continue };
                 if let Some(e) = self.entries.get(idx) {
-                    f(&e.key, self.entries.meta(idx), self.entries.expiry(idx));
+                    f(&e.key, self.entries.meta(idx), self.entries.expiry(idx), idx);
                 }
             }
             return;
@@ -40,28 +42,14 @@ impl Db {
         if self.entries.is_empty() || cap == 0 {
             return;
         }
-        let mut found = 0;
-        for _ in 0..4 * n {
-            let i = rand::random_range(0..cap);
-            if let Some(e) = self.entries.get(i) {
-                f(&e.key, self.entries.meta(i), self.entries.expiry(i));
-                found += 1;
-                if found == n {
-                    return;
-                }
-            }
-        }
-        if found > 0 {
-            return;
-        }
-        // A sparse slab (most keys deleted since it grew): walk on from a
-        // random position to the next live entries, so a database with keys
-        // always yields some.
+        // A sparse slab (most keys deleted since it grew) is walked on
+        // until it yields some, so a database with keys always does.
         let start = rand::random_range(0..cap);
+        let mut found = 0;
         for k in 0..cap {
             let i = (start + k) % cap;
             if let Some(e) = self.entries.get(i) {
-                f(&e.key, self.entries.meta(i), self.entries.expiry(i));
+                f(&e.key, self.entries.meta(i), self.entries.expiry(i), i);
                 found += 1;
                 if found == n {
                     return;
@@ -70,35 +58,58 @@ impl Db {
         }
     }
 
-    /// Calls `f(key, access metadata)` for the keys created last (while
+    /// Calls `f(key, access metadata, slab index)` for the keys created last (while
     /// the frequency sketch is on) that still exist.
-    pub fn newest(&self, mut f: impl FnMut(&SmallBytes, u32)) {
+    pub fn newest(&self, mut f: impl FnMut(&SmallBytes, u32, u32)) {
         for &idx in &self.newest {
             if let Some(e) = self.entries.get(idx) {
-                f(&e.key, self.entries.meta(idx));
+                f(&e.key, self.entries.meta(idx), idx);
             }
         }
     }
 
-    /// The keys with the nearest expiry times, up to `n`: (key, expire_at).
-    pub fn soonest_expiring(&self, n: usize, mut f: impl FnMut(&SmallBytes, u64)) {
+    /// The keys with the nearest expiry times, up to `n`: (key, expire_at,
+    /// slab index).
+    pub fn soonest_expiring(&self, n: usize, mut f: impl FnMut(&SmallBytes, u64, u32)) {
         for &(at, idx) in self.expires.iter().take(n) {
             if let Some(e) = self.entries.get(idx) {
-                f(&e.key, at);
+                f(&e.key, at, idx);
             }
         }
+    }
+
+    /// Whether the entry at slab index `idx` is still `key` and live (an
+    /// expired one is removed as expired): an eviction candidate is checked
+    /// where it was sampled, without a lookup.
+    pub fn live_at(&mut self, idx: u32, key: &[u8], now: u64) -> bool {
+        if !self.entries.get(idx).is_some_and(|e| &*e.key == key) {
+            return false;
+        }
+        let at = self.entries.expiry(idx);
+        if at != 0 && at <= now {
+            self.remove_expired(idx);
+            return false;
+        }
+        true
+    }
+
+    /// Deletes `key`, found at slab index `idx`, for eviction (no access
+    /// counted, no expiry check); whether it was there.
+    pub fn evict_at(&mut self, idx: u32, key: &[u8]) -> bool {
+        if !self.entries.get(idx).is_some_and(|e| &*e.key == key) {
+            return false;
+        }
+        self.note_kind = super::NoteKind::Evicted;
+        let gone = self.remove_idx(idx).is_some();
+        self.note_kind = super::NoteKind::Changed;
+        gone
     }
 
     /// Deletes `key` for eviction (no access counted, no expiry check);
     /// whether it existed.
     pub fn evict(&mut self, key: &[u8]) -> bool {
         match self.find(key) {
-            Some(idx) => {
-                self.note_kind = super::NoteKind::Evicted;
-                let gone = self.remove_idx(idx).is_some();
-                self.note_kind = super::NoteKind::Changed;
-                gone
-            }
+            Some(idx) => self.evict_at(idx, key),
             None => false,
         }
     }
@@ -138,7 +149,7 @@ mod tests {
             }
         }
         let mut n = 0;
-        d.sample(false, 5, |_, _, _| n += 1);
+        d.sample(false, 5, |_, _, _, _| n += 1);
         assert_eq!(n, 5);
         // Mostly deleted: sampling still finds the few keys left.
         let mut sparse = db();
@@ -150,15 +161,15 @@ mod tests {
         }
         for _ in 0..50 {
             let mut got = 0;
-            sparse.sample(false, 5, |_, _, _| got += 1);
+            sparse.sample(false, 5, |_, _, _, _| got += 1);
             assert!(got >= 1);
         }
         let mut seen = Vec::new();
-        d.sample(true, 20, |k, _, at| seen.push((k.clone(), at)));
+        d.sample(true, 20, |k, _, at, _| seen.push((k.clone(), at)));
         assert_eq!(seen.len(), 20);
         assert!(seen.iter().all(|(_, at)| *at >= 10_000), "only keys with a TTL");
         let mut soon = Vec::new();
-        d.soonest_expiring(2, |k, _| soon.push(k.to_vec()));
+        d.soonest_expiring(2, |k, _, _| soon.push(k.to_vec()));
         assert_eq!(soon, [b"k0".to_vec(), b"k10".to_vec()]);
         assert!(d.evict(b"k0"));
         assert!(!d.evict(b"k0"));
