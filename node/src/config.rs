@@ -79,6 +79,11 @@ pub struct Args {
     /// clients only).
     #[arg(long)]
     pub enable_debug_command: Option<String>,
+    /// Whether MODULE LOAD, LOADEX and UNLOAD may run: no (default), yes,
+    /// or local (from loopback clients only). Modules are never loaded
+    /// here; allowed, they fail as a failed load fails in Redis.
+    #[arg(long)]
+    pub enable_module_command: Option<String>,
     /// Whether CONFIG SET may change `dir` and `dbfilename` (where SAVE
     /// writes files): no (default), yes, or local (loopback clients only).
     #[arg(long)]
@@ -250,6 +255,9 @@ pub struct Config {
     /// `enable-debug-command`: "no" (default), "yes" or "local" (loopback
     /// clients only); set at start-up, as in Redis.
     pub enable_debug_command: String,
+    /// `enable-module-command`: "no" (default), "yes" or "local"; set at
+    /// start-up, as in Redis.
+    pub enable_module_command: String,
     /// `enable-protected-configs`: "no" (default), "yes" or "local"; set at
     /// start-up, as in Redis.
     pub enable_protected_configs: String,
@@ -712,6 +720,7 @@ impl Config {
             dbfilename: Mutex::new("dump.rdb".into()),
             stop_writes_on_bgsave_error: AtomicBool::new(true),
             enable_debug_command: "no".into(),
+            enable_module_command: "no".into(),
             enable_protected_configs: "no".into(),
             appendonly: false,
             replicaof: None,
@@ -798,6 +807,9 @@ impl Config {
         }
         if let Some(v) = &args.enable_debug_command {
             cfg.apply_startup("enable-debug-command", v)?;
+        }
+        if let Some(v) = &args.enable_module_command {
+            cfg.apply_startup("enable-module-command", v)?;
         }
         if let Some(s) = args.shards {
             cfg.shards = s.clamp(1, 1024);
@@ -887,15 +899,15 @@ impl Config {
                     self.appendfilename = value.to_string();
                 }
             }
-            "enable-debug-command" | "enable-protected-configs" => {
+            "enable-debug-command" | "enable-module-command" | "enable-protected-configs" => {
                 let v = value.to_ascii_lowercase();
                 if !["no", "yes", "local"].contains(&v.as_str()) {
                     return Err(ConfigError::Invalid("argument(s) must be one of the following: no, yes, local".into()));
                 }
-                if name == "enable-debug-command" {
-                    self.enable_debug_command = v;
-                } else {
-                    self.enable_protected_configs = v;
+                match name {
+                    "enable-debug-command" => self.enable_debug_command = v,
+                    "enable-module-command" => self.enable_module_command = v,
+                    _ => self.enable_protected_configs = v,
                 }
             }
             name if tls::Tls::owns(name) => self.tls.set(name, value, true)?,
@@ -1037,6 +1049,7 @@ impl Config {
             | "databases"
             | "shards"
             | "enable-debug-command"
+            | "enable-module-command"
             | "enable-protected-configs"
             | "appenddirname"
             | "appendfilename"
@@ -1103,6 +1116,7 @@ impl Config {
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("save".into(), self.save_text()),
             ("enable-debug-command".into(), self.enable_debug_command.clone()),
+            ("enable-module-command".into(), self.enable_module_command.clone()),
             ("enable-protected-configs".into(), self.enable_protected_configs.clone()),
             ("appendonly".into(), yes_no_text(self.appendonly).into()),
             ("appendfsync".into(), ["always", "everysec", "no"][self.appendfsync.load(Relaxed).min(2) as usize].into()),

@@ -1,7 +1,7 @@
 //! INFO: Redis 7.0's sections, in its order, from the node's real state
 //! (the shards' counters, gathered in one broadcast, the client registry,
 //! the allocator, the latency histograms). Fields Redis has for machinery
-//! this server does not have (forks, modules, client tracking,
+//! this server does not have (forks, module machinery, client tracking,
 //! lazy freeing) are shown with the value that machinery's absence gives,
 //! as Redis shows them when it is idle; fields that would need figures we
 //! do not keep are left out rather than invented.
@@ -10,7 +10,8 @@
 //! persistence, stats, replication, cpu, modules, errorstats, cluster and
 //! keyspace; `all` adds commandstats and latencystats; `everything` is
 //! `all` (there are no module sections); names combine (`INFO default
-//! commandstats`), unknown ones add nothing.
+//! commandstats`), unknown ones add nothing. `modules` lists the built-in
+//! JSON module (`module::write_info`).
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -167,7 +168,9 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         );
     }
     if want("modules") {
-        text.push_str("# Modules\r\n\r\n");
+        text.push_str("# Modules\r\n");
+        super::module::write_info(&mut text);
+        text.push_str("\r\n");
     }
     if want("commandstats") && (all || wanted.iter().any(|w| w == "commandstats")) {
         super::stats::write_commandstats(&mut text, &cmds);

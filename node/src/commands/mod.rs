@@ -29,6 +29,7 @@ pub mod lists;
 pub mod lolwut;
 pub mod memory_stats;
 pub mod migrate;
+pub mod module;
 pub mod monitor;
 pub mod notify;
 pub mod observe;
@@ -603,6 +604,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(stream_claims::COMMANDS)
         .chain(stream_info::COMMANDS)
         .chain(debug::COMMANDS)
+        .chain(module::COMMANDS)
         .chain(lolwut::COMMANDS)
         .chain(bitmaps::COMMANDS)
         .chain(hyperloglog::COMMANDS)
