@@ -78,11 +78,16 @@ impl Db {
         }
     }
 
+    /// Whether the entry at slab index `idx` is `key`.
+    fn holds_at(&self, idx: u32, key: &[u8]) -> bool {
+        self.entries.get(idx).is_some_and(|e| &*e.key == key)
+    }
+
     /// Whether the entry at slab index `idx` is still `key` and live (an
     /// expired one is removed as expired): an eviction candidate is checked
     /// where it was sampled, without a lookup.
     pub fn live_at(&mut self, idx: u32, key: &[u8], now: u64) -> bool {
-        if !self.entries.get(idx).is_some_and(|e| &*e.key == key) {
+        if !self.holds_at(idx, key) {
             return false;
         }
         let at = self.entries.expiry(idx);
@@ -96,7 +101,7 @@ impl Db {
     /// Deletes `key`, found at slab index `idx`, for eviction (no access
     /// counted, no expiry check); whether it was there.
     pub fn evict_at(&mut self, idx: u32, key: &[u8]) -> bool {
-        if !self.entries.get(idx).is_some_and(|e| &*e.key == key) {
+        if !self.holds_at(idx, key) {
             return false;
         }
         self.note_kind = super::NoteKind::Evicted;
