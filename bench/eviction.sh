@@ -132,6 +132,10 @@ info() { # field
 
 vmrss() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$PID/status"; }
 
+# The server's user + system CPU so far, in clock ticks (the command name
+# in /proc/PID/stat has no spaces for either server).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$PID/stat"; }
+
 # How many values fit: fill redis-server under noeviction until it refuses.
 if [ -z "$KEYS" ]; then
     start redis
@@ -166,8 +170,8 @@ EOF
     log "about $FIT values of $VALUE bytes fit in $MAXMEMORY bytes; key space $KEYS"
 fi
 
-printf '| policy | server | hit ratio | ops/s | peak RSS MB | used_memory MB | evicted_keys | start-up used / RSS MB |\n'
-printf '|---|---|---|---|---|---|---|---|\n'
+printf '| policy | server | hit ratio | ops/s | server CPU per GET | peak RSS MB | used_memory MB | evicted_keys | start-up used / RSS MB |\n'
+printf '|---|---|---|---|---|---|---|---|---|\n'
 for policy in $POLICIES; do
     servers="redis damselfly"
     [ "$policy" = allkeys-tinylfu ] && servers="damselfly"
@@ -178,16 +182,22 @@ for policy in $POLICIES; do
         redis-cli -p "$PORT" config set maxmemory "$MAXMEMORY" >/dev/null
         [ "$(redis-cli -p "$PORT" config set maxmemory-policy "$policy")" = OK ] || die "$server refused maxmemory-policy $policy"
         log "$policy on $server"
+        cpu0="$(cpu_ticks)"
         python3 "$ROOT/bench/eviction_client.py" run "127.0.0.1:$PORT" "$PID" --keys "$KEYS" --value "$VALUE" \
             --ops "$OPS" --warmup "$OPS" --procs "$PROCS" --depth "$DEPTH" --skew "$SKEW" >"$WORK/result.json"
+        cpu1="$(cpu_ticks)"
         used="$(info used_memory)"
         evicted="$(info evicted_keys)"
-        python3 - "$WORK/result.json" "$policy" "$server" "$used" "$evicted" "$base_used" "$base_rss" <<'EOF'
+        python3 - "$WORK/result.json" "$policy" "$server" "$used" "$evicted" "$base_used" "$base_rss" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" "$((OPS * 2))" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-policy, server, used, evicted, base_used, base_rss = sys.argv[2:]
+policy, server, used, evicted, base_used, base_rss, ticks, hz, gets = sys.argv[2:]
 mb = lambda b: int(b) / (1 << 20)
-print(f"| {policy} | {server} | {r['hit_ratio']:.4f} | {r['ops_per_sec']:.0f} | {mb(r['peak_rss']):.1f} | {mb(used):.1f} | {evicted} | {mb(base_used):.1f} / {mb(base_rss):.1f} |")
+# The server's CPU over the whole client run (warm-up included), per GET
+# sent (the SETs of its misses included): steadier than ops/s, which the
+# Python clients bound.
+cpu = int(ticks) / int(hz) * 1e6 / int(gets)
+print(f"| {policy} | {server} | {r['hit_ratio']:.4f} | {r['ops_per_sec']:.0f} | {cpu:.2f} µs | {mb(r['peak_rss']):.1f} | {mb(used):.1f} | {evicted} | {mb(base_used):.1f} / {mb(base_rss):.1f} |")
 EOF
         stop
     done
