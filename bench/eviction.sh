@@ -2,8 +2,9 @@
 # Compares damselfly's eviction with redis-server's at the same maxmemory: a
 # cache workload (GET, SET on miss) over a Zipfian key distribution whose key
 # space is about ten times what fits. Per policy and server: hit ratio,
-# throughput while evicting, peak RSS, used_memory and evicted_keys at the
-# end.
+# throughput while evicting, the server's CPU per GET over the client run
+# (steadier than ops/s, which the Python clients bound), peak RSS,
+# used_memory and evicted_keys at the end.
 #
 # Usage: bench/eviction.sh [--quick] [--no-build] [--binary PATH]
 #                          [--maxmemory BYTES] [--value N] [--keys N]
