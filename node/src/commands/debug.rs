@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
-use super::persistence::{ask, is_loopback};
+use super::persistence::{ask, protection_allows};
 use super::{cmd, flag::*, CommandSpec, Coord, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
@@ -59,11 +59,8 @@ const HELP: &[&str] = &[
 const POPULATE_CHUNK: usize = 10_000;
 
 async fn debug(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
-    let allowed = match cx.engine().cfg.enable_debug_command.as_str() {
-        "yes" => true,
-        "local" => is_loopback(&cx.client()?.info.addr),
-        _ => false,
-    };
+    let engine = cx.engine().clone();
+    let allowed = protection_allows(cx, &engine.cfg.enable_debug_command)?;
     if !allowed {
         return Err(CmdError::err(
             "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",

@@ -57,11 +57,14 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// The sketch at `key`: `None` when there is no key.
 fn load(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<Hll>> {
-    match super::strings::with_string(db, key, now, Hll::from_bytes)? {
-        None => Ok(None),
-        Some(Ok(h)) => Ok(Some(h)),
-        Some(Err(Invalid::NotHll)) => Err(CmdError::Other("WRONGTYPE Key is not a valid HyperLogLog string value.".into())),
-        Some(Err(Invalid::Corrupt)) => Err(CmdError::Other("INVALIDOBJ Corrupted HLL object detected".into())),
+    super::strings::with_string(db, key, now, Hll::from_bytes)?.transpose().map_err(invalid)
+}
+
+/// The error for a string that is not a HyperLogLog.
+fn invalid(e: Invalid) -> CmdError {
+    match e {
+        Invalid::NotHll => CmdError::Other("WRONGTYPE Key is not a valid HyperLogLog string value.".into()),
+        Invalid::Corrupt => CmdError::Other("INVALIDOBJ Corrupted HLL object detected".into()),
     }
 }
 
@@ -138,10 +141,11 @@ enum Single {
 }
 
 fn load_single(db: &mut Db, key: &[u8], now: u64) -> CmdResult<Option<Single>> {
-    if let Some(Some(n)) = super::strings::with_string(db, key, now, Hll::cached_count)? {
-        return Ok(Some(Single::Cached(n)));
-    }
-    Ok(load(db, key, now)?.map(Single::Sketch))
+    let read = |b: &[u8]| match Hll::cached_count(b) {
+        Some(n) => Ok(Single::Cached(n)),
+        None => Hll::from_bytes(b).map(Single::Sketch),
+    };
+    super::strings::with_string(db, key, now, read)?.transpose().map_err(invalid)
 }
 
 /// Stores `n` in the header cache of the HyperLogLog at `key` if the cache

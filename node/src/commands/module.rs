@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 use bytes::Bytes;
 
-use super::persistence::is_loopback;
+use super::persistence::protection_allows;
 use super::{cmd, flag::*, sub, CommandSpec, Coord, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
@@ -114,9 +114,6 @@ fn module(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
 
 /// Whether `enable-module-command` lets this client load and unload.
 fn allowed(cx: &mut dyn Coord) -> CmdResult<bool> {
-    Ok(match cx.engine().cfg.enable_module_command.as_str() {
-        "yes" => true,
-        "local" => is_loopback(&cx.client()?.info.addr),
-        _ => false,
-    })
+    let engine = cx.engine().clone();
+    protection_allows(cx, &engine.cfg.enable_module_command)
 }

@@ -176,6 +176,17 @@ fn lastsave(cx: &mut dyn Coord) -> CmdResult {
     Ok(())
 }
 
+/// Whether a protection setting (`enable-debug-command`,
+/// `enable-module-command`, `enable-protected-configs`: no, yes or local)
+/// lets this client through: `local` admits loopback clients only.
+pub(super) fn protection_allows(cx: &mut dyn super::Coord, setting: &str) -> CmdResult<bool> {
+    Ok(match setting {
+        "yes" => true,
+        "local" => is_loopback(&cx.client()?.info.addr),
+        _ => false,
+    })
+}
+
 /// Whether a client address (`ip:port`) is on the loopback interface.
 pub(super) fn is_loopback(addr: &str) -> bool {
     let ip = addr.rsplit_once(':').map_or(addr, |(ip, _)| ip).trim_start_matches('[').trim_end_matches(']');

@@ -452,11 +452,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 return Err(super::arity_error(args));
             }
             // Protected parameters first, before anything is changed.
-            let allowed = match cfg.enable_protected_configs.as_str() {
-                "yes" => true,
-                "local" => super::persistence::is_loopback(&cx.client()?.info.addr),
-                _ => false,
-            };
+            let allowed = super::persistence::protection_allows(cx, &cfg.enable_protected_configs)?;
             for pair in args[2..].chunks_exact(2) {
                 let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
                 if !allowed && crate::config::PROTECTED.contains(&name.as_str()) {
