@@ -334,8 +334,8 @@ mod tests {
         d.set_expire(soon, now + 10_000);
         let later = d.insert_new(b"later", Value::Int(1), 0);
         d.set_expire(later, now + 20_000);
-        // Enough samples that every one of the four keys is seen (the walk
-        // from a random slab position visits all of so small a database).
+        // Enough samples that every one of the four keys is seen (missing
+        // one among 64 independent samples: (3/4)^64).
         let victim = |sh: &mut Shard, p: Policy| sh.victim(p, 64, now).map(|(db, _, k)| (db, k.to_vec()));
         assert_eq!(victim(&mut sh, Policy::AllKeysLru), Some((0, b"old".to_vec())));
         sh.pool.clear();

@@ -22,10 +22,11 @@ impl Db {
     /// keys picked at random, for eviction to choose among (a key may come
     /// twice); at least one when the database has a key (with a TTL, for
     /// `volatile`). `volatile`: keys found from random points of the expiry
-    /// index. Otherwise the live entries that follow a random slab
-    /// position: neighbours share cache lines (one random probe per entry
-    /// cost a cache miss each, most of eviction's time), as Redis's
-    /// dictGetSomeKeys walks neighbouring buckets.
+    /// index. Otherwise the first live entry from each of `n` random slab
+    /// positions: the samples are independent, as Redis's are (the slab is
+    /// in insertion order, so neighbours there are keys written together: a
+    /// walk from one position saw a batch of hot keys as a whole sample and
+    /// could evict one of them).
     pub fn sample(&self, volatile: bool, n: usize, mut f: impl FnMut(&SmallBytes, u32, u64, u32)) {
         if volatile {
             let (Some(&(lo, _)), Some(&(hi, _))) = (self.expires.first(), self.expires.last()) else { return };
@@ -42,16 +43,20 @@ impl Db {
         if self.entries.is_empty() || cap == 0 {
             return;
         }
-        // A sparse slab (most keys deleted since it grew) is walked on
-        // until it yields some, so a database with keys always does.
-        let start = rand::random_range(0..cap);
-        let mut found = 0;
-        for k in 0..cap {
-            let i = (start + k) % cap;
-            if let Some(e) = self.entries.get(i) {
-                f(&e.key, self.entries.meta(i), self.entries.expiry(i), i);
-                found += 1;
-                if found == n {
+        // A sparse slab (most keys deleted since it grew) is walked on until
+        // it yields one, so a database with keys always does; all the walks
+        // together step over at most the slab's length.
+        let mut steps = cap;
+        for _ in 0..n {
+            let start = rand::random_range(0..cap);
+            for k in 0..steps {
+                let i = (start + k) % cap;
+                if let Some(e) = self.entries.get(i) {
+                    f(&e.key, self.entries.meta(i), self.entries.expiry(i), i);
+                    steps -= k;
+                    break;
+                }
+                if k + 1 == steps {
                     return;
                 }
             }
@@ -169,6 +174,16 @@ mod tests {
             sparse.sample(false, 5, |_, _, _, _| got += 1);
             assert!(got >= 1);
         }
+        // Samples are independent of insertion order: five keys written
+        // together (the first tenth) almost never make a whole sample
+        // ((1/10)^5 each; a walk from one position made one in ten).
+        let mut together = 0;
+        for _ in 0..200 {
+            let mut first_tenth = 0;
+            d.sample(false, 5, |_, _, _, idx| first_tenth += usize::from(idx < 100));
+            together += usize::from(first_tenth == 5);
+        }
+        assert!(together < 5, "{together} of 200 samples were keys written together");
         let mut seen = Vec::new();
         d.sample(true, 20, |k, _, at, _| seen.push((k.clone(), at)));
         assert_eq!(seen.len(), 20);
