@@ -192,6 +192,28 @@ fn three_nodes_serve_and_redirect() {
     let info = raw.cmd(&["CLUSTER", "INFO"]);
     assert!(info.contains("cluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\n"), "{info}");
     assert!(info.contains("cluster_known_nodes:3\r\ncluster_size:3\r\n"), "{info}");
+    // Bus messages are counted, per kind and in total (Redis's layout):
+    // probes and their answers both ways, and the Raft group's RPCs.
+    let field = |text: &str, name: &str| -> Option<u64> {
+        text.split("\r\n").find_map(|l| l.strip_prefix(&format!("{name}:"))).and_then(|v| v.parse().ok())
+    };
+    let kinds = |info: &str, dir: &str| {
+        ["ping", "pong", "publish", "raft"].map(|k| field(info, &format!("cluster_stats_messages_{k}_{dir}")).unwrap_or(0))
+    };
+    for &p in &ports {
+        // A node that has just joined may not have probed every peer yet.
+        let mut info = String::new();
+        let seen = wait_until(10, || {
+            info = Server::raw_at(p).cmd(&["CLUSTER", "INFO"]);
+            ["sent", "received"].iter().all(|dir| kinds(&info, dir).iter().filter(|&&n| n > 0).count() == 3)
+        });
+        assert!(seen, "pings, pongs and Raft messages both ways: {info}");
+        for dir in ["sent", "received"] {
+            assert_eq!(field(&info, &format!("cluster_stats_messages_{dir}")), Some(kinds(&info, dir).iter().sum()), "{info}");
+        }
+        let at = |f: &str| info.find(f).unwrap_or(usize::MAX);
+        assert!(at("_ping_sent:") < at("_messages_sent:") && at("_messages_sent:") < at("_ping_received:"), "{info}");
+    }
     let nodes = raw.cmd(&["CLUSTER", "NODES"]);
     assert_eq!(nodes.matches(" connected").count(), 3, "{nodes}");
     assert_eq!(nodes.matches("myself,master").count(), 1, "{nodes}");

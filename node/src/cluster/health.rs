@@ -32,7 +32,7 @@ use tracing::{info, warn};
 use super::migration::Control;
 use super::raft::Change;
 use super::{channel, BusChannel};
-use crate::slot::health::Pong;
+use crate::slot::health::{bus_received, bus_sent, BusMsg, Pong};
 use crate::slot::map::ClusterView;
 use crate::util::now_ms;
 
@@ -67,6 +67,7 @@ pub async fn run(ctl: Arc<Control>) {
                 },
             };
             ctl.map.health.ping_sent(&m.id, now);
+            bus_sent(BusMsg::Ping);
             let (ctl, in_flight, id) = (ctl.clone(), in_flight.clone(), m.id.clone());
             tokio::spawn(async move {
                 let limit = Duration::from_millis(timeout.clamp(100, 2000));
@@ -75,6 +76,7 @@ pub async fn run(ctl: Arc<Control>) {
                 let answer = tokio::time::timeout(limit, MigrationClient::new(ch).ping(req)).await;
                 match answer {
                     Ok(Ok(r)) if r.get_ref().node_id == id => {
+                        bus_received(BusMsg::Pong);
                         let r = r.into_inner();
                         let pong =
                             Pong { incarnation: r.incarnation, lost_data: r.lost_data, repl_offset: r.repl_offset, log_index: r.log_index };

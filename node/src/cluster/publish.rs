@@ -20,6 +20,7 @@ use tracing::debug;
 
 use super::migration::{Control, MAX_MESSAGE};
 use super::{channel, BusChannel};
+use crate::slot::health;
 
 /// Messages waiting in one queue, at most.
 pub const BACKLOG: usize = 65536;
@@ -75,6 +76,7 @@ async fn send_to(url: String, mut rx: mpsc::Receiver<Batch>) {
         }
         let Some(c) = client.as_mut() else { continue };
         let messages = batch.iter().map(|(c, p)| PubMessage { channel: c.to_vec(), payload: p.to_vec() }).collect();
+        health::bus_sent(health::BusMsg::Publish);
         if let Err(e) = c.publish(PublishBatch { messages }).await {
             debug!(%url, "PUBLISH to a peer failed: {e}");
         }
@@ -84,6 +86,7 @@ async fn send_to(url: String, mut rx: mpsc::Receiver<Batch>) {
 /// Delivers messages published on another node to this node's
 /// subscribers; how many deliveries were made.
 pub fn deliver(ctl: &Control, batch: PublishBatch) -> u64 {
+    health::bus_received(health::BusMsg::Publish);
     let limit = &ctl.engine.cfg.output_limits[crate::config::CLASS_PUBSUB];
     batch.messages.into_iter().map(|m| ctl.engine.pubsub.publish(&Bytes::from(m.channel), &Bytes::from(m.payload), limit) as u64).sum()
 }

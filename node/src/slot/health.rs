@@ -15,6 +15,49 @@ use std::sync::{Mutex, OnceLock};
 /// 2 s (detection, then one Raft commit).
 pub const DEFAULT_NODE_TIMEOUT_MS: u64 = 1000;
 
+/// Kinds of cluster bus message CLUSTER INFO counts, with Redis's names
+/// where one fits: `ping` is a liveness probe and `pong` its answer,
+/// `publish` a batch of PUBLISH fan-out; `raft` is a control-plane RPC
+/// (append entries, vote, snapshot) or its answer.
+#[derive(Clone, Copy)]
+pub enum BusMsg {
+    Ping,
+    Pong,
+    Publish,
+    Raft,
+}
+
+const BUS_KINDS: [&str; 4] = ["ping", "pong", "publish", "raft"];
+static BUS_SENT: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+static BUS_RECEIVED: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// This node sent a message of `kind` on the cluster bus.
+pub fn bus_sent(kind: BusMsg) {
+    BUS_SENT[kind as usize].fetch_add(1, Relaxed);
+}
+
+/// This node received a message of `kind` on the cluster bus.
+pub fn bus_received(kind: BusMsg) {
+    BUS_RECEIVED[kind as usize].fetch_add(1, Relaxed);
+}
+
+/// CLUSTER INFO's message counts, as Redis lays them out: per kind (kinds
+/// never seen left out), then the total, for sent and then received.
+pub fn bus_stats_text() -> String {
+    let mut out = String::new();
+    for (dir, counts) in [("sent", &BUS_SENT), ("received", &BUS_RECEIVED)] {
+        let mut total = 0;
+        for (kind, n) in BUS_KINDS.iter().zip(counts.iter().map(|c| c.load(Relaxed))) {
+            if n > 0 {
+                total += n;
+                out.push_str(&format!("cluster_stats_messages_{kind}_{dir}:{n}\r\n"));
+            }
+        }
+        out.push_str(&format!("cluster_stats_messages_{dir}:{total}\r\n"));
+    }
+    out
+}
+
 /// One peer as this node's probes see it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Peer {

@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status};
 
 use super::{on_shard, Control, ProposeError};
 use crate::cluster::raft::Change;
-use crate::slot::key_slot;
+use crate::slot::{health, key_slot};
 use crate::store::dump;
 use crate::util::now_ms;
 
@@ -67,6 +67,8 @@ impl Migration for MigrationService {
 
     async fn ping(&self, _req: Request<PingRequest>) -> Reply<PingReply> {
         let ctl = &self.0;
+        health::bus_received(health::BusMsg::Ping);
+        health::bus_sent(health::BusMsg::Pong);
         Ok(Response::new(PingReply {
             node_id: ctl.myself.id.clone(),
             incarnation: ctl.incarnation.clone(),

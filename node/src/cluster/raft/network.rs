@@ -23,6 +23,7 @@ use openraft::raft::{
 use super::convert::{FromPb, Malformed, ToPb};
 use super::types::{NodeAddr, NodeId, Raft, TypeConfig};
 use crate::cluster::{channel, BusChannel};
+use crate::slot::health::{bus_received, bus_sent, BusMsg};
 
 /// Creates a client per peer.
 pub struct Network;
@@ -108,9 +109,13 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, Infallible> {
+        bus_sent(BusMsg::Raft);
         let sent = self.client().map_err(RPCError::Unreachable)?.append_entries(Self::request(rpc.to_pb(), &option)).await;
         match sent {
-            Ok(reply) => self.settle(reply.into_inner()),
+            Ok(reply) => {
+                bus_received(BusMsg::Raft);
+                self.settle(reply.into_inner())
+            }
             Err(status) => Err(self.failed(status)),
         }
     }
@@ -120,17 +125,25 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        bus_sent(BusMsg::Raft);
         let sent = self.client().map_err(RPCError::Unreachable)?.install_snapshot(Self::request(rpc.to_pb(), &option)).await;
         match sent {
-            Ok(reply) => self.settle(reply.into_inner()),
+            Ok(reply) => {
+                bus_received(BusMsg::Raft);
+                self.settle(reply.into_inner())
+            }
             Err(status) => Err(self.failed(status)),
         }
     }
 
     async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>, Infallible> {
+        bus_sent(BusMsg::Raft);
         let sent = self.client().map_err(RPCError::Unreachable)?.vote(Self::request(rpc.to_pb(), &option)).await;
         match sent {
-            Ok(reply) => self.settle(reply.into_inner()),
+            Ok(reply) => {
+                bus_received(BusMsg::Raft);
+                self.settle(reply.into_inner())
+            }
             Err(status) => Err(self.failed(status)),
         }
     }
@@ -152,12 +165,16 @@ impl raft_server::Raft for RaftService {
         &self,
         request: tonic::Request<pb::AppendEntriesRequest>,
     ) -> Result<tonic::Response<pb::AppendEntriesReply>, tonic::Status> {
+        bus_received(BusMsg::Raft);
         let rpc = AppendEntriesRequest::from_pb(request.into_inner()).map_err(refuse)?;
+        bus_sent(BusMsg::Raft);
         Ok(tonic::Response::new(self.raft.append_entries(rpc).await.to_pb()))
     }
 
     async fn vote(&self, request: tonic::Request<pb::VoteRequest>) -> Result<tonic::Response<pb::VoteReply>, tonic::Status> {
+        bus_received(BusMsg::Raft);
         let rpc = VoteRequest::from_pb(request.into_inner()).map_err(refuse)?;
+        bus_sent(BusMsg::Raft);
         Ok(tonic::Response::new(self.raft.vote(rpc).await.to_pb()))
     }
 
@@ -165,7 +182,9 @@ impl raft_server::Raft for RaftService {
         &self,
         request: tonic::Request<pb::InstallSnapshotRequest>,
     ) -> Result<tonic::Response<pb::InstallSnapshotReply>, tonic::Status> {
+        bus_received(BusMsg::Raft);
         let rpc = InstallSnapshotRequest::from_pb(request.into_inner()).map_err(refuse)?;
+        bus_sent(BusMsg::Raft);
         Ok(tonic::Response::new(self.raft.install_snapshot(rpc).await.to_pb()))
     }
 }
