@@ -356,11 +356,15 @@ fn shard_thread(
     // A thread out of work also lets the journal writer fsync what it
     // sent (group commit, `persist::aof`).
     let (parking, unparked, idle) = (inbox.clone(), inbox.clone(), engine.clone());
+    let commit = Arc::new(tokio::sync::Notify::new());
+    let commit_due = commit.clone();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_park(move || {
             crate::shard::before_park();
-            idle.journal.shard_idle();
+            if idle.journal.wants_commit() {
+                commit_due.notify_one();
+            }
             parking.before_park()
         })
         .on_thread_unpark(move || unparked.after_unpark())
@@ -381,6 +385,20 @@ fn shard_thread(
     let shard = LocalShard::new(shard);
     shard.make_current(inbox);
     local.block_on(&rt, async move {
+        // Group commit: when the thread runs out of work with records
+        // waiting, the commit comes one event-loop turn later (the yield
+        // lets the runtime poll the sockets once more), so the writes of
+        // clients whose requests arrived meanwhile join this fsync rather
+        // than wait for the next: with 50 clients at -P 1, 25 writes per
+        // fsync became 36, where redis-server makes 29.
+        let journal = engine.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                commit.notified().await;
+                tokio::task::yield_now().await;
+                journal.journal.shard_idle();
+            }
+        });
         // Inbox: jobs from other threads.
         let s = shard.clone();
         tokio::task::spawn_local(async move { s.serve_inbox().await });

@@ -163,11 +163,17 @@ impl JournalStatus {
         self.group_commit.load(Relaxed) && self.unflushed.load(Relaxed)
     }
 
-    /// A shard thread has nothing left to run (its runtime is about to
-    /// park): if records went to the writer since a thread last did, the
-    /// writer may write and fsync them now — every write that arrived
-    /// while the thread ran is in, as Redis fsyncs once per event-loop
-    /// iteration, before it sleeps.
+    /// Whether records sent under group commit wait for a commit.
+    pub fn wants_commit(&self) -> bool {
+        self.group_commit.load(Relaxed) && self.unflushed.load(Relaxed)
+    }
+
+    /// A shard thread has run out of work (its runtime parked with
+    /// `wants_commit`, and the thread's commit task runs one event-loop
+    /// turn later, `server::shard_thread`): if records went to the writer
+    /// since a thread last did, the writer may write and fsync them now —
+    /// every write that arrived while the thread ran is in, as Redis
+    /// fsyncs once per event-loop iteration, before it sleeps.
     ///
     /// Under group commit the thread does it itself when the writer is
     /// free (Redis's way: no thread hop before the fsync, no wake-up for
