@@ -304,7 +304,7 @@ fn leader_loss_and_restart() {
     c.nodes[li] = Some(restarted);
     assert_eq!(myid(leader_port), leader);
     accept_back(survivor, leader_port);
-    assert!(c.wait_all_ok(20), "restarted node did not catch up");
+    assert!(c.wait_all_ok(20), "restarted node did not catch up:\n{}", c.describe());
     assert_eq!(slot_owner_port(leader_port, 5), Some(other));
 }
 

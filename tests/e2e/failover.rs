@@ -97,7 +97,7 @@ fn a_killed_node_is_failed_everywhere_and_stays_out_of_service_after_an_empty_re
     // The operator accepts the loss: it serves its slots again, empty.
     let (ok, out, err) = admin(c.ports[0], &["accept", &vid]);
     assert!(ok, "{out}{err}");
-    assert!(c.wait_all_ok(15), "not ok everywhere after accept");
+    assert!(c.wait_all_ok(15), "not ok everywhere after accept:\n{}", c.describe());
     // The node installs the configuration that accepts it (and any the
     // leader's next health pass commits) before it serves the slots again.
     let mut last = String::new();
@@ -128,7 +128,7 @@ fn a_paused_node_is_failed_then_recovers_by_itself() {
     let failed = wait_until(15, || [c.ports[0], c.ports[2]].iter().all(|&p| flags_and_link(p, &vid).0 == "master,fail"));
     node.signal("CONT");
     assert!(failed, "not failed: {}", line_of(c.ports[0], &vid));
-    assert!(c.wait_all_ok(15), "did not recover");
+    assert!(c.wait_all_ok(15), "did not recover:\n{}", c.describe());
     assert_eq!(Raw::connect(vport).cmd(&["GET", &key]), "$1\r\nv\r\n");
 }
 
@@ -502,7 +502,7 @@ fn planned_failover_loses_no_acknowledged_write() {
     let old = myid(p0);
     assert!(wait_until(20, || Server::raw_at(p0).cmd(&["ROLE"]).contains("connected")), "{}", Server::raw_at(p0).cmd(&["ROLE"]));
     assert!(line_of(rport, &old).contains(&format!(" slave {} ", myid(rport))), "{}", line_of(rport, &old));
-    assert!(c.wait_all_ok(10));
+    assert!(c.wait_all_ok(10), "{}", c.describe());
 }
 
 /// A partition: a primary with a replica is paused (SIGSTOP) long enough
@@ -548,5 +548,5 @@ fn a_paused_primary_is_replaced_and_no_key_ends_with_two_values() {
         assert_eq!(Server::raw_at(rport).cmd(&["GET", k]), "$5\r\nafter\r\n", "{k} on the new primary");
         assert_eq!(replica.cmd(&["GET", k]), "$5\r\nafter\r\n", "{k} on the old primary, now a replica");
     }
-    assert!(c.wait_all_ok(20));
+    assert!(c.wait_all_ok(20), "{}", c.describe());
 }

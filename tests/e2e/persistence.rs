@@ -471,7 +471,7 @@ fn a_cluster_node_restarted_after_sigterm_keeps_its_slots_keys() {
     assert!(ok, "{out}{err}");
     let dir = c.dirs[node].path().to_string();
     c.nodes[node] = Some(Server::start_at(port, &["--cluster", "--dir", &dir]).expect("restart on the same port"));
-    assert!(c.wait_all_ok(30), "the restarted node did not catch up");
+    assert!(c.wait_all_ok(30), "the restarted node did not catch up:\n{}", c.describe());
     assert_eq!(slot_owner_port(port, moved_slot), Some(other));
     for k in mine.iter().filter(|k| key_slot(k.as_bytes()) != moved_slot) {
         assert_eq!(Raw::connect(port).cmd(&["GET", k]), format!("${}\r\n{k}\r\n", k.len()), "{k} after the restart");

@@ -86,7 +86,7 @@ fn redis_cli_creates_grows_reshards_and_shrinks_a_cluster() {
     let (ok, out) = redis_cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(ok && out.contains("[OK] All 16384 slots covered."), "{out}");
     let c = Cluster { nodes: servers.into_iter().map(Some).collect(), ports: ports.clone(), dirs: Vec::new() };
-    assert!(c.wait_all_ok(60), "cluster_state:ok not reached on every node");
+    assert!(c.wait_all_ok(60), "cluster_state:ok not reached on every node:\n{}", c.describe());
     let view = nodes(ports[0]);
     assert_eq!(view.lines().filter(|l| l.contains("master")).count(), 3, "{view}");
     assert_eq!(view.lines().filter(|l| l.contains("slave")).count(), 3, "{view}");

@@ -102,7 +102,7 @@ impl Cluster {
         let c = Cluster { nodes: nodes.into_iter().map(Some).collect(), ports, dirs };
         // Bounded generously: on a loaded machine a debug node can miss the
         // failure detector's probes for a moment while the cluster forms.
-        assert!(c.wait_all_ok(60), "cluster_state:ok not reached on every node");
+        assert!(c.wait_all_ok(60), "cluster_state:ok not reached on every node:\n{}", c.describe());
         (c, took)
     }
 
@@ -112,6 +112,18 @@ impl Cluster {
 
     /// Every live node reports cluster_state:ok with all slots and the
     /// same epoch.
+    /// Every live node's CLUSTER INFO and CLUSTER NODES (for a failure
+    /// message).
+    pub fn describe(&self) -> String {
+        self.live_ports()
+            .iter()
+            .map(|&p| {
+                let mut c = Server::raw_at(p);
+                format!("--- node {p}\n{}\n{}", c.cmd(&["CLUSTER", "INFO"]), c.cmd(&["CLUSTER", "NODES"]))
+            })
+            .collect()
+    }
+
     pub fn wait_all_ok(&self, secs: u64) -> bool {
         wait_until(secs, || {
             let infos: Vec<String> = self.live_ports().iter().map(|&p| Server::raw_at(p).cmd(&["CLUSTER", "INFO"])).collect();
