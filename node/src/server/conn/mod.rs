@@ -527,14 +527,6 @@ impl Conn {
             self.s.info.close_async();
             return false;
         }
-        // The thread's other ready connections run first (one yield):
-        // replies then go out back to back at the end of the round, as
-        // Redis writes them before its event loop sleeps. A client woken
-        // by the first reply is still running when the next arrive; one
-        // woken per reply costs the sender most (on loopback the wake-up
-        // is charged to the writing thread: 17% of the server's CPU at
-        // -P 16 against redis-server's 2.7%).
-        tokio::task::yield_now().await;
         self.local.cell.borrow_mut().stats.net_output_bytes += self.out.buf.len() as u64;
         self.s.info.writing(self.out.buf.len(), self.out.buf.capacity());
         let kill = self.s.info.clone();
