@@ -331,3 +331,26 @@ fn the_busy_hook_copes_with_odd_clients() {
     many.read_exact(&mut pong).expect("pong");
     assert_eq!(&pong, b"+PONG\r\n");
 }
+
+/// A reply computed in the same round as a script that turns busy is not
+/// held back by the script: connections let the round's other connections
+/// run before they write, and meanwhile lend their replies to the busy
+/// hook, which sends them.
+#[test]
+fn a_reply_ready_before_a_busy_script_is_sent_during_it() {
+    let s = server(1, &["--enable-debug-command", "yes"]);
+    let (mut sleeper, mut early, mut runner) = (s.raw(), s.raw(), s.raw());
+    // The thread sleeps; the PING and then the script arrive meanwhile,
+    // so both are read in one round when it wakes, the PING first.
+    sleeper.send_cmd(&[b"DEBUG", b"SLEEP", b"0.3"]);
+    std::thread::sleep(Duration::from_millis(50));
+    early.send_cmd(&[b"PING"]);
+    std::thread::sleep(Duration::from_millis(50));
+    runner.send_cmd(&[b"EVAL", b"while true do end", b"0"]);
+    assert_eq!(String::from_utf8_lossy(&early.read_reply()), "+PONG\r\n");
+    wait_for(&mut early, BUSY_SCRIPT);
+    assert_eq!(s.raw().cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    assert!(String::from_utf8_lossy(&runner.read_reply()).starts_with("-ERR Script killed by user"));
+    assert_eq!(String::from_utf8_lossy(&sleeper.read_reply()), "+OK\r\n");
+    assert_eq!(early.cmd(&["PING"]), "+PONG\r\n");
+}

@@ -150,6 +150,18 @@ impl Slot {
         }
     }
 
+    /// Parked with replies not written yet (the task writes them one
+    /// event-loop turn later, `conn::serve`): they wait in the slot, where
+    /// a busy script's hook sends them before it serves anything else.
+    pub fn lend_output(&self, out: &mut Vec<u8>) {
+        let mut unsent = self.unsent.borrow_mut();
+        if unsent.is_empty() {
+            std::mem::swap(out, &mut unsent);
+        } else {
+            unsent.append(out);
+        }
+    }
+
     /// The task is about to wait for input, with every reply written:
     /// lends the input buffer and parser to the slot. A slot the hook
     /// created for a new connection is parked already and keeps its own.
@@ -203,11 +215,13 @@ impl Slot {
             std::mem::swap(inbuf, &mut input.0);
             std::mem::swap(parser, &mut input.1);
         }
+        // Replies lent at parking (`lend_output`) that the hook did not
+        // send come back whether or not it did anything else.
+        out.append(&mut self.unsent.borrow_mut());
         if !self.touched.replace(false) {
             return None;
         }
         cmds.append(&mut self.held.borrow_mut());
-        out.append(&mut self.unsent.borrow_mut());
         let state = self.state.get();
         Some(Resumed {
             authed: state & AUTHED != 0,

@@ -248,6 +248,8 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
     let mut cmds: Vec<Vec<Bytes>> = Vec::new();
     // While this task waits for input, a busy script's hook may serve it.
     let slot = super::busy::register(fd, busy_state(&conn), max_bulk, hook_serves);
+    // Replies of the last input not written yet (see below).
+    let mut deferred = false;
     'conn: loop {
         // Input read while the last command waited is handled before the
         // connection waits for more.
@@ -257,11 +259,32 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             conn.s.publish_waiting(conn.out.buf.capacity(), &conn.inbuf, &conn.parser);
             let state = busy_state(&conn);
             slot.park(&mut conn.inbuf, &mut conn.parser, state);
+            if deferred {
+                slot.lend_output(&mut conn.out.buf);
+            }
             tokio::select! {
+                // The thread's other ready connections have run: write.
+                () = tokio::task::yield_now(), if deferred => {
+                    deferred = false;
+                    let woke = conn.resume(&slot, &mut cmds);
+                    if !conn.send_replies().await {
+                        break 'conn;
+                    }
+                    if !woke {
+                        continue;
+                    }
+                    0
+                }
                 r = slot.read(&mut conn.sock) => match r {
                     Ok(n) if n > 0 => n,
                     // End of input: what a busy script's hook left is handled first.
                     _ if slot.touched() => 0,
+                    Ok(_) if deferred => {
+                        // The client stopped sending: its last replies still go.
+                        conn.resume(&slot, &mut cmds);
+                        conn.send_replies().await;
+                        break;
+                    }
                     _ => break,
                 },
                 () = slot.resumed() => 0,
@@ -381,8 +404,26 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
                 break;
             }
         }
-        if !conn.send_replies().await {
-            break 'conn;
+        if conn.s.closing || info.killed.load(Relaxed) || conn.read_ahead || !hook_serves {
+            if !conn.send_replies().await {
+                break 'conn;
+            }
+        } else if !conn.out.buf.is_empty() {
+            // The replies wait one event-loop turn, so that the thread's
+            // other ready connections run first and the replies of the
+            // round go out back to back, as Redis writes them before its
+            // event loop sleeps: a client woken by one reply is still
+            // running when the next arrive, where one woken per reply
+            // costs the writing thread most (on loopback the wake-up is
+            // charged to it: 17% of the server's CPU at GET -P 16 over 1M
+            // keys, against redis-server's 2.7%). Meanwhile the
+            // connection is parked with them, so a script turning busy on
+            // this thread does not hold them: its hook sends them. (A TLS
+            // connection, which the hook cannot serve, writes at once.)
+            if std::mem::take(&mut conn.wrote) {
+                conn.journal_durable().await;
+            }
+            deferred = true;
         }
         if conn.s.closing || info.killed.load(Relaxed) {
             break;
