@@ -362,6 +362,7 @@ fn shard_thread(
         .enable_all()
         .on_thread_park(move || {
             crate::shard::before_park();
+            conn::new_round();
             if idle.journal.wants_commit() {
                 commit_due.notify_one();
             }

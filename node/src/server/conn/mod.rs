@@ -404,14 +404,16 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
                 break;
             }
         }
-        if conn.s.closing || info.killed.load(Relaxed) || conn.read_ahead || !hook_serves {
+        if conn.s.closing || info.killed.load(Relaxed) || conn.read_ahead || !hook_serves || first_of_round() {
             if !conn.send_replies().await {
                 break 'conn;
             }
         } else if !conn.out.buf.is_empty() {
-            // The replies wait one event-loop turn, so that the thread's
-            // other ready connections run first and the replies of the
-            // round go out back to back, as Redis writes them before its
+            // Except for the first connection to answer in a round (its
+            // reply wakes the client; waiting would only cost a turn when
+            // it is alone), the replies wait one event-loop turn, so that
+            // the thread's other ready connections run first and the
+            // replies of the round go out back to back, as Redis writes them before its
             // event loop sleeps: a client woken by one reply is still
             // running when the next arrive, where one woken per reply
             // costs the writing thread most (on loopback the wake-up is
@@ -442,6 +444,25 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
     crate::commands::pubsub::unsubscribe_all(&engine, &mut conn.s);
     engine.clients.unregister(info.id);
     engine.stats.connected_clients.fetch_sub(1, Relaxed);
+}
+
+thread_local! {
+    /// Connections that answered input since the thread last went idle.
+    static ANSWERED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The shard thread is about to go idle: a new round starts.
+pub fn new_round() {
+    ANSWERED.with(|a| a.set(0));
+}
+
+/// Counts a connection answering input; whether it is the first since
+/// the thread last went idle.
+fn first_of_round() -> bool {
+    ANSWERED.with(|a| {
+        a.set(a.get() + 1);
+        a.get() == 1
+    })
 }
 
 /// Largest read into the per-thread scratch buffer: a pipeline of 16
