@@ -363,7 +363,7 @@ fn shard_thread(
         .on_thread_park(move || {
             crate::shard::before_park();
             conn::new_round();
-            if idle.journal.wants_commit() {
+            if idle.journal.uncommitted() {
                 commit_due.notify_one();
             }
             parking.before_park()

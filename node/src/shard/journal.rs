@@ -159,17 +159,12 @@ impl JournalStatus {
 
     /// Whether records sent under group commit wait for a shard thread to
     /// commit them.
-    fn uncommitted(&self) -> bool {
-        self.group_commit.load(Relaxed) && self.unflushed.load(Relaxed)
-    }
-
-    /// Whether records sent under group commit wait for a commit.
-    pub fn wants_commit(&self) -> bool {
+    pub fn uncommitted(&self) -> bool {
         self.group_commit.load(Relaxed) && self.unflushed.load(Relaxed)
     }
 
     /// A shard thread has run out of work (its runtime parked with
-    /// `wants_commit`, and the thread's commit task runs one event-loop
+    /// records `uncommitted`, and the thread's commit task runs one event-loop
     /// turn later, `server::shard_thread`): if records went to the writer
     /// since a thread last did, the writer may write and fsync them now —
     /// every write that arrived while the thread ran is in, as Redis

@@ -413,12 +413,12 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             // reply wakes the client; waiting would only cost a turn when
             // it is alone), the replies wait one event-loop turn, so that
             // the thread's other ready connections run first and the
-            // replies of the round go out back to back, as Redis writes them before its
-            // event loop sleeps: a client woken by one reply is still
-            // running when the next arrive, where one woken per reply
-            // costs the writing thread most (on loopback the wake-up is
-            // charged to it: 17% of the server's CPU at GET -P 16 over 1M
-            // keys, against redis-server's 2.7%). Meanwhile the
+            // round's replies go out back to back, as Redis writes them
+            // before its event loop sleeps: a client woken by one reply is
+            // still running when the next arrive, where one woken per
+            // reply costs the writing thread most (on loopback the wake-up
+            // is charged to it: 17% of the server's CPU at GET -P 16 over
+            // 1M keys, against redis-server's 2.7%). Meanwhile the
             // connection is parked with them, so a script turning busy on
             // this thread does not hold them: its hook sends them. (A TLS
             // connection, which the hook cannot serve, writes at once.)

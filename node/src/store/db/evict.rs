@@ -49,17 +49,13 @@ impl Db {
         let mut steps = cap;
         for _ in 0..n {
             let start = rand::random_range(0..cap);
-            for k in 0..steps {
+            let live = (0..steps).find_map(|k| {
                 let i = (start + k) % cap;
-                if let Some(e) = self.entries.get(i) {
-                    f(&e.key, self.entries.meta(i), self.entries.expiry(i), i);
-                    steps -= k;
-                    break;
-                }
-                if k + 1 == steps {
-                    return;
-                }
-            }
+                self.entries.get(i).map(|e| (k, i, e))
+            });
+            let Some((k, i, e)) = live else { return };
+            f(&e.key, self.entries.meta(i), self.entries.expiry(i), i);
+            steps -= k;
         }
     }
 
