@@ -43,10 +43,10 @@ pub fn note_exceeded(over: bool) {
     let since = EXCEEDED_SINCE.load(Relaxed);
     match (over, since) {
         (true, 0) => {
-            let _ = EXCEEDED_SINCE.compare_exchange(0, crate::util::now_ms().max(1), Relaxed, Relaxed);
+            let _ = EXCEEDED_SINCE.compare_exchange(0, crate::util::coarse_now_ms().max(1), Relaxed, Relaxed);
         }
         (false, s) if s != 0 && EXCEEDED_SINCE.compare_exchange(s, 0, Relaxed, Relaxed).is_ok() => {
-            EXCEEDED_TOTAL.fetch_add(crate::util::now_ms().saturating_sub(s), Relaxed);
+            EXCEEDED_TOTAL.fetch_add(crate::util::coarse_now_ms().saturating_sub(s), Relaxed);
         }
         _ => {}
     }
@@ -56,7 +56,7 @@ pub fn note_exceeded(over: bool) {
 /// running episode, and all of them (the running one included).
 pub fn exceeded_ms() -> (u64, u64) {
     let since = EXCEEDED_SINCE.load(Relaxed);
-    let current = if since == 0 { 0 } else { crate::util::now_ms().saturating_sub(since) };
+    let current = if since == 0 { 0 } else { crate::util::coarse_now_ms().saturating_sub(since) };
     (current, EXCEEDED_TOTAL.load(Relaxed) + current)
 }
 

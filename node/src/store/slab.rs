@@ -90,6 +90,19 @@ impl<T> Slab<T> {
         ((ci << CHUNK_BITS) | (chunk.len() - 1)) as u32
     }
 
+    /// Asks the CPU to start loading position `i` and its metadata into
+    /// the cache, so several random positions' misses overlap (eviction
+    /// sampling reads a handful of them at once). Does nothing for a
+    /// position never used.
+    #[inline]
+    pub fn prefetch(&self, i: u32) {
+        let (c, o) = ((i >> CHUNK_BITS) as usize, i as usize & (CHUNK - 1));
+        if let (Some(slot), Some(meta)) = (self.chunks.get(c).and_then(|c| c.get(o)), self.meta.get(c).and_then(|m| m.get(o))) {
+            prefetch_line(slot as *const Option<T> as *const i8);
+            prefetch_line(meta.as_ptr() as *const i8);
+        }
+    }
+
     /// The metadata of position `i` (0 for a position never used).
     #[inline]
     pub fn meta(&self, i: u32) -> u32 {
@@ -186,6 +199,18 @@ struct Expiry {
 fn meta_bytes(meta: u32) -> [u8; 3] {
     let [a, b, c, _] = meta.to_le_bytes();
     [a, b, c]
+}
+
+/// A hint to load the cache line at `p`; never dereferences it.
+#[inline(always)]
+fn prefetch_line(p: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that cannot fault, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[cfg(test)]

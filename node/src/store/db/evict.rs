@@ -47,15 +47,26 @@ impl Db {
         // it yields one, so a database with keys always does; all the walks
         // together step over at most the slab's length.
         let mut steps = cap;
-        for _ in 0..n {
-            let start = rand::random_range(0..cap);
-            let live = (0..steps).find_map(|k| {
-                let i = (start + k) % cap;
-                self.entries.get(i).map(|e| (k, i, e))
-            });
-            let Some((k, i, e)) = live else { return };
-            f(&e.key, self.entries.meta(i), self.entries.expiry(i), i);
-            steps -= k;
+        // Positions are drawn a batch at a time and their lines requested
+        // together: each is a cache miss on a big keyspace, and they overlap.
+        let mut left = n;
+        while left > 0 {
+            let mut starts = [0u32; 16];
+            let starts = &mut starts[..left.min(16)];
+            left -= starts.len();
+            for s in starts.iter_mut() {
+                *s = rand::random_range(0..cap);
+                self.entries.prefetch(*s);
+            }
+            for &start in starts.iter() {
+                let live = (0..steps).find_map(|k| {
+                    let i = (start + k) % cap;
+                    self.entries.get(i).map(|e| (k, i, e))
+                });
+                let Some((k, i, e)) = live else { return };
+                f(&e.key, self.entries.meta(i), self.entries.expiry(i), i);
+                steps -= k;
+            }
         }
     }
 
