@@ -27,10 +27,10 @@ use crate::shard::{Engine, LocalShard, NO_TX};
 use std::path::PathBuf;
 
 /// Bytes a shard serialises per step before it lets other work run.
-const STEP: usize = 64 * 1024;
+const STEP: usize = 32 * 1024;
 /// While clients keep a shard busy, its snapshot steps are followed by
 /// pauses this many times as long.
-const BUSY_SHARE: u32 = 4;
+const BUSY_SHARE: u32 = 8;
 /// Commands served during one step that make the thread count as busy.
 const BUSY_COMMANDS: u64 = 32;
 /// Records in flight to the writer per shard (each about `STEP` bytes).
@@ -300,6 +300,7 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
     let replica = feeds.map(|f| (f, (!diskless).then(|| path.clone())));
     let streamed = diskless.then(|| replica.as_ref().map(|(f, _)| f.clone())).flatten();
     let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
+        background_priority();
         let result = match (streamed, file) {
             (Some(feeds), _) => writer::stream(header, parts, n, feeds, PAYLOAD_PATIENCE),
             (None, Some(file)) => writer::write(&path, file, header, parts, n),
@@ -313,6 +314,16 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
         return Err(format!("cannot start the snapshot thread: {e}"));
     }
     Ok(())
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10; on Linux
+/// the nice value is per thread): where cores are short, the shard
+/// threads serving clients win them over the snapshot's file writing.
+fn background_priority() {
+    // SAFETY: setpriority with who = 0 changes the calling thread only.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
 }
 
 /// Redis's AUX fields.
@@ -407,8 +418,8 @@ pub async fn shard_task(local: Rc<LocalShard>, engine: Arc<Engine>) {
 
 /// Streams this shard's part of the running snapshot to the writer.
 /// While the thread's clients keep it busy, the snapshot takes about a
-/// `BUSY_SHARE`th of its time (the writes themselves still serialise the
-/// slots they touch first); on an idle thread it runs flat out.
+/// `BUSY_SHARE + 1`th of its time (the writes themselves still serialise
+/// the keys they touch first); on an idle thread it runs flat out.
 async fn serialise(local: &LocalShard, to_writer: mpsc::Sender<Part>) {
     let mut served = local.cell.borrow().stats.commands;
     loop {

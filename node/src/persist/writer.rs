@@ -121,6 +121,16 @@ pub fn write(
     result
 }
 
+/// The RDB records of the string keys a shard left unencoded, in `out`
+/// (cleared first; a big spare capacity is not kept).
+fn encode_strings(frames: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    if out.capacity() > 4 << 20 {
+        *out = Vec::new();
+    }
+    rdb::deferred::encode(frames, out);
+}
+
 /// `temp-<pid>.rdb` in the target's directory, as Redis names it.
 fn temp_name(target: &Path) -> PathBuf {
     let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -149,14 +159,21 @@ fn write_to(out: &Mutex<FileOut>, header: Header, parts: &mut mpsc::Receiver<Par
         f.check()?;
     }
     let (mut done, mut keys) = (0, 0);
+    let mut encoded = Vec::new();
     while done < shards {
         let Some(part) = parts.blocking_recv() else {
             return Err("a shard stopped before writing all of its keys".into());
         };
         match part {
-            Part::Records { db, bytes } => {
+            Part::Records { db, bytes, strings } => {
+                // Encoded before the file is locked: shards may be waiting
+                // to write to it.
+                encode_strings(&strings, &mut encoded);
                 let mut f = lock(out);
                 f.append(db, &bytes);
+                if !encoded.is_empty() {
+                    f.append(db, &encoded);
+                }
                 f.check()?;
             }
             Part::Done { keys: k } => {
@@ -230,7 +247,7 @@ fn stream_rdb<W: Write>(
             return Err("a shard stopped before writing all of its keys".into());
         };
         match part {
-            Part::Records { db, bytes } => {
+            Part::Records { db, bytes, strings } => {
                 if current_db != Some(db) {
                     buf.clear();
                     rdb::write_select_db(&mut buf, db);
@@ -238,6 +255,8 @@ fn stream_rdb<W: Write>(
                     current_db = Some(db);
                 }
                 w.put(&bytes).map_err(&io)?;
+                encode_strings(&strings, &mut buf);
+                w.put(&buf).map_err(&io)?;
             }
             Part::Done { keys: k } => {
                 done += 1;

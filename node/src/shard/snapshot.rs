@@ -19,8 +19,9 @@ use crate::store::Db;
 
 /// What a shard sends the file writer.
 pub enum Part {
-    /// RDB records of keys of database `db`.
-    Records { db: u32, bytes: Vec<u8> },
+    /// RDB records of keys of database `db`, and string keys of it the
+    /// writer encodes (`rdb::deferred` frames).
+    Records { db: u32, bytes: Vec<u8>, strings: Vec<u8> },
     /// The shard has written all of its keys (`keys` of them).
     Done { keys: u64 },
 }
@@ -83,9 +84,9 @@ impl Shard {
         let mut size = 0;
         while let Some(d) = snap.detached.last_mut() {
             let done = d.snapshot_step(budget);
-            if let Some((db, bytes)) = d.snapshot_take() {
-                size += bytes.len();
-                out.push(Part::Records { db, bytes });
+            if let Some((db, bytes, strings)) = d.snapshot_take() {
+                size += bytes.len() + strings.len();
+                out.push(Part::Records { db, bytes, strings });
             }
             if !done {
                 return false;
@@ -98,9 +99,9 @@ impl Shard {
         }
         // Records written by the write paths come first, then more slots.
         for d in self.dbs.iter_mut().flatten() {
-            if let Some((db, bytes)) = d.snapshot_take() {
-                size += bytes.len();
-                out.push(Part::Records { db, bytes });
+            if let Some((db, bytes, strings)) = d.snapshot_take() {
+                size += bytes.len() + strings.len();
+                out.push(Part::Records { db, bytes, strings });
             }
         }
         for d in self.dbs.iter_mut().flatten() {
@@ -108,9 +109,9 @@ impl Shard {
                 continue;
             }
             let done = d.snapshot_step(budget.saturating_sub(size));
-            if let Some((db, bytes)) = d.snapshot_take() {
-                size += bytes.len();
-                out.push(Part::Records { db, bytes });
+            if let Some((db, bytes, strings)) = d.snapshot_take() {
+                size += bytes.len() + strings.len();
+                out.push(Part::Records { db, bytes, strings });
             }
             if !done || size >= budget {
                 return false;

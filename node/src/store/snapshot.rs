@@ -51,11 +51,14 @@ pub struct DbSnapshot {
     next: usize,
     /// Records written and not yet taken.
     pub buf: Vec<u8>,
+    /// String keys not encoded yet (`rdb::deferred` frames): the file's
+    /// writer encodes them, not the shard thread.
+    pub strings: Vec<u8>,
     /// Keys written so far.
     pub keys: u64,
     /// Keys of slots not serialised yet that were written out (or created)
     /// already: their slot leaves them out.
-    early: HashSet<SmallBytes>,
+    early: HashSet<SmallBytes, foldhash::fast::RandomState>,
     /// Where records go once `buf` is full, and big records as they are
     /// encoded (none in unit tests: everything stays in `buf`).
     direct: Option<Direct>,
@@ -63,7 +66,17 @@ pub struct DbSnapshot {
 
 impl DbSnapshot {
     pub fn new(number: u32, now: u64, slots: usize, direct: Option<Direct>) -> DbSnapshot {
-        DbSnapshot { number, now, done: vec![0; slots.div_ceil(64)], next: 0, buf: Vec::new(), keys: 0, early: HashSet::new(), direct }
+        DbSnapshot {
+            number,
+            now,
+            done: vec![0; slots.div_ceil(64)],
+            next: 0,
+            buf: Vec::new(),
+            strings: Vec::new(),
+            keys: 0,
+            early: HashSet::default(),
+            direct,
+        }
     }
 
     #[inline]
@@ -115,6 +128,16 @@ impl DbSnapshot {
         }
         let at = (expire_at != 0).then_some(expire_at);
         self.keys += 1;
+        if let Some(s) = deferrable(value) {
+            rdb::deferred::push(&mut self.strings, key, s, expire_at);
+            if self.strings.len() >= SPILL && self.direct.is_some() {
+                // The writer is behind: encode them here rather than hold more.
+                rdb::deferred::encode(&self.strings, &mut self.buf);
+                self.strings.clear();
+                self.spill_if_full();
+            }
+            return;
+        }
         let Some(direct) = &self.direct else {
             return rdb::write_entry(&mut self.buf, key, value, at);
         };
@@ -133,6 +156,17 @@ impl DbSnapshot {
             return;
         }
         rdb::write_entry(&mut self.buf, key, value, at);
+        self.spill_if_full();
+    }
+
+    /// Records and frames waiting to be taken, in bytes.
+    pub fn pending(&self) -> usize {
+        self.buf.len() + self.strings.len()
+    }
+
+    /// Sends `buf` to the file once it holds `SPILL` bytes.
+    fn spill_if_full(&mut self) {
+        let Some(direct) = &self.direct else { return };
         if self.buf.len() >= SPILL {
             direct.lock().unwrap_or_else(PoisonError::into_inner).put(self.number, &self.buf);
             self.buf.clear();
@@ -142,6 +176,19 @@ impl DbSnapshot {
         }
     }
 }
+
+/// A string value the writer may encode: any but the big ones, which go
+/// to the file in one piece as they are encoded (see `write`), never
+/// copied whole.
+fn deferrable(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::Str(s) if s.len() <= DEFER_MAX => Some(s),
+        _ => None,
+    }
+}
+
+/// The longest string value handed to the writer unencoded.
+const DEFER_MAX: usize = 64 << 10;
 
 #[cfg(test)]
 mod tests {
@@ -166,7 +213,8 @@ mod tests {
     fn expired_keys_are_left_out() {
         let mut s = DbSnapshot::new(0, 1000, 1, None);
         s.write(b"old", &Value::Int(1), 999);
-        assert_eq!((s.keys, s.buf.len()), (0, 0));
+        s.write(b"old string", &Value::Str(SmallBytes::new(b"v")), 999);
+        assert_eq!((s.keys, s.pending()), (0, 0));
         s.write(b"live", &Value::Int(1), 1001);
         s.write(b"forever", &Value::Int(1), 0);
         assert_eq!(s.keys, 2);

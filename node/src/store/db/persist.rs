@@ -84,7 +84,7 @@ impl Db {
         let slots = self.tables.len();
         loop {
             let Some(s) = &mut self.snap else { return true };
-            if s.buf.len() >= budget {
+            if s.pending() >= budget {
                 return false;
             }
             match s.next_pending(slots) {
@@ -95,13 +95,14 @@ impl Db {
     }
 
     /// The records written since the last call, with the snapshot's
-    /// database number.
-    pub fn snapshot_take(&mut self) -> Option<(u32, Vec<u8>)> {
+    /// database number: (number, RDB records, string keys still to encode
+    /// as `rdb::deferred` frames).
+    pub fn snapshot_take(&mut self) -> Option<(u32, Vec<u8>, Vec<u8>)> {
         let s = self.snap.as_mut()?;
-        if s.buf.is_empty() {
+        if s.pending() == 0 {
             return None;
         }
-        Some((s.number, std::mem::take(&mut s.buf)))
+        Some((s.number, std::mem::take(&mut s.buf), std::mem::take(&mut s.strings)))
     }
 
     /// Ends this database's part (finished or abandoned); returns the
@@ -179,7 +180,8 @@ mod tests {
         d.snapshot_step(1);
         change(d);
         while !d.snapshot_step(1 << 20) {}
-        let (_, body) = d.snapshot_take().unwrap_or((0, Vec::new()));
+        let (_, mut body, strings) = d.snapshot_take().unwrap_or_default();
+        rdb::deferred::encode(&strings, &mut body);
         d.snapshot_end();
         let mut file = Vec::new();
         rdb::write_header(&mut file, &[]);

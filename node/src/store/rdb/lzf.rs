@@ -46,6 +46,31 @@ fn hash(b: &[u8]) -> usize {
     (v.wrapping_mul(2_654_435_761) >> (32 - HLOG)) as usize
 }
 
+/// The length (at least 3, at most `most`) of the match at `i` of the
+/// earlier position `r` whose first three bytes are equal: compared eight
+/// bytes at a time (repetitive values, which compress, have long matches).
+#[inline]
+fn match_len(input: &[u8], r: usize, i: usize, most: usize) -> usize {
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&input[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut len = 3;
+    // r < i and len + 8 <= most <= input.len() - i keep both words inside.
+    while len + 8 <= most {
+        let diff = word(r + len) ^ word(i + len);
+        if diff != 0 {
+            return len + (diff.trailing_zeros() / 8) as usize;
+        }
+        len += 8;
+    }
+    while len < most && input[r + len] == input[i + len] {
+        len += 1;
+    }
+    len
+}
+
 fn literals(out: &mut Vec<u8>, mut lit: &[u8]) {
     while !lit.is_empty() {
         let n = lit.len().min(MAX_LIT);
@@ -69,11 +94,7 @@ pub fn compress(input: &[u8], max: usize, out: &mut Vec<u8>) -> bool {
             t[h] = i as u32;
             if r < i && i - r - 1 < MAX_OFF && input[r..r + 3] == input[i..i + 3] {
                 literals(out, &input[lit..i]);
-                let most = (n - i).min(MAX_REF);
-                let mut len = 3;
-                while len < most && input[r + len] == input[i + len] {
-                    len += 1;
-                }
+                let len = match_len(input, r, i, (n - i).min(MAX_REF));
                 let (off, l) = (i - r - 1, len - 2);
                 if l < 7 {
                     out.push((l << 5) as u8 | (off >> 8) as u8);
@@ -126,6 +147,26 @@ mod tests {
         // Random bytes do not shrink: refused, output untouched.
         let noise: Vec<u8> = (0..4096).map(|_| rand::random::<u8>()).collect();
         assert_eq!(round_trip(&noise), None);
+    }
+
+    #[test]
+    fn word_matches_measure_what_byte_matches_do() {
+        // Runs of a few symbols: matches of every length, ending anywhere
+        // within a word.
+        let data: Vec<u8> = (0..2000u32).map(|i| b"ab"[((i * i / 7) % 11 == 0) as usize]).collect();
+        for i in 1..data.len() - 3 {
+            for r in i.saturating_sub(40)..i {
+                if data[r..r + 3] != data[i..i + 3] {
+                    continue;
+                }
+                let most = (data.len() - i).min(MAX_REF);
+                let mut naive = 3;
+                while naive < most && data[r + naive] == data[i + naive] {
+                    naive += 1;
+                }
+                assert_eq!(match_len(&data, r, i, most), naive, "r {r} i {i}");
+            }
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! - `reader`: the file reader.
 
 mod decode;
+pub mod deferred;
 mod encode;
 mod input;
 mod listpack;
@@ -146,10 +147,13 @@ impl From<std::io::Error> for RdbError {
 /// incrementally.
 #[derive(Clone)]
 pub struct Crc64 {
-    digest: crc::Digest<'static, u64>,
+    digest: crc::Digest<'static, u64, crc::Table<16>>,
 }
 
-static CRC64: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
+/// Sixteen tables (32 KiB) rather than one: every byte of a snapshot file
+/// goes through this, some of it on a shard thread, and slicing by 16 is
+/// several times faster than a byte at a time.
+static CRC64: crc::Crc<u64, crc::Table<16>> = crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
 
 impl Crc64 {
     pub fn new() -> Crc64 {
