@@ -16,7 +16,8 @@
 #
 # Environment: DAMSELFLY_BIN (default target/release/damselfly), KEYS
 # (default 1000000), VALUE (default 100), MEMBERS (default 1000000),
-# REQUESTS (per throughput run, default 2000000), ONLY=journal (only the
+# REQUESTS (per throughput run, default 2000000), SAVE_ROUNDS (quiet and
+# busy runs alternating, medians reported; default 3), ONLY=journal (only the
 # journal rows), ROUNDS (journal rows: rounds of damselfly then
 # redis-server, the median round's ratio reported; default 1). Run on a
 # quiet machine.

@@ -451,9 +451,6 @@ impl Db {
             notify::push(&mut self.notes, key, NoteKind::New);
         }
         let local = self.local(self.slot_of(key));
-        if self.snap.is_some() {
-            self.snapshot_before_insert(local, key);
-        }
         if let Some(j) = &mut self.journal {
             j.push(SmallBytes::new(key));
         }
@@ -481,6 +478,9 @@ impl Db {
         }
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.tables[local].insert_unique(h, idx, |&i| hasher.hash_one(&*entries.get(i).expect("indexed").key));
+        if self.snap.is_some() {
+            self.snapshot_after_insert(local, idx);
+        }
         idx
     }
 

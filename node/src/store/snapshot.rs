@@ -9,22 +9,18 @@
 //! writes that key out as it still is and notes it (`early`), so the slot
 //! skips it later; a new key is only noted. The file holds each key as it
 //! was at the start, whatever happens to it later, and a write pays for
-//! one key. The notes are bounded (`EARLY_MAX`): past it, a write
-//! serialises its whole slot instead. The memory a snapshot costs is the
-//! records waiting in `buf` and those notes, not a copy of the keyspace.
+//! one key. A note is a bit per slab position. The memory a snapshot
+//! costs is the records waiting in `buf` and those bits, not a copy of the
+//! keyspace.
 //! Both are bounded: once `buf` holds `SPILL` bytes it goes straight to the
 //! file (`Direct`, from the shard thread), and a big value's record is
 //! written there in `SPILL`-sized chunks as it is encoded, never whole.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::rdb;
-use super::{SmallBytes, Value};
+use super::Value;
 
-/// Keys written out (or created) ahead of their slot, at most; past it,
-/// writes serialise whole slots.
-const EARLY_MAX: usize = 1 << 16;
 /// Records a database's snapshot holds at most before they go straight to
 /// the file; also the chunk a big value's record is written in.
 pub const SPILL: usize = 256 << 10;
@@ -56,9 +52,11 @@ pub struct DbSnapshot {
     pub strings: Vec<u8>,
     /// Keys written so far.
     pub keys: u64,
-    /// Keys of slots not serialised yet that were written out (or created)
-    /// already: their slot leaves them out.
-    early: HashSet<SmallBytes, foldhash::fast::RandomState>,
+    /// One bit per slab position: the key there, of a slot not serialised
+    /// yet, was written out (or created) already, and its slot leaves it
+    /// out. A position freed and reused meanwhile keeps its bit, which is
+    /// right: the key that reuses it is new, or its slot is done.
+    early: Vec<u64>,
     /// Where records go once `buf` is full, and big records as they are
     /// encoded (none in unit tests: everything stays in `buf`).
     direct: Option<Direct>,
@@ -74,7 +72,7 @@ impl DbSnapshot {
             buf: Vec::new(),
             strings: Vec::new(),
             keys: 0,
-            early: HashSet::default(),
+            early: Vec::new(),
             direct,
         }
     }
@@ -88,22 +86,18 @@ impl DbSnapshot {
         self.done[local / 64] |= 1 << (local % 64);
     }
 
-    pub fn is_early(&self, key: &[u8]) -> bool {
-        !self.early.is_empty() && self.early.contains(key)
+    /// Whether the key at slab position `idx` was handled ahead of its slot.
+    #[inline]
+    pub fn is_early(&self, idx: u32) -> bool {
+        self.early.get(idx as usize / 64).is_some_and(|w| w & (1 << (idx % 64)) != 0)
     }
 
-    pub fn early_full(&self) -> bool {
-        self.early.len() >= EARLY_MAX
-    }
-
-    pub fn mark_early(&mut self, key: &[u8]) {
-        self.early.insert(SmallBytes::new(key));
-    }
-
-    /// Whether `key` was handled ahead of its slot (forgetting it: its slot
-    /// is being serialised).
-    pub fn take_early(&mut self, key: &[u8]) -> bool {
-        !self.early.is_empty() && self.early.remove(key)
+    pub fn mark_early(&mut self, idx: u32) {
+        let w = idx as usize / 64;
+        if w >= self.early.len() {
+            self.early.resize(w + 1, 0);
+        }
+        self.early[w] |= 1 << (idx % 64);
     }
 
     /// The next local slot not serialised yet, at or after the cursor
@@ -193,6 +187,7 @@ const DEFER_MAX: usize = 64 << 10;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SmallBytes;
 
     #[test]
     fn pending_slots_skip_the_done_ones() {

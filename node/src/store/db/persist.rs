@@ -113,35 +113,31 @@ impl Db {
 
     /// Before the entry at `idx` changes while a snapshot runs: unless its
     /// slot is serialised already, the key is written out as it still is
-    /// (and its slot will skip it), or, when many keys were written out that
-    /// way already, its whole slot is.
+    /// (and its slot will skip it).
     #[cold]
     pub(super) fn snapshot_before_change(&mut self, idx: u32) {
+        if self.snap.as_ref().is_none_or(|s| s.is_early(idx)) {
+            return;
+        }
         let Some(e) = self.entries.get(idx) else { return };
         let local = self.local(key_slot(&e.key));
         let Some(s) = &mut self.snap else { return };
-        if s.is_done(local) || s.is_early(&e.key) {
+        if s.is_done(local) {
             return;
-        }
-        if s.early_full() {
-            return self.snapshot_slot(local);
         }
         s.write(&e.key, &e.value, self.entries.expiry(idx));
-        s.mark_early(&e.key);
+        s.mark_early(idx);
     }
 
-    /// Before a new key is created while a snapshot runs: the snapshot,
-    /// which did not have it, must not pick it up later.
+    /// After a new key was created at slab position `idx` of local slot
+    /// `local` while a snapshot runs: the snapshot, which did not have it,
+    /// must not pick it up later.
     #[cold]
-    pub(super) fn snapshot_before_insert(&mut self, local: usize, key: &[u8]) {
+    pub(super) fn snapshot_after_insert(&mut self, local: usize, idx: u32) {
         let Some(s) = &mut self.snap else { return };
-        if s.is_done(local) || s.is_early(key) {
-            return;
+        if !s.is_done(local) {
+            s.mark_early(idx);
         }
-        if s.early_full() {
-            return self.snapshot_slot(local);
-        }
-        s.mark_early(key);
     }
 
     /// Serialises local slot `local` as it is now, unless it already is,
@@ -153,10 +149,11 @@ impl Db {
         }
         s.mark_done(local);
         for &i in self.tables[local].iter() {
+            if s.is_early(i) {
+                continue;
+            }
             if let Some(e) = self.entries.get(i) {
-                if !s.take_early(&e.key) {
-                    s.write(&e.key, &e.value, self.entries.expiry(i));
-                }
+                s.write(&e.key, &e.value, self.entries.expiry(i));
             }
         }
     }
@@ -172,7 +169,7 @@ mod tests {
     }
 
     /// What a snapshot begun now holds once finished, while the keys change
-    /// under it (per-key hooks, and whole slots past the note limit).
+    /// under it (per-key hooks; new keys reusing freed slab positions).
     fn snapshot_after(d: &mut Db, change: impl FnOnce(&mut Db)) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
         use crate::store::rdb;
         d.snapshot_begin(0, 1, None);
