@@ -168,6 +168,17 @@ fn classes_select_events_and_channels() {
     assert_eq!(got, vec![vec![]]);
 }
 
+/// An increment that leaves a score as it is (infinite) writes nothing: no
+/// event, as redis-server (found by `events_match_redis_server`).
+#[test]
+fn an_increment_that_changes_nothing_is_silent() {
+    let got = events_of(
+        "Kz",
+        &[&["ZADD", "z", "inf", "m"], &["ZINCRBY", "z", "1e3", "m"], &["ZADD", "z", "INCR", "5", "m"], &["ZINCRBY", "z", "1", "n"]],
+    );
+    assert_eq!(got, vec![ev(&[("__keyspace@0__:z", "zadd")]), vec![], vec![], ev(&[("__keyspace@0__:z", "zincr")])]);
+}
+
 #[test]
 fn config_reads_back_as_redis_prints_it() {
     let s = Server::start();

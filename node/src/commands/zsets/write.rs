@@ -164,6 +164,15 @@ pub(super) fn zincrby(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult
         Some(idx) => idx,
         None => db.insert_new(&args[1], Value::ZSet(Box::new(ZSet::with_hint(1, member.len(), limits))), 0),
     };
+    // A score the increment leaves as it is (an infinite one, or one too
+    // big for the increment to show) is no write: no watcher or keyspace
+    // event hears of it, as in Redis.
+    if let Some(old) = zset_ref(db, idx)?.score(member) {
+        if old + delta == old {
+            out.double(old + delta);
+            return Ok(());
+        }
+    }
     let z = zset_at(db, idx)?;
     let mut new = delta;
     let r = z.upsert(member, limits, |cur| {
