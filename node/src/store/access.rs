@@ -117,11 +117,30 @@ fn log_incr_by(counter: u32, factor: u32) -> u32 {
     }
     let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
     let p = 1.0 / (base * factor as f64 + 1.0);
-    if rand::random::<f64>() < p {
+    if unit_random() < p {
         counter + 1
     } else {
         counter
     }
+}
+
+thread_local! {
+    /// xorshift64* state for `unit_random` (seeded once per thread).
+    static RNG: Cell<u64> = Cell::new(rand::random::<u64>() | 1);
+}
+
+/// A uniform number in [0, 1): every read of a key under an LFU policy
+/// draws one, so a few shifts rather than the cryptographic generator.
+#[inline]
+fn unit_random() -> f64 {
+    RNG.with(|r| {
+        let mut x = r.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        r.set(x);
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    })
 }
 
 /// The metadata RESTORE gives a key from its IDLETIME (seconds) or FREQ
@@ -168,6 +187,22 @@ mod tests {
         let near_end = (LRU_CLOCK_MAX as u64 - 1) * 1000;
         let m = lru_clock(near_end);
         assert_eq!(idle_ms(m, near_end + 3000), 2000, "one tick lost at the wrap, as Redis");
+    }
+
+    #[test]
+    fn unit_randoms_are_uniform_in_the_unit_interval() {
+        let n = 100_000;
+        let mut below_half = 0;
+        let mut sum = 0.0;
+        for _ in 0..n {
+            let x = unit_random();
+            assert!((0.0..1.0).contains(&x));
+            below_half += (x < 0.5) as u32;
+            sum += x;
+        }
+        // Binomial and uniform spreads: 10 standard deviations of slack.
+        assert!((below_half as i64 - n as i64 / 2).abs() < 1600, "{below_half}");
+        assert!((sum / n as f64 - 0.5).abs() < 0.01, "{}", sum / n as f64);
     }
 
     #[test]
