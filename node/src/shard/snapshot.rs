@@ -84,10 +84,7 @@ impl Shard {
         let mut size = 0;
         while let Some(d) = snap.detached.last_mut() {
             let done = d.snapshot_step(budget);
-            if let Some((db, bytes, strings)) = d.snapshot_take() {
-                size += bytes.len() + strings.len();
-                out.push(Part::Records { db, bytes, strings });
-            }
+            size += take_part(d, out);
             if !done {
                 return false;
             }
@@ -99,20 +96,14 @@ impl Shard {
         }
         // Records written by the write paths come first, then more slots.
         for d in self.dbs.iter_mut().flatten() {
-            if let Some((db, bytes, strings)) = d.snapshot_take() {
-                size += bytes.len() + strings.len();
-                out.push(Part::Records { db, bytes, strings });
-            }
+            size += take_part(d, out);
         }
         for d in self.dbs.iter_mut().flatten() {
             if !d.snapshotting() {
                 continue;
             }
             let done = d.snapshot_step(budget.saturating_sub(size));
-            if let Some((db, bytes, strings)) = d.snapshot_take() {
-                size += bytes.len() + strings.len();
-                out.push(Part::Records { db, bytes, strings });
-            }
+            size += take_part(d, out);
             if !done || size >= budget {
                 return false;
             }
@@ -169,6 +160,15 @@ impl Shard {
         self.changes_offset = 0;
         self.changes_offset = self.changes();
     }
+}
+
+/// Moves the records `d` has serialised since the last call into `out`;
+/// returns their size in bytes.
+fn take_part(d: &mut Db, out: &mut Vec<Part>) -> usize {
+    let Some((db, bytes, strings)) = d.snapshot_take() else { return 0 };
+    let size = bytes.len() + strings.len();
+    out.push(Part::Records { db, bytes, strings });
+    size
 }
 
 /// The node's snapshot and loading status (INFO `persistence`, LASTSAVE,
