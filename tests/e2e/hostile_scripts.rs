@@ -340,6 +340,12 @@ fn the_busy_hook_copes_with_odd_clients() {
 fn a_reply_ready_before_a_busy_script_is_sent_during_it() {
     let s = server(1, &["--enable-debug-command", "yes"]);
     let (mut sleeper, mut first, mut second, mut runner) = (s.raw(), s.raw(), s.raw(), s.raw());
+    // Every connection accepted and served once before the thread sleeps,
+    // so after it the order their requests arrived in is the order they
+    // are read in.
+    for c in [&mut sleeper, &mut first, &mut second, &mut runner] {
+        assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+    }
     // The thread sleeps; two PINGs and then the script arrive meanwhile,
     // so all three are read in one round when it wakes, in that order.
     sleeper.send_cmd(&[b"DEBUG", b"SLEEP", b"0.3"]);
