@@ -261,8 +261,9 @@ pub struct Config {
     /// `enable-protected-configs`: "no" (default), "yes" or "local"; set at
     /// start-up, as in Redis.
     pub enable_protected_configs: String,
-    /// `appendonly` (start-up only).
-    pub appendonly: bool,
+    /// `appendonly`: whether the journal is on. CONFIG SET changes it here
+    /// and the command layer switches the journal (`persist::aof`).
+    pub appendonly: AtomicBool,
     /// `--replicaof`: the primary to follow from the start.
     pub replicaof: Option<(String, u16)>,
     /// `appendfsync`: 0 always, 1 everysec, 2 no.
@@ -722,7 +723,7 @@ impl Config {
             enable_debug_command: "no".into(),
             enable_module_command: "no".into(),
             enable_protected_configs: "no".into(),
-            appendonly: false,
+            appendonly: AtomicBool::new(false),
             replicaof: None,
             appendfsync: std::sync::atomic::AtomicU8::new(1),
             appenddirname: "appendonlydir".into(),
@@ -888,7 +889,7 @@ impl Config {
                     _ => return Err(ConfigError::Invalid("argument(s) must be one of the following: text, json".into())),
                 }
             }
-            "appendonly" => self.appendonly = yes_no(value)?,
+            "appendonly" => self.appendonly.store(yes_no(value)?, Relaxed),
             "appenddirname" | "appendfilename" => {
                 if value.is_empty() || value.contains('/') {
                     return Err(ConfigError::Invalid(format!("{name} can't be a path, just a filename")));
@@ -1038,12 +1039,7 @@ impl Config {
                 self.appendfsync.store(v, Relaxed);
             }
             "aof-load-truncated" => self.aof_load_truncated.store(yes_no(value)?, Relaxed),
-            "appendonly" if yes_no(value)? == self.appendonly => {}
-            "appendonly" => {
-                return Err(ConfigError::Immutable(
-                    "appendonly is set at start-up here (--appendonly, or the config file); restart to change it".into(),
-                ))
-            }
+            "appendonly" => self.appendonly.store(yes_no(value)?, Relaxed),
             "port"
             | "bind"
             | "databases"
@@ -1118,7 +1114,7 @@ impl Config {
             ("enable-debug-command".into(), self.enable_debug_command.clone()),
             ("enable-module-command".into(), self.enable_module_command.clone()),
             ("enable-protected-configs".into(), self.enable_protected_configs.clone()),
-            ("appendonly".into(), yes_no_text(self.appendonly).into()),
+            ("appendonly".into(), yes_no_text(self.appendonly.load(Relaxed)).into()),
             ("appendfsync".into(), ["always", "everysec", "no"][self.appendfsync.load(Relaxed).min(2) as usize].into()),
             ("appenddirname".into(), self.appenddirname.clone()),
             ("appendfilename".into(), self.appendfilename.clone()),
@@ -1205,9 +1201,9 @@ mod tests {
         let cfg = Config::from_args(&Args::parse_from(["damselfly"])).unwrap();
         cfg.set("maxmemory", "10mb").unwrap();
         assert_eq!(cfg.get(b"maxmemory"), vec![("maxmemory".into(), "10485760".into())]);
-        assert!(matches!(cfg.set("appendonly", "yes"), Err(ConfigError::Immutable(..))));
-        cfg.set("appendonly", "no").unwrap();
-        assert_eq!(cfg.get(b"appendonly")[0].1, "no");
+        cfg.set("appendonly", "yes").unwrap();
+        assert_eq!(cfg.get(b"appendonly")[0].1, "yes");
+        assert!(cfg.set("appendonly", "maybe").is_err());
         cfg.set("appendfsync", "always").unwrap();
         assert_eq!(cfg.appendfsync(), Fsync::Always);
         assert!(cfg.set("appendfsync", "sometimes").is_err());

@@ -361,3 +361,109 @@ fn collection_writes_are_journaled_as_sent_and_replay_the_same() {
     drop(s);
     check_aof(dir.path());
 }
+
+fn config_set(con: &mut Connection, name: &str, value: &str) {
+    redis::cmd("CONFIG").arg("SET").arg(name).arg(value).query::<()>(con).unwrap_or_else(|e| panic!("CONFIG SET {name} {value}: {e}"));
+}
+
+/// Every file the journal's directory holds, sorted.
+fn journal_files(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("{dir}/appendonlydir"))
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// `CONFIG SET appendonly yes` on a node started without the journal
+/// writes a base file of the data it holds plus an increment file, while
+/// clients keep writing (none of their acknowledged writes is lost to a
+/// kill -9 after it); `no` closes the files (later writes are not in
+/// them); `yes` again replaces the old files.
+#[test]
+fn appendonly_turns_on_and_off_at_run_time() {
+    let dir = TempDir::new("journal-config-set");
+    let s = Server::start_with(&["--dir", dir.path(), "--shards", "2", "--save", ""]);
+    let mut con = s.sync_conn();
+    assert_eq!(info_field(&mut con, "aof_enabled"), "0");
+    let mut p = redis::pipe();
+    for i in 0..2000 {
+        p.set(format!("k{i}"), i).ignore();
+    }
+    p.query::<()>(&mut con).unwrap();
+    // A client keeps writing while the journal is turned on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (mut c, stop) = (s.sync_conn(), stop.clone());
+        std::thread::spawn(move || {
+            let mut acked = 0;
+            while !stop.load(Relaxed) {
+                match c.incr::<_, _, i64>("counter", 1) {
+                    Ok(v) => acked = v,
+                    Err(_) => break,
+                }
+            }
+            acked
+        })
+    };
+    config_set(&mut con, "appendfsync", "always");
+    config_set(&mut con, "appendonly", "yes");
+    assert_eq!(info_field(&mut con, "aof_enabled"), "1");
+    let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("appendonly").query(&mut con).unwrap();
+    assert_eq!(got, ["appendonly", "yes"]);
+    wait_rewrites(&mut con, "1");
+    assert_eq!(journal_files(dir.path()), ["appendonly.aof.1.base.rdb", "appendonly.aof.1.incr.aof", "appendonly.aof.manifest"]);
+    let _: () = con.set("after", "on").unwrap();
+    // Crash while the client writes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while con.get::<_, Option<i64>>("counter").unwrap().unwrap_or(0) < 2000 {
+        assert!(Instant::now() < deadline, "the writer did not get going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    s.signal("KILL");
+    let acked = writer.join().unwrap();
+    stop.store(true, Relaxed);
+    drop(s);
+    check_aof(dir.path());
+
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut con).unwrap(), 2002);
+    assert_eq!(con.get::<_, String>("k1999").unwrap(), "1999");
+    assert_eq!(con.get::<_, String>("after").unwrap(), "on");
+    let v: i64 = con.get("counter").unwrap();
+    assert!(v == acked || v == acked + 1, "counter {v} after {acked} acknowledged");
+
+    // Off: the files stay as they were, later writes are not in them.
+    config_set(&mut con, "appendonly", "no");
+    assert_eq!(info_field(&mut con, "aof_enabled"), "0");
+    let _: () = con.set("while", "off").unwrap();
+    let err = redis::cmd("BGREWRITEAOF").query::<String>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("journal is off"), "{err}");
+    let files = journal_files(dir.path());
+    s.signal("KILL");
+    drop(s);
+    assert_eq!(journal_files(dir.path()), files);
+    let s = journaled(dir.path(), "everysec");
+    let mut con = loaded(&s);
+    assert_eq!(con.get::<_, Option<String>>("while").unwrap(), None);
+    assert_eq!(con.get::<_, String>("after").unwrap(), "on");
+
+    // Off and on again: a new base replaces the old files.
+    let rewrites = info_field(&mut con, "aof_rewrites");
+    config_set(&mut con, "appendonly", "no");
+    let _: () = con.set("while", "off again").unwrap();
+    config_set(&mut con, "appendonly", "yes");
+    wait_rewrites(&mut con, &(rewrites.parse::<u64>().unwrap() + 1).to_string());
+    let files = journal_files(dir.path());
+    assert_eq!(files.len(), 3, "the old files are deleted: {files:?}");
+    assert!(!files.contains(&"appendonly.aof.1.base.rdb".to_string()), "{files:?}");
+    let _: () = con.set("on", "again").unwrap();
+    shutdown(s, con);
+    check_aof(dir.path());
+    let s = journaled(dir.path(), "everysec");
+    let mut con = loaded(&s);
+    assert_eq!(con.get::<_, String>("while").unwrap(), "off again");
+    assert_eq!(con.get::<_, String>("on").unwrap(), "again");
+    assert_eq!(con.get::<_, String>("k7").unwrap(), "7");
+}

@@ -151,7 +151,7 @@ async fn bgsave(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
 async fn bgrewriteaof(cx: &mut dyn Coord) -> CmdResult {
     let e = cx.engine();
     if !e.journal.aof_on() {
-        return Err(CmdError::err("the append-only journal is off: start the server with --appendonly yes"));
+        return Err(CmdError::err("the append-only journal is off: turn it on with CONFIG SET appendonly yes (or --appendonly yes)"));
     }
     if e.journal.rewriting.load(Relaxed) {
         return Err(CmdError::err("Background append only file rewriting already in progress"));

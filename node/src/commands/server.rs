@@ -485,6 +485,13 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                     // The default user's password, as in Redis.
                     "requirepass" => super::acl::set_default_password(cx.engine(), (!value.is_empty()).then_some(value.as_str())),
                     "acllog-max-len" => cx.engine().acl.log_trim(cfg.acllog_max_len.load(Relaxed) as usize),
+                    "appendonly" => {
+                        let on = cfg.appendonly.load(Relaxed);
+                        if let Err(e) = crate::persist::set_appendonly(cx.engine(), on).await {
+                            cfg.appendonly.store(!on, Relaxed);
+                            return Err(CmdError::err(format!("CONFIG SET failed (possibly related to argument 'appendonly') - {e}")));
+                        }
+                    }
                     _ => {}
                 }
             }

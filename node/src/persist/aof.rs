@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,6 +38,8 @@ use tracing::{error, warn};
 use crate::config::Fsync;
 use crate::shard::journal::{command, Commit, JournalMsg, Records};
 use crate::shard::{Engine, TxId};
+
+pub use super::manifest::{Layout, Manifest};
 
 /// How long the writer lets messages gather between two writes while
 /// they keep coming.
@@ -52,106 +54,6 @@ const GATHER_MAX: Duration = Duration::from_micros(200);
 /// looks at the replicas' PING and backlog in between).
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
-/// The files of one journal: `dir` is `<dir>/<appenddirname>`, `name` the
-/// `appendfilename` they are all named after.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Manifest {
-    pub base: Option<(String, u64)>,
-    /// Increment files, oldest first.
-    pub incrs: Vec<(String, u64)>,
-}
-
-impl Manifest {
-    /// Parses a manifest's text (Redis 7's format).
-    pub fn parse(text: &str) -> Result<Manifest, String> {
-        let mut m = Manifest::default();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let field = |k: &str| f.iter().position(|w| *w == k).and_then(|i| f.get(i + 1)).copied();
-            let (Some(file), Some(seq), Some(kind)) = (field("file"), field("seq"), field("type")) else {
-                return Err(format!("manifest line {}: expected 'file <name> seq <n> type <b|i|h>'", n + 1));
-            };
-            if file.contains('/') {
-                return Err(format!("manifest line {}: file names must not contain '/'", n + 1));
-            }
-            let seq: u64 = seq.parse().map_err(|_| format!("manifest line {}: bad seq", n + 1))?;
-            match kind {
-                "b" => m.base = Some((file.to_string(), seq)),
-                "i" => m.incrs.push((file.to_string(), seq)),
-                "h" => {}
-                _ => return Err(format!("manifest line {}: unknown type '{kind}'", n + 1)),
-            }
-        }
-        Ok(m)
-    }
-
-    pub fn text(&self) -> String {
-        let mut t = String::new();
-        if let Some((f, s)) = &self.base {
-            t.push_str(&format!("file {f} seq {s} type b\n"));
-        }
-        for (f, s) in &self.incrs {
-            t.push_str(&format!("file {f} seq {s} type i\n"));
-        }
-        t
-    }
-
-    pub fn next_incr_seq(&self) -> u64 {
-        self.incrs.last().map_or(1, |(_, s)| s + 1)
-    }
-}
-
-/// Where the journal lives.
-#[derive(Clone)]
-pub struct Layout {
-    pub dir: PathBuf,
-    pub name: String,
-}
-
-impl Layout {
-    pub fn from_config(engine: &Engine) -> Layout {
-        let cfg = &engine.cfg;
-        let dir = Path::new(&*cfg.dir.lock().unwrap_or_else(|e| e.into_inner())).join(cfg.appenddirname.as_str());
-        Layout { dir, name: cfg.appendfilename.clone() }
-    }
-
-    pub fn manifest_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.manifest", self.name))
-    }
-
-    pub fn base_name(&self, seq: u64) -> String {
-        format!("{}.{seq}.base.rdb", self.name)
-    }
-
-    pub fn incr_name(&self, seq: u64) -> String {
-        format!("{}.{seq}.incr.aof", self.name)
-    }
-
-    pub fn read_manifest(&self) -> Result<Option<Manifest>, String> {
-        match std::fs::read_to_string(self.manifest_path()) {
-            Ok(t) => Manifest::parse(&t).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("reading {}: {e}", self.manifest_path().display())),
-        }
-    }
-
-    /// Replaces the manifest atomically.
-    pub fn write_manifest(&self, m: &Manifest) -> Result<(), String> {
-        let tmp = self.dir.join(format!("temp-{}.manifest", self.name));
-        let io = |e: std::io::Error| format!("writing the manifest in {}: {e}", self.dir.display());
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(m.text().as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, self.manifest_path()).map_err(io)?;
-        super::writer::sync_dir(&self.manifest_path());
-        Ok(())
-    }
-}
-
 /// A transaction's parts so far: how many shards it held, and each part
 /// (shard, records).
 type Pending = (usize, Vec<(usize, Vec<Records>)>);
@@ -161,8 +63,14 @@ struct Writer {
     engine: Arc<Engine>,
     layout: Layout,
     manifest: Manifest,
-    /// `None` when the writer only feeds replicas (`appendonly no`).
+    /// `None` when the writer only feeds replicas (`appendonly no`), or
+    /// waits for the rewrite that turns the files on.
     file: Option<File>,
+    /// The files were turned on at run time and have no base yet: from the
+    /// rewrite's point in time `file` is its new increment file, which the
+    /// manifest names once the base is written (Redis's
+    /// `AOF_WAIT_REWRITE`).
+    enabling: bool,
     /// Bytes at the start of `buf` already given to the replicas' feeds.
     fed: usize,
     /// Bytes written to `file` and not yet fsynced.
@@ -222,6 +130,7 @@ fn spawn(engine: &Arc<Engine>, layout: Layout, manifest: Manifest, file: Option<
         layout,
         manifest,
         file,
+        enabling: false,
         fed: 0,
         unsynced: false,
         db: None,
@@ -500,6 +409,9 @@ impl Writer {
                     self.propagate(&bytes);
                 }
             }
+            JournalMsg::SetFiles { on, done } => {
+                let _ = done.send(if on { self.files_on() } else { self.files_off() });
+            }
             JournalMsg::Fed(done) => {
                 self.feed_replicas();
                 let _ = done.send(());
@@ -673,23 +585,78 @@ impl Writer {
     }
 
     /// Moves on to a new increment file (a rewrite's point in time).
+    /// While the files are being turned on, this is where they start: the
+    /// new file is named in the manifest only with the rewrite's base.
     fn rotate(&mut self) {
         self.flush(true);
-        if self.file.is_none() {
+        if self.file.is_none() && !self.enabling {
             return;
         }
         let seq = self.manifest.next_incr_seq();
         let name = self.layout.incr_name(seq);
-        match open_append(&self.layout.dir.join(&name)) {
+        // A file of that name is a leftover no manifest names: replaced.
+        let created = OpenOptions::new().create(true).write(true).truncate(true).open(self.layout.dir.join(&name));
+        match created {
             Ok(f) => {
                 self.file = Some(f);
                 self.db = None;
                 self.manifest.incrs.push((name, seq));
+                if self.enabling {
+                    return;
+                }
                 if let Err(e) = self.layout.write_manifest(&self.manifest) {
                     self.failed(e);
                 }
             }
-            Err(e) => self.failed(e),
+            Err(e) => self.failed(format!("creating {name}: {e}")),
+        }
+    }
+
+    /// `appendonly yes` at run time: the files in `dir` as they are now
+    /// (an earlier manifest's base and increments are replaced by the
+    /// rewrite the caller asks for next).
+    fn files_on(&mut self) -> Result<(), String> {
+        let st = &self.engine.journal;
+        if self.file.is_some() || self.enabling {
+            return Ok(());
+        }
+        let layout = Layout::from_config(&self.engine);
+        std::fs::create_dir_all(&layout.dir).map_err(|e| format!("creating {}: {e}", layout.dir.display()))?;
+        self.manifest = layout.read_manifest()?.unwrap_or_default();
+        self.layout = layout;
+        self.enabling = true;
+        st.base_seq.store(self.manifest.base.as_ref().map_or(0, |b| b.1), Relaxed);
+        st.enabling.store(true, Relaxed);
+        st.file.store(true, Relaxed);
+        Ok(())
+    }
+
+    /// `appendonly no` at run time: what was received is written and
+    /// fsynced, and the files are closed (a rewrite still running is
+    /// dropped when it ends; files being turned on are deleted).
+    fn files_off(&mut self) -> Result<(), String> {
+        let engine = self.engine.clone();
+        let st = &engine.journal;
+        self.flush(true);
+        if self.enabling {
+            self.drop_pending_incr();
+        }
+        self.file = None;
+        self.enabling = false;
+        self.db = None;
+        st.enabling.store(false, Relaxed);
+        st.file.store(false, Relaxed);
+        st.write_failed.store(false, Relaxed);
+        Ok(())
+    }
+
+    /// Files being turned on: the increment file started at the rewrite's
+    /// point in time, if it was, goes (the next attempt starts another).
+    fn drop_pending_incr(&mut self) {
+        if self.file.take().is_some() {
+            if let Some((name, _)) = self.manifest.incrs.pop() {
+                let _ = std::fs::remove_file(self.layout.dir.join(name));
+            }
         }
     }
 
@@ -700,6 +667,15 @@ impl Writer {
         st.rewriting.store(false, Relaxed);
         if !ok {
             st.last_rewrite_failed.store(true, Relaxed);
+            if self.enabling {
+                self.drop_pending_incr();
+            }
+            return;
+        }
+        if self.file.is_none() {
+            // The files were turned off meanwhile, or are being turned on
+            // by a later rewrite: this one's base describes neither.
+            let _ = std::fs::remove_file(self.layout.dir.join(&base));
             return;
         }
         let Some(seq) = base.split('.').rev().nth(2).and_then(|s| s.parse::<u64>().ok()) else { return };
@@ -712,6 +688,10 @@ impl Writer {
             return error!("{e}");
         }
         st.base_seq.store(seq, Relaxed);
+        if std::mem::take(&mut self.enabling) {
+            st.enabling.store(false, Relaxed);
+            tracing::info!("the append-only journal is on: its first base file is written");
+        }
         st.last_rewrite_failed.store(false, Relaxed);
         st.rewrites.fetch_add(1, Relaxed);
         // The old files are history now.

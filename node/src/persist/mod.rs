@@ -7,8 +7,8 @@
 //! - `writer`: the thread that writes a file safely (temporary name,
 //!   fsync, rename, directory fsync);
 //! - `load`: reading a file back into the shards;
-//! - `aof`, `aof_load`: the append-only journal's files, its writer thread
-//!   and its replay at start (the shard's side is `shard::journal`);
+//! - `aof`, `manifest`, `aof_load`: the append-only journal's writer
+//!   thread, its files and their manifest, and its replay at start (the shard's side is `shard::journal`);
 //! - `replica`, `payload`: a replica's link to its primary and the full
 //!   sync's payload it reads (Redis's `$<len>` and `$EOF:<mark>` forms).
 //!
@@ -20,6 +20,7 @@ pub mod aof;
 pub mod aof_load;
 pub mod duplex;
 pub mod load;
+pub mod manifest;
 pub mod payload;
 pub mod replica;
 pub mod saver;
@@ -59,7 +60,7 @@ fn restore_functions(engine: &Engine, codes: &[Vec<u8>]) -> Result<(), String> {
 /// would look like data loss.
 pub fn load_at_start(engine: &Arc<Engine>) {
     let rdb = engine.cfg.rdb_path();
-    let journal = engine.cfg.appendonly;
+    let journal = engine.cfg.appendonly.load(Relaxed);
     if !journal && !rdb.exists() {
         return;
     }
@@ -120,6 +121,70 @@ fn load_journal(engine: &Arc<Engine>) -> Result<load::Loaded, String> {
         drop(request(engine, crate::shard::snapshot::SaveKind::AofRewrite));
     }
     Ok(loaded)
+}
+
+/// `CONFIG SET appendonly yes|no` (Redis's startAppendOnly and
+/// stopAppendOnly). On: the writer (running already if replicas are fed)
+/// is told to write files from the next rewrite's point in time, every
+/// shard journals its writes, and that rewrite is asked for; the journal
+/// counts as on (INFO `aof_enabled`) at once, and its files hold the data
+/// once the rewrite's base is written. Off: what was received is written
+/// and fsynced, the files are closed (kept on disk, as Redis keeps them),
+/// and shards stop journaling unless replicas need it.
+pub async fn set_appendonly(engine: &Arc<Engine>, on: bool) -> Result<(), String> {
+    if engine.saves.loading() {
+        return Err("the data is still loading; try again once it is loaded".into());
+    }
+    if on {
+        aof::start_sink(engine)?;
+    } else if !engine.journal.on() {
+        return Ok(());
+    }
+    let (done, answer) = oneshot::channel();
+    engine.journal.send(crate::shard::journal::JournalMsg::SetFiles { on, done });
+    answer.await.map_err(|_| "the journal writer stopped".to_string())??;
+    let e = engine.clone();
+    broadcast(engine, move |sh| {
+        let replicas = e.repl.active.load(Relaxed) || e.repl.is_replica();
+        match (on, sh.journaling()) {
+            (true, false) => sh.journal_start(),
+            (false, true) if !replicas => sh.journal_stop(),
+            _ => {}
+        }
+    })
+    .await;
+    if on && engine.journal.enabling.load(Relaxed) && !engine.journal.rewriting.load(Relaxed) {
+        match request(engine, crate::shard::snapshot::SaveKind::AofRewrite).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if e == "scheduled" => {}
+            // The saver retries it (`saver::run`).
+            Ok(Err(e)) => tracing::warn!("cannot start the rewrite that turns the journal on: {e}"),
+            Err(_) => return Err("the node is shutting down".into()),
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` on every shard and waits for all, without blocking the
+/// calling thread (which may be a shard's).
+async fn broadcast(engine: &Engine, f: impl Fn(&mut crate::shard::Shard) + Send + Sync + Clone + 'static) {
+    let mut answers = Vec::new();
+    for s in 0..engine.nshards() {
+        let (tx, rx) = oneshot::channel();
+        let f = f.clone();
+        engine.send(
+            s,
+            NO_TX,
+            Box::new(move |sh| {
+                f(sh);
+                let _ = tx.send(());
+            }),
+        );
+        answers.push(rx);
+    }
+    for a in answers {
+        let _ = a.await;
+    }
 }
 
 /// Runs `f` on every shard and waits for all.

@@ -83,6 +83,10 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
     let mut reloaders: Vec<Reply> = Vec::new();
     // A journal rewrite asked for while a snapshot ran (Redis schedules it).
     let mut rewrite_due = false;
+    // When a journal rewrite last started or ended: one that turns the
+    // journal on is retried `RETRY_SECS` after a failure (Redis retries
+    // while in `AOF_WAIT_REWRITE`).
+    let mut rewrite_seen = std::time::Instant::now();
     // Replicas waiting for their snapshot: one starts when no other runs
     // (a diskless one after `repl-diskless-sync-delay`), for all of them.
     let mut waiting: Waiting = Vec::new();
@@ -111,6 +115,9 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
                     SaveKind::AofRewrite => Mode::Rewrite,
                     _ => Mode::Dump,
                 };
+                if rewrite {
+                    rewrite_seen = std::time::Instant::now();
+                }
                 if let Err(e) = start(&local, &engine, finished_tx.clone(), mode).await {
                     let _ = req.reply.send(Err(e));
                     continue;
@@ -124,9 +131,13 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
             Some(done) = finished.recv() => {
                 let ok = done.result.as_ref().map(|_| ()).map_err(|e| e.clone());
                 let was_rewrite = done.rewrite.is_some();
+                if was_rewrite {
+                    rewrite_seen = std::time::Instant::now();
+                }
                 finish(&engine, done);
                 if rewrite_due && !was_rewrite {
                     rewrite_due = false;
+                    rewrite_seen = std::time::Instant::now();
                     if let Err(e) = start(&local, &engine, finished_tx.clone(), Mode::Rewrite).await {
                         warn!("cannot start the scheduled journal rewrite: {e}");
                     }
@@ -146,6 +157,16 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
             }
             _ = tick.tick() => {
                 start_for_replicas(&local, &engine, &finished_tx, &mut waiting).await;
+                let j = &engine.journal;
+                let idle = !engine.saves.in_progress.load(Relaxed) && !j.rewriting.load(Relaxed) && !rewrite_due;
+                if idle && j.enabling.load(Relaxed) && rewrite_seen.elapsed() >= Duration::from_secs(RETRY_SECS) {
+                    rewrite_seen = std::time::Instant::now();
+                    info!("retrying the rewrite that turns the append-only journal on");
+                    if let Err(e) = start(&local, &engine, finished_tx.clone(), Mode::Rewrite).await {
+                        warn!("cannot start the journal rewrite: {e}");
+                    }
+                    continue;
+                }
                 if let Some(why) = save_point_reached(&engine) {
                     info!("{why}. Saving...");
                     if let Err(e) = start(&local, &engine, finished_tx.clone(), Mode::Dump).await {

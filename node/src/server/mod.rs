@@ -60,7 +60,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         let dir = cfg.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let bind = cfg.bind.first().cloned().unwrap_or_else(|| "127.0.0.1".into());
         crate::commands::cluster::configure(&engine);
-        let has_data = cfg.appendonly || cfg.rdb_path().exists();
+        let has_data = cfg.appendonly.load(std::sync::atomic::Ordering::Relaxed) || cfg.rdb_path().exists();
         crate::cluster::start(engine.clone(), map, std::path::Path::new(&dir), &bind, has_data)?;
     }
 

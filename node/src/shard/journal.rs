@@ -63,6 +63,11 @@ pub enum JournalMsg {
     /// changes no data, so the files do not get it; Redis's
     /// PROPAGATE_REPL).
     ReplOnly { db: u32, bytes: Vec<u8> },
+    /// Turn the files on (`appendonly yes` at run time: the writer starts
+    /// writing them at the next rewrite's point in time, and they count
+    /// once that rewrite's base is written) or off (everything received
+    /// is written and fsynced first); then answer.
+    SetFiles { on: bool, done: tokio::sync::oneshot::Sender<Result<(), String>> },
     /// Give the replicas everything received so far, then answer (the
     /// node is about to follow another and drop them: what they were owed
     /// before goes out first).
@@ -75,6 +80,10 @@ pub struct JournalStatus {
     /// The journal has files (`appendonly yes`); without, the writer
     /// only feeds replicas.
     pub file: AtomicBool,
+    /// The files were turned on at run time and the rewrite that makes
+    /// their first base has not finished yet (Redis's `AOF_WAIT_REWRITE`):
+    /// the saver retries it after a failure.
+    pub enabling: AtomicBool,
     /// Where shards send their records (set when the journal is on).
     pub to_writer: OnceLock<std::sync::mpsc::Sender<JournalMsg>>,
     /// Messages sent to the writer, and those it has made durable (per
@@ -231,6 +240,17 @@ impl Shard {
         self.journal = Some(ShardJournal::default());
         for d in self.dbs.iter_mut().flatten() {
             d.journal_on(true);
+        }
+    }
+
+    /// Turns journaling off (`appendonly no` with no replica to feed),
+    /// unless a transaction's records still wait here to be sent.
+    pub fn journal_stop(&mut self) {
+        if self.journal.as_ref().is_some_and(|j| j.tx_part.is_empty() && j.commands.is_empty()) {
+            self.journal = None;
+            for d in self.dbs.iter_mut().flatten() {
+                d.journal_on(false);
+            }
         }
     }
 
