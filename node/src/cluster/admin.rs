@@ -64,6 +64,9 @@ async fn describe(addr: &str) -> Result<NodeAddr, Status> {
 
 /// How long a change may wait for a majority of voters to accept it.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long ACCEPT waits for a just-restarted node to answer this one's
+/// prober before it reports the node unreachable.
+const ACCEPT_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Awaits a Raft write, bounded: without a majority of voters nothing can
 /// commit, and the caller is told so rather than left waiting.
@@ -445,13 +448,21 @@ impl Admin for AdminService {
         let incarnation = if req.node_id == self.myself.id {
             health.incarnation.get().cloned().unwrap_or_default()
         } else {
-            let Some(p) = health.peer(&req.node_id) else {
-                return Err(Status::not_found(format!("no member with id {}", req.node_id)));
-            };
-            if !p.link_up || p.incarnation.is_empty() {
-                return Err(failed(format!("node {} is not reachable: start it, then accept it", req.node_id)));
+            // A node restarted just now may not have answered this one's
+            // prober yet: give it a few probe rounds.
+            let deadline = tokio::time::Instant::now() + ACCEPT_PATIENCE;
+            loop {
+                let Some(p) = health.peer(&req.node_id) else {
+                    return Err(Status::not_found(format!("no member with id {}", req.node_id)));
+                };
+                if p.link_up && !p.incarnation.is_empty() {
+                    break p.incarnation;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(failed(format!("node {} is not reachable: start it, then accept it", req.node_id)));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            p.incarnation
         };
         self.write(Change::NodeRecovered { id: req.node_id, incarnation }).await?;
         Ok(Response::new(self.status()))
