@@ -467,3 +467,49 @@ fn appendonly_turns_on_and_off_at_run_time() {
     assert_eq!(con.get::<_, String>("on").unwrap(), "again");
     assert_eq!(con.get::<_, String>("k7").unwrap(), "7");
 }
+
+/// A command journaled as sent (HSET, RPUSH, RPUSHX) that finds its key's
+/// TTL passed works on a new key: the journal deletes the old one first,
+/// since the replay expires nothing (it was replayed onto the old value,
+/// and the key then expired with the new write in it).
+#[test]
+fn a_write_to_a_key_found_expired_replays_onto_nothing() {
+    let dir = TempDir::new("journal-lazy-expiry");
+    let start = || {
+        Server::start_with(&[
+            "--dir",
+            dir.path(),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--enable-debug-command",
+            "yes",
+        ])
+    };
+    let s = start();
+    let mut con = loaded(&s);
+    redis::cmd("DEBUG").arg("SET-ACTIVE-EXPIRE").arg(0).query::<()>(&mut con).unwrap();
+    let _: () = con.hset("h", "old", 1).unwrap();
+    let _: () = con.rpush("l", "old").unwrap();
+    let _: () = con.rpush("m", "old").unwrap();
+    for k in ["h", "l", "m"] {
+        let _: () = con.pexpire(k, 50).unwrap();
+    }
+    // Found expired by the writes themselves (active expiry is off).
+    std::thread::sleep(Duration::from_millis(100));
+    let _: () = con.hset("h", "new", 2).unwrap();
+    let _: () = con.rpush("l", "new").unwrap();
+    assert_eq!(redis::cmd("RPUSHX").arg("m").arg("new").query::<i64>(&mut con).unwrap(), 0);
+    s.signal("KILL");
+    drop(s);
+    let s = start();
+    let mut con = loaded(&s);
+    let h: Vec<(String, String)> = con.hgetall("h").unwrap();
+    assert_eq!(h, [("new".to_string(), "2".to_string())]);
+    assert_eq!(con.ttl::<_, i64>("h").unwrap(), -1);
+    assert_eq!(con.lrange::<_, Vec<String>>("l", 0, -1).unwrap(), ["new"]);
+    assert!(!con.exists::<_, bool>("m").unwrap());
+}

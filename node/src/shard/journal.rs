@@ -274,20 +274,32 @@ impl Shard {
 
     /// After it ran: if it wrote, it is journaled as sent and the keys it
     /// wrote are not journaled as states.
+    ///
+    /// Keys the job found expired are deleted first, as Redis propagates
+    /// the DEL of a key expired on lookup before the command: the replay
+    /// expires nothing, and the command would land on the old value.
     pub fn journal_args(&mut self, db: usize, mark: usize, args: &[bytes::Bytes]) {
         if !self.db(db).journal_forget_since(mark) {
             return;
         }
-        let Some(j) = &mut self.journal else { return };
+        for key in self.db(db).journal_take_expired() {
+            self.journal_command(db, &[b"DEL", &key]);
+        }
         let parts: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        self.journal_command(db, &parts);
+    }
+
+    /// Appends one command journaled as sent to the job's.
+    fn journal_command(&mut self, db: usize, parts: &[&[u8]]) {
+        let Some(j) = &mut self.journal else { return };
         match j.commands.last_mut() {
             Some(r) if r.db == db as u32 => {
-                command(&mut r.bytes, &parts);
+                command(&mut r.bytes, parts);
                 r.count += 1;
             }
             _ => {
                 let mut bytes = Vec::new();
-                command(&mut bytes, &parts);
+                command(&mut bytes, parts);
                 j.commands.push(Records { db: db as u32, bytes, count: 1 });
             }
         }
@@ -299,6 +311,8 @@ impl Shard {
         let mut out = self.journal.as_mut().map(|j| std::mem::take(&mut j.commands)).unwrap_or_default();
         for (i, d) in self.dbs.iter_mut().enumerate() {
             let Some(d) = d else { continue };
+            // Their deletion is among the written keys' states.
+            d.journal_clear_expired();
             let keys = d.journal_take();
             if keys.is_empty() {
                 continue;

@@ -71,6 +71,11 @@ pub struct Db {
     /// With the append-only journal on: the keys written since the shard
     /// last took them (`journal_take`), so it can journal their new state.
     journal: Option<Vec<SmallBytes>>,
+    /// With the journal on: keys deleted because their TTL had passed
+    /// while a command looked them up, since the shard last took them. A
+    /// command journaled as sent must be preceded by their DEL (replay
+    /// expires nothing: the key would still be there for it).
+    journal_expired: Vec<SmallBytes>,
     /// While the frequency sketch is on (`store::sketch`): the slab indices
     /// of the last keys created, newest at `newest_at`, for eviction to
     /// weigh each newcomer against the keys it would displace.
@@ -155,6 +160,7 @@ impl Db {
             snap: None,
             changes: 0,
             journal: None,
+            journal_expired: Vec::new(),
             notes: Vec::new(),
             note_kind: NoteKind::Changed,
             extra_events: Vec::new(),
@@ -520,6 +526,11 @@ impl Db {
 
     /// Deletes a key whose TTL has passed.
     fn remove_expired(&mut self, idx: u32) -> Option<Entry> {
+        if self.journal.is_some() {
+            if let Some(e) = self.entries.get(idx) {
+                self.journal_expired.push(e.key.clone());
+            }
+        }
         self.note_kind = NoteKind::Expired;
         let e = self.remove_idx(idx);
         self.note_kind = NoteKind::Changed;

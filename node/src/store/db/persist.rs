@@ -37,6 +37,18 @@ impl Db {
     /// Starts (or stops) noting written keys for the journal.
     pub fn journal_on(&mut self, on: bool) {
         self.journal = on.then(Vec::new);
+        self.journal_expired = Vec::new();
+    }
+
+    /// The keys deleted on lookup because their TTL had passed, since the
+    /// last call (see `journal_expired`).
+    pub fn journal_take_expired(&mut self) -> Vec<SmallBytes> {
+        std::mem::take(&mut self.journal_expired)
+    }
+
+    /// Forgets them (their deletion is journaled as their state).
+    pub fn journal_clear_expired(&mut self) {
+        self.journal_expired.clear();
     }
 
     /// The keys written since the last call (each once), if journaling.
