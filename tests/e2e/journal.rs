@@ -513,3 +513,39 @@ fn a_write_to_a_key_found_expired_replays_onto_nothing() {
     assert_eq!(con.lrange::<_, Vec<String>>("l", 0, -1).unwrap(), ["new"]);
     assert!(!con.exists::<_, bool>("m").unwrap());
 }
+
+/// Expiry changes are journaled as their effect (PEXPIREAT, PERSIST,
+/// DEL), not as the key's whole state: an EXPIRE on a big hash adds one
+/// short command, and the TTLs replay exactly.
+#[test]
+fn expiry_changes_are_journaled_as_their_effect() {
+    let dir = TempDir::new("journal-ttl");
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    wait_rewrites(&mut con, "1");
+    let fields: Vec<(String, String)> = (0..5000).map(|i| (format!("field{i}"), "x".repeat(20))).collect();
+    let _: () = con.hset_multiple("big", &fields).unwrap();
+    let _: () = con.set("s", "v").unwrap();
+    let _: () = con.set("gone", "v").unwrap();
+    let file = incr_file(dir.path());
+    let before = std::fs::metadata(&file).unwrap().len();
+    redis::cmd("EXPIREAT").arg("big").arg(4102444800u64).query::<()>(&mut con).unwrap();
+    redis::cmd("PEXPIREAT").arg("s").arg(4102444800123u64).query::<()>(&mut con).unwrap();
+    redis::cmd("PERSIST").arg("s").query::<()>(&mut con).unwrap();
+    redis::cmd("GETEX").arg("s").arg("PXAT").arg(4102444800456u64).query::<()>(&mut con).unwrap();
+    redis::cmd("PEXPIREAT").arg("gone").arg(1).query::<()>(&mut con).unwrap();
+    let added = std::fs::metadata(&file).unwrap().len() - before;
+    assert!(added < 300, "{added} bytes journaled for four expiry changes");
+    s.signal("KILL");
+    drop(s);
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    let at = |con: &mut Connection, k: &str| redis::cmd("PEXPIRETIME").arg(k).query::<i64>(con).unwrap();
+    assert_eq!(at(&mut con, "big"), 4102444800000);
+    assert_eq!(at(&mut con, "s"), 4102444800456);
+    assert_eq!(at(&mut con, "gone"), -2);
+    assert_eq!(con.hlen::<_, usize>("big").unwrap(), 5000);
+    drop(con);
+    drop(s);
+    check_aof(dir.path());
+}

@@ -2,7 +2,8 @@
 //! Redis's own tests read with `attach_to_replication_stream`), compared
 //! byte for byte with redis-server 7.0: a transaction with one write is
 //! not wrapped in MULTI/EXEC, the first command's SELECT goes before the
-//! MULTI, PUBLISH is propagated, and REPLICAOF lets the replicas have the
+//! MULTI, PUBLISH is propagated, expiry changes travel as PEXPIREAT,
+//! PERSIST or DEL and counters as sent, and REPLICAOF lets the replicas have the
 //! writes made before it before it drops them; a replica's subscribers get
 //! what is published on its primary.
 
@@ -62,6 +63,28 @@ const CASES: &[(&[&[&str]], &str)] = &[
         "*2 $6 SELECT $1 1 *1 $5 MULTI *3 $3 SET $4 a{t} $1 1 *2 $6 SELECT $1 2 *3 $3 SET $4 b{t} $1 2 *1 $4 EXEC ",
     ),
     (&[&["MULTI"], &["GET", "a{t}"], &["EXEC"]], "*2 $6 SELECT $1 0 "),
+    // Expiry changes travel as their effect (PEXPIREAT with the absolute
+    // time, PERSIST, DEL), counters as sent.
+    (
+        &[
+            &["SET", "k", "v"],
+            &["EXPIREAT", "k", "4102444800"],
+            &["PERSIST", "k"],
+            &["GETEX", "k", "PXAT", "4102444800001"],
+            &["GETEX", "k"],
+            &["GETEX", "k", "PERSIST"],
+            &["EXPIRE", "k", "100", "GT"],
+            &["PEXPIREAT", "k", "1"],
+            &["EXPIRE", "gone", "100"],
+            &["INCR", "n"],
+            &["INCRBY", "n", "5"],
+            &["DECR", "n"],
+            &["DECRBY", "n", "2"],
+        ],
+        "*2 $6 SELECT $1 0 *3 $3 SET $1 k $1 v *3 $9 PEXPIREAT $1 k $13 4102444800000 *2 $7 PERSIST $1 k \
+         *3 $9 PEXPIREAT $1 k $13 4102444800001 *2 $7 PERSIST $1 k *2 $3 DEL $1 k \
+         *2 $4 INCR $1 n *3 $6 INCRBY $1 n $1 5 *2 $4 DECR $1 n *3 $6 DECRBY $1 n $1 2 ",
+    ),
     // PUBLISH reaches replicas (in its client's database), in a
     // transaction too.
     (

@@ -194,6 +194,12 @@ pub mod flag {
     /// Not shown to MONITOR when it ends (the script commands, which show
     /// themselves before the commands they call).
     pub const SKIP_MONITOR: u32 = 1 << 19;
+    /// The command changes only its key's expiry (or deletes the key): the
+    /// journal records the effect as Redis propagates it — `PEXPIREAT key
+    /// <ms>`, `PERSIST key` or `DEL key` — not the key's whole state (an
+    /// EXPIRE on a big hash then journals one short command). Not shown by
+    /// COMMAND.
+    pub const JOURNAL_TTL: u32 = 1 << 20;
 
     /// The flags COMMAND prints, in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[

@@ -39,14 +39,18 @@ pub fn exec_uncounted(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Byt
             return true;
         }
     };
-    let journal = if spec.has_flag(super::flag::JOURNAL_ARGS) { sh.journal_mark(db) } else { None };
+    let journal = if spec.has_flag(super::flag::JOURNAL_ARGS | super::flag::JOURNAL_TTL) { sh.journal_mark(db) } else { None };
     let mut ctx = Ctx { shard: sh, db, now, part: None };
     let mark = out.buf.len();
     let mut failed = false;
     let result = f(&mut ctx, args, out);
     super::notify::after_command(sh, db, spec, args, &out.buf[mark..], result.is_err());
     if let Some(j) = journal {
-        sh.journal_args(db, j, args);
+        if spec.has_flag(super::flag::JOURNAL_TTL) {
+            sh.journal_ttl(db, j, &args[1]);
+        } else {
+            sh.journal_args(db, j, args);
+        }
     }
     if let Err(e) = result {
         out.buf.truncate(mark);

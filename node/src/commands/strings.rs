@@ -104,7 +104,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "getex",
         -2,
-        WRITE | FAST,
+        WRITE | FAST | JOURNAL_TTL,
         (1, 1, 1),
         S,
         "string",
@@ -153,7 +153,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "incr",
         2,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         S,
         "string",
@@ -165,7 +165,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "decr",
         2,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         S,
         "string",
@@ -177,7 +177,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "incrby",
         3,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         S,
         "string",
@@ -189,7 +189,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "decrby",
         3,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         S,
         "string",

@@ -289,6 +289,26 @@ impl Shard {
         self.journal_command(db, &parts);
     }
 
+    /// After a command that changes only `key`'s expiry (or deletes it)
+    /// ran: if it wrote, its effect is journaled as Redis propagates it —
+    /// `DEL` when the key is gone, else `PEXPIREAT` with the expiry it has
+    /// or `PERSIST` — instead of the key's state.
+    pub fn journal_ttl(&mut self, db: usize, mark: usize, key: &[u8]) {
+        let d = self.db(db);
+        if !d.journal_forget_since(mark) {
+            return;
+        }
+        d.journal_clear_expired();
+        let at = match d.entry_as_is(key) {
+            None => return self.journal_command(db, &[b"DEL", key]),
+            Some((_, at)) => at,
+        };
+        match at {
+            Some(at) => self.journal_command(db, &[b"PEXPIREAT", key, itoa::Buffer::new().format(at).as_bytes()]),
+            None => self.journal_command(db, &[b"PERSIST", key]),
+        }
+    }
+
     /// Appends one command journaled as sent to the job's.
     fn journal_command(&mut self, db: usize, parts: &[&[u8]]) {
         let Some(j) = &mut self.journal else { return };

@@ -59,16 +59,34 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
     cmd("type", 2, READONLY | FAST, (1, 1, 1), K, "generic", "Determines the type of value stored at a key.", Exec::Shard(type_)),
-    cmd("expire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in seconds.", Exec::Shard(expire))
-        .notify(Notify::PickCounted(notify::expire))
-        .key_flags(&["RW", "update"]),
-    cmd("pexpire", -3, WRITE | FAST, (1, 1, 1), K, "generic", "Sets the expiration time of a key in milliseconds.", Exec::Shard(pexpire))
-        .notify(Notify::PickCounted(notify::expire))
-        .key_flags(&["RW", "update"]),
+    cmd(
+        "expire",
+        -3,
+        WRITE | FAST | JOURNAL_TTL,
+        (1, 1, 1),
+        K,
+        "generic",
+        "Sets the expiration time of a key in seconds.",
+        Exec::Shard(expire),
+    )
+    .notify(Notify::PickCounted(notify::expire))
+    .key_flags(&["RW", "update"]),
+    cmd(
+        "pexpire",
+        -3,
+        WRITE | FAST | JOURNAL_TTL,
+        (1, 1, 1),
+        K,
+        "generic",
+        "Sets the expiration time of a key in milliseconds.",
+        Exec::Shard(pexpire),
+    )
+    .notify(Notify::PickCounted(notify::expire))
+    .key_flags(&["RW", "update"]),
     cmd(
         "expireat",
         -3,
-        WRITE | FAST,
+        WRITE | FAST | JOURNAL_TTL,
         (1, 1, 1),
         K,
         "generic",
@@ -80,7 +98,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "pexpireat",
         -3,
-        WRITE | FAST,
+        WRITE | FAST | JOURNAL_TTL,
         (1, 1, 1),
         K,
         "generic",
@@ -117,7 +135,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Shard(pexpiretime),
     )
     .key_flags(&["RO", "access"]),
-    cmd("persist", 2, WRITE | FAST, (1, 1, 1), K, "generic", "Removes the expiration time of a key.", Exec::Shard(persist))
+    cmd("persist", 2, WRITE | FAST | JOURNAL_TTL, (1, 1, 1), K, "generic", "Removes the expiration time of a key.", Exec::Shard(persist))
         .notify(Notify::Counted(ks::GENERIC, "persist"))
         .key_flags(&["RW", "update"]),
     cmd(
