@@ -549,3 +549,57 @@ fn expiry_changes_are_journaled_as_their_effect() {
     drop(s);
     check_aof(dir.path());
 }
+
+/// Pops from big collections are journaled as what they took (LPOP,
+/// ZPOPMIN, SREM), not as everything left: a job queue's BLPOP adds one
+/// short command, and the collections replay to what they held.
+#[test]
+fn pops_from_big_collections_are_journaled_as_what_they_took() {
+    let dir = TempDir::new("journal-pops");
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    wait_rewrites(&mut con, "1");
+    let items: Vec<String> = (0..5000).map(|i| format!("job-{i:05}-{}", "x".repeat(20))).collect();
+    let _: () = con.rpush("queue", &items).unwrap();
+    let members: Vec<(f64, String)> = items.iter().enumerate().map(|(i, m)| (i as f64, m.clone())).collect();
+    let _: () = con.zadd_multiple("ranked", &members).unwrap();
+    let _: () = con.sadd("pool", &items).unwrap();
+    let file = incr_file(dir.path());
+    let before = std::fs::metadata(&file).unwrap().len();
+    let _: Vec<String> = redis::cmd("BLPOP").arg("queue").arg(1).query(&mut con).unwrap();
+    let _: redis::Value = redis::cmd("LMPOP").arg(1).arg("queue").arg("RIGHT").arg("COUNT").arg(2).query(&mut con).unwrap();
+    let _: redis::Value = redis::cmd("BZPOPMIN").arg("ranked").arg(1).query(&mut con).unwrap();
+    let _: redis::Value = redis::cmd("ZMPOP").arg(1).arg("ranked").arg("MAX").arg("COUNT").arg(3).query(&mut con).unwrap();
+    let _: Vec<String> = redis::cmd("SPOP").arg("pool").arg(2).query(&mut con).unwrap();
+    let added = std::fs::metadata(&file).unwrap().len() - before;
+    assert!(added < 600, "{added} bytes journaled for five pops");
+    // A client blocked on an empty list, served by a later push.
+    let mut waiter = s.sync_conn();
+    let blocked = std::thread::spawn(move || redis::cmd("BLPOP").arg("waitq").arg(10).query::<Vec<String>>(&mut waiter).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::cmd("INFO").arg("clients").query::<String>(&mut con).unwrap().contains("blocked_clients:0") {
+        assert!(Instant::now() < deadline, "BLPOP did not block");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _: () = con.rpush("waitq", &["a", "b", "c"]).unwrap();
+    assert_eq!(blocked.join().unwrap(), ["waitq", "a"]);
+    let want_list: Vec<String> = con.lrange("queue", 0, -1).unwrap();
+    let want_z: Vec<(String, f64)> = con.zrange_withscores("ranked", 0, -1).unwrap();
+    let mut want_s: Vec<String> = con.smembers("pool").unwrap();
+    want_s.sort();
+    s.signal("KILL");
+    drop(s);
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    assert_eq!(con.lrange::<_, Vec<String>>("queue", 0, -1).unwrap(), want_list);
+    assert_eq!(want_list.len(), 4997);
+    assert_eq!(con.zrange_withscores::<_, Vec<(String, f64)>>("ranked", 0, -1).unwrap(), want_z);
+    let mut got_s: Vec<String> = con.smembers("pool").unwrap();
+    got_s.sort();
+    assert_eq!(got_s, want_s);
+    assert_eq!(want_s.len(), 4998);
+    assert_eq!(con.lrange::<_, Vec<String>>("waitq", 0, -1).unwrap(), ["b", "c"]);
+    drop(con);
+    drop(s);
+    check_aof(dir.path());
+}

@@ -63,6 +63,29 @@ const CASES: &[(&[&[&str]], &str)] = &[
         "*2 $6 SELECT $1 1 *1 $5 MULTI *3 $3 SET $4 a{t} $1 1 *2 $6 SELECT $1 2 *3 $3 SET $4 b{t} $1 2 *1 $4 EXEC ",
     ),
     (&[&["MULTI"], &["GET", "a{t}"], &["EXEC"]], "*2 $6 SELECT $1 0 "),
+    // Pops travel as what they took: LPOP/RPOP/ZPOPMIN/ZPOPMAX with the
+    // count popped, SPOP as SREM of its member or DEL of the whole set.
+    (
+        &[
+            &["RPUSH", "l", "a", "b", "c", "d", "e"],
+            &["BLPOP", "l", "1"],
+            &["LMPOP", "1", "l", "LEFT"],
+            &["LMPOP", "1", "l", "RIGHT", "COUNT", "2"],
+            &["LMPOP", "2", "nol", "l", "LEFT", "COUNT", "10"],
+            &["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d"],
+            &["ZMPOP", "1", "z", "MIN"],
+            &["BZPOPMAX", "z", "1"],
+            &["BZMPOP", "1", "1", "z", "MIN", "COUNT", "10"],
+            &["SADD", "s", "x"],
+            &["SPOP", "s"],
+            &["SADD", "s", "x", "y"],
+            &["SPOP", "s", "5"],
+        ],
+        "*2 $6 SELECT $1 0 *7 $5 RPUSH $1 l $1 a $1 b $1 c $1 d $1 e *2 $4 LPOP $1 l *3 $4 LPOP $1 l $1 1 *3 $4 RPOP $1 l $1 2 \
+         *3 $4 LPOP $1 l $1 1 *10 $4 ZADD $1 z $1 1 $1 a $1 2 $1 b $1 3 $1 c $1 4 $1 d *3 $7 ZPOPMIN $1 z $1 1 \
+         *2 $7 ZPOPMAX $1 z *3 $7 ZPOPMIN $1 z $1 2 *3 $4 SADD $1 s $1 x *3 $4 SREM $1 s $1 x \
+         *4 $4 SADD $1 s $1 x $1 y *2 $3 DEL $1 s ",
+    ),
     // Expiry changes travel as their effect (PEXPIREAT with the absolute
     // time, PERSIST, DEL), counters as sent.
     (

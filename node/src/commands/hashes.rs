@@ -43,9 +43,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .notify(Notify::Counted(ks::HASH, "hset"))
     .key_flags(&["RW", "insert"]),
-    cmd("hmset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), W, "hash", "Sets the values of multiple fields.", Exec::Shard(hmset))
-        .notify(Notify::Each(ks::HASH, "hset"))
-        .key_flags(&["RW", "update"]),
+    cmd(
+        "hmset",
+        -4,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
+        (1, 1, 1),
+        W,
+        "hash",
+        "Sets the values of multiple fields.",
+        Exec::Shard(hmset),
+    )
+    .notify(Notify::Each(ks::HASH, "hset"))
+    .key_flags(&["RW", "update"]),
     cmd("hget", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the value of a field in a hash.", Exec::Shard(hget))
         .key_flags(&["RO", "access"]),
     cmd("hmget", -3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the values of all fields in a hash.", Exec::Shard(hmget))

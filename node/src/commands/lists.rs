@@ -562,14 +562,14 @@ async fn move_one(cx: &mut dyn Coord, src: &Bytes, dst: &Bytes, from_left: bool,
 /// LMPOP.
 pub async fn lmpop(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let (keys, left, count) = parse_mpop_args(args)?;
-    super::pops::pop_first(cx, &keys, Kind::List { left }, count, super::pops::PopReply::NestedList, None, args).await
+    super::pops::pop_first(cx, &keys, Kind::List { left, mpop: true }, count, super::pops::PopReply::NestedList, None, args).await
 }
 
 /// BLPOP / BRPOP key [key ...] timeout.
 pub async fn bpop(cx: &mut dyn Coord, args: &[Bytes], left: bool) -> CmdResult {
     let timeout = super::pops::parse_timeout(&args[args.len() - 1])?;
     let keys = args[1..args.len() - 1].to_vec();
-    super::pops::pop_first(cx, &keys, Kind::List { left }, 1, super::pops::PopReply::Pair, Some(timeout), args).await
+    super::pops::pop_first(cx, &keys, Kind::List { left, mpop: false }, 1, super::pops::PopReply::Pair, Some(timeout), args).await
 }
 
 /// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count].
@@ -577,7 +577,7 @@ pub async fn blmpop(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let timeout = super::pops::parse_timeout(&args[1])?;
     let (keys, right, count) = super::pops::parse_mpop(args, 2, "LEFT", "RIGHT")?;
     let left = !right;
-    super::pops::pop_first(cx, &keys, Kind::List { left }, count, super::pops::PopReply::NestedList, Some(timeout), args).await
+    super::pops::pop_first(cx, &keys, Kind::List { left, mpop: true }, count, super::pops::PopReply::NestedList, Some(timeout), args).await
 }
 
 /// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout, and
@@ -592,7 +592,7 @@ pub async fn blmove(cx: &mut dyn Coord, args: &[Bytes], brpoplpush: bool) -> Cmd
         return Ok(());
     }
     let keys = [args[1].clone()];
-    let popped = super::pops::wait_pop(cx, &keys, Kind::List { left: from_left }, 1, Some(timeout), args).await?;
+    let popped = super::pops::wait_pop(cx, &keys, Kind::List { left: from_left, mpop: false }, 1, Some(timeout), args).await?;
     let Some(p) = popped else {
         if !cx.client_gone() {
             cx.out().nil_array();

@@ -19,10 +19,11 @@ use crate::util::{eq_ic, now_ms, parse_f64, parse_i64};
 /// What a blocked client pops.
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
-    /// Sorted-set members with the highest (else lowest) scores.
-    ZSet { max: bool },
-    /// List elements from the head (else the tail).
-    List { left: bool },
+    /// Sorted-set members with the highest (else lowest) scores; `mpop`:
+    /// for ZMPOP or BZMPOP (journaled with their count).
+    ZSet { max: bool, mpop: bool },
+    /// List elements from the head (else the tail); `mpop` as above.
+    List { left: bool, mpop: bool },
     /// Nothing is taken: the client (XREAD) is woken by a write to a
     /// stream and reads it again.
     Stream,
@@ -31,8 +32,8 @@ pub enum Kind {
 /// Pops up to `count` items of `kind` from `key` (list items carry score 0).
 pub fn pop_kind(db: &mut Db, key: &[u8], kind: Kind, count: usize, now: u64) -> CmdResult<Vec<(Vec<u8>, f64)>> {
     match kind {
-        Kind::ZSet { max } => super::zsets::pop_members(db, key, max, count, now),
-        Kind::List { left } => Ok(super::lists::pop_items(db, key, left, count, now)?.into_iter().map(|v| (v.to_vec(), 0.0)).collect()),
+        Kind::ZSet { max, .. } => super::zsets::pop_members(db, key, max, count, now),
+        Kind::List { left, .. } => Ok(super::lists::pop_items(db, key, left, count, now)?.into_iter().map(|v| (v.to_vec(), 0.0)).collect()),
         Kind::Stream => Ok(Vec::new()),
     }
 }
@@ -50,7 +51,7 @@ pub fn has_kind(db: &mut Db, key: &[u8], kind: Kind, now: u64) -> bool {
 pub fn push_back(db: &mut Db, key: &[u8], kind: Kind, items: Vec<(Vec<u8>, f64)>, limits: ZLimits, now: u64) {
     match kind {
         Kind::ZSet { .. } => super::zsets::push_back(db, key, items, limits, now),
-        Kind::List { left } => {
+        Kind::List { left, .. } => {
             let _ = super::lists::push_items(db, key, left, items.iter().rev().map(|(v, _)| &v[..]), now);
         }
         Kind::Stream => {}
@@ -69,6 +70,30 @@ impl Take for Kind {
     fn put_back(&self, db: &mut Db, key: &[u8], items: Vec<(Vec<u8>, f64)>, cfg: &Config, now: u64) {
         push_back(db, key, *self, items, cfg.zset_limits(), now)
     }
+
+    fn journal_form(&self, key: &[u8], n: usize) -> Option<Vec<Vec<u8>>> {
+        journal_form(*self, key, n)
+    }
+}
+
+/// What the journal and the replicas get for `n` items popped from `key`,
+/// as Redis propagates the blocking and MPOP forms: `LPOP key` for BLPOP,
+/// `LPOP key n` for LMPOP and BLMPOP (n: what they took), `ZPOPMIN key`
+/// for BZPOPMIN, `ZPOPMIN key n` for ZMPOP and BZMPOP, and the same from
+/// the other end.
+fn journal_form(kind: Kind, key: &[u8], n: usize) -> Option<Vec<Vec<u8>>> {
+    let (name, mpop): (&[u8], bool) = match kind {
+        Kind::List { left: true, mpop } => (b"LPOP", mpop),
+        Kind::List { left: false, mpop } => (b"RPOP", mpop),
+        Kind::ZSet { max: false, mpop } => (b"ZPOPMIN", mpop),
+        Kind::ZSet { max: true, mpop } => (b"ZPOPMAX", mpop),
+        Kind::Stream => return None,
+    };
+    let mut cmd = vec![name.to_vec(), key.to_vec()];
+    if mpop || n != 1 {
+        cmd.push(n.to_string().into_bytes());
+    }
+    Some(cmd)
 }
 
 /// How a pop command replies.
@@ -211,7 +236,11 @@ pub async fn pop_first(
                 if sh.cluster.as_ref().is_some_and(|m| !m.gate.admits(crate::slot::key_slot(&k))) {
                     return Ok(None);
                 }
-                pop_kind(sh.db(db), &k, kind, count, now_ms()).map(Some)
+                let now = now_ms();
+                let form = |r: &CmdResult<Vec<(Vec<u8>, f64)>>| {
+                    r.as_ref().ok().filter(|v| !v.is_empty()).and_then(|v| journal_form(kind, &k, v.len()))
+                };
+                sh.journal_as(db, |d| pop_kind(d, &k, kind, count, now), form).map(Some)
             })
             .await?;
         match got {

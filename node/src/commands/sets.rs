@@ -309,19 +309,34 @@ fn scard(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 fn spop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let count = super::pops::parse_count(args)?;
     let now = ctx.now;
-    let db = ctx.db();
-    let Some(idx) = find(db, &args[1], now)? else {
+    let key = &args[1];
+    // Journaled as Redis propagates it: the members taken (SREM), or DEL
+    // when a count took them all.
+    let form = |r: &CmdResult<Option<(Vec<SmallBytes>, bool)>>| {
+        let Ok(Some((popped, gone))) = r else { return None };
+        if *gone && count.is_some() {
+            return Some(vec![b"DEL".to_vec(), key.to_vec()]);
+        }
+        (!popped.is_empty()).then(|| [b"SREM".to_vec(), key.to_vec()].into_iter().chain(popped.iter().map(|m| m.to_vec())).collect())
+    };
+    let pop = |db: &mut Db| -> CmdResult<Option<(Vec<SmallBytes>, bool)>> {
+        let Some(idx) = find(db, key, now)? else { return Ok(None) };
+        let s = set_at(db, idx);
+        let mut rng = rand::rng();
+        let n = count.unwrap_or(1).min(s.len());
+        let popped: Vec<SmallBytes> = (0..n).filter_map(|_| s.pop_any(rng.random_range(0..s.len().max(1)))).collect();
+        let gone = s.is_empty();
+        drop_if_empty(db, idx);
+        Ok(Some((popped, gone)))
+    };
+    let dbi = ctx.db;
+    let Some((popped, _)) = ctx.shard.journal_as(dbi, pop, form)? else {
         match count {
             None => out.nil(),
             Some(_) => out.set(0),
         }
         return Ok(());
     };
-    let s = set_at(db, idx);
-    let mut rng = rand::rng();
-    let n = count.unwrap_or(1).min(s.len());
-    let popped: Vec<SmallBytes> = (0..n).filter_map(|_| s.pop_any(rng.random_range(0..s.len().max(1)))).collect();
-    drop_if_empty(db, idx);
     match count {
         None => out.bulk(&popped[0]),
         Some(_) => {

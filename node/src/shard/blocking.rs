@@ -44,6 +44,9 @@ pub trait Take: Send + Sync {
     fn take(&self, db: &mut Db, key: &[u8], count: usize, now: u64) -> CmdResult<Vec<(Vec<u8>, f64)>>;
     /// Puts taken items back where they came from.
     fn put_back(&self, db: &mut Db, key: &[u8], items: Vec<(Vec<u8>, f64)>, cfg: &Config, now: u64);
+    /// The command the journal records for taking `n` items from `key`
+    /// (LPOP, ZPOPMIN, ...), if any.
+    fn journal_form(&self, key: &[u8], n: usize) -> Option<Vec<Vec<u8>>>;
 }
 
 /// One blocked client's request.
@@ -173,7 +176,14 @@ impl Shard {
             if !w.claim() {
                 continue;
             }
-            let items = w.take.take(self.db(db), key, w.count, now).unwrap_or_default();
+            let take = &w.take;
+            let items = self
+                .journal_as(
+                    db,
+                    |d| take.take(d, key, w.count, now),
+                    |r| r.as_ref().ok().filter(|v| !v.is_empty()).and_then(|v| take.journal_form(key, v.len())),
+                )
+                .unwrap_or_default();
             if let Err(back) = w.deliver(Popped { key: Bytes::copy_from_slice(key), items }) {
                 let cfg = self.cfg.clone();
                 w.take.put_back(self.db(db), key, back.items, &cfg, now);

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::Notify;
 
 use super::{Shard, TxId, NO_TX};
-use crate::store::{dump, Value};
+use crate::store::{dump, Db, Value};
 
 /// Commands for one database.
 pub struct Records {
@@ -307,6 +307,26 @@ impl Shard {
             Some(at) => self.journal_command(db, &[b"PEXPIREAT", key, itoa::Buffer::new().format(at).as_bytes()]),
             None => self.journal_command(db, &[b"PERSIST", key]),
         }
+    }
+
+    /// Runs `f`, a write to one key of database `db`, and journals it as
+    /// the command `form` makes of its result (Redis's propagation of a
+    /// BLPOP as LPOP, an SPOP as SREM) instead of the key's state — which
+    /// for a pop from a big list or sorted set would be all that is left.
+    /// When `form` gives none, or nothing was written, the state is
+    /// journaled as usual.
+    pub fn journal_as<R>(&mut self, db: usize, f: impl FnOnce(&mut Db) -> R, form: impl FnOnce(&R) -> Option<Vec<Vec<u8>>>) -> R {
+        let Some(mark) = self.journal_mark(db) else { return f(self.db(db)) };
+        let r = f(self.db(db));
+        let Some(cmd) = form(&r) else { return r };
+        if self.db(db).journal_forget_since(mark) {
+            for key in self.db(db).journal_take_expired() {
+                self.journal_command(db, &[b"DEL", &key]);
+            }
+            let parts: Vec<&[u8]> = cmd.iter().map(|a| &a[..]).collect();
+            self.journal_command(db, &parts);
+        }
+        r
     }
 
     /// Appends one command journaled as sent to the job's.

@@ -324,22 +324,40 @@ pub fn parse_mpop_args(args: &[Bytes]) -> CmdResult<(Vec<Bytes>, bool, usize)> {
 /// ZMPOP.
 pub async fn zmpop(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let (keys, max, count) = crate::commands::pops::parse_mpop(args, 1, "MIN", "MAX")?;
-    crate::commands::pops::pop_first(cx, &keys, Kind::ZSet { max }, count, crate::commands::pops::PopReply::Nested, None, args).await
+    crate::commands::pops::pop_first(cx, &keys, Kind::ZSet { max, mpop: true }, count, crate::commands::pops::PopReply::Nested, None, args)
+        .await
 }
 
 /// BZPOPMIN / BZPOPMAX key [key ...] timeout.
 pub async fn bzpop(cx: &mut dyn Coord, args: &[Bytes], max: bool) -> CmdResult {
     let timeout = crate::commands::pops::parse_timeout(&args[args.len() - 1])?;
     let keys = args[1..args.len() - 1].to_vec();
-    crate::commands::pops::pop_first(cx, &keys, Kind::ZSet { max }, 1, crate::commands::pops::PopReply::Flat, Some(timeout), args).await
+    crate::commands::pops::pop_first(
+        cx,
+        &keys,
+        Kind::ZSet { max, mpop: false },
+        1,
+        crate::commands::pops::PopReply::Flat,
+        Some(timeout),
+        args,
+    )
+    .await
 }
 
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count].
 pub async fn bzmpop(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let timeout = crate::commands::pops::parse_timeout(&args[1])?;
     let (keys, max, count) = crate::commands::pops::parse_mpop(args, 2, "MIN", "MAX")?;
-    crate::commands::pops::pop_first(cx, &keys, Kind::ZSet { max }, count, crate::commands::pops::PopReply::Nested, Some(timeout), args)
-        .await
+    crate::commands::pops::pop_first(
+        cx,
+        &keys,
+        Kind::ZSet { max, mpop: true },
+        count,
+        crate::commands::pops::PopReply::Nested,
+        Some(timeout),
+        args,
+    )
+    .await
 }
 
 pub(super) fn zpopmin(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
