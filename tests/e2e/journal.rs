@@ -571,8 +571,15 @@ fn pops_from_big_collections_are_journaled_as_what_they_took() {
     let _: redis::Value = redis::cmd("BZPOPMIN").arg("ranked").arg(1).query(&mut con).unwrap();
     let _: redis::Value = redis::cmd("ZMPOP").arg(1).arg("ranked").arg("MAX").arg("COUNT").arg(3).query(&mut con).unwrap();
     let _: Vec<String> = redis::cmd("SPOP").arg("pool").arg(2).query(&mut con).unwrap();
+    // Moves out of the queue: to another list (on either shard), and a
+    // rotation of the queue itself.
+    for dst in ["taken", "taken2", "taken3", "queue"] {
+        let _: String = redis::cmd("LMOVE").arg("queue").arg(dst).arg("LEFT").arg("RIGHT").query(&mut con).unwrap();
+    }
+    let _: String = redis::cmd("RPOPLPUSH").arg("queue").arg("taken").query(&mut con).unwrap();
+    let _: String = redis::cmd("BLMOVE").arg("queue").arg("taken2").arg("RIGHT").arg("LEFT").arg(1).query(&mut con).unwrap();
     let added = std::fs::metadata(&file).unwrap().len() - before;
-    assert!(added < 600, "{added} bytes journaled for five pops");
+    assert!(added < 1500, "{added} bytes journaled for five pops and six moves");
     // A client blocked on an empty list, served by a later push.
     let mut waiter = s.sync_conn();
     let blocked = std::thread::spawn(move || redis::cmd("BLPOP").arg("waitq").arg(10).query::<Vec<String>>(&mut waiter).unwrap());
@@ -584,6 +591,7 @@ fn pops_from_big_collections_are_journaled_as_what_they_took() {
     let _: () = con.rpush("waitq", &["a", "b", "c"]).unwrap();
     assert_eq!(blocked.join().unwrap(), ["waitq", "a"]);
     let want_list: Vec<String> = con.lrange("queue", 0, -1).unwrap();
+    let moved: Vec<Vec<String>> = ["taken", "taken2", "taken3"].iter().map(|k| con.lrange(*k, 0, -1).unwrap()).collect();
     let want_z: Vec<(String, f64)> = con.zrange_withscores("ranked", 0, -1).unwrap();
     let mut want_s: Vec<String> = con.smembers("pool").unwrap();
     want_s.sort();
@@ -592,7 +600,9 @@ fn pops_from_big_collections_are_journaled_as_what_they_took() {
     let s = journaled(dir.path(), "always");
     let mut con = loaded(&s);
     assert_eq!(con.lrange::<_, Vec<String>>("queue", 0, -1).unwrap(), want_list);
-    assert_eq!(want_list.len(), 4997);
+    assert_eq!(want_list.len(), 4992);
+    let got: Vec<Vec<String>> = ["taken", "taken2", "taken3"].iter().map(|k| con.lrange(*k, 0, -1).unwrap()).collect();
+    assert_eq!(got, moved);
     assert_eq!(con.zrange_withscores::<_, Vec<(String, f64)>>("ranked", 0, -1).unwrap(), want_z);
     let mut got_s: Vec<String> = con.smembers("pool").unwrap();
     got_s.sort();

@@ -16,6 +16,7 @@ use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
+use crate::shard::Shard;
 use crate::store::{Db, SmallBytes, Value};
 use crate::types::list::ListValue;
 use crate::util::{eq_ic, now_ms, parse_i64};
@@ -503,6 +504,29 @@ async fn move_gated(cx: &mut dyn Coord, args: &[Bytes], from_left: bool, to_left
     Err(CmdError::Other("TRYAGAIN the slot is still being migrated".into()))
 }
 
+/// `LPOP key` or `RPOP key`.
+fn pop_form(key: &[u8], left: bool) -> Vec<Vec<u8>> {
+    vec![if left { b"LPOP".to_vec() } else { b"RPOP".to_vec() }, key.to_vec()]
+}
+
+/// `LPUSH key v` or `RPUSH key v`.
+fn push_form(key: &[u8], left: bool, v: &[u8]) -> Vec<Vec<u8>> {
+    vec![if left { b"LPUSH".to_vec() } else { b"RPUSH".to_vec() }, key.to_vec(), v.to_vec()]
+}
+
+/// Pops one element, journaled as the pop (LMOVE's and BLMOVE's halves: a
+/// move out of a big list is not journaled as all that is left).
+fn pop_journaled(sh: &mut Shard, db: usize, key: &[u8], left: bool, now: u64) -> CmdResult<Vec<SmallBytes>> {
+    let form = |r: &CmdResult<Vec<SmallBytes>>| r.as_ref().ok().filter(|g| !g.is_empty()).map(|_| vec![pop_form(key, left)]);
+    sh.journal_as(db, |d| pop_items(d, key, left, 1, now), form)
+}
+
+/// Pushes one element, journaled as the push.
+fn push_journaled(sh: &mut Shard, db: usize, key: &[u8], left: bool, v: &[u8], now: u64) -> CmdResult<usize> {
+    let form = |r: &CmdResult<usize>| r.is_ok().then(|| vec![push_form(key, left, v)]);
+    sh.journal_as(db, |d| push_items(d, key, left, [v], now), form)
+}
+
 /// Pops from `src` and pushes onto `dst` atomically (one job, or one
 /// transaction over both shards); the element moved. `None` when the gate
 /// holds the keys' slot (cluster mode).
@@ -524,18 +548,27 @@ async fn move_one(cx: &mut dyn Coord, src: &Bytes, dst: &Bytes, from_left: bool,
                     return Ok(Some(None));
                 };
                 if s == d {
-                    // A rotation: the list never empties, so it keeps its TTL.
-                    let l = list_at(sh.db(db), idx);
-                    let v = l.pop(from_left);
-                    if let Some(v) = &v {
-                        l.push(to_left, v);
-                    }
-                    return Ok(Some(v));
+                    // A rotation: the list never empties, so it keeps its
+                    // TTL (journaled as a pop and a push, which keep it
+                    // too unless the list holds one element).
+                    let rotate = |db: &mut Db| {
+                        let l = list_at(db, idx);
+                        let v = l.pop(from_left);
+                        if let Some(v) = &v {
+                            l.push(to_left, v);
+                        }
+                        (v, l.len())
+                    };
+                    let form = |r: &(Option<SmallBytes>, usize)| match r {
+                        (Some(v), len) if *len > 1 => Some(vec![pop_form(&s, from_left), push_form(&s, to_left, v)]),
+                        _ => None,
+                    };
+                    return Ok(Some(sh.journal_as(db, rotate, form).0));
                 }
                 find(sh.db(db), &d, now)?;
-                let got = pop_items(sh.db(db), &s, from_left, 1, now)?;
+                let got = pop_journaled(sh, db, &s, from_left, now)?;
                 if let Some(v) = got.first() {
-                    push_items(sh.db(db), &d, to_left, [&v[..]], now)?;
+                    push_journaled(sh, db, &d, to_left, v, now)?;
                 }
                 Ok(Some(got.into_iter().next()))
             })
@@ -549,9 +582,9 @@ async fn move_one(cx: &mut dyn Coord, src: &Bytes, dst: &Bytes, from_left: bool,
             return Ok(Some(None));
         }
         cx.run_on(ds, move |sh| find(sh.db(db), &d2, now_ms()).map(|_| ())).await?;
-        let got = cx.run_on(ss, move |sh| pop_items(sh.db(db), &s, from_left, 1, now_ms())).await?;
+        let got = cx.run_on(ss, move |sh| pop_journaled(sh, db, &s, from_left, now_ms())).await?;
         if let Some(v) = got.first().cloned() {
-            cx.run_on(ds, move |sh| push_items(sh.db(db), &d, to_left, [&v[..]], now_ms())).await?;
+            cx.run_on(ds, move |sh| push_journaled(sh, db, &d, to_left, &v, now_ms())).await?;
         }
         Ok(Some(got.into_iter().next()))
     }
@@ -606,11 +639,11 @@ pub async fn blmove(cx: &mut dyn Coord, args: &[Bytes], brpoplpush: bool) -> Cmd
     let (dst, db) = (args[2].clone(), cx.db());
     let shard = cx.engine().shard_of(&dst);
     let v2 = v.clone();
-    let pushed = cx.run_on(shard, move |sh| push_items(sh.db(db), &dst, to_left, [&v2[..]], now_ms())).await;
+    let pushed = cx.run_on(shard, move |sh| push_journaled(sh, db, &dst, to_left, &v2, now_ms())).await;
     if let Err(e) = pushed {
         // The destination is not a list: the element goes back.
         let (src, shard) = (args[1].clone(), cx.engine().shard_of(&args[1]));
-        cx.run_on(shard, move |sh| push_items(sh.db(db), &src, from_left, [&v[..]], now_ms())).await?;
+        cx.run_on(shard, move |sh| push_journaled(sh, db, &src, from_left, &v, now_ms())).await?;
         return Err(e);
     }
     cx.out().bulk(&v);

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::shard::blocking::{Popped, Take, Waiter};
+use crate::shard::journal::JournalForm;
 use crate::store::Db;
 use crate::types::zset::ZLimits;
 use crate::util::{eq_ic, now_ms, parse_f64, parse_i64};
@@ -71,7 +72,7 @@ impl Take for Kind {
         push_back(db, key, *self, items, cfg.zset_limits(), now)
     }
 
-    fn journal_form(&self, key: &[u8], n: usize) -> Option<Vec<Vec<u8>>> {
+    fn journal_form(&self, key: &[u8], n: usize) -> Option<JournalForm> {
         journal_form(*self, key, n)
     }
 }
@@ -81,7 +82,7 @@ impl Take for Kind {
 /// `LPOP key n` for LMPOP and BLMPOP (n: what they took), `ZPOPMIN key`
 /// for BZPOPMIN, `ZPOPMIN key n` for ZMPOP and BZMPOP, and the same from
 /// the other end.
-fn journal_form(kind: Kind, key: &[u8], n: usize) -> Option<Vec<Vec<u8>>> {
+fn journal_form(kind: Kind, key: &[u8], n: usize) -> Option<JournalForm> {
     let (name, mpop): (&[u8], bool) = match kind {
         Kind::List { left: true, mpop } => (b"LPOP", mpop),
         Kind::List { left: false, mpop } => (b"RPOP", mpop),
@@ -93,7 +94,7 @@ fn journal_form(kind: Kind, key: &[u8], n: usize) -> Option<Vec<Vec<u8>>> {
     if mpop || n != 1 {
         cmd.push(n.to_string().into_bytes());
     }
-    Some(cmd)
+    Some(vec![cmd])
 }
 
 /// How a pop command replies.

@@ -315,9 +315,9 @@ fn spop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let form = |r: &CmdResult<Option<(Vec<SmallBytes>, bool)>>| {
         let Ok(Some((popped, gone))) = r else { return None };
         if *gone && count.is_some() {
-            return Some(vec![b"DEL".to_vec(), key.to_vec()]);
+            return Some(vec![vec![b"DEL".to_vec(), key.to_vec()]]);
         }
-        (!popped.is_empty()).then(|| [b"SREM".to_vec(), key.to_vec()].into_iter().chain(popped.iter().map(|m| m.to_vec())).collect())
+        (!popped.is_empty()).then(|| vec![[b"SREM".to_vec(), key.to_vec()].into_iter().chain(popped.iter().map(|m| m.to_vec())).collect()])
     };
     let pop = |db: &mut Db| -> CmdResult<Option<(Vec<SmallBytes>, bool)>> {
         let Some(idx) = find(db, key, now)? else { return Ok(None) };

@@ -46,7 +46,7 @@ pub trait Take: Send + Sync {
     fn put_back(&self, db: &mut Db, key: &[u8], items: Vec<(Vec<u8>, f64)>, cfg: &Config, now: u64);
     /// The command the journal records for taking `n` items from `key`
     /// (LPOP, ZPOPMIN, ...), if any.
-    fn journal_form(&self, key: &[u8], n: usize) -> Option<Vec<Vec<u8>>>;
+    fn journal_form(&self, key: &[u8], n: usize) -> Option<super::journal::JournalForm>;
 }
 
 /// One blocked client's request.

@@ -27,6 +27,10 @@ use tokio::sync::Notify;
 use super::{Shard, TxId, NO_TX};
 use crate::store::{dump, Db, Value};
 
+/// Commands a write is journaled as (`Shard::journal_as`), each a list of
+/// arguments.
+pub type JournalForm = Vec<Vec<Vec<u8>>>;
+
 /// Commands for one database.
 pub struct Records {
     pub db: u32,
@@ -309,22 +313,24 @@ impl Shard {
         }
     }
 
-    /// Runs `f`, a write to one key of database `db`, and journals it as
-    /// the command `form` makes of its result (Redis's propagation of a
-    /// BLPOP as LPOP, an SPOP as SREM) instead of the key's state — which
-    /// for a pop from a big list or sorted set would be all that is left.
-    /// When `form` gives none, or nothing was written, the state is
-    /// journaled as usual.
-    pub fn journal_as<R>(&mut self, db: usize, f: impl FnOnce(&mut Db) -> R, form: impl FnOnce(&R) -> Option<Vec<Vec<u8>>>) -> R {
+    /// Runs `f`, a write to keys of database `db`, and journals it as the
+    /// commands `form` makes of its result (Redis's propagation of a BLPOP
+    /// as LPOP, an SPOP as SREM) instead of the keys' states — which for a
+    /// pop from a big list or sorted set would be all that is left. When
+    /// `form` gives none, or nothing was written, the states are journaled
+    /// as usual.
+    pub fn journal_as<R>(&mut self, db: usize, f: impl FnOnce(&mut Db) -> R, form: impl FnOnce(&R) -> Option<JournalForm>) -> R {
         let Some(mark) = self.journal_mark(db) else { return f(self.db(db)) };
         let r = f(self.db(db));
-        let Some(cmd) = form(&r) else { return r };
+        let Some(cmds) = form(&r) else { return r };
         if self.db(db).journal_forget_since(mark) {
             for key in self.db(db).journal_take_expired() {
                 self.journal_command(db, &[b"DEL", &key]);
             }
-            let parts: Vec<&[u8]> = cmd.iter().map(|a| &a[..]).collect();
-            self.journal_command(db, &parts);
+            for cmd in cmds {
+                let parts: Vec<&[u8]> = cmd.iter().map(|a| &a[..]).collect();
+                self.journal_command(db, &parts);
+            }
         }
         r
     }
