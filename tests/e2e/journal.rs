@@ -613,3 +613,48 @@ fn pops_from_big_collections_are_journaled_as_what_they_took() {
     drop(s);
     check_aof(dir.path());
 }
+
+/// Appends to big values are journaled as what they added: XADD with the
+/// ID it got (its trim as the exact XTRIM that removes the same entries),
+/// APPEND, SETBIT and SETRANGE as sent; the values replay exactly.
+#[test]
+fn appends_to_big_values_are_journaled_as_what_they_added() {
+    let dir = TempDir::new("journal-appends");
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    wait_rewrites(&mut con, "1");
+    let mut p = redis::pipe();
+    for i in 0..3000 {
+        p.cmd("XADD").arg("events").arg("*").arg("order").arg(format!("o-{i:05}")).arg("status").arg("paid").ignore();
+    }
+    p.query::<()>(&mut con).unwrap();
+    let _: () = con.set("log", "x".repeat(100_000)).unwrap();
+    let _: () = con.setbit("bits", 800_000, true).unwrap();
+    let file = incr_file(dir.path());
+    let before = std::fs::metadata(&file).unwrap().len();
+    for _ in 0..3 {
+        let _: String =
+            redis::cmd("XADD").arg("events").arg("MAXLEN").arg("~").arg(2000).arg("*").arg("order").arg("o").query(&mut con).unwrap();
+    }
+    let _: i64 = redis::cmd("XTRIM").arg("events").arg("MAXLEN").arg("~").arg(1500).query(&mut con).unwrap();
+    let _: i64 = con.append("log", "more").unwrap();
+    let _: () = con.setbit("bits", 7, true).unwrap();
+    let _: i64 = con.setrange("log", 10, "edit").unwrap();
+    let added = std::fs::metadata(&file).unwrap().len() - before;
+    assert!(added < 800, "{added} bytes journaled for eight edits of big values");
+    let events: redis::Value = redis::cmd("XRANGE").arg("events").arg("-").arg("+").query(&mut con).unwrap();
+    let info: redis::Value = redis::cmd("XINFO").arg("STREAM").arg("events").query(&mut con).unwrap();
+    let log: String = con.get("log").unwrap();
+    let bits: Vec<u8> = con.get("bits").unwrap();
+    s.signal("KILL");
+    drop(s);
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    assert_eq!(redis::cmd("XRANGE").arg("events").arg("-").arg("+").query::<redis::Value>(&mut con).unwrap(), events);
+    assert_eq!(redis::cmd("XINFO").arg("STREAM").arg("events").query::<redis::Value>(&mut con).unwrap(), info);
+    assert_eq!(con.get::<_, String>("log").unwrap(), log);
+    assert_eq!(con.get::<_, Vec<u8>>("bits").unwrap(), bits);
+    drop(con);
+    drop(s);
+    check_aof(dir.path());
+}

@@ -86,6 +86,19 @@ const CASES: &[(&[&[&str]], &str)] = &[
          *2 $7 ZPOPMAX $1 z *3 $7 ZPOPMIN $1 z $1 2 *3 $4 SADD $1 s $1 x *3 $4 SREM $1 s $1 x \
          *4 $4 SADD $1 s $1 x $1 y *2 $3 DEL $1 s ",
     ),
+    // Deterministic edits of big values travel as sent.
+    (
+        &[
+            &["SETBIT", "b", "7", "1"],
+            &["SETRANGE", "r", "0", "abc"],
+            &["APPEND", "r", "def"],
+            &["XADD", "st", "1-1", "f", "v"],
+            &["XADD", "st", "2-1", "g", "w"],
+            &["XDEL", "st", "1-1"],
+        ],
+        "*2 $6 SELECT $1 0 *4 $6 SETBIT $1 b $1 7 $1 1 *4 $8 SETRANGE $1 r $1 0 $3 abc *3 $6 APPEND $1 r $3 def \
+         *5 $4 XADD $2 st $3 1-1 $1 f $1 v *5 $4 XADD $2 st $3 2-1 $1 g $1 w *3 $4 XDEL $2 st $3 1-1 ",
+    ),
     // Expiry changes travel as their effect (PEXPIREAT with the absolute
     // time, PERSIST, DEL), counters as sent.
     (

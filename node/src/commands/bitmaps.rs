@@ -20,7 +20,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "setbit",
         4,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | JOURNAL_ARGS,
         (1, 1, 1),
         &["write", "bitmap", "slow"],
         G,
@@ -68,7 +68,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "bitfield",
         -2,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | JOURNAL_ARGS,
         (1, 1, 1),
         &["write", "bitmap", "slow"],
         G,

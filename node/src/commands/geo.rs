@@ -29,7 +29,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "geoadd",
         -5,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | JOURNAL_ARGS,
         (1, 1, 1),
         &["write", "geo", "slow"],
         G,

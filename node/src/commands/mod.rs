@@ -200,6 +200,11 @@ pub mod flag {
     /// EXPIRE on a big hash then journals one short command). Not shown by
     /// COMMAND.
     pub const JOURNAL_TTL: u32 = 1 << 20;
+    /// The handler journals the command's effect itself
+    /// (`Shard::journal_as`) as this same command in a deterministic form
+    /// (XADD with the ID it got, XTRIM MINID of the first entry left),
+    /// which the journal's replay may therefore run. Not shown by COMMAND.
+    pub const JOURNAL_REPLAY: u32 = 1 << 21;
 
     /// The flags COMMAND prints, in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[

@@ -67,7 +67,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result<(), String> {
     let name = String::from_utf8_lossy(&args[0]).into_owned();
     let spec = match super::lookup_args(args) {
-        Ok(spec) if spec.has_flag(JOURNAL_ARGS | JOURNAL_TTL) && spec.arity_ok(args.len()) => spec,
+        Ok(spec) if spec.has_flag(JOURNAL_ARGS | JOURNAL_TTL | JOURNAL_REPLAY) && spec.arity_ok(args.len()) => spec,
         _ => return Err(format!("a command the journal does not write: {name}")),
     };
     let mut out = crate::resp::Out::new(false);

@@ -48,7 +48,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "xack",
         -4,
-        WRITE | FAST,
+        WRITE | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         &["write", "stream", "fast"],
         G,

@@ -26,7 +26,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "xadd",
         -5,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | JOURNAL_REPLAY,
         (1, 1, 1),
         &["write", "stream", "fast"],
         G,
@@ -71,7 +71,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "xdel",
         -3,
-        WRITE | FAST,
+        WRITE | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         &["write", "stream", "fast"],
         G,
@@ -83,7 +83,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "xtrim",
         -4,
-        WRITE,
+        WRITE | JOURNAL_REPLAY,
         (1, 1, 1),
         &["write", "stream", "slow"],
         G,
@@ -96,7 +96,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "xsetid",
         -3,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         &["write", "stream", "fast"],
         G,
@@ -187,6 +187,10 @@ fn parse_trim(ctx: &Ctx, args: &[Bytes], i: usize) -> CmdResult<(Trim, usize)> {
     Ok((t, j))
 }
 
+/// What XADD did: the ID it gave, and if it trimmed, the oldest entry
+/// left (none: the trim emptied the stream).
+type Added = (StreamId, Option<Option<StreamId>>);
+
 fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let mut i = 2;
     let mut nomk = false;
@@ -215,56 +219,85 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         return Err(CmdError::wrong_arity("xadd"));
     }
     let now = ctx.now;
-    let db = ctx.db();
-    let idx = find(db, &args[1], now)?;
-    if idx.is_none() && nomk {
-        out.nil();
-        return Ok(());
-    }
-    let last = idx.map_or(StreamId::default(), |i| read_stream(db, i).last_id);
-    let id = if &id_arg[..] == b"*" {
-        let ms = now.max(last.ms);
-        if ms == last.ms {
-            last.next().ok_or_else(|| CmdError::err("The stream has exhausted the last possible ID, unable to add more items"))?
-        } else {
-            StreamId { ms, seq: 0 }
+    let key = &args[1];
+    // Journaled as Redis propagates it: with the ID it got, and a trim as
+    // what it removed (XTRIM MINID of the first entry left, exact).
+    let form = |r: &CmdResult<Option<Added>>| {
+        let Ok(Some((id, trimmed))) = r else { return None };
+        let mut add = vec![b"XADD".to_vec(), key.to_vec(), id.text().into_bytes()];
+        add.extend(pairs.iter().map(|a| a.to_vec()));
+        let mut cmds = vec![add];
+        if let Some(first) = trimmed {
+            cmds.push(trim_form(key, *first));
         }
-    } else if let Some(ms) = id_arg.strip_suffix(b"-*") {
-        let ms: u64 = std::str::from_utf8(ms).ok().and_then(|m| m.parse().ok()).ok_or_else(invalid_id)?;
-        if ms == last.ms && idx.is_some() {
-            // The sequence never carries over into the next millisecond:
-            // at its end the ID is not above the top item (Redis 7.2).
-            let seq = last
-                .seq
-                .checked_add(1)
-                .ok_or_else(|| CmdError::err("The ID specified in XADD is equal or smaller than the target stream top item"))?;
-            StreamId { ms, seq }
-        } else {
-            StreamId { ms, seq: if ms == 0 { 1 } else { 0 } }
-        }
-    } else {
-        StreamId::parse(id_arg, 0).ok_or_else(invalid_id)?
+        Some(cmds)
     };
-    if id == StreamId::default() {
-        return Err(CmdError::err("The ID specified in XADD must be greater than 0-0"));
-    }
-    if idx.is_some() && id <= last {
-        return Err(CmdError::err("The ID specified in XADD is equal or smaller than the target stream top item"));
-    }
-    let idx = match idx {
-        Some(i) => i,
-        None => db.insert_new(&args[1], Value::Stream(Box::default()), 0),
-    };
-    let fields: Fields = pairs.chunks_exact(2).map(|p| (SmallBytes::new(&p[0]), SmallBytes::new(&p[1]))).collect();
-    let s = stream_at(db, idx);
-    s.append(id, fields);
-    if let Some(t) = trim {
-        if s.trim(&t) > 0 {
-            db.push_event(ks::STREAM, "xtrim", &args[1]);
+    let add = |db: &mut Db| -> CmdResult<Option<Added>> {
+        let idx = find(db, key, now)?;
+        if idx.is_none() && nomk {
+            return Ok(None);
         }
+        let last = idx.map_or(StreamId::default(), |i| read_stream(db, i).last_id);
+        let id = if &id_arg[..] == b"*" {
+            let ms = now.max(last.ms);
+            if ms == last.ms {
+                last.next().ok_or_else(|| CmdError::err("The stream has exhausted the last possible ID, unable to add more items"))?
+            } else {
+                StreamId { ms, seq: 0 }
+            }
+        } else if let Some(ms) = id_arg.strip_suffix(b"-*") {
+            let ms: u64 = std::str::from_utf8(ms).ok().and_then(|m| m.parse().ok()).ok_or_else(invalid_id)?;
+            if ms == last.ms && idx.is_some() {
+                // The sequence never carries over into the next millisecond:
+                // at its end the ID is not above the top item (Redis 7.2).
+                let seq = last
+                    .seq
+                    .checked_add(1)
+                    .ok_or_else(|| CmdError::err("The ID specified in XADD is equal or smaller than the target stream top item"))?;
+                StreamId { ms, seq }
+            } else {
+                StreamId { ms, seq: if ms == 0 { 1 } else { 0 } }
+            }
+        } else {
+            StreamId::parse(id_arg, 0).ok_or_else(invalid_id)?
+        };
+        if id == StreamId::default() {
+            return Err(CmdError::err("The ID specified in XADD must be greater than 0-0"));
+        }
+        if idx.is_some() && id <= last {
+            return Err(CmdError::err("The ID specified in XADD is equal or smaller than the target stream top item"));
+        }
+        let idx = match idx {
+            Some(i) => i,
+            None => db.insert_new(key, Value::Stream(Box::default()), 0),
+        };
+        let fields: Fields = pairs.chunks_exact(2).map(|p| (SmallBytes::new(&p[0]), SmallBytes::new(&p[1]))).collect();
+        let s = stream_at(db, idx);
+        s.append(id, fields);
+        let mut trimmed = None;
+        if let Some(t) = &trim {
+            if s.trim(t) > 0 {
+                trimmed = Some((s.len() > 0).then(|| s.first_id()));
+                db.push_event(ks::STREAM, "xtrim", key);
+            }
+        }
+        Ok(Some((id, trimmed)))
+    };
+    let dbi = ctx.db;
+    match ctx.shard.journal_as(dbi, add, form)? {
+        Some((id, _)) => out.bulk(id.text().as_bytes()),
+        None => out.nil(),
     }
-    out.bulk(id.text().as_bytes());
     Ok(())
+}
+
+/// What a trim that left `first` as the oldest entry (none: it emptied the
+/// stream) is journaled as: the exact trim that removes the same entries.
+fn trim_form(key: &[u8], first: Option<StreamId>) -> Vec<Vec<u8>> {
+    match first {
+        Some(first) => vec![b"XTRIM".to_vec(), key.to_vec(), b"MINID".to_vec(), first.text().into_bytes()],
+        None => vec![b"XTRIM".to_vec(), key.to_vec(), b"MAXLEN".to_vec(), b"0".to_vec()],
+    }
 }
 
 fn xlen(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
@@ -356,17 +389,26 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let now = ctx.now;
-    let db = ctx.db();
-    let Some(idx) = find(db, &args[1], now)? else {
-        out.int(0);
-        return Ok(());
+    let key = &args[1];
+    let trim = |db: &mut Db| -> CmdResult<(usize, Option<StreamId>)> {
+        let Some(idx) = find(db, key, now)? else { return Ok((0, None)) };
+        // Only a removal writes (watchers and keyspace events see nothing else).
+        if read_stream(db, idx).trim_count(&t) == 0 {
+            return Ok((0, None));
+        }
+        let s = stream_at(db, idx);
+        let n = s.trim(&t);
+        Ok((n, (s.len() > 0).then(|| s.first_id())))
     };
-    // Only a removal writes (watchers and keyspace events see nothing else).
-    if read_stream(db, idx).trim_count(&t) == 0 {
-        out.int(0);
-        return Ok(());
-    }
-    out.int(stream_at(db, idx).trim(&t) as i64);
+    // An approximate trim is journaled as the exact one that removes the
+    // same entries (a replay's node layout may differ).
+    let form = |r: &CmdResult<(usize, Option<StreamId>)>| match r {
+        Ok((n, first)) if *n > 0 => Some(vec![trim_form(key, *first)]),
+        _ => None,
+    };
+    let dbi = ctx.db;
+    let (n, _) = ctx.shard.journal_as(dbi, trim, form)?;
+    out.int(n as i64);
     Ok(())
 }
 

@@ -213,7 +213,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "append",
         3,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | JOURNAL_ARGS,
         (1, 1, 1),
         S,
         "string",
@@ -230,7 +230,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "setrange",
         4,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | JOURNAL_ARGS,
         (1, 1, 1),
         S,
         "string",
