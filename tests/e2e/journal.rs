@@ -658,3 +658,74 @@ fn appends_to_big_values_are_journaled_as_what_they_added() {
     drop(s);
     check_aof(dir.path());
 }
+
+/// Consumer-group reads change the group, not the entries: XREADGROUP is
+/// journaled as Redis propagates it (XCLAIM per entry delivered, XGROUP
+/// SETID, XGROUP CREATECONSUMER), not as the whole stream, and the groups
+/// replay to the same pending entries, owners, delivery counts and last
+/// IDs.
+#[test]
+fn group_reads_are_journaled_as_what_they_changed() {
+    let dir = TempDir::new("journal-groups");
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    wait_rewrites(&mut con, "1");
+    let mut p = redis::pipe();
+    for i in 0..3000 {
+        p.cmd("XADD").arg("orders").arg("*").arg("order").arg(format!("o-{i:05}")).arg("status").arg("paid").ignore();
+    }
+    p.query::<()>(&mut con).unwrap();
+    redis::cmd("XGROUP").arg("CREATE").arg("orders").arg("billing").arg("0").query::<()>(&mut con).unwrap();
+    let file = incr_file(dir.path());
+    let before = std::fs::metadata(&file).unwrap().len();
+    let read = |con: &mut Connection, consumer: &str, count: usize, id: &str, noack: bool| {
+        let mut c = redis::cmd("XREADGROUP");
+        c.arg("GROUP").arg("billing").arg(consumer).arg("COUNT").arg(count);
+        if noack {
+            c.arg("NOACK");
+        }
+        c.arg("STREAMS").arg("orders").arg(id).query::<redis::Value>(con).unwrap();
+    };
+    read(&mut con, "alice", 3, ">", false);
+    read(&mut con, "bob", 2, ">", false);
+    read(&mut con, "alice", 10, "0", false);
+    read(&mut con, "carol", 1, ">", true);
+    read(&mut con, "dave", 5, "0", false);
+    let pending: Vec<(String, String, u64, u64)> =
+        redis::cmd("XPENDING").arg("orders").arg("billing").arg("-").arg("+").arg(1).query(&mut con).unwrap();
+    let _: i64 = redis::cmd("XACK").arg("orders").arg("billing").arg(&pending[0].0).query(&mut con).unwrap();
+    let added = std::fs::metadata(&file).unwrap().len() - before;
+    assert!(added < 3000, "{added} bytes journaled for five group reads and an XACK");
+    // Pending entries without their idle times (they move on).
+    let pel = |con: &mut Connection| -> Vec<(String, String, u64)> {
+        let v: Vec<(String, String, u64, u64)> =
+            redis::cmd("XPENDING").arg("orders").arg("billing").arg("-").arg("+").arg(100).query(con).unwrap();
+        v.into_iter().map(|(id, owner, _, n)| (id, owner, n)).collect()
+    };
+    let consumers = |con: &mut Connection| -> Vec<(String, u64)> {
+        let v: Vec<std::collections::HashMap<String, redis::Value>> =
+            redis::cmd("XINFO").arg("CONSUMERS").arg("orders").arg("billing").query(con).unwrap();
+        v.iter()
+            .map(|c| (redis::from_redis_value(c["name"].clone()).unwrap(), redis::from_redis_value(c["pending"].clone()).unwrap()))
+            .collect()
+    };
+    let want =
+        (pel(&mut con), consumers(&mut con), redis::cmd("XINFO").arg("GROUPS").arg("orders").query::<redis::Value>(&mut con).unwrap());
+    assert_eq!(want.0.len(), 4, "{:?}", want.0);
+    assert_eq!(want.1.len(), 4);
+    s.signal("KILL");
+    drop(s);
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    let got =
+        (pel(&mut con), consumers(&mut con), redis::cmd("XINFO").arg("GROUPS").arg("orders").query::<redis::Value>(&mut con).unwrap());
+    assert_eq!(got, want);
+    // The restored times are the deliveries' own: nothing reads as idle for
+    // longer than the test has run.
+    let v: Vec<(String, String, u64, u64)> =
+        redis::cmd("XPENDING").arg("orders").arg("billing").arg("-").arg("+").arg(100).query(&mut con).unwrap();
+    assert!(v.iter().all(|p| p.2 < 60_000), "{v:?}");
+    drop(con);
+    drop(s);
+    check_aof(dir.path());
+}

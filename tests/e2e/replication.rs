@@ -297,6 +297,51 @@ fn a_damselfly_replica_follows_redis_server() {
     assert!(wait_until(30, || info_field(&mut r, "master_repl_offset") == info_field(&mut p, "master_repl_offset")));
 }
 
+/// Commands whose key is not their first argument (XGROUP's is the
+/// third) reach the shard that holds the key on a replica with several,
+/// which ends with the groups a redis-server replica of the same primary
+/// has (Redis 7.0 propagates a group read as XCLAIMs with LASTID, which
+/// leave entries-read unknown on both).
+#[test]
+fn a_damselfly_replica_with_two_shards_applies_xgroup_from_redis_server() {
+    let primary = Redis::start();
+    let mut p = conn(primary.port);
+    let port = primary.port.to_string();
+    let replica = Server::start_with(&["--shards", "2", "--replicaof", "127.0.0.1", &port]);
+    let mut r = conn(replica.port);
+    let oracle = Redis::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let mut o = conn(oracle.port);
+    assert!(wait_until(30, || link_up(&mut r) && link_up(&mut o)), "the replicas' links did not come up");
+    for key in ["orders", "events", "stock", "carts"] {
+        for i in 1..=3 {
+            let _: String = redis::cmd("XADD").arg(key).arg(format!("{i}-1")).arg("f").arg("v").query(&mut p).unwrap();
+        }
+        redis::cmd("XGROUP").arg("CREATE").arg(key).arg("g").arg("0").query::<()>(&mut p).unwrap();
+        let _: i64 = redis::cmd("XGROUP").arg("CREATECONSUMER").arg(key).arg("g").arg("idle").query(&mut p).unwrap();
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("g")
+            .arg("c")
+            .arg("COUNT")
+            .arg(2)
+            .arg("STREAMS")
+            .arg(key)
+            .arg(">")
+            .query(&mut p)
+            .unwrap();
+    }
+    wait_one(&mut p);
+    let offset = info_field(&mut p, "master_repl_offset");
+    assert!(wait_until(30, || info_field(&mut r, "master_repl_offset") == offset && info_field(&mut o, "master_repl_offset") == offset));
+    for key in ["orders", "events", "stock", "carts"] {
+        let groups = |c: &mut Connection| redis::cmd("XINFO").arg("GROUPS").arg(key).query::<redis::Value>(c).unwrap();
+        assert_eq!(groups(&mut r), groups(&mut o), "{key}");
+        let pending = |c: &mut Connection| redis::cmd("XPENDING").arg(key).arg("g").query::<redis::Value>(c).unwrap();
+        assert_eq!(pending(&mut r), pending(&mut p), "{key}");
+        assert_eq!(pending(&mut o), pending(&mut p), "{key}");
+    }
+}
+
 /// The primary's `sync_full`, `sync_partial_ok` and `sync_partial_err`.
 fn syncs(c: &mut Connection) -> (i64, i64, i64) {
     (stat(c, "sync_full"), stat(c, "sync_partial_ok"), stat(c, "sync_partial_err"))

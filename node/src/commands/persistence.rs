@@ -77,6 +77,13 @@ pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result
     Ok(())
 }
 
+/// Where a command's first key is among `args`, per its declaration
+/// (`persist::load::FIRST_KEY`).
+pub fn first_key(args: &[Bytes]) -> Option<usize> {
+    let spec = super::lookup_args(args).ok()?;
+    spec.key_indices(args).next()
+}
+
 /// Runs a command a primary sent on this shard (a replica's link;
 /// `persist::load::REPLICA_COMMAND`): every key must live here (a primary
 /// with one keyspace may send a multi-key command whose keys this node

@@ -22,7 +22,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "xclaim",
         -6,
-        WRITE | FAST,
+        WRITE | FAST | JOURNAL_REPLAY,
         (1, 1, 1),
         ACL,
         G,
@@ -106,9 +106,12 @@ fn xclaim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         }
         j += 1;
     }
+    // Lookups during a replay see time 0 (nothing expires); the times this
+    // command records are the clock's.
+    let clock = if now == 0 { crate::util::now_ms() } else { now };
     let delivered = match time {
-        Some(t) if t >= 0 && t <= now as i64 => t as u64,
-        _ => now,
+        Some(t) if t >= 0 && t <= clock as i64 => t as u64,
+        _ => clock,
     };
     let s = stream_at(db, idx);
     // The entries first (a read), then the group (a write).
@@ -136,7 +139,7 @@ fn xclaim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             continue;
         }
         if !touched {
-            created = g.touch_consumer(consumer, now);
+            created = g.touch_consumer(consumer, clock);
             touched = true;
         }
         let deliveries = match retry {
@@ -145,7 +148,7 @@ fn xclaim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             _ => deliveries,
         };
         g.claim(id, consumer, delivered, deliveries);
-        g.mark_active(consumer, now);
+        g.mark_active(consumer, clock);
         claimed.push((id, (!justid).then_some(fields)));
     }
     if created {

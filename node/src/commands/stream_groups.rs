@@ -16,6 +16,7 @@ use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
+use crate::shard::journal::JournalForm;
 use crate::store::{Db, Value};
 use crate::types::stream::{Fields, StreamId, StreamValue};
 use crate::types::stream_group::{Group, UNKNOWN_READ};
@@ -28,22 +29,38 @@ const RO: &[&str] = &["read", "stream", "slow"];
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd("xgroup", -2, 0, (0, 0, 0), &["slow"], G, "A container for consumer groups commands.", Exec::Shard(xgroup)).subcommands(&[
-        sub("xgroup|create", -5, WRITE | DENYOOM, (2, 2, 1), RW, "Creates a consumer group.", Exec::Shard(xgroup))
+        sub("xgroup|create", -5, WRITE | DENYOOM | JOURNAL_ARGS, (2, 2, 1), RW, "Creates a consumer group.", Exec::Shard(xgroup))
             .notify(Notify::Each(ks::STREAM, "xgroup-create"))
             .key_flags(&["RW", "insert"]),
-        sub("xgroup|createconsumer", 5, WRITE | DENYOOM, (2, 2, 1), RW, "Creates a consumer in a consumer group.", Exec::Shard(xgroup))
-            .notify(Notify::Each(ks::STREAM, "xgroup-createconsumer"))
-            .key_flags(&["RW", "insert"]),
-        sub("xgroup|delconsumer", 5, WRITE, (2, 2, 1), RW, "Deletes a consumer from a consumer group.", Exec::Shard(xgroup))
+        sub(
+            "xgroup|createconsumer",
+            5,
+            WRITE | DENYOOM | JOURNAL_ARGS,
+            (2, 2, 1),
+            RW,
+            "Creates a consumer in a consumer group.",
+            Exec::Shard(xgroup),
+        )
+        .notify(Notify::Each(ks::STREAM, "xgroup-createconsumer"))
+        .key_flags(&["RW", "insert"]),
+        sub("xgroup|delconsumer", 5, WRITE | JOURNAL_ARGS, (2, 2, 1), RW, "Deletes a consumer from a consumer group.", Exec::Shard(xgroup))
             .notify(Notify::Each(ks::STREAM, "xgroup-delconsumer"))
             .key_flags(&["RW", "delete"]),
-        sub("xgroup|destroy", 4, WRITE, (2, 2, 1), RW, "Destroys a consumer group.", Exec::Shard(xgroup))
+        sub("xgroup|destroy", 4, WRITE | JOURNAL_ARGS, (2, 2, 1), RW, "Destroys a consumer group.", Exec::Shard(xgroup))
             .notify(Notify::Each(ks::STREAM, "xgroup-destroy"))
             .key_flags(&["RW", "delete"]),
         sub("xgroup|help", 2, LOADING | STALE, (0, 0, 0), &["stream", "slow"], HELP, Exec::Shard(xgroup)),
-        sub("xgroup|setid", -5, WRITE, (2, 2, 1), RW, "Sets the last-delivered ID of a consumer group.", Exec::Shard(xgroup))
-            .notify(Notify::Each(ks::STREAM, "xgroup-setid"))
-            .key_flags(&["RW", "update"]),
+        sub(
+            "xgroup|setid",
+            -5,
+            WRITE | JOURNAL_ARGS,
+            (2, 2, 1),
+            RW,
+            "Sets the last-delivered ID of a consumer group.",
+            Exec::Shard(xgroup),
+        )
+        .notify(Notify::Each(ks::STREAM, "xgroup-setid"))
+        .key_flags(&["RW", "update"]),
     ]),
     cmd(
         "xack",
@@ -209,7 +226,9 @@ fn xgroup(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         let exists = group_of(read_stream(db, idx), name).is_some_and(|g| g.consumers.contains_key(&args[4][..]));
         if !exists {
             if let Some(g) = group_mut(stream_at(db, idx), name) {
-                g.create_consumer(&args[4], now);
+                // A replay looks keys up at time 0 (nothing expires); the
+                // consumer is seen now.
+                g.create_consumer(&args[4], if now == 0 { now_ms() } else { now });
             }
         }
         out.int(!exists as i64);
@@ -429,6 +448,72 @@ fn serve(
     Ok(Some(items))
 }
 
+/// `serve`, journaled as Redis propagates a read of a group (the read
+/// changes the group, not the entries: journaling the stream's state
+/// would copy all of it on every read): per entry delivered, `XCLAIM key
+/// group consumer 0 id TIME <delivered> RETRYCOUNT <n> FORCE JUSTID LASTID
+/// <group's last>`; for new entries `XGROUP SETID key group <last>
+/// ENTRIESREAD <n>`; before them, for a consumer the read created,
+/// `XGROUP CREATECONSUMER`.
+#[allow(clippy::too_many_arguments)]
+fn serve_journaled(
+    sh: &mut crate::shard::Shard,
+    db: usize,
+    key: &[u8],
+    group: &[u8],
+    consumer: &[u8],
+    history: Option<StreamId>,
+    count: usize,
+    noack: bool,
+    now: u64,
+) -> CmdResult<Option<Served>> {
+    if !sh.journaling() {
+        return serve(sh.db(db), key, group, consumer, history, count, noack, now);
+    }
+    let existed = |d: &mut Db| {
+        find(d, key, now).ok().flatten().and_then(|i| group_of(read_stream(d, i), group).map(|g| g.consumers.contains_key(consumer)))
+    };
+    let run = |d: &mut Db| -> CmdResult<(Option<Served>, Option<JournalForm>)> {
+        let had = existed(d).unwrap_or(true);
+        let served = serve(d, key, group, consumer, history, count, noack, now)?;
+        let Some(idx) = find(d, key, now)? else { return Ok((served, None)) };
+        let Some(g) = group_of(read_stream(d, idx), group) else { return Ok((served, None)) };
+        let arg = |b: &[u8]| b.to_vec();
+        let last = g.last_id.text().into_bytes();
+        let mut cmds: JournalForm = Vec::new();
+        if !had && g.consumers.contains_key(consumer) {
+            cmds.push(vec![arg(b"XGROUP"), arg(b"CREATECONSUMER"), arg(key), arg(group), arg(consumer)]);
+        }
+        let items = served.as_deref().unwrap_or_default();
+        for (id, f) in items {
+            let Some(p) = g.pel.get(id).filter(|_| f.is_some() && !noack) else { continue };
+            cmds.push(vec![
+                arg(b"XCLAIM"),
+                arg(key),
+                arg(group),
+                arg(consumer),
+                arg(b"0"),
+                id.text().into_bytes(),
+                arg(b"TIME"),
+                p.delivered_ms.to_string().into_bytes(),
+                arg(b"RETRYCOUNT"),
+                p.deliveries.to_string().into_bytes(),
+                arg(b"FORCE"),
+                arg(b"JUSTID"),
+                arg(b"LASTID"),
+                last.clone(),
+            ]);
+        }
+        if history.is_none() && !items.is_empty() {
+            let read = g.entries_read.to_string().into_bytes();
+            cmds.push(vec![arg(b"XGROUP"), arg(b"SETID"), arg(key), arg(group), last.clone(), arg(b"ENTRIESREAD"), read]);
+        }
+        Ok((served, Some(cmds)))
+    };
+    let form = |r: &CmdResult<(Option<Served>, Option<JournalForm>)>| r.as_ref().ok().and_then(|(_, f)| f.clone());
+    sh.journal_as(db, run, form).map(|(served, _)| served)
+}
+
 /// XREADGROUP GROUP group consumer [COUNT count] [BLOCK ms] [NOACK]
 /// STREAMS key [key ...] id [id ...].
 pub async fn xreadgroup(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
@@ -491,7 +576,7 @@ pub async fn xreadgroup(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         for (k, h) in keys.iter().zip(&history) {
             let (k2, g2, c2, h) = (k.clone(), group.clone(), consumer.clone(), *h);
             let shard = cx.engine().shard_of(k);
-            if let Some(items) = cx.run_on(shard, move |sh| serve(sh.db(db), &k2, &g2, &c2, h, count, noack, now_ms())).await? {
+            if let Some(items) = cx.run_on(shard, move |sh| serve_journaled(sh, db, &k2, &g2, &c2, h, count, noack, now_ms())).await? {
                 found.push((k.clone(), items));
             }
         }

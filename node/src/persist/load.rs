@@ -49,6 +49,18 @@ pub static REPLAY_COMMAND: std::sync::OnceLock<ReplayFn> = std::sync::OnceLock::
 /// the command layer): database, arguments.
 pub static REPLICA_COMMAND: std::sync::OnceLock<ReplayFn> = std::sync::OnceLock::new();
 
+/// The position of a command's first key among its arguments, as its
+/// declaration says (set by the command layer; XGROUP's key is its third
+/// argument), if it has one.
+pub static FIRST_KEY: std::sync::OnceLock<fn(&[bytes::Bytes]) -> Option<usize>> = std::sync::OnceLock::new();
+
+/// The shard a command's keys live on (the first key's; the first
+/// argument's when the command is not known here).
+fn shard_of_command(engine: &Engine, args: &[bytes::Bytes]) -> usize {
+    let at = FIRST_KEY.get().and_then(|f| f(args)).unwrap_or(1);
+    args.get(at).map_or(0, |k| engine.shard_of(k))
+}
+
 pub type ReplayFn = fn(&mut crate::shard::Shard, usize, &[bytes::Bytes]) -> Result<(), String>;
 
 /// Sends keys to their shards in batches, a few batches in flight per
@@ -88,18 +100,17 @@ impl<'a> Sink<'a> {
         self.after_push(shard)
     }
 
-    /// Queues a journaled command for the shard of its first key
-    /// (`args[1]`), in order with the states queued there.
+    /// Queues a journaled command for the shard of its first key, in order
+    /// with the states queued there.
     pub fn command(&mut self, db: usize, args: Vec<bytes::Bytes>) -> Result<(), String> {
-        let shard = self.engine.shard_of(&args[1]);
+        let shard = shard_of_command(&self.engine, &args);
         self.batches[shard].push(Put::Command(db, args));
         self.after_push(shard)
     }
 
-    /// A command from a primary, run on the shard of its first argument
-    /// (its key, for the commands a primary sends with keys).
+    /// A command from a primary, run on the shard of its first key.
     pub fn replicated(&mut self, db: usize, args: Vec<bytes::Bytes>) -> Result<(), String> {
-        let shard = args.get(1).map_or(0, |k| self.engine.shard_of(k));
+        let shard = shard_of_command(&self.engine, &args);
         self.batches[shard].push(Put::Replicated(db, args));
         self.after_push(shard)
     }
