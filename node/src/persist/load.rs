@@ -52,7 +52,9 @@ pub static REPLICA_COMMAND: std::sync::OnceLock<ReplayFn> = std::sync::OnceLock:
 /// The position of a command's first key among its arguments, as its
 /// declaration says (set by the command layer; XGROUP's key is its third
 /// argument), if it has one.
-pub static FIRST_KEY: std::sync::OnceLock<fn(&[bytes::Bytes]) -> Option<usize>> = std::sync::OnceLock::new();
+pub static FIRST_KEY: std::sync::OnceLock<FirstKeyFn> = std::sync::OnceLock::new();
+
+pub type FirstKeyFn = fn(&[bytes::Bytes]) -> Option<usize>;
 
 /// The shard a command's keys live on (the first key's; the first
 /// argument's when the command is not known here).
@@ -103,14 +105,14 @@ impl<'a> Sink<'a> {
     /// Queues a journaled command for the shard of its first key, in order
     /// with the states queued there.
     pub fn command(&mut self, db: usize, args: Vec<bytes::Bytes>) -> Result<(), String> {
-        let shard = shard_of_command(&self.engine, &args);
+        let shard = shard_of_command(self.engine, &args);
         self.batches[shard].push(Put::Command(db, args));
         self.after_push(shard)
     }
 
     /// A command from a primary, run on the shard of its first key.
     pub fn replicated(&mut self, db: usize, args: Vec<bytes::Bytes>) -> Result<(), String> {
-        let shard = shard_of_command(&self.engine, &args);
+        let shard = shard_of_command(self.engine, &args);
         self.batches[shard].push(Put::Replicated(db, args));
         self.after_push(shard)
     }

@@ -221,6 +221,10 @@ pub struct ShardJournal {
     commands: Vec<Records>,
     /// The current job is the replication link's (`JournalMsg::Applied`).
     link: bool,
+    /// While a script runs on its single-shard fast path: the commands
+    /// journaled before it (records, and the last one's bytes and count),
+    /// to take back if it is rolled back and run again elsewhere.
+    script_mark: Option<(usize, usize, usize)>,
 }
 
 /// Appends one RESP command.
@@ -333,6 +337,28 @@ impl Shard {
             }
         }
         r
+    }
+
+    /// A script starts writing on its fast path (see `script_mark`).
+    pub fn journal_script_begin(&mut self) {
+        if let Some(j) = &mut self.journal {
+            let last = j.commands.last().map_or((0, 0), |r| (r.bytes.len(), r.count));
+            j.script_mark = Some((j.commands.len(), last.0, last.1));
+        }
+    }
+
+    /// The fast-path script ended: its commands stay, or (`rollback`) go.
+    pub fn journal_script_end(&mut self, rollback: bool) {
+        let Some(j) = &mut self.journal else { return };
+        let Some((n, bytes, count)) = j.script_mark.take() else { return };
+        if !rollback {
+            return;
+        }
+        j.commands.truncate(n);
+        if let Some(r) = j.commands.last_mut() {
+            r.bytes.truncate(bytes);
+            r.count = count;
+        }
     }
 
     /// Appends one command journaled as sent to the job's.

@@ -55,6 +55,10 @@ pub struct Db {
     undo: Option<Box<UndoLog>>,
     /// A cleared log kept for the next script (saves its allocations).
     undo_spare: Option<Box<UndoLog>>,
+    /// How many written keys and keys found expired the journal had noted
+    /// when the undo log began: a rollback forgets what the undone run
+    /// noted (the values are back as they were).
+    undo_journal: (usize, usize),
     /// While a migration moves some of this shard's slots away: which, and
     /// the keys of theirs changed since the migration last asked.
     tracking: Option<Box<Tracking>>,
@@ -154,6 +158,7 @@ impl Db {
             watched: HashMap::new(),
             undo: None,
             undo_spare: None,
+            undo_journal: (0, 0),
             tracking: None,
             wake: Default::default(),
             ready: Default::default(),
@@ -396,6 +401,7 @@ impl Db {
     /// and it runs again under a wider lock.
     pub fn undo_begin(&mut self) {
         self.undo = Some(self.undo_spare.take().unwrap_or_default());
+        self.undo_journal = (self.journal.as_ref().map_or(0, Vec::len), self.journal_expired.len());
     }
 
     /// Stops recording and keeps every change.
@@ -419,9 +425,13 @@ impl Db {
                 self.insert_new(&key, value, expire_at);
             }
         }
-        // Nobody saw those changes: no events for them.
+        // Nobody saw those changes: no events for them, nothing to journal.
         self.notes.clear();
         self.extra_events.clear();
+        if let Some(j) = &mut self.journal {
+            j.truncate(self.undo_journal.0);
+        }
+        self.journal_expired.truncate(self.undo_journal.1);
         log.clear();
         self.undo_spare = Some(log);
     }

@@ -11,14 +11,10 @@ use crate::store::SmallBytes;
 
 impl Db {
     /// How many written keys the journal has noted so far (a mark for
-    /// `journal_forget_since`), if it is on.
-    /// None while a script's undo log runs: a script that is rolled back
-    /// and run again must not leave its first run's commands behind, so
-    /// its keys are journaled as states.
+    /// `journal_forget_since`), if it is on. (A script rolled back and run
+    /// again leaves nothing of its first run: `undo_rollback` and
+    /// `Shard::journal_script_end`.)
     pub fn journal_mark(&self) -> Option<usize> {
-        if self.undo.is_some() {
-            return None;
-        }
         self.journal.as_ref().map(|j| j.len())
     }
 

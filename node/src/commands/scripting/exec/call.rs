@@ -207,6 +207,7 @@ impl RunCtx<'_> {
                     if !self.scratch.undo_dbs.contains(&db) {
                         if self.scratch.undo_dbs.is_empty() {
                             sh.hold_events();
+                            sh.journal_script_begin();
                         }
                         sh.db(db).undo_begin();
                         self.scratch.undo_dbs.push(db);

@@ -478,6 +478,7 @@ impl<'a> RunCtx<'a> {
             }
             if !self.scratch.undo_dbs.is_empty() {
                 sh.release_events(!rollback);
+                sh.journal_script_end(rollback);
             }
         }
         self.scratch.undo_dbs.clear();
