@@ -330,7 +330,8 @@ fn a_damselfly_replica_with_two_shards_applies_xgroup_from_redis_server() {
             .query(&mut p)
             .unwrap();
     }
-    wait_one(&mut p);
+    // Both replicas have acknowledged every write.
+    assert_eq!(redis::cmd("WAIT").arg(2).arg(0).query::<i64>(&mut p).unwrap(), 2);
     let offset = info_field(&mut p, "master_repl_offset");
     assert!(wait_until(30, || info_field(&mut r, "master_repl_offset") == offset && info_field(&mut o, "master_repl_offset") == offset));
     for key in ["orders", "events", "stock", "carts"] {
