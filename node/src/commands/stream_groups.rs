@@ -374,21 +374,23 @@ fn check_group(db: &mut Db, key: &[u8], group: &[u8], now: u64) -> CmdResult {
     )))
 }
 
+/// What one XREADGROUP asks of each of its streams.
+#[derive(Clone, Copy)]
+struct GroupRead<'a> {
+    group: &'a [u8],
+    consumer: &'a [u8],
+    /// The consumer's pending entries after this ID; `None`: the `>` ID.
+    history: Option<StreamId>,
+    count: usize,
+    noack: bool,
+}
+
 /// Serves one stream of an XREADGROUP: the consumer's pending entries
 /// after `history`, or (`None`, the `>` ID) new entries after the group's
 /// last delivered ID, which it then owns unless `noack`. `None` when there
 /// is nothing to serve now (a `>` read with nothing new).
-#[allow(clippy::too_many_arguments)]
-fn serve(
-    db: &mut Db,
-    key: &[u8],
-    group: &[u8],
-    consumer: &[u8],
-    history: Option<StreamId>,
-    count: usize,
-    noack: bool,
-    now: u64,
-) -> CmdResult<Option<Served>> {
+fn serve(db: &mut Db, key: &[u8], req: GroupRead, now: u64) -> CmdResult<Option<Served>> {
+    let GroupRead { group, consumer, history, count, noack } = req;
     let Some(idx) = find(db, key, now)? else { return Ok(None) };
     let s = read_stream(db, idx);
     let Some(g) = group_of(s, group) else {
@@ -455,27 +457,17 @@ fn serve(
 /// <group's last>`; for new entries `XGROUP SETID key group <last>
 /// ENTRIESREAD <n>`; before them, for a consumer the read created,
 /// `XGROUP CREATECONSUMER`.
-#[allow(clippy::too_many_arguments)]
-fn serve_journaled(
-    sh: &mut crate::shard::Shard,
-    db: usize,
-    key: &[u8],
-    group: &[u8],
-    consumer: &[u8],
-    history: Option<StreamId>,
-    count: usize,
-    noack: bool,
-    now: u64,
-) -> CmdResult<Option<Served>> {
+fn serve_journaled(sh: &mut crate::shard::Shard, db: usize, key: &[u8], req: GroupRead, now: u64) -> CmdResult<Option<Served>> {
     if !sh.journaling() {
-        return serve(sh.db(db), key, group, consumer, history, count, noack, now);
+        return serve(sh.db(db), key, req, now);
     }
+    let GroupRead { group, consumer, history, noack, .. } = req;
     let existed = |d: &mut Db| {
         find(d, key, now).ok().flatten().and_then(|i| group_of(read_stream(d, i), group).map(|g| g.consumers.contains_key(consumer)))
     };
     let run = |d: &mut Db| -> CmdResult<(Option<Served>, Option<JournalForm>)> {
         let had = existed(d).unwrap_or(true);
-        let served = serve(d, key, group, consumer, history, count, noack, now)?;
+        let served = serve(d, key, req, now)?;
         let Some(idx) = find(d, key, now)? else { return Ok((served, None)) };
         let Some(g) = group_of(read_stream(d, idx), group) else { return Ok((served, None)) };
         let arg = |b: &[u8]| b.to_vec();
@@ -576,7 +568,11 @@ pub async fn xreadgroup(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         for (k, h) in keys.iter().zip(&history) {
             let (k2, g2, c2, h) = (k.clone(), group.clone(), consumer.clone(), *h);
             let shard = cx.engine().shard_of(k);
-            if let Some(items) = cx.run_on(shard, move |sh| serve_journaled(sh, db, &k2, &g2, &c2, h, count, noack, now_ms())).await? {
+            let run = move |sh: &mut crate::shard::Shard| {
+                let req = GroupRead { group: &g2, consumer: &c2, history: h, count, noack };
+                serve_journaled(sh, db, &k2, req, now_ms())
+            };
+            if let Some(items) = cx.run_on(shard, run).await? {
                 found.push((k.clone(), items));
             }
         }
