@@ -611,27 +611,35 @@ pub async fn smove(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let moved = cx
         .run_on(cx.engine().shard_of(&src_key), move |sh| -> CmdResult<bool> {
             let now = now_ms();
-            let d = sh.db(db);
-            let Some(idx) = find(d, &s2, now)? else { return Ok(false) };
-            let hit = set_at(d, idx).remove(&m2);
-            drop_if_empty(d, idx);
-            Ok(hit)
+            // Each half is journaled as what it did (SREM, SADD), not as
+            // the whole set it changed.
+            let take = |d: &mut Db| -> CmdResult<bool> {
+                let Some(idx) = find(d, &s2, now)? else { return Ok(false) };
+                let hit = set_at(d, idx).remove(&m2);
+                drop_if_empty(d, idx);
+                Ok(hit)
+            };
+            let form = |r: &CmdResult<bool>| matches!(r, Ok(true)).then(|| vec![vec![b"SREM".to_vec(), s2.to_vec(), m2.to_vec()]]);
+            sh.journal_as(db, take, form)
         })
         .await;
     let r = match moved {
         Ok(true) => cx
             .run_on(cx.engine().shard_of(&dst_key), move |sh| -> CmdResult<()> {
                 let now = now_ms();
-                let d = sh.db(db);
-                let idx = match find(d, &dst_key, now)? {
-                    // Already a member: the destination is not written
-                    // (no watcher or keyspace event sees it), as in Redis.
-                    Some(idx) if matches!(&d.entry(idx).value, Value::Set(s) if s.contains(&m)) => return Ok(()),
-                    Some(idx) => idx,
-                    None => d.insert_new(&dst_key, Value::Set(Box::default()), 0),
+                let put = |d: &mut Db| -> CmdResult<()> {
+                    let idx = match find(d, &dst_key, now)? {
+                        // Already a member: the destination is not written
+                        // (no watcher or keyspace event sees it), as in Redis.
+                        Some(idx) if matches!(&d.entry(idx).value, Value::Set(s) if s.contains(&m)) => return Ok(()),
+                        Some(idx) => idx,
+                        None => d.insert_new(&dst_key, Value::Set(Box::default()), 0),
+                    };
+                    set_at(d, idx).add(&m);
+                    Ok(())
                 };
-                set_at(d, idx).add(&m);
-                Ok(())
+                let form = |r: &CmdResult<()>| r.is_ok().then(|| vec![vec![b"SADD".to_vec(), dst_key.to_vec(), m.to_vec()]]);
+                sh.journal_as(db, put, form)
             })
             .await
             .map(|_| true),
