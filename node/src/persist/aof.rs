@@ -416,7 +416,13 @@ impl Writer {
                 }
             }
             JournalMsg::SetFiles { on, done } => {
-                let _ = done.send(if on { self.files_on() } else { self.files_off() });
+                let r = if on {
+                    self.files_on()
+                } else {
+                    self.files_off();
+                    Ok(())
+                };
+                let _ = done.send(r);
             }
             JournalMsg::Fed(done) => {
                 self.feed_replicas();
@@ -640,7 +646,7 @@ impl Writer {
     /// `appendonly no` at run time: what was received is written and
     /// fsynced, and the files are closed (a rewrite still running is
     /// dropped when it ends; files being turned on are deleted).
-    fn files_off(&mut self) -> Result<(), String> {
+    fn files_off(&mut self) {
         let engine = self.engine.clone();
         let st = &engine.journal;
         self.flush(true);
@@ -653,7 +659,6 @@ impl Writer {
         st.enabling.store(false, Relaxed);
         st.file.store(false, Relaxed);
         st.write_failed.store(false, Relaxed);
-        Ok(())
     }
 
     /// Files being turned on: the increment file started at the rewrite's

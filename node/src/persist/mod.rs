@@ -8,7 +8,8 @@
 //!   fsync, rename, directory fsync);
 //! - `load`: reading a file back into the shards;
 //! - `aof`, `manifest`, `aof_load`: the append-only journal's writer
-//!   thread, its files and their manifest, and its replay at start (the shard's side is `shard::journal`);
+//!   thread, its files and their manifest, and its replay at start (the
+//!   shard's side is `shard::journal`);
 //! - `replica`, `payload`: a replica's link to its primary and the full
 //!   sync's payload it reads (Redis's `$<len>` and `$EOF:<mark>` forms).
 //!
@@ -165,44 +166,42 @@ pub async fn set_appendonly(engine: &Arc<Engine>, on: bool) -> Result<(), String
     Ok(())
 }
 
+/// Sends `f` to every shard; one answer per shard once it has run there.
+fn send_to_every_shard(
+    engine: &Engine,
+    f: impl Fn(&mut crate::shard::Shard) + Send + Sync + Clone + 'static,
+) -> Vec<oneshot::Receiver<()>> {
+    (0..engine.nshards())
+        .map(|s| {
+            let (tx, rx) = oneshot::channel();
+            let f = f.clone();
+            engine.send(
+                s,
+                NO_TX,
+                Box::new(move |sh| {
+                    f(sh);
+                    let _ = tx.send(());
+                }),
+            );
+            rx
+        })
+        .collect()
+}
+
 /// Runs `f` on every shard and waits for all, without blocking the
 /// calling thread (which may be a shard's).
 async fn broadcast(engine: &Engine, f: impl Fn(&mut crate::shard::Shard) + Send + Sync + Clone + 'static) {
-    let mut answers = Vec::new();
-    for s in 0..engine.nshards() {
-        let (tx, rx) = oneshot::channel();
-        let f = f.clone();
-        engine.send(
-            s,
-            NO_TX,
-            Box::new(move |sh| {
-                f(sh);
-                let _ = tx.send(());
-            }),
-        );
-        answers.push(rx);
-    }
-    for a in answers {
-        let _ = a.await;
+    for answer in send_to_every_shard(engine, f) {
+        let _ = answer.await;
     }
 }
 
-/// Runs `f` on every shard and waits for all.
+/// Runs `f` on every shard and waits for all, blocking the calling thread
+/// (one outside the runtime: loading).
 fn on_every_shard(engine: &Engine, f: impl Fn(&mut crate::shard::Shard) + Send + Sync + Clone + 'static) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    for s in 0..engine.nshards() {
-        let (tx, f) = (tx.clone(), f.clone());
-        engine.send(
-            s,
-            NO_TX,
-            Box::new(move |sh| {
-                f(sh);
-                let _ = tx.send(());
-            }),
-        );
+    for answer in send_to_every_shard(engine, f) {
+        let _ = answer.blocking_recv();
     }
-    drop(tx);
-    while rx.recv().is_ok() {}
 }
 
 /// Loads function libraries on the first shard's thread (where a script

@@ -287,14 +287,23 @@ impl Shard {
     /// the DEL of a key expired on lookup before the command: the replay
     /// expires nothing, and the command would land on the old value.
     pub fn journal_args(&mut self, db: usize, mark: usize, args: &[bytes::Bytes]) {
+        if self.journal_written_since(db, mark) {
+            let parts: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+            self.journal_command(db, &parts);
+        }
+    }
+
+    /// Whether keys were written since `mark`: if so their states are
+    /// forgotten (the caller journals a command instead) and keys found
+    /// expired meanwhile are journaled as deleted first.
+    fn journal_written_since(&mut self, db: usize, mark: usize) -> bool {
         if !self.db(db).journal_forget_since(mark) {
-            return;
+            return false;
         }
         for key in self.db(db).journal_take_expired() {
             self.journal_command(db, &[b"DEL", &key]);
         }
-        let parts: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-        self.journal_command(db, &parts);
+        true
     }
 
     /// After a command that changes only `key`'s expiry (or deletes it)
@@ -327,10 +336,7 @@ impl Shard {
         let Some(mark) = self.journal_mark(db) else { return f(self.db(db)) };
         let r = f(self.db(db));
         let Some(cmds) = form(&r) else { return r };
-        if self.db(db).journal_forget_since(mark) {
-            for key in self.db(db).journal_take_expired() {
-                self.journal_command(db, &[b"DEL", &key]);
-            }
+        if self.journal_written_since(db, mark) {
             for cmd in cmds {
                 let parts: Vec<&[u8]> = cmd.iter().map(|a| &a[..]).collect();
                 self.journal_command(db, &parts);
