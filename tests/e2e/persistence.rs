@@ -133,6 +133,26 @@ fn check_rdb(path: &str) {
     assert!(out.status.success() && text.contains("RDB looks OK"), "redis-check-rdb refused {path}: {text}");
 }
 
+/// INFO's `rdb_changes_since_last_save` counts each write as soon as it
+/// is acknowledged (Redis's own suite reads it right after commands), and
+/// a write that changes nothing does not count.
+#[test]
+fn changes_since_last_save_count_each_write_at_once() {
+    let s = Server::start_with(&["--shards", "2", "--save", ""]);
+    let mut con = s.sync_conn();
+    let changes = |con: &mut redis::Connection| info_field(con, "rdb_changes_since_last_save").parse::<u64>().unwrap();
+    let base = changes(&mut con);
+    let _: i64 = redis::cmd("SETBIT").arg("b{t}").arg(0).arg(0).query(&mut con).unwrap();
+    let _: () = con.set("s{t}", "v").unwrap();
+    let _: () = con.set("other", "v").unwrap();
+    assert_eq!(changes(&mut con), base + 3);
+    let _: i64 = redis::cmd("SETBIT").arg("b{t}").arg(0).arg(0).query(&mut con).unwrap();
+    let _: redis::Value = redis::cmd("BITFIELD").arg("b{t}").arg("SET").arg("i5").arg(0).arg(0).query(&mut con).unwrap();
+    assert_eq!(changes(&mut con), base + 3, "writes that changed nothing");
+    let _: i64 = redis::cmd("SETBIT").arg("b{t}").arg(0).arg(1).query(&mut con).unwrap();
+    assert_eq!(changes(&mut con), base + 4);
+}
+
 #[test]
 fn save_then_restart_keeps_every_type_and_redis_reads_the_file() {
     let dir = TempDir::new("persist-save");

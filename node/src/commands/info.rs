@@ -32,6 +32,9 @@ struct ShardInfo {
     cmds: super::stats::Stats,
     /// (keys, keys with a TTL, average TTL) per database.
     dbs: Vec<(usize, usize, u64)>,
+    /// The shard's change count as of this INFO (the snapshot task
+    /// publishes it only every tick).
+    changes: u64,
 }
 
 const DEFAULT: &[&str] =
@@ -48,7 +51,7 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             let n = sh.db_count();
             let dbs =
                 (0..n).map(|i| sh.db_if_exists(i).map(|d| (d.len(), d.volatile_len(), d.avg_ttl(now))).unwrap_or((0, 0, 0))).collect();
-            ShardInfo { stats: sh.stats, rates: sh.rates.get(), cmds: super::stats::snapshot(), dbs }
+            ShardInfo { stats: sh.stats, rates: sh.rates.get(), cmds: super::stats::snapshot(), dbs, changes: sh.changes() }
         })
         .await;
     let mut cmds = super::stats::Stats::default();
@@ -121,6 +124,9 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         );
     }
     if want("persistence") {
+        for (count, s) in e.saves.changes.iter().zip(&shards) {
+            count.store(s.changes, Relaxed);
+        }
         super::persistence::info_section(&e, &mut text);
     }
     if want("stats") {
