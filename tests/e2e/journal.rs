@@ -550,6 +550,42 @@ fn expiry_changes_are_journaled_as_their_effect() {
     check_aof(dir.path());
 }
 
+/// SET KEEPTTL and MSET are journaled as sent (SET less GET; an MSET over
+/// both shards as each shard's part, whole or not at all), as Redis
+/// propagates them, and replay to the same keys and expiry.
+#[test]
+fn set_keepttl_and_mset_are_journaled_as_sent() {
+    let dir = TempDir::new("journal-keepttl");
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    wait_rewrites(&mut con, "1");
+    redis::cmd("SET").arg("k").arg("v1").arg("PXAT").arg(4102444800123u64).query::<()>(&mut con).unwrap();
+    redis::cmd("SET").arg("k").arg("v2").arg("GET").arg("KEEPTTL").query::<String>(&mut con).unwrap();
+    let pairs: Vec<(String, String)> = (0..20).map(|i| (format!("m{i}"), format!("v{i}"))).collect();
+    let _: () = con.mset(&pairs).unwrap();
+    let text = std::fs::read(incr_file(dir.path())).unwrap();
+    let has = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv2\r\n$7\r\nKEEPTTL\r\n"), "SET KEEPTTL as sent, less GET");
+    assert!(has(b"$4\r\nMSET\r\n"), "MSET as sent");
+    s.signal("KILL");
+    drop(s);
+    let s = journaled(dir.path(), "always");
+    let mut con = loaded(&s);
+    assert_eq!(con.get::<_, String>("k").unwrap(), "v2");
+    assert_eq!(redis::cmd("PEXPIRETIME").arg("k").query::<i64>(&mut con).unwrap(), 4102444800123);
+    let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    let values: Vec<String> = con.mget(&keys).unwrap();
+    assert_eq!(values, pairs.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>());
+    drop(con);
+    drop(s);
+    check_aof(dir.path());
+    // With more shards, an MSET part's keys live on several: split again.
+    assert!(std::fs::read(incr_file(dir.path())).unwrap().windows(4).any(|w| w == b"MSET"));
+    let s = Server::start_with(&["--dir", dir.path(), "--shards", "3", "--save", "", "--appendonly", "yes"]);
+    let mut con = loaded(&s);
+    assert_eq!(con.mget::<_, Vec<String>>(&keys).unwrap(), values);
+}
+
 /// Pops from big collections are journaled as what they took (LPOP,
 /// ZPOPMIN, SREM), not as everything left: a job queue's BLPOP adds one
 /// short command, and the collections replay to what they held.

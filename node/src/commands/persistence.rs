@@ -77,11 +77,22 @@ pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result
     Ok(())
 }
 
-/// Where a command's first key is among `args`, per its declaration
-/// (`persist::load::FIRST_KEY`).
-pub fn first_key(args: &[Bytes]) -> Option<usize> {
-    let spec = super::lookup_args(args).ok()?;
-    spec.key_indices(args).next()
+/// A journaled or replicated command as the shards run it
+/// (`persist::load::PARTS`): a split command whose keys live on several
+/// shards here (an MSET journaled by a node with fewer shards, or sent by
+/// a redis-server primary) as one part per shard; any other whole, for the
+/// shard of its first declared key.
+pub fn parts(engine: &Engine, args: Vec<Bytes>) -> Vec<(usize, Vec<Bytes>)> {
+    let spec = super::lookup_args(&args).ok().filter(|s| s.arity_ok(args.len()));
+    if let Some(spec @ CommandSpec { exec: Exec::Split(..), .. }) = spec {
+        let parts = super::run::split_by_shard(engine, spec, &args);
+        if parts.len() > 1 {
+            return parts.into_iter().map(|p| (p.shard, p.args)).collect();
+        }
+    }
+    let first = spec.and_then(|s| s.key_indices(&args).next()).unwrap_or(1);
+    let shard = args.get(first).map_or(0, |k| engine.shard_of(k));
+    vec![(shard, args)]
 }
 
 /// Runs a command a primary sent on this shard (a replica's link;

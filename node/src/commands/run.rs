@@ -39,19 +39,13 @@ pub fn exec_uncounted(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Byt
             return true;
         }
     };
-    let journal = if spec.has_flag(super::flag::JOURNAL_ARGS | super::flag::JOURNAL_TTL) { sh.journal_mark(db) } else { None };
+    let journal = journal_mark(sh, db, spec);
     let mut ctx = Ctx { shard: sh, db, now, part: None };
     let mark = out.buf.len();
     let mut failed = false;
     let result = f(&mut ctx, args, out);
     super::notify::after_command(sh, db, spec, args, &out.buf[mark..], result.is_err());
-    if let Some(j) = journal {
-        if spec.has_flag(super::flag::JOURNAL_TTL) {
-            sh.journal_ttl(db, j, &args[1]);
-        } else {
-            sh.journal_args(db, j, args);
-        }
-    }
+    journal_effect(sh, db, spec, args, journal);
     if let Err(e) = result {
         out.buf.truncate(mark);
         out.error(&e);
@@ -65,6 +59,29 @@ pub fn exec_uncounted(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Byt
         failed = true;
     }
     failed
+}
+
+/// Before a command journaled by its arguments or its TTL effect (not by
+/// the state of the keys it wrote) runs: where the journal stands.
+#[inline]
+fn journal_mark(sh: &mut Shard, db: usize, spec: &CommandSpec) -> Option<usize> {
+    if spec.has_flag(super::flag::JOURNAL_ARGS | super::flag::JOURNAL_TTL) {
+        sh.journal_mark(db)
+    } else {
+        None
+    }
+}
+
+/// After it ran: journals it as sent (`args`: on a split command, this
+/// shard's part) or as its TTL effect, if it wrote.
+#[inline]
+fn journal_effect(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], mark: Option<usize>) {
+    let Some(j) = mark else { return };
+    if spec.has_flag(super::flag::JOURNAL_TTL) {
+        sh.journal_ttl(db, j, &args[1]);
+    } else {
+        sh.journal_args(db, j, args);
+    }
 }
 
 /// A JSONPath gave up at its work limit: whatever the command made of the
@@ -91,9 +108,11 @@ pub fn exec_part(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], 
         return PartResult { buf: out.buf, typed: None };
     };
     let mut part = PartReply::default();
+    let journal = journal_mark(sh, db, spec);
     let mut ctx = Ctx { shard: sh, db, now, part: Some(&mut part) };
     let failed = f(&mut ctx, args, &mut out).err().or_else(jsonpath_overflow);
     super::notify::after_command(sh, db, spec, args, &out.buf, failed.is_some());
+    journal_effect(sh, db, spec, args, journal);
     if failed.is_none() && sh.caller != 0 {
         super::tracking::after_read(sh, spec, args);
     }

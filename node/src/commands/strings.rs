@@ -32,7 +32,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "set",
         -3,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | JOURNAL_REPLAY,
         (1, 1, 1),
         S,
         "string",
@@ -128,7 +128,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "mset",
         -3,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | JOURNAL_ARGS,
         (1, -1, 2),
         S,
         "string",
@@ -327,6 +327,9 @@ fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     if let Some((v, unit, rel)) = when {
         exp = ExpireOpt::At(expire_at(v, unit, rel, ctx.now, "set")?);
     }
+    // With KEEPTTL the journal gets the command as sent, less GET (as Redis
+    // propagates it), not the key's state with the expiry it kept.
+    let journal = if exp == ExpireOpt::KeepTtl { ctx.shard.journal_mark(ctx.db) } else { None };
     let now = ctx.now;
     let db = ctx.db();
     let key = &args[1];
@@ -368,6 +371,11 @@ fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         if at <= now {
             db.remove(key, 0);
         }
+    }
+    if let Some(mark) = journal {
+        let options = args[3..].iter().filter(|a| !eq_ic(a, "GET"));
+        let parts: Vec<&[u8]> = args[..3].iter().chain(options).map(|a| &a[..]).collect();
+        ctx.shard.journal_parts(ctx.db, mark, &parts);
     }
     if !get {
         out.ok();

@@ -49,18 +49,20 @@ pub static REPLAY_COMMAND: std::sync::OnceLock<ReplayFn> = std::sync::OnceLock::
 /// the command layer): database, arguments.
 pub static REPLICA_COMMAND: std::sync::OnceLock<ReplayFn> = std::sync::OnceLock::new();
 
-/// The position of a command's first key among its arguments, as its
-/// declaration says (set by the command layer; XGROUP's key is its third
-/// argument), if it has one.
-pub static FIRST_KEY: std::sync::OnceLock<FirstKeyFn> = std::sync::OnceLock::new();
+/// A command as the shards run it (set by the command layer): a split
+/// command (MSET, DEL, ...) whose keys this node spreads over several
+/// shards as one part per shard, any other whole on the shard of its first
+/// key as its declaration places it (XGROUP's key is its third argument).
+pub static PARTS: std::sync::OnceLock<PartsFn> = std::sync::OnceLock::new();
 
-pub type FirstKeyFn = fn(&[bytes::Bytes]) -> Option<usize>;
+pub type PartsFn = fn(&Engine, Vec<bytes::Bytes>) -> Vec<(usize, Vec<bytes::Bytes>)>;
 
-/// The shard a command's keys live on (the first key's; the first
-/// argument's when the command is not known here).
-fn shard_of_command(engine: &Engine, args: &[bytes::Bytes]) -> usize {
-    let at = FIRST_KEY.get().and_then(|f| f(args)).unwrap_or(1);
-    args.get(at).map_or(0, |k| engine.shard_of(k))
+/// `PARTS`, or the shard of the first argument when it is not set.
+fn parts_of_command(engine: &Engine, args: Vec<bytes::Bytes>) -> Vec<(usize, Vec<bytes::Bytes>)> {
+    match PARTS.get() {
+        Some(f) => f(engine, args),
+        None => vec![(args.get(1).map_or(0, |k| engine.shard_of(k)), args)],
+    }
 }
 
 pub type ReplayFn = fn(&mut crate::shard::Shard, usize, &[bytes::Bytes]) -> Result<(), String>;
@@ -102,19 +104,25 @@ impl<'a> Sink<'a> {
         self.after_push(shard)
     }
 
-    /// Queues a journaled command for the shard of its first key, in order
-    /// with the states queued there.
+    /// Queues a journaled command for the shard of its keys (each shard's
+    /// part of a split command for its shard: `PARTS`), in order with the
+    /// states queued there.
     pub fn command(&mut self, db: usize, args: Vec<bytes::Bytes>) -> Result<(), String> {
-        let shard = shard_of_command(self.engine, &args);
-        self.batches[shard].push(Put::Command(db, args));
-        self.after_push(shard)
+        for (shard, part) in parts_of_command(self.engine, args) {
+            self.batches[shard].push(Put::Command(db, part));
+            self.after_push(shard)?;
+        }
+        Ok(())
     }
 
-    /// A command from a primary, run on the shard of its first key.
+    /// A command from a primary, run on the shard of its keys (as
+    /// `command`).
     pub fn replicated(&mut self, db: usize, args: Vec<bytes::Bytes>) -> Result<(), String> {
-        let shard = shard_of_command(self.engine, &args);
-        self.batches[shard].push(Put::Replicated(db, args));
-        self.after_push(shard)
+        for (shard, part) in parts_of_command(self.engine, args) {
+            self.batches[shard].push(Put::Replicated(db, part));
+            self.after_push(shard)?;
+        }
+        Ok(())
     }
 
     fn after_push(&mut self, shard: usize) -> Result<(), String> {

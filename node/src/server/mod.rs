@@ -51,7 +51,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     let _ = crate::persist::RESTORE_FUNCTIONS.set(crate::commands::scripting::restore_libraries);
     let _ = crate::persist::load::REPLAY_COMMAND.set(crate::commands::persistence::replay);
     let _ = crate::persist::load::REPLICA_COMMAND.set(crate::commands::persistence::replicated);
-    let _ = crate::persist::load::FIRST_KEY.set(crate::commands::persistence::first_key);
+    let _ = crate::persist::load::PARTS.set(crate::commands::persistence::parts);
     let (save_tx, save_rx) = mpsc::unbounded_channel();
     let _ = engine.saves.saver.set(save_tx);
     let mut save_rx = Some(save_rx);

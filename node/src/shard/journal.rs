@@ -293,6 +293,14 @@ impl Shard {
         }
     }
 
+    /// `journal_args` with the command the handler chose to journal
+    /// (`parts`), for a command journaled as sent in some forms only.
+    pub fn journal_parts(&mut self, db: usize, mark: usize, parts: &[&[u8]]) {
+        if self.journal_written_since(db, mark) {
+            self.journal_command(db, parts);
+        }
+    }
+
     /// Whether keys were written since `mark`: if so their states are
     /// forgotten (the caller journals a command instead) and keys found
     /// expired meanwhile are journaled as deleted first.
