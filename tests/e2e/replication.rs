@@ -716,3 +716,29 @@ fn a_snapshot_of_several_chunks_arrives_whole_and_leaves_no_file() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A redis-server primary's MSET and DEL name keys this two-shard replica
+/// keeps on both shards: each shard applies its part (the replica used to
+/// drop the link, refusing them).
+#[test]
+fn a_damselfly_replica_with_two_shards_splits_mset_and_del_from_redis_server() {
+    let primary = Redis::start();
+    let mut p = conn(primary.port);
+    let port = primary.port.to_string();
+    let replica = Server::start_with(&["--shards", "2", "--replicaof", "127.0.0.1", &port]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)), "the replica's link did not come up");
+    let keys: Vec<String> = (0..16).map(|i| format!("stock:{i}")).collect();
+    let pairs: Vec<(String, String)> = keys.iter().map(|k| (k.clone(), format!("{k}-v"))).collect();
+    let _: () = redis::Commands::mset(&mut p, &pairs).unwrap();
+    let _: i64 = redis::Commands::del(&mut p, &keys[..6]).unwrap();
+    assert_eq!(redis::cmd("WAIT").arg(1).arg(5000).query::<i64>(&mut p).unwrap(), 1);
+    let offset = info_field(&mut p, "master_repl_offset");
+    assert!(wait_until(30, || info_field(&mut r, "master_repl_offset") == offset));
+    let want: Vec<Option<String>> = redis::Commands::mget(&mut p, &keys).unwrap();
+    assert_eq!(redis::Commands::mget::<_, Vec<Option<String>>>(&mut r, &keys).unwrap(), want);
+    assert_eq!(want.iter().filter(|v| v.is_some()).count(), 10);
+    assert_eq!(info_field(&mut r, "master_link_status").as_deref(), Some("up"));
+    // One sync, never broken off.
+    assert_eq!((stat(&mut p, "sync_full"), stat(&mut p, "sync_partial_ok")), (1, 0));
+}
