@@ -91,8 +91,8 @@ pub struct StreamValue {
 pub struct Trim {
     pub maxlen: Option<usize>,
     pub minid: Option<StreamId>,
-    /// `~`: only whole nodes of `node` entries go, counted from the
-    /// oldest entry (as Redis drops whole listpacks), and
+    /// `~`: only whole nodes of `node` entries go, as Redis drops whole
+    /// listpacks (nodes counted in the order entries were added), and
     /// never so many that fewer than MAXLEN entries (or any at or above
     /// MINID) would remain.
     pub approx: bool,
@@ -174,10 +174,16 @@ impl StreamValue {
             let by_id = t.minid.map_or(0, |m| self.entries.range(..m).count());
             return by_len.max(by_id).min(limit);
         }
-        // Whole nodes only, never below the threshold.
+        // Whole nodes only, never below the threshold. Nodes hold
+        // `node_entries` entries in the order they were added, so the
+        // oldest may be partly gone (an exact trim or XADD's own trim left
+        // the rest): it holds what remains of its share.
+        let per = t.node_entries();
+        let gone = (self.added as usize).saturating_sub(len);
+        let mut first = if per == usize::MAX { per } else { per - gone % per };
         let mut n = 0;
         loop {
-            let node = (len - n).min(t.node_entries());
+            let node = (len - n).min(std::mem::replace(&mut first, per));
             if node == 0 || n + node > limit {
                 return n;
             }
@@ -274,5 +280,23 @@ mod tests {
         for bad in [&b""[..], b"-", b"+", b"1-", b"-1", b"1-x", b"1 ", b"18446744073709551616", b"1--1", b" -1"] {
             assert_eq!(StreamId::parse(bad, 0), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    /// Redis's suite: after exact trims a `~` trim drops what is left of
+    /// the oldest node, then whole nodes, never below the threshold.
+    #[test]
+    fn approximate_trims_drop_whole_nodes_in_the_order_entries_came() {
+        let mut s = StreamValue::default();
+        for i in 0..1000 {
+            s.append(StreamId { ms: i + 1, seq: 0 }, Vec::new());
+        }
+        let trim = |s: &mut StreamValue, maxlen, approx| s.trim(&Trim { maxlen: Some(maxlen), approx, ..Trim::default() });
+        assert_eq!(trim(&mut s, 666, false), 334);
+        assert_eq!(trim(&mut s, 555, false), 111);
+        assert_eq!(trim(&mut s, 444, true), 55);
+        assert_eq!(s.len(), 500);
+        assert_eq!(trim(&mut s, 400, true), 100);
+        assert_eq!(trim(&mut s, 399, true), 0);
+        assert_eq!(s.len(), 400);
     }
 }
