@@ -76,13 +76,6 @@ fn normalise(cmd: &Cmd, v: V) -> V {
             V::Arr(Some(items)) => V::Arr(Some(vec![V::Bulk(Some(b"<random>".to_vec())); items.len()])),
             v => v,
         },
-        // Geo searches: the order without ASC/DESC (and which members
-        // ANY picks) follows Redis's walk of geohash boxes.
-        "GEOSEARCH" | "GEORADIUS" | "GEORADIUS_RO" | "GEORADIUSBYMEMBER" | "GEORADIUSBYMEMBER_RO" => match v {
-            V::Arr(Some(items)) if has_word(cmd, "ANY") => V::Arr(Some(vec![V::Bulk(Some(b"<any>".to_vec())); items.len()])),
-            v if !has_word(cmd, "ASC") && !has_word(cmd, "DESC") && !has_word(cmd, "COUNT") => sort(v),
-            v => v,
-        },
         // SORT BY a constant leaves a set in its internal order; with a
         // LIMIT, which elements come back is unspecified too.
         "SORT" | "SORT_RO" if sorts_nothing(cmd) => match v {
@@ -133,10 +126,6 @@ fn normalise(cmd: &Cmd, v: V) -> V {
         },
         _ => v,
     }
-}
-
-fn has_word(cmd: &Cmd, w: &str) -> bool {
-    cmd.iter().any(|a| a.eq_ignore_ascii_case(w.as_bytes()))
 }
 
 /// Whether a SORT's order is unspecified and it replies its elements

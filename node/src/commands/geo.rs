@@ -17,13 +17,11 @@ use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
 use crate::store::{Db, Value};
-use crate::types::zset::{Outcome, ZSet};
+use crate::types::geohash::{decode, deg_rad, encode, search_ranges, EARTH_RADIUS, LAT_MAX};
+use crate::types::zset::{Outcome, ScoreRange, ZSet};
 use crate::util::{eq_ic, now_ms, parse_f64, parse_i64};
 
 const G: &str = "geo";
-const LAT_MAX: f64 = 85.05112878;
-const STEP: u32 = 26;
-const EARTH_RADIUS: f64 = 6372797.560856;
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd(
@@ -151,61 +149,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     .key_flags(&["RO", "access"]),
 ];
 
-fn interleave(lat: u32, lon: u32) -> u64 {
-    let mut out = 0u64;
-    for i in 0..32 {
-        out |= ((lat as u64 >> i) & 1) << (2 * i);
-        out |= ((lon as u64 >> i) & 1) << (2 * i + 1);
-    }
-    out
-}
-
-fn deinterleave(bits: u64) -> (u32, u32) {
-    let (mut lat, mut lon) = (0u32, 0u32);
-    for i in 0..32 {
-        lat |= (((bits >> (2 * i)) & 1) as u32) << i;
-        lon |= (((bits >> (2 * i + 1)) & 1) as u32) << i;
-    }
-    (lat, lon)
-}
-
-/// The geohash of a position over the given ranges (`None` when outside).
-fn encode(lon: f64, lat: f64, lat_min: f64, lat_max: f64) -> Option<u64> {
-    if !(-180.0..=180.0).contains(&lon) || !(lat_min..=lat_max).contains(&lat) {
-        return None;
-    }
-    let scale = (1u64 << STEP) as f64;
-    let lat_off = (lat - lat_min) / (lat_max - lat_min) * scale;
-    let lon_off = (lon + 180.0) / 360.0 * scale;
-    Some(interleave(lat_off as u32, lon_off as u32))
-}
-
-/// The center of a score's cell: (longitude, latitude).
-fn decode(score: f64) -> (f64, f64) {
-    let (ilat, ilon) = deinterleave(score as u64);
-    let scale = (1u64 << STEP) as f64;
-    let lat_min = -LAT_MAX + (ilat as f64 / scale) * (2.0 * LAT_MAX);
-    let lat_max = -LAT_MAX + ((ilat as f64 + 1.0) / scale) * (2.0 * LAT_MAX);
-    let lon_min = -180.0 + (ilon as f64 / scale) * 360.0;
-    let lon_max = -180.0 + ((ilon as f64 + 1.0) / scale) * 360.0;
-    (((lon_min + lon_max) / 2.0).clamp(-180.0, 180.0), ((lat_min + lat_max) / 2.0).clamp(-LAT_MAX, LAT_MAX))
-}
-
-fn rad(d: f64) -> f64 {
-    d * (std::f64::consts::PI / 180.0)
-}
-
 fn lat_distance(lat1: f64, lat2: f64) -> f64 {
-    EARTH_RADIUS * (rad(lat2) - rad(lat1)).abs()
+    EARTH_RADIUS * (deg_rad(lat2) - deg_rad(lat1)).abs()
 }
 
 /// Haversine distance in meters, as Redis computes it.
 fn distance(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
-    let v = ((rad(lon2) - rad(lon1)) / 2.0).sin();
+    let v = ((deg_rad(lon2) - deg_rad(lon1)) / 2.0).sin();
     if v == 0.0 {
         return lat_distance(lat1, lat2);
     }
-    let (lat1r, lat2r) = (rad(lat1), rad(lat2));
+    let (lat1r, lat2r) = (deg_rad(lat1), deg_rad(lat2));
     let u = ((lat2r - lat1r) / 2.0).sin();
     let a = u * u + lat1r.cos() * lat2r.cos() * v * v;
     2.0 * EARTH_RADIUS * a.sqrt().asin()
@@ -557,32 +511,50 @@ fn parse_query(args: &[Bytes], form: Form, nostore: bool, z: Option<&ZSet>) -> C
 }
 
 /// The members of `z` inside the query's shape, as (member, distance in
-/// meters, score), in the order the query asks for.
+/// meters, score), in the order the query asks for. Without an order, in
+/// redis-server's: the cells around the center one sorted-set range at a
+/// time (`geohash::search_ranges`), each in score order; with ANY, the
+/// first COUNT found that way.
 fn search(z: &ZSet, q: &Query) -> Vec<(Vec<u8>, f64, f64)> {
     let (clon, clat) = q.center;
+    let (half_w, half_h) = match q.shape {
+        Shape::Radius(r) => (r, r),
+        Shape::Box(w, h) => (w / 2.0, h / 2.0),
+    };
+    let radius = match q.shape {
+        Shape::Radius(r) => r,
+        Shape::Box(..) => (half_w * half_w + half_h * half_h).sqrt(),
+    };
+    let enough = |hits: &Vec<(Vec<u8>, f64, f64)>| q.any && !hits.is_empty() && hits.len() >= q.count;
     let mut hits: Vec<(Vec<u8>, f64, f64)> = Vec::new();
-    z.for_each(|m, score| {
-        if q.any && hits.len() >= q.count {
-            return;
+    for (min, max) in search_ranges(clon, clat, radius, half_w, half_h) {
+        if enough(&hits) {
+            break;
         }
-        let (lon, lat) = decode(score);
-        let d = match q.shape {
-            Shape::Radius(r) => {
-                let d = distance(clon, clat, lon, lat);
-                (d <= r).then_some(d)
+        let (start, end) = z.score_ranks(&ScoreRange { min, min_ex: false, max, max_ex: true });
+        z.for_range(start, end, false, |m, score| {
+            if enough(&hits) {
+                return;
             }
-            Shape::Box(w, h) => {
-                if lat_distance(lat, clat) > h / 2.0 || distance(lon, lat, clon, lat) > w / 2.0 {
-                    None
-                } else {
-                    Some(distance(clon, clat, lon, lat))
+            let (lon, lat) = decode(score);
+            let d = match q.shape {
+                Shape::Radius(r) => {
+                    let d = distance(clon, clat, lon, lat);
+                    (d <= r).then_some(d)
                 }
+                Shape::Box(..) => {
+                    if lat_distance(lat, clat) > half_h || distance(lon, lat, clon, lat) > half_w {
+                        None
+                    } else {
+                        Some(distance(clon, clat, lon, lat))
+                    }
+                }
+            };
+            if let Some(d) = d {
+                hits.push((m.to_vec(), d, score));
             }
-        };
-        if let Some(d) = d {
-            hits.push((m.to_vec(), d, score));
-        }
-    });
+        });
+    }
     let sort = if q.count > 0 && q.sort == 0 && !q.any { 1 } else { q.sort };
     if sort != 0 {
         hits.sort_by(|a, b| a.1.total_cmp(&b.1));

@@ -8,6 +8,7 @@ pub mod bytes;
 pub mod codec;
 pub mod decimal;
 pub mod field_table;
+pub mod geohash;
 pub mod hash;
 pub mod hll;
 pub mod json;
