@@ -122,7 +122,8 @@ const CASES: &[(&[&[&str]], &str)] = &[
          *2 $4 INCR $1 n *3 $6 INCRBY $1 n $1 5 *2 $4 DECR $1 n *3 $6 DECRBY $1 n $1 2 ",
     ),
     // SET KEEPTTL travels as sent less GET (a SET that did not write, not
-    // at all); MSET as sent, from a script too (as the script spelled it).
+    // at all); MSET as sent, from a script too (as the script spelled it);
+    // INCRBYFLOAT as SET of its result with KEEPTTL.
     (
         &[
             &["SET", "k", "1", "KEEPTTL"],
@@ -132,10 +133,11 @@ const CASES: &[(&[&[&str]], &str)] = &[
             &["MSET", "a{t}", "1", "b{t}", "2"],
             &["EVAL", "redis.call('mset', KEYS[1], '3', KEYS[2], '4')", "2", "c{t}", "d{t}"],
             &["EVAL", "redis.call('set', KEYS[1], '5', 'KEEPTTL')", "1", "k"],
+            &["INCRBYFLOAT", "k", "1.5"],
         ],
         "*2 $6 SELECT $1 0 *4 $3 SET $1 k $1 1 $7 KEEPTTL *4 $3 SET $1 k $1 2 $7 KEEPTTL \
          *5 $3 SET $1 k $1 4 $2 XX $7 KEEPTTL *5 $4 MSET $4 a{t} $1 1 $4 b{t} $1 2 \
-         *5 $4 mset $4 c{t} $1 3 $4 d{t} $1 4 *4 $3 set $1 k $1 5 $7 KEEPTTL ",
+         *5 $4 mset $4 c{t} $1 3 $4 d{t} $1 4 *4 $3 set $1 k $1 5 $7 KEEPTTL *4 $3 SET $1 k $3 6.5 $7 KEEPTTL ",
     ),
     // PUBLISH reaches replicas (in its client's database), in a
     // transaction too.

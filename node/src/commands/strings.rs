@@ -564,6 +564,8 @@ fn decrby(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
+    // Journaled as Redis propagates it: SET key <result> KEEPTTL.
+    let journal = ctx.shard.journal_mark(ctx.db);
     let db = ctx.db();
     let cur = with_string(db, &args[1], now, |b| parse_long_double(b).map(|v| (v, crate::types::decimal::add(b, &args[2]))))?;
     let (cur, exact) = match cur {
@@ -579,6 +581,9 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     // Short decimals add exactly, as Redis's long double shows them.
     let text = exact.unwrap_or_else(|| format_double(new));
     db.set(&args[1], Value::string(text.as_bytes()), true, now);
+    if let Some(mark) = journal {
+        ctx.shard.journal_parts(ctx.db, mark, &[b"SET", &args[1], text.as_bytes(), b"KEEPTTL"]);
+    }
     out.bulk(text.as_bytes());
     Ok(())
 }
