@@ -443,3 +443,46 @@ fn turning_keyspace_events_off_leaves_tracking_on() {
         log.cmd(&mut a, &["PING"]);
     });
 }
+
+/// A script's read commands make its caller track the keys the script
+/// declared, not the keys they read (Redis's rule); a client that read a
+/// key and switched to BCAST hears of it by its prefixes only, and before
+/// the reply to its next command; a RESP3 connection that neither tracks
+/// nor subscribes receives the invalidations redirected to it; FLUSHALL
+/// empties the table of keys read by clients that stopped tracking.
+#[test]
+fn scripts_bcast_switches_resp3_redirects_and_flushall_match_redis() {
+    both(&["--shards", "2"], |port, log| {
+        let mut a = tracker(port, log, &[]);
+        let mut b = Raw::connect(port);
+        log.cmd(&mut a, &["EVAL", "return redis.call('get', 'other')", "1", "declared"]);
+        log.cmd(&mut b, &["SET", "other", "1"]);
+        log.cmd(&mut b, &["SET", "declared", "1"]);
+        log.read(&mut a);
+        // A script that reads nothing tracks nothing.
+        log.cmd(&mut a, &["EVAL", "return redis.call('set', KEYS[1], 'x')", "1", "w"]);
+        log.cmd(&mut b, &["SET", "w", "2"]);
+        log.cmd(&mut a, &["PING"]);
+        log.cmd(&mut a, &["GET", "k"]);
+        log.cmd(&mut a, &["CLIENT", "TRACKING", "OFF"]);
+        log.cmd(&mut a, &["CLIENT", "TRACKING", "ON", "BCAST"]);
+        log.cmd(&mut b, &["INCR", "k"]);
+        log.cmd(&mut a, &["PING"]);
+        log.read(&mut a);
+        log.cmd(&mut a, &["CLIENT", "TRACKING", "OFF"]);
+        let mut target = Raw::connect(port);
+        target.cmd(&["HELLO", "3"]);
+        let id = log.id(&mut target);
+        let mut c = Raw::connect(port);
+        log.cmd(&mut c, &["CLIENT", "TRACKING", "ON", "REDIRECT", &id]);
+        log.cmd(&mut c, &["GET", "rk"]);
+        log.cmd(&mut b, &["SET", "rk", "1"]);
+        log.read(&mut target);
+        log.cmd(&mut c, &["GET", "left"]);
+        log.cmd(&mut c, &["CLIENT", "TRACKING", "OFF"]);
+        log.add(total_keys(&mut b));
+        log.cmd(&mut b, &["FLUSHALL"]);
+        log.add(total_keys(&mut b));
+        log.cmd(&mut target, &["PING"]);
+    });
+}

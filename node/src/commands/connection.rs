@@ -114,6 +114,7 @@ fn reset(cx: &mut dyn Coord) -> CmdResult {
     s.unwatch(&engine);
     s.stop_monitor(&engine);
     s.stop_tracking();
+    s.set_push_target(false);
     s.reply = super::session::Reply::On;
     super::pubsub::unsubscribe_all(&engine, s);
     s.info.db.store(0, Relaxed);
@@ -233,6 +234,7 @@ fn hello(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let id = s.info.id;
     if let Some(p) = proto {
         s.info.resp.store(p as usize, Relaxed);
+        s.set_push_target(p == 3);
         cx.out().resp3 = p == 3;
     }
     let out = cx.out();

@@ -560,8 +560,10 @@ pub async fn flush(cx: &mut dyn Coord, args: &[Bytes], all: bool) -> CmdResult {
             } else {
                 sh.flush_db(db)
             }
-            // Tracking clients are told once that every key changed.
-            if crate::store::notify::tracking() {
+            // Tracking clients are told once that every key changed;
+            // FLUSHALL also empties the tracked-keys tables of keys read by
+            // clients that have stopped tracking since (as Redis frees them).
+            if all || crate::store::notify::tracking() {
                 sh.invalidate_all(s == 0);
             }
         })

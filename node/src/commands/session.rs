@@ -194,6 +194,20 @@ impl Session {
         }
     }
 
+    /// The connection speaks RESP3 (`on`) or not: redirected invalidations
+    /// may be pushed to it (its tracking inbox, made for it here), or no
+    /// longer.
+    pub fn set_push_target(&mut self, on: bool) {
+        let tx = on.then(|| {
+            let inbox = self.tracking.get_or_insert_with(|| {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                Box::new(Inbox { tx, rx })
+            });
+            inbox.tx.clone()
+        });
+        crate::shard::tracking::set_push_target(&self.info, tx);
+    }
+
     /// Ends MONITOR (RESET, the connection closing).
     pub fn stop_monitor(&mut self, engine: &Engine) {
         let Some(mut rx) = self.monitor.take() else { return };

@@ -252,21 +252,36 @@ pub fn as_caller<R>(sh: &mut Shard, info: &ClientInfo, f: impl FnOnce(&mut Shard
     r
 }
 
+/// Whether a client in tracking mode `t` has the keys it reads remembered:
+/// tracking on, not BCAST (which tracks prefixes), and not OPTIN without
+/// CACHING YES or OPTOUT after CACHING NO.
+pub fn remembers_reads(t: u8) -> bool {
+    let caching = t & tf::CACHING != 0;
+    let opted_in = t & tf::OPTIN == 0 || caching;
+    let opted_out = t & tf::OPTOUT != 0 && caching;
+    t & tf::ON != 0 && t & tf::BCAST == 0 && opted_in && !opted_out
+}
+
 /// After a shard command ran without error on `sh` for the tracking
 /// client `sh.caller`: a read command's keys are remembered there, unless
 /// OPTIN without CACHING YES, OPTOUT with CACHING NO, or BCAST (which
-/// tracks prefixes). Scripts' own keys are not (the commands they run
-/// are).
+/// tracks prefixes). A read command inside a script remembers the keys
+/// the script declared (`Shard::script_keys`), as Redis does; the script
+/// command itself remembers nothing.
 pub fn after_read(sh: &mut Shard, spec: &CommandSpec, args: &[Bytes]) {
     let (id, t) = (sh.caller, sh.caller_mode);
-    if t & tf::ON == 0 || t & tf::BCAST != 0 || !spec.has_flag(flag::READONLY) || spec.has_flag(flag::PUBSUB) {
+    if !spec.has_flag(flag::READONLY) || spec.has_flag(flag::PUBSUB) || !remembers_reads(t) {
         return;
     }
     if matches!(spec.exec, super::Exec::Script(_)) {
         return;
     }
-    let caching = t & tf::CACHING != 0;
-    if (t & tf::OPTIN != 0 && !caching) || (t & tf::OPTOUT != 0 && caching) {
+    if let Some(keys) = sh.script_keys.take() {
+        let (me, n) = (sh.id, sh.nshards());
+        for k in keys.iter().filter(|k| crate::slot::key_slot(k) as usize % n == me) {
+            sh.track_read(k, id);
+        }
+        sh.script_keys = Some(keys);
         return;
     }
     for i in spec.key_indices(args) {

@@ -169,6 +169,10 @@ pub struct Shard {
     /// to it, and its reads are remembered (`commands::tracking`).
     pub caller: u64,
     pub caller_mode: u8,
+    /// While that client's script runs here: the keys it declared, which
+    /// its read commands make the client track (as Redis remembers the
+    /// script's keys, not those of the commands it calls).
+    pub script_keys: Option<Vec<bytes::Bytes>>,
 }
 
 impl Shard {
@@ -201,6 +205,7 @@ impl Shard {
             tracked: Default::default(),
             caller: 0,
             caller_mode: 0,
+            script_keys: None,
         }
     }
 
@@ -336,6 +341,7 @@ impl Shard {
         if self.lock == tx {
             self.journal_release(tx, total);
             self.lock = NO_TX;
+            self.send_broadcasts();
         }
     }
 }
@@ -572,9 +578,13 @@ impl LocalShard {
         if !sh.is_locked() && evict::over_limit(&sh.cfg) {
             sh.evict();
         }
+        sh.limit_tracked();
         let r = f(&mut sh);
         sh.publish_notes();
-        sh.send_broadcasts_if_due();
+        // A transaction's broadcasts go when it releases the shard.
+        if !sh.is_locked() {
+            sh.send_broadcasts();
+        }
         sh.journal_after_job(tx);
         if !sh.blocked.is_empty() {
             sh.serve_blocked();

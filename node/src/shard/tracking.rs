@@ -17,7 +17,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
@@ -56,6 +55,27 @@ pub struct Tracker {
 }
 
 static TRACKERS: LazyLock<Mutex<HashMap<u64, Tracker>>> = LazyLock::new(Default::default);
+/// RESP3 connections (HELLO 3), by id, and where pushes to them go: a
+/// tracking client may redirect its invalidations to one of them whether
+/// or not it tracks or subscribes itself, as Redis pushes them to any
+/// RESP3 redirect target.
+static PUSH_TARGETS: LazyLock<Mutex<HashMap<u64, PushTarget>>> = LazyLock::new(Default::default);
+
+/// A RESP3 connection's details and its pushes' inbox.
+type PushTarget = (Arc<ClientInfo>, UnboundedSender<Message>);
+
+fn push_targets() -> MutexGuard<'static, HashMap<u64, PushTarget>> {
+    PUSH_TARGETS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A connection speaks RESP3 from now on (`inbox`: its pushes), or
+/// (`None`) no longer does or is gone.
+pub fn set_push_target(info: &Arc<ClientInfo>, inbox: Option<UnboundedSender<Message>>) {
+    match inbox {
+        Some(tx) => push_targets().insert(info.id, (info.clone(), tx)),
+        None => push_targets().remove(&info.id),
+    };
+}
 /// Clients in BCAST mode (a changed key is matched against their prefixes
 /// only while some).
 static BCASTING: AtomicUsize = AtomicUsize::new(0);
@@ -125,18 +145,21 @@ pub struct Table {
     /// `bcasters_gen`.
     bcasters: Vec<Bcaster>,
     bcasters_gen: u64,
-    /// Keys waiting in `bcasters` (one per client and key), since when.
+    /// Keys waiting in `bcasters` (one per client and key).
     bcast_pending: usize,
-    bcast_since: Option<Instant>,
-    /// Jobs that ended while keys waited.
-    bcast_jobs: u32,
 }
 
-/// How many broadcast keys, or for how long, a shard gathers before it
-/// sends them without waiting for its thread to go idle
-/// (`Shard::send_broadcasts_if_due`).
-const BCAST_BATCH: usize = 512;
-const BCAST_DELAY: Duration = Duration::from_millis(1);
+/// What an invalidation comes from: the tracked-keys table (a key a
+/// client read changed), a broadcast of changed keys, or a flush.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Table,
+    Bcast,
+    Flush,
+}
+
+/// Keys `limit_tracked` lets go of per call at most.
+const LIMIT_EFFORT: usize = 100;
 
 /// A broadcasting client as a shard sees it: its id, and per prefix the
 /// changed keys gathered for it.
@@ -212,19 +235,17 @@ impl Shard {
             let Some(g) = b.prefixes.iter_mut().find(|g| g.prefix.is_empty() || key.starts_with(&g.prefix)) else { continue };
             crate::resp::write_bulk(&mut g.bulks, key);
             g.count += 1;
-            if t.bcast_pending == 0 {
-                t.bcast_since = Some(Instant::now());
-            }
             t.bcast_pending += 1;
         }
     }
 
     /// Sends what `invalidate_key` gathered for broadcasting clients: one
     /// message per client and prefix with every key changed under it, as
-    /// Redis sends them once per event loop: here when the shard's thread
-    /// is about to sleep (`shard::before_park`), or sooner once
-    /// `BCAST_BATCH` keys wait, so a busy thread sends one message for
-    /// many jobs rather than one per job.
+    /// Redis sends them once per event loop. Here at the end of each job,
+    /// before its replies go (a client that saw a write acknowledged, then
+    /// asks the broadcasting client something, finds the invalidation
+    /// there first, as with Redis), and when the thread is about to sleep
+    /// (`shard::before_park`: keys expired or evicted between jobs).
     pub fn send_broadcasts(&mut self) {
         if self.tracked.bcast_pending == 0 {
             return;
@@ -241,26 +262,30 @@ impl Shard {
                 let room = g.bulks.len();
                 let bulks = std::mem::replace(&mut g.bulks, Vec::with_capacity(room));
                 let (id, count) = (b.id, std::mem::take(&mut g.count));
-                // NOLOOP was applied key by key as they were gathered.
-                self.send_invalidation(id, Invalidation::Encoded(count, Bytes::from(bulks)), false);
+                self.send_invalidation(id, Invalidation::Encoded(count, Bytes::from(bulks)), Source::Bcast);
             }
         }
     }
 
-    /// At the end of a job: sends the gathered broadcasts once there are
-    /// many or the first waited long enough (else the thread's sleep sends
-    /// them).
-    pub fn send_broadcasts_if_due(&mut self) {
-        let t = &mut self.tracked;
-        if t.bcast_pending == 0 {
+    /// Lets go of keys (their readers are sent an invalidation) while the
+    /// table holds more than its share of `tracking-table-max-keys` (which
+    /// CONFIG SET may have lowered), at most `LIMIT_EFFORT` per call; as
+    /// Redis's trackingLimitUsedSlots does before each command.
+    pub fn limit_tracked(&mut self) {
+        if self.tracked.keys.is_empty() {
             return;
         }
-        // The clock is read every few jobs only.
-        t.bcast_jobs = t.bcast_jobs.wrapping_add(1);
-        let due =
-            t.bcast_pending >= BCAST_BATCH || (t.bcast_jobs.is_multiple_of(8) && t.bcast_since.is_some_and(|s| s.elapsed() >= BCAST_DELAY));
-        if due {
-            self.send_broadcasts();
+        let max = self.cfg.tracking_table_max_keys.load(Relaxed) as usize;
+        if max == 0 {
+            return;
+        }
+        let share = (max / self.nshards()).max(1);
+        for _ in 0..LIMIT_EFFORT {
+            if self.tracked.keys.len() <= share {
+                return;
+            }
+            let Some(key) = self.tracked.keys.keys().next().cloned() else { return };
+            self.invalidate_tracked(&key);
         }
     }
 
@@ -272,7 +297,7 @@ impl Shard {
         TOTAL_KEYS.fetch_sub(1, Relaxed);
         TOTAL_ITEMS.fetch_sub(ids.len(), Relaxed);
         for id in ids {
-            self.send_invalidation(id, Invalidation::Keys(vec![Bytes::copy_from_slice(key)]), true);
+            self.send_invalidation(id, Invalidation::Keys(vec![Bytes::copy_from_slice(key)]), Source::Table);
         }
     }
 
@@ -285,18 +310,24 @@ impl Shard {
         if announce {
             let ids: Vec<u64> = trackers().keys().copied().collect();
             for id in ids {
-                self.send_invalidation(id, Invalidation::All, true);
+                self.send_invalidation(id, Invalidation::All, Source::Flush);
             }
         }
     }
 
     /// Sends client `id` an invalidation, to it or to its redirect target.
-    fn send_invalidation(&mut self, id: u64, inv: Invalidation, check_noloop: bool) {
+    fn send_invalidation(&mut self, id: u64, inv: Invalidation, source: Source) {
         let Some(engine) = self.engine.clone() else { return };
         let all = trackers();
         let Some(t) = all.get(&id) else { return };
         let flags = t.info.tracking.load(Relaxed);
-        if check_noloop && flags & flag::NOLOOP != 0 && self.caller == id {
+        // A client that read the key and has since switched to BCAST hears
+        // of it by its prefixes only, as in Redis.
+        if source == Source::Table && flags & flag::BCAST != 0 {
+            return;
+        }
+        // NOLOOP was applied to broadcasts key by key as they were gathered.
+        if source != Source::Bcast && flags & flag::NOLOOP != 0 && self.caller == id {
             return;
         }
         let limit = &self.cfg.output_limits[CLASS_PUBSUB];
@@ -307,6 +338,8 @@ impl Shard {
         }
         if let Some(target) = all.get(&t.redirect) {
             super::pubsub::deliver_to(&target.inbox, &target.info, msg(inv), limit);
+        } else if let Some((info, inbox)) = push_targets().get(&t.redirect) {
+            super::pubsub::deliver_to(inbox, info, msg(inv), limit);
         } else if engine.pubsub.deliver_to_subscriber(CHANNEL, t.redirect, msg(inv), limit) {
         } else if engine.clients.get(t.redirect).is_none() {
             // The target is gone: the client is told (RESP3), each time

@@ -430,7 +430,19 @@ async fn run(cx: &mut dyn Coord, inv: Invocation<'static>, known_wide: bool) {
     let engine = cx.engine().clone();
     let txid = cx.tx_id();
     let home = cx.home();
+    let tracking = cx.session().map(|s| (s.info.id, s.info.tracking.load(Relaxed))).filter(|&(_, t)| super::tracking::remembers_reads(t));
+    let keys = if tracking.is_some() { inv.keys.to_vec() } else { Vec::new() };
     let reply = cx.run_on(home, move |sh| exec::run_wide(sh, &engine, txid, &inv)).await;
+    // A tracking client's script that ran across shards: its declared
+    // keys are tracked while the shards are still held (on the fast path
+    // its read commands track them; here whether or not it read, which
+    // can only cost the client an invalidation it did not need).
+    if let Some((id, _)) = tracking {
+        for key in keys {
+            let shard = cx.engine().shard_of(&key);
+            cx.run_on(shard, move |sh| sh.track_read(&key, id)).await;
+        }
+    }
     cx.out().buf.extend_from_slice(&reply);
 }
 

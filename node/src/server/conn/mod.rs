@@ -440,6 +440,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
     conn.s.unwatch(&engine);
     conn.s.stop_monitor(&engine);
     conn.s.stop_tracking();
+    conn.s.set_push_target(false);
     replica::gone(conn.s.replica.take(), &engine);
     crate::commands::pubsub::unsubscribe_all(&engine, &mut conn.s);
     engine.clients.unregister(info.id);

@@ -501,13 +501,15 @@ pub fn run_fast(sh: &mut Shard, inv: &Invocation) -> Outcome {
     if let Some(e) = &monitors {
         e.monitors.hold();
     }
-    let outcome = super::vm::with_vm_on(sh, |vm, sh| {
-        let mut out = Out::new(inv.resp3);
-        if run(vm, Target::Fast(sh), inv, &mut out, None) {
-            Outcome::Reply(out.buf)
-        } else {
-            Outcome::Escalate
-        }
+    let outcome = with_script_keys(sh, inv, |sh| {
+        super::vm::with_vm_on(sh, |vm, sh| {
+            let mut out = Out::new(inv.resp3);
+            if run(vm, Target::Fast(sh), inv, &mut out, None) {
+                Outcome::Reply(out.buf)
+            } else {
+                Outcome::Escalate
+            }
+        })
     });
     if let Some(e) = &monitors {
         e.monitors.release(&e.cfg, matches!(outcome, Outcome::Reply(_)));
@@ -520,7 +522,19 @@ pub fn run_fast(sh: &mut Shard, inv: &Invocation) -> Outcome {
 /// when the script needs wide mode. `func`: the registry slot of the
 /// compiled script or function in this VM, when the caller looked it up.
 pub fn run_fast_with(vm: &mut Vm, sh: &mut Shard, inv: &Invocation, out: &mut Out, func: Option<c_int>) -> bool {
-    run(vm, Target::Fast(sh), inv, out, func)
+    with_script_keys(sh, inv, |sh| run(vm, Target::Fast(sh), inv, out, func))
+}
+
+/// Runs `f` with the script's declared keys as `Shard::script_keys` when
+/// a tracking client runs it (client-side caching remembers those).
+fn with_script_keys<R>(sh: &mut Shard, inv: &Invocation, f: impl FnOnce(&mut Shard) -> R) -> R {
+    if sh.caller == 0 {
+        return f(sh);
+    }
+    let saved = sh.script_keys.replace(inv.keys.to_vec());
+    let r = f(sh);
+    sh.script_keys = saved;
+    r
 }
 
 /// Runs an invocation in wide mode: the caller's transaction `tx` holds
