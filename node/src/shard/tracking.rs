@@ -61,7 +61,7 @@ static TRACKERS: LazyLock<Mutex<HashMap<u64, Tracker>>> = LazyLock::new(Default:
 /// RESP3 redirect target.
 static PUSH_TARGETS: LazyLock<Mutex<HashMap<u64, PushTarget>>> = LazyLock::new(Default::default);
 
-/// A RESP3 connection's details and its pushes' inbox.
+/// A connection's details and the inbox its pushes go to.
 type PushTarget = (Arc<ClientInfo>, UnboundedSender<Message>);
 
 fn push_targets() -> MutexGuard<'static, HashMap<u64, PushTarget>> {
@@ -166,6 +166,9 @@ const LIMIT_EFFORT: usize = 100;
 struct Bcaster {
     id: u64,
     prefixes: Vec<Gathered>,
+    /// Without REDIRECT: the client and its inbox, so a broadcast goes
+    /// straight there without the node-wide registry's lock.
+    direct: Option<PushTarget>,
 }
 
 /// The changed keys gathered under one prefix, already written as the
@@ -221,7 +224,11 @@ impl Shard {
             let all = trackers();
             let bcasting = all.values().filter(|t| t.info.tracking.load(Relaxed) & flag::BCAST != 0);
             let gathered = |p: &Bytes| Gathered { prefix: p.clone(), count: 0, bulks: Vec::new() };
-            let copy = |t: &Tracker| Bcaster { id: t.info.id, prefixes: t.prefixes.iter().map(gathered).collect() };
+            let copy = |t: &Tracker| Bcaster {
+                id: t.info.id,
+                prefixes: t.prefixes.iter().map(gathered).collect(),
+                direct: (t.redirect == 0).then(|| (t.info.clone(), t.inbox.clone())),
+            };
             self.tracked.bcasters = bcasting.map(copy).collect();
             self.tracked.bcasters_gen = gen;
         }
@@ -251,6 +258,9 @@ impl Shard {
             return;
         }
         self.tracked.bcast_pending = 0;
+        // A client that started or stopped tracking since the copy was made
+        // is looked up in the registry (it may be gone).
+        let current = self.tracked.bcasters_gen == GENERATION.load(Relaxed);
         for i in 0..self.tracked.bcasters.len() {
             for j in 0..self.tracked.bcasters[i].prefixes.len() {
                 let b = &mut self.tracked.bcasters[i];
@@ -262,7 +272,13 @@ impl Shard {
                 let room = g.bulks.len();
                 let bulks = std::mem::replace(&mut g.bulks, Vec::with_capacity(room));
                 let (id, count) = (b.id, std::mem::take(&mut g.count));
-                self.send_invalidation(id, Invalidation::Encoded(count, Bytes::from(bulks)), Source::Bcast);
+                let inv = Invalidation::Encoded(count, Bytes::from(bulks));
+                match b.direct.as_ref().filter(|_| current) {
+                    Some((info, inbox)) => {
+                        super::pubsub::deliver_to(inbox, info, Message::invalidation(inv), &self.cfg.output_limits[CLASS_PUBSUB]);
+                    }
+                    None => self.send_invalidation(id, inv, Source::Bcast),
+                }
             }
         }
     }
