@@ -173,7 +173,12 @@ fn cluster_mode_refuses_patterns_outside_the_slot() {
     let s = Server::start_with(&["--cluster", "--dir", dir.path()]);
     let (ok, out, err) = admin(s.port, &["create"]);
     assert!(ok, "create failed: {out}{err}");
-    assert!(wait_until(10, || s.raw().cmd(&["CLUSTER", "INFO"]).contains("cluster_state:ok")));
+    assert!(
+        wait_until(10, || s.raw().cmd(&["CLUSTER", "INFO"]).contains("cluster_state:ok")),
+        "{} {}",
+        s.raw().cmd(&["CLUSTER", "INFO"]),
+        s.raw().cmd(&["CLUSTER", "NODES"])
+    );
     let mut c = s.raw();
     let by = "-ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.\r\n";
     let get = "-ERR GET option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.\r\n";
