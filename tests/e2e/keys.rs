@@ -860,3 +860,41 @@ fn scan_cursors_are_slots_whatever_the_shard_count() {
     assert_eq!(cursors_by_count[0], cursors_by_count[1]);
     assert_eq!(cursors_by_count[0], cursors_by_count[2]);
 }
+
+/// TTL, PTTL, TYPE and EXISTS are not accesses (a key's LFU counter and
+/// idle time stay, Redis's LOOKUP_NOTOUCH) while GET is; SET's key flags
+/// depend on GET; CONFIG SET refuses a parameter named twice. Replies
+/// compared with redis-server's.
+#[test]
+fn lookups_that_do_not_touch_and_command_introspection_match_redis() {
+    let s = damselfly_tests::Server::start();
+    let r = damselfly_tests::Redis::start();
+    let (mut ours, mut theirs) = (s.raw(), damselfly_tests::Raw::connect(r.port));
+    let cases: &[&[&str]] = &[
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"],
+        &["SET", "k", "v", "EX", "1000"],
+        &["OBJECT", "FREQ", "k"],
+        &["TTL", "k"],
+        &["PTTL", "k"],
+        &["EXPIRETIME", "k"],
+        &["TYPE", "k"],
+        &["EXISTS", "k"],
+        &["OBJECT", "FREQ", "k"],
+        &["GET", "k"],
+        &["OBJECT", "FREQ", "k"],
+        &["COMMAND", "GETKEYSANDFLAGS", "SET", "k1", "v1"],
+        &["COMMAND", "GETKEYSANDFLAGS", "SET", "k1", "v1", "NX", "GET"],
+        &["COMMAND", "GETKEYSANDFLAGS", "MSET", "k1", "v1", "k2", "v2"],
+        &["CONFIG", "SET", "maxmemory", "100000001", "maxmemory", "100000002"],
+        &["CONFIG", "GET", "maxmemory"],
+        &["CONFIG", "SET", "maxmemory-policy", "noeviction"],
+    ];
+    for cmd in cases {
+        let (a, b) = (ours.cmd(cmd), theirs.cmd(cmd));
+        if cmd[0] == "PTTL" || cmd[0] == "EXPIRETIME" {
+            assert!(a.starts_with(':') && b.starts_with(':'), "{cmd:?}: {a:?} {b:?}");
+            continue;
+        }
+        assert_eq!(a, b, "{cmd:?}");
+    }
+}

@@ -372,6 +372,13 @@ pub fn command(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                     .collect(),
             };
             keys.extend(c.extra_keys.and_then(|f| f(sub)));
+            // SET's key flags depend on its options, as Redis's setGetKeys
+            // resolves its `variable_flags`: with GET it reads the old value.
+            if c.name == "set" {
+                let get = sub.iter().skip(3).any(|a| eq_ic(a, "GET"));
+                let flags: &[&str] = if get { &["RW", "access", "update"] } else { &["OW", "update"] };
+                keys.iter_mut().for_each(|k| k.1 = flags);
+            }
             if keys.is_empty() {
                 // Redis's `no_mandatory_keys` commands (the scripts') may
                 // name none.
@@ -453,8 +460,11 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
             // Protected parameters first, before anything is changed.
             let allowed = super::persistence::protection_allows(cx, &cfg.enable_protected_configs)?;
-            for pair in args[2..].chunks_exact(2) {
+            for (i, pair) in args[2..].chunks_exact(2).enumerate() {
                 let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+                if args[2..].chunks_exact(2).take(i).any(|p| eq_ic(&p[0], &name)) {
+                    return Err(CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter")));
+                }
                 if !allowed && crate::config::PROTECTED.contains(&name.as_str()) {
                     return Err(CmdError::err(format!(
                         "CONFIG SET failed (possibly related to argument '{name}') - can't set protected config"

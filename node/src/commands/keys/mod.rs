@@ -428,7 +428,9 @@ fn pexpireat(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 fn ttl_generic(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, f: fn(u64, u64) -> i64) -> CmdResult {
     let now = ctx.now;
     let db = ctx.db();
-    match db.lookup(&args[1], now) {
+    // Not an access: the key's idle time and frequency stay (Redis's
+    // LOOKUP_NOTOUCH).
+    match db.lookup_quiet(&args[1], now) {
         None => out.int(-2),
         Some(idx) => match db.expire_of(idx) {
             None => out.int(-1),
