@@ -693,7 +693,7 @@ async fn function_load_and_fcall() {
     assert_eq!(String::from_utf8_lossy(&c.read_reply()), "+OK\r\n");
     assert_eq!(c.cmd(&["FCALL", "take", "1", "item", "1"]), ":6\r\n");
     c.send_cmd(&[b"FUNCTION", b"RESTORE", &payload]);
-    assert_eq!(String::from_utf8_lossy(&c.read_reply()), "-ERR Library 'stock' already exists\r\n");
+    assert_eq!(String::from_utf8_lossy(&c.read_reply()), "-ERR Library stock already exists\r\n");
     c.send_cmd(&[b"FUNCTION", b"RESTORE", &payload, b"REPLACE"]);
     assert_eq!(String::from_utf8_lossy(&c.read_reply()), "+OK\r\n");
     assert!(c.cmd(&["FUNCTION", "STATS"]).contains("$15\r\nlibraries_count\r\n:1\r\n$15\r\nfunctions_count\r\n:2\r\n"));
@@ -835,5 +835,31 @@ fn scripts_call_multi_key_list_and_set_commands() {
         } else {
             assert_eq!(got, *want, "{cmd:?}");
         }
+    }
+}
+
+/// FCALL finds a function whatever the case of its name, FUNCTION FLUSH's
+/// argument errors and RESTORE's collision error are Redis's (compared
+/// with redis-server).
+#[test]
+fn function_names_and_errors_match_redis() {
+    let s = Server::start();
+    let r = damselfly_tests::Redis::start();
+    let (mut ours, mut theirs) = (s.raw(), damselfly_tests::Raw::connect(r.port));
+    let lib = "#!lua name=cart\nredis.register_function('Total', function(keys, args) return 42 end)";
+    let cases: &[&[&str]] = &[
+        &["FUNCTION", "LOAD", lib],
+        &["FCALL", "total", "0"],
+        &["FCALL", "TOTAL", "0"],
+        &["FCALL", "Total", "0"],
+        &["FCALL_RO", "tOtAl", "0"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('TOTAL', function() return 1 end)"],
+        &["FUNCTION", "FLUSH", "bad_arg"],
+        &["FUNCTION", "FLUSH", "sync", "extra_arg"],
+        &["FUNCTION", "FLUSH"],
+        &["FCALL", "total", "0"],
+    ];
+    for cmd in cases {
+        assert_eq!(ours.cmd(cmd), theirs.cmd(cmd), "{cmd:?}");
     }
 }

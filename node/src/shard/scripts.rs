@@ -48,7 +48,18 @@ pub struct Library {
 #[derive(Default, Clone)]
 pub struct Libraries {
     pub libs: BTreeMap<String, Library>,
+    /// By lowercase name: FCALL finds a function whatever the case, as
+    /// Redis's function dictionary compares names.
     pub funcs: HashMap<String, Arc<FunctionInfo>>,
+}
+
+/// The `funcs` key of a function name.
+pub fn function_key(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
 }
 
 impl Libraries {
@@ -60,7 +71,7 @@ impl Libraries {
             return Err(format!("Library '{}' already exists", lib.name));
         }
         for f in &lib.functions {
-            if let Some(existing) = self.funcs.get(&f.name) {
+            if let Some(existing) = self.funcs.get(&*function_key(&f.name)) {
                 if existing.library != lib.name {
                     return Err(format!("Function {} already exists", f.name));
                 }
@@ -68,7 +79,7 @@ impl Libraries {
         }
         self.remove(&lib.name);
         for f in &lib.functions {
-            self.funcs.insert(f.name.clone(), f.clone());
+            self.funcs.insert(function_key(&f.name).into_owned(), f.clone());
         }
         self.libs.insert(lib.name.clone(), lib);
         Ok(())
@@ -77,7 +88,7 @@ impl Libraries {
     pub fn remove(&mut self, name: &str) -> Option<Library> {
         let lib = self.libs.remove(name)?;
         for f in &lib.functions {
-            self.funcs.remove(&f.name);
+            self.funcs.remove(&*function_key(&f.name));
         }
         Some(lib)
     }
@@ -176,7 +187,7 @@ impl Scripting {
 
     pub fn function(&self, name: &str) -> Option<(Arc<FunctionInfo>, Bytes)> {
         let libs = lock(&self.libraries);
-        let f = libs.funcs.get(name)?.clone();
+        let f = libs.funcs.get(&*function_key(name))?.clone();
         let code = libs.libs.get(&f.library)?.code.clone();
         Some((f, code))
     }

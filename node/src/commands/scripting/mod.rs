@@ -618,7 +618,8 @@ pub fn function(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             match args.len() {
                 2 => {}
                 3 if eq_ic(&args[2], "SYNC") || eq_ic(&args[2], "ASYNC") => {}
-                _ => return Err(CmdError::err("FUNCTION FLUSH only supports SYNC|ASYNC option")),
+                3 => return Err(CmdError::err("FUNCTION FLUSH only supports SYNC|ASYNC option")),
+                _ => return Err(CmdError::subcommand_syntax("function", &args[1])),
             }
             *scripting.libraries() = Libraries::default();
             scripting.libraries_changed();
@@ -708,6 +709,11 @@ pub fn function(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             let mut libs = scripting.libraries();
             let mut next = if policy == Policy::Flush { Libraries::default() } else { libs.clone() };
             for lib in built {
+                // RESTORE names the library without quotes (Redis's
+                // libraryJoin), unlike FUNCTION LOAD.
+                if policy != Policy::Replace && next.libs.contains_key(&lib.name) {
+                    return Err(CmdError::err(format!("Library {} already exists", lib.name)));
+                }
                 next.add(lib, policy == Policy::Replace).map_err(CmdError::err)?;
             }
             *libs = next;

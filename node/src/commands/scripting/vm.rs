@@ -22,7 +22,7 @@ use mlua::{ffi, Function, HookTriggers, Lua, LuaOptions, RegistryKey, StdLib, Ta
 
 use super::exec;
 use crate::scripting::{libs, Sha};
-use crate::shard::scripts::{FunctionInfo, ScriptInfo, Scripting};
+use crate::shard::scripts::{function_key, FunctionInfo, ScriptInfo, Scripting};
 use crate::shard::Shard;
 
 /// Calls its upvalue with its arguments and returns what it returns: a C
@@ -415,7 +415,7 @@ impl Vm {
     /// A function registered by a library, loading the library into this VM
     /// if needed.
     pub fn function(&mut self, name: &str) -> Result<(Arc<FunctionInfo>, c_int), String> {
-        if let Some(c) = self.functions.get(name) {
+        if let Some(c) = self.functions.get(&*function_key(name)) {
             return Ok((c.info.clone(), c.func.key.id()));
         }
         let Some((_, code)) = self.scripting.function(name) else {
@@ -425,21 +425,21 @@ impl Vm {
         let libs = self.scripting.libraries();
         let mut compiled = Vec::with_capacity(registered.len());
         for r in registered {
-            if let Some(info) = libs.funcs.get(&r.name) {
+            if let Some(info) = libs.funcs.get(&*function_key(&r.name)) {
                 compiled.push((r.name, info.clone(), r.func));
             }
         }
         drop(libs);
         for (name, info, func) in compiled {
             let func = Compiled::new(&self.lua, func)?;
-            self.functions.insert(name, CachedFunction { info, func });
+            self.functions.insert(function_key(&name).into_owned(), CachedFunction { info, func });
         }
-        self.functions.get(name).map(|c| (c.info.clone(), c.func.key.id())).ok_or_else(|| "ERR Function not found".into())
+        self.functions.get(&*function_key(name)).map(|c| (c.info.clone(), c.func.key.id())).ok_or_else(|| "ERR Function not found".into())
     }
 
     /// A function's flags and whether it is known to need the wide lock.
     pub fn function_meta(&mut self, name: &str) -> Result<(u32, bool), String> {
-        if let Some(c) = self.functions.get(name) {
+        if let Some(c) = self.functions.get(&*function_key(name)) {
             return Ok((c.info.flags, c.info.wide.load(Relaxed)));
         }
         let (info, _) = self.function(name)?;
@@ -456,7 +456,7 @@ impl Vm {
                 }
             }
             exec::Kind::Function { name } => {
-                if let Some(c) = self.functions.get(name) {
+                if let Some(c) = self.functions.get(&*function_key(name)) {
                     c.info.wide.store(true, Relaxed);
                 }
             }

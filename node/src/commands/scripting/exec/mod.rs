@@ -440,7 +440,14 @@ impl<'a> RunCtx<'a> {
                 Kind::Function { name } => Some(name.clone()),
                 Kind::Script { .. } => None,
             };
-            let mut command = vec![Bytes::from_static(inv.command.as_bytes())];
+            // The client's command as sent (FUNCTION STATS shows it).
+            let script = match &inv.kind {
+                Kind::Function { name } => Bytes::copy_from_slice(name.as_bytes()),
+                Kind::Script { body: Some(body), .. } => body.clone(),
+                Kind::Script { sha, body: None } => Bytes::copy_from_slice(&sha[..]),
+            };
+            let numkeys = Bytes::copy_from_slice(itoa::Buffer::new().format(inv.keys.len()).as_bytes());
+            let mut command = vec![Bytes::from_static(inv.command.as_bytes()), script, numkeys];
             command.extend(inv.keys.iter().cloned());
             command.extend(inv.args.iter().cloned());
             tracing::warn!("a script has been running for {} ms; other clients get -BUSY until it ends", limit.as_millis());
