@@ -508,3 +508,53 @@ fn consumer_activity_as_redis_7_2() {
     assert!(full.contains("$4\r\nname\r\n$5\r\nnever\r\n$9\r\nseen-time\r\n"), "{full:?}");
     assert!(full.contains("$11\r\nactive-time\r\n:-1\r\n$9\r\npel-count\r\n"), "{full:?}");
 }
+
+/// A blocked XREADGROUP ends with Redis's error when its stream is
+/// deleted, replaced by another type or flushed; a blocked XREAD waits
+/// through another type taking the key and reads the stream that comes
+/// back. Replies compared with redis-server's.
+#[test]
+fn blocked_readers_of_a_stream_that_goes_away_match_redis() {
+    let s = damselfly_tests::Server::start();
+    let r = damselfly_tests::Redis::start();
+    let run = |port: u16| -> Vec<String> {
+        let mut c = damselfly_tests::Raw::connect(port);
+        let mut out = Vec::new();
+        let blocked = |c: &mut damselfly_tests::Raw| {
+            for _ in 0..500 {
+                if c.cmd(&["INFO", "clients"]).contains("blocked_clients:1\r\n") {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            panic!("the reader did not block");
+        };
+        let ends: &[&[&[&str]]] =
+            &[&[&["DEL", "s"]], &[&["SET", "s", "v"]], &[&["MULTI"], &["DEL", "s"], &["SADD", "s", "m"], &["EXEC"]], &[&["FLUSHALL"]]];
+        for end in ends {
+            c.cmd(&["DEL", "s"]);
+            c.cmd(&["XADD", "s", "666", "f", "v"]);
+            c.cmd(&["XGROUP", "CREATE", "s", "g", "$"]);
+            let mut rd = damselfly_tests::Raw::connect(port);
+            rd.send_cmd(&[b"XREADGROUP", b"GROUP", b"g", b"alice", b"BLOCK", b"0", b"STREAMS", b"s", b">"]);
+            blocked(&mut c);
+            for cmd in *end {
+                c.cmd(cmd);
+            }
+            out.push(String::from_utf8_lossy(&rd.read_reply()).into_owned());
+        }
+        c.cmd(&["DEL", "s"]);
+        c.cmd(&["XADD", "s", "666", "f", "v"]);
+        let mut rd = damselfly_tests::Raw::connect(port);
+        rd.send_cmd(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"]);
+        blocked(&mut c);
+        c.cmd(&["SET", "s", "v"]);
+        c.cmd(&["DEL", "s"]);
+        c.cmd(&["XADD", "s", "667", "f", "v"]);
+        out.push(String::from_utf8_lossy(&rd.read_reply()).into_owned());
+        out
+    };
+    let ours = run(s.port);
+    assert_eq!(ours, run(r.port));
+    assert_eq!(ours[0], "-UNBLOCKED the stream key no longer exists\r\n");
+}

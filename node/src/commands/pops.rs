@@ -26,8 +26,11 @@ pub enum Kind {
     /// List elements from the head (else the tail); `mpop` as above.
     List { left: bool, mpop: bool },
     /// Nothing is taken: the client (XREAD) is woken by a write to a
-    /// stream and reads it again.
-    Stream,
+    /// stream (not by another type taking the key) and reads it again; a
+    /// consumer-group reader (`group`) also
+    /// when the key was deleted or replaced, which ends its wait (Redis's
+    /// unblockDeletedStreamReadgroupClients).
+    Stream { group: bool },
 }
 
 /// Pops up to `count` items of `kind` from `key` (list items carry score 0).
@@ -35,7 +38,7 @@ pub fn pop_kind(db: &mut Db, key: &[u8], kind: Kind, count: usize, now: u64) -> 
     match kind {
         Kind::ZSet { max, .. } => super::zsets::pop_members(db, key, max, count, now),
         Kind::List { left, .. } => Ok(super::lists::pop_items(db, key, left, count, now)?.into_iter().map(|v| (v.to_vec(), 0.0)).collect()),
-        Kind::Stream => Ok(Vec::new()),
+        Kind::Stream { .. } => Ok(Vec::new()),
     }
 }
 
@@ -44,7 +47,9 @@ pub fn has_kind(db: &mut Db, key: &[u8], kind: Kind, now: u64) -> bool {
     match kind {
         Kind::ZSet { .. } => super::zsets::has_members(db, key, now),
         Kind::List { .. } => super::lists::has_items(db, key, now),
-        Kind::Stream => db.exists(key, now),
+        // A plain reader waits through another type taking the key (it
+        // reads once a stream is back there), as Redis's XREAD.
+        Kind::Stream { group } => group || db.peek(key, now).is_some_and(|(e, _)| matches!(e.value, crate::store::Value::Stream(_))),
     }
 }
 
@@ -55,7 +60,7 @@ pub fn push_back(db: &mut Db, key: &[u8], kind: Kind, items: Vec<(Vec<u8>, f64)>
         Kind::List { left, .. } => {
             let _ = super::lists::push_items(db, key, left, items.iter().rev().map(|(v, _)| &v[..]), now);
         }
-        Kind::Stream => {}
+        Kind::Stream { .. } => {}
     }
 }
 
@@ -88,7 +93,7 @@ fn journal_form(kind: Kind, key: &[u8], n: usize) -> Option<JournalForm> {
         Kind::List { left: false, mpop } => (b"RPOP", mpop),
         Kind::ZSet { max: false, mpop } => (b"ZPOPMIN", mpop),
         Kind::ZSet { max: true, mpop } => (b"ZPOPMAX", mpop),
-        Kind::Stream => return None,
+        Kind::Stream { .. } => return None,
     };
     let mut cmd = vec![name.to_vec(), key.to_vec()];
     if mpop || n != 1 {
@@ -296,7 +301,7 @@ pub async fn wait_pop(
         cx.run_on(shard, move |sh| {
             sh.block(db, &k, w);
             // (A stream reader has just read: only a later write wakes it.)
-            if !matches!(kind, Kind::Stream) && has_kind(sh.db(db), &k, kind, now_ms()) {
+            if !matches!(kind, Kind::Stream { .. }) && has_kind(sh.db(db), &k, kind, now_ms()) {
                 sh.db(db).mark_ready(&k);
             }
         })

@@ -563,12 +563,19 @@ pub async fn xreadgroup(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         });
     }
     let deadline = block.map(|ms| (ms > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(ms)));
+    let mut waited = false;
     loop {
         let mut found: Vec<(Bytes, Served)> = Vec::new();
         for (k, h) in keys.iter().zip(&history) {
             let (k2, g2, c2, h) = (k.clone(), group.clone(), consumer.clone(), *h);
             let shard = cx.engine().shard_of(k);
             let run = move |sh: &mut crate::shard::Shard| {
+                // A stream deleted (or replaced by another type) while the
+                // reader waited ends the wait, as Redis's
+                // unblockDeletedStreamReadgroupClients does.
+                if waited && !matches!(find(sh.db(db), &k2, now_ms()), Ok(Some(_))) {
+                    return Err(CmdError::Other("UNBLOCKED the stream key no longer exists".into()));
+                }
                 let req = GroupRead { group: &g2, consumer: &c2, history: h, count, noack };
                 serve_journaled(sh, db, &k2, req, now_ms())
             };
@@ -602,8 +609,9 @@ pub async fn xreadgroup(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
             return Ok(());
         }
-        if !super::streams::wait_for_entries(cx, &keys, deadline, args).await? {
+        if !super::streams::wait_for_entries(cx, &keys, deadline, args, true).await? {
             return Ok(());
         }
+        waited = true;
     }
 }

@@ -545,7 +545,7 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
             return Ok(());
         }
-        if !wait_for_entries(cx, &keys, deadline, args).await? {
+        if !wait_for_entries(cx, &keys, deadline, args, false).await? {
             return Ok(());
         }
     }
@@ -560,6 +560,7 @@ pub(super) async fn wait_for_entries(
     keys: &[Bytes],
     deadline: Option<Option<tokio::time::Instant>>,
     args: &[Bytes],
+    group: bool,
 ) -> CmdResult<bool> {
     let Some(limit) = deadline.filter(|_| cx.may_block()) else {
         cx.out().nil_array();
@@ -575,7 +576,7 @@ pub(super) async fn wait_for_entries(
             }
         },
     };
-    let woke = super::pops::wait_pop(cx, keys, Kind::Stream, 1, Some(remaining), args).await?;
+    let woke = super::pops::wait_pop(cx, keys, Kind::Stream { group }, 1, Some(remaining), args).await?;
     let unblocked = cx.session().is_some_and(|s| std::mem::take(&mut s.unblocked));
     if woke.is_none() && (unblocked || cx.client_gone() || limit.is_some_and(|d| tokio::time::Instant::now() >= d)) {
         if !cx.client_gone() {

@@ -247,7 +247,13 @@ impl Shard {
             drop(self.keep_for_snapshot(old));
         }
         if !wake.is_empty() {
-            self.db(i).set_wake_all(wake);
+            // The keys clients wait on are gone: their waiters look again
+            // (a consumer-group reader's wait ends with an error).
+            let d = self.db(i);
+            for k in &wake {
+                d.mark_ready(k);
+            }
+            d.set_wake_all(wake);
         }
         if !watchers.is_empty() {
             self.db(i).set_watchers(watchers);
