@@ -374,6 +374,31 @@ pub fn default_shards(cores: usize) -> usize {
     }
 }
 
+/// The settings redis-server 7.0 flags IMMUTABLE_CONFIG (CONFIG SET
+/// refuses them with its "can't set immutable config" text) among those
+/// fixed here.
+const REDIS_IMMUTABLE: &[&str] = &[
+    "rdbchecksum",
+    "daemonize",
+    "io-threads-do-reads",
+    "always-show-logo",
+    "set-proc-title",
+    "syslog-enabled",
+    "cluster-enabled",
+    "disable-thp",
+    "unixsocket",
+    "pidfile",
+    "cluster-config-file",
+    "syslog-ident",
+    "supervised",
+    "syslog-facility",
+    "io-threads",
+    "tcp-backlog",
+    "cluster-port",
+    "unixsocketperm",
+    "socket-mark-id",
+];
+
 /// Whether `value` sets a fixed parameter to the value it already has
 /// (yes/no case-insensitively, lists of words regardless of spacing).
 fn fixed_value_eq(name: &str, current: &str, value: &str) -> bool {
@@ -1052,13 +1077,15 @@ impl Config {
             | "aclfile"
             | "metrics-port"
             | "logfile"
-            | "log-format" => return Err(ConfigError::Immutable(format!("can't set immutable config '{name}'"))),
+            | "log-format" => return Err(ConfigError::Immutable("can't set immutable config".into())),
             name if tls::Tls::owns(name) => self.tls.set(name, value, false)?,
             name if repl::ReplConfig::owns(name) => self.repl.set(name, value)?,
             name if conn::ConnConfig::owns(name) => self.conn.set(name, value)?,
             name if encoding::Encoding::owns(name) => self.encoding.set(name, value)?,
             _ => match self.fixed.get(name) {
                 Some(v) if fixed_value_eq(name, v, value) => {}
+                // Settings redis-server itself takes at start-up only.
+                Some(_) if REDIS_IMMUTABLE.contains(&name) => return Err(ConfigError::Immutable("can't set immutable config".into())),
                 Some(v) => return Err(ConfigError::Fixed(name.to_string(), v.clone())),
                 None => return Err(ConfigError::Unknown(name.to_string())),
             },

@@ -192,6 +192,12 @@ fn setuser_arguments_are_redacted_in_the_slow_log() {
     assert_eq!(c.cmd(&["CONFIG", "SET", "requirepass", "hidden"]), "+OK\r\n");
     let log = c.cmd(&["SLOWLOG", "GET", "1"]);
     assert!(log.contains("*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$11\r\nrequirepass\r\n$10\r\n(redacted)\r\n"), "{log}");
+    for name in ["masterauth", "masteruser"] {
+        assert_eq!(c.cmd(&["CONFIG", "SET", name, "hidden"]), "+OK\r\n");
+        let log = c.cmd(&["SLOWLOG", "GET", "1"]);
+        assert!(log.contains(&format!("$10\r\n{name}\r\n$10\r\n(redacted)\r\n")), "{log}");
+        assert!(!log.contains("hidden"), "{log}");
+    }
 }
 
 #[test]

@@ -863,7 +863,8 @@ fn scan_cursors_are_slots_whatever_the_shard_count() {
 
 /// TTL, PTTL, TYPE and EXISTS are not accesses (a key's LFU counter and
 /// idle time stay, Redis's LOOKUP_NOTOUCH) while GET is; SET's key flags
-/// depend on GET; CONFIG SET refuses a parameter named twice. Replies
+/// depend on GET; CONFIG SET refuses a parameter named twice, and
+/// settings redis-server takes at start-up only with its text. Replies
 /// compared with redis-server's.
 #[test]
 fn lookups_that_do_not_touch_and_command_introspection_match_redis() {
@@ -888,6 +889,9 @@ fn lookups_that_do_not_touch_and_command_introspection_match_redis() {
         &["CONFIG", "SET", "maxmemory", "100000001", "maxmemory", "100000002"],
         &["CONFIG", "GET", "maxmemory"],
         &["CONFIG", "SET", "maxmemory-policy", "noeviction"],
+        &["CONFIG", "SET", "daemonize", "yes"],
+        &["CONFIG", "SET", "databases", "3"],
+        &["CONFIG", "SET", "io-threads", "4"],
     ];
     for cmd in cases {
         let (a, b) = (ours.cmd(cmd), theirs.cmd(cmd));

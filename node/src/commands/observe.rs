@@ -69,8 +69,8 @@ pub fn script_started(engine: &Engine, args: &[Bytes], db: usize, client: Option
 }
 
 /// The arguments Redis hides from the slow log and MONITOR: AUTH's,
-/// HELLO's AUTH credentials, ACL SETUSER's rules, CONFIG SET
-/// requirepass's value, MIGRATE's AUTH password and AUTH2 user and
+/// HELLO's AUTH credentials, ACL SETUSER's rules, CONFIG SET's values of
+/// requirepass, masterauth and masteruser, MIGRATE's AUTH password and AUTH2 user and
 /// password (the administrative commands that carry secrets are never
 /// shown at all).
 pub fn redact(spec: &CommandSpec, args: &[Bytes]) -> Option<Vec<Bytes>> {
@@ -79,12 +79,12 @@ pub fn redact(spec: &CommandSpec, args: &[Bytes]) -> Option<Vec<Bytes>> {
         "auth" => Some(std::iter::once(args[0].clone()).chain(args[1..].iter().map(|_| R)).collect()),
         // Everything after the user name (passwords are among the rules).
         "acl|setuser" => Some(args[..2].iter().cloned().chain(args[2..].iter().map(|_| R)).collect()),
-        // A sensitive parameter's value (`requirepass`).
+        // A sensitive parameter's value (Redis's SENSITIVE_CONFIG ones).
         "config|set" => {
             let mut v = args.to_vec();
             let mut any = false;
             for i in (2..v.len().saturating_sub(1)).step_by(2) {
-                if eq_ic(&v[i], "requirepass") {
+                if ["requirepass", "masterauth", "masteruser"].iter().any(|n| eq_ic(&v[i], n)) {
                     v[i + 1] = R;
                     any = true;
                 }
