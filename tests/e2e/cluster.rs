@@ -558,3 +558,16 @@ fn cluster_admin_authenticates_to_password_protected_nodes() {
         .expect("cluster-admin");
     assert!(with_env.status.success(), "{}", String::from_utf8_lossy(&with_env.stderr));
 }
+
+/// A start that never joined a cluster (say one that stopped because its
+/// port was taken, and was started again on the same directory) leaves an
+/// empty Raft log: the next start is not a member coming back without its
+/// data, and serves the slots `create` gives it.
+#[test]
+fn an_earlier_start_that_never_joined_does_not_fence_the_node() {
+    let dir = TempDir::new("cluster-fresh");
+    std::fs::create_dir_all(format!("{}/raft", dir.path())).unwrap();
+    std::fs::write(format!("{}/raft/log.jsonl", dir.path()), b"").unwrap();
+    let s = single_node_cluster(&dir);
+    assert!(wait_until(10, || s.raw().cmd(&["CLUSTER", "INFO"]).contains("cluster_state:ok")), "{}", s.raw().cmd(&["CLUSTER", "NODES"]));
+}

@@ -173,7 +173,10 @@ pub fn start(engine: Arc<Engine>, map: Arc<SlotMap>, dir: &std::path::Path, bind
     let raft_dir = dir.join("raft");
     let incarnation = identity::random_id();
     let _ = map.health.incarnation.set(incarnation.clone());
-    let member_before = raft_dir.join("log.jsonl").exists() || raft_dir.join("snapshot.json").exists();
+    // A member before: its Raft log holds entries (an earlier start that
+    // never joined a cluster leaves it empty) or a snapshot replaced them.
+    let logged = std::fs::metadata(raft_dir.join("log.jsonl")).is_ok_and(|m| m.len() > 0);
+    let member_before = logged || raft_dir.join("snapshot.json").exists();
     if member_before && !has_data {
         map.health.set_fenced(true);
         warn!("restarted without the data of this node's slots (no journal, no snapshot file): they stay out of service until the cluster accepts the loss (cluster-admin accept) or a replica takes over");
