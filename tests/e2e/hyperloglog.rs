@@ -134,3 +134,35 @@ fn the_sparse_limit_is_followed_as_redis_follows_it() {
     let s = Server::start();
     assert_eq!(lengths_under_a_sparse_limit(s.port), want);
 }
+
+/// PFDEBUG's subcommands give redis-server's replies: the sparse opcodes,
+/// the layout, the registers (converting a sparse string to dense, which
+/// stays dense), TODENSE, and the errors.
+#[test]
+fn pfdebug_matches_redis() {
+    let s = damselfly_tests::Server::start();
+    let r = damselfly_tests::Redis::start();
+    let (mut ours, mut theirs) = (s.raw(), damselfly_tests::Raw::connect(r.port));
+    let cases: &[&[&str]] = &[
+        &["PFADD", "h", "a", "b", "c", "d", "e", "f", "g"],
+        &["PFDEBUG", "ENCODING", "h"],
+        &["PFDEBUG", "DECODE", "h"],
+        &["PFDEBUG", "GETREG", "h"],
+        &["PFDEBUG", "ENCODING", "h"],
+        &["PFDEBUG", "DECODE", "h"],
+        &["PFADD", "h2", "x", "y"],
+        &["PFDEBUG", "TODENSE", "h2"],
+        &["PFDEBUG", "TODENSE", "h2"],
+        &["PFDEBUG", "ENCODING", "h2"],
+        &["PFCOUNT", "h2"],
+        &["GET", "h2"],
+        &["PFDEBUG", "ENCODING", "nosuch"],
+        &["PFDEBUG", "BOGUS", "h"],
+        &["SET", "s", "notahll"],
+        &["PFDEBUG", "ENCODING", "s"],
+        &["PFDEBUG", "GETREG"],
+    ];
+    for cmd in cases {
+        assert_eq!(ours.cmd(cmd), theirs.cmd(cmd), "{cmd:?}");
+    }
+}

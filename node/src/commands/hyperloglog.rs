@@ -14,6 +14,7 @@ use crate::handler;
 use crate::resp::Out;
 use crate::store::{Db, Value};
 use crate::types::hll::{Hll, Invalid, SPARSE_MAX_DEFAULT};
+use crate::util::eq_ic;
 
 const G: &str = "hyperloglog";
 
@@ -53,6 +54,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .notify(Notify::Pick(notify::pfmerge))
     .keys(&[KeyRule::range(1, 1, 1).with_flags(&["RW", "access", "insert"]), KeyRule::range(2, -1, 1).with_flags(&["RO", "access"])]),
+    cmd(
+        "pfdebug",
+        3,
+        WRITE | DENYOOM | ADMIN,
+        (2, 2, 1),
+        &["write", "hyperloglog", "admin", "slow", "dangerous"],
+        G,
+        "Internal commands for debugging HyperLogLog values.",
+        Exec::Shard(pfdebug),
+    )
+    .key_flags(&["RW", "access"]),
 ];
 
 /// The sketch at `key`: `None` when there is no key.
@@ -89,6 +101,46 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         save(db, &args[1], &h, now, sparse_max);
     }
     out.int(changed as i64);
+    Ok(())
+}
+
+/// PFDEBUG GETREG|DECODE|ENCODING|TODENSE key, as Redis's: the registers
+/// (a sparse string is made dense first), the sparse opcodes, the
+/// layout's name, or whether it was converted to dense.
+fn pfdebug(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let sparse_max = ctx.shard.engine.as_ref().map_or(SPARSE_MAX_DEFAULT, |e| e.cfg.encoding.hll_sparse_max_bytes.load(Relaxed));
+    let db = ctx.db();
+    let key = &args[2];
+    let Some(bytes) = super::strings::with_string(db, key, now, |b| b.to_vec())? else {
+        return Err(CmdError::err("The specified key does not exist"));
+    };
+    let mut h = Hll::from_bytes(&bytes).map_err(invalid)?;
+    let sub = &args[1];
+    if eq_ic(sub, "GETREG") {
+        if !h.is_dense() {
+            h.make_dense();
+            save(db, key, &h, now, sparse_max);
+        }
+        out.array(h.registers().len());
+        for &r in h.registers() {
+            out.int(r as i64);
+        }
+    } else if eq_ic(sub, "DECODE") {
+        let Some(text) = Hll::describe_sparse(&bytes) else { return Err(CmdError::err("HLL encoding is not sparse")) };
+        out.bulk(text.as_bytes());
+    } else if eq_ic(sub, "ENCODING") {
+        out.simple(if h.is_dense() { "dense" } else { "sparse" });
+    } else if eq_ic(sub, "TODENSE") {
+        let convert = !h.is_dense();
+        if convert {
+            h.make_dense();
+            save(db, key, &h, now, sparse_max);
+        }
+        out.int(convert as i64);
+    } else {
+        return Err(CmdError::err(format!("Unknown PFDEBUG subcommand '{}'", String::from_utf8_lossy(sub))));
+    }
     Ok(())
 }
 

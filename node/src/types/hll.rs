@@ -212,6 +212,48 @@ impl Hll {
 }
 
 impl Hll {
+    /// The registers (PFDEBUG GETREG).
+    pub fn registers(&self) -> &[u8] {
+        &self.regs
+    }
+
+    /// Whether its string is (or will be written) dense.
+    pub fn is_dense(&self) -> bool {
+        self.dense
+    }
+
+    /// Writes it dense from now on (PFDEBUG TODENSE, GETREG).
+    pub fn make_dense(&mut self) {
+        self.dense = true;
+    }
+
+    /// A sparse string's opcodes as PFDEBUG DECODE lists them: `z:<n>`
+    /// (ZERO), `Z:<n>` (XZERO), `v:<value>,<n>` (VAL); `None` when the
+    /// string is not a sparse HyperLogLog.
+    pub fn describe_sparse(b: &[u8]) -> Option<String> {
+        if b.len() < HEADER || &b[..4] != b"HYLL" || b[4] != 1 {
+            return None;
+        }
+        let ops = &b[HEADER..];
+        let mut out = Vec::new();
+        let mut p = 0;
+        while p < ops.len() {
+            let op = ops[p];
+            if op & 0xc0 == 0 {
+                out.push(format!("z:{}", (op & 0x3f) as usize + 1));
+                p += 1;
+            } else if op & 0xc0 == 0x40 {
+                let lo = *ops.get(p + 1)? as usize;
+                out.push(format!("Z:{}", (((op & 0x3f) as usize) << 8 | lo) + 1));
+                p += 2;
+            } else {
+                out.push(format!("v:{},{}", ((op >> 2) & 0x1f) + 1, (op & 0x3) + 1));
+                p += 1;
+            }
+        }
+        Some(out.join(" "))
+    }
+
     /// The sparse layout's opcodes: ZERO `00xxxxxx` (x+1 zero registers),
     /// XZERO `01xxxxxx yyyyyyyy` (xy+1 zeros), VAL `1vvvvvxx` (x+1
     /// registers of value v+1); they must cover exactly every register.
