@@ -870,7 +870,7 @@ fn scan_cursors_are_slots_whatever_the_shard_count() {
 fn lookups_that_do_not_touch_and_command_introspection_match_redis() {
     let s = damselfly_tests::Server::start();
     let r = damselfly_tests::Redis::start();
-    let (mut ours, mut theirs) = (s.raw(), damselfly_tests::Raw::connect(r.port));
+    let (mut ours, mut theirs) = (s.raw(), r.raw());
     let cases: &[&[&str]] = &[
         &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"],
         &["SET", "k", "v", "EX", "1000"],

@@ -845,7 +845,7 @@ fn scripts_call_multi_key_list_and_set_commands() {
 fn function_names_and_errors_match_redis() {
     let s = Server::start();
     let r = damselfly_tests::Redis::start();
-    let (mut ours, mut theirs) = (s.raw(), damselfly_tests::Raw::connect(r.port));
+    let (mut ours, mut theirs) = (s.raw(), r.raw());
     let lib = "#!lua name=cart\nredis.register_function('Total', function(keys, args) return 42 end)";
     let cases: &[&[&str]] = &[
         &["FUNCTION", "LOAD", lib],
@@ -859,7 +859,5 @@ fn function_names_and_errors_match_redis() {
         &["FUNCTION", "FLUSH"],
         &["FCALL", "total", "0"],
     ];
-    for cmd in cases {
-        assert_eq!(ours.cmd(cmd), theirs.cmd(cmd), "{cmd:?}");
-    }
+    ours.same_replies(&mut theirs, cases);
 }

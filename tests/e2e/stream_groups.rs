@@ -515,29 +515,20 @@ fn consumer_activity_as_redis_7_2() {
 /// back. Replies compared with redis-server's.
 #[test]
 fn blocked_readers_of_a_stream_that_goes_away_match_redis() {
-    let s = damselfly_tests::Server::start();
-    let r = damselfly_tests::Redis::start();
+    let s = Server::start();
+    let r = Redis::start();
     let run = |port: u16| -> Vec<String> {
-        let mut c = damselfly_tests::Raw::connect(port);
+        let mut c = Raw::connect(port);
         let mut out = Vec::new();
-        let blocked = |c: &mut damselfly_tests::Raw| {
-            for _ in 0..500 {
-                if c.cmd(&["INFO", "clients"]).contains("blocked_clients:1\r\n") {
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            panic!("the reader did not block");
-        };
         let ends: &[&[&[&str]]] =
             &[&[&["DEL", "s"]], &[&["SET", "s", "v"]], &[&["MULTI"], &["DEL", "s"], &["SADD", "s", "m"], &["EXEC"]], &[&["FLUSHALL"]]];
         for end in ends {
             c.cmd(&["DEL", "s"]);
             c.cmd(&["XADD", "s", "666", "f", "v"]);
             c.cmd(&["XGROUP", "CREATE", "s", "g", "$"]);
-            let mut rd = damselfly_tests::Raw::connect(port);
+            let mut rd = Raw::connect(port);
             rd.send_cmd(&[b"XREADGROUP", b"GROUP", b"g", b"alice", b"BLOCK", b"0", b"STREAMS", b"s", b">"]);
-            blocked(&mut c);
+            c.wait_blocked(1);
             for cmd in *end {
                 c.cmd(cmd);
             }
@@ -545,9 +536,9 @@ fn blocked_readers_of_a_stream_that_goes_away_match_redis() {
         }
         c.cmd(&["DEL", "s"]);
         c.cmd(&["XADD", "s", "666", "f", "v"]);
-        let mut rd = damselfly_tests::Raw::connect(port);
+        let mut rd = Raw::connect(port);
         rd.send_cmd(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"]);
-        blocked(&mut c);
+        c.wait_blocked(1);
         c.cmd(&["SET", "s", "v"]);
         c.cmd(&["DEL", "s"]);
         c.cmd(&["XADD", "s", "667", "f", "v"]);

@@ -383,6 +383,14 @@ impl Raw {
         String::from_utf8_lossy(&self.read_reply()).into_owned()
     }
 
+    /// Sends each of `cases` here and to `other` (a redis-server) and
+    /// asserts the two replies are the same bytes.
+    pub fn same_replies(&mut self, other: &mut Raw, cases: &[&[&str]]) {
+        for cmd in cases {
+            assert_eq!(self.cmd(cmd), other.cmd(cmd), "{cmd:?}");
+        }
+    }
+
     /// Waits (bounded) until INFO reports `n` blocked clients: a client
     /// counts once its wait is registered on every key's shard, and stops
     /// counting when it is served, times out or is found gone.

@@ -517,13 +517,13 @@ fn parse_query(args: &[Bytes], form: Form, nostore: bool, z: Option<&ZSet>) -> C
 /// first COUNT found that way.
 fn search(z: &ZSet, q: &Query) -> Vec<(Vec<u8>, f64, f64)> {
     let (clon, clat) = q.center;
-    let (half_w, half_h) = match q.shape {
-        Shape::Radius(r) => (r, r),
-        Shape::Box(w, h) => (w / 2.0, h / 2.0),
-    };
-    let radius = match q.shape {
-        Shape::Radius(r) => r,
-        Shape::Box(..) => (half_w * half_w + half_h * half_h).sqrt(),
+    // Half width and height, and the distance to the farthest corner.
+    let (half_w, half_h, radius) = match q.shape {
+        Shape::Radius(r) => (r, r, r),
+        Shape::Box(w, h) => {
+            let (hw, hh) = (w / 2.0, h / 2.0);
+            (hw, hh, (hw * hw + hh * hh).sqrt())
+        }
     };
     let enough = |hits: &Vec<(Vec<u8>, f64, f64)>| q.any && !hits.is_empty() && hits.len() >= q.count;
     let mut hits: Vec<(Vec<u8>, f64, f64)> = Vec::new();
