@@ -12,6 +12,7 @@
 # process (each variant switched on for its run and off after it).
 #
 # Usage: bench/overhead.sh [--no-build] [--repeats N] [--requests N]
+#                          [--variants "observed tracking acl"] [--tests "set get"]
 # Needs redis-benchmark, redis-cli, curl and python3. Output: a table on
 # stdout (ops/s and server CPU per request, and the variant's ops/s as a
 # share of base's).
@@ -21,11 +22,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD=1
 REPEATS=3
 REQUESTS=400000
+VARIANTS="observed tracking acl"
+TESTS="set get"
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-build) BUILD=0 ;;
         --repeats) REPEATS="$2"; shift ;;
         --requests) REQUESTS="$2"; shift ;;
+        --variants) VARIANTS="$2"; shift ;;
+        --tests) TESTS="$2"; shift ;;
         *) echo "overhead.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -97,9 +102,9 @@ variant_off() { # variant
 }
 
 printf '| test | base ops/s | base CPU/req | variant | variant ops/s | variant CPU/req | share of base |\n|---|---:|---:|---|---:|---:|---:|\n'
-for test in set get; do
+for test in $TESTS; do
     for pipe in 1 16; do
-        for variant in observed tracking acl; do
+        for variant in $VARIANTS; do
             b=(); v=(); bc=(); vc=()
             for _ in $(seq 1 "$REPEATS"); do
                 read -r r c < <(bench_once "$BPORT" "$BPID" "$test" "$pipe"); b+=("$r"); bc+=("$c")

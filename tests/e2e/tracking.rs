@@ -486,3 +486,50 @@ fn scripts_bcast_switches_resp3_redirects_and_flushall_match_redis() {
         log.cmd(&mut target, &["PING"]);
     });
 }
+
+/// Under load from other pipelining clients (so that replies of a round
+/// are written together), a write acknowledged to one client has already
+/// been broadcast: the tracking client's next reply comes after the
+/// invalidation, whichever thread each connection lives on.
+#[test]
+fn a_broadcast_precedes_the_acknowledgement_under_load() {
+    let server = Server::start_with(&["--shards", "2"]);
+    let port = server.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|n| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = Raw::connect(port);
+                let mut batch = Vec::new();
+                for i in 0..16 {
+                    batch.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n$6\r\nbg{n}:{i:02}\r\n$1\r\nv\r\n").as_bytes());
+                }
+                let mut rounds = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && rounds < 100_000 {
+                    c.send(&batch);
+                    for _ in 0..16 {
+                        assert_eq!(c.read_reply(), b"+OK\r\n");
+                    }
+                    rounds += 1;
+                }
+            })
+        })
+        .collect();
+    let mut t = Raw::connect(port);
+    t.cmd(&["HELLO", "3"]);
+    assert_eq!(t.cmd(&["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "k:"]), "+OK\r\n");
+    let mut writers: Vec<Raw> = (0..4).map(|_| Raw::connect(port)).collect();
+    for i in 0..400 {
+        let key = format!("k:{i}");
+        assert_eq!(writers[i % 4].cmd(&["SET", &key, "1"]), "+OK\r\n");
+        t.send(b"*1\r\n$4\r\nPING\r\n");
+        let first = String::from_utf8_lossy(&t.read_reply()).into_owned();
+        assert_eq!(first, push(&[&key]), "write {i}: the acknowledged write's invalidation came after the next reply");
+        assert_eq!(t.read_reply(), b"+PONG\r\n");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        l.join().expect("load client");
+    }
+}

@@ -362,7 +362,7 @@ fn shard_thread(
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_park(move || {
-            crate::shard::before_park();
+            crate::shard::flush_broadcasts();
             conn::new_round();
             if idle.journal.uncommitted() {
                 commit_due.notify_one();

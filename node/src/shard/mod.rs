@@ -491,10 +491,15 @@ pub fn backlog() -> usize {
     CURRENT.with(|c| c.borrow().upgrade().map_or(0, |s| s.queue.borrow().len() + s.inbox.get().map_or(0, |i| i.len())))
 }
 
-/// The thread is about to sleep (nothing left to run): its shard sends
-/// the invalidations it gathered for broadcasting tracking clients (Redis
-/// sends them before its event loop sleeps too).
-pub fn before_park() {
+/// Something of this thread is about to be written to a client (or the
+/// thread is about to sleep): its shard sends the invalidations it
+/// gathered for broadcasting tracking clients first, as Redis sends them
+/// before it writes the replies of an event-loop turn. Cheap when there
+/// are none (one thread-local flag).
+pub fn flush_broadcasts() {
+    if !tracking::UNSENT.with(std::cell::Cell::get) {
+        return;
+    }
     CURRENT.with(|c| {
         if let Some(s) = c.borrow().upgrade() {
             if let Ok(mut sh) = s.cell.try_borrow_mut() {
@@ -587,12 +592,16 @@ impl LocalShard {
         sh.limit_tracked();
         let r = f(&mut sh);
         sh.publish_notes();
-        // A transaction's broadcasts go when it releases the shard.
-        if !sh.is_locked() {
-            sh.send_broadcasts();
-        }
+        // Broadcasts wait for this thread's next write to a client
+        // (`flush_broadcasts`), so a turn's jobs share them; a
+        // transaction's go when it releases the shard.
+        sh.bound_broadcasts();
         sh.journal_after_job(tx);
         if !sh.blocked.is_empty() {
+            if !sh.is_locked() {
+                // Served clients may be answered from other threads.
+                sh.send_broadcasts();
+            }
             sh.serve_blocked();
         }
         drop(sh);
@@ -695,7 +704,11 @@ pub async fn run_on<R: Send + 'static>(
 /// Hands `r`, the result of a job that shard `home`'s thread sent, to the
 /// task waiting on `reply`: through that thread's inbox, so a running
 /// thread is not woken for it.
-pub fn answer<R: Send + 'static>(sh: &Shard, home: usize, reply: oneshot::Sender<R>, r: R) {
+pub fn answer<R: Send + 'static>(sh: &mut Shard, home: usize, reply: oneshot::Sender<R>, r: R) {
+    // The answer may be written to a client at once over there.
+    if !sh.is_locked() {
+        sh.send_broadcasts();
+    }
     match &sh.engine {
         Some(e) if home < e.nshards() => e.inboxes[home].push(Inbound::Reply(Box::new(move || {
             let _ = reply.send(r);

@@ -14,6 +14,7 @@
 //! `tracking-table-max-keys`; past it, keys leave the table (their readers
 //! are sent an invalidation), as Redis bounds its table.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
@@ -83,6 +84,14 @@ static BCASTING: AtomicUsize = AtomicUsize::new(0);
 /// copy of the broadcasting clients (`Table::bcasters`) when it moves, so a
 /// changed key is matched without taking the node-wide lock.
 static GENERATION: AtomicU64 = AtomicU64::new(1);
+thread_local! {
+    /// This thread's shard holds broadcasts not sent yet (read before each
+    /// write to a socket: `shard::flush_broadcasts`).
+    pub(super) static UNSENT: Cell<bool> = const { Cell::new(false) };
+}
+/// Gathered keys past which a shard sends its broadcasts without waiting
+/// for a reply or the end of the event-loop turn.
+const BCAST_BATCH: usize = 4096;
 /// Keys in the shards' tables, and client ids under them.
 static TOTAL_KEYS: AtomicUsize = AtomicUsize::new(0);
 static TOTAL_ITEMS: AtomicUsize = AtomicUsize::new(0);
@@ -244,20 +253,37 @@ impl Shard {
             g.count += 1;
             t.bcast_pending += 1;
         }
+        if self.tracked.bcast_pending > 0 {
+            UNSENT.with(|u| u.set(true));
+        }
+    }
+
+    /// Sends the gathered broadcasts when many keys wait (called after
+    /// each job; otherwise they go before the next reply leaves the
+    /// thread, see `send_broadcasts`).
+    pub fn bound_broadcasts(&mut self) {
+        if self.tracked.bcast_pending >= BCAST_BATCH && !self.is_locked() {
+            self.send_broadcasts();
+        }
     }
 
     /// Sends what `invalidate_key` gathered for broadcasting clients: one
     /// message per client and prefix with every key changed under it, as
-    /// Redis sends them once per event loop. Here at the end of each job,
-    /// before its replies go (a client that saw a write acknowledged, then
-    /// asks the broadcasting client something, finds the invalidation
-    /// there first, as with Redis), and when the thread is about to sleep
-    /// (`shard::before_park`: keys expired or evicted between jobs).
+    /// Redis sends them once per event loop, before any reply of the
+    /// writes leaves (a client that saw a write acknowledged, then asks
+    /// the broadcasting client something, finds the invalidation there
+    /// first, as with Redis): before a connection of this thread writes to
+    /// its socket (`shard::flush_broadcasts`), before the answer of a job
+    /// another thread sent (`shard::answer`) and before blocked clients
+    /// are served, when a transaction releases the shard, before a busy
+    /// script's hook writes other clients' replies, and when the thread is
+    /// about to sleep (keys expired or evicted between jobs).
     pub fn send_broadcasts(&mut self) {
         if self.tracked.bcast_pending == 0 {
             return;
         }
         self.tracked.bcast_pending = 0;
+        UNSENT.with(|u| u.set(false));
         // A client that started or stopped tracking since the copy was made
         // is looked up in the registry (it may be gone).
         let current = self.tracked.bcasters_gen == GENERATION.load(Relaxed);

@@ -354,6 +354,13 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             let pending = &conn.s.info.out_pending;
             pending.fetch_sub(taken.min(pending.load(Relaxed)), Relaxed);
         }
+        // Invalidations already queued for this client go out ahead of
+        // the replies to this input, as Redis has them in the output
+        // buffer first (a client told of a write acknowledged before it
+        // sent this input reads the invalidation before the reply).
+        if conn.s.tracking.is_some() {
+            conn.take_invalidations();
+        }
         conn.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
         // Until it authenticates, a connection parses (under tight limits)
         // and runs one command at a time, so that the command after a
@@ -555,6 +562,7 @@ impl Conn {
     }
 
     async fn write_pushed(&mut self, taken: usize) -> bool {
+        crate::shard::flush_broadcasts();
         let info = self.s.info.clone();
         info.writing(self.out.buf.len(), self.out.buf.capacity());
         let written = tokio::select! {
@@ -590,6 +598,7 @@ impl Conn {
             self.s.info.close_async();
             return false;
         }
+        crate::shard::flush_broadcasts();
         self.local.cell.borrow_mut().stats.net_output_bytes += self.out.buf.len() as u64;
         self.s.info.writing(self.out.buf.len(), self.out.buf.capacity());
         let kill = self.s.info.clone();
@@ -685,6 +694,18 @@ impl Conn {
             write_message(&mut self.out, &mut self.s.sub, &m);
         }
         taken
+    }
+
+    /// Moves the invalidations queued for this tracking client into the
+    /// output buffer, to leave with the replies.
+    fn take_invalidations(&mut self) {
+        let mut taken = 0;
+        while let Some(m) = self.s.tracking.as_mut().and_then(|i| i.rx.try_recv().ok()) {
+            taken += m.size();
+            write_message(&mut self.out, &mut self.s.sub, &m);
+        }
+        let pending = &self.s.info.out_pending;
+        pending.fetch_sub(taken.min(pending.load(Relaxed)), Relaxed);
     }
 
     /// The transaction this connection's work runs under (the shards the

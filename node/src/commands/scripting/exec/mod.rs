@@ -462,6 +462,11 @@ impl<'a> RunCtx<'a> {
         // while the script holds the thread: serve them from here, so they
         // get -BUSY and can reach SCRIPT KILL.
         if elapsed >= self.next_service {
+            // The hook writes replies of this thread's earlier commands:
+            // their broadcasts go first.
+            if let Target::Fast(sh) | Target::Wide { local: sh, .. } = &mut self.target {
+                sh.send_broadcasts();
+            }
             let wait = BUSY_SERVICE.get().map_or(Duration::from_millis(20), |serve| serve());
             self.next_service = coarse_now().saturating_sub(self.started) + wait;
         }
