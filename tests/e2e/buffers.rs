@@ -233,3 +233,67 @@ fn announcing_a_big_bulk_takes_no_memory_it_does_not_send() {
     assert_eq!(c.cmd(&["GET", "kept"]), "$1\r\nv\r\n");
     assert!(c.cmd(&["INFO", "stats"]).contains("evicted_keys:0\r\n"));
 }
+
+/// What the server keeps from a command (a slow log entry, a channel name,
+/// a cached script) is a copy, not a slice of the input buffer it came in:
+/// each of 100 subscriptions and scripts arriving behind a 30 KB argument
+/// costs a few hundred bytes, not the 30 KB buffer; a logged command of
+/// 100,000 arguments is gone once its set is (Redis's "UNLINK can reclaim
+/// memory in background").
+#[test]
+fn kept_arguments_do_not_hold_their_input_buffers() {
+    let s = Server::start_with(&["--shards", "1"]);
+    let mut admin = s.raw();
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]), "+OK\r\n");
+    let filler = "x".repeat(30_000);
+    let mut c = s.raw();
+    c.cmd(&["HELLO", "3"]);
+    // Buffers and statistics of these commands exist before measuring.
+    c.cmd(&["ECHO", &filler]);
+    c.cmd(&["SUBSCRIBE", "warm"]);
+    c.cmd(&["EVAL", "return 0", "0"]);
+    let base = used_memory(&mut admin);
+    for i in 0..100 {
+        let mut pipe = Vec::new();
+        for args in [
+            vec!["ECHO".to_string(), filler.clone()],
+            vec!["SUBSCRIBE".into(), format!("ch{i}")],
+            vec!["EVAL".into(), format!("return {i}"), "0".into()],
+        ] {
+            pipe.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for a in args {
+                pipe.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+            }
+        }
+        c.send(&pipe);
+        for _ in 0..3 {
+            c.read_reply();
+        }
+    }
+    let used = used_memory(&mut admin);
+    // Slices would hold 100 x 30 KB (3 MB); the copies, about 200 KB.
+    assert!(used < base + MB, "100 subscriptions and scripts took used_memory from {base} to {used}");
+
+    // The database and the commands' statistics exist before measuring.
+    assert_eq!(admin.cmd(&["SADD", "myset", "w"]), ":1\r\n");
+    assert_eq!(admin.cmd(&["UNLINK", "myset"]), ":1\r\n");
+    let before = used_memory(&mut admin);
+    let mut big = Raw::connect(s.port);
+    let mut args: Vec<String> = vec!["SADD".into(), "myset".into()];
+    args.extend((0..100_000).map(|i| i.to_string()));
+    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    big.send_cmd(&refs);
+    assert_eq!(big.read_reply(), b":100000\r\n");
+    assert!(admin.cmd(&["SLOWLOG", "GET", "1"]).contains("more arguments"));
+    assert_eq!(big.cmd(&["UNLINK", "myset"]), ":1\r\n");
+    drop(big);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let used = used_memory(&mut admin);
+        if used < before + MB / 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "used_memory stays at {used} after UNLINK (was {before})");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

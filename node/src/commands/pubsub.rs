@@ -164,6 +164,13 @@ fn confirm(cx: &mut dyn Coord, count: usize, kind: &[u8], name: Option<&[u8]>) {
     out.int(count as i64);
 }
 
+/// A channel name to keep for as long as the subscription: copied, as the
+/// argument is a slice of the input buffer it arrived in, which it would
+/// keep alive whole (up to 64 KiB per read, for a name of a few bytes).
+fn kept(name: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(name)
+}
+
 /// SUBSCRIBE / PSUBSCRIBE.
 pub fn subscribe(cx: &mut dyn Coord, args: &[Bytes], pattern: bool) -> CmdResult {
     if cx.in_exec() {
@@ -174,9 +181,11 @@ pub fn subscribe(cx: &mut dyn Coord, args: &[Bytes], pattern: bool) -> CmdResult
         let s = cx.client()?;
         let info = s.info.clone();
         let sb = sub(s);
-        let fresh = if pattern { sb.patterns.insert(name.clone()) } else { sb.channels.insert(name.clone()) };
-        if fresh {
-            engine.pubsub.subscribe(pattern, name, &info, &sb.tx);
+        let set = if pattern { &mut sb.patterns } else { &mut sb.channels };
+        if !set.contains(name) {
+            let name = kept(name);
+            set.insert(name.clone());
+            engine.pubsub.subscribe(pattern, &name, &info, &sb.tx);
         }
         let count = sb.count();
         confirm(cx, count, if pattern { b"psubscribe" } else { b"subscribe" }, Some(name));
@@ -237,8 +246,10 @@ pub fn ssubscribe(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         let s = cx.client()?;
         let info = s.info.clone();
         let sb = sub(s);
-        if sb.shard_channels.insert(name.clone()) {
-            engine.pubsub.subscribe_shard(name, &info, &sb.tx);
+        if !sb.shard_channels.contains(name) {
+            let name = kept(name);
+            sb.shard_channels.insert(name.clone());
+            engine.pubsub.subscribe_shard(&name, &info, &sb.tx);
         }
         let count = sb.shard_channels.len();
         confirm(cx, count, b"ssubscribe", Some(name));

@@ -159,8 +159,11 @@ impl Scripting {
     }
 
     /// Caches a script (already known to compile); returns the cached entry.
+    /// The body is copied: the argument is a slice of the input buffer it
+    /// arrived in, which it would otherwise keep alive whole.
     pub fn add_script(&self, sha: Sha, body: Bytes, flags: u32) -> Arc<ScriptInfo> {
-        lock(&self.scripts).entry(sha).or_insert_with(|| Arc::new(ScriptInfo { body, flags, wide: AtomicBool::new(false) })).clone()
+        let new = || Arc::new(ScriptInfo { body: Bytes::copy_from_slice(&body), flags, wide: AtomicBool::new(false) });
+        lock(&self.scripts).entry(sha).or_insert_with(new).clone()
     }
 
     pub fn script_exists(&self, sha: &Sha) -> bool {

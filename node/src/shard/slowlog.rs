@@ -47,7 +47,9 @@ pub fn trim_argv(args: &[Bytes]) -> Vec<Bytes> {
             v.extend_from_slice(format!("... ({} more bytes)", a.len() - MAX_ARG_LEN).as_bytes());
             out.push(Bytes::from(v));
         } else {
-            out.push(a.clone());
+            // A copy: a slice would keep the whole input buffer it came in
+            // alive for as long as the entry (megabytes, for a big command).
+            out.push(Bytes::copy_from_slice(a));
         }
     }
     out

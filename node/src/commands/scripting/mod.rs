@@ -600,7 +600,7 @@ pub fn function(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 }
                 return Err(CmdError::err(format!("Unknown option given: {}", String::from_utf8_lossy(&args[i]))));
             }
-            let lib = build_library(cx, args[args.len() - 1].clone())?;
+            let lib = build_library(cx, Bytes::copy_from_slice(&args[args.len() - 1]))?;
             let name = lib.name.clone();
             scripting.libraries().add(lib, replace).map_err(CmdError::err)?;
             scripting.libraries_changed();
