@@ -637,3 +637,31 @@ fn shard_channel_subscribers_are_unsubscribed_when_their_slot_moves() {
     assert_eq!(Server::raw_at(dst).cmd(&["SPUBLISH", "{orders}new", "o2"]), ":0\r\n");
     assert_eq!(publ.cmd(&["PUBSUB", "SHARDCHANNELS"]), "*0\r\n");
 }
+
+/// Client-side caching across a slot move: the source drops the keys of a
+/// slot it no longer serves, and clients that read one (tracking table) or
+/// broadcast its prefix (BCAST) are told, as Redis tells them when a
+/// slot's keys are deleted.
+#[test]
+fn a_moved_slot_invalidates_the_keys_clients_track() {
+    let (c, _) = Cluster::start(2);
+    let slot = keyslot(c.ports[0], "{cart}");
+    let src = slot_owner_port(c.ports[0], slot).expect("owner");
+    let dst = *c.ports.iter().find(|&&p| p != src).expect("other node");
+    let mut w = Server::raw_at(src);
+    assert_eq!(w.cmd(&["SET", "{cart}a", "1"]), "+OK\r\n");
+    let mut reader = Server::raw_at(src);
+    reader.cmd(&["HELLO", "3"]);
+    assert_eq!(reader.cmd(&["CLIENT", "TRACKING", "ON"]), "+OK\r\n");
+    assert_eq!(reader.cmd(&["GET", "{cart}a"]), "$1\r\n1\r\n");
+    let mut bcast = Server::raw_at(src);
+    bcast.cmd(&["HELLO", "3"]);
+    assert_eq!(bcast.cmd(&["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "{cart}"]), "+OK\r\n");
+
+    let (ok, out, err) = move_slots(c.ports[0], src, dst, &slot.to_string());
+    assert!(ok, "move-slots failed: {out}{err}");
+    let push = ">2\r\n$10\r\ninvalidate\r\n*1\r\n$7\r\n{cart}a\r\n";
+    assert_eq!(String::from_utf8_lossy(&reader.read_reply()), push);
+    assert_eq!(String::from_utf8_lossy(&bcast.read_reply()), push);
+    assert_eq!(reader.cmd(&["GET", "{cart}a"]), format!("-MOVED {slot} 127.0.0.1:{dst}\r\n"));
+}
