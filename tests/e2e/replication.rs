@@ -742,3 +742,36 @@ fn a_damselfly_replica_with_two_shards_splits_mset_and_del_from_redis_server() {
     // One sync, never broken off.
     assert_eq!((stat(&mut p, "sync_full"), stat(&mut p, "sync_partial_ok")), (1, 0));
 }
+
+/// Client-side caching on a replica: a key the primary changes is
+/// invalidated for the replica's tracking clients, and a FLUSHALL from the
+/// primary or a full resynchronisation sends them the null invalidation
+/// (Redis signals a flushed database in both cases).
+#[test]
+fn a_replicas_tracking_clients_hear_of_the_primarys_writes_and_flushes() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let replica = Server::start_with(&["--shards", "2"]);
+    let mut r = conn(replica.port);
+    let ok: String = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.port).query(&mut r).unwrap();
+    assert_eq!(ok, "OK");
+    assert!(wait_until(30, || link_up(&mut r)), "the replica's link did not come up");
+    let mut t = replica.raw();
+    t.cmd(&["HELLO", "3"]);
+    assert_eq!(t.cmd(&["CLIENT", "TRACKING", "ON"]), "+OK\r\n");
+    assert_eq!(t.cmd(&["GET", "cart:1"]), "_\r\n");
+    let mut p = primary.raw();
+    assert_eq!(p.cmd(&["SET", "cart:1", "3"]), "+OK\r\n");
+    assert_eq!(String::from_utf8_lossy(&t.read_reply()), ">2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\ncart:1\r\n");
+    assert_eq!(t.cmd(&["GET", "cart:1"]), "$1\r\n3\r\n");
+    let null = ">2\r\n$10\r\ninvalidate\r\n_\r\n";
+    assert_eq!(p.cmd(&["FLUSHALL"]), "+OK\r\n");
+    assert_eq!(String::from_utf8_lossy(&t.read_reply()), null);
+    // A full resynchronisation (another primary's history) empties the
+    // replica first.
+    let other = Server::start_with(&["--shards", "1"]);
+    assert_eq!(other.raw().cmd(&["SET", "cart:2", "1"]), "+OK\r\n");
+    let ok: String = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(other.port).query(&mut r).unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(String::from_utf8_lossy(&t.read_reply()), null);
+    assert!(wait_until(30, || link_up(&mut r)), "the replica's link to the other primary did not come up");
+}

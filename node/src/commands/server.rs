@@ -564,20 +564,7 @@ pub async fn flush(cx: &mut dyn Coord, args: &[Bytes], all: bool) -> CmdResult {
     let db = cx.db();
     // All shards are locked together so no client sees a half-flushed keyspace.
     for s in 0..cx.engine().nshards() {
-        cx.lock_run(s, move |sh| {
-            if all {
-                sh.flush_all()
-            } else {
-                sh.flush_db(db)
-            }
-            // Tracking clients are told once that every key changed;
-            // FLUSHALL also empties the tracked-keys tables of keys read by
-            // clients that have stopped tracking since (as Redis frees them).
-            if all || crate::store::notify::tracking() {
-                sh.invalidate_all(s == 0);
-            }
-        })
-        .await;
+        cx.lock_run(s, move |sh| if all { sh.flush_all() } else { sh.flush_db(db) }).await;
     }
     cx.out().ok();
     Ok(())

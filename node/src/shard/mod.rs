@@ -233,8 +233,34 @@ impl Shard {
         self.dbs.len()
     }
 
-    /// Empties database `i`; its watchers are told and stay registered.
+    /// Empties database `i`; its watchers are told and stay registered,
+    /// and so are tracking clients (`flushed`).
     pub fn flush_db(&mut self, i: usize) {
+        self.drop_db(i);
+        self.flushed(false);
+    }
+
+    /// Empties every database (FLUSHALL, a replica's full sync, DEBUG
+    /// RELOAD).
+    pub fn flush_all(&mut self) {
+        for i in 0..self.dbs.len() {
+            self.drop_db(i);
+        }
+        self.flushed(true);
+    }
+
+    /// After a flush, whatever ran it (a client, the primary's stream, a
+    /// full sync): tracking clients are told once, by the first shard,
+    /// that every key changed (Redis's null invalidation); a FLUSHALL also
+    /// empties the tracked-keys tables of keys read by clients that have
+    /// stopped tracking since (as Redis frees them).
+    fn flushed(&mut self, all: bool) {
+        if all || crate::store::notify::tracking() {
+            self.invalidate_all(self.id == 0);
+        }
+    }
+
+    fn drop_db(&mut self, i: usize) {
         self.journal_db_command(i, &[b"FLUSHDB"]);
         let Some(old) = self.dbs[i].as_mut() else { return };
         let watchers = old.take_watchers();
@@ -286,12 +312,6 @@ impl Shard {
         }
         if !wb.is_empty() {
             self.db(b).set_watchers(wb);
-        }
-    }
-
-    pub fn flush_all(&mut self) {
-        for i in 0..self.dbs.len() {
-            self.flush_db(i);
         }
     }
 
