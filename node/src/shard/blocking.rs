@@ -184,6 +184,9 @@ impl Shard {
                     |r| r.as_ref().ok().filter(|v| !v.is_empty()).and_then(|v| take.journal_form(key, v.len())),
                 )
                 .unwrap_or_default();
+            // Journaled before the client is answered: its wait for
+            // durability (`appendfsync always`) must cover the pop.
+            self.journal_after_job(crate::shard::NO_TX);
             if let Err(back) = w.deliver(Popped { key: Bytes::copy_from_slice(key), items }) {
                 let cfg = self.cfg.clone();
                 w.take.put_back(self.db(db), key, back.items, &cfg, now);

@@ -623,6 +623,9 @@ impl LocalShard {
                 sh.send_broadcasts();
             }
             sh.serve_blocked();
+            // What the served clients took goes to the journal before they
+            // are answered (their wait for durability covers it).
+            sh.journal_after_job(tx);
         }
         drop(sh);
         // Messages that came meanwhile: the inbox task runs next (the
@@ -685,6 +688,8 @@ impl LocalShard {
             sh.unlock_tx(tx, total);
             if !sh.blocked.is_empty() {
                 sh.serve_blocked();
+                // What the served clients took, before they are answered.
+                sh.journal_after_job(NO_TX);
             }
         }
         self.drain();
@@ -725,9 +730,12 @@ pub async fn run_on<R: Send + 'static>(
 /// task waiting on `reply`: through that thread's inbox, so a running
 /// thread is not woken for it.
 pub fn answer<R: Send + 'static>(sh: &mut Shard, home: usize, reply: oneshot::Sender<R>, r: R) {
-    // The answer may be written to a client at once over there.
+    // The answer may be written to a client at once over there: its
+    // broadcasts go first, and its journal records, which the client's
+    // wait for durability (`appendfsync always`) then covers.
     if !sh.is_locked() {
         sh.send_broadcasts();
+        sh.journal_after_job(NO_TX);
     }
     match &sh.engine {
         Some(e) if home < e.nshards() => e.inboxes[home].push(Inbound::Reply(Box::new(move || {

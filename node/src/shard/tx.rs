@@ -92,8 +92,52 @@ impl Tx {
                 self.local.release_tx(id, total);
             } else {
                 self.engine.send(s, id, Box::new(move |sh| sh.unlock_tx(id, total)));
+                RELEASES.with(|r| r.borrow_mut().sent(s));
             }
         }
+    }
+}
+
+/// Per thread and shard: releases sent to the shard without waiting (a
+/// transaction's part reaches the journal when the shard takes it), and
+/// how many of them a round trip has since been seen to follow.
+#[derive(Default)]
+struct Releases {
+    sent: Vec<u64>,
+    covered: Vec<u64>,
+}
+
+impl Releases {
+    fn sent(&mut self, shard: usize) {
+        if self.sent.len() <= shard {
+            self.sent.resize(shard + 1, 0);
+            self.covered.resize(shard + 1, 0);
+        }
+        self.sent[shard] += 1;
+    }
+}
+
+thread_local! {
+    static RELEASES: std::cell::RefCell<Releases> = std::cell::RefCell::new(Releases::default());
+}
+
+/// Makes sure every transaction this thread released on other shards has
+/// handed its journal part over: a round trip to each shard that was sent
+/// a release since the last one (its inbox is in order), none otherwise.
+pub async fn await_releases(engine: &Engine, local: &LocalShard) {
+    let me = local.id();
+    for s in (0..engine.nshards()).filter(|&s| s != me) {
+        let at = RELEASES.with(|r| {
+            let r = r.borrow();
+            let (sent, covered) = (r.sent.get(s).copied().unwrap_or(0), r.covered.get(s).copied().unwrap_or(0));
+            (sent > covered).then_some(sent)
+        });
+        let Some(at) = at else { continue };
+        run_on(engine, local, s, super::NO_TX, |_| ()).await;
+        RELEASES.with(|r| {
+            let mut r = r.borrow_mut();
+            r.covered[s] = r.covered[s].max(at);
+        });
     }
 }
 

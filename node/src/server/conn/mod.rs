@@ -621,18 +621,18 @@ impl Conn {
     }
 
     /// Under `appendfsync always`: waits until everything this connection
-    /// wrote is on disk. The other shards are visited once first, so the
-    /// journal parts of transactions they were released from are sent;
-    /// then one fsync of the writer covers them (and everybody else's).
+    /// wrote is on disk. Jobs on other shards sent their records before
+    /// answering; shards this thread released transactions on without
+    /// waiting are visited once, so those parts are sent too; then one
+    /// fsync of the writer covers them (and everybody else's).
     async fn journal_durable(&mut self) {
         let j = &self.engine.journal;
         if !j.aof_on() || self.engine.cfg.appendfsync() != crate::config::Fsync::Always {
             return;
         }
-        let me = self.local.id();
-        for s in (0..self.engine.nshards()).filter(|&s| s != me) {
-            run_on(&self.engine, &self.local, s, NO_TX, |_| ()).await;
-        }
+        // A job another shard ran sent its records before its answer; a
+        // transaction's parts go when the shards take its release.
+        crate::shard::tx::await_releases(&self.engine, &self.local).await;
         let j = &self.engine.journal;
         let target = j.sent.load(std::sync::atomic::Ordering::Acquire);
         loop {
