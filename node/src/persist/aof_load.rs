@@ -12,7 +12,7 @@
 //! anything else that does not parse stops the start, naming the file and
 //! the offset.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -90,14 +90,12 @@ pub(super) fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Rea
             return Err(bad("argument too long", start + used));
         }
         used += line.len() as u64;
-        let mut arg = vec![0; len + 2];
-        let mut got = 0;
-        while got < arg.len() {
-            let k = r.read(&mut arg[got..]).map_err(|e| e.to_string())?;
-            if k == 0 {
-                return Ok(Read1::Torn);
-            }
-            got += k;
+        // Read into spare capacity (no zeroing first: a replica reads
+        // every command of its primary's stream here).
+        let mut arg = Vec::with_capacity(len + 2);
+        let got = r.by_ref().take(len as u64 + 2).read_to_end(&mut arg).map_err(|e| e.to_string())?;
+        if got < len + 2 {
+            return Ok(Read1::Torn);
         }
         if &arg[len..] != b"\r\n" {
             return Err(bad("an argument is not followed by CRLF", start + used));

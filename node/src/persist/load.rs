@@ -299,15 +299,24 @@ fn insert_batch(sh: &mut crate::shard::Shard, batch: Vec<Put>, replace: bool) ->
             }
         };
         let d = sh.db(db);
-        // With `now` 0 nothing expires while checking.
-        if d.exists(&key, 0) {
-            if !replace {
+        // With `now` 0 nothing expires while checking. One lookup: a key
+        // already there is overwritten in place (a replica's stream
+        // mostly rewrites keys it has).
+        match (d.lookup_quiet(&key, 0), state) {
+            (Some(_), _) if !replace => {
                 return Err(format!("the file holds key '{}' of database {db} twice", String::from_utf8_lossy(&key)));
             }
-            d.remove(&key, 0);
-        }
-        if let Some((value, expire)) = state {
-            d.insert_new(&key, value, expire);
+            (Some(idx), Some((value, expire))) => {
+                d.set_expire(idx, expire);
+                d.entry_mut(idx).value = value;
+            }
+            (Some(idx), None) => {
+                d.remove_idx(idx);
+            }
+            (None, Some((value, expire))) => {
+                d.insert_new(&key, value, expire);
+            }
+            (None, None) => {}
         }
     }
     Ok(())
