@@ -550,11 +550,12 @@ fn expiry_changes_are_journaled_as_their_effect() {
     check_aof(dir.path());
 }
 
-/// SET KEEPTTL and MSET are journaled as sent (SET less GET; an MSET over
-/// both shards as each shard's part, whole or not at all), as Redis
-/// propagates them, and replay to the same keys and expiry.
+/// SET and MSET are journaled as Redis propagates them (SET KEEPTTL as
+/// sent less GET, a relative expiry as PXAT, an expiry in the past as DEL;
+/// an MSET over both shards as each shard's part, whole or not at all),
+/// and replay to the same keys and expiry.
 #[test]
-fn set_keepttl_and_mset_are_journaled_as_sent() {
+fn set_and_mset_are_journaled_as_redis_propagates_them() {
     let dir = TempDir::new("journal-keepttl");
     let s = journaled(dir.path(), "always");
     let mut con = loaded(&s);
@@ -563,9 +564,20 @@ fn set_keepttl_and_mset_are_journaled_as_sent() {
     redis::cmd("SET").arg("k").arg("v2").arg("GET").arg("KEEPTTL").query::<String>(&mut con).unwrap();
     let pairs: Vec<(String, String)> = (0..20).map(|i| (format!("m{i}"), format!("v{i}"))).collect();
     let _: () = con.mset(&pairs).unwrap();
+    // The other forms as Redis 7 propagates them: a relative expiry as
+    // PXAT, NX/XX and GET dropped once the write happened, an expiry in
+    // the past as DEL.
+    redis::cmd("SET").arg("plain").arg("p").arg("NX").arg("GET").query::<Option<String>>(&mut con).unwrap();
+    redis::cmd("SET").arg("rel").arg("r").arg("EX").arg(100000).query::<()>(&mut con).unwrap();
+    let rel_at: i64 = redis::cmd("PEXPIRETIME").arg("rel").query(&mut con).unwrap();
+    redis::cmd("SET").arg("plain").arg("gone").arg("XX").arg("EXAT").arg(1).query::<()>(&mut con).unwrap();
     let text = std::fs::read(incr_file(dir.path())).unwrap();
     let has = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
     assert!(has(b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv2\r\n$7\r\nKEEPTTL\r\n"), "SET KEEPTTL as sent, less GET");
+    assert!(has(b"*3\r\n$3\r\nSET\r\n$5\r\nplain\r\n$1\r\np\r\n"), "SET NX GET as SET");
+    let pxat = format!("*5\r\n$3\r\nSET\r\n$3\r\nrel\r\n$1\r\nr\r\n$4\r\nPXAT\r\n$13\r\n{rel_at}\r\n");
+    assert!(has(pxat.as_bytes()), "SET EX as PXAT");
+    assert!(has(b"*2\r\n$3\r\nDEL\r\n$5\r\nplain\r\n"), "SET EXAT in the past as DEL");
     assert!(has(b"$4\r\nMSET\r\n"), "MSET as sent");
     s.signal("KILL");
     drop(s);
@@ -573,6 +585,8 @@ fn set_keepttl_and_mset_are_journaled_as_sent() {
     let mut con = loaded(&s);
     assert_eq!(con.get::<_, String>("k").unwrap(), "v2");
     assert_eq!(redis::cmd("PEXPIRETIME").arg("k").query::<i64>(&mut con).unwrap(), 4102444800123);
+    assert_eq!(redis::cmd("PEXPIRETIME").arg("rel").query::<i64>(&mut con).unwrap(), rel_at);
+    assert_eq!(con.get::<_, Option<String>>("plain").unwrap(), None);
     let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
     let values: Vec<String> = con.mget(&keys).unwrap();
     assert_eq!(values, pairs.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>());

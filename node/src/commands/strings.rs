@@ -327,9 +327,10 @@ fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     if let Some((v, unit, rel)) = when {
         exp = ExpireOpt::At(expire_at(v, unit, rel, ctx.now, "set")?);
     }
-    // With KEEPTTL the journal gets the command as sent, less GET (as Redis
-    // propagates it), not the key's state with the expiry it kept.
-    let journal = if exp == ExpireOpt::KeepTtl { ctx.shard.journal_mark(ctx.db) } else { None };
+    // The journal gets the command as Redis propagates it, not the key's
+    // state (which would cost a second lookup and a copy of the value per
+    // write): see the end.
+    let journal = ctx.shard.journal_mark(ctx.db);
     let now = ctx.now;
     let db = ctx.db();
     let key = &args[1];
@@ -373,9 +374,23 @@ fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         }
     }
     if let Some(mark) = journal {
-        let options = args[3..].iter().filter(|a| !eq_ic(a, "GET"));
-        let parts: Vec<&[u8]> = args[..3].iter().chain(options).map(|a| &a[..]).collect();
-        ctx.shard.journal_parts(ctx.db, mark, &parts);
+        match exp {
+            // As sent, less GET.
+            ExpireOpt::KeepTtl => {
+                let options = args[3..].iter().filter(|a| !eq_ic(a, "GET"));
+                let parts: Vec<&[u8]> = args[..3].iter().chain(options).map(|a| &a[..]).collect();
+                ctx.shard.journal_parts(ctx.db, mark, &parts);
+            }
+            // Born expired: gone.
+            ExpireOpt::At(at) if at <= now => ctx.shard.journal_parts(ctx.db, mark, &[b"DEL", key]),
+            // A relative expiry as the absolute time it gave.
+            ExpireOpt::At(at) => {
+                let mut ms = itoa::Buffer::new();
+                ctx.shard.journal_parts(ctx.db, mark, &[b"SET", key, &args[2], b"PXAT", ms.format(at).as_bytes()]);
+            }
+            // NX/XX held when it ran; replayed on the same data it writes.
+            _ => ctx.shard.journal_parts(ctx.db, mark, &[b"SET", key, &args[2]]),
+        }
     }
     if !get {
         out.ok();
