@@ -159,14 +159,14 @@ class ClusterNode:
         self.port = None
         self.grpc_port = None
 
-    def start(self):
+    def start(self, *extra):
         for _ in range(5):
             port, grpc = _free_port(), _free_port()
             if port == grpc:
                 continue
             proc = subprocess.Popen(
                 [binary(), "--port", str(port), "--bind", "127.0.0.1", "--loglevel", "warn",
-                 "--dir", self.data_dir, "--cluster", "--cluster-grpc-port", str(grpc)],
+                 "--dir", self.data_dir, "--cluster", "--cluster-grpc-port", str(grpc), *extra],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
             )
@@ -186,6 +186,19 @@ class ClusterNode:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
+
+    def restart(self, *extra):
+        """Starts the node again on its ports with its directory."""
+        self.proc = subprocess.Popen(
+            [binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--loglevel", "warn",
+             "--dir", self.data_dir, "--cluster", "--cluster-grpc-port", str(self.grpc_port), *extra],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        _wait("the restarted node to answer PING", START_TIMEOUT,
+              lambda: self.proc.poll() is None and redis.Redis(
+                  host="127.0.0.1", port=self.port, socket_timeout=1).ping())
+        return self
 
     def addr(self):
         return f"127.0.0.1:{self.port}"
