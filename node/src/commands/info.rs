@@ -46,13 +46,12 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
     let want = |s: &str| all || (default && DEFAULT.contains(&s)) || wanted.iter().any(|w| w == s);
     let now = now_ms();
-    let hists = want("latencystats");
     let shards = cx
         .broadcast(move |sh| {
             let n = sh.db_count();
             let dbs =
                 (0..n).map(|i| sh.db_if_exists(i).map(|d| (d.len(), d.volatile_len(), d.avg_ttl(now))).unwrap_or((0, 0, 0))).collect();
-            ShardInfo { stats: sh.stats, rates: sh.rates.get(), cmds: super::stats::snapshot(hists), dbs, changes: sh.changes() }
+            ShardInfo { stats: sh.stats, rates: sh.rates.get(), cmds: super::stats::snapshot(), dbs, changes: sh.changes() }
         })
         .await;
     let mut cmds = super::stats::Stats::default();

@@ -78,7 +78,7 @@ async fn latency(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         let n = if args.len() == 2 { lat.reset(None) } else { args[2..].iter().map(|e| lat.reset(Some(e))).sum() };
         cx.out().int(n as i64);
     } else if eq_ic(sub, "histogram") && args.len() >= 2 {
-        let threads = cx.broadcast(|_| super::stats::snapshot(true)).await;
+        let threads = cx.broadcast(|_| super::stats::snapshot()).await;
         let mut stats = super::stats::Stats::default();
         for t in &threads {
             stats.merge(t);

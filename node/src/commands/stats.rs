@@ -194,16 +194,9 @@ pub fn write_errorstats(text: &mut String, s: &Stats) {
     text.push_str("\r\n");
 }
 
-/// This thread's counters; with `hists`, the latency histograms too.
-pub fn snapshot(hists: bool) -> Stats {
-    STATS.with(|s| {
-        let s = s.borrow();
-        if hists {
-            return s.clone();
-        }
-        let cmds = s.cmds.iter().map(|c| CmdStat { hist: None, ..*c }).collect();
-        Stats { cmds, errors: s.errors.clone(), total_errors: s.total_errors }
-    })
+/// This thread's counters.
+pub fn snapshot() -> Stats {
+    STATS.with(|s| s.borrow().clone())
 }
 
 /// Zeroes this thread's counters.
@@ -233,11 +226,11 @@ mod tests {
         reject(get);
         error_reply(b"WRONGTYPE Operation against a key");
         error_reply(b"NOSPACEATALLinthistextthatislongerthan32");
-        let s = snapshot(true);
+        let s = snapshot();
         assert_eq!(s.cmds[index(get)], CmdStat { calls: 2, nanos: 2000, rejected: 1, failed: 1, hist: None });
         assert_eq!(s.errors, vec![("WRONGTYPE".to_string(), 1), ("ERR".to_string(), 1)]);
         assert_eq!(s.total_errors, 2);
         reset();
-        assert!(snapshot(true).cmds.is_empty());
+        assert!(snapshot().cmds.is_empty());
     }
 }

@@ -127,19 +127,17 @@ const fn bucket_of(v: u64) -> u32 {
     63 - (v | 255).leading_zeros() - SUB_HALF_MAG
 }
 
-/// Counters a histogram allocates at a time: values are recorded at whole
-/// microseconds, so most sub-buckets of the lower buckets stay empty and
-/// a command's histogram holds a few KB, not every counter (24 KB per
-/// command and thread).
-const CHUNK: usize = 16;
-
 /// A command's latency histogram.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hist {
-    /// Counters by index (`index_of`), in chunks of `CHUNK` allocated when
-    /// first counted in.
-    chunks: Vec<Option<Box<[u64; CHUNK]>>>,
+    counts: Box<[u64]>,
     pub total: u64,
+}
+
+impl Default for Hist {
+    fn default() -> Hist {
+        Hist { counts: vec![0; HIST_LEN].into_boxed_slice(), total: 0 }
+    }
 }
 
 fn index_of(v: u64) -> usize {
@@ -170,36 +168,13 @@ impl Hist {
     #[inline]
     pub fn record(&mut self, nanos: u64) {
         let v = (nanos / 1000 * 1000).clamp(HIST_MIN, HIST_MAX);
-        self.add(index_of(v), 1);
+        self.counts[index_of(v)] += 1;
         self.total += 1;
     }
 
-    fn add(&mut self, i: usize, n: u64) {
-        let c = i / CHUNK;
-        if c >= self.chunks.len() {
-            self.chunks.resize_with(c + 1, || None);
-        }
-        self.chunks[c].get_or_insert_with(|| Box::new([0; CHUNK]))[i % CHUNK] += n;
-    }
-
-    /// The counter at index `i`.
-    fn count(&self, i: usize) -> u64 {
-        self.chunks.get(i / CHUNK).and_then(Option::as_ref).map_or(0, |c| c[i % CHUNK])
-    }
-
-    /// One past the highest index counted in.
-    fn len(&self) -> usize {
-        (self.chunks.len() * CHUNK).min(HIST_LEN)
-    }
-
     pub fn merge(&mut self, o: &Hist) {
-        for (c, chunk) in o.chunks.iter().enumerate() {
-            let Some(chunk) = chunk else { continue };
-            for (j, &n) in chunk.iter().enumerate() {
-                if n > 0 {
-                    self.add(c * CHUNK + j, n);
-                }
-            }
+        for (a, b) in self.counts.iter_mut().zip(o.counts.iter()) {
+            *a += b;
         }
         self.total += o.total;
     }
@@ -215,8 +190,8 @@ impl Hist {
         for &b in bounds {
             let upto = index_of(b.clamp(HIST_MIN, HIST_MAX));
             let mut n = 0;
-            while i <= upto && i < self.len() {
-                n += self.count(i);
+            while i <= upto && i < self.counts.len() {
+                n += self.counts[i];
                 i += 1;
             }
             out.push(n);
@@ -236,8 +211,8 @@ impl Hist {
         while cum < self.total {
             // Everything at indices up to the level's own.
             let upto = index_of(level.min(HIST_MAX * 2));
-            while i <= upto && i < self.len() {
-                cum += self.count(i);
+            while i <= upto && i < self.counts.len() {
+                cum += self.counts[i];
                 i += 1;
             }
             if cum > prev {
@@ -258,8 +233,8 @@ impl Hist {
         let want = ((p.min(100.0) / 100.0 * self.total as f64) + 0.5) as u64;
         let want = want.max(1);
         let mut cum = 0;
-        for i in 0..self.len() {
-            cum += self.count(i);
+        for (i, c) in self.counts.iter().enumerate() {
+            cum += c;
             if cum >= want {
                 let (low, size) = value_at(i);
                 return if p == 0.0 { low } else { low + size - 1 };
