@@ -310,6 +310,12 @@ impl ClientInfo {
         }
     }
 
+    /// `bytes` counted in `out_pending` left the queue (taken into the
+    /// output buffer, or written).
+    pub fn unqueued(&self, bytes: usize) {
+        self.out_pending.fetch_sub(bytes.min(self.out_pending.load(Relaxed)), Relaxed);
+    }
+
     /// The write finished (the buffer, emptied, has capacity `cap`).
     pub fn written(&self, cap: usize) {
         let st = &self.st;

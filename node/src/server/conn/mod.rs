@@ -351,8 +351,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
         if conn.s.monitor.is_some() {
             let taken = conn.take_monitor_lines();
             // No longer queued: they leave with the replies.
-            let pending = &conn.s.info.out_pending;
-            pending.fetch_sub(taken.min(pending.load(Relaxed)), Relaxed);
+            conn.s.info.unqueued(taken);
         }
         // Invalidations already queued for this client go out ahead of
         // the replies to this input, as Redis has them in the output
@@ -571,7 +570,7 @@ impl Conn {
             _ = info.kill.notified() => false,
         };
         // Still counted while being written.
-        info.out_pending.fetch_sub(taken.min(info.out_pending.load(Relaxed)), Relaxed);
+        info.unqueued(taken);
         if !written {
             return false;
         }
@@ -704,8 +703,7 @@ impl Conn {
             taken += m.size();
             write_message(&mut self.out, &mut self.s.sub, &m);
         }
-        let pending = &self.s.info.out_pending;
-        pending.fetch_sub(taken.min(pending.load(Relaxed)), Relaxed);
+        self.s.info.unqueued(taken);
     }
 
     /// The transaction this connection's work runs under (the shards the
