@@ -322,8 +322,6 @@ fn cluster_secret(args: &Args) -> Result<Option<String>, ConfigError> {
 /// a setting is never accepted and then ignored. docs/CONFIG.md lists them.
 const FIXED: &[(&str, &str)] = &[
     ("hz", "10"),
-    ("list-max-listpack-size", "-2"),
-    ("list-max-ziplist-size", "-2"),
     ("set-max-intset-entries", "512"),
     ("set-max-listpack-entries", "128"),
     ("set-max-listpack-value", "64"),
@@ -966,6 +964,11 @@ impl Config {
     pub fn rdb_path(&self) -> std::path::PathBuf {
         let dir = self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
         std::path::Path::new(&dir).join(&*self.dbfilename.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// What values are built with (loads, RESTORE, migration).
+    pub fn limits(&self) -> crate::types::Limits {
+        crate::types::Limits { hash: self.hash_limits(), zset: self.zset_limits(), list: self.encoding.list_shape() }
     }
 
     pub fn hash_limits(&self) -> HashLimits {

@@ -286,7 +286,7 @@ pub fn json_value(data: &[u8]) {
 
 // ---------------------------------------------------------------- RESTORE
 
-fn check_restored(v: &crate::store::Value, limits: HashLimits) {
+fn check_restored(v: &crate::store::Value, limits: crate::types::Limits) {
     let enc = dump::encode(v);
     let again = dump::decode(&enc, limits).unwrap_or_else(|e| panic!("re-encoded {} does not decode: {e:?}", v.type_name()));
     assert_eq!(again.type_name(), v.type_name());
@@ -299,13 +299,18 @@ fn check_restored(v: &crate::store::Value, limits: HashLimits) {
 /// mutations get past them. A decoded value re-encodes to a payload that
 /// decodes.
 pub fn restore_payload(data: &[u8]) {
-    let limits = HashLimits::default();
+    let limits = crate::types::Limits::default();
     if let Ok(v) = dump::decode(data, limits) {
         check_restored(&v, limits);
     }
     let mut sealed = dump::verify(data).unwrap_or(data).to_vec();
     dump::seal(&mut sealed);
-    let small = HashLimits { max_entries: 2, max_value: 4 };
+    // Small encodings, and lists in compressed nodes of two elements.
+    let small = crate::types::Limits {
+        hash: HashLimits { max_entries: 2, max_value: 4 },
+        zset: crate::types::zset::ZLimits { max_entries: 2, max_value: 4 },
+        list: crate::types::list::ListShape::new(2, 1),
+    };
     for limits in [limits, small] {
         if let Ok(v) = dump::decode(&sealed, limits) {
             check_restored(&v, limits);

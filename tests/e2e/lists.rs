@@ -90,7 +90,8 @@ fn replies_are_exact() {
     let _: () = redis::cmd("RESTORE").arg("copy").arg(0).arg(&d).query(&mut sc).expect("RESTORE");
     let v: Vec<String> = redis::cmd("LRANGE").arg("copy").arg(0).arg(-1).query(&mut sc).expect("LRANGE");
     assert_eq!(v, (0..300).map(|i| i.to_string()).collect::<Vec<_>>());
-    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "copy"]), "$9\r\nquicklist\r\n");
+    // 300 short elements fit one 8 KB node (`list-max-listpack-size -2`).
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "copy"]), "$8\r\nlistpack\r\n");
 }
 
 fn blocked(s: &Server, cmd: &[&str]) -> Raw {
@@ -255,4 +256,154 @@ fn replies_before_a_blocking_command_are_sent_first() {
     c.wait_blocked(1);
     assert_eq!(c.cmd(&["LPUSH", "q", "x"]), ":1\r\n");
     assert_eq!(String::from_utf8_lossy(&w.read_reply()), "*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+}
+
+/// A small deterministic generator for the operation mix below.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Lists made under `list-compress-depth` and `list-max-listpack-size`
+/// (kept as quicklist nodes with the middle ones compressed) answer every
+/// list command as redis-server's do under the same settings.
+#[test]
+fn compressed_lists_answer_as_redis_does() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let redis = damselfly_tests::Redis::start();
+    let (mut c, mut r) = (s.raw(), redis.raw());
+    for (fill, depth) in [("4", "1"), ("-1", "2"), ("1", "1")] {
+        c.same_replies(
+            &mut r,
+            &[
+                &["CONFIG", "SET", "list-max-ziplist-size", fill],
+                &["CONFIG", "SET", "list-compress-depth", depth],
+                &["CONFIG", "GET", "list-max-listpack-size"],
+                &["CONFIG", "GET", "list-compress-depth"],
+                &["FLUSHALL"],
+            ],
+        );
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ depth.len() as u64 ^ fill.len() as u64);
+        let keys = ["{l}a", "{l}b"];
+        for step in 0..1500 {
+            let key = keys[rng.below(2)];
+            let other = keys[rng.below(2)];
+            // Compressible values of varied length, some of them repeated.
+            let v = format!("item-{}-{}", rng.below(40), "x".repeat(rng.below(120)));
+            let (i, j) = ((rng.below(60) as i64 - 30).to_string(), (rng.below(60) as i64 - 20).to_string());
+            let cmd: Vec<&str> = match rng.below(14) {
+                0..=2 => vec!["RPUSH", key, &v, "tail"],
+                3 | 4 => vec!["LPUSH", key, &v],
+                5 => vec!["LPOP", key],
+                6 => vec!["RPOP", key, "2"],
+                7 => vec!["LINSERT", key, if step % 2 == 0 { "BEFORE" } else { "AFTER" }, "tail", &v],
+                8 => vec!["LSET", key, &i, &v],
+                9 => vec!["LREM", key, &i, "tail"],
+                10 if rng.below(8) == 0 => vec!["LTRIM", key, &i, &j],
+                11 => vec!["LMOVE", key, other, "LEFT", "RIGHT"],
+                12 => vec!["LPOS", key, "tail", "RANK", if step % 3 == 0 { "-2" } else { "1" }, "COUNT", "3"],
+                _ => vec!["LINDEX", key, &i],
+            };
+            c.same_replies(&mut r, &[&cmd]);
+            if step % 50 == 0 {
+                c.same_replies(&mut r, &[&["LRANGE", key, "0", "-1"], &["LRANGE", key, &i, &j], &["LLEN", key]]);
+            }
+        }
+    }
+}
+
+/// With `list-compress-depth 1` a long list keeps its middle compressed: a
+/// fraction of the memory of the same list made with depth 0. Its DUMP
+/// restores in redis-server, and it survives DEBUG RELOAD.
+#[test]
+fn a_compressed_list_is_smaller_and_moves_to_redis() {
+    let s = Server::start_with(&["--shards", "1", "--enable-debug-command", "yes"]);
+    let redis = damselfly_tests::Redis::start();
+    let (mut c, mut r) = (s.raw(), redis.raw());
+    let items: Vec<String> = (0..20_000).map(|i| format!("order:{i:08}:status:pending")).collect();
+    let fill = |c: &mut Raw, key: &str| {
+        for chunk in items.chunks(1000) {
+            let mut cmd = vec!["RPUSH", key];
+            cmd.extend(chunk.iter().map(String::as_str));
+            c.cmd(&cmd);
+        }
+    };
+    fill(&mut c, "plain");
+    assert_eq!(c.cmd(&["CONFIG", "SET", "list-compress-depth", "1"]), "+OK\r\n");
+    fill(&mut c, "packed");
+    let usage = |c: &mut Raw, key: &str| -> u64 {
+        let reply = c.cmd(&["MEMORY", "USAGE", key, "SAMPLES", "0"]);
+        reply.trim_start_matches(':').trim().parse().unwrap_or_else(|_| panic!("MEMORY USAGE {key}: {reply}"))
+    };
+    let (plain, packed) = (usage(&mut c, "plain"), usage(&mut c, "packed"));
+    assert!(packed * 3 < plain, "compressed {packed} bytes against {plain}");
+    assert_eq!(c.cmd(&["LINDEX", "packed", "12345"]), c.cmd(&["LINDEX", "plain", "12345"]));
+    let whole = c.cmd(&["LRANGE", "plain", "0", "-1"]);
+    assert_eq!(c.cmd(&["LRANGE", "packed", "0", "-1"]), whole);
+    // An existing list keeps the depth it was made with.
+    assert_eq!(c.cmd(&["CONFIG", "SET", "list-compress-depth", "0"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["RPUSH", "packed", "more"]), ":20001\r\n");
+    assert!(usage(&mut c, "packed") * 3 < plain);
+    assert_eq!(c.cmd(&["RPOP", "packed"]), "$4\r\nmore\r\n");
+    // DUMP in Redis's format: redis-server restores it.
+    c.send_cmd(&[b"DUMP", b"packed"]);
+    let dump = c.read_reply();
+    let start = dump.iter().position(|&b| b == b'\n').expect("bulk header") + 1;
+    let payload = &dump[start..dump.len() - 2];
+    r.send_cmd(&[b"RESTORE", b"packed", b"0", payload]);
+    assert_eq!(String::from_utf8_lossy(&r.read_reply()), "+OK\r\n");
+    assert_eq!(r.cmd(&["LRANGE", "packed", "0", "-1"]), whole);
+    assert_eq!(c.cmd(&["DEBUG", "RELOAD"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["LRANGE", "packed", "0", "-1"]), whole);
+}
+
+/// OBJECT ENCODING follows `list-max-listpack-size`: a list is a
+/// `listpack` while it fits one node.
+#[test]
+fn the_encoding_follows_list_max_listpack_size() {
+    let s = Server::start();
+    let mut c = s.raw();
+    run(
+        &mut c,
+        &[
+            (&["CONFIG", "SET", "list-max-listpack-size", "3"], "+OK\r\n"),
+            (&["CONFIG", "GET", "list-max-ziplist-size"], "*2\r\n$21\r\nlist-max-ziplist-size\r\n$1\r\n3\r\n"),
+            (&["RPUSH", "l", "a", "b", "c"], ":3\r\n"),
+            (&["OBJECT", "ENCODING", "l"], "$8\r\nlistpack\r\n"),
+            (&["RPUSH", "l", "d"], ":4\r\n"),
+            (&["OBJECT", "ENCODING", "l"], "$9\r\nquicklist\r\n"),
+            (&["CONFIG", "SET", "list-compress-depth", "-1"], "-ERR CONFIG SET failed (possibly related to argument 'list-compress-depth') - argument must be between 0 and 2147483647 inclusive\r\n"),
+            (&["CONFIG", "SET", "list-max-listpack-size", "x"], "-ERR CONFIG SET failed (possibly related to argument 'list-max-listpack-size') - argument couldn't be parsed into an integer\r\n"),
+        ],
+    );
+}
+
+/// SWAPDB serves a client blocked on a key the swap brings into its
+/// database (Redis's "SWAPDB awakes blocked client").
+#[test]
+fn swapdb_serves_a_client_blocked_on_a_key_it_brings() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut c = s.raw();
+    run(&mut c, &[(&["SELECT", "1"], "+OK\r\n"), (&["RPUSH", "k", "hello"], ":1\r\n")]);
+    let mut w = s.raw();
+    assert_eq!(w.cmd(&["SELECT", "9"]), "+OK\r\n");
+    w.send_cmd(&[b"BRPOP", b"k", b"5"]);
+    c.wait_blocked(1);
+    assert_eq!(c.cmd(&["SWAPDB", "1", "9"]), "+OK\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "*2\r\n$1\r\nk\r\n$5\r\nhello\r\n");
+    c.wait_blocked(0);
+    // A swap that takes the key away leaves a new waiter waiting.
+    assert_eq!(c.cmd(&["RPUSH", "k", "again"]), ":1\r\n");
+    w.send_cmd(&[b"BLPOP", b"nothing", b"5"]);
+    c.wait_blocked(1);
+    assert_eq!(c.cmd(&["SWAPDB", "1", "9"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SELECT", "9"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["LPUSH", "nothing", "x"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "*2\r\n$7\r\nnothing\r\n$1\r\nx\r\n");
 }

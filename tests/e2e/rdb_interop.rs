@@ -12,7 +12,7 @@ use std::process::Command;
 
 use damselfly::store::dump;
 use damselfly::store::rdb::{self, Item, Reader};
-use damselfly::types::hash::HashLimits;
+use damselfly::types::Limits;
 use damselfly_tests::{Redis, Server};
 use redis::Connection;
 
@@ -302,7 +302,7 @@ fn a_file_we_write_passes_redis_check_rdb_and_loads_into_redis() {
     rdb::write_select_db(&mut out, 0);
     rdb::write_resize_db(&mut out, keys.len() as u64, 1);
     for key in &keys {
-        let value = dump::decode(&dump_key(&mut d, key), HashLimits::default()).expect("our DUMP decodes");
+        let value = dump::decode(&dump_key(&mut d, key), Limits::default()).expect("our DUMP decodes");
         let expire = (key == b"str:small").then_some(4_102_444_800_123);
         rdb::write_entry(&mut out, key, &value, expire);
     }
@@ -336,7 +336,7 @@ fn a_file_we_write_passes_redis_check_rdb_and_loads_into_redis() {
             br#"{"name":"damselfly","tags":["a","b"],"n":1.5,"big":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#,
         ],
     );
-    let doc = dump::decode(&dump_key(&mut d, b"doc"), HashLimits::default()).expect("JSON DUMP decodes");
+    let doc = dump::decode(&dump_key(&mut d, b"doc"), Limits::default()).expect("JSON DUMP decodes");
     rdb::write_entry(&mut json_file, b"doc", &doc, None);
     rdb::write_eof(&mut json_file);
     let crc = rdb::crc64(&json_file);

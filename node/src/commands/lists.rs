@@ -18,7 +18,7 @@ use crate::handler;
 use crate::resp::Out;
 use crate::shard::Shard;
 use crate::store::{Db, SmallBytes, Value};
-use crate::types::list::ListValue;
+use crate::types::list::{ListShape, ListValue};
 use crate::util::{eq_ic, now_ms, parse_i64};
 
 const RS: &[&str] = &["read", "list", "slow"];
@@ -176,10 +176,17 @@ pub fn has_items(db: &mut Db, key: &[u8], now: u64) -> bool {
 }
 
 /// Pushes `items` in order to one end, creating the list; its new length.
-pub fn push_items<'a>(db: &mut Db, key: &[u8], left: bool, items: impl IntoIterator<Item = &'a [u8]>, now: u64) -> CmdResult<usize> {
+pub fn push_items<'a>(
+    db: &mut Db,
+    key: &[u8],
+    left: bool,
+    items: impl IntoIterator<Item = &'a [u8]>,
+    shape: ListShape,
+    now: u64,
+) -> CmdResult<usize> {
     let idx = match find(db, key, now)? {
         Some(idx) => idx,
-        None => db.insert_new(key, Value::List(Box::default()), 0),
+        None => db.insert_new(key, Value::List(Box::new(ListValue::new(shape))), 0),
     };
     let l = list_at(db, idx);
     for v in items {
@@ -217,13 +224,13 @@ fn left_or_right(a: &[u8]) -> CmdResult<bool> {
 // ----------------------------------------------------------- single key
 
 fn push(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, left: bool, only_existing: bool) -> CmdResult {
-    let now = ctx.now;
+    let (now, shape) = (ctx.now, ctx.shard.cfg.encoding.list_shape());
     let db = ctx.db();
     if only_existing && find(db, &args[1], now)?.is_none() {
         out.int(0);
         return Ok(());
     }
-    let n = push_items(db, &args[1], left, args[2..].iter().map(|a| &a[..]), now)?;
+    let n = push_items(db, &args[1], left, args[2..].iter().map(|a| &a[..]), shape, now)?;
     out.int(n as i64);
     Ok(())
 }
@@ -302,7 +309,7 @@ fn lindex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let i = parse_i64(&args[2])?;
     let l = read_list(db, idx);
     match index(i, l.len()).and_then(|i| l.get(i)) {
-        Some(v) => out.bulk(v),
+        Some(v) => out.bulk(&v),
         None => out.nil(),
     }
     Ok(())
@@ -334,8 +341,8 @@ fn lrange(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         None => out.array(0),
         Some((a, b)) => {
             out.array(b - a + 1);
-            for v in l.iter().skip(a).take(b - a + 1) {
-                out.bulk(v);
+            for v in l.range(a, b) {
+                out.bulk(&v);
             }
         }
     }
@@ -353,10 +360,11 @@ fn lrem(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let want = &args[3][..];
     let l = read_list(db, idx);
     let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+    let len = l.len();
     let mut hits: Vec<usize> = if count < 0 {
-        (0..l.len()).rev().filter(|&i| l.get(i).is_some_and(|v| &**v == want)).take(limit).collect()
+        l.iter().rev().enumerate().filter(|(_, v)| **v == *want).map(|(i, _)| len - 1 - i).take(limit).collect()
     } else {
-        (0..l.len()).filter(|&i| l.get(i).is_some_and(|v| &**v == want)).take(limit).collect()
+        l.iter().enumerate().filter(|(_, v)| **v == *want).map(|(i, _)| i).take(limit).collect()
     };
     hits.sort_unstable_by(|a, b| b.cmp(a));
     let l = list_at(db, idx);
@@ -399,7 +407,7 @@ fn linsert(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         out.int(0);
         return Ok(());
     };
-    let pivot = read_list(db, idx).iter().position(|v| **v == args[3][..]);
+    let pivot = read_list(db, idx).iter().position(|v| *v == args[3][..]);
     match pivot {
         None => out.int(-1),
         Some(p) => {
@@ -457,14 +465,20 @@ fn lpos(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let l = read_list(db, idx);
     let want = &args[2][..];
     let scan = if maxlen == 0 { l.len() } else { maxlen.min(l.len()) };
-    let order: Box<dyn Iterator<Item = usize>> = if rank > 0 { Box::new(0..scan) } else { Box::new((l.len() - scan..l.len()).rev()) };
+    let len = l.len();
+    let matches = |(_, v): &(usize, std::borrow::Cow<'_, [u8]>)| **v == *want;
+    let order: Box<dyn Iterator<Item = usize>> = if rank > 0 {
+        Box::new(l.iter().take(scan).enumerate().filter(matches).map(|(i, _)| i))
+    } else {
+        Box::new(l.iter().rev().take(scan).enumerate().filter(matches).map(move |(i, _)| len - 1 - i))
+    };
     let skip = rank.unsigned_abs() as usize - 1;
     let limit = match count {
         Some(0) => usize::MAX,
         Some(c) => c,
         None => 1,
     };
-    let found: Vec<usize> = order.filter(|&i| l.get(i).is_some_and(|v| &**v == want)).skip(skip).take(limit).collect();
+    let found: Vec<usize> = order.skip(skip).take(limit).collect();
     match count {
         Some(_) => {
             out.array(found.len());
@@ -524,7 +538,8 @@ fn pop_journaled(sh: &mut Shard, db: usize, key: &[u8], left: bool, now: u64) ->
 /// Pushes one element, journaled as the push.
 fn push_journaled(sh: &mut Shard, db: usize, key: &[u8], left: bool, v: &[u8], now: u64) -> CmdResult<usize> {
     let form = |r: &CmdResult<usize>| r.is_ok().then(|| vec![push_form(key, left, v)]);
-    sh.journal_as(db, |d| push_items(d, key, left, [v], now), form)
+    let shape = sh.cfg.encoding.list_shape();
+    sh.journal_as(db, |d| push_items(d, key, left, [v], shape, now), form)
 }
 
 /// Pops from `src` and pushes onto `dst` atomically (one job, or one

@@ -14,7 +14,6 @@ use crate::resp::Out;
 use crate::shard::blocking::{Popped, Take, Waiter};
 use crate::shard::journal::JournalForm;
 use crate::store::Db;
-use crate::types::zset::ZLimits;
 use crate::util::{eq_ic, now_ms, parse_f64, parse_i64};
 
 /// What a blocked client pops.
@@ -54,11 +53,11 @@ pub fn has_kind(db: &mut Db, key: &[u8], kind: Kind, now: u64) -> bool {
 }
 
 /// Puts popped items back where they came from.
-pub fn push_back(db: &mut Db, key: &[u8], kind: Kind, items: Vec<(Vec<u8>, f64)>, limits: ZLimits, now: u64) {
+pub fn push_back(db: &mut Db, key: &[u8], kind: Kind, items: Vec<(Vec<u8>, f64)>, cfg: &Config, now: u64) {
     match kind {
-        Kind::ZSet { .. } => super::zsets::push_back(db, key, items, limits, now),
+        Kind::ZSet { .. } => super::zsets::push_back(db, key, items, cfg.zset_limits(), now),
         Kind::List { left, .. } => {
-            let _ = super::lists::push_items(db, key, left, items.iter().rev().map(|(v, _)| &v[..]), now);
+            let _ = super::lists::push_items(db, key, left, items.iter().rev().map(|(v, _)| &v[..]), cfg.encoding.list_shape(), now);
         }
         Kind::Stream { .. } => {}
     }
@@ -74,7 +73,7 @@ impl Take for Kind {
     }
 
     fn put_back(&self, db: &mut Db, key: &[u8], items: Vec<(Vec<u8>, f64)>, cfg: &Config, now: u64) {
-        push_back(db, key, *self, items, cfg.zset_limits(), now)
+        push_back(db, key, *self, items, cfg, now)
     }
 
     fn journal_form(&self, key: &[u8], n: usize) -> Option<JournalForm> {
@@ -367,9 +366,12 @@ pub async fn wait_pop(
     match served {
         Ok(p) if cx.client_gone_now().await => {
             // Nobody to give them to: the items go back.
-            let limits = cx.engine().cfg.zset_limits();
             let shard = cx.engine().shard_of(&p.key);
-            cx.run_on(shard, move |sh| push_back(sh.db(db), &p.key, kind, p.items, limits, now_ms())).await;
+            cx.run_on(shard, move |sh| {
+                let cfg = sh.cfg.clone();
+                push_back(sh.db(db), &p.key, kind, p.items, &cfg, now_ms())
+            })
+            .await;
             Ok(None)
         }
         Ok(p) => Ok(Some(p)),

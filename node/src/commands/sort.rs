@@ -24,7 +24,7 @@ use crate::resp::Out;
 use crate::shard::Shard;
 use crate::slot::{crc16, key_slot};
 use crate::store::{Db, Value};
-use crate::types::list::ListValue;
+use crate::types::list::{ListShape, ListValue};
 use crate::util::{eq_ic, now_ms, parse_f64, parse_i64};
 
 const G: &str = "generic";
@@ -424,11 +424,11 @@ fn reply(rows: &[Option<Vec<u8>>], out: &mut Out) {
 
 /// Stores the result as a list at `dst` (deleting `dst` when it is empty;
 /// missing GET values are empty strings) and returns its length.
-fn store(db: &mut Db, dst: &[u8], rows: &[Option<Vec<u8>>], now: u64) -> usize {
+fn store(db: &mut Db, dst: &[u8], rows: &[Option<Vec<u8>>], shape: ListShape, now: u64) -> usize {
     if rows.is_empty() {
         db.remove(dst, now);
     } else {
-        let mut list = ListValue::default();
+        let mut list = ListValue::new(shape);
         for r in rows {
             list.push(false, r.as_deref().unwrap_or_default());
         }
@@ -441,6 +441,7 @@ fn store(db: &mut Db, dst: &[u8], rows: &[Option<Vec<u8>>], now: u64) -> usize {
 /// and writes.
 fn sort_local(sh: &mut Shard, db: usize, req: Req, in_script: bool, resp3: bool) -> CmdResult<Vec<u8>> {
     let now = now_ms();
+    let shape = sh.cfg.encoding.list_shape();
     let d = sh.db(db);
     let (kind, elems) = load(d, &req.key, now)?;
     let mut s = Sorting::new(req, kind, elems, in_script);
@@ -455,7 +456,7 @@ fn sort_local(sh: &mut Shard, db: usize, req: Req, in_script: bool, resp3: bool)
     let rows = s.result(got);
     let mut out = Out::new(resp3);
     match &s.req.store {
-        Some(dst) => out.int(store(d, dst, &rows, now) as i64),
+        Some(dst) => out.int(store(d, dst, &rows, shape, now) as i64),
         None => reply(&rows, &mut out),
     }
     Ok(out.buf)
@@ -551,7 +552,12 @@ pub async fn sort(cx: &mut dyn Coord, args: &[Bytes], ro: bool) -> CmdResult {
         None => reply(&rows, cx.out()),
         Some(dst) => {
             let shard = cx.shard_of(&dst);
-            let n = cx.run_on(shard, move |sh| store(sh.db(db), &dst, &rows, now_ms())).await;
+            let n = cx
+                .run_on(shard, move |sh| {
+                    let shape = sh.cfg.encoding.list_shape();
+                    store(sh.db(db), &dst, &rows, shape, now_ms())
+                })
+                .await;
             cx.out().int(n as i64);
         }
     }

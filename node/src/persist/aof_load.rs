@@ -185,7 +185,7 @@ pub(super) fn apply(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Ve
         }
         (b"RESTORE", _) if args.len() >= 4 => {
             let ttl: u64 = std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse().ok()).ok_or("RESTORE with a bad TTL")?;
-            let value = dump::decode(&args[3], engine.cfg.hash_limits()).map_err(|e| format!("RESTORE with a bad payload ({e:?})"))?;
+            let value = dump::decode(&args[3], engine.cfg.limits()).map_err(|e| format!("RESTORE with a bad payload ({e:?})"))?;
             sink.put(*db, &args[1], Some((value, ttl)))?;
         }
         (b"FLUSHDB", 1) => {

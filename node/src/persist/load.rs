@@ -251,7 +251,7 @@ fn decode(
 ) -> Result<Loaded, String> {
     let started = Instant::now();
     // Values take the encodings this server's limits give them.
-    let mut reader = rdb::Reader::with_limits(input, engine.cfg.hash_limits(), engine.cfg.zset_limits()).map_err(|e| e.to_string())?;
+    let mut reader = rdb::Reader::with_limits(input, engine.cfg.limits()).map_err(|e| e.to_string())?;
     let now = crate::util::now_ms();
     let databases = engine.cfg.databases;
     let mut loaded = Loaded::default();

@@ -291,9 +291,10 @@ impl Shard {
 
     /// Exchanges the contents of databases `a` and `b` (SWAPDB). Connections
     /// address databases by index, so clients of both see the swap at once.
-    /// Swaps two databases. WATCH registrations stay with their database
-    /// number (a watcher of db 0 now sees the other data), so the watchers
-    /// of a key that exists in either database are told.
+    /// WATCH registrations and blocked clients stay with their database
+    /// number (a watcher of db 0 now sees the other data): the watchers of a
+    /// key that exists in either database are told, and clients blocked on
+    /// a key the swap brought in are served.
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
         if a == b {
             return;
@@ -306,12 +307,23 @@ impl Shard {
         let in_either = |k: &[u8]| da.is_some_and(|d| d.contains(k)) || db.is_some_and(|d| d.contains(k));
         Db::raise_watchers(&wa, in_either);
         Db::raise_watchers(&wb, in_either);
+        let blocked_a = self.dbs[a].as_mut().map(|d| d.take_wake()).unwrap_or_default();
+        let blocked_b = self.dbs[b].as_mut().map(|d| d.take_wake()).unwrap_or_default();
         self.dbs.swap(a, b);
         if !wa.is_empty() {
             self.db(a).set_watchers(wa);
         }
         if !wb.is_empty() {
             self.db(b).set_watchers(wb);
+        }
+        for (i, blocked) in [(a, blocked_a), (b, blocked_b)] {
+            if !blocked.is_empty() {
+                let d = self.db(i);
+                for k in blocked.iter().filter(|k| d.contains(k)) {
+                    d.mark_ready(k);
+                }
+                d.set_wake_all(blocked);
+            }
         }
     }
 

@@ -11,8 +11,6 @@
 
 use super::rdb::{self, Input, Limits, SliceInput};
 use super::Value;
-use crate::types::hash::HashLimits;
-use crate::types::zset::ZLimits;
 
 /// The version written by [`encode`] and the newest one [`decode`] accepts.
 pub const FORMAT_VERSION: u16 = rdb::RDB_VERSION;
@@ -60,14 +58,9 @@ pub fn seal(out: &mut Vec<u8>) {
     out.extend_from_slice(&crc.to_le_bytes());
 }
 
-/// Checks a payload's envelope and rebuilds its value. Hashes are built with
-/// `limits`, so they take the encoding the current configuration gives them.
-pub fn decode(payload: &[u8], limits: HashLimits) -> Result<Value, DumpError> {
-    decode_with(payload, Limits { hash: limits, zset: ZLimits::default() })
-}
-
-/// `decode` with the sorted-set limits too.
-pub fn decode_with(payload: &[u8], limits: Limits) -> Result<Value, DumpError> {
+/// Checks a payload's envelope and rebuilds its value, built with `limits`
+/// so it takes the encoding the current configuration gives it.
+pub fn decode(payload: &[u8], limits: Limits) -> Result<Value, DumpError> {
     let body = verify(payload)?;
     let mut inp = SliceInput::new(body);
     let t = inp.u8().map_err(|_| DumpError::BadFormat)?;

@@ -14,9 +14,19 @@ pub mod hll;
 pub mod json;
 pub mod lcs;
 pub mod list;
+pub mod lzf;
 pub mod set;
 pub mod stream;
 pub mod stream_group;
 pub mod zset;
 
 pub use self::bytes::SmallBytes;
+
+/// The encoding thresholds and list layout values are built with (from
+/// the configuration: `Config::limits`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Limits {
+    pub hash: hash::HashLimits,
+    pub zset: zset::ZLimits,
+    pub list: list::ListShape,
+}

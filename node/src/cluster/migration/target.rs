@@ -115,7 +115,7 @@ async fn apply(ctl: &Control, keys: Vec<KeyState>) -> Result<(), Status> {
         let map = ctl.map.clone();
         waits.push(on_shard(engine, s, move |sh| {
             let view = map.load();
-            let limits = sh.cfg.hash_limits();
+            let limits = sh.cfg.limits();
             let now = now_ms();
             let db = sh.db(0);
             for k in batch {

@@ -682,8 +682,8 @@ pub(super) fn restore(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult
     if ttl < 0 {
         return Err(CmdError::InvalidTtl);
     }
-    let limits = crate::store::rdb::Limits { hash: ctx.shard.cfg.hash_limits(), zset: ctx.shard.cfg.zset_limits() };
-    let value = dump::decode_with(&args[3], limits).map_err(|e| match e {
+    let limits = ctx.shard.cfg.limits();
+    let value = dump::decode(&args[3], limits).map_err(|e| match e {
         DumpError::VersionOrChecksum => CmdError::BadDumpPayload,
         DumpError::BadFormat => CmdError::BadDataFormat,
     })?;

@@ -16,12 +16,7 @@ use crate::types::list::ListValue;
 use crate::types::set::SetValue;
 use crate::types::zset::{ZLimits, ZSet};
 
-/// The encoding thresholds values are built with.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Limits {
-    pub hash: HashLimits,
-    pub zset: ZLimits,
-}
+pub use crate::types::Limits;
 
 /// A length, or the marker of a specially encoded string.
 pub enum Len {
@@ -121,21 +116,23 @@ pub fn read_object<I: Input + ?Sized>(inp: &mut I, rdb_type: u8, key: &[u8], lim
         types::LIST => {
             let n = read_len(inp)?;
             inp.check_count(n, 1)?;
-            let mut l = ListValue::default();
+            let mut l = ListValue::new(limits.list);
             for _ in 0..n {
                 l.push(false, &read_string(inp)?);
             }
             Value::List(Box::new(l))
         }
         types::LIST_ZIPLIST => {
-            let mut l = ListValue::default();
+            let mut l = ListValue::new(limits.list);
             with_blob(inp, "list ziplist", |b| {
                 read_ziplist(b)?.iter().for_each(|e| l.push(false, e.bytes(&mut itoa::Buffer::new())));
                 Ok(())
             })?;
             Value::List(Box::new(l))
         }
-        types::LIST_QUICKLIST | types::LIST_QUICKLIST_2 => Value::List(Box::new(read_quicklist(inp, rdb_type == types::LIST_QUICKLIST_2)?)),
+        types::LIST_QUICKLIST | types::LIST_QUICKLIST_2 => {
+            Value::List(Box::new(read_quicklist(inp, rdb_type == types::LIST_QUICKLIST_2, limits)?))
+        }
         types::SET => {
             let n = read_len(inp)?;
             inp.check_count(n, 1)?;
@@ -242,10 +239,10 @@ pub fn read_object<I: Input + ?Sized>(inp: &mut I, rdb_type: u8, key: &[u8], lim
     Ok((!empty).then_some(v))
 }
 
-fn read_quicklist<I: Input + ?Sized>(inp: &mut I, v2: bool) -> Result<ListValue, RdbError> {
+fn read_quicklist<I: Input + ?Sized>(inp: &mut I, v2: bool, limits: Limits) -> Result<ListValue, RdbError> {
     let nodes = read_len(inp)?;
     inp.check_count(nodes, 2)?;
-    let mut l = ListValue::default();
+    let mut l = ListValue::new(limits.list);
     for _ in 0..nodes {
         let container = if v2 { read_len(inp)? } else { 2 };
         match container {

@@ -7,13 +7,11 @@ use super::listpack::{write_intset, ListpackWriter};
 use super::types;
 use crate::store::Value;
 use crate::types::hash::HashValue;
-use crate::types::list::ListValue;
+use crate::types::list::{entry_bytes, ListValue};
 use crate::types::set::SetValue;
 use crate::types::zset::ZSet;
 use crate::util::canonical_int;
 
-/// Size a quicklist node grows to (Redis's `list-max-listpack-size -2`).
-const QUICKLIST_NODE_BYTES: usize = 8192;
 /// Most members an intset holds (`set-max-intset-entries`).
 const INTSET_MAX: usize = 512;
 
@@ -48,7 +46,7 @@ pub fn put_string_with(out: &mut Vec<u8>, s: &[u8], compress: bool) {
         }
     }
     if compress && s.len() > 20 {
-        let done = super::lzf::with_compressed(s, |c| {
+        let done = crate::types::lzf::with_compressed(s, |c| {
             let Some(c) = c else { return false };
             out.push(0xc3);
             put_len(out, c.len() as u64);
@@ -180,19 +178,18 @@ impl Spiller<'_> {
     }
 }
 
-/// Quicklist nodes: listpacks of about 8 KB each. The node count comes
+/// Quicklist nodes: listpacks as large as the list's fill
+/// (`list-max-listpack-size`) lets a node grow. The node count comes
 /// first: a list written in chunks builds its nodes twice (once to count
 /// them) rather than hold them all.
 fn write_list(out: &mut Vec<u8>, l: &ListValue, compress: bool, sp: &mut Spiller) {
     let nodes = |each: &mut dyn FnMut(Vec<u8>)| {
         let mut lp = ListpackWriter::new();
         for e in l.iter() {
-            // An element's entry is at most its length plus 11 bytes of
-            // encoding and back-length.
-            if lp.count() > 0 && lp.bytes() + e.len() + 11 > QUICKLIST_NODE_BYTES {
+            if lp.count() > 0 && !l.fill().allows(lp.count(), lp.bytes() + entry_bytes(e.len())) {
                 each(std::mem::take(&mut lp).finish());
             }
-            lp.push(e);
+            lp.push(&e);
         }
         if lp.count() > 0 {
             each(lp.finish());

@@ -14,7 +14,6 @@
 //! - `encode` / `decode`: lengths, strings (integer and LZF encodings),
 //!   doubles, and the object encodings of strings, lists, sets, hashes and
 //!   sorted sets;
-//! - `lzf`: LZF compression (decompression is the `lzf` crate's);
 //! - `listpack`: listpacks, ziplists (read only) and intsets;
 //! - `stream`: the stream encoding (rax of listpacks, consumer groups);
 //! - `module`: module values (RedisJSON's `ReJSON-RL`) and module AUX data;
@@ -25,7 +24,6 @@ pub mod deferred;
 mod encode;
 mod input;
 mod listpack;
-mod lzf;
 mod module;
 mod reader;
 mod stream;

@@ -8,8 +8,6 @@ use super::input::{Input, StreamInput};
 use super::module::skip_module_aux;
 use super::{opcode, RdbError, RDB_VERSION_MAX_READ};
 use crate::store::Value;
-use crate::types::hash::HashLimits;
-use crate::types::zset::ZLimits;
 
 /// One record of an RDB file.
 pub enum Item {
@@ -33,11 +31,11 @@ pub struct Reader<R: std::io::Read> {
 impl<R: std::io::Read> Reader<R> {
     /// A reader building values with the default encoding limits.
     pub fn new(r: R) -> Result<Self, RdbError> {
-        Self::with_limits(r, HashLimits::default(), ZLimits::default())
+        Self::with_limits(r, Limits::default())
     }
 
-    /// A reader building hashes and sorted sets with the configured limits.
-    pub fn with_limits(r: R, hash: HashLimits, zset: ZLimits) -> Result<Self, RdbError> {
+    /// A reader building values with the configured limits.
+    pub fn with_limits(r: R, limits: Limits) -> Result<Self, RdbError> {
         let mut inp = StreamInput::new(r);
         let magic: [u8; 9] = inp.array()?;
         if &magic[..5] != b"REDIS" {
@@ -51,7 +49,7 @@ impl<R: std::io::Read> Reader<R> {
         if version == 0 || version > RDB_VERSION_MAX_READ {
             return Err(RdbError::Version(version));
         }
-        Ok(Reader { inp, version, limits: Limits { hash, zset }, done: false, lru_idle: None, lfu_freq: None, skipped_empty: 0 })
+        Ok(Reader { inp, version, limits, done: false, lru_idle: None, lfu_freq: None, skipped_empty: 0 })
     }
 
     /// The file's RDB version.

@@ -102,7 +102,7 @@ fn content(v: &Value) -> (String, String, Vec<Vec<u8>>) {
 
 fn round_trip(v: &Value) -> Value {
     let p = dump::encode(v);
-    let back = dump::decode(&p, HashLimits::default()).unwrap_or_else(|e| panic!("{} does not round trip: {e:?}", v.type_name()));
+    let back = dump::decode(&p, Limits::default()).unwrap_or_else(|e| panic!("{} does not round trip: {e:?}", v.type_name()));
     assert_eq!(content(&back), content(v));
     back
 }
@@ -124,7 +124,7 @@ fn payloads_are_byte_identical_to_redis() {
     ];
     for (v, want) in cases {
         assert_eq!(hex(&dump::encode(&v)), want, "{}", v.type_name());
-        let back = dump::decode(&unhex(want), HashLimits::default()).unwrap();
+        let back = dump::decode(&unhex(want), Limits::default()).unwrap();
         assert_eq!(content(&back), content(&v));
     }
 }
@@ -289,7 +289,7 @@ fn json_encoding_version_0() {
     encode::put_string(&mut body, b"s");
     encode::put_len(&mut body, 0);
     dump::seal(&mut body);
-    let v = dump::decode(&body, HashLimits::default()).unwrap();
+    let v = dump::decode(&body, Limits::default()).unwrap();
     let Value::Json(j) = v else { panic!("json") };
     assert_eq!(&*j.to_text(), br#"{"k":[7,"s"]}"#);
 }
@@ -325,7 +325,7 @@ fn other_module_types_are_refused_by_name() {
 #[test]
 fn restore_envelope_checks() {
     let mut p = dump::encode(&Value::string(b"x"));
-    assert!(dump::decode(&p, HashLimits::default()).is_ok());
+    assert!(dump::decode(&p, Limits::default()).is_ok());
     // Version 11 is refused, older ones accepted.
     let n = p.len();
     for (ver, ok) in [(11u16, false), (9, true), (1, true)] {
@@ -333,16 +333,16 @@ fn restore_envelope_checks() {
         q.extend_from_slice(&ver.to_le_bytes());
         let crc = crc64(&q);
         q.extend_from_slice(&crc.to_le_bytes());
-        assert_eq!(dump::decode(&q, HashLimits::default()).is_ok(), ok, "version {ver}");
+        assert_eq!(dump::decode(&q, Limits::default()).is_ok(), ok, "version {ver}");
     }
     p[n - 1] ^= 1;
-    assert_eq!(dump::decode(&p, HashLimits::default()).err(), Some(dump::DumpError::VersionOrChecksum));
+    assert_eq!(dump::decode(&p, Limits::default()).err(), Some(dump::DumpError::VersionOrChecksum));
     let mut bad = vec![0u8, 5, b'a'];
     dump::seal(&mut bad);
-    assert_eq!(dump::decode(&bad, HashLimits::default()).err(), Some(dump::DumpError::BadFormat));
+    assert_eq!(dump::decode(&bad, Limits::default()).err(), Some(dump::DumpError::BadFormat));
     let mut empty_list = vec![types::LIST_QUICKLIST_2, 0];
     dump::seal(&mut empty_list);
-    assert_eq!(dump::decode(&empty_list, HashLimits::default()).err(), Some(dump::DumpError::BadFormat));
+    assert_eq!(dump::decode(&empty_list, Limits::default()).err(), Some(dump::DumpError::BadFormat));
 }
 
 fn sample_values() -> Vec<Value> {
@@ -371,16 +371,16 @@ fn corrupt_payloads_never_panic() {
         for n in 0..body.len() {
             let mut q = body[..n].to_vec();
             dump::seal(&mut q);
-            assert!(dump::decode(&q, HashLimits::default()).is_err(), "{} truncated to {n} decoded", v.type_name());
+            assert!(dump::decode(&q, Limits::default()).is_err(), "{} truncated to {n} decoded", v.type_name());
         }
         for i in 0..body.len() {
             for bit in 0..8 {
                 let mut q = body.to_vec();
                 q[i] ^= 1 << bit;
                 dump::seal(&mut q);
-                if let Ok(v) = dump::decode(&q, HashLimits::default()) {
+                if let Ok(v) = dump::decode(&q, Limits::default()) {
                     // Whatever decodes must encode and decode again.
-                    dump::decode(&dump::encode(&v), HashLimits::default()).unwrap();
+                    dump::decode(&dump::encode(&v), Limits::default()).unwrap();
                 }
             }
         }
@@ -558,7 +558,7 @@ fn reads_redis_7_2_encodings() {
     if let Some(g) = expected.groups.as_mut().and_then(|gs| gs.by_name.get_mut(&b"group"[..])) {
         g.mark_active(b"alice", 1_700_000_000_000);
     }
-    let back = dump::decode(&dump::encode(&Value::Stream(Box::new(want))), HashLimits::default()).expect("decodes");
+    let back = dump::decode(&dump::encode(&Value::Stream(Box::new(want))), Limits::default()).expect("decodes");
     assert_eq!(content(&back), content(&Value::Stream(Box::new(expected))));
     // A pending entry no consumer owns is refused.
     let mut orphan = body.clone();
@@ -615,8 +615,8 @@ fn random_mutations_never_panic() {
             }
         }
         dump::seal(&mut b);
-        if let Ok(v) = dump::decode(&b, HashLimits { max_entries: 2, max_value: 4 }) {
-            dump::decode(&dump::encode(&v), HashLimits::default()).unwrap();
+        if let Ok(v) = dump::decode(&b, Limits { hash: HashLimits { max_entries: 2, max_value: 4 }, ..Limits::default() }) {
+            dump::decode(&dump::encode(&v), Limits::default()).unwrap();
         }
     }
 }

@@ -1,5 +1,6 @@
 //! LZF compression of strings (what Redis writes with `rdbcompression
-//! yes`), without per-call set-up.
+//! yes`, and how it keeps the middle of a compressed list), without
+//! per-call set-up.
 //!
 //! The format: a control byte below 32 starts a run of `ctrl + 1` literal
 //! bytes; otherwise its top three bits hold a match length minus 2 (7: a
@@ -38,6 +39,11 @@ pub fn with_compressed<R>(input: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R
         }
         r
     })
+}
+
+/// `data` decompressed, which must come to exactly `len` bytes.
+pub fn decompress(data: &[u8], len: usize) -> Option<Vec<u8>> {
+    ::lzf::decompress(data, len).ok().filter(|v| v.len() == len)
 }
 
 #[inline]
