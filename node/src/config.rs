@@ -322,7 +322,6 @@ fn cluster_secret(args: &Args) -> Result<Option<String>, ConfigError> {
 /// a setting is never accepted and then ignored. docs/CONFIG.md lists them.
 const FIXED: &[(&str, &str)] = &[
     ("hz", "10"),
-    ("set-max-intset-entries", "512"),
     ("set-max-listpack-entries", "128"),
     ("set-max-listpack-value", "64"),
     ("stream-node-max-bytes", "4096"),
@@ -968,7 +967,12 @@ impl Config {
 
     /// What values are built with (loads, RESTORE, migration).
     pub fn limits(&self) -> crate::types::Limits {
-        crate::types::Limits { hash: self.hash_limits(), zset: self.zset_limits(), list: self.encoding.list_shape() }
+        crate::types::Limits {
+            hash: self.hash_limits(),
+            zset: self.zset_limits(),
+            list: self.encoding.list_shape(),
+            set: self.encoding.set_limits(),
+        }
     }
 
     pub fn hash_limits(&self) -> HashLimits {

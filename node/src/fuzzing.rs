@@ -310,6 +310,7 @@ pub fn restore_payload(data: &[u8]) {
         hash: HashLimits { max_entries: 2, max_value: 4 },
         zset: crate::types::zset::ZLimits { max_entries: 2, max_value: 4 },
         list: crate::types::list::ListShape::new(2, 1),
+        set: crate::types::set::SetLimits { intset_max: 2 },
     };
     for limits in [limits, small] {
         if let Ok(v) = dump::decode(&sealed, limits) {

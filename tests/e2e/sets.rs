@@ -86,3 +86,39 @@ fn operations_across_shards_and_dump() {
     }
     assert_eq!(seen, a);
 }
+
+/// `set-max-intset-entries` decides when a set of integers stops being an
+/// intset: OBJECT ENCODING says so, and DUMP writes the set in the same RDB
+/// encoding redis-server's DUMP does (intset, or a plain set) under the
+/// same setting, SADD, SMOVE and SUNIONSTORE alike.
+#[test]
+fn the_intset_limit_is_a_setting() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let redis = damselfly_tests::Redis::start();
+    let (mut c, mut r) = (s.raw(), redis.raw());
+    // The RDB type byte of a key's DUMP payload.
+    let kind = |c: &mut damselfly_tests::Raw, key: &str| -> u8 {
+        c.send_cmd(&[b"DUMP", key.as_bytes()]);
+        let reply = c.read_reply();
+        let at = reply.iter().position(|&b| b == b'\n').expect("bulk header") + 1;
+        reply[at]
+    };
+    for limit in ["3", "512"] {
+        for cmds in [
+            &[&["CONFIG", "SET", "set-max-intset-entries", limit][..], &["FLUSHALL"]][..],
+            &[&["SADD", "{s}three", "1", "2", "3"], &["SADD", "{s}four", "1", "2", "3", "4"], &["SADD", "{s}mixed", "1", "x"]],
+            &[&["SMOVE", "{s}four", "{s}three", "4"], &["SUNIONSTORE", "{s}union", "{s}four", "{s}mixed"]],
+            &[&["SUNIONSTORE", "{s}ints", "{s}three", "{s}four"], &["SREM", "{s}three", "4"], &["CONFIG", "GET", "set-max-intset-entries"]],
+        ] {
+            c.same_replies(&mut r, cmds);
+        }
+        for key in ["{s}three", "{s}four", "{s}mixed", "{s}union", "{s}ints"] {
+            assert_eq!(kind(&mut c, key), kind(&mut r, key), "RDB type of {key} with set-max-intset-entries {limit}");
+        }
+    }
+    assert_eq!(c.cmd(&["CONFIG", "SET", "set-max-intset-entries", "2"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SADD", "n", "1", "2"]), ":2\r\n");
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "n"]), "$6\r\nintset\r\n");
+    assert_eq!(c.cmd(&["SADD", "n", "3"]), ":1\r\n");
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "n"]), "$8\r\nlistpack\r\n");
+}

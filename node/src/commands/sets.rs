@@ -17,7 +17,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
 use crate::store::{Db, SmallBytes, Value};
-use crate::types::set::SetValue;
+use crate::types::set::{SetLimits, SetValue};
 use crate::util::{eq_ic, glob_match, now_ms, parse_i64};
 
 const RF: &[&str] = &["read", "set", "fast"];
@@ -243,14 +243,14 @@ pub fn members_reply(out: &mut Out, s: &SetValue) {
 // ----------------------------------------------------------- single key
 
 fn sadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let now = ctx.now;
+    let (now, limits) = (ctx.now, ctx.shard.cfg.encoding.set_limits());
     let db = ctx.db();
     let idx = match find(db, &args[1], now)? {
         Some(idx) => idx,
         None => db.insert_new(&args[1], Value::Set(Box::default()), 0),
     };
     let s = set_at(db, idx);
-    let added = args[2..].iter().filter(|m| s.add(m)).count();
+    let added = args[2..].iter().filter(|m| s.add(m, limits)).count();
     out.int(added as i64);
     Ok(())
 }
@@ -447,13 +447,13 @@ pub enum SetOp {
     Diff,
 }
 
-pub fn combine(op: SetOp, sets: &[SetValue]) -> SetValue {
+pub fn combine(op: SetOp, sets: &[SetValue], limits: SetLimits) -> SetValue {
     let mut out = SetValue::default();
     match op {
         SetOp::Union => {
             for s in sets {
                 for m in s.iter() {
-                    out.add(m);
+                    out.add(m, limits);
                 }
             }
         }
@@ -461,7 +461,7 @@ pub fn combine(op: SetOp, sets: &[SetValue]) -> SetValue {
             if let Some(smallest) = sets.iter().min_by_key(|s| s.len()) {
                 for m in smallest.iter() {
                     if sets.iter().all(|s| s.contains(m)) {
-                        out.add(m);
+                        out.add(m, limits);
                     }
                 }
             }
@@ -470,7 +470,7 @@ pub fn combine(op: SetOp, sets: &[SetValue]) -> SetValue {
             if let Some((first, rest)) = sets.split_first() {
                 for m in first.iter() {
                     if !rest.iter().any(|s| s.contains(m)) {
-                        out.add(m);
+                        out.add(m, limits);
                     }
                 }
             }
@@ -504,7 +504,8 @@ async fn with_sets<R>(
 
 /// SINTER, SUNION, SDIFF.
 pub async fn setop(cx: &mut dyn Coord, args: &[Bytes], op: SetOp) -> CmdResult {
-    let s = with_sets(cx, &args[1..], None, move |sets| (combine(op, &sets), None)).await?;
+    let limits = cx.engine().cfg.encoding.set_limits();
+    let s = with_sets(cx, &args[1..], None, move |sets| (combine(op, &sets, limits), None)).await?;
     members_reply(cx.out(), &s);
     Ok(())
 }
@@ -514,8 +515,9 @@ pub async fn setop(cx: &mut dyn Coord, args: &[Bytes], op: SetOp) -> CmdResult {
 pub async fn setop_store(cx: &mut dyn Coord, args: &[Bytes], op: SetOp) -> CmdResult {
     let dst = args[1].clone();
     let keys = args[2..].to_vec();
+    let limits = cx.engine().cfg.encoding.set_limits();
     let n = with_sets(cx, &keys, Some(&args[1]), move |sets| {
-        let s = combine(op, &sets);
+        let s = combine(op, &sets, limits);
         (s.len(), Some((dst, s)))
     })
     .await?;
@@ -533,15 +535,6 @@ pub fn remove_member(db: &mut Db, key: &[u8], m: &[u8], now: u64, write: bool) -
     let hit = set_at(db, idx).remove(m);
     drop_if_empty(db, idx);
     Ok(hit)
-}
-
-/// Adds `m` to the set at `key`, creating it.
-pub fn add_member(db: &mut Db, key: &[u8], m: &[u8], now: u64) -> CmdResult<bool> {
-    let idx = match find(db, key, now)? {
-        Some(idx) => idx,
-        None => db.insert_new(key, Value::Set(Box::default()), 0),
-    };
-    Ok(set_at(db, idx).add(m))
 }
 
 /// SINTERCARD's arguments: (keys, limit; 0 for none).
@@ -574,7 +567,8 @@ pub fn parse_intercard(args: &[Bytes]) -> CmdResult<(Vec<Bytes>, usize)> {
 /// SINTERCARD numkeys key [key ...] [LIMIT limit].
 pub async fn sintercard(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let (keys, limit) = parse_intercard(args)?;
-    let card = with_sets(cx, &keys, None, move |sets| (combine(SetOp::Inter, &sets).len(), None)).await?;
+    let limits = cx.engine().cfg.encoding.set_limits();
+    let card = with_sets(cx, &keys, None, move |sets| (combine(SetOp::Inter, &sets, limits).len(), None)).await?;
     cx.out().int(if limit > 0 { card.min(limit) } else { card } as i64);
     Ok(())
 }
@@ -626,7 +620,7 @@ pub async fn smove(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let r = match moved {
         Ok(true) => cx
             .run_on(cx.engine().shard_of(&dst_key), move |sh| -> CmdResult<()> {
-                let now = now_ms();
+                let (now, limits) = (now_ms(), sh.cfg.encoding.set_limits());
                 let put = |d: &mut Db| -> CmdResult<()> {
                     let idx = match find(d, &dst_key, now)? {
                         // Already a member: the destination is not written
@@ -635,7 +629,7 @@ pub async fn smove(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                         Some(idx) => idx,
                         None => d.insert_new(&dst_key, Value::Set(Box::default()), 0),
                     };
-                    set_at(d, idx).add(&m);
+                    set_at(d, idx).add(&m, limits);
                     Ok(())
                 };
                 let form = |r: &CmdResult<()>| r.is_ok().then(|| vec![vec![b"SADD".to_vec(), dst_key.to_vec(), m.to_vec()]]);

@@ -5,19 +5,22 @@
 //! node, the unit approximate trimming (`~`) removes;
 //! `list-max-listpack-size` (alias `list-max-ziplist-size`, -2) and
 //! `list-compress-depth` (0), the node size and compressed middle of lists
-//! made from then on (`types::list`).
+//! made from then on (`types::list`); `set-max-intset-entries` (512), the
+//! most members of a set held (and written) as an intset (`types::set`).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use super::{int_between, parse_memory, ConfigError};
 use crate::types::hll::SPARSE_MAX_DEFAULT;
 use crate::types::list::ListShape;
+use crate::types::set::SetLimits;
 
 pub struct Encoding {
     pub hll_sparse_max_bytes: AtomicU64,
     pub stream_node_max_entries: AtomicU64,
     list_max_listpack_size: AtomicI64,
     list_compress_depth: AtomicU64,
+    set_max_intset_entries: AtomicU64,
 }
 
 impl Default for Encoding {
@@ -27,6 +30,7 @@ impl Default for Encoding {
             stream_node_max_entries: AtomicU64::new(100),
             list_max_listpack_size: AtomicI64::new(-2),
             list_compress_depth: AtomicU64::new(0),
+            set_max_intset_entries: AtomicU64::new(512),
         }
     }
 }
@@ -35,7 +39,12 @@ impl Encoding {
     pub fn owns(name: &str) -> bool {
         matches!(
             name,
-            "hll-sparse-max-bytes" | "stream-node-max-entries" | "list-max-listpack-size" | "list-max-ziplist-size" | "list-compress-depth"
+            "hll-sparse-max-bytes"
+                | "stream-node-max-entries"
+                | "list-max-listpack-size"
+                | "list-max-ziplist-size"
+                | "list-compress-depth"
+                | "set-max-intset-entries"
         )
     }
 
@@ -44,8 +53,17 @@ impl Encoding {
         ListShape::new(self.list_max_listpack_size.load(Relaxed), self.list_compress_depth.load(Relaxed))
     }
 
+    /// How sets are encoded.
+    pub fn set_limits(&self) -> SetLimits {
+        SetLimits { intset_max: self.set_max_intset_entries.load(Relaxed) as usize }
+    }
+
     pub fn set(&self, name: &str, value: &str) -> Result<(), ConfigError> {
         match name {
+            "set-max-intset-entries" => {
+                self.set_max_intset_entries.store(int_between(value, 0, i64::MAX as u64)?, Relaxed);
+                return Ok(());
+            }
             "stream-node-max-entries" => {
                 self.stream_node_max_entries.store(int_between(value, 0, i64::MAX as u64)?, Relaxed);
                 return Ok(());
@@ -75,6 +93,7 @@ impl Encoding {
             ("list-max-listpack-size".into(), self.list_max_listpack_size.load(Relaxed).to_string()),
             ("list-max-ziplist-size".into(), self.list_max_listpack_size.load(Relaxed).to_string()),
             ("list-compress-depth".into(), self.list_compress_depth.load(Relaxed).to_string()),
+            ("set-max-intset-entries".into(), self.set_max_intset_entries.load(Relaxed).to_string()),
         ]
     }
 }

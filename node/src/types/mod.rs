@@ -29,4 +29,5 @@ pub struct Limits {
     pub hash: hash::HashLimits,
     pub zset: zset::ZLimits,
     pub list: list::ListShape,
+    pub set: set::SetLimits,
 }

@@ -1,15 +1,44 @@
-//! The set type: a hash set of members (short ones inline). OBJECT ENCODING
-//! reports Redis's names: `intset` while every member is an integer and
-//! there are at most 512, `listpack` while small (at most 128 members of at
-//! most 64 bytes), `hashtable` beyond.
+//! The set type: a hash set of members (short ones inline), and the
+//! encoding Redis would hold it in, which OBJECT ENCODING reports and a
+//! snapshot writes: `intset` while every member is an integer and there are
+//! at most `set-max-intset-entries` (512), `listpack` while small (at most
+//! 128 members of at most 64 bytes, Redis 7.2's fixed defaults),
+//! `hashtable` beyond. As in Redis, a set never goes back to a smaller
+//! encoding when members leave.
 
 use hashbrown::HashSet;
 
 use super::SmallBytes;
+use crate::util::canonical_int;
+
+/// `set-max-listpack-entries` and `set-max-listpack-value`.
+const LISTPACK_ENTRIES: usize = 128;
+const LISTPACK_VALUE: usize = 64;
+
+/// The configured `set-max-intset-entries`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetLimits {
+    pub intset_max: usize,
+}
+
+impl Default for SetLimits {
+    fn default() -> Self {
+        SetLimits { intset_max: 512 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Enc {
+    #[default]
+    Intset,
+    Listpack,
+    Table,
+}
 
 #[derive(Clone, Default)]
 pub struct SetValue {
     members: HashSet<SmallBytes>,
+    enc: Enc,
 }
 
 impl SetValue {
@@ -22,11 +51,31 @@ impl SetValue {
     }
 
     /// Adds a member; true when it was new.
-    pub fn add(&mut self, m: &[u8]) -> bool {
+    pub fn add(&mut self, m: &[u8], limits: SetLimits) -> bool {
         if self.members.contains(m) {
             return false;
         }
-        self.members.insert(SmallBytes::new(m))
+        self.members.insert(SmallBytes::new(m));
+        self.grow(m, limits);
+        true
+    }
+
+    /// Moves to a larger encoding when the new member `m` does not fit the
+    /// current one (Redis's `setTypeAdd` conversions).
+    fn grow(&mut self, m: &[u8], limits: SetLimits) {
+        let n = self.members.len();
+        if self.enc == Enc::Intset && (canonical_int(m).is_none() || n > limits.intset_max) {
+            let small = n <= LISTPACK_ENTRIES && self.members.iter().all(|m| m.len() <= LISTPACK_VALUE);
+            self.enc = if small { Enc::Listpack } else { Enc::Table };
+        }
+        if self.enc == Enc::Listpack && (n > LISTPACK_ENTRIES || m.len() > LISTPACK_VALUE) {
+            self.enc = Enc::Table;
+        }
+    }
+
+    /// Whether the set is (still) an intset: all integers, few enough.
+    pub fn is_intset(&self) -> bool {
+        self.enc == Enc::Intset
     }
 
     pub fn remove(&mut self, m: &[u8]) -> bool {
@@ -49,13 +98,10 @@ impl SetValue {
     }
 
     pub fn encoding(&self) -> &'static str {
-        let ints = self.members.iter().all(|m| crate::util::canonical_int(m).is_some());
-        if ints && self.members.len() <= 512 {
-            "intset"
-        } else if self.members.len() <= 128 && self.members.iter().all(|m| m.len() <= 64) {
-            "listpack"
-        } else {
-            "hashtable"
+        match self.enc {
+            Enc::Intset => "intset",
+            Enc::Listpack => "listpack",
+            Enc::Table => "hashtable",
         }
     }
 
@@ -71,13 +117,37 @@ mod tests {
     #[test]
     fn members_and_encodings() {
         let mut s = SetValue::default();
-        assert!(s.add(b"1") && s.add(b"2") && !s.add(b"1"));
+        let l = SetLimits::default();
+        assert!(s.add(b"1", l) && s.add(b"2", l) && !s.add(b"1", l));
         assert_eq!(s.encoding(), "intset");
-        s.add(b"x");
+        s.add(b"x", l);
         assert_eq!(s.encoding(), "listpack");
         assert!(s.remove(b"x") && !s.remove(b"x"));
         assert_eq!(s.len(), 2);
+        assert_eq!(s.encoding(), "listpack", "no way back, as in Redis");
         let m = s.pop_any(7).unwrap();
         assert!(!s.contains(&m) && s.len() == 1);
+    }
+
+    #[test]
+    fn the_intset_limit_is_the_configured_one() {
+        let mut s = SetValue::default();
+        let l = SetLimits { intset_max: 3 };
+        for m in ["1", "2", "3"] {
+            s.add(m.as_bytes(), l);
+        }
+        assert!(s.is_intset());
+        s.add(b"4", l);
+        assert_eq!(s.encoding(), "listpack");
+        let mut big = SetValue::default();
+        for i in 0..200 {
+            big.add(i.to_string().as_bytes(), SetLimits::default());
+        }
+        assert_eq!(big.encoding(), "intset");
+        big.add(b"x", SetLimits::default());
+        assert_eq!(big.encoding(), "hashtable");
+        let mut long = SetValue::default();
+        long.add(&[b'x'; 65], SetLimits::default());
+        assert_eq!(long.encoding(), "hashtable");
     }
 }

@@ -138,7 +138,7 @@ pub fn read_object<I: Input + ?Sized>(inp: &mut I, rdb_type: u8, key: &[u8], lim
             inp.check_count(n, 1)?;
             let mut s = SetValue::default();
             for _ in 0..n {
-                if !s.add(&read_string(inp)?) {
+                if !s.add(&read_string(inp)?, limits.set) {
                     return Err(inp.corrupt("duplicate set member"));
                 }
             }
@@ -148,7 +148,7 @@ pub fn read_object<I: Input + ?Sized>(inp: &mut I, rdb_type: u8, key: &[u8], lim
             let mut s = SetValue::default();
             with_blob(inp, "intset", |b| {
                 read_intset(b)?.iter().for_each(|&v| {
-                    s.add(itoa::Buffer::new().format(v).as_bytes());
+                    s.add(itoa::Buffer::new().format(v).as_bytes(), limits.set);
                 });
                 Ok(())
             })?;
@@ -158,7 +158,7 @@ pub fn read_object<I: Input + ?Sized>(inp: &mut I, rdb_type: u8, key: &[u8], lim
             let mut s = SetValue::default();
             with_blob(inp, "set listpack", |b| {
                 for e in read_listpack(b)? {
-                    if !s.add(e.bytes(&mut itoa::Buffer::new())) {
+                    if !s.add(e.bytes(&mut itoa::Buffer::new()), limits.set) {
                         return Err("duplicate set member");
                     }
                 }

@@ -12,9 +12,6 @@ use crate::types::set::SetValue;
 use crate::types::zset::ZSet;
 use crate::util::canonical_int;
 
-/// Most members an intset holds (`set-max-intset-entries`).
-const INTSET_MAX: usize = 512;
-
 pub fn put_len(out: &mut Vec<u8>, n: u64) {
     if n < 1 << 6 {
         out.push(n as u8);
@@ -223,7 +220,7 @@ fn write_list(out: &mut Vec<u8>, l: &ListValue, compress: bool, sp: &mut Spiller
 
 /// The set's members sorted, when it is written as an intset.
 fn intset_members(s: &SetValue) -> Option<Vec<i64>> {
-    if s.len() > INTSET_MAX {
+    if !s.is_intset() {
         return None;
     }
     let mut v = s.iter().map(|m| canonical_int(m)).collect::<Option<Vec<i64>>>()?;

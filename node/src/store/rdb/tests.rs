@@ -32,7 +32,7 @@ fn list(items: &[&[u8]]) -> Value {
 fn set(items: &[&[u8]]) -> Value {
     let mut s = SetValue::default();
     for i in items {
-        s.add(i);
+        s.add(i, Default::default());
     }
     Value::Set(Box::new(s))
 }
