@@ -320,3 +320,89 @@ fn tcp_keepalive_arms_new_client_sockets() {
     let c2 = connect();
     assert!(!server_side(&c2).contains("keepalive"), "{}", server_side(&c2));
 }
+
+/// Under CLIENT PAUSE WRITE a script or function that declares `no-writes`
+/// runs (Redis's "Test RO scripts are not blocked by pause RO"), as do
+/// EVAL_RO and FCALL_RO; a script without flags, or with flags that allow
+/// writes, waits for the pause to end.
+#[test]
+fn pause_write_lets_read_only_scripts_run() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut admin = s.raw();
+    let lib = "#!lua name=lib\nredis.register_function{function_name='ro', callback=function() return 'ro' end, flags={'no-writes'}}\nredis.register_function('rw', function() return 'rw' end)";
+    assert_eq!(admin.cmd(&["FUNCTION", "LOAD", lib]), "$3\r\nlib\r\n");
+    assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), "+OK\r\n");
+    let mut c = s.raw();
+    let runs: &[(&[&str], &str)] = &[
+        (&["EVAL", "#!lua flags=no-writes\nreturn 'fresh'", "0"], "$5\r\nfresh\r\n"),
+        (&["EVAL", "#!lua flags=no-writes\nreturn 'fresh'", "0"], "$5\r\nfresh\r\n"),
+        (&["EVAL_RO", "return 'ro'", "0"], "$2\r\nro\r\n"),
+        (&["FCALL", "ro", "0"], "$2\r\nro\r\n"),
+        (&["FCALL_RO", "ro", "0"], "$2\r\nro\r\n"),
+    ];
+    for (cmd, want) in runs {
+        assert_eq!(c.cmd(cmd), *want, "{cmd:?}");
+    }
+    // Commands that may replicate are writes to a read-only script, as
+    // in Redis: so it can run under the pause.
+    for cmd in [
+        &["EVAL_RO", "return redis.call('publish','ch','msg')", "0"][..],
+        &["EVAL", "#!lua flags=no-writes\nreturn redis.call('pfcount','h')", "0"],
+    ] {
+        let reply = c.cmd(cmd);
+        assert!(reply.starts_with("-ERR Write commands are not allowed from read-only scripts. script: "), "{cmd:?}: {reply}");
+    }
+    let cid = id_of(&mut c);
+    for (cmd, want) in [
+        (&["EVAL", "return 1", "0"][..], ":1\r\n"),
+        (&["EVAL", "#!lua\nreturn 2", "0"], ":2\r\n"),
+        (&["EVAL", "#!lua flags=allow-stale\nreturn 3", "0"], ":3\r\n"),
+        (&["FCALL", "rw", "0"], "$2\r\nrw\r\n"),
+    ] {
+        assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), "+OK\r\n");
+        let a: Vec<&[u8]> = cmd.iter().map(|s| s.as_bytes()).collect();
+        c.send_cmd(&a);
+        wait_flag_b(&mut admin, &cid);
+        assert_eq!(admin.cmd(&["CLIENT", "UNPAUSE"]), "+OK\r\n");
+        assert_eq!(String::from_utf8_lossy(&c.read_reply()), want, "{cmd:?}");
+    }
+}
+
+/// While CLIENT PAUSE holds writes, a key whose TTL passes reads as
+/// missing but is not deleted (nor counted in `expired_keys`), by lookups
+/// or the active cycle; once the pause ends, reading it deletes and counts
+/// it (Redis's "active and passive expires are skipped during client
+/// pause"). Keys expired by a lookup count as the active cycle's do.
+#[test]
+fn expiry_waits_for_a_pause_to_end() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut c = s.raw();
+    let expired = |c: &mut Raw| -> u64 {
+        let info = c.cmd(&["INFO", "stats"]);
+        let at = info.find("expired_keys:").expect("expired_keys") + "expired_keys:".len();
+        info[at..].split("\r\n").next().and_then(|v| v.parse().ok()).expect("a count")
+    };
+    // A lookup of an expired key deletes and counts it.
+    assert_eq!(c.cmd(&["SET", "early", "v", "PX", "1"]), "+OK\r\n");
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(c.cmd(&["GET", "early"]), "$-1\r\n");
+    assert_eq!(expired(&mut c), 1);
+    for cmd in
+        [&["MULTI"][..], &["SET", "foo{t}", "a", "PX", "10"], &["SET", "bar{t}", "b", "PX", "10"], &["CLIENT", "PAUSE", "50000", "WRITE"]]
+    {
+        c.cmd(cmd);
+    }
+    assert_eq!(c.cmd(&["EXEC"]), "*3\r\n+OK\r\n+OK\r\n+OK\r\n");
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(c.cmd(&["GET", "foo{t}"]), "$-1\r\n");
+    assert_eq!(c.cmd(&["EXISTS", "bar{t}"]), ":0\r\n");
+    // Two active expiry cycles (every 100 ms) pass too.
+    std::thread::sleep(Duration::from_millis(250));
+    assert_eq!(c.cmd(&["DBSIZE"]), ":2\r\n");
+    assert_eq!(expired(&mut c), 1);
+    assert_eq!(c.cmd(&["CLIENT", "UNPAUSE"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["GET", "foo{t}"]), "$-1\r\n");
+    assert_eq!(c.cmd(&["GET", "bar{t}"]), "$-1\r\n");
+    assert_eq!(expired(&mut c), 3);
+    assert_eq!(c.cmd(&["DBSIZE"]), ":0\r\n");
+}

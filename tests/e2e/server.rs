@@ -790,6 +790,53 @@ fn slowlog_session(c: &mut damselfly_tests::Raw) -> Vec<V> {
     seen
 }
 
+/// A blocking pop is logged once it is served (with its own time, not its
+/// wait), after the transaction that served it, as redis-server logs it.
+fn slowlog_of_a_served_pop(port: u16) -> V {
+    let mut c = damselfly_tests::Raw::connect(port);
+    let mut w = damselfly_tests::Raw::connect(port);
+    assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]), "+OK\r\n");
+    w.send_cmd(&[b"BLPOP", b"l", b"0"]);
+    c.wait_blocked(1);
+    for cmd in [&["MULTI"][..], &["LPUSH", "l", "foo"], &["SLOWLOG", "RESET"]] {
+        c.cmd(cmd);
+    }
+    assert_eq!(c.cmd(&["EXEC"]), "*2\r\n:1\r\n+OK\r\n");
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "*2\r\n$1\r\nl\r\n$3\r\nfoo\r\n");
+    // A pop that times out is logged too; neither counts its wait.
+    w.send_cmd(&[b"BLPOP", b"l", b"0.3"]);
+    assert_eq!(String::from_utf8_lossy(&w.read_reply()), "*-1\r\n");
+    let V::Arr(entries) = resp(&mut c, &["SLOWLOG", "GET"]) else { panic!("SLOWLOG GET") };
+    for e in &entries {
+        let V::Arr(f) = e else { panic!("entry {e:?}") };
+        assert!(matches!(f[2], V::Int(d) if d < 200_000), "a logged duration counts no wait: {f:?}");
+    }
+    normalize_slowlog(V::Arr(entries), 0)
+}
+
+#[test]
+fn a_served_blocking_pop_is_logged_as_in_redis() {
+    let ours = Server::start_with(&["--shards", "2"]);
+    let redis = damselfly_tests::Redis::start();
+    let (got, want) = (slowlog_of_a_served_pop(ours.port), slowlog_of_a_served_pop(redis.port));
+    // Entry ids differ (each server's own count): compare the rest.
+    let strip = |v: V| match v {
+        V::Arr(es) => es
+            .into_iter()
+            .map(|e| {
+                if let V::Arr(mut f) = e {
+                    f[0] = V::Int(0);
+                    V::Arr(f)
+                } else {
+                    e
+                }
+            })
+            .collect::<Vec<_>>(),
+        other => vec![other],
+    };
+    assert_eq!(strip(got), strip(want));
+}
+
 #[test]
 fn slowlog_matches_redis() {
     let ours = Server::start_with(&["--shards", "3"]);

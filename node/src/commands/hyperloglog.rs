@@ -34,7 +34,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "pfcount",
         -2,
-        READONLY,
+        READONLY | MAY_REPLICATE,
         (1, -1, 1),
         &["read", "hyperloglog", "slow"],
         G,

@@ -51,7 +51,7 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             let n = sh.db_count();
             let dbs =
                 (0..n).map(|i| sh.db_if_exists(i).map(|d| (d.len(), d.volatile_len(), d.avg_ttl(now))).unwrap_or((0, 0, 0))).collect();
-            ShardInfo { stats: sh.stats, rates: sh.rates.get(), cmds: super::stats::snapshot(), dbs, changes: sh.changes() }
+            ShardInfo { stats: sh.counted_stats(), rates: sh.rates.get(), cmds: super::stats::snapshot(), dbs, changes: sh.changes() }
         })
         .await;
     let mut cmds = super::stats::Stats::default();

@@ -205,6 +205,11 @@ pub mod flag {
     /// (XADD with the ID it got, XTRIM MINID of the first entry left),
     /// which the journal's replay may therefore run. Not shown by COMMAND.
     pub const JOURNAL_REPLAY: u32 = 1 << 21;
+    /// May produce replication traffic without being a write (PUBLISH,
+    /// PFCOUNT, EVAL, FCALL: Redis's `may_replicate`): held by CLIENT PAUSE
+    /// WRITE and refused in read-only scripts. Not shown by COMMAND (Redis
+    /// 7.0 does not print it either).
+    pub const MAY_REPLICATE: u32 = 1 << 22;
 
     /// The flags COMMAND prints, in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[

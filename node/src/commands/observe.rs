@@ -19,10 +19,15 @@ use crate::util::eq_ic;
 /// A command ran on database `db` (as it is after the command: SELECT's
 /// line shows the new one, as in Redis) for `nanos` (not counting the time
 /// a blocking command waited). `client`: the
-/// connection that sent it; `None` for a script's call.
+/// connection that sent it; `None` for a script's call. `slow_log`: false
+/// for a blocking command that waited and was not served (Redis 7.0 logs
+/// a blocked command when it is served, never when it times out or is
+/// unblocked).
 #[inline]
-pub fn done(engine: &Engine, spec: &CommandSpec, args: &[Bytes], db: usize, nanos: u64, client: Option<&ClientInfo>) {
-    super::slowlog::log_if_slow(engine, spec, args, nanos, client);
+pub fn done(engine: &Engine, spec: &CommandSpec, args: &[Bytes], db: usize, nanos: u64, client: Option<&ClientInfo>, slow_log: bool) {
+    if slow_log {
+        super::slowlog::log_if_slow(engine, spec, args, nanos, client);
+    }
     if engine.cfg.latency_tracking.load(Relaxed) {
         super::stats::record_latency(spec, nanos);
     }

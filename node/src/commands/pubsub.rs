@@ -69,7 +69,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "publish",
         3,
-        PUBSUB | LOADING | STALE | FAST,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
         (0, 0, 0),
         &["pubsub", "fast"],
         G,
@@ -101,7 +101,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd(
         "spublish",
         3,
-        PUBSUB | LOADING | STALE | FAST,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
         (1, 1, 1),
         &["pubsub", "fast"],
         G,

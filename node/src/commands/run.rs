@@ -164,7 +164,7 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
                         })
                         .await;
                     cx.out().buf.extend_from_slice(&reply);
-                    log_slow(cx, spec, args, nanos);
+                    observe(cx, spec, args, nanos, true);
                 }
                 None => {
                     let Exec::Split(_, combine) = spec.exec else {
@@ -185,7 +185,7 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
                     }
                     combine_replies(combine, &parts, &replies, cx.out());
                     let nanos = count_here(cx.out(), spec, start, mark);
-                    log_slow(cx, spec, args, nanos);
+                    observe(cx, spec, args, nanos, true);
                 }
             }
         }
@@ -205,25 +205,34 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
             // counts it).
             let waited = if spec.has_flag(super::flag::BLOCKING) { cx.session().map_or(0, |s| s.info.take_waited()) } else { 0 };
             let nanos = count_minus(cx.out(), spec, start, mark, waited);
-            log_slow(cx, spec, args, nanos);
+            let slow_log = waited == 0 || served(cx.out(), spec, mark);
+            observe(cx, spec, args, nanos, slow_log);
         }
         Exec::Script(call) => {
             if let Err(e) = Box::pin(super::scripting::eval(cx, spec, call, args)).await {
                 cx.out().error(&e);
             }
             let nanos = count_here(cx.out(), spec, start, mark);
-            log_slow(cx, spec, args, nanos);
+            observe(cx, spec, args, nanos, true);
         }
     }
 }
 
-/// The slow log for a command run through a coordinator: the client's, or
-/// a script's (no session).
-fn log_slow(cx: &mut dyn Coord, spec: &CommandSpec, args: &[Bytes], nanos: u64) {
+/// `observe::done` for a command run through a coordinator: the client's,
+/// or a script's (no session).
+fn observe(cx: &mut dyn Coord, spec: &CommandSpec, args: &[Bytes], nanos: u64, slow_log: bool) {
     let engine = cx.engine().clone();
     let db = cx.db();
     let client = cx.session().map(|s| s.info.clone());
-    super::observe::done(&engine, spec, args, db, nanos, client.as_deref());
+    super::observe::done(&engine, spec, args, db, nanos, client.as_deref(), slow_log);
+}
+
+/// Whether a blocking command that waited was served: its reply (from
+/// `mark`) is neither a timeout's null nor an error, and it is not WAIT or
+/// WAITAOF (whose count Redis never logs).
+fn served(out: &Out, spec: &CommandSpec, mark: usize) -> bool {
+    let reply = out.buf.get(mark..).unwrap_or_default();
+    !matches!(spec.name, "wait" | "waitaof") && !reply.starts_with(b"-") && !reply.starts_with(b"*-1") && !reply.starts_with(b"_")
 }
 
 /// Counts a command that ran on this thread since `start`, whose reply

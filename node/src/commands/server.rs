@@ -516,6 +516,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 c.store(0, Relaxed);
             }
             cx.broadcast(|sh| {
+                sh.counted_stats();
                 sh.stats = ShardStats::default();
                 sh.rates = Default::default();
                 super::stats::reset();

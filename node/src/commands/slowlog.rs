@@ -32,8 +32,9 @@ pub static COMMANDS: &[CommandSpec] =
 /// Logs a command line that ran `nanos` when that is at least
 /// `slowlog-log-slower-than` (one load when it is not). `client`: the
 /// connection that sent it; `None` for a script's call (Redis's `?:0`).
-/// Commands that skip the slow log (EXEC) and blocking ones (their time
-/// is mostly waiting) are not logged; passwords are redacted.
+/// Commands that skip the slow log (EXEC) are not logged; a blocking one
+/// is logged once it is served or times out, with its own time and not its
+/// wait (as Redis logs it on unblocking); passwords are redacted.
 #[inline]
 pub fn log_if_slow(engine: &Engine, spec: &CommandSpec, args: &[Bytes], nanos: u64, client: Option<&ClientInfo>) {
     let limit = engine.cfg.slowlog_log_slower_than.load(Relaxed);
@@ -45,7 +46,7 @@ pub fn log_if_slow(engine: &Engine, spec: &CommandSpec, args: &[Bytes], nanos: u
 
 #[cold]
 fn push(engine: &Engine, spec: &CommandSpec, args: &[Bytes], usec: u64, client: Option<&ClientInfo>) {
-    if spec.has_flag(SKIP_SLOWLOG) || spec.has_flag(BLOCKING) {
+    if spec.has_flag(SKIP_SLOWLOG) {
         return;
     }
     let (addr, name) = match client {

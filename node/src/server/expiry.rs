@@ -140,7 +140,7 @@ mod tests {
                 assert_eq!(len(&shard).await, 500, "the 1050 ms keys wait for their deadline");
                 sleep(Duration::from_millis(100)).await;
                 assert_eq!(len(&shard).await, 200);
-                assert_eq!(shard.run(NO_TX, |sh| sh.stats.expired_keys).await, 800);
+                assert_eq!(shard.run(NO_TX, |sh| sh.counted_stats().expired_keys).await, 800);
             })
             .await;
     }

@@ -128,7 +128,7 @@ fn shard_figures(sh: &mut Shard) -> ShardFigures {
     let now = crate::util::now_ms();
     let dbs = (0..sh.db_count()).map(|i| sh.db_if_exists(i).map_or((0, 0, 0), |d| (d.len(), d.volatile_len(), d.avg_ttl(now)))).collect();
     ShardFigures {
-        stats: sh.stats,
+        stats: sh.counted_stats(),
         cmds: crate::commands::stats::snapshot(),
         dbs,
         backlog: crate::shard::backlog(),

@@ -616,6 +616,7 @@ impl Clients {
         let (was_all, was_until) = (on && self.pause_all.load(Relaxed), if on { self.pause_until.load(Relaxed) } else { 0 });
         self.pause_all.store(all || was_all, Relaxed);
         self.pause_until.store(until.max(was_until), Relaxed);
+        crate::store::db::KEEP_EXPIRED_UNTIL.store(until.max(was_until), Relaxed);
         self.pause_changed.notify_waiters();
     }
 
@@ -623,6 +624,7 @@ impl Clients {
     pub fn unpause(&self) {
         self.pause_until.store(0, Relaxed);
         self.pause_all.store(false, Relaxed);
+        crate::store::db::KEEP_EXPIRED_UNTIL.store(0, Relaxed);
         self.pause_changed.notify_waiters();
     }
 

@@ -267,7 +267,8 @@ impl Shard {
         Db::raise_watchers(&watchers, |k| old.contains(k));
         let tracking = old.take_tracking();
         let wake = old.take_wake();
-        if let Some(old) = self.dbs[i].take() {
+        if let Some(mut old) = self.dbs[i].take() {
+            self.stats.expired_keys += old.take_expired();
             // A flush changes every key it drops.
             self.dropped_changes += old.changes() + old.len() as u64;
             drop(self.keep_for_snapshot(old));
@@ -327,6 +328,15 @@ impl Shard {
         }
     }
 
+    /// The shard's counters, with the keys its databases have expired
+    /// (on lookup or in the active cycle) taken in.
+    pub fn counted_stats(&mut self) -> ShardStats {
+        for d in self.dbs.iter_mut().flatten() {
+            self.stats.expired_keys += d.take_expired();
+        }
+        self.stats
+    }
+
     /// Active expiry: delete expired keys across databases, at most `budget`.
     pub fn expire_cycle(&mut self, now: u64, budget: usize) -> usize {
         // Nothing expires while the data loads (the journal may still touch
@@ -346,7 +356,6 @@ impl Shard {
                 break;
             }
         }
-        self.stats.expired_keys += n as u64;
         if let (Some(start), Some(e)) = (start, &self.engine) {
             e.latency.add_if_needed(&self.cfg, "expire-cycle", start.elapsed().as_millis() as u64);
         }

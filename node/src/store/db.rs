@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use foldhash::fast::FixedState;
@@ -31,6 +31,12 @@ pub struct Entry {
 
 /// WATCHed keys of a database and their watchers' flags.
 pub type Watchers = HashMap<SmallBytes, Vec<Arc<AtomicBool>>>;
+
+/// Until when (Unix ms; 0: no) a key whose TTL has passed is left in
+/// place: it reads as missing but is not deleted, while CLIENT PAUSE holds
+/// the data still (Redis's expireIfNeeded during a pause). Set by
+/// `shard::clients`.
+pub static KEEP_EXPIRED_UNTIL: AtomicU64 = AtomicU64::new(0);
 
 pub struct Db {
     shard: usize,
@@ -68,6 +74,9 @@ pub struct Db {
     ready: std::cell::RefCell<Vec<SmallBytes>>,
     /// While a snapshot is being taken: this database's part of it.
     snap: Option<Box<DbSnapshot>>,
+    /// Keys deleted because their TTL passed, found by a lookup or the
+    /// active cycle, not yet taken into the shard's `expired_keys`.
+    expired: u64,
     /// Changes made so far (each key written or deleted counts once per
     /// write path taken): what save points and INFO's
     /// `rdb_changes_since_last_save` count.
@@ -163,6 +172,7 @@ impl Db {
             wake: Default::default(),
             ready: Default::default(),
             snap: None,
+            expired: 0,
             changes: 0,
             journal: None,
             journal_expired: Vec::new(),
@@ -265,10 +275,18 @@ impl Db {
         let idx = self.find(key)?;
         let at = self.entries.expiry(idx);
         if at != 0 && at <= now {
+            if now < KEEP_EXPIRED_UNTIL.load(Relaxed) {
+                return None;
+            }
             self.remove_expired(idx);
             return None;
         }
         Some(idx)
+    }
+
+    /// The keys deleted for their TTL since the last call.
+    pub fn take_expired(&mut self) -> u64 {
+        std::mem::take(&mut self.expired)
     }
 
     /// A live key's entry and access metadata, without counting an access.
@@ -541,6 +559,7 @@ impl Db {
                 self.journal_expired.push(e.key.clone());
             }
         }
+        self.expired += 1;
         self.note_kind = NoteKind::Expired;
         let e = self.remove_idx(idx);
         self.note_kind = NoteKind::Changed;

@@ -39,7 +39,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd_numkeys(
         "eval",
         -3,
-        NOSCRIPT | STALE | SKIP_MONITOR,
+        NOSCRIPT | STALE | SKIP_MONITOR | MAY_REPLICATE,
         2,
         SC,
         "scripting",
@@ -50,7 +50,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd_numkeys(
         "evalsha",
         -3,
-        NOSCRIPT | STALE | SKIP_MONITOR,
+        NOSCRIPT | STALE | SKIP_MONITOR | MAY_REPLICATE,
         2,
         SC,
         "scripting",
@@ -96,7 +96,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd_numkeys(
         "fcall",
         -3,
-        NOSCRIPT | STALE | SKIP_MONITOR,
+        NOSCRIPT | STALE | SKIP_MONITOR | MAY_REPLICATE,
         2,
         SC,
         "scripting",
@@ -272,6 +272,19 @@ pub fn denies_oom(scripting: &crate::shard::scripts::Scripting, spec: &CommandSp
 pub fn declares_writes(scripting: &crate::shard::scripts::Scripting, spec: &CommandSpec, args: &[Bytes]) -> bool {
     !spec.name.ends_with("_ro")
         && declared_flags(scripting, spec, args).is_some_and(|f| f & flags::EVAL_COMPAT == 0 && f & flags::NO_WRITES == 0)
+}
+
+/// Whether a command may write or replicate, for CLIENT PAUSE WRITE: a
+/// `write` or `may_replicate` one, except that a script or function that
+/// declares flags may only if they lack `no-writes` (Redis's
+/// scriptFlagsToCmdFlags), whatever the command's own flags.
+pub fn may_write(scripting: &crate::shard::scripts::Scripting, spec: &CommandSpec, args: &[Bytes]) -> bool {
+    if matches!(spec.exec, Exec::Script(_)) {
+        if let Some(f) = declared_flags(scripting, spec, args).filter(|f| f & flags::EVAL_COMPAT == 0) {
+            return f & flags::NO_WRITES == 0;
+        }
+    }
+    spec.has_flag(crate::commands::flag::WRITE) || spec.has_flag(crate::commands::flag::MAY_REPLICATE)
 }
 
 /// Whether a command may run on a stale replica (its `stale` flag); a

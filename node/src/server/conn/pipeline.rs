@@ -88,13 +88,13 @@ impl Conn {
             }
             // CLIENT PAUSE: the command waits (after the earlier ones,
             // whose replies go out first) until the pause ends.
-            if self.engine.clients.pausing() && self.paused_for(spec) {
+            if self.engine.clients.pausing() && self.paused_for(spec, &args) {
                 self.flush(&mut segment, &mut splits).await;
                 if !self.send_replies().await {
                     self.s.gone = true;
                     break;
                 }
-                self.wait_unpaused(spec).await;
+                self.wait_unpaused(spec, &args).await;
                 if self.s.gone {
                     break;
                 }
@@ -221,37 +221,35 @@ impl Conn {
 
     /// Whether CLIENT PAUSE holds this command now: every command under
     /// ALL; under WRITE, those that may write or propagate (Redis's
-    /// `write` and `may_replicate`: scripts, PUBLISH, SPUBLISH, PFCOUNT,
-    /// EXEC of such commands).
-    fn paused_for(&self, spec: &'static CommandSpec) -> bool {
+    /// `write` and `may_replicate`: PUBLISH, SPUBLISH, PFCOUNT, scripts and
+    /// functions unless they declare `no-writes`, EXEC of such commands).
+    fn paused_for(&self, spec: &'static CommandSpec, args: &[Bytes]) -> bool {
         use crate::shard::clients::Paused;
         match self.engine.clients.paused(now_ms()) {
             None => false,
             Some(Paused::All(_)) => true,
             Some(Paused::Writes(_)) => {
-                let may_write = |spec: &CommandSpec| {
-                    spec.has_flag(flag::WRITE) || matches!(spec.name, "eval" | "evalsha" | "fcall" | "publish" | "spublish" | "pfcount")
-                };
-                may_write(spec)
-                    || (spec.name == "exec" && self.s.multi.as_ref().is_some_and(|m| m.queued.iter().any(|(s, _)| may_write(s))))
+                let may_write = |spec: &CommandSpec, args: &[Bytes]| commands::scripting::may_write(&self.engine.scripting, spec, args);
+                may_write(spec, args)
+                    || (spec.name == "exec" && self.s.multi.as_ref().is_some_and(|m| m.queued.iter().any(|(s, a)| may_write(s, a))))
             }
         }
     }
 
     /// Waits while CLIENT PAUSE holds the command (flag `b` meanwhile), or
     /// until the client goes.
-    async fn wait_unpaused(&mut self, spec: &'static CommandSpec) {
+    async fn wait_unpaused(&mut self, spec: &'static CommandSpec, args: &[Bytes]) {
         let engine = self.engine.clone();
         let info = self.s.info.clone();
         // Counted in INFO's blocked_clients, as Redis counts a postponed
         // client (before the flag shows, so whoever sees it sees both).
-        let _blocked = crate::shard::blocking::BlockedClient::new(engine.clone(), None);
+        let blocked = crate::shard::blocking::BlockedClient::new(engine.clone(), None);
         info.set_blocked(true);
         loop {
             let changed = engine.clients.pause_changed();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            let Some(p) = engine.clients.paused(now_ms()).filter(|_| self.paused_for(spec)) else { break };
+            let Some(p) = engine.clients.paused(now_ms()).filter(|_| self.paused_for(spec, args)) else { break };
             let until = match p {
                 crate::shard::clients::Paused::All(t) | crate::shard::clients::Paused::Writes(t) => t,
             };
@@ -263,6 +261,10 @@ impl Conn {
             }
         }
         info.set_blocked(false);
+        // The pause is not the command's own time, and not a later
+        // blocking command's wait either.
+        drop(blocked);
+        info.take_waited();
     }
 
     /// Runs whatever is pending (at most one of the two is non-empty).
@@ -541,7 +543,7 @@ impl Conn {
             let mark = self.out.buf.len();
             combine_replies(combine, &parts, &part_replies, &mut self.out);
             commands::stats::record(spec, share, self.out.buf.get(mark) == Some(&b'-'));
-            observe::done(&self.engine, spec, args, self.db, share, Some(&self.s.info));
+            observe::done(&self.engine, spec, args, self.db, share, Some(&self.s.info), true);
         }
     }
 }

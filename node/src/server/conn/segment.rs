@@ -388,7 +388,7 @@ fn exec_or_defer(
     *clock = end;
     commands::stats::record(spec, nanos, failed);
     if let Some(engine) = &sh.engine {
-        observe::done(engine, spec, args, db, nanos, Some(client));
+        observe::done(engine, spec, args, db, nanos, Some(client), true);
     }
     true
 }

@@ -156,7 +156,9 @@ impl RunCtx<'_> {
             }
         }
         let write = spec.has_flag(flag::WRITE);
-        if write && self.read_only {
+        // (Commands that may replicate count as writes here, so that a
+        // read-only script can run under CLIENT PAUSE WRITE, as in Redis.)
+        if (write || spec.has_flag(flag::MAY_REPLICATE)) && self.read_only {
             return reject(s, "ERR Write commands are not allowed from read-only scripts.");
         }
         if write && self.target.engine().is_some_and(|e| e.repl.read_only(&e.cfg)) {
@@ -214,7 +216,7 @@ impl RunCtx<'_> {
                     }
                     let nanos = exec_one_at(sh, db, spec, argv, out, now);
                     if let Some(engine) = &sh.engine {
-                        commands::observe::done(engine, spec, argv, db, nanos, None);
+                        commands::observe::done(engine, spec, argv, db, nanos, None, true);
                     }
                     Ok(())
                 }
