@@ -374,6 +374,14 @@ pub fn default_shards(cores: usize) -> usize {
 /// The settings redis-server 7.0 flags IMMUTABLE_CONFIG (CONFIG SET
 /// refuses them with its "can't set immutable config" text) among those
 /// fixed here.
+/// Start-up-only parameters that CONFIG SET takes when the value is the
+/// one they have (see `Config::set`).
+const SAME_VALUE_ONLY: &[&str] = &["port", "bind", "shards", "metrics-port", "log-format", "tls-port", "tls-cluster"];
+
+/// Parameters Redis lists only when asked for by their exact name
+/// (Redis's hidden configs), never for a pattern.
+const HIDDEN: &[&str] = &["key-load-delay"];
+
 const REDIS_IMMUTABLE: &[&str] = &[
     "rdbchecksum",
     "daemonize",
@@ -998,6 +1006,13 @@ impl Config {
 
     /// CONFIG SET of one parameter.
     pub fn set(&self, name: &str, value: &str) -> Result<(), ConfigError> {
+        // Parameters taken at start-up here that Redis can change at run
+        // time (or that are this server's own): setting one to the value
+        // it has changes nothing, so it succeeds (Redis's own immutable
+        // ones are refused whatever the value, as Redis refuses them).
+        if self.start_up_unchanged(name, value) {
+            return Ok(());
+        }
         let int = || value.parse::<u64>().map_err(|_| ConfigError::NotInteger);
         match name {
             "requirepass" => {
@@ -1090,9 +1105,10 @@ impl Config {
             name if conn::ConnConfig::owns(name) => self.conn.set(name, value)?,
             name if encoding::Encoding::owns(name) => self.encoding.set(name, value)?,
             _ => match self.fixed.get(name) {
-                Some(v) if fixed_value_eq(name, v, value) => {}
-                // Settings redis-server itself takes at start-up only.
+                // Settings redis-server itself takes at start-up only
+                // (refused whatever the value, as Redis refuses them).
                 Some(_) if REDIS_IMMUTABLE.contains(&name) => return Err(ConfigError::Immutable("can't set immutable config".into())),
+                Some(v) if fixed_value_eq(name, v, value) => {}
                 Some(v) => return Err(ConfigError::Fixed(name.to_string(), v.clone())),
                 None => return Err(ConfigError::Unknown(name.to_string())),
             },
@@ -1168,9 +1184,25 @@ impl Config {
         v
     }
 
-    /// The parameters whose names match a glob pattern.
+    /// Whether `name` is a start-up-only parameter that `value` would not
+    /// change (CONFIG SET takes it as a no-op).
+    pub fn start_up_unchanged(&self, name: &str, value: &str) -> bool {
+        SAME_VALUE_ONLY.contains(&name) && self.get(name.as_bytes()).first().is_some_and(|(_, v)| fixed_value_eq(name, v, value))
+    }
+
+    /// The parameters whose names match a glob pattern (a hidden one only
+    /// when named exactly).
     pub fn get(&self, pattern: &[u8]) -> Vec<(String, String)> {
-        self.all().into_iter().filter(|(k, _)| crate::util::glob_match(pattern, k.as_bytes(), true)).collect()
+        self.all()
+            .into_iter()
+            .filter(|(k, _)| {
+                if HIDDEN.contains(&k.as_str()) {
+                    pattern.eq_ignore_ascii_case(k.as_bytes())
+                } else {
+                    crate::util::glob_match(pattern, k.as_bytes(), true)
+                }
+            })
+            .collect()
     }
 }
 

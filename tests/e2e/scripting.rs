@@ -861,3 +861,29 @@ fn function_names_and_errors_match_redis() {
     ];
     ours.same_replies(&mut theirs, cases);
 }
+
+/// While a library loads it sees only `redis.register_function`,
+/// `redis.log` and the constants (no standard library, no `setresp`, no
+/// `getmetatable`), and a function that kept the loading `redis` table
+/// cannot register later: every reply compared with redis-server 7.0's.
+#[test]
+fn a_library_loads_in_redis_s_restricted_globals() {
+    let s = Server::start();
+    let r = damselfly_tests::Redis::start();
+    let (mut ours, mut theirs) = (s.raw(), r.raw());
+    let kept = "#!lua name=lib1\nlocal lib = redis\nlib.register_function('f1', function() lib.math = math return {ok='OK'} end)\nlib.register_function('f2', function() lib.register_function('f1', function() return 1 end) end)";
+    let cases: &[&[&str]] = &[
+        &["FUNCTION", "LOAD", "#!lua name=m\nreturn math.random()"],
+        &["FUNCTION", "LOAD", "#!lua name=m\nredis.setresp(3)"],
+        &["FUNCTION", "LOAD", "#!lua name=m\nlocal t = getmetatable('')"],
+        &["FUNCTION", "LOAD", "#!lua name=m\nlocal x = string.len('a')"],
+        &["FUNCTION", "LOAD", "#!lua name=m\nredis.math.random()"],
+        &["FUNCTION", "LOAD", "#!lua name=m\nredis.redis.call('ping')"],
+        &["FUNCTION", "LOAD", "#!lua name=m\nredis.log(redis.LOG_NOTICE, redis.REDIS_VERSION)\nredis.register_function('v', function() return string.len('four') end)"],
+        &["FCALL", "v", "0"],
+        &["FUNCTION", "LOAD", kept],
+        &["FCALL", "f1", "0"],
+        &["FCALL", "f2", "0"],
+    ];
+    ours.same_replies(&mut theirs, cases);
+}

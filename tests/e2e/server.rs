@@ -138,6 +138,50 @@ fn config_get_set() {
     assert_eq!(s.raw().cmd(&["PING"]), "-NOAUTH Authentication required.\r\n");
 }
 
+/// CONFIG GET as redis-server answers it: a hidden parameter only by its
+/// exact name, `replicaof` and `slaveof` from the replication state; CONFIG
+/// SET of a start-up parameter to the value it has succeeds (Redis's
+/// "CONFIG sanity" sets every parameter so), to another is refused.
+#[test]
+fn config_get_and_set_of_special_parameters() {
+    let s = Server::start();
+    let redis = damselfly_tests::Redis::start();
+    let (mut c, mut r) = (s.raw(), redis.raw());
+    c.same_replies(
+        &mut r,
+        &[
+            &["CONFIG", "GET", "key-load-*"],
+            &["CONFIG", "GET", "key-load-delay"],
+            &["CONFIG", "GET", "replicaof"],
+            &["CONFIG", "GET", "slaveof"],
+            &["CONFIG", "SET", "bind", "127.0.0.1"],
+            &["CONFIG", "GET", "bind"],
+        ],
+    );
+    let port = s.port.to_string();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "port", &port]), "+OK\r\n");
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "shards", "64"]),
+        "-ERR CONFIG SET failed (possibly related to argument 'shards') - can't set immutable config\r\n"
+    );
+    let shards = c.cmd(&["CONFIG", "GET", "shards"]);
+    let now = shards.rsplit("\r\n").nth(1).expect("a value").to_string();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "shards", &now]), "+OK\r\n");
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "daemonize", "no"]),
+        "-ERR CONFIG SET failed (possibly related to argument 'daemonize') - can't set immutable config\r\n"
+    );
+    // A replica reports the primary it follows.
+    let replica = Server::start();
+    let mut rc = replica.raw();
+    assert_eq!(rc.cmd(&["REPLICAOF", "127.0.0.1", &port]), "+OK\r\n");
+    let want = format!("127.0.0.1 {port}");
+    assert_eq!(
+        rc.cmd(&["CONFIG", "GET", "*of"]),
+        format!("*4\r\n$9\r\nreplicaof\r\n${}\r\n{want}\r\n$7\r\nslaveof\r\n${}\r\n{want}\r\n", want.len(), want.len())
+    );
+}
+
 #[test]
 fn config_file_is_read() {
     let dir = std::env::temp_dir().join(format!("damselfly-conf-{}", std::process::id()));

@@ -439,9 +439,18 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let cfg = cx.engine().cfg.clone();
     match sub.as_slice() {
         b"GET" => {
+            // `replicaof` (alias `slaveof`) is the replication state:
+            // "host port" of the primary followed, or empty.
+            let primary = cx.engine().repl.master().map(|m| format!("{} {}", m.host, m.port)).unwrap_or_default();
             let mut found: Vec<(String, String)> = Vec::new();
             for pat in &args[2..] {
-                for kv in cfg.get(pat) {
+                let mut kvs = cfg.get(pat);
+                for name in ["replicaof", "slaveof"] {
+                    if crate::util::glob_match(pat, name.as_bytes(), true) {
+                        kvs.push((name.to_string(), primary.clone()));
+                    }
+                }
+                for kv in kvs {
                     if !found.contains(&kv) {
                         found.push(kv);
                     }
@@ -477,8 +486,11 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 .chunks_exact(2)
                 .map(|p| (String::from_utf8_lossy(&p[0]).to_ascii_lowercase(), String::from_utf8_lossy(&p[1]).into_owned()))
                 .collect();
-            let tls: Vec<(&str, &str)> =
-                pairs.iter().filter(|(n, _)| crate::config::tls::Tls::owns(n)).map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let tls: Vec<(&str, &str)> = pairs
+                .iter()
+                .filter(|(n, v)| crate::config::tls::Tls::owns(n) && !cfg.start_up_unchanged(n, v))
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
             if !tls.is_empty() {
                 cfg.tls
                     .set_many(&tls, false)

@@ -179,7 +179,6 @@ local load_redis = {
     if e then raise(e) end
   end),
   log = redis.log,
-  setresp = redis.setresp,
 }
 for k, v in pairs(constants) do load_redis[k] = v end
 
@@ -258,25 +257,27 @@ local function run(f, a, b)
   return xpcall(function() return f(a, b) end, err_handler)
 end
 
--- A fresh environment for a function library: it sees `load_redis` while
--- loading, the runtime `redis` once `finish` is called.
+-- A fresh environment for a function library: while it loads it sees
+-- `load_redis` and no other global (not even the standard libraries, as in
+-- Redis 7.0); once `finish` is called, the runtime `redis` and G.
 local redis_view = G.redis
+setmetatable(load_redis, {__index = missing_global_error})
 local load_view = setmetatable({}, {
-  __index = function(_, k)
-    local v = load_redis[k]
-    if v == nil then missing_global_error(nil, k) end
-    return v
-  end,
+  __index = load_redis,
   __newindex = readonly_error,
   __metatable = false,
 })
 protected[load_view] = true
 local function library_env()
-  local layer = setmetatable({redis = load_view}, {__index = G, __newindex = create_global_error, __metatable = false})
+  local layer_mt = {__index = missing_global_error, __newindex = create_global_error, __metatable = false}
+  local layer = setmetatable({redis = load_view}, layer_mt)
   local env = setmetatable({}, {__index = layer, __newindex = create_global_error, __metatable = false})
   protected[layer] = true
   protected[env] = true
-  return env, function() rawset_real(layer, 'redis', redis_view) end
+  return env, function()
+    rawset_real(layer, 'redis', redis_view)
+    rawset_real(layer_mt, '__index', G)
+  end
 end
 
 return run, E, library_env

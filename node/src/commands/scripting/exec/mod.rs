@@ -352,7 +352,13 @@ pub fn valid_name(name: &str) -> bool {
 
 /// `redis.register_function` while a library loads; an error text or None.
 pub fn register_function(name: String, func: Function, flag_names: Vec<String>, description: Option<String>) -> Option<String> {
+    const ONLY_LOAD: &str = "ERR redis.register_function can only be called on FUNCTION LOAD command";
     let r = current(|ctx| {
+        // A function that kept a reference to the loading `redis` table
+        // runs with a target; only a load has none.
+        if !matches!(ctx.target, Target::None) {
+            return Some(ONLY_LOAD.into());
+        }
         if !valid_name(&name) {
             // Redis words this check with the library-name text.
             return Some(
@@ -372,7 +378,7 @@ pub fn register_function(name: String, func: Function, flag_names: Vec<String>, 
         ctx.registered.push(Registered { name, func, flags: f, description });
         None
     });
-    r.unwrap_or_else(|| Some("ERR redis.register_function can only be called while loading a library".into()))
+    r.unwrap_or_else(|| Some(ONLY_LOAD.into()))
 }
 
 /// The instruction-count hook: enforces the time limit and SCRIPT KILL.
