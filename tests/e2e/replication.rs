@@ -775,3 +775,37 @@ fn a_replicas_tracking_clients_hear_of_the_primarys_writes_and_flushes() {
     assert_eq!(String::from_utf8_lossy(&t.read_reply()), null);
     assert!(wait_until(30, || link_up(&mut r)), "the replica's link to the other primary did not come up");
 }
+
+/// INFO counts replication traffic apart from clients' as Redis does: the
+/// primary's `total_net_repl_output_bytes` and the replica's
+/// `total_net_repl_input_bytes` carry the snapshot and the stream (here
+/// 2 MB of values), the primary's `total_net_output_bytes` only its
+/// replies; the per-second rates follow.
+#[test]
+fn replication_bytes_are_counted_apart() {
+    let primary = Server::start_with(&["--shards", "2"]);
+    let mut p = conn(primary.port);
+    let replica = Server::start_with(&["--shards", "2"]);
+    let mut r = conn(replica.port);
+    let _: String = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.port).query(&mut r).unwrap();
+    assert!(wait_until(30, || link_up(&mut r)), "the replica's link did not come up");
+    let value = "v".repeat(20_000);
+    for i in 0..100 {
+        let _: () = redis::cmd("SET").arg(format!("big:{i}")).arg(&value).query(&mut p).unwrap();
+    }
+    wait_one(&mut p);
+    let repl_out = stat(&mut p, "total_net_repl_output_bytes");
+    let out = stat(&mut p, "total_net_output_bytes");
+    let repl_in = stat(&mut r, "total_net_repl_input_bytes");
+    assert!(repl_out >= 2_000_000, "primary sent {repl_out} bytes to its replica");
+    assert!(repl_in >= 2_000_000 && repl_in <= repl_out + 10_000, "replica read {repl_in} of {repl_out} bytes");
+    assert!(out < 100_000, "the primary's client output ({out} bytes) counts no stream");
+    assert_eq!(stat(&mut r, "total_net_repl_output_bytes"), 0);
+    // Sampled every 100 ms over the last 1.6 s.
+    let rate = |c: &mut Connection, f: &str| -> f64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(c).expect("INFO");
+        info.lines().find_map(|l| l.strip_prefix(&format!("{f}:")).and_then(|v| v.parse().ok())).expect(f)
+    };
+    assert!(wait_until(5, || rate(&mut p, "instantaneous_output_repl_kbps") > 0.0));
+    assert!(wait_until(5, || rate(&mut r, "instantaneous_input_repl_kbps") > 0.0));
+}

@@ -524,7 +524,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         }
         b"RESETSTAT" => {
             let st = &cx.engine().stats;
-            for c in [&st.total_connections, &st.rejected_connections] {
+            for c in [&st.total_connections, &st.rejected_connections, &cx.engine().repl.input_bytes] {
                 c.store(0, Relaxed);
             }
             cx.broadcast(|sh| {

@@ -109,7 +109,8 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
         return Ok(());
     }
     master.touch();
-    let mut r = BufReader::with_capacity(1 << 16, sock.try_clone().map_err(|e| e.to_string())?);
+    let counted = Counted { inner: sock.try_clone().map_err(|e| e.to_string())?, engine: engine.clone() };
+    let mut r = BufReader::with_capacity(1 << 16, counted);
     // A primary that wants AUTH first says so to the PING; that is fine.
     sock.write_all(&resp(&["PING"])).map_err(|e| e.to_string())?;
     let pong = line(&mut r)?;
@@ -281,6 +282,21 @@ fn end_of(body: &mut Payload<impl BufRead>) -> Result<(), String> {
 
 /// Reads through to `raw` every byte it consumes: the stream as the
 /// primary sent it, which this node's backlog and replicas get.
+/// The link's reading side, counting what it reads from the primary
+/// (INFO's `total_net_repl_input_bytes`).
+struct Counted {
+    inner: Duplex,
+    engine: Arc<Engine>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.engine.repl.input_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 struct Tee<'a, R: BufRead> {
     r: &'a mut R,
     raw: &'a mut Vec<u8>,
@@ -351,7 +367,7 @@ impl Link<'_> {
     }
 
     /// Applies the stream until the link breaks or is ended.
-    fn stream(&mut self, master: &Master, gen: u64, sock: &mut Duplex, r: &mut BufReader<Duplex>) -> Result<(), String> {
+    fn stream(&mut self, master: &Master, gen: u64, sock: &mut Duplex, r: &mut BufReader<Counted>) -> Result<(), String> {
         let engine = self.engine;
         let mut db = engine.repl.link_db.load(Relaxed);
         let mut multi: Option<Vec<Vec<Vec<u8>>>> = None;

@@ -15,6 +15,7 @@
 //! back, e.g. after CONFIG SET lowers the limit.
 
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
@@ -34,7 +35,12 @@ pub const EVICT_ROUND_US: u64 = 2000;
 /// One tick at time `now`: returns how many keys were deleted.
 pub async fn tick(shard: &LocalShard, now: u64) -> usize {
     // INFO's instantaneous rates sample here, every tick, as Redis's cron.
-    shard.run(NO_TX, |sh| sh.rates.track(now, &sh.stats)).await;
+    shard
+        .run(NO_TX, |sh| {
+            let repl_input = sh.engine.as_ref().filter(|_| sh.id == 0).map_or(0, |e| e.repl.input_bytes.load(Relaxed));
+            sh.rates.track(now, &sh.stats, repl_input)
+        })
+        .await;
     let mut total = 0;
     for round in 0..MAX_ROUNDS {
         if round > 0 {

@@ -65,23 +65,28 @@ pub struct Msg {
 /// the rate is the mean of the last 16 samples.
 #[derive(Default, Clone, Copy)]
 pub struct Rates {
-    /// Per sample: commands, input bytes, output bytes, per second.
-    samples: [[u64; 3]; RATE_SAMPLES],
+    /// Per sample, per second: commands, input bytes, output bytes, and
+    /// the replication link's input and output bytes.
+    samples: [[u64; RATE_COUNTERS]; RATE_SAMPLES],
     idx: usize,
-    /// The last reading: time (ms) and the three counters.
-    last: (u64, [u64; 3]),
+    /// The last reading: time (ms) and the counters.
+    last: (u64, [u64; RATE_COUNTERS]),
 }
+
+const RATE_COUNTERS: usize = 5;
 
 const RATE_SAMPLES: usize = 16;
 
 impl Rates {
-    /// Takes a sample of the shard's counters at `now` (Unix ms).
-    pub fn track(&mut self, now: u64, s: &ShardStats) {
-        let cur = [s.commands, s.net_input_bytes, s.net_output_bytes];
+    /// Takes a sample of the shard's counters at `now` (Unix ms);
+    /// `repl_input`: the bytes read from a primary, which shard 0 samples
+    /// for the node (0 on the others).
+    pub fn track(&mut self, now: u64, s: &ShardStats, repl_input: u64) {
+        let cur = [s.commands, s.net_input_bytes, s.net_output_bytes, repl_input, s.repl_output_bytes];
         let (t, prev) = self.last;
         if t != 0 {
             let dt = now.saturating_sub(t);
-            for k in 0..3 {
+            for k in 0..RATE_COUNTERS {
                 self.samples[self.idx][k] = (cur[k].saturating_sub(prev[k]) * 1000).checked_div(dt).unwrap_or(0);
             }
             self.idx = (self.idx + 1) % RATE_SAMPLES;
@@ -89,11 +94,12 @@ impl Rates {
         self.last = (now, cur);
     }
 
-    /// Commands, input bytes and output bytes per second.
-    pub fn get(&self) -> [u64; 3] {
-        let mut r = [0; 3];
+    /// Commands, input bytes, output bytes, replication input and output
+    /// bytes per second.
+    pub fn get(&self) -> [u64; RATE_COUNTERS] {
+        let mut r = [0; RATE_COUNTERS];
         for s in &self.samples {
-            for k in 0..3 {
+            for k in 0..RATE_COUNTERS {
                 r[k] += s[k];
             }
         }
@@ -108,6 +114,9 @@ pub struct ShardStats {
     pub commands: u64,
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
+    /// Bytes written to replicas (not counted in `net_output_bytes`, as
+    /// Redis counts them apart).
+    pub repl_output_bytes: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub expired_keys: u64,
@@ -834,19 +843,19 @@ mod tests {
     fn rates_are_the_mean_of_the_last_16_samples() {
         let mut r = Rates::default();
         let mut s = ShardStats::default();
-        r.track(1000, &s);
-        assert_eq!(r.get(), [0, 0, 0]);
+        r.track(1000, &s, 0);
+        assert_eq!(r.get(), [0; 5]);
         // 100 commands and 1600 input bytes per 100 ms tick.
         for t in 1..=16 {
             s.commands += 100;
             s.net_input_bytes += 1600;
-            r.track(1000 + t * 100, &s);
+            r.track(1000 + t * 100, &s, t * 50);
         }
-        assert_eq!(r.get(), [1000, 16000, 0]);
+        assert_eq!(r.get(), [1000, 16000, 0, 500, 0]);
         // Idle for 8 ticks: half the window is quiet.
         for t in 17..=24 {
-            r.track(1000 + t * 100, &s);
+            r.track(1000 + t * 100, &s, 800);
         }
-        assert_eq!(r.get(), [500, 8000, 0]);
+        assert_eq!(r.get(), [500, 8000, 0, 250, 0]);
     }
 }

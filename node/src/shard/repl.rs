@@ -62,6 +62,9 @@ pub struct ReplState {
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
+    /// INFO's `total_net_repl_input_bytes`: what this node read from its
+    /// primary (handshake, snapshot and stream).
+    pub input_bytes: AtomicU64,
     /// Held by a replica's link from applying stream bytes until they count
     /// (`propagate`), and by a snapshot for a sub-replica while the shards
     /// cut: the snapshot then matches the offset exactly.
@@ -129,6 +132,7 @@ impl Default for ReplState {
             backlog: Mutex::new(Backlog::new(1 << 20)),
             last_replica_ms: AtomicU64::new(crate::util::now_ms()),
             sync_full: AtomicU64::new(0),
+            input_bytes: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
             apply_gate: Arc::new(tokio::sync::Mutex::new(())),

@@ -574,10 +574,23 @@ impl Conn {
         if !written {
             return false;
         }
-        self.local.cell.borrow_mut().stats.net_output_bytes += self.out.buf.len() as u64;
+        self.count_output();
         self.out.buf.clear();
         info.written(self.out.buf.capacity());
         true
+    }
+
+    /// Counts the output buffer as written: to a replica, as replication
+    /// output (INFO's `total_net_repl_output_bytes`, apart from the
+    /// clients' `total_net_output_bytes`, as Redis counts them).
+    fn count_output(&self) {
+        let n = self.out.buf.len() as u64;
+        let mut local = self.local.cell.borrow_mut();
+        if self.s.replica.is_some() {
+            local.stats.repl_output_bytes += n;
+        } else {
+            local.stats.net_output_bytes += n;
+        }
     }
 
     /// Writes the replies waiting in the output buffer; false when the
@@ -598,7 +611,7 @@ impl Conn {
             return false;
         }
         crate::shard::flush_broadcasts();
-        self.local.cell.borrow_mut().stats.net_output_bytes += self.out.buf.len() as u64;
+        self.count_output();
         self.s.info.writing(self.out.buf.len(), self.out.buf.capacity());
         let kill = self.s.info.clone();
         // A killed client's pending reply still goes out when the socket
