@@ -942,6 +942,9 @@ impl Config {
                 }
             }
             name if tls::Tls::owns(name) => self.tls.set(name, value, true)?,
+            // A fixed parameter given the value it has (a rewritten config
+            // file lists them all), Redis's immutable ones included.
+            name if self.fixed.get(name).is_some_and(|v| fixed_value_eq(name, v, value)) => {}
             _ => self.set(name, value)?,
         }
         Ok(())
