@@ -357,22 +357,15 @@ fn lrem(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         out.int(0);
         return Ok(());
     };
-    let want = &args[3][..];
-    let l = read_list(db, idx);
     let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
-    let len = l.len();
-    let mut hits: Vec<usize> = if count < 0 {
-        l.iter().rev().enumerate().filter(|(_, v)| **v == *want).map(|(i, _)| len - 1 - i).take(limit).collect()
-    } else {
-        l.iter().enumerate().filter(|(_, v)| **v == *want).map(|(i, _)| i).take(limit).collect()
-    };
-    hits.sort_unstable_by(|a, b| b.cmp(a));
-    let l = list_at(db, idx);
-    for &i in &hits {
-        l.remove(i);
+    // Only a list holding a match counts as written.
+    if !read_list(db, idx).iter().any(|v| *v == args[3][..]) {
+        out.int(0);
+        return Ok(());
     }
+    let removed = list_at(db, idx).remove_matching(&args[3], limit, count < 0);
     drop_if_empty(db, idx);
-    out.int(hits.len() as i64);
+    out.int(removed as i64);
     Ok(())
 }
 

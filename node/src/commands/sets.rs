@@ -324,7 +324,10 @@ fn spop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         let s = set_at(db, idx);
         let mut rng = rand::rng();
         let n = count.unwrap_or(1).min(s.len());
-        let popped: Vec<SmallBytes> = (0..n).filter_map(|_| s.pop_any(rng.random_range(0..s.len().max(1)))).collect();
+        let popped: Vec<SmallBytes> = match count {
+            None => s.pop_any(rng.random_range(0..s.len().max(1))).into_iter().collect(),
+            Some(_) => s.pop_random(n, &mut rng),
+        };
         let gone = s.is_empty();
         drop_if_empty(db, idx);
         Ok(Some((popped, gone)))

@@ -90,6 +90,35 @@ impl SetValue {
         self.members.iter()
     }
 
+    /// Removes and returns `n` members chosen at random (all when `n` is
+    /// at least the size), in one pass over the set (selection sampling)
+    /// rather than one pass per member: SPOP with a count is O(size).
+    pub fn pop_random(&mut self, n: usize, rng: &mut impl rand::Rng) -> Vec<SmallBytes> {
+        if n >= self.members.len() {
+            return self.members.drain().collect();
+        }
+        let (mut needed, mut left) = (n, self.members.len());
+        let mut picked = Vec::with_capacity(n);
+        for m in &self.members {
+            if needed == 0 {
+                break;
+            }
+            if rng.random_range(0..left) < needed {
+                picked.push(m.clone());
+                needed -= 1;
+            }
+            left -= 1;
+        }
+        for m in &picked {
+            self.members.remove(&m[..]);
+        }
+        // The pass keeps the table's order: the reply should not.
+        for i in (1..picked.len()).rev() {
+            picked.swap(i, rng.random_range(0..=i));
+        }
+        picked
+    }
+
     /// Removes and returns an arbitrary member.
     pub fn pop_any(&mut self, skip: usize) -> Option<SmallBytes> {
         let m = self.members.iter().nth(skip % self.members.len().max(1))?.clone();
@@ -127,6 +156,23 @@ mod tests {
         assert_eq!(s.encoding(), "listpack", "no way back, as in Redis");
         let m = s.pop_any(7).unwrap();
         assert!(!s.contains(&m) && s.len() == 1);
+    }
+
+    #[test]
+    fn pop_random_takes_distinct_members() {
+        let mut s = SetValue::default();
+        for i in 0..1000 {
+            s.add(i.to_string().as_bytes(), SetLimits::default());
+        }
+        let mut rng = rand::rng();
+        let got = s.pop_random(300, &mut rng);
+        assert_eq!(got.len(), 300);
+        assert_eq!(s.len(), 700);
+        let distinct: std::collections::HashSet<_> = got.iter().collect();
+        assert_eq!(distinct.len(), 300);
+        assert!(got.iter().all(|m| !s.contains(m)));
+        assert_eq!(s.pop_random(5000, &mut rng).len(), 700);
+        assert!(s.is_empty());
     }
 
     #[test]

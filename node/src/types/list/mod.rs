@@ -204,6 +204,15 @@ impl ListValue {
         }
     }
 
+    /// Removes up to `limit` elements equal to `want`, the first ones from
+    /// the head (or from the tail), in one pass; how many it removed.
+    pub fn remove_matching(&mut self, want: &[u8], limit: usize, from_tail: bool) -> usize {
+        match &mut self.repr {
+            Repr::Flat(d) => remove_matches(d, want, limit, from_tail),
+            Repr::Quick(q) => q.remove_matching(want, limit, from_tail),
+        }
+    }
+
     /// Keeps elements `start..=end` (already clamped), drops the rest.
     pub fn keep(&mut self, start: usize, end: usize) {
         let len = self.len();
@@ -255,6 +264,37 @@ impl ListValue {
             Repr::Quick(q) => std::mem::size_of::<Quick>() + q.heap_size(),
         }
     }
+}
+
+/// Removes up to `limit` elements equal to `want` from `items`, the first
+/// ones from the head (or the tail), in one pass; how many it removed.
+fn remove_matches(items: &mut VecDeque<SmallBytes>, want: &[u8], limit: usize, from_tail: bool) -> usize {
+    // Matches at or past `from` go (from the head: before `until`).
+    let (mut seen, mut bound) = (0, None);
+    let mut scan = |(i, e): (usize, &SmallBytes)| {
+        if **e == *want {
+            seen += 1;
+            if seen == limit {
+                bound = Some(i);
+            }
+        }
+        seen == limit
+    };
+    let found = if from_tail { items.iter().enumerate().rev().any(&mut scan) } else { items.iter().enumerate().any(&mut scan) };
+    let cut = if found { bound } else { None };
+    let mut i = 0;
+    let before = items.len();
+    items.retain(|e| {
+        let keep = **e != *want
+            || match (cut, from_tail) {
+                (None, _) => false,
+                (Some(c), false) => i > c,
+                (Some(c), true) => i < c,
+            };
+        i += 1;
+        keep
+    });
+    before - items.len()
 }
 
 #[derive(Default)]
@@ -346,6 +386,22 @@ mod tests {
         assert_eq!(&l.get(0).unwrap()[..], b"b");
         l.keep(5, 9);
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn remove_matching_takes_the_first_from_either_end() {
+        let mut l = ListValue::default();
+        for v in ["a", "b", "a", "c", "a", "b", "a"] {
+            l.push(false, v.as_bytes());
+        }
+        let all = |l: &ListValue| l.iter().map(|e| String::from_utf8_lossy(&e).into_owned()).collect::<Vec<_>>().concat();
+        assert_eq!(l.remove_matching(b"a", 2, false), 2);
+        assert_eq!(all(&l), "bcaba");
+        assert_eq!(l.remove_matching(b"a", 1, true), 1);
+        assert_eq!(all(&l), "bcab");
+        assert_eq!(l.remove_matching(b"b", usize::MAX, false), 2);
+        assert_eq!(all(&l), "ca");
+        assert_eq!(l.remove_matching(b"z", 1, false), 0);
     }
 
     #[test]

@@ -348,6 +348,32 @@ impl Quick {
         }
     }
 
+    /// Removes up to `limit` elements equal to `want`, from the head (or
+    /// the tail), expanding only the nodes that hold a match; how many.
+    pub fn remove_matching(&mut self, want: &[u8], limit: usize, from_tail: bool) -> usize {
+        let mut removed = 0;
+        let n = self.nodes.len();
+        for j in 0..n {
+            if removed == limit {
+                break;
+            }
+            let k = if from_tail { n - 1 - j } else { j };
+            if !self.nodes[k].items().any(|e| *e == *want) {
+                continue;
+            }
+            let node = &mut self.nodes[k];
+            removed += super::remove_matches(node.open(), want, limit - removed, from_tail);
+            node.recount();
+        }
+        if removed > 0 {
+            self.nodes.retain(|n| n.count > 0);
+            self.len -= removed;
+            let n = self.nodes.len();
+            self.settle(0..n);
+        }
+        removed
+    }
+
     /// Keeps elements `start..=end` (`start <= end < len`), dropping whole
     /// nodes outside the range without expanding them.
     pub fn keep(&mut self, start: usize, end: usize) {
@@ -422,7 +448,7 @@ mod tests {
             let mut model: VecDeque<Vec<u8>> = VecDeque::new();
             for step in 0..3000 {
                 let v = vec![b'a' + (step % 26) as u8; 1 + rnd(300)];
-                match rnd(8) {
+                match rnd(9) {
                     0 | 1 => {
                         let left = rnd(2) == 0;
                         q.push(left, &v);
@@ -451,6 +477,30 @@ mod tests {
                         let i = rnd(model.len());
                         q.remove(i);
                         model.remove(i);
+                    }
+                    7 if !model.is_empty() => {
+                        // Push a few copies of an element, then remove some.
+                        let want = model[rnd(model.len())].clone();
+                        for _ in 0..rnd(3) {
+                            let i = rnd(model.len() + 1);
+                            q.insert(i, &want);
+                            model.insert(i, want.clone());
+                        }
+                        let (limit, from_tail) = (1 + rnd(3), rnd(2) == 0);
+                        let mut gone = 0;
+                        let order: Vec<usize> = if from_tail { (0..model.len()).rev().collect() } else { (0..model.len()).collect() };
+                        let mut drop_at = Vec::new();
+                        for i in order {
+                            if gone < limit && model[i] == want {
+                                drop_at.push(i);
+                                gone += 1;
+                            }
+                        }
+                        drop_at.sort_unstable_by(|a, b| b.cmp(a));
+                        for i in drop_at {
+                            model.remove(i);
+                        }
+                        assert_eq!(q.remove_matching(&want, limit, from_tail), gone);
                     }
                     6 if model.len() > 4 && rnd(10) == 0 => {
                         let a = rnd(model.len() / 2);
