@@ -153,6 +153,10 @@ fn drop_if_empty(db: &mut Db, idx: u32) {
 /// Pops up to `count` elements from one end; none when there is no key.
 pub fn pop_items(db: &mut Db, key: &[u8], left: bool, count: usize, now: u64) -> CmdResult<Vec<SmallBytes>> {
     let Some(idx) = find(db, key, now)? else { return Ok(Vec::new()) };
+    if count == 0 {
+        // Nothing taken: the list is not written (no event, no watcher).
+        return Ok(Vec::new());
+    }
     let l = list_at(db, idx);
     let items: Vec<SmallBytes> = (0..count).map_while(|_| l.pop(left)).collect();
     drop_if_empty(db, idx);

@@ -321,6 +321,10 @@ fn spop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     };
     let pop = |db: &mut Db| -> CmdResult<Option<(Vec<SmallBytes>, bool)>> {
         let Some(idx) = find(db, key, now)? else { return Ok(None) };
+        if count == Some(0) {
+            // Nothing taken: the set is not written (no event, no watcher).
+            return Ok(Some((Vec::new(), false)));
+        }
         let s = set_at(db, idx);
         let mut rng = rand::rng();
         let n = count.unwrap_or(1).min(s.len());
