@@ -369,3 +369,29 @@ fn jsonpath_work_is_bounded() {
     assert_eq!(c.cmd(&["JSON.SET", "small", "$", r#"{"a":{"b":1},"c":[{"b":2}]}"#]), "+OK\r\n");
     assert_eq!(c.cmd(&["JSON.GET", "small", "$..b"]), "$5\r\n[1,2]\r\n");
 }
+
+/// A random pick with repetitions (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER
+/// with a negative count) of a long member cannot make a huge reply: one
+/// 10 KB member asked 100,000 times made the server build 1 GB (1.65 GB of
+/// RSS under maxmemory 200mb); a reply past 64 MB is refused, and smaller
+/// ones are served.
+#[test]
+fn repeated_random_picks_are_bounded() {
+    let s = Server::start_with(&["--shards", "1", "--maxmemory", "200mb"]);
+    let mut c = s.raw();
+    let long = "x".repeat(10_000);
+    assert_eq!(c.cmd(&["SADD", "s", &long]), ":1\r\n");
+    assert_eq!(c.cmd(&["HSET", "h", "f", &long]), ":1\r\n");
+    assert_eq!(c.cmd(&["ZADD", "z", "1", &long]), ":1\r\n");
+    let too_large = "-ERR reply too large: random picks with repetitions are limited to 64 MB\r\n";
+    for cmd in [&["SRANDMEMBER", "s", "-100000"][..], &["HRANDFIELD", "h", "-100000", "WITHVALUES"], &["ZRANDMEMBER", "z", "-100000"]] {
+        let reply = c.cmd(cmd);
+        assert!(reply == too_large, "{cmd:?}: {} bytes, {}", reply.len(), &reply[..reply.len().min(80)]);
+    }
+    let rss = rss_of(s.pid()).expect("RSS");
+    assert!(rss < 300 << 20, "RSS {rss} after refusing the picks");
+    // 1,000 picks (10 MB) are served.
+    c.send_cmd(&[b"SRANDMEMBER", b"s", b"-1000"]);
+    assert_eq!(c.read_reply().len(), 1000 * (10_000 + 10) + 7);
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+}

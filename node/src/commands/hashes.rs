@@ -417,9 +417,11 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         if picks > RANDFIELD_MAX_REPEATS {
             return Err(CmdError::OutOfRange);
         }
+        let mark = out.buf.len();
         header(out, picks as usize);
         for _ in 0..picks {
             emit(out, rng.random_range(0..n));
+            super::sets::repeats_within(out, mark)?;
         }
         return Ok(());
     }

@@ -356,6 +356,23 @@ fn spop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     Ok(())
 }
 
+/// Most bytes a reply of random picks with repetitions (SRANDMEMBER,
+/// HRANDFIELD and ZRANDMEMBER with a negative count) may take: a few long
+/// members repeated millions of times would make a reply of terabytes
+/// (Redis builds it whatever its size).
+pub const REPEATS_REPLY_MAX: usize = 64 << 20;
+
+/// Refuses a reply of picks with repetitions that grew past
+/// `REPEATS_REPLY_MAX` since `mark`, dropping what it wrote.
+pub fn repeats_within(out: &mut Out, mark: usize) -> CmdResult<()> {
+    if out.buf.len() - mark <= REPEATS_REPLY_MAX {
+        return Ok(());
+    }
+    out.buf.truncate(mark);
+    out.buf.shrink_to(mark.max(1 << 16));
+    Err(CmdError::err(format!("reply too large: random picks with repetitions are limited to {} MB", REPEATS_REPLY_MAX >> 20)))
+}
+
 fn srandmember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Syntax);
@@ -402,9 +419,11 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             if n > 1 << 24 {
                 return Err(CmdError::err("value is out of range"));
             }
+            let mark = out.buf.len();
             out.array(n as usize);
             for _ in 0..n {
                 out.bulk(all[rng.random_range(0..all.len())]);
+                repeats_within(out, mark)?;
             }
         }
     }

@@ -289,11 +289,13 @@ pub(super) fn zrandmember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdRe
         if count > RANDMEMBER_MAX_REPEATS {
             return Err(CmdError::err("value is out of range"));
         }
+        let mark = out.buf.len();
         pairs_header(out, count as usize, withscores);
         for _ in 0..count {
             if let Some((m, s)) = z.get(rand::random_range(0..len)) {
                 pair(out, m, s, withscores);
             }
+            crate::commands::sets::repeats_within(out, mark)?;
         }
         return Ok(());
     }
