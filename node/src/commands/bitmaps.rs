@@ -267,11 +267,14 @@ pub async fn bitop(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("BITOP NOT must be called with a single source key."));
     }
     let dst = args[2].clone();
-    let n = super::gather(cx, srcs, Some(&args[2]), bytes_of, move |inputs| {
-        let len = inputs.iter().map(Vec::len).max().unwrap_or(0);
+    // A source named several times is read and copied once.
+    let (distinct, at) = super::distinct_keys(srcs);
+    let n = super::gather(cx, &distinct, Some(&args[2]), bytes_of, move |loaded| {
+        let inputs: Vec<&Vec<u8>> = at.iter().map(|&i| &loaded[i]).collect();
+        let len = inputs.iter().map(|v| v.len()).max().unwrap_or(0);
         let mut res = vec![0u8; len];
         for (i, b) in res.iter_mut().enumerate() {
-            let byte = |v: &Vec<u8>| v.get(i).copied().unwrap_or(0);
+            let byte = |v: &&Vec<u8>| v.get(i).copied().unwrap_or(0);
             *b = match kind {
                 0 => inputs.iter().map(byte).fold(0xff, |a, x| a & x),
                 1 => inputs.iter().map(byte).fold(0, |a, x| a | x),

@@ -148,7 +148,9 @@ fn pfdebug(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 async fn union_of(cx: &mut dyn Coord, keys: &[Bytes], store_at: Option<&Bytes>) -> CmdResult<u64> {
     let dst = store_at.cloned();
     let sparse_max = cx.engine().cfg.encoding.hll_sparse_max_bytes.load(Relaxed);
-    super::gather(cx, keys, store_at, load, move |sketches| {
+    // A union: a key named several times counts once.
+    let (distinct, _) = super::distinct_keys(keys);
+    super::gather(cx, &distinct, store_at, load, move |sketches| {
         let mut union = Hll::default();
         for h in sketches.iter().flatten() {
             union.merge(h);

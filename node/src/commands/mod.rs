@@ -566,6 +566,24 @@ pub type Write = (Bytes, Box<dyn FnOnce(&mut crate::store::Db, &[u8], u64) + Sen
 /// holding the shards of `keys` (and of `dst`), reads each key's value out
 /// with `load`, hands them to `finish`, and runs the write it may return
 /// before the locks are released.
+/// The distinct keys of `keys` in first-seen order, and for each of
+/// `keys` its index among them: a command naming one key many times
+/// (SUNION k k k ..., BITOP AND d k k ...) reads and copies it once.
+pub fn distinct_keys(keys: &[Bytes]) -> (Vec<Bytes>, Vec<usize>) {
+    let mut seen: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::with_capacity(keys.len());
+    let mut distinct = Vec::new();
+    let at = keys
+        .iter()
+        .map(|k| {
+            *seen.entry(&k[..]).or_insert_with(|| {
+                distinct.push(k.clone());
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    (distinct, at)
+}
+
 pub async fn gather<T: Send + 'static, R>(
     cx: &mut dyn Coord,
     keys: &[Bytes],

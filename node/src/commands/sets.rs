@@ -473,7 +473,7 @@ pub enum SetOp {
     Diff,
 }
 
-pub fn combine(op: SetOp, sets: &[SetValue], limits: SetLimits) -> SetValue {
+pub fn combine(op: SetOp, sets: &[&SetValue], limits: SetLimits) -> SetValue {
     let mut out = SetValue::default();
     match op {
         SetOp::Union => {
@@ -511,10 +511,13 @@ async fn with_sets<R>(
     cx: &mut dyn Coord,
     keys: &[Bytes],
     dst: Option<&Bytes>,
-    f: impl FnOnce(Vec<SetValue>) -> (R, Option<(Bytes, SetValue)>),
+    f: impl FnOnce(&[&SetValue]) -> (R, Option<(Bytes, SetValue)>),
 ) -> CmdResult<R> {
-    super::gather(cx, keys, dst, copy_of, |sets| {
-        let (r, write) = f(sets);
+    // A key named several times is copied once.
+    let (distinct, at) = super::distinct_keys(keys);
+    super::gather(cx, &distinct, dst, copy_of, |sets| {
+        let sets: Vec<&SetValue> = at.iter().map(|&i| &sets[i]).collect();
+        let (r, write) = f(&sets);
         let write = write.map(|(key, s)| -> super::Write {
             (
                 key,
@@ -531,7 +534,7 @@ async fn with_sets<R>(
 /// SINTER, SUNION, SDIFF.
 pub async fn setop(cx: &mut dyn Coord, args: &[Bytes], op: SetOp) -> CmdResult {
     let limits = cx.engine().cfg.encoding.set_limits();
-    let s = with_sets(cx, &args[1..], None, move |sets| (combine(op, &sets, limits), None)).await?;
+    let s = with_sets(cx, &args[1..], None, move |sets| (combine(op, sets, limits), None)).await?;
     members_reply(cx.out(), &s);
     Ok(())
 }
@@ -543,7 +546,7 @@ pub async fn setop_store(cx: &mut dyn Coord, args: &[Bytes], op: SetOp) -> CmdRe
     let keys = args[2..].to_vec();
     let limits = cx.engine().cfg.encoding.set_limits();
     let n = with_sets(cx, &keys, Some(&args[1]), move |sets| {
-        let s = combine(op, &sets, limits);
+        let s = combine(op, sets, limits);
         (s.len(), Some((dst, s)))
     })
     .await?;
@@ -594,7 +597,7 @@ pub fn parse_intercard(args: &[Bytes]) -> CmdResult<(Vec<Bytes>, usize)> {
 pub async fn sintercard(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let (keys, limit) = parse_intercard(args)?;
     let limits = cx.engine().cfg.encoding.set_limits();
-    let card = with_sets(cx, &keys, None, move |sets| (combine(SetOp::Inter, &sets, limits).len(), None)).await?;
+    let card = with_sets(cx, &keys, None, move |sets| (combine(SetOp::Inter, sets, limits).len(), None)).await?;
     cx.out().int(if limit > 0 { card.min(limit) } else { card } as i64);
     Ok(())
 }

@@ -304,8 +304,11 @@ pub async fn setop(cx: &mut dyn Coord, args: &[Bytes], kind: SetKind, store: boo
                 let d = sh.db(db);
                 let mut out = Out::new(resp3);
                 let built = {
-                    let owned = setop_inputs(d, &op.keys, now, limits)?;
-                    let srcs: Vec<Option<&ZSet>> = owned.iter().map(|z| z.as_deref()).collect();
+                    // A key named several times is read (and a plain set
+                    // converted) once.
+                    let (distinct, at) = crate::commands::distinct_keys(&op.keys);
+                    let owned = setop_inputs(d, &distinct, now, limits)?;
+                    let srcs: Vec<Option<&ZSet>> = at.iter().map(|&i| owned[i].as_deref()).collect();
                     if let Some(e) = op.late_err.clone() {
                         return Err(e);
                     }
@@ -332,10 +335,12 @@ pub async fn setop(cx: &mut dyn Coord, args: &[Bytes], kind: SetKind, store: boo
 /// The multi-shard part of `setop`, with `tx` taking the shards' locks.
 pub(super) async fn setop_locked(cx: &mut dyn Coord, op: SetOp, shards: Vec<usize>) -> CmdResult {
     let db = cx.db();
-    let mut copies: Vec<Option<ZSet>> = vec![None; op.keys.len()];
+    // A key named several times is copied once.
+    let (distinct, at) = crate::commands::distinct_keys(&op.keys);
+    let mut copies: Vec<Option<ZSet>> = vec![None; distinct.len()];
     for &s in &shards {
         let mine: Vec<(usize, Bytes)> =
-            op.keys.iter().enumerate().filter(|(_, k)| cx.engine().shard_of(k) == s).map(|(i, k)| (i, k.clone())).collect();
+            distinct.iter().enumerate().filter(|(_, k)| cx.engine().shard_of(k) == s).map(|(i, k)| (i, k.clone())).collect();
         let fetched = cx
             .lock_run(s, move |sh| -> CmdResult<Vec<(usize, Option<ZSet>)>> {
                 let now = now_ms();
@@ -353,7 +358,7 @@ pub(super) async fn setop_locked(cx: &mut dyn Coord, op: SetOp, shards: Vec<usiz
     if let Some(e) = op.late_err.clone() {
         return Err(e);
     }
-    let srcs: Vec<Option<&ZSet>> = copies.iter().map(|z| z.as_ref()).collect();
+    let srcs: Vec<Option<&ZSet>> = at.iter().map(|&i| copies[i].as_ref()).collect();
     let limits = cx.engine().cfg.zset_limits();
     let built = op.run(&srcs, cx.out(), limits)?;
     if let (Some(dst), Some(z)) = (op.dst.clone(), built) {
