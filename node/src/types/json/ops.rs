@@ -96,8 +96,15 @@ pub fn merge(target: &mut Json, patch: &Json) {
     }
     let Json::Object(tm) = target else { return };
     if pm.len().saturating_mul(tm.len()) > MERGE_SCAN_MAX {
-        return merge_indexed(tm, pm);
+        merge_indexed(tm, pm)
+    } else {
+        merge_scanned(tm, pm)
     }
+}
+
+/// `merge` of the members `pm` into `tm`, finding each patch key by a scan
+/// of `tm` (small objects).
+fn merge_scanned(tm: &mut Members, pm: &Members) {
     for (k, pv) in pm {
         let pos = tm.iter().position(|(tk, _)| tk == k);
         match (pos, pv) {
@@ -279,19 +286,7 @@ mod tests {
             let mut indexed = tm.clone();
             merge_indexed(&mut indexed, pm);
             let mut scanned = tm.clone();
-            for (k, pv) in pm {
-                let pos = scanned.iter().position(|(tk, _)| tk == k);
-                match (pos, pv) {
-                    (Some(i), Json::Null) => drop(scanned.remove(i)),
-                    (None, Json::Null) => {}
-                    (Some(i), _) => merge(&mut scanned[i].1, pv),
-                    (None, _) => {
-                        let mut fresh = Json::Null;
-                        merge(&mut fresh, pv);
-                        scanned.push((k.clone(), fresh));
-                    }
-                }
-            }
+            merge_scanned(&mut scanned, pm);
             assert_eq!(t(&Json::Object(indexed)), t(&Json::Object(scanned)));
         }
     }
