@@ -17,6 +17,7 @@ pub mod connection;
 pub mod coord;
 pub mod debug;
 pub mod docs;
+pub mod gather;
 pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
@@ -62,6 +63,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 pub use coord::{Coord, CoordFn, Flow, LocalFut};
+pub use gather::{distinct_keys, gather, Write};
 pub use keyspec::{Begin, Find, KeyIter, KeyRule, KeySpecs};
 pub use run::{exec_one, exec_one_at, run_command};
 
@@ -557,57 +559,6 @@ pub fn find_of(db: &mut crate::store::Db, key: &[u8], now: u64, is: fn(&crate::s
         Some(idx) if is(&db.entry(idx).value) => Ok(Some(idx)),
         Some(_) => Err(crate::error::CmdError::WrongType),
     }
-}
-
-/// A write `gather`'s caller asks for: run on the shard of `key`.
-pub type Write = (Bytes, Box<dyn FnOnce(&mut crate::store::Db, &[u8], u64) + Send>);
-
-/// The multi-key read-compute-store shape (SINTERSTORE, BITOP, PFMERGE...):
-/// holding the shards of `keys` (and of `dst`), reads each key's value out
-/// with `load`, hands them to `finish`, and runs the write it may return
-/// before the locks are released.
-/// The distinct keys of `keys` in first-seen order, and for each of
-/// `keys` its index among them: a command naming one key many times
-/// (SUNION k k k ..., BITOP AND d k k ...) reads and copies it once.
-pub fn distinct_keys(keys: &[Bytes]) -> (Vec<Bytes>, Vec<usize>) {
-    let mut seen: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::with_capacity(keys.len());
-    let mut distinct = Vec::new();
-    let at = keys
-        .iter()
-        .map(|k| {
-            *seen.entry(&k[..]).or_insert_with(|| {
-                distinct.push(k.clone());
-                distinct.len() - 1
-            })
-        })
-        .collect();
-    (distinct, at)
-}
-
-pub async fn gather<T: Send + 'static, R>(
-    cx: &mut dyn Coord,
-    keys: &[Bytes],
-    dst: Option<&Bytes>,
-    load: fn(&mut crate::store::Db, &[u8], u64) -> CmdResult<T>,
-    finish: impl FnOnce(Vec<T>) -> (R, Option<Write>),
-) -> CmdResult<R> {
-    let db = cx.db();
-    let mut shards: Vec<usize> = keys.iter().chain(dst).map(|k| cx.shard_of(k)).collect();
-    shards.sort_unstable();
-    shards.dedup();
-    cx.lock(&shards).await;
-    let mut values = Vec::with_capacity(keys.len());
-    for k in keys {
-        let k2 = k.clone();
-        let shard = cx.shard_of(k);
-        values.push(cx.run_on(shard, move |sh| load(sh.db(db), &k2, crate::util::now_ms())).await?);
-    }
-    let (r, write) = finish(values);
-    if let Some((key, w)) = write {
-        let shard = cx.shard_of(&key);
-        cx.run_on(shard, move |sh| w(sh.db(db), &key, crate::util::now_ms())).await;
-    }
-    Ok(r)
 }
 
 /// Every command, from every family.
