@@ -350,10 +350,14 @@ impl Shard {
     pub fn expire_cycle(&mut self, now: u64, budget: usize) -> usize {
         // Nothing expires while the data loads (the journal may still touch
         // a key whose TTL has passed, as Redis replays it).
-        // Nor while CLIENT PAUSE holds writes: keys keep their state, as
-        // in Redis.
+        // Nor while CLIENT PAUSE holds the data still: keys keep their
+        // state, as in Redis (the same rule lookups follow,
+        // `store::db::KEEP_EXPIRED_UNTIL`).
         // Nor while DEBUG SET-ACTIVE-EXPIRE 0 says so.
-        if !ACTIVE_EXPIRE.load(Relaxed) || self.engine.as_ref().is_some_and(|e| e.saves.loading() || e.clients.paused(now).is_some()) {
+        if !ACTIVE_EXPIRE.load(Relaxed)
+            || now < crate::store::db::KEEP_EXPIRED_UNTIL.load(Relaxed)
+            || self.engine.as_ref().is_some_and(|e| e.saves.loading())
+        {
             return 0;
         }
         // The latency monitor's `expire-cycle` (timed only when it is on).

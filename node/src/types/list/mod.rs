@@ -195,15 +195,6 @@ impl ListValue {
         }
     }
 
-    pub fn remove(&mut self, i: usize) {
-        match &mut self.repr {
-            Repr::Flat(d) => {
-                d.remove(i);
-            }
-            Repr::Quick(q) => q.remove(i),
-        }
-    }
-
     /// Removes up to `limit` elements equal to `want`, the first ones from
     /// the head (or from the tail), in one pass; how many it removed.
     pub fn remove_matching(&mut self, want: &[u8], limit: usize, from_tail: bool) -> usize {

@@ -341,6 +341,9 @@ impl Quick {
         self.edit(k, |items| items.insert(off, SmallBytes::new(v)));
     }
 
+    /// Removes element `i` (the model test's single removals; commands
+    /// remove through `remove_matching`).
+    #[cfg(test)]
     pub fn remove(&mut self, i: usize) {
         if i < self.len {
             let (k, off) = self.locate(i);
