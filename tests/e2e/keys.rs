@@ -284,7 +284,7 @@ const CASES: &[(&[&str], &str)] = &[
     (&["RESTORE", "new", "0"], "-ERR wrong number of arguments for 'restore' command\r\n"),
     // SCAN argument checks
     (&["SCAN", "x"], "-ERR invalid cursor\r\n"),
-    (&["SCAN", "-1"], "-ERR invalid cursor\r\n"),
+    (&["SCAN", " 1"], "-ERR invalid cursor\r\n"),
     (&["SCAN", "0", "COUNT", "0"], "-ERR syntax error\r\n"),
     (&["SCAN", "0", "COUNT", "x"], "-ERR value is not an integer or out of range\r\n"),
     (&["SCAN", "0", "MATCH"], "-ERR syntax error\r\n"),

@@ -122,3 +122,85 @@ fn the_intset_limit_is_a_setting() {
     assert_eq!(c.cmd(&["SADD", "n", "3"]), ":1\r\n");
     assert_eq!(c.cmd(&["OBJECT", "ENCODING", "n"]), "$8\r\nlistpack\r\n");
 }
+
+/// SSCAN pages through a large set as Redis's does, and random picks read
+/// a large set without walking it: small sets (intset, listpack) come back
+/// whole with cursor 0 on both servers; a hashtable set comes in pages of
+/// about COUNT members, and a scan with members added and removed between
+/// pages returns every member present throughout, each once. SPOP and
+/// SRANDMEMBER pick members that are there, distinct where asked.
+#[test]
+fn sscan_pages_through_a_large_set() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let redis = damselfly_tests::Redis::start();
+    let (mut c, mut r) = (s.raw(), redis.raw());
+    c.same_replies(
+        &mut r,
+        &[
+            &["SADD", "ints", "3", "1", "2"],
+            &["SSCAN", "ints", "0", "COUNT", "1"],
+            &["SSCAN", "ints", "7"],
+            &["SSCAN", "ints", ""],
+            &["SSCAN", "ints", "-1"],
+            &["SSCAN", "ints", "x"],
+            &["SSCAN", "ints", "0", "COUNT", "0"],
+            &["SSCAN", "ints", "0", "COUNT"],
+            &["SSCAN", "nx", "0"],
+        ],
+    );
+    // A listpack set (Redis 7.2's encoding; 7.0 has none) comes back whole.
+    assert_eq!(c.cmd(&["SADD", "small", "b", "a", "c"]), ":3\r\n");
+    assert_eq!(c.cmd(&["SSCAN", "small", "0", "COUNT", "1", "MATCH", "[ab]"]), "*2\r\n$1\r\n0\r\n*2\r\n$1\r\nb\r\n$1\r\na\r\n");
+    let mut con = s.sync_conn();
+    let members: Vec<String> = (0..2000).map(|i| format!("m{i}")).collect();
+    let _: () = redis::cmd("SADD").arg("big").arg(&members).query(&mut con).expect("SADD");
+    let page: (u64, Vec<String>) = redis::cmd("SSCAN").arg("big").arg(0).arg("COUNT").arg(10).query(&mut con).expect("SSCAN");
+    assert!(page.0 != 0 && (10..=20).contains(&page.1.len()), "first page: cursor {}, {} members", page.0, page.1.len());
+
+    let mut returned = std::collections::HashMap::<String, usize>::new();
+    let (mut cursor, mut calls) = (0u64, 0);
+    loop {
+        let (next, got): (u64, Vec<String>) =
+            redis::cmd("SSCAN").arg("big").arg(cursor).arg("COUNT").arg(25).query(&mut con).expect("SSCAN");
+        for m in got {
+            *returned.entry(m).or_default() += 1;
+        }
+        // Between pages: some members go, new ones come.
+        let _: () = redis::cmd("SREM").arg("big").arg(format!("m{}", calls * 7)).query(&mut con).expect("SREM");
+        let _: () = redis::cmd("SADD").arg("big").arg(format!("new{calls}")).query(&mut con).expect("SADD");
+        calls += 1;
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+        assert!(calls < 400, "SSCAN did not finish");
+    }
+    assert!(calls > 40, "a 2,000-member set took {calls} pages of 25");
+    for (i, m) in members.iter().enumerate() {
+        let removed = i % 7 == 0 && i / 7 < calls;
+        assert!(removed || returned.contains_key(m), "{m} was never returned");
+    }
+    assert!(returned.values().all(|&n| n == 1), "a member was returned twice");
+    assert!(returned.keys().all(|m| m.starts_with('m') || m.starts_with("new")));
+
+    let card: usize = redis::cmd("SCARD").arg("big").query(&mut con).expect("SCARD");
+    let distinct: Vec<String> = redis::cmd("SRANDMEMBER").arg("big").arg(300).query(&mut con).expect("SRANDMEMBER");
+    let unique: BTreeSet<&String> = distinct.iter().collect();
+    assert_eq!((distinct.len(), unique.len()), (300, 300));
+    let popped: Vec<String> = redis::cmd("SPOP").arg("big").arg(100).query(&mut con).expect("SPOP");
+    let one: String = redis::cmd("SPOP").arg("big").query(&mut con).expect("SPOP");
+    let unique: BTreeSet<&String> = popped.iter().chain([&one]).collect();
+    assert_eq!(unique.len(), 101);
+    let left: usize = redis::cmd("SCARD").arg("big").query(&mut con).expect("SCARD");
+    assert_eq!(left, card - 101);
+    for m in unique {
+        let there: bool = redis::cmd("SISMEMBER").arg("big").arg(m).query(&mut con).expect("SISMEMBER");
+        assert!(!there && (m.starts_with('m') || m.starts_with("new")), "{m}");
+    }
+    let picks: Vec<String> = redis::cmd("SRANDMEMBER").arg("big").arg(-500).query(&mut con).expect("SRANDMEMBER");
+    assert_eq!(picks.len(), 500);
+    for m in picks.iter().take(20) {
+        let there: bool = redis::cmd("SISMEMBER").arg("big").arg(m).query(&mut con).expect("SISMEMBER");
+        assert!(there, "{m}");
+    }
+}

@@ -431,57 +431,18 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         for i in 0..n {
             emit(out, i);
         }
-    } else if want * 3 >= n || n <= 64 {
-        // Selection sampling: one pass, each index kept with probability
-        // (still needed) / (still available); no allocation.
-        let mut need = want;
-        for i in 0..n {
-            if need == 0 {
-                break;
-            }
-            if rng.random_range(0..n - i) < need {
-                emit(out, i);
-                need -= 1;
-            }
-        }
     } else {
-        // Few picks from a large hash: Floyd's sampling, O(want) time and
-        // memory.
-        let mut chosen: hashbrown::HashSet<usize> = hashbrown::HashSet::with_capacity(want);
-        for j in n - want..n {
-            let t = rng.random_range(0..=j);
-            let pick = if chosen.insert(t) { t } else { j };
-            chosen.insert(pick);
-            emit(out, pick);
+        // Distinct indices in random order (rand picks the algorithm:
+        // O(want) for few picks from a large hash).
+        for i in rand::seq::index::sample(&mut rng, n, want) {
+            emit(out, i);
         }
     }
     Ok(())
 }
 
-/// Parses an HSCAN cursor as Redis does (C's `strtoul`): decimal digits with
-/// an optional sign, a negative value wrapping around; the empty string is
-/// cursor 0; anything else, or a value past 64 bits, is an invalid cursor.
-fn parse_cursor(b: &[u8]) -> CmdResult<u64> {
-    let (neg, digits) = match b.first() {
-        Some(b'-') => (true, &b[1..]),
-        Some(b'+') => (false, &b[1..]),
-        _ => (false, b),
-    };
-    if b.is_empty() {
-        return Ok(0);
-    }
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(CmdError::InvalidCursor);
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v.checked_mul(10).and_then(|v| v.checked_add((d - b'0') as u64)).ok_or(CmdError::InvalidCursor)?;
-    }
-    Ok(if neg { v.wrapping_neg() } else { v })
-}
-
 fn hscan(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let cursor = parse_cursor(&args[2])?;
+    let cursor = super::scan::parse_cursor(&args[2])?;
     let Some(h) = read_hash(ctx, &args[1])? else {
         out.array(2);
         out.bulk(b"0");
@@ -596,19 +557,6 @@ mod tests {
         assert_eq!(run(&mut sh, false, &["HINCRBYFLOAT", "h", "z", "-0.5"]), "$4\r\n-0.5\r\n");
         assert_eq!(run(&mut sh, false, &["HINCRBYFLOAT", "h", "z", "0.5"]), "$1\r\n0\r\n");
         assert_eq!(run(&mut sh, false, &["HGET", "h", "z"]), "$1\r\n0\r\n");
-    }
-
-    #[test]
-    fn cursors_parse_like_strtoul() {
-        assert_eq!(parse_cursor(b"0"), Ok(0));
-        assert_eq!(parse_cursor(b""), Ok(0));
-        assert_eq!(parse_cursor(b"18446744073709551615"), Ok(u64::MAX));
-        assert_eq!(parse_cursor(b"+12"), Ok(12));
-        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
-        assert_eq!(parse_cursor(b"18446744073709551616"), Err(CmdError::InvalidCursor));
-        for bad in [&b"abc"[..], b" 1", b"1 ", b"-", b"1x", b"0x10"] {
-            assert_eq!(parse_cursor(bad), Err(CmdError::InvalidCursor), "{bad:?}");
-        }
     }
 
     #[test]

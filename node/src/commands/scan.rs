@@ -39,12 +39,26 @@ use crate::util::{eq_ic, glob_match, now_ms, parse_i64};
 /// Default number of keys a call visits.
 const DEFAULT_COUNT: usize = 10;
 
-/// Parses a cursor: an unsigned decimal, as Redis accepts it.
-fn parse_cursor(b: &[u8]) -> CmdResult<u64> {
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+/// Parses a SCAN-family cursor as Redis does (C's `strtoul`): decimal digits with
+/// an optional sign, a negative value wrapping around; the empty string is
+/// cursor 0; anything else, or a value past 64 bits, is an invalid cursor.
+pub fn parse_cursor(b: &[u8]) -> CmdResult<u64> {
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if b.is_empty() {
+        return Ok(0);
+    }
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Err(CmdError::InvalidCursor);
     }
-    std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or(CmdError::InvalidCursor)
+    let mut v: u64 = 0;
+    for &d in digits {
+        v = v.checked_mul(10).and_then(|v| v.checked_add((d - b'0') as u64)).ok_or(CmdError::InvalidCursor)?;
+    }
+    Ok(if neg { v.wrapping_neg() } else { v })
 }
 
 /// The filters of one call.
@@ -145,10 +159,14 @@ mod tests {
     use crate::store::Value;
 
     #[test]
-    fn cursor_parsing() {
+    fn cursors_parse_like_strtoul() {
         assert_eq!(parse_cursor(b"0"), Ok(0));
+        assert_eq!(parse_cursor(b""), Ok(0));
         assert_eq!(parse_cursor(b"18446744073709551615"), Ok(u64::MAX));
-        for bad in [&b""[..], b"-1", b"+1", b" 1", b"1x", b"18446744073709551616"] {
+        assert_eq!(parse_cursor(b"+12"), Ok(12));
+        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
+        assert_eq!(parse_cursor(b"18446744073709551616"), Err(CmdError::InvalidCursor));
+        for bad in [&b"abc"[..], b" 1", b"1 ", b"-", b"1x", b"0x10"] {
             assert_eq!(parse_cursor(bad), Err(CmdError::InvalidCursor), "{bad:?}");
         }
     }

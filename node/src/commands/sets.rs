@@ -235,9 +235,7 @@ pub fn store(db: &mut Db, key: &[u8], s: SetValue, now: u64) -> usize {
 
 pub fn members_reply(out: &mut Out, s: &SetValue) {
     out.set(s.len());
-    for m in s.iter() {
-        out.bulk(m);
-    }
+    s.ordered(|m| out.bulk(m));
 }
 
 // ----------------------------------------------------------- single key
@@ -328,10 +326,7 @@ fn spop(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         let s = set_at(db, idx);
         let mut rng = rand::rng();
         let n = count.unwrap_or(1).min(s.len());
-        let popped: Vec<SmallBytes> = match count {
-            None => s.pop_any(rng.random_range(0..s.len().max(1))).into_iter().collect(),
-            Some(_) => s.pop_random(n, &mut rng),
-        };
+        let popped = s.pop_random(n, &mut rng);
         let gone = s.is_empty();
         drop_if_empty(db, idx);
         Ok(Some((popped, gone)))
@@ -396,21 +391,22 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         return Ok(());
     };
     let s = read_set(db, idx);
-    let all: Vec<&SmallBytes> = s.iter().collect();
+    let len = s.len();
     let mut rng = rand::rng();
+    let pick = |out: &mut Out, i: usize| out.bulk(s.nth(i).unwrap_or_default());
     match count {
-        None => out.bulk(all[rng.random_range(0..all.len())]),
+        None => pick(out, rng.random_range(0..len)),
+        Some(c) if c >= 0 && c as u64 >= len as u64 => {
+            // The whole set.
+            out.array(len);
+            s.iter().for_each(|m| out.bulk(m));
+        }
         Some(c) if c >= 0 => {
-            // Distinct members, at most the whole set.
-            let n = (c as usize).min(all.len());
-            let mut pick: Vec<usize> = (0..all.len()).collect();
-            for i in 0..n {
-                let j = rng.random_range(i..pick.len());
-                pick.swap(i, j);
-            }
-            out.array(n);
-            for &i in &pick[..n] {
-                out.bulk(all[i]);
+            // Distinct members in random order (rand picks the algorithm:
+            // O(count) for few picks from a large set).
+            out.array(c as usize);
+            for i in rand::seq::index::sample(&mut rng, len, c as usize) {
+                pick(out, i);
             }
         }
         Some(c) => {
@@ -422,7 +418,7 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             let mark = out.buf.len();
             out.array(n as usize);
             for _ in 0..n {
-                out.bulk(all[rng.random_range(0..all.len())]);
+                pick(out, rng.random_range(0..len));
                 repeats_within(out, mark)?;
             }
         }
@@ -431,17 +427,20 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
 }
 
 fn sscan(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let cursor = std::str::from_utf8(&args[2]).ok().and_then(|c| c.parse::<u64>().ok()).ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let cursor = super::scan::parse_cursor(&args[2])?;
     let mut pattern: Option<&[u8]> = None;
+    let mut count = 10usize;
     let mut i = 3;
     while i < args.len() {
         let val = args.get(i + 1).ok_or(CmdError::Syntax)?;
         if eq_ic(&args[i], "MATCH") {
-            pattern = Some(val);
+            pattern = (&val[..] != b"*").then_some(&val[..]);
         } else if eq_ic(&args[i], "COUNT") {
-            if parse_i64(val)? < 1 {
+            let c = parse_i64(val)?;
+            if c < 1 {
                 return Err(CmdError::Syntax);
             }
+            count = usize::try_from(c).unwrap_or(usize::MAX);
         } else {
             return Err(CmdError::Syntax);
         }
@@ -449,16 +448,19 @@ fn sscan(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     }
     let now = ctx.now;
     let db = ctx.db();
-    // One pass returns every member (Redis does the same for small sets):
-    // the cursor is always 0 afterwards.
-    let members: Vec<&SmallBytes> = match find(db, &args[1], now)? {
-        Some(idx) if cursor == 0 => read_set(db, idx).iter().filter(|m| pattern.is_none_or(|p| glob_match(p, m, false))).collect(),
-        _ => Vec::new(),
+    let mut found: Vec<&[u8]> = Vec::new();
+    let next = match find(db, &args[1], now)? {
+        Some(idx) => read_set(db, idx).scan(cursor, count, |m| {
+            if pattern.is_none_or(|p| glob_match(p, m, false)) {
+                found.push(m);
+            }
+        }),
+        None => 0,
     };
     out.array(2);
-    out.bulk(b"0");
-    out.array(members.len());
-    for m in members {
+    out.bulk(itoa::Buffer::new().format(next).as_bytes());
+    out.array(found.len());
+    for m in found {
         out.bulk(m);
     }
     Ok(())

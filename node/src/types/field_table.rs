@@ -1,4 +1,5 @@
-//! `FieldTable`: the field -> value table behind large hashes.
+//! `FieldTable`: the field -> value table behind large hashes, and the
+//! member table behind sets (a table of fields with no value).
 //!
 //! Every field has a 64-bit position (its scan hash). Buckets are indexed by
 //! the *top* bits of that position and each bucket's chain is kept sorted by
@@ -31,39 +32,58 @@ impl Position for ScanPosition {
     }
 }
 
+/// What a table keeps with each field: a hash's value, or nothing (sets).
+pub trait Payload: Clone {
+    fn heap_size(&self) -> usize;
+}
+
+impl Payload for SmallBytes {
+    #[inline]
+    fn heap_size(&self) -> usize {
+        SmallBytes::heap_size(self)
+    }
+}
+
+impl Payload for () {
+    #[inline]
+    fn heap_size(&self) -> usize {
+        0
+    }
+}
+
 const NIL: u32 = u32::MAX;
 const MIN_BITS: u32 = 2;
 
 #[derive(Clone)]
-struct Node {
+struct Node<V> {
     pos: u64,
     next: u32,
     field: SmallBytes,
-    value: SmallBytes,
+    value: V,
 }
 
 /// Cloning copies every field (COPY makes independent values).
-pub struct FieldTable<P: Position = ScanPosition> {
+pub struct FieldTable<V: Payload = SmallBytes, P: Position = ScanPosition> {
     /// First node of each bucket's chain (`NIL` when empty); `1 << bits` long.
     heads: Vec<u32>,
     bits: u32,
-    nodes: Vec<Node>,
+    nodes: Vec<Node<V>>,
     _pos: PhantomData<P>,
 }
 
-impl<P: Position> Clone for FieldTable<P> {
+impl<V: Payload, P: Position> Clone for FieldTable<V, P> {
     fn clone(&self) -> Self {
         FieldTable { heads: self.heads.clone(), bits: self.bits, nodes: self.nodes.clone(), _pos: PhantomData }
     }
 }
 
-impl<P: Position> Default for FieldTable<P> {
+impl<V: Payload, P: Position> Default for FieldTable<V, P> {
     fn default() -> Self {
         Self::with_capacity(0)
     }
 }
 
-impl<P: Position> FieldTable<P> {
+impl<V: Payload, P: Position> FieldTable<V, P> {
     pub fn with_capacity(n: usize) -> Self {
         let bits = bits_for(n);
         FieldTable { heads: vec![NIL; 1 << bits], bits, nodes: Vec::with_capacity(n), _pos: PhantomData }
@@ -75,7 +95,6 @@ impl<P: Position> FieldTable<P> {
     }
 
     #[inline]
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
@@ -86,7 +105,7 @@ impl<P: Position> FieldTable<P> {
     }
 
     #[inline]
-    fn node(&self, i: u32) -> &Node {
+    fn node(&self, i: u32) -> &Node<V> {
         &self.nodes[i as usize]
     }
 
@@ -108,13 +127,17 @@ impl<P: Position> FieldTable<P> {
         None
     }
 
-    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
+    pub fn get(&self, field: &[u8]) -> Option<&V> {
         let (i, _) = self.find(P::of(field), field)?;
         Some(&self.node(i).value)
     }
 
+    pub fn contains(&self, field: &[u8]) -> bool {
+        self.find(P::of(field), field).is_some()
+    }
+
     /// Sets `field` to `value`; returns true when the field is new.
-    pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
+    pub fn insert(&mut self, field: &[u8], value: V) -> bool {
         let pos = P::of(field);
         let b = self.bucket(pos);
         let mut prev = NIL;
@@ -125,16 +148,16 @@ impl<P: Position> FieldTable<P> {
                 break;
             }
             if n.pos == pos && &*n.field == field {
-                n.value = SmallBytes::new(value);
+                n.value = value;
                 return false;
             }
             prev = i;
             i = n.next;
         }
-        // A hash with 2^32 fields would need hundreds of GB; the index type
-        // is u32 to keep nodes and buckets small.
-        let idx = u32::try_from(self.nodes.len()).ok().filter(|&x| x != NIL).expect("hash field count fits in u32");
-        self.nodes.push(Node { pos, next: i, field: SmallBytes::new(field), value: SmallBytes::new(value) });
+        // A hash or set with 2^32 fields would need hundreds of GB; the index
+        // type is u32 to keep nodes and buckets small.
+        let idx = u32::try_from(self.nodes.len()).ok().filter(|&x| x != NIL).expect("field count fits in u32");
+        self.nodes.push(Node { pos, next: i, field: SmallBytes::new(field), value });
         self.link_after(b, prev, idx);
         if self.nodes.len() > self.heads.len() {
             self.rebuild(self.bits + 1);
@@ -152,11 +175,31 @@ impl<P: Position> FieldTable<P> {
     }
 
     /// Removes `field`; returns its value if it was present.
-    pub fn remove(&mut self, field: &[u8]) -> Option<SmallBytes> {
+    pub fn remove(&mut self, field: &[u8]) -> Option<V> {
         let pos = P::of(field);
         let (i, prev) = self.find(pos, field)?;
+        Some(self.unlink(i, prev).1)
+    }
+
+    /// Removes the entry at index `i` of the dense entry vector (O(1) but
+    /// for its chain: for random pops); returns its field and value.
+    pub fn remove_nth(&mut self, i: usize) -> Option<(SmallBytes, V)> {
+        let n = self.nodes.get(i)?;
+        let (pos, idx) = (n.pos, i as u32);
+        let mut prev = NIL;
+        let mut j = self.heads[self.bucket(pos)];
+        while j != idx {
+            prev = j;
+            j = self.node(j).next;
+        }
+        Some(self.unlink(idx, prev))
+    }
+
+    /// Unlinks node `i` (whose chain predecessor is `prev`) and takes it
+    /// out of the dense vector, moving the last node into its slot.
+    fn unlink(&mut self, i: u32, prev: u32) -> (SmallBytes, V) {
         let next = self.node(i).next;
-        self.link_after(self.bucket(pos), prev, next);
+        self.link_after(self.bucket(self.node(i).pos), prev, next);
         let last = (self.nodes.len() - 1) as u32;
         if i != last {
             // The last node moves into slot `i`: repoint whoever links to it.
@@ -177,7 +220,7 @@ impl<P: Position> FieldTable<P> {
         }
         let removed = self.nodes.swap_remove(i as usize);
         self.maybe_shrink();
-        Some(removed.value)
+        (removed.field, removed.value)
     }
 
     fn maybe_shrink(&mut self) {
@@ -219,12 +262,19 @@ impl<P: Position> FieldTable<P> {
 
     /// The entry at index `i` of the dense entry vector (O(1); for random
     /// sampling).
-    pub fn nth(&self, i: usize) -> Option<(&[u8], &[u8])> {
-        self.nodes.get(i).map(|n| (&*n.field, &*n.value))
+    pub fn nth(&self, i: usize) -> Option<(&[u8], &V)> {
+        self.nodes.get(i).map(|n| (&*n.field, &n.value))
     }
 
-    pub fn iter(&self) -> Iter<'_> {
+    pub fn iter(&self) -> Iter<'_, V> {
         Iter(self.nodes.iter())
+    }
+
+    /// Takes every entry out, leaving the table empty.
+    pub fn drain(&mut self) -> impl Iterator<Item = (SmallBytes, V)> + '_ {
+        self.heads = vec![NIL; 1 << MIN_BITS];
+        self.bits = MIN_BITS;
+        std::mem::take(&mut self.nodes).into_iter().map(|n| (n.field, n.value))
     }
 
     /// Visits fields in increasing position starting at position `cursor`:
@@ -232,7 +282,7 @@ impl<P: Position> FieldTable<P> {
     /// fields sharing the last visited position, so that a group of equal
     /// positions is never split between calls. Returns the position to
     /// resume from, or 0 when the end was reached.
-    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut f: impl FnMut(&'a [u8], &'a [u8])) -> u64 {
+    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut f: impl FnMut(&'a [u8], &'a V)) -> u64 {
         let mut visited = 0usize;
         let mut last = None;
         for b in self.bucket(cursor)..self.heads.len() {
@@ -256,7 +306,7 @@ impl<P: Position> FieldTable<P> {
 
     pub fn heap_size(&self) -> usize {
         self.heads.capacity() * std::mem::size_of::<u32>()
-            + self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.nodes.capacity() * std::mem::size_of::<Node<V>>()
             + self.nodes.iter().map(|n| n.field.heap_size() + n.value.heap_size()).sum::<usize>()
     }
 
@@ -288,14 +338,14 @@ fn bits_for(n: usize) -> u32 {
     n.max(1).next_power_of_two().trailing_zeros().max(MIN_BITS)
 }
 
-pub struct Iter<'a>(std::slice::Iter<'a, Node>);
+pub struct Iter<'a, V>(std::slice::Iter<'a, Node<V>>);
 
-impl<'a> Iterator for Iter<'a> {
-    type Item = (&'a [u8], &'a [u8]);
+impl<'a, V> Iterator for Iter<'a, V> {
+    type Item = (&'a [u8], &'a V);
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|n| (&*n.field, &*n.value))
+        self.0.next().map(|n| (&*n.field, &n.value))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -303,7 +353,7 @@ impl<'a> Iterator for Iter<'a> {
     }
 }
 
-impl ExactSizeIterator for Iter<'_> {}
+impl<V> ExactSizeIterator for Iter<'_, V> {}
 
 #[cfg(test)]
 mod tests {
@@ -323,20 +373,24 @@ mod tests {
         }
     }
 
+    fn v(x: &[u8]) -> SmallBytes {
+        SmallBytes::new(x)
+    }
+
     fn field(i: u64) -> Vec<u8> {
         format!("field:{i}").into_bytes()
     }
 
     fn basic<P: Position>() {
-        let mut t = FieldTable::<P>::default();
+        let mut t = FieldTable::<SmallBytes, P>::default();
         for i in 0..1000 {
-            assert!(t.insert(&field(i), format!("v{i}").as_bytes()));
+            assert!(t.insert(&field(i), v(format!("v{i}").as_bytes())));
         }
         t.check();
         assert_eq!(t.len(), 1000);
-        assert!(!t.insert(&field(7), b"new"));
-        assert_eq!(t.get(&field(7)), Some(&b"new"[..]));
-        assert_eq!(t.get(&field(8)), Some(&b"v8"[..]));
+        assert!(!t.insert(&field(7), v(b"new")));
+        assert_eq!(t.get(&field(7)).map(|x| &x[..]), Some(&b"new"[..]));
+        assert_eq!(t.get(&field(8)).map(|x| &x[..]), Some(&b"v8"[..]));
         assert_eq!(t.get(b"absent"), None);
         for i in (0..1000).step_by(3) {
             assert!(t.remove(&field(i)).is_some());
@@ -357,7 +411,8 @@ mod tests {
 
     #[test]
     fn node_is_one_cache_line() {
-        assert_eq!(std::mem::size_of::<Node>(), 64);
+        assert_eq!(std::mem::size_of::<Node<SmallBytes>>(), 64);
+        assert_eq!(std::mem::size_of::<Node<()>>(), 40);
     }
 
     #[test]
@@ -368,9 +423,9 @@ mod tests {
 
     #[test]
     fn scan_visits_in_position_order_and_keeps_groups_whole() {
-        let mut t = FieldTable::<Colliding>::default();
+        let mut t = FieldTable::<SmallBytes, Colliding>::default();
         for i in 0..200 {
-            t.insert(&field(i), b"v");
+            t.insert(&field(i), v(b"v"));
         }
         let mut cursor = 0;
         let mut seen = Vec::new();
@@ -399,7 +454,7 @@ mod tests {
     /// there is returned.
     fn scan_under_mutation<P: Position>(seed: u64) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut t = FieldTable::<P>::default();
+        let mut t = FieldTable::<SmallBytes, P>::default();
         let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
         for _ in 0..20 {
             // Fields present when the scan starts, minus those removed later.
@@ -413,7 +468,7 @@ mod tests {
                     let f = field(rng.random_range(0..3000));
                     if rng.random_bool(0.55) {
                         let v = rng.random_range(0..1000u32).to_string().into_bytes();
-                        assert_eq!(t.insert(&f, &v), model.insert(f.clone(), v).is_none());
+                        assert_eq!(t.insert(&f, SmallBytes::new(&v)), model.insert(f.clone(), v).is_none());
                         ever.insert(f, ());
                     } else {
                         assert_eq!(t.remove(&f).map(|v| v.to_vec()), model.remove(&f));
@@ -422,7 +477,7 @@ mod tests {
                 }
                 let count = rng.random_range(1..50);
                 cursor = t.scan(cursor, count, |f, v| {
-                    assert_eq!(model.get(f).map(|x| &x[..]), Some(v), "scan returned a stale value");
+                    assert_eq!(model.get(f).map(|x| &x[..]), Some(&v[..]), "scan returned a stale value");
                     assert!(ever.contains_key(f), "scan returned a field that never existed");
                     *returned.entry(f.to_vec()).or_default() += 1;
                 });
@@ -440,7 +495,7 @@ mod tests {
             assert_eq!(t.len(), model.len());
         }
         for (f, v) in &model {
-            assert_eq!(t.get(f), Some(&v[..]));
+            assert_eq!(t.get(f).map(|x| &x[..]), Some(&v[..]));
         }
     }
 
@@ -454,9 +509,9 @@ mod tests {
 
     #[test]
     fn positions_spread_evenly_over_buckets() {
-        let mut t = FieldTable::<ScanPosition>::default();
+        let mut t = FieldTable::<SmallBytes, ScanPosition>::default();
         for i in 0..100_000 {
-            t.insert(&field(i), b"v");
+            t.insert(&field(i), v(b"v"));
         }
         let chain = |head: u32| {
             let (mut n, mut i) = (0, head);
@@ -472,9 +527,9 @@ mod tests {
 
     #[test]
     fn nth_covers_every_entry() {
-        let mut t = FieldTable::<ScanPosition>::with_capacity(10);
+        let mut t = FieldTable::<SmallBytes, ScanPosition>::with_capacity(10);
         for i in 0..50 {
-            t.insert(&field(i), b"v");
+            t.insert(&field(i), v(b"v"));
         }
         t.remove(&field(3));
         let mut all: Vec<Vec<u8>> = (0..t.len()).filter_map(|i| t.nth(i).map(|(f, _)| f.to_vec())).collect();

@@ -73,7 +73,7 @@ impl HashValue {
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
             HashValue::Pairs(v) => v.iter().find(|(f, _)| &**f == field).map(|(_, v)| &**v),
-            HashValue::Table(t) => t.get(field),
+            HashValue::Table(t) => t.get(field).map(|v| &**v),
         }
     }
 
@@ -113,7 +113,7 @@ impl HashValue {
             self.convert(n);
         }
         match self {
-            HashValue::Table(t) => t.insert(field, value),
+            HashValue::Table(t) => t.insert(field, SmallBytes::new(value)),
             HashValue::Pairs(_) => unreachable!("converted above"),
         }
     }
@@ -122,8 +122,8 @@ impl HashValue {
     fn convert(&mut self, capacity: usize) {
         if let HashValue::Pairs(v) = self {
             let mut t = FieldTable::with_capacity(capacity.max(v.len()));
-            for (f, x) in v.iter() {
-                t.insert(f, x);
+            for (f, x) in std::mem::take(v) {
+                t.insert(&f, x);
             }
             *self = HashValue::Table(t);
         }
@@ -154,7 +154,7 @@ impl HashValue {
     pub fn nth(&self, i: usize) -> Option<(&[u8], &[u8])> {
         match self {
             HashValue::Pairs(v) => v.get(i).map(|(f, v)| (&**f, &**v)),
-            HashValue::Table(t) => t.nth(i),
+            HashValue::Table(t) => t.nth(i).map(|(f, v)| (f, &**v)),
         }
     }
 
@@ -169,7 +169,7 @@ impl HashValue {
                 }
                 0
             }
-            HashValue::Table(t) => t.scan(cursor, count, f),
+            HashValue::Table(t) => t.scan(cursor, count, |k, v| f(k, v)),
         }
     }
 
@@ -195,7 +195,7 @@ impl HashValue {
 /// Iterator over (field, value) pairs in storage order.
 pub enum Iter<'a> {
     Pairs(std::slice::Iter<'a, (SmallBytes, SmallBytes)>),
-    Table(field_table::Iter<'a>),
+    Table(field_table::Iter<'a, SmallBytes>),
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -205,7 +205,7 @@ impl<'a> Iterator for Iter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         match self {
             Iter::Pairs(i) => i.next().map(|(f, v)| (&**f, &**v)),
-            Iter::Table(i) => i.next(),
+            Iter::Table(i) => i.next().map(|(f, v)| (f, &**v)),
         }
     }
 

@@ -1,4 +1,6 @@
-//! The set type: a hash set of members (short ones inline), and the
+//! The set type: a table of members (short ones inline; a `FieldTable`
+//! without values, so SSCAN has stable cursors and random picks are O(1)),
+//! and the
 //! encoding Redis would hold it in, which OBJECT ENCODING reports and a
 //! snapshot writes: `intset` while every member is an integer and there are
 //! at most `set-max-intset-entries` (512), `listpack` while small (at most
@@ -6,8 +8,7 @@
 //! `hashtable` beyond. As in Redis, a set never goes back to a smaller
 //! encoding when members leave.
 
-use hashbrown::HashSet;
-
+use super::field_table::FieldTable;
 use super::SmallBytes;
 use crate::util::canonical_int;
 
@@ -37,7 +38,7 @@ enum Enc {
 
 #[derive(Clone, Default)]
 pub struct SetValue {
-    members: HashSet<SmallBytes>,
+    members: FieldTable<()>,
     enc: Enc,
 }
 
@@ -52,10 +53,9 @@ impl SetValue {
 
     /// Adds a member; true when it was new.
     pub fn add(&mut self, m: &[u8], limits: SetLimits) -> bool {
-        if self.members.contains(m) {
+        if !self.members.insert(m, ()) {
             return false;
         }
-        self.members.insert(SmallBytes::new(m));
         self.grow(m, limits);
         true
     }
@@ -65,7 +65,7 @@ impl SetValue {
     fn grow(&mut self, m: &[u8], limits: SetLimits) {
         let n = self.members.len();
         if self.enc == Enc::Intset && (canonical_int(m).is_none() || n > limits.intset_max) {
-            let small = n <= LISTPACK_ENTRIES && self.members.iter().all(|m| m.len() <= LISTPACK_VALUE);
+            let small = n <= LISTPACK_ENTRIES && self.members.iter().all(|(m, _)| m.len() <= LISTPACK_VALUE);
             self.enc = if small { Enc::Listpack } else { Enc::Table };
         }
         if self.enc == Enc::Listpack && (n > LISTPACK_ENTRIES || m.len() > LISTPACK_VALUE) {
@@ -79,51 +79,51 @@ impl SetValue {
     }
 
     pub fn remove(&mut self, m: &[u8]) -> bool {
-        self.members.remove(m)
+        self.members.remove(m).is_some()
     }
 
     pub fn contains(&self, m: &[u8]) -> bool {
         self.members.contains(m)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &SmallBytes> {
-        self.members.iter()
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> {
+        self.members.iter().map(|(m, _)| m)
+    }
+
+    /// Visits every member in the order Redis replies with them: an
+    /// intset's in increasing order, others as stored.
+    pub fn ordered<'a>(&'a self, f: impl FnMut(&'a [u8])) {
+        if self.enc != Enc::Intset {
+            return self.iter().for_each(f);
+        }
+        let mut ints: Vec<(i64, &[u8])> = self.iter().map(|m| (canonical_int(m).unwrap_or_default(), m)).collect();
+        ints.sort_unstable_by_key(|e| e.0);
+        ints.into_iter().map(|e| e.1).for_each(f);
+    }
+
+    /// The member at index `i` (0..len) in O(1), for random picks.
+    pub fn nth(&self, i: usize) -> Option<&[u8]> {
+        self.members.nth(i).map(|(m, _)| m)
     }
 
     /// Removes and returns `n` members chosen at random (all when `n` is
-    /// at least the size), in one pass over the set (selection sampling)
-    /// rather than one pass per member: SPOP with a count is O(size).
+    /// at least the size), in random order: O(n), whatever the set's size.
     pub fn pop_random(&mut self, n: usize, rng: &mut impl rand::Rng) -> Vec<SmallBytes> {
         if n >= self.members.len() {
-            return self.members.drain().collect();
+            return self.members.drain().map(|(m, _)| m).collect();
         }
-        let (mut needed, mut left) = (n, self.members.len());
-        let mut picked = Vec::with_capacity(n);
-        for m in &self.members {
-            if needed == 0 {
-                break;
-            }
-            if rng.random_range(0..left) < needed {
-                picked.push(m.clone());
-                needed -= 1;
-            }
-            left -= 1;
-        }
-        for m in &picked {
-            self.members.remove(&m[..]);
-        }
-        // The pass keeps the table's order: the reply should not.
-        for i in (1..picked.len()).rev() {
-            picked.swap(i, rng.random_range(0..=i));
-        }
-        picked
+        (0..n).filter_map(|_| self.members.remove_nth(rng.random_range(0..self.members.len())).map(|(m, _)| m)).collect()
     }
 
-    /// Removes and returns an arbitrary member.
-    pub fn pop_any(&mut self, skip: usize) -> Option<SmallBytes> {
-        let m = self.members.iter().nth(skip % self.members.len().max(1))?.clone();
-        self.members.remove(&m[..]);
-        Some(m)
+    /// One SSCAN step from `cursor` visiting about `count` members; returns
+    /// the next cursor (0 when done). The small encodings are returned
+    /// whole, with cursor 0, whatever the cursor (as Redis does).
+    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut f: impl FnMut(&'a [u8])) -> u64 {
+        if self.enc != Enc::Table {
+            self.ordered(f);
+            return 0;
+        }
+        self.members.scan(cursor, count, |m, _| f(m))
     }
 
     pub fn encoding(&self) -> &'static str {
@@ -135,7 +135,7 @@ impl SetValue {
     }
 
     pub fn heap_size(&self) -> usize {
-        self.members.capacity() * (std::mem::size_of::<SmallBytes>() + 1) + self.members.iter().map(|m| m.heap_size()).sum::<usize>()
+        self.members.heap_size()
     }
 }
 
@@ -154,7 +154,7 @@ mod tests {
         assert!(s.remove(b"x") && !s.remove(b"x"));
         assert_eq!(s.len(), 2);
         assert_eq!(s.encoding(), "listpack", "no way back, as in Redis");
-        let m = s.pop_any(7).unwrap();
+        let m = s.pop_random(1, &mut rand::rng()).remove(0);
         assert!(!s.contains(&m) && s.len() == 1);
     }
 

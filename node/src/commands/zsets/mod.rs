@@ -496,13 +496,4 @@ mod tests {
         assert_eq!(rank_window(0, -100, 5), None);
         assert_eq!(rank_window(i64::MIN, i64::MAX, 5), Some((0, 5)));
     }
-
-    #[test]
-    fn cursors() {
-        assert_eq!(parse_cursor(b"0"), Ok(0));
-        assert_eq!(parse_cursor(b"18446744073709551615"), Ok(u64::MAX));
-        assert!(parse_cursor(b"-1").is_err());
-        assert!(parse_cursor(b"18446744073709551616").is_err());
-        assert!(parse_cursor(b"x").is_err());
-    }
 }

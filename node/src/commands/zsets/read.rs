@@ -10,7 +10,6 @@ use crate::resp::Out;
 use crate::types::zset::{LexRange, ScoreRange, ZSet};
 use crate::util::{eq_ic, glob_match, parse_i64};
 use bytes::Bytes;
-use foldhash::fast::RandomState;
 
 // ---------------------------------------------------------------- point reads
 
@@ -305,18 +304,9 @@ pub(super) fn zrandmember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdRe
         z.for_each(|m, s| pair(out, m, s, withscores));
         return Ok(());
     }
-    // Distinct ranks (Floyd's sampling), in random order.
+    // Distinct ranks in random order.
     let count = count as usize;
-    let mut chosen: hashbrown::HashSet<usize, RandomState> = hashbrown::HashSet::with_capacity_and_hasher(count, RandomState::default());
-    let mut order = Vec::with_capacity(count);
-    for j in len - count..len {
-        let t = rand::random_range(0..=j);
-        let pick = if chosen.insert(t) { t } else { j };
-        if pick == j {
-            chosen.insert(j);
-        }
-        order.push(pick);
-    }
+    let order = rand::seq::index::sample(&mut rand::rng(), len, count);
     pairs_header(out, count, withscores);
     for r in order {
         if let Some((m, s)) = z.get(r) {
@@ -326,17 +316,8 @@ pub(super) fn zrandmember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdRe
     Ok(())
 }
 
-/// Parses a SCAN-family cursor as Redis does (an unsigned decimal).
-pub(super) fn parse_cursor(b: &[u8]) -> CmdResult<u64> {
-    let invalid = || CmdError::err("invalid cursor");
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-        return Err(invalid());
-    }
-    std::str::from_utf8(b).ok().and_then(|s| s.parse::<u64>().ok()).ok_or_else(invalid)
-}
-
 pub(super) fn zscan(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let cursor = parse_cursor(&args[2])?;
+    let cursor = crate::commands::scan::parse_cursor(&args[2])?;
     let Some(z) = read(ctx, &args[1])? else {
         out.array(2);
         out.bulk(b"0");

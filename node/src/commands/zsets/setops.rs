@@ -272,7 +272,7 @@ pub(super) fn setop_inputs<'a>(db: &'a mut Db, keys: &[Bytes], now: u64, limits:
             Some(i) => match &db.entry(i).value {
                 Value::ZSet(z) => Ok(Some(Cow::Borrowed(&**z))),
                 Value::Set(s) => {
-                    let mut members: Vec<&[u8]> = s.iter().map(|m| &m[..]).collect();
+                    let mut members: Vec<&[u8]> = s.iter().collect();
                     members.sort_unstable();
                     let items: Vec<(&[u8], f64)> = members.into_iter().map(|m| (m, 1.0)).collect();
                     Ok(Some(Cow::Owned(ZSet::from_sorted(&items, limits)?)))

@@ -223,7 +223,7 @@ fn intset_members(s: &SetValue) -> Option<Vec<i64>> {
     if !s.is_intset() {
         return None;
     }
-    let mut v = s.iter().map(|m| canonical_int(m)).collect::<Option<Vec<i64>>>()?;
+    let mut v = s.iter().map(canonical_int).collect::<Option<Vec<i64>>>()?;
     v.sort_unstable();
     Some(v)
 }
