@@ -1,20 +1,19 @@
 //! The list type. A list keeps the `list-max-listpack-size` (its fill) and
 //! `list-compress-depth` it was made with, as each Redis quicklist does,
-//! and is laid out by the depth:
-//! - depth 0 (the default): a deque of elements, each a `SmallBytes`
-//!   (short elements inline), indexed in constant time;
-//! - depth above 0: Redis's quicklist (`quick`), nodes of a listpack's
-//!   worth of elements with the middle ones LZF-compressed.
+//! and is laid out as Redis's quicklist (`quick`): nodes of a listpack's
+//! worth of elements packed in one buffer each (`pack`), the middle ones
+//! LZF-compressed when the depth is above 0.
 //!
 //! The fill also decides the nodes a snapshot writes the list in and what
 //! OBJECT ENCODING reports: `listpack` while the whole list fits one node,
 //! `quicklist` beyond (Redis 7.2's names).
 
+mod pack;
 mod quick;
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 
+use self::pack::Pack;
 use self::quick::{NodeItems, Quick};
 use super::SmallBytes;
 
@@ -87,14 +86,7 @@ impl ListShape {
 
 #[derive(Clone)]
 pub struct ListValue {
-    fill: Fill,
-    repr: Repr,
-}
-
-#[derive(Clone)]
-enum Repr {
-    Flat(VecDeque<SmallBytes>),
-    Quick(Box<Quick>),
+    q: Quick,
 }
 
 impl Default for ListValue {
@@ -105,15 +97,11 @@ impl Default for ListValue {
 
 impl ListValue {
     pub fn new(shape: ListShape) -> ListValue {
-        let repr = if shape.depth == 0 { Repr::Flat(VecDeque::new()) } else { Repr::Quick(Box::new(Quick::new(shape.fill, shape.depth))) };
-        ListValue { fill: shape.fill, repr }
+        ListValue { q: Quick::new(shape.fill, shape.depth) }
     }
 
     pub fn len(&self) -> usize {
-        match &self.repr {
-            Repr::Flat(d) => d.len(),
-            Repr::Quick(q) => q.len(),
-        }
+        self.q.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -121,43 +109,23 @@ impl ListValue {
     }
 
     pub fn fill(&self) -> Fill {
-        self.fill
+        self.q.fill()
     }
 
     pub fn push(&mut self, left: bool, v: &[u8]) {
-        match &mut self.repr {
-            Repr::Flat(d) if left => d.push_front(SmallBytes::new(v)),
-            Repr::Flat(d) => d.push_back(SmallBytes::new(v)),
-            Repr::Quick(q) => q.push(left, v),
-        }
+        self.q.push(left, v)
     }
 
     pub fn pop(&mut self, left: bool) -> Option<SmallBytes> {
-        match &mut self.repr {
-            Repr::Flat(d) if left => d.pop_front(),
-            Repr::Flat(d) => d.pop_back(),
-            Repr::Quick(q) => q.pop(left),
-        }
+        self.q.pop(left)
     }
 
     pub fn get(&self, i: usize) -> Option<Cow<'_, [u8]>> {
-        match &self.repr {
-            Repr::Flat(d) => d.get(i).map(|e| Cow::Borrowed(&e[..])),
-            Repr::Quick(q) => q.get(i),
-        }
+        self.q.get(i)
     }
 
     pub fn set(&mut self, i: usize, v: &[u8]) -> bool {
-        match &mut self.repr {
-            Repr::Flat(d) => match d.get_mut(i) {
-                Some(slot) => {
-                    *slot = SmallBytes::new(v);
-                    true
-                }
-                None => false,
-            },
-            Repr::Quick(q) => q.set(i, v),
-        }
+        self.q.set(i, v)
     }
 
     /// Every element, front to back (or back to front with `rev`).
@@ -167,65 +135,35 @@ impl ListValue {
 
     /// Elements `start..=end` (`end < len`; empty if `start > end`).
     pub fn range(&self, start: usize, end: usize) -> Iter<'_> {
+        let q = &self.q;
         let left = if start <= end && end < self.len() { end - start + 1 } else { 0 };
-        match &self.repr {
-            Repr::Flat(d) => Iter(IterRepr::Flat(d.range(start.min(d.len())..start.min(d.len()) + left))),
-            Repr::Quick(q) => {
-                let (mut front, mut back) = (Cursor::default(), Cursor::default());
-                if left > 0 {
-                    let (fk, fo) = q.locate(start);
-                    let (bk, bo) = q.locate(end);
-                    let mut fi = q.node_items(fk);
-                    fi.by_ref().take(fo).for_each(drop);
-                    let mut bi = q.node_items(bk);
-                    bi.by_ref().rev().take(q.node_len(bk) - 1 - bo).for_each(drop);
-                    front = Cursor { node: fk, items: Some(fi) };
-                    back = Cursor { node: bk, items: Some(bi) };
-                }
-                Iter(IterRepr::Quick { q, front, back, left })
-            }
+        let mut front = Cursor::default();
+        if left > 0 {
+            let (fk, fo) = q.locate(start);
+            front = Cursor { node: fk, items: Some(q.node_range(fk, fo, q.node_len(fk))) };
         }
+        Iter { q, front, back: None, end, left }
     }
 
     /// Inserts `v` before element `i` (`i == len` appends).
     pub fn insert(&mut self, i: usize, v: &[u8]) {
-        match &mut self.repr {
-            Repr::Flat(d) => d.insert(i, SmallBytes::new(v)),
-            Repr::Quick(q) => q.insert(i, v),
-        }
+        self.q.insert(i, v)
     }
 
     /// Removes up to `limit` elements equal to `want`, the first ones from
     /// the head (or from the tail), in one pass; how many it removed.
     pub fn remove_matching(&mut self, want: &[u8], limit: usize, from_tail: bool) -> usize {
-        match &mut self.repr {
-            Repr::Flat(d) => remove_matches(d, want, limit, from_tail),
-            Repr::Quick(q) => q.remove_matching(want, limit, from_tail),
-        }
+        self.q.remove_matching(want, limit, from_tail)
     }
 
     /// Keeps elements `start..=end` (already clamped), drops the rest.
     pub fn keep(&mut self, start: usize, end: usize) {
         let len = self.len();
         if start > end || start >= len {
-            *self = ListValue::new(ListShape { fill: self.fill, depth: self.depth() });
+            *self = ListValue::new(ListShape { fill: self.fill(), depth: self.q.depth() });
             return;
         }
-        let end = end.min(len - 1);
-        match &mut self.repr {
-            Repr::Flat(d) => {
-                d.truncate(end + 1);
-                d.drain(..start);
-            }
-            Repr::Quick(q) => q.keep(start, end),
-        }
-    }
-
-    fn depth(&self) -> usize {
-        match &self.repr {
-            Repr::Flat(_) => 0,
-            Repr::Quick(q) => q.depth(),
-        }
+        self.q.keep(start, end.min(len - 1));
     }
 
     /// `listpack` while the whole list fits one node under its fill.
@@ -239,7 +177,7 @@ impl ListValue {
             self.iter().all(|e| {
                 bytes += entry_bytes(e.len());
                 count += 1;
-                count == 1 || self.fill.allows(count - 1, bytes)
+                count == 1 || self.fill().allows(count - 1, bytes)
             })
         };
         if one_node {
@@ -250,42 +188,36 @@ impl ListValue {
     }
 
     pub fn heap_size(&self) -> usize {
-        match &self.repr {
-            Repr::Flat(d) => d.capacity() * std::mem::size_of::<SmallBytes>() + d.iter().map(|e| e.heap_size()).sum::<usize>(),
-            Repr::Quick(q) => std::mem::size_of::<Quick>() + q.heap_size(),
-        }
+        self.q.heap_size()
     }
 }
 
-/// Removes up to `limit` elements equal to `want` from `items`, the first
-/// ones from the head (or the tail), in one pass; how many it removed.
-fn remove_matches(items: &mut VecDeque<SmallBytes>, want: &[u8], limit: usize, from_tail: bool) -> usize {
-    // Matches at or past `from` go (from the head: before `until`).
-    let (mut seen, mut bound) = (0, None);
-    let mut scan = |(i, e): (usize, &SmallBytes)| {
-        if **e == *want {
-            seen += 1;
-            if seen == limit {
-                bound = Some(i);
-            }
-        }
+/// Removes up to `limit` elements equal to `want` from the `count`
+/// elements of `items`, the first ones from the head (or the tail), in one
+/// pass; how many it removed.
+fn remove_matches(items: &mut Pack, count: usize, want: &[u8], limit: usize, from_tail: bool) -> usize {
+    // The index of the last match that goes (from the head: matches after
+    // it stay; from the tail: matches before it stay); none when fewer than
+    // `limit` match.
+    let mut seen = 0;
+    let mut last = |e: &[u8]| {
+        seen += usize::from(e == want);
         seen == limit
     };
-    let found = if from_tail { items.iter().enumerate().rev().any(&mut scan) } else { items.iter().enumerate().any(&mut scan) };
-    let cut = if found { bound } else { None };
-    let mut i = 0;
-    let before = items.len();
-    items.retain(|e| {
-        let keep = **e != *want
+    let cut = if from_tail { items.iter().rev().position(&mut last).map(|p| count - 1 - p) } else { items.iter().position(&mut last) };
+    let mut removed = 0;
+    items.retain(|i, e| {
+        let keep = e != want
             || match (cut, from_tail) {
                 (None, _) => false,
                 (Some(c), false) => i > c,
                 (Some(c), true) => i < c,
             };
-        i += 1;
+        removed += usize::from(!keep);
         keep
     });
-    before - items.len()
+    debug_assert!(removed <= count);
+    removed
 }
 
 #[derive(Default)]
@@ -296,63 +228,54 @@ struct Cursor<'a> {
 
 /// A list's elements in order, borrowed where they are held as they are
 /// and copied out of compressed nodes.
-pub struct Iter<'a>(IterRepr<'a>);
-
-enum IterRepr<'a> {
-    Flat(std::collections::vec_deque::Iter<'a, SmallBytes>),
-    Quick { q: &'a Quick, front: Cursor<'a>, back: Cursor<'a>, left: usize },
+pub struct Iter<'a> {
+    q: &'a Quick,
+    front: Cursor<'a>,
+    /// Placed at `end` by the first `next_back` (most reads never ask).
+    back: Option<Cursor<'a>>,
+    end: usize,
+    left: usize,
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = Cow<'a, [u8]>;
 
     fn next(&mut self) -> Option<Cow<'a, [u8]>> {
-        match &mut self.0 {
-            IterRepr::Flat(it) => it.next().map(|e| Cow::Borrowed(&e[..])),
-            IterRepr::Quick { q, front, left, .. } => {
-                let q: &'a Quick = q;
-                if *left == 0 {
-                    return None;
-                }
-                *left -= 1;
-                loop {
-                    if let Some(e) = front.items.as_mut().and_then(Iterator::next) {
-                        return Some(e);
-                    }
-                    front.node += 1;
-                    front.items = Some(q.node_items(front.node));
-                }
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        loop {
+            if let Some(e) = self.front.items.as_mut().and_then(Iterator::next) {
+                return Some(e);
             }
+            self.front.node += 1;
+            self.front.items = Some(self.q.node_items(self.front.node));
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = match &self.0 {
-            IterRepr::Flat(it) => it.len(),
-            IterRepr::Quick { left, .. } => *left,
-        };
-        (n, Some(n))
+        (self.left, Some(self.left))
     }
 }
 
 impl<'a> DoubleEndedIterator for Iter<'a> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        match &mut self.0 {
-            IterRepr::Flat(it) => it.next_back().map(|e| Cow::Borrowed(&e[..])),
-            IterRepr::Quick { q, back, left, .. } => {
-                let q: &'a Quick = q;
-                if *left == 0 {
-                    return None;
-                }
-                *left -= 1;
-                loop {
-                    if let Some(e) = back.items.as_mut().and_then(DoubleEndedIterator::next_back) {
-                        return Some(e);
-                    }
-                    back.node -= 1;
-                    back.items = Some(q.node_items(back.node));
-                }
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let q = self.q;
+        let back = self.back.get_or_insert_with(|| {
+            let (k, off) = q.locate(self.end);
+            Cursor { node: k, items: Some(q.node_range(k, 0, off + 1)) }
+        });
+        loop {
+            if let Some(e) = back.items.as_mut().and_then(DoubleEndedIterator::next_back) {
+                return Some(e);
             }
+            back.node -= 1;
+            back.items = Some(q.node_items(back.node));
         }
     }
 }

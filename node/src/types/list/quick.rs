@@ -1,11 +1,13 @@
-//! Redis's quicklist, for lists made while `list-compress-depth` is above
-//! 0: a deque of nodes, each holding as many elements as
-//! `list-max-listpack-size` lets one listpack hold, where the `depth` nodes
-//! at each end stay as they are and every node between them is kept
+//! Redis's quicklist: a deque of nodes, each holding as many elements as
+//! `list-max-listpack-size` lets one listpack hold, packed in one buffer
+//! (`pack`). With a `list-compress-depth` above 0 the `depth` nodes at
+//! each end stay as they are and every node between them is kept
 //! LZF-compressed (a long queue is pushed and popped at its ends; its
 //! middle is memory). A node is compressed as Redis does: only from 48
 //! bytes, and only when that saves at least 8; a node that would not
-//! shrink is left as it is until it changes.
+//! shrink is left as it is until it changes. With depth 0 nothing is
+//! compressed, and a node that is no longer at an end is shrunk to its
+//! bytes.
 //!
 //! Elements are found by counting nodes from the nearer end; a compressed
 //! node is expanded for a read into a temporary copy, and for a change in
@@ -14,8 +16,8 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
+use super::pack::{self, OwnedIter, Pack};
 use super::Fill;
-use crate::types::codec::{put_bytes, Reader};
 use crate::types::{lzf, SmallBytes};
 
 /// Redis's `MIN_COMPRESS_BYTES` and `MIN_COMPRESS_IMPROVE`.
@@ -41,22 +43,22 @@ struct Node {
 #[derive(Clone)]
 enum Body {
     /// Elements as they are; `tried`: compressing them did not pay.
-    Raw { items: VecDeque<SmallBytes>, tried: bool },
-    /// The elements, each a varint length and its bytes, LZF-compressed.
+    Raw { items: Pack, tried: bool },
+    /// The packed elements, LZF-compressed.
     Lzf { raw_len: usize, data: Box<[u8]> },
 }
 
 /// A node's elements for reading: borrowed, or expanded from LZF.
 pub enum NodeItems<'a> {
-    Borrowed(std::collections::vec_deque::Iter<'a, SmallBytes>),
-    Owned(std::vec::IntoIter<Vec<u8>>),
+    Borrowed(pack::Iter<'a>),
+    Owned(OwnedIter),
 }
 
 impl<'a> Iterator for NodeItems<'a> {
     type Item = Cow<'a, [u8]>;
     fn next(&mut self) -> Option<Cow<'a, [u8]>> {
         match self {
-            NodeItems::Borrowed(it) => it.next().map(|e| Cow::Borrowed(&e[..])),
+            NodeItems::Borrowed(it) => it.next().map(Cow::Borrowed),
             NodeItems::Owned(it) => it.next().map(Cow::Owned),
         }
     }
@@ -65,37 +67,40 @@ impl<'a> Iterator for NodeItems<'a> {
 impl DoubleEndedIterator for NodeItems<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         match self {
-            NodeItems::Borrowed(it) => it.next_back().map(|e| Cow::Borrowed(&e[..])),
+            NodeItems::Borrowed(it) => it.next_back().map(Cow::Borrowed),
             NodeItems::Owned(it) => it.next_back().map(Cow::Owned),
         }
     }
 }
 
-fn expand(raw_len: usize, data: &[u8], count: usize) -> Vec<Vec<u8>> {
-    // The data was written by `compress` below: it decompresses to exactly
-    // `raw_len` bytes of `count` framed elements.
-    let raw = lzf::decompress(data, raw_len).unwrap_or_default();
-    let mut r = Reader::new(&raw);
-    (0..count).map_while(|_| r.bytes().map(<[u8]>::to_vec)).collect()
+/// A compressed node's packed bytes. The data was written by `compress`
+/// below: it decompresses to exactly `raw_len` bytes.
+fn expand(raw_len: usize, data: &[u8]) -> Vec<u8> {
+    lzf::decompress(data, raw_len).unwrap_or_default()
 }
 
 impl Node {
     fn new() -> Node {
-        Node { count: 0, bytes: super::LISTPACK_HEADER, body: Body::Raw { items: VecDeque::new(), tried: false } }
+        Node { count: 0, bytes: super::LISTPACK_HEADER, body: Body::Raw { items: Pack::default(), tried: false } }
     }
 
     fn items(&self) -> NodeItems<'_> {
+        self.range(0, self.count)
+    }
+
+    /// Elements `from..to`.
+    fn range(&self, from: usize, to: usize) -> NodeItems<'_> {
         match &self.body {
-            Body::Raw { items, .. } => NodeItems::Borrowed(items.iter()),
-            Body::Lzf { raw_len, data } => NodeItems::Owned(expand(*raw_len, data, self.count).into_iter()),
+            Body::Raw { items, .. } => NodeItems::Borrowed(items.range(from, to, self.count)),
+            Body::Lzf { raw_len, data } => NodeItems::Owned(OwnedIter::range(expand(*raw_len, data), from, to, self.count)),
         }
     }
 
     /// The elements, expanded in place if compressed; the node counts as
     /// changed (it may be compressed again).
-    fn open(&mut self) -> &mut VecDeque<SmallBytes> {
+    fn open(&mut self) -> &mut Pack {
         if let Body::Lzf { raw_len, data } = &self.body {
-            let items = expand(*raw_len, data, self.count).iter().map(|e| SmallBytes::new(e)).collect();
+            let items = Pack::from_bytes(expand(*raw_len, data));
             self.body = Body::Raw { items, tried: false };
         }
         match &mut self.body {
@@ -116,12 +121,9 @@ impl Node {
         if self.bytes < MIN_COMPRESS_BYTES {
             return;
         }
-        let mut raw = Vec::with_capacity(self.bytes);
-        for e in items.iter() {
-            put_bytes(&mut raw, e);
-        }
+        let raw = items.bytes();
         let mut out = Vec::new();
-        if raw.len() > MIN_COMPRESS_IMPROVE && lzf::compress(&raw, raw.len() - MIN_COMPRESS_IMPROVE - 1, &mut out) {
+        if raw.len() > MIN_COMPRESS_IMPROVE && lzf::compress(raw, raw.len() - MIN_COMPRESS_IMPROVE - 1, &mut out) {
             self.body = Body::Lzf { raw_len: raw.len(), data: out.into_boxed_slice() };
         }
     }
@@ -132,18 +134,27 @@ impl Node {
         }
     }
 
+    /// Gives back the spare room of a node that is no longer at an end.
+    fn shrink(&mut self) {
+        if let Body::Raw { items, .. } = &mut self.body {
+            items.shrink();
+        }
+    }
+
     fn recount(&mut self) {
         if let Body::Raw { items, .. } = &self.body {
-            self.count = items.len();
-            self.bytes = super::LISTPACK_HEADER + items.iter().map(|e| super::entry_bytes(e.len())).sum::<usize>();
+            let (mut count, mut bytes) = (0, super::LISTPACK_HEADER);
+            for e in items.iter() {
+                count += 1;
+                bytes += super::entry_bytes(e.len());
+            }
+            (self.count, self.bytes) = (count, bytes);
         }
     }
 
     fn heap_size(&self) -> usize {
         match &self.body {
-            Body::Raw { items, .. } => {
-                items.capacity() * std::mem::size_of::<SmallBytes>() + items.iter().map(|e| e.heap_size()).sum::<usize>()
-            }
+            Body::Raw { items, .. } => items.heap_size(),
             Body::Lzf { data, .. } => data.len(),
         }
     }
@@ -162,6 +173,10 @@ impl Quick {
         self.depth
     }
 
+    pub fn fill(&self) -> Fill {
+        self.fill
+    }
+
     #[cfg(test)]
     pub fn node_count(&self) -> usize {
         self.nodes.len()
@@ -176,6 +191,12 @@ impl Quick {
     /// Node `k`'s elements (expanded into a copy if compressed).
     pub fn node_items(&self, k: usize) -> NodeItems<'_> {
         self.nodes[k].items()
+    }
+
+    /// Node `k`'s elements `from..to`, found from the nearer end of the
+    /// node.
+    pub fn node_range(&self, k: usize, from: usize, to: usize) -> NodeItems<'_> {
+        self.nodes[k].range(from, to)
     }
 
     pub fn node_len(&self, k: usize) -> usize {
@@ -208,16 +229,17 @@ impl Quick {
     /// Compresses the nodes between the ends and expands those within
     /// `depth` of either end (Redis's `__quicklistCompress`), looking only
     /// at the `depth + 1` nodes of each end and at `touched`.
+    /// With depth 0 the end nodes keep their spare room for pushes and
+    /// the others are shrunk.
     fn settle(&mut self, touched: std::ops::Range<usize>) {
         let n = self.nodes.len();
-        let inner = |i: usize| i >= self.depth && i + self.depth < n;
-        let ends = (self.depth + 1).min(n);
-        let fix = |nodes: &mut VecDeque<Node>, i: usize| {
-            if inner(i) {
-                nodes[i].compress()
-            } else {
-                nodes[i].decompress()
-            }
+        let (depth, compress) = (self.depth.max(1), self.depth > 0);
+        let inner = |i: usize| i >= depth && i + depth < n;
+        let ends = (depth + 1).min(n);
+        let fix = |nodes: &mut VecDeque<Node>, i: usize| match (inner(i), compress) {
+            (true, true) => nodes[i].compress(),
+            (true, false) => nodes[i].shrink(),
+            (false, _) => nodes[i].decompress(),
         };
         for i in (0..ends).chain(n - ends..n).chain(touched.start.min(n)..touched.end.min(n)) {
             fix(&mut self.nodes, i);
@@ -238,9 +260,9 @@ impl Quick {
         let node = &mut self.nodes[k];
         let items = node.open();
         if left {
-            items.push_front(SmallBytes::new(v));
+            items.push_front(v);
         } else {
-            items.push_back(SmallBytes::new(v));
+            items.push_back(v);
         }
         node.count += 1;
         node.bytes += add;
@@ -268,17 +290,20 @@ impl Quick {
             return None;
         }
         let (k, off) = self.locate(i);
-        match &self.nodes[k].body {
-            Body::Raw { items, .. } => items.get(off).map(|e| Cow::Borrowed(&e[..])),
-            Body::Lzf { .. } => self.nodes[k].items().nth(off),
+        let node = &self.nodes[k];
+        match &node.body {
+            Body::Raw { items, .. } => items.get(off, node.count).map(Cow::Borrowed),
+            Body::Lzf { .. } => node.items().nth(off),
         }
     }
 
     /// Changes node `k`'s elements with `f`, then splits the node if it
     /// outgrew `list-max-listpack-size`, drops it if empty, and settles.
-    fn edit<R>(&mut self, k: usize, f: impl FnOnce(&mut VecDeque<SmallBytes>) -> R) -> R {
+    /// `f` gets the node's elements and their count.
+    fn edit<R>(&mut self, k: usize, f: impl FnOnce(&mut Pack, usize) -> R) -> R {
         let node = &mut self.nodes[k];
-        let r = f(node.open());
+        let count = node.count;
+        let r = f(node.open(), count);
         node.recount();
         let mut made = 1;
         if node.count == 0 {
@@ -298,7 +323,7 @@ impl Quick {
         let Body::Raw { items, .. } = &mut self.nodes[k].body else { return 1 };
         let items = std::mem::take(items);
         let mut parts: Vec<Node> = Vec::new();
-        for e in items {
+        for e in items.iter() {
             let add = super::entry_bytes(e.len());
             match parts.last_mut() {
                 Some(n) if self.fill.allows(n.count, n.bytes + add) => {
@@ -328,7 +353,7 @@ impl Quick {
             return false;
         }
         let (k, off) = self.locate(i);
-        self.edit(k, |items| items[off] = SmallBytes::new(v));
+        self.edit(k, |items, count| items.set(off, count, v));
         true
     }
 
@@ -338,7 +363,7 @@ impl Quick {
             return self.push(i == 0, v);
         }
         let (k, off) = self.locate(i);
-        self.edit(k, |items| items.insert(off, SmallBytes::new(v)));
+        self.edit(k, |items, count| items.insert(off, count, v));
     }
 
     /// Removes element `i` (the model test's single removals; commands
@@ -347,7 +372,7 @@ impl Quick {
     pub fn remove(&mut self, i: usize) {
         if i < self.len {
             let (k, off) = self.locate(i);
-            self.edit(k, |items| items.remove(off));
+            self.edit(k, |items, count| items.remove(off, count));
         }
     }
 
@@ -365,7 +390,8 @@ impl Quick {
                 continue;
             }
             let node = &mut self.nodes[k];
-            removed += super::remove_matches(node.open(), want, limit - removed, from_tail);
+            let count = node.count;
+            removed += super::remove_matches(node.open(), count, want, limit - removed, from_tail);
             node.recount();
         }
         if removed > 0 {
@@ -387,7 +413,7 @@ impl Quick {
                 self.nodes.pop_front();
                 head -= count;
             } else {
-                self.nodes[0].open().drain(..head);
+                self.nodes[0].open().drop_front(head);
                 self.nodes[0].recount();
                 head = 0;
             }
@@ -400,8 +426,7 @@ impl Quick {
                 self.nodes.pop_back();
                 tail -= count;
             } else {
-                let items = self.nodes[last].open();
-                items.truncate(count - tail);
+                self.nodes[last].open().truncate(count - tail, count);
                 self.nodes[last].recount();
                 tail = 0;
             }
@@ -446,7 +471,9 @@ mod tests {
             seed ^= seed << 17;
             (seed % n.max(1) as u64) as usize
         };
-        for (fill, depth) in [(Fill(1), 1), (Fill(3), 1), (Fill(5), 2), (Fill(-1), 1), (Fill(-2), 3), (Fill(0), 2)] {
+        for (fill, depth) in
+            [(Fill(1), 1), (Fill(3), 1), (Fill(5), 2), (Fill(-1), 1), (Fill(-2), 3), (Fill(0), 2), (Fill(3), 0), (Fill(-2), 0)]
+        {
             let mut q = Quick::new(fill, depth);
             let mut model: VecDeque<Vec<u8>> = VecDeque::new();
             for step in 0..3000 {
