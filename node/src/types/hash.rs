@@ -1,5 +1,6 @@
-//! The hash type: a flat vector of pairs while small (Redis's `listpack`
-//! encoding, same thresholds), converted once to a `FieldTable` when it grows
+//! The hash type: fields and values packed alternately in one buffer while
+//! small (`Pairs`, Redis's `listpack` encoding, same thresholds, about the
+//! same bytes), converted once to a `FieldTable` when it grows
 //! past `hash-max-listpack-entries` or is given a field or value longer than
 //! `hash-max-listpack-value`. Also owns the stable per-field scan position
 //! that HSCAN cursors are made of.
@@ -10,13 +11,100 @@ use std::sync::LazyLock;
 use foldhash::fast::FixedState;
 
 use super::field_table::{self, FieldTable};
+use super::pack::{self, Pack};
 use super::SmallBytes;
 
 #[derive(Clone)]
 pub enum HashValue {
-    Pairs(Vec<(SmallBytes, SmallBytes)>),
+    Pairs(Pairs),
     Table(FieldTable),
 }
+
+/// The compact encoding: field, value, field, value... in one `Pack`,
+/// found by a linear scan (at most `hash-max-listpack-entries` pairs, as
+/// Redis scans its listpack).
+#[derive(Clone, Default)]
+pub struct Pairs {
+    pack: Pack,
+    len: usize,
+}
+
+impl Pairs {
+    /// Where `field`'s pair is (byte offsets of the field's entry, the
+    /// value's and the end of the value's), and its value.
+    fn find(&self, field: &[u8]) -> Option<([usize; 3], &[u8])> {
+        let mut it = self.pack.iter();
+        loop {
+            let at = it.offset();
+            let f = it.next()?;
+            let value_at = it.offset();
+            let v = it.next()?;
+            if f == field {
+                return Some(([at, value_at, it.offset()], v));
+            }
+        }
+    }
+
+    /// Sets a field; true when it is new.
+    fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
+        match self.find(field) {
+            Some(([_, at, end], _)) => {
+                self.pack.splice(at, end - at, Some(value));
+                false
+            }
+            None => {
+                self.pack.push_back_exact(field);
+                self.pack.push_back_exact(value);
+                self.len += 1;
+                true
+            }
+        }
+    }
+
+    fn remove(&mut self, field: &[u8]) -> bool {
+        let Some(([at, _, end], _)) = self.find(field) else { return false };
+        self.pack.splice(at, end - at, None);
+        self.len -= 1;
+        true
+    }
+
+    /// Pair `i`, found from the nearer end.
+    fn nth(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        if i >= self.len {
+            return None;
+        }
+        let mut it = self.pack.range(2 * i, 2 * i + 2, 2 * self.len);
+        Some((it.next()?, it.next()?))
+    }
+
+    pub fn iter(&self) -> PairIter<'_> {
+        PairIter { it: self.pack.iter(), left: self.len }
+    }
+}
+
+/// The pairs of the compact encoding, in order.
+pub struct PairIter<'a> {
+    it: pack::Iter<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for PairIter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let f = self.it.next()?;
+        let v = self.it.next()?;
+        self.left -= 1;
+        Some((f, v))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for PairIter<'_> {}
 
 /// Conversion thresholds (from CONFIG).
 #[derive(Clone, Copy, Debug)]
@@ -33,7 +121,7 @@ impl Default for HashLimits {
 
 impl Default for HashValue {
     fn default() -> Self {
-        HashValue::Pairs(Vec::new())
+        HashValue::Pairs(Pairs::default())
     }
 }
 
@@ -48,13 +136,13 @@ impl HashValue {
         if pairs > limits.max_entries {
             HashValue::Table(FieldTable::with_capacity(pairs))
         } else {
-            HashValue::Pairs(Vec::with_capacity(pairs))
+            HashValue::Pairs(Pairs::default())
         }
     }
 
     pub fn len(&self) -> usize {
         match self {
-            HashValue::Pairs(v) => v.len(),
+            HashValue::Pairs(p) => p.len,
             HashValue::Table(t) => t.len(),
         }
     }
@@ -72,7 +160,7 @@ impl HashValue {
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
-            HashValue::Pairs(v) => v.iter().find(|(f, _)| &**f == field).map(|(_, v)| &**v),
+            HashValue::Pairs(p) => p.find(field).map(|(_, v)| v),
             HashValue::Table(t) => t.get(field).map(|v| &**v),
         }
     }
@@ -81,9 +169,9 @@ impl HashValue {
     /// `longest` bytes: converts to a table up front when the compact
     /// encoding could not hold them (a hint; `set` enforces the limits too).
     pub fn reserve(&mut self, pairs: usize, longest: usize, limits: HashLimits) {
-        if let HashValue::Pairs(v) = self {
+        if let HashValue::Pairs(p) = self {
             if pairs > limits.max_entries || longest > limits.max_value {
-                let n = v.len() + pairs;
+                let n = p.len + pairs;
                 self.convert(n);
             }
         }
@@ -91,25 +179,16 @@ impl HashValue {
 
     /// Sets a field; returns true when the field is new.
     pub fn set(&mut self, field: &[u8], value: &[u8], limits: HashLimits) -> bool {
-        if let HashValue::Pairs(v) = self {
+        if let HashValue::Pairs(p) = self {
             if field.len() <= limits.max_value && value.len() <= limits.max_value {
-                let new = match v.iter_mut().find(|(f, _)| &**f == field) {
-                    Some(slot) => {
-                        slot.1 = SmallBytes::new(value);
-                        false
-                    }
-                    None => {
-                        v.push((SmallBytes::new(field), SmallBytes::new(value)));
-                        true
-                    }
-                };
-                if v.len() > limits.max_entries {
-                    let n = v.len();
+                let new = p.set(field, value);
+                if p.len > limits.max_entries {
+                    let n = p.len;
                     self.convert(n);
                 }
                 return new;
             }
-            let n = v.len() + 1;
+            let n = p.len + 1;
             self.convert(n);
         }
         match self {
@@ -120,10 +199,10 @@ impl HashValue {
 
     /// Converts the compact encoding to a table sized for `capacity` fields.
     fn convert(&mut self, capacity: usize) {
-        if let HashValue::Pairs(v) = self {
-            let mut t = FieldTable::with_capacity(capacity.max(v.len()));
-            for (f, x) in std::mem::take(v) {
-                t.insert(&f, x);
+        if let HashValue::Pairs(p) = self {
+            let mut t = FieldTable::with_capacity(capacity.max(p.len));
+            for (f, x) in p.iter() {
+                t.insert(f, SmallBytes::new(x));
             }
             *self = HashValue::Table(t);
         }
@@ -132,28 +211,23 @@ impl HashValue {
     /// Removes a field; returns true if it existed.
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match self {
-            HashValue::Pairs(v) => match v.iter().position(|(f, _)| &**f == field) {
-                Some(i) => {
-                    v.remove(i);
-                    true
-                }
-                None => false,
-            },
+            HashValue::Pairs(p) => p.remove(field),
             HashValue::Table(t) => t.remove(field).is_some(),
         }
     }
 
     pub fn iter(&self) -> Iter<'_> {
         match self {
-            HashValue::Pairs(v) => Iter::Pairs(v.iter()),
+            HashValue::Pairs(p) => Iter::Pairs(p.iter()),
             HashValue::Table(t) => Iter::Table(t.iter()),
         }
     }
 
-    /// The pair at index `i` (0..len) in O(1), for random picks.
+    /// The pair at index `i` (0..len), for random picks: O(1) in a table,
+    /// a walk of at most `hash-max-listpack-entries` pairs when compact.
     pub fn nth(&self, i: usize) -> Option<(&[u8], &[u8])> {
         match self {
-            HashValue::Pairs(v) => v.get(i).map(|(f, v)| (&**f, &**v)),
+            HashValue::Pairs(p) => p.nth(i),
             HashValue::Table(t) => t.nth(i).map(|(f, v)| (f, &**v)),
         }
     }
@@ -163,10 +237,8 @@ impl HashValue {
     /// to return whole, with cursor 0, whatever the cursor (as Redis does).
     pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut f: impl FnMut(&'a [u8], &'a [u8])) -> u64 {
         match self {
-            HashValue::Pairs(v) => {
-                for (k, x) in v {
-                    f(k, x);
-                }
+            HashValue::Pairs(p) => {
+                p.iter().for_each(|(k, x)| f(k, x));
                 0
             }
             HashValue::Table(t) => t.scan(cursor, count, |k, v| f(k, v)),
@@ -183,10 +255,7 @@ impl HashValue {
 
     pub fn heap_size(&self) -> usize {
         match self {
-            HashValue::Pairs(v) => {
-                v.capacity() * std::mem::size_of::<(SmallBytes, SmallBytes)>()
-                    + v.iter().map(|(f, x)| f.heap_size() + x.heap_size()).sum::<usize>()
-            }
+            HashValue::Pairs(p) => p.pack.heap_size(),
             HashValue::Table(t) => t.heap_size(),
         }
     }
@@ -194,7 +263,7 @@ impl HashValue {
 
 /// Iterator over (field, value) pairs in storage order.
 pub enum Iter<'a> {
-    Pairs(std::slice::Iter<'a, (SmallBytes, SmallBytes)>),
+    Pairs(PairIter<'a>),
     Table(field_table::Iter<'a, SmallBytes>),
 }
 
@@ -204,7 +273,7 @@ impl<'a> Iterator for Iter<'a> {
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            Iter::Pairs(i) => i.next().map(|(f, v)| (&**f, &**v)),
+            Iter::Pairs(i) => i.next(),
             Iter::Table(i) => i.next().map(|(f, v)| (f, &**v)),
         }
     }
@@ -269,6 +338,42 @@ mod tests {
         h.set(b"f0", b"v", HashLimits { max_entries: 2, max_value: 8 });
         assert_eq!(h.encoding(), "hashtable");
         assert_eq!(h.len(), 4);
+    }
+
+    /// The compact encoding against an ordered model: updates in place,
+    /// removals keep the order (as a listpack does), values of every size.
+    #[test]
+    fn pairs_match_an_ordered_model() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut p = Pairs::default();
+        let mut m: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for _ in 0..5000 {
+            let f = format!("f{}", rng.random_range(0..40)).into_bytes();
+            let v = vec![b'v'; rng.random_range(0..200)];
+            if rng.random_bool(0.6) {
+                let new = match m.iter_mut().find(|(k, _)| *k == f) {
+                    Some(e) => {
+                        e.1 = v.clone();
+                        false
+                    }
+                    None => {
+                        m.push((f.clone(), v.clone()));
+                        true
+                    }
+                };
+                assert_eq!(p.set(&f, &v), new);
+            } else {
+                let at = m.iter().position(|(k, _)| *k == f);
+                if let Some(i) = at {
+                    m.remove(i);
+                }
+                assert_eq!(p.remove(&f), at.is_some());
+            }
+            assert!(p.iter().eq(m.iter().map(|(f, v)| (&f[..], &v[..]))));
+            assert_eq!(p.iter().len(), m.len());
+            let i = rng.random_range(0..m.len() + 1);
+            assert_eq!(p.nth(i), m.get(i).map(|(f, v)| (&f[..], &v[..])));
+        }
     }
 
     #[test]

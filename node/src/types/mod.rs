@@ -15,6 +15,7 @@ pub mod json;
 pub mod lcs;
 pub mod list;
 pub mod lzf;
+pub mod pack;
 pub mod set;
 pub mod stream;
 pub mod stream_group;

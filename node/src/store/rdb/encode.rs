@@ -244,7 +244,7 @@ fn write_hash(out: &mut Vec<u8>, h: &HashValue, compress: bool, sp: &mut Spiller
     match h {
         HashValue::Pairs(pairs) => {
             let mut lp = ListpackWriter::new();
-            for (f, v) in pairs {
+            for (f, v) in pairs.iter() {
                 lp.push(f);
                 lp.push(v);
             }

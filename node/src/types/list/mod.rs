@@ -8,13 +8,12 @@
 //! OBJECT ENCODING reports: `listpack` while the whole list fits one node,
 //! `quicklist` beyond (Redis 7.2's names).
 
-mod pack;
 mod quick;
 
 use std::borrow::Cow;
 
-use self::pack::Pack;
 use self::quick::{NodeItems, Quick};
+use super::pack::Pack;
 use super::SmallBytes;
 
 /// A listpack's header and end byte.

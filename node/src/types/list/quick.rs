@@ -16,8 +16,8 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use super::pack::{self, OwnedIter, Pack};
 use super::Fill;
+use crate::types::pack::{self, OwnedIter, Pack};
 use crate::types::{lzf, SmallBytes};
 
 /// Redis's `MIN_COMPRESS_BYTES` and `MIN_COMPRESS_IMPROVE`.

@@ -1,11 +1,12 @@
-//! `Pack`: one quicklist node's elements packed in a single buffer, as a
-//! Redis listpack packs them, so an element costs its bytes and two small
-//! length headers instead of a slot and, past 22 bytes, an allocation of
-//! its own.
+//! `Pack`: a sequence of byte strings packed in a single buffer, as a Redis
+//! listpack packs them, so an element costs its bytes and two small length
+//! headers instead of a slot and, past 22 bytes, an allocation of its own.
+//! A list's quicklist nodes hold their elements in one each, a small hash
+//! its fields and values (alternating).
 //!
 //! Each entry is its length as a LEB128 varint, the bytes, then the same
 //! varint bytes in reverse order, so the buffer reads from either end. The
-//! buffer keeps a gap at the front for pushes at the head; a node no
+//! buffer keeps a gap at the front for pushes at the head; a list node no
 //! longer at an end of its list is shrunk to its bytes (`shrink`).
 
 use crate::types::SmallBytes;
@@ -133,6 +134,14 @@ impl Pack {
         write_entry(&mut self.buf[at..], e);
     }
 
+    /// `push_back` growing the buffer by exactly the entry (a small
+    /// value's buffer has no spare room; the allocator's size classes
+    /// make most growths in place).
+    pub fn push_back_exact(&mut self, e: &[u8]) {
+        self.buf.reserve_exact(entry_size(e.len()));
+        self.push_back(e);
+    }
+
     pub fn push_front(&mut self, e: &[u8]) {
         let n = entry_size(e.len());
         if self.start < n {
@@ -180,11 +189,16 @@ impl Pack {
         Some(v)
     }
 
-    /// Replaces `remove` bytes at byte offset `at` of the entries with
-    /// `entry` written as one entry (none for `None`).
-    fn splice(&mut self, at: usize, remove: usize, entry: Option<&[u8]>) {
+    /// Replaces `remove` bytes at byte offset `at` of the entries (as
+    /// `Iter::offset` gives them) with `entry` written as one entry
+    /// (none for `None`); in place when the sizes match.
+    pub fn splice(&mut self, at: usize, remove: usize, entry: Option<&[u8]>) {
         let at = self.start + at;
         let add = entry.map_or(0, |e| entry_size(e.len()));
+        if let (Some(e), true) = (entry, add == remove) {
+            write_entry(&mut self.buf[at..at + add], e);
+            return;
+        }
         let mut bytes = vec![0; add];
         if let Some(e) = entry {
             write_entry(&mut bytes, e);
@@ -259,6 +273,13 @@ pub struct Iter<'a> {
     data: &'a [u8],
     front: usize,
     back: usize,
+}
+
+impl Iter<'_> {
+    /// Byte offset of the next entry from the front (for `Pack::splice`).
+    pub fn offset(&self) -> usize {
+        self.front
+    }
 }
 
 impl<'a> Iterator for Iter<'a> {
