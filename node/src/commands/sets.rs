@@ -235,7 +235,9 @@ pub fn store(db: &mut Db, key: &[u8], s: SetValue, now: u64) -> usize {
 
 pub fn members_reply(out: &mut Out, s: &SetValue) {
     out.set(s.len());
-    s.ordered(|m| out.bulk(m));
+    for m in s.iter() {
+        out.bulk(&m);
+    }
 }
 
 // ----------------------------------------------------------- single key
@@ -393,13 +395,13 @@ fn srandmember(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let s = read_set(db, idx);
     let len = s.len();
     let mut rng = rand::rng();
-    let pick = |out: &mut Out, i: usize| out.bulk(s.nth(i).unwrap_or_default());
+    let pick = |out: &mut Out, i: usize| out.bulk(s.nth(i).as_deref().unwrap_or_default());
     match count {
         None => pick(out, rng.random_range(0..len)),
         Some(c) if c >= 0 && c as u64 >= len as u64 => {
             // The whole set.
             out.array(len);
-            s.iter().for_each(|m| out.bulk(m));
+            s.iter().for_each(|m| out.bulk(&m));
         }
         Some(c) if c >= 0 => {
             // Distinct members in random order (rand picks the algorithm:
@@ -448,11 +450,11 @@ fn sscan(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     }
     let now = ctx.now;
     let db = ctx.db();
-    let mut found: Vec<&[u8]> = Vec::new();
+    let mut found: Vec<SmallBytes> = Vec::new();
     let next = match find(db, &args[1], now)? {
         Some(idx) => read_set(db, idx).scan(cursor, count, |m| {
             if pattern.is_none_or(|p| glob_match(p, m, false)) {
-                found.push(m);
+                found.push(SmallBytes::new(m));
             }
         }),
         None => 0,
@@ -460,7 +462,7 @@ fn sscan(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     out.array(2);
     out.bulk(itoa::Buffer::new().format(next).as_bytes());
     out.array(found.len());
-    for m in found {
+    for m in &found {
         out.bulk(m);
     }
     Ok(())
@@ -481,15 +483,15 @@ pub fn combine(op: SetOp, sets: &[&SetValue], limits: SetLimits) -> SetValue {
         SetOp::Union => {
             for s in sets {
                 for m in s.iter() {
-                    out.add(m, limits);
+                    out.add(&m, limits);
                 }
             }
         }
         SetOp::Inter => {
             if let Some(smallest) = sets.iter().min_by_key(|s| s.len()) {
                 for m in smallest.iter() {
-                    if sets.iter().all(|s| s.contains(m)) {
-                        out.add(m, limits);
+                    if sets.iter().all(|s| s.contains(&m)) {
+                        out.add(&m, limits);
                     }
                 }
             }
@@ -497,8 +499,8 @@ pub fn combine(op: SetOp, sets: &[&SetValue], limits: SetLimits) -> SetValue {
         SetOp::Diff => {
             if let Some((first, rest)) = sets.split_first() {
                 for m in first.iter() {
-                    if !rest.iter().any(|s| s.contains(m)) {
-                        out.add(m, limits);
+                    if !rest.iter().any(|s| s.contains(&m)) {
+                        out.add(&m, limits);
                     }
                 }
             }

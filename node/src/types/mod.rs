@@ -11,6 +11,7 @@ pub mod field_table;
 pub mod geohash;
 pub mod hash;
 pub mod hll;
+pub mod intset;
 pub mod json;
 pub mod lcs;
 pub mod list;

@@ -1,14 +1,18 @@
-//! The set type: a table of members (short ones inline; a `FieldTable`
-//! without values, so SSCAN has stable cursors and random picks are O(1)),
-//! and the
-//! encoding Redis would hold it in, which OBJECT ENCODING reports and a
-//! snapshot writes: `intset` while every member is an integer and there are
-//! at most `set-max-intset-entries` (512), `listpack` while small (at most
-//! 128 members of at most 64 bytes, Redis 7.2's fixed defaults),
-//! `hashtable` beyond. As in Redis, a set never goes back to a smaller
-//! encoding when members leave.
+//! The set type, held in the encoding Redis would hold it in (which
+//! OBJECT ENCODING reports and a snapshot writes): `intset` while every
+//! member is an integer and there are at most `set-max-intset-entries`
+//! (512) — a sorted array of 2-, 4- or 8-byte integers (`IntSet`);
+//! `listpack` while small (at most 128 members of at most 64 bytes, Redis
+//! 7.2's fixed defaults) — the members packed in one buffer (`Pack`);
+//! `hashtable` beyond — a `FieldTable` without values, so SSCAN has stable
+//! cursors and random picks are O(1). As in Redis, a set never goes back
+//! to a smaller encoding when members leave.
+
+use std::ops::Deref;
 
 use super::field_table::FieldTable;
+use super::intset::IntSet;
+use super::pack::Pack;
 use super::SmallBytes;
 use crate::util::canonical_int;
 
@@ -28,114 +32,276 @@ impl Default for SetLimits {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Enc {
-    #[default]
-    Intset,
-    Listpack,
-    Table,
+#[derive(Clone)]
+pub struct SetValue {
+    repr: Repr,
 }
 
-#[derive(Clone, Default)]
-pub struct SetValue {
-    members: FieldTable<()>,
-    enc: Enc,
+#[derive(Clone)]
+enum Repr {
+    Ints(IntSet),
+    Packed { pack: Pack, len: usize },
+    Table(FieldTable<()>),
 }
+
+impl Default for SetValue {
+    fn default() -> Self {
+        SetValue { repr: Repr::Ints(IntSet::default()) }
+    }
+}
+
+/// A member as a set yields it: borrowed bytes, or an intset's integer
+/// written out.
+pub enum Member<'a> {
+    Bytes(&'a [u8]),
+    Int { text: [u8; 20], len: u8 },
+}
+
+impl Member<'_> {
+    fn int(v: i64) -> Member<'static> {
+        let mut buf = itoa::Buffer::new();
+        let t = buf.format(v).as_bytes();
+        let mut text = [0; 20];
+        text[..t.len()].copy_from_slice(t);
+        Member::Int { text, len: t.len() as u8 }
+    }
+}
+
+impl Deref for Member<'_> {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            Member::Bytes(b) => b,
+            Member::Int { text, len } => &text[..*len as usize],
+        }
+    }
+}
+
+/// A set's members (an intset's in increasing order).
+pub enum Iter<'a> {
+    Ints { set: &'a IntSet, next: usize },
+    Packed { it: crate::types::pack::Iter<'a>, left: usize },
+    Table(crate::types::field_table::Iter<'a, ()>),
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = Member<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Member<'a>> {
+        match self {
+            Iter::Ints { set, next } => {
+                let v = set.get(*next)?;
+                *next += 1;
+                Some(Member::int(v))
+            }
+            Iter::Packed { it, left } => {
+                let m = it.next()?;
+                *left -= 1;
+                Some(Member::Bytes(m))
+            }
+            Iter::Table(it) => it.next().map(|(m, _)| Member::Bytes(m)),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = match self {
+            Iter::Ints { set, next } => set.len() - next,
+            Iter::Packed { left, .. } => *left,
+            Iter::Table(it) => it.len(),
+        };
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 
 impl SetValue {
     pub fn len(&self) -> usize {
-        self.members.len()
+        match &self.repr {
+            Repr::Ints(s) => s.len(),
+            Repr::Packed { len, .. } => *len,
+            Repr::Table(t) => t.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.len() == 0
     }
 
-    /// Adds a member; true when it was new.
+    /// Adds a member; true when it was new. Moves to a larger encoding when
+    /// the member does not fit the current one (Redis's `setTypeAdd`
+    /// conversions).
     pub fn add(&mut self, m: &[u8], limits: SetLimits) -> bool {
-        if !self.members.insert(m, ()) {
-            return false;
+        if let Repr::Ints(s) = &mut self.repr {
+            if let Some(v) = canonical_int(m) {
+                if !s.insert(v) {
+                    return false;
+                }
+                let n = s.len();
+                if n > limits.intset_max {
+                    // Integers are at most 20 bytes written out.
+                    self.convert(n <= LISTPACK_ENTRIES);
+                }
+                return true;
+            }
+            if self.contains(m) {
+                return false;
+            }
+            let n = self.len() + 1;
+            let small = n <= LISTPACK_ENTRIES && m.len() <= LISTPACK_VALUE;
+            self.convert(small);
         }
-        self.grow(m, limits);
-        true
+        if let Repr::Packed { pack, len } = &mut self.repr {
+            if pack.iter().any(|e| e == m) {
+                return false;
+            }
+            if *len < LISTPACK_ENTRIES && m.len() <= LISTPACK_VALUE {
+                pack.push_back_exact(m);
+                *len += 1;
+                return true;
+            }
+            self.convert(false);
+        }
+        match &mut self.repr {
+            Repr::Table(t) => t.insert(m, ()),
+            _ => unreachable!("converted to a table above"),
+        }
     }
 
-    /// Moves to a larger encoding when the new member `m` does not fit the
-    /// current one (Redis's `setTypeAdd` conversions).
-    fn grow(&mut self, m: &[u8], limits: SetLimits) {
-        let n = self.members.len();
-        if self.enc == Enc::Intset && (canonical_int(m).is_none() || n > limits.intset_max) {
-            let small = n <= LISTPACK_ENTRIES && self.members.iter().all(|(m, _)| m.len() <= LISTPACK_VALUE);
-            self.enc = if small { Enc::Listpack } else { Enc::Table };
-        }
-        if self.enc == Enc::Listpack && (n > LISTPACK_ENTRIES || m.len() > LISTPACK_VALUE) {
-            self.enc = Enc::Table;
-        }
+    /// Moves the members to the listpack encoding (`small`) or a table.
+    fn convert(&mut self, small: bool) {
+        let repr = if small {
+            let mut pack = Pack::default();
+            self.iter().for_each(|m| pack.push_back_exact(&m));
+            Repr::Packed { pack, len: self.len() }
+        } else {
+            let mut t = FieldTable::with_capacity(self.len() + 1);
+            self.iter().for_each(|m| {
+                t.insert(&m, ());
+            });
+            Repr::Table(t)
+        };
+        self.repr = repr;
     }
 
     /// Whether the set is (still) an intset: all integers, few enough.
     pub fn is_intset(&self) -> bool {
-        self.enc == Enc::Intset
+        matches!(self.repr, Repr::Ints(_))
+    }
+
+    /// The members of an intset, in increasing order.
+    pub fn ints(&self) -> Option<impl Iterator<Item = i64> + '_> {
+        match &self.repr {
+            Repr::Ints(s) => Some(s.iter()),
+            _ => None,
+        }
     }
 
     pub fn remove(&mut self, m: &[u8]) -> bool {
-        self.members.remove(m).is_some()
+        match &mut self.repr {
+            Repr::Ints(s) => canonical_int(m).is_some_and(|v| s.remove(v)),
+            Repr::Packed { pack, len } => {
+                let mut it = pack.iter();
+                loop {
+                    let at = it.offset();
+                    let Some(e) = it.next() else { return false };
+                    if e == m {
+                        let end = it.offset();
+                        pack.splice(at, end - at, None);
+                        *len -= 1;
+                        return true;
+                    }
+                }
+            }
+            Repr::Table(t) => t.remove(m).is_some(),
+        }
     }
 
     pub fn contains(&self, m: &[u8]) -> bool {
-        self.members.contains(m)
-    }
-
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> {
-        self.members.iter().map(|(m, _)| m)
-    }
-
-    /// Visits every member in the order Redis replies with them: an
-    /// intset's in increasing order, others as stored.
-    pub fn ordered<'a>(&'a self, f: impl FnMut(&'a [u8])) {
-        if self.enc != Enc::Intset {
-            return self.iter().for_each(f);
+        match &self.repr {
+            Repr::Ints(s) => canonical_int(m).is_some_and(|v| s.contains(v)),
+            Repr::Packed { pack, .. } => pack.iter().any(|e| e == m),
+            Repr::Table(t) => t.contains(m),
         }
-        let mut ints: Vec<(i64, &[u8])> = self.iter().map(|m| (canonical_int(m).unwrap_or_default(), m)).collect();
-        ints.sort_unstable_by_key(|e| e.0);
-        ints.into_iter().map(|e| e.1).for_each(f);
     }
 
-    /// The member at index `i` (0..len) in O(1), for random picks.
-    pub fn nth(&self, i: usize) -> Option<&[u8]> {
-        self.members.nth(i).map(|(m, _)| m)
+    pub fn iter(&self) -> Iter<'_> {
+        match &self.repr {
+            Repr::Ints(set) => Iter::Ints { set, next: 0 },
+            Repr::Packed { pack, len } => Iter::Packed { it: pack.iter(), left: *len },
+            Repr::Table(t) => Iter::Table(t.iter()),
+        }
+    }
+
+    /// The member at index `i` (0..len), for random picks: O(1) but in a
+    /// listpack (a walk of at most 128 members, as Redis's).
+    pub fn nth(&self, i: usize) -> Option<Member<'_>> {
+        match &self.repr {
+            Repr::Ints(s) => s.get(i).map(Member::int),
+            Repr::Packed { pack, len } => pack.get(i, *len).map(Member::Bytes),
+            Repr::Table(t) => t.nth(i).map(|(m, _)| Member::Bytes(m)),
+        }
+    }
+
+    /// Removes the member at index `i` (< len).
+    fn remove_nth(&mut self, i: usize) -> SmallBytes {
+        match &mut self.repr {
+            Repr::Ints(s) => SmallBytes::new(&Member::int(s.remove_at(i))),
+            Repr::Packed { pack, len } => {
+                let mut it = pack.range(i, i + 1, *len);
+                let at = it.offset();
+                let m = SmallBytes::new(it.next().unwrap_or_default());
+                let end = it.offset();
+                pack.splice(at, end - at, None);
+                *len -= 1;
+                m
+            }
+            Repr::Table(t) => t.remove_nth(i).map_or_else(|| SmallBytes::new(b""), |(m, _)| m),
+        }
     }
 
     /// Removes and returns `n` members chosen at random (all when `n` is
-    /// at least the size), in random order: O(n), whatever the set's size.
+    /// at least the size), in random order: O(n) in a table, whatever its
+    /// size.
     pub fn pop_random(&mut self, n: usize, rng: &mut impl rand::Rng) -> Vec<SmallBytes> {
-        if n >= self.members.len() {
-            return self.members.drain().map(|(m, _)| m).collect();
+        if n >= self.len() {
+            let all = self.iter().map(|m| SmallBytes::new(&m)).collect();
+            *self = SetValue { repr: Repr::Table(FieldTable::default()) };
+            return all;
         }
-        (0..n).filter_map(|_| self.members.remove_nth(rng.random_range(0..self.members.len())).map(|(m, _)| m)).collect()
+        (0..n).map(|_| self.remove_nth(rng.random_range(0..self.len()))).collect()
     }
 
     /// One SSCAN step from `cursor` visiting about `count` members; returns
     /// the next cursor (0 when done). The small encodings are returned
     /// whole, with cursor 0, whatever the cursor (as Redis does).
-    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut f: impl FnMut(&'a [u8])) -> u64 {
-        if self.enc != Enc::Table {
-            self.ordered(f);
-            return 0;
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8])) -> u64 {
+        match &self.repr {
+            Repr::Table(t) => t.scan(cursor, count, |m, _| f(m)),
+            _ => {
+                self.iter().for_each(|m| f(&m));
+                0
+            }
         }
-        self.members.scan(cursor, count, |m, _| f(m))
     }
 
     pub fn encoding(&self) -> &'static str {
-        match self.enc {
-            Enc::Intset => "intset",
-            Enc::Listpack => "listpack",
-            Enc::Table => "hashtable",
+        match self.repr {
+            Repr::Ints(_) => "intset",
+            Repr::Packed { .. } => "listpack",
+            Repr::Table(_) => "hashtable",
         }
     }
 
     pub fn heap_size(&self) -> usize {
-        self.members.heap_size()
+        match &self.repr {
+            Repr::Ints(s) => s.heap_size(),
+            Repr::Packed { pack, .. } => pack.heap_size(),
+            Repr::Table(t) => t.heap_size(),
+        }
     }
 }
 
@@ -156,6 +322,51 @@ mod tests {
         assert_eq!(s.encoding(), "listpack", "no way back, as in Redis");
         let m = s.pop_random(1, &mut rand::rng()).remove(0);
         assert!(!s.contains(&m) && s.len() == 1);
+    }
+
+    /// Random adds, removals, lookups and pops against a std set, through
+    /// every encoding (small intset limit, members that are integers or
+    /// not, short or over the listpack's 64 bytes).
+    #[test]
+    fn matches_a_std_set_through_the_encodings() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for round in 0..40 {
+            let limits = SetLimits { intset_max: [3, 50, 512][round % 3] };
+            let mut s = SetValue::default();
+            let mut m: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+            let mut rank = 0;
+            for _ in 0..600 {
+                let v: Vec<u8> = match rng.random_range(0..10) {
+                    0 if round % 4 == 0 => format!("member-{}", rng.random_range(0..200)).into_bytes(),
+                    1 if round % 8 == 0 => vec![b'x'; 65 + rng.random_range(0..3)],
+                    _ => rng.random_range(-300i64..300).to_string().into_bytes(),
+                };
+                match rng.random_range(0..10) {
+                    0..=5 => assert_eq!(s.add(&v, limits), m.insert(v.clone())),
+                    6 | 7 => assert_eq!(s.remove(&v), m.remove(&v)),
+                    8 => assert_eq!(s.contains(&v), m.contains(&v)),
+                    _ => {
+                        for p in s.pop_random(rng.random_range(0..3), &mut rng) {
+                            assert!(m.remove(&p[..]), "popped {p:?}, not a member");
+                        }
+                    }
+                }
+                let enc = ["intset", "listpack", "hashtable"].iter().position(|e| *e == s.encoding()).unwrap_or(0);
+                assert!(enc >= rank, "an encoding went back");
+                rank = enc;
+                assert_eq!(s.len(), m.len());
+            }
+            let mut got: Vec<Vec<u8>> = s.iter().map(|x| x.to_vec()).collect();
+            got.sort();
+            let mut want: Vec<Vec<u8>> = m.into_iter().collect();
+            want.sort();
+            assert_eq!(got, want);
+            let ints: Option<Vec<i64>> = s.ints().map(Iterator::collect);
+            if let Some(v) = ints {
+                assert!(v.windows(2).all(|w| w[0] < w[1]), "an intset lists in increasing order");
+            }
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::resp::Out;
 use crate::store::{Db, Value};
 use crate::types::zset::{ZLimits, ZSet};
+use crate::types::SmallBytes;
 use crate::util::{eq_ic, now_ms, parse_i64};
 use bytes::Bytes;
 use foldhash::fast::RandomState;
@@ -272,9 +273,9 @@ pub(super) fn setop_inputs<'a>(db: &'a mut Db, keys: &[Bytes], now: u64, limits:
             Some(i) => match &db.entry(i).value {
                 Value::ZSet(z) => Ok(Some(Cow::Borrowed(&**z))),
                 Value::Set(s) => {
-                    let mut members: Vec<&[u8]> = s.iter().collect();
+                    let mut members: Vec<SmallBytes> = s.iter().map(|m| SmallBytes::new(&m)).collect();
                     members.sort_unstable();
-                    let items: Vec<(&[u8], f64)> = members.into_iter().map(|m| (m, 1.0)).collect();
+                    let items: Vec<(&[u8], f64)> = members.iter().map(|m| (&m[..], 1.0)).collect();
                     Ok(Some(Cow::Owned(ZSet::from_sorted(&items, limits)?)))
                 }
                 _ => Err(CmdError::WrongType),

@@ -107,7 +107,7 @@ pub fn object_type(value: &Value) -> u8 {
         Value::Str(_) | Value::Int(_) => types::STRING,
         Value::List(_) => types::LIST_QUICKLIST_2,
         Value::Set(s) => {
-            if intset_members(s).is_some() {
+            if s.is_intset() {
                 types::SET_INTSET
             } else {
                 types::SET
@@ -218,24 +218,14 @@ fn write_list(out: &mut Vec<u8>, l: &ListValue, compress: bool, sp: &mut Spiller
     }
 }
 
-/// The set's members sorted, when it is written as an intset.
-fn intset_members(s: &SetValue) -> Option<Vec<i64>> {
-    if !s.is_intset() {
-        return None;
-    }
-    let mut v = s.iter().map(canonical_int).collect::<Option<Vec<i64>>>()?;
-    v.sort_unstable();
-    Some(v)
-}
-
 fn write_set(out: &mut Vec<u8>, s: &SetValue, compress: bool, sp: &mut Spiller) {
-    if let Some(v) = intset_members(s) {
-        put_string_with(out, &write_intset(&v), compress);
+    if let Some(ints) = s.ints() {
+        put_string_with(out, &write_intset(&ints.collect::<Vec<i64>>()), compress);
         return;
     }
     put_len(out, s.len() as u64);
     for m in s.iter() {
-        put_string_with(out, m, compress);
+        put_string_with(out, &m, compress);
         sp.check(out);
     }
 }
