@@ -41,7 +41,7 @@ fn read_until(s: &mut TcpStream, end: &[u8]) -> String {
     let mut got = Vec::new();
     let mut chunk = [0u8; 4096];
     while !got.ends_with(end) {
-        let n = s.read(&mut chunk).expect("stream");
+        let n = s.read(&mut chunk).unwrap_or_else(|e| panic!("stream: {e}; got so far {:?}", String::from_utf8_lossy(&got)));
         assert!(n > 0, "closed; got {:?}", String::from_utf8_lossy(&got));
         got.extend_from_slice(&chunk[..n]);
     }

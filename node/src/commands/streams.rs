@@ -16,7 +16,7 @@ use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
-use crate::store::{Db, SmallBytes, Value};
+use crate::store::{Db, Value};
 use crate::types::stream::{Fields, StreamId, StreamValue, Trim};
 use crate::util::{eq_ic, now_ms, parse_i64};
 
@@ -271,7 +271,7 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             Some(i) => i,
             None => db.insert_new(key, Value::Stream(Box::default()), 0),
         };
-        let fields: Fields = pairs.chunks_exact(2).map(|p| (SmallBytes::new(&p[0]), SmallBytes::new(&p[1]))).collect();
+        let fields = Fields::from_pairs(pairs.chunks_exact(2).map(|p| (&p[0][..], &p[1][..])));
         let s = stream_at(db, idx);
         s.append(id, fields);
         let mut trimmed = None;

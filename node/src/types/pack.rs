@@ -107,7 +107,7 @@ impl Pack {
     }
 
     pub fn iter(&self) -> Iter<'_> {
-        Iter { data: self.bytes(), front: 0, back: self.buf.len() - self.start }
+        entries(self.bytes())
     }
 
     /// Entries `from..to` of the `count` entries.
@@ -265,6 +265,11 @@ impl Pack {
         }
         self.buf.shrink_to_fit();
     }
+}
+
+/// The entries of packed bytes (`Pack::bytes`, copied elsewhere).
+pub fn entries(data: &[u8]) -> Iter<'_> {
+    Iter { data, front: 0, back: data.len() }
 }
 
 /// A node's entries in order, from either end.

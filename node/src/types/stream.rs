@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use super::pack::{self, Pack};
 use super::stream_group::{Groups, UNKNOWN_READ};
-use super::SmallBytes;
 
 /// A stream entry ID.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,7 +70,109 @@ fn string2ull(s: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-pub type Fields = Vec<(SmallBytes, SmallBytes)>;
+/// An entry's field/value pairs, packed in one allocation of their size:
+/// the number of pairs (a LEB128 varint), then field, value, field,
+/// value... as a `Pack` lays them out. An entry never changes once added.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Fields(Box<[u8]>);
+
+impl Fields {
+    pub fn new() -> Fields {
+        Fields::default()
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Fields {
+        let mut b = FieldsBuilder::default();
+        for (f, v) in pairs {
+            b.push(f, v);
+        }
+        b.finish()
+    }
+
+    /// The number of pairs and where the pairs start.
+    fn head(&self) -> (usize, usize) {
+        let (mut n, mut shift) = (0usize, 0);
+        for (i, &b) in self.0.iter().enumerate() {
+            n |= ((b & 0x7f) as usize) << shift;
+            if b & 0x80 == 0 {
+                return (n, i + 1);
+            }
+            shift += 7;
+        }
+        (0, self.0.len())
+    }
+
+    /// The pairs, in order.
+    pub fn iter(&self) -> FieldIter<'_> {
+        FieldIter(pack::entries(&self.0[self.head().1..]))
+    }
+
+    pub fn len(&self) -> usize {
+        self.head().0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn heap_size(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter().map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v)))).finish()
+    }
+}
+
+/// Builds `Fields` a pair at a time.
+#[derive(Default)]
+pub struct FieldsBuilder {
+    pack: Pack,
+    pairs: usize,
+}
+
+impl FieldsBuilder {
+    pub fn push(&mut self, f: &[u8], v: &[u8]) {
+        self.pack.push_back(f);
+        self.pack.push_back(v);
+        self.pairs += 1;
+    }
+
+    pub fn finish(self) -> Fields {
+        let body = self.pack.bytes();
+        let mut out = Vec::with_capacity(body.len() + 3);
+        let mut n = self.pairs;
+        while n >= 0x80 {
+            out.push((n & 0x7f) as u8 | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out.extend_from_slice(body);
+        Fields(out.into_boxed_slice())
+    }
+}
+
+/// An entry's pairs.
+pub struct FieldIter<'a>(pack::Iter<'a>);
+
+impl<'a> Iterator for FieldIter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some((self.0.next()?, self.0.next()?))
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = (&'a [u8], &'a [u8]);
+    type IntoIter = FieldIter<'a>;
+
+    fn into_iter(self) -> FieldIter<'a> {
+        self.iter()
+    }
+}
 
 #[derive(Clone, Default)]
 pub struct StreamValue {
@@ -257,11 +359,7 @@ impl StreamValue {
 
     pub fn heap_size(&self) -> usize {
         self.groups.as_ref().map_or(0, |g| g.heap_size())
-            + self
-                .entries
-                .values()
-                .map(|f| 48 + f.len() * 48 + f.iter().map(|(a, b)| a.heap_size() + b.heap_size()).sum::<usize>())
-                .sum::<usize>()
+            + self.entries.values().map(|f| std::mem::size_of::<(StreamId, Fields)>() + f.heap_size()).sum::<usize>()
     }
 }
 
@@ -282,13 +380,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn fields_keep_their_pairs_and_count() {
+        assert!(Fields::new().is_empty() && Fields::new().iter().next().is_none());
+        let f = Fields::from_pairs([(&b"sku"[..], &b"s1"[..]), (b"", b"x".as_slice())]);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f.iter().collect::<Vec<_>>(), [(&b"sku"[..], &b"s1"[..]), (&b""[..], &b"x"[..])]);
+        let names: Vec<String> = (0..300).map(|i| format!("f{i}")).collect();
+        let many = Fields::from_pairs(names.iter().map(|n| (n.as_bytes(), n.as_bytes())));
+        assert_eq!(many.len(), 300);
+        assert!(many.iter().map(|(f, _)| f).eq(names.iter().map(|n| n.as_bytes())));
+        assert_eq!(many.heap_size(), 2 + names.iter().map(|n| 2 * (n.len() + 2)).sum::<usize>());
+    }
+
     /// Redis's suite: after exact trims a `~` trim drops what is left of
     /// the oldest node, then whole nodes, never below the threshold.
     #[test]
     fn approximate_trims_drop_whole_nodes_in_the_order_entries_came() {
         let mut s = StreamValue::default();
         for i in 0..1000 {
-            s.append(StreamId { ms: i + 1, seq: 0 }, Vec::new());
+            s.append(StreamId { ms: i + 1, seq: 0 }, Fields::new());
         }
         let trim = |s: &mut StreamValue, maxlen, approx| s.trim(&Trim { maxlen: Some(maxlen), approx, ..Trim::default() });
         assert_eq!(trim(&mut s, 666, false), 334);

@@ -15,8 +15,8 @@ use super::encode::{put_len, put_string_with};
 use super::input::Input;
 use super::listpack::{read_listpack, Elem, ListpackWriter};
 use super::{types, RdbError};
-use crate::store::{SmallBytes, Value};
-use crate::types::stream::{Fields, StreamId, StreamValue};
+use crate::store::Value;
+use crate::types::stream::{Fields, FieldsBuilder, StreamId, StreamValue};
 use crate::types::stream_group::{Consumer, Group, Groups, Pending};
 
 /// Redis's `stream-node-max-bytes` and `stream-node-max-entries` defaults.
@@ -43,11 +43,11 @@ impl<'a> Node<'a> {
             lp.push(f);
         }
         lp.push_int(0); // master entry terminator
-        Node { master, fields: fields.iter().map(|(f, _)| &f[..]).collect(), lp, count: 0 }
+        Node { master, fields: fields.iter().map(|(f, _)| f).collect(), lp, count: 0 }
     }
 
     fn add(&mut self, id: StreamId, fields: &Fields) {
-        let same = fields.len() == self.fields.len() && fields.iter().zip(&self.fields).all(|((f, _), m)| &f[..] == *m);
+        let same = fields.len() == self.fields.len() && fields.iter().zip(&self.fields).all(|((f, _), m)| f == *m);
         self.lp.push_int(if same { FLAG_SAMEFIELDS } else { 0 });
         self.lp.push_int(id.ms.wrapping_sub(self.master.ms) as i64);
         self.lp.push_int(id.seq.wrapping_sub(self.master.seq) as i64);
@@ -163,11 +163,11 @@ fn read_node(lp: &[u8], master: StreamId, out: &mut Vec<(StreamId, Fields)>) -> 
     for _ in 0..total {
         let flags = int(&mut it)?;
         let id = StreamId { ms: master.ms.wrapping_add(int(&mut it)? as u64), seq: master.seq.wrapping_add(int(&mut it)? as u64) };
-        let mut fields = Fields::new();
+        let mut fields = FieldsBuilder::default();
         let n = if flags & FLAG_SAMEFIELDS != 0 {
             for f in &master_fields {
                 let v = it.next().ok_or("stream listpack: entry runs past the end")?;
-                fields.push((SmallBytes::new(f.bytes(&mut buf)), SmallBytes::new(v.bytes(&mut itoa::Buffer::new()))));
+                fields.push(f.bytes(&mut buf), v.bytes(&mut itoa::Buffer::new()));
             }
             master_fields.len() as i64 + 3
         } else {
@@ -177,13 +177,14 @@ fn read_node(lp: &[u8], master: StreamId, out: &mut Vec<(StreamId, Fields)>) -> 
             }
             for _ in 0..n {
                 let (Some(f), Some(v)) = (it.next(), it.next()) else { return Err("stream listpack: entry runs past the end") };
-                fields.push((SmallBytes::new(f.bytes(&mut buf)), SmallBytes::new(v.bytes(&mut itoa::Buffer::new()))));
+                fields.push(f.bytes(&mut buf), v.bytes(&mut itoa::Buffer::new()));
             }
             2 * n + 4
         };
         if int(&mut it)? != n {
             return Err("stream listpack: wrong entry element count");
         }
+        let fields = fields.finish();
         if fields.is_empty() {
             // XADD never makes one; the stream type does not hold them.
             return Err("stream entry without fields");

@@ -9,7 +9,7 @@ use crate::types::hash::{HashLimits, HashValue};
 use crate::types::json::{Json, JsonDoc};
 use crate::types::list::ListValue;
 use crate::types::set::SetValue;
-use crate::types::stream::{StreamId, StreamValue};
+use crate::types::stream::{Fields, StreamId, StreamValue};
 use crate::types::stream_group::Group;
 use crate::types::zset::{ZLimits, ZSet};
 
@@ -58,7 +58,7 @@ type Entry<'a> = (u64, u64, &'a [(&'a [u8], &'a [u8])]);
 fn stream(entries: &[Entry]) -> StreamValue {
     let mut s = StreamValue::default();
     for (ms, seq, fields) in entries {
-        s.append(StreamId { ms: *ms, seq: *seq }, fields.iter().map(|(f, v)| (SmallBytes::new(f), SmallBytes::new(v))).collect());
+        s.append(StreamId { ms: *ms, seq: *seq }, Fields::from_pairs(fields.iter().copied()));
     }
     s
 }
@@ -240,10 +240,10 @@ fn streams() {
     let big = vec![b'q'; 3000];
     for i in 0..450u64 {
         let v = i.to_string();
-        let fields: Vec<(SmallBytes, SmallBytes)> = if i % 7 == 0 {
-            vec![(SmallBytes::new(b"other"), SmallBytes::new(&big))]
+        let fields = if i % 7 == 0 {
+            Fields::from_pairs([(&b"other"[..], &big[..])])
         } else {
-            vec![(SmallBytes::new(b"a"), SmallBytes::new(v.as_bytes())), (SmallBytes::new(b"b"), SmallBytes::new(b"x"))]
+            Fields::from_pairs([(&b"a"[..], v.as_bytes()), (b"b", b"x")])
         };
         s.append(StreamId { ms: 10 + i / 3, seq: i % 3 }, fields);
     }
