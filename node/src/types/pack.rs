@@ -11,6 +11,9 @@
 
 use crate::types::SmallBytes;
 
+/// Up to this many bytes a buffer grows by exactly what it needs.
+const SMALL: usize = 256;
+
 #[derive(Clone, Default)]
 pub struct Pack {
     /// Entries live in `buf[start..]`; `buf[..start]` is the front gap.
@@ -130,13 +133,18 @@ impl Pack {
     pub fn push_back(&mut self, e: &[u8]) {
         let n = entry_size(e.len());
         let at = self.buf.len();
+        if at + n <= SMALL {
+            // A small buffer (most lists are) grows to fit: the allocator's
+            // size classes leave it little room to waste.
+            self.buf.reserve_exact(n);
+        }
         self.buf.resize(at + n, 0);
         write_entry(&mut self.buf[at..], e);
     }
 
-    /// `push_back` growing the buffer by exactly the entry (a small
-    /// value's buffer has no spare room; the allocator's size classes
-    /// make most growths in place).
+    /// `push_back` growing the buffer by exactly the entry whatever its
+    /// size (a hash's or set's buffer, at most a few KB, has no spare
+    /// room; the allocator's size classes make most growths in place).
     pub fn push_back_exact(&mut self, e: &[u8]) {
         self.buf.reserve_exact(entry_size(e.len()));
         self.push_back(e);

@@ -250,6 +250,10 @@ impl Quick {
         let add = super::entry_bytes(v.len());
         let end = if left { self.nodes.front() } else { self.nodes.back() };
         if !end.is_some_and(|n| self.fill.allows(n.count, n.bytes + add)) {
+            if self.nodes.is_empty() {
+                // Most lists are one node: no room for three more.
+                self.nodes.reserve_exact(1);
+            }
             if left {
                 self.nodes.push_front(Node::new());
             } else {
