@@ -17,7 +17,9 @@ use super::SmallBytes;
 #[derive(Clone)]
 pub enum HashValue {
     Pairs(Pairs),
-    Table(FieldTable),
+    /// Boxed: most hashes are small, and the value's box is then 16 bytes
+    /// smaller.
+    Table(Box<FieldTable>),
 }
 
 /// The compact encoding: field, value, field, value... in one `Pack`,
@@ -134,7 +136,7 @@ impl HashValue {
     /// directly as a table when they cannot all fit the compact encoding.
     pub fn with_capacity(pairs: usize, limits: HashLimits) -> Self {
         if pairs > limits.max_entries {
-            HashValue::Table(FieldTable::with_capacity(pairs))
+            HashValue::Table(Box::new(FieldTable::with_capacity(pairs)))
         } else {
             HashValue::Pairs(Pairs::default())
         }
@@ -204,7 +206,7 @@ impl HashValue {
             for (f, x) in p.iter() {
                 t.insert(f, SmallBytes::new(x));
             }
-            *self = HashValue::Table(t);
+            *self = HashValue::Table(Box::new(t));
         }
     }
 
@@ -256,7 +258,7 @@ impl HashValue {
     pub fn heap_size(&self) -> usize {
         match self {
             HashValue::Pairs(p) => p.pack.heap_size(),
-            HashValue::Table(t) => t.heap_size(),
+            HashValue::Table(t) => std::mem::size_of::<FieldTable>() + t.heap_size(),
         }
     }
 }
@@ -374,6 +376,11 @@ mod tests {
             let i = rng.random_range(0..m.len() + 1);
             assert_eq!(p.nth(i), m.get(i).map(|(f, v)| (&f[..], &v[..])));
         }
+    }
+
+    #[test]
+    fn a_hash_value_fits_a_48_byte_box() {
+        assert!(std::mem::size_of::<HashValue>() <= 48, "{}", std::mem::size_of::<HashValue>());
     }
 
     #[test]
