@@ -40,7 +40,10 @@ pub struct SetValue {
 #[derive(Clone)]
 enum Repr {
     Ints(IntSet),
-    Packed { pack: Pack, len: usize },
+    Packed {
+        pack: Pack,
+        len: usize,
+    },
     /// Boxed: most sets are small, and the value's box is then 16 bytes
     /// smaller.
     Table(Box<FieldTable<()>>),
