@@ -21,6 +21,8 @@ import socket
 import sys
 import time
 
+from benchlib import rss
+
 
 def zipf_cdf(n, s):
     acc, cdf = 0.0, []
@@ -28,17 +30,6 @@ def zipf_cdf(n, s):
         acc += 1.0 / (i ** s)
         cdf.append(acc)
     return [c / acc for c in cdf]
-
-
-def rss(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 class Conn:

@@ -15,17 +15,11 @@ Standard library only. Prints one JSON object with the figures.
 """
 import json, os, signal, socket, subprocess, sys, tempfile, time
 
+from benchlib import free_port
+
 BIN, ADMIN, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
 KILLS = int(os.environ.get("KILLS", "10"))
 PLANNED = int(os.environ.get("PLANNED", "5"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Conn:

@@ -17,13 +17,7 @@ Only python3's standard library and redis-server are needed.
 """
 import os, socket, subprocess, sys, threading, time
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from benchlib import free_port
 
 
 def cmd(s, *args):

@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from benchlib import resp
+
 VALUE_LEN = 100
 
 
@@ -36,15 +38,6 @@ def key_name(i, tag=None):
 
 def value_for(prefix):
     return prefix.ljust(VALUE_LEN, "x")[:VALUE_LEN]
-
-
-def resp(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if isinstance(a, str):
-            a = a.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
 
 
 def addr(s):

@@ -11,26 +11,14 @@ import tempfile
 import threading
 import time
 
+from benchlib import free_port, resp, rss
+
 BIN = os.environ.get("DAMSELFLY_BIN", "target/release/damselfly")
 KEYS = int(os.environ.get("KEYS", "1000000"))
 VALUE = int(os.environ.get("VALUE", "100"))
 MEMBERS = int(os.environ.get("MEMBERS", "1000000"))
 REQUESTS = int(os.environ.get("REQUESTS", "2000000"))
 SAVE_ROUNDS = int(os.environ.get("SAVE_ROUNDS", "3"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def resp(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
 
 
 def call(port, *args):
@@ -59,14 +47,6 @@ def info(port, field):
         if line.startswith(field + ":"):
             return line.split(":", 1)[1]
     return None
-
-
-def rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 class Server:

@@ -9,6 +9,8 @@ import subprocess
 import tempfile
 import time
 
+from benchlib import free_port, resp
+
 BIN = os.environ.get("DAMSELFLY_BIN", "target/release/damselfly")
 REQUESTS = int(os.environ.get("REQUESTS", "2000000"))
 RANGE = int(os.environ.get("RANGE", "1000000"))
@@ -16,20 +18,6 @@ VALUE = int(os.environ.get("VALUE", "100"))
 RATE = int(os.environ.get("RATE", "50000"))
 SECONDS = float(os.environ.get("SECONDS", "20"))
 KINDS = ("damselfly", "redis-server")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def resp(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
 
 
 class Conn:

@@ -25,20 +25,7 @@ import sys
 import tempfile
 import time
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def encode(args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
+from benchlib import free_port, resp, rss
 
 
 class Conn:
@@ -55,7 +42,7 @@ class Conn:
         """Sends the commands and reads their replies (integers, statuses
         or bulk strings: what the shapes' write commands answer); stops
         at an error."""
-        self.s.sendall(b"".join(encode(c) for c in commands))
+        self.s.sendall(b"".join(resp(*c) for c in commands))
         want, buf, skip = len(commands), b"", False
         while want:
             chunk = self.s.recv(1 << 20)
@@ -76,7 +63,7 @@ class Conn:
                     want -= 1
 
     def info(self, field):
-        self.s.sendall(encode([b"INFO", b"memory"]))
+        self.s.sendall(resp(b"INFO", b"memory"))
         buf = b""
         while not buf.endswith(b"\r\n\r\n") and buf.count(b"\r\n") < 3:
             buf += self.s.recv(1 << 16)
@@ -88,14 +75,6 @@ class Conn:
             if line.startswith(field + ":"):
                 return int(line.split(":")[1])
         raise SystemExit(f"typemem: INFO has no {field}")
-
-
-def rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def text(prefix, i, size):
