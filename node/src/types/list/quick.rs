@@ -112,6 +112,21 @@ impl Node {
         }
     }
 
+    /// The elements, expanded (once) and opened for a change only if one
+    /// of them equals `want`.
+    fn open_matching(&mut self, want: &[u8]) -> Option<&mut Pack> {
+        if let Body::Lzf { raw_len, data } = &self.body {
+            let items = Pack::from_bytes(expand(*raw_len, data));
+            if !items.iter().any(|e| e == want) {
+                return None;
+            }
+            self.body = Body::Raw { items, tried: false };
+        } else if !self.items().any(|e| *e == *want) {
+            return None;
+        }
+        Some(self.open())
+    }
+
     fn compress(&mut self) {
         let Body::Raw { items, tried } = &mut self.body else { return };
         if *tried {
@@ -390,12 +405,10 @@ impl Quick {
                 break;
             }
             let k = if from_tail { n - 1 - j } else { j };
-            if !self.nodes[k].items().any(|e| *e == *want) {
-                continue;
-            }
             let node = &mut self.nodes[k];
             let count = node.count;
-            removed += super::remove_matches(node.open(), count, want, limit - removed, from_tail);
+            let Some(items) = node.open_matching(want) else { continue };
+            removed += super::remove_matches(items, count, want, limit - removed, from_tail);
             node.recount();
         }
         if removed > 0 {
