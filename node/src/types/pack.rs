@@ -175,10 +175,7 @@ impl Pack {
         let (r, next) = entry_at(data, 0);
         let v = SmallBytes::new(&data[r]);
         self.start += next;
-        if self.is_empty() {
-            self.buf.clear();
-            self.start = 0;
-        }
+        self.reset_if_empty();
         Some(v)
     }
 
@@ -190,11 +187,16 @@ impl Pack {
         let (r, begin) = entry_before(data, data.len());
         let v = SmallBytes::new(&data[r]);
         self.buf.truncate(self.start + begin);
+        self.reset_if_empty();
+        Some(v)
+    }
+
+    /// An emptied buffer forgets its front gap.
+    fn reset_if_empty(&mut self) {
         if self.is_empty() {
             self.buf.clear();
             self.start = 0;
         }
-        Some(v)
     }
 
     /// Replaces `remove` bytes at byte offset `at` of the entries (as
@@ -337,27 +339,27 @@ impl OwnedIter {
     }
 }
 
+impl OwnedIter {
+    /// One step of the borrowed iterator over the owned bytes, copied out.
+    fn step(&mut self, from_back: bool) -> Option<Vec<u8>> {
+        let mut it = Iter { data: &self.data, front: self.front, back: self.back };
+        let e = if from_back { it.next_back() } else { it.next() }?.to_vec();
+        (self.front, self.back) = (it.front, it.back);
+        Some(e)
+    }
+}
+
 impl Iterator for OwnedIter {
     type Item = Vec<u8>;
 
     fn next(&mut self) -> Option<Vec<u8>> {
-        if self.front >= self.back {
-            return None;
-        }
-        let (r, next) = entry_at(&self.data, self.front);
-        self.front = next;
-        Some(self.data[r].to_vec())
+        self.step(false)
     }
 }
 
 impl DoubleEndedIterator for OwnedIter {
     fn next_back(&mut self) -> Option<Vec<u8>> {
-        if self.front >= self.back {
-            return None;
-        }
-        let (r, begin) = entry_before(&self.data, self.back);
-        self.back = begin;
-        Some(self.data[r].to_vec())
+        self.step(true)
     }
 }
 

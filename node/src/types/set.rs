@@ -152,9 +152,7 @@ impl SetValue {
                 }
                 return true;
             }
-            if self.contains(m) {
-                return false;
-            }
+            // Not an integer, so not a member yet.
             let n = self.len() + 1;
             let small = n <= LISTPACK_ENTRIES && m.len() <= LISTPACK_VALUE;
             self.convert(small);
