@@ -297,3 +297,35 @@ fn kept_arguments_do_not_hold_their_input_buffers() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A connection that sent a long pipeline and went idle keeps no room for
+/// it: neither its parsed commands nor its replies (5 MB per round here)
+/// stay allocated while it is open, as Redis frees an idle client's
+/// buffers.
+#[test]
+fn an_idle_connection_keeps_no_room_from_a_long_pipeline() {
+    let s = Server::start();
+    let mut admin = s.raw();
+    let mut c = s.raw();
+    let word = "w".repeat(100);
+    assert_eq!(c.cmd(&["ECHO", &word]), format!("$100\r\n{word}\r\n"));
+    let base = used_memory(&mut admin);
+    let one = format!("*2\r\n$4\r\nECHO\r\n$100\r\n{word}\r\n");
+    let pipe = one.repeat(50_000);
+    for _ in 0..4 {
+        c.send(pipe.as_bytes());
+        for _ in 0..50_000 {
+            assert_eq!(c.read_reply().len(), 108);
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let used = used_memory(&mut admin);
+        if used < base + MB {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "an idle connection holds used_memory at {used} (was {base})");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+}

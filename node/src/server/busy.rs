@@ -154,12 +154,7 @@ impl Slot {
     /// event-loop turn later, `conn::serve`): they wait in the slot, where
     /// a busy script's hook sends them before it serves anything else.
     pub fn lend_output(&self, out: &mut Vec<u8>) {
-        let mut unsent = self.unsent.borrow_mut();
-        if unsent.is_empty() {
-            std::mem::swap(out, &mut unsent);
-        } else {
-            unsent.append(out);
-        }
+        move_all(out, &mut self.unsent.borrow_mut());
     }
 
     /// The task is about to wait for input, with every reply written:
@@ -217,11 +212,11 @@ impl Slot {
         }
         // Replies lent at parking (`lend_output`) that the hook did not
         // send come back whether or not it did anything else.
-        out.append(&mut self.unsent.borrow_mut());
+        move_all(&mut self.unsent.borrow_mut(), out);
         if !self.touched.replace(false) {
             return None;
         }
-        cmds.append(&mut self.held.borrow_mut());
+        move_all(&mut self.held.borrow_mut(), cmds);
         let state = self.state.get();
         Some(Resumed {
             authed: state & AUTHED != 0,
@@ -242,6 +237,18 @@ impl Slot {
                 w.wake_by_ref();
             }
         }
+    }
+}
+
+/// Moves everything in `from` to the end of `to`: by swapping the vectors
+/// when `to` is empty, so the bytes are not copied and the larger
+/// allocation goes along (the slot does not keep a long reply's room for
+/// as long as the connection lives).
+fn move_all<T>(from: &mut Vec<T>, to: &mut Vec<T>) {
+    if to.is_empty() {
+        std::mem::swap(from, to);
+    } else {
+        to.append(from);
     }
 }
 

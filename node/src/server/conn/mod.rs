@@ -375,7 +375,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
                     Ok(Some(args)) => {
                         if !args.is_empty() {
                             cmds.push(args);
-                            if conn.parser.unauthenticated {
+                            if conn.parser.unauthenticated || cmds.len() >= PARSE_BATCH {
                                 more = true;
                                 break;
                             }
@@ -409,6 +409,10 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             if !more || conn.s.closing {
                 break;
             }
+        }
+        if cmds.capacity() > SPARE_PARSED {
+            // A long pipeline's vector is not kept by an idle connection.
+            cmds = Vec::new();
         }
         if conn.s.closing || info.killed.load(Relaxed) || conn.read_ahead || !hook_serves || first_of_round() {
             if !conn.send_replies().await {
@@ -477,6 +481,14 @@ fn first_of_round() -> bool {
 /// one write of replies, as in redis-server, which reads as much as its
 /// query buffer holds.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
+/// The most commands parsed out of the input before they run: a long
+/// pipeline already read runs in rounds of this many, so its parsed form
+/// (a vector and the argument handles of each command, several times the
+/// input's size for small commands) never exists whole.
+const PARSE_BATCH: usize = 1024;
+/// The room for parsed commands a connection keeps between inputs.
+const SPARE_PARSED: usize = 64;
 
 thread_local! {
     /// Each shard thread reads small requests here first and copies only
