@@ -121,8 +121,15 @@ def measure(kind, binary, keys, per, build):
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         c = Conn(port)
-        time.sleep(0.2)
-        used0, rss0 = c.info("used_memory"), rss(proc.pid)
+        # The baseline once start-up allocations are done (a server may
+        # still be setting up a few MB when it first answers).
+        used0 = c.info("used_memory")
+        for _ in range(25):
+            time.sleep(0.2)
+            used0, before = c.info("used_memory"), used0
+            if used0 == before:
+                break
+        rss0 = rss(proc.pid)
         batch = []
         for k in range(keys):
             batch.extend(build(k))

@@ -150,8 +150,8 @@ fn approximate_trimming_matches_redis() {
 /// Approximate trimming by nodes of `stream-node-max-entries` entries (set
 /// before the stream is built, as nodes here are counted from the oldest
 /// entry), with and without LIMIT: the lengths left, as redis-server 7.0
-/// leaves them. (At 0, no entry limit, redis-server's nodes end at
-/// `stream-node-max-bytes`, which is not counted here: not compared.)
+/// leaves them. (At 0, no entry limit, nodes end at 4 KB of their bytes,
+/// and ours pack small entries tighter than a listpack: not compared.)
 fn trims_by_node_size(port: u16) -> Vec<String> {
     let mut c = damselfly_tests::Raw::connect(port);
     let mut got = Vec::new();
@@ -195,4 +195,80 @@ fn approximate_trimming_follows_stream_node_max_entries_as_redis() {
     let want = trims_by_node_size(r.port);
     let s = Server::start_with(&["--shards", "2"]);
     assert_eq!(trims_by_node_size(s.port), want);
+}
+
+/// A stream packs its entries in nodes as Redis's listpacks do: 50,000
+/// entries take at most 1.2x redis-server's used_memory, fill as many
+/// nodes (radix-tree-keys), and read, delete and trim as redis-server's.
+#[test]
+fn a_stream_is_as_compact_as_redis_listpacks() {
+    let s = Server::start();
+    let r = damselfly_tests::Redis::start();
+    let (mut ours, mut redis) = (s.raw(), r.raw());
+    let used = |c: &mut damselfly_tests::Raw| -> u64 {
+        let text = c.cmd(&["INFO", "memory"]);
+        let at = text.find("used_memory:").expect("used_memory") + "used_memory:".len();
+        text[at..].split('\r').next().unwrap().parse().unwrap()
+    };
+    let tree_keys = |c: &mut damselfly_tests::Raw| -> String {
+        let info = c.cmd(&["XINFO", "STREAM", "events"]);
+        info.split("radix-tree-keys\r\n").nth(1).and_then(|r| r.split("\r\n").next()).unwrap_or_default().to_string()
+    };
+    let mut grew = Vec::new();
+    for c in [&mut ours, &mut redis] {
+        assert_eq!(c.cmd(&["XADD", "warm", "1-1", "f", "v"]), "$3\r\n1-1\r\n");
+        let before = used(c);
+        for batch in 0..50 {
+            let mut pipe = String::new();
+            for i in batch * 1000..(batch + 1) * 1000 {
+                let (id, sku, qty) = (format!("{}-{}", 1_700_000_000_000u64 + i / 3, i % 3), format!("sku-{i:06}"), (i % 9).to_string());
+                let args = ["XADD", "events", &id, "sku", &sku, "qty", &qty];
+                pipe.push_str(&format!("*{}\r\n", args.len()));
+                for a in args {
+                    pipe.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+                }
+            }
+            c.send(pipe.as_bytes());
+            for _ in 0..1000 {
+                c.read_reply();
+            }
+        }
+        grew.push(used(c) - before);
+    }
+    assert!(grew[0] * 10 <= grew[1] * 12, "50,000 entries took {} bytes, redis-server {}", grew[0], grew[1]);
+    assert_eq!(tree_keys(&mut ours), tree_keys(&mut redis));
+    let cases: &[&[&str]] = &[
+        &["XDEL", "events", "1700000000000-0", "1700000000033-1", "1700000000033-2", "1700000016666-1", "9-9"],
+        &["XRANGE", "events", "-", "1700000000034", "COUNT", "5"],
+        &["XREVRANGE", "events", "1700000000034", "1700000000030-1"],
+        &["XRANGE", "events", "1700000016666", "1700000016666"],
+        &["XREVRANGE", "events", "+", "-", "COUNT", "3"],
+        &["XTRIM", "events", "MAXLEN", "~", "49000"],
+        &["XTRIM", "events", "MINID", "1700000000500-1"],
+        &["XTRIM", "events", "MAXLEN", "48000"],
+        &["XLEN", "events"],
+        &["XRANGE", "events", "-", "+", "COUNT", "2"],
+        &["XADD", "events", "1800000000000-0", "other", "fields", "than", "before"],
+        &["XREVRANGE", "events", "+", "-", "COUNT", "2"],
+    ];
+    ours.same_replies(&mut redis, cases);
+    assert_eq!(tree_keys(&mut ours), tree_keys(&mut redis));
+}
+
+/// Nodes also end at 4 KB (`stream-node-max-bytes`), so approximate
+/// trimming of big entries leaves what redis-server leaves.
+#[test]
+fn nodes_of_big_entries_end_at_four_kilobytes_as_redis() {
+    let s = Server::start();
+    let r = damselfly_tests::Redis::start();
+    let (mut ours, mut redis) = (s.raw(), r.raw());
+    let value = "v".repeat(1000);
+    for i in 1..=100 {
+        let id = format!("{i}-0");
+        ours.same_replies(&mut redis, &[&["XADD", "big", &id, "f", &value]]);
+    }
+    ours.same_replies(
+        &mut redis,
+        &[&["XTRIM", "big", "MAXLEN", "~", "50"], &["XLEN", "big"], &["XTRIM", "big", "MINID", "~", "77"], &["XLEN", "big"]],
+    );
 }

@@ -63,7 +63,7 @@ fn stream_with_group(db: &mut Db, args: &[Bytes], now: u64) -> CmdResult<u32> {
 /// A claimed entry in the reply: its ID alone (JUSTID) or the entry.
 fn write_claimed(out: &mut Out, id: &StreamId, fields: Option<&Fields>) {
     match fields {
-        Some(f) => write_entry(out, id, f),
+        Some(f) => write_entry(out, id, f.view()),
         None => out.bulk(id.text().as_bytes()),
     }
 }
@@ -116,7 +116,7 @@ fn xclaim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let s = stream_at(db, idx);
     // The entries first (a read), then the group (a write).
     let found: Vec<(StreamId, Option<Fields>)> =
-        ids.iter().map(|id| (*id, s.range(*id, *id).next().map(|(_, f)| if justid { Fields::new() } else { f.clone() }))).collect();
+        ids.iter().map(|id| (*id, s.get(*id).map(|f| if justid { Fields::new() } else { f.to_fields() }))).collect();
     let consumer = &args[3][..];
     let g = group_mut(s, &args[2]).expect("checked above");
     if last_id > g.last_id {
@@ -203,7 +203,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             break;
         };
         pos = id.next();
-        let fields = s.range(id, id).next().map(|(_, f)| if justid { Fields::new() } else { f.clone() });
+        let fields = s.get(id).map(|f| if justid { Fields::new() } else { f.to_fields() });
         let g = group_mut(s, &args[2]).expect("checked above");
         let Some(fields) = fields else {
             g.ack(id);

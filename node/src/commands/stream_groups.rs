@@ -401,7 +401,7 @@ fn serve(db: &mut Db, key: &[u8], req: GroupRead, now: u64) -> CmdResult<Option<
             (Some(start), Some(c)) => c.pending.range(start..).take(count).copied().collect(),
             _ => Vec::new(),
         };
-        let items: Served = ids.iter().map(|id| (*id, s.range(*id, *id).next().map(|(_, f)| f.clone()))).collect();
+        let items: Served = ids.iter().map(|id| (*id, s.get(*id).map(|f| f.to_fields()))).collect();
         let g = group_mut(stream_at(db, idx), group).expect("checked above");
         let created = g.touch_consumer(consumer, now);
         for (id, f) in &items {
@@ -415,20 +415,20 @@ fn serve(db: &mut Db, key: &[u8], req: GroupRead, now: u64) -> CmdResult<Option<
         }
         return Ok(Some(items));
     }
-    let Some(from) = g.last_id.next().filter(|_| s.len() > 0 && s.iter().next_back().is_some_and(|(id, _)| *id > g.last_id)) else {
+    let Some(from) = g.last_id.next().filter(|_| s.len() > 0 && s.iter().next_back().is_some_and(|(id, _)| id > g.last_id)) else {
         return Ok(None);
     };
     let mut read = g.entries_read;
     let mut items: Served = Vec::new();
     for (id, f) in s.range(from, StreamId::MAX).take(count) {
-        read = if read != UNKNOWN_READ && !s.tombstones_after(*id) {
+        read = if read != UNKNOWN_READ && !s.tombstones_after(id) {
             read + 1
         } else if s.added > 0 {
-            s.estimate_read(*id)
+            s.estimate_read(id)
         } else {
             read
         };
-        items.push((*id, Some(f.clone())));
+        items.push((id, Some(f.to_fields())));
     }
     let g = group_mut(stream_at(db, idx), group).expect("checked above");
     let created = g.touch_consumer(consumer, now);
@@ -598,7 +598,7 @@ pub async fn xreadgroup(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 out.array(items.len());
                 for (id, f) in &items {
                     match f {
-                        Some(f) => write_entry(out, id, f),
+                        Some(f) => write_entry(out, id, f.view()),
                         None => {
                             out.array(2);
                             out.bulk(id.text().as_bytes());

@@ -48,10 +48,6 @@ const XINFO_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-/// Entries per node of the stream's RDB encoding (Redis's
-/// `stream-node-max-entries`): what `radix-tree-keys` counts here.
-const NODE_ENTRIES: usize = 100;
-
 fn xinfo(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let sub = &args[1];
     if eq_ic(sub, "HELP") {
@@ -141,9 +137,8 @@ fn stream(out: &mut Out, s: &StreamValue, full: Option<usize>) {
     out.map(if full.is_some() { 9 } else { 10 });
     out.bulk(b"length");
     out.int(s.len() as i64);
-    // The stream is not a radix tree of listpacks here: both count the
-    // nodes of its RDB encoding (what a save writes).
-    let nodes = s.len().div_ceil(NODE_ENTRIES) as i64;
+    // Nodes are not held in a radix tree here: both count the nodes.
+    let nodes = s.nodes() as i64;
     out.bulk(b"radix-tree-keys");
     out.int(nodes);
     out.bulk(b"radix-tree-nodes");
@@ -162,7 +157,7 @@ fn stream(out: &mut Out, s: &StreamValue, full: Option<usize>) {
         for (name, e) in [(&b"first-entry"[..], s.iter().next()), (b"last-entry", s.iter().next_back())] {
             out.bulk(name);
             match e {
-                Some((id, f)) => write_entry(out, id, f),
+                Some((id, f)) => write_entry(out, &id, f),
                 None => out.nil(),
             }
         }
@@ -173,7 +168,7 @@ fn stream(out: &mut Out, s: &StreamValue, full: Option<usize>) {
     let n = s.len().min(limit);
     out.array(n);
     for (id, f) in s.iter().take(n) {
-        write_entry(out, id, f);
+        write_entry(out, &id, f);
     }
     out.bulk(b"groups");
     let groups: Vec<_> = s.groups.iter().flat_map(|gs| gs.by_name.iter()).collect();

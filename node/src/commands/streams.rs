@@ -17,7 +17,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
 use crate::store::{Db, Value};
-use crate::types::stream::{Fields, StreamId, StreamValue, Trim};
+use crate::types::stream::{Fields, FieldsRef, StreamId, StreamValue, Trim};
 use crate::util::{eq_ic, now_ms, parse_i64};
 
 const G: &str = "stream";
@@ -140,7 +140,7 @@ pub(super) fn read_stream(db: &Db, idx: u32) -> &StreamValue {
     }
 }
 
-pub(super) fn write_entry(out: &mut Out, id: &StreamId, fields: &Fields) {
+pub(super) fn write_entry(out: &mut Out, id: &StreamId, fields: FieldsRef) {
     out.array(2);
     out.bulk(id.text().as_bytes());
     out.array(fields.len() * 2);
@@ -150,14 +150,23 @@ pub(super) fn write_entry(out: &mut Out, id: &StreamId, fields: &Fields) {
     }
 }
 
+/// `stream-node-max-entries` (`usize::MAX`: no limit).
+fn node_entries(ctx: &Ctx) -> usize {
+    let n = ctx.shard.engine.as_ref().map_or(Trim::NODE_ENTRIES as u64, |e| e.cfg.encoding.stream_node_max_entries.load(Relaxed));
+    if n == 0 {
+        usize::MAX
+    } else {
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+}
+
 /// A trimming clause: MAXLEN|MINID [=|~] threshold [LIMIT count], starting
 /// at `args[i]`; the clause and the index after it. Approximate trimming
 /// goes by nodes of `stream-node-max-entries` entries.
 fn parse_trim(ctx: &Ctx, args: &[Bytes], i: usize) -> CmdResult<(Trim, usize)> {
     let minid = eq_ic(&args[i], "MINID");
     let mut j = i + 1;
-    let node = ctx.shard.engine.as_ref().map_or(Trim::NODE_ENTRIES as u64, |e| e.cfg.encoding.stream_node_max_entries.load(Relaxed));
-    let mut t = Trim { node: if node == 0 { usize::MAX } else { usize::try_from(node).unwrap_or(usize::MAX) }, ..Trim::default() };
+    let mut t = Trim { node: node_entries(ctx), ..Trim::default() };
     if args.get(j).is_some_and(|a| &a[..] == b"~" || &a[..] == b"=") {
         t.approx = &args[j][..] == b"~";
         j += 1;
@@ -219,6 +228,7 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         return Err(CmdError::wrong_arity("xadd"));
     }
     let now = ctx.now;
+    let per_node = node_entries(ctx);
     let key = &args[1];
     // Journaled as Redis propagates it: with the ID it got, and a trim as
     // what it removed (XTRIM MINID of the first entry left, exact).
@@ -271,9 +281,8 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             Some(i) => i,
             None => db.insert_new(key, Value::Stream(Box::default()), 0),
         };
-        let fields = Fields::from_pairs(pairs.chunks_exact(2).map(|p| (&p[0][..], &p[1][..])));
         let s = stream_at(db, idx);
-        s.append(id, fields);
+        s.append(id, pairs.chunks_exact(2).map(|p| (&p[0][..], &p[1][..])), per_node);
         let mut trimmed = None;
         if let Some(t) = &trim {
             if s.trim(t) > 0 {
@@ -343,11 +352,11 @@ fn range(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, rev: bool) -> CmdResult {
     };
     let s = read_stream(db, idx);
     let limit = count.unwrap_or(usize::MAX);
-    let items: Vec<(&StreamId, &Fields)> =
+    let items: Vec<(StreamId, FieldsRef)> =
         if rev { s.range(lo, hi).rev().take(limit).collect() } else { s.range(lo, hi).take(limit).collect() };
     out.array(items.len());
     for (id, f) in items {
-        write_entry(out, id, f);
+        write_entry(out, &id, f);
     }
     Ok(())
 }
@@ -441,7 +450,7 @@ fn xsetid(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let Some(idx) = find(db, &args[1], now)? else { return Err(CmdError::NoSuchKey) };
     let s = read_stream(db, idx);
     if s.len() > 0 {
-        if s.iter().next_back().is_some_and(|(top, _)| id < *top) {
+        if s.iter().next_back().is_some_and(|(top, _)| id < top) {
             return Err(CmdError::err("The ID specified in XSETID is smaller than the target stream top item"));
         }
         if added.is_some_and(|a| (s.len() as u64) > a) {
@@ -466,7 +475,7 @@ fn read_after(db: &mut Db, key: &[u8], after: StreamId, count: usize, now: u64) 
     let Some(idx) = find(db, key, now)? else { return Ok(None) };
     let Some(from) = after.next() else { return Ok(None) };
     let items: Vec<(StreamId, Fields)> =
-        read_stream(db, idx).range(from, StreamId::MAX).take(count).map(|(i, f)| (*i, f.clone())).collect();
+        read_stream(db, idx).range(from, StreamId::MAX).take(count).map(|(i, f)| (i, f.to_fields())).collect();
     Ok((!items.is_empty()).then_some(items))
 }
 
@@ -540,7 +549,7 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 cx.out().bulk(&k);
                 cx.out().array(items.len());
                 for (id, f) in &items {
-                    write_entry(cx.out(), id, f);
+                    write_entry(cx.out(), id, f.view());
                 }
             }
             return Ok(());

@@ -23,8 +23,7 @@ pub struct Pack {
 
 /// Bytes of the LEB128 varint of `n`.
 fn varint_len(n: usize) -> usize {
-    let bits = usize::BITS - (n | 1).leading_zeros();
-    bits.div_ceil(7) as usize
+    varint_size(n as u64)
 }
 
 /// Bytes one entry of `len` bytes takes.
@@ -33,16 +32,54 @@ pub fn entry_size(len: usize) -> usize {
 }
 
 /// Writes one entry into `out` (exactly `entry_size(e.len())` bytes).
-fn write_entry(out: &mut [u8], e: &[u8]) {
-    let h = varint_len(e.len());
-    let mut n = e.len();
+pub fn write_entry(out: &mut [u8], e: &[u8]) {
+    let h = write_frame(out, e.len());
+    out[h..h + e.len()].copy_from_slice(e);
+}
+
+/// Writes the length headers of an entry of `len` bytes at both ends of
+/// `out` (exactly `entry_size(len)` bytes); where its bytes go.
+fn write_frame(out: &mut [u8], len: usize) -> usize {
+    let h = varint_len(len);
+    let mut n = len;
     for i in 0..h {
         let b = (n & 0x7f) as u8 | if i + 1 < h { 0x80 } else { 0 };
         out[i] = b;
         out[out.len() - 1 - i] = b;
         n >>= 7;
     }
-    out[h..h + e.len()].copy_from_slice(e);
+    h
+}
+
+/// Bytes of the LEB128 varint of `n` (`put_varint`).
+pub fn varint_size(n: u64) -> usize {
+    let bits = u64::BITS - (n | 1).leading_zeros();
+    bits.div_ceil(7) as usize
+}
+
+/// Writes `n` as a LEB128 varint at the start of `out`; bytes written.
+pub fn put_varint(out: &mut [u8], mut n: u64) -> usize {
+    let mut i = 0;
+    while n >= 0x80 {
+        out[i] = (n & 0x7f) as u8 | 0x80;
+        n >>= 7;
+        i += 1;
+    }
+    out[i] = n as u8;
+    i + 1
+}
+
+/// The LEB128 varint at the start of `data` (as `put_varint` wrote it) and
+/// its size; (0, len) for bytes that end inside one.
+pub fn get_varint(data: &[u8]) -> (u64, usize) {
+    let mut n = 0u64;
+    for (i, &b) in data.iter().enumerate().take(10) {
+        n |= ((b & 0x7f) as u64) << (7 * i);
+        if b & 0x80 == 0 {
+            return (n, i + 1);
+        }
+    }
+    (0, data.len())
 }
 
 /// The entry starting at `at` in `data`: (its bytes' range, where the next
@@ -131,7 +168,12 @@ impl Pack {
     }
 
     pub fn push_back(&mut self, e: &[u8]) {
-        let n = entry_size(e.len());
+        self.push_back_with(e.len(), |out| out.copy_from_slice(e));
+    }
+
+    /// Appends an entry of `len` bytes that `fill` writes in place.
+    pub fn push_back_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) {
+        let n = entry_size(len);
         let at = self.buf.len();
         if at + n <= SMALL {
             // A small buffer (most lists are) grows to fit: the allocator's
@@ -139,7 +181,8 @@ impl Pack {
             self.buf.reserve_exact(n);
         }
         self.buf.resize(at + n, 0);
-        write_entry(&mut self.buf[at..], e);
+        let h = write_frame(&mut self.buf[at..], len);
+        fill(&mut self.buf[at + h..at + h + len]);
     }
 
     /// `push_back` growing the buffer by exactly the entry whatever its

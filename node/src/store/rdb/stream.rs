@@ -16,7 +16,7 @@ use super::input::Input;
 use super::listpack::{read_listpack, Elem, ListpackWriter};
 use super::{types, RdbError};
 use crate::store::Value;
-use crate::types::stream::{Fields, FieldsBuilder, StreamId, StreamValue};
+use crate::types::stream::{Fields, FieldsBuilder, FieldsRef, StreamId, StreamValue, Trim};
 use crate::types::stream_group::{Consumer, Group, Groups, Pending};
 
 /// Redis's `stream-node-max-bytes` and `stream-node-max-entries` defaults.
@@ -34,7 +34,7 @@ struct Node<'a> {
 }
 
 impl<'a> Node<'a> {
-    fn new(master: StreamId, fields: &'a Fields) -> Node<'a> {
+    fn new(master: StreamId, fields: FieldsRef<'a>) -> Node<'a> {
         let mut lp = ListpackWriter::new();
         lp.push_int(0); // live entries, set when the node is finished
         lp.push_int(0); // deleted entries
@@ -46,7 +46,7 @@ impl<'a> Node<'a> {
         Node { master, fields: fields.iter().map(|(f, _)| f).collect(), lp, count: 0 }
     }
 
-    fn add(&mut self, id: StreamId, fields: &Fields) {
+    fn add(&mut self, id: StreamId, fields: FieldsRef) {
         let same = fields.len() == self.fields.len() && fields.iter().zip(&self.fields).all(|((f, _), m)| f == *m);
         self.lp.push_int(if same { FLAG_SAMEFIELDS } else { 0 });
         self.lp.push_int(id.ms.wrapping_sub(self.master.ms) as i64);
@@ -84,7 +84,7 @@ fn id_key(id: StreamId) -> [u8; 16] {
 pub fn write_stream(out: &mut Vec<u8>, s: &StreamValue, compress: bool) {
     let mut nodes = Vec::new();
     let mut cur: Option<Node> = None;
-    for (&id, fields) in s.iter() {
+    for (id, fields) in s.iter() {
         let size: usize = fields.iter().map(|(f, v)| f.len() + v.len()).sum();
         if let Some(n) = cur.take() {
             if n.lp.bytes() + size >= NODE_MAX_BYTES || n.count >= NODE_MAX_ENTRIES {
@@ -236,8 +236,8 @@ pub fn read_stream<I: Input + ?Sized>(inp: &mut I, rdb_type: u8) -> Result<Value
         return Err(RdbError::corrupt(at, "stream entry IDs out of order or past the last ID"));
     }
     let mut s = StreamValue::default();
-    for (id, fields) in entries {
-        s.append(id, fields);
+    for (id, fields) in &entries {
+        s.append(*id, fields.iter(), Trim::NODE_ENTRIES);
     }
     s.last_id = last_id;
     s.added = added;

@@ -9,7 +9,7 @@ use crate::types::hash::{HashLimits, HashValue};
 use crate::types::json::{Json, JsonDoc};
 use crate::types::list::ListValue;
 use crate::types::set::SetValue;
-use crate::types::stream::{Fields, StreamId, StreamValue};
+use crate::types::stream::{Fields, StreamId, StreamValue, Trim};
 use crate::types::stream_group::Group;
 use crate::types::zset::{ZLimits, ZSet};
 
@@ -58,7 +58,7 @@ type Entry<'a> = (u64, u64, &'a [(&'a [u8], &'a [u8])]);
 fn stream(entries: &[Entry]) -> StreamValue {
     let mut s = StreamValue::default();
     for (ms, seq, fields) in entries {
-        s.append(StreamId { ms: *ms, seq: *seq }, Fields::from_pairs(fields.iter().copied()));
+        s.append(StreamId { ms: *ms, seq: *seq }, fields.iter().map(|(f, v)| (&f[..], &v[..])), Trim::NODE_ENTRIES);
     }
     s
 }
@@ -245,7 +245,7 @@ fn streams() {
         } else {
             Fields::from_pairs([(&b"a"[..], v.as_bytes()), (b"b", b"x")])
         };
-        s.append(StreamId { ms: 10 + i / 3, seq: i % 3 }, fields);
+        s.append(StreamId { ms: 10 + i / 3, seq: i % 3 }, fields.iter(), Trim::NODE_ENTRIES);
     }
     s.remove(StreamId { ms: 20, seq: 0 });
     s.trim(&crate::types::stream::Trim { maxlen: Some(400), ..Default::default() });

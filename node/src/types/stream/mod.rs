@@ -1,12 +1,19 @@
 //! The stream type: entries ordered by ID (`ms-seq`), each a list of
 //! field/value pairs, plus the last ID handed out, so IDs never go back
 //! even after deletions and trimming, and its consumer groups
-//! (`stream_group`), present only once a group was created.
+//! (`stream_group`), present only once a group was created. Entries are
+//! packed in nodes of up to `stream-node-max-entries` entries or 4 KB
+//! (`node`), keyed by their first entry's ID, as Redis keeps them.
 
 use std::collections::BTreeMap;
 
-use super::pack::{self, Pack};
 use super::stream_group::{Groups, UNKNOWN_READ};
+use node::Node;
+
+mod fields;
+mod node;
+
+pub use fields::{FieldIter, Fields, FieldsBuilder, FieldsRef};
 
 /// A stream entry ID.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,113 +77,12 @@ fn string2ull(s: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// An entry's field/value pairs, packed in one allocation of their size:
-/// the number of pairs (a LEB128 varint), then field, value, field,
-/// value... as a `Pack` lays them out. An entry never changes once added.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Fields(Box<[u8]>);
-
-impl Fields {
-    pub fn new() -> Fields {
-        Fields::default()
-    }
-
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Fields {
-        let mut b = FieldsBuilder::default();
-        for (f, v) in pairs {
-            b.push(f, v);
-        }
-        b.finish()
-    }
-
-    /// The number of pairs and where the pairs start.
-    fn head(&self) -> (usize, usize) {
-        let (mut n, mut shift) = (0usize, 0);
-        for (i, &b) in self.0.iter().enumerate() {
-            n |= ((b & 0x7f) as usize) << shift;
-            if b & 0x80 == 0 {
-                return (n, i + 1);
-            }
-            shift += 7;
-        }
-        (0, self.0.len())
-    }
-
-    /// The pairs, in order.
-    pub fn iter(&self) -> FieldIter<'_> {
-        FieldIter(pack::entries(&self.0[self.head().1..]))
-    }
-
-    pub fn len(&self) -> usize {
-        self.head().0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn heap_size(&self) -> usize {
-        self.0.len()
-    }
-}
-
-impl std::fmt::Debug for Fields {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.iter().map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v)))).finish()
-    }
-}
-
-/// Builds `Fields` a pair at a time.
-#[derive(Default)]
-pub struct FieldsBuilder {
-    pack: Pack,
-    pairs: usize,
-}
-
-impl FieldsBuilder {
-    pub fn push(&mut self, f: &[u8], v: &[u8]) {
-        self.pack.push_back(f);
-        self.pack.push_back(v);
-        self.pairs += 1;
-    }
-
-    pub fn finish(self) -> Fields {
-        let body = self.pack.bytes();
-        let mut out = Vec::with_capacity(body.len() + 3);
-        let mut n = self.pairs;
-        while n >= 0x80 {
-            out.push((n & 0x7f) as u8 | 0x80);
-            n >>= 7;
-        }
-        out.push(n as u8);
-        out.extend_from_slice(body);
-        Fields(out.into_boxed_slice())
-    }
-}
-
-/// An entry's pairs.
-pub struct FieldIter<'a>(pack::Iter<'a>);
-
-impl<'a> Iterator for FieldIter<'a> {
-    type Item = (&'a [u8], &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        Some((self.0.next()?, self.0.next()?))
-    }
-}
-
-impl<'a> IntoIterator for &'a Fields {
-    type Item = (&'a [u8], &'a [u8]);
-    type IntoIter = FieldIter<'a>;
-
-    fn into_iter(self) -> FieldIter<'a> {
-        self.iter()
-    }
-}
-
 #[derive(Clone, Default)]
 pub struct StreamValue {
-    entries: BTreeMap<StreamId, Fields>,
+    /// The nodes, by the ID of the first entry appended to each.
+    nodes: BTreeMap<StreamId, Node>,
+    /// Entries in the stream.
+    len: usize,
     pub last_id: StreamId,
     /// Entries ever added (XINFO's entries-added).
     pub added: u64,
@@ -193,23 +99,23 @@ pub struct StreamValue {
 pub struct Trim {
     pub maxlen: Option<usize>,
     pub minid: Option<StreamId>,
-    /// `~`: only whole nodes of `node` entries go, as Redis drops whole
-    /// listpacks (nodes counted in the order entries were added), and
-    /// never so many that fewer than MAXLEN entries (or any at or above
-    /// MINID) would remain.
+    /// `~`: only whole nodes go, as Redis drops whole listpacks, and never
+    /// so many that fewer than MAXLEN entries (or any at or above MINID)
+    /// would remain.
     pub approx: bool,
     /// LIMIT (0: none); unset, `~` stops at 100 nodes' worth, as Redis.
     pub limit: Option<usize>,
-    /// Entries per node (`stream-node-max-entries`; `usize::MAX`: no
-    /// limit; 0: the default, `NODE_ENTRIES`).
+    /// `stream-node-max-entries` when the clause was given (`usize::MAX`:
+    /// no limit; 0: the default, `NODE_ENTRIES`), which sets `~`'s default
+    /// LIMIT.
     pub node: usize,
 }
 
 impl Trim {
     pub const NODE_ENTRIES: usize = 100;
 
-    /// The node size this clause trims by.
-    fn node_entries(&self) -> usize {
+    /// The node size `node` stands for.
+    pub fn node_entries(&self) -> usize {
         if self.node == 0 {
             Self::NODE_ENTRIES
         } else {
@@ -227,93 +133,150 @@ impl Trim {
     }
 }
 
+/// Redis's `stream-node-max-bytes`: a node takes no entry once its bytes
+/// and the entry's fields and values reach this.
+const NODE_MAX_BYTES: usize = 4096;
+
 impl StreamValue {
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
-    /// Appends an entry with an ID above `last_id` (checked by the caller).
-    pub fn append(&mut self, id: StreamId, fields: Fields) {
-        self.entries.insert(id, fields);
+    /// The number of nodes (XINFO's radix-tree-keys).
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Appends an entry with an ID above `last_id` (checked by the caller),
+    /// in a new node when the newest holds `node_entries` entries (counting
+    /// those since removed) or 4 KB.
+    pub fn append<'a>(&mut self, id: StreamId, pairs: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone, node_entries: usize) {
+        let size: usize = pairs.clone().map(|(f, v)| f.len() + v.len()).sum();
+        let full = self.nodes.last_key_value().is_none_or(|(_, n)| n.bytes() + size >= NODE_MAX_BYTES || n.added as usize >= node_entries);
+        if full {
+            if let Some(mut last) = self.nodes.last_entry() {
+                last.get_mut().close();
+            }
+            self.nodes.insert(id, Node::new(pairs.clone()));
+        }
+        if let Some(mut last) = self.nodes.last_entry() {
+            let master = *last.key();
+            last.get_mut().push(master, id, pairs);
+        }
+        self.len += 1;
         self.last_id = id;
         self.added += 1;
     }
 
+    /// The node that holds `id` if any entry does.
+    fn node_of(&self, id: StreamId) -> Option<(&StreamId, &Node)> {
+        self.nodes.range(..=id).next_back()
+    }
+
+    /// The pairs of entry `id`.
+    pub fn get(&self, id: StreamId) -> Option<FieldsRef<'_>> {
+        let (master, node) = self.node_of(id)?;
+        node.entries(*master).take_while(|(e, _)| *e <= id).find(|(e, _)| *e == id).map(|(_, f)| f)
+    }
+
     pub fn contains(&self, id: StreamId) -> bool {
-        self.entries.contains_key(&id)
+        self.get(id).is_some()
     }
 
     pub fn remove(&mut self, id: StreamId) -> bool {
-        let found = self.entries.remove(&id).is_some();
-        if found && id > self.max_deleted {
+        let Some((&master, node)) = self.nodes.range_mut(..=id).next_back() else { return false };
+        if !node.remove(master, id) {
+            return false;
+        }
+        if node.live == 0 {
+            self.nodes.remove(&master);
+        }
+        self.len -= 1;
+        if id > self.max_deleted {
             self.max_deleted = id;
         }
-        found
+        true
     }
 
     /// The ID of the oldest entry (0-0 when empty).
     pub fn first_id(&self) -> StreamId {
-        self.entries.keys().next().copied().unwrap_or_default()
+        self.iter().next().map(|(id, _)| id).unwrap_or_default()
     }
 
     /// Every entry, oldest first.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&StreamId, &Fields)> {
-        self.entries.iter()
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (StreamId, FieldsRef<'_>)> {
+        self.nodes.iter().flat_map(|(master, node)| node.entries(*master))
     }
 
     /// Entries with `lo <= id <= hi` (none when `lo > hi`).
-    pub fn range(&self, lo: StreamId, hi: StreamId) -> impl DoubleEndedIterator<Item = (&StreamId, &Fields)> {
-        self.entries.range(lo..=hi.max(lo)).filter(move |(k, _)| **k <= hi)
+    pub fn range(&self, lo: StreamId, hi: StreamId) -> impl DoubleEndedIterator<Item = (StreamId, FieldsRef<'_>)> {
+        let from = self.node_of(lo).map_or(lo, |(master, _)| *master);
+        self.nodes.range(from..=hi.max(lo)).flat_map(|(master, node)| node.entries(*master)).filter(move |(id, _)| lo <= *id && *id <= hi)
     }
 
-    /// How many of the oldest entries a trim removes (see `Trim`).
-    pub fn trim_count(&self, t: &Trim) -> usize {
+    /// What a trim as `t` says removes (Redis's streamTrim): the oldest
+    /// nodes whole while they fit under the threshold and the limit, then,
+    /// for an exact trim, the oldest entries of the next node. The number
+    /// of whole nodes, the entries they hold, and the entries after them.
+    fn trim_plan(&self, t: &Trim) -> (usize, usize, usize) {
         let limit = t.limit.unwrap_or(if t.approx { t.approx_limit() } else { 0 });
         let limit = if limit == 0 { usize::MAX } else { limit };
-        let len = self.entries.len();
-        if !t.approx {
-            let by_len = t.maxlen.map_or(0, |m| len.saturating_sub(m));
-            let by_id = t.minid.map_or(0, |m| self.entries.range(..m).count());
-            return by_len.max(by_id).min(limit);
-        }
-        // Whole nodes only, never below the threshold. Nodes hold
-        // `node_entries` entries in the order they were added, so the
-        // oldest may be partly gone (an exact trim or XADD's own trim left
-        // the rest): it holds what remains of its share.
-        let per = t.node_entries();
-        let gone = (self.added as usize).saturating_sub(len);
-        let mut first = if per == usize::MAX { per } else { per - gone % per };
-        let mut n = 0;
-        loop {
-            let node = (len - n).min(std::mem::replace(&mut first, per));
-            if node == 0 || n + node > limit {
-                return n;
+        let (mut nodes, mut whole) = (0, 0);
+        for (master, node) in &self.nodes {
+            let len = self.len - whole;
+            if t.maxlen.is_some_and(|m| len <= m) {
+                break;
             }
-            let whole = match (t.maxlen, t.minid) {
-                (Some(m), _) => len - n - node >= m,
-                (None, Some(m)) => self.entries.keys().nth(n + node - 1).is_some_and(|last| *last < m),
+            let entries = node.live as usize;
+            if whole + entries > limit {
+                break;
+            }
+            let all = match (t.maxlen, t.minid) {
+                (Some(m), _) => len - entries >= m,
+                (None, Some(id)) => node.last_id(*master) < id,
                 (None, None) => false,
             };
-            if !whole {
-                return n;
+            if all {
+                nodes += 1;
+                whole += entries;
+                continue;
             }
-            n += node;
+            if t.approx {
+                break;
+            }
+            let part = match (t.maxlen, t.minid) {
+                (Some(m), _) => len - m,
+                (None, Some(id)) => node.entries(*master).take_while(|(e, _)| *e < id).count(),
+                (None, None) => 0,
+            };
+            return (nodes, whole, part);
         }
+        (nodes, whole, 0)
+    }
+
+    /// How many of the oldest entries a trim as `t` says removes.
+    pub fn trim_count(&self, t: &Trim) -> usize {
+        let (_, whole, part) = self.trim_plan(t);
+        whole + part
     }
 
     /// Drops the oldest entries as `t` says; how many went.
     pub fn trim(&mut self, t: &Trim) -> usize {
-        let n = self.trim_count(t);
-        for _ in 0..n {
-            self.entries.pop_first();
+        let (nodes, whole, part) = self.trim_plan(t);
+        for _ in 0..nodes {
+            self.nodes.pop_first();
         }
-        n
+        if let (true, Some(mut first)) = (part > 0, self.nodes.first_entry()) {
+            first.get_mut().drop_front(part);
+        }
+        self.len -= whole + part;
+        whole + part
     }
 
     /// Whether an XDEL tombstone may lie between `start` and the end
     /// (Redis's streamRangeHasTombstones with no end).
     pub fn tombstones_after(&self, start: StreamId) -> bool {
-        if self.entries.is_empty() || self.max_deleted == StreamId::default() || self.first_id() > self.max_deleted {
+        if self.len == 0 || self.max_deleted == StreamId::default() || self.first_id() > self.max_deleted {
             return false;
         }
         start <= self.max_deleted
@@ -326,7 +289,7 @@ impl StreamValue {
         if self.added == 0 {
             return 0;
         }
-        if self.entries.is_empty() && id <= self.last_id {
+        if self.len == 0 && id <= self.last_id {
             return added;
         }
         if id == self.last_id {
@@ -337,9 +300,9 @@ impl StreamValue {
         let first = self.first_id();
         if self.max_deleted == StreamId::default() || self.max_deleted < first {
             if id < first {
-                return added - self.entries.len() as i64;
+                return added - self.len as i64;
             } else if id == first {
-                return added - self.entries.len() as i64 + 1;
+                return added - self.len as i64 + 1;
             }
         }
         UNKNOWN_READ
@@ -359,7 +322,7 @@ impl StreamValue {
 
     pub fn heap_size(&self) -> usize {
         self.groups.as_ref().map_or(0, |g| g.heap_size())
-            + self.entries.values().map(|f| std::mem::size_of::<(StreamId, Fields)>() + f.heap_size()).sum::<usize>()
+            + self.nodes.values().map(|n| std::mem::size_of::<(StreamId, Node)>() + n.heap_size()).sum::<usize>()
     }
 }
 
@@ -380,26 +343,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn fields_keep_their_pairs_and_count() {
-        assert!(Fields::new().is_empty() && Fields::new().iter().next().is_none());
-        let f = Fields::from_pairs([(&b"sku"[..], &b"s1"[..]), (b"", b"x".as_slice())]);
-        assert_eq!(f.len(), 2);
-        assert_eq!(f.iter().collect::<Vec<_>>(), [(&b"sku"[..], &b"s1"[..]), (&b""[..], &b"x"[..])]);
-        let names: Vec<String> = (0..300).map(|i| format!("f{i}")).collect();
-        let many = Fields::from_pairs(names.iter().map(|n| (n.as_bytes(), n.as_bytes())));
-        assert_eq!(many.len(), 300);
-        assert!(many.iter().map(|(f, _)| f).eq(names.iter().map(|n| n.as_bytes())));
-        assert_eq!(many.heap_size(), 2 + names.iter().map(|n| 2 * (n.len() + 2)).sum::<usize>());
-    }
-
     /// Redis's suite: after exact trims a `~` trim drops what is left of
     /// the oldest node, then whole nodes, never below the threshold.
     #[test]
     fn approximate_trims_drop_whole_nodes_in_the_order_entries_came() {
         let mut s = StreamValue::default();
         for i in 0..1000 {
-            s.append(StreamId { ms: i + 1, seq: 0 }, Fields::new());
+            s.append(StreamId { ms: i + 1, seq: 0 }, std::iter::empty(), Trim::NODE_ENTRIES);
         }
         let trim = |s: &mut StreamValue, maxlen, approx| s.trim(&Trim { maxlen: Some(maxlen), approx, ..Trim::default() });
         assert_eq!(trim(&mut s, 666, false), 334);
