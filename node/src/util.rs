@@ -1,7 +1,53 @@
 //! Small helpers shared by command families: number parsing with Redis's
-//! error texts, glob matching (KEYS, SCAN MATCH, CONFIG GET), and the clock.
+//! error texts, glob matching (KEYS, SCAN MATCH, CONFIG GET), the clock,
+//! and giving back the room of mostly emptied maps.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hash};
 
 use crate::error::{CmdError, CmdResult};
+
+/// A hash map or set, for `shrink_map`.
+pub trait Room {
+    fn used(&self) -> usize;
+    fn room(&self) -> usize;
+    fn shrink(&mut self, to: usize);
+}
+
+impl<K: Hash + Eq, V, S: BuildHasher> Room for HashMap<K, V, S> {
+    fn used(&self) -> usize {
+        self.len()
+    }
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+    fn shrink(&mut self, to: usize) {
+        self.shrink_to(to);
+    }
+}
+
+impl<K: Hash + Eq, S: BuildHasher> Room for HashSet<K, S> {
+    fn used(&self) -> usize {
+        self.len()
+    }
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+    fn shrink(&mut self, to: usize) {
+        self.shrink_to(to);
+    }
+}
+
+/// Gives back a map's room once it holds under an eighth of it, as Redis
+/// resizes a dict under a tenth full: a registry that once held many
+/// entries (channels, WATCHed keys, blocked keys, tracked keys) does not
+/// keep their room when they are gone. Amortised O(1) per removal: after a
+/// shrink to twice its length, three quarters must go before the next.
+pub fn shrink_map(map: &mut impl Room) {
+    if map.room() > 64 && map.used() < map.room() / 8 {
+        map.shrink(map.used() * 2);
+    }
+}
 
 /// Current Unix time in milliseconds.
 pub fn now_ms() -> u64 {

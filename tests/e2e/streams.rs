@@ -205,11 +205,6 @@ fn a_stream_is_as_compact_as_redis_listpacks() {
     let s = Server::start();
     let r = damselfly_tests::Redis::start();
     let (mut ours, mut redis) = (s.raw(), r.raw());
-    let used = |c: &mut damselfly_tests::Raw| -> u64 {
-        let text = c.cmd(&["INFO", "memory"]);
-        let at = text.find("used_memory:").expect("used_memory") + "used_memory:".len();
-        text[at..].split('\r').next().unwrap().parse().unwrap()
-    };
     let tree_keys = |c: &mut damselfly_tests::Raw| -> String {
         let info = c.cmd(&["XINFO", "STREAM", "events"]);
         info.split("radix-tree-keys\r\n").nth(1).and_then(|r| r.split("\r\n").next()).unwrap_or_default().to_string()
@@ -217,7 +212,7 @@ fn a_stream_is_as_compact_as_redis_listpacks() {
     let mut grew = Vec::new();
     for c in [&mut ours, &mut redis] {
         assert_eq!(c.cmd(&["XADD", "warm", "1-1", "f", "v"]), "$3\r\n1-1\r\n");
-        let before = used(c);
+        let before = c.used_memory();
         for batch in 0..50 {
             let mut pipe = String::new();
             for i in batch * 1000..(batch + 1) * 1000 {
@@ -233,7 +228,7 @@ fn a_stream_is_as_compact_as_redis_listpacks() {
                 c.read_reply();
             }
         }
-        grew.push(used(c) - before);
+        grew.push(c.used_memory() - before);
     }
     assert!(grew[0] * 10 <= grew[1] * 12, "50,000 entries took {} bytes, redis-server {}", grew[0], grew[1]);
     assert_eq!(tree_keys(&mut ours), tree_keys(&mut redis));

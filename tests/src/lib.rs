@@ -383,6 +383,13 @@ impl Raw {
         String::from_utf8_lossy(&self.read_reply()).into_owned()
     }
 
+    /// INFO's `used_memory`.
+    pub fn used_memory(&mut self) -> u64 {
+        let text = self.cmd(&["INFO", "memory"]);
+        let at = text.find("used_memory:").expect("used_memory") + "used_memory:".len();
+        text[at..].split('\r').next().and_then(|v| v.parse().ok()).expect("used_memory is a number")
+    }
+
     /// Sends each of `cases` here and to `other` (a redis-server) and
     /// asserts the two replies are the same bytes.
     pub fn same_replies(&mut self, other: &mut Raw, cases: &[&[&str]]) {

@@ -274,6 +274,31 @@ pub async fn pop_first(
     Ok(())
 }
 
+/// A waiter's registrations, per shard: dropped, it has each shard prune
+/// the keys' waiters (the waiter is claimed by then, or its client gone).
+struct Registered {
+    engine: std::sync::Arc<crate::shard::Engine>,
+    db: usize,
+    by_shard: Vec<Vec<Bytes>>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let db = self.db;
+        for (shard, keys) in std::mem::take(&mut self.by_shard).into_iter().enumerate().filter(|(_, k)| !k.is_empty()) {
+            self.engine.send(
+                shard,
+                crate::shard::NO_TX,
+                Box::new(move |sh| {
+                    for k in &keys {
+                        sh.prune_waiters(db, k);
+                    }
+                }),
+            );
+        }
+    }
+}
+
 /// Blocks (unless `block` is `None` or a transaction runs) until a key of
 /// `keys` gets items of `kind`, and pops them: `None` on timeout or when the
 /// client left; the redirect when the keys' slot moved away.
@@ -294,14 +319,24 @@ pub async fn wait_pop(
     // meanwhile is marked ready, so its shard serves the waiter right after
     // (every reply goes through the waiter's claim: once).
     let (w, mut rx) = Waiter::new(kind, count);
+    let engine = cx.engine().clone();
+    let mut by_shard: Vec<Vec<Bytes>> = vec![Vec::new(); engine.nshards()];
     for key in keys {
-        let (k, w) = (key.clone(), w.clone());
-        let shard = cx.engine().shard_of(key);
+        by_shard[engine.shard_of(key)].push(key.clone());
+    }
+    // However the wait ends (or the command is dropped with its client),
+    // each shard then forgets the waiter: a waiter whose keys are never
+    // written would otherwise stay registered for good.
+    let _registered = Registered { engine: engine.clone(), db, by_shard: by_shard.clone() };
+    for (shard, keys) in by_shard.into_iter().enumerate().filter(|(_, k)| !k.is_empty()) {
+        let w = w.clone();
         cx.run_on(shard, move |sh| {
-            sh.block(db, &k, w);
-            // (A stream reader has just read: only a later write wakes it.)
-            if !matches!(kind, Kind::Stream { .. }) && has_kind(sh.db(db), &k, kind, now_ms()) {
-                sh.db(db).mark_ready(&k);
+            for k in &keys {
+                sh.block(db, k, w.clone());
+                // (A stream reader has just read: only a later write wakes it.)
+                if !matches!(kind, Kind::Stream { .. }) && has_kind(sh.db(db), k, kind, now_ms()) {
+                    sh.db(db).mark_ready(k);
+                }
             }
         })
         .await;

@@ -227,9 +227,22 @@ impl Session {
     /// asynchronously).
     pub fn unwatch(&mut self, engine: &Engine) {
         let Some(w) = self.watch.take() else { return };
+        // One job per shard, whatever the number of keys.
+        let mut by_shard: Vec<Vec<(usize, Bytes)>> = vec![Vec::new(); engine.nshards()];
         for (shard, db, key) in w.keys {
+            by_shard[shard].push((db, key));
+        }
+        for (shard, keys) in by_shard.into_iter().enumerate().filter(|(_, k)| !k.is_empty()) {
             let flag = w.dirty.clone();
-            engine.send(shard, NO_TX, Box::new(move |sh| sh.db(db).unwatch(&key, &flag)));
+            engine.send(
+                shard,
+                NO_TX,
+                Box::new(move |sh| {
+                    for (db, key) in &keys {
+                        sh.db(*db).unwatch(key, &flag);
+                    }
+                }),
+            );
         }
     }
 

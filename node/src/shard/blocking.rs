@@ -136,6 +136,7 @@ impl Shard {
             q.retain(|w| w.live());
             if q.is_empty() {
                 self.blocked.waiters.remove(&k);
+                crate::util::shrink_map(&mut self.blocked.waiters);
                 self.db(db).set_wake(key, false);
             }
         }

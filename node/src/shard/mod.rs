@@ -601,6 +601,10 @@ impl LocalShard {
                     }
                 }
             }
+            if batch.capacity() > 1024 {
+                // A burst's room is not kept (it would pass to the queue).
+                batch = Vec::new();
+            }
             yield_local().await;
         }
     }

@@ -20,7 +20,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::clients::ClientInfo;
 use crate::config::OutputLimit;
-use crate::util::glob_match;
+use crate::util::{glob_match, shrink_map};
 
 /// A delivery to one subscriber.
 pub struct Message {
@@ -81,6 +81,19 @@ impl Message {
 /// Where a subscriber's messages go, and its connection's record.
 type Subscriber = (UnboundedSender<Message>, Arc<ClientInfo>);
 
+/// Removes `client` from channel (or pattern) `name`: a channel left
+/// without subscribers goes, and a map mostly emptied gives back its room.
+fn leave(map: &mut HashMap<Bytes, HashMap<u64, Subscriber>>, name: &[u8], client: u64) {
+    let Some(subs) = map.get_mut(name) else { return };
+    subs.remove(&client);
+    if subs.is_empty() {
+        map.remove(name);
+        shrink_map(map);
+    } else {
+        shrink_map(subs);
+    }
+}
+
 #[derive(Default)]
 struct Registry {
     channels: HashMap<Bytes, HashMap<u64, Subscriber>>,
@@ -128,13 +141,7 @@ impl PubSub {
 
     pub fn unsubscribe(&self, pattern: bool, name: &[u8], client: u64) {
         let mut r = self.lock();
-        let map = if pattern { &mut r.patterns } else { &mut r.channels };
-        if let Some(subs) = map.get_mut(name) {
-            subs.remove(&client);
-            if subs.is_empty() {
-                map.remove(name);
-            }
-        }
+        leave(if pattern { &mut r.patterns } else { &mut r.channels }, name, client);
     }
 
     /// Delivers `payload` to the subscribers of `channel` and of matching
@@ -214,13 +221,7 @@ impl PubSub {
     }
 
     pub fn unsubscribe_shard(&self, name: &[u8], client: u64) {
-        let mut r = self.lock();
-        if let Some(subs) = r.shard_channels.get_mut(name) {
-            subs.remove(&client);
-            if subs.is_empty() {
-                r.shard_channels.remove(name);
-            }
-        }
+        leave(&mut self.lock().shard_channels, name, client);
     }
 
     /// Delivers `payload` to the subscribers of the shard channel
@@ -272,6 +273,7 @@ impl PubSub {
                 });
             }
         }
+        shrink_map(&mut r.shard_channels);
         names.len()
     }
 }

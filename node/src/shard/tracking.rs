@@ -336,6 +336,7 @@ impl Shard {
             return;
         }
         let Some(ids) = self.tracked.keys.remove(key) else { return };
+        crate::util::shrink_map(&mut self.tracked.keys);
         TOTAL_KEYS.fetch_sub(1, Relaxed);
         TOTAL_ITEMS.fetch_sub(ids.len(), Relaxed);
         for id in ids {

@@ -346,6 +346,7 @@ impl Db {
             v.retain(|f| !Arc::ptr_eq(f, flag));
             if v.is_empty() {
                 self.watched.remove(key);
+                crate::util::shrink_map(&mut self.watched);
             }
         }
     }
@@ -602,6 +603,15 @@ impl Db {
         if let Ok(found) = self.tables[local].find_entry(h, |&i| i == idx) {
             found.remove();
         }
+        let table = &mut self.tables[local];
+        if table.is_empty() {
+            // A slot emptied holds nothing (there are 16384 of them).
+            *table = HashTable::new();
+        } else if table.capacity() > 64 && table.len() < table.capacity() / 8 {
+            // A slot mostly emptied gives back its room (shrink_map's rule).
+            let (entries, hasher) = (&self.entries, &self.hasher);
+            table.shrink_to(table.len() * 2, |&i| hasher.hash_one(&*entries.get(i).expect("indexed").key));
+        }
         let at = self.entries.expiry(idx);
         let e = self.entries.remove(idx)?;
         if at != 0 {
@@ -654,6 +664,7 @@ impl Db {
             self.wake.insert(SmallBytes::new(key));
         } else {
             self.wake.remove(key);
+            crate::util::shrink_map(&mut self.wake);
         }
     }
 

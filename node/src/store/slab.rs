@@ -9,6 +9,11 @@
 //! And each position has a `u64` expiry time (0: none) in a per-chunk array
 //! that exists only while some position of the chunk has one, so keys
 //! without a TTL pay nothing for it.
+//!
+//! A full chunk whose positions are all free again (keys that came and went
+//! together: a burst of cache entries expiring) gives back its memory; its
+//! positions stay in the free list, and the first one reused brings the
+//! chunk back.
 
 const CHUNK_BITS: u32 = 10;
 const CHUNK: usize = 1 << CHUNK_BITS;
@@ -17,6 +22,8 @@ pub struct Slab<T> {
     chunks: Vec<Vec<Option<T>>>,
     /// Per chunk, the 24-bit metadata of each position (little endian).
     meta: Vec<Vec<[u8; 3]>>,
+    /// Per chunk, the positions holding a value.
+    live: Vec<u16>,
     /// Per chunk, the expiry times of its positions and how many are not 0;
     /// `None` while none is.
     expiry: Vec<Option<Expiry>>,
@@ -26,7 +33,7 @@ pub struct Slab<T> {
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
-        Slab { chunks: Vec::new(), meta: Vec::new(), expiry: Vec::new(), free: Vec::new(), len: 0 }
+        Slab { chunks: Vec::new(), meta: Vec::new(), live: Vec::new(), expiry: Vec::new(), free: Vec::new(), len: 0 }
     }
 }
 
@@ -65,8 +72,14 @@ impl<T> Slab<T> {
         let m = meta_bytes(meta);
         if let Some(i) = self.free.pop() {
             let (c, o) = ((i >> CHUNK_BITS) as usize, i as usize & (CHUNK - 1));
+            if self.chunks[c].is_empty() {
+                // A chunk given back (every one of its positions is free).
+                self.chunks[c] = std::iter::repeat_with(|| None).take(CHUNK).collect();
+                self.meta[c] = vec![[0; 3]; CHUNK];
+            }
             self.chunks[c][o] = Some(v);
             self.meta[c][o] = m;
+            self.live[c] += 1;
             return i;
         }
         if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
@@ -75,9 +88,11 @@ impl<T> Slab<T> {
             let cap = if self.chunks.is_empty() { 16 } else { CHUNK };
             self.chunks.push(Vec::with_capacity(cap));
             self.meta.push(Vec::with_capacity(cap));
+            self.live.push(0);
             self.expiry.push(None);
         }
         let ci = self.chunks.len() - 1;
+        self.live[ci] += 1;
         let chunk = &mut self.chunks[ci];
         let meta = &mut self.meta[ci];
         if chunk.len() == chunk.capacity() {
@@ -174,15 +189,23 @@ impl<T> Slab<T> {
     }
 
     pub fn remove(&mut self, i: u32) -> Option<T> {
-        let v = self.chunks.get_mut((i >> CHUNK_BITS) as usize)?.get_mut(i as usize & (CHUNK - 1))?.take()?;
+        let c = (i >> CHUNK_BITS) as usize;
+        let v = self.chunks.get_mut(c)?.get_mut(i as usize & (CHUNK - 1))?.take()?;
         self.set_expiry(i, 0);
         self.len -= 1;
         self.free.push(i);
+        self.live[c] -= 1;
         if self.len == 0 {
             self.chunks.clear();
             self.meta.clear();
+            self.live.clear();
             self.expiry.clear();
             self.free = Vec::new();
+        } else if self.live[c] == 0 && self.chunks[c].len() == CHUNK {
+            // Every position of a full chunk is in the free list: only the
+            // storage goes (a partly filled last chunk keeps growing).
+            self.chunks[c] = Vec::new();
+            self.meta[c] = Vec::new();
         }
         Some(v)
     }
@@ -240,6 +263,33 @@ mod tests {
         s.remove(again);
         assert!(s.is_empty());
         assert_eq!(s.capacity_used(), 0);
+    }
+
+    #[test]
+    fn a_chunk_emptied_gives_back_its_memory_and_comes_back_on_reuse() {
+        let mut s = Slab::default();
+        let ids: Vec<u32> = (0..3 * CHUNK as u32).map(|i| s.insert(i, i)).collect();
+        // The middle chunk empties (its positions in any order).
+        for &id in ids[CHUNK..2 * CHUNK].iter().rev() {
+            assert_eq!(s.remove(id), Some(id));
+        }
+        assert!(s.chunks[1].capacity() == 0 && s.meta[1].capacity() == 0);
+        assert_eq!(s.get(ids[CHUNK + 5]), None);
+        assert_eq!(s.meta(ids[CHUNK + 5]), 0);
+        assert_eq!(s.expiry(ids[CHUNK + 5]), 0);
+        assert_eq!(s.set_expiry(ids[CHUNK + 5], 9), 0);
+        assert_eq!(s.len(), 2 * CHUNK);
+        // Reuse brings it back, one position at a time.
+        let again = s.insert(7, 3);
+        assert_eq!(again, ids[CHUNK]);
+        assert_eq!((s.get(again), s.meta(again)), (Some(&7), 3));
+        assert_eq!(s.chunks[1].len(), CHUNK);
+        let more: Vec<u32> = (0..CHUNK as u32).map(|i| s.insert(i, 0)).collect();
+        assert!(more[..CHUNK - 1].iter().all(|&i| i >> CHUNK_BITS == 1));
+        assert_eq!(more[CHUNK - 1] >> CHUNK_BITS, 3);
+        for &id in ids[..CHUNK].iter().chain(&ids[2 * CHUNK..]) {
+            assert_eq!(s.get(id), Some(&id));
+        }
     }
 
     #[test]
