@@ -1,5 +1,7 @@
 //! Node-wide scripting state, one of the registries the `Engine` owns: the
-//! script cache (SHA1 -> source, shared by every connection and shard), the
+//! script cache (SHA1 -> source, shared by every connection and shard; at
+//! most `EVAL_SCRIPTS_MAX` scripts cached by EVAL alone, the least recently
+//! used going first, as Redis 7.4 bounds it), the
 //! function libraries, and the registry of scripts running past the time
 //! limit (for BUSY and SCRIPT/FUNCTION KILL). The Lua side is `scripting`.
 //!
@@ -7,7 +9,7 @@
 //! own copy of what it has compiled and checks a generation counter (one
 //! atomic load) to notice SCRIPT FLUSH or a library change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -16,6 +18,13 @@ use bytes::Bytes;
 
 /// A script's SHA1 digest as 40 lower-case hex digits.
 pub type Sha = [u8; 40];
+
+/// The most scripts EVAL keeps cached that SCRIPT LOAD did not load (Redis
+/// 7.4's limit; 7.0 kept every one, so distinct EVALs grew the server for
+/// good). Past it, the one used least recently is evicted: an EVALSHA of it
+/// gets NOSCRIPT, and clients send the body again, as they must after
+/// SCRIPT FLUSH or a restart.
+pub const EVAL_SCRIPTS_MAX: usize = 500;
 
 /// A cached EVAL script.
 pub struct ScriptInfo {
@@ -26,6 +35,31 @@ pub struct ScriptInfo {
     /// its declared keys live on: from then on it runs under the wide lock
     /// straight away.
     pub wide: AtomicBool,
+    /// Cached by EVAL only (SCRIPT LOAD never loaded it): may be evicted.
+    evictable: AtomicBool,
+    /// When it last ran (coarse Unix ms), for eviction.
+    used: AtomicU64,
+    /// Gone from the node's cache: a VM that meets it drops its copy.
+    pub evicted: AtomicBool,
+}
+
+impl ScriptInfo {
+    /// Notes a run (a store only when the clock moved, so the scripts all
+    /// shards run do not bounce a cache line on every call).
+    #[inline]
+    pub fn touch(&self) {
+        let now = crate::util::coarse_now_ms();
+        if self.used.load(Relaxed) != now {
+            self.used.store(now, Relaxed);
+        }
+    }
+}
+
+/// The node's scripts, and which of them EVAL alone cached.
+#[derive(Default)]
+struct ScriptCache {
+    map: HashMap<Sha, Arc<ScriptInfo>>,
+    evictable: HashSet<Sha>,
 }
 
 /// A function registered by a library.
@@ -124,7 +158,9 @@ pub struct Scripting {
     /// command table sits above the scripting layer, so the node hands
     /// this in when it builds the registry.
     pub command_exists: fn(&[u8]) -> bool,
-    scripts: Mutex<HashMap<Sha, Arc<ScriptInfo>>>,
+    scripts: Mutex<ScriptCache>,
+    /// Scripts evicted from the cache (INFO's `evicted_scripts`).
+    pub evicted: AtomicU64,
     /// Bumped by SCRIPT FLUSH: VMs drop what they compiled.
     pub script_gen: AtomicU64,
     libraries: Mutex<Libraries>,
@@ -145,6 +181,7 @@ impl Scripting {
         Arc::new(Scripting {
             command_exists,
             scripts: Default::default(),
+            evicted: Default::default(),
             script_gen: Default::default(),
             libraries: Default::default(),
             lib_gen: Default::default(),
@@ -155,28 +192,58 @@ impl Scripting {
     }
 
     pub fn script(&self, sha: &Sha) -> Option<Arc<ScriptInfo>> {
-        lock(&self.scripts).get(sha).cloned()
+        lock(&self.scripts).map.get(sha).cloned()
     }
 
-    /// Caches a script (already known to compile); returns the cached entry.
-    /// The body is copied: the argument is a slice of the input buffer it
-    /// arrived in, which it would otherwise keep alive whole.
-    pub fn add_script(&self, sha: Sha, body: Bytes, flags: u32) -> Arc<ScriptInfo> {
-        let new = || Arc::new(ScriptInfo { body: Bytes::copy_from_slice(&body), flags, wide: AtomicBool::new(false) });
-        lock(&self.scripts).entry(sha).or_insert_with(new).clone()
+    /// Caches a script (already known to compile) for EVAL or, `load`, for
+    /// SCRIPT LOAD (never evicted, even if EVAL cached it first); returns
+    /// the cached entry. The body is copied: the argument is a slice of the
+    /// input buffer it arrived in, which it would otherwise keep alive whole.
+    pub fn add_script(&self, sha: Sha, body: Bytes, flags: u32, load: bool) -> Arc<ScriptInfo> {
+        let mut c = lock(&self.scripts);
+        if let Some(s) = c.map.get(&sha).cloned() {
+            if load && s.evictable.swap(false, Relaxed) {
+                c.evictable.remove(&sha);
+            }
+            s.touch();
+            return s;
+        }
+        let info = Arc::new(ScriptInfo {
+            body: Bytes::copy_from_slice(&body),
+            flags,
+            wide: AtomicBool::new(false),
+            evictable: AtomicBool::new(!load),
+            used: AtomicU64::new(crate::util::coarse_now_ms()),
+            evicted: AtomicBool::new(false),
+        });
+        c.map.insert(sha, info.clone());
+        if !load {
+            c.evictable.insert(sha);
+            while c.evictable.len() > EVAL_SCRIPTS_MAX {
+                // The least recently run, never the one just added.
+                let oldest = c.evictable.iter().filter(|s| **s != sha).min_by_key(|s| c.map.get(*s).map_or(0, |i| i.used.load(Relaxed)));
+                let Some(old) = oldest.copied() else { break };
+                c.evictable.remove(&old);
+                if let Some(gone) = c.map.remove(&old) {
+                    gone.evicted.store(true, Relaxed);
+                }
+                self.evicted.fetch_add(1, Relaxed);
+            }
+        }
+        info
     }
 
     pub fn script_exists(&self, sha: &Sha) -> bool {
-        lock(&self.scripts).contains_key(sha)
+        lock(&self.scripts).map.contains_key(sha)
     }
 
     pub fn flush_scripts(&self) {
-        lock(&self.scripts).clear();
+        *lock(&self.scripts) = ScriptCache::default();
         self.script_gen.fetch_add(1, Relaxed);
     }
 
     pub fn scripts_count(&self) -> usize {
-        lock(&self.scripts).len()
+        lock(&self.scripts).map.len()
     }
 
     pub fn libraries(&self) -> MutexGuard<'_, Libraries> {

@@ -224,7 +224,7 @@ pub fn prepare<'a>(
             } else {
                 let body = args[1].clone();
                 let sha = sha1_hex(&body);
-                let (f, wide) = vm.script_for_body(&sha, &body).map(|i| (i.flags, i.wide.load(Relaxed))).map_err(CmdError::Other)?;
+                let (f, wide) = vm.script_for_body(&sha, &body, false).map(|i| (i.flags, i.wide.load(Relaxed))).map_err(CmdError::Other)?;
                 (sha, Some(body), f, wide)
             };
             (Kind::Script { sha, body }, f, wide, ro, nk)
@@ -516,7 +516,7 @@ pub fn script(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         b"LOAD" => {
             let body = args[2].clone();
             let sha = sha1_hex(&body);
-            with_vm(&scripting, |vm| vm.script_for_body(&sha, &body)).map_err(CmdError::Other)?;
+            with_vm(&scripting, |vm| vm.script_for_body(&sha, &body, true)).map_err(CmdError::Other)?;
             cx.out().bulk(&sha);
         }
         b"EXISTS" => {

@@ -125,6 +125,8 @@ pub struct Vm {
     library_env: Function,
     pub scripting: Arc<Scripting>,
     scripts: HashMap<Sha, CachedScript, FastHash>,
+    /// The size of `scripts` at which evicted copies are swept out.
+    sweep_at: usize,
     /// The compiled script `script_meta` found last, with its function's
     /// registry slot: clients tend to call one script over and over.
     last_script: Option<(Sha, Arc<ScriptInfo>, c_int)>,
@@ -151,6 +153,9 @@ impl Compiled {
         Ok(Compiled { key })
     }
 }
+
+/// The fewest scripts a VM caches before it sweeps out evicted copies.
+const SWEEP_MIN: usize = 2 * crate::shard::scripts::EVAL_SCRIPTS_MAX;
 
 pub struct CachedScript {
     pub info: Arc<ScriptInfo>,
@@ -302,6 +307,7 @@ impl Vm {
             library_env,
             scripting,
             scripts: HashMap::default(),
+            sweep_at: SWEEP_MIN,
             last_script: None,
             script_gen,
             functions: HashMap::default(),
@@ -331,13 +337,29 @@ impl Vm {
     }
 
     /// The cached script `sha`: from this VM, or from the node's cache.
+    /// A copy of a script the node evicted is dropped here (NOSCRIPT).
     pub fn script(&mut self, sha: &Sha) -> Option<&mut CachedScript> {
-        match self.scripts.entry(*sha) {
-            std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let info = self.scripting.script(sha)?;
-                Some(v.insert(CachedScript { info, func: None }))
-            }
+        if self.scripts.get(sha).is_some_and(|c| c.info.evicted.load(Relaxed)) {
+            self.scripts.remove(sha);
+        }
+        if !self.scripts.contains_key(sha) {
+            let info = self.scripting.script(sha)?;
+            self.cache(*sha, CachedScript { info, func: None });
+        }
+        let cached = self.scripts.get_mut(sha)?;
+        cached.info.touch();
+        Some(cached)
+    }
+
+    /// Keeps a script in this VM's cache. Copies of scripts the node
+    /// evicted are dropped whenever the cache has doubled since the last
+    /// sweep, so it stays within twice the node's.
+    fn cache(&mut self, sha: Sha, c: CachedScript) {
+        self.scripts.insert(sha, c);
+        if self.scripts.len() > self.sweep_at {
+            self.scripts.retain(|_, c| !c.info.evicted.load(Relaxed));
+            self.lua.expire_registry_values();
+            self.sweep_at = (self.scripts.len() * 2).max(SWEEP_MIN);
         }
     }
 
@@ -345,7 +367,8 @@ impl Vm {
     /// and its function's registry slot once compiled in this VM.
     pub fn script_meta(&mut self, sha: &Sha) -> Option<(u32, bool, Option<c_int>)> {
         if let Some((last, info, id)) = &self.last_script {
-            if last == sha {
+            if last == sha && !info.evicted.load(Relaxed) {
+                info.touch();
                 return Some((info.flags, info.wide.load(Relaxed), Some(*id)));
             }
         }
@@ -360,14 +383,19 @@ impl Vm {
 
     /// Looks `body` up by its SHA, or checks that it compiles and adds it to
     /// the node's cache (as EVAL and SCRIPT LOAD do). Errors are replies.
-    pub fn script_for_body(&mut self, sha: &Sha, body: &Bytes) -> Result<Arc<ScriptInfo>, String> {
+    /// `load`: for SCRIPT LOAD, which the node never evicts.
+    pub fn script_for_body(&mut self, sha: &Sha, body: &Bytes, load: bool) -> Result<Arc<ScriptInfo>, String> {
         if let Some(s) = self.script(sha) {
-            return Ok(s.info.clone());
+            let info = s.info.clone();
+            if load {
+                self.scripting.add_script(*sha, body.clone(), info.flags, true);
+            }
+            return Ok(info);
         }
         let (flags, shebang_len) = crate::scripting::parse_shebang(body).map_err(|e| format!("ERR {e}"))?;
         let func = Compiled::new(&self.lua, self.compile(&body[shebang_len..])?)?;
-        let info = self.scripting.add_script(*sha, body.clone(), flags);
-        self.scripts.insert(*sha, CachedScript { info: info.clone(), func: Some(func) });
+        let info = self.scripting.add_script(*sha, body.clone(), flags, load);
+        self.cache(*sha, CachedScript { info: info.clone(), func: Some(func) });
         Ok(info)
     }
 

@@ -696,7 +696,7 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out, func: O
     let (func, name) = match &inv.kind {
         Kind::Script { sha, body } => {
             if let Some(body) = body {
-                if let Err(e) = vm.script_for_body(sha, body) {
+                if let Err(e) = vm.script_for_body(sha, body, false) {
                     out.error_text(&e);
                     return true;
                 }
