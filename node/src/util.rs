@@ -14,29 +14,24 @@ pub trait Room {
     fn shrink(&mut self, to: usize);
 }
 
-impl<K: Hash + Eq, V, S: BuildHasher> Room for HashMap<K, V, S> {
-    fn used(&self) -> usize {
-        self.len()
-    }
-    fn room(&self) -> usize {
-        self.capacity()
-    }
-    fn shrink(&mut self, to: usize) {
-        self.shrink_to(to);
-    }
+/// `Room` for a collection with `len`, `capacity` and `shrink_to`.
+macro_rules! room {
+    ($($head:tt)*) => {
+        $($head)* {
+            fn used(&self) -> usize {
+                self.len()
+            }
+            fn room(&self) -> usize {
+                self.capacity()
+            }
+            fn shrink(&mut self, to: usize) {
+                self.shrink_to(to);
+            }
+        }
+    };
 }
-
-impl<K: Hash + Eq, S: BuildHasher> Room for HashSet<K, S> {
-    fn used(&self) -> usize {
-        self.len()
-    }
-    fn room(&self) -> usize {
-        self.capacity()
-    }
-    fn shrink(&mut self, to: usize) {
-        self.shrink_to(to);
-    }
-}
+room!(impl<K: Hash + Eq, V, S: BuildHasher> Room for HashMap<K, V, S>);
+room!(impl<K: Hash + Eq, S: BuildHasher> Room for HashSet<K, S>);
 
 /// Gives back a map's room once it holds under an eighth of it, as Redis
 /// resizes a dict under a tenth full: a registry that once held many
