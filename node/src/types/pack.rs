@@ -420,6 +420,18 @@ mod tests {
         assert_eq!(entry_size(20_000), 20_006);
     }
 
+    #[test]
+    fn varints_round_trip() {
+        let mut buf = [0u8; 10];
+        for n in [0, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
+            let len = put_varint(&mut buf, n);
+            assert_eq!(len, varint_size(n));
+            assert_eq!(get_varint(&buf[..len]), (n, len));
+        }
+        // Bytes that end inside a varint read as nothing.
+        assert_eq!(get_varint(&[0x80, 0x80]), (0, 2));
+    }
+
     /// Random operations against a deque of vectors, with element lengths
     /// around the varint boundaries.
     #[test]

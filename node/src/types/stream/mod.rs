@@ -115,7 +115,7 @@ impl Trim {
     pub const NODE_ENTRIES: usize = 100;
 
     /// The node size `node` stands for.
-    pub fn node_entries(&self) -> usize {
+    fn node_entries(&self) -> usize {
         if self.node == 0 {
             Self::NODE_ENTRIES
         } else {
