@@ -339,10 +339,11 @@ impl Vm {
     /// The cached script `sha`: from this VM, or from the node's cache.
     /// A copy of a script the node evicted is dropped here (NOSCRIPT).
     pub fn script(&mut self, sha: &Sha) -> Option<&mut CachedScript> {
-        if self.scripts.get(sha).is_some_and(|c| c.info.evicted.load(Relaxed)) {
+        let evicted = self.scripts.get(sha).map(|c| c.info.evicted.load(Relaxed));
+        if evicted == Some(true) {
             self.scripts.remove(sha);
         }
-        if !self.scripts.contains_key(sha) {
+        if evicted != Some(false) {
             let info = self.scripting.script(sha)?;
             self.cache(*sha, CachedScript { info, func: None });
         }
