@@ -219,6 +219,9 @@ pub struct Config {
     /// `lua-time-limit` (alias `busy-reply-threshold`), ms: past it a running
     /// script makes other clients get -BUSY and can be killed. 0: never.
     pub lua_time_limit: AtomicU64,
+    /// `lua-memory-limit`, bytes: the most each shard thread's Lua heap
+    /// may hold (a script past it fails with a memory error). 0: no limit.
+    pub lua_memory_limit: AtomicU64,
     /// `slowlog-log-slower-than`, µs: commands that run at least this long
     /// go to the slow log. Negative: none; 0: every command.
     pub slowlog_log_slower_than: AtomicI64,
@@ -736,6 +739,7 @@ impl Config {
             zset_max_listpack_entries: AtomicU64::new(128),
             zset_max_listpack_value: AtomicU64::new(64),
             lua_time_limit: AtomicU64::new(5000),
+            lua_memory_limit: AtomicU64::new(1 << 30),
             slowlog_log_slower_than: AtomicI64::new(10000),
             slowlog_max_len: AtomicU64::new(128),
             notify_keyspace_events: AtomicU32::new(0),
@@ -1049,6 +1053,13 @@ impl Config {
             "zset-max-listpack-entries" | "zset-max-ziplist-entries" => self.zset_max_listpack_entries.store(int()?, Relaxed),
             "zset-max-listpack-value" | "zset-max-ziplist-value" => self.zset_max_listpack_value.store(int()?, Relaxed),
             "lua-time-limit" | "busy-reply-threshold" => self.lua_time_limit.store(int()?, Relaxed),
+            "lua-memory-limit" => {
+                let n = parse_memory(value).ok_or(ConfigError::NotMemory)?;
+                if n != 0 && n < 1 << 20 {
+                    return Err(ConfigError::Invalid("argument must be 0 (no limit) or at least 1mb".into()));
+                }
+                self.lua_memory_limit.store(n, Relaxed)
+            }
             "cluster-node-timeout" => self.cluster_node_timeout.store(int_between(value, 1, i64::MAX as u64)?, Relaxed),
             "cluster-require-full-coverage" => self.cluster_require_full_coverage.store(yes_no(value)?, Relaxed),
             "slowlog-log-slower-than" => {
@@ -1151,6 +1162,7 @@ impl Config {
             ("zset-max-ziplist-value".into(), self.zset_max_listpack_value.load(Relaxed).to_string()),
             ("lua-time-limit".into(), self.lua_time_limit.load(Relaxed).to_string()),
             ("busy-reply-threshold".into(), self.lua_time_limit.load(Relaxed).to_string()),
+            ("lua-memory-limit".into(), self.lua_memory_limit.load(Relaxed).to_string()),
             ("cluster-node-timeout".into(), self.cluster_node_timeout.load(Relaxed).to_string()),
             ("cluster-require-full-coverage".into(), yes_no_text(self.cluster_require_full_coverage.load(Relaxed)).into()),
             ("slowlog-log-slower-than".into(), self.slowlog_log_slower_than.load(Relaxed).to_string()),

@@ -36,20 +36,6 @@ fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
     }
 }
 
-/// Waits (10 s at most) until used_memory is under `limit`; the panic
-/// message says what `used` was.
-fn wait_used_below(c: &mut Raw, limit: u64, what: impl Fn(u64) -> String) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let used = c.used_memory();
-        if used < limit {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", what(used));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn clients(c: &mut Raw) -> usize {
     let text = c.cmd(&["INFO", "clients"]);
     let at = text.find("connected_clients:").expect("connected_clients");
@@ -295,7 +281,7 @@ fn kept_arguments_do_not_hold_their_input_buffers() {
     assert!(admin.cmd(&["SLOWLOG", "GET", "1"]).contains("more arguments"));
     assert_eq!(big.cmd(&["UNLINK", "myset"]), ":1\r\n");
     drop(big);
-    wait_used_below(&mut admin, before + MB / 2, |used| format!("used_memory stays at {used} after UNLINK (was {before})"));
+    admin.wait_used_below(before + MB / 2, |used| format!("used_memory stays at {used} after UNLINK (was {before})"));
 }
 
 /// A connection that sent a long pipeline and went idle keeps no room for
@@ -318,7 +304,7 @@ fn an_idle_connection_keeps_no_room_from_a_long_pipeline() {
             assert_eq!(c.read_reply().len(), 108);
         }
     }
-    wait_used_below(&mut admin, base + MB, |used| format!("an idle connection holds used_memory at {used} (was {base})"));
+    admin.wait_used_below(base + MB, |used| format!("an idle connection holds used_memory at {used} (was {base})"));
     assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
 }
 
@@ -382,7 +368,7 @@ fn watched_and_blocked_keys_give_back_their_room() {
     round(&mut c, 4);
     let base = admin.used_memory();
     round(&mut c, 20_000);
-    wait_used_below(&mut admin, base + MB / 2, |used| format!("20,000 keys watched and blocked on took used_memory from {base} to {used}"));
+    admin.wait_used_below(base + MB / 2, |used| format!("20,000 keys watched and blocked on took used_memory from {base} to {used}"));
 }
 
 /// Keys that came and went together give their room back: 20,000 keys

@@ -363,3 +363,54 @@ fn a_reply_ready_before_a_busy_script_is_sent_during_it() {
     assert_eq!(String::from_utf8_lossy(&sleeper.read_reply()), "+OK\r\n");
     assert_eq!(second.cmd(&["PING"]), "+PONG\r\n");
 }
+
+/// INFO memory's `used_memory_peak`.
+fn used_memory_peak(c: &mut Raw) -> u64 {
+    let text = c.cmd(&["INFO", "memory"]);
+    let at = text.find("used_memory_peak:").expect("used_memory_peak") + "used_memory_peak:".len();
+    text[at..].split('\r').next().and_then(|v| v.parse().ok()).expect("a number")
+}
+
+/// A script cannot take the node's memory: each thread's Lua heap is
+/// bounded by `lua-memory-limit` (Redis has no bound; one EVAL building a
+/// string by doubling took 12 GB here). The script fails with Lua's memory
+/// error, the garbage is collected at once, and the VM keeps serving.
+#[test]
+fn a_script_cannot_grow_its_heap_past_lua_memory_limit() {
+    const MB: u64 = 1 << 20;
+    let s = server(2, &["--lua-memory-limit", "64mb"]);
+    let mut admin = s.raw();
+    assert_eq!(admin.cmd(&["CONFIG", "GET", "lua-memory-limit"]), "*2\r\n$16\r\nlua-memory-limit\r\n$8\r\n67108864\r\n");
+    let greedy = [
+        "local s = string.rep('x', 2^28) return #s",
+        "local s = 'x' for i = 1, 30 do s = s .. s end return #s",
+        "local t = {} for i = 1, 1e8 do t[i] = tostring(i) end return #t",
+    ];
+    // Connections on every thread, so every VM meets the limit.
+    let mut cs: Vec<Raw> = (0..4).map(|_| s.raw()).collect();
+    for c in &mut cs {
+        for script in greedy {
+            let got = c.cmd(&["EVAL", script, "0"]);
+            assert!(
+                got.starts_with("-ERR Error running script") && got.contains("not enough memory") && got.contains("lua-memory-limit"),
+                "{script}: {got:?}"
+            );
+        }
+        assert_eq!(c.cmd(&["EVAL", "return redis.call('SET', KEYS[1], 'v')", "1", "k"]), "+OK\r\n");
+    }
+    let peak = used_memory_peak(&mut admin);
+    assert!(peak < 64 * MB * 2 + 32 * MB, "used_memory_peak {peak} with a 64 MB Lua limit per thread");
+    admin.wait_used_below(16 * MB, |used| format!("the failed scripts' garbage still holds {used} bytes"));
+    // Functions run in the same VMs: a library's load and its function's run.
+    let lib = "#!lua name=greedy\nlocal t = {} for i = 1, 1e8 do t[i] = i end\nredis.register_function('f', function() return 1 end)";
+    assert!(admin.cmd(&["FUNCTION", "LOAD", lib]).contains("not enough memory"));
+    let lib = "#!lua name=greedy\nredis.register_function{function_name='f', callback=function() return #string.rep('x', 2^28) end, flags={'no-writes'}}";
+    assert_eq!(admin.cmd(&["FUNCTION", "LOAD", lib]), "$6\r\ngreedy\r\n");
+    assert!(admin.cmd(&["FCALL", "f", "0"]).contains("not enough memory"));
+    // The limit follows CONFIG SET; 0 lifts it; tiny limits are refused.
+    assert!(admin.cmd(&["CONFIG", "SET", "lua-memory-limit", "100"]).starts_with("-ERR CONFIG SET failed"));
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "lua-memory-limit", "0"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&["EVAL", "local s = string.rep('x', 2^26 + 2^25) return #s", "0"]), ":100663296\r\n");
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "lua-memory-limit", "32mb"]), "+OK\r\n");
+    assert!(admin.cmd(&["EVAL", "local s = string.rep('x', 2^25) return #s", "0"]).contains("not enough memory"));
+}

@@ -390,6 +390,20 @@ impl Raw {
         text[at..].split('\r').next().and_then(|v| v.parse().ok()).expect("used_memory is a number")
     }
 
+    /// Waits (up to 10 s) for `used_memory` to fall below `limit`; fails
+    /// with `what(used)` if it does not.
+    pub fn wait_used_below(&mut self, limit: u64, what: impl Fn(u64) -> String) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let used = self.used_memory();
+            if used < limit {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", what(used));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends each of `cases` here and to `other` (a redis-server) and
     /// asserts the two replies are the same bytes.
     pub fn same_replies(&mut self, other: &mut Raw, cases: &[&[&str]]) {

@@ -376,7 +376,7 @@ pub async fn eval(cx: &mut dyn Coord, spec: &'static CommandSpec, call: ScriptCa
     let client = cx.session().map(|s| s.info.clone());
     super::observe::script_started(&engine, args, db, client.as_deref());
     let acl = cx.session().and_then(|s| crate::commands::acl::Caller::of(&s.info));
-    let mut prep = with_vm(&engine.scripting, |vm| prepare(vm, spec, call, args, db, resp3, &engine.cfg))?;
+    let mut prep = with_vm(&engine.scripting, &engine.cfg, |vm| prepare(vm, spec, call, args, db, resp3, &engine.cfg))?;
     prep.inv.acl = acl;
     run(cx, prep.inv.into_owned(), prep.wide).await;
     Ok(())
@@ -510,13 +510,13 @@ fn kill_outcome(r: KillResult, functions: bool) -> CmdResult {
 
 /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP.
 pub fn script(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
-    let scripting = cx.engine().scripting.clone();
+    let (scripting, cfg) = (cx.engine().scripting.clone(), cx.engine().cfg.clone());
     let sub = args[1].to_ascii_uppercase();
     match sub.as_slice() {
         b"LOAD" => {
             let body = args[2].clone();
             let sha = sha1_hex(&body);
-            with_vm(&scripting, |vm| vm.script_for_body(&sha, &body, true)).map_err(CmdError::Other)?;
+            with_vm(&scripting, &cfg, |vm| vm.script_for_body(&sha, &body, true)).map_err(CmdError::Other)?;
             cx.out().bulk(&sha);
         }
         b"EXISTS" => {
@@ -563,12 +563,16 @@ pub fn script(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
 /// Loads a library's code on this thread's VM, checking it and collecting
 /// the functions it registers.
 fn build_library(cx: &mut dyn Coord, code: Bytes) -> CmdResult<Library> {
-    compile_library(&cx.engine().scripting.clone(), code).map_err(CmdError::Other)
+    compile_library(cx.engine(), code).map_err(CmdError::Other)
 }
 
 /// Compiles a library on this thread's VM.
-fn compile_library(scripting: &std::sync::Arc<Scripting>, code: Bytes) -> Result<Library, String> {
-    let (name, registered) = with_vm(scripting, |vm| vm.load_library(&code))?;
+fn compile_library(engine: &Engine, code: Bytes) -> Result<Library, String> {
+    let (name, registered) = with_vm(&engine.scripting, &engine.cfg, |vm| {
+        let r = vm.load_library(&code);
+        vm.after_run();
+        r
+    })?;
     let functions = registered
         .into_iter()
         .map(|r| {
@@ -589,7 +593,7 @@ fn compile_library(scripting: &std::sync::Arc<Scripting>, code: Bytes) -> Result
 pub fn restore_libraries(engine: &crate::shard::Engine, codes: &[Vec<u8>]) -> Result<(), String> {
     let mut next = Libraries::default();
     for code in codes {
-        let lib = compile_library(&engine.scripting, Bytes::copy_from_slice(code))?;
+        let lib = compile_library(engine, Bytes::copy_from_slice(code))?;
         next.add(lib, false)?;
     }
     *engine.scripting.libraries() = next;

@@ -21,6 +21,7 @@ use mlua::chunk::ChunkMode;
 use mlua::{ffi, Function, HookTriggers, Lua, LuaOptions, RegistryKey, StdLib, Table, Value, VmState};
 
 use super::exec;
+use crate::config::Config;
 use crate::scripting::{libs, Sha};
 use crate::shard::scripts::{function_key, FunctionInfo, ScriptInfo, Scripting};
 use crate::shard::Shard;
@@ -137,9 +138,18 @@ pub struct Vm {
     pub raw: Raw,
     /// Buffers reused from one run to the next.
     pub scratch: exec::Scratch,
+    /// The `lua-memory-limit` the Lua state was last given.
+    memory_limit: u64,
+    /// The heap size past which a run ends with a full collection.
+    collect_above: usize,
 }
 
 type FastHash = foldhash::fast::RandomState;
+
+/// A run that leaves the heap above this (or above twice what survived
+/// the last collection) ends with a full collection: a script's garbage
+/// would otherwise stay counted in `used_memory` until the thread idles.
+const COLLECT_MIN: usize = 64 << 20;
 
 /// A compiled function, held in a registry slot from which a run pushes it
 /// (`key.id()`).
@@ -196,11 +206,11 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's VM, creating it on first use.
-pub fn with_vm<R>(scripting: &Arc<Scripting>, f: impl FnOnce(&mut Vm) -> R) -> R {
+pub fn with_vm<R>(scripting: &Arc<Scripting>, cfg: &Config, f: impl FnOnce(&mut Vm) -> R) -> R {
     VM.with(|cell| {
         let mut slot = cell.borrow_mut();
         let vm = slot.get_or_insert_with(|| new_vm(scripting));
-        vm.refresh();
+        vm.refresh(cfg);
         f(vm)
     })
 }
@@ -222,7 +232,7 @@ pub fn with_vm_on<R>(sh: &mut Shard, f: impl FnOnce(&mut Vm, &mut Shard) -> R) -
     VM.with(|cell| {
         let mut slot = cell.borrow_mut();
         let vm = slot.get_or_insert_with(|| new_vm(&sh.scripting));
-        vm.refresh();
+        vm.refresh(&sh.cfg);
         f(vm, sh)
     })
 }
@@ -314,12 +324,23 @@ impl Vm {
             lib_gen,
             raw,
             scratch: exec::Scratch::default(),
+            memory_limit: 0,
+            collect_above: COLLECT_MIN,
         })
     }
 
     /// Drops what this VM compiled if SCRIPT FLUSH or a library change
-    /// happened since.
-    fn refresh(&mut self) {
+    /// happened since, and applies a changed `lua-memory-limit`.
+    fn refresh(&mut self, cfg: &Config) {
+        let limit = cfg.lua_memory_limit.load(Relaxed);
+        if limit != self.memory_limit {
+            // Refused only when Lua runs as a module, which it never does here.
+            if self.lua.set_memory_limit(usize::try_from(limit).unwrap_or(usize::MAX)).is_ok() {
+                self.memory_limit = limit;
+                // The next run ends with a collection that sets the threshold.
+                self.collect_above = 0;
+            }
+        }
         let sg = self.scripting.script_gen.load(Relaxed);
         if sg != self.script_gen {
             self.scripts.clear();
@@ -333,6 +354,21 @@ impl Vm {
             self.functions.clear();
             self.lib_gen = lg;
             self.lua.expire_registry_values();
+        }
+    }
+
+    /// Called after every run: collects at once when the run left a big
+    /// heap behind (or hit `lua-memory-limit`).
+    pub fn after_run(&mut self) {
+        if self.lua.used_memory() > self.collect_above {
+            self.lua.gc_collect().ok();
+            // Under a limit, a quarter of it: a run that failed at the
+            // limit leaves at least about that much garbage.
+            let floor = match self.memory_limit {
+                0 => COLLECT_MIN,
+                limit => COLLECT_MIN.min(usize::try_from(limit / 4).unwrap_or(usize::MAX)),
+            };
+            self.collect_above = floor.max(self.lua.used_memory().saturating_mul(2));
         }
     }
 

@@ -693,6 +693,12 @@ pub unsafe extern "C-unwind" fn entry(state: *mut ffi::lua_State) -> c_int {
 /// Runs an invocation, writing its reply into `out`; false (nothing
 /// written, changes rolled back) when it needs wide mode.
 fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out, func: Option<c_int>) -> bool {
+    let done = run_script(vm, target, inv, out, func);
+    vm.after_run();
+    done
+}
+
+fn run_script(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out, func: Option<c_int>) -> bool {
     let (func, name) = match &inv.kind {
         Kind::Script { sha, body } => {
             if let Some(body) = body {
@@ -806,7 +812,12 @@ fn run(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out, func: O
                 out.error_text(text);
             }
         }
-        (false, other) => out.error_text(&format!("ERR Error running script {name}, {}", other.to_string().unwrap_or_default())),
+        (false, other) => {
+            let msg = other.to_string().unwrap_or_default();
+            // Lua's own text for a failed allocation, which `lua-memory-limit` causes.
+            let hint = if msg == "not enough memory" { " (a script's Lua heap is bounded by lua-memory-limit)" } else { "" };
+            out.error_text(&format!("ERR Error running script {name}, {msg}{hint}"))
+        }
     }
     true
 }
