@@ -237,3 +237,54 @@ fn memory_doctor_reports_a_past_peak() {
     assert!(report.contains("Memory issues found:") && report.contains(" * Peak: memory use once reached"), "{report}");
     assert!(c.cmd(&["MEMORY", "HELP"]).contains("+DOCTOR\r\n"));
 }
+
+/// INFO memory's split (overhead and dataset, as MEMORY STATS counts them)
+/// and its Lua figures follow keys, scripts, libraries and what a library
+/// keeps in its heap.
+#[test]
+fn memory_split_and_lua_figures_follow_the_state() {
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut c = s.raw();
+    let num = |c: &mut damselfly_tests::Raw, n: &str| field(&c.cmd(&["INFO", "memory"]), n).parse::<u64>().expect(n);
+    let mem = c.cmd(&["INFO", "memory"]);
+    let get = |m: &str, n: &str| field(m, n).parse::<u64>().expect(n);
+    assert_eq!(get(&mem, "used_memory_overhead") + get(&mem, "used_memory_dataset"), get(&mem, "used_memory"), "{mem}");
+    let overhead0 = get(&mem, "used_memory_overhead");
+    let mut pipe = Vec::new();
+    for i in 0..5000 {
+        pipe.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n$7\r\nk:{i:05}\r\n$1\r\nv\r\n").as_bytes());
+    }
+    c.send(&pipe);
+    for _ in 0..5000 {
+        c.read_reply();
+    }
+    assert!(num(&mut c, "used_memory_overhead") > overhead0 + 5000 * 8, "the keys' index and slab count as overhead");
+    // Scripts: the cache's bodies, the libraries' code, the VMs' heaps.
+    let eval0 = num(&mut c, "used_memory_scripts_eval");
+    let body = format!("return '{}'", "x".repeat(1000));
+    assert!(c.cmd(&["EVAL", &body, "0"]).starts_with("$1000"));
+    let eval1 = num(&mut c, "used_memory_scripts_eval");
+    assert!(eval1 >= eval0 + body.len() as u64, "{eval0} -> {eval1}");
+    let lib = "#!lua name=keeper\nlocal kept = {}\nredis.register_function{function_name='keep', callback=function(keys, args) for i = 1, tonumber(args[1]) do kept[#kept + 1] = string.rep('y', 100) .. i end return #kept end, flags={'no-writes'}}";
+    assert_eq!(num(&mut c, "used_memory_functions"), 0);
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", lib]), "$6\r\nkeeper\r\n");
+    let funcs = num(&mut c, "used_memory_functions");
+    assert!(funcs >= lib.len() as u64, "{funcs}");
+    assert_eq!(num(&mut c, "used_memory_scripts"), eval1 + funcs);
+    let lua0 = num(&mut c, "used_memory_lua");
+    assert!(lua0 > 0);
+    assert_eq!(c.cmd(&["FCALL", "keep", "0", "50000"]), ":50000\r\n");
+    let mem = c.cmd(&["INFO", "memory"]);
+    let lua1 = get(&mem, "used_memory_lua");
+    assert!(lua1 > lua0 + 50000 * 100, "a library keeping 5 MB: used_memory_lua {lua0} -> {lua1}");
+    assert_eq!(get(&mem, "used_memory_vm_eval"), lua1);
+    assert_eq!(get(&mem, "used_memory_vm_total"), lua1);
+    // A flush drops the library's heap with the library.
+    assert_eq!(c.cmd(&["FUNCTION", "FLUSH"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["EVAL", "return 1", "0"]), ":1\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while num(&mut c, "used_memory_lua") > lua0 + 1_000_000 {
+        assert!(Instant::now() < deadline, "the flushed library's heap stays counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -35,6 +35,11 @@ struct ShardInfo {
     /// The shard's change count as of this INFO (the snapshot task
     /// publishes it only every tick).
     changes: u64,
+    /// The keyspace's own structures (indexes, slab), when the memory
+    /// section is wanted.
+    db_overhead: usize,
+    /// The shard thread's Lua heap.
+    lua: usize,
 }
 
 const DEFAULT: &[&str] =
@@ -46,12 +51,26 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
     let want = |s: &str| all || (default && DEFAULT.contains(&s)) || wanted.iter().any(|w| w == s);
     let now = now_ms();
+    let memory = want("memory");
     let shards = cx
         .broadcast(move |sh| {
             let n = sh.db_count();
             let dbs =
                 (0..n).map(|i| sh.db_if_exists(i).map(|d| (d.len(), d.volatile_len(), d.avg_ttl(now))).unwrap_or((0, 0, 0))).collect();
-            ShardInfo { stats: sh.counted_stats(), rates: sh.rates.get(), cmds: super::stats::snapshot(), dbs, changes: sh.changes() }
+            let db_overhead = if memory {
+                (0..n).filter_map(|i| sh.db_if_exists(i).map(|d| d.overhead())).map(|(main, expires)| main + expires).sum()
+            } else {
+                0
+            };
+            ShardInfo {
+                stats: sh.counted_stats(),
+                rates: sh.rates.get(),
+                cmds: super::stats::snapshot(),
+                dbs,
+                changes: sh.changes(),
+                db_overhead,
+                lua: super::scripting::vm::heap_size(),
+            }
         })
         .await;
     let mut cmds = super::stats::Stats::default();
@@ -104,23 +123,36 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         let maxmem = e.cfg.maxmemory.load(Relaxed);
         let system = total_system_memory();
         let scripts = e.scripting.scripts_count();
-        let (libraries, functions) = {
+        let scripts_mem = e.scripting.scripts_memory();
+        let (libraries, functions, functions_mem) = {
             let l = e.scripting.libraries();
-            (l.libs.len(), l.funcs.len())
+            (l.libs.len(), l.funcs.len(), l.memory())
         };
+        // As MEMORY STATS counts them (`memory_stats`).
+        let db_overhead: u64 = shards.iter().map(|s| s.db_overhead as u64).sum();
+        let overhead = startup + backlog + replicas_mem + clients_mem + db_overhead;
+        let dataset = used.saturating_sub(overhead);
+        let lua: usize = shards.iter().map(|s| s.lua).sum();
         let _ = write!(
             text,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_startup:{startup}\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_replication_backlog:{backlog}\r\nmem_clients_slaves:{replicas_mem}\r\nmem_clients_normal:{clients_mem}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{overhead}\r\nused_memory_startup:{startup}\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:{lua}\r\nused_memory_vm_eval:{lua}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{scripts_mem}\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\nused_memory_vm_total:{lua}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:{functions_mem}\r\nused_memory_scripts:{}\r\nused_memory_scripts_human:{}\r\nmaxmemory:{maxmem}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_replication_backlog:{backlog}\r\nmem_total_replication_buffers:{}\r\nmem_clients_slaves:{replicas_mem}\r\nmem_clients_normal:{clients_mem}\r\nmem_allocator:mimalloc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n\r\n",
             human(used),
             human(rss),
             human(peak),
             if peak > 0 { used as f64 * 100.0 / peak as f64 } else { 0.0 },
+            // Redis's share: of what is above start-up.
+            if used > startup { dataset as f64 * 100.0 / (used - startup) as f64 } else { 0.0 },
             human(system),
+            human(lua as u64),
+            human(lua as u64),
+            scripts_mem + functions_mem,
+            human((scripts_mem + functions_mem) as u64),
             human(maxmem),
             e.cfg.policy().name(),
             if used > 0 { rss as f64 / used as f64 } else { 0.0 },
             rss as i64 - used as i64,
             crate::shard::evict::not_counted(),
+            backlog + replicas_mem,
         );
     }
     if want("persistence") {

@@ -122,6 +122,8 @@ struct ShardFigures {
     busy: f64,
     /// Commands per second lately.
     ops: u64,
+    /// The thread's Lua heap.
+    lua: usize,
 }
 
 fn shard_figures(sh: &mut Shard) -> ShardFigures {
@@ -134,6 +136,7 @@ fn shard_figures(sh: &mut Shard) -> ShardFigures {
         backlog: crate::shard::backlog(),
         busy: thread_cpu_seconds(),
         ops: sh.rates.get()[0],
+        lua: crate::commands::scripting::vm::heap_size(),
     }
 }
 
@@ -333,6 +336,8 @@ impl Collector for Scrape {
         gauge(e, "redis_memory_used_rss_bytes", "Resident set size", n.rss)?;
         gauge(e, "redis_memory_used_startup_bytes", "used_memory once the node had started", n.startup)?;
         gauge(e, "redis_memory_max_bytes", "maxmemory (0: no limit)", n.maxmemory)?;
+        let lua: usize = self.shards.iter().map(|s| s.lua).sum();
+        gauge(e, "redis_memory_used_lua_bytes", "Heap of the threads' Lua VMs (used_memory_lua)", lua as u64)?;
         // Persistence.
         gauge(e, "redis_loading_dump_file", "Whether a snapshot or journal is loading", flag(n.loading))?;
         gauge(e, "redis_rdb_changes_since_last_save", "Writes since the last snapshot", n.changes)?;

@@ -97,6 +97,24 @@ pub fn function_key(name: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl Libraries {
+    /// Bytes the libraries hold outside the VMs (code, names, function
+    /// entries): INFO's `used_memory_functions`.
+    pub fn memory(&self) -> usize {
+        let libs: usize = self.libs.iter().map(|(k, l)| k.len() + l.name.len() + l.code.len() + std::mem::size_of::<Library>()).sum();
+        let funcs: usize = self
+            .funcs
+            .iter()
+            .map(|(k, f)| {
+                k.len()
+                    + f.name.len()
+                    + f.library.len()
+                    + f.description.as_ref().map_or(0, String::len)
+                    + std::mem::size_of::<FunctionInfo>()
+            })
+            .sum();
+        libs + funcs
+    }
+
     /// Adds a library (replacing one of the same name when `replace`);
     /// errors with Redis's texts.
     pub fn add(&mut self, lib: Library, replace: bool) -> Result<(), String> {
@@ -244,6 +262,14 @@ impl Scripting {
 
     pub fn scripts_count(&self) -> usize {
         lock(&self.scripts).map.len()
+    }
+
+    /// Bytes the cached scripts hold outside the VMs (their bodies and
+    /// entries): INFO's `used_memory_scripts_eval`.
+    pub fn scripts_memory(&self) -> usize {
+        let c = lock(&self.scripts);
+        let entry = std::mem::size_of::<(Sha, Arc<ScriptInfo>)>() + std::mem::size_of::<ScriptInfo>();
+        c.map.values().map(|i| i.body.len() + entry).sum::<usize>() + c.evictable.len() * std::mem::size_of::<Sha>()
     }
 
     pub fn libraries(&self) -> MutexGuard<'_, Libraries> {

@@ -81,6 +81,7 @@ def test_families_parse_with_exporter_names_and_types(node):
         "redis_commands_duration_seconds": "counter",
         "redis_memory_used_bytes": "gauge",
         "redis_memory_max_bytes": "gauge",
+        "redis_memory_used_lua_bytes": "gauge",
         "redis_connected_clients": "gauge",
         "redis_blocked_clients": "gauge",
         "redis_keyspace_hits": "counter",
@@ -140,3 +141,15 @@ def test_figures_move_with_the_workload(node):
     shards = {s.labels["shard"] for s in after["damselfly_shard_keys"].samples}
     assert shards == {"0", "1"}
     assert sum(s.value for s in after["damselfly_shard_keys"].samples) == 101
+    # The Lua heap: what a script leaves in a library shows, as in INFO.
+    r.function_load(
+        "#!lua name=keeper\nlocal kept = {}\n"
+        "redis.register_function{function_name='keep', callback=function(keys, args) "
+        "for i = 1, 20000 do kept[#kept + 1] = string.rep('y', 100) .. i end return #kept end, flags={'no-writes'}}",
+        replace=True,
+    )
+    lua_before = value(scrape(mport), "redis_memory_used_lua_bytes")
+    assert r.fcall("keep", 0) == 20000
+    lua_after = value(scrape(mport), "redis_memory_used_lua_bytes")
+    assert lua_after > lua_before + 2_000_000
+    assert lua_after == r.info("memory")["used_memory_lua"]

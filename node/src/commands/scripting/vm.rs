@@ -10,7 +10,7 @@
 //! dropped when the node-wide generation counters move (SCRIPT FLUSH,
 //! FUNCTION LOAD/DELETE/...).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::raw::c_int;
 use std::sync::atomic::Ordering::Relaxed;
@@ -203,6 +203,14 @@ pub struct Raw {
 
 thread_local! {
     static VM: RefCell<Option<Vm>> = const { RefCell::new(None) };
+    /// This thread's VM heap as of its last run or collection.
+    static HEAP: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Bytes this thread's Lua heap held after its last run or collection (0
+/// before the first script): INFO's `used_memory_lua`.
+pub fn heap_size() -> usize {
+    HEAP.with(Cell::get)
 }
 
 /// Runs `f` with this thread's VM, creating it on first use.
@@ -222,6 +230,7 @@ pub fn collect_garbage() {
         if let Ok(mut slot) = cell.try_borrow_mut() {
             if let Some(vm) = slot.as_mut() {
                 vm.lua.gc_collect().ok();
+                HEAP.with(|h| h.set(vm.lua.used_memory()));
             }
         }
     })
@@ -239,7 +248,10 @@ pub fn with_vm_on<R>(sh: &mut Shard, f: impl FnOnce(&mut Vm, &mut Shard) -> R) -
 
 fn new_vm(scripting: &Arc<Scripting>) -> Vm {
     match Vm::new(scripting.clone()) {
-        Ok(vm) => vm,
+        Ok(vm) => {
+            HEAP.with(|h| h.set(vm.lua.used_memory()));
+            vm
+        }
         // Only an allocation failure while building the sandbox gets here.
         Err(e) => panic!("cannot create the Lua VM: {e}"),
     }
@@ -354,6 +366,8 @@ impl Vm {
             self.functions.clear();
             self.lib_gen = lg;
             self.lua.expire_registry_values();
+            // What a replaced or deleted library kept goes now.
+            self.lua.gc_collect().ok();
         }
     }
 
@@ -370,6 +384,7 @@ impl Vm {
             };
             self.collect_above = floor.max(self.lua.used_memory().saturating_mul(2));
         }
+        HEAP.with(|h| h.set(self.lua.used_memory()));
     }
 
     /// The cached script `sha`: from this VM, or from the node's cache.
