@@ -222,6 +222,10 @@ pub struct Config {
     /// `lua-memory-limit`, bytes: the most each shard thread's Lua heap
     /// may hold (a script past it fails with a memory error). 0: no limit.
     pub lua_memory_limit: AtomicU64,
+    /// `reply-max-bytes`: the most the reply of one command that writes
+    /// nothing may take (past it the client gets an error instead). 0: no
+    /// limit.
+    pub reply_max_bytes: AtomicU64,
     /// `slowlog-log-slower-than`, µs: commands that run at least this long
     /// go to the slow log. Negative: none; 0: every command.
     pub slowlog_log_slower_than: AtomicI64,
@@ -740,6 +744,7 @@ impl Config {
             zset_max_listpack_value: AtomicU64::new(64),
             lua_time_limit: AtomicU64::new(5000),
             lua_memory_limit: AtomicU64::new(1 << 30),
+            reply_max_bytes: AtomicU64::new(1 << 30),
             slowlog_log_slower_than: AtomicI64::new(10000),
             slowlog_max_len: AtomicU64::new(128),
             notify_keyspace_events: AtomicU32::new(0),
@@ -1060,6 +1065,13 @@ impl Config {
                 }
                 self.lua_memory_limit.store(n, Relaxed)
             }
+            "reply-max-bytes" => {
+                let n = parse_memory(value).ok_or(ConfigError::NotMemory)?;
+                if n != 0 && n < 1 << 20 {
+                    return Err(ConfigError::Invalid("argument must be 0 (no limit) or at least 1mb".into()));
+                }
+                self.reply_max_bytes.store(n, Relaxed)
+            }
             "cluster-node-timeout" => self.cluster_node_timeout.store(int_between(value, 1, i64::MAX as u64)?, Relaxed),
             "cluster-require-full-coverage" => self.cluster_require_full_coverage.store(yes_no(value)?, Relaxed),
             "slowlog-log-slower-than" => {
@@ -1163,6 +1175,7 @@ impl Config {
             ("lua-time-limit".into(), self.lua_time_limit.load(Relaxed).to_string()),
             ("busy-reply-threshold".into(), self.lua_time_limit.load(Relaxed).to_string()),
             ("lua-memory-limit".into(), self.lua_memory_limit.load(Relaxed).to_string()),
+            ("reply-max-bytes".into(), self.reply_max_bytes.load(Relaxed).to_string()),
             ("cluster-node-timeout".into(), self.cluster_node_timeout.load(Relaxed).to_string()),
             ("cluster-require-full-coverage".into(), yes_no_text(self.cluster_require_full_coverage.load(Relaxed)).into()),
             ("slowlog-log-slower-than".into(), self.slowlog_log_slower_than.load(Relaxed).to_string()),

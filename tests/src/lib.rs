@@ -376,6 +376,21 @@ impl Raw {
         }
     }
 
+    /// Reads until the server closes the connection (up to the read
+    /// timeout); returns what came.
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        let mut got = std::mem::take(&mut self.buf);
+        let mut chunk = [0u8; 65536];
+        loop {
+            match self.s.read(&mut chunk) {
+                Ok(0) => return got,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+                Err(e) => panic!("read until closed: {e}"),
+            }
+        }
+    }
+
     /// Sends a command and returns its reply as text.
     pub fn cmd(&mut self, args: &[&str]) -> String {
         let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();

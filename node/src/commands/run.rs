@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::{clock, Combine, CommandSpec, Coord, Ctx, Exec, Flow, PartReply};
 use crate::error::{CmdError, CmdResult};
-use crate::resp::Out;
+use crate::resp::{reply_over, reply_too_big, Out, ReplyBudget};
 use crate::shard::{Engine, Shard};
 use crate::util::now_ms;
 
@@ -43,7 +43,9 @@ pub fn exec_uncounted(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Byt
     let mut ctx = Ctx { shard: sh, db, now, part: None };
     let mark = out.buf.len();
     let mut failed = false;
+    let budget = ReplyBudget::open(budget_mark(spec, mark));
     let result = f(&mut ctx, args, out);
+    let result = if budget.finish() { Err(reply_too_big()) } else { result };
     super::notify::after_command(sh, db, spec, args, &out.buf[mark..], result.is_err());
     journal_effect(sh, db, spec, args, journal);
     if let Err(e) = result {
@@ -59,6 +61,19 @@ pub fn exec_uncounted(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Byt
         failed = true;
     }
     failed
+}
+
+/// Where a command's reply budget starts: at `mark` for a command that
+/// writes nothing (its reply may be refused whole), nowhere for one that
+/// writes (what it took or changed must reach the client: its reply is
+/// bounded by the data, not by what it asks to repeat).
+#[inline]
+fn budget_mark(spec: &CommandSpec, mark: usize) -> usize {
+    if spec.has_flag(super::flag::WRITE) {
+        ReplyBudget::UNLIMITED
+    } else {
+        mark
+    }
 }
 
 /// Before a command journaled by its arguments or its TTL effect (not by
@@ -110,7 +125,9 @@ pub fn exec_part(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes], 
     let mut part = PartReply::default();
     let journal = journal_mark(sh, db, spec);
     let mut ctx = Ctx { shard: sh, db, now, part: Some(&mut part) };
+    let budget = ReplyBudget::open(budget_mark(spec, 0));
     let failed = f(&mut ctx, args, &mut out).err().or_else(jsonpath_overflow);
+    let failed = if budget.finish() { Some(reply_too_big()) } else { failed };
     super::notify::after_command(sh, db, spec, args, &out.buf, failed.is_some());
     journal_effect(sh, db, spec, args, journal);
     if failed.is_none() && sh.caller != 0 {
@@ -306,6 +323,11 @@ pub fn combine_replies(combine: Combine, parts: &[Part], replies: &[PartResult],
         Combine::Ok => out.ok(),
         Combine::Sum => out.int(typed.iter().map(|t| t.count).sum()),
         Combine::Array => {
+            // Each part kept within reply-max-bytes; together too.
+            if reply_over(replies.iter().map(|r| r.buf.len()).sum()) {
+                out.error(&reply_too_big());
+                return;
+            }
             let nkeys: usize = parts.iter().map(|p| p.positions.len()).sum();
             let mut slots: Vec<&[u8]> = vec![&[]; nkeys];
             for ((r, t), part) in replies.iter().zip(&typed).zip(parts) {

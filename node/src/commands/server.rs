@@ -519,6 +519,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             }
             crate::shard::evict::configure(&cfg);
             crate::shard::notify::configure(&cfg);
+            crate::resp::set_reply_max(cfg.reply_max_bytes.load(Relaxed));
             super::cluster::configure(cx.engine());
             cx.out().ok();
         }

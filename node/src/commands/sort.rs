@@ -20,7 +20,7 @@ use super::{cmd, flag::*, CommandSpec, Coord, Exec, KeyRule};
 use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
-use crate::resp::Out;
+use crate::resp::{reply_over, reply_too_big, Out};
 use crate::shard::Shard;
 use crate::slot::{crc16, key_slot};
 use crate::store::{Db, Value};
@@ -214,8 +214,22 @@ fn lookup(db: &mut Db, k: &PatKey, now: u64) -> Option<Vec<u8>> {
     }
 }
 
-fn lookup_all(db: &mut Db, keys: &[PatKey], now: u64) -> Vec<Option<Vec<u8>>> {
-    keys.iter().map(|k| lookup(db, k, now)).collect()
+/// The values `keys` name, in order. One key may be named for every
+/// element (`GET big*` over a list of one repeated element): what is read
+/// is bounded by `reply-max-bytes`, as the reply or the stored list would
+/// be.
+fn lookup_all(db: &mut Db, keys: &[PatKey], now: u64) -> CmdResult<Vec<Option<Vec<u8>>>> {
+    let mut bytes = 0;
+    keys.iter()
+        .map(|k| {
+            let v = lookup(db, k, now);
+            bytes += v.as_ref().map_or(0, Vec::len);
+            if reply_over(bytes) {
+                return Err(reply_too_big());
+            }
+            Ok(v)
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -445,13 +459,11 @@ fn sort_local(sh: &mut Shard, db: usize, req: Req, in_script: bool, resp3: bool)
     let d = sh.db(db);
     let (kind, elems) = load(d, &req.key, now)?;
     let mut s = Sorting::new(req, kind, elems, in_script);
-    let by_vals = s.by_keys().map(|w| {
-        let found = lookup_all(d, &keys_of(&w), now);
-        resolve(&w, &s.elems, 1, found.into_iter())
-    });
+    let by_vals = s.by_keys().map(|w| lookup_all(d, &keys_of(&w), now).map(|found| resolve(&w, &s.elems, 1, found.into_iter())));
+    let by_vals = by_vals.transpose()?;
     s.sort(by_vals)?;
     let w = s.get_keys();
-    let found = lookup_all(d, &keys_of(&w), now);
+    let found = lookup_all(d, &keys_of(&w), now)?;
     let got = resolve(&w, s.rows(), s.req.gets.len(), found.into_iter());
     let rows = s.result(got);
     let mut out = Out::new(resp3);
@@ -472,7 +484,7 @@ fn pattern_shards(cx: &mut dyn Coord, p: &[u8]) -> Option<Vec<usize>> {
 }
 
 /// Looks `keys` up on their shards (held by the caller), in order.
-async fn lookup_spread(cx: &mut dyn Coord, db: usize, keys: Vec<PatKey>) -> Vec<Option<Vec<u8>>> {
+async fn lookup_spread(cx: &mut dyn Coord, db: usize, keys: Vec<PatKey>) -> CmdResult<Vec<Option<Vec<u8>>>> {
     let n = cx.engine().nshards();
     let mut by_shard: Vec<Vec<(usize, PatKey)>> = vec![Vec::new(); n];
     let total = keys.len();
@@ -481,22 +493,22 @@ async fn lookup_spread(cx: &mut dyn Coord, db: usize, keys: Vec<PatKey>) -> Vec<
         by_shard[s].push((i, k));
     }
     let mut found = vec![None; total];
+    let mut bytes = 0;
     for (s, part) in by_shard.into_iter().enumerate() {
         if part.is_empty() {
             continue;
         }
-        let got = cx
-            .run_on(s, move |sh| {
-                let now = now_ms();
-                let d = sh.db(db);
-                part.into_iter().map(|(i, k)| (i, lookup(d, &k, now))).collect::<Vec<_>>()
-            })
-            .await;
-        for (i, v) in got {
+        let (idx, keys): (Vec<usize>, Vec<PatKey>) = part.into_iter().unzip();
+        let got = cx.run_on(s, move |sh| lookup_all(sh.db(db), &keys, now_ms())).await?;
+        for (i, v) in idx.into_iter().zip(got) {
+            bytes += v.as_ref().map_or(0, Vec::len);
             found[i] = v;
         }
+        if reply_over(bytes) {
+            return Err(reply_too_big());
+        }
     }
-    found
+    Ok(found)
 }
 
 /// SORT / SORT_RO key [BY pattern] [LIMIT offset count] [GET pattern ...]
@@ -538,14 +550,14 @@ pub async fn sort(cx: &mut dyn Coord, args: &[Bytes], ro: bool) -> CmdResult {
     let mut s = Sorting::new(req, kind, elems, in_script);
     let by_vals = match s.by_keys() {
         Some(w) => {
-            let found = lookup_spread(cx, db, keys_of(&w)).await;
+            let found = lookup_spread(cx, db, keys_of(&w)).await?;
             Some(resolve(&w, &s.elems, 1, found.into_iter()))
         }
         None => None,
     };
     s.sort(by_vals)?;
     let w = s.get_keys();
-    let found = lookup_spread(cx, db, keys_of(&w)).await;
+    let found = lookup_spread(cx, db, keys_of(&w)).await?;
     let got = resolve(&w, s.rows(), s.req.gets.len(), found.into_iter());
     let rows = s.result(got);
     match s.req.store.clone() {

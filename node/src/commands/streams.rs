@@ -528,10 +528,17 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let deadline = block.map(|ms| (ms > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(ms)));
     loop {
         let mut found: Vec<(Bytes, Vec<(StreamId, Fields)>)> = Vec::new();
+        // A stream named many times is read as many times: bounded by
+        // reply-max-bytes as the reply would be.
+        let mut bytes = 0;
         for (k, a) in keys.iter().zip(&after) {
             let (k2, a) = (k.clone(), *a);
             let shard = cx.engine().shard_of(k);
             if let Some(items) = cx.run_on(shard, move |sh| read_after(sh.db(db), &k2, a, count, now_ms())).await? {
+                bytes += items.iter().map(|(_, f)| f.heap_size()).sum::<usize>();
+                if crate::resp::reply_over(bytes) {
+                    return Err(crate::resp::reply_too_big());
+                }
                 found.push((k.clone(), items));
             }
         }

@@ -151,9 +151,13 @@ pub async fn exec(cx: &mut dyn Coord) -> CmdResult {
     // The rules may have changed since the commands were queued: each is
     // checked again (the connection looked its user up for EXEC itself).
     let (user, info) = (s.user.clone(), s.info.clone());
+    let writes = multi.queued.iter().any(|(spec, _)| spec.has_flag(super::flag::WRITE) || matches!(spec.exec, Exec::Script(_)));
+    let mark = cx.out().buf.len();
+    let mut over = false;
     cx.out().array(multi.queued.len());
     cx.set_exec(true);
     for (spec, args) in multi.queued {
+        let at = cx.out().buf.len();
         if !user.unrestricted() {
             if let Err(d) = super::acl::check(&user, spec, &args) {
                 super::acl::check::log_denied(&engine, d, super::acl::Context::Multi, spec, &args, &user.name, &info);
@@ -162,8 +166,25 @@ pub async fn exec(cx: &mut dyn Coord) -> CmdResult {
             }
         }
         super::run_command(cx, spec, &args).await;
+        // Every command runs; past reply-max-bytes their replies are dropped.
+        over |= crate::resp::reply_over(cx.out().buf.len() - mark);
+        if over {
+            cx.out().buf.truncate(at);
+        }
     }
     cx.set_exec(false);
+    if over {
+        cx.out().buf.truncate(mark);
+        if writes {
+            // The writes are done but their replies cannot be sent: the
+            // client is closed, as Redis closes one past its output
+            // buffer limit, rather than told of a failure that did not
+            // happen.
+            tracing::warn!(client = info.id, addr = %info.addr, "closing a client whose EXEC reply passed reply-max-bytes");
+            info.close_async();
+        }
+        return Err(crate::resp::reply_too_big());
+    }
     Ok(())
 }
 

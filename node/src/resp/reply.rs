@@ -2,6 +2,9 @@
 //! connection's output buffer (or a shard batch's buffer) through `Out`, which
 //! knows whether the client speaks RESP2 or RESP3.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
 use crate::error::CmdError;
 
 /// An output buffer plus the protocol version of the client it is for.
@@ -14,9 +17,84 @@ pub struct Out {
 /// which keeps the counters, installs it when its table is built.
 pub static ERROR_COUNTER: std::sync::OnceLock<fn(&[u8])> = std::sync::OnceLock::new();
 
+/// `reply-max-bytes`: the most one command's reply may take (0: no
+/// limit). The layers that own the configuration set it (`set_reply_max`).
+static REPLY_MAX: AtomicUsize = AtomicUsize::new(1 << 30);
+
+thread_local! {
+    /// Where the running command's reply starts in the buffer it writes to.
+    static REPLY_MARK: Cell<usize> = const { Cell::new(ReplyBudget::UNLIMITED) };
+    /// Set when a bulk was refused for the budget: the command's reply is
+    /// then replaced by an error (`ReplyBudget::finish`).
+    static REPLY_OVER: Cell<bool> = const { Cell::new(false) };
+}
+
+pub fn set_reply_max(bytes: u64) {
+    REPLY_MAX.store(usize::try_from(bytes).unwrap_or(usize::MAX), Relaxed);
+}
+
+/// The budget of one command's reply on this thread: opened where the
+/// command starts writing (`mark`, the buffer's length then), finished
+/// when it is done. A bulk that would take the reply past `reply-max-bytes`
+/// is not written (bulks carry every value a command can repeat: MGET of
+/// one big key many times, SRANDMEMBER with a huge negative count), so a
+/// reply never grows far past the limit whatever the command asks for.
+pub struct ReplyBudget {
+    outer: usize,
+}
+
+impl ReplyBudget {
+    /// A mark no buffer reaches: no limit for this command.
+    pub const UNLIMITED: usize = usize::MAX;
+
+    #[inline]
+    pub fn open(mark: usize) -> ReplyBudget {
+        ReplyBudget { outer: REPLY_MARK.with(|m| m.replace(mark)) }
+    }
+
+    /// Whether the reply went over (its bytes are then incomplete: the
+    /// caller replaces them with `reply_too_big`).
+    #[inline]
+    pub fn finish(self) -> bool {
+        REPLY_MARK.with(|m| m.set(self.outer));
+        REPLY_OVER.with(|o| o.replace(false))
+    }
+}
+
+/// Whether a reply of `bytes` is past `reply-max-bytes` (for replies put
+/// together from parts, or from values read before they are written).
+pub fn reply_over(bytes: usize) -> bool {
+    let max = REPLY_MAX.load(Relaxed);
+    max != 0 && bytes > max
+}
+
+/// The error a reply past `reply-max-bytes` is replaced with.
+pub fn reply_too_big() -> CmdError {
+    CmdError::err(format!(
+        "the reply is larger than reply-max-bytes ({} bytes): ask for fewer or smaller elements",
+        REPLY_MAX.load(Relaxed)
+    ))
+}
+
+/// Whether `buf`, grown to `total` bytes, stays within the running
+/// command's budget (checked only when the buffer must grow).
+#[cold]
+#[inline(never)]
+fn reply_room(total: usize) -> bool {
+    let max = REPLY_MAX.load(Relaxed);
+    if max == 0 || total.saturating_sub(REPLY_MARK.with(Cell::get)) <= max {
+        return true;
+    }
+    REPLY_OVER.with(|o| o.set(true));
+    false
+}
+
 /// Appends `b` as a RESP bulk string (the same in RESP2 and RESP3).
 #[inline]
 pub fn write_bulk(buf: &mut Vec<u8>, b: &[u8]) {
+    if buf.capacity() - buf.len() < b.len() + 24 && !reply_room(buf.len() + b.len()) {
+        return;
+    }
     buf.push(b'$');
     buf.extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
     buf.extend_from_slice(b"\r\n");

@@ -478,6 +478,7 @@ impl Engine {
         e.stats.used_memory_startup.store(crate::alloc::used_memory(), Relaxed);
         evict::configure(&e.cfg);
         notify::configure(&e.cfg);
+        crate::resp::set_reply_max(e.cfg.reply_max_bytes.load(Relaxed));
         Arc::new(e)
     }
 

@@ -789,7 +789,16 @@ fn run_script(vm: &mut Vm, target: Target<'_>, inv: &Invocation, out: &mut Out, 
         ffi::lua_rawseti_(state, ffi::LUA_REGISTRYINDEX, slot);
     }
     match (ok, value) {
-        (true, v) => lua_to_resp(&v, out, resp3),
+        (true, v) => {
+            // A table may hold one big string many times.
+            let mark = out.buf.len();
+            let budget = crate::resp::ReplyBudget::open(mark);
+            lua_to_resp(&v, out, resp3);
+            if budget.finish() {
+                out.buf.truncate(mark);
+                out.error(&crate::resp::reply_too_big());
+            }
+        }
         (false, Value::Table(t)) => {
             let msg = if killed {
                 "ERR Script killed by user with SCRIPT KILL...".to_string()
