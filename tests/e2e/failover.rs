@@ -8,11 +8,11 @@
 //! added through cluster-admin or CLUSTER REPLICATE follow their primary
 //! and serve READONLY reads.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use damselfly_tests::cluster::*;
 use damselfly_tests::{key_slot, Raw, Server};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 
 /// CLUSTER NODES's line for `id`, as node `port` sees it.
 fn line_of(port: u16, id: &str) -> String {
@@ -277,14 +277,15 @@ fn primaries(port: u16) -> Vec<u16> {
     ports
 }
 
-/// 3 primaries with a replica each; clients INCR counters and WAIT for
-/// one replica after each; a primary is killed (kill -9) five times and
-/// brought back empty. Every INCR that WAIT confirmed survives, no counter
-/// exceeds the INCRs attempted, every slot is served, and the killed nodes
-/// come back as replicas.
+/// 3 primaries with a replica each; the redis crate's cluster client
+/// INCRs 10,000 counters and sends `WAIT 1` to the same node after each; a
+/// primary is killed (kill -9) five times and brought back empty. Every
+/// INCR that WAIT confirmed survives, no counter exceeds the INCRs
+/// attempted, every slot is served, and the killed nodes come back as
+/// replicas.
 #[test]
 fn killed_primaries_fail_over_to_their_replicas_without_losing_confirmed_writes() {
-    const COUNTERS: usize = 100;
+    const COUNTERS: usize = 10_000;
     const KILLS: usize = 5;
     const INCRS_PER_ROUND: usize = 400;
     let (mut c, _) = Cluster::start(3);
@@ -300,10 +301,18 @@ fn killed_primaries_fail_over_to_their_replicas_without_losing_confirmed_writes(
     let synced = |port: u16| Server::raw_at(port).cmd(&["ROLE"]).contains("connected");
     assert!(wait_until(20, || c.ports[3..].iter().all(|&p| synced(p))), "replicas did not sync");
 
+    // Every node, killed or not, as a seed: the client asks the live ones
+    // for the slot map. It never retries by itself (a retried INCR whose
+    // first try was applied would count twice); after any error the test
+    // reconnects, which reads the slot map again.
+    let client = redis::cluster::ClusterClientBuilder::new(c.ports.iter().map(|p| format!("redis://127.0.0.1:{p}/")))
+        .retries(0)
+        .connection_timeout(Duration::from_secs(1))
+        .response_timeout(Duration::from_secs(5))
+        .build()
+        .expect("cluster client");
     let mut attempts = vec![0u64; COUNTERS];
     let mut confirmed = vec![0u64; COUNTERS];
-    let mut conns = HashMap::new();
-    let mut owners = slot_owners(c.ports[0]).expect("slots");
     let mut rng_state = 0x9e3779b97f4a7c15u64 ^ std::process::id() as u64;
     let mut next = move || {
         rng_state ^= rng_state << 13;
@@ -311,77 +320,42 @@ fn killed_primaries_fail_over_to_their_replicas_without_losing_confirmed_writes(
         rng_state ^= rng_state << 17;
         rng_state
     };
-    // One connection per node, with the counter it incremented since its
-    // last WAIT: each INCR is followed by `WAIT 1`, which a replica's
-    // acknowledgement (asked for with REPLCONF GETACK) confirms.
-    type Conns = HashMap<u16, (redis::Connection, Vec<usize>)>;
-    let wait_for = |con: &mut redis::Connection, pending: &mut Vec<usize>, confirmed: &mut [u64]| {
-        // Bounded: a replica that never acknowledges leaves the writes
-        // unconfirmed, not the test hanging.
-        if redis::cmd("WAIT").arg(1).arg(1500).query::<i64>(con).is_ok_and(|n| n >= 1) {
-            for &i in pending.iter() {
-                confirmed[i] += 1;
-            }
-        }
-        pending.clear();
-    };
-    let incr_round = |conns: &mut Conns,
-                      owners: &mut Vec<u16>,
-                      live: &[u16],
-                      attempts: &mut [u64],
-                      confirmed: &mut [u64],
-                      next: &mut dyn FnMut() -> u64| {
-        for n in 0..INCRS_PER_ROUND {
+    let incr_round = |attempts: &mut [u64], confirmed: &mut [u64], next: &mut dyn FnMut() -> u64| {
+        let mut con: Option<redis::cluster::ClusterConnection> = None;
+        for _ in 0..INCRS_PER_ROUND {
             let i = (next() % COUNTERS as u64) as usize;
             let key = format!("counter:{i}");
-            let port = owners[key_slot(key.as_bytes()) as usize];
-            let (con, pending) = match conns.entry(port) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let opened = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-                        .and_then(|cl| cl.get_connection_with_timeout(Duration::from_secs(1)));
-                    let Ok(con) = opened else {
-                        if let Some(o) = live.iter().find_map(|&p| slot_owners(p)) {
-                            *owners = o;
-                        }
+            let cc = match &mut con {
+                Some(cc) => cc,
+                None => match client.get_connection() {
+                    Ok(cc) => con.insert(cc),
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(20));
                         continue;
-                    };
-                    let _ = con.set_read_timeout(Some(Duration::from_secs(5)));
-                    e.insert((con, Vec::new()))
-                }
+                    }
+                },
             };
             attempts[i] += 1;
-            match redis::cmd("INCR").arg(&key).query::<i64>(con) {
-                Ok(_) => {
-                    pending.push(i);
-                    if !pending.is_empty() || n + 1 == INCRS_PER_ROUND {
-                        wait_for(con, pending, confirmed);
-                    }
-                }
-                Err(e) => {
-                    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
-                        conns.remove(&port);
-                    } else {
-                        // Redirected or refused: settle what this
-                        // connection sent before, then route again.
-                        wait_for(con, pending, confirmed);
-                    }
-                    if let Some(o) = live.iter().find_map(|&p| slot_owners(p)) {
-                        *owners = o;
-                    }
-                }
+            if redis::cmd("INCR").arg(&key).query::<i64>(cc).is_err() {
+                con = None;
+                continue;
             }
-        }
-        for (con, pending) in conns.values_mut() {
-            if !pending.is_empty() {
-                wait_for(con, pending, confirmed);
+            // WAIT on the node (and connection) the INCR went to, bounded:
+            // a replica that never acknowledges leaves the write
+            // unconfirmed, not the test hanging.
+            let route = Route::new(key_slot(key.as_bytes()), SlotAddr::Master);
+            match cc.route_command(redis::cmd("WAIT").arg(1).arg(1500), RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)))
+            {
+                Ok(redis::Value::Int(n)) if n >= 1 => confirmed[i] += 1,
+                Ok(_) => {}
+                Err(_) => con = None,
             }
         }
     };
 
     for round in 0..KILLS {
+        incr_round(&mut attempts, &mut confirmed, &mut next);
         let live = c.live_ports();
-        incr_round(&mut conns, &mut owners, &live, &mut attempts, &mut confirmed, &mut next);
         let ps = primaries(live[0]);
         assert_eq!(ps.len(), 3, "round {round}: primaries {ps:?}");
         let victim_port = ps[(next() % 3) as usize];
@@ -390,7 +364,7 @@ fn killed_primaries_fail_over_to_their_replicas_without_losing_confirmed_writes(
         c.nodes[victim].take().expect("victim").signal("KILL");
         let live = c.live_ports();
         // Writes go on (and fail for a while) during the failover.
-        incr_round(&mut conns, &mut owners, &live, &mut attempts, &mut confirmed, &mut next);
+        incr_round(&mut attempts, &mut confirmed, &mut next);
         // Every slot is served again, by primaries other than the victim.
         let served = wait_until(20, || {
             live.iter().all(|&p| Server::raw_at(p).cmd(&["CLUSTER", "INFO"]).contains("cluster_state:ok\r\n"))
@@ -404,18 +378,14 @@ fn killed_primaries_fail_over_to_their_replicas_without_losing_confirmed_writes(
             synced(victim_port) && c.live_ports().iter().all(|&p| line_of(p, &vid).contains("slave") && !line_of(p, &vid).contains("fail"))
         });
         assert!(rejoined, "round {round}: {} / {}", Server::raw_at(victim_port).cmd(&["ROLE"]), line_of(c.ports[0], &vid));
-        owners = slot_owners(victim_port).expect("slots");
-        conns.clear();
     }
-    let live = c.live_ports();
-    incr_round(&mut conns, &mut owners, &live, &mut attempts, &mut confirmed, &mut next);
+    incr_round(&mut attempts, &mut confirmed, &mut next);
 
-    // The redis crate's cluster client reads every counter back.
-    let urls: Vec<String> = live.iter().map(|p| format!("redis://127.0.0.1:{p}/")).collect();
-    let mut client = redis::cluster::ClusterClient::new(urls).expect("cluster client").get_connection().expect("connect");
+    // The cluster client reads every counter back.
+    let mut con = client.get_connection().expect("connect");
     let (mut total_confirmed, mut total_attempts) = (0, 0);
     for i in 0..COUNTERS {
-        let v: Option<u64> = redis::cmd("GET").arg(format!("counter:{i}")).query(&mut client).expect("GET");
+        let v: Option<u64> = redis::cmd("GET").arg(format!("counter:{i}")).query(&mut con).expect("GET");
         let v = v.unwrap_or(0);
         assert!(v >= confirmed[i], "counter:{i} is {v}, but {} INCRs were confirmed by WAIT", confirmed[i]);
         assert!(v <= attempts[i], "counter:{i} is {v}, above the {} INCRs attempted", attempts[i]);
