@@ -118,6 +118,13 @@ fn figures_follow_the_state() {
         }
         assert!(Instant::now() < deadline, "the rates never moved: {stats}");
     }
+    // The build: its commit as Redis prints it (8 hex digits, zeros
+    // outside a git checkout), whether the tree had changes, an id.
+    let server = c.cmd(&["INFO", "server"]);
+    let sha = field(&server, "redis_git_sha1");
+    assert!(sha.len() == 8 && sha.bytes().all(|b| b.is_ascii_hexdigit()), "{server}");
+    assert!(["0", "1"].contains(&field(&server, "redis_git_dirty").as_str()), "{server}");
+    assert!(!field(&server, "redis_build_id").is_empty());
     // Memory figures are consistent with each other.
     let mem = c.cmd(&["INFO", "memory"]);
     let num = |n: &str| field(&mem, n).parse::<u64>().expect(n);

@@ -84,8 +84,11 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     if want("server") {
         let _ = write!(
             text,
-            "# Server\r\nredis_version:{}\r\ndamselfly_version:{}\r\nredis_mode:{}\r\nos:{} {} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nconfigured_hz:10\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nshards:{}\r\n\r\n",
+            "# Server\r\nredis_version:{}\r\nredis_git_sha1:{}\r\nredis_git_dirty:{}\r\nredis_build_id:{}\r\ndamselfly_version:{}\r\nredis_mode:{}\r\nos:{} {} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nconfigured_hz:10\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nshards:{}\r\n\r\n",
             crate::REDIS_VERSION,
+            env!("DAMSELFLY_GIT_SHA1"),
+            env!("DAMSELFLY_GIT_DIRTY"),
+            env!("DAMSELFLY_BUILD_ID"),
             env!("CARGO_PKG_VERSION"),
             if e.cluster.is_some() { "cluster" } else { "standalone" },
             os_name(),
