@@ -194,6 +194,9 @@ pub struct Config {
     pub protected_mode: AtomicBool,
     pub maxclients: AtomicU64,
     pub maxmemory: AtomicU64,
+    /// `maxmemory-clients`: bytes, or a percentage of `maxmemory` when
+    /// `CLIENTS_PERCENT` is set in it (`clients_limit` says which). 0: none.
+    pub maxmemory_clients: AtomicU64,
     /// `maxmemory-policy`, a `Policy` as its index in `Policy::ALL`.
     maxmemory_policy: AtomicU8,
     /// `maxmemory-samples`: keys sampled per eviction.
@@ -502,6 +505,30 @@ fn int_between(value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
 }
 
 /// A memory parameter with a lower bound, refused below it as Redis does.
+/// Marks a `maxmemory-clients` value as a percentage of `maxmemory`.
+pub const CLIENTS_PERCENT: u64 = 1 << 63;
+
+/// A memory size, or `N%` (0 to 100) stored with `CLIENTS_PERCENT`.
+fn parse_memory_or_percent(value: &str) -> Result<u64, ConfigError> {
+    let invalid = || ConfigError::Invalid("argument must be a memory or percent value".into());
+    if let Some(p) = value.strip_suffix('%') {
+        let n = p.parse::<u64>().map_err(|_| invalid())?;
+        if n > 100 {
+            return Err(ConfigError::Invalid("percentage argument must be less or equal to 100".into()));
+        }
+        return Ok(if n == 0 { 0 } else { CLIENTS_PERCENT | n });
+    }
+    parse_memory(value).filter(|n| *n < CLIENTS_PERCENT).ok_or_else(invalid)
+}
+
+fn memory_or_percent_text(v: u64) -> String {
+    if v & CLIENTS_PERCENT != 0 {
+        format!("{}%", v & !CLIENTS_PERCENT)
+    } else {
+        v.to_string()
+    }
+}
+
 fn memory_at_least(value: &str, min: u64) -> Result<u64, ConfigError> {
     let n = parse_memory(value).ok_or(ConfigError::NotMemory)?;
     if n < min {
@@ -666,6 +693,17 @@ pub const CLASS_NORMAL: usize = 0;
 pub const CLASS_PUBSUB: usize = 2;
 
 impl Config {
+    /// `maxmemory-clients` in bytes (a percentage is of `maxmemory`; 0:
+    /// no limit).
+    pub fn clients_limit(&self) -> u64 {
+        let v = self.maxmemory_clients.load(Relaxed);
+        if v & CLIENTS_PERCENT != 0 {
+            self.maxmemory.load(Relaxed) / 100 * (v & !CLIENTS_PERCENT)
+        } else {
+            v
+        }
+    }
+
     pub fn policy(&self) -> Policy {
         Policy::ALL.get(self.maxmemory_policy.load(Relaxed) as usize).copied().unwrap_or(Policy::NoEviction)
     }
@@ -729,6 +767,7 @@ impl Config {
             protected_mode: AtomicBool::new(true),
             maxclients: AtomicU64::new(10000),
             maxmemory: AtomicU64::new(0),
+            maxmemory_clients: AtomicU64::new(0),
             maxmemory_policy: AtomicU8::new(Policy::NoEviction as u8),
             maxmemory_samples: AtomicU64::new(5),
             tracking_table_max_keys: AtomicU64::new(1_000_000),
@@ -1037,6 +1076,7 @@ impl Config {
             "maxclients" => self.maxclients.store(int()?, Relaxed),
             "protected-mode" => self.protected_mode.store(yes_no(value)?, Relaxed),
             "maxmemory" => self.maxmemory.store(parse_memory(value).ok_or(ConfigError::NotMemory)?, Relaxed),
+            "maxmemory-clients" => self.maxmemory_clients.store(parse_memory_or_percent(value)?, Relaxed),
             "proto-max-bulk-len" => self.proto_max_bulk_len.store(memory_at_least(value, 1 << 20)?, Relaxed),
             "client-query-buffer-limit" => self.client_query_buffer_limit.store(memory_at_least(value, 1 << 20)?, Relaxed),
             "maxmemory-policy" => {
@@ -1155,6 +1195,7 @@ impl Config {
             ("maxclients".into(), self.maxclients.load(Relaxed).to_string()),
             ("protected-mode".into(), if self.protected_mode.load(Relaxed) { "yes" } else { "no" }.into()),
             ("maxmemory".into(), self.maxmemory.load(Relaxed).to_string()),
+            ("maxmemory-clients".into(), memory_or_percent_text(self.maxmemory_clients.load(Relaxed))),
             ("proto-max-bulk-len".into(), self.proto_max_bulk_len.load(Relaxed).to_string()),
             ("client-query-buffer-limit".into(), self.client_query_buffer_limit.load(Relaxed).to_string()),
             ("maxmemory-policy".into(), self.policy().name().into()),

@@ -401,3 +401,79 @@ fn keys_deleted_give_back_their_room() {
     let used = c.used_memory();
     assert!(used < base + MB / 2, "20,000 keys set and deleted: used_memory {base} -> {full} -> {used}");
 }
+
+fn info_stat(c: &mut Raw, name: &str) -> u64 {
+    let text = c.cmd(&["INFO", "stats"]);
+    let at = text.find(&format!("{name}:")).unwrap_or_else(|| panic!("{name}")) + name.len() + 1;
+    text[at..].split('\r').next().and_then(|v| v.parse().ok()).expect("a number")
+}
+
+/// `maxmemory-clients` (Redis 7's client eviction): while the clients
+/// together take more, the biggest are closed, biggest first; a client in
+/// CLIENT NO-EVICT mode stays, and so do the small ones. The setting takes
+/// bytes or a percentage of maxmemory, with Redis's texts.
+#[test]
+fn clients_past_maxmemory_clients_are_evicted_biggest_first() {
+    let s = Server::start();
+    let mut admin = s.raw();
+    assert_eq!(admin.cmd(&["CONFIG", "GET", "maxmemory-clients"]), "*2\r\n$17\r\nmaxmemory-clients\r\n$1\r\n0\r\n");
+    for (value, reply) in [
+        ("abc", "-ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - argument must be a memory or percent value\r\n"),
+        ("101%", "-ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100\r\n"),
+        ("50%", "+OK\r\n"),
+    ] {
+        assert_eq!(admin.cmd(&["CONFIG", "SET", "maxmemory-clients", value]), reply, "{value}");
+    }
+    assert_eq!(admin.cmd(&["CONFIG", "GET", "maxmemory-clients"]), "*2\r\n$17\r\nmaxmemory-clients\r\n$3\r\n50%\r\n");
+    // Pub/sub limits off, so only client eviction closes anyone.
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 0 0"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "maxmemory-clients", "8mb"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&["CLIENT", "NO-EVICT", "on"]), "+OK\r\n");
+    // Five subscribers that never read, one of them in NO-EVICT mode.
+    let mut subs: Vec<TcpStream> = (0..5)
+        .map(|i| {
+            let mut sub = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+            sub.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            if i == 0 {
+                sub.write_all(b"CLIENT NO-EVICT on\r\n").unwrap();
+                let mut ok = [0u8; 5];
+                sub.read_exact(&mut ok).unwrap();
+            }
+            sub.write_all(b"SUBSCRIBE news\r\n").unwrap();
+            let mut confirm = [0u8; 33];
+            sub.read_exact(&mut confirm).unwrap();
+            sub
+        })
+        .collect();
+    let payload = vec![b'm'; MB as usize];
+    for _ in 0..40 {
+        admin.send_cmd(&[b"PUBLISH", b"news", &payload]);
+        admin.read_reply();
+    }
+    // The four evictable subscribers go; the NO-EVICT one and the
+    // publisher stay, though the first alone holds more than the limit.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while clients(&mut admin) != 2 {
+        assert!(std::time::Instant::now() < deadline, "{} clients still connected", clients(&mut admin));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(info_stat(&mut admin, "evicted_clients"), 4);
+    assert_eq!(admin.cmd(&["PUBSUB", "NUMSUB", "news"]), "*2\r\n$4\r\nnews\r\n:1\r\n");
+    for sub in &mut subs[1..] {
+        read_to_close(sub);
+    }
+    // The survivor reads its backlog and goes on.
+    let mut kept = subs.swap_remove(0);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got = 0;
+    while got < 40 * (MB as usize) {
+        got += kept.read(&mut buf).unwrap();
+    }
+    assert_eq!(admin.cmd(&["PUBLISH", "news", "x"]), ":1\r\n");
+    // Small clients are never chosen while the total is under the limit.
+    let mut small = s.raw();
+    assert_eq!(small.cmd(&["PING"]), "+PONG\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(small.cmd(&["PING"]), "+PONG\r\n");
+    assert_eq!(info_stat(&mut admin, "evicted_clients"), 4);
+}

@@ -158,6 +158,26 @@ fn config_get_and_set_of_special_parameters() {
             &["CONFIG", "GET", "bind"],
         ],
     );
+    // Several parameters at once: all or nothing (the first two valid,
+    // the third refused, the first two put back), and maxmemory-clients's
+    // forms and texts.
+    c.same_replies(
+        &mut r,
+        &[
+            &["CONFIG", "SET", "maxmemory", "10000002"],
+            &["CONFIG", "SET", "maxmemory", "10000001", "maxmemory-clients", "200%", "client-query-buffer-limit", "invalid"],
+            &["CONFIG", "SET", "maxmemory", "10000001", "maxmemory-clients", "5%", "client-query-buffer-limit", "invalid"],
+            &["CONFIG", "GET", "maxmemory"],
+            &["CONFIG", "GET", "maxmemory-clients"],
+            &["CONFIG", "GET", "client-query-buffer-limit"],
+            &["CONFIG", "SET", "maxmemory-clients", "7%"],
+            &["CONFIG", "GET", "maxmemory-clients"],
+            &["CONFIG", "SET", "maxmemory-clients", "1mb"],
+            &["CONFIG", "GET", "maxmemory-clients"],
+            &["CONFIG", "SET", "maxmemory-clients", "-1"],
+            &["CONFIG", "SET", "maxmemory", "0", "maxmemory-clients", "0"],
+        ],
+    );
     let port = s.port.to_string();
     assert_eq!(c.cmd(&["CONFIG", "SET", "port", &port]), "+OK\r\n");
     assert_eq!(

@@ -496,13 +496,28 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                     .set_many(&tls, false)
                     .map_err(|e| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{}') - {e}", tls[0].0)))?;
             }
+            // All or nothing, as Redis: a refused value puts back the ones
+            // set before it in this call.
+            let mut previous: Vec<(&str, String)> = Vec::new();
             for (name, value) in pairs.iter().filter(|(n, _)| !crate::config::tls::Tls::owns(n)) {
-                cfg.set(name, value).map_err(|e| match e {
-                    crate::config::ConfigError::Unknown(n) => {
-                        CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{n}'"))
+                let before = cfg.get(name.as_bytes()).into_iter().find(|(n, _)| n == name).map(|(_, v)| v);
+                if let Err(e) = cfg.set(name, value) {
+                    for (n, v) in previous.iter().rev() {
+                        let _ = cfg.set(n, v);
                     }
-                    other => CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {other}")),
-                })?;
+                    return Err(match e {
+                        crate::config::ConfigError::Unknown(n) => {
+                            CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{n}'"))
+                        }
+                        other => CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {other}")),
+                    });
+                }
+                if let Some(v) = before {
+                    previous.push((name, v));
+                }
+            }
+            // Then what the new values set in motion.
+            for (name, value) in &pairs {
                 match name.as_str() {
                     // The default user's password, as in Redis.
                     "requirepass" => super::acl::set_default_password(cx.engine(), (!value.is_empty()).then_some(value.as_str())),

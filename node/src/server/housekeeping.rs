@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
 
+use crate::shard::clients::ClientInfo;
 use crate::shard::{Engine, LocalShard};
 
 /// Time between looks at the thread's activity.
@@ -57,10 +58,43 @@ pub fn release_memory() {
     crate::alloc::release_free_memory();
 }
 
+/// `maxmemory-clients`: while the clients together take more, the ones
+/// taking the most are closed, biggest first, as Redis's client eviction
+/// does. Replicas and clients in CLIENT NO-EVICT mode are never chosen
+/// (their memory still counts). Returns how many were closed.
+pub fn evict_clients(engine: &Engine) -> usize {
+    let limit = engine.cfg.clients_limit() as usize;
+    if limit == 0 {
+        return 0;
+    }
+    // Clients already closing are on their way out: their memory goes.
+    let clients: Vec<Arc<ClientInfo>> = engine.clients.list().into_iter().filter(|c| !c.killed.load(Relaxed)).collect();
+    let mut total: usize = clients.iter().map(|c| c.memory()).sum();
+    if total <= limit {
+        return 0;
+    }
+    let mut eligible: Vec<(usize, &Arc<ClientInfo>)> =
+        clients.iter().filter(|c| !c.no_evict.load(Relaxed) && !c.replica.load(Relaxed)).map(|c| (c.memory(), c)).collect();
+    eligible.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+    let mut closed = 0;
+    for (mem, c) in eligible {
+        if total <= limit {
+            break;
+        }
+        tracing::info!(client = c.id, addr = %c.addr, memory = mem, "evicting a client: the clients' memory is over maxmemory-clients");
+        c.close_async();
+        total -= mem;
+        closed += 1;
+    }
+    engine.stats.evicted_clients.fetch_add(closed as u64, Relaxed);
+    closed
+}
+
 /// The node's own periodic work, on one thread: every 100 ms, the memory
-/// `maxmemory` leaves out (`shard::evict::set_not_counted`); every
-/// second, `timeout`: the clients that sent nothing for longer than it are
-/// closed (`ClientInfo::idle_beyond` says which count).
+/// `maxmemory` leaves out (`shard::evict::set_not_counted`) and client
+/// eviction (`maxmemory-clients`); every second, `timeout`: the clients
+/// that sent nothing for longer than it are closed
+/// (`ClientInfo::idle_beyond` says which count).
 pub async fn cron(engine: Arc<Engine>) {
     let mut timer = tokio::time::interval(Duration::from_millis(100));
     timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -69,6 +103,7 @@ pub async fn cron(engine: Arc<Engine>) {
         timer.tick().await;
         tick += 1;
         crate::shard::evict::set_not_counted(engine.repl.queued_for_replicas() as u64);
+        evict_clients(&engine);
         let secs = engine.cfg.conn.timeout.load(Relaxed);
         if secs == 0 || !tick.is_multiple_of(10) {
             continue;

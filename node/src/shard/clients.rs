@@ -478,8 +478,9 @@ impl ClientInfo {
     /// `omem` the bytes waiting (they are inside `rbs`). `tot-mem` adds
     /// this record and the session's, the input buffers (`qbuf` +
     /// `qbuf-free`), the output buffer (`rbs`), `argv-mem`, `multi-mem`,
-    /// the watched keys' entries and one handle per subscription (the names
-    /// are counted once, by the registry).
+    /// the watched keys' entries, one handle per subscription (the names
+    /// are counted once, by the registry) and the pushed messages (pub/sub,
+    /// invalidations) queued for the connection but not yet in its buffer.
     /// The memory the client takes (`tot-mem`; see `describe`).
     pub fn memory(&self) -> usize {
         let st = &self.st;
@@ -493,6 +494,7 @@ impl ClientInfo {
             + st.multi_mem.load(Relaxed)
             + st.watch_mem.load(Relaxed)
             + self.subscriptions() * std::mem::size_of::<Bytes>()
+            + self.out_pending.load(Relaxed)
     }
 
     /// The input buffers' size (`qbuf` + `qbuf-free`) and the output

@@ -450,6 +450,8 @@ pub struct NodeStats {
     pub used_memory_startup: AtomicU64,
     /// SLOWLOG's entries.
     pub slowlog: slowlog::SlowLog,
+    /// Clients closed for `maxmemory-clients` (INFO's `evicted_clients`).
+    pub evicted_clients: AtomicU64,
 }
 
 impl Engine {
