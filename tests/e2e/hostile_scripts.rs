@@ -364,13 +364,6 @@ fn a_reply_ready_before_a_busy_script_is_sent_during_it() {
     assert_eq!(second.cmd(&["PING"]), "+PONG\r\n");
 }
 
-/// INFO memory's `used_memory_peak`.
-fn used_memory_peak(c: &mut Raw) -> u64 {
-    let text = c.cmd(&["INFO", "memory"]);
-    let at = text.find("used_memory_peak:").expect("used_memory_peak") + "used_memory_peak:".len();
-    text[at..].split('\r').next().and_then(|v| v.parse().ok()).expect("a number")
-}
-
 /// A script cannot take the node's memory: each thread's Lua heap is
 /// bounded by `lua-memory-limit` (Redis has no bound; one EVAL building a
 /// string by doubling took 12 GB here). The script fails with Lua's memory
@@ -398,7 +391,7 @@ fn a_script_cannot_grow_its_heap_past_lua_memory_limit() {
         }
         assert_eq!(c.cmd(&["EVAL", "return redis.call('SET', KEYS[1], 'v')", "1", "k"]), "+OK\r\n");
     }
-    let peak = used_memory_peak(&mut admin);
+    let peak = admin.used_memory_peak();
     assert!(peak < 64 * MB * 2 + 32 * MB, "used_memory_peak {peak} with a 64 MB Lua limit per thread");
     admin.wait_used_below(16 * MB, |used| format!("the failed scripts' garbage still holds {used} bytes"));
     // Functions run in the same VMs: a library's load and its function's run.

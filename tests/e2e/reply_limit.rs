@@ -25,12 +25,6 @@ fn repeated<'a>(first: &[&'a [u8]], rest: &[&'a [u8]], n: usize) -> Vec<&'a [u8]
     v
 }
 
-fn used_memory_peak(c: &mut Raw) -> usize {
-    let text = c.cmd(&["INFO", "memory"]);
-    let at = text.find("used_memory_peak:").expect("used_memory_peak") + "used_memory_peak:".len();
-    text[at..].split('\r').next().and_then(|v| v.parse().ok()).expect("a number")
-}
-
 #[test]
 fn replies_that_repeat_a_big_value_are_bounded() {
     let s = Server::start_with(&["--shards", "2", "--reply-max-bytes", "8mb"]);
@@ -42,7 +36,7 @@ fn replies_that_repeat_a_big_value_are_bounded() {
     assert_eq!(cmd(&mut c, &[b"HSET", b"h", b"f", &big]), ":1\r\n");
     assert_eq!(cmd(&mut c, &[b"XADD", b"st", b"1-1", b"f", &big]), "$3\r\n1-1\r\n");
     assert_eq!(cmd(&mut c, &repeated(&[b"RPUSH", b"la"], &[b"a"], 200)), ":200\r\n");
-    let base = used_memory_peak(&mut c);
+    let base = c.used_memory_peak() as usize;
     // 200 MB of reply each, 25 times the limit.
     let n = 200;
     // MGET over both shards (each shard's part, and the two together).
@@ -66,7 +60,7 @@ fn replies_that_repeat_a_big_value_are_bounded() {
     }
     assert_eq!(c.cmd(&["EXEC"]), TOO_BIG);
     assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
-    let peak = used_memory_peak(&mut c) - base;
+    let peak = c.used_memory_peak() as usize - base;
     assert!(peak < 80 * MB, "replies of 200 MB refused at 8 MB still raised used_memory_peak by {peak}");
     // Replies within the limit are whole.
     let got = cmd(&mut c, &repeated(&[b"MGET"], &[b"big{a}", b"big{b}"], 3));

@@ -400,9 +400,18 @@ impl Raw {
 
     /// INFO's `used_memory`.
     pub fn used_memory(&mut self) -> u64 {
+        self.memory_field("used_memory")
+    }
+
+    /// INFO's `used_memory_peak`.
+    pub fn used_memory_peak(&mut self) -> u64 {
+        self.memory_field("used_memory_peak")
+    }
+
+    fn memory_field(&mut self, name: &str) -> u64 {
         let text = self.cmd(&["INFO", "memory"]);
-        let at = text.find("used_memory:").expect("used_memory") + "used_memory:".len();
-        text[at..].split('\r').next().and_then(|v| v.parse().ok()).expect("used_memory is a number")
+        let at = text.find(&format!("\n{name}:")).unwrap_or_else(|| panic!("{name}")) + name.len() + 2;
+        text[at..].split('\r').next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} is a number"))
     }
 
     /// Waits (up to 10 s) for `used_memory` to fall below `limit`; fails

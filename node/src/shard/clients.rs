@@ -106,6 +106,9 @@ struct State {
     /// room of the buffers holding them.
     qbuf: AtomicUsize,
     qbuf_free: AtomicUsize,
+    /// The RESP bytes of the commands being run: Redis's query buffer
+    /// still holds them while they run (not once the client blocks).
+    qbuf_run: AtomicUsize,
     /// Argument bytes of the commands being run, and of the complete big
     /// arguments of a command still being received.
     argv_run: AtomicUsize,
@@ -176,6 +179,12 @@ impl ClientType {
 /// The bytes of a batch of commands' arguments.
 pub fn args_len(cmds: &[Vec<Bytes>]) -> usize {
     cmds.iter().map(|c| argv_len(c)).sum()
+}
+
+/// The bytes `cmds` took as RESP arrays of bulk strings.
+fn framed_len(cmds: &[Vec<Bytes>]) -> usize {
+    let digits = |n: usize| n.checked_ilog10().unwrap_or(0) as usize + 1;
+    cmds.iter().map(|c| 3 + digits(c.len()) + c.iter().map(|a| 5 + digits(a.len()) + a.len()).sum::<usize>()).sum()
 }
 
 /// The bytes of one command's arguments.
@@ -277,6 +286,7 @@ impl ClientInfo {
             self.last_ms.store(now_ms(), Relaxed);
         }
         st.qbuf.store(held, Relaxed);
+        st.qbuf_run.store(framed_len(running), Relaxed);
         st.qbuf_free.store(spare, Relaxed);
         st.argv_held.store(argv_held, Relaxed);
         st.argv_run.store(args_len(running), Relaxed);
@@ -481,12 +491,20 @@ impl ClientInfo {
     /// the watched keys' entries, one handle per subscription (the names
     /// are counted once, by the registry) and the pushed messages (pub/sub,
     /// invalidations) queued for the connection but not yet in its buffer.
+    /// `qbuf`: the input held, and while they run (unless blocked) the
+    /// commands being run, as Redis's query buffer still holds them.
+    fn qbuf(&self) -> usize {
+        let st = &self.st;
+        let running = if st.blocked.load(Relaxed) { 0 } else { st.qbuf_run.load(Relaxed) };
+        st.qbuf.load(Relaxed) + running
+    }
+
     /// The memory the client takes (`tot-mem`; see `describe`).
     pub fn memory(&self) -> usize {
         let st = &self.st;
         std::mem::size_of::<ClientInfo>()
             + st.fixed.load(Relaxed)
-            + st.qbuf.load(Relaxed)
+            + self.qbuf()
             + st.qbuf_free.load(Relaxed)
             + st.rbs.load(Relaxed)
             + st.argv_run.load(Relaxed)
@@ -508,7 +526,7 @@ impl ClientInfo {
         let st = &self.st;
         let now = now_ms();
         let multi = st.multi.load(Relaxed) as i64 - 1;
-        let (qbuf, qbuf_free) = (st.qbuf.load(Relaxed), st.qbuf_free.load(Relaxed));
+        let (qbuf, qbuf_free) = (self.qbuf(), st.qbuf_free.load(Relaxed));
         let argv = st.argv_run.load(Relaxed) + st.argv_held.load(Relaxed);
         let multi_mem = st.multi_mem.load(Relaxed);
         let rbs = st.rbs.load(Relaxed);
@@ -516,7 +534,7 @@ impl ClientInfo {
         let rbp = if now.saturating_sub(st.rbp_since.load(Relaxed)) >= PEAK_WINDOW_MS { obl } else { st.rbp.load(Relaxed).max(obl) };
         let tot = self.memory();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} watch={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -530,7 +548,6 @@ impl ClientInfo {
             st.psub.load(Relaxed),
             st.ssub.load(Relaxed),
             multi,
-            st.watch.load(Relaxed),
             qbuf,
             qbuf_free,
             argv,
