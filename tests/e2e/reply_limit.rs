@@ -1,8 +1,8 @@
 //! A few bytes of request must not make a reply of gigabytes: a command
-//! that names one big value many times (MGET, HMGET, XREAD, the GET of
-//! SORT, a script's table, a transaction of reads) gets an error once its
-//! reply would pass `reply-max-bytes`, and the node's memory stays near
-//! that limit. Redis builds such replies whole (an MGET naming one 1 MB key
+//! that names one big value many times (MGET, HMGET, XREAD, XREADGROUP's
+//! history, the GET of SORT, a script's table, a transaction of reads)
+//! gets an error once its reply would pass `reply-max-bytes`, and the
+//! node's memory stays near that limit. Redis builds such replies whole (an MGET naming one 1 MB key
 //! 2,000 times took 2 GB there).
 
 use damselfly_tests::{Raw, Server};
@@ -46,6 +46,12 @@ fn replies_that_repeat_a_big_value_are_bounded() {
     let mut xread = repeated(&[b"XREAD", b"STREAMS"], &[b"st"], n);
     xread.extend(std::iter::repeat_n(&b"0"[..], n));
     assert_eq!(cmd(&mut c, &xread), TOO_BIG);
+    // XREADGROUP of a consumer's history, named many times.
+    assert_eq!(c.cmd(&["XGROUP", "CREATE", "st", "g", "0"]), "+OK\r\n");
+    assert!(c.cmd(&["XREADGROUP", "GROUP", "g", "c", "STREAMS", "st", ">"]).starts_with("*1\r\n"));
+    let mut history = repeated(&[b"XREADGROUP", b"GROUP", b"g", b"c", b"STREAMS"], &[b"st"], n);
+    history.extend(std::iter::repeat_n(&b"0"[..], n));
+    assert_eq!(cmd(&mut c, &history), TOO_BIG);
     for sort in [&b"SORT"[..], b"SORT_RO"] {
         assert_eq!(cmd(&mut c, &[sort, b"la", b"BY", b"nosort", b"GET", b"big{*}"]), TOO_BIG);
     }

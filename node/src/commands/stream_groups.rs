@@ -566,6 +566,10 @@ pub async fn xreadgroup(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let mut waited = false;
     loop {
         let mut found: Vec<(Bytes, Served)> = Vec::new();
+        // A stream's history named many times is read as many times:
+        // bounded by reply-max-bytes (entries already delivered stay
+        // pending, to be read again or claimed).
+        let mut bytes = 0;
         for (k, h) in keys.iter().zip(&history) {
             let (k2, g2, c2, h) = (k.clone(), group.clone(), consumer.clone(), *h);
             let shard = cx.engine().shard_of(k);
@@ -580,6 +584,10 @@ pub async fn xreadgroup(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 serve_journaled(sh, db, &k2, req, now_ms())
             };
             if let Some(items) = cx.run_on(shard, run).await? {
+                bytes += items.iter().map(|(_, f)| f.as_ref().map_or(0, |f| f.heap_size())).sum::<usize>();
+                if crate::resp::reply_over(bytes) {
+                    return Err(crate::resp::reply_too_big());
+                }
                 found.push((k.clone(), items));
             }
         }
