@@ -114,6 +114,10 @@ pub struct ShardStats {
     pub commands: u64,
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
+    /// Reads from client sockets that brought data, and writes of
+    /// replies (INFO's `total_reads_processed`, `total_writes_processed`).
+    pub reads_processed: u64,
+    pub writes_processed: u64,
     /// Bytes written to replicas (not counted in `net_output_bytes`, as
     /// Redis counts them apart).
     pub repl_output_bytes: u64,

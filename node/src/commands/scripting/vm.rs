@@ -142,6 +142,9 @@ pub struct Vm {
     memory_limit: u64,
     /// The heap size past which a run ends with a full collection.
     collect_above: usize,
+    /// Runs so far, and the heap the last full collection left.
+    runs: u32,
+    live: usize,
 }
 
 type FastHash = foldhash::fast::RandomState;
@@ -150,6 +153,9 @@ type FastHash = foldhash::fast::RandomState;
 /// the last collection) ends with a full collection: a script's garbage
 /// would otherwise stay counted in `used_memory` until the thread idles.
 const COLLECT_MIN: usize = 64 << 20;
+/// Every this many runs, garbage past `SMALL_GARBAGE` is collected.
+const SMALL_EVERY: u32 = 32;
+const SMALL_GARBAGE: usize = 16 << 10;
 
 /// A compiled function, held in a registry slot from which a run pushes it
 /// (`key.id()`).
@@ -338,6 +344,8 @@ impl Vm {
             scratch: exec::Scratch::default(),
             memory_limit: 0,
             collect_above: COLLECT_MIN,
+            runs: 0,
+            live: 0,
         })
     }
 
@@ -372,10 +380,16 @@ impl Vm {
     }
 
     /// Called after every run: collects at once when the run left a big
-    /// heap behind (or hit `lua-memory-limit`).
+    /// heap behind (or hit `lua-memory-limit`), and every few runs when
+    /// small runs' garbage has piled up (as Redis steps its collector every
+    /// 50 scripts: Lua's own pace lets the heap reach twice what is live).
     pub fn after_run(&mut self) {
-        if self.lua.used_memory() > self.collect_above {
+        self.runs = self.runs.wrapping_add(1);
+        let used = self.lua.used_memory();
+        let piled = self.runs.is_multiple_of(SMALL_EVERY) && used > self.live + SMALL_GARBAGE;
+        if used > self.collect_above || piled {
             self.lua.gc_collect().ok();
+            self.live = self.lua.used_memory();
             // Under a limit, a quarter of it: a run that failed at the
             // limit leaves at least about that much garbage.
             let floor = match self.memory_limit {

@@ -360,7 +360,11 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
         if conn.s.tracking.is_some() {
             conn.take_invalidations();
         }
-        conn.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
+        {
+            let stats = &mut conn.local.cell.borrow_mut().stats;
+            stats.net_input_bytes += n as u64;
+            stats.reads_processed += 1;
+        }
         // Until it authenticates, a connection parses (under tight limits)
         // and runs one command at a time, so that the command after a
         // pipelined AUTH is parsed with the authenticated limits.
@@ -598,6 +602,7 @@ impl Conn {
     fn count_output(&self) {
         let n = self.out.buf.len() as u64;
         let mut local = self.local.cell.borrow_mut();
+        local.stats.writes_processed += 1;
         if self.s.replica.is_some() {
             local.stats.repl_output_bytes += n;
         } else {
@@ -864,7 +869,9 @@ impl Coord for Conn {
                     Ok(0) => break,
                     Ok(n) => {
                         self.read_ahead = true;
-                        self.local.cell.borrow_mut().stats.net_input_bytes += n as u64;
+                        let stats = &mut self.local.cell.borrow_mut().stats;
+                        stats.net_input_bytes += n as u64;
+                        stats.reads_processed += 1;
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(_) => break,
