@@ -529,6 +529,15 @@ fn memory_or_percent_text(v: u64) -> String {
     }
 }
 
+/// A memory limit of our own: 0 (none) or at least 1 MB.
+fn limit_or_none(value: &str) -> Result<u64, ConfigError> {
+    let n = parse_memory(value).ok_or(ConfigError::NotMemory)?;
+    if n != 0 && n < 1 << 20 {
+        return Err(ConfigError::Invalid("argument must be 0 (no limit) or at least 1mb".into()));
+    }
+    Ok(n)
+}
+
 fn memory_at_least(value: &str, min: u64) -> Result<u64, ConfigError> {
     let n = parse_memory(value).ok_or(ConfigError::NotMemory)?;
     if n < min {
@@ -1098,20 +1107,8 @@ impl Config {
             "zset-max-listpack-entries" | "zset-max-ziplist-entries" => self.zset_max_listpack_entries.store(int()?, Relaxed),
             "zset-max-listpack-value" | "zset-max-ziplist-value" => self.zset_max_listpack_value.store(int()?, Relaxed),
             "lua-time-limit" | "busy-reply-threshold" => self.lua_time_limit.store(int()?, Relaxed),
-            "lua-memory-limit" => {
-                let n = parse_memory(value).ok_or(ConfigError::NotMemory)?;
-                if n != 0 && n < 1 << 20 {
-                    return Err(ConfigError::Invalid("argument must be 0 (no limit) or at least 1mb".into()));
-                }
-                self.lua_memory_limit.store(n, Relaxed)
-            }
-            "reply-max-bytes" => {
-                let n = parse_memory(value).ok_or(ConfigError::NotMemory)?;
-                if n != 0 && n < 1 << 20 {
-                    return Err(ConfigError::Invalid("argument must be 0 (no limit) or at least 1mb".into()));
-                }
-                self.reply_max_bytes.store(n, Relaxed)
-            }
+            "lua-memory-limit" => self.lua_memory_limit.store(limit_or_none(value)?, Relaxed),
+            "reply-max-bytes" => self.reply_max_bytes.store(limit_or_none(value)?, Relaxed),
             "cluster-node-timeout" => self.cluster_node_timeout.store(int_between(value, 1, i64::MAX as u64)?, Relaxed),
             "cluster-require-full-coverage" => self.cluster_require_full_coverage.store(yes_no(value)?, Relaxed),
             "slowlog-log-slower-than" => {

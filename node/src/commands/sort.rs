@@ -20,7 +20,7 @@ use super::{cmd, flag::*, CommandSpec, Coord, Exec, KeyRule};
 use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
-use crate::resp::{reply_over, reply_too_big, Out};
+use crate::resp::{tally_reply, Out};
 use crate::shard::Shard;
 use crate::slot::{crc16, key_slot};
 use crate::store::{Db, Value};
@@ -223,10 +223,7 @@ fn lookup_all(db: &mut Db, keys: &[PatKey], now: u64) -> CmdResult<Vec<Option<Ve
     keys.iter()
         .map(|k| {
             let v = lookup(db, k, now);
-            bytes += v.as_ref().map_or(0, Vec::len);
-            if reply_over(bytes) {
-                return Err(reply_too_big());
-            }
+            tally_reply(&mut bytes, v.as_ref().map_or(0, Vec::len))?;
             Ok(v)
         })
         .collect()
@@ -501,11 +498,8 @@ async fn lookup_spread(cx: &mut dyn Coord, db: usize, keys: Vec<PatKey>) -> CmdR
         let (idx, keys): (Vec<usize>, Vec<PatKey>) = part.into_iter().unzip();
         let got = cx.run_on(s, move |sh| lookup_all(sh.db(db), &keys, now_ms())).await?;
         for (i, v) in idx.into_iter().zip(got) {
-            bytes += v.as_ref().map_or(0, Vec::len);
+            tally_reply(&mut bytes, v.as_ref().map_or(0, Vec::len))?;
             found[i] = v;
-        }
-        if reply_over(bytes) {
-            return Err(reply_too_big());
         }
     }
     Ok(found)

@@ -584,10 +584,7 @@ pub async fn xreadgroup(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 serve_journaled(sh, db, &k2, req, now_ms())
             };
             if let Some(items) = cx.run_on(shard, run).await? {
-                bytes += items.iter().map(|(_, f)| f.as_ref().map_or(0, |f| f.heap_size())).sum::<usize>();
-                if crate::resp::reply_over(bytes) {
-                    return Err(crate::resp::reply_too_big());
-                }
+                crate::resp::tally_reply(&mut bytes, items.iter().map(|(_, f)| f.as_ref().map_or(0, |f| f.heap_size())).sum())?;
                 found.push((k.clone(), items));
             }
         }

@@ -535,10 +535,7 @@ pub async fn xread(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             let (k2, a) = (k.clone(), *a);
             let shard = cx.engine().shard_of(k);
             if let Some(items) = cx.run_on(shard, move |sh| read_after(sh.db(db), &k2, a, count, now_ms())).await? {
-                bytes += items.iter().map(|(_, f)| f.heap_size()).sum::<usize>();
-                if crate::resp::reply_over(bytes) {
-                    return Err(crate::resp::reply_too_big());
-                }
+                crate::resp::tally_reply(&mut bytes, items.iter().map(|(_, f)| f.heap_size()).sum())?;
                 found.push((k.clone(), items));
             }
         }

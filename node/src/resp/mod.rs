@@ -5,4 +5,4 @@ pub mod parse;
 pub mod reply;
 
 pub use parse::Parser;
-pub use reply::{reply_over, reply_too_big, set_reply_max, write_bulk, Out, ReplyBudget};
+pub use reply::{reply_over, reply_too_big, set_reply_max, tally_reply, write_bulk, Out, ReplyBudget};

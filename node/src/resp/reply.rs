@@ -68,6 +68,16 @@ pub fn reply_over(bytes: usize) -> bool {
     max != 0 && bytes > max
 }
 
+/// Adds `n` bytes to a reply gathered before it is written (`total`);
+/// the error once the total is past `reply-max-bytes`.
+pub fn tally_reply(total: &mut usize, n: usize) -> Result<(), CmdError> {
+    *total += n;
+    if reply_over(*total) {
+        return Err(reply_too_big());
+    }
+    Ok(())
+}
+
 /// The error a reply past `reply-max-bytes` is replaced with.
 pub fn reply_too_big() -> CmdError {
     CmdError::err(format!(

@@ -235,8 +235,7 @@ pub fn collect_garbage() {
     VM.with(|cell| {
         if let Ok(mut slot) = cell.try_borrow_mut() {
             if let Some(vm) = slot.as_mut() {
-                vm.lua.gc_collect().ok();
-                HEAP.with(|h| h.set(vm.lua.used_memory()));
+                vm.collect();
             }
         }
     })
@@ -367,7 +366,7 @@ impl Vm {
             self.last_script = None;
             self.script_gen = sg;
             self.lua.expire_registry_values();
-            self.lua.gc_collect().ok();
+            self.collect();
         }
         let lg = self.scripting.lib_gen.load(Relaxed);
         if lg != self.lib_gen {
@@ -375,7 +374,7 @@ impl Vm {
             self.lib_gen = lg;
             self.lua.expire_registry_values();
             // What a replaced or deleted library kept goes now.
-            self.lua.gc_collect().ok();
+            self.collect();
         }
     }
 
@@ -388,17 +387,23 @@ impl Vm {
         let used = self.lua.used_memory();
         let piled = self.runs.is_multiple_of(SMALL_EVERY) && used > self.live + SMALL_GARBAGE;
         if used > self.collect_above || piled {
-            self.lua.gc_collect().ok();
-            self.live = self.lua.used_memory();
+            self.collect();
             // Under a limit, a quarter of it: a run that failed at the
             // limit leaves at least about that much garbage.
             let floor = match self.memory_limit {
                 0 => COLLECT_MIN,
                 limit => COLLECT_MIN.min(usize::try_from(limit / 4).unwrap_or(usize::MAX)),
             };
-            self.collect_above = floor.max(self.lua.used_memory().saturating_mul(2));
+            self.collect_above = floor.max(self.live.saturating_mul(2));
         }
         HEAP.with(|h| h.set(self.lua.used_memory()));
+    }
+
+    /// A full collection; what survives is `live` and the published heap.
+    fn collect(&mut self) {
+        self.lua.gc_collect().ok();
+        self.live = self.lua.used_memory();
+        HEAP.with(|h| h.set(self.live));
     }
 
     /// The cached script `sha`: from this VM, or from the node's cache.
