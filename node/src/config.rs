@@ -11,7 +11,7 @@ pub mod rewrite;
 pub mod tls;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use clap::Parser;
@@ -180,8 +180,10 @@ impl std::fmt::Debug for ClusterArgs {
 
 /// Parameters that have an effect, plus the fixed ones.
 pub struct Config {
-    pub port: u16,
-    pub bind: Vec<String>,
+    /// The client port and the addresses it listens on: `port()` and
+    /// `bind()` (CONFIG SET changes them; the listeners follow).
+    port: AtomicU16,
+    bind: Mutex<Vec<String>>,
     pub databases: usize,
     pub shards: usize,
     pub requirepass: Mutex<Option<String>>,
@@ -702,6 +704,28 @@ pub const CLASS_NORMAL: usize = 0;
 pub const CLASS_PUBSUB: usize = 2;
 
 impl Config {
+    /// The client port (0: none; the TLS port may still be open).
+    pub fn port(&self) -> u16 {
+        self.port.load(Relaxed)
+    }
+
+    /// The addresses the client ports listen on.
+    pub fn bind(&self) -> Vec<String> {
+        self.bind.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `port` or `bind` (`-addr` marks an optional address; a lone `-`
+    /// names none). Only the values: CONFIG SET opens the listeners.
+    fn set_listen(&self, name: &str, value: &str) -> Result<(), ConfigError> {
+        if name == "port" {
+            self.port.store(value.parse().map_err(|_| ConfigError::NotInteger)?, Relaxed);
+        } else {
+            let addrs = value.split_whitespace().map(|s| s.trim_start_matches('-')).filter(|s| !s.is_empty()).map(String::from);
+            *self.bind.lock().unwrap_or_else(|e| e.into_inner()) = addrs.collect();
+        }
+        Ok(())
+    }
+
     /// `maxmemory-clients` in bytes (a percentage is of `maxmemory`; 0:
     /// no limit).
     pub fn clients_limit(&self) -> u64 {
@@ -765,8 +789,8 @@ impl Config {
     pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let cfg = Config {
-            port: 6379,
-            bind: vec!["127.0.0.1".into()],
+            port: AtomicU16::new(6379),
+            bind: Mutex::new(vec!["127.0.0.1".into()]),
             databases: 16,
             shards: default_shards(cores),
             requirepass: Mutex::new(None),
@@ -839,7 +863,7 @@ impl Config {
             cfg.apply_startup(name, value)?;
         }
         if let Some(p) = args.port {
-            cfg.port = p;
+            cfg.port.store(p, Relaxed);
         }
         if let Some(b) = &args.bind {
             cfg.apply_startup("bind", b)?;
@@ -958,12 +982,7 @@ impl Config {
     /// Parameters only settable at start-up; the rest go through `set`.
     fn apply_startup(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
         match name {
-            "port" => self.port = value.parse().map_err(|_| ConfigError::NotInteger)?,
-            // `-addr` marks an optional address; a lone `-` names none.
-            "bind" => {
-                self.bind =
-                    value.split_whitespace().map(|s| s.trim_start_matches('-')).filter(|s| !s.is_empty()).map(String::from).collect()
-            }
+            "port" | "bind" => self.set_listen(name, value)?,
             "aclfile" => self.aclfile = value.to_string(),
             "databases" => self.databases = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.max(1),
             "shards" => self.shards = value.parse::<usize>().map_err(|_| ConfigError::NotInteger)?.clamp(1, 1024),
@@ -1150,9 +1169,12 @@ impl Config {
             }
             "aof-load-truncated" => self.aof_load_truncated.store(yes_no(value)?, Relaxed),
             "appendonly" => self.appendonly.store(yes_no(value)?, Relaxed),
-            "port"
-            | "bind"
-            | "databases"
+            // A cluster node's client address is in the cluster's map.
+            "port" | "bind" if self.cluster.is_some() => {
+                return Err(ConfigError::Immutable("can't set immutable config (a cluster node's address is in the cluster map)".into()))
+            }
+            "port" | "bind" => self.set_listen(name, value)?,
+            "databases"
             | "shards"
             | "enable-debug-command"
             | "enable-module-command"
@@ -1182,8 +1204,8 @@ impl Config {
     /// All parameters with their current values, sorted by name.
     pub fn all(&self) -> Vec<(String, String)> {
         let mut v: Vec<(String, String)> = vec![
-            ("port".into(), self.port.to_string()),
-            ("bind".into(), self.bind.join(" ")),
+            ("port".into(), self.port().to_string()),
+            ("bind".into(), self.bind().join(" ")),
             ("databases".into(), self.databases.to_string()),
             ("shards".into(), self.shards.to_string()),
             ("requirepass".into(), self.requirepass.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()),
@@ -1322,10 +1344,10 @@ mod tests {
         let mut cfg = Config::from_args(&Args::parse_from(["damselfly"])).unwrap();
         let file = "bind sssss\x0b\x0b-\x0b\x0b\x0b\x0b\x0b\x0b0\x0b,\0\0\0\0\0\0!\x0b\x0bdataba\x0b\x0b\x03\x0b\x0f\x0b`ss";
         cfg.apply_file(file).unwrap();
-        assert!(cfg.bind.iter().all(|a| !a.is_empty()), "{:?}", cfg.bind);
-        assert_eq!(cfg.bind[..2], ["sssss", "0"]);
+        assert!(cfg.bind().iter().all(|a| !a.is_empty()), "{:?}", cfg.bind());
+        assert_eq!(cfg.bind()[..2], ["sssss", "0"]);
         cfg.apply_file("bind - 127.0.0.1 -::1").unwrap();
-        assert_eq!(cfg.bind, ["127.0.0.1", "::1"]);
+        assert_eq!(cfg.bind(), ["127.0.0.1", "::1"]);
     }
 
     #[test]

@@ -42,6 +42,9 @@ fn unassigned_slots_are_not_served() {
     let info = c.cmd(&["CLUSTER", "INFO"]);
     assert!(info.contains("cluster_state:fail\r\ncluster_slots_assigned:0\r\n"), "{info}");
     assert!(c.cmd(&["INFO", "cluster"]).contains("cluster_enabled:1"));
+    // The client address is in the cluster map: it stays as started.
+    let reply = c.cmd(&["CONFIG", "SET", "port", &damselfly_tests::free_port().to_string()]);
+    assert!(reply.starts_with("-ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"), "{reply}");
     // The node id is kept in the data directory.
     let id = c.cmd(&["CLUSTER", "MYID"]);
     drop(s);

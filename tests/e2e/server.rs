@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use damselfly_tests::Server;
+use damselfly_tests::{Raw, Server};
 use redis::AsyncCommands;
 
 #[test]
@@ -132,7 +132,7 @@ fn config_get_set() {
         c.cmd(&["CONFIG", "SET", "no-such-param", "1"]),
         "-ERR Unknown option or number of arguments for CONFIG SET - 'no-such-param'\r\n"
     );
-    assert!(c.cmd(&["CONFIG", "SET", "port", "1"]).starts_with("-ERR CONFIG SET failed"));
+    assert!(c.cmd(&["CONFIG", "SET", "port", "65536"]).starts_with("-ERR CONFIG SET failed (possibly related to argument 'port')"));
     // requirepass set at runtime applies to new connections.
     assert_eq!(c.cmd(&["CONFIG", "SET", "requirepass", "pw"]), "+OK\r\n");
     assert_eq!(s.raw().cmd(&["PING"]), "-NOAUTH Authentication required.\r\n");
@@ -200,6 +200,44 @@ fn config_get_and_set_of_special_parameters() {
         rc.cmd(&["CONFIG", "GET", "*of"]),
         format!("*4\r\n$9\r\nreplicaof\r\n${}\r\n{want}\r\n$7\r\nslaveof\r\n${}\r\n{want}\r\n", want.len(), want.len())
     );
+}
+
+/// CONFIG SET of `port` and `bind` moves the listeners before it answers
+/// (Redis's texts when a socket cannot be opened, and nothing changes);
+/// connections already open stay.
+#[test]
+fn config_set_port_and_bind_move_the_listener() {
+    let s = Server::start();
+    let mut c = s.raw();
+    let next = damselfly_tests::free_port();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "port", &next.to_string()]), "+OK\r\n");
+    assert!(Raw::try_connect(s.port).is_none(), "the old port is closed once the change is answered");
+    let mut moved = Raw::connect(next);
+    assert_eq!(moved.cmd(&["PING"]), "+PONG\r\n");
+    assert_eq!(c.cmd(&["INFO", "server"]).lines().find(|l| l.starts_with("tcp_port:")), Some(&*format!("tcp_port:{next}")));
+    // A port in use, an address that is not one, and no port at all are
+    // refused; the node still listens where it did.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().port().to_string();
+    let reply = c.cmd(&["CONFIG", "SET", "port", &taken]);
+    assert!(reply.starts_with("-ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port"), "{reply}");
+    let reply = c.cmd(&["CONFIG", "SET", "maxmemory", "1mb", "bind", "999.999.999.999"]);
+    assert!(
+        reply.starts_with("-ERR CONFIG SET failed (possibly related to argument 'bind') - Failed to bind to specified addresses"),
+        "{reply}"
+    );
+    assert_eq!(c.cmd(&["CONFIG", "GET", "maxmemory"]), "*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n", "the whole call is undone");
+    let reply = c.cmd(&["CONFIG", "SET", "port", "0"]);
+    assert!(reply.contains("no port would be left open"), "{reply}");
+    assert_eq!(c.cmd(&["CONFIG", "GET", "port"]), format!("*2\r\n$4\r\nport\r\n${}\r\n{next}\r\n", next.to_string().len()));
+    // New addresses on the same port: the old socket makes room for them.
+    assert_eq!(c.cmd(&["CONFIG", "SET", "bind", "127.0.0.1 127.0.0.2"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "GET", "bind"]), "*2\r\n$4\r\nbind\r\n$19\r\n127.0.0.1 127.0.0.2\r\n");
+    let second = std::net::TcpStream::connect(("127.0.0.2", next));
+    assert!(second.is_ok(), "listens on the second address: {second:?}");
+    assert_eq!(Raw::connect(next).cmd(&["PING"]), "+PONG\r\n");
+    assert_eq!(moved.cmd(&["PING"]), "+PONG\r\n", "connections stay");
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
 }
 
 #[test]

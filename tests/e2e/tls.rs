@@ -202,6 +202,11 @@ fn protocols_and_suites_follow_the_parameters() {
     assert!(negotiated(only12).is_err(), "TLS 1.2 is off");
     assert_eq!(a.cmd(&["CONFIG", "SET", "tls-protocols", "TLSv1.2"]), "+OK\r\n");
     assert!(negotiated(only13).is_err(), "TLS 1.3 is off");
+    // A call refused past its TLS parameters undoes them too.
+    let reply = a.cmd(&["CONFIG", "SET", "tls-protocols", "TLSv1.3", "maxmemory", "lots"]);
+    assert!(reply.starts_with("-ERR CONFIG SET failed (possibly related to argument 'maxmemory')"), "{reply}");
+    assert_eq!(a.cmd(&["CONFIG", "GET", "tls-protocols"]), "*2\r\n$13\r\ntls-protocols\r\n$7\r\nTLSv1.2\r\n");
+    assert!(negotiated(only13).is_err(), "TLS 1.3 is still off");
     // P-256 keys: the ECDSA suites.
     assert_eq!(a.cmd(&["CONFIG", "SET", "tls-ciphers", "ECDHE-ECDSA-CHACHA20-POLY1305"]), "+OK\r\n");
     assert_eq!(negotiated(only12).expect("1.2"), (ProtocolVersion::TLSv1_2, CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256));

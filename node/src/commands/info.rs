@@ -96,7 +96,7 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             std::env::consts::ARCH,
             std::process::id(),
             run_id(),
-            e.cfg.port,
+            e.cfg.port(),
             crate::util::now_us(),
             uptime,
             uptime / 86400,

@@ -491,6 +491,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 .filter(|(n, v)| crate::config::tls::Tls::owns(n) && !cfg.start_up_unchanged(n, v))
                 .map(|(n, v)| (n.as_str(), v.as_str()))
                 .collect();
+            let tls_before = cfg.tls.params();
             if !tls.is_empty() {
                 cfg.tls
                     .set_many(&tls, false)
@@ -499,12 +500,19 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             // All or nothing, as Redis: a refused value puts back the ones
             // set before it in this call.
             let mut previous: Vec<(&str, String)> = Vec::new();
+            let undo = |previous: &[(&str, String)]| {
+                for (n, v) in previous.iter().rev() {
+                    let _ = cfg.set(n, v);
+                }
+                if !tls.is_empty() {
+                    cfg.tls.restore(tls_before.clone());
+                }
+            };
+            let listen_before = (cfg.port(), cfg.bind());
             for (name, value) in pairs.iter().filter(|(n, _)| !crate::config::tls::Tls::owns(n)) {
                 let before = cfg.get(name.as_bytes()).into_iter().find(|(n, _)| n == name).map(|(_, v)| v);
                 if let Err(e) = cfg.set(name, value) {
-                    for (n, v) in previous.iter().rev() {
-                        let _ = cfg.set(n, v);
-                    }
+                    undo(&previous);
                     return Err(match e {
                         crate::config::ConfigError::Unknown(n) => {
                             CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{n}'"))
@@ -514,6 +522,25 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                 }
                 if let Some(v) = before {
                     previous.push((name, v));
+                }
+            }
+            // A new port or address list is opened before the change is
+            // answered: one that cannot be bound undoes the whole call.
+            let listen = (cfg.port(), cfg.bind());
+            if listen != listen_before {
+                let (name, why) = if listen.0 != listen_before.0 {
+                    ("port", "Unable to listen on this port")
+                } else {
+                    ("bind", "Failed to bind to specified addresses")
+                };
+                let open = if listen.0 == 0 && cfg.tls.params().port == 0 {
+                    Err(std::io::Error::other("no port would be left open (port 0 and tls-port 0)"))
+                } else {
+                    cx.engine().listeners.relisten(&listen.1, listen.0).await
+                };
+                if let Err(e) = open {
+                    undo(&previous);
+                    return Err(CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {why}: {e}")));
                 }
             }
             // Then what the new values set in motion.

@@ -325,6 +325,18 @@ impl Tls {
         Ok(())
     }
 
+    /// Puts back parameters `params` returned (a CONFIG SET that failed
+    /// past the TLS ones); they built once, so they build again.
+    pub fn restore(&self, p: TlsParams) {
+        let mut server = self.server.write().unwrap_or_else(|e| e.into_inner());
+        if server.is_some() {
+            if let Ok(cfg) = build(&p) {
+                *server = Some(Arc::new(cfg));
+            }
+        }
+        *self.params.lock().unwrap_or_else(|e| e.into_inner()) = p;
+    }
+
     fn apply(p: &mut TlsParams, name: &str, value: &str, startup: bool) -> Result<(), ConfigError> {
         match name {
             "tls-port" | "tls-cluster" if !startup => {

@@ -125,7 +125,7 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
         (false, false) => drop(ask(&mut sock, &mut r, &["AUTH", &user, &auth])?),
     }
     // Over TLS this node's replicas are expected on its TLS port too.
-    let port = if params.replication && params.port != 0 { params.port } else { engine.cfg.port }.to_string();
+    let port = if params.replication && params.port != 0 { params.port } else { engine.cfg.port() }.to_string();
     ask(&mut sock, &mut r, &["REPLCONF", "listening-port", &port])?;
     // As Redis 7: this replica reads diskless (`$EOF:<mark>`) payloads.
     ask(&mut sock, &mut r, &["REPLCONF", "capa", "eof", "capa", "psync2"])?;

@@ -230,7 +230,7 @@ fn node_figures(e: &Engine) -> NodeFigures {
     NodeFigures {
         uptime: crate::util::now_ms().saturating_sub(start) / 1000,
         start: start / 1000,
-        port: e.cfg.port,
+        port: e.cfg.port(),
         cluster: e.cluster.is_some(),
         policy: e.cfg.policy().name(),
         connected: st.connected_clients.load(Relaxed),

@@ -10,7 +10,6 @@ pub mod expiry;
 pub mod housekeeping;
 pub mod metrics;
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -22,6 +21,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::shard::inbox::Inbox;
+use crate::shard::listen;
 use crate::shard::scripts::Scripting;
 use crate::shard::{Engine, LocalShard, Shard};
 use crate::slot::map::{Member, SlotMap};
@@ -59,7 +59,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         crate::cluster::set_secret(cfg.cluster.as_ref().and_then(|c| c.secret.clone()));
         crate::cluster::set_tls(&cfg.tls.params())?;
         let dir = cfg.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let bind = cfg.bind.first().cloned().unwrap_or_else(|| "127.0.0.1".into());
+        let bind = cfg.bind().first().cloned().unwrap_or_else(|| "127.0.0.1".into());
         crate::commands::cluster::configure(&engine);
         let has_data = cfg.appendonly.load(std::sync::atomic::Ordering::Relaxed) || cfg.rdb_path().exists();
         crate::cluster::start(engine.clone(), map, std::path::Path::new(&dir), &bind, has_data)?;
@@ -68,28 +68,16 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     // Bind before starting threads so start-up errors are reported plainly.
     // `--port 0` leaves the plain port closed, as in Redis.
     let tls_port = cfg.tls.params().port;
-    if cfg.port == 0 && tls_port == 0 {
+    let bind = cfg.bind();
+    if cfg.port() == 0 && tls_port == 0 {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "Configured to not listen anywhere (port 0 and tls-port 0)"));
     }
-    let mut listeners = Vec::new();
-    for (port, tls) in [(cfg.port, false), (tls_port, true)] {
-        if port == 0 {
-            continue;
-        }
-        for addr in &cfg.bind {
-            let sa: SocketAddr = format!("{addr}:{port}")
-                .parse()
-                .or_else(|_| format!("[{addr}]:{port}").parse())
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad bind address {addr}: {e}")))?;
-            let l = std::net::TcpListener::bind(sa)?;
-            l.set_nonblocking(true)?;
-            listeners.push((l, tls));
-        }
-    }
+    let plain = if cfg.port() == 0 { Vec::new() } else { listen::open(&bind, cfg.port())? };
+    let tls_sockets = if tls_port == 0 { Vec::new() } else { listen::open(&bind, tls_port)? };
 
     let metrics_listener = match cfg.metrics_port {
         Some(port) => {
-            let addr = metrics::bind_addr(&cfg.bind, port);
+            let addr = metrics::bind_addr(&bind, port);
             let l = std::net::TcpListener::bind(&addr)
                 .map_err(|e| std::io::Error::new(e.kind(), format!("metrics endpoint on {addr}: {e}")))?;
             l.set_nonblocking(true)?;
@@ -120,16 +108,15 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         crate::persist::replica::follow(&engine, host, port);
     }
 
-    info!(port = cfg.port, tls_port, shards = nshards, bind = ?cfg.bind, "damselfly ready to accept connections");
+    info!(port = cfg.port(), tls_port, shards = nshards, ?bind, "damselfly ready to accept connections");
+    let relisten = engine.listeners.serve();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let node = engine.clone();
     rt.block_on(async move {
-        for (l, tls) in listeners {
-            let l = TcpListener::from_std(l)?;
-            let conn_txs = conn_txs.clone();
-            let engine = engine.clone();
-            tokio::spawn(accept_loop(l, tls, conn_txs, engine));
+        for l in tls_sockets {
+            tokio::spawn(accept_loop(TcpListener::from_std(l)?, true, conn_txs.clone(), engine.clone()));
         }
+        tokio::spawn(plain_port(plain, relisten, conn_txs.clone(), engine.clone()));
         if let Some(l) = metrics_listener {
             tokio::spawn(metrics::serve(TcpListener::from_std(l)?, engine.clone()));
         }
@@ -172,10 +159,10 @@ fn cluster_map(cfg: &Config, c: &crate::config::ClusterArgs) -> std::io::Result<
     let dir = cfg.dir.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let id = crate::cluster::identity::load_or_create(std::path::Path::new(&dir), c.node_id.as_deref())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let host = c.advertise_host.clone().or_else(|| cfg.bind.first().cloned()).unwrap_or_else(|| "127.0.0.1".into());
+    let host = c.advertise_host.clone().or_else(|| cfg.bind().first().cloned()).unwrap_or_else(|| "127.0.0.1".into());
     // The port clients are sent to: the plain one, or the TLS one when
     // the plain port is off.
-    let port = if cfg.port != 0 { cfg.port } else { cfg.tls.params().port };
+    let port = if cfg.port() != 0 { cfg.port() } else { cfg.tls.params().port };
     let grpc_port = match c.grpc_port.or_else(|| port.checked_add(10000)) {
         Some(p) => p,
         None => {
@@ -238,6 +225,60 @@ pub struct Incoming {
 
 /// How long a TLS client may take over its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The plain client port's accept loops, moved by CONFIG SET of `port` or
+/// `bind` (`shard::listen`): a new port is opened before the old one
+/// closes; new addresses on the same port can only be bound once the old
+/// sockets are closed, which are opened again if that fails (as Redis
+/// does). The change is answered once the old loops have ended.
+async fn plain_port(
+    first: Vec<std::net::TcpListener>,
+    mut relisten: mpsc::UnboundedReceiver<listen::Relisten>,
+    conn_txs: Vec<mpsc::UnboundedSender<Incoming>>,
+    engine: Arc<Engine>,
+) {
+    let start = |sockets: Vec<std::net::TcpListener>| {
+        let mut loops = Vec::with_capacity(sockets.len());
+        for l in sockets {
+            match TcpListener::from_std(l) {
+                Ok(l) => loops.push(tokio::spawn(accept_loop(l, false, conn_txs.clone(), engine.clone()))),
+                Err(e) => error!("cannot listen on a new client socket: {e}"),
+            }
+        }
+        loops
+    };
+    let stop = |loops: Vec<tokio::task::JoinHandle<()>>| async move {
+        for l in loops {
+            l.abort();
+            let _ = l.await;
+        }
+    };
+    let open = |addrs: &[String], port: u16| if port == 0 { Ok(Vec::new()) } else { listen::open(addrs, port) };
+    let mut now = (engine.cfg.bind(), engine.cfg.port());
+    let mut loops = start(first);
+    while let Some(r) = relisten.recv().await {
+        let result = if r.port != now.1 {
+            open(&r.addrs, r.port).map(|sockets| (sockets, std::mem::take(&mut loops)))
+        } else {
+            stop(std::mem::take(&mut loops)).await;
+            open(&r.addrs, r.port).map(|s| (s, Vec::new())).inspect_err(|_| match open(&now.0, now.1) {
+                Ok(old) => loops = start(old),
+                Err(e) => error!("the client port {} is closed: it could not be opened again: {e}", now.1),
+            })
+        };
+        match result {
+            Ok((sockets, old)) => {
+                stop(old).await;
+                loops = start(sockets);
+                now = (r.addrs, r.port);
+                let _ = r.done.send(Ok(()));
+            }
+            Err(e) => {
+                let _ = r.done.send(Err(e));
+            }
+        }
+    }
+}
 
 /// Protected mode, maxclients and the counts apply to both ports alike:
 /// the checks run here, before any handshake.

@@ -19,6 +19,7 @@ pub mod evict;
 pub mod inbox;
 pub mod journal;
 pub mod latency;
+pub mod listen;
 pub mod monitor;
 pub mod notify;
 pub mod pubsub;
@@ -438,6 +439,8 @@ pub struct Engine {
     pub repl: repl::ReplState,
     /// ACL users and the ACL LOG.
     pub acl: acl::Acl,
+    /// The accept loops' new sockets when CONFIG SET moves the port.
+    pub listeners: listen::Listeners,
 }
 
 #[derive(Default)]
@@ -479,6 +482,7 @@ impl Engine {
             repl: Default::default(),
             cluster,
             acl: Default::default(),
+            listeners: Default::default(),
         };
         e.stats.start_ms.store(crate::util::now_ms(), Relaxed);
         e.stats.used_memory_startup.store(crate::alloc::used_memory(), Relaxed);
