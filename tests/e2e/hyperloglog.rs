@@ -161,6 +161,9 @@ fn pfdebug_matches_redis() {
         &["SET", "s", "notahll"],
         &["PFDEBUG", "ENCODING", "s"],
         &["PFDEBUG", "GETREG"],
+        // The sketch's own checks (registers, layouts, error bounds).
+        &["PFSELFTEST"],
+        &["PFSELFTEST", "extra"],
     ];
     ours.same_replies(&mut theirs, cases);
 }

@@ -65,6 +65,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         Exec::Shard(pfdebug),
     )
     .key_flags(&["RW", "access"]),
+    cmd(
+        "pfselftest",
+        1,
+        ADMIN,
+        (0, 0, 0),
+        &["hyperloglog", "admin", "slow", "dangerous"],
+        G,
+        "An internal command for testing HyperLogLog values.",
+        Exec::Shard(pfselftest),
+    ),
 ];
 
 /// The sketch at `key`: `None` when there is no key.
@@ -101,6 +111,15 @@ fn pfadd(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         save(db, &args[1], &h, now, sparse_max);
     }
     out.int(changed as i64);
+    Ok(())
+}
+
+/// PFSELFTEST: the sketch's own checks (`hll::self_test`), on the thread
+/// of the shard it runs on, as Redis runs them on its only thread.
+fn pfselftest(ctx: &mut Ctx, _args: &[Bytes], out: &mut Out) -> CmdResult {
+    let sparse_max = ctx.shard.engine.as_ref().map_or(SPARSE_MAX_DEFAULT, |e| e.cfg.encoding.hll_sparse_max_bytes.load(Relaxed));
+    crate::types::hll::self_test(crate::util::now_us(), sparse_max).map_err(CmdError::err)?;
+    out.ok();
     Ok(())
 }
 
