@@ -21,7 +21,7 @@ use tracing::warn;
 use super::aof::{Layout, Manifest};
 use super::load::{self, Loaded, Sink};
 use crate::shard::{Engine, NO_TX};
-use crate::store::{dump, Value};
+use crate::store::dump;
 
 /// Largest argument a journal command may have (a value's payload).
 const MAX_ARG: usize = 1 << 30;
@@ -178,10 +178,10 @@ pub(super) fn apply(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Ve
         }
         // Keys whose TTL has passed are kept until the end of loading (the
         // journal may still touch them), then expire, as in Redis.
-        (b"SET", 3) => sink.put(*db, &args[1], Some((Value::string(&args[2]), 0)))?,
+        (b"SET", 3) => sink.put_string(*db, &args[1], &args[2], 0)?,
         (b"SET", 5) if args[3].eq_ignore_ascii_case(b"PXAT") => {
             let at: u64 = std::str::from_utf8(&args[4]).ok().and_then(|s| s.parse().ok()).ok_or("SET with a bad PXAT")?;
-            sink.put(*db, &args[1], Some((Value::string(&args[2]), at)))?;
+            sink.put_string(*db, &args[1], &args[2], at)?;
         }
         (b"RESTORE", _) if args.len() >= 4 => {
             let ttl: u64 = std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse().ok()).ok_or("RESTORE with a bad TTL")?;

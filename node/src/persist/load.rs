@@ -6,6 +6,7 @@
 //! TTL has passed are skipped, as Redis skips them on a primary.
 
 use std::io::Read;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::time::Instant;
@@ -16,6 +17,8 @@ use crate::store::{SmallBytes, Value};
 
 /// Keys per batch sent to a shard.
 const BATCH: usize = 256;
+/// Bytes of strings past which a batch is sent with fewer keys.
+const BATCH_BYTES: usize = 1 << 20;
 /// Batches on their way to the shards at most, per shard.
 const IN_FLIGHT: usize = 4;
 
@@ -36,9 +39,44 @@ type Ack = Result<(), String>;
 /// expiry, or gone), or a journaled command run again.
 pub enum Put {
     State(usize, SmallBytes, Option<(Value, u64)>),
+    /// A string key's state (`SET key value [PXAT at]` of a journal or a
+    /// primary's stream): its key and value are in the batch's `bytes`.
+    Str {
+        db: usize,
+        key: Range<usize>,
+        value: Range<usize>,
+        at: u64,
+    },
     Command(usize, Vec<bytes::Bytes>),
     /// Any write command a primary sent (`REPLICA_COMMAND`).
     Replicated(usize, Vec<bytes::Bytes>),
+}
+
+/// What one job gives a shard: the writes, and the bytes of the strings
+/// among them in one buffer. The shard makes each string value itself: a
+/// value is then freed by the thread that allocated it when it is replaced
+/// (allocators free across threads much more slowly), and the sender
+/// allocates one buffer per batch instead of one per value.
+#[derive(Default)]
+pub struct Batch {
+    puts: Vec<Put>,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    fn with_capacity(n: usize) -> Batch {
+        Batch { puts: Vec::with_capacity(n), bytes: Vec::new() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.puts.is_empty()
+    }
+
+    fn push_bytes(&mut self, b: &[u8]) -> Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(b);
+        start..self.bytes.len()
+    }
 }
 
 /// Runs a journaled command again on a shard (set by the command layer,
@@ -75,7 +113,7 @@ pub struct Sink<'a> {
     /// Whether a key already present is an error (a snapshot names each key
     /// once) or replaced (a journal replays states).
     replace: bool,
-    batches: Vec<Vec<Put>>,
+    batches: Vec<Batch>,
     acks: (std_mpsc::Sender<Ack>, std_mpsc::Receiver<Ack>),
     in_flight: usize,
     /// Applies the replication stream: journaled as `Applied`.
@@ -84,7 +122,7 @@ pub struct Sink<'a> {
 
 impl<'a> Sink<'a> {
     pub fn new(engine: &'a Engine, tx: TxId, replace: bool) -> Sink<'a> {
-        let batches = (0..engine.nshards()).map(|_| Vec::with_capacity(BATCH)).collect();
+        let batches = (0..engine.nshards()).map(|_| Batch::with_capacity(BATCH)).collect();
         Sink { engine, tx, replace, batches, acks: std_mpsc::channel(), in_flight: 0, link: false }
     }
 
@@ -95,12 +133,27 @@ impl<'a> Sink<'a> {
     }
 
     pub fn put(&mut self, db: usize, key: &[u8], state: Option<(Value, u64)>) -> Result<(), String> {
+        self.key_load_delay();
+        let shard = self.engine.shard_of(key);
+        self.batches[shard].puts.push(Put::State(db, SmallBytes::new(key), state));
+        self.after_push(shard)
+    }
+
+    /// `key-load-delay` (a test setting): microseconds to wait per key.
+    fn key_load_delay(&self) {
         let delay = self.engine.cfg.key_load_delay.load(std::sync::atomic::Ordering::Relaxed);
         if delay > 0 {
             std::thread::sleep(std::time::Duration::from_micros(delay));
         }
+    }
+
+    /// A string key's state: `value`, expiring at `at` (0: never).
+    pub fn put_string(&mut self, db: usize, key: &[u8], value: &[u8], at: u64) -> Result<(), String> {
+        self.key_load_delay();
         let shard = self.engine.shard_of(key);
-        self.batches[shard].push(Put::State(db, SmallBytes::new(key), state));
+        let b = &mut self.batches[shard];
+        let (key, value) = (b.push_bytes(key), b.push_bytes(value));
+        b.puts.push(Put::Str { db, key, value, at });
         self.after_push(shard)
     }
 
@@ -109,7 +162,7 @@ impl<'a> Sink<'a> {
     /// states queued there.
     pub fn command(&mut self, db: usize, args: Vec<bytes::Bytes>) -> Result<(), String> {
         for (shard, part) in parts_of_command(self.engine, args) {
-            self.batches[shard].push(Put::Command(db, part));
+            self.batches[shard].puts.push(Put::Command(db, part));
             self.after_push(shard)?;
         }
         Ok(())
@@ -119,21 +172,22 @@ impl<'a> Sink<'a> {
     /// `command`).
     pub fn replicated(&mut self, db: usize, args: Vec<bytes::Bytes>) -> Result<(), String> {
         for (shard, part) in parts_of_command(self.engine, args) {
-            self.batches[shard].push(Put::Replicated(db, part));
+            self.batches[shard].puts.push(Put::Replicated(db, part));
             self.after_push(shard)?;
         }
         Ok(())
     }
 
     fn after_push(&mut self, shard: usize) -> Result<(), String> {
-        if self.batches[shard].len() >= BATCH {
-            let full = std::mem::replace(&mut self.batches[shard], Vec::with_capacity(BATCH));
+        let b = &self.batches[shard];
+        if b.puts.len() >= BATCH || b.bytes.len() >= BATCH_BYTES {
+            let full = std::mem::replace(&mut self.batches[shard], Batch::with_capacity(BATCH));
             self.send(shard, full)?;
         }
         Ok(())
     }
 
-    fn send(&mut self, shard: usize, batch: Vec<Put>) -> Result<(), String> {
+    fn send(&mut self, shard: usize, batch: Batch) -> Result<(), String> {
         while self.in_flight >= IN_FLIGHT * self.engine.nshards() {
             self.wait_one()?;
         }
@@ -283,10 +337,16 @@ fn decode(
 
 /// Applies a batch to a shard's databases. Without `replace`, a key
 /// already there means the file names it twice.
-fn insert_batch(sh: &mut crate::shard::Shard, batch: Vec<Put>, replace: bool) -> Result<(), String> {
-    for put in batch {
+fn insert_batch(sh: &mut crate::shard::Shard, batch: Batch, replace: bool) -> Result<(), String> {
+    let bytes = &batch.bytes;
+    for put in batch.puts {
         let (db, key, state) = match put {
             Put::State(db, key, state) => (db, key, state),
+            Put::Str { db, key, value, at } => {
+                let state = Some((Value::string(&bytes[value]), at));
+                put_state(sh, db, &bytes[key], state, replace)?;
+                continue;
+            }
             Put::Command(db, args) => {
                 let run = REPLAY_COMMAND.get().ok_or("journaled commands cannot be replayed here")?;
                 run(sh, db, &args)?;
@@ -298,26 +358,32 @@ fn insert_batch(sh: &mut crate::shard::Shard, batch: Vec<Put>, replace: bool) ->
                 continue;
             }
         };
-        let d = sh.db(db);
-        // With `now` 0 nothing expires while checking. One lookup: a key
-        // already there is overwritten in place (a replica's stream
-        // mostly rewrites keys it has).
-        match (d.lookup_quiet(&key, 0), state) {
-            (Some(_), _) if !replace => {
-                return Err(format!("the file holds key '{}' of database {db} twice", String::from_utf8_lossy(&key)));
-            }
-            (Some(idx), Some((value, expire))) => {
-                d.set_expire(idx, expire);
-                d.entry_mut(idx).value = value;
-            }
-            (Some(idx), None) => {
-                d.remove_idx(idx);
-            }
-            (None, Some((value, expire))) => {
-                d.insert_new(&key, value, expire);
-            }
-            (None, None) => {}
+        put_state(sh, db, &key, state, replace)?;
+    }
+    Ok(())
+}
+
+/// Sets a key's state (`None`: gone).
+fn put_state(sh: &mut crate::shard::Shard, db: usize, key: &[u8], state: Option<(Value, u64)>, replace: bool) -> Result<(), String> {
+    let d = sh.db(db);
+    // With `now` 0 nothing expires while checking. One lookup: a key
+    // already there is overwritten in place (a replica's stream
+    // mostly rewrites keys it has).
+    match (d.lookup_quiet(key, 0), state) {
+        (Some(_), _) if !replace => {
+            return Err(format!("the file holds key '{}' of database {db} twice", String::from_utf8_lossy(key)));
         }
+        (Some(idx), Some((value, expire))) => {
+            d.set_expire(idx, expire);
+            d.entry_mut(idx).value = value;
+        }
+        (Some(idx), None) => {
+            d.remove_idx(idx);
+        }
+        (None, Some((value, expire))) => {
+            d.insert_new(key, value, expire);
+        }
+        (None, None) => {}
     }
     Ok(())
 }

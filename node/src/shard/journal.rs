@@ -439,7 +439,16 @@ impl Shard {
     /// otherwise (with the journal on, a transaction locks every shard it
     /// writes: see `Tx::run_unlocked`).
     pub fn journal_after_job(&mut self, tx: TxId) {
-        if self.journal.is_none() {
+        let Some(j) = &mut self.journal else { return };
+        // A job of the replication link on a node that writes no journal
+        // file: its records would only be written to the file (this node's
+        // replicas get the link's stream as it came), so none are made.
+        if j.link && tx == NO_TX && !self.cfg.appendonly.load(Relaxed) {
+            j.link = false;
+            j.commands.clear();
+            for d in self.dbs.iter_mut().flatten() {
+                d.journal_forget();
+            }
             return;
         }
         let records = self.journal_collect();

@@ -47,6 +47,15 @@ impl Db {
         self.journal_expired.clear();
     }
 
+    /// Forgets the keys written since the last call (their records would
+    /// go nowhere), keeping the room for the next ones.
+    pub fn journal_forget(&mut self) {
+        if let Some(j) = &mut self.journal {
+            j.clear();
+        }
+        self.journal_expired.clear();
+    }
+
     /// The keys written since the last call (each once), if journaling.
     pub fn journal_take(&mut self) -> Vec<SmallBytes> {
         match &mut self.journal {
