@@ -108,6 +108,17 @@ pub(super) fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Rea
     Ok(Read1::Command(args))
 }
 
+/// A command's name in capitals, without allocating: the journal and a
+/// primary's stream name every command in capitals or not (a name longer
+/// than `buf`, which none of the commands looked for has, comes back
+/// empty).
+pub(super) fn upper_name<'a>(arg: &[u8], buf: &'a mut [u8; 16]) -> &'a [u8] {
+    let Some(b) = buf.get_mut(..arg.len()) else { return &[] };
+    b.copy_from_slice(arg);
+    b.make_ascii_uppercase();
+    b
+}
+
 /// Replays one increment file.
 fn replay(engine: &Engine, path: &Path, may_truncate: bool) -> Result<(), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
@@ -122,8 +133,8 @@ fn replay(engine: &Engine, path: &Path, may_truncate: bool) -> Result<(), String
         let before = offset;
         match read_command(&mut r, &mut offset).map_err(named)? {
             Read1::Command(args) => {
-                let name = args[0].to_ascii_uppercase();
-                match (name.as_slice(), &mut multi) {
+                let mut up = [0; 16];
+                match (upper_name(&args[0], &mut up), &mut multi) {
                     (b"MULTI", None) => multi = Some((Vec::new(), before)),
                     (b"EXEC", Some(_)) => {
                         let (cmds, _) = multi.take().expect("in a transaction");
@@ -160,7 +171,8 @@ fn replay(engine: &Engine, path: &Path, may_truncate: bool) -> Result<(), String
 
 /// Applies one journal command.
 pub(super) fn apply(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Vec<u8>]) -> Result<(), String> {
-    let name = args[0].to_ascii_uppercase();
+    let mut up = [0; 16];
+    let name = upper_name(&args[0], &mut up);
     let databases = engine.cfg.databases;
     let index = |a: &[u8]| -> Result<usize, String> {
         std::str::from_utf8(a)
@@ -169,7 +181,7 @@ pub(super) fn apply(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Ve
             .filter(|&n| n < databases)
             .ok_or_else(|| "a database index out of range".to_string())
     };
-    match (name.as_slice(), args.len()) {
+    match (name, args.len()) {
         (b"SELECT", 2) => *db = index(&args[1])?,
         (b"DEL", n) if n >= 2 => {
             for k in &args[1..] {
@@ -202,4 +214,18 @@ pub(super) fn apply(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Ve
         _ => return Err(format!("a command the journal does not write: {}", String::from_utf8_lossy(&args[0]))),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_compared_in_capitals() {
+        let mut up = [0; 16];
+        assert_eq!(upper_name(b"set", &mut up), b"SET");
+        assert_eq!(upper_name(b"Restore", &mut up), b"RESTORE");
+        assert_eq!(upper_name(b"", &mut up), b"");
+        assert_eq!(upper_name(b"a-name-longer-than-16", &mut up), b"", "no command looked for is that long");
+    }
 }

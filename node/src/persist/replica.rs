@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::aof_load::{apply, read_command, Read1};
+use super::aof_load::{apply, read_command, upper_name, Read1};
 use super::duplex::Duplex;
 use super::load::{self, Sink};
 use super::payload::{Form, Payload};
@@ -374,6 +374,7 @@ impl Link<'_> {
         loop {
             if r.buffer().is_empty() {
                 self.commit()?;
+                master.touch();
             }
             let mut at = 0;
             let cmd = match read_command(&mut Tee { r: &mut *r, raw: &mut self.raw }, &mut at)? {
@@ -384,9 +385,8 @@ impl Link<'_> {
                 sock.shutdown();
                 return Ok(());
             }
-            master.touch();
-            let name = cmd[0].to_ascii_uppercase();
-            match (name.as_slice(), &mut multi) {
+            let mut up = [0; 16];
+            match (upper_name(&cmd[0], &mut up), &mut multi) {
                 (b"MULTI", None) => multi = Some(Vec::new()),
                 (b"EXEC", Some(_)) => {
                     self.hold();
@@ -420,8 +420,9 @@ impl Link<'_> {
 /// redis-server primary sends its clients' commands) run on its key's
 /// shard.
 fn apply_one(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Vec<u8>]) -> Result<(), String> {
-    let name = args[0].to_ascii_uppercase();
-    let journal_form = match (name.as_slice(), args.len()) {
+    let mut up = [0; 16];
+    let name = upper_name(&args[0], &mut up);
+    let journal_form = match (name, args.len()) {
         (b"SELECT", 2) | (b"SET", 3) | (b"FLUSHDB", 1) | (b"FLUSHALL", 1) | (b"SWAPDB", 3) => true,
         (b"SET", 5) => args[3].eq_ignore_ascii_case(b"PXAT"),
         (b"DEL", n) => n >= 2,
