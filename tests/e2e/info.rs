@@ -312,3 +312,56 @@ fn memory_split_and_lua_figures_follow_the_state() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// UNLINK and FLUSHALL / FLUSHDB ASYNC free in the background what takes
+/// long to free, and INFO counts it as redis-server does: a set of 1,000
+/// members is one lazily freed object, a small set none, a flushed
+/// database as many as it had keys; DEL and a plain FLUSHALL free at once.
+#[test]
+fn lazy_freeing_is_counted_as_redis_counts_it() {
+    let s = Server::start();
+    let r = Redis::start();
+    let run = |c: &mut damselfly_tests::Raw| -> Vec<String> {
+        let mut seen = Vec::new();
+        let members: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+        let mut sadd = vec!["SADD", "big"];
+        sadd.extend(members.iter().map(String::as_str));
+        let settled = |c: &mut damselfly_tests::Raw| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let info = c.cmd(&["INFO", "memory"]);
+                if field(&info, "lazyfree_pending_objects") == "0" || Instant::now() > deadline {
+                    return field(&info, "lazyfreed_objects");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), "+OK\r\n");
+        c.cmd(&sadd);
+        c.cmd(&["SADD", "small", "a", "b"]);
+        c.cmd(&sadd.iter().map(|a| if *a == "big" { "big2" } else { a }).collect::<Vec<_>>());
+        seen.push(c.cmd(&["UNLINK", "big", "small", "nosuch"]));
+        seen.push(settled(c));
+        seen.push(c.cmd(&["DEL", "big2"]));
+        seen.push(settled(c));
+        for i in 0..100 {
+            c.cmd(&["SET", &format!("k{i}"), "v"]);
+        }
+        seen.push(c.cmd(&["FLUSHALL"]));
+        seen.push(settled(c));
+        for i in 0..100 {
+            c.cmd(&["SET", &format!("k{i}"), "v"]);
+        }
+        seen.push(c.cmd(&["FLUSHDB", "ASYNC"]));
+        seen.push(settled(c));
+        seen.push(c.cmd(&["FLUSHALL", "ASYNC"]));
+        seen.push(c.cmd(&["FLUSHALL", "LATER"]));
+        seen.push(c.cmd(&["DBSIZE"]));
+        seen.push(settled(c));
+        seen
+    };
+    let ours = run(&mut s.raw());
+    assert_eq!(ours, run(&mut r.raw()));
+    assert_eq!(ours[1], "1", "the big set was freed in the background, the small one at once");
+    assert_eq!(ours[7], "101", "then the flushed database's 100 keys");
+}

@@ -570,6 +570,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             for c in [&st.total_connections, &st.rejected_connections, &cx.engine().repl.input_bytes] {
                 c.store(0, Relaxed);
             }
+            crate::store::lazyfree::reset_stats();
             cx.broadcast(|sh| {
                 sh.counted_stats();
                 sh.stats = ShardStats::default();
@@ -612,15 +613,24 @@ pub async fn dbsize(cx: &mut dyn Coord) -> CmdResult {
 }
 
 pub async fn flush(cx: &mut dyn Coord, args: &[Bytes], all: bool) -> CmdResult {
-    match args.len() {
-        1 => {}
-        2 if eq_ic(&args[1], "SYNC") || eq_ic(&args[1], "ASYNC") => {}
+    // ASYNC frees the dropped keys in the background; SYNC, or nothing
+    // (`lazyfree-lazy-user-flush no`), here.
+    let lazy = match args.len() {
+        1 => false,
+        2 if eq_ic(&args[1], "SYNC") => false,
+        2 if eq_ic(&args[1], "ASYNC") => true,
         _ => return Err(CmdError::Syntax),
-    }
+    };
     let db = cx.db();
     // All shards are locked together so no client sees a half-flushed keyspace.
     for s in 0..cx.engine().nshards() {
-        cx.lock_run(s, move |sh| if all { sh.flush_all() } else { sh.flush_db(db) }).await;
+        cx.lock_run(s, move |sh| match (lazy, all) {
+            (true, true) => sh.flush_async(None),
+            (true, false) => sh.flush_async(Some(db)),
+            (false, true) => sh.flush_all(),
+            (false, false) => sh.flush_db(db),
+        })
+        .await;
     }
     cx.out().ok();
     Ok(())

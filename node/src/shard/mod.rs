@@ -250,15 +250,25 @@ impl Shard {
     /// Empties database `i`; its watchers are told and stay registered,
     /// and so are tracking clients (`flushed`).
     pub fn flush_db(&mut self, i: usize) {
-        self.drop_db(i);
+        self.drop_db(i, false);
         self.flushed(false);
+    }
+
+    /// FLUSHDB / FLUSHALL ASYNC: as `flush_db` / `flush_all` (`db` None),
+    /// the dropped keys freed in the background (`store::lazyfree`).
+    pub fn flush_async(&mut self, db: Option<usize>) {
+        match db {
+            Some(i) => self.drop_db(i, true),
+            None => (0..self.dbs.len()).for_each(|i| self.drop_db(i, true)),
+        }
+        self.flushed(db.is_none());
     }
 
     /// Empties every database (FLUSHALL, a replica's full sync, DEBUG
     /// RELOAD).
     pub fn flush_all(&mut self) {
         for i in 0..self.dbs.len() {
-            self.drop_db(i);
+            self.drop_db(i, false);
         }
         self.flushed(true);
     }
@@ -274,7 +284,7 @@ impl Shard {
         }
     }
 
-    fn drop_db(&mut self, i: usize) {
+    fn drop_db(&mut self, i: usize, lazy: bool) {
         self.journal_db_command(i, &[b"FLUSHDB"]);
         let Some(old) = self.dbs[i].as_mut() else { return };
         let watchers = old.take_watchers();
@@ -285,7 +295,13 @@ impl Shard {
             self.stats.expired_keys += old.take_expired();
             // A flush changes every key it drops.
             self.dropped_changes += old.changes() + old.len() as u64;
-            drop(self.keep_for_snapshot(old));
+            match self.keep_for_snapshot(old) {
+                Some(old) if lazy => {
+                    let keys = old.len() as u64;
+                    crate::store::lazyfree::free_later(old, keys);
+                }
+                old => drop(old),
+            }
         }
         if !wake.is_empty() {
             // The keys clients wait on are gone: their waiters look again

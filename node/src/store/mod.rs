@@ -5,6 +5,7 @@
 pub mod access;
 pub mod db;
 pub mod dump;
+pub mod lazyfree;
 pub mod notify;
 pub mod rdb;
 pub mod sketch;

@@ -32,10 +32,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         .notify(Notify::Each(ks::GENERIC, "del"))
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .key_flags(&["RM", "delete"]),
-    cmd("unlink", -2, WRITE | FAST, (1, -1, 1), K, "generic", "Asynchronously deletes one or more keys.", Exec::Split(del, Combine::Sum))
-        .notify(Notify::Each(ks::GENERIC, "del"))
-        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
-        .key_flags(&["RM", "delete"]),
+    cmd(
+        "unlink",
+        -2,
+        WRITE | FAST,
+        (1, -1, 1),
+        K,
+        "generic",
+        "Asynchronously deletes one or more keys.",
+        Exec::Split(unlink, Combine::Sum),
+    )
+    .notify(Notify::Each(ks::GENERIC, "del"))
+    .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+    .key_flags(&["RM", "delete"]),
     cmd(
         "exists",
         -2,
@@ -322,6 +331,23 @@ fn del(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
     let now = ctx.now;
     let db = ctx.db();
     let n = args[1..].iter().filter(|k| db.remove(k, now).is_some()).count() as i64;
+    ctx.count(n);
+    out.int(n);
+    Ok(())
+}
+
+/// UNLINK: DEL whose big values are freed in the background
+/// (`store::lazyfree`).
+fn unlink(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    let now = ctx.now;
+    let db = ctx.db();
+    let mut n = 0;
+    for k in &args[1..] {
+        if let Some(e) = db.remove(k, now) {
+            crate::store::lazyfree::free(e.value);
+            n += 1;
+        }
+    }
     ctx.count(n);
     out.int(n);
     Ok(())

@@ -99,6 +99,11 @@ impl ListValue {
         ListValue { q: Quick::new(shape.fill, shape.depth) }
     }
 
+    /// Its quicklist nodes (one allocation each).
+    pub fn nodes(&self) -> usize {
+        self.q.node_count()
+    }
+
     pub fn len(&self) -> usize {
         self.q.len()
     }

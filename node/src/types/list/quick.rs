@@ -192,7 +192,6 @@ impl Quick {
         self.fill
     }
 
-    #[cfg(test)]
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
