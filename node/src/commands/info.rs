@@ -52,6 +52,7 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let want = |s: &str| all || (default && DEFAULT.contains(&s)) || wanted.iter().any(|w| w == s);
     let now = now_ms();
     let memory = want("memory");
+    let histograms = want("latencystats");
     let shards = cx
         .broadcast(move |sh| {
             let n = sh.db_count();
@@ -65,7 +66,7 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             ShardInfo {
                 stats: sh.counted_stats(),
                 rates: sh.rates.get(),
-                cmds: super::stats::snapshot(),
+                cmds: if histograms { super::stats::snapshot() } else { super::stats::counters() },
                 dbs,
                 changes: sh.changes(),
                 db_overhead,
