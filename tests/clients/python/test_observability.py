@@ -110,6 +110,6 @@ def test_info(r):
 
 def test_command_introspection(r):
     assert r.command_getkeys("MSET", "a", "1", "b", "2") == ["a", "b"]
-    assert sorted(r.command_list(category="hyperloglog")) == ["pfadd", "pfcount", "pfdebug", "pfmerge"]
+    assert sorted(r.command_list(category="hyperloglog")) == ["pfadd", "pfcount", "pfdebug", "pfmerge", "pfselftest"]
     assert "client|pause" in r.command_list(pattern="client|p*")
     assert r.command_count() > 200
