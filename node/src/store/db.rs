@@ -21,6 +21,7 @@ use crate::slot::{key_slot, SLOTS};
 
 mod evict;
 mod persist;
+mod slots;
 
 /// A key and its value. Its expiry time (absolute Unix ms) lives beside it
 /// in the slab, only for keys that have one (`Db::expire_of`).
@@ -47,7 +48,7 @@ pub struct Db {
     slot_hint: (usize, usize, u16),
     hasher: FixedState,
     /// One table per slot owned by this shard, indexed by `slot / nshards`.
-    tables: Vec<HashTable<u32>>,
+    tables: slots::SlotTables,
     entries: Slab<Entry>,
     /// (expire_at, slab index) of every key with a TTL.
     expires: BTreeSet<(u64, u32)>,
@@ -153,8 +154,7 @@ impl UndoLog {
 impl Db {
     pub fn new(shard: usize, nshards: usize, seed: u64) -> Db {
         let nslots = (SLOTS - shard).div_ceil(nshards);
-        let mut tables = Vec::with_capacity(nslots);
-        tables.resize_with(nslots, HashTable::new);
+        let tables = slots::SlotTables::new(nslots);
         Db {
             shard,
             nshards,
@@ -227,7 +227,7 @@ impl Db {
     /// node slack, and the slab's expiry arrays): MEMORY STATS'
     /// `overhead.hashtable.main` and `.expires`.
     pub fn overhead(&self) -> (usize, usize) {
-        let tables: usize = self.tables.iter().map(|t| t.capacity() * (std::mem::size_of::<u32>() + 1)).sum();
+        let tables = self.tables.heap_size();
         let (slab, expiry_arrays) = self.entries.overhead();
         let deadlines = self.expires.len() * std::mem::size_of::<(u64, u32)>() * 4 / 3;
         (tables + slab, deadlines + expiry_arrays)
