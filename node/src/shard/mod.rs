@@ -672,10 +672,11 @@ impl LocalShard {
         // shard (its keys must not vanish between its parts; eviction runs
         // before the transaction's first part and after it ends).
         if !sh.is_locked() && evict::over_limit(&sh.cfg) {
-            sh.evict();
+            sh.evict_before_job();
         }
         sh.limit_tracked();
         let r = f(&mut sh);
+        sh.release_captured();
         sh.publish_notes();
         // Broadcasts wait for this thread's next write to a client
         // (`flush_broadcasts`), so a turn's jobs share them; a

@@ -156,6 +156,13 @@ pub struct Table {
     bcasters_gen: u64,
     /// Keys waiting in `bcasters` (one per client and key).
     bcast_pending: usize,
+    /// While keys are evicted before a job runs (`capture`), the
+    /// invalidations of clients without REDIRECT are kept here: the
+    /// command of the job's client writes its own ahead of its reply
+    /// (`take_captured`), the rest are sent after the job
+    /// (`release_captured`).
+    capture: bool,
+    captured: Vec<(u64, Invalidation)>,
 }
 
 /// What an invalidation comes from: the tracked-keys table (a key a
@@ -358,6 +365,41 @@ impl Shard {
         }
     }
 
+    /// Keeps the invalidations of clients without REDIRECT (see
+    /// `Table::captured`) from now on, or (false) stops.
+    pub fn capture(&mut self, on: bool) {
+        self.tracked.capture = on;
+    }
+
+    /// Those kept for client `id`, for its output ahead of its reply.
+    pub fn take_captured(&mut self, id: u64) -> Vec<Invalidation> {
+        if self.tracked.captured.is_empty() {
+            return Vec::new();
+        }
+        let (mine, rest) = std::mem::take(&mut self.tracked.captured).into_iter().partition(|(c, _)| *c == id);
+        self.tracked.captured = rest;
+        mine.into_iter().map(|(_, inv)| inv).collect()
+    }
+
+    /// Evicts while over `maxmemory` before a job runs, as Redis evicts
+    /// before each command: the evicted keys' events go out now, and their
+    /// invalidations wait for the job, whose client's command writes its
+    /// own ahead of its reply (`take_captured`); `release_captured` sends
+    /// the others once the job is done.
+    pub fn evict_before_job(&mut self) {
+        self.capture(true);
+        self.evict();
+        self.publish_notes();
+        self.capture(false);
+    }
+
+    /// Sends the kept invalidations no command took.
+    pub fn release_captured(&mut self) {
+        for (id, inv) in std::mem::take(&mut self.tracked.captured) {
+            self.send_invalidation(id, inv, Source::Table);
+        }
+    }
+
     /// Sends client `id` an invalidation, to it or to its redirect target.
     fn send_invalidation(&mut self, id: u64, inv: Invalidation, source: Source) {
         let Some(engine) = self.engine.clone() else { return };
@@ -371,6 +413,11 @@ impl Shard {
         }
         // NOLOOP was applied to broadcasts key by key as they were gathered.
         if source != Source::Bcast && flags & flag::NOLOOP != 0 && self.caller == id {
+            return;
+        }
+        if t.redirect == 0 && self.tracked.capture {
+            drop(all);
+            self.tracked.captured.push((id, inv));
             return;
         }
         let limit = &self.cfg.output_limits[CLASS_PUBSUB];

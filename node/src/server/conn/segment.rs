@@ -358,11 +358,19 @@ fn exec_or_defer(
     // memory when nothing can be evicted; each command of a batch is
     // judged as it comes, as if it had arrived alone.
     if !sh.is_locked() && crate::shard::evict::over_limit(&sh.cfg) {
-        sh.evict();
+        sh.evict_before_job();
         if crate::shard::evict::oom(&sh.cfg) && commands::scripting::denies_oom(&sh.scripting, spec, args) {
             commands::stats::reject(spec);
             out.error(&CmdError::Oom);
             return true;
+        }
+    }
+    // A RESP3 tracking client reads the invalidations of keys evicted
+    // before its command (here or before the job) ahead of the command's
+    // reply, as Redis sends them.
+    if out.resp3 {
+        for inv in sh.take_captured(client.id) {
+            super::write_invalidation(out, false, &inv);
         }
     }
     // CLIENT NO-TOUCH: the command's lookups leave keys' access metadata
