@@ -533,3 +533,37 @@ fn a_broadcast_precedes_the_acknowledgement_under_load() {
         l.join().expect("load client");
     }
 }
+
+/// A key evicted before a command runs is invalidated ahead of that
+/// command's reply, as Redis evicts before each command (its unit/tracking
+/// "Tracking invalidation message of eviction keys should be before
+/// response"); with several shards too, when the evicted key is on the
+/// command's shard (both keys are on shard 0 of 3). A key another shard
+/// evicts is invalidated when that shard gets to it, after the reply.
+#[test]
+fn a_key_evicted_before_a_command_is_invalidated_ahead_of_its_reply() {
+    let scenario = |port: u16, log: &mut Log| {
+        let mut a = tracker(port, log, &[]);
+        let info = a.cmd(&["INFO", "memory"]);
+        let field = |name: &str| -> u64 {
+            let at = info.find(&format!("\r\n{name}:")).expect("field");
+            info[at + name.len() + 3..].split("\r\n").next().and_then(|v| v.parse().ok()).expect("number")
+        };
+        let limit = field("used_memory") - field("mem_not_counted_for_evict") + 100 * 1024;
+        a.cmd(&["CONFIG", "SET", "maxmemory-policy", "volatile-random"]);
+        a.cmd(&["CONFIG", "SET", "maxmemory", &limit.to_string()]);
+        log.cmd(&mut a, &["SETEX", "volatile-key", "10000", "x"]);
+        log.cmd(&mut a, &["GET", "volatile-key"]);
+        // 200 KB past the limit: the next command evicts first.
+        log.cmd(&mut a, &["SETBIT", "big-key", "1600000", "0"]);
+        log.cmd(&mut a, &["GETBIT", "big-key", "0"]);
+        log.read(&mut a);
+        a.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+    };
+    let lines = both(&[], scenario);
+    assert_eq!(lines, ["+OK\r\n", "+OK\r\n", "$1\r\nx\r\n", ":0\r\n", &push(&["volatile-key"]), ":0\r\n"]);
+    let multi = Server::start_with(&["--shards", "3"]);
+    let mut log = Log::new();
+    scenario(multi.port, &mut log);
+    assert_eq!(log.lines, lines, "with three shards");
+}
