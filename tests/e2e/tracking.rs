@@ -567,3 +567,38 @@ fn a_key_evicted_before_a_command_is_invalidated_ahead_of_its_reply() {
     scenario(multi.port, &mut log);
     assert_eq!(log.lines, lines, "with three shards");
 }
+
+/// A transaction's broadcasts go out when it ends, one message per
+/// prefix, as Redis sends an EXEC's (two shards, the writer on either
+/// thread; as Redis's unit/tracking: the tracking client writes, its
+/// invalidations redirected to a RESP2 subscriber). The thread holding
+/// the keys' shard must not send them when it parks between the
+/// transaction's commands, which Redis's unit catches on a slower client;
+/// here the commands come too fast for it to park.
+#[test]
+fn a_transaction_broadcasts_once_per_prefix() {
+    both(&["--shards", "2"], |port, log| {
+        let mut spare = Vec::new();
+        for round in 0..4 {
+            // New connections land on the threads in turn: a spare one
+            // every other round moves the writer to the other thread.
+            if round % 2 == 1 {
+                spare.push(Raw::connect(port));
+            }
+            let mut sub = Raw::connect(port);
+            let id = log.id(&mut sub);
+            log.cmd(&mut sub, &["SUBSCRIBE", "__redis__:invalidate"]);
+            let mut w = Raw::connect(port);
+            log.cmd(&mut w, &["CLIENT", "TRACKING", "ON", "BCAST", "REDIRECT", &id, "PREFIX", "a:", "PREFIX", "b:"]);
+            log.cmd(&mut w, &["MULTI"]);
+            for k in ["a:1{t}", "a:2{t}", "b:1{t}", "b:2{t}", "c:1{t}"] {
+                log.cmd(&mut w, &["SET", k, "v"]);
+            }
+            log.cmd(&mut w, &["EXEC"]);
+            log.read(&mut sub);
+            log.read(&mut sub);
+            log.cmd(&mut w, &["CLIENT", "TRACKING", "OFF"]);
+            log.cmd(&mut w, &["SET", "round", &round.to_string()]);
+        }
+    });
+}

@@ -576,7 +576,10 @@ pub fn backlog() -> usize {
 /// thread is about to sleep): its shard sends the invalidations it
 /// gathered for broadcasting tracking clients first, as Redis sends them
 /// before it writes the replies of an event-loop turn. Cheap when there
-/// are none (one thread-local flag).
+/// are none (one thread-local flag). While a transaction holds the shard
+/// its writes are not acknowledged yet: their broadcasts go when it lets
+/// the shard go (`unlock_tx`), one message per client and prefix for the
+/// whole transaction, as Redis sends an EXEC's.
 pub fn flush_broadcasts() {
     if !tracking::UNSENT.with(std::cell::Cell::get) {
         return;
@@ -584,7 +587,9 @@ pub fn flush_broadcasts() {
     CURRENT.with(|c| {
         if let Some(s) = c.borrow().upgrade() {
             if let Ok(mut sh) = s.cell.try_borrow_mut() {
-                sh.send_broadcasts();
+                if !sh.is_locked() {
+                    sh.send_broadcasts();
+                }
             }
         }
     });
