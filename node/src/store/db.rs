@@ -605,8 +605,10 @@ impl Db {
         }
         let table = &mut self.tables[local];
         if table.is_empty() {
-            // A slot emptied holds nothing (there are 16384 of them).
+            // A slot emptied holds nothing (there are 16384 of them), nor
+            // its chunk of tables once all of them are empty.
             *table = HashTable::new();
+            self.tables.release_if_empty(local);
         } else if table.capacity() > 64 && table.len() < table.capacity() / 8 {
             // A slot mostly emptied gives back its room (shrink_map's rule).
             let (entries, hasher) = (&self.entries, &self.hasher);

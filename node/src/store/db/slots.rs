@@ -35,6 +35,15 @@ impl SlotTables {
         (0..self.len).map(|l| &self[l])
     }
 
+    /// Gives back the chunk of slot `l` when none of its tables holds
+    /// anything any more (called when a slot's table empties).
+    pub fn release_if_empty(&mut self, l: usize) {
+        let c = &mut self.chunks[l / CHUNK];
+        if c.as_ref().is_some_and(|t| t.iter().all(|t| t.capacity() == 0)) {
+            *c = None;
+        }
+    }
+
     /// The bytes the allocated chunks and the chunk pointers take, and
     /// the tables' buckets (each a `u32` and a control byte).
     pub fn heap_size(&self) -> usize {
@@ -81,5 +90,10 @@ mod tests {
         assert!(t[5001].is_empty() && t[4999].is_empty());
         assert_eq!(t.iter().map(|x| x.len()).sum::<usize>(), 1);
         assert!(t.heap_size() > empty);
+        t.release_if_empty(5000);
+        assert!(t.heap_size() > empty, "a table still holds a key");
+        t[5000] = HashTable::new();
+        t.release_if_empty(5000);
+        assert_eq!(t.heap_size(), empty, "the emptied chunk is given back");
     }
 }
