@@ -162,7 +162,7 @@ pub struct Table {
     /// (`take_captured`), the rest are sent after the job
     /// (`release_captured`).
     capture: bool,
-    captured: Vec<(u64, Invalidation)>,
+    captured: Vec<(u64, Invalidation, Source)>,
 }
 
 /// What an invalidation comes from: the tracked-keys table (a key a
@@ -376,9 +376,9 @@ impl Shard {
         if self.tracked.captured.is_empty() {
             return Vec::new();
         }
-        let (mine, rest) = std::mem::take(&mut self.tracked.captured).into_iter().partition(|(c, _)| *c == id);
+        let (mine, rest) = std::mem::take(&mut self.tracked.captured).into_iter().partition(|(c, _, _)| *c == id);
         self.tracked.captured = rest;
-        mine.into_iter().map(|(_, inv)| inv).collect()
+        mine.into_iter().map(|(_, inv, _)| inv).collect()
     }
 
     /// Evicts while over `maxmemory` before a job runs, as Redis evicts
@@ -395,8 +395,8 @@ impl Shard {
 
     /// Sends the kept invalidations no command took.
     pub fn release_captured(&mut self) {
-        for (id, inv) in std::mem::take(&mut self.tracked.captured) {
-            self.send_invalidation(id, inv, Source::Table);
+        for (id, inv, source) in std::mem::take(&mut self.tracked.captured) {
+            self.send_invalidation(id, inv, source);
         }
     }
 
@@ -417,7 +417,7 @@ impl Shard {
         }
         if t.redirect == 0 && self.tracked.capture {
             drop(all);
-            self.tracked.captured.push((id, inv));
+            self.tracked.captured.push((id, inv, source));
             return;
         }
         let limit = &self.cfg.output_limits[CLASS_PUBSUB];
