@@ -328,23 +328,23 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn del(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
-    let now = ctx.now;
-    let db = ctx.db();
-    let n = args[1..].iter().filter(|k| db.remove(k, now).is_some()).count() as i64;
-    ctx.count(n);
-    out.int(n);
-    Ok(())
+    remove_keys(ctx, args, out, drop)
 }
 
 /// UNLINK: DEL whose big values are freed in the background
 /// (`store::lazyfree`).
 fn unlink(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
+    remove_keys(ctx, args, out, crate::store::lazyfree::free)
+}
+
+/// Deletes the keys named, handing each value to `free`; replies how many.
+fn remove_keys(ctx: &mut Ctx, args: &[Bytes], out: &mut Out, free: fn(crate::store::Value)) -> CmdResult {
     let now = ctx.now;
     let db = ctx.db();
     let mut n = 0;
     for k in &args[1..] {
         if let Some(e) = db.remove(k, now) {
-            crate::store::lazyfree::free(e.value);
+            free(e.value);
             n += 1;
         }
     }
