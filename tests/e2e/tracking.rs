@@ -7,7 +7,7 @@
 //! A reply that must not come is checked with a sentinel: a later
 //! invalidation that must be the next thing the connection reads.
 
-use damselfly_tests::{Raw, Redis, Server};
+use damselfly_tests::{key_slot, Raw, Redis, Server};
 
 /// The exact bytes of an invalidation push for `keys`.
 fn push(keys: &[&str]) -> String {
@@ -330,6 +330,36 @@ fn a_full_table_lets_go_of_a_key_invalidating_it() {
     assert_eq!(total_keys(&mut a), "tracking_total_keys:2");
 }
 
+/// `tracking-table-max-keys` bounds the node's keys, not each shard's:
+/// lowered at run time, the shards' ticks let go of exactly the keys over
+/// it, idle as the node is (Redis's unit/tracking "Server is able to
+/// evacuate enough keys when num of keys surpasses limit by more than
+/// defined initial effort", here on three shards).
+#[test]
+fn the_table_limit_is_the_nodes_across_shards() {
+    let s = Server::start_with(&["--shards", "3"]);
+    let mut sub = s.raw();
+    let id = sub.cmd(&["CLIENT", "ID"]).trim_start_matches(':').trim().to_string();
+    sub.cmd(&["SUBSCRIBE", "__redis__:invalidate"]);
+    let mut a = s.raw();
+    assert_eq!(a.cmd(&["CLIENT", "TRACKING", "ON", "REDIRECT", &id]), "+OK\r\n");
+    let mut w = s.raw();
+    for i in 0..250 {
+        let k = format!("key{i}");
+        w.cmd(&["SET", &k, "v"]);
+        a.cmd(&["GET", &k]);
+    }
+    assert_eq!(total_keys(&mut a), "tracking_total_keys:250");
+    assert_eq!(a.cmd(&["CONFIG", "SET", "tracking-table-max-keys", "1"]), "+OK\r\n");
+    for _ in 0..249 {
+        let m = String::from_utf8_lossy(&sub.read_reply()).into_owned();
+        assert!(m.starts_with("*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$"), "{m:?}");
+    }
+    // Not one more.
+    assert_eq!(sub.cmd(&["PING"]), "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    assert_eq!(total_keys(&mut a), "tracking_total_keys:1");
+}
+
 #[test]
 fn eviction_invalidates_the_keys_it_deletes() {
     let s = Server::start_with(&["--shards", "1"]);
@@ -566,6 +596,42 @@ fn a_key_evicted_before_a_command_is_invalidated_ahead_of_its_reply() {
     let mut log = Log::new();
     scenario(multi.port, &mut log);
     assert_eq!(log.lines, lines, "with three shards");
+}
+
+/// As above with the evicted key on another shard than the command's: the
+/// command's shard has nothing to evict, so every shard evicts before it
+/// runs and the invalidation still comes first (Redis's unit/tracking
+/// "Tracking invalidation message of eviction keys should be before
+/// response" on a multi-shard server).
+#[test]
+fn a_key_evicted_by_another_shard_is_invalidated_ahead_of_the_reply() {
+    let server = Server::start_with(&["--shards", "2"]);
+    let big_shard = key_slot(b"big-key") % 2;
+    let names: Vec<String> =
+        (0..200).map(|i| format!("volatile-{i}")).filter(|k| key_slot(k.as_bytes()) % 2 != big_shard).take(5).collect();
+    let mut log = Log::new();
+    let mut a = tracker(server.port, &mut log, &[]);
+    a.cmd(&["CONFIG", "SET", "maxmemory-policy", "volatile-random"]);
+    for name in &names {
+        let info = a.cmd(&["INFO", "memory"]);
+        let field = |name: &str| -> u64 {
+            let at = info.find(&format!("\r\n{name}:")).expect("field");
+            info[at + name.len() + 3..].split("\r\n").next().and_then(|v| v.parse().ok()).expect("number")
+        };
+        let limit = field("used_memory") - field("mem_not_counted_for_evict") + 100 * 1024;
+        a.cmd(&["CONFIG", "SET", "maxmemory", &limit.to_string()]);
+        log.cmd(&mut a, &["SETEX", name, "10000", "x"]);
+        log.cmd(&mut a, &["GET", name]);
+        log.cmd(&mut a, &["SETBIT", "big-key", "1600000", "0"]);
+        log.cmd(&mut a, &["GETBIT", "big-key", "0"]);
+        log.read(&mut a);
+        a.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+        // big-key was read (GETBIT): the client's own deletion is
+        // invalidated after its reply (as Redis 7 sends them).
+        assert_eq!(a.cmd(&["DEL", "big-key"]), ":1\r\n");
+        assert_eq!(String::from_utf8_lossy(&a.read_reply()), push(&["big-key"]));
+        assert_eq!(&log.lines[log.lines.len() - 5..], ["+OK\r\n", "$1\r\nx\r\n", ":0\r\n", &push(&[name]), ":0\r\n"], "key {name}");
+    }
 }
 
 /// A transaction's broadcasts go out when it ends, one message per

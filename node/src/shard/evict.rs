@@ -13,7 +13,7 @@
 //! `FAILING`, and commands that would grow memory are refused with -OOM as
 //! under noeviction (`oom`).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use super::Shard;
@@ -27,8 +27,25 @@ const POOL_SIZE: usize = 16;
 const MAX_SAMPLES: usize = 64;
 
 /// How many shards, when they last looked, were over the limit with
-/// nothing left to evict (each shard counts itself in and out).
-static FAILING: AtomicUsize = AtomicUsize::new(0);
+/// nothing left to evict (each shard counts itself in and out), in the
+/// low 24 bits, and the look's round above them: a new round (the node
+/// went under the limit, or the configuration changed) starts at 0, so a
+/// shard that has gained keys since it looked is not counted out.
+static FAILING: AtomicU64 = AtomicU64::new(0);
+const COUNT_BITS: u32 = 24;
+
+fn failing_count(word: u64) -> usize {
+    (word & ((1 << COUNT_BITS) - 1)) as usize
+}
+
+fn failing_round(word: u64) -> u64 {
+    word >> COUNT_BITS
+}
+
+/// Starts a new round of looks (see `FAILING`).
+fn new_failing_round() {
+    let _ = FAILING.fetch_update(Relaxed, Relaxed, |w| Some((failing_round(w) + 1) << COUNT_BITS));
+}
 
 /// When the node last went over `maxmemory` (Unix ms; 0: it is not over), and the milliseconds of the episodes that
 /// ended (INFO's `current_eviction_exceeded_time` and
@@ -47,6 +64,7 @@ pub fn note_exceeded(over: bool) {
         }
         (false, s) if s != 0 && EXCEEDED_SINCE.compare_exchange(s, 0, Relaxed, Relaxed).is_ok() => {
             EXCEEDED_TOTAL.fetch_add(crate::util::coarse_now_ms().saturating_sub(s), Relaxed);
+            new_failing_round();
         }
         _ => {}
     }
@@ -64,6 +82,7 @@ pub fn exceeded_ms() -> (u64, u64) {
 /// metadata (LRU clock or LFU counter). Called when the node starts and
 /// after CONFIG SET.
 pub fn configure(cfg: &Config) {
+    new_failing_round();
     let p = cfg.policy();
     access::set_lfu(p.lfu());
     sketch::set_on(p == Policy::AllKeysTinyLfu);
@@ -95,7 +114,7 @@ pub fn over_limit(cfg: &Config) -> bool {
 /// over `maxmemory` and eviction cannot bring it down (noeviction, or
 /// every shard had nothing left to evict).
 pub fn oom(cfg: &Config) -> bool {
-    over_limit(cfg) && (cfg.policy() == Policy::NoEviction || FAILING.load(Relaxed) >= cfg.shards)
+    over_limit(cfg) && (cfg.policy() == Policy::NoEviction || failing_count(FAILING.load(Relaxed)) >= cfg.shards)
 }
 
 /// How long one eviction call may run, from `maxmemory-eviction-tenacity`
@@ -221,15 +240,29 @@ impl Shard {
         n
     }
 
+    /// Still over `maxmemory` with nothing this shard may evict, while
+    /// other shards may have something.
+    pub fn others_may_evict(&self) -> bool {
+        let word = FAILING.load(Relaxed);
+        self.evict_failing == Some(failing_round(word)) && over_limit(&self.cfg) && failing_count(word) < self.cfg.shards
+    }
+
+    /// Counts this shard in or out of `FAILING`'s current round.
     fn set_failing(&mut self, on: bool) {
-        if self.evict_failing != on {
-            self.evict_failing = on;
-            if on {
-                FAILING.fetch_add(1, Relaxed);
-            } else {
-                FAILING.fetch_sub(1, Relaxed);
-            }
+        if !on && self.evict_failing.is_none() {
+            return;
         }
+        let mut round = None;
+        let _ = FAILING.fetch_update(Relaxed, Relaxed, |w| {
+            let counted = self.evict_failing == Some(failing_round(w));
+            round = Some(failing_round(w));
+            match (on, counted) {
+                (true, false) => Some(w + 1),
+                (false, true) => Some(w - 1),
+                _ => None,
+            }
+        });
+        self.evict_failing = if on { round } else { None };
     }
 
     /// The next key to evict, as the policy chooses: its database, slab

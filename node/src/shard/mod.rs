@@ -169,11 +169,12 @@ pub struct Shard {
     journal: Option<journal::ShardJournal>,
     /// Eviction's candidates, the policy they were scored for, the next
     /// database random eviction looks at, and whether this shard last
-    /// found nothing to evict (`evict`).
+    /// found nothing to evict (`evict`): the round of `FAILING` it counted
+    /// itself in.
     pool: evict::Pool,
     evict_policy: crate::config::Policy,
     evict_next_db: usize,
-    evict_failing: bool,
+    evict_failing: Option<u64>,
     /// Keyspace events held back (see `notify`).
     held_events: Option<notify::Held>,
     /// Keys tracking clients read (client-side caching).
@@ -214,7 +215,7 @@ impl Shard {
             pool: Default::default(),
             evict_policy: crate::config::Policy::NoEviction,
             evict_next_db: 0,
-            evict_failing: false,
+            evict_failing: None,
             held_events: None,
             tracked: Default::default(),
             caller: 0,

@@ -213,8 +213,11 @@ impl Shard {
             }
             return;
         }
+        // A full table (the node's: the limit is shared) first lets go of
+        // one of this shard's keys; one with none left over runs over by a
+        // key until the shard holding more trims (`limit_tracked`).
         let max = self.cfg.tracking_table_max_keys.load(Relaxed) as usize;
-        if max > 0 && self.tracked.keys.len() >= (max / self.nshards()).max(1) {
+        if max > 0 && TOTAL_KEYS.load(Relaxed) >= max {
             if let Some(old) = self.tracked.keys.keys().next().cloned() {
                 self.invalidate_tracked(&old);
             }
@@ -316,10 +319,13 @@ impl Shard {
         }
     }
 
-    /// Lets go of keys (their readers are sent an invalidation) while the
-    /// table holds more than its share of `tracking-table-max-keys` (which
-    /// CONFIG SET may have lowered), at most `LIMIT_EFFORT` per call; as
-    /// Redis's trackingLimitUsedSlots does before each command.
+    /// Lets go of keys of this shard (their readers are sent an
+    /// invalidation) while the node's tables hold more than
+    /// `tracking-table-max-keys` (which CONFIG SET may have lowered), at
+    /// most `LIMIT_EFFORT` per call; as Redis's trackingLimitUsedSlots does
+    /// before each command and in its cron (here: each shard's tick). Each
+    /// key let go is first taken off the node's count while that is over
+    /// the limit, so shards trimming at once stop at it together.
     pub fn limit_tracked(&mut self) {
         if self.tracked.keys.is_empty() {
             return;
@@ -328,23 +334,33 @@ impl Shard {
         if max == 0 {
             return;
         }
-        let share = (max / self.nshards()).max(1);
         for _ in 0..LIMIT_EFFORT {
-            if self.tracked.keys.len() <= share {
+            if TOTAL_KEYS.fetch_update(Relaxed, Relaxed, |t| (t > max).then(|| t - 1)).is_err() {
                 return;
             }
-            let Some(key) = self.tracked.keys.keys().next().cloned() else { return };
-            self.invalidate_tracked(&key);
+            let Some(key) = self.tracked.keys.keys().next().cloned() else {
+                TOTAL_KEYS.fetch_add(1, Relaxed);
+                return;
+            };
+            self.untrack(&key, false);
         }
     }
 
     fn invalidate_tracked(&mut self, key: &[u8]) {
+        self.untrack(key, true);
+    }
+
+    /// Forgets `key` and sends its readers an invalidation; `count`: takes
+    /// it off the node's key count (false: the caller did).
+    fn untrack(&mut self, key: &[u8], count: bool) {
         if self.tracked.keys.is_empty() {
             return;
         }
         let Some(ids) = self.tracked.keys.remove(key) else { return };
         crate::util::shrink_map(&mut self.tracked.keys);
-        TOTAL_KEYS.fetch_sub(1, Relaxed);
+        if count {
+            TOTAL_KEYS.fetch_sub(1, Relaxed);
+        }
         TOTAL_ITEMS.fetch_sub(ids.len(), Relaxed);
         for id in ids {
             self.send_invalidation(id, Invalidation::Keys(vec![Bytes::copy_from_slice(key)]), Source::Table);

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 
-use super::segment::Pending;
+use super::segment::{EvictAll, Pending};
 use super::*;
 use crate::commands::observe;
 use crate::commands::run::{combine_replies, exec_part, split_by_shard, Part, PartResult};
@@ -130,7 +130,7 @@ impl Conn {
                                 seg_mixed = true;
                             }
                         }
-                        segment.push(Pending { spec, args, shard, slot, hint });
+                        segment.push(Pending { spec, args, shard, slot, hint, evict: EvictAll::Not });
                     }
                     None => {
                         self.run_segment(&mut segment).await;
@@ -151,7 +151,7 @@ impl Conn {
                             seg_mixed = false;
                         }
                         seg_script = true;
-                        segment.push(Pending { spec, args, shard, slot, hint })
+                        segment.push(Pending { spec, args, shard, slot, hint, evict: EvictAll::Not })
                     }
                     None => {
                         self.flush(&mut segment, &mut splits).await;

@@ -32,6 +32,21 @@ pub(super) struct Pending {
     /// The first key's position in `args` and its slot, when routing found
     /// it: the keyspace takes it instead of hashing the key again.
     pub hint: Option<(u32, u16)>,
+    /// Whether every shard must evict before it runs (`exec_or_defer`).
+    pub evict: EvictAll,
+}
+
+/// A tracking client's command whose shard cannot get the node under
+/// `maxmemory` while others might: the keys they evict must be invalidated
+/// ahead of its reply, as Redis (which evicts node-wide before each command)
+/// sends them. The shard hands it back (`Wanted`), the connection has every
+/// shard evict, writes the client's invalidations, and runs it (`Done`).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum EvictAll {
+    #[default]
+    Not,
+    Wanted,
+    Done,
 }
 
 /// A batch: (position in the segment, command), in segment order.
@@ -167,8 +182,8 @@ impl Conn {
                     let now = now_ms();
                     let mut clock = clock::now();
                     let mut items = segment.drain(..);
-                    while let Some(p) = items.next() {
-                        if !exec_or_defer(sh, db, &p, out, now, client, &mut clock) {
+                    while let Some(mut p) = items.next() {
+                        if !exec_or_defer(sh, db, &mut p, out, now, client, &mut clock) {
                             let mut rest = vec![p];
                             rest.extend(items);
                             return rest;
@@ -261,6 +276,11 @@ impl Conn {
         let mut p = p;
         for _ in 0..CUTOVER_RETRIES {
             let Some(back) = self.try_one(p).await else { return };
+            if back.evict == EvictAll::Wanted {
+                self.evict_everywhere().await;
+                p = Pending { evict: EvictAll::Done, ..back };
+                continue;
+            }
             if !self.gate_holds(back.spec, &back.args) && matches!(back.spec.exec, Exec::Script(_)) {
                 // A script its shard handed back: it needs every shard.
                 return self.run_top(back.spec, &back.args).await;
@@ -279,12 +299,12 @@ impl Conn {
     /// Runs one command on its shard; hands it back unrun when the
     /// connection must handle it (a script that needs every shard, or a
     /// slot held by a migration's cut-over).
-    async fn try_one(&mut self, p: Pending) -> Option<Pending> {
+    async fn try_one(&mut self, mut p: Pending) -> Option<Pending> {
         let db = self.db;
         if p.shard == self.local.id() {
             let out = &mut self.out;
             let client = &self.s.info;
-            let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, &p, out, now_ms(), client, &mut clock::now())).await;
+            let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, &mut p, out, now_ms(), client, &mut clock::now())).await;
             (!ran).then_some(p)
         } else {
             let resp3 = self.out.resp3;
@@ -302,6 +322,21 @@ impl Conn {
             back
         }
     }
+
+    /// Has every shard evict while the node is over `maxmemory`, and
+    /// writes the invalidations of the keys they evicted that this client
+    /// tracks (see `EvictAll`).
+    async fn evict_everywhere(&mut self) {
+        let id = self.s.info.id;
+        // Each shard evicts before the job runs (`LocalShard::apply`) and
+        // keeps the invalidations for the job to take.
+        let taken = crate::shard::broadcast(&self.engine, &self.local, NO_TX, move |sh| sh.take_captured(id)).await;
+        // The command's own shard sent those of its first attempt.
+        self.take_invalidations();
+        for inv in taken.iter().flatten() {
+            write_invalidation(&mut self.out, false, inv);
+        }
+    }
 }
 
 /// Runs a batch on its shard, each reply appended to `buf`, until a command
@@ -310,7 +345,7 @@ fn exec_batch(
     sh: &mut Shard,
     db: usize,
     resp3: bool,
-    batch: Batch,
+    mut batch: Batch,
     buf: Vec<u8>,
     mut ends: Vec<usize>,
     client: Arc<ClientInfo>,
@@ -319,7 +354,7 @@ fn exec_batch(
     let now = now_ms();
     let mut clock = clock::now();
     let mut ran = 0;
-    for (_, p) in &batch {
+    for (_, p) in &mut batch {
         if !exec_or_defer(sh, db, p, &mut out, now, &client, &mut clock) {
             break;
         }
@@ -338,7 +373,7 @@ fn exec_batch(
 fn exec_or_defer(
     sh: &mut Shard,
     db: usize,
-    p: &Pending,
+    p: &mut Pending,
     out: &mut Out,
     now: u64,
     client: &Arc<ClientInfo>,
@@ -363,6 +398,14 @@ fn exec_or_defer(
             commands::stats::reject(spec);
             out.error(&CmdError::Oom);
             return true;
+        }
+        if p.evict == EvictAll::Not
+            && out.resp3
+            && client.tracking.load(Relaxed) & crate::shard::tracking::flag::ON != 0
+            && sh.others_may_evict()
+        {
+            p.evict = EvictAll::Wanted;
+            return false;
         }
     }
     // A RESP3 tracking client reads the invalidations of keys evicted
