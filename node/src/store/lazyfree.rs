@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use super::Value;
 
@@ -21,7 +21,7 @@ static FREED: AtomicU64 = AtomicU64::new(0);
 /// Something to drop, and how many objects it counts for.
 type Job = (Box<dyn Send>, u64);
 
-static FREER: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+static FREER: OnceLock<Sender<Job>> = OnceLock::new();
 
 /// About how many allocations freeing `v` takes (Redis's
 /// lazyfreeGetFreeEffort): one for a string or a compact encoding, one
@@ -57,8 +57,7 @@ pub fn free(v: Value) {
 /// Frees `what` (counting as `objects`) on the background thread.
 pub fn free_later(what: Box<dyn Send>, objects: u64) {
     PENDING.fetch_add(objects, Relaxed);
-    let freer = FREER.get_or_init(|| Mutex::new(spawn()));
-    let sent = freer.lock().unwrap_or_else(|e| e.into_inner()).send((what, objects));
+    let sent = FREER.get_or_init(spawn).send((what, objects));
     if let Err(e) = sent {
         // No thread to free it (it could not start): freed here.
         let (what, objects) = e.0;

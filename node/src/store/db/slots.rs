@@ -49,7 +49,8 @@ impl SlotTables {
     pub fn heap_size(&self) -> usize {
         let chunk = std::mem::size_of::<[HashTable<u32>; CHUNK]>();
         let chunks = self.chunks.iter().flatten().count() * chunk + self.chunks.len() * std::mem::size_of::<usize>();
-        chunks + self.iter().map(|t| t.capacity() * (std::mem::size_of::<u32>() + 1)).sum::<usize>()
+        let buckets: usize = self.chunks.iter().flatten().flat_map(|c| c.iter()).map(|t| t.capacity()).sum();
+        chunks + buckets * (std::mem::size_of::<u32>() + 1)
     }
 }
 
