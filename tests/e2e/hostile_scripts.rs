@@ -274,6 +274,33 @@ fn a_transaction_refused_during_a_busy_script_is_aborted() {
     assert_eq!(String::from_utf8_lossy(&rest), "+QUEUED\r\n*1\r\n-NOTBUSY No scripts in execution right now.\r\n");
 }
 
+/// EXEC while a script is busy discards the transaction with EXECABORT,
+/// on the script's thread (its hook answers) and on the others, as Redis's
+/// "EXEC and script timeout"; the clients are out of MULTI after it.
+#[test]
+fn exec_during_a_busy_script_aborts_on_every_thread() {
+    let s = server(2, &[]);
+    let mut txs: Vec<Raw> = (0..4)
+        .map(|_| {
+            let mut c = s.raw();
+            assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+            assert_eq!(c.cmd(&["INCR", "xx"]), "+QUEUED\r\n");
+            c
+        })
+        .collect();
+    let (mut runner, _before) = start_busy(&s, 2, &[b"EVAL", b"while true do end", b"0"], BUSY_SCRIPT);
+    let abort = format!("-EXECABORT Transaction discarded because of: {}", &BUSY_SCRIPT[1..]);
+    for tx in &mut txs {
+        assert_eq!(tx.cmd(&["EXEC"]), abort);
+    }
+    assert_eq!(s.raw().cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    assert!(String::from_utf8_lossy(&runner.read_reply()).starts_with("-ERR Script killed by user"));
+    for tx in &mut txs {
+        assert_eq!(tx.cmd(&["PING"]), "+PONG\r\n");
+    }
+    assert_eq!(s.raw().cmd(&["GET", "xx"]), "$-1\r\n");
+}
+
 #[test]
 fn the_busy_hook_copes_with_odd_clients() {
     let s = server(1, &[]);

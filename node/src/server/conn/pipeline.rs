@@ -83,6 +83,9 @@ impl Conn {
                 if let Some(m) = &mut self.s.multi {
                     m.failed = true;
                 }
+                // A script busy on another thread: EXEC aborts, as on the
+                // script's own thread (`server::busy`) and in Redis.
+                let e = self.refuse_write(spec, e);
                 self.out.error(&e);
                 continue;
             }
@@ -380,7 +383,8 @@ impl Conn {
     }
 
     /// A command refused by the node's state (a write on a replica or
-    /// without enough replicas, anything on a stale replica): an EXEC so
+    /// without enough replicas, anything on a stale replica or while a
+    /// script is busy): an EXEC so
     /// refused discards the transaction and answers EXECABORT, as Redis's
     /// execCommandAbort.
     fn refuse_write(&mut self, spec: &CommandSpec, e: CmdError) -> CmdError {
