@@ -126,6 +126,42 @@ fn blocking_pops_serve_workers_in_order() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(190));
 }
 
+/// A blocked BRPOPLPUSH or BLMOVE served by a push moves the element in
+/// the same step, as Redis: a transaction WATCHing the destination fails
+/// when EXEC comes after the push (Redis's unit/type/list "PUSH resulting
+/// from BRPOPLPUSH affect WATCH"), whichever threads the clients are on;
+/// a destination of another type fails the move with WRONGTYPE and the
+/// element stays.
+#[test]
+fn a_served_blocking_move_is_one_step() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut c = s.raw();
+    for round in 0..8 {
+        let (src, dst, other) = (format!("src{{{round}}}"), format!("dst{{{round}}}"), format!("k{{{round}}}"));
+        c.cmd(&["SET", &other, "v"]);
+        let cmd: &[&str] = if round % 2 == 0 { &["BRPOPLPUSH", &src, &dst, "0"] } else { &["BLMOVE", &src, &dst, "RIGHT", "LEFT", "0"] };
+        let mut b = blocked(&s, cmd);
+        c.wait_blocked(1);
+        let mut w = s.raw();
+        assert_eq!(w.cmd(&["WATCH", &dst]), "+OK\r\n");
+        assert_eq!(w.cmd(&["MULTI"]), "+OK\r\n");
+        assert_eq!(w.cmd(&["GET", &other]), "+QUEUED\r\n");
+        assert_eq!(c.cmd(&["LPUSH", &src, "e"]), ":1\r\n");
+        assert_eq!(w.cmd(&["EXEC"]), "*-1\r\n", "round {round}");
+        assert_eq!(String::from_utf8_lossy(&b.read_reply()), "$1\r\ne\r\n");
+        assert_eq!(c.cmd(&["LRANGE", &dst, "0", "-1"]), "*1\r\n$1\r\ne\r\n");
+        c.wait_blocked(0);
+    }
+    // A destination of another type.
+    c.cmd(&["SET", "dst{x}", "string"]);
+    let mut b = blocked(&s, &["BLMOVE", "src{x}", "dst{x}", "LEFT", "LEFT", "0"]);
+    c.wait_blocked(1);
+    assert_eq!(c.cmd(&["RPUSH", "src{x}", "e"]), ":1\r\n");
+    assert_eq!(String::from_utf8_lossy(&b.read_reply()), "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    assert_eq!(c.cmd(&["LRANGE", "src{x}", "0", "-1"]), "*1\r\n$1\r\ne\r\n");
+    assert_eq!(c.cmd(&["GET", "dst{x}"]), "$6\r\nstring\r\n");
+}
+
 /// A key of the given shard (with `shards` shards).
 fn key_on(shard: u16, shards: u16, prefix: &str) -> String {
     (0..).map(|i| format!("{prefix}{i}")).find(|k| damselfly_tests::key_slot(k.as_bytes()) % shards == shard).expect("a key")

@@ -289,3 +289,38 @@ fn popping_nothing_publishes_nothing() {
         assert_eq!(a, b, "{c:?}");
     }
 }
+
+/// A blocked pop served by a push publishes what Redis publishes, in its
+/// order: the pop (`lpop`, `zpopmin`, ...) and `del` when it emptied the
+/// key; a served BLMOVE the push on the destination first (four shards,
+/// the lists sharing a shard or not).
+#[test]
+fn served_blocked_pops_publish_their_events() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let redis = Redis::start();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["BLPOP", "l", "0"], &["RPUSH", "l", "x"]),
+        (&["BRPOP", "l", "0"], &["RPUSH", "l", "x", "y"]),
+        (&["BLMPOP", "0", "1", "l", "LEFT", "COUNT", "5"], &["RPUSH", "l", "x", "y"]),
+        (&["BZPOPMIN", "z", "0"], &["ZADD", "z", "1", "a", "2", "b"]),
+        (&["BZPOPMAX", "z", "0"], &["ZADD", "z", "3", "c"]),
+        (&["BLMOVE", "s{t}", "d{t}", "RIGHT", "LEFT", "0"], &["LPUSH", "s{t}", "x"]),
+        (&["BRPOPLPUSH", "s{t}", "s{t}", "0"], &["LPUSH", "s{t}", "x"]),
+    ];
+    let mut sides = [(Side::new(s.port, "KEA"), s.port), (Side::new(redis.port, "KEA"), redis.port)];
+    for (block, push) in cases {
+        let mut seen = Vec::new();
+        for (side, port) in sides.iter_mut() {
+            side.cmd(&["DEL", "l", "z", "s{t}", "d{t}"]);
+            side.events_so_far();
+            let mut b = Raw::connect(*port);
+            let args: Vec<&[u8]> = block.iter().map(|a| a.as_bytes()).collect();
+            b.send_cmd(&args);
+            side.cmd.wait_blocked(1);
+            side.cmd(push);
+            let reply = String::from_utf8_lossy(&b.read_reply()).into_owned();
+            seen.push((reply, side.events_so_far()));
+        }
+        assert_eq!(seen[0], seen[1], "{block:?} then {push:?}: this server (left), redis-server (right)");
+    }
+}

@@ -16,6 +16,8 @@ use crate::config::keyspace_events as ks;
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::resp::Out;
+use crate::shard::blocking::{Popped, Take};
+use crate::shard::journal::JournalForm;
 use crate::shard::Shard;
 use crate::store::{Db, SmallBytes, Value};
 use crate::types::list::{ListShape, ListValue};
@@ -539,6 +541,58 @@ fn push_journaled(sh: &mut Shard, db: usize, key: &[u8], left: bool, v: &[u8], n
     sh.journal_as(db, |d| push_items(d, key, left, [v], shape, now), form)
 }
 
+/// How a blocked BLMOVE or BRPOPLPUSH whose destination lives on its
+/// source's shard is served: the shard pops the element and pushes it onto
+/// the destination in the same step (journaled as RPOPLPUSH or LMOVE, as
+/// Redis propagates a served one).
+#[derive(Clone)]
+struct MoveTake {
+    from_left: bool,
+    to_left: bool,
+    dst: Bytes,
+    shape: ListShape,
+    rpoplpush: bool,
+}
+
+impl Take for MoveTake {
+    fn ready(&self, db: &mut Db, key: &[u8], now: u64) -> bool {
+        has_items(db, key, now)
+    }
+
+    fn take(&self, db: &mut Db, key: &[u8], _count: usize, now: u64) -> CmdResult<Vec<(Vec<u8>, f64)>> {
+        // A destination of another type fails the move before the pop.
+        find(db, &self.dst, now)?;
+        let got = pop_items(db, key, self.from_left, 1, now)?;
+        if let Some(v) = got.first() {
+            push_items(db, &self.dst, self.to_left, [&v[..]], self.shape, now)?;
+            // Redis's order: the push, then the pop (and `del`).
+            db.push_event(ks::LIST, if self.to_left { "lpush" } else { "rpush" }, &self.dst);
+            super::pops::popped_events(db, key, Kind::List { left: self.from_left, mpop: false });
+        }
+        Ok(got.into_iter().map(|v| (v.to_vec(), 0.0)).collect())
+    }
+
+    /// Undoes the move: off the destination, back onto the source.
+    fn put_back(&self, db: &mut Db, key: &[u8], items: Vec<(Vec<u8>, f64)>, _cfg: &crate::config::Config, now: u64) {
+        for _ in &items {
+            let _ = pop_items(db, &self.dst, self.to_left, 1, now);
+        }
+        let _ = push_items(db, key, self.from_left, items.iter().map(|(v, _)| &v[..]), self.shape, now);
+    }
+
+    fn journal_form(&self, key: &[u8], n: usize) -> Option<JournalForm> {
+        if n != 1 {
+            return None;
+        }
+        let side = |left: bool| if left { b"LEFT".to_vec() } else { b"RIGHT".to_vec() };
+        Some(vec![if self.rpoplpush {
+            vec![b"RPOPLPUSH".to_vec(), key.to_vec(), self.dst.to_vec()]
+        } else {
+            vec![b"LMOVE".to_vec(), key.to_vec(), self.dst.to_vec(), side(self.from_left), side(self.to_left)]
+        }])
+    }
+}
+
 /// Pops from `src` and pushes onto `dst` atomically (one job, or one
 /// transaction over both shards); the element moved. `None` when the gate
 /// holds the keys' slot (cluster mode).
@@ -637,7 +691,24 @@ pub async fn blmove(cx: &mut dyn Coord, args: &[Bytes], brpoplpush: bool) -> Cmd
         return Ok(());
     }
     let keys = [args[1].clone()];
-    let popped = super::pops::wait_pop(cx, &keys, Kind::List { left: from_left, mpop: false }, 1, Some(timeout), args).await?;
+    let kind = Kind::List { left: from_left, mpop: false };
+    let engine = cx.engine().clone();
+    if engine.shard_of(&args[1]) == engine.shard_of(&args[2]) {
+        // Both lists on one shard: it moves the element when it serves
+        // the wait, in one step, as Redis does (no client sees it between
+        // the two lists, none finds the destination unchanged after).
+        let shape = engine.cfg.encoding.list_shape();
+        let take = MoveTake { from_left, to_left, dst: args[2].clone(), shape, rpoplpush: brpoplpush };
+        let popped = super::pops::wait_take(cx, &keys, kind, take, 1, Some(timeout)).await?;
+        match popped {
+            Some(Popped { error: Some(e), .. }) => return Err(e),
+            Some(Popped { items, .. }) if !items.is_empty() => cx.out().bulk(&items[0].0),
+            _ if cx.client_gone() => {}
+            _ => cx.out().nil_array(),
+        }
+        return Ok(());
+    }
+    let popped = super::pops::wait_pop(cx, &keys, kind, 1, Some(timeout), args).await?;
     let Some(p) = popped else {
         if !cx.client_gone() {
             cx.out().nil_array();

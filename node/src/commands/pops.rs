@@ -69,7 +69,11 @@ impl Take for Kind {
     }
 
     fn take(&self, db: &mut Db, key: &[u8], count: usize, now: u64) -> CmdResult<Vec<(Vec<u8>, f64)>> {
-        pop_kind(db, key, *self, count, now)
+        let items = pop_kind(db, key, *self, count, now)?;
+        if !items.is_empty() {
+            popped_events(db, key, *self);
+        }
+        Ok(items)
     }
 
     fn put_back(&self, db: &mut Db, key: &[u8], items: Vec<(Vec<u8>, f64)>, cfg: &Config, now: u64) {
@@ -78,6 +82,24 @@ impl Take for Kind {
 
     fn journal_form(&self, key: &[u8], n: usize) -> Option<JournalForm> {
         journal_form(*self, key, n)
+    }
+}
+
+/// The keyspace events of a served blocked pop, as Redis sends them:
+/// `lpop`/`rpop`/`zpopmin`/`zpopmax` on the key, then `del` if that
+/// emptied it.
+pub fn popped_events(db: &mut Db, key: &[u8], kind: Kind) {
+    use crate::config::keyspace_events as ks;
+    let (class, event) = match kind {
+        Kind::List { left: true, .. } => (ks::LIST, "lpop"),
+        Kind::List { left: false, .. } => (ks::LIST, "rpop"),
+        Kind::ZSet { max: false, .. } => (ks::ZSET, "zpopmin"),
+        Kind::ZSet { max: true, .. } => (ks::ZSET, "zpopmax"),
+        Kind::Stream { .. } => return,
+    };
+    db.push_event(class, event, key);
+    if !db.contains(key) {
+        db.push_event(ks::GENERIC, "del", key);
     }
 }
 
@@ -310,6 +332,19 @@ pub async fn wait_pop(
     block: Option<Option<std::time::Duration>>,
     _args: &[Bytes],
 ) -> CmdResult<Option<Popped>> {
+    wait_take(cx, keys, kind, kind, count, block).await
+}
+
+/// `wait_pop` with the shards taking items as `take` says (which waits for
+/// what `kind` names): a blocked BLMOVE moves the element itself.
+pub async fn wait_take<T: Take + Clone + 'static>(
+    cx: &mut dyn Coord,
+    keys: &[Bytes],
+    kind: Kind,
+    take: T,
+    count: usize,
+    block: Option<Option<std::time::Duration>>,
+) -> CmdResult<Option<Popped>> {
     let db = cx.db();
     let Some(limit) = block.filter(|_| cx.may_block()) else { return Ok(None) };
     // Nothing is held while waiting (a move's first attempt may have
@@ -318,7 +353,7 @@ pub async fn wait_pop(
     // The waiter is registered on every key's shard; a key that got items
     // meanwhile is marked ready, so its shard serves the waiter right after
     // (every reply goes through the waiter's claim: once).
-    let (w, mut rx) = Waiter::new(kind, count);
+    let (w, mut rx) = Waiter::new(take.clone(), count);
     let engine = cx.engine().clone();
     let mut by_shard: Vec<Vec<Bytes>> = vec![Vec::new(); engine.nshards()];
     for key in keys {
@@ -404,7 +439,7 @@ pub async fn wait_pop(
             let shard = cx.engine().shard_of(&p.key);
             cx.run_on(shard, move |sh| {
                 let cfg = sh.cfg.clone();
-                push_back(sh.db(db), &p.key, kind, p.items, &cfg, now_ms())
+                take.put_back(sh.db(db), &p.key, p.items, &cfg, now_ms())
             })
             .await;
             Ok(None)

@@ -28,10 +28,12 @@ use crate::config::Config;
 use crate::error::CmdResult;
 use crate::store::{Db, SmallBytes};
 
-/// What a served waiter receives: the key and the members popped from it.
+/// What a served waiter receives: the key and the members popped from it,
+/// or the error taking them met (a BLMOVE's destination of another type).
 pub struct Popped {
     pub key: Bytes,
     pub items: Vec<(Vec<u8>, f64)>,
+    pub error: Option<crate::error::CmdError>,
 }
 
 /// How a blocked client takes items from a key: what it waits for, popping
@@ -178,17 +180,22 @@ impl Shard {
                 continue;
             }
             let take = &w.take;
-            let items = self
-                .journal_as(
-                    db,
-                    |d| take.take(d, key, w.count, now),
-                    |r| r.as_ref().ok().filter(|v| !v.is_empty()).and_then(|v| take.journal_form(key, v.len())),
-                )
-                .unwrap_or_default();
+            let taken = self.journal_as(
+                db,
+                |d| take.take(d, key, w.count, now),
+                |r| r.as_ref().ok().filter(|v| !v.is_empty()).and_then(|v| take.journal_form(key, v.len())),
+            );
+            let (items, error) = match taken {
+                Ok(items) => (items, None),
+                Err(e) => (Vec::new(), Some(e)),
+            };
             // Journaled before the client is answered: its wait for
             // durability (`appendfsync always`) must cover the pop.
             self.journal_after_job(crate::shard::NO_TX);
-            if let Err(back) = w.deliver(Popped { key: Bytes::copy_from_slice(key), items }) {
+            // Its keyspace events and invalidations go out before its
+            // reply, as Redis's.
+            self.publish_notes();
+            if let Err(back) = w.deliver(Popped { key: Bytes::copy_from_slice(key), items, error }) {
                 let cfg = self.cfg.clone();
                 w.take.put_back(self.db(db), key, back.items, &cfg, now);
             }
