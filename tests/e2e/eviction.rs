@@ -451,3 +451,36 @@ fn a_lower_limit_set_at_run_time_is_reached_by_evicting() {
     assert!(keys < n / 2, "{keys} keys left of {n}");
     assert_eq!(field("evicted_keys:", '\r'), n - keys);
 }
+
+/// A node refusing writes because no shard had anything its volatile policy
+/// may evict takes them again once a key gets a TTL (EXPIRE is not refused):
+/// the shard that holds it no longer counts as empty, whichever shard the
+/// next write lands on, and the key is evicted to make room.
+#[test]
+fn a_key_given_a_ttl_makes_room_again() {
+    let s = Server::start_with(&["--shards", "2", "--maxmemory-policy", "volatile-lru"]);
+    let mut c = s.raw();
+    let key_on = |shard: u16, prefix: &str| -> String {
+        (0..).map(|i| format!("{prefix}{i}")).find(|k| damselfly_tests::key_slot(k.as_bytes()) % 2 == shard).expect("a key")
+    };
+    let (big, x, y) = (key_on(0, "big"), key_on(1, "x"), key_on(0, "y"));
+    let value = "v".repeat(1 << 20);
+    assert_eq!(c.cmd(&["SET", &big, &value]), "+OK\r\n");
+    let limit = info_u64(&mut c, "used_memory") - (512 << 10);
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", &limit.to_string()]), "+OK\r\n");
+    // Nothing has a TTL: once both shards have looked (the first write
+    // goes in while the other may still have something), writes are
+    // refused.
+    c.cmd(&["SET", &x, "1"]);
+    assert_eq!(c.cmd(&["SET", &y, "1"]), OOM);
+    assert_eq!(c.cmd(&["SET", &x, "2"]), OOM);
+    assert_eq!(c.cmd(&["EXPIRE", &big, "1000"]), ":1\r\n");
+    // The write lands on the other shard than the key with a TTL.
+    assert_eq!(c.cmd(&["SET", &x, "1"]), "+OK\r\n");
+    let start = Instant::now();
+    while exists(&mut c, &big) {
+        assert!(start.elapsed() < Duration::from_secs(10), "the key with a TTL is evicted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(c.cmd(&["SET", &y, "1"]), "+OK\r\n");
+}

@@ -247,10 +247,30 @@ impl Shard {
         self.evict_failing == Some(failing_round(word)) && over_limit(&self.cfg) && failing_count(word) < self.cfg.shards
     }
 
+    /// Keys this shard's policy may evict: every key, or (volatile
+    /// policies) those with a TTL.
+    fn evictable(&self) -> usize {
+        let volatile = self.cfg.policy().volatile();
+        self.dbs.iter().flatten().map(|d| if volatile { d.volatile_len() } else { d.len() }).sum()
+    }
+
+    /// After a job on a shard counted as having nothing to evict: if it
+    /// has gained keys its policy may evict (EXPIRE gave a key a TTL, a
+    /// write was let in), it counts itself out again, so the node does
+    /// not refuse writes with -OOM while they could be made room for.
+    pub fn recheck_failing(&mut self) {
+        if self.evict_failing.is_some() && self.evictable() > self.evict_failing_keys {
+            self.set_failing(false);
+        }
+    }
+
     /// Counts this shard in or out of `FAILING`'s current round.
     fn set_failing(&mut self, on: bool) {
         if !on && self.evict_failing.is_none() {
             return;
+        }
+        if on && self.evict_failing.is_none() {
+            self.evict_failing_keys = self.evictable();
         }
         let mut round = None;
         let _ = FAILING.fetch_update(Relaxed, Relaxed, |w| {

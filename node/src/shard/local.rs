@@ -157,6 +157,7 @@ impl LocalShard {
         }
         sh.limit_tracked();
         let r = f(&mut sh);
+        sh.recheck_failing();
         sh.release_captured();
         sh.publish_notes();
         // Broadcasts wait for this thread's next write to a client

@@ -175,6 +175,8 @@ pub struct Shard {
     evict_policy: crate::config::Policy,
     evict_next_db: usize,
     evict_failing: Option<u64>,
+    /// How many keys it could evict then (`evict::recheck_failing`).
+    evict_failing_keys: usize,
     /// Keyspace events held back (see `notify`).
     held_events: Option<notify::Held>,
     /// Keys tracking clients read (client-side caching).
@@ -216,6 +218,7 @@ impl Shard {
             evict_policy: crate::config::Policy::NoEviction,
             evict_next_db: 0,
             evict_failing: None,
+            evict_failing_keys: 0,
             held_events: None,
             tracked: Default::default(),
             caller: 0,
