@@ -90,6 +90,9 @@ impl Take for Kind {
 /// emptied it.
 pub fn popped_events(db: &mut Db, key: &[u8], kind: Kind) {
     use crate::config::keyspace_events as ks;
+    if !crate::store::notify::events() {
+        return;
+    }
     let (class, event) = match kind {
         Kind::List { left: true, .. } => (ks::LIST, "lpop"),
         Kind::List { left: false, .. } => (ks::LIST, "rpop"),
