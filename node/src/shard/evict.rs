@@ -269,7 +269,8 @@ impl Shard {
         if !on && self.evict_failing.is_none() {
             return;
         }
-        if on && self.evict_failing.is_none() {
+        if on {
+            // What it could evict when it last gave up.
             self.evict_failing_keys = self.evictable();
         }
         let mut round = None;
