@@ -202,3 +202,42 @@ fn a_replica_subscriber_gets_the_primary_messages() {
     let r = Server::start_with(&["--replicaof", "127.0.0.1", &p.port.to_string()]);
     assert_eq!(replica_subscriber_hears(p.port, r.port), want);
 }
+
+/// Clients that run a transaction on one shard and, once it is answered,
+/// a write on another find the two in that order in the stream: a
+/// transaction's part reaches the journal before its reply goes out, even
+/// when the shard that ran it takes its release after the answer.
+#[test]
+fn a_write_after_a_transaction_follows_it_in_the_stream() {
+    const N: usize = 3000;
+    let s = Server::start_with(&["--shards", "2"]);
+    let mut stream = attach(s.port);
+    // Connections on both threads: each is home to one of the shards.
+    let mut clients: Vec<Raw> = (0..4).map(|_| Raw::connect(s.port)).collect();
+    for i in 0..N {
+        let c = &mut clients[i % 4];
+        let n = i.to_string();
+        assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+        c.cmd(&["SET", "a{t}", &n]);
+        c.cmd(&["SET", "b{t}", &n]);
+        assert_eq!(c.cmd(&["EXEC"]), "*2\r\n+OK\r\n+OK\r\n");
+        assert_eq!(c.cmd(&["SET", "end", &n]), "+OK\r\n");
+    }
+    let last = (N - 1).to_string();
+    let mark = format!("*3\r\n$3\r\nSET\r\n$3\r\nend\r\n${}\r\n{last}\r\n", last.len());
+    let text = read_until(&mut stream, mark.as_bytes());
+    let words: Vec<&str> = text.split(' ').collect();
+    let (mut execs, mut out_of_order) = (0, Vec::new());
+    for (i, w) in words.iter().enumerate() {
+        if *w == "EXEC" {
+            execs += 1;
+        } else if *w == "end" && i >= 2 && words[i - 2] == "SET" {
+            let n: usize = words[i + 2].parse().expect("a count");
+            if n + 1 != execs {
+                out_of_order.push((n, execs));
+            }
+        }
+    }
+    assert_eq!(execs, N);
+    assert!(out_of_order.is_empty(), "SET end N after a number of EXECs other than N+1: {out_of_order:?}");
+}

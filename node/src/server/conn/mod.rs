@@ -650,20 +650,23 @@ impl Conn {
         true
     }
 
-    /// Under `appendfsync always`: waits until everything this connection
-    /// wrote is on disk. Jobs on other shards sent their records before
-    /// answering; shards this thread released transactions on without
-    /// waiting are visited once, so those parts are sent too; then one
-    /// fsync of the writer covers them (and everybody else's).
+    /// Before replies to writes go out, with the journal on: everything
+    /// the connection wrote is in the journal's stream — jobs on other
+    /// shards sent their records before answering, and shards this thread
+    /// released transactions on without waiting are visited once, so those
+    /// parts are sent too. A client that reads a reply and then writes
+    /// elsewhere finds its writes in that order in the files and on the
+    /// replicas. Under `appendfsync always` it also waits until they are on
+    /// disk: one fsync of the writer covers them (and everybody else's).
     async fn journal_durable(&mut self) {
+        if !self.engine.journal.on() {
+            return;
+        }
+        crate::shard::tx::await_releases(&self.engine, &self.local).await;
         let j = &self.engine.journal;
         if !j.aof_on() || self.engine.cfg.appendfsync() != crate::config::Fsync::Always {
             return;
         }
-        // A job another shard ran sent its records before its answer; a
-        // transaction's parts go when the shards take its release.
-        crate::shard::tx::await_releases(&self.engine, &self.local).await;
-        let j = &self.engine.journal;
         let target = j.sent.load(std::sync::atomic::Ordering::Acquire);
         loop {
             let changed = j.durable_changed.notified();
