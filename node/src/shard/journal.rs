@@ -208,6 +208,9 @@ impl JournalStatus {
 /// runs while records wait, before it commits them itself.
 const COMMIT_AFTER_JOBS: u32 = 1024;
 
+/// The most a job's record buffer starts with (`ShardJournal::last_size`).
+const MAX_START_SIZE: usize = 64 * 1024;
+
 /// A shard's pending journal work.
 #[derive(Default)]
 pub struct ShardJournal {
@@ -221,6 +224,9 @@ pub struct ShardJournal {
     commands: Vec<Records>,
     /// The current job is the replication link's (`JournalMsg::Applied`).
     link: bool,
+    /// How many bytes of commands the last job journaled as sent, capped
+    /// (the next job's buffer starts that large).
+    last_size: usize,
     /// While a script runs on its single-shard fast path: the commands
     /// journaled before it (records, and the last one's bytes and count),
     /// to take back if it is rolled back and run again elsewhere.
@@ -229,12 +235,16 @@ pub struct ShardJournal {
 
 /// Appends one RESP command.
 pub fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    let mut n = itoa::Buffer::new();
+    // `*<n>\r\n`, and `$<len>\r\n<arg>\r\n` per argument (lengths of up
+    // to 20 digits): one reservation, no allocation per number.
+    out.reserve(24 + args.iter().map(|a| a.len() + 26).sum::<usize>());
     out.push(b'*');
-    out.extend_from_slice(args.len().to_string().as_bytes());
+    out.extend_from_slice(n.format(args.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
     for a in args {
         out.push(b'$');
-        out.extend_from_slice(a.len().to_string().as_bytes());
+        out.extend_from_slice(n.format(a.len()).as_bytes());
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
@@ -384,7 +394,10 @@ impl Shard {
                 r.count += 1;
             }
             _ => {
-                let mut bytes = Vec::new();
+                // Sized as the last job's records were, so that a
+                // pipeline's batch does not grow the buffer a copy at a
+                // time.
+                let mut bytes = Vec::with_capacity(j.last_size);
                 command(&mut bytes, parts);
                 j.commands.push(Records { db: db as u32, bytes, count: 1 });
             }
@@ -394,7 +407,16 @@ impl Shard {
     /// The records of the job so far: commands as sent, then the states of
     /// the keys written otherwise.
     fn journal_collect(&mut self) -> Vec<Records> {
-        let mut out = self.journal.as_mut().map(|j| std::mem::take(&mut j.commands)).unwrap_or_default();
+        let mut out = match &mut self.journal {
+            Some(j) => {
+                let commands = std::mem::take(&mut j.commands);
+                if let Some(r) = commands.last() {
+                    j.last_size = r.bytes.len().min(MAX_START_SIZE);
+                }
+                commands
+            }
+            None => Vec::new(),
+        };
         for (i, d) in self.dbs.iter_mut().enumerate() {
             let Some(d) = d else { continue };
             // Their deletion is among the written keys' states.
