@@ -108,15 +108,48 @@ def start(kind, replicas):
     return primary, reps
 
 
-def throughput(port):
+def thread_ticks(pid):
+    """CPU ticks (user + system) of each thread of process `pid`, by
+    thread id: (thread name, ticks)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[tid] = (name, int(fields[11]) + int(fields[12]))
+    return out
+
+
+def serving(name):
+    """Whether a primary's thread serves clients: damselfly's shard threads,
+    redis-server's main thread (its other threads are background I/O)."""
+    return name.startswith("shard-") or name == "redis-server"
+
+
+def throughput(primary):
+    """SET ops/s on `primary`, and its CPU per request in microseconds: of
+    the threads that serve clients, and of the whole process. The first is
+    what decides the primary's throughput when the replicas and the load
+    generator have cores of their own, which this benchmark's machine may
+    not give them."""
+    before = thread_ticks(primary.proc.pid)
     out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-t", "set", "-P", "16", "-c", "50", "-n", str(REQUESTS),
+        ["redis-benchmark", "-p", str(primary.port), "-t", "set", "-P", "16", "-c", "50", "-n", str(REQUESTS),
          "-r", str(RANGE), "-d", str(VALUE), "--csv"],
         capture_output=True, text=True, check=True).stdout
+    after = thread_ticks(primary.proc.pid)
+    used = {tid: t - before.get(tid, (name, 0))[1] for tid, (name, t) in after.items()}
+    us = 1e6 / os.sysconf("SC_CLK_TCK") / REQUESTS
+    serve = sum(t for tid, t in used.items() if serving(after[tid][0])) * us
+    total = sum(used.values()) * us
     for line in out.splitlines():
         cells = [c.strip('"') for c in line.split(",")]
         if cells[0] == "SET":
-            return float(cells[1])
+            return float(cells[1]), serve, total
     raise RuntimeError(f"no SET row in {out!r}")
 
 
@@ -194,12 +227,13 @@ def lag(kind):
 def main():
     print(f"replication benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores")
     print(f"SET -P 16, 50 clients, {REQUESTS} requests, {RANGE} keys, {VALUE}-byte values")
-    rps = {}
+    rps, cpu = {}, {}
     for replicas in (0, 1, 2):
         for kind in KINDS:
             primary, reps = start(kind, replicas)
             try:
-                rps[(kind, replicas)] = throughput(primary.port)
+                ops, serve, total = throughput(primary)
+                rps[(kind, replicas)], cpu[(kind, replicas)] = ops, (serve, total)
             finally:
                 for r in reps:
                     r.stop()
@@ -208,6 +242,13 @@ def main():
     for replicas in (0, 1, 2):
         d, r = rps[("damselfly", replicas)], rps[("redis-server", replicas)]
         print(f"{replicas:>8}  {d:>15.0f}  {d / rps[('damselfly', 0)]:>6.2f}  {r:>12.0f}  {r / rps[('redis-server', 0)]:>6.2f}  {d / r:>15.2f}")
+    print("\nprimary CPU per SET (us): serving threads / whole process; 'keeps' = serving CPU without replicas")
+    print("over serving CPU with them, the share of throughput a primary whose replicas run on other cores keeps")
+    print(f"{'replicas':>8}  {'damselfly':>15}  {'keeps':>6}  {'redis-server':>15}  {'keeps':>6}")
+    for replicas in (0, 1, 2):
+        (ds, dt), (rs, rt) = cpu[("damselfly", replicas)], cpu[("redis-server", replicas)]
+        dk, rk = cpu[("damselfly", 0)][0] / ds, cpu[("redis-server", 0)][0] / rs
+        print(f"{replicas:>8}  {ds:>6.2f} / {dt:>6.2f}  {dk:>6.2f}  {rs:>6.2f} / {rt:>6.2f}  {rk:>6.2f}")
     print(f"\nreplication lag, 1 replica, load {RATE} SET/s for {SECONDS:.0f} s, a probe every 20 ms")
     print(f"{'server':>12}  {'load ops/s':>10}  {'p50 ms':>7}  {'p99 ms':>7}  {'max ms':>7}  {'probes':>6}  {'GETs/probe':>10}")
     for kind in KINDS:

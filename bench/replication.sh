@@ -5,7 +5,10 @@
 #   - primary SET throughput at -P 16 (redis-benchmark, 50 clients, random
 #     keys among RANGE, VALUE-byte values) with 0, 1 and 2 replicas: ops/s,
 #     the ratio to the same server with no replica, and damselfly's ratio
-#     to redis-server with as many replicas;
+#     to redis-server with as many replicas; the primary's CPU per SET, of
+#     the threads serving clients and of the whole process, and what the
+#     first says a primary keeps when replicas and clients have cores of
+#     their own;
 #   - replication lag with one replica under a steady write load of about
 #     RATE SETs/s (a separate process sends a pipelined batch every 10 ms
 #     and reads its replies): every 20 ms a probe writes a new value to one
