@@ -403,7 +403,18 @@ fn volatile_random_never_evicts_keys_without_ttl() {
 
 #[test]
 fn volatile_ttl_evicts_the_nearest_expiry_first() {
-    let (_s, mut c, max) = limited("volatile-ttl");
+    nearest_expiries_go_first(&[]);
+}
+
+/// With four shards the node's nearest expiries go, not those of the
+/// shard that runs the writes first (the connection's own thread's).
+#[test]
+fn volatile_ttl_evicts_the_nodes_nearest_expiries_across_shards() {
+    nearest_expiries_go_first(&["--shards", "4"]);
+}
+
+fn nearest_expiries_go_first(args: &[&str]) {
+    let (_s, mut c, max) = limited_with("volatile-ttl", args);
     let persistent = 500;
     assert!(fill(&mut c, max, "p", persistent, |_| None).iter().all(|r| r == "+OK\r\n"));
     // Later keys expire sooner: they are the ones to go.
@@ -413,11 +424,17 @@ fn volatile_ttl_evicts_the_nearest_expiry_first() {
     // The keys expiring last survive, and the newest writes (each evicts
     // the nearest expiry before it is stored). Eviction samples keys, as
     // Redis's does: a key the samples never met may stay out of order, a
-    // handful at most.
+    // handful at most. With several shards each evicts the keys the node
+    // rates worst wherever they live (not those of the shard that runs
+    // the writes first: hundreds stayed out of order then), but shards
+    // evicting at the same moment may free a key more than needed, and
+    // the first writes after that are stored without evicting: a few
+    // more per shard.
     let prefix = left.iter().enumerate().take_while(|(j, i)| j == *i).count();
     assert!(prefix > 0, "{left:?}");
     let stragglers = left[prefix..].iter().filter(|&&i| i < OVERFILL - BATCH).count();
-    assert!(stragglers <= 3, "out of order: {:?}", &left[prefix..]);
+    let shards: usize = c.cmd(&["CONFIG", "GET", "shards"]).lines().nth(4).and_then(|n| n.parse().ok()).expect("shards");
+    assert!(stragglers <= 3 * shards, "out of order: {:?}", &left[prefix..]);
     assert_eq!(surviving(&mut c, "p", persistent).len(), persistent);
 }
 

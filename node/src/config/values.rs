@@ -187,6 +187,11 @@ impl Policy {
     pub fn lfu(self) -> bool {
         matches!(self, Policy::VolatileLfu | Policy::AllKeysLfu)
     }
+
+    /// Victims are drawn at random (no order among keys).
+    pub fn random(self) -> bool {
+        matches!(self, Policy::AllKeysRandom | Policy::VolatileRandom)
+    }
 }
 
 /// The classes of `notify-keyspace-events`, as Redis numbers them, and

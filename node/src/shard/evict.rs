@@ -12,11 +12,15 @@
 //! it may evict (volatile policies without keys with a TTL), it says so in
 //! `FAILING`, and commands that would grow memory are refused with -OOM as
 //! under noeviction (`oom`).
+//!
+//! With several shards the node evicts the keys its policy rates worst
+//! wherever they live (`Balance`), as Redis's one pool over every database
+//! does, rather than the keys of whichever shard ran a command first.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use super::Shard;
+use super::{Shard, NO_TX};
 use crate::config::{Config, Policy};
 use crate::store::{access, sketch, SmallBytes};
 
@@ -128,6 +132,47 @@ pub fn time_limit_us(tenacity: u64) -> u64 {
     }
 }
 
+/// How long a shard's published best candidate counts: idle times and
+/// LFU counters move, so a shard that published longer ago is asked to
+/// sample again.
+const FRESH_MS: u64 = 1000;
+
+/// What the shards know of each other's eviction candidates. Each shard
+/// publishes the score of the best candidate it sampled (for the random
+/// policies: how many keys it may evict). A shard over the limit whose best
+/// is worse than another's leaves the eviction to that one — it nudges it,
+/// with a job that makes it evict before it runs — unless the node is
+/// already over by more than `slack`; a shard whose best is unknown or old
+/// is nudged to sample. Without this, the shard that runs a connection's
+/// commands first (its own thread's) finds the node over the limit first
+/// every time and gives up its keys before any other shard's.
+pub struct Balance {
+    /// Per shard: the best candidate's score + 1 (0: nothing to evict),
+    /// and when it was published (coarse Unix ms; 0: never).
+    best: Box<[AtomicU64]>,
+    at: Box<[AtomicU64]>,
+    /// A nudge is on its way to the shard.
+    nudged: Box<[AtomicBool]>,
+}
+
+impl Balance {
+    pub fn new(shards: usize) -> Balance {
+        let zeros = || (0..shards).map(|_| AtomicU64::new(0)).collect();
+        Balance { best: zeros(), at: zeros(), nudged: (0..shards).map(|_| AtomicBool::new(false)).collect() }
+    }
+
+    fn publish(&self, shard: usize, score: Option<u64>) {
+        self.best[shard].store(score.map_or(0, |s| s.saturating_add(1)), Relaxed);
+        self.at[shard].store(crate::util::coarse_now_ms().max(1), Relaxed);
+    }
+}
+
+/// How far over `maxmemory` a shard lets the node go while it leaves
+/// eviction to shards with better candidates: past it, it evicts its own.
+fn slack(max: u64) -> u64 {
+    (max / 32).max(64 * 1024)
+}
+
 /// One candidate: a key of database `db` and how good a victim it is
 /// (higher is better: idle time, inverse frequency, or nearness of expiry).
 struct Candidate {
@@ -166,6 +211,15 @@ impl Pool {
     fn clear(&mut self) {
         self.items.clear();
     }
+
+    /// Returns the best candidate, taken but not evicted.
+    fn put_back(&mut self, c: Candidate) {
+        let at = self.items.partition_point(|o| o.score <= c.score);
+        self.items.insert(at, c);
+        if self.items.len() > POOL_SIZE {
+            self.items.remove(0);
+        }
+    }
 }
 
 impl Shard {
@@ -179,6 +233,20 @@ impl Shard {
 
     /// `evict` with an explicit time budget in microseconds.
     pub fn evict_for(&mut self, limit_us: u64) -> usize {
+        self.evict_balanced(limit_us, true)
+    }
+
+    /// Evicts this shard's own keys while the node is over the limit,
+    /// better candidates elsewhere or not (a tracking client's command
+    /// that needs the room before its reply, `Conn::evict_everywhere`).
+    pub fn evict_here(&mut self) -> usize {
+        let limit = time_limit_us(self.cfg.maxmemory_eviction_tenacity.load(Relaxed));
+        self.evict_balanced(limit, false)
+    }
+
+    /// `evict_for`; `balance`: leave the eviction to a shard with better
+    /// candidates (see `Balance`).
+    fn evict_balanced(&mut self, limit_us: u64, balance: bool) -> usize {
         let policy = self.cfg.policy();
         if !over_limit(&self.cfg) {
             self.set_failing(false);
@@ -205,15 +273,26 @@ impl Shard {
             sketch::fit(keys);
         }
         let samples = (self.cfg.maxmemory_samples.load(Relaxed) as usize).clamp(1, MAX_SAMPLES);
+        let balance = balance && self.nshards > 1 && self.engine.is_some();
         let mut n = 0;
         while over_limit(&self.cfg) {
-            let Some((db, idx, key)) = self.victim(policy, samples, now) else {
+            let Some(c) = self.victim(policy, samples, now) else {
                 // Nothing this shard may evict: the others may still have
                 // something, but if they are in the same state commands
                 // must get -OOM rather than grow memory further.
+                self.publish_best(None);
                 self.set_failing(true);
                 break;
             };
+            let score = if policy.random() { self.evictable() as u64 } else { c.score };
+            self.publish_best(Some(score));
+            if balance && self.leave_to_others(score) {
+                self.pool.put_back(c);
+                self.evict_deferred = true;
+                break;
+            }
+            self.evict_deferred = false;
+            let Candidate { db, idx, key, .. } = c;
             // The latency monitor's `eviction-del`: one key's deletion
             // (timed only when the monitor is on).
             let del_start = (self.cfg.latency_monitor_threshold.load(Relaxed) > 0).then(Instant::now);
@@ -241,10 +320,67 @@ impl Shard {
     }
 
     /// Still over `maxmemory` with nothing this shard may evict, while
-    /// other shards may have something.
+    /// other shards may have something; or it left the eviction to a shard
+    /// with better candidates.
     pub fn others_may_evict(&self) -> bool {
         let word = FAILING.load(Relaxed);
-        self.evict_failing == Some(failing_round(word)) && over_limit(&self.cfg) && failing_count(word) < self.cfg.shards
+        let failing = self.evict_failing == Some(failing_round(word)) && failing_count(word) < self.cfg.shards;
+        (failing || self.evict_deferred) && over_limit(&self.cfg)
+    }
+
+    fn publish_best(&self, score: Option<u64>) {
+        if let Some(e) = self.engine.as_ref().filter(|_| self.nshards > 1) {
+            e.evict_balance.publish(self.id, score);
+        }
+    }
+
+    /// Whether this shard, whose best candidate scores `score`, leaves the
+    /// eviction to another shard (see `Balance`): one has published a
+    /// better one, and the node is not over by more than the slack. The
+    /// best such shard is nudged; so is every shard whose best is unknown
+    /// or old, to sample.
+    fn leave_to_others(&self, score: u64) -> bool {
+        let Some(e) = &self.engine else { return false };
+        let b = &e.evict_balance;
+        let now = crate::util::coarse_now_ms();
+        let mut best: Option<(u64, usize)> = None;
+        for o in (0..b.best.len()).filter(|&o| o != self.id) {
+            let at = b.at[o].load(Relaxed);
+            if at == 0 || now.saturating_sub(at) > FRESH_MS {
+                self.nudge(o);
+                continue;
+            }
+            let theirs = b.best[o].load(Relaxed);
+            if theirs > score.saturating_add(1) && best.is_none_or(|(s, _)| theirs > s) {
+                best = Some((theirs, o));
+            }
+        }
+        let Some((_, o)) = best else { return false };
+        let max = self.cfg.maxmemory.load(Relaxed);
+        let over = crate::alloc::used_memory().saturating_sub(NOT_COUNTED.load(Relaxed)).saturating_sub(max);
+        if over > slack(max) {
+            return false;
+        }
+        self.nudge(o);
+        true
+    }
+
+    /// Sends shard `o` a job, unless one is on its way: it evicts before
+    /// running it, as before any job while the node is over the limit.
+    fn nudge(&self, o: usize) {
+        let Some(e) = &self.engine else { return };
+        if e.evict_balance.nudged[o].swap(true, Relaxed) {
+            return;
+        }
+        e.send(
+            o,
+            NO_TX,
+            Box::new(move |sh: &mut Shard| {
+                if let Some(e) = &sh.engine {
+                    e.evict_balance.nudged[o].store(false, Relaxed);
+                }
+            }),
+        );
     }
 
     /// Keys this shard's policy may evict: every key, or (volatile
@@ -286,11 +422,11 @@ impl Shard {
         self.evict_failing = if on { round } else { None };
     }
 
-    /// The next key to evict, as the policy chooses: its database, slab
-    /// index and name.
-    fn victim(&mut self, policy: Policy, samples: usize, now: u64) -> Option<(usize, u32, SmallBytes)> {
+    /// The next key to evict, as the policy chooses (taken out of the
+    /// pool; the random policies score it 0).
+    fn victim(&mut self, policy: Policy, samples: usize, now: u64) -> Option<Candidate> {
         let volatile = policy.volatile();
-        if matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom) {
+        if policy.random() {
             // Databases in turn from a rotating start, a random key of the
             // first that has one.
             let count = self.db_count();
@@ -302,7 +438,7 @@ impl Shard {
                 }
                 if let Some((idx, key)) = found {
                     self.evict_next_db = db + 1;
-                    return Some((db, idx, key));
+                    return Some(Candidate { score: 0, db, idx, key });
                 }
             }
             return None;
@@ -314,7 +450,7 @@ impl Shard {
             // The best candidate that still exists.
             while let Some(c) = self.pool.items.pop() {
                 if self.db_if_exists(c.db).is_some_and(|d| d.live_at(c.idx, &c.key, now)) {
-                    return Some((c.db, c.idx, c.key));
+                    return Some(c);
                 }
             }
         }
@@ -390,7 +526,7 @@ mod tests {
         d.set_expire(later, now + 20_000);
         // Enough samples that every one of the four keys is seen (missing
         // one among 64 independent samples: (3/4)^64).
-        let victim = |sh: &mut Shard, p: Policy| sh.victim(p, 64, now).map(|(db, _, k)| (db, k.to_vec()));
+        let victim = |sh: &mut Shard, p: Policy| sh.victim(p, 64, now).map(|c| (c.db, c.key.to_vec()));
         assert_eq!(victim(&mut sh, Policy::AllKeysLru), Some((0, b"old".to_vec())));
         sh.pool.clear();
         assert_eq!(victim(&mut sh, Policy::VolatileTtl), Some((0, b"soon".to_vec())));

@@ -177,6 +177,9 @@ pub struct Shard {
     evict_failing: Option<u64>,
     /// How many keys it could evict then (`evict::recheck_failing`).
     evict_failing_keys: usize,
+    /// Over the limit, it left eviction to a shard with better candidates
+    /// (`evict::Balance`) since it last evicted.
+    evict_deferred: bool,
     /// Keyspace events held back (see `notify`).
     held_events: Option<notify::Held>,
     /// Keys tracking clients read (client-side caching).
@@ -219,6 +222,7 @@ impl Shard {
             evict_next_db: 0,
             evict_failing: None,
             evict_failing_keys: 0,
+            evict_deferred: false,
             held_events: None,
             tracked: Default::default(),
             caller: 0,
@@ -448,6 +452,8 @@ pub struct Engine {
     pub monitors: monitor::Monitors,
     /// The latency monitor's events.
     pub latency: latency::Latency,
+    /// The shards' best eviction candidates.
+    pub evict_balance: evict::Balance,
     /// Cluster mode: which node serves each slot. `None` in standalone mode,
     /// where this node owns every slot.
     pub cluster: Option<Arc<crate::slot::map::SlotMap>>,
@@ -497,6 +503,7 @@ impl Engine {
             pubsub: Default::default(),
             monitors: Default::default(),
             latency: Default::default(),
+            evict_balance: evict::Balance::new(nshards),
             saves: snapshot::SaveStatus::new(nshards, crate::util::now_ms() / 1000),
             journal: Default::default(),
             repl: Default::default(),

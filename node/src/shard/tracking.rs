@@ -403,8 +403,22 @@ impl Shard {
     /// own ahead of its reply (`take_captured`); `release_captured` sends
     /// the others once the job is done.
     pub fn evict_before_job(&mut self) {
+        self.evict_captured(false);
+    }
+
+    /// `evict_before_job` evicting this shard's own keys whatever the
+    /// other shards hold (`Shard::evict_here`).
+    pub fn evict_here_before_job(&mut self) {
+        self.evict_captured(true);
+    }
+
+    fn evict_captured(&mut self, here: bool) {
         self.capture(true);
-        self.evict();
+        if here {
+            self.evict_here();
+        } else {
+            self.evict();
+        }
         self.publish_notes();
         self.capture(false);
     }

@@ -328,9 +328,14 @@ impl Conn {
     /// tracks (see `EvictAll`).
     async fn evict_everywhere(&mut self) {
         let id = self.s.info.id;
-        // Each shard evicts before the job runs (`LocalShard::apply`) and
-        // keeps the invalidations for the job to take.
-        let taken = crate::shard::broadcast(&self.engine, &self.local, NO_TX, move |sh| sh.take_captured(id)).await;
+        // Each shard evicts before the job runs (`LocalShard::apply`), its
+        // own keys if that left the node over the limit, and keeps the
+        // invalidations for the job to take.
+        let taken = crate::shard::broadcast(&self.engine, &self.local, NO_TX, move |sh| {
+            sh.evict_here_before_job();
+            sh.take_captured(id)
+        })
+        .await;
         // The command's own shard sent those of its first attempt.
         self.take_invalidations();
         for inv in taken.iter().flatten() {
