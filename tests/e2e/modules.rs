@@ -3,11 +3,12 @@
 //! the replies that must equal redis-server 7.0's (refusals, failed loads,
 //! unknown names, HELP, argument errors).
 
-use damselfly_tests::{binary, cluster::TempDir, Redis, Server};
+use damselfly_tests::{cluster::TempDir, Redis, Server};
 
-/// The path MODULE LIST gives the built-in module: the server's executable.
-fn exe() -> String {
-    std::fs::canonicalize(binary()).expect("damselfly binary").display().to_string()
+/// The path MODULE LIST gives the built-in module: the executable server
+/// `s` runs (which a `DAMSELFLY_BIN` wrapper script execs).
+fn exe(s: &Server) -> String {
+    std::fs::read_link(format!("/proc/{}/exe", s.pid())).expect("the server's executable").display().to_string()
 }
 
 fn bulk(s: &str) -> String {
@@ -18,7 +19,7 @@ fn bulk(s: &str) -> String {
 fn list_shows_the_built_in_json_module() {
     let s = Server::start();
     let mut c = s.raw();
-    let path = exe();
+    let path = exe(&s);
     let entry = format!("{}{}{}:20624\r\n{}{}{}*0\r\n", bulk("name"), bulk("ReJSON"), bulk("ver"), bulk("path"), bulk(&path), bulk("args"));
     assert_eq!(c.cmd(&["MODULE", "LIST"]), format!("*1\r\n*8\r\n{entry}"));
     assert_eq!(c.cmd(&["module", "list"]), format!("*1\r\n*8\r\n{entry}"));
