@@ -21,6 +21,15 @@ pub enum ExpireOpt {
 
 /// Converts a relative or absolute expiry argument to Unix ms, with Redis's
 /// "invalid expire time" error for non-positive or overflowing values.
+/// The unit (ms) and whether the time is relative, of SET's and GETEX's
+/// expiry options EX, PX, EXAT and PXAT (any case).
+fn expiry_word(a: &[u8]) -> Option<(i64, bool)> {
+    [("EX", 1000, true), ("PX", 1, true), ("EXAT", 1000, false), ("PXAT", 1, false)]
+        .into_iter()
+        .find(|(w, ..)| eq_ic(a, w))
+        .map(|(_, unit, rel)| (unit, rel))
+}
+
 pub fn expire_at(arg: &[u8], unit_ms: i64, relative: bool, now: u64, cmd: &str) -> CmdResult<u64> {
     let v = parse_i64(arg)?;
     let invalid = || CmdError::InvalidExpire(cmd.to_string());
@@ -48,13 +57,7 @@ pub(super) fn set(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
             get = true;
         } else if eq_ic(a, "KEEPTTL") && exp == ExpireOpt::None {
             exp = ExpireOpt::KeepTtl;
-        } else if exp == ExpireOpt::None && has_next && ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| eq_ic(a, w)) {
-            let (unit, rel) = match a.to_ascii_uppercase().as_slice() {
-                b"EX" => (1000, true),
-                b"PX" => (1, true),
-                b"EXAT" => (1000, false),
-                _ => (1, false),
-            };
+        } else if let Some((unit, rel)) = expiry_word(a).filter(|_| exp == ExpireOpt::None && has_next) {
             // Validated after the whole syntax (Redis's order).
             exp = ExpireOpt::At(0);
             when = Some((&args[i + 1], unit, rel));
@@ -198,13 +201,7 @@ pub(super) fn getex(ctx: &mut Ctx, args: &[Bytes], out: &mut Out) -> CmdResult {
         let a = &args[i];
         if eq_ic(a, "PERSIST") && exp == ExpireOpt::None {
             exp = ExpireOpt::Persist;
-        } else if exp == ExpireOpt::None && i + 1 < args.len() && ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| eq_ic(a, w)) {
-            let (unit, rel) = match a.to_ascii_uppercase().as_slice() {
-                b"EX" => (1000, true),
-                b"PX" => (1, true),
-                b"EXAT" => (1000, false),
-                _ => (1, false),
-            };
+        } else if let Some((unit, rel)) = expiry_word(a).filter(|_| exp == ExpireOpt::None && i + 1 < args.len()) {
             // Validated once the key is found to be a string (Redis's order).
             exp = ExpireOpt::At(0);
             when = Some((&args[i + 1], unit, rel));
