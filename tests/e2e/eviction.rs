@@ -501,3 +501,31 @@ fn a_key_given_a_ttl_makes_room_again() {
     }
     assert_eq!(c.cmd(&["SET", &y, "1"]), "+OK\r\n");
 }
+
+/// A shard with nothing its policy may evict (volatile-lru, keys without a
+/// TTL) that keeps taking writes has the shards that hold keys with a TTL
+/// evict at once: memory stays at the limit between writes, rather than
+/// growing until their next expiry tick; once they have nothing left
+/// either, the writes get -OOM.
+#[test]
+fn a_shard_without_victims_has_the_others_evict_at_once() {
+    let (_s, mut c, max) = limited_with("volatile-lru", &["--shards", "4"]);
+    let on_shard = |shard: u16, n: usize| -> Vec<String> {
+        (0..).map(|i| format!("t{i}")).filter(|t| damselfly_tests::key_slot(t.as_bytes()) % 4 == shard).take(n).collect()
+    };
+    // Keys with a TTL on shards 1 to 3, about half the budget.
+    let tags: Vec<String> = (1..4).flat_map(|s| on_shard(s, 4)).collect();
+    let volatile: Vec<_> =
+        (0..BUDGET as usize / VALUE / 2).map(|i| set_cmd(&format!("{{{}}}:v{i}", tags[i % tags.len()]), Some(1000))).collect();
+    assert!(pipeline(&mut c, &volatile).iter().all(|r| r == "+OK\r\n"));
+    // Then keys without one, all on shard 0.
+    // No INFO between the writes: its job on every shard would make them
+    // evict. The peak is exact (counted at each allocation).
+    let tag = &on_shard(0, 1)[0];
+    let cmds: Vec<_> = (0..2 * BUDGET as usize / VALUE).map(|i| set_cmd(&format!("{{{tag}}}:p{i}"), None)).collect();
+    let refused = pipeline(&mut c, &cmds).iter().filter(|r| r.as_str() == OOM).count();
+    let peak = c.used_memory_peak();
+    assert!(peak <= max + MARGIN, "used_memory_peak {peak} > maxmemory {max} + {MARGIN}");
+    assert!(refused > 0, "writes were never refused once no key with a TTL was left");
+    assert_eq!(c.cmd(&["DBSIZE"]).trim_start_matches(':').trim().parse::<u64>().ok().map(|n| n > 0), Some(true));
+}

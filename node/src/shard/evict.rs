@@ -282,6 +282,9 @@ impl Shard {
                 // must get -OOM rather than grow memory further.
                 self.publish_best(None);
                 self.set_failing(true);
+                if balance {
+                    self.nudge_others();
+                }
                 break;
             };
             let score = if policy.random() { self.evictable() as u64 } else { c.score };
@@ -363,6 +366,19 @@ impl Shard {
         }
         self.nudge(o);
         true
+    }
+
+    /// This shard has nothing to evict: every other shard is nudged, so
+    /// that the node gets back under its limit before this shard's next
+    /// writes rather than at the others' next expiry tick — or, when they
+    /// have nothing either, each counts itself in `FAILING`'s current round
+    /// and writes get -OOM at once.
+    fn nudge_others(&self) {
+        if let Some(e) = &self.engine {
+            for o in (0..e.evict_balance.best.len()).filter(|&o| o != self.id) {
+                self.nudge(o);
+            }
+        }
     }
 
     /// Sends shard `o` a job, unless one is on its way: it evicts before
