@@ -111,7 +111,12 @@ pub fn not_counted() -> u64 {
 /// Whether the node is over `maxmemory`.
 pub fn over_limit(cfg: &Config) -> bool {
     let max = cfg.maxmemory.load(Relaxed);
-    max > 0 && crate::alloc::used_memory().saturating_sub(NOT_COUNTED.load(Relaxed)) > max
+    max > 0 && counted_memory() > max
+}
+
+/// The memory `maxmemory` weighs.
+fn counted_memory() -> u64 {
+    crate::alloc::used_memory().saturating_sub(NOT_COUNTED.load(Relaxed))
 }
 
 /// Whether commands that may grow memory must be refused now: the node is
@@ -280,19 +285,21 @@ impl Shard {
                 // Nothing this shard may evict: the others may still have
                 // something, but if they are in the same state commands
                 // must get -OOM rather than grow memory further.
-                self.publish_best(None);
                 self.set_failing(true);
                 if balance {
+                    self.publish_best(None);
                     self.nudge_others();
                 }
                 break;
             };
-            let score = if policy.random() { self.evictable() as u64 } else { c.score };
-            self.publish_best(Some(score));
-            if balance && self.leave_to_others(score) {
-                self.pool.put_back(c);
-                self.evict_deferred = true;
-                break;
+            if balance {
+                let score = if policy.random() { self.evictable() as u64 } else { c.score };
+                self.publish_best(Some(score));
+                if self.leave_to_others(score) {
+                    self.pool.put_back(c);
+                    self.evict_deferred = true;
+                    break;
+                }
             }
             self.evict_deferred = false;
             let Candidate { db, idx, key, .. } = c;
@@ -332,7 +339,7 @@ impl Shard {
     }
 
     fn publish_best(&self, score: Option<u64>) {
-        if let Some(e) = self.engine.as_ref().filter(|_| self.nshards > 1) {
+        if let Some(e) = &self.engine {
             e.evict_balance.publish(self.id, score);
         }
     }
@@ -360,8 +367,7 @@ impl Shard {
         }
         let Some((_, o)) = best else { return false };
         let max = self.cfg.maxmemory.load(Relaxed);
-        let over = crate::alloc::used_memory().saturating_sub(NOT_COUNTED.load(Relaxed)).saturating_sub(max);
-        if over > slack(max) {
+        if counted_memory().saturating_sub(max) > slack(max) {
             return false;
         }
         self.nudge(o);
