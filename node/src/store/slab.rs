@@ -105,16 +105,25 @@ impl<T> Slab<T> {
         ((ci << CHUNK_BITS) | (chunk.len() - 1)) as u32
     }
 
-    /// Asks the CPU to start loading position `i` and its metadata into
-    /// the cache, so several random positions' misses overlap (eviction
-    /// sampling reads a handful of them at once). Does nothing for a
+    /// Asks the CPU to start loading position `i`, its metadata and its
+    /// expiry time (if its chunk has any) into the cache, so several random
+    /// positions' misses overlap (eviction sampling reads a handful of them
+    /// at once, a pipelined batch its keys' entries). Does nothing for a
     /// position never used.
     #[inline]
     pub fn prefetch(&self, i: u32) {
         let (c, o) = ((i >> CHUNK_BITS) as usize, i as usize & (CHUNK - 1));
         if let (Some(slot), Some(meta)) = (self.chunks.get(c).and_then(|c| c.get(o)), self.meta.get(c).and_then(|m| m.get(o))) {
-            prefetch_line(slot as *const Option<T> as *const i8);
+            // An entry may straddle two cache lines: ask for both ends.
+            let start = slot as *const Option<T> as *const i8;
+            prefetch_line(start);
+            prefetch_line(start.wrapping_add(std::mem::size_of::<Option<T>>() - 1));
             prefetch_line(meta.as_ptr() as *const i8);
+        }
+        if let Some(Some(e)) = self.expiry.get(c) {
+            if let Some(at) = e.at.get(o) {
+                prefetch_line(at as *const u64 as *const i8);
+            }
         }
     }
 
@@ -226,7 +235,7 @@ fn meta_bytes(meta: u32) -> [u8; 3] {
 
 /// A hint to load the cache line at `p`; never dereferences it.
 #[inline(always)]
-fn prefetch_line(p: *const i8) {
+pub(crate) fn prefetch_line(p: *const i8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint that cannot fault, whatever the address.
     unsafe {

@@ -179,6 +179,7 @@ impl Conn {
             let rest = self
                 .local
                 .run(NO_TX, |sh| {
+                    prefetch_keys(sh, db, segment.iter_mut());
                     let now = now_ms();
                     let mut clock = clock::now();
                     let mut items = segment.drain(..);
@@ -355,6 +356,7 @@ fn exec_batch(
     mut ends: Vec<usize>,
     client: Arc<ClientInfo>,
 ) -> BatchResult {
+    prefetch_keys(sh, db, batch.iter_mut().map(|(_, p)| p));
     let mut out = Out { buf, resp3 };
     let now = now_ms();
     let mut clock = clock::now();
@@ -367,6 +369,32 @@ fn exec_batch(
         ran += 1;
     }
     BatchResult { batch, ran, buf: out.buf, ends, next: 0, start: 0, _client: client }
+}
+
+/// Has the shard start loading the entries of a batch's first keys before
+/// it runs the batch (`Db::prefetch`). A command whose first key's slot
+/// routing did not compute (one shard hashes no key to route) gets it
+/// here, lent to the keyspace when the command runs.
+fn prefetch_keys<'p>(sh: &mut Shard, db: usize, batch: impl Iterator<Item = &'p mut Pending>) {
+    let mut keyed: [Option<&Pending>; 32] = [None; 32];
+    let mut n = 0;
+    for p in batch {
+        if p.hint.is_none() {
+            if let Some(first) = p.spec.key_indices(&p.args).next() {
+                p.hint = Some((first as u32, key_slot(&p.args[first])));
+            }
+        }
+        let p: &'p Pending = p;
+        if p.hint.is_some() && n < keyed.len() {
+            keyed[n] = Some(p);
+            n += 1;
+        }
+    }
+    let keys = keyed[..n].iter().flatten().filter_map(|p| {
+        let (i, slot) = p.hint?;
+        Some((&p.args.get(i as usize)?[..], slot))
+    });
+    sh.db(db).prefetch(keys);
 }
 
 /// Runs a command batched for a shard: a shard command, or a script on the

@@ -214,3 +214,22 @@ fn expiry_times_stay_with_their_keys_as_slab_positions_are_reused() {
     assert_eq!(d.expire_cycle(20_000, 10_000), 214);
     assert_eq!(d.len(), 3000 - 214);
 }
+
+#[test]
+fn prefetch_reads_nothing_into_the_keyspace() {
+    // More keys than one probe round (16), present, absent and expired,
+    // several per slot and in empty slots: a prefetch changes nothing.
+    let mut d = db();
+    for i in 0..40 {
+        let at = if i % 3 == 0 { 1000 } else { 0 };
+        d.insert_new(format!("k{i}").as_bytes(), Value::string(b"v"), at);
+    }
+    let keys: Vec<Vec<u8>> = (0..80).map(|i| format!("k{i}").into_bytes()).collect();
+    d.prefetch(keys.iter().map(|k| (&k[..], key_slot(k))));
+    assert_eq!(d.len(), 40);
+    assert_eq!(d.volatile_len(), 14);
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(d.contains(k), i < 40, "{}", String::from_utf8_lossy(k));
+    }
+    Db::new(0, 1, 7).prefetch(std::iter::once((&b"none"[..], key_slot(b"none"))));
+}
