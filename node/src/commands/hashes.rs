@@ -29,6 +29,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Creates or modifies the value of a field in a hash.",
         Exec::Shard(hset),
     )
+    .member_at(2)
     .notify(Notify::Each(ks::HASH, "hset"))
     .key_flags(&["RW", "update"]),
     cmd(
@@ -41,6 +42,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Sets the value of a field in a hash only when the field doesn't exist.",
         Exec::Shard(hsetnx),
     )
+    .member_at(2)
     .notify(Notify::Counted(ks::HASH, "hset"))
     .key_flags(&["RW", "insert"]),
     cmd(
@@ -53,11 +55,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Sets the values of multiple fields.",
         Exec::Shard(hmset),
     )
+    .member_at(2)
     .notify(Notify::Each(ks::HASH, "hset"))
     .key_flags(&["RW", "update"]),
     cmd("hget", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the value of a field in a hash.", Exec::Shard(hget))
+        .member_at(2)
         .key_flags(&["RO", "access"]),
     cmd("hmget", -3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the values of all fields in a hash.", Exec::Shard(hmget))
+        .member_at(2)
         .key_flags(&["RO", "access"]),
     cmd("hgetall", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all fields and values in a hash.", Exec::Shard(hgetall))
         .tips(&["nondeterministic_output_order"])
@@ -72,17 +77,20 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.",
         Exec::Shard(hdel),
     )
+    .member_at(2)
     .notify(Notify::Counted(ks::HASH, "hdel"))
     .key_flags(&["RW", "delete"]),
     cmd("hlen", 2, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the number of fields in a hash.", Exec::Shard(hlen)),
-    cmd("hexists", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Determines whether a field exists in a hash.", Exec::Shard(hexists)),
+    cmd("hexists", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Determines whether a field exists in a hash.", Exec::Shard(hexists))
+        .member_at(2),
     cmd("hkeys", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all fields in a hash.", Exec::Shard(hkeys))
         .tips(&["nondeterministic_output_order"])
         .key_flags(&["RO", "access"]),
     cmd("hvals", 2, READONLY, (1, 1, 1), RS, "hash", "Returns all values in a hash.", Exec::Shard(hvals))
         .tips(&["nondeterministic_output_order"])
         .key_flags(&["RO", "access"]),
-    cmd("hstrlen", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the length of the value of a field.", Exec::Shard(hstrlen)),
+    cmd("hstrlen", 3, READONLY | FAST, (1, 1, 1), RF, "hash", "Returns the length of the value of a field.", Exec::Shard(hstrlen))
+        .member_at(2),
     cmd(
         "hincrby",
         4,
@@ -93,6 +101,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.",
         Exec::Shard(hincrby),
     )
+    .member_at(2)
     .notify(Notify::Each(ks::HASH, "hincrby"))
     .key_flags(&["RW", "access", "update"]),
     cmd(
@@ -105,6 +114,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.",
         Exec::Shard(hincrbyfloat),
     )
+    .member_at(2)
     .notify(Notify::Each(ks::HASH, "hincrbyfloat"))
     .key_flags(&["RW", "access", "update"]),
     cmd("hrandfield", -2, READONLY, (1, 1, 1), RS, "hash", "Returns one or more random fields from a hash.", Exec::Shard(hrandfield))

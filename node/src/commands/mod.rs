@@ -268,6 +268,10 @@ pub struct CommandSpec {
     pub extra_keys: Option<ExtraKeysFn>,
     /// The keyspace event it publishes for the keys it changes.
     pub notify: notify::Notify,
+    /// The argument naming the first field or member it looks up inside
+    /// its key's hash or set (0: none): a pipelined batch prefetches where
+    /// the value keeps it (`Db::prefetch_members`).
+    pub member: u8,
 }
 
 /// A command's own key finder: the first and last index of its keys, one
@@ -412,7 +416,14 @@ impl CommandSpec {
         self
     }
 
-    /// Sets the routing tips COMMAND reports.
+    /// Declares argument `at` the first field or member it looks up in its
+    /// key's value (see `member`).
+    pub const fn member_at(mut self, at: u8) -> Self {
+        self.member = at;
+        self
+    }
+
+    /// Sets the keyspace event it publishes.
     pub const fn notify(mut self, n: notify::Notify) -> Self {
         self.notify = n;
         self
@@ -518,6 +529,7 @@ pub const fn cmd(
         key_finder: None,
         extra_keys: None,
         notify: notify::Notify::None,
+        member: 0,
     }
 }
 

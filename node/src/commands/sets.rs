@@ -37,6 +37,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Adds one or more members to a set. Creates the key if it doesn't exist.",
         Exec::Shard(sadd),
     )
+    .member_at(2)
     .notify(Notify::Counted(ks::SET, "sadd"))
     .key_flags(&["RW", "insert"]),
     cmd(
@@ -49,12 +50,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Removes one or more members from a set. Deletes the set if the last member was removed.",
         Exec::Shard(srem),
     )
+    .member_at(2)
     .notify(Notify::Counted(ks::SET, "srem"))
     .key_flags(&["RW", "delete"]),
     cmd("smembers", 2, READONLY, (1, 1, 1), RS, G, "Returns all members of a set.", Exec::Shard(smembers))
         .tips(&["nondeterministic_output_order"])
         .key_flags(&["RO", "access"]),
-    cmd("sismember", 3, READONLY | FAST, (1, 1, 1), RF, G, "Determines whether a member belongs to a set.", Exec::Shard(sismember)),
+    cmd("sismember", 3, READONLY | FAST, (1, 1, 1), RF, G, "Determines whether a member belongs to a set.", Exec::Shard(sismember))
+        .member_at(2),
     cmd(
         "smismember",
         -3,
@@ -65,6 +68,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Determines whether multiple members belong to a set.",
         Exec::Shard(smismember),
     )
+    .member_at(2)
     .key_flags(&["RO", "access"]),
     cmd("scard", 2, READONLY | FAST, (1, 1, 1), RF, G, "Returns the number of members in a set.", Exec::Shard(scard)),
     cmd(

@@ -252,7 +252,11 @@ impl Db {
     }
 
     fn find(&self, key: &[u8]) -> Option<u32> {
-        let local = self.local(self.slot_of(key));
+        self.find_in(key, self.slot_of(key))
+    }
+
+    fn find_in(&self, key: &[u8], slot: u16) -> Option<u32> {
+        let local = self.local(slot);
         let h = self.hash(key);
         let entries = &self.entries;
         self.tables[local].find(h, |&i| entries.get(i).is_some_and(|e| &*e.key == key)).copied()
@@ -280,7 +284,7 @@ impl Db {
         for (key, slot) in keys {
             let local = self.local(slot);
             let table = &self.tables[local];
-            super::slab::prefetch_line(table as *const HashTable<u32> as *const i8);
+            crate::util::prefetch(table as *const HashTable<u32>);
             probes[n] = (local, self.hash(key));
             n += 1;
             if n == STEP {
@@ -289,6 +293,34 @@ impl Db {
             }
         }
         probe(&probes[..n]);
+    }
+
+    /// Starts loading, for each (key, slot, member), where the key's hash
+    /// or set keeps the member, in two steps over the batch (the bucket,
+    /// then the first node of its chain) so the misses overlap. Follows
+    /// `prefetch` of the same keys; keys not stored are passed over.
+    pub fn prefetch_members<'k>(&self, items: impl Iterator<Item = (&'k [u8], u16, &'k [u8])>) {
+        const STEP: usize = 16;
+        let mut found = [(0u32, 0u64); STEP];
+        let mut n = 0;
+        let chain = |found: &[(u32, u64)]| {
+            for &(i, pos) in found {
+                if let Some(e) = self.entries.get(i) {
+                    e.value.prefetch_member_chain(pos);
+                }
+            }
+        };
+        for (key, slot, member) in items {
+            let Some(i) = self.find_in(key, slot) else { continue };
+            let Some(pos) = self.entries.get(i).and_then(|e| e.value.prefetch_member(member)) else { continue };
+            found[n] = (i, pos);
+            n += 1;
+            if n == STEP {
+                chain(&found);
+                n = 0;
+            }
+        }
+        chain(&found[..n]);
     }
 
     /// Finds a live key, deleting it first if its TTL has passed. Counts as

@@ -15,6 +15,8 @@
 //! positions stay in the free list, and the first one reused brings the
 //! chunk back.
 
+use crate::util::prefetch;
+
 const CHUNK_BITS: u32 = 10;
 const CHUNK: usize = 1 << CHUNK_BITS;
 
@@ -115,14 +117,14 @@ impl<T> Slab<T> {
         let (c, o) = ((i >> CHUNK_BITS) as usize, i as usize & (CHUNK - 1));
         if let (Some(slot), Some(meta)) = (self.chunks.get(c).and_then(|c| c.get(o)), self.meta.get(c).and_then(|m| m.get(o))) {
             // An entry may straddle two cache lines: ask for both ends.
-            let start = slot as *const Option<T> as *const i8;
-            prefetch_line(start);
-            prefetch_line(start.wrapping_add(std::mem::size_of::<Option<T>>() - 1));
-            prefetch_line(meta.as_ptr() as *const i8);
+            let start = slot as *const Option<T> as *const u8;
+            prefetch(start);
+            prefetch(start.wrapping_add(std::mem::size_of::<Option<T>>() - 1));
+            prefetch(meta.as_ptr());
         }
         if let Some(Some(e)) = self.expiry.get(c) {
             if let Some(at) = e.at.get(o) {
-                prefetch_line(at as *const u64 as *const i8);
+                prefetch(at as *const u64);
             }
         }
     }
@@ -231,18 +233,6 @@ struct Expiry {
 fn meta_bytes(meta: u32) -> [u8; 3] {
     let [a, b, c, _] = meta.to_le_bytes();
     [a, b, c]
-}
-
-/// A hint to load the cache line at `p`; never dereferences it.
-#[inline(always)]
-pub(crate) fn prefetch_line(p: *const i8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint that cannot fault, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[cfg(test)]

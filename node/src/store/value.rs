@@ -27,6 +27,27 @@ pub enum Value {
 }
 
 impl Value {
+    /// The first of two steps prefetching a lookup of `member` inside a
+    /// hash or set kept as a table (see `FieldTable::prefetch_head`).
+    #[inline]
+    pub fn prefetch_member(&self, member: &[u8]) -> Option<u64> {
+        match self {
+            Value::Hash(h) => h.prefetch_head(member),
+            Value::Set(s) => s.prefetch_head(member),
+            _ => None,
+        }
+    }
+
+    /// The second step of `prefetch_member`.
+    #[inline]
+    pub fn prefetch_member_chain(&self, pos: u64) {
+        match self {
+            Value::Hash(h) => h.prefetch_chain(pos),
+            Value::Set(s) => s.prefetch_chain(pos),
+            _ => {}
+        }
+    }
+
     /// A string value, integer-encoded when it is the canonical text of an i64.
     pub fn string(b: &[u8]) -> Value {
         match canonical_int(b) {

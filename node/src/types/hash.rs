@@ -160,6 +160,24 @@ impl HashValue {
         }
     }
 
+    /// Starts loading where a table keeps `field` (`FieldTable::
+    /// prefetch_head`); `None` for the compact encoding, one allocation.
+    #[inline]
+    pub fn prefetch_head(&self, field: &[u8]) -> Option<u64> {
+        match self {
+            HashValue::Pairs(_) => None,
+            HashValue::Table(t) => Some(t.prefetch_head(field)),
+        }
+    }
+
+    /// The second step of `prefetch_head`.
+    #[inline]
+    pub fn prefetch_chain(&self, pos: u64) {
+        if let HashValue::Table(t) = self {
+            t.prefetch_chain(pos);
+        }
+    }
+
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
             HashValue::Pairs(p) => p.find(field).map(|(_, v)| v),

@@ -223,6 +223,24 @@ impl SetValue {
         }
     }
 
+    /// Starts loading where a table keeps `m` (`FieldTable::prefetch_head`);
+    /// `None` for the compact encodings, one allocation each.
+    #[inline]
+    pub fn prefetch_head(&self, m: &[u8]) -> Option<u64> {
+        match &self.repr {
+            Repr::Table(t) => Some(t.prefetch_head(m)),
+            _ => None,
+        }
+    }
+
+    /// The second step of `prefetch_head`.
+    #[inline]
+    pub fn prefetch_chain(&self, pos: u64) {
+        if let Repr::Table(t) = &self.repr {
+            t.prefetch_chain(pos);
+        }
+    }
+
     pub fn contains(&self, m: &[u8]) -> bool {
         match &self.repr {
             Repr::Ints(s) => canonical_int(m).is_some_and(|v| s.contains(v)),

@@ -371,8 +371,9 @@ fn exec_batch(
     BatchResult { batch, ran, buf: out.buf, ends, next: 0, start: 0, _client: client }
 }
 
-/// Has the shard start loading the entries of a batch's first keys before
-/// it runs the batch (`Db::prefetch`). A command whose first key's slot
+/// Has the shard start loading the entries of a batch's first keys, and
+/// where their hashes and sets keep the fields and members the commands
+/// name, before it runs the batch (`Db::prefetch`). A command whose first key's slot
 /// routing did not compute (one shard hashes no key to route) gets it
 /// here, lent to the keyspace when the command runs.
 fn prefetch_keys<'p>(sh: &mut Shard, db: usize, batch: impl Iterator<Item = &'p mut Pending>) {
@@ -394,7 +395,13 @@ fn prefetch_keys<'p>(sh: &mut Shard, db: usize, batch: impl Iterator<Item = &'p 
         let (i, slot) = p.hint?;
         Some((&p.args.get(i as usize)?[..], slot))
     });
-    sh.db(db).prefetch(keys);
+    let d = sh.db(db);
+    d.prefetch(keys);
+    let members = keyed[..n].iter().flatten().filter(|p| p.spec.member != 0).filter_map(|p| {
+        let (i, slot) = p.hint?;
+        Some((&p.args.get(i as usize)?[..], slot, &p.args.get(p.spec.member as usize)?[..]))
+    });
+    d.prefetch_members(members);
 }
 
 /// Runs a command batched for a shard: a shard command, or a script on the
