@@ -179,11 +179,15 @@ impl Conn {
             let rest = self
                 .local
                 .run(NO_TX, |sh| {
-                    prefetch_keys(sh, db, segment.iter_mut());
+                    lend_slots(segment.iter_mut());
                     let now = now_ms();
                     let mut clock = clock::now();
                     let mut items = segment.drain(..);
-                    while let Some(mut p) = items.next() {
+                    for k in 0.. {
+                        if k % PREFETCH_WINDOW == 0 {
+                            prefetch_keys(sh, db, items.as_slice().iter().take(PREFETCH_WINDOW));
+                        }
+                        let Some(mut p) = items.next() else { break };
                         if !exec_or_defer(sh, db, &mut p, out, now, client, &mut clock) {
                             let mut rest = vec![p];
                             rest.extend(items);
@@ -356,12 +360,16 @@ fn exec_batch(
     mut ends: Vec<usize>,
     client: Arc<ClientInfo>,
 ) -> BatchResult {
-    prefetch_keys(sh, db, batch.iter_mut().map(|(_, p)| p));
+    lend_slots(batch.iter_mut().map(|(_, p)| p));
     let mut out = Out { buf, resp3 };
     let now = now_ms();
     let mut clock = clock::now();
     let mut ran = 0;
-    for (_, p) in &mut batch {
+    for k in 0..batch.len() {
+        if k % PREFETCH_WINDOW == 0 {
+            prefetch_keys(sh, db, batch[k..].iter().take(PREFETCH_WINDOW).map(|(_, p)| p));
+        }
+        let p = &mut batch[k].1;
         if !exec_or_defer(sh, db, p, &mut out, now, &client, &mut clock) {
             break;
         }
@@ -371,33 +379,36 @@ fn exec_batch(
     BatchResult { batch, ran, buf: out.buf, ends, next: 0, start: 0, _client: client }
 }
 
-/// Has the shard start loading the entries of a batch's first keys, and
-/// where their hashes and sets keep the fields and members the commands
-/// name, before it runs the batch (`Db::prefetch`). A command whose first key's slot
-/// routing did not compute (one shard hashes no key to route) gets it
-/// here, lent to the keyspace when the command runs.
-fn prefetch_keys<'p>(sh: &mut Shard, db: usize, batch: impl Iterator<Item = &'p mut Pending>) {
-    let mut keyed: [Option<&Pending>; 32] = [None; 32];
-    let mut n = 0;
+/// How many commands of a batch are prefetched at a time, just before
+/// they run: enough for their cache misses to overlap, few enough that
+/// what was loaded is still there when they run.
+const PREFETCH_WINDOW: usize = 16;
+
+/// Lends each command of a batch its first key's slot where routing did
+/// not compute it (one shard hashes no key to route): the prefetch needs
+/// it, and the keyspace takes it when the command runs instead of hashing
+/// the key again.
+fn lend_slots<'p>(batch: impl Iterator<Item = &'p mut Pending>) {
     for p in batch {
         if p.hint.is_none() {
             if let Some(first) = p.spec.key_indices(&p.args).next() {
                 p.hint = Some((first as u32, key_slot(&p.args[first])));
             }
         }
-        let p: &'p Pending = p;
-        if p.hint.is_some() && n < keyed.len() {
-            keyed[n] = Some(p);
-            n += 1;
-        }
     }
-    let keys = keyed[..n].iter().flatten().filter_map(|p| {
+}
+
+/// Has the shard start loading what the next commands of a batch will
+/// read: their first keys' entries (`Db::prefetch`), then where big hashes
+/// and sets keep the fields and members they name (`Db::prefetch_members`).
+fn prefetch_keys<'p>(sh: &mut Shard, db: usize, window: impl Iterator<Item = &'p Pending> + Clone) {
+    let keys = window.clone().filter_map(|p| {
         let (i, slot) = p.hint?;
         Some((&p.args.get(i as usize)?[..], slot))
     });
     let d = sh.db(db);
     d.prefetch(keys);
-    let members = keyed[..n].iter().flatten().filter(|p| p.spec.member != 0).filter_map(|p| {
+    let members = window.filter(|p| p.spec.member != 0).filter_map(|p| {
         let (i, slot) = p.hint?;
         Some((&p.args.get(i as usize)?[..], slot, &p.args.get(p.spec.member as usize)?[..]))
     });
