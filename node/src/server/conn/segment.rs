@@ -391,8 +391,9 @@ const PREFETCH_WINDOW: usize = 16;
 fn lend_slots<'p>(batch: impl Iterator<Item = &'p mut Pending>) {
     for p in batch {
         if p.hint.is_none() {
-            if let Some(first) = p.spec.key_indices(&p.args).next() {
-                p.hint = Some((first as u32, key_slot(&p.args[first])));
+            let first = p.spec.key_indices(&p.args).next();
+            if let Some((i, key)) = first.and_then(|i| Some((i, p.args.get(i)?))) {
+                p.hint = Some((i as u32, key_slot(key)));
             }
         }
     }
