@@ -309,7 +309,13 @@ impl Conn {
         if p.shard == self.local.id() {
             let out = &mut self.out;
             let client = &self.s.info;
-            let ran = self.local.run(NO_TX, |sh| exec_or_defer(sh, db, &mut p, out, now_ms(), client, &mut clock::now())).await;
+            let ran = self
+                .local
+                .run(NO_TX, |sh| {
+                    prefetch_keys(sh, db, std::iter::once(&p));
+                    exec_or_defer(sh, db, &mut p, out, now_ms(), client, &mut clock::now())
+                })
+                .await;
             (!ran).then_some(p)
         } else {
             let resp3 = self.out.resp3;
@@ -399,14 +405,36 @@ fn lend_slots<'p>(batch: impl Iterator<Item = &'p mut Pending>) {
     }
 }
 
+/// At most how many keys one prefetch asks for (an MGET of thousands would
+/// push out what it loaded first before it got there).
+const PREFETCH_KEYS: usize = 64;
+
 /// Has the shard start loading what the next commands of a batch will
-/// read: their first keys' entries (`Db::prefetch`), then where big hashes
-/// and sets keep the fields and members they name (`Db::prefetch_members`).
+/// read: their keys' entries (`Db::prefetch`; a multi-key command's every
+/// key, MGET's and MSET's included), then where big hashes and sets keep
+/// the fields and members they name (`Db::prefetch_members`). A single
+/// command with a single key gains nothing (it would look its key
+/// up twice) and is left alone.
 fn prefetch_keys<'p>(sh: &mut Shard, db: usize, window: impl Iterator<Item = &'p Pending> + Clone) {
-    let keys = window.clone().filter_map(|p| {
-        let (i, slot) = p.hint?;
-        Some((&p.args.get(i as usize)?[..], slot))
-    });
+    let mut next = window.clone();
+    match (next.next(), next.next()) {
+        (None, _) => return,
+        (Some(p), None) if p.spec.key_indices(&p.args).nth(1).is_none() => return,
+        _ => {}
+    }
+    let keys = window
+        .clone()
+        .flat_map(|p| {
+            p.spec.key_indices(&p.args).filter_map(move |i| {
+                let key = p.args.get(i)?;
+                let slot = match p.hint {
+                    Some((first, slot)) if first as usize == i => slot,
+                    _ => key_slot(key),
+                };
+                Some((&key[..], slot))
+            })
+        })
+        .take(PREFETCH_KEYS);
     let d = sh.db(db);
     d.prefetch(keys);
     let members = window.filter(|p| p.spec.member != 0).filter_map(|p| {

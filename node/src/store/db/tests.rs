@@ -232,4 +232,13 @@ fn prefetch_reads_nothing_into_the_keyspace() {
         assert_eq!(d.contains(k), i < 40, "{}", String::from_utf8_lossy(k));
     }
     Db::new(0, 1, 7).prefetch(std::iter::once((&b"none"[..], key_slot(b"none"))));
+    // A shard's database passes over the keys of other shards' slots.
+    let other: Vec<(Vec<u8>, u16)> = (0..50)
+        .map(|i| format!("o{i}").into_bytes())
+        .map(|k| {
+            let slot = key_slot(&k);
+            (k, slot)
+        })
+        .collect();
+    Db::new(1, 2, 7).prefetch(other.iter().map(|(k, s)| (&k[..], *s)));
 }
