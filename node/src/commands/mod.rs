@@ -269,7 +269,7 @@ pub struct CommandSpec {
     /// The keyspace event it publishes for the keys it changes.
     pub notify: notify::Notify,
     /// The argument naming the first field or member it looks up inside
-    /// its key's hash or set (0: none): a pipelined batch prefetches where
+    /// its key's hash, set or sorted set (0: none): a pipelined batch prefetches where
     /// the value keeps it (`Db::prefetch_members`).
     pub member: u8,
 }

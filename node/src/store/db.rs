@@ -299,8 +299,8 @@ impl Db {
         probe(&probes[..n]);
     }
 
-    /// Starts loading, for each (key, slot, member), where the key's hash
-    /// or set keeps the member, in two steps over the batch (the bucket,
+    /// Starts loading, for each (key, slot, member), where the key's hash,
+    /// set or sorted set keeps the member, in two steps over the batch (the bucket,
     /// then the first node of its chain) so the misses overlap. Follows
     /// `prefetch` of the same keys; keys not stored are passed over.
     pub fn prefetch_members<'k>(&self, items: impl Iterator<Item = (&'k [u8], u16, &'k [u8])>) {

@@ -28,12 +28,14 @@ pub enum Value {
 
 impl Value {
     /// The first of two steps prefetching a lookup of `member` inside a
-    /// hash or set kept as a table (see `FieldTable::prefetch_head`).
+    /// hash, set or sorted set kept as a table (see
+    /// `FieldTable::prefetch_head`).
     #[inline]
     pub fn prefetch_member(&self, member: &[u8]) -> Option<u64> {
         match self {
             Value::Hash(h) => h.prefetch_head(member),
             Value::Set(s) => s.prefetch_head(member),
+            Value::ZSet(z) => z.prefetch_head(member),
             _ => None,
         }
     }
@@ -44,6 +46,7 @@ impl Value {
         match self {
             Value::Hash(h) => h.prefetch_chain(pos),
             Value::Set(s) => s.prefetch_chain(pos),
+            Value::ZSet(z) => z.prefetch_chain(pos),
             _ => {}
         }
     }

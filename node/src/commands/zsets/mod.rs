@@ -44,8 +44,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.",
         Exec::Shard(zadd),
     ).notify(Notify::Pick(notify::zadd)).key_flags(&["RW", "update"]),
-    cmd("zincrby", 4, WRITE | DENYOOM | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Increments the score of a member in a sorted set.", Exec::Shard(zincrby)).notify(Notify::Each(ks::ZSET, "zincr")).key_flags(&["RW", "access", "update"]),
-    cmd("zscore", 3, READONLY | FAST, (1, 1, 1), RF, G, "Returns the score of a member in a sorted set.", Exec::Shard(zscore)).key_flags(&["RO", "access"]),
+    cmd("zincrby", 4, WRITE | DENYOOM | FAST | JOURNAL_ARGS, (1, 1, 1), WF, G, "Increments the score of a member in a sorted set.", Exec::Shard(zincrby)).member_at(3).notify(Notify::Each(ks::ZSET, "zincr")).key_flags(&["RW", "access", "update"]),
+    cmd("zscore", 3, READONLY | FAST, (1, 1, 1), RF, G, "Returns the score of a member in a sorted set.", Exec::Shard(zscore)).member_at(2).key_flags(&["RO", "access"]),
     cmd(
         "zmscore",
         -3,
@@ -55,7 +55,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the score of one or more members in a sorted set.",
         Exec::Shard(zmscore),
-    ).key_flags(&["RO", "access"]),
+    ).member_at(2).key_flags(&["RO", "access"]),
     cmd("zcard", 2, READONLY | FAST, (1, 1, 1), RF, G, "Returns the number of members in a sorted set.", Exec::Shard(zcard)),
     cmd(
         "zcount",
@@ -86,7 +86,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the index of a member in a sorted set ordered by ascending scores.",
         Exec::Shard(zrank),
-    ).key_flags(&["RO", "access"]),
+    ).member_at(2).key_flags(&["RO", "access"]),
     cmd(
         "zrevrank",
         -3,
@@ -96,7 +96,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Returns the index of a member in a sorted set ordered by descending scores.",
         Exec::Shard(zrevrank),
-    ).key_flags(&["RO", "access"]),
+    ).member_at(2).key_flags(&["RO", "access"]),
     cmd("zrange", -4, READONLY, (1, 1, 1), RS, G, "Returns members in a sorted set within a range of indexes.", Exec::Shard(zrange)).key_flags(&["RO", "access"]),
     cmd(
         "zrangestore",
@@ -167,7 +167,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.",
         Exec::Shard(zrem),
-    ).notify(Notify::Counted(ks::ZSET, "zrem")).key_flags(&["RW", "delete"]),
+    ).member_at(2).notify(Notify::Counted(ks::ZSET, "zrem")).key_flags(&["RW", "delete"]),
     cmd(
         "zremrangebyrank",
         4,

@@ -48,6 +48,15 @@ impl Arena {
         (hdr, p)
     }
 
+    /// Starts loading the entry `id` (header, score and a short member).
+    #[inline]
+    pub(super) fn prefetch(&self, id: u32) {
+        let (c, off) = split_id(id);
+        if let Some(b) = self.chunks.get(c).and_then(|c| c.data.get(off)) {
+            crate::util::prefetch(b);
+        }
+    }
+
     #[inline]
     pub(super) fn score(&self, id: u32) -> f64 {
         let (c, _) = split_id(id);

@@ -26,6 +26,21 @@ impl Big {
         (self.hasher.hash_one(member) >> 32) as u32
     }
 
+    /// The first of two steps prefetching a lookup of `member`: starts
+    /// loading its home slot in the index; returns its hash for the second.
+    #[inline]
+    pub(super) fn prefetch_head(&self, member: &[u8]) -> u32 {
+        let h = self.hash(member);
+        self.index.prefetch_home(h);
+        h
+    }
+
+    /// The second step: starts loading the arena entries with that hash.
+    #[inline]
+    pub(super) fn prefetch_chain(&self, h: u32) {
+        self.index.each_with_hash(h, |id| self.arena.prefetch(id));
+    }
+
     /// (index position, id) of `member`.
     pub(super) fn find(&self, member: &[u8]) -> Option<((usize, usize), u32)> {
         let arena = &self.arena;

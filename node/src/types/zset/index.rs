@@ -154,6 +154,29 @@ impl Index {
         self.segs.partition_point(|s| s.hi <= h as u64)
     }
 
+    /// Starts loading the home slot of hash `h` (the first of two prefetch
+    /// steps of a lookup).
+    #[inline]
+    pub(super) fn prefetch_home(&self, h: u32) {
+        if let Some(seg) = self.segs.get(self.seg_of(h)) {
+            if let Some(v) = seg.slots.get(seg.home(h)) {
+                crate::util::prefetch(v);
+            }
+        }
+    }
+
+    /// The ids of the entries with hash `h` (the second step: reads the
+    /// slots the first loaded).
+    #[inline]
+    pub(super) fn each_with_hash(&self, h: u32, mut f: impl FnMut(u32)) {
+        if let Some(seg) = self.segs.get(self.seg_of(h)) {
+            let _ = seg.find(h, &mut |id| {
+                f(id);
+                false
+            });
+        }
+    }
+
     /// Position (segment, slot) of the entry with hash `h` for which `eq(id)` holds.
     #[inline]
     pub(super) fn find(&self, h: u32, mut eq: impl FnMut(u32) -> bool) -> Option<(usize, usize)> {

@@ -164,6 +164,25 @@ impl ZSet {
             }
     }
 
+    /// The first of two steps prefetching a lookup of `member` in a big
+    /// set (see `FieldTable::prefetch_head`); `None` when packed (one
+    /// allocation).
+    #[inline]
+    pub fn prefetch_head(&self, member: &[u8]) -> Option<u64> {
+        match &self.0 {
+            Repr::Pack(_) => None,
+            Repr::Big(b) => Some(u64::from(b.prefetch_head(member))),
+        }
+    }
+
+    /// The second step of `prefetch_head`.
+    #[inline]
+    pub fn prefetch_chain(&self, h: u64) {
+        if let Repr::Big(b) = &self.0 {
+            b.prefetch_chain(h as u32);
+        }
+    }
+
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.0 {
             Repr::Pack(p) => p.find(member).map(|e| e.3),

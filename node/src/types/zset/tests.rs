@@ -445,3 +445,23 @@ fn small_int_scores_are_compact_and_exact() {
     assert_eq!(z.score(b"m5"), Some(9007199254740994.0));
     assert_eq!(z.score(b"m7"), Some(-1e300));
 }
+
+#[test]
+fn prefetch_steps_change_nothing() {
+    let limits = ZLimits { max_entries: 8, max_value: 64 };
+    let mut z = ZSet::default();
+    z.insert(b"a", 1.0, limits).expect("room");
+    assert_eq!(z.prefetch_head(b"a"), None, "a packed set has nothing to prefetch");
+    for i in 0..1000 {
+        z.insert(format!("m{i}").as_bytes(), i as f64, limits).expect("room");
+    }
+    for i in 0..2000 {
+        let m = format!("m{i}");
+        let h = z.prefetch_head(m.as_bytes()).expect("big");
+        z.prefetch_chain(h);
+        z.prefetch_chain(!h);
+    }
+    assert_eq!(z.len(), 1001);
+    assert_eq!(z.score(b"m999"), Some(999.0));
+    assert_eq!(z.score(b"m1000"), None);
+}
