@@ -21,6 +21,14 @@ pub fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// `prefetch` of both ends of `v`, which may straddle two cache lines.
+#[inline]
+pub fn prefetch_whole<T>(v: &T) {
+    let start = v as *const T as *const u8;
+    prefetch(start);
+    prefetch(start.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
+}
+
 /// A hash map or set, for `shrink_map`.
 pub trait Room {
     fn used(&self) -> usize;

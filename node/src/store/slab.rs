@@ -15,7 +15,7 @@
 //! positions stay in the free list, and the first one reused brings the
 //! chunk back.
 
-use crate::util::prefetch;
+use crate::util::{prefetch, prefetch_whole};
 
 const CHUNK_BITS: u32 = 10;
 const CHUNK: usize = 1 << CHUNK_BITS;
@@ -116,10 +116,7 @@ impl<T> Slab<T> {
     pub fn prefetch(&self, i: u32) {
         let (c, o) = ((i >> CHUNK_BITS) as usize, i as usize & (CHUNK - 1));
         if let (Some(slot), Some(meta)) = (self.chunks.get(c).and_then(|c| c.get(o)), self.meta.get(c).and_then(|m| m.get(o))) {
-            // An entry may straddle two cache lines: ask for both ends.
-            let start = slot as *const Option<T> as *const u8;
-            prefetch(start);
-            prefetch(start.wrapping_add(std::mem::size_of::<Option<T>>() - 1));
+            prefetch_whole(slot);
             prefetch(meta.as_ptr());
         }
         if let Some(Some(e)) = self.expiry.get(c) {

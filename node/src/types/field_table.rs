@@ -15,7 +15,7 @@
 use std::marker::PhantomData;
 
 use super::SmallBytes;
-use crate::util::prefetch;
+use crate::util::{prefetch, prefetch_whole};
 
 /// The position function of a table. Production tables use
 /// `ScanPosition`; tests plug in deliberately colliding functions.
@@ -154,9 +154,7 @@ impl<V: Payload, P: Position> FieldTable<V, P> {
     #[inline]
     pub fn prefetch_chain(&self, pos: u64) {
         if let Some(n) = self.heads.get(self.bucket(pos)).and_then(|&i| self.nodes.get(i as usize)) {
-            let start = n as *const Node<V> as *const u8;
-            prefetch(start);
-            prefetch(start.wrapping_add(std::mem::size_of::<Node<V>>() - 1));
+            prefetch_whole(n);
         }
     }
 

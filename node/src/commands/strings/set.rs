@@ -19,8 +19,6 @@ pub enum ExpireOpt {
     Persist,
 }
 
-/// Converts a relative or absolute expiry argument to Unix ms, with Redis's
-/// "invalid expire time" error for non-positive or overflowing values.
 /// The unit (ms) and whether the time is relative, of SET's and GETEX's
 /// expiry options EX, PX, EXAT and PXAT (any case).
 fn expiry_word(a: &[u8]) -> Option<(i64, bool)> {
@@ -30,6 +28,8 @@ fn expiry_word(a: &[u8]) -> Option<(i64, bool)> {
         .map(|(_, unit, rel)| (unit, rel))
 }
 
+/// Converts a relative or absolute expiry argument to Unix ms, with Redis's
+/// "invalid expire time" error for non-positive or overflowing values.
 pub fn expire_at(arg: &[u8], unit_ms: i64, relative: bool, now: u64, cmd: &str) -> CmdResult<u64> {
     let v = parse_i64(arg)?;
     let invalid = || CmdError::InvalidExpire(cmd.to_string());
