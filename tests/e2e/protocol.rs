@@ -63,6 +63,21 @@ fn inline_commands_work() {
     assert_eq!(c.read_reply(), b"$11\r\nhello world\r\n");
     c.send(b"\r\nPING\r\n");
     assert_eq!(c.read_reply(), b"+PONG\r\n");
+    // Arguments are separated by C's isspace (vertical tab and form feed
+    // too), and end only at space, tab, CR or LF; replies as redis-server
+    // 7.0's.
+    let cases: &[(&[u8], &[u8])] = &[
+        (b"ECHO \x0b\x0c\r\n", b"-ERR wrong number of arguments for 'echo' command\r\n"),
+        (b"ECHO \x0c\x0bz\r\n", b"$1\r\nz\r\n"),
+        (b"ECHO a\x0bb\r\n", b"$3\r\na\x0bb\r\n"),
+        (b"ECHO \"x\"\x0b\r\n", b"$1\r\nx\r\n"),
+        (b"ECHO \"x\"\x0cy\r\n", b"-ERR wrong number of arguments for 'echo' command\r\n"),
+        (b"  ECHO\t  hi  \r\n", b"$2\r\nhi\r\n"),
+    ];
+    for (line, want) in cases {
+        c.send(line);
+        assert_eq!(c.read_reply(), *want, "{}", String::from_utf8_lossy(line));
+    }
 }
 
 #[test]

@@ -234,10 +234,13 @@ impl Parser {
             }
             return Ok(None);
         };
-        let line = buf.split_to(nl + 1);
+        let line = buf.split_to(nl + 1).freeze();
         let mut text = &line[..nl];
         if text.last() == Some(&b'\r') {
             text = &text[..text.len() - 1];
+        }
+        if !text.iter().any(|&b| matches!(b, b'"' | b'\'' | 0)) {
+            return Ok(Some(split_plain(&line, text.len())));
         }
         match split_args(text) {
             Some(args) => Ok(Some(args.into_iter().map(Bytes::from).collect())),
@@ -261,6 +264,33 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// C's `isspace`, which Redis's inline parser skips between arguments
+/// (Rust's `is_ascii_whitespace` leaves out the vertical tab).
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// `split_args` of the first `len` bytes of `line` when they hold no quote
+/// and no NUL (the usual inline command: `PING`, `GET key`): the arguments
+/// are slices of the line, not copies.
+fn split_plain(line: &Bytes, len: usize) -> Vec<Bytes> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < len && is_space(line[i]) {
+            i += 1;
+        }
+        if i >= len {
+            return args;
+        }
+        let start = i;
+        while i < len && !matches!(line[i], b' ' | b'\n' | b'\r' | b'\t') {
+            i += 1;
+        }
+        args.push(line.slice(start..i));
+    }
+}
+
 /// Splits an inline command line into arguments, honouring Redis's quoting
 /// rules (double quotes with escapes, single quotes). `None` on unbalanced
 /// quotes.
@@ -269,7 +299,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && is_space(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -300,7 +330,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         o => o,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -319,7 +349,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     i += 2;
                     continue;
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -470,13 +500,28 @@ mod tests {
     }
 
     #[test]
+    fn plain_inline_lines_split_as_quoted_ones_do() {
+        for line in [&b"PING"[..], b"  GET  key ", b"a\tb\x0cc \x0bd", b"\x0c x", b"\x0bz", b"   ", b"", b"SET k v\r"] {
+            let want = split_args(line).unwrap();
+            let got: Vec<Vec<u8>> = split_plain(&Bytes::copy_from_slice(line), line.len()).iter().map(|a| a.to_vec()).collect();
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(line));
+        }
+        let got = parse_all(b"  SET  k\x0c v \r\nGET k\n\r\n").unwrap();
+        assert_eq!(got, vec![vec![b"SET".to_vec(), b"k\x0c".to_vec(), b"v".to_vec()], vec![b"GET".to_vec(), b"k".to_vec()], vec![]]);
+    }
+
+    #[test]
     fn inline_commands() {
         let got = parse_all(b"SET k \"a b\\n\" 'c d'\r\nPING\n").unwrap();
         assert_eq!(got[0], vec![b"SET".to_vec(), b"k".to_vec(), b"a b\n".to_vec(), b"c d".to_vec()]);
         assert_eq!(got[1], vec![b"PING".to_vec()]);
         assert_eq!(split_args(b"\"\\x41B\""), Some(vec![b"AB".to_vec()]));
         assert_eq!(split_args(b"a\0b c"), Some(vec![b"a".to_vec()]));
-        assert_eq!(split_args(b"a \x0b\x0c c"), Some(vec![b"a".to_vec(), b"\x0b\x0c".to_vec(), b"c".to_vec()]));
+        // Between arguments, C's isspace (redis-server 7.0: `ECHO \x0b\x0c` has
+        // no argument, `ECHO "x"\x0cy` two); inside one, only space, tab, CR
+        // and LF end it.
+        assert_eq!(split_args(b"a \x0b\x0c c"), Some(vec![b"a".to_vec(), b"c".to_vec()]));
+        assert_eq!(split_args(b"\"x\"\x0cy a\x0bb"), Some(vec![b"x".to_vec(), b"y".to_vec(), b"a\x0bb".to_vec()]));
     }
 
     #[test]
