@@ -212,9 +212,12 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
                 let client = cx.session().map(|s| s.info.clone());
                 super::observe::blocking_started(&engine, spec, args, db, client.as_deref());
             }
-            // Boxed: EXEC runs its queued commands through here.
             cx.set_running(super::notify::running(spec, db, args));
-            if let Err(e) = Box::pin(run_handler(f, cx, args)).await {
+            // Not boxed: a handler that waits returns its future boxed
+            // already, which is what lets EXEC run its queued commands
+            // through here; those that finish at once (PING, SELECT, ...)
+            // allocate nothing.
+            if let Err(e) = run_handler(f, cx, args).await {
                 cx.out().error(&e);
             }
             cx.set_running(None);

@@ -231,6 +231,10 @@ fn prefetch_reads_nothing_into_the_keyspace() {
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(d.contains(k), i < 40, "{}", String::from_utf8_lossy(k));
     }
+    // A run of one key (a pipeline of pushes to one list) is looked at once.
+    let run = std::iter::repeat_n((&b"k0"[..], key_slot(b"k0")), 20);
+    d.prefetch(run.chain(std::iter::once((&b"k1"[..], key_slot(b"k1")))));
+    assert_eq!((d.len(), d.volatile_len()), (40, 14));
     Db::new(0, 1, 7).prefetch(std::iter::once((&b"none"[..], key_slot(b"none"))));
     // A shard's database passes over the keys of other shards' slots.
     let other: Vec<(Vec<u8>, u16)> = (0..50)
