@@ -78,6 +78,9 @@ fn spec_keys(args: &[Bytes]) -> impl Iterator<Item = &Bytes> {
 /// `keymiss` for each key a read command looked for and did not find (as
 /// Redis's reads do; EXISTS looks without telling).
 fn key_misses(sh: &mut Shard, db: usize, spec: &CommandSpec, args: &[Bytes]) {
+    if !crate::store::notify::events() {
+        return;
+    }
     let flags = sh.cfg.notify_keyspace_events.load(std::sync::atomic::Ordering::Relaxed);
     if flags & KEY_MISS == 0 || !spec.has_flag(super::flag::READONLY) || spec.name == "exists" {
         return;

@@ -135,9 +135,7 @@ impl Shard {
                 d.take_events();
             }
         }
-        for n in &notes {
-            self.invalidate_key(&n.key);
-        }
+        self.invalidate_keys(notes.iter().map(|n| &n.key[..]));
         notes.clear();
         self.note_buf = notes;
     }

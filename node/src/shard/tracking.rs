@@ -232,40 +232,64 @@ impl Shard {
     /// `send_broadcasts`). The tracking client whose command changed it
     /// (`self.caller`) is not told in NOLOOP mode.
     pub fn invalidate_key(&mut self, key: &[u8]) {
-        self.invalidate_tracked(key);
-        if BCASTING.load(Relaxed) == 0 {
+        self.invalidate_keys(std::iter::once(key));
+    }
+
+    /// `invalidate_key` for each of `keys`, with what does not depend on
+    /// the key (is any key read, who broadcasts) looked at once.
+    pub fn invalidate_keys<'k>(&mut self, keys: impl Iterator<Item = &'k [u8]>) {
+        let read = !self.tracked.keys.is_empty();
+        let bcasting = BCASTING.load(Relaxed) != 0;
+        if !read && !bcasting {
             return;
         }
-        let gen = GENERATION.load(Relaxed);
-        if self.tracked.bcasters_gen != gen {
-            // Keys gathered for the old set of clients go out first.
-            self.send_broadcasts();
-            let all = trackers();
-            let bcasting = all.values().filter(|t| t.info.tracking.load(Relaxed) & flag::BCAST != 0);
-            let gathered = |p: &Bytes| Gathered { prefix: p.clone(), count: 0, bulks: Vec::new() };
-            let copy = |t: &Tracker| Bcaster {
-                id: t.info.id,
-                prefixes: t.prefixes.iter().map(gathered).collect(),
-                direct: (t.redirect == 0).then(|| (t.info.clone(), t.inbox.clone())),
-            };
-            self.tracked.bcasters = bcasting.map(copy).collect();
-            self.tracked.bcasters_gen = gen;
+        if bcasting {
+            self.refresh_bcasters();
         }
         let noloop = if self.caller_mode & flag::NOLOOP != 0 { self.caller } else { 0 };
-        let t = &mut self.tracked;
-        for b in &mut t.bcasters {
-            // NOLOOP: the caller's own writes are left out.
-            if b.id == noloop {
+        for key in keys {
+            if read {
+                self.invalidate_tracked(key);
+            }
+            if !bcasting {
                 continue;
             }
-            let Some(g) = b.prefixes.iter_mut().find(|g| g.prefix.is_empty() || key.starts_with(&g.prefix)) else { continue };
-            crate::resp::write_bulk(&mut g.bulks, key);
-            g.count += 1;
-            t.bcast_pending += 1;
+            let t = &mut self.tracked;
+            for b in &mut t.bcasters {
+                // NOLOOP: the caller's own writes are left out.
+                if b.id == noloop {
+                    continue;
+                }
+                let Some(g) = b.prefixes.iter_mut().find(|g| g.prefix.is_empty() || key.starts_with(&g.prefix)) else { continue };
+                crate::resp::write_bulk(&mut g.bulks, key);
+                g.count += 1;
+                t.bcast_pending += 1;
+            }
         }
         if self.tracked.bcast_pending > 0 {
             UNSENT.with(|u| u.set(true));
         }
+    }
+
+    /// Brings this shard's copy of the broadcasting clients up to date
+    /// when one started or stopped broadcasting since it was made.
+    fn refresh_bcasters(&mut self) {
+        let gen = GENERATION.load(Relaxed);
+        if self.tracked.bcasters_gen == gen {
+            return;
+        }
+        // Keys gathered for the old set of clients go out first.
+        self.send_broadcasts();
+        let all = trackers();
+        let bcasting = all.values().filter(|t| t.info.tracking.load(Relaxed) & flag::BCAST != 0);
+        let gathered = |p: &Bytes| Gathered { prefix: p.clone(), count: 0, bulks: Vec::new() };
+        let copy = |t: &Tracker| Bcaster {
+            id: t.info.id,
+            prefixes: t.prefixes.iter().map(gathered).collect(),
+            direct: (t.redirect == 0).then(|| (t.info.clone(), t.inbox.clone())),
+        };
+        self.tracked.bcasters = bcasting.map(copy).collect();
+        self.tracked.bcasters_gen = gen;
     }
 
     /// Sends the gathered broadcasts when many keys wait (called after

@@ -580,7 +580,12 @@ impl Db {
     /// Moves the notes to the end of `out`, keeping this database's buffer
     /// for the next ones.
     pub fn move_notes_into(&mut self, out: &mut Vec<Note>) {
-        out.append(&mut self.notes);
+        if out.is_empty() {
+            // The usual case (one database written): no copy.
+            std::mem::swap(out, &mut self.notes);
+        } else {
+            out.append(&mut self.notes);
+        }
     }
 
     pub fn has_notes(&self) -> bool {
