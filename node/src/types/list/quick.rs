@@ -263,7 +263,8 @@ impl Quick {
     pub fn push(&mut self, left: bool, v: &[u8]) {
         let add = super::entry_bytes(v.len());
         let end = if left { self.nodes.front() } else { self.nodes.back() };
-        if !end.is_some_and(|n| self.fill.allows(n.count, n.bytes + add)) {
+        let added = !end.is_some_and(|n| self.fill.allows(n.count, n.bytes + add));
+        if added {
             if self.nodes.is_empty() {
                 // Most lists are one node: no room for three more.
                 self.nodes.reserve_exact(1);
@@ -285,7 +286,11 @@ impl Quick {
         node.count += 1;
         node.bytes += add;
         self.len += 1;
-        self.settle(k..k + 1);
+        // Only a new end node changes which nodes are inner (the end node
+        // written to was just opened): a push into room costs no walk.
+        if added {
+            self.settle(k..k + 1);
+        }
     }
 
     pub fn pop(&mut self, left: bool) -> Option<SmallBytes> {
