@@ -61,7 +61,15 @@ pub struct Parser {
     in_multibulk: bool,
     /// The connection has not authenticated yet: the tight limits apply.
     pub unauthenticated: bool,
+    /// Argument vectors of commands that have run, emptied, for the next
+    /// commands parsed (`give_back`): no allocation per command.
+    spare: Vec<Vec<Bytes>>,
 }
+
+/// How many emptied argument vectors a parser keeps, and the most room one
+/// it keeps may have (a long MSET's is freed).
+const SPARE_ARGS: usize = 32;
+const SPARE_ARG_ROOM: usize = 16;
 
 impl Parser {
     pub fn new(max_bulk: usize) -> Self {
@@ -74,6 +82,17 @@ impl Parser {
             pos: 0,
             in_multibulk: false,
             unauthenticated: false,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Takes back the argument vector of a command that has run, for a
+    /// command parsed later.
+    #[inline]
+    pub fn give_back(&mut self, mut args: Vec<Bytes>) {
+        if self.spare.len() < SPARE_ARGS && args.capacity() <= SPARE_ARG_ROOM {
+            args.clear();
+            self.spare.push(args);
         }
     }
 
@@ -213,9 +232,9 @@ impl Parser {
             self.pos = end + 2;
         }
         let frame = buf.split_to(self.pos).freeze();
+        let mut args = self.spare.pop().unwrap_or_default();
         let mut owned = self.owned.drain(..);
-        let args =
-            self.ranges.iter().map(|&(s, e)| if s == OWNED { owned.next().unwrap_or_default() } else { frame.slice(s..e) }).collect();
+        args.extend(self.ranges.iter().map(|&(s, e)| if s == OWNED { owned.next().unwrap_or_default() } else { frame.slice(s..e) }));
         drop(owned);
         self.in_multibulk = false;
         self.pos = 0;
@@ -497,6 +516,21 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!(&got[2][..], b"hello");
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn argument_vectors_given_back_are_reused() {
+        let mut p = Parser::new(1 << 20);
+        let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"[..]);
+        let first = p.next(&mut buf).unwrap().unwrap();
+        let room = first.as_ptr();
+        p.give_back(first);
+        let second = p.next(&mut buf).unwrap().unwrap();
+        assert_eq!(second, vec![Bytes::from_static(b"GET"), Bytes::from_static(b"k")]);
+        assert_eq!(second.as_ptr(), room);
+        // A long command's vector is not kept.
+        p.give_back(vec![Bytes::new(); SPARE_ARG_ROOM + 1]);
+        assert!(p.spare.is_empty());
     }
 
     #[test]

@@ -176,6 +176,7 @@ impl Conn {
             // one by one, in order.
             let out = &mut self.out;
             let client = &self.s.info;
+            let parser = &mut self.parser;
             let rest = self
                 .local
                 .run(NO_TX, |sh| {
@@ -193,6 +194,7 @@ impl Conn {
                             rest.extend(items);
                             return rest;
                         }
+                        parser.give_back(p.args);
                     }
                     Vec::new()
                 })
@@ -272,7 +274,7 @@ impl Conn {
             }
         }
         for r in results.drain(..) {
-            self.spares.recycle(r);
+            self.recycle(r);
         }
         self.spares.results = results;
     }
@@ -316,7 +318,11 @@ impl Conn {
                     exec_or_defer(sh, db, &mut p, out, now_ms(), client, &mut clock::now())
                 })
                 .await;
-            (!ran).then_some(p)
+            if ran {
+                self.parser.give_back(p.args);
+                return None;
+            }
+            Some(p)
         } else {
             let resp3 = self.out.resp3;
             let (shard, client) = (p.shard, self.s.info.clone());
@@ -329,9 +335,18 @@ impl Conn {
             .await;
             self.out.buf.extend_from_slice(&r.buf);
             let back = (r.ran == 0).then(|| r.batch.pop()).flatten().map(|(_, p)| p);
-            self.spares.recycle(r);
+            self.recycle(r);
             back
         }
+    }
+
+    /// Takes back a finished batch: its commands' argument vectors go to
+    /// the parser, its other vectors to the spares.
+    fn recycle(&mut self, mut r: BatchResult) {
+        for (_, p) in r.batch.drain(..) {
+            self.parser.give_back(p.args);
+        }
+        self.spares.recycle(r);
     }
 
     /// Has every shard evict while the node is over `maxmemory`, and
