@@ -61,15 +61,34 @@ pub struct Parser {
     in_multibulk: bool,
     /// The connection has not authenticated yet: the tight limits apply.
     pub unauthenticated: bool,
-    /// Argument vectors of commands that have run, emptied, for the next
-    /// commands parsed (`give_back`): no allocation per command.
-    spare: Vec<Vec<Bytes>>,
 }
 
-/// How many emptied argument vectors a parser keeps, and the most room one
+thread_local! {
+    /// Argument vectors of commands that have run on this thread, emptied,
+    /// for the next commands parsed here (`give_back`): no allocation per
+    /// command, and nothing kept per connection.
+    static SPARE: std::cell::RefCell<Vec<Vec<Bytes>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many emptied argument vectors a thread keeps, and the most room one
 /// it keeps may have (a long MSET's is freed).
-const SPARE_ARGS: usize = 32;
+const SPARE_ARGS: usize = 256;
 const SPARE_ARG_ROOM: usize = 16;
+
+/// Takes back the argument vector of a command that has run, for a command
+/// parsed later on this thread.
+#[inline]
+pub fn give_back(mut args: Vec<Bytes>) {
+    if args.capacity() <= SPARE_ARG_ROOM {
+        args.clear();
+        SPARE.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < SPARE_ARGS {
+                s.push(args);
+            }
+        });
+    }
+}
 
 impl Parser {
     pub fn new(max_bulk: usize) -> Self {
@@ -82,17 +101,6 @@ impl Parser {
             pos: 0,
             in_multibulk: false,
             unauthenticated: false,
-            spare: Vec::new(),
-        }
-    }
-
-    /// Takes back the argument vector of a command that has run, for a
-    /// command parsed later.
-    #[inline]
-    pub fn give_back(&mut self, mut args: Vec<Bytes>) {
-        if self.spare.len() < SPARE_ARGS && args.capacity() <= SPARE_ARG_ROOM {
-            args.clear();
-            self.spare.push(args);
         }
     }
 
@@ -232,7 +240,7 @@ impl Parser {
             self.pos = end + 2;
         }
         let frame = buf.split_to(self.pos).freeze();
-        let mut args = self.spare.pop().unwrap_or_default();
+        let mut args = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
         let mut owned = self.owned.drain(..);
         args.extend(self.ranges.iter().map(|&(s, e)| if s == OWNED { owned.next().unwrap_or_default() } else { frame.slice(s..e) }));
         drop(owned);
@@ -524,13 +532,13 @@ mod tests {
         let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"[..]);
         let first = p.next(&mut buf).unwrap().unwrap();
         let room = first.as_ptr();
-        p.give_back(first);
+        give_back(first);
         let second = p.next(&mut buf).unwrap().unwrap();
         assert_eq!(second, vec![Bytes::from_static(b"GET"), Bytes::from_static(b"k")]);
         assert_eq!(second.as_ptr(), room);
         // A long command's vector is not kept.
-        p.give_back(vec![Bytes::new(); SPARE_ARG_ROOM + 1]);
-        assert!(p.spare.is_empty());
+        give_back(vec![Bytes::new(); SPARE_ARG_ROOM + 1]);
+        assert_eq!(SPARE.with(|s| s.borrow().len()), 0);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::commands::observe;
 use crate::commands::run::exec_uncounted;
 use crate::commands::{self, clock, CommandSpec, Exec};
 use crate::error::CmdError;
+use crate::resp::parse::give_back;
 use crate::resp::Out;
 use crate::shard::clients::ClientInfo;
 use crate::shard::{Shard, NO_TX};
@@ -176,7 +177,6 @@ impl Conn {
             // one by one, in order.
             let out = &mut self.out;
             let client = &self.s.info;
-            let parser = &mut self.parser;
             let rest = self
                 .local
                 .run(NO_TX, |sh| {
@@ -194,7 +194,7 @@ impl Conn {
                             rest.extend(items);
                             return rest;
                         }
-                        parser.give_back(p.args);
+                        give_back(p.args);
                     }
                     Vec::new()
                 })
@@ -319,7 +319,7 @@ impl Conn {
                 })
                 .await;
             if ran {
-                self.parser.give_back(p.args);
+                give_back(p.args);
                 return None;
             }
             Some(p)
@@ -341,10 +341,10 @@ impl Conn {
     }
 
     /// Takes back a finished batch: its commands' argument vectors go to
-    /// the parser, its other vectors to the spares.
+    /// the thread's parsers, its other vectors to the spares.
     fn recycle(&mut self, mut r: BatchResult) {
         for (_, p) in r.batch.drain(..) {
-            self.parser.give_back(p.args);
+            give_back(p.args);
         }
         self.spares.recycle(r);
     }
