@@ -297,6 +297,12 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
+/// The bytes that end an unquoted inline argument (Redis's sdssplitargs;
+/// NUL ends the whole line).
+fn ends_arg(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
 /// `split_args` of the first `len` bytes of `line` when they hold no quote
 /// and no NUL (the usual inline command: `PING`, `GET key`): the arguments
 /// are slices of the line, not copies.
@@ -311,7 +317,7 @@ fn split_plain(line: &Bytes, len: usize) -> Vec<Bytes> {
             return args;
         }
         let start = i;
-        while i < len && !matches!(line[i], b' ' | b'\n' | b'\r' | b'\t') {
+        while i < len && !ends_arg(line[i]) {
             i += 1;
         }
         args.push(line.slice(start..i));
@@ -395,7 +401,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         args.push(cur);
                         return Some(args);
                     }
-                    b' ' | b'\n' | b'\r' | b'\t' => break,
+                    c if ends_arg(c) => break,
                     b'"' => in_dq = true,
                     b'\'' => in_sq = true,
                     c => cur.push(c),
