@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 use super::acl::User;
 use crate::config::OutputLimit;
-use crate::util::now_ms;
+use crate::util::{coarse_now_ms, now_ms};
 
 /// A command's name as the registry records it (CLIENT LIST's `cmd=`): the
 /// name field of a static command declaration, by reference, so that it is
@@ -27,6 +27,8 @@ pub struct ClientInfo {
     /// The client socket's descriptor.
     pub fd: i32,
     pub created_ms: u64,
+    /// When the client last sent or was answered (coarse clock: a few ms
+    /// behind at most, read on every command).
     pub last_ms: AtomicU64,
     pub db: AtomicUsize,
     pub resp: AtomicUsize,
@@ -266,7 +268,7 @@ impl ClientInfo {
         st.rbs.store(v.out_cap, Relaxed);
         st.fixed.store(v.fixed, Relaxed);
         st.argv_run.store(0, Relaxed);
-        self.last_ms.store(now_ms(), Relaxed);
+        self.last_ms.store(coarse_now_ms(), Relaxed);
     }
 
     /// The output buffer's capacity, while no write is in flight.
@@ -283,7 +285,7 @@ impl ClientInfo {
         let st = &self.st;
         if held > 0 && running.is_empty() {
             // Part of a command arrived: the client is not idle (`timeout`).
-            self.last_ms.store(now_ms(), Relaxed);
+            self.last_ms.store(coarse_now_ms(), Relaxed);
         }
         st.qbuf.store(held, Relaxed);
         st.qbuf_run.store(framed_len(running), Relaxed);
@@ -311,7 +313,7 @@ impl ClientInfo {
         st.obl.store(len, Relaxed);
         st.rbs.store(cap, Relaxed);
         st.writing.store(true, Relaxed);
-        let now = now_ms();
+        let now = coarse_now_ms();
         if now.saturating_sub(st.rbp_since.load(Relaxed)) >= PEAK_WINDOW_MS {
             st.rbp_since.store(now, Relaxed);
             st.rbp.store(len, Relaxed);

@@ -446,8 +446,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             break;
         }
         if conn.inbuf.is_empty() {
-            // Frees the buffer once the last argument parsed out of it goes.
-            conn.inbuf = BytesMut::new();
+            stream::keep_input_buffer(&mut conn.inbuf);
         }
     }
     drop(slot);
@@ -638,7 +637,7 @@ impl Conn {
         // client-output-buffer-limit, for the class the client is in now.
         let class = if self.s.sub.is_some() { CLASS_PUBSUB } else { CLASS_NORMAL };
         let pending = self.out.buf.len() + self.s.info.out_pending.load(Relaxed);
-        if self.s.info.output_over(pending, &self.engine.cfg.output_limits[class], now_ms()) {
+        if self.s.info.output_over(pending, &self.engine.cfg.output_limits[class], crate::util::coarse_now_ms()) {
             tracing::warn!(client = self.s.info.id, addr = %self.s.info.addr, "closing a client over its output buffer limit");
             self.s.info.close_async();
             return false;

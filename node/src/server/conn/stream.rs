@@ -93,3 +93,51 @@ impl Stream {
         }
     }
 }
+
+/// The largest emptied input buffer a connection keeps for its next read.
+const KEEP_INPUT: usize = 1024;
+
+/// Takes back an emptied input buffer whole for the next read when no
+/// argument parsed out of it is still held (a queued MULTI command, a
+/// blocked one) and it is small, so that a connection sending one small
+/// command at a time reuses one buffer instead of allocating one per
+/// request; otherwise lets it go, to be freed once the last argument in
+/// it goes.
+pub(super) fn keep_input_buffer(buf: &mut BytesMut) {
+    // Asking for one byte more than is left reclaims the bytes already
+    // parsed out, which is possible only when nothing else refers to them.
+    if !(buf.try_reclaim(buf.capacity() + 1) && buf.capacity() <= KEEP_INPUT) {
+        *buf = BytesMut::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_input_buffer_nobody_else_holds_is_kept_whole() {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        let arg = buf.split_to(buf.len()).freeze();
+        // An argument still held: the buffer goes.
+        keep_input_buffer(&mut buf);
+        assert_eq!(buf.capacity(), 0);
+        drop(arg);
+
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        let at = buf.as_ptr();
+        drop(buf.split_to(buf.len()).freeze());
+        keep_input_buffer(&mut buf);
+        assert_eq!(buf.as_ptr(), at);
+        assert!(buf.capacity() >= 14);
+
+        // A big one goes even when nobody holds it.
+        let mut big = BytesMut::new();
+        big.extend_from_slice(&[b'x'; KEEP_INPUT + 1]);
+        drop(big.split_to(big.len()).freeze());
+        keep_input_buffer(&mut big);
+        assert_eq!(big.capacity(), 0);
+    }
+}
