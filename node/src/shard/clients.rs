@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
@@ -38,7 +39,9 @@ pub struct ClientInfo {
     pub lib_name: Mutex<String>,
     pub lib_ver: Mutex<String>,
     pub killed: AtomicBool,
-    pub kill: Notify,
+    /// Wakes the connection's task once `killed` is set; that task is the
+    /// only one to wait for it (`killed_signal`).
+    kill: AtomicWaker,
     /// CLIENT NO-EVICT / NO-TOUCH (flags `e` and `T`). NO-EVICT holds
     /// trivially: no client is ever evicted (there is no
     /// `maxmemory-clients`). With NO-TOUCH, the client's commands batched
@@ -221,9 +224,34 @@ impl ClientInfo {
     /// Closes the connection as soon as it can (output limits): no more
     /// replies are written.
     pub fn close_async(&self) {
-        if !self.killed.swap(true, Relaxed) {
-            self.kill.notify_one();
+        self.kill_now();
+    }
+
+    /// Marks the client killed and wakes its connection; false when it
+    /// was killed before.
+    pub fn kill_now(&self) -> bool {
+        if self.killed.swap(true, Relaxed) {
+            return false;
         }
+        self.kill.wake();
+        true
+    }
+
+    /// Ready once the client is killed (and from then on). For the
+    /// client's own connection task: a waker registered elsewhere would
+    /// take its place.
+    pub fn killed_signal(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            if self.killed.load(Relaxed) {
+                return std::task::Poll::Ready(());
+            }
+            self.kill.register(cx.waker());
+            if self.killed.load(Relaxed) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
     }
     pub fn set_last_cmd(&self, cmd: impl Into<CmdName>) {
         let CmdName(name) = cmd.into();
@@ -611,7 +639,7 @@ impl Clients {
             lib_name: Mutex::default(),
             lib_ver: Mutex::default(),
             killed: AtomicBool::new(false),
-            kill: Notify::new(),
+            kill: AtomicWaker::new(),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
             replica: AtomicBool::new(false),
@@ -687,9 +715,7 @@ impl Clients {
     pub fn kill(&self, pred: impl Fn(&ClientInfo) -> bool) -> usize {
         let mut n = 0;
         for c in self.list() {
-            if !c.killed.load(Relaxed) && pred(&c) {
-                c.killed.store(true, Relaxed);
-                c.kill.notify_one();
+            if !c.killed.load(Relaxed) && pred(&c) && c.kill_now() {
                 n += 1;
             }
         }

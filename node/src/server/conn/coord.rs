@@ -112,7 +112,7 @@ impl Coord for Conn {
                 }
                 if self.inbuf.len() >= READ_AHEAD_MAX {
                     // Enough kept: the socket waits until the command ends.
-                    info.kill.notified().await;
+                    info.killed_signal().await;
                     break;
                 }
                 // Readiness, then a real read: whatever the client sent
@@ -123,7 +123,7 @@ impl Coord for Conn {
                 let (sock, inbuf, parser) = (&mut self.sock, &mut self.inbuf, &mut self.parser);
                 let read = tokio::select! {
                     r = std::future::poll_fn(|cx| sock.poll_read_some(cx, inbuf, parser)) => r,
-                    _ = info.kill.notified() => break,
+                    _ = info.killed_signal() => break,
                 };
                 match read {
                     Ok(0) => break,

@@ -289,7 +289,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
                     _ => break,
                 },
                 () = slot.resumed() => 0,
-                _ = info.kill.notified() => break,
+                _ = info.killed_signal() => break,
                 Some(m) = next_message(&mut conn.s.sub) => {
                     let woke = conn.resume(&slot, &mut cmds);
                     let taken = conn.write_queued(m, false);
@@ -598,7 +598,7 @@ impl Conn {
         let written = tokio::select! {
             biased;
             r = self.sock.write_all(&self.out.buf) => r.is_ok(),
-            _ = info.kill.notified() => false,
+            _ = info.killed_signal() => false,
         };
         // Still counted while being written.
         info.unqueued(taken);
@@ -651,7 +651,7 @@ impl Conn {
         let written = tokio::select! {
             biased;
             r = self.sock.write_all(&self.out.buf) => r.is_ok(),
-            _ = kill.kill.notified() => false,
+            _ = kill.killed_signal() => false,
         };
         if !written {
             return false;
