@@ -233,12 +233,17 @@ pub struct ShardJournal {
     script_mark: Option<(usize, usize, usize)>,
 }
 
+/// The most bytes `command` appends for `args`: `*<n>\r\n`, and
+/// `$<len>\r\n<arg>\r\n` per argument, with lengths of up to 20 digits
+/// (one reservation, no allocation per number).
+fn command_room(args: &[&[u8]]) -> usize {
+    24 + args.iter().map(|a| a.len() + 26).sum::<usize>()
+}
+
 /// Appends one RESP command.
 pub fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
     let mut n = itoa::Buffer::new();
-    // `*<n>\r\n`, and `$<len>\r\n<arg>\r\n` per argument (lengths of up
-    // to 20 digits): one reservation, no allocation per number.
-    out.reserve(24 + args.iter().map(|a| a.len() + 26).sum::<usize>());
+    out.reserve(command_room(args));
     out.push(b'*');
     out.extend_from_slice(n.format(args.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -396,8 +401,9 @@ impl Shard {
             _ => {
                 // Sized as the last job's records were, so that a
                 // pipeline's batch does not grow the buffer a copy at a
-                // time.
-                let mut bytes = Vec::with_capacity(j.last_size);
+                // time, and at least as `command` reserves, so that the
+                // first command does not grow it either.
+                let mut bytes = Vec::with_capacity(j.last_size.max(command_room(parts)));
                 command(&mut bytes, parts);
                 j.commands.push(Records { db: db as u32, bytes, count: 1 });
             }
