@@ -296,7 +296,14 @@ impl ClientInfo {
         st.rbs.store(v.out_cap, Relaxed);
         st.fixed.store(v.fixed, Relaxed);
         st.argv_run.store(0, Relaxed);
-        self.last_ms.store(coarse_now_ms(), Relaxed);
+        self.touched();
+    }
+
+    /// The client did something now. The coarse clock may be a few ms
+    /// behind the one `created_ms` came from: never earlier than that, so
+    /// that CLIENT LIST's `idle` never exceeds its `age`.
+    fn touched(&self) {
+        self.last_ms.store(coarse_now_ms().max(self.created_ms), Relaxed);
     }
 
     /// The output buffer's capacity, while no write is in flight.
@@ -313,7 +320,7 @@ impl ClientInfo {
         let st = &self.st;
         if held > 0 && running.is_empty() {
             // Part of a command arrived: the client is not idle (`timeout`).
-            self.last_ms.store(coarse_now_ms(), Relaxed);
+            self.touched();
         }
         st.qbuf.store(held, Relaxed);
         st.qbuf_run.store(framed_len(running), Relaxed);
