@@ -221,15 +221,10 @@ impl ClientInfo {
         now.saturating_sub(since) / 1000 > limit.soft_secs.load(Relaxed)
     }
 
-    /// Closes the connection as soon as it can (output limits): no more
-    /// replies are written.
-    pub fn close_async(&self) {
-        self.kill_now();
-    }
-
-    /// Marks the client killed and wakes its connection; false when it
-    /// was killed before.
-    pub fn kill_now(&self) -> bool {
+    /// Closes the connection as soon as it can (CLIENT KILL, output
+    /// limits): marks the client killed and wakes its connection, which
+    /// writes no more replies. False when it was killed before.
+    pub fn close_async(&self) -> bool {
         if self.killed.swap(true, Relaxed) {
             return false;
         }
@@ -722,7 +717,7 @@ impl Clients {
     pub fn kill(&self, pred: impl Fn(&ClientInfo) -> bool) -> usize {
         let mut n = 0;
         for c in self.list() {
-            if !c.killed.load(Relaxed) && pred(&c) && c.kill_now() {
+            if !c.killed.load(Relaxed) && pred(&c) && c.close_async() {
                 n += 1;
             }
         }
