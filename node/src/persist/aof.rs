@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use tracing::{error, warn};
 
 use crate::config::Fsync;
-use crate::shard::journal::{command, Commit, JournalMsg, Records};
+use crate::shard::journal::{command, Commit, JournalMsg, RecordList, Records};
 use crate::shard::{Engine, TxId};
 
 pub use super::manifest::{Layout, Manifest};
@@ -61,7 +61,7 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 /// A transaction's parts so far: how many shards it held, and each part
 /// (shard, records).
-type Pending = (usize, Vec<(usize, Vec<Records>)>);
+type Pending = (usize, Vec<(usize, RecordList)>);
 
 /// The writer's state.
 struct Writer {
@@ -396,7 +396,7 @@ impl Writer {
                     // The first shard's part first: it holds FLUSHDB and
                     // SWAPDB, which the other shards' records follow.
                     parts.sort_by_key(|(s, _)| *s);
-                    let parts: Vec<Vec<Records>> = parts.into_iter().map(|(_, r)| r).collect();
+                    let parts: Vec<RecordList> = parts.into_iter().map(|(_, r)| r).collect();
                     self.put_whole(&parts);
                 }
             }
@@ -439,7 +439,7 @@ impl Writer {
     /// more than one command (one alone is atomic by itself, and Redis
     /// propagates a transaction with one write without MULTI/EXEC). The
     /// first command's SELECT goes before the MULTI, as Redis's does.
-    fn put_whole(&mut self, groups: &[Vec<Records>]) {
+    fn put_whole(&mut self, groups: &[RecordList]) {
         let mut written = groups.iter().flatten().filter(|r| !r.bytes.is_empty());
         let Some(first) = written.next() else { return };
         let several = first.count > 1 || written.next().is_some();

@@ -40,6 +40,11 @@ pub struct Records {
     pub count: usize,
 }
 
+/// A job's records, one `Records` per database it wrote in order: inline
+/// for the usual single database, so sending a job's records to the
+/// writer allocates only their bytes.
+pub type RecordList = smallvec::SmallVec<[Records; 1]>;
+
 /// The replicas one snapshot serves.
 pub type Feeds = std::sync::Arc<[std::sync::Arc<super::repl::Feed>]>;
 
@@ -48,13 +53,13 @@ pub enum JournalMsg {
     /// Records of one job outside any transaction (a script on one shard,
     /// a pipeline's batch): written inside MULTI/EXEC when there are
     /// several, so a crash keeps all or none of them.
-    Records(Vec<Records>),
+    Records(RecordList),
     /// Records of a job the replication link applied (this node is a
     /// replica): journaled, but not replicated again (the link feeds the
     /// primary's stream itself to this node's replicas).
-    Applied(Vec<Records>),
+    Applied(RecordList),
     /// One shard's part of transaction `tx`, which held `total` shards.
-    Part { tx: TxId, total: usize, shard: usize, records: Vec<Records> },
+    Part { tx: TxId, total: usize, shard: usize, records: RecordList },
     /// The shard has reached a snapshot's point in time: what follows goes
     /// to the new file (a rewrite) or to the replicas `feeds` (one
     /// snapshot may serve several).
@@ -218,10 +223,10 @@ pub struct ShardJournal {
     /// commit, `COMMIT_AFTER_JOBS`).
     busy_jobs: u32,
     /// Records of the transaction holding the shard, sent when it lets go.
-    tx_part: Vec<Records>,
+    tx_part: RecordList,
     /// Commands journaled as sent during the current job, in order (they
     /// go before the job's key states).
-    commands: Vec<Records>,
+    commands: RecordList,
     /// The current job is the replication link's (`JournalMsg::Applied`).
     link: bool,
     /// How many bytes of commands the last job journaled as sent, capped
@@ -412,7 +417,7 @@ impl Shard {
 
     /// The records of the job so far: commands as sent, then the states of
     /// the keys written otherwise.
-    fn journal_collect(&mut self) -> Vec<Records> {
+    fn journal_collect(&mut self) -> RecordList {
         let mut out = match &mut self.journal {
             Some(j) => {
                 let commands = std::mem::take(&mut j.commands);
@@ -421,7 +426,7 @@ impl Shard {
                 }
                 commands
             }
-            None => Vec::new(),
+            None => RecordList::new(),
         };
         for (i, d) in self.dbs.iter_mut().enumerate() {
             let Some(d) = d else { continue };
@@ -433,12 +438,13 @@ impl Shard {
             }
             let mut bytes = Vec::new();
             let count = keys.len();
-            for k in keys {
-                let Some((e, at)) = d.entry_as_is(&k) else {
-                    command(&mut bytes, &[b"DEL", &k]);
+            for k in &keys {
+                let Some((e, at)) = d.entry_as_is(k) else {
+                    command(&mut bytes, &[b"DEL", k]);
                     continue;
                 };
-                let ttl = at.map(|t| t.to_string());
+                let mut when = itoa::Buffer::new();
+                let ttl = at.map(|t| when.format(t));
                 let mut int = itoa::Buffer::new();
                 // A string's whole state is a SET (with its expiry): no
                 // encoding, no checksum. Other types travel as a payload.
@@ -448,15 +454,16 @@ impl Shard {
                     _ => None,
                 };
                 match (text, &ttl) {
-                    (Some(v), None) => command(&mut bytes, &[b"SET", &k, v]),
-                    (Some(v), Some(t)) => command(&mut bytes, &[b"SET", &k, v, b"PXAT", t.as_bytes()]),
+                    (Some(v), None) => command(&mut bytes, &[b"SET", k, v]),
+                    (Some(v), Some(t)) => command(&mut bytes, &[b"SET", k, v, b"PXAT", t.as_bytes()]),
                     (None, _) => {
                         let payload = dump::encode_plain(&e.value);
-                        let t = ttl.as_deref().unwrap_or("0");
-                        command(&mut bytes, &[b"RESTORE", &k, t.as_bytes(), &payload, b"REPLACE", b"ABSTTL"]);
+                        let t = ttl.unwrap_or("0");
+                        command(&mut bytes, &[b"RESTORE", k, t.as_bytes(), &payload, b"REPLACE", b"ABSTTL"]);
                     }
                 }
             }
+            d.journal_give_back(keys);
             out.push(Records { db: i as u32, bytes, count });
         }
         out

@@ -9,6 +9,10 @@ use super::{Db, Entry};
 use crate::slot::key_slot;
 use crate::store::SmallBytes;
 
+/// The most written keys whose room `journal_give_back` keeps for the
+/// next job (a big job's vector is dropped).
+const KEPT_KEYS: usize = 1024;
+
 impl Db {
     /// How many written keys the journal has noted so far (a mark for
     /// `journal_forget_since`), if it is on. (A script rolled back and run
@@ -68,6 +72,17 @@ impl Db {
                 keys
             }
             _ => Vec::new(),
+        }
+    }
+
+    /// Gives back the vector `journal_take` returned, emptied, so that the
+    /// next job's keys reuse its room (one allocation less per job).
+    pub fn journal_give_back(&mut self, mut keys: Vec<SmallBytes>) {
+        if let Some(j) = &mut self.journal {
+            if j.capacity() == 0 && keys.capacity() <= KEPT_KEYS {
+                keys.clear();
+                *j = keys;
+            }
         }
     }
 
