@@ -4,6 +4,7 @@
 //! the ones this server cannot change yet are reported with the value that
 //! describes it and refuse any other (`FIXED`).
 
+pub mod aof;
 mod args;
 pub mod conn;
 pub mod encoding;
@@ -164,6 +165,8 @@ pub struct Config {
     pub repl: repl::ReplConfig,
     /// `timeout`, `tcp-keepalive` (`conn`).
     pub conn: conn::ConnConfig,
+    /// `auto-aof-rewrite-*` (`aof`).
+    pub aof: aof::AofConfig,
     pub encoding: encoding::Encoding,
 }
 
@@ -430,6 +433,7 @@ impl Config {
             name if tls::Tls::owns(name) => self.tls.set(name, value, false)?,
             name if repl::ReplConfig::owns(name) => self.repl.set(name, value)?,
             name if conn::ConnConfig::owns(name) => self.conn.set(name, value)?,
+            name if aof::AofConfig::owns(name) => self.aof.set(name, value)?,
             name if encoding::Encoding::owns(name) => self.encoding.set(name, value)?,
             _ => match self.fixed.get(name) {
                 // Settings redis-server itself takes at start-up only
@@ -509,6 +513,7 @@ impl Config {
         v.extend(self.tls.all());
         v.extend(self.repl.all());
         v.extend(self.conn.all());
+        v.extend(self.aof.all());
         v.extend(self.encoding.all());
         v.sort();
         v

@@ -423,3 +423,53 @@ fn appendonly_turns_on_and_off_at_run_time() {
     assert_eq!(con.get::<_, String>("on").unwrap(), "again");
     assert_eq!(con.get::<_, String>("k7").unwrap(), "7");
 }
+
+fn info_size(con: &mut Connection, field: &str) -> u64 {
+    info_field(con, field).parse().unwrap_or_else(|e| panic!("{field}: {e}"))
+}
+
+/// With `auto-aof-rewrite-percentage` and `-min-size`, files that have
+/// grown past both are rewritten without being asked (Redis's rule), INFO
+/// reports the sizes compared, and a percentage of 0 turns it off.
+#[test]
+fn the_journal_is_rewritten_when_it_has_grown_enough() {
+    let dir = TempDir::new("journal-auto-rewrite");
+    let s = journaled(dir.path(), "everysec");
+    let mut con = loaded(&s);
+    wait_rewrites(&mut con, "1");
+    let base = info_size(&mut con, "aof_base_size");
+    assert!(base > 0 && info_size(&mut con, "aof_current_size") >= base);
+    config_set(&mut con, "auto-aof-rewrite-min-size", "1mb");
+    let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("auto-aof-rewrite-*").query(&mut con).unwrap();
+    assert_eq!(got, ["auto-aof-rewrite-min-size", "1048576", "auto-aof-rewrite-percentage", "100"]);
+    // 2 MB of writes to one key: the files grow past 1 MB and past twice
+    // their size, then shrink to about one value.
+    let value = "v".repeat(10_000);
+    for _ in 0..200 {
+        let _: () = con.set("big", &value).unwrap();
+    }
+    wait_rewrites(&mut con, "2");
+    let (current, base) = (info_size(&mut con, "aof_current_size"), info_size(&mut con, "aof_base_size"));
+    assert!(current < 200_000 && base <= current, "after the rewrite: current {current}, base {base}");
+    assert!(std::fs::read_to_string(format!("{}/appendonlydir/appendonly.aof.manifest", dir.path())).unwrap().contains(".2.base.rdb"));
+
+    config_set(&mut con, "auto-aof-rewrite-percentage", "0");
+    for _ in 0..200 {
+        let _: () = con.set("big", &value).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_size(&mut con, "aof_current_size") < 2_000_000 {
+        assert!(Instant::now() < deadline, "the writes did not reach the file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Several of the saver's 100 ms looks later, still no rewrite.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(info_field(&mut con, "aof_rewrites"), "2");
+    shutdown(s, con);
+    check_aof(dir.path());
+    let s = journaled(dir.path(), "everysec");
+    let mut con = loaded(&s);
+    assert_eq!(con.get::<_, String>("big").unwrap(), value);
+    // After a load both sizes are the files' size.
+    assert_eq!(info_size(&mut con, "aof_current_size"), info_size(&mut con, "aof_base_size"));
+}

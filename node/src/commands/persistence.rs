@@ -253,6 +253,12 @@ pub fn info_section(e: &Engine, text: &mut String) {
         if e.journal.last_rewrite_failed.load(Relaxed) { "err" } else { "ok" },
         if e.journal.write_failed.load(Relaxed) { "err" } else { "ok" },
     );
+    // As Redis, the files' sizes only while the journal is on.
+    if e.journal.aof_on() {
+        text.truncate(text.len() - 2);
+        let j = &e.journal;
+        let _ = write!(text, "aof_current_size:{}\r\naof_base_size:{}\r\n\r\n", j.current_size.load(Relaxed), j.base_size.load(Relaxed));
+    }
 }
 
 /// Whether writes are refused because the last snapshot failed (Redis's

@@ -259,6 +259,7 @@ impl Config {
             tls: tls::Tls::default(),
             repl: repl::ReplConfig::default(),
             conn: conn::ConnConfig::default(),
+            aof: aof::AofConfig::default(),
             encoding: encoding::Encoding::default(),
         };
         let mut cfg = cfg;

@@ -112,6 +112,7 @@ pub fn start(engine: &Arc<Engine>, layout: Layout, mut manifest: Manifest, rx: R
     let (name, _) = manifest.incrs.last().cloned().expect("an increment file");
     let file = open_append(&layout.dir.join(&name))?;
     engine.journal.base_seq.store(manifest.base.as_ref().map_or(0, |b| b.1), Relaxed);
+    sizes_from_files(engine, &layout, &manifest);
     engine.journal.file.store(true, Relaxed);
     spawn(engine, layout, manifest, Some(file), rx)
 }
@@ -127,6 +128,21 @@ pub fn start_sink(engine: &Arc<Engine>) -> Result<(), String> {
     let (to_writer, rx) = std::sync::mpsc::channel();
     let _ = engine.journal.to_writer.set(to_writer);
     spawn(engine, Layout::from_config(engine), Manifest::default(), None, rx)
+}
+
+/// Takes the size of the files `manifest` names as both the current
+/// size and the size after the last rewrite (at start, and once a
+/// rewrite's base is in).
+fn sizes_from_files(engine: &Engine, layout: &Layout, manifest: &Manifest) {
+    let size: u64 = manifest
+        .base
+        .iter()
+        .chain(manifest.incrs.iter())
+        .filter_map(|(name, _)| std::fs::metadata(layout.dir.join(name)).ok())
+        .map(|m| m.len())
+        .sum();
+    engine.journal.current_size.store(size, Relaxed);
+    engine.journal.base_size.store(size, Relaxed);
 }
 
 fn spawn(engine: &Arc<Engine>, layout: Layout, manifest: Manifest, file: Option<File>, rx: Receiver<JournalMsg>) -> Result<(), String> {
@@ -549,6 +565,7 @@ impl Writer {
             let start = Instant::now();
             match file.write_all(&self.buf) {
                 Ok(()) => {
+                    st.current_size.fetch_add(self.buf.len() as u64, Relaxed);
                     Self::clear_buf(&mut self.buf);
                     self.fed = 0;
                     self.unsynced = true;
@@ -638,6 +655,9 @@ impl Writer {
         self.layout = layout;
         self.enabling = true;
         st.base_seq.store(self.manifest.base.as_ref().map_or(0, |b| b.1), Relaxed);
+        // Counted from the rewrite that starts the files.
+        st.current_size.store(0, Relaxed);
+        st.base_size.store(0, Relaxed);
         st.enabling.store(true, Relaxed);
         st.file.store(true, Relaxed);
         Ok(())
@@ -699,6 +719,7 @@ impl Writer {
             return error!("{e}");
         }
         st.base_seq.store(seq, Relaxed);
+        sizes_from_files(&self.engine, &self.layout, &self.manifest);
         if std::mem::take(&mut self.enabling) {
             st.enabling.store(false, Relaxed);
             tracing::info!("the append-only journal is on: its first base file is written");

@@ -37,6 +37,9 @@ const BUSY_COMMANDS: u64 = 32;
 const QUEUE_PER_SHARD: usize = 4;
 /// After a failed save, the save points try again only this much later.
 const RETRY_SECS: u64 = 5;
+/// How long an automatic journal rewrite waits after a failed one (Redis
+/// delays them by a minute and more after repeated failures).
+const REWRITE_RETRY_SECS: u64 = 60;
 /// A replica that takes none of its diskless payload for this long is
 /// dropped (Redis's default `repl-timeout`), so it cannot hold the
 /// snapshot, and every later one, forever.
@@ -167,6 +170,16 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
                     }
                     continue;
                 }
+                if idle {
+                    if let Some(growth) = aof_rewrite_due(&engine, rewrite_seen) {
+                        rewrite_seen = std::time::Instant::now();
+                        info!("Starting automatic rewriting of AOF on {growth}% growth");
+                        if let Err(e) = start(&local, &engine, finished_tx.clone(), Mode::Rewrite).await {
+                            warn!("cannot start the automatic journal rewrite: {e}");
+                        }
+                        continue;
+                    }
+                }
                 if let Some(why) = save_point_reached(&engine) {
                     info!("{why}. Saving...");
                     if let Err(e) = start(&local, &engine, finished_tx.clone(), Mode::Dump).await {
@@ -214,6 +227,21 @@ async fn start_for_replicas(
             f.rdb_done(Err(e.clone()));
         }
     }
+}
+
+/// Whether the journal's files have grown enough since the last rewrite
+/// for an automatic one (`auto-aof-rewrite-percentage` and `-min-size`;
+/// Redis's rule), and by how much; after a failed rewrite the next waits
+/// `REWRITE_RETRY_SECS` (`last` is when the last one started or ended).
+fn aof_rewrite_due(engine: &Engine, last: std::time::Instant) -> Option<u64> {
+    let j = &engine.journal;
+    if !j.aof_on() || j.enabling.load(Relaxed) || engine.saves.loading() {
+        return None;
+    }
+    if j.last_rewrite_failed.load(Relaxed) && last.elapsed() < Duration::from_secs(REWRITE_RETRY_SECS) {
+        return None;
+    }
+    engine.cfg.aof.rewrite_due(j.current_size.load(Relaxed), j.base_size.load(Relaxed))
 }
 
 /// Which save point calls for a snapshot now, if any (Redis's rule: enough

@@ -108,6 +108,11 @@ pub struct JournalStatus {
     pub rewriting: AtomicBool,
     pub rewrites: AtomicU64,
     pub last_rewrite_failed: AtomicBool,
+    /// Bytes in the files the manifest names (INFO `aof_current_size`),
+    /// and that figure after the last rewrite or load (`aof_base_size`):
+    /// `auto-aof-rewrite-percentage` compares the two.
+    pub current_size: AtomicU64,
+    pub base_size: AtomicU64,
     /// The manifest's base file sequence number (the next rewrite's base
     /// takes the one after).
     pub base_seq: AtomicU64,

@@ -1,0 +1,84 @@
+//! Settings of the append-only journal's upkeep, Redis's names and
+//! defaults: `auto-aof-rewrite-percentage` (100) and
+//! `auto-aof-rewrite-min-size` (64mb) start a rewrite when the files have
+//! grown by that percentage over their size after the last rewrite (or
+//! load) and are at least that large; a percentage of 0 turns automatic
+//! rewrites off.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use super::values::parse_memory;
+use super::{int_between, ConfigError};
+
+pub struct AofConfig {
+    pub rewrite_percentage: AtomicU64,
+    pub rewrite_min_size: AtomicU64,
+}
+
+impl Default for AofConfig {
+    fn default() -> Self {
+        AofConfig { rewrite_percentage: AtomicU64::new(100), rewrite_min_size: AtomicU64::new(64 << 20) }
+    }
+}
+
+impl AofConfig {
+    pub fn owns(name: &str) -> bool {
+        matches!(name, "auto-aof-rewrite-percentage" | "auto-aof-rewrite-min-size")
+    }
+
+    pub fn set(&self, name: &str, value: &str) -> Result<(), ConfigError> {
+        match name {
+            "auto-aof-rewrite-percentage" => self.rewrite_percentage.store(int_between(value, 0, i32::MAX as u64)?, Relaxed),
+            _ => {
+                let n = parse_memory(value).filter(|&n| n <= i64::MAX as u64).ok_or(ConfigError::NotMemory)?;
+                self.rewrite_min_size.store(n, Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn all(&self) -> Vec<(String, String)> {
+        vec![
+            ("auto-aof-rewrite-percentage".into(), self.rewrite_percentage.load(Relaxed).to_string()),
+            ("auto-aof-rewrite-min-size".into(), self.rewrite_min_size.load(Relaxed).to_string()),
+        ]
+    }
+
+    /// Redis's rule for an automatic rewrite: the files hold `current`
+    /// bytes, `base` after the last rewrite or load; the growth in percent
+    /// when it calls for one.
+    pub fn rewrite_due(&self, current: u64, base: u64) -> Option<u64> {
+        let perc = self.rewrite_percentage.load(Relaxed);
+        if perc == 0 || current <= self.rewrite_min_size.load(Relaxed) {
+            return None;
+        }
+        let growth = (current.saturating_mul(100) / base.max(1)).saturating_sub(100);
+        (growth >= perc).then_some(growth)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_defaults_and_rule() {
+        let c = AofConfig::default();
+        assert_eq!(c.all()[0].1, "100");
+        assert_eq!(c.all()[1].1, "67108864");
+        // Below the minimum size nothing is due, whatever the growth.
+        assert_eq!(c.rewrite_due(64 << 20, 1), None);
+        // Doubled since the last rewrite: due at 100%.
+        assert_eq!(c.rewrite_due(200 << 20, 100 << 20), Some(100));
+        assert_eq!(c.rewrite_due(199 << 20, 100 << 20), None);
+        // No base yet (files turned on empty): counts from one byte.
+        assert!(c.rewrite_due(65 << 20, 0).is_some());
+        c.set("auto-aof-rewrite-min-size", "1mb").unwrap();
+        c.set("auto-aof-rewrite-percentage", "50").unwrap();
+        assert_eq!(c.rewrite_due(3 << 20, 2 << 20), Some(50));
+        c.set("auto-aof-rewrite-percentage", "0").unwrap();
+        assert_eq!(c.rewrite_due(300 << 20, 1 << 20), None);
+        assert!(c.set("auto-aof-rewrite-percentage", "-1").is_err());
+        assert!(c.set("auto-aof-rewrite-min-size", "lots").is_err());
+    }
+}
