@@ -9,6 +9,7 @@ mod args;
 pub mod conn;
 pub mod encoding;
 mod fixed;
+pub mod process;
 pub mod repl;
 pub mod rewrite;
 pub mod tls;
@@ -167,6 +168,8 @@ pub struct Config {
     pub conn: conn::ConnConfig,
     /// `auto-aof-rewrite-*` (`aof`).
     pub aof: aof::AofConfig,
+    /// `daemonize`, `pidfile`, `loglevel`, ... (`process`).
+    pub process: process::ProcessConfig,
     pub encoding: encoding::Encoding,
 }
 
@@ -434,6 +437,7 @@ impl Config {
             name if repl::ReplConfig::owns(name) => self.repl.set(name, value)?,
             name if conn::ConnConfig::owns(name) => self.conn.set(name, value)?,
             name if aof::AofConfig::owns(name) => self.aof.set(name, value)?,
+            name if process::ProcessConfig::owns(name) => self.process.set(name, value, false)?,
             name if encoding::Encoding::owns(name) => self.encoding.set(name, value)?,
             _ => match self.fixed.get(name) {
                 // Settings redis-server itself takes at start-up only
@@ -514,6 +518,7 @@ impl Config {
         v.extend(self.repl.all());
         v.extend(self.conn.all());
         v.extend(self.aof.all());
+        v.extend(self.process.all());
         v.extend(self.encoding.all());
         v.sort();
         v

@@ -59,6 +59,7 @@ async fn sync(ctl: &Control) {
             // (Normally done by the state machine as it installs the view.)
             info!(addr = %format!("{}:{}", m.host, m.port), "no longer a replica per the cluster configuration: taking writes");
             ctl.engine.repl.set_master(None);
+            crate::persist::replica::oom_score_for_role(&ctl.engine, false);
         }
         (None, _) => {}
     }

@@ -78,6 +78,7 @@ async fn replicaof(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     if eq_ic(&args[1], "NO") && eq_ic(&args[2], "ONE") {
         if engine.repl.master().is_some() {
             engine.repl.set_master(None);
+            crate::persist::replica::oom_score_for_role(&engine, false);
             tracing::info!("MASTER MODE enabled (user request)");
         }
         cx.out().ok();
@@ -262,11 +263,12 @@ pub fn info(engine: &crate::shard::Engine) -> String {
                 (false, ms) => format!("master_link_down_since_seconds:{}\r\n", now.saturating_sub(ms) / 1000),
             };
             format!(
-                "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{last_io}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{off}\r\nslave_repl_offset:{off}\r\n{down}slave_priority:100\r\nslave_read_only:{}\r\nreplica_announced:1\r\nconnected_slaves:{}\r\n",
+                "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{last_io}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{off}\r\nslave_repl_offset:{off}\r\n{down}slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:1\r\nconnected_slaves:{}\r\n",
                 m.host,
                 m.port,
                 if up { "up" } else { "down" },
                 m.syncing.load(Relaxed) as u8,
+                engine.cfg.repl.priority.load(Relaxed),
                 engine.cfg.repl.read_only.load(Relaxed) as u8,
                 feeds.len()
             )

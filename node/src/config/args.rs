@@ -84,9 +84,11 @@ pub struct Args {
     /// on machines with two cores or fewer).
     #[arg(long)]
     pub shards: Option<usize>,
-    /// Log level filter (error, warn, info, debug, trace).
-    #[arg(long, default_value = "info")]
-    pub loglevel: String,
+    /// Log level: Redis's debug, verbose, notice (default), warning,
+    /// nothing, or error, warn, info, debug, trace (overrides the config
+    /// file's `loglevel`; RUST_LOG overrides both).
+    #[arg(long)]
+    pub loglevel: Option<String>,
     /// Start in cluster mode: serve only the slots the cluster configuration
     /// assigns to this node and redirect the rest (see README, "Cluster").
     #[arg(long)]
@@ -260,6 +262,7 @@ impl Config {
             repl: repl::ReplConfig::default(),
             conn: conn::ConnConfig::default(),
             aof: aof::AofConfig::default(),
+            process: process::ProcessConfig::default(),
             encoding: encoding::Encoding::default(),
         };
         let mut cfg = cfg;
@@ -335,8 +338,9 @@ impl Config {
         if let Some(s) = args.shards {
             cfg.shards = s.clamp(1, 1024);
         }
-        // Logging is set up once, from --loglevel.
-        cfg.fixed.insert("loglevel".into(), args.loglevel.clone());
+        if let Some(v) = &args.loglevel {
+            cfg.process.set("loglevel", v, true)?;
+        }
         if args.cluster {
             cfg.cluster = Some(ClusterArgs {
                 node_id: args.cluster_node_id.clone(),
@@ -427,6 +431,7 @@ impl Config {
                 }
             }
             name if tls::Tls::owns(name) => self.tls.set(name, value, true)?,
+            name if process::ProcessConfig::owns(name) => self.process.set(name, value, true)?,
             // A fixed parameter given the value it has (a rewritten config
             // file lists them all), Redis's immutable ones included.
             name if self.fixed.get(name).is_some_and(|v| fixed_value_eq(name, v, value)) => {}

@@ -21,9 +21,15 @@ pub(super) const FIXED: &[(&str, &str)] = &[
     ("lazyfree-lazy-user-flush", "no"),
     ("rdbcompression", "yes"),
     ("rdbchecksum", "yes"),
-    ("daemonize", "no"),
     ("cluster-enabled", "no"),
     ("io-threads", "1"),
+    // The journal's base file is an RDB snapshot; its increments carry
+    // no timestamp annotations.
+    ("aof-use-rdb-preamble", "yes"),
+    ("aof-timestamp-enabled", "no"),
+    // Every client is visited each second whatever their number (idle
+    // timeouts, buffers), which is what Redis's dynamic hz ensures.
+    ("dynamic-hz", "yes"),
     // New users get no channels, as `reset` gives (Redis 7's default).
     ("acl-pubsub-default", "resetchannels"),
 ];

@@ -15,8 +15,13 @@
 //! (writes are refused unless that many online replicas acknowledged within
 //! the lag, in seconds; either at 0 turns the check off); on a replica,
 //! `replica-serve-stale-data` (no: while its link is down it refuses the
-//! commands not flagged `stale`, with MASTERDOWN). The `slave` spellings
-//! are aliases.
+//! commands not flagged `stale`, with MASTERDOWN), `replica-priority`
+//! (reported in INFO for Sentinel; 100), `replica-lazy-flush` (no: a full
+//! sync's old data set is freed before the load goes on; yes: by the lazy
+//! free thread) and, on a primary, `repl-disable-tcp-nodelay` (no: the
+//! stream to a replica goes out at once; yes: the kernel may gather it into
+//! fewer packets, set when the replica's sync starts). The `slave`
+//! spellings are aliases.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 
@@ -57,6 +62,9 @@ pub struct ReplConfig {
     pub min_replicas_to_write: AtomicU64,
     pub min_replicas_max_lag: AtomicU64,
     pub serve_stale: AtomicBool,
+    pub priority: AtomicU64,
+    pub lazy_flush: AtomicBool,
+    pub disable_tcp_nodelay: AtomicBool,
 }
 
 impl Default for ReplConfig {
@@ -73,6 +81,9 @@ impl Default for ReplConfig {
             min_replicas_to_write: AtomicU64::new(0),
             min_replicas_max_lag: AtomicU64::new(10),
             serve_stale: AtomicBool::new(true),
+            priority: AtomicU64::new(100),
+            lazy_flush: AtomicBool::new(false),
+            disable_tcp_nodelay: AtomicBool::new(false),
         }
     }
 }
@@ -97,6 +108,11 @@ impl ReplConfig {
                 | "min-slaves-max-lag"
                 | "replica-serve-stale-data"
                 | "slave-serve-stale-data"
+                | "replica-priority"
+                | "slave-priority"
+                | "replica-lazy-flush"
+                | "slave-lazy-flush"
+                | "repl-disable-tcp-nodelay"
         )
     }
 
@@ -126,6 +142,9 @@ impl ReplConfig {
                 self.min_replicas_max_lag.store(int_between(value, 0, i32::MAX as u64)?, Relaxed)
             }
             "replica-serve-stale-data" | "slave-serve-stale-data" => self.serve_stale.store(yes_no(value)?, Relaxed),
+            "replica-priority" | "slave-priority" => self.priority.store(int_between(value, 0, i32::MAX as u64)?, Relaxed),
+            "replica-lazy-flush" | "slave-lazy-flush" => self.lazy_flush.store(yes_no(value)?, Relaxed),
+            "repl-disable-tcp-nodelay" => self.disable_tcp_nodelay.store(yes_no(value)?, Relaxed),
             _ => self.read_only.store(yes_no(value)?, Relaxed),
         }
         Ok(())
@@ -158,6 +177,11 @@ impl ReplConfig {
             ("min-slaves-max-lag".into(), lag),
             ("replica-serve-stale-data".into(), stale.clone()),
             ("slave-serve-stale-data".into(), stale),
+            ("replica-priority".into(), self.priority.load(Relaxed).to_string()),
+            ("slave-priority".into(), self.priority.load(Relaxed).to_string()),
+            ("replica-lazy-flush".into(), yes_no_text(self.lazy_flush.load(Relaxed)).into()),
+            ("slave-lazy-flush".into(), yes_no_text(self.lazy_flush.load(Relaxed)).into()),
+            ("repl-disable-tcp-nodelay".into(), yes_no_text(self.disable_tcp_nodelay.load(Relaxed)).into()),
         ]
     }
 }

@@ -29,6 +29,8 @@ const ALIASES: &[&str] = &[
     "min-slaves-to-write",
     "min-slaves-max-lag",
     "slave-serve-stale-data",
+    "slave-priority",
+    "slave-lazy-flush",
 ];
 
 /// The line for `name` set to `value`, quoted when empty.

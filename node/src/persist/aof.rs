@@ -576,7 +576,14 @@ impl Writer {
             lat.add_if_needed(cfg, "aof-write-alone", ms);
             lat.add_if_needed(cfg, "aof-write", ms);
         }
-        if sync && self.unsynced {
+        // `no-appendfsync-on-rewrite yes`: no fsync while a snapshot or
+        // rewrite writes its file (Redis's trade: less disk contention,
+        // more lost on a crash meanwhile); writes count as durable.
+        let held = sync
+            && self.unsynced
+            && cfg.aof.no_fsync_on_rewrite.load(Relaxed)
+            && (st.rewriting.load(Relaxed) || self.engine.saves.in_progress.load(Relaxed));
+        if sync && self.unsynced && !held {
             let start = Instant::now();
             if let Err(e) = file.sync_data() {
                 return self.failed(format!("fsync of the journal: {e}"));
@@ -592,7 +599,7 @@ impl Writer {
         }
         // Under `always` a message counts once fsynced; otherwise once
         // handed to the kernel.
-        if !self.unsynced || self.engine.cfg.appendfsync() != Fsync::Always {
+        if !self.unsynced || held || self.engine.cfg.appendfsync() != Fsync::Always {
             st.durable.store(self.handled, Relaxed);
             st.durable_changed.notify_waiters();
         }

@@ -34,6 +34,7 @@ use crate::shard::{Engine, NO_TX};
 pub fn follow(engine: &Arc<Engine>, host: String, port: u16) {
     let master = Arc::new(Master::new(host, port));
     let gen = engine.repl.set_master(Some(master.clone()));
+    oom_score_for_role(engine, true);
     let e = engine.clone();
     let spawned = std::thread::Builder::new().name("replica-link".into()).spawn(move || {
         while e.repl.generation() == gen {
@@ -53,6 +54,14 @@ pub fn follow(engine: &Arc<Engine>, host: String, port: u16) {
     });
     if let Err(e) = spawned {
         warn!("cannot start the replication link: {e}");
+    }
+}
+
+/// `oom-score-adj` for the role the node just took (a warning if the
+/// kernel refuses it, as Redis logs it).
+pub fn oom_score_for_role(engine: &Engine, replica: bool) {
+    if let Err(e) = engine.cfg.process.apply_oom_score(replica) {
+        warn!("{e}");
     }
 }
 
@@ -210,6 +219,7 @@ fn full_sync(engine: &Arc<Engine>, master: &Master, gen: u64, r: &mut impl BufRe
     engine.repl.drop_feeds("this node is resynchronising with its primary");
     let form = Form::parse(&line(r)?)?;
     let mut body = Payload::new(r, form);
+    let lazy = engine.cfg.repl.lazy_flush.load(Relaxed);
     let how = match engine.cfg.repl.diskless_load() {
         DisklessLoad::Disabled => "disk",
         DisklessLoad::OnEmptyDb if holds_keys(sink)? => "disk",
@@ -231,17 +241,17 @@ fn full_sync(engine: &Arc<Engine>, master: &Master, gen: u64, r: &mut impl BufRe
                 let _ = std::fs::remove_file(&path);
                 return Ok(());
             }
-            sink.on_every_shard(|sh| sh.flush_all())?;
+            sink.on_every_shard(move |sh| drop_old_data(sh, lazy))?;
             let loaded = load::load_file(&path, engine, NO_TX, false);
-            let _ = std::fs::remove_file(&path);
+            keep_sync_file(engine, &path, loaded.is_ok());
             loaded?
         }
         "socket" => {
-            sink.on_every_shard(|sh| sh.flush_all())?;
+            sink.on_every_shard(move |sh| drop_old_data(sh, lazy))?;
             let loaded = load::load_from(&mut body, engine, NO_TX, false).and_then(|l| end_of(&mut body).map(|()| l));
             if loaded.is_err() {
                 // Half a snapshot is no data set: start from nothing again.
-                sink.on_every_shard(|sh| sh.flush_all())?;
+                sink.on_every_shard(move |sh| drop_old_data(sh, lazy))?;
             }
             loaded?
         }
@@ -251,13 +261,39 @@ fn full_sync(engine: &Arc<Engine>, master: &Master, gen: u64, r: &mut impl BufRe
             if engine.repl.generation() != gen {
                 return Ok(());
             }
-            sink.on_every_shard(|sh| sh.flush_all())?;
+            sink.on_every_shard(move |sh| drop_old_data(sh, lazy))?;
             staged.apply(engine, NO_TX)?
         }
     };
     info!(keys = loaded.keys, bytes = body.total(), load = how, "synchronised with the primary {}:{}", master.host, master.port);
     engine.repl.new_history(Some(replid.to_string()), offset);
     Ok(())
+}
+
+/// A full sync empties the shards before the snapshot loads: their keys
+/// freed at once, or (`replica-lazy-flush yes`) by the lazy free thread.
+fn drop_old_data(sh: &mut crate::shard::Shard, lazy: bool) {
+    if lazy {
+        sh.flush_async(None);
+    } else {
+        sh.flush_all();
+    }
+}
+
+/// A snapshot received through a file becomes the node's `dbfilename`, as
+/// Redis's replica keeps it, unless `rdb-del-sync-files yes` and the node
+/// persists nothing (no save points, no journal); a failed one goes.
+fn keep_sync_file(engine: &Engine, path: &std::path::Path, loaded: bool) {
+    let cfg = &engine.cfg;
+    let persists = !cfg.save_points().is_empty() || cfg.appendonly.load(Relaxed);
+    if loaded && (persists || !cfg.aof.rdb_del_sync_files.load(Relaxed)) {
+        let target = cfg.rdb_path();
+        match std::fs::rename(path, &target) {
+            Ok(()) => return super::writer::sync_dir(&target),
+            Err(e) => warn!("keeping the synchronisation snapshot as {}: {e}", target.display()),
+        }
+    }
+    let _ = std::fs::remove_file(path);
 }
 
 /// Whether any shard holds a key (for `repl-diskless-load on-empty-db`).

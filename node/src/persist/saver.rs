@@ -302,7 +302,10 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
     // file that cannot be created fails the snapshot as a failed write
     // does (INFO, MISCONF), after it was reported started. A diskless sync
     // has no file: its records all go through the writer thread.
-    let file = match (!diskless).then(|| writer::open(&path)).transpose() {
+    let aof = &engine.cfg.aof;
+    let incremental = if rewrite { &aof.aof_incremental_fsync } else { &aof.rdb_incremental_fsync };
+    let sync_every = if incremental.load(Relaxed) { crate::config::aof::INCREMENTAL_FSYNC_BYTES } else { 0 };
+    let file = match (!diskless).then(|| writer::open(&path, sync_every)).transpose() {
         Ok(f) => f,
         Err(e) => {
             let replica = feeds.map(|f| (f, Some(path)));

@@ -84,10 +84,14 @@ impl FileOut {
 }
 
 /// Creates the temporary file a snapshot of `target` is written to
-/// (`temp-<pid>.rdb` next to it, as Redis names it).
-pub fn open(target: &Path) -> Result<Arc<Mutex<FileOut>>, String> {
+/// (`temp-<pid>.rdb` next to it, as Redis names it), fsynced every
+/// `sync_every` bytes on the way when not 0 (`rdb-save-incremental-fsync`,
+/// `aof-rewrite-incremental-fsync`: the kernel never holds much of it
+/// unwritten, so the final fsync does not stall the disk for others).
+pub fn open(target: &Path, sync_every: u64) -> Result<Arc<Mutex<FileOut>>, String> {
     let tmp = temp_name(target);
     let file = File::create(&tmp).map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+    let file = SyncEvery { file, every: sync_every, unsynced: 0 };
     let w = Checksummed { out: BufWriter::with_capacity(1 << 20, file), crc: rdb::Crc64::new() };
     Ok(Arc::new(Mutex::new(FileOut { w: Some(w), tmp, db: None, held: Vec::new(), header_done: false, error: None, scratch: Vec::new() })))
 }
@@ -197,7 +201,7 @@ fn write_to(out: &Mutex<FileOut>, header: Header, parts: &mut mpsc::Receiver<Par
     let crc = w.crc.finish();
     w.out.write_all(&crc.to_le_bytes()).map_err(io)?;
     let file = w.out.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
+    file.file.sync_all().map_err(io)?;
     Ok(keys)
 }
 
@@ -311,7 +315,7 @@ impl Write for FanOut {
 }
 
 /// A writer that checksums what goes through it.
-struct Checksummed<W = BufWriter<File>> {
+struct Checksummed<W = BufWriter<SyncEvery>> {
     out: W,
     crc: rdb::Crc64,
 }
@@ -320,6 +324,30 @@ impl<W: Write> Checksummed<W> {
     fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
         self.crc.update(b);
         self.out.write_all(b)
+    }
+}
+
+/// A file fsynced each time `every` more bytes were written to it (0:
+/// never on the way).
+struct SyncEvery {
+    file: File,
+    every: u64,
+    unsynced: u64,
+}
+
+impl Write for SyncEvery {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(b)?;
+        self.unsynced += n as u64;
+        if self.every != 0 && self.unsynced >= self.every {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 

@@ -72,8 +72,9 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     if cfg.port() == 0 && tls_port == 0 {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "Configured to not listen anywhere (port 0 and tls-port 0)"));
     }
-    let plain = if cfg.port() == 0 { Vec::new() } else { listen::open(&bind, cfg.port())? };
-    let tls_sockets = if tls_port == 0 { Vec::new() } else { listen::open(&bind, tls_port)? };
+    let backlog = cfg.process.tcp_backlog.load(Relaxed);
+    let plain = if cfg.port() == 0 { Vec::new() } else { listen::open(&bind, cfg.port(), backlog)? };
+    let tls_sockets = if tls_port == 0 { Vec::new() } else { listen::open(&bind, tls_port, backlog)? };
 
     let metrics_listener = match cfg.metrics_port {
         Some(port) => {
@@ -109,6 +110,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     }
 
     info!(port = cfg.port(), tls_port, shards = nshards, ?bind, "damselfly ready to accept connections");
+    set_title(&cfg, &bind, tls_port);
     let relisten = engine.listeners.serve();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let node = engine.clone();
@@ -151,6 +153,26 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     crate::persist::aof::sync_on_exit(&node);
     info!("bye");
     Ok(())
+}
+
+/// `set-proc-title`: the process's title as `ps` shows it, from
+/// `proc-title-template` (CONFIG SET of the template sets it again).
+fn set_title(cfg: &Config, bind: &[String], tls_port: u16) {
+    use crate::config::process::{set_title, TitleVars, TITLE_VARS};
+    let port = cfg.port();
+    let host = bind.first().map_or("*", |b| b.trim_start_matches('-'));
+    let vars = TitleVars {
+        title: std::env::args().next().unwrap_or_else(|| "damselfly".into()),
+        listen_addr: format!("{host}:{}", if port != 0 { port } else { tls_port }),
+        cluster: cfg.cluster.is_some(),
+        port,
+        tls_port,
+        config_file: cfg.config_file.clone(),
+    };
+    if cfg.process.set_proc_title.load(Relaxed) {
+        set_title(&cfg.process.title(&vars));
+    }
+    let _ = TITLE_VARS.set(vars);
 }
 
 /// The slot map of a node started with `--cluster`: its identity (kept in
@@ -253,7 +275,8 @@ async fn plain_port(
             let _ = l.await;
         }
     };
-    let open = |addrs: &[String], port: u16| if port == 0 { Ok(Vec::new()) } else { listen::open(addrs, port) };
+    let backlog = engine.cfg.process.tcp_backlog.load(Relaxed);
+    let open = |addrs: &[String], port: u16| if port == 0 { Ok(Vec::new()) } else { listen::open(addrs, port, backlog) };
     let mut now = (engine.cfg.bind(), engine.cfg.port());
     let mut loops = start(first);
     while let Some(r) = relisten.recv().await {

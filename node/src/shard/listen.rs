@@ -51,19 +51,33 @@ impl Listeners {
 }
 
 /// Listening sockets for `port` on each of `addrs` (IPv4 or IPv6),
-/// non-blocking, for a tokio listener.
-pub fn open(addrs: &[String], port: u16) -> io::Result<Vec<TcpListener>> {
+/// non-blocking, for a tokio listener, with room for `backlog` connections
+/// not yet accepted (`tcp-backlog`; the kernel caps it at
+/// net.core.somaxconn).
+pub fn open(addrs: &[String], port: u16, backlog: u32) -> io::Result<Vec<TcpListener>> {
     let mut out = Vec::with_capacity(addrs.len());
     for addr in addrs {
         let sa: SocketAddr = format!("{addr}:{port}")
             .parse()
             .or_else(|_| format!("[{addr}]:{port}").parse())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bad bind address {addr}: {e}")))?;
-        let l = TcpListener::bind(sa).map_err(|e| io::Error::new(e.kind(), format!("{sa}: {e}")))?;
+        let l = bind(sa, backlog).map_err(|e| io::Error::new(e.kind(), format!("{sa}: {e}")))?;
         l.set_nonblocking(true)?;
         out.push(l);
     }
     Ok(out)
+}
+
+/// What `TcpListener::bind` does (address reuse on Unix, as Redis sets
+/// it), with our backlog.
+fn bind(sa: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(sa), Type::STREAM, Some(Protocol::TCP))?;
+    #[cfg(unix)]
+    s.set_reuse_address(true)?;
+    s.bind(&sa.into())?;
+    s.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(s.into())
 }
 
 #[cfg(test)]
@@ -74,9 +88,9 @@ mod tests {
     fn every_address_is_bound_or_none_is() {
         let taken = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = taken.local_addr().unwrap().port();
-        assert!(open(&["127.0.0.1".into()], port).is_err(), "in use");
-        assert!(open(&["999.999.999.999".into()], 0).is_err(), "no such address");
-        let ls = open(&["127.0.0.1".into(), "::1".into()], 0);
+        assert!(open(&["127.0.0.1".into()], port, 511).is_err(), "in use");
+        assert!(open(&["999.999.999.999".into()], 0, 511).is_err(), "no such address");
+        let ls = open(&["127.0.0.1".into(), "::1".into()], 0, 511);
         // ::1 may be missing on a host without IPv6.
         if let Ok(ls) = ls {
             assert_eq!(ls.len(), 2);

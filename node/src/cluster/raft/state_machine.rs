@@ -315,6 +315,7 @@ impl StateMachine {
             if view.me.is_some() && view.my_primary().is_none() && engine.repl.master().is_some() {
                 tracing::warn!("no longer a replica per the cluster configuration: taking writes");
                 engine.repl.set_master(None);
+                crate::persist::replica::oom_score_for_role(engine, false);
             }
         }
         self.map.install(view);

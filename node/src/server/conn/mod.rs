@@ -251,6 +251,8 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
     let slot = super::busy::register(fd, busy_state(&conn), max_bulk, hook_serves);
     // Replies of the last input not written yet (see below).
     let mut deferred = false;
+    // Whether the socket was set up for a replica's stream.
+    let mut replica_socket_set = false;
     'conn: loop {
         // Input read while the last command waited is handled before the
         // connection waits for more.
@@ -315,6 +317,10 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
                 }
                 n = replica::next(&conn.s.replica, &engine) => {
                     let woke = conn.resume(&slot, &mut cmds);
+                    // `repl-disable-tcp-nodelay`, as the replica's sync starts.
+                    if !std::mem::replace(&mut replica_socket_set, true) && engine.cfg.repl.disable_tcp_nodelay.load(Relaxed) {
+                        let _ = conn.sock.tcp().set_nodelay(false);
+                    }
                     match n {
                         // Taken whole (no copy) when nothing else waits.
                         replica::Next::Bytes(b) if conn.out.buf.is_empty() => conn.out.buf = b,
