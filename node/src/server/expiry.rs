@@ -46,7 +46,12 @@ pub async fn tick(shard: &LocalShard, now: u64) -> usize {
         if round > 0 {
             tokio::task::yield_now().await;
         }
-        let n = shard.run(NO_TX, |sh| sh.expire_cycle(now, BUDGET)).await;
+        let n = shard
+            .run(NO_TX, |sh| {
+                sh.upkeep = true;
+                sh.expire_cycle(now, BUDGET)
+            })
+            .await;
         total += n;
         if n < BUDGET {
             break;
@@ -60,6 +65,7 @@ pub async fn tick(shard: &LocalShard, now: u64) -> usize {
         }
         let n = shard
             .run(NO_TX, |sh| {
+                sh.upkeep = true;
                 if crate::shard::evict::over_limit(&sh.cfg) {
                     sh.evict_for(EVICT_ROUND_US)
                 } else {

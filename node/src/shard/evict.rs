@@ -329,13 +329,16 @@ impl Shard {
         n
     }
 
-    /// Still over `maxmemory` with nothing this shard may evict, while
-    /// other shards may have something; or it left the eviction to a shard
-    /// with better candidates.
+    /// After `evict_before_job` found the node over `maxmemory`: this shard
+    /// had nothing it may evict while other shards may have something, or
+    /// it left the eviction to a shard with better candidates. (Whether the
+    /// node is still over the limit does not matter: the shards it nudged
+    /// may have evicted meanwhile, and their invalidations must still
+    /// precede the command's reply.)
     pub fn others_may_evict(&self) -> bool {
         let word = FAILING.load(Relaxed);
         let failing = self.evict_failing == Some(failing_round(word)) && failing_count(word) < self.cfg.shards;
-        (failing || self.evict_deferred) && over_limit(&self.cfg)
+        failing || self.evict_deferred
     }
 
     fn publish_best(&self, score: Option<u64>) {
@@ -398,6 +401,8 @@ impl Shard {
             o,
             NO_TX,
             Box::new(move |sh: &mut Shard| {
+                // What it evicted before this job is upkeep.
+                sh.upkeep = true;
                 if let Some(e) = &sh.engine {
                     e.evict_balance.nudged[o].store(false, Relaxed);
                 }

@@ -149,6 +149,7 @@ impl LocalShard {
 
     fn apply<R>(&self, tx: TxId, f: impl FnOnce(&mut Shard) -> R) -> R {
         let mut sh = self.cell.borrow_mut();
+        sh.upkeep = false;
         // Over maxmemory: make room first, unless a transaction holds the
         // shard (its keys must not vanish between its parts; eviction runs
         // before the transaction's first part and after it ends).

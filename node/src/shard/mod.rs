@@ -141,6 +141,10 @@ pub struct Shard {
     dbs: Vec<Option<Box<Db>>>,
     /// Reused by `invalidate_notes`.
     note_buf: Vec<crate::store::notify::Note>,
+    /// The current job is the shard's own upkeep (expiry or eviction
+    /// tick, a nudge to evict), not a command: the invalidations it sends
+    /// go ahead of replies (`pubsub::Message::ahead`). Reset for every job.
+    pub upkeep: bool,
     pub stats: ShardStats,
     /// Instantaneous rates of `stats` (sampled by the expiry tick).
     pub rates: Rates,
@@ -204,6 +208,7 @@ impl Shard {
             seed: rand::random(),
             dbs,
             note_buf: Vec::new(),
+            upkeep: false,
             stats: ShardStats::default(),
             rates: Rates::default(),
             cfg,

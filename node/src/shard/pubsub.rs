@@ -37,6 +37,12 @@ pub struct Message {
     /// (`shard::tracking`), written as a RESP3 push or, to a RESP2
     /// subscriber, as a message on `__redis__:invalidate`.
     pub invalidate: Option<Invalidation>,
+    /// An invalidation of a key deleted by the shard's own upkeep (an
+    /// expiry or eviction tick, an eviction another shard asked for), not
+    /// by a command: it goes ahead of the replies of the input the client's
+    /// connection is answering (`server::conn`), as Redis has it in the
+    /// output buffer before the reply of any command that ran after it.
+    pub ahead: bool,
 }
 
 /// What a tracking invalidation says.
@@ -62,6 +68,7 @@ impl Message {
             channel: Bytes::from_static(super::tracking::CHANNEL),
             payload: Bytes::new(),
             invalidate: Some(inv),
+            ahead: false,
         }
     }
 }
@@ -160,6 +167,7 @@ impl PubSub {
                     channel: channel.clone(),
                     payload: payload.clone(),
                     invalidate: None,
+                    ahead: false,
                 };
                 n += deliver(sub, m, limit, now) as usize;
             }
@@ -174,6 +182,7 @@ impl PubSub {
                         channel: channel.clone(),
                         payload: payload.clone(),
                         invalidate: None,
+                        ahead: false,
                     };
                     n += deliver(sub, m, limit, now) as usize;
                 }
@@ -240,6 +249,7 @@ impl PubSub {
                     channel: channel.clone(),
                     payload: payload.clone(),
                     invalidate: None,
+                    ahead: false,
                 };
                 deliver(sub, m, limit, now)
             })
@@ -270,6 +280,7 @@ impl PubSub {
                     channel: c.clone(),
                     payload: Bytes::new(),
                     invalidate: None,
+                    ahead: false,
                 });
             }
         }

@@ -477,7 +477,8 @@ impl Shard {
         let limit = &self.cfg.output_limits[CLASS_PUBSUB];
         let msg = |inv| Message::invalidation(inv);
         if t.redirect == 0 {
-            super::pubsub::deliver_to(&t.inbox, &t.info, msg(inv), limit);
+            let m = Message { ahead: self.upkeep, ..msg(inv) };
+            super::pubsub::deliver_to(&t.inbox, &t.info, m, limit);
             return;
         }
         if let Some(target) = all.get(&t.redirect) {

@@ -71,6 +71,8 @@ pub struct Conn {
     /// A command runs alone because its reply is not to be sent (CLIENT
     /// REPLY OFF or SKIP).
     quiet: bool,
+    /// Times the output buffer was written out (and emptied).
+    flushes: u32,
     /// Vectors and buffers pipeline segments reuse.
     spares: segment::Spares,
 }
@@ -242,6 +244,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
         wrote: false,
         running: None,
         quiet: false,
+        flushes: 0,
         spares: Default::default(),
     };
     // Scripts the client runs on other threads read its user from here.
@@ -367,6 +370,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
         if conn.s.tracking.is_some() {
             conn.take_invalidations();
         }
+        let replies_from = (conn.out.buf.len(), conn.flushes);
         {
             let stats = &mut conn.local.cell.borrow_mut().stats;
             stats.net_input_bytes += n as u64;
@@ -424,6 +428,9 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
         if cmds.capacity() > SPARE_PARSED {
             // A long pipeline's vector is not kept by an idle connection.
             cmds = Vec::new();
+        }
+        if conn.s.tracking.is_some() {
+            conn.order_invalidations(replies_from);
         }
         if conn.s.closing || info.killed.load(Relaxed) || conn.read_ahead || !hook_serves || first_of_round() {
             if !conn.send_replies().await {
@@ -613,6 +620,7 @@ impl Conn {
         }
         self.count_output();
         self.out.buf.clear();
+        self.flushes = self.flushes.wrapping_add(1);
         info.written(self.out.buf.capacity());
         true
     }
@@ -663,6 +671,7 @@ impl Conn {
             return false;
         }
         self.out.buf.clear();
+        self.flushes = self.flushes.wrapping_add(1);
         if self.out.buf.capacity() > 64 * 1024 {
             self.out.buf = Vec::with_capacity(256);
         }
@@ -747,6 +756,37 @@ impl Conn {
             write_message(&mut self.out, &mut self.s.sub, &m);
         }
         taken
+    }
+
+    /// After an input's commands ran: the invalidations of keys a shard's
+    /// upkeep deleted meanwhile (expiry, eviction ticks on any thread) go
+    /// ahead of the input's replies (from `replies_from` in the output
+    /// buffer), as Redis has them in the output buffer before the reply of
+    /// a command that ran after they happened; the others (a client's own
+    /// writes, which Redis 7 invalidates after the reply) follow them.
+    fn order_invalidations(&mut self, (replies_from, flushes): (usize, u32)) {
+        // Replies written out meanwhile went first: ahead of the rest.
+        let replies_from = if flushes == self.flushes { replies_from } else { 0 };
+        let mut ahead = 0;
+        let mut after = Vec::new();
+        let mut taken = 0;
+        while let Some(m) = self.s.tracking.as_mut().and_then(|i| i.rx.try_recv().ok()) {
+            taken += m.size();
+            if !m.ahead {
+                after.push(m);
+                continue;
+            }
+            let before = self.out.buf.len();
+            write_message(&mut self.out, &mut self.s.sub, &m);
+            ahead += self.out.buf.len() - before;
+        }
+        if ahead > 0 && replies_from < self.out.buf.len() - ahead {
+            self.out.buf[replies_from..].rotate_right(ahead);
+        }
+        for m in &after {
+            write_message(&mut self.out, &mut self.s.sub, m);
+        }
+        self.s.info.unqueued(taken);
     }
 
     /// Moves the invalidations queued for this tracking client into the
