@@ -272,3 +272,27 @@ fn the_diskless_settings_are_redis_configs() {
         assert_eq!(raw.cmd(&["CONFIG", "SET", name, value]), reply, "{name} {value}");
     }
 }
+
+/// A replica that loads its primary's snapshot through a file keeps it as
+/// its `dbfilename`, as Redis's replica does, unless `rdb-del-sync-files
+/// yes` and it persists nothing; INFO shows its `replica-priority`.
+#[test]
+fn a_replica_keeps_the_snapshot_it_received_unless_told_otherwise() {
+    let primary = Server::start_with(&["--shards", "1"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "data", 100);
+    let port = primary.port.to_string();
+    for (del, kept) in [("no", true), ("yes", false)] {
+        let dir = TempDir::new("sync-file");
+        let args = ["--shards", "1", "--dir", dir.path(), "--save", "", "--repl-diskless-load", "disabled"];
+        let more = ["--rdb-del-sync-files", del, "--replica-priority", "7", "--replicaof", "127.0.0.1", &port];
+        let replica = Server::start_with(&[&args[..], &more[..]].concat());
+        let mut r = conn(replica.port);
+        assert!(wait_until(30, || link_up(&mut r)), "{del}: the link did not come up");
+        assert_eq!(contents(&mut r), contents(&mut p), "{del}");
+        let file = std::path::Path::new(dir.path()).join("dump.rdb");
+        assert_eq!(file.exists(), kept, "rdb-del-sync-files {del}");
+        let info: String = redis::cmd("INFO").arg("replication").query(&mut r).unwrap();
+        assert!(info.contains("slave_priority:7\r\n"), "{info}");
+    }
+}
