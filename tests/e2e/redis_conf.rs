@@ -124,3 +124,54 @@ fn starts_daemonized_on_the_stock_redis_conf_and_honours_it() {
     wait_for("the daemon to exit", || (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(()));
     assert!(!std::path::Path::new(&pidfile).exists(), "pid file removed");
 }
+
+/// Kills a started server however the test ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `include` applies another file, `replicaof` in a file starts a replica,
+/// and `supervised systemd` sends READY=1 to systemd's notification socket
+/// once the data is loaded.
+#[test]
+fn include_replicaof_and_systemd_readiness_from_a_config_file() {
+    let primary = damselfly_tests::Server::start();
+    let mut p = Raw::connect(primary.port);
+    assert_eq!(p.cmd(&["SET", "from-primary", "1"]), "+OK\r\n");
+    let dir = TempDir::new("conf-include");
+    let extra = format!("{}/extra.conf", dir.path());
+    std::fs::write(&extra, "maxclients 123\n").unwrap();
+    let conf = format!("{}/redis.conf", dir.path());
+    std::fs::write(&conf, format!("include {extra}\nsupervised systemd\nreplicaof 127.0.0.1 {}\n", primary.port)).unwrap();
+    let notify_path = format!("{}/notify.sock", dir.path());
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let port = free_port();
+    let child = Command::new(binary())
+        .args([conf.as_str(), "--port", &port.to_string(), "--dir", dir.path()])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _child = Child(child);
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY=1 from the server");
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(msg.contains("READY=1"), "{msg}");
+    let mut c = wait_for("the server", || Raw::try_connect(port));
+    assert_eq!(get(&mut c, "maxclients"), "123");
+    assert_eq!(get(&mut c, "supervised"), "systemd");
+    assert!(c.cmd(&["ROLE"]).contains("slave"));
+    wait_for("the replicated key", || (c.cmd(&["GET", "from-primary"]) == "$1\r\n1\r\n").then_some(()));
+    // A file that includes itself stops at a bound, with an error.
+    std::fs::write(&extra, format!("include {extra}\n")).unwrap();
+    let out = Command::new(binary()).arg(&extra).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("include nested deeper"), "{}", String::from_utf8_lossy(&out.stderr));
+}

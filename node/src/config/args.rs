@@ -358,9 +358,14 @@ impl Config {
     }
 
     /// Applies the text of a redis.conf-style file: `name value` per line,
-    /// blank lines and `#` comments skipped, surrounding quotes dropped.
+    /// blank lines and `#` comments skipped, surrounding quotes dropped;
+    /// `include <path>` applies another file there, as Redis does.
     pub fn apply_file(&mut self, text: &str) -> Result<(), ConfigError> {
         let mut saw_save = false;
+        self.apply_lines(text, &mut saw_save, 0)
+    }
+
+    fn apply_lines(&mut self, text: &str, saw_save: &mut bool, depth: usize) -> Result<(), ConfigError> {
         for line in text.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -371,12 +376,32 @@ impl Config {
             let name = name.to_ascii_lowercase();
             // Each `save` line adds save points to those of the lines
             // before it (the first replaces the default), as in redis.conf.
-            if name == "save" && saw_save && !value.is_empty() {
+            if name == "save" && *saw_save && !value.is_empty() {
                 let more = parse_save(value)?;
                 self.save.lock().unwrap_or_else(|e| e.into_inner()).extend(more);
                 continue;
             }
-            saw_save |= name == "save";
+            *saw_save |= name == "save";
+            if name == "include" {
+                // Bounded: a file that includes itself stops at the limit.
+                if depth >= MAX_INCLUDE_DEPTH {
+                    return Err(ConfigError::Invalid(format!("include nested deeper than {MAX_INCLUDE_DEPTH} files at {value}")));
+                }
+                let text = std::fs::read_to_string(value).map_err(|e| ConfigError::File(value.to_string(), e.to_string()))?;
+                self.apply_lines(&text, saw_save, depth + 1)?;
+                continue;
+            }
+            // `replicaof <host> <port>` (or `slaveof`): start as a replica,
+            // as `--replicaof` does.
+            if name == "replicaof" || name == "slaveof" {
+                let words: Vec<&str> = value.split_whitespace().collect();
+                let port = words.get(1).and_then(|p| p.parse::<u16>().ok()).filter(|&p| p > 0);
+                match (words.as_slice(), port) {
+                    ([host, _], Some(port)) => self.replicaof = Some((host.to_string(), port)),
+                    _ => return Err(ConfigError::Invalid(format!("{name} takes a host and a port"))),
+                }
+                continue;
+            }
             // `user <name> <rules>...`: a user defined in the file (the
             // words as they are, not unquoted as one value).
             if name == "user" {
@@ -440,3 +465,6 @@ impl Config {
         Ok(())
     }
 }
+
+/// How deep `include` lines may nest.
+const MAX_INCLUDE_DEPTH: usize = 16;

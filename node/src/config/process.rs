@@ -29,6 +29,8 @@ pub struct ProcessConfig {
     pub loglevel: Mutex<String>,
     pub always_show_logo: AtomicBool,
     pub jemalloc_bg_thread: AtomicBool,
+    /// `supervised`: 0 `no`, 1 `upstart`, 2 `systemd`, 3 `auto`.
+    pub supervised: AtomicU8,
 }
 
 impl Default for ProcessConfig {
@@ -45,6 +47,7 @@ impl Default for ProcessConfig {
             loglevel: Mutex::new("notice".into()),
             always_show_logo: AtomicBool::new(false),
             jemalloc_bg_thread: AtomicBool::new(true),
+            supervised: AtomicU8::new(0),
         }
     }
 }
@@ -55,6 +58,7 @@ static REPLICA: AtomicBool = AtomicBool::new(false);
 
 const DEFAULT_TEMPLATE: &str = "{title} {listen-addr} {server-mode}";
 const OOM_MODES: [&str; 3] = ["no", "relative", "absolute"];
+const SUPERVISED: [&str; 4] = ["no", "upstart", "systemd", "auto"];
 /// Redis's levels, and ours (what `--loglevel` has always taken).
 const LEVELS: [&str; 10] = ["debug", "verbose", "notice", "warning", "nothing", "trace", "info", "warn", "error", "off"];
 
@@ -88,7 +92,7 @@ impl ProcessConfig {
 
     /// Redis takes these at start-up only.
     pub fn start_up_only(name: &str) -> bool {
-        matches!(name, "daemonize" | "pidfile" | "tcp-backlog" | "disable-thp" | "set-proc-title" | "always-show-logo")
+        matches!(name, "daemonize" | "pidfile" | "tcp-backlog" | "disable-thp" | "set-proc-title" | "always-show-logo" | "supervised")
     }
 
     /// Sets a parameter; `start_up` when it comes from the config file
@@ -105,6 +109,13 @@ impl ProcessConfig {
             "set-proc-title" => self.set_proc_title.store(yes_no(value)?, Relaxed),
             "always-show-logo" => self.always_show_logo.store(yes_no(value)?, Relaxed),
             "jemalloc-bg-thread" => self.jemalloc_bg_thread.store(yes_no(value)?, Relaxed),
+            "supervised" => {
+                let i = SUPERVISED
+                    .iter()
+                    .position(|m| m.eq_ignore_ascii_case(value.trim()))
+                    .ok_or_else(|| ConfigError::Invalid("argument(s) must be one of the following: no, upstart, systemd, auto".into()))?;
+                self.supervised.store(i as u8, Relaxed);
+            }
             "proc-title-template" => {
                 check_template(value)?;
                 *lock(&self.proc_title_template) = value.to_string();
@@ -164,6 +175,7 @@ impl ProcessConfig {
             ("loglevel".into(), lock(&self.loglevel).clone()),
             ("always-show-logo".into(), yes_no_text(self.always_show_logo.load(Relaxed)).into()),
             ("jemalloc-bg-thread".into(), yes_no_text(self.jemalloc_bg_thread.load(Relaxed)).into()),
+            ("supervised".into(), SUPERVISED[self.supervised.load(Relaxed).min(3) as usize].into()),
         ]
     }
 
@@ -228,6 +240,48 @@ impl ProcessConfig {
             }
         }
     }
+}
+
+/// `supervised`: tells the service manager the node is ready (its data
+/// loaded), as Redis does — systemd through the datagram socket in
+/// `NOTIFY_SOCKET` (`READY=1`), upstart by stopping itself (SIGSTOP) for
+/// the manager to resume; `auto` picks whichever the environment shows.
+pub fn notify_ready(cfg: &ProcessConfig, status: &str) {
+    let mode = match cfg.supervised.load(Relaxed) {
+        3 if std::env::var_os("NOTIFY_SOCKET").is_some() => 2,
+        3 if std::env::var_os("UPSTART_JOB").is_some() => 1,
+        m => m,
+    };
+    match mode {
+        1 => {
+            // SAFETY: raising a signal at this process.
+            unsafe { libc::raise(libc::SIGSTOP) };
+        }
+        2 => {
+            if let Err(e) = systemd_notify(&format!("STATUS={status}\nREADY=1\n")) {
+                tracing::warn!("supervised systemd: {e}");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Sends `msg` to systemd's notification socket (`NOTIFY_SOCKET`: a path,
+/// or an abstract name starting with `@`).
+fn systemd_notify(msg: &str) -> std::io::Result<()> {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Err(std::io::Error::other("NOTIFY_SOCKET is not set"));
+    };
+    let sock = std::os::unix::net::UnixDatagram::unbound()?;
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+    #[cfg(target_os = "linux")]
+    if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+        return sock.send_to_addr(msg.as_bytes(), &addr).map(|_| ());
+    }
+    let _ = bytes;
+    sock.send_to(msg.as_bytes(), &path).map(|_| ())
 }
 
 /// What a title template can name, fixed at start.

@@ -105,6 +105,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     }
     // The snapshot file, if any, loads while clients already get -LOADING.
     crate::persist::load_at_start(&engine);
+    notify_when_loaded(&engine);
     if let Some((host, port)) = cfg.replicaof.clone() {
         crate::persist::replica::follow(&engine, host, port);
     }
@@ -153,6 +154,25 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     crate::persist::aof::sync_on_exit(&node);
     info!("bye");
     Ok(())
+}
+
+/// `supervised`: the service manager hears that the node is ready once
+/// its data is loaded (a thread watches the loading flag, checking every
+/// 10 ms).
+fn notify_when_loaded(engine: &Arc<Engine>) {
+    if engine.cfg.process.supervised.load(Relaxed) == 0 {
+        return;
+    }
+    let engine = engine.clone();
+    let spawned = std::thread::Builder::new().name("supervised".into()).spawn(move || {
+        while engine.saves.loading() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        crate::config::process::notify_ready(&engine.cfg.process, "Ready to accept connections");
+    });
+    if let Err(e) = spawned {
+        warn!("supervised: {e}");
+    }
 }
 
 /// `set-proc-title`: the process's title as `ps` shows it, from
