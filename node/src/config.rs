@@ -108,6 +108,9 @@ pub struct Config {
     /// The config file's `user` directives, each as its words after
     /// `user` (applied to the ACL at start-up).
     pub users: Vec<Vec<String>>,
+    /// The config file's `rename-command` lines (from, to; to "" takes
+    /// the command away), applied once before the first command.
+    pub renames: Vec<(String, String)>,
     /// `key-load-delay`: microseconds to pause after each key loaded from a
     /// snapshot or journal (Redis's test knob for slow loads); 0: none.
     pub key_load_delay: AtomicU64,

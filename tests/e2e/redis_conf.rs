@@ -175,3 +175,41 @@ fn include_replicaof_and_systemd_readiness_from_a_config_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("include nested deeper"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `rename-command` gives a command another name or (`""`) takes it away
+/// from clients, as Redis's; what the node replays from its own journal
+/// keeps the declared names, so a renamed SET still loads after a restart.
+#[test]
+fn rename_command_renames_and_removes_commands() {
+    let dir = TempDir::new("conf-rename");
+    let conf = format!("{}/redis.conf", dir.path());
+    std::fs::write(&conf, "rename-command FLUSHALL \"\"\nrename-command CONFIG myconfig\nrename-command SET put\nappendonly yes\n")
+        .unwrap();
+    let port = free_port();
+    let start = || {
+        let child = Command::new(binary())
+            .args([conf.as_str(), "--port", &port.to_string(), "--dir", dir.path(), "--save", ""])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        (Child(child), wait_for("the server", || Raw::try_connect(port)))
+    };
+    let (server, mut c) = start();
+    assert!(c.cmd(&["FLUSHALL"]).starts_with("-ERR unknown command 'FLUSHALL'"));
+    assert!(c.cmd(&["CONFIG", "GET", "maxmemory"]).starts_with("-ERR unknown command 'CONFIG'"));
+    assert_eq!(c.cmd(&["MYCONFIG", "GET", "appendonly"]), "*2\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n");
+    assert!(c.cmd(&["SET", "k", "v"]).starts_with("-ERR unknown command 'SET'"));
+    assert_eq!(c.cmd(&["PUT", "k", "v"]), "+OK\r\n");
+    wait_for("the journal to load", || (!c.cmd(&["INFO", "persistence"]).contains("loading:1")).then_some(()));
+    c.send_cmd(&[b"SHUTDOWN", b"NOSAVE"]);
+    let mut server = server;
+    wait_for("the server to exit", || server.0.try_wait().ok().flatten().map(|_| ()));
+    let (_server, mut c) = start();
+    wait_for("the key from the journal", || (c.cmd(&["GET", "k"]) == "$1\r\nv\r\n").then_some(()));
+    // A command that does not exist cannot be renamed.
+    std::fs::write(&conf, "rename-command NOSUCH other\n").unwrap();
+    let out = Command::new(binary()).arg(&conf).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such command in rename-command"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -32,6 +32,7 @@ pub mod memory_stats;
 pub mod migrate;
 pub mod module;
 pub mod monitor;
+mod names;
 pub mod notify;
 pub mod observe;
 pub mod persistence;
@@ -57,14 +58,12 @@ pub mod tracking;
 pub mod transactions;
 pub mod zsets;
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
-
 use bytes::Bytes;
 
 pub use coord::{Coord, CoordFn, Flow, LocalFut};
 pub use gather::{distinct_keys, gather, Write};
 pub use keyspec::{Begin, Find, KeyIter, KeyRule, KeySpecs};
+pub use names::{lookup, lookup_args, lookup_args_original, lookup_full, lookup_full_original, lookup_original, rename};
 pub use run::{exec_one, exec_one_at, run_command};
 
 use crate::error::CmdResult;
@@ -610,46 +609,6 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         .chain(cluster::COMMANDS)
 }
 
-type Table = HashMap<&'static str, &'static CommandSpec, foldhash::fast::FixedState>;
-
-fn table() -> &'static Table {
-    static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let _ = crate::resp::reply::ERROR_COUNTER.set(stats::error_reply);
-        all().map(|c| (c.name, c)).collect()
-    })
-}
-
-/// Looks a command up by name, case-insensitively, without allocating.
-pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    let mut buf = [0u8; 32];
-    if name.len() > buf.len() {
-        return None;
-    }
-    for (d, s) in buf.iter_mut().zip(name) {
-        *d = s.to_ascii_lowercase();
-    }
-    let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
-    table().get(lower).copied()
-}
-
-/// The declaration a command line names (`resolve`): `Err(None)` for an
-/// unknown command, `Err(Some(container))` for an unknown subcommand.
-#[inline]
-pub fn lookup_args(args: &[Bytes]) -> Result<&'static CommandSpec, Option<&'static CommandSpec>> {
-    let spec = lookup(args.first().map_or(&[][..], |a| &a[..])).ok_or(None)?;
-    spec.resolve(args).ok_or(Some(spec))
-}
-
-/// Looks a command up by its full name, as COMMAND INFO and COMMAND DOCS
-/// take it: `get`, `client` (the container), `client|kill`.
-pub fn lookup_full(name: &[u8]) -> Option<&'static CommandSpec> {
-    match name.iter().position(|&b| b == b'|') {
-        None => lookup(name),
-        Some(i) => lookup(&name[..i]).filter(|c| c.is_container())?.sub(&name[i + 1..]),
-    }
-}
-
 /// Redis's arity error for the command line `args` names (a subcommand's:
 /// `wrong number of arguments for 'client|kill' command`), for handlers
 /// whose checks go beyond the declared arity (CONFIG SET's pairs).
@@ -669,7 +628,7 @@ pub fn is_command(name: &[u8]) -> bool {
 }
 
 pub fn count() -> usize {
-    table().len()
+    names::table().len()
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// data disagree: loading stops.
 pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result<(), String> {
     let name = String::from_utf8_lossy(&args[0]).into_owned();
-    let spec = match super::lookup_args(args) {
+    let spec = match super::lookup_args_original(args) {
         Ok(spec) if spec.has_flag(JOURNAL_ARGS | JOURNAL_TTL | JOURNAL_REPLAY) && spec.arity_ok(args.len()) => spec,
         _ => return Err(format!("a command the journal does not write: {name}")),
     };
@@ -83,7 +83,7 @@ pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result
 /// a redis-server primary) as one part per shard; any other whole, for the
 /// shard of its first declared key.
 pub fn parts(engine: &Engine, args: Vec<Bytes>) -> Vec<(usize, Vec<Bytes>)> {
-    let spec = super::lookup_args(&args).ok().filter(|s| s.arity_ok(args.len()));
+    let spec = super::lookup_args_original(&args).ok().filter(|s| s.arity_ok(args.len()));
     if let Some(spec @ CommandSpec { exec: Exec::Split(..), .. }) = spec {
         let parts = super::run::split_by_shard(engine, spec, &args);
         if parts.len() > 1 {
@@ -102,7 +102,7 @@ pub fn parts(engine: &Engine, args: Vec<Bytes>) -> Vec<(usize, Vec<Bytes>)> {
 /// (`now` 0): a replica waits for its primary's DEL.
 pub fn replicated(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result<(), String> {
     let name = String::from_utf8_lossy(&args[0]).into_owned();
-    let spec = match super::lookup_args(args) {
+    let spec = match super::lookup_args_original(args) {
         Ok(spec) if spec.arity_ok(args.len()) => spec,
         _ => return Err(format!("an unknown command or wrong arity from the primary: {name}")),
     };

@@ -236,6 +236,7 @@ impl Config {
             acllog_max_len: AtomicU64::new(128),
             aclfile: String::new(),
             users: Vec::new(),
+            renames: Vec::new(),
             key_load_delay: AtomicU64::new(0),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
             save: Mutex::new(DEFAULT_SAVE.to_vec()),
@@ -389,6 +390,16 @@ impl Config {
                 }
                 let text = std::fs::read_to_string(value).map_err(|e| ConfigError::File(value.to_string(), e.to_string()))?;
                 self.apply_lines(&text, saw_save, depth + 1)?;
+                continue;
+            }
+            // `rename-command <name> <new name>` (`""`: gone).
+            if name == "rename-command" {
+                let words: Vec<String> = line.split_whitespace().skip(1).map(|w| w.trim_matches('"').to_string()).collect();
+                match words.as_slice() {
+                    [from, to] => self.renames.push((from.clone(), to.clone())),
+                    [from] if line.trim_end().ends_with("\"\"") => self.renames.push((from.clone(), String::new())),
+                    _ => return Err(ConfigError::Invalid("rename-command takes a command name and a new name".into())),
+                }
                 continue;
             }
             // `replicaof <host> <port>` (or `slaveof`): start as a replica,

@@ -35,7 +35,8 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     // A busy script serves this layer's parked connections from its hook.
     let _ = crate::commands::scripting::exec::BUSY_SERVICE.set(busy::service);
     // The command table is built before the first client (it also installs
-    // the error counter replies use).
+    // the error counter replies use), with the config file's renames.
+    crate::commands::rename(&cfg.renames).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let _ = crate::commands::count();
     // The command clock's rate, measured before the first command is timed.
     crate::commands::clock::calibrate();

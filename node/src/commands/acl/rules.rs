@@ -198,7 +198,7 @@ pub fn has_spaces(s: &[u8]) -> bool {
 
 /// Looks a command up as ACL rules name it: `get`, `config|get`.
 fn lookup_rule(name: &[u8]) -> Option<&'static CommandSpec> {
-    commands::lookup_full(name)
+    commands::lookup_full_original(name)
 }
 
 /// Allows or denies a command, and a container's subcommands with it.
