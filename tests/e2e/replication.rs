@@ -590,3 +590,29 @@ fn replication_bytes_are_counted_apart() {
     assert!(wait_until(5, || rate(&mut p, "instantaneous_output_repl_kbps") > 0.0));
     assert!(wait_until(5, || rate(&mut r, "instantaneous_input_repl_kbps") > 0.0));
 }
+
+/// `repl-timeout`: a primary drops an online replica that stopped
+/// acknowledging (SIGSTOP), and a replica drops the link to a primary that
+/// went silent; each link comes back by itself once the peer runs again.
+#[test]
+fn repl_timeout_drops_a_silent_replica_and_a_silent_primary() {
+    let slaves = |c: &mut Connection| info_field(c, "connected_slaves").and_then(|v| v.parse::<i64>().ok()).unwrap_or(-1);
+    let primary = Server::start_with(&["--shards", "1", "--repl-timeout", "2", "--repl-ping-replica-period", "1"]);
+    let mut p = conn(primary.port);
+    write_round(&mut p, "before", 20);
+    let port = primary.port.to_string();
+    let replica = Server::start_with(&["--shards", "1", "--repl-timeout", "2", "--replicaof", "127.0.0.1", &port]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r) && slaves(&mut p) == 1));
+    replica.signal("STOP");
+    assert!(wait_until(30, || slaves(&mut p) == 0), "the primary kept a silent replica");
+    replica.signal("CONT");
+    assert!(wait_until(30, || link_up(&mut r) && slaves(&mut p) == 1));
+    primary.signal("STOP");
+    assert!(wait_until(30, || !link_up(&mut r)), "the replica kept the link to a silent primary");
+    primary.signal("CONT");
+    assert!(wait_until(30, || link_up(&mut r)));
+    write_round(&mut p, "after", 20);
+    wait_one(&mut p);
+    assert_eq!(contents(&mut r), contents(&mut p));
+}

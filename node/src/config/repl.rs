@@ -20,7 +20,11 @@
 //! sync's old data set is freed before the load goes on; yes: by the lazy
 //! free thread) and, on a primary, `repl-disable-tcp-nodelay` (no: the
 //! stream to a replica goes out at once; yes: the kernel may gather it into
-//! fewer packets, set when the replica's sync starts). The `slave`
+//! fewer packets, set when the replica's sync starts); `repl-timeout` (60
+//! seconds: a replica drops a link its primary sent nothing on for that
+//! long, a primary drops an online replica that acknowledged nothing for
+//! that long, and a replica that takes none of its diskless payload). The
+//! `slave`
 //! spellings are aliases.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -65,6 +69,7 @@ pub struct ReplConfig {
     pub priority: AtomicU64,
     pub lazy_flush: AtomicBool,
     pub disable_tcp_nodelay: AtomicBool,
+    pub timeout: AtomicU64,
 }
 
 impl Default for ReplConfig {
@@ -84,6 +89,7 @@ impl Default for ReplConfig {
             priority: AtomicU64::new(100),
             lazy_flush: AtomicBool::new(false),
             disable_tcp_nodelay: AtomicBool::new(false),
+            timeout: AtomicU64::new(60),
         }
     }
 }
@@ -113,6 +119,7 @@ impl ReplConfig {
                 | "replica-lazy-flush"
                 | "slave-lazy-flush"
                 | "repl-disable-tcp-nodelay"
+                | "repl-timeout"
         )
     }
 
@@ -145,6 +152,7 @@ impl ReplConfig {
             "replica-priority" | "slave-priority" => self.priority.store(int_between(value, 0, i32::MAX as u64)?, Relaxed),
             "replica-lazy-flush" | "slave-lazy-flush" => self.lazy_flush.store(yes_no(value)?, Relaxed),
             "repl-disable-tcp-nodelay" => self.disable_tcp_nodelay.store(yes_no(value)?, Relaxed),
+            "repl-timeout" => self.timeout.store(int_between(value, 1, i32::MAX as u64)?, Relaxed),
             _ => self.read_only.store(yes_no(value)?, Relaxed),
         }
         Ok(())
@@ -182,6 +190,7 @@ impl ReplConfig {
             ("replica-lazy-flush".into(), yes_no_text(self.lazy_flush.load(Relaxed)).into()),
             ("slave-lazy-flush".into(), yes_no_text(self.lazy_flush.load(Relaxed)).into()),
             ("repl-disable-tcp-nodelay".into(), yes_no_text(self.disable_tcp_nodelay.load(Relaxed)).into()),
+            ("repl-timeout".into(), self.timeout.load(Relaxed).to_string()),
         ]
     }
 }

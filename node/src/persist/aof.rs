@@ -98,6 +98,8 @@ struct Writer {
     rx: Receiver<JournalMsg>,
     /// When the replicas last got a PING.
     last_ping: Instant,
+    /// When replicas were last looked at for `repl-timeout`.
+    last_timeout_check: Instant,
 }
 
 /// Starts the writer thread on `manifest`, appending to its newest
@@ -164,6 +166,7 @@ fn spawn(engine: &Arc<Engine>, layout: Layout, manifest: Manifest, file: Option<
         waiting_since: None,
         rx,
         last_ping: Instant::now(),
+        last_timeout_check: Instant::now(),
     };
     let shared = Arc::new(Mutex::new(w));
     std::thread::Builder::new()
@@ -504,6 +507,20 @@ impl Writer {
     fn ping_replicas(&mut self) {
         let repl = &self.engine.repl;
         repl.expire_backlog(self.engine.cfg.repl.backlog_ttl.load(Relaxed));
+        // `repl-timeout`, looked at once a second as Redis's replication
+        // cron does: an online replica that acknowledged nothing for that
+        // long is dropped (it resyncs when it comes back).
+        if self.last_timeout_check.elapsed() >= Duration::from_secs(1) {
+            self.last_timeout_check = Instant::now();
+            let timeout_ms = self.engine.cfg.repl.timeout.load(Relaxed).saturating_mul(1000);
+            let now = crate::util::now_ms();
+            for f in repl.feeds() {
+                if f.ack_overdue(now, timeout_ms) {
+                    warn!(replica = f.client, "Disconnecting timedout replica (no acknowledgement for repl-timeout)");
+                    f.drop_now("timeout: no acknowledgement for repl-timeout");
+                }
+            }
+        }
         // A replica's sub-replicas get its primary's PINGs (the link's stream).
         let period = Duration::from_secs(self.engine.cfg.repl.ping_period.load(Relaxed));
         if !repl.active.load(Relaxed) || repl.is_replica() || self.last_ping.elapsed() < period {

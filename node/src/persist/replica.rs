@@ -114,6 +114,10 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
     let tls = if params.replication { Some(Arc::new(crate::config::tls::client(&params)?)) } else { None };
     let mut sock = Duplex::connect(&master.host, master.port, tls)?;
     *master.sock.lock().unwrap_or_else(|e| e.into_inner()) = sock.tcp().ok();
+    // `repl-timeout`: a primary that sends nothing (not even its PINGs)
+    // for that long ends the link, which is then made again.
+    let timeout = Duration::from_secs(engine.cfg.repl.timeout.load(Relaxed));
+    sock.tcp().and_then(|t| t.set_read_timeout(Some(timeout))).map_err(|e| e.to_string())?;
     if engine.repl.generation() != gen {
         return Ok(());
     }

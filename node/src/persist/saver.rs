@@ -40,10 +40,6 @@ const RETRY_SECS: u64 = 5;
 /// How long an automatic journal rewrite waits after a failed one (Redis
 /// delays them by a minute and more after repeated failures).
 const REWRITE_RETRY_SECS: u64 = 60;
-/// A replica that takes none of its diskless payload for this long is
-/// dropped (Redis's default `repl-timeout`), so it cannot hold the
-/// snapshot, and every later one, forever.
-const PAYLOAD_PATIENCE: Duration = Duration::from_secs(60);
 /// How often save points are checked and change counts published.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -351,10 +347,14 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
     let header = Header { aux: aux_fields(now, rewrite), functions };
     let replica = feeds.map(|f| (f, (!diskless).then(|| path.clone())));
     let streamed = diskless.then(|| replica.as_ref().map(|(f, _)| f.clone())).flatten();
+    let patience = Duration::from_secs(engine.cfg.repl.timeout.load(Relaxed));
     let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
         background_priority();
         let result = match (streamed, file) {
-            (Some(feeds), _) => writer::stream(header, parts, n, feeds, PAYLOAD_PATIENCE),
+            // A replica that takes none of its diskless payload for
+            // `repl-timeout` is dropped, so it cannot hold the snapshot,
+            // and every later one, forever.
+            (Some(feeds), _) => writer::stream(header, parts, n, feeds, patience),
             (None, Some(file)) => writer::write(&path, file, header, parts, n),
             (None, None) => Err("no snapshot file".into()),
         };

@@ -557,6 +557,14 @@ impl Feed {
         }
     }
 
+    /// Online, acknowledged at least once, and silent for more than
+    /// `timeout_ms` (`repl-timeout`): the primary drops it, as Redis's
+    /// replication cron drops a timed-out replica.
+    pub fn ack_overdue(&self, now_ms: u64, timeout_ms: u64) -> bool {
+        let s = self.lock();
+        s.phase == Phase::Online && !s.await_ack && now_ms.saturating_sub(self.acked_ms.load(Relaxed)) > timeout_ms
+    }
+
     /// Drops this feed: its connection closes.
     pub fn drop_now(&self, why: &str) {
         let mut s = self.lock();

@@ -87,6 +87,8 @@ fn take(feed: &Feed, engine: &Engine) -> Option<Next> {
             if *left == 0 {
                 s.sending = None;
                 s.phase = Phase::Online;
+                // Its silence counts from now (`repl-timeout`).
+                feed.acked_ms.store(crate::util::now_ms(), std::sync::atomic::Ordering::Relaxed);
                 // What the stream has so far follows at once.
                 out.append(&mut s.pending);
             }
