@@ -433,7 +433,8 @@ fn fresh_config() -> Config {
 }
 
 /// The config-file parser: whatever a file sets, the resulting settings
-/// written back as a file (values quoted) load to the same settings.
+/// written back as a file (as CONFIG REWRITE writes lines) load to the
+/// same settings.
 pub fn config_file(data: &[u8]) {
     // The server reads the file as UTF-8 text.
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -443,12 +444,7 @@ pub fn config_file(data: &[u8]) {
     }
     let all = cfg.all();
     let _ = cfg.get(b"*max*");
-    // The format drops every quote at either end of a value, so a value
-    // that starts or ends with one cannot be written back.
-    if all.iter().any(|(_, v)| v.starts_with('"') || v.ends_with('"')) {
-        return;
-    }
-    let rewritten: String = all.iter().map(|(k, v)| format!("{k} \"{v}\"\n")).collect();
+    let rewritten: String = all.iter().map(|(k, v)| crate::config::rewrite::line(k, v) + "\n").collect();
     let mut again = fresh_config();
     if let Err(e) = again.apply_file(&rewritten) {
         panic!("rewritten config does not load: {e}\n{rewritten}");

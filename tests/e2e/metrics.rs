@@ -221,7 +221,7 @@ fn logfile_receives_the_log_as_text_or_json() {
         // The harness may have tried another port first (appending to the
         // same file): the line of the server that came up is there.
         let port = if format == "json" { format!("\"port\":{}", server.port) } else { format!("port={}", server.port) };
-        let ready: Vec<&str> = text.lines().filter(|l| l.contains("ready to accept connections") && l.contains(&port)).collect();
+        let ready: Vec<&str> = text.lines().filter(|l| l.contains("Ready to accept connections") && l.contains(&port)).collect();
         assert_eq!(ready.len(), 1, "{format}: {text}");
         if format == "json" {
             for line in text.lines() {
@@ -303,7 +303,7 @@ fn the_directives_work_from_a_config_file() {
         assert_eq!(http(mport, "GET /metrics HTTP/1.1\r\n\r\n").0, 200);
         let text = std::fs::read_to_string(&log).expect("the log file exists");
         let ready = format!("\"port\":{}", server.port);
-        assert!(text.lines().any(|l| l.starts_with('{') && l.contains("ready to accept connections") && l.contains(&ready)), "{text}");
+        assert!(text.lines().any(|l| l.starts_with('{') && l.contains("Ready to accept connections") && l.contains(&ready)), "{text}");
         return;
     }
     panic!("no node started from the config file");

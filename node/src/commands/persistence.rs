@@ -63,7 +63,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// Runs a command journaled as sent again, on the shard of its key (the
 /// journal's replay at start; `persist::load::REPLAY_COMMAND`). Nothing
 /// expires meanwhile (`now` 0). An error reply means the journal and the
-/// data disagree: loading stops.
+/// data disagree: see `unexpected_error`.
 pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result<(), String> {
     let name = String::from_utf8_lossy(&args[0]).into_owned();
     let spec = match super::lookup_args_original(args) {
@@ -72,9 +72,37 @@ pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result
     };
     let mut out = crate::resp::Out::new(false);
     if super::run::exec_uncounted(sh, db, spec, args, &mut out, 0) {
-        return Err(format!("replaying {name}: {}", String::from_utf8_lossy(&out.buf).trim_end()));
+        return unexpected_error(sh, false, spec.name, &out.buf);
     }
     Ok(())
+}
+
+/// A command from the journal or a primary's stream answered with an
+/// error, as Redis handles one its AOF-loading or master client gets: it
+/// is logged and counted (INFO's `unexpected_error_replies`), and under
+/// `propagation-error-behavior` `panic` the journal's loading stops (the
+/// node does not start), under `panic` or `panic-on-replicas` a read-only
+/// replica stops.
+fn unexpected_error(sh: &crate::shard::Shard, replica: bool, name: &str, reply: &[u8]) -> Result<(), String> {
+    let name = name.to_ascii_lowercase();
+    let (from, to) = if replica { ("replica", "master") } else { ("server", "AOF-loading-client") };
+    let err = String::from_utf8_lossy(&reply[..reply.len().min(4096)]);
+    let err = err.trim_end().trim_start_matches('-');
+    tracing::warn!("== CRITICAL == This {from} is sending an error to its {to}: '{err}' after processing the command '{name}'");
+    if let Some(engine) = &sh.engine {
+        engine.stats.unexpected_error_replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let repl = &sh.cfg.repl;
+    let stops = repl.propagation_error().stops(replica) && (!replica || repl.read_only.load(std::sync::atomic::Ordering::Relaxed));
+    if !stops {
+        return Ok(());
+    }
+    let why = format!("This {from} panicked sending an error to its {to} after processing the command '{name}'");
+    if replica {
+        tracing::error!("{why}");
+        std::process::abort();
+    }
+    Err(why)
 }
 
 /// A journaled or replicated command as the shards run it
@@ -104,7 +132,14 @@ pub fn replicated(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Re
     let name = String::from_utf8_lossy(&args[0]).into_owned();
     let spec = match super::lookup_args_original(args) {
         Ok(spec) if spec.arity_ok(args.len()) => spec,
-        _ => return Err(format!("an unknown command or wrong arity from the primary: {name}")),
+        Ok(spec) => {
+            let err = format!("-ERR wrong number of arguments for '{}' command", spec.name.to_ascii_lowercase());
+            return unexpected_error(sh, true, spec.name, err.as_bytes());
+        }
+        Err(_) => {
+            let err = format!("-ERR unknown command '{name}'");
+            return unexpected_error(sh, true, &name, err.as_bytes());
+        }
     };
     let mut elsewhere = false;
     let nshards = sh.nshards();
@@ -115,7 +150,7 @@ pub fn replicated(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Re
     }
     let mut out = crate::resp::Out::new(false);
     if super::run::exec_uncounted(sh, db, spec, args, &mut out, 0) {
-        tracing::warn!("{name} from the primary failed: {}", String::from_utf8_lossy(&out.buf).trim_end());
+        return unexpected_error(sh, true, spec.name, &out.buf);
     }
     Ok(())
 }

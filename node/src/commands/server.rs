@@ -567,7 +567,13 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         }
         b"RESETSTAT" => {
             let st = &cx.engine().stats;
-            for c in [&st.total_connections, &st.rejected_connections, &cx.engine().repl.input_bytes] {
+            for c in [
+                &st.total_connections,
+                &st.rejected_connections,
+                &st.evicted_clients,
+                &st.unexpected_error_replies,
+                &cx.engine().repl.input_bytes,
+            ] {
                 c.store(0, Relaxed);
             }
             crate::store::lazyfree::reset_stats();

@@ -359,7 +359,9 @@ impl Config {
     }
 
     /// Applies the text of a redis.conf-style file: `name value` per line,
-    /// blank lines and `#` comments skipped, surrounding quotes dropped;
+    /// blank lines and `#` comments skipped, words split and unquoted as
+    /// Redis splits them (double quotes with escapes, single quotes; a
+    /// value of several words is joined with spaces);
     /// `include <path>` applies another file there, as Redis does.
     pub fn apply_file(&mut self, text: &str) -> Result<(), ConfigError> {
         let mut saw_save = false;
@@ -372,8 +374,14 @@ impl Config {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (name, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-            let value = value.trim().trim_matches('"');
+            let words: Vec<String> = crate::resp::parse::split_args(line.as_bytes())
+                .ok_or_else(|| ConfigError::Invalid(format!("Unbalanced quotes in configuration line: {line}")))?
+                .into_iter()
+                .map(|w| String::from_utf8_lossy(&w).into_owned())
+                .collect();
+            let Some((name, args)) = words.split_first() else { continue };
+            let value = args.join(" ");
+            let value = value.as_str();
             let name = name.to_ascii_lowercase();
             // Each `save` line adds save points to those of the lines
             // before it (the first replaces the default), as in redis.conf.
@@ -394,10 +402,8 @@ impl Config {
             }
             // `rename-command <name> <new name>` (`""`: gone).
             if name == "rename-command" {
-                let words: Vec<String> = line.split_whitespace().skip(1).map(|w| w.trim_matches('"').to_string()).collect();
-                match words.as_slice() {
+                match args {
                     [from, to] => self.renames.push((from.clone(), to.clone())),
-                    [from] if line.trim_end().ends_with("\"\"") => self.renames.push((from.clone(), String::new())),
                     _ => return Err(ConfigError::Invalid("rename-command takes a command name and a new name".into())),
                 }
                 continue;
@@ -405,22 +411,20 @@ impl Config {
             // `replicaof <host> <port>` (or `slaveof`): start as a replica,
             // as `--replicaof` does.
             if name == "replicaof" || name == "slaveof" {
-                let words: Vec<&str> = value.split_whitespace().collect();
-                let port = words.get(1).and_then(|p| p.parse::<u16>().ok()).filter(|&p| p > 0);
-                match (words.as_slice(), port) {
+                let port = args.get(1).and_then(|p| p.parse::<u16>().ok()).filter(|&p| p > 0);
+                match (args, port) {
                     ([host, _], Some(port)) => self.replicaof = Some((host.to_string(), port)),
                     _ => return Err(ConfigError::Invalid(format!("{name} takes a host and a port"))),
                 }
                 continue;
             }
-            // `user <name> <rules>...`: a user defined in the file (the
-            // words as they are, not unquoted as one value).
+            // `user <name> <rules>...`: a user defined in the file (its
+            // words, each a rule).
             if name == "user" {
-                let words: Vec<String> = line.split_whitespace().skip(1).map(String::from).collect();
-                if words.is_empty() {
+                if args.is_empty() {
                     return Err(ConfigError::Invalid("user directive without a user name".into()));
                 }
-                self.users.push(words);
+                self.users.push(args.to_vec());
                 continue;
             }
             self.apply_startup(&name, value)?;

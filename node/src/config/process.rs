@@ -1,7 +1,7 @@
 //! Settings of the process itself, with Redis's names, defaults and
 //! meaning, and what applying them does to the process: `daemonize`,
-//! `pidfile`, `tcp-backlog`, `disable-thp`, `set-proc-title` (start-up
-//! only, as in Redis), `oom-score-adj`, `oom-score-adj-values`,
+//! `pidfile`, `tcp-backlog`, `unixsocket`, `unixsocketperm`, `disable-thp`,
+//! `set-proc-title` (start-up only, as in Redis), `oom-score-adj`, `oom-score-adj-values`,
 //! `proc-title-template` and `loglevel` (also at run time),
 //! `always-show-logo`; and `jemalloc-bg-thread`, which concerns jemalloc's
 //! purging thread: the allocator here is mimalloc, which has none, so the
@@ -18,6 +18,10 @@ pub struct ProcessConfig {
     pub daemonize: AtomicBool,
     pub pidfile: Mutex<String>,
     pub tcp_backlog: AtomicU32,
+    /// The path of a Unix socket clients may connect to (none when empty).
+    pub unixsocket: Mutex<String>,
+    /// Its permissions (0: as the umask leaves them).
+    pub unixsocketperm: AtomicU32,
     pub disable_thp: AtomicBool,
     pub set_proc_title: AtomicBool,
     pub proc_title_template: Mutex<String>,
@@ -39,6 +43,8 @@ impl Default for ProcessConfig {
             daemonize: AtomicBool::new(false),
             pidfile: Mutex::new(String::new()),
             tcp_backlog: AtomicU32::new(511),
+            unixsocket: Mutex::new(String::new()),
+            unixsocketperm: AtomicU32::new(0),
             disable_thp: AtomicBool::new(true),
             set_proc_title: AtomicBool::new(true),
             proc_title_template: Mutex::new(DEFAULT_TEMPLATE.into()),
@@ -92,7 +98,18 @@ impl ProcessConfig {
 
     /// Redis takes these at start-up only.
     pub fn start_up_only(name: &str) -> bool {
-        matches!(name, "daemonize" | "pidfile" | "tcp-backlog" | "disable-thp" | "set-proc-title" | "always-show-logo" | "supervised")
+        matches!(
+            name,
+            "daemonize"
+                | "pidfile"
+                | "tcp-backlog"
+                | "unixsocket"
+                | "unixsocketperm"
+                | "disable-thp"
+                | "set-proc-title"
+                | "always-show-logo"
+                | "supervised"
+        )
     }
 
     /// Sets a parameter; `start_up` when it comes from the config file
@@ -105,6 +122,15 @@ impl ProcessConfig {
             "daemonize" => self.daemonize.store(yes_no(value)?, Relaxed),
             "pidfile" => *lock(&self.pidfile) = value.to_string(),
             "tcp-backlog" => self.tcp_backlog.store(super::int_between(value, 0, i32::MAX as u64)? as u32, Relaxed),
+            "unixsocket" => *lock(&self.unixsocket) = value.to_string(),
+            "unixsocketperm" => {
+                // Octal, as chmod takes it (Redis's OCTAL_CONFIG).
+                let perm = u32::from_str_radix(value.trim(), 8)
+                    .ok()
+                    .filter(|p| *p <= 0o777)
+                    .ok_or_else(|| ConfigError::Invalid("argument must be between 0 and 777 (octal)".into()))?;
+                self.unixsocketperm.store(perm, Relaxed);
+            }
             "disable-thp" => self.disable_thp.store(yes_no(value)?, Relaxed),
             "set-proc-title" => self.set_proc_title.store(yes_no(value)?, Relaxed),
             "always-show-logo" => self.always_show_logo.store(yes_no(value)?, Relaxed),
@@ -167,6 +193,8 @@ impl ProcessConfig {
             ("daemonize".into(), yes_no_text(self.daemonize.load(Relaxed)).into()),
             ("pidfile".into(), lock(&self.pidfile).clone()),
             ("tcp-backlog".into(), self.tcp_backlog.load(Relaxed).to_string()),
+            ("unixsocket".into(), lock(&self.unixsocket).clone()),
+            ("unixsocketperm".into(), format!("{:o}", self.unixsocketperm.load(Relaxed))),
             ("disable-thp".into(), yes_no_text(self.disable_thp.load(Relaxed)).into()),
             ("set-proc-title".into(), yes_no_text(self.set_proc_title.load(Relaxed)).into()),
             ("proc-title-template".into(), lock(&self.proc_title_template).clone()),
@@ -215,8 +243,9 @@ impl ProcessConfig {
 
     /// The process title `proc-title-template` describes, with
     /// `{title}` the program name, `{listen-addr}` the first bound
-    /// address and port, `{server-mode}` `[cluster]` or nothing, `{port}`,
-    /// `{tls-port}`, `{config-file}`.
+    /// address and port (`unixsocket:<path>` with no TCP port),
+    /// `{server-mode}` `[cluster]` or nothing, `{port}`, `{tls-port}`,
+    /// `{unixsocket}`, `{config-file}`.
     pub fn title(&self, vars: &TitleVars) -> String {
         let t = lock(&self.proc_title_template).clone();
         let mut out = t
@@ -226,7 +255,7 @@ impl ProcessConfig {
             .replace("{port}", &vars.port.to_string())
             .replace("{tls-port}", &vars.tls_port.to_string())
             .replace("{config-file}", &vars.config_file)
-            .replace("{unixsocket}", "");
+            .replace("{unixsocket}", &lock(&self.unixsocket));
         out.truncate(out.trim_end().len());
         out
     }
@@ -394,5 +423,15 @@ mod tests {
             config_file: String::new(),
         };
         assert_eq!(c.title(&vars), "damselfly 6379[cluster]");
+        assert_eq!(all["unixsocket"], "");
+        assert_eq!(all["unixsocketperm"], "0");
+        assert!(c.set("unixsocketperm", "700", false).is_err());
+        assert!(c.set("unixsocketperm", "800", true).is_err());
+        assert!(c.set("unixsocketperm", "1000", true).is_err());
+        c.set("unixsocketperm", "770", true).unwrap();
+        assert_eq!(c.unixsocketperm.load(Relaxed), 0o770);
+        c.set("unixsocket", "/tmp/d.sock", true).unwrap();
+        c.set("proc-title-template", "{title} {unixsocket}", true).unwrap();
+        assert_eq!(c.title(&vars), "damselfly /tmp/d.sock");
     }
 }

@@ -23,9 +23,11 @@
 //! fewer packets, set when the replica's sync starts); `repl-timeout` (60
 //! seconds: a replica drops a link its primary sent nothing on for that
 //! long, a primary drops an online replica that acknowledged nothing for
-//! that long, and a replica that takes none of its diskless payload). The
-//! `slave`
-//! spellings are aliases.
+//! that long, and a replica that takes none of its diskless payload);
+//! `propagation-error-behavior` (what a command that fails in a primary's
+//! stream or in the journal being loaded does: `ignore` logs it and goes
+//! on, `panic` stops the node, or its loading, `panic-on-replicas` only a
+//! replica's stream). The `slave` spellings are aliases.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 
@@ -70,6 +72,29 @@ pub struct ReplConfig {
     pub lazy_flush: AtomicBool,
     pub disable_tcp_nodelay: AtomicBool,
     pub timeout: AtomicU64,
+    propagation_error: AtomicU8,
+}
+
+/// `propagation-error-behavior`'s values, in Redis's order.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PropagationError {
+    Ignore,
+    Panic,
+    PanicOnReplicas,
+}
+
+impl PropagationError {
+    const NAMES: [&'static str; 3] = ["ignore", "panic", "panic-on-replicas"];
+
+    /// Whether a failed command stops the node: from a primary's stream
+    /// (`replica`), or from the journal.
+    pub fn stops(self, replica: bool) -> bool {
+        match self {
+            PropagationError::Ignore => false,
+            PropagationError::Panic => true,
+            PropagationError::PanicOnReplicas => replica,
+        }
+    }
 }
 
 impl Default for ReplConfig {
@@ -90,6 +115,7 @@ impl Default for ReplConfig {
             lazy_flush: AtomicBool::new(false),
             disable_tcp_nodelay: AtomicBool::new(false),
             timeout: AtomicU64::new(60),
+            propagation_error: AtomicU8::new(0),
         }
     }
 }
@@ -120,6 +146,7 @@ impl ReplConfig {
                 | "slave-lazy-flush"
                 | "repl-disable-tcp-nodelay"
                 | "repl-timeout"
+                | "propagation-error-behavior"
         )
     }
 
@@ -153,6 +180,12 @@ impl ReplConfig {
             "replica-lazy-flush" | "slave-lazy-flush" => self.lazy_flush.store(yes_no(value)?, Relaxed),
             "repl-disable-tcp-nodelay" => self.disable_tcp_nodelay.store(yes_no(value)?, Relaxed),
             "repl-timeout" => self.timeout.store(int_between(value, 1, i32::MAX as u64)?, Relaxed),
+            "propagation-error-behavior" => {
+                let i = PropagationError::NAMES.iter().position(|n| n.eq_ignore_ascii_case(value.trim())).ok_or_else(|| {
+                    ConfigError::Invalid(format!("argument(s) must be one of the following: {}", PropagationError::NAMES.join(", ")))
+                })?;
+                self.propagation_error.store(i as u8, Relaxed);
+            }
             _ => self.read_only.store(yes_no(value)?, Relaxed),
         }
         Ok(())
@@ -160,6 +193,14 @@ impl ReplConfig {
 
     pub fn diskless_load(&self) -> DisklessLoad {
         DisklessLoad::from_index(self.diskless_load.load(Relaxed))
+    }
+
+    pub fn propagation_error(&self) -> PropagationError {
+        match self.propagation_error.load(Relaxed) {
+            1 => PropagationError::Panic,
+            2 => PropagationError::PanicOnReplicas,
+            _ => PropagationError::Ignore,
+        }
     }
 
     pub fn all(&self) -> Vec<(String, String)> {
@@ -191,6 +232,7 @@ impl ReplConfig {
             ("slave-lazy-flush".into(), yes_no_text(self.lazy_flush.load(Relaxed)).into()),
             ("repl-disable-tcp-nodelay".into(), yes_no_text(self.disable_tcp_nodelay.load(Relaxed)).into()),
             ("repl-timeout".into(), self.timeout.load(Relaxed).to_string()),
+            ("propagation-error-behavior".into(), PropagationError::NAMES[self.propagation_error.load(Relaxed).min(2) as usize].into()),
         ]
     }
 }
@@ -241,5 +283,12 @@ mod tests {
         c.set("slave-serve-stale-data", "no").unwrap();
         assert_eq!(get(&c, "replica-serve-stale-data"), "no");
         assert!(c.set("replica-serve-stale-data", "maybe").is_err());
+        assert_eq!(get(&c, "propagation-error-behavior"), "ignore");
+        assert!(!c.propagation_error().stops(true));
+        c.set("propagation-error-behavior", "panic-on-replicas").unwrap();
+        assert!(c.propagation_error().stops(true) && !c.propagation_error().stops(false));
+        c.set("propagation-error-behavior", "PANIC").unwrap();
+        assert_eq!(get(&c, "propagation-error-behavior"), "panic");
+        assert!(c.set("propagation-error-behavior", "abort").is_err());
     }
 }

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod expiry;
 pub mod housekeeping;
 pub mod metrics;
+pub mod unix;
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -70,12 +71,17 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     // `--port 0` leaves the plain port closed, as in Redis.
     let tls_port = cfg.tls.params().port;
     let bind = cfg.bind();
-    if cfg.port() == 0 && tls_port == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "Configured to not listen anywhere (port 0 and tls-port 0)"));
+    let unix_path = unix::path(&cfg);
+    if cfg.port() == 0 && tls_port == 0 && unix_path.is_none() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "Configured to not listen anywhere, exiting."));
     }
     let backlog = cfg.process.tcp_backlog.load(Relaxed);
     let plain = if cfg.port() == 0 { Vec::new() } else { listen::open(&bind, cfg.port(), backlog)? };
     let tls_sockets = if tls_port == 0 { Vec::new() } else { listen::open(&bind, tls_port, backlog)? };
+    let unix_socket = match &unix_path {
+        Some(path) => Some(unix::open(&cfg, path)?),
+        None => None,
+    };
 
     let metrics_listener = match cfg.metrics_port {
         Some(port) => {
@@ -106,12 +112,12 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     }
     // The snapshot file, if any, loads while clients already get -LOADING.
     crate::persist::load_at_start(&engine);
-    notify_when_loaded(&engine);
     if let Some((host, port)) = cfg.replicaof.clone() {
         crate::persist::replica::follow(&engine, host, port);
     }
 
-    info!(port = cfg.port(), tls_port, shards = nshards, ?bind, "damselfly ready to accept connections");
+    info!(port = cfg.port(), tls_port, shards = nshards, ?bind, "damselfly listening");
+    announce_when_loaded(&engine);
     set_title(&cfg, &bind, tls_port);
     let relisten = engine.listeners.serve();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -119,6 +125,9 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     rt.block_on(async move {
         for l in tls_sockets {
             tokio::spawn(accept_loop(TcpListener::from_std(l)?, true, conn_txs.clone(), engine.clone()));
+        }
+        if let Some(l) = unix_socket {
+            tokio::spawn(unix::accept_loop(tokio::net::UnixListener::from_std(l)?, conn_txs.clone(), engine.clone()));
         }
         tokio::spawn(plain_port(plain, relisten, conn_txs.clone(), engine.clone()));
         if let Some(l) = metrics_listener {
@@ -153,26 +162,37 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     })?;
     // What the journal holds reaches the disk before the process ends.
     crate::persist::aof::sync_on_exit(&node);
+    if let Some(path) = &unix_path {
+        unix::remove(path);
+    }
     info!("bye");
     Ok(())
 }
 
-/// `supervised`: the service manager hears that the node is ready once
-/// its data is loaded (a thread watches the loading flag, checking every
-/// 10 ms).
-fn notify_when_loaded(engine: &Arc<Engine>) {
-    if engine.cfg.process.supervised.load(Relaxed) == 0 {
-        return;
+/// Once the data is loaded (a thread watches the loading flag, checking
+/// every 10 ms): the log says "Ready to accept connections", as Redis's
+/// does at that point (tools and test harnesses wait for that line), and
+/// under `supervised` the service manager hears that the node is ready.
+fn announce_when_loaded(engine: &Arc<Engine>) {
+    let announce = |engine: &Engine| {
+        let cfg = &engine.cfg;
+        info!(port = cfg.port(), tls_port = cfg.tls.params().port, shards = cfg.shards, bind = ?cfg.bind(), "Ready to accept connections");
+        if cfg.process.supervised.load(Relaxed) != 0 {
+            crate::config::process::notify_ready(&cfg.process, "Ready to accept connections");
+        }
+    };
+    if !engine.saves.loading() {
+        return announce(engine);
     }
     let engine = engine.clone();
-    let spawned = std::thread::Builder::new().name("supervised".into()).spawn(move || {
+    let spawned = std::thread::Builder::new().name("loaded".into()).spawn(move || {
         while engine.saves.loading() {
             std::thread::sleep(Duration::from_millis(10));
         }
-        crate::config::process::notify_ready(&engine.cfg.process, "Ready to accept connections");
+        announce(&engine);
     });
     if let Err(e) = spawned {
-        warn!("supervised: {e}");
+        warn!("cannot watch the loading: {e}");
     }
 }
 
@@ -184,7 +204,11 @@ fn set_title(cfg: &Config, bind: &[String], tls_port: u16) {
     let host = bind.first().map_or("*", |b| b.trim_start_matches('-'));
     let vars = TitleVars {
         title: std::env::args().next().unwrap_or_else(|| "damselfly".into()),
-        listen_addr: format!("{host}:{}", if port != 0 { port } else { tls_port }),
+        listen_addr: match (port, tls_port) {
+            (0, 0) => format!("unixsocket:{}", cfg.process.unixsocket.lock().unwrap_or_else(|e| e.into_inner())),
+            (0, tls) => format!("{host}:{tls}"),
+            (port, _) => format!("{host}:{port}"),
+        },
         cluster: cfg.cluster.is_some(),
         port,
         tls_port,
@@ -261,9 +285,62 @@ fn refuse(mut sock: tokio::net::TcpStream, tls: bool, why: &'static [u8], engine
 
 /// A connection accepted for a shard thread.
 pub struct Incoming {
-    pub sock: std::net::TcpStream,
+    pub sock: Socket,
     /// From the TLS port: the thread makes the handshake.
     pub tls: bool,
+}
+
+/// An accepted client socket: from a TCP port, or from `unixsocket`.
+pub enum Socket {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl std::os::fd::AsRawFd for Socket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Socket::Tcp(s) => s.as_raw_fd(),
+            Socket::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// Counts a new client against `maxclients`: false (and counted as
+/// rejected) when the node has as many as it takes. Counted at accept,
+/// not when the connection reaches its shard, so a burst of connects
+/// cannot overshoot the limit.
+fn admit(engine: &Engine) -> bool {
+    let max = engine.cfg.maxclients.load(Relaxed);
+    if engine.stats.connected_clients.fetch_add(1, Relaxed) >= max {
+        engine.stats.connected_clients.fetch_sub(1, Relaxed);
+        engine.stats.rejected_connections.fetch_add(1, Relaxed);
+        return false;
+    }
+    true
+}
+
+/// Redis's reply to a client over `maxclients`.
+const TOO_MANY: &[u8] = b"-ERR max number of clients reached\r\n";
+
+/// Hands an admitted connection to the next shard thread in turn. A thread
+/// blocked by a script past its time limit serves new clients only from
+/// the script's hook (see `busy`), which answers little but -BUSY: another
+/// thread is preferred.
+fn hand_over(new: Incoming, conn_txs: &[mpsc::UnboundedSender<Incoming>], next: &mut usize, engine: &Engine) {
+    let n = conn_txs.len();
+    if engine.scripting.busy_count.load(Relaxed) > 0 {
+        let busy = engine.scripting.busy_threads();
+        for _ in 0..n {
+            if !busy.contains(&(*next % n)) {
+                break;
+            }
+            *next += 1;
+        }
+    }
+    if conn_txs[*next % n].send(new).is_err() {
+        engine.stats.connected_clients.fetch_sub(1, Relaxed);
+    }
+    *next += 1;
 }
 
 /// How long a TLS client may take over its handshake.
@@ -335,37 +412,14 @@ async fn accept_loop(l: TcpListener, tls: bool, conn_txs: Vec<mpsc::UnboundedSen
                     deny_protected(sock, tls, peer, &engine);
                     continue;
                 }
-                // Counted here, at accept, not when the connection reaches its
-                // shard: a burst of connects cannot overshoot the limit.
-                let max = engine.cfg.maxclients.load(Relaxed);
-                if engine.stats.connected_clients.fetch_add(1, Relaxed) >= max {
-                    engine.stats.connected_clients.fetch_sub(1, Relaxed);
-                    engine.stats.rejected_connections.fetch_add(1, Relaxed);
-                    refuse(sock, tls, b"-ERR max number of clients reached\r\n", &engine);
+                if !admit(&engine) {
+                    refuse(sock, tls, TOO_MANY, &engine);
                     continue;
                 }
                 let _ = sock.set_nodelay(true);
                 keepalive(&sock, engine.cfg.conn.tcp_keepalive.load(Relaxed));
-                // A thread blocked by a script past its time limit serves
-                // new clients only from the script's hook (see `busy`),
-                // which answers little but -BUSY: prefer another thread.
-                let n = conn_txs.len();
-                if engine.scripting.busy_count.load(Relaxed) > 0 {
-                    let busy = engine.scripting.busy_threads();
-                    for _ in 0..n {
-                        if !busy.contains(&(next % n)) {
-                            break;
-                        }
-                        next += 1;
-                    }
-                }
                 match sock.into_std() {
-                    Ok(sock) => {
-                        if conn_txs[next % n].send(Incoming { sock, tls }).is_err() {
-                            engine.stats.connected_clients.fetch_sub(1, Relaxed);
-                        }
-                        next += 1;
-                    }
+                    Ok(sock) => hand_over(Incoming { sock: Socket::Tcp(sock), tls }, &conn_txs, &mut next, &engine),
                     Err(e) => {
                         engine.stats.connected_clients.fetch_sub(1, Relaxed);
                         warn!("accepted socket unusable: {e}");
@@ -505,13 +559,17 @@ fn shard_thread(
         // Connections.
         while let Some(Incoming { sock, tls }) = busy::next_conn().await {
             let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
-            match tokio::net::TcpStream::from_std(sock) {
-                Ok(sock) if tls => {
+            let registered = match sock {
+                Socket::Tcp(sock) => tokio::net::TcpStream::from_std(sock).map(conn::Stream::Plain),
+                Socket::Unix(sock) => tokio::net::UnixStream::from_std(sock).map(conn::Stream::Unix),
+            };
+            match registered {
+                Ok(conn::Stream::Plain(sock)) if tls => {
                     tokio::task::spawn_local(serve_tls(sock, engine.clone(), Rc::clone(&shard)));
                 }
-                Ok(sock) => {
+                Ok(stream) => {
                     busy::expect(fd);
-                    tokio::task::spawn_local(conn::serve(conn::Stream::Plain(sock), engine.clone(), Rc::clone(&shard)));
+                    tokio::task::spawn_local(conn::serve(stream, engine.clone(), Rc::clone(&shard)));
                 }
                 Err(e) => {
                     engine.stats.connected_clients.fetch_sub(1, Relaxed);

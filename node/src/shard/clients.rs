@@ -27,6 +27,8 @@ pub struct ClientInfo {
     pub laddr: String,
     /// The client socket's descriptor.
     pub fd: i32,
+    /// Connected through `unixsocket` (flag `U`).
+    pub unix: bool,
     pub created_ms: u64,
     /// When the client last sent or was answered (coarse clock: a few ms
     /// behind at most, read on every command).
@@ -474,7 +476,7 @@ impl ClientInfo {
     /// CLIENT LIST's flags, in Redis's order. Never here: `M` (see
     /// `ClientType::Master`), `u`
     /// (a woken client goes on in its own task, never queued to run
-    /// again), `U` (no unix socket).
+    /// again).
     fn flags(&self) -> String {
         let st = &self.st;
         let mut f = String::with_capacity(4);
@@ -497,6 +499,7 @@ impl ClientInfo {
         on(&mut f, dirty, 'd');
         on(&mut f, st.closing.load(Relaxed), 'c');
         on(&mut f, self.killed.load(Relaxed), 'A');
+        on(&mut f, self.unix, 'U');
         on(&mut f, st.readonly.load(Relaxed), 'r');
         on(&mut f, self.no_evict.load(Relaxed), 'e');
         on(&mut f, self.no_touch.load(Relaxed), 'T');
@@ -624,7 +627,7 @@ pub enum Paused {
 }
 
 impl Clients {
-    pub fn register(&self, addr: String, laddr: String, fd: i32) -> Arc<ClientInfo> {
+    pub fn register(&self, addr: String, laddr: String, fd: i32, unix: bool) -> Arc<ClientInfo> {
         let id = self.next_id.fetch_add(1, Relaxed) + 1;
         let now = now_ms();
         let info = Arc::new(ClientInfo {
@@ -632,6 +635,7 @@ impl Clients {
             addr,
             laddr,
             fd,
+            unix,
             created_ms: now,
             last_ms: AtomicU64::new(now),
             db: AtomicUsize::new(0),

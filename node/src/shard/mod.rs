@@ -490,6 +490,8 @@ pub struct NodeStats {
     pub slowlog: slowlog::SlowLog,
     /// Clients closed for `maxmemory-clients` (INFO's `evicted_clients`).
     pub evicted_clients: AtomicU64,
+    /// Commands from a primary's stream or the journal that failed.
+    pub unexpected_error_replies: AtomicU64,
 }
 
 impl Engine {

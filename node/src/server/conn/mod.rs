@@ -16,7 +16,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::debug;
 
@@ -28,7 +27,7 @@ mod replica;
 mod segment;
 pub mod stream;
 
-pub use stream::Stream;
+pub use stream::{RawSocket, Stream};
 
 use crate::commands::routing::ConnCluster;
 use crate::commands::session::Session;
@@ -95,13 +94,12 @@ const MESSAGES_PER_WRITE: usize = 256 * 1024;
 const READ_AHEAD_MAX: usize = 1 << 20;
 
 pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
-    let addr = sock.tcp().peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let laddr = sock.tcp().local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let fd = std::os::fd::AsRawFd::as_raw_fd(sock.tcp());
+    let (addr, laddr) = sock.names();
+    let fd = sock.fd();
     // A busy script's hook reads plain sockets only: a TLS client waits
     // for the script to end (see `busy`).
     let hook_serves = !sock.is_tls();
-    let info = engine.clients.register(addr, laddr, fd);
+    let info = engine.clients.register(addr, laddr, fd, sock.is_unix());
     // connected_clients was counted when the listener accepted the socket.
     engine.stats.total_connections.fetch_add(1, Relaxed);
     let authed = !engine.cfg.has_password.load(Relaxed);
@@ -221,7 +219,9 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
                     let woke = conn.resume(&slot, &mut cmds);
                     // `repl-disable-tcp-nodelay`, as the replica's sync starts.
                     if !std::mem::replace(&mut replica_socket_set, true) && engine.cfg.repl.disable_tcp_nodelay.load(Relaxed) {
-                        let _ = conn.sock.tcp().set_nodelay(false);
+                        if let Some(tcp) = conn.sock.tcp() {
+                            let _ = tcp.set_nodelay(false);
+                        }
                     }
                     match n {
                         // Taken whole (no copy) when nothing else waits.
@@ -432,7 +432,7 @@ thread_local! {
 /// is read straight into its own buffer (only as much as it still needs),
 /// a buffer with room to spare (a bulk the parser reserved for) directly
 /// too; otherwise the bytes go through the thread's scratch buffer.
-pub fn read_some(sock: &TcpStream, inbuf: &mut BytesMut, parser: &mut Parser) -> std::io::Result<usize> {
+pub fn read_some(sock: &impl RawSocket, inbuf: &mut BytesMut, parser: &mut Parser) -> std::io::Result<usize> {
     if let Some(big) = parser.big_target() {
         let room = big.capacity() - big.len();
         return read_draining(sock, room, || sock.try_read_buf(big));
@@ -456,11 +456,11 @@ pub fn read_some(sock: &TcpStream, inbuf: &mut BytesMut, parser: &mut Parser) ->
 /// none (a system call per request, or per pipeline, saved). Tokio clears
 /// it only if no readiness event came after the one this read answered,
 /// and never clears end-of-stream.
-fn read_draining(sock: &TcpStream, room: usize, read: impl FnOnce() -> std::io::Result<usize>) -> std::io::Result<usize> {
+fn read_draining(sock: &impl RawSocket, room: usize, read: impl FnOnce() -> std::io::Result<usize>) -> std::io::Result<usize> {
     use std::io::ErrorKind::WouldBlock;
     let mut got = 0;
     let mut read = Some(read);
-    let r = sock.try_io(tokio::io::Interest::READABLE, || {
+    let r = sock.try_io_readable(&mut || {
         let read = read.take().ok_or(WouldBlock)?;
         got = read()?;
         if got > 0 && got < room {

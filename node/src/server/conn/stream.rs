@@ -1,6 +1,7 @@
-//! A client connection's byte stream: a plain TCP socket, or TLS over one
-//! (`tls-port`). Plain sockets are read without blocking straight into the
-//! connection's buffers (`read_some`), as before TLS existed; a TLS stream
+//! A client connection's byte stream: a plain TCP socket, TLS over one
+//! (`tls-port`), or a Unix socket (`unixsocket`). Plain and Unix sockets
+//! are read without blocking straight into the connection's buffers
+//! (`read_some`), as before TLS existed; a TLS stream
 //! decrypts into the thread's scratch buffer first. Writes to a TLS stream
 //! are flushed, so records leave at once.
 
@@ -9,7 +10,7 @@ use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::server::TlsStream;
 
 use super::{read_some, READ_CHUNK, SCRATCH};
@@ -22,15 +23,47 @@ const CLOSE_NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(1)
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Unix(UnixStream),
 }
 
 impl Stream {
-    /// The TCP socket underneath.
-    pub fn tcp(&self) -> &TcpStream {
+    /// The TCP socket underneath, if any.
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => s.get_ref().0,
+            Stream::Plain(s) => Some(s),
+            Stream::Tls(s) => Some(s.get_ref().0),
+            Stream::Unix(_) => None,
         }
+    }
+
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            Stream::Unix(s) => s.as_raw_fd(),
+            _ => self.tcp().map_or(-1, |s| s.as_raw_fd()),
+        }
+    }
+
+    /// The client's address and the one it connected to, as CLIENT LIST
+    /// shows them: `ip:port`, or for a Unix socket its path and port 0
+    /// both times (as Redis shows them).
+    pub fn names(&self) -> (String, String) {
+        match (self, self.tcp()) {
+            (_, Some(tcp)) => {
+                let name = |a: std::io::Result<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+                (name(tcp.peer_addr()), name(tcp.local_addr()))
+            }
+            (Stream::Unix(s), None) => {
+                let path = s.local_addr().ok().and_then(|a| a.as_pathname().map(|p| p.display().to_string())).unwrap_or_default();
+                let name = format!("{path}:0");
+                (name.clone(), name)
+            }
+            _ => Default::default(),
+        }
+    }
+
+    pub fn is_unix(&self) -> bool {
+        matches!(self, Stream::Unix(_))
     }
 
     pub fn is_tls(&self) -> bool {
@@ -41,6 +74,7 @@ impl Stream {
     pub async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
         match self {
             Stream::Plain(s) => s.write_all(buf).await,
+            Stream::Unix(s) => s.write_all(buf).await,
             Stream::Tls(s) => {
                 s.write_all(buf).await?;
                 s.flush().await
@@ -54,6 +88,7 @@ impl Stream {
     pub async fn shutdown(&mut self) -> std::io::Result<()> {
         match self {
             Stream::Plain(s) => s.shutdown().await,
+            Stream::Unix(s) => s.shutdown().await,
             Stream::Tls(s) => match tokio::time::timeout(CLOSE_NOTIFY_WAIT, s.shutdown()).await {
                 Ok(r) => r,
                 Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
@@ -69,6 +104,13 @@ impl Stream {
                 ready!(sock.poll_read_ready(cx))?;
                 match read_some(sock, inbuf, parser) {
                     // Readiness was stale and is now cleared: wait again.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    r => return Poll::Ready(r),
+                }
+            },
+            Stream::Unix(sock) => loop {
+                ready!(sock.poll_read_ready(cx))?;
+                match read_some(sock, inbuf, parser) {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     r => return Poll::Ready(r),
                 }
@@ -93,6 +135,32 @@ impl Stream {
         }
     }
 }
+
+/// A socket read without blocking (`read_some`): TCP or Unix, whose
+/// tokio types have the same calls.
+pub trait RawSocket {
+    fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize>;
+    fn try_read_buf(&self, buf: &mut BytesMut) -> std::io::Result<usize>;
+    fn try_io_readable(&self, f: &mut dyn FnMut() -> std::io::Result<()>) -> std::io::Result<()>;
+}
+
+macro_rules! raw_socket {
+    ($t:ty) => {
+        impl RawSocket for $t {
+            fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+                <$t>::try_read(self, buf)
+            }
+            fn try_read_buf(&self, buf: &mut BytesMut) -> std::io::Result<usize> {
+                <$t>::try_read_buf(self, buf)
+            }
+            fn try_io_readable(&self, f: &mut dyn FnMut() -> std::io::Result<()>) -> std::io::Result<()> {
+                self.try_io(tokio::io::Interest::READABLE, f)
+            }
+        }
+    };
+}
+raw_socket!(TcpStream);
+raw_socket!(UnixStream);
 
 /// The largest emptied input buffer a connection keeps for its next read.
 const KEEP_INPUT: usize = 1024;
