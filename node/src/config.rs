@@ -114,6 +114,10 @@ pub struct Config {
     /// `key-load-delay`: microseconds to pause after each key loaded from a
     /// snapshot or journal (Redis's test knob for slow loads); 0: none.
     pub key_load_delay: AtomicU64,
+    /// `rdb-key-save-delay`: microseconds to pause after each key a
+    /// snapshot writes (Redis's test knob for slow saves and full syncs;
+    /// negative -N: one microsecond per N keys); 0: none.
+    pub rdb_key_save_delay: std::sync::atomic::AtomicI64,
     pub dir: Mutex<String>,
     /// Save points: (seconds, changes) pairs.
     pub save: Mutex<Vec<(u64, u64)>>,
@@ -400,6 +404,10 @@ impl Config {
             }
             "acllog-max-len" => self.acllog_max_len.store(int()?, Relaxed),
             "key-load-delay" => self.key_load_delay.store(int()?, Relaxed),
+            "rdb-key-save-delay" => {
+                let v = value.parse::<i32>().map_err(|_| ConfigError::NotInteger)?;
+                self.rdb_key_save_delay.store(v as i64, Relaxed);
+            }
             "dir" => *self.dir.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
             "save" => *self.save.lock().unwrap_or_else(|e| e.into_inner()) = parse_save(value)?,
             "dbfilename" => {
@@ -500,6 +508,7 @@ impl Config {
             ("acllog-max-len".into(), self.acllog_max_len.load(Relaxed).to_string()),
             ("aclfile".into(), self.aclfile.clone()),
             ("key-load-delay".into(), self.key_load_delay.load(Relaxed).to_string()),
+            ("rdb-key-save-delay".into(), self.rdb_key_save_delay.load(Relaxed).to_string()),
             ("dir".into(), self.dir.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("save".into(), self.save_text()),
             ("enable-debug-command".into(), self.enable_debug_command.clone()),

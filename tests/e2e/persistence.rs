@@ -408,9 +408,10 @@ fn save_points_sigterm_and_shutdown_variants() {
     assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut con).unwrap(), 4, "a, b, d and e");
 }
 
-/// A save that fails (its directory is gone) keeps the old status visible,
-/// refuses writes with -MISCONF while save points are set, and a later
-/// successful save lifts that.
+/// A background save that fails (its directory is gone) keeps the old
+/// status visible, refuses writes with -MISCONF while save points are set,
+/// and a later successful save lifts that. A failed SAVE (or SHUTDOWN's
+/// save) is only its caller's error, as in Redis.
 #[test]
 fn a_failed_save_refuses_writes_until_a_save_succeeds() {
     let root = TempDir::new("persist-fail");
@@ -422,7 +423,12 @@ fn a_failed_save_refuses_writes_until_a_save_succeeds() {
     std::fs::remove_dir(&dir).unwrap();
     let e = redis::cmd("SAVE").query::<String>(&mut con).unwrap_err();
     assert!(e.to_string().contains("No such file"), "{e}");
-    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "err");
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    let e = redis::cmd("SHUTDOWN").query::<String>(&mut con).unwrap_err();
+    assert!(e.to_string().contains("Errors trying to SHUTDOWN"), "{e}");
+    let _: () = con.set("k", "v").unwrap();
+    assert_eq!(redis::cmd("BGSAVE").query::<String>(&mut con).unwrap(), "Background saving started");
+    wait_field(&mut con, "rdb_last_bgsave_status", "err");
     let misconf = |r: redis::RedisResult<()>| {
         let e = r.unwrap_err();
         assert_eq!(e.code(), Some("MISCONF"), "{e}");

@@ -616,3 +616,18 @@ fn repl_timeout_drops_a_silent_replica_and_a_silent_primary() {
     wait_one(&mut p);
     assert_eq!(contents(&mut r), contents(&mut p));
 }
+
+/// `bind-source-addr`: a replica connects to its primary from that local
+/// address, which the primary then reports for it (INFO's `slaveN:ip=`).
+#[test]
+fn a_replica_connects_from_bind_source_addr() {
+    let primary = Server::start();
+    let mut p = conn(primary.port);
+    let replica = Server::start();
+    let mut r = conn(replica.port);
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("bind-source-addr").arg("127.0.0.2").query(&mut r).unwrap();
+    let _: () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(primary.port).query(&mut r).unwrap();
+    assert!(wait_until(30, || link_up(&mut r)));
+    let slave0 = info_field(&mut p, "slave0").expect("slave0");
+    assert!(slave0.starts_with("ip=127.0.0.2,"), "{slave0}");
+}

@@ -128,7 +128,11 @@ async fn sync(cx: &mut dyn Coord, psync: Option<&[Bytes]>) -> CmdResult {
         let (replid, from) = (String::from_utf8_lossy(&a[1]), crate::util::parse_i64(&a[2]).unwrap_or(-1));
         if from > 0 && repl.try_continue(&feed, &replid, from as u64, s.repl_psync2) {
             repl.sync_partial_ok.fetch_add(1, Relaxed);
-            tracing::info!(client = s.info.id, "partial resynchronization accepted, continuing from offset {from}");
+            tracing::info!(
+                client = s.info.id,
+                "Partial resynchronization request from {} accepted, continuing from offset {from}",
+                s.info.addr
+            );
             s.replica = Some(feed);
             return Ok(());
         }

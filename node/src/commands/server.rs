@@ -662,7 +662,9 @@ pub async fn shutdown(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let save = has("SAVE") || (!has("NOSAVE") && !cx.engine().cfg.save_points().is_empty());
     if save {
         if let Err(e) = super::persistence::save_for_shutdown(cx.engine()).await {
-            tracing::warn!("error trying to save the DB before shutting down: {e}");
+            // Redis's words, which tools look for in the log.
+            tracing::warn!("Error trying to save the DB, can't exit: {e}");
+            tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
             if !has("FORCE") {
                 return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
             }

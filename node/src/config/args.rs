@@ -238,6 +238,7 @@ impl Config {
             users: Vec::new(),
             renames: Vec::new(),
             key_load_delay: AtomicU64::new(0),
+            rdb_key_save_delay: std::sync::atomic::AtomicI64::new(0),
             dir: Mutex::new(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into())),
             save: Mutex::new(DEFAULT_SAVE.to_vec()),
             dbfilename: Mutex::new("dump.rdb".into()),

@@ -162,9 +162,11 @@ impl ProcessConfig {
             }
             "oom-score-adj-values" => {
                 let v: Vec<i32> = value.split_whitespace().filter_map(|w| w.parse().ok()).collect();
-                let ok = v.len() == 3 && value.split_whitespace().count() == 3 && v.iter().all(|n| (-2000..=2000).contains(n));
-                if !ok {
+                if v.len() != 3 || value.split_whitespace().count() != 3 {
                     return Err(ConfigError::Invalid("Invalid oom-score-adj-values".into()));
+                }
+                if !v.iter().all(|n| (-2000..=2000).contains(n)) {
+                    return Err(ConfigError::Invalid("Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into()));
                 }
                 *lock(&self.oom_score_adj_values) = [v[0], v[1], v[2]];
                 self.oom_score_changed(start_up)?;
@@ -220,22 +222,34 @@ impl ProcessConfig {
     }
 
     /// Applies `oom-score-adj` to the process for its role (Linux's
-    /// /proc/self/oom_score_adj, as Redis does): nothing under `no` (the
-    /// score the process started with stays), the role's value added to
-    /// that base under `relative`, the value itself under `absolute`.
+    /// /proc/self/oom_score_adj, as Redis does): the score the process
+    /// has when the setting is first turned on is kept as the base; under
+    /// `relative` the role's value is added to it, under `absolute` the
+    /// value replaces it, and turning the setting off puts the base back
+    /// (with it off and never on, the score is left alone).
     pub fn apply_oom_score(&self, replica: bool) -> Result<(), String> {
-        static BASE: OnceLock<i32> = OnceLock::new();
+        /// The base score while this process adjusts its own.
+        static BASE: Mutex<Option<i32>> = Mutex::new(None);
         const PATH: &str = "/proc/self/oom_score_adj";
-        let base = *BASE.get_or_init(|| std::fs::read_to_string(PATH).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0));
+        let read = || std::fs::read_to_string(PATH).ok().and_then(|s| s.trim().parse::<i32>().ok());
         REPLICA.store(replica, Relaxed);
         let value = lock(&self.oom_score_adj_values)[replica as usize];
+        let mut base = lock(&BASE);
         let score = match self.oom_score_adj.load(Relaxed) {
-            0 => base,
-            1 => (base + value).clamp(-1000, 1000),
-            _ => value.clamp(-1000, 1000),
+            0 => match base.take() {
+                Some(b) => b,
+                None => return Ok(()),
+            },
+            mode => {
+                let b = *base.get_or_insert_with(|| read().unwrap_or(0));
+                if mode == 1 {
+                    (b + value).clamp(-1000, 1000)
+                } else {
+                    value.clamp(-1000, 1000)
+                }
+            }
         };
-        let now = std::fs::read_to_string(PATH).ok().and_then(|s| s.trim().parse::<i32>().ok());
-        if now == Some(score) {
+        if read() == Some(score) {
             return Ok(());
         }
         std::fs::write(PATH, score.to_string()).map_err(|e| format!("Unable to write oom_score_adj: {e}"))

@@ -23,11 +23,34 @@ pub enum Duplex {
 /// How long a TLS read holds the connection before letting a writer in.
 const SLICE: Duration = Duration::from_millis(50);
 
+/// A TCP connection to `host:port`, its local end bound to `source` when
+/// that is set and can be bound (else where the kernel chooses); each
+/// address of `host` is tried in turn.
+fn connect_from(host: &str, port: u16, source: Option<std::net::IpAddr>) -> io::Result<TcpStream> {
+    use std::net::ToSocketAddrs;
+    let Some(source) = source else { return TcpStream::connect((host, port)) };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host}: no address"));
+    for addr in (host, port).to_socket_addrs()? {
+        let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+        if source.is_ipv4() == addr.is_ipv4() {
+            if let Err(e) = sock.bind(&std::net::SocketAddr::new(source, 0).into()) {
+                tracing::warn!("bind-source-addr {source}: {e}; connecting from any address");
+            }
+        }
+        match sock.connect(&addr.into()) {
+            Ok(()) => return Ok(sock.into()),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 impl Duplex {
-    /// Connects to `host:port`, over TLS with `tls` (the primary's
-    /// certificate must name `host`).
-    pub fn connect(host: &str, port: u16, tls: Option<Arc<ClientConfig>>) -> Result<Duplex, String> {
-        let sock = TcpStream::connect((host, port)).map_err(|e| format!("connecting: {e}"))?;
+    /// Connects to `host:port` (from `source` when given, if that address
+    /// can be bound: Redis's best-effort bind), over TLS with `tls` (the
+    /// primary's certificate must name `host`).
+    pub fn connect(host: &str, port: u16, source: Option<std::net::IpAddr>, tls: Option<Arc<ClientConfig>>) -> Result<Duplex, String> {
+        let sock = connect_from(host, port, source).map_err(|e| format!("connecting: {e}"))?;
         sock.set_nodelay(true).ok();
         let Some(cfg) = tls else { return Ok(Duplex::Plain(sock)) };
         let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;

@@ -112,7 +112,7 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
     let addr = format!("{}:{}", master.host, master.port);
     let params = engine.cfg.tls.params();
     let tls = if params.replication { Some(Arc::new(crate::config::tls::client(&params)?)) } else { None };
-    let mut sock = Duplex::connect(&master.host, master.port, tls)?;
+    let mut sock = Duplex::connect(&master.host, master.port, engine.cfg.conn.source_addr(), tls)?;
     *master.sock.lock().unwrap_or_else(|e| e.into_inner()) = sock.tcp().ok();
     // `repl-timeout`: a primary that sends nothing (not even its PINGs)
     // for that long ends the link, which is then made again. (A TLS link
@@ -136,11 +136,13 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
     }
     let auth = engine.cfg.masterauth.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let user = engine.cfg.masteruser.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    match (auth.is_empty(), user.is_empty()) {
-        (true, _) => {}
-        (false, true) => drop(ask(&mut sock, &mut r, &["AUTH", &auth])?),
-        (false, false) => drop(ask(&mut sock, &mut r, &["AUTH", &user, &auth])?),
-    }
+    let authed = match (auth.is_empty(), user.is_empty()) {
+        (true, _) => Ok(String::new()),
+        (false, true) => ask(&mut sock, &mut r, &["AUTH", &auth]),
+        (false, false) => ask(&mut sock, &mut r, &["AUTH", &user, &auth]),
+    };
+    // Redis's words, which operators and tools look for in the log.
+    authed.map_err(|e| format!("Unable to AUTH to MASTER: {}", e.trim_start_matches("AUTH answered ")))?;
     // Over TLS this node's replicas are expected on its TLS port too.
     let port = if params.replication && params.port != 0 { params.port } else { engine.cfg.port() }.to_string();
     ask(&mut sock, &mut r, &["REPLCONF", "listening-port", &port])?;
@@ -166,7 +168,8 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
             drop(_b);
             engine.repl.drop_feeds("the primary's replication id changed");
         }
-        info!("partial resynchronization with the primary {addr} from offset {from}");
+        // Redis's words, which operators and tools look for in the log.
+        info!("Successful partial resynchronization with master {addr} from offset {from}");
     } else {
         full_sync(engine, master, gen, &mut r, &reply, &mut sink)?;
         if engine.repl.generation() != gen {
@@ -235,6 +238,7 @@ fn full_sync(engine: &Arc<Engine>, master: &Master, gen: u64, r: &mut impl BufRe
         DisklessLoad::Swapdb => "swapdb",
     };
     let io = |e: std::io::Error| e.to_string();
+    info!(load = how, "MASTER <-> REPLICA sync: Loading DB in memory");
     let loaded = match how {
         "disk" => {
             let path = engine.cfg.rdb_path().with_file_name(format!("temp-sync-{}.rdb", std::process::id()));
@@ -273,7 +277,14 @@ fn full_sync(engine: &Arc<Engine>, master: &Master, gen: u64, r: &mut impl BufRe
             staged.apply(engine, NO_TX)?
         }
     };
-    info!(keys = loaded.keys, bytes = body.total(), load = how, "synchronised with the primary {}:{}", master.host, master.port);
+    info!(
+        keys = loaded.keys,
+        bytes = body.total(),
+        load = how,
+        "MASTER <-> REPLICA sync: Finished with success ({}:{})",
+        master.host,
+        master.port
+    );
     engine.repl.new_history(Some(replid.to_string()), offset);
     Ok(())
 }

@@ -133,7 +133,11 @@ pub async fn run(local: Rc<LocalShard>, engine: Arc<Engine>, mut requests: mpsc:
                 if was_rewrite {
                     rewrite_seen = std::time::Instant::now();
                 }
-                finish(&engine, done);
+                // SAVE's (and SHUTDOWN's) snapshot: a failure is the
+                // caller's error, not the background status that refuses
+                // writes (-MISCONF), as in Redis.
+                let foreground = !savers.is_empty() || !reloaders.is_empty();
+                finish(&engine, done, foreground);
                 if rewrite_due && !was_rewrite {
                     rewrite_due = false;
                     rewrite_seen = std::time::Instant::now();
@@ -389,8 +393,9 @@ fn aux_fields(now_ms: u64, aof_base: bool) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// Records a finished snapshot in the node's status.
-fn finish(engine: &Engine, done: Finished) {
+/// Records a finished snapshot in the node's status (`foreground`: one a
+/// client waits for).
+fn finish(engine: &Engine, done: Finished, foreground: bool) {
     let st = &engine.saves;
     let now = crate::util::now_ms();
     st.in_progress.store(false, Relaxed);
@@ -437,6 +442,7 @@ fn finish(engine: &Engine, done: Finished) {
             st.saves.fetch_add(1, Relaxed);
             info!(keys, ms = now.saturating_sub(done.started_ms), "DB saved on disk");
         }
+        Err(e) if foreground => warn!("Error saving DB on disk: {e}"),
         Err(e) => {
             st.last_ok.store(false, Relaxed);
             st.last_attempt.store(now / 1000, Relaxed);
@@ -474,15 +480,30 @@ pub async fn shard_task(local: Rc<LocalShard>, engine: Arc<Engine>) {
 /// the keys they touch first); on an idle thread it runs flat out.
 async fn serialise(local: &LocalShard, to_writer: mpsc::Sender<Part>) {
     let mut served = local.cell.borrow().stats.commands;
+    let mut written = 0;
     loop {
         let mut parts = Vec::new();
         let started = std::time::Instant::now();
-        let end = local
+        // `rdb-key-save-delay` (a test setting): the smallest steps, each
+        // followed by the delay of the keys it wrote (the thread serves
+        // its clients meanwhile).
+        let delay = local.cell.borrow().cfg.rdb_key_save_delay.load(Relaxed);
+        let step = if delay != 0 { 1 } else { STEP };
+        let (end, keys) = local
             .run(NO_TX, |sh| {
-                let done = sh.snapshot_step(STEP, &mut parts);
-                done.then(|| sh.snapshot_end())
+                let done = sh.snapshot_step(step, &mut parts);
+                let keys = sh.snapshot_keys_written();
+                (done.then(|| sh.snapshot_end()), keys)
             })
             .await;
+        if delay != 0 {
+            let new = keys.saturating_sub(written);
+            written = keys;
+            let us = if delay > 0 { new * delay as u64 } else { new / delay.unsigned_abs() };
+            if us > 0 {
+                tokio::time::sleep(Duration::from_micros(us)).await;
+            }
+        }
         let spent = started.elapsed();
         for p in parts {
             if to_writer.send(p).await.is_err() {

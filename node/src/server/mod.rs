@@ -141,7 +141,10 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
             }
             match crate::commands::persistence::save_for_shutdown(&engine).await {
                 Ok(()) => break,
-                Err(e) => error!("SIGTERM received but errors trying to shut down the server, check the logs for more information: {e}"),
+                Err(e) => {
+                    error!("Error trying to save the DB, can't exit: {e}");
+                    error!("SIGTERM received but errors trying to shut down the server, check the logs for more information");
+                }
             }
         }
         // Graceful stop: no new connections (the listeners go with this
@@ -165,7 +168,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     if let Some(path) = &unix_path {
         unix::remove(path);
     }
-    info!("bye");
+    info!("Damselfly is now ready to exit, bye bye...");
     Ok(())
 }
 

@@ -77,6 +77,13 @@ impl Shard {
         self.changes()
     }
 
+    /// Keys this shard's part of the running snapshot has written so far.
+    pub fn snapshot_keys_written(&self) -> u64 {
+        let Some(snap) = &self.snapshot else { return 0 };
+        let live: u64 = self.dbs.iter().flatten().map(|d| d.snapshot_keys()).sum();
+        snap.detached_keys + snap.detached.iter().map(|d| d.snapshot_keys()).sum::<u64>() + live
+    }
+
     /// Serialises up to about `budget` bytes of records into `out`; true
     /// when every key of the shard has been written.
     pub fn snapshot_step(&mut self, budget: usize, out: &mut Vec<Part>) -> bool {

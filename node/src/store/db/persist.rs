@@ -137,6 +137,11 @@ impl Db {
         Some((s.number, std::mem::take(&mut s.buf), std::mem::take(&mut s.strings)))
     }
 
+    /// Keys this database's part of the running snapshot wrote so far.
+    pub fn snapshot_keys(&self) -> u64 {
+        self.snap.as_ref().map_or(0, |s| s.keys)
+    }
+
     /// Ends this database's part (finished or abandoned); returns the
     /// number of keys it wrote.
     pub fn snapshot_end(&mut self) -> u64 {
