@@ -584,6 +584,51 @@ mod tests {
         assert!(Args::try_parse_from(["damselfly", "--cluster-secret", "x"]).is_err(), "needs --cluster");
     }
 
+    /// redis-server's command-line forms (its introspection tests' cases).
+    #[test]
+    fn command_lines_read_as_redis_reads_them() {
+        let from = |argv: &[&str]| {
+            let args = Args::from_argv(argv.iter().map(|s| s.to_string()));
+            Config::from_args(&args).unwrap()
+        };
+        let get = |c: &Config, k: &str| c.get(k.as_bytes())[0].1.clone();
+        let c = from(&["damselfly", "--maxmemory 700mb", "--maxmemory-policy volatile-lru"]);
+        assert_eq!((get(&c, "maxmemory"), get(&c, "maxmemory-policy")), ("734003200".into(), "volatile-lru".into()));
+        let file = std::env::temp_dir().join(format!("damselfly-argv-{}", std::process::id()));
+        std::fs::write(&file, "save 900 1\n").unwrap();
+        let conf = file.to_str().unwrap();
+        // Words between the config file and the first option: a line.
+        let c = from(&["damselfly", conf, "loglevel", "verbose", "--maxmemory '700mb'", "--maxmemory-policy 'volatile-lru'"]);
+        assert_eq!((get(&c, "loglevel"), get(&c, "maxmemory")), ("verbose".into(), "734003200".into()));
+        let c = from(&["damselfly", "--proc-title-template", "--my--title--template", "--loglevel", "verbose"]);
+        assert_eq!((get(&c, "proc-title-template"), get(&c, "loglevel")), ("--my--title--template".into(), "verbose".into()));
+        for argv in [
+            &["damselfly", "--save", "--loglevel", "verbose"][..],
+            &["damselfly", "--loglevel", "verbose", "--save"],
+            &["damselfly", "--save", "", "--loglevel", "verbose"],
+        ] {
+            let c = from(argv);
+            assert_eq!((get(&c, "save"), get(&c, "loglevel")), (String::new(), "verbose".into()), "{argv:?}");
+        }
+        assert_eq!(get(&from(&["damselfly", "--save", "100", "100"]), "save"), "100 100");
+        let dir = std::env::temp_dir().join(format!("damselfly-argv-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            "save 900 1
+",
+        )
+        .unwrap();
+        let conf = dir.to_str().unwrap();
+        assert_eq!(get(&from(&["damselfly", conf, "--save", "100", "100"]), "save"), "900 1 100 100");
+        assert_eq!(get(&from(&["damselfly", conf, "--save", ""]), "save"), "");
+        let _ = std::fs::remove_file(&file);
+        // Declared options keep working, values and flags alike.
+        let c = from(&["damselfly", "--port", "7001", "--replicaof", "127.0.0.1", "7000", "--requirepass", ""]);
+        assert_eq!(c.port(), 7001);
+        assert_eq!(c.replicaof, Some(("127.0.0.1".to_string(), 7000)));
+        assert!(Args::try_parse_from(["damselfly", "--port", "6379 6380"]).is_err());
+    }
+
     #[test]
     fn shard_defaults() {
         assert_eq!(default_shards(1), 1);

@@ -85,6 +85,15 @@ impl Server {
     fn try_start(port: u16, extra: &[&str]) -> Option<Server> {
         let own_dir = (!extra.contains(&"--dir")).then(|| cluster::TempDir::new("server"));
         let mut cmd = Command::new(binary());
+        // A config file comes first, as redis-server reads it (words after
+        // an option are that option's values).
+        let extra = match extra.split_first() {
+            Some((file, rest)) if !file.starts_with('-') => {
+                cmd.arg(file);
+                rest
+            }
+            _ => extra,
+        };
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--loglevel", "warn"]);
         // A full sync starts at once rather than after Redis's 5 s wait for
         // more replicas (`extra` may set it again).
@@ -201,7 +210,16 @@ pub fn start_refused(args: &[&str]) -> String {
 fn start_refused_once(args: &[&str]) -> String {
     // A real port: a node with no port at all is itself refused.
     let port = free_port().to_string();
-    let mut child = Command::new(binary())
+    let mut cmd = Command::new(binary());
+    // A config file first (see `Server::try_start`).
+    let args = match args.split_first() {
+        Some((file, rest)) if !file.starts_with('-') => {
+            cmd.arg(file);
+            rest
+        }
+        _ => args,
+    };
+    let mut child = cmd
         .args(["--port", &port, "--loglevel", "warn"])
         .args(args)
         .stdin(Stdio::null())

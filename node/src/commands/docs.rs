@@ -2,25 +2,26 @@
 //! summary and group come from the command's declaration; what Redis's
 //! command definitions add (since, complexity, doc_flags,
 //! deprecated_since, replaced_by, history, arguments) is `docs.json`,
-//! generated from them by `scripts/gen-command-docs.py` and read once, on
-//! first use. Commands Redis does not have (the JSON.* family) show what
-//! their declaration says.
-
-use std::sync::OnceLock;
+//! generated from them by `scripts/gen-command-docs.py` and parsed for each
+//! COMMAND DOCS (a rare command: about a millisecond), not kept: parsed, it
+//! would hold 1.3 MB of the node's memory for good. Commands Redis does not
+//! have (the JSON.* family) show what their declaration says.
 
 use serde_json::{Map, Value};
 
 use super::CommandSpec;
 use crate::resp::Out;
 
-fn docs() -> &'static Map<String, Value> {
-    static DOCS: OnceLock<Map<String, Value>> = OnceLock::new();
-    DOCS.get_or_init(|| serde_json::from_str(include_str!("docs.json")).unwrap_or_default())
+/// The documentation of every command, parsed from `docs.json`.
+pub struct Docs(Map<String, Value>);
+
+pub fn load() -> Docs {
+    Docs(serde_json::from_str(include_str!("docs.json")).unwrap_or_default())
 }
 
 /// One command's documentation map (its subcommands' inside it).
-pub fn write_docs(out: &mut Out, c: &CommandSpec, group: &str) {
-    let d = docs().get(c.name);
+pub fn write_docs(docs: &Docs, out: &mut Out, c: &CommandSpec, group: &str) {
+    let d = docs.0.get(c.name);
     let field = |k: &str| d.and_then(|d| d.get(k));
     let text = |k: &str| field(k).and_then(Value::as_str).filter(|s| !s.is_empty());
     let list = |k: &str| field(k).and_then(Value::as_array).filter(|a| !a.is_empty());
@@ -76,7 +77,7 @@ pub fn write_docs(out: &mut Out, c: &CommandSpec, group: &str) {
         out.map(c.subs.len());
         for s in c.subs {
             out.bulk(s.name.as_bytes());
-            write_docs(out, s, group);
+            write_docs(docs, out, s, group);
         }
     }
 }
@@ -116,7 +117,7 @@ fn write_args(out: &mut Out, args: &[Value]) {
 mod tests {
     #[test]
     fn the_generated_docs_parse() {
-        let d = super::docs();
+        let d = super::load().0;
         assert!(d.len() > 300);
         assert_eq!(d["get"]["complexity"], "O(1)");
     }

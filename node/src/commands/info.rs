@@ -46,6 +46,9 @@ const DEFAULT: &[&str] =
     &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats", "cluster", "keyspace"];
 
 pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    // Read before anything is gathered: what INFO allocates for its own
+    // report (tens of KB with several shards) is not the node's memory.
+    let used_before = crate::alloc::used_memory();
     let wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
     let all = wanted.iter().any(|w| w == "all" || w == "everything");
     let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
@@ -123,7 +126,7 @@ pub async fn info(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     }
     if want("memory") {
         let super::memory_stats::Figures { used, peak, startup, rss, backlog, replicas: replicas_mem, normal: clients_mem, .. } =
-            super::memory_stats::Figures::now(&e);
+            super::memory_stats::Figures::with_used(&e, used_before);
         let maxmem = e.cfg.maxmemory.load(Relaxed);
         let system = total_system_memory();
         let scripts = e.scripting.scripts_count();

@@ -37,7 +37,13 @@ pub struct Figures {
 
 impl Figures {
     pub fn now(e: &Engine) -> Figures {
-        let used = crate::alloc::used_memory();
+        Self::with_used(e, crate::alloc::used_memory())
+    }
+
+    /// The figures with `used_memory` as read earlier (INFO reads it
+    /// before it gathers anything, so that the report does not count the
+    /// memory its own gathering takes).
+    pub fn with_used(e: &Engine, used: u64) -> Figures {
         let (mut replicas, mut normal, mut replica_count, mut normal_count) = (e.repl.queued_for_replicas() as u64, 0, 0, 0);
         for c in e.clients.list() {
             if c.replica.load(Relaxed) {

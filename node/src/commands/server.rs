@@ -308,9 +308,10 @@ pub fn command(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                     .collect()
             };
             out.map(specs.len());
+            let docs = super::docs::load();
             for (c, group) in specs {
                 out.bulk(c.name.as_bytes());
-                super::docs::write_docs(out, c, group);
+                super::docs::write_docs(&docs, out, c, group);
             }
         }
         b"LIST" => {

@@ -122,29 +122,93 @@ pub struct Args {
 }
 
 impl Args {
-    /// Parses the command line: the options above, and `--name value` for
-    /// any other parameter (Redis's form, applied after the config file).
+    /// Parses the command line as redis-server does: an optional config
+    /// file first, then options, each `--name` followed by its values (one
+    /// argument may also hold the name and its values, `"--maxmemory
+    /// 700mb"`; words before the first `--name` form a line of their own,
+    /// `loglevel verbose`; a `--name` given alone takes the next argument
+    /// as its value even if that starts with `--`, except `--save`, which
+    /// is then empty). Options this parser declares go to it; any other
+    /// parameter is applied after the config file, as one more line of it
+    /// (so `--save 100 100` adds to the file's save points, as in Redis).
     /// Exits with clap's message on an error, as `Args::parse` does.
     pub fn from_argv(argv: impl IntoIterator<Item = String>) -> Args {
         use clap::CommandFactory;
         let cmd = Args::command();
-        let known = |name: &str| name == "help" || name == "version" || cmd.get_arguments().any(|a| a.get_long() == Some(name));
-        let (mut own, mut params) = (Vec::new(), Vec::new());
-        let mut it = argv.into_iter();
-        own.extend(it.next());
-        while let Some(a) = it.next() {
-            match a.strip_prefix("--").filter(|n| !n.is_empty() && !n.contains('=') && !known(n)) {
-                Some(name) => {
-                    let value = it.next().unwrap_or_default();
-                    params.push((name.to_ascii_lowercase(), value));
+        let declared = |name: &str| cmd.get_arguments().find(|a| a.get_long() == Some(name) && name != "save");
+        let mut argv = argv.into_iter();
+        let mut own: Vec<String> = argv.next().into_iter().collect();
+        let rest: Vec<String> = argv.collect();
+        let mut rest = rest.as_slice();
+        if let Some(first) = rest.first().filter(|a| !a.starts_with('-')) {
+            own.push(first.clone());
+            rest = &rest[1..];
+        }
+        let takes_values = |name: &str| match name {
+            "help" | "version" => false,
+            n => declared(n).is_none_or(|a| a.get_action().takes_values()),
+        };
+        let mut params = Vec::new();
+        for (name, values) in redis_option_lines(rest, takes_values) {
+            match declared(&name) {
+                Some(a) if !a.get_action().takes_values() => {
+                    own.push(format!("--{name}"));
+                    own.extend(values);
                 }
-                None => own.push(a),
+                // `--replicaof <host> <port>`: each value its own argument.
+                Some(a) if a.get_num_args().is_some_and(|n| n.min_values() > 1) => {
+                    own.push(format!("--{name}"));
+                    own.extend(values);
+                }
+                Some(_) => {
+                    own.push(format!("--{name}"));
+                    if !values.is_empty() {
+                        own.push(values.join(" "));
+                    }
+                }
+                None if name == "help" || name == "version" => own.push(format!("--{name}")),
+                None => params.push((name.to_ascii_lowercase(), values.join(" "))),
             }
         }
         let mut args = Args::parse_from(own);
         args.params = params;
         args
     }
+}
+
+/// Redis's reading of the options after the config file (server.c's
+/// `main`): a list of (name, values). `takes_values` says whether a
+/// `--name` given alone may take the next argument as its value.
+fn redis_option_lines(args: &[String], takes_values: impl Fn(&str) -> bool) -> Vec<(String, Vec<String>)> {
+    let mut lines: Vec<(String, Vec<String>)> = Vec::new();
+    // Whether the last option has its value: a `--` argument is then a new
+    // option, else the value.
+    let mut has_value = true;
+    for (i, a) in args.iter().enumerate() {
+        if has_value && a.starts_with("--") && a.len() > 2 {
+            let words: Vec<String> = crate::resp::parse::split_args(a.as_bytes())
+                .unwrap_or_else(|| vec![a.as_bytes().to_vec()])
+                .into_iter()
+                .map(|w| String::from_utf8_lossy(&w).into_owned())
+                .collect();
+            let mut words = words.into_iter();
+            let name = words.next().unwrap_or_default().trim_start_matches("--").to_string();
+            let values: Vec<String> = words.collect();
+            let alone = values.is_empty();
+            let next_is_option = args.get(i + 1).is_none_or(|n| n.starts_with("--"));
+            // `--save` alone (last, or before another option) is `save ""`.
+            has_value = !alone || !takes_values(&name) || (name.eq_ignore_ascii_case("save") && next_is_option);
+            lines.push((name, values));
+        } else {
+            match lines.last_mut() {
+                Some((_, values)) => values.push(a.clone()),
+                // Words before any option: a line of their own.
+                None => lines.push((a.clone(), Vec::new())),
+            }
+            has_value = true;
+        }
+    }
+    lines
 }
 
 /// Cluster-mode settings (`--cluster` and its companions).
@@ -268,14 +332,16 @@ impl Config {
             encoding: encoding::Encoding::default(),
         };
         let mut cfg = cfg;
+        // The command line's parameters are more lines of the config file
+        // (Redis appends them to its text): `save` lines add up across both.
+        let mut saw_save = false;
         if let Some(path) = &args.config_file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File(path.clone(), e.to_string()))?;
-            cfg.apply_file(&text)?;
+            cfg.apply_lines(&text, &mut saw_save, 0)?;
             cfg.config_file = std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or_else(|_| path.clone());
         }
-        for (name, value) in &args.params {
-            cfg.apply_startup(name, value)?;
-        }
+        let lines: String = args.params.iter().map(|(name, value)| super::rewrite::line(name, value) + "\n").collect();
+        cfg.apply_lines(&lines, &mut saw_save, 0)?;
         if let Some(p) = args.port {
             cfg.port.store(p, Relaxed);
         }
