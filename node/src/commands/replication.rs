@@ -326,6 +326,15 @@ pub async fn client_offset(cx: &mut dyn Coord) -> u64 {
     for s in 0..engine.nshards() {
         cx.run_on(s, |_| ()).await;
     }
+    node_offset(&engine).await
+}
+
+/// The replication offset once the journal writer has sent everything the
+/// shards gave it so far.
+async fn node_offset(engine: &crate::shard::Engine) -> u64 {
+    if !engine.repl.active.load(Relaxed) {
+        return 0;
+    }
     let j = &engine.journal;
     let target = j.sent.load(std::sync::atomic::Ordering::Acquire);
     loop {
@@ -337,6 +346,69 @@ pub async fn client_offset(cx: &mut dyn Coord) -> u64 {
         }
         changed.await;
     }
+}
+
+/// A shutdown is waiting for its replicas (SHUTDOWN ABORT may cancel it).
+static SHUTDOWN_WAITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn shutdown_abort() -> &'static tokio::sync::Notify {
+    static ABORT: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    ABORT.get_or_init(tokio::sync::Notify::new)
+}
+
+/// Redis 7's grace period before a shutdown: with replicas online and
+/// `shutdown-timeout` above 0, clients' writes are paused and the replicas
+/// get up to that long to acknowledge everything sent, so that a primary
+/// stopping does not leave them behind; the log says how many are in sync
+/// (and which lag), in Redis's words. False when SHUTDOWN ABORT cancelled
+/// the shutdown (the writes then go on).
+pub async fn wait_for_replicas_before_shutdown(engine: &crate::shard::Engine) -> bool {
+    let secs = u64::from(engine.cfg.process.shutdown_timeout.load(Relaxed));
+    let n = online(engine).len();
+    if secs == 0 || n == 0 || engine.repl.is_replica() {
+        return true;
+    }
+    tracing::info!("Waiting for replicas before shutting down.");
+    engine.clients.pause(crate::util::now_ms(), (secs + 5) * 1000, false);
+    SHUTDOWN_WAITING.store(true, Relaxed);
+    let abort = shutdown_abort().notified();
+    tokio::pin!(abort);
+    abort.as_mut().enable();
+    let offset = node_offset(engine).await;
+    request_acks(engine);
+    let aborted = tokio::select! {
+        _ = tokio::time::timeout(std::time::Duration::from_secs(secs), until_acked(engine, offset, n as i64)) => false,
+        () = abort => true,
+    };
+    SHUTDOWN_WAITING.store(false, Relaxed);
+    if aborted {
+        engine.clients.unpause();
+        tracing::warn!("Shutdown manually aborted.");
+        return false;
+    }
+    let now = crate::util::now_ms();
+    let replicas = online(engine);
+    for f in replicas.iter().filter(|f| f.acked.load(Relaxed) < offset) {
+        tracing::warn!(
+            "Lagging replica {}:{} reported offset {} behind master, lag={}, state=online.",
+            f.ip,
+            f.port.load(Relaxed),
+            offset - f.acked.load(Relaxed),
+            now.saturating_sub(f.acked_ms.load(Relaxed)) / 1000
+        );
+    }
+    tracing::info!("{} of {} replicas are in sync when shutting down.", acked(engine, offset), replicas.len());
+    true
+}
+
+/// SHUTDOWN ABORT: cancels a shutdown waiting for its replicas; false when
+/// there is none.
+pub fn abort_shutdown() -> bool {
+    if !SHUTDOWN_WAITING.load(Relaxed) {
+        return false;
+    }
+    shutdown_abort().notify_waiters();
+    true
 }
 
 /// Asks the replicas to acknowledge their offset now (`REPLCONF GETACK *`

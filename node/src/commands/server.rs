@@ -653,26 +653,39 @@ pub fn time(cx: &mut dyn Coord) -> CmdResult {
 
 pub async fn shutdown(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     shutdown_args(args)?;
+    if args.len() == 2 && eq_ic(&args[1], "ABORT") {
+        if !super::replication::abort_shutdown() {
+            return Err(CmdError::err("No shutdown in progress."));
+        }
+        cx.out().ok();
+        return Ok(());
+    }
     refuse_unless_nosave(cx.engine(), args)?;
     if !cx.client()?.authed {
         return Err(CmdError::NoAuth);
     }
     let has = |w: &str| args[1..].iter().any(|a| eq_ic(a, w));
+    let engine = cx.engine().clone();
+    // Lagging replicas get `shutdown-timeout` to catch up, unless NOW.
+    if !has("NOW") && !super::replication::wait_for_replicas_before_shutdown(&engine).await {
+        return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+    }
     // Saved when asked to, or when save points are set (and NOSAVE is not
     // given), as Redis does; a failed save keeps the server up unless FORCE.
-    let save = has("SAVE") || (!has("NOSAVE") && !cx.engine().cfg.save_points().is_empty());
+    let save = has("SAVE") || (!has("NOSAVE") && !engine.cfg.save_points().is_empty());
     if save {
-        if let Err(e) = super::persistence::save_for_shutdown(cx.engine()).await {
+        if let Err(e) = super::persistence::save_for_shutdown(&engine).await {
             // Redis's words, which tools look for in the log.
             tracing::warn!("Error trying to save the DB, can't exit: {e}");
             tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
             if !has("FORCE") {
+                engine.clients.unpause();
                 return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
             }
         }
     }
     // Like Redis, the client gets no reply; its connection closes.
-    cx.engine().shutdown.notify_one();
+    engine.shutdown.notify_one();
     cx.client()?.closing = true;
     Ok(())
 }
@@ -699,15 +712,17 @@ fn refuse_unless_nosave(engine: &Engine, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// Checks SHUTDOWN's options (there is no shutdown in progress to ABORT).
+/// Checks SHUTDOWN's options: ABORT goes alone, SAVE and NOSAVE not
+/// together.
 fn shutdown_args(args: &[Bytes]) -> CmdResult {
+    let has = |w: &str| args[1..].iter().any(|a| eq_ic(a, w));
     for a in &args[1..] {
         if !["NOSAVE", "SAVE", "NOW", "FORCE", "ABORT"].iter().any(|w| eq_ic(a, w)) {
             return Err(CmdError::Syntax);
         }
-        if eq_ic(a, "ABORT") {
-            return Err(CmdError::err("No shutdown in progress."));
-        }
+    }
+    if (has("ABORT") && args.len() > 2) || (has("SAVE") && has("NOSAVE")) {
+        return Err(CmdError::Syntax);
     }
     Ok(())
 }

@@ -35,6 +35,23 @@ pub struct ProcessConfig {
     pub jemalloc_bg_thread: AtomicBool,
     /// `supervised`: 0 `no`, 1 `upstart`, 2 `systemd`, 3 `auto`.
     pub supervised: AtomicU8,
+    /// `shutdown-on-sigint`, `shutdown-on-sigterm`: `shutdown::*` bits
+    /// (0: `default`).
+    pub shutdown_on_sigint: AtomicU8,
+    pub shutdown_on_sigterm: AtomicU8,
+    /// `shutdown-timeout`: seconds a shutdown waits for lagging replicas.
+    pub shutdown_timeout: AtomicU32,
+}
+
+/// What a shutdown does, as SHUTDOWN's options and the
+/// `shutdown-on-sig*` settings say it.
+pub mod shutdown {
+    pub const SAVE: u8 = 1;
+    pub const NOSAVE: u8 = 2;
+    pub const NOW: u8 = 4;
+    pub const FORCE: u8 = 8;
+    /// The words, in the order Redis lists them.
+    pub const WORDS: [(&str, u8); 4] = [("save", SAVE), ("nosave", NOSAVE), ("now", NOW), ("force", FORCE)];
 }
 
 impl Default for ProcessConfig {
@@ -54,7 +71,36 @@ impl Default for ProcessConfig {
             always_show_logo: AtomicBool::new(false),
             jemalloc_bg_thread: AtomicBool::new(true),
             supervised: AtomicU8::new(0),
+            shutdown_on_sigint: AtomicU8::new(0),
+            shutdown_on_sigterm: AtomicU8::new(0),
+            shutdown_timeout: AtomicU32::new(10),
         }
+    }
+}
+
+/// `shutdown-on-sig*`'s value: `default`, or words among `save`,
+/// `nosave`, `now`, `force` (not both `save` and `nosave`).
+fn shutdown_flags(value: &str) -> Result<u8, ConfigError> {
+    let mut flags = 0;
+    for w in value.split_whitespace() {
+        flags |= match shutdown::WORDS.iter().find(|(n, _)| n.eq_ignore_ascii_case(w)) {
+            Some((_, bit)) => *bit,
+            None if w.eq_ignore_ascii_case("default") => 0,
+            None => return Err(ConfigError::Invalid("argument(s) must be one of the following: default, save, nosave, now, force".into())),
+        };
+    }
+    if flags & shutdown::SAVE != 0 && flags & shutdown::NOSAVE != 0 {
+        return Err(ConfigError::Invalid("can't be both save and nosave".into()));
+    }
+    Ok(flags)
+}
+
+fn shutdown_text(flags: u8) -> String {
+    let words: Vec<&str> = shutdown::WORDS.iter().filter(|(_, b)| flags & b != 0).map(|(n, _)| *n).collect();
+    if words.is_empty() {
+        "default".into()
+    } else {
+        words.join(" ")
     }
 }
 
@@ -93,7 +139,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ProcessConfig {
     pub fn owns(name: &str) -> bool {
         Self::start_up_only(name)
-            || matches!(name, "oom-score-adj" | "oom-score-adj-values" | "proc-title-template" | "loglevel" | "jemalloc-bg-thread")
+            || matches!(
+                name,
+                "oom-score-adj"
+                    | "oom-score-adj-values"
+                    | "proc-title-template"
+                    | "loglevel"
+                    | "jemalloc-bg-thread"
+                    | "shutdown-on-sigint"
+                    | "shutdown-on-sigterm"
+                    | "shutdown-timeout"
+            )
     }
 
     /// Redis takes these at start-up only.
@@ -135,6 +191,9 @@ impl ProcessConfig {
             "set-proc-title" => self.set_proc_title.store(yes_no(value)?, Relaxed),
             "always-show-logo" => self.always_show_logo.store(yes_no(value)?, Relaxed),
             "jemalloc-bg-thread" => self.jemalloc_bg_thread.store(yes_no(value)?, Relaxed),
+            "shutdown-on-sigint" => self.shutdown_on_sigint.store(shutdown_flags(value)?, Relaxed),
+            "shutdown-on-sigterm" => self.shutdown_on_sigterm.store(shutdown_flags(value)?, Relaxed),
+            "shutdown-timeout" => self.shutdown_timeout.store(super::int_between(value, 0, i32::MAX as u64)? as u32, Relaxed),
             "supervised" => {
                 let i = SUPERVISED
                     .iter()
@@ -206,6 +265,9 @@ impl ProcessConfig {
             ("always-show-logo".into(), yes_no_text(self.always_show_logo.load(Relaxed)).into()),
             ("jemalloc-bg-thread".into(), yes_no_text(self.jemalloc_bg_thread.load(Relaxed)).into()),
             ("supervised".into(), SUPERVISED[self.supervised.load(Relaxed).min(3) as usize].into()),
+            ("shutdown-on-sigint".into(), shutdown_text(self.shutdown_on_sigint.load(Relaxed))),
+            ("shutdown-on-sigterm".into(), shutdown_text(self.shutdown_on_sigterm.load(Relaxed))),
+            ("shutdown-timeout".into(), self.shutdown_timeout.load(Relaxed).to_string()),
         ]
     }
 
@@ -437,6 +499,12 @@ mod tests {
             config_file: String::new(),
         };
         assert_eq!(c.title(&vars), "damselfly 6379[cluster]");
+        assert_eq!(all["shutdown-on-sigterm"], "default");
+        assert_eq!(all["shutdown-timeout"], "10");
+        c.set("shutdown-on-sigint", "nosave force now", false).unwrap();
+        assert_eq!(shutdown_text(c.shutdown_on_sigint.load(Relaxed)), "nosave now force");
+        assert!(c.set("shutdown-on-sigterm", "save nosave", false).is_err());
+        assert!(c.set("shutdown-on-sigterm", "later", false).is_err());
         assert_eq!(all["unixsocket"], "");
         assert_eq!(all["unixsocketperm"], "0");
         assert!(c.set("unixsocketperm", "700", false).is_err());

@@ -133,17 +133,28 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         if let Some(l) = metrics_listener {
             tokio::spawn(metrics::serve(TcpListener::from_std(l)?, engine.clone()));
         }
-        // A signal saves first when save points are set (as Redis does);
-        // if that fails the server stays up.
-        while let Stop::Signal = wait_for_shutdown(&engine).await {
-            if engine.cfg.save_points().is_empty() || engine.saves.loading() {
+        // A signal shuts down as `shutdown-on-sigterm` / `-sigint` say
+        // (by default as Redis: lagging replicas get `shutdown-timeout`, a
+        // save when save points are set); if the save fails the server
+        // stays up, unless `force`.
+        while let Stop::Signal(flags) = wait_for_shutdown(&engine).await {
+            use crate::config::process::shutdown::{FORCE, NOSAVE, NOW, SAVE};
+            if flags & NOW == 0 && !crate::commands::replication::wait_for_replicas_before_shutdown(&engine).await {
+                continue;
+            }
+            let save = flags & SAVE != 0 || (flags & NOSAVE == 0 && !engine.cfg.save_points().is_empty());
+            if !save || engine.saves.loading() {
                 break;
             }
             match crate::commands::persistence::save_for_shutdown(&engine).await {
                 Ok(()) => break,
                 Err(e) => {
                     error!("Error trying to save the DB, can't exit: {e}");
+                    if flags & FORCE != 0 {
+                        break;
+                    }
                     error!("SIGTERM received but errors trying to shut down the server, check the logs for more information");
+                    engine.clients.unpause();
                 }
             }
         }
@@ -455,8 +466,9 @@ fn keepalive(sock: &tokio::net::TcpStream, secs: u64) {
 
 /// Why the server stops.
 enum Stop {
-    /// SIGTERM or SIGINT.
-    Signal,
+    /// SIGTERM or SIGINT, with what its `shutdown-on-sig*` setting says
+    /// (`config::process::shutdown` bits).
+    Signal(u8),
     /// SHUTDOWN, which has saved already if it had to.
     Command,
 }
@@ -473,15 +485,21 @@ async fn wait_for_shutdown(engine: &Engine) -> Stop {
             }
         };
         tokio::select! {
-            _ = term.recv() => { info!("received SIGTERM"); Stop::Signal }
-            _ = tokio::signal::ctrl_c() => { info!("received SIGINT"); Stop::Signal }
+            _ = term.recv() => {
+                info!("Received SIGTERM scheduling shutdown...");
+                Stop::Signal(engine.cfg.process.shutdown_on_sigterm.load(Relaxed))
+            }
+            _ = tokio::signal::ctrl_c() => {
+                info!("Received SIGINT scheduling shutdown...");
+                Stop::Signal(engine.cfg.process.shutdown_on_sigint.load(Relaxed))
+            }
             _ = engine.shutdown.notified() => { info!("SHUTDOWN requested by a client"); Stop::Command }
         }
     }
     #[cfg(not(unix))]
     {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => Stop::Signal,
+            _ = tokio::signal::ctrl_c() => Stop::Signal(engine.cfg.process.shutdown_on_sigint.load(Relaxed)),
             _ = engine.shutdown.notified() => Stop::Command,
         }
     }
