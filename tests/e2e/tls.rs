@@ -468,3 +468,36 @@ fn a_tls_cluster_fails_over_to_a_replica() {
     assert_eq!(last, "$4\r\nkept\r\n");
     assert_eq!(Server::raw_at(replica.port).cmd(&["SET", &k, "new"]), "+OK\r\n");
 }
+
+/// `repl-timeout` on a TLS link: a replica whose primary goes silent
+/// (SIGSTOP) drops the link and makes it again once the primary runs.
+#[test]
+fn a_tls_replica_drops_the_link_to_a_silent_primary() {
+    let certs = tls::make();
+    let (primary, p_tls) = server(&certs, &["--tls-auth-clients", "yes", "--repl-ping-replica-period", "1"]);
+    let (ca, cert, key) = (certs.ca(), certs.client_cert(), certs.client_key());
+    let p = p_tls.to_string();
+    let replica = Server::start_with(&[
+        "--tls-replication",
+        "yes",
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--repl-timeout",
+        "2",
+        "--replicaof",
+        "127.0.0.1",
+        &p,
+    ]);
+    let link = |want: &str| damselfly_tests::Raw::connect(replica.port).cmd(&["INFO", "replication"]).contains(want);
+    assert!(wait_until(30, || link("master_link_status:up")));
+    primary.signal("STOP");
+    assert!(wait_until(30, || link("master_link_status:down")), "the TLS link to a silent primary stayed up");
+    primary.signal("CONT");
+    assert!(wait_until(30, || link("master_link_status:up")));
+    write_keys(primary.port, "after", 10);
+    assert!(wait_until(30, || has_keys(replica.port, "after", 10)));
+}

@@ -17,7 +17,9 @@ type Tls = StreamOwned<ClientConnection, TcpStream>;
 /// One connection, readable and writable from clones of it.
 pub enum Duplex {
     Plain(TcpStream),
-    Tls(Arc<Mutex<Tls>>, TcpStream),
+    /// The TLS state, the socket, and how long a read may wait for data
+    /// (`None`: for ever).
+    Tls(Arc<Mutex<Tls>>, TcpStream, Option<Duration>),
 }
 
 /// How long a TLS read holds the connection before letting a writer in.
@@ -68,26 +70,38 @@ impl Duplex {
                 Err(e) => return Err(format!("TLS handshake: {e}")),
             }
         }
-        Ok(Duplex::Tls(Arc::new(Mutex::new(tls)), raw))
+        Ok(Duplex::Tls(Arc::new(Mutex::new(tls)), raw, None))
     }
 
     pub fn try_clone(&self) -> io::Result<Duplex> {
         Ok(match self {
             Duplex::Plain(s) => Duplex::Plain(s.try_clone()?),
-            Duplex::Tls(t, raw) => Duplex::Tls(t.clone(), raw.try_clone()?),
+            Duplex::Tls(t, raw, limit) => Duplex::Tls(t.clone(), raw.try_clone()?, *limit),
         })
     }
 
     /// The TCP socket underneath (shut down to end the link).
     pub fn tcp(&self) -> io::Result<TcpStream> {
         match self {
-            Duplex::Plain(s) | Duplex::Tls(_, s) => s.try_clone(),
+            Duplex::Plain(s) | Duplex::Tls(_, s, _) => s.try_clone(),
         }
     }
 
     pub fn shutdown(&self) {
-        let (Duplex::Plain(s) | Duplex::Tls(_, s)) = self;
+        let (Duplex::Plain(s) | Duplex::Tls(_, s, _)) = self;
         let _ = s.shutdown(Shutdown::Both);
+    }
+
+    /// How long a read waits for data before it fails with `TimedOut`
+    /// (`repl-timeout`); clones made afterwards keep it.
+    pub fn set_read_limit(&mut self, limit: Duration) -> io::Result<()> {
+        match self {
+            Duplex::Plain(s) => s.set_read_timeout(Some(limit)),
+            Duplex::Tls(_, _, l) => {
+                *l = Some(limit);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -103,12 +117,19 @@ impl Read for Duplex {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Duplex::Plain(s) => s.read(buf),
-            Duplex::Tls(t, _) => loop {
-                match lock(t).read(buf) {
-                    Err(e) if timed_out(&e) => continue,
-                    r => return r,
+            Duplex::Tls(t, _, limit) => {
+                let started = std::time::Instant::now();
+                loop {
+                    match lock(t).read(buf) {
+                        Err(e) if timed_out(&e) => {
+                            if limit.is_some_and(|l| started.elapsed() >= l) {
+                                return Err(io::ErrorKind::TimedOut.into());
+                            }
+                        }
+                        r => return r,
+                    }
                 }
-            },
+            }
         }
     }
 }
@@ -117,7 +138,7 @@ impl Write for Duplex {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Duplex::Plain(s) => s.write(buf),
-            Duplex::Tls(t, _) => {
+            Duplex::Tls(t, _, _) => {
                 let mut t = lock(t);
                 t.write_all(buf)?;
                 t.flush()?;
@@ -129,7 +150,7 @@ impl Write for Duplex {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Duplex::Plain(s) => s.flush(),
-            Duplex::Tls(t, _) => lock(t).flush(),
+            Duplex::Tls(t, _, _) => lock(t).flush(),
         }
     }
 }

@@ -115,13 +115,10 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
     let mut sock = Duplex::connect(&master.host, master.port, engine.cfg.conn.source_addr(), tls)?;
     *master.sock.lock().unwrap_or_else(|e| e.into_inner()) = sock.tcp().ok();
     // `repl-timeout`: a primary that sends nothing (not even its PINGs)
-    // for that long ends the link, which is then made again. (A TLS link
-    // reads in short slices of its own, `Duplex`, and has no such limit
-    // yet.)
-    if let Duplex::Plain(plain) = &sock {
-        let timeout = Duration::from_secs(engine.cfg.repl.timeout.load(Relaxed));
-        plain.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    }
+    // for that long ends the link, which is then made again (a TLS link
+    // counts its short read slices against it, `Duplex`).
+    let timeout = Duration::from_secs(engine.cfg.repl.timeout.load(Relaxed));
+    sock.set_read_limit(timeout).map_err(|e| e.to_string())?;
     if engine.repl.generation() != gen {
         return Ok(());
     }
