@@ -25,6 +25,16 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// The node, killed however the test ends.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn cli(sock: &str, args: &[&str]) -> String {
     let out = Command::new("redis-cli").arg("-s").arg(sock).args(args).output().expect("redis-cli (scripts/test installs redis-tools)");
     assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -114,22 +124,23 @@ fn a_node_may_listen_on_the_unix_socket_only() {
     // What Redis's test suite writes: an empty log file name in single
     // quotes (standard output), a relative socket path under `dir`.
     std::fs::write(&conf, format!("port 0\nlogfile ''\ndir \"{}\"\nunixsocket only.sock\nsave \"\"\n", dir.path())).unwrap();
-    let mut child = Command::new(binary())
+    let child = Command::new(binary())
         .arg(&conf)
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let mut child = Stopped(child);
     wait_for("the socket", || UnixStream::connect(&path).ok());
     assert_eq!(cli(&path, &["CONFIG", "GET", "port"]), "port\n0");
     assert_eq!(cli(&path, &["CONFIG", "GET", "logfile"]), "logfile");
     assert!(!std::path::Path::new(&format!("{}/''", dir.path())).exists(), "'' is an empty value, not a file name");
     cli(&path, &["SHUTDOWN", "NOSAVE"]);
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success());
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     assert!(out.contains("Ready to accept connections"), "{out}");
     assert!(!std::path::Path::new(&path).exists());
     // Without any port or socket the node refuses to start, as Redis does.
