@@ -7,10 +7,10 @@
 //! OOM score.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use damselfly_tests::cluster::TempDir;
-use damselfly_tests::{binary, free_port, Raw};
+use damselfly_tests::{binary, free_port, wait_for, Raw};
 
 const STOCK: &str = "/etc/redis/redis.conf";
 
@@ -22,17 +22,6 @@ impl Drop for Daemon {
         if std::path::Path::new(&format!("/proc/{}", self.0)).exists() {
             let _ = Command::new("kill").arg("-9").arg(self.0.to_string()).status();
         }
-    }
-}
-
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

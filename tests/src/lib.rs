@@ -85,15 +85,7 @@ impl Server {
     fn try_start(port: u16, extra: &[&str]) -> Option<Server> {
         let own_dir = (!extra.contains(&"--dir")).then(|| cluster::TempDir::new("server"));
         let mut cmd = Command::new(binary());
-        // A config file comes first, as redis-server reads it (words after
-        // an option are that option's values).
-        let extra = match extra.split_first() {
-            Some((file, rest)) if !file.starts_with('-') => {
-                cmd.arg(file);
-                rest
-            }
-            _ => extra,
-        };
+        let extra = config_file_first(&mut cmd, extra);
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--loglevel", "warn"]);
         // A full sync starts at once rather than after Redis's 5 s wait for
         // more replicas (`extra` may set it again).
@@ -207,18 +199,36 @@ pub fn start_refused(args: &[&str]) -> String {
     panic!("no free port for the node");
 }
 
-fn start_refused_once(args: &[&str]) -> String {
-    // A real port: a node with no port at all is itself refused.
-    let port = free_port().to_string();
-    let mut cmd = Command::new(binary());
-    // A config file first (see `Server::try_start`).
-    let args = match args.split_first() {
+/// Puts a config file at the head of `args` (their first element when it
+/// is not an option) on the command line first, as redis-server reads it
+/// (words after an option are that option's values); returns the rest.
+fn config_file_first<'a>(cmd: &mut Command, args: &'a [&'a str]) -> &'a [&'a str] {
+    match args.split_first() {
         Some((file, rest)) if !file.starts_with('-') => {
             cmd.arg(file);
             rest
         }
         _ => args,
-    };
+    }
+}
+
+/// Waits (up to 30 s) for `f` to give a value; fails naming `what`.
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn start_refused_once(args: &[&str]) -> String {
+    // A real port: a node with no port at all is itself refused.
+    let port = free_port().to_string();
+    let mut cmd = Command::new(binary());
+    let args = config_file_first(&mut cmd, args);
     let mut child = cmd
         .args(["--port", &port, "--loglevel", "warn"])
         .args(args)
