@@ -125,6 +125,9 @@ pub struct Config {
     /// `stop-writes-on-bgsave-error`: while the last snapshot failed (and
     /// save points are set), writes get -MISCONF.
     pub stop_writes_on_bgsave_error: AtomicBool,
+    /// `rdbcompression`: strings LZF-compressed in snapshots and DUMP
+    /// payloads (the store reads it through `store::rdb::set_compression`).
+    pub rdbcompression: AtomicBool,
     /// `enable-debug-command`: "no" (default), "yes" or "local" (loopback
     /// clients only); set at start-up, as in Redis.
     pub enable_debug_command: String,
@@ -417,6 +420,7 @@ impl Config {
                 *self.dbfilename.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string()
             }
             "stop-writes-on-bgsave-error" => self.stop_writes_on_bgsave_error.store(yes_no(value)?, Relaxed),
+            "rdbcompression" => self.rdbcompression.store(yes_no(value)?, Relaxed),
             "appendfsync" => {
                 let v = match value.to_ascii_lowercase().as_str() {
                     "always" => 0,
@@ -524,6 +528,7 @@ impl Config {
             ("aof-load-truncated".into(), yes_no_text(self.aof_load_truncated.load(Relaxed)).into()),
             ("dbfilename".into(), self.dbfilename.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             ("stop-writes-on-bgsave-error".into(), yes_no_text(self.stop_writes_on_bgsave_error.load(Relaxed)).into()),
+            ("rdbcompression".into(), yes_no_text(self.rdbcompression.load(Relaxed)).into()),
         ];
         v.extend(self.fixed.iter().map(|(k, v)| (k.clone(), v.clone())));
         v.extend(self.tls.all());

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use damselfly_tests::cluster::TempDir;
-use damselfly_tests::{Redis, Server};
+use damselfly_tests::{Raw, Redis, Server};
 use redis::{Commands, Connection, Value};
 
 /// Every key of every database, each described by its type and content in
@@ -554,4 +554,27 @@ fn where_save_writes_is_a_protected_config() {
     assert_eq!(c.cmd(&["CONFIG", "SET", "dir", dir.path(), "dbfilename", "x.rdb"]), "+OK\r\n");
     assert_eq!(c.cmd(&["SAVE"]), "+OK\r\n");
     assert!(std::path::Path::new(&format!("{}/x.rdb", dir.path())).exists());
+}
+
+/// `rdbcompression no`: strings are written without LZF in DUMP payloads
+/// and snapshots (a bigger file that loads the same), as Redis writes them.
+#[test]
+fn rdbcompression_no_writes_strings_raw() {
+    let dir = TempDir::new("persist-nocompress");
+    let s = Server::start_with(&["--dir", dir.path(), "--save", "", "--enable-debug-command", "local"]);
+    let mut c = s.raw();
+    let long = "a".repeat(2000);
+    assert_eq!(c.cmd(&["SET", "long", &long]), "+OK\r\n");
+    let dump_len = |c: &mut Raw| c.cmd(&["DUMP", "long"]).split("\r\n").next().unwrap()[1..].parse::<usize>().unwrap();
+    assert!(dump_len(&mut c) < 200, "compressed by default");
+    assert_eq!(c.cmd(&["SAVE"]), "+OK\r\n");
+    let file = format!("{}/dump.rdb", dir.path());
+    let compressed = std::fs::metadata(&file).unwrap().len();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "rdbcompression", "no"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "GET", "rdbcompression"]), "*2\r\n$14\r\nrdbcompression\r\n$2\r\nno\r\n");
+    assert!(dump_len(&mut c) > 2000);
+    assert_eq!(c.cmd(&["SAVE"]), "+OK\r\n");
+    assert!(std::fs::metadata(&file).unwrap().len() > compressed + 1500);
+    assert_eq!(c.cmd(&["DEBUG", "RELOAD"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["STRLEN", "long"]), ":2000\r\n");
 }

@@ -550,6 +550,7 @@ pub async fn config(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
                     // The default user's password, as in Redis.
                     "requirepass" => super::acl::set_default_password(cx.engine(), (!value.is_empty()).then_some(value.as_str())),
                     "acllog-max-len" => cx.engine().acl.log_trim(cfg.acllog_max_len.load(Relaxed) as usize),
+                    "rdbcompression" => crate::store::rdb::set_compression(cfg.rdbcompression.load(Relaxed)),
                     "appendonly" => {
                         let on = cfg.appendonly.load(Relaxed);
                         if let Err(e) = crate::persist::set_appendonly(cx.engine(), on).await {

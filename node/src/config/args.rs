@@ -307,6 +307,7 @@ impl Config {
             save: Mutex::new(DEFAULT_SAVE.to_vec()),
             dbfilename: Mutex::new("dump.rdb".into()),
             stop_writes_on_bgsave_error: AtomicBool::new(true),
+            rdbcompression: AtomicBool::new(true),
             enable_debug_command: "no".into(),
             enable_module_command: "no".into(),
             enable_protected_configs: "no".into(),

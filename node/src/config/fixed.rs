@@ -19,7 +19,6 @@ pub(super) const FIXED: &[(&str, &str)] = &[
     ("lazyfree-lazy-server-del", "no"),
     ("lazyfree-lazy-user-del", "no"),
     ("lazyfree-lazy-user-flush", "no"),
-    ("rdbcompression", "yes"),
     ("rdbchecksum", "yes"),
     ("cluster-enabled", "no"),
     ("io-threads", "1"),

@@ -42,6 +42,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     // The command clock's rate, measured before the first command is timed.
     crate::commands::clock::calibrate();
     let cfg = Arc::new(cfg);
+    crate::store::rdb::set_compression(cfg.rdbcompression.load(Relaxed));
     let nshards = cfg.shards;
     let cluster = match &cfg.cluster {
         Some(c) => Some(Arc::new(cluster_map(&cfg, c)?)),

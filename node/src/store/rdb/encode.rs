@@ -30,7 +30,7 @@ pub fn put_len(out: &mut Vec<u8>, n: u64) {
 /// one, LZF-compressed when longer than 20 bytes and compression saves at
 /// least 4 bytes, else raw.
 pub fn put_string(out: &mut Vec<u8>, s: &[u8]) {
-    put_string_with(out, s, true);
+    put_string_with(out, s, super::compression());
 }
 
 /// `put_string`, compressing only when `compress` (Redis's `rdbcompression`).
@@ -131,7 +131,7 @@ pub fn object_type(value: &Value) -> u8 {
 
 /// The value's encoding (after its type byte), strings compressed.
 pub fn write_object(out: &mut Vec<u8>, value: &Value) {
-    write_object_with(out, value, true);
+    write_object_with(out, value, super::compression());
 }
 
 /// `write_object`, compressing strings only when `compress`.

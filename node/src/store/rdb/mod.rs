@@ -199,10 +199,23 @@ pub fn write_resize_db(out: &mut Vec<u8>, keys: u64, expires: u64) {
     encode::put_len(out, expires);
 }
 
+/// `rdbcompression`: whether snapshots, journal bases, full syncs and
+/// DUMP payloads LZF-compress their strings (set from the configuration
+/// by the server, at start and on CONFIG SET).
+static COMPRESSION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+pub fn set_compression(on: bool) {
+    COMPRESSION.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn compression() -> bool {
+    COMPRESSION.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// One key record: the expiry (when there is one), the type byte, the key
 /// and the value in Redis 7.0's encoding.
 pub fn write_entry(out: &mut Vec<u8>, key: &[u8], value: &crate::store::Value, expire_at_ms: Option<u64>) {
-    write_entry_with(out, key, value, expire_at_ms, true);
+    write_entry_with(out, key, value, expire_at_ms, compression());
 }
 
 /// `write_entry` with LZF compression of strings on or off (Redis's
@@ -234,7 +247,7 @@ pub fn write_entry_spilling(
     }
     out.push(object_type(value));
     encode::put_string(out, key);
-    write_object_spilling(out, value, true, chunk, spill);
+    write_object_spilling(out, value, compression(), chunk, spill);
 }
 
 /// A function library: its code, as FUNCTION LOAD received it.
