@@ -194,13 +194,7 @@ impl ProcessConfig {
             "shutdown-on-sigint" => self.shutdown_on_sigint.store(shutdown_flags(value)?, Relaxed),
             "shutdown-on-sigterm" => self.shutdown_on_sigterm.store(shutdown_flags(value)?, Relaxed),
             "shutdown-timeout" => self.shutdown_timeout.store(super::int_between(value, 0, i32::MAX as u64)? as u32, Relaxed),
-            "supervised" => {
-                let i = SUPERVISED
-                    .iter()
-                    .position(|m| m.eq_ignore_ascii_case(value.trim()))
-                    .ok_or_else(|| ConfigError::Invalid("argument(s) must be one of the following: no, upstart, systemd, auto".into()))?;
-                self.supervised.store(i as u8, Relaxed);
-            }
+            "supervised" => self.supervised.store(super::values::one_of(value, &SUPERVISED)? as u8, Relaxed),
             "proc-title-template" => {
                 check_template(value)?;
                 *lock(&self.proc_title_template) = value.to_string();

@@ -31,6 +31,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 
+use super::values::one_of;
 use super::{int_between, parse_memory, yes_no, yes_no_text, ConfigError};
 
 /// Redis's smallest backlog (`CONFIG_REPL_BACKLOG_MIN_SIZE`).
@@ -160,12 +161,7 @@ impl ReplConfig {
             "repl-diskless-sync" => self.diskless_sync.store(yes_no(value)?, Relaxed),
             "repl-diskless-sync-delay" => self.diskless_sync_delay.store(int_between(value, 0, i32::MAX as u64)?, Relaxed),
             "repl-diskless-sync-max-replicas" => self.diskless_sync_max_replicas.store(int_between(value, 0, i32::MAX as u64)?, Relaxed),
-            "repl-diskless-load" => {
-                let i = DisklessLoad::NAMES.iter().position(|n| n.eq_ignore_ascii_case(value.trim())).ok_or_else(|| {
-                    ConfigError::Invalid(format!("argument(s) must be one of the following: {}", DisklessLoad::NAMES.join(", ")))
-                })?;
-                self.diskless_load.store(i as u8, Relaxed);
-            }
+            "repl-diskless-load" => self.diskless_load.store(one_of(value, &DisklessLoad::NAMES)? as u8, Relaxed),
             "repl-ping-replica-period" | "repl-ping-slave-period" => {
                 self.ping_period.store(int_between(value, 1, i32::MAX as u64)?, Relaxed)
             }
@@ -180,12 +176,7 @@ impl ReplConfig {
             "replica-lazy-flush" | "slave-lazy-flush" => self.lazy_flush.store(yes_no(value)?, Relaxed),
             "repl-disable-tcp-nodelay" => self.disable_tcp_nodelay.store(yes_no(value)?, Relaxed),
             "repl-timeout" => self.timeout.store(int_between(value, 1, i32::MAX as u64)?, Relaxed),
-            "propagation-error-behavior" => {
-                let i = PropagationError::NAMES.iter().position(|n| n.eq_ignore_ascii_case(value.trim())).ok_or_else(|| {
-                    ConfigError::Invalid(format!("argument(s) must be one of the following: {}", PropagationError::NAMES.join(", ")))
-                })?;
-                self.propagation_error.store(i as u8, Relaxed);
-            }
+            "propagation-error-behavior" => self.propagation_error.store(one_of(value, &PropagationError::NAMES)? as u8, Relaxed),
             _ => self.read_only.store(yes_no(value)?, Relaxed),
         }
         Ok(())

@@ -79,6 +79,15 @@ pub(super) fn yes_no(value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// An enumerated parameter's value: its position in `names`, matched
+/// case-insensitively, or Redis's error listing them.
+pub(super) fn one_of(value: &str, names: &[&str]) -> Result<usize, ConfigError> {
+    names
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(value.trim()))
+        .ok_or_else(|| ConfigError::Invalid(format!("argument(s) must be one of the following: {}", names.join(", "))))
+}
+
 /// An integer parameter with Redis's bounds and error text.
 pub(super) fn int_between(value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
     let n: i64 = value.trim().parse().map_err(|_| ConfigError::NotInteger)?;

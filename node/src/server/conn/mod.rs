@@ -460,7 +460,7 @@ fn read_draining(sock: &impl RawSocket, room: usize, read: impl FnOnce() -> std:
     use std::io::ErrorKind::WouldBlock;
     let mut got = 0;
     let mut read = Some(read);
-    let r = sock.try_io_readable(&mut || {
+    let r = sock.try_io_readable(|| {
         let read = read.take().ok_or(WouldBlock)?;
         got = read()?;
         if got > 0 && got < room {

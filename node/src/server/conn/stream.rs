@@ -39,8 +39,9 @@ impl Stream {
     pub fn fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
         match self {
+            Stream::Plain(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.get_ref().0.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
-            _ => self.tcp().map_or(-1, |s| s.as_raw_fd()),
         }
     }
 
@@ -48,18 +49,17 @@ impl Stream {
     /// shows them: `ip:port`, or for a Unix socket its path and port 0
     /// both times (as Redis shows them).
     pub fn names(&self) -> (String, String) {
-        match (self, self.tcp()) {
-            (_, Some(tcp)) => {
-                let name = |a: std::io::Result<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
-                (name(tcp.peer_addr()), name(tcp.local_addr()))
-            }
-            (Stream::Unix(s), None) => {
+        let name = |a: std::io::Result<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        let tcp = match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+            Stream::Unix(s) => {
                 let path = s.local_addr().ok().and_then(|a| a.as_pathname().map(|p| p.display().to_string())).unwrap_or_default();
                 let name = format!("{path}:0");
-                (name.clone(), name)
+                return (name.clone(), name);
             }
-            _ => Default::default(),
-        }
+        };
+        (name(tcp.peer_addr()), name(tcp.local_addr()))
     }
 
     pub fn is_unix(&self) -> bool {
@@ -141,7 +141,7 @@ impl Stream {
 pub trait RawSocket {
     fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize>;
     fn try_read_buf(&self, buf: &mut BytesMut) -> std::io::Result<usize>;
-    fn try_io_readable(&self, f: &mut dyn FnMut() -> std::io::Result<()>) -> std::io::Result<()>;
+    fn try_io_readable<R>(&self, f: impl FnOnce() -> std::io::Result<R>) -> std::io::Result<R>;
 }
 
 macro_rules! raw_socket {
@@ -153,7 +153,7 @@ macro_rules! raw_socket {
             fn try_read_buf(&self, buf: &mut BytesMut) -> std::io::Result<usize> {
                 <$t>::try_read_buf(self, buf)
             }
-            fn try_io_readable(&self, f: &mut dyn FnMut() -> std::io::Result<()>) -> std::io::Result<()> {
+            fn try_io_readable<R>(&self, f: impl FnOnce() -> std::io::Result<R>) -> std::io::Result<R> {
                 self.try_io(tokio::io::Interest::READABLE, f)
             }
         }
