@@ -115,3 +115,80 @@ fn refused_unless_enabled() {
     let mut c: Raw = s.raw();
     assert!(c.cmd(&["DEBUG", "PROTOCOL", "string"]).starts_with("-ERR DEBUG command not allowed."));
 }
+
+/// DEBUG DIGEST and DIGEST-VALUE equal redis-server's for the same data:
+/// every type in its small and its big form, integers, float scores,
+/// TTLs, several databases, keys spread over two shards.
+#[test]
+fn digests_match_redis() {
+    let s = Server::start_with(&["--enable-debug-command", "yes", "--shards", "2"]);
+    let r = Redis::start_with(&["--enable-debug-command", "yes"]);
+    let (mut ours, mut redis) = (s.raw(), r.raw());
+    let zero = format!("+{}\r\n", "0".repeat(40));
+    assert_eq!(ours.cmd(&["DEBUG", "DIGEST"]), zero);
+    let many: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+    let mut big_hash = vec!["HSET".to_string(), "bighash".into()];
+    let mut big_zset = vec!["ZADD".to_string(), "bigzset".into()];
+    let mut big_list = vec!["RPUSH".to_string(), "biglist".into()];
+    let mut big_set = vec!["SADD".to_string(), "bigset".into()];
+    for (i, m) in many.iter().enumerate() {
+        big_hash.extend([m.clone(), format!("v{i}")]);
+        big_zset.extend([format!("{}", i as f64 / 7.0), m.clone()]);
+        big_list.push(m.clone());
+        big_set.push(m.clone());
+    }
+    let setup: Vec<Vec<String>> = [
+        &["SET", "int", "-12345"][..],
+        &["SET", "short", "hello"],
+        &["SET", "ttl", "v", "EX", "1000"],
+        &["RPUSH", "list", "a", "1", "c"],
+        &["HSET", "hash", "f", "v", "g", "12"],
+        &["SADD", "intset", "1", "2", "-3"],
+        &["SADD", "set", "a", "b", "7"],
+        &["ZADD", "zset", "1", "a", "2.5", "b", "0.1", "3", "-inf", "x"],
+        &["XADD", "stream", "5-1", "f", "v", "g", "w"],
+        &["XADD", "stream", "6-0", "f", "v2"],
+        &["PEXPIRE", "hash", "500000"],
+        &["SELECT", "4"],
+        &["SET", "k", "in db 4"],
+        &["SELECT", "0"],
+    ]
+    .iter()
+    .map(|c| c.iter().map(|s| s.to_string()).collect())
+    .chain([big_hash, big_zset, big_list, big_set])
+    .collect();
+    for cmd in &setup {
+        let c: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        assert_eq!(ours.cmd(&c), redis.cmd(&c), "{:?}", &c[..2]);
+    }
+    let digest = ["DEBUG", "DIGEST"];
+    let theirs = redis.cmd(&digest);
+    assert_ne!(theirs, zero);
+    assert_eq!(ours.cmd(&digest), theirs);
+    let values = [
+        "DEBUG",
+        "DIGEST-VALUE",
+        "int",
+        "short",
+        "ttl",
+        "list",
+        "hash",
+        "intset",
+        "set",
+        "zset",
+        "stream",
+        "bighash",
+        "bigzset",
+        "biglist",
+        "bigset",
+        "missing",
+    ];
+    assert_eq!(ours.cmd(&values), redis.cmd(&values));
+    // A change anywhere changes the digest.
+    for c in [&["LSET", "biglist", "100", "x"][..], &["SELECT", "4"], &["DEL", "k"]] {
+        assert_eq!(ours.cmd(c), redis.cmd(c), "{c:?}");
+        let now = redis.cmd(&digest);
+        assert_ne!(now, theirs);
+        assert_eq!(ours.cmd(&digest), now, "after {c:?}");
+    }
+}

@@ -1,5 +1,6 @@
 //! DEBUG, the subcommands test suites use: RELOAD, SLEEP,
-//! SET-ACTIVE-EXPIRE, OBJECT, POPULATE, PROTOCOL, ERROR, LOG. Refused unless
+//! SET-ACTIVE-EXPIRE, OBJECT, POPULATE, PROTOCOL, ERROR, LOG, DIGEST,
+//! DIGEST-VALUE. Refused unless
 //! `enable-debug-command` allows it, as in Redis 7.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -11,7 +12,7 @@ use super::{cmd, flag::*, CommandSpec, Coord, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::shard::snapshot::SaveKind;
-use crate::store::Value;
+use crate::store::{digest, Value};
 use crate::util::{now_ms, parse_i64};
 
 pub static COMMANDS: &[CommandSpec] = &[cmd(
@@ -27,6 +28,10 @@ pub static COMMANDS: &[CommandSpec] = &[cmd(
 
 const HELP: &[&str] = &[
     "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DIGEST",
+    "    Output a hex signature representing the current DB content.",
+    "DIGEST-VALUE <key> [<key> ...]",
+    "    Output a hex signature of the values of all the specified keys.",
     "ERROR <string>",
     "    Return a Redis protocol error with <string> as message. Useful for clients",
     "    unit tests to simulate Redis errors.",
@@ -91,6 +96,11 @@ async fn debug(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             cx.out().ok();
         }
         (b"OBJECT", 3) => object(cx, &args[2]).await?,
+        (b"DIGEST", 2) => {
+            let d = dataset_digest(cx).await;
+            cx.out().simple(&digest::hex(&d));
+        }
+        (b"DIGEST-VALUE", _) => digest_values(cx, &args[2..]).await,
         (b"POPULATE", 3..=5) => populate(cx, args).await?,
         (b"PROTOCOL", 3) => protocol(cx, &args[2])?,
         (b"ERROR", 3) => {
@@ -134,6 +144,58 @@ async fn object(cx: &mut dyn Coord, key: &Bytes) -> CmdResult {
         None => return Err(CmdError::NoSuchKey),
     }
     Ok(())
+}
+
+/// DEBUG DIGEST: every shard XORs the digests of its keys per database;
+/// the databases are then mixed in in order, as Redis's one loop does.
+async fn dataset_digest(cx: &mut dyn Coord) -> digest::Digest {
+    let per_shard = cx
+        .broadcast(|sh| {
+            let mut dbs = Vec::new();
+            for i in 0..sh.db_count() {
+                let Some(d) = sh.db_if_exists(i) else { continue };
+                let (mut x, mut held) = ([0u8; 20], false);
+                d.for_each_held(|e, ttl| {
+                    held = true;
+                    digest::xor_into(&mut x, &digest::key_share(&e.key, &e.value, ttl));
+                });
+                if held {
+                    dbs.push((i, x));
+                }
+            }
+            dbs
+        })
+        .await;
+    let mut dbs = std::collections::BTreeMap::<usize, digest::Digest>::new();
+    for (i, x) in per_shard.into_iter().flatten() {
+        digest::xor_into(dbs.entry(i).or_insert([0; 20]), &x);
+    }
+    digest::dataset(dbs)
+}
+
+/// DEBUG DIGEST-VALUE key...: each value's digest (zeros for a missing
+/// key; a key whose TTL passed still counts, as in Redis).
+async fn digest_values(cx: &mut dyn Coord, keys: &[Bytes]) {
+    let db = cx.db();
+    let mut found = Vec::with_capacity(keys.len());
+    for key in keys {
+        let (shard, key) = (cx.shard_of(key), key.clone());
+        let d = cx
+            .run_on(shard, move |sh| {
+                let mut d = [0u8; 20];
+                if let Some((e, at)) = sh.db_if_exists(db).and_then(|x| x.entry_as_is(&key)) {
+                    digest::value(&mut d, &e.value, at.is_some());
+                }
+                d
+            })
+            .await;
+        found.push(d);
+    }
+    let out = cx.out();
+    out.array(found.len());
+    for d in &found {
+        out.simple(&digest::hex(d));
+    }
 }
 
 /// DEBUG POPULATE count [prefix] [size]: `prefix:N` = `value:N` (cut or

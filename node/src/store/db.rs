@@ -762,6 +762,18 @@ impl Db {
         }
     }
 
+    /// Calls `f` with every key held, its TTL passed or not (as DEBUG
+    /// DIGEST walks Redis's dictionary), and whether it has one.
+    pub fn for_each_held(&self, mut f: impl FnMut(&Entry, bool)) {
+        for table in self.tables.iter() {
+            for &i in table.iter() {
+                if let Some(e) = self.entries.get(i) {
+                    f(e, self.entries.expiry(i) != 0);
+                }
+            }
+        }
+    }
+
     /// The slots owned by this shard, in ascending order.
     pub fn slots(&self) -> impl Iterator<Item = u16> + '_ {
         (0..self.tables.len()).map(move |l| (l * self.nshards + self.shard) as u16)

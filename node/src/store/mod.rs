@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod db;
+pub mod digest;
 pub mod dump;
 pub mod lazyfree;
 pub mod notify;
