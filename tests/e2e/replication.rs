@@ -21,6 +21,8 @@
 
 #[path = "replication/backlog.rs"]
 mod backlog;
+#[path = "replication/link.rs"]
+mod link;
 
 use damselfly_tests::cluster::wait_until;
 use damselfly_tests::repl::{conn, contents, info_field, link_up, stat, wait_one, write_round};

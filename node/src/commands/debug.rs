@@ -80,13 +80,12 @@ async fn debug(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         }
         (b"RELOAD", _) => return Err(CmdError::err("DEBUG RELOAD only supports the plain form here (no MERGE/NOFLUSH/NOSAVE)")),
         (b"SLEEP", 3) => {
-            // Redis stops its one thread; here the connection's own shard
-            // thread stops (the others keep serving their keys).
+            // Redis stops its one thread; here every shard thread stops
+            // (together), and with them the connections they serve.
             let secs = std::str::from_utf8(&args[2]).ok().and_then(|s| s.trim().parse::<f64>().ok()).unwrap_or(0.0);
             let pause = std::time::Duration::from_secs_f64(secs.clamp(0.0, 1e9));
             if !pause.is_zero() {
-                let home = cx.home();
-                cx.run_on(home, move |_| std::thread::sleep(pause)).await;
+                cx.broadcast(move |_| std::thread::sleep(pause)).await;
             }
             cx.out().ok();
         }

@@ -216,13 +216,7 @@ pub fn online(engine: &crate::shard::Engine) -> Vec<Arc<Feed>> {
 pub fn role(cx: &mut dyn Coord) -> CmdResult {
     let engine = cx.engine().clone();
     if let Some(m) = engine.repl.master() {
-        let state = if m.link_up.load(Relaxed) {
-            "connected"
-        } else if m.syncing.load(Relaxed) {
-            "sync"
-        } else {
-            "connect"
-        };
+        let state = m.state();
         let out = cx.out();
         out.array(5);
         out.bulk(b"slave");

@@ -40,9 +40,13 @@ pub fn follow(engine: &Arc<Engine>, host: String, port: u16) {
         while e.repl.generation() == gen {
             if let Err(err) = link(&e, &master, gen) {
                 if e.repl.generation() == gen {
-                    warn!("replication link with {}:{}: {err}", master.host, master.port);
+                    match timed_out(&e, &master) {
+                        Some(words) => warn!("{words}"),
+                        None => warn!("replication link with {}:{}: {err}", master.host, master.port),
+                    }
                 }
             }
+            master.handshake.store(false, Relaxed);
             if master.link_up.swap(false, Relaxed) {
                 master.down_since_ms.store(crate::util::now_ms(), Relaxed);
             }
@@ -55,6 +59,23 @@ pub fn follow(engine: &Arc<Engine>, host: String, port: u16) {
     if let Err(e) = spawned {
         warn!("cannot start the replication link: {e}");
     }
+}
+
+/// When the link ended because the primary sent nothing for
+/// `repl-timeout`, Redis's words for it in the phase it was in.
+fn timed_out(engine: &Engine, master: &Master) -> Option<&'static str> {
+    let limit = engine.cfg.repl.timeout.load(Relaxed).saturating_mul(1000);
+    let silent = crate::util::now_ms().saturating_sub(master.last_io_ms.load(Relaxed));
+    if silent + 100 < limit {
+        return None;
+    }
+    Some(if master.link_up.load(Relaxed) {
+        "MASTER timeout: no data nor PING received..."
+    } else if master.syncing.load(Relaxed) {
+        "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value."
+    } else {
+        "Timeout connecting to the MASTER..."
+    })
 }
 
 /// `oom-score-adj` for the role the node just took (a warning if the
@@ -112,8 +133,12 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
     let addr = format!("{}:{}", master.host, master.port);
     let params = engine.cfg.tls.params();
     let tls = if params.replication { Some(Arc::new(crate::config::tls::client(&params)?)) } else { None };
+    // Silence is counted from the attempt on (`timed_out`).
+    master.touch();
     let mut sock = Duplex::connect(&master.host, master.port, engine.cfg.conn.source_addr(), tls)?;
     *master.sock.lock().unwrap_or_else(|e| e.into_inner()) = sock.tcp().ok();
+    let client = LinkClient::register(engine, &sock);
+    master.handshake.store(true, Relaxed);
     // `repl-timeout`: a primary that sends nothing (not even its PINGs)
     // for that long ends the link, which is then made again (a TLS link
     // counts its short read slices against it, `Duplex`).
@@ -123,7 +148,12 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
         return Ok(());
     }
     master.touch();
-    let counted = Counted { inner: sock.try_clone().map_err(|e| e.to_string())?, engine: engine.clone() };
+    let counted = Counted {
+        inner: sock.try_clone().map_err(|e| e.to_string())?,
+        engine: engine.clone(),
+        master: master.clone(),
+        client: client.as_ref().map(|c| c.info.clone()),
+    };
     let mut r = BufReader::with_capacity(1 << 16, counted);
     // A primary that wants AUTH first says so to the PING; that is fine.
     sock.write_all(&resp(&["PING"])).map_err(|e| e.to_string())?;
@@ -151,6 +181,7 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
     let fresh = from == 1 && !engine.repl.lock_backlog().active;
     let (id, at) = if fresh { ("?".to_string(), "-1".to_string()) } else { (ours.clone(), from.to_string()) };
     let reply = ask(&mut sock, &mut r, &["PSYNC", &id, &at])?;
+    master.handshake.store(false, Relaxed);
     let mut sink = Sink::new(engine, NO_TX, true).for_link();
     if let Some(id) = reply.strip_prefix("+CONTINUE") {
         let id = id.trim();
@@ -339,13 +370,49 @@ fn end_of(body: &mut Payload<impl BufRead>) -> Result<(), String> {
 struct Counted {
     inner: Duplex,
     engine: Arc<Engine>,
+    master: Arc<Master>,
+    /// The link's client record (its `idle`).
+    client: Option<Arc<crate::shard::clients::ClientInfo>>,
 }
 
 impl Read for Counted {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.engine.repl.input_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        self.master.touch();
+        if let Some(c) = &self.client {
+            c.last_ms.store(crate::util::coarse_now_ms(), Relaxed);
+        }
         Ok(n)
+    }
+}
+
+/// The link as a client of this node (flag `M`, type `master`, the
+/// primary's address): CLIENT LIST shows it, CLIENT KILL breaks it (the
+/// link is made again, continuing with PSYNC). Unregistered when the link
+/// ends.
+struct LinkClient<'a> {
+    engine: &'a Engine,
+    info: Arc<crate::shard::clients::ClientInfo>,
+}
+
+impl<'a> LinkClient<'a> {
+    fn register(engine: &'a Engine, sock: &Duplex) -> Option<LinkClient<'a>> {
+        let tcp = sock.tcp().ok()?;
+        let (peer, local) = (tcp.peer_addr().ok()?, tcp.local_addr().ok()?);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
+        let info = engine.clients.register(peer.to_string(), local.to_string(), fd, false);
+        info.master.store(true, Relaxed);
+        let _ = info.on_kill.set(Box::new(move || {
+            let _ = tcp.shutdown(std::net::Shutdown::Both);
+        }));
+        Some(LinkClient { engine, info })
+    }
+}
+
+impl Drop for LinkClient<'_> {
+    fn drop(&mut self) {
+        self.engine.clients.unregister(self.info.id);
     }
 }
 

@@ -53,6 +53,11 @@ pub struct ClientInfo {
     pub no_touch: AtomicBool,
     /// A replica's connection (PSYNC/SYNC): type `replica`, flag `S`.
     pub replica: AtomicBool,
+    /// This replica's link to its primary: type `master`, flag `M`.
+    pub master: AtomicBool,
+    /// How a client not served by a connection task (the link to the
+    /// primary, a thread of its own) is closed when killed.
+    pub on_kill: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// CLIENT TRACKING: its mode (`shard::tracking::flag`; 0 when off).
     pub tracking: std::sync::atomic::AtomicU8,
     /// MONITOR is on (flag `O`).
@@ -162,8 +167,8 @@ pub enum ClientType {
     Normal,
     /// Has at least one channel or pattern subscription.
     PubSub,
-    /// The primary's link is not a client connection here (the replica's
-    /// link thread applies the stream itself), so no client has this type.
+    /// A replica's link to its primary (its own thread, registered as a
+    /// client so that CLIENT LIST shows it and CLIENT KILL breaks it).
     Master,
     /// A replica's connection, after PSYNC or SYNC.
     Replica,
@@ -231,6 +236,9 @@ impl ClientInfo {
             return false;
         }
         self.kill.wake();
+        if let Some(close) = self.on_kill.get() {
+            close();
+        }
         true
     }
 
@@ -444,6 +452,8 @@ impl ClientInfo {
     pub fn client_type(&self) -> ClientType {
         if self.replica.load(Relaxed) {
             ClientType::Replica
+        } else if self.master.load(Relaxed) {
+            ClientType::Master
         } else if self.subscriptions() > 0 {
             ClientType::PubSub
         } else {
@@ -473,10 +483,8 @@ impl ClientInfo {
         *self.acl_user.lock().unwrap_or_else(|e| e.into_inner()) = Some(user);
     }
 
-    /// CLIENT LIST's flags, in Redis's order. Never here: `M` (see
-    /// `ClientType::Master`), `u`
-    /// (a woken client goes on in its own task, never queued to run
-    /// again).
+    /// CLIENT LIST's flags, in Redis's order. Never here: `u` (a woken
+    /// client goes on in its own task, never queued to run again).
     fn flags(&self) -> String {
         let st = &self.st;
         let mut f = String::with_capacity(4);
@@ -487,6 +495,7 @@ impl ClientInfo {
         };
         on(&mut f, self.replica.load(Relaxed), 'S');
         on(&mut f, self.monitor.load(Relaxed), 'O');
+        on(&mut f, self.master.load(Relaxed), 'M');
         on(&mut f, self.subscriptions() > 0, 'P');
         on(&mut f, st.multi.load(Relaxed) > 0, 'x');
         on(&mut f, st.blocked.load(Relaxed), 'b');
@@ -649,6 +658,8 @@ impl Clients {
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
             replica: AtomicBool::new(false),
+            master: AtomicBool::new(false),
+            on_kill: std::sync::OnceLock::new(),
             tracking: std::sync::atomic::AtomicU8::new(0),
             monitor: AtomicBool::new(false),
             unblock: std::sync::atomic::AtomicU8::new(0),

@@ -82,6 +82,9 @@ pub struct Master {
     pub link_up: AtomicBool,
     /// A full resync is under way.
     pub syncing: AtomicBool,
+    /// Connected, the handshake (PING ... PSYNC) not yet answered: ROLE's
+    /// `handshake`.
+    pub handshake: AtomicBool,
     /// When the primary last sent something (ms).
     pub last_io_ms: AtomicU64,
     /// When the link last went down (ms; 0: it never was up).
@@ -97,6 +100,7 @@ impl Master {
             port,
             link_up: AtomicBool::new(false),
             syncing: AtomicBool::new(false),
+            handshake: AtomicBool::new(false),
             last_io_ms: AtomicU64::new(0),
             down_since_ms: AtomicU64::new(0),
             sock: Mutex::new(None),
@@ -112,6 +116,20 @@ impl Master {
 
     pub fn touch(&self) {
         self.last_io_ms.store(crate::util::now_ms(), Relaxed);
+    }
+
+    /// The link's state as ROLE names it (Redis's replicationStateToString
+    /// states a link thread goes through).
+    pub fn state(&self) -> &'static str {
+        if self.link_up.load(Relaxed) {
+            "connected"
+        } else if self.syncing.load(Relaxed) {
+            "sync"
+        } else if self.handshake.load(Relaxed) {
+            "handshake"
+        } else {
+            "connect"
+        }
     }
 }
 
