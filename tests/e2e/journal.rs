@@ -6,6 +6,8 @@
 //! 7.0 accept what is written. What each kind of write is journaled as is
 //! checked in `propagation`.
 
+#[path = "journal/files.rs"]
+mod files;
 #[path = "journal/propagation.rs"]
 mod propagation;
 

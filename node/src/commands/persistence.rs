@@ -64,12 +64,30 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// journal's replay at start; `persist::load::REPLAY_COMMAND`). Nothing
 /// expires meanwhile (`now` 0). An error reply means the journal and the
 /// data disagree: see `unexpected_error`.
+///
+/// A journal written by redis-server (or by hand) may hold any command, as
+/// Redis runs whatever its AOF holds: each known one runs here (one whose
+/// keys this node keeps on several shards is refused, naming it, rather
+/// than run where some of its keys do not live); an unknown one stops the
+/// load with Redis's words.
 pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result<(), String> {
     let name = String::from_utf8_lossy(&args[0]).into_owned();
     let spec = match super::lookup_args_original(args) {
-        Ok(spec) if spec.has_flag(JOURNAL_ARGS | JOURNAL_TTL | JOURNAL_REPLAY) && spec.arity_ok(args.len()) => spec,
-        _ => return Err(format!("a command the journal does not write: {name}")),
+        Ok(spec) if spec.arity_ok(args.len()) => spec,
+        Ok(spec) => {
+            let err = format!("-ERR wrong number of arguments for '{}' command", spec.name.to_ascii_lowercase());
+            return unexpected_error(sh, false, spec.name, err.as_bytes());
+        }
+        Err(_) => return Err(format!("Unknown command '{name}' reading the append only file")),
     };
+    if !spec.has_flag(JOURNAL_ARGS | JOURNAL_TTL | JOURNAL_REPLAY) {
+        let (nshards, me) = (sh.nshards(), sh.id);
+        let mut elsewhere = false;
+        super::routing::for_each_key(spec, args, |k| elsewhere |= crate::slot::key_slot(k) as usize % nshards != me);
+        if elsewhere {
+            return Err(format!("{name} in the append only file has keys on several shards (load it with --shards 1)"));
+        }
+    }
     let mut out = crate::resp::Out::new(false);
     if super::run::exec_uncounted(sh, db, spec, args, &mut out, 0) {
         return unexpected_error(sh, false, spec.name, &out.buf);

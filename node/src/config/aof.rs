@@ -8,7 +8,11 @@
 //! `aof-rewrite-incremental-fsync` and `rdb-save-incremental-fsync` (yes)
 //! fsync a file being written every 4 MB; `rdb-del-sync-files` (no) says
 //! whether a snapshot written only to synchronise a replica is deleted
-//! afterwards when the node persists nothing (no save points, no journal).
+//! afterwards when the node persists nothing (no save points, no journal);
+//! `aof-timestamp-enabled` (no) writes a `#TS:<unix seconds>` line into
+//! the journal's increment files before the first write of each second
+//! (Redis's annotations, which `redis-check-aof --truncate-to-timestamp`
+//! reads; never sent to replicas).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
@@ -26,6 +30,7 @@ pub struct AofConfig {
     pub aof_incremental_fsync: AtomicBool,
     pub rdb_incremental_fsync: AtomicBool,
     pub rdb_del_sync_files: AtomicBool,
+    pub timestamps: AtomicBool,
 }
 
 impl Default for AofConfig {
@@ -37,6 +42,7 @@ impl Default for AofConfig {
             aof_incremental_fsync: AtomicBool::new(true),
             rdb_incremental_fsync: AtomicBool::new(true),
             rdb_del_sync_files: AtomicBool::new(false),
+            timestamps: AtomicBool::new(false),
         }
     }
 }
@@ -51,6 +57,7 @@ impl AofConfig {
                 | "aof-rewrite-incremental-fsync"
                 | "rdb-save-incremental-fsync"
                 | "rdb-del-sync-files"
+                | "aof-timestamp-enabled"
         )
     }
 
@@ -61,6 +68,7 @@ impl AofConfig {
             "aof-rewrite-incremental-fsync" => self.aof_incremental_fsync.store(yes_no(value)?, Relaxed),
             "rdb-save-incremental-fsync" => self.rdb_incremental_fsync.store(yes_no(value)?, Relaxed),
             "rdb-del-sync-files" => self.rdb_del_sync_files.store(yes_no(value)?, Relaxed),
+            "aof-timestamp-enabled" => self.timestamps.store(yes_no(value)?, Relaxed),
             _ => {
                 let n = parse_memory(value).filter(|&n| n <= i64::MAX as u64).ok_or(ConfigError::NotMemory)?;
                 self.rewrite_min_size.store(n, Relaxed);
@@ -77,6 +85,7 @@ impl AofConfig {
             ("aof-rewrite-incremental-fsync".into(), yes_no_text(self.aof_incremental_fsync.load(Relaxed)).into()),
             ("rdb-save-incremental-fsync".into(), yes_no_text(self.rdb_incremental_fsync.load(Relaxed)).into()),
             ("rdb-del-sync-files".into(), yes_no_text(self.rdb_del_sync_files.load(Relaxed)).into()),
+            ("aof-timestamp-enabled".into(), yes_no_text(self.timestamps.load(Relaxed)).into()),
         ]
     }
 

@@ -22,10 +22,8 @@ pub(super) const FIXED: &[(&str, &str)] = &[
     ("rdbchecksum", "yes"),
     ("cluster-enabled", "no"),
     ("io-threads", "1"),
-    // The journal's base file is an RDB snapshot; its increments carry
-    // no timestamp annotations.
+    // The journal's base file is an RDB snapshot.
     ("aof-use-rdb-preamble", "yes"),
-    ("aof-timestamp-enabled", "no"),
     // Every client is visited each second whatever their number (idle
     // timeouts, buffers), which is what Redis's dynamic hz ensures.
     ("dynamic-hz", "yes"),

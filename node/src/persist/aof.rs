@@ -82,6 +82,8 @@ struct Writer {
     unsynced: bool,
     /// The database the file's commands last selected.
     db: Option<u32>,
+    /// The second of the last `#TS:` annotation (`aof-timestamp-enabled`).
+    annotated: u64,
     buf: Vec<u8>,
     /// Transactions waiting for more parts: total, parts (shard, records).
     txs: HashMap<TxId, Pending>,
@@ -155,6 +157,7 @@ fn spawn(engine: &Arc<Engine>, layout: Layout, manifest: Manifest, file: Option<
         file,
         enabling: false,
         fed: 0,
+        annotated: 0,
         unsynced: false,
         db: None,
         buf: Vec::with_capacity(1 << 16),
@@ -465,6 +468,7 @@ impl Writer {
         if !several {
             return self.put(std::slice::from_ref(first));
         }
+        self.annotate();
         if self.db != Some(first.db) {
             command(&mut self.buf, &[b"SELECT", first.db.to_string().as_bytes()]);
             self.db = Some(first.db);
@@ -481,12 +485,33 @@ impl Writer {
             if r.bytes.is_empty() {
                 continue;
             }
+            self.annotate();
             if self.db != Some(r.db) {
                 command(&mut self.buf, &[b"SELECT", r.db.to_string().as_bytes()]);
                 self.db = Some(r.db);
             }
             self.buf.extend_from_slice(&r.bytes);
         }
+    }
+
+    /// `aof-timestamp-enabled`: before the first write of a second, a
+    /// `#TS:<unix seconds>` line in the file (Redis's annotation). The
+    /// replicas' stream has no such line: what they have not had yet goes
+    /// to them first, and the line is counted as had.
+    fn annotate(&mut self) {
+        if (self.file.is_none() && !self.enabling) || !self.engine.cfg.aof.timestamps.load(Relaxed) {
+            return;
+        }
+        let now = crate::util::now_ms() / 1000;
+        if now == self.annotated {
+            return;
+        }
+        self.annotated = now;
+        self.feed_replicas();
+        self.buf.extend_from_slice(b"#TS:");
+        self.buf.extend_from_slice(itoa::Buffer::new().format(now).as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+        self.fed = self.buf.len();
     }
 
     /// Every shard passed a snapshot's point in time: a rewrite moves on to
@@ -653,6 +678,8 @@ impl Writer {
             Ok(f) => {
                 self.file = Some(f);
                 self.db = None;
+                // A new file starts with its own annotation.
+                self.annotated = 0;
                 self.manifest.incrs.push((name, seq));
                 if self.enabling {
                     return;

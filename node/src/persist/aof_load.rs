@@ -4,7 +4,10 @@
 //! An increment file holds the commands `shard::journal` writes: SELECT,
 //! SET [PXAT], RESTORE ... REPLACE ABSTTL, DEL, FLUSHDB, SWAPDB, commands
 //! journaled as sent (flagged `JOURNAL_ARGS`, run again through the command
-//! layer's `load::REPLAY_COMMAND`), and MULTI/EXEC around transactions.
+//! layer's `load::REPLAY_COMMAND`), and MULTI/EXEC around transactions;
+//! one written by redis-server may hold any other command, which runs the
+//! same way (an unknown one stops the start, in Redis's words). Lines
+//! starting with `#` are annotations (`#TS:`), skipped.
 //! Nothing expires while it replays: a key's TTL may have passed and the
 //! journal still touch it after, as Redis replays; it expires afterwards. A file that ends in the middle of a command or of
 //! a transaction (a crash while it was written) is cut back to its last
@@ -52,16 +55,25 @@ pub(super) enum Read1 {
     End,
 }
 
+/// Lines starting with `#` are annotations (Redis's `#TS:<seconds>`), not
+/// commands: skipped.
 pub(super) fn read_command(r: &mut impl BufRead, offset: &mut u64) -> Result<Read1, String> {
     let mut line = Vec::new();
-    let n = r.read_until(b'\n', &mut line).map_err(|e| e.to_string())?;
-    if n == 0 {
-        return Ok(Read1::End);
+    loop {
+        line.clear();
+        let n = r.read_until(b'\n', &mut line).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(Read1::End);
+        }
+        if !line.ends_with(b"\r\n") {
+            return Ok(Read1::Torn);
+        }
+        if line[0] != b'#' {
+            break;
+        }
+        *offset += line.len() as u64;
     }
     let bad = |what: &str, at: u64| format!("{what} at offset {at}");
-    if !line.ends_with(b"\r\n") {
-        return Ok(Read1::Torn);
-    }
     let start = *offset;
     if line[0] != b'*' {
         return Err(bad("a command does not start with '*'", start));
@@ -129,9 +141,15 @@ fn replay(engine: &Engine, path: &Path, may_truncate: bool) -> Result<(), String
     // A transaction being read: its commands and where it started.
     let mut multi: Option<(Vec<Vec<Vec<u8>>>, u64)> = None;
     let named = |e: String| format!("{}: {e}", path.display());
+    let bad_format = |e: String| {
+        format!(
+            "Bad file format reading the append only file {}: make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest> ({e})",
+            path.display()
+        )
+    };
     loop {
         let before = offset;
-        match read_command(&mut r, &mut offset).map_err(named)? {
+        match read_command(&mut r, &mut offset).map_err(bad_format)? {
             Read1::Command(args) => {
                 let mut up = [0; 16];
                 match (upper_name(&args[0], &mut up), &mut multi) {
@@ -142,7 +160,7 @@ fn replay(engine: &Engine, path: &Path, may_truncate: bool) -> Result<(), String
                             apply(engine, &mut sink, &mut db, &c).map_err(named)?;
                         }
                     }
-                    (b"MULTI" | b"EXEC", _) => return Err(named(format!("unbalanced MULTI/EXEC at offset {before}"))),
+                    (b"MULTI" | b"EXEC", _) => return Err(bad_format(format!("unbalanced MULTI/EXEC at offset {before}"))),
                     (_, Some((cmds, _))) => cmds.push(args),
                     (_, None) => {
                         apply(engine, &mut sink, &mut db, &args).map_err(|e| named(format!("{e} (command at offset {before})")))?
@@ -154,14 +172,18 @@ fn replay(engine: &Engine, path: &Path, may_truncate: bool) -> Result<(), String
                 // Cut back to the last whole command outside a transaction.
                 let keep = multi.as_ref().map_or(offset, |(_, start)| *start);
                 if !may_truncate {
-                    return Err(named(format!(
-                        "the file ends inside a command or transaction at offset {keep}: set aof-load-truncated yes to load it up to there"
-                    )));
+                    return Err(format!(
+                        "Unexpected end of file reading the append only file {} (inside a command or transaction from offset {keep}). You can: 1) Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>. 2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server.",
+                        path.display()
+                    ));
                 }
-                warn!(file = %path.display(), offset = keep, "the journal ends with a partial command (a crash while writing it): loading up to it and cutting it off");
+                // Redis's words: a crash while the file was written.
+                warn!("!!! Warning: short read while loading the AOF file {}!!!", path.display());
+                warn!("!!! Truncating the AOF {} at offset {keep} !!!", path.display());
                 let f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| named(e.to_string()))?;
                 f.set_len(keep).map_err(|e| named(e.to_string()))?;
                 f.sync_all().map_err(|e| named(e.to_string()))?;
+                warn!("AOF {} loaded anyway because aof-load-truncated is enabled", path.display());
                 break;
             }
         }
@@ -205,13 +227,15 @@ pub(super) fn apply(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Ve
             sink.on_every_shard(move |sh| sh.flush_db(d))?;
         }
         (b"FLUSHALL", 1) => sink.on_every_shard(|sh| sh.flush_all())?,
+        // ASYNC or SYNC (a redis-server's journal): the same for the data.
+        (b"FLUSHDB" | b"FLUSHALL", 2) => return apply(engine, sink, db, &args[..1]),
         (b"SWAPDB", 3) => {
             let (a, b) = (index(&args[1])?, index(&args[2])?);
             sink.on_every_shard(move |sh| sh.swap_dbs(a, b))?;
         }
-        // A command journaled as sent: run again on its key's shard.
-        (_, n) if n >= 2 => sink.command(*db, args.iter().map(|a| bytes::Bytes::copy_from_slice(a)).collect())?,
-        _ => return Err(format!("a command the journal does not write: {}", String::from_utf8_lossy(&args[0]))),
+        // A command journaled as sent (or any other a redis-server's
+        // journal holds): run again on its key's shard.
+        _ => sink.command(*db, args.iter().map(|a| bytes::Bytes::copy_from_slice(a)).collect())?,
     }
     Ok(())
 }

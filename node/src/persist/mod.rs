@@ -117,8 +117,10 @@ fn load_journal(engine: &Arc<Engine>) -> Result<load::Loaded, String> {
     let _ = engine.journal.to_writer.set(to_writer);
     aof::start(engine, layout, manifest.clone().unwrap_or_default(), from_shards)?;
     on_every_shard(engine, |sh| sh.journal_start());
-    if manifest.is_none() || manifest.as_ref().is_some_and(|m| m.base.is_none()) {
+    if manifest.as_ref().is_none_or(|m| m.base.is_none() && m.incrs.is_empty()) {
         // The journal's first base file: what was loaded (maybe nothing).
+        // A journal of increments alone goes on as it is, as Redis's
+        // does (a rewrite at start would drop files an operator gave it).
         drop(request(engine, crate::shard::snapshot::SaveKind::AofRewrite));
     }
     Ok(loaded)

@@ -1,0 +1,168 @@
+//! Journal files as redis-server writes and reads them: a journal of
+//! increments without a base (as Redis leaves one, or an operator writes
+//! one) loads with every command a Redis journal may hold and goes on in
+//! the same file, giving the data redis-server gives for the same files;
+//! `#TS:` annotations (`aof-timestamp-enabled`) are written once a second,
+//! never sent to replicas, skipped when loading, and let
+//! `redis-check-aof --truncate-to-timestamp` cut the journal back in time;
+//! a journal that cannot be loaded stops the start with Redis's words.
+
+use std::process::Command;
+
+use damselfly_tests::cluster::TempDir;
+use damselfly_tests::{Raw, Redis, Server};
+
+use super::{check_aof, loaded};
+
+fn resp(args: &[&str]) -> String {
+    let mut s = format!("*{}\r\n", args.len());
+    for a in args {
+        s += &format!("${}\r\n{a}\r\n", a.len());
+    }
+    s
+}
+
+/// `dir/appendonlydir` holding one increment file of `body` and a
+/// manifest naming only it (no base).
+fn increments_only(dir: &str, body: &str) -> String {
+    let d = format!("{dir}/appendonlydir");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(format!("{d}/appendonly.aof.1.incr.aof"), body).unwrap();
+    std::fs::write(format!("{d}/appendonly.aof.manifest"), "file appendonly.aof.1.incr.aof seq 1 type i\n").unwrap();
+    d
+}
+
+fn wait_loaded(c: &mut Raw) {
+    damselfly_tests::wait_for("the journal to load", || c.cmd(&["INFO", "persistence"]).contains("loading:0\r\n").then_some(()));
+}
+
+#[test]
+fn increments_without_a_base_load_as_redis_loads_them_and_go_on() {
+    let body: String = [
+        &["SELECT", "0"][..],
+        &["RPUSH", "list", "a", "b", "c"],
+        &["LPOP", "list"],
+        &["HSET", "hash", "f", "v", "g", "w"],
+        &["SADD", "one", "only"],
+        &["SPOP", "one"],
+        &["SADD", "set", "x", "y"],
+        &["INCR", "counter"],
+        &["INCRBY", "counter", "41"],
+        &["ZADD", "zset", "1.5", "a", "2", "b"],
+        &["PEXPIREAT", "hash", "99999999999999"],
+        &["SET", "gone", "soon"],
+        &["SELECT", "3"],
+        &["SET", "elsewhere", "db3"],
+        &["FLUSHDB", "ASYNC"],
+        &["SET", "kept", "db3"],
+        &["SELECT", "0"],
+        &["MULTI"],
+        &["SET", "tx", "1"],
+        &["DEL", "gone"],
+        &["EXEC"],
+    ]
+    .iter()
+    .map(|c| resp(c))
+    .collect::<Vec<_>>()
+    .join("#TS:1700000000\r\n");
+    let ours = TempDir::new("journal-incr-only");
+    let theirs = TempDir::new("journal-incr-only-redis");
+    let files = increments_only(ours.path(), &body);
+    increments_only(theirs.path(), &body);
+    let manifest = std::fs::read_to_string(format!("{files}/appendonly.aof.manifest")).unwrap();
+    let s =
+        Server::start_with(&["--dir", ours.path(), "--shards", "2", "--save", "", "--appendonly", "yes", "--enable-debug-command", "yes"]);
+    drop(loaded(&s));
+    let r = Redis::start_with(&["--dir", theirs.path(), "--appendonly", "yes", "--enable-debug-command", "yes"]);
+    let (mut a, mut b) = (s.raw(), r.raw());
+    wait_loaded(&mut b);
+    for c in [&["LRANGE", "list", "0", "-1"][..], &["SCARD", "one"], &["GET", "counter"], &["ZSCORE", "zset", "a"], &["EXISTS", "gone"]] {
+        assert_eq!(a.cmd(c), b.cmd(c), "{c:?}");
+    }
+    assert_eq!(a.cmd(&["DEBUG", "DIGEST"]), b.cmd(&["DEBUG", "DIGEST"]));
+    // The files are the journal still: no rewrite replaced them, and the
+    // next write goes on in the same increment file.
+    let before = std::fs::metadata(format!("{files}/appendonly.aof.1.incr.aof")).unwrap().len();
+    assert_eq!(a.cmd(&["SET", "after", "load"]), "+OK\r\n");
+    damselfly_tests::wait_for("the write in the file", || {
+        (std::fs::metadata(format!("{files}/appendonly.aof.1.incr.aof")).ok()?.len() > before).then_some(())
+    });
+    assert_eq!(std::fs::read_to_string(format!("{files}/appendonly.aof.manifest")).unwrap(), manifest);
+    drop(a);
+    drop(s);
+    check_aof(ours.path());
+}
+
+/// Starts on `body` as the only increment file; what the refusal said.
+fn refused(body: &str, extra: &[&str]) -> String {
+    let dir = TempDir::new("journal-refused");
+    increments_only(dir.path(), body);
+    let mut args = vec!["--dir", dir.path(), "--appendonly", "yes", "--save", ""];
+    args.extend_from_slice(extra);
+    damselfly_tests::start_refused(&args)
+}
+
+#[test]
+fn a_journal_that_cannot_load_stops_the_start_with_redis_words() {
+    let set = resp(&["SET", "foo", "hello"]);
+    let unknown = refused(&format!("{set}{}{set}", resp(&["bla", "foo", "hello"])), &[]);
+    assert!(unknown.contains("Unknown command 'bla' reading the append only file"), "{unknown}");
+    let bad = refused(&format!("{set}!!!\r\n{set}"), &[]);
+    assert!(bad.contains("Bad file format reading the append only file"), "{bad}");
+    let torn = format!("{set}{}", &resp(&["SET", "bar", "world"])[..20]);
+    let short = refused(&torn, &["--aof-load-truncated", "no"]);
+    assert!(short.contains("Unexpected end of file reading the append only file"), "{short}");
+    let open_multi = format!("{set}{}{}", resp(&["MULTI"]), resp(&["SET", "bar", "world"]));
+    let multi = refused(&open_multi, &["--aof-load-truncated", "no"]);
+    assert!(multi.contains("Unexpected end of file reading the append only file"), "{multi}");
+}
+
+fn annotations(file: &str) -> Vec<u64> {
+    std::fs::read_to_string(file).unwrap().lines().filter_map(|l| l.strip_prefix("#TS:")?.parse().ok()).collect()
+}
+
+#[test]
+fn timestamp_annotations_mark_each_second_and_cut_the_journal_back() {
+    let dir = TempDir::new("journal-ts");
+    let s = Server::start_with(&["--dir", dir.path(), "--save", "", "--appendonly", "yes", "--aof-timestamp-enabled", "yes"]);
+    let mut c = s.raw();
+    wait_loaded(&mut c);
+    assert_eq!(c.cmd(&["CONFIG", "GET", "aof-timestamp-enabled"]), "*2\r\n$21\r\naof-timestamp-enabled\r\n$3\r\nyes\r\n");
+    // A replica gets the writes, never the annotations.
+    let replica = Server::start_with(&["--replicaof", "127.0.0.1", &s.port.to_string()]);
+    let mut r = replica.raw();
+    damselfly_tests::wait_for("the replica's link", || r.cmd(&["INFO", "replication"]).contains("master_link_status:up").then_some(()));
+    let file = super::incr_file(dir.path());
+    // Three writes in three different seconds (each waits for the clock
+    // to turn, seen through the file's annotations).
+    for (i, key) in ["foo1", "foo2", "foo3"].iter().enumerate() {
+        let seen = annotations(&file).len();
+        if i > 0 {
+            let last = *annotations(&file).last().unwrap();
+            damselfly_tests::wait_for("the next second", || (now() > last).then_some(()));
+        }
+        assert_eq!(c.cmd(&["SET", key, "bar"]), "+OK\r\n");
+        damselfly_tests::wait_for("an annotation", || (annotations(&file).len() == seen + 1).then_some(()));
+    }
+    let stamps = annotations(&file);
+    assert_eq!(stamps.len(), 3, "{stamps:?}");
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+    assert_eq!(c.cmd(&["WAIT", "1", "5000"]), ":1\r\n");
+    assert_eq!(r.cmd(&["MGET", "foo1", "foo2", "foo3"]), "*3\r\n$3\r\nbar\r\n$3\r\nbar\r\n$3\r\nbar\r\n");
+    drop((c, r));
+    drop(replica);
+    drop(s);
+    check_aof(dir.path());
+    // Back to the second of the second write: the third is cut off.
+    let manifest = format!("{}/appendonlydir/appendonly.aof.manifest", dir.path());
+    let out = Command::new("redis-check-aof").args(["--truncate-to-timestamp", &stamps[1].to_string(), &manifest]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let s = Server::start_with(&["--dir", dir.path(), "--save", "", "--appendonly", "yes"]);
+    let mut c = s.raw();
+    wait_loaded(&mut c);
+    assert_eq!(c.cmd(&["MGET", "foo1", "foo2", "foo3"]), "*3\r\n$3\r\nbar\r\n$3\r\nbar\r\n$-1\r\n");
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
