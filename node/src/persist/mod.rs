@@ -78,8 +78,9 @@ pub fn load_at_start(engine: &Arc<Engine>) {
                 info!(keys = loaded.keys, expired = loaded.expired, seconds = loaded.seconds, "DB loaded from disk");
             }
             Err(e) => {
-                error!("cannot load the data: {e}");
-                eprintln!("damselfly: cannot load the data: {e}");
+                // Redis's words, which its tests and operators look for.
+                error!("Fatal error loading the DB: {e}. Exiting.");
+                eprintln!("damselfly: Fatal error loading the DB: {e}. Exiting.");
                 std::process::exit(1);
             }
         }

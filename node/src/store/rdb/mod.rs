@@ -128,7 +128,7 @@ impl fmt::Display for RdbError {
                 write!(f, "key '{}' holds a value of type '{type_name}', which this server cannot load", String::from_utf8_lossy(key))
             }
             RdbError::Version(v) => write!(f, "unsupported RDB version {v} (this server reads versions 1 to {RDB_VERSION_MAX_READ})"),
-            RdbError::Checksum => write!(f, "wrong RDB checksum: the file is corrupt"),
+            RdbError::Checksum => write!(f, "Wrong RDB checksum: the file is corrupt (RDB CRC error)"),
         }
     }
 }
