@@ -80,7 +80,7 @@ fn a_subscriber_that_never_reads_is_closed_at_the_pubsub_limit() {
     let payload = vec![b'm'; MB as usize];
     let mut delivered = 0;
     let mut peak = rss_before;
-    for _ in 0..300 {
+    for i in 0..300 {
         publisher.send_cmd(&[b"PUBLISH", b"news", &payload]);
         match String::from_utf8_lossy(&publisher.read_reply()).as_ref() {
             ":1\r\n" => delivered += 1,
@@ -88,6 +88,13 @@ fn a_subscriber_that_never_reads_is_closed_at_the_pubsub_limit() {
             other => panic!("PUBLISH: {other}"),
         }
         peak = peak.max(vm_rss(s.pid()));
+        if i == 19 {
+            // CLIENT LIST's omem shows what waits for the subscriber, as
+            // the limit counts it: 20 MB less what the kernel took.
+            let list = publisher.cmd(&["CLIENT", "LIST", "TYPE", "pubsub"]);
+            let omem: u64 = list.split(' ').find_map(|w| w.strip_prefix("omem=")?.parse().ok()).expect("omem");
+            assert!((5 * MB..=20 * MB).contains(&omem), "omem={omem}");
+        }
     }
     // Up to the 32 MB hard limit, plus what the sockets' kernel buffers took.
     assert!((32..100).contains(&delivered), "{delivered} messages delivered");

@@ -529,7 +529,8 @@ impl ClientInfo {
     /// output buffer: `rbs` is its capacity, `rbp` the most it held in the
     /// last 5-second window, `obl` the bytes waiting to be sent (all of
     /// them until a write of them completes), `oll` 0 (no reply list) and
-    /// `omem` the bytes waiting (they are inside `rbs`). `tot-mem` adds
+    /// `omem` the bytes waiting: `obl` plus the pushed messages queued and
+    /// not yet in the buffer, what the output buffer limits judge. `tot-mem` adds
     /// this record and the session's, the input buffers (`qbuf` +
     /// `qbuf-free`), the output buffer (`rbs`), `argv-mem`, `multi-mem`,
     /// the watched keys' entries, one handle per subscription (the names
@@ -599,7 +600,7 @@ impl ClientInfo {
             rbs,
             rbp,
             obl,
-            obl,
+            obl + self.out_pending.load(Relaxed),
             tot,
             if st.writing.load(Relaxed) { "rw" } else { "r" },
             self.last_cmd(),
