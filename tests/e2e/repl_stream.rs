@@ -139,6 +139,23 @@ const CASES: &[(&[&[&str]], &str)] = &[
          *5 $3 SET $1 k $1 4 $2 XX $7 KEEPTTL *5 $4 MSET $4 a{t} $1 1 $4 b{t} $1 2 \
          *5 $4 mset $4 c{t} $1 3 $4 d{t} $1 4 *4 $3 set $1 k $1 5 $7 KEEPTTL *4 $3 SET $1 k $3 6.5 $7 KEEPTTL ",
     ),
+    // FLUSHDB and FLUSHALL travel as sent, each one, even on empty
+    // databases; FLUSHALL in its client's database.
+    (
+        &[
+            &["SET", "k", "v"],
+            &["FLUSHDB"],
+            &["FLUSHDB"],
+            &["SET", "k", "v"],
+            &["FLUSHALL"],
+            &["FLUSHALL"],
+            &["SELECT", "5"],
+            &["FLUSHALL"],
+            &["SELECT", "0"],
+        ],
+        "*2 $6 SELECT $1 0 *3 $3 SET $1 k $1 v *1 $7 FLUSHDB *1 $7 FLUSHDB *3 $3 SET $1 k $1 v *1 $8 FLUSHALL *1 $8 FLUSHALL \
+         *2 $6 SELECT $1 5 *1 $8 FLUSHALL *2 $6 SELECT $1 0 ",
+    ),
     // PUBLISH reaches replicas (in its client's database), in a
     // transaction too.
     (

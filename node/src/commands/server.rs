@@ -633,9 +633,9 @@ pub async fn flush(cx: &mut dyn Coord, args: &[Bytes], all: bool) -> CmdResult {
     // All shards are locked together so no client sees a half-flushed keyspace.
     for s in 0..cx.engine().nshards() {
         cx.lock_run(s, move |sh| match (lazy, all) {
-            (true, true) => sh.flush_async(None),
-            (true, false) => sh.flush_async(Some(db)),
-            (false, true) => sh.flush_all(),
+            (true, true) => sh.flush_async(None, db),
+            (true, false) => sh.flush_async(Some(db), db),
+            (false, true) => sh.flush_all(db),
             (false, false) => sh.flush_db(db),
         })
         .await;

@@ -226,7 +226,10 @@ pub(super) fn apply(engine: &Engine, sink: &mut Sink, db: &mut usize, args: &[Ve
             let d = *db;
             sink.on_every_shard(move |sh| sh.flush_db(d))?;
         }
-        (b"FLUSHALL", 1) => sink.on_every_shard(|sh| sh.flush_all())?,
+        (b"FLUSHALL", 1) => {
+            let d = *db;
+            sink.on_every_shard(move |sh| sh.flush_all(d))?
+        }
         // ASYNC or SYNC (a redis-server's journal): the same for the data.
         (b"FLUSHDB" | b"FLUSHALL", 2) => return apply(engine, sink, db, &args[..1]),
         (b"SWAPDB", 3) => {

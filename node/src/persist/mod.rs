@@ -236,7 +236,7 @@ async fn reload(local: &Rc<LocalShard>, engine: &Arc<Engine>) -> Result<(), Stri
     let n = engine.nshards();
     let mut tx = Tx::new(engine, local);
     for s in 0..n {
-        tx.lock_and_run(s, |sh| sh.flush_all()).await;
+        tx.lock_and_run(s, |sh| sh.flush_all(0)).await;
     }
     let (done_tx, done_rx) = oneshot::channel();
     let (e, path, id) = (engine.clone(), engine.cfg.rdb_path(), tx.id);

@@ -321,9 +321,9 @@ fn full_sync(engine: &Arc<Engine>, master: &Master, gen: u64, r: &mut impl BufRe
 /// freed at once, or (`replica-lazy-flush yes`) by the lazy free thread.
 fn drop_old_data(sh: &mut crate::shard::Shard, lazy: bool) {
     if lazy {
-        sh.flush_async(None);
+        sh.flush_async(None, 0);
     } else {
-        sh.flush_all();
+        sh.flush_all(0);
     }
 }
 

@@ -263,27 +263,34 @@ impl Shard {
     /// Empties database `i`; its watchers are told and stay registered,
     /// and so are tracking clients (`flushed`).
     pub fn flush_db(&mut self, i: usize) {
-        self.drop_db(i, false);
+        self.drop_db(i, false, true);
         self.flushed(false);
     }
 
     /// FLUSHDB / FLUSHALL ASYNC: as `flush_db` / `flush_all` (`db` None),
     /// the dropped keys freed in the background (`store::lazyfree`).
-    pub fn flush_async(&mut self, db: Option<usize>) {
+    /// `selected` is the database of whoever flushes (see `flush_all`).
+    pub fn flush_async(&mut self, db: Option<usize>, selected: usize) {
         match db {
-            Some(i) => self.drop_db(i, true),
-            None => (0..self.dbs.len()).for_each(|i| self.drop_db(i, true)),
+            Some(i) => self.drop_db(i, true, true),
+            None => self.drop_all(selected, true),
         }
         self.flushed(db.is_none());
     }
 
     /// Empties every database (FLUSHALL, a replica's full sync, DEBUG
-    /// RELOAD).
-    pub fn flush_all(&mut self) {
-        for i in 0..self.dbs.len() {
-            self.drop_db(i, false);
-        }
+    /// RELOAD). The journal gets one FLUSHALL, in `selected` (the
+    /// database of whoever flushes), as Redis propagates it.
+    pub fn flush_all(&mut self, selected: usize) {
+        self.drop_all(selected, false);
         self.flushed(true);
+    }
+
+    fn drop_all(&mut self, selected: usize, lazy: bool) {
+        self.journal_db_command(selected, &[b"FLUSHALL"]);
+        for i in 0..self.dbs.len() {
+            self.drop_db(i, lazy, false);
+        }
     }
 
     /// After a flush, whatever ran it (a client, the primary's stream, a
@@ -297,8 +304,10 @@ impl Shard {
         }
     }
 
-    fn drop_db(&mut self, i: usize, lazy: bool) {
-        self.journal_db_command(i, &[b"FLUSHDB"]);
+    fn drop_db(&mut self, i: usize, lazy: bool, journal: bool) {
+        if journal {
+            self.journal_db_command(i, &[b"FLUSHDB"]);
+        }
         let Some(old) = self.dbs[i].as_mut() else { return };
         let watchers = old.take_watchers();
         Db::raise_watchers(&watchers, |k| old.contains(k));
