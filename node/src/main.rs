@@ -40,6 +40,7 @@ fn main() {
         eprintln!("damselfly: can't open the log file {}: {e}", cfg.logfile);
         std::process::exit(1);
     }
+    server::crash::install();
     let pidfile = match PidFile::create(&cfg) {
         Ok(p) => p,
         Err(e) => {

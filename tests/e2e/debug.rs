@@ -192,3 +192,37 @@ fn digests_match_redis() {
         assert_eq!(ours.cmd(&digest), now, "after {c:?}");
     }
 }
+
+/// Waits (bounded) for the process to end; what its log file holds then.
+fn log_after_exit(s: &mut Server, log: &str) -> String {
+    damselfly_tests::wait_for("the process to end", || s.exited().then_some(()));
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+/// A fatal signal writes Redis's crash report to the log (the signal, the
+/// stack trace, the START and END lines) before the process ends;
+/// `crash-log-enabled no` leaves it out. DEBUG SEGFAULT and SIGABRT, as
+/// Redis's logging tests send them.
+#[test]
+fn a_crash_writes_a_report_to_the_log() {
+    let dir = damselfly_tests::cluster::TempDir::new("crash");
+    let log = format!("{}/segv.log", dir.path());
+    let mut s = Server::start_with(&["--enable-debug-command", "yes", "--logfile", &log]);
+    s.raw().send_cmd(&[b"DEBUG", b"SEGFAULT"]);
+    let text = log_after_exit(&mut s, &log);
+    for want in ["BUG REPORT START", "crashed by signal: 11", "------ STACK TRACE ------", "BUG REPORT END"] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+    let log = format!("{}/abrt.log", dir.path());
+    let mut s = Server::start_with(&["--logfile", &log]);
+    s.signal("ABRT");
+    let text = log_after_exit(&mut s, &log);
+    assert!(text.contains("crashed by signal: 6") && text.contains("STACK TRACE"), "{text}");
+    let log = format!("{}/quiet.log", dir.path());
+    let mut s = Server::start_with(&["--enable-debug-command", "yes", "--logfile", &log, "--crash-log-enabled", "no"]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["CONFIG", "GET", "crash-log-enabled"]), "*2\r\n$17\r\ncrash-log-enabled\r\n$2\r\nno\r\n");
+    c.send_cmd(&[b"DEBUG", b"SEGFAULT"]);
+    let text = log_after_exit(&mut s, &log);
+    assert!(!text.contains("crashed by signal"), "{text}");
+}

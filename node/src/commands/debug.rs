@@ -1,6 +1,6 @@
 //! DEBUG, the subcommands test suites use: RELOAD, SLEEP,
 //! SET-ACTIVE-EXPIRE, OBJECT, POPULATE, PROTOCOL, ERROR, LOG, DIGEST,
-//! DIGEST-VALUE. Refused unless
+//! DIGEST-VALUE, SEGFAULT, PANIC. Refused unless
 //! `enable-debug-command` allows it, as in Redis 7.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -50,6 +50,10 @@ const HELP: &[&str] = &[
     "    true, false.",
     "RELOAD",
     "    Save the RDB on disk and reload it back to memory.",
+    "PANIC",
+    "    Panic the server by calling abort(): the crash report, then the end.",
+    "SEGFAULT",
+    "    Crash the server with sigsegv: the crash report, then the end.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    Setting it to 0 disables expiring keys in background when they are not",
     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -106,6 +110,17 @@ async fn debug(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             // As given, without a prefix; no line breaks in an error.
             let text: String = String::from_utf8_lossy(&args[2]).chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
             return Err(CmdError::Other(text));
+        }
+        (b"SEGFAULT", 2) => {
+            // Redis writes through a bad pointer; the signal that raises is
+            // raised here without one: the crash report, then the end.
+            // SAFETY: raising a signal at this process.
+            unsafe { libc::raise(libc::SIGSEGV) };
+            std::process::abort();
+        }
+        (b"PANIC", 2) => {
+            tracing::error!("DEBUG PANIC called at Unix time {}", now_ms() / 1000);
+            std::process::abort();
         }
         (b"LOG", 3) => {
             tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));

@@ -22,6 +22,8 @@ pub(super) const FIXED: &[(&str, &str)] = &[
     ("rdbchecksum", "yes"),
     ("cluster-enabled", "no"),
     ("io-threads", "1"),
+    // A crash report has no memory test after it.
+    ("crash-memcheck-enabled", "no"),
     // The journal's base file is an RDB snapshot.
     ("aof-use-rdb-preamble", "yes"),
     // Every client is visited each second whatever their number (idle

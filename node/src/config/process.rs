@@ -14,6 +14,10 @@ use std::sync::{Mutex, OnceLock};
 use super::values::{yes_no, yes_no_text};
 use super::ConfigError;
 
+/// `crash-log-enabled` (yes): a fatal signal writes a crash report to the
+/// log first (`server::crash`, which reads it from its signal handler).
+pub static CRASH_LOG: AtomicBool = AtomicBool::new(true);
+
 pub struct ProcessConfig {
     pub daemonize: AtomicBool,
     pub pidfile: Mutex<String>,
@@ -149,6 +153,7 @@ impl ProcessConfig {
                     | "shutdown-on-sigint"
                     | "shutdown-on-sigterm"
                     | "shutdown-timeout"
+                    | "crash-log-enabled"
             )
     }
 
@@ -194,6 +199,7 @@ impl ProcessConfig {
             "shutdown-on-sigint" => self.shutdown_on_sigint.store(shutdown_flags(value)?, Relaxed),
             "shutdown-on-sigterm" => self.shutdown_on_sigterm.store(shutdown_flags(value)?, Relaxed),
             "shutdown-timeout" => self.shutdown_timeout.store(super::int_between(value, 0, i32::MAX as u64)? as u32, Relaxed),
+            "crash-log-enabled" => CRASH_LOG.store(yes_no(value)?, Relaxed),
             "supervised" => self.supervised.store(super::values::one_of(value, &SUPERVISED)? as u8, Relaxed),
             "proc-title-template" => {
                 check_template(value)?;
@@ -258,6 +264,7 @@ impl ProcessConfig {
             ("loglevel".into(), lock(&self.loglevel).clone()),
             ("always-show-logo".into(), yes_no_text(self.always_show_logo.load(Relaxed)).into()),
             ("jemalloc-bg-thread".into(), yes_no_text(self.jemalloc_bg_thread.load(Relaxed)).into()),
+            ("crash-log-enabled".into(), yes_no_text(CRASH_LOG.load(Relaxed)).into()),
             ("supervised".into(), SUPERVISED[self.supervised.load(Relaxed).min(3) as usize].into()),
             ("shutdown-on-sigint".into(), shutdown_text(self.shutdown_on_sigint.load(Relaxed))),
             ("shutdown-on-sigterm".into(), shutdown_text(self.shutdown_on_sigterm.load(Relaxed))),

@@ -6,6 +6,7 @@
 
 pub mod busy;
 pub mod conn;
+pub mod crash;
 pub mod expiry;
 pub mod housekeeping;
 pub mod metrics;
