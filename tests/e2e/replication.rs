@@ -21,6 +21,8 @@
 
 #[path = "replication/backlog.rs"]
 mod backlog;
+#[path = "replication/blocking.rs"]
+mod blocking;
 #[path = "replication/link.rs"]
 mod link;
 

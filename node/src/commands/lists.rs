@@ -593,6 +593,26 @@ impl Take for MoveTake {
     }
 }
 
+/// LMOVE or RPOPLPUSH from the journal or a primary's stream (a served
+/// blocked move is journaled so, as Redis propagates it), run on the
+/// shard of its keys: the pop and the push in one step, journaled as the
+/// command. `Err` when the destination lives on another shard here.
+pub fn move_on_shard(sh: &mut Shard, db: usize, args: &[Bytes]) -> CmdResult {
+    let rpoplpush = args[0].eq_ignore_ascii_case(b"rpoplpush");
+    let (from_left, to_left) = if rpoplpush { (false, true) } else { (left_or_right(&args[3])?, left_or_right(&args[4])?) };
+    if crate::slot::key_slot(&args[2]) as usize % sh.nshards() != sh.id {
+        return Err(CmdError::Other(format!(
+            "ERR {} with its keys on two shards cannot be applied here (start this node with --shards 1)",
+            String::from_utf8_lossy(&args[0]).to_ascii_uppercase()
+        )));
+    }
+    let take = MoveTake { from_left, to_left, dst: args[2].clone(), shape: sh.cfg.encoding.list_shape(), rpoplpush };
+    let src = &args[1];
+    let form = |r: &CmdResult<Vec<(Vec<u8>, f64)>>| r.as_ref().ok().filter(|got| !got.is_empty()).and_then(|_| take.journal_form(src, 1));
+    sh.journal_as(db, |d| take.take(d, src, 1, 0), form)?;
+    Ok(())
+}
+
 /// Pops from `src` and pushes onto `dst` atomically (one job, or one
 /// transaction over both shards); the element moved. `None` when the gate
 /// holds the keys' slot (cluster mode).

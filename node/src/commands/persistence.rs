@@ -88,6 +88,9 @@ pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result
             return Err(format!("{name} in the append only file has keys on several shards (load it with --shards 1)"));
         }
     }
+    if let Some(failed) = run_moved(sh, db, spec, args) {
+        return failed.or_else(|e| unexpected_error(sh, false, spec.name, format!("-{e}").as_bytes()));
+    }
     let mut out = crate::resp::Out::new(false);
     if super::run::exec_uncounted(sh, db, spec, args, &mut out, 0) {
         return unexpected_error(sh, false, spec.name, &out.buf);
@@ -166,11 +169,21 @@ pub fn replicated(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Re
     if elsewhere {
         return Err(format!("{name} from the primary has keys on several shards (start this replica with --shards 1)"));
     }
+    if let Some(failed) = run_moved(sh, db, spec, args) {
+        return failed.or_else(|e| unexpected_error(sh, true, spec.name, format!("-{e}").as_bytes()));
+    }
     let mut out = crate::resp::Out::new(false);
     if super::run::exec_uncounted(sh, db, spec, args, &mut out, 0) {
         return unexpected_error(sh, true, spec.name, &out.buf);
     }
     Ok(())
+}
+
+/// LMOVE and RPOPLPUSH (how a served blocked move travels) run across
+/// shards for a client; from the journal or a primary's stream, on the
+/// shard of their keys. `None` for any other command.
+fn run_moved(sh: &mut crate::shard::Shard, db: usize, spec: &CommandSpec, args: &[Bytes]) -> Option<Result<(), CmdError>> {
+    matches!(spec.name, "lmove" | "rpoplpush").then(|| super::lists::move_on_shard(sh, db, args))
 }
 
 /// Waits for the saver's answer.
