@@ -120,7 +120,10 @@ async fn sync(cx: &mut dyn Coord, psync: Option<&[Bytes]>) -> CmdResult {
     if s.replica.is_some() {
         return Ok(());
     }
-    let ip = s.info.addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
+    let ip = match &s.repl_ip {
+        Some(announced) => announced.clone(),
+        None => s.info.addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default(),
+    };
     let feed = Arc::new(Feed::new(s.info.id, ip, s.repl_port as u64, Some(s.info.clone())).with_eof(s.repl_eof));
     s.info.replica.store(true, Relaxed);
     let repl = &engine.repl;
@@ -184,7 +187,11 @@ fn replconf(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             s.repl_psync2 |= eq_ic(val, "psync2");
             s.repl_eof |= eq_ic(val, "eof");
         } else if eq_ic(opt, "ip-address") {
-            // The announced address is not used (INFO shows the peer's).
+            // The replica's `replica-announce-ip`: INFO and ROLE show it.
+            if val.len() > 255 {
+                return Err(CmdError::err("REPLCONF ip-address provided by replica instance is too long"));
+            }
+            s.repl_ip = Some(String::from_utf8_lossy(val).into_owned());
         } else if eq_ic(opt, "ack") || eq_ic(opt, "fack") {
             if eq_ic(opt, "ack") {
                 if let (Some(f), Ok(off)) = (&s.replica, crate::util::parse_i64(val)) {
@@ -261,13 +268,14 @@ pub fn info(engine: &crate::shard::Engine) -> String {
                 (false, ms) => format!("master_link_down_since_seconds:{}\r\n", now.saturating_sub(ms) / 1000),
             };
             format!(
-                "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{last_io}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{off}\r\nslave_repl_offset:{off}\r\n{down}slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:1\r\nconnected_slaves:{}\r\n",
+                "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{last_io}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{off}\r\nslave_repl_offset:{off}\r\n{down}slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:{}\r\nconnected_slaves:{}\r\n",
                 m.host,
                 m.port,
                 if up { "up" } else { "down" },
                 m.syncing.load(Relaxed) as u8,
                 engine.cfg.repl.priority.load(Relaxed),
                 engine.cfg.repl.read_only.load(Relaxed) as u8,
+                engine.cfg.repl.announced.load(Relaxed) as u8,
                 feeds.len()
             )
         }

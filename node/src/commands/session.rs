@@ -43,6 +43,8 @@ pub struct Session {
     pub replica: Option<std::sync::Arc<crate::shard::repl::Feed>>,
     /// The port a replica announced (REPLCONF listening-port).
     pub repl_port: u16,
+    /// The address a replica announced (REPLCONF ip-address).
+    pub repl_ip: Option<String>,
     /// The replica announced `REPLCONF capa psync2` (`+CONTINUE <replid>`).
     pub repl_psync2: bool,
     /// It announced `REPLCONF capa eof` (reads a diskless payload).

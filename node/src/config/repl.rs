@@ -27,9 +27,15 @@
 //! `propagation-error-behavior` (what a command that fails in a primary's
 //! stream or in the journal being loaded does: `ignore` logs it and goes
 //! on, `panic` stops the node, or its loading, `panic-on-replicas` only a
-//! replica's stream). The `slave` spellings are aliases.
+//! replica's stream); on a replica, `replica-announce-ip` and
+//! `replica-announce-port` (the address its primary shows for it, in INFO
+//! and ROLE, instead of the one the connection comes from: a replica
+//! behind NAT or in a container; empty and 0: the real ones) and
+//! `replica-announced` (yes: Sentinel lists it; INFO's
+//! `replica_announced`). The `slave` spellings are aliases.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Mutex;
 
 use super::values::one_of;
 use super::{int_between, parse_memory, yes_no, yes_no_text, ConfigError};
@@ -74,6 +80,9 @@ pub struct ReplConfig {
     pub disable_tcp_nodelay: AtomicBool,
     pub timeout: AtomicU64,
     propagation_error: AtomicU8,
+    pub announce_ip: Mutex<String>,
+    pub announce_port: AtomicU64,
+    pub announced: AtomicBool,
 }
 
 /// `propagation-error-behavior`'s values, in Redis's order.
@@ -117,6 +126,9 @@ impl Default for ReplConfig {
             disable_tcp_nodelay: AtomicBool::new(false),
             timeout: AtomicU64::new(60),
             propagation_error: AtomicU8::new(0),
+            announce_ip: Mutex::new(String::new()),
+            announce_port: AtomicU64::new(0),
+            announced: AtomicBool::new(true),
         }
     }
 }
@@ -148,6 +160,11 @@ impl ReplConfig {
                 | "repl-disable-tcp-nodelay"
                 | "repl-timeout"
                 | "propagation-error-behavior"
+                | "replica-announce-ip"
+                | "slave-announce-ip"
+                | "replica-announce-port"
+                | "slave-announce-port"
+                | "replica-announced"
         )
     }
 
@@ -177,9 +194,16 @@ impl ReplConfig {
             "repl-disable-tcp-nodelay" => self.disable_tcp_nodelay.store(yes_no(value)?, Relaxed),
             "repl-timeout" => self.timeout.store(int_between(value, 1, i32::MAX as u64)?, Relaxed),
             "propagation-error-behavior" => self.propagation_error.store(one_of(value, &PropagationError::NAMES)? as u8, Relaxed),
+            "replica-announce-ip" | "slave-announce-ip" => *self.announce_ip.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string(),
+            "replica-announce-port" | "slave-announce-port" => self.announce_port.store(int_between(value, 0, 65535)?, Relaxed),
+            "replica-announced" => self.announced.store(yes_no(value)?, Relaxed),
             _ => self.read_only.store(yes_no(value)?, Relaxed),
         }
         Ok(())
+    }
+
+    pub fn announce_ip(&self) -> String {
+        self.announce_ip.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn diskless_load(&self) -> DisklessLoad {
@@ -224,6 +248,11 @@ impl ReplConfig {
             ("repl-disable-tcp-nodelay".into(), yes_no_text(self.disable_tcp_nodelay.load(Relaxed)).into()),
             ("repl-timeout".into(), self.timeout.load(Relaxed).to_string()),
             ("propagation-error-behavior".into(), PropagationError::NAMES[self.propagation_error.load(Relaxed).min(2) as usize].into()),
+            ("replica-announce-ip".into(), self.announce_ip()),
+            ("slave-announce-ip".into(), self.announce_ip()),
+            ("replica-announce-port".into(), self.announce_port.load(Relaxed).to_string()),
+            ("slave-announce-port".into(), self.announce_port.load(Relaxed).to_string()),
+            ("replica-announced".into(), yes_no_text(self.announced.load(Relaxed)).into()),
         ]
     }
 }

@@ -171,8 +171,17 @@ fn link(engine: &Arc<Engine>, master: &Arc<Master>, gen: u64) -> Result<(), Stri
     // Redis's words, which operators and tools look for in the log.
     authed.map_err(|e| format!("Unable to AUTH to MASTER: {}", e.trim_start_matches("AUTH answered ")))?;
     // Over TLS this node's replicas are expected on its TLS port too.
-    let port = if params.replication && params.port != 0 { params.port } else { engine.cfg.port() }.to_string();
+    let port = if params.replication && params.port != 0 { params.port } else { engine.cfg.port() };
+    // `replica-announce-port` / `-ip`: what the primary shows instead.
+    let port = match engine.cfg.repl.announce_port.load(Relaxed) {
+        0 => port.to_string(),
+        announced => announced.to_string(),
+    };
     ask(&mut sock, &mut r, &["REPLCONF", "listening-port", &port])?;
+    let ip = engine.cfg.repl.announce_ip();
+    if !ip.is_empty() {
+        ask(&mut sock, &mut r, &["REPLCONF", "ip-address", &ip])?;
+    }
     // As Redis 7: this replica reads diskless (`$EOF:<mark>`) payloads.
     ask(&mut sock, &mut r, &["REPLCONF", "capa", "eof", "capa", "psync2"])?;
     // Continue this node's history where it is, if the primary has it (a

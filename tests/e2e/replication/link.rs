@@ -92,3 +92,38 @@ fn a_replica_waits_in_handshake_and_times_out_on_a_silent_primary() {
     );
     sleeper.join().expect("sleeper");
 }
+
+/// `replica-announce-ip` / `-port`: the primary shows the announced
+/// address (INFO's slaveN, ROLE) instead of the connection's, from a
+/// damselfly replica and from a redis-server one; `replica-announced`
+/// is INFO's `replica_announced`.
+#[test]
+fn a_replica_announces_the_address_it_is_reached_at() {
+    use damselfly_tests::repl::info_field;
+    let primary = Server::start();
+    let mut p = conn(primary.port);
+    let port = primary.port.to_string();
+    let replica =
+        Server::start_with(&["--replicaof", "127.0.0.1", &port, "--replica-announce-ip", "10.1.2.3", "--replica-announce-port", "4242"]);
+    let mut r = conn(replica.port);
+    assert!(wait_until(30, || link_up(&mut r)));
+    let slave0 = info_field(&mut p, "slave0").expect("slave0");
+    assert!(slave0.starts_with("ip=10.1.2.3,port=4242,"), "{slave0}");
+    let roles = format!("{:?}", role(&mut p));
+    assert!(roles.contains("10.1.2.3") && roles.contains("4242"), "{roles}");
+    assert_eq!(info_field(&mut r, "replica_announced").as_deref(), Some("1"));
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("replica-announced").arg("no").query(&mut r).unwrap();
+    assert_eq!(info_field(&mut r, "replica_announced").as_deref(), Some("0"));
+    let bad: redis::RedisResult<()> = redis::cmd("CONFIG").arg("SET").arg("replica-announce-port").arg("70000").query(&mut r);
+    assert!(bad.is_err());
+    drop(r);
+    drop(replica);
+    let theirs = damselfly_tests::Redis::start_with(&["--replicaof", "127.0.0.1", &port, "--replica-announce-ip", "10.9.8.7"]);
+    let mut t = conn(theirs.port);
+    assert!(wait_until(30, || link_up(&mut t)));
+    assert!(
+        wait_until(30, || info_field(&mut p, "slave0").is_some_and(|s| s.starts_with("ip=10.9.8.7,"))),
+        "{:?}",
+        info_field(&mut p, "slave0")
+    );
+}

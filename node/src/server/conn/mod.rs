@@ -129,6 +129,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
             monitor: None,
             replica: None,
             repl_port: 0,
+            repl_ip: None,
             repl_psync2: false,
             repl_eof: false,
             reply: Default::default(),
