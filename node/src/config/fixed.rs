@@ -22,6 +22,10 @@ pub(super) const FIXED: &[(&str, &str)] = &[
     ("rdbchecksum", "yes"),
     ("cluster-enabled", "no"),
     ("io-threads", "1"),
+    // RESTORE payloads and RDB files are always checked whole as they are
+    // decoded (every length, encoding and checksum), which is Redis's
+    // deep sanitization.
+    ("sanitize-dump-payload", "yes"),
     // A crash report has no memory test after it.
     ("crash-memcheck-enabled", "no"),
     // The journal's base file is an RDB snapshot.
