@@ -91,6 +91,15 @@ pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result
     if let Some(failed) = run_moved(sh, db, spec, args) {
         return failed.or_else(|e| unexpected_error(sh, false, spec.name, format!("-{e}").as_bytes()));
     }
+    if matches!(spec.exec, Exec::Coord(_) | Exec::Script(_)) {
+        // Runs across shards (or is a script) for a client: a write the
+        // replay cannot run stops the load rather than be skipped; a read
+        // changes nothing.
+        if spec.has_flag(WRITE) {
+            return Err(format!("{name} in the append only file cannot be replayed here (it runs across shards or scripts)"));
+        }
+        return Ok(());
+    }
     let mut out = crate::resp::Out::new(false);
     if super::run::exec_uncounted(sh, db, spec, args, &mut out, 0) {
         return unexpected_error(sh, false, spec.name, &out.buf);
