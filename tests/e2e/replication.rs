@@ -23,6 +23,8 @@
 mod backlog;
 #[path = "replication/blocking.rs"]
 mod blocking;
+#[path = "replication/cross_shard.rs"]
+mod cross_shard;
 #[path = "replication/link.rs"]
 mod link;
 

@@ -104,3 +104,75 @@ pub fn stat(c: &mut Connection, field: &str) -> i64 {
     let info: String = redis::cmd("INFO").arg("stats").query(c).expect("INFO");
     info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).and_then(|v| v.parse().ok())).expect(field)
 }
+
+/// `n` key names `prefix:j` that alternate between the two shards of a
+/// `--shards 2` node (key i lives on shard i % 2).
+pub fn apart(prefix: &str, n: usize) -> Vec<String> {
+    let mut keys = Vec::with_capacity(n);
+    let mut j = 0;
+    while keys.len() < n {
+        let k = format!("{prefix}:{j}");
+        if crate::key_slot(k.as_bytes()) as usize % 2 == keys.len() % 2 {
+            keys.push(k);
+        }
+        j += 1;
+    }
+    keys
+}
+
+/// Writes that coordinate shards on a `--shards 2` node (each names keys
+/// on both shards), as a redis-server primary sends them and as its AOF
+/// holds them: RENAME, RENAMENX and COPY (one with a TTL), SMOVE, the
+/// set and sorted set STORE commands, LMOVE and RPOPLPUSH, MSETNX,
+/// PFMERGE, BITOP, SORT and GEOSEARCHSTORE with STORE, in two databases
+/// and inside MULTI/EXEC.
+pub fn cross_shard_writes() -> Vec<Vec<String>> {
+    let k = |p: &str| apart(p, 4);
+    let (s, n, t, l, z, h, b, g, e, d, x, m) =
+        (k("s"), k("n"), k("t"), k("l"), k("z"), k("h"), k("b"), k("g"), k("e"), k("d"), k("x"), k("m"));
+    let text = [
+        format!("SET {} v", s[0]),
+        format!("RENAME {} {}", s[0], s[1]),
+        format!("COPY {} {}", s[1], s[2]),
+        format!("SET {} w", n[0]),
+        format!("RENAMENX {} {}", n[0], n[1]),
+        format!("SADD {} x y", t[0]),
+        format!("SADD {} y z", t[1]),
+        format!("SUNIONSTORE {} {} {}", t[2], t[0], t[1]),
+        format!("SINTERSTORE {} {} {}", t[3], t[0], t[1]),
+        format!("SMOVE {} {} x", t[0], t[1]),
+        format!("SDIFFSTORE {} {} {}", t[0], t[1], t[3]),
+        format!("RPUSH {} a b c d", l[0]),
+        format!("LMOVE {} {} LEFT RIGHT", l[0], l[1]),
+        format!("RPOPLPUSH {} {}", l[0], l[1]),
+        format!("SORT {} ALPHA STORE {}", l[1], l[2]),
+        format!("ZADD {} 1 a 2 b", z[0]),
+        format!("ZADD {} 3 b 4 c", z[1]),
+        format!("ZUNIONSTORE {} 2 {} {}", z[2], z[0], z[1]),
+        format!("ZINTERSTORE {} 2 {} {} WEIGHTS 1 2", z[3], z[0], z[1]),
+        format!("ZRANGESTORE {} {} 0 -1", z[3], z[1]),
+        format!("ZDIFFSTORE {} 2 {} {}", z[2], z[0], z[1]),
+        format!("PFADD {} a b", h[0]),
+        format!("PFADD {} c", h[1]),
+        format!("PFMERGE {} {} {}", h[2], h[0], h[1]),
+        format!("SET {} abc", b[0]),
+        format!("SET {} xyz", b[1]),
+        format!("BITOP OR {} {} {}", b[2], b[0], b[1]),
+        format!("GEOADD {} 13.361389 38.115556 palermo 15.087269 37.502669 catania", g[0]),
+        format!("GEOSEARCHSTORE {} {} FROMLONLAT 15 37 BYRADIUS 200 km ASC", g[1], g[0]),
+        format!("SET {} v PXAT 4102444800000", e[0]),
+        format!("RENAME {} {}", e[0], e[1]),
+        format!("COPY {} {}", e[1], e[2]),
+        format!("MSETNX {} 1 {} 2 {} 3", m[0], m[1], m[2]),
+        "SELECT 2".to_string(),
+        format!("SET {} in-db-2", d[0]),
+        format!("RENAME {} {}", d[0], d[1]),
+        "SELECT 0".to_string(),
+        "MULTI".to_string(),
+        format!("SET {} 1", x[0]),
+        format!("RENAME {} {}", x[0], x[1]),
+        format!("SMOVE {} {} y", t[1], t[0]),
+        "EXEC".to_string(),
+    ];
+    text.iter().map(|c| c.split(' ').map(String::from).collect()).collect()
+}

@@ -2,11 +2,12 @@
 //! against. A `Coord` handler (RENAME across shards, SINTERSTORE, KEYS,
 //! BLPOP, HELLO, EXEC, ...) sees the client's database, its reply buffer,
 //! "hold these shards" and "run this on that shard", and, from a client,
-//! the connection's session. Two things implement it: the client
-//! connection (`server::conn`), whose jobs travel to the shard threads, and
-//! a running script (`scripting::exec`), which already holds every shard
-//! and runs its jobs at once. So every command has one handler, and a
-//! script reaches every command a client can.
+//! the connection's session. The client connection (`server::conn`),
+//! whose jobs travel to the shard threads, and a running script
+//! (`scripting::exec`), which already holds every shard and runs its jobs
+//! at once, implement it, and so does the node's own runner of such
+//! commands from a primary or the journal (`internal`). So every command
+//! has one handler, and a script reaches every command a client can.
 
 use std::future::Future;
 use std::pin::Pin;

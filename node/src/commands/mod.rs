@@ -22,6 +22,7 @@ pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod info;
+pub mod internal;
 pub mod json;
 pub mod keys;
 pub mod keyspec;

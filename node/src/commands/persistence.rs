@@ -10,6 +10,7 @@ use super::{cmd, flag::*, CommandSpec, Coord, Exec};
 use crate::error::{CmdError, CmdResult};
 use crate::handler;
 use crate::persist;
+use crate::persist::load::Route;
 use crate::shard::snapshot::SaveKind;
 use crate::shard::Engine;
 use crate::util::eq_ic;
@@ -60,49 +61,53 @@ pub static COMMANDS: &[CommandSpec] = &[
     .tips(&["nondeterministic_output"]),
 ];
 
-/// Runs a command journaled as sent again, on the shard of its key (the
-/// journal's replay at start; `persist::load::REPLAY_COMMAND`). Nothing
+/// Runs a command journaled as sent again, on the shard of its keys (the
+/// journal's replay at start; `persist::load::REPLAY_COMMAND`; `parts`
+/// sends one that coordinates shards to `internal::run_wide`). Nothing
 /// expires meanwhile (`now` 0). An error reply means the journal and the
 /// data disagree: see `unexpected_error`.
 ///
 /// A journal written by redis-server (or by hand) may hold any command, as
-/// Redis runs whatever its AOF holds: each known one runs here (one whose
-/// keys this node keeps on several shards is refused, naming it, rather
-/// than run where some of its keys do not live); an unknown one stops the
-/// load with Redis's words.
+/// Redis runs whatever its AOF holds: each known one runs; an unknown one
+/// stops the load with Redis's words.
 pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result<(), String> {
-    let name = String::from_utf8_lossy(&args[0]).into_owned();
+    on_shard(sh, db, args, false)
+}
+
+/// Runs a command a primary sent on the shard of its keys (a replica's
+/// link; `persist::load::REPLICA_COMMAND`; `parts` sends one that
+/// coordinates shards to `internal::run_wide`). Nothing expires meanwhile
+/// (`now` 0): a replica waits for its primary's DEL.
+pub fn replicated(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result<(), String> {
+    on_shard(sh, db, args, true)
+}
+
+fn on_shard(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes], replica: bool) -> Result<(), String> {
+    let engine = sh.engine.clone();
+    let unexpected = |name: &str, reply: &[u8]| match &engine {
+        Some(e) => unexpected_error(e, replica, name, reply),
+        None => Err(String::from_utf8_lossy(reply).into_owned()),
+    };
     let spec = match super::lookup_args_original(args) {
         Ok(spec) if spec.arity_ok(args.len()) => spec,
         Ok(spec) => {
             let err = format!("-ERR wrong number of arguments for '{}' command", spec.name.to_ascii_lowercase());
-            return unexpected_error(sh, false, spec.name, err.as_bytes());
+            return unexpected(spec.name, err.as_bytes());
         }
-        Err(_) => return Err(format!("Unknown command '{name}' reading the append only file")),
+        Err(_) if !replica => {
+            return Err(format!("Unknown command '{}' reading the append only file", String::from_utf8_lossy(&args[0])));
+        }
+        Err(_) => {
+            let name = String::from_utf8_lossy(&args[0]).into_owned();
+            return unexpected(&name, format!("-ERR unknown command '{name}'").as_bytes());
+        }
     };
-    if !spec.has_flag(JOURNAL_ARGS | JOURNAL_TTL | JOURNAL_REPLAY) {
-        let (nshards, me) = (sh.nshards(), sh.id);
-        let mut elsewhere = false;
-        super::routing::for_each_key(spec, args, |k| elsewhere |= crate::slot::key_slot(k) as usize % nshards != me);
-        if elsewhere {
-            return Err(format!("{name} in the append only file has keys on several shards (load it with --shards 1)"));
-        }
-    }
-    if let Some(failed) = run_moved(sh, db, spec, args) {
-        return failed.or_else(|e| unexpected_error(sh, false, spec.name, format!("-{e}").as_bytes()));
-    }
-    if matches!(spec.exec, Exec::Coord(_) | Exec::Script(_)) {
-        // Runs across shards (or is a script) for a client: a write the
-        // replay cannot run stops the load rather than be skipped; a read
-        // changes nothing.
-        if spec.has_flag(WRITE) {
-            return Err(format!("{name} in the append only file cannot be replayed here (it runs across shards or scripts)"));
-        }
-        return Ok(());
+    if is_move(spec) {
+        return super::lists::move_on_shard(sh, db, args).or_else(|e| unexpected(spec.name, format!("-{e}").as_bytes()));
     }
     let mut out = crate::resp::Out::new(false);
     if super::run::exec_uncounted(sh, db, spec, args, &mut out, 0) {
-        return unexpected_error(sh, false, spec.name, &out.buf);
+        return unexpected(spec.name, &out.buf);
     }
     Ok(())
 }
@@ -113,17 +118,15 @@ pub fn replay(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result
 /// `propagation-error-behavior` `panic` the journal's loading stops (the
 /// node does not start), under `panic` or `panic-on-replicas` a read-only
 /// replica stops.
-fn unexpected_error(sh: &crate::shard::Shard, replica: bool, name: &str, reply: &[u8]) -> Result<(), String> {
+pub(super) fn unexpected_error(engine: &Engine, replica: bool, name: &str, reply: &[u8]) -> Result<(), String> {
     let name = name.to_ascii_lowercase();
     let (from, to) = if replica { ("replica", "master") } else { ("server", "AOF-loading-client") };
     let err = String::from_utf8_lossy(&reply[..reply.len().min(4096)]);
     let err = err.trim_end().trim_start_matches('-');
     tracing::warn!("== CRITICAL == This {from} is sending an error to its {to}: '{err}' after processing the command '{name}'");
-    if let Some(engine) = &sh.engine {
-        engine.stats.unexpected_error_replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-    let repl = &sh.cfg.repl;
-    let stops = repl.propagation_error().stops(replica) && (!replica || repl.read_only.load(std::sync::atomic::Ordering::Relaxed));
+    engine.stats.unexpected_error_replies.fetch_add(1, Relaxed);
+    let repl = &engine.cfg.repl;
+    let stops = repl.propagation_error().stops(replica) && (!replica || repl.read_only.load(Relaxed));
     if !stops {
         return Ok(());
     }
@@ -135,64 +138,36 @@ fn unexpected_error(sh: &crate::shard::Shard, replica: bool, name: &str, reply: 
     Err(why)
 }
 
-/// A journaled or replicated command as the shards run it
-/// (`persist::load::PARTS`): a split command whose keys live on several
-/// shards here (an MSET journaled by a node with fewer shards, or sent by
-/// a redis-server primary) as one part per shard; any other whole, for the
-/// shard of its first declared key.
-pub fn parts(engine: &Engine, args: Vec<Bytes>) -> Vec<(usize, Vec<Bytes>)> {
-    let spec = super::lookup_args_original(&args).ok().filter(|s| s.arity_ok(args.len()));
-    if let Some(spec @ CommandSpec { exec: Exec::Split(..), .. }) = spec {
-        let parts = super::run::split_by_shard(engine, spec, &args);
-        if parts.len() > 1 {
-            return parts.into_iter().map(|p| (p.shard, p.args)).collect();
-        }
-    }
-    let first = spec.and_then(|s| s.key_indices(&args).next()).unwrap_or(1);
-    let shard = args.get(first).map_or(0, |k| engine.shard_of(k));
-    vec![(shard, args)]
-}
-
-/// Runs a command a primary sent on this shard (a replica's link;
-/// `persist::load::REPLICA_COMMAND`): every key must live here (a primary
-/// with one keyspace may send a multi-key command whose keys this node
-/// spreads over shards: refused, naming it). Nothing expires meanwhile
-/// (`now` 0): a replica waits for its primary's DEL.
-pub fn replicated(sh: &mut crate::shard::Shard, db: usize, args: &[Bytes]) -> Result<(), String> {
-    let name = String::from_utf8_lossy(&args[0]).into_owned();
-    let spec = match super::lookup_args_original(args) {
-        Ok(spec) if spec.arity_ok(args.len()) => spec,
-        Ok(spec) => {
-            let err = format!("-ERR wrong number of arguments for '{}' command", spec.name.to_ascii_lowercase());
-            return unexpected_error(sh, true, spec.name, err.as_bytes());
-        }
-        Err(_) => {
-            let err = format!("-ERR unknown command '{name}'");
-            return unexpected_error(sh, true, &name, err.as_bytes());
-        }
+/// Where a journaled or replicated command runs (`persist::load::PARTS`):
+/// a split command whose keys live on several shards here (an MSET
+/// journaled by a node with fewer shards, or sent by a redis-server
+/// primary) as one part per shard; a shard command, or a move within one
+/// shard (how a served blocked move travels), whole on the shard of its
+/// keys; any other (it coordinates shards for a client: RENAME, SMOVE,
+/// SUNIONSTORE, FUNCTION LOAD, ...) holding every shard. An unknown or
+/// malformed command goes to a shard, which reports it.
+pub fn parts(engine: &Engine, args: Vec<Bytes>) -> Route {
+    let Some(spec) = super::lookup_args_original(&args).ok().filter(|s| s.arity_ok(args.len())) else {
+        let shard = args.get(1).map_or(0, |k| engine.shard_of(k));
+        return Route::Parts(vec![(shard, args)]);
     };
-    let mut elsewhere = false;
-    let nshards = sh.nshards();
-    let me = sh.id;
-    super::routing::for_each_key(spec, args, |k| elsewhere |= crate::slot::key_slot(k) as usize % nshards != me);
-    if elsewhere {
-        return Err(format!("{name} from the primary has keys on several shards (start this replica with --shards 1)"));
+    let mut shards = spec.key_indices(&args).map(|i| engine.shard_of(&args[i]));
+    let first = shards.next();
+    let one = shards.all(|s| Some(s) == first);
+    let shard = first.unwrap_or_else(|| args.get(1).map_or(0, |k| engine.shard_of(k)));
+    match spec.exec {
+        Exec::Shard(_) | Exec::Split(..) if one => Route::Parts(vec![(shard, args)]),
+        Exec::Split(..) => Route::Parts(super::run::split_by_shard(engine, spec, &args).into_iter().map(|p| (p.shard, p.args)).collect()),
+        Exec::Coord(_) if one && first.is_some() && is_move(spec) => Route::Parts(vec![(shard, args)]),
+        _ => Route::Wide(args),
     }
-    if let Some(failed) = run_moved(sh, db, spec, args) {
-        return failed.or_else(|e| unexpected_error(sh, true, spec.name, format!("-{e}").as_bytes()));
-    }
-    let mut out = crate::resp::Out::new(false);
-    if super::run::exec_uncounted(sh, db, spec, args, &mut out, 0) {
-        return unexpected_error(sh, true, spec.name, &out.buf);
-    }
-    Ok(())
 }
 
 /// LMOVE and RPOPLPUSH (how a served blocked move travels) run across
-/// shards for a client; from the journal or a primary's stream, on the
-/// shard of their keys. `None` for any other command.
-fn run_moved(sh: &mut crate::shard::Shard, db: usize, spec: &CommandSpec, args: &[Bytes]) -> Option<Result<(), CmdError>> {
-    matches!(spec.name, "lmove" | "rpoplpush").then(|| super::lists::move_on_shard(sh, db, args))
+/// shards for a client; with both keys on one shard, from the journal or
+/// a primary's stream, on that shard (`lists::move_on_shard`).
+fn is_move(spec: &CommandSpec) -> bool {
+    matches!(spec.name, "lmove" | "rpoplpush")
 }
 
 /// Waits for the saver's answer.

@@ -238,6 +238,21 @@ pub async fn run_command(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &
     }
 }
 
+/// `run_command` for the journal's replay, which Redis does not count (its
+/// AOF loading runs no command through `call`): a coordinator's handler
+/// runs uncounted and unobserved.
+pub async fn run_command_uncounted(cx: &mut dyn Coord, spec: &'static CommandSpec, args: &[Bytes]) {
+    let Exec::Coord(f) = spec.exec else {
+        return Box::pin(run_command(cx, spec, args)).await;
+    };
+    let db = cx.db();
+    cx.set_running(super::notify::running(spec, db, args));
+    if let Err(e) = run_handler(f, cx, args).await {
+        cx.out().error(&e);
+    }
+    cx.set_running(None);
+}
+
 /// `observe::done` for a command run through a coordinator: the client's,
 /// or a script's (no session).
 fn observe(cx: &mut dyn Coord, spec: &CommandSpec, args: &[Bytes], nanos: u64, slow_log: bool) {

@@ -410,7 +410,7 @@ impl Writer {
                 self.db = None;
             }
             JournalMsg::Records(recs) => self.put_whole(&[recs]),
-            JournalMsg::Part { tx, total, shard, records } => {
+            JournalMsg::Part { tx, total, shard, records, link } => {
                 let e = self.txs.entry(tx).or_insert_with(|| (total, Vec::new()));
                 e.1.push((shard, records));
                 if e.1.len() >= e.0 {
@@ -419,7 +419,15 @@ impl Writer {
                     // SWAPDB, which the other shards' records follow.
                     parts.sort_by_key(|(s, _)| *s);
                     let parts: Vec<RecordList> = parts.into_iter().map(|(_, r)| r).collect();
-                    self.put_whole(&parts);
+                    if link {
+                        // As `Applied`: the file's only.
+                        self.feed_replicas();
+                        self.put_whole(&parts);
+                        self.fed = self.buf.len();
+                        self.db = None;
+                    } else {
+                        self.put_whole(&parts);
+                    }
                 }
             }
             JournalMsg::Cut { .. } => {}

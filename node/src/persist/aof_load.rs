@@ -33,7 +33,7 @@ const MAX_ARG: usize = 1 << 30;
 const MAX_ARGS: usize = 1 << 27;
 
 /// Loads base and increments; returns what the base loaded.
-pub fn load(engine: &Engine, layout: &Layout, m: &Manifest) -> Result<Loaded, String> {
+pub fn load(engine: &std::sync::Arc<Engine>, layout: &Layout, m: &Manifest) -> Result<Loaded, String> {
     let mut loaded = Loaded::default();
     if let Some((base, _)) = &m.base {
         loaded = load::load_file(&layout.dir.join(base), engine, NO_TX, true)?;
@@ -132,7 +132,7 @@ pub(super) fn upper_name<'a>(arg: &[u8], buf: &'a mut [u8; 16]) -> &'a [u8] {
 }
 
 /// Replays one increment file.
-fn replay(engine: &Engine, path: &Path, may_truncate: bool) -> Result<(), String> {
+fn replay(engine: &std::sync::Arc<Engine>, path: &Path, may_truncate: bool) -> Result<(), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
     let mut r = BufReader::with_capacity(1 << 20, file);
     let mut sink = Sink::new(engine, NO_TX, true);

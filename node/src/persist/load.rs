@@ -9,6 +9,7 @@ use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::shard::{Engine, TxId};
@@ -87,19 +88,38 @@ pub static REPLAY_COMMAND: std::sync::OnceLock<ReplayFn> = std::sync::OnceLock::
 /// the command layer): database, arguments.
 pub static REPLICA_COMMAND: std::sync::OnceLock<ReplayFn> = std::sync::OnceLock::new();
 
-/// A command as the shards run it (set by the command layer): a split
-/// command (MSET, DEL, ...) whose keys this node spreads over several
-/// shards as one part per shard, any other whole on the shard of its first
-/// key as its declaration places it (XGROUP's key is its third argument).
+/// Where a journaled or replicated command runs (set by the command
+/// layer): a split command (MSET, DEL, ...) whose keys this node spreads
+/// over several shards as one part per shard, a command for one shard
+/// whole on the shard of its first key as its declaration places it
+/// (XGROUP's key is its third argument), and one that coordinates shards
+/// (RENAME, SUNIONSTORE, FUNCTION LOAD, ...) across all of them
+/// (`WIDE_COMMAND`).
 pub static PARTS: std::sync::OnceLock<PartsFn> = std::sync::OnceLock::new();
 
-pub type PartsFn = fn(&Engine, Vec<bytes::Bytes>) -> Vec<(usize, Vec<bytes::Bytes>)>;
+pub type PartsFn = fn(&Engine, Vec<bytes::Bytes>) -> Route;
+
+/// What `PARTS` decides.
+pub enum Route {
+    /// Run on these shards, each its part, in order with the batches.
+    Parts(Vec<(usize, Vec<bytes::Bytes>)>),
+    /// Run holding every shard, once everything before it is applied.
+    Wide(Vec<bytes::Bytes>),
+}
+
+/// Runs a command that coordinates shards, from the loader's or the
+/// link's thread (set by the command layer): the transaction already
+/// holding every shard (`NO_TX`: none; it takes them), the database, the
+/// arguments, whether it comes from a primary (else from the journal).
+pub static WIDE_COMMAND: std::sync::OnceLock<WideFn> = std::sync::OnceLock::new();
+
+pub type WideFn = fn(&Arc<Engine>, TxId, usize, &[bytes::Bytes], bool) -> Result<(), String>;
 
 /// `PARTS`, or the shard of the first argument when it is not set.
-fn parts_of_command(engine: &Engine, args: Vec<bytes::Bytes>) -> Vec<(usize, Vec<bytes::Bytes>)> {
+fn route_of_command(engine: &Engine, args: Vec<bytes::Bytes>) -> Route {
     match PARTS.get() {
         Some(f) => f(engine, args),
-        None => vec![(args.get(1).map_or(0, |k| engine.shard_of(k)), args)],
+        None => Route::Parts(vec![(args.get(1).map_or(0, |k| engine.shard_of(k)), args)]),
     }
 }
 
@@ -108,7 +128,7 @@ pub type ReplayFn = fn(&mut crate::shard::Shard, usize, &[bytes::Bytes]) -> Resu
 /// Sends keys to their shards in batches, a few batches in flight per
 /// shard at most, and collects the shards' answers.
 pub struct Sink<'a> {
-    engine: &'a Engine,
+    engine: &'a Arc<Engine>,
     tx: TxId,
     /// Whether a key already present is an error (a snapshot names each key
     /// once) or replaced (a journal replays states).
@@ -121,7 +141,7 @@ pub struct Sink<'a> {
 }
 
 impl<'a> Sink<'a> {
-    pub fn new(engine: &'a Engine, tx: TxId, replace: bool) -> Sink<'a> {
+    pub fn new(engine: &'a Arc<Engine>, tx: TxId, replace: bool) -> Sink<'a> {
         let batches = (0..engine.nshards()).map(|_| Batch::with_capacity(BATCH)).collect();
         Sink { engine, tx, replace, batches, acks: std_mpsc::channel(), in_flight: 0, link: false }
     }
@@ -161,21 +181,33 @@ impl<'a> Sink<'a> {
     /// part of a split command for its shard: `PARTS`), in order with the
     /// states queued there.
     pub fn command(&mut self, db: usize, args: Vec<bytes::Bytes>) -> Result<(), String> {
-        for (shard, part) in parts_of_command(self.engine, args) {
-            self.batches[shard].puts.push(Put::Command(db, part));
-            self.after_push(shard)?;
-        }
-        Ok(())
+        self.route(db, args, false)
     }
 
     /// A command from a primary, run on the shard of its keys (as
     /// `command`).
     pub fn replicated(&mut self, db: usize, args: Vec<bytes::Bytes>) -> Result<(), String> {
-        for (shard, part) in parts_of_command(self.engine, args) {
-            self.batches[shard].puts.push(Put::Replicated(db, part));
-            self.after_push(shard)?;
+        self.route(db, args, true)
+    }
+
+    fn route(&mut self, db: usize, args: Vec<bytes::Bytes>, replicated: bool) -> Result<(), String> {
+        match route_of_command(self.engine, args) {
+            Route::Parts(parts) => {
+                for (shard, part) in parts {
+                    let put = if replicated { Put::Replicated(db, part) } else { Put::Command(db, part) };
+                    self.batches[shard].puts.push(put);
+                    self.after_push(shard)?;
+                }
+                Ok(())
+            }
+            Route::Wide(args) => {
+                // In order: what came before is applied first, and what
+                // follows queues behind the command's release.
+                self.barrier()?;
+                let run = WIDE_COMMAND.get().ok_or("commands across shards cannot be run here")?;
+                run(self.engine, self.tx, db, &args, replicated)
+            }
         }
-        Ok(())
     }
 
     fn after_push(&mut self, shard: usize) -> Result<(), String> {
@@ -252,14 +284,14 @@ impl<'a> Sink<'a> {
 /// `keep_expired`: keys whose TTL has passed are loaded too (a journal's
 /// base: the journal after it may still touch them; they expire once
 /// loading ends), as Redis keeps them in an AOF preamble.
-pub fn load_file(path: &Path, engine: &Engine, tx: TxId, keep_expired: bool) -> Result<Loaded, String> {
+pub fn load_file(path: &Path, engine: &Arc<Engine>, tx: TxId, keep_expired: bool) -> Result<Loaded, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
     load_from(std::io::BufReader::with_capacity(1 << 20, file), engine, tx, keep_expired)
 }
 
 /// `load_file` from any reader (a replica's socket, for a diskless load):
 /// the keys go to the shards as they are decoded.
-pub fn load_from(input: impl Read, engine: &Engine, tx: TxId, keep_expired: bool) -> Result<Loaded, String> {
+pub fn load_from(input: impl Read, engine: &Arc<Engine>, tx: TxId, keep_expired: bool) -> Result<Loaded, String> {
     let mut sink = Sink::new(engine, tx, false);
     let loaded = decode(input, engine, keep_expired, |db, key, value, expire| sink.put(db, &key, Some((value, expire))))?;
     sink.barrier()?;
@@ -285,7 +317,7 @@ pub fn stage(input: impl Read, engine: &Engine) -> Result<Staged, String> {
 
 impl Staged {
     /// Puts the staged keys into the shards.
-    pub fn apply(self, engine: &Engine, tx: TxId) -> Result<Loaded, String> {
+    pub fn apply(self, engine: &Arc<Engine>, tx: TxId) -> Result<Loaded, String> {
         let mut sink = Sink::new(engine, tx, false);
         for (db, key, value, expire) in self.keys {
             sink.put(db, &key, Some((value, expire)))?;

@@ -56,6 +56,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     let _ = crate::persist::load::REPLAY_COMMAND.set(crate::commands::persistence::replay);
     let _ = crate::persist::load::REPLICA_COMMAND.set(crate::commands::persistence::replicated);
     let _ = crate::persist::load::PARTS.set(crate::commands::persistence::parts);
+    let _ = crate::persist::load::WIDE_COMMAND.set(crate::commands::internal::run_wide);
     let (save_tx, save_rx) = mpsc::unbounded_channel();
     let _ = engine.saves.saver.set(save_tx);
     let mut save_rx = Some(save_rx);

@@ -58,8 +58,9 @@ pub enum JournalMsg {
     /// replica): journaled, but not replicated again (the link feeds the
     /// primary's stream itself to this node's replicas).
     Applied(RecordList),
-    /// One shard's part of transaction `tx`, which held `total` shards.
-    Part { tx: TxId, total: usize, shard: usize, records: RecordList },
+    /// One shard's part of transaction `tx`, which held `total` shards
+    /// (`link`: the replication link's, written as `Applied`).
+    Part { tx: TxId, total: usize, shard: usize, records: RecordList, link: bool },
     /// The shard has reached a snapshot's point in time: what follows goes
     /// to the new file (a rewrite) or to the replicas `feeds` (one
     /// snapshot may serve several).
@@ -529,17 +530,20 @@ impl Shard {
         if self.journal.is_none() || tx == NO_TX {
             return;
         }
-        let mut records = self.journal.as_mut().map(|j| std::mem::take(&mut j.tx_part)).unwrap_or_default();
+        let (mut records, link) = match self.journal.as_mut() {
+            Some(j) => (std::mem::take(&mut j.tx_part), std::mem::replace(&mut j.link, false)),
+            None => return,
+        };
         records.extend(self.journal_collect());
         let shard = self.id;
-        self.journal_send(JournalMsg::Part { tx, total, shard, records });
+        self.journal_send(JournalMsg::Part { tx, total, shard, records, link });
     }
 
-    /// A journal command about the whole database (FLUSHDB, SWAPDB),
-    /// recorded by the first shard only so that it replays once; records of
-    /// the database's keys written before it are dropped (`drop_db`) or
-    /// written first.
-    pub(super) fn journal_db_command(&mut self, db: usize, args: &[&[u8]]) {
+    /// A journal command about a whole database (FLUSHDB, SWAPDB) or the
+    /// node (FUNCTION LOAD), recorded by the first shard only so that it
+    /// replays once; records of the database's keys written before it are
+    /// dropped (`drop_db`) or written first.
+    pub fn journal_db_command(&mut self, db: usize, args: &[&[u8]]) {
         if self.journal.is_none() || self.id != 0 {
             return;
         }

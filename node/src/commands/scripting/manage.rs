@@ -135,6 +135,24 @@ pub fn restore_libraries(engine: &crate::shard::Engine, codes: &[Vec<u8>]) -> Re
     Ok(())
 }
 
+/// FUNCTION, whose changes of the libraries (LOAD, DELETE, FLUSH,
+/// RESTORE) go to the journal and the replicas as sent, once they are
+/// made, as Redis propagates them (libraries are no shard's data: only a
+/// snapshot would keep them otherwise).
+pub async fn function_journaled(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
+    function(cx, args)?;
+    let changes = ["LOAD", "DELETE", "FLUSH", "RESTORE"].iter().any(|s| eq_ic(&args[1], s));
+    if changes {
+        let (db, args) = (cx.db(), args.to_vec());
+        cx.run_on(0, move |sh| {
+            let parts: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+            sh.journal_db_command(db, &parts);
+        })
+        .await;
+    }
+    Ok(())
+}
+
 /// FUNCTION LOAD | LIST | DELETE | FLUSH | DUMP | RESTORE | STATS | KILL | HELP.
 pub fn function(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
     let scripting = cx.engine().scripting.clone();

@@ -35,7 +35,7 @@ const SCW: &[&str] = &["write", "slow", "scripting"];
 const HELP: &str = "Returns helpful text about the different subcommands.";
 
 const SCRIPT: Exec = Exec::Coord(handler!(|cx, a| script(cx, a)));
-const FUNCTION: Exec = Exec::Coord(handler!(|cx, a| function(cx, a)));
+const FUNCTION: Exec = Exec::Coord(handler!(async |cx, a| function_journaled(cx, a)));
 
 pub static COMMANDS: &[CommandSpec] = &[
     cmd_numkeys(
