@@ -74,6 +74,11 @@ pub fn run_wide(engine: &Arc<Engine>, held: TxId, db: usize, args: &[Bytes], rep
             );
         }
     }
+    if replicated {
+        // Counted on this thread, which INFO does not sum: to shard 0's.
+        let counted = super::stats::take();
+        engine.send(0, NO_TX, Box::new(move |_| super::stats::absorb(&counted)));
+    }
     if !ran {
         return Err("the node is shutting down".into());
     }

@@ -210,6 +210,17 @@ pub fn counters() -> Stats {
     })
 }
 
+/// Takes this thread's counters, leaving them zero (a thread INFO does
+/// not sum hands them to a shard thread: `absorb`).
+pub fn take() -> Stats {
+    STATS.with(|s| std::mem::take(&mut *s.borrow_mut()))
+}
+
+/// Adds counters taken on another thread to this thread's.
+pub fn absorb(o: &Stats) {
+    STATS.with(|s| s.borrow_mut().merge(o));
+}
+
 /// Zeroes this thread's counters.
 pub fn reset() {
     STATS.with(|s| *s.borrow_mut() = Stats::default());

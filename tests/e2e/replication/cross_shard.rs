@@ -59,6 +59,9 @@ fn a_two_shard_replica_applies_a_redis_primarys_cross_shard_writes() {
         assert!(x.cmd(&["FUNCTION", "LIST"]).contains("shop"));
         assert_eq!(field(x, "stats", "unexpected_error_replies"), "0");
     }
+    // Counted as Redis counts its master client's commands.
+    assert!(field(&mut r, "commandstats", "cmdstat_rename").starts_with("calls=4,"));
+    assert!(field(&mut r, "commandstats", "cmdstat_sadd").starts_with("calls=2,"));
     // One full sync, never broken off.
     assert_eq!(field(&mut p, "stats", "sync_full"), "1");
     assert_eq!(field(&mut r, "replication", "master_link_status"), "up");
