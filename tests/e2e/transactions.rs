@@ -84,6 +84,74 @@ fn flush_watch(port: u16) -> Vec<String> {
     got
 }
 
+/// WATCH and keys whose TTL passes, with active expiry off (Redis 7.0's
+/// rules): (setup, the watched key, what happens between WATCH and EXEC,
+/// EXEC's reply). `["SLEEP", ms]` waits, the clock being what the TTLs
+/// wait for. A key watched while live that expires fails EXEC though
+/// nothing deleted it; a key already expired when watched ("stale")
+/// changes nothing by being deleted, flushed or swapped with a missing or
+/// expired key, and is changed by being written.
+const STALE_WATCH: &[(&[Cmd], &str, &[Cmd], &str)] = &[
+    (&[&["SET", "x", "1", "PX", "20"]], "x", &[&["SLEEP", "40"]], "*-1\r\n"),
+    (&[&["SET", "x", "1", "PX", "1"], &["SLEEP", "10"]], "x", &[], "*1\r\n+PONG\r\n"),
+    (&[&["SET", "x", "1", "PX", "1"], &["SLEEP", "10"]], "x", &[&["DEL", "x"]], "*1\r\n+PONG\r\n"),
+    (&[&["SET", "x", "1", "PX", "1"], &["SLEEP", "10"]], "x", &[&["FLUSHDB"]], "*1\r\n+PONG\r\n"),
+    (&[&["SET", "x", "1", "PX", "1"], &["SLEEP", "10"]], "x", &[&["SWAPDB", "0", "1"]], "*1\r\n+PONG\r\n"),
+    (
+        &[&["SELECT", "1"], &["SET", "x", "1", "PX", "1"], &["SELECT", "0"], &["SLEEP", "10"]],
+        "x",
+        &[&["SWAPDB", "0", "1"]],
+        "*1\r\n+PONG\r\n",
+    ),
+    (
+        &[&["SET", "x", "1", "PX", "1"], &["SELECT", "1"], &["SET", "x", "2", "PX", "1"], &["SELECT", "0"], &["SLEEP", "10"]],
+        "x",
+        &[&["SWAPDB", "0", "1"]],
+        "*1\r\n+PONG\r\n",
+    ),
+    (&[&["SET", "x", "1", "PX", "1"], &["SLEEP", "10"]], "x", &[&["SET", "x", "2"]], "*-1\r\n"),
+    (
+        &[&["SET", "x", "1", "PX", "1"], &["SELECT", "1"], &["SET", "x", "2"], &["SELECT", "0"], &["SLEEP", "10"]],
+        "x",
+        &[&["SWAPDB", "0", "1"]],
+        "*-1\r\n",
+    ),
+];
+
+fn stale_watch(port: u16) -> Vec<String> {
+    let (mut a, mut b) = (Raw::connect(port), Raw::connect(port));
+    assert_eq!(b.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), "+OK\r\n");
+    let run = |c: &mut Raw, cmds: &[Cmd]| {
+        for cmd in cmds {
+            match cmd {
+                ["SLEEP", ms] => std::thread::sleep(Duration::from_millis(ms.parse().unwrap())),
+                _ => drop(c.cmd(cmd)),
+            }
+        }
+    };
+    let mut got = Vec::new();
+    for (setup, key, between, _) in STALE_WATCH {
+        assert_eq!(b.cmd(&["FLUSHALL"]), "+OK\r\n");
+        run(&mut b, setup);
+        assert_eq!(a.cmd(&["WATCH", key]), "+OK\r\n");
+        run(&mut b, between);
+        assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
+        assert_eq!(a.cmd(&["PING"]), "+QUEUED\r\n");
+        got.push(a.cmd(&["EXEC"]));
+    }
+    assert_eq!(b.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]), "+OK\r\n");
+    got
+}
+
+#[test]
+fn watched_keys_that_expire_follow_redis_rules() {
+    let s = Server::start_with(&["--shards", "2", "--enable-debug-command", "yes"]);
+    let r = Redis::start_with(&["--enable-debug-command", "yes"]);
+    let want: Vec<String> = STALE_WATCH.iter().map(|t| t.3.to_string()).collect();
+    assert_eq!(stale_watch(r.port), want, "redis-server");
+    assert_eq!(stale_watch(s.port), want);
+}
+
 #[test]
 fn flush_and_swapdb_touch_only_existing_watched_keys() {
     let s = Server::start_with(&["--shards", "2"]);

@@ -140,8 +140,8 @@ pub async fn exec(cx: &mut dyn Coord) -> CmdResult {
         }
         cx.lock(&shards).await;
     }
+    let aborted = watch_failed(cx).await?;
     let s = cx.client()?;
-    let aborted = s.watch.as_ref().is_some_and(|w| w.dirty.load(Relaxed));
     s.unwatch(&engine);
     if aborted {
         cx.release();
@@ -186,6 +186,30 @@ pub async fn exec(cx: &mut dyn Coord) -> CmdResult {
         return Err(crate::resp::reply_too_big());
     }
     Ok(())
+}
+
+/// Whether EXEC fails on its watched keys (their shards held): one
+/// changed, or one watched while live has expired since, though nothing
+/// deleted it yet (Redis's isWatchedKeyExpired).
+async fn watch_failed(cx: &mut dyn Coord) -> CmdResult<bool> {
+    let Some(w) = &cx.client()?.watch else { return Ok(false) };
+    if w.dirty.load(Relaxed) {
+        return Ok(true);
+    }
+    let (flag, keys) = (w.dirty.clone(), w.keys.clone());
+    let now = cx.now();
+    let mut shards: Vec<usize> = keys.iter().map(|k| k.0).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    for shard in shards {
+        let mine: Vec<(usize, Bytes)> = keys.iter().filter(|k| k.0 == shard).map(|k| (k.1, k.2.clone())).collect();
+        let flag = flag.clone();
+        let expired = cx.run_on(shard, move |sh| mine.iter().any(|(db, k)| sh.db(*db).expired_since_watched(k, &flag, now))).await;
+        if expired {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// How many times EXEC waits out a migration's cut-over before giving up.
@@ -235,7 +259,8 @@ pub async fn watch(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         }
         let shard = cx.shard_of(k);
         let (key, flag) = (k.clone(), dirty.clone());
-        cx.run_on(shard, move |sh| sh.db(db).watch(&key, flag)).await;
+        let now = cx.now();
+        cx.run_on(shard, move |sh| sh.db(db).watch(&key, flag, now)).await;
         added.push((shard, db, k.clone()));
     }
     let s = cx.client()?;

@@ -309,8 +309,8 @@ impl Shard {
             self.journal_db_command(i, &[b"FLUSHDB"]);
         }
         let Some(old) = self.dbs[i].as_mut() else { return };
-        let watchers = old.take_watchers();
-        Db::raise_watchers(&watchers, |k| old.contains(k));
+        let mut watchers = old.take_watchers();
+        crate::store::db::raise_after_flush(&mut watchers, Some(old), None, crate::util::now_ms());
         let tracking = old.take_tracking();
         let wake = old.take_wake();
         if let Some(mut old) = self.dbs[i].take() {
@@ -354,12 +354,12 @@ impl Shard {
         }
         let (ta, tb) = (a.to_string(), b.to_string());
         self.journal_db_command(a, &[b"SWAPDB", ta.as_bytes(), tb.as_bytes()]);
-        let wa = self.dbs[a].as_mut().map(|d| d.take_watchers()).unwrap_or_default();
-        let wb = self.dbs[b].as_mut().map(|d| d.take_watchers()).unwrap_or_default();
+        let mut wa = self.dbs[a].as_mut().map(|d| d.take_watchers()).unwrap_or_default();
+        let mut wb = self.dbs[b].as_mut().map(|d| d.take_watchers()).unwrap_or_default();
         let (da, db) = (self.dbs[a].as_deref(), self.dbs[b].as_deref());
-        let in_either = |k: &[u8]| da.is_some_and(|d| d.contains(k)) || db.is_some_and(|d| d.contains(k));
-        Db::raise_watchers(&wa, in_either);
-        Db::raise_watchers(&wb, in_either);
+        let now = crate::util::now_ms();
+        crate::store::db::raise_after_flush(&mut wa, da, db, now);
+        crate::store::db::raise_after_flush(&mut wb, db, da, now);
         let blocked_a = self.dbs[a].as_mut().map(|d| d.take_wake()).unwrap_or_default();
         let blocked_b = self.dbs[b].as_mut().map(|d| d.take_wake()).unwrap_or_default();
         self.dbs.swap(a, b);

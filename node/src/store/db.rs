@@ -7,8 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
@@ -23,6 +22,7 @@ mod evict;
 mod persist;
 mod prefetch;
 mod slots;
+mod watch;
 
 /// A key and its value. Its expiry time (absolute Unix ms) lives beside it
 /// in the slab, only for keys that have one (`Db::expire_of`).
@@ -31,8 +31,7 @@ pub struct Entry {
     pub value: Value,
 }
 
-/// WATCHed keys of a database and their watchers' flags.
-pub type Watchers = HashMap<SmallBytes, Vec<Arc<AtomicBool>>>;
+pub use watch::{raise_after_flush, Watchers};
 
 /// Until when (Unix ms; 0: no) a key whose TTL has passed is left in
 /// place: it reads as missing but is not deleted, while CLIENT PAUSE holds
@@ -340,36 +339,15 @@ impl Db {
         self.entries.get_mut(idx).expect("live slab index")
     }
 
-    /// Registers a WATCH on `key`.
-    pub fn watch(&mut self, key: &[u8], flag: Arc<AtomicBool>) {
-        self.watched.entry(SmallBytes::new(key)).or_default().push(flag);
-    }
-
-    /// Removes a WATCH registered with `flag`.
-    pub fn unwatch(&mut self, key: &[u8], flag: &Arc<AtomicBool>) {
-        if let Some(v) = self.watched.get_mut(key) {
-            v.retain(|f| !Arc::ptr_eq(f, flag));
-            if v.is_empty() {
-                self.watched.remove(key);
-                crate::util::shrink_map(&mut self.watched);
-            }
-        }
-    }
-
-    /// Tells the watchers of `key` that it changed, and marks it ready when
-    /// clients are blocked on it.
+    /// Marks `key` ready when clients are blocked on it, and tells its
+    /// watchers that it changed.
     #[inline]
-    pub fn touch(&self, key: &[u8]) {
+    fn touch(&mut self, key: &[u8]) {
         if !self.wake.is_empty() && self.wake.contains(key) {
             self.ready.borrow_mut().push(SmallBytes::new(key));
         }
-        if self.watched.is_empty() {
-            return;
-        }
-        if let Some(v) = self.watched.get(key) {
-            for f in v {
-                f.store(true, Relaxed);
-            }
+        if !self.watched.is_empty() {
+            watch::raise(&mut self.watched, key, false);
         }
     }
 
@@ -406,7 +384,7 @@ impl Db {
         }
         if !self.watched.is_empty() {
             if let Some(e) = self.entries.get(idx) {
-                self.touch(&e.key);
+                watch::raise(&mut self.watched, &e.key, self.note_kind == NoteKind::Expired);
             }
         }
         if let Some(u) = &mut self.undo {
@@ -458,30 +436,6 @@ impl Db {
         self.journal_expired.truncate(self.undo_journal.1);
         log.clear();
         self.undo_spare = Some(log);
-    }
-
-    /// Hands the watch registrations over (the database is flushed or
-    /// swapped), so they survive; `raise_watchers` tells those whose key
-    /// the flush or swap changed.
-    pub fn take_watchers(&mut self) -> Watchers {
-        std::mem::take(&mut self.watched)
-    }
-
-    /// Raises the flag of every watcher of a key `changed` says is changed:
-    /// as in Redis, a flush or swap touches only the watched keys that
-    /// exist in either database, not those that are absent on both sides.
-    pub fn raise_watchers(w: &Watchers, changed: impl Fn(&[u8]) -> bool) {
-        for (key, flags) in w {
-            if changed(key) {
-                for f in flags {
-                    f.store(true, Relaxed);
-                }
-            }
-        }
-    }
-
-    pub fn set_watchers(&mut self, w: Watchers) {
-        self.watched = w;
     }
 
     /// Inserts a key known to be absent.

@@ -2,6 +2,8 @@
 //! flags, the undo log, slot ownership.
 
 use super::*;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 fn db() -> Db {
     Db::new(0, 1, 7)
@@ -118,7 +120,7 @@ fn overwrite_clears_ttl_unless_kept() {
 fn writes_and_expiry_raise_watch_flags() {
     let mut d = db();
     let flag = Arc::new(AtomicBool::new(false));
-    d.watch(b"w", flag.clone());
+    d.watch(b"w", flag.clone(), 0);
     d.set(b"other", Value::string(b"1"), false, 0);
     assert!(!flag.load(Relaxed), "a write to another key leaves the flag");
     let _ = d.get(b"w", 0);
@@ -127,13 +129,13 @@ fn writes_and_expiry_raise_watch_flags() {
     assert!(flag.load(Relaxed), "creating the key raises it");
 
     let flag2 = Arc::new(AtomicBool::new(false));
-    d.watch(b"w", flag2.clone());
+    d.watch(b"w", flag2.clone(), 0);
     let idx = d.lookup(b"w", 0).unwrap();
     d.set_expire(idx, 50);
     assert!(flag2.load(Relaxed), "setting a TTL raises it");
 
     let flag3 = Arc::new(AtomicBool::new(false));
-    d.watch(b"w", flag3.clone());
+    d.watch(b"w", flag3.clone(), 0);
     assert_eq!(d.expire_cycle(100, 10), 1);
     assert!(flag3.load(Relaxed), "expiry raises it");
     d.unwatch(b"w", &flag);
@@ -245,4 +247,26 @@ fn prefetch_reads_nothing_into_the_keyspace() {
         })
         .collect();
     Db::new(1, 2, 7).prefetch(other.iter().map(|(k, s)| (&k[..], *s)));
+}
+
+#[test]
+fn a_key_watched_expired_changes_nothing_by_its_deletion() {
+    let mut d = db();
+    d.set(b"w", Value::string(b"1"), false, 0);
+    let idx = d.lookup(b"w", 0).unwrap();
+    d.set_expire(idx, 50);
+    let (stale, live) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    d.watch(b"w", stale.clone(), 100);
+    assert!(!d.expired_since_watched(b"w", &stale, 100), "watched expired: EXEC does not fail on it");
+    assert_eq!(d.expire_cycle(100, 10), 1);
+    assert!(!stale.load(Relaxed), "deleting a key watched expired changes nothing");
+    d.watch(b"w", live.clone(), 100);
+    d.set(b"w", Value::string(b"2"), false, 0);
+    assert!(stale.load(Relaxed) && live.load(Relaxed), "once deleted, it is missing: creating it is a change");
+    let later = Arc::new(AtomicBool::new(false));
+    let idx = d.lookup(b"w", 0).unwrap();
+    d.set_expire(idx, 150);
+    d.watch(b"w", later.clone(), 120);
+    assert!(!d.expired_since_watched(b"w", &later, 140));
+    assert!(d.expired_since_watched(b"w", &later, 150), "watched live, expired since: EXEC fails");
 }
