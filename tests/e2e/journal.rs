@@ -4,10 +4,12 @@
 //! cut off with a warning (or refused), corruption refuses to start,
 //! BGREWRITEAOF replaces the files, and redis-check-aof and redis-server
 //! 7.0 accept what is written. What each kind of write is journaled as is
-//! checked in `propagation`.
+//! checked in `propagation`, DEBUG LOADAOF in `loadaof`.
 
 #[path = "journal/files.rs"]
 mod files;
+#[path = "journal/loadaof.rs"]
+mod loadaof;
 #[path = "journal/propagation.rs"]
 mod propagation;
 

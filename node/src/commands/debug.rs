@@ -1,4 +1,4 @@
-//! DEBUG, the subcommands test suites use: RELOAD, SLEEP,
+//! DEBUG, the subcommands test suites use: RELOAD, LOADAOF, SLEEP,
 //! SET-ACTIVE-EXPIRE, OBJECT, POPULATE, PROTOCOL, ERROR, LOG, DIGEST,
 //! DIGEST-VALUE, SEGFAULT, PANIC. Refused unless
 //! `enable-debug-command` allows it, as in Redis 7.
@@ -35,6 +35,8 @@ const HELP: &[&str] = &[
     "ERROR <string>",
     "    Return a Redis protocol error with <string> as message. Useful for clients",
     "    unit tests to simulate Redis errors.",
+    "LOADAOF",
+    "    Flush the AOF buffers on disk and reload the AOF in memory.",
     "LOG <message>",
     "    Write <message> to the server log.",
     "OBJECT <key>",
@@ -64,6 +66,56 @@ const HELP: &[&str] = &[
     "    Print this help.",
 ];
 
+/// DEBUG LOADAOF: the journal written and fsynced, the data emptied and
+/// loaded again from it (its base and increments), every shard held
+/// meanwhile and nothing of it journaled again; the libraries are the
+/// journal's too. As in Redis, a journal that cannot be loaded ends the
+/// process; without a journal on disk the data is left alone (Redis
+/// exits).
+async fn load_aof(cx: &mut dyn Coord) -> CmdResult {
+    let engine = cx.engine().clone();
+    if !crate::persist::journal_exists(&engine) {
+        return Err(CmdError::err("there is no append only file to load: turn the journal on with CONFIG SET appendonly yes"));
+    }
+    let all: Vec<usize> = (0..engine.nshards()).collect();
+    cx.lock(&all).await;
+    cx.broadcast(|sh| {
+        sh.journal_mute(true);
+        sh.flush_all(0);
+    })
+    .await;
+    let e = engine.clone();
+    cx.run_on(0, move |_| super::scripting::restore_libraries(&e, &[])).await.map_err(CmdError::Other)?;
+    let (tx, e) = (cx.tx_id(), engine.clone());
+    let (done, loaded) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("loading".into())
+        .spawn(move || {
+            let _ = done.send(crate::persist::load_journal_again(&e, tx));
+        })
+        .map_err(|e| CmdError::err(format!("cannot start loading: {e}")))?;
+    let loaded = loaded.await.map_err(|_| CmdError::err("the node is shutting down"))?;
+    cx.broadcast(|sh| {
+        sh.journal_mute(false);
+        sh.forget_changes();
+    })
+    .await;
+    match loaded {
+        Ok(Some(l)) => {
+            engine.saves.load_keys.store(l.keys, Relaxed);
+            engine.saves.saved_changes.store(0, Relaxed);
+            tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
+            cx.out().ok();
+            Ok(())
+        }
+        Ok(None) => Err(CmdError::err("the append only file went away while it was loaded")),
+        Err(e) => {
+            tracing::error!("Fatal error loading the DB: {e}. Exiting.");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// Keys DEBUG POPULATE writes per job: a shard is never held for long.
 const POPULATE_CHUNK: usize = 10_000;
 
@@ -82,6 +134,7 @@ async fn debug(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             ask(cx.engine(), SaveKind::Reload).await?;
             cx.out().ok();
         }
+        (b"LOADAOF", 2) => load_aof(cx).await?,
         (b"RELOAD", _) => return Err(CmdError::err("DEBUG RELOAD only supports the plain form here (no MERGE/NOFLUSH/NOSAVE)")),
         (b"SLEEP", 3) => {
             // Redis stops its one thread; here every shard thread stops

@@ -23,7 +23,7 @@ use tracing::warn;
 
 use super::aof::{Layout, Manifest};
 use super::load::{self, Loaded, Sink};
-use crate::shard::{Engine, NO_TX};
+use crate::shard::{Engine, TxId};
 use crate::store::dump;
 
 /// Largest argument a journal command may have (a value's payload).
@@ -32,17 +32,21 @@ const MAX_ARG: usize = 1 << 30;
 /// sent has as many as its client sent).
 const MAX_ARGS: usize = 1 << 27;
 
-/// Loads base and increments; returns what the base loaded.
-pub fn load(engine: &std::sync::Arc<Engine>, layout: &Layout, m: &Manifest) -> Result<Loaded, String> {
+/// Loads base and increments, as transaction `tx` (`NO_TX` at start-up,
+/// the holder of every shard for DEBUG LOADAOF); returns what the base
+/// loaded. The base's function libraries are loaded before the
+/// increments, whose FUNCTION commands change them.
+pub fn load(engine: &std::sync::Arc<Engine>, layout: &Layout, m: &Manifest, tx: TxId) -> Result<Loaded, String> {
     let mut loaded = Loaded::default();
     if let Some((base, _)) = &m.base {
-        loaded = load::load_file(&layout.dir.join(base), engine, NO_TX, true)?;
+        loaded = load::load_file(&layout.dir.join(base), engine, tx, true)?;
+        super::run_functions_on_shard(engine, std::mem::take(&mut loaded.functions), tx)?;
     }
     let last = m.incrs.len().saturating_sub(1);
     for (i, (name, _)) in m.incrs.iter().enumerate() {
         let path = layout.dir.join(name);
         // Only the newest file can have been cut short by a crash.
-        replay(engine, &path, i == last && engine.cfg.aof_load_truncated.load(Relaxed))?;
+        replay(engine, &path, i == last && engine.cfg.aof_load_truncated.load(Relaxed), tx)?;
     }
     Ok(loaded)
 }
@@ -132,10 +136,10 @@ pub(super) fn upper_name<'a>(arg: &[u8], buf: &'a mut [u8; 16]) -> &'a [u8] {
 }
 
 /// Replays one increment file.
-fn replay(engine: &std::sync::Arc<Engine>, path: &Path, may_truncate: bool) -> Result<(), String> {
+fn replay(engine: &std::sync::Arc<Engine>, path: &Path, may_truncate: bool, tx: TxId) -> Result<(), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
     let mut r = BufReader::with_capacity(1 << 20, file);
-    let mut sink = Sink::new(engine, NO_TX, true);
+    let mut sink = Sink::new(engine, tx, true);
     let mut offset = 0u64;
     let mut db = 0usize;
     // A transaction being read: its commands and where it started.

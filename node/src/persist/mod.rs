@@ -94,7 +94,7 @@ pub fn load_at_start(engine: &Arc<Engine>) {
 fn load_snapshot(engine: &Arc<Engine>, path: &std::path::Path) -> Result<load::Loaded, String> {
     info!(file = %path.display(), "loading the snapshot");
     let loaded = load::load_file(path, engine, NO_TX, false).map_err(|e| format!("{}: {e}", path.display()))?;
-    run_functions_on_shard(engine, loaded.functions.clone())?;
+    run_functions_on_shard(engine, loaded.functions.clone(), NO_TX)?;
     Ok(loaded)
 }
 
@@ -107,9 +107,7 @@ fn load_journal(engine: &Arc<Engine>) -> Result<load::Loaded, String> {
     let loaded = match &manifest {
         Some(m) => {
             info!(dir = %layout.dir.display(), "loading the append-only journal");
-            let loaded = aof_load::load(engine, &layout, m)?;
-            run_functions_on_shard(engine, loaded.functions.clone())?;
-            loaded
+            aof_load::load(engine, &layout, m, NO_TX)?
         }
         None if engine.cfg.rdb_path().exists() => load_snapshot(engine, &engine.cfg.rdb_path())?,
         None => load::Loaded::default(),
@@ -209,20 +207,42 @@ fn on_every_shard(engine: &Engine, f: impl Fn(&mut crate::shard::Shard) + Send +
 
 /// Loads function libraries on the first shard's thread (where a script
 /// VM can compile them) and waits for the result.
-fn run_functions_on_shard(engine: &Arc<Engine>, codes: Vec<Vec<u8>>) -> Result<(), String> {
+fn run_functions_on_shard(engine: &Arc<Engine>, codes: Vec<Vec<u8>>, tx: crate::shard::TxId) -> Result<(), String> {
     if codes.is_empty() {
         return Ok(());
     }
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (done, rx) = std::sync::mpsc::channel();
     let e = engine.clone();
     engine.send(
         0,
-        NO_TX,
+        tx,
         Box::new(move |_| {
-            let _ = tx.send(restore_functions(&e, &codes));
+            let _ = done.send(restore_functions(&e, &codes));
         }),
     );
     rx.recv().map_err(|_| "the node is shutting down".to_string())?
+}
+
+/// DEBUG LOADAOF's loading, every shard held by `tx`, emptied and not
+/// journaling: what the journal has received is written and fsynced, then
+/// its base and increments are replayed (Redis's loadAppendOnlyFiles).
+/// Blocks the calling thread. `Ok(None)`: there is no journal on disk.
+pub fn load_journal_again(engine: &Arc<Engine>, tx: crate::shard::TxId) -> Result<Option<load::Loaded>, String> {
+    if engine.journal.aof_on() {
+        let (done, wait) = std::sync::mpsc::channel();
+        engine.journal.send(crate::shard::journal::JournalMsg::Sync(done));
+        wait.recv().map_err(|_| "the journal's writer has stopped".to_string())?;
+    }
+    let layout = aof::Layout::from_config(engine);
+    match layout.read_manifest()? {
+        Some(m) => aof_load::load(engine, &layout, &m, tx).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Whether a journal's files are on disk (its manifest).
+pub fn journal_exists(engine: &Engine) -> bool {
+    aof::Layout::from_config(engine).read_manifest().is_ok_and(|m| m.is_some())
 }
 
 /// Counts the loaded data as unchanged on every shard (waiting for each).

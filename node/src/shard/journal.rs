@@ -230,6 +230,9 @@ pub struct ShardJournal {
     busy_jobs: u32,
     /// Records of the transaction holding the shard, sent when it lets go.
     tx_part: RecordList,
+    /// Nothing is journaled (DEBUG LOADAOF replays the journal into the
+    /// shard: `journal_mute`).
+    muted: bool,
     /// Commands journaled as sent during the current job, in order (they
     /// go before the job's key states).
     commands: RecordList,
@@ -285,6 +288,15 @@ impl Shard {
             for d in self.dbs.iter_mut().flatten() {
                 d.journal_on(false);
             }
+        }
+    }
+
+    /// Mutes journaling (`on`) or turns it back: while DEBUG LOADAOF
+    /// empties the shard and replays the journal into it, nothing it does
+    /// is journaled again.
+    pub fn journal_mute(&mut self, on: bool) {
+        if let Some(j) = &mut self.journal {
+            j.muted = on;
         }
     }
 
@@ -484,7 +496,7 @@ impl Shard {
         // A job of the replication link on a node that writes no journal
         // file: its records would only be written to the file (this node's
         // replicas get the link's stream as it came), so none are made.
-        if j.link && tx == NO_TX && !self.cfg.appendonly.load(Relaxed) {
+        if j.muted || (j.link && tx == NO_TX && !self.cfg.appendonly.load(Relaxed)) {
             j.link = false;
             j.commands.clear();
             for d in self.dbs.iter_mut().flatten() {
@@ -544,7 +556,7 @@ impl Shard {
     /// replays once; records of the database's keys written before it are
     /// dropped (`drop_db`) or written first.
     pub fn journal_db_command(&mut self, db: usize, args: &[&[u8]]) {
-        if self.journal.is_none() || self.id != 0 {
+        if self.journal.as_ref().is_none_or(|j| j.muted) || self.id != 0 {
             return;
         }
         let mut records = self.journal_collect();
