@@ -15,7 +15,7 @@
 //! anything else that does not parse stops the start, naming the file and
 //! the offset.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -38,15 +38,16 @@ const MAX_ARGS: usize = 1 << 27;
 /// increments, whose FUNCTION commands change them.
 pub fn load(engine: &std::sync::Arc<Engine>, layout: &Layout, m: &Manifest, tx: TxId) -> Result<Loaded, String> {
     let mut loaded = Loaded::default();
+    let truncated_ok = engine.cfg.aof_load_truncated.load(Relaxed);
     if let Some((base, _)) = &m.base {
-        loaded = load::load_file(&layout.dir.join(base), engine, tx, true)?;
+        loaded = load_base(engine, &layout.dir.join(base), m.incrs.is_empty() && truncated_ok, tx)?;
         super::run_functions_on_shard(engine, std::mem::take(&mut loaded.functions), tx)?;
     }
     let last = m.incrs.len().saturating_sub(1);
     for (i, (name, _)) in m.incrs.iter().enumerate() {
         let path = layout.dir.join(name);
         // Only the newest file can have been cut short by a crash.
-        replay(engine, &path, i == last && engine.cfg.aof_load_truncated.load(Relaxed), tx)?;
+        replay(engine, &path, i == last && truncated_ok, tx)?;
     }
     Ok(loaded)
 }
@@ -135,12 +136,41 @@ pub(super) fn upper_name<'a>(arg: &[u8], buf: &'a mut [u8; 16]) -> &'a [u8] {
     b
 }
 
+/// Loads a base file as Redis does (loadSingleAppendOnlyFile): a snapshot
+/// (ours, and Redis's with `aof-use-rdb-preamble yes`), commands (Redis's
+/// with `no`), or a snapshot followed by commands (a Redis 6
+/// appendonly.aof), told apart by the snapshot's `REDIS` signature.
+fn load_base(engine: &std::sync::Arc<Engine>, path: &Path, may_truncate: bool, tx: TxId) -> Result<Loaded, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let snapshot = r.fill_buf().map_err(|e| format!("reading {}: {e}", path.display()))?.starts_with(b"REDIS");
+    let mut loaded = Loaded::default();
+    if snapshot {
+        // The snapshot's reader takes exactly its bytes: the commands, if
+        // any, follow in `r`.
+        loaded = load::load_from(&mut r, engine, tx, true).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let at = r.stream_position().map_err(|e| format!("reading {}: {e}", path.display()))?;
+    replay_from(engine, path, r, at, may_truncate, tx)?;
+    Ok(loaded)
+}
+
 /// Replays one increment file.
 fn replay(engine: &std::sync::Arc<Engine>, path: &Path, may_truncate: bool, tx: TxId) -> Result<(), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    let mut r = BufReader::with_capacity(1 << 20, file);
+    replay_from(engine, path, BufReader::with_capacity(1 << 20, file), 0, may_truncate, tx)
+}
+
+/// Replays the commands of `path` from `r`, at `offset` in the file.
+fn replay_from(
+    engine: &std::sync::Arc<Engine>,
+    path: &Path,
+    mut r: BufReader<std::fs::File>,
+    mut offset: u64,
+    may_truncate: bool,
+    tx: TxId,
+) -> Result<(), String> {
     let mut sink = Sink::new(engine, tx, true);
-    let mut offset = 0u64;
     let mut db = 0usize;
     // A transaction being read: its commands and where it started.
     let mut multi: Option<(Vec<Vec<Vec<u8>>>, u64)> = None;

@@ -197,3 +197,84 @@ fn timestamp_annotations_mark_each_second_and_cut_the_journal_back() {
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
+
+/// Writes of every type, through `c`.
+fn every_type(c: &mut Raw, tag: &str) {
+    for cmd in [
+        &["RPUSH", "list", "a", "b", "c"][..],
+        &["HSET", "hash", "f", "v", "g", "w"],
+        &["SADD", "set", "x", "y", "1"],
+        &["ZADD", "zset", "1.5", "a", "2", "b"],
+        &["SET", "ttl", "v", "PXAT", "4102444800000"],
+        &["INCRBY", "counter", "7"],
+        &["XADD", "stream", "1-1", "f", "v"],
+        &["PFADD", "hll", "a", "b"],
+    ] {
+        let mut args: Vec<String> = cmd.iter().map(|a| a.to_string()).collect();
+        args[1] = format!("{tag}:{}", args[1]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert!(!c.cmd(&args).starts_with('-'), "{args:?}");
+    }
+}
+
+/// Base files in Redis's other forms load as redis-server loads them:
+/// commands (Redis's `aof-use-rdb-preamble no`), and a snapshot followed by
+/// commands (a Redis 6 appendonly.aof, which Redis 7 takes over as its
+/// base). They used to be read as snapshots only.
+#[test]
+fn base_files_of_commands_or_a_snapshot_and_commands_load() {
+    // Commands: redis-server's own rewrite.
+    let theirs = TempDir::new("base-commands-redis");
+    let args = ["--dir", theirs.path(), "--appendonly", "yes", "--appendfsync", "always", "--aof-use-rdb-preamble", "no"];
+    let r = Redis::start_with(&[&args[..], &["--enable-debug-command", "yes"]].concat());
+    let mut b = r.raw();
+    wait_loaded(&mut b);
+    every_type(&mut b, "before");
+    assert!(b.cmd(&["BGREWRITEAOF"]).starts_with('+'));
+    let dir = format!("{}/appendonlydir", theirs.path());
+    damselfly_tests::wait_for("redis-server's rewrite", || {
+        let manifest = std::fs::read_to_string(format!("{dir}/appendonly.aof.manifest")).ok()?;
+        let done = b.cmd(&["INFO", "persistence"]).contains("aof_rewrite_in_progress:0\r\n");
+        (done && manifest.contains(".base.aof")).then_some(())
+    });
+    every_type(&mut b, "after");
+    let want = b.cmd(&["DEBUG", "DIGEST"]);
+    drop(b);
+    drop(r);
+    let ours = TempDir::new("base-commands");
+    std::fs::create_dir_all(format!("{}/appendonlydir", ours.path())).unwrap();
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), format!("{}/appendonlydir/{}", ours.path(), f.file_name().to_string_lossy())).unwrap();
+    }
+    let common = ["--appendonly", "yes", "--save", "", "--enable-debug-command", "yes", "--shards", "2"];
+    let s = Server::start_with(&[&["--dir", ours.path()][..], &common].concat());
+    drop(loaded(&s));
+    assert_eq!(s.raw().cmd(&["DEBUG", "DIGEST"]), want);
+    drop(s);
+
+    // A snapshot followed by commands, loaded by both.
+    let src = TempDir::new("base-mixed-source");
+    let r = Redis::start_with(&["--dir", src.path(), "--enable-debug-command", "yes"]);
+    let mut b = r.raw();
+    every_type(&mut b, "snap");
+    assert_eq!(b.cmd(&["SAVE"]), "+OK\r\n");
+    drop(b);
+    drop(r);
+    let mut base = std::fs::read(format!("{}/dump.rdb", src.path())).unwrap();
+    base.extend_from_slice(format!("{}{}", resp(&["SELECT", "0"]), resp(&["RPUSH", "snap:list", "after-the-snapshot"])).as_bytes());
+    let (ours, theirs) = (TempDir::new("base-mixed"), TempDir::new("base-mixed-redis"));
+    for d in [ours.path(), theirs.path()] {
+        std::fs::create_dir_all(format!("{d}/appendonlydir")).unwrap();
+        std::fs::write(format!("{d}/appendonlydir/appendonly.aof"), &base).unwrap();
+        std::fs::write(format!("{d}/appendonlydir/appendonly.aof.manifest"), "file appendonly.aof seq 1 type b\n").unwrap();
+    }
+    let r = Redis::start_with(&["--dir", theirs.path(), "--appendonly", "yes", "--enable-debug-command", "yes"]);
+    let mut b = r.raw();
+    wait_loaded(&mut b);
+    let s = Server::start_with(&[&["--dir", ours.path()][..], &common].concat());
+    drop(loaded(&s));
+    let mut a = s.raw();
+    assert_eq!(a.cmd(&["LRANGE", "snap:list", "0", "-1"]), b.cmd(&["LRANGE", "snap:list", "0", "-1"]));
+    assert_eq!(a.cmd(&["DEBUG", "DIGEST"]), b.cmd(&["DEBUG", "DIGEST"]));
+}
