@@ -94,6 +94,34 @@ impl Layout {
         }
     }
 
+    /// Takes over a Redis 6 journal (one `<appendfilename>` file in the
+    /// data directory, no manifest) as this journal's base, as Redis 7
+    /// does (aofUpgradePrepare): the directory and a manifest naming the
+    /// file come first, then the file moves in, so a crash in between is
+    /// taken over again at the next start. Whether it did.
+    pub fn take_over_single_file(&self) -> Result<bool, String> {
+        let Some(old) = self.dir.parent().map(|root| root.join(&self.name)) else { return Ok(false) };
+        if !old.is_file() {
+            return Ok(false);
+        }
+        let inside = self.dir.join(&self.name);
+        let again = match self.read_manifest()? {
+            None => true,
+            Some(m) => m.incrs.is_empty() && m.base.as_ref().is_some_and(|(b, _)| *b == self.name) && !inside.exists(),
+        };
+        if !again {
+            return Ok(false);
+        }
+        let io = |e: std::io::Error| format!("taking over {}: {e}", old.display());
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        self.write_manifest(&Manifest { base: Some((self.name.clone(), 1)), incrs: Vec::new() })?;
+        std::fs::rename(&old, &inside).map_err(io)?;
+        super::writer::sync_dir(&inside);
+        super::writer::sync_dir(&old);
+        tracing::info!("Successfully migrated an old-style AOF into the AOF directory ({})", inside.display());
+        Ok(true)
+    }
+
     /// Replaces the manifest atomically.
     pub fn write_manifest(&self, m: &Manifest) -> Result<(), String> {
         let tmp = self.dir.join(format!("temp-{}.manifest", self.name));

@@ -103,6 +103,7 @@ fn load_snapshot(engine: &Arc<Engine>, path: &std::path::Path) -> Result<load::L
 /// starts one with a rewrite.
 fn load_journal(engine: &Arc<Engine>) -> Result<load::Loaded, String> {
     let layout = aof::Layout::from_config(engine);
+    layout.take_over_single_file()?;
     let manifest = layout.read_manifest()?;
     let loaded = match &manifest {
         Some(m) => {

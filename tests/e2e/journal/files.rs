@@ -278,3 +278,43 @@ fn base_files_of_commands_or_a_snapshot_and_commands_load() {
     assert_eq!(a.cmd(&["LRANGE", "snap:list", "0", "-1"]), b.cmd(&["LRANGE", "snap:list", "0", "-1"]));
     assert_eq!(a.cmd(&["DEBUG", "DIGEST"]), b.cmd(&["DEBUG", "DIGEST"]));
 }
+
+/// A Redis 6 journal (one appendonly.aof in the data directory: a
+/// snapshot, then commands) is taken over as Redis 7 takes it over: moved
+/// into the journal's directory as its base, named in a new manifest, and
+/// loaded; the journal goes on from there.
+#[test]
+fn a_redis_6_appendonly_file_is_taken_over_as_the_base() {
+    let src = TempDir::new("redis6-source");
+    let r = Redis::start_with(&["--dir", src.path()]);
+    let mut b = r.raw();
+    every_type(&mut b, "old");
+    assert_eq!(b.cmd(&["SAVE"]), "+OK\r\n");
+    drop(b);
+    drop(r);
+    let mut old = std::fs::read(format!("{}/dump.rdb", src.path())).unwrap();
+    old.extend_from_slice(format!("{}{}", resp(&["SELECT", "0"]), resp(&["SET", "old:after", "commands"])).as_bytes());
+    let (ours, theirs) = (TempDir::new("redis6"), TempDir::new("redis6-redis"));
+    for d in [ours.path(), theirs.path()] {
+        std::fs::write(format!("{d}/appendonly.aof"), &old).unwrap();
+    }
+    let r = Redis::start_with(&["--dir", theirs.path(), "--appendonly", "yes", "--enable-debug-command", "yes"]);
+    let mut b = r.raw();
+    wait_loaded(&mut b);
+    let want = b.cmd(&["DEBUG", "DIGEST"]);
+    let args = ["--dir", ours.path(), "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--enable-debug-command", "yes"];
+    let s = Server::start_with(&args);
+    drop(loaded(&s));
+    let mut a = s.raw();
+    assert_eq!(a.cmd(&["DEBUG", "DIGEST"]), want);
+    assert!(!std::path::Path::new(&format!("{}/appendonly.aof", ours.path())).exists(), "the old file stayed where it was");
+    let manifest = std::fs::read_to_string(format!("{}/appendonlydir/appendonly.aof.manifest", ours.path())).unwrap();
+    assert!(manifest.starts_with("file appendonly.aof seq 1 type b\n"), "{manifest}");
+    assert_eq!(a.cmd(&["SET", "new", "write"]), "+OK\r\n");
+    let want = a.cmd(&["DEBUG", "DIGEST"]);
+    drop(a);
+    drop(s);
+    let again = Server::start_with(&args);
+    drop(loaded(&again));
+    assert_eq!(again.raw().cmd(&["DEBUG", "DIGEST"]), want);
+}
