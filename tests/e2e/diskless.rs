@@ -11,7 +11,9 @@
 //! `$EOF` payloads with each `repl-diskless-load`, and that setting decides
 //! whether the payload goes through a file: with the data directory gone,
 //! `disabled` (and `on-empty-db` on a node holding keys) cannot sync, the
-//! socket loads can. Waits are on observable state, never on sleeps.
+//! socket loads can. While the snapshot loads, INFO shows `loading` or
+//! (swapdb) `async_loading`. Waits are on observable state, never on
+//! sleeps.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -294,5 +296,43 @@ fn a_replica_keeps_the_snapshot_it_received_unless_told_otherwise() {
         assert_eq!(file.exists(), kept, "rdb-del-sync-files {del}");
         let info: String = redis::cmd("INFO").arg("replication").query(&mut r).unwrap();
         assert!(info.contains("slave_priority:7\r\n"), "{info}");
+    }
+}
+
+fn persistence_field(c: &mut damselfly_tests::Raw, name: &str) -> String {
+    let info = c.cmd(&["INFO", "persistence"]);
+    info.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap_or_default().to_string()
+}
+
+/// While a full sync's snapshot loads, INFO says so as Redis's does: with
+/// `repl-diskless-load swapdb` the snapshot is decoded while the old data
+/// keeps serving (`async_loading:1`), then the data is swapped; with a
+/// file (`disabled`) clients get -LOADING (`loading:1`) instead of a
+/// half-loaded data set. `key-load-delay` (microseconds per key) makes the
+/// load last long enough to be seen.
+#[test]
+fn info_and_clients_see_a_full_syncs_load() {
+    let primary = Server::start_with(&["--enable-debug-command", "yes"]);
+    let mut p = conn(primary.port);
+    let _: () = redis::cmd("DEBUG").arg("POPULATE").arg(400).query(&mut p).unwrap();
+    let n: i64 = redis::cmd("DBSIZE").query(&mut p).unwrap();
+    assert_eq!(n, 400);
+    let port = primary.port.to_string();
+    for (load, flag) in [("swapdb", "async_loading"), ("disabled", "loading")] {
+        let replica = Server::start_with(&["--repl-diskless-load", load, "--key-load-delay", "5000"]);
+        let mut r = replica.raw();
+        assert_eq!(r.cmd(&["SET", "old", "data"]), "+OK\r\n");
+        assert_eq!(r.cmd(&["REPLICAOF", "127.0.0.1", &port]), "+OK\r\n");
+        damselfly_tests::wait_for("the load to start", || (persistence_field(&mut r, flag) == "1").then_some(()));
+        if load == "swapdb" {
+            assert_eq!(persistence_field(&mut r, "loading"), "0");
+            assert_eq!(r.cmd(&["GET", "old"]), "$4\r\ndata\r\n", "the old data serves meanwhile");
+        } else {
+            assert!(r.cmd(&["GET", "old"]).starts_with("-LOADING"));
+        }
+        damselfly_tests::wait_for("the link", || r.cmd(&["INFO", "replication"]).contains("master_link_status:up").then_some(()));
+        assert_eq!(persistence_field(&mut r, flag), "0");
+        assert_eq!(r.cmd(&["DBSIZE"]), ":400\r\n");
+        assert_eq!(r.cmd(&["GET", "old"]), "$-1\r\n");
     }
 }

@@ -159,12 +159,8 @@ impl<'a> Sink<'a> {
         self.after_push(shard)
     }
 
-    /// `key-load-delay` (a test setting): microseconds to wait per key.
     fn key_load_delay(&self) {
-        let delay = self.engine.cfg.key_load_delay.load(std::sync::atomic::Ordering::Relaxed);
-        if delay > 0 {
-            std::thread::sleep(std::time::Duration::from_micros(delay));
-        }
+        key_load_delay(self.engine);
     }
 
     /// A string key's state: `value`, expiring at `at` (0: never).
@@ -305,10 +301,19 @@ pub struct Staged {
     keys: Vec<(usize, Vec<u8>, Value, u64)>,
 }
 
+/// `key-load-delay` (a test setting): microseconds to wait per key.
+fn key_load_delay(engine: &Engine) {
+    let delay = engine.cfg.key_load_delay.load(std::sync::atomic::Ordering::Relaxed);
+    if delay > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(delay));
+    }
+}
+
 /// Decodes a whole snapshot into memory.
 pub fn stage(input: impl Read, engine: &Engine) -> Result<Staged, String> {
     let mut keys = Vec::new();
     let loaded = decode(input, engine, false, |db, key, value, expire| {
+        key_load_delay(engine);
         keys.push((db, key, value, expire));
         Ok(())
     })?;

@@ -291,11 +291,13 @@ fn full_sync(engine: &Arc<Engine>, master: &Master, gen: u64, r: &mut impl BufRe
                 return Ok(());
             }
             sink.on_every_shard(move |sh| drop_old_data(sh, lazy))?;
+            let _loading = Flag::raise(&engine.saves.loading);
             let loaded = load::load_file(&path, engine, NO_TX, false);
             keep_sync_file(engine, &path, loaded.is_ok());
             loaded?
         }
         "socket" => {
+            let _loading = Flag::raise(&engine.saves.loading);
             sink.on_every_shard(move |sh| drop_old_data(sh, lazy))?;
             let loaded = load::load_from(&mut body, engine, NO_TX, false).and_then(|l| end_of(&mut body).map(|()| l));
             if loaded.is_err() {
@@ -305,11 +307,17 @@ fn full_sync(engine: &Arc<Engine>, master: &Master, gen: u64, r: &mut impl BufRe
             loaded?
         }
         _ => {
-            let staged = load::stage(&mut body, engine)?;
-            end_of(&mut body)?;
+            let staged = {
+                let _async = Flag::raise(&engine.saves.async_loading);
+                let staged = load::stage(&mut body, engine)?;
+                end_of(&mut body)?;
+                staged
+            };
             if engine.repl.generation() != gen {
                 return Ok(());
             }
+            // The old data goes and the new comes in: clients wait.
+            let _loading = Flag::raise(&engine.saves.loading);
             sink.on_every_shard(move |sh| drop_old_data(sh, lazy))?;
             staged.apply(engine, NO_TX)?
         }
@@ -324,6 +332,24 @@ fn full_sync(engine: &Arc<Engine>, master: &Master, gen: u64, r: &mut impl BufRe
     );
     engine.repl.new_history(Some(replid.to_string()), offset);
     Ok(())
+}
+
+/// INFO's `loading` (clients get -LOADING) or `async_loading` (the old
+/// data keeps serving), raised while a full sync's snapshot loads and
+/// lowered when dropped, whichever way the load ends.
+struct Flag<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl<'a> Flag<'a> {
+    fn raise(flag: &'a std::sync::atomic::AtomicBool) -> Flag<'a> {
+        flag.store(true, Relaxed);
+        Flag(flag)
+    }
+}
+
+impl Drop for Flag<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Relaxed);
+    }
 }
 
 /// A full sync empties the shards before the snapshot loads: their keys

@@ -205,6 +205,9 @@ pub struct SaveStatus {
     pub load_expired: AtomicU64,
     /// A data file is being loaded: clients get -LOADING.
     pub loading: AtomicBool,
+    /// A replica's snapshot is decoded while the old data keeps serving
+    /// (`repl-diskless-load swapdb`; Redis's async loading).
+    pub async_loading: AtomicBool,
     /// Wakes a shard's snapshot task.
     pub wake: Vec<Arc<Notify>>,
     /// The saver's inbox (set when it starts).
@@ -227,6 +230,7 @@ impl SaveStatus {
             load_keys: AtomicU64::new(0),
             load_expired: AtomicU64::new(0),
             loading: AtomicBool::new(false),
+            async_loading: AtomicBool::new(false),
             wake: (0..nshards).map(|_| Arc::new(Notify::new())).collect(),
             saver: OnceLock::new(),
         }
