@@ -346,9 +346,10 @@ fn big_values_are_written_in_chunks_and_load_whole() {
     assert_same(&after, &before, "big values after a restart");
 }
 
-/// A FLUSHALL while a snapshot runs does not take the data out of it.
+/// A FLUSHDB while a snapshot runs does not take the data out of it (the
+/// snapshot is of the moment it started).
 #[test]
-fn flushall_during_bgsave_keeps_the_snapshot_whole() {
+fn flushdb_during_bgsave_keeps_the_snapshot_whole() {
     let dir = TempDir::new("persist-flush");
     let s = Server::start_with(&["--dir", dir.path(), "--shards", "2", "--save", ""]);
     let mut con = s.sync_conn();
@@ -357,7 +358,7 @@ fn flushall_during_bgsave_keeps_the_snapshot_whole() {
         p.set(format!("key:{i}"), i).ignore();
     }
     p.query::<()>(&mut con).unwrap();
-    let (started, flushed): (String, String) = redis::pipe().cmd("BGSAVE").cmd("FLUSHALL").query(&mut con).unwrap();
+    let (started, flushed): (String, String) = redis::pipe().cmd("BGSAVE").cmd("FLUSHDB").query(&mut con).unwrap();
     assert_eq!((started.as_str(), flushed.as_str()), ("Background saving started", "OK"));
     wait_field(&mut con, "rdb_bgsave_in_progress", "0");
     assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
@@ -366,6 +367,80 @@ fn flushall_during_bgsave_keeps_the_snapshot_whole() {
     let mut con = loaded(&s);
     let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(n, 50_000);
+}
+
+/// FLUSHALL abandons a running BGSAVE (its file would bring the flushed
+/// keys back at the next start; Redis kills its child): the save ends at
+/// once, is not a failure, and writes no file; the changes stay unsaved.
+/// Checked on redis-server too.
+fn flushall_during_bgsave(port: u16, dir: &str) {
+    let mut c = Raw::connect(port);
+    assert_eq!(c.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "1000"]), "+OK\r\n");
+    let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+    let mut p = redis::pipe();
+    for i in 0..5000 {
+        p.set(format!("key:{i}"), i).ignore();
+    }
+    p.query::<()>(&mut con).unwrap();
+    assert_eq!(c.cmd(&["BGSAVE"]), "+Background saving started\r\n");
+    assert_eq!(info_field(&mut con, "rdb_bgsave_in_progress"), "1");
+    let flushed = Instant::now();
+    assert_eq!(c.cmd(&["FLUSHALL"]), "+OK\r\n");
+    wait_field(&mut con, "rdb_bgsave_in_progress", "0");
+    assert!(flushed.elapsed() < Duration::from_secs(3), "the save went on ({:?})", flushed.elapsed());
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    assert!(info_field(&mut con, "rdb_changes_since_last_save").parse::<u64>().unwrap() > 999);
+    assert!(!std::path::Path::new(&format!("{dir}/dump.rdb")).exists());
+    assert_eq!(c.cmd(&["SET", "x", "xx"]), "+OK\r\n");
+}
+
+#[test]
+fn flushall_abandons_a_running_bgsave() {
+    let (ours, theirs) = (TempDir::new("flushall-bgsave"), TempDir::new("flushall-bgsave-redis"));
+    let s = Server::start_with(&["--dir", ours.path(), "--shards", "2", "--save", ""]);
+    let r = Redis::start_with(&["--dir", theirs.path()]);
+    flushall_during_bgsave(r.port, theirs.path());
+    flushall_during_bgsave(s.port, ours.path());
+}
+
+/// With save points set, FLUSHALL saves the empty data set at once (and
+/// the changes count starts again from 0): a restart does not bring the
+/// flushed keys back from the last file. Without save points it saves
+/// nothing. As redis-server.
+#[test]
+fn flushall_saves_the_empty_data_set_when_save_points_are_set() {
+    for redis_server in [true, false] {
+        let dir = TempDir::new("flushall-save");
+        let args = ["--dir", dir.path(), "--save", "3600 1"];
+        let start = || -> (Option<Redis>, Option<Server>, u16) {
+            if redis_server {
+                let r = Redis::start_with(&args);
+                let port = r.port;
+                (Some(r), None, port)
+            } else {
+                let s = Server::start_with(&args);
+                let port = s.port;
+                (None, Some(s), port)
+            }
+        };
+        let (r, s, port) = start();
+        let mut c = Raw::connect(port);
+        assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+        assert_eq!(c.cmd(&["SAVE"]), "+OK\r\n");
+        assert_eq!(c.cmd(&["SET", "k2", "v"]), "+OK\r\n");
+        assert_eq!(c.cmd(&["FLUSHALL"]), "+OK\r\n");
+        assert!(c.cmd(&["INFO", "persistence"]).contains("rdb_changes_since_last_save:0\r\n"), "redis-server: {redis_server}");
+        drop((c, r, s));
+        let (_r, _s, port) = start();
+        let mut c = Raw::connect(port);
+        damselfly_tests::wait_for("loading", || c.cmd(&["INFO", "persistence"]).contains("loading:0\r\n").then_some(()));
+        assert_eq!(c.cmd(&["DBSIZE"]), ":0\r\n", "redis-server: {redis_server}");
+    }
+    let s = Server::start_with(&["--save", ""]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["FLUSHALL"]), "+OK\r\n");
+    assert!(!c.cmd(&["INFO", "persistence"]).contains("rdb_changes_since_last_save:0\r\n"));
 }
 
 #[test]

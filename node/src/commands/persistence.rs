@@ -178,6 +178,36 @@ fn is_move(spec: &CommandSpec) -> bool {
     matches!(spec.name, "lmove" | "rpoplpush")
 }
 
+/// After FLUSHALL, as Redis's flushAllDataAndResetRDB: a running snapshot
+/// of the data file (it holds the keys just flushed) is abandoned, and with
+/// save points set the empty data set is saved at once, so that a restart
+/// does not bring the flushed keys back. A client waits for the save; a
+/// transaction, a script or a primary's stream (which hold shards the save
+/// needs, or cannot wait) only asks for it.
+pub(super) async fn after_flushall(cx: &mut dyn Coord) {
+    let engine = cx.engine().clone();
+    let st = &engine.saves;
+    let waits = cx.session().is_some() && !cx.in_exec();
+    if st.dump_running.load(Relaxed) {
+        st.abort_dump.store(true, Relaxed);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while waits && st.in_progress.load(Relaxed) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+    if engine.cfg.save_points().is_empty() {
+        return;
+    }
+    let saved = persist::request(&engine, SaveKind::Foreground);
+    if waits {
+        match saved.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("the save after FLUSHALL failed: {e}"),
+            Err(_) => {}
+        }
+    }
+}
+
 /// Waits for the saver's answer.
 pub(super) async fn ask(engine: &Engine, kind: SaveKind) -> CmdResult {
     match persist::request(engine, kind).await {

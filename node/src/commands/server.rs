@@ -640,6 +640,12 @@ pub async fn flush(cx: &mut dyn Coord, args: &[Bytes], all: bool) -> CmdResult {
         })
         .await;
     }
+    if all {
+        // The shards go first: the snapshot to abandon, or the save to
+        // take, needs them.
+        cx.release();
+        super::persistence::after_flushall(cx).await;
+    }
     cx.out().ok();
     Ok(())
 }

@@ -272,6 +272,7 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
     let n = engine.nshards();
     let st = &engine.saves;
     let rewrite = matches!(mode, Mode::Rewrite);
+    let dump = matches!(mode, Mode::Dump);
     if rewrite && !engine.journal.aof_on() {
         return Err("the append-only journal is off (--appendonly yes)".into());
     }
@@ -294,6 +295,7 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
         (None, None) => engine.cfg.rdb_path(),
     };
     st.in_progress.store(true, Relaxed);
+    st.dump_running.store(dump, Relaxed);
     st.started_ms.store(now, Relaxed);
     if rewrite {
         engine.journal.rewriting.store(true, Relaxed);
@@ -399,6 +401,8 @@ fn finish(engine: &Engine, done: Finished, foreground: bool) {
     let st = &engine.saves;
     let now = crate::util::now_ms();
     st.in_progress.store(false, Relaxed);
+    st.dump_running.store(false, Relaxed);
+    let aborted = st.abort_dump.swap(false, Relaxed);
     if let Some((feeds, path)) = done.replica {
         match (done.result, path) {
             (Ok(keys), None) => info!(keys, ms = now.saturating_sub(done.started_ms), "snapshot streamed to the replicas"),
@@ -430,6 +434,11 @@ fn finish(engine: &Engine, done: Finished, foreground: bool) {
             Err(e) => warn!("journal rewrite error: {e}"),
         }
         engine.journal.send(crate::shard::journal::JournalMsg::RewriteDone { base, ok });
+        return;
+    }
+    if aborted && done.result.is_err() {
+        // Not a failure (Redis's SIGUSR1): the data it held is gone.
+        info!("Background saving terminated by FLUSHALL");
         return;
     }
     st.last_duration.store((now.saturating_sub(done.started_ms) / 1000) as i64, Relaxed);
@@ -469,7 +478,7 @@ pub async fn shard_task(local: Rc<LocalShard>, engine: Arc<Engine>) {
         };
         engine.saves.changes[id].store(changes, Relaxed);
         if let Some(sender) = sender {
-            serialise(&local, sender).await;
+            serialise(&local, sender, &engine.saves.abort_dump).await;
         }
     }
 }
@@ -478,10 +487,15 @@ pub async fn shard_task(local: Rc<LocalShard>, engine: Arc<Engine>) {
 /// While the thread's clients keep it busy, the snapshot takes about a
 /// `BUSY_SHARE + 1`th of its time (the writes themselves still serialise
 /// the keys they touch first); on an idle thread it runs flat out.
-async fn serialise(local: &LocalShard, to_writer: mpsc::Sender<Part>) {
+async fn serialise(local: &LocalShard, to_writer: mpsc::Sender<Part>, abort: &std::sync::atomic::AtomicBool) {
     let mut served = local.cell.borrow().stats.commands;
     let mut written = 0;
     loop {
+        if abort.load(Relaxed) {
+            // The writer, missing this shard's end, abandons the file.
+            local.run(NO_TX, |sh| sh.snapshot_end()).await;
+            return;
+        }
         let mut parts = Vec::new();
         let started = std::time::Instant::now();
         // `rdb-key-save-delay` (a test setting): the smallest steps, each

@@ -203,6 +203,11 @@ pub struct SaveStatus {
     /// Keys loaded from the last file read, and those left out as expired.
     pub load_keys: AtomicU64,
     pub load_expired: AtomicU64,
+    /// The running snapshot writes the data file (not a journal rewrite or
+    /// a replica's), and FLUSHALL has asked it to stop (Redis kills its
+    /// child: the file would hold the keys just flushed).
+    pub dump_running: AtomicBool,
+    pub abort_dump: AtomicBool,
     /// A data file is being loaded: clients get -LOADING.
     pub loading: AtomicBool,
     /// A replica's snapshot is decoded while the old data keeps serving
@@ -229,6 +234,8 @@ impl SaveStatus {
             last_keys: AtomicU64::new(0),
             load_keys: AtomicU64::new(0),
             load_expired: AtomicU64::new(0),
+            dump_running: AtomicBool::new(false),
+            abort_dump: AtomicBool::new(false),
             loading: AtomicBool::new(false),
             async_loading: AtomicBool::new(false),
             wake: (0..nshards).map(|_| Arc::new(Notify::new())).collect(),
