@@ -12,7 +12,9 @@
 //! `aof-timestamp-enabled` (no) writes a `#TS:<unix seconds>` line into
 //! the journal's increment files before the first write of each second
 //! (Redis's annotations, which `redis-check-aof --truncate-to-timestamp`
-//! reads; never sent to replicas).
+//! reads; never sent to replicas); `aof-use-rdb-preamble` (yes) writes a
+//! rewrite's base file as a snapshot, or (no) as the commands that make
+//! the data (`<name>.<seq>.base.aof`), as Redis does.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
@@ -31,6 +33,7 @@ pub struct AofConfig {
     pub rdb_incremental_fsync: AtomicBool,
     pub rdb_del_sync_files: AtomicBool,
     pub timestamps: AtomicBool,
+    pub rdb_preamble: AtomicBool,
 }
 
 impl Default for AofConfig {
@@ -43,6 +46,7 @@ impl Default for AofConfig {
             rdb_incremental_fsync: AtomicBool::new(true),
             rdb_del_sync_files: AtomicBool::new(false),
             timestamps: AtomicBool::new(false),
+            rdb_preamble: AtomicBool::new(true),
         }
     }
 }
@@ -58,6 +62,7 @@ impl AofConfig {
                 | "rdb-save-incremental-fsync"
                 | "rdb-del-sync-files"
                 | "aof-timestamp-enabled"
+                | "aof-use-rdb-preamble"
         )
     }
 
@@ -69,6 +74,7 @@ impl AofConfig {
             "rdb-save-incremental-fsync" => self.rdb_incremental_fsync.store(yes_no(value)?, Relaxed),
             "rdb-del-sync-files" => self.rdb_del_sync_files.store(yes_no(value)?, Relaxed),
             "aof-timestamp-enabled" => self.timestamps.store(yes_no(value)?, Relaxed),
+            "aof-use-rdb-preamble" => self.rdb_preamble.store(yes_no(value)?, Relaxed),
             _ => {
                 let n = parse_memory(value).filter(|&n| n <= i64::MAX as u64).ok_or(ConfigError::NotMemory)?;
                 self.rewrite_min_size.store(n, Relaxed);
@@ -86,6 +92,7 @@ impl AofConfig {
             ("rdb-save-incremental-fsync".into(), yes_no_text(self.rdb_incremental_fsync.load(Relaxed)).into()),
             ("rdb-del-sync-files".into(), yes_no_text(self.rdb_del_sync_files.load(Relaxed)).into()),
             ("aof-timestamp-enabled".into(), yes_no_text(self.timestamps.load(Relaxed)).into()),
+            ("aof-use-rdb-preamble".into(), yes_no_text(self.rdb_preamble.load(Relaxed)).into()),
         ]
     }
 

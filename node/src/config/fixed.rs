@@ -28,8 +28,6 @@ pub(super) const FIXED: &[(&str, &str)] = &[
     ("sanitize-dump-payload", "yes"),
     // A crash report has no memory test after it.
     ("crash-memcheck-enabled", "no"),
-    // The journal's base file is an RDB snapshot.
-    ("aof-use-rdb-preamble", "yes"),
     // Every client is visited each second whatever their number (idle
     // timeouts, buffers), which is what Redis's dynamic hz ensures.
     ("dynamic-hz", "yes"),

@@ -82,6 +82,11 @@ impl Layout {
         format!("{}.{seq}.base.rdb", self.name)
     }
 
+    /// A base file of commands (`aof-use-rdb-preamble no`).
+    pub fn commands_base_name(&self, seq: u64) -> String {
+        format!("{}.{seq}.base.aof", self.name)
+    }
+
     pub fn incr_name(&self, seq: u64) -> String {
         format!("{}.{seq}.incr.aof", self.name)
     }

@@ -19,6 +19,7 @@
 
 pub mod aof;
 pub mod aof_load;
+pub mod commands_base;
 pub mod duplex;
 pub mod load;
 pub mod manifest;

@@ -288,8 +288,14 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
     let (to_writer, parts) = mpsc::channel::<Part>(QUEUE_PER_SHARD * n);
     let now = crate::util::now_ms();
     let layout = super::aof::Layout::from_config(engine);
-    let base = rewrite.then(|| layout.base_name(engine.journal.base_seq.load(Relaxed) + 1));
+    let seq = engine.journal.base_seq.load(Relaxed) + 1;
+    // A base of commands is written as a snapshot first, then turned into
+    // commands (`commands_base`).
+    let commands = rewrite && !engine.cfg.aof.rdb_preamble.load(Relaxed);
+    let base = rewrite.then(|| if commands { layout.commands_base_name(seq) } else { layout.base_name(seq) });
+    let commands_to = base.as_ref().filter(|_| commands).map(|b| layout.dir.join(b));
     let path = match (&base, &feeds) {
+        (Some(b), _) if commands => layout.dir.join(format!("temp-{b}.rdb")),
         (Some(b), _) => layout.dir.join(b),
         (None, Some(f)) => engine.cfg.rdb_path().with_file_name(format!("temp-repl-{}.rdb", f.first().map_or(0, |f| f.client))),
         (None, None) => engine.cfg.rdb_path(),
@@ -361,7 +367,10 @@ async fn start(local: &Rc<LocalShard>, engine: &Arc<Engine>, finished: mpsc::Unb
             // `repl-timeout` is dropped, so it cannot hold the snapshot,
             // and every later one, forever.
             (Some(feeds), _) => writer::stream(header, parts, n, feeds, patience),
-            (None, Some(file)) => writer::write(&path, file, header, parts, n),
+            (None, Some(file)) => match (writer::write(&path, file, header, parts, n), commands_to) {
+                (Ok(keys), Some(target)) => super::commands_base::from_snapshot(&path, &target).map(|()| keys),
+                (written, _) => written,
+            },
             (None, None) => Err("no snapshot file".into()),
         };
         let _ = finished.send(Finished { result, changes, started_ms: now, rewrite: base, replica });

@@ -270,6 +270,29 @@ pub fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
+/// Appends the command that sets a key's whole state: a string's is a SET
+/// (with its expiry: no encoding, no checksum), any other value travels as
+/// a RESTORE payload.
+pub fn state_command(out: &mut Vec<u8>, key: &[u8], value: &Value, at: Option<u64>) {
+    let mut when = itoa::Buffer::new();
+    let ttl = at.map(|t| when.format(t));
+    let mut int = itoa::Buffer::new();
+    let text: Option<&[u8]> = match value {
+        Value::Str(s) => Some(s),
+        Value::Int(n) => Some(int.format(*n).as_bytes()),
+        _ => None,
+    };
+    match (text, &ttl) {
+        (Some(v), None) => command(out, &[b"SET", key, v]),
+        (Some(v), Some(t)) => command(out, &[b"SET", key, v, b"PXAT", t.as_bytes()]),
+        (None, _) => {
+            let payload = dump::encode_plain(value);
+            let t = ttl.unwrap_or("0");
+            command(out, &[b"RESTORE", key, t.as_bytes(), &payload, b"REPLACE", b"ABSTTL"]);
+        }
+    }
+}
+
 impl Shard {
     /// Turns journaling on for every database of this shard (existing and
     /// future ones).
@@ -461,25 +484,7 @@ impl Shard {
                     command(&mut bytes, &[b"DEL", k]);
                     continue;
                 };
-                let mut when = itoa::Buffer::new();
-                let ttl = at.map(|t| when.format(t));
-                let mut int = itoa::Buffer::new();
-                // A string's whole state is a SET (with its expiry): no
-                // encoding, no checksum. Other types travel as a payload.
-                let text: Option<&[u8]> = match &e.value {
-                    Value::Str(s) => Some(s),
-                    Value::Int(n) => Some(int.format(*n).as_bytes()),
-                    _ => None,
-                };
-                match (text, &ttl) {
-                    (Some(v), None) => command(&mut bytes, &[b"SET", k, v]),
-                    (Some(v), Some(t)) => command(&mut bytes, &[b"SET", k, v, b"PXAT", t.as_bytes()]),
-                    (None, _) => {
-                        let payload = dump::encode_plain(&e.value);
-                        let t = ttl.unwrap_or("0");
-                        command(&mut bytes, &[b"RESTORE", k, t.as_bytes(), &payload, b"REPLACE", b"ABSTTL"]);
-                    }
-                }
+                state_command(&mut bytes, k, &e.value, at);
             }
             d.journal_give_back(keys);
             out.push(Records { db: i as u32, bytes, count });

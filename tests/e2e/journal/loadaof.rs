@@ -102,3 +102,55 @@ fn debug_loadaof_without_a_journal_leaves_the_data_alone() {
     assert!(c.cmd(&["DEBUG", "LOADAOF"]).starts_with("-ERR there is no append only file"));
     assert_eq!(c.cmd(&["GET", "k"]), "$1\r\nv\r\n");
 }
+
+/// `aof-use-rdb-preamble no`: a rewrite writes the base as commands
+/// (`.base.aof`), which redis-check-aof accepts, DEBUG LOADAOF and a
+/// restart load, and redis-server loads to the same data.
+#[test]
+fn a_base_of_commands_loads_here_and_in_redis() {
+    let dir = TempDir::new("loadaof-commands-base");
+    let s = Server::start_with(&[
+        "--dir",
+        dir.path(),
+        "--shards",
+        "2",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--aof-use-rdb-preamble",
+        "no",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut con = loaded(&s);
+    wait_rewrites(&mut con, "1");
+    let mut c = s.raw();
+    for cmd in cross_shard_writes() {
+        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        assert!(!c.cmd(&args).starts_with('-'), "{cmd:?}");
+    }
+    assert_eq!(c.cmd(&["XADD", "stream", "1-1", "f", "v"]), "$3\r\n1-1\r\n");
+    assert_eq!(c.cmd(&["XGROUP", "CREATE", "stream", "g", "0"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", SHOP]), "$4\r\nshop\r\n");
+    assert!(c.cmd(&["BGREWRITEAOF"]).starts_with('+'));
+    wait_rewrites(&mut con, "2");
+    let manifest = std::fs::read_to_string(format!("{}/appendonlydir/appendonly.aof.manifest", dir.path())).unwrap();
+    let base = manifest.lines().find(|l| l.contains("type b")).and_then(|l| l.split_whitespace().nth(1)).unwrap().to_string();
+    assert!(base.ends_with(".base.aof"), "{manifest}");
+    let text = std::fs::read(format!("{}/appendonlydir/{base}", dir.path())).unwrap();
+    assert!(text.starts_with(b"*"), "not commands");
+    assert_eq!(c.cmd(&["SET", "after", "rewrite"]), "+OK\r\n");
+    let want = c.cmd(&["DEBUG", "DIGEST"]);
+    assert_eq!(c.cmd(&["DEBUG", "LOADAOF"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["DEBUG", "DIGEST"]), want);
+    assert!(c.cmd(&["FUNCTION", "LIST"]).contains("shop"));
+    drop((c, con));
+    drop(s);
+    check_aof(dir.path());
+    let r = damselfly_tests::Redis::start_with(&["--dir", dir.path(), "--appendonly", "yes", "--enable-debug-command", "yes"]);
+    let mut b = r.raw();
+    damselfly_tests::wait_for("redis-server's load", || b.cmd(&["INFO", "persistence"]).contains("loading:0\r\n").then_some(()));
+    assert_eq!(b.cmd(&["DEBUG", "DIGEST"]), want);
+    assert!(b.cmd(&["FUNCTION", "LIST"]).contains("shop"));
+}
