@@ -1,5 +1,5 @@
 //! DEBUG, the subcommands test suites use: RELOAD, LOADAOF, SLEEP,
-//! SET-ACTIVE-EXPIRE, OBJECT, POPULATE, PROTOCOL, ERROR, LOG, DIGEST,
+//! SET-ACTIVE-EXPIRE, SET-SKIP-CHECKSUM-VALIDATION, OBJECT, POPULATE, PROTOCOL, ERROR, LOG, DIGEST,
 //! DIGEST-VALUE, SEGFAULT, PANIC. Refused unless
 //! `enable-debug-command` allows it, as in Redis 7.
 
@@ -56,6 +56,8 @@ const HELP: &[&str] = &[
     "    Panic the server by calling abort(): the crash report, then the end.",
     "SEGFAULT",
     "    Crash the server with sigsegv: the crash report, then the end.",
+    "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
+    "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    Setting it to 0 disables expiring keys in background when they are not",
     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -144,6 +146,11 @@ async fn debug(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
             if !pause.is_zero() {
                 cx.broadcast(move |_| std::thread::sleep(pause)).await;
             }
+            cx.out().ok();
+        }
+        (b"SET-SKIP-CHECKSUM-VALIDATION", 3) => {
+            let on = std::str::from_utf8(&args[2]).ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0) != 0;
+            crate::store::rdb::SKIP_CHECKSUM.store(on, Relaxed);
             cx.out().ok();
         }
         (b"SET-ACTIVE-EXPIRE", 3) => {

@@ -37,6 +37,11 @@ pub use reader::{Item, Reader};
 
 /// The RDB format version written (Redis 7.0's).
 pub const RDB_VERSION: u16 = 10;
+
+/// DEBUG SET-SKIP-CHECKSUM-VALIDATION (a test setting, as Redis's): the
+/// CRC-64 of DUMP payloads and snapshot files is not checked, so that a
+/// damaged body reaches the decoder, whose checks then refuse it.
+pub static SKIP_CHECKSUM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// The newest version read: later files are read while they only use
 /// encodings this module knows (Redis 7.2's set listpacks and stream
 /// consumer active times among them).
