@@ -678,3 +678,50 @@ fn a_transaction_broadcasts_once_per_prefix() {
         }
     });
 }
+
+/// A key that expires is nobody's change: a broadcasting NOLOOP client
+/// hears of it even when its own command came upon it (it used to be left
+/// out). First Redis's "Tracking gets notification of lazy expired keys":
+/// inside EXEC time stands still (Redis 7 freezes it for a command and all
+/// it runs), so the GET after DEBUG SLEEP still reads the key and the
+/// invalidation comes from its expiry after EXEC; then a GET that finds
+/// the key expired, with active expiry off.
+fn lazy_expiry_under_noloop(port: u16, log: &mut Log) {
+    let mut sub = Raw::connect(port);
+    let redir = log.id(&mut sub);
+    log.cmd(&mut sub, &["SUBSCRIBE", "__redis__:invalidate"]);
+    let mut c = Raw::connect(port);
+    log.cmd(&mut c, &["CLIENT", "TRACKING", "ON", "BCAST", "REDIRECT", &redir, "NOLOOP"]);
+    for cmd in [
+        &["MULTI"][..],
+        &["SET", "mykey{t}", "myval", "PX", "1"],
+        &["SET", "mykeyotherkey{t}", "myval"],
+        &["DEBUG", "SLEEP", "0.1"],
+        &["GET", "mykey{t}"],
+        &["EXEC"],
+    ] {
+        log.cmd(&mut c, cmd);
+    }
+    log.read(&mut sub);
+    log.cmd(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    log.cmd(&mut c, &["SET", "k", "v", "PX", "1"]);
+    log.cmd(&mut c, &["DEBUG", "SLEEP", "0.05"]);
+    log.cmd(&mut c, &["GET", "k"]);
+    log.read(&mut sub);
+    log.cmd(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+}
+
+#[test]
+fn a_lazily_expired_key_is_invalidated_under_noloop() {
+    let debug = ["--enable-debug-command", "yes"];
+    let redis = Redis::start_with(&debug);
+    let mut theirs = Log::new();
+    lazy_expiry_under_noloop(redis.port, &mut theirs);
+    let s = Server::start_with(&[&debug[..], &["--shards", "2"]].concat());
+    let mut ours = Log::new();
+    lazy_expiry_under_noloop(s.port, &mut ours);
+    assert_eq!(ours.lines, theirs.lines, "this server (left) and redis-server (right) differ");
+    for key in ["mykey{t}", "k"] {
+        assert!(ours.lines.iter().any(|l| l.contains("message") && l.contains(&format!("\r\n{key}\r\n"))), "{key}: {:?}", ours.lines);
+    }
+}

@@ -86,9 +86,7 @@ impl Shard {
         // is drained (every write path's notes pass here); broadcasts go
         // at the end of the job.
         if notify::tracking() {
-            for (_, n) in &all {
-                self.invalidate_key(&n.key);
-            }
+            self.invalidate_keys(all.iter().map(|(_, n)| (&n.key[..], n.kind.by_command())));
         }
         all
     }
@@ -135,7 +133,7 @@ impl Shard {
                 d.take_events();
             }
         }
-        self.invalidate_keys(notes.iter().map(|n| &n.key[..]));
+        self.invalidate_keys(notes.iter().map(|n| (&n.key[..], n.kind.by_command())));
         notes.clear();
         self.note_buf = notes;
     }

@@ -232,12 +232,16 @@ impl Shard {
     /// `send_broadcasts`). The tracking client whose command changed it
     /// (`self.caller`) is not told in NOLOOP mode.
     pub fn invalidate_key(&mut self, key: &[u8]) {
-        self.invalidate_keys(std::iter::once(key));
+        self.invalidate_keys(std::iter::once((key, true)));
     }
 
     /// `invalidate_key` for each of `keys`, with what does not depend on
-    /// the key (is any key read, who broadcasts) looked at once.
-    pub fn invalidate_keys<'k>(&mut self, keys: impl Iterator<Item = &'k [u8]>) {
+    /// the key (is any key read, who broadcasts) looked at once. With each
+    /// key, whether the caller's command changed it (false: it expired or
+    /// was evicted, which a broadcasting NOLOOP client still hears of; a
+    /// client that read the key does not, as in Redis, which judges that
+    /// by the client running).
+    pub fn invalidate_keys<'k>(&mut self, keys: impl Iterator<Item = (&'k [u8], bool)>) {
         let read = !self.tracked.keys.is_empty();
         let bcasting = BCASTING.load(Relaxed) != 0;
         if !read && !bcasting {
@@ -247,7 +251,7 @@ impl Shard {
             self.refresh_bcasters();
         }
         let noloop = if self.caller_mode & flag::NOLOOP != 0 { self.caller } else { 0 };
-        for key in keys {
+        for (key, by_caller) in keys {
             if read {
                 self.invalidate_tracked(key);
             }
@@ -257,7 +261,7 @@ impl Shard {
             let t = &mut self.tracked;
             for b in &mut t.bcasters {
                 // NOLOOP: the caller's own writes are left out.
-                if b.id == noloop {
+                if by_caller && b.id == noloop {
                     continue;
                 }
                 let Some(g) = b.prefixes.iter_mut().find(|g| g.prefix.is_empty() || key.starts_with(&g.prefix)) else { continue };

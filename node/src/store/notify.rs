@@ -57,6 +57,15 @@ pub enum NoteKind {
     Evicted,
 }
 
+impl NoteKind {
+    /// Whether the command running made the change (an expiry or an
+    /// eviction is nobody's: a broadcasting NOLOOP client hears of it
+    /// even when its own command came upon it).
+    pub fn by_command(self) -> bool {
+        matches!(self, NoteKind::Changed | NoteKind::New)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Note {
     pub key: SmallBytes,

@@ -22,6 +22,9 @@ impl Coord for Conn {
     }
 
     fn now(&self) -> u64 {
+        if self.exec_now != 0 {
+            return self.exec_now;
+        }
         now_ms()
     }
 
@@ -157,6 +160,7 @@ impl Coord for Conn {
 
     fn set_exec(&mut self, on: bool) {
         self.in_exec = on;
+        self.exec_now = if on { now_ms() } else { 0 };
     }
 
     fn held(&self, spec: &CommandSpec, args: &[Bytes]) -> bool {

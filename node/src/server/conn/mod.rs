@@ -64,6 +64,10 @@ pub struct Conn {
     tx: Option<Tx>,
     /// EXEC is running its queue.
     in_exec: bool,
+    /// While EXEC runs its queue: the time every queued command sees (keys
+    /// expire against it), taken when EXEC started, as Redis 7 freezes
+    /// time for one command and all it runs.
+    exec_now: u64,
     /// A command that may write ran since the last replies went out: under
     /// `appendfsync always` they wait until the journal has it on disk.
     wrote: bool,
@@ -139,6 +143,7 @@ pub async fn serve(sock: Stream, engine: Arc<Engine>, local: Rc<LocalShard>) {
         },
         tx: None,
         in_exec: false,
+        exec_now: 0,
         wrote: false,
         running: None,
         quiet: false,
