@@ -226,3 +226,42 @@ fn a_crash_writes_a_report_to_the_log() {
     let text = log_after_exit(&mut s, &log);
     assert!(!text.contains("crashed by signal"), "{text}");
 }
+
+/// DEBUG SET-SKIP-CHECKSUM-VALIDATION: with it on, a payload whose CRC-64
+/// is wrong restores (and a damaged body is still refused by the
+/// decoder's own checks); off again, it is refused. The same transcript
+/// as redis-server's.
+fn skip_checksum(port: u16) -> Vec<String> {
+    let mut c = Raw::connect(port);
+    let mut got = vec![c.cmd(&["SET", "s", "hello"])];
+    c.send_cmd(&[b"DUMP", b"s"]);
+    let reply = c.read_reply();
+    let start = reply.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let payload = reply[start..reply.len() - 2].to_vec();
+    let mut bad_crc = payload.clone();
+    *bad_crc.last_mut().unwrap() ^= 0xff;
+    let mut bad_body = bad_crc.clone();
+    bad_body[0] = 200;
+    let restore = |c: &mut Raw, key: &[u8], p: &[u8]| {
+        c.send_cmd(&[b"RESTORE", key, b"0", p]);
+        String::from_utf8_lossy(&c.read_reply()).into_owned()
+    };
+    got.push(restore(&mut c, b"a", &bad_crc));
+    got.push(c.cmd(&["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "1"]));
+    got.push(restore(&mut c, b"a", &bad_crc));
+    got.push(c.cmd(&["GET", "a"]));
+    got.push(restore(&mut c, b"b", &bad_body));
+    got.push(c.cmd(&["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "0"]));
+    got.push(restore(&mut c, b"c", &bad_crc));
+    got
+}
+
+#[test]
+fn checksum_validation_can_be_skipped() {
+    let r = Redis::start_with(&["--enable-debug-command", "yes"]);
+    let s = Server::start_with(&["--enable-debug-command", "yes"]);
+    let want = skip_checksum(r.port);
+    assert_eq!(want[1], "-ERR DUMP payload version or checksum are wrong\r\n");
+    assert_eq!(want[4], "$5\r\nhello\r\n");
+    assert_eq!(skip_checksum(s.port), want);
+}
