@@ -265,3 +265,24 @@ fn checksum_validation_can_be_skipped() {
     assert_eq!(want[4], "$5\r\nhello\r\n");
     assert_eq!(skip_checksum(s.port), want);
 }
+
+/// `use-exit-on-panic yes` (a hidden setting, as Redis's): DEBUG PANIC
+/// ends the process with exit status 1 after its log line; by default it
+/// aborts (a signal, with a core dump where the system keeps them).
+#[test]
+fn use_exit_on_panic_exits_with_status_1() {
+    let dir = damselfly_tests::cluster::TempDir::new("exit-on-panic");
+    let log = format!("{}/panic.log", dir.path());
+    let mut s = Server::start_with(&["--enable-debug-command", "yes", "--logfile", &log, "--use-exit-on-panic", "yes"]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["CONFIG", "GET", "use-exit-on-panic"]), "*2\r\n$17\r\nuse-exit-on-panic\r\n$3\r\nyes\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "GET", "use-exit*"]), "*0\r\n", "hidden from patterns");
+    c.send_cmd(&[b"DEBUG", b"PANIC"]);
+    let text = log_after_exit(&mut s, &log);
+    assert!(text.contains("DEBUG PANIC called"), "{text}");
+    assert_eq!(s.exit_status().and_then(|st| st.code()), Some(1));
+    let mut s = Server::start_with(&["--enable-debug-command", "yes"]);
+    s.raw().send_cmd(&[b"DEBUG", b"PANIC"]);
+    damselfly_tests::wait_for("the process to end", || s.exited().then_some(()));
+    assert_eq!(s.exit_status().and_then(|st| st.code()), None, "aborted by a signal");
+}

@@ -180,6 +180,9 @@ async fn debug(cx: &mut dyn Coord, args: &[Bytes]) -> CmdResult {
         }
         (b"PANIC", 2) => {
             tracing::error!("DEBUG PANIC called at Unix time {}", now_ms() / 1000);
+            if crate::config::process::EXIT_ON_PANIC.load(Relaxed) {
+                std::process::exit(1);
+            }
             std::process::abort();
         }
         (b"LOG", 3) => {

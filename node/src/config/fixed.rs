@@ -41,7 +41,7 @@ pub(super) const SAME_VALUE_ONLY: &[&str] = &["port", "bind", "shards", "metrics
 
 /// Parameters Redis lists only when asked for by their exact name
 /// (Redis's hidden configs), never for a pattern.
-pub(super) const HIDDEN: &[&str] = &["key-load-delay", "rdb-key-save-delay"];
+pub(super) const HIDDEN: &[&str] = &["key-load-delay", "rdb-key-save-delay", "use-exit-on-panic"];
 
 /// The settings redis-server 7.0 flags IMMUTABLE_CONFIG (CONFIG SET
 /// refuses them with its "can't set immutable config" text) among those

@@ -18,6 +18,11 @@ use super::ConfigError;
 /// log first (`server::crash`, which reads it from its signal handler).
 pub static CRASH_LOG: AtomicBool = AtomicBool::new(true);
 
+/// `use-exit-on-panic` (no; hidden, as Redis's): a panic (a Rust panic,
+/// DEBUG PANIC) ends the process with exit status 1 after its report
+/// instead of aborting (no core dump; test harnesses count the exit).
+pub static EXIT_ON_PANIC: AtomicBool = AtomicBool::new(false);
+
 pub struct ProcessConfig {
     pub daemonize: AtomicBool,
     pub pidfile: Mutex<String>,
@@ -154,6 +159,7 @@ impl ProcessConfig {
                     | "shutdown-on-sigterm"
                     | "shutdown-timeout"
                     | "crash-log-enabled"
+                    | "use-exit-on-panic"
             )
     }
 
@@ -200,6 +206,7 @@ impl ProcessConfig {
             "shutdown-on-sigterm" => self.shutdown_on_sigterm.store(shutdown_flags(value)?, Relaxed),
             "shutdown-timeout" => self.shutdown_timeout.store(super::int_between(value, 0, i32::MAX as u64)? as u32, Relaxed),
             "crash-log-enabled" => CRASH_LOG.store(yes_no(value)?, Relaxed),
+            "use-exit-on-panic" => EXIT_ON_PANIC.store(yes_no(value)?, Relaxed),
             "supervised" => self.supervised.store(super::values::one_of(value, &SUPERVISED)? as u8, Relaxed),
             "proc-title-template" => {
                 check_template(value)?;
@@ -265,6 +272,7 @@ impl ProcessConfig {
             ("always-show-logo".into(), yes_no_text(self.always_show_logo.load(Relaxed)).into()),
             ("jemalloc-bg-thread".into(), yes_no_text(self.jemalloc_bg_thread.load(Relaxed)).into()),
             ("crash-log-enabled".into(), yes_no_text(CRASH_LOG.load(Relaxed)).into()),
+            ("use-exit-on-panic".into(), yes_no_text(EXIT_ON_PANIC.load(Relaxed)).into()),
             ("supervised".into(), SUPERVISED[self.supervised.load(Relaxed).min(3) as usize].into()),
             ("shutdown-on-sigint".into(), shutdown_text(self.shutdown_on_sigint.load(Relaxed))),
             ("shutdown-on-sigterm".into(), shutdown_text(self.shutdown_on_sigterm.load(Relaxed))),

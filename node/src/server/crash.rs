@@ -4,7 +4,8 @@
 //! thread that crashed) before the signal's default action ends the
 //! process (with a core dump where the system keeps them).
 //! `crash-log-enabled no` leaves the report out. A panic is logged with its
-//! thread, place and message before Rust's own handling of it.
+//! thread, place and message before Rust's own handling of it (with
+//! `use-exit-on-panic yes` the process then exits with status 1).
 //!
 //! The handler runs on the crashed thread's own stack (the small signal
 //! stacks threads have are too small to write a stack trace from), so a
@@ -40,6 +41,9 @@ pub fn install() {
         let msg = p.payload().downcast_ref::<&str>().copied().or_else(|| p.payload().downcast_ref::<String>().map(String::as_str));
         tracing::error!("thread '{name}' panicked at {place}: {}", msg.unwrap_or("(no message)"));
         default(p);
+        if crate::config::process::EXIT_ON_PANIC.load(Relaxed) {
+            std::process::exit(1);
+        }
     }));
 }
 
