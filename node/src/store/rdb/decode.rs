@@ -246,8 +246,15 @@ fn read_quicklist<I: Input + ?Sized>(inp: &mut I, v2: bool, limits: Limits) -> R
     for _ in 0..nodes {
         let container = if v2 { read_len(inp)? } else { 2 };
         match container {
-            // A plain node: one element, as is.
-            1 => l.push(false, &read_string(inp)?),
+            // A plain node: one element, as is (never empty: Redis makes
+            // plain nodes of big elements only, and refuses an empty one).
+            1 => {
+                let e = read_string(inp)?;
+                if e.is_empty() {
+                    return Err(inp.corrupt("empty plain quicklist node"));
+                }
+                l.push(false, &e)
+            }
             2 => with_blob(inp, "quicklist node", |b| {
                 let elems = if v2 { read_listpack(b)? } else { read_ziplist(b)? };
                 let mut buf = itoa::Buffer::new();

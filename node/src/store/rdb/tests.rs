@@ -670,3 +670,12 @@ fn spilling_writes_the_same_record_in_bounded_chunks() {
         }
     }
 }
+
+#[test]
+fn an_empty_plain_quicklist_node_is_refused() {
+    // Redis's "corrupt payload: quicklist encoded_len is 0": one plain
+    // node holding nothing.
+    let p = b"\x12\x01\x01\x00\x0a\x00\x8f\xc6\xc0\x57\x1c\x0a\xb3\x3c";
+    assert!(dump::verify(p).is_ok(), "the checksum is good");
+    assert!(dump::decode(p, Limits::default()).is_err());
+}
