@@ -55,7 +55,19 @@ macro_rules! handler {
     }};
 }
 
-/// What a coordinator handler runs against.
+/// The future of a job that ran at once (ready) or could not (never
+/// ready): what a coordinator that runs its jobs in place returns.
+pub fn finished(ran: bool) -> LocalFut<'static, ()> {
+    if ran {
+        Box::pin(std::future::ready(()))
+    } else {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// What a coordinator handler runs against. The provided methods are
+/// those of a coordinator without a client (a script, the node's own
+/// commands): no session, nothing to wait for, no EXEC, no cluster gate.
 pub trait Coord {
     fn engine(&self) -> &Arc<Engine>;
     /// The client's selected database.
@@ -82,7 +94,9 @@ pub trait Coord {
     /// Runs several jobs (on distinct shards) at once.
     fn send_many(&mut self, jobs: Vec<(usize, Job)>) -> LocalFut<'_, ()>;
     /// The client connection's state; `None` inside a script.
-    fn session(&mut self) -> Option<&mut Session>;
+    fn session(&mut self) -> Option<&mut Session> {
+        None
+    }
     /// The ACL user the command runs as, when its access to keys must be
     /// checked beyond the key specs (SORT's BY and GET patterns): the
     /// connection's user, or a script caller's restricted one (`None`: a
@@ -91,25 +105,36 @@ pub trait Coord {
     /// Completes when the client hangs up (or is killed) while the command
     /// waits, and from then on at once; never inside a script. Input the
     /// client sends meanwhile is kept, in order, for after the command.
-    fn client_closed(&mut self) -> LocalFut<'_, ()>;
+    fn client_closed(&mut self) -> LocalFut<'_, ()> {
+        // Without a client, nobody hangs up.
+        Box::pin(std::future::pending())
+    }
     /// Whether the command may wait for data (not inside EXEC or a
     /// script, where blocking commands answer at once as if timed out).
     /// Asked only right before waiting: from a `true` answer until the
     /// command ends, the connection shows as blocked (CLIENT LIST's `b`).
-    fn may_block(&self) -> bool;
+    fn may_block(&self) -> bool {
+        false
+    }
     /// EXEC is running its queue (its shards stay held between commands).
-    fn in_exec(&self) -> bool;
-    fn set_exec(&mut self, on: bool);
+    fn in_exec(&self) -> bool {
+        false
+    }
+    fn set_exec(&mut self, _on: bool) {}
     /// Cluster mode: whether a migration's cut-over holds a slot of the
     /// command's keys.
-    fn held(&self, spec: &CommandSpec, args: &[Bytes]) -> bool;
+    fn held(&self, _spec: &CommandSpec, _args: &[Bytes]) -> bool {
+        false
+    }
     /// Cluster mode: waits until no cut-over holds a slot of the command's
     /// keys, then checks its routing again (a redirect is the error).
     /// Keyspace events: the coordinator command now running (its jobs
     /// publish its events, `notify::wrap`), set around its handler by
     /// `run_command`.
     fn set_running(&mut self, cmd: Option<super::notify::Running>);
-    fn after_cutover<'a>(&'a mut self, spec: &'static CommandSpec, args: &'a [Bytes]) -> LocalFut<'a, CmdResult>;
+    fn after_cutover<'a>(&'a mut self, _spec: &'static CommandSpec, _args: &'a [Bytes]) -> LocalFut<'a, CmdResult> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 impl dyn Coord + '_ {

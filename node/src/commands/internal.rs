@@ -15,9 +15,8 @@ use std::sync::{mpsc, Arc};
 
 use bytes::Bytes;
 
-use super::coord::LocalFut;
-use super::{flag, run, CommandSpec, Coord, Exec};
-use crate::error::CmdResult;
+use super::coord::{finished, LocalFut};
+use super::{flag, run, Coord, Exec};
 use crate::resp::Out;
 use crate::shard::{Engine, Job, TxId, NO_TX};
 
@@ -119,15 +118,6 @@ impl Internal {
     }
 }
 
-/// The future of a job that ran (ready) or could not (never ready).
-fn finished(ran: bool) -> LocalFut<'static, ()> {
-    if ran {
-        Box::pin(std::future::ready(()))
-    } else {
-        Box::pin(std::future::pending())
-    }
-}
-
 impl Coord for Internal {
     fn engine(&self) -> &Arc<Engine> {
         &self.engine
@@ -180,37 +170,11 @@ impl Coord for Internal {
         finished(ran)
     }
 
-    fn session(&mut self) -> Option<&mut super::session::Session> {
-        None
-    }
-
     fn acl_user(&self) -> Option<Arc<crate::shard::acl::User>> {
         None
     }
 
-    fn client_closed(&mut self) -> LocalFut<'_, ()> {
-        Box::pin(std::future::pending())
-    }
-
-    fn may_block(&self) -> bool {
-        false
-    }
-
-    fn in_exec(&self) -> bool {
-        false
-    }
-
-    fn set_exec(&mut self, _on: bool) {}
-
-    fn held(&self, _spec: &CommandSpec, _args: &[Bytes]) -> bool {
-        false
-    }
-
     fn set_running(&mut self, cmd: Option<super::notify::Running>) {
         self.running = cmd;
-    }
-
-    fn after_cutover<'a>(&'a mut self, _spec: &'static CommandSpec, _args: &'a [Bytes]) -> LocalFut<'a, CmdResult> {
-        Box::pin(std::future::ready(Ok(())))
     }
 }

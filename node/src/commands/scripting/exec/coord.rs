@@ -4,6 +4,7 @@
 //! reason to escalate.
 
 use super::*;
+use crate::commands::coord::finished;
 
 /// A running script as the coordinator of the commands it calls. In wide
 /// mode the script's transaction holds every shard: jobs for this thread's
@@ -69,15 +70,6 @@ impl ScriptCoord<'_> {
     }
 }
 
-/// The future of a job that ran (ready) or could not (never ready).
-fn finished(ran: bool) -> LocalFut<'static, ()> {
-    if ran {
-        Box::pin(std::future::ready(()))
-    } else {
-        Box::pin(std::future::pending())
-    }
-}
-
 impl Coord for ScriptCoord<'_> {
     fn engine(&self) -> &Arc<Engine> {
         &self.engine
@@ -135,33 +127,6 @@ impl Coord for ScriptCoord<'_> {
             ran = ran && self.run_job(shard, job);
         }
         finished(ran)
-    }
-
-    fn session(&mut self) -> Option<&mut Session> {
-        None
-    }
-
-    fn client_closed(&mut self) -> LocalFut<'_, ()> {
-        // A script has no client of its own to lose.
-        Box::pin(std::future::pending())
-    }
-
-    fn may_block(&self) -> bool {
-        false
-    }
-
-    fn in_exec(&self) -> bool {
-        false
-    }
-
-    fn set_exec(&mut self, _on: bool) {}
-
-    fn held(&self, _spec: &CommandSpec, _args: &[Bytes]) -> bool {
-        false
-    }
-
-    fn after_cutover<'a>(&'a mut self, _spec: &'static CommandSpec, _args: &'a [Bytes]) -> LocalFut<'a, CmdResult> {
-        Box::pin(std::future::ready(Ok(())))
     }
 }
 

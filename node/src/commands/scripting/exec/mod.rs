@@ -40,9 +40,7 @@ use std::os::raw::{c_int, c_void};
 use mlua::{ffi, Function, Lua, Table, Value};
 
 use super::vm::{Raw, Vm};
-use crate::commands::session::Session;
 use crate::commands::{self, exec_one_at, flag, CommandSpec, Coord, Exec, LocalFut};
-use crate::error::CmdResult;
 use crate::resp::Out;
 use crate::scripting::convert::{lua_to_resp, push_bytes, push_registry, seti, write_scalar};
 use crate::scripting::{flags, Sha};
